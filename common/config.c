@@ -1,0 +1,354 @@
+/* Table-driven configuration reader (see config.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+
+enum rq_conf_type { CONF_STR, CONF_INT, CONF_BOOL };
+
+struct rq_conf_key {
+	const char	*section;
+	const char	*name;
+	enum rq_conf_type type;
+	size_t		 offset;
+	size_t		 size;		/* CONF_STR: buffer size */
+	long		 min, max;	/* CONF_INT */
+	const char	*def;
+};
+
+#define S(sec, key, field, def) \
+	{ sec, key, CONF_STR, offsetof(struct rq_config, field), \
+	  sizeof(((struct rq_config *)0)->field), 0, 0, def }
+#define I(sec, key, field, lo, hi, def) \
+	{ sec, key, CONF_INT, offsetof(struct rq_config, field), 0, lo, hi, def }
+#define B(sec, key, field, def) \
+	{ sec, key, CONF_BOOL, offsetof(struct rq_config, field), 0, 0, 1, def }
+
+static const struct rq_conf_key config_keys[] = {
+	S("global", "run_dir", run_dir, ""),
+	B("global", "debug", debug, "no"),
+
+	S("redis", "host", redis_host, "127.0.0.1"),
+	I("redis", "port", redis_port, 1, 65535, "6379"),
+
+	S("postgres", "conninfo", pg_conninfo, "dbname=ringq"),
+
+	S("bus", "dispatch_endpoints", dispatch_endpoints, "tcp://127.0.0.1:7701"),
+	S("bus", "events_endpoint", events_endpoint, "tcp://127.0.0.1:7702"),
+
+	S("gateway", "http_listen", http_listen, "127.0.0.1:8080"),
+	I("gateway", "max_body", max_body, 1024, 16777216, "65536"),
+
+	I("scheduler", "tick_ms", sched_tick_ms, 1, 1000, "20"),
+	I("scheduler", "batch", sched_batch, 1, 100000, "500"),
+
+	S("dispatcher", "bind", dispatch_bind, "tcp://127.0.0.1:7701"),
+	I("dispatcher", "ack_timeout_ms", ack_timeout_ms, 10, 60000, "2000"),
+	I("dispatcher", "heartbeat_timeout_ms", heartbeat_timeout_ms, 100, 60000, "3000"),
+
+	S("telserver", "name", tel_name, "tel1"),
+	S("telserver", "sip_url", sip_url, "sip:127.0.0.1:5070"),
+	S("telserver", "sip_from", sip_from, "sip:ringq@127.0.0.1"),
+	S("telserver", "outbound_proxy", outbound_proxy, ""),
+	S("telserver", "media_ip", media_ip, "127.0.0.1"),
+	I("telserver", "rtp_port_min", rtp_port_min, 1024, 65534, "20000"),
+	I("telserver", "rtp_port_max", rtp_port_max, 1025, 65535, "29999"),
+	I("telserver", "capacity", capacity, 1, 100000, "100"),
+	I("telserver", "ring_timeout_s", ring_timeout_s, 1, 600, "30"),
+	I("telserver", "max_call_s", max_call_s, 1, 86400, "3600"),
+	I("telserver", "heartbeat_ms", heartbeat_ms, 50, 10000, "500"),
+	B("telserver", "dry_run", dry_run, "no"),
+};
+
+#define TS(key, field, def) \
+	{ "tenant", key, CONF_STR, offsetof(struct rq_tenant, field), \
+	  sizeof(((struct rq_tenant *)0)->field), 0, 0, def }
+#define TI(key, field, lo, hi, def) \
+	{ "tenant", key, CONF_INT, offsetof(struct rq_tenant, field), 0, lo, hi, def }
+#define TB(key, field, def) \
+	{ "tenant", key, CONF_BOOL, offsetof(struct rq_tenant, field), 0, 0, 1, def }
+
+static const struct rq_conf_key tenant_keys[] = {
+	TS("key_sha256", key_sha256, ""),
+	TB("allow_sip", allow_sip, "no"),
+	TI("max_attempts", max_attempts, 1, 20, "3"),
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static int
+conf_set(void *base, const struct rq_conf_key *k, const char *val,
+    char *err, size_t errlen)
+{
+	char *end;
+	long n;
+
+	switch (k->type) {
+	case CONF_STR:
+		if (strlen(val) >= k->size) {
+			snprintf(err, errlen, "value of %s too long (max %zu)",
+			    k->name, k->size - 1);
+			return -1;
+		}
+		strcpy((char *)base + k->offset, val);
+		return 0;
+	case CONF_INT:
+		errno = 0;
+		n = strtol(val, &end, 10);
+		if (errno || end == val || *end != '\0') {
+			snprintf(err, errlen, "%s: '%s' is not a number",
+			    k->name, val);
+			return -1;
+		}
+		if (n < k->min || n > k->max) {
+			snprintf(err, errlen, "%s: %ld out of range %ld..%ld",
+			    k->name, n, k->min, k->max);
+			return -1;
+		}
+		*(int *)((char *)base + k->offset) = (int)n;
+		return 0;
+	case CONF_BOOL:
+		if (!strcasecmp(val, "yes") || !strcasecmp(val, "true") ||
+		    !strcmp(val, "1") || !strcasecmp(val, "on"))
+			*(int *)((char *)base + k->offset) = 1;
+		else if (!strcasecmp(val, "no") || !strcasecmp(val, "false") ||
+		    !strcmp(val, "0") || !strcasecmp(val, "off"))
+			*(int *)((char *)base + k->offset) = 0;
+		else {
+			snprintf(err, errlen, "%s: '%s' is not yes or no",
+			    k->name, val);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static void
+conf_defaults(void *base, const struct rq_conf_key *keys, size_t n)
+{
+	char err[128];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (conf_set(base, &keys[i], keys[i].def, err, sizeof(err)))
+			abort();	/* a bad default is a bug in the table */
+}
+
+void
+rq_config_defaults(struct rq_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	conf_defaults(cfg, config_keys, NELEM(config_keys));
+}
+
+void
+rq_config_free(struct rq_config *cfg)
+{
+	free(cfg->tenants);
+	cfg->tenants = NULL;
+	cfg->ntenants = 0;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int
+valid_name(const char *s)
+{
+	if (*s == '\0' || strlen(s) >= RQ_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return 0;
+	return 1;
+}
+
+int
+rq_config_load(struct rq_config *cfg, const char *path, char *err,
+    size_t errlen)
+{
+	char section[RQ_NAME_MAX] = "";
+	struct rq_tenant *tenant = NULL, *nt;
+	char buf[2048], msg[256];
+	FILE *fp;
+	size_t i, lineno = 0;
+	int found;
+
+	rq_config_defaults(cfg);
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(buf, sizeof(buf), fp) != NULL) {
+		char *line, *eq, *key, *val;
+
+		lineno++;
+		if (strchr(buf, '\n') == NULL && !feof(fp)) {
+			snprintf(err, errlen, "%s:%zu: line too long", path,
+			    lineno);
+			goto fail;
+		}
+		line = trim(buf);
+		if (*line == '\0' || *line == '#' || *line == ';')
+			continue;
+		if (*line == '[') {
+			char *end = strchr(line, ']');
+
+			if (end == NULL || end[1] != '\0') {
+				snprintf(err, errlen, "%s:%zu: bad section "
+				    "header", path, lineno);
+				goto fail;
+			}
+			*end = '\0';
+			line = trim(line + 1);
+			tenant = NULL;
+			if (!strncmp(line, "tenant", 6) &&
+			    isspace((unsigned char)line[6])) {
+				const char *name = trim(line + 6);
+
+				if (!valid_name(name)) {
+					snprintf(err, errlen, "%s:%zu: bad "
+					    "tenant name '%s'", path, lineno,
+					    name);
+					goto fail;
+				}
+				if (rq_config_tenant(cfg, name) != NULL) {
+					snprintf(err, errlen, "%s:%zu: tenant "
+					    "'%s' defined twice", path, lineno,
+					    name);
+					goto fail;
+				}
+				nt = realloc(cfg->tenants, (cfg->ntenants + 1) *
+				    sizeof(*cfg->tenants));
+				if (nt == NULL) {
+					snprintf(err, errlen, "out of memory");
+					goto fail;
+				}
+				cfg->tenants = nt;
+				tenant = &cfg->tenants[cfg->ntenants++];
+				memset(tenant, 0, sizeof(*tenant));
+				conf_defaults(tenant, tenant_keys,
+				    NELEM(tenant_keys));
+				strcpy(tenant->name, name);
+				strcpy(section, "tenant");
+				continue;
+			}
+			found = 0;
+			for (i = 0; i < NELEM(config_keys); i++)
+				if (!strcmp(config_keys[i].section, line))
+					found = 1;
+			if (!found) {
+				snprintf(err, errlen, "%s:%zu: unknown section "
+				    "[%s]", path, lineno, line);
+				goto fail;
+			}
+			snprintf(section, sizeof(section), "%s", line);
+			continue;
+		}
+		if ((eq = strchr(line, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%zu: expected key = value",
+			    path, lineno);
+			goto fail;
+		}
+		*eq = '\0';
+		key = trim(line);
+		val = trim(eq + 1);
+		if (*section == '\0') {
+			snprintf(err, errlen, "%s:%zu: '%s' outside a section",
+			    path, lineno, key);
+			goto fail;
+		}
+		found = 0;
+		if (tenant != NULL) {
+			for (i = 0; i < NELEM(tenant_keys) && !found; i++)
+				if (!strcmp(tenant_keys[i].name, key)) {
+					found = 1;
+					if (conf_set(tenant, &tenant_keys[i],
+					    val, msg, sizeof(msg)))
+						goto bad_value;
+				}
+		} else {
+			for (i = 0; i < NELEM(config_keys) && !found; i++)
+				if (!strcmp(config_keys[i].section, section) &&
+				    !strcmp(config_keys[i].name, key)) {
+					found = 1;
+					if (conf_set(cfg, &config_keys[i], val,
+					    msg, sizeof(msg)))
+						goto bad_value;
+				}
+		}
+		if (!found) {
+			snprintf(err, errlen, "%s:%zu: unknown key '%s' in "
+			    "[%s]", path, lineno, key, section);
+			goto fail;
+		}
+		continue;
+bad_value:
+		snprintf(err, errlen, "%s:%zu: %s", path, lineno, msg);
+		goto fail;
+	}
+	if (ferror(fp)) {
+		snprintf(err, errlen, "%s: read error", path);
+		goto fail;
+	}
+	fclose(fp);
+	for (i = 0; i < cfg->ntenants; i++) {
+		const char *h = cfg->tenants[i].key_sha256;
+
+		if (strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64) {
+			snprintf(err, errlen, "%s: tenant '%s': key_sha256 must "
+			    "be 64 lowercase hex digits", path,
+			    cfg->tenants[i].name);
+			rq_config_free(cfg);
+			return -1;
+		}
+	}
+	if (cfg->rtp_port_min >= cfg->rtp_port_max) {
+		snprintf(err, errlen, "%s: rtp_port_min must be below "
+		    "rtp_port_max", path);
+		rq_config_free(cfg);
+		return -1;
+	}
+	return 0;
+fail:
+	fclose(fp);
+	rq_config_free(cfg);
+	return -1;
+}
+
+const struct rq_tenant *
+rq_config_tenant_by_key(const struct rq_config *cfg, const char *hash)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ntenants; i++)
+		if (!strcmp(cfg->tenants[i].key_sha256, hash))
+			return &cfg->tenants[i];
+	return NULL;
+}
+
+const struct rq_tenant *
+rq_config_tenant(const struct rq_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ntenants; i++)
+		if (!strcmp(cfg->tenants[i].name, name))
+			return &cfg->tenants[i];
+	return NULL;
+}

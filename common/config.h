@@ -1,0 +1,80 @@
+/* ringq configuration: one INI-style file shared by all daemons, each daemon
+ * reading the sections it needs.  The keys are declared once, in the table in
+ * config.c, with type, range and default; docs/configuration.md lists them. */
+#ifndef RQ_CONFIG_H
+#define RQ_CONFIG_H
+
+#include <stddef.h>
+
+#define RQ_NAME_MAX	64
+#define RQ_ADDR_MAX	256
+
+struct rq_tenant {
+	char		name[RQ_NAME_MAX];
+	char		key_sha256[65];		/* hex SHA-256 of the API key */
+	int		allow_sip;		/* may call sip: URIs */
+	int		max_attempts;
+};
+
+struct rq_config {
+	/* [global] */
+	char		run_dir[RQ_ADDR_MAX];	/* PID files go here when set */
+	int		debug;
+
+	/* [redis] */
+	char		redis_host[RQ_ADDR_MAX];
+	int		redis_port;
+
+	/* [postgres] */
+	char		pg_conninfo[512];
+
+	/* [bus]: ZeroMQ endpoints */
+	char		dispatch_endpoints[1024]; /* dispatchers bind, telservers connect; comma list */
+	char		events_endpoint[RQ_ADDR_MAX]; /* accounting binds, all connect */
+
+	/* [gateway] */
+	char		http_listen[RQ_ADDR_MAX];
+	int		max_body;
+
+	/* [scheduler] */
+	int		sched_tick_ms;
+	int		sched_batch;
+
+	/* [dispatcher] */
+	char		dispatch_bind[RQ_ADDR_MAX];	/* this dispatcher's ROUTER */
+	int		ack_timeout_ms;
+	int		heartbeat_timeout_ms;
+
+	/* [telserver] */
+	char		tel_name[RQ_NAME_MAX];
+	char		sip_url[RQ_ADDR_MAX];		/* our SIP contact/bind */
+	char		sip_from[RQ_ADDR_MAX];		/* default From */
+	char		outbound_proxy[RQ_ADDR_MAX];	/* trunk for E.164 numbers */
+	char		media_ip[64];
+	int		rtp_port_min;
+	int		rtp_port_max;
+	int		capacity;
+	int		ring_timeout_s;
+	int		max_call_s;
+	int		heartbeat_ms;
+	int		dry_run;
+
+	/* [tenant NAME], repeated */
+	struct rq_tenant *tenants;
+	size_t		ntenants;
+};
+
+/* Fills cfg with defaults, then reads path.  Returns 0, or -1 with a message
+ * naming file and line in err.  cfg owns its tenants: rq_config_free(). */
+int	rq_config_load(struct rq_config *cfg, const char *path,
+	    char *err, size_t errlen);
+void	rq_config_defaults(struct rq_config *cfg);
+void	rq_config_free(struct rq_config *cfg);
+
+/* Returns the tenant whose key hashes to key_sha256_hex, or NULL. */
+const struct rq_tenant *rq_config_tenant_by_key(const struct rq_config *cfg,
+	    const char *key_sha256_hex);
+const struct rq_tenant *rq_config_tenant(const struct rq_config *cfg,
+	    const char *name);
+
+#endif

@@ -1,0 +1,179 @@
+/* Event outbox (see evout.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "evout.h"
+#include "log.h"
+#include "util.h"
+
+struct pending {
+	struct pending	*next, *prev;
+	struct rq_msg	 ev;
+	uint64_t	 sent_ms;	/* monotonic */
+};
+
+struct rq_evout {
+	void		*sock;
+	struct pending	*head, *tail;	/* oldest first */
+	size_t		 npending;
+};
+
+struct rq_evout *
+rq_evout_new(void *zctx, const char *endpoint)
+{
+	struct rq_evout *eo;
+
+	if ((eo = calloc(1, sizeof(*eo))) == NULL)
+		return NULL;
+	if ((eo->sock = rq_bus_socket(zctx, ZMQ_DEALER)) == NULL ||
+	    zmq_connect(eo->sock, endpoint) == -1) {
+		log_warnx("evout: connect %s: %s", endpoint,
+		    zmq_strerror(zmq_errno()));
+		if (eo->sock)
+			zmq_close(eo->sock);
+		free(eo);
+		return NULL;
+	}
+	return eo;
+}
+
+static void
+pending_unlink(struct rq_evout *eo, struct pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		eo->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		eo->tail = p->prev;
+	eo->npending--;
+	rq_msg_clear(&p->ev);
+	free(p);
+}
+
+void
+rq_evout_free(struct rq_evout *eo, int linger_ms)
+{
+	uint64_t until;
+
+	if (eo == NULL)
+		return;
+	until = rq_mono_ms() + linger_ms;
+	while (eo->npending > 0 && rq_mono_ms() < until) {
+		zmq_pollitem_t pi = { eo->sock, 0, ZMQ_POLLIN, 0 };
+
+		zmq_poll(&pi, 1, 50);
+		rq_evout_process(eo);
+		rq_evout_tick(eo);
+	}
+	if (eo->npending > 0)
+		log_warnx("evout: %zu events not acknowledged at exit",
+		    eo->npending);
+	while (eo->head)
+		pending_unlink(eo, eo->head);
+	zmq_close(eo->sock);
+	free(eo);
+}
+
+int
+rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
+{
+	struct pending *p;
+
+	if ((ev->present & (RQ_F_call_id | RQ_F_attempt | RQ_F_status)) !=
+	    (RQ_F_call_id | RQ_F_attempt | RQ_F_status) ||
+	    ev->call_id == NULL || ev->status == NULL)
+		return -1;
+	if (eo->npending >= RQ_EVOUT_MAX_PENDING) {
+		/* Accounting has been away for long: bound our memory. */
+		log_warnx("evout: outbox full, dropping event %s/%llu %s",
+		    eo->head->ev.call_id,
+		    (unsigned long long)eo->head->ev.attempt,
+		    eo->head->ev.status);
+		pending_unlink(eo, eo->head);
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    rq_msg_copy(&p->ev, ev) == -1) {
+		free(p);
+		log_warnx("evout: out of memory, event %s %s lost",
+		    ev->call_id, ev->status);
+		return -1;
+	}
+	p->ev.type = RQ_MSG_EVENT;
+	if (!rq_msg_has(&p->ev, ts_ms))
+		rq_msg_set(&p->ev, ts_ms, rq_now_ms());
+	p->prev = eo->tail;
+	if (eo->tail)
+		eo->tail->next = p;
+	else
+		eo->head = p;
+	eo->tail = p;
+	eo->npending++;
+	p->sent_ms = rq_mono_ms();
+	rq_bus_send(eo->sock, NULL, 0, &p->ev);
+	return 0;
+}
+
+int
+rq_evout_fd(struct rq_evout *eo)
+{
+	return rq_bus_fd(eo->sock);
+}
+
+void
+rq_evout_process(struct rq_evout *eo)
+{
+	struct rq_msg m;
+	struct pending *p;
+	int rc;
+
+	while ((rc = rq_bus_recv(eo->sock, NULL, NULL, &m)) != 0) {
+		if (rc == -1)
+			continue;
+		if (m.type != RQ_MSG_EVENT_ACK) {
+			log_warnx("evout: unexpected %s dropped",
+			    rq_msg_type_name(m.type));
+			rq_msg_clear(&m);
+			continue;
+		}
+		/* Acks come roughly in order: search from the oldest. */
+		for (p = eo->head; p != NULL; p = p->next)
+			if (p->ev.attempt == m.attempt &&
+			    !strcmp(p->ev.call_id, m.call_id) &&
+			    !strcmp(p->ev.status, m.status)) {
+				pending_unlink(eo, p);
+				break;
+			}
+		rq_msg_clear(&m);
+	}
+}
+
+void
+rq_evout_tick(struct rq_evout *eo)
+{
+	uint64_t now = rq_mono_ms();
+	struct pending *p;
+	int resent = 0;
+
+	rq_evout_process(eo);
+	for (p = eo->head; p != NULL; p = p->next) {
+		if (now - p->sent_ms < RQ_EVOUT_RESEND_MS)
+			continue;
+		/* Bound the burst so a long outage does not stall the loop. */
+		if (resent++ >= 1000)
+			break;
+		p->sent_ms = now;
+		rq_bus_send(eo->sock, NULL, 0, &p->ev);
+	}
+	rq_evout_process(eo);
+}
+
+size_t
+rq_evout_pending(const struct rq_evout *eo)
+{
+	return eo->npending;
+}

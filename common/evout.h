@@ -1,0 +1,37 @@
+/* The event outbox: how a daemon reports call status changes to accounting
+ * at least once.  Each EVENT is sent on a DEALER socket and kept until
+ * accounting answers EVENT_ACK for its (call_id, attempt, status); unacked
+ * events are sent again every RQ_EVOUT_RESEND_MS.  Accounting stores each
+ * (call_id, attempt, status) once, so a resent event is harmless.
+ *
+ * Loop-agnostic: watch rq_evout_fd() for reading (ZeroMQ's edge-triggered
+ * fd), call rq_evout_process() when it fires and rq_evout_tick() now and
+ * then (every 100 ms is plenty). */
+#ifndef RQ_EVOUT_H
+#define RQ_EVOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+#define RQ_EVOUT_RESEND_MS	1000
+#define RQ_EVOUT_MAX_PENDING	200000
+
+struct rq_evout;
+
+/* Connects to endpoint.  Returns NULL on error (logged). */
+struct rq_evout	*rq_evout_new(void *zctx, const char *endpoint);
+/* Waits up to linger_ms for outstanding acks, then frees everything. */
+void		 rq_evout_free(struct rq_evout *eo, int linger_ms);
+
+/* Queues an EVENT (ev is copied, ts_ms set to now when absent) and sends
+ * it.  Returns 0, or -1 when the event lacks a required field. */
+int		 rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev);
+
+int		 rq_evout_fd(struct rq_evout *eo);
+void		 rq_evout_process(struct rq_evout *eo);
+void		 rq_evout_tick(struct rq_evout *eo);
+size_t		 rq_evout_pending(const struct rq_evout *eo);
+
+#endif

@@ -1,0 +1,30 @@
+/* The Redis key layout, shared by gateway, scheduler, dispatcher and
+ * accounting.  docs/architecture.md describes each key; change both. */
+#ifndef RQ_KEYS_H
+#define RQ_KEYS_H
+
+/* HASH rq:job:<id>: the job, written by the gateway; fields
+ *   id tenant to say caller_id priority not_before_ms callback_url
+ *   metadata (JSON text) created_ms max_attempts
+ *   attempts   attempts dispatched so far (dispatcher HINCRBY)
+ *   node       telserver holding the current attempt
+ *   status reason sip_code updated_ms  live status, kept by accounting
+ *   status_rank  attempt * 16 + enum rq_status, so that a late event never
+ *                moves the status backwards */
+#define RQ_KEY_JOB		"rq:job:"
+/* HASH rq:timeline:<id>: field "<attempt>:<status>" -> event JSON.  The
+ * field is the event's identity, so writing it twice is harmless. */
+#define RQ_KEY_TIMELINE		"rq:timeline:"
+/* ZSET of ids by not_before_ms: waiting for their time (scheduler). */
+#define RQ_KEY_DELAYED		"rq:delayed"
+/* ZSET of ids by (9 - priority) * 1e13 + due ms: ready for dispatch. */
+#define RQ_KEY_READY		"rq:ready"
+/* ZSET of ids by lease deadline ms: taken by a dispatcher, not yet acked
+ * by a telserver; an expired lease puts the id back in rq:ready. */
+#define RQ_KEY_INFLIGHT		"rq:inflight"
+/* ZSET rq:calls:<tenant> of ids by created_ms: a tenant's calls. */
+#define RQ_KEY_TENANT_CALLS	"rq:calls:"
+
+#define RQ_READY_PRIORITY_SCALE	10000000000000.0	/* 1e13 ms > year 2286 */
+
+#endif

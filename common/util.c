@@ -1,0 +1,307 @@
+/* Shared helpers (see util.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+volatile sig_atomic_t rq_stop;
+
+uint64_t
+rq_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t
+rq_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+rq_call_id_new(char out[RQ_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[12];
+	size_t i;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return -1;
+	out[0] = 'c';
+	out[1] = '_';
+	for (i = 0; i < sizeof(rnd); i++) {
+		out[2 + 2 * i] = hex[rnd[i] >> 4];
+		out[3 + 2 * i] = hex[rnd[i] & 15];
+	}
+	out[RQ_ID_LEN] = '\0';
+	return 0;
+}
+
+int
+rq_call_id_valid(const char *id)
+{
+	return strlen(id) == RQ_ID_LEN && id[0] == 'c' && id[1] == '_' &&
+	    strspn(id + 2, "0123456789abcdef") == RQ_ID_LEN - 2;
+}
+
+static int
+digits(const char **p, int n, int *out)
+{
+	int v = 0;
+
+	while (n-- > 0) {
+		if (!isdigit((unsigned char)**p))
+			return -1;
+		v = v * 10 + (*(*p)++ - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+int
+rq_rfc3339_parse(const char *s, uint64_t *ms)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31 };
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, frac_ms = 0, scale = 100;
+	int64_t days, t;
+	const char *p = s;
+
+	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) ||
+	    *p++ != '-' || digits(&p, 2, &d) || (*p != 'T' && *p != 't' &&
+	    *p != ' ') || (p++, digits(&p, 2, &h)) || *p++ != ':' ||
+	    digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &sec))
+		return -1;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 ||
+	    d > mdays[mo - 1] + (mo == 2 && leap(y)) || h > 23 || mi > 59 ||
+	    sec > 60)
+		return -1;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		while (isdigit((unsigned char)*p)) {
+			frac_ms += (*p++ - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if (*p == '+' || *p == '-') {
+		int sign = *p++ == '-' ? -1 : 1;
+
+		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) ||
+		    oh > 23 || om > 59)
+			return -1;
+		oh *= sign;
+		om *= sign;
+	} else
+		return -1;
+	if (*p != '\0')
+		return -1;
+	if (sec == 60)
+		sec = 59;	/* leap second: close enough for scheduling */
+
+	/* Days from the civil date (Howard Hinnant's algorithm). */
+	{
+		int yy = mo <= 2 ? y - 1 : y;
+		int era = yy / 400;
+		int yoe = yy - era * 400;
+		int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+		int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+		days = (int64_t)era * 146097 + doe - 719468;
+	}
+	t = days * 86400 + h * 3600 + mi * 60 + sec - (oh * 3600 + om * 60);
+	if (t < 0)
+		return -1;
+	*ms = (uint64_t)t * 1000 + frac_ms;
+	return 0;
+}
+
+void
+rq_rfc3339_format(uint64_t ms, char *out, size_t outlen)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[24];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, outlen, "%s.%03uZ", base, (unsigned)(ms % 1000));
+}
+
+void
+rq_sha256_hex(const void *data, size_t len, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	int i;
+
+	SHA256(data, len, md);
+	for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+static int
+sip_host_valid(const char *h, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 253)
+		return 0;
+	if (h[0] == '[')	/* IPv6 reference */
+		return len > 2 && h[len - 1] == ']' &&
+		    strspn(h + 1, "0123456789abcdefABCDEF:.") == len - 2;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)h[i]) && h[i] != '-' && h[i] != '.')
+			return 0;
+	return 1;
+}
+
+int
+rq_target_parse(const char *to, enum rq_target_kind *kind, char *err,
+    size_t errlen)
+{
+	size_t n;
+
+	if (to[0] == '+') {
+		n = strlen(to + 1);
+		if (strspn(to + 1, "0123456789") != n) {
+			snprintf(err, errlen, "an E.164 number has only digits "
+			    "after the +");
+			return -1;
+		}
+		if (n < 8 || n > 15 || to[1] == '0') {
+			snprintf(err, errlen, "an E.164 number has a country "
+			    "code and 8 to 15 digits in all");
+			return -1;
+		}
+		*kind = RQ_TARGET_E164;
+		return 0;
+	}
+	if (!strncasecmp(to, "sip:", 4)) {
+		const char *user = to + 4, *at, *host, *colon, *end;
+		size_t ulen;
+
+		if ((at = strchr(user, '@')) == NULL || at == user) {
+			snprintf(err, errlen, "a SIP URI needs user@host");
+			return -1;
+		}
+		ulen = at - user;
+		if (strcspn(user, " \t\r\n<>\"@;?") < ulen) {
+			snprintf(err, errlen, "the user part of the SIP URI has "
+			    "characters it may not have");
+			return -1;
+		}
+		host = at + 1;
+		end = host + strlen(host);
+		colon = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
+		if (colon && host[0] == '[')
+			colon++;
+		if (colon) {
+			char *e;
+			long port;
+
+			errno = 0;
+			port = strtol(colon + 1, &e, 10);
+			if (errno || e == colon + 1 || *e != '\0' || port < 1 ||
+			    port > 65535) {
+				snprintf(err, errlen, "the SIP URI's port must be "
+				    "1 to 65535");
+				return -1;
+			}
+			end = colon;
+		}
+		if (!sip_host_valid(host, end - host)) {
+			snprintf(err, errlen, "the SIP URI's host is not a host "
+			    "name or address");
+			return -1;
+		}
+		*kind = RQ_TARGET_SIP;
+		return 0;
+	}
+	snprintf(err, errlen, "must be an E.164 number (+15551234567) or a "
+	    "SIP URI (sip:user@host)");
+	return -1;
+}
+
+static int
+pidfile_path(const char *run_dir, const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%s.pid", run_dir, name);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+rq_pidfile_write(const char *run_dir, const char *name)
+{
+	char path[PATH_MAX];
+	FILE *fp;
+
+	if (run_dir[0] == '\0')
+		return 0;
+	if (pidfile_path(run_dir, name, path, sizeof(path)) == -1 ||
+	    (fp = fopen(path, "w")) == NULL) {
+		log_warn("pidfile %s/%s.pid", run_dir, name);
+		return -1;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	return fclose(fp) == 0 ? 0 : -1;
+}
+
+void
+rq_pidfile_remove(const char *run_dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (run_dir[0] != '\0' &&
+	    pidfile_path(run_dir, name, path, sizeof(path)) == 0)
+		unlink(path);
+}
+
+static void
+on_stop_signal(int sig)
+{
+	(void)sig;
+	rq_stop = 1;
+}
+
+void
+rq_signals_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}

@@ -1,0 +1,42 @@
+/* Small shared helpers: clocks, ids, time formats, hashing, call targets,
+ * PID files and the stop flag set by signal handlers. */
+#ifndef RQ_UTIL_H
+#define RQ_UTIL_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+uint64_t	rq_now_ms(void);	/* wall clock, ms since the epoch */
+uint64_t	rq_mono_ms(void);	/* monotonic, for timeouts */
+
+/* A new call id: "c_" and 24 random hex digits (RQ_ID_LEN chars + NUL). */
+#define RQ_ID_LEN	26
+int		rq_call_id_new(char out[RQ_ID_LEN + 1]);
+int		rq_call_id_valid(const char *id);
+
+/* RFC 3339 date-time ("2026-11-21T10:00:00Z", "...+01:00", fractions
+ * allowed) to ms since the epoch.  Returns 0 or -1. */
+int		rq_rfc3339_parse(const char *s, uint64_t *ms);
+/* Formats ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (at least 32 bytes). */
+void		rq_rfc3339_format(uint64_t ms, char *out, size_t outlen);
+
+/* Hex SHA-256 of data (65 bytes with the NUL). */
+void		rq_sha256_hex(const void *data, size_t len, char out[65]);
+
+enum rq_target_kind { RQ_TARGET_E164, RQ_TARGET_SIP };
+/* Classifies a call target: an E.164 number "+<country><number>" (8 to 15
+ * digits) or a SIP URI "sip:user@host[:port]".  Returns 0, or -1 with a
+ * reason for people in err. */
+int		rq_target_parse(const char *to, enum rq_target_kind *kind,
+		    char *err, size_t errlen);
+
+/* Writes getpid() to run_dir/name.pid (nothing when run_dir is empty). */
+int		rq_pidfile_write(const char *run_dir, const char *name);
+void		rq_pidfile_remove(const char *run_dir, const char *name);
+
+/* SIGINT and SIGTERM set rq_stop; SIGPIPE is ignored. */
+extern volatile sig_atomic_t rq_stop;
+void		rq_signals_install(void);
+
+#endif

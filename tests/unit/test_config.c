@@ -1,0 +1,105 @@
+/* The config reader: defaults, values, tenants, and errors naming a line. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+static char path[64];
+
+static int
+write_conf(const char *text)
+{
+	int fd;
+
+	strcpy(path, "/tmp/rq-test-config-XXXXXX");
+	if ((fd = mkstemp(path)) == -1)
+		return -1;
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		return -1;
+	return close(fd);
+}
+
+#define HASH "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+
+static void
+test_values_and_tenants(void **state)
+{
+	struct rq_config cfg;
+	char err[256];
+
+	assert_int_equal(write_conf(
+	    "# a comment\n[redis]\nport = 6390\n\n[gateway]\n"
+	    "http_listen = 127.0.0.1:9999\n[telserver]\ndry_run = yes\n"
+	    "[tenant demo]\nkey_sha256 = " HASH "\nallow_sip = yes\n"), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.redis_port, 6390);
+	assert_string_equal(cfg.redis_host, "127.0.0.1");	/* default */
+	assert_string_equal(cfg.http_listen, "127.0.0.1:9999");
+	assert_int_equal(cfg.dry_run, 1);
+	assert_int_equal(cfg.max_body, 65536);
+	assert_int_equal(cfg.ntenants, 1);
+	assert_non_null(rq_config_tenant_by_key(&cfg, HASH));
+	assert_string_equal(rq_config_tenant(&cfg, "demo")->name, "demo");
+	assert_true(rq_config_tenant(&cfg, "demo")->allow_sip);
+	assert_null(rq_config_tenant(&cfg, "other"));
+	rq_config_free(&cfg);
+	unlink(path);
+}
+
+static void
+expect_error(const char *text, const char *needle)
+{
+	struct rq_config cfg;
+	char err[256];
+
+	assert_int_equal(write_conf(text), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), -1);
+	if (strstr(err, needle) == NULL)
+		fail_msg("error '%s' lacks '%s'", err, needle);
+	unlink(path);
+}
+
+static void
+test_errors(void **state)
+{
+	expect_error("[redis]\nport = 70000\n", ":2: port: 70000 out of range");
+	expect_error("[redis]\nport = abc\n", ":2:");
+	expect_error("[redis]\nnope = 1\n", ":2: unknown key 'nope' in [redis]");
+	expect_error("[nosuch]\n", ":1: unknown section [nosuch]");
+	expect_error("port = 1\n", ":1: 'port' outside a section");
+	expect_error("[redis\n", ":1: bad section header");
+	expect_error("[redis]\njust words\n", ":2: expected key = value");
+	expect_error("[tenant a/b]\n", "bad tenant name");
+	expect_error("[tenant a]\nkey_sha256 = " HASH "\n[tenant a]\n",
+	    "defined twice");
+	expect_error("[tenant a]\nkey_sha256 = xyz\n", "64 lowercase hex");
+	expect_error("[telserver]\ndry_run = maybe\n", "not yes or no");
+}
+
+static void
+test_missing_file(void **state)
+{
+	struct rq_config cfg;
+	char err[256];
+
+	assert_int_equal(rq_config_load(&cfg, "/nonexistent/ringq.conf", err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/ringq.conf"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_values_and_tenants),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_missing_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
