@@ -270,16 +270,18 @@ rq_msg_unpack(const void *buf, size_t len, struct rq_msg *m, char *err,
 		if (fields[f].kind == KIND_STR) {
 			char *s;
 
+			/* msgpack-c gives an empty string a NULL pointer. */
 			if (v->type != MSGPACK_OBJECT_STR ||
 			    v->via.str.size > RQ_MSG_STR_MAX ||
-			    memchr(v->via.str.ptr, '\0', v->via.str.size)) {
+			    (v->via.str.size > 0 &&
+			    memchr(v->via.str.ptr, '\0', v->via.str.size))) {
 				snprintf(err, errlen, "%s: field %s is not a "
 				    "valid string", rq_msg_type_name(m->type),
 				    fields[f].name);
 				goto fail;
 			}
-			if ((s = strndup(v->via.str.ptr, v->via.str.size)) ==
-			    NULL) {
+			if ((s = v->via.str.size > 0 ? strndup(v->via.str.ptr,
+			    v->via.str.size) : strdup("")) == NULL) {
 				snprintf(err, errlen, "out of memory");
 				goto fail;
 			}

@@ -216,6 +216,22 @@ test_huge_container_claims_rejected(void **state)
 }
 
 static void
+test_empty_string_field(void **state)
+{
+	/* Found by fuzz_msg: msgpack-c gives "" a NULL pointer. */
+	static const unsigned char ack[] = { 0x93, 0x01, 0x03, 0x83, 0x01,
+	    0xa0, 0x02, 0x01, 0x0b, 0xa4, 't', 'e', 'l', '1' };
+	struct rq_msg out;
+	char err[128];
+
+	assert_int_equal(rq_msg_unpack(ack, sizeof(ack), &out, err,
+	    sizeof(err)), 0);
+	assert_string_equal(out.call_id, "");
+	assert_string_equal(out.node, "tel1");
+	rq_msg_clear(&out);
+}
+
+static void
 test_copy_owns(void **state)
 {
 	struct rq_msg in, cp;
@@ -243,6 +259,7 @@ main(void)
 		cmocka_unit_test(test_garbage_never_crashes),
 		cmocka_unit_test(test_schema_checks),
 		cmocka_unit_test(test_huge_container_claims_rejected),
+		cmocka_unit_test(test_empty_string_field),
 		cmocka_unit_test(test_copy_owns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
