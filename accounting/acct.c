@@ -1,0 +1,246 @@
+/* The accounting loop's work: read a batch of EVENTs from the ROUTER,
+ * store it in one transaction, mirror it into Redis, acknowledge what is
+ * safe, and keep the PostgreSQL and Redis connections alive. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "accounting.h"
+#include "log.h"
+#include "util.h"
+
+int
+acct_init(struct acct *a, const struct rq_config *cfg)
+{
+	memset(a, 0, sizeof(*a));
+	a->cfg = cfg;
+	if ((a->batch = calloc(ACCT_BATCH_MAX, sizeof(*a->batch))) == NULL) {
+		log_warn("calloc");
+		return -1;
+	}
+	if ((a->zctx = zmq_ctx_new()) == NULL ||
+	    (a->sock = rq_bus_socket(a->zctx, ZMQ_ROUTER)) == NULL) {
+		log_warnx("zmq: %s", zmq_strerror(zmq_errno()));
+		return -1;
+	}
+	if (zmq_bind(a->sock, cfg->events_endpoint) == -1) {
+		log_warnx("zmq: bind %s: %s", cfg->events_endpoint,
+		    zmq_strerror(zmq_errno()));
+		return -1;
+	}
+	log_info("listening for events on %s", cfg->events_endpoint);
+	return 0;
+}
+
+void
+acct_free(struct acct *a)
+{
+	size_t i;
+
+	if (a->batch)
+		for (i = 0; i < a->nbatch; i++)
+			rq_msg_clear(&a->batch[i].m);
+	free(a->batch);
+	if (a->pg)
+		PQfinish(a->pg);
+	acct_mirror_close(&a->mr);
+	if (a->sock)
+		zmq_close(a->sock);
+	if (a->zctx)
+		zmq_ctx_term(a->zctx);
+	memset(a, 0, sizeof(*a));
+}
+
+static void
+reconnect(struct acct *a)
+{
+	uint64_t now = rq_mono_ms();
+	char err[512];
+
+	if (a->pg == NULL && now >= a->pg_retry_ms) {
+		a->pg_retry_ms = now + ACCT_RETRY_MS;
+		if ((a->pg = acct_pg_open(a->cfg->pg_conninfo, err,
+		    sizeof(err))) != NULL) {
+			log_info("postgres: connected%s, schema version %d",
+			    a->pg_down ? " again" : "", acct_schema_version());
+			a->pg_down = 0;
+		} else if (!a->pg_down) {
+			/* once per outage; events stay with their senders */
+			log_warnx("postgres: %s; not acknowledging events, "
+			    "retrying every second", err);
+			a->pg_down = 1;
+		} else
+			log_debug("postgres: %s", err);
+	}
+	if (a->mr.rc == NULL && now >= a->redis_retry_ms) {
+		a->redis_retry_ms = now + ACCT_RETRY_MS;
+		if (acct_mirror_open(&a->mr, a->cfg->redis_host,
+		    a->cfg->redis_port, err, sizeof(err)) == 0) {
+			log_info("redis: connected%s to %s:%d",
+			    a->redis_down ? " again" : "", a->cfg->redis_host,
+			    a->cfg->redis_port);
+			a->redis_down = 0;
+		} else if (!a->redis_down) {
+			log_warnx("redis %s:%d: %s; not acknowledging events, "
+			    "retrying every second", a->cfg->redis_host,
+			    a->cfg->redis_port, err);
+			a->redis_down = 1;
+		} else
+			log_debug("redis: %s", err);
+	}
+}
+
+static void
+pg_lost(struct acct *a)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(a->pg));
+	msg[strcspn(msg, "\n")] = '\0';
+	log_warnx("postgres: connection lost (%s); not acknowledging events, "
+	    "reconnecting every second", msg);
+	PQfinish(a->pg);
+	a->pg = NULL;
+	a->pg_down = 1;
+	a->pg_retry_ms = rq_mono_ms() + ACCT_RETRY_MS;
+}
+
+static void
+redis_lost(struct acct *a)
+{
+	log_warnx("redis: connection lost (%s); not acknowledging events, "
+	    "reconnecting every second", a->mr.rc->errstr[0] ?
+	    a->mr.rc->errstr : "protocol error");
+	acct_mirror_close(&a->mr);
+	a->redis_down = 1;
+	a->redis_retry_ms = rq_mono_ms() + ACCT_RETRY_MS;
+}
+
+/* A peer's string made fit for a log line. */
+static const char *
+printable(const char *s, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i + 1 < len; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+static void
+ack(struct acct *a, const struct acct_event *ev)
+{
+	struct rq_msg m;
+
+	rq_msg_init(&m, RQ_MSG_EVENT_ACK);
+	rq_msg_set(&m, call_id, ev->m.call_id);
+	rq_msg_set(&m, attempt, ev->m.attempt);
+	rq_msg_set(&m, status, ev->m.status);
+	rq_bus_send(a->sock, ev->peer, ev->peerlen, &m);
+}
+
+/* Reads what waits on the socket into the batch.  Events that can never be
+ * stored are acknowledged and dropped here. */
+static void
+receive(struct acct *a)
+{
+	struct acct_event *ev;
+	char err[128], id[40], st[40];
+	int rc, tries;
+
+	for (tries = 0; a->nbatch < ACCT_BATCH_MAX &&
+	    tries < 2 * ACCT_BATCH_MAX; tries++) {
+		ev = &a->batch[a->nbatch];
+		memset(ev, 0, sizeof(*ev));
+		if ((rc = rq_bus_recv(a->sock, ev->peer, &ev->peerlen,
+		    &ev->m)) == 0)
+			break;
+		if (rc == -1)
+			continue;	/* logged by the bus */
+		if (ev->m.type != RQ_MSG_EVENT) {
+			log_warnx("unexpected %s on the events socket dropped",
+			    rq_msg_type_name(ev->m.type));
+			rq_msg_clear(&ev->m);
+			continue;
+		}
+		if (acct_event_check(&ev->m, &ev->st, err, sizeof(err)) == -1) {
+			log_warnx("%s: event %" PRIu64 ":%s dropped: %s",
+			    printable(ev->m.call_id, id, sizeof(id)),
+			    ev->m.attempt,
+			    printable(ev->m.status, st, sizeof(st)), err);
+			/* It would be refused forever: let the sender forget it. */
+			ack(a, ev);
+			rq_msg_clear(&ev->m);
+			continue;
+		}
+		if (err[0] != '\0')
+			log_warnx("%s: event %" PRIu64 ":%s: %s", ev->m.call_id,
+			    ev->m.attempt, ev->m.status, err);
+		ev->rank = acct_rank(ev->m.attempt, ev->st);
+		a->nbatch++;
+	}
+}
+
+static void
+handle_batch(struct acct *a)
+{
+	size_t i, nacked = 0;
+	int rc;
+
+	rc = acct_store(a->pg, a->batch, a->nbatch);
+	if (rc == -1 && a->nbatch > 1) {
+		/* One event the database refuses must not hold back the
+		 * others: store them one by one. */
+		log_warnx("postgres: batch of %zu events refused, storing "
+		    "them one by one", a->nbatch);
+		for (i = 0; i < a->nbatch; i++)
+			if ((rc = acct_store(a->pg, &a->batch[i], 1)) == -2)
+				break;
+	}
+	if (rc == -2) {
+		pg_lost(a);
+		return;
+	}
+	if (a->mr.rc != NULL &&
+	    acct_mirror(&a->mr, a->batch, a->nbatch) == -1)
+		redis_lost(a);
+	for (i = 0; i < a->nbatch; i++)
+		if (a->batch[i].stored && a->batch[i].mirrored) {
+			ack(a, &a->batch[i]);
+			nacked++;
+		}
+	log_debug("batch of %zu events: %zu acknowledged", a->nbatch, nacked);
+}
+
+void
+acct_step(struct acct *a, int timeout_ms)
+{
+	zmq_pollitem_t pi = { a->sock, 0, ZMQ_POLLIN, 0 };
+	size_t i;
+
+	reconnect(a);
+	if (zmq_poll(&pi, 1, timeout_ms) == -1) {
+		if (errno != EINTR)
+			log_warnx("zmq_poll: %s", zmq_strerror(errno));
+		return;
+	}
+	if (!(pi.revents & ZMQ_POLLIN))
+		return;
+	receive(a);
+	if (a->nbatch == 0)
+		return;
+	/* Without PostgreSQL, drop the events unacknowledged: the senders
+	 * keep them and send them again every second. */
+	if (a->pg != NULL)
+		handle_batch(a);
+	else
+		log_debug("postgres down: %zu events left to their senders",
+		    a->nbatch);
+	for (i = 0; i < a->nbatch; i++)
+		rq_msg_clear(&a->batch[i].m);
+	a->nbatch = 0;
+}

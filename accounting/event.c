@@ -1,0 +1,173 @@
+/* The pure part of accounting: which events can be stored, their rank, and
+ * their timeline JSON.  No I/O here, so unit tests cover it all. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "accounting.h"
+#include "util.h"
+
+/*
+ * Replaces the bytes of s that are not part of valid UTF-8 with '?' and
+ * returns how many: PostgreSQL (UTF8 database) and jansson refuse invalid
+ * UTF-8, and one SIP peer's odd reason phrase must not cost a whole event.
+ */
+static int
+utf8_fix(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	unsigned int cp;
+	int n, i, fixed = 0;
+
+	while (*p) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xe0) == 0xc0) {
+			n = 1;
+			cp = *p & 0x1f;
+		} else if ((*p & 0xf0) == 0xe0) {
+			n = 2;
+			cp = *p & 0x0f;
+		} else if ((*p & 0xf8) == 0xf0) {
+			n = 3;
+			cp = *p & 0x07;
+		} else
+			goto bad;
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				goto bad;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		/* overlong forms, surrogates, beyond Unicode */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			goto bad;
+		p += n + 1;
+		continue;
+bad:
+		*p++ = '?';
+		fixed++;
+	}
+	return fixed;
+}
+
+int
+acct_event_check(struct rq_msg *m, enum rq_status *st, char *err,
+    size_t errlen)
+{
+	char *strs[] = { m->tenant, m->to, m->reason, m->node, m->detail };
+	size_t i;
+	int fixed = 0;
+
+	err[0] = '\0';
+	if (m->type != RQ_MSG_EVENT) {
+		snprintf(err, errlen, "not an EVENT but %s",
+		    rq_msg_type_name(m->type));
+		return -1;
+	}
+	if (m->call_id == NULL || m->status == NULL) {
+		snprintf(err, errlen, "call_id or status missing");
+		return -1;
+	}
+	if (!rq_call_id_valid(m->call_id)) {
+		snprintf(err, errlen, "malformed call id");
+		return -1;
+	}
+	if (rq_status_parse(m->status, st) == -1) {
+		snprintf(err, errlen, "unknown status");
+		return -1;
+	}
+	if (m->attempt > ACCT_ATTEMPT_MAX) {
+		snprintf(err, errlen, "attempt %llu out of range",
+		    (unsigned long long)m->attempt);
+		return -1;
+	}
+	/* Only what happens before or instead of a dialled attempt has
+	 * attempt 0. */
+	if (m->attempt == 0 && *st != RQ_ST_QUEUED && *st != RQ_ST_SCHEDULED &&
+	    *st != RQ_ST_CANCELED && *st != RQ_ST_EXPIRED) {
+		snprintf(err, errlen, "status %s needs an attempt number",
+		    m->status);
+		return -1;
+	}
+	if (m->ts_ms > ACCT_TS_MAX) {
+		snprintf(err, errlen, "ts_ms out of range");
+		return -1;
+	}
+
+	/* Below, a bad optional field is dropped or mended and the event is
+	 * still stored: err says what was done. */
+	if (rq_msg_has(m, started_ms) && m->started_ms > ACCT_TS_MAX) {
+		m->present &= ~RQ_F_started_ms;
+		snprintf(err, errlen, "started_ms out of range, ignored");
+	}
+	if (rq_msg_has(m, answered_ms) && m->answered_ms > ACCT_TS_MAX) {
+		m->present &= ~RQ_F_answered_ms;
+		snprintf(err, errlen, "answered_ms out of range, ignored");
+	}
+	/* Sofia-SIP reports its own failures as 9xx: not a SIP answer. */
+	if (rq_msg_has(m, sip_code) &&
+	    (m->sip_code < 100 || m->sip_code > 699)) {
+		snprintf(err, errlen, "sip_code %llu out of range, ignored",
+		    (unsigned long long)m->sip_code);
+		m->present &= ~RQ_F_sip_code;
+	}
+	if (rq_msg_has(m, duration_ms) && m->duration_ms > (uint64_t)INT64_MAX) {
+		m->present &= ~RQ_F_duration_ms;
+		snprintf(err, errlen, "duration_ms out of range, ignored");
+	}
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if (strs[i] != NULL)
+			fixed += utf8_fix(strs[i]);
+	if (fixed)
+		snprintf(err, errlen, "%d bytes of invalid UTF-8 replaced", fixed);
+	return 0;
+}
+
+int
+acct_rank(uint64_t attempt, enum rq_status st)
+{
+	return (int)attempt * 16 + (int)st;
+}
+
+char *
+acct_event_json(const struct rq_msg *m)
+{
+	json_t *o;
+	char at[32], *s;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	rq_rfc3339_format(m->ts_ms, at, sizeof(at));
+	/* json_*_new steals the reference even on failure. */
+	if (json_object_set_new(o, "status", json_string(m->status)) == -1 ||
+	    json_object_set_new(o, "attempt",
+	    json_integer((json_int_t)m->attempt)) == -1 ||
+	    json_object_set_new(o, "at", json_string(at)) == -1 ||
+	    json_object_set_new(o, "ts_ms",
+	    json_integer((json_int_t)m->ts_ms)) == -1)
+		goto fail;
+	if (m->reason != NULL &&
+	    json_object_set_new(o, "reason", json_string(m->reason)) == -1)
+		goto fail;
+	if (rq_msg_has(m, sip_code) && json_object_set_new(o, "sip_code",
+	    json_integer((json_int_t)m->sip_code)) == -1)
+		goto fail;
+	if (rq_msg_has(m, duration_ms) && json_object_set_new(o,
+	    "duration_ms", json_integer((json_int_t)m->duration_ms)) == -1)
+		goto fail;
+	if (m->node != NULL &&
+	    json_object_set_new(o, "node", json_string(m->node)) == -1)
+		goto fail;
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+fail:
+	json_decref(o);
+	return NULL;
+}

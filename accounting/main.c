@@ -1,0 +1,34 @@
+/* ringq-accounting: arguments, configuration, signals and the loop; the
+ * work is in acct.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "accounting.h"
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "util.h"
+
+int
+main(int argc, char *argv[])
+{
+	struct rq_config cfg;
+	struct acct a;
+
+	rq_daemon_start(argc, argv, "ringq-accounting", &cfg);
+	if (acct_init(&a, &cfg) == -1)
+		fatalx("cannot start");
+	if (rq_pidfile_write(cfg.run_dir, "ringq-accounting") == -1)
+		fatalx("cannot write the PID file");
+	log_info("started");
+
+	while (!rq_stop)
+		acct_step(&a, 200);
+
+	log_info("stopping");
+	acct_free(&a);
+	rq_pidfile_remove(cfg.run_dir, "ringq-accounting");
+	rq_config_free(&cfg);
+	return 0;
+}

@@ -1,0 +1,187 @@
+/* The PostgreSQL schema as an ordered list of migrations, applied at
+ * start-up under an advisory lock so that two accounting daemons starting
+ * together never apply a step twice.  Never edit a released step: add one. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accounting.h"
+#include "log.h"
+
+/* Any constant, shared by every ringq-accounting of a database. */
+#define ACCT_MIGRATION_LOCK	"7290521870042"
+
+struct migration {
+	int		 version;
+	const char	*what;
+	const char	*sql;
+};
+
+static const struct migration migrations[] = {
+	{ 1, "calls, attempts and call_events",
+	"CREATE DOMAIN ringq_status AS text CHECK (VALUE IN ("
+	"  'queued', 'scheduled', 'dispatched', 'ringing', 'answered',"
+	"  'completed', 'failed', 'canceled', 'expired'));"
+
+	"CREATE TABLE calls ("
+	"  id          text PRIMARY KEY,"
+	"  tenant      text NOT NULL,"		/* '' until an event names it */
+	"  target      text,"
+	"  status      ringq_status NOT NULL,"
+	"  reason      text,"
+	"  sip_code    int CHECK (sip_code BETWEEN 100 AND 699),"
+	"  attempts    int NOT NULL DEFAULT 0 CHECK (attempts >= 0),"
+	"  created_at  timestamptz NOT NULL,"
+	"  updated_at  timestamptz NOT NULL,"
+	"  answered_at timestamptz,"
+	"  ended_at    timestamptz,"
+	"  talk_ms     bigint CHECK (talk_ms >= 0),"
+	"  status_rank int NOT NULL CHECK (status_rank >= 0));"
+
+	"CREATE TABLE attempts ("
+	"  call_id     text NOT NULL REFERENCES calls (id) ON DELETE CASCADE,"
+	"  attempt     int NOT NULL CHECK (attempt >= 1),"
+	"  node        text,"
+	"  status      ringq_status NOT NULL,"
+	"  reason      text,"
+	"  sip_code    int CHECK (sip_code BETWEEN 100 AND 699),"
+	"  started_at  timestamptz,"
+	"  answered_at timestamptz,"
+	"  ended_at    timestamptz,"
+	"  talk_ms     bigint CHECK (talk_ms >= 0),"
+	"  PRIMARY KEY (call_id, attempt));"
+
+	/* The event row goes in first (its insert tells whether the event is
+	 * new), the call row after it: check the reference at COMMIT. */
+	"CREATE TABLE call_events ("
+	"  call_id     text NOT NULL REFERENCES calls (id) ON DELETE CASCADE"
+	"              DEFERRABLE INITIALLY DEFERRED,"
+	"  attempt     int NOT NULL CHECK (attempt >= 0),"
+	"  status      ringq_status NOT NULL,"
+	"  at          timestamptz NOT NULL,"
+	"  reason      text,"
+	"  sip_code    int CHECK (sip_code BETWEEN 100 AND 699),"
+	"  node        text,"
+	"  duration_ms bigint CHECK (duration_ms >= 0),"
+	"  detail      text,"
+	"  received_at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (call_id, attempt, status),"
+	"  CHECK (attempt > 0 OR"
+	"         status IN ('queued', 'scheduled', 'canceled', 'expired')));"
+	},
+	{ 2, "indexes for reports",
+	/* a tenant's calls by time (the API's listing, billing) */
+	"CREATE INDEX calls_tenant_created_idx ON calls (tenant, created_at);"
+	/* calls still open: finding stuck ones stays cheap as history grows */
+	"CREATE INDEX calls_open_idx ON calls (updated_at)"
+	"  WHERE status NOT IN ('completed', 'failed', 'canceled', 'expired');"
+	/* load and failure reports per telserver */
+	"CREATE INDEX attempts_node_started_idx ON attempts (node, started_at);"
+	},
+};
+
+#define NMIGRATIONS	(sizeof(migrations) / sizeof(migrations[0]))
+
+int
+acct_schema_version(void)
+{
+	return migrations[NMIGRATIONS - 1].version;
+}
+
+/* Runs sql (constant text, possibly several statements); 0 or -1. */
+static int
+exec_ok(PGconn *pg, const char *sql, const char *what)
+{
+	PGresult *res;
+	ExecStatusType rs;
+
+	res = PQexec(pg, sql);
+	rs = PQresultStatus(res);
+	if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+		log_warnx("postgres: migration: %s: %s", what,
+		    PQresultErrorMessage(res));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+applied(PGconn *pg, int version, int *yes)
+{
+	PGresult *res;
+	char v[16];
+	const char *params[1] = { v };
+
+	snprintf(v, sizeof(v), "%d", version);
+	res = PQexecParams(pg,
+	    "SELECT 1 FROM schema_migrations WHERE version = $1::int",
+	    1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warnx("postgres: migration: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		return -1;
+	}
+	*yes = PQntuples(res) > 0;
+	PQclear(res);
+	return 0;
+}
+
+static int
+apply(PGconn *pg, const struct migration *mg)
+{
+	PGresult *res;
+	char v[16];
+	const char *params[1] = { v };
+
+	if (exec_ok(pg, "BEGIN", "begin") == -1)
+		return -1;
+	if (exec_ok(pg, mg->sql, mg->what) == -1)
+		goto fail;
+	snprintf(v, sizeof(v), "%d", mg->version);
+	res = PQexecParams(pg, "INSERT INTO schema_migrations (version) "
+	    "VALUES ($1::int)", 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_warnx("postgres: migration %d: %s", mg->version,
+		    PQresultErrorMessage(res));
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+	if (exec_ok(pg, "COMMIT", "commit") == -1)
+		goto fail;
+	log_info("postgres: schema migration %d applied (%s)", mg->version,
+	    mg->what);
+	return 0;
+fail:
+	PQclear(PQexec(pg, "ROLLBACK"));
+	return -1;
+}
+
+int
+acct_migrate(PGconn *pg)
+{
+	size_t i;
+	int yes, rc = -1;
+
+	if (exec_ok(pg, "SELECT pg_advisory_lock(" ACCT_MIGRATION_LOCK ")",
+	    "lock") == -1)
+		return -1;
+	if (exec_ok(pg, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    "  version    int PRIMARY KEY,"
+	    "  applied_at timestamptz NOT NULL DEFAULT now())",
+	    "schema_migrations") == -1)
+		goto done;
+	for (i = 0; i < NMIGRATIONS; i++) {
+		if (applied(pg, migrations[i].version, &yes) == -1)
+			goto done;
+		if (!yes && apply(pg, &migrations[i]) == -1)
+			goto done;
+	}
+	rc = 0;
+done:
+	/* A lost connection releases the lock by itself. */
+	PQclear(PQexec(pg, "SELECT pg_advisory_unlock(" ACCT_MIGRATION_LOCK ")"));
+	return rc;
+}

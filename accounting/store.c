@@ -1,0 +1,256 @@
+/* PostgreSQL side of accounting: the connection and the one-transaction
+ * store of a batch of events (event row, then call and attempt rows only
+ * when the event is new, so a repeated event changes nothing). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "accounting.h"
+#include "log.h"
+
+/* ms since the epoch (text parameter, NULL stays NULL) to timestamptz,
+ * exactly: no detour through floating point. */
+#define TS(p)	"('epoch'::timestamptz + " p "::bigint * interval '1 millisecond')"
+
+static const char sql_event[] =
+	"INSERT INTO call_events (call_id, attempt, status, at, reason,"
+	" sip_code, node, duration_ms, detail)"
+	" VALUES ($1, $2::int, $3, " TS("$4") ", $5, $6::int, $7, $8::bigint, $9)"
+	" ON CONFLICT DO NOTHING";
+
+/*
+ * The status, reason, sip_code, updated_at, ended_at and talk_ms of a call
+ * follow its highest-ranked event only; the other columns gather what any
+ * event tells.  ended_at/talk_ms are cleared when a new attempt moves a
+ * failed call on again.
+ */
+#define ADV	"EXCLUDED.status_rank > c.status_rank"
+static const char sql_call[] =
+	"INSERT INTO calls AS c (id, tenant, target, status, reason, sip_code,"
+	" attempts, created_at, updated_at, answered_at, ended_at, talk_ms,"
+	" status_rank)"
+	" VALUES ($1, coalesce($2, ''), $3, $4, $5, $6::int, $7::int,"
+	" " TS("$8") ", " TS("$8") ", " TS("$9") ", " TS("$10") ","
+	" $11::bigint, $12::int)"
+	" ON CONFLICT (id) DO UPDATE SET"
+	" tenant = CASE WHEN c.tenant = '' THEN EXCLUDED.tenant"
+	"   ELSE c.tenant END,"
+	" target = coalesce(c.target, EXCLUDED.target),"
+	" attempts = greatest(c.attempts, EXCLUDED.attempts),"
+	" created_at = least(c.created_at, EXCLUDED.created_at),"
+	" answered_at = CASE WHEN EXCLUDED.answered_at IS NOT NULL AND"
+	"   (c.answered_at IS NULL OR EXCLUDED.attempts >= c.attempts)"
+	"   THEN EXCLUDED.answered_at ELSE c.answered_at END,"
+	" status = CASE WHEN " ADV " THEN EXCLUDED.status ELSE c.status END,"
+	" reason = CASE WHEN " ADV " THEN EXCLUDED.reason ELSE c.reason END,"
+	" sip_code = CASE WHEN " ADV " THEN EXCLUDED.sip_code"
+	"   ELSE c.sip_code END,"
+	" updated_at = CASE WHEN " ADV " THEN EXCLUDED.updated_at"
+	"   ELSE c.updated_at END,"
+	" ended_at = CASE WHEN " ADV " THEN EXCLUDED.ended_at"
+	"   ELSE c.ended_at END,"
+	" talk_ms = CASE WHEN " ADV " THEN EXCLUDED.talk_ms ELSE c.talk_ms END,"
+	" status_rank = greatest(c.status_rank, EXCLUDED.status_rank)";
+
+/* Within an attempt the status order is status.h's enum order. */
+#define FWD	"$11::int > array_position(ARRAY['queued', 'scheduled'," \
+	" 'dispatched', 'ringing', 'answered', 'completed', 'failed'," \
+	" 'canceled', 'expired'], a.status::text) - 1"
+static const char sql_attempt[] =
+	"INSERT INTO attempts AS a (call_id, attempt, node, status, reason,"
+	" sip_code, started_at, answered_at, ended_at, talk_ms)"
+	" VALUES ($1, $2::int, $3, $4, $5, $6::int, " TS("$7") ", " TS("$8") ","
+	" " TS("$9") ", $10::bigint)"
+	" ON CONFLICT (call_id, attempt) DO UPDATE SET"
+	" node = CASE WHEN " FWD " THEN coalesce(EXCLUDED.node, a.node)"
+	"   ELSE coalesce(a.node, EXCLUDED.node) END,"
+	" status = CASE WHEN " FWD " THEN EXCLUDED.status ELSE a.status END,"
+	" reason = CASE WHEN " FWD " THEN EXCLUDED.reason ELSE a.reason END,"
+	" sip_code = CASE WHEN " FWD " THEN EXCLUDED.sip_code"
+	"   ELSE a.sip_code END,"
+	" started_at = coalesce(a.started_at, EXCLUDED.started_at),"
+	" answered_at = coalesce(a.answered_at, EXCLUDED.answered_at),"
+	" ended_at = coalesce(a.ended_at, EXCLUDED.ended_at),"
+	" talk_ms = coalesce(a.talk_ms, EXCLUDED.talk_ms)";
+
+static const struct {
+	const char	*name;
+	const char	*sql;
+	int		 nparams;
+} statements[] = {
+	{ "acct_event", sql_event, 9 },
+	{ "acct_call", sql_call, 12 },
+	{ "acct_attempt", sql_attempt, 11 },
+};
+
+/* libpq prints server notices on stderr by default: make them log lines. */
+static void
+notice(void *arg, const char *msg)
+{
+	log_debug("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+PGconn *
+acct_pg_open(const char *conninfo, char *err, size_t errlen)
+{
+	/* A later keyword overrides what the expanded conninfo says: bound
+	 * the connect so that an unreachable server does not stall us. */
+	const char *keys[] = { "dbname", "connect_timeout",
+	    "application_name", NULL };
+	const char *vals[] = { conninfo, "3", "ringq-accounting", NULL };
+	PGconn *pg;
+	PGresult *res;
+	size_t i;
+
+	pg = PQconnectdbParams(keys, vals, 1);
+	if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+		snprintf(err, errlen, "%s", pg ? PQerrorMessage(pg) :
+		    "out of memory");
+		goto fail;
+	}
+	PQsetNoticeProcessor(pg, notice, NULL);
+	if (acct_migrate(pg) == -1) {
+		snprintf(err, errlen, "schema migration failed");
+		goto fail;
+	}
+	for (i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+		res = PQprepare(pg, statements[i].name, statements[i].sql,
+		    statements[i].nparams, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "prepare %s: %s",
+			    statements[i].name, PQresultErrorMessage(res));
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+	}
+	return pg;
+fail:
+	/* Chop libpq's trailing newline off the message we pass on. */
+	err[strcspn(err, "\n")] = '\0';
+	PQfinish(pg);
+	return NULL;
+}
+
+/* Number parameters: one buffer each, NULL when the field is absent. */
+struct params {
+	char	 attempt[24], ts[24], sip[24], dur[24], answered[24];
+	char	 ended[24], started[24], rank[24], order[24];
+};
+
+#define U64(buf, v)	(snprintf((buf), sizeof(buf), "%" PRIu64, \
+			    (uint64_t)(v)), (const char *)(buf))
+
+static int
+run(PGconn *pg, const char *name, int n, const char *const *v,
+    const struct acct_event *ev, int *newrow)
+{
+	PGresult *res;
+	int rc = 0;
+
+	res = PQexecPrepared(pg, name, n, v, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		/* A lost connection is logged once, by the caller. */
+		if (PQstatus(pg) == CONNECTION_OK)
+			log_warnx("postgres: %s %s/%" PRIu64 " %s: %s", name,
+			    ev->m.call_id, ev->m.attempt, ev->m.status,
+			    PQresultErrorMessage(res));
+		rc = -1;
+	} else if (newrow != NULL)
+		*newrow = !strcmp(PQcmdTuples(res), "1");
+	PQclear(res);
+	return rc;
+}
+
+static int
+store_one(PGconn *pg, const struct acct_event *ev)
+{
+	const struct rq_msg *m = &ev->m;
+	struct params p;
+	const char *sip, *dur, *answered, *ended, *talk;
+	int isnew = 0, terminal = rq_status_terminal(ev->st);
+
+	sip = rq_msg_has(m, sip_code) ? U64(p.sip, m->sip_code) : NULL;
+	dur = rq_msg_has(m, duration_ms) ? U64(p.dur, m->duration_ms) : NULL;
+	if (ev->st == RQ_ST_ANSWERED && !rq_msg_has(m, answered_ms))
+		answered = U64(p.answered, m->ts_ms);
+	else
+		answered = rq_msg_has(m, answered_ms) ?
+		    U64(p.answered, m->answered_ms) : NULL;
+	ended = terminal ? U64(p.ended, m->ts_ms) : NULL;
+	talk = terminal ? dur : NULL;
+	U64(p.attempt, m->attempt);
+	U64(p.ts, m->ts_ms);
+
+	{
+		const char *v[] = { m->call_id, p.attempt, m->status, p.ts,
+		    m->reason, sip, m->node, dur, m->detail };
+
+		if (run(pg, "acct_event", 9, v, ev, &isnew) == -1)
+			return -1;
+	}
+	if (!isnew) {
+		log_debug("%s: event %" PRIu64 ":%s already stored",
+		    m->call_id, m->attempt, m->status);
+		return 0;
+	}
+	{
+		const char *v[] = { m->call_id, m->tenant, m->to, m->status,
+		    m->reason, sip, p.attempt, p.ts, answered, ended, talk,
+		    U64(p.rank, ev->rank) };
+
+		if (run(pg, "acct_call", 12, v, ev, NULL) == -1)
+			return -1;
+	}
+	if (m->attempt > 0) {
+		const char *v[] = { m->call_id, p.attempt, m->node, m->status,
+		    m->reason, sip, rq_msg_has(m, started_ms) ?
+		    U64(p.started, m->started_ms) : NULL, answered, ended,
+		    talk, U64(p.order, ev->st) };
+
+		if (run(pg, "acct_attempt", 11, v, ev, NULL) == -1)
+			return -1;
+	}
+	log_debug("%s: event %" PRIu64 ":%s stored", m->call_id, m->attempt,
+	    m->status);
+	return 0;
+}
+
+static int
+simple(PGconn *pg, const char *sql)
+{
+	PGresult *res;
+	int rc = 0;
+
+	res = PQexec(pg, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		if (PQstatus(pg) == CONNECTION_OK)
+			log_warnx("postgres: %s: %s", sql,
+			    PQresultErrorMessage(res));
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int
+acct_store(PGconn *pg, struct acct_event *evs, size_t n)
+{
+	size_t i;
+
+	if (simple(pg, "BEGIN") == -1)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (store_one(pg, &evs[i]) == -1)
+			goto fail;
+	if (simple(pg, "COMMIT") == -1)
+		goto fail;
+	for (i = 0; i < n; i++)
+		evs[i].stored = 1;
+	return 0;
+fail:
+	if (PQstatus(pg) != CONNECTION_OK)
+		return -2;
+	PQclear(PQexec(pg, "ROLLBACK"));
+	return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
+}

@@ -1,0 +1,137 @@
+/* A synchronous hiredis connection for the loop-style daemons (scheduler,
+ * dispatcher, accounting): reconnects every second when lost, and runs Lua
+ * scripts by their SHA, loading them again after a Redis restart. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include "log.h"
+#include "redis_sync.h"
+#include "util.h"
+
+#define RQ_REDIS_RETRY_MS	1000
+
+void
+rq_redis_init(struct rq_redis *r, const char *host, int port,
+    struct rq_script **scripts, size_t nscripts)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->host, sizeof(r->host), "%s", host);
+	r->port = port;
+	r->scripts = scripts;
+	r->nscripts = nscripts;
+}
+
+void
+rq_redis_close(struct rq_redis *r)
+{
+	if (r->c != NULL)
+		redisFree(r->c);
+	r->c = NULL;
+}
+
+/* Drops the connection after an I/O error; the next call reconnects. */
+static void
+redis_lost(struct rq_redis *r, const char *what)
+{
+	log_warnx("redis %s:%d: %s: %s", r->host, r->port, what,
+	    r->c != NULL && r->c->errstr[0] ? r->c->errstr : "connection lost");
+	rq_redis_close(r);
+	r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
+	r->down_logged = 1;
+}
+
+static int
+load_scripts(struct rq_redis *r)
+{
+	redisReply *rep;
+	size_t i;
+
+	for (i = 0; i < r->nscripts; i++) {
+		struct rq_script *s = r->scripts[i];
+
+		rep = redisCommand(r->c, "SCRIPT LOAD %s", s->src);
+		if (rep == NULL) {
+			redis_lost(r, "SCRIPT LOAD");
+			return -1;
+		}
+		if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+			/* A script Redis refuses is our bug: do not loop on it. */
+			fatalx("redis: SCRIPT LOAD %s: %s", s->name,
+			    rep->type == REDIS_REPLY_ERROR ? rep->str :
+			    "unexpected reply");
+		}
+		memcpy(s->sha, rep->str, 40);
+		s->sha[40] = '\0';
+		freeReplyObject(rep);
+	}
+	return 0;
+}
+
+int
+rq_redis_ready(struct rq_redis *r)
+{
+	struct timeval tv = { 1, 0 };
+
+	if (r->c != NULL)
+		return 0;
+	if (rq_mono_ms() < r->next_try_ms)
+		return -1;
+	r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
+	r->c = redisConnectWithTimeout(r->host, r->port, tv);
+	if (r->c == NULL || r->c->err) {
+		if (!r->down_logged)
+			log_warnx("redis %s:%d: connect: %s", r->host, r->port,
+			    r->c ? r->c->errstr : "out of memory");
+		r->down_logged = 1;
+		rq_redis_close(r);
+		return -1;
+	}
+	/* A stuck server must not stall the loop for long. */
+	redisSetTimeout(r->c, tv);
+	if (load_scripts(r) == -1)
+		return -1;
+	log_info("redis %s:%d: connected", r->host, r->port);
+	r->down_logged = 0;
+	return 0;
+}
+
+redisReply *
+rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
+    int argc, const char **argv)
+{
+	const char *av[3 + 32];
+	char nk[16];
+	redisReply *rep;
+	int i;
+
+	if (argc > 32 || (r->c == NULL && rq_redis_ready(r) == -1))
+		return NULL;
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	av[0] = "EVALSHA";
+	av[1] = s->sha;
+	av[2] = nk;
+	for (i = 0; i < argc; i++)
+		av[3 + i] = argv[i];
+	rep = redisCommandArgv(r->c, 3 + argc, av, NULL);
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		/* The server lost its script cache (restart, SCRIPT FLUSH). */
+		freeReplyObject(rep);
+		av[0] = "EVAL";
+		av[1] = s->src;
+		rep = redisCommandArgv(r->c, 3 + argc, av, NULL);
+	}
+	if (rep == NULL) {
+		redis_lost(r, s->name);
+		return NULL;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		log_warnx("redis: script %s: %s", s->name, rep->str);
+		freeReplyObject(rep);
+		return NULL;
+	}
+	return rep;
+}

@@ -1,0 +1,42 @@
+/* A synchronous Redis link that reconnects by itself, at most once a second,
+ * and runs Lua scripts by SHA (see redis_sync.c). */
+#ifndef RQ_REDIS_SYNC_H
+#define RQ_REDIS_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+
+/* A Lua script loaded with SCRIPT LOAD at each (re)connect. */
+struct rq_script {
+	const char	*name;
+	const char	*src;
+	char		 sha[41];
+};
+
+/* The scripts are borrowed for the life of the link. */
+struct rq_redis {
+	redisContext	*c;
+	char		 host[RQ_ADDR_MAX];
+	int		 port;
+	uint64_t	 next_try_ms;	/* monotonic */
+	int		 down_logged;
+	struct rq_script **scripts;
+	size_t		 nscripts;
+};
+
+void	rq_redis_init(struct rq_redis *r, const char *host, int port,
+	    struct rq_script **scripts, size_t nscripts);
+/* Connects if needed and it is time to try.  Returns 0 when connected. */
+int	rq_redis_ready(struct rq_redis *r);
+/* Runs s with EVALSHA (EVAL on NOSCRIPT).  argv holds nkeys keys, then the
+ * arguments.  Returns the reply (caller frees it with freeReplyObject) or
+ * NULL on error, logged; a lost connection is closed for a later retry. */
+redisReply *rq_redis_eval(struct rq_redis *r, struct rq_script *s,
+	    int nkeys, int argc, const char **argv);
+void	rq_redis_close(struct rq_redis *r);
+
+#endif

@@ -1,0 +1,324 @@
+/* The dispatcher's reactions: heartbeats, acks and nacks from telservers,
+ * ack timeouts, and taking ready jobs while some telserver has room. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <zmq.h>
+
+#include "dispatcher.h"
+#include "log.h"
+#include "status.h"
+#include "util.h"
+
+/* Bounds on work per loop turn, so the ROUTER is read often. */
+#define DISP_FILL_MAX	1000
+#define DISP_READ_MAX	10000
+
+void
+disp_init(struct disp *d, const struct rq_config *cfg, void *router,
+    struct rq_evout *eo)
+{
+	static struct rq_script *scripts[] = { &disp_take_script,
+	    &disp_acked_script, &disp_requeue_script };
+
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	d->router = router;
+	d->eo = eo;
+	rq_redis_init(&d->redis, cfg->redis_host, cfg->redis_port, scripts,
+	    sizeof(scripts) / sizeof(*scripts));
+	disp_tels_init(&d->tels, (uint64_t)cfg->heartbeat_timeout_ms);
+	TAILQ_INIT(&d->jobs);
+	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng) ||
+	    d->rng == 0)
+		d->rng = rq_mono_ms() | 1;
+}
+
+static void
+job_free(struct disp_job *j)
+{
+	if (j == NULL)
+		return;
+	free(j->call_id);
+	free(j->tenant);
+	free(j->to);
+	free(j);
+}
+
+/* Unlinks j and gives its slot back to its telserver. */
+static void
+job_done(struct disp *d, struct disp_job *j)
+{
+	struct disp_tel *e = &d->tels.v[j->tel];
+
+	TAILQ_REMOVE(&d->jobs, j, entry);
+	d->njobs--;
+	if (e->pending > 0)
+		e->pending--;
+}
+
+void
+disp_free(struct disp *d)
+{
+	struct disp_job *j;
+
+	while ((j = TAILQ_FIRST(&d->jobs)) != NULL) {
+		job_done(d, j);
+		job_free(j);
+	}
+	disp_tels_free(&d->tels);
+	rq_redis_close(&d->redis);
+}
+
+static struct disp_job *
+job_find(struct disp *d, const char *id, uint64_t attempt)
+{
+	struct disp_job *j;
+
+	TAILQ_FOREACH(j, &d->jobs, entry)
+		if (j->attempt == attempt && strcmp(j->call_id, id) == 0)
+			return j;
+	return NULL;
+}
+
+static void
+emit_dispatched(struct disp *d, const char *id, uint64_t attempt,
+    const char *node, const char *tenant, const char *to)
+{
+	struct rq_msg ev;
+
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, (char *)id);
+	rq_msg_set(&ev, attempt, attempt);
+	rq_msg_set(&ev, status, (char *)rq_status_name(RQ_ST_DISPATCHED));
+	rq_msg_set(&ev, node, (char *)node);
+	if (tenant != NULL)
+		rq_msg_set(&ev, tenant, (char *)tenant);
+	if (to != NULL)
+		rq_msg_set(&ev, to, (char *)to);
+	if (rq_evout_emit(d->eo, &ev) == -1)
+		log_warnx("call %s: cannot queue EVENT dispatched", id);
+}
+
+static void
+on_ack(struct disp *d, ssize_t ti, const struct rq_msg *m)
+{
+	struct disp_job *j;
+	char *tenant, *to;
+	int n;
+
+	if ((j = job_find(d, m->call_id, m->attempt)) == NULL) {
+		/* A duplicate, or an ack after we gave up waiting. */
+		log_warnx("call %s: attempt %llu: ack from telserver %s that "
+		    "we were not waiting for", m->call_id,
+		    (unsigned long long)m->attempt, m->node);
+		n = disp_job_acked(&d->redis, m->call_id, m->attempt, m->node,
+		    0, &tenant, &to);
+		if (n > 0)
+			emit_dispatched(d, m->call_id, m->attempt, m->node,
+			    tenant, to);
+		free(tenant);
+		free(to);
+		return;
+	}
+	if (ti != (ssize_t)j->tel)
+		log_warnx("call %s: ack from %s, not from the telserver we "
+		    "sent it to (%s)", j->call_id, m->node,
+		    d->tels.v[j->tel].node);
+	job_done(d, j);
+	/* It is active there now, until the next heartbeat counts it. */
+	d->tels.v[j->tel].acked++;
+	n = disp_job_acked(&d->redis, j->call_id, j->attempt, m->node, 1,
+	    &tenant, &to);
+	log_info("call %s: attempt %llu dispatched to telserver %s%s",
+	    j->call_id, (unsigned long long)j->attempt, m->node,
+	    n == -1 ? " (lease not released: redis error)" : "");
+	emit_dispatched(d, j->call_id, j->attempt, m->node,
+	    tenant ? tenant : j->tenant, to ? to : j->to);
+	free(tenant);
+	free(to);
+	job_free(j);
+}
+
+static void
+on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
+{
+	struct disp_job *j;
+	struct disp_tel *e;
+
+	if ((j = job_find(d, m->call_id, m->attempt)) == NULL) {
+		log_warnx("call %s: attempt %llu: nack (%s) from telserver %s "
+		    "that we were not waiting for, ignored", m->call_id,
+		    (unsigned long long)m->attempt, m->reason, m->node);
+		return;
+	}
+	e = &d->tels.v[j->tel];
+	log_info("call %s: attempt %llu refused by telserver %s: %s%s%s",
+	    j->call_id, (unsigned long long)j->attempt, m->node, m->reason,
+	    rq_msg_has(m, detail) ? ": " : "",
+	    rq_msg_has(m, detail) ? m->detail : "");
+	job_done(d, j);
+	/* Our idea of its load was wrong: count it full until it reports
+	 * again, rather than bounce jobs off it. */
+	e->active = e->capacity;
+	if (disp_job_requeue(&d->redis, j->call_id, j->attempt, 1) == 1)
+		log_debug("call %s: back in the ready queue", j->call_id);
+	job_free(j);
+}
+
+static void
+on_message(struct disp *d, const void *id, size_t idlen, struct rq_msg *m)
+{
+	ssize_t ti;
+
+	ti = disp_tels_find(&d->tels, id, idlen);
+	switch (m->type) {
+	case RQ_MSG_HEARTBEAT:
+		disp_tels_heartbeat(&d->tels, id, idlen, m, rq_mono_ms());
+		break;
+	case RQ_MSG_JOB_ACK:
+		on_ack(d, ti, m);
+		break;
+	case RQ_MSG_JOB_NACK:
+		on_nack(d, ti, m);
+		break;
+	default:
+		log_warnx("unexpected %s from %s dropped",
+		    rq_msg_type_name(m->type),
+		    ti >= 0 ? d->tels.v[ti].node : "an unknown peer");
+		break;
+	}
+}
+
+void
+disp_read(struct disp *d)
+{
+	unsigned char id[RQ_BUS_ID_MAX];
+	size_t idlen;
+	struct rq_msg m;
+	int i, rc;
+
+	for (i = 0; i < DISP_READ_MAX; i++) {
+		if ((rc = rq_bus_recv(d->router, id, &idlen, &m)) == 0)
+			break;
+		if (rc == -1)
+			continue;
+		on_message(d, id, idlen, &m);
+		rq_msg_clear(&m);
+	}
+}
+
+void
+disp_tick(struct disp *d)
+{
+	uint64_t now = rq_mono_ms();
+	struct disp_job *j, *next;
+	struct disp_tel *e;
+
+	disp_tels_check(&d->tels, now);
+	for (j = TAILQ_FIRST(&d->jobs); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (j->deadline > now)
+			continue;
+		e = &d->tels.v[j->tel];
+		log_warnx("call %s: attempt %llu: no ack from telserver %s "
+		    "within %d ms: requeued, telserver suspect until its next "
+		    "heartbeat", j->call_id, (unsigned long long)j->attempt,
+		    e->node, d->cfg->ack_timeout_ms);
+		e->suspect = 1;
+		job_done(d, j);
+		/* It may have dialled: the attempt number stays used. */
+		disp_job_requeue(&d->redis, j->call_id, j->attempt, 0);
+		job_free(j);
+	}
+}
+
+/* Sends a taken job to telserver ti; on failure puts it back. */
+static void
+send_job(struct disp *d, size_t ti, struct rq_msg *job)
+{
+	struct disp_tel *e = &d->tels.v[ti];
+	struct disp_job *j;
+
+	if (rq_bus_send(d->router, e->id, e->idlen, job) == -1) {
+		log_warnx("call %s: attempt %llu: cannot reach telserver %s, "
+		    "requeued", job->call_id, (unsigned long long)job->attempt,
+		    e->node);
+		disp_tels_gone(&d->tels, ti, "unreachable");
+		/* Never sent: not dialled, give the attempt back. */
+		disp_job_requeue(&d->redis, job->call_id, job->attempt, 1);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->call_id = strdup(job->call_id)) == NULL ||
+	    (j->tenant = strdup(job->tenant)) == NULL ||
+	    (j->to = strdup(job->to)) == NULL) {
+		/* Its lease in rq:inflight still brings it back. */
+		log_warnx("call %s: out of memory, left to its lease",
+		    job->call_id);
+		job_free(j);
+		return;
+	}
+	j->attempt = job->attempt;
+	j->tel = ti;
+	j->deadline = rq_mono_ms() + (uint64_t)d->cfg->ack_timeout_ms;
+	TAILQ_INSERT_TAIL(&d->jobs, j, entry);
+	d->njobs++;
+	e->pending++;
+	log_debug("call %s: attempt %llu sent to telserver %s", j->call_id,
+	    (unsigned long long)j->attempt, e->node);
+}
+
+void
+disp_fill(struct disp *d)
+{
+	struct rq_msg job;
+	ssize_t ti;
+	uint64_t lease;
+	int i, rc;
+
+	if (d->stopping)
+		return;
+	for (i = 0; i < DISP_FILL_MAX; i++) {
+		/* Choose first: a job is only taken when someone has room,
+		 * so waiting jobs stay in Redis, not here. */
+		ti = disp_tels_pick(&d->tels, rq_mono_ms(), disp_rng_xorshift,
+		    &d->rng);
+		if (ti == -1 || rq_redis_ready(&d->redis) == -1)
+			return;
+		lease = rq_now_ms() + (uint64_t)d->cfg->ack_timeout_ms + 1000;
+		rc = disp_job_take(&d->redis, lease, &job);
+		if (rc == 0 || rc == -1)
+			return;
+		if (rc == 2)
+			continue;
+		send_job(d, (size_t)ti, &job);
+		rq_msg_clear(&job);
+	}
+}
+
+void
+disp_shutdown(struct disp *d, int wait_ms)
+{
+	uint64_t until = rq_mono_ms() + (uint64_t)wait_ms;
+	struct disp_job *j;
+
+	d->stopping = 1;
+	if (d->njobs > 0)
+		log_info("waiting up to %d ms for %zu acks", wait_ms, d->njobs);
+	while (d->njobs > 0 && rq_mono_ms() < until) {
+		zmq_pollitem_t pi = { d->router, 0, ZMQ_POLLIN, 0 };
+
+		if (zmq_poll(&pi, 1, 20) > 0)
+			disp_read(d);
+	}
+	while ((j = TAILQ_FIRST(&d->jobs)) != NULL) {
+		log_warnx("call %s: attempt %llu: no ack from telserver %s "
+		    "before exit: requeued", j->call_id,
+		    (unsigned long long)j->attempt, d->tels.v[j->tel].node);
+		job_done(d, j);
+		disp_job_requeue(&d->redis, j->call_id, j->attempt, 0);
+		job_free(j);
+	}
+}

@@ -1,0 +1,138 @@
+/* ringq-dispatcher's private header: the telserver table, the choice of a
+ * telserver (select.c), the job leases in Redis (jobs.c) and the message
+ * handling that ties them together (dispatch.c). */
+#ifndef DISPATCHER_H
+#define DISPATCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <hiredis/hiredis.h>
+
+#include "bus.h"
+#include "config.h"
+#include "evout.h"
+#include "msg.h"
+
+#include "redis_sync.h"
+
+/* select.c: the choice of a telserver, pure so it can be benchmarked. */
+struct disp_cand {
+	uint64_t	capacity;
+	uint64_t	load;		/* active + pending */
+	int		accepting;	/* alive, not draining, not suspect */
+};
+
+/* Returns a uniformly distributed 64-bit number. */
+typedef uint64_t (*disp_rng_fn)(void *arg);
+
+/* Returns the index of the chosen candidate, or -1 when none has room. */
+int		disp_select(const struct disp_cand *c, size_t n,
+		    disp_rng_fn rng, void *rng_arg);
+/* xorshift64*: arg points to a nonzero uint64_t state. */
+uint64_t	disp_rng_xorshift(void *arg);
+
+/* telservers.c: the live telservers, keyed by ZeroMQ routing identity. */
+#define DISP_TEL_MAX		1024
+#define DISP_CAPACITY_MAX	100000
+
+struct disp_tel {
+	unsigned char	 id[RQ_BUS_ID_MAX];
+	size_t		 idlen;
+	char		 node[RQ_NAME_MAX];
+	uint64_t	 active, capacity;	/* from the last heartbeat */
+	uint64_t	 pending;	/* JOBs sent, no ack or nack yet */
+	uint64_t	 acked;		/* acks since the last heartbeat */
+	uint64_t	 last_hb;	/* monotonic ms; 0: gone */
+	int		 used;
+	int		 alive;		/* as last logged */
+	int		 draining;
+	int		 suspect;	/* missed an ack: skip until heartbeat */
+};
+
+struct disp_tels {
+	struct disp_tel		*v;
+	struct disp_cand	*cands;
+	size_t			 n, cap;
+	uint64_t		 timeout_ms;	/* heartbeat_timeout_ms */
+};
+
+void	disp_tels_init(struct disp_tels *t, uint64_t timeout_ms);
+void	disp_tels_free(struct disp_tels *t);
+/* The entry of identity, or -1. */
+ssize_t	disp_tels_find(const struct disp_tels *t, const void *id,
+	    size_t idlen);
+/* Records a HEARTBEAT from identity.  Returns the entry or -1 (logged). */
+ssize_t	disp_tels_heartbeat(struct disp_tels *t, const void *id,
+	    size_t idlen, const struct rq_msg *hb, uint64_t now);
+/* Logs telservers that went silent.  Cheap: call it every loop. */
+void	disp_tels_check(struct disp_tels *t, uint64_t now);
+/* Marks an entry gone (its peer is unreachable). */
+void	disp_tels_gone(struct disp_tels *t, size_t i, const char *why);
+/* Chooses a telserver with room.  Returns its index or -1. */
+ssize_t	disp_tels_pick(struct disp_tels *t, uint64_t now, disp_rng_fn rng,
+	    void *rng_arg);
+
+/* jobs.c: leases in Redis and the jobs waiting for an ack. */
+struct disp_job {
+	TAILQ_ENTRY(disp_job)	 entry;
+	char			*call_id;
+	char			*tenant;
+	char			*to;
+	uint64_t		 attempt;
+	size_t			 tel;		/* index in the table */
+	uint64_t		 deadline;	/* monotonic: ack timeout */
+};
+TAILQ_HEAD(disp_jobq, disp_job);
+
+extern struct rq_script disp_take_script;
+extern struct rq_script disp_acked_script;
+extern struct rq_script disp_requeue_script;
+
+/* Takes the best id of rq:ready under a lease until lease_ms (wall clock).
+ * Returns 1 with *job (a JOB message owning its strings: rq_msg_clear), 0
+ * when rq:ready is empty, -1 on a Redis error, 2 when an id was popped but
+ * could not be used (vanished or broken job: logged, call again). */
+int	disp_job_take(struct rq_redis *r, uint64_t lease_ms,
+	    struct rq_msg *job);
+/* Removes the lease of an acknowledged attempt and records node.  When
+ * pending is 0 (an ack we did not wait for) the id is also taken out of
+ * rq:ready if that attempt was requeued meanwhile.  Returns the number of
+ * queue entries removed, or -1; fills tenant/to (strdup, may be NULL). */
+int	disp_job_acked(struct rq_redis *r, const char *id, uint64_t attempt,
+	    const char *node, int pending, char **tenant, char **to);
+/* Puts attempt back in rq:ready; giveback undoes its attempt count (the
+ * telserver did not dial).  Returns 1 when requeued, 0 when the lease was
+ * no longer ours, -1 on error. */
+int	disp_job_requeue(struct rq_redis *r, const char *id,
+	    uint64_t attempt, int giveback);
+
+/* dispatch.c: the dispatcher's state and its reactions. */
+struct disp {
+	const struct rq_config	*cfg;
+	void			*router;
+	struct rq_evout		*eo;
+	struct rq_redis	 redis;
+	struct disp_tels	 tels;
+	struct disp_jobq	 jobs;		/* sent, waiting for an ack */
+	size_t			 njobs;
+	uint64_t		 rng;
+	int			 stopping;
+};
+
+/* router and eo are borrowed for the life of d. */
+void	disp_init(struct disp *d, const struct rq_config *cfg, void *router,
+	    struct rq_evout *eo);
+void	disp_free(struct disp *d);
+/* Reads every waiting message from the ROUTER. */
+void	disp_read(struct disp *d);
+/* Ack timeouts and liveness; call every loop. */
+void	disp_tick(struct disp *d);
+/* Takes and sends jobs while a telserver has room. */
+void	disp_fill(struct disp *d);
+/* At SIGTERM: waits up to wait_ms for acks, then requeues what is left. */
+void	disp_shutdown(struct disp *d, int wait_ms);
+
+#endif

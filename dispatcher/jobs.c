@@ -1,0 +1,247 @@
+/* Job leases in Redis: take the best ready id under a lease, release the
+ * lease on ack, put the id back on nack or timeout.  Each change is one Lua
+ * script, so a crash never leaves a job in two queues or in none. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatcher.h"
+#include "keys.h"
+#include "log.h"
+#include "util.h"
+
+/* The rq:ready score, as the scheduler computes it (scheduler/release.c):
+ * (9 - priority) * 1e13 + due_ms, priority 0..9 (default 5) first, then the
+ * job's original due time, so a requeued job keeps its place. */
+#define LUA_SCORE \
+"local function score(key, due)\n" \
+"  local p = tonumber(redis.call('HGET', key, 'priority'))\n" \
+"  if p == nil then p = 5 end\n" \
+"  p = math.floor(p)\n" \
+"  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n" \
+"  return string.format('%.0f', (9 - p) * 1e13 + due)\n" \
+"end\n"
+
+/* KEYS: rq:ready rq:inflight.  ARGV: lease deadline ms, job key prefix.
+ * Returns nil (empty), {id} (its job vanished) or
+ * {id, attempt, tenant, to, say, caller_id, priority, app_url}. */
+static const char take_src[] =
+"local r = redis.call('ZPOPMIN', KEYS[1])\n"
+"if #r == 0 then return false end\n"
+"local id = r[1]\n"
+"local key = ARGV[2] .. id\n"
+"if redis.call('EXISTS', key) == 0 then return {id} end\n"
+"local att = redis.call('HINCRBY', key, 'attempts', 1)\n"
+"redis.call('ZADD', KEYS[2], ARGV[1], id)\n"
+"local f = redis.call('HMGET', key, 'tenant', 'to', 'say', 'caller_id',\n"
+"    'priority', 'app_url')\n"
+"return {id, att, f[1], f[2], f[3], f[4], f[5], f[6]}\n";
+
+/* KEYS: rq:inflight rq:ready.  ARGV: id, attempt, node, prefix, pending.
+ * Only the current attempt may release the lease: a stale ack must not
+ * release another dispatcher's later lease on the same job.  An ack we
+ * were not waiting for (pending 0) also takes a requeued copy of the same
+ * attempt out of rq:ready: that telserver is dialling it already.
+ * Returns {removed, tenant, to}. */
+static const char acked_src[] =
+"local key = ARGV[4] .. ARGV[1]\n"
+"local att = tonumber(redis.call('HGET', key, 'attempts'))\n"
+"if att == nil or att ~= tonumber(ARGV[2]) then return {-1} end\n"
+"local n = redis.call('ZREM', KEYS[1], ARGV[1])\n"
+"if ARGV[5] == '0' then n = n + redis.call('ZREM', KEYS[2], ARGV[1]) end\n"
+"redis.call('HSET', key, 'node', ARGV[3])\n"
+"local f = redis.call('HMGET', key, 'tenant', 'to')\n"
+"return {n, f[1], f[2]}\n";
+
+/* KEYS: rq:inflight rq:ready.  ARGV: id, attempt, giveback, prefix, now.
+ * Returns 1 (requeued), 0 (no longer our lease), -1 (job vanished). */
+static const char requeue_src[] =
+LUA_SCORE
+"local id = ARGV[1]\n"
+"local key = ARGV[4] .. id\n"
+"local att = tonumber(redis.call('HGET', key, 'attempts'))\n"
+"if att ~= nil and att ~= tonumber(ARGV[2]) then return 0 end\n"
+"if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end\n"
+"if att == nil then return -1 end\n"
+"if ARGV[3] == '1' then redis.call('HINCRBY', key, 'attempts', -1) end\n"
+"local due = tonumber(redis.call('HGET', key, 'not_before_ms')) or\n"
+"    tonumber(ARGV[5])\n"
+"redis.call('ZADD', KEYS[2], score(key, due), id)\n"
+"return 1\n";
+
+struct rq_script disp_take_script = { "take", take_src, "" };
+struct rq_script disp_acked_script = { "acked", acked_src, "" };
+struct rq_script disp_requeue_script = { "requeue", requeue_src, "" };
+
+/* A bulk string of the reply, or NULL. */
+static const char *
+reply_str(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_STRING ? r->str : NULL;
+}
+
+/* Sets a string field of m to a copy of the reply (nil: not set). */
+#define SET_STR(m, field, rep) do {					\
+	const char *s_ = reply_str(rep);				\
+	if (s_ != NULL && ((m)->field = strdup(s_)) != NULL)		\
+		(m)->present |= RQ_F_##field;				\
+} while (0)
+
+/* Drops a lease we cannot use (a broken job). */
+static void
+drop_lease(struct rq_redis *r, const char *id)
+{
+	redisReply *rep;
+
+	if (r->c == NULL)
+		return;
+	if ((rep = redisCommand(r->c, "ZREM %s %s", RQ_KEY_INFLIGHT, id)))
+		freeReplyObject(rep);
+}
+
+int
+disp_job_take(struct rq_redis *r, uint64_t lease_ms, struct rq_msg *job)
+{
+	char lease[32];
+	const char *argv[4];
+	redisReply *rep, **e;
+	const char *id;
+	char *end;
+	unsigned long long prio;
+
+	snprintf(lease, sizeof(lease), "%llu", (unsigned long long)lease_ms);
+	argv[0] = RQ_KEY_READY;
+	argv[1] = RQ_KEY_INFLIGHT;
+	argv[2] = lease;
+	argv[3] = RQ_KEY_JOB;
+	if ((rep = rq_redis_eval(r, &disp_take_script, 2, 4, argv)) == NULL)
+		return -1;
+	if (rep->type == REDIS_REPLY_NIL) {
+		freeReplyObject(rep);
+		return 0;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    (id = reply_str(rep->element[0])) == NULL) {
+		log_warnx("redis: take: unexpected reply");
+		freeReplyObject(rep);
+		return -1;
+	}
+	if (rep->elements == 1) {
+		log_warnx("call %s: job vanished, dropped from the ready queue",
+		    id);
+		freeReplyObject(rep);
+		return 2;
+	}
+	e = rep->element;
+	if (rep->elements != 8 || e[1]->type != REDIS_REPLY_INTEGER ||
+	    e[1]->integer < 1 || reply_str(e[2]) == NULL ||
+	    reply_str(e[3]) == NULL) {
+		log_warnx("call %s: job without tenant or target, dropped", id);
+		drop_lease(r, id);
+		freeReplyObject(rep);
+		return 2;
+	}
+	rq_msg_init(job, RQ_MSG_JOB);
+	job->owns_strings = 1;
+	SET_STR(job, call_id, e[0]);
+	rq_msg_set(job, attempt, (uint64_t)e[1]->integer);
+	SET_STR(job, tenant, e[2]);
+	SET_STR(job, to, e[3]);
+	SET_STR(job, say, e[4]);
+	SET_STR(job, caller_id, e[5]);
+	SET_STR(job, app_url, e[7]);
+	if (reply_str(e[6]) != NULL) {
+		errno = 0;
+		prio = strtoull(e[6]->str, &end, 10);
+		if (errno == 0 && *end == '\0' && end != e[6]->str && prio <= 9)
+			rq_msg_set(job, priority, prio);
+	}
+	freeReplyObject(rep);
+	if (!rq_msg_has(job, call_id) || !rq_msg_has(job, tenant) ||
+	    !rq_msg_has(job, to)) {
+		log_warnx("call %s: out of memory, job left to its lease", id);
+		rq_msg_clear(job);
+		return 2;
+	}
+	return 1;
+}
+
+int
+disp_job_acked(struct rq_redis *r, const char *id, uint64_t attempt,
+    const char *node, int pending, char **tenant, char **to)
+{
+	char att[32];
+	const char *argv[7];
+	redisReply *rep;
+	int n;
+
+	*tenant = *to = NULL;
+	snprintf(att, sizeof(att), "%llu", (unsigned long long)attempt);
+	argv[0] = RQ_KEY_INFLIGHT;
+	argv[1] = RQ_KEY_READY;
+	argv[2] = id;
+	argv[3] = att;
+	argv[4] = node;
+	argv[5] = RQ_KEY_JOB;
+	argv[6] = pending ? "1" : "0";
+	if ((rep = rq_redis_eval(r, &disp_acked_script, 2, 7, argv)) == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
+		log_warnx("call %s: redis: acked: unexpected reply", id);
+		freeReplyObject(rep);
+		return -1;
+	}
+	n = (int)rep->element[0]->integer;
+	if (n < 0) {
+		log_warnx("call %s: ack of attempt %llu is not the job's "
+		    "current attempt (or the job vanished)", id,
+		    (unsigned long long)attempt);
+		n = 0;
+	} else if (rep->elements == 3) {
+		if (reply_str(rep->element[1]) != NULL)
+			*tenant = strdup(rep->element[1]->str);
+		if (reply_str(rep->element[2]) != NULL)
+			*to = strdup(rep->element[2]->str);
+	}
+	freeReplyObject(rep);
+	return n;
+}
+
+int
+disp_job_requeue(struct rq_redis *r, const char *id, uint64_t attempt,
+    int giveback)
+{
+	char att[32], now[32];
+	const char *argv[7];
+	redisReply *rep;
+	int rc;
+
+	snprintf(att, sizeof(att), "%llu", (unsigned long long)attempt);
+	snprintf(now, sizeof(now), "%llu", (unsigned long long)rq_now_ms());
+	argv[0] = RQ_KEY_INFLIGHT;
+	argv[1] = RQ_KEY_READY;
+	argv[2] = id;
+	argv[3] = att;
+	argv[4] = giveback ? "1" : "0";
+	argv[5] = RQ_KEY_JOB;
+	argv[6] = now;
+	if ((rep = rq_redis_eval(r, &disp_requeue_script, 2, 7, argv)) ==
+	    NULL) {
+		log_warnx("call %s: not requeued now, left to its lease", id);
+		return -1;
+	}
+	if (rep->type != REDIS_REPLY_INTEGER) {
+		log_warnx("call %s: redis: requeue: unexpected reply", id);
+		freeReplyObject(rep);
+		return -1;
+	}
+	rc = (int)rep->integer;
+	freeReplyObject(rep);
+	if (rc == -1) {
+		log_warnx("call %s: job vanished, lease dropped", id);
+		return 0;
+	}
+	return rc;
+}

@@ -1,0 +1,476 @@
+/* The HTTP API of ringq-gateway on libevent's evhttp: routing, bearer-key
+ * authentication, size limits, and the three endpoints (POST /v1/calls,
+ * GET /v1/calls/{id}, GET /healthz).  Every answer is JSON. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "evout.h"
+#include "gateway.h"
+#include "log.h"
+#include "msg.h"
+
+#define HTTP_TIMEOUT_S		30
+#define HTTP_MAX_HEADERS	16384
+#define HTTP_BODY_CAP_MIN	(1024 * 1024)
+#define CALLS_PATH		"/v1/calls"
+
+struct gw_http {
+	struct event_base	*base;
+	const struct rq_config	*cfg;
+	struct gw_store		*st;
+	struct rq_evout		*eo;
+	struct evhttp		*http;
+	struct evhttp_bound_socket *sock;
+};
+
+/*
+ * A request waiting for Redis.  evhttp keeps an evhttp_request alive until
+ * we answer it, even when the client goes away or times out meanwhile
+ * (evhttp then detaches it from its connection, and evhttp_send_reply()
+ * only frees it).  So the rule is simple: every request is answered
+ * exactly once, by the store callback, which hiredis runs exactly once
+ * (with an error when Redis goes away or the store is freed).
+ */
+struct gw_req {
+	struct gw_http		*h;
+	struct evhttp_request	*req;
+	const struct rq_tenant	*tenant;	/* borrowed from the config */
+	char			 id[RQ_ID_LEN + 1];
+	struct gw_call		 call;
+	uint64_t		 created_ms;
+};
+
+static void
+reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *buf;
+	char *s;
+
+	/* JSON_ENSURE_ASCII: stored text comes back as valid JSON whatever
+	 * the client's charset handling. */
+	s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
+	    JSON_ENSURE_ASCII);
+	buf = evbuffer_new();
+	if (s == NULL || buf == NULL) {
+		free(s);
+		if (buf)
+			evbuffer_free(buf);
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add(buf, s, strlen(s));
+	evbuffer_add(buf, "\n", 1);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Cache-Control", "no-store");
+	evhttp_send_reply(req, status, NULL, buf);
+	evbuffer_free(buf);
+	free(s);
+}
+
+static void
+reply_error(struct evhttp_request *req, const struct gw_error *err)
+{
+	json_t *o = gw_error_obj(err);
+
+	reply_json(req, err->status, o);
+	json_decref(o);
+}
+
+static void
+reply_unavailable(struct evhttp_request *req)
+{
+	struct gw_error err;
+
+	gw_error_set(&err, 503, "unavailable", NULL,
+	    "The call store is unavailable; nothing was done.  Retry in a "
+	    "few seconds.");
+	reply_error(req, &err);
+}
+
+static void
+reply_not_found(struct evhttp_request *req, const char *what)
+{
+	struct gw_error err;
+
+	gw_error_set(&err, 404, "not_found", NULL, "%s", what);
+	reply_error(req, &err);
+}
+
+static void
+reply_method(struct evhttp_request *req, const char *allow)
+{
+	struct gw_error err;
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+	    allow);
+	gw_error_set(&err, 405, "method_not_allowed", NULL,
+	    "This path only accepts %s.", allow);
+	reply_error(req, &err);
+}
+
+/* Returns the tenant of the request's bearer key, or NULL after answering
+ * 401.  The key itself is never logged. */
+static const struct rq_tenant *
+http_auth(struct gw_http *h, struct evhttp_request *req)
+{
+	const struct rq_tenant *t = NULL;
+	const char *a;
+	struct gw_error err;
+	char hex[65];
+	size_t len;
+
+	a = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization");
+	if (a != NULL && !strncasecmp(a, "Bearer ", 7)) {
+		a += 7;
+		a += strspn(a, " \t");
+		len = strlen(a);
+		while (len > 0 && (a[len - 1] == ' ' || a[len - 1] == '\t'))
+			len--;
+		if (len > 0) {
+			rq_sha256_hex(a, len, hex);
+			t = rq_config_tenant_by_key(h->cfg, hex);
+		}
+	}
+	if (t != NULL)
+		return t;
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "WWW-Authenticate", "Bearer");
+	gw_error_set(&err, 401, "unauthorized", NULL,
+	    "Send your API key as 'Authorization: Bearer <key>'; the key "
+	    "given is missing or unknown.");
+	reply_error(req, &err);
+	return NULL;
+}
+
+static void
+gw_req_free(struct gw_req *r)
+{
+	gw_call_clear(&r->call);
+	free(r);
+}
+
+static void
+create_done(int rc, void *arg)
+{
+	struct gw_req *r = arg;
+	struct gw_http *h = r->h;
+	struct rq_msg ev;
+	char loc[64], t[40];
+	json_t *o;
+
+	if (rc == -2) {
+		struct gw_error err;
+
+		gw_error_set(&err, 503, "unavailable", NULL, "The call store "
+		    "went away before confirming call %s, which may or may not "
+		    "be queued: GET %s/%s tells once the service is back.",
+		    r->id, CALLS_PATH, r->id);
+		reply_error(r->req, &err);
+		gw_req_free(r);
+		return;
+	}
+	if (rc == -1) {
+		reply_unavailable(r->req);
+		gw_req_free(r);
+		return;
+	}
+	o = json_object();
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "status", json_string("queued"));
+	json_object_set_new(o, "to", json_string(r->call.to));
+	json_object_set_new(o, "priority", json_integer(r->call.priority));
+	rq_rfc3339_format(r->call.not_before_ms, t, sizeof(t));
+	json_object_set_new(o, "not_before", json_string(t));
+	rq_rfc3339_format(r->created_ms, t, sizeof(t));
+	json_object_set_new(o, "created_at", json_string(t));
+	if (r->call.metadata_obj != NULL)
+		json_object_set(o, "metadata", r->call.metadata_obj);
+	snprintf(loc, sizeof(loc), "%s/%s", CALLS_PATH, r->id);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req),
+	    "Location", loc);
+	reply_json(r->req, 202, o);
+	json_decref(o);
+
+	log_info("call %s: accepted for tenant %s, %s target, priority %d",
+	    r->id, r->tenant->name,
+	    r->call.kind == RQ_TARGET_SIP ? "sip" : "e164", r->call.priority);
+
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, r->id);
+	rq_msg_set(&ev, attempt, 0);
+	rq_msg_set(&ev, status, "queued");
+	rq_msg_set(&ev, ts_ms, r->created_ms);
+	rq_msg_set(&ev, tenant, (char *)r->tenant->name);
+	rq_msg_set(&ev, to, (char *)r->call.to);
+	if (rq_evout_emit(h->eo, &ev) == -1)
+		log_warnx("call %s: cannot queue EVENT queued", r->id);
+	rq_evout_process(h->eo);
+	gw_req_free(r);
+}
+
+static void
+http_create(struct gw_http *h, struct evhttp_request *req)
+{
+	const struct rq_tenant *tenant;
+	struct evbuffer *in;
+	struct gw_error err;
+	struct gw_req *r;
+	const char *cl, *body;
+	size_t len, max = (size_t)h->cfg->max_body;
+	uint64_t now;
+
+	if ((tenant = http_auth(h, req)) == NULL)
+		return;
+	/* Refuse by the announced size first: evhttp reads the whole body
+	 * before calling us, but only up to its cap (see gw_http_new). */
+	cl = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Content-Length");
+	if (cl != NULL) {
+		char *end;
+		unsigned long long n;
+
+		errno = 0;
+		n = strtoull(cl, &end, 10);
+		if (errno == 0 && end != cl && n >= max) {
+			gw_error_set(&err, 413, "too_large", NULL,
+			    "The body must be smaller than %zu bytes.", max);
+			reply_error(req, &err);
+			return;
+		}
+	}
+	in = evhttp_request_get_input_buffer(req);
+	len = evbuffer_get_length(in);
+	body = len > 0 && len < max ? (const char *)evbuffer_pullup(in, -1) : "";
+	if (body == NULL)
+		body = "";
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	now = rq_now_ms();
+	if (gw_call_parse(body, len, max, tenant, now, &r->call, &err) == -1) {
+		log_debug("tenant %s: call refused: %d %s %s", tenant->name,
+		    err.status, err.code, err.field);
+		reply_error(req, &err);
+		free(r);
+		return;
+	}
+	r->h = h;
+	r->req = req;
+	r->tenant = tenant;
+	r->created_ms = now;
+	if (rq_call_id_new(r->id) == -1 ||
+	    gw_store_create(h->st, r->id, tenant->name, &r->call,
+	    tenant->max_attempts, now, create_done, r) == -1) {
+		reply_unavailable(req);
+		gw_req_free(r);
+	}
+}
+
+static void
+get_done(int rc, const char *const *job, size_t njob,
+    const char *const *timeline, size_t ntimeline, void *arg)
+{
+	struct gw_req *r = arg;
+	json_t *o;
+
+	if (rc == -1)
+		reply_unavailable(r->req);
+	else if ((o = gw_view_call(r->id, r->tenant->name, job, njob,
+	    timeline, ntimeline)) == NULL)
+		reply_not_found(r->req, "No call has this id.");
+	else {
+		reply_json(r->req, 200, o);
+		json_decref(o);
+	}
+	gw_req_free(r);
+}
+
+static void
+http_get(struct gw_http *h, struct evhttp_request *req, const char *id)
+{
+	const struct rq_tenant *tenant;
+	struct gw_req *r;
+
+	if ((tenant = http_auth(h, req)) == NULL)
+		return;
+	if (!rq_call_id_valid(id)) {
+		reply_not_found(req, "No call has this id.");
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	r->h = h;
+	r->req = req;
+	r->tenant = tenant;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	if (gw_store_get(h->st, id, get_done, r) == -1) {
+		reply_unavailable(req);
+		gw_req_free(r);
+	}
+}
+
+static void
+http_healthz(struct gw_http *h, struct evhttp_request *req)
+{
+	json_t *o;
+
+	if (gw_store_connected(h->st)) {
+		o = json_pack("{s:s}", "status", "ok");
+		reply_json(req, 200, o);
+	} else {
+		o = json_pack("{s:s, s:s}", "status", "degraded",
+		    "redis", "down");
+		reply_json(req, 503, o);
+	}
+	json_decref(o);
+}
+
+static void
+http_cb(struct evhttp_request *req, void *arg)
+{
+	struct gw_http *h = arg;
+	const struct evhttp_uri *uri;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path = NULL;
+
+	if ((uri = evhttp_request_get_evhttp_uri(req)) != NULL)
+		path = evhttp_uri_get_path(uri);
+	if (path == NULL || *path == '\0')
+		path = "/";
+
+	/* HEAD is GET without the body (evhttp leaves it out). */
+	if (!strcmp(path, "/healthz")) {
+		if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+			http_healthz(h, req);
+		else
+			reply_method(req, "GET, HEAD");
+	} else if (!strcmp(path, CALLS_PATH)) {
+		if (cmd == EVHTTP_REQ_POST)
+			http_create(h, req);
+		else
+			reply_method(req, "POST");
+	} else if (!strncmp(path, CALLS_PATH "/", sizeof(CALLS_PATH)) &&
+	    path[sizeof(CALLS_PATH)] != '\0' &&
+	    strchr(path + sizeof(CALLS_PATH), '/') == NULL) {
+		if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+			http_get(h, req, path + sizeof(CALLS_PATH));
+		else
+			reply_method(req, "GET, HEAD");
+	} else
+		reply_not_found(req, "There is nothing at this path; the API "
+		    "is under /v1/calls.");
+}
+
+/* Splits "host:port" or "[v6]:port". */
+static int
+split_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long p;
+	size_t n;
+
+	if (colon == NULL)
+		return -1;
+	n = colon - s;
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		s++;
+		n -= 2;
+	}
+	if (n == 0 || n >= hostlen)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+struct gw_http *
+gw_http_new(struct event_base *base, const struct rq_config *cfg,
+    struct gw_store *st, struct rq_evout *eo)
+{
+	struct gw_http *h;
+	char host[RQ_ADDR_MAX];
+	ev_ssize_t cap;
+	int port;
+
+	if (split_listen(cfg->http_listen, host, sizeof(host), &port) == -1) {
+		log_warnx("gateway: http_listen '%s' is not host:port",
+		    cfg->http_listen);
+		return NULL;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->base = base;
+	h->cfg = cfg;
+	h->st = st;
+	h->eo = eo;
+	if ((h->http = evhttp_new(base)) == NULL)
+		goto fail;
+	/*
+	 * evhttp answers 413 itself (an HTML page, then it closes) beyond its
+	 * cap, checking Content-Length before reading the body.  The cap is
+	 * above max_body so that bodies over the limit but not absurd get our
+	 * JSON 413; it still bounds what one connection can make us hold.
+	 */
+	cap = (ev_ssize_t)cfg->max_body * 4;
+	if (cap < HTTP_BODY_CAP_MIN)
+		cap = HTTP_BODY_CAP_MIN;
+	evhttp_set_max_body_size(h->http, cap);
+	evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
+	evhttp_set_timeout(h->http, HTTP_TIMEOUT_S);
+	/* Let every method reach us so that the 405 is ours, in JSON. */
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(h->http, http_cb, h);
+	if ((h->sock = evhttp_bind_socket_with_handle(h->http, host,
+	    port)) == NULL) {
+		log_warn("gateway: cannot listen on %s", cfg->http_listen);
+		goto fail;
+	}
+	log_info("gateway: listening on %s", cfg->http_listen);
+	return h;
+fail:
+	if (h->http)
+		evhttp_free(h->http);
+	free(h);
+	return NULL;
+}
+
+void
+gw_http_close(struct gw_http *h)
+{
+	if (h->sock != NULL) {
+		evhttp_del_accept_socket(h->http, h->sock);
+		h->sock = NULL;
+	}
+}
+
+void
+gw_http_free(struct gw_http *h)
+{
+	if (h == NULL)
+		return;
+	evhttp_free(h->http);
+	free(h);
+}

@@ -1,0 +1,428 @@
+/* The gateway's Redis glue: one hiredis async connection on the event loop,
+ * reconnected every second when lost, and the two operations of the API
+ * (create a job, read a job with its timeline), each one MULTI/EXEC. */
+#include <sys/queue.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "gateway.h"
+#include "keys.h"
+#include "log.h"
+
+#define STORE_RETRY_MS	1000
+/* hiredis 0.14 has no command timeout: a Redis that stops answering
+ * (frozen, overloaded, a half-open TCP connection) would hold requests
+ * forever.  Past this, the connection is dropped and made again. */
+#define STORE_TIMEOUT_MS	5000
+
+struct gw_store {
+	struct event_base	*base;
+	char			 host[RQ_ADDR_MAX];
+	int			 port;
+	redisAsyncContext	*ac;		/* NULL while disconnected */
+	int			 connected;
+	int			 stopping;
+	int			 down_logged;	/* log an outage once */
+	struct event		*retry;
+	struct event		*watchdog;
+	/* Sent and unanswered, oldest first (Redis answers in order). */
+	TAILQ_HEAD(, store_op)	 pending;
+};
+
+/* One pending operation; freed by its EXEC callback, which hiredis runs
+ * exactly once (with a NULL reply when the connection goes away). */
+struct store_op {
+	TAILQ_ENTRY(store_op)	 entry;
+	struct gw_store		*st;
+	uint64_t		 sent_ms;	/* monotonic */
+	gw_store_done_cb	*done;
+	gw_store_get_cb		*got;
+	void			*arg;
+	char			 id[RQ_ID_LEN + 1];
+};
+
+static void	store_connect(struct gw_store *);
+
+static void
+store_schedule(struct gw_store *st)
+{
+	struct timeval tv = { STORE_RETRY_MS / 1000,
+	    (STORE_RETRY_MS % 1000) * 1000 };
+
+	if (!st->stopping)
+		evtimer_add(st->retry, &tv);
+}
+
+static void
+store_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	store_connect(arg);
+}
+
+static void
+store_watchdog_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gw_store *st = arg;
+	struct store_op *op;
+	redisAsyncContext *ac;
+
+	if ((op = TAILQ_FIRST(&st->pending)) == NULL || st->ac == NULL ||
+	    rq_mono_ms() - op->sent_ms < STORE_TIMEOUT_MS)
+		return;
+	log_warnx("redis: no answer from %s:%d for %d ms (call %s); "
+	    "reconnecting", st->host, st->port, STORE_TIMEOUT_MS, op->id);
+	/* Runs the pending callbacks with an error (and our disconnect
+	 * callback); then connect again in a second. */
+	ac = st->ac;
+	st->ac = NULL;
+	st->connected = 0;
+	redisAsyncFree(ac);
+	store_schedule(st);
+}
+
+static void
+store_connect_cb(const redisAsyncContext *ac, int status)
+{
+	struct gw_store *st = ac->data;
+
+	if (status != REDIS_OK) {
+		/* hiredis frees ac after this callback. */
+		if (!st->down_logged)
+			log_warnx("redis: cannot connect to %s:%d: %s; "
+			    "retrying every second", st->host, st->port,
+			    ac->errstr);
+		st->down_logged = 1;
+		st->ac = NULL;
+		st->connected = 0;
+		store_schedule(st);
+		return;
+	}
+	st->connected = 1;
+	st->down_logged = 0;
+	log_info("redis: connected to %s:%d", st->host, st->port);
+}
+
+static void
+store_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+	struct gw_store *st = ac->data;
+
+	st->ac = NULL;
+	st->connected = 0;
+	if (st->stopping)
+		return;
+	log_warnx("redis: connection to %s:%d lost: %s; reconnecting",
+	    st->host, st->port, status == REDIS_OK ? "closed" : ac->errstr);
+	st->down_logged = 1;
+	store_schedule(st);
+}
+
+static void
+store_connect(struct gw_store *st)
+{
+	redisAsyncContext *ac;
+
+	if (st->stopping || st->ac != NULL)
+		return;
+	ac = redisAsyncConnect(st->host, st->port);
+	if (ac == NULL || ac->err) {
+		if (!st->down_logged)
+			log_warnx("redis: cannot connect to %s:%d: %s",
+			    st->host, st->port, ac ? ac->errstr : "no memory");
+		st->down_logged = 1;
+		if (ac)
+			redisAsyncFree(ac);
+		store_schedule(st);
+		return;
+	}
+	ac->data = st;
+	if (redisLibeventAttach(ac, st->base) != REDIS_OK) {
+		redisAsyncFree(ac);
+		store_schedule(st);
+		return;
+	}
+	redisAsyncSetConnectCallback(ac, store_connect_cb);
+	redisAsyncSetDisconnectCallback(ac, store_disconnect_cb);
+	st->ac = ac;
+}
+
+struct gw_store *
+gw_store_new(struct event_base *base, const char *host, int port)
+{
+	struct timeval tv = { 1, 0 };
+	struct gw_store *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	st->base = base;
+	snprintf(st->host, sizeof(st->host), "%s", host);
+	st->port = port;
+	TAILQ_INIT(&st->pending);
+	st->retry = evtimer_new(base, store_retry_cb, st);
+	st->watchdog = event_new(base, -1, EV_PERSIST, store_watchdog_cb, st);
+	if (st->retry == NULL || st->watchdog == NULL ||
+	    event_add(st->watchdog, &tv) == -1) {
+		if (st->retry)
+			event_free(st->retry);
+		if (st->watchdog)
+			event_free(st->watchdog);
+		free(st);
+		return NULL;
+	}
+	store_connect(st);
+	return st;
+}
+
+void
+gw_store_close(struct gw_store *st)
+{
+	redisAsyncContext *ac;
+
+	st->stopping = 1;
+	st->connected = 0;
+	evtimer_del(st->retry);
+	event_del(st->watchdog);
+	if ((ac = st->ac) != NULL) {
+		st->ac = NULL;
+		redisAsyncFree(ac);	/* runs pending callbacks with NULL */
+	}
+}
+
+void
+gw_store_free(struct gw_store *st)
+{
+	if (st == NULL)
+		return;
+	gw_store_close(st);
+	event_free(st->retry);
+	event_free(st->watchdog);
+	free(st);
+}
+
+int
+gw_store_connected(const struct gw_store *st)
+{
+	return st->connected && st->ac != NULL;
+}
+
+/* An EXEC answer is good when it is an array with no error inside: a
+ * runtime error in a queued command does not abort the others. */
+static int
+exec_ok(const redisReply *r, size_t want)
+{
+	size_t i;
+
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != want)
+		return 0;
+	for (i = 0; i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_ERROR)
+			return 0;
+	return 1;
+}
+
+static void
+store_create_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_op *op = privdata;
+	redisReply *r = reply;
+	int rc = 0;
+
+	if (r == NULL) {
+		/* The commands may have reached Redis: we cannot know. */
+		log_warnx("redis: call %s: connection lost before EXEC "
+		    "answered; the job may or may not be stored", op->id);
+		rc = -2;
+	} else if (!exec_ok(r, 4)) {
+		log_warnx("redis: call %s: storing the job failed: %s", op->id,
+		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		rc = -1;
+	}
+	TAILQ_REMOVE(&op->st->pending, op, entry);
+	op->done(rc, op->arg);
+	free(op);
+}
+
+/* argvlen NULL: the arguments are C strings (hiredis takes strlen). */
+static int
+cmd(struct gw_store *st, redisCallbackFn *fn, void *priv, int argc,
+    const char **argv, const size_t *argvlen)
+{
+	return redisAsyncCommandArgv(st->ac, fn, priv, argc, argv, argvlen) ==
+	    REDIS_OK ? 0 : -1;
+}
+
+int
+gw_store_create(struct gw_store *st, const char *id, const char *tenant,
+    const struct gw_call *call, int max_attempts, uint64_t created_ms,
+    gw_store_done_cb *done, void *arg)
+{
+	char jobkey[64], tlkey[64], callskey[RQ_NAME_MAX + 16];
+	char prio[8], nb[24], created[24], maxat[12], at[40];
+	const char *argv[40];
+	struct store_op *op = NULL;
+	char *event = NULL;
+	json_t *ev;
+	int n = 0;
+
+	if (!gw_store_connected(st))
+		return -1;
+	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
+	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
+	snprintf(callskey, sizeof(callskey), "%s%s", RQ_KEY_TENANT_CALLS,
+	    tenant);
+	snprintf(prio, sizeof(prio), "%d", call->priority);
+	snprintf(nb, sizeof(nb), "%" PRIu64, call->not_before_ms);
+	snprintf(created, sizeof(created), "%" PRIu64, created_ms);
+	snprintf(maxat, sizeof(maxat), "%d", max_attempts);
+	rq_rfc3339_format(created_ms, at, sizeof(at));
+	ev = json_pack("{s:s, s:i, s:s, s:I}", "status", "queued",
+	    "attempt", 0, "at", at, "ts_ms", (json_int_t)created_ms);
+	if (ev == NULL || (event = json_dumps(ev, JSON_COMPACT |
+	    JSON_PRESERVE_ORDER)) == NULL ||
+	    (op = calloc(1, sizeof(*op))) == NULL) {
+		json_decref(ev);
+		free(event);
+		return -1;
+	}
+	json_decref(ev);
+	op->st = st;
+	op->done = done;
+	op->arg = arg;
+	snprintf(op->id, sizeof(op->id), "%s", id);
+
+#define ARG(s)	(argv[n++] = (s))
+	ARG("HSET"); ARG(jobkey);
+	ARG("id"); ARG(id);
+	ARG("tenant"); ARG(tenant);
+	ARG("to"); ARG(call->to);
+	ARG("say"); ARG(call->say);
+	if (call->caller_id) { ARG("caller_id"); ARG(call->caller_id); }
+	ARG("priority"); ARG(prio);
+	ARG("not_before_ms"); ARG(nb);
+	if (call->callback_url) {
+		ARG("callback_url"); ARG(call->callback_url);
+	}
+	if (call->metadata) { ARG("metadata"); ARG(call->metadata); }
+	ARG("created_ms"); ARG(created);
+	ARG("max_attempts"); ARG(maxat);
+	ARG("attempts"); ARG("0");
+	ARG("status"); ARG("queued");
+	ARG("status_rank"); ARG("0");
+	ARG("updated_ms"); ARG(created);
+#undef ARG
+
+	/* Nothing in between can fail on a connected context, so the MULTI
+	 * is always closed by EXEC (or the connection is lost, and Redis
+	 * drops the transaction). */
+	{
+		const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
+		const char *zd[] = { "ZADD", RQ_KEY_DELAYED, nb, id };
+		const char *tl[] = { "HSET", tlkey, "0:queued", event };
+		const char *zc[] = { "ZADD", callskey, created, id };
+
+		if (cmd(st, NULL, NULL, 1, multi, NULL) == -1 ||
+		    cmd(st, NULL, NULL, n, argv, NULL) == -1 ||
+		    cmd(st, NULL, NULL, 4, zd, NULL) == -1 ||
+		    cmd(st, NULL, NULL, 4, tl, NULL) == -1 ||
+		    cmd(st, NULL, NULL, 4, zc, NULL) == -1 ||
+		    cmd(st, store_create_cb, op, 1, exec, NULL) == -1) {
+			log_warnx("redis: call %s: cannot send the job", id);
+			free(event);
+			free(op);
+			return -1;
+		}
+	}
+	op->sent_ms = rq_mono_ms();
+	TAILQ_INSERT_TAIL(&st->pending, op, entry);
+	free(event);
+	return 0;
+}
+
+/* Points into a flat array reply of strings; -1 if it is not one. */
+static int
+flat_strings(const redisReply *r, const char ***out, size_t *n)
+{
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
+		return -1;
+	if (r->elements == 0)
+		return 0;
+	if ((*out = calloc(r->elements, sizeof(**out))) == NULL)
+		return -1;
+	for (i = 0; i < r->elements; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING) {
+			free(*out);
+			*out = NULL;
+			return -1;
+		}
+		(*out)[i] = r->element[i]->str;
+	}
+	*n = r->elements;
+	return 0;
+}
+
+static void
+store_get_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_op *op = privdata;
+	redisReply *r = reply;
+	const char **job = NULL, **tl = NULL;
+	size_t njob = 0, ntl = 0;
+
+	TAILQ_REMOVE(&op->st->pending, op, entry);
+	if (!exec_ok(r, 2) || flat_strings(r->element[0], &job, &njob) ||
+	    flat_strings(r->element[1], &tl, &ntl)) {
+		log_warnx("redis: call %s: reading the job failed: %s", op->id,
+		    r == NULL ? "connection lost" :
+		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		free(job);
+		op->got(-1, NULL, 0, NULL, 0, op->arg);
+	} else
+		op->got(0, job, njob, tl, ntl, op->arg);
+	free(job);
+	free(tl);
+	free(op);
+}
+
+int
+gw_store_get(struct gw_store *st, const char *id, gw_store_get_cb *got,
+    void *arg)
+{
+	char jobkey[64], tlkey[64];
+	const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
+	const char *hj[] = { "HGETALL", jobkey }, *ht[] = { "HGETALL", tlkey };
+	struct store_op *op;
+
+	if (!gw_store_connected(st))
+		return -1;
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		return -1;
+	op->st = st;
+	op->got = got;
+	op->arg = arg;
+	snprintf(op->id, sizeof(op->id), "%s", id);
+	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
+	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
+	if (cmd(st, NULL, NULL, 1, multi, NULL) == -1 ||
+	    cmd(st, NULL, NULL, 2, hj, NULL) == -1 ||
+	    cmd(st, NULL, NULL, 2, ht, NULL) == -1 ||
+	    cmd(st, store_get_cb, op, 1, exec, NULL) == -1) {
+		log_warnx("redis: call %s: cannot send the query", id);
+		free(op);
+		return -1;
+	}
+	op->sent_ms = rq_mono_ms();
+	TAILQ_INSERT_TAIL(&st->pending, op, entry);
+	return 0;
+}

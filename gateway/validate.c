@@ -1,0 +1,319 @@
+/* Validation of a POST /v1/calls body: pure functions from bytes (or parsed
+ * JSON) and a tenant to a gw_call or an API error.  No I/O, so the unit
+ * tests cover every rule. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway.h"
+
+/* Messages may quote the client's bytes (jansson's "near '...'", a field
+ * name cut short): keep them printable ASCII so the JSON answer can always
+ * be built. */
+static void
+ascii_only(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
+void
+gw_error_set(struct gw_error *err, int status, const char *code,
+    const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->status = status;
+	snprintf(err->code, sizeof(err->code), "%s", code);
+	snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	ascii_only(err->field);
+	ascii_only(err->message);
+}
+
+json_t *
+gw_error_obj(const struct gw_error *err)
+{
+	json_t *o, *e;
+
+	/* The message and field are ASCII (gw_error_set), so these cannot
+	 * fail for bad UTF-8. */
+	e = json_object();
+	json_object_set_new(e, "code", json_string(err->code));
+	if (err->field[0] != '\0')
+		json_object_set_new(e, "field", json_string(err->field));
+	json_object_set_new(e, "message", json_string(err->message));
+	o = json_object();
+	json_object_set_new(o, "error", e);
+	return o;
+}
+
+void
+gw_call_clear(struct gw_call *call)
+{
+	free(call->metadata);
+	json_decref(call->root);
+	memset(call, 0, sizeof(*call));
+}
+
+int
+gw_caller_id_valid(const char *s)
+{
+	enum rq_target_kind kind;
+	char why[128];
+	size_t n;
+
+	if (s[0] == '+' || !strncasecmp(s, "sip:", 4))
+		return rq_target_parse(s, &kind, why, sizeof(why)) == 0;
+	n = strlen(s);
+	if (n < 1 || n > GW_CALLER_ID_NAME_MAX)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789 ._-") == n;
+}
+
+/* The members a body may have; anything else is refused by name, so that
+ * a misspelt optional field does not silently take its default. */
+static const char *const known_fields[] = {
+	"to", "say", "app_url", "caller_id", "priority", "not_before",
+	"callback_url", "metadata",
+};
+
+static int
+known_field(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(known_fields) / sizeof(known_fields[0]); i++)
+		if (!strcmp(name, known_fields[i]))
+			return 1;
+	return 0;
+}
+
+static int
+url_valid(const char *u)
+{
+	size_t skip, n = strlen(u), i;
+
+	if (!strncasecmp(u, "http://", 7))
+		skip = 7;
+	else if (!strncasecmp(u, "https://", 8))
+		skip = 8;
+	else
+		return 0;
+	if (n == skip || u[skip] == '/')
+		return 0;		/* no host */
+	for (i = 0; i < n; i++)
+		if ((unsigned char)u[i] <= ' ' || u[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+want_string(json_t *root, const char *name, const char **out,
+    struct gw_error *err)
+{
+	json_t *v = json_object_get(root, name);
+
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v)) {
+		gw_error_set(err, 400, "invalid_field", name,
+		    "'%s' must be a string.", name);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+int
+gw_call_validate(json_t *root, const struct rq_tenant *tenant,
+    uint64_t now_ms, struct gw_call *call, struct gw_error *err)
+{
+	const char *key, *nb;
+	json_t *v;
+	char why[160];
+	uint64_t ms;
+
+	memset(call, 0, sizeof(*call));
+	if (!json_is_object(root)) {
+		gw_error_set(err, 400, "invalid_request", NULL,
+		    "The body must be a JSON object, like "
+		    "{\"to\": \"+15551234567\", \"say\": \"Hello\"}.");
+		return -1;
+	}
+	json_object_foreach(root, key, v) {
+		if (!known_field(key)) {
+			/* The name may be long or odd: quote a bounded copy. */
+			gw_error_set(err, 400, "unknown_field", key,
+			    "'%.64s' is not a field of a call; the fields are "
+			    "to, say, caller_id, priority, not_before, "
+			    "callback_url and metadata.", key);
+			return -1;
+		}
+	}
+	if (json_object_get(root, "app_url") != NULL) {
+		gw_error_set(err, 422, "unsupported", "app_url",
+		    "VoiceXML applications (app_url) are not supported yet; "
+		    "use 'say' to speak a text.");
+		return -1;
+	}
+
+	if (want_string(root, "to", &call->to, err) == -1)
+		goto fail;
+	if (call->to == NULL) {
+		gw_error_set(err, 400, "missing_field", "to",
+		    "'to' is required: an E.164 number like +15551234567 "
+		    "or a SIP URI like sip:alice@example.com.");
+		goto fail;
+	}
+	if (strlen(call->to) > GW_TO_MAX) {
+		gw_error_set(err, 400, "invalid_field", "to",
+		    "'to' is longer than %d bytes.", GW_TO_MAX);
+		goto fail;
+	}
+	if (rq_target_parse(call->to, &call->kind, why, sizeof(why)) == -1) {
+		gw_error_set(err, 400, "invalid_field", "to",
+		    "'to' must be an E.164 number like +15551234567 or a SIP "
+		    "URI like sip:alice@example.com: %s.", why);
+		goto fail;
+	}
+	if (call->kind == RQ_TARGET_SIP && !tenant->allow_sip) {
+		gw_error_set(err, 403, "policy", "to",
+		    "This account may not call SIP URIs; use an E.164 number "
+		    "or ask the operator to allow SIP.");
+		goto fail;
+	}
+
+	if (want_string(root, "say", &call->say, err) == -1)
+		goto fail;
+	if (call->say == NULL) {
+		gw_error_set(err, 400, "missing_field", "say",
+		    "'say' is required: the text to speak when the call is "
+		    "answered.");
+		goto fail;
+	}
+	/* jansson guarantees valid UTF-8 without NUL (no JSON_ALLOW_NUL). */
+	if (call->say[0] == '\0' || strlen(call->say) > GW_SAY_MAX) {
+		gw_error_set(err, 400, "invalid_field", "say",
+		    "'say' must hold 1 to %d bytes of text.", GW_SAY_MAX);
+		goto fail;
+	}
+
+	if (want_string(root, "caller_id", &call->caller_id, err) == -1)
+		goto fail;
+	if (call->caller_id != NULL && !gw_caller_id_valid(call->caller_id)) {
+		gw_error_set(err, 400, "invalid_field", "caller_id",
+		    "'caller_id' must be an E.164 number, a SIP URI, or 1 to "
+		    "%d letters, digits, spaces, '.', '_' or '-'.",
+		    GW_CALLER_ID_NAME_MAX);
+		goto fail;
+	}
+
+	call->priority = GW_PRIORITY_DEFAULT;
+	if ((v = json_object_get(root, "priority")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 9) {
+			gw_error_set(err, 400, "invalid_field", "priority",
+			    "'priority' must be an integer from 0 to 9 "
+			    "(9 is the most urgent).");
+			goto fail;
+		}
+		call->priority = (int)json_integer_value(v);
+	}
+
+	call->not_before_ms = now_ms;
+	if (want_string(root, "not_before", &nb, err) == -1)
+		goto fail;
+	if (nb != NULL) {
+		if (rq_rfc3339_parse(nb, &ms) == -1) {
+			gw_error_set(err, 400, "invalid_field", "not_before",
+			    "'not_before' must be an RFC 3339 date-time like "
+			    "2026-11-21T10:00:00Z.");
+			goto fail;
+		}
+		if (ms > now_ms + GW_NOT_BEFORE_MAX_MS) {
+			gw_error_set(err, 400, "invalid_field", "not_before",
+			    "'not_before' may be at most 366 days ahead.");
+			goto fail;
+		}
+		if (ms > now_ms)
+			call->not_before_ms = ms;
+	}
+
+	if (want_string(root, "callback_url", &call->callback_url, err) == -1)
+		goto fail;
+	if (call->callback_url != NULL &&
+	    (strlen(call->callback_url) > GW_CALLBACK_URL_MAX ||
+	    !url_valid(call->callback_url))) {
+		gw_error_set(err, 400, "invalid_field", "callback_url",
+		    "'callback_url' must be an http:// or https:// URL of at "
+		    "most %d bytes, without spaces.", GW_CALLBACK_URL_MAX);
+		goto fail;
+	}
+
+	if ((v = json_object_get(root, "metadata")) != NULL) {
+		if (!json_is_object(v)) {
+			gw_error_set(err, 400, "invalid_field", "metadata",
+			    "'metadata' must be a JSON object.");
+			goto fail;
+		}
+		call->metadata = json_dumps(v, JSON_COMPACT |
+		    JSON_PRESERVE_ORDER);
+		if (call->metadata == NULL ||
+		    strlen(call->metadata) > GW_METADATA_MAX) {
+			gw_error_set(err, 400, "invalid_field", "metadata",
+			    "'metadata' must be at most %d bytes of compact "
+			    "JSON.", GW_METADATA_MAX);
+			goto fail;
+		}
+		call->metadata_obj = v;
+	}
+
+	call->root = json_incref(root);
+	return 0;
+fail:
+	free(call->metadata);
+	memset(call, 0, sizeof(*call));
+	return -1;
+}
+
+int
+gw_call_parse(const char *body, size_t len, size_t max_body,
+    const struct rq_tenant *tenant, uint64_t now_ms, struct gw_call *call,
+    struct gw_error *err)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rc;
+
+	memset(call, 0, sizeof(*call));
+	if (len >= max_body) {
+		gw_error_set(err, 413, "too_large", NULL,
+		    "The body must be smaller than %zu bytes.", max_body);
+		return -1;
+	}
+	if (len == 0) {
+		gw_error_set(err, 400, "invalid_json", NULL,
+		    "The body is empty; send a JSON object like "
+		    "{\"to\": \"+15551234567\", \"say\": \"Hello\"}.");
+		return -1;
+	}
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		gw_error_set(err, 400, "invalid_json", NULL,
+		    "The body is not valid JSON: %s (line %d, column %d, "
+		    "byte %d).", jerr.text, jerr.line, jerr.column,
+		    jerr.position);
+		return -1;
+	}
+	rc = gw_call_validate(root, tenant, now_ms, call, err);
+	json_decref(root);
+	return rc;
+}

@@ -1,0 +1,203 @@
+/* The telserver's ZeroMQ side: one DEALER per dispatcher (JOB in; HEARTBEAT,
+ * JOB_ACK, JOB_NACK out) and the event outbox to accounting, all watched
+ * from the Sofia loop through their edge-triggered ZMQ_FDs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "log.h"
+#include "telserver.h"
+
+struct tel_dealer {
+	void	*sock;
+	char	 endpoint[RQ_ADDR_MAX];
+	int	 reg;
+};
+
+static int
+bus_wakeup(struct tel_ctx *ctx, su_wait_t *w, void *arg)
+{
+	tel_bus_poll(ctx);
+	return 0;
+}
+
+static int
+bus_register(struct tel_ctx *ctx, int fd)
+{
+	su_wait_t w;
+
+	if (su_wait_create(&w, fd, SU_WAIT_IN) == -1)
+		return -1;
+	return su_root_register(ctx->root, &w, bus_wakeup, NULL, 0);
+}
+
+int
+tel_bus_open(struct tel_ctx *ctx)
+{
+	const struct rq_config *cfg = ctx->cfg;
+	char eps[sizeof(cfg->dispatch_endpoints)], *ep, *save = NULL;
+	char rid[RQ_NAME_MAX + 32];
+	struct tel_dealer *d;
+	int n = 1;
+	const char *p;
+
+	for (p = cfg->dispatch_endpoints; *p; p++)
+		if (*p == ',')
+			n++;
+	if ((ctx->dealers = calloc((size_t)n, sizeof(*ctx->dealers))) == NULL)
+		return -1;
+	/* Unique per process, so a restarted telserver is a new peer. */
+	snprintf(rid, sizeof(rid), "%s-%ld", cfg->tel_name, (long)getpid());
+	snprintf(eps, sizeof(eps), "%s", cfg->dispatch_endpoints);
+	for (ep = strtok_r(eps, ", \t", &save); ep != NULL;
+	    ep = strtok_r(NULL, ", \t", &save)) {
+		d = &ctx->dealers[ctx->ndealers];
+		d->reg = -1;
+		snprintf(d->endpoint, sizeof(d->endpoint), "%s", ep);
+		if ((d->sock = rq_bus_socket(ctx->zctx, ZMQ_DEALER)) == NULL ||
+		    zmq_setsockopt(d->sock, ZMQ_ROUTING_ID, rid,
+		    strlen(rid)) == -1 || zmq_connect(d->sock, ep) == -1) {
+			log_warnx("bus: dispatcher %s: %s", ep,
+			    zmq_strerror(zmq_errno()));
+			if (d->sock)
+				zmq_close(d->sock);
+			d->sock = NULL;
+			return -1;
+		}
+		ctx->ndealers++;
+		if ((d->reg = bus_register(ctx, rq_bus_fd(d->sock))) < 0) {
+			log_warnx("bus: cannot watch the dispatcher socket");
+			return -1;
+		}
+	}
+	if (ctx->ndealers == 0) {
+		log_warnx("bus: no dispatch_endpoints configured");
+		return -1;
+	}
+	if ((ctx->eo = rq_evout_new(ctx->zctx, cfg->events_endpoint)) == NULL)
+		return -1;
+	if ((ctx->eo_reg = bus_register(ctx, rq_evout_fd(ctx->eo))) < 0) {
+		log_warnx("bus: cannot watch the events socket");
+		return -1;
+	}
+	return 0;
+}
+
+void
+tel_bus_close(struct tel_ctx *ctx)
+{
+	int i;
+
+	for (i = 0; i < ctx->ndealers; i++) {
+		if (ctx->dealers[i].reg >= 0)
+			su_root_deregister(ctx->root, ctx->dealers[i].reg);
+		zmq_close(ctx->dealers[i].sock);
+	}
+	free(ctx->dealers);
+	ctx->dealers = NULL;
+	ctx->ndealers = 0;
+	if (ctx->eo) {
+		if (ctx->eo_reg > 0)
+			su_root_deregister(ctx->root, ctx->eo_reg);
+		/* Last chance for accounting to acknowledge. */
+		rq_evout_free(ctx->eo, 1000);
+		ctx->eo = NULL;
+	}
+}
+
+/* Drains one dealer.  ZMQ_FD is edge-triggered: read until empty. */
+static void
+dealer_poll(struct tel_ctx *ctx, int i)
+{
+	struct rq_msg m;
+	int rc;
+
+	while ((rc = rq_bus_recv(ctx->dealers[i].sock, NULL, NULL, &m)) != 0) {
+		if (rc == -1)
+			continue;
+		if (m.type == RQ_MSG_JOB)
+			tel_call_job(ctx, i, &m);
+		else
+			log_warnx("bus: unexpected %s from %s dropped",
+			    rq_msg_type_name(m.type), ctx->dealers[i].endpoint);
+		rq_msg_clear(&m);
+	}
+}
+
+void
+tel_bus_poll(struct tel_ctx *ctx)
+{
+	int i;
+
+	for (i = 0; i < ctx->ndealers; i++)
+		dealer_poll(ctx, i);
+	if (ctx->eo)
+		rq_evout_process(ctx->eo);
+}
+
+/* A dealer without a connected peer refuses to queue (EAGAIN): that is a
+ * dispatcher not up yet, not worth a log line every heartbeat. */
+static void
+dealer_send(struct tel_ctx *ctx, int i, const struct rq_msg *m)
+{
+	char *buf;
+	size_t len;
+
+	if (rq_msg_pack(m, &buf, &len) == -1) {
+		log_warnx("bus: cannot pack %s", rq_msg_type_name(m->type));
+		return;
+	}
+	if (zmq_send(ctx->dealers[i].sock, buf, len, ZMQ_DONTWAIT) == -1 &&
+	    (errno != EAGAIN || m->type != RQ_MSG_HEARTBEAT))
+		log_warnx("bus: send %s to %s: %s", rq_msg_type_name(m->type),
+		    ctx->dealers[i].endpoint, zmq_strerror(errno));
+	free(buf);
+}
+
+void
+tel_bus_heartbeat(struct tel_ctx *ctx)
+{
+	struct rq_msg m;
+	int i;
+
+	rq_msg_init(&m, RQ_MSG_HEARTBEAT);
+	rq_msg_set(&m, node, (char *)ctx->cfg->tel_name);
+	rq_msg_set(&m, active, (uint64_t)ctx->active);
+	rq_msg_set(&m, capacity, (uint64_t)ctx->cfg->capacity);
+	rq_msg_set(&m, state, ctx->draining ? "draining" : "up");
+	for (i = 0; i < ctx->ndealers; i++)
+		dealer_send(ctx, i, &m);
+	tel_bus_poll(ctx);
+}
+
+void
+tel_bus_reply(struct tel_ctx *ctx, int dealer, enum rq_msg_type type,
+    const char *call_id, uint64_t attempt, const char *reason)
+{
+	struct rq_msg m;
+
+	if (dealer < 0 || dealer >= ctx->ndealers)
+		return;
+	rq_msg_init(&m, type);
+	rq_msg_set(&m, call_id, (char *)call_id);
+	rq_msg_set(&m, attempt, attempt);
+	rq_msg_set(&m, node, (char *)ctx->cfg->tel_name);
+	if (reason)
+		rq_msg_set(&m, reason, (char *)reason);
+	dealer_send(ctx, dealer, &m);
+}
+
+void
+tel_bus_event(struct tel_ctx *ctx, const struct rq_msg *ev)
+{
+	if (ctx->eo == NULL)
+		return;
+	if (rq_evout_emit(ctx->eo, ev) == -1)
+		log_warnx("call %s/%llu: event %s not queued", ev->call_id,
+		    (unsigned long long)ev->attempt, ev->status);
+	rq_evout_process(ctx->eo);
+}

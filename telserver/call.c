@@ -1,0 +1,584 @@
+/* Calls and their legs: a JOB becomes a call whose customer leg dials the
+ * target, plays the synthesised text on answer and hangs up.  Every call
+ * ends with exactly one terminal EVENT; the call is freed once its nua
+ * handles are gone.  A second (agent) leg has a slot for later bridging. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "status.h"
+#include "telserver.h"
+#include "util.h"
+
+const char *
+tel_reason_for_status(int status)
+{
+	switch (status) {
+	case 486:
+	case 600:
+		return RQ_REASON_BUSY;
+	case 603:
+		return RQ_REASON_DECLINED;
+	case 404:
+	case 408:
+	case 410:
+	case 480:
+	case 484:
+	case 502:
+	case 503:
+	case 504:
+		return RQ_REASON_UNREACHABLE;
+	case 487:
+		/* Only we CANCEL, and then the reason is already known. */
+		return RQ_REASON_NO_ANSWER;
+	default:
+		return RQ_REASON_REJECTED;
+	}
+}
+
+static struct tel_call *
+call_find(struct tel_ctx *ctx, const char *call_id, uint64_t attempt)
+{
+	struct tel_call *c;
+
+	for (c = ctx->calls; c != NULL; c = c->next)
+		if (c->attempt == attempt && !strcmp(c->call_id, call_id))
+			return c;
+	return NULL;
+}
+
+static void
+call_free(struct tel_call *c)
+{
+	struct tel_ctx *ctx = c->ctx;
+	int i;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (ctx->calls == c)
+		ctx->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	for (i = 0; i < TEL_LEG__MAX; i++) {
+		struct tel_leg *leg = c->legs[i];
+
+		if (leg == NULL)
+			continue;
+		if (leg->nh)
+			nua_handle_destroy(leg->nh);
+		if (leg->guard)
+			su_timer_destroy(leg->guard);
+		tel_stream_free(leg->stream);
+		free(leg);
+	}
+	if (c->ring_timer)
+		su_timer_destroy(c->ring_timer);
+	if (c->max_timer)
+		su_timer_destroy(c->max_timer);
+	tel_speech_unref(c->speech);
+	free(c->call_id);
+	free(c->tenant);
+	free(c->to);
+	free(c->caller_id);
+	free(c);
+}
+
+/* Frees the call when it has ended and no leg waits for nua any more. */
+static void
+call_maybe_free(struct tel_call *c)
+{
+	int i;
+
+	if (!c->terminal)
+		return;
+	for (i = 0; i < TEL_LEG__MAX; i++)
+		if (c->legs[i] && c->legs[i]->nh)
+			return;
+	call_free(c);
+}
+
+static void
+call_event(struct tel_call *c, enum rq_status st, const char *reason,
+    int sip_code, uint64_t duration_ms, const char *detail)
+{
+	struct rq_msg ev;
+
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, c->call_id);
+	rq_msg_set(&ev, attempt, c->attempt);
+	rq_msg_set(&ev, status, (char *)rq_status_name(st));
+	rq_msg_set(&ev, ts_ms, rq_now_ms());
+	rq_msg_set(&ev, tenant, c->tenant);
+	rq_msg_set(&ev, to, c->to);
+	rq_msg_set(&ev, node, (char *)c->ctx->cfg->tel_name);
+	if (c->started_ms)
+		rq_msg_set(&ev, started_ms, c->started_ms);
+	if (c->answered_ms)
+		rq_msg_set(&ev, answered_ms, c->answered_ms);
+	if (reason)
+		rq_msg_set(&ev, reason, (char *)reason);
+	if (sip_code > 0)
+		rq_msg_set(&ev, sip_code, (uint64_t)sip_code);
+	if (st == RQ_ST_COMPLETED)
+		rq_msg_set(&ev, duration_ms, duration_ms);
+	if (detail && *detail)
+		rq_msg_set(&ev, detail, (char *)detail);
+	tel_bus_event(c->ctx, &ev);
+}
+
+/* The one terminal event of a call: stops its timers and media, frees its
+ * slot.  The nua handles may still need a while (BYE, CANCEL). */
+static void
+call_end(struct tel_call *c, enum rq_status st, const char *reason,
+    int sip_code, const char *detail)
+{
+	struct tel_ctx *ctx = c->ctx;
+	uint64_t duration = 0;
+	int i;
+
+	if (c->terminal)
+		return;
+	c->terminal = 1;
+	if (c->answered_ms) {
+		uint64_t now = rq_now_ms();
+
+		duration = now > c->answered_ms ? now - c->answered_ms : 0;
+	}
+	if (c->ring_timer)
+		su_timer_reset(c->ring_timer);
+	if (c->max_timer)
+		su_timer_reset(c->max_timer);
+	for (i = 0; i < TEL_LEG__MAX; i++)
+		if (c->legs[i] && c->legs[i]->stream) {
+			log_debug("call %s: rtp sent %llu received %llu",
+			    c->id, (unsigned long long)
+			    tel_stream_tx_packets(c->legs[i]->stream),
+			    (unsigned long long)
+			    tel_stream_rx_packets(c->legs[i]->stream));
+			tel_stream_free(c->legs[i]->stream);
+			c->legs[i]->stream = NULL;
+		}
+	if (st == RQ_ST_COMPLETED)
+		log_info("call %s: completed after %llu ms", c->id,
+		    (unsigned long long)duration);
+	else
+		log_info("call %s: %s %s%s%d %s", c->id, rq_status_name(st),
+		    reason ? reason : "", sip_code ? " sip " : " ", sip_code,
+		    detail ? detail : "");
+	call_event(c, st, reason, sip_code, duration, detail);
+	ctx->active--;
+	tel_bus_heartbeat(ctx);
+}
+
+static void
+leg_guard_expired(struct tel_ctx *ctx, su_timer_t *t, void *arg)
+{
+	struct tel_leg *leg = arg;
+
+	log_warnx("call %s: no final answer to our BYE/CANCEL, giving up",
+	    leg->call->id);
+	tel_leg_gone(leg);
+}
+
+/* BYE or CANCEL the leg; its handle goes at the answer or the guard. */
+static void
+leg_hangup(struct tel_leg *leg)
+{
+	struct tel_ctx *ctx = leg->call->ctx;
+
+	if (leg->nh == NULL || leg->state == TEL_LEG_ENDING)
+		return;
+	tel_sip_hangup(leg);
+	if (leg->state != TEL_LEG_ENDING) {
+		tel_leg_gone(leg);
+		return;
+	}
+	if (leg->guard == NULL &&
+	    (leg->guard = su_timer_create(su_root_task(ctx->root), 0)) != NULL)
+		su_timer_set_interval(leg->guard, leg_guard_expired, leg,
+		    TEL_LEG_GUARD_MS);
+}
+
+void
+tel_leg_gone(struct tel_leg *leg)
+{
+	struct tel_call *c = leg->call;
+
+	if (leg->nh) {
+		nua_handle_destroy(leg->nh);
+		leg->nh = NULL;
+	}
+	if (leg->guard) {
+		su_timer_destroy(leg->guard);
+		leg->guard = NULL;
+	}
+	leg->state = TEL_LEG_GONE;
+	if (!c->terminal)
+		call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
+		    "dialog ended without a final answer");
+	call_maybe_free(c);
+}
+
+void
+tel_leg_progress(struct tel_leg *leg, int status)
+{
+	struct tel_call *c = leg->call;
+
+	if (c->terminal || (status != 180 && status != 183))
+		return;
+	if (leg->state == TEL_LEG_CALLING)
+		leg->state = TEL_LEG_RINGING;
+	if (c->ringing_sent)
+		return;
+	c->ringing_sent = 1;
+	log_info("call %s: ringing (%d)", c->id, status);
+	call_event(c, RQ_ST_RINGING, NULL, status, 0, NULL);
+}
+
+static void
+prompt_done(void *arg)
+{
+	struct tel_call *c = arg;
+
+	log_debug("call %s: speech done, hanging up", c->id);
+	leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	call_end(c, RQ_ST_COMPLETED, NULL, 0, NULL);
+}
+
+static void
+max_duration(struct tel_ctx *ctx, su_timer_t *t, void *arg)
+{
+	struct tel_call *c = arg;
+
+	log_info("call %s: max_call_s reached, hanging up", c->id);
+	leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	call_end(c, RQ_ST_COMPLETED, NULL, 0, "max_call_s reached");
+}
+
+void
+tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
+{
+	struct tel_call *c = leg->call;
+	struct tel_sdp_answer ans;
+	char err[128];
+
+	if (c->terminal || leg->state == TEL_LEG_ENDING) {
+		/* Answered after our CANCEL: nua ACKs it, we end it. */
+		log_info("call %s: answered after it ended, sending BYE",
+		    c->id);
+		leg->state = TEL_LEG_ANSWERED;
+		leg_hangup(leg);
+		return;
+	}
+	if (c->ring_timer)
+		su_timer_reset(c->ring_timer);
+	leg->state = TEL_LEG_ANSWERED;
+	c->answered_ms = rq_now_ms();
+	if (sdp == NULL || len == 0) {
+		snprintf(err, sizeof(err), "answer without SDP");
+		goto media_fail;
+	}
+	if (tel_sdp_parse_answer(sdp, len, &ans, err, sizeof(err)) == -1)
+		goto media_fail;
+	if (tel_stream_start(leg->stream, ans.addr, ans.port, ans.pt) == -1) {
+		snprintf(err, sizeof(err), "bad media address %s:%d",
+		    ans.addr, ans.port);
+		goto media_fail;
+	}
+	log_info("call %s: answered, rtp to %s:%d %s", c->id, ans.addr,
+	    ans.port, ans.pt == TEL_PT_PCMA ? "PCMA" : "PCMU");
+	call_event(c, RQ_ST_ANSWERED, NULL, 200, 0, NULL);
+	tel_stream_play(leg->stream, c->speech, prompt_done, c);
+	if ((c->max_timer = su_timer_create(su_root_task(c->ctx->root),
+	    0)) != NULL)
+		su_timer_set_interval(c->max_timer, max_duration, c,
+		    (su_duration_t)c->ctx->cfg->max_call_s * 1000);
+	return;
+media_fail:
+	/* answered_ms stays: the far end did answer. */
+	log_warnx("call %s: unusable answer: %s", c->id, err);
+	leg_hangup(leg);
+	call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 200, err);
+}
+
+void
+tel_leg_failed(struct tel_leg *leg, int status, const char *phrase)
+{
+	struct tel_call *c = leg->call;
+
+	if (leg->state != TEL_LEG_GONE)
+		leg->state = TEL_LEG_ENDING;
+	if (c->terminal)
+		return;
+	call_end(c, RQ_ST_FAILED, tel_reason_for_status(status), status,
+	    phrase);
+}
+
+void
+tel_leg_remote_bye(struct tel_leg *leg)
+{
+	struct tel_call *c = leg->call;
+	int answered = leg->state == TEL_LEG_ANSWERED;
+
+	leg->state = TEL_LEG_ENDING;
+	if (c->terminal)
+		return;
+	log_info("call %s: far end hung up", c->id);
+	if (answered)
+		call_end(c, RQ_ST_COMPLETED, NULL, 0, NULL);
+	else
+		call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
+		    "far end ended the dialog before answering");
+}
+
+static void
+ring_timeout(struct tel_ctx *ctx, su_timer_t *t, void *arg)
+{
+	struct tel_call *c = arg;
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "no answer within %d s",
+	    ctx->cfg->ring_timeout_s);
+	leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	call_end(c, RQ_ST_FAILED, RQ_REASON_NO_ANSWER, 0, detail);
+}
+
+/* The host part of a SIP URI or name-addr ("Name <sip:u@h:p;x>" -> "h"). */
+static int
+uri_host(const char *uri, char *host, size_t len)
+{
+	const char *p, *e;
+
+	if ((p = strchr(uri, '<')) != NULL)
+		uri = p + 1;
+	if (!strncasecmp(uri, "sip:", 4))
+		uri += 4;
+	else if (!strncasecmp(uri, "sips:", 5))
+		uri += 5;
+	p = uri + strcspn(uri, "@;>");
+	if (*p == '@')
+		uri = p + 1;
+	if (*uri == '[')
+		e = strchr(uri, ']') ? strchr(uri, ']') + 1 : uri;
+	else
+		e = uri + strcspn(uri, ":;>?");
+	if (e == uri || (size_t)(e - uri) >= len)
+		return -1;
+	memcpy(host, uri, (size_t)(e - uri));
+	host[e - uri] = '\0';
+	return 0;
+}
+
+/* Characters a URI from a job may not carry into our headers. */
+static int
+uri_safe(const char *s)
+{
+	return s[strcspn(s, " \t\r\n<>\"")] == '\0';
+}
+
+/* Works out the Request-URI, proxy and From of c.  Returns 0, or -1 with
+ * the reason for people in err. */
+static int
+call_route(struct tel_call *c, char *to_uri, size_t tolen, const char **proxy,
+    char *from, size_t fromlen, char *err, size_t errlen)
+{
+	const struct rq_config *cfg = c->ctx->cfg;
+	enum rq_target_kind kind;
+	char host[RQ_ADDR_MAX];
+
+	*proxy = NULL;
+	if (!strncasecmp(c->to, "sip:", 4)) {
+		if (!uri_safe(c->to) || strchr(c->to, '@') == NULL) {
+			snprintf(err, errlen, "invalid SIP URI");
+			return -1;
+		}
+		snprintf(to_uri, tolen, "<%s>", c->to);
+	} else if (rq_target_parse(c->to, &kind, err, errlen) == 0 &&
+	    kind == RQ_TARGET_E164) {
+		if (cfg->outbound_proxy[0] == '\0') {
+			snprintf(err, errlen,
+			    "no trunk configured for E.164 numbers");
+			return -1;
+		}
+		if (uri_host(cfg->outbound_proxy, host, sizeof(host)) == -1) {
+			snprintf(err, errlen, "bad outbound_proxy");
+			return -1;
+		}
+		snprintf(to_uri, tolen, "<sip:%s@%s;user=phone>", c->to, host);
+		*proxy = cfg->outbound_proxy;
+	} else {
+		snprintf(err, errlen, "invalid target");
+		return -1;
+	}
+
+	if (c->caller_id == NULL || c->caller_id[0] == '\0')
+		snprintf(from, fromlen, "%s", cfg->sip_from);
+	else if (!uri_safe(c->caller_id)) {
+		snprintf(err, errlen, "invalid caller_id");
+		return -1;
+	} else if (!strncasecmp(c->caller_id, "sip:", 4))
+		snprintf(from, fromlen, "<%s>", c->caller_id);
+	else {
+		if (uri_host(cfg->sip_from, host, sizeof(host)) == -1 ||
+		    strchr(c->caller_id, '@') != NULL) {
+			snprintf(err, errlen, "invalid caller_id");
+			return -1;
+		}
+		snprintf(from, fromlen, "<sip:%s@%s>", c->caller_id, host);
+	}
+	return 0;
+}
+
+static void
+call_start(struct tel_call *c)
+{
+	struct tel_ctx *ctx = c->ctx;
+	struct tel_leg *leg;
+	char to_uri[RQ_MSG_STR_MAX / 16], from[RQ_ADDR_MAX * 2], err[128];
+	char sdp[1024];
+	const char *proxy;
+
+	if (strlen(c->to) + 64 > sizeof(to_uri)) {
+		call_end(c, RQ_ST_FAILED, RQ_REASON_UNREACHABLE, 0,
+		    "target too long");
+		return;
+	}
+	if (call_route(c, to_uri, sizeof(to_uri), &proxy, from, sizeof(from),
+	    err, sizeof(err)) == -1) {
+		call_end(c, RQ_ST_FAILED, RQ_REASON_UNREACHABLE, 0, err);
+		return;
+	}
+	if ((leg = calloc(1, sizeof(*leg))) == NULL) {
+		call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0,
+		    "out of memory");
+		return;
+	}
+	leg->call = c;
+	leg->role = TEL_LEG_CUSTOMER;
+	c->legs[TEL_LEG_CUSTOMER] = leg;
+	if ((leg->stream = tel_stream_new(ctx->media, c->id)) == NULL) {
+		call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 0,
+		    "no free RTP port");
+		return;
+	}
+	if (tel_sdp_offer(sdp, sizeof(sdp), ctx->cfg->media_ip,
+	    tel_stream_port(leg->stream), rq_now_ms()) == -1 ||
+	    tel_sip_invite(leg, to_uri, from, proxy, sdp) == -1) {
+		call_end(c, RQ_ST_FAILED, RQ_REASON_UNREACHABLE, 0,
+		    "cannot send the INVITE");
+		return;
+	}
+	c->started_ms = rq_now_ms();
+	log_info("call %s: dialing %s (rtp port %d)", c->id, to_uri,
+	    tel_stream_port(leg->stream));
+	if ((c->ring_timer = su_timer_create(su_root_task(ctx->root), 0)) !=
+	    NULL)
+		su_timer_set_interval(c->ring_timer, ring_timeout, c,
+		    (su_duration_t)ctx->cfg->ring_timeout_s * 1000);
+}
+
+static char *
+dup_or_null(const struct rq_msg *m, uint64_t bit, const char *s)
+{
+	return (m->present & bit) && s ? strdup(s) : NULL;
+}
+
+void
+tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
+{
+	struct tel_call *c;
+
+	if (ctx->draining) {
+		log_info("call %s/%llu: refused, draining", job->call_id,
+		    (unsigned long long)job->attempt);
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
+		    job->attempt, "draining");
+		return;
+	}
+	if (call_find(ctx, job->call_id, job->attempt) != NULL) {
+		/* A duplicate delivery: the first ack may have been lost. */
+		log_info("call %s/%llu: duplicate job, acknowledged again",
+		    job->call_id, (unsigned long long)job->attempt);
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_ACK, job->call_id,
+		    job->attempt, NULL);
+		return;
+	}
+	if (ctx->active >= ctx->cfg->capacity) {
+		log_info("call %s/%llu: refused, full (%d calls)",
+		    job->call_id, (unsigned long long)job->attempt,
+		    ctx->active);
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
+		    job->attempt, "full");
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->call_id = strdup(job->call_id)) == NULL ||
+	    (c->tenant = strdup(job->tenant)) == NULL ||
+	    (c->to = strdup(job->to)) == NULL) {
+		log_warnx("call %s/%llu: out of memory", job->call_id,
+		    (unsigned long long)job->attempt);
+		if (c) {
+			free(c->call_id);
+			free(c->tenant);
+			free(c);
+		}
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
+		    job->attempt, "full");
+		return;
+	}
+	c->ctx = ctx;
+	c->attempt = job->attempt;
+	c->caller_id = dup_or_null(job, RQ_F_caller_id, job->caller_id);
+	snprintf(c->id, sizeof(c->id), "%.60s/%llu", c->call_id,
+	    (unsigned long long)c->attempt);
+	c->next = ctx->calls;
+	if (ctx->calls)
+		ctx->calls->prev = c;
+	ctx->calls = c;
+	ctx->active++;
+	tel_bus_reply(ctx, dealer, RQ_MSG_JOB_ACK, c->call_id, c->attempt,
+	    NULL);
+	log_info("call %s: job for %s accepted", c->id, c->to);
+
+	if (ctx->cfg->dry_run) {
+		/* Benchmarks: the whole life of a call without SIP. */
+		c->started_ms = c->answered_ms = rq_now_ms();
+		call_event(c, RQ_ST_RINGING, NULL, 180, 0, NULL);
+		call_event(c, RQ_ST_ANSWERED, NULL, 200, 0, NULL);
+		call_end(c, RQ_ST_COMPLETED, NULL, 0, "dry run");
+		call_maybe_free(c);
+		return;
+	}
+	/* Synthesis starts now, so it is usually ready at answer. */
+	if (rq_msg_has(job, say) && job->say && job->say[0])
+		c->speech = tel_tts_get(ctx->tts, job->say);
+	call_start(c);
+	call_maybe_free(c);
+}
+
+void
+tel_call_interrupt_all(struct tel_ctx *ctx)
+{
+	struct tel_call *c, *next;
+	int i;
+
+	for (c = ctx->calls; c != NULL; c = next) {
+		next = c->next;
+		if (c->terminal)
+			continue;
+		for (i = 0; i < TEL_LEG__MAX; i++)
+			if (c->legs[i] && c->legs[i]->nh)
+				tel_sip_hangup(c->legs[i]);
+		call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0,
+		    "telserver shutting down");
+	}
+}
+
+void
+tel_call_free_all(struct tel_ctx *ctx)
+{
+	while (ctx->calls)
+		call_free(ctx->calls);
+}

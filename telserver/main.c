@@ -1,0 +1,144 @@
+/* ringq-telserver: takes call attempts from the dispatchers and places them
+ * as SIP calls that speak a text.  Arguments, config, the Sofia loop,
+ * signals and shutdown; the work is in call.c, sip.c, media.c, tts.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "log.h"
+#include "telserver.h"
+#include "util.h"
+
+#define TICK_MS			100
+#define SHUTDOWN_MAX_MS		2000
+
+static struct tel_ctx	 ctx;
+static uint64_t		 shutdown_deadline;	/* monotonic, 0 = running */
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: ringq-telserver -f config [-n] [-d]\n");
+	exit(1);
+}
+
+static void
+heartbeat(struct tel_ctx *c, su_timer_t *t, void *arg)
+{
+	tel_bus_heartbeat(c);
+}
+
+/* Every TICK_MS: the outbox, a safety poll of the sockets, and shutdown. */
+static void
+tick(struct tel_ctx *c, su_timer_t *t, void *arg)
+{
+	rq_evout_tick(c->eo);
+	tel_bus_poll(c);
+	if (rq_stop && shutdown_deadline == 0) {
+		log_info("shutting down: %d calls to interrupt", c->active);
+		c->draining = 1;
+		tel_bus_heartbeat(c);
+		tel_call_interrupt_all(c);
+		tel_sip_shutdown(c);
+		shutdown_deadline = rq_mono_ms() + SHUTDOWN_MAX_MS;
+	}
+	if (shutdown_deadline &&
+	    (c->sip_down || rq_mono_ms() >= shutdown_deadline))
+		su_root_break(c->root);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct rq_config cfg;
+	char err[512];
+	const char *conffile = NULL;
+	int ch, checkonly = 0, debug = 0, rc = 1;
+	su_timer_t *hb_timer = NULL, *tick_timer = NULL;
+
+	while ((ch = getopt(argc, argv, "f:nd")) != -1) {
+		switch (ch) {
+		case 'f':
+			conffile = optarg;
+			break;
+		case 'n':
+			checkonly = 1;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (conffile == NULL || optind != argc)
+		usage();
+	if (rq_config_load(&cfg, conffile, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (checkonly) {
+		printf("configuration OK\n");
+		rq_config_free(&cfg);
+		return 0;
+	}
+	log_init("ringq-telserver", debug || cfg.debug);
+	rq_signals_install();
+
+	ctx.cfg = &cfg;
+	su_init();
+	su_home_threadsafe(NULL);
+	if ((ctx.root = su_root_create(&ctx)) == NULL)
+		fatalx("cannot create the Sofia loop");
+	if ((ctx.zctx = zmq_ctx_new()) == NULL)
+		fatalx("cannot create a ZeroMQ context");
+	if (tel_bus_open(&ctx) == -1)
+		goto done;
+	if (!cfg.dry_run) {
+		if ((ctx.media = tel_media_new(&ctx, cfg.media_ip,
+		    cfg.rtp_port_min, cfg.rtp_port_max)) == NULL ||
+		    (ctx.tts = tel_tts_new(&ctx)) == NULL ||
+		    tel_sip_open(&ctx) == -1)
+			goto done;
+	}
+	if (rq_pidfile_write(cfg.run_dir, "ringq-telserver") == -1)
+		goto done;
+
+	hb_timer = su_timer_create(su_root_task(ctx.root), 0);
+	tick_timer = su_timer_create(su_root_task(ctx.root), 0);
+	if (hb_timer == NULL || tick_timer == NULL)
+		fatalx("cannot create timers");
+	su_timer_set_interval(hb_timer, heartbeat, NULL, cfg.heartbeat_ms);
+	su_timer_set_interval(tick_timer, tick, NULL, TICK_MS);
+	/* set_interval fires first after one period: announce us now. */
+	tel_bus_heartbeat(&ctx);
+	log_info("%s ready: sip %s, capacity %d%s", cfg.tel_name, cfg.sip_url,
+	    cfg.capacity, cfg.dry_run ? ", dry run" : "");
+
+	su_root_run(ctx.root);
+
+	if (!cfg.dry_run && !ctx.sip_down)
+		log_warnx("SIP stack did not finish its shutdown in %d ms",
+		    SHUTDOWN_MAX_MS);
+	rq_pidfile_remove(cfg.run_dir, "ringq-telserver");
+	rc = 0;
+done:
+	if (hb_timer)
+		su_timer_destroy(hb_timer);
+	if (tick_timer)
+		su_timer_destroy(tick_timer);
+	tel_call_free_all(&ctx);
+	tel_sip_close(&ctx);
+	tel_tts_free(ctx.tts);
+	tel_media_free(ctx.media);
+	tel_bus_close(&ctx);
+	zmq_ctx_term(ctx.zctx);
+	su_root_destroy(ctx.root);
+	su_deinit();
+	rq_config_free(&cfg);
+	log_info("exiting");
+	return rc;
+}

@@ -1,0 +1,234 @@
+/* ringq-telserver's private header: the call/leg model, the media layer
+ * (RTP streams paced by one timer), speech synthesis and the bus glue, all
+ * driven by one Sofia su_root on one thread. */
+#ifndef TELSERVER_H
+#define TELSERVER_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sofia's magic types must be defined before its headers are included. */
+struct tel_ctx;
+struct tel_leg;
+#define SU_ROOT_MAGIC_T		struct tel_ctx
+#define SU_WAKEUP_ARG_T		void
+#define SU_TIMER_ARG_T		void
+#define NUA_MAGIC_T		struct tel_ctx
+#define NUA_HMAGIC_T		struct tel_leg
+
+#include <sofia-sip/su_config.h>
+#include <sofia-sip/sofia_features.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/nua.h>
+
+#include "config.h"
+#include "evout.h"
+#include "msg.h"
+
+#define TEL_FRAME_SAMPLES	160	/* 20 ms at 8 kHz */
+#define TEL_FRAME_MS		20
+#define TEL_TAIL_FRAMES		15	/* ~300 ms of silence after speech */
+#define TEL_RTP_HDR		12
+#define TEL_PT_PCMU		0
+#define TEL_PT_PCMA		8
+#define TEL_PT_DTMF		101
+#define TEL_LEG_GUARD_MS	5000	/* how long a BYE/CANCEL may take */
+
+/* ---- sdp.c: offer/answer helpers (pure) ---- */
+
+struct tel_sdp_answer {
+	char		addr[64];	/* remote media address (IPv4) */
+	int		port;		/* remote RTP port, 0 = stream refused */
+	int		pt;		/* first of our codecs it accepted */
+	int		dtmf_pt;	/* telephone-event payload, -1 if none */
+	int		recvonly;	/* it will not send (sendonly/inactive) */
+};
+
+/* Writes our audio offer (PCMU, PCMA, telephone-event, ptime 20) into buf.
+ * Returns 0, or -1 when buf is too small. */
+int	tel_sdp_offer(char *buf, size_t len, const char *ip, int port,
+	    uint64_t session_id);
+/* Parses an SDP answer (len bytes, not NUL-terminated).  Returns 0 with out
+ * filled, or -1 with a reason for people in err (no audio, no codec of ours,
+ * no address, stream refused). */
+int	tel_sdp_parse_answer(const char *sdp, size_t len,
+	    struct tel_sdp_answer *out, char *err, size_t errlen);
+
+/* ---- media.c: G.711, RTP streams, pacing ---- */
+
+uint8_t	tel_ulaw_encode(int16_t pcm);
+uint8_t	tel_alaw_encode(int16_t pcm);
+int16_t	tel_ulaw_decode(uint8_t u);
+int16_t	tel_alaw_decode(uint8_t a);
+
+struct tel_rtp_hdr {
+	int		pt;
+	int		marker;
+	uint16_t	seq;
+	uint32_t	ts;
+	uint32_t	ssrc;
+};
+/* Packs the 12-byte RTP header (version 2, no CSRC) into buf. */
+void	tel_rtp_pack(uint8_t *buf, const struct tel_rtp_hdr *h);
+/* Parses an RTP packet's header.  Returns the payload offset, or -1 when the
+ * packet is not RTP version 2 or is truncated. */
+int	tel_rtp_parse(const uint8_t *buf, size_t len, struct tel_rtp_hdr *h);
+
+struct tel_speech;
+struct tel_media;
+struct tel_stream;
+
+/* Called on the Sofia thread when a prompt and its trailing silence have
+ * been sent.  The stream may be freed from inside. */
+typedef void (*tel_stream_done_f)(void *arg);
+
+struct tel_media *tel_media_new(struct tel_ctx *ctx, const char *ip,
+		    int port_min, int port_max);
+void		 tel_media_free(struct tel_media *m);
+
+/* A stream on a freshly bound even RTP port.  id (borrowed for the life of
+ * the stream) names the call in log lines.  Returns NULL (logged) when no
+ * port is free. */
+struct tel_stream *tel_stream_new(struct tel_media *m, const char *id);
+void		 tel_stream_free(struct tel_stream *st);
+int		 tel_stream_port(const struct tel_stream *st);
+/* Starts sending to addr:port with payload type pt (silence until a prompt
+ * is given).  Returns 0 or -1 for a bad address. */
+int		 tel_stream_start(struct tel_stream *st, const char *addr,
+		    int port, int pt);
+/* Plays sp (a reference is taken; silence while it is not synthesised yet),
+ * then TEL_TAIL_FRAMES of silence, then calls done(arg) once. */
+void		 tel_stream_play(struct tel_stream *st, struct tel_speech *sp,
+		    tel_stream_done_f done, void *arg);
+uint64_t	 tel_stream_rx_packets(const struct tel_stream *st);
+uint64_t	 tel_stream_tx_packets(const struct tel_stream *st);
+
+/* ---- tts.c: flite synthesis in a worker thread ---- */
+
+/* Shared between the Sofia thread and the cache; only the Sofia thread
+ * touches refs and reads samples, and only once ready is set. */
+struct tel_speech {
+	int		 refs;
+	char		*text;
+	int		 ready;		/* samples are valid (maybe empty) */
+	int16_t		*samples;	/* 8 kHz mono */
+	size_t		 nsamples;
+};
+
+struct tel_tts;
+struct tel_tts	*tel_tts_new(struct tel_ctx *ctx);
+void		 tel_tts_free(struct tel_tts *t);
+/* Returns a new reference to the speech for text: from the cache, or
+ * queued for synthesis (ready is 0 until the worker is done). */
+struct tel_speech *tel_tts_get(struct tel_tts *t, const char *text);
+struct tel_speech *tel_speech_ref(struct tel_speech *sp);
+void		 tel_speech_unref(struct tel_speech *sp);
+
+/* ---- call.c: calls, legs, events ---- */
+
+enum tel_leg_state {
+	TEL_LEG_IDLE,		/* nothing sent yet */
+	TEL_LEG_CALLING,	/* INVITE sent */
+	TEL_LEG_RINGING,	/* 180/183 seen */
+	TEL_LEG_ANSWERED,	/* 200 seen, media flowing */
+	TEL_LEG_ENDING,		/* BYE or CANCEL sent, waiting for nua */
+	TEL_LEG_GONE		/* nua handle destroyed */
+};
+
+enum tel_leg_role { TEL_LEG_CUSTOMER, TEL_LEG_AGENT, TEL_LEG__MAX };
+
+struct tel_call;
+
+struct tel_leg {
+	struct tel_call		*call;
+	enum tel_leg_role	 role;
+	enum tel_leg_state	 state;
+	nua_handle_t		*nh;
+	struct tel_stream	*stream;
+	su_timer_t		*guard;		/* bounds ENDING */
+	int			 cancel_sent;
+};
+
+struct tel_call {
+	struct tel_call		*next, *prev;
+	struct tel_ctx		*ctx;
+	char			 id[96];	/* "<call id>/<attempt>" for logs */
+	char			*call_id;
+	uint64_t		 attempt;
+	char			*tenant;
+	char			*to;
+	char			*caller_id;
+	struct tel_speech	*speech;
+	uint64_t		 started_ms;	/* wall clock */
+	uint64_t		 answered_ms;
+	int			 ringing_sent;
+	int			 terminal;	/* terminal event emitted */
+	const char		*pending_reason; /* why we CANCELed */
+	su_timer_t		*ring_timer;
+	su_timer_t		*max_timer;
+	struct tel_leg		*legs[TEL_LEG__MAX];
+};
+
+/* Maps a final SIP status of a failed INVITE to a reason of status.h. */
+const char	*tel_reason_for_status(int status);
+
+/* Handles a JOB from dispatcher socket dealer.  */
+void	tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job);
+/* Ends every call as failed/interrupted (shutdown). */
+void	tel_call_interrupt_all(struct tel_ctx *ctx);
+void	tel_call_free_all(struct tel_ctx *ctx);
+
+/* Reports from sip.c about a leg. */
+void	tel_leg_progress(struct tel_leg *leg, int status);
+void	tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len);
+void	tel_leg_failed(struct tel_leg *leg, int status, const char *phrase);
+void	tel_leg_remote_bye(struct tel_leg *leg);
+/* The nua handle is finished with (final event seen or guard expired). */
+void	tel_leg_gone(struct tel_leg *leg);
+
+/* ---- sip.c: Sofia nua glue ---- */
+
+int	tel_sip_open(struct tel_ctx *ctx);
+void	tel_sip_close(struct tel_ctx *ctx);
+/* Sends the INVITE of leg.  Returns 0, or -1 (logged). */
+int	tel_sip_invite(struct tel_leg *leg, const char *to_uri,
+	    const char *from_uri, const char *proxy, const char *sdp);
+void	tel_sip_hangup(struct tel_leg *leg);
+/* Starts nua_shutdown; ctx->sip_down is set when it has finished. */
+void	tel_sip_shutdown(struct tel_ctx *ctx);
+
+/* ---- bus.c: dispatchers and accounting ---- */
+
+int	tel_bus_open(struct tel_ctx *ctx);
+void	tel_bus_close(struct tel_ctx *ctx);
+/* Reads everything waiting on every socket. */
+void	tel_bus_poll(struct tel_ctx *ctx);
+void	tel_bus_heartbeat(struct tel_ctx *ctx);
+void	tel_bus_reply(struct tel_ctx *ctx, int dealer, enum rq_msg_type type,
+	    const char *call_id, uint64_t attempt, const char *reason);
+/* Emits an EVENT through the outbox (copied). */
+void	tel_bus_event(struct tel_ctx *ctx, const struct rq_msg *ev);
+
+/* ---- the daemon ---- */
+
+struct tel_dealer;
+
+struct tel_ctx {
+	const struct rq_config	*cfg;
+	su_root_t		*root;
+	nua_t			*nua;
+	int			 sip_down;	/* nua_r_shutdown seen */
+	void			*zctx;
+	struct tel_dealer	*dealers;
+	int			 ndealers;
+	struct rq_evout		*eo;
+	int			 eo_reg;
+	struct tel_media	*media;
+	struct tel_tts		*tts;
+	struct tel_call		*calls;
+	int			 active;	/* calls without a terminal event */
+	int			 draining;
+};
+
+#endif

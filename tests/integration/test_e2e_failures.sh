@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# End to end, the ways a call fails: a busy phone (SIPp answering 486), a
+# target where nothing listens, and a request with a wrong API key.
+. "$RQ_SOURCE/tests/integration/lib.sh"
+
+# A tenant with a single attempt, so each failure is final at once.
+ONCE_KEY="rq_once_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+rq_start_redis
+rq_start_pg
+rq_write_config <<EOF2
+[tenant once]
+key_sha256 = $(rq_sha256 "$ONCE_KEY")
+allow_sip = yes
+max_attempts = 1
+EOF2
+for d in accounting gateway scheduler dispatcher telserver; do
+	rq_start_daemon "$d"
+done
+
+# post_call TO: prints the new call's id (tenant "once").
+post_call() {
+	local body resp
+	body=$(jq -cn --arg to "$1" '{to: $to, say: "You should not hear this."}')
+	resp=$(RQ_KEY=$ONCE_KEY rq_api POST /v1/calls \
+	    -H 'Content-Type: application/json' -d "$body")
+	[ "$(rq_last_code)" = 202 ] || rq_fail "POST /v1/calls: $(rq_last_code) $resp"
+	jq -er '.id' <<<"$resp" || rq_fail "no id in $resp"
+}
+
+get_call() {
+	RQ_KEY=$ONCE_KEY rq_wait_call "$1" "$2"
+}
+
+# --- busy -----------------------------------------------------------------------
+rq_start_sipp_uas uas_busy.xml
+id=$(post_call "$SIPP_URI")
+echo "busy call $id to $SIPP_URI"
+call=$(get_call "$id" 30)
+echo "$call" | jq -c '{status, reason, sip_code}'
+jq -e '.status == "failed" and .reason == "busy" and .sip_code == 486' \
+    <<<"$call" >/dev/null || rq_fail "busy call $id: $(jq -c . <<<"$call")"
+rq_wait_sipp 30 || rq_fail "SIPp busy scenario failed (exit $?)"
+grep -q "X-Ringq-Attempt $id 1\$" "$SIPP_LOG" ||
+    rq_fail "INVITE lacked X-Ringq-Attempt: $id/1 ($(cat "$SIPP_LOG"))"
+
+# --- nothing listens ------------------------------------------------------------
+dead=$(rq_free_port)
+id=$(post_call "sip:nobody@127.0.0.1:$dead")
+echo "unreachable call $id to port $dead"
+start=$SECONDS
+call=$(get_call "$id" 45)
+echo "$call" | jq -c '{status, reason, sip_code}'
+jq -e '.status == "failed" and .reason == "unreachable"' <<<"$call" >/dev/null ||
+    rq_fail "unreachable call $id: $(jq -c . <<<"$call")"
+echo "failed after $((SECONDS - start)) s"
+
+# --- wrong key --------------------------------------------------------------------
+jobs_before=$(rq_redis --scan --pattern 'rq:job:*' | wc -l)
+body=$(jq -cn --arg to "$SIPP_URI" '{to: $to, say: "no"}')
+RQ_KEY=rq_wrong_key rq_api POST /v1/calls -H 'Content-Type: application/json' \
+    -d "$body" >/dev/null
+[ "$HTTP_CODE" = 401 ] || rq_fail "wrong key: HTTP $HTTP_CODE, want 401"
+RQ_KEY='' rq_api POST /v1/calls -H 'Content-Type: application/json' \
+    -d "$body" >/dev/null
+[ "$HTTP_CODE" = 401 ] || rq_fail "empty key: HTTP $HTTP_CODE, want 401"
+jobs_after=$(rq_redis --scan --pattern 'rq:job:*' | wc -l)
+[ "$jobs_before" = "$jobs_after" ] ||
+    rq_fail "a refused request created a job ($jobs_before -> $jobs_after)"
+[ "$(rq_redis zcard rq:delayed)" = 0 ] && [ "$(rq_redis zcard rq:ready)" = 0 ] ||
+    rq_fail "a refused request queued a job"
+
+for d in telserver dispatcher scheduler gateway accounting; do
+	rq_stop_daemon "$d"
+done
+echo "PASS"

@@ -1,0 +1,223 @@
+/* accounting's pure part: which events are stored, their rank, and the
+ * timeline JSON mirrored into Redis. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "accounting.h"
+
+#define ID	"c_0123456789abcdef01234567"
+
+static struct rq_msg
+event(const char *status, uint64_t attempt)
+{
+	struct rq_msg m;
+
+	rq_msg_init(&m, RQ_MSG_EVENT);
+	rq_msg_set(&m, call_id, (char *)ID);
+	rq_msg_set(&m, status, (char *)status);
+	rq_msg_set(&m, attempt, attempt);
+	rq_msg_set(&m, ts_ms, 1795250000123ULL);
+	return m;
+}
+
+static int
+check(struct rq_msg *m)
+{
+	enum rq_status st;
+	char err[128];
+
+	return acct_event_check(m, &st, err, sizeof(err));
+}
+
+static void
+test_valid(void **state)
+{
+	static const char *names[] = { "queued", "scheduled", "dispatched",
+	    "ringing", "answered", "completed", "failed", "canceled",
+	    "expired" };
+	struct rq_msg m;
+	enum rq_status st;
+	char err[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(*names); i++) {
+		m = event(names[i], 1);
+		assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+		assert_int_equal(st, (enum rq_status)i);
+	}
+	m = event("completed", ACCT_ATTEMPT_MAX);
+	rq_msg_set(&m, sip_code, 200);
+	rq_msg_set(&m, duration_ms, 5000);
+	rq_msg_set(&m, detail, (char *)"caf\xc3\xa9 \xf0\x9f\x93\x9e");
+	assert_int_equal(check(&m), 0);
+}
+
+static void
+test_status_and_attempt(void **state)
+{
+	static const char *zero_ok[] = { "queued", "scheduled", "canceled",
+	    "expired" };
+	static const char *zero_bad[] = { "dispatched", "ringing", "answered",
+	    "completed", "failed" };
+	struct rq_msg m;
+	enum rq_status st;
+	char err[128];
+	size_t i;
+
+	m = event("exploded", 1);
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "unknown status"));
+	m = event("", 1);
+	assert_int_equal(check(&m), -1);
+	m = event("Completed", 1);	/* names are exact */
+	assert_int_equal(check(&m), -1);
+
+	for (i = 0; i < sizeof(zero_ok) / sizeof(*zero_ok); i++) {
+		m = event(zero_ok[i], 0);
+		assert_int_equal(check(&m), 0);
+	}
+	for (i = 0; i < sizeof(zero_bad) / sizeof(*zero_bad); i++) {
+		m = event(zero_bad[i], 0);
+		assert_int_equal(check(&m), -1);
+	}
+	m = event("ringing", ACCT_ATTEMPT_MAX + 1);
+	assert_int_equal(check(&m), -1);
+	m = event("ringing", UINT64_MAX);
+	assert_int_equal(check(&m), -1);
+}
+
+static void
+test_bad_fields(void **state)
+{
+	struct rq_msg m;
+	enum rq_status st;
+	char err[128];
+	char reason[] = "bad\xff", detail[] = "\xc0\xaf ok",
+	    node[] = "\xed\xa0\x80", tenant[] = "x\xe2\x82",
+	    good[] = "caf\xc3\xa9";
+
+	/* fatal: the event can never be stored */
+	m = event("failed", 1);
+	rq_msg_set(&m, call_id, (char *)"c_XYZ");
+	assert_int_equal(check(&m), -1);
+	m = event("failed", 1);
+	rq_msg_set(&m, ts_ms, ACCT_TS_MAX + 1);
+	assert_int_equal(check(&m), -1);
+	m = event("failed", 1);
+	m.type = RQ_MSG_EVENT_ACK;
+	assert_int_equal(check(&m), -1);
+
+	/* a bad optional number is dropped, the event kept */
+	m = event("failed", 1);
+	rq_msg_set(&m, sip_code, 99);
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+	assert_false(rq_msg_has(&m, sip_code));
+	assert_non_null(strstr(err, "sip_code"));
+	m = event("failed", 1);
+	rq_msg_set(&m, sip_code, 904);		/* Sofia-SIP's own codes */
+	assert_int_equal(check(&m), 0);
+	assert_false(rq_msg_has(&m, sip_code));
+	m = event("failed", 1);
+	rq_msg_set(&m, sip_code, 699);
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+	assert_true(rq_msg_has(&m, sip_code));
+	assert_string_equal(err, "");
+	m = event("failed", 1);
+	rq_msg_set(&m, started_ms, UINT64_MAX);
+	rq_msg_set(&m, answered_ms, ACCT_TS_MAX + 1);
+	assert_int_equal(check(&m), 0);
+	assert_false(rq_msg_has(&m, started_ms));
+	assert_false(rq_msg_has(&m, answered_ms));
+	m = event("completed", 1);
+	rq_msg_set(&m, duration_ms, (uint64_t)INT64_MAX + 1);
+	assert_int_equal(check(&m), 0);
+	assert_false(rq_msg_has(&m, duration_ms));
+
+	/* invalid UTF-8 (PostgreSQL would refuse it) is mended */
+	m = event("failed", 1);
+	rq_msg_set(&m, reason, reason);
+	rq_msg_set(&m, detail, detail);
+	rq_msg_set(&m, node, node);
+	rq_msg_set(&m, tenant, tenant);
+	rq_msg_set(&m, to, good);
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+	assert_string_equal(reason, "bad?");
+	assert_string_equal(detail, "?? ok");
+	assert_string_equal(node, "???");
+	assert_string_equal(tenant, "x??");
+	assert_string_equal(good, "caf\xc3\xa9");
+	assert_non_null(strstr(err, "UTF-8"));
+}
+
+static void
+test_rank(void **state)
+{
+	assert_int_equal(acct_rank(0, RQ_ST_QUEUED), 0);
+	assert_int_equal(acct_rank(0, RQ_ST_SCHEDULED), 1);
+	assert_int_equal(acct_rank(1, RQ_ST_COMPLETED), 21);
+	assert_int_equal(acct_rank(2, RQ_ST_DISPATCHED), 34);
+	/* a new attempt outranks every status of the previous one */
+	assert_true(acct_rank(2, RQ_ST_QUEUED) > acct_rank(1, RQ_ST_EXPIRED));
+	assert_true(acct_rank(1, RQ_ST_RINGING) < acct_rank(1, RQ_ST_COMPLETED));
+	assert_int_equal(acct_rank(ACCT_ATTEMPT_MAX, RQ_ST_EXPIRED),
+	    ACCT_ATTEMPT_MAX * 16 + 8);
+}
+
+static void
+test_json(void **state)
+{
+	struct rq_msg m;
+	json_t *o;
+	json_error_t jerr;
+	char *s;
+
+	m = event("completed", 1);
+	rq_msg_set(&m, duration_ms, 5000);
+	rq_msg_set(&m, node, (char *)"tel1");
+	rq_msg_set(&m, detail, (char *)"not mirrored");
+	s = acct_event_json(&m);
+	assert_non_null(s);
+	assert_string_equal(s, "{\"status\":\"completed\",\"attempt\":1,"
+	    "\"at\":\"2026-11-21T08:33:20.123Z\",\"ts_ms\":1795250000123,"
+	    "\"duration_ms\":5000,\"node\":\"tel1\"}");
+	free(s);
+
+	m = event("failed", 2);
+	rq_msg_set(&m, reason, (char *)"say \"busy\"\n");
+	rq_msg_set(&m, sip_code, 486);
+	s = acct_event_json(&m);
+	assert_non_null(s);
+	o = json_loads(s, 0, &jerr);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "reason")),
+	    "say \"busy\"\n");
+	assert_int_equal(json_integer_value(json_object_get(o, "sip_code")),
+	    486);
+	assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 2);
+	assert_null(json_object_get(o, "node"));
+	assert_null(json_object_get(o, "duration_ms"));
+	assert_int_equal(json_object_size(o), 6);
+	json_decref(o);
+	free(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_status_and_attempt),
+		cmocka_unit_test(test_bad_fields),
+		cmocka_unit_test(test_rank),
+		cmocka_unit_test(test_json),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,402 @@
+/* gateway/validate.c: every rule of a POST /v1/calls body, through
+ * gw_call_parse (bytes in, a call or an API error out). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gateway.h"
+
+#define NOW	1795000000000ULL	/* 2026-11-18 */
+#define MAXB	65536
+
+static const struct rq_tenant sip_ok = { "demo", "", 1, 3 };
+static const struct rq_tenant sip_no = { "plain", "", 0, 3 };
+
+/* Parses body for tenant t; on success the call is cleared at once. */
+static int
+parse(const char *body, const struct rq_tenant *t, struct gw_error *err)
+{
+	struct gw_call call;
+	int rc;
+
+	memset(err, 0, sizeof(*err));
+	rc = gw_call_parse(body, strlen(body), MAXB, t, NOW, &call, err);
+	if (rc == 0)
+		gw_call_clear(&call);
+	return rc;
+}
+
+/* Asserts that body is refused with status, code and field. */
+static void
+refused(const char *body, const struct rq_tenant *t, int status,
+    const char *code, const char *field)
+{
+	struct gw_error err;
+
+	if (parse(body, t, &err) != -1)
+		fail_msg("accepted: %s", body);
+	if (err.status != status || strcmp(err.code, code) != 0 ||
+	    strcmp(err.field, field ? field : "") != 0)
+		fail_msg("%s: got %d %s '%s' (%s), want %d %s '%s'", body,
+		    err.status, err.code, err.field, err.message, status, code,
+		    field ? field : "");
+	assert_true(strlen(err.message) > 10);
+}
+
+static void
+accepted(const char *body, const struct rq_tenant *t)
+{
+	struct gw_error err;
+
+	if (parse(body, t, &err) != 0)
+		fail_msg("refused: %s: %d %s %s", body, err.status, err.code,
+		    err.message);
+}
+
+static void
+test_minimal_defaults(void **state)
+{
+	const char *b = "{\"to\":\"+15551234567\",\"say\":\"Hello\"}";
+	struct gw_call call;
+	struct gw_error err;
+
+	assert_int_equal(gw_call_parse(b, strlen(b), MAXB, &sip_no, NOW, &call,
+	    &err), 0);
+	assert_string_equal(call.to, "+15551234567");
+	assert_int_equal(call.kind, RQ_TARGET_E164);
+	assert_string_equal(call.say, "Hello");
+	assert_null(call.caller_id);
+	assert_null(call.callback_url);
+	assert_null(call.metadata);
+	assert_int_equal(call.priority, 5);
+	assert_true(call.not_before_ms == NOW);
+	gw_call_clear(&call);
+}
+
+static void
+test_all_fields(void **state)
+{
+	const char *b = "{\"to\":\"sip:bob@example.com:5062\",\"say\":\"Hi\","
+	    "\"caller_id\":\"Front desk\",\"priority\":9,"
+	    "\"not_before\":\"2026-11-20T00:00:00Z\","
+	    "\"callback_url\":\"https://example.com/hook?x=1\","
+	    "\"metadata\":{ \"order\" : 42, \"tags\": [\"a\", \"b\"] }}";
+	struct gw_call call;
+	struct gw_error err;
+	uint64_t nb;
+
+	assert_int_equal(gw_call_parse(b, strlen(b), MAXB, &sip_ok, NOW, &call,
+	    &err), 0);
+	assert_int_equal(call.kind, RQ_TARGET_SIP);
+	assert_string_equal(call.caller_id, "Front desk");
+	assert_int_equal(call.priority, 9);
+	assert_int_equal(rq_rfc3339_parse("2026-11-20T00:00:00Z", &nb), 0);
+	assert_true(call.not_before_ms == nb);
+	assert_string_equal(call.callback_url, "https://example.com/hook?x=1");
+	/* Stored compactly, in the client's order. */
+	assert_string_equal(call.metadata, "{\"order\":42,\"tags\":[\"a\",\"b\"]}");
+	assert_non_null(call.metadata_obj);
+	gw_call_clear(&call);
+}
+
+static void
+test_body_shape(void **state)
+{
+	struct gw_error err;
+	struct gw_call call;
+	char *big;
+
+	refused("", &sip_ok, 400, "invalid_json", NULL);
+	refused("{\"to\":", &sip_ok, 400, "invalid_json", NULL);
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\"} x", &sip_ok, 400,
+	    "invalid_json", NULL);
+	refused("[1,2]", &sip_ok, 400, "invalid_request", NULL);
+	refused("\"text\"", &sip_ok, 400, "invalid_json", NULL);
+	/* Duplicate members are refused by the parser. */
+	refused("{\"to\":\"+15551234567\",\"to\":\"+15551234568\",\"say\":\"a\"}",
+	    &sip_ok, 400, "invalid_json", NULL);
+	/* A NUL escape is not text we can speak. */
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\\u0000b\"}", &sip_ok,
+	    400, "invalid_json", NULL);
+	/* Invalid UTF-8: refused, and the message stays ASCII. */
+	refused("{\"to\":\"+15551234567\",\"say\":\"\xff\xfe\"}", &sip_ok,
+	    400, "invalid_json", NULL);
+	/* The message gives the position. */
+	assert_int_equal(parse("{\"to\" 1}", &sip_ok, &err), -1);
+	assert_non_null(strstr(err.message, "column"));
+
+	/* max_body bytes or more: 413, whatever they hold. */
+	big = malloc(MAXB + 1);
+	memset(big, ' ', MAXB);
+	big[MAXB] = '\0';
+	assert_int_equal(gw_call_parse(big, MAXB, MAXB, &sip_ok, NOW, &call,
+	    &err), -1);
+	assert_int_equal(err.status, 413);
+	assert_string_equal(err.code, "too_large");
+	assert_int_equal(gw_call_parse(big, MAXB - 1, MAXB, &sip_ok, NOW, &call,
+	    &err), -1);
+	assert_int_equal(err.status, 400);
+	free(big);
+}
+
+static void
+test_unknown_and_unsupported(void **state)
+{
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"colour\":1}",
+	    &sip_ok, 400, "unknown_field", "colour");
+	refused("{\"To\":\"+15551234567\",\"say\":\"a\"}", &sip_ok, 400,
+	    "unknown_field", "To");
+	refused("{\"to\":\"+15551234567\",\"app_url\":\"http://x/a.vxml\"}",
+	    &sip_ok, 422, "unsupported", "app_url");
+	/* Any presence of app_url, even null. */
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"app_url\":null}",
+	    &sip_ok, 422, "unsupported", "app_url");
+}
+
+static void
+test_to(void **state)
+{
+	refused("{\"say\":\"a\"}", &sip_ok, 400, "missing_field", "to");
+	refused("{\"to\":15551234567,\"say\":\"a\"}", &sip_ok, 400,
+	    "invalid_field", "to");
+	refused("{\"to\":null,\"say\":\"a\"}", &sip_ok, 400, "invalid_field",
+	    "to");
+	refused("{\"to\":\"15551234567\",\"say\":\"a\"}", &sip_ok, 400,
+	    "invalid_field", "to");
+	refused("{\"to\":\"+1555\",\"say\":\"a\"}", &sip_ok, 400,
+	    "invalid_field", "to");
+	refused("{\"to\":\"sip:bob@\",\"say\":\"a\"}", &sip_ok, 400,
+	    "invalid_field", "to");
+	refused("{\"to\":\"tel:+15551234567\",\"say\":\"a\"}", &sip_ok, 400,
+	    "invalid_field", "to");
+	accepted("{\"to\":\"sip:bob@127.0.0.1\",\"say\":\"a\"}", &sip_ok);
+	refused("{\"to\":\"sip:bob@127.0.0.1\",\"say\":\"a\"}", &sip_no, 403,
+	    "policy", "to");
+	accepted("{\"to\":\"+15551234567\",\"say\":\"a\"}", &sip_no);
+}
+
+static void
+test_say(void **state)
+{
+	char body[GW_SAY_MAX + 100];
+	char *p;
+
+	refused("{\"to\":\"+15551234567\"}", &sip_ok, 400, "missing_field",
+	    "say");
+	refused("{\"to\":\"+15551234567\",\"say\":\"\"}", &sip_ok, 400,
+	    "invalid_field", "say");
+	refused("{\"to\":\"+15551234567\",\"say\":42}", &sip_ok, 400,
+	    "invalid_field", "say");
+	refused("{\"to\":\"+15551234567\",\"say\":[\"a\"]}", &sip_ok, 400,
+	    "invalid_field", "say");
+	accepted("{\"to\":\"+15551234567\",\"say\":\"Gr\\u00fc\\u00dfe \xe2\x82\xac\"}",
+	    &sip_ok);
+
+	/* Exactly 4000 bytes pass, 4001 do not. */
+	p = body + sprintf(body, "{\"to\":\"+15551234567\",\"say\":\"");
+	memset(p, 'x', GW_SAY_MAX);
+	strcpy(p + GW_SAY_MAX, "\"}");
+	accepted(body, &sip_ok);
+	memset(p, 'x', GW_SAY_MAX + 1);
+	strcpy(p + GW_SAY_MAX + 1, "\"}");
+	refused(body, &sip_ok, 400, "invalid_field", "say");
+}
+
+static void
+test_caller_id(void **state)
+{
+	static const char *good[] = { "+15551234567", "sip:desk@example.com",
+	    "Front desk", "a", "A.b_c-d 9",
+	    "0123456789012345678901234567890123456789012345678901234567890123" };
+	static const char *bad[] = { "", "+12", "sip:", "<script>", "a\tb",
+	    "na\xc3\xafve", "01234567890123456789012345678901234567890123456789"
+	    "0123456789012345" };
+	char body[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		assert_true(gw_caller_id_valid(good[i]));
+		snprintf(body, sizeof(body), "{\"to\":\"+15551234567\","
+		    "\"say\":\"a\",\"caller_id\":\"%s\"}", good[i]);
+		accepted(body, &sip_no);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		if (gw_caller_id_valid(bad[i]))
+			fail_msg("caller id '%s' accepted", bad[i]);
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"caller_id\":\"<x>\"}",
+	    &sip_ok, 400, "invalid_field", "caller_id");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"caller_id\":5}",
+	    &sip_ok, 400, "invalid_field", "caller_id");
+}
+
+static void
+test_priority(void **state)
+{
+	accepted("{\"to\":\"+15551234567\",\"say\":\"a\",\"priority\":0}",
+	    &sip_ok);
+	accepted("{\"to\":\"+15551234567\",\"say\":\"a\",\"priority\":9}",
+	    &sip_ok);
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"priority\":10}",
+	    &sip_ok, 400, "invalid_field", "priority");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"priority\":-1}",
+	    &sip_ok, 400, "invalid_field", "priority");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"priority\":5.0}",
+	    &sip_ok, 400, "invalid_field", "priority");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"priority\":\"5\"}",
+	    &sip_ok, 400, "invalid_field", "priority");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"priority\":true}",
+	    &sip_ok, 400, "invalid_field", "priority");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"priority\":null}",
+	    &sip_ok, 400, "invalid_field", "priority");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"priority\":99999999999999999999}", &sip_ok, 400,
+	    "invalid_json", NULL);	/* jansson: integer overflow */
+}
+
+static uint64_t
+not_before(const char *value, struct gw_error *err)
+{
+	char body[256];
+	struct gw_call call;
+	uint64_t ms;
+
+	snprintf(body, sizeof(body), "{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"not_before\":%s}", value);
+	if (gw_call_parse(body, strlen(body), MAXB, &sip_ok, NOW, &call,
+	    err) == -1)
+		return 0;
+	ms = call.not_before_ms;
+	gw_call_clear(&call);
+	return ms;
+}
+
+static void
+test_not_before(void **state)
+{
+	struct gw_error err;
+
+	/* In the past: now. */
+	assert_true(not_before("\"2020-01-01T00:00:00Z\"", &err) == NOW);
+	/* Ahead, with an offset and a fraction. */
+	assert_true(not_before("\"2026-11-19T09:00:00.250+01:00\"", &err) ==
+	    NOW - NOW % 86400000 + 86400000 + 8 * 3600000 + 250);
+	assert_true(not_before("\"2026-13-01T00:00:00Z\"", &err) == 0);
+	assert_string_equal(err.field, "not_before");
+	assert_int_equal(err.status, 400);
+	assert_true(not_before("\"tomorrow\"", &err) == 0);
+	assert_string_equal(err.field, "not_before");
+	assert_true(not_before("1795000000000", &err) == 0);
+	assert_string_equal(err.field, "not_before");
+	assert_true(not_before("\"2026-11-18\"", &err) == 0);
+	/* More than 366 days ahead. */
+	assert_true(not_before("\"2030-01-01T00:00:00Z\"", &err) == 0);
+	assert_string_equal(err.field, "not_before");
+}
+
+static void
+test_callback_url(void **state)
+{
+	char body[3000], *p;
+
+	accepted("{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"callback_url\":\"http://127.0.0.1:9/x\"}", &sip_ok);
+	accepted("{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"callback_url\":\"HTTPS://example.com\"}", &sip_ok);
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"callback_url\":\"ftp://example.com/\"}", &sip_ok, 400,
+	    "invalid_field", "callback_url");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"callback_url\":\"http://\"}", &sip_ok, 400, "invalid_field",
+	    "callback_url");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"callback_url\":\"http://a b/\"}", &sip_ok, 400, "invalid_field",
+	    "callback_url");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"callback_url\":{}}", &sip_ok, 400, "invalid_field",
+	    "callback_url");
+
+	/* 2048 bytes pass, 2049 do not. */
+	p = body + sprintf(body, "{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"callback_url\":\"http://e.com/");
+	memset(p, 'x', GW_CALLBACK_URL_MAX - 13);
+	strcpy(p + GW_CALLBACK_URL_MAX - 13, "\"}");
+	accepted(body, &sip_ok);
+	memset(p, 'x', GW_CALLBACK_URL_MAX - 12);
+	strcpy(p + GW_CALLBACK_URL_MAX - 12, "\"}");
+	refused(body, &sip_ok, 400, "invalid_field", "callback_url");
+}
+
+static void
+test_metadata(void **state)
+{
+	char body[GW_METADATA_MAX + 200], *p;
+
+	accepted("{\"to\":\"+15551234567\",\"say\":\"a\",\"metadata\":{}}",
+	    &sip_ok);
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"metadata\":[1]}",
+	    &sip_ok, 400, "invalid_field", "metadata");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"metadata\":\"x\"}",
+	    &sip_ok, 400, "invalid_field", "metadata");
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"metadata\":null}",
+	    &sip_ok, 400, "invalid_field", "metadata");
+
+	/* {"k":"xxx..."} of exactly 8192 compact bytes passes; one more
+	 * does not.  Spaces in the body do not count. */
+	p = body + sprintf(body, "{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"metadata\":{  \"k\"  :  \"");
+	memset(p, 'x', GW_METADATA_MAX - 8);
+	strcpy(p + GW_METADATA_MAX - 8, "\"  }}");
+	accepted(body, &sip_ok);
+	memset(p, 'x', GW_METADATA_MAX - 7);
+	strcpy(p + GW_METADATA_MAX - 7, "\"}}");
+	refused(body, &sip_ok, 400, "invalid_field", "metadata");
+}
+
+static void
+test_error_json(void **state)
+{
+	struct gw_error err;
+	json_t *o;
+
+	gw_error_set(&err, 400, "invalid_field", "to", "bad \xff byte");
+	o = gw_error_obj(&err);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(o, "error"), "code")), "invalid_field");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(o, "error"), "field")), "to");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(o, "error"), "message")), "bad ? byte");
+	json_decref(o);
+
+	gw_error_set(&err, 404, "not_found", NULL, "gone");
+	o = gw_error_obj(&err);
+	assert_null(json_object_get(json_object_get(o, "error"), "field"));
+	json_decref(o);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_minimal_defaults),
+		cmocka_unit_test(test_all_fields),
+		cmocka_unit_test(test_body_shape),
+		cmocka_unit_test(test_unknown_and_unsupported),
+		cmocka_unit_test(test_to),
+		cmocka_unit_test(test_say),
+		cmocka_unit_test(test_caller_id),
+		cmocka_unit_test(test_priority),
+		cmocka_unit_test(test_not_before),
+		cmocka_unit_test(test_callback_url),
+		cmocka_unit_test(test_metadata),
+		cmocka_unit_test(test_error_json),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
