@@ -159,6 +159,13 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	    rq_msg_has(m, detail) ? ": " : "",
 	    rq_msg_has(m, detail) ? m->detail : "");
 	job_done(d, j);
+	if (!strcmp(m->reason, "invalid")) {
+		log_warnx("call %s: attempt %llu: dropped: the job is unusable",
+		    j->call_id, (unsigned long long)j->attempt);
+		disp_job_drop(&d->redis, j->call_id);
+		job_free(j);
+		return;
+	}
 	/* Our idea of its load was wrong: count it full until it reports
 	 * again, rather than bounce jobs off it. */
 	e->active = e->capacity;

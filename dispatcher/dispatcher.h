@@ -103,6 +103,9 @@ int	disp_job_take(struct rq_redis *r, uint64_t lease_ms,
  * queue entries removed, or -1; fills tenant/to (strdup, may be NULL). */
 int	disp_job_acked(struct rq_redis *r, const char *id, uint64_t attempt,
 	    const char *node, int pending, char **tenant, char **to);
+/* Forgets a job a telserver found unusable (JOB_NACK "invalid"): it would
+ * be refused again anywhere, so it leaves rq:inflight for good. */
+int	disp_job_drop(struct rq_redis *r, const char *id);
 /* Puts attempt back in rq:ready; giveback undoes its attempt count (the
  * telserver did not dial).  Returns 1 when requeued, 0 when the lease was
  * no longer ours, -1 on error. */

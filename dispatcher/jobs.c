@@ -245,3 +245,20 @@ disp_job_requeue(struct rq_redis *r, const char *id, uint64_t attempt,
 	}
 	return rc;
 }
+
+int
+disp_job_drop(struct rq_redis *r, const char *id)
+{
+	redisReply *rep;
+
+	if (rq_redis_ready(r) == -1)
+		return -1;
+	rep = redisCommand(r->c, "ZREM %s %s", RQ_KEY_INFLIGHT, id);
+	if (rep == NULL) {
+		log_warnx("call %s: redis: cannot drop the lease", id);
+		rq_redis_close(r);
+		return -1;
+	}
+	freeReplyObject(rep);
+	return 0;
+}

@@ -42,7 +42,7 @@ tel_bus_open(struct tel_ctx *ctx)
 	char eps[sizeof(cfg->dispatch_endpoints)], *ep, *save = NULL;
 	char rid[RQ_NAME_MAX + 32];
 	struct tel_dealer *d;
-	int n = 1;
+	int n = 1, one = 1;
 	const char *p;
 
 	for (p = cfg->dispatch_endpoints; *p; p++)
@@ -58,9 +58,13 @@ tel_bus_open(struct tel_ctx *ctx)
 		d = &ctx->dealers[ctx->ndealers];
 		d->reg = -1;
 		snprintf(d->endpoint, sizeof(d->endpoint), "%s", ep);
+		/* Immediate: while a dispatcher is away, heartbeats fail
+		 * instead of piling up to be delivered stale all at once. */
 		if ((d->sock = rq_bus_socket(ctx->zctx, ZMQ_DEALER)) == NULL ||
 		    zmq_setsockopt(d->sock, ZMQ_ROUTING_ID, rid,
-		    strlen(rid)) == -1 || zmq_connect(d->sock, ep) == -1) {
+		    strlen(rid)) == -1 ||
+		    zmq_setsockopt(d->sock, ZMQ_IMMEDIATE, &one,
+		    sizeof(one)) == -1 || zmq_connect(d->sock, ep) == -1) {
 			log_warnx("bus: dispatcher %s: %s", ep,
 			    zmq_strerror(zmq_errno()));
 			if (d->sock)

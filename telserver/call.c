@@ -163,10 +163,12 @@ call_end(struct tel_call *c, enum rq_status st, const char *reason,
 	if (st == RQ_ST_COMPLETED)
 		log_info("call %s: completed after %llu ms", c->id,
 		    (unsigned long long)duration);
+	else if (sip_code)
+		log_info("call %s: %s %s, sip %d %s", c->id, rq_status_name(st),
+		    reason ? reason : "", sip_code, detail ? detail : "");
 	else
-		log_info("call %s: %s %s%s%d %s", c->id, rq_status_name(st),
-		    reason ? reason : "", sip_code ? " sip " : " ", sip_code,
-		    detail ? detail : "");
+		log_info("call %s: %s %s, %s", c->id, rq_status_name(st),
+		    reason ? reason : "", detail ? detail : "");
 	call_event(c, st, reason, sip_code, duration, detail);
 	ctx->active--;
 	tel_bus_heartbeat(ctx);
@@ -490,6 +492,13 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 {
 	struct tel_call *c;
 
+	/* The id goes into a SIP header and log lines: it must be ours. */
+	if (!rq_call_id_valid(job->call_id)) {
+		log_warnx("job with an invalid call id refused");
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
+		    job->attempt, "invalid");
+		return;
+	}
 	if (ctx->draining) {
 		log_info("call %s/%llu: refused, draining", job->call_id,
 		    (unsigned long long)job->attempt);

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "telserver.h"
 #include "util.h"
@@ -17,13 +18,6 @@
 
 static struct tel_ctx	 ctx;
 static uint64_t		 shutdown_deadline;	/* monotonic, 0 = running */
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: ringq-telserver -f config [-n] [-d]\n");
-	exit(1);
-}
 
 static void
 heartbeat(struct tel_ctx *c, su_timer_t *t, void *arg)
@@ -54,43 +48,13 @@ int
 main(int argc, char *argv[])
 {
 	struct rq_config cfg;
-	char err[512];
-	const char *conffile = NULL;
-	int ch, checkonly = 0, debug = 0, rc = 1;
+	int rc = 1;
 	su_timer_t *hb_timer = NULL, *tick_timer = NULL;
 
-	while ((ch = getopt(argc, argv, "f:nd")) != -1) {
-		switch (ch) {
-		case 'f':
-			conffile = optarg;
-			break;
-		case 'n':
-			checkonly = 1;
-			break;
-		case 'd':
-			debug = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (conffile == NULL || optind != argc)
-		usage();
-	if (rq_config_load(&cfg, conffile, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	if (checkonly) {
-		printf("configuration OK\n");
-		rq_config_free(&cfg);
-		return 0;
-	}
-	log_init("ringq-telserver", debug || cfg.debug);
-	rq_signals_install();
+	rq_daemon_start(argc, argv, "ringq-telserver", &cfg);
 
 	ctx.cfg = &cfg;
 	su_init();
-	su_home_threadsafe(NULL);
 	if ((ctx.root = su_root_create(&ctx)) == NULL)
 		fatalx("cannot create the Sofia loop");
 	if ((ctx.zctx = zmq_ctx_new()) == NULL)
@@ -107,13 +71,13 @@ main(int argc, char *argv[])
 	if (rq_pidfile_write(cfg.run_dir, "ringq-telserver") == -1)
 		goto done;
 
-	hb_timer = su_timer_create(su_root_task(ctx.root), 0);
-	tick_timer = su_timer_create(su_root_task(ctx.root), 0);
+	hb_timer = su_timer_create(su_root_task(ctx.root), cfg.heartbeat_ms);
+	tick_timer = su_timer_create(su_root_task(ctx.root), TICK_MS);
 	if (hb_timer == NULL || tick_timer == NULL)
 		fatalx("cannot create timers");
-	su_timer_set_interval(hb_timer, heartbeat, NULL, cfg.heartbeat_ms);
-	su_timer_set_interval(tick_timer, tick, NULL, TICK_MS);
-	/* set_interval fires first after one period: announce us now. */
+	su_timer_set_for_ever(hb_timer, heartbeat, NULL);
+	su_timer_set_for_ever(tick_timer, tick, NULL);
+	/* The first period has to pass before they fire: announce us now. */
 	tel_bus_heartbeat(&ctx);
 	log_info("%s ready: sip %s, capacity %d%s", cfg.tel_name, cfg.sip_url,
 	    cfg.capacity, cfg.dry_run ? ", dry run" : "");

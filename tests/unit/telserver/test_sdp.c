@@ -1,0 +1,160 @@
+/* sdp.c: our offer, and reading the answers real peers send. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "telserver.h"
+
+static int
+parse(const char *sdp, struct tel_sdp_answer *a, char *err, size_t len)
+{
+	return tel_sdp_parse_answer(sdp, strlen(sdp), a, err, len);
+}
+
+static void
+test_offer(void **state)
+{
+	char buf[1024], small[64];
+
+	assert_int_equal(tel_sdp_offer(buf, sizeof(buf), "10.0.0.1", 20000,
+	    42), 0);
+	assert_non_null(strstr(buf, "c=IN IP4 10.0.0.1\r\n"));
+	assert_non_null(strstr(buf, "m=audio 20000 RTP/AVP 0 8 101\r\n"));
+	assert_non_null(strstr(buf, "a=rtpmap:101 telephone-event/8000\r\n"));
+	assert_non_null(strstr(buf, "a=fmtp:101 0-16\r\n"));
+	assert_non_null(strstr(buf, "a=ptime:20\r\n"));
+	assert_int_equal(tel_sdp_offer(small, sizeof(small), "10.0.0.1",
+	    20000, 42), -1);
+}
+
+static void
+test_offer_round_trip(void **state)
+{
+	struct tel_sdp_answer a;
+	char buf[1024], err[128];
+
+	/* Our own offer is a valid answer too (a peer echoing it). */
+	assert_int_equal(tel_sdp_offer(buf, sizeof(buf), "192.0.2.7", 30002,
+	    1), 0);
+	assert_int_equal(parse(buf, &a, err, sizeof(err)), 0);
+	assert_string_equal(a.addr, "192.0.2.7");
+	assert_int_equal(a.port, 30002);
+	assert_int_equal(a.pt, 0);
+	assert_int_equal(a.dtmf_pt, 101);
+}
+
+static void
+test_baresip_answer(void **state)
+{
+	static const char sdp[] =
+	    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+	    "t=0 0\r\nm=audio 57882 RTP/AVP 0 101\r\nb=AS:86\r\n"
+	    "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+	    "a=fmtp:101 0-15\r\na=sendrecv\r\na=label:1\r\n";
+	struct tel_sdp_answer a;
+	char err[128];
+
+	assert_int_equal(parse(sdp, &a, err, sizeof(err)), 0);
+	assert_string_equal(a.addr, "127.0.0.1");
+	assert_int_equal(a.port, 57882);
+	assert_int_equal(a.pt, TEL_PT_PCMU);
+	assert_int_equal(a.dtmf_pt, 101);
+	assert_int_equal(a.recvonly, 0);
+}
+
+static void
+test_pcma_media_level_conn(void **state)
+{
+	/* LF line ends, no rtpmap for the static type, c= in the media. */
+	static const char sdp[] =
+	    "v=0\no=- 1 2 IN IP4 10.0.0.9\ns=-\nc=IN IP4 10.0.0.9\nt=0 0\n"
+	    "m=audio 4000 RTP/AVP 8\nc=IN IP4 10.1.1.1\na=sendonly\n";
+	struct tel_sdp_answer a;
+	char err[128];
+
+	assert_int_equal(parse(sdp, &a, err, sizeof(err)), 0);
+	assert_string_equal(a.addr, "10.1.1.1");
+	assert_int_equal(a.pt, TEL_PT_PCMA);
+	assert_int_equal(a.dtmf_pt, -1);
+	assert_int_equal(a.recvonly, 1);
+}
+
+static void
+test_first_accepted_codec(void **state)
+{
+	static const char sdp[] =
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 96 8 0\r\n"
+	    "a=rtpmap:96 opus/48000/2\r\n";
+	struct tel_sdp_answer a;
+	char err[128];
+
+	assert_int_equal(parse(sdp, &a, err, sizeof(err)), 0);
+	assert_int_equal(a.pt, TEL_PT_PCMA);
+}
+
+static void
+test_unusable(void **state)
+{
+	static const char *bad[] = {
+	    "",
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=video 4000 RTP/AVP 96\r\n",
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 0 RTP/AVP 0\r\n",
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 9 18\r\n",
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n",
+	    "v=0\r\nm=audio 4000 RTP/AVP 0\r\n",
+	    "v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n",
+	    "v=0\r\nc=IN IP6 ::1\r\nm=audio 4000 RTP/AVP 0\r\n",
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 99999 RTP/AVP 0\r\n",
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio x RTP/AVP 0\r\n",
+	    /* PCMU remapped to a wide-band rate is not ours */
+	    ("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n"
+	    "a=rtpmap:0 PCMU/16000\r\n"),
+	};
+	struct tel_sdp_answer a;
+	char err[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		err[0] = '\0';
+		assert_int_equal(parse(bad[i], &a, err, sizeof(err)), -1);
+		assert_true(err[0] != '\0');
+	}
+}
+
+static void
+test_not_nul_terminated(void **state)
+{
+	static const char sdp[] =
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\nXXXX";
+	struct tel_sdp_answer a;
+	char err[128], *copy;
+	size_t len = strlen(sdp) - 4;
+
+	/* The parser must stay within len bytes. */
+	copy = malloc(len);
+	memcpy(copy, sdp, len);
+	assert_int_equal(tel_sdp_parse_answer(copy, len, &a, err,
+	    sizeof(err)), 0);
+	assert_int_equal(a.port, 4000);
+	free(copy);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_offer),
+		cmocka_unit_test(test_offer_round_trip),
+		cmocka_unit_test(test_baresip_answer),
+		cmocka_unit_test(test_pcma_media_level_conn),
+		cmocka_unit_test(test_first_accepted_codec),
+		cmocka_unit_test(test_unusable),
+		cmocka_unit_test(test_not_nul_terminated),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
