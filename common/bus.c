@@ -70,6 +70,19 @@ drain_frames(void *sock)
 	}
 }
 
+/*
+ * A failed receive of a message's first frame means nothing to read now:
+ * EAGAIN, or the socket or context is closing (ETERM).  Callers loop until
+ * 0, so answering -1 here would spin.
+ */
+static int
+recv_failed(void)
+{
+	if (errno != EAGAIN && errno != EINTR)
+		log_warnx("bus: receive: %s", zmq_strerror(errno));
+	return 0;
+}
+
 int
 rq_bus_recv(void *sock, void *identity, size_t *idlen, struct rq_msg *m)
 {
@@ -82,7 +95,7 @@ rq_bus_recv(void *sock, void *identity, size_t *idlen, struct rq_msg *m)
 		zmq_msg_init(&frame);
 		if (zmq_msg_recv(&frame, sock, ZMQ_DONTWAIT) == -1) {
 			zmq_msg_close(&frame);
-			return errno == EAGAIN ? 0 : -1;
+			return recv_failed();
 		}
 		if (zmq_msg_size(&frame) > RQ_BUS_ID_MAX) {
 			zmq_msg_close(&frame);
@@ -102,8 +115,9 @@ rq_bus_recv(void *sock, void *identity, size_t *idlen, struct rq_msg *m)
 	zmq_msg_init(&frame);
 	if (zmq_msg_recv(&frame, sock, ZMQ_DONTWAIT) == -1) {
 		zmq_msg_close(&frame);
-		if (identity == NULL && errno == EAGAIN)
-			return 0;
+		if (identity == NULL)
+			return recv_failed();
+		log_warnx("bus: message body lost: %s", zmq_strerror(errno));
 		return -1;
 	}
 	rc = rq_msg_unpack(zmq_msg_data(&frame), zmq_msg_size(&frame), m, err,

@@ -24,6 +24,35 @@ log_set_debug(int debug)
 	log_debug_on = debug;
 }
 
+/*
+ * Log lines quote strings from peers (SIP phrases, telserver names, Redis
+ * errors): escape control bytes so that no peer can forge a line or move
+ * the terminal.  Rewrites line in place, truncating to fit.
+ */
+static void
+escape_controls(char *line, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	char out[2048];
+	size_t i, o = 0;
+
+	if (size > sizeof(out))
+		size = sizeof(out);
+	for (i = 0; line[i] != '\0' && o + 5 <= size; i++) {
+		unsigned char c = line[i];
+
+		if (c < 0x20 || c == 0x7f) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else
+			out[o++] = c;
+	}
+	out[o] = '\0';
+	memcpy(line, out, o + 1);
+}
+
 static void
 log_vwrite(const char *level, const char *fmt, va_list ap, const char *err)
 {
@@ -36,6 +65,7 @@ log_vwrite(const char *level, const char *fmt, va_list ap, const char *err)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	vsnprintf(line, sizeof(line), fmt, ap);
+	escape_controls(line, sizeof(line));
 	if (err)
 		fprintf(stderr, "%s.%03ldZ %s %s: %s: %s\n", when,
 		    ts.tv_nsec / 1000000, log_name, level, line, err);

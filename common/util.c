@@ -187,8 +187,21 @@ int
 rq_target_parse(const char *to, enum rq_target_kind *kind, char *err,
     size_t errlen)
 {
+	const unsigned char *c;
 	size_t n;
 
+	/* No control byte, space or DEL anywhere: the target ends up in a SIP
+	 * request line and headers. */
+	for (c = (const unsigned char *)to; *c; c++)
+		if (*c <= 0x20 || *c == 0x7f) {
+			snprintf(err, errlen, "must not contain spaces or "
+			    "control characters");
+			return -1;
+		}
+	if (c - (const unsigned char *)to > 256) {
+		snprintf(err, errlen, "is longer than 256 characters");
+		return -1;
+	}
 	if (to[0] == '+') {
 		n = strlen(to + 1);
 		if (strspn(to + 1, "0123456789") != n) {
@@ -213,7 +226,7 @@ rq_target_parse(const char *to, enum rq_target_kind *kind, char *err,
 			return -1;
 		}
 		ulen = at - user;
-		if (strcspn(user, " \t\r\n<>\"@;?") < ulen) {
+		if (strcspn(user, "<>\"@;?") < ulen) {
 			snprintf(err, errlen, "the user part of the SIP URI has "
 			    "characters it may not have");
 			return -1;
@@ -227,10 +240,11 @@ rq_target_parse(const char *to, enum rq_target_kind *kind, char *err,
 			char *e;
 			long port;
 
+			/* Digits only: strtol would also take a sign. */
 			errno = 0;
 			port = strtol(colon + 1, &e, 10);
-			if (errno || e == colon + 1 || *e != '\0' || port < 1 ||
-			    port > 65535) {
+			if (!isdigit((unsigned char)colon[1]) || errno ||
+			    *e != '\0' || port < 1 || port > 65535) {
 				snprintf(err, errlen, "the SIP URI's port must be "
 				    "1 to 65535");
 				return -1;

@@ -20,7 +20,15 @@ test_targets(void **state)
 	static const char *bad[] = { "", "15551234567", "+1555", "+0123456789",
 	    "+1234567890123456", "+1555123456a", "sip:", "sip:@host",
 	    "sip:bob@", "sip:bob@host:0", "sip:bob@host:99999", "sip:bob@ho st",
-	    "sip:bo b@host", "tel:+15551234567", "mailto:x@y", "sip:bob@host:5x" };
+	    "sip:bo b@host", "tel:+15551234567", "mailto:x@y", "sip:bob@host:5x",
+	    "sip:a@h:\r\n5060", "sip:a@h: 5060", "sip:a@h:+5060",
+	    "sip:a\x01b@host", "sip:a\x7f@host", "sip:a@host\r\nX-Evil: 1",
+	    "+1555123456\n",
+	    "sip:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "@host" };
 	enum rq_target_kind kind;
 	char err[128];
 	size_t i;
@@ -38,7 +46,7 @@ test_targets(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		err[0] = '\0';
 		if (rq_target_parse(bad[i], &kind, err, sizeof(err)) != -1)
-			fail_msg("accepted bad target '%s'", bad[i]);
+			fail_msg("accepted bad target %zu", i);
 		assert_true(strlen(err) > 0);
 	}
 }
