@@ -12,6 +12,7 @@
 #include "bus.h"
 #include "config.h"
 #include "msg.h"
+#include "redis_sync.h"
 #include "status.h"
 
 #define ACCT_BATCH_MAX		500	/* events per transaction */
@@ -67,16 +68,19 @@ int	acct_store(PGconn *pg, struct acct_event *evs, size_t n);
 /* mirror.c: Redis. */
 
 struct acct_mirror {
-	redisContext	*rc;
-	char		 sha[41];	/* the mirror script once loaded */
+	struct rq_redis	 r;
+	struct rq_script script;	/* the mirror script */
+	struct rq_script *scripts[1];	/* r points here: do not move mr */
 };
 
-/* Connects and loads the script.  Returns 0, or -1 with err set. */
-int	acct_mirror_open(struct acct_mirror *mr, const char *host, int port,
-	    char *err, size_t errlen);
+void	acct_mirror_init(struct acct_mirror *mr, const char *host, int port);
+/* Connects (and loads the script) if needed and a second has passed since
+ * the last try.  Returns 0 when connected. */
+int	acct_mirror_ready(struct acct_mirror *mr);
 void	acct_mirror_close(struct acct_mirror *mr);
 /* Mirrors the stored events of evs (pipelined), setting ->mirrored.
- * Returns 0, or -1 when the connection is lost (the caller closes it). */
+ * Returns 0, or -1 when Redis is not connected or the connection was lost
+ * (logged; closed for a retry a second later). */
 int	acct_mirror(struct acct_mirror *mr, struct acct_event *evs, size_t n);
 
 /* acct.c: the daemon's work, driven by main.c's loop. */
@@ -89,8 +93,7 @@ struct acct {
 	int			 pg_down;	/* outage already logged */
 	uint64_t		 pg_retry_ms;
 	struct acct_mirror	 mr;
-	int			 redis_down;
-	uint64_t		 redis_retry_ms;
+	int			 redis_down;	/* outage already logged */
 	struct acct_event	*batch;		/* ACCT_BATCH_MAX slots */
 	size_t			 nbatch;
 };

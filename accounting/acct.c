@@ -17,6 +17,7 @@ acct_init(struct acct *a, const struct rq_config *cfg)
 {
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
+	acct_mirror_init(&a->mr, cfg->redis_host, cfg->redis_port);
 	if ((a->batch = calloc(ACCT_BATCH_MAX, sizeof(*a->batch))) == NULL) {
 		log_warn("calloc");
 		return -1;
@@ -75,21 +76,17 @@ reconnect(struct acct *a)
 		} else
 			log_debug("postgres: %s", err);
 	}
-	if (a->mr.rc == NULL && now >= a->redis_retry_ms) {
-		a->redis_retry_ms = now + ACCT_RETRY_MS;
-		if (acct_mirror_open(&a->mr, a->cfg->redis_host,
-		    a->cfg->redis_port, err, sizeof(err)) == 0) {
-			log_info("redis: connected%s to %s:%d",
-			    a->redis_down ? " again" : "", a->cfg->redis_host,
-			    a->cfg->redis_port);
-			a->redis_down = 0;
-		} else if (!a->redis_down) {
-			log_warnx("redis %s:%d: %s; not acknowledging events, "
-			    "retrying every second", a->cfg->redis_host,
-			    a->cfg->redis_port, err);
-			a->redis_down = 1;
-		} else
-			log_debug("redis: %s", err);
+	/* rq_redis paces the attempts (once a second) and logs them. */
+	if (acct_mirror_ready(&a->mr) == 0) {
+		if (a->redis_down)
+			log_info("redis: connected again to %s:%d",
+			    a->cfg->redis_host, a->cfg->redis_port);
+		a->redis_down = 0;
+	} else if (!a->redis_down) {
+		log_warnx("redis %s:%d: down; not acknowledging events, "
+		    "retrying every second", a->cfg->redis_host,
+		    a->cfg->redis_port);
+		a->redis_down = 1;
 	}
 }
 
@@ -106,17 +103,6 @@ pg_lost(struct acct *a)
 	a->pg = NULL;
 	a->pg_down = 1;
 	a->pg_retry_ms = rq_mono_ms() + ACCT_RETRY_MS;
-}
-
-static void
-redis_lost(struct acct *a)
-{
-	log_warnx("redis: connection lost (%s); not acknowledging events, "
-	    "reconnecting every second", a->mr.rc->errstr[0] ?
-	    a->mr.rc->errstr : "protocol error");
-	acct_mirror_close(&a->mr);
-	a->redis_down = 1;
-	a->redis_retry_ms = rq_mono_ms() + ACCT_RETRY_MS;
 }
 
 /* A peer's string made fit for a log line. */
@@ -205,9 +191,13 @@ handle_batch(struct acct *a)
 		pg_lost(a);
 		return;
 	}
-	if (a->mr.rc != NULL &&
-	    acct_mirror(&a->mr, a->batch, a->nbatch) == -1)
-		redis_lost(a);
+	/* On failure nothing is mirrored, so nothing is acknowledged: the
+	 * senders resend, and PostgreSQL takes the duplicates. */
+	if (acct_mirror(&a->mr, a->batch, a->nbatch) == -1 && !a->redis_down) {
+		log_warnx("redis: not acknowledging events, reconnecting "
+		    "every second");
+		a->redis_down = 1;
+	}
 	for (i = 0; i < a->nbatch; i++)
 		if (a->batch[i].stored && a->batch[i].mirrored) {
 			ack(a, &a->batch[i]);

@@ -10,6 +10,7 @@
 #include "accounting.h"
 #include "keys.h"
 #include "log.h"
+#include "util.h"
 
 /*
  * KEYS: job, timeline.  ARGV: timeline field, event JSON, rank, status,
@@ -30,150 +31,182 @@ static const char mirror_lua[] =
 	"else redis.call('HDEL', KEYS[1], 'sip_code') end\n"
 	"return 2\n";
 
-static int
-load_script(struct acct_mirror *mr, char *err, size_t errlen)
-{
-	redisReply *r;
+/*
+ * The connection, its reconnection and the script's SHA come from
+ * common/redis_sync.c.  The calls do not go through rq_redis_eval, one
+ * round trip per event: a batch holds up to ACCT_BATCH_MAX events, so they
+ * are pipelined (EVALSHA on the shared link's context) and their replies read
+ * in order.  Only an event whose reply is NOSCRIPT (Redis restarted or its
+ * scripts were flushed) goes through rq_redis_eval, which falls back to EVAL
+ * and so puts the script back in Redis's cache for the next batch.
+ */
 
-	r = redisCommand(mr->rc, "SCRIPT LOAD %s", mirror_lua);
-	if (r == NULL || r->type != REDIS_REPLY_STRING ||
-	    r->len >= (int)sizeof(mr->sha)) {
-		snprintf(err, errlen, "SCRIPT LOAD: %s", r == NULL ?
-		    mr->rc->errstr : r->type == REDIS_REPLY_ERROR ? r->str :
-		    "unexpected reply");
-		if (r)
-			freeReplyObject(r);
-		return -1;
-	}
-	memcpy(mr->sha, r->str, r->len);
-	mr->sha[r->len] = '\0';
-	freeReplyObject(r);
-	return 0;
+void
+acct_mirror_init(struct acct_mirror *mr, const char *host, int port)
+{
+	memset(mr, 0, sizeof(*mr));
+	mr->script.name = "mirror";
+	mr->script.src = mirror_lua;
+	mr->scripts[0] = &mr->script;
+	rq_redis_init(&mr->r, host, port, mr->scripts, 1);
 }
 
 int
-acct_mirror_open(struct acct_mirror *mr, const char *host, int port,
-    char *err, size_t errlen)
+acct_mirror_ready(struct acct_mirror *mr)
 {
-	struct timeval tv = { 1, 0 }, io = { 2, 0 };
-
-	mr->rc = redisConnectWithTimeout(host, port, tv);
-	if (mr->rc == NULL || mr->rc->err) {
-		snprintf(err, errlen, "%s", mr->rc ? mr->rc->errstr :
-		    "out of memory");
-		goto fail;
-	}
-	if (redisSetTimeout(mr->rc, io) != REDIS_OK) {
-		snprintf(err, errlen, "cannot set timeout");
-		goto fail;
-	}
-	if (load_script(mr, err, errlen) == -1)
-		goto fail;
-	return 0;
-fail:
-	acct_mirror_close(mr);
-	return -1;
+	return rq_redis_ready(&mr->r);
 }
 
 void
 acct_mirror_close(struct acct_mirror *mr)
 {
-	if (mr->rc)
-		redisFree(mr->rc);
-	mr->rc = NULL;
-	mr->sha[0] = '\0';
+	rq_redis_close(&mr->r);
+}
+
+/* The script's keys and arguments for one event. */
+struct mirror_args {
+	char		 job[64], tl[64], field[48], rank[16], sip[24];
+	char		 updated[24];
+	char		*json;
+	const char	*argv[3 + 9];	/* EVALSHA sha 2, then these */
+};
+
+static int
+mirror_args(struct mirror_args *a, const struct acct_event *ev)
+{
+	const struct rq_msg *m = &ev->m;
+
+	if ((a->json = acct_event_json(m)) == NULL) {
+		log_warnx("%s: cannot build the timeline entry", m->call_id);
+		return -1;
+	}
+	snprintf(a->job, sizeof(a->job), "%s%s", RQ_KEY_JOB, m->call_id);
+	snprintf(a->tl, sizeof(a->tl), "%s%s", RQ_KEY_TIMELINE, m->call_id);
+	snprintf(a->field, sizeof(a->field), "%" PRIu64 ":%s", m->attempt,
+	    m->status);
+	snprintf(a->rank, sizeof(a->rank), "%d", ev->rank);
+	snprintf(a->updated, sizeof(a->updated), "%" PRIu64, m->ts_ms);
+	if (rq_msg_has(m, sip_code))
+		snprintf(a->sip, sizeof(a->sip), "%" PRIu64, m->sip_code);
+	else
+		a->sip[0] = '\0';
+	a->argv[3] = a->job;
+	a->argv[4] = a->tl;
+	a->argv[5] = a->field;
+	a->argv[6] = a->json;
+	a->argv[7] = a->rank;
+	a->argv[8] = m->status;
+	a->argv[9] = m->reason ? m->reason : "";
+	a->argv[10] = a->sip;
+	a->argv[11] = a->updated;
+	return 0;
 }
 
 static int
 append(struct acct_mirror *mr, const struct acct_event *ev)
 {
-	const struct rq_msg *m = &ev->m;
-	char field[48], rank[16], sip[24], updated[24], *json;
+	struct mirror_args a;
 	int rc;
 
-	if ((json = acct_event_json(m)) == NULL) {
-		log_warnx("%s: cannot build the timeline entry", m->call_id);
+	if (mirror_args(&a, ev) == -1)
 		return -1;
-	}
-	snprintf(field, sizeof(field), "%" PRIu64 ":%s", m->attempt,
-	    m->status);
-	snprintf(rank, sizeof(rank), "%d", ev->rank);
-	snprintf(updated, sizeof(updated), "%" PRIu64, m->ts_ms);
-	if (rq_msg_has(m, sip_code))
-		snprintf(sip, sizeof(sip), "%" PRIu64, m->sip_code);
-	else
-		sip[0] = '\0';
-	rc = redisAppendCommand(mr->rc,
-	    "EVALSHA %s 2 " RQ_KEY_JOB "%s " RQ_KEY_TIMELINE "%s %s %s %s %s "
-	    "%s %s %s", mr->sha, m->call_id, m->call_id, field, json, rank,
-	    m->status, m->reason ? m->reason : "", sip, updated);
-	free(json);
+	a.argv[0] = "EVALSHA";
+	a.argv[1] = mr->script.sha;
+	a.argv[2] = "2";
+	rc = redisAppendCommandArgv(mr->r.c, 12, a.argv, NULL);
+	free(a.json);
 	return rc == REDIS_OK ? 0 : -1;
 }
 
-/* Reads one pipelined reply.  Returns 1 mirrored, 0 retry later (not
- * mirrored), -1 connection lost, -2 NOSCRIPT. */
+/* The script's answer: 1 mirrored (or never will be: do not hold the
+ * event back), 0 not mirrored, retry later. */
 static int
-reply(struct acct_mirror *mr, const struct acct_event *ev)
+answer(const struct acct_event *ev, const redisReply *r)
 {
-	redisReply *r = NULL;
-	int rc = 1;
-
-	if (redisGetReply(mr->rc, (void **)&r) != REDIS_OK || r == NULL)
-		return -1;
 	if (r->type == REDIS_REPLY_ERROR) {
-		if (!strncmp(r->str, "NOSCRIPT", 8))
-			rc = -2;
-		else if (!strncmp(r->str, "WRONGTYPE", 9)) {
-			/* Retrying cannot help: PostgreSQL has the event. */
-			log_warnx("%s: redis mirror: %s", ev->m.call_id,
-			    r->str);
-		} else {
-			log_warnx("%s: redis mirror: %s", ev->m.call_id,
-			    r->str);
-			rc = 0;
-		}
-	} else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+		log_warnx("%s: redis mirror: %s", ev->m.call_id, r->str);
+		/* WRONGTYPE: retrying cannot help, PostgreSQL has it. */
+		return strncmp(r->str, "WRONGTYPE", 9) == 0;
+	}
+	if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
 		log_debug("%s: no job in redis, timeline not mirrored",
 		    ev->m.call_id);
+	return 1;
+}
+
+/* Runs one event's script through the shared link (EVAL on NOSCRIPT).
+ * Returns 1 mirrored, 0 not, -1 connection lost. */
+static int
+eval_one(struct acct_mirror *mr, const struct acct_event *ev)
+{
+	struct mirror_args a;
+	redisReply *r;
+	int rc;
+
+	if (mirror_args(&a, ev) == -1)
+		return 0;
+	r = rq_redis_eval(&mr->r, &mr->script, 2, 9, a.argv + 3);
+	free(a.json);
+	if (r == NULL)
+		return mr->r.c == NULL ? -1 : 0;	/* lost, or logged */
+	rc = answer(ev, r);
 	freeReplyObject(r);
 	return rc;
+}
+
+/* After an I/O error on the pipeline: close, reconnect a second later. */
+static void
+mirror_lost(struct acct_mirror *mr)
+{
+	log_warnx("redis %s:%d: mirror: %s", mr->r.host, mr->r.port,
+	    mr->r.c->errstr[0] ? mr->r.c->errstr : "connection lost");
+	rq_redis_close(&mr->r);
+	mr->r.next_try_ms = rq_mono_ms() + ACCT_RETRY_MS;
+	mr->r.down_logged = 1;
 }
 
 int
 acct_mirror(struct acct_mirror *mr, struct acct_event *evs, size_t n)
 {
-	char err[256];
-	size_t i, sent = 0;
-	int rc, noscript = 0;
+	redisReply *r;
+	size_t i, nsent;
+	int noscript = 0, rc;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		evs[i].mirrored = 0;
+	if (rq_redis_ready(&mr->r) == -1)
+		return -1;
+	/* evs[0 .. nsent) have their command in the pipeline; should one
+	 * not be appended (out of memory), the rest wait for a resend. */
+	for (nsent = 0; nsent < n; nsent++)
+		if (evs[nsent].stored && append(mr, &evs[nsent]) == -1)
+			break;
+	for (i = 0; i < nsent; i++) {
 		if (!evs[i].stored)
 			continue;
-		if (append(mr, &evs[i]) == 0)
-			sent++;
-		else
-			evs[i].stored = 2;	/* not sent: skip its reply */
-	}
-	for (i = 0; i < n && sent > 0; i++) {
-		if (evs[i].stored != 1)
-			continue;
-		sent--;
-		if ((rc = reply(mr, &evs[i])) == -1)
+		r = NULL;
+		if (redisGetReply(mr->r.c, (void **)&r) != REDIS_OK ||
+		    r == NULL) {
+			mirror_lost(mr);
 			return -1;
-		if (rc == -2)
-			noscript = 1;
-		evs[i].mirrored = rc == 1;
+		}
+		if (r->type == REDIS_REPLY_ERROR &&
+		    strncmp(r->str, "NOSCRIPT", 8) == 0)
+			noscript = 1;	/* left unmirrored, redone below */
+		else
+			evs[i].mirrored = answer(&evs[i], r);
+		freeReplyObject(r);
 	}
-	for (i = 0; i < n; i++)
-		if (evs[i].stored == 2)
-			evs[i].stored = 1;
-	/* Redis restarted and forgot the script: those events are resent by
-	 * their senders and mirrored then. */
-	if (noscript && load_script(mr, err, sizeof(err)) == -1) {
-		log_warnx("redis: %s", err);
-		return -1;
+	if (!noscript)
+		return 0;
+	/* The script is idempotent: running it again for an event whose
+	 * first answer was some other error is harmless. */
+	for (i = 0; i < nsent; i++) {
+		if (!evs[i].stored || evs[i].mirrored)
+			continue;
+		if ((rc = eval_one(mr, &evs[i])) == -1)
+			return -1;
+		evs[i].mirrored = rc;
 	}
 	return 0;
 }

@@ -27,4 +27,17 @@
 
 #define RQ_READY_PRIORITY_SCALE	10000000000000.0	/* 1e13 ms > year 2286 */
 
+/* Lua: score(job key, due ms) -> the rq:ready score of that job, for every
+ * script that puts an id in rq:ready (scheduler release, dispatcher
+ * requeue): (9 - priority) * RQ_READY_PRIORITY_SCALE + due, priority 5 when
+ * absent and clamped to 0..9, formatted without exponent. */
+#define RQ_LUA_READY_SCORE \
+"local function score(key, due)\n" \
+"  local p = tonumber(redis.call('HGET', key, 'priority'))\n" \
+"  if p == nil then p = 5 end\n" \
+"  p = math.floor(p)\n" \
+"  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n" \
+"  return string.format('%.0f', (9 - p) * 1e13 + due)\n" \
+"end\n"
+
 #endif

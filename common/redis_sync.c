@@ -57,11 +57,20 @@ load_scripts(struct rq_redis *r)
 			redis_lost(r, "SCRIPT LOAD");
 			return -1;
 		}
+		if (rep->type == REDIS_REPLY_ERROR &&
+		    strstr(rep->str, "compiling script") != NULL)
+			/* A script Redis cannot compile is our bug. */
+			fatalx("redis: SCRIPT LOAD %s: %s", s->name, rep->str);
 		if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-			/* A script Redis refuses is our bug: do not loop on it. */
-			fatalx("redis: SCRIPT LOAD %s: %s", s->name,
+			/* -LOADING while a restarted Redis reads its AOF, or
+			 * the like: try again in a second. */
+			log_warnx("redis: SCRIPT LOAD %s: %s", s->name,
 			    rep->type == REDIS_REPLY_ERROR ? rep->str :
 			    "unexpected reply");
+			freeReplyObject(rep);
+			rq_redis_close(r);
+			r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
+			return -1;
 		}
 		memcpy(s->sha, rep->str, 40);
 		s->sha[40] = '\0';
@@ -134,4 +143,12 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		return NULL;
 	}
 	return rep;
+}
+
+const char *
+rq_reply_str(const redisReply *rep)
+{
+	if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS)
+		return rep->str;
+	return NULL;
 }

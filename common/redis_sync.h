@@ -38,5 +38,7 @@ int	rq_redis_ready(struct rq_redis *r);
 redisReply *rq_redis_eval(struct rq_redis *r, struct rq_script *s,
 	    int nkeys, int argc, const char **argv);
 void	rq_redis_close(struct rq_redis *r);
+/* The string of a string or status reply, else NULL (nil, number, ...). */
+const char *rq_reply_str(const redisReply *rep);
 
 #endif

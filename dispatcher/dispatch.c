@@ -20,7 +20,7 @@ disp_init(struct disp *d, const struct rq_config *cfg, void *router,
     struct rq_evout *eo)
 {
 	static struct rq_script *scripts[] = { &disp_take_script,
-	    &disp_acked_script, &disp_requeue_script };
+	    &disp_acked_script, &disp_requeue_script, &disp_drop_script };
 
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
@@ -101,44 +101,98 @@ emit_dispatched(struct disp *d, const char *id, uint64_t attempt,
 		log_warnx("call %s: cannot queue EVENT dispatched", id);
 }
 
+/* Queues an EVENT built elsewhere. */
+static void
+emit(struct disp *d, const struct rq_msg *ev)
+{
+	if (rq_evout_emit(d->eo, ev) == -1)
+		log_warnx("call %s: cannot queue EVENT %s", ev->call_id,
+		    ev->status);
+}
+
+/*
+ * Acks and nacks are believed only from a telserver we know from its
+ * heartbeats, and for a job we sent, only from the one we sent it to:
+ * anyone can connect to the ROUTER.
+ */
 static void
 on_ack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 {
 	struct disp_job *j;
+	struct disp_tel *e;
 	char *tenant, *to;
 	int n;
 
+	if (ti < 0) {
+		log_warnx("call %s: attempt %llu: ack from an unregistered "
+		    "peer (%s), ignored", m->call_id,
+		    (unsigned long long)m->attempt, m->node);
+		return;
+	}
+	e = &d->tels.v[ti];
 	if ((j = job_find(d, m->call_id, m->attempt)) == NULL) {
 		/* A duplicate, or an ack after we gave up waiting. */
 		log_warnx("call %s: attempt %llu: ack from telserver %s that "
 		    "we were not waiting for", m->call_id,
-		    (unsigned long long)m->attempt, m->node);
-		n = disp_job_acked(&d->redis, m->call_id, m->attempt, m->node,
+		    (unsigned long long)m->attempt, e->node);
+		n = disp_job_acked(&d->redis, m->call_id, m->attempt, e->node,
 		    0, &tenant, &to);
 		if (n > 0)
-			emit_dispatched(d, m->call_id, m->attempt, m->node,
+			emit_dispatched(d, m->call_id, m->attempt, e->node,
 			    tenant, to);
 		free(tenant);
 		free(to);
 		return;
 	}
-	if (ti != (ssize_t)j->tel)
-		log_warnx("call %s: ack from %s, not from the telserver we "
-		    "sent it to (%s)", j->call_id, m->node,
+	if (ti != (ssize_t)j->tel) {
+		log_warnx("call %s: attempt %llu: ack from telserver %s, not "
+		    "the one we sent it to (%s), ignored", j->call_id,
+		    (unsigned long long)j->attempt, e->node,
 		    d->tels.v[j->tel].node);
+		return;
+	}
 	job_done(d, j);
 	/* It is active there now, until the next heartbeat counts it. */
-	d->tels.v[j->tel].acked++;
-	n = disp_job_acked(&d->redis, j->call_id, j->attempt, m->node, 1,
+	e->acked++;
+	n = disp_job_acked(&d->redis, j->call_id, j->attempt, e->node, 1,
 	    &tenant, &to);
-	log_info("call %s: attempt %llu dispatched to telserver %s%s",
-	    j->call_id, (unsigned long long)j->attempt, m->node,
-	    n == -1 ? " (lease not released: redis error)" : "");
-	emit_dispatched(d, j->call_id, j->attempt, m->node,
-	    tenant ? tenant : j->tenant, to ? to : j->to);
+	if (n > 0) {
+		log_info("call %s: attempt %llu dispatched to telserver %s",
+		    j->call_id, (unsigned long long)j->attempt, e->node);
+		emit_dispatched(d, j->call_id, j->attempt, e->node,
+		    tenant ? tenant : j->tenant, to ? to : j->to);
+	} else
+		log_warnx("call %s: attempt %llu: acked by telserver %s but "
+		    "%s: not reported dispatched", j->call_id,
+		    (unsigned long long)j->attempt, e->node, n == -1 ?
+		    "redis failed, the lease is left to expire" :
+		    "the lease was no longer ours");
 	free(tenant);
 	free(to);
 	job_free(j);
+}
+
+/* Reports an attempt a telserver refused as unusable: it ends there. */
+static void
+emit_rejected(struct disp *d, const struct disp_job *j,
+    const struct rq_msg *m, const char *node)
+{
+	struct rq_msg ev;
+	char detail[512];
+
+	snprintf(detail, sizeof(detail), "refused by telserver %s as "
+	    "invalid%s%s", node, rq_msg_has(m, detail) ? ": " : "",
+	    rq_msg_has(m, detail) ? m->detail : "");
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, j->call_id);
+	rq_msg_set(&ev, attempt, j->attempt);
+	rq_msg_set(&ev, status, (char *)rq_status_name(RQ_ST_FAILED));
+	rq_msg_set(&ev, reason, (char *)RQ_REASON_REJECTED);
+	rq_msg_set(&ev, detail, detail);
+	rq_msg_set(&ev, node, (char *)node);
+	rq_msg_set(&ev, tenant, j->tenant);
+	rq_msg_set(&ev, to, j->to);
+	emit(d, &ev);
 }
 
 static void
@@ -147,22 +201,26 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	struct disp_job *j;
 	struct disp_tel *e;
 
-	if ((j = job_find(d, m->call_id, m->attempt)) == NULL) {
-		log_warnx("call %s: attempt %llu: nack (%s) from telserver %s "
-		    "that we were not waiting for, ignored", m->call_id,
-		    (unsigned long long)m->attempt, m->reason, m->node);
+	if ((j = job_find(d, m->call_id, m->attempt)) == NULL || ti < 0 ||
+	    ti != (ssize_t)j->tel) {
+		log_warnx("call %s: attempt %llu: nack (%s) from %s %s that "
+		    "we were not waiting for, ignored", m->call_id,
+		    (unsigned long long)m->attempt, m->reason,
+		    ti < 0 ? "unregistered peer" : "telserver",
+		    ti < 0 ? m->node : d->tels.v[ti].node);
 		return;
 	}
 	e = &d->tels.v[j->tel];
 	log_info("call %s: attempt %llu refused by telserver %s: %s%s%s",
-	    j->call_id, (unsigned long long)j->attempt, m->node, m->reason,
+	    j->call_id, (unsigned long long)j->attempt, e->node, m->reason,
 	    rq_msg_has(m, detail) ? ": " : "",
 	    rq_msg_has(m, detail) ? m->detail : "");
 	job_done(d, j);
 	if (!strcmp(m->reason, "invalid")) {
-		log_warnx("call %s: attempt %llu: dropped: the job is unusable",
-		    j->call_id, (unsigned long long)j->attempt);
-		disp_job_drop(&d->redis, j->call_id);
+		log_warnx("call %s: attempt %llu: failed (rejected): the job "
+		    "is unusable", j->call_id, (unsigned long long)j->attempt);
+		emit_rejected(d, j, m, e->node);
+		disp_job_drop(&d->redis, j->call_id, j->attempt);
 		job_free(j);
 		return;
 	}
@@ -280,7 +338,7 @@ send_job(struct disp *d, size_t ti, struct rq_msg *job)
 void
 disp_fill(struct disp *d)
 {
-	struct rq_msg job;
+	struct rq_msg job, ev;
 	ssize_t ti;
 	uint64_t lease;
 	int i, rc;
@@ -294,8 +352,12 @@ disp_fill(struct disp *d)
 		    &d->rng);
 		if (ti == -1 || rq_redis_ready(&d->redis) == -1)
 			return;
-		lease = rq_now_ms() + (uint64_t)d->cfg->ack_timeout_ms + 1000;
-		rc = disp_job_take(&d->redis, lease, &job);
+		/* Longer than the ack timeout: normally we requeue it. */
+		lease = (uint64_t)d->cfg->ack_timeout_ms + 1000;
+		rc = disp_job_take(&d->redis, lease, &job, &ev);
+		if (rq_msg_has(&ev, status))
+			emit(d, &ev);
+		rq_msg_clear(&ev);
 		if (rc == 0 || rc == -1)
 			return;
 		if (rc == 2)

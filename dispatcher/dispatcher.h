@@ -90,13 +90,17 @@ TAILQ_HEAD(disp_jobq, disp_job);
 extern struct rq_script disp_take_script;
 extern struct rq_script disp_acked_script;
 extern struct rq_script disp_requeue_script;
+extern struct rq_script disp_drop_script;
 
-/* Takes the best id of rq:ready under a lease until lease_ms (wall clock).
- * Returns 1 with *job (a JOB message owning its strings: rq_msg_clear), 0
- * when rq:ready is empty, -1 on a Redis error, 2 when an id was popped but
- * could not be used (vanished or broken job: logged, call again). */
+/* Takes the best id of rq:ready under a lease of lease_ms (from Redis's
+ * clock).  Returns 1 with *job (a JOB message owning its strings:
+ * rq_msg_clear), 0 when rq:ready is empty, -1 on a Redis error, 2 when an
+ * id was popped but not dispatched (logged, call again): its job vanished
+ * or already ended, or it ends here: then *ev holds the EVENT failed
+ * (attempts_exhausted, or rejected for a job without tenant or target) to
+ * emit.  *ev owns its strings and is always initialised: rq_msg_clear. */
 int	disp_job_take(struct rq_redis *r, uint64_t lease_ms,
-	    struct rq_msg *job);
+	    struct rq_msg *job, struct rq_msg *ev);
 /* Removes the lease of an acknowledged attempt and records node.  When
  * pending is 0 (an ack we did not wait for) the id is also taken out of
  * rq:ready if that attempt was requeued meanwhile.  Returns the number of
@@ -104,8 +108,10 @@ int	disp_job_take(struct rq_redis *r, uint64_t lease_ms,
 int	disp_job_acked(struct rq_redis *r, const char *id, uint64_t attempt,
 	    const char *node, int pending, char **tenant, char **to);
 /* Forgets a job a telserver found unusable (JOB_NACK "invalid"): it would
- * be refused again anywhere, so it leaves rq:inflight for good. */
-int	disp_job_drop(struct rq_redis *r, const char *id);
+ * be refused again anywhere, so the lease of attempt (if still the job's
+ * current one) leaves rq:inflight for good.  Returns 1 when dropped, 0 when
+ * it was not that attempt's lease, -1 on a Redis error. */
+int	disp_job_drop(struct rq_redis *r, const char *id, uint64_t attempt);
 /* Puts attempt back in rq:ready; giveback undoes its attempt count (the
  * telserver did not dial).  Returns 1 when requeued, 0 when the lease was
  * no longer ours, -1 on error. */

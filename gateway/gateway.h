@@ -78,8 +78,9 @@ struct gw_store;
 
 /* Called once with 0 on success, -1 when Redis failed (the reason is
  * logged; nothing was written), or, for gw_store_create only, -2 when the
- * connection was lost before EXEC answered (the job may exist).  For gw_store_get, job and timeline are flat field/value arrays
- * borrowed until the callback returns (njob 0: no such job). */
+ * connection was lost before Redis answered (the job may exist).  For
+ * gw_store_get, job and timeline are flat field/value arrays borrowed until
+ * the callback returns (njob 0: no such job). */
 typedef void	gw_store_done_cb(int rc, void *arg);
 typedef void	gw_store_get_cb(int rc, const char *const *job, size_t njob,
 		    const char *const *timeline, size_t ntimeline, void *arg);
@@ -91,14 +92,21 @@ struct gw_store	*gw_store_new(struct event_base *base, const char *host,
 void		 gw_store_close(struct gw_store *st);
 void		 gw_store_free(struct gw_store *st);
 int		 gw_store_connected(const struct gw_store *st);
-/* Writes a new job in one MULTI/EXEC.  Returns -1 without calling cb when
- * Redis is not connected. */
+/* Writes a new job in one Lua script (atomic).  Returns -1 without calling
+ * cb when Redis is not connected or the command cannot be sent. */
 int		 gw_store_create(struct gw_store *st, const char *id,
 		    const char *tenant, const struct gw_call *call,
 		    int max_attempts, uint64_t created_ms,
 		    gw_store_done_cb *cb, void *arg);
 int		 gw_store_get(struct gw_store *st, const char *id,
 		    gw_store_get_cb *cb, void *arg);
+/* Splits the read script's reply { job pairs, timeline pairs } into two
+ * arrays of pointers into r (the caller frees the arrays, not the strings).
+ * Returns 0, or -1 with both arrays NULL when r has another shape. */
+struct redisReply;
+int		 gw_store_parse_get(const struct redisReply *r,
+		    const char ***job, size_t *njob, const char ***tl,
+		    size_t *ntl);
 
 /* http.c */
 struct gw_http;

@@ -1,6 +1,6 @@
 /* The gateway's Redis glue: one hiredis async connection on the event loop,
  * reconnected every second when lost, and the two operations of the API
- * (create a job, read a job with its timeline), each one MULTI/EXEC. */
+ * (create a job, read a job with its timeline), each one Lua script. */
 #include <sys/queue.h>
 
 #include <inttypes.h>
@@ -37,7 +37,7 @@ struct gw_store {
 	TAILQ_HEAD(, store_op)	 pending;
 };
 
-/* One pending operation; freed by its EXEC callback, which hiredis runs
+/* One pending operation; freed by its reply callback, which hiredis runs
  * exactly once (with a NULL reply when the connection goes away). */
 struct store_op {
 	TAILQ_ENTRY(store_op)	 entry;
@@ -213,20 +213,32 @@ gw_store_connected(const struct gw_store *st)
 	return st->connected && st->ac != NULL;
 }
 
-/* An EXEC answer is good when it is an array with no error inside: a
- * runtime error in a queued command does not abort the others. */
-static int
-exec_ok(const redisReply *r, size_t want)
-{
-	size_t i;
+/*
+ * Each operation is one EVAL of a small Lua script rather than a
+ * MULTI/EXEC: a single command either is queued whole or not at all, so a
+ * failure to queue (hiredis formatting, out of memory) can never leave a
+ * MULTI open on this shared connection for the next request to join; it is
+ * atomic in Redis and takes one round trip.  EVAL (not EVALSHA) spares the
+ * NOSCRIPT dance after a Redis restart; Redis caches the compiled script.
+ */
 
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != want)
-		return 0;
-	for (i = 0; i < r->elements; i++)
-		if (r->element[i]->type == REDIS_REPLY_ERROR)
-			return 0;
-	return 1;
-}
+/*
+ * KEYS: job, timeline, tenant calls, delayed.  ARGV: id, not_before_ms,
+ * created_ms, the queued timeline entry, then the job's field/value pairs.
+ * rq:delayed comes last: if a write fails (a key of the wrong type), the
+ * job is not released to the scheduler.
+ */
+static const char create_lua[] =
+	"redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
+	"redis.call('HSET', KEYS[2], '0:queued', ARGV[4])\n"
+	"redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])\n"
+	"redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])\n"
+	"return 1\n";
+
+/* KEYS: job, timeline.  Returns { job fields, timeline fields }. */
+static const char get_lua[] =
+	"return { redis.call('HGETALL', KEYS[1]),"
+	" redis.call('HGETALL', KEYS[2]) }\n";
 
 static void
 store_create_cb(redisAsyncContext *ac, void *reply, void *privdata)
@@ -236,11 +248,11 @@ store_create_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	int rc = 0;
 
 	if (r == NULL) {
-		/* The commands may have reached Redis: we cannot know. */
-		log_warnx("redis: call %s: connection lost before EXEC "
-		    "answered; the job may or may not be stored", op->id);
+		/* The script may have run: we cannot know. */
+		log_warnx("redis: call %s: connection lost before the job "
+		    "was confirmed; it may or may not be stored", op->id);
 		rc = -2;
-	} else if (!exec_ok(r, 4)) {
+	} else if (r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
 		log_warnx("redis: call %s: storing the job failed: %s", op->id,
 		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 		rc = -1;
@@ -250,13 +262,17 @@ store_create_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	free(op);
 }
 
-/* argvlen NULL: the arguments are C strings (hiredis takes strlen). */
+/* Sends one command, op's callback to run with its answer. */
 static int
-cmd(struct gw_store *st, redisCallbackFn *fn, void *priv, int argc,
-    const char **argv, const size_t *argvlen)
+store_send(struct gw_store *st, redisCallbackFn *fn, struct store_op *op,
+    int argc, const char **argv)
 {
-	return redisAsyncCommandArgv(st->ac, fn, priv, argc, argv, argvlen) ==
-	    REDIS_OK ? 0 : -1;
+	if (redisAsyncCommandArgv(st->ac, fn, op, argc, argv, NULL) !=
+	    REDIS_OK)
+		return -1;
+	op->sent_ms = rq_mono_ms();
+	TAILQ_INSERT_TAIL(&st->pending, op, entry);
+	return 0;
 }
 
 int
@@ -266,10 +282,10 @@ gw_store_create(struct gw_store *st, const char *id, const char *tenant,
 {
 	char jobkey[64], tlkey[64], callskey[RQ_NAME_MAX + 16];
 	char prio[8], nb[24], created[24], maxat[12], at[40];
-	const char *argv[40];
+	const char *argv[48];
 	struct store_op *op = NULL;
 	char *event = NULL;
-	json_t *ev;
+	json_t *ev = NULL;
 	int n = 0;
 
 	if (!gw_store_connected(st))
@@ -287,19 +303,17 @@ gw_store_create(struct gw_store *st, const char *id, const char *tenant,
 	    "attempt", 0, "at", at, "ts_ms", (json_int_t)created_ms);
 	if (ev == NULL || (event = json_dumps(ev, JSON_COMPACT |
 	    JSON_PRESERVE_ORDER)) == NULL ||
-	    (op = calloc(1, sizeof(*op))) == NULL) {
-		json_decref(ev);
-		free(event);
-		return -1;
-	}
-	json_decref(ev);
+	    (op = calloc(1, sizeof(*op))) == NULL)
+		goto fail;
 	op->st = st;
 	op->done = done;
 	op->arg = arg;
 	snprintf(op->id, sizeof(op->id), "%s", id);
 
 #define ARG(s)	(argv[n++] = (s))
-	ARG("HSET"); ARG(jobkey);
+	ARG("EVAL"); ARG(create_lua); ARG("4");
+	ARG(jobkey); ARG(tlkey); ARG(callskey); ARG(RQ_KEY_DELAYED);
+	ARG(id); ARG(nb); ARG(created); ARG(event);
 	ARG("id"); ARG(id);
 	ARG("tenant"); ARG(tenant);
 	ARG("to"); ARG(call->to);
@@ -319,31 +333,18 @@ gw_store_create(struct gw_store *st, const char *id, const char *tenant,
 	ARG("updated_ms"); ARG(created);
 #undef ARG
 
-	/* Nothing in between can fail on a connected context, so the MULTI
-	 * is always closed by EXEC (or the connection is lost, and Redis
-	 * drops the transaction). */
-	{
-		const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
-		const char *zd[] = { "ZADD", RQ_KEY_DELAYED, nb, id };
-		const char *tl[] = { "HSET", tlkey, "0:queued", event };
-		const char *zc[] = { "ZADD", callskey, created, id };
-
-		if (cmd(st, NULL, NULL, 1, multi, NULL) == -1 ||
-		    cmd(st, NULL, NULL, n, argv, NULL) == -1 ||
-		    cmd(st, NULL, NULL, 4, zd, NULL) == -1 ||
-		    cmd(st, NULL, NULL, 4, tl, NULL) == -1 ||
-		    cmd(st, NULL, NULL, 4, zc, NULL) == -1 ||
-		    cmd(st, store_create_cb, op, 1, exec, NULL) == -1) {
-			log_warnx("redis: call %s: cannot send the job", id);
-			free(event);
-			free(op);
-			return -1;
-		}
+	if (store_send(st, store_create_cb, op, n, argv) == -1) {
+		log_warnx("redis: call %s: cannot send the job", id);
+		goto fail;
 	}
-	op->sent_ms = rq_mono_ms();
-	TAILQ_INSERT_TAIL(&st->pending, op, entry);
+	json_decref(ev);
 	free(event);
 	return 0;
+fail:
+	json_decref(ev);
+	free(event);
+	free(op);
+	return -1;
 }
 
 /* Points into a flat array reply of strings; -1 if it is not one. */
@@ -354,14 +355,15 @@ flat_strings(const redisReply *r, const char ***out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
 		return -1;
 	if (r->elements == 0)
 		return 0;
 	if ((*out = calloc(r->elements, sizeof(**out))) == NULL)
 		return -1;
 	for (i = 0; i < r->elements; i++) {
-		if (r->element[i]->type != REDIS_REPLY_STRING) {
+		if (r->element[i] == NULL ||
+		    r->element[i]->type != REDIS_REPLY_STRING) {
 			free(*out);
 			*out = NULL;
 			return -1;
@@ -372,26 +374,44 @@ flat_strings(const redisReply *r, const char ***out, size_t *n)
 	return 0;
 }
 
+int
+gw_store_parse_get(const redisReply *r, const char ***job, size_t *njob,
+    const char ***tl, size_t *ntl)
+{
+	*job = *tl = NULL;
+	*njob = *ntl = 0;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+		return -1;
+	if (flat_strings(r->element[0], job, njob) == -1)
+		return -1;
+	if (flat_strings(r->element[1], tl, ntl) == -1) {
+		free(*job);
+		*job = NULL;
+		*njob = 0;
+		return -1;
+	}
+	return 0;
+}
+
 static void
 store_get_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct store_op *op = privdata;
 	redisReply *r = reply;
-	const char **job = NULL, **tl = NULL;
-	size_t njob = 0, ntl = 0;
+	const char **job, **tl;
+	size_t njob, ntl;
 
 	TAILQ_REMOVE(&op->st->pending, op, entry);
-	if (!exec_ok(r, 2) || flat_strings(r->element[0], &job, &njob) ||
-	    flat_strings(r->element[1], &tl, &ntl)) {
+	if (gw_store_parse_get(r, &job, &njob, &tl, &ntl) == -1) {
 		log_warnx("redis: call %s: reading the job failed: %s", op->id,
 		    r == NULL ? "connection lost" :
 		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-		free(job);
 		op->got(-1, NULL, 0, NULL, 0, op->arg);
-	} else
+	} else {
 		op->got(0, job, njob, tl, ntl, op->arg);
-	free(job);
-	free(tl);
+		free(job);
+		free(tl);
+	}
 	free(op);
 }
 
@@ -400,8 +420,7 @@ gw_store_get(struct gw_store *st, const char *id, gw_store_get_cb *got,
     void *arg)
 {
 	char jobkey[64], tlkey[64];
-	const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
-	const char *hj[] = { "HGETALL", jobkey }, *ht[] = { "HGETALL", tlkey };
+	const char *argv[] = { "EVAL", get_lua, "2", jobkey, tlkey };
 	struct store_op *op;
 
 	if (!gw_store_connected(st))
@@ -414,15 +433,10 @@ gw_store_get(struct gw_store *st, const char *id, gw_store_get_cb *got,
 	snprintf(op->id, sizeof(op->id), "%s", id);
 	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
 	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
-	if (cmd(st, NULL, NULL, 1, multi, NULL) == -1 ||
-	    cmd(st, NULL, NULL, 2, hj, NULL) == -1 ||
-	    cmd(st, NULL, NULL, 2, ht, NULL) == -1 ||
-	    cmd(st, store_get_cb, op, 1, exec, NULL) == -1) {
+	if (store_send(st, store_get_cb, op, 5, argv) == -1) {
 		log_warnx("redis: call %s: cannot send the query", id);
 		free(op);
 		return -1;
 	}
-	op->sent_ms = rq_mono_ms();
-	TAILQ_INSERT_TAIL(&st->pending, op, entry);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* The scheduler's one step: release due jobs from rq:delayed and expired
  * dispatch leases from rq:inflight into rq:ready, in one Lua script, and
  * report each released job to accounting as EVENT scheduled. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,24 +18,27 @@
  * any due time (year 2286), and within one priority the older due time comes
  * first.  So ZPOPMIN takes the most urgent, then the oldest job.  A reclaimed
  * lease keeps its original due time (the job's not_before_ms), so it goes
- * back ahead of the jobs that became due after it.
+ * back ahead of the jobs that became due after it.  The score function is
+ * common/keys.h's RQ_LUA_READY_SCORE, shared with the dispatcher.
+ *
+ * Due times are compared with now_ms (the scheduler's clock, like the
+ * gateway's not_before_ms), but lease deadlines with Redis's own clock
+ * (TIME), the one the dispatcher's take script set them by, so clock skew
+ * between hosts cannot reclaim a live lease early.
  *
  * KEYS: rq:delayed rq:ready rq:inflight
  * ARGV: now_ms batch job-key-prefix
- * Returns { ntaken, {id, tenant, to, ...}, ndropped, {reclaimed id, ...} }.
- * Ids come from Redis, so a vanished job hash only drops the id.
+ * Returns { ntaken, {id, tenant, to, created_ms, ...}, ndropped,
+ * {reclaimed id, ...}, nexpired }.  Ids come from Redis, so a vanished job
+ * hash only drops the id.  If this reply is lost (the connection drops
+ * after the script ran), its jobs are in rq:ready but never reported
+ * scheduled: accepted, the call's later events still move its status.
  */
 static const char release_src[] =
 "local now = tonumber(ARGV[1])\n"
 "local batch = tonumber(ARGV[2])\n"
 "local prefix = ARGV[3]\n"
-"local function score(key, due)\n"
-"  local p = tonumber(redis.call('HGET', key, 'priority'))\n"
-"  if p == nil then p = 5 end\n"
-"  p = math.floor(p)\n"
-"  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n"
-"  return string.format('%.0f', (9 - p) * 1e13 + due)\n"
-"end\n"
+RQ_LUA_READY_SCORE
 "local released, dropped, reclaimed = {}, 0, {}\n"
 "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
 "    'WITHSCORES', 'LIMIT', 0, batch)\n"
@@ -44,15 +48,19 @@ static const char release_src[] =
 "  redis.call('ZREM', KEYS[1], id)\n"
 "  if redis.call('EXISTS', key) == 1 then\n"
 "    redis.call('ZADD', KEYS[2], score(key, at), id)\n"
-"    local f = redis.call('HMGET', key, 'tenant', 'to')\n"
+"    local f = redis.call('HMGET', key, 'tenant', 'to', 'created_ms')\n"
 "    released[#released + 1] = id\n"
 "    released[#released + 1] = f[1]\n"
 "    released[#released + 1] = f[2]\n"
+"    released[#released + 1] = f[3]\n"
 "  else\n"
 "    dropped = dropped + 1\n"
 "  end\n"
 "end\n"
-"local exp = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now,\n"
+"local t = redis.call('TIME')\n"
+"local rnow = string.format('%.0f', tonumber(t[1]) * 1000 +\n"
+"    math.floor(tonumber(t[2]) / 1000))\n"
+"local exp = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', rnow,\n"
 "    'LIMIT', 0, batch)\n"
 "for _, id in ipairs(exp) do\n"
 "  local key = prefix .. id\n"
@@ -67,31 +75,41 @@ static const char release_src[] =
 
 struct rq_script sched_release_script = { "release", release_src, "" };
 
-/* A bulk string of the reply as a C string, or NULL (nil, other types). */
-static const char *
-reply_str(const redisReply *r)
-{
-	if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-		return r->str;
-	return NULL;
-}
-
+/* A bulk string of the reply as a C string, or NULL (nil, other types).
+ * (dispatcher/jobs.c has its own copy: a candidate for common/.) */
+/* Emits EVENT queued (the gateway's may have been lost with its EXEC
+ * reply; accounting stores it once) and then EVENT scheduled.  created_ms
+ * may be NULL: the outbox stamps the queued event now. */
 static void
-emit_scheduled(struct rq_evout *eo, const char *id, const char *tenant,
-    const char *to)
+emit_released(struct rq_evout *eo, const char *id, const char *tenant,
+    const char *to, const char *created_ms)
 {
 	struct rq_msg ev;
+	unsigned long long created;
+	char *end;
+	int i;
 
-	rq_msg_init(&ev, RQ_MSG_EVENT);
-	rq_msg_set(&ev, call_id, (char *)id);
-	rq_msg_set(&ev, attempt, 0);
-	rq_msg_set(&ev, status, (char *)rq_status_name(RQ_ST_SCHEDULED));
-	if (tenant != NULL)
-		rq_msg_set(&ev, tenant, (char *)tenant);
-	if (to != NULL)
-		rq_msg_set(&ev, to, (char *)to);
-	if (rq_evout_emit(eo, &ev) == -1)
-		log_warnx("call %s: cannot queue EVENT scheduled", id);
+	for (i = 0; i < 2; i++) {
+		rq_msg_init(&ev, RQ_MSG_EVENT);
+		rq_msg_set(&ev, call_id, (char *)id);
+		rq_msg_set(&ev, attempt, 0);
+		rq_msg_set(&ev, status, (char *)rq_status_name(i == 0 ?
+		    RQ_ST_QUEUED : RQ_ST_SCHEDULED));
+		if (i == 0 && created_ms != NULL) {
+			errno = 0;
+			created = strtoull(created_ms, &end, 10);
+			if (errno == 0 && end != created_ms && *end == '\0' &&
+			    created > 0)
+				rq_msg_set(&ev, ts_ms, (uint64_t)created);
+		}
+		if (tenant != NULL)
+			rq_msg_set(&ev, tenant, (char *)tenant);
+		if (to != NULL)
+			rq_msg_set(&ev, to, (char *)to);
+		if (rq_evout_emit(eo, &ev) == -1)
+			log_warnx("call %s: cannot queue EVENT %s", id,
+			    ev.status);
+	}
 }
 
 int
@@ -131,28 +149,29 @@ sched_release(struct rq_redis *r, struct rq_evout *eo, uint64_t now_ms,
 	rel = rep->element[1];
 	rec = rep->element[3];
 
-	for (i = 0; i + 3 <= rel->elements; i += 3) {
-		const char *id = reply_str(rel->element[i]);
+	for (i = 0; i + 4 <= rel->elements; i += 4) {
+		const char *id = rq_reply_str(rel->element[i]);
 
 		if (id == NULL)
 			continue;
 		log_debug("call %s: released to the ready queue", id);
 		if (eo != NULL)
-			emit_scheduled(eo, id, reply_str(rel->element[i + 1]),
-			    reply_str(rel->element[i + 2]));
+			emit_released(eo, id, rq_reply_str(rel->element[i + 1]),
+			    rq_reply_str(rel->element[i + 2]),
+			    rq_reply_str(rel->element[i + 3]));
 	}
 	if (rep->element[2]->integer > 0)
 		log_warnx("dropped %lld due ids whose job vanished",
 		    rep->element[2]->integer);
 	for (i = 0; i < rec->elements; i++) {
-		const char *id = reply_str(rec->element[i]);
+		const char *id = rq_reply_str(rec->element[i]);
 
 		if (id != NULL)
 			log_warnx("call %s: dispatch lease expired (its "
 			    "dispatcher died?), back to the ready queue", id);
 	}
 	if (st != NULL) {
-		st->released += rel->elements / 3;
+		st->released += rel->elements / 4;
 		st->dropped += rep->element[2]->integer;
 		st->reclaimed += rec->elements;
 	}

@@ -22,10 +22,12 @@ struct sched_stats {
 	size_t	reclaimed;	/* expired leases -> ready */
 };
 
-/* Runs the release script once at wall-clock now_ms for up to batch ids of
- * each kind and emits EVENT scheduled for each released id (eo may be NULL).
- * Returns 1 when a batch was full (run again at once), 0 when done, -1 on a
- * Redis error (logged).  st may be NULL. */
+/* Runs the release script once for up to batch ids of each kind: delayed
+ * ids due at wall-clock now_ms, leases expired by Redis's clock (TIME).
+ * Emits EVENT queued (at the job's created_ms) then EVENT scheduled for each
+ * released id (eo may be NULL).  Returns 1 when a batch was full (run again
+ * at once), 0 when done, -1 on a Redis error (logged).  st (counts for the
+ * unit tests) may be NULL. */
 int	sched_release(struct rq_redis *r, struct rq_evout *eo,
 	    uint64_t now_ms, int batch, struct sched_stats *st);
 

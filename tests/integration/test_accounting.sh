@@ -271,6 +271,22 @@ n=$(log_count 'postgres: .*not acknowledging')
 [ "$n" = 1 ] || rq_fail "outage logged $n times, wanted once"
 grep -q "postgres: connected again" "$T/accounting.log" || rq_fail "reconnection not logged"
 
+# --- Redis forgot the script (restart, SCRIPT FLUSH): mirrored all the same --
+rq_redis SCRIPT FLUSH >/dev/null
+S=$(newid)
+job "$S"
+sequence "$S" > "$T/s.jsonl"
+send "$T/s.jsonl" 1 10
+[ "$(rq_redis HGET "rq:job:$S" status)" = completed ] &&
+    [ "$(rq_redis HLEN "rq:timeline:$S")" = 6 ] ||
+    rq_fail "not mirrored after SCRIPT FLUSH: $(rq_redis HGETALL "rq:job:$S")"
+S2=$(newid)
+job "$S2"
+sequence "$S2" > "$T/s2.jsonl"
+send "$T/s2.jsonl" 1 10
+[ "$(rq_redis HGET "rq:job:$S2" status)" = completed ] ||
+    rq_fail "not mirrored after the script came back"
+
 # --- Redis down: stored but not acknowledged until the mirror is done ---------
 rq_stop_redis
 R=$(newid)

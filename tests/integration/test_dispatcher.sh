@@ -2,8 +2,10 @@
 # ringq-dispatcher against a real redis-server, with Python DEALERs standing
 # in for telservers and a Python ROUTER for accounting: jobs wait in Redis
 # while no telserver lives, a JOB reaches a heartbeating telserver, ack and
-# nack and ack timeout update Redis as the contract says, and two
-# telservers share the work by capacity.
+# nack and ack timeout update Redis as the contract says, two telservers
+# share the work by capacity, a nack "invalid" ends the attempt as failed
+# (rejected), and acks and nacks from peers other than the telserver the
+# job went to change nothing.
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
 PY=/usr/bin/python3
@@ -36,7 +38,8 @@ EOF
 # heartbeats every 100 ms and writes each JOB it gets as "call_id attempt
 # to" to OUT.  MODE ack: acks (nacks "full" beyond its capacity) and holds
 # each call HOLD_MS; nack1: nacks the first job, then falls silent;
-# silent1: never answers and stops heartbeating after the first job.
+# silent1: never answers and stops heartbeating after the first job;
+# lateack: acks each job 300 ms late; invalid: nacks each job "invalid".
 cat > "$T/tel.py" <<'EOF'
 import sys, time
 import msgpack, zmq
@@ -75,6 +78,35 @@ while True:
         mute = True
     elif mode == "silent1":
         mute = True
+    elif mode == "lateack":
+        time.sleep(0.3)
+        send(3, {1: f[1], 2: f[2], 11: node})
+    elif mode == "invalid":
+        send(4, {1: f[1], 2: f[2], 11: node, 8: "invalid", 15: "bad target"})
+EOF
+
+# rogue.py ENDPOINT NODE HEARTBEAT CALL_ID SECONDS: a peer that, for
+# SECONDS, keeps sending a nack "invalid", a nack "full" and an ack for
+# attempt 1 of CALL_ID, a job that is not its own; with HEARTBEAT 1 it also
+# registers as a draining telserver of capacity 0 (never chosen).
+cat > "$T/rogue.py" <<'EOF'
+import sys, time
+import msgpack, zmq
+ep, node, hb, cid, secs = sys.argv[1:6]
+ctx = zmq.Context()
+s = ctx.socket(zmq.DEALER)
+s.setsockopt(zmq.LINGER, 0)
+s.connect(ep)
+def send(t, f):
+    s.send(msgpack.packb([1, t, f]))
+end = time.monotonic() + float(secs)
+while time.monotonic() < end:
+    if hb == "1":
+        send(1, {11: node, 12: 0, 13: 0, 16: "draining"})
+    send(4, {1: cid, 2: 1, 11: node, 8: "invalid"})
+    send(4, {1: cid, 2: 1, 11: node, 8: "full"})
+    send(3, {1: cid, 2: 1, 11: node})
+    time.sleep(0.03)
 EOF
 
 now_ms() { date +%s%3N; }
@@ -196,7 +228,54 @@ J9=$(cid 9)
 ready_add "$J9" 5
 rq_wait_for 10 grep -q "^$J9 1 dispatched t[13] " "$T/events"
 
-# 7. SIGTERM: a clean exit within the limit.
+rq_kill tel1 || true
+rq_kill tel3 || true
+rq_wait_for 3 logged "telserver t1: down"
+rq_wait_for 3 logged "telserver t3: down"
+
+# 7. A nack "invalid": the attempt ends failed (rejected), the lease goes,
+# the job is not requeued.
+J10=$(cid 10)
+ready_add "$J10" 5
+tel_start telI tI 2 invalid
+rq_wait_for 5 got_job tI "$J10"
+rejected() { grep -q "^$J10 1 failed tI demo +15551234567$" "$T/events"; }
+rq_wait_for 3 rejected
+empty rq:inflight || rq_fail "an invalid job kept its lease"
+empty rq:ready || rq_fail "an invalid job was requeued"
+rq_kill telI || true
+rq_wait_for 3 logged "telserver tI: down"
+
+# 8. While a job waits for its (late) ack, an unregistered peer and a
+# registered telserver it was not sent to nack and ack it: ignored; the
+# real ack dispatches it to its telserver.
+J11=$(cid 11)
+$PY "$T/rogue.py" "tcp://127.0.0.1:$RQ_DISPATCH_PORT" rogueA 0 "$J11" 3 \
+    >"$T/rogueA.log" 2>&1 &
+rq_track rogueA $!
+$PY "$T/rogue.py" "tcp://127.0.0.1:$RQ_DISPATCH_PORT" rogueB 1 "$J11" 3 \
+    >"$T/rogueB.log" 2>&1 &
+rq_track rogueB $!
+tel_start telL tL 2 lateack
+rq_wait_for 5 logged "telserver tL: up"
+rq_wait_for 5 logged "telserver rogueB: up"
+ready_add "$J11" 5
+rq_wait_for 5 got_job tL "$J11"
+rq_wait_for 3 grep -q "^$J11 1 dispatched tL demo +15551234567$" "$T/events"
+rq_wait_for 5 logged "call $J11: .*unregistered peer"
+rq_wait_for 5 logged "call $J11: attempt 1: ack from telserver rogueB, not the one"
+sleep 1
+grep -q "^$J11 .* failed" "$T/events" && rq_fail "a rogue nack failed the job"
+grep -q "^$J11 .* rogue" "$T/events" && rq_fail "a rogue ack was reported"
+[ "$(grep -c "^$J11 " "$T/events")" = 1 ] || rq_fail "events of $J11: $(grep "^$J11 " "$T/events")"
+[ "$(field "$J11" node)" = tL ] || rq_fail "node $(field "$J11" node), want tL"
+[ "$(field "$J11" attempts)" = 1 ] || rq_fail "attempts $(field "$J11" attempts), want 1"
+empty rq:inflight && empty rq:ready || rq_fail "rogue messages moved the job"
+rq_kill rogueA || true
+rq_kill rogueB || true
+rq_kill telL || true
+
+# 9. SIGTERM: a clean exit within the limit.
 start=$(now_ms)
 rq_stop_daemon dispatcher
 (( $(now_ms) - start < 2500 )) || rq_fail "dispatcher took $(( $(now_ms) - start )) ms to stop"

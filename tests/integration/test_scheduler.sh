@@ -2,7 +2,9 @@
 # ringq-scheduler against a real redis-server, with a Python ROUTER standing
 # in for accounting: due jobs move to rq:ready in priority order, a future
 # job is released on time, full batches run again at once, an expired lease
-# goes back to rq:ready, and each released job is reported as scheduled.
+# goes back to rq:ready, and each released job is reported as queued (at
+# its created_ms: the gateway's own event may have been lost) and then as
+# scheduled.
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
 PY=/usr/bin/python3
@@ -12,7 +14,8 @@ $PY -c 'import zmq, msgpack' 2>/dev/null || {
 }
 
 # acct.py ENDPOINT OUT: a fake accounting that writes each EVENT as
-# "call_id attempt status tenant to" to OUT and acknowledges it.
+# "call_id attempt status tenant to" to OUT, and "call_id attempt status
+# ts_ms" to OUT.ts, and acknowledges it.
 cat > "$T/acct.py" <<'EOF'
 import sys
 import msgpack, zmq
@@ -20,6 +23,7 @@ ctx = zmq.Context()
 s = ctx.socket(zmq.ROUTER)
 s.bind(sys.argv[1])
 out = open(sys.argv[2], "a", buffering=1)
+ots = open(sys.argv[2] + ".ts", "a", buffering=1)
 while True:
     ident, body = s.recv_multipart()
     v, t, f = msgpack.unpackb(body, strict_map_key=False)
@@ -27,6 +31,7 @@ while True:
         continue
     out.write("%s %d %s %s %s\n" % (f[1], f[2], f[7], f.get(3, "-"),
                                     f.get(4, "-")))
+    ots.write("%s %d %s %d\n" % (f[1], f[2], f[7], f[10]))
     s.send_multipart([ident, msgpack.packb([1, 6, {1: f[1], 2: f[2],
                                                    7: f[7]}])])
 EOF
@@ -149,6 +154,15 @@ rq_wait_for 5 sched_ev 306
 grep -q "^$(cid 1) 0 scheduled demo +15551234567$" "$T/events" ||
 	rq_fail "no scheduled event for $(cid 1)"
 grep -q "^$(cid 7) " "$T/events" && rq_fail "a reclaimed lease was reported"
+# ... and before it, once as queued at its created_ms.
+created=$(rq_redis HGET "rq:job:$(cid 1)" created_ms)
+grep -q "^$(cid 1) 0 queued $created$" "$T/events.ts" ||
+	rq_fail "no queued event at created_ms $created for $(cid 1)"
+first=$(grep -n "^$(cid 1) 0 " "$T/events" | head -1)
+[ "${first#*:}" = "$(cid 1) 0 queued demo +15551234567" ] ||
+	rq_fail "queued is not reported before scheduled: $first"
+[ "$(grep -c ' 0 queued demo +15551234567$' "$T/events")" -ge 306 ] ||
+	rq_fail "not every released job was reported queued"
 grep -q "^$(cid 99) " "$T/events" && rq_fail "a vanished job was reported"
 
 # 6. Redis restarts (losing everything: no persistence here): the

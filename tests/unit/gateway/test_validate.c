@@ -178,6 +178,36 @@ test_to(void **state)
 	refused("{\"to\":\"sip:bob@127.0.0.1\",\"say\":\"a\"}", &sip_no, 403,
 	    "policy", "to");
 	accepted("{\"to\":\"+15551234567\",\"say\":\"a\"}", &sip_no);
+	accepted("{\"to\":\"sip:a@h:5060\",\"say\":\"a\"}", &sip_ok);
+}
+
+/* Control bytes in a SIP target would end up in the INVITE's request line
+ * and headers (and in log lines); the port is digits only. */
+static void
+test_to_control(void **state)
+{
+	static const char *bad[] = {
+		"sip:a@h:\\r\\n5060",
+		"sip:a@h:5060\\r\\nX-Evil: 1",
+		"sip:a@h\\n",
+		"sip:a\\u0001@h",
+		"sip:a@h\\u001b[31m",
+		"sip:a@h\\t:5060",
+		"sip:a@h\\u007f",
+		"sip:a@h:50x60",
+		"sip:a@h:+5060",
+		"sip:a@h: 5060",
+		"sip:a@h:",
+		"+1555123\\r\\n4567",
+	};
+	char body[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body), "{\"to\":\"%s\",\"say\":\"a\"}",
+		    bad[i]);
+		refused(body, &sip_ok, 400, "invalid_field", "to");
+	}
 }
 
 static void
@@ -390,6 +420,7 @@ main(void)
 		cmocka_unit_test(test_body_shape),
 		cmocka_unit_test(test_unknown_and_unsupported),
 		cmocka_unit_test(test_to),
+		cmocka_unit_test(test_to_control),
 		cmocka_unit_test(test_say),
 		cmocka_unit_test(test_caller_id),
 		cmocka_unit_test(test_priority),
