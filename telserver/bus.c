@@ -96,6 +96,10 @@ tel_bus_close(struct tel_ctx *ctx)
 {
 	int i;
 
+	if (ctx->bus_timer) {
+		su_timer_destroy(ctx->bus_timer);
+		ctx->bus_timer = NULL;
+	}
 	for (i = 0; i < ctx->ndealers; i++) {
 		if (ctx->dealers[i].reg >= 0)
 			su_root_deregister(ctx->root, ctx->dealers[i].reg);
@@ -132,15 +136,53 @@ dealer_poll(struct tel_ctx *ctx, int i)
 	}
 }
 
+/* Reads every socket until empty.  A JOB handled here may send (ACK,
+ * heartbeat, events), and a zmq_send can eat the ZMQ_FD edge of a message
+ * that arrived meanwhile: so a nested call only asks the outermost one to
+ * go round again, and the outermost one loops until a round saw no such
+ * request.  Never recursive: a backlog of JOBs that all end at once is
+ * handled in this loop, not one stack frame each. */
 void
 tel_bus_poll(struct tel_ctx *ctx)
 {
 	int i;
 
-	for (i = 0; i < ctx->ndealers; i++)
-		dealer_poll(ctx, i);
-	if (ctx->eo)
-		rq_evout_process(ctx->eo);
+	if (ctx->bus_polling) {
+		ctx->bus_repoll = 1;
+		return;
+	}
+	ctx->bus_polling = 1;
+	do {
+		ctx->bus_repoll = 0;
+		for (i = 0; i < ctx->ndealers; i++)
+			dealer_poll(ctx, i);
+		if (ctx->eo)
+			rq_evout_process(ctx->eo);
+	} while (ctx->bus_repoll);
+	ctx->bus_polling = 0;
+}
+
+static void
+bus_deferred(struct tel_ctx *ctx, su_timer_t *t, void *arg)
+{
+	tel_bus_poll(ctx);
+}
+
+/* After a send outside tel_bus_poll: polls from the loop, soon, instead of
+ * here (the caller may be walking the call list). */
+static void
+bus_kick(struct tel_ctx *ctx)
+{
+	if (ctx->bus_polling) {
+		ctx->bus_repoll = 1;
+		return;
+	}
+	if (ctx->bus_timer == NULL &&
+	    (ctx->bus_timer = su_timer_create(su_root_task(ctx->root),
+	    0)) == NULL)
+		return;		/* the tick polls every 100 ms anyway */
+	if (!su_timer_is_set(ctx->bus_timer))
+		su_timer_set_interval(ctx->bus_timer, bus_deferred, NULL, 0);
 }
 
 /* A dealer without a connected peer refuses to queue (EAGAIN): that is a
@@ -160,6 +202,8 @@ dealer_send(struct tel_ctx *ctx, int i, const struct rq_msg *m)
 		log_warnx("bus: send %s to %s: %s", rq_msg_type_name(m->type),
 		    ctx->dealers[i].endpoint, zmq_strerror(errno));
 	free(buf);
+	if (m->type != RQ_MSG_HEARTBEAT)
+		bus_kick(ctx);
 }
 
 void
@@ -175,7 +219,7 @@ tel_bus_heartbeat(struct tel_ctx *ctx)
 	rq_msg_set(&m, state, ctx->draining ? "draining" : "up");
 	for (i = 0; i < ctx->ndealers; i++)
 		dealer_send(ctx, i, &m);
-	tel_bus_poll(ctx);
+	bus_kick(ctx);
 }
 
 void
@@ -204,4 +248,5 @@ tel_bus_event(struct tel_ctx *ctx, const struct rq_msg *ev)
 		log_warnx("call %s/%llu: event %s not queued", ev->call_id,
 		    (unsigned long long)ev->attempt, ev->status);
 	rq_evout_process(ctx->eo);
+	bus_kick(ctx);
 }

@@ -71,6 +71,7 @@ call_free(struct tel_call *c)
 		if (leg->guard)
 			su_timer_destroy(leg->guard);
 		tel_stream_free(leg->stream);
+		free(leg->sdp);
 		free(leg);
 	}
 	if (c->ring_timer)
@@ -239,13 +240,28 @@ tel_leg_progress(struct tel_leg *leg, int status)
 	call_event(c, RQ_ST_RINGING, NULL, status, 0, NULL);
 }
 
+/* A text was asked for but there is nothing to say: synthesis failed. */
+static int
+speech_missing(const struct tel_call *c)
+{
+	if (!c->want_speech)
+		return 0;
+	return c->speech == NULL || (c->speech->ready &&
+	    c->speech->nsamples == 0);
+}
+
 static void
 prompt_done(void *arg)
 {
 	struct tel_call *c = arg;
 
-	log_debug("call %s: speech done, hanging up", c->id);
 	leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	if (speech_missing(c)) {
+		call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 0,
+		    "speech synthesis gave no audio");
+		return;
+	}
+	log_debug("call %s: speech done, hanging up", c->id);
 	call_end(c, RQ_ST_COMPLETED, NULL, 0, NULL);
 }
 
@@ -278,6 +294,10 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 		su_timer_reset(c->ring_timer);
 	leg->state = TEL_LEG_ANSWERED;
 	c->answered_ms = rq_now_ms();
+	if (speech_missing(c)) {
+		snprintf(err, sizeof(err), "speech synthesis gave no audio");
+		goto media_fail;
+	}
 	if (sdp == NULL || len == 0) {
 		snprintf(err, sizeof(err), "answer without SDP");
 		goto media_fail;
@@ -289,8 +309,10 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 		    ans.addr, ans.port);
 		goto media_fail;
 	}
-	log_info("call %s: answered, rtp to %s:%d %s", c->id, ans.addr,
-	    ans.port, ans.pt == TEL_PT_PCMA ? "PCMA" : "PCMU");
+	log_info("call %s: answered, rtp to %s:%d %s%s%s", c->id, ans.addr,
+	    ans.port, ans.pt == TEL_PT_PCMA ? "PCMA" : "PCMU",
+	    ans.dtmf_pt == -1 ? ", no telephone-event" : "",
+	    ans.recvonly ? ", far end will not listen (sendonly)" : "");
 	call_event(c, RQ_ST_ANSWERED, NULL, 200, 0, NULL);
 	tel_stream_play(leg->stream, c->speech, prompt_done, c);
 	if ((c->max_timer = su_timer_create(su_root_task(c->ctx->root),
@@ -316,6 +338,42 @@ tel_leg_failed(struct tel_leg *leg, int status, const char *phrase)
 		return;
 	call_end(c, RQ_ST_FAILED, tel_reason_for_status(status), status,
 	    phrase);
+}
+
+int
+tel_leg_reinvite(struct tel_leg *leg, const char *sdp, size_t len,
+    const char **answer)
+{
+	struct tel_call *c = leg->call;
+	struct tel_sdp_answer ans;
+	char err[128];
+
+	*answer = leg->sdp;
+	if (c->terminal || leg->state != TEL_LEG_ANSWERED ||
+	    leg->sdp == NULL) {
+		log_info("call %s: re-INVITE while not in a call refused",
+		    c->id);
+		return -1;
+	}
+	if (sdp == NULL || len == 0) {
+		/* An offer-less re-INVITE: our SDP is the offer. */
+		log_info("call %s: re-INVITE without SDP, offering ours",
+		    c->id);
+		return 0;
+	}
+	if (tel_sdp_parse_answer(sdp, len, &ans, err, sizeof(err)) == -1) {
+		log_info("call %s: re-INVITE refused: %s", c->id, err);
+		return -1;
+	}
+	if (leg->stream && tel_stream_start(leg->stream, ans.addr, ans.port,
+	    ans.pt) == -1) {
+		log_info("call %s: re-INVITE refused: bad media address %s:%d",
+		    c->id, ans.addr, ans.port);
+		return -1;
+	}
+	log_info("call %s: re-INVITE accepted, rtp to %s:%d %s", c->id,
+	    ans.addr, ans.port, ans.pt == TEL_PT_PCMA ? "PCMA" : "PCMU");
+	return 0;
 }
 
 void
@@ -377,7 +435,90 @@ uri_host(const char *uri, char *host, size_t len)
 static int
 uri_safe(const char *s)
 {
-	return s[strcspn(s, " \t\r\n<>\"")] == '\0';
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f ||
+		    strchr("<>\"", s[i]) != NULL)
+			return 0;
+	return 1;
+}
+
+/* The addr-spec of a URI or name-addr: "Name <sip:u@h>" -> "sip:u@h". */
+static int
+uri_addr(const char *s, char *out, size_t len)
+{
+	const char *p, *e;
+
+	if ((p = strchr(s, '<')) != NULL) {
+		p++;
+		if ((e = strchr(p, '>')) == NULL)
+			return -1;
+	} else {
+		p = s;
+		e = s + strlen(s);
+	}
+	if (e == p || (size_t)(e - p) >= len)
+		return -1;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+	return 0;
+}
+
+#define TEL_DISPLAY_MAX	64
+
+int
+tel_call_from(const char *sip_from, const char *caller_id, char *from,
+    size_t fromlen, char *err, size_t errlen)
+{
+	enum rq_target_kind kind;
+	char host[RQ_ADDR_MAX], addr[RQ_ADDR_MAX], why[128];
+	size_t i, o, n;
+	int r;
+
+	if (caller_id == NULL || caller_id[0] == '\0')
+		r = snprintf(from, fromlen, "%s", sip_from);
+	else if (!strncasecmp(caller_id, "sip:", 4)) {
+		/* A URI of the tenant's: the From URI itself. */
+		if (!uri_safe(caller_id) || strchr(caller_id, '@') == NULL)
+			goto bad;
+		r = snprintf(from, fromlen, "<%s>", caller_id);
+	} else if (caller_id[0] == '+') {
+		/* E.164: the number as the user part at our own host. */
+		if (rq_target_parse(caller_id, &kind, why, sizeof(why)) == -1 ||
+		    kind != RQ_TARGET_E164 ||
+		    uri_host(sip_from, host, sizeof(host)) == -1)
+			goto bad;
+		r = snprintf(from, fromlen, "<sip:%s@%s>", caller_id, host);
+	} else {
+		/* A name: the display name of our sip_from URI, as an RFC 3261
+		 * quoted-string (escape " and \; no control characters). */
+		n = strlen(caller_id);
+		if (n > TEL_DISPLAY_MAX ||
+		    uri_addr(sip_from, addr, sizeof(addr)) == -1 ||
+		    fromlen < 2 * n + strlen(addr) + 6)
+			goto bad;
+		o = 0;
+		from[o++] = '"';
+		for (i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)caller_id[i];
+
+			if (ch < ' ' || ch == 0x7f)
+				goto bad;
+			if (ch == '"' || ch == '\\')
+				from[o++] = '\\';
+			from[o++] = (char)ch;
+		}
+		r = snprintf(from + o, fromlen - o, "\" <%s>", addr);
+		if (r >= 0)
+			r += (int)o;
+	}
+	if (r < 0 || (size_t)r >= fromlen)
+		goto bad;
+	return 0;
+bad:
+	snprintf(err, errlen, "invalid caller_id");
+	return -1;
 }
 
 /* Works out the Request-URI, proxy and From of c.  Returns 0, or -1 with
@@ -414,23 +555,8 @@ call_route(struct tel_call *c, char *to_uri, size_t tolen, const char **proxy,
 		snprintf(err, errlen, "invalid target");
 		return -1;
 	}
-
-	if (c->caller_id == NULL || c->caller_id[0] == '\0')
-		snprintf(from, fromlen, "%s", cfg->sip_from);
-	else if (!uri_safe(c->caller_id)) {
-		snprintf(err, errlen, "invalid caller_id");
-		return -1;
-	} else if (!strncasecmp(c->caller_id, "sip:", 4))
-		snprintf(from, fromlen, "<%s>", c->caller_id);
-	else {
-		if (uri_host(cfg->sip_from, host, sizeof(host)) == -1 ||
-		    strchr(c->caller_id, '@') != NULL) {
-			snprintf(err, errlen, "invalid caller_id");
-			return -1;
-		}
-		snprintf(from, fromlen, "<sip:%s@%s>", c->caller_id, host);
-	}
-	return 0;
+	return tel_call_from(cfg->sip_from, c->caller_id, from, fromlen, err,
+	    errlen);
 }
 
 static void
@@ -439,7 +565,7 @@ call_start(struct tel_call *c)
 	struct tel_ctx *ctx = c->ctx;
 	struct tel_leg *leg;
 	char to_uri[RQ_MSG_STR_MAX / 16], from[RQ_ADDR_MAX * 2], err[128];
-	char sdp[1024];
+	char sdp[TEL_SDP_MAX];
 	const char *proxy;
 
 	if (strlen(c->to) + 64 > sizeof(to_uri)) {
@@ -467,6 +593,7 @@ call_start(struct tel_call *c)
 	}
 	if (tel_sdp_offer(sdp, sizeof(sdp), ctx->cfg->media_ip,
 	    tel_stream_port(leg->stream), rq_now_ms()) == -1 ||
+	    (leg->sdp = strdup(sdp)) == NULL ||
 	    tel_sip_invite(leg, to_uri, from, proxy, sdp) == -1) {
 		call_end(c, RQ_ST_FAILED, RQ_REASON_UNREACHABLE, 0,
 		    "cannot send the INVITE");
@@ -492,7 +619,9 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 {
 	struct tel_call *c;
 
-	/* The id goes into a SIP header and log lines: it must be ours. */
+	/* The id goes into a SIP header and log lines: it must be ours.
+	 * "invalid" is for this only: the dispatcher drops such a job for
+	 * good, so no other refusal may say it. */
 	if (!rq_call_id_valid(job->call_id)) {
 		log_warnx("job with an invalid call id refused");
 		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
@@ -518,6 +647,15 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		log_info("call %s/%llu: refused, full (%d calls)",
 		    job->call_id, (unsigned long long)job->attempt,
 		    ctx->active);
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
+		    job->attempt, "full");
+		return;
+	}
+	/* Bounded synthesis backlog: a burst of new texts waits elsewhere. */
+	if (!ctx->cfg->dry_run && rq_msg_has(job, say) && job->say &&
+	    job->say[0] && !tel_tts_can_take(ctx->tts, job->say)) {
+		log_info("call %s/%llu: refused, speech queue full",
+		    job->call_id, (unsigned long long)job->attempt);
 		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
 		    job->attempt, "full");
 		return;
@@ -561,8 +699,10 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		return;
 	}
 	/* Synthesis starts now, so it is usually ready at answer. */
-	if (rq_msg_has(job, say) && job->say && job->say[0])
+	if (rq_msg_has(job, say) && job->say && job->say[0]) {
+		c->want_speech = 1;
 		c->speech = tel_tts_get(ctx->tts, job->say);
+	}
 	call_start(c);
 	call_maybe_free(c);
 }

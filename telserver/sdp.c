@@ -1,5 +1,9 @@
 /* SDP for our one audio stream: the offer we send in the INVITE and the
  * parts of the answer we use (address, port, codec).  Pure functions. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +70,25 @@ parse_conn(const char *v, char *addr, size_t addrlen)
 	return 0;
 }
 
+/* Whether addr is an IPv4 unicast literal we can send RTP to.  Loopback
+ * and private (RFC 1918) addresses are allowed on purpose: tests and LAN
+ * phones use them, and the peer that names them answered our own INVITE. */
+static int
+media_addr_usable(const char *addr)
+{
+	struct in_addr in;
+	uint32_t a;
+
+	if (inet_pton(AF_INET, addr, &in) != 1)
+		return 0;
+	a = ntohl(in.s_addr);
+	if (a == 0 ||			/* 0.0.0.0: unspecified (old hold) */
+	    (a >> 28) == 0xE ||		/* 224.0.0.0/4: multicast */
+	    a == 0xFFFFFFFF)		/* limited broadcast */
+		return 0;
+	return 1;
+}
+
 struct rtpmap {
 	int	pt;
 	char	name[32];
@@ -82,7 +105,8 @@ tel_sdp_parse_answer(const char *sdp, size_t len, struct tel_sdp_answer *out,
 	char line[1024], sess_addr[64] = "", media_addr[64] = "";
 	struct rtpmap maps[MAX_FMTS];
 	int fmts[MAX_FMTS], nfmts = 0, nmaps = 0, in_audio = 0, seen_audio = 0;
-	int i, j, port = -1;
+	int i, j;
+	long port = -1;
 
 	memset(out, 0, sizeof(*out));
 	out->pt = -1;
@@ -98,8 +122,10 @@ tel_sdp_parse_answer(const char *sdp, size_t len, struct tel_sdp_answer *out,
 			if (seen_audio || strncmp(line + 2, "audio ", 6) != 0)
 				continue;
 			in_audio = seen_audio = 1;
-			port = (int)strtol(line + 8, &e, 10);
-			if (e == line + 8 || port < 0 || port > 65535) {
+			errno = 0;
+			port = strtol(line + 8, &e, 10);
+			if (e == line + 8 || errno != 0 || port < 0 ||
+			    port > 65535 || (*e != ' ' && *e != '/')) {
 				snprintf(err, errlen, "bad audio port");
 				return -1;
 			}
@@ -155,11 +181,11 @@ tel_sdp_parse_answer(const char *sdp, size_t len, struct tel_sdp_answer *out,
 	}
 	snprintf(out->addr, sizeof(out->addr), "%s",
 	    media_addr[0] ? media_addr : sess_addr);
-	if (out->addr[0] == '\0' || !strcmp(out->addr, "0.0.0.0")) {
+	if (!media_addr_usable(out->addr)) {
 		snprintf(err, errlen, "no usable IPv4 media address");
 		return -1;
 	}
-	out->port = port;
+	out->port = (int)port;
 	for (i = 0; i < nfmts; i++) {
 		const char *name = NULL;
 		int rate = 8000;

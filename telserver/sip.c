@@ -60,6 +60,25 @@ tel_sip_event(nua_event_t event, int status, char const *phrase, nua_t *nua,
 			tel_leg_gone(leg);
 		}
 		break;
+	case nua_i_invite: {
+		/* A re-INVITE from the far end.  With nua's media engine off
+		 * nothing answers it for us, and an unanswered one stalls the
+		 * dialog: 200 with our SDP, or 488 (the call goes on). */
+		const char *body = NULL, *answer = NULL;
+		size_t len = 0;
+
+		if (sip && sip->sip_payload) {
+			body = sip->sip_payload->pl_data;
+			len = sip->sip_payload->pl_len;
+		}
+		if (tel_leg_reinvite(leg, body, len, &answer) == 0)
+			nua_respond(nh, SIP_200_OK,
+			    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+			    SIPTAG_PAYLOAD_STR(answer), TAG_END());
+		else
+			nua_respond(nh, SIP_488_NOT_ACCEPTABLE, TAG_END());
+		break;
+	}
 	case nua_i_bye:
 		tel_leg_remote_bye(leg);
 		break;
@@ -160,7 +179,6 @@ tel_sip_hangup(struct tel_leg *leg)
 	case TEL_LEG_CALLING:
 	case TEL_LEG_RINGING:
 		nua_cancel(leg->nh, TAG_END());
-		leg->cancel_sent = 1;
 		leg->state = TEL_LEG_ENDING;
 		break;
 	default:

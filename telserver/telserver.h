@@ -34,6 +34,8 @@ struct tel_leg;
 #define TEL_PT_PCMA		8
 #define TEL_PT_DTMF		101
 #define TEL_LEG_GUARD_MS	5000	/* how long a BYE/CANCEL may take */
+#define TEL_SDP_MAX		1024
+#define TEL_TTS_QUEUE_MAX	256	/* texts waiting for synthesis */
 
 /* ---- sdp.c: offer/answer helpers (pure) ---- */
 
@@ -42,7 +44,7 @@ struct tel_sdp_answer {
 	int		port;		/* remote RTP port, 0 = stream refused */
 	int		pt;		/* first of our codecs it accepted */
 	int		dtmf_pt;	/* telephone-event payload, -1 if none */
-	int		recvonly;	/* it will not send (sendonly/inactive) */
+	int		recvonly;	/* we may only receive: it said sendonly/inactive */
 };
 
 /* Writes our audio offer (PCMU, PCMA, telephone-event, ptime 20) into buf.
@@ -122,6 +124,9 @@ void		 tel_tts_free(struct tel_tts *t);
 /* Returns a new reference to the speech for text: from the cache, or
  * queued for synthesis (ready is 0 until the worker is done). */
 struct tel_speech *tel_tts_get(struct tel_tts *t, const char *text);
+/* Whether tel_tts_get(text) can be served: cached, or room in the queue
+ * (capacity texts, at most TEL_TTS_QUEUE_MAX, waiting or in synthesis). */
+int		 tel_tts_can_take(struct tel_tts *t, const char *text);
 struct tel_speech *tel_speech_ref(struct tel_speech *sp);
 void		 tel_speech_unref(struct tel_speech *sp);
 
@@ -147,7 +152,7 @@ struct tel_leg {
 	nua_handle_t		*nh;
 	struct tel_stream	*stream;
 	su_timer_t		*guard;		/* bounds ENDING */
-	int			 cancel_sent;
+	char			*sdp;		/* our offer, reused in re-INVITEs */
 };
 
 struct tel_call {
@@ -163,6 +168,7 @@ struct tel_call {
 	uint64_t		 started_ms;	/* wall clock */
 	uint64_t		 answered_ms;
 	int			 ringing_sent;
+	int			 want_speech;	/* the job had a text */
 	int			 terminal;	/* terminal event emitted */
 	const char		*pending_reason; /* why we CANCELed */
 	su_timer_t		*ring_timer;
@@ -173,6 +179,11 @@ struct tel_call {
 /* Maps a final SIP status of a failed INVITE to a reason of status.h. */
 const char	*tel_reason_for_status(int status);
 
+/* Builds the From of a call: the caller_id of a job (E.164 -> sip:number@
+ * host of sip_from; sip: URI -> itself; a name -> "name" <sip_from's URI>),
+ * or sip_from when there is none.  Returns 0, or -1 with err set. */
+int	tel_call_from(const char *sip_from, const char *caller_id, char *from,
+	    size_t fromlen, char *err, size_t errlen);
 /* Handles a JOB from dispatcher socket dealer.  */
 void	tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job);
 /* Ends every call as failed/interrupted (shutdown). */
@@ -184,6 +195,11 @@ void	tel_leg_progress(struct tel_leg *leg, int status);
 void	tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len);
 void	tel_leg_failed(struct tel_leg *leg, int status, const char *phrase);
 void	tel_leg_remote_bye(struct tel_leg *leg);
+/* An in-dialog re-INVITE with SDP sdp (len bytes, may be NULL): follows a
+ * new remote media address.  Returns 0 with *answer = our SDP to send in
+ * the 200, or -1 (refuse it with 488; the dialog goes on as before). */
+int	tel_leg_reinvite(struct tel_leg *leg, const char *sdp, size_t len,
+	    const char **answer);
 /* The nua handle is finished with (final event seen or guard expired). */
 void	tel_leg_gone(struct tel_leg *leg);
 
@@ -202,8 +218,10 @@ void	tel_sip_shutdown(struct tel_ctx *ctx);
 
 int	tel_bus_open(struct tel_ctx *ctx);
 void	tel_bus_close(struct tel_ctx *ctx);
-/* Reads everything waiting on every socket. */
+/* Reads everything waiting on every socket (not re-entrant: a nested
+ * call makes the running one go round again). */
 void	tel_bus_poll(struct tel_ctx *ctx);
+/* Sends only; the sockets are polled again from the loop. */
 void	tel_bus_heartbeat(struct tel_ctx *ctx);
 void	tel_bus_reply(struct tel_ctx *ctx, int dealer, enum rq_msg_type type,
 	    const char *call_id, uint64_t attempt, const char *reason);
@@ -229,6 +247,9 @@ struct tel_ctx {
 	struct tel_call		*calls;
 	int			 active;	/* calls without a terminal event */
 	int			 draining;
+	int			 bus_polling;	/* inside tel_bus_poll */
+	int			 bus_repoll;	/* go round once more */
+	su_timer_t		*bus_timer;	/* deferred poll after a send */
 };
 
 #endif

@@ -45,6 +45,8 @@ struct tel_tts {
 	int			 reg;
 	struct tel_speech	*cache[TTS_CACHE];	/* Sofia thread only */
 	int			 cache_next;
+	int			 queued;	/* jobs not back yet (Sofia) */
+	int			 queue_max;
 };
 
 struct tel_speech *
@@ -146,6 +148,7 @@ tts_results(struct tel_ctx *ctx, su_wait_t *w, void *arg)
 	pthread_mutex_unlock(&t->lock);
 	for (; job != NULL; job = next) {
 		next = job->next;
+		t->queued--;
 		job->sp->samples = job->samples;
 		job->sp->nsamples = job->nsamples;
 		job->sp->ready = 1;
@@ -171,6 +174,12 @@ tel_tts_new(struct tel_ctx *ctx)
 		return NULL;
 	t->ctx = ctx;
 	t->reg = -1;
+	t->efd = -1;
+	t->queue_max = ctx->cfg->capacity;
+	if (t->queue_max > TEL_TTS_QUEUE_MAX)
+		t->queue_max = TEL_TTS_QUEUE_MAX;
+	if (t->queue_max < 1)
+		t->queue_max = 1;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
 	if ((t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
@@ -228,16 +237,35 @@ tel_tts_free(struct tel_tts *t)
 	free(t);
 }
 
+static struct tel_speech *
+tts_cached(struct tel_tts *t, const char *text)
+{
+	int i;
+
+	for (i = 0; i < TTS_CACHE; i++)
+		if (t->cache[i] && !strcmp(t->cache[i]->text, text))
+			return t->cache[i];
+	return NULL;
+}
+
+int
+tel_tts_can_take(struct tel_tts *t, const char *text)
+{
+	return tts_cached(t, text) != NULL || t->queued < t->queue_max;
+}
+
 struct tel_speech *
 tel_tts_get(struct tel_tts *t, const char *text)
 {
 	struct tel_speech *sp;
 	struct tts_job *job;
-	int i;
 
-	for (i = 0; i < TTS_CACHE; i++)
-		if (t->cache[i] && !strcmp(t->cache[i]->text, text))
-			return tel_speech_ref(t->cache[i]);
+	if ((sp = tts_cached(t, text)) != NULL)
+		return tel_speech_ref(sp);
+	if (t->queued >= t->queue_max) {
+		log_warnx("tts: queue full (%d texts)", t->queued);
+		return NULL;
+	}
 	if ((sp = calloc(1, sizeof(*sp))) == NULL ||
 	    (sp->text = strdup(text)) == NULL)
 		goto fail;
@@ -257,6 +285,7 @@ tel_tts_get(struct tel_tts *t, const char *text)
 	t->todo_tail = job;
 	pthread_cond_signal(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+	t->queued++;
 
 	tel_speech_unref(t->cache[t->cache_next]);
 	t->cache[t->cache_next] = tel_speech_ref(sp);

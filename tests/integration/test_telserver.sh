@@ -2,7 +2,9 @@
 # ringq-telserver alone: Python stand-ins play the dispatcher (ROUTER: reads
 # HEARTBEAT, sends JOB) and accounting (ROUTER: acks EVENTs); a real baresip
 # answers and records, SIPp answers busy or rings for ever.  Checks the
-# events of a spoken call, the failure reasons, and shutdown mid-call.
+# events of a spoken call, the failure reasons, a caller_id name as the From
+# display name, an in-dialog re-INVITE, a burst of 2000 JOBs that all end at
+# once, and shutdown mid-call.
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
 command -v baresip >/dev/null || { echo "SKIP: baresip not installed"; exit 77; }
@@ -21,9 +23,12 @@ EOF
 # harness.py TIMEOUT_S UNTIL_TERMINALS JOB...: binds both ROUTERs, sends
 # each JOB ("delay|call_id|attempt|to|say[|caller_id]") DELAY seconds after
 # the first heartbeat, acks every EVENT, prints each message as one JSON
-# line, and exits after UNTIL terminal events or TIMEOUT.
+# line, and exits after UNTIL terminal events or TIMEOUT.  With BURST=
+# "N|TO" in the environment it also sends N JOBs to TO at once after the
+# first heartbeat, while the process STOP_PID is stopped (so they are all
+# queued before the telserver reads any).
 cat > "$T/harness.py" <<'EOF'
-import json, sys, time, zmq, msgpack
+import json, os, signal, sys, time, zmq, msgpack
 F = {1: 'call_id', 2: 'attempt', 3: 'tenant', 4: 'to', 5: 'say', 6: 'caller_id',
      7: 'status', 8: 'reason', 9: 'sip_code', 10: 'ts_ms', 11: 'node',
      12: 'active', 13: 'capacity', 14: 'duration_ms', 15: 'detail', 16: 'state',
@@ -41,7 +46,9 @@ for j in sys.argv[5:]:
         m[6] = p[5]
     jobs.append([float(p[0]), m])
 ctx = zmq.Context()
-d = ctx.socket(zmq.ROUTER); d.setsockopt(zmq.LINGER, 0); d.bind(disp_ep)
+burst = os.environ.get('BURST', '')
+d = ctx.socket(zmq.ROUTER); d.setsockopt(zmq.LINGER, 0)
+d.setsockopt(zmq.SNDHWM, 0); d.bind(disp_ep)
 e = ctx.socket(zmq.ROUTER); e.setsockopt(zmq.LINGER, 0); e.bind(ev_ep)
 poller = zmq.Poller(); poller.register(d, zmq.POLLIN); poller.register(e, zmq.POLLIN)
 start = time.time(); first_hb = None; peer = None; terminals = 0; grace = None
@@ -64,6 +71,15 @@ while time.time() - start < timeout:
             e.send_multipart([ident, msgpack.packb([1, 6, {1: body[1], 2: body[2], 7: body[7]}])])
             if body[7] in ('completed', 'failed', 'canceled', 'expired'):
                 terminals += 1
+    if first_hb is not None and burst:
+        n, to = burst.split('|'); burst = ''
+        pid = int(os.environ['STOP_PID'])
+        os.kill(pid, signal.SIGSTOP)
+        for i in range(int(n)):
+            d.send_multipart([peer, msgpack.packb([1, 2, {1: 'c_%024x' % (0xb000000 + i),
+                                                       2: 1, 3: 'demo', 4: to}])])
+        time.sleep(1)
+        os.kill(pid, signal.SIGCONT)
     if first_hb is not None:
         for j in jobs:
             if j[0] is not None and time.time() - first_hb >= j[0]:
@@ -111,6 +127,89 @@ Content-Length: 0
 ]]></send>
   <recv request="ACK" />
   <nop><action><log message="[$all]"/></action></nop>
+</scenario>
+EOF
+
+# A UAS that answers, then sends a re-INVITE (new SDP version) in the
+# dialog, expects our 200 with SDP, ACKs it and waits for our BYE.
+cat > "$T/uas_reinvite.xml" <<'EOF'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="re-INVITE">
+  <recv request="INVITE">
+    <action>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" assign_to="ct"/>
+      <ereg regexp="[^ ].*" search_in="hdr" header="From:" assign_to="from"/>
+      <ereg regexp="[^ ].*" search_in="hdr" header="To:" assign_to="to"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:sipp@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP4 [media_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv request="ACK" />
+  <pause milliseconds="500"/>
+  <send><![CDATA[
+INVITE [$ct] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: [$to];tag=[pid]SIPpTag01[call_number]
+To: [$from]
+[last_Call-ID:]
+CSeq: 100 INVITE
+Contact: <sip:sipp@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 2 IN IP4 [media_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv response="100" optional="true" />
+  <recv response="200">
+    <action><ereg regexp="m=audio [0-9]+ RTP/AVP" search_in="body" check_it="true" assign_to="m"/></action>
+  </recv>
+  <send><![CDATA[
+ACK [$ct] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: [$to];tag=[pid]SIPpTag01[call_number]
+To: [$from]
+[last_Call-ID:]
+CSeq: 100 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv request="BYE" />
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <nop><action><log message="[$m]"/></action></nop>
 </scenario>
 EOF
 
@@ -187,7 +286,7 @@ C4=c_000000000000000000000004 C5=c_000000000000000000000005
 C6=c_000000000000000000000006
 start=$(rq_now_ms)
 harness "$T/h2.jsonl" 30 5 \
-    "0.1|$C2|1|$BUSY_URI|busy" \
+    "0.1|$C2|1|$BUSY_URI|busy|Ops Team" \
     "0.1|$C3|2|$RING_URI|ring" \
     "0.1|$C4|1|sip:nobody@127.0.0.1:$CLOSED|closed" \
     "0.1|$C5|1|+15551234567|no trunk" \
@@ -201,6 +300,9 @@ check_failed() {
 }
 check_failed $C2 busy
 [ "$(field "$T/h2.jsonl" $C2 failed sip_code)" = 486 ] || rq_fail "$C2: sip_code"
+# a caller_id name (with a space) is the display name of our sip_from
+grep -q '^From: "Ops Team" <sip:ringq@' "$T"/sipp*.messages ||
+    rq_fail "$C2: no From display name \"Ops Team\" in the INVITE"
 check_failed $C3 no_answer
 [ "$(events "$T/h2.jsonl" $C3)" = "ringing failed" ] || rq_fail "$C3: $(events "$T/h2.jsonl" $C3)"
 check_failed $C4 unreachable
@@ -220,7 +322,34 @@ for id in $C4 $C6; do
 done
 rq_wait_sipp 10 || true
 
-# --- 3. shutdown in the middle of a call --------------------------------------
+# --- 3. a re-INVITE from the far end is answered -----------------------------
+rq_start_sipp_uas "$T/uas_reinvite.xml" -m 1
+C8=c_000000000000000000000008
+harness "$T/h4.jsonl" 30 1 "0.1|$C8|1|$SIPP_URI|Hello, this prompt lasts for a couple of seconds, one two three."
+grep -v HEARTBEAT "$T/h4.jsonl" || true
+[ "$(events "$T/h4.jsonl" $C8)" = "answered completed" ] ||
+    rq_fail "$C8: $(events "$T/h4.jsonl" $C8)"
+rq_wait_sipp 10 || rq_fail "re-INVITE scenario failed (see $T/sipp*.errors)"
+grep -q "call $C8/1: re-INVITE accepted" "$T/telserver.log" ||
+    rq_fail "$C8: re-INVITE not accepted"
+
+# --- 4. a burst of JOBs that all end at once ----------------------------------
+# 2000 E.164 targets without a trunk, queued while the telserver is stopped:
+# each call ends inside the loop reading the next (no recursion, no stack
+# overflow), each is acked and ends with exactly one terminal event.
+BURST="2000|+15551230000" STOP_PID=$(rq_pid telserver) \
+    harness "$T/h5.jsonl" 60 2000
+rq_alive "$(rq_pid telserver)" || rq_fail "telserver died in the burst"
+acks=$(jq -r 'select(.type == "JOB_ACK") | .call_id' "$T/h5.jsonl" | sort -u | wc -l)
+[ "$acks" -eq 2000 ] || rq_fail "burst: $acks of 2000 JOBs acked"
+terms=$(jq -r 'select(.type == "EVENT" and .status == "failed" and .reason == "unreachable") | .call_id' \
+    "$T/h5.jsonl" | sort -u | wc -l)
+evs=$(jq -r 'select(.type == "EVENT") | .call_id' "$T/h5.jsonl" | wc -l)
+[ "$terms" -eq 2000 ] && [ "$evs" -eq 2000 ] ||
+    rq_fail "burst: $terms calls failed unreachable, $evs events, want 2000 each"
+! jq -e 'select(.type == "JOB_NACK")' "$T/h5.jsonl" >/dev/null || rq_fail "burst: a JOB was refused"
+
+# --- 5. shutdown in the middle of a call --------------------------------------
 C7=c_000000000000000000000007
 LONG="This sentence is long enough to still be playing when the telserver is told to stop, so the call is cut short and reported as interrupted."
 harness "$T/h3.jsonl" 30 1 "0.1|$C7|1|$BARESIP_URI|$LONG" &

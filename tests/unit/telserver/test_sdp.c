@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -125,6 +126,66 @@ test_unusable(void **state)
 	}
 }
 
+/* Ports beyond 16 bits must not wrap into a valid one. */
+static void
+test_port_range(void **state)
+{
+	static const char *bad[] = {
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4294967376 RTP/AVP 0\r\n",
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 65536 RTP/AVP 0\r\n",
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio -80 RTP/AVP 0\r\n",
+	    ("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio "
+	    "99999999999999999999999 RTP/AVP 0\r\n"),
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 80x RTP/AVP 0\r\n",
+	};
+	struct tel_sdp_answer a;
+	char err[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_int_equal(parse(bad[i], &a, err, sizeof(err)), -1);
+	assert_int_equal(parse("v=0\r\nc=IN IP4 10.0.0.1\r\n"
+	    "m=audio 65535 RTP/AVP 0\r\n", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.port, 65535);
+	assert_int_equal(parse("v=0\r\nc=IN IP4 10.0.0.1\r\n"
+	    "m=audio 1/2 RTP/AVP 0\r\n", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.port, 1);
+}
+
+static void
+test_media_address(void **state)
+{
+	static const char *bad[] = {
+	    "0.0.0.0", "224.0.0.1", "239.255.255.250", "230.1.2.3",
+	    "255.255.255.255", "10.0.0", "1.2.3.4.5", "999.1.1.1",
+	};
+	static const char *good[] = {
+	    "127.0.0.1", "10.1.2.3", "192.168.1.20", "172.16.0.9",
+	    "203.0.113.5", "223.255.255.254",
+	};
+	struct tel_sdp_answer a;
+	char sdp[256], err[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		snprintf(sdp, sizeof(sdp), "v=0\r\nc=IN IP4 %s\r\n"
+		    "m=audio 4000 RTP/AVP 0\r\n", bad[i]);
+		err[0] = '\0';
+		assert_int_equal(parse(sdp, &a, err, sizeof(err)), -1);
+		assert_string_equal(err, "no usable IPv4 media address");
+	}
+	/* the media-level c= wins, and is checked too */
+	assert_int_equal(parse("v=0\r\nc=IN IP4 10.0.0.1\r\n"
+	    "m=audio 4000 RTP/AVP 0\r\nc=IN IP4 224.1.1.1\r\n", &a, err,
+	    sizeof(err)), -1);
+	for (i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		snprintf(sdp, sizeof(sdp), "v=0\r\nc=IN IP4 %s\r\n"
+		    "m=audio 4000 RTP/AVP 0\r\n", good[i]);
+		assert_int_equal(parse(sdp, &a, err, sizeof(err)), 0);
+		assert_string_equal(a.addr, good[i]);
+	}
+}
+
 static void
 test_not_nul_terminated(void **state)
 {
@@ -153,6 +214,8 @@ main(void)
 		cmocka_unit_test(test_pcma_media_level_conn),
 		cmocka_unit_test(test_first_accepted_codec),
 		cmocka_unit_test(test_unusable),
+		cmocka_unit_test(test_port_range),
+		cmocka_unit_test(test_media_address),
 		cmocka_unit_test(test_not_nul_terminated),
 	};
 
