@@ -38,7 +38,7 @@ struct tel_tts {
 	int			 started;
 	pthread_mutex_t		 lock;		/* guards the lists and quit */
 	pthread_cond_t		 cond;
-	struct tts_job		*todo, *todo_tail;
+	struct tts_job		*waiting, *waiting_tail;
 	struct tts_job		*done;
 	int			 quit;
 	int			 efd;
@@ -97,15 +97,15 @@ tts_main(void *arg)
 	voice = register_cmu_us_kal(NULL);
 	for (;;) {
 		pthread_mutex_lock(&t->lock);
-		while (t->todo == NULL && !t->quit)
+		while (t->waiting == NULL && !t->quit)
 			pthread_cond_wait(&t->cond, &t->lock);
 		if (t->quit) {
 			pthread_mutex_unlock(&t->lock);
 			break;
 		}
-		job = t->todo;
-		if ((t->todo = job->next) == NULL)
-			t->todo_tail = NULL;
+		job = t->waiting;
+		if ((t->waiting = job->next) == NULL)
+			t->waiting_tail = NULL;
 		pthread_mutex_unlock(&t->lock);
 
 		if (voice != NULL)
@@ -218,7 +218,7 @@ tel_tts_free(struct tel_tts *t)
 		pthread_mutex_unlock(&t->lock);
 		pthread_join(t->thread, NULL);
 	}
-	for (job = t->todo; job != NULL; job = next) {
+	for (job = t->waiting; job != NULL; job = next) {
 		next = job->next;
 		job_free(job);
 	}
@@ -278,11 +278,11 @@ tel_tts_get(struct tel_tts *t, const char *text)
 	}
 	job->sp = tel_speech_ref(sp);
 	pthread_mutex_lock(&t->lock);
-	if (t->todo_tail)
-		t->todo_tail->next = job;
+	if (t->waiting_tail)
+		t->waiting_tail->next = job;
 	else
-		t->todo = job;
-	t->todo_tail = job;
+		t->waiting = job;
+	t->waiting_tail = job;
 	pthread_cond_signal(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 	t->queued++;

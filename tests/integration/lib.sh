@@ -73,6 +73,23 @@ rq_fail() {
 	exit 1
 }
 
+# rq_need CMD...: fails unless every command is installed.  deploy/ installs
+# all of them, so a missing one is a broken set-up, not a reason to skip.
+rq_need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null ||
+		    rq_fail "$c is not installed (deploy/install-packages installs it)"
+	done
+}
+
+# rq_need_pyzmq: fails unless /usr/bin/python3 has the zmq and msgpack
+# modules (Debian's python3-zmq and python3-msgpack), for test stand-ins.
+rq_need_pyzmq() {
+	/usr/bin/python3 -c 'import zmq, msgpack' 2>/dev/null ||
+	    rq_fail "/usr/bin/python3 lacks zmq or msgpack (deploy/install-packages installs python3-zmq python3-msgpack)"
+}
+
 # --- ports -------------------------------------------------------------------
 
 # Is PORT free on 127.0.0.1 for TCP and UDP (listening or bound)?

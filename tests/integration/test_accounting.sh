@@ -6,10 +6,7 @@
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
 PY=/usr/bin/python3
-$PY -c 'import zmq, msgpack' 2>/dev/null || {
-	echo "SKIP: $PY lacks the zmq or msgpack module" >&2
-	exit 77
-}
+rq_need_pyzmq
 
 # send.py ENDPOINT FILE [REPEAT] [TIMEOUT] [garbage]: sends each event of
 # FILE (one JSON object a line, msg.def field names) REPEAT times, resends

@@ -8,8 +8,9 @@
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
 CORPUS=${RINGQ_CORPORA:-$RQ_SOURCE/../shared/corpora}/json
-[ -d "$CORPUS" ] || { echo "SKIP: no JSON corpus at $CORPUS"; exit 77; }
-command -v jq >/dev/null || { echo "SKIP: jq is not installed"; exit 77; }
+[ -d "$CORPUS" ] ||
+    rq_fail "no JSON corpus at $CORPUS (shared/corpora beside the checkout, or RINGQ_CORPORA)"
+rq_need jq curl
 
 OTHER_KEY="rq_other_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 rq_start_redis

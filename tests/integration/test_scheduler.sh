@@ -8,10 +8,7 @@
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
 PY=/usr/bin/python3
-$PY -c 'import zmq, msgpack' 2>/dev/null || {
-	echo "SKIP: $PY lacks the zmq or msgpack module" >&2
-	exit 77
-}
+rq_need_pyzmq
 
 # acct.py ENDPOINT OUT: a fake accounting that writes each EVENT as
 # "call_id attempt status tenant to" to OUT, and "call_id attempt status

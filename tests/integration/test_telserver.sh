@@ -7,11 +7,8 @@
 # once, and shutdown mid-call.
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
-command -v baresip >/dev/null || { echo "SKIP: baresip not installed"; exit 77; }
-command -v sipp >/dev/null || { echo "SKIP: sipp not installed"; exit 77; }
-command -v sox >/dev/null || { echo "SKIP: sox not installed"; exit 77; }
-/usr/bin/python3 -c 'import zmq, msgpack' 2>/dev/null ||
-    { echo "SKIP: python3 zmq/msgpack modules missing"; exit 77; }
+rq_need baresip sipp sox
+rq_need_pyzmq
 
 rq_write_config <<EOF
 [telserver]
