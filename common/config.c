@@ -43,6 +43,16 @@ static const struct rq_conf_key config_keys[] = {
 	S("gateway", "http_listen", http_listen, "127.0.0.1:8080"),
 	I("gateway", "max_body", max_body, 1024, 16777216, "65536"),
 
+	S("smtp", "listen", smtp_listen, "127.0.0.1:2525"),
+	S("smtp", "domain", smtp_domain, "ringq.localhost"),
+	S("smtp", "hostname", smtp_hostname, "ringq.localhost"),
+	S("smtp", "tls_cert", smtp_tls_cert, ""),
+	S("smtp", "tls_key", smtp_tls_key, ""),
+	I("smtp", "max_message", smtp_max_message, 1024, 104857600, "1048576"),
+	I("smtp", "timeout_s", smtp_timeout_s, 1, 3600, "300"),
+	I("smtp", "max_clients", smtp_max_clients, 1, 100000, "1000"),
+	I("smtp", "max_clients_per_ip", smtp_max_clients_per_ip, 1, 100000, "50"),
+
 	I("scheduler", "tick_ms", sched_tick_ms, 1, 1000, "20"),
 	I("scheduler", "batch", sched_batch, 1, 100000, "500"),
 
@@ -76,6 +86,13 @@ static const struct rq_conf_key tenant_keys[] = {
 	TS("key_sha256", key_sha256, ""),
 	TB("allow_sip", allow_sip, "no"),
 	TI("max_attempts", max_attempts, 1, 20, "3"),
+	TS("mail_token_sha256", mail_token_sha256, ""),
+	TS("mail_token_next_sha256", mail_token_next_sha256, ""),
+	TS("smtp_user", smtp_user, ""),
+	TS("smtp_password_sha256", smtp_password_sha256, ""),
+	TB("require_dkim", require_dkim, "no"),
+	TS("dkim_domain", dkim_domain, ""),
+	TS("dkim_key", dkim_key, ""),
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -308,7 +325,21 @@ bad_value:
 	}
 	fclose(fp);
 	for (i = 0; i < cfg->ntenants; i++) {
-		const char *h = cfg->tenants[i].key_sha256;
+		const struct rq_tenant *t = &cfg->tenants[i];
+		const char *opt[] = { t->mail_token_sha256,
+		    t->mail_token_next_sha256, t->smtp_password_sha256 };
+		const char *h = t->key_sha256;
+		size_t j;
+
+		for (j = 0; j < sizeof(opt) / sizeof(*opt); j++)
+			if (opt[j][0] != '\0' && (strlen(opt[j]) != 64 ||
+			    strspn(opt[j], "0123456789abcdef") != 64)) {
+				snprintf(err, errlen, "%s: tenant '%s': a "
+				    "*_sha256 key must be 64 lowercase hex "
+				    "digits", path, t->name);
+				rq_config_free(cfg);
+				return -1;
+			}
 
 		if (strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64) {
 			snprintf(err, errlen, "%s: tenant '%s': key_sha256 must "

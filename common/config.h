@@ -14,6 +14,14 @@ struct rq_tenant {
 	char		key_sha256[65];		/* hex SHA-256 of the API key */
 	int		allow_sip;		/* may call sip: URIs */
 	int		max_attempts;
+	/* e-mail requests */
+	char		mail_token_sha256[65];	/* calls+<token>@[smtp] domain */
+	char		mail_token_next_sha256[65]; /* during a rotation */
+	char		smtp_user[RQ_NAME_MAX];	/* AUTH PLAIN/LOGIN (after TLS) */
+	char		smtp_password_sha256[65];
+	int		require_dkim;
+	char		dkim_domain[RQ_ADDR_MAX];
+	char		dkim_key[1024];		/* pinned public key (p=...) */
 };
 
 struct rq_config {
@@ -35,6 +43,17 @@ struct rq_config {
 	/* [gateway] */
 	char		http_listen[RQ_ADDR_MAX];
 	int		max_body;
+
+	/* [smtp] */
+	char		smtp_listen[RQ_ADDR_MAX];
+	char		smtp_domain[RQ_ADDR_MAX];	/* of request addresses */
+	char		smtp_hostname[RQ_ADDR_MAX];	/* in the banner */
+	char		smtp_tls_cert[RQ_ADDR_MAX];	/* PEM; STARTTLS when set */
+	char		smtp_tls_key[RQ_ADDR_MAX];
+	int		smtp_max_message;		/* SIZE, bytes */
+	int		smtp_timeout_s;
+	int		smtp_max_clients;
+	int		smtp_max_clients_per_ip;
 
 	/* [scheduler] */
 	int		sched_tick_ms;

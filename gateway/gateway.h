@@ -108,12 +108,39 @@ int		 gw_store_parse_get(const struct redisReply *r,
 		    const char ***job, size_t *njob, const char ***tl,
 		    size_t *ntl);
 
+/* intake.c: the one path every request takes, whatever its origin:
+ * policy, store, EVENT queued. */
+struct rq_evout;
+struct gw_intake;
+
+struct gw_intake_result {
+	int		 rc;	/* 0 queued; -1 refused or failed (err); -2 the
+				 * store lost its answer: the job may exist */
+	char		 id[RQ_ID_LEN + 1];
+	uint64_t	 created_ms;
+	struct gw_error	 err;
+	const struct gw_call *call;	/* as queued (after policy) */
+};
+/* Runs exactly once per submitted request; res is borrowed until it
+ * returns. */
+typedef void	gw_intake_cb(const struct gw_intake_result *res, void *arg);
+
+struct gw_intake *gw_intake_new(const struct rq_config *cfg,
+		    struct gw_store *st, struct rq_evout *eo);
+void		 gw_intake_free(struct gw_intake *in);
+/* Takes ownership of call (leaving it empty).  Returns 0 when cb will run
+ * later, or -1 with err filled when the request is refused at once (cb
+ * never runs). */
+int		 gw_intake_submit(struct gw_intake *in,
+		    const struct rq_tenant *tenant, struct gw_call *call,
+		    uint64_t now_ms, gw_intake_cb *cb, void *arg,
+		    struct gw_error *err);
+
 /* http.c */
 struct gw_http;
-struct rq_evout;
 
 struct gw_http	*gw_http_new(struct event_base *base, const struct rq_config *cfg,
-		    struct gw_store *st, struct rq_evout *eo);
+		    struct gw_store *st, struct gw_intake *in);
 /* Stops accepting connections; those open are still served. */
 void		 gw_http_close(struct gw_http *h);
 void		 gw_http_free(struct gw_http *h);

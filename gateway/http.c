@@ -27,7 +27,7 @@ struct gw_http {
 	struct event_base	*base;
 	const struct rq_config	*cfg;
 	struct gw_store		*st;
-	struct rq_evout		*eo;
+	struct gw_intake	*in;
 	struct evhttp		*http;
 	struct evhttp_bound_socket *sock;
 };
@@ -46,7 +46,6 @@ struct gw_req {
 	const struct rq_tenant	*tenant;	/* borrowed from the config */
 	char			 id[RQ_ID_LEN + 1];
 	struct gw_call		 call;
-	uint64_t		 created_ms;
 };
 
 static void
@@ -162,62 +161,35 @@ gw_req_free(struct gw_req *r)
 }
 
 static void
-create_done(int rc, void *arg)
+create_done(const struct gw_intake_result *res, void *arg)
 {
 	struct gw_req *r = arg;
-	struct gw_http *h = r->h;
-	struct rq_msg ev;
+	const struct gw_call *call = res->call;
 	char loc[64], t[40];
 	json_t *o;
 
-	if (rc == -2) {
-		struct gw_error err;
-
-		gw_error_set(&err, 503, "unavailable", NULL, "The call store "
-		    "went away before confirming call %s, which may or may not "
-		    "be queued: GET %s/%s tells once the service is back.",
-		    r->id, CALLS_PATH, r->id);
-		reply_error(r->req, &err);
-		gw_req_free(r);
-		return;
-	}
-	if (rc == -1) {
-		reply_unavailable(r->req);
-		gw_req_free(r);
+	if (res->rc != 0) {
+		reply_error(r->req, &res->err);
+		free(r);
 		return;
 	}
 	o = json_object();
-	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "id", json_string(res->id));
 	json_object_set_new(o, "status", json_string("queued"));
-	json_object_set_new(o, "to", json_string(r->call.to));
-	json_object_set_new(o, "priority", json_integer(r->call.priority));
-	rq_rfc3339_format(r->call.not_before_ms, t, sizeof(t));
+	json_object_set_new(o, "to", json_string(call->to));
+	json_object_set_new(o, "priority", json_integer(call->priority));
+	rq_rfc3339_format(call->not_before_ms, t, sizeof(t));
 	json_object_set_new(o, "not_before", json_string(t));
-	rq_rfc3339_format(r->created_ms, t, sizeof(t));
+	rq_rfc3339_format(res->created_ms, t, sizeof(t));
 	json_object_set_new(o, "created_at", json_string(t));
-	if (r->call.metadata_obj != NULL)
-		json_object_set(o, "metadata", r->call.metadata_obj);
-	snprintf(loc, sizeof(loc), "%s/%s", CALLS_PATH, r->id);
+	if (call->metadata_obj != NULL)
+		json_object_set(o, "metadata", call->metadata_obj);
+	snprintf(loc, sizeof(loc), "%s/%s", CALLS_PATH, res->id);
 	evhttp_add_header(evhttp_request_get_output_headers(r->req),
 	    "Location", loc);
 	reply_json(r->req, 202, o);
 	json_decref(o);
-
-	log_info("call %s: accepted for tenant %s, %s target, priority %d",
-	    r->id, r->tenant->name,
-	    r->call.kind == RQ_TARGET_SIP ? "sip" : "e164", r->call.priority);
-
-	rq_msg_init(&ev, RQ_MSG_EVENT);
-	rq_msg_set(&ev, call_id, r->id);
-	rq_msg_set(&ev, attempt, 0);
-	rq_msg_set(&ev, status, "queued");
-	rq_msg_set(&ev, ts_ms, r->created_ms);
-	rq_msg_set(&ev, tenant, (char *)r->tenant->name);
-	rq_msg_set(&ev, to, (char *)r->call.to);
-	if (rq_evout_emit(h->eo, &ev) == -1)
-		log_warnx("call %s: cannot queue EVENT queued", r->id);
-	rq_evout_process(h->eo);
-	gw_req_free(r);
+	free(r);
 }
 
 static void
@@ -270,11 +242,9 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 	r->h = h;
 	r->req = req;
 	r->tenant = tenant;
-	r->created_ms = now;
-	if (rq_call_id_new(r->id) == -1 ||
-	    gw_store_create(h->st, r->id, tenant->name, &r->call,
-	    tenant->max_attempts, now, create_done, r) == -1) {
-		reply_unavailable(req);
+	if (gw_intake_submit(h->in, tenant, &r->call, now, create_done, r,
+	    &err) == -1) {
+		reply_error(req, &err);
 		gw_req_free(r);
 	}
 }
@@ -406,7 +376,7 @@ split_listen(const char *s, char *host, size_t hostlen, int *port)
 
 struct gw_http *
 gw_http_new(struct event_base *base, const struct rq_config *cfg,
-    struct gw_store *st, struct rq_evout *eo)
+    struct gw_store *st, struct gw_intake *in)
 {
 	struct gw_http *h;
 	char host[RQ_ADDR_MAX];
@@ -423,7 +393,7 @@ gw_http_new(struct event_base *base, const struct rq_config *cfg,
 	h->base = base;
 	h->cfg = cfg;
 	h->st = st;
-	h->eo = eo;
+	h->in = in;
 	if ((h->http = evhttp_new(base)) == NULL)
 		goto fail;
 	/*

@@ -46,6 +46,7 @@ main(int argc, char *argv[])
 	struct timeval flush = { 0, 300 * 1000 };
 	struct rq_evout *eo;
 	struct gw_store *st;
+	struct gw_intake *in;
 	struct gw_http *h;
 	void *zctx;
 
@@ -73,7 +74,9 @@ main(int argc, char *argv[])
 
 	if ((st = gw_store_new(base, cfg.redis_host, cfg.redis_port)) == NULL)
 		fatalx("cannot set up the Redis connection");
-	if ((h = gw_http_new(base, &cfg, st, eo)) == NULL)
+	if ((in = gw_intake_new(&cfg, st, eo)) == NULL)
+		fatalx("out of memory");
+	if ((h = gw_http_new(base, &cfg, st, in)) == NULL)
 		fatalx("cannot start the HTTP server");
 	if (rq_pidfile_write(cfg.run_dir, "ringq-gateway") == -1)
 		fatalx("cannot write the PID file in %s", cfg.run_dir);
@@ -88,6 +91,7 @@ main(int argc, char *argv[])
 	event_base_loopexit(base, &flush);
 	event_base_dispatch(base);
 	gw_http_free(h);
+	gw_intake_free(in);
 	gw_store_free(st);
 	event_free(eo_ev);
 	event_free(eo_timer);

@@ -1,0 +1,128 @@
+/* The one path every call request takes, whatever its origin (HTTP now,
+ * e-mail next): a validated call for a tenant goes through the policy
+ * engine, is stored in Redis, and is reported to accounting as queued. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "evout.h"
+#include "gateway.h"
+#include "log.h"
+#include "msg.h"
+
+struct gw_intake {
+	const struct rq_config	*cfg;
+	struct gw_store		*st;
+	struct rq_evout		*eo;
+};
+
+/* One request on its way through the stages; freed when cb has run. */
+struct intake_req {
+	struct gw_intake	*in;
+	const struct rq_tenant	*tenant;
+	struct gw_intake_result	 res;
+	struct gw_call		 call;
+	gw_intake_cb		*cb;
+	void			*arg;
+};
+
+struct gw_intake *
+gw_intake_new(const struct rq_config *cfg, struct gw_store *st,
+    struct rq_evout *eo)
+{
+	struct gw_intake *in;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return NULL;
+	in->cfg = cfg;
+	in->st = st;
+	in->eo = eo;
+	return in;
+}
+
+void
+gw_intake_free(struct gw_intake *in)
+{
+	free(in);
+}
+
+static void
+intake_finish(struct intake_req *r)
+{
+	r->res.call = &r->call;
+	r->cb(&r->res, r->arg);
+	gw_call_clear(&r->call);
+	free(r);
+}
+
+static void
+emit_queued(struct intake_req *r)
+{
+	struct rq_msg ev;
+
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, r->res.id);
+	rq_msg_set(&ev, attempt, 0);
+	rq_msg_set(&ev, status, "queued");
+	rq_msg_set(&ev, ts_ms, r->res.created_ms);
+	rq_msg_set(&ev, tenant, (char *)r->tenant->name);
+	rq_msg_set(&ev, to, (char *)r->call.to);
+	if (rq_evout_emit(r->in->eo, &ev) == -1)
+		log_warnx("call %s: cannot queue EVENT queued", r->res.id);
+	rq_evout_process(r->in->eo);
+}
+
+static void
+store_done(int rc, void *arg)
+{
+	struct intake_req *r = arg;
+
+	r->res.rc = rc;
+	if (rc == -2)
+		gw_error_set(&r->res.err, 503, "unavailable", NULL, "The call "
+		    "store went away before confirming call %s, which may or "
+		    "may not be queued: GET /v1/calls/%s tells once the "
+		    "service is back.", r->res.id, r->res.id);
+	else if (rc == -1)
+		gw_error_set(&r->res.err, 503, "unavailable", NULL, "The call "
+		    "store is unavailable; nothing was queued.  Try again "
+		    "shortly.");
+	else {
+		log_info("call %s: accepted for tenant %s, %s target, "
+		    "priority %d", r->res.id, r->tenant->name,
+		    r->call.kind == RQ_TARGET_SIP ? "sip" : "e164",
+		    r->call.priority);
+		emit_queued(r);
+	}
+	intake_finish(r);
+}
+
+int
+gw_intake_submit(struct gw_intake *in, const struct rq_tenant *tenant,
+    struct gw_call *call, uint64_t now_ms, gw_intake_cb *cb, void *arg,
+    struct gw_error *err)
+{
+	struct intake_req *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		gw_error_set(err, 503, "unavailable", NULL, "Out of memory; "
+		    "nothing was queued.");
+		return -1;
+	}
+	r->in = in;
+	r->tenant = tenant;
+	r->cb = cb;
+	r->arg = arg;
+	r->res.created_ms = now_ms;
+	r->call = *call;		/* the request owns it from now on */
+	memset(call, 0, sizeof(*call));
+	if (rq_call_id_new(r->res.id) == -1 ||
+	    gw_store_create(in->st, r->res.id, tenant->name, &r->call,
+	    tenant->max_attempts, now_ms, store_done, r) == -1) {
+		gw_error_set(err, 503, "unavailable", NULL, "The call store "
+		    "is unavailable; nothing was queued.  Try again shortly.");
+		gw_call_clear(&r->call);
+		free(r);
+		return -1;
+	}
+	return 0;
+}
