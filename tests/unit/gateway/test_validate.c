@@ -14,8 +14,10 @@
 #define NOW	1795000000000ULL	/* 2026-11-18 */
 #define MAXB	65536
 
-static const struct rq_tenant sip_ok = { "demo", "", 1, 3 };
-static const struct rq_tenant sip_no = { "plain", "", 0, 3 };
+static const struct rq_tenant sip_ok = { .name = "demo", .allow_sip = 1,
+    .max_attempts = 3 };
+static const struct rq_tenant sip_no = { .name = "plain", .allow_sip = 0,
+    .max_attempts = 3 };
 
 /* Parses body for tenant t; on success the call is cleared at once. */
 static int
