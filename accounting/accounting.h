@@ -103,4 +103,65 @@ int	acct_init(struct acct *a, const struct rq_config *cfg);
 void	acct_step(struct acct *a, int timeout_ms);
 void	acct_free(struct acct *a);
 
+/* callbacks.c: status callbacks.  The mirror script queues one delivery
+ * per new event of a job with a callback_url (ACCT_CB_ENQUEUE_LUA); a
+ * worker thread with its own Redis connection POSTs them, signed, in order
+ * per call, retrying with backoff for at most ACCT_CB_GIVE_UP_MS. */
+#define ACCT_KEY_CALLBACKS	"rq:callbacks"	/* zset: call id by due ms */
+#define ACCT_KEY_CBQ		"rq:cbq:"	/* list: a call's deliveries */
+#define ACCT_KEY_CBSENT		"rq:cbsent:"	/* hash: events queued once */
+#define ACCT_CB_TIMEOUT_MS	10000
+#define ACCT_CB_BACKOFF_MAX_MS	(5 * 60 * 1000)
+#define ACCT_CB_GIVE_UP_MS	(60 * 60 * 1000)
+#define ACCT_CB_PARALLEL	32	/* deliveries in flight */
+#define ACCT_CB_LEASE_MS	60000	/* a claimed call's lease */
+
+/*
+ * Part of the mirror script (KEYS: job, timeline, callbacks, queue, sent;
+ * ARGV: 1 timeline field, 3 rank, 8 body, 9 now ms, 10 call id).  The
+ * sent hash makes a resent event queue nothing; the queue is kept in rank
+ * order behind its head (which may be in delivery); the call is due now
+ * unless it already waits.  Metadata is spliced in as the job's JSON text.
+ */
+#define ACCT_CB_ENQUEUE_LUA \
+"local url = redis.call('HGET', KEYS[1], 'callback_url')\n" \
+"if url and redis.call('HSETNX', KEYS[5], ARGV[1], '1') == 1 then\n" \
+"  redis.call('EXPIRE', KEYS[5], 604800)\n" \
+"  local body = ARGV[8]\n" \
+"  local md = redis.call('HGET', KEYS[1], 'metadata')\n" \
+"  if md then body = string.sub(body, 1, -2) .. ',\"metadata\":' .. md .. '}' end\n" \
+"  local env = cjson.encode({ url = url, tenant = redis.call('HGET'," \
+" KEYS[1], 'tenant') or '', body = body, rank = tonumber(ARGV[3])," \
+" first_ms = ARGV[9], tries = 0 })\n" \
+"  local q = redis.call('LRANGE', KEYS[4], 1, -1)\n" \
+"  local pivot = false\n" \
+"  for i = #q, 1, -1 do\n" \
+"    local ok, e = pcall(cjson.decode, q[i])\n" \
+"    if ok and type(e) == 'table' and tonumber(e.rank) and" \
+" tonumber(e.rank) > tonumber(ARGV[3]) then pivot = q[i] else break end\n" \
+"  end\n" \
+"  if pivot then redis.call('LINSERT', KEYS[4], 'BEFORE', pivot, env)\n" \
+"  else redis.call('RPUSH', KEYS[4], env) end\n" \
+"  redis.call('ZADD', KEYS[3], 'NX', ARGV[9], ARGV[10])\n" \
+"end\n"
+
+/* The POST body of an event: {"id","status","reason"?,"sip_code"?,"at",
+ * "attempt"} (the script adds "metadata"), in a new string, or NULL. */
+char	*acct_cb_body(const struct rq_msg *m);
+/* The X-Ringq-Signature value "t=<t>,v1=<hex HMAC-SHA256(secret,
+ * "<t>.<body>")>" into out (at least 128 bytes). */
+void	acct_cb_sign(const char *secret, long long t, const char *body,
+	    char *out, size_t outlen);
+/* The delay before try number tries + 1 (tries >= 1): 1 s, 2 s, 4 s ...
+ * capped at 5 min, plus up to a quarter of jitter (r in [0, 1)). */
+uint64_t acct_cb_backoff_ms(int tries, double r);
+/* Is this URL one we POST to (http or https, a host)? */
+int	acct_cb_url_ok(const char *url);
+
+struct acct_cb;
+/* Starts the delivery thread.  Returns NULL on error (logged). */
+struct acct_cb *acct_cb_start(const struct rq_config *cfg);
+/* Stops the thread (deliveries in flight go back to the queue) and frees. */
+void	acct_cb_stop(struct acct_cb *cb);
+
 #endif

@@ -15,10 +15,13 @@ main(int argc, char *argv[])
 {
 	struct rq_config cfg;
 	struct acct a;
+	struct acct_cb *cb;
 
 	rq_daemon_start(argc, argv, "ringq-accounting", &cfg);
 	if (acct_init(&a, &cfg) == -1)
 		fatalx("cannot start");
+	if ((cb = acct_cb_start(&cfg)) == NULL)
+		fatalx("cannot start the callback thread");
 	if (rq_pidfile_write(cfg.run_dir, "ringq-accounting") == -1)
 		fatalx("cannot write the PID file");
 	log_info("started");
@@ -27,6 +30,7 @@ main(int argc, char *argv[])
 		acct_step(&a, 200);
 
 	log_info("stopping");
+	acct_cb_stop(cb);
 	acct_free(&a);
 	rq_pidfile_remove(cfg.run_dir, "ringq-accounting");
 	rq_config_free(&cfg);

@@ -13,14 +13,17 @@
 #include "util.h"
 
 /*
- * KEYS: job, timeline.  ARGV: timeline field, event JSON, rank, status,
- * reason, sip_code, updated_ms ('' = absent).  A job that is not (or no
- * longer) in Redis gets no timeline either: returns 0; else 1, or 2 when
- * the status moved.
+ * KEYS: job, timeline, callbacks, the call's callback queue, its sent set.
+ * ARGV: timeline field, event JSON, rank, status, reason, sip_code,
+ * updated_ms ('' = absent), callback body, now ms, call id.  A job that is
+ * not (or no longer) in Redis gets no timeline either: returns 0; else 1,
+ * or 2 when the status moved.  A job with a callback_url gets the event's
+ * status callback queued once (callbacks.c delivers it).
  */
 static const char mirror_lua[] =
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
 	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	ACCT_CB_ENQUEUE_LUA
 	"local cur = tonumber(redis.call('HGET', KEYS[1], 'status_rank')) or -1\n"
 	"if tonumber(ARGV[3]) <= cur then return 1 end\n"
 	"redis.call('HSET', KEYS[1], 'status', ARGV[4], 'updated_ms', ARGV[7],"
@@ -66,9 +69,9 @@ acct_mirror_close(struct acct_mirror *mr)
 /* The script's keys and arguments for one event. */
 struct mirror_args {
 	char		 job[64], tl[64], field[48], rank[16], sip[24];
-	char		 updated[24];
-	char		*json;
-	const char	*argv[3 + 9];	/* EVALSHA sha 2, then these */
+	char		 updated[24], cbq[64], cbsent[64], now[24];
+	char		*json, *cb;
+	const char	*argv[3 + 15];	/* EVALSHA sha 5, then these */
 };
 
 static int
@@ -76,10 +79,16 @@ mirror_args(struct mirror_args *a, const struct acct_event *ev)
 {
 	const struct rq_msg *m = &ev->m;
 
-	if ((a->json = acct_event_json(m)) == NULL) {
+	if ((a->json = acct_event_json(m)) == NULL ||
+	    (a->cb = acct_cb_body(m)) == NULL) {
 		log_warnx("%s: cannot build the timeline entry", m->call_id);
+		free(a->json);
 		return -1;
 	}
+	snprintf(a->cbq, sizeof(a->cbq), "%s%s", ACCT_KEY_CBQ, m->call_id);
+	snprintf(a->cbsent, sizeof(a->cbsent), "%s%s", ACCT_KEY_CBSENT,
+	    m->call_id);
+	snprintf(a->now, sizeof(a->now), "%" PRIu64, rq_now_ms());
 	snprintf(a->job, sizeof(a->job), "%s%s", RQ_KEY_JOB, m->call_id);
 	snprintf(a->tl, sizeof(a->tl), "%s%s", RQ_KEY_TIMELINE, m->call_id);
 	snprintf(a->field, sizeof(a->field), "%" PRIu64 ":%s", m->attempt,
@@ -92,13 +101,19 @@ mirror_args(struct mirror_args *a, const struct acct_event *ev)
 		a->sip[0] = '\0';
 	a->argv[3] = a->job;
 	a->argv[4] = a->tl;
-	a->argv[5] = a->field;
-	a->argv[6] = a->json;
-	a->argv[7] = a->rank;
-	a->argv[8] = m->status;
-	a->argv[9] = m->reason ? m->reason : "";
-	a->argv[10] = a->sip;
-	a->argv[11] = a->updated;
+	a->argv[5] = ACCT_KEY_CALLBACKS;
+	a->argv[6] = a->cbq;
+	a->argv[7] = a->cbsent;
+	a->argv[8] = a->field;
+	a->argv[9] = a->json;
+	a->argv[10] = a->rank;
+	a->argv[11] = m->status;
+	a->argv[12] = m->reason ? m->reason : "";
+	a->argv[13] = a->sip;
+	a->argv[14] = a->updated;
+	a->argv[15] = a->cb;
+	a->argv[16] = a->now;
+	a->argv[17] = m->call_id;
 	return 0;
 }
 
@@ -112,9 +127,10 @@ append(struct acct_mirror *mr, const struct acct_event *ev)
 		return -1;
 	a.argv[0] = "EVALSHA";
 	a.argv[1] = mr->script.sha;
-	a.argv[2] = "2";
-	rc = redisAppendCommandArgv(mr->r.c, 12, a.argv, NULL);
+	a.argv[2] = "5";
+	rc = redisAppendCommandArgv(mr->r.c, 18, a.argv, NULL);
 	free(a.json);
+	free(a.cb);
 	return rc == REDIS_OK ? 0 : -1;
 }
 
@@ -145,8 +161,9 @@ eval_one(struct acct_mirror *mr, const struct acct_event *ev)
 
 	if (mirror_args(&a, ev) == -1)
 		return 0;
-	r = rq_redis_eval(&mr->r, &mr->script, 2, 9, a.argv + 3);
+	r = rq_redis_eval(&mr->r, &mr->script, 5, 15, a.argv + 3);
 	free(a.json);
+	free(a.cb);
 	if (r == NULL)
 		return mr->r.c == NULL ? -1 : 0;	/* lost, or logged */
 	rc = answer(ev, r);

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "e164.h"
 
 enum rq_conf_type { CONF_STR, CONF_INT, CONF_BOOL };
 
@@ -42,6 +43,7 @@ static const struct rq_conf_key config_keys[] = {
 
 	S("gateway", "http_listen", http_listen, "127.0.0.1:8080"),
 	I("gateway", "max_body", max_body, 1024, 16777216, "65536"),
+	S("gateway", "optout_secret", optout_secret, ""),
 
 	S("smtp", "listen", smtp_listen, "127.0.0.1:2525"),
 	S("smtp", "domain", smtp_domain, "ringq.localhost"),
@@ -72,6 +74,9 @@ static const struct rq_conf_key config_keys[] = {
 	I("telserver", "max_call_s", max_call_s, 1, 86400, "3600"),
 	I("telserver", "heartbeat_ms", heartbeat_ms, 50, 10000, "500"),
 	B("telserver", "dry_run", dry_run, "no"),
+
+	/* status callbacks (accounting/callbacks.c) */
+	B("accounting", "callbacks_allow_loopback", callbacks_allow_loopback, "no"),
 };
 
 #define TS(key, field, def) \
@@ -93,6 +98,24 @@ static const struct rq_conf_key tenant_keys[] = {
 	TB("require_dkim", require_dkim, "no"),
 	TS("dkim_domain", dkim_domain, ""),
 	TS("dkim_key", dkim_key, ""),
+	/* status callbacks (accounting/callbacks.c) */
+	TS("callback_secret", callback_secret, ""),
+	/* policy (gateway/policy.c, docs/policy.md) */
+	TS("allowed_prefixes", allowed_prefixes, ""),
+	TB("allow_premium", allow_premium, "no"),
+	TS("calling_hours", calling_hours, ""),
+	TI("rate_per_second", rate_per_second, 0, 1000000, "1000"),
+	TI("rate_per_day", rate_per_day, 0, 1000000000, "0"),
+	TI("max_concurrent", max_concurrent, 0, 1000000, "0"),
+};
+
+#define BS(key, field, def) \
+	{ "business", key, CONF_STR, offsetof(struct rq_business, field), \
+	  sizeof(((struct rq_business *)0)->field), 0, 0, def }
+
+static const struct rq_conf_key business_keys[] = {
+	BS("hours", hours, ""),
+	BS("time_zone", time_zone, ""),
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -169,6 +192,9 @@ rq_config_free(struct rq_config *cfg)
 	free(cfg->tenants);
 	cfg->tenants = NULL;
 	cfg->ntenants = 0;
+	free(cfg->businesses);
+	cfg->businesses = NULL;
+	cfg->nbusinesses = 0;
 }
 
 static char *
@@ -201,6 +227,8 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 {
 	char section[RQ_NAME_MAX] = "";
 	struct rq_tenant *tenant = NULL, *nt;
+	struct rq_business *business = NULL, *nb;
+	struct rq_hours hours;
 	char buf[2048], msg[256];
 	FILE *fp;
 	size_t i, lineno = 0;
@@ -234,6 +262,34 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 			*end = '\0';
 			line = trim(line + 1);
 			tenant = NULL;
+			business = NULL;
+			if (!strncmp(line, "business", 8) &&
+			    isspace((unsigned char)line[8])) {
+				const char *name = trim(line + 8);
+
+				if (!valid_name(name) ||
+				    rq_config_business(cfg, name) != NULL) {
+					snprintf(err, errlen, "%s:%zu: bad or "
+					    "repeated business name '%s'", path,
+					    lineno, name);
+					goto fail;
+				}
+				nb = realloc(cfg->businesses,
+				    (cfg->nbusinesses + 1) *
+				    sizeof(*cfg->businesses));
+				if (nb == NULL) {
+					snprintf(err, errlen, "out of memory");
+					goto fail;
+				}
+				cfg->businesses = nb;
+				business = &cfg->businesses[cfg->nbusinesses++];
+				memset(business, 0, sizeof(*business));
+				conf_defaults(business, business_keys,
+				    NELEM(business_keys));
+				strcpy(business->name, name);
+				strcpy(section, "business");
+				continue;
+			}
 			if (!strncmp(line, "tenant", 6) &&
 			    isspace((unsigned char)line[6])) {
 				const char *name = trim(line + 6);
@@ -291,7 +347,24 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 			goto fail;
 		}
 		found = 0;
-		if (tenant != NULL) {
+		if (business != NULL) {
+			for (i = 0; i < NELEM(business_keys) && !found; i++)
+				if (!strcmp(business_keys[i].name, key)) {
+					found = 1;
+					if (conf_set(business, &business_keys[i],
+					    val, msg, sizeof(msg)))
+						goto bad_value;
+				}
+			if (found && !strcmp(key, "hours") && *val != '\0' &&
+			    rq_hours_parse(val, &hours, msg, sizeof(msg)))
+				goto bad_value;
+			if (found && !strcmp(key, "time_zone") &&
+			    *val != '\0' && !rq_tz_valid(val)) {
+				snprintf(msg, sizeof(msg), "time_zone: '%s' is "
+				    "not a known IANA time zone", val);
+				goto bad_value;
+			}
+		} else if (tenant != NULL) {
 			for (i = 0; i < NELEM(tenant_keys) && !found; i++)
 				if (!strcmp(tenant_keys[i].name, key)) {
 					found = 1;
@@ -299,6 +372,10 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 					    val, msg, sizeof(msg)))
 						goto bad_value;
 				}
+			if (found && !strcmp(key, "calling_hours") &&
+			    *val != '\0' &&
+			    rq_hours_parse(val, &hours, msg, sizeof(msg)))
+				goto bad_value;
 		} else {
 			for (i = 0; i < NELEM(config_keys) && !found; i++)
 				if (!strcmp(config_keys[i].section, section) &&
@@ -370,6 +447,17 @@ rq_config_tenant_by_key(const struct rq_config *cfg, const char *hash)
 	for (i = 0; i < cfg->ntenants; i++)
 		if (!strcmp(cfg->tenants[i].key_sha256, hash))
 			return &cfg->tenants[i];
+	return NULL;
+}
+
+const struct rq_business *
+rq_config_business(const struct rq_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nbusinesses; i++)
+		if (!strcmp(cfg->businesses[i].name, name))
+			return &cfg->businesses[i];
 	return NULL;
 }
 

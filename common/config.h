@@ -22,6 +22,24 @@ struct rq_tenant {
 	int		require_dkim;
 	char		dkim_domain[RQ_ADDR_MAX];
 	char		dkim_key[1024];		/* pinned public key (p=...) */
+	/* status callbacks: HMAC-SHA256 key of X-Ringq-Signature */
+	char		callback_secret[256];
+	/* policy (gateway/policy.c, docs/policy.md) */
+	char		allowed_prefixes[512];	/* comma list; "" = anywhere */
+	int		allow_premium;		/* premium-rate, high-fraud */
+	char		calling_hours[64];	/* callee's local; "" = always */
+	int		rate_per_second;	/* 0 = unlimited */
+	int		rate_per_day;		/* 0 = unlimited */
+	int		max_concurrent;		/* 0 = unlimited */
+};
+
+/* [business NAME]: a business that receives call-back requests (the
+ * request's "business" field); its hours and blocked numbers
+ * (rq:dnc:business:NAME) apply to those calls. */
+struct rq_business {
+	char		name[RQ_NAME_MAX];
+	char		hours[64];		/* "Mon-Fri 09:00-17:00"; "" = always */
+	char		time_zone[64];		/* IANA; "" = UTC */
 };
 
 struct rq_config {
@@ -43,6 +61,7 @@ struct rq_config {
 	/* [gateway] */
 	char		http_listen[RQ_ADDR_MAX];
 	int		max_body;
+	char		optout_secret[256];	/* signs /optout links; "" = none */
 
 	/* [smtp] */
 	char		smtp_listen[RQ_ADDR_MAX];
@@ -78,9 +97,16 @@ struct rq_config {
 	int		heartbeat_ms;
 	int		dry_run;
 
+	/* [accounting]: status callbacks may POST to loopback (tests) */
+	int		callbacks_allow_loopback;
+
 	/* [tenant NAME], repeated */
 	struct rq_tenant *tenants;
 	size_t		ntenants;
+
+	/* [business NAME], repeated */
+	struct rq_business *businesses;
+	size_t		nbusinesses;
 };
 
 /* Fills cfg with defaults, then reads path.  Returns 0, or -1 with a message
@@ -94,6 +120,8 @@ void	rq_config_free(struct rq_config *cfg);
 const struct rq_tenant *rq_config_tenant_by_key(const struct rq_config *cfg,
 	    const char *key_sha256_hex);
 const struct rq_tenant *rq_config_tenant(const struct rq_config *cfg,
+	    const char *name);
+const struct rq_business *rq_config_business(const struct rq_config *cfg,
 	    const char *name);
 
 #endif

@@ -27,6 +27,7 @@ struct gw_error {
 	char		 code[32];
 	char		 field[32];		/* "" when no field is at fault */
 	char		 message[320];
+	int		 retry_after;		/* s, for 429's Retry-After; 0 none */
 };
 
 /* A validated POST /v1/calls body.  The strings are borrowed from root,
@@ -42,6 +43,11 @@ struct gw_call {
 	json_t		*metadata_obj;		/* borrowed from root */
 	int		 priority;
 	uint64_t	 not_before_ms;
+	/* policy (policy.c, docs/policy.md) */
+	const char	*business;		/* [business NAME]; NULL when absent */
+	const char	*time_zone;		/* callee's IANA zone; NULL: guess */
+	char		*idem_key;		/* Idempotency-Key; owned; NULL */
+	char		 policy[64];		/* decision: "accept", "defer:..." */
 };
 
 /* validate.c: pure functions, no I/O. */
@@ -120,6 +126,8 @@ struct gw_intake_result {
 	uint64_t	 created_ms;
 	struct gw_error	 err;
 	const struct gw_call *call;	/* as queued (after policy) */
+	int		 replay;	/* idempotency key seen: id is the first
+					 * call's, nothing new was queued */
 };
 /* Runs exactly once per submitted request; res is borrowed until it
  * returns. */
@@ -144,5 +152,214 @@ struct gw_http	*gw_http_new(struct event_base *base, const struct rq_config *cfg
 /* Stops accepting connections; those open are still served. */
 void		 gw_http_close(struct gw_http *h);
 void		 gw_http_free(struct gw_http *h);
+
+/* E-mail requests (docs/email.md): smtp_session.c, smtp_server.c,
+ * mail_request.c, dkim.c. */
+#define GW_SMTP_LINE_MAX	1000	/* with CRLF: RFC 5321 4.5.3.1.6 */
+#define GW_MAIL_DEDUP_TTL_S	(7 * 24 * 3600)
+
+/* What a session asks of its transport (smtp_server.c, or a test).  The
+ * session never frees itself: after close() the owner frees it. */
+struct gw_smtp_io {
+	void	(*write)(void *arg, const char *buf, size_t len);
+	/* The 220 to STARTTLS is written: start TLS before reading more. */
+	void	(*starttls)(void *arg);
+	/* A message is complete (data borrowed until the answer): answer
+	 * with gw_smtp_session_answer(), now or later. */
+	void	(*message)(void *arg, const struct rq_tenant *tenant,
+		    const char *data, size_t len);
+	/* The last reply is written: close the connection. */
+	void	(*close)(void *arg);
+	void	*arg;
+};
+struct gw_smtp_session;
+
+/* smtp_session.c: the RFC 5321 state machine; io is copied. */
+struct gw_smtp_session *gw_smtp_session_new(const struct rq_config *cfg,
+		    const struct gw_smtp_io *io, int tls_available);
+void		 gw_smtp_session_free(struct gw_smtp_session *s);
+void		 gw_smtp_session_start(struct gw_smtp_session *s);
+/* Takes input bytes; returns how many were consumed.  It stops early
+ * while a message waits for its answer: feed the rest afterwards. */
+size_t		 gw_smtp_session_feed(struct gw_smtp_session *s,
+		    const char *buf, size_t len);
+int		 gw_smtp_session_waiting(const struct gw_smtp_session *s);
+/* TLS is up: the session starts over (RFC 3207 4.2). */
+void		 gw_smtp_session_tls_started(struct gw_smtp_session *s);
+/* The answer to the message: one full reply line without CRLF. */
+void		 gw_smtp_session_answer(struct gw_smtp_session *s,
+		    const char *reply);
+/* 421 and close: idle too long, or the server is stopping. */
+void		 gw_smtp_session_abort(struct gw_smtp_session *s,
+		    const char *reply);
+
+/* mail_request.c: a raw message (RFC 5322, parsed with GMime) to a
+ * validated call.  Returns 0 with call filled and the Message-ID (without
+ * <>; "" when absent) in msgid, or -1 with err filled. */
+int		 gw_mail_request_parse(const char *data, size_t len,
+		    const struct rq_tenant *tenant, uint64_t now_ms,
+		    struct gw_call *call, char *msgid, size_t msgidlen,
+		    struct gw_error *err);
+
+/* dkim.c: 0 when data carries a valid DKIM signature whose d= is the
+ * tenant's dkim_domain (key pinned in dkim_key, else from DNS); -1 with a
+ * reason a person can act on in why. */
+int		 gw_dkim_verify(const struct rq_tenant *tenant,
+		    const char *data, size_t len, char *why, size_t whylen);
+
+/* smtp_server.c: the listener, its caps and timeouts, TLS, and the path
+ * from a message to gw_intake_submit. */
+struct gw_smtp;
+struct gw_smtp	*gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
+		    struct gw_intake *in);
+void		 gw_smtp_close(struct gw_smtp *sm);
+void		 gw_smtp_free(struct gw_smtp *sm);
+
+/* The calls API beyond create and get (docs/api.md): DELETE
+ * /v1/calls/{id} and GET /v1/calls, in calls_api.c and store_calls.c;
+ * gw_store_command is in store.c, gw_intake_evout in intake.c. */
+#define GW_LIST_LIMIT_DEFAULT	50
+#define GW_LIST_LIMIT_MAX	200
+#define GW_CANCEL_REASON	"canceled_by_request"
+
+/* Any command on the store's connection (with its reconnection and
+ * watchdog); cb runs exactly once, r NULL when the connection failed, r
+ * borrowed until cb returns.  id names the call in log lines (or NULL).
+ * Returns -1 without calling cb when it cannot be sent. */
+typedef void	gw_store_reply_cb(struct redisReply *r, void *arg);
+int		 gw_store_command(struct gw_store *st, const char *id,
+		    int argc, const char **argv, gw_store_reply_cb *cb,
+		    void *arg);
+/* The outbox for the events the gateway reports (borrowed). */
+struct rq_evout	*gw_intake_evout(const struct gw_intake *in);
+
+/* store_calls.c: cancel and list, each one Lua script. */
+enum gw_cancel_outcome {
+	GW_CANCEL_NOT_FOUND,	/* no such job for this tenant */
+	GW_CANCEL_DONE,		/* removed from its queue, now canceled */
+	GW_CANCEL_ENDED,	/* already terminal */
+	GW_CANCEL_STARTED,	/* taken by a dispatcher: too late */
+};
+struct gw_cancel_result {
+	int		 rc;		/* 0, or -1 when Redis failed */
+	enum gw_cancel_outcome outcome;
+	uint64_t	 attempt;	/* of the canceled event (DONE) */
+	const char *const *job;		/* flat pairs, borrowed (DONE) */
+	size_t		 njob;
+	const char *const *timeline;
+	size_t		 ntimeline;
+};
+typedef void	gw_store_cancel_cb(const struct gw_cancel_result *res,
+		    void *arg);
+int		 gw_store_cancel(struct gw_store *st, const char *id,
+		    const char *tenant, uint64_t now_ms,
+		    gw_store_cancel_cb *cb, void *arg);
+/* The cancel script's reply as a result (pointers into r; the caller frees
+ * res->job and res->timeline).  Returns 0, or -1 when r has another shape. */
+int		 gw_cancel_parse(const struct redisReply *r,
+		    struct gw_cancel_result *res);
+
+/* A validated GET /v1/calls query. */
+struct gw_list_query {
+	char		 status[16];	/* "" = any */
+	uint64_t	 since_ms;	/* 0 = from the start */
+	int		 limit;
+	int		 has_cursor;	/* continue below (cursor_ms, cursor_id) */
+	uint64_t	 cursor_ms;
+	char		 cursor_id[RQ_ID_LEN + 1];
+};
+/* Parses a query string (NULL or "" = defaults).  Returns 0, or -1 with a
+ * 400 naming the parameter in err. */
+int		 gw_list_query_parse(const char *query, struct gw_list_query *q,
+		    struct gw_error *err);
+/* The opaque cursor: URL-safe base64 of "<created_ms>:<id>". */
+void		 gw_cursor_encode(uint64_t ms, const char *id, char *out,
+		    size_t outlen);
+int		 gw_cursor_decode(const char *s, uint64_t *ms,
+		    char id[RQ_ID_LEN + 1]);
+/* rc 0 with body (a new {"calls": [...], "next_cursor": ...}), or -1. */
+typedef void	gw_store_list_cb(int rc, json_t *body, void *arg);
+int		 gw_store_list(struct gw_store *st, const char *tenant,
+		    const struct gw_list_query *q, gw_store_list_cb *cb,
+		    void *arg);
+/* The list script's reply as the answer's body (new), or NULL when r has
+ * another shape. */
+json_t		*gw_list_body(const struct redisReply *r);
+
+/* calls_api.c: answers GET/HEAD /v1/calls and DELETE /v1/calls/{id}
+ * (cmd is an enum evhttp_cmd_type) and returns 1, or returns 0 when the
+ * request is not one of these. */
+struct evhttp_request;
+int		 gw_calls_api_route(const struct rq_config *cfg,
+		    struct gw_store *st, struct gw_intake *in,
+		    struct evhttp_request *req, const char *path, int cmd);
+
+/* The policy engine (docs/policy.md): policy.c holds the pure checks
+ * (E.164, destinations, premium rate, calling and business hours),
+ * policy_store.c the Redis ones (idempotency, do-not-call, rate and
+ * concurrency limits: one Lua script), dnc.c the do-not-call endpoints. */
+#define GW_KEY_DNC_TENANT	"rq:dnc:tenant:"	/* SET of E.164 */
+#define GW_KEY_DNC_CUSTOMER	"rq:dnc:customer"	/* customers' opt-outs */
+#define GW_KEY_DNC_BUSINESS	"rq:dnc:business:"	/* blocked by a business */
+#define GW_KEY_RATE		"rq:rate:"	/* <tenant>:s:<sec>, :d:<day> */
+#define GW_KEY_ACTIVE		"rq:active:"	/* ZSET <tenant>: unfinished ids */
+#define GW_KEY_IDEM		"rq:idem:"	/* <tenant>:<sha256 of key> */
+#define GW_IDEM_TTL_S		(24 * 3600)
+#define GW_IDEM_KEY_MAX		255
+
+/* The pure checks' outcome for an accepted request. */
+struct gw_policy {
+	int		 defer;		/* not_before moved to an opening */
+	char		 reasons[48];	/* comma list: "calling_hours" ... */
+	char		 number[17];	/* E.164 for the DNC lists; "" (SIP) */
+};
+/* Runs the pure checks of call (to, business, time_zone) for tenant at
+ * now_ms.  Returns 0 (accepted, or deferred: call->not_before_ms moved
+ * and call->policy set), or -1 with err filled. */
+int		 gw_policy_check(const struct rq_config *cfg,
+		    const struct rq_tenant *tenant, struct gw_call *call,
+		    uint64_t now_ms, struct gw_policy *pol,
+		    struct gw_error *err);
+/* A job's policy field and not_before as the API shows them: a new
+ * {"decision", "reasons", "not_before"?}, or NULL when policy is NULL. */
+json_t		*gw_policy_obj(const char *policy, uint64_t not_before_ms);
+/* Is key an acceptable Idempotency-Key (1 to 255 printable ASCII)? */
+int		 gw_idem_key_valid(const char *key);
+
+/* policy_store.c: the Redis checks, atomic in one script. */
+struct gw_policy_verdict {
+	int		 rc;		/* 0 pass; 1 replay; -1 refused (err);
+					 * -2 Redis failed (err) */
+	char		 replay_id[RQ_ID_LEN + 1];
+	struct gw_error	 err;
+};
+typedef void	gw_policy_verdict_cb(const struct gw_policy_verdict *v,
+		    void *arg);
+/* Checks and, when they pass, takes the rate and concurrency slots and the
+ * idempotency key for id.  cb runs exactly once; returns -1 without
+ * calling it when Redis is not connected. */
+int		 gw_policy_store_check(struct gw_store *st,
+		    const struct rq_tenant *tenant, const struct gw_call *call,
+		    const struct gw_policy *pol, const char *id,
+		    gw_policy_verdict_cb *cb, void *arg);
+/* The store refused the job: gives back its idempotency key and its
+ * concurrency slot (best effort). */
+void		 gw_policy_store_release(struct gw_store *st,
+		    const struct rq_tenant *tenant, const struct gw_call *call,
+		    const char *id);
+/* The script's reply as a verdict (for tests).  Returns 0, or -1 when r
+ * has another shape. */
+int		 gw_policy_verdict_parse(const struct redisReply *r,
+		    struct gw_policy_verdict *v);
+
+/* dnc.c: PUT, DELETE and GET /v1/dnc/{number}, POST /v1/optout and the
+ * customers' signed links GET /optout?n=&sig=.
+ * Answers and returns 1, or returns 0 when path is not one of these. */
+int		 gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
+		    struct evhttp_request *req, const char *path, int cmd);
+/* The signature of a customer's opt-out link for an E.164 number: hex
+ * HMAC-SHA256 keyed with [gateway] optout_secret.  -1 when no secret. */
+int		 gw_optout_sig(const char *secret, const char *e164,
+		    char out[65]);
 
 #endif

@@ -81,7 +81,13 @@ static void
 reply_error(struct evhttp_request *req, const struct gw_error *err)
 {
 	json_t *o = gw_error_obj(err);
+	char ra[16];
 
+	if (err->retry_after > 0) {		/* 429 from the policy engine */
+		snprintf(ra, sizeof(ra), "%d", err->retry_after);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", ra);
+	}
 	reply_json(req, err->status, o);
 	json_decref(o);
 }
@@ -175,6 +181,11 @@ create_done(const struct gw_intake_result *res, void *arg)
 	}
 	o = json_object();
 	json_object_set_new(o, "id", json_string(res->id));
+	if (res->replay) {
+		/* Idempotency-Key seen before: the first call, not this one. */
+		json_object_set_new(o, "replayed", json_true());
+		goto send;
+	}
 	json_object_set_new(o, "status", json_string("queued"));
 	json_object_set_new(o, "to", json_string(call->to));
 	json_object_set_new(o, "priority", json_integer(call->priority));
@@ -184,6 +195,9 @@ create_done(const struct gw_intake_result *res, void *arg)
 	json_object_set_new(o, "created_at", json_string(t));
 	if (call->metadata_obj != NULL)
 		json_object_set(o, "metadata", call->metadata_obj);
+	json_object_set_new(o, "policy", gw_policy_obj(call->policy,
+	    call->not_before_ms));
+send:
 	snprintf(loc, sizeof(loc), "%s/%s", CALLS_PATH, res->id);
 	evhttp_add_header(evhttp_request_get_output_headers(r->req),
 	    "Location", loc);
@@ -237,6 +251,19 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 		    err.status, err.code, err.field);
 		reply_error(req, &err);
 		free(r);
+		return;
+	}
+	/* Idempotency-Key: policy_store.c answers a repeat with the first
+	 * call's id. */
+	cl = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Idempotency-Key");
+	if (cl != NULL && (!gw_idem_key_valid(cl) ||
+	    (r->call.idem_key = strdup(cl)) == NULL)) {
+		gw_error_set(&err, 400, "invalid_header", "Idempotency-Key",
+		    "'Idempotency-Key' must be 1 to %d printable ASCII "
+		    "characters.", GW_IDEM_KEY_MAX);
+		reply_error(req, &err);
+		gw_req_free(r);
 		return;
 	}
 	r->h = h;
@@ -329,18 +356,22 @@ http_cb(struct evhttp_request *req, void *arg)
 			http_healthz(h, req);
 		else
 			reply_method(req, "GET, HEAD");
+	} else if (gw_dnc_route(h->cfg, h->st, req, path, cmd)) {
+		/* /v1/dnc/{number} and /v1/optout: dnc.c */
+	} else if (gw_calls_api_route(h->cfg, h->st, h->in, req, path, cmd)) {
+		/* GET /v1/calls and DELETE /v1/calls/{id}: calls_api.c */
 	} else if (!strcmp(path, CALLS_PATH)) {
 		if (cmd == EVHTTP_REQ_POST)
 			http_create(h, req);
 		else
-			reply_method(req, "POST");
+			reply_method(req, "POST, GET, HEAD");
 	} else if (!strncmp(path, CALLS_PATH "/", sizeof(CALLS_PATH)) &&
 	    path[sizeof(CALLS_PATH)] != '\0' &&
 	    strchr(path + sizeof(CALLS_PATH), '/') == NULL) {
 		if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
 			http_get(h, req, path + sizeof(CALLS_PATH));
 		else
-			reply_method(req, "GET, HEAD");
+			reply_method(req, "GET, HEAD, DELETE");
 	} else
 		reply_not_found(req, "There is nothing at this path; the API "
 		    "is under /v1/calls.");

@@ -1,6 +1,7 @@
 /* The one path every call request takes, whatever its origin (HTTP now,
  * e-mail next): a validated call for a tenant goes through the policy
  * engine, is stored in Redis, and is reported to accounting as queued. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ struct intake_req {
 	const struct rq_tenant	*tenant;
 	struct gw_intake_result	 res;
 	struct gw_call		 call;
+	struct gw_policy	 pol;
 	gw_intake_cb		*cb;
 	void			*arg;
 };
@@ -82,18 +84,58 @@ store_done(int rc, void *arg)
 		    "store went away before confirming call %s, which may or "
 		    "may not be queued: GET /v1/calls/%s tells once the "
 		    "service is back.", r->res.id, r->res.id);
-	else if (rc == -1)
+	else if (rc == -1) {
 		gw_error_set(&r->res.err, 503, "unavailable", NULL, "The call "
 		    "store is unavailable; nothing was queued.  Try again "
 		    "shortly.");
-	else {
+		gw_policy_store_release(r->in->st, r->tenant, &r->call,
+		    r->res.id);
+	} else {
 		log_info("call %s: accepted for tenant %s, %s target, "
-		    "priority %d", r->res.id, r->tenant->name,
+		    "priority %d, policy %s", r->res.id, r->tenant->name,
 		    r->call.kind == RQ_TARGET_SIP ? "sip" : "e164",
-		    r->call.priority);
+		    r->call.priority, r->call.policy);
 		emit_queued(r);
 	}
 	intake_finish(r);
+}
+
+/* The Redis checks answered: a replay, a refusal, or on to the store. */
+static void
+policy_done(const struct gw_policy_verdict *v, void *arg)
+{
+	struct intake_req *r = arg;
+
+	if (v->rc == 1) {
+		log_info("call %s: idempotency key seen before for tenant %s; "
+		    "answering with call %s", r->res.id, r->tenant->name,
+		    v->replay_id);
+		snprintf(r->res.id, sizeof(r->res.id), "%s", v->replay_id);
+		r->res.rc = 0;
+		r->res.replay = 1;
+		intake_finish(r);
+		return;
+	}
+	if (v->rc != 0) {
+		if (v->rc == -1)
+			log_info("call %s: refused by policy for tenant %s: "
+			    "%d %s", r->res.id, r->tenant->name,
+			    v->err.status, v->err.code);
+		r->res.rc = -1;
+		r->res.err = v->err;
+		intake_finish(r);
+		return;
+	}
+	if (gw_store_create(r->in->st, r->res.id, r->tenant->name, &r->call,
+	    r->tenant->max_attempts, r->res.created_ms, store_done, r) == -1) {
+		gw_policy_store_release(r->in->st, r->tenant, &r->call,
+		    r->res.id);
+		r->res.rc = -1;
+		gw_error_set(&r->res.err, 503, "unavailable", NULL, "The call "
+		    "store is unavailable; nothing was queued.  Try again "
+		    "shortly.");
+		intake_finish(r);
+	}
 }
 
 int
@@ -115,14 +157,41 @@ gw_intake_submit(struct gw_intake *in, const struct rq_tenant *tenant,
 	r->res.created_ms = now_ms;
 	r->call = *call;		/* the request owns it from now on */
 	memset(call, 0, sizeof(*call));
-	if (rq_call_id_new(r->res.id) == -1 ||
-	    gw_store_create(in->st, r->res.id, tenant->name, &r->call,
-	    tenant->max_attempts, now_ms, store_done, r) == -1) {
+	if (rq_call_id_new(r->res.id) == -1) {
+		gw_error_set(err, 503, "unavailable", NULL, "No call id could "
+		    "be made; nothing was queued.  Try again shortly.");
+		goto fail;
+	}
+	/* The pure checks first: a refusal costs no round trip. */
+	if (gw_policy_check(in->cfg, tenant, &r->call, now_ms, &r->pol,
+	    err) == -1) {
+		log_info("call %s: refused by policy for tenant %s: %d %s",
+		    r->res.id, tenant->name, err->status, err->code);
+		goto fail;
+	}
+	if (r->pol.defer) {
+		char t[40];
+
+		rq_rfc3339_format(r->call.not_before_ms, t, sizeof(t));
+		log_info("call %s: deferred to %s (%s)", r->res.id, t,
+		    r->pol.reasons);
+	}
+	if (gw_policy_store_check(in->st, tenant, &r->call, &r->pol,
+	    r->res.id, policy_done, r) == -1) {
 		gw_error_set(err, 503, "unavailable", NULL, "The call store "
 		    "is unavailable; nothing was queued.  Try again shortly.");
-		gw_call_clear(&r->call);
-		free(r);
-		return -1;
+		goto fail;
 	}
 	return 0;
+fail:
+	gw_call_clear(&r->call);
+	free(r);
+	return -1;
+}
+
+/* For calls_api.c (EVENT canceled): the same outbox as EVENT queued. */
+struct rq_evout *
+gw_intake_evout(const struct gw_intake *in)
+{
+	return in->eo;
 }

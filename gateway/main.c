@@ -48,6 +48,7 @@ main(int argc, char *argv[])
 	struct gw_store *st;
 	struct gw_intake *in;
 	struct gw_http *h;
+	struct gw_smtp *sm;
 	void *zctx;
 
 	rq_daemon_start(argc, argv, "ringq-gateway", &cfg);
@@ -78,6 +79,8 @@ main(int argc, char *argv[])
 		fatalx("out of memory");
 	if ((h = gw_http_new(base, &cfg, st, in)) == NULL)
 		fatalx("cannot start the HTTP server");
+	if ((sm = gw_smtp_new(base, &cfg, in)) == NULL)
+		fatalx("cannot start the SMTP server");
 	if (rq_pidfile_write(cfg.run_dir, "ringq-gateway") == -1)
 		fatalx("cannot write the PID file in %s", cfg.run_dir);
 	log_info("ringq-gateway started");
@@ -87,10 +90,12 @@ main(int argc, char *argv[])
 	/* Take no more connections, answer the requests waiting for Redis
 	 * (503), and give those answers a moment to leave. */
 	gw_http_close(h);
+	gw_smtp_close(sm);
 	gw_store_close(st);
 	event_base_loopexit(base, &flush);
 	event_base_dispatch(base);
 	gw_http_free(h);
+	gw_smtp_free(sm);
 	gw_intake_free(in);
 	gw_store_free(st);
 	event_free(eo_ev);

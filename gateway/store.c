@@ -45,6 +45,7 @@ struct store_op {
 	uint64_t		 sent_ms;	/* monotonic */
 	gw_store_done_cb	*done;
 	gw_store_get_cb		*got;
+	gw_store_reply_cb	*raw;
 	void			*arg;
 	char			 id[RQ_ID_LEN + 1];
 };
@@ -325,6 +326,7 @@ gw_store_create(struct gw_store *st, const char *id, const char *tenant,
 		ARG("callback_url"); ARG(call->callback_url);
 	}
 	if (call->metadata) { ARG("metadata"); ARG(call->metadata); }
+	if (call->policy[0]) { ARG("policy"); ARG(call->policy); }
 	ARG("created_ms"); ARG(created);
 	ARG("max_attempts"); ARG(maxat);
 	ARG("attempts"); ARG("0");
@@ -435,6 +437,40 @@ gw_store_get(struct gw_store *st, const char *id, gw_store_get_cb *got,
 	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
 	if (store_send(st, store_get_cb, op, 5, argv) == -1) {
 		log_warnx("redis: call %s: cannot send the query", id);
+		free(op);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+store_raw_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_op *op = privdata;
+
+	TAILQ_REMOVE(&op->st->pending, op, entry);
+	op->raw(reply, op->arg);
+	free(op);
+}
+
+/* For the modules with scripts of their own (store_calls.c, ...): the same
+ * connection, reconnection and 5 s watchdog as the operations above. */
+int
+gw_store_command(struct gw_store *st, const char *id, int argc,
+    const char **argv, gw_store_reply_cb *cb, void *arg)
+{
+	struct store_op *op;
+
+	if (!gw_store_connected(st))
+		return -1;
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		return -1;
+	op->st = st;
+	op->raw = cb;
+	op->arg = arg;
+	snprintf(op->id, sizeof(op->id), "%s", id ? id : "-");
+	if (store_send(st, store_raw_cb, op, argc, argv) == -1) {
+		log_warnx("redis: call %s: cannot send the command", op->id);
 		free(op);
 		return -1;
 	}

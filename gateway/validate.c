@@ -27,6 +27,7 @@ gw_error_set(struct gw_error *err, int status, const char *code,
 	va_list ap;
 
 	err->status = status;
+	err->retry_after = 0;
 	snprintf(err->code, sizeof(err->code), "%s", code);
 	snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
 	va_start(ap, fmt);
@@ -57,6 +58,7 @@ void
 gw_call_clear(struct gw_call *call)
 {
 	free(call->metadata);
+	free(call->idem_key);
 	json_decref(call->root);
 	memset(call, 0, sizeof(*call));
 }
@@ -81,7 +83,7 @@ gw_caller_id_valid(const char *s)
  * a misspelt optional field does not silently take its default. */
 static const char *const known_fields[] = {
 	"to", "say", "app_url", "caller_id", "priority", "not_before",
-	"callback_url", "metadata",
+	"callback_url", "metadata", "business", "time_zone",
 };
 
 static int
@@ -154,7 +156,8 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 			gw_error_set(err, 400, "unknown_field", key,
 			    "'%.64s' is not a field of a call; the fields are "
 			    "to, say, caller_id, priority, not_before, "
-			    "callback_url and metadata.", key);
+			    "callback_url, metadata, business and time_zone.",
+			    key);
 			return -1;
 		}
 	}
@@ -275,6 +278,20 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 		}
 		call->metadata_obj = v;
 	}
+
+	/* The policy engine checks that they name a known business and
+	 * time zone (policy.c); here only their shape. */
+	if (want_string(root, "business", &call->business, err) == -1)
+		goto fail;
+	if (call->business != NULL && (call->business[0] == '\0' ||
+	    strlen(call->business) >= RQ_NAME_MAX)) {
+		gw_error_set(err, 400, "invalid_field", "business",
+		    "'business' must name a business of 1 to %d bytes.",
+		    RQ_NAME_MAX - 1);
+		goto fail;
+	}
+	if (want_string(root, "time_zone", &call->time_zone, err) == -1)
+		goto fail;
 
 	call->root = json_incref(root);
 	return 0;

@@ -159,6 +159,11 @@ gw_view_call(const char *id, const char *tenant, const char *const *job,
 	json_object_set_new(o, "attempts", json_integer(v));
 	if ((s = hget(job, njob, "callback_url")) != NULL && *s != '\0')
 		set_str(o, "callback_url", s);
+	/* The policy engine's decision (policy.c). */
+	if (parse_u64(hget(job, njob, "not_before_ms"), &v) != 0)
+		v = 0;
+	if ((md = gw_policy_obj(hget(job, njob, "policy"), v)) != NULL)
+		json_object_set_new(o, "policy", md);
 
 	if (ntimeline / 2 > 0 &&
 	    (evs = calloc(ntimeline / 2, sizeof(*evs))) != NULL) {

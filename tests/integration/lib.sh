@@ -309,7 +309,8 @@ rq_psql() {
 # rq_write_config: writes $RQ_CONF with free ports for every daemon and the
 # demo tenant whose key is $RQ_KEY; appends the INI text given on stdin.
 # Exports RQ_CONF RQ_KEY RQ_API RQ_HTTP_PORT RQ_DISPATCH_PORT RQ_EVENTS_PORT
-# RQ_SIP_PORT RQ_RTP_MIN RQ_RTP_MAX.
+# RQ_SIP_PORT RQ_RTP_MIN RQ_RTP_MAX, and RQ_SMTP (host:port), RQ_SMTP_PORT,
+# RQ_MAIL_TOKEN and RQ_MAILTO (the demo tenant's request address).
 rq_write_config() {
 	local hash
 	RQ_CONF=${RQ_CONF:-$T/ringq.conf}
@@ -318,6 +319,12 @@ rq_write_config() {
 	RQ_DISPATCH_PORT=$(rq_free_port)
 	RQ_EVENTS_PORT=$(rq_free_port)
 	RQ_HTTP_PORT=$(rq_free_port)
+	# e-mail requests: the demo tenant's address is $RQ_MAILTO
+	RQ_SMTP_PORT=$(rq_free_port)
+	RQ_SMTP=127.0.0.1:$RQ_SMTP_PORT
+	RQ_MAIL_TOKEN="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+	RQ_MAILTO="calls+$RQ_MAIL_TOKEN@ringq.localhost"
+	export RQ_SMTP_PORT RQ_SMTP RQ_MAIL_TOKEN RQ_MAILTO
 	RQ_SIP_PORT=$(rq_free_port)
 	RQ_RTP_MIN=$(rq_port_block)
 	RQ_RTP_MAX=$((RQ_RTP_MIN + 99))
@@ -344,6 +351,10 @@ events_endpoint = tcp://127.0.0.1:$RQ_EVENTS_PORT
 [gateway]
 http_listen = 127.0.0.1:$RQ_HTTP_PORT
 
+[smtp]
+listen = $RQ_SMTP
+domain = ringq.localhost
+
 [dispatcher]
 bind = tcp://127.0.0.1:$RQ_DISPATCH_PORT
 
@@ -356,6 +367,7 @@ heartbeat_ms = 200
 [tenant demo]
 key_sha256 = $hash
 allow_sip = yes
+mail_token_sha256 = $(rq_sha256 "$RQ_MAIL_TOKEN")
 EOF
 	if [ ! -t 0 ]; then
 		echo >> "$RQ_CONF"

@@ -82,6 +82,53 @@ test_errors(void **state)
 	expect_error("[telserver]\ndry_run = maybe\n", "not yes or no");
 }
 
+/* The policy engine's tenant keys and [business NAME] sections. */
+static void
+test_policy_keys(void **state)
+{
+	const struct rq_business *b;
+	const struct rq_tenant *t;
+	struct rq_config cfg;
+	char err[256];
+
+	assert_int_equal(write_conf(
+	    "[tenant demo]\nkey_sha256 = " HASH "\n"
+	    "[business shop]\nhours = Mon-Fri 09:00-17:00\n"
+	    "time_zone = Europe/Paris\n"
+	    "[tenant strict]\nkey_sha256 = " HASH "\n"
+	    "allowed_prefixes = +44, +353\nallow_premium = yes\n"
+	    "calling_hours = 08:00-21:00\nrate_per_second = 5\n"
+	    "rate_per_day = 100\nmax_concurrent = 2\n"), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
+	t = rq_config_tenant(&cfg, "demo");		/* the defaults */
+	assert_string_equal(t->allowed_prefixes, "");
+	assert_false(t->allow_premium);
+	assert_string_equal(t->calling_hours, "");
+	assert_int_equal(t->rate_per_second, 1000);
+	assert_int_equal(t->rate_per_day, 0);
+	assert_int_equal(t->max_concurrent, 0);
+	t = rq_config_tenant(&cfg, "strict");
+	assert_string_equal(t->allowed_prefixes, "+44, +353");
+	assert_true(t->allow_premium);
+	assert_string_equal(t->calling_hours, "08:00-21:00");
+	assert_int_equal(t->rate_per_second, 5);
+	assert_int_equal(t->rate_per_day, 100);
+	assert_int_equal(t->max_concurrent, 2);
+	assert_non_null(b = rq_config_business(&cfg, "shop"));
+	assert_string_equal(b->hours, "Mon-Fri 09:00-17:00");
+	assert_string_equal(b->time_zone, "Europe/Paris");
+	assert_null(rq_config_business(&cfg, "demo"));
+	rq_config_free(&cfg);
+	unlink(path);
+
+	expect_error("[tenant a]\ncalling_hours = 8-21\n", ":2: hours must");
+	expect_error("[business b]\nhours = Mon-Fry 09:00-17:00\n", ":2:");
+	expect_error("[business b]\ntime_zone = Mars/Olympus\n",
+	    ":2: time_zone: 'Mars/Olympus'");
+	expect_error("[business b]\n[business b]\n", ":2: bad or repeated");
+	expect_error("[business b]\nrate_per_day = 1\n", ":2: unknown key");
+}
+
 static void
 test_missing_file(void **state)
 {
@@ -99,6 +146,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_values_and_tenants),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_policy_keys),
 		cmocka_unit_test(test_missing_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,455 @@
+/* The calls API beyond create and get: DELETE /v1/calls/{id} cancels a call
+ * that has not started, GET /v1/calls lists a tenant's calls newest first,
+ * a page at a time.  The Redis side is in store_calls.c. */
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "evout.h"
+#include "gateway.h"
+#include "log.h"
+#include "msg.h"
+#include "status.h"
+
+#define CALLS_PATH	"/v1/calls"
+
+/* A request waiting for Redis.  evhttp keeps req alive until it is
+ * answered, which the store callback does exactly once (see http.c). */
+struct api_req {
+	struct evhttp_request	*req;
+	const struct rq_tenant	*tenant;	/* borrowed from the config */
+	struct gw_intake	*in;
+	char			 id[RQ_ID_LEN + 1];
+};
+
+static void
+reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *buf;
+	char *s;
+
+	s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
+	    JSON_ENSURE_ASCII);
+	if (s == NULL || (buf = evbuffer_new()) == NULL) {
+		free(s);
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add(buf, s, strlen(s));
+	evbuffer_add(buf, "\n", 1);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Cache-Control", "no-store");
+	evhttp_send_reply(req, status, NULL, buf);
+	evbuffer_free(buf);
+	free(s);
+}
+
+static void
+reply_error(struct evhttp_request *req, const struct gw_error *err)
+{
+	json_t *o = gw_error_obj(err);
+
+	reply_json(req, err->status, o);
+	json_decref(o);
+}
+
+static void
+reply_simple(struct evhttp_request *req, int status, const char *code,
+    const char *msg)
+{
+	struct gw_error err;
+
+	gw_error_set(&err, status, code, NULL, "%s", msg);
+	reply_error(req, &err);
+}
+
+static void
+reply_unavailable(struct evhttp_request *req)
+{
+	reply_simple(req, 503, "unavailable", "The call store is "
+	    "unavailable; nothing was done.  Retry in a few seconds.");
+}
+
+/* The tenant of the bearer key, or NULL after answering 401; the same rule
+ * as http.c's (the key is never logged). */
+static const struct rq_tenant *
+api_auth(const struct rq_config *cfg, struct evhttp_request *req)
+{
+	const struct rq_tenant *t = NULL;
+	const char *a;
+	char hex[65];
+	size_t len;
+
+	a = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization");
+	if (a != NULL && !strncasecmp(a, "Bearer ", 7)) {
+		a += 7;
+		a += strspn(a, " \t");
+		len = strlen(a);
+		while (len > 0 && (a[len - 1] == ' ' || a[len - 1] == '\t'))
+			len--;
+		if (len > 0) {
+			rq_sha256_hex(a, len, hex);
+			t = rq_config_tenant_by_key(cfg, hex);
+		}
+	}
+	if (t != NULL)
+		return t;
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "WWW-Authenticate", "Bearer");
+	reply_simple(req, 401, "unauthorized", "Send your API key as "
+	    "'Authorization: Bearer <key>'; the key given is missing or "
+	    "unknown.");
+	return NULL;
+}
+
+/* URL-safe base64 without padding (RFC 4648 section 5). */
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void
+gw_cursor_encode(uint64_t ms, const char *id, char *out, size_t outlen)
+{
+	char raw[64];
+	size_t n, i, o = 0;
+	uint32_t v;
+
+	n = (size_t)snprintf(raw, sizeof(raw), "%" PRIu64 ":%s", ms, id);
+	if (n >= sizeof(raw))
+		n = sizeof(raw) - 1;
+	for (i = 0; i < n && o + 5 < outlen; i += 3) {
+		v = (uint32_t)(unsigned char)raw[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)(unsigned char)raw[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)raw[i + 2];
+		out[o++] = b64[(v >> 18) & 63];
+		out[o++] = b64[(v >> 12) & 63];
+		if (i + 1 < n)
+			out[o++] = b64[(v >> 6) & 63];
+		if (i + 2 < n)
+			out[o++] = b64[v & 63];
+	}
+	out[o] = '\0';
+}
+
+int
+gw_cursor_decode(const char *s, uint64_t *ms, char id[RQ_ID_LEN + 1])
+{
+	char raw[64], *colon, *end;
+	const char *p;
+	size_t len = strlen(s), i, o = 0;
+	uint32_t v = 0;
+	int bits = 0;
+
+	if (len == 0 || len > 80 || len % 4 == 1)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if ((p = strchr(b64, s[i])) == NULL)
+			return -1;
+		v = (v << 6) | (uint32_t)(p - b64);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o + 1 >= sizeof(raw))
+				return -1;
+			raw[o++] = (char)((v >> bits) & 0xff);
+		}
+	}
+	raw[o] = '\0';
+	if (memchr(raw, '\0', o) != NULL || (colon = strchr(raw, ':')) == NULL)
+		return -1;
+	*colon = '\0';
+	if (raw[0] < '0' || raw[0] > '9' || strlen(raw) > 15)
+		return -1;
+	errno = 0;
+	*ms = strtoull(raw, &end, 10);
+	if (errno || *end != '\0' || !rq_call_id_valid(colon + 1))
+		return -1;
+	snprintf(id, RQ_ID_LEN + 1, "%s", colon + 1);
+	return 0;
+}
+
+static int
+bad_param(struct gw_error *err, const char *name, const char *msg)
+{
+	gw_error_set(err, 400, "invalid_parameter", name, "%s", msg);
+	return -1;
+}
+
+int
+gw_list_query_parse(const char *query, struct gw_list_query *q,
+    struct gw_error *err)
+{
+	struct evkeyvalq params;
+	struct evkeyval *kv;
+	enum rq_status st;
+	unsigned int seen = 0, bit;
+	char *end;
+	long n;
+	int rc = -1;
+
+	memset(q, 0, sizeof(*q));
+	q->limit = GW_LIST_LIMIT_DEFAULT;
+	TAILQ_INIT(&params);
+	if (query == NULL || *query == '\0')
+		return 0;
+	if (evhttp_parse_query_str(query, &params) == -1) {
+		gw_error_set(err, 400, "invalid_parameter", NULL, "The query "
+		    "string must be name=value pairs joined by '&'.");
+		goto done;
+	}
+	TAILQ_FOREACH(kv, &params, next) {
+		const char *k = kv->key, *v = kv->value;
+
+		if (!strcmp(k, "status"))
+			bit = 1;
+		else if (!strcmp(k, "since"))
+			bit = 2;
+		else if (!strcmp(k, "limit"))
+			bit = 4;
+		else if (!strcmp(k, "cursor"))
+			bit = 8;
+		else {
+			char name[32];
+
+			snprintf(name, sizeof(name), "%s", k);
+			gw_error_set(err, 400, "unknown_parameter", name,
+			    "Unknown query parameter; this path takes status, "
+			    "since, limit and cursor.");
+			goto done;
+		}
+		if (seen & bit) {
+			bad_param(err, k, "Give this parameter once.");
+			goto done;
+		}
+		seen |= bit;
+		switch (bit) {
+		case 1:
+			if (rq_status_parse(v, &st) == -1) {
+				bad_param(err, k, "'status' must be one of "
+				    "queued, scheduled, dispatched, ringing, "
+				    "answered, completed, failed, canceled, "
+				    "expired.");
+				goto done;
+			}
+			snprintf(q->status, sizeof(q->status), "%s", v);
+			break;
+		case 2:
+			if (rq_rfc3339_parse(v, &q->since_ms) == -1) {
+				bad_param(err, k, "'since' must be an RFC 3339 "
+				    "date-time such as 2026-11-21T10:00:00Z "
+				    "(a '+' offset must be sent as %2B).");
+				goto done;
+			}
+			break;
+		case 4:
+			errno = 0;
+			n = strtol(v, &end, 10);
+			if (*v < '0' || *v > '9' || *end != '\0' || errno ||
+			    n < 1 || n > GW_LIST_LIMIT_MAX) {
+				bad_param(err, k, "'limit' must be an integer "
+				    "from 1 to 200.");
+				goto done;
+			}
+			q->limit = (int)n;
+			break;
+		case 8:
+			if (gw_cursor_decode(v, &q->cursor_ms,
+			    q->cursor_id) == -1) {
+				bad_param(err, k, "'cursor' must be a "
+				    "next_cursor value from an earlier page, "
+				    "unchanged.");
+				goto done;
+			}
+			q->has_cursor = 1;
+			break;
+		}
+	}
+	rc = 0;
+done:
+	evhttp_clear_headers(&params);
+	return rc;
+}
+
+static void
+list_done(int rc, json_t *body, void *arg)
+{
+	struct api_req *r = arg;
+
+	if (rc == -1)
+		reply_unavailable(r->req);
+	else
+		reply_json(r->req, 200, body);
+	free(r);
+}
+
+static void
+api_list(const struct rq_config *cfg, struct gw_store *st,
+    struct evhttp_request *req)
+{
+	const struct rq_tenant *tenant;
+	struct gw_list_query q;
+	struct gw_error err;
+	struct api_req *r;
+	const char *query;
+
+	if ((tenant = api_auth(cfg, req)) == NULL)
+		return;
+	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (gw_list_query_parse(query, &q, &err) == -1) {
+		reply_error(req, &err);
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	r->req = req;
+	r->tenant = tenant;
+	if (gw_store_list(st, tenant->name, &q, list_done, r) == -1) {
+		reply_unavailable(req);
+		free(r);
+	}
+}
+
+/* A job field from the flat pairs, or NULL. */
+static const char *
+field(const char *const *job, size_t njob, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < njob; i += 2)
+		if (!strcmp(job[i], name))
+			return job[i + 1];
+	return NULL;
+}
+
+/* Reports the cancel to accounting, which stores it in PostgreSQL (and
+ * sends the status callback); the outbox resends it until acknowledged. */
+static void
+emit_canceled(struct api_req *r, const struct gw_cancel_result *res,
+    uint64_t now)
+{
+	struct rq_evout *eo = gw_intake_evout(r->in);
+	const char *to = field(res->job, res->njob, "to");
+	struct rq_msg ev;
+
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, r->id);
+	rq_msg_set(&ev, attempt, res->attempt);
+	rq_msg_set(&ev, status, "canceled");
+	rq_msg_set(&ev, reason, GW_CANCEL_REASON);
+	rq_msg_set(&ev, ts_ms, now);
+	rq_msg_set(&ev, tenant, (char *)r->tenant->name);
+	if (to != NULL)
+		rq_msg_set(&ev, to, (char *)to);
+	if (rq_evout_emit(eo, &ev) == -1)
+		log_warnx("call %s: cannot queue EVENT canceled", r->id);
+	rq_evout_process(eo);
+}
+
+static void
+cancel_done(const struct gw_cancel_result *res, void *arg)
+{
+	struct api_req *r = arg;
+	const char *upd;
+	json_t *o;
+
+	if (res->rc == -1) {
+		reply_unavailable(r->req);
+		goto done;
+	}
+	switch (res->outcome) {
+	case GW_CANCEL_NOT_FOUND:
+		reply_simple(r->req, 404, "not_found", "No call has this id.");
+		break;
+	case GW_CANCEL_ENDED:
+		reply_simple(r->req, 409, "already_ended", "This call has "
+		    "already ended; there is nothing to cancel.");
+		break;
+	case GW_CANCEL_STARTED:
+		reply_simple(r->req, 409, "already_started", "This call has "
+		    "already been handed to a telephony server and cannot be "
+		    "canceled any more.");
+		break;
+	case GW_CANCEL_DONE:
+		upd = field(res->job, res->njob, "updated_ms");
+		emit_canceled(r, res, upd ? strtoull(upd, NULL, 10) :
+		    rq_now_ms());
+		log_info("call %s: canceled by tenant %s", r->id,
+		    r->tenant->name);
+		if ((o = gw_view_call(r->id, r->tenant->name, res->job,
+		    res->njob, res->timeline, res->ntimeline)) == NULL) {
+			reply_simple(r->req, 404, "not_found",
+			    "No call has this id.");
+			break;
+		}
+		reply_json(r->req, 200, o);
+		json_decref(o);
+		break;
+	}
+done:
+	free(r);
+}
+
+static void
+api_cancel(const struct rq_config *cfg, struct gw_store *st,
+    struct gw_intake *in, struct evhttp_request *req, const char *id)
+{
+	const struct rq_tenant *tenant;
+	struct api_req *r;
+
+	if ((tenant = api_auth(cfg, req)) == NULL)
+		return;
+	if (!rq_call_id_valid(id)) {
+		reply_simple(req, 404, "not_found", "No call has this id.");
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	r->req = req;
+	r->tenant = tenant;
+	r->in = in;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	if (gw_store_cancel(st, id, tenant->name, rq_now_ms(), cancel_done,
+	    r) == -1) {
+		reply_unavailable(req);
+		free(r);
+	}
+}
+
+int
+gw_calls_api_route(const struct rq_config *cfg, struct gw_store *st,
+    struct gw_intake *in, struct evhttp_request *req, const char *path,
+    int cmd)
+{
+	const char *id;
+
+	if (!strcmp(path, CALLS_PATH) &&
+	    (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
+		api_list(cfg, st, req);
+		return 1;
+	}
+	if (cmd != EVHTTP_REQ_DELETE ||
+	    strncmp(path, CALLS_PATH "/", sizeof(CALLS_PATH)))
+		return 0;
+	id = path + sizeof(CALLS_PATH);
+	if (*id == '\0' || strchr(id, '/') != NULL)
+		return 0;
+	api_cancel(cfg, st, in, req, id);
+	return 1;
+}

@@ -1,0 +1,110 @@
+/* DKIM for tenants that require it: libopendkim verifies the message and
+ * one valid signature must come from the tenant's dkim_domain.  The key is
+ * the tenant's pinned dkim_key when set, else libopendkim's DNS lookup. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <opendkim/dkim.h>
+
+#include "gateway.h"
+#include "log.h"
+
+/* Two handles, because a key lookup callback replaces DNS for the whole
+ * library: one with the pinned-key callback, one that asks DNS. */
+static DKIM_LIB	*dkim_pinned_lib;
+static DKIM_LIB	*dkim_dns_lib;
+
+/* Hands libopendkim the tenant's pinned key record ("p=..." or a whole
+ * "v=DKIM1; k=rsa; p=..." TXT record). */
+static DKIM_CBSTAT
+dkim_pinned_key(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
+{
+	const struct rq_tenant *t = dkim_get_user_context(dkim);
+
+	if (t == NULL || t->dkim_key[0] == '\0')
+		return DKIM_CBSTAT_NOTFOUND;
+	if ((size_t)snprintf((char *)buf, buflen, "%s", t->dkim_key) >= buflen)
+		return DKIM_CBSTAT_ERROR;
+	return DKIM_CBSTAT_CONTINUE;
+}
+
+static DKIM_LIB *
+dkim_lib(int pinned)
+{
+	DKIM_LIB **lp = pinned ? &dkim_pinned_lib : &dkim_dns_lib;
+
+	if (*lp != NULL)
+		return *lp;
+	if ((*lp = dkim_init(NULL, NULL)) == NULL)
+		return NULL;
+	if (pinned)
+		dkim_set_key_lookup(*lp, dkim_pinned_key);
+	return *lp;
+}
+
+int
+gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
+    char *why, size_t whylen)
+{
+	DKIM_LIB *lib;
+	DKIM *d;
+	DKIM_STAT st;
+	DKIM_SIGINFO **sigs;
+	const char *dom, *other = NULL;
+	int i, nsigs = 0, rc = -1, bad = 0;
+
+	if (tenant->dkim_domain[0] == '\0') {
+		snprintf(why, whylen, "DKIM is required but no dkim_domain is "
+		    "configured for this tenant; ask your ringq operator");
+		return -1;
+	}
+	if ((lib = dkim_lib(tenant->dkim_key[0] != '\0')) == NULL) {
+		snprintf(why, whylen, "DKIM verification is unavailable");
+		return -1;
+	}
+	if ((d = dkim_verify(lib, (const u_char *)"ringq", NULL, &st)) ==
+	    NULL) {
+		snprintf(why, whylen, "DKIM verification is unavailable");
+		return -1;
+	}
+	dkim_set_user_context(d, (void *)tenant);
+	st = dkim_chunk(d, (u_char *)data, len);
+	if (st == DKIM_STAT_OK)
+		st = dkim_chunk(d, NULL, 0);
+	if (st == DKIM_STAT_OK || st == DKIM_STAT_NOSIG)
+		st = dkim_eom(d, NULL);
+	if (dkim_getsiglist(d, &sigs, &nsigs) != DKIM_STAT_OK)
+		nsigs = 0;
+	for (i = 0; i < nsigs; i++) {
+		dom = (const char *)dkim_sig_getdomain(sigs[i]);
+		if (dom == NULL)
+			continue;
+		if (strcasecmp(dom, tenant->dkim_domain)) {
+			other = dom;
+			continue;
+		}
+		if (DKIM_SIG_CHECK(sigs[i])) {
+			rc = 0;
+			break;
+		}
+		bad = 1;
+		snprintf(why, whylen, "the DKIM signature of %s does not "
+		    "verify (%s): sign the message as sent, with the key "
+		    "published for %s", tenant->dkim_domain,
+		    dkim_sig_geterrorstr(dkim_sig_geterror(sigs[i])),
+		    tenant->dkim_domain);
+	}
+	if (rc == -1 && !bad) {
+		if (nsigs == 0)
+			snprintf(why, whylen, "this tenant requires a DKIM "
+			    "signature from %s and the message has none",
+			    tenant->dkim_domain);
+		else
+			snprintf(why, whylen, "this tenant requires a DKIM "
+			    "signature from %s; the message is signed by %.100s",
+			    tenant->dkim_domain, other ? other : "another domain");
+	}
+	dkim_free(d);
+	return rc;
+}

@@ -1,0 +1,183 @@
+/* The policy engine's pure checks: functions of (call, tenant, clock) with
+ * no I/O, so that unit tests set the clock.  E.164 validity, allowed
+ * destinations, premium rate, then calling hours in the callee's local
+ * time and the business's hours, which defer rather than refuse. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e164.h"
+#include "gateway.h"
+
+/* A deferral that the hours keep moving (one window inside the other's
+ * closed time) ends after this many rounds with a refusal. */
+#define POLICY_HOURS_ROUNDS	16
+
+static void
+add_reason(struct gw_policy *pol, const char *r)
+{
+	size_t n = strlen(pol->reasons);
+
+	if (strstr(pol->reasons, r) != NULL)
+		return;
+	snprintf(pol->reasons + n, sizeof(pol->reasons) - n, "%s%s",
+	    n ? "," : "", r);
+}
+
+/* Moves *nb to the next opening of hours in zone; 1 when it moved, 0 when
+ * it was open, -1 when the hours cannot be computed. */
+static int
+hours_apply(const char *hours, const char *zone, uint64_t *nb)
+{
+	struct rq_hours h;
+	uint64_t next;
+	char why[128];
+
+	if (rq_hours_parse(hours, &h, why, sizeof(why)) == -1 ||
+	    rq_hours_next(&h, zone, *nb, &next) == -1)
+		return -1;
+	if (next == *nb)
+		return 0;
+	*nb = next;
+	return 1;
+}
+
+int
+gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
+    struct gw_call *call, uint64_t now_ms, struct gw_policy *pol,
+    struct gw_error *err)
+{
+	const struct rq_business *biz = NULL;
+	const char *zone = "UTC";
+	struct rq_e164 num;
+	uint64_t nb = call->not_before_ms;
+	char why[160];
+	int round, moved, rc;
+
+	memset(pol, 0, sizeof(*pol));
+	if (call->kind == RQ_TARGET_E164) {
+		if (rq_e164_parse(call->to, &num, why, sizeof(why)) == -1) {
+			gw_error_set(err, 400, "invalid_field", "to",
+			    "'to' is not a valid E.164 number: %s.", why);
+			return -1;
+		}
+		if (!rq_e164_prefix_allowed(num.e164,
+		    tenant->allowed_prefixes)) {
+			gw_error_set(err, 403, "destination_not_allowed", "to",
+			    "This account may call only numbers starting "
+			    "with %.200s; ask the operator to allow %s.",
+			    tenant->allowed_prefixes, num.e164);
+			return -1;
+		}
+		if (num.premium && !tenant->allow_premium) {
+			gw_error_set(err, 403, "destination_not_allowed", "to",
+			    "%s is a premium-rate or high-fraud destination "
+			    "(%s); the operator can allow them for this "
+			    "account (allow_premium).", num.e164,
+			    num.country);
+			return -1;
+		}
+		snprintf(pol->number, sizeof(pol->number), "%s", num.e164);
+		zone = num.time_zone;
+	}
+	if (call->time_zone != NULL) {
+		if (!rq_tz_valid(call->time_zone)) {
+			gw_error_set(err, 400, "invalid_field", "time_zone",
+			    "'time_zone' must be an IANA time zone like "
+			    "Europe/Berlin.");
+			return -1;
+		}
+		zone = call->time_zone;
+	}
+	if (call->business != NULL &&
+	    (biz = rq_config_business(cfg, call->business)) == NULL) {
+		gw_error_set(err, 400, "invalid_field", "business",
+		    "No business is named '%.64s'.", call->business);
+		return -1;
+	}
+
+	/* Both windows must be open at the same time: move to the next
+	 * opening of each in turn until neither moves. */
+	for (round = 0; round < POLICY_HOURS_ROUNDS; round++) {
+		moved = 0;
+		if (tenant->calling_hours[0] != '\0') {
+			if ((rc = hours_apply(tenant->calling_hours, zone,
+			    &nb)) == -1)
+				goto no_hours;
+			if (rc == 1) {
+				add_reason(pol, "calling_hours");
+				moved = 1;
+			}
+		}
+		if (biz != NULL && biz->hours[0] != '\0') {
+			if ((rc = hours_apply(biz->hours, biz->time_zone[0] ?
+			    biz->time_zone : "UTC", &nb)) == -1)
+				goto no_hours;
+			if (rc == 1) {
+				add_reason(pol, "business_hours");
+				moved = 1;
+			}
+		}
+		if (!moved)
+			break;
+	}
+	if (round == POLICY_HOURS_ROUNDS || nb > now_ms + GW_NOT_BEFORE_MAX_MS)
+		goto no_hours;
+	if (nb != call->not_before_ms) {
+		pol->defer = 1;
+		call->not_before_ms = nb;
+		snprintf(call->policy, sizeof(call->policy), "defer:%s",
+		    pol->reasons);
+	} else
+		snprintf(call->policy, sizeof(call->policy), "accept");
+	return 0;
+no_hours:
+	gw_error_set(err, 403, "outside_hours", NULL, "The callee's calling "
+	    "hours and the business's hours never meet; nothing was "
+	    "queued.");
+	return -1;
+}
+
+json_t *
+gw_policy_obj(const char *policy, uint64_t not_before_ms)
+{
+	const char *colon, *p, *e;
+	char t[40];
+	json_t *o, *reasons;
+
+	if (policy == NULL || *policy == '\0')
+		return NULL;
+	o = json_object();
+	reasons = json_array();
+	colon = strchr(policy, ':');
+	json_object_set_new(o, "decision", colon ?
+	    json_stringn(policy, colon - policy) : json_string(policy));
+	for (p = colon ? colon + 1 : ""; *p; p = *e ? e + 1 : e) {
+		if ((e = strchr(p, ',')) == NULL)
+			e = p + strlen(p);
+		if (e > p)
+			json_array_append_new(reasons, json_stringn(p, e - p));
+	}
+	json_object_set_new(o, "reasons", reasons);
+	if (!strncmp(policy, "defer", 5)) {
+		rq_rfc3339_format(not_before_ms, t, sizeof(t));
+		json_object_set_new(o, "not_before", json_string(t));
+	}
+	/* json_stringn of bytes from Redis may fail on bad UTF-8: then the
+	 * member is missing, never a crash. */
+	return o;
+}
+
+int
+gw_idem_key_valid(const char *key)
+{
+	size_t n = strlen(key), i;
+
+	if (n == 0 || n > GW_IDEM_KEY_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)key[i] < 0x20 ||
+		    (unsigned char)key[i] >= 0x7f)
+			return 0;
+	return 1;
+}

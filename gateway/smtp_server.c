@@ -1,0 +1,707 @@
+/* The SMTP listener of ringq-gateway: connections with caps per address and
+ * overall, idle timeouts, STARTTLS (bufferevent_openssl), and the path of a
+ * message: DKIM, parse, Message-ID de-duplication in Redis, intake. */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libevent.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "gateway.h"
+#include "log.h"
+
+#define SMTP_READ_HIGH		(64 * 1024)
+#define SMTP_REDIS_RETRY_MS	1000
+#define SMTP_PENDING_TTL_S	300	/* a Message-ID whose outcome is unknown */
+#define MAILID_KEY		"rq:mailid:"
+
+struct smtp_conn;
+TAILQ_HEAD(smtp_conns, smtp_conn);
+
+struct gw_smtp {
+	struct event_base	*base;
+	const struct rq_config	*cfg;
+	struct gw_intake	*in;
+	struct evconnlistener	*lst;
+	SSL_CTX			*ssl;
+	struct smtp_conns	 conns;
+	size_t			 nconns;
+	redisAsyncContext	*ac;		/* Message-ID memory */
+	int			 redis_up;
+	int			 redis_logged;
+	struct event		*retry;
+	int			 closing;
+};
+
+/* One client.  A conn with an answer outstanding (intake or Redis) is not
+ * freed when the client goes away: "dead" marks it and the answer frees. */
+struct smtp_conn {
+	TAILQ_ENTRY(smtp_conn)	 entry;
+	struct gw_smtp		*sm;
+	struct bufferevent	*bev;
+	struct gw_smtp_session	*s;
+	char			 addr[INET6_ADDRSTRLEN];
+	int			 closing;	/* free once the output is out */
+	int			 dead;		/* the client is gone */
+	int			 busy;		/* callbacks outstanding */
+	int			 want_tls;
+	int			 in_feed;	/* inside gw_smtp_session_feed */
+	/* the message being handled */
+	const struct rq_tenant	*tenant;
+	struct gw_call		 call;
+	char			 mailkey[160];	/* "" without Message-ID */
+};
+
+static void	conn_read(struct bufferevent *, void *);
+static void	conn_write(struct bufferevent *, void *);
+static void	conn_event(struct bufferevent *, short, void *);
+static void	redis_connect(struct gw_smtp *);
+
+/* --- connections ---------------------------------------------------------- */
+
+static void
+conn_free(struct smtp_conn *c)
+{
+	struct gw_smtp *sm = c->sm;
+
+	TAILQ_REMOVE(&sm->conns, c, entry);
+	sm->nconns--;
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	gw_smtp_session_free(c->s);
+	gw_call_clear(&c->call);
+	free(c);
+}
+
+/* The client is gone or the session is over: free now, or when the last
+ * outstanding answer comes. */
+static void
+conn_drop(struct smtp_conn *c)
+{
+	c->dead = 1;
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	if (c->busy == 0)
+		conn_free(c);
+}
+
+static void
+io_write(void *arg, const char *buf, size_t len)
+{
+	struct smtp_conn *c = arg;
+
+	if (c->bev != NULL && !c->dead)
+		bufferevent_write(c->bev, buf, len);
+}
+
+static void
+io_close(void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	c->closing = 1;
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+static void
+io_starttls(void *arg)
+{
+	((struct smtp_conn *)arg)->want_tls = 1;
+}
+
+static void	io_message(void *, const struct rq_tenant *, const char *,
+		    size_t);
+
+static void
+conn_start_tls(struct smtp_conn *c)
+{
+	struct bufferevent *fb;
+	SSL *ssl;
+
+	c->want_tls = 0;
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	if ((ssl = SSL_new(c->sm->ssl)) == NULL ||
+	    (fb = bufferevent_openssl_filter_new(c->sm->base, c->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+		if (ssl)
+			SSL_free(ssl);
+		log_warnx("smtp: %s: cannot start TLS", c->addr);
+		conn_drop(c);
+		return;
+	}
+	c->bev = fb;
+	bufferevent_setcb(fb, conn_read, conn_write, conn_event, c);
+	bufferevent_setwatermark(fb, EV_READ, 0, SMTP_READ_HIGH);
+	{
+		struct timeval tv = { c->sm->cfg->smtp_timeout_s, 0 };
+
+		bufferevent_set_timeouts(fb, &tv, &tv);
+	}
+	bufferevent_enable(fb, EV_READ | EV_WRITE);
+}
+
+/* Feeds what the client sent to the session, as far as it will take. */
+static void
+conn_process(struct smtp_conn *c)
+{
+	struct evbuffer *in;
+	struct evbuffer_iovec v;
+	size_t n;
+
+	while (c->bev != NULL && !c->dead && !c->closing) {
+		in = bufferevent_get_input(c->bev);
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		c->busy++;
+		c->in_feed = 1;
+		n = gw_smtp_session_feed(c->s, v.iov_base, v.iov_len);
+		c->in_feed = 0;
+		c->busy--;
+		if (c->dead) {
+			if (c->busy == 0)
+				conn_free(c);
+			return;
+		}
+		evbuffer_drain(in, n);
+		if (c->want_tls) {
+			conn_start_tls(c);
+			return;
+		}
+		if (gw_smtp_session_waiting(c->s)) {
+			/* pause reading (and its timeout) until answered */
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		if (n < v.iov_len)
+			break;
+	}
+}
+
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	conn_process(arg);
+}
+
+static void
+conn_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) ==
+	    0)
+		conn_drop(c);
+}
+
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		log_debug("smtp: %s: TLS started", c->addr);
+		gw_smtp_session_tls_started(c->s);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && !c->closing) {
+		log_info("smtp: %s: idle for %d s: closing", c->addr,
+		    c->sm->cfg->smtp_timeout_s);
+		/* one last reply; the write timeout bounds a stuck client */
+		gw_smtp_session_abort(c->s, "421 4.4.2 Timeout: closing the "
+		    "connection");
+		bufferevent_enable(bev, EV_WRITE);
+		return;
+	}
+	/* a timeout while closing: the client does not even read */
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e != 0)
+			log_info("smtp: %s: TLS error: %s", c->addr,
+			    ERR_reason_error_string(e));
+	}
+	conn_drop(c);
+}
+
+static size_t
+conns_from(struct gw_smtp *sm, const char *addr)
+{
+	struct smtp_conn *c;
+	size_t n = 0;
+
+	TAILQ_FOREACH(c, &sm->conns, entry)
+		if (!c->dead && !strcmp(c->addr, addr))
+			n++;
+	return n;
+}
+
+static void
+smtp_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct gw_smtp *sm = arg;
+	struct smtp_conn *c;
+	struct gw_smtp_io io;
+	struct timeval tv = { sm->cfg->smtp_timeout_s, 0 };
+	const char *refuse = NULL;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->sm = sm;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr,
+		    c->addr, sizeof(c->addr));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
+		    c->addr, sizeof(c->addr));
+	else
+		snprintf(c->addr, sizeof(c->addr), "local");
+	if (sm->nconns >= (size_t)sm->cfg->smtp_max_clients)
+		refuse = "421 4.3.2 Too many connections; try again later";
+	else if (conns_from(sm, c->addr) >=
+	    (size_t)sm->cfg->smtp_max_clients_per_ip)
+		refuse = "421 4.7.0 Too many connections from your address; "
+		    "try again later";
+	io.write = io_write;
+	io.starttls = io_starttls;
+	io.message = io_message;
+	io.close = io_close;
+	io.arg = c;
+	c->bev = bufferevent_socket_new(sm->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->s = gw_smtp_session_new(sm->cfg, &io, sm->ssl != NULL);
+	TAILQ_INSERT_TAIL(&sm->conns, c, entry);
+	sm->nconns++;
+	if (c->bev == NULL || c->s == NULL) {
+		if (c->bev == NULL)
+			evutil_closesocket(fd);
+		conn_drop(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, SMTP_READ_HIGH);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (refuse != NULL) {
+		log_info("smtp: %s: refused: %s", c->addr, refuse + 10);
+		gw_smtp_session_abort(c->s, refuse);
+		return;
+	}
+	log_debug("smtp: %s: connected", c->addr);
+	gw_smtp_session_start(c->s);
+}
+
+/* --- answers -------------------------------------------------------------- */
+
+/* Ends the transaction with reply, and lets the client go on. */
+static void
+conn_answer(struct smtp_conn *c, const char *reply)
+{
+	c->busy--;
+	gw_call_clear(&c->call);
+	c->mailkey[0] = '\0';
+	if (c->dead) {
+		if (c->busy == 0)
+			conn_free(c);
+		return;
+	}
+	gw_smtp_session_answer(c->s, reply);
+	/* answered from inside feed: the feed goes on by itself */
+	if (c->bev != NULL && !c->closing && !c->in_feed) {
+		bufferevent_enable(c->bev, EV_READ);
+		conn_process(c);
+	}
+}
+
+/* An intake refusal as an SMTP reply: 403 policy, 400/413/422 the request,
+ * 429 rate (temporary), 503 the store (temporary). */
+static void
+error_reply(const struct gw_error *err, char *buf, size_t len)
+{
+	const char *code;
+
+	switch (err->status) {
+	case 403:
+		code = "550 5.7.1";
+		break;
+	case 429:
+		code = "451 4.7.1";
+		break;
+	case 503:
+		code = "451 4.3.0";
+		break;
+	case 413:
+		code = "552 5.3.4";
+		break;
+	default:
+		code = err->status >= 500 ? "451 4.3.0" : "550 5.6.0";
+		break;
+	}
+	snprintf(buf, len, "%s %s%s%s%s", code, err->field[0] ? "(" : "",
+	    err->field, err->field[0] ? ") " : "", err->message);
+}
+
+static void
+redis_noreply(redisAsyncContext *ac, void *r, void *arg)
+{
+}
+
+static void
+mailkey_set(struct smtp_conn *c, const char *val, int ttl)
+{
+	struct gw_smtp *sm = c->sm;
+
+	if (c->mailkey[0] == '\0' || !sm->redis_up)
+		return;
+	if (val == NULL)
+		redisAsyncCommand(sm->ac, redis_noreply, NULL, "DEL %s",
+		    c->mailkey);
+	else
+		redisAsyncCommand(sm->ac, redis_noreply, NULL,
+		    "SET %s %s EX %d", c->mailkey, val, ttl);
+}
+
+static void
+intake_done(const struct gw_intake_result *res, void *arg)
+{
+	struct smtp_conn *c = arg;
+	char reply[512];
+
+	if (res->rc == 0) {
+		log_info("call %s: queued by e-mail for tenant %s", res->id,
+		    c->tenant->name);
+		mailkey_set(c, res->id, GW_MAIL_DEDUP_TTL_S);
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s",
+		    res->id);
+	} else if (res->rc == -2) {
+		/* it may exist: keep the Message-ID a while, not for days */
+		mailkey_set(c, "pending", SMTP_PENDING_TTL_S);
+		snprintf(reply, sizeof(reply), "451 4.3.0 The call store went "
+		    "away before confirming call %s; try again in a few "
+		    "minutes", res->id);
+	} else {
+		mailkey_set(c, NULL, 0);
+		error_reply(&res->err, reply, sizeof(reply));
+		log_info("smtp: %s: tenant %s: refused: %s", c->addr,
+		    c->tenant->name, reply);
+	}
+	conn_answer(c, reply);
+}
+
+static void
+conn_submit(struct smtp_conn *c)
+{
+	struct gw_error err;
+	char reply[512];
+
+	if (gw_intake_submit(c->sm->in, c->tenant, &c->call, rq_now_ms(),
+	    intake_done, c, &err) == -1) {
+		mailkey_set(c, NULL, 0);
+		error_reply(&err, reply, sizeof(reply));
+		conn_answer(c, reply);
+	}
+}
+
+static void
+mailid_got(redisAsyncContext *ac, void *r, void *arg)
+{
+	struct smtp_conn *c = arg;
+	redisReply *rep = r;
+	char reply[256];
+
+	if (rep == NULL || rep->type != REDIS_REPLY_STRING) {
+		c->mailkey[0] = '\0';
+		conn_answer(c, "451 4.3.0 The call store is unavailable; "
+		    "nothing was queued.  Try again shortly");
+	} else if (rq_call_id_valid(rep->str)) {
+		log_info("call %s: Message-ID already accepted for tenant %s",
+		    rep->str, c->tenant->name);
+		c->mailkey[0] = '\0';
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: already queued "
+		    "as %s", rep->str);
+		conn_answer(c, reply);
+	} else {
+		c->mailkey[0] = '\0';
+		conn_answer(c, "451 4.3.0 A message with this Message-ID is "
+		    "being handled; try again in a few minutes");
+	}
+}
+
+static void
+mailid_claimed(redisAsyncContext *ac, void *r, void *arg)
+{
+	struct smtp_conn *c = arg;
+	redisReply *rep = r;
+
+	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+		c->mailkey[0] = '\0';
+		conn_answer(c, "451 4.3.0 The call store is unavailable; "
+		    "nothing was queued.  Try again shortly");
+		return;
+	}
+	if (rep->type == REDIS_REPLY_NIL) {
+		/* seen before: answer with what became of it */
+		if (redisAsyncCommand(ac, mailid_got, c, "GET %s",
+		    c->mailkey) != REDIS_OK)
+			conn_answer(c, "451 4.3.0 The call store is "
+			    "unavailable; try again shortly");
+		return;
+	}
+	conn_submit(c);
+}
+
+/* A complete message for tenant: checked and parsed here, answered later
+ * (conn_answer) once Redis and the intake have spoken. */
+static void
+io_message(void *arg, const struct rq_tenant *tenant, const char *data,
+    size_t len)
+{
+	struct smtp_conn *c = arg;
+	struct gw_smtp *sm = c->sm;
+	struct gw_error err;
+	char msgid[512], why[400], reply[600], hex[65];
+
+	c->busy++;
+	c->tenant = tenant;
+	c->mailkey[0] = '\0';
+	if (tenant->require_dkim && gw_dkim_verify(tenant, data, len, why,
+	    sizeof(why)) == -1) {
+		log_info("smtp: %s: tenant %s: refused: %s", c->addr,
+		    tenant->name, why);
+		snprintf(reply, sizeof(reply), "550 5.7.20 No passing DKIM "
+		    "signature: %s", why);
+		conn_answer(c, reply);
+		return;
+	}
+	if (gw_mail_request_parse(data, len, tenant, rq_now_ms(), &c->call,
+	    msgid, sizeof(msgid), &err) == -1) {
+		error_reply(&err, reply, sizeof(reply));
+		log_info("smtp: %s: tenant %s: refused: %s", c->addr,
+		    tenant->name, reply);
+		conn_answer(c, reply);
+		return;
+	}
+	if (msgid[0] == '\0') {
+		conn_submit(c);
+		return;
+	}
+	if (!sm->redis_up) {
+		conn_answer(c, "451 4.3.0 The call store is unavailable; "
+		    "nothing was queued.  Try again shortly");
+		return;
+	}
+	rq_sha256_hex(msgid, strlen(msgid), hex);
+	snprintf(c->mailkey, sizeof(c->mailkey), MAILID_KEY "%s:%s",
+	    tenant->name, hex);
+	if (redisAsyncCommand(sm->ac, mailid_claimed, c, "SET %s pending NX "
+	    "EX %d", c->mailkey, SMTP_PENDING_TTL_S) != REDIS_OK) {
+		c->mailkey[0] = '\0';
+		conn_answer(c, "451 4.3.0 The call store is unavailable; "
+		    "nothing was queued.  Try again shortly");
+	}
+}
+
+/* --- Redis for Message-IDs ------------------------------------------------ */
+
+static void
+redis_schedule(struct gw_smtp *sm)
+{
+	struct timeval tv = { SMTP_REDIS_RETRY_MS / 1000, 0 };
+
+	if (!sm->closing)
+		evtimer_add(sm->retry, &tv);
+}
+
+static void
+redis_connected(const redisAsyncContext *ac, int status)
+{
+	struct gw_smtp *sm = ac->data;
+
+	if (status != REDIS_OK) {
+		if (!sm->redis_logged)
+			log_warnx("smtp: redis: %s", ac->errstr);
+		sm->redis_logged = 1;
+		sm->ac = NULL;
+		redis_schedule(sm);
+		return;
+	}
+	sm->redis_up = 1;
+	sm->redis_logged = 0;
+}
+
+static void
+redis_disconnected(const redisAsyncContext *ac, int status)
+{
+	struct gw_smtp *sm = ac->data;
+
+	sm->redis_up = 0;
+	sm->ac = NULL;
+	if (status != REDIS_OK && !sm->redis_logged) {
+		log_warnx("smtp: redis connection lost: %s", ac->errstr);
+		sm->redis_logged = 1;
+	}
+	redis_schedule(sm);
+}
+
+static void
+redis_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	redis_connect(arg);
+}
+
+static void
+redis_connect(struct gw_smtp *sm)
+{
+	redisAsyncContext *ac;
+
+	ac = redisAsyncConnect(sm->cfg->redis_host, sm->cfg->redis_port);
+	if (ac == NULL || ac->err) {
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		redis_schedule(sm);
+		return;
+	}
+	ac->data = sm;
+	redisLibeventAttach(ac, sm->base);
+	redisAsyncSetConnectCallback(ac, redis_connected);
+	redisAsyncSetDisconnectCallback(ac, redis_disconnected);
+	sm->ac = ac;
+}
+
+/* --- listener ------------------------------------------------------------- */
+
+static SSL_CTX *
+smtp_tls_ctx(const struct rq_config *cfg)
+{
+	SSL_CTX *ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->smtp_tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, cfg->smtp_tls_key,
+	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		log_warnx("smtp: cannot load the TLS certificate %s and key "
+		    "%s: %s", cfg->smtp_tls_cert, cfg->smtp_tls_key,
+		    ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+struct gw_smtp *
+gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
+    struct gw_intake *in)
+{
+	struct gw_smtp *sm;
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(cfg->smtp_listen,
+	    (struct sockaddr *)&ss, &sslen) == -1) {
+		log_warnx("smtp: listen '%s' is not host:port",
+		    cfg->smtp_listen);
+		return NULL;
+	}
+	if ((sm = calloc(1, sizeof(*sm))) == NULL)
+		return NULL;
+	sm->base = base;
+	sm->cfg = cfg;
+	sm->in = in;
+	TAILQ_INIT(&sm->conns);
+	if (cfg->smtp_tls_cert[0] != '\0' || cfg->smtp_tls_key[0] != '\0') {
+		if ((sm->ssl = smtp_tls_ctx(cfg)) == NULL)
+			goto fail;
+	}
+	if ((sm->retry = evtimer_new(base, redis_retry, sm)) == NULL)
+		goto fail;
+	sm->lst = evconnlistener_new_bind(base, smtp_accept, sm,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    128, (struct sockaddr *)&ss, sslen);
+	if (sm->lst == NULL) {
+		log_warn("smtp: cannot listen on %s", cfg->smtp_listen);
+		goto fail;
+	}
+	redis_connect(sm);
+	log_info("smtp: listening on %s%s", cfg->smtp_listen,
+	    sm->ssl ? " (STARTTLS)" : "");
+	return sm;
+fail:
+	if (sm->retry)
+		event_free(sm->retry);
+	if (sm->ssl)
+		SSL_CTX_free(sm->ssl);
+	free(sm);
+	return NULL;
+}
+
+/* Stops listening and says goodbye to idle clients; a client whose message
+ * is with the intake gets its answer first (the store answers every
+ * pending request when it closes). */
+void
+gw_smtp_close(struct gw_smtp *sm)
+{
+	struct smtp_conn *c, *next;
+
+	if (sm == NULL)
+		return;
+	sm->closing = 1;
+	if (sm->lst != NULL) {
+		evconnlistener_free(sm->lst);
+		sm->lst = NULL;
+	}
+	for (c = TAILQ_FIRST(&sm->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (!c->dead && c->busy == 0)
+			gw_smtp_session_abort(c->s, "421 4.3.2 Service "
+			    "shutting down; try again later");
+	}
+}
+
+void
+gw_smtp_free(struct gw_smtp *sm)
+{
+	struct smtp_conn *c;
+
+	if (sm == NULL)
+		return;
+	sm->closing = 1;
+	if (sm->lst != NULL)
+		evconnlistener_free(sm->lst);
+	/* Redis callbacks run now, with NULL: every busy conn is answered */
+	sm->redis_up = 0;
+	if (sm->ac != NULL)
+		redisAsyncFree(sm->ac);
+	while ((c = TAILQ_FIRST(&sm->conns)) != NULL) {
+		c->busy = 0;
+		conn_free(c);
+	}
+	event_free(sm->retry);
+	if (sm->ssl)
+		SSL_CTX_free(sm->ssl);
+	free(sm);
+}

@@ -1,0 +1,56 @@
+-- wrk script for bench_intake.sh: POSTs a valid call with the key in
+-- $RQ_KEY and counts the 202 answers.  With $RQ_BENCH_DELAY_MS set, each
+-- connection waits an exponentially distributed time of that mean before
+-- each request, which makes an open-ish load at a chosen rate.
+local key = os.getenv("RQ_KEY") or ""
+local mean_delay = tonumber(os.getenv("RQ_BENCH_DELAY_MS") or "0")
+local threads = {}
+local counter = 0
+
+wrk.method = "POST"
+wrk.body = '{"to":"+15551234567","say":"Your table is ready.",' ..
+    '"priority":5,"metadata":{"bench":true}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. key
+
+function setup(thread)
+	counter = counter + 1
+	thread:set("id", counter)
+	table.insert(threads, thread)
+end
+
+function init(args)
+	accepted = 0
+	other = 0
+	math.randomseed(os.time() * 100 + id)
+end
+
+function delay()
+	if mean_delay <= 0 then
+		return 0
+	end
+	return -mean_delay * math.log(1 - math.random())
+end
+
+function response(status, headers, body)
+	if status == 202 then
+		accepted = accepted + 1
+	else
+		other = other + 1
+	end
+end
+
+-- One machine-readable line for the bench script.
+function done(summary, latency, requests)
+	local acc, oth = 0, 0
+	for _, t in ipairs(threads) do
+		acc = acc + t:get("accepted")
+		oth = oth + t:get("other")
+	end
+	io.write(string.format("RQ_BENCH accepted=%d other=%d errors=%d " ..
+	    "seconds=%.3f p50_ms=%.3f p99_ms=%.3f\n", acc, oth,
+	    summary.errors.connect + summary.errors.read +
+	    summary.errors.write + summary.errors.timeout,
+	    summary.duration / 1e6, latency:percentile(50) / 1000,
+	    latency:percentile(99) / 1000))
+end

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# DELETE /v1/calls/{id} and GET /v1/calls through the real daemons: cancel a
+# call that waits (200, canceled in the API and in PostgreSQL, never
+# dispatched), cancel twice or after the end (409), another tenant's (404);
+# list 120 calls in pages of 50/50/20 with a status filter; bad parameters.
+. "$RQ_SOURCE/tests/integration/lib.sh"
+rq_need jq
+rq_need curl
+
+OTHER_KEY=rq_other_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+LIST_KEY=rq_list_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+
+rq_start_redis
+rq_start_pg
+rq_write_config <<EOF
+[tenant other]
+key_sha256 = $(rq_sha256 "$OTHER_KEY")
+allow_sip = yes
+
+[tenant lister]
+key_sha256 = $(rq_sha256 "$LIST_KEY")
+allow_sip = yes
+EOF
+rq_start_daemon accounting
+rq_start_daemon gateway
+rq_start_daemon scheduler
+rq_start_daemon dispatcher
+rq_start_daemon telserver
+rq_start_baresip bob
+
+iso_in() {	# iso_in SECONDS: an RFC 3339 time SECONDS from now
+	date -u -d "@$(( $(date +%s) + $1 ))" +%Y-%m-%dT%H:%M:%SZ
+}
+
+# post KEY TO NOT_BEFORE: prints the new call's id
+post() {
+	local body resp
+	body=$(jq -cn --arg to "$2" --arg nb "$3" \
+	    '{to: $to, say: "Cancel me.", not_before: $nb}')
+	resp=$(RQ_KEY=$1 rq_api POST /v1/calls \
+	    -H 'Content-Type: application/json' -d "$body")
+	[ "$(rq_last_code)" = 202 ] || rq_fail "POST: $(rq_last_code) $resp"
+	jq -er .id <<<"$resp"
+}
+
+expect() {	# expect CODE [ERROR_CODE] [FIELD]: checks the last answer
+	local got
+	got=$(rq_last_code)
+	[ "$got" = "$1" ] || rq_fail "expected HTTP $1, got $got: $BODY"
+	if [ -n "${2:-}" ]; then
+		[ "$(jq -r .error.code <<<"$BODY")" = "$2" ] ||
+		    rq_fail "expected error $2: $BODY"
+	fi
+	if [ -n "${3:-}" ]; then
+		[ "$(jq -r .error.field <<<"$BODY")" = "$3" ] ||
+		    rq_fail "expected field $3: $BODY"
+	fi
+}
+
+# --- cancel a call that waits, then let its time pass ------------------------
+soon=$(post "$RQ_KEY" "$BARESIP_URI" "$(iso_in 3)")
+later=$(post "$RQ_KEY" "$BARESIP_URI" "$(iso_in 3600)")
+echo "calls $soon (in 3 s) and $later (in 1 h)"
+
+BODY=$(RQ_KEY=$OTHER_KEY rq_api DELETE "/v1/calls/$soon")
+expect 404 not_found
+BODY=$(rq_api DELETE "/v1/calls/c_000000000000000000000000")
+expect 404 not_found
+BODY=$(rq_api DELETE "/v1/calls/nonsense")
+expect 404 not_found
+
+for id in "$soon" "$later"; do
+	BODY=$(rq_api DELETE "/v1/calls/$id")
+	expect 200
+	jq -e --arg id "$id" '.id == $id and .status == "canceled" and
+	    .reason == "canceled_by_request" and
+	    any(.events[]; .status == "canceled")' <<<"$BODY" >/dev/null ||
+	    rq_fail "DELETE answer: $BODY"
+	BODY=$(rq_api DELETE "/v1/calls/$id")
+	expect 409 already_ended
+done
+BODY=$(rq_api GET "/v1/calls/$later")
+[ "$(jq -r .status <<<"$BODY")" = canceled ] || rq_fail "GET after DELETE: $BODY"
+[ "$(rq_redis ZSCORE rq:delayed "$later")" = "" ] || rq_fail "$later still delayed"
+
+pg_canceled() {
+	[ "$(rq_psql "SELECT status || '/' || reason FROM calls WHERE id = '$1'")" = \
+	    canceled/canceled_by_request ]
+}
+rq_wait_for 10 pg_canceled "$soon"
+rq_wait_for 10 pg_canceled "$later"
+
+# The time of $soon passes: it must not be dispatched.
+sleep 5
+BODY=$(rq_api GET "/v1/calls/$soon")
+jq -e '.status == "canceled" and .attempts == 0 and
+    all(.events[]; .status == "queued" or .status == "canceled")' \
+    <<<"$BODY" >/dev/null || rq_fail "canceled call moved on: $BODY"
+[ "$(rq_psql "SELECT count(*) FROM call_events WHERE call_id = '$soon' AND status NOT IN ('queued', 'canceled')")" = 0 ] ||
+    rq_fail "$soon has events after its cancel in PostgreSQL"
+echo "cancel: ok"
+
+# --- a completed call cannot be canceled --------------------------------------
+now=$(post "$RQ_KEY" "$BARESIP_URI" "$(iso_in 0)")
+call=$(rq_wait_call "$now" 60)
+[ "$(jq -r .status <<<"$call")" = completed ] || rq_fail "call $now: $call"
+BODY=$(rq_api DELETE "/v1/calls/$now")
+expect 409 already_ended
+echo "completed: 409 ok"
+
+# --- list: 120 calls of the tenant "lister" in pages of 50 --------------------
+for ((i = 0; i < 120; i++)); do
+	post "$LIST_KEY" "+1555000$(printf %04d $i)" "$(iso_in 3600)"
+done > "$T/ids"
+[ "$(sort -u "$T/ids" | wc -l)" = 120 ] || rq_fail "not 120 distinct ids"
+for id in $(head -n 7 "$T/ids"); do
+	BODY=$(RQ_KEY=$LIST_KEY rq_api DELETE "/v1/calls/$id")
+	expect 200
+done
+
+: > "$T/listed"
+cursor=""
+pages=""
+for ((p = 0; p < 10; p++)); do
+	q="limit=50"
+	[ -n "$cursor" ] && q="$q&cursor=$cursor"
+	BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls?$q")
+	expect 200
+	jq -r '.calls[].id' <<<"$BODY" >> "$T/listed"
+	pages="$pages $(jq '.calls | length' <<<"$BODY")"
+	cursor=$(jq -r '.next_cursor // empty' <<<"$BODY")
+	[ -n "$cursor" ] || break
+done
+echo "pages:$pages"
+[ "$pages" = " 50 50 20" ] || rq_fail "pages of$pages, not 50 50 20"
+[ "$(sort -u "$T/listed" | wc -l)" = 120 ] || rq_fail "duplicates or gaps in the pages"
+diff <(sort "$T/ids") <(sort "$T/listed") >/dev/null || rq_fail "listed ids differ"
+# newest first
+[ "$(head -n 1 "$T/listed")" = "$(tail -n 1 "$T/ids")" ] || rq_fail "not newest first"
+
+BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls?status=canceled&limit=200")
+expect 200
+[ "$(jq '.calls | length' <<<"$BODY")" = 7 ] || rq_fail "status=canceled: $BODY"
+jq -e 'all(.calls[]; .status == "canceled" and .reason == "canceled_by_request")
+    and .next_cursor == null' <<<"$BODY" >/dev/null || rq_fail "filter: $BODY"
+BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls?status=queued&limit=200")
+[ "$(jq '.calls | length' <<<"$BODY")" = 113 ] || rq_fail "status=queued: $(jq '.calls | length' <<<"$BODY")"
+BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls?since=$(iso_in 60)")
+expect 200
+[ "$(jq '.calls | length' <<<"$BODY")" = 0 ] || rq_fail "since in the future: $BODY"
+BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls")
+[ "$(jq '.calls | length' <<<"$BODY")" = 50 ] || rq_fail "default limit is not 50"
+# A tenant sees only its own calls.
+BODY=$(RQ_KEY=$OTHER_KEY rq_api GET "/v1/calls")
+jq -e '.calls == [] and .next_cursor == null' <<<"$BODY" >/dev/null ||
+    rq_fail "another tenant's list: $BODY"
+echo "list: ok"
+
+# --- bad parameters -----------------------------------------------------------
+for q in "limit=0:limit" "limit=201:limit" "limit=ten:limit" \
+    "status=done:status" "since=yesterday:since" "cursor=bm9wZQ:cursor" \
+    "limit=5&limit=6:limit"; do
+	BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls?${q%:*}")
+	expect 400 invalid_parameter "${q##*:}"
+done
+BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls?order=asc")
+expect 400 unknown_parameter order
+BODY=$(RQ_KEY=nope rq_api GET "/v1/calls")
+expect 401 unauthorized
+BODY=$(rq_api PUT "/v1/calls")
+expect 405 method_not_allowed
+BODY=$(rq_api PATCH "/v1/calls/$later")
+expect 405 method_not_allowed
+echo "bad parameters: ok"
+
+rq_stop_daemon telserver
+rq_stop_daemon dispatcher
+rq_stop_daemon scheduler
+rq_stop_daemon gateway
+rq_stop_daemon accounting
+rq_check_sanitizers
+echo PASS

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Status callbacks through the real daemons: a local HTTP receiver gets
+# queued .. completed for a real call to baresip, in order, each signed
+# (checked with docs/api.md's openssl and Python recipes); a receiver that
+# answers 500 twice gets the event on the third try; a receiver that is down
+# does not slow the calls; without callbacks_allow_loopback nothing is sent
+# to loopback.
+. "$RQ_SOURCE/tests/integration/lib.sh"
+rq_need jq
+rq_need curl
+rq_need openssl
+
+SECRET=whsec_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+RX_PORT=$(rq_free_port)
+DEAD_PORT=$(rq_free_port)
+RX=$T/rx
+mkdir -p "$RX"
+
+# The receiver: every POST saved as N.path, N.sig, N.body (raw bytes);
+# /flaky/* answers 500 to its first two requests, everything else 200.
+cat > "$T/receiver.py" <<'EOF'
+import http.server, os, sys, threading
+port, out = int(sys.argv[1]), sys.argv[2]
+lock, n, flaky = threading.Lock(), [0], {}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with lock:
+            n[0] += 1
+            i = n[0]
+            code = 200
+            if self.path.startswith("/flaky"):
+                flaky[self.path] = flaky.get(self.path, 0) + 1
+                code = 500 if flaky[self.path] <= 2 else 200
+            for ext, data in (("path", self.path.encode()),
+                              ("sig", (self.headers.get("X-Ringq-Signature") or "").encode()),
+                              ("code", str(code).encode()), ("body", body)):
+                with open(os.path.join(out, "%04d.%s" % (i, ext)), "wb") as f:
+                    f.write(data)
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+EOF
+python3 "$T/receiver.py" "$RX_PORT" "$RX" > "$T/receiver.log" 2>&1 &
+rq_track receiver $!
+rq_wait_for 10 rq_tcp_listening "$RX_PORT"
+
+rq_start_redis
+rq_start_pg
+# The first lines continue [tenant demo].
+rq_write_config <<EOF
+callback_secret = $SECRET
+
+[accounting]
+callbacks_allow_loopback = yes
+EOF
+rq_start_daemon accounting
+rq_start_daemon gateway
+rq_start_daemon scheduler
+rq_start_daemon dispatcher
+rq_start_daemon telserver
+rq_start_baresip bob
+
+# post TO CALLBACK_URL [NOT_BEFORE]: prints the new call's id
+post() {
+	local body resp
+	body=$(jq -cn --arg to "$1" --arg cb "$2" --arg nb "${3:-}" \
+	    '{to: $to, say: "Callback test.", callback_url: $cb,
+	      metadata: {order: 42, note: "a/b \"c\""}}
+	     + (if $nb != "" then {not_before: $nb} else {} end)')
+	resp=$(rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
+	[ "$(rq_last_code)" = 202 ] || rq_fail "POST: $(rq_last_code) $resp"
+	jq -er .id <<<"$resp"
+}
+
+# received PATH: the statuses POSTed to PATH with a 200, in arrival order
+received() {
+	local f
+	for f in "$RX"/*.path; do
+		[ -f "$f" ] || continue
+		[ "$(cat "$f")" = "$1" ] || continue
+		[ "$(cat "${f%.path}.code")" = 200 ] || continue
+		jq -r .status "${f%.path}.body"
+	done | paste -sd' ' -
+}
+has_received() {	# has_received PATH "STATUSES"
+	[ "$(received "$1")" = "$2" ]
+}
+
+# --- 1. a real call: queued .. completed, in order, signed --------------------
+t0=$(rq_now_ms)
+id=$(post "$BARESIP_URI" "http://127.0.0.1:$RX_PORT/ok/1")
+call=$(rq_wait_call "$id" 60)
+t1=$(rq_now_ms)
+[ "$(jq -r .status <<<"$call")" = completed ] || rq_fail "call $id: $call"
+first_ms=$(( t1 - t0 ))
+want="queued scheduled dispatched ringing answered completed"
+rq_wait_for 15 has_received /ok/1 "$want" ||
+    rq_fail "callbacks for $id: '$(received /ok/1)', want '$want'"
+echo "call $id: callbacks $(received /ok/1) ($(( t1 - t0 )) ms to complete)"
+
+# Every request verified as docs/api.md says: openssl, then Python.
+cat > "$T/verify.py" <<'EOF'
+import hashlib, hmac, sys, time
+def verify(secret, header, body, tolerance=300):
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    t, sig = parts["t"], parts["v1"]
+    mac = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256)
+    if not hmac.compare_digest(mac.hexdigest(), sig):
+        return False
+    return abs(time.time() - int(t)) <= tolerance
+secret, sigfile, bodyfile = sys.argv[1:4]
+ok = verify(secret, open(sigfile).read(), open(bodyfile, "rb").read())
+sys.exit(0 if ok else 1)
+EOF
+n=0
+for f in "$RX"/*.path; do
+	[ "$(cat "$f")" = /ok/1 ] || continue
+	b=${f%.path}.body
+	sig=$(cat "${f%.path}.sig")
+	[[ $sig =~ ^t=([0-9]+),v1=([0-9a-f]{64})$ ]] || rq_fail "bad signature header '$sig'"
+	t=${BASH_REMATCH[1]}
+	v1=${BASH_REMATCH[2]}
+	mac=$( { printf '%s.' "$t"; cat "$b"; } |
+	    openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)
+	[ "$mac" = "$v1" ] || rq_fail "openssl: signature mismatch for $(cat "$b")"
+	python3 "$T/verify.py" "$SECRET" "${f%.path}.sig" "$b" ||
+	    rq_fail "python: signature refused for $(cat "$b")"
+	# a wrong secret must not verify
+	! python3 "$T/verify.py" "x$SECRET" "${f%.path}.sig" "$b" ||
+	    rq_fail "a wrong secret verified"
+	jq -e --arg id "$id" '.id == $id and (.at | type) == "string" and
+	    (.attempt | type) == "number" and
+	    .metadata == {order: 42, note: "a/b \"c\""}' "$b" >/dev/null ||
+	    rq_fail "callback body: $(cat "$b")"
+	n=$((n + 1))
+done
+[ "$n" = 6 ] || rq_fail "$n callbacks for $id, want 6 (duplicates?)"
+jq -e '.status == "completed" and .attempt == 1' \
+    "$(grep -l completed "$RX"/*.body | head -n 1)" >/dev/null ||
+    rq_fail "completed callback"
+echo "signatures: $n verified with openssl and python"
+
+# --- 2. 500 twice, then 200: delivered on the third try -----------------------
+flaky=$(post "$BARESIP_URI" "http://127.0.0.1:$RX_PORT/flaky/2" \
+    "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)")
+rq_wait_for 20 has_received /flaky/2 queued ||
+    rq_fail "flaky receiver: '$(received /flaky/2)'"
+tries=$(grep -lx /flaky/2 "$RX"/*.path | wc -l)
+[ "$tries" = 3 ] || rq_fail "queued delivered after $tries requests, want 3"
+# The next event waits for the one before: cancel now, canceled comes after.
+rq_api DELETE "/v1/calls/$flaky" >/dev/null
+[ "$(rq_last_code)" = 200 ] || rq_fail "DELETE $flaky: $(rq_last_code)"
+rq_wait_for 10 has_received /flaky/2 "queued canceled" ||
+    rq_fail "flaky receiver: '$(received /flaky/2)'"
+grep -q "$flaky: callback queued: try 2 failed (HTTP 500)" "$T/accounting.log" ||
+    rq_fail "no retry line in accounting.log"
+echo "flaky receiver: queued on try 3, then canceled"
+
+# --- 3. a receiver that is down does not slow calls ---------------------------
+t0=$(rq_now_ms)
+dead=$(post "$BARESIP_URI" "http://127.0.0.1:$DEAD_PORT/down")
+call=$(rq_wait_call "$dead" 60)
+t2=$(rq_now_ms)
+[ "$(jq -r .status <<<"$call")" = completed ] || rq_fail "call $dead: $call"
+echo "call $dead with a dead receiver: $(( t2 - t0 )) ms (the first: $first_ms ms)"
+(( t2 - t0 < first_ms + 5000 )) || rq_fail "a dead receiver slowed the call"
+grep -q "$dead: callback queued: try 1 failed" "$T/accounting.log" ||
+    rq_fail "no failed try logged for $dead"
+# Retries keep going (queued waits for its backoff; the rest wait behind).
+[ "$(rq_redis LLEN "rq:cbq:$dead")" -ge 1 ] || rq_fail "dead receiver's queue is empty"
+
+# --- 4. without callbacks_allow_loopback, loopback receivers are refused -----
+rq_stop_daemon accounting
+sed -i 's/^callbacks_allow_loopback = yes$/callbacks_allow_loopback = no/' "$RQ_CONF"
+rq_start_daemon accounting
+refused=$(post "$BARESIP_URI" "http://127.0.0.1:$RX_PORT/refused" \
+    "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)")
+refused_logged() {
+	grep -q "$refused: callback queued dropped: its URL leads to this host" \
+	    "$T/accounting.log"
+}
+rq_wait_for 10 refused_logged
+! grep -qx /refused "$RX"/*.path || rq_fail "a loopback callback was sent"
+echo "loopback refused without callbacks_allow_loopback"
+
+rq_stop_daemon telserver
+rq_stop_daemon dispatcher
+rq_stop_daemon scheduler
+rq_stop_daemon gateway
+rq_stop_daemon accounting
+rq_check_sanitizers
+echo PASS

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# The policy engine through the real gateway: invalid and premium
+# destinations, allowed prefixes, do-not-call (tenant list over HTTP, a
+# customer's opt-out, a 10,000-line import with ringq-dnc), calling hours
+# deferred to the callee's local time, a rate limit, a concurrency limit and
+# Idempotency-Key.  Refused requests must leave no job.
+. "$RQ_SOURCE/tests/integration/lib.sh"
+
+rq_need jq curl redis-cli python3
+
+HOURS_KEY="rq_hours_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+RATE_KEY="rq_rate_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+UK_KEY="rq_uk_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+CONC_KEY="rq_conc_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+
+# Calling hours that exclude the present moment in Berlin: a one-hour
+# window opening two hours from now, local time.
+BERLIN_NOW=$(TZ=Europe/Berlin date +%s)
+OPEN=$(TZ=Europe/Berlin date -d "@$((BERLIN_NOW + 7200))" +%H:%M)
+CLOSE=$(TZ=Europe/Berlin date -d "@$((BERLIN_NOW + 10800))" +%H:%M)
+
+rq_start_redis
+rq_write_config <<EOF
+[gateway]
+optout_secret = s3cret-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+
+[tenant hours]
+key_sha256 = $(rq_sha256 "$HOURS_KEY")
+calling_hours = $OPEN-$CLOSE
+
+[tenant rate]
+key_sha256 = $(rq_sha256 "$RATE_KEY")
+rate_per_second = 5
+
+[tenant uk]
+key_sha256 = $(rq_sha256 "$UK_KEY")
+allowed_prefixes = +44, +353
+
+[tenant conc]
+key_sha256 = $(rq_sha256 "$CONC_KEY")
+max_concurrent = 2
+EOF
+rq_start_daemon gateway
+
+ncalls() { rq_redis zcard "rq:calls:$1"; }
+
+# post TENANT_KEY TO [extra JSON members] [curl args]: POST /v1/calls.
+post() {
+	local key=$1 to=$2 extra=${3:-}
+	shift 3 || shift $#
+	RQ_KEY=$key rq_api POST /v1/calls -H 'Content-Type: application/json' \
+	    -d "{\"to\":\"$to\",\"say\":\"policy test\"$extra}" "$@"
+}
+
+expect() {	# expect CODE ERROR_CODE BODY
+	local code
+	code=$(rq_last_code)
+	[ "$code" = "$1" ] || rq_fail "expected HTTP $1, got $code: $3"
+	if [ -n "$2" ]; then
+		[ "$(jq -r .error.code <<<"$3")" = "$2" ] ||
+		    rq_fail "expected error $2: $3"
+	fi
+}
+
+# --- pure checks ---------------------------------------------------------
+before=$(ncalls demo)
+body=$(post "$RQ_KEY" +99912345678 "")
+expect 400 invalid_field "$body"
+[ "$(jq -r .error.field <<<"$body")" = to ] || rq_fail "no field: $body"
+body=$(post "$RQ_KEY" +4420718387 "")		# one digit short for GB
+expect 400 invalid_field "$body"
+body=$(post "$RQ_KEY" +19005551234 "")		# NANP premium rate
+expect 403 destination_not_allowed "$body"
+body=$(post "$RQ_KEY" +448712345678 "")	# GB 087x revenue share
+expect 403 destination_not_allowed "$body"
+body=$(post "$UK_KEY" +15551234567 "")
+expect 403 destination_not_allowed "$body"
+body=$(post "$UK_KEY" +442071838750 "")
+expect 202 "" "$body"
+[ "$(jq -r .policy.decision <<<"$body")" = accept ] || rq_fail "no accept: $body"
+[ "$(ncalls demo)" = "$before" ] || rq_fail "a refused request left a job"
+echo "ok: E.164 validity, premium rate, allowed prefixes"
+
+# --- do-not-call ---------------------------------------------------------
+DNC=+15551230000
+body=$(rq_api PUT "/v1/dnc/$DNC"); expect 200 "" "$body"
+body=$(rq_api GET "/v1/dnc/%2B15551230000"); expect 200 "" "$body"
+[ "$(jq -c .lists <<<"$body")" = '["tenant"]' ] || rq_fail "lookup: $body"
+before=$(ncalls demo)
+body=$(post "$RQ_KEY" "$DNC" ""); expect 403 do_not_call "$body"
+[ "$(ncalls demo)" = "$before" ] || rq_fail "a DNC number got a job"
+# another tenant's list does not bind this one... but a customer's opt-out
+# binds everyone
+body=$(post "$UK_KEY" +442071838751 ""); expect 202 "" "$body"
+body=$(RQ_KEY=$RATE_KEY rq_api POST /v1/optout -d '{"number":"+44 20 7183 8751"}')
+expect 200 "" "$body"
+body=$(post "$UK_KEY" +442071838751 ""); expect 403 do_not_call "$body"
+body=$(rq_api DELETE "/v1/dnc/$DNC"); expect 200 "" "$body"
+body=$(post "$RQ_KEY" "$DNC" ""); expect 202 "" "$body"
+body=$(rq_api PUT "/v1/dnc/12345"); expect 400 invalid_field "$body"
+# the customer's own signed link
+body=$(rq_api GET "/v1/dnc/+15557770000"); expect 200 "" "$body"
+[ "$(jq -r .listed <<<"$body")" = false ] || rq_fail "listed: $body"
+link=$(jq -r .optout_link <<<"$body")
+case $link in /optout\?n=%2B15557770000\&sig=*) ;; *) rq_fail "link: $body" ;; esac
+code=$(curl -sS -o /dev/null -w '%{http_code}' "$RQ_API${link%?}0")
+[ "$code" = 403 ] || rq_fail "a tampered link gave $code"
+[ "$(rq_redis sismember rq:dnc:customer +15557770000)" = 0 ] || rq_fail "tampered link listed"
+code=$(curl -sS -o "$T/page" -w '%{http_code}' "$RQ_API$link")
+[ "$code" = 200 ] && grep -q "not be called again" "$T/page" || rq_fail "link gave $code"
+body=$(post "$RQ_KEY" +15557770000 ""); expect 403 do_not_call "$body"
+echo "ok: do-not-call lists (tenant, customer opt-out by API and by signed link)"
+
+# --- ringq-dnc: 10,000 numbers ------------------------------------------
+{
+	echo "number,name"
+	for ((i = 0; i < 10000; i++)); do
+		printf '+1555200%04d,customer %d\n' "$i" "$i"
+	done
+	echo "not-a-number,bad"
+} > "$T/dnc.csv"
+"$RQ_BUILD/gateway/ringq-dnc" -f "$RQ_CONF" -t demo "$T/dnc.csv" \
+    > "$T/dnc.out" 2> "$T/dnc.err" || rq_fail "ringq-dnc failed: $(cat "$T/dnc.err")"
+grep -q '100%' "$T/dnc.err" || rq_fail "no progress line: $(cat "$T/dnc.err")"
+grep -q "line 10002" "$T/dnc.err" || rq_fail "bad line not reported"
+[ "$(rq_redis scard rq:dnc:tenant:demo)" = 10000 ] ||
+    rq_fail "import: $(rq_redis scard rq:dnc:tenant:demo) numbers"
+cat "$T/dnc.out"
+body=$(post "$RQ_KEY" +15552007777 ""); expect 403 do_not_call "$body"
+body=$(post "$RQ_KEY" +15552017777 ""); expect 202 "" "$body"
+echo "ok: ringq-dnc imported 10,000 numbers"
+
+# --- calling hours: deferred to the next local opening -------------------
+# expected: today's (Berlin) OPEN, or tomorrow's when it has passed
+exp=$(TZ=Europe/Berlin date -d "today $OPEN" +%s)
+[ "$exp" -gt "$BERLIN_NOW" ] || exp=$(TZ=Europe/Berlin date -d "tomorrow $OPEN" +%s)
+body=$(post "$HOURS_KEY" +493012345678 "")
+expect 202 "" "$body"
+[ "$(jq -r .policy.decision <<<"$body")" = defer ] || rq_fail "not deferred: $body"
+[ "$(jq -c .policy.reasons <<<"$body")" = '["calling_hours"]' ] || rq_fail "reasons: $body"
+got=$(date -d "$(jq -r .not_before <<<"$body")" +%s)
+[ "$got" = "$exp" ] || rq_fail "deferred to $got, expected $exp ($OPEN Berlin): $body"
+id=$(jq -r .id <<<"$body")
+[ "$(rq_redis hget "rq:job:$id" policy)" = defer:calling_hours ] || rq_fail "job policy"
+[ "$(rq_redis zscore rq:delayed "$id")" = "${exp}000" ] || rq_fail "rq:delayed score"
+view=$(RQ_KEY=$HOURS_KEY rq_api GET "/v1/calls/$id")
+[ "$(jq -r .policy.decision <<<"$view")" = defer ] || rq_fail "GET: $view"
+# the same wall-clock window in Tokyo is another instant
+body=$(post "$HOURS_KEY" +493012345678 ',"time_zone":"Asia/Tokyo"')
+expect 202 "" "$body"
+tok=$(date -d "$(jq -r .not_before <<<"$body")" +%s)
+[ "$(TZ=Asia/Tokyo date -d "@$tok" +%H:%M)" = "$OPEN" ] ||
+    rq_fail "Tokyo deferral at $(TZ=Asia/Tokyo date -d "@$tok" +%H:%M), not $OPEN"
+body=$(post "$HOURS_KEY" +493012345678 ',"time_zone":"Mars/Olympus"')
+expect 400 invalid_field "$body"
+echo "ok: calling hours ($OPEN-$CLOSE Berlin) deferred to $(jq -r .not_before <<<"$view")"
+
+# --- rate limit: 5 per second -------------------------------------------
+burst() {
+	# start just after a second boundary, 20 requests at once
+	python3 -c 'import time; time.sleep(1.02 - time.time() % 1)'
+	seq 20 | xargs -P 20 -I{} curl -s -o /dev/null -D "$T/h{}" -w '%{http_code}\n' \
+	    -H "Authorization: Bearer $RATE_KEY" -H 'Content-Type: application/json' \
+	    -d '{"to":"+15551234567","say":"flood"}' "$RQ_API/v1/calls" | sort | uniq -c
+}
+ok=0
+for try in 1 2 3; do
+	before=$(ncalls rate)
+	out=$(burst)
+	echo "burst $try: $(tr '\n' ' ' <<<"$out")"
+	acc=$(awk '$2 == 202 { print $1 }' <<<"$out")
+	lim=$(awk '$2 == 429 { print $1 }' <<<"$out")
+	[ "$(( $(ncalls rate) - before ))" = "${acc:-0}" ] || rq_fail "jobs differ from 202s"
+	if [ "${acc:-0}" = 5 ] && [ "${lim:-0}" = 15 ]; then
+		ok=1
+		break
+	fi
+	# a burst that straddled a second boundary may take 10: try again
+	[ "${acc:-0}" -le 10 ] || rq_fail "rate limit let ${acc} through"
+done
+[ "$ok" = 1 ] || rq_fail "no burst gave exactly 5 accepted and 15 refused"
+grep -qi '^Retry-After: 1' "$T"/h* || rq_fail "no Retry-After on 429"
+echo "ok: rate_per_second=5: 5 accepted, 15 refused with 429"
+
+# --- concurrency: 2 unfinished calls ------------------------------------
+for n in 1 2; do
+	body=$(post "$CONC_KEY" +1555123456$n ""); expect 202 "" "$body"
+	eval "C$n=$(jq -r .id <<<"$body")"
+done
+body=$(post "$CONC_KEY" +15551234563 ""); expect 429 concurrency_limited "$body"
+rq_redis hset "rq:job:$C1" status completed >/dev/null	# as accounting would
+body=$(post "$CONC_KEY" +15551234563 ""); expect 202 "" "$body"
+echo "ok: max_concurrent=2"
+
+# --- Idempotency-Key ----------------------------------------------------
+before=$(ncalls demo)
+a=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-42'); expect 202 "" "$a"
+b=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-42'); expect 202 "" "$b"
+[ "$(jq -r .id <<<"$a")" = "$(jq -r .id <<<"$b")" ] || rq_fail "replay gave another id: $a $b"
+[ "$(jq -r .replayed <<<"$b")" = true ] || rq_fail "replay not marked: $b"
+[ "$(( $(ncalls demo) - before ))" = 1 ] || rq_fail "replay created a job"
+# another tenant's key of the same name is another request
+c=$(post "$UK_KEY" +442071838750 "" -H 'Idempotency-Key: order-42'); expect 202 "" "$c"
+[ "$(jq -r .id <<<"$c")" != "$(jq -r .id <<<"$a")" ] || rq_fail "keys shared across tenants"
+ttl=$(rq_redis ttl "rq:idem:demo:$(rq_sha256 order-42)")
+[ "$ttl" -gt 86000 ] || rq_fail "idempotency key TTL $ttl"
+echo "ok: Idempotency-Key"
+
+rq_stop_daemon gateway
+rq_check_sanitizers
+echo "test_policy: ok"

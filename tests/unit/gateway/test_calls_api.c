@@ -1,0 +1,361 @@
+/* Unit tests of gateway/calls_api.c and store_calls.c: the list query and
+ * its cursor, and the cancel and list scripts against a real redis-server
+ * on a free port. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "gateway.h"
+#include "keys.h"
+#include "log.h"
+#include "../scheduler/testredis.h"
+
+static void
+test_cursor(void **state)
+{
+	char c[128], id[RQ_ID_LEN + 1];
+	uint64_t ms;
+
+	gw_cursor_encode(1763720147343ULL, "c_0123456789abcdef01234567", c,
+	    sizeof(c));
+	assert_null(strpbrk(c, "+/="));
+	assert_int_equal(gw_cursor_decode(c, &ms, id), 0);
+	assert_true(ms == 1763720147343ULL);
+	assert_string_equal(id, "c_0123456789abcdef01234567");
+	/* tampered, truncated, not base64, wrong content */
+	c[3] = c[3] == 'A' ? 'B' : 'A';
+	assert_int_equal(gw_cursor_decode(c, &ms, id), -1);
+	assert_int_equal(gw_cursor_decode("", &ms, id), -1);
+	assert_int_equal(gw_cursor_decode("abc$", &ms, id), -1);
+	assert_int_equal(gw_cursor_decode("MTIzNDU", &ms, id), -1); /* 12345 */
+	gw_cursor_encode(5, "x", c, sizeof(c));
+	assert_int_equal(gw_cursor_decode(c, &ms, id), -1);
+}
+
+static void
+test_query(void **state)
+{
+	struct gw_list_query q;
+	struct gw_error err;
+	char c[128], qs[256];
+
+	assert_int_equal(gw_list_query_parse(NULL, &q, &err), 0);
+	assert_int_equal(q.limit, GW_LIST_LIMIT_DEFAULT);
+	assert_string_equal(q.status, "");
+	assert_int_equal(q.has_cursor, 0);
+	assert_int_equal(gw_list_query_parse("status=failed&limit=200&"
+	    "since=2026-11-21T10:00:00%2B01:00", &q, &err), 0);
+	assert_string_equal(q.status, "failed");
+	assert_int_equal(q.limit, 200);
+	assert_true(q.since_ms == 1795251600000ULL);
+	gw_cursor_encode(42, "c_0123456789abcdef01234567", c, sizeof(c));
+	snprintf(qs, sizeof(qs), "cursor=%s", c);
+	assert_int_equal(gw_list_query_parse(qs, &q, &err), 0);
+	assert_int_equal(q.has_cursor, 1);
+	assert_true(q.cursor_ms == 42);
+
+	static const struct { const char *qs, *field, *code; } bad[] = {
+		{ "limit=0", "limit", "invalid_parameter" },
+		{ "limit=201", "limit", "invalid_parameter" },
+		{ "limit=5x", "limit", "invalid_parameter" },
+		{ "limit=-1", "limit", "invalid_parameter" },
+		{ "limit=", "limit", "invalid_parameter" },
+		{ "status=done", "status", "invalid_parameter" },
+		{ "since=yesterday", "since", "invalid_parameter" },
+		{ "cursor=zzz", "cursor", "invalid_parameter" },
+		{ "limit=5&limit=6", "limit", "invalid_parameter" },
+		{ "sort=asc", "sort", "unknown_parameter" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(gw_list_query_parse(bad[i].qs, &q, &err), -1);
+		assert_int_equal(err.status, 400);
+		assert_string_equal(err.field, bad[i].field);
+		assert_string_equal(err.code, bad[i].code);
+	}
+}
+
+static void
+test_cancel_parse_shapes(void **state)
+{
+	struct gw_cancel_result res;
+	redisReply top, code, *el[3];
+
+	memset(&code, 0, sizeof(code));
+	code.type = REDIS_REPLY_INTEGER;
+	el[0] = &code;
+	memset(&top, 0, sizeof(top));
+	top.type = REDIS_REPLY_ARRAY;
+	top.element = el;
+	top.elements = 1;
+	code.integer = 3;
+	assert_int_equal(gw_cancel_parse(&top, &res), 0);
+	assert_int_equal(res.outcome, GW_CANCEL_STARTED);
+	code.integer = 1;	/* DONE needs the job */
+	assert_int_equal(gw_cancel_parse(&top, &res), -1);
+	code.integer = 9;
+	assert_int_equal(gw_cancel_parse(&top, &res), -1);
+	assert_int_equal(gw_cancel_parse(NULL, &res), -1);
+	code.type = REDIS_REPLY_STRING;
+	code.str = "1";
+	assert_int_equal(gw_cancel_parse(&top, &res), -1);
+}
+
+/* The live tests: one store on the test server. */
+static struct event_base	*base;
+static struct gw_store		*st;
+
+struct result {
+	int		 done;
+	int		 rc;
+	int		 outcome;
+	uint64_t	 attempt;
+	char		 status[32];
+	json_t		*body;
+};
+
+static void
+run_until(const int *flag)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < 1000 && !*flag; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if (!*flag)
+			nanosleep(&ts, NULL);
+	}
+	assert_true(*flag);
+}
+
+static int
+setup_live(void **state)
+{
+	int connected = 0, i;
+
+	testredis_start();
+	if ((base = event_base_new()) == NULL ||
+	    (st = gw_store_new(base, "127.0.0.1", testredis_port)) == NULL)
+		return -1;
+	for (i = 0; i < 500 && !connected; i++) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		connected = gw_store_connected(st);
+		nanosleep(&ts, NULL);
+	}
+	return connected ? 0 : -1;
+}
+
+static int
+teardown_live(void **state)
+{
+	gw_store_free(st);
+	event_base_free(base);
+	testredis_stop();
+	return 0;
+}
+
+/* A job as the gateway writes it, in queue (rq:delayed, rq:ready or none). */
+static void
+job(const char *id, const char *tenant, const char *queue, int rank,
+    uint64_t created)
+{
+	testredis_do("HSET %s%s id %s tenant %s to +15551234567 status %s "
+	    "status_rank %d created_ms %llu attempts 0 priority 5 "
+	    "not_before_ms %llu updated_ms %llu", RQ_KEY_JOB, id, id, tenant,
+	    rank == 0 ? "queued" : rank == 5 ? "completed" : "dispatched",
+	    rank, (unsigned long long)created, (unsigned long long)created,
+	    (unsigned long long)created);
+	testredis_do("ZADD %s%s %llu %s", RQ_KEY_TENANT_CALLS, tenant,
+	    (unsigned long long)created, id);
+	if (queue != NULL)
+		testredis_do("ZADD %s %llu %s", queue,
+		    (unsigned long long)created, id);
+}
+
+static void
+canceled(const struct gw_cancel_result *r, void *arg)
+{
+	struct result *res = arg;
+	size_t i;
+
+	res->rc = r->rc;
+	res->outcome = r->outcome;
+	res->attempt = r->attempt;
+	for (i = 0; i + 1 < r->njob; i += 2)
+		if (!strcmp(r->job[i], "status"))
+			snprintf(res->status, sizeof(res->status), "%s",
+			    r->job[i + 1]);
+	res->done = 1;
+}
+
+static void
+cancel(const char *id, const char *tenant, struct result *res)
+{
+	memset(res, 0, sizeof(*res));
+	assert_int_equal(gw_store_cancel(st, id, tenant, 1000, canceled, res),
+	    0);
+	run_until(&res->done);
+	assert_int_equal(res->rc, 0);
+}
+
+static void
+test_cancel_live(void **state)
+{
+	const char *a = "c_00000000000000000000000a";
+	const char *b = "c_00000000000000000000000b";
+	const char *c = "c_00000000000000000000000c";
+	const char *d = "c_00000000000000000000000d";
+	struct result res;
+
+	job(a, "t1", RQ_KEY_DELAYED, 0, 10);
+	job(b, "t1", RQ_KEY_READY, 1, 11);
+	job(c, "t1", NULL, 18, 12);		/* dispatched, attempt 1 */
+	job(d, "t1", NULL, 5, 13);		/* completed */
+	testredis_do("ZADD %st1 10 %s", GW_KEY_ACTIVE, a);
+
+	cancel(a, "t2", &res);			/* another tenant's */
+	assert_int_equal(res.outcome, GW_CANCEL_NOT_FOUND);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a), 10);
+	cancel("c_0000000000000000000000ff", "t1", &res);
+	assert_int_equal(res.outcome, GW_CANCEL_NOT_FOUND);
+
+	cancel(a, "t1", &res);
+	assert_int_equal(res.outcome, GW_CANCEL_DONE);
+	assert_string_equal(res.status, "canceled");
+	assert_true(res.attempt == 0);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a), -1);
+	assert_int_equal(testredis_num("ZSCORE %st1 %s", GW_KEY_ACTIVE, a), -1);
+	assert_int_equal(testredis_num("HGET %s%s status_rank", RQ_KEY_JOB, a),
+	    7);
+	assert_int_equal(testredis_num("HEXISTS %s%s 0:canceled",
+	    RQ_KEY_TIMELINE, a), 1);
+	cancel(a, "t1", &res);			/* twice */
+	assert_int_equal(res.outcome, GW_CANCEL_ENDED);
+
+	cancel(b, "t1", &res);
+	assert_int_equal(res.outcome, GW_CANCEL_DONE);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, b), -1);
+
+	cancel(c, "t1", &res);
+	assert_int_equal(res.outcome, GW_CANCEL_STARTED);
+	cancel(d, "t1", &res);
+	assert_int_equal(res.outcome, GW_CANCEL_ENDED);
+}
+
+static void
+listed(int rc, json_t *body, void *arg)
+{
+	struct result *res = arg;
+
+	res->rc = rc;
+	res->body = body ? json_incref(body) : NULL;
+	res->done = 1;
+}
+
+static json_t *
+list(const char *tenant, const char *query)
+{
+	struct gw_list_query q;
+	struct gw_error err;
+	struct result res;
+
+	assert_int_equal(gw_list_query_parse(query, &q, &err), 0);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(gw_store_list(st, tenant, &q, listed, &res), 0);
+	run_until(&res.done);
+	assert_int_equal(res.rc, 0);
+	assert_non_null(res.body);
+	return res.body;
+}
+
+static void
+test_list_live(void **state)
+{
+	char id[RQ_ID_LEN + 1], qs[256], seen[130][RQ_ID_LEN + 1];
+	const char *cur;
+	json_t *b, *calls;
+	size_t i, n = 0, pages = 0;
+	int k;
+
+	/* 125 calls, 5 of them sharing one millisecond, one of another
+	 * tenant in between. */
+	for (k = 0; k < 125; k++) {
+		snprintf(id, sizeof(id), "c_%024x", 0x100 + k);
+		job(id, "lt", k % 3 ? RQ_KEY_DELAYED : NULL, k % 3 ? 0 : 5,
+		    k < 5 ? 1000 : 1000 + (uint64_t)k);
+	}
+	job("c_0000000000000000000fffff", "other", NULL, 0, 1050);
+	snprintf(qs, sizeof(qs), "limit=50");
+	do {
+		b = list("lt", qs);
+		calls = json_object_get(b, "calls");
+		for (i = 0; i < json_array_size(calls); i++) {
+			const char *cid = json_string_value(json_object_get(
+			    json_array_get(calls, i), "id"));
+			size_t j;
+
+			assert_non_null(cid);
+			for (j = 0; j < n; j++)
+				assert_string_not_equal(seen[j], cid);
+			assert_true(n < 130);
+			snprintf(seen[n++], sizeof(seen[0]), "%s", cid);
+		}
+		pages++;
+		assert_int_equal(json_array_size(calls),
+		    pages < 3 ? 50 : 25);
+		cur = json_string_value(json_object_get(b, "next_cursor"));
+		if (cur != NULL)
+			snprintf(qs, sizeof(qs), "limit=50&cursor=%s", cur);
+		json_decref(b);
+	} while (cur != NULL && pages < 10);
+	assert_int_equal(pages, 3);
+	assert_int_equal(n, 125);
+	/* newest first: the first is the last created */
+	assert_string_equal(seen[0], "c_00000000000000000000017c");
+
+	/* status filter: 42 completed (k % 3 == 0) */
+	b = list("lt", "status=completed&limit=200");
+	assert_int_equal(json_array_size(json_object_get(b, "calls")), 42);
+	assert_true(json_is_null(json_object_get(b, "next_cursor")));
+	json_decref(b);
+	/* since: the calls created at 1100 ms or after (k >= 100) */
+	b = list("lt", "since=1970-01-01T00:00:01.100Z&limit=200");
+	assert_int_equal(json_array_size(json_object_get(b, "calls")), 25);
+	json_decref(b);
+	b = list("nobody", NULL);
+	assert_int_equal(json_array_size(json_object_get(b, "calls")), 0);
+	json_decref(b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest pure[] = {
+		cmocka_unit_test(test_cursor),
+		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_cancel_parse_shapes),
+	};
+	const struct CMUnitTest live[] = {
+		cmocka_unit_test(test_cancel_live),
+		cmocka_unit_test(test_list_live),
+	};
+	int rc;
+
+	log_init("test_calls_api", 0);
+	rc = cmocka_run_group_tests(pure, NULL, NULL);
+	rc += cmocka_run_group_tests(live, setup_live, teardown_live);
+	return rc;
+}

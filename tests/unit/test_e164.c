@@ -1,0 +1,222 @@
+/* E.164 table and calling-hours arithmetic, with a fixed clock. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "e164.h"
+
+/* 2026-11-21 is a Saturday. */
+#define T_0600Z		1795240800000ULL	/* 2026-11-21T06:00Z */
+#define T_0700Z		1795244400000ULL
+#define T_2130Z		1795296600000ULL
+#define T_NEXT_0700Z	1795330800000ULL	/* 2026-11-22T07:00Z */
+#define T_1200Z		1795262400000ULL
+#define T_0200Z		1795226400000ULL
+#define T_1000Z		1795255200000ULL
+#define T_2100Z		1795294800000ULL
+#define T_1500Z		1795273200000ULL
+#define T_1600Z		1795276800000ULL
+#define T_MON_1400Z	1795442400000ULL	/* 2026-11-23T14:00Z */
+#define T_DST_0030Z	1774744200000ULL	/* 2026-03-29T00:30Z, CET */
+#define T_DST_0600Z	1774764000000ULL	/* 08:00 CEST */
+
+static void
+test_parse_good(void **state)
+{
+	struct rq_e164 n;
+	char why[160];
+
+	assert_int_equal(rq_e164_parse("+15551234567", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.e164, "+15551234567");
+	assert_string_equal(n.cc, "1");
+	assert_string_equal(n.time_zone, "America/New_York");
+	assert_false(n.premium);
+	assert_int_equal(rq_e164_parse("+1 (310) 555-1234", &n, why,
+	    sizeof(why)), 0);
+	assert_string_equal(n.e164, "+13105551234");
+	assert_string_equal(n.time_zone, "America/Los_Angeles");
+	assert_int_equal(rq_e164_parse("0049 30 12345678", &n, why,
+	    sizeof(why)), 0);
+	assert_string_equal(n.e164, "+493012345678");
+	assert_string_equal(n.country, "DE");
+	assert_string_equal(n.time_zone, "Europe/Berlin");
+	assert_int_equal(rq_e164_parse("+442071838750", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "Europe/London");
+	assert_int_equal(rq_e164_parse("+353861234567", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.cc, "353");	/* not +35 */
+	assert_int_equal(rq_e164_parse("+819012345678", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "Asia/Tokyo");
+}
+
+static void
+test_parse_bad(void **state)
+{
+	static const char *bad[] = { "", "+", "15551234567", "+0123456789",
+	    "+999123456789", "+1555123456", "+155512345678", "+10551234567",
+	    "+4420718387", "+49 30 12a45678", "+1234567890123456", "+ 1555",
+	    "+33 1 23 45 67 8", "+86-", "+7" };
+	struct rq_e164 n;
+	char why[160];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		why[0] = '\0';
+		assert_int_equal(rq_e164_parse(bad[i], &n, why, sizeof(why)),
+		    -1);
+		assert_true(why[0] != '\0');
+	}
+}
+
+static void
+test_premium(void **state)
+{
+	static const char *premium[] = { "+19005551234", "+18765551234",
+	    "+448712345678", "+449012345678", "+4990012345678", "+33892123456",
+	    "+39899123456", "+881612345678", "+88213456789", "+61190012345" };
+	static const char *plain[] = { "+15551234567", "+442071838750",
+	    "+33123456789", "+493012345678", "+61212345678" };
+	struct rq_e164 n;
+	char why[160];
+	size_t i;
+
+	for (i = 0; i < sizeof(premium) / sizeof(*premium); i++) {
+		assert_int_equal(rq_e164_parse(premium[i], &n, why,
+		    sizeof(why)), 0);
+		assert_true(n.premium);
+	}
+	for (i = 0; i < sizeof(plain) / sizeof(*plain); i++) {
+		assert_int_equal(rq_e164_parse(plain[i], &n, why,
+		    sizeof(why)), 0);
+		assert_false(n.premium);
+	}
+}
+
+static void
+test_prefixes(void **state)
+{
+	assert_true(rq_e164_prefix_allowed("+15551234567", ""));
+	assert_true(rq_e164_prefix_allowed("+15551234567", "+1"));
+	assert_true(rq_e164_prefix_allowed("+442071838750", "+1, +44"));
+	assert_true(rq_e164_prefix_allowed("+442071838750", "4420"));
+	assert_true(rq_e164_prefix_allowed("+12125551234", "+1 212"));
+	assert_false(rq_e164_prefix_allowed("+13105551234", "+1 212"));
+	assert_false(rq_e164_prefix_allowed("+33123456789", "+1,+44"));
+	assert_false(rq_e164_prefix_allowed("+4930123", "+44"));
+}
+
+static void
+test_hours_parse(void **state)
+{
+	static const char *bad[] = { "", "8-21", "08:00-08:00", "25:00-26:00",
+	    "08:60-09:00", "Mon-Fry 09:00-17:00", "Mon 09:00", "09:00-17:00 x",
+	    "Mon-Fri09:00-17:00", "24:00-08:00" };
+	struct rq_hours h;
+	char why[160];
+	size_t i;
+
+	assert_int_equal(rq_hours_parse("08:00-21:00", &h, why, sizeof(why)),
+	    0);
+	assert_int_equal(h.days, 0x7f);
+	assert_int_equal(h.start_min, 480);
+	assert_int_equal(h.end_min, 1260);
+	assert_int_equal(rq_hours_parse("Mon-Fri 09:00-17:00", &h, why,
+	    sizeof(why)), 0);
+	assert_int_equal(h.days, 0x3e);
+	assert_int_equal(rq_hours_parse("Fri-Mon 22:00-06:00", &h, why,
+	    sizeof(why)), 0);
+	assert_int_equal(h.days, 0x63);		/* Fri Sat Sun Mon */
+	assert_int_equal(rq_hours_parse("sat,Sun 00:00-24:00", &h, why,
+	    sizeof(why)), 0);
+	assert_int_equal(h.days, 0x41);
+	assert_int_equal(h.end_min, 1440);
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_int_equal(rq_hours_parse(bad[i], &h, why, sizeof(why)),
+		    -1);
+}
+
+static uint64_t
+next(const char *hours, const char *zone, uint64_t now)
+{
+	struct rq_hours h;
+	uint64_t t = 0;
+	char why[160];
+
+	assert_int_equal(rq_hours_parse(hours, &h, why, sizeof(why)), 0);
+	assert_int_equal(rq_hours_next(&h, zone, now, &t), 0);
+	return t;
+}
+
+static void
+test_hours_next(void **state)
+{
+	/* Before the opening in Berlin (07:00 local): today 08:00. */
+	assert_int_equal(next("08:00-21:00", "Europe/Berlin", T_0600Z),
+	    T_0700Z);
+	/* Inside: now. */
+	assert_int_equal(next("08:00-21:00", "Europe/Berlin", T_1200Z),
+	    T_1200Z);
+	/* After the close (22:30 local): across midnight, tomorrow 08:00. */
+	assert_int_equal(next("08:00-21:00", "Europe/Berlin", T_2130Z),
+	    T_NEXT_0700Z);
+	/* A window across midnight: 03:00 local is inside it... */
+	assert_int_equal(next("22:00-06:00", "Europe/Berlin", T_0200Z),
+	    T_0200Z);
+	/* ...11:00 local waits for 22:00. */
+	assert_int_equal(next("22:00-06:00", "Europe/Berlin", T_1000Z),
+	    T_2100Z);
+	/* The same instant is 10:00 in New York, 07:00 in Los Angeles. */
+	assert_int_equal(next("08:00-21:00", "America/New_York", T_1500Z),
+	    T_1500Z);
+	assert_int_equal(next("08:00-21:00", "America/Los_Angeles", T_1500Z),
+	    T_1600Z);
+	/* Saturday in New York: Monday 09:00 EST. */
+	assert_int_equal(next("Mon-Fri 09:00-17:00", "America/New_York",
+	    T_1500Z), T_MON_1400Z);
+	/* The night clocks go forward: 08:00 CEST is 06:00Z. */
+	assert_int_equal(next("08:00-21:00", "Europe/Berlin", T_DST_0030Z),
+	    T_DST_0600Z);
+	/* UTC, all day. */
+	assert_int_equal(next("00:00-24:00", "UTC", T_2130Z), T_2130Z);
+}
+
+static void
+test_tz(void **state)
+{
+	struct rq_hours h;
+	uint64_t t;
+	char why[160];
+
+	assert_true(rq_tz_valid("Europe/Berlin"));
+	assert_true(rq_tz_valid("UTC"));
+	assert_false(rq_tz_valid("Mars/Olympus"));
+	assert_false(rq_tz_valid("../../etc/passwd"));
+	assert_false(rq_tz_valid("/etc/passwd"));
+	assert_false(rq_tz_valid("Europe"));	/* a directory */
+	assert_false(rq_tz_valid(""));
+	assert_int_equal(rq_hours_parse("08:00-21:00", &h, why, sizeof(why)),
+	    0);
+	assert_int_equal(rq_hours_next(&h, "Mars/Olympus", T_0600Z, &t), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_good),
+		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_premium),
+		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_hours_parse),
+		cmocka_unit_test(test_hours_next),
+		cmocka_unit_test(test_tz),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
