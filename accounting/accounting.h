@@ -107,9 +107,6 @@ void	acct_free(struct acct *a);
  * per new event of a job with a callback_url (ACCT_CB_ENQUEUE_LUA); a
  * worker thread with its own Redis connection POSTs them, signed, in order
  * per call, retrying with backoff for at most ACCT_CB_GIVE_UP_MS. */
-#define ACCT_KEY_CALLBACKS	"rq:callbacks"	/* zset: call id by due ms */
-#define ACCT_KEY_CBQ		"rq:cbq:"	/* list: a call's deliveries */
-#define ACCT_KEY_CBSENT		"rq:cbsent:"	/* hash: events queued once */
 #define ACCT_CB_TIMEOUT_MS	10000
 #define ACCT_CB_BACKOFF_MAX_MS	(5 * 60 * 1000)
 #define ACCT_CB_GIVE_UP_MS	(60 * 60 * 1000)

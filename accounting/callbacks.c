@@ -22,6 +22,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "keys.h"
 #include "accounting.h"
 #include "log.h"
 #include "util.h"
@@ -238,10 +239,10 @@ static void
 finish(struct acct_cb *cb, struct cb_xfer *x, const char *next, uint64_t due)
 {
 	char q[64], d[24];
-	const char *argv[] = { ACCT_KEY_CALLBACKS, q, x->id, x->head, next, d };
+	const char *argv[] = { RQ_KEY_CALLBACKS, q, x->id, x->head, next, d };
 	redisReply *rep;
 
-	snprintf(q, sizeof(q), "%s%s", ACCT_KEY_CBQ, x->id);
+	snprintf(q, sizeof(q), "%s%s", RQ_KEY_CBQ, x->id);
 	snprintf(d, sizeof(d), "%" PRIu64, due);
 	/* Should this fail, the lease expires and the delivery is made
 	 * again: at least once. */
@@ -403,8 +404,8 @@ static void
 claim(struct acct_cb *cb)
 {
 	char now[24], lease[24], n[12];
-	const char *argv[] = { ACCT_KEY_CALLBACKS, now, lease, n,
-	    ACCT_KEY_CBQ };
+	const char *argv[] = { RQ_KEY_CALLBACKS, now, lease, n,
+	    RQ_KEY_CBQ };
 	uint64_t t = rq_now_ms();
 	redisReply *rep;
 	size_t i;

@@ -85,8 +85,8 @@ mirror_args(struct mirror_args *a, const struct acct_event *ev)
 		free(a->json);
 		return -1;
 	}
-	snprintf(a->cbq, sizeof(a->cbq), "%s%s", ACCT_KEY_CBQ, m->call_id);
-	snprintf(a->cbsent, sizeof(a->cbsent), "%s%s", ACCT_KEY_CBSENT,
+	snprintf(a->cbq, sizeof(a->cbq), "%s%s", RQ_KEY_CBQ, m->call_id);
+	snprintf(a->cbsent, sizeof(a->cbsent), "%s%s", RQ_KEY_CBSENT,
 	    m->call_id);
 	snprintf(a->now, sizeof(a->now), "%" PRIu64, rq_now_ms());
 	snprintf(a->job, sizeof(a->job), "%s%s", RQ_KEY_JOB, m->call_id);
@@ -101,7 +101,7 @@ mirror_args(struct mirror_args *a, const struct acct_event *ev)
 		a->sip[0] = '\0';
 	a->argv[3] = a->job;
 	a->argv[4] = a->tl;
-	a->argv[5] = ACCT_KEY_CALLBACKS;
+	a->argv[5] = RQ_KEY_CALLBACKS;
 	a->argv[6] = a->cbq;
 	a->argv[7] = a->cbsent;
 	a->argv[8] = a->field;

@@ -25,6 +25,20 @@
 /* ZSET rq:calls:<tenant> of ids by created_ms: a tenant's calls. */
 #define RQ_KEY_TENANT_CALLS	"rq:calls:"
 
+/* Intake (gateway): the policy engine, do-not-call lists, e-mail. */
+#define RQ_KEY_DNC_TENANT	"rq:dnc:tenant:"	/* SET <tenant>: E.164 */
+#define RQ_KEY_DNC_CUSTOMER	"rq:dnc:customer"	/* SET: customers' opt-outs */
+#define RQ_KEY_DNC_BUSINESS	"rq:dnc:business:"	/* SET <name>: blocked */
+#define RQ_KEY_RATE		"rq:rate:"	/* <tenant>:s:<sec>, :d:<day> */
+#define RQ_KEY_ACTIVE		"rq:active:"	/* ZSET <tenant>: unfinished */
+#define RQ_KEY_IDEM		"rq:idem:"	/* <tenant>:<sha256 of key> */
+#define RQ_KEY_MAILID		"rq:mailid:"	/* <tenant>:<sha256 of Message-ID> */
+
+/* Status callbacks (accounting). */
+#define RQ_KEY_CALLBACKS	"rq:callbacks"	/* ZSET: call id by due ms */
+#define RQ_KEY_CBQ		"rq:cbq:"	/* LIST <id>: deliveries */
+#define RQ_KEY_CBSENT		"rq:cbsent:"	/* HASH <id>: events queued once */
+
 #define RQ_READY_PRIORITY_SCALE	10000000000000.0	/* 1e13 ms > year 2286 */
 
 /* Lua: score(job key, due ms) -> the rq:ready score of that job, for every

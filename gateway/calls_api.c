@@ -32,46 +32,13 @@ struct api_req {
 };
 
 static void
-reply_json(struct evhttp_request *req, int status, json_t *body)
-{
-	struct evbuffer *buf;
-	char *s;
-
-	s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
-	    JSON_ENSURE_ASCII);
-	if (s == NULL || (buf = evbuffer_new()) == NULL) {
-		free(s);
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
-	evbuffer_add(buf, s, strlen(s));
-	evbuffer_add(buf, "\n", 1);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/json");
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Cache-Control", "no-store");
-	evhttp_send_reply(req, status, NULL, buf);
-	evbuffer_free(buf);
-	free(s);
-}
-
-static void
-reply_error(struct evhttp_request *req, const struct gw_error *err)
-{
-	json_t *o = gw_error_obj(err);
-
-	reply_json(req, err->status, o);
-	json_decref(o);
-}
-
-static void
 reply_simple(struct evhttp_request *req, int status, const char *code,
     const char *msg)
 {
 	struct gw_error err;
 
 	gw_error_set(&err, status, code, NULL, "%s", msg);
-	reply_error(req, &err);
+	gw_reply_error(req, &err);
 }
 
 static void
@@ -79,39 +46,6 @@ reply_unavailable(struct evhttp_request *req)
 {
 	reply_simple(req, 503, "unavailable", "The call store is "
 	    "unavailable; nothing was done.  Retry in a few seconds.");
-}
-
-/* The tenant of the bearer key, or NULL after answering 401; the same rule
- * as http.c's (the key is never logged). */
-static const struct rq_tenant *
-api_auth(const struct rq_config *cfg, struct evhttp_request *req)
-{
-	const struct rq_tenant *t = NULL;
-	const char *a;
-	char hex[65];
-	size_t len;
-
-	a = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Authorization");
-	if (a != NULL && !strncasecmp(a, "Bearer ", 7)) {
-		a += 7;
-		a += strspn(a, " \t");
-		len = strlen(a);
-		while (len > 0 && (a[len - 1] == ' ' || a[len - 1] == '\t'))
-			len--;
-		if (len > 0) {
-			rq_sha256_hex(a, len, hex);
-			t = rq_config_tenant_by_key(cfg, hex);
-		}
-	}
-	if (t != NULL)
-		return t;
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "WWW-Authenticate", "Bearer");
-	reply_simple(req, 401, "unauthorized", "Send your API key as "
-	    "'Authorization: Bearer <key>'; the key given is missing or "
-	    "unknown.");
-	return NULL;
 }
 
 /* URL-safe base64 without padding (RFC 4648 section 5). */
@@ -291,7 +225,7 @@ list_done(int rc, json_t *body, void *arg)
 	if (rc == -1)
 		reply_unavailable(r->req);
 	else
-		reply_json(r->req, 200, body);
+		gw_reply_json(r->req, 200, body);
 	free(r);
 }
 
@@ -305,11 +239,11 @@ api_list(const struct rq_config *cfg, struct gw_store *st,
 	struct api_req *r;
 	const char *query;
 
-	if ((tenant = api_auth(cfg, req)) == NULL)
+	if ((tenant = gw_http_auth(cfg, req)) == NULL)
 		return;
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (gw_list_query_parse(query, &q, &err) == -1) {
-		reply_error(req, &err);
+		gw_reply_error(req, &err);
 		return;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -396,7 +330,7 @@ cancel_done(const struct gw_cancel_result *res, void *arg)
 			    "No call has this id.");
 			break;
 		}
-		reply_json(r->req, 200, o);
+		gw_reply_json(r->req, 200, o);
 		json_decref(o);
 		break;
 	}
@@ -411,7 +345,7 @@ api_cancel(const struct rq_config *cfg, struct gw_store *st,
 	const struct rq_tenant *tenant;
 	struct api_req *r;
 
-	if ((tenant = api_auth(cfg, req)) == NULL)
+	if ((tenant = gw_http_auth(cfg, req)) == NULL)
 		return;
 	if (!rq_call_id_valid(id)) {
 		reply_simple(req, 404, "not_found", "No call has this id.");

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "keys.h"
 #include "e164.h"
 #include "gateway.h"
 #include "log.h"
@@ -40,30 +41,6 @@ struct dnc_req {
 static const char lookup_lua[] =
 	"return { redis.call('SISMEMBER', KEYS[1], ARGV[1]),"
 	" redis.call('SISMEMBER', KEYS[2], ARGV[1]) }\n";
-
-static void
-dnc_json(struct evhttp_request *req, int status, json_t *o)
-{
-	struct evbuffer *buf = evbuffer_new();
-	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
-	    JSON_ENSURE_ASCII);
-
-	if (s == NULL || buf == NULL) {
-		free(s);
-		if (buf)
-			evbuffer_free(buf);
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
-	evbuffer_add_printf(buf, "%s\n", s);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/json");
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Cache-Control", "no-store");
-	evhttp_send_reply(req, status, NULL, buf);
-	evbuffer_free(buf);
-	free(s);
-}
 
 /* For people following an opt-out link: a short page, not JSON. */
 static void
@@ -101,46 +78,6 @@ gw_optout_sig(const char *secret, const char *e164, char out[65])
 }
 
 static void
-dnc_error(struct evhttp_request *req, const struct gw_error *err)
-{
-	json_t *o = gw_error_obj(err);
-
-	dnc_json(req, err->status, o);
-	json_decref(o);
-}
-
-static const struct rq_tenant *
-dnc_auth(const struct rq_config *cfg, struct evhttp_request *req)
-{
-	const struct rq_tenant *t = NULL;
-	struct gw_error err;
-	const char *a;
-	char hex[65];
-	size_t len;
-
-	a = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Authorization");
-	if (a != NULL && !strncasecmp(a, "Bearer ", 7)) {
-		a += 7;
-		a += strspn(a, " \t");
-		len = strcspn(a, " \t");
-		if (len > 0) {
-			rq_sha256_hex(a, len, hex);
-			t = rq_config_tenant_by_key(cfg, hex);
-		}
-	}
-	if (t != NULL)
-		return t;
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "WWW-Authenticate", "Bearer");
-	gw_error_set(&err, 401, "unauthorized", NULL, "Send your API key as "
-	    "'Authorization: Bearer <key>'; the key given is missing or "
-	    "unknown.");
-	dnc_error(req, &err);
-	return NULL;
-}
-
-static void
 dnc_reply_cb(redisReply *r, void *arg)
 {
 	struct dnc_req *d = arg;
@@ -164,7 +101,7 @@ dnc_reply_cb(redisReply *r, void *arg)
 			gw_error_set(&err, 503, "unavailable", NULL, "The "
 			    "store is unavailable; nothing was changed.  "
 			    "Retry shortly.");
-			dnc_error(d->req, &err);
+			gw_reply_error(d->req, &err);
 		}
 		free(d);
 		return;
@@ -209,7 +146,7 @@ dnc_reply_cb(redisReply *r, void *arg)
 	case DNC_LINK:
 		break;
 	}
-	dnc_json(d->req, 200, o);
+	gw_reply_json(d->req, 200, o);
 	json_decref(o);
 	free(d);
 }
@@ -227,7 +164,7 @@ dnc_number(struct evhttp_request *req, const char *number,
 		gw_error_set(&err, 400, "invalid_field", "number",
 		    "The number must be in E.164 form like +15551234567: %s.",
 		    why);
-		dnc_error(req, &err);
+		gw_reply_error(req, &err);
 		return -1;
 	}
 	snprintf(d->number, sizeof(d->number), "%s", num.e164);
@@ -253,7 +190,7 @@ optout_body(struct evhttp_request *req, json_t **root)
 		gw_error_set(&err, 400, "invalid_request", "number", "Send "
 		    "{\"number\": \"+15551234567\"}, at most %d bytes.",
 		    OPTOUT_BODY_MAX - 1);
-		dnc_error(req, &err);
+		gw_reply_error(req, &err);
 	}
 	return n;
 }
@@ -292,7 +229,7 @@ dnc_link(const struct rq_config *cfg, struct gw_store *st,
 	d->op = DNC_LINK;
 	snprintf(d->number, sizeof(d->number), "%s", num.e164);
 	argv[0] = "SADD";
-	argv[1] = GW_KEY_DNC_CUSTOMER;
+	argv[1] = RQ_KEY_DNC_CUSTOMER;
 	argv[2] = d->number;
 	if (gw_store_command(st, NULL, 3, argv, dnc_reply_cb, d) == -1) {
 		dnc_page(req, 503, "The service is busy; your request was not "
@@ -334,7 +271,7 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 			    req), "Allow", "POST");
 			gw_error_set(&err, 405, "method_not_allowed", NULL,
 			    "This path only accepts POST.");
-			dnc_error(req, &err);
+			gw_reply_error(req, &err);
 			return 1;
 		}
 	} else if (strncmp(path, DNC_PATH, sizeof(DNC_PATH) - 1) != 0 ||
@@ -347,10 +284,10 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 		    "Allow", "GET, HEAD, PUT, DELETE");
 		gw_error_set(&err, 405, "method_not_allowed", NULL,
 		    "This path only accepts GET, HEAD, PUT and DELETE.");
-		dnc_error(req, &err);
+		gw_reply_error(req, &err);
 		return 1;
 	}
-	if ((t = dnc_auth(cfg, req)) == NULL)
+	if ((t = gw_http_auth(cfg, req)) == NULL)
 		return 1;
 	if ((d = calloc(1, sizeof(*d))) == NULL) {
 		evhttp_send_error(req, 500, NULL);
@@ -375,7 +312,7 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 	}
 	if (dnc_number(req, n, d) == -1)
 		goto done;
-	snprintf(klist, sizeof(klist), "%s%s", GW_KEY_DNC_TENANT, t->name);
+	snprintf(klist, sizeof(klist), "%s%s", RQ_KEY_DNC_TENANT, t->name);
 	switch (d->op) {
 	case DNC_ADD:
 	case DNC_REMOVE:
@@ -385,7 +322,7 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 		break;
 	case DNC_OPTOUT:
 		argv[argc++] = "SADD";
-		argv[argc++] = GW_KEY_DNC_CUSTOMER;
+		argv[argc++] = RQ_KEY_DNC_CUSTOMER;
 		argv[argc++] = d->number;
 		break;
 	case DNC_LOOKUP:
@@ -393,7 +330,7 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 		argv[argc++] = lookup_lua;
 		argv[argc++] = "2";
 		argv[argc++] = klist;
-		argv[argc++] = GW_KEY_DNC_CUSTOMER;
+		argv[argc++] = RQ_KEY_DNC_CUSTOMER;
 		argv[argc++] = d->number;
 		break;
 	case DNC_LINK:		/* dnc_link */
@@ -402,7 +339,7 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 	if (gw_store_command(st, NULL, argc, argv, dnc_reply_cb, d) == -1) {
 		gw_error_set(&err, 503, "unavailable", NULL, "The store is "
 		    "unavailable; nothing was changed.  Retry shortly.");
-		dnc_error(req, &err);
+		gw_reply_error(req, &err);
 		goto done;
 	}
 	if (d->op != DNC_LOOKUP)

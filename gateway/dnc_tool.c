@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "keys.h"
 #include "config.h"
 #include "e164.h"
 #include "gateway.h"
@@ -174,12 +175,12 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (tenant != NULL)
-		snprintf(key, sizeof(key), "%s%s", GW_KEY_DNC_TENANT, tenant);
+		snprintf(key, sizeof(key), "%s%s", RQ_KEY_DNC_TENANT, tenant);
 	else if (business != NULL)
-		snprintf(key, sizeof(key), "%s%s", GW_KEY_DNC_BUSINESS,
+		snprintf(key, sizeof(key), "%s%s", RQ_KEY_DNC_BUSINESS,
 		    business);
 	else
-		snprintf(key, sizeof(key), "%s", GW_KEY_DNC_CUSTOMER);
+		snprintf(key, sizeof(key), "%s", RQ_KEY_DNC_CUSTOMER);
 
 	if (!strcmp(argv[0], "-"))
 		fp = stdin;

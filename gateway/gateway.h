@@ -146,6 +146,18 @@ int		 gw_intake_submit(struct gw_intake *in,
 
 /* http.c */
 struct gw_http;
+struct evhttp_request;
+
+/* The tenant of the request's bearer key, or NULL after answering 401
+ * (with WWW-Authenticate).  The key itself is never logged. */
+const struct rq_tenant *gw_http_auth(const struct rq_config *cfg,
+		    struct evhttp_request *req);
+/* Answers req with body as compact JSON (every answer of the API is). */
+void		 gw_reply_json(struct evhttp_request *req, int status,
+		    json_t *body);
+/* Answers req with err as {"error": {...}}, and Retry-After when set. */
+void		 gw_reply_error(struct evhttp_request *req,
+		    const struct gw_error *err);
 
 struct gw_http	*gw_http_new(struct event_base *base, const struct rq_config *cfg,
 		    struct gw_store *st, struct gw_intake *in);
@@ -298,12 +310,6 @@ int		 gw_calls_api_route(const struct rq_config *cfg,
  * (E.164, destinations, premium rate, calling and business hours),
  * policy_store.c the Redis ones (idempotency, do-not-call, rate and
  * concurrency limits: one Lua script), dnc.c the do-not-call endpoints. */
-#define GW_KEY_DNC_TENANT	"rq:dnc:tenant:"	/* SET of E.164 */
-#define GW_KEY_DNC_CUSTOMER	"rq:dnc:customer"	/* customers' opt-outs */
-#define GW_KEY_DNC_BUSINESS	"rq:dnc:business:"	/* blocked by a business */
-#define GW_KEY_RATE		"rq:rate:"	/* <tenant>:s:<sec>, :d:<day> */
-#define GW_KEY_ACTIVE		"rq:active:"	/* ZSET <tenant>: unfinished ids */
-#define GW_KEY_IDEM		"rq:idem:"	/* <tenant>:<sha256 of key> */
 #define GW_IDEM_TTL_S		(24 * 3600)
 #define GW_IDEM_KEY_MAX		255
 

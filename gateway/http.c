@@ -48,8 +48,8 @@ struct gw_req {
 	struct gw_call		 call;
 };
 
-static void
-reply_json(struct evhttp_request *req, int status, json_t *body)
+void
+gw_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
 	struct evbuffer *buf;
 	char *s;
@@ -77,8 +77,8 @@ reply_json(struct evhttp_request *req, int status, json_t *body)
 	free(s);
 }
 
-static void
-reply_error(struct evhttp_request *req, const struct gw_error *err)
+void
+gw_reply_error(struct evhttp_request *req, const struct gw_error *err)
 {
 	json_t *o = gw_error_obj(err);
 	char ra[16];
@@ -88,7 +88,7 @@ reply_error(struct evhttp_request *req, const struct gw_error *err)
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Retry-After", ra);
 	}
-	reply_json(req, err->status, o);
+	gw_reply_json(req, err->status, o);
 	json_decref(o);
 }
 
@@ -100,7 +100,7 @@ reply_unavailable(struct evhttp_request *req)
 	gw_error_set(&err, 503, "unavailable", NULL,
 	    "The call store is unavailable; nothing was done.  Retry in a "
 	    "few seconds.");
-	reply_error(req, &err);
+	gw_reply_error(req, &err);
 }
 
 static void
@@ -109,7 +109,7 @@ reply_not_found(struct evhttp_request *req, const char *what)
 	struct gw_error err;
 
 	gw_error_set(&err, 404, "not_found", NULL, "%s", what);
-	reply_error(req, &err);
+	gw_reply_error(req, &err);
 }
 
 static void
@@ -121,13 +121,11 @@ reply_method(struct evhttp_request *req, const char *allow)
 	    allow);
 	gw_error_set(&err, 405, "method_not_allowed", NULL,
 	    "This path only accepts %s.", allow);
-	reply_error(req, &err);
+	gw_reply_error(req, &err);
 }
 
-/* Returns the tenant of the request's bearer key, or NULL after answering
- * 401.  The key itself is never logged. */
-static const struct rq_tenant *
-http_auth(struct gw_http *h, struct evhttp_request *req)
+const struct rq_tenant *
+gw_http_auth(const struct rq_config *cfg, struct evhttp_request *req)
 {
 	const struct rq_tenant *t = NULL;
 	const char *a;
@@ -145,7 +143,7 @@ http_auth(struct gw_http *h, struct evhttp_request *req)
 			len--;
 		if (len > 0) {
 			rq_sha256_hex(a, len, hex);
-			t = rq_config_tenant_by_key(h->cfg, hex);
+			t = rq_config_tenant_by_key(cfg, hex);
 		}
 	}
 	if (t != NULL)
@@ -155,7 +153,7 @@ http_auth(struct gw_http *h, struct evhttp_request *req)
 	gw_error_set(&err, 401, "unauthorized", NULL,
 	    "Send your API key as 'Authorization: Bearer <key>'; the key "
 	    "given is missing or unknown.");
-	reply_error(req, &err);
+	gw_reply_error(req, &err);
 	return NULL;
 }
 
@@ -175,7 +173,7 @@ create_done(const struct gw_intake_result *res, void *arg)
 	json_t *o;
 
 	if (res->rc != 0) {
-		reply_error(r->req, &res->err);
+		gw_reply_error(r->req, &res->err);
 		free(r);
 		return;
 	}
@@ -201,7 +199,7 @@ send:
 	snprintf(loc, sizeof(loc), "%s/%s", CALLS_PATH, res->id);
 	evhttp_add_header(evhttp_request_get_output_headers(r->req),
 	    "Location", loc);
-	reply_json(r->req, 202, o);
+	gw_reply_json(r->req, 202, o);
 	json_decref(o);
 	free(r);
 }
@@ -217,7 +215,7 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 	size_t len, max = (size_t)h->cfg->max_body;
 	uint64_t now;
 
-	if ((tenant = http_auth(h, req)) == NULL)
+	if ((tenant = gw_http_auth(h->cfg, req)) == NULL)
 		return;
 	/* Refuse by the announced size first: evhttp reads the whole body
 	 * before calling us, but only up to its cap (see gw_http_new). */
@@ -232,7 +230,7 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 		if (errno == 0 && end != cl && n >= max) {
 			gw_error_set(&err, 413, "too_large", NULL,
 			    "The body must be smaller than %zu bytes.", max);
-			reply_error(req, &err);
+			gw_reply_error(req, &err);
 			return;
 		}
 	}
@@ -249,7 +247,7 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 	if (gw_call_parse(body, len, max, tenant, now, &r->call, &err) == -1) {
 		log_debug("tenant %s: call refused: %d %s %s", tenant->name,
 		    err.status, err.code, err.field);
-		reply_error(req, &err);
+		gw_reply_error(req, &err);
 		free(r);
 		return;
 	}
@@ -262,7 +260,7 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 		gw_error_set(&err, 400, "invalid_header", "Idempotency-Key",
 		    "'Idempotency-Key' must be 1 to %d printable ASCII "
 		    "characters.", GW_IDEM_KEY_MAX);
-		reply_error(req, &err);
+		gw_reply_error(req, &err);
 		gw_req_free(r);
 		return;
 	}
@@ -271,7 +269,7 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 	r->tenant = tenant;
 	if (gw_intake_submit(h->in, tenant, &r->call, now, create_done, r,
 	    &err) == -1) {
-		reply_error(req, &err);
+		gw_reply_error(req, &err);
 		gw_req_free(r);
 	}
 }
@@ -289,7 +287,7 @@ get_done(int rc, const char *const *job, size_t njob,
 	    timeline, ntimeline)) == NULL)
 		reply_not_found(r->req, "No call has this id.");
 	else {
-		reply_json(r->req, 200, o);
+		gw_reply_json(r->req, 200, o);
 		json_decref(o);
 	}
 	gw_req_free(r);
@@ -301,7 +299,7 @@ http_get(struct gw_http *h, struct evhttp_request *req, const char *id)
 	const struct rq_tenant *tenant;
 	struct gw_req *r;
 
-	if ((tenant = http_auth(h, req)) == NULL)
+	if ((tenant = gw_http_auth(h->cfg, req)) == NULL)
 		return;
 	if (!rq_call_id_valid(id)) {
 		reply_not_found(req, "No call has this id.");
@@ -328,11 +326,11 @@ http_healthz(struct gw_http *h, struct evhttp_request *req)
 
 	if (gw_store_connected(h->st)) {
 		o = json_pack("{s:s}", "status", "ok");
-		reply_json(req, 200, o);
+		gw_reply_json(req, 200, o);
 	} else {
 		o = json_pack("{s:s, s:s}", "status", "degraded",
 		    "redis", "down");
-		reply_json(req, 503, o);
+		gw_reply_json(req, 503, o);
 	}
 	json_decref(o);
 }

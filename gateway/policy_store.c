@@ -8,6 +8,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "keys.h"
 #include "gateway.h"
 #include "log.h"
 
@@ -91,7 +92,7 @@ idem_key(char *out, size_t outlen, const char *tenant, const char *key)
 
 	/* Hashed: any printable key of up to 255 bytes, one key length. */
 	rq_sha256_hex(key, strlen(key), hex);
-	snprintf(out, outlen, "%s%s:%s", GW_KEY_IDEM, tenant, hex);
+	snprintf(out, outlen, "%s%s:%s", RQ_KEY_IDEM, tenant, hex);
 }
 
 int
@@ -185,14 +186,14 @@ gw_policy_store_check(struct gw_store *st, const struct rq_tenant *tenant,
 	if (has_idem)
 		idem_key(kidem, sizeof(kidem), tenant->name, call->idem_key);
 	else
-		snprintf(kidem, sizeof(kidem), "%s%s:-", GW_KEY_IDEM,
+		snprintf(kidem, sizeof(kidem), "%s%s:-", RQ_KEY_IDEM,
 		    tenant->name);
-	snprintf(kdnct, sizeof(kdnct), "%s%s", GW_KEY_DNC_TENANT,
+	snprintf(kdnct, sizeof(kdnct), "%s%s", RQ_KEY_DNC_TENANT,
 	    tenant->name);
-	snprintf(kdncb, sizeof(kdncb), "%s%s", GW_KEY_DNC_BUSINESS,
+	snprintf(kdncb, sizeof(kdncb), "%s%s", RQ_KEY_DNC_BUSINESS,
 	    has_biz ? call->business : "-");
-	snprintf(krate, sizeof(krate), "%s%s", GW_KEY_RATE, tenant->name);
-	snprintf(kact, sizeof(kact), "%s%s", GW_KEY_ACTIVE, tenant->name);
+	snprintf(krate, sizeof(krate), "%s%s", RQ_KEY_RATE, tenant->name);
+	snprintf(kact, sizeof(kact), "%s%s", RQ_KEY_ACTIVE, tenant->name);
 	snprintf(rps, sizeof(rps), "%d", tenant->rate_per_second);
 	snprintf(rpd, sizeof(rpd), "%d", tenant->rate_per_day);
 	snprintf(maxc, sizeof(maxc), "%d", tenant->max_concurrent);
@@ -207,7 +208,7 @@ gw_policy_store_check(struct gw_store *st, const struct rq_tenant *tenant,
 	argv[2] = "6";
 	argv[3] = kidem;
 	argv[4] = kdnct;
-	argv[5] = GW_KEY_DNC_CUSTOMER;
+	argv[5] = RQ_KEY_DNC_CUSTOMER;
 	argv[6] = kdncb;
 	argv[7] = krate;
 	argv[8] = kact;
@@ -248,9 +249,9 @@ gw_policy_store_release(struct gw_store *st, const struct rq_tenant *tenant,
 	if (call->idem_key != NULL)
 		idem_key(kidem, sizeof(kidem), tenant->name, call->idem_key);
 	else
-		snprintf(kidem, sizeof(kidem), "%s%s:-", GW_KEY_IDEM,
+		snprintf(kidem, sizeof(kidem), "%s%s:-", RQ_KEY_IDEM,
 		    tenant->name);
-	snprintf(kact, sizeof(kact), "%s%s", GW_KEY_ACTIVE, tenant->name);
+	snprintf(kact, sizeof(kact), "%s%s", RQ_KEY_ACTIVE, tenant->name);
 	argv[0] = "EVAL";
 	argv[1] = release_lua;
 	argv[2] = "2";

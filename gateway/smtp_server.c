@@ -23,13 +23,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "keys.h"
 #include "gateway.h"
 #include "log.h"
 
 #define SMTP_READ_HIGH		(64 * 1024)
 #define SMTP_REDIS_RETRY_MS	1000
 #define SMTP_PENDING_TTL_S	300	/* a Message-ID whose outcome is unknown */
-#define MAILID_KEY		"rq:mailid:"
 
 struct smtp_conn;
 TAILQ_HEAD(smtp_conns, smtp_conn);
@@ -513,7 +513,7 @@ io_message(void *arg, const struct rq_tenant *tenant, const char *data,
 		return;
 	}
 	rq_sha256_hex(msgid, strlen(msgid), hex);
-	snprintf(c->mailkey, sizeof(c->mailkey), MAILID_KEY "%s:%s",
+	snprintf(c->mailkey, sizeof(c->mailkey), RQ_KEY_MAILID "%s:%s",
 	    tenant->name, hex);
 	if (redisAsyncCommand(sm->ac, mailid_claimed, c, "SET %s pending NX "
 	    "EX %d", c->mailkey, SMTP_PENDING_TTL_S) != REDIS_OK) {

@@ -179,7 +179,7 @@ gw_store_cancel(struct gw_store *st, const char *id, const char *tenant,
 	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
 	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
 	/* a canceled call no longer counts for max_concurrent (policy.c) */
-	snprintf(active, sizeof(active), "%s%s", GW_KEY_ACTIVE, tenant);
+	snprintf(active, sizeof(active), "%s%s", RQ_KEY_ACTIVE, tenant);
 	snprintf(now, sizeof(now), "%" PRIu64, now_ms);
 	rq_rfc3339_format(now_ms, at, sizeof(at));
 	/* The timeline entry of accounting's acct_event_json, with %d left

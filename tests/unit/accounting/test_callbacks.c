@@ -105,7 +105,7 @@ queue_item(const char *id, int i, const char *member)
 	json_t *env, *body;
 	char *out;
 
-	r = testredis_cmd("LINDEX %s%s %d", ACCT_KEY_CBQ, id, i);
+	r = testredis_cmd("LINDEX %s%s %d", RQ_KEY_CBQ, id, i);
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_STRING);
 	env = json_loads(r->str, 0, NULL);
@@ -148,10 +148,10 @@ test_enqueue_live(void **state)
 	mirror_one(&mr, id, 1, "ringing", RQ_ST_RINGING);
 	mirror_one(&mr, nocb, 0, "queued", RQ_ST_QUEUED);
 
-	assert_int_equal(testredis_num("LLEN %s%s", ACCT_KEY_CBQ, id), 4);
-	assert_int_equal(testredis_num("LLEN %s%s", ACCT_KEY_CBQ, nocb), 0);
-	assert_int_equal(testredis_num("ZCARD %s", ACCT_KEY_CALLBACKS), 1);
-	assert_int_equal(testredis_num("ZSCORE %s %s", ACCT_KEY_CALLBACKS,
+	assert_int_equal(testredis_num("LLEN %s%s", RQ_KEY_CBQ, id), 4);
+	assert_int_equal(testredis_num("LLEN %s%s", RQ_KEY_CBQ, nocb), 0);
+	assert_int_equal(testredis_num("ZCARD %s", RQ_KEY_CALLBACKS), 1);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_CALLBACKS,
 	    id) > 0, 1);
 	s = queue_item(id, 0, "status");
 	assert_string_equal(s, "queued");
@@ -169,7 +169,7 @@ test_enqueue_live(void **state)
 	assert_string_equal(s, "http://example.com/h");
 	free(s);
 	/* the metadata went in as JSON */
-	r = testredis_cmd("LINDEX %s%s 0", ACCT_KEY_CBQ, id);
+	r = testredis_cmd("LINDEX %s%s 0", RQ_KEY_CBQ, id);
 	assert_non_null(strstr(r->str, "\\\"metadata\\\":{\\\"k\\\":[1,2]}"));
 	freeReplyObject(r);
 

@@ -224,7 +224,7 @@ test_cancel_live(void **state)
 	job(b, "t1", RQ_KEY_READY, 1, 11);
 	job(c, "t1", NULL, 18, 12);		/* dispatched, attempt 1 */
 	job(d, "t1", NULL, 5, 13);		/* completed */
-	testredis_do("ZADD %st1 10 %s", GW_KEY_ACTIVE, a);
+	testredis_do("ZADD %st1 10 %s", RQ_KEY_ACTIVE, a);
 
 	cancel(a, "t2", &res);			/* another tenant's */
 	assert_int_equal(res.outcome, GW_CANCEL_NOT_FOUND);
@@ -237,7 +237,7 @@ test_cancel_live(void **state)
 	assert_string_equal(res.status, "canceled");
 	assert_true(res.attempt == 0);
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a), -1);
-	assert_int_equal(testredis_num("ZSCORE %st1 %s", GW_KEY_ACTIVE, a), -1);
+	assert_int_equal(testredis_num("ZSCORE %st1 %s", RQ_KEY_ACTIVE, a), -1);
 	assert_int_equal(testredis_num("HGET %s%s status_rank", RQ_KEY_JOB, a),
 	    7);
 	assert_int_equal(testredis_num("HEXISTS %s%s 0:canceled",
