@@ -47,8 +47,15 @@ rq_bus_send(void *sock, const void *identity, size_t idlen,
 	free(buf);
 	return 0;
 fail:
-	log_warnx("bus: send %s: %s", rq_msg_type_name(m->type),
-	    zmq_strerror(errno));
+	/* EAGAIN: the peer's queue is full (it is slow or away).  Callers
+	 * that must deliver resend (the event outbox does), so this is not
+	 * worth a line per message. */
+	if (errno == EAGAIN)
+		log_debug("bus: send %s: %s", rq_msg_type_name(m->type),
+		    zmq_strerror(errno));
+	else
+		log_warnx("bus: send %s: %s", rq_msg_type_name(m->type),
+		    zmq_strerror(errno));
 	free(buf);
 	return -1;
 }

@@ -8,17 +8,64 @@
 #include "log.h"
 #include "util.h"
 
+/* Pending events are indexed by (call_id, attempt, status), so that an
+ * ack costs O(1) however far accounting lags; the list is kept in sent_ms
+ * order, so that a tick stops at the first event not yet due. */
+#define EVOUT_BUCKETS	65536
+
 struct pending {
 	struct pending	*next, *prev;
+	struct pending	*hnext;		/* same bucket */
 	struct rq_msg	 ev;
 	uint64_t	 sent_ms;	/* monotonic */
 };
 
 struct rq_evout {
 	void		*sock;
-	struct pending	*head, *tail;	/* oldest first */
+	struct pending	*head, *tail;	/* least recently sent first */
 	size_t		 npending;
+	struct pending	*bucket[EVOUT_BUCKETS];
 };
+
+static struct pending **
+pending_bucket(struct rq_evout *eo, const char *call_id, uint64_t attempt,
+    const char *status)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+	const char *c;
+
+	for (c = call_id; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	h = (h ^ (uint32_t)attempt) * 16777619u;
+	for (c = status; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	return &eo->bucket[h % EVOUT_BUCKETS];
+}
+
+static void
+pending_append(struct rq_evout *eo, struct pending *p)
+{
+	p->next = NULL;
+	p->prev = eo->tail;
+	if (eo->tail)
+		eo->tail->next = p;
+	else
+		eo->head = p;
+	eo->tail = p;
+}
+
+static void
+pending_remove(struct rq_evout *eo, struct pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		eo->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		eo->tail = p->prev;
+}
 
 struct rq_evout *
 rq_evout_new(void *zctx, const char *endpoint)
@@ -42,14 +89,15 @@ rq_evout_new(void *zctx, const char *endpoint)
 static void
 pending_unlink(struct rq_evout *eo, struct pending *p)
 {
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		eo->head = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	else
-		eo->tail = p->prev;
+	struct pending **pp;
+
+	pp = pending_bucket(eo, p->ev.call_id, p->ev.attempt, p->ev.status);
+	for (; *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == p) {
+			*pp = p->hnext;
+			break;
+		}
+	pending_remove(eo, p);
 	eo->npending--;
 	rq_msg_clear(&p->ev);
 	free(p);
@@ -82,7 +130,7 @@ rq_evout_free(struct rq_evout *eo, int linger_ms)
 int
 rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
 {
-	struct pending *p;
+	struct pending *p, **pp;
 
 	if ((ev->present & (RQ_F_call_id | RQ_F_attempt | RQ_F_status)) !=
 	    (RQ_F_call_id | RQ_F_attempt | RQ_F_status) ||
@@ -106,12 +154,10 @@ rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
 	p->ev.type = RQ_MSG_EVENT;
 	if (!rq_msg_has(&p->ev, ts_ms))
 		rq_msg_set(&p->ev, ts_ms, rq_now_ms());
-	p->prev = eo->tail;
-	if (eo->tail)
-		eo->tail->next = p;
-	else
-		eo->head = p;
-	eo->tail = p;
+	pending_append(eo, p);
+	pp = pending_bucket(eo, p->ev.call_id, p->ev.attempt, p->ev.status);
+	p->hnext = *pp;
+	*pp = p;
 	eo->npending++;
 	p->sent_ms = rq_mono_ms();
 	rq_bus_send(eo->sock, NULL, 0, &p->ev);
@@ -140,8 +186,12 @@ rq_evout_process(struct rq_evout *eo)
 			rq_msg_clear(&m);
 			continue;
 		}
-		/* Acks come roughly in order: search from the oldest. */
-		for (p = eo->head; p != NULL; p = p->next)
+		if (m.call_id == NULL || m.status == NULL) {
+			rq_msg_clear(&m);
+			continue;
+		}
+		p = *pending_bucket(eo, m.call_id, m.attempt, m.status);
+		for (; p != NULL; p = p->hnext)
 			if (p->ev.attempt == m.attempt &&
 			    !strcmp(p->ev.call_id, m.call_id) &&
 			    !strcmp(p->ev.status, m.status)) {
@@ -160,14 +210,17 @@ rq_evout_tick(struct rq_evout *eo)
 	int resent = 0;
 
 	rq_evout_process(eo);
-	for (p = eo->head; p != NULL; p = p->next) {
-		if (now - p->sent_ms < RQ_EVOUT_RESEND_MS)
-			continue;
+	/* In sent_ms order: stop at the first one not due.  A resent event
+	 * moves to the tail, where the loop meets it again as not due. */
+	while ((p = eo->head) != NULL && now - p->sent_ms >=
+	    RQ_EVOUT_RESEND_MS) {
 		/* Bound the burst so a long outage does not stall the loop. */
 		if (resent++ >= 1000)
 			break;
 		p->sent_ms = now;
 		rq_bus_send(eo->sock, NULL, 0, &p->ev);
+		pending_remove(eo, p);
+		pending_append(eo, p);
 	}
 	rq_evout_process(eo);
 }

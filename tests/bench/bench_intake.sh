@@ -36,6 +36,7 @@ ROWS=()
 
 bench_cleanup() {
 	local rc=$?
+	set +e		# (exit "$rc") below must not end the trap
 	if [ -n "$PF" ]; then
 		postfix -c "$PF" stop >/dev/null 2>&1 || true
 	fi
@@ -71,6 +72,7 @@ drain() {
 		sleep 0.1
 	done
 	DRAIN_S=$(awk -v ms=$(( $(rq_now_ms) - t0 )) 'BEGIN { printf "%.1f", ms / 1000 }')
+	(( $(calls_recorded) >= want )) || DRAIN_S="(not yet) $DRAIN_S"
 }
 
 # kv NAME LINE: the value of NAME=... in a RQ_BENCH line.

@@ -79,6 +79,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	strcpy(t.name, "open");
 	t.allow_sip = 1;
 	t.max_attempts = 3;
+	strcpy(t.callback_secret, "fuzz-secret");	/* callbacks allowed */
 	/* Poison msgid: the parser must terminate it whatever happens. */
 	memset(msgid, 'x', sizeof(msgid));
 

@@ -1,0 +1,146 @@
+/* The event outbox against an in-process ROUTER standing in for
+ * accounting: every event arrives, an ack removes exactly its event in any
+ * order, and what is not acknowledged is sent again. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "evout.h"
+#include "util.h"
+
+#define NEVENTS	5000
+
+static void *zctx, *router;
+static char ids[NEVENTS][RQ_ID_LEN + 1];
+
+/* Receives up to n events within ms; returns how many came. */
+static int
+recv_events(char *peer, size_t *peerlen, int n, int ms)
+{
+	uint64_t until = rq_mono_ms() + ms;
+	struct rq_msg m;
+	int got = 0, rc;
+
+	while (got < n && rq_mono_ms() < until) {
+		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
+
+		zmq_poll(&pi, 1, 50);
+		while ((rc = rq_bus_recv(router, peer, peerlen, &m)) != 0) {
+			if (rc == 1) {
+				assert_int_equal(m.type, RQ_MSG_EVENT);
+				got++;
+				rq_msg_clear(&m);
+			}
+		}
+	}
+	return got;
+}
+
+static void
+ack(const char *peer, size_t peerlen, const char *id, uint64_t attempt,
+    const char *status)
+{
+	struct rq_msg a;
+
+	rq_msg_init(&a, RQ_MSG_EVENT_ACK);
+	rq_msg_set(&a, call_id, (char *)id);
+	rq_msg_set(&a, attempt, attempt);
+	rq_msg_set(&a, status, (char *)status);
+	assert_int_equal(rq_bus_send(router, peer, peerlen, &a), 0);
+}
+
+static void
+wait_pending(struct rq_evout *eo, size_t want)
+{
+	uint64_t until = rq_mono_ms() + 5000;
+
+	while (rq_evout_pending(eo) != want && rq_mono_ms() < until) {
+		usleep(1000);
+		rq_evout_process(eo);
+	}
+	assert_int_equal(rq_evout_pending(eo), want);
+}
+
+static void
+test_acks_and_resends(void **state)
+{
+	struct rq_evout *eo;
+	struct rq_msg ev;
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	int i;
+
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
+	for (i = 0; i < NEVENTS; i++) {
+		assert_int_equal(rq_call_id_new(ids[i]), 0);
+		rq_msg_init(&ev, RQ_MSG_EVENT);
+		rq_msg_set(&ev, call_id, ids[i]);
+		rq_msg_set(&ev, attempt, 1);
+		rq_msg_set(&ev, status, "ringing");
+		assert_int_equal(rq_evout_emit(eo, &ev), 0);
+	}
+	assert_int_equal(rq_evout_pending(eo), NEVENTS);
+	assert_int_equal(recv_events(peer, &peerlen, NEVENTS, 5000), NEVENTS);
+
+	/* Acks that match nothing remove nothing. */
+	ack(peer, peerlen, ids[0], 2, "ringing");
+	ack(peer, peerlen, ids[0], 1, "answered");
+	ack(peer, peerlen, "c_000000000000000000000000", 1, "ringing");
+	usleep(20000);
+	rq_evout_process(eo);
+	assert_int_equal(rq_evout_pending(eo), NEVENTS);
+
+	/* Newest first, all but the first ten: exactly those go. */
+	for (i = NEVENTS - 1; i >= 10; i--)
+		ack(peer, peerlen, ids[i], 1, "ringing");
+	wait_pending(eo, 10);
+
+	/* The ten left are sent again once RQ_EVOUT_RESEND_MS has passed. */
+	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 10, 2000), 10);
+	for (i = 0; i < 10; i++)
+		ack(peer, peerlen, ids[i], 1, "ringing");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
+}
+
+static void
+test_refuses_incomplete_events(void **state)
+{
+	struct rq_evout *eo;
+	struct rq_msg ev;
+
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, "c_000000000000000000000000");
+	rq_msg_set(&ev, attempt, 1);
+	assert_int_equal(rq_evout_emit(eo, &ev), -1);	/* no status */
+	assert_int_equal(rq_evout_pending(eo), 0);
+	rq_evout_free(eo, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_acks_and_resends),
+		cmocka_unit_test(test_refuses_incomplete_events),
+	};
+	int rc;
+
+	zctx = zmq_ctx_new();
+	router = rq_bus_socket(zctx, ZMQ_ROUTER);
+	if (zmq_bind(router, "inproc://accounting") == -1)
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	zmq_close(router);
+	zmq_ctx_term(zctx);
+	return rc;
+}
