@@ -8,6 +8,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <ifaddrs.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,8 +19,6 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "keys.h"
@@ -75,7 +74,8 @@ struct cb_xfer {
 	char			*head;		/* the envelope as claimed */
 	json_t			*env;
 	char			 status[16];	/* of the event, for logs */
-	int			 refused;	/* loopback address refused */
+	const char		*refused;	/* why an address was refused */
+	char			 refused_addr[INET6_ADDRSTRLEN];
 	char			 errbuf[CURL_ERROR_SIZE];
 };
 
@@ -119,25 +119,17 @@ void
 acct_cb_sign(const char *secret, long long t, const char *body, char *out,
     size_t outlen)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-	char hex[2 * EVP_MAX_MD_SIZE + 1], *msg;
-	size_t n;
-	int len;
+	char hex[65], *msg;
+	int n;
 
-	hex[0] = '\0';
-	len = snprintf(NULL, 0, "%lld.", t);
-	n = (size_t)len + strlen(body);
-	if ((msg = malloc(n + 1)) != NULL) {
-		snprintf(msg, n + 1, "%lld.%s", t, body);
-		if (HMAC(EVP_sha256(), secret, (int)strlen(secret),
-		    (unsigned char *)msg, n, md, &mdlen) == NULL)
-			mdlen = 0;
-		for (i = 0; i < mdlen; i++)
-			snprintf(hex + 2 * i, 3, "%02x", md[i]);
-		free(msg);
-	}
-	snprintf(out, outlen, "t=%lld,v1=%s", t, hex);
+	/* Over "<t>.<body>", body being the very bytes POSTed. */
+	out[0] = '\0';
+	if ((n = asprintf(&msg, "%lld.%s", t, body)) == -1)
+		return;
+	if (rq_hmac_sha256_hex(secret, strlen(secret), msg, (size_t)n,
+	    hex) == 0)
+		snprintf(out, outlen, "t=%lld,v1=%s", t, hex);
+	free(msg);
 }
 
 uint64_t
@@ -180,32 +172,110 @@ jitter(void)
 	return (double)v / 4294967296.0;
 }
 
-/* Refuses to connect to the host itself unless allowed: a callback_url
- * comes from a tenant, and must not reach services bound to loopback
- * (checked on the address actually used, after DNS). */
+/* The IPv4 address of sa (IPv4-mapped ones too) in *v4, or -1. */
+static int
+addr_v4(const struct sockaddr *sa, uint32_t *v4)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+
+	/* Copies: curl's buffer need not be aligned for the type. */
+	if (sa->sa_family == AF_INET) {
+		memcpy(&s4, sa, sizeof(s4));
+		*v4 = ntohl(s4.sin_addr.s_addr);
+		return 0;
+	}
+	memcpy(&s6, sa, sizeof(s6));
+	if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr))
+		return -1;
+	memcpy(v4, s6.sin6_addr.s6_addr + 12, 4);
+	*v4 = ntohl(*v4);
+	return 0;
+}
+
+/* Whether sa is an address of one of this host's interfaces. */
+static int
+addr_is_own(const struct sockaddr *sa)
+{
+	struct ifaddrs *ifs, *i;
+	struct sockaddr_in6 s6, o6;
+	uint32_t v4, o4;
+	int own = 0, is4;
+
+	if (getifaddrs(&ifs) == -1)
+		return 1;	/* cannot tell: refuse */
+	is4 = addr_v4(sa, &v4) == 0;
+	if (!is4)
+		memcpy(&s6, sa, sizeof(s6));
+	for (i = ifs; i != NULL && !own; i = i->ifa_next) {
+		if (i->ifa_addr == NULL)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET && is4)
+			own = addr_v4(i->ifa_addr, &o4) == 0 && o4 == v4;
+		else if (i->ifa_addr->sa_family == AF_INET6 && !is4) {
+			memcpy(&o6, i->ifa_addr, sizeof(o6));
+			own = !memcmp(&o6.sin6_addr, &s6.sin6_addr,
+			    sizeof(s6.sin6_addr));
+		}
+	}
+	freeifaddrs(ifs);
+	return own;
+}
+
+/* Why cfg forbids callbacks to sa, or NULL.  A callback_url comes from a
+ * tenant: it must not reach this host, the cloud metadata service or the
+ * internal network. */
+static const char *
+addr_refusal(const struct rq_config *cfg, const struct sockaddr *sa)
+{
+	struct sockaddr_in6 s6;
+	uint32_t v4;
+
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return "an address of an unknown family";
+	if (addr_v4(sa, &v4) == 0) {
+		if (v4 >> 24 == 127)
+			return cfg->callbacks_allow_loopback ? NULL :
+			    "this host (loopback)";
+		if (v4 >> 24 == 0 || v4 >> 28 >= 14)
+			return "an address that is not a unicast one";
+	} else {
+		memcpy(&s6, sa, sizeof(s6));
+		if (IN6_IS_ADDR_LOOPBACK(&s6.sin6_addr))
+			return cfg->callbacks_allow_loopback ? NULL :
+			    "this host (loopback)";
+		if (IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr) ||
+		    IN6_IS_ADDR_MULTICAST(&s6.sin6_addr))
+			return "an address that is not a unicast one";
+	}
+	if (cfg->callbacks_allow_private)
+		return NULL;
+	if (!rq_addr_is_public(sa))
+		return "a private or reserved address";
+	if (addr_is_own(sa))
+		return "this host (one of its addresses)";
+	return NULL;
+}
+
+/* Checked on the address actually used, after curl's own DNS (so no
+ * second look-up can answer differently), for every connection. */
 static curl_socket_t
 open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct cb_xfer *x = arg;
-	int loop = 0;
+	const void *in;
+	const char *why;
 
-	if (a->family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)&a->addr;
-		uint32_t ip = ntohl(s->sin_addr.s_addr);
-
-		loop = (ip >> 24) == 127 || ip == 0;
-	} else if (a->family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const void *)&a->addr;
-
-		loop = IN6_IS_ADDR_LOOPBACK(&s->sin6_addr) ||
-		    IN6_IS_ADDR_UNSPECIFIED(&s->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr) &&
-		    (s->sin6_addr.s6_addr[12] == 127 ||
-		    (s->sin6_addr.s6_addr[12] | s->sin6_addr.s6_addr[13] |
-		    s->sin6_addr.s6_addr[14] | s->sin6_addr.s6_addr[15]) == 0));
-	}
-	if (loop && !x->cb->cfg->callbacks_allow_loopback) {
-		x->refused = 1;
+	if ((why = addr_refusal(x->cb->cfg, &a->addr)) != NULL) {
+		x->refused = why;
+		in = a->family == AF_INET ?
+		    (const void *)&((const struct sockaddr_in *)(const void *)
+		    &a->addr)->sin_addr :
+		    (const void *)&((const struct sockaddr_in6 *)(const void *)
+		    &a->addr)->sin6_addr;
+		if (inet_ntop(a->family, in, x->refused_addr,
+		    sizeof(x->refused_addr)) == NULL)
+			snprintf(x->refused_addr, sizeof(x->refused_addr), "?");
 		return CURL_SOCKET_BAD;
 	}
 	return socket(a->family, a->socktype, a->protocol);
@@ -297,9 +367,9 @@ done(struct acct_cb *cb, struct cb_xfer *x, CURLcode res)
 		return;
 	}
 	if (x->refused) {
-		log_warnx("%s: callback %s dropped: its URL leads to this host "
-		    "(loopback), which callbacks may not reach", x->id,
-		    x->status);
+		log_warnx("%s: callback %s dropped: its URL leads to %s, %s, "
+		    "which callbacks may not reach", x->id, x->status,
+		    x->refused, x->refused_addr);
 		finish(cb, x, "", rq_now_ms());
 		return;
 	}
@@ -324,6 +394,7 @@ start(struct acct_cb *cb, const char *id, char *head)
 	const struct rq_tenant *t;
 	struct cb_xfer *x;
 	const char *url, *body, *tenant, *st;
+	size_t bodylen;
 	char sig[160], hdr[200];
 	json_t *env, *b = NULL;
 
@@ -338,7 +409,11 @@ start(struct acct_cb *cb, const char *id, char *head)
 	url = json_string_value(json_object_get(env, "url"));
 	body = json_string_value(json_object_get(env, "body"));
 	tenant = json_string_value(json_object_get(env, "tenant"));
-	if (url == NULL || body == NULL || tenant == NULL) {
+	/* The body is sent and signed as a C string: no NUL inside. */
+	bodylen = body != NULL ? json_string_length(json_object_get(env,
+	    "body")) : 0;
+	if (url == NULL || body == NULL || tenant == NULL ||
+	    strlen(body) != bodylen) {
 		log_warnx("%s: malformed callback entry dropped", x->id);
 		finish(cb, x, "", rq_now_ms());
 		xfer_free(x);
@@ -363,8 +438,14 @@ start(struct acct_cb *cb, const char *id, char *head)
 	    t->callback_secret[0] != '\0') {
 		acct_cb_sign(t->callback_secret, (long long)(rq_now_ms() / 1000),
 		    body, sig, sizeof(sig));
-		snprintf(hdr, sizeof(hdr), "X-Ringq-Signature: %s", sig);
-		x->headers = curl_slist_append(x->headers, hdr);
+		if (sig[0] == '\0') {
+			curl_slist_free_all(x->headers);
+			x->headers = NULL;
+		} else {
+			snprintf(hdr, sizeof(hdr), "X-Ringq-Signature: %s",
+			    sig);
+			x->headers = curl_slist_append(x->headers, hdr);
+		}
 	}
 	if ((x->easy = curl_easy_init()) == NULL || x->headers == NULL) {
 		if (x->easy != NULL)
@@ -377,11 +458,18 @@ start(struct acct_cb *cb, const char *id, char *head)
 	curl_easy_setopt(x->easy, CURLOPT_URL, url);
 	curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	/* No proxy from the environment (http_proxy ...): the address
+	 * check would see the proxy's, not the receiver's. */
+	curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(x->easy, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)ACCT_CB_TIMEOUT_MS);
 	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
 	    (long)ACCT_CB_TIMEOUT_MS);
 	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+	/* Exactly the bytes signed. */
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)bodylen);
 	curl_easy_setopt(x->easy, CURLOPT_COPYPOSTFIELDS, body);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
@@ -504,8 +592,10 @@ acct_cb_start(const struct rq_config *cfg)
 		log_warnx("callbacks: cannot start the thread");
 		goto fail;
 	}
-	log_info("callbacks: delivering, %s loopback",
-	    cfg->callbacks_allow_loopback ? "including" : "refusing");
+	log_info("callbacks: delivering to public addresses%s%s",
+	    cfg->callbacks_allow_loopback ? ", loopback" : "",
+	    cfg->callbacks_allow_private ? ", private ones and this host's" :
+	    "");
 	return cb;
 fail:
 	if (cb && cb->multi)

@@ -15,10 +15,12 @@
 /*
  * KEYS: job, timeline, callbacks, the call's callback queue, its sent set.
  * ARGV: timeline field, event JSON, rank, status, reason, sip_code,
- * updated_ms ('' = absent), callback body, now ms, call id.  A job that is
+ * updated_ms ('' = absent), callback body, now ms, call id, the
+ * rq:active: prefix.  A job that is
  * not (or no longer) in Redis gets no timeline either: returns 0; else 1,
  * or 2 when the status moved.  A job with a callback_url gets the event's
- * status callback queued once (callbacks.c delivers it).
+ * status callback queued once (callbacks.c delivers it).  A terminal
+ * status frees the call's concurrency slot: ZREM from rq:active:<tenant>.
  */
 static const char mirror_lua[] =
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
@@ -32,6 +34,12 @@ static const char mirror_lua[] =
 	"else redis.call('HDEL', KEYS[1], 'reason') end\n"
 	"if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'sip_code', ARGV[6])\n"
 	"else redis.call('HDEL', KEYS[1], 'sip_code') end\n"
+	"local st = ARGV[4]\n"
+	"if st == 'completed' or st == 'failed' or st == 'canceled' or"
+	" st == 'expired' then\n"
+	"  local tn = redis.call('HGET', KEYS[1], 'tenant')\n"
+	"  if tn then redis.call('ZREM', ARGV[11] .. tn, ARGV[10]) end\n"
+	"end\n"
 	"return 2\n";
 
 /*
@@ -71,7 +79,7 @@ struct mirror_args {
 	char		 job[64], tl[64], field[48], rank[16], sip[24];
 	char		 updated[24], cbq[64], cbsent[64], now[24];
 	char		*json, *cb;
-	const char	*argv[3 + 15];	/* EVALSHA sha 5, then these */
+	const char	*argv[3 + 16];	/* EVALSHA sha 5, then these */
 };
 
 static int
@@ -114,6 +122,7 @@ mirror_args(struct mirror_args *a, const struct acct_event *ev)
 	a->argv[15] = a->cb;
 	a->argv[16] = a->now;
 	a->argv[17] = m->call_id;
+	a->argv[18] = RQ_KEY_ACTIVE;
 	return 0;
 }
 
@@ -128,7 +137,7 @@ append(struct acct_mirror *mr, const struct acct_event *ev)
 	a.argv[0] = "EVALSHA";
 	a.argv[1] = mr->script.sha;
 	a.argv[2] = "5";
-	rc = redisAppendCommandArgv(mr->r.c, 18, a.argv, NULL);
+	rc = redisAppendCommandArgv(mr->r.c, 19, a.argv, NULL);
 	free(a.json);
 	free(a.cb);
 	return rc == REDIS_OK ? 0 : -1;
@@ -161,7 +170,7 @@ eval_one(struct acct_mirror *mr, const struct acct_event *ev)
 
 	if (mirror_args(&a, ev) == -1)
 		return 0;
-	r = rq_redis_eval(&mr->r, &mr->script, 5, 15, a.argv + 3);
+	r = rq_redis_eval(&mr->r, &mr->script, 5, 16, a.argv + 3);
 	free(a.json);
 	free(a.cb);
 	if (r == NULL)

@@ -77,6 +77,7 @@ static const struct rq_conf_key config_keys[] = {
 
 	/* status callbacks (accounting/callbacks.c) */
 	B("accounting", "callbacks_allow_loopback", callbacks_allow_loopback, "no"),
+	B("accounting", "callbacks_allow_private", callbacks_allow_private, "no"),
 };
 
 #define TS(key, field, def) \
@@ -446,6 +447,38 @@ rq_config_tenant_by_key(const struct rq_config *cfg, const char *hash)
 
 	for (i = 0; i < cfg->ntenants; i++)
 		if (!strcmp(cfg->tenants[i].key_sha256, hash))
+			return &cfg->tenants[i];
+	return NULL;
+}
+
+/* A mail token's hash matches the current token or, during a rotation,
+ * the next one. */
+const struct rq_tenant *
+rq_config_tenant_by_mail_token(const struct rq_config *cfg, const char *hash)
+{
+	const struct rq_tenant *t;
+	size_t i;
+
+	for (i = 0; i < cfg->ntenants; i++) {
+		t = &cfg->tenants[i];
+		if ((t->mail_token_sha256[0] != '\0' &&
+		    !strcmp(t->mail_token_sha256, hash)) ||
+		    (t->mail_token_next_sha256[0] != '\0' &&
+		    !strcmp(t->mail_token_next_sha256, hash)))
+			return t;
+	}
+	return NULL;
+}
+
+const struct rq_tenant *
+rq_config_tenant_by_smtp_user(const struct rq_config *cfg, const char *user)
+{
+	size_t i;
+
+	if (*user == '\0')
+		return NULL;
+	for (i = 0; i < cfg->ntenants; i++)
+		if (!strcmp(cfg->tenants[i].smtp_user, user))
 			return &cfg->tenants[i];
 	return NULL;
 }

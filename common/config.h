@@ -97,8 +97,10 @@ struct rq_config {
 	int		heartbeat_ms;
 	int		dry_run;
 
-	/* [accounting]: status callbacks may POST to loopback (tests) */
+	/* [accounting]: status callbacks may POST to loopback (tests), to
+	 * private and other non-public addresses and this host's own */
 	int		callbacks_allow_loopback;
+	int		callbacks_allow_private;
 
 	/* [tenant NAME], repeated */
 	struct rq_tenant *tenants;
@@ -119,6 +121,13 @@ void	rq_config_free(struct rq_config *cfg);
 /* Returns the tenant whose key hashes to key_sha256_hex, or NULL. */
 const struct rq_tenant *rq_config_tenant_by_key(const struct rq_config *cfg,
 	    const char *key_sha256_hex);
+/* The tenant whose mail_token_sha256 or mail_token_next_sha256 is
+ * sha256_hex, or NULL. */
+const struct rq_tenant *rq_config_tenant_by_mail_token(
+	    const struct rq_config *cfg, const char *sha256_hex);
+/* The tenant whose smtp_user is user (never ""), or NULL. */
+const struct rq_tenant *rq_config_tenant_by_smtp_user(
+	    const struct rq_config *cfg, const char *user);
 const struct rq_tenant *rq_config_tenant(const struct rq_config *cfg,
 	    const char *name);
 const struct rq_business *rq_config_business(const struct rq_config *cfg,

@@ -19,6 +19,30 @@ struct cc_entry {
 	int		 high_fraud;	/* the whole code is high-fraud */
 };
 
+/* Countries in the table with several time zones (mainland and the
+ * main inhabited areas; small outlying islands left out): a number whose
+ * own zone is not known gets hours open in all of them. */
+struct cc_zones {
+	const char	*cc;
+	const char	*zones;
+};
+
+static const struct cc_zones multi_zones[] = {
+	{ "1", "America/St_Johns America/Halifax America/New_York "
+	  "America/Chicago America/Denver America/Phoenix "
+	  "America/Los_Angeles America/Anchorage Pacific/Honolulu" },
+	{ "7", "Europe/Kaliningrad Europe/Moscow Europe/Samara "
+	  "Asia/Yekaterinburg Asia/Omsk Asia/Novosibirsk Asia/Irkutsk "
+	  "Asia/Yakutsk Asia/Vladivostok Asia/Magadan Asia/Kamchatka" },
+	{ "52", "America/Cancun America/Mexico_City America/Chihuahua "
+	  "America/Hermosillo America/Tijuana" },
+	{ "55", "America/Noronha America/Sao_Paulo America/Manaus "
+	  "America/Rio_Branco" },
+	{ "61", "Australia/Sydney Australia/Brisbane Australia/Adelaide "
+	  "Australia/Darwin Australia/Perth" },
+	{ "62", "Asia/Jakarta Asia/Makassar Asia/Jayapura" },
+};
+
 /* Sorted by nothing in particular: lookups try 3, 2, then 1 digit codes. */
 static const struct cc_entry cc_table[] = {
 	{ "1", "NANP", 10, 10, "America/New_York", 0 },
@@ -114,20 +138,33 @@ static const char *const premium_prefixes[] = {
 	"61190",				/* AU */
 };
 
-/* NANP area codes outside US Eastern time: the default for +1 is
- * America/New_York. */
+/* NANP area codes and their zones.  US Eastern codes are listed too: a
+ * code in no list is "somewhere in NANP" (time_zone America/New_York,
+ * hours checked in every NANP zone). */
 struct area_tz {
 	const char	*areas;		/* space-separated 3-digit codes */
 	const char	*tz;
 };
 
 static const struct area_tz nanp_zones[] = {
-	{ "205 210 214 281 312 314 316 402 405 414 469 504 512 612 615 "
-	  "651 713 773 816 832 872 901 918 972", "America/Chicago" },
-	{ "208 303 307 406 505 719 720 801", "America/Denver" },
+	{ "201 202 203 212 215 216 239 248 267 301 302 305 313 321 347 "
+	  "352 404 407 410 412 434 443 470 484 513 516 518 540 551 561 571 "
+	  "585 586 603 609 610 614 617 631 646 678 703 704 716 718 727 732 "
+	  "734 754 757 770 772 774 781 786 804 813 814 845 856 857 862 904 "
+	  "908 910 914 917 919 929 937 941 954 973 978 980",
+	  "America/New_York" },
+	{ "205 210 214 217 224 251 254 262 281 309 312 314 316 318 319 "
+	  "320 331 337 346 361 402 405 409 414 417 430 432 469 479 501 504 "
+	  "507 512 515 563 573 601 608 612 615 618 630 636 641 651 662 682 "
+	  "708 713 715 731 737 763 773 779 815 816 817 830 832 847 872 901 "
+	  "903 913 918 920 936 940 952 956 972 979", "America/Chicago" },
+	{ "208 303 307 385 406 435 505 575 719 720 801 970",
+	  "America/Denver" },
 	{ "480 520 602 623 928", "America/Phoenix" },
-	{ "206 213 253 310 323 360 408 415 424 425 503 510 619 626 628 "
-	  "650 669 702 714 725 775 818 858 916 949 971", "America/Los_Angeles" },
+	{ "206 209 213 253 310 323 341 360 408 415 424 425 442 503 509 "
+	  "510 530 541 559 562 619 626 628 650 657 661 669 702 707 714 725 "
+	  "747 760 775 805 818 831 858 909 916 925 949 951 971",
+	  "America/Los_Angeles" },
 	{ "907", "America/Anchorage" },
 	{ "808", "Pacific/Honolulu" },
 	{ "289 343 416 418 437 438 450 514 613 647 905", "America/Toronto" },
@@ -230,8 +267,13 @@ rq_e164_parse(const char *s, struct rq_e164 *out, char *why, size_t whylen)
 	snprintf(out->cc, sizeof(out->cc), "%s", c->cc);
 	out->country = c->country;
 	out->time_zone = c->tz;
-	if (!strcmp(c->cc, "1") && (zone = nanp_zone(digits + 1)) != NULL)
+	for (i = 0; i < NELEM(multi_zones); i++)
+		if (!strcmp(c->cc, multi_zones[i].cc))
+			out->zones = multi_zones[i].zones;
+	if (!strcmp(c->cc, "1") && (zone = nanp_zone(digits + 1)) != NULL) {
 		out->time_zone = zone;
+		out->zones = NULL;
+	}
 	out->premium = c->high_fraud;
 	for (i = 0; i < NELEM(premium_prefixes) && !out->premium; i++)
 		if (!strncmp(digits, premium_prefixes[i],

@@ -28,11 +28,11 @@
 /* Intake (gateway): the policy engine, do-not-call lists, e-mail. */
 #define RQ_KEY_DNC_TENANT	"rq:dnc:tenant:"	/* SET <tenant>: E.164 */
 #define RQ_KEY_DNC_CUSTOMER	"rq:dnc:customer"	/* SET: customers' opt-outs */
+#define RQ_KEY_DNC_CUSTOMER_META "rq:dnc:customer:meta"	/* HASH: who, when */
 #define RQ_KEY_DNC_BUSINESS	"rq:dnc:business:"	/* SET <name>: blocked */
 #define RQ_KEY_RATE		"rq:rate:"	/* <tenant>:s:<sec>, :d:<day> */
 #define RQ_KEY_ACTIVE		"rq:active:"	/* ZSET <tenant>: unfinished */
 #define RQ_KEY_IDEM		"rq:idem:"	/* <tenant>:<sha256 of key> */
-#define RQ_KEY_MAILID		"rq:mailid:"	/* <tenant>:<sha256 of Message-ID> */
 
 /* Status callbacks (accounting). */
 #define RQ_KEY_CALLBACKS	"rq:callbacks"	/* ZSET: call id by due ms */

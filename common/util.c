@@ -1,12 +1,18 @@
 /* Shared helpers (see util.h). */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <limits.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -165,6 +171,105 @@ rq_sha256_hex(const void *data, size_t len, char out[65])
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
 	out[64] = '\0';
+}
+
+int
+rq_hmac_sha256_hex(const void *key, size_t keylen, const void *data,
+    size_t len, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	out[0] = '\0';
+	if (keylen > INT_MAX)
+		return -1;
+	if (HMAC(EVP_sha256(), keylen ? key : "", (int)keylen,
+	    len ? data : (const void *)"", len, md, &mdlen) == NULL ||
+	    mdlen != 32)
+		return -1;
+	for (i = 0; i < mdlen; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+	return 0;
+}
+
+/* a, in host order, within net/bits */
+#define IN4(a, net, bits) \
+	(((a) >> (32 - (bits))) == ((uint32_t)(net) >> (32 - (bits))))
+
+static int
+addr4_is_public(uint32_t a)
+{
+	return !(IN4(a, 0x00000000, 8) ||	/* "this network" */
+	    IN4(a, 0x0a000000, 8) ||		/* private */
+	    IN4(a, 0x64400000, 10) ||		/* CGNAT */
+	    IN4(a, 0x7f000000, 8) ||		/* loopback */
+	    IN4(a, 0xa9fe0000, 16) ||		/* link-local, cloud metadata */
+	    IN4(a, 0xac100000, 12) ||		/* private */
+	    IN4(a, 0xc0000000, 24) ||		/* IETF protocol assignments */
+	    IN4(a, 0xc0000200, 24) ||		/* documentation */
+	    IN4(a, 0xc0586300, 24) ||		/* 6to4 relays */
+	    IN4(a, 0xc0a80000, 16) ||		/* private */
+	    IN4(a, 0xc6120000, 15) ||		/* benchmarking */
+	    IN4(a, 0xc6336400, 24) ||		/* documentation */
+	    IN4(a, 0xcb007100, 24) ||		/* documentation */
+	    IN4(a, 0xe0000000, 4) ||		/* multicast */
+	    IN4(a, 0xf0000000, 4));		/* reserved, broadcast */
+}
+
+static uint32_t
+be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+int
+rq_addr_is_public(const struct sockaddr *sa)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	sa_family_t family;
+	const uint8_t *b;
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
+
+	if (sa == NULL)
+		return 0;
+	/* Copies, the family too: the caller's buffer need not be aligned
+	 * for the type. */
+	memcpy(&family, (const char *)sa + offsetof(struct sockaddr,
+	    sa_family), sizeof(family));
+	if (family == AF_INET) {
+		memcpy(&s4, sa, sizeof(s4));
+		return addr4_is_public(ntohl(s4.sin_addr.s_addr));
+	}
+	if (family != AF_INET6)
+		return 0;
+	memcpy(&s6, sa, sizeof(s6));
+	b = s6.sin6_addr.s6_addr;
+	/* Forms that carry an IPv4 address reach it: ::ffff:a.b.c.d, the
+	 * NAT64 prefix 64:ff9b::/96 and 6to4 2002::/16. */
+	if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
+		return addr4_is_public(be32(b + 12));
+	if (b[0] == 0x20 && b[1] == 0x02)
+		return addr4_is_public(be32(b + 2));
+	/* Only global unicast 2000::/3 is public: this leaves out ::, ::1,
+	 * the IPv4-compatible ::/96, ULA fc00::/7, link-local fe80::/10,
+	 * site-local fec0::/10, multicast ff00::/8 and the rest. */
+	if ((b[0] & 0xe0) != 0x20)
+		return 0;
+	/* 2001::/23 (IETF: Teredo, benchmarking, ORCHID ...), 2001:db8::/32
+	 * and 3fff::/20 (documentation). */
+	if ((b[0] == 0x20 && b[1] == 0x01 && b[2] < 0x02) ||
+	    (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) ||
+	    (b[0] == 0x3f && b[1] == 0xff && b[2] < 0x10))
+		return 0;
+	return 1;
 }
 
 static int

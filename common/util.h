@@ -1,5 +1,5 @@
-/* Small shared helpers: clocks, ids, time formats, hashing, call targets,
- * PID files and the stop flag set by signal handlers. */
+/* Small shared helpers: clocks, ids, time formats, hashing, address
+ * classes, call targets, PID files and the stop flag set by signal handlers. */
 #ifndef RQ_UTIL_H
 #define RQ_UTIL_H
 
@@ -23,6 +23,16 @@ void		rq_rfc3339_format(uint64_t ms, char *out, size_t outlen);
 
 /* Hex SHA-256 of data (65 bytes with the NUL). */
 void		rq_sha256_hex(const void *data, size_t len, char out[65]);
+/* Hex HMAC-SHA256 of data keyed with key.  Returns 0, or -1 with out "". */
+int		rq_hmac_sha256_hex(const void *key, size_t keylen,
+		    const void *data, size_t len, char out[65]);
+
+/* Whether an IPv4 or IPv6 address (IPv4-mapped ones by the IPv4 rules) is
+ * a public unicast one: not unspecified, loopback, private, CGNAT,
+ * link-local, multicast, broadcast, reserved, documentation or benchmark,
+ * unique or site local. */
+struct sockaddr;
+int		rq_addr_is_public(const struct sockaddr *sa);
 
 enum rq_target_kind { RQ_TARGET_E164, RQ_TARGET_SIP };
 /* Classifies a call target: an E.164 number "+<country><number>" (8 to 15

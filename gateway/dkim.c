@@ -1,6 +1,7 @@
 /* DKIM for tenants that require it: libopendkim verifies the message and
  * one valid signature must come from the tenant's dkim_domain.  The key is
- * the tenant's pinned dkim_key when set, else libopendkim's DNS lookup. */
+ * the tenant's pinned dkim_key when set, else libopendkim's DNS lookup,
+ * which blocks the event loop: few signatures, a short timeout. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -9,6 +10,9 @@
 
 #include "gateway.h"
 #include "log.h"
+
+#define DKIM_MAX_SIGS		3	/* of the tenant's domain, verified */
+#define DKIM_DNS_TIMEOUT_S	3
 
 /* Two handles, because a key lookup callback replaces DNS for the whole
  * library: one with the pinned-key callback, one that asks DNS. */
@@ -29,15 +33,39 @@ dkim_pinned_key(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
 	return DKIM_CBSTAT_CONTINUE;
 }
 
+/* Before any key is fetched: signatures of other domains, and those of
+ * the tenant's past the first DKIM_MAX_SIGS, are not verified, so a
+ * message cannot make us do a DNS lookup per signature. */
+static DKIM_CBSTAT
+dkim_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
+{
+	const struct rq_tenant *t = dkim_get_user_context(dkim);
+	const char *dom;
+	int i, n = 0;
+
+	for (i = 0; i < nsigs; i++) {
+		dom = (const char *)dkim_sig_getdomain(sigs[i]);
+		if (t == NULL || dom == NULL ||
+		    strcasecmp(dom, t->dkim_domain) || ++n > DKIM_MAX_SIGS)
+			dkim_sig_ignore(sigs[i]);
+	}
+	return DKIM_CBSTAT_CONTINUE;
+}
+
 static DKIM_LIB *
 dkim_lib(int pinned)
 {
 	DKIM_LIB **lp = pinned ? &dkim_pinned_lib : &dkim_dns_lib;
+	u_int timeout = DKIM_DNS_TIMEOUT_S;
 
 	if (*lp != NULL)
 		return *lp;
 	if ((*lp = dkim_init(NULL, NULL)) == NULL)
 		return NULL;
+	if (dkim_options(*lp, DKIM_OP_SETOPT, DKIM_OPTS_TIMEOUT, &timeout,
+	    sizeof(timeout)) != DKIM_STAT_OK)
+		log_warnx("dkim: cannot set the DNS timeout");
+	dkim_set_prescreen(*lp, dkim_prescreen);
 	if (pinned)
 		dkim_set_key_lookup(*lp, dkim_pinned_key);
 	return *lp;
@@ -88,6 +116,8 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 			rc = 0;
 			break;
 		}
+		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
+			continue;	/* over DKIM_MAX_SIGS */
 		bad = 1;
 		snprintf(why, whylen, "the DKIM signature of %s does not "
 		    "verify (%s): sign the message as sent, with the key "

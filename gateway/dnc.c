@@ -14,8 +14,6 @@
 #include <event2/keyvalq_struct.h>
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "keys.h"
 #include "e164.h"
@@ -35,12 +33,30 @@ struct dnc_req {
 	enum dnc_op		 op;
 	char			 number[17];
 	const char		*secret;	/* optout_secret, borrowed */
+	const char		*tenant;	/* asking tenant, borrowed */
 };
 
-/* KEYS: the tenant's list, the customers' list.  ARGV: number. */
+/* HASH beside rq:dnc:customer: number -> who opted it out and when,
+ * "tenant=<name> at=<ms>" or "link at=<ms>" (ringq-dnc -c writes
+ * "import at=<ms>"; -c -r removes both).  Belongs in common/keys.h. */
+
+/* KEYS: the tenant's list, the customers' list, its meta hash.  ARGV:
+ * number. */
 static const char lookup_lua[] =
 	"return { redis.call('SISMEMBER', KEYS[1], ARGV[1]),"
-	" redis.call('SISMEMBER', KEYS[2], ARGV[1]) }\n";
+	" redis.call('SISMEMBER', KEYS[2], ARGV[1]),"
+	" redis.call('HGET', KEYS[3], ARGV[1]) }\n";
+
+/* KEYS: the customers' list, its meta hash.  ARGV: number, who.  The
+ * first opt-out is the one recorded.  Returns 1 when added, else 0. */
+static const char optout_lua[] =
+	"local t = redis.call('TIME')\n"
+	"local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local n = redis.call('SADD', KEYS[1], ARGV[1])\n"
+	"if n == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then\n"
+	"  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' at=' ..\n"
+	"      string.format('%.0f', ms)) end\n"
+	"return n\n";
 
 /* For people following an opt-out link: a short page, not JSON. */
 static void
@@ -65,16 +81,40 @@ dnc_page(struct evhttp_request *req, int status, const char *text)
 int
 gw_optout_sig(const char *secret, const char *e164, char out[65])
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int len = 0, i;
-
-	if (secret[0] == '\0' || HMAC(EVP_sha256(), secret, strlen(secret),
-	    (const unsigned char *)e164, strlen(e164), mac, &len) == NULL ||
-	    len != 32)
+	if (secret[0] == '\0')
 		return -1;
-	for (i = 0; i < len; i++)
-		snprintf(out + 2 * i, 3, "%02x", mac[i]);
-	return 0;
+	return rq_hmac_sha256_hex(secret, strlen(secret), e164, strlen(e164),
+	    out);
+}
+
+/*
+ * A customer opt-out's record as GET /v1/dnc shows it: {"by": "link" |
+ * "this_account" | "another_account" | "operator", "at": RFC 3339}.
+ * Another tenant's name is not shown: it would tell whose customer the
+ * number is.
+ */
+static json_t *
+optout_meta(const char *v, const char *tenant)
+{
+	const char *at = strstr(v, " at="), *by;
+	char t[40];
+	size_t n;
+	json_t *o;
+
+	if (!strncmp(v, "tenant=", 7)) {
+		n = at ? (size_t)(at - v - 7) : strlen(v + 7);
+		by = n == strlen(tenant) && !strncmp(v + 7, tenant, n) ?
+		    "this_account" : "another_account";
+	} else if (!strncmp(v, "link", 4))
+		by = "link";
+	else
+		by = "operator";
+	o = json_pack("{s:s}", "by", by);
+	if (o != NULL && at != NULL) {
+		rq_rfc3339_format(strtoull(at + 4, NULL, 10), t, sizeof(t));
+		json_object_set_new(o, "at", json_string(t));
+	}
+	return o;
 }
 
 static void
@@ -87,7 +127,8 @@ dnc_reply_cb(redisReply *r, void *arg)
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR ||
 	    (d->op == DNC_LOOKUP ? (r->type != REDIS_REPLY_ARRAY ||
-	    r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->elements < 2 || r->elements > 3 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
 	    r->element[1]->type != REDIS_REPLY_INTEGER) :
 	    r->type != REDIS_REPLY_INTEGER)) {
 		log_warnx("redis: do-not-call update failed: %s",
@@ -135,6 +176,11 @@ dnc_reply_cb(redisReply *r, void *arg)
 		json_object_set_new(o, "listed",
 		    json_boolean(json_array_size(lists) > 0));
 		json_object_set_new(o, "lists", lists);
+		if (r->elements == 3 &&
+		    r->element[2]->type == REDIS_REPLY_STRING &&
+		    r->element[1]->integer == 1)
+			json_object_set_new(o, "customer_optout",
+			    optout_meta(r->element[2]->str, d->tenant));
 		if (gw_optout_sig(d->secret, d->number, sig) == 0) {
 			/* The link a tenant sends its customer. */
 			snprintf(url, sizeof(url), LINK_PATH "?n=%%2B%s&sig=%s",
@@ -205,7 +251,7 @@ dnc_link(const struct rq_config *cfg, struct gw_store *st,
 	struct evkeyvalq q = { 0 };
 	struct rq_e164 num;
 	struct dnc_req *d = NULL;
-	const char *n, *sig, *argv[3];
+	const char *n, *sig, *argv[7];
 	char want[65], why[160];
 
 	TAILQ_INIT(&q);
@@ -228,10 +274,14 @@ dnc_link(const struct rq_config *cfg, struct gw_store *st,
 	d->req = req;
 	d->op = DNC_LINK;
 	snprintf(d->number, sizeof(d->number), "%s", num.e164);
-	argv[0] = "SADD";
-	argv[1] = RQ_KEY_DNC_CUSTOMER;
-	argv[2] = d->number;
-	if (gw_store_command(st, NULL, 3, argv, dnc_reply_cb, d) == -1) {
+	argv[0] = "EVAL";
+	argv[1] = optout_lua;
+	argv[2] = "2";
+	argv[3] = RQ_KEY_DNC_CUSTOMER;
+	argv[4] = RQ_KEY_DNC_CUSTOMER_META;
+	argv[5] = d->number;
+	argv[6] = "link";
+	if (gw_store_command(st, NULL, 7, argv, dnc_reply_cb, d) == -1) {
 		dnc_page(req, 503, "The service is busy; your request was not "
 		    "recorded.  Please try the link again in a minute.");
 		free(d);
@@ -249,8 +299,8 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 	const struct rq_tenant *t;
 	struct gw_error err;
 	struct dnc_req *d;
-	char klist[RQ_NAME_MAX + 32];
-	const char *argv[6], *n;
+	char klist[RQ_NAME_MAX + 32], who[RQ_NAME_MAX + 16];
+	const char *argv[8], *n;
 	json_t *root = NULL;
 	char *raw = NULL;
 	int argc = 0;
@@ -295,6 +345,7 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 	}
 	d->req = req;
 	d->secret = cfg->optout_secret;
+	d->tenant = t->name;
 	if (cmd == EVHTTP_REQ_POST) {
 		d->op = DNC_OPTOUT;
 		if ((n = optout_body(req, &root)) == NULL)
@@ -321,16 +372,22 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 		argv[argc++] = d->number;
 		break;
 	case DNC_OPTOUT:
-		argv[argc++] = "SADD";
+		snprintf(who, sizeof(who), "tenant=%s", t->name);
+		argv[argc++] = "EVAL";
+		argv[argc++] = optout_lua;
+		argv[argc++] = "2";
 		argv[argc++] = RQ_KEY_DNC_CUSTOMER;
+		argv[argc++] = RQ_KEY_DNC_CUSTOMER_META;
 		argv[argc++] = d->number;
+		argv[argc++] = who;
 		break;
 	case DNC_LOOKUP:
 		argv[argc++] = "EVAL";
 		argv[argc++] = lookup_lua;
-		argv[argc++] = "2";
+		argv[argc++] = "3";
 		argv[argc++] = klist;
 		argv[argc++] = RQ_KEY_DNC_CUSTOMER;
+		argv[argc++] = RQ_KEY_DNC_CUSTOMER_META;
 		argv[argc++] = d->number;
 		break;
 	case DNC_LINK:		/* dnc_link */

@@ -22,11 +22,35 @@
 #define PIPELINE	16	/* SADDs in flight */
 #define SHOW_INVALID	5	/* invalid lines named on stderr */
 
+/* The customers' opt-outs keep who and when in a hash beside the set
+ * (gateway/dnc.c; belongs in common/keys.h). */
+#define DNC_KEY_CUSTOMER_META	RQ_KEY_DNC_CUSTOMER ":meta"
+
+/* KEYS: the set, its meta hash.  ARGV: "add" or "rem", numbers.  Returns
+ * how many were added (removed); an added number is recorded as "import",
+ * a removed one loses its record. */
+static const char customer_lua[] =
+	"local n = 0\n"
+	"local t = redis.call('TIME')\n"
+	"local v = 'import at=' .. string.format('%.0f',"
+	" tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))\n"
+	"for i = 2, #ARGV do\n"
+	"  if ARGV[1] == 'add' then\n"
+	"    if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then n = n + 1 end\n"
+	"    redis.call('HSETNX', KEYS[2], ARGV[i], v)\n"
+	"  else\n"
+	"    if redis.call('SREM', KEYS[1], ARGV[i]) == 1 then n = n + 1 end\n"
+	"    redis.call('HDEL', KEYS[2], ARGV[i])\n"
+	"  end\n"
+	"end\n"
+	"return n\n";
+
 struct dnc_import {
 	redisContext	*rc;
 	const char	*cmd;		/* SADD or SREM */
 	const char	*key;
-	const char	*argv[BATCH + 2];
+	int		 customer;	/* through customer_lua */
+	const char	*argv[6 + BATCH];	/* EVAL ... mode, numbers */
 	char		 nums[BATCH][17];
 	size_t		 nbatch;
 	int		 inflight;
@@ -75,15 +99,26 @@ read_replies(struct dnc_import *im, int keep)
 static void
 flush_batch(struct dnc_import *im)
 {
-	size_t i;
+	size_t i, n;
 
 	if (im->nbatch == 0)
 		return;
-	im->argv[0] = im->cmd;
-	im->argv[1] = im->key;
+	if (im->customer) {
+		im->argv[0] = "EVAL";
+		im->argv[1] = customer_lua;
+		im->argv[2] = "2";
+		im->argv[3] = im->key;
+		im->argv[4] = DNC_KEY_CUSTOMER_META;
+		im->argv[5] = strcmp(im->cmd, "SADD") ? "rem" : "add";
+		n = 6;
+	} else {
+		im->argv[0] = im->cmd;
+		im->argv[1] = im->key;
+		n = 2;
+	}
 	for (i = 0; i < im->nbatch; i++)
-		im->argv[i + 2] = im->nums[i];
-	if (redisAppendCommandArgv(im->rc, (int)im->nbatch + 2, im->argv,
+		im->argv[n + i] = im->nums[i];
+	if (redisAppendCommandArgv(im->rc, (int)(n + im->nbatch), im->argv,
 	    NULL) != REDIS_OK) {
 		fprintf(stderr, "\nringq-dnc: redis: %s\n", im->rc->errstr);
 		exit(1);
@@ -195,6 +230,7 @@ main(int argc, char *argv[])
 	memset(&im, 0, sizeof(im));
 	im.cmd = del ? "SREM" : "SADD";
 	im.key = key;
+	im.customer = customer;
 	im.rc = redisConnectWithTimeout(cfg.redis_host, cfg.redis_port, tv);
 	if (im.rc == NULL || im.rc->err) {
 		fprintf(stderr, "ringq-dnc: redis %s:%d: %s\n", cfg.redis_host,

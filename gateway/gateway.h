@@ -168,7 +168,6 @@ void		 gw_http_free(struct gw_http *h);
 /* E-mail requests (docs/email.md): smtp_session.c, smtp_server.c,
  * mail_request.c, dkim.c. */
 #define GW_SMTP_LINE_MAX	1000	/* with CRLF: RFC 5321 4.5.3.1.6 */
-#define GW_MAIL_DEDUP_TTL_S	(7 * 24 * 3600)
 
 /* What a session asks of its transport (smtp_server.c, or a test).  The
  * session never frees itself: after close() the owner frees it. */

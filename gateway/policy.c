@@ -48,8 +48,9 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
     struct gw_error *err)
 {
 	const struct rq_business *biz = NULL;
-	const char *zone = "UTC";
+	const char *zone = "UTC", *zones = NULL, *z, *e;
 	struct rq_e164 num;
+	char zbuf[80];
 	uint64_t nb = call->not_before_ms;
 	char why[160];
 	int round, moved, rc;
@@ -79,6 +80,7 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 		}
 		snprintf(pol->number, sizeof(pol->number), "%s", num.e164);
 		zone = num.time_zone;
+		zones = num.zones;
 	}
 	if (call->time_zone != NULL) {
 		if (!rq_tz_valid(call->time_zone)) {
@@ -88,6 +90,7 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 			return -1;
 		}
 		zone = call->time_zone;
+		zones = NULL;
 	}
 	if (call->business != NULL &&
 	    (biz = rq_config_business(cfg, call->business)) == NULL) {
@@ -97,11 +100,24 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 	}
 
 	/* Both windows must be open at the same time: move to the next
-	 * opening of each in turn until neither moves. */
+	 * opening of each in turn until neither moves.  A callee whose zone
+	 * is one of several in the country gets calling hours open in every
+	 * one of them (docs/policy.md). */
 	for (round = 0; round < POLICY_HOURS_ROUNDS; round++) {
 		moved = 0;
-		if (tenant->calling_hours[0] != '\0') {
-			if ((rc = hours_apply(tenant->calling_hours, zone,
+		z = tenant->calling_hours[0] != '\0' ? (zones ? zones : zone) :
+		    "";
+		for (; *z != '\0'; z = *e ? e + 1 : e) {
+			if (zones == NULL) {
+				e = z + strlen(z);
+				snprintf(zbuf, sizeof(zbuf), "%s", z);
+			} else {
+				if ((e = strchr(z, ' ')) == NULL)
+					e = z + strlen(z);
+				snprintf(zbuf, sizeof(zbuf), "%.*s",
+				    (int)(e - z), z);
+			}
+			if ((rc = hours_apply(tenant->calling_hours, zbuf,
 			    &nb)) == -1)
 				goto no_hours;
 			if (rc == 1) {
@@ -121,8 +137,15 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 		if (!moved)
 			break;
 	}
-	if (round == POLICY_HOURS_ROUNDS || nb > now_ms + GW_NOT_BEFORE_MAX_MS)
+	if (round == POLICY_HOURS_ROUNDS)
 		goto no_hours;
+	if (nb > now_ms + GW_NOT_BEFORE_MAX_MS) {
+		gw_error_set(err, 403, "outside_hours", NULL, "The next time "
+		    "the calling hours%s allow is more than a year away (the "
+		    "not_before limit); nothing was queued.", biz != NULL ?
+		    " and the business's hours" : "");
+		return -1;
+	}
 	if (nb != call->not_before_ms) {
 		pol->defer = 1;
 		call->not_before_ms = nb;

@@ -16,14 +16,19 @@
  * KEYS: idempotency key, DNC tenant, DNC customer, DNC business, rate key
  * prefix, active ZSET.  ARGV: number ("" for SIP), rate_per_second,
  * rate_per_day, max_concurrent, new id, idempotency TTL, has idempotency
- * key, has business.
+ * key, has business, job key prefix, not_before_ms (0: now).
  * Replies { "ok" }, { "replay", id }, { "dnc", list }, { "rate_s", ms to
  * the next second }, { "rate_d", s to the next UTC day }, { "busy", n }.
  * The clock is Redis's (TIME), the same for every gateway.  Refused
- * requests take nothing.  The active set is pruned lazily, only when full:
- * a member leaves when its job reaches a terminal status, or when it has
- * no job a minute after it was added (the store refused it).
+ * requests take nothing.  The active set is scored by due time (the later
+ * of now and not_before), and only members already due count, so that a
+ * call deferred to tomorrow takes its slot tomorrow.  Accounting's mirror
+ * script removes a call when it reaches a terminal status; as a safety
+ * net, when the tenant is full, the GW_ACTIVE_PRUNE oldest due members
+ * are checked and removed when their job is terminal, or missing a
+ * minute after they were due (the store refused it).
  */
+#define GW_ACTIVE_PRUNE	"20"
 static const char policy_lua[] =
 	"local num = ARGV[1]\n"
 	"if ARGV[7] == '1' then\n"
@@ -50,19 +55,23 @@ static const char policy_lua[] =
 	"if rpd > 0 and (tonumber(redis.call('GET', kd)) or 0) >= rpd then\n"
 	"  return {'rate_d', tostring(86400 - sec % 86400)} end\n"
 	"if maxc > 0 then\n"
-	"  if redis.call('ZCARD', KEYS[6]) >= maxc then\n"
-	"    local m = redis.call('ZRANGE', KEYS[6], 0, -1, 'WITHSCORES')\n"
+	"  local due = tonumber(ARGV[10]) or 0\n"
+	"  if due < ms then due = ms end\n"
+	"  if due <= ms and redis.call('ZCOUNT', KEYS[6], '-inf', ms) >= maxc"
+	" then\n"
+	"    local m = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', ms,"
+	" 'WITHSCORES', 'LIMIT', 0, " GW_ACTIVE_PRUNE ")\n"
 	"    for i = 1, #m, 2 do\n"
-	"      local st = redis.call('HGET', 'rq:job:' .. m[i], 'status')\n"
+	"      local st = redis.call('HGET', ARGV[9] .. m[i], 'status')\n"
 	"      if (not st and tonumber(m[i + 1]) < ms - 60000) or\n"
 	"          st == 'completed' or st == 'failed' or st == 'canceled'"
 	" or st == 'expired' then\n"
 	"        redis.call('ZREM', KEYS[6], m[i]) end\n"
 	"    end\n"
-	"    local n = redis.call('ZCARD', KEYS[6])\n"
+	"    local n = redis.call('ZCOUNT', KEYS[6], '-inf', ms)\n"
 	"    if n >= maxc then return {'busy', tostring(n)} end\n"
 	"  end\n"
-	"  redis.call('ZADD', KEYS[6], ms, ARGV[5])\n"
+	"  redis.call('ZADD', KEYS[6], string.format('%.0f', due), ARGV[5])\n"
 	"end\n"
 	"if rps > 0 then redis.call('INCR', ks); redis.call('EXPIRE', ks, 2)"
 	" end\n"
@@ -72,11 +81,27 @@ static const char policy_lua[] =
 	"  redis.call('SET', KEYS[1], ARGV[5], 'EX', tonumber(ARGV[6])) end\n"
 	"return {'ok'}\n";
 
-/* KEYS: idempotency key, active ZSET.  ARGV: id. */
+/*
+ * KEYS: idempotency key, active ZSET, rate key prefix.  ARGV: id,
+ * rate_per_second, rate_per_day.  Gives back what the policy script took
+ * when the store then failed: the idempotency key, the concurrency slot
+ * and one call of each rate counter.  The counters are those of Redis's
+ * current second and day: the store answers within milliseconds of the
+ * check, so they are nearly always the ones that were taken (see
+ * docs/policy.md); a counter is never taken below zero.
+ */
 static const char release_lua[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then"
 	" redis.call('DEL', KEYS[1]) end\n"
 	"redis.call('ZREM', KEYS[2], ARGV[1])\n"
+	"local sec = tonumber(redis.call('TIME')[1])\n"
+	"local function give(k)\n"
+	"  if (tonumber(redis.call('GET', k)) or 0) > 0 then"
+	" redis.call('DECR', k) end\n"
+	"end\n"
+	"if tonumber(ARGV[2]) > 0 then give(KEYS[3] .. ':s:' .. sec) end\n"
+	"if tonumber(ARGV[3]) > 0 then"
+	" give(KEYS[3] .. ':d:' .. math.floor(sec / 86400)) end\n"
 	"return 1\n";
 
 struct policy_op {
@@ -179,7 +204,8 @@ gw_policy_store_check(struct gw_store *st, const struct rq_tenant *tenant,
 	char kidem[RQ_NAME_MAX + 96], kdnct[RQ_NAME_MAX + 32];
 	char kdncb[RQ_NAME_MAX + 32], krate[RQ_NAME_MAX + 16];
 	char kact[RQ_NAME_MAX + 16], rps[16], rpd[16], maxc[16], ttl[16];
-	const char *argv[17];
+	char nb[24];
+	const char *argv[19];
 	struct policy_op *op;
 	int has_idem = call->idem_key != NULL, has_biz = call->business != NULL;
 
@@ -198,6 +224,8 @@ gw_policy_store_check(struct gw_store *st, const struct rq_tenant *tenant,
 	snprintf(rpd, sizeof(rpd), "%d", tenant->rate_per_day);
 	snprintf(maxc, sizeof(maxc), "%d", tenant->max_concurrent);
 	snprintf(ttl, sizeof(ttl), "%d", GW_IDEM_TTL_S);
+	snprintf(nb, sizeof(nb), "%llu",
+	    (unsigned long long)call->not_before_ms);
 	if ((op = calloc(1, sizeof(*op))) == NULL)
 		return -1;
 	op->cb = cb;
@@ -220,7 +248,9 @@ gw_policy_store_check(struct gw_store *st, const struct rq_tenant *tenant,
 	argv[14] = ttl;
 	argv[15] = has_idem ? "1" : "0";
 	argv[16] = has_biz ? "1" : "0";
-	if (gw_store_command(st, id, 17, argv, policy_reply_cb, op) == -1) {
+	argv[17] = RQ_KEY_JOB;
+	argv[18] = nb;
+	if (gw_store_command(st, id, 19, argv, policy_reply_cb, op) == -1) {
 		free(op);
 		return -1;
 	}
@@ -243,7 +273,8 @@ gw_policy_store_release(struct gw_store *st, const struct rq_tenant *tenant,
     const struct gw_call *call, const char *id)
 {
 	char kidem[RQ_NAME_MAX + 96], kact[RQ_NAME_MAX + 16];
-	const char *argv[6];
+	char krate[RQ_NAME_MAX + 16], rps[16], rpd[16];
+	const char *argv[10];
 	char *dup;
 
 	if (call->idem_key != NULL)
@@ -252,15 +283,21 @@ gw_policy_store_release(struct gw_store *st, const struct rq_tenant *tenant,
 		snprintf(kidem, sizeof(kidem), "%s%s:-", RQ_KEY_IDEM,
 		    tenant->name);
 	snprintf(kact, sizeof(kact), "%s%s", RQ_KEY_ACTIVE, tenant->name);
+	snprintf(krate, sizeof(krate), "%s%s", RQ_KEY_RATE, tenant->name);
+	snprintf(rps, sizeof(rps), "%d", tenant->rate_per_second);
+	snprintf(rpd, sizeof(rpd), "%d", tenant->rate_per_day);
 	argv[0] = "EVAL";
 	argv[1] = release_lua;
-	argv[2] = "2";
+	argv[2] = "3";
 	argv[3] = kidem;
 	argv[4] = kact;
-	argv[5] = id;
+	argv[5] = krate;
+	argv[6] = id;
+	argv[7] = rps;
+	argv[8] = rpd;
 	if ((dup = strdup(id)) == NULL)
 		return;
-	if (gw_store_command(st, id, 6, argv, release_cb, dup) == -1) {
+	if (gw_store_command(st, id, 9, argv, release_cb, dup) == -1) {
 		log_warnx("call %s: cannot release its policy slots", id);
 		free(dup);
 	}

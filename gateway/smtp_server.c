@@ -1,6 +1,7 @@
 /* The SMTP listener of ringq-gateway: connections with caps per address and
- * overall, idle timeouts, STARTTLS (bufferevent_openssl), and the path of a
- * message: DKIM, parse, Message-ID de-duplication in Redis, intake. */
+ * overall, idle timeouts and a session deadline, STARTTLS
+ * (bufferevent_openssl), and the path of a message: DKIM, parse, intake
+ * (whose idempotency key "mail:<Message-ID>" de-duplicates). */
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -17,19 +18,14 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "keys.h"
 #include "gateway.h"
 #include "log.h"
 
 #define SMTP_READ_HIGH		(64 * 1024)
-#define SMTP_REDIS_RETRY_MS	1000
-#define SMTP_PENDING_TTL_S	300	/* a Message-ID whose outcome is unknown */
+#define SMTP_SESSION_MAX_S	3600	/* a whole connection, however busy */
 
 struct smtp_conn;
 TAILQ_HEAD(smtp_conns, smtp_conn);
@@ -42,19 +38,16 @@ struct gw_smtp {
 	SSL_CTX			*ssl;
 	struct smtp_conns	 conns;
 	size_t			 nconns;
-	redisAsyncContext	*ac;		/* Message-ID memory */
-	int			 redis_up;
-	int			 redis_logged;
-	struct event		*retry;
 	int			 closing;
 };
 
-/* One client.  A conn with an answer outstanding (intake or Redis) is not
+/* One client.  A conn with an answer outstanding (the intake) is not
  * freed when the client goes away: "dead" marks it and the answer frees. */
 struct smtp_conn {
 	TAILQ_ENTRY(smtp_conn)	 entry;
 	struct gw_smtp		*sm;
 	struct bufferevent	*bev;
+	struct event		*deadline;	/* SMTP_SESSION_MAX_S */
 	struct gw_smtp_session	*s;
 	char			 addr[INET6_ADDRSTRLEN];
 	int			 closing;	/* free once the output is out */
@@ -65,13 +58,11 @@ struct smtp_conn {
 	/* the message being handled */
 	const struct rq_tenant	*tenant;
 	struct gw_call		 call;
-	char			 mailkey[160];	/* "" without Message-ID */
 };
 
 static void	conn_read(struct bufferevent *, void *);
 static void	conn_write(struct bufferevent *, void *);
 static void	conn_event(struct bufferevent *, short, void *);
-static void	redis_connect(struct gw_smtp *);
 
 /* --- connections ---------------------------------------------------------- */
 
@@ -84,6 +75,8 @@ conn_free(struct smtp_conn *c)
 	sm->nconns--;
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
 	gw_smtp_session_free(c->s);
 	gw_call_clear(&c->call);
 	free(c);
@@ -99,6 +92,8 @@ conn_drop(struct smtp_conn *c)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	if (c->deadline != NULL)
+		evtimer_del(c->deadline);
 	if (c->busy == 0)
 		conn_free(c);
 }
@@ -244,6 +239,29 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	conn_drop(c);
 }
 
+/* The session deadline: the idle timeout is per read, and a client that
+ * sends a byte now and then would otherwise hold a slot for ever. */
+static void
+conn_deadline(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	struct timeval again = { 1, 0 };
+
+	if (c->dead || c->closing || c->bev == NULL)
+		return;
+	if (c->busy > 0) {
+		/* a message with the intake gets its answer first */
+		evtimer_add(c->deadline, &again);
+		return;
+	}
+	log_info("smtp: %s: session over %d s: closing", c->addr,
+	    SMTP_SESSION_MAX_S);
+	gw_smtp_session_abort(c->s, "421 4.4.2 Session too long: closing "
+	    "the connection");
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static size_t
 conns_from(struct gw_smtp *sm, const char *addr)
 {
@@ -292,9 +310,10 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd,
 	io.arg = c;
 	c->bev = bufferevent_socket_new(sm->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->s = gw_smtp_session_new(sm->cfg, &io, sm->ssl != NULL);
+	c->deadline = evtimer_new(sm->base, conn_deadline, c);
 	TAILQ_INSERT_TAIL(&sm->conns, c, entry);
 	sm->nconns++;
-	if (c->bev == NULL || c->s == NULL) {
+	if (c->bev == NULL || c->s == NULL || c->deadline == NULL) {
 		if (c->bev == NULL)
 			evutil_closesocket(fd);
 		conn_drop(c);
@@ -304,6 +323,11 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_setwatermark(c->bev, EV_READ, 0, SMTP_READ_HIGH);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	{
+		struct timeval dl = { SMTP_SESSION_MAX_S, 0 };
+
+		evtimer_add(c->deadline, &dl);
+	}
 	if (refuse != NULL) {
 		log_info("smtp: %s: refused: %s", c->addr, refuse + 10);
 		gw_smtp_session_abort(c->s, refuse);
@@ -321,7 +345,6 @@ conn_answer(struct smtp_conn *c, const char *reply)
 {
 	c->busy--;
 	gw_call_clear(&c->call);
-	c->mailkey[0] = '\0';
 	if (c->dead) {
 		if (c->busy == 0)
 			conn_free(c);
@@ -364,45 +387,27 @@ error_reply(const struct gw_error *err, char *buf, size_t len)
 }
 
 static void
-redis_noreply(redisAsyncContext *ac, void *r, void *arg)
-{
-}
-
-static void
-mailkey_set(struct smtp_conn *c, const char *val, int ttl)
-{
-	struct gw_smtp *sm = c->sm;
-
-	if (c->mailkey[0] == '\0' || !sm->redis_up)
-		return;
-	if (val == NULL)
-		redisAsyncCommand(sm->ac, redis_noreply, NULL, "DEL %s",
-		    c->mailkey);
-	else
-		redisAsyncCommand(sm->ac, redis_noreply, NULL,
-		    "SET %s %s EX %d", c->mailkey, val, ttl);
-}
-
-static void
 intake_done(const struct gw_intake_result *res, void *arg)
 {
 	struct smtp_conn *c = arg;
 	char reply[512];
 
-	if (res->rc == 0) {
+	if (res->rc == 0 && res->replay) {
+		log_info("call %s: Message-ID already accepted for tenant %s",
+		    res->id, c->tenant->name);
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: already queued "
+		    "as %s", res->id);
+	} else if (res->rc == 0) {
 		log_info("call %s: queued by e-mail for tenant %s", res->id,
 		    c->tenant->name);
-		mailkey_set(c, res->id, GW_MAIL_DEDUP_TTL_S);
 		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s",
 		    res->id);
 	} else if (res->rc == -2) {
-		/* it may exist: keep the Message-ID a while, not for days */
-		mailkey_set(c, "pending", SMTP_PENDING_TTL_S);
+		/* the idempotency key stays: a retry gets this call's id */
 		snprintf(reply, sizeof(reply), "451 4.3.0 The call store went "
 		    "away before confirming call %s; try again in a few "
 		    "minutes", res->id);
 	} else {
-		mailkey_set(c, NULL, 0);
 		error_reply(&res->err, reply, sizeof(reply));
 		log_info("smtp: %s: tenant %s: refused: %s", c->addr,
 		    c->tenant->name, reply);
@@ -418,74 +423,23 @@ conn_submit(struct smtp_conn *c)
 
 	if (gw_intake_submit(c->sm->in, c->tenant, &c->call, rq_now_ms(),
 	    intake_done, c, &err) == -1) {
-		mailkey_set(c, NULL, 0);
 		error_reply(&err, reply, sizeof(reply));
 		conn_answer(c, reply);
 	}
 }
 
-static void
-mailid_got(redisAsyncContext *ac, void *r, void *arg)
-{
-	struct smtp_conn *c = arg;
-	redisReply *rep = r;
-	char reply[256];
-
-	if (rep == NULL || rep->type != REDIS_REPLY_STRING) {
-		c->mailkey[0] = '\0';
-		conn_answer(c, "451 4.3.0 The call store is unavailable; "
-		    "nothing was queued.  Try again shortly");
-	} else if (rq_call_id_valid(rep->str)) {
-		log_info("call %s: Message-ID already accepted for tenant %s",
-		    rep->str, c->tenant->name);
-		c->mailkey[0] = '\0';
-		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: already queued "
-		    "as %s", rep->str);
-		conn_answer(c, reply);
-	} else {
-		c->mailkey[0] = '\0';
-		conn_answer(c, "451 4.3.0 A message with this Message-ID is "
-		    "being handled; try again in a few minutes");
-	}
-}
-
-static void
-mailid_claimed(redisAsyncContext *ac, void *r, void *arg)
-{
-	struct smtp_conn *c = arg;
-	redisReply *rep = r;
-
-	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-		c->mailkey[0] = '\0';
-		conn_answer(c, "451 4.3.0 The call store is unavailable; "
-		    "nothing was queued.  Try again shortly");
-		return;
-	}
-	if (rep->type == REDIS_REPLY_NIL) {
-		/* seen before: answer with what became of it */
-		if (redisAsyncCommand(ac, mailid_got, c, "GET %s",
-		    c->mailkey) != REDIS_OK)
-			conn_answer(c, "451 4.3.0 The call store is "
-			    "unavailable; try again shortly");
-		return;
-	}
-	conn_submit(c);
-}
-
 /* A complete message for tenant: checked and parsed here, answered later
- * (conn_answer) once Redis and the intake have spoken. */
+ * (conn_answer) once the intake has spoken. */
 static void
 io_message(void *arg, const struct rq_tenant *tenant, const char *data,
     size_t len)
 {
 	struct smtp_conn *c = arg;
-	struct gw_smtp *sm = c->sm;
 	struct gw_error err;
-	char msgid[512], why[400], reply[600], hex[65];
+	char msgid[512], why[400], reply[600];
 
 	c->busy++;
 	c->tenant = tenant;
-	c->mailkey[0] = '\0';
 	if (tenant->require_dkim && gw_dkim_verify(tenant, data, len, why,
 	    sizeof(why)) == -1) {
 		log_info("smtp: %s: tenant %s: refused: %s", c->addr,
@@ -503,91 +457,7 @@ io_message(void *arg, const struct rq_tenant *tenant, const char *data,
 		conn_answer(c, reply);
 		return;
 	}
-	if (msgid[0] == '\0') {
-		conn_submit(c);
-		return;
-	}
-	if (!sm->redis_up) {
-		conn_answer(c, "451 4.3.0 The call store is unavailable; "
-		    "nothing was queued.  Try again shortly");
-		return;
-	}
-	rq_sha256_hex(msgid, strlen(msgid), hex);
-	snprintf(c->mailkey, sizeof(c->mailkey), RQ_KEY_MAILID "%s:%s",
-	    tenant->name, hex);
-	if (redisAsyncCommand(sm->ac, mailid_claimed, c, "SET %s pending NX "
-	    "EX %d", c->mailkey, SMTP_PENDING_TTL_S) != REDIS_OK) {
-		c->mailkey[0] = '\0';
-		conn_answer(c, "451 4.3.0 The call store is unavailable; "
-		    "nothing was queued.  Try again shortly");
-	}
-}
-
-/* --- Redis for Message-IDs ------------------------------------------------ */
-
-static void
-redis_schedule(struct gw_smtp *sm)
-{
-	struct timeval tv = { SMTP_REDIS_RETRY_MS / 1000, 0 };
-
-	if (!sm->closing)
-		evtimer_add(sm->retry, &tv);
-}
-
-static void
-redis_connected(const redisAsyncContext *ac, int status)
-{
-	struct gw_smtp *sm = ac->data;
-
-	if (status != REDIS_OK) {
-		if (!sm->redis_logged)
-			log_warnx("smtp: redis: %s", ac->errstr);
-		sm->redis_logged = 1;
-		sm->ac = NULL;
-		redis_schedule(sm);
-		return;
-	}
-	sm->redis_up = 1;
-	sm->redis_logged = 0;
-}
-
-static void
-redis_disconnected(const redisAsyncContext *ac, int status)
-{
-	struct gw_smtp *sm = ac->data;
-
-	sm->redis_up = 0;
-	sm->ac = NULL;
-	if (status != REDIS_OK && !sm->redis_logged) {
-		log_warnx("smtp: redis connection lost: %s", ac->errstr);
-		sm->redis_logged = 1;
-	}
-	redis_schedule(sm);
-}
-
-static void
-redis_retry(evutil_socket_t fd, short ev, void *arg)
-{
-	redis_connect(arg);
-}
-
-static void
-redis_connect(struct gw_smtp *sm)
-{
-	redisAsyncContext *ac;
-
-	ac = redisAsyncConnect(sm->cfg->redis_host, sm->cfg->redis_port);
-	if (ac == NULL || ac->err) {
-		if (ac != NULL)
-			redisAsyncFree(ac);
-		redis_schedule(sm);
-		return;
-	}
-	ac->data = sm;
-	redisLibeventAttach(ac, sm->base);
-	redisAsyncSetConnectCallback(ac, redis_connected);
-	redisAsyncSetDisconnectCallback(ac, redis_disconnected);
-	sm->ac = ac;
+	conn_submit(c);
 }
 
 /* --- listener ------------------------------------------------------------- */
@@ -600,6 +470,8 @@ smtp_tls_ctx(const struct rq_config *cfg)
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* client renegotiation is a CPU sink and has no use here */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->smtp_tls_cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, cfg->smtp_tls_key,
 	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
@@ -637,8 +509,6 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 		if ((sm->ssl = smtp_tls_ctx(cfg)) == NULL)
 			goto fail;
 	}
-	if ((sm->retry = evtimer_new(base, redis_retry, sm)) == NULL)
-		goto fail;
 	sm->lst = evconnlistener_new_bind(base, smtp_accept, sm,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 	    128, (struct sockaddr *)&ss, sslen);
@@ -646,13 +516,10 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 		log_warn("smtp: cannot listen on %s", cfg->smtp_listen);
 		goto fail;
 	}
-	redis_connect(sm);
 	log_info("smtp: listening on %s%s", cfg->smtp_listen,
 	    sm->ssl ? " (STARTTLS)" : "");
 	return sm;
 fail:
-	if (sm->retry)
-		event_free(sm->retry);
 	if (sm->ssl)
 		SSL_CTX_free(sm->ssl);
 	free(sm);
@@ -692,15 +559,10 @@ gw_smtp_free(struct gw_smtp *sm)
 	sm->closing = 1;
 	if (sm->lst != NULL)
 		evconnlistener_free(sm->lst);
-	/* Redis callbacks run now, with NULL: every busy conn is answered */
-	sm->redis_up = 0;
-	if (sm->ac != NULL)
-		redisAsyncFree(sm->ac);
 	while ((c = TAILQ_FIRST(&sm->conns)) != NULL) {
 		c->busy = 0;
 		conn_free(c);
 	}
-	event_free(sm->retry);
 	if (sm->ssl)
 		SSL_CTX_free(sm->ssl);
 	free(sm);

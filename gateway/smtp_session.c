@@ -2,6 +2,7 @@
  * state machine with a command table, after OpenSMTPD's smtp_session.c.  No
  * I/O here: bytes come in by gw_smtp_session_feed, replies go out by io. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ enum smtp_state {
 #define F_8BIT		0x04	/* BODY=8BITMIME */
 #define F_TOOLONG	0x08	/* a DATA line was over the limit */
 #define F_TOOBIG	0x10	/* the message went over SIZE */
+#define F_BARELF	0x20	/* a DATA line ended with a bare LF */
 
 struct gw_smtp_session {
 	const struct rq_config	*cfg;
@@ -46,6 +48,9 @@ struct gw_smtp_session {
 	char			 line[GW_SMTP_LINE_MAX + 1];
 	size_t			 linelen;
 	int			 overflow;
+	int			 cr;		/* the line's last byte was CR */
+	int			 prevbare;	/* the last DATA line ended bare */
+	uint64_t		 txn_start_ms;	/* MAIL accepted; 0 none */
 	/* the message, dot-unstuffed, CRLF line ends */
 	char			*data;
 	size_t			 datalen;
@@ -63,6 +68,9 @@ struct smtp_cmd {
 #define ANY		(ST(SS_CONNECTED) | ST(SS_HELO) | ST(SS_MAIL) | \
 			    ST(SS_RCPT))
 #define MAX_ERRORS	10
+/* MAIL to the end of DATA, in units of the idle timeout: a client that
+ * trickles a byte now and then never goes idle (docs/email.md) */
+#define TXN_TIMEOUTS	10
 
 static void	cmd_helo(struct gw_smtp_session *, char *);
 static void	cmd_ehlo(struct gw_smtp_session *, char *);
@@ -132,7 +140,8 @@ smtp_reset(struct gw_smtp_session *s)
 {
 	s->tenant = NULL;
 	s->datalen = 0;
-	s->flags &= ~(F_8BIT | F_TOOLONG | F_TOOBIG);
+	s->flags &= ~(F_8BIT | F_TOOLONG | F_TOOBIG | F_BARELF);
+	s->txn_start_ms = 0;
 	s->state = SS_HELO;
 }
 
@@ -192,6 +201,8 @@ gw_smtp_session_tls_started(struct gw_smtp_session *s)
 	s->datalen = 0;
 	s->linelen = 0;
 	s->overflow = 0;
+	s->cr = 0;
+	s->txn_start_ms = 0;
 	s->state = SS_CONNECTED;
 }
 
@@ -299,19 +310,16 @@ static const struct rq_tenant *
 auth_check(struct gw_smtp_session *s, const char *user, const char *pass,
     size_t passlen)
 {
+	const struct rq_tenant *t;
 	char hex[65];
-	size_t i;
 
 	rq_sha256_hex(pass, passlen, hex);
-	for (i = 0; i < s->cfg->ntenants; i++) {
-		const struct rq_tenant *t = &s->cfg->tenants[i];
-
-		if (t->smtp_user[0] != '\0' && !strcmp(t->smtp_user, user) &&
-		    t->smtp_password_sha256[0] != '\0' &&
-		    !strcmp(t->smtp_password_sha256, hex))
-			return t;
-	}
-	return NULL;
+	t = rq_config_tenant_by_smtp_user(s->cfg, user);
+	if (t == NULL || t->smtp_password_sha256[0] == '\0' ||
+	    strcmp(t->smtp_password_sha256, hex))
+		t = NULL;
+	explicit_bzero(hex, sizeof(hex));
+	return t;
 }
 
 static void
@@ -350,9 +358,22 @@ auth_plain(struct gw_smtp_session *s, const char *b64)
 	if (user + ulen >= buf + n)
 		goto bad;
 	pass = user + ulen + 1;
+	/* RFC 4616: acting for someone else is not something we offer */
+	if (buf[0] != '\0' && strcmp(buf, user)) {
+		s->state = SS_HELO;
+		log_info("smtp: authentication failed: authorization "
+		    "identity differs");
+		smtp_reply(s, "535 5.7.8 Authentication credentials invalid: "
+		    "the authorization identity must be empty or the user");
+		explicit_bzero(buf, sizeof(buf));
+		smtp_bad(s);
+		return;
+	}
 	auth_finish(s, user, pass, n - (pass - buf));
+	explicit_bzero(buf, sizeof(buf));
 	return;
 bad:
+	explicit_bzero(buf, sizeof(buf));
 	s->state = SS_HELO;
 	smtp_reply(s, "501 5.5.2 Malformed AUTH PLAIN response");
 	smtp_bad(s);
@@ -434,6 +455,7 @@ auth_input(struct gw_smtp_session *s, char *line)
 		break;
 	case SS_AUTH_PASS:
 		if (b64_decode(line, pass, sizeof(pass), &n) == -1) {
+			explicit_bzero(pass, sizeof(pass));
 			s->state = SS_HELO;
 			smtp_reply(s, "501 5.5.2 Malformed password");
 			smtp_bad(s);
@@ -441,6 +463,7 @@ auth_input(struct gw_smtp_session *s, char *line)
 		}
 		auth_finish(s, s->auth_user, pass, n);
 		explicit_bzero(pass, sizeof(pass));
+		explicit_bzero(s->auth_user, sizeof(s->auth_user));
 		break;
 	default:
 		break;
@@ -515,6 +538,7 @@ cmd_mail(struct gw_smtp_session *s, char *arg)
 		}
 	}
 	(void)addr;		/* the sender is not who asks: see docs */
+	s->txn_start_ms = rq_now_ms();
 	s->state = SS_MAIL;
 	smtp_reply(s, "250 2.1.0 Ok");
 }
@@ -523,9 +547,10 @@ cmd_mail(struct gw_smtp_session *s, char *arg)
 static const struct rq_tenant *
 rcpt_tenant(struct gw_smtp_session *s, const char *addr)
 {
+	const struct rq_tenant *t;
 	const char *at, *local, *plus, *token;
 	char hex[65];
-	size_t i, llen;
+	size_t llen;
 
 	if ((at = strrchr(addr, '@')) == NULL ||
 	    strcasecmp(at + 1, s->cfg->smtp_domain)) {
@@ -550,21 +575,13 @@ rcpt_tenant(struct gw_smtp_session *s, const char *addr)
 	}
 	token = plus + 1;
 	rq_sha256_hex(token, at - token, hex);
-	for (i = 0; i < s->cfg->ntenants; i++) {
-		const struct rq_tenant *t = &s->cfg->tenants[i];
-
-		if ((t->mail_token_sha256[0] != '\0' &&
-		    !strcmp(t->mail_token_sha256, hex)) ||
-		    (t->mail_token_next_sha256[0] != '\0' &&
-		    !strcmp(t->mail_token_next_sha256, hex))) {
-			if (s->auth != NULL && s->auth != t) {
-				smtp_reply(s, "550 5.7.1 This token belongs "
-				    "to another tenant than the one "
-				    "authenticated");
-				return NULL;
-			}
-			return t;
+	if ((t = rq_config_tenant_by_mail_token(s->cfg, hex)) != NULL) {
+		if (s->auth != NULL && s->auth != t) {
+			smtp_reply(s, "550 5.7.1 This token belongs to another "
+			    "tenant than the one authenticated");
+			return NULL;
 		}
+		return t;
 	}
 	smtp_reply(s, "550 5.1.1 Unknown request token: check the address "
 	    "your ringq operator gave you (tokens are rotated)");
@@ -618,6 +635,7 @@ cmd_data(struct gw_smtp_session *s, char *arg)
 		return;
 	}
 	s->datalen = 0;
+	s->prevbare = 0;
 	s->state = SS_BODY;
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -718,6 +736,13 @@ data_add(struct gw_smtp_session *s, const char *p, size_t n)
 static void
 data_end(struct gw_smtp_session *s)
 {
+	if (s->flags & F_BARELF) {
+		smtp_reply(s, "500 5.5.2 Bare LF received: message lines "
+		    "must end with CRLF (RFC 5321 2.3.8)");
+		smtp_reset(s);
+		smtp_bad(s);
+		return;
+	}
 	if (s->flags & F_TOOLONG) {
 		smtp_reply(s, "500 5.5.2 Line too long: message lines must "
 		    "be at most %d bytes with CRLF", GW_SMTP_LINE_MAX);
@@ -731,20 +756,32 @@ data_end(struct gw_smtp_session *s)
 		return;
 	}
 	s->state = SS_WAIT;
+	s->txn_start_ms = 0;
 	s->io.message(s->io.arg, s->tenant, s->data ? s->data : "",
 	    s->datalen);
 }
 
+/* A line ending with a bare LF is refused, and only CRLF "." CRLF ends
+ * DATA: a relay that reads LF "." LF as part of the message cannot smuggle
+ * a second one past us (SMTP smuggling; Postfix's
+ * smtpd_forbid_bare_newline). */
 static void
-smtp_line(struct gw_smtp_session *s, char *line, size_t len, int toolong)
+smtp_line(struct gw_smtp_session *s, char *line, size_t len, int toolong,
+    int bare)
 {
+	int prevbare;
+
 	switch (s->state) {
 	case SS_BODY:
+		prevbare = s->prevbare;
+		s->prevbare = bare;
+		if (bare)
+			s->flags |= F_BARELF;
 		if (toolong) {
 			s->flags |= F_TOOLONG;
 			return;
 		}
-		if (len == 1 && line[0] == '.') {
+		if (len == 1 && line[0] == '.' && !bare && !prevbare) {
 			data_end(s);
 			return;
 		}
@@ -757,6 +794,13 @@ smtp_line(struct gw_smtp_session *s, char *line, size_t len, int toolong)
 	case SS_AUTH_PLAIN:
 	case SS_AUTH_USER:
 	case SS_AUTH_PASS:
+		if (bare) {
+			s->state = SS_HELO;
+			smtp_reply(s, "500 5.5.2 Bare LF received: lines must "
+			    "end with CRLF");
+			smtp_bad(s);
+			return;
+		}
 		if (toolong) {
 			s->state = SS_HELO;
 			smtp_reply(s, "500 5.5.2 Line too long");
@@ -765,6 +809,14 @@ smtp_line(struct gw_smtp_session *s, char *line, size_t len, int toolong)
 		auth_input(s, line);
 		return;
 	default:
+		if (bare) {
+			if (s->state != SS_CONNECTED)
+				smtp_reset(s);
+			smtp_reply(s, "500 5.5.2 Bare LF received: lines must "
+			    "end with CRLF");
+			smtp_bad(s);
+			return;
+		}
 		if (toolong) {
 			smtp_reply(s, "500 5.5.2 Line too long");
 			smtp_bad(s);
@@ -784,6 +836,7 @@ gw_smtp_session_feed(struct gw_smtp_session *s, const char *buf, size_t len)
 {
 	const char *p = buf, *end = buf + len, *nl;
 	size_t n;
+	int bare;
 
 	while (p < end) {
 		/* after STARTTLS, what the client pipelined is dropped */
@@ -791,8 +844,19 @@ gw_smtp_session_feed(struct gw_smtp_session *s, const char *buf, size_t len)
 			return len;
 		if (s->state == SS_WAIT || s->state == SS_NEW)
 			return p - buf;
+		if (s->txn_start_ms != 0 && rq_now_ms() - s->txn_start_ms >
+		    (uint64_t)s->cfg->smtp_timeout_s * TXN_TIMEOUTS * 1000) {
+			log_info("smtp: transaction over %d s: closing",
+			    s->cfg->smtp_timeout_s * TXN_TIMEOUTS);
+			smtp_reply(s, "421 4.4.2 Transaction too slow: "
+			    "closing the connection");
+			smtp_close(s);
+			return len;
+		}
 		nl = memchr(p, '\n', end - p);
 		n = (nl ? nl : end) - p;
+		if (n > 0)
+			s->cr = p[n - 1] == '\r';
 		if (s->linelen + n > GW_SMTP_LINE_MAX)
 			s->overflow = 1;
 		else {
@@ -802,7 +866,9 @@ gw_smtp_session_feed(struct gw_smtp_session *s, const char *buf, size_t len)
 		if (nl == NULL)
 			return len;
 		p = nl + 1;
-		if (s->linelen > 0 && s->line[s->linelen - 1] == '\r')
+		bare = !s->cr;
+		s->cr = 0;
+		if (!bare && s->linelen > 0 && s->line[s->linelen - 1] == '\r')
 			s->linelen--;
 		/* the limit counts CRLF: the text is at most 998 bytes */
 		if (s->linelen > GW_SMTP_LINE_MAX - 2)
@@ -812,9 +878,9 @@ gw_smtp_session_feed(struct gw_smtp_session *s, const char *buf, size_t len)
 		s->linelen = 0;
 		if (s->overflow) {
 			s->overflow = 0;
-			smtp_line(s, s->line, 0, 1);
+			smtp_line(s, s->line, 0, 1, bare);
 		} else
-			smtp_line(s, s->line, n, 0);
+			smtp_line(s, s->line, n, 0, bare);
 	}
 	return len;
 }

@@ -260,6 +260,14 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 		    "most %d bytes, without spaces.", GW_CALLBACK_URL_MAX);
 		goto fail;
 	}
+	/* Status callbacks are always signed: no secret, no callbacks. */
+	if (call->callback_url != NULL && tenant->callback_secret[0] == '\0') {
+		gw_error_set(err, 422, "callbacks_unsigned", "callback_url",
+		    "Status callbacks are signed, and this account has no "
+		    "signing secret: the operator sets callback_secret in "
+		    "[tenant %s] to enable them.", tenant->name);
+		goto fail;
+	}
 
 	if ((v = json_object_get(root, "metadata")) != NULL) {
 		if (!json_is_object(v)) {

@@ -368,6 +368,7 @@ heartbeat_ms = 200
 key_sha256 = $hash
 allow_sip = yes
 mail_token_sha256 = $(rq_sha256 "$RQ_MAIL_TOKEN")
+callback_secret = rq-test-callback-secret
 EOF
 	if [ ! -t 0 ]; then
 		echo >> "$RQ_CONF"

@@ -4,7 +4,9 @@
 # (checked with docs/api.md's openssl and Python recipes); a receiver that
 # answers 500 twice gets the event on the third try; a receiver that is down
 # does not slow the calls; without callbacks_allow_loopback nothing is sent
-# to loopback.
+# to loopback; private, link-local (cloud metadata) and other non-public
+# addresses are refused even with it, and a proxy in the environment is not
+# used.
 . "$RQ_SOURCE/tests/integration/lib.sh"
 rq_need jq
 rq_need curl
@@ -186,6 +188,44 @@ refused_logged() {
 rq_wait_for 10 refused_logged
 ! grep -qx /refused "$RX"/*.path || rq_fail "a loopback callback was sent"
 echo "loopback refused without callbacks_allow_loopback"
+
+# --- 5. non-public addresses refused; http_proxy ignored ----------------------
+# callbacks_allow_loopback = yes allows loopback only.  A proxy set in the
+# environment would be reached instead of the receiver (loopback, allowed)
+# and carry the request on: it must not be used.
+rq_stop_daemon accounting
+sed -i 's/^callbacks_allow_loopback = no$/callbacks_allow_loopback = yes/' "$RQ_CONF"
+proxy=http://127.0.0.1:$RX_PORT
+http_proxy=$proxy HTTP_PROXY=$proxy https_proxy=$proxy HTTPS_PROXY=$proxy \
+    all_proxy=$proxy ALL_PROXY=$proxy no_proxy= rq_start_daemon accounting
+later=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+own=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -m1 -E '^[0-9.]+$' || true)
+urls="http://169.254.169.254/latest/meta-data/ http://10.255.255.1/h
+    http://172.16.0.1/h http://192.168.0.1/h http://100.64.0.1/h
+    http://0.0.0.0:$RX_PORT/h http://[::ffff:169.254.169.254]/h
+    http://[::ffff:10.0.0.1]/h http://[fd00::1]/h http://[fe80::1]/h
+    ${own:+http://$own:$RX_PORT/own}"
+ids=""
+for u in $urls; do
+	ids="$ids $(post "$BARESIP_URI" "$u" "$later")"
+done
+ok=$(post "$BARESIP_URI" "http://127.0.0.1:$RX_PORT/direct" "$later")
+rq_wait_for 10 has_received /direct queued ||
+    rq_fail "loopback callback with a proxy in the environment: '$(received /direct)'"
+all_refused() {
+	local i
+	for i in $ids; do
+		grep -q "$i: callback queued dropped: its URL leads to" \
+		    "$T/accounting.log" || return 1
+	done
+}
+rq_wait_for 10 all_refused || rq_fail "non-public callbacks not all refused:
+$(grep 'dropped\|failed' "$T/accounting.log")"
+grep -q "dropped: its URL leads to a private or reserved address, 169.254.169.254," \
+    "$T/accounting.log" || rq_fail "no refusal line for 169.254.169.254"
+! grep -qvE '^/' "$RX"/*.path || rq_fail "a callback went through the proxy"
+! grep -qx /own "$RX"/*.path || rq_fail "a callback reached this host's own address"
+echo "non-public addresses refused ($(echo $ids | wc -w)); proxy ignored"
 
 rq_stop_daemon telserver
 rq_stop_daemon dispatcher

@@ -12,6 +12,7 @@ HOURS_KEY="rq_hours_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 RATE_KEY="rq_rate_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 UK_KEY="rq_uk_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 CONC_KEY="rq_conc_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+ONE_KEY="rq_one_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # Calling hours that exclude the present moment in Berlin: a one-hour
 # window opening two hours from now, local time.
@@ -39,6 +40,10 @@ allowed_prefixes = +44, +353
 [tenant conc]
 key_sha256 = $(rq_sha256 "$CONC_KEY")
 max_concurrent = 2
+
+[tenant one]
+key_sha256 = $(rq_sha256 "$ONE_KEY")
+max_concurrent = 1
 EOF
 rq_start_daemon gateway
 
@@ -109,7 +114,25 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' "$RQ_API${link%?}0")
 code=$(curl -sS -o "$T/page" -w '%{http_code}' "$RQ_API$link")
 [ "$code" = 200 ] && grep -q "not be called again" "$T/page" || rq_fail "link gave $code"
 body=$(post "$RQ_KEY" +15557770000 ""); expect 403 do_not_call "$body"
-echo "ok: do-not-call lists (tenant, customer opt-out by API and by signed link)"
+# who opted out and when: the link; the API, by this or another account
+body=$(rq_api GET "/v1/dnc/+15557770000"); expect 200 "" "$body"
+[ "$(jq -r .customer_optout.by <<<"$body")" = link ] || rq_fail "opt-out by: $body"
+jq -e '.customer_optout.at | test("^20[0-9-]+T")' <<<"$body" >/dev/null || rq_fail "opt-out at: $body"
+body=$(rq_api GET "/v1/dnc/+442071838751"); expect 200 "" "$body"
+[ "$(jq -r .customer_optout.by <<<"$body")" = another_account ] || rq_fail "opt-out by: $body"
+body=$(RQ_KEY=$RATE_KEY rq_api GET "/v1/dnc/+442071838751"); expect 200 "" "$body"
+[ "$(jq -r .customer_optout.by <<<"$body")" = this_account ] || rq_fail "opt-out by: $body"
+case $(rq_redis hget rq:dnc:customer:meta +442071838751) in
+"tenant=rate at="[0-9]*) ;; *) rq_fail "meta: $(rq_redis hget rq:dnc:customer:meta +442071838751)" ;; esac
+# the operator removes a customer opt-out
+echo "+15557770000" | "$RQ_BUILD/gateway/ringq-dnc" -f "$RQ_CONF" -c -r -q - > "$T/rm.out" ||
+    rq_fail "ringq-dnc -c -r failed"
+grep -q "1 removed" "$T/rm.out" || rq_fail "ringq-dnc -c -r: $(cat "$T/rm.out")"
+[ "$(rq_redis hexists rq:dnc:customer:meta +15557770000)" = 0 ] || rq_fail "meta left behind"
+body=$(rq_api GET "/v1/dnc/+15557770000"); expect 200 "" "$body"
+[ "$(jq -r .listed <<<"$body")" = false ] || rq_fail "still listed: $body"
+[ "$(jq -r .customer_optout <<<"$body")" = null ] || rq_fail "record left: $body"
+echo "ok: do-not-call lists (tenant, customer opt-out by API and by signed link, who and when, operator removal)"
 
 # --- ringq-dnc: 10,000 numbers ------------------------------------------
 {
@@ -191,6 +214,15 @@ body=$(post "$CONC_KEY" +15551234563 ""); expect 429 concurrency_limited "$body"
 rq_redis hset "rq:job:$C1" status completed >/dev/null	# as accounting would
 body=$(post "$CONC_KEY" +15551234563 ""); expect 202 "" "$body"
 echo "ok: max_concurrent=2"
+# a call deferred to tomorrow takes its slot tomorrow, not now
+tomorrow=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
+body=$(post "$ONE_KEY" +15551234561 ",\"not_before\":\"$tomorrow\""); expect 202 "" "$body"
+D1=$(jq -r .id <<<"$body")
+body=$(post "$ONE_KEY" +15551234562 ""); expect 202 "" "$body"
+body=$(post "$ONE_KEY" +15551234563 ""); expect 429 concurrency_limited "$body"
+[ "$(rq_redis zscore rq:active:one "$D1")" -gt "$(( $(date +%s) * 1000 + 80000000 ))" ] ||
+    rq_fail "the deferred call's slot is not scored by its due time"
+echo "ok: max_concurrent=1: a deferred call does not block an immediate one"
 
 # --- Idempotency-Key ----------------------------------------------------
 before=$(ncalls demo)

@@ -3,7 +3,8 @@
 # the client: plain text, JSON part, quoted-printable, base64 and an
 # attachment each become a call that baresip answers; rejections get the
 # right 5xx and leave no job; STARTTLS + AUTH; DKIM; and abuse (long lines,
-# SIZE, 8-bit garbage, a stalled client, the per-address cap).
+# SIZE, 8-bit garbage, SMTP smuggling with bare LFs, a stalled client, a
+# trickling client, the per-address cap).
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
 rq_need swaks openssl jq dkimsign
@@ -250,7 +251,7 @@ n0=$(jobs)
 
 # --- 6. abuse: raw sockets --------------------------------------------------
 /usr/bin/python3 - "$RQ_SMTP_PORT" "$RQ_MAILTO" <<'EOF' || rq_fail "abuse checks failed"
-import socket, sys, time
+import select, socket, sys, time
 port, rcpt = int(sys.argv[1]), sys.argv[2]
 
 def conn():
@@ -308,6 +309,19 @@ check("pipelined RSET", reply(f), b"250")
 check("pipelined MAIL", reply(f), b"250")
 check("pipelined RCPT", reply(f), b"550")
 check("pipelined RSET 2", reply(f), b"250")
+# SMTP smuggling: LF "." LF does not end DATA, so the second message is
+# body, and the bare LFs get the whole thing refused (no job: checked below)
+check("bare LF command", cmd(s, f, b"NOOP\nRSET"), b"500 5.5.2")
+check("RSET after the bare LF", reply(f), b"250")
+check("MAIL", cmd(s, f, b"MAIL FROM:<a@b>"), b"250")
+check("RCPT", cmd(s, f, b"RCPT TO:<" + rcpt.encode() + b">"), b"250")
+check("DATA", cmd(s, f, b"DATA"), b"354")
+s.sendall(b"Subject: x\r\n\r\nTo: sip:nobody@127.0.0.1:9\r\nSay: first\n.\n"
+    b"MAIL FROM:<a@b>\r\nRCPT TO:<" + rcpt.encode() + b">\r\nDATA\r\n"
+    b"Subject: smuggled\r\n\r\nTo: sip:nobody@127.0.0.1:9\r\nSay: smuggled\r\n"
+    b".\r\n")
+check("smuggled message (bare LF)", reply(f), b"500 5.5.2")
+check("nothing else after the smuggling attempt", cmd(s, f, b"NOOP"), b"250")
 check("QUIT", cmd(s, f, b"QUIT"), b"221")
 s.close()
 
@@ -331,6 +345,29 @@ for s, f in held:
 time.sleep(0.3)
 s, f = conn()
 check("a connection after the others left", cmd(s, f, b"QUIT"), b"221")
+
+# a client that trickles a byte every 2 s never goes idle, but its
+# transaction must end within 10 x timeout_s (30 s): 421 4.4.2
+s, f = conn()
+check("EHLO", cmd(s, f, b"EHLO test"), b"250")
+t0 = time.time()
+check("MAIL", cmd(s, f, b"MAIL FROM:<a@b>"), b"250")
+check("RCPT", cmd(s, f, b"RCPT TO:<" + rcpt.encode() + b">"), b"250")
+check("DATA", cmd(s, f, b"DATA"), b"354")
+got = None
+while got is None and time.time() - t0 < 45:
+    try:
+        s.sendall(b"x")
+    except OSError:
+        pass
+    if select.select([s], [], [], 2)[0]:
+        got = reply(f)
+if got is None:
+    print("FAIL: a trickling client was never closed"); sys.exit(1)
+check("trickling client", got, b"421 4.4.2")
+if not 29 <= time.time() - t0 <= 40:
+    print("FAIL: transaction deadline after %.1f s" % (time.time() - t0)); sys.exit(1)
+s.close()
 EOF
 [ "$(jobs)" = "$n0" ] || rq_fail "the abuse checks left a job"
 

@@ -53,6 +53,35 @@ test_parse_good(void **state)
 	assert_int_equal(rq_e164_parse("+819012345678", &n, why, sizeof(why)),
 	    0);
 	assert_string_equal(n.time_zone, "Asia/Tokyo");
+	assert_null(n.zones);
+	/* Several zones: the area code's when known, else all of them. */
+	assert_int_equal(rq_e164_parse("+12135551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "America/Los_Angeles");
+	assert_null(n.zones);
+	assert_int_equal(rq_e164_parse("+19075551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "America/Anchorage");
+	assert_int_equal(rq_e164_parse("+18085551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "Pacific/Honolulu");
+	assert_int_equal(rq_e164_parse("+13035551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "America/Denver");
+	assert_int_equal(rq_e164_parse("+13125551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "America/Chicago");
+	assert_int_equal(rq_e164_parse("+15551234567", &n, why, sizeof(why)),
+	    0);
+	assert_non_null(n.zones);
+	assert_non_null(strstr(n.zones, "America/Los_Angeles"));
+	assert_non_null(strstr(n.zones, "Pacific/Honolulu"));
+	assert_int_equal(rq_e164_parse("+61212345678", &n, why, sizeof(why)),
+	    0);
+	assert_non_null(strstr(n.zones, "Australia/Perth"));
+	assert_int_equal(rq_e164_parse("+493012345678", &n, why, sizeof(why)),
+	    0);
+	assert_null(n.zones);
 }
 
 static void

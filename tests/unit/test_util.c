@@ -1,4 +1,8 @@
 /* Shared helpers: targets, times, ids, hashes. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -91,6 +95,87 @@ test_ids_and_hash(void **state)
 }
 
 static void
+test_hmac(void **state)
+{
+	char h[65];
+
+	/* RFC 4231, test case 2 */
+	assert_int_equal(rq_hmac_sha256_hex("Jefe", 4,
+	    "what do ya want for nothing?", 28, h), 0);
+	assert_string_equal(h, "5bdcc146bf60754e6a042426089575c7"
+	    "5a003f089d2739839dec58b964ec3843");
+	/* python3: hmac.new(b'', b'', hashlib.sha256).hexdigest() */
+	assert_int_equal(rq_hmac_sha256_hex(NULL, 0, NULL, 0, h), 0);
+	assert_string_equal(h, "b613679a0814d9ec772f95d778c35fc5"
+	    "ff1697c493715653c6c712144292c5ad");
+}
+
+/* Whether text (an IPv4 or IPv6 address) is public, through a sockaddr
+ * at an odd offset as curl's may be. */
+static int
+is_public(const char *text)
+{
+	union {
+		struct sockaddr_storage	ss;
+		unsigned char		b[sizeof(struct sockaddr_storage) + 1];
+	} u;
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+
+	memset(&s4, 0, sizeof(s4));
+	memset(&s6, 0, sizeof(s6));
+	if (inet_pton(AF_INET, text, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		memcpy(u.b + 1, &s4, sizeof(s4));
+	} else if (inet_pton(AF_INET6, text, &s6.sin6_addr) == 1) {
+		s6.sin6_family = AF_INET6;
+		memcpy(u.b + 1, &s6, sizeof(s6));
+	} else
+		fail_msg("bad test address %s", text);
+	return rq_addr_is_public((const struct sockaddr *)(void *)(u.b + 1));
+}
+
+static void
+test_addr_public(void **state)
+{
+	static const char *pub[] = { "1.1.1.1", "8.8.8.8", "9.255.255.255",
+	    "11.0.0.0", "100.63.255.255", "100.128.0.0", "126.255.255.255",
+	    "128.0.0.1", "169.253.255.255", "169.255.0.0", "172.15.255.255",
+	    "172.32.0.0", "192.0.1.255", "192.0.3.0", "192.167.255.255",
+	    "192.169.0.0", "198.17.255.255", "198.20.0.0", "198.51.99.255",
+	    "203.0.112.255", "203.0.114.0", "223.255.255.255",
+	    "2606:4700:4700::1111", "2a00:1450:4001::200e", "2001:4860::8888",
+	    "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1" };
+	static const char *priv[] = { "0.0.0.0", "0.1.2.3", "10.0.0.1",
+	    "10.255.255.255", "100.64.0.1", "100.127.255.255", "127.0.0.1",
+	    "127.255.255.254", "169.254.169.254", "169.254.0.1", "172.16.0.1",
+	    "172.31.255.255", "192.0.0.8", "192.0.2.2", "192.168.1.1",
+	    "198.18.0.1", "198.19.255.255", "198.51.100.7", "203.0.113.9",
+	    "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
+	    "::", "::1", "fc00::1", "fd00::2", "fdff::1", "fe80::1",
+	    "febf::1", "fec0::1", "ff02::1", "::ffff:127.0.0.1",
+	    "::ffff:169.254.169.254", "::ffff:10.1.2.3", "::ffff:0.0.0.0",
+	    "::ffff:192.168.0.1", "::ffff:172.16.5.4", "::ffff:100.64.1.1",
+	    "::127.0.0.1", "::8.8.8.8", "64:ff9b::a9fe:a9fe",
+	    "64:ff9b::7f00:1", "2002:a9fe:a9fe::1", "2002:7f00:1::",
+	    "2001::1", "2001:db8::1", "2001:2::1", "3fff::1", "100::1",
+	    "4000::1", "e000::1" };
+	struct sockaddr sa;
+	size_t i;
+
+	for (i = 0; i < sizeof(pub) / sizeof(*pub); i++)
+		if (!is_public(pub[i]))
+			fail_msg("%s refused as not public", pub[i]);
+	for (i = 0; i < sizeof(priv) / sizeof(*priv); i++)
+		if (is_public(priv[i]))
+			fail_msg("%s taken as public", priv[i]);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_family = AF_UNIX;
+	assert_false(rq_addr_is_public(&sa));
+	assert_false(rq_addr_is_public(NULL));
+}
+
+static void
 test_status_names(void **state)
 {
 	enum rq_status st;
@@ -113,6 +198,8 @@ main(void)
 		cmocka_unit_test(test_targets),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_ids_and_hash),
+		cmocka_unit_test(test_hmac),
+		cmocka_unit_test(test_addr_public),
 		cmocka_unit_test(test_status_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,11 @@ test_sign(void **state)
 	    sizeof(sig));
 	assert_string_equal(sig, "t=1763720000,v1=32fd8539dfe817341d92b5ff4a6c"
 	    "cd6d5614050cf787d56a4cf874f29b8327c9");
+	/* over the raw bytes: UTF-8 and JSON escapes as they are */
+	acct_cb_sign("whsec_test", 1763720000LL, "{\"n\":\"\xc3\xa9\\n\"}", sig,
+	    sizeof(sig));
+	assert_string_equal(sig, "t=1763720000,v1=f2db7ab78279723cf9dc9237dd16"
+	    "6c68f75ec8b138cc488a3a4abdc8d457ab9c");
 }
 
 static void

@@ -64,6 +64,9 @@ t_text(void **state)
 	    "-- \r\n"
 	    "Signature: ignored\r\n", &call, id, &err), 0);
 	assert_string_equal(id, "m1@example.com");
+	/* the Message-ID is the intake's idempotency key */
+	assert_non_null(call.idem_key);
+	assert_string_equal(call.idem_key, "mail:m1@example.com");
 	assert_string_equal(call.to, "sip:bob@127.0.0.1:5060");
 	assert_string_equal(call.say, "Hello there, folded onto a second line");
 	assert_int_equal(call.priority, 7);
@@ -173,6 +176,7 @@ t_no_message_id(void **state)
 	assert_int_equal(parse("Subject: x\r\n\r\nTo: +15551234567\r\n"
 	    "Say: hi\r\n", &call, id, &err), 0);
 	assert_string_equal(id, "");
+	assert_null(call.idem_key);
 	gw_call_clear(&call);
 }
 

@@ -16,7 +16,10 @@
 #define T_0600Z		1795240800000ULL	/* Sat 2026-11-21T06:00Z */
 #define T_0700Z		1795244400000ULL
 #define T_1500Z		1795273200000ULL
+#define T_1400Z		1795269600000ULL
 #define T_1600Z		1795276800000ULL
+#define T_1700Z		1795280400000ULL
+#define T_1800Z		1795284000000ULL
 #define T_2130Z		1795296600000ULL
 #define T_NEXT_0700Z	1795330800000ULL	/* Sun 2026-11-22T07:00Z */
 #define T_MON_1400Z	1795442400000ULL	/* Mon 2026-11-23T14:00Z */
@@ -164,6 +167,45 @@ test_calling_hours(void **state)
 	assert_int_equal(expect_ok(&t, berlin, T_2130Z, "accept"), T_2130Z);
 }
 
+/* Countries with several zones: the area code's zone when it is known,
+ * else hours open in every zone of the country. */
+static void
+test_calling_hours_zones(void **state)
+{
+	struct rq_tenant t = tenant();
+	struct gw_call call;
+	struct gw_policy pol;
+	struct gw_error err;
+
+	snprintf(t.calling_hours, sizeof(t.calling_hours), "08:00-21:00");
+	/* 14:00Z is 06:00 in Los Angeles (213): deferred to 08:00 there. */
+	assert_int_equal(expect_ok(&t, "{\"to\":\"+12135551234\","
+	    "\"say\":\"x\"}", T_1400Z, "defer:calling_hours"), T_1600Z);
+	/* 16:00Z is 07:00 in Anchorage (907): 08:00 there is 17:00Z. */
+	assert_int_equal(expect_ok(&t, "{\"to\":\"+19075551234\","
+	    "\"say\":\"x\"}", T_1600Z, "defer:calling_hours"), T_1700Z);
+	/* An unknown area code (555): open in every NANP zone, from 08:00
+	 * in Honolulu (18:00Z) to 21:00 in St. John's (00:30Z). */
+	assert_int_equal(expect_ok(&t, "{\"to\":\"+15551234567\","
+	    "\"say\":\"x\"}", T_1500Z, "defer:calling_hours"), T_1800Z);
+	assert_int_equal(expect_ok(&t, "{\"to\":\"+15551234567\","
+	    "\"say\":\"x\"}", T_1800Z, "accept"), T_1800Z);
+	/* ... unless the request names the zone. */
+	assert_int_equal(expect_ok(&t, "{\"to\":\"+15551234567\","
+	    "\"say\":\"x\",\"time_zone\":\"America/New_York\"}", T_1500Z,
+	    "accept"), T_1500Z);
+
+	/* A deferral past the not_before horizon has its own message. */
+	snprintf(t.calling_hours, sizeof(t.calling_hours), "20:00-21:00");
+	assert_int_equal(check(&t, "{\"to\":\"+493012345678\","
+	    "\"say\":\"x\",\"not_before\":\"2027-11-22T14:00:00Z\"}", T_1500Z, &call, &pol,
+	    &err), -1);
+	assert_int_equal(err.status, 403);
+	assert_string_equal(err.code, "outside_hours");
+	assert_non_null(strstr(err.message, "more than a year"));
+	gw_call_clear(&call);
+}
+
 static void
 test_business_hours(void **state)
 {
@@ -292,6 +334,7 @@ main(void)
 		cmocka_unit_test(test_destinations),
 		cmocka_unit_test(test_number_normalised),
 		cmocka_unit_test(test_calling_hours),
+		cmocka_unit_test(test_calling_hours_zones),
 		cmocka_unit_test(test_business_hours),
 		cmocka_unit_test(test_policy_obj),
 		cmocka_unit_test(test_idem_key),

@@ -181,13 +181,48 @@ t_data(void **state)
 	f->answer = "250 2.0.0 Ok: queued as c_x";
 	feed(f, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<calls+tok1@ringq.test>\r\n");
 	EXPECT(f, "DATA\r\n", "354 ");
-	/* dot-stuffing, bare LF, and the end in the same chunk as QUIT */
-	EXPECT(f, "Subject: s\r\n\r\n..leading dot\nTo: +1\r\n.\r\nQUIT\r\n",
+	/* dot-stuffing, and the end in the same chunk as QUIT (a bare LF
+	 * is refused: t_bare_lf) */
+	EXPECT(f, "Subject: s\r\n\r\n..leading dot\r\nTo: +1\r\n.\r\nQUIT\r\n",
 	    "250 2.0.0 Ok: queued as c_x\r\n221 2.0.0");
 	assert_int_equal(f->messages, 1);
 	assert_ptr_equal(f->tenant, &tenants[0]);
 	assert_string_equal(f->data,
 	    "Subject: s\r\n\r\n.leading dot\r\nTo: +1\r\n");
+}
+
+/* SMTP smuggling: only CRLF "." CRLF ends DATA, and a bare LF anywhere
+ * is refused with the transaction reset. */
+static void
+t_bare_lf(void **state)
+{
+	struct fake *f = *state;
+
+	f->answer = "250 2.0.0 Ok: queued as c_x";
+	feed(f, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<calls+tok1@ringq.test>\r\n");
+	EXPECT(f, "DATA\r\n", "354 ");
+	/* LF "." LF is body: the smuggled commands too */
+	feed(f, "To: +1\r\n\r\nx\n.\nMAIL FROM:<evil@x>\r\n"
+	    "RCPT TO:<calls+tok1@ringq.test>\r\nDATA\r\nTo: +2\r\n");
+	assert_string_equal(f->out, "");
+	/* nor does CRLF "." LF, nor LF "." CRLF */
+	feed(f, "y\r\n.\nz\n.\r\n");
+	assert_string_equal(f->out, "");
+	EXPECT(f, "\r\n.\r\n", "500 5.5.2 Bare LF");
+	assert_int_equal(f->messages, 0);
+	/* the transaction is gone */
+	EXPECT(f, "DATA\r\n", "503 5.5.1");
+	/* in commands */
+	EXPECT(f, "NOOP\n", "500 5.5.2 Bare LF");
+	EXPECT(f, "MAIL FROM:<a@b>\r\n", "250 2.1.0");
+	EXPECT(f, "RCPT TO:<calls+tok1@ringq.test>\n", "500 5.5.2 Bare LF");
+	EXPECT(f, "DATA\r\n", "503 5.5.1 Need MAIL");
+	/* split across feeds: the CR in one, the LF in the next */
+	feed(f, "MAIL FROM:<a@b>\r\nRCPT TO:<calls+tok1@ringq.test>\r\nDATA\r");
+	EXPECT(f, "\n", "354 ");
+	feed(f, "To: +1\r\n.\r");
+	EXPECT(f, "\n", "250 2.0.0 Ok: queued as c_x");
+	assert_int_equal(f->messages, 1);
 }
 
 static void
@@ -285,6 +320,12 @@ t_starttls_auth(void **state)
 	EXPECT(f, "STARTTLS\r\n", "502 5.5.1");
 	/* "\0u2\0bad" then "\0u2\0pw" */
 	EXPECT(f, "AUTH PLAIN AHUyAGJhZA==\r\n", "535 5.7.8");
+	/* RFC 4616: an authzid other than the user is refused, even with
+	 * the right password ("x\0u2\0pw") */
+	EXPECT(f, "AUTH PLAIN eAB1MgBwdw==\r\n", "535 5.7.8");
+	/* a bare LF cancels the exchange */
+	EXPECT(f, "AUTH PLAIN\r\n", "334 ");
+	EXPECT(f, "AHUyAHB3\n", "500 5.5.2 Bare LF");
 	EXPECT(f, "AUTH CRAM-MD5\r\n", "504 5.5.4");
 	EXPECT(f, "AUTH PLAIN\r\n", "334 ");
 	EXPECT(f, "*\r\n", "501 5.0.0");
@@ -312,6 +353,15 @@ t_auth_login(void **state)
 	EXPECT(f, "AUTH LOGIN\r\n", "334 VXNlcm5hbWU6");
 	EXPECT(f, "dTI=\r\n", "334 UGFzc3dvcmQ6");
 	EXPECT(f, "cHc=\r\n", "235 2.7.0");
+	feed(f, "QUIT\r\n");
+	/* an authzid equal to the user is the user ("u2\0u2\0pw") */
+	teardown(state);
+	setup(state);
+	f = *state;
+	feed(f, "EHLO c\r\nSTARTTLS\r\n");
+	gw_smtp_session_tls_started(f->s);
+	feed(f, "EHLO c\r\n");
+	EXPECT(f, "AUTH PLAIN dTIAdTIAcHc=\r\n", "235 2.7.0");
 	feed(f, "QUIT\r\n");
 	/* a fresh session: LOGIN with the user name inline, bad base64 */
 	teardown(state);
@@ -354,6 +404,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(t_banner_and_ehlo, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_sequence, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_bare_lf, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_data_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_errors, setup, teardown),

@@ -15,7 +15,7 @@
 #define MAXB	65536
 
 static const struct rq_tenant sip_ok = { .name = "demo", .allow_sip = 1,
-    .max_attempts = 3 };
+    .max_attempts = 3, .callback_secret = "s3cret" };
 static const struct rq_tenant sip_no = { .name = "plain", .allow_sip = 0,
     .max_attempts = 3 };
 
@@ -364,6 +364,22 @@ test_callback_url(void **state)
 	refused(body, &sip_ok, 400, "invalid_field", "callback_url");
 }
 
+/* A tenant without callback_secret cannot ask for (unsigned) callbacks. */
+static void
+test_callback_unsigned(void **state)
+{
+	const char *b = "{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"callback_url\":\"https://example.com/hook\"}";
+	struct gw_error err;
+
+	refused(b, &sip_no, 422, "callbacks_unsigned", "callback_url");
+	assert_int_equal(parse(b, &sip_no, &err), -1);
+	assert_non_null(strstr(err.message, "callback_secret"));
+	assert_non_null(strstr(err.message, "[tenant plain]"));
+	accepted(b, &sip_ok);
+	accepted("{\"to\":\"+15551234567\",\"say\":\"a\"}", &sip_no);
+}
+
 static void
 test_metadata(void **state)
 {
@@ -428,6 +444,7 @@ main(void)
 		cmocka_unit_test(test_priority),
 		cmocka_unit_test(test_not_before),
 		cmocka_unit_test(test_callback_url),
+		cmocka_unit_test(test_callback_unsigned),
 		cmocka_unit_test(test_metadata),
 		cmocka_unit_test(test_error_json),
 	};
