@@ -310,6 +310,9 @@ int		 gw_calls_api_route(const struct rq_config *cfg,
  * policy_store.c the Redis ones (idempotency, do-not-call, rate and
  * concurrency limits: one Lua script), dnc.c the do-not-call endpoints. */
 #define GW_IDEM_TTL_S		(24 * 3600)
+/* E-mail requests use "mail:<Message-ID>" as their key, kept a week. */
+#define GW_IDEM_MAIL_PREFIX	"mail:"
+#define GW_IDEM_MAIL_TTL_S	(7 * 24 * 3600)
 #define GW_IDEM_KEY_MAX		255
 
 /* The pure checks' outcome for an accepted request. */

@@ -372,7 +372,7 @@ gw_mail_request_parse(const char *data, size_t len,
 	/* the intake's idempotency key: a message sent twice (a retrying
 	 * relay, a resent mail) queues one call (docs/email.md) */
 	if (msgid[0] != '\0') {
-		if (asprintf(&call->idem_key, "mail:%s", msgid) == -1) {
+		if (asprintf(&call->idem_key, GW_IDEM_MAIL_PREFIX "%s", msgid) == -1) {
 			call->idem_key = NULL;
 			gw_error_set(err, 503, "unavailable", NULL, "Out of "
 			    "memory.");

@@ -223,7 +223,11 @@ gw_policy_store_check(struct gw_store *st, const struct rq_tenant *tenant,
 	snprintf(rps, sizeof(rps), "%d", tenant->rate_per_second);
 	snprintf(rpd, sizeof(rpd), "%d", tenant->rate_per_day);
 	snprintf(maxc, sizeof(maxc), "%d", tenant->max_concurrent);
-	snprintf(ttl, sizeof(ttl), "%d", GW_IDEM_TTL_S);
+	/* A mail server may resend a message for days (RFC 5321 4.5.4.1):
+	 * a Message-ID is remembered longer than an HTTP key. */
+	snprintf(ttl, sizeof(ttl), "%d", has_idem &&
+	    !strncmp(call->idem_key, GW_IDEM_MAIL_PREFIX,
+	    strlen(GW_IDEM_MAIL_PREFIX)) ? GW_IDEM_MAIL_TTL_S : GW_IDEM_TTL_S);
 	snprintf(nb, sizeof(nb), "%llu",
 	    (unsigned long long)call->not_before_ms);
 	if ((op = calloc(1, sizeof(*op))) == NULL)

@@ -25,6 +25,7 @@ openssl genrsa -out "$T/dk/other.private" 2048 >/dev/null 2>&1
 
 AUTH_PASS=s3cret-$RANDOM
 SIGNED_TOKEN=signedtok$RANDOM
+LIMITED_TOKEN=limitedtok$RANDOM
 
 rq_start_redis
 rq_start_pg
@@ -49,6 +50,12 @@ mail_token_sha256 = $(rq_sha256 "$SIGNED_TOKEN")
 require_dkim = yes
 dkim_domain = example.com
 dkim_key = v=DKIM1; k=rsa; p=$DKIM_P
+
+[tenant limited]
+key_sha256 = $(rq_sha256 limited-key)
+allow_sip = yes
+mail_token_sha256 = $(rq_sha256 "$LIMITED_TOKEN")
+rate_per_day = 1
 EOF
 rq_start_daemon accounting
 rq_start_daemon gateway
@@ -179,6 +186,14 @@ r=$(mail --to "$RQ_MAILTO" --header "Message-Id: <dup-1@example.com>" \
     --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: once\nWhen: '"$WHEN"'\n')")
 expect_reply "^250 2\.0\.0 Ok: already queued as $first\$" "$r" "same Message-ID"
 [ "$(jobs)" = $((n0 + 1)) ] || rq_fail "a repeated Message-ID made a second job"
+# Mail servers retry for days: a Message-ID is kept a week, an HTTP
+# Idempotency-Key a day.
+week=0
+for k in $(rq_redis --scan --pattern 'rq:idem:demo:*'); do
+	t=$(rq_redis TTL "$k")
+	(( t > 86400 && t <= 604800 )) && week=1
+done
+[ "$week" = 1 ] || rq_fail "the Message-ID is not remembered for a week"
 
 # --- 3. rejections: the right 5xx, and no job ---------------------------------
 n0=$(jobs)
@@ -370,6 +385,17 @@ if not 29 <= time.time() - t0 <= 40:
 s.close()
 EOF
 [ "$(jobs)" = "$n0" ] || rq_fail "the abuse checks left a job"
+
+# --- 7. a rate limit is a temporary failure: the sender's server retries ------
+LIMITED_TO="calls+$LIMITED_TOKEN@ringq.localhost"
+r=$(mail --to "$LIMITED_TO" \
+    --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: first\nWhen: '"$WHEN"'\n')")
+queued_id "$r" >/dev/null
+n1=$(jobs)
+r=$(mail --to "$LIMITED_TO" \
+    --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: second\nWhen: '"$WHEN"'\n')")
+expect_reply "^451 4\.7\.1 " "$r" "over the tenant's daily limit"
+[ "$(jobs)" = "$n1" ] || rq_fail "a rate-limited message made a job"
 
 for d in telserver dispatcher scheduler gateway accounting; do
 	rq_stop_daemon "$d"
