@@ -161,6 +161,24 @@ badnum:
 	return -1;
 }
 
+/* Stores a complete "Key: value": an X- key in meta, others in root. */
+static int
+text_field_done(json_t *root, json_t *meta, const char *field,
+    const char *val, size_t vallen, size_t vline, struct gw_error *err)
+{
+	json_t *s;
+
+	if (strncmp(field, "X-", 2))
+		return text_set(root, field, val, vallen, vline, err);
+	if ((s = json_stringn(val, vallen)) == NULL) {
+		gw_error_set(err, 400, "parse_error", NULL, "Line %zu: the "
+		    "value is not valid UTF-8.", vline);
+		return -1;
+	}
+	json_object_set_new(meta, field, s);
+	return 0;
+}
+
 /* "Key: value" lines to a POST /v1/calls body.  Blank lines are skipped; a
  * line starting with a space or tab continues the previous value; "-- "
  * starts a signature, which ends the request. */
@@ -184,6 +202,15 @@ text_request(const char *text, size_t len, struct gw_error *err)
 		if (le > p && le[-1] == '\r')
 			le--;
 		lineno++;
+		for (v = p; v < le; v++)
+			if ((unsigned char)*v < 0x20 && *v != '\t') {
+				/* NUL and the like would be cut by C strings
+				 * or refused by JSON readers later. */
+				gw_error_set(err, 400, "parse_error", NULL,
+				    "Line %zu: control characters are not "
+				    "allowed.", lineno);
+				goto fail;
+			}
 		cont = le > p && (*p == ' ' || *p == '\t');
 		if (cont && field[0] != '\0') {
 			char *nv;
@@ -201,18 +228,8 @@ text_request(const char *text, size_t len, struct gw_error *err)
 		}
 		/* the previous key is complete */
 		if (field[0] != '\0') {
-			if (!strncmp(field, "X-", 2)) {
-				json_t *s = json_stringn(val, vallen);
-
-				if (s == NULL) {
-					gw_error_set(err, 400, "parse_error",
-					    NULL, "Line %zu: the value is not "
-					    "valid UTF-8.", vline);
-					goto fail;
-				}
-				json_object_set_new(meta, field, s);
-			} else if (text_set(root, field, val, vallen, vline,
-			    err) == -1)
+			if (text_field_done(root, meta, field, val, vallen,
+			    vline, err) == -1)
 				goto fail;
 			field[0] = '\0';
 		}
@@ -279,20 +296,9 @@ text_request(const char *text, size_t len, struct gw_error *err)
 		if (nl == end)
 			break;
 	}
-	if (field[0] != '\0') {
-		if (!strncmp(field, "X-", 2)) {
-			json_t *s = json_stringn(val, vallen);
-
-			if (s == NULL) {
-				gw_error_set(err, 400, "parse_error", NULL,
-				    "Line %zu: the value is not valid UTF-8.",
-				    vline);
-				goto fail;
-			}
-			json_object_set_new(meta, field, s);
-		} else if (text_set(root, field, val, vallen, vline, err) == -1)
-			goto fail;
-	}
+	if (field[0] != '\0' && text_field_done(root, meta, field, val,
+	    vallen, vline, err) == -1)
+		goto fail;
 	free(val);
 	if (json_object_size(root) == 0 && json_object_size(meta) == 0) {
 		gw_error_set(err, 400, "parse_error", NULL, "The message holds "

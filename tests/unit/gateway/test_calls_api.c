@@ -17,7 +17,7 @@
 #include "gateway.h"
 #include "keys.h"
 #include "log.h"
-#include "../scheduler/testredis.h"
+#include "teststore.h"
 
 static void
 test_cursor(void **state)
@@ -113,8 +113,6 @@ test_cancel_parse_shapes(void **state)
 }
 
 /* The live tests: one store on the test server. */
-static struct event_base	*base;
-static struct gw_store		*st;
 
 struct result {
 	int		 done;
@@ -137,34 +135,6 @@ run_until(const int *flag)
 			nanosleep(&ts, NULL);
 	}
 	assert_true(*flag);
-}
-
-static int
-setup_live(void **state)
-{
-	int connected = 0, i;
-
-	testredis_start();
-	if ((base = event_base_new()) == NULL ||
-	    (st = gw_store_new(base, "127.0.0.1", testredis_port)) == NULL)
-		return -1;
-	for (i = 0; i < 500 && !connected; i++) {
-		struct timespec ts = { 0, 5 * 1000 * 1000 };
-
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		connected = gw_store_connected(st);
-		nanosleep(&ts, NULL);
-	}
-	return connected ? 0 : -1;
-}
-
-static int
-teardown_live(void **state)
-{
-	gw_store_free(st);
-	event_base_free(base);
-	testredis_stop();
-	return 0;
 }
 
 /* A job as the gateway writes it, in queue (rq:delayed, rq:ready or none). */

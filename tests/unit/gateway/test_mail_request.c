@@ -166,6 +166,28 @@ t_errors(void **state)
 	    "Content-Transfer-Encoding: base64\r\n\r\n", 400, "");
 }
 
+/* Found by fuzz_mail_request: a NUL in an X- value became metadata that
+ * JSON readers refuse.  Control characters are refused on every line. */
+static void
+t_controls(void **state)
+{
+	static const char nul[] = HDRS "\r\nTo: +15551234567\r\nSay: hi\r\n"
+	    "X-Order: 4\0002\r\n";
+	struct gw_call call;
+	struct gw_error err;
+	char id[256];
+
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(gw_mail_request_parse(nul, sizeof(nul) - 1, &demo,
+	    NOW, &call, id, sizeof(id), &err), -1);
+	assert_int_equal(err.status, 400);
+	assert_non_null(strstr(err.message, "Line 3: control characters"));
+	refused(HDRS "\r\nTo: +15551234567\r\nSay: h\x1bi\r\n", 400,
+	    "Line 2: control characters");
+	refused(HDRS "\r\nTo: +15551234567\r\nSay: hi\r\nX-\x01: v\r\n", 400,
+	    "control characters");
+}
+
 static void
 t_no_message_id(void **state)
 {
@@ -188,6 +210,7 @@ main(void)
 		cmocka_unit_test(t_json_part),
 		cmocka_unit_test(t_encodings),
 		cmocka_unit_test(t_errors),
+		cmocka_unit_test(t_controls),
 		cmocka_unit_test(t_no_message_id),
 	};
 

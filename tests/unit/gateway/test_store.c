@@ -16,7 +16,7 @@
 #include "gateway.h"
 #include "keys.h"
 #include "log.h"
-#include "../scheduler/testredis.h"
+#include "teststore.h"
 
 /* Made-up replies: a flat array of n strings, an integer, an error. */
 static redisReply	 strs[8], *strp[8];
@@ -110,8 +110,6 @@ test_parse_shapes(void **state)
 }
 
 /* The live tests: one store on the test server. */
-static struct event_base	*base;
-static struct gw_store		*st;
 
 struct result {
 	int	 done;
@@ -160,34 +158,6 @@ got(int rc, const char *const *job, size_t njob, const char *const *tl,
 	if (ntl > 0)
 		snprintf(res->tlfield, sizeof(res->tlfield), "%s", tl[0]);
 	res->done = 1;
-}
-
-static int
-setup_live(void **state)
-{
-	int connected = 0, i;
-
-	testredis_start();
-	if ((base = event_base_new()) == NULL ||
-	    (st = gw_store_new(base, "127.0.0.1", testredis_port)) == NULL)
-		return -1;
-	for (i = 0; i < 500 && !connected; i++) {
-		struct timespec ts = { 0, 5 * 1000 * 1000 };
-
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		connected = gw_store_connected(st);
-		nanosleep(&ts, NULL);
-	}
-	return connected ? 0 : -1;
-}
-
-static int
-teardown_live(void **state)
-{
-	gw_store_free(st);
-	event_base_free(base);
-	testredis_stop();
-	return 0;
 }
 
 static void
