@@ -8,7 +8,15 @@
  *   metadata (JSON text) created_ms max_attempts
  *   attempts   attempts dispatched so far (dispatcher HINCRBY)
  *   node       telserver holding the current attempt
- *   status reason sip_code updated_ms  live status, kept by accounting
+ *   not_after_ms  optional: not placed by then -> expired (not_after)
+ *   retry_busy retry_no_answer retry_network  "<max>:<delay ms>" per
+ *                outcome class, from the tenant (common/lifecycle.c)
+ *   tries_busy tries_no_answer tries_network  attempts that ended in
+ *                that class so far
+ *   dialed     the attempt a telserver claimed last (lifecycle.c)
+ *   status reason sip_code updated_ms  live status: set by the Lua script
+ *                that emits an event (RQ_LUA_EVENTS), else by accounting's
+ *                mirror
  *   status_rank  attempt * 16 + enum rq_status, so that a late event never
  *                moves the status backwards */
 #define RQ_KEY_JOB		"rq:job:"
@@ -17,13 +25,34 @@
 #define RQ_KEY_TIMELINE		"rq:timeline:"
 /* ZSET of ids by not_before_ms: waiting for their time (scheduler). */
 #define RQ_KEY_DELAYED		"rq:delayed"
-/* ZSET of ids by (9 - priority) * 1e13 + due ms: ready for dispatch. */
+/* ZSET of ids by due ms - priority * RQ_PRIORITY_STEP_MS: ready for
+ * dispatch (RQ_LUA_READY_SCORE). */
 #define RQ_KEY_READY		"rq:ready"
 /* ZSET of ids by lease deadline ms: taken by a dispatcher, not yet acked
  * by a telserver; an expired lease puts the id back in rq:ready. */
 #define RQ_KEY_INFLIGHT		"rq:inflight"
 /* ZSET rq:calls:<tenant> of ids by created_ms: a tenant's calls. */
 #define RQ_KEY_TENANT_CALLS	"rq:calls:"
+/* SET rq:oncall:<node> of ids: claimed by telserver <node> (it may be
+ * dialling or talking); the attempt is the job's `attempts`. */
+#define RQ_KEY_ONCALL		"rq:oncall:"
+/* STRING rq:node:<node>, TTL RQ_NODE_TTL_MS: telserver <node> is alive
+ * (refreshed at each heartbeat).  SET rq:nodes: every node that has
+ * claimed a job, so the scheduler can find the dead ones' calls. */
+#define RQ_KEY_NODE		"rq:node:"
+#define RQ_KEY_NODES		"rq:nodes"
+#define RQ_NODE_TTL_MS		5000
+/* STREAM of events written by the Lua scripts that change a job (create,
+ * release, expire, claim, finish, cancel): the transactional outbox.
+ * Accounting reads it with the consumer group RQ_EVENTS_GROUP, stores each
+ * entry, then XACKs and XDELs it.  Entry fields: the EVENT message's field
+ * names (call_id attempt status ts_ms tenant to reason sip_code node
+ * duration_ms started_ms answered_ms detail), values as strings. */
+#define RQ_KEY_EVENTS		"rq:events"
+#define RQ_EVENTS_GROUP		"accounting"
+/* Pub/sub channel: published (any message) when ids were added to
+ * rq:ready, so idle dispatchers take them at once instead of polling. */
+#define RQ_CHANNEL_WAKE		"rq:wake"
 
 /* Intake (gateway): the policy engine, do-not-call lists, e-mail. */
 #define RQ_KEY_DNC_TENANT	"rq:dnc:tenant:"	/* SET <tenant>: E.164 */
@@ -39,19 +68,74 @@
 #define RQ_KEY_CBQ		"rq:cbq:"	/* LIST <id>: deliveries */
 #define RQ_KEY_CBSENT		"rq:cbsent:"	/* HASH <id>: events queued once */
 
-#define RQ_READY_PRIORITY_SCALE	10000000000000.0	/* 1e13 ms > year 2286 */
+/* Priority ageing: each priority level is worth this much waiting time
+ * in rq:ready, so a priority 0 job due 9 minutes ago goes before a
+ * priority 9 job due now and nothing waits forever behind a flood of
+ * urgent ones. */
+#define RQ_PRIORITY_STEP_MS	60000
 
 /* Lua: score(job key, due ms) -> the rq:ready score of that job, for every
- * script that puts an id in rq:ready (scheduler release, dispatcher
- * requeue): (9 - priority) * RQ_READY_PRIORITY_SCALE + due, priority 5 when
- * absent and clamped to 0..9, formatted without exponent. */
+ * script that puts an id in rq:ready: due - priority * RQ_PRIORITY_STEP_MS,
+ * priority 5 when absent and clamped to 0..9, formatted without exponent. */
+#define RQ_STR_(x)	#x
+#define RQ_STR(x)	RQ_STR_(x)
 #define RQ_LUA_READY_SCORE \
 "local function score(key, due)\n" \
 "  local p = tonumber(redis.call('HGET', key, 'priority'))\n" \
 "  if p == nil then p = 5 end\n" \
 "  p = math.floor(p)\n" \
 "  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n" \
-"  return string.format('%.0f', (9 - p) * 1e13 + due)\n" \
+"  return string.format('%.0f', due - p * " RQ_STR(RQ_PRIORITY_STEP_MS) ")\n" \
+"end\n"
+
+/* Lua: now_ms() from Redis's clock; ST, the enum rq_status numbers by
+ * name (keep in step with common/status.h); is_terminal(rank); and
+ * emit(key, ev): appends ev (a table: call_id attempt status, optional
+ * ts_ms (default now) tenant to reason sip_code node duration_ms
+ * started_ms answered_ms detail) to rq:events, and moves the job's live
+ * status (hash key) to it when its rank is higher, as accounting's mirror
+ * would, freeing the tenant's concurrency slot (rq:active:) when it is
+ * terminal.  So the job's status is right the moment the script returns,
+ * and the event reaches PostgreSQL even if the caller dies right after. */
+#define RQ_LUA_EVENTS \
+"local function now_ms()\n" \
+"  local t = redis.call('TIME')\n" \
+"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+"end\n" \
+"local ST = { queued = 0, scheduled = 1, dispatched = 2, ringing = 3,\n" \
+"  answered = 4, retrying = 5, completed = 6, failed = 7, canceled = 8,\n" \
+"  expired = 9 }\n" \
+"local function is_terminal(rank)\n" \
+"  return rank ~= nil and rank % 16 >= 6\n" \
+"end\n" \
+"local EVF = { 'tenant', 'to', 'reason', 'sip_code', 'node',\n" \
+"  'duration_ms', 'started_ms', 'answered_ms', 'detail' }\n" \
+"local function emit(key, ev)\n" \
+"  local ts = ev.ts_ms or now_ms()\n" \
+"  local a = { 'call_id', ev.call_id, 'attempt', tostring(ev.attempt),\n" \
+"    'status', ev.status, 'ts_ms', string.format('%.0f', ts) }\n" \
+"  for _, f in ipairs(EVF) do\n" \
+"    if ev[f] ~= nil and ev[f] ~= false and ev[f] ~= '' then\n" \
+"      a[#a + 1] = f\n" \
+"      a[#a + 1] = tostring(ev[f])\n" \
+"    end\n" \
+"  end\n" \
+"  redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(a))\n" \
+"  local rank = tonumber(ev.attempt) * 16 + ST[ev.status]\n" \
+"  local cur = tonumber(redis.call('HGET', key, 'status_rank')) or -1\n" \
+"  if rank <= cur or redis.call('EXISTS', key) == 0 then return end\n" \
+"  redis.call('HSET', key, 'status', ev.status, 'status_rank', rank,\n" \
+"    'updated_ms', string.format('%.0f', ts))\n" \
+"  if ev.reason and ev.reason ~= '' then\n" \
+"    redis.call('HSET', key, 'reason', ev.reason)\n" \
+"  else redis.call('HDEL', key, 'reason') end\n" \
+"  if ev.sip_code and ev.sip_code ~= '' then\n" \
+"    redis.call('HSET', key, 'sip_code', tostring(ev.sip_code))\n" \
+"  else redis.call('HDEL', key, 'sip_code') end\n" \
+"  if is_terminal(rank) then\n" \
+"    local tn = redis.call('HGET', key, 'tenant')\n" \
+"    if tn then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. tn, ev.call_id) end\n" \
+"  end\n" \
 "end\n"
 
 #endif

@@ -9,6 +9,7 @@ static const char *const status_names[RQ_ST__COUNT] = {
 	[RQ_ST_DISPATCHED] = "dispatched",
 	[RQ_ST_RINGING] = "ringing",
 	[RQ_ST_ANSWERED] = "answered",
+	[RQ_ST_RETRYING] = "retrying",
 	[RQ_ST_COMPLETED] = "completed",
 	[RQ_ST_FAILED] = "failed",
 	[RQ_ST_CANCELED] = "canceled",

@@ -9,6 +9,8 @@ enum rq_status {
 	RQ_ST_DISPATCHED,	/* a telserver took the attempt */
 	RQ_ST_RINGING,		/* the callee's phone rings */
 	RQ_ST_ANSWERED,		/* the callee answered */
+	RQ_ST_RETRYING,		/* the attempt ended (reason); another is
+				 * scheduled: not terminal */
 	RQ_ST_COMPLETED,	/* terminal: the call ended normally */
 	RQ_ST_FAILED,		/* terminal, with a reason */
 	RQ_ST_CANCELED,		/* terminal, with a reason */
@@ -26,6 +28,12 @@ enum rq_status {
 #define RQ_REASON_POLICY		"policy"
 #define RQ_REASON_REJECTED		"rejected"	/* other 4xx-6xx */
 #define RQ_REASON_MEDIA			"media"		/* no usable SDP/RTP */
+#define RQ_REASON_NOT_AFTER		"not_after"	/* expired: window closed */
+
+/* status_rank = attempt * RQ_RANK_ATTEMPT + enum rq_status; a rank whose
+ * status part is at least RQ_ST_COMPLETED is terminal.  Lua scripts use
+ * the numbers: keep common/keys.h's RQ_LUA_* in step with this enum. */
+#define RQ_RANK_ATTEMPT			16
 
 const char	*rq_status_name(enum rq_status st);
 /* Returns 0 and sets *st, or -1 for an unknown name. */

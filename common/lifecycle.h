@@ -1,0 +1,81 @@
+/* The end of a job's life in Redis, shared by the daemons that take part
+ * in it: a telserver claims an attempt before it dials (at most one dial
+ * per attempt) and finishes it when the call ends; the retry rules decide,
+ * in the same Lua script, whether another attempt follows.  The telserver
+ * at start-up and the scheduler (for a telserver whose liveness key
+ * expired) end the attempts a dead telserver held as interrupted.
+ * docs/delivery.md tells the whole story. */
+#ifndef RQ_LIFECYCLE_H
+#define RQ_LIFECYCLE_H
+
+#include <stdint.h>
+
+#include "redis_sync.h"
+#include "status.h"
+
+/* The retry rules' defaults, for jobs without retry_* fields:
+ * "<max attempts ending in that class>:<first delay ms>". */
+#define RQ_RETRY_BUSY_DEFAULT		"3:60000"
+#define RQ_RETRY_NO_ANSWER_DEFAULT	"3:300000"
+#define RQ_RETRY_NETWORK_DEFAULT	"3:30000"
+#define RQ_RETRY_DELAY_MAX_MS		21600000	/* 6 h: backoff cap */
+
+extern struct rq_script rq_claim_script;
+extern struct rq_script rq_finish_script;
+extern struct rq_script rq_interrupt_script;
+
+enum rq_claim {
+	RQ_CLAIM_OK,		/* dial it */
+	RQ_CLAIM_STALE,		/* not ours (lease gone, other attempt, job
+				 * ended or vanished): do not dial */
+	RQ_CLAIM_EXPIRED,	/* past not_after: ended as expired, do not
+				 * dial */
+};
+
+/* Claims attempt of call id for node, before its INVITE: in one script,
+ * only if the job's attempts is still attempt and its lease is still in
+ * rq:inflight, moves it to rq:oncall:<node>, sets dialed and node, and
+ * emits EVENT dispatched.  Returns an enum rq_claim, or -1 when Redis
+ * failed (logged; do not dial). */
+int	rq_job_claim(struct rq_redis *r, const char *id, uint64_t attempt,
+	    const char *node);
+
+/* How an attempt ended, as the telserver saw it. */
+struct rq_attempt_end {
+	const char	*call_id;
+	uint64_t	 attempt;
+	const char	*node;
+	enum rq_status	 status;	/* RQ_ST_COMPLETED or RQ_ST_FAILED */
+	const char	*reason;	/* failed: status.h's reasons */
+	int		 sip_code;	/* 0: none */
+	uint64_t	 started_ms, answered_ms, duration_ms; /* 0: none */
+	const char	*detail;	/* may be NULL */
+};
+
+/*
+ * Records the end of an attempt and what follows, in one script: takes the
+ * id out of rq:oncall:<node> (only the first finish of an attempt acts:
+ * a repeated one returns 0) and emits one event:
+ *   completed;
+ *   failed with the reason, for reasons that are not retried (declined,
+ *     rejected, policy, ...) or when the number is on a do-not-call list;
+ *   failed, reason attempts_exhausted, when the reason's class (busy,
+ *     no_answer, network = unreachable/media/interrupted) used up its
+ *     attempts or the job its max_attempts;
+ *   expired, reason not_after, when the next attempt would come too late;
+ *   retrying, with the reason and the time of the next attempt in detail:
+ *     the job is back in rq:delayed at now + delay * 2^(tries - 1), capped
+ *     at RQ_RETRY_DELAY_MAX_MS, times jitter (0.75 to 1.25, from the C
+ *     side).
+ * Returns the status emitted (*st) and 1, 0 for a repeated finish, or -1
+ * when Redis failed (logged: keep it and call again later).
+ */
+int	rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
+	    enum rq_status *st);
+
+/* Finishes every attempt claimed on node as failed/interrupted with
+ * detail (retried by the same rules).  Returns how many, or -1. */
+int	rq_node_interrupt(struct rq_redis *r, const char *node,
+	    const char *detail);
+
+#endif
