@@ -19,11 +19,15 @@
 #define ACCT_ATTEMPT_MAX	1000	/* keeps attempt * 16 + status in an int */
 #define ACCT_TS_MAX		253402300799999ULL /* 9999-12-31T23:59:59.999Z */
 #define ACCT_RETRY_MS		1000	/* reconnect period */
+#define ACCT_STREAM_POLL_MS	10	/* rq:events read period when idle */
+#define ACCT_SID_MAX		48	/* a stream entry id, "<ms>-<seq>" */
 
-/* One received EVENT and where its acknowledgement goes. */
+/* One received EVENT and where its acknowledgement goes: a ZeroMQ sender
+ * (peer) or an rq:events entry (sid). */
 struct acct_event {
 	unsigned char	 peer[RQ_BUS_ID_MAX];	/* ROUTER identity */
 	size_t		 peerlen;
+	char		 sid[ACCT_SID_MAX];	/* "" for ZeroMQ */
 	struct rq_msg	 m;		/* owns its strings */
 	enum rq_status	 st;
 	int		 rank;
@@ -41,6 +45,13 @@ struct acct_event {
  * which must own its strings. */
 int	acct_event_check(struct rq_msg *m, enum rq_status *st,
 	    char *err, size_t errlen);
+/* The EVENT of an rq:events entry: n field/value strings (fv, their
+ * lengths in lens), names as in msg.def, values as text.  Returns 0 (m owns
+ * its strings: rq_msg_clear; a non-empty err tells that an optional number
+ * that was not one was dropped), or -1 with the reason in err and m empty.
+ * Then acct_event_check still has to look at it. */
+int	acct_stream_event(struct rq_msg *m, const char *const *fv,
+	    const size_t *lens, size_t n, char *err, size_t errlen);
 /* attempt * 16 + status: statuses only move to a higher rank. */
 int	acct_rank(uint64_t attempt, enum rq_status st);
 /* The timeline entry of an event as a JSON object in a new string (caller
@@ -78,6 +89,8 @@ void	acct_mirror_init(struct acct_mirror *mr, const char *host, int port);
  * the last try.  Returns 0 when connected. */
 int	acct_mirror_ready(struct acct_mirror *mr);
 void	acct_mirror_close(struct acct_mirror *mr);
+/* After an I/O error on the link: logs, closes, retries a second later. */
+void	acct_mirror_lost(struct acct_mirror *mr);
 /* Mirrors the stored events of evs (pipelined), setting ->mirrored.
  * Returns 0, or -1 when Redis is not connected or the connection was lost
  * (logged; closed for a retry a second later). */
@@ -86,6 +99,16 @@ int	acct_mirror(struct acct_mirror *mr, struct acct_event *evs, size_t n);
 /* acct.c: the daemon's work, driven by main.c's loop. */
 
 struct acct {
+	/* rq:events (stream.c): the consumer group exists; reading our own
+	 * pending entries (from cursor) rather than new ones; when to read
+	 * the pending ones again after a batch left some unacknowledged. */
+	int			 group_ok;
+	int			 backlog;
+	char			 cursor[ACCT_SID_MAX];
+	uint64_t		 backlog_ms;
+	char			(*drop)[ACCT_SID_MAX];	/* to ack unstored */
+	size_t			 ndrop;
+
 	const struct rq_config	*cfg;
 	void			*zctx;
 	void			*sock;		/* ROUTER on events_endpoint */
@@ -99,9 +122,23 @@ struct acct {
 };
 
 int	acct_init(struct acct *a, const struct rq_config *cfg);
+/* Stores the batch (a->batch, a->nbatch), mirrors it, acknowledges the
+ * ZeroMQ events that are safe (stream entries: acct_stream_ack). */
+void	acct_handle_batch(struct acct *a);
 /* Waits up to timeout_ms for events, handles one batch, reconnects. */
 void	acct_step(struct acct *a, int timeout_ms);
 void	acct_free(struct acct *a);
+
+/* stream.c: the rq:events consumer (group RQ_EVENTS_GROUP). */
+
+/* Reads up to ACCT_BATCH_MAX entries (our pending ones first after a start
+ * or a failure, then new ones) into the empty batch; entries that can never
+ * be stored are logged and queued for acknowledgement.  Returns how many
+ * entries were read, or -1 when Redis failed. */
+int	acct_stream_read(struct acct *a);
+/* Acknowledges and deletes the batch's stored and mirrored entries and the
+ * dropped ones; schedules a re-read of the others. */
+void	acct_stream_ack(struct acct *a);
 
 /* callbacks.c: status callbacks.  The mirror script queues one delivery
  * per new event of a job with a callback_url (ACCT_CB_ENQUEUE_LUA); a

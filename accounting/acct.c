@@ -1,6 +1,7 @@
-/* The accounting loop's work: read a batch of EVENTs from the ROUTER,
- * store it in one transaction, mirror it into Redis, acknowledge what is
- * safe, and keep the PostgreSQL and Redis connections alive. */
+/* The accounting loop's work: read a batch of events from rq:events
+ * (stream.c) or of EVENTs from the ROUTER, store it in one transaction,
+ * mirror it into Redis, acknowledge what is safe, and keep the PostgreSQL
+ * and Redis connections alive. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,7 +19,8 @@ acct_init(struct acct *a, const struct rq_config *cfg)
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
 	acct_mirror_init(&a->mr, cfg->redis_host, cfg->redis_port);
-	if ((a->batch = calloc(ACCT_BATCH_MAX, sizeof(*a->batch))) == NULL) {
+	if ((a->batch = calloc(ACCT_BATCH_MAX, sizeof(*a->batch))) == NULL ||
+	    (a->drop = calloc(ACCT_BATCH_MAX, sizeof(*a->drop))) == NULL) {
 		log_warn("calloc");
 		return -1;
 	}
@@ -45,6 +47,7 @@ acct_free(struct acct *a)
 		for (i = 0; i < a->nbatch; i++)
 			rq_msg_clear(&a->batch[i].m);
 	free(a->batch);
+	free(a->drop);
 	if (a->pg)
 		PQfinish(a->pg);
 	acct_mirror_close(&a->mr);
@@ -78,9 +81,13 @@ reconnect(struct acct *a)
 	}
 	/* rq_redis paces the attempts (once a second) and logs them. */
 	if (acct_mirror_ready(&a->mr) == 0) {
-		if (a->redis_down)
+		if (a->redis_down) {
 			log_info("redis: connected again to %s:%d",
 			    a->cfg->redis_host, a->cfg->redis_port);
+			/* It may have restarted: make sure of the group, and
+			 * read our pending entries again. */
+			a->group_ok = 0;
+		}
 		a->redis_down = 0;
 	} else if (!a->redis_down) {
 		log_warnx("redis %s:%d: down; not acknowledging events, "
@@ -171,8 +178,8 @@ receive(struct acct *a)
 	}
 }
 
-static void
-handle_batch(struct acct *a)
+void
+acct_handle_batch(struct acct *a)
 {
 	size_t i, nacked = 0;
 	int rc;
@@ -200,19 +207,54 @@ handle_batch(struct acct *a)
 	}
 	for (i = 0; i < a->nbatch; i++)
 		if (a->batch[i].stored && a->batch[i].mirrored) {
-			ack(a, &a->batch[i]);
+			/* stream entries: acct_stream_ack */
+			if (a->batch[i].sid[0] == '\0')
+				ack(a, &a->batch[i]);
 			nacked++;
 		}
 	log_debug("batch of %zu events: %zu acknowledged", a->nbatch, nacked);
+}
+
+static void
+clear_batch(struct acct *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nbatch; i++)
+		rq_msg_clear(&a->batch[i].m);
+	a->nbatch = 0;
+}
+
+/* One batch from rq:events.  Returns 1 when more may be waiting. */
+static int
+stream_step(struct acct *a)
+{
+	int n;
+
+	/* Without PostgreSQL or Redis the entries wait in the stream. */
+	if (a->pg == NULL || a->redis_down || a->mr.r.c == NULL)
+		return 0;
+	if ((n = acct_stream_read(a)) <= 0)
+		return 0;
+	if (a->nbatch > 0)
+		acct_handle_batch(a);
+	acct_stream_ack(a);
+	clear_batch(a);
+	return 1;
 }
 
 void
 acct_step(struct acct *a, int timeout_ms)
 {
 	zmq_pollitem_t pi = { a->sock, 0, ZMQ_POLLIN, 0 };
-	size_t i;
 
 	reconnect(a);
+	/* The stream is read every ACCT_STREAM_POLL_MS when idle, at once
+	 * while it has more. */
+	if (stream_step(a))
+		timeout_ms = 0;
+	else if (timeout_ms > ACCT_STREAM_POLL_MS)
+		timeout_ms = ACCT_STREAM_POLL_MS;
 	if (zmq_poll(&pi, 1, timeout_ms) == -1) {
 		if (errno != EINTR)
 			log_warnx("zmq_poll: %s", zmq_strerror(errno));
@@ -226,11 +268,9 @@ acct_step(struct acct *a, int timeout_ms)
 	/* Without PostgreSQL, drop the events unacknowledged: the senders
 	 * keep them and send them again every second. */
 	if (a->pg != NULL)
-		handle_batch(a);
+		acct_handle_batch(a);
 	else
 		log_debug("postgres down: %zu events left to their senders",
 		    a->nbatch);
-	for (i = 0; i < a->nbatch; i++)
-		rq_msg_clear(&a->batch[i].m);
-	a->nbatch = 0;
+	clear_batch(a);
 }

@@ -171,3 +171,102 @@ fail:
 	json_decref(o);
 	return NULL;
 }
+
+/* The message fields by name, for rq:events entries (common/keys.h). */
+enum sf_kind { SF_STR, SF_UINT };
+#define SF_KIND_STR	SF_STR
+#define SF_KIND_UINT	SF_UINT
+static const struct {
+	const char	*name;
+	enum sf_kind	 kind;
+	size_t		 offset;
+	uint64_t	 bit;
+} stream_fields[] = {
+#define RQ_FIELD(id, fname, type) \
+	{ #fname, SF_KIND_##type, offsetof(struct rq_msg, fname), 1ULL << id },
+#include "msg.def"
+#undef RQ_FIELD
+};
+
+/* A decimal number without sign, spaces or overflow. */
+static int
+parse_u64(const char *s, size_t len, uint64_t *v)
+{
+	size_t i;
+
+	if (len == 0 || len > 20)
+		return -1;
+	for (*v = 0, i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' ||
+		    *v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return -1;
+		*v = *v * 10 + (uint64_t)(s[i] - '0');
+	}
+	return 0;
+}
+
+int
+acct_stream_event(struct rq_msg *m, const char *const *fv,
+    const size_t *lens, size_t n, char *err, size_t errlen)
+{
+	const uint64_t need = RQ_F_call_id | RQ_F_attempt | RQ_F_status |
+	    RQ_F_ts_ms;
+	size_t i, f;
+	char **sp, *s;
+
+	rq_msg_init(m, RQ_MSG_EVENT);
+	m->owns_strings = 1;
+	err[0] = '\0';
+	if (n % 2 != 0) {
+		snprintf(err, errlen, "odd number of fields");
+		goto fail;
+	}
+	for (i = 0; i < n; i += 2) {
+		for (f = 0; f < sizeof(stream_fields) / sizeof(*stream_fields);
+		    f++)
+			if (strlen(stream_fields[f].name) == lens[i] &&
+			    memcmp(stream_fields[f].name, fv[i], lens[i]) == 0)
+				break;
+		if (f == sizeof(stream_fields) / sizeof(*stream_fields))
+			continue;	/* a newer writer's field */
+		if (stream_fields[f].kind == SF_UINT) {
+			if (parse_u64(fv[i + 1], lens[i + 1],
+			    (uint64_t *)((char *)m +
+			    stream_fields[f].offset)) == -1) {
+				snprintf(err, errlen, "%s is not a number%s",
+				    stream_fields[f].name,
+				    (stream_fields[f].bit & need) ? "" :
+				    ", ignored");
+				if (stream_fields[f].bit & need)
+					goto fail;
+				/* optional: dropped, the event kept (err) */
+				m->present &= ~stream_fields[f].bit;
+				continue;
+			}
+		} else {
+			if (lens[i + 1] > RQ_MSG_STR_MAX ||
+			    memchr(fv[i + 1], '\0', lens[i + 1]) != NULL) {
+				snprintf(err, errlen, "bad %s",
+				    stream_fields[f].name);
+				goto fail;
+			}
+			if ((s = strndup(fv[i + 1], lens[i + 1])) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			sp = (char **)((char *)m + stream_fields[f].offset);
+			free(*sp);
+			*sp = s;
+		}
+		m->present |= stream_fields[f].bit;
+	}
+	if ((m->present & need) != need) {
+		snprintf(err, errlen, "call_id, attempt, status or ts_ms "
+		    "missing");
+		goto fail;
+	}
+	return 0;
+fail:
+	rq_msg_clear(m);
+	return -1;
+}

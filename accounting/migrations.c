@@ -78,6 +78,19 @@ static const struct migration migrations[] = {
 	/* load and failure reports per telserver */
 	"CREATE INDEX attempts_node_started_idx ON attempts (node, started_at);"
 	},
+	{ 3, "status retrying",
+	/* The domain's CHECK is the only list of names; calls_open_idx and
+	 * call_events' attempt 0 check list other statuses: unchanged. */
+	"ALTER DOMAIN ringq_status DROP CONSTRAINT ringq_status_check;"
+	"ALTER DOMAIN ringq_status ADD CONSTRAINT ringq_status_check"
+	"  CHECK (VALUE IN ('queued', 'scheduled', 'dispatched', 'ringing',"
+	"  'answered', 'retrying', 'completed', 'failed', 'canceled',"
+	"  'expired'));"
+	/* retrying takes enum value 5: the terminal statuses move up one,
+	 * so status_rank = attempt * 16 + status keeps ordering them last. */
+	"UPDATE calls SET status_rank = status_rank + 1"
+	"  WHERE status_rank % 16 >= 5;"
+	},
 };
 
 #define NMIGRATIONS	(sizeof(migrations) / sizeof(migrations[0]))

@@ -181,10 +181,10 @@ eval_one(struct acct_mirror *mr, const struct acct_event *ev)
 }
 
 /* After an I/O error on the pipeline: close, reconnect a second later. */
-static void
-mirror_lost(struct acct_mirror *mr)
+void
+acct_mirror_lost(struct acct_mirror *mr)
 {
-	log_warnx("redis %s:%d: mirror: %s", mr->r.host, mr->r.port,
+	log_warnx("redis %s:%d: %s", mr->r.host, mr->r.port,
 	    mr->r.c->errstr[0] ? mr->r.c->errstr : "connection lost");
 	rq_redis_close(&mr->r);
 	mr->r.next_try_ms = rq_mono_ms() + ACCT_RETRY_MS;
@@ -213,7 +213,7 @@ acct_mirror(struct acct_mirror *mr, struct acct_event *evs, size_t n)
 		r = NULL;
 		if (redisGetReply(mr->r.c, (void **)&r) != REDIS_OK ||
 		    r == NULL) {
-			mirror_lost(mr);
+			acct_mirror_lost(mr);
 			return -1;
 		}
 		if (r->type == REDIS_REPLY_ERROR &&

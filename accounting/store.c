@@ -12,26 +12,42 @@
  * exactly: no detour through floating point. */
 #define TS(p)	"('epoch'::timestamptz + " p "::bigint * interval '1 millisecond')"
 
-static const char sql_event[] =
-	"INSERT INTO call_events (call_id, attempt, status, at, reason,"
-	" sip_code, node, duration_ms, detail)"
-	" VALUES ($1, $2::int, $3, " TS("$4") ", $5, $6::int, $7, $8::bigint, $9)"
-	" ON CONFLICT DO NOTHING";
-
 /*
+ * One statement per event (one round trip): the event row first; only when
+ * it is new (ev returns a row) the call and attempt rows, so a repeated
+ * event changes nothing.  The sub-statements see the same snapshot, and
+ * the foreign keys are checked at the end of the statement (call_events':
+ * at COMMIT).
+ *
+ * $1 call_id, $2 attempt, $3 status, $4 ts_ms, $5 reason, $6 sip_code,
+ * $7 node, $8 duration_ms, $9 detail, $10 tenant, $11 to, $12 answered_ms,
+ * $13 the call's ended_ms, $14 its talk_ms, $15 status_rank, $16
+ * started_ms, $17 the attempt's ended_ms, $18 its talk_ms, $19 the status
+ * number (enum rq_status).
+ *
  * The status, reason, sip_code, updated_at, ended_at and talk_ms of a call
  * follow its highest-ranked event only; the other columns gather what any
  * event tells.  ended_at/talk_ms are cleared when a new attempt moves a
- * failed call on again.
+ * failed call on again; retrying ends an attempt, not the call.
  */
 #define ADV	"EXCLUDED.status_rank > c.status_rank"
-static const char sql_call[] =
-	"INSERT INTO calls AS c (id, tenant, target, status, reason, sip_code,"
-	" attempts, created_at, updated_at, answered_at, ended_at, talk_ms,"
-	" status_rank)"
-	" VALUES ($1, coalesce($2, ''), $3, $4, $5, $6::int, $7::int,"
-	" " TS("$8") ", " TS("$8") ", " TS("$9") ", " TS("$10") ","
-	" $11::bigint, $12::int)"
+/* Within an attempt the status order is status.h's enum order. */
+#define FWD	"$19::int > array_position(ARRAY['queued', 'scheduled'," \
+	" 'dispatched', 'ringing', 'answered', 'retrying', 'completed'," \
+	" 'failed', 'canceled', 'expired'], a.status::text) - 1"
+static const char sql_store[] =
+	"WITH ev AS ("
+	" INSERT INTO call_events (call_id, attempt, status, at, reason,"
+	" sip_code, node, duration_ms, detail)"
+	" VALUES ($1, $2::int, $3, " TS("$4") ", $5, $6::int, $7, $8::bigint, $9)"
+	" ON CONFLICT DO NOTHING RETURNING 1),"
+
+	" c AS (INSERT INTO calls AS c (id, tenant, target, status, reason,"
+	" sip_code, attempts, created_at, updated_at, answered_at, ended_at,"
+	" talk_ms, status_rank)"
+	" SELECT $1, coalesce($10::text, ''), $11::text, $3, $5, $6::int,"
+	" $2::int, " TS("$4") ", " TS("$4") ", " TS("$12") ", " TS("$13") ","
+	" $14::bigint, $15::int FROM ev"
 	" ON CONFLICT (id) DO UPDATE SET"
 	" tenant = CASE WHEN c.tenant = '' THEN EXCLUDED.tenant"
 	"   ELSE c.tenant END,"
@@ -50,17 +66,13 @@ static const char sql_call[] =
 	" ended_at = CASE WHEN " ADV " THEN EXCLUDED.ended_at"
 	"   ELSE c.ended_at END,"
 	" talk_ms = CASE WHEN " ADV " THEN EXCLUDED.talk_ms ELSE c.talk_ms END,"
-	" status_rank = greatest(c.status_rank, EXCLUDED.status_rank)";
+	" status_rank = greatest(c.status_rank, EXCLUDED.status_rank)"
+	"),"
 
-/* Within an attempt the status order is status.h's enum order. */
-#define FWD	"$11::int > array_position(ARRAY['queued', 'scheduled'," \
-	" 'dispatched', 'ringing', 'answered', 'completed', 'failed'," \
-	" 'canceled', 'expired'], a.status::text) - 1"
-static const char sql_attempt[] =
-	"INSERT INTO attempts AS a (call_id, attempt, node, status, reason,"
-	" sip_code, started_at, answered_at, ended_at, talk_ms)"
-	" VALUES ($1, $2::int, $3, $4, $5, $6::int, " TS("$7") ", " TS("$8") ","
-	" " TS("$9") ", $10::bigint)"
+	" a AS (INSERT INTO attempts AS a (call_id, attempt, node, status,"
+	" reason, sip_code, started_at, answered_at, ended_at, talk_ms)"
+	" SELECT $1, $2::int, $7, $3, $5, $6::int, " TS("$16") ","
+	" " TS("$12") ", " TS("$17") ", $18::bigint FROM ev WHERE $2::int > 0"
 	" ON CONFLICT (call_id, attempt) DO UPDATE SET"
 	" node = CASE WHEN " FWD " THEN coalesce(EXCLUDED.node, a.node)"
 	"   ELSE coalesce(a.node, EXCLUDED.node) END,"
@@ -71,16 +83,17 @@ static const char sql_attempt[] =
 	" started_at = coalesce(a.started_at, EXCLUDED.started_at),"
 	" answered_at = coalesce(a.answered_at, EXCLUDED.answered_at),"
 	" ended_at = coalesce(a.ended_at, EXCLUDED.ended_at),"
-	" talk_ms = coalesce(a.talk_ms, EXCLUDED.talk_ms)";
+	" talk_ms = coalesce(a.talk_ms, EXCLUDED.talk_ms))"
+
+	/* data-modifying CTEs run whether read or not */
+	" SELECT count(*) FROM ev";
 
 static const struct {
 	const char	*name;
 	const char	*sql;
 	int		 nparams;
 } statements[] = {
-	{ "acct_event", sql_event, 9 },
-	{ "acct_call", sql_call, 12 },
-	{ "acct_attempt", sql_attempt, 11 },
+	{ "acct_store", sql_store, 19 },
 };
 
 /* libpq prints server notices on stderr by default: make them log lines. */
@@ -142,33 +155,15 @@ struct params {
 			    (uint64_t)(v)), (const char *)(buf))
 
 static int
-run(PGconn *pg, const char *name, int n, const char *const *v,
-    const struct acct_event *ev, int *newrow)
-{
-	PGresult *res;
-	int rc = 0;
-
-	res = PQexecPrepared(pg, name, n, v, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		/* A lost connection is logged once, by the caller. */
-		if (PQstatus(pg) == CONNECTION_OK)
-			log_warnx("postgres: %s %s/%" PRIu64 " %s: %s", name,
-			    ev->m.call_id, ev->m.attempt, ev->m.status,
-			    PQresultErrorMessage(res));
-		rc = -1;
-	} else if (newrow != NULL)
-		*newrow = !strcmp(PQcmdTuples(res), "1");
-	PQclear(res);
-	return rc;
-}
-
-static int
 store_one(PGconn *pg, const struct acct_event *ev)
 {
 	const struct rq_msg *m = &ev->m;
 	struct params p;
-	const char *sip, *dur, *answered, *ended, *talk;
-	int isnew = 0, terminal = rq_status_terminal(ev->st);
+	const char *sip, *dur, *answered, *ended, *talk, *aended, *atalk;
+	PGresult *res;
+	int rc = 0, terminal = rq_status_terminal(ev->st);
+	/* retrying: this attempt is over, the call goes on */
+	int over = terminal || ev->st == RQ_ST_RETRYING;
 
 	sip = rq_msg_has(m, sip_code) ? U64(p.sip, m->sip_code) : NULL;
 	dur = rq_msg_has(m, duration_ms) ? U64(p.dur, m->duration_ms) : NULL;
@@ -179,41 +174,35 @@ store_one(PGconn *pg, const struct acct_event *ev)
 		    U64(p.answered, m->answered_ms) : NULL;
 	ended = terminal ? U64(p.ended, m->ts_ms) : NULL;
 	talk = terminal ? dur : NULL;
+	aended = over ? U64(p.ended, m->ts_ms) : NULL;
+	atalk = over ? dur : NULL;
 	U64(p.attempt, m->attempt);
 	U64(p.ts, m->ts_ms);
-
 	{
 		const char *v[] = { m->call_id, p.attempt, m->status, p.ts,
-		    m->reason, sip, m->node, dur, m->detail };
+		    m->reason, sip, m->node, dur, m->detail, m->tenant, m->to,
+		    answered, ended, talk, U64(p.rank, ev->rank),
+		    rq_msg_has(m, started_ms) ?
+		    U64(p.started, m->started_ms) : NULL, aended, atalk,
+		    U64(p.order, ev->st) };
 
-		if (run(pg, "acct_event", 9, v, ev, &isnew) == -1)
-			return -1;
+		res = PQexecPrepared(pg, "acct_store", 19, v, NULL, NULL, 0);
 	}
-	if (!isnew) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		/* A lost connection is logged once, by the caller. */
+		if (PQstatus(pg) == CONNECTION_OK)
+			log_warnx("postgres: %s/%" PRIu64 " %s: %s", m->call_id,
+			    m->attempt, m->status, PQresultErrorMessage(res));
+		rc = -1;
+	} else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0),
+	    "1") == 0)
+		log_debug("%s: event %" PRIu64 ":%s stored", m->call_id,
+		    m->attempt, m->status);
+	else
 		log_debug("%s: event %" PRIu64 ":%s already stored",
 		    m->call_id, m->attempt, m->status);
-		return 0;
-	}
-	{
-		const char *v[] = { m->call_id, m->tenant, m->to, m->status,
-		    m->reason, sip, p.attempt, p.ts, answered, ended, talk,
-		    U64(p.rank, ev->rank) };
-
-		if (run(pg, "acct_call", 12, v, ev, NULL) == -1)
-			return -1;
-	}
-	if (m->attempt > 0) {
-		const char *v[] = { m->call_id, p.attempt, m->node, m->status,
-		    m->reason, sip, rq_msg_has(m, started_ms) ?
-		    U64(p.started, m->started_ms) : NULL, answered, ended,
-		    talk, U64(p.order, ev->st) };
-
-		if (run(pg, "acct_attempt", 11, v, ev, NULL) == -1)
-			return -1;
-	}
-	log_debug("%s: event %" PRIu64 ":%s stored", m->call_id, m->attempt,
-	    m->status);
-	return 0;
+	PQclear(res);
+	return rc;
 }
 
 static int

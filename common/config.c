@@ -108,6 +108,14 @@ static const struct rq_conf_key tenant_keys[] = {
 	TI("rate_per_second", rate_per_second, 0, 1000000, "1000"),
 	TI("rate_per_day", rate_per_day, 0, 1000000000, "0"),
 	TI("max_concurrent", max_concurrent, 0, 1000000, "0"),
+	/* retries (common/lifecycle.c): the gateway writes them into each
+	 * job as retry_busy etc. */
+	TI("retry_busy_attempts", retry_busy_attempts, 1, 20, "3"),
+	TI("retry_busy_delay_s", retry_busy_delay_s, 1, 86400, "60"),
+	TI("retry_no_answer_attempts", retry_no_answer_attempts, 1, 20, "3"),
+	TI("retry_no_answer_delay_s", retry_no_answer_delay_s, 1, 86400, "300"),
+	TI("retry_network_attempts", retry_network_attempts, 1, 20, "3"),
+	TI("retry_network_delay_s", retry_network_delay_s, 1, 86400, "30"),
 };
 
 #define BS(key, field, def) \

@@ -31,6 +31,15 @@ struct rq_tenant {
 	int		rate_per_second;	/* 0 = unlimited */
 	int		rate_per_day;		/* 0 = unlimited */
 	int		max_concurrent;		/* 0 = unlimited */
+	/* retries per outcome class (common/lifecycle.c, docs/delivery.md):
+	 * at most that many attempts ending busy / unanswered / on a
+	 * network failure, the first retry after the delay (then doubled) */
+	int		retry_busy_attempts;
+	int		retry_busy_delay_s;
+	int		retry_no_answer_attempts;
+	int		retry_no_answer_delay_s;
+	int		retry_network_attempts;
+	int		retry_network_delay_s;
 };
 
 /* [business NAME]: a business that receives call-back requests (the

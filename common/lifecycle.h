@@ -74,7 +74,9 @@ int	rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
 	    enum rq_status *st);
 
 /* Finishes every attempt claimed on node as failed/interrupted with
- * detail (retried by the same rules).  Returns how many, or -1. */
+ * detail (retried by the same rules).  Acts only while the node's liveness
+ * key rq:node:<node> is absent: a telserver deletes its own before it
+ * interrupts at start-up.  Returns how many, or -1. */
 int	rq_node_interrupt(struct rq_redis *r, const char *node,
 	    const char *detail);
 

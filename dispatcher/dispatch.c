@@ -1,5 +1,7 @@
 /* The dispatcher's reactions: heartbeats, acks and nacks from telservers,
- * ack timeouts, and taking ready jobs while some telserver has room. */
+ * ack timeouts, and taking ready jobs while some telserver has room.  An
+ * ack is bookkeeping only: the telserver's claim in Redis already made the
+ * attempt its own (common/lifecycle.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,20 +16,22 @@
 /* Bounds on work per loop turn, so the ROUTER is read often. */
 #define DISP_FILL_MAX	1000
 #define DISP_READ_MAX	10000
+/* Ids popped per take script: one round trip for a burst, short enough not
+ * to hold Redis up. */
+#define DISP_TAKE_MAX	64
 
 void
-disp_init(struct disp *d, const struct rq_config *cfg, void *router,
-    struct rq_evout *eo)
+disp_init(struct disp *d, const struct rq_config *cfg, void *router)
 {
 	static struct rq_script *scripts[] = { &disp_take_script,
-	    &disp_acked_script, &disp_requeue_script, &disp_drop_script };
+	    &disp_requeue_script, &disp_drop_script };
 
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	d->router = router;
-	d->eo = eo;
 	rq_redis_init(&d->redis, cfg->redis_host, cfg->redis_port, scripts,
 	    sizeof(scripts) / sizeof(*scripts));
+	disp_wake_init(&d->wake, cfg->redis_host, cfg->redis_port);
 	disp_tels_init(&d->tels, (uint64_t)cfg->heartbeat_timeout_ms);
 	TAILQ_INIT(&d->jobs);
 	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng) ||
@@ -41,8 +45,6 @@ job_free(struct disp_job *j)
 	if (j == NULL)
 		return;
 	free(j->call_id);
-	free(j->tenant);
-	free(j->to);
 	free(j);
 }
 
@@ -68,6 +70,7 @@ disp_free(struct disp *d)
 		job_free(j);
 	}
 	disp_tels_free(&d->tels);
+	disp_wake_close(&d->wake);
 	rq_redis_close(&d->redis);
 }
 
@@ -82,34 +85,6 @@ job_find(struct disp *d, const char *id, uint64_t attempt)
 	return NULL;
 }
 
-static void
-emit_dispatched(struct disp *d, const char *id, uint64_t attempt,
-    const char *node, const char *tenant, const char *to)
-{
-	struct rq_msg ev;
-
-	rq_msg_init(&ev, RQ_MSG_EVENT);
-	rq_msg_set(&ev, call_id, (char *)id);
-	rq_msg_set(&ev, attempt, attempt);
-	rq_msg_set(&ev, status, (char *)rq_status_name(RQ_ST_DISPATCHED));
-	rq_msg_set(&ev, node, (char *)node);
-	if (tenant != NULL)
-		rq_msg_set(&ev, tenant, (char *)tenant);
-	if (to != NULL)
-		rq_msg_set(&ev, to, (char *)to);
-	if (rq_evout_emit(d->eo, &ev) == -1)
-		log_warnx("call %s: cannot queue EVENT dispatched", id);
-}
-
-/* Queues an EVENT built elsewhere. */
-static void
-emit(struct disp *d, const struct rq_msg *ev)
-{
-	if (rq_evout_emit(d->eo, ev) == -1)
-		log_warnx("call %s: cannot queue EVENT %s", ev->call_id,
-		    ev->status);
-}
-
 /*
  * Acks and nacks are believed only from a telserver we know from its
  * heartbeats, and for a job we sent, only from the one we sent it to:
@@ -120,8 +95,6 @@ on_ack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 {
 	struct disp_job *j;
 	struct disp_tel *e;
-	char *tenant, *to;
-	int n;
 
 	if (ti < 0) {
 		log_warnx("call %s: attempt %llu: ack from an unregistered "
@@ -131,17 +104,11 @@ on_ack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	}
 	e = &d->tels.v[ti];
 	if ((j = job_find(d, m->call_id, m->attempt)) == NULL) {
-		/* A duplicate, or an ack after we gave up waiting. */
+		/* A duplicate, or an ack after we gave up waiting: its claim
+		 * succeeded, so our requeue found no lease and did nothing. */
 		log_warnx("call %s: attempt %llu: ack from telserver %s that "
 		    "we were not waiting for", m->call_id,
 		    (unsigned long long)m->attempt, e->node);
-		n = disp_job_acked(&d->redis, m->call_id, m->attempt, e->node,
-		    0, &tenant, &to);
-		if (n > 0)
-			emit_dispatched(d, m->call_id, m->attempt, e->node,
-			    tenant, to);
-		free(tenant);
-		free(to);
 		return;
 	}
 	if (ti != (ssize_t)j->tel) {
@@ -154,45 +121,9 @@ on_ack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	job_done(d, j);
 	/* It is active there now, until the next heartbeat counts it. */
 	e->acked++;
-	n = disp_job_acked(&d->redis, j->call_id, j->attempt, e->node, 1,
-	    &tenant, &to);
-	if (n > 0) {
-		log_info("call %s: attempt %llu dispatched to telserver %s",
-		    j->call_id, (unsigned long long)j->attempt, e->node);
-		emit_dispatched(d, j->call_id, j->attempt, e->node,
-		    tenant ? tenant : j->tenant, to ? to : j->to);
-	} else
-		log_warnx("call %s: attempt %llu: acked by telserver %s but "
-		    "%s: not reported dispatched", j->call_id,
-		    (unsigned long long)j->attempt, e->node, n == -1 ?
-		    "redis failed, the lease is left to expire" :
-		    "the lease was no longer ours");
-	free(tenant);
-	free(to);
+	log_info("call %s: attempt %llu dispatched to telserver %s",
+	    j->call_id, (unsigned long long)j->attempt, e->node);
 	job_free(j);
-}
-
-/* Reports an attempt a telserver refused as unusable: it ends there. */
-static void
-emit_rejected(struct disp *d, const struct disp_job *j,
-    const struct rq_msg *m, const char *node)
-{
-	struct rq_msg ev;
-	char detail[512];
-
-	snprintf(detail, sizeof(detail), "refused by telserver %s as "
-	    "invalid%s%s", node, rq_msg_has(m, detail) ? ": " : "",
-	    rq_msg_has(m, detail) ? m->detail : "");
-	rq_msg_init(&ev, RQ_MSG_EVENT);
-	rq_msg_set(&ev, call_id, j->call_id);
-	rq_msg_set(&ev, attempt, j->attempt);
-	rq_msg_set(&ev, status, (char *)rq_status_name(RQ_ST_FAILED));
-	rq_msg_set(&ev, reason, (char *)RQ_REASON_REJECTED);
-	rq_msg_set(&ev, detail, detail);
-	rq_msg_set(&ev, node, (char *)node);
-	rq_msg_set(&ev, tenant, j->tenant);
-	rq_msg_set(&ev, to, j->to);
-	emit(d, &ev);
 }
 
 static void
@@ -200,6 +131,7 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 {
 	struct disp_job *j;
 	struct disp_tel *e;
+	char detail[512];
 
 	if ((j = job_find(d, m->call_id, m->attempt)) == NULL || ti < 0 ||
 	    ti != (ssize_t)j->tel) {
@@ -216,19 +148,32 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	    rq_msg_has(m, detail) ? ": " : "",
 	    rq_msg_has(m, detail) ? m->detail : "");
 	job_done(d, j);
-	if (!strcmp(m->reason, "invalid")) {
-		log_warnx("call %s: attempt %llu: failed (rejected): the job "
-		    "is unusable", j->call_id, (unsigned long long)j->attempt);
-		emit_rejected(d, j, m, e->node);
-		disp_job_drop(&d->redis, j->call_id, j->attempt);
+	if (!strcmp(m->reason, "stale")) {
+		/* Its claim failed: the lease was reclaimed or requeued, or
+		 * the attempt is another's.  Nothing of ours is left. */
 		job_free(j);
 		return;
 	}
-	/* Our idea of its load was wrong: count it full until it reports
-	 * again, rather than bounce jobs off it. */
+	if (!strcmp(m->reason, "invalid")) {
+		snprintf(detail, sizeof(detail), "refused by telserver %s as "
+		    "invalid%s%s", e->node, rq_msg_has(m, detail) ? ": " : "",
+		    rq_msg_has(m, detail) ? m->detail : "");
+		if (disp_job_drop(&d->redis, j->call_id, j->attempt, e->node,
+		    detail) == 1)
+			log_warnx("call %s: attempt %llu: failed (rejected): "
+			    "the job is unusable", j->call_id,
+			    (unsigned long long)j->attempt);
+		job_free(j);
+		return;
+	}
+	/* full, draining, redis (it could not claim) or a reason we do not
+	 * know: it did not dial.  Count it full until it reports again,
+	 * rather than bounce jobs off it. */
 	e->active = e->capacity;
-	if (disp_job_requeue(&d->redis, j->call_id, j->attempt, 1) == 1)
+	if (disp_job_requeue(&d->redis, j->call_id, j->attempt, 1) == 1) {
 		log_debug("call %s: back in the ready queue", j->call_id);
+		d->idle = 0;
+	}
 	job_free(j);
 }
 
@@ -293,8 +238,11 @@ disp_tick(struct disp *d)
 		    e->node, d->cfg->ack_timeout_ms);
 		e->suspect = 1;
 		job_done(d, j);
-		/* It may have dialled: the attempt number stays used. */
-		disp_job_requeue(&d->redis, j->call_id, j->attempt, 0);
+		/* Safe to give the attempt back: if the telserver claimed it,
+		 * the lease left rq:inflight and this does nothing; if not,
+		 * the requeue takes the lease and it never can. */
+		if (disp_job_requeue(&d->redis, j->call_id, j->attempt, 1) == 1)
+			d->idle = 0;
 		job_free(j);
 	}
 }
@@ -316,9 +264,7 @@ send_job(struct disp *d, size_t ti, struct rq_msg *job)
 		return;
 	}
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
-	    (j->call_id = strdup(job->call_id)) == NULL ||
-	    (j->tenant = strdup(job->tenant)) == NULL ||
-	    (j->to = strdup(job->to)) == NULL) {
+	    (j->call_id = strdup(job->call_id)) == NULL) {
 		/* Its lease in rq:inflight still brings it back. */
 		log_warnx("call %s: out of memory, left to its lease",
 		    job->call_id);
@@ -338,32 +284,51 @@ send_job(struct disp *d, size_t ti, struct rq_msg *job)
 void
 disp_fill(struct disp *d)
 {
-	struct rq_msg job, ev;
+	struct rq_msg jobs[DISP_TAKE_MAX];
+	size_t i, n, want;
+	uint64_t lease, now, room;
 	ssize_t ti;
-	uint64_t lease;
-	int i, rc;
+	int taken = 0, popped;
 
 	if (d->stopping)
 		return;
-	for (i = 0; i < DISP_FILL_MAX; i++) {
-		/* Choose first: a job is only taken when someone has room,
-		 * so waiting jobs stay in Redis, not here. */
-		ti = disp_tels_pick(&d->tels, rq_mono_ms(), disp_rng_xorshift,
-		    &d->rng);
-		if (ti == -1 || rq_redis_ready(&d->redis) == -1)
+	now = rq_mono_ms();
+	if (d->idle && now < d->next_poll)
+		return;
+	/* Longer than the ack timeout: normally we requeue it first. */
+	lease = (uint64_t)d->cfg->ack_timeout_ms + 1000;
+	while (taken < DISP_FILL_MAX) {
+		/* Take only for the room there is, so waiting jobs stay in
+		 * Redis, not here. */
+		if ((room = disp_tels_room(&d->tels, now)) == 0 ||
+		    rq_redis_ready(&d->redis) == -1)
 			return;
-		/* Longer than the ack timeout: normally we requeue it. */
-		lease = (uint64_t)d->cfg->ack_timeout_ms + 1000;
-		rc = disp_job_take(&d->redis, lease, &job, &ev);
-		if (rq_msg_has(&ev, status))
-			emit(d, &ev);
-		rq_msg_clear(&ev);
-		if (rc == 0 || rc == -1)
+		want = room < DISP_TAKE_MAX ? (size_t)room : DISP_TAKE_MAX;
+		if ((popped = disp_job_take(&d->redis, lease, want, jobs,
+		    &n)) == -1)
 			return;
-		if (rc == 2)
-			continue;
-		send_job(d, (size_t)ti, &job);
-		rq_msg_clear(&job);
+		taken += popped;
+		for (i = 0; i < n; i++) {
+			ti = disp_tels_pick(&d->tels, now, disp_rng_xorshift,
+			    &d->rng);
+			if (ti == -1) {
+				/* Not expected: the room was counted. */
+				log_warnx("call %s: no telserver has room, "
+				    "requeued", jobs[i].call_id);
+				disp_job_requeue(&d->redis, jobs[i].call_id,
+				    jobs[i].attempt, 1);
+			} else
+				send_job(d, (size_t)ti, &jobs[i]);
+			rq_msg_clear(&jobs[i]);
+		}
+		if ((size_t)popped < want) {
+			/* Empty: wait for rq:wake or the safety poll. */
+			d->idle = 1;
+			d->next_poll = rq_mono_ms() + DISP_SAFETY_POLL_MS;
+			return;
+		}
+		d->idle = 0;
+		now = rq_mono_ms();
 	}
 }
 
@@ -387,7 +352,7 @@ disp_shutdown(struct disp *d, int wait_ms)
 		    "before exit: requeued", j->call_id,
 		    (unsigned long long)j->attempt, d->tels.v[j->tel].node);
 		job_done(d, j);
-		disp_job_requeue(&d->redis, j->call_id, j->attempt, 0);
+		disp_job_requeue(&d->redis, j->call_id, j->attempt, 1);
 		job_free(j);
 	}
 }

@@ -1,6 +1,7 @@
 /* ringq-dispatcher's private header: the telserver table, the choice of a
- * telserver (select.c), the job leases in Redis (jobs.c) and the message
- * handling that ties them together (dispatch.c). */
+ * telserver (select.c), the job leases in Redis (jobs.c), the rq:wake
+ * subscription (wake.c) and the message handling that ties them together
+ * (dispatch.c). */
 #ifndef DISPATCHER_H
 #define DISPATCHER_H
 
@@ -13,7 +14,6 @@
 
 #include "bus.h"
 #include "config.h"
-#include "evout.h"
 #include "msg.h"
 
 #include "redis_sync.h"
@@ -71,6 +71,8 @@ ssize_t	disp_tels_heartbeat(struct disp_tels *t, const void *id,
 void	disp_tels_check(struct disp_tels *t, uint64_t now);
 /* Marks an entry gone (its peer is unreachable). */
 void	disp_tels_gone(struct disp_tels *t, size_t i, const char *why);
+/* The free slots of the telservers that accept jobs. */
+uint64_t disp_tels_room(struct disp_tels *t, uint64_t now);
 /* Chooses a telserver with room.  Returns its index or -1. */
 ssize_t	disp_tels_pick(struct disp_tels *t, uint64_t now, disp_rng_fn rng,
 	    void *rng_arg);
@@ -79,8 +81,6 @@ ssize_t	disp_tels_pick(struct disp_tels *t, uint64_t now, disp_rng_fn rng,
 struct disp_job {
 	TAILQ_ENTRY(disp_job)	 entry;
 	char			*call_id;
-	char			*tenant;
-	char			*to;
 	uint64_t		 attempt;
 	size_t			 tel;		/* index in the table */
 	uint64_t		 deadline;	/* monotonic: ack timeout */
@@ -88,58 +88,81 @@ struct disp_job {
 TAILQ_HEAD(disp_jobq, disp_job);
 
 extern struct rq_script disp_take_script;
-extern struct rq_script disp_acked_script;
 extern struct rq_script disp_requeue_script;
 extern struct rq_script disp_drop_script;
 
-/* Takes the best id of rq:ready under a lease of lease_ms (from Redis's
- * clock).  Returns 1 with *job (a JOB message owning its strings:
- * rq_msg_clear), 0 when rq:ready is empty, -1 on a Redis error, 2 when an
- * id was popped but not dispatched (logged, call again): its job vanished
- * or already ended, or it ends here: then *ev holds the EVENT failed
- * (attempts_exhausted, or rejected for a job without tenant or target) to
- * emit.  *ev owns its strings and is always initialised: rq_msg_clear. */
-int	disp_job_take(struct rq_redis *r, uint64_t lease_ms,
-	    struct rq_msg *job, struct rq_msg *ev);
-/* Removes the lease of an acknowledged attempt and records node.  When
- * pending is 0 (an ack we did not wait for) the id is also taken out of
- * rq:ready if that attempt was requeued meanwhile.  Returns the number of
- * queue entries removed, or -1; fills tenant/to (strdup, may be NULL). */
-int	disp_job_acked(struct rq_redis *r, const char *id, uint64_t attempt,
-	    const char *node, int pending, char **tenant, char **to);
-/* Forgets a job a telserver found unusable (JOB_NACK "invalid"): it would
- * be refused again anywhere, so the lease of attempt (if still the job's
- * current one) leaves rq:inflight for good.  Returns 1 when dropped, 0 when
- * it was not that attempt's lease, -1 on a Redis error. */
-int	disp_job_drop(struct rq_redis *r, const char *id, uint64_t attempt);
-/* Puts attempt back in rq:ready; giveback undoes its attempt count (the
- * telserver did not dial).  Returns 1 when requeued, 0 when the lease was
- * no longer ours, -1 on error. */
+/* Pops up to max of the best ids of rq:ready in one script, each dialable
+ * one under a lease of lease_ms (Redis's clock) with its attempt counted.
+ * Ids that cannot be dialled end there with their event in rq:events
+ * (expired past not_after, failed attempts_exhausted / rejected) or are
+ * dropped (vanished or ended jobs), logged.  Fills jobs[0..*njobs) (JOB
+ * messages owning their strings: rq_msg_clear each).  Returns how many ids
+ * it popped (fewer than max: rq:ready is empty now), or -1 on a Redis
+ * error. */
+int	disp_job_take(struct rq_redis *r, uint64_t lease_ms, size_t max,
+	    struct rq_msg *jobs, size_t *njobs);
+/* Ends an attempt a telserver found unusable (JOB_NACK "invalid"): it
+ * would be refused again anywhere, so if its lease is still the job's
+ * current one in rq:inflight it leaves for good and the attempt fails
+ * (rejected, with node and detail).  Returns 1 when dropped, 0 when it was
+ * not that attempt's lease, -1 on a Redis error. */
+int	disp_job_drop(struct rq_redis *r, const char *id, uint64_t attempt,
+	    const char *node, const char *detail);
+/* Puts attempt back in rq:ready if its lease is still in rq:inflight (not
+ * claimed by a telserver, not reclaimed); giveback undoes its attempt
+ * count (it was not dialled and cannot be any more).  Publishes rq:wake.
+ * Returns 1 when requeued, 0 when the lease was no longer ours, -1 on
+ * error. */
 int	disp_job_requeue(struct rq_redis *r, const char *id,
 	    uint64_t attempt, int giveback);
 
+/* wake.c: a second Redis connection SUBSCRIBEd to rq:wake, so that an idle
+ * dispatcher takes new ready jobs at once rather than at its next poll. */
+struct disp_wake {
+	redisContext	*c;
+	char		 host[RQ_ADDR_MAX];
+	int		 port;
+	uint64_t	 next_try_ms;	/* monotonic */
+	int		 down_logged;
+};
+
+void	disp_wake_init(struct disp_wake *w, const char *host, int port);
+void	disp_wake_close(struct disp_wake *w);
+/* The socket to poll for input, connecting and subscribing when it is
+ * time to try; -1 while down.  *fresh is set to 1 after a (re)subscription
+ * (messages may have been missed: take now). */
+int	disp_wake_fd(struct disp_wake *w, int *fresh);
+/* Reads what the socket holds.  Returns 1 when a message came (take now),
+ * 0 when none, -1 when the connection was lost (it is retried). */
+int	disp_wake_read(struct disp_wake *w);
+
 /* dispatch.c: the dispatcher's state and its reactions. */
+#define DISP_SAFETY_POLL_MS	500	/* takes at least this often when idle */
+
 struct disp {
 	const struct rq_config	*cfg;
 	void			*router;
-	struct rq_evout		*eo;
-	struct rq_redis	 redis;
+	struct rq_redis		 redis;
+	struct disp_wake	 wake;
 	struct disp_tels	 tels;
 	struct disp_jobq	 jobs;		/* sent, waiting for an ack */
 	size_t			 njobs;
 	uint64_t		 rng;
+	int			 idle;		/* rq:ready was empty */
+	uint64_t		 next_poll;	/* monotonic: take even if idle */
 	int			 stopping;
 };
 
-/* router and eo are borrowed for the life of d. */
-void	disp_init(struct disp *d, const struct rq_config *cfg, void *router,
-	    struct rq_evout *eo);
+/* router is borrowed for the life of d. */
+void	disp_init(struct disp *d, const struct rq_config *cfg, void *router);
 void	disp_free(struct disp *d);
 /* Reads every waiting message from the ROUTER. */
 void	disp_read(struct disp *d);
 /* Ack timeouts and liveness; call every loop. */
 void	disp_tick(struct disp *d);
-/* Takes and sends jobs while a telserver has room. */
+/* Takes and sends jobs while a telserver has room: at once when rq:ready
+ * held jobs last time or a wake-up came (disp_wake_read), else every
+ * DISP_SAFETY_POLL_MS. */
 void	disp_fill(struct disp *d);
 /* At SIGTERM: waits up to wait_ms for acks, then requeues what is left. */
 void	disp_shutdown(struct disp *d, int wait_ms);

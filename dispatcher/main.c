@@ -9,21 +9,20 @@
 #include "config.h"
 #include "daemon.h"
 #include "dispatcher.h"
-#include "evout.h"
 #include "log.h"
 #include "util.h"
 
-/* The loop never sleeps longer, so ack timeouts and new room are seen. */
+/* The loop never sleeps longer, so ack timeouts and new room are seen;
+ * Redis is not polled this often (DISP_SAFETY_POLL_MS when idle). */
 #define DISP_POLL_MS	10
 
 int
 main(int argc, char *argv[])
 {
 	struct rq_config cfg;
-	struct rq_evout *eo;
 	struct disp d;
-	uint64_t now, last_evtick = 0;
 	void *zctx, *router;
+	int fresh, wfd, np;
 
 	rq_daemon_start(argc, argv, "ringq-dispatcher", &cfg);
 	if (rq_pidfile_write(cfg.run_dir, "ringq-dispatcher") == -1)
@@ -35,39 +34,36 @@ main(int argc, char *argv[])
 		fatalx("zmq_socket: %s", zmq_strerror(errno));
 	if (zmq_bind(router, cfg.dispatch_bind) == -1)
 		fatalx("bind %s: %s", cfg.dispatch_bind, zmq_strerror(errno));
-	if ((eo = rq_evout_new(zctx, cfg.events_endpoint)) == NULL)
-		fatalx("cannot connect to accounting at %s",
-		    cfg.events_endpoint);
-	disp_init(&d, &cfg, router, eo);
+	disp_init(&d, &cfg, router);
 	log_info("listening on %s, ack timeout %d ms, heartbeat timeout %d ms",
 	    cfg.dispatch_bind, cfg.ack_timeout_ms, cfg.heartbeat_timeout_ms);
 
 	while (!rq_stop) {
 		zmq_pollitem_t pi[2] = {
 			{ router, 0, ZMQ_POLLIN, 0 },
-			{ NULL, rq_evout_fd(eo), ZMQ_POLLIN, 0 },
+			{ NULL, -1, ZMQ_POLLIN, 0 },
 		};
 
-		if (zmq_poll(pi, 2, DISP_POLL_MS) == -1 && errno != EINTR)
+		/* A (re)subscription may have missed messages: take now. */
+		if ((wfd = disp_wake_fd(&d.wake, &fresh)) != -1 && fresh)
+			d.idle = 0;
+		pi[1].fd = wfd;
+		np = wfd == -1 ? 1 : 2;
+		if (zmq_poll(pi, np, DISP_POLL_MS) == -1 && errno != EINTR)
 			fatalx("zmq_poll: %s", zmq_strerror(errno));
 		if (pi[0].revents & ZMQ_POLLIN)
 			disp_read(&d);
-		if (pi[1].revents & ZMQ_POLLIN)
-			rq_evout_process(eo);
+		if (np == 2 && (pi[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) &&
+		    disp_wake_read(&d.wake) == 1)
+			d.idle = 0;
 		disp_tick(&d);
 		disp_fill(&d);
-		now = rq_mono_ms();
-		if (now - last_evtick >= 100) {
-			rq_evout_tick(eo);
-			last_evtick = now;
-		}
 	}
 
 	log_info("stopping");
-	/* Exit within 2 s: half a second for acks, then the outbox. */
+	/* Exit within 2 s: half a second for acks, then requeue the rest. */
 	disp_shutdown(&d, 500);
 	disp_free(&d);
-	rq_evout_free(eo, 1000);
 	zmq_close(router);
 	zmq_ctx_term(zctx);
 	rq_pidfile_remove(cfg.run_dir, "ringq-dispatcher");

@@ -161,3 +161,21 @@ disp_tels_pick(struct disp_tels *t, uint64_t now, disp_rng_fn rng,
 	}
 	return disp_select(t->cands, t->n, rng, rng_arg);
 }
+
+uint64_t
+disp_tels_room(struct disp_tels *t, uint64_t now)
+{
+	uint64_t room = 0, load;
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		struct disp_tel *e = &t->v[i];
+
+		if (!tel_alive(t, e, now) || e->draining || e->suspect)
+			continue;
+		load = e->active + e->pending + e->acked;
+		if (e->capacity > load)
+			room += e->capacity - load;
+	}
+	return room;
+}

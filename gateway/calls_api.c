@@ -1,6 +1,7 @@
 /* The calls API beyond create and get: DELETE /v1/calls/{id} cancels a call
- * that has not started, GET /v1/calls lists a tenant's calls newest first,
- * a page at a time.  The Redis side is in store_calls.c. */
+ * that has not started, PATCH /v1/calls/{id} moves it (not_before,
+ * priority), GET /v1/calls lists a tenant's calls newest first, a page at
+ * a time.  The Redis side is in store_calls.c. */
 #include <sys/queue.h>
 
 #include <errno.h>
@@ -14,10 +15,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "evout.h"
 #include "gateway.h"
 #include "log.h"
-#include "msg.h"
 #include "status.h"
 
 #define CALLS_PATH	"/v1/calls"
@@ -27,8 +26,10 @@
 struct api_req {
 	struct evhttp_request	*req;
 	const struct rq_tenant	*tenant;	/* borrowed from the config */
-	struct gw_intake	*in;
+	const struct rq_config	*cfg;
+	struct gw_store		*st;
 	char			 id[RQ_ID_LEN + 1];
+	struct gw_patch		 patch;		/* PATCH */
 };
 
 static void
@@ -174,8 +175,8 @@ gw_list_query_parse(const char *query, struct gw_list_query *q,
 			if (rq_status_parse(v, &st) == -1) {
 				bad_param(err, k, "'status' must be one of "
 				    "queued, scheduled, dispatched, ringing, "
-				    "answered, completed, failed, canceled, "
-				    "expired.");
+				    "answered, retrying, completed, failed, "
+				    "canceled, expired.");
 				goto done;
 			}
 			snprintf(q->status, sizeof(q->status), "%s", v);
@@ -270,36 +271,27 @@ field(const char *const *job, size_t njob, const char *name)
 	return NULL;
 }
 
-/* Reports the cancel to accounting, which stores it in PostgreSQL (and
- * sends the status callback); the outbox resends it until acknowledged. */
 static void
-emit_canceled(struct api_req *r, const struct gw_cancel_result *res,
-    uint64_t now)
+reply_view(struct api_req *r, const char *const *job, size_t njob,
+    const char *const *timeline, size_t ntimeline)
 {
-	struct rq_evout *eo = gw_intake_evout(r->in);
-	const char *to = field(res->job, res->njob, "to");
-	struct rq_msg ev;
+	json_t *o;
 
-	rq_msg_init(&ev, RQ_MSG_EVENT);
-	rq_msg_set(&ev, call_id, r->id);
-	rq_msg_set(&ev, attempt, res->attempt);
-	rq_msg_set(&ev, status, "canceled");
-	rq_msg_set(&ev, reason, GW_CANCEL_REASON);
-	rq_msg_set(&ev, ts_ms, now);
-	rq_msg_set(&ev, tenant, (char *)r->tenant->name);
-	if (to != NULL)
-		rq_msg_set(&ev, to, (char *)to);
-	if (rq_evout_emit(eo, &ev) == -1)
-		log_warnx("call %s: cannot queue EVENT canceled", r->id);
-	rq_evout_process(eo);
+	if ((o = gw_view_call(r->id, r->tenant->name, job, njob, timeline,
+	    ntimeline)) == NULL) {
+		reply_simple(r->req, 404, "not_found", "No call has this id.");
+		return;
+	}
+	gw_reply_json(r->req, 200, o);
+	json_decref(o);
 }
 
+/* The cancel script recorded EVENT canceled in rq:events itself, for
+ * accounting (PostgreSQL, the status callback). */
 static void
 cancel_done(const struct gw_cancel_result *res, void *arg)
 {
 	struct api_req *r = arg;
-	const char *upd;
-	json_t *o;
 
 	if (res->rc == -1) {
 		reply_unavailable(r->req);
@@ -319,19 +311,10 @@ cancel_done(const struct gw_cancel_result *res, void *arg)
 		    "canceled any more.");
 		break;
 	case GW_CANCEL_DONE:
-		upd = field(res->job, res->njob, "updated_ms");
-		emit_canceled(r, res, upd ? strtoull(upd, NULL, 10) :
-		    rq_now_ms());
-		log_info("call %s: canceled by tenant %s", r->id,
-		    r->tenant->name);
-		if ((o = gw_view_call(r->id, r->tenant->name, res->job,
-		    res->njob, res->timeline, res->ntimeline)) == NULL) {
-			reply_simple(r->req, 404, "not_found",
-			    "No call has this id.");
-			break;
-		}
-		gw_reply_json(r->req, 200, o);
-		json_decref(o);
+		log_info("call %s: canceled by tenant %s (attempt %llu)",
+		    r->id, r->tenant->name, (unsigned long long)res->attempt);
+		reply_view(r, res->job, res->njob, res->timeline,
+		    res->ntimeline);
 		break;
 	}
 done:
@@ -340,7 +323,7 @@ done:
 
 static void
 api_cancel(const struct rq_config *cfg, struct gw_store *st,
-    struct gw_intake *in, struct evhttp_request *req, const char *id)
+    struct evhttp_request *req, const char *id)
 {
 	const struct rq_tenant *tenant;
 	struct api_req *r;
@@ -357,10 +340,250 @@ api_cancel(const struct rq_config *cfg, struct gw_store *st,
 	}
 	r->req = req;
 	r->tenant = tenant;
-	r->in = in;
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	if (gw_store_cancel(st, id, tenant->name, rq_now_ms(), cancel_done,
 	    r) == -1) {
+		reply_unavailable(req);
+		free(r);
+	}
+}
+
+/* PATCH: the fields a waiting call may change.  Anything else is refused
+ * by name, like POST's unknown fields. */
+int
+gw_patch_parse(const char *body, size_t len, size_t max_body,
+    struct gw_patch *p, struct gw_error *err)
+{
+	json_error_t jerr;
+	json_t *root, *v;
+	const char *key, *s;
+	int rc = -1;
+
+	memset(p, 0, sizeof(*p));
+	if (len >= max_body) {
+		gw_error_set(err, 413, "too_large", NULL,
+		    "The body must be smaller than %zu bytes.", max_body);
+		return -1;
+	}
+	if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES,
+	    &jerr)) == NULL) {
+		gw_error_set(err, 400, "invalid_json", NULL, "The body is not "
+		    "valid JSON: %s (line %d, column %d).", jerr.text,
+		    jerr.line, jerr.column);
+		return -1;
+	}
+	if (!json_is_object(root)) {
+		gw_error_set(err, 400, "invalid_request", NULL, "The body must "
+		    "be a JSON object, like {\"priority\": 7} or "
+		    "{\"not_before\": \"2026-11-21T10:00:00Z\"}.");
+		goto done;
+	}
+	json_object_foreach(root, key, v) {
+		if (strcmp(key, "not_before") && strcmp(key, "priority")) {
+			gw_error_set(err, 400, "unknown_field", key, "'%.64s' "
+			    "cannot be changed; a call waiting for its turn "
+			    "may change not_before and priority.", key);
+			goto done;
+		}
+	}
+	if ((v = json_object_get(root, "priority")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 9) {
+			gw_error_set(err, 400, "invalid_field", "priority",
+			    "'priority' must be an integer from 0 to 9 "
+			    "(9 is the most urgent).");
+			goto done;
+		}
+		p->has_priority = 1;
+		p->priority = (int)json_integer_value(v);
+	}
+	if ((v = json_object_get(root, "not_before")) != NULL) {
+		if ((s = json_string_value(v)) == NULL ||
+		    gw_time_parse(s, &p->not_before_ms,
+		    &p->not_before_local) == -1) {
+			gw_error_set(err, 400, "invalid_field", "not_before",
+			    "'not_before' must be an RFC 3339 date-time like "
+			    "2026-11-21T10:00:00Z, or a local time of the "
+			    "callee like 2026-11-21T10:00:00.");
+			goto done;
+		}
+		p->has_not_before = 1;
+	}
+	if (!p->has_priority && !p->has_not_before) {
+		gw_error_set(err, 400, "missing_field", NULL, "Give "
+		    "'not_before', 'priority' or both.");
+		goto done;
+	}
+	rc = 0;
+done:
+	json_decref(root);
+	return rc;
+}
+
+static void
+patch_done(const struct gw_patch_result *res, void *arg)
+{
+	struct api_req *r = arg;
+
+	if (res->rc == -1) {
+		reply_unavailable(r->req);
+		goto done;
+	}
+	switch (res->outcome) {
+	case GW_PATCH_NOT_FOUND:
+		reply_simple(r->req, 404, "not_found", "No call has this id.");
+		break;
+	case GW_PATCH_ENDED:
+		reply_simple(r->req, 409, "already_ended", "This call has "
+		    "already ended; there is nothing to change.");
+		break;
+	case GW_PATCH_STARTED:
+		reply_simple(r->req, 409, "already_started", "This call has "
+		    "already been handed to a telephony server (it may be "
+		    "ringing) and cannot be changed until it is waiting "
+		    "again.");
+		break;
+	case GW_PATCH_NOT_AFTER:
+		reply_simple(r->req, 422, "outside_window", "The new "
+		    "not_before is not before the call's not_after; nothing "
+		    "was changed.");
+		break;
+	case GW_PATCH_DONE:
+		log_info("call %s: changed by tenant %s%s%s", r->id,
+		    r->tenant->name, r->patch.has_not_before ?
+		    ": not_before" : "", r->patch.has_priority ?
+		    ": priority" : "");
+		reply_view(r, res->job, res->njob, res->timeline,
+		    res->ntimeline);
+		break;
+	}
+done:
+	free(r);
+}
+
+static void
+patch_send(struct api_req *r)
+{
+	if (gw_store_patch(r->st, r->id, r->tenant->name, &r->patch,
+	    rq_now_ms(), patch_done, r) == -1) {
+		reply_unavailable(r->req);
+		free(r);
+	}
+}
+
+/*
+ * A new not_before goes through the policy engine again, with what the
+ * job was created with (to, business, time_zone): a call cannot be moved
+ * into the callee's night.  That needs the job first; the patch script
+ * then checks again, atomically, that the job still waits.
+ */
+static void
+patch_got(int rc, const char *const *job, size_t njob,
+    const char *const *timeline, size_t ntimeline, void *arg)
+{
+	struct api_req *r = arg;
+	struct gw_call call;
+	struct gw_policy pol;
+	struct gw_error err;
+	const char *owner, *na, *t;
+	char why[128], t1[40];
+	uint64_t now = rq_now_ms();
+
+	if (rc == -1) {
+		reply_unavailable(r->req);
+		free(r);
+		return;
+	}
+	owner = field(job, njob, "tenant");
+	if (njob == 0 || owner == NULL || strcmp(owner, r->tenant->name) ||
+	    (t = field(job, njob, "to")) == NULL) {
+		reply_simple(r->req, 404, "not_found", "No call has this id.");
+		free(r);
+		return;
+	}
+	memset(&call, 0, sizeof(call));
+	memset(&pol, 0, sizeof(pol));
+	call.to = t;
+	call.business = field(job, njob, "business");
+	call.time_zone = field(job, njob, "time_zone");
+	call.not_before_ms = r->patch.not_before_ms;
+	call.not_before_local = r->patch.not_before_local;
+	if ((na = field(job, njob, "not_after_ms")) != NULL)
+		call.not_after_ms = strtoull(na, NULL, 10);
+	if (rq_target_parse(call.to, &call.kind, why, sizeof(why)) == -1) {
+		log_warnx("call %s: the stored 'to' is not a target: %s",
+		    r->id, why);
+		reply_simple(r->req, 409, "invalid_state", "This call cannot "
+		    "be changed.");
+		free(r);
+		return;
+	}
+	if ((!call.not_before_local &&
+	    gw_call_check_window(&call, now, &err) == -1) ||
+	    gw_policy_check(r->cfg, r->tenant, &call, now, &pol,
+	    &err) == -1) {
+		if (!strcmp(err.field, "not_after")) {
+			rq_rfc3339_format(call.not_after_ms, t1, sizeof(t1));
+			gw_error_set(&err, 422, "outside_window", "not_before",
+			    "The call must be placed before its not_after "
+			    "(%s), and this not_before is not before it%s; "
+			    "nothing was changed.", t1, pol.defer ?
+			    " once the calling hours are applied" : "");
+		}
+		gw_reply_error(r->req, &err);
+		free(r);
+		return;
+	}
+	if (pol.defer)
+		log_info("call %s: new not_before deferred (%s)", r->id,
+		    pol.reasons);
+	r->patch.not_before_ms = call.not_before_ms;
+	r->patch.not_before_local = 0;
+	snprintf(r->patch.policy, sizeof(r->patch.policy), "%s", call.policy);
+	patch_send(r);
+}
+
+static void
+api_patch(const struct rq_config *cfg, struct gw_store *st,
+    struct evhttp_request *req, const char *id)
+{
+	const struct rq_tenant *tenant;
+	struct evbuffer *in;
+	struct gw_error err;
+	struct api_req *r;
+	const char *body;
+	size_t len, max = (size_t)cfg->max_body;
+
+	if ((tenant = gw_http_auth(cfg, req)) == NULL)
+		return;
+	if (!rq_call_id_valid(id)) {
+		reply_simple(req, 404, "not_found", "No call has this id.");
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	in = evhttp_request_get_input_buffer(req);
+	len = evbuffer_get_length(in);
+	body = len > 0 && len < max ? (const char *)evbuffer_pullup(in, -1) :
+	    "";
+	if (gw_patch_parse(body ? body : "", len, max, &r->patch,
+	    &err) == -1) {
+		gw_reply_error(req, &err);
+		free(r);
+		return;
+	}
+	r->req = req;
+	r->tenant = tenant;
+	r->cfg = cfg;
+	r->st = st;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	if (!r->patch.has_not_before) {
+		patch_send(r);
+		return;
+	}
+	if (gw_store_get(st, id, patch_got, r) == -1) {
 		reply_unavailable(req);
 		free(r);
 	}
@@ -378,12 +601,15 @@ gw_calls_api_route(const struct rq_config *cfg, struct gw_store *st,
 		api_list(cfg, st, req);
 		return 1;
 	}
-	if (cmd != EVHTTP_REQ_DELETE ||
+	if ((cmd != EVHTTP_REQ_DELETE && cmd != EVHTTP_REQ_PATCH) ||
 	    strncmp(path, CALLS_PATH "/", sizeof(CALLS_PATH)))
 		return 0;
 	id = path + sizeof(CALLS_PATH);
 	if (*id == '\0' || strchr(id, '/') != NULL)
 		return 0;
-	api_cancel(cfg, st, in, req, id);
+	if (cmd == EVHTTP_REQ_DELETE)
+		api_cancel(cfg, st, req, id);
+	else
+		api_patch(cfg, st, req, id);
 	return 1;
 }

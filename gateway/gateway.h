@@ -43,6 +43,12 @@ struct gw_call {
 	json_t		*metadata_obj;		/* borrowed from root */
 	int		 priority;
 	uint64_t	 not_before_ms;
+	uint64_t	 not_after_ms;		/* 0: none */
+	/* not_before / not_after given without an offset: the field holds
+	 * the wall-clock time read as UTC until the policy engine knows
+	 * the callee's zone (gw_policy_check) */
+	int		 not_before_local;
+	int		 not_after_local;
 	/* policy (policy.c, docs/policy.md) */
 	const char	*business;		/* [business NAME]; NULL when absent */
 	const char	*time_zone;		/* callee's IANA zone; NULL: guess */
@@ -63,6 +69,18 @@ int	gw_call_parse(const char *body, size_t len, size_t max_body,
 int	gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 	    uint64_t now_ms, struct gw_call *call, struct gw_error *err);
 void	gw_call_clear(struct gw_call *call);
+/* Checks not_before and not_after once both are absolute: a past
+ * not_before means now, at most GW_NOT_BEFORE_MAX_MS ahead, not_after
+ * after not_before.  Returns 0, or -1 with a 400 naming the field. */
+int	gw_call_check_window(struct gw_call *call, uint64_t now_ms,
+	    struct gw_error *err);
+/* A date-time as the API takes it: RFC 3339 with an offset (*local 0), or
+ * without one, "2026-11-22T10:00:00" (*local 1: *ms is that wall-clock
+ * time read as UTC).  Returns 0, or -1 when s is neither. */
+int	gw_time_parse(const char *s, uint64_t *ms, int *local);
+/* The UTC time of a wall-clock time (read as UTC: wall_ms) in zone.  In a
+ * DST gap or overlap, mktime's choice.  Returns 0, or -1. */
+int	gw_local_to_utc(const char *zone, uint64_t wall_ms, uint64_t *ms);
 /* Is s an acceptable caller id (E.164, sip: URI or a short name)? */
 int	gw_caller_id_valid(const char *s);
 void	gw_error_set(struct gw_error *err, int status, const char *code,
@@ -98,12 +116,13 @@ struct gw_store	*gw_store_new(struct event_base *base, const char *host,
 void		 gw_store_close(struct gw_store *st);
 void		 gw_store_free(struct gw_store *st);
 int		 gw_store_connected(const struct gw_store *st);
-/* Writes a new job in one Lua script (atomic).  Returns -1 without calling
- * cb when Redis is not connected or the command cannot be sent. */
+/* Writes a new job in one Lua script (atomic) with the tenant's retry
+ * policy, and appends EVENT queued to rq:events in the same script.
+ * Returns -1 without calling cb when Redis is not connected or the
+ * command cannot be sent. */
 int		 gw_store_create(struct gw_store *st, const char *id,
-		    const char *tenant, const struct gw_call *call,
-		    int max_attempts, uint64_t created_ms,
-		    gw_store_done_cb *cb, void *arg);
+		    const struct rq_tenant *tenant, const struct gw_call *call,
+		    uint64_t created_ms, gw_store_done_cb *cb, void *arg);
 int		 gw_store_get(struct gw_store *st, const char *id,
 		    gw_store_get_cb *cb, void *arg);
 /* Splits the read script's reply { job pairs, timeline pairs } into two
@@ -115,8 +134,7 @@ int		 gw_store_parse_get(const struct redisReply *r,
 		    size_t *ntl);
 
 /* intake.c: the one path every request takes, whatever its origin:
- * policy, store, EVENT queued. */
-struct rq_evout;
+ * policy, then store (which records EVENT queued in rq:events). */
 struct gw_intake;
 
 struct gw_intake_result {
@@ -134,7 +152,7 @@ struct gw_intake_result {
 typedef void	gw_intake_cb(const struct gw_intake_result *res, void *arg);
 
 struct gw_intake *gw_intake_new(const struct rq_config *cfg,
-		    struct gw_store *st, struct rq_evout *eo);
+		    struct gw_store *st);
 void		 gw_intake_free(struct gw_intake *in);
 /* Takes ownership of call (leaving it empty).  Returns 0 when cb will run
  * later, or -1 with err filled when the request is refused at once (cb
@@ -226,9 +244,9 @@ struct gw_smtp	*gw_smtp_new(struct event_base *base, const struct rq_config *cfg
 void		 gw_smtp_close(struct gw_smtp *sm);
 void		 gw_smtp_free(struct gw_smtp *sm);
 
-/* The calls API beyond create and get (docs/api.md): DELETE
+/* The calls API beyond create and get (docs/api.md): DELETE and PATCH
  * /v1/calls/{id} and GET /v1/calls, in calls_api.c and store_calls.c;
- * gw_store_command is in store.c, gw_intake_evout in intake.c. */
+ * gw_store_command is in store.c. */
 #define GW_LIST_LIMIT_DEFAULT	50
 #define GW_LIST_LIMIT_MAX	200
 #define GW_CANCEL_REASON	"canceled_by_request"
@@ -241,15 +259,12 @@ typedef void	gw_store_reply_cb(struct redisReply *r, void *arg);
 int		 gw_store_command(struct gw_store *st, const char *id,
 		    int argc, const char **argv, gw_store_reply_cb *cb,
 		    void *arg);
-/* The outbox for the events the gateway reports (borrowed). */
-struct rq_evout	*gw_intake_evout(const struct gw_intake *in);
-
 /* store_calls.c: cancel and list, each one Lua script. */
 enum gw_cancel_outcome {
 	GW_CANCEL_NOT_FOUND,	/* no such job for this tenant */
 	GW_CANCEL_DONE,		/* removed from its queue, now canceled */
 	GW_CANCEL_ENDED,	/* already terminal */
-	GW_CANCEL_STARTED,	/* taken by a dispatcher: too late */
+	GW_CANCEL_STARTED,	/* claimed by a telserver: too late */
 };
 struct gw_cancel_result {
 	int		 rc;		/* 0, or -1 when Redis failed */
@@ -269,6 +284,45 @@ int		 gw_store_cancel(struct gw_store *st, const char *id,
  * res->job and res->timeline).  Returns 0, or -1 when r has another shape. */
 int		 gw_cancel_parse(const struct redisReply *r,
 		    struct gw_cancel_result *res);
+
+/* PATCH /v1/calls/{id}: a new not_before (already through the policy
+ * engine: policy is the job's new policy field) and/or priority, applied
+ * only while the job waits in rq:delayed or rq:ready. */
+struct gw_patch {
+	int		 has_not_before;
+	uint64_t	 not_before_ms;
+	int		 not_before_local;	/* as in struct gw_call */
+	int		 has_priority;
+	int		 priority;
+	char		 policy[64];		/* "" = leave it */
+};
+enum gw_patch_outcome {
+	GW_PATCH_NOT_FOUND,	/* no such job for this tenant */
+	GW_PATCH_DONE,		/* re-scored */
+	GW_PATCH_ENDED,		/* already terminal */
+	GW_PATCH_STARTED,	/* dispatched or being dialled */
+	GW_PATCH_NOT_AFTER,	/* the new not_before is not before not_after */
+};
+struct gw_patch_result {
+	int		 rc;		/* 0, or -1 when Redis failed */
+	enum gw_patch_outcome outcome;
+	const char *const *job;		/* flat pairs, borrowed (DONE) */
+	size_t		 njob;
+	const char *const *timeline;
+	size_t		 ntimeline;
+};
+typedef void	gw_store_patch_cb(const struct gw_patch_result *res,
+		    void *arg);
+/* Parses a PATCH body.  Returns 0, or -1 with a 400 in err. */
+int		 gw_patch_parse(const char *body, size_t len, size_t max_body,
+		    struct gw_patch *p, struct gw_error *err);
+int		 gw_store_patch(struct gw_store *st, const char *id,
+		    const char *tenant, const struct gw_patch *p,
+		    uint64_t now_ms, gw_store_patch_cb *cb, void *arg);
+/* The patch script's reply as a result (pointers into r; the caller frees
+ * res->job and res->timeline).  Returns 0, or -1 when r has another shape. */
+int		 gw_patch_result_parse(const struct redisReply *r,
+		    struct gw_patch_result *res);
 
 /* A validated GET /v1/calls query. */
 struct gw_list_query {
@@ -297,9 +351,9 @@ int		 gw_store_list(struct gw_store *st, const char *tenant,
  * another shape. */
 json_t		*gw_list_body(const struct redisReply *r);
 
-/* calls_api.c: answers GET/HEAD /v1/calls and DELETE /v1/calls/{id}
- * (cmd is an enum evhttp_cmd_type) and returns 1, or returns 0 when the
- * request is not one of these. */
+/* calls_api.c: answers GET/HEAD /v1/calls and DELETE and PATCH
+ * /v1/calls/{id} (cmd is an enum evhttp_cmd_type) and returns 1, or
+ * returns 0 when the request is not one of these. */
 struct evhttp_request;
 int		 gw_calls_api_route(const struct rq_config *cfg,
 		    struct gw_store *st, struct gw_intake *in,

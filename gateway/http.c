@@ -13,7 +13,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "evout.h"
 #include "gateway.h"
 #include "log.h"
 #include "msg.h"
@@ -189,6 +188,10 @@ create_done(const struct gw_intake_result *res, void *arg)
 	json_object_set_new(o, "priority", json_integer(call->priority));
 	rq_rfc3339_format(call->not_before_ms, t, sizeof(t));
 	json_object_set_new(o, "not_before", json_string(t));
+	if (call->not_after_ms != 0) {
+		rq_rfc3339_format(call->not_after_ms, t, sizeof(t));
+		json_object_set_new(o, "not_after", json_string(t));
+	}
 	rq_rfc3339_format(res->created_ms, t, sizeof(t));
 	json_object_set_new(o, "created_at", json_string(t));
 	if (call->metadata_obj != NULL)
@@ -357,7 +360,8 @@ http_cb(struct evhttp_request *req, void *arg)
 	} else if (gw_dnc_route(h->cfg, h->st, req, path, cmd)) {
 		/* /v1/dnc/{number} and /v1/optout: dnc.c */
 	} else if (gw_calls_api_route(h->cfg, h->st, h->in, req, path, cmd)) {
-		/* GET /v1/calls and DELETE /v1/calls/{id}: calls_api.c */
+		/* GET /v1/calls, DELETE and PATCH /v1/calls/{id}:
+		 * calls_api.c */
 	} else if (!strcmp(path, CALLS_PATH)) {
 		if (cmd == EVHTTP_REQ_POST)
 			http_create(h, req);
@@ -369,7 +373,7 @@ http_cb(struct evhttp_request *req, void *arg)
 		if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
 			http_get(h, req, path + sizeof(CALLS_PATH));
 		else
-			reply_method(req, "GET, HEAD, DELETE");
+			reply_method(req, "GET, HEAD, DELETE, PATCH");
 	} else
 		reply_not_found(req, "There is nothing at this path; the API "
 		    "is under /v1/calls.");

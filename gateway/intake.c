@@ -1,19 +1,17 @@
-/* The one path every call request takes, whatever its origin (HTTP now,
- * e-mail next): a validated call for a tenant goes through the policy
- * engine, is stored in Redis, and is reported to accounting as queued. */
+/* The one path every call request takes, whatever its origin (HTTP or
+ * e-mail): a validated call for a tenant goes through the policy engine
+ * and is stored in Redis, whose create script also records EVENT queued
+ * in rq:events for accounting. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "evout.h"
 #include "gateway.h"
 #include "log.h"
-#include "msg.h"
 
 struct gw_intake {
 	const struct rq_config	*cfg;
 	struct gw_store		*st;
-	struct rq_evout		*eo;
 };
 
 /* One request on its way through the stages; freed when cb has run. */
@@ -28,8 +26,7 @@ struct intake_req {
 };
 
 struct gw_intake *
-gw_intake_new(const struct rq_config *cfg, struct gw_store *st,
-    struct rq_evout *eo)
+gw_intake_new(const struct rq_config *cfg, struct gw_store *st)
 {
 	struct gw_intake *in;
 
@@ -37,7 +34,6 @@ gw_intake_new(const struct rq_config *cfg, struct gw_store *st,
 		return NULL;
 	in->cfg = cfg;
 	in->st = st;
-	in->eo = eo;
 	return in;
 }
 
@@ -54,23 +50,6 @@ intake_finish(struct intake_req *r)
 	r->cb(&r->res, r->arg);
 	gw_call_clear(&r->call);
 	free(r);
-}
-
-static void
-emit_queued(struct intake_req *r)
-{
-	struct rq_msg ev;
-
-	rq_msg_init(&ev, RQ_MSG_EVENT);
-	rq_msg_set(&ev, call_id, r->res.id);
-	rq_msg_set(&ev, attempt, 0);
-	rq_msg_set(&ev, status, "queued");
-	rq_msg_set(&ev, ts_ms, r->res.created_ms);
-	rq_msg_set(&ev, tenant, (char *)r->tenant->name);
-	rq_msg_set(&ev, to, (char *)r->call.to);
-	if (rq_evout_emit(r->in->eo, &ev) == -1)
-		log_warnx("call %s: cannot queue EVENT queued", r->res.id);
-	rq_evout_process(r->in->eo);
 }
 
 static void
@@ -95,7 +74,6 @@ store_done(int rc, void *arg)
 		    "priority %d, policy %s", r->res.id, r->tenant->name,
 		    r->call.kind == RQ_TARGET_SIP ? "sip" : "e164",
 		    r->call.priority, r->call.policy);
-		emit_queued(r);
 	}
 	intake_finish(r);
 }
@@ -126,8 +104,8 @@ policy_done(const struct gw_policy_verdict *v, void *arg)
 		intake_finish(r);
 		return;
 	}
-	if (gw_store_create(r->in->st, r->res.id, r->tenant->name, &r->call,
-	    r->tenant->max_attempts, r->res.created_ms, store_done, r) == -1) {
+	if (gw_store_create(r->in->st, r->res.id, r->tenant, &r->call,
+	    r->res.created_ms, store_done, r) == -1) {
 		gw_policy_store_release(r->in->st, r->tenant, &r->call,
 		    r->res.id);
 		r->res.rc = -1;
@@ -187,11 +165,4 @@ fail:
 	gw_call_clear(&r->call);
 	free(r);
 	return -1;
-}
-
-/* For calls_api.c (EVENT canceled): the same outbox as EVENT queued. */
-struct rq_evout *
-gw_intake_evout(const struct gw_intake *in)
-{
-	return in->eo;
 }

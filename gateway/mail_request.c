@@ -23,6 +23,8 @@ static const struct {
 	{ "Say",	"say" },
 	{ "App",	"app_url" },
 	{ "When",	"not_before" },
+	{ "Not-After",	"not_after" },
+	{ "Time-Zone",	"time_zone" },
 	{ "Priority",	"priority" },
 	{ "Caller-Id",	"caller_id" },
 	{ "Callback",	"callback_url" },
@@ -243,7 +245,8 @@ text_request(const char *text, size_t len, struct gw_error *err)
 		if ((colon = memchr(p, ':', le - p)) == NULL) {
 			gw_error_set(err, 400, "parse_error", NULL, "Line %zu: "
 			    "expected 'Key: value' (keys: To, Say, When, "
-			    "Priority, Caller-Id, Callback, App, X-...).",
+			    "Not-After, Time-Zone, Priority, Caller-Id, "
+			    "Callback, App, X-...).",
 			    lineno);
 			goto fail;
 		}
@@ -267,8 +270,9 @@ text_request(const char *text, size_t len, struct gw_error *err)
 			if (i == sizeof(text_keys) / sizeof(*text_keys)) {
 				gw_error_set(err, 400, "parse_error", NULL,
 				    "Line %zu: unknown key '%.40s' (keys: To, "
-				    "Say, When, Priority, Caller-Id, Callback, "
-				    "App, X-...).", lineno, key);
+				    "Say, When, Not-After, Time-Zone, Priority, "
+				    "Caller-Id, Callback, App, X-...).", lineno,
+				    key);
 				goto fail;
 			}
 			snprintf(field, sizeof(field), "%s",

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "e164.h"
 #include "gateway.h"
@@ -42,6 +43,79 @@ hours_apply(const char *hours, const char *zone, uint64_t *nb)
 	return 1;
 }
 
+/*
+ * glibc converts between UTC and one zone at a time, the one named by TZ:
+ * switch TZ for the conversion and put the old value back (as e164.c
+ * does for the hours).  Not thread-safe: the gateway has one thread.
+ */
+int
+gw_local_to_utc(const char *zone, uint64_t wall_ms, uint64_t *ms)
+{
+	time_t wall = (time_t)(wall_ms / 1000), t;
+	const char *o;
+	char *old = NULL, buf[80];
+	struct tm tm;
+	int had, rc = -1;
+
+	if (!rq_tz_valid(zone) || gmtime_r(&wall, &tm) == NULL)
+		return -1;
+	o = getenv("TZ");
+	had = o != NULL;
+	if (o != NULL && (old = strdup(o)) == NULL)
+		return -1;
+	snprintf(buf, sizeof(buf), ":%s", zone);
+	setenv("TZ", buf, 1);
+	tzset();
+	tm.tm_isdst = -1;
+	if ((t = mktime(&tm)) != (time_t)-1 && t >= 0) {
+		*ms = (uint64_t)t * 1000 + wall_ms % 1000;
+		rc = 0;
+	}
+	if (had && old != NULL)
+		setenv("TZ", old, 1);
+	else
+		unsetenv("TZ");
+	free(old);
+	tzset();
+	return rc;
+}
+
+/* not_before / not_after without an offset are in the callee's local
+ * time: time_zone when given, else the number's zone when it has exactly
+ * one; else the client must say. */
+static int
+local_times(struct gw_call *call, const char *zone, uint64_t now_ms,
+    struct gw_error *err)
+{
+	const char *f = call->not_before_local ? "not_before" : "not_after";
+
+	if (!call->not_before_local && !call->not_after_local)
+		return 0;
+	if (zone == NULL) {
+		gw_error_set(err, 400, "time_zone_required", "time_zone",
+		    "'%s' has no UTC offset, so it is the callee's local time, "
+		    "but the callee's time zone is not known for sure%s: give "
+		    "'time_zone' (an IANA zone like America/New_York) or an "
+		    "offset (2026-11-21T10:00:00-05:00).", f,
+		    call->kind == RQ_TARGET_SIP ? " for a SIP address" :
+		    " (the country has several)");
+		return -1;
+	}
+	if (call->not_before_local && gw_local_to_utc(zone,
+	    call->not_before_ms, &call->not_before_ms) == -1)
+		goto bad;
+	f = "not_after";
+	if (call->not_after_local && gw_local_to_utc(zone,
+	    call->not_after_ms, &call->not_after_ms) == -1)
+		goto bad;
+	call->not_before_local = call->not_after_local = 0;
+	return gw_call_check_window(call, now_ms, err);
+bad:
+	gw_error_set(err, 400, "invalid_field", f, "'%s' cannot be converted "
+	    "from the local time of %s.", f, zone);
+	return -1;
+}
+
 int
 gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
     struct gw_call *call, uint64_t now_ms, struct gw_policy *pol,
@@ -49,9 +123,10 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 {
 	const struct rq_business *biz = NULL;
 	const char *zone = "UTC", *zones = NULL, *z, *e;
+	const char *local_zone = NULL;
 	struct rq_e164 num;
 	char zbuf[80];
-	uint64_t nb = call->not_before_ms;
+	uint64_t nb;
 	char why[160];
 	int round, moved, rc;
 
@@ -81,6 +156,8 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 		snprintf(pol->number, sizeof(pol->number), "%s", num.e164);
 		zone = num.time_zone;
 		zones = num.zones;
+		if (zones == NULL)
+			local_zone = zone;
 	}
 	if (call->time_zone != NULL) {
 		if (!rq_tz_valid(call->time_zone)) {
@@ -91,7 +168,11 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 		}
 		zone = call->time_zone;
 		zones = NULL;
+		local_zone = zone;
 	}
+	if (local_times(call, local_zone, now_ms, err) == -1)
+		return -1;
+	nb = call->not_before_ms;
 	if (call->business != NULL &&
 	    (biz = rq_config_business(cfg, call->business)) == NULL) {
 		gw_error_set(err, 400, "invalid_field", "business",
@@ -144,6 +225,20 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 		    "the calling hours%s allow is more than a year away (the "
 		    "not_before limit); nothing was queued.", biz != NULL ?
 		    " and the business's hours" : "");
+		return -1;
+	}
+	/* The window closes before the hours open: refuse now, with the
+	 * reason, rather than accept a call that can only expire. */
+	if (call->not_after_ms != 0 && nb >= call->not_after_ms) {
+		char t1[40], t2[40];
+
+		rq_rfc3339_format(nb, t1, sizeof(t1));
+		rq_rfc3339_format(call->not_after_ms, t2, sizeof(t2));
+		gw_error_set(err, 422, "outside_window", "not_after", "The "
+		    "calling hours%s first allow this call at %s, not before "
+		    "its not_after (%s); nothing was queued.", biz != NULL &&
+		    biz->hours[0] != '\0' ? " and the business's hours" : "",
+		    t1, t2);
 		return -1;
 	}
 	if (nb != call->not_before_ms) {

@@ -666,7 +666,8 @@ cmd_help(struct gw_smtp_session *s, char *arg)
 	smtp_reply(s, "214-2.0.0 Mail a call request to calls+<token>@%s:",
 	    s->cfg->smtp_domain);
 	smtp_reply(s, "214-2.0.0 a text body of 'Key: value' lines (To, Say, "
-	    "When, Priority, Caller-Id, Callback, X-...)");
+	    "When, Not-After, Time-Zone, Priority, Caller-Id, Callback, "
+	    "X-...)");
 	smtp_reply(s, "214 2.0.0 or an application/json part as for POST "
 	    "/v1/calls");
 }

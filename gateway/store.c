@@ -225,14 +225,26 @@ gw_store_connected(const struct gw_store *st)
 
 /*
  * KEYS: job, timeline, tenant calls, delayed.  ARGV: id, not_before_ms,
- * created_ms, the queued timeline entry, then the job's field/value pairs.
- * rq:delayed comes last: if a write fails (a key of the wrong type), the
- * job is not released to the scheduler.
+ * created_ms, the queued timeline entry, tenant, to, then the job's
+ * field/value pairs.
+ *
+ * The job, its EVENT queued in rq:events (the outbox accounting reads)
+ * and its place in rq:delayed are one script: a job is never queued
+ * without its event, nor the reverse.  emit() sets the live status
+ * (queued, rank 0).  Redis does not roll a script back: a write that
+ * fails (a key of the wrong type) leaves the ones before it, so the event
+ * comes after the tenant's list and rq:delayed comes last, and a failed
+ * create is neither released to the scheduler nor, mostly, recorded.  The
+ * timeline entry is written here too so that GET shows it at once;
+ * accounting's mirror writes the same field again, harmlessly.
  */
 static const char create_lua[] =
-	"redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
+	RQ_LUA_EVENTS
+	"redis.call('HSET', KEYS[1], unpack(ARGV, 7))\n"
 	"redis.call('HSET', KEYS[2], '0:queued', ARGV[4])\n"
 	"redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])\n"
+	"emit(KEYS[1], { call_id = ARGV[1], attempt = 0, status = 'queued',"
+	" ts_ms = tonumber(ARGV[3]), tenant = ARGV[5], to = ARGV[6] })\n"
 	"redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])\n"
 	"return 1\n";
 
@@ -277,13 +289,14 @@ store_send(struct gw_store *st, redisCallbackFn *fn, struct store_op *op,
 }
 
 int
-gw_store_create(struct gw_store *st, const char *id, const char *tenant,
-    const struct gw_call *call, int max_attempts, uint64_t created_ms,
-    gw_store_done_cb *done, void *arg)
+gw_store_create(struct gw_store *st, const char *id,
+    const struct rq_tenant *tenant, const struct gw_call *call,
+    uint64_t created_ms, gw_store_done_cb *done, void *arg)
 {
 	char jobkey[64], tlkey[64], callskey[RQ_NAME_MAX + 16];
-	char prio[8], nb[24], created[24], maxat[12], at[40];
-	const char *argv[48];
+	char prio[8], nb[24], na[24], created[24], maxat[12], at[40];
+	char rbusy[32], rnoans[32], rnet[32];
+	const char *argv[64];
 	struct store_op *op = NULL;
 	char *event = NULL;
 	json_t *ev = NULL;
@@ -294,11 +307,22 @@ gw_store_create(struct gw_store *st, const char *id, const char *tenant,
 	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
 	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
 	snprintf(callskey, sizeof(callskey), "%s%s", RQ_KEY_TENANT_CALLS,
-	    tenant);
+	    tenant->name);
 	snprintf(prio, sizeof(prio), "%d", call->priority);
 	snprintf(nb, sizeof(nb), "%" PRIu64, call->not_before_ms);
+	snprintf(na, sizeof(na), "%" PRIu64, call->not_after_ms);
 	snprintf(created, sizeof(created), "%" PRIu64, created_ms);
-	snprintf(maxat, sizeof(maxat), "%d", max_attempts);
+	snprintf(maxat, sizeof(maxat), "%d", tenant->max_attempts);
+	/* The tenant's retry policy travels with the job: the telserver's
+	 * finish script (common/lifecycle.c) reads it, and a job keeps the
+	 * rules it was accepted under. */
+	snprintf(rbusy, sizeof(rbusy), "%d:%lld", tenant->retry_busy_attempts,
+	    (long long)tenant->retry_busy_delay_s * 1000);
+	snprintf(rnoans, sizeof(rnoans), "%d:%lld",
+	    tenant->retry_no_answer_attempts,
+	    (long long)tenant->retry_no_answer_delay_s * 1000);
+	snprintf(rnet, sizeof(rnet), "%d:%lld", tenant->retry_network_attempts,
+	    (long long)tenant->retry_network_delay_s * 1000);
 	rq_rfc3339_format(created_ms, at, sizeof(at));
 	ev = json_pack("{s:s, s:i, s:s, s:I}", "status", "queued",
 	    "attempt", 0, "at", at, "ts_ms", (json_int_t)created_ms);
@@ -315,13 +339,18 @@ gw_store_create(struct gw_store *st, const char *id, const char *tenant,
 	ARG("EVAL"); ARG(create_lua); ARG("4");
 	ARG(jobkey); ARG(tlkey); ARG(callskey); ARG(RQ_KEY_DELAYED);
 	ARG(id); ARG(nb); ARG(created); ARG(event);
+	ARG(tenant->name); ARG(call->to);
 	ARG("id"); ARG(id);
-	ARG("tenant"); ARG(tenant);
+	ARG("tenant"); ARG(tenant->name);
 	ARG("to"); ARG(call->to);
 	ARG("say"); ARG(call->say);
 	if (call->caller_id) { ARG("caller_id"); ARG(call->caller_id); }
 	ARG("priority"); ARG(prio);
 	ARG("not_before_ms"); ARG(nb);
+	if (call->not_after_ms) { ARG("not_after_ms"); ARG(na); }
+	/* for PATCH, which runs the policy engine again */
+	if (call->business) { ARG("business"); ARG(call->business); }
+	if (call->time_zone) { ARG("time_zone"); ARG(call->time_zone); }
 	if (call->callback_url) {
 		ARG("callback_url"); ARG(call->callback_url);
 	}
@@ -330,9 +359,9 @@ gw_store_create(struct gw_store *st, const char *id, const char *tenant,
 	ARG("created_ms"); ARG(created);
 	ARG("max_attempts"); ARG(maxat);
 	ARG("attempts"); ARG("0");
-	ARG("status"); ARG("queued");
-	ARG("status_rank"); ARG("0");
-	ARG("updated_ms"); ARG(created);
+	ARG("retry_busy"); ARG(rbusy);
+	ARG("retry_no_answer"); ARG(rnoans);
+	ARG("retry_network"); ARG(rnet);
 #undef ARG
 
 	if (store_send(st, store_create_cb, op, n, argv) == -1) {

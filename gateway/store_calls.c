@@ -1,5 +1,6 @@
-/* The Redis side of DELETE /v1/calls/{id} and GET /v1/calls: one Lua
- * script each, on the gateway's store connection (gw_store_command). */
+/* The Redis side of DELETE and PATCH /v1/calls/{id} and GET /v1/calls:
+ * one Lua script each, on the gateway's store connection
+ * (gw_store_command). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,39 +14,114 @@
 #include "status.h"
 
 /*
- * KEYS: job, timeline, delayed, ready, the tenant's active set.  ARGV: id,
- * tenant, now_ms, reason, the timeline entry with %d for the attempt.
+ * KEYS: job, timeline, delayed, ready, the tenant's active set, inflight.
+ * ARGV: id, tenant, now_ms, reason, the timeline entry with %d for the
+ * attempt.
  *
- * A job is cancelable while it waits in rq:delayed or rq:ready; removing it
- * there, in the same script that marks it canceled, is what makes the
- * cancel safe: no dispatcher can take it afterwards, whatever accounting's
- * mirror does.  The job is marked here too (status, rank, timeline) so the
- * answer and the next GET show it at once; EVENT canceled then stores it in
- * PostgreSQL and the mirror finds it already there.  The attempt is the
- * job's current one (0 unless a dispatched attempt was requeued), so that
- * its rank outranks every event the job has had.
+ * A job is cancelable while it waits in rq:delayed or rq:ready (for its
+ * first attempt or a retry), and even while a dispatcher holds its lease
+ * in rq:inflight: a telserver dials only after its claim took the id out
+ * of rq:inflight (common/lifecycle.h), so a lease removed here can never
+ * be claimed, nor requeued; that attempt, never dialled, is given back.
+ * Removing it there, in the same script that
+ * marks it canceled and appends EVENT canceled to rq:events, is what makes
+ * the cancel safe: no dispatcher can take it afterwards, and accounting
+ * gets the event even if the gateway dies right after.  emit() moves the
+ * live status and frees the concurrency slot (rq:active:, KEYS[5]); the
+ * timeline entry is written here too so the answer and the next GET show
+ * it at once.  The attempt is the job's current one (0 unless a
+ * dispatched attempt was requeued or retried), so that its rank outranks
+ * every event the job has had.
  *
  * Returns { 0 } not found, { 2 } terminal, { 3 } started, or
  * { 1, attempt, { job pairs, timeline pairs } }.
  */
 static const char cancel_lua[] =
+	RQ_LUA_EVENTS
 	"local j = redis.call('HMGET', KEYS[1], 'tenant', 'status_rank',"
-	" 'attempts')\n"
+	" 'attempts', 'to')\n"
 	"if j[1] ~= ARGV[2] then return { 0 } end\n"
 	"local rank = tonumber(j[2]) or 0\n"
-	"if rank % 16 >= 5 then return { 2 } end\n"
-	"if redis.call('ZREM', KEYS[3], ARGV[1]) +"
-	" redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return { 3 } end\n"
+	"if is_terminal(rank) then return { 2 } end\n"
 	"local a = tonumber(j[3]) or 0\n"
+	"if redis.call('ZREM', KEYS[6], ARGV[1]) == 1 then\n"
+	"  if a > 0 then\n"
+	"    a = redis.call('HINCRBY', KEYS[1], 'attempts', -1)\n"
+	"  end\n"
+	"elseif redis.call('ZREM', KEYS[3], ARGV[1]) +"
+	" redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return { 3 } end\n"
 	"if a < math.floor(rank / 16) then a = math.floor(rank / 16) end\n"
 	"a = math.floor(a)\n"
-	"redis.call('HSET', KEYS[1], 'status', 'canceled', 'reason', ARGV[4],"
-	" 'status_rank', a * 16 + 7, 'updated_ms', ARGV[3])\n"
-	"redis.call('HDEL', KEYS[1], 'sip_code')\n"
-	"redis.call('ZREM', KEYS[5], ARGV[1])\n"
+	"emit(KEYS[1], { call_id = ARGV[1], attempt = a, status = 'canceled',"
+	" ts_ms = tonumber(ARGV[3]), tenant = ARGV[2], to = j[4],"
+	" reason = ARGV[4] })\n"
 	"redis.call('HSET', KEYS[2], a .. ':canceled',"
 	" string.format(ARGV[5], a))\n"
 	"return { 1, a, { redis.call('HGETALL', KEYS[1]),"
+	" redis.call('HGETALL', KEYS[2]) } }\n";
+
+/*
+ * KEYS: job, timeline, delayed, ready, the tenant's active set.  ARGV:
+ * id, tenant, now_ms, new
+ * not_before_ms ('' = keep), new priority ('' = keep), new policy field
+ * ('' = keep).
+ *
+ * Like cancel, only a job waiting in rq:delayed or rq:ready may change,
+ * and the check and the change are one script, so a dispatcher cannot take
+ * it half-changed.  Where it goes:
+ *   - waiting in rq:delayed, or due in the future: rq:delayed at its due
+ *     time, and the scheduler releases it (with EVENT scheduled for a
+ *     first attempt) as for any job;
+ *   - in rq:ready and still due: rq:ready with the score of its new
+ *     priority (RQ_LUA_READY_SCORE), and a wake-up for idle dispatchers.
+ * The due time of a job in rq:ready is its score plus its old priority's
+ * ageing credit.  A call's slot in rq:active: (max_concurrent, scored by
+ * due time: policy_store.c) moves with a new not_before.
+ *
+ * Returns { 0 } not found, { 2 } terminal, { 3 } started, { 4 } the new
+ * not_before is not before not_after, or { 1, { job pairs, timeline
+ * pairs } }.
+ */
+static const char patch_lua[] =
+	RQ_LUA_READY_SCORE
+	RQ_LUA_EVENTS
+	"local j = redis.call('HMGET', KEYS[1], 'tenant', 'status_rank',"
+	" 'priority', 'not_after_ms')\n"
+	"if j[1] ~= ARGV[2] then return { 0 } end\n"
+	"if is_terminal(tonumber(j[2]) or 0) then return { 2 } end\n"
+	"local ds = redis.call('ZSCORE', KEYS[3], ARGV[1])\n"
+	"local rs = redis.call('ZSCORE', KEYS[4], ARGV[1])\n"
+	"if not ds and not rs then return { 3 } end\n"
+	"local due\n"
+	"if ARGV[4] ~= '' then\n"
+	"  due = tonumber(ARGV[4])\n"
+	"  local na = tonumber(j[4])\n"
+	"  if na and na > 0 and due >= na then return { 4 } end\n"
+	"elseif ds then\n"
+	"  due = tonumber(ds)\n"
+	"else\n"
+	"  local p = math.floor(tonumber(j[3]) or 5)\n"
+	"  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n"
+	"  due = tonumber(rs) + p * " RQ_STR(RQ_PRIORITY_STEP_MS) "\n"
+	"end\n"
+	"if ARGV[5] ~= '' then\n"
+	"  redis.call('HSET', KEYS[1], 'priority', ARGV[5])\n"
+	"end\n"
+	"if ARGV[4] ~= '' then\n"
+	"  redis.call('HSET', KEYS[1], 'not_before_ms', ARGV[4])\n"
+	"  if ARGV[6] ~= '' then\n"
+	"    redis.call('HSET', KEYS[1], 'policy', ARGV[6])\n"
+	"  end\n"
+	"  redis.call('ZADD', KEYS[5], 'XX', ARGV[4], ARGV[1])\n"
+	"end\n"
+	"if ds or due > tonumber(ARGV[3]) then\n"
+	"  redis.call('ZREM', KEYS[4], ARGV[1])\n"
+	"  redis.call('ZADD', KEYS[3], string.format('%.0f', due), ARGV[1])\n"
+	"else\n"
+	"  redis.call('ZADD', KEYS[4], score(KEYS[1], due), ARGV[1])\n"
+	"  redis.call('PUBLISH', '" RQ_CHANNEL_WAKE "', '1')\n"
+	"end\n"
+	"return { 1, { redis.call('HGETALL', KEYS[1]),"
 	" redis.call('HGETALL', KEYS[2]) } }\n";
 
 /*
@@ -98,6 +174,7 @@ static const char list_lua[] =
 /* One pending request; freed by its reply callback. */
 struct calls_op {
 	gw_store_cancel_cb	*cancel;
+	gw_store_patch_cb	*patch;
 	gw_store_list_cb	*list;
 	void			*arg;
 	char			 id[RQ_ID_LEN + 1];
@@ -166,9 +243,9 @@ gw_store_cancel(struct gw_store *st, const char *id, const char *tenant,
 {
 	char jobkey[64], tlkey[64], now[24], at[40], entry[256];
 	char active[RQ_NAME_MAX + 16];
-	const char *argv[] = { "EVAL", cancel_lua, "5", jobkey, tlkey,
-	    RQ_KEY_DELAYED, RQ_KEY_READY, active, id, tenant, now,
-	    GW_CANCEL_REASON, entry };
+	const char *argv[] = { "EVAL", cancel_lua, "6", jobkey, tlkey,
+	    RQ_KEY_DELAYED, RQ_KEY_READY, active, RQ_KEY_INFLIGHT, id, tenant,
+	    now, GW_CANCEL_REASON, entry };
 	struct calls_op *op;
 
 	if ((op = calloc(1, sizeof(*op))) == NULL)
@@ -189,6 +266,95 @@ gw_store_cancel(struct gw_store *st, const char *id, const char *tenant,
 	    "\"reason\":\"%s\"}", at, now_ms, GW_CANCEL_REASON);
 	if (gw_store_command(st, id, sizeof(argv) / sizeof(argv[0]), argv,
 	    cancel_cb, op) == -1) {
+		free(op);
+		return -1;
+	}
+	return 0;
+}
+
+int
+gw_patch_result_parse(const redisReply *r, struct gw_patch_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER)
+		return -1;
+	switch (r->element[0]->integer) {
+	case 0:
+		res->outcome = GW_PATCH_NOT_FOUND;
+		return 0;
+	case 2:
+		res->outcome = GW_PATCH_ENDED;
+		return 0;
+	case 3:
+		res->outcome = GW_PATCH_STARTED;
+		return 0;
+	case 4:
+		res->outcome = GW_PATCH_NOT_AFTER;
+		return 0;
+	case 1:
+		break;
+	default:
+		return -1;
+	}
+	if (r->elements != 2)
+		return -1;
+	res->outcome = GW_PATCH_DONE;
+	if (gw_store_parse_get(r->element[1], (const char ***)&res->job,
+	    &res->njob, (const char ***)&res->timeline,
+	    &res->ntimeline) == -1 || res->njob == 0)
+		return -1;
+	return 0;
+}
+
+static void
+patch_cb(redisReply *r, void *arg)
+{
+	struct calls_op *op = arg;
+	struct gw_patch_result res;
+
+	if (gw_patch_result_parse(r, &res) == -1) {
+		log_warnx("redis: call %s: change failed: %s", op->id,
+		    r == NULL ? "connection lost" :
+		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		free((void *)res.job);
+		free((void *)res.timeline);
+		memset(&res, 0, sizeof(res));
+		res.rc = -1;
+	}
+	op->patch(&res, op->arg);
+	free((void *)res.job);
+	free((void *)res.timeline);
+	free(op);
+}
+
+int
+gw_store_patch(struct gw_store *st, const char *id, const char *tenant,
+    const struct gw_patch *p, uint64_t now_ms, gw_store_patch_cb *cb,
+    void *arg)
+{
+	char jobkey[64], tlkey[64], now[24], nb[24] = "", prio[8] = "";
+	char active[RQ_NAME_MAX + 16];
+	const char *argv[] = { "EVAL", patch_lua, "5", jobkey, tlkey,
+	    RQ_KEY_DELAYED, RQ_KEY_READY, active, id, tenant, now, nb, prio,
+	    p->has_not_before ? p->policy : "" };
+	struct calls_op *op;
+
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		return -1;
+	op->patch = cb;
+	op->arg = arg;
+	snprintf(op->id, sizeof(op->id), "%s", id);
+	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
+	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
+	snprintf(active, sizeof(active), "%s%s", RQ_KEY_ACTIVE, tenant);
+	snprintf(now, sizeof(now), "%" PRIu64, now_ms);
+	if (p->has_not_before)
+		snprintf(nb, sizeof(nb), "%" PRIu64, p->not_before_ms);
+	if (p->has_priority)
+		snprintf(prio, sizeof(prio), "%d", p->priority);
+	if (gw_store_command(st, id, sizeof(argv) / sizeof(argv[0]), argv,
+	    patch_cb, op) == -1) {
 		free(op);
 		return -1;
 	}

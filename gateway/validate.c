@@ -83,7 +83,7 @@ gw_caller_id_valid(const char *s)
  * a misspelt optional field does not silently take its default. */
 static const char *const known_fields[] = {
 	"to", "say", "app_url", "caller_id", "priority", "not_before",
-	"callback_url", "metadata", "business", "time_zone",
+	"not_after", "callback_url", "metadata", "business", "time_zone",
 };
 
 static int
@@ -135,13 +135,63 @@ want_string(json_t *root, const char *name, const char **out,
 }
 
 int
+gw_time_parse(const char *s, uint64_t *ms, int *local)
+{
+	char buf[48];
+	size_t n = strlen(s);
+
+	*local = 0;
+	if (rq_rfc3339_parse(s, ms) == 0)
+		return 0;
+	/* Without an offset: the same grammar with a 'Z' added, as long as
+	 * s did not end in one already (then it was bad for another
+	 * reason). */
+	if (n == 0 || n + 2 > sizeof(buf) || s[n - 1] == 'Z' ||
+	    s[n - 1] == 'z')
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = 'Z';
+	buf[n + 1] = '\0';
+	if (rq_rfc3339_parse(buf, ms) == -1)
+		return -1;
+	*local = 1;
+	return 0;
+}
+
+int
+gw_call_check_window(struct gw_call *call, uint64_t now_ms,
+    struct gw_error *err)
+{
+	if (call->not_before_ms > now_ms + GW_NOT_BEFORE_MAX_MS) {
+		gw_error_set(err, 400, "invalid_field", "not_before",
+		    "'not_before' may be at most 366 days ahead.");
+		return -1;
+	}
+	if (call->not_before_ms < now_ms)
+		call->not_before_ms = now_ms;
+	if (call->not_after_ms == 0)
+		return 0;
+	if (call->not_after_ms > now_ms + GW_NOT_BEFORE_MAX_MS) {
+		gw_error_set(err, 400, "invalid_field", "not_after",
+		    "'not_after' may be at most 366 days ahead.");
+		return -1;
+	}
+	if (call->not_after_ms <= call->not_before_ms) {
+		gw_error_set(err, 400, "invalid_field", "not_after",
+		    "'not_after' must be after 'not_before' (or after now "
+		    "when there is no not_before).");
+		return -1;
+	}
+	return 0;
+}
+
+int
 gw_call_validate(json_t *root, const struct rq_tenant *tenant,
     uint64_t now_ms, struct gw_call *call, struct gw_error *err)
 {
 	const char *key, *nb;
 	json_t *v;
 	char why[160];
-	uint64_t ms;
 
 	memset(call, 0, sizeof(*call));
 	if (!json_is_object(root)) {
@@ -156,7 +206,8 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 			gw_error_set(err, 400, "unknown_field", key,
 			    "'%.64s' is not a field of a call; the fields are "
 			    "to, say, caller_id, priority, not_before, "
-			    "callback_url, metadata, business and time_zone.",
+			    "not_after, callback_url, metadata, business and "
+			    "time_zone.",
 			    key);
 			return -1;
 		}
@@ -231,24 +282,33 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 		call->priority = (int)json_integer_value(v);
 	}
 
+	/* Times without an offset are the callee's local time: the policy
+	 * engine, which knows the callee's zone, makes them absolute and
+	 * checks them then (gw_policy_check). */
 	call->not_before_ms = now_ms;
 	if (want_string(root, "not_before", &nb, err) == -1)
 		goto fail;
-	if (nb != NULL) {
-		if (rq_rfc3339_parse(nb, &ms) == -1) {
-			gw_error_set(err, 400, "invalid_field", "not_before",
-			    "'not_before' must be an RFC 3339 date-time like "
-			    "2026-11-21T10:00:00Z.");
-			goto fail;
-		}
-		if (ms > now_ms + GW_NOT_BEFORE_MAX_MS) {
-			gw_error_set(err, 400, "invalid_field", "not_before",
-			    "'not_before' may be at most 366 days ahead.");
-			goto fail;
-		}
-		if (ms > now_ms)
-			call->not_before_ms = ms;
+	if (nb != NULL && gw_time_parse(nb, &call->not_before_ms,
+	    &call->not_before_local) == -1) {
+		gw_error_set(err, 400, "invalid_field", "not_before",
+		    "'not_before' must be an RFC 3339 date-time like "
+		    "2026-11-21T10:00:00Z, or a local time of the callee like "
+		    "2026-11-21T10:00:00.");
+		goto fail;
 	}
+	if (want_string(root, "not_after", &nb, err) == -1)
+		goto fail;
+	if (nb != NULL && (gw_time_parse(nb, &call->not_after_ms,
+	    &call->not_after_local) == -1 || call->not_after_ms == 0)) {
+		gw_error_set(err, 400, "invalid_field", "not_after",
+		    "'not_after' must be an RFC 3339 date-time like "
+		    "2026-11-21T18:00:00Z, or a local time of the callee like "
+		    "2026-11-21T18:00:00.");
+		goto fail;
+	}
+	if (!call->not_before_local && !call->not_after_local &&
+	    gw_call_check_window(call, now_ms, err) == -1)
+		goto fail;
 
 	if (want_string(root, "callback_url", &call->callback_url, err) == -1)
 		goto fail;

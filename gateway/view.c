@@ -108,6 +108,9 @@ event_parse(const char *text, struct view_event *ev, int64_t *talk_ms)
 	}
 	if (json_is_string(v = json_object_get(in, "node")))
 		json_object_set(o, "node", v);
+	/* retrying: "next attempt at <RFC 3339>" */
+	if (json_is_string(v = json_object_get(in, "detail")))
+		json_object_set(o, "detail", v);
 	ev->obj = o;
 	json_decref(in);
 	return 0;
@@ -148,6 +151,8 @@ gw_view_call(const char *id, const char *tenant, const char *const *job,
 		json_object_set_new(o, "priority", json_integer(v));
 	if (parse_u64(hget(job, njob, "not_before_ms"), &v) == 0)
 		set_time(o, "not_before", v);
+	if (parse_u64(hget(job, njob, "not_after_ms"), &v) == 0 && v > 0)
+		set_time(o, "not_after", v);
 	if (parse_u64(hget(job, njob, "created_ms"), &created) == 0)
 		set_time(o, "created_at", created);
 	if (parse_u64(hget(job, njob, "updated_ms"), &v) == 0)

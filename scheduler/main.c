@@ -1,70 +1,84 @@
-/* ringq-scheduler: every tick, moves due jobs and expired dispatch leases to
- * rq:ready (release.c) and reports them to accounting. */
+/* ringq-scheduler: every tick (or at the next due time, when sooner),
+ * moves due jobs and expired dispatch leases to rq:ready (release.c);
+ * about once a second ends the calls of telservers that died (nodes.c). */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "config.h"
 #include "daemon.h"
-#include "evout.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "scheduler.h"
 #include "util.h"
 
+#define SCHED_SWEEP_MS	1000
+
 int
 main(int argc, char *argv[])
 {
-	static struct rq_script *scripts[] = { &sched_release_script };
+	static struct rq_script *scripts[] = { &sched_release_script,
+	    &sched_dead_script, &rq_finish_script, &rq_interrupt_script };
 	struct rq_config cfg;
 	struct rq_redis redis;
-	struct rq_evout *eo;
-	uint64_t next_tick, last_evtick = 0, now;
-	int full = 0;
-	void *zctx;
+	struct sched_nodes dead = { 0 };
+	uint64_t next_tick, next_sweep, now, wall, next_due;
+	long timeout;
+	int full = 0, rc;
 
 	rq_daemon_start(argc, argv, "ringq-scheduler", &cfg);
 	if (rq_pidfile_write(cfg.run_dir, "ringq-scheduler") == -1)
 		fatalx("cannot write the PID file in %s", cfg.run_dir);
-
-	if ((zctx = zmq_ctx_new()) == NULL)
-		fatal("zmq_ctx_new");
-	if ((eo = rq_evout_new(zctx, cfg.events_endpoint)) == NULL)
-		fatalx("cannot connect to accounting at %s",
-		    cfg.events_endpoint);
-	rq_redis_init(&redis, cfg.redis_host, cfg.redis_port, scripts, 1);
+	rq_redis_init(&redis, cfg.redis_host, cfg.redis_port, scripts,
+	    sizeof(scripts) / sizeof(*scripts));
 	log_info("started: tick %d ms, batch %d", cfg.sched_tick_ms,
 	    cfg.sched_batch);
 
-	next_tick = rq_mono_ms();
+	next_tick = next_sweep = rq_mono_ms();
 	while (!rq_stop) {
-		zmq_pollitem_t pi = { NULL, rq_evout_fd(eo), ZMQ_POLLIN, 0 };
-		long timeout;
-
 		now = rq_mono_ms();
 		if (full || now >= next_tick) {
-			if (!full)
-				next_tick = now + cfg.sched_tick_ms;
+			/* From now on every run: next_tick is never left in
+			 * the past (a full batch runs again at once anyway). */
+			next_tick = now + (uint64_t)cfg.sched_tick_ms;
 			full = 0;
-			if (rq_redis_ready(&redis) == 0)
-				full = sched_release(&redis, eo, rq_now_ms(),
-				    cfg.sched_batch, NULL) == 1;
+			if (rq_redis_ready(&redis) == 0 &&
+			    (rc = sched_release(&redis, rq_now_ms(),
+			    cfg.sched_batch, NULL, &next_due)) != -1) {
+				full = rc == 1;
+				/* Wake up at the next due time when it comes
+				 * before the tick: a job is released on time,
+				 * not up to a tick late. */
+				wall = rq_now_ms();
+				if (next_due != 0 && next_due <= wall)
+					next_tick = now + 1;
+				else if (next_due != 0 && next_due - wall <
+				    (uint64_t)cfg.sched_tick_ms)
+					next_tick = now + (next_due - wall);
+			}
 		}
-		if (now - last_evtick >= 100) {
-			rq_evout_tick(eo);
-			last_evtick = now;
+		if (now >= next_sweep) {
+			next_sweep = now + SCHED_SWEEP_MS;
+			if (rq_redis_ready(&redis) == 0)
+				sched_sweep(&redis, &dead, now);
 		}
 		now = rq_mono_ms();
-		/* A full batch runs again at once; else sleep to the tick. */
-		timeout = full ? 0 : (next_tick > now ? (long)(next_tick - now) : 0);
-		if (zmq_poll(&pi, 1, timeout) > 0)
-			rq_evout_process(eo);
+		if (full)
+			timeout = 0;
+		else {
+			timeout = next_tick > now ? (long)(next_tick - now) : 0;
+			if (next_sweep < next_tick)
+				timeout = next_sweep > now ?
+				    (long)(next_sweep - now) : 0;
+		}
+		if (timeout > 0)
+			poll(NULL, 0, (int)timeout);
 	}
 
 	log_info("stopping");
-	rq_evout_free(eo, 2000);
 	rq_redis_close(&redis);
-	zmq_ctx_term(zctx);
+	sched_nodes_free(&dead);
 	rq_pidfile_remove(cfg.run_dir, "ringq-scheduler");
 	rq_config_free(&cfg);
 	return 0;

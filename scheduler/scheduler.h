@@ -1,5 +1,6 @@
-/* ringq-scheduler's private header: the Redis link with its Lua scripts, and
- * the release step that moves due jobs and expired leases to rq:ready. */
+/* ringq-scheduler's private header: the release step that moves due jobs
+ * and expired leases to rq:ready, and the sweep that ends dead telservers'
+ * calls. */
 #ifndef SCHEDULER_H
 #define SCHEDULER_H
 
@@ -9,7 +10,6 @@
 #include <hiredis/hiredis.h>
 
 #include "config.h"
-#include "evout.h"
 
 #include "redis_sync.h"
 
@@ -18,17 +18,45 @@ extern struct rq_script sched_release_script;
 
 struct sched_stats {
 	size_t	released;	/* delayed -> ready */
-	size_t	dropped;	/* delayed ids whose job hash vanished */
+	size_t	dropped;	/* delayed ids whose job vanished or ended */
+	size_t	expired;	/* due after their not_after: ended */
 	size_t	reclaimed;	/* expired leases -> ready */
 };
 
 /* Runs the release script once for up to batch ids of each kind: delayed
  * ids due at wall-clock now_ms, leases expired by Redis's clock (TIME).
- * Emits EVENT queued (at the job's created_ms) then EVENT scheduled for each
- * released id (eo may be NULL).  Returns 1 when a batch was full (run again
- * at once), 0 when done, -1 on a Redis error (logged).  st (counts for the
- * unit tests) may be NULL. */
-int	sched_release(struct rq_redis *r, struct rq_evout *eo,
-	    uint64_t now_ms, int batch, struct sched_stats *st);
+ * The script records `scheduled` (jobs never dispatched) and `expired`
+ * (past not_after) in rq:events and publishes rq:wake when it put ids in
+ * rq:ready.  Returns 1 when a batch was full (run again at once), 0 when
+ * done, -1 on a Redis error (logged).  st (counts for the unit tests) may
+ * be NULL; *next_due (may be NULL) is set to the earliest due time still
+ * in rq:delayed, 0 when none. */
+int	sched_release(struct rq_redis *r, uint64_t now_ms, int batch,
+	    struct sched_stats *st, uint64_t *next_due);
+
+/* nodes.c: the dead-node sweep. */
+#define SCHED_DEAD_GRACE_MS	2000	/* dead this long before we act */
+#define SCHED_NODES_MAX		4096
+
+extern struct rq_script sched_dead_script;
+
+/* The nodes seen dead by the last sweeps, and since when (monotonic). */
+struct sched_dead {
+	char		*node;
+	uint64_t	 since;
+	int		 seen;
+};
+struct sched_nodes {
+	struct sched_dead	*v;
+	size_t			 n, cap;
+};
+
+void	sched_nodes_free(struct sched_nodes *sn);
+/* Ends, as interrupted, the claimed attempts of every telserver in
+ * rq:nodes whose liveness key is gone and has been gone in every sweep
+ * for SCHED_DEAD_GRACE_MS (rq_node_interrupt); now is monotonic ms; sn
+ * (zeroed at first) remembers between sweeps.  Returns how many attempts
+ * it ended, or -1 on a Redis error (logged). */
+int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 
 #endif

@@ -1,7 +1,8 @@
-/* Calls and their legs: a JOB becomes a call whose customer leg dials the
- * target, plays the synthesised text on answer and hangs up.  Every call
- * ends with exactly one terminal EVENT; the call is freed once its nua
- * handles are gone.  A second (agent) leg has a slot for later bridging. */
+/* Calls and their legs: a JOB whose attempt we could claim becomes a call
+ * whose customer leg dials the target, plays the synthesised text on answer
+ * and hangs up.  Every call ends with exactly one finish (life.c); the call
+ * is freed once its nua handles are gone.  A second (agent) leg has a slot
+ * for later bridging. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,9 +101,10 @@ call_maybe_free(struct tel_call *c)
 	call_free(c);
 }
 
+/* An informational event (ringing, answered) through the ZeroMQ outbox;
+ * the attempt's end goes through Redis (call_end). */
 static void
-call_event(struct tel_call *c, enum rq_status st, const char *reason,
-    int sip_code, uint64_t duration_ms, const char *detail)
+call_event(struct tel_call *c, enum rq_status st, int sip_code)
 {
 	struct rq_msg ev;
 
@@ -118,24 +120,20 @@ call_event(struct tel_call *c, enum rq_status st, const char *reason,
 		rq_msg_set(&ev, started_ms, c->started_ms);
 	if (c->answered_ms)
 		rq_msg_set(&ev, answered_ms, c->answered_ms);
-	if (reason)
-		rq_msg_set(&ev, reason, (char *)reason);
 	if (sip_code > 0)
 		rq_msg_set(&ev, sip_code, (uint64_t)sip_code);
-	if (st == RQ_ST_COMPLETED)
-		rq_msg_set(&ev, duration_ms, duration_ms);
-	if (detail && *detail)
-		rq_msg_set(&ev, detail, (char *)detail);
 	tel_bus_event(c->ctx, &ev);
 }
 
-/* The one terminal event of a call: stops its timers and media, frees its
- * slot.  The nua handles may still need a while (BYE, CANCEL). */
+/* The one end of a call: stops its timers and media, records the attempt's
+ * outcome in Redis (the retry rules decide what follows), frees its slot.
+ * The nua handles may still need a while (BYE, CANCEL). */
 static void
 call_end(struct tel_call *c, enum rq_status st, const char *reason,
     int sip_code, const char *detail)
 {
 	struct tel_ctx *ctx = c->ctx;
+	struct rq_attempt_end e;
 	uint64_t duration = 0;
 	int i;
 
@@ -170,7 +168,18 @@ call_end(struct tel_call *c, enum rq_status st, const char *reason,
 	else
 		log_info("call %s: %s %s, %s", c->id, rq_status_name(st),
 		    reason ? reason : "", detail ? detail : "");
-	call_event(c, st, reason, sip_code, duration, detail);
+	memset(&e, 0, sizeof(e));
+	e.call_id = c->call_id;
+	e.attempt = c->attempt;
+	e.node = ctx->cfg->tel_name;
+	e.status = st;
+	e.reason = reason;
+	e.sip_code = sip_code;
+	e.started_ms = c->started_ms;
+	e.answered_ms = c->answered_ms;
+	e.duration_ms = duration;
+	e.detail = detail;
+	tel_life_finish(ctx, &e);
 	ctx->active--;
 	tel_bus_heartbeat(ctx);
 }
@@ -237,7 +246,7 @@ tel_leg_progress(struct tel_leg *leg, int status)
 		return;
 	c->ringing_sent = 1;
 	log_info("call %s: ringing (%d)", c->id, status);
-	call_event(c, RQ_ST_RINGING, NULL, status, 0, NULL);
+	call_event(c, RQ_ST_RINGING, status);
 }
 
 /* A text was asked for but there is nothing to say: synthesis failed. */
@@ -313,7 +322,7 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 	    ans.port, ans.pt == TEL_PT_PCMA ? "PCMA" : "PCMU",
 	    ans.dtmf_pt == -1 ? ", no telephone-event" : "",
 	    ans.recvonly ? ", far end will not listen (sendonly)" : "");
-	call_event(c, RQ_ST_ANSWERED, NULL, 200, 0, NULL);
+	call_event(c, RQ_ST_ANSWERED, 200);
 	tel_stream_play(leg->stream, c->speech, prompt_done, c);
 	if ((c->max_timer = su_timer_create(su_root_task(c->ctx->root),
 	    0)) != NULL)
@@ -618,6 +627,7 @@ void
 tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 {
 	struct tel_call *c;
+	int rc;
 
 	/* The id goes into a SIP header and log lines: it must be ours.
 	 * "invalid" is for this only: the dispatcher drops such a job for
@@ -628,7 +638,7 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		    job->attempt, "invalid");
 		return;
 	}
-	if (ctx->draining) {
+	if (ctx->draining || !ctx->recovered) {
 		log_info("call %s/%llu: refused, draining", job->call_id,
 		    (unsigned long long)job->attempt);
 		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
@@ -636,7 +646,17 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		return;
 	}
 	if (call_find(ctx, job->call_id, job->attempt) != NULL) {
-		/* A duplicate delivery: the first ack may have been lost. */
+		/* A duplicate delivery of an attempt we hold: not dialled
+		 * again.  It can only have been taken again if Redis lost our
+		 * claim (a crash under appendfsync everysec): claiming it
+		 * again takes its new lease out of rq:inflight before that
+		 * lease expires and sends it elsewhere.  Usually the claim
+		 * is simply stale; either way the attempt is ours. */
+		if (rq_job_claim(&ctx->redis, job->call_id, job->attempt,
+		    ctx->cfg->tel_name) == RQ_CLAIM_OK)
+			log_warnx("call %s/%llu: our claim was lost by Redis, "
+			    "claimed again", job->call_id,
+			    (unsigned long long)job->attempt);
 		log_info("call %s/%llu: duplicate job, acknowledged again",
 		    job->call_id, (unsigned long long)job->attempt);
 		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_ACK, job->call_id,
@@ -680,6 +700,26 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 	c->caller_id = dup_or_null(job, RQ_F_caller_id, job->caller_id);
 	snprintf(c->id, sizeof(c->id), "%.60s/%llu", c->call_id,
 	    (unsigned long long)c->attempt);
+	/* At most one dial per attempt: only a claimed attempt is dialled. */
+	switch ((rc = tel_life_claim(ctx, c->call_id, c->attempt))) {
+	case RQ_CLAIM_OK:
+		break;
+	case RQ_CLAIM_STALE:
+	case RQ_CLAIM_EXPIRED:
+		log_info("call %s: not dialled: %s", c->id,
+		    rc == RQ_CLAIM_STALE ? "stale (lease gone, other attempt "
+		    "or job ended)" : "past not_after, expired");
+		call_free(c);
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
+		    job->attempt, "stale");
+		return;
+	default:
+		log_warnx("call %s: not dialled: cannot claim it", c->id);
+		call_free(c);
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
+		    job->attempt, "redis");
+		return;
+	}
 	c->next = ctx->calls;
 	if (ctx->calls)
 		ctx->calls->prev = c;
@@ -692,8 +732,8 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 	if (ctx->cfg->dry_run) {
 		/* Benchmarks: the whole life of a call without SIP. */
 		c->started_ms = c->answered_ms = rq_now_ms();
-		call_event(c, RQ_ST_RINGING, NULL, 180, 0, NULL);
-		call_event(c, RQ_ST_ANSWERED, NULL, 200, 0, NULL);
+		call_event(c, RQ_ST_RINGING, 180);
+		call_event(c, RQ_ST_ANSWERED, 200);
 		call_end(c, RQ_ST_COMPLETED, NULL, 0, "dry run");
 		call_maybe_free(c);
 		return;

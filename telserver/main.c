@@ -15,6 +15,7 @@
 
 #define TICK_MS			100
 #define SHUTDOWN_MAX_MS		2000
+#define FINISH_FLUSH_MS		1500
 
 static struct tel_ctx	 ctx;
 static uint64_t		 shutdown_deadline;	/* monotonic, 0 = running */
@@ -23,14 +24,17 @@ static void
 heartbeat(struct tel_ctx *c, su_timer_t *t, void *arg)
 {
 	tel_bus_heartbeat(c);
+	tel_life_heartbeat(c);
 }
 
-/* Every TICK_MS: the outbox, a safety poll of the sockets, and shutdown. */
+/* Every TICK_MS: the outbox, a safety poll of the sockets, the kept
+ * finishes, and shutdown. */
 static void
 tick(struct tel_ctx *c, su_timer_t *t, void *arg)
 {
 	rq_evout_tick(c->eo);
 	tel_bus_poll(c);
+	tel_life_tick(c);
 	if (rq_stop && shutdown_deadline == 0) {
 		log_info("shutting down: %d calls to interrupt", c->active);
 		c->draining = 1;
@@ -59,6 +63,7 @@ main(int argc, char *argv[])
 		fatalx("cannot create the Sofia loop");
 	if ((ctx.zctx = zmq_ctx_new()) == NULL)
 		fatalx("cannot create a ZeroMQ context");
+	tel_life_open(&ctx);
 	if (tel_bus_open(&ctx) == -1)
 		goto done;
 	if (!cfg.dry_run) {
@@ -77,7 +82,11 @@ main(int argc, char *argv[])
 		fatalx("cannot create timers");
 	su_timer_set_for_ever(hb_timer, heartbeat, NULL);
 	su_timer_set_for_ever(tick_timer, tick, NULL);
-	/* The first period has to pass before they fire: announce us now. */
+	/* Our attempts of a previous run end before we take new ones (until
+	 * then our heartbeats say draining); then announce us. */
+	tel_life_tick(&ctx);
+	if (!ctx.recovered)
+		log_warnx("redis unreachable: taking no jobs until it is back");
 	tel_bus_heartbeat(&ctx);
 	log_info("%s ready: sip %s, capacity %d%s", cfg.tel_name, cfg.sip_url,
 	    cfg.capacity, cfg.dry_run ? ", dry run" : "");
@@ -87,6 +96,8 @@ main(int argc, char *argv[])
 	if (!cfg.dry_run && !ctx.sip_down)
 		log_warnx("SIP stack did not finish its shutdown in %d ms",
 		    SHUTDOWN_MAX_MS);
+	/* Finishes that Redis refused so far get a last, bounded chance. */
+	tel_life_close(&ctx, FINISH_FLUSH_MS);
 	rq_pidfile_remove(cfg.run_dir, "ringq-telserver");
 	rc = 0;
 done:

@@ -24,7 +24,9 @@ struct tel_leg;
 
 #include "config.h"
 #include "evout.h"
+#include "lifecycle.h"
 #include "msg.h"
+#include "redis_sync.h"
 
 #define TEL_FRAME_SAMPLES	160	/* 20 ms at 8 kHz */
 #define TEL_FRAME_MS		20
@@ -169,7 +171,7 @@ struct tel_call {
 	uint64_t		 answered_ms;
 	int			 ringing_sent;
 	int			 want_speech;	/* the job had a text */
-	int			 terminal;	/* terminal event emitted */
+	int			 terminal;	/* ended: finish recorded or kept */
 	const char		*pending_reason; /* why we CANCELed */
 	su_timer_t		*ring_timer;
 	su_timer_t		*max_timer;
@@ -228,6 +230,30 @@ void	tel_bus_reply(struct tel_ctx *ctx, int dealer, enum rq_msg_type type,
 /* Emits an EVENT through the outbox (copied). */
 void	tel_bus_event(struct tel_ctx *ctx, const struct rq_msg *ev);
 
+/* ---- life.c: the job's life in Redis (common/lifecycle.h) ---- */
+
+struct tel_finish;
+
+void	tel_life_open(struct tel_ctx *ctx);
+/* Retries the finishes still kept, for at most ms, and drops our liveness
+ * key when none is left (the scheduler then has nothing to interrupt). */
+void	tel_life_close(struct tel_ctx *ctx, int ms);
+/* Every tick: the start-up recovery until it succeeded (our attempts of a
+ * previous life end as interrupted), then the kept finishes, once a
+ * second. */
+void	tel_life_tick(struct tel_ctx *ctx);
+/* At each heartbeat: our liveness key and our name in rq:nodes. */
+void	tel_life_heartbeat(struct tel_ctx *ctx);
+/* Claims an attempt before its INVITE: an enum rq_claim, or -1 when Redis
+ * failed (do not dial; the attempt is resolved later, see life.c). */
+int	tel_life_claim(struct tel_ctx *ctx, const char *call_id,
+	    uint64_t attempt);
+/* Records the end of an attempt; kept and retried every second while
+ * Redis fails.  e is copied. */
+void	tel_life_finish(struct tel_ctx *ctx, const struct rq_attempt_end *e);
+/* Finishes kept for later. */
+int	tel_life_pending(const struct tel_ctx *ctx);
+
 /* ---- the daemon ---- */
 
 struct tel_dealer;
@@ -250,6 +276,11 @@ struct tel_ctx {
 	int			 bus_polling;	/* inside tel_bus_poll */
 	int			 bus_repoll;	/* go round once more */
 	su_timer_t		*bus_timer;	/* deferred poll after a send */
+	struct rq_redis		 redis;		/* lifecycle scripts */
+	int			 recovered;	/* start-up interrupt done */
+	struct tel_finish	*finishes;	/* kept while Redis fails */
+	int			 nfinishes;
+	uint64_t		 finish_retry_ms; /* monotonic */
 };
 
 #endif

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # ringq-accounting against a real PostgreSQL and redis-server, with a Python
 # DEALER standing in for the event senders (it resends unacknowledged events
-# every second, like common/evout.c): migrations, exactly-once storage, the
-# Redis mirror, bad input and a PostgreSQL outage.
+# every second, like common/evout.c) and redis-cli XADDs standing in for the
+# lifecycle scripts' rq:events outbox: migrations (3: status retrying),
+# exactly-once storage, the Redis mirror, bad input, PostgreSQL and Redis
+# outages, and kill -9 between COMMIT and XACK.
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
 PY=/usr/bin/python3
@@ -103,6 +105,20 @@ snapshot() {
 log_count() {	# log_count PATTERN: lines of accounting.log matching
 	grep -c -- "$1" "$T/accounting.log" || true
 }
+# xadd_file FILE: each event of FILE (one JSON object a line) as an rq:events
+# entry, values as text, as the lifecycle scripts write them.
+xadd_file() {
+	jq -r '["XADD", "rq:events", "*"] + (to_entries |
+	    map([.key, (.value | tostring)]) | add) | @sh' "$1" |
+	while read -r line; do
+		eval "rq_redis $line" >/dev/null
+	done
+}
+# drained: every rq:events entry stored, acknowledged and deleted
+drained() {
+	[ "$(rq_redis XLEN rq:events)" = 0 ] &&
+	    [ "$(rq_redis XPENDING rq:events accounting | head -n 1)" = 0 ]
+}
 
 rq_start_redis
 rq_start_pg
@@ -118,7 +134,7 @@ rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
 rq_stop_daemon accounting
 rq_start_daemon accounting
 rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
-[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "2|2|1|2" ] ||
+[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "3|3|1|3" ] ||
     rq_fail "schema_migrations: $(rq_psql 'SELECT * FROM schema_migrations')"
 [ "$(log_count 'schema migration 1 applied')" = 1 ] ||
     rq_fail "migration 1 applied more than once"
@@ -133,7 +149,7 @@ send "$T/a.jsonl"
 grep -q "acked 6 pending 0" "$T/send.out" || rq_fail "not 6 acks: $(cat "$T/send.out")"
 [ "$(rq_psql "SELECT tenant, target, status, attempts, talk_ms, status_rank,
     answered_at IS NOT NULL, ended_at - created_at FROM calls WHERE id = '$A'")" = \
-    "demo|+15551234567|completed|1|5000|21|t|00:00:07" ] ||
+    "demo|+15551234567|completed|1|5000|22|t|00:00:07" ] ||
     rq_fail "calls row: $(rq_psql "SELECT * FROM calls WHERE id = '$A'")"
 [ "$(rq_psql "SELECT attempt, node, status, talk_ms, answered_at - started_at
     FROM attempts WHERE call_id = '$A'")" = "1|tel1|completed|5000|00:00:01.975" ] ||
@@ -141,7 +157,7 @@ grep -q "acked 6 pending 0" "$T/send.out" || rq_fail "not 6 acks: $(cat "$T/send
 [ "$(rq_psql "SELECT count(*) FROM call_events WHERE call_id = '$A'")" = 6 ] ||
     rq_fail "call_events: $(rq_psql "SELECT * FROM call_events WHERE call_id = '$A'")"
 [ "$(rq_redis HGET "rq:job:$A" status)" = completed ] &&
-    [ "$(rq_redis HGET "rq:job:$A" status_rank)" = 21 ] &&
+    [ "$(rq_redis HGET "rq:job:$A" status_rank)" = 22 ] &&
     [ "$(rq_redis HGET "rq:job:$A" updated_ms)" = $((NOW + 7000)) ] ||
     rq_fail "redis job: $(rq_redis HGETALL "rq:job:$A")"
 [ "$(rq_redis HLEN "rq:timeline:$A")" = 6 ] ||
@@ -168,8 +184,80 @@ job "$A3"
 sequence "$A3" > "$T/a3.jsonl"
 send "$T/a3.jsonl" 3
 [ "$(rq_psql "SELECT count(*), max(status_rank) FROM calls WHERE id = '$A3'") $(rq_psql \
-    "SELECT count(*) FROM call_events WHERE call_id = '$A3'")" = "1|21 6" ] ||
+    "SELECT count(*) FROM call_events WHERE call_id = '$A3'")" = "1|22 6" ] ||
     rq_fail "tripled events stored wrong"
+
+# --- rq:events: the same call from the lifecycle scripts' outbox ------------
+rq_wait_for 10 drained
+E=$(newid)
+job "$E"
+sequence "$E" > "$T/e.jsonl"
+xadd_file "$T/e.jsonl"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT tenant, target, status, attempts, talk_ms, status_rank
+    FROM calls WHERE id = '$E'") $(rq_psql "SELECT count(*) FROM call_events
+    WHERE call_id = '$E'") $(rq_psql "SELECT status FROM attempts
+    WHERE call_id = '$E'")" = "demo|+15551234567|completed|1|5000|22 6 completed" ] ||
+    rq_fail "rq:events call: $(rq_psql "SELECT * FROM calls WHERE id = '$E'")"
+[ "$(rq_redis HLEN "rq:timeline:$E")" = 6 ] ||
+    rq_fail "rq:events timeline: $(rq_redis HGETALL "rq:timeline:$E")"
+# The same entries again (a writer's retry): nothing changes.
+before=$(snapshot "$E")
+xadd_file "$T/e.jsonl"
+rq_wait_for 10 drained
+[ "$(snapshot "$E")" = "$before" ] || rq_fail "repeated rq:events entries changed the call"
+
+# Busy, then answered on attempt 2 (docs/delivery.md's timeline): retrying
+# ends attempt 1, not the call.
+Y=$(newid)
+job "$Y"
+cat > "$T/y1.jsonl" <<EOF
+{"call_id": "$Y", "attempt": 0, "status": "queued", "ts_ms": $NOW, "tenant": "demo", "to": "+15551234567"}
+{"call_id": "$Y", "attempt": 0, "status": "scheduled", "ts_ms": $((NOW + 10))}
+{"call_id": "$Y", "attempt": 1, "status": "dispatched", "ts_ms": $((NOW + 20)), "node": "tel1"}
+{"call_id": "$Y", "attempt": 1, "status": "ringing", "ts_ms": $((NOW + 30)), "node": "tel1", "sip_code": 180, "started_ms": $((NOW + 25))}
+{"call_id": "$Y", "attempt": 1, "status": "retrying", "ts_ms": $((NOW + 1000)), "node": "tel1", "reason": "busy", "sip_code": 486, "started_ms": $((NOW + 25)), "detail": "next attempt at 2026-11-22T10:01:00Z"}
+EOF
+xadd_file "$T/y1.jsonl"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT status, reason, sip_code, attempts, status_rank, ended_at IS NULL, talk_ms IS NULL FROM calls WHERE id = '$Y'")" = "retrying|busy|486|1|21|t|t" ] ||
+    rq_fail "retrying call: $(rq_psql "SELECT * FROM calls WHERE id = '$Y'")"
+[ "$(rq_psql "SELECT attempt, status, reason, sip_code, ended_at - started_at FROM attempts WHERE call_id = '$Y'")" = "1|retrying|busy|486|00:00:00.975" ] ||
+    rq_fail "retrying attempt: $(rq_psql "SELECT * FROM attempts WHERE call_id = '$Y'")"
+rq_psql "SELECT detail FROM call_events WHERE call_id = '$Y' AND status = 'retrying'" | grep -q "next attempt at" ||
+    rq_fail "retrying detail not stored"
+cat > "$T/y2.jsonl" <<EOF
+{"call_id": "$Y", "attempt": 2, "status": "dispatched", "ts_ms": $((NOW + 60000)), "node": "tel2"}
+{"call_id": "$Y", "attempt": 2, "status": "ringing", "ts_ms": $((NOW + 60010)), "node": "tel2", "sip_code": 180, "started_ms": $((NOW + 60005))}
+{"call_id": "$Y", "attempt": 2, "status": "answered", "ts_ms": $((NOW + 61000)), "node": "tel2", "sip_code": 200, "answered_ms": $((NOW + 61000))}
+{"call_id": "$Y", "attempt": 2, "status": "completed", "ts_ms": $((NOW + 64000)), "node": "tel2", "duration_ms": 3000}
+EOF
+xadd_file "$T/y2.jsonl"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT status, reason IS NULL, attempts, status_rank, talk_ms FROM calls WHERE id = '$Y'")" = "completed|t|2|38|3000" ] ||
+    rq_fail "call after a retry: $(rq_psql "SELECT * FROM calls WHERE id = '$Y'")"
+[ "$(rq_psql "SELECT string_agg(attempt || ':' || status || ':' || coalesce(reason, '-') || ':' || (ended_at IS NOT NULL), ',' ORDER BY attempt) FROM attempts WHERE call_id = '$Y'")" = "1:retrying:busy:true,2:completed:-:true" ] ||
+    rq_fail "attempts after a retry: $(rq_psql "SELECT * FROM attempts WHERE call_id = '$Y'")"
+[ "$(rq_psql "SELECT string_agg(attempt || ':' || status, ',' ORDER BY at) FROM call_events WHERE call_id = '$Y'")" = \
+    "0:queued,0:scheduled,1:dispatched,1:ringing,1:retrying,2:dispatched,2:ringing,2:answered,2:completed" ] ||
+    rq_fail "timeline after a retry: $(rq_psql "SELECT * FROM call_events WHERE call_id = '$Y'")"
+
+# Malformed entries: logged, acknowledged and deleted; the next ones stored.
+M=$(newid)
+job "$M"
+rq_redis XADD rq:events '*' garbage 1 >/dev/null
+rq_redis XADD rq:events '*' call_id "$M" attempt x status failed ts_ms "$NOW" >/dev/null
+rq_redis XADD rq:events '*' call_id "$M" attempt 1 status exploded ts_ms "$NOW" >/dev/null
+rq_redis XADD rq:events '*' call_id "$M" attempt 1 status failed ts_ms "$NOW" reason declined sip_code 603 >/dev/null
+rq_wait_for 10 drained
+grep -q "rq:events entry .* dropped: call_id, attempt, status or ts_ms missing" "$T/accounting.log" ||
+    rq_fail "entry without fields not logged"
+grep -q "rq:events entry .* dropped: attempt is not a number" "$T/accounting.log" ||
+    rq_fail "entry with a bad number not logged"
+grep -q "$M: event 1:exploded dropped: unknown status" "$T/accounting.log" ||
+    rq_fail "entry with an unknown status not logged"
+[ "$(rq_psql "SELECT string_agg(status, ',') FROM call_events WHERE call_id = '$M'")" = failed ] ||
+    rq_fail "malformed entries: $(rq_psql "SELECT * FROM call_events WHERE call_id = '$M'")"
 
 # --- out of order: a late ringing does not move the status back -------------
 B=$(newid)
@@ -178,7 +266,7 @@ sequence "$B" | grep -v ringing > "$T/b.jsonl"
 send "$T/b.jsonl"
 sequence "$B" | grep ringing > "$T/b2.jsonl"
 send "$T/b2.jsonl"
-[ "$(rq_psql "SELECT status, status_rank FROM calls WHERE id = '$B'")" = "completed|21" ] ||
+[ "$(rq_psql "SELECT status, status_rank FROM calls WHERE id = '$B'")" = "completed|22" ] ||
     rq_fail "late ringing moved the call: $(rq_psql "SELECT * FROM calls WHERE id = '$B'")"
 [ "$(rq_psql "SELECT status FROM attempts WHERE call_id = '$B'")" = completed ] ||
     rq_fail "late ringing moved the attempt"
@@ -255,7 +343,13 @@ job "$C"
 sequence "$C" > "$T/c.jsonl"
 $PY "$T/send.py" "$EP" "$T/c.jsonl" 1 60 > "$T/send-c.out" &
 SENDER=$!
+# and rq:events entries: they wait in the stream
+C2=$(newid)
+job "$C2"
+sequence "$C2" > "$T/c2.jsonl"
+xadd_file "$T/c2.jsonl"
 sleep 3
+[ "$(rq_redis XLEN rq:events)" = 6 ] || rq_fail "rq:events entries gone while PostgreSQL was down"
 rq_alive "$SENDER" || rq_fail "events acknowledged while PostgreSQL was down: $(cat "$T/send-c.out")"
 grep -q "acked [1-9]" "$T/send-c.out" && rq_fail "an event was acknowledged while PostgreSQL was down"
 rq_restart_pg
@@ -264,6 +358,10 @@ wait "$SENDER" || rq_fail "events not acknowledged after PostgreSQL came back: $
     "SELECT count(*) FROM call_events WHERE call_id = '$C'")" = "completed|5000 6" ] ||
     rq_fail "events sent during the outage not stored"
 [ "$(rq_redis HGET "rq:job:$C" status)" = completed ] || rq_fail "outage events not mirrored"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT status, talk_ms FROM calls WHERE id = '$C2'") $(rq_psql \
+    "SELECT count(*) FROM call_events WHERE call_id = '$C2'")" = "completed|5000 6" ] ||
+    rq_fail "rq:events entries written during the outage not stored"
 n=$(log_count 'postgres: .*not acknowledging')
 [ "$n" = 1 ] || rq_fail "outage logged $n times, wanted once"
 grep -q "postgres: connected again" "$T/accounting.log" || rq_fail "reconnection not logged"
@@ -298,6 +396,101 @@ wait "$SENDER" || rq_fail "events not acknowledged after Redis came back"
     rq_fail "events sent while Redis was down stored wrong"
 grep -q "redis: connected again" "$T/accounting.log" || rq_fail "redis reconnection not logged"
 
+# --- Redis restarted empty (no persistence): the group comes back ------------
+R2=$(newid)
+job "$R2"
+sequence "$R2" > "$T/r2.jsonl"
+xadd_file "$T/r2.jsonl"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT status FROM calls WHERE id = '$R2'")" = completed ] ||
+    rq_fail "rq:events not read after Redis restarted empty"
+
+# --- killed between COMMIT and XACK: read again, stored once ------------------
+stored() {	# stored ID N: ID has N call_events rows
+	[ "$(rq_psql "SELECT count(*) FROM call_events WHERE call_id = '$1'")" = "$2" ]
+}
+K=$(newid)
+job "$K"
+sequence "$K" > "$T/k.jsonl"
+# Redis refuses the acknowledgement: the entries stay pending after COMMIT.
+rq_redis ACL SETUSER default -xack >/dev/null
+xadd_file "$T/k.jsonl"
+rq_wait_for 10 stored "$K" 6
+sleep 1.5	# a second read of the pending entries, stored again: no change
+[ "$(rq_redis XPENDING rq:events accounting | head -n 1)" = 6 ] ||
+    rq_fail "entries acknowledged though XACK was refused"
+grep -q "acknowledging .* rq:events entries: NOPERM" "$T/accounting.log" ||
+    rq_fail "refused acknowledgement not logged"
+before=$(snapshot "$K")
+rq_kill_daemon accounting
+rq_redis ACL SETUSER default +xack >/dev/null
+rq_start_daemon accounting
+rq_wait_for 10 drained
+[ "$(snapshot "$K")" = "$before" ] || rq_fail "re-read entries changed the call"
+stored "$K" 6 || rq_fail "re-read entries stored twice"
+
+# A stream of 300 calls while accounting is killed -9 three times.
+NK=300
+: > "$T/bulk.jsonl"
+for ((i = 0; i < NK; i++)); do
+	sequence "$(newid)" >> "$T/bulk.jsonl"
+done
+jq -r '["XADD", "rq:events", "*"] + (to_entries |
+    map([.key, (.value | tostring)]) | add) | map(@json) | join(" ")' \
+    "$T/bulk.jsonl" > "$T/bulk.redis"
+rq_redis < "$T/bulk.redis" > /dev/null &
+FEEDER=$!
+pend=""
+for ((i = 0; i < 3; i++)); do
+	sleep "0.$((RANDOM % 6 + 2))"
+	rq_kill_daemon accounting
+	# entries read but not acknowledged when it died: read again
+	pend="$pend $(rq_redis XPENDING rq:events accounting | head -n 1)"
+	rq_start_daemon accounting
+done
+wait "$FEEDER"
+rq_wait_for 60 drained
+bulk_ids=$(jq -r .call_id "$T/bulk.jsonl" | sort -u | sed "s/.*/'&'/" | paste -sd,)
+got=$(rq_psql "SELECT count(*) FROM call_events WHERE call_id IN ($bulk_ids)")
+got_calls=$(rq_psql "SELECT count(*) FILTER (WHERE status = 'completed'),
+    count(*) FROM calls WHERE id IN ($bulk_ids)")
+got_att=$(rq_psql "SELECT count(*) FROM attempts WHERE call_id IN ($bulk_ids)")
+echo "kill -9 under load: $((NK * 6)) entries, pending at each kill:$pend;" \
+    "$got events stored, calls $got_calls, attempts $got_att"
+[ "$got" = $((NK * 6)) ] && [ "$got_calls" = "$NK|$NK" ] && [ "$got_att" = "$NK" ] ||
+    rq_fail "kill -9 under load lost or doubled events"
+
 rq_stop_daemon accounting
 [ ! -e "$T/run/ringq-accounting.pid" ] || rq_fail "PID file left behind"
+
+# --- migration 3 on a version 2 database: terminal ranks move up one ---------
+# The database taken back to version 2 (no retrying; ranks with completed=5),
+# then the daemon upgrades it again.
+rq_psql "SELECT id || ':' || status_rank FROM calls WHERE id <> '$Y' ORDER BY id" > "$T/ranks3"
+rq_psql "BEGIN;
+    DELETE FROM calls WHERE id = '$Y';
+    ALTER DOMAIN ringq_status DROP CONSTRAINT ringq_status_check;
+    ALTER DOMAIN ringq_status ADD CONSTRAINT ringq_status_check CHECK (VALUE IN
+      ('queued', 'scheduled', 'dispatched', 'ringing', 'answered',
+       'completed', 'failed', 'canceled', 'expired'));
+    UPDATE calls SET status_rank = status_rank - 1 WHERE status_rank % 16 >= 6;
+    DELETE FROM schema_migrations WHERE version = 3;
+    COMMIT" >/dev/null
+[ "$(rq_psql "SELECT count(*) FROM calls WHERE status_rank % 16 = 5")" -gt 0 ] ||
+    rq_fail "no terminal call to upgrade"
+rq_start_daemon accounting
+upgraded() {	# applied again, logged twice in all
+	[ "$(rq_psql "SELECT max(version) FROM schema_migrations")" = 3 ] &&
+	    [ "$(log_count 'schema migration 3 applied')" = 2 ]
+}
+rq_wait_for 10 upgraded
+rq_psql "SELECT id || ':' || status_rank FROM calls ORDER BY id" > "$T/ranks2to3"
+diff "$T/ranks3" "$T/ranks2to3" >/dev/null ||
+    rq_fail "ranks after migration 3: $(diff "$T/ranks3" "$T/ranks2to3")"
+xadd_file "$T/y1.jsonl"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT status, status_rank FROM calls WHERE id = '$Y'")" = "retrying|21" ] ||
+    rq_fail "retrying refused after migration 3"
+rq_stop_daemon accounting
+rq_check_sanitizers
 echo "test_accounting: OK"

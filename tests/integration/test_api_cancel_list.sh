@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# DELETE /v1/calls/{id} and GET /v1/calls through the real daemons: cancel a
-# call that waits (200, canceled in the API and in PostgreSQL, never
+# DELETE, PATCH /v1/calls/{id} and GET /v1/calls through the real daemons:
+# cancel a call that waits (200, canceled in the API and in PostgreSQL, never
 # dispatched), cancel twice or after the end (409), another tenant's (404);
+# PATCH priority and not_before of a waiting call (it is then placed at the
+# new time), 409 once dialled or ended, 404, 400, 422 past not_after;
 # list 120 calls in pages of 50/50/20 with a status filter; bad parameters.
 . "$RQ_SOURCE/tests/integration/lib.sh"
 rq_need jq
@@ -106,7 +108,59 @@ call=$(rq_wait_call "$now" 60)
 [ "$(jq -r .status <<<"$call")" = completed ] || rq_fail "call $now: $call"
 BODY=$(rq_api DELETE "/v1/calls/$now")
 expect 409 already_ended
+BODY=$(rq_api PATCH "/v1/calls/$now" -d '{"priority": 1}')
+expect 409 already_ended
 echo "completed: 409 ok"
+
+# --- PATCH: move a waiting call ----------------------------------------------
+# A call an hour away, with a window until two hours from now.
+resp=$(rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$(jq -cn \
+    --arg to "$BARESIP_URI" --arg nb "$(iso_in 3600)" --arg na "$(iso_in 7200)" \
+    '{to: $to, say: "Moved.", not_before: $nb, not_after: $na}')")
+[ "$(rq_last_code)" = 202 ] || rq_fail "POST with not_after: $resp"
+jq -e '.not_after != null' <<<"$resp" >/dev/null || rq_fail "no not_after: $resp"
+moved=$(jq -er .id <<<"$resp")
+BODY=$(rq_api GET "/v1/calls/$moved")
+jq -e '.not_after != null and .status == "queued"' <<<"$BODY" >/dev/null ||
+    rq_fail "GET with not_after: $BODY"
+
+BODY=$(RQ_KEY=$OTHER_KEY rq_api PATCH "/v1/calls/$moved" -d '{"priority": 9}')
+expect 404 not_found
+BODY=$(rq_api PATCH "/v1/calls/c_000000000000000000000000" -d '{"priority": 9}')
+expect 404 not_found
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d '{"say": "no"}')
+expect 400 unknown_field say
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d '{"priority": 10}')
+expect 400 invalid_field priority
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d '{}')
+expect 400 missing_field
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d '[')
+expect 400 invalid_json
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d "{\"not_before\": \"$(iso_in 7300)\"}")
+expect 422 outside_window not_before
+# a local time needs the callee's zone: a SIP address has none
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d '{"not_before": "2030-01-01T10:00:00"}')
+expect 400 time_zone_required time_zone
+
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d '{"priority": 8}')
+expect 200
+jq -e --arg id "$moved" '.id == $id and .priority == 8 and .status == "queued"' \
+    <<<"$BODY" >/dev/null || rq_fail "PATCH priority: $BODY"
+[ "$(rq_redis HGET "rq:job:$moved" priority)" = 8 ] || rq_fail "priority not stored"
+# now in 2 s: it is placed then, without waiting the hour
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d "{\"not_before\": \"$(iso_in 2)\"}")
+expect 200
+jq -e '.priority == 8 and .policy.decision == "accept"' <<<"$BODY" >/dev/null ||
+    rq_fail "PATCH not_before: $BODY"
+[ -n "$(rq_redis ZSCORE rq:delayed "$moved")" ] || rq_fail "$moved not in rq:delayed"
+call=$(rq_wait_call "$moved" 60)
+[ "$(jq -r .status <<<"$call")" = completed ] || rq_fail "moved call: $call"
+BODY=$(rq_api PATCH "/v1/calls/$moved" -d '{"priority": 2}')
+expect 409 already_ended
+# a canceled call cannot be moved either
+BODY=$(rq_api PATCH "/v1/calls/$later" -d '{"priority": 2}')
+expect 409 already_ended
+echo "patch: ok"
 
 # --- list: 120 calls of the tenant "lister" in pages of 50 --------------------
 for ((i = 0; i < 120; i++)); do
@@ -169,7 +223,7 @@ BODY=$(RQ_KEY=nope rq_api GET "/v1/calls")
 expect 401 unauthorized
 BODY=$(rq_api PUT "/v1/calls")
 expect 405 method_not_allowed
-BODY=$(rq_api PATCH "/v1/calls/$later")
+BODY=$(rq_api PATCH "/v1/calls")
 expect 405 method_not_allowed
 echo "bad parameters: ok"
 

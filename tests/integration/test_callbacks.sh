@@ -170,8 +170,10 @@ t2=$(rq_now_ms)
 [ "$(jq -r .status <<<"$call")" = completed ] || rq_fail "call $dead: $call"
 echo "call $dead with a dead receiver: $(( t2 - t0 )) ms (the first: $first_ms ms)"
 (( t2 - t0 < first_ms + 5000 )) || rq_fail "a dead receiver slowed the call"
-grep -q "$dead: callback queued: try 1 failed" "$T/accounting.log" ||
-    rq_fail "no failed try logged for $dead"
+dead_tried() {
+	grep -q "$dead: callback queued: try 1 failed" "$T/accounting.log"
+}
+rq_wait_for 5 dead_tried || rq_fail "no failed try logged for $dead"
 # Retries keep going (queued waits for its backoff; the rest wait behind).
 [ "$(rq_redis LLEN "rq:cbq:$dead")" -ge 1 ] || rq_fail "dead receiver's queue is empty"
 

@@ -60,6 +60,15 @@ echo "call_events: $(echo $events)"
 for st in queued scheduled dispatched ringing answered completed; do
 	grep -qx "$st" <<<"$events" || rq_fail "call $id: no call_events row for $st"
 done
+[ "$(rq_psql "SELECT count(*) FROM attempts WHERE call_id = '$id'")" = 1 ] ||
+    rq_fail "call $id: not exactly one attempts row"
+[ "$(rq_psql "SELECT node FROM call_events WHERE call_id = '$id' AND status = 'dispatched'")" = tel1 ] ||
+    rq_fail "call $id: dispatched event without node tel1"
+# The claim and the finish (common/lifecycle.c) left nothing behind.
+[ "$(rq_redis HGET "rq:job:$id" dialed)" = 1 ] || rq_fail "call $id: dialed"
+[ "$(rq_redis SCARD rq:oncall:tel1)" = 0 ] || rq_fail "rq:oncall:tel1 not empty"
+[ "$(rq_redis ZCARD rq:inflight)" = 0 ] || rq_fail "rq:inflight not empty"
+[ "$(rq_redis EXISTS rq:node:tel1)" = 1 ] || rq_fail "no liveness key for tel1"
 
 # --- 2. SIPp answers and checks X-Ringq-Attempt --------------------------------
 rq_start_sipp_uas uas_answer.xml

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # End to end, the ways a call fails: a busy phone (SIPp answering 486), a
-# target where nothing listens, and a request with a wrong API key.
+# target where nothing listens, a busy phone retried until the busy
+# attempts are used up, and a request with a wrong API key.
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
-# A tenant with a single attempt, so each failure is final at once.
+# A tenant with a single attempt, so each failure is final at once, and one
+# whose busy calls are retried quickly.
 ONCE_KEY="rq_once_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+RETRY_KEY="rq_retry_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 rq_start_redis
 rq_start_pg
 rq_write_config <<EOF2
@@ -12,6 +15,13 @@ rq_write_config <<EOF2
 key_sha256 = $(rq_sha256 "$ONCE_KEY")
 allow_sip = yes
 max_attempts = 1
+
+[tenant retry]
+key_sha256 = $(rq_sha256 "$RETRY_KEY")
+allow_sip = yes
+max_attempts = 5
+retry_busy_attempts = 3
+retry_busy_delay_s = 1
 EOF2
 for d in accounting gateway scheduler dispatcher telserver; do
 	rq_start_daemon "$d"
@@ -53,6 +63,34 @@ echo "$call" | jq -c '{status, reason, sip_code}'
 jq -e '.status == "failed" and .reason == "unreachable"' <<<"$call" >/dev/null ||
     rq_fail "unreachable call $id: $(jq -c . <<<"$call")"
 echo "failed after $((SECONDS - start)) s"
+
+# --- busy, retried ----------------------------------------------------------------
+# Three attempts (1 s, then ~2 s apart, with jitter), each dialled once with
+# its own number, then failed with reason attempts_exhausted.
+rq_start_sipp_uas uas_busy.xml -m 3
+body=$(jq -cn --arg to "$SIPP_URI" '{to: $to, say: "Still busy?"}')
+resp=$(RQ_KEY=$RETRY_KEY rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
+[ "$(rq_last_code)" = 202 ] || rq_fail "POST /v1/calls: $(rq_last_code) $resp"
+id=$(jq -er .id <<<"$resp")
+echo "busy call $id, retried"
+call=$(RQ_KEY=$RETRY_KEY rq_wait_call "$id" 45)
+echo "$call" | jq -c '{status, reason, sip_code, attempts, events: [.events[] | "\(.attempt):\(.status)"]}'
+jq -e '.status == "failed" and .reason == "attempts_exhausted" and .sip_code == 486' \
+    <<<"$call" >/dev/null || rq_fail "retried call $id: $(jq -c . <<<"$call")"
+got=$(jq -r '[.events[] | select(.status == "retrying" or .status == "failed" or .status == "dispatched")
+    | "\(.attempt):\(.status)"] | join(" ")' <<<"$call")
+[ "$got" = "1:dispatched 1:retrying 2:dispatched 2:retrying 3:dispatched 3:failed" ] ||
+    rq_fail "retried call $id: events $got"
+rq_wait_sipp 30 || rq_fail "SIPp busy scenario failed (exit $?)"
+for a in 1 2 3; do
+	[ "$(grep -c "X-Ringq-Attempt $id $a\$" "$SIPP_LOG")" = 1 ] ||
+	    rq_fail "attempt $a of $id not dialled exactly once ($(cat "$SIPP_LOG"))"
+done
+pg_attempts() {
+	[ "$(rq_psql "SELECT count(*) FROM attempts WHERE call_id = '$id'")" = 3 ] &&
+	    [ "$(rq_psql "SELECT status FROM calls WHERE id = '$id'")" = failed ]
+}
+rq_wait_for 10 pg_attempts
 
 # --- wrong key --------------------------------------------------------------------
 jobs_before=$(rq_redis --scan --pattern 'rq:job:*' | wc -l)

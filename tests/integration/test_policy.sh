@@ -178,6 +178,36 @@ body=$(post "$HOURS_KEY" +493012345678 ',"time_zone":"Mars/Olympus"')
 expect 400 invalid_field "$body"
 echo "ok: calling hours ($OPEN-$CLOSE Berlin) deferred to $(jq -r .not_before <<<"$view")"
 
+# --- contact window and local times (issue 4) ----------------------------
+# A window that closes before the hours open: refused, nothing queued.
+before=$(ncalls hours)
+na=$(date -u -d "@$((exp - 60))" +%Y-%m-%dT%H:%M:%SZ)
+body=$(post "$HOURS_KEY" +493012345678 ",\"not_after\":\"$na\"")
+expect 422 outside_window "$body"
+[ "$(jq -r .error.field <<<"$body")" = not_after ] || rq_fail "field: $body"
+[ "$(ncalls hours)" = "$before" ] || rq_fail "a refused window left a job"
+# A time without offset is Berlin's (a +49 number has one zone).
+local_at() { TZ=Europe/Berlin date -d "@$1" +%Y-%m-%dT%H:%M:%S; }
+body=$(post "$HOURS_KEY" +493012345678 ",\"not_before\":\"$(local_at $((exp + 86400)))\"")
+expect 202 "" "$body"
+[ "$(date -d "$(jq -r .not_before <<<"$body")" +%s)" = $((exp + 86400)) ] ||
+    rq_fail "local not_before: $body"
+[ "$(jq -r .policy.decision <<<"$body")" = accept ] || rq_fail "local: $body"
+id=$(jq -r .id <<<"$body")
+# ... but a number of a country with several zones needs time_zone.
+body=$(post "$RQ_KEY" +15551234567 ",\"not_before\":\"2030-01-01T10:00:00\"")
+expect 400 time_zone_required "$body"
+# PATCH into closed hours: deferred to the next opening, like a new call.
+body=$(RQ_KEY=$HOURS_KEY rq_api PATCH "/v1/calls/$id" \
+    -d "{\"not_before\":\"$(local_at $((exp + 86400 + 5400)))\",\"priority\":9}")
+expect 200 "" "$body"
+[ "$(jq -r .policy.decision <<<"$body")" = defer ] || rq_fail "PATCH: $body"
+[ "$(date -d "$(jq -r .not_before <<<"$body")" +%s)" = $((exp + 2 * 86400)) ] ||
+    rq_fail "PATCH deferred to $(jq -r .not_before <<<"$body")"
+[ "$(rq_redis zscore rq:delayed "$id")" = "$((exp + 2 * 86400))000" ] ||
+    rq_fail "PATCH: rq:delayed score"
+echo "ok: not_after, local times, PATCH through the calling hours"
+
 # --- rate limit: 5 per second -------------------------------------------
 burst() {
 	# start just after a second boundary, 20 requests at once

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# ringq-telserver alone: Python stand-ins play the dispatcher (ROUTER: reads
-# HEARTBEAT, sends JOB) and accounting (ROUTER: acks EVENTs); a real baresip
-# answers and records, SIPp answers busy or rings for ever.  Checks the
-# events of a spoken call, the failure reasons, a caller_id name as the From
-# display name, an in-dialog re-INVITE, a burst of 2000 JOBs that all end at
-# once, and shutdown mid-call.
+# ringq-telserver alone, with a real Redis: Python stand-ins play the
+# dispatcher (ROUTER: reads HEARTBEAT, writes each job into Redis as the
+# take script leaves it, sends JOB) and accounting (ROUTER: acks the
+# ringing/answered EVENTs; the attempts' ends are read from rq:events); a
+# real baresip answers and records, SIPp answers busy or rings for ever.
+# Checks the events of a spoken call, the failure reasons and their retries,
+# a caller_id name as the From display name, an in-dialog re-INVITE, a burst
+# of 2000 JOBs that all end at once, shutdown mid-call, claims refused
+# (stale lease, other attempt, past not_after), a Redis outage mid-call (the
+# finish is kept and recorded later) and a kill -9 mid-call (the restarted
+# telserver ends the attempt as interrupted).
 . "$RQ_SOURCE/tests/integration/lib.sh"
 
-rq_need baresip sipp sox
+rq_need baresip sipp sox jq
 rq_need_pyzmq
 
+rq_start_redis --appendonly yes --appendfsync always
 rq_write_config <<EOF
 [telserver]
 name = tel-it
@@ -17,23 +23,76 @@ ring_timeout_s = 3
 capacity = 8
 EOF
 
-# harness.py TIMEOUT_S UNTIL_TERMINALS JOB...: binds both ROUTERs, sends
-# each JOB ("delay|call_id|attempt|to|say[|caller_id]") DELAY seconds after
-# the first heartbeat, acks every EVENT, prints each message as one JSON
-# line, and exits after UNTIL terminal events or TIMEOUT.  With BURST=
+# harness.py TIMEOUT_S UNTIL_ENDS JOB...: binds both ROUTERs; for each JOB
+# ("delay|call_id|attempt|to|say[|caller_id[|seed]]") writes the job into
+# Redis at start (seed: "" = job hash with attempts = attempt and a lease in
+# rq:inflight; "nolease"; "other" = attempts one more; "expired" =
+# not_after_ms in the past), sends it DELAY seconds after the first "up"
+# heartbeat, acks every EVENT, follows rq:events, prints each message and
+# stream entry as one JSON line, and exits after UNTIL attempt ends
+# (completed, failed, retrying, expired, canceled) or TIMEOUT.  With BURST=
 # "N|TO" in the environment it also sends N JOBs to TO at once after the
 # first heartbeat, while the process STOP_PID is stopped (so they are all
 # queued before the telserver reads any).
 cat > "$T/harness.py" <<'EOF'
-import json, os, signal, sys, time, zmq, msgpack
+import json, os, signal, socket, sys, time, zmq, msgpack
 F = {1: 'call_id', 2: 'attempt', 3: 'tenant', 4: 'to', 5: 'say', 6: 'caller_id',
      7: 'status', 8: 'reason', 9: 'sip_code', 10: 'ts_ms', 11: 'node',
      12: 'active', 13: 'capacity', 14: 'duration_ms', 15: 'detail', 16: 'state',
      17: 'app_url', 18: 'priority', 19: 'started_ms', 20: 'answered_ms'}
 T = {1: 'HEARTBEAT', 2: 'JOB', 3: 'JOB_ACK', 4: 'JOB_NACK', 5: 'EVENT', 6: 'EVENT_ACK'}
+ENDS = ('completed', 'failed', 'canceled', 'expired', 'retrying')
+NUM = ('attempt', 'sip_code', 'ts_ms', 'duration_ms', 'started_ms', 'answered_ms')
+
+class Redis:
+    """A minimal RESP client that reconnects after an error."""
+    def __init__(self, port):
+        self.port, self.s = port, None
+    def _read(self):
+        l = self.f.readline()
+        if not l:
+            raise OSError('closed')
+        t, v = l[:1], l[1:-2]
+        if t == b'+': return v.decode()
+        if t == b'-': raise OSError(v.decode())
+        if t == b':': return int(v)
+        if t == b'$':
+            n = int(v)
+            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
+        if t == b'*':
+            n = int(v)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise OSError('bad reply')
+    def pipe(self, cmds):
+        try:
+            if self.s is None:
+                self.s = socket.create_connection(('127.0.0.1', self.port), timeout=5)
+                self.f = self.s.makefile('rb')
+            out = b''
+            for c in cmds:
+                a = [str(x).encode() for x in c]
+                out += b'*%d\r\n' % len(a) + b''.join(b'$%d\r\n%s\r\n' % (len(x), x) for x in a)
+            self.s.sendall(out)
+            return [self._read() for _ in cmds]
+        except OSError:
+            self.s = None
+            return None
+    def cmd(self, *a):
+        r = self.pipe([a])
+        return r[0] if r else None
+
 disp_ep, ev_ep = sys.argv[1], sys.argv[2]
 timeout, until = float(sys.argv[3]), int(sys.argv[4])
-jobs = []
+r = Redis(int(os.environ['REDIS_PORT']))
+jobs, seeds = [], []
+def seed(cid, att, to, mode=''):
+    n = att + 1 if mode == 'other' else att
+    seeds.append(['HSET', 'rq:job:' + cid, 'id', cid, 'tenant', 'demo', 'to', to,
+                  'attempts', n, 'status', 'scheduled', 'status_rank', 1])
+    if mode == 'expired':
+        seeds.append(['HSET', 'rq:job:' + cid, 'not_after_ms', 1000])
+    if mode != 'nolease':
+        seeds.append(['ZADD', 'rq:inflight', 9999999999999, cid])
 for j in sys.argv[5:]:
     p = j.split('|')
     m = {1: p[1], 2: int(p[2]), 3: 'demo', 4: p[3]}
@@ -41,33 +100,66 @@ for j in sys.argv[5:]:
         m[5] = p[4]
     if len(p) > 5 and p[5]:
         m[6] = p[5]
+    seed(p[1], int(p[2]), p[3], p[6] if len(p) > 6 else '')
     jobs.append([float(p[0]), m])
-ctx = zmq.Context()
 burst = os.environ.get('BURST', '')
+if burst:
+    n, to = burst.split('|')
+    for i in range(int(n)):
+        seed('c_%024x' % (0xb000000 + i), 1, to)
+for i in range(0, len(seeds), 500):
+    if r.pipe(seeds[i:i + 500]) is None:
+        sys.exit('cannot write the jobs into redis')
+# only what happens from now on
+last = r.cmd('XADD', 'rq:events', '*', 'harness', 'start')
+ctx = zmq.Context()
 d = ctx.socket(zmq.ROUTER); d.setsockopt(zmq.LINGER, 0)
 d.setsockopt(zmq.SNDHWM, 0); d.bind(disp_ep)
 e = ctx.socket(zmq.ROUTER); e.setsockopt(zmq.LINGER, 0); e.bind(ev_ep)
 poller = zmq.Poller(); poller.register(d, zmq.POLLIN); poller.register(e, zmq.POLLIN)
-start = time.time(); first_hb = None; peer = None; terminals = 0; grace = None
+start = time.time(); first_hb = None; peer = None; ends = 0; grace = None
+def drain(ready):
+    # every message waiting, not one per socket: the attempts' ends come
+    # from Redis at once and must not overtake their JOB_ACKs
+    for s, _ in ready:
+        while True:
+            try:
+                ident, data = s.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            yield s, ident, data
 while time.time() - start < timeout:
-    if grace is None and terminals >= until:
+    if grace is None and ends >= until:
         grace = time.time() + 0.3   # late heartbeats and acks
     if grace is not None and time.time() > grace:
         break
-    for s, _ in poller.poll(50):
-        ident, data = s.recv_multipart()
+    for s, ident, data in drain(poller.poll(50)):
         v, t, body = msgpack.unpackb(data, strict_map_key=False)
         rec = {'src': 'dispatch' if s is d else 'events', 'type': T.get(t, t)}
         rec.update({F.get(k, str(k)): x for k, x in body.items()})
         print(json.dumps(rec), flush=True)
         if s is d and t == 1:
             peer = ident
-            if first_hb is None:
+            if first_hb is None and body.get(16) == 'up':
                 first_hb = time.time()
         if s is e and t == 5:
             e.send_multipart([ident, msgpack.packb([1, 6, {1: body[1], 2: body[2], 7: body[7]}])])
-            if body[7] in ('completed', 'failed', 'canceled', 'expired'):
-                terminals += 1
+    while True:
+        got = r.cmd('XRANGE', 'rq:events', '(' + last, '+', 'COUNT', 1000)
+        if not got:
+            break
+        for eid, kv in got:
+            last = eid
+            rec = {'src': 'redis', 'type': 'EVENT', 'id': eid}
+            rec.update(dict(zip(kv[0::2], kv[1::2])))
+            if 'status' not in rec:
+                continue
+            for k in NUM:
+                if k in rec:
+                    rec[k] = int(rec[k])
+            print(json.dumps(rec), flush=True)
+            if rec['status'] in ENDS:
+                ends += 1
     if first_hb is not None and burst:
         n, to = burst.split('|'); burst = ''
         pid = int(os.environ['STOP_PID'])
@@ -217,6 +309,16 @@ harness() {
 	    "tcp://127.0.0.1:$RQ_EVENTS_PORT" "$@" > "$out"
 }
 
+# harness_bg OUT ARGS...: the same in the background, its own PID in hpid
+# (so that it can be killed: a function run with & is a subshell).
+harness_bg() {
+	local out=$1
+	shift
+	/usr/bin/python3 "$T/harness.py" "tcp://127.0.0.1:$RQ_DISPATCH_PORT" \
+	    "tcp://127.0.0.1:$RQ_EVENTS_PORT" "$@" > "$out" &
+	hpid=$!
+}
+
 # has FILE JQ_CONDITION [jq args]: some message in FILE meets the condition.
 has() {
 	local f=$1 cond=$2
@@ -224,9 +326,14 @@ has() {
 	jq -s -e "$@" "any(.[]; $cond)" "$f" >/dev/null
 }
 
-# events FILE CALL_ID: the statuses of CALL_ID's events, in order.
+# events FILE CALL_ID: the statuses of CALL_ID's events (ZeroMQ and
+# rq:events merged), in time order, then status order within a millisecond.
 events() {
-	jq -r --arg id "$2" 'select(.type == "EVENT" and .call_id == $id) | .status' \
+	jq -s -r --arg id "$2" \
+	    '{"dispatched": 2, "ringing": 3, "answered": 4, "retrying": 5, "completed": 6,
+	      "failed": 7, "canceled": 8, "expired": 9} as $rank
+	     | map(select(.type == "EVENT" and .call_id == $id))
+	     | sort_by(.ts_ms, $rank[.status]) | .[].status' \
 	    "$1" | tr '\n' ' ' | sed 's/ $//'
 }
 
@@ -237,6 +344,16 @@ field() {
 	    "$1" | head -n 1
 }
 
+# redis_event CALL_ID STATUS FIELD: a field of CALL_ID's STATUS entry in
+# rq:events, read straight from Redis ("" when there is none).
+redis_event() {
+	rq_redis --json XRANGE rq:events - + 2>/dev/null | jq -r --arg id "$1" --arg st "$2" --arg f "$3" \
+	    '.[] | .[1] | . as $a | reduce range(0; length; 2) as $i ({}; .[$a[$i]] = $a[$i + 1])
+	     | select(.call_id == $id and .status == $st) | .[$f] // empty' | head -n 1
+}
+redis_has_event() { [ -n "$(redis_event "$1" "$2" status)" ]; }
+oncall() { rq_redis SCARD rq:oncall:tel-it; }
+
 rq_start_baresip bob
 rq_start_daemon telserver
 
@@ -244,17 +361,25 @@ rq_start_daemon telserver
 SAY="Hello from ringq. This is the telserver test speaking, one two three."
 C1=c_000000000000000000000001
 harness "$T/h1.jsonl" 30 1 "0.2|$C1|1|$BARESIP_URI|$SAY"
-cat "$T/h1.jsonl" | grep -v HEARTBEAT || true
+grep -v HEARTBEAT "$T/h1.jsonl" || true
 has "$T/h1.jsonl" '.type == "HEARTBEAT" and .node == "tel-it" and .capacity == 8 and .state == "up"' ||
     rq_fail "no HEARTBEAT from tel-it"
 has "$T/h1.jsonl" '.type == "JOB_ACK" and .call_id == $id and .attempt == 1' --arg id "$C1" ||
     rq_fail "no JOB_ACK for $C1"
-[ "$(events "$T/h1.jsonl" $C1)" = "ringing answered completed" ] ||
+[ "$(events "$T/h1.jsonl" $C1)" = "dispatched ringing answered completed" ] ||
     rq_fail "call 1 events: $(events "$T/h1.jsonl" $C1)"
 dur=$(field "$T/h1.jsonl" $C1 completed duration_ms)
 [ -n "$dur" ] && [ "$dur" -gt 1000 ] || rq_fail "call 1 duration_ms $dur"
 [ -n "$(field "$T/h1.jsonl" $C1 completed answered_ms)" ] || rq_fail "no answered_ms"
 [ "$(field "$T/h1.jsonl" $C1 completed node)" = tel-it ] || rq_fail "no node"
+[ "$(field "$T/h1.jsonl" $C1 dispatched node)" = tel-it ] || rq_fail "no node in dispatched"
+[ "$(rq_redis HGET rq:job:$C1 status)" = completed ] || rq_fail "job status of $C1"
+[ "$(rq_redis HGET rq:job:$C1 dialed)" = 1 ] || rq_fail "dialed of $C1"
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after call 1"
+[ "$(rq_redis ZSCORE rq:inflight $C1)" = "" ] || rq_fail "$C1 still in rq:inflight"
+[ "$(rq_redis SISMEMBER rq:nodes tel-it)" = 1 ] || rq_fail "tel-it not in rq:nodes"
+ttl=$(rq_redis PTTL rq:node:tel-it)
+(( ttl > 0 && ttl <= 5000 )) || rq_fail "liveness key TTL $ttl"
 
 rec_ready() {
 	local f
@@ -272,7 +397,7 @@ awk -v r="$rms" 'BEGIN { exit !(r > 0.02) }' || rq_fail "baresip heard silence (
 awk -v l="$len" -v d="$dur" 'BEGIN { exit !(l > 2 && l < d / 1000 + 2) }' ||
     rq_fail "recording of $len s for a call of $dur ms"
 
-# --- 2. failures ---------------------------------------------------------------
+# --- 2. failures and their retries --------------------------------------------
 rq_start_sipp_uas uas_busy.xml -m 1
 BUSY_URI=$SIPP_URI
 rq_start_sipp_uas "$T/uas_ring.xml" -m 1
@@ -290,23 +415,30 @@ harness "$T/h2.jsonl" 30 5 \
     "0.1|$C6|1|sip:nobody@127.0.0.1:$CLOSED;transport=tcp|closed tcp" \
     "0.5|$C3|2|$RING_URI|ring"
 grep -v HEARTBEAT "$T/h2.jsonl" || true
-check_failed() {
+# Busy, no answer and unreachable are retried (default rules): the attempt
+# ends as retrying with its reason.
+check_retry() {
 	local id=$1 reason=$2 got
-	got=$(field "$T/h2.jsonl" "$id" failed reason)
-	[ "$got" = "$reason" ] || rq_fail "$id: failed reason '$got', want $reason"
+	got=$(field "$T/h2.jsonl" "$id" retrying reason)
+	[ "$got" = "$reason" ] || rq_fail "$id: retrying reason '$got', want $reason"
+	[ "$(rq_redis HGET rq:job:$id status)" = retrying ] || rq_fail "$id: job status"
+	[ -n "$(rq_redis ZSCORE rq:delayed $id)" ] || rq_fail "$id: not back in rq:delayed"
 }
-check_failed $C2 busy
-[ "$(field "$T/h2.jsonl" $C2 failed sip_code)" = 486 ] || rq_fail "$C2: sip_code"
+check_retry $C2 busy
+[ "$(field "$T/h2.jsonl" $C2 retrying sip_code)" = 486 ] || rq_fail "$C2: sip_code"
 # a caller_id name (with a space) is the display name of our sip_from
 grep -q '^From: "Ops Team" <sip:ringq@' "$T"/sipp*.messages ||
     rq_fail "$C2: no From display name \"Ops Team\" in the INVITE"
-check_failed $C3 no_answer
-[ "$(events "$T/h2.jsonl" $C3)" = "ringing failed" ] || rq_fail "$C3: $(events "$T/h2.jsonl" $C3)"
-check_failed $C4 unreachable
-check_failed $C5 unreachable
-[ "$(field "$T/h2.jsonl" $C5 failed detail)" = "no trunk configured for E.164 numbers" ] ||
-    rq_fail "$C5: detail"
-check_failed $C6 unreachable
+check_retry $C3 no_answer
+[ "$(events "$T/h2.jsonl" $C3)" = "dispatched ringing retrying" ] ||
+    rq_fail "$C3: $(events "$T/h2.jsonl" $C3)"
+check_retry $C4 unreachable
+check_retry $C5 unreachable
+case $(field "$T/h2.jsonl" $C5 retrying detail) in
+"no trunk configured for E.164 numbers; next attempt at 20"*) ;;
+*) rq_fail "$C5: detail $(field "$T/h2.jsonl" $C5 retrying detail)" ;;
+esac
+check_retry $C6 unreachable
 # the duplicate JOB of C3 was acknowledged again, and dialled once
 [ "$(jq -r --arg id $C3 'select(.type == "JOB_ACK" and .call_id == $id) | .attempt' \
     "$T/h2.jsonl" | wc -l)" = 2 ] || rq_fail "duplicate job of $C3 not acked twice"
@@ -314,9 +446,10 @@ check_failed $C6 unreachable
     rq_fail "a duplicate job was dialled twice"
 # unreachable is quick (ICMP / refused), not a 32 s transaction timeout
 for id in $C4 $C6; do
-	ts=$(field "$T/h2.jsonl" $id failed ts_ms)
+	ts=$(field "$T/h2.jsonl" $id retrying ts_ms)
 	(( ts - start < 10000 )) || rq_fail "$id took $((ts - start)) ms to fail"
 done
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the failures"
 rq_wait_sipp 10 || true
 
 # --- 3. a re-INVITE from the far end is answered -----------------------------
@@ -324,7 +457,7 @@ rq_start_sipp_uas "$T/uas_reinvite.xml" -m 1
 C8=c_000000000000000000000008
 harness "$T/h4.jsonl" 30 1 "0.1|$C8|1|$SIPP_URI|Hello, this prompt lasts for a couple of seconds, one two three."
 grep -v HEARTBEAT "$T/h4.jsonl" || true
-[ "$(events "$T/h4.jsonl" $C8)" = "answered completed" ] ||
+[ "$(events "$T/h4.jsonl" $C8)" = "dispatched answered completed" ] ||
     rq_fail "$C8: $(events "$T/h4.jsonl" $C8)"
 rq_wait_sipp 10 || rq_fail "re-INVITE scenario failed (see $T/sipp*.errors)"
 grep -q "call $C8/1: re-INVITE accepted" "$T/telserver.log" ||
@@ -333,17 +466,17 @@ grep -q "call $C8/1: re-INVITE accepted" "$T/telserver.log" ||
 # --- 4. a burst of JOBs that all end at once ----------------------------------
 # 2000 E.164 targets without a trunk, queued while the telserver is stopped:
 # each call ends inside the loop reading the next (no recursion, no stack
-# overflow), each is acked and ends with exactly one terminal event.
+# overflow), each is claimed, acked and ends with exactly one finish.
 BURST="2000|+15551230000" STOP_PID=$(rq_pid telserver) \
-    harness "$T/h5.jsonl" 60 2000
+    harness "$T/h5.jsonl" 90 2000
 rq_alive "$(rq_pid telserver)" || rq_fail "telserver died in the burst"
 acks=$(jq -r 'select(.type == "JOB_ACK") | .call_id' "$T/h5.jsonl" | sort -u | wc -l)
 [ "$acks" -eq 2000 ] || rq_fail "burst: $acks of 2000 JOBs acked"
-terms=$(jq -r 'select(.type == "EVENT" and .status == "failed" and .reason == "unreachable") | .call_id' \
+ends=$(jq -r 'select(.type == "EVENT" and .status == "retrying" and .reason == "unreachable") | .call_id' \
     "$T/h5.jsonl" | sort -u | wc -l)
-evs=$(jq -r 'select(.type == "EVENT") | .call_id' "$T/h5.jsonl" | wc -l)
-[ "$terms" -eq 2000 ] && [ "$evs" -eq 2000 ] ||
-    rq_fail "burst: $terms calls failed unreachable, $evs events, want 2000 each"
+evs=$(jq -r 'select(.type == "EVENT" and .status != "dispatched") | .call_id' "$T/h5.jsonl" | wc -l)
+[ "$ends" -eq 2000 ] && [ "$evs" -eq 2000 ] ||
+    rq_fail "burst: $ends calls retrying unreachable, $evs ends, want 2000 each"
 ! jq -e 'select(.type == "JOB_NACK")' "$T/h5.jsonl" >/dev/null || rq_fail "burst: a JOB was refused"
 
 # --- 5. shutdown in the middle of a call --------------------------------------
@@ -357,11 +490,98 @@ sleep 0.5
 rq_stop_daemon telserver
 wait "$hpid" || rq_fail "harness failed"
 grep -v '"up"' "$T/h3.jsonl" || true
-[ "$(events "$T/h3.jsonl" $C7)" = "ringing answered failed" ] ||
+[ "$(events "$T/h3.jsonl" $C7)" = "dispatched ringing answered retrying" ] ||
     rq_fail "$C7: $(events "$T/h3.jsonl" $C7)"
-[ "$(field "$T/h3.jsonl" $C7 failed reason)" = interrupted ] || rq_fail "$C7: not interrupted"
+[ "$(field "$T/h3.jsonl" $C7 retrying reason)" = interrupted ] || rq_fail "$C7: not interrupted"
 has "$T/h3.jsonl" '.type == "HEARTBEAT" and .state == "draining"' ||
     rq_fail "no draining heartbeat"
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after shutdown"
+[ "$(rq_redis EXISTS rq:node:tel-it)" = 0 ] || rq_fail "liveness key left after shutdown"
+
+# --- 6. claims refused: nothing is dialled -------------------------------------
+rq_start_daemon telserver
+C12=c_000000000000000000000012 C13=c_000000000000000000000013
+C14=c_000000000000000000000014
+harness "$T/h6.jsonl" 15 1 \
+    "0.1|$C12|1|$BARESIP_URI|no lease|x|nolease" \
+    "0.1|$C13|1|$BARESIP_URI|other attempt|x|other" \
+    "0.1|$C14|1|$BARESIP_URI|too late|x|expired"
+grep -v HEARTBEAT "$T/h6.jsonl" || true
+for id in $C12 $C13 $C14; do
+	has "$T/h6.jsonl" '.type == "JOB_NACK" and .call_id == $id and .reason == "stale"' \
+	    --arg id $id || rq_fail "$id: no JOB_NACK stale"
+	! grep -q "call $id/1: dialing" "$T/telserver.log" || rq_fail "$id was dialled"
+done
+[ "$(field "$T/h6.jsonl" $C14 expired reason)" = not_after ] || rq_fail "$C14: not expired"
+[ "$(rq_redis HGET rq:job:$C14 status)" = expired ] || rq_fail "$C14: job status"
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after stale claims"
+
+# --- 7. a Redis outage in the middle of a call ---------------------------------
+# The call goes on; its finish is kept and recorded once Redis is back (AOF
+# with appendfsync always keeps the job); a JOB meanwhile is refused (redis)
+# and not dialled.
+C9=c_000000000000000000000009 C10=c_000000000000000000000010
+LONGER="This sentence is long enough to keep the call going while the Redis server is stopped and started again, so the end of the attempt has to wait for it, and it goes on a little longer still."
+harness "$T/h7.jsonl" 40 1 "0.1|$C9|1|$BARESIP_URI|$LONGER" \
+    "4|$C10|1|$BARESIP_URI|while redis is down" &
+hpid=$!
+answered9() { [ "$(field "$T/h7.jsonl" $C9 answered status)" = answered ]; }
+rq_wait_for 10 answered9
+rq_stop_redis
+nacked10() { has "$T/h7.jsonl" '.type == "JOB_NACK" and .call_id == $id and .reason == "redis"' --arg id $C10; }
+rq_wait_for 10 nacked10
+kept9() { grep -q "call $C9/1: finish kept for a retry" "$T/telserver.log"; }
+rq_wait_for 20 kept9
+rq_restart_redis
+wait "$hpid" || rq_fail "harness failed"
+grep -v HEARTBEAT "$T/h7.jsonl" || true
+[ "$(events "$T/h7.jsonl" $C9)" = "dispatched ringing answered completed" ] ||
+    rq_fail "$C9: $(events "$T/h7.jsonl" $C9)"
+[ "$(rq_redis HGET rq:job:$C9 status)" = completed ] || rq_fail "$C9: job status"
+! grep -q "call $C10/1: dialing" "$T/telserver.log" || rq_fail "$C10 was dialled"
+# its claim never ran: the job is untouched, its lease still there
+[ -z "$(rq_redis HGET rq:job:$C10 dialed)" ] || rq_fail "$C10: claimed"
+[ -n "$(rq_redis ZSCORE rq:inflight $C10)" ] || rq_fail "$C10: lease gone"
+rq_redis DEL rq:job:$C10 >/dev/null; rq_redis ZREM rq:inflight $C10 >/dev/null
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the outage"
+
+# --- 8. kill -9 in the middle of a call ------------------------------------------
+# The restarted telserver ends the attempt of its previous run as
+# interrupted, and the retry rules schedule a new attempt.
+C11=c_000000000000000000000011
+harness_bg "$T/h8.jsonl" 30 99 "0.1|$C11|1|$BARESIP_URI|$LONG"
+answered11() { [ "$(field "$T/h8.jsonl" $C11 answered status)" = answered ]; }
+rq_wait_for 10 answered11
+rq_kill_daemon telserver
+kill "$hpid" 2>/dev/null || true
+wait "$hpid" 2>/dev/null || true
+[ "$(rq_redis SISMEMBER rq:oncall:tel-it $C11)" = 1 ] || rq_fail "$C11 not in rq:oncall"
+rq_start_daemon telserver
+rq_wait_for 10 redis_has_event $C11 retrying
+[ "$(redis_event $C11 retrying reason)" = interrupted ] || rq_fail "$C11: not interrupted"
+case $(redis_event $C11 retrying detail) in
+"telserver restarted; next attempt at 20"*) ;;
+*) rq_fail "$C11: detail $(redis_event $C11 retrying detail)" ;;
+esac
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the restart"
+rq_stop_daemon telserver
+
+# --- 9. dry run: claimed, acked and finished as completed, nothing dialled -----
+cp "$RQ_CONF" "$T/dry.conf"
+printf '\n[telserver]\nname = tel-dry\ndry_run = yes\n' >> "$T/dry.conf"
+RQ_CONF=$T/dry.conf rq_start_daemon telserver:dry
+D1=c_000000000000000000000d01 D2=c_000000000000000000000d02
+harness "$T/h9.jsonl" 15 1 "0.1|$D1|1|+15551230001|x" "0.1|$D2|1|+15551230002|x|x|nolease"
+grep -v HEARTBEAT "$T/h9.jsonl" || true
+has "$T/h9.jsonl" '.type == "JOB_ACK" and .call_id == $id' --arg id $D1 || rq_fail "$D1: no ack"
+# (all in the same millisecond: compare them as a set)
+[ "$(events "$T/h9.jsonl" $D1 | tr ' ' '\n' | sort | xargs)" = "answered completed dispatched ringing" ] ||
+    rq_fail "$D1: $(events "$T/h9.jsonl" $D1)"
+[ "$(field "$T/h9.jsonl" $D1 completed node)" = tel-dry ] || rq_fail "$D1: node"
+has "$T/h9.jsonl" '.type == "JOB_NACK" and .call_id == $id and .reason == "stale"' \
+    --arg id $D2 || rq_fail "$D2: no JOB_NACK stale"
+[ "$(rq_redis SCARD rq:oncall:tel-dry)" = 0 ] || rq_fail "rq:oncall:tel-dry not empty"
+rq_stop_daemon telserver:dry
 
 rq_check_sanitizers
 echo "test_telserver: OK"

@@ -129,6 +129,47 @@ test_policy_keys(void **state)
 	expect_error("[business b]\nrate_per_day = 1\n", ":2: unknown key");
 }
 
+/* The tenants' retry policy (issue 4): defaults, values, ranges. */
+static void
+test_retry_keys(void **state)
+{
+	const struct rq_tenant *t;
+	struct rq_config cfg;
+	char err[256];
+
+	assert_int_equal(write_conf(
+	    "[tenant demo]\nkey_sha256 = " HASH "\n"
+	    "[tenant eager]\nkey_sha256 = " HASH "\n"
+	    "retry_busy_attempts = 5\nretry_busy_delay_s = 1\n"
+	    "retry_no_answer_attempts = 1\nretry_no_answer_delay_s = 86400\n"
+	    "retry_network_attempts = 20\nretry_network_delay_s = 7\n"), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
+	t = rq_config_tenant(&cfg, "demo");		/* the defaults */
+	assert_int_equal(t->retry_busy_attempts, 3);
+	assert_int_equal(t->retry_busy_delay_s, 60);
+	assert_int_equal(t->retry_no_answer_attempts, 3);
+	assert_int_equal(t->retry_no_answer_delay_s, 300);
+	assert_int_equal(t->retry_network_attempts, 3);
+	assert_int_equal(t->retry_network_delay_s, 30);
+	t = rq_config_tenant(&cfg, "eager");
+	assert_int_equal(t->retry_busy_attempts, 5);
+	assert_int_equal(t->retry_busy_delay_s, 1);
+	assert_int_equal(t->retry_no_answer_attempts, 1);
+	assert_int_equal(t->retry_no_answer_delay_s, 86400);
+	assert_int_equal(t->retry_network_attempts, 20);
+	assert_int_equal(t->retry_network_delay_s, 7);
+	rq_config_free(&cfg);
+	unlink(path);
+
+	expect_error("[tenant a]\nretry_busy_delay_s = 0\n",
+	    ":2: retry_busy_delay_s: 0 out of range 1..86400");
+	expect_error("[tenant a]\nretry_network_delay_s = 86401\n",
+	    ":2: retry_network_delay_s: 86401 out of range");
+	expect_error("[tenant a]\nretry_no_answer_attempts = 0\n",
+	    ":2: retry_no_answer_attempts: 0 out of range");
+	expect_error("[redis]\nretry_busy_attempts = 2\n", ":2: unknown key");
+}
+
 static void
 test_missing_file(void **state)
 {
@@ -147,6 +188,7 @@ main(void)
 		cmocka_unit_test(test_values_and_tenants),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_policy_keys),
+		cmocka_unit_test(test_retry_keys),
 		cmocka_unit_test(test_missing_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,8 +40,8 @@ static void
 test_valid(void **state)
 {
 	static const char *names[] = { "queued", "scheduled", "dispatched",
-	    "ringing", "answered", "completed", "failed", "canceled",
-	    "expired" };
+	    "ringing", "answered", "retrying", "completed", "failed",
+	    "canceled", "expired" };
 	struct rq_msg m;
 	enum rq_status st;
 	char err[128];
@@ -65,7 +65,7 @@ test_status_and_attempt(void **state)
 	static const char *zero_ok[] = { "queued", "scheduled", "canceled",
 	    "expired" };
 	static const char *zero_bad[] = { "dispatched", "ringing", "answered",
-	    "completed", "failed" };
+	    "retrying", "completed", "failed" };
 	struct rq_msg m;
 	enum rq_status st;
 	char err[128];
@@ -161,13 +161,20 @@ test_rank(void **state)
 {
 	assert_int_equal(acct_rank(0, RQ_ST_QUEUED), 0);
 	assert_int_equal(acct_rank(0, RQ_ST_SCHEDULED), 1);
-	assert_int_equal(acct_rank(1, RQ_ST_COMPLETED), 21);
+	assert_int_equal(acct_rank(1, RQ_ST_RETRYING), 21);
+	assert_int_equal(acct_rank(1, RQ_ST_COMPLETED), 22);
 	assert_int_equal(acct_rank(2, RQ_ST_DISPATCHED), 34);
 	/* a new attempt outranks every status of the previous one */
 	assert_true(acct_rank(2, RQ_ST_QUEUED) > acct_rank(1, RQ_ST_EXPIRED));
 	assert_true(acct_rank(1, RQ_ST_RINGING) < acct_rank(1, RQ_ST_COMPLETED));
+	/* retrying ends an attempt: after answered, before the terminal */
+	assert_true(acct_rank(1, RQ_ST_ANSWERED) < acct_rank(1, RQ_ST_RETRYING));
+	assert_true(acct_rank(1, RQ_ST_RETRYING) < acct_rank(1, RQ_ST_FAILED));
+	assert_true(acct_rank(2, RQ_ST_DISPATCHED) >
+	    acct_rank(1, RQ_ST_RETRYING));
+	assert_false(rq_status_terminal(RQ_ST_RETRYING));
 	assert_int_equal(acct_rank(ACCT_ATTEMPT_MAX, RQ_ST_EXPIRED),
-	    ACCT_ATTEMPT_MAX * 16 + 8);
+	    ACCT_ATTEMPT_MAX * 16 + 9);
 }
 
 static void
@@ -208,6 +215,122 @@ test_json(void **state)
 	free(s);
 }
 
+/* An rq:events entry from its field/value strings (NULL-terminated). */
+static int
+stream(struct rq_msg *m, char *err, size_t errlen, ...)
+{
+	const char *fv[40];
+	size_t lens[40], n = 0;
+	va_list ap;
+
+	va_start(ap, errlen);
+	while (n < 40 && (fv[n] = va_arg(ap, const char *)) != NULL) {
+		lens[n] = strlen(fv[n]);
+		n++;
+	}
+	va_end(ap);
+	return acct_stream_event(m, fv, lens, n, err, errlen);
+}
+
+static void
+test_stream_entry(void **state)
+{
+	struct rq_msg m;
+	enum rq_status st;
+	char err[128];
+	const char *fv[] = { "call_id", ID, "attempt", "1", "status",
+	    "failed", "ts_ms", "1795250000123", "reason", "busy" };
+	size_t lens[] = { 7, 26, 7, 1, 6, 6, 5, 13, 6, 4 };
+
+	/* what RQ_LUA_EVENTS' emit writes: every field as text */
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "2", "status", "retrying", "ts_ms", "1795250000123",
+	    "tenant", "demo", "to", "+15551234567", "reason", "busy",
+	    "sip_code", "486", "node", "tel1", "duration_ms", "0",
+	    "started_ms", "1795250000000", "detail",
+	    "next attempt at 2026-11-21T08:34:20.123Z", "future", "x", NULL),
+	    0);
+	assert_int_equal(m.type, RQ_MSG_EVENT);
+	assert_string_equal(m.call_id, ID);
+	assert_int_equal(m.attempt, 2);
+	assert_string_equal(m.status, "retrying");
+	assert_int_equal(m.ts_ms, 1795250000123ULL);
+	assert_string_equal(m.tenant, "demo");
+	assert_string_equal(m.to, "+15551234567");
+	assert_string_equal(m.reason, "busy");
+	assert_int_equal(m.sip_code, 486);
+	assert_string_equal(m.node, "tel1");
+	assert_true(rq_msg_has(&m, duration_ms));
+	assert_int_equal(m.started_ms, 1795250000000ULL);
+	assert_false(rq_msg_has(&m, answered_ms));
+	assert_non_null(strstr(m.detail, "next attempt"));
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+	assert_int_equal(st, RQ_ST_RETRYING);
+	rq_msg_clear(&m);
+
+	/* lengths, not NULs, delimit the values */
+	lens[9] = 2;
+	assert_int_equal(acct_stream_event(&m, fv, lens, 10, err,
+	    sizeof(err)), 0);
+	assert_string_equal(m.reason, "bu");
+	rq_msg_clear(&m);
+	/* a value with a NUL inside */
+	lens[9] = 5;
+	fv[9] = "bu\0sy";
+	assert_int_equal(acct_stream_event(&m, fv, lens, 10, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "reason"));
+	/* odd count */
+	assert_int_equal(acct_stream_event(&m, fv, lens, 9, err,
+	    sizeof(err)), -1);
+
+	/* a field given twice: the last one, no leak */
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "1", "status", "failed", "ts_ms", "1", "node", "a",
+	    "node", "b", NULL), 0);
+	assert_string_equal(m.node, "b");
+	rq_msg_clear(&m);
+
+	/* required fields and numbers */
+	assert_int_equal(stream(&m, err, sizeof(err), "garbage", "1", NULL),
+	    -1);
+	assert_non_null(strstr(err, "missing"));
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "status", "failed", "ts_ms", "1", NULL), -1);
+	assert_int_equal(stream(&m, err, sizeof(err), NULL), -1);
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "x", "status", "failed", "ts_ms", "1", NULL), -1);
+	assert_string_equal(err, "attempt is not a number");
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "-1", "status", "failed", "ts_ms", "1", NULL), -1);
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "1", "status", "failed", "ts_ms", "", NULL), -1);
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "1", "status", "failed", "ts_ms", "1.5", NULL), -1);
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "1", "status", "failed", "ts_ms",
+	    "18446744073709551616", NULL), -1);
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "1", "status", "failed", "ts_ms",
+	    "18446744073709551615", NULL), 0);
+	assert_int_equal(m.ts_ms, UINT64_MAX);
+	rq_msg_clear(&m);
+	/* an optional number that is not one: dropped, the event kept */
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "1", "status", "failed", "ts_ms", "1", "sip_code",
+	    "486.0", "duration_ms", "5", NULL), 0);
+	assert_false(rq_msg_has(&m, sip_code));
+	assert_true(rq_msg_has(&m, duration_ms));
+	assert_string_equal(err, "sip_code is not a number, ignored");
+	rq_msg_clear(&m);
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "1", "status", "failed", "ts_ms",
+	    "18446744073709551615", NULL), 0);
+	/* parsed, but the check refuses it */
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), -1);
+	rq_msg_clear(&m);
+}
+
 int
 main(void)
 {
@@ -217,6 +340,7 @@ main(void)
 		cmocka_unit_test(test_bad_fields),
 		cmocka_unit_test(test_rank),
 		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_stream_entry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

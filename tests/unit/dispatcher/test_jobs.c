@@ -1,6 +1,8 @@
 /* The dispatcher's leases (jobs.c and its Lua scripts) against a real
- * redis-server: take, ack, nack/timeout requeue, stale and late acks, ended
- * jobs, max_attempts, broken jobs and dropped leases. */
+ * redis-server: take (one and several per script), requeue with and
+ * without giveback, a requeue after a claim, ended jobs, not_after,
+ * max_attempts, broken jobs and dropped leases, with their events in
+ * rq:events. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,27 +11,74 @@
 #include <cmocka.h>
 
 #include "dispatcher.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "util.h"
 #include "testredis.h"
 
-#define P(prio, due)	((9 - (prio)) * 10000000000000LL + (due))
+#define P(prio, due)	((due) - (prio) * 60000LL)	/* RQ_LUA_READY_SCORE */
 #define NB		1800000000000LL
 #define LEASE		60000		/* lease length, ms */
 
 static struct rq_script *scripts[] = { &disp_take_script,
-    &disp_acked_script, &disp_requeue_script, &disp_drop_script };
+    &disp_requeue_script, &disp_drop_script, &rq_claim_script };
 static struct rq_redis rl;
-static struct rq_msg ev;	/* the EVENT of the last take */
 static long long t_before;	/* wall clock just before the last take */
 
-/* disp_job_take with a lease of LEASE; keeps its event in ev. */
+/* disp_job_take of one id with a lease of LEASE, in the old shape: 1 with
+ * *m, 0 when rq:ready is empty, 2 when an id was popped but not sent. */
 static int
 take(struct rq_msg *m)
 {
-	rq_msg_clear(&ev);
+	size_t n;
+	int popped;
+
 	t_before = (long long)rq_now_ms();
-	return disp_job_take(&rl, LEASE, m, &ev);
+	popped = disp_job_take(&rl, LEASE, 1, m, &n);
+	assert_true(popped >= 0);
+	if (popped == 0)
+		return 0;
+	return n == 1 ? 1 : 2;
+}
+
+/* Like test_release.c's: the value of field in the last rq:events entry
+ * for id and status; returns how many such entries there are. */
+static int
+event(const char *id, const char *status, const char *field, char *out,
+    size_t outlen)
+{
+	redisReply *r, *e, *f;
+	const char *cid, *st, *v;
+	size_t i, j;
+	int n = 0;
+
+	if (out != NULL)
+		out[0] = '\0';
+	if ((r = testredis_cmd("XRANGE rq:events - +")) == NULL)
+		return -1;
+	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		e = r->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+			continue;
+		f = e->element[1];
+		cid = st = v = NULL;
+		for (j = 0; j + 1 < f->elements; j += 2) {
+			if (!strcmp(f->element[j]->str, "call_id"))
+				cid = f->element[j + 1]->str;
+			else if (!strcmp(f->element[j]->str, "status"))
+				st = f->element[j + 1]->str;
+			if (field != NULL && !strcmp(f->element[j]->str, field))
+				v = f->element[j + 1]->str;
+		}
+		if (cid == NULL || st == NULL || strcmp(cid, id) ||
+		    strcmp(st, status))
+			continue;
+		n++;
+		if (out != NULL && v != NULL)
+			snprintf(out, outlen, "%s", v);
+	}
+	freeReplyObject(r);
+	return n;
 }
 
 /* The lease of id runs LEASE from the take, by Redis's clock (this host's). */
@@ -57,7 +106,6 @@ setup(void **state)
 {
 	testredis_do("FLUSHALL");
 	rq_redis_init(&rl, "127.0.0.1", testredis_port, scripts, 4);
-	rq_msg_init(&ev, RQ_MSG_EVENT);
 	assert_int_equal(rq_redis_ready(&rl), 0);
 	return 0;
 }
@@ -65,7 +113,6 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	rq_msg_clear(&ev);
 	rq_redis_close(&rl);
 	return 0;
 }
@@ -91,30 +138,68 @@ test_take(void **state)
 	assert_false(rq_msg_has(&m, app_url));
 	rq_msg_clear(&m);
 	assert_leased("c_high");
-	assert_false(rq_msg_has(&ev, status));
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
 	assert_int_equal(testredis_num("HGET rq:job:c_high attempts"), 1);
 	assert_int_equal(testredis_num("ZCARD rq:ready"), 1);
+}
+
+static void
+test_take_many(void **state)
+{
+	struct rq_msg m[4];
+	size_t n, i;
+
+	ready("c_1", 5, NB + 1);
+	ready("c_2", 5, NB + 2);
+	testredis_do("ZADD rq:ready %lld c_gone", P(5, NB + 3));
+	ready("c_4", 5, NB + 4);
+	ready("c_5", 5, NB + 5);
+	/* Three popped, the vanished one among them: two to send. */
+	assert_int_equal(disp_job_take(&rl, LEASE, 3, m, &n), 3);
+	assert_int_equal(n, 2);
+	assert_string_equal(m[0].call_id, "c_1");
+	assert_string_equal(m[1].call_id, "c_2");
+	for (i = 0; i < n; i++)
+		rq_msg_clear(&m[i]);
+	/* Fewer than asked for: rq:ready is empty now. */
+	assert_int_equal(disp_job_take(&rl, LEASE, 4, m, &n), 2);
+	assert_int_equal(n, 2);
+	assert_string_equal(m[0].call_id, "c_4");
+	assert_int_equal(m[1].attempt, 1);
+	for (i = 0; i < n; i++)
+		rq_msg_clear(&m[i]);
+	assert_int_equal(testredis_num("ZCARD rq:inflight"), 4);
+	assert_int_equal(disp_job_take(&rl, LEASE, 4, m, &n), 0);
+	assert_int_equal(n, 0);
 }
 
 static void
 test_take_broken(void **state)
 {
 	struct rq_msg m;
+	char buf[128];
 
 	testredis_do("ZADD rq:ready 1 c_gone");
 	testredis_do("HSET rq:job:c_noto id c_noto tenant demo");
 	testredis_do("ZADD rq:ready 2 c_noto");
 	assert_int_equal(take(&m), 2);
-	assert_false(rq_msg_has(&ev, status));	/* vanished: nothing to say */
+	/* vanished: nothing to say */
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
 	assert_int_equal(take(&m), 2);
 	/* No target: that attempt fails, rejected. */
-	assert_string_equal(ev.call_id, "c_noto");
-	assert_int_equal(ev.attempt, 1);
-	assert_string_equal(ev.status, "failed");
-	assert_string_equal(ev.reason, "rejected");
-	assert_non_null(strstr(ev.detail, "tenant or target"));
-	assert_string_equal(ev.tenant, "demo");
-	assert_false(rq_msg_has(&ev, to));
+	assert_int_equal(event("c_noto", "failed", "reason", buf,
+	    sizeof(buf)), 1);
+	assert_string_equal(buf, "rejected");
+	event("c_noto", "failed", "attempt", buf, sizeof(buf));
+	assert_string_equal(buf, "1");
+	event("c_noto", "failed", "detail", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "tenant or target"));
+	event("c_noto", "failed", "tenant", buf, sizeof(buf));
+	assert_string_equal(buf, "demo");
+	event("c_noto", "failed", "to", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	assert_int_equal(testredis_num("HGET rq:job:c_noto status_rank"),
+	    16 + 7);
 	assert_int_equal(take(&m), 0);
 	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
 }
@@ -124,19 +209,22 @@ test_take_ended(void **state)
 {
 	struct rq_msg m;
 
-	/* Attempt 1 completed (its ack was lost, yet it was dialled): a
-	 * requeued copy must not be dialled again. */
+	/* Attempt 1 completed: a stray copy in rq:ready is not dialled. */
 	ready("c_done", 5, NB);
 	testredis_do("HSET rq:job:c_done attempts 1 status completed "
-	    "status_rank %d", 1 * 16 + 5);
+	    "status_rank %d", 1 * 16 + 6);
 	assert_int_equal(take(&m), 2);
-	assert_false(rq_msg_has(&ev, status));
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
 	assert_int_equal(testredis_num("ZCARD rq:ready"), 0);
 	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
 	assert_int_equal(testredis_num("HGET rq:job:c_done attempts"), 1);
-	/* Failed, canceled, expired alike; answered is not terminal. */
+	/* Failed, canceled, expired alike; answered and retrying are not
+	 * terminal. */
 	ready("c_exp", 5, NB);
-	testredis_do("HSET rq:job:c_exp status expired status_rank 8");
+	testredis_do("HSET rq:job:c_exp status expired status_rank 9");
+	assert_int_equal(take(&m), 2);
+	ready("c_can", 5, NB);
+	testredis_do("HSET rq:job:c_can status canceled status_rank 8");
 	assert_int_equal(take(&m), 2);
 	ready("c_ans", 5, NB);
 	testredis_do("HSET rq:job:c_ans attempts 1 status answered "
@@ -144,15 +232,51 @@ test_take_ended(void **state)
 	assert_int_equal(take(&m), 1);
 	assert_int_equal(m.attempt, 2);
 	rq_msg_clear(&m);
+	ready("c_retry", 5, NB);
+	testredis_do("HSET rq:job:c_retry attempts 1 status retrying "
+	    "status_rank %d", 1 * 16 + 5);
+	assert_int_equal(take(&m), 1);
+	assert_int_equal(m.attempt, 2);
+	rq_msg_clear(&m);
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
+}
+
+static void
+test_take_not_after(void **state)
+{
+	struct rq_msg m;
+	char buf[64];
+	long long now = (long long)rq_now_ms();
+
+	/* Its window closed while it waited in rq:ready: expired. */
+	ready("c_late", 5, NB);
+	testredis_do("HSET rq:job:c_late not_after_ms %lld attempts 1 "
+	    "status retrying status_rank %d", now - 1000, 16 + 5);
+	ready("c_ok", 5, NB + 1);
+	testredis_do("HSET rq:job:c_ok not_after_ms %lld", now + 60000);
+	assert_int_equal(take(&m), 2);
+	assert_int_equal(event("c_late", "expired", "reason", buf,
+	    sizeof(buf)), 1);
+	assert_string_equal(buf, "not_after");
+	event("c_late", "expired", "attempt", buf, sizeof(buf));
+	assert_string_equal(buf, "1");
+	assert_int_equal(testredis_num("HGET rq:job:c_late attempts"), 1);
+	assert_int_equal(testredis_num("HGET rq:job:c_late status_rank"),
+	    16 + 9);
+	assert_int_equal(testredis_num("ZSCORE rq:inflight c_late"), -1);
+	assert_int_equal(take(&m), 1);
+	assert_string_equal(m.call_id, "c_ok");
+	rq_msg_clear(&m);
 }
 
 static void
 test_attempts_exhausted(void **state)
 {
 	struct rq_msg m;
+	char buf[64];
 	int i;
 
-	/* Three lost acks (requeued keeping the attempt): no fourth dial. */
+	/* Three attempts used without a giveback: no fourth dial. */
 	ready("c_1", 5, NB);
 	for (i = 1; i <= 3; i++) {
 		assert_int_equal(take(&m), 1);
@@ -161,16 +285,17 @@ test_attempts_exhausted(void **state)
 		assert_int_equal(disp_job_requeue(&rl, "c_1", i, 0), 1);
 	}
 	assert_int_equal(take(&m), 2);
-	assert_string_equal(ev.call_id, "c_1");
-	assert_int_equal(ev.attempt, 3);
-	assert_string_equal(ev.status, "failed");
-	assert_string_equal(ev.reason, "attempts_exhausted");
-	assert_string_equal(ev.tenant, "demo");
-	assert_string_equal(ev.to, "+15551234567");
+	assert_int_equal(event("c_1", "failed", "reason", buf, sizeof(buf)),
+	    1);
+	assert_string_equal(buf, "attempts_exhausted");
+	event("c_1", "failed", "attempt", buf, sizeof(buf));
+	assert_string_equal(buf, "3");
+	event("c_1", "failed", "to", buf, sizeof(buf));
+	assert_string_equal(buf, "+15551234567");
 	assert_int_equal(testredis_num("HGET rq:job:c_1 attempts"), 3);
 	assert_int_equal(testredis_num("ZCARD rq:ready"), 0);
 	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
-	/* max_attempts absent: 3; a nack's giveback does not count. */
+	/* max_attempts absent: 3; a giveback does not count. */
 	ready("c_2", 5, NB);
 	testredis_do("HDEL rq:job:c_2 max_attempts");
 	testredis_do("HSET rq:job:c_2 attempts 2");
@@ -183,101 +308,37 @@ test_attempts_exhausted(void **state)
 	rq_msg_clear(&m);
 	assert_int_equal(disp_job_requeue(&rl, "c_2", 3, 0), 1);
 	assert_int_equal(take(&m), 2);
-	assert_int_equal(ev.attempt, 3);
-	assert_string_equal(ev.reason, "attempts_exhausted");
-	/* max_attempts 1: one lost ack is the end. */
-	ready("c_3", 5, NB);
-	testredis_do("HSET rq:job:c_3 max_attempts 1");
-	assert_int_equal(take(&m), 1);
-	rq_msg_clear(&m);
-	assert_int_equal(disp_job_requeue(&rl, "c_3", 1, 0), 1);
-	assert_int_equal(take(&m), 2);
-	assert_int_equal(ev.attempt, 1);
+	assert_int_equal(event("c_2", "failed", "attempt", buf, sizeof(buf)),
+	    1);
+	assert_string_equal(buf, "3");
 }
 
 static void
 test_drop(void **state)
 {
 	struct rq_msg m;
+	char buf[128];
 
 	ready("c_1", 5, NB);
 	assert_int_equal(take(&m), 1);
 	rq_msg_clear(&m);
 	/* Not the current attempt: the lease stays. */
-	assert_int_equal(disp_job_drop(&rl, "c_1", 2), 0);
+	assert_int_equal(disp_job_drop(&rl, "c_1", 2, "tI", "bad"), 0);
 	assert_leased("c_1");
-	assert_int_equal(disp_job_drop(&rl, "c_1", 1), 1);
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
+	assert_int_equal(disp_job_drop(&rl, "c_1", 1, "tI", "bad target"),
+	    1);
 	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
 	assert_int_equal(testredis_num("ZCARD rq:ready"), 0);
-	assert_int_equal(disp_job_drop(&rl, "c_1", 1), 0);
-}
-
-static void
-test_ack(void **state)
-{
-	struct rq_msg m;
-	char *tenant, *to;
-
-	ready("c_1", 5, NB);
-	assert_int_equal(take(&m), 1);
-	rq_msg_clear(&m);
-	assert_int_equal(disp_job_acked(&rl, "c_1", 1, "tel1", 1, &tenant,
-	    &to), 1);
-	assert_string_equal(tenant, "demo");
-	assert_string_equal(to, "+15551234567");
-	free(tenant);
-	free(to);
-	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
-	assert_int_equal(testredis_num("HGET rq:job:c_1 attempts"), 1);
-	/* A duplicate ack changes nothing, not even the node. */
-	assert_int_equal(disp_job_acked(&rl, "c_1", 1, "tel22", 0, &tenant,
-	    &to), 0);
-	assert_int_equal(testredis_num("HSTRLEN rq:job:c_1 node"), 4);
-	free(tenant);
-	free(to);
-}
-
-static void
-test_stale_ack(void **state)
-{
-	struct rq_msg m;
-	char *tenant, *to;
-
-	/* Attempt 1 timed out and was requeued; another dispatcher took it
-	 * as attempt 2: a late ack of attempt 1 must not touch that lease. */
-	ready("c_1", 5, NB);
-	testredis_do("HSET rq:job:c_1 attempts 1");
-	assert_int_equal(take(&m), 1);
-	assert_int_equal(m.attempt, 2);
-	rq_msg_clear(&m);
-	assert_int_equal(disp_job_acked(&rl, "c_1", 1, "tel1", 0, &tenant,
-	    &to), 0);
-	assert_null(tenant);
-	assert_leased("c_1");
-	assert_int_equal(testredis_num("HEXISTS rq:job:c_1 node"), 0);
-	assert_int_equal(disp_job_acked(&rl, "c_gone", 1, "tel1", 0, &tenant,
-	    &to), 0);
-}
-
-static void
-test_late_ack(void **state)
-{
-	struct rq_msg m;
-	char *tenant, *to;
-
-	/* Timed out and requeued keeping attempt 1; then its ack arrives:
-	 * the telserver dials it, so the requeued copy goes. */
-	ready("c_1", 5, NB);
-	assert_int_equal(take(&m), 1);
-	rq_msg_clear(&m);
-	assert_int_equal(disp_job_requeue(&rl, "c_1", 1, 0), 1);
-	assert_int_equal(testredis_num("ZCARD rq:ready"), 1);
-	assert_int_equal(disp_job_acked(&rl, "c_1", 1, "tel1", 0, &tenant,
-	    &to), 1);
-	free(tenant);
-	free(to);
-	assert_int_equal(testredis_num("ZCARD rq:ready"), 0);
-	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
+	assert_int_equal(event("c_1", "failed", "reason", buf, sizeof(buf)),
+	    1);
+	assert_string_equal(buf, "rejected");
+	event("c_1", "failed", "node", buf, sizeof(buf));
+	assert_string_equal(buf, "tI");
+	event("c_1", "failed", "detail", buf, sizeof(buf));
+	assert_string_equal(buf, "bad target");
+	assert_int_equal(disp_job_drop(&rl, "c_1", 1, "tI", "bad"), 0);
+	assert_int_equal(testredis_num("XLEN rq:events"), 1);
 }
 
 static void
@@ -287,7 +348,8 @@ test_requeue(void **state)
 
 	ready("c_1", 3, NB);
 	ready("c_2", 3, NB + 5);
-	/* Nack: the attempt is given back, the job keeps its place. */
+	/* Nack or timeout: the attempt is given back, the job keeps its
+	 * place. */
 	assert_int_equal(take(&m), 1);
 	assert_string_equal(m.call_id, "c_1");
 	rq_msg_clear(&m);
@@ -295,7 +357,7 @@ test_requeue(void **state)
 	assert_int_equal(testredis_num("HGET rq:job:c_1 attempts"), 0);
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_1"), P(3, NB));
 	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
-	/* Timeout: the attempt stays counted. */
+	/* Without giveback the attempt stays counted. */
 	assert_int_equal(take(&m), 1);
 	assert_string_equal(m.call_id, "c_1");
 	assert_int_equal(m.attempt, 1);
@@ -315,23 +377,59 @@ test_requeue(void **state)
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_1"), -1);
 }
 
+static void
+test_claim_races(void **state)
+{
+	struct rq_msg m;
+
+	/* Claimed, then the ack timed out: the requeue finds no lease and
+	 * changes nothing (the telserver is dialling attempt 1). */
+	ready("c_1", 5, NB);
+	assert_int_equal(take(&m), 1);
+	rq_msg_clear(&m);
+	assert_int_equal(rq_job_claim(&rl, "c_1", 1, "tA"), RQ_CLAIM_OK);
+	assert_int_equal(disp_job_requeue(&rl, "c_1", 1, 1), 0);
+	assert_int_equal(testredis_num("HGET rq:job:c_1 attempts"), 1);
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_1"), -1);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tA c_1"), 1);
+
+	/* Requeued (given back) first: a late claim of that lease fails,
+	 * so attempt 1 is never dialled by tB. */
+	ready("c_2", 5, NB);
+	assert_int_equal(take(&m), 1);
+	rq_msg_clear(&m);
+	assert_int_equal(disp_job_requeue(&rl, "c_2", 1, 1), 1);
+	assert_int_equal(rq_job_claim(&rl, "c_2", 1, "tB"), RQ_CLAIM_STALE);
+	/* Taken again as attempt 1: only one of two telservers holding a
+	 * JOB for attempt 1 can claim it. */
+	assert_int_equal(take(&m), 1);
+	assert_int_equal(m.attempt, 1);
+	rq_msg_clear(&m);
+	assert_int_equal(rq_job_claim(&rl, "c_2", 1, "tC"), RQ_CLAIM_OK);
+	assert_int_equal(rq_job_claim(&rl, "c_2", 1, "tB"), RQ_CLAIM_STALE);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tB c_2"), 0);
+	assert_int_equal(event("c_2", "dispatched", NULL, NULL, 0), 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_take, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_take_many, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_take_broken, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_take_ended, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_take_not_after, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_attempts_exhausted, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ack, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_ack, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_late_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requeue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_races, setup,
+		    teardown),
 	};
 	int rc;
 

@@ -1,5 +1,5 @@
 /* The telserver table: heartbeats, liveness, draining, suspects, restarts
- * with a new identity, and the load the choice sees. */
+ * with a new identity, the load the choice sees and the room to fill. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -121,6 +121,32 @@ test_restart_new_identity(void **state)
 }
 
 static void
+test_room(void **state)
+{
+	struct disp_tels t;
+	ssize_t a;
+
+	disp_tels_init(&t, 1000);
+	assert_int_equal(disp_tels_room(&t, 0), 0);
+	hb(&t, "id-a", "a", 1, 4, "up", 100);
+	a = disp_tels_find(&t, "id-a", 4);
+	assert_true(a >= 0);
+	hb(&t, "id-b", "b", 0, 2, "up", 100);
+	hb(&t, "id-c", "c", 0, 5, "draining", 100);
+	hb(&t, "id-d", "d", 9, 3, "up", 100);	/* over capacity: none */
+	assert_int_equal(disp_tels_room(&t, 200), 3 + 2);
+	/* Sent and acked since the heartbeat count as load. */
+	t.v[a].pending = 1;
+	t.v[a].acked = 1;
+	assert_int_equal(disp_tels_room(&t, 200), 1 + 2);
+	t.v[a].suspect = 1;
+	assert_int_equal(disp_tels_room(&t, 200), 2);
+	/* Silent for longer than the timeout: none. */
+	assert_int_equal(disp_tels_room(&t, 1200), 0);
+	disp_tels_free(&t);
+}
+
+static void
 test_bad_heartbeat(void **state)
 {
 	struct disp_tels t;
@@ -145,6 +171,7 @@ main(void)
 		cmocka_unit_test(test_liveness),
 		cmocka_unit_test(test_draining_suspect_full),
 		cmocka_unit_test(test_restart_new_identity),
+		cmocka_unit_test(test_room),
 		cmocka_unit_test(test_bad_heartbeat),
 	};
 

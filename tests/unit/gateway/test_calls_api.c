@@ -1,6 +1,6 @@
 /* Unit tests of gateway/calls_api.c and store_calls.c: the list query and
- * its cursor, and the cancel and list scripts against a real redis-server
- * on a free port. */
+ * its cursor, the PATCH body, and the cancel, patch and list scripts
+ * against a real redis-server on a free port. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -145,7 +145,7 @@ job(const char *id, const char *tenant, const char *queue, int rank,
 	testredis_do("HSET %s%s id %s tenant %s to +15551234567 status %s "
 	    "status_rank %d created_ms %llu attempts 0 priority 5 "
 	    "not_before_ms %llu updated_ms %llu", RQ_KEY_JOB, id, id, tenant,
-	    rank == 0 ? "queued" : rank == 5 ? "completed" : "dispatched",
+	    rank == 0 ? "queued" : rank == 6 ? "completed" : "dispatched",
 	    rank, (unsigned long long)created, (unsigned long long)created,
 	    (unsigned long long)created);
 	testredis_do("ZADD %s%s %llu %s", RQ_KEY_TENANT_CALLS, tenant,
@@ -188,12 +188,14 @@ test_cancel_live(void **state)
 	const char *b = "c_00000000000000000000000b";
 	const char *c = "c_00000000000000000000000c";
 	const char *d = "c_00000000000000000000000d";
+	const char *e = "c_00000000000000000000000e";
+	const char *f = "c_00000000000000000000000f";
 	struct result res;
 
 	job(a, "t1", RQ_KEY_DELAYED, 0, 10);
 	job(b, "t1", RQ_KEY_READY, 1, 11);
 	job(c, "t1", NULL, 18, 12);		/* dispatched, attempt 1 */
-	job(d, "t1", NULL, 5, 13);		/* completed */
+	job(d, "t1", NULL, 6, 13);		/* completed */
 	testredis_do("ZADD %st1 10 %s", RQ_KEY_ACTIVE, a);
 
 	cancel(a, "t2", &res);			/* another tenant's */
@@ -209,9 +211,18 @@ test_cancel_live(void **state)
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a), -1);
 	assert_int_equal(testredis_num("ZSCORE %st1 %s", RQ_KEY_ACTIVE, a), -1);
 	assert_int_equal(testredis_num("HGET %s%s status_rank", RQ_KEY_JOB, a),
-	    7);
+	    8);
 	assert_int_equal(testredis_num("HEXISTS %s%s 0:canceled",
 	    RQ_KEY_TIMELINE, a), 1);
+	/* EVENT canceled is in the outbox, from the same script */
+	assert_int_equal(testredis_num("XLEN %s", RQ_KEY_EVENTS), 1);
+	assert_int_equal(testredis_num("EVAL %s 1 %s", "local e = "
+	    "redis.call('XRANGE', KEYS[1], '-', '+')[1][2] local t = {} "
+	    "for i = 1, #e, 2 do t[e[i]] = e[i + 1] end "
+	    "if t.status == 'canceled' and t.attempt == '0' and "
+	    "t.reason == 'canceled_by_request' and t.tenant == 't1' and "
+	    "t.to == '+15551234567' and t.ts_ms == '1000' then return 1 end "
+	    "return 0", RQ_KEY_EVENTS), 1);
 	cancel(a, "t1", &res);			/* twice */
 	assert_int_equal(res.outcome, GW_CANCEL_ENDED);
 
@@ -223,6 +234,184 @@ test_cancel_live(void **state)
 	assert_int_equal(res.outcome, GW_CANCEL_STARTED);
 	cancel(d, "t1", &res);
 	assert_int_equal(res.outcome, GW_CANCEL_ENDED);
+	assert_int_equal(testredis_num("XLEN %s", RQ_KEY_EVENTS), 2);
+
+	/* Waiting for a retry (attempt 1 ended busy): still cancelable, as
+	 * attempt 1, above the retrying rank. */
+	job(e, "t1", RQ_KEY_DELAYED, 16 + 5, 14);
+	testredis_do("HSET %s%s attempts 1 status retrying", RQ_KEY_JOB, e);
+	cancel(e, "t1", &res);
+	assert_int_equal(res.outcome, GW_CANCEL_DONE);
+	assert_true(res.attempt == 1);
+	assert_int_equal(testredis_num("HGET %s%s status_rank", RQ_KEY_JOB, e),
+	    16 + 8);
+
+	/* Leased by a dispatcher, not yet claimed by a telserver: the lease
+	 * goes (no claim can take it now) and its attempt is given back. */
+	job(f, "t1", RQ_KEY_INFLIGHT, 1, 15);
+	testredis_do("HSET %s%s attempts 1", RQ_KEY_JOB, f);
+	cancel(f, "t1", &res);
+	assert_int_equal(res.outcome, GW_CANCEL_DONE);
+	assert_true(res.attempt == 0);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_INFLIGHT, f),
+	    -1);
+	assert_int_equal(testredis_num("HGET %s%s attempts", RQ_KEY_JOB, f),
+	    0);
+	assert_int_equal(testredis_num("HGET %s%s status_rank", RQ_KEY_JOB, f),
+	    8);
+}
+
+static void
+test_patch_parse(void **state)
+{
+	static const struct { const char *body, *field; int status; } bad[] = {
+		{ "", NULL, 400 },
+		{ "[]", NULL, 400 },
+		{ "{}", NULL, 400 },
+		{ "{\"priority\":10}", "priority", 400 },
+		{ "{\"priority\":\"7\"}", "priority", 400 },
+		{ "{\"not_before\":\"soon\"}", "not_before", 400 },
+		{ "{\"not_before\":1}", "not_before", 400 },
+		{ "{\"to\":\"+15551234567\"}", "to", 400 },
+		{ "{\"priority\":1,\"priority\":2}", NULL, 400 },
+	};
+	struct gw_patch p;
+	struct gw_error err;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(gw_patch_parse(bad[i].body,
+		    strlen(bad[i].body), 1024, &p, &err), -1);
+		assert_int_equal(err.status, bad[i].status);
+		assert_string_equal(err.field, bad[i].field ? bad[i].field :
+		    "");
+	}
+	assert_int_equal(gw_patch_parse("{\"priority\":0}", 14, 1024, &p,
+	    &err), 0);
+	assert_true(p.has_priority && p.priority == 0 && !p.has_not_before);
+	assert_int_equal(gw_patch_parse("{\"not_before\":"
+	    "\"2026-11-22T10:00:00\",\"priority\":9}", 49, 1024, &p, &err),
+	    0);
+	assert_true(p.has_priority && p.priority == 9 && p.has_not_before &&
+	    p.not_before_local);
+	assert_true(p.not_before_ms == 1795341600000ULL);
+	assert_int_equal(gw_patch_parse("{\"priority\":1}", 14, 10, &p, &err),
+	    -1);
+	assert_int_equal(err.status, 413);
+}
+
+static void
+patched(const struct gw_patch_result *r, void *arg)
+{
+	struct result *res = arg;
+	size_t i;
+
+	res->rc = r->rc;
+	res->outcome = r->outcome;
+	for (i = 0; i + 1 < r->njob; i += 2)
+		if (!strcmp(r->job[i], "priority"))
+			snprintf(res->status, sizeof(res->status), "%s",
+			    r->job[i + 1]);
+	res->done = 1;
+}
+
+static void
+patch(const char *id, const char *tenant, long long nb, int prio,
+    uint64_t now, struct result *res)
+{
+	struct gw_patch p;
+
+	memset(&p, 0, sizeof(p));
+	if (nb >= 0) {
+		p.has_not_before = 1;
+		p.not_before_ms = (uint64_t)nb;
+		snprintf(p.policy, sizeof(p.policy), "accept");
+	}
+	if (prio >= 0) {
+		p.has_priority = 1;
+		p.priority = prio;
+	}
+	memset(res, 0, sizeof(*res));
+	assert_int_equal(gw_store_patch(st, id, tenant, &p, now, patched,
+	    res), 0);
+	run_until(&res->done);
+	assert_int_equal(res->rc, 0);
+}
+
+/* PATCH: re-scored where the job waits; refused once it has left. */
+static void
+test_patch_live(void **state)
+{
+	const char *a = "c_0000000000000000000000a1";
+	const char *b = "c_0000000000000000000000b1";
+	const char *c = "c_0000000000000000000000c1";
+	const char *d = "c_0000000000000000000000d1";
+	const uint64_t now = 10000000;
+	struct result res;
+
+	job(a, "p1", RQ_KEY_DELAYED, 0, 20000000);	/* due later */
+	testredis_do("ZADD %sp1 20000000 %s", RQ_KEY_ACTIVE, a);
+	job(b, "p1", RQ_KEY_READY, 1, 0);		/* due, scored below */
+	testredis_do("ZADD %s %llu %s", RQ_KEY_READY,
+	    (unsigned long long)(9000000 - 5 * RQ_PRIORITY_STEP_MS), b);
+	job(c, "p1", NULL, 18, 0);			/* dispatched */
+	job(d, "p1", NULL, 6, 0);			/* completed */
+
+	patch(a, "p2", -1, 7, now, &res);		/* another tenant's */
+	assert_int_equal(res.outcome, GW_PATCH_NOT_FOUND);
+	assert_int_equal(testredis_num("HGET %s%s priority", RQ_KEY_JOB, a),
+	    5);
+
+	/* priority only: stays in rq:delayed at its time */
+	patch(a, "p1", -1, 7, now, &res);
+	assert_int_equal(res.outcome, GW_PATCH_DONE);
+	assert_string_equal(res.status, "7");
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a),
+	    20000000);
+	/* a new time, past or future, for a delayed job: rq:delayed, so the
+	 * scheduler releases it (and reports scheduled) */
+	patch(a, "p1", 30000000, -1, now, &res);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a),
+	    30000000);
+	assert_int_equal(testredis_num("HGET %s%s not_before_ms", RQ_KEY_JOB,
+	    a), 30000000);
+	/* its max_concurrent slot counts from the new time */
+	assert_int_equal(testredis_num("ZSCORE %sp1 %s", RQ_KEY_ACTIVE, a),
+	    30000000);
+	assert_int_equal(testredis_num("ZSCORE %sp1 %s", RQ_KEY_ACTIVE, b),
+	    -1);
+	assert_string_equal(res.status, "7");
+	patch(a, "p1", now, -1, now, &res);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a),
+	    now);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, a), -1);
+
+	/* a ready job's new priority: the score of its due time (9000000)
+	 * with the new ageing credit */
+	patch(b, "p1", -1, 9, now, &res);
+	assert_int_equal(res.outcome, GW_PATCH_DONE);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, b),
+	    9000000 - 9 * RQ_PRIORITY_STEP_MS);
+	/* ... and a later time takes it back to rq:delayed */
+	patch(b, "p1", 40000000, -1, now, &res);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, b), -1);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, b),
+	    40000000);
+
+	/* not_after: the new time must come before it */
+	testredis_do("HSET %s%s not_after_ms 50000000", RQ_KEY_JOB, b);
+	patch(b, "p1", 50000000, -1, now, &res);
+	assert_int_equal(res.outcome, GW_PATCH_NOT_AFTER);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, b),
+	    40000000);
+
+	patch(c, "p1", -1, 1, now, &res);
+	assert_int_equal(res.outcome, GW_PATCH_STARTED);
+	assert_int_equal(testredis_num("HGET %s%s priority", RQ_KEY_JOB, c),
+	    5);
+	patch(d, "p1", -1, 1, now, &res);
+	assert_int_equal(res.outcome, GW_PATCH_ENDED);
 }
 
 static void
@@ -264,7 +453,7 @@ test_list_live(void **state)
 	 * tenant in between. */
 	for (k = 0; k < 125; k++) {
 		snprintf(id, sizeof(id), "c_%024x", 0x100 + k);
-		job(id, "lt", k % 3 ? RQ_KEY_DELAYED : NULL, k % 3 ? 0 : 5,
+		job(id, "lt", k % 3 ? RQ_KEY_DELAYED : NULL, k % 3 ? 0 : 6,
 		    k < 5 ? 1000 : 1000 + (uint64_t)k);
 	}
 	job("c_0000000000000000000fffff", "other", NULL, 0, 1050);
@@ -317,9 +506,11 @@ main(void)
 		cmocka_unit_test(test_cursor),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_cancel_parse_shapes),
+		cmocka_unit_test(test_patch_parse),
 	};
 	const struct CMUnitTest live[] = {
 		cmocka_unit_test(test_cancel_live),
+		cmocka_unit_test(test_patch_live),
 		cmocka_unit_test(test_list_live),
 	};
 	int rc;

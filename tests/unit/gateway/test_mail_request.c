@@ -59,6 +59,8 @@ t_text(void **state)
 	    "Priority: 7\r\n"
 	    "Caller-Id: +15551234567\r\n"
 	    "When: 2026-11-19T10:00:00Z\r\n"
+	    "Not-After: 2026-11-19T18:00:00\r\n"
+	    "Time-Zone: Europe/Paris\r\n"
 	    "X-Order: 1001\r\n"
 	    "x-customer: ACME\r\n"
 	    "-- \r\n"
@@ -72,6 +74,10 @@ t_text(void **state)
 	assert_int_equal(call.priority, 7);
 	assert_string_equal(call.caller_id, "+15551234567");
 	assert_true(call.not_before_ms > NOW);
+	/* a local not_after, for the policy engine to place in time_zone */
+	assert_true(call.not_after_local);
+	assert_true(call.not_after_ms == call.not_before_ms + 8 * 3600000);
+	assert_string_equal(call.time_zone, "Europe/Paris");
 	assert_non_null(call.metadata);
 	assert_non_null(strstr(call.metadata, "\"X-Order\":\"1001\""));
 	assert_non_null(strstr(call.metadata, "\"X-customer\":\"ACME\""));

@@ -229,6 +229,70 @@ test_business_hours(void **state)
 	    "\"business\":\"nope\"}", 400, "invalid_field", "business");
 }
 
+/* not_before / not_after without an offset are the callee's local time. */
+static void
+test_local_times(void **state)
+{
+	struct rq_tenant t = tenant();
+	struct gw_call call;
+	struct gw_policy pol;
+	struct gw_error err;
+
+	/* New York (a precise area code): 10:00 EST is 15:00Z */
+	assert_true(expect_ok(&t, "{\"to\":\"+12125551234\",\"say\":\"x\","
+	    "\"not_before\":\"2026-11-21T10:00:00\"}", T_0600Z, "accept") ==
+	    T_1500Z);
+	/* time_zone wins over the number's zone */
+	assert_true(expect_ok(&t, "{\"to\":\"+12125551234\",\"say\":\"x\","
+	    "\"time_zone\":\"Europe/Paris\","
+	    "\"not_before\":\"2026-11-21T16:00:00\"}", T_0600Z, "accept") ==
+	    T_1500Z);
+	/* a number in a country of several zones, a SIP address: ask */
+	expect_refused(&t, "{\"to\":\"+15551234567\",\"say\":\"x\","
+	    "\"not_before\":\"2026-11-21T16:00:00\"}", 400,
+	    "time_zone_required", "time_zone");
+	expect_refused(&t, "{\"to\":\"sip:bob@example.com\",\"say\":\"x\","
+	    "\"not_after\":\"2026-11-21T16:00:00\"}", 400,
+	    "time_zone_required", "time_zone");
+	assert_true(expect_ok(&t, "{\"to\":\"sip:bob@example.com\","
+	    "\"say\":\"x\",\"time_zone\":\"UTC\","
+	    "\"not_before\":\"2026-11-21T17:00:00\"}", T_1500Z, "accept") ==
+	    T_1700Z);
+	/* made absolute, then checked: not_after after not_before */
+	expect_refused(&t, "{\"to\":\"+442071838750\",\"say\":\"x\","
+	    "\"not_before\":\"2026-11-21T17:00:00\","
+	    "\"not_after\":\"2026-11-21T16:00:00\"}", 400, "invalid_field",
+	    "not_after");
+	expect_refused(&t, "{\"to\":\"+442071838750\",\"say\":\"x\","
+	    "\"not_after\":\"2026-11-21T14:00:00\"}", 400, "invalid_field",
+	    "not_after");
+	assert_int_equal(check(&t, "{\"to\":\"+442071838750\",\"say\":\"x\","
+	    "\"not_after\":\"2026-11-21T18:00:00\"}", T_1500Z, &call, &pol,
+	    &err), 0);
+	assert_true(call.not_after_ms == T_1800Z);
+	assert_true(call.not_before_ms == T_1500Z);
+	gw_call_clear(&call);
+}
+
+/* A deferral that lands at or past not_after is refused, saying why. */
+static void
+test_deferral_past_not_after(void **state)
+{
+	struct rq_tenant t = tenant();
+
+	snprintf(t.calling_hours, sizeof(t.calling_hours), "08:00-21:00");
+	/* London, 21:30: the hours open tomorrow at 08:00, too late */
+	expect_refused(&t, "{\"to\":\"+442071838750\",\"say\":\"x\","
+	    "\"not_before\":\"2026-11-21T21:30:00Z\","
+	    "\"not_after\":\"2026-11-21T23:00:00Z\"}", 422,
+	    "outside_window", "not_after");
+	/* a window that reaches the opening is fine */
+	assert_true(expect_ok(&t, "{\"to\":\"+442071838750\",\"say\":\"x\","
+	    "\"not_before\":\"2026-11-21T21:30:00Z\","
+	    "\"not_after\":\"2026-11-22T09:00:00Z\"}", T_1500Z,
+	    "defer:calling_hours") == T_NEXT_0700Z + 3600000);
+}
+
 static void
 test_policy_obj(void **state)
 {
@@ -336,6 +400,8 @@ main(void)
 		cmocka_unit_test(test_calling_hours),
 		cmocka_unit_test(test_calling_hours_zones),
 		cmocka_unit_test(test_business_hours),
+		cmocka_unit_test(test_local_times),
+		cmocka_unit_test(test_deferral_past_not_after),
 		cmocka_unit_test(test_policy_obj),
 		cmocka_unit_test(test_idem_key),
 		cmocka_unit_test(test_verdicts),

@@ -18,6 +18,33 @@
 #include "log.h"
 #include "teststore.h"
 
+/* A string reply of a command ("" for anything else), in a static buffer
+ * good until the next call. */
+static const char *
+testredis_str(const char *fmt, ...)
+{
+	static char buf[512];
+	struct timeval tv = { 1, 0 };
+	redisContext *c;
+	redisReply *r = NULL;
+	va_list ap;
+
+	buf[0] = '\0';
+	c = redisConnectWithTimeout("127.0.0.1", testredis_port, tv);
+	if (c != NULL && !c->err) {
+		va_start(ap, fmt);
+		r = redisvCommand(c, fmt, ap);
+		va_end(ap);
+	}
+	if (r != NULL && r->type == REDIS_REPLY_STRING)
+		snprintf(buf, sizeof(buf), "%s", r->str);
+	if (r != NULL)
+		freeReplyObject(r);
+	if (c != NULL)
+		redisFree(c);
+	return buf;
+}
+
 /* Made-up replies: a flat array of n strings, an integer, an error. */
 static redisReply	 strs[8], *strp[8];
 static char		*strv[] = { "a", "1", "b", "2", "c", "3", "d", "4" };
@@ -163,7 +190,18 @@ got(int rc, const char *const *job, size_t njob, const char *const *tl,
 static void
 create(const char *id, const char *tenant, struct result *res)
 {
+	struct rq_tenant t;
 	struct gw_call call;
+
+	/* a tenant with the config's defaults, and its own retry delays */
+	memset(&t, 0, sizeof(t));
+	t.max_attempts = 3;
+	t.retry_busy_attempts = 4;
+	t.retry_busy_delay_s = 61;
+	t.retry_no_answer_attempts = 2;
+	t.retry_no_answer_delay_s = 301;
+	t.retry_network_attempts = 5;
+	t.retry_network_delay_s = 31;
 
 	memset(&call, 0, sizeof(call));
 	call.to = "+15551234567";
@@ -172,7 +210,8 @@ create(const char *id, const char *tenant, struct result *res)
 	call.priority = 5;
 	call.not_before_ms = 1700000000000ULL;
 	memset(res, 0, sizeof(*res));
-	assert_int_equal(gw_store_create(st, id, tenant, &call, 3,
+	snprintf(t.name, sizeof(t.name), "%s", tenant);
+	assert_int_equal(gw_store_create(st, id, &t, &call,
 	    1700000000000ULL, created, res), 0);
 	run_until(&res->done);
 }
@@ -196,13 +235,31 @@ test_create_get(void **state)
 	    "callback_url", RQ_KEY_JOB), 0);
 	assert_int_equal(testredis_num("HEXISTS %sc0000000000000000000001 "
 	    "0:queued", RQ_KEY_TIMELINE), 1);
+	assert_string_equal(testredis_str("HGET %sc0000000000000000000001 "
+	    "status", RQ_KEY_JOB), "queued");
+	assert_string_equal(testredis_str("HGET %sc0000000000000000000001 "
+	    "retry_busy", RQ_KEY_JOB), "4:61000");
+	assert_string_equal(testredis_str("HGET %sc0000000000000000000001 "
+	    "retry_no_answer", RQ_KEY_JOB), "2:301000");
+	assert_string_equal(testredis_str("HGET %sc0000000000000000000001 "
+	    "retry_network", RQ_KEY_JOB), "5:31000");
+	assert_int_equal(testredis_num("HEXISTS %sc0000000000000000000001 "
+	    "not_after_ms", RQ_KEY_JOB), 0);
+	/* EVENT queued, in the outbox, written by the same script */
+	assert_int_equal(testredis_num("XLEN %s", RQ_KEY_EVENTS), 1);
+	assert_string_equal(testredis_str("EVAL %s 1 %s",
+	    "local e = redis.call('XRANGE', KEYS[1], '-', '+')[1][2] "
+	    "local t = {} for i = 1, #e, 2 do t[#t + 1] = e[i] .. '=' .. "
+	    "e[i + 1] end return table.concat(t, ' ')", RQ_KEY_EVENTS),
+	    "call_id=c0000000000000000000001 attempt=0 status=queued "
+	    "ts_ms=1700000000000 tenant=demo to=+15551234567");
 
 	memset(&res, 0, sizeof(res));
 	assert_int_equal(gw_store_get(st, "c0000000000000000000001", got,
 	    &res), 0);
 	run_until(&res.done);
 	assert_int_equal(res.rc, 0);
-	assert_int_equal(res.njob, 2 * 13);
+	assert_int_equal(res.njob, 2 * 16);
 	assert_string_equal(res.to, "+15551234567");
 	assert_int_equal(res.ntl, 2);
 	assert_string_equal(res.tlfield, "0:queued");
@@ -229,6 +286,8 @@ test_create_fails_cleanly(void **state)
 	assert_int_equal(res.rc, -1);
 	assert_int_equal(testredis_num("ZSCORE %s c0000000000000000000002",
 	    RQ_KEY_DELAYED), -1);
+	/* no EVENT queued for the job that was refused */
+	assert_int_equal(testredis_num("XLEN %s", RQ_KEY_EVENTS), 1);
 
 	create("c0000000000000000000003", "demo", &res);
 	assert_int_equal(res.rc, 0);

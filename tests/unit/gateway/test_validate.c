@@ -331,6 +331,88 @@ test_not_before(void **state)
 	assert_string_equal(err.field, "not_before");
 }
 
+/* not_after: optional, after not_before, at most 366 days ahead; times
+ * without an offset wait for the policy engine (the callee's zone). */
+static void
+test_not_after(void **state)
+{
+	struct gw_call call;
+	struct gw_error err;
+	char body[256];
+	static const struct { const char *nb, *na; } bad[] = {
+		{ NULL, "\"2020-01-01T00:00:00Z\"" },		/* past */
+		{ "\"2026-11-20T10:00:00Z\"", "\"2026-11-20T10:00:00Z\"" },
+		{ "\"2026-11-20T10:00:00Z\"", "\"2026-11-20T09:00:00Z\"" },
+		{ NULL, "\"2030-01-01T00:00:00Z\"" },
+		{ NULL, "\"later\"" },
+		{ NULL, "42" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body), "{\"to\":\"+15551234567\","
+		    "\"say\":\"a\"%s%s,\"not_after\":%s}",
+		    bad[i].nb ? ",\"not_before\":" : "",
+		    bad[i].nb ? bad[i].nb : "", bad[i].na);
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(gw_call_parse(body, strlen(body), MAXB,
+		    &sip_ok, NOW, &call, &err), -1);
+		assert_int_equal(err.status, 400);
+		assert_string_equal(err.field, "not_after");
+	}
+
+	snprintf(body, sizeof(body), "{\"to\":\"+15551234567\",\"say\":"
+	    "\"a\",\"not_before\":\"2026-11-20T10:00:00Z\","
+	    "\"not_after\":\"2026-11-20T10:00:00.001Z\"}");
+	assert_int_equal(gw_call_parse(body, strlen(body), MAXB, &sip_ok, NOW,
+	    &call, &err), 0);
+	assert_true(call.not_after_ms == call.not_before_ms + 1);
+	assert_false(call.not_before_local || call.not_after_local);
+	gw_call_clear(&call);
+
+	/* no not_after: none */
+	snprintf(body, sizeof(body), "{\"to\":\"+15551234567\",\"say\":"
+	    "\"a\"}");
+	assert_int_equal(gw_call_parse(body, strlen(body), MAXB, &sip_ok, NOW,
+	    &call, &err), 0);
+	assert_true(call.not_after_ms == 0);
+	gw_call_clear(&call);
+
+	/* local times: kept as wall-clock for the policy engine */
+	snprintf(body, sizeof(body), "{\"to\":\"+15551234567\",\"say\":"
+	    "\"a\",\"not_before\":\"2026-11-22T10:00:00\","
+	    "\"not_after\":\"2026-11-22T12:00:00.5\"}");
+	assert_int_equal(gw_call_parse(body, strlen(body), MAXB, &sip_ok, NOW,
+	    &call, &err), 0);
+	assert_true(call.not_before_local && call.not_after_local);
+	assert_true(call.not_before_ms == 1795341600000ULL);
+	assert_true(call.not_after_ms == 1795341600000ULL + 7200500);
+	gw_call_clear(&call);
+}
+
+static void
+test_time_parse(void **state)
+{
+	uint64_t ms;
+	int local;
+
+	assert_int_equal(gw_time_parse("2026-11-22T10:00:00Z", &ms, &local),
+	    0);
+	assert_true(ms == 1795341600000ULL && !local);
+	assert_int_equal(gw_time_parse("2026-11-22T10:00:00", &ms, &local), 0);
+	assert_true(ms == 1795341600000ULL && local);
+	assert_int_equal(gw_time_parse("2026-11-22 10:00:00.250", &ms,
+	    &local), 0);
+	assert_true(ms == 1795341600250ULL && local);
+	assert_int_equal(gw_time_parse("2026-11-22T10:00:00ZZ", &ms, &local),
+	    -1);
+	assert_int_equal(gw_time_parse("2026-11-22T10:00", &ms, &local), -1);
+	assert_int_equal(gw_time_parse("2026-11-22", &ms, &local), -1);
+	assert_int_equal(gw_time_parse("", &ms, &local), -1);
+	assert_int_equal(gw_time_parse("2026-11-22T10:00:00+01", &ms, &local),
+	    -1);
+}
+
 static void
 test_callback_url(void **state)
 {
@@ -443,6 +525,8 @@ main(void)
 		cmocka_unit_test(test_caller_id),
 		cmocka_unit_test(test_priority),
 		cmocka_unit_test(test_not_before),
+		cmocka_unit_test(test_not_after),
+		cmocka_unit_test(test_time_parse),
 		cmocka_unit_test(test_callback_url),
 		cmocka_unit_test(test_callback_unsigned),
 		cmocka_unit_test(test_metadata),

@@ -1,6 +1,8 @@
-/* The scheduler's release step (release.c and its Lua script) against a
- * real redis-server: priority order, due times, batches, vanished jobs,
- * expired leases, a flushed script cache and a Redis restart. */
+/* The scheduler's release step (release.c and its Lua script) and its
+ * dead-node sweep (nodes.c) against a real redis-server: priority ageing,
+ * due times, batches, vanished and ended jobs, not_after, the events in
+ * rq:events, rq:wake, expired leases, a flushed script cache and a Redis
+ * restart. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,15 +10,17 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "lifecycle.h"
 #include "log.h"
 #include "scheduler.h"
 #include "testredis.h"
 #include "util.h"
 
-#define P(prio, due)	((9 - (prio)) * 10000000000000LL + (due))
+#define P(prio, due)	((due) - (prio) * 60000LL)	/* RQ_LUA_READY_SCORE */
 #define NOW		1800000000000LL
 
-static struct rq_script *scripts[] = { &sched_release_script };
+static struct rq_script *scripts[] = { &sched_release_script,
+    &sched_dead_script, &rq_finish_script, &rq_interrupt_script };
 static struct rq_redis rl;
 
 /* A job hash as the gateway writes it, its id in rq:delayed at due. */
@@ -33,11 +37,65 @@ job(const char *id, const char *prio, long long due)
 	testredis_do("ZADD rq:delayed %lld %s", due, id);
 }
 
+/* The value of field in the entry of rq:events for id and status (the
+ * last one), copied to out; returns how many such entries there are. */
+static int
+event(const char *id, const char *status, const char *field, char *out,
+    size_t outlen)
+{
+	redisReply *r, *e, *f;
+	const char *cid, *st, *v;
+	size_t i, j;
+	int n = 0;
+
+	if (out != NULL)
+		out[0] = '\0';
+	if ((r = testredis_cmd("XRANGE rq:events - +")) == NULL)
+		return -1;
+	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		e = r->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+			continue;
+		f = e->element[1];
+		cid = st = v = NULL;
+		for (j = 0; j + 1 < f->elements; j += 2) {
+			if (!strcmp(f->element[j]->str, "call_id"))
+				cid = f->element[j + 1]->str;
+			else if (!strcmp(f->element[j]->str, "status"))
+				st = f->element[j + 1]->str;
+			if (field != NULL && !strcmp(f->element[j]->str, field))
+				v = f->element[j + 1]->str;
+		}
+		if (cid == NULL || st == NULL || strcmp(cid, id) ||
+		    strcmp(st, status))
+			continue;
+		n++;
+		if (out != NULL && v != NULL)
+			snprintf(out, outlen, "%s", v);
+	}
+	freeReplyObject(r);
+	return n;
+}
+
+/* HGET of a job field into out ("" when absent). */
+static const char *
+field(const char *id, const char *name, char *out, size_t outlen)
+{
+	redisReply *r = testredis_cmd("HGET rq:job:%s %s", id, name);
+
+	out[0] = '\0';
+	if (r != NULL && r->type == REDIS_REPLY_STRING)
+		snprintf(out, outlen, "%s", r->str);
+	if (r != NULL)
+		freeReplyObject(r);
+	return out;
+}
+
 static int
 setup(void **state)
 {
 	testredis_do("FLUSHALL");
-	rq_redis_init(&rl, "127.0.0.1", testredis_port, scripts, 1);
+	rq_redis_init(&rl, "127.0.0.1", testredis_port, scripts, 4);
 	assert_int_equal(rq_redis_ready(&rl), 0);
 	return 0;
 }
@@ -53,6 +111,7 @@ static void
 test_priority_order(void **state)
 {
 	struct sched_stats st = { 0 };
+	char buf[64];
 
 	job("c_a", "1", NOW - 50);
 	job("c_b", "9", NOW - 40);
@@ -62,7 +121,7 @@ test_priority_order(void **state)
 	job("c_f", "12", NOW - 10);	/* out of range: 9 */
 	job("c_g", "-3", NOW - 10);	/* out of range: 0 */
 	job("c_later", "9", NOW + 1);
-	assert_int_equal(sched_release(&rl, NULL, NOW, 100, &st), 0);
+	assert_int_equal(sched_release(&rl, NOW, 100, &st, NULL), 0);
 	assert_int_equal(st.released, 7);
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_a"), P(1, NOW - 50));
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_b"), P(9, NOW - 40));
@@ -75,6 +134,132 @@ test_priority_order(void **state)
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_later"), -1);
 	assert_int_equal(testredis_num("ZSCORE rq:delayed c_later"), NOW + 1);
 	assert_int_equal(testredis_num("ZCARD rq:delayed"), 1);
+	/* Scheduled once each, at attempt 0, with tenant and target. */
+	assert_int_equal(event("c_a", "scheduled", "attempt", buf,
+	    sizeof(buf)), 1);
+	assert_string_equal(buf, "0");
+	assert_int_equal(event("c_a", "scheduled", "to", buf, sizeof(buf)),
+	    1);
+	assert_string_equal(buf, "+15551234567");
+	assert_int_equal(event("c_later", "scheduled", NULL, NULL, 0), 0);
+	assert_string_equal(field("c_a", "status", buf, sizeof(buf)),
+	    "scheduled");
+	assert_int_equal(testredis_num("HGET rq:job:c_a status_rank"), 1);
+	assert_int_equal(testredis_num("XLEN rq:events"), 7);
+}
+
+static void
+test_ageing(void **state)
+{
+	char buf[64];
+	redisReply *r;
+
+	/* A priority 0 job waiting 10 minutes goes before a priority 9 job
+	 * due now; one waiting 8 minutes does not. */
+	job("c_old0", "0", NOW - 600000);
+	job("c_new9", "9", NOW);
+	job("c_mid0", "0", NOW - 480000);
+	assert_int_equal(sched_release(&rl, NOW, 10, NULL, NULL), 0);
+	r = testredis_cmd("ZRANGE rq:ready 0 -1");
+	assert_non_null(r);
+	assert_int_equal(r->elements, 3);
+	snprintf(buf, sizeof(buf), "%s %s %s", r->element[0]->str,
+	    r->element[1]->str, r->element[2]->str);
+	freeReplyObject(r);
+	assert_string_equal(buf, "c_old0 c_new9 c_mid0");
+}
+
+static void
+test_not_after(void **state)
+{
+	struct sched_stats st = { 0 };
+	char buf[64];
+
+	/* Due, but its window closed: expired (not_after), not released. */
+	job("c_late", "5", NOW - 100);
+	testredis_do("HSET rq:job:c_late not_after_ms %lld", NOW - 1);
+	testredis_do("ZADD rq:active:demo %lld c_late", NOW - 100);
+	/* Due exactly at its not_after: still placed. */
+	job("c_edge", "5", NOW - 100);
+	testredis_do("HSET rq:job:c_edge not_after_ms %lld", NOW);
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), 0);
+	assert_int_equal(st.expired, 1);
+	assert_int_equal(st.released, 1);
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_late"), -1);
+	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
+	assert_int_equal(event("c_late", "expired", "reason", buf,
+	    sizeof(buf)), 1);
+	assert_string_equal(buf, "not_after");
+	assert_int_equal(event("c_late", "scheduled", NULL, NULL, 0), 0);
+	assert_string_equal(field("c_late", "status", buf, sizeof(buf)),
+	    "expired");
+	assert_string_equal(field("c_late", "reason", buf, sizeof(buf)),
+	    "not_after");
+	/* Terminal: its concurrency slot is free. */
+	assert_int_equal(testredis_num("ZSCORE rq:active:demo c_late"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_edge"),
+	    P(5, NOW - 100));
+}
+
+static void
+test_retry_and_ended(void **state)
+{
+	struct sched_stats st = { 0 };
+	char buf[64];
+
+	/* A retry (attempt 1 ended, retrying emitted by the finish): back
+	 * in rq:ready without a second `scheduled`. */
+	job("c_retry", "5", NOW - 10);
+	testredis_do("HSET rq:job:c_retry attempts 1 status retrying "
+	    "status_rank %d", 16 + 5);
+	/* Canceled while waiting (the cancel left its id behind): dropped. */
+	job("c_cancel", "5", NOW - 10);
+	testredis_do("HSET rq:job:c_cancel status canceled status_rank 8");
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), 0);
+	assert_int_equal(st.released, 1);
+	assert_int_equal(st.dropped, 1);
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_retry"),
+	    P(5, NOW - 10));
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_cancel"), -1);
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
+	assert_string_equal(field("c_retry", "status", buf, sizeof(buf)),
+	    "retrying");
+}
+
+static void
+test_next_due_and_wake(void **state)
+{
+	struct timeval tv = { 1, 0 };
+	redisContext *sub;
+	redisReply *r;
+	uint64_t nd;
+
+	sub = redisConnectWithTimeout("127.0.0.1", testredis_port, tv);
+	assert_non_null(sub);
+	assert_int_equal(sub->err, 0);
+	redisSetTimeout(sub, tv);
+	r = redisCommand(sub, "SUBSCRIBE rq:wake");
+	assert_non_null(r);
+	freeReplyObject(r);
+
+	job("c_later", "5", NOW + 1234);
+	assert_int_equal(sched_release(&rl, NOW, 10, NULL, &nd), 0);
+	assert_int_equal(nd, NOW + 1234);
+	job("c_now", "5", NOW - 1);
+	assert_int_equal(sched_release(&rl, NOW, 10, NULL, &nd), 0);
+	/* One message for the release that moved something, none for the
+	 * one that did not. */
+	r = NULL;
+	assert_int_equal(redisGetReply(sub, (void **)&r), REDIS_OK);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_string_equal(r->element[0]->str, "message");
+	assert_string_equal(r->element[1]->str, "rq:wake");
+	assert_string_equal(r->element[2]->str, "1");
+	freeReplyObject(r);
+	redisFree(sub);
+	testredis_do("ZREM rq:delayed c_later");
+	assert_int_equal(sched_release(&rl, NOW, 10, NULL, &nd), 0);
+	assert_int_equal(nd, 0);
 }
 
 static void
@@ -88,9 +273,9 @@ test_batches(void **state)
 		snprintf(id, sizeof(id), "c_%d", i);
 		job(id, "5", NOW - i);
 	}
-	assert_int_equal(sched_release(&rl, NULL, NOW, 2, &st), 1);
-	assert_int_equal(sched_release(&rl, NULL, NOW, 2, &st), 1);
-	assert_int_equal(sched_release(&rl, NULL, NOW, 2, &st), 0);
+	assert_int_equal(sched_release(&rl, NOW, 2, &st, NULL), 1);
+	assert_int_equal(sched_release(&rl, NOW, 2, &st, NULL), 1);
+	assert_int_equal(sched_release(&rl, NOW, 2, &st, NULL), 0);
 	assert_int_equal(st.released, 5);
 	assert_int_equal(testredis_num("ZCARD rq:ready"), 5);
 	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
@@ -103,7 +288,7 @@ test_vanished_job(void **state)
 
 	testredis_do("ZADD rq:delayed %lld c_gone", NOW - 5);
 	job("c_here", "5", NOW - 5);
-	assert_int_equal(sched_release(&rl, NULL, NOW, 10, &st), 0);
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), 0);
 	assert_int_equal(st.released, 1);
 	assert_int_equal(st.dropped, 1);
 	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
@@ -126,21 +311,74 @@ test_expired_leases(void **state)
 	    "not_before_ms %lld attempts 1", NOW - 9000);
 	testredis_do("ZADD rq:inflight %lld c_y", rnow + 60000);
 	testredis_do("ZADD rq:inflight %lld c_z", rnow - 1);
-	assert_int_equal(sched_release(&rl, NULL, NOW, 10, &st), 0);
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), 0);
 	assert_int_equal(st.reclaimed, 1);
 	assert_int_equal(st.released, 0);
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_x"), P(7, NOW - 9000));
 	assert_int_equal(testredis_num("ZSCORE rq:inflight c_y"), rnow + 60000);
 	assert_int_equal(testredis_num("ZCARD rq:inflight"), 1);
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_z"), -1);
-	/* The attempt count is not the scheduler's business. */
-	assert_int_equal(testredis_num("HGET rq:job:c_x attempts"), 1);
+	/* Never claimed (a claim takes it out of rq:inflight) and now never
+	 * can be: the attempt is given back.  No event. */
+	assert_int_equal(testredis_num("HGET rq:job:c_x attempts"), 0);
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
 	/* A scheduler whose clock runs an hour ahead (NOW is in 2027)
 	 * still leaves the live lease alone. */
-	assert_int_equal(sched_release(&rl, NULL, rnow + 3600000, 10, &st), 0);
-	assert_int_equal(sched_release(&rl, NULL, NOW, 10, &st), 0);
+	assert_int_equal(sched_release(&rl, rnow + 3600000, 10, &st, NULL), 0);
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), 0);
 	assert_int_equal(testredis_num("ZSCORE rq:inflight c_y"), rnow + 60000);
 	assert_int_equal(st.reclaimed, 1);
+}
+
+static void
+test_sweep(void **state)
+{
+	struct sched_nodes sn = { 0 };
+	char buf[64];
+
+	/* tA died (no liveness key) holding c_1; tB is alive with c_2; tC
+	 * died with nothing.  Only c_1's attempt ends, as interrupted, once
+	 * tA has been dead for the grace period. */
+	job("c_1", "5", NOW - 1000);
+	job("c_2", "5", NOW - 1000);
+	testredis_do("ZREM rq:delayed c_1 c_2");
+	testredis_do("HSET rq:job:c_1 attempts 1 dialed 1 node tA "
+	    "status dispatched status_rank %d", 16 + 2);
+	testredis_do("HSET rq:job:c_2 attempts 1 dialed 1 node tB "
+	    "status dispatched status_rank %d", 16 + 2);
+	testredis_do("SADD rq:nodes tA tB tC");
+	testredis_do("SADD rq:oncall:tA c_1");
+	testredis_do("SADD rq:oncall:tB c_2");
+	testredis_do("SET rq:node:tB 1 PX 5000");
+	assert_int_equal(sched_sweep(&rl, &sn, 10000), 0);
+	assert_int_equal(sched_sweep(&rl, &sn, 10000 + SCHED_DEAD_GRACE_MS -
+	    1), 0);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 1);
+	assert_int_equal(sched_sweep(&rl, &sn, 10000 + SCHED_DEAD_GRACE_MS),
+	    1);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tB c_2"), 1);
+	/* Retried by the rules (network class, attempt 1 of 3). */
+	assert_int_equal(event("c_1", "retrying", "reason", buf,
+	    sizeof(buf)), 1);
+	assert_string_equal(buf, "interrupted");
+	assert_int_equal(event("c_2", "retrying", NULL, NULL, 0), 0);
+	assert_int_equal(sched_sweep(&rl, &sn, 20000), 0);
+	assert_int_equal(event("c_1", "retrying", NULL, NULL, 0), 1);
+
+	/* tB's key vanishes (a Redis restart) but comes back with its next
+	 * heartbeat within the grace period: its call is left alone. */
+	testredis_do("DEL rq:node:tB");
+	assert_int_equal(sched_sweep(&rl, &sn, 30000), 0);
+	testredis_do("SET rq:node:tB 1 PX 5000");
+	assert_int_equal(sched_sweep(&rl, &sn, 31000), 0);
+	testredis_do("DEL rq:node:tB");
+	assert_int_equal(sched_sweep(&rl, &sn, 32500), 0);
+	assert_int_equal(sched_sweep(&rl, &sn, 33000), 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tB c_2"), 1);
+	assert_int_equal(sched_sweep(&rl, &sn, 32500 + SCHED_DEAD_GRACE_MS),
+	    1);
+	sched_nodes_free(&sn);
 }
 
 static void
@@ -150,7 +388,7 @@ test_script_flushed(void **state)
 
 	testredis_do("SCRIPT FLUSH");
 	job("c_1", "5", NOW - 5);
-	assert_int_equal(sched_release(&rl, NULL, NOW, 10, &st), 0);
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), 0);
 	assert_int_equal(st.released, 1);
 }
 
@@ -161,14 +399,14 @@ test_redis_restart(void **state)
 	struct timespec ts = { 1, 100 * 1000 * 1000 };
 
 	testredis_kill();
-	assert_int_equal(sched_release(&rl, NULL, NOW, 10, &st), -1);
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), -1);
 	/* Down: no connection, and no retry before a second has passed. */
 	assert_int_equal(rq_redis_ready(&rl), -1);
 	assert_int_equal(testredis_launch(), 0);
 	nanosleep(&ts, NULL);
 	assert_int_equal(rq_redis_ready(&rl), 0);
 	job("c_1", "5", NOW - 5);
-	assert_int_equal(sched_release(&rl, NULL, NOW, 10, &st), 0);
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), 0);
 	assert_int_equal(st.released, 1);
 }
 
@@ -178,6 +416,14 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_priority_order, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_ageing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_after, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_retry_and_ended, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_next_due_and_wake, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished_job, setup,
 		    teardown),

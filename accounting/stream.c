@@ -1,0 +1,261 @@
+/* The rq:events consumer: the lifecycle scripts' transactional outbox
+ * (common/keys.h).  Entries go through the same store and mirror as ZeroMQ
+ * EVENTs; only then are they acknowledged and deleted, so an entry whose
+ * store a crash interrupted is read again (our pending entries) and
+ * PostgreSQL's unique event key keeps it at one row. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accounting.h"
+#include "keys.h"
+#include "log.h"
+#include "util.h"
+
+/* A stream's text made fit for a log line. */
+static const char *
+printable(const char *s, size_t len, char *buf, size_t buflen)
+{
+	size_t i;
+
+	for (i = 0; i < len && i + 1 < buflen; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Creates the group at the start of the stream (and the stream) unless it
+ * exists.  Returns 0, or -1 (logged). */
+static int
+group_create(struct acct *a)
+{
+	redisReply *rep;
+	int rc = -1;
+
+	rep = redisCommand(a->mr.r.c, "XGROUP CREATE %s %s 0 MKSTREAM",
+	    RQ_KEY_EVENTS, RQ_EVENTS_GROUP);
+	if (rep == NULL) {
+		acct_mirror_lost(&a->mr);
+		return -1;
+	}
+	if (rep->type == REDIS_REPLY_ERROR &&
+	    strncmp(rep->str, "BUSYGROUP", 9) != 0)
+		log_warnx("redis: XGROUP CREATE %s: %s", RQ_KEY_EVENTS,
+		    rep->str);
+	else {
+		if (rep->type != REDIS_REPLY_ERROR)
+			log_info("redis: consumer group %s of %s created",
+			    RQ_EVENTS_GROUP, RQ_KEY_EVENTS);
+		a->group_ok = 1;
+		/* What a previous run read but did not acknowledge first. */
+		a->backlog = 1;
+		snprintf(a->cursor, sizeof(a->cursor), "0");
+		rc = 0;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+/* Queues an entry that will never be stored for acknowledgement. */
+static void
+drop(struct acct *a, const char *sid, const char *why)
+{
+	log_warnx("%s entry %s dropped: %s", RQ_KEY_EVENTS, sid, why);
+	if (a->ndrop < ACCT_BATCH_MAX)
+		snprintf(a->drop[a->ndrop++], ACCT_SID_MAX, "%s", sid);
+}
+
+/* One entry [id, [field, value, ...]] (fields nil: deleted meanwhile). */
+static void
+entry(struct acct *a, const redisReply *e)
+{
+	struct acct_event *ev = &a->batch[a->nbatch];
+	const redisReply *f;
+	const char *fv[64];
+	size_t lens[64], i, n;
+	char sid[ACCT_SID_MAX], err[128], id[40], st[40];
+
+	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+	    e->element[0]->type != REDIS_REPLY_STRING ||
+	    e->element[0]->len >= ACCT_SID_MAX) {
+		log_warnx("redis: %s: unexpected entry shape", RQ_KEY_EVENTS);
+		return;
+	}
+	printable(e->element[0]->str, e->element[0]->len, sid, sizeof(sid));
+	if (a->backlog)
+		snprintf(a->cursor, sizeof(a->cursor), "%s", sid);
+	f = e->element[1];
+	if (f->type == REDIS_REPLY_NIL) {
+		/* Acknowledged nowhere, deleted already: forget it. */
+		if (a->ndrop < ACCT_BATCH_MAX)
+			snprintf(a->drop[a->ndrop++], ACCT_SID_MAX, "%s", sid);
+		return;
+	}
+	if (f->type != REDIS_REPLY_ARRAY) {
+		drop(a, sid, "no fields");
+		return;
+	}
+	n = f->elements;
+	if (n > sizeof(fv) / sizeof(*fv)) {
+		drop(a, sid, "too many fields");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (f->element[i]->type != REDIS_REPLY_STRING) {
+			drop(a, sid, "a field is not a string");
+			return;
+		}
+		fv[i] = f->element[i]->str;
+		lens[i] = f->element[i]->len;
+	}
+	memset(ev, 0, sizeof(*ev));
+	if (acct_stream_event(&ev->m, fv, lens, n, err, sizeof(err)) == -1) {
+		drop(a, sid, err);
+		return;
+	}
+	if (err[0] != '\0')
+		log_warnx("%s: event %" PRIu64 ":%s: %s", printable(ev->m.call_id,
+		    strlen(ev->m.call_id), id, sizeof(id)), ev->m.attempt,
+		    printable(ev->m.status, strlen(ev->m.status), st,
+		    sizeof(st)), err);
+	if (acct_event_check(&ev->m, &ev->st, err, sizeof(err)) == -1) {
+		log_warnx("%s: event %" PRIu64 ":%s dropped: %s",
+		    printable(ev->m.call_id, strlen(ev->m.call_id), id,
+		    sizeof(id)), ev->m.attempt, printable(ev->m.status,
+		    strlen(ev->m.status), st, sizeof(st)), err);
+		drop(a, sid, "invalid event");
+		rq_msg_clear(&ev->m);
+		return;
+	}
+	if (err[0] != '\0')
+		log_warnx("%s: event %" PRIu64 ":%s: %s", ev->m.call_id,
+		    ev->m.attempt, ev->m.status, err);
+	ev->rank = acct_rank(ev->m.attempt, ev->st);
+	snprintf(ev->sid, sizeof(ev->sid), "%s", sid);
+	a->nbatch++;
+}
+
+int
+acct_stream_read(struct acct *a)
+{
+	redisReply *rep, *s;
+	char count[16];
+	size_t i, n = 0;
+
+	if (a->mr.r.c == NULL)
+		return -1;
+	if (!a->group_ok && group_create(a) == -1)
+		return -1;
+	if (!a->backlog && a->backlog_ms != 0 && rq_mono_ms() >= a->backlog_ms) {
+		a->backlog = 1;
+		a->backlog_ms = 0;
+		snprintf(a->cursor, sizeof(a->cursor), "0");
+	}
+	snprintf(count, sizeof(count), "%d", ACCT_BATCH_MAX);
+	rep = redisCommand(a->mr.r.c,
+	    "XREADGROUP GROUP %s %s COUNT %s STREAMS %s %s", RQ_EVENTS_GROUP,
+	    RQ_EVENTS_GROUP, count, RQ_KEY_EVENTS,
+	    a->backlog ? a->cursor : ">");
+	if (rep == NULL) {
+		acct_mirror_lost(&a->mr);
+		a->group_ok = 0;
+		return -1;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* NOGROUP: Redis lost its data (restart without persistence,
+		 * FLUSHALL): create the group again. */
+		log_warnx("redis: XREADGROUP %s: %s", RQ_KEY_EVENTS, rep->str);
+		a->group_ok = 0;
+		freeReplyObject(rep);
+		return -1;
+	}
+	/* [[stream, [entry, ...]]], or nil when nothing is new */
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+	    rep->element[0]->type == REDIS_REPLY_ARRAY &&
+	    rep->element[0]->elements == 2 &&
+	    rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+		s = rep->element[0]->element[1];
+		n = s->elements;
+		for (i = 0; i < s->elements && a->nbatch < ACCT_BATCH_MAX; i++)
+			entry(a, s->element[i]);
+	} else if (rep->type != REDIS_REPLY_NIL)
+		log_warnx("redis: XREADGROUP %s: unexpected reply",
+		    RQ_KEY_EVENTS);
+	freeReplyObject(rep);
+	if (a->backlog && n == 0) {
+		a->backlog = 0;
+		log_debug("%s: pending entries read, now new ones",
+		    RQ_KEY_EVENTS);
+	}
+	return (int)n;
+}
+
+void
+acct_stream_ack(struct acct *a)
+{
+	const char **av;
+	redisReply *rep;
+	size_t i, n = 0, left = 0;
+	int k, ok = 1;
+
+	/* XACK key group id..., then XDEL key id... from the same array */
+	if ((av = calloc(3 + a->nbatch + a->ndrop, sizeof(*av))) == NULL) {
+		log_warn("calloc");
+		ok = 0;
+		goto done;
+	}
+	for (i = 0; i < a->ndrop; i++)
+		av[3 + n++] = a->drop[i];
+	for (i = 0; i < a->nbatch; i++) {
+		if (a->batch[i].sid[0] == '\0')
+			continue;
+		if (a->batch[i].stored && a->batch[i].mirrored)
+			av[3 + n++] = a->batch[i].sid;
+		else
+			left++;
+	}
+	if (n == 0)
+		goto done;
+	if (a->mr.r.c == NULL) {
+		ok = 0;
+		goto done;
+	}
+	/* Acknowledged and deleted together: an entry acknowledged but left
+	 * in the stream would stay there for ever. */
+	redisAppendCommand(a->mr.r.c, "MULTI");
+	av[0] = "XACK";
+	av[1] = RQ_KEY_EVENTS;
+	av[2] = RQ_EVENTS_GROUP;
+	redisAppendCommandArgv(a->mr.r.c, (int)(3 + n), av, NULL);
+	av[1] = "XDEL";
+	av[2] = RQ_KEY_EVENTS;
+	redisAppendCommandArgv(a->mr.r.c, (int)(2 + n), av + 1, NULL);
+	redisAppendCommand(a->mr.r.c, "EXEC");
+	for (k = 0; k < 4; k++) {
+		rep = NULL;
+		if (redisGetReply(a->mr.r.c, (void **)&rep) != REDIS_OK ||
+		    rep == NULL) {
+			acct_mirror_lost(&a->mr);
+			a->group_ok = 0;
+			ok = 0;
+			goto done;
+		}
+		if (rep->type == REDIS_REPLY_ERROR) {
+			log_warnx("redis: acknowledging %zu %s entries: %s", n,
+			    RQ_KEY_EVENTS, rep->str);
+			ok = 0;
+		} else if (k == 3 && rep->type != REDIS_REPLY_ARRAY)
+			ok = 0;		/* EXEC aborted */
+		freeReplyObject(rep);
+	}
+	if (ok)
+		log_debug("%s: %zu entries acknowledged, %zu left",
+		    RQ_KEY_EVENTS, n, left);
+done:
+	/* Read what is still pending again in a second. */
+	if ((!ok || left > 0) && a->backlog_ms == 0)
+		a->backlog_ms = rq_mono_ms() + ACCT_RETRY_MS;
+	free(av);
+	a->ndrop = 0;
+}

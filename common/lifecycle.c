@@ -1,0 +1,407 @@
+/* The end of a job's life in Redis (common/lifecycle.h): the claim a
+ * telserver takes before it dials, the finish of an attempt with the retry
+ * rules, and the interruption of a dead telserver's attempts.  Each is one
+ * Lua script that changes the job and appends its event to rq:events. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "keys.h"
+#include "lifecycle.h"
+#include "log.h"
+
+/*
+ * KEYS: rq:job:<id> rq:inflight rq:oncall:<node> rq:nodes
+ * ARGV: id attempt node
+ * The claim is the one place where an attempt becomes "may be dialled": it
+ * succeeds only while the job's attempts is still this attempt and this
+ * attempt's lease is still in rq:inflight.  Taking the id out of
+ * rq:inflight is what makes it final: a lease the scheduler reclaimed or a
+ * dispatcher requeued is gone (stale), and a claimed job can no longer be
+ * reclaimed.  Returns 1 (claimed), 0 (stale) or 2 (expired: past
+ * not_after, ended here).
+ */
+static const char claim_src[] =
+RQ_LUA_EVENTS
+"local key, id, n, node = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+"local f = redis.call('HMGET', key, 'attempts', 'status_rank',\n"
+"    'not_after_ms', 'tenant', 'to')\n"
+"if tonumber(f[1]) ~= n then return 0 end\n"
+"if redis.call('ZREM', KEYS[2], id) == 0 then return 0 end\n"
+"if is_terminal(tonumber(f[2])) then return 0 end\n"
+"local ev = { call_id = id, attempt = n, tenant = f[4], to = f[5],\n"
+"  node = node }\n"
+"local na = tonumber(f[3])\n"
+"if na ~= nil and now_ms() > na then\n"
+"  ev.status = 'expired'\n"
+"  ev.reason = '" RQ_REASON_NOT_AFTER "'\n"
+"  ev.detail = 'not placed before not_after'\n"
+"  emit(key, ev)\n"
+"  return 2\n"
+"end\n"
+"redis.call('SADD', KEYS[3], id)\n"
+"redis.call('SADD', KEYS[4], node)\n"
+"redis.call('HSET', key, 'node', node, 'dialed', n)\n"
+"ev.status = 'dispatched'\n"
+"emit(key, ev)\n"
+"return 1\n";
+
+/*
+ * KEYS: rq:job:<id> rq:oncall:<node> rq:delayed
+ * ARGV: id attempt node status reason sip_code started_ms answered_ms
+ *       duration_ms detail jitter
+ * A call that had one attempt only ends with that attempt's own reason
+ * (busy, ...); after retries, the reason is attempts_exhausted and the
+ * detail names the last attempt's.
+ * Only the finish of the attempt the job's last claim was for (dialed),
+ * while its id is still in rq:oncall:<node>, acts: so a repeated finish, a
+ * late one of an older attempt, or the telserver's own finish after the
+ * scheduler interrupted its attempts, changes nothing.  Returns {0}, or
+ * {1, status emitted}.
+ */
+static const char finish_src[] =
+RQ_LUA_EVENTS
+"local function rfc3339(ms)\n"
+"  local s = math.floor(ms / 1000)\n"
+"  local days = math.floor(s / 86400)\n"
+"  local sod = s - days * 86400\n"
+"  local z = days + 719468\n"
+"  local era = math.floor(z / 146097)\n"
+"  local doe = z - era * 146097\n"
+"  local yoe = math.floor((doe - math.floor(doe / 1460) +\n"
+"    math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)\n"
+"  local y = yoe + era * 400\n"
+"  local doy = doe - (365 * yoe + math.floor(yoe / 4) -\n"
+"    math.floor(yoe / 100))\n"
+"  local mp = math.floor((5 * doy + 2) / 153)\n"
+"  local d = doy - math.floor((153 * mp + 2) / 5) + 1\n"
+"  local m = mp < 10 and mp + 3 or mp - 9\n"
+"  if m <= 2 then y = y + 1 end\n"
+"  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,\n"
+"    math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)\n"
+"end\n"
+"local CLASS = { " RQ_REASON_BUSY " = 'busy',\n"
+"  " RQ_REASON_NO_ANSWER " = 'no_answer',\n"
+"  " RQ_REASON_UNREACHABLE " = 'network', " RQ_REASON_MEDIA " = 'network',\n"
+"  " RQ_REASON_INTERRUPTED " = 'network' }\n"
+"local DEF = { busy = '" RQ_RETRY_BUSY_DEFAULT "',\n"
+"  no_answer = '" RQ_RETRY_NO_ANSWER_DEFAULT "',\n"
+"  network = '" RQ_RETRY_NETWORK_DEFAULT "' }\n"
+"local key, id, n, node = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+"local f = redis.call('HMGET', key, 'dialed', 'status_rank', 'tenant',\n"
+"  'to', 'max_attempts', 'not_after_ms')\n"
+"if tonumber(f[1]) ~= n then\n"
+"  if redis.call('EXISTS', key) == 0 then\n"
+"    redis.call('SREM', KEYS[2], id)\n"
+"  end\n"
+"  return {0}\n"
+"end\n"
+"if redis.call('SREM', KEYS[2], id) == 0 then return {0} end\n"
+"if is_terminal(tonumber(f[2])) then return {0} end\n"
+"local ev = { call_id = id, attempt = n, tenant = f[3], to = f[4],\n"
+"  node = node, sip_code = ARGV[6], started_ms = ARGV[7],\n"
+"  answered_ms = ARGV[8], detail = ARGV[10] }\n"
+"if ARGV[4] == 'completed' then\n"
+"  ev.status = 'completed'\n"
+"  ev.duration_ms = ARGV[9]\n"
+"  emit(key, ev)\n"
+"  return {1, ev.status}\n"
+"end\n"
+"local why = ARGV[5]\n"
+"if why == '' then why = '" RQ_REASON_REJECTED "' end\n"
+"ev.status = 'failed'\n"
+"ev.reason = why\n"
+"local class = CLASS[why]\n"
+"if class and f[4] and (redis.call('SISMEMBER', '" RQ_KEY_DNC_CUSTOMER "',\n"
+"    f[4]) == 1 or (f[3] and redis.call('SISMEMBER',\n"
+"    '" RQ_KEY_DNC_TENANT "' .. f[3], f[4]) == 1)) then\n"
+"  class = nil\n"
+"  ev.detail = 'on a do-not-call list: not retried'\n"
+"end\n"
+"if not class then\n"
+"  emit(key, ev)\n"
+"  return {1, ev.status}\n"
+"end\n"
+"local pol = redis.call('HGET', key, 'retry_' .. class) or ''\n"
+"local pmax, pdelay = string.match(pol, '^(%d+):(%d+)$')\n"
+"if not pmax then\n"
+"  pmax, pdelay = string.match(DEF[class], '^(%d+):(%d+)$')\n"
+"end\n"
+"pmax, pdelay = tonumber(pmax), tonumber(pdelay)\n"
+"local tries = redis.call('HINCRBY', key, 'tries_' .. class, 1)\n"
+"local maxatt = tonumber(f[5])\n"
+"if maxatt == nil or maxatt < 1 then maxatt = 3 end\n"
+"if tries >= pmax or n >= maxatt then\n"
+"  local lim\n"
+"  if tries >= pmax then\n"
+"    lim = string.format('%d of %d %s attempts', tries, pmax, class)\n"
+"  else\n"
+"    lim = string.format('max_attempts %d', maxatt)\n"
+"  end\n"
+"  local orig = ev.detail or ''\n"
+"  if n > 1 then\n"
+"    ev.reason = '" RQ_REASON_ATTEMPTS_EXHAUSTED "'\n"
+"    ev.detail = string.format('%s on attempt %d: %s', why, n, lim)\n"
+"    if orig ~= '' then ev.detail = ev.detail .. ' (' .. orig .. ')' end\n"
+"  elseif orig ~= '' then\n"
+"    ev.detail = orig .. '; not retried: ' .. lim\n"
+"  else\n"
+"    ev.detail = 'not retried: ' .. lim\n"
+"  end\n"
+"  emit(key, ev)\n"
+"  return {1, ev.status}\n"
+"end\n"
+"local delay = pdelay * 2 ^ (tries - 1)\n"
+"if delay > " RQ_STR(RQ_RETRY_DELAY_MAX_MS) " then\n"
+"  delay = " RQ_STR(RQ_RETRY_DELAY_MAX_MS) "\n"
+"end\n"
+"local jit = tonumber(ARGV[11]) or 1\n"
+"if jit < 0.75 then jit = 0.75 elseif jit > 1.25 then jit = 1.25 end\n"
+"local at = now_ms() + math.floor(delay * jit)\n"
+"local sat = string.format('%.0f', at)\n"
+"local na = tonumber(f[6])\n"
+"if na ~= nil and at > na then\n"
+"  ev.status = 'expired'\n"
+"  ev.reason = '" RQ_REASON_NOT_AFTER "'\n"
+"  ev.detail = string.format('%s on attempt %d; next attempt at %s ' ..\n"
+"    'would be after not_after', why, n, rfc3339(at))\n"
+"  emit(key, ev)\n"
+"  return {1, ev.status}\n"
+"end\n"
+"redis.call('HSET', key, 'not_before_ms', sat)\n"
+"redis.call('ZADD', KEYS[3], sat, id)\n"
+"if f[3] then\n"
+"  redis.call('ZADD', '" RQ_KEY_ACTIVE "' .. f[3], 'XX', sat, id)\n"
+"end\n"
+"ev.status = 'retrying'\n"
+"if ev.detail ~= nil and ev.detail ~= '' then\n"
+"  ev.detail = ev.detail .. '; next attempt at ' .. rfc3339(at)\n"
+"else\n"
+"  ev.detail = 'next attempt at ' .. rfc3339(at)\n"
+"end\n"
+"emit(key, ev)\n"
+"return {1, ev.status}\n";
+
+/*
+ * KEYS: rq:oncall:<node> rq:node:<node>
+ * Lists the attempts claimed on node, {id, dialed, ...}, only while the
+ * node's liveness key is absent: a node that came back (it deletes its own
+ * key at start-up, interrupts, then sets it) must not lose its new calls to
+ * a sweep that saw it dead a moment ago.
+ */
+static const char interrupt_src[] =
+"if redis.call('EXISTS', KEYS[2]) == 1 then return {} end\n"
+"local out = {}\n"
+"for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+"  out[#out + 1] = id\n"
+"  out[#out + 1] = redis.call('HGET', '" RQ_KEY_JOB "' .. id, 'dialed')\n"
+"    or '0'\n"
+"end\n"
+"return out\n";
+
+struct rq_script rq_claim_script = { "claim", claim_src, "" };
+struct rq_script rq_finish_script = { "finish", finish_src, "" };
+struct rq_script rq_interrupt_script = { "interrupt", interrupt_src, "" };
+
+#define KEY_MAX	256
+
+static int
+key_make(char *buf, const char *prefix, const char *name)
+{
+	int n;
+
+	n = snprintf(buf, KEY_MAX, "%s%s", prefix, name);
+	return n < 0 || n >= KEY_MAX ? -1 : 0;
+}
+
+int
+rq_job_claim(struct rq_redis *r, const char *id, uint64_t attempt,
+    const char *node)
+{
+	char job[KEY_MAX], oncall[KEY_MAX], att[24];
+	const char *argv[7];
+	redisReply *rep;
+	int rc = -1;
+
+	if (key_make(job, RQ_KEY_JOB, id) == -1 ||
+	    key_make(oncall, RQ_KEY_ONCALL, node) == -1) {
+		log_warnx("call %s/%llu: claim: id or node too long", id,
+		    (unsigned long long)attempt);
+		return -1;
+	}
+	snprintf(att, sizeof(att), "%llu", (unsigned long long)attempt);
+	argv[0] = job;
+	argv[1] = RQ_KEY_INFLIGHT;
+	argv[2] = oncall;
+	argv[3] = RQ_KEY_NODES;
+	argv[4] = id;
+	argv[5] = att;
+	argv[6] = node;
+	if ((rep = rq_redis_eval(r, &rq_claim_script, 4, 7, argv)) == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_INTEGER)
+		log_warnx("call %s/%llu: claim: unexpected reply", id,
+		    (unsigned long long)attempt);
+	else if (rep->integer == 1)
+		rc = RQ_CLAIM_OK;
+	else if (rep->integer == 2)
+		rc = RQ_CLAIM_EXPIRED;
+	else
+		rc = RQ_CLAIM_STALE;
+	freeReplyObject(rep);
+	return rc;
+}
+
+/* A factor in [0.75, 1.25) from the kernel's random pool, so that retries
+ * of calls that failed together (a trunk outage) spread out. */
+static double
+jitter(void)
+{
+	uint32_t x;
+
+	if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != sizeof(x))
+		return 1.0;
+	return 0.75 + 0.5 * ((double)x / 4294967296.0);
+}
+
+static void
+num_arg(char *buf, size_t len, uint64_t v)
+{
+	if (v == 0)
+		buf[0] = '\0';
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+int
+rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
+    enum rq_status *st)
+{
+	char job[KEY_MAX], oncall[KEY_MAX], att[24], sip[16], started[24];
+	char answered[24], duration[24], jit[16];
+	const char *argv[14];
+	redisReply *rep;
+	int rc = -1;
+
+	if (e->status != RQ_ST_COMPLETED && e->status != RQ_ST_FAILED) {
+		log_warnx("call %s/%llu: finish with status %s refused",
+		    e->call_id, (unsigned long long)e->attempt,
+		    rq_status_name(e->status));
+		return -1;
+	}
+	if (key_make(job, RQ_KEY_JOB, e->call_id) == -1 ||
+	    key_make(oncall, RQ_KEY_ONCALL, e->node) == -1) {
+		log_warnx("call %s/%llu: finish: id or node too long",
+		    e->call_id, (unsigned long long)e->attempt);
+		return -1;
+	}
+	snprintf(att, sizeof(att), "%llu", (unsigned long long)e->attempt);
+	num_arg(sip, sizeof(sip), e->sip_code > 0 ? (uint64_t)e->sip_code : 0);
+	num_arg(started, sizeof(started), e->started_ms);
+	num_arg(answered, sizeof(answered), e->answered_ms);
+	/* A completed call always says how long it talked, even 0 ms. */
+	snprintf(duration, sizeof(duration), "%llu",
+	    (unsigned long long)e->duration_ms);
+	snprintf(jit, sizeof(jit), "%.6f", jitter());
+	argv[0] = job;
+	argv[1] = oncall;
+	argv[2] = RQ_KEY_DELAYED;
+	argv[3] = e->call_id;
+	argv[4] = att;
+	argv[5] = e->node;
+	argv[6] = rq_status_name(e->status);
+	argv[7] = e->reason ? e->reason : "";
+	argv[8] = sip;
+	argv[9] = started;
+	argv[10] = answered;
+	argv[11] = duration;
+	argv[12] = e->detail ? e->detail : "";
+	argv[13] = jit;
+	if ((rep = rq_redis_eval(r, &rq_finish_script, 3, 14, argv)) == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
+		log_warnx("call %s/%llu: finish: unexpected reply", e->call_id,
+		    (unsigned long long)e->attempt);
+		goto done;
+	}
+	if (rep->element[0]->integer == 0) {
+		rc = 0;
+		goto done;
+	}
+	if (rep->elements < 2 || rq_reply_str(rep->element[1]) == NULL ||
+	    rq_status_parse(rq_reply_str(rep->element[1]), st) == -1) {
+		log_warnx("call %s/%llu: finish: unexpected reply", e->call_id,
+		    (unsigned long long)e->attempt);
+		goto done;
+	}
+	rc = 1;
+done:
+	freeReplyObject(rep);
+	return rc;
+}
+
+int
+rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
+{
+	char oncall[KEY_MAX], alive[KEY_MAX];
+	const char *argv[2];
+	struct rq_attempt_end e;
+	enum rq_status st;
+	redisReply *rep;
+	size_t i;
+	int n = 0, failed = 0;
+
+	if (key_make(oncall, RQ_KEY_ONCALL, node) == -1 ||
+	    key_make(alive, RQ_KEY_NODE, node) == -1) {
+		log_warnx("node %s: name too long", node);
+		return -1;
+	}
+	argv[0] = oncall;
+	argv[1] = alive;
+	if ((rep = rq_redis_eval(r, &rq_interrupt_script, 2, 2, argv)) == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_ARRAY) {
+		log_warnx("node %s: interrupt: unexpected reply", node);
+		freeReplyObject(rep);
+		return -1;
+	}
+	for (i = 0; i + 1 < rep->elements; i += 2) {
+		const char *id = rq_reply_str(rep->element[i]);
+		const char *sa = rq_reply_str(rep->element[i + 1]);
+		char *end;
+		unsigned long long a;
+
+		if (id == NULL || sa == NULL)
+			continue;
+		errno = 0;
+		a = strtoull(sa, &end, 10);
+		if (errno != 0 || end == sa || *end != '\0')
+			a = 0;
+		memset(&e, 0, sizeof(e));
+		e.call_id = id;
+		e.attempt = a;
+		e.node = node;
+		e.status = RQ_ST_FAILED;
+		e.reason = RQ_REASON_INTERRUPTED;
+		e.detail = detail;
+		switch (rq_job_finish(r, &e, &st)) {
+		case 1:
+			log_info("call %s/%llu: interrupted on %s: %s", id, a,
+			    node, rq_status_name(st));
+			n++;
+			break;
+		case 0:
+			break;
+		default:
+			failed = 1;
+			break;
+		}
+		if (failed)
+			break;
+	}
+	freeReplyObject(rep);
+	return failed ? -1 : n;
+}

@@ -1,0 +1,136 @@
+/* The dead-node sweep: a telserver whose liveness key (rq:node:<node>)
+ * expired holds no calls any more, so the attempts it claimed end as
+ * failed/interrupted (common/lifecycle.c), and the retry rules decide
+ * whether a new attempt follows.  A node must stay dead for a grace period
+ * first: after a Redis restart a live telserver's key may be missing (its
+ * TTL ran out while Redis was down, its rq:oncall set was kept) until its
+ * next heartbeat, and ending its calls then would ring the customer again
+ * while the first call still runs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "scheduler.h"
+
+/* KEYS: rq:nodes.  ARGV: liveness key prefix, oncall key prefix.
+ * Returns the nodes without a liveness key that still hold claimed ids. */
+static const char dead_src[] =
+"local dead = {}\n"
+"for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+"  if redis.call('EXISTS', ARGV[1] .. n) == 0 and\n"
+"      redis.call('SCARD', ARGV[2] .. n) > 0 then\n"
+"    dead[#dead + 1] = n\n"
+"  end\n"
+"end\n"
+"return dead\n";
+
+struct rq_script sched_dead_script = { "dead_nodes", dead_src, "" };
+
+void
+sched_nodes_free(struct sched_nodes *sn)
+{
+	size_t i;
+
+	for (i = 0; i < sn->n; i++)
+		free(sn->v[i].node);
+	free(sn->v);
+	memset(sn, 0, sizeof(*sn));
+}
+
+/* Whether node has been seen dead for the grace period; remembers when it
+ * was first seen dead, and marks it seen in this sweep. */
+static int
+dead_long_enough(struct sched_nodes *sn, const char *node, uint64_t now)
+{
+	struct sched_dead *v;
+	size_t i;
+
+	for (i = 0; i < sn->n; i++)
+		if (!strcmp(sn->v[i].node, node)) {
+			sn->v[i].seen = 1;
+			return now - sn->v[i].since >= SCHED_DEAD_GRACE_MS;
+		}
+	if (sn->n == SCHED_NODES_MAX)
+		return 1;	/* cannot remember: no grace */
+	if (sn->n == sn->cap) {
+		if ((v = reallocarray(sn->v, sn->cap ? sn->cap * 2 : 8,
+		    sizeof(*v))) == NULL)
+			return 0;
+		sn->v = v;
+		sn->cap = sn->cap ? sn->cap * 2 : 8;
+	}
+	if ((sn->v[sn->n].node = strdup(node)) == NULL)
+		return 0;
+	sn->v[sn->n].since = now;
+	sn->v[sn->n].seen = 1;
+	sn->n++;
+	log_info("telserver %s: liveness key gone; its calls end as "
+	    "interrupted unless it is back within %d ms", node,
+	    SCHED_DEAD_GRACE_MS);
+	return 0;
+}
+
+/* Forgets the nodes not seen dead in this sweep (back, or swept). */
+static void
+forget_unseen(struct sched_nodes *sn)
+{
+	size_t i = 0;
+
+	while (i < sn->n) {
+		if (sn->v[i].seen) {
+			sn->v[i++].seen = 0;
+			continue;
+		}
+		free(sn->v[i].node);
+		sn->v[i] = sn->v[--sn->n];
+	}
+}
+
+int
+sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
+{
+	const char *argv[3];
+	char detail[256];
+	redisReply *rep;
+	const char *node;
+	size_t i;
+	int n, total = 0;
+
+	argv[0] = RQ_KEY_NODES;
+	argv[1] = RQ_KEY_NODE;
+	argv[2] = RQ_KEY_ONCALL;
+	if ((rep = rq_redis_eval(r, &sched_dead_script, 1, 3, argv)) == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_ARRAY) {
+		log_warnx("redis: dead_nodes: unexpected reply");
+		freeReplyObject(rep);
+		return -1;
+	}
+	for (i = 0; i < rep->elements; i++) {
+		if ((node = rq_reply_str(rep->element[i])) == NULL ||
+		    !dead_long_enough(sn, node, now))
+			continue;
+		snprintf(detail, sizeof(detail), "telserver %s stopped "
+		    "(liveness key expired)", node);
+		if ((n = rq_node_interrupt(r, node, detail)) == -1) {
+			log_warnx("telserver %s: liveness key expired, its "
+			    "calls not ended now (retried)", node);
+			total = -1;
+			break;
+		}
+		log_warnx("telserver %s: liveness key expired: %d claimed "
+		    "attempts ended as interrupted", node, n);
+		total += n;
+	}
+	freeReplyObject(rep);
+	if (total != -1)
+		forget_unseen(sn);
+	else
+		/* Not every node was looked at: forget nothing this time. */
+		for (i = 0; i < sn->n; i++)
+			sn->v[i].seen = 0;
+	return total;
+}

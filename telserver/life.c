@@ -1,0 +1,288 @@
+/* The telserver's side of a job's life in Redis (common/lifecycle.h): the
+ * start-up recovery, the liveness key, the claim before each INVITE and the
+ * finish after each call, kept and retried every second while Redis fails.
+ * One synchronous link, used from the Sofia thread only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "keys.h"
+#include "log.h"
+#include "telserver.h"
+#include "util.h"
+
+#define LIFE_RETRY_MS	1000
+
+/* A finish waiting for Redis.  A "resolve" one stands for a claim whose
+ * reply was lost: the claim may have run, leaving the job in our
+ * rq:oncall with nobody calling; finishing it as interrupted ends that
+ * attempt (retried by the rules) and does nothing if the claim never ran
+ * (the finish script acts only on our own claim of that attempt). */
+struct tel_finish {
+	struct tel_finish	*next;
+	struct rq_attempt_end	 e;
+	int			 resolve;
+	char			*call_id;
+	char			*reason;
+	char			*detail;
+};
+
+static struct rq_script *life_scripts[] = {
+	&rq_claim_script, &rq_finish_script, &rq_interrupt_script
+};
+
+static void
+finish_free(struct tel_finish *f)
+{
+	free(f->call_id);
+	free(f->reason);
+	free(f->detail);
+	free(f);
+}
+
+void
+tel_life_open(struct tel_ctx *ctx)
+{
+	rq_redis_init(&ctx->redis, ctx->cfg->redis_host, ctx->cfg->redis_port,
+	    life_scripts, sizeof(life_scripts) / sizeof(life_scripts[0]));
+}
+
+/* A plain command on the link.  Returns 0, or -1 (logged; the link is
+ * closed and tried again in a second). */
+static int
+life_cmd(struct tel_ctx *ctx, const char *what, int argc, const char **argv)
+{
+	struct rq_redis *r = &ctx->redis;
+	redisReply *rep;
+
+	if (rq_redis_ready(r) == -1)
+		return -1;
+	if ((rep = redisCommandArgv(r->c, argc, argv, NULL)) == NULL) {
+		log_warnx("redis: %s: %s", what, r->c->errstr[0] ?
+		    r->c->errstr : "connection lost");
+		rq_redis_close(r);
+		return -1;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		log_warnx("redis: %s: %s", what, rep->str);
+		freeReplyObject(rep);
+		return -1;
+	}
+	freeReplyObject(rep);
+	return 0;
+}
+
+void
+tel_life_heartbeat(struct tel_ctx *ctx)
+{
+	char key[RQ_NAME_MAX + 16], ttl[16];
+	const char *set[] = { "SET", key, "1", "PX", ttl };
+	const char *add[] = { "SADD", RQ_KEY_NODES, ctx->cfg->tel_name };
+
+	if (!ctx->recovered)
+		return;
+	snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE, ctx->cfg->tel_name);
+	snprintf(ttl, sizeof(ttl), "%d", RQ_NODE_TTL_MS);
+	if (life_cmd(ctx, "liveness", 5, set) == 0)
+		life_cmd(ctx, "rq:nodes", 3, add);
+}
+
+/* Our attempts of a previous life (a crash, kill -9) end as interrupted
+ * before we take a new one: we have no calls now.  Our liveness key goes
+ * first, since the interrupt acts only on a node that is not alive. */
+static int
+life_recover(struct tel_ctx *ctx)
+{
+	char key[RQ_NAME_MAX + 16];
+	const char *del[] = { "DEL", key };
+	int n;
+
+	snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE, ctx->cfg->tel_name);
+	if (life_cmd(ctx, "liveness", 2, del) == -1)
+		return -1;
+	if ((n = rq_node_interrupt(&ctx->redis, ctx->cfg->tel_name,
+	    "telserver restarted")) == -1)
+		return -1;
+	if (n > 0)
+		log_info("%d attempts of our previous run ended as interrupted",
+		    n);
+	ctx->recovered = 1;
+	tel_life_heartbeat(ctx);
+	return 0;
+}
+
+/* Tries one finish now.  Returns 0 (done, whatever its outcome) or -1
+ * (Redis failed: keep it). */
+static int
+finish_try(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
+{
+	enum rq_status st;
+
+	switch (rq_job_finish(&ctx->redis, e, &st)) {
+	case 1:
+		if (resolve)
+			log_info("call %s/%llu: claimed before its reply was "
+			    "lost: ended as %s", e->call_id,
+			    (unsigned long long)e->attempt, rq_status_name(st));
+		else
+			log_info("call %s/%llu: recorded as %s", e->call_id,
+			    (unsigned long long)e->attempt, rq_status_name(st));
+		return 0;
+	case 0:
+		if (!resolve)
+			log_info("call %s/%llu: attempt already ended "
+			    "elsewhere (interrupted?), finish ignored",
+			    e->call_id, (unsigned long long)e->attempt);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* Retries the kept finishes in order; stops at the first Redis failure. */
+static void
+life_flush(struct tel_ctx *ctx)
+{
+	struct tel_finish *f;
+
+	while ((f = ctx->finishes) != NULL) {
+		if (finish_try(ctx, &f->e, f->resolve) == -1)
+			return;
+		ctx->finishes = f->next;
+		ctx->nfinishes--;
+		finish_free(f);
+	}
+}
+
+void
+tel_life_tick(struct tel_ctx *ctx)
+{
+	uint64_t now = rq_mono_ms();
+
+	if (now < ctx->finish_retry_ms)
+		return;
+	ctx->finish_retry_ms = now + LIFE_RETRY_MS;
+	if (!ctx->recovered) {
+		if (life_recover(ctx) == 0)
+			tel_bus_heartbeat(ctx);		/* we take jobs now */
+		return;
+	}
+	if (ctx->finishes != NULL) {
+		life_flush(ctx);
+		if (ctx->finishes == NULL)
+			log_info("every kept finish is recorded");
+	}
+}
+
+/* Keeps a copy of e for a later retry (appended: finishes go in order). */
+static void
+finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
+{
+	struct tel_finish *f, **pp;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL ||
+	    (f->call_id = strdup(e->call_id)) == NULL ||
+	    (e->reason && (f->reason = strdup(e->reason)) == NULL) ||
+	    (e->detail && (f->detail = strdup(e->detail)) == NULL)) {
+		/* The scheduler's sweep ends it once we are gone. */
+		log_warnx("call %s/%llu: out of memory, finish lost",
+		    e->call_id, (unsigned long long)e->attempt);
+		if (f)
+			finish_free(f);
+		return;
+	}
+	f->e = *e;
+	f->e.call_id = f->call_id;
+	f->e.reason = f->reason;
+	f->e.detail = f->detail;
+	f->e.node = ctx->cfg->tel_name;
+	f->resolve = resolve;
+	for (pp = &ctx->finishes; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = f;
+	ctx->nfinishes++;
+	log_warnx("call %s/%llu: %s kept for a retry (%d waiting)",
+	    e->call_id, (unsigned long long)e->attempt,
+	    resolve ? "claim" : "finish", ctx->nfinishes);
+}
+
+void
+tel_life_finish(struct tel_ctx *ctx, const struct rq_attempt_end *e)
+{
+	/* Behind older ones: they go first, in order. */
+	if (ctx->finishes == NULL && finish_try(ctx, e, 0) == 0)
+		return;
+	finish_keep(ctx, e, 0);
+}
+
+int
+tel_life_claim(struct tel_ctx *ctx, const char *call_id, uint64_t attempt)
+{
+	struct rq_attempt_end e;
+	struct tel_finish *f, **pp;
+	int rc;
+
+	if ((rc = rq_job_claim(&ctx->redis, call_id, attempt,
+	    ctx->cfg->tel_name)) != -1) {
+		if (rc != RQ_CLAIM_OK)
+			return rc;
+		/* The same attempt came back to us and is ours now: a
+		 * resolve kept for its lost claim must not end it. */
+		for (pp = &ctx->finishes; (f = *pp) != NULL; )
+			if (f->resolve && f->e.attempt == attempt &&
+			    !strcmp(f->call_id, call_id)) {
+				*pp = f->next;
+				ctx->nfinishes--;
+				finish_free(f);
+			} else
+				pp = &f->next;
+		return rc;
+	}
+	memset(&e, 0, sizeof(e));
+	e.call_id = call_id;
+	e.attempt = attempt;
+	e.node = ctx->cfg->tel_name;
+	e.status = RQ_ST_FAILED;
+	e.reason = RQ_REASON_INTERRUPTED;
+	e.detail = "claim reply lost (redis)";
+	finish_keep(ctx, &e, 1);
+	return -1;
+}
+
+int
+tel_life_pending(const struct tel_ctx *ctx)
+{
+	return ctx->nfinishes;
+}
+
+void
+tel_life_close(struct tel_ctx *ctx, int ms)
+{
+	uint64_t until = rq_mono_ms() + (uint64_t)ms;
+	char key[RQ_NAME_MAX + 16];
+	const char *del[] = { "DEL", key };
+	struct tel_finish *f;
+
+	while (ctx->finishes != NULL && rq_mono_ms() < until) {
+		life_flush(ctx);
+		if (ctx->finishes != NULL) {
+			struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (ctx->finishes == NULL && ctx->recovered) {
+		snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE,
+		    ctx->cfg->tel_name);
+		life_cmd(ctx, "liveness", 2, del);
+	} else if (ctx->finishes != NULL)
+		log_warnx("%d finishes not recorded: the scheduler ends those "
+		    "attempts as interrupted", ctx->nfinishes);
+	while ((f = ctx->finishes) != NULL) {
+		ctx->finishes = f->next;
+		finish_free(f);
+	}
+	ctx->nfinishes = 0;
+	rq_redis_close(&ctx->redis);
+}

@@ -1,0 +1,495 @@
+/* common/lifecycle.c against a real redis-server: the claim succeeds only
+ * for the current attempt whose lease is still in rq:inflight, a finish
+ * acts once and applies the retry rules (classes, do-not-call, max
+ * attempts, backoff with jitter, not_after), and interrupting a node
+ * finishes its claimed attempts only once it is dead. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "keys.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "status.h"
+#include "util.h"
+#include "scheduler/testredis.h"
+
+static struct rq_script *scripts[] = {
+	&rq_claim_script, &rq_finish_script, &rq_interrupt_script
+};
+static struct rq_redis rl;
+
+static int
+setup(void **state)
+{
+	testredis_do("FLUSHALL");
+	return 0;
+}
+
+/* A job as the gateway writes it and the dispatcher's take leaves it:
+ * attempts = attempt, a lease in rq:inflight.  Extra field/value pairs
+ * follow (NULL-terminated). */
+static void
+job_taken(const char *id, int attempt, ...)
+{
+	const char *f, *v;
+	va_list ap;
+
+	testredis_do("HSET rq:job:%s id %s tenant t1 to +15550001111 "
+	    "max_attempts 10 attempts %d status scheduled status_rank 1",
+	    id, id, attempt);
+	va_start(ap, attempt);
+	while ((f = va_arg(ap, const char *)) != NULL) {
+		v = va_arg(ap, const char *);
+		testredis_do("HSET rq:job:%s %s %s", id, f, v);
+	}
+	va_end(ap);
+	testredis_do("ZADD rq:inflight 9999999999999 %s", id);
+}
+
+/* The next attempt, as the dispatcher takes it: attempts + 1, a lease. */
+static void
+retake(const char *id)
+{
+	testredis_do("ZREM rq:delayed %s", id);
+	testredis_do("HINCRBY rq:job:%s attempts 1", id);
+	testredis_do("ZADD rq:inflight 9999999999999 %s", id);
+}
+
+/* A field of the job hash, copied into buf ("" when absent). */
+static const char *
+job_field(const char *id, const char *field, char *buf, size_t len)
+{
+	redisReply *r = testredis_cmd("HGET rq:job:%s %s", id, field);
+
+	buf[0] = '\0';
+	if (r != NULL && r->type == REDIS_REPLY_STRING)
+		snprintf(buf, len, "%s", r->str);
+	if (r)
+		freeReplyObject(r);
+	return buf;
+}
+
+/* A field of the newest rq:events entry ("" when absent). */
+static const char *
+last_event(const char *field, char *buf, size_t len)
+{
+	redisReply *r = testredis_cmd("XREVRANGE rq:events + - COUNT 1");
+	size_t i;
+
+	buf[0] = '\0';
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+		redisReply *kv = r->element[0]->element[1];
+
+		for (i = 0; i + 1 < kv->elements; i += 2)
+			if (!strcmp(kv->element[i]->str, field))
+				snprintf(buf, len, "%s", kv->element[i + 1]->str);
+	}
+	if (r)
+		freeReplyObject(r);
+	return buf;
+}
+
+static int
+finish(const char *id, uint64_t attempt, const char *node, enum rq_status st,
+    const char *reason, int sip, enum rq_status *out)
+{
+	struct rq_attempt_end e;
+
+	memset(&e, 0, sizeof(e));
+	e.call_id = id;
+	e.attempt = attempt;
+	e.node = node;
+	e.status = st;
+	e.reason = reason;
+	e.sip_code = sip;
+	e.started_ms = rq_now_ms() - 5000;
+	if (st == RQ_ST_COMPLETED) {
+		e.answered_ms = rq_now_ms() - 3000;
+		e.duration_ms = 3000;
+	}
+	return rq_job_finish(&rl, &e, out);
+}
+
+static void
+test_claim_ok(void **state)
+{
+	char b[128];
+
+	job_taken("c_1", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_1", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(testredis_num("ZSCORE rq:inflight c_1"), -1);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel1 c_1"), 1);
+	assert_int_equal(testredis_num("SISMEMBER rq:nodes tel1"), 1);
+	assert_string_equal(job_field("c_1", "dialed", b, sizeof(b)), "1");
+	assert_string_equal(job_field("c_1", "node", b, sizeof(b)), "tel1");
+	assert_string_equal(job_field("c_1", "status", b, sizeof(b)),
+	    "dispatched");
+	assert_string_equal(job_field("c_1", "status_rank", b, sizeof(b)),
+	    "18");
+	assert_int_equal(testredis_num("XLEN rq:events"), 1);
+	assert_string_equal(last_event("status", b, sizeof(b)), "dispatched");
+	assert_string_equal(last_event("attempt", b, sizeof(b)), "1");
+	assert_string_equal(last_event("node", b, sizeof(b)), "tel1");
+	assert_string_equal(last_event("tenant", b, sizeof(b)), "t1");
+	assert_string_equal(last_event("to", b, sizeof(b)), "+15550001111");
+
+	/* The same attempt again (a redelivered JOB): not a second dial. */
+	assert_int_equal(rq_job_claim(&rl, "c_1", 1, "tel1"), RQ_CLAIM_STALE);
+	assert_int_equal(rq_job_claim(&rl, "c_1", 1, "tel2"), RQ_CLAIM_STALE);
+	assert_int_equal(testredis_num("XLEN rq:events"), 1);
+}
+
+static void
+test_claim_stale(void **state)
+{
+	char b[64];
+
+	/* Another attempt was taken meanwhile. */
+	job_taken("c_2", 2, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_2", 1, "tel1"), RQ_CLAIM_STALE);
+	assert_int_equal(testredis_num("ZSCORE rq:inflight c_2"),
+	    9999999999999LL);
+	/* The lease expired and the scheduler took it back. */
+	testredis_do("ZREM rq:inflight c_2");
+	testredis_do("ZADD rq:ready 1 c_2");
+	assert_int_equal(rq_job_claim(&rl, "c_2", 2, "tel1"), RQ_CLAIM_STALE);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel1"), 0);
+	/* Canceled after the take: the lease goes, nothing is dialled. */
+	job_taken("c_3", 1, "status", "canceled", "status_rank", "8", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_3", 1, "tel1"), RQ_CLAIM_STALE);
+	assert_int_equal(testredis_num("ZSCORE rq:inflight c_3"), -1);
+	assert_string_equal(job_field("c_3", "status", b, sizeof(b)),
+	    "canceled");
+	/* Vanished job. */
+	testredis_do("ZADD rq:inflight 9999999999999 c_4");
+	assert_int_equal(rq_job_claim(&rl, "c_4", 1, "tel1"), RQ_CLAIM_STALE);
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
+}
+
+static void
+test_claim_expired(void **state)
+{
+	char b[64];
+
+	job_taken("c_5", 1, "not_after_ms", "1000", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_5", 1, "tel1"),
+	    RQ_CLAIM_EXPIRED);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel1"), 0);
+	assert_int_equal(testredis_num("ZSCORE rq:inflight c_5"), -1);
+	assert_string_equal(job_field("c_5", "status", b, sizeof(b)),
+	    "expired");
+	assert_string_equal(job_field("c_5", "reason", b, sizeof(b)),
+	    "not_after");
+	assert_string_equal(last_event("status", b, sizeof(b)), "expired");
+}
+
+static void
+test_finish_completed(void **state)
+{
+	enum rq_status st = RQ_ST_QUEUED;
+	char b[64];
+
+	testredis_do("ZADD rq:active:t1 1 c_6");
+	job_taken("c_6", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_6", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_6", 1, "tel1", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 1);
+	assert_int_equal(st, RQ_ST_COMPLETED);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel1"), 0);
+	assert_string_equal(job_field("c_6", "status", b, sizeof(b)),
+	    "completed");
+	assert_string_equal(job_field("c_6", "status_rank", b, sizeof(b)),
+	    "22");
+	assert_string_equal(last_event("duration_ms", b, sizeof(b)), "3000");
+	assert_string_equal(last_event("node", b, sizeof(b)), "tel1");
+	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_6"), -1);
+	/* Only the first finish acts. */
+	assert_int_equal(finish("c_6", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_INTERRUPTED, 0, &st), 0);
+	assert_int_equal(testredis_num("XLEN rq:events"), 2);
+	/* Not claimed on that node. */
+	assert_int_equal(finish("c_6", 1, "tel9", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+}
+
+/* The score of id in rq:delayed lies within now + base * [0.75, 1.25]. */
+static void
+assert_retry_at(const char *id, uint64_t base)
+{
+	uint64_t now = rq_now_ms();
+	long long at = testredis_num("ZSCORE rq:delayed %s", id);
+	char b[32];
+
+	assert_true(at >= (long long)(now + base * 3 / 4 - 1000));
+	assert_true(at <= (long long)(now + base * 5 / 4 + 1000));
+	assert_int_equal(strtoll(job_field(id, "not_before_ms", b, sizeof(b)),
+	    NULL, 10), at);
+}
+
+static void
+test_retry_busy(void **state)
+{
+	enum rq_status st;
+	char b[128];
+
+	testredis_do("ZADD rq:active:t1 1 c_7");
+	job_taken("c_7", 1, "retry_busy", "3:10000", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_7", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_7", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_BUSY, 486, &st), 1);
+	assert_int_equal(st, RQ_ST_RETRYING);
+	assert_retry_at("c_7", 10000);
+	assert_string_equal(job_field("c_7", "status", b, sizeof(b)),
+	    "retrying");
+	assert_string_equal(job_field("c_7", "status_rank", b, sizeof(b)),
+	    "21");
+	assert_string_equal(job_field("c_7", "tries_busy", b, sizeof(b)), "1");
+	assert_string_equal(last_event("reason", b, sizeof(b)), "busy");
+	assert_string_equal(last_event("sip_code", b, sizeof(b)), "486");
+	assert_int_equal(strncmp(last_event("detail", b, sizeof(b)),
+	    "next attempt at 20", 18), 0);
+	assert_int_equal(strlen(b), strlen("next attempt at ") + 20);
+	/* Not due any more: the tenant's due count ignores it. */
+	assert_true(testredis_num("ZSCORE rq:active:t1 c_7") > 1);
+
+	/* Second busy: the delay doubles. */
+	retake("c_7");
+	assert_int_equal(rq_job_claim(&rl, "c_7", 2, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_7", 2, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_BUSY, 486, &st), 1);
+	assert_int_equal(st, RQ_ST_RETRYING);
+	assert_retry_at("c_7", 20000);
+
+	/* No answer is another class: its own count. */
+	retake("c_7");
+	assert_int_equal(rq_job_claim(&rl, "c_7", 3, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_7", 3, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_NO_ANSWER, 0, &st), 1);
+	assert_int_equal(st, RQ_ST_RETRYING);
+	assert_retry_at("c_7", 300000);
+
+	/* Third busy: the class is used up. */
+	retake("c_7");
+	assert_int_equal(rq_job_claim(&rl, "c_7", 4, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_7", 4, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_BUSY, 486, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(job_field("c_7", "reason", b, sizeof(b)),
+	    "attempts_exhausted");
+	assert_string_equal(job_field("c_7", "status_rank", b, sizeof(b)),
+	    "71");
+	assert_string_equal(last_event("detail", b, sizeof(b)),
+	    "busy on attempt 4: 3 of 3 busy attempts");
+	assert_int_equal(testredis_num("ZSCORE rq:delayed c_7"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_7"), -1);
+}
+
+static void
+test_not_retried(void **state)
+{
+	enum rq_status st;
+	char b[128];
+
+	/* Declined is the callee's answer. */
+	job_taken("c_8", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_8", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_8", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_DECLINED, 603, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(job_field("c_8", "reason", b, sizeof(b)),
+	    "declined");
+	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
+
+	/* On the tenant's do-not-call list since it was accepted. */
+	testredis_do("SADD rq:dnc:tenant:t1 +15550001111");
+	job_taken("c_9", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_9", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_9", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_BUSY, 486, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(job_field("c_9", "reason", b, sizeof(b)), "busy");
+	assert_string_equal(last_event("detail", b, sizeof(b)),
+	    "on a do-not-call list: not retried");
+	testredis_do("DEL rq:dnc:tenant:t1");
+
+	/* The customer's own opt-out. */
+	testredis_do("SADD rq:dnc:customer +15550001111");
+	job_taken("c_10", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_10", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_10", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_UNREACHABLE, 503, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	testredis_do("DEL rq:dnc:customer");
+
+	/* max_attempts caps every class. */
+	job_taken("c_11", 2, "max_attempts", "2", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_11", 2, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_11", 2, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_UNREACHABLE, 503, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(job_field("c_11", "reason", b, sizeof(b)),
+	    "attempts_exhausted");
+	assert_string_equal(last_event("detail", b, sizeof(b)),
+	    "unreachable on attempt 2: max_attempts 2");
+
+	/* A class with one attempt: its first ends the call, and the reason
+	 * is that attempt's own. */
+	job_taken("c_12", 1, "retry_no_answer", "1:1000", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_12", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_12", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_NO_ANSWER, 0, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(job_field("c_12", "reason", b, sizeof(b)),
+	    "no_answer");
+	assert_string_equal(last_event("detail", b, sizeof(b)),
+	    "not retried: 1 of 1 no_answer attempts");
+	/* A one-attempt tenant (max_attempts 1). */
+	job_taken("c_21", 1, "max_attempts", "1", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_21", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_21", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_BUSY, 486, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(job_field("c_21", "reason", b, sizeof(b)), "busy");
+	assert_string_equal(last_event("detail", b, sizeof(b)),
+	    "not retried: max_attempts 1");
+}
+
+static void
+test_not_after(void **state)
+{
+	enum rq_status st;
+	char b[128], na[32];
+
+	/* The window closes before the next attempt could start. */
+	snprintf(na, sizeof(na), "%llu",
+	    (unsigned long long)rq_now_ms() + 20000);
+	job_taken("c_13", 1, "not_after_ms", na, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_13", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_13", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_BUSY, 486, &st), 1);
+	assert_int_equal(st, RQ_ST_EXPIRED);
+	assert_string_equal(job_field("c_13", "reason", b, sizeof(b)),
+	    "not_after");
+	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
+	/* It still fits: retried. */
+	snprintf(na, sizeof(na), "%llu",
+	    (unsigned long long)rq_now_ms() + 3600000);
+	job_taken("c_14", 1, "not_after_ms", na, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_14", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_14", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_BUSY, 486, &st), 1);
+	assert_int_equal(st, RQ_ST_RETRYING);
+	assert_retry_at("c_14", 60000);
+}
+
+static void
+test_stale_finish(void **state)
+{
+	enum rq_status st;
+
+	/* Attempt 1 was interrupted by the sweep; attempt 2 is on the same
+	 * node now: attempt 1's late finish must not end attempt 2. */
+	job_taken("c_15", 2, "dialed", "1", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_15", 2, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_15", 1, "tel1", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel1 c_15"), 1);
+	/* A job that vanished leaves no id behind. */
+	testredis_do("SADD rq:oncall:tel1 c_16");
+	assert_int_equal(finish("c_16", 1, "tel1", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel1 c_16"), 0);
+}
+
+static void
+test_interrupt(void **state)
+{
+	enum rq_status st;
+	char b[64];
+
+	job_taken("c_17", 1, NULL);
+	job_taken("c_18", 3, NULL);
+	job_taken("c_19", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_17", 1, "tel2"), RQ_CLAIM_OK);
+	assert_int_equal(rq_job_claim(&rl, "c_18", 3, "tel2"), RQ_CLAIM_OK);
+	assert_int_equal(rq_job_claim(&rl, "c_19", 1, "tel3"), RQ_CLAIM_OK);
+	/* Alive: nothing happens. */
+	testredis_do("SET rq:node:tel2 1 PX 5000");
+	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 0);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel2"), 2);
+	/* Dead. */
+	testredis_do("DEL rq:node:tel2");
+	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 2);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel2"), 0);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel3"), 1);
+	assert_string_equal(job_field("c_17", "status", b, sizeof(b)),
+	    "retrying");
+	assert_string_equal(job_field("c_17", "reason", b, sizeof(b)),
+	    "interrupted");
+	assert_string_equal(job_field("c_17", "tries_network", b, sizeof(b)),
+	    "1");
+	assert_retry_at("c_17", 30000);
+	assert_string_equal(job_field("c_18", "status_rank", b, sizeof(b)),
+	    "53");
+	assert_int_equal(strncmp(last_event("detail", b, sizeof(b)),
+	    "node died; next attempt at 20", 29), 0);
+	/* The telserver's own late finish changes nothing now. */
+	assert_int_equal(finish("c_17", 1, "tel2", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 0);
+}
+
+static void
+test_redis_down(void **state)
+{
+	struct rq_redis down;
+	struct rq_attempt_end e;
+	enum rq_status st;
+
+	/* A port nothing listens on. */
+	rq_redis_init(&down, "127.0.0.1", testredis_free_port(), scripts, 3);
+	assert_int_equal(rq_job_claim(&down, "c_20", 1, "tel1"), -1);
+	memset(&e, 0, sizeof(e));
+	e.call_id = "c_20";
+	e.attempt = 1;
+	e.node = "tel1";
+	e.status = RQ_ST_COMPLETED;
+	assert_int_equal(rq_job_finish(&down, &e, &st), -1);
+	assert_int_equal(rq_node_interrupt(&down, "tel1", "x"), -1);
+	rq_redis_close(&down);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_claim_ok, setup),
+		cmocka_unit_test_setup(test_claim_stale, setup),
+		cmocka_unit_test_setup(test_claim_expired, setup),
+		cmocka_unit_test_setup(test_finish_completed, setup),
+		cmocka_unit_test_setup(test_retry_busy, setup),
+		cmocka_unit_test_setup(test_not_retried, setup),
+		cmocka_unit_test_setup(test_not_after, setup),
+		cmocka_unit_test_setup(test_stale_finish, setup),
+		cmocka_unit_test_setup(test_interrupt, setup),
+		cmocka_unit_test_setup(test_redis_down, setup),
+	};
+	int rc;
+
+	log_init("test_lifecycle", 0);
+	testredis_start();
+	rq_redis_init(&rl, "127.0.0.1", testredis_port, scripts, 3);
+	if (rq_redis_ready(&rl) == -1) {
+		testredis_stop();
+		fprintf(stderr, "cannot connect to redis-server\n");
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rq_redis_close(&rl);
+	testredis_stop();
+	return rc;
+}
