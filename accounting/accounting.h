@@ -48,8 +48,10 @@ int	acct_event_check(struct rq_msg *m, enum rq_status *st,
 /* The EVENT of an rq:events entry: n field/value strings (fv, their
  * lengths in lens), names as in msg.def, values as text.  Returns 0 (m owns
  * its strings: rq_msg_clear; a non-empty err tells that an optional number
- * that was not one was dropped), or -1 with the reason in err and m empty.
- * Then acct_event_check still has to look at it. */
+ * that was not one was dropped), -1 with the reason in err and m empty
+ * when the entry is malformed (dropped), or -2 with m empty when out of
+ * memory (the entry is fine: left pending, read again later).  Then
+ * acct_event_check still has to look at it. */
 int	acct_stream_event(struct rq_msg *m, const char *const *fv,
 	    const size_t *lens, size_t n, char *err, size_t errlen);
 /* attempt * 16 + status: statuses only move to a higher rank. */

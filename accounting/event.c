@@ -251,8 +251,10 @@ acct_stream_event(struct rq_msg *m, const char *const *fv,
 				goto fail;
 			}
 			if ((s = strndup(fv[i + 1], lens[i + 1])) == NULL) {
+				/* Not the entry's fault: read it again. */
 				snprintf(err, errlen, "out of memory");
-				goto fail;
+				rq_msg_clear(m);
+				return -2;
 			}
 			sp = (char **)((char *)m + stream_fields[f].offset);
 			free(*sp);

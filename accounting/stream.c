@@ -110,7 +110,18 @@ entry(struct acct *a, const redisReply *e)
 		lens[i] = f->element[i]->len;
 	}
 	memset(ev, 0, sizeof(*ev));
-	if (acct_stream_event(&ev->m, fv, lens, n, err, sizeof(err)) == -1) {
+	switch (acct_stream_event(&ev->m, fv, lens, n, err, sizeof(err))) {
+	case 0:
+		break;
+	case -2:
+		/* Neither stored nor dropped: it stays pending, and the
+		 * pending entries are read again in a while. */
+		log_warnx("%s entry %s left pending: %s", RQ_KEY_EVENTS, sid,
+		    err);
+		if (a->backlog_ms == 0)
+			a->backlog_ms = rq_mono_ms() + ACCT_RETRY_MS;
+		return;
+	default:
 		drop(a, sid, err);
 		return;
 	}

@@ -49,9 +49,15 @@ RQ_LUA_EVENTS
 "return 1\n";
 
 /*
- * KEYS: rq:job:<id> rq:oncall:<node> rq:delayed
+ * KEYS: rq:job:<id> rq:oncall:<node> rq:delayed [rq:node:<node>]
  * ARGV: id attempt node status reason sip_code started_ms answered_ms
  *       duration_ms detail jitter
+ * The fourth key is given by an interrupt (the sweep of a dead node, or a
+ * telserver's own recovery at start-up): the finish then acts only while
+ * the node's liveness key is absent, checked here, in the same script as
+ * the change, and returns {2} otherwise.  The listing's check alone would
+ * leave a window: a node that comes back between the listing and the
+ * finishes would lose the calls it has just claimed.
  * A call that had one attempt only ends with that attempt's own reason
  * (busy, ...); after retries, the reason is attempts_exhausted and the
  * detail names the last attempt's.
@@ -90,6 +96,7 @@ RQ_LUA_EVENTS
 "  no_answer = '" RQ_RETRY_NO_ANSWER_DEFAULT "',\n"
 "  network = '" RQ_RETRY_NETWORK_DEFAULT "' }\n"
 "local key, id, n, node = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+"if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return {2} end\n"
 "local f = redis.call('HMGET', key, 'dialed', 'status_rank', 'tenant',\n"
 "  'to', 'max_attempts', 'not_after_ms')\n"
 "if tonumber(f[1]) ~= n then\n"
@@ -189,7 +196,9 @@ RQ_LUA_EVENTS
  * Lists the attempts claimed on node, {id, dialed, ...}, only while the
  * node's liveness key is absent: a node that came back (it deletes its own
  * key at start-up, interrupts, then sets it) must not lose its new calls to
- * a sweep that saw it dead a moment ago.
+ * a sweep that saw it dead a moment ago.  Each finish that follows checks
+ * the key again (finish_src's fourth key): the node may come back while
+ * the sweep works through the list.
  */
 static const char interrupt_src[] =
 "if redis.call('EXISTS', KEYS[2]) == 1 then return {} end\n"
@@ -275,13 +284,16 @@ num_arg(char *buf, size_t len, uint64_t v)
 		snprintf(buf, len, "%llu", (unsigned long long)v);
 }
 
-int
-rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
-    enum rq_status *st)
+/* rq_job_finish, and for an interrupt (alive: the node's liveness key) only
+ * while the node is not alive: returns 2 when it is. */
+static int
+finish_run(struct rq_redis *r, const struct rq_attempt_end *e,
+    const char *alive, enum rq_status *st)
 {
 	char job[KEY_MAX], oncall[KEY_MAX], att[24], sip[16], started[24];
 	char answered[24], duration[24], jit[16];
-	const char *argv[14];
+	const char *argv[15];
+	int nkeys = alive ? 4 : 3, k;
 	redisReply *rep;
 	int rc = -1;
 
@@ -308,18 +320,22 @@ rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
 	argv[0] = job;
 	argv[1] = oncall;
 	argv[2] = RQ_KEY_DELAYED;
-	argv[3] = e->call_id;
-	argv[4] = att;
-	argv[5] = e->node;
-	argv[6] = rq_status_name(e->status);
-	argv[7] = e->reason ? e->reason : "";
-	argv[8] = sip;
-	argv[9] = started;
-	argv[10] = answered;
-	argv[11] = duration;
-	argv[12] = e->detail ? e->detail : "";
-	argv[13] = jit;
-	if ((rep = rq_redis_eval(r, &rq_finish_script, 3, 14, argv)) == NULL)
+	k = 3;
+	if (alive)
+		argv[k++] = alive;
+	argv[k++] = e->call_id;
+	argv[k++] = att;
+	argv[k++] = e->node;
+	argv[k++] = rq_status_name(e->status);
+	argv[k++] = e->reason ? e->reason : "";
+	argv[k++] = sip;
+	argv[k++] = started;
+	argv[k++] = answered;
+	argv[k++] = duration;
+	argv[k++] = e->detail ? e->detail : "";
+	argv[k++] = jit;
+	if ((rep = rq_redis_eval(r, &rq_finish_script, nkeys, k, argv)) ==
+	    NULL)
 		return -1;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
 	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
@@ -329,6 +345,10 @@ rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
 	}
 	if (rep->element[0]->integer == 0) {
 		rc = 0;
+		goto done;
+	}
+	if (rep->element[0]->integer == 2 && alive != NULL) {
+		rc = 2;
 		goto done;
 	}
 	if (rep->elements < 2 || rq_reply_str(rep->element[1]) == NULL ||
@@ -344,6 +364,13 @@ done:
 }
 
 int
+rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
+    enum rq_status *st)
+{
+	return finish_run(r, e, NULL, st);
+}
+
+int
 rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 {
 	char oncall[KEY_MAX], alive[KEY_MAX];
@@ -352,7 +379,7 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 	enum rq_status st;
 	redisReply *rep;
 	size_t i;
-	int n = 0, failed = 0;
+	int n = 0, failed = 0, alive_again = 0;
 
 	if (key_make(oncall, RQ_KEY_ONCALL, node) == -1 ||
 	    key_make(alive, RQ_KEY_NODE, node) == -1) {
@@ -387,7 +414,7 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 		e.status = RQ_ST_FAILED;
 		e.reason = RQ_REASON_INTERRUPTED;
 		e.detail = detail;
-		switch (rq_job_finish(r, &e, &st)) {
+		switch (finish_run(r, &e, alive, &st)) {
 		case 1:
 			log_info("call %s/%llu: interrupted on %s: %s", id, a,
 			    node, rq_status_name(st));
@@ -395,11 +422,18 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 			break;
 		case 0:
 			break;
+		case 2:
+			/* It came back since the listing: its calls are its
+			 * own again. */
+			log_info("node %s is alive again: interrupt stopped "
+			    "after %d attempts", node, n);
+			alive_again = 1;
+			break;
 		default:
 			failed = 1;
 			break;
 		}
-		if (failed)
+		if (failed || alive_again)
 			break;
 	}
 	freeReplyObject(rep);

@@ -53,17 +53,36 @@ escape_controls(char *line, size_t size)
 	memcpy(line, out, o + 1);
 }
 
+/*
+ * The line's second, formatted once per second (per thread): strftime
+ * costs more than the rest of a short line (glibc's calls tzset, which
+ * stats /etc/localtime), and a busy daemon logs thousands of lines a
+ * second.
+ */
+static const char *
+log_when(time_t sec)
+{
+	static __thread time_t	 when_sec = (time_t)-1;
+	static __thread char	 when[32];
+	struct tm tm;
+
+	if (sec != when_sec) {
+		gmtime_r(&sec, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		when_sec = sec;
+	}
+	return when;
+}
+
 static void
 log_vwrite(const char *level, const char *fmt, va_list ap, const char *err)
 {
 	struct timespec ts;
-	struct tm tm;
-	char when[32];
+	const char *when;
 	char line[2048];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	when = log_when(ts.tv_sec);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	escape_controls(line, sizeof(line));
 	if (err)

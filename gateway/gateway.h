@@ -1,6 +1,6 @@
 /* ringq-gateway's private header: the HTTP API (http.c), request
- * validation (validate.c), the call view of GET (view.c) and the Redis
- * glue (store.c). */
+ * validation (validate.c), the call view of GET (view.c), the Redis
+ * glue (store.c) and the policy engine (policy.c, policy_store.c). */
 #ifndef GW_GATEWAY_H
 #define GW_GATEWAY_H
 
@@ -100,12 +100,8 @@ json_t	*gw_view_call(const char *id, const char *tenant,
 struct event_base;
 struct gw_store;
 
-/* Called once with 0 on success, -1 when Redis failed (the reason is
- * logged; nothing was written), or, for gw_store_create only, -2 when the
- * connection was lost before Redis answered (the job may exist).  For
- * gw_store_get, job and timeline are flat field/value arrays borrowed until
- * the callback returns (njob 0: no such job). */
-typedef void	gw_store_done_cb(int rc, void *arg);
+/* For gw_store_get, job and timeline are flat field/value arrays borrowed
+ * until the callback returns (rc -1: Redis failed; njob 0: no such job). */
 typedef void	gw_store_get_cb(int rc, const char *const *job, size_t njob,
 		    const char *const *timeline, size_t ntimeline, void *arg);
 
@@ -116,13 +112,6 @@ struct gw_store	*gw_store_new(struct event_base *base, const char *host,
 void		 gw_store_close(struct gw_store *st);
 void		 gw_store_free(struct gw_store *st);
 int		 gw_store_connected(const struct gw_store *st);
-/* Writes a new job in one Lua script (atomic) with the tenant's retry
- * policy, and appends EVENT queued to rq:events in the same script.
- * Returns -1 without calling cb when Redis is not connected or the
- * command cannot be sent. */
-int		 gw_store_create(struct gw_store *st, const char *id,
-		    const struct rq_tenant *tenant, const struct gw_call *call,
-		    uint64_t created_ms, gw_store_done_cb *cb, void *arg);
 int		 gw_store_get(struct gw_store *st, const char *id,
 		    gw_store_get_cb *cb, void *arg);
 /* Splits the read script's reply { job pairs, timeline pairs } into two
@@ -133,8 +122,9 @@ int		 gw_store_parse_get(const struct redisReply *r,
 		    const char ***job, size_t *njob, const char ***tl,
 		    size_t *ntl);
 
-/* intake.c: the one path every request takes, whatever its origin:
- * policy, then store (which records EVENT queued in rq:events). */
+/* intake.c: the one path every request takes, whatever its origin: the
+ * pure policy checks, then one script for the Redis checks and the job
+ * (which records EVENT queued in rq:events). */
 struct gw_intake;
 
 struct gw_intake_result {
@@ -254,6 +244,8 @@ void		 gw_smtp_free(struct gw_smtp *sm);
 /* Any command on the store's connection (with its reconnection and
  * watchdog); cb runs exactly once, r NULL when the connection failed, r
  * borrowed until cb returns.  id names the call in log lines (or NULL).
+ * An EVAL goes out as EVALSHA, and again as EVAL only on NOSCRIPT (the
+ * script did not run), so the script text crosses the wire once.
  * Returns -1 without calling cb when it cannot be sent. */
 typedef void	gw_store_reply_cb(struct redisReply *r, void *arg);
 int		 gw_store_command(struct gw_store *st, const char *id,
@@ -362,7 +354,8 @@ int		 gw_calls_api_route(const struct rq_config *cfg,
 /* The policy engine (docs/policy.md): policy.c holds the pure checks
  * (E.164, destinations, premium rate, calling and business hours),
  * policy_store.c the Redis ones (idempotency, do-not-call, rate and
- * concurrency limits: one Lua script), dnc.c the do-not-call endpoints. */
+ * concurrency limits) in the same Lua script as the job's creation, dnc.c
+ * the do-not-call endpoints. */
 #define GW_IDEM_TTL_S		(24 * 3600)
 /* E-mail requests use "mail:<Message-ID>" as their key, kept a week. */
 #define GW_IDEM_MAIL_PREFIX	"mail:"
@@ -388,27 +381,32 @@ json_t		*gw_policy_obj(const char *policy, uint64_t not_before_ms);
 /* Is key an acceptable Idempotency-Key (1 to 255 printable ASCII)? */
 int		 gw_idem_key_valid(const char *key);
 
-/* policy_store.c: the Redis checks, atomic in one script. */
+/* policy_store.c: the Redis checks and the job's creation, one script. */
 struct gw_policy_verdict {
-	int		 rc;		/* 0 pass; 1 replay; -1 refused (err);
-					 * -2 Redis failed (err) */
+	int		 rc;		/* 0 queued; 1 replay (replay_id, nothing
+					 * new queued); -1 refused (err); -2 the
+					 * connection was lost before the answer:
+					 * the job may exist; -3 Redis failed:
+					 * not queued (err) */
 	char		 replay_id[RQ_ID_LEN + 1];
+	char		 stale_id[RQ_ID_LEN + 1];	/* rc 0: the
+					 * idempotency key pointed to this
+					 * missing call and was replaced; "" */
 	struct gw_error	 err;
 };
 typedef void	gw_policy_verdict_cb(const struct gw_policy_verdict *v,
 		    void *arg);
-/* Checks and, when they pass, takes the rate and concurrency slots and the
- * idempotency key for id.  cb runs exactly once; returns -1 without
- * calling it when Redis is not connected. */
-int		 gw_policy_store_check(struct gw_store *st,
+/* One Lua script (atomic, one round trip, docs/policy.md): the Redis
+ * checks of call (idempotency, do-not-call, rate and concurrency limits;
+ * pol from gw_policy_check) and, when they pass, the job id with the
+ * tenant's retry policy, its EVENT queued in rq:events, its place in
+ * rq:delayed, the rate and concurrency slots and last the idempotency key.
+ * cb runs exactly once; returns -1 without calling it when Redis is not
+ * connected or the command cannot be sent. */
+int		 gw_policy_store_create(struct gw_store *st,
 		    const struct rq_tenant *tenant, const struct gw_call *call,
 		    const struct gw_policy *pol, const char *id,
-		    gw_policy_verdict_cb *cb, void *arg);
-/* The store refused the job: gives back its idempotency key and its
- * concurrency slot (best effort). */
-void		 gw_policy_store_release(struct gw_store *st,
-		    const struct rq_tenant *tenant, const struct gw_call *call,
-		    const char *id);
+		    uint64_t created_ms, gw_policy_verdict_cb *cb, void *arg);
 /* The script's reply as a verdict (for tests).  Returns 0, or -1 when r
  * has another shape. */
 int		 gw_policy_verdict_parse(const struct redisReply *r,

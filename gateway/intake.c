@@ -1,7 +1,8 @@
 /* The one path every call request takes, whatever its origin (HTTP or
- * e-mail): a validated call for a tenant goes through the policy engine
- * and is stored in Redis, whose create script also records EVENT queued
- * in rq:events for accounting. */
+ * e-mail): a validated call for a tenant goes through the policy engine's
+ * pure checks, then one Lua script runs its Redis checks and, when they
+ * pass, stores the job and records EVENT queued in rq:events for
+ * accounting (policy_store.c): one round trip, atomic. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,68 +53,54 @@ intake_finish(struct intake_req *r)
 	free(r);
 }
 
+/* The one script answered: queued, a replay, a refusal, or Redis failed. */
 static void
-store_done(int rc, void *arg)
+created_done(const struct gw_policy_verdict *v, void *arg)
 {
 	struct intake_req *r = arg;
 
-	r->res.rc = rc;
-	if (rc == -2)
-		gw_error_set(&r->res.err, 503, "unavailable", NULL, "The call "
-		    "store went away before confirming call %s, which may or "
-		    "may not be queued: GET /v1/calls/%s tells once the "
-		    "service is back.", r->res.id, r->res.id);
-	else if (rc == -1) {
-		gw_error_set(&r->res.err, 503, "unavailable", NULL, "The call "
-		    "store is unavailable; nothing was queued.  Try again "
-		    "shortly.");
-		gw_policy_store_release(r->in->st, r->tenant, &r->call,
-		    r->res.id);
-	} else {
+	switch (v->rc) {
+	case 0:
+		if (v->stale_id[0] != '\0')
+			log_warnx("call %s: the idempotency key of tenant %s "
+			    "pointed to call %s, which does not exist; it "
+			    "now points to this call", r->res.id,
+			    r->tenant->name, v->stale_id);
 		log_info("call %s: accepted for tenant %s, %s target, "
 		    "priority %d, policy %s", r->res.id, r->tenant->name,
 		    r->call.kind == RQ_TARGET_SIP ? "sip" : "e164",
 		    r->call.priority, r->call.policy);
-	}
-	intake_finish(r);
-}
-
-/* The Redis checks answered: a replay, a refusal, or on to the store. */
-static void
-policy_done(const struct gw_policy_verdict *v, void *arg)
-{
-	struct intake_req *r = arg;
-
-	if (v->rc == 1) {
+		r->res.rc = 0;
+		break;
+	case 1:
 		log_info("call %s: idempotency key seen before for tenant %s; "
 		    "answering with call %s", r->res.id, r->tenant->name,
 		    v->replay_id);
 		snprintf(r->res.id, sizeof(r->res.id), "%s", v->replay_id);
 		r->res.rc = 0;
 		r->res.replay = 1;
-		intake_finish(r);
-		return;
-	}
-	if (v->rc != 0) {
-		if (v->rc == -1)
-			log_info("call %s: refused by policy for tenant %s: "
-			    "%d %s", r->res.id, r->tenant->name,
-			    v->err.status, v->err.code);
+		break;
+	case -1:
+		log_info("call %s: refused by policy for tenant %s: %d %s",
+		    r->res.id, r->tenant->name, v->err.status, v->err.code);
 		r->res.rc = -1;
 		r->res.err = v->err;
-		intake_finish(r);
-		return;
-	}
-	if (gw_store_create(r->in->st, r->res.id, r->tenant, &r->call,
-	    r->res.created_ms, store_done, r) == -1) {
-		gw_policy_store_release(r->in->st, r->tenant, &r->call,
-		    r->res.id);
-		r->res.rc = -1;
+		break;
+	case -2:
+		/* The script runs whole or not at all: either the job, its
+		 * slots and its idempotency key exist, or none does. */
+		r->res.rc = -2;
 		gw_error_set(&r->res.err, 503, "unavailable", NULL, "The call "
-		    "store is unavailable; nothing was queued.  Try again "
-		    "shortly.");
-		intake_finish(r);
+		    "store went away before confirming call %s, which may or "
+		    "may not be queued: GET /v1/calls/%s tells once the "
+		    "service is back.", r->res.id, r->res.id);
+		break;
+	default:
+		r->res.rc = -1;
+		r->res.err = v->err;
+		break;
 	}
+	intake_finish(r);
 }
 
 int
@@ -154,8 +141,8 @@ gw_intake_submit(struct gw_intake *in, const struct rq_tenant *tenant,
 		log_info("call %s: deferred to %s (%s)", r->res.id, t,
 		    r->pol.reasons);
 	}
-	if (gw_policy_store_check(in->st, tenant, &r->call, &r->pol,
-	    r->res.id, policy_done, r) == -1) {
+	if (gw_policy_store_create(in->st, tenant, &r->call, &r->pol,
+	    r->res.id, now_ms, created_done, r) == -1) {
 		gw_error_set(err, 503, "unavailable", NULL, "The call store "
 		    "is unavailable; nothing was queued.  Try again shortly.");
 		goto fail;

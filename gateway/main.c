@@ -24,6 +24,7 @@ int
 main(int argc, char *argv[])
 {
 	struct rq_config cfg;
+	struct event_config *ecfg;
 	struct event_base *base;
 	struct event *sigterm, *sigint;
 	struct timeval flush = { 0, 300 * 1000 };
@@ -34,8 +35,16 @@ main(int argc, char *argv[])
 
 	rq_daemon_start(argc, argv, "ringq-gateway", &cfg);
 
-	if ((base = event_base_new()) == NULL)
+	/* With epoll, the changelist folds the add/delete/add of an fd's
+	 * events within one loop iteration (evhttp re-arms its connections'
+	 * events on every request) into at most one epoll_ctl.  Its caveat,
+	 * dup()ed fds sharing one open file, does not arise here. */
+	if ((ecfg = event_config_new()) == NULL ||
+	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST))
+		fatalx("event_config_new failed");
+	if ((base = event_base_new_with_config(ecfg)) == NULL)
 		fatalx("event_base_new failed");
+	event_config_free(ecfg);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) ||

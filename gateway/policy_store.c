@@ -1,7 +1,10 @@
-/* The policy engine's Redis checks: idempotency, the three do-not-call
- * lists, rate limits per second and per day and the concurrency limit, in
- * one Lua script on the gateway's connection, so that several gateways
- * share the counters and a request takes its slots atomically. */
+/* The policy engine's Redis checks (idempotency, the three do-not-call
+ * lists, rate limits per second and per day, the concurrency limit) and,
+ * when they pass, the job's creation: one Lua script per request on the
+ * gateway's connection.  It is atomic (several gateways share the
+ * counters; an idempotency key is never stored without its job, nor a job
+ * queued without its key) and takes one round trip. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,27 +16,61 @@
 #include "log.h"
 
 /*
- * KEYS: idempotency key, DNC tenant, DNC customer, DNC business, rate key
- * prefix, active ZSET.  ARGV: number ("" for SIP), rate_per_second,
- * rate_per_day, max_concurrent, new id, idempotency TTL, has idempotency
- * key, has business, job key prefix, not_before_ms (0: now).
- * Replies { "ok" }, { "replay", id }, { "dnc", list }, { "rate_s", ms to
- * the next second }, { "rate_d", s to the next UTC day }, { "busy", n }.
- * The clock is Redis's (TIME), the same for every gateway.  Refused
- * requests take nothing.  The active set is scored by due time (the later
- * of now and not_before), and only members already due count, so that a
- * call deferred to tomorrow takes its slot tomorrow.  Accounting's mirror
- * script removes a call when it reaches a terminal status; as a safety
- * net, when the tenant is full, the GW_ACTIVE_PRUNE oldest due members
- * are checked and removed when their job is terminal, or missing a
- * minute after they were due (the store refused it).
+ * KEYS: 1 idempotency key, 2 DNC tenant, 3 DNC customer, 4 DNC business,
+ * 5 rate key prefix, 6 active ZSET, 7 job, 8 timeline, 9 tenant calls,
+ * 10 delayed.
+ * ARGV: 1 number ("" for SIP), 2 rate_per_second, 3 rate_per_day,
+ * 4 max_concurrent, 5 new id, 6 idempotency TTL, 7 has idempotency key,
+ * 8 has business, 9 job key prefix, 10 not_before_ms, 11 created_ms,
+ * 12 the queued timeline entry, 13 tenant, 14 to, 15... the job's
+ * field/value pairs.
+ * Replies { "ok" } (queued), { "ok", stale id } (queued; the idempotency
+ * key pointed to a call that does not exist, and now points to this one),
+ * { "replay", id }, { "dnc", list }, { "rate_s", ms to the next second },
+ * { "rate_d", s to the next UTC day }, { "busy", n }.
+ *
+ * The checks come first and only read (but for the safety-net prune
+ * below); a refused request writes nothing.  The clock is Redis's (TIME),
+ * the same for every gateway.  A replayed key is answered only when its
+ * job exists: a key whose job is missing (left by an older gateway that
+ * stored the key before the job) is treated as absent and replaced.
+ *
+ * Then the job: its hash (with its live status already queued, rank 0,
+ * what emit() would set: emit() then only appends the event, sparing Redis
+ * four commands per request), its timeline, the tenant's list, EVENT
+ * queued in rq:events (the outbox accounting reads) and its place in
+ * rq:delayed, then the slots it takes (the
+ * active set, the rate counters) and last the idempotency key.  Redis does
+ * not roll a script back: a write that fails (a key of the wrong type, an
+ * operator's mistake) leaves the ones before it.  The keys the slots use
+ * were read by the checks (a wrong type fails there, before any write), so
+ * a failure can only come from the job's own writes, before any slot or
+ * the idempotency key is taken: the key never points to a job that is not
+ * whole, and nothing needs giving back.  A rate counter gets its TTL when
+ * INCR makes it (1): its name holds its second or day, and the script sets
+ * both at once, so no counter lives without one.  The timeline entry is written here
+ * so that GET shows it at once; accounting's mirror writes the same field
+ * again, harmlessly.
+ *
+ * The active set is scored by due time (the later of now and not_before),
+ * and only members already due count, so that a call deferred to tomorrow
+ * takes its slot tomorrow.  Accounting's mirror (and emit() for a terminal
+ * status) removes a call; as a safety net, when the tenant is full, the
+ * GW_ACTIVE_PRUNE oldest due members are checked and removed when their
+ * job is terminal, or missing a minute after they were due.
  */
 #define GW_ACTIVE_PRUNE	"20"
-static const char policy_lua[] =
+static const char create_lua[] =
+	RQ_LUA_EVENTS
 	"local num = ARGV[1]\n"
+	"local stale = nil\n"
 	"if ARGV[7] == '1' then\n"
 	"  local prev = redis.call('GET', KEYS[1])\n"
-	"  if prev then return {'replay', prev} end\n"
+	"  if prev then\n"
+	"    if redis.call('EXISTS', ARGV[9] .. prev) == 1 then\n"
+	"      return {'replay', prev} end\n"
+	"    stale = prev\n"
+	"  end\n"
 	"end\n"
 	"if num ~= '' then\n"
 	"  if redis.call('SISMEMBER', KEYS[2], num) == 1 then\n"
@@ -54,10 +91,10 @@ static const char policy_lua[] =
 	"  return {'rate_s', tostring(1000 - ms % 1000)} end\n"
 	"if rpd > 0 and (tonumber(redis.call('GET', kd)) or 0) >= rpd then\n"
 	"  return {'rate_d', tostring(86400 - sec % 86400)} end\n"
+	"local due = tonumber(ARGV[10]) or 0\n"
+	"if due < ms then due = ms end\n"
 	"if maxc > 0 then\n"
-	"  local due = tonumber(ARGV[10]) or 0\n"
-	"  if due < ms then due = ms end\n"
-	"  if due <= ms and redis.call('ZCOUNT', KEYS[6], '-inf', ms) >= maxc"
+	"  if redis.call('ZCOUNT', KEYS[6], '-inf', ms) >= maxc and due <= ms"
 	" then\n"
 	"    local m = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', ms,"
 	" 'WITHSCORES', 'LIMIT', 0, " GW_ACTIVE_PRUNE ")\n"
@@ -71,38 +108,24 @@ static const char policy_lua[] =
 	"    local n = redis.call('ZCOUNT', KEYS[6], '-inf', ms)\n"
 	"    if n >= maxc then return {'busy', tostring(n)} end\n"
 	"  end\n"
-	"  redis.call('ZADD', KEYS[6], string.format('%.0f', due), ARGV[5])\n"
 	"end\n"
-	"if rps > 0 then redis.call('INCR', ks); redis.call('EXPIRE', ks, 2)"
+	"redis.call('HSET', KEYS[7], unpack(ARGV, 15))\n"
+	"redis.call('HSET', KEYS[8], '0:queued', ARGV[12])\n"
+	"redis.call('ZADD', KEYS[9], ARGV[11], ARGV[5])\n"
+	"emit(KEYS[7], { call_id = ARGV[5], attempt = 0, status = 'queued',"
+	" ts_ms = tonumber(ARGV[11]), tenant = ARGV[13], to = ARGV[14] })\n"
+	"redis.call('ZADD', KEYS[10], ARGV[10], ARGV[5])\n"
+	"if maxc > 0 then\n"
+	"  redis.call('ZADD', KEYS[6], string.format('%.0f', due), ARGV[5])"
 	" end\n"
-	"if rpd > 0 then redis.call('INCR', kd);"
+	"if rps > 0 and redis.call('INCR', ks) == 1 then"
+	" redis.call('EXPIRE', ks, 2) end\n"
+	"if rpd > 0 and redis.call('INCR', kd) == 1 then"
 	" redis.call('EXPIRE', kd, 90000) end\n"
 	"if ARGV[7] == '1' then\n"
 	"  redis.call('SET', KEYS[1], ARGV[5], 'EX', tonumber(ARGV[6])) end\n"
+	"if stale then return {'ok', stale} end\n"
 	"return {'ok'}\n";
-
-/*
- * KEYS: idempotency key, active ZSET, rate key prefix.  ARGV: id,
- * rate_per_second, rate_per_day.  Gives back what the policy script took
- * when the store then failed: the idempotency key, the concurrency slot
- * and one call of each rate counter.  The counters are those of Redis's
- * current second and day: the store answers within milliseconds of the
- * check, so they are nearly always the ones that were taken (see
- * docs/policy.md); a counter is never taken below zero.
- */
-static const char release_lua[] =
-	"if redis.call('GET', KEYS[1]) == ARGV[1] then"
-	" redis.call('DEL', KEYS[1]) end\n"
-	"redis.call('ZREM', KEYS[2], ARGV[1])\n"
-	"local sec = tonumber(redis.call('TIME')[1])\n"
-	"local function give(k)\n"
-	"  if (tonumber(redis.call('GET', k)) or 0) > 0 then"
-	" redis.call('DECR', k) end\n"
-	"end\n"
-	"if tonumber(ARGV[2]) > 0 then give(KEYS[3] .. ':s:' .. sec) end\n"
-	"if tonumber(ARGV[3]) > 0 then"
-	" give(KEYS[3] .. ':d:' .. math.floor(sec / 86400)) end\n"
-	"return 1\n";
 
 struct policy_op {
 	gw_policy_verdict_cb	*cb;
@@ -136,9 +159,13 @@ gw_policy_verdict_parse(const redisReply *r, struct gw_policy_verdict *v)
 			return -1;
 		a = r->element[1]->str;
 	}
-	if (!strcmp(what, "ok") && a == NULL)
+	if (!strcmp(what, "ok")) {
+		if (a != NULL && !rq_call_id_valid(a))
+			return -1;
 		v->rc = 0;
-	else if (!strcmp(what, "replay") && a != NULL) {
+		if (a != NULL)
+			snprintf(v->stale_id, sizeof(v->stale_id), "%s", a);
+	} else if (!strcmp(what, "replay") && a != NULL) {
 		if (!rq_call_id_valid(a))
 			return -1;
 		v->rc = 1;
@@ -177,17 +204,22 @@ gw_policy_verdict_parse(const redisReply *r, struct gw_policy_verdict *v)
 }
 
 static void
-policy_reply_cb(redisReply *r, void *arg)
+create_reply_cb(redisReply *r, void *arg)
 {
 	struct policy_op *op = arg;
 	struct gw_policy_verdict v;
 
-	if (gw_policy_verdict_parse(r, &v) == -1) {
-		log_warnx("redis: call %s: policy check failed: %s", op->id,
-		    r == NULL ? "connection lost" :
-		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	if (r == NULL) {
+		/* The script may have run, whole: we cannot know. */
+		log_warnx("redis: call %s: connection lost before the job "
+		    "was confirmed; it may or may not be stored", op->id);
 		memset(&v, 0, sizeof(v));
 		v.rc = -2;
+	} else if (gw_policy_verdict_parse(r, &v) == -1) {
+		log_warnx("redis: call %s: storing the job failed: %s", op->id,
+		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		memset(&v, 0, sizeof(v));
+		v.rc = -3;
 		gw_error_set(&v.err, 503, "unavailable", NULL, "The call "
 		    "store is unavailable; nothing was queued.  Try again "
 		    "shortly.");
@@ -197,18 +229,24 @@ policy_reply_cb(redisReply *r, void *arg)
 }
 
 int
-gw_policy_store_check(struct gw_store *st, const struct rq_tenant *tenant,
+gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
     const struct gw_call *call, const struct gw_policy *pol, const char *id,
-    gw_policy_verdict_cb *cb, void *arg)
+    uint64_t created_ms, gw_policy_verdict_cb *cb, void *arg)
 {
 	char kidem[RQ_NAME_MAX + 96], kdnct[RQ_NAME_MAX + 32];
 	char kdncb[RQ_NAME_MAX + 32], krate[RQ_NAME_MAX + 16];
 	char kact[RQ_NAME_MAX + 16], rps[16], rpd[16], maxc[16], ttl[16];
-	char nb[24];
-	const char *argv[19];
-	struct policy_op *op;
+	char jobkey[64], tlkey[64], callskey[RQ_NAME_MAX + 16];
+	char prio[8], nb[24], na[24], created[24], maxat[12], at[40];
+	char rbusy[32], rnoans[32], rnet[32];
+	const char *argv[80];
+	struct policy_op *op = NULL;
+	char event[128];
 	int has_idem = call->idem_key != NULL, has_biz = call->business != NULL;
+	int n = 0, rc = -1;
 
+	if (!gw_store_connected(st))
+		return -1;
 	if (has_idem)
 		idem_key(kidem, sizeof(kidem), tenant->name, call->idem_key);
 	else
@@ -228,81 +266,79 @@ gw_policy_store_check(struct gw_store *st, const struct rq_tenant *tenant,
 	snprintf(ttl, sizeof(ttl), "%d", has_idem &&
 	    !strncmp(call->idem_key, GW_IDEM_MAIL_PREFIX,
 	    strlen(GW_IDEM_MAIL_PREFIX)) ? GW_IDEM_MAIL_TTL_S : GW_IDEM_TTL_S);
-	snprintf(nb, sizeof(nb), "%llu",
-	    (unsigned long long)call->not_before_ms);
+	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
+	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
+	snprintf(callskey, sizeof(callskey), "%s%s", RQ_KEY_TENANT_CALLS,
+	    tenant->name);
+	snprintf(prio, sizeof(prio), "%d", call->priority);
+	snprintf(nb, sizeof(nb), "%" PRIu64, call->not_before_ms);
+	snprintf(na, sizeof(na), "%" PRIu64, call->not_after_ms);
+	snprintf(created, sizeof(created), "%" PRIu64, created_ms);
+	snprintf(maxat, sizeof(maxat), "%d", tenant->max_attempts);
+	/* The tenant's retry policy travels with the job: the telserver's
+	 * finish script (common/lifecycle.c) reads it, and a job keeps the
+	 * rules it was accepted under. */
+	snprintf(rbusy, sizeof(rbusy), "%d:%lld", tenant->retry_busy_attempts,
+	    (long long)tenant->retry_busy_delay_s * 1000);
+	snprintf(rnoans, sizeof(rnoans), "%d:%lld",
+	    tenant->retry_no_answer_attempts,
+	    (long long)tenant->retry_no_answer_delay_s * 1000);
+	snprintf(rnet, sizeof(rnet), "%d:%lld", tenant->retry_network_attempts,
+	    (long long)tenant->retry_network_delay_s * 1000);
+	/* The timeline entry, as accounting's acct_event_json writes it
+	 * (jansson, compact, in this order): the fields are ours and plain
+	 * (RFC 3339 text, digits), so no escaping is needed. */
+	rq_rfc3339_format(created_ms, at, sizeof(at));
+	snprintf(event, sizeof(event), "{\"status\":\"queued\",\"attempt\":0,"
+	    "\"at\":\"%s\",\"ts_ms\":%" PRIu64 "}", at, created_ms);
 	if ((op = calloc(1, sizeof(*op))) == NULL)
-		return -1;
+		goto done;
 	op->cb = cb;
 	op->arg = arg;
 	snprintf(op->id, sizeof(op->id), "%s", id);
-	argv[0] = "EVAL";
-	argv[1] = policy_lua;
-	argv[2] = "6";
-	argv[3] = kidem;
-	argv[4] = kdnct;
-	argv[5] = RQ_KEY_DNC_CUSTOMER;
-	argv[6] = kdncb;
-	argv[7] = krate;
-	argv[8] = kact;
-	argv[9] = pol->number;
-	argv[10] = rps;
-	argv[11] = rpd;
-	argv[12] = maxc;
-	argv[13] = id;
-	argv[14] = ttl;
-	argv[15] = has_idem ? "1" : "0";
-	argv[16] = has_biz ? "1" : "0";
-	argv[17] = RQ_KEY_JOB;
-	argv[18] = nb;
-	if (gw_store_command(st, id, 19, argv, policy_reply_cb, op) == -1) {
-		free(op);
-		return -1;
+
+#define ARG(s)	(argv[n++] = (s))
+	ARG("EVAL"); ARG(create_lua); ARG("10");
+	ARG(kidem); ARG(kdnct); ARG(RQ_KEY_DNC_CUSTOMER); ARG(kdncb);
+	ARG(krate); ARG(kact); ARG(jobkey); ARG(tlkey); ARG(callskey);
+	ARG(RQ_KEY_DELAYED);
+	ARG(pol->number); ARG(rps); ARG(rpd); ARG(maxc); ARG(id); ARG(ttl);
+	ARG(has_idem ? "1" : "0"); ARG(has_biz ? "1" : "0"); ARG(RQ_KEY_JOB);
+	ARG(nb); ARG(created); ARG(event); ARG(tenant->name); ARG(call->to);
+	/* the job's fields */
+	ARG("id"); ARG(id);
+	ARG("tenant"); ARG(tenant->name);
+	ARG("to"); ARG(call->to);
+	ARG("say"); ARG(call->say);
+	if (call->caller_id) { ARG("caller_id"); ARG(call->caller_id); }
+	ARG("priority"); ARG(prio);
+	ARG("not_before_ms"); ARG(nb);
+	if (call->not_after_ms) { ARG("not_after_ms"); ARG(na); }
+	/* for PATCH, which runs the policy engine again */
+	if (call->business) { ARG("business"); ARG(call->business); }
+	if (call->time_zone) { ARG("time_zone"); ARG(call->time_zone); }
+	if (call->callback_url) {
+		ARG("callback_url"); ARG(call->callback_url);
 	}
-	return 0;
-}
+	if (call->metadata) { ARG("metadata"); ARG(call->metadata); }
+	if (call->policy[0]) { ARG("policy"); ARG(call->policy); }
+	ARG("created_ms"); ARG(created);
+	/* the live status emit() would set (see the script) */
+	ARG("status"); ARG("queued");
+	ARG("status_rank"); ARG("0");
+	ARG("updated_ms"); ARG(created);
+	ARG("max_attempts"); ARG(maxat);
+	ARG("attempts"); ARG("0");
+	ARG("retry_busy"); ARG(rbusy);
+	ARG("retry_no_answer"); ARG(rnoans);
+	ARG("retry_network"); ARG(rnet);
+#undef ARG
 
-static void
-release_cb(redisReply *r, void *arg)
-{
-	char *id = arg;
-
-	if (r == NULL || r->type == REDIS_REPLY_ERROR)
-		log_warnx("redis: call %s: cannot release its policy slots: "
-		    "%s", id, r ? r->str : "connection lost");
-	free(id);
-}
-
-void
-gw_policy_store_release(struct gw_store *st, const struct rq_tenant *tenant,
-    const struct gw_call *call, const char *id)
-{
-	char kidem[RQ_NAME_MAX + 96], kact[RQ_NAME_MAX + 16];
-	char krate[RQ_NAME_MAX + 16], rps[16], rpd[16];
-	const char *argv[10];
-	char *dup;
-
-	if (call->idem_key != NULL)
-		idem_key(kidem, sizeof(kidem), tenant->name, call->idem_key);
-	else
-		snprintf(kidem, sizeof(kidem), "%s%s:-", RQ_KEY_IDEM,
-		    tenant->name);
-	snprintf(kact, sizeof(kact), "%s%s", RQ_KEY_ACTIVE, tenant->name);
-	snprintf(krate, sizeof(krate), "%s%s", RQ_KEY_RATE, tenant->name);
-	snprintf(rps, sizeof(rps), "%d", tenant->rate_per_second);
-	snprintf(rpd, sizeof(rpd), "%d", tenant->rate_per_day);
-	argv[0] = "EVAL";
-	argv[1] = release_lua;
-	argv[2] = "3";
-	argv[3] = kidem;
-	argv[4] = kact;
-	argv[5] = krate;
-	argv[6] = id;
-	argv[7] = rps;
-	argv[8] = rpd;
-	if ((dup = strdup(id)) == NULL)
-		return;
-	if (gw_store_command(st, id, 9, argv, release_cb, dup) == -1) {
-		log_warnx("call %s: cannot release its policy slots", id);
-		free(dup);
-	}
+	if (gw_store_command(st, id, n, argv, create_reply_cb, op) == -1)
+		goto done;
+	op = NULL;		/* create_reply_cb frees it */
+	rc = 0;
+done:
+	free(op);
+	return rc;
 }

@@ -1,6 +1,7 @@
 /* The gateway's Redis glue: one hiredis async connection on the event loop,
- * reconnected every second when lost, and the two operations of the API
- * (create a job, read a job with its timeline), each one Lua script. */
+ * reconnected every second when lost, the read of a job with its timeline
+ * (one Lua script), and gw_store_command for the modules with scripts of
+ * their own (the policy-checked create in policy_store.c, ...). */
 #include <sys/queue.h>
 
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libevent.h>
+#include <openssl/evp.h>
 
 #include "gateway.h"
 #include "keys.h"
@@ -22,6 +24,18 @@
  * (frozen, overloaded, a half-open TCP connection) would hold requests
  * forever.  Past this, the connection is dropped and made again. */
 #define STORE_TIMEOUT_MS	5000
+/* Scripts whose SHA1 is known (EVALSHA); the gateway has a handful. */
+#define STORE_SCRIPTS_MAX	16
+
+/* A script the gateway sends, found by the address of its text (they are
+ * static strings) and checked against a copy of the text, so that a
+ * buffer reused for another script can never be sent as the old one. */
+struct store_script {
+	const char	*src;
+	char		*copy;
+	size_t		 len;
+	char		 sha[41];
+};
 
 struct gw_store {
 	struct event_base	*base;
@@ -35,6 +49,8 @@ struct gw_store {
 	struct event		*watchdog;
 	/* Sent and unanswered, oldest first (Redis answers in order). */
 	TAILQ_HEAD(, store_op)	 pending;
+	struct store_script	 scripts[STORE_SCRIPTS_MAX];
+	size_t			 nscripts;
 };
 
 /* One pending operation; freed by its reply callback, which hiredis runs
@@ -43,10 +59,14 @@ struct store_op {
 	TAILQ_ENTRY(store_op)	 entry;
 	struct gw_store		*st;
 	uint64_t		 sent_ms;	/* monotonic */
-	gw_store_done_cb	*done;
 	gw_store_get_cb		*got;
 	gw_store_reply_cb	*raw;
 	void			*arg;
+	/* Sent as EVALSHA: the command as formatted, and its script, to
+	 * send it again as EVAL should Redis not know the script. */
+	char			*cmd;
+	size_t			 cmdlen;
+	const struct store_script *script;
 	char			 id[RQ_ID_LEN + 1];
 };
 
@@ -200,9 +220,13 @@ gw_store_close(struct gw_store *st)
 void
 gw_store_free(struct gw_store *st)
 {
+	size_t i;
+
 	if (st == NULL)
 		return;
 	gw_store_close(st);
+	for (i = 0; i < st->nscripts; i++)
+		free(st->scripts[i].copy);
 	event_free(st->retry);
 	event_free(st->watchdog);
 	free(st);
@@ -215,167 +239,139 @@ gw_store_connected(const struct gw_store *st)
 }
 
 /*
- * Each operation is one EVAL of a small Lua script rather than a
- * MULTI/EXEC: a single command either is queued whole or not at all, so a
- * failure to queue (hiredis formatting, out of memory) can never leave a
- * MULTI open on this shared connection for the next request to join; it is
- * atomic in Redis and takes one round trip.  EVAL (not EVALSHA) spares the
- * NOSCRIPT dance after a Redis restart; Redis caches the compiled script.
+ * Each operation is one Lua script rather than a MULTI/EXEC: a single
+ * command either is queued whole or not at all, so a failure to queue
+ * (hiredis formatting, out of memory) can never leave a MULTI open on this
+ * shared connection for the next request to join; it is atomic in Redis and
+ * takes one round trip.  The callers write EVAL; a script is sent by
+ * EVALSHA (its SHA1 computed here once), which spares Redis the hashing and
+ * parsing of several KB per request, and hiredis their formatting.  When
+ * Redis does not know the script (NOSCRIPT: it restarted, or SCRIPT FLUSH)
+ * the script did not run, and the same command goes again as EVAL, which
+ * also puts the script back in Redis's cache.  A connection lost after
+ * either was sent still means "may or may not have run" to the caller.
  */
-
-/*
- * KEYS: job, timeline, tenant calls, delayed.  ARGV: id, not_before_ms,
- * created_ms, the queued timeline entry, tenant, to, then the job's
- * field/value pairs.
- *
- * The job, its EVENT queued in rq:events (the outbox accounting reads)
- * and its place in rq:delayed are one script: a job is never queued
- * without its event, nor the reverse.  emit() sets the live status
- * (queued, rank 0).  Redis does not roll a script back: a write that
- * fails (a key of the wrong type) leaves the ones before it, so the event
- * comes after the tenant's list and rq:delayed comes last, and a failed
- * create is neither released to the scheduler nor, mostly, recorded.  The
- * timeline entry is written here too so that GET shows it at once;
- * accounting's mirror writes the same field again, harmlessly.
- */
-static const char create_lua[] =
-	RQ_LUA_EVENTS
-	"redis.call('HSET', KEYS[1], unpack(ARGV, 7))\n"
-	"redis.call('HSET', KEYS[2], '0:queued', ARGV[4])\n"
-	"redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])\n"
-	"emit(KEYS[1], { call_id = ARGV[1], attempt = 0, status = 'queued',"
-	" ts_ms = tonumber(ARGV[3]), tenant = ARGV[5], to = ARGV[6] })\n"
-	"redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])\n"
-	"return 1\n";
 
 /* KEYS: job, timeline.  Returns { job fields, timeline fields }. */
 static const char get_lua[] =
 	"return { redis.call('HGETALL', KEYS[1]),"
 	" redis.call('HGETALL', KEYS[2]) }\n";
 
-static void
-store_create_cb(redisAsyncContext *ac, void *reply, void *privdata)
+/* The known script with this text, learnt on first use; NULL when the
+ * table is full or the hash fails (the command then goes as EVAL). */
+static const struct store_script *
+store_script(struct gw_store *st, const char *src)
 {
-	struct store_op *op = privdata;
-	redisReply *r = reply;
-	int rc = 0;
+	static const char hex[] = "0123456789abcdef";
+	struct store_script *s;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	size_t k, len = strlen(src);
 
-	if (r == NULL) {
-		/* The script may have run: we cannot know. */
-		log_warnx("redis: call %s: connection lost before the job "
-		    "was confirmed; it may or may not be stored", op->id);
-		rc = -2;
-	} else if (r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
-		log_warnx("redis: call %s: storing the job failed: %s", op->id,
-		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-		rc = -1;
+	for (k = 0; k < st->nscripts; k++) {
+		s = &st->scripts[k];
+		if (s->src == src && s->len == len &&
+		    !memcmp(s->copy, src, len))
+			return s;
 	}
-	TAILQ_REMOVE(&op->st->pending, op, entry);
-	op->done(rc, op->arg);
-	free(op);
+	if (st->nscripts == STORE_SCRIPTS_MAX ||
+	    EVP_Digest(src, len, md, &mdlen, EVP_sha1(), NULL) != 1 ||
+	    mdlen != 20)
+		return NULL;
+	s = &st->scripts[st->nscripts];
+	if ((s->copy = malloc(len)) == NULL)
+		return NULL;
+	memcpy(s->copy, src, len);
+	st->nscripts++;
+	s->src = src;
+	s->len = len;
+	for (i = 0; i < mdlen; i++) {
+		s->sha[2 * i] = hex[md[i] >> 4];
+		s->sha[2 * i + 1] = hex[md[i] & 15];
+	}
+	s->sha[40] = '\0';
+	return s;
 }
 
-/* Sends one command, op's callback to run with its answer. */
+static void	store_cb(redisAsyncContext *, void *, void *);
+
+/* Sends one command, op's callback to run with its answer: an EVAL of a
+ * static script as EVALSHA (op keeps the formatted command for the EVAL
+ * fallback), anything else as it is. */
 static int
-store_send(struct gw_store *st, redisCallbackFn *fn, struct store_op *op,
-    int argc, const char **argv)
+store_send(struct gw_store *st, struct store_op *op, int argc,
+    const char **argv)
 {
-	if (redisAsyncCommandArgv(st->ac, fn, op, argc, argv, NULL) !=
-	    REDIS_OK)
+	const char *sargv[2];
+	int len;
+
+	op->script = NULL;
+	if (argc >= 3 && !strcmp(argv[0], "EVAL") &&
+	    (op->script = store_script(st, argv[1])) != NULL) {
+		sargv[0] = argv[0];
+		sargv[1] = argv[1];
+		argv[0] = "EVALSHA";
+		argv[1] = op->script->sha;
+		len = redisFormatCommandArgv(&op->cmd, argc, argv, NULL);
+		argv[0] = sargv[0];
+		argv[1] = sargv[1];
+		if (len <= 0) {
+			op->cmd = NULL;
+			return -1;
+		}
+		op->cmdlen = (size_t)len;
+		if (redisAsyncFormattedCommand(st->ac, store_cb, op, op->cmd,
+		    op->cmdlen) != REDIS_OK) {
+			free(op->cmd);
+			op->cmd = NULL;
+			return -1;
+		}
+	} else if (redisAsyncCommandArgv(st->ac, store_cb, op, argc, argv,
+	    NULL) != REDIS_OK)
 		return -1;
 	op->sent_ms = rq_mono_ms();
 	TAILQ_INSERT_TAIL(&st->pending, op, entry);
 	return 0;
 }
 
-int
-gw_store_create(struct gw_store *st, const char *id,
-    const struct rq_tenant *tenant, const struct gw_call *call,
-    uint64_t created_ms, gw_store_done_cb *done, void *arg)
+/* After NOSCRIPT: op's command again, as EVAL.  The script did not run.
+ * Returns 0 when sent. */
+static int
+store_resend_eval(redisAsyncContext *ac, struct store_op *op)
 {
-	char jobkey[64], tlkey[64], callskey[RQ_NAME_MAX + 16];
-	char prio[8], nb[24], na[24], created[24], maxat[12], at[40];
-	char rbusy[32], rnoans[32], rnet[32];
-	const char *argv[64];
-	struct store_op *op = NULL;
-	char *event = NULL;
-	json_t *ev = NULL;
-	int n = 0;
+	const struct store_script *s = op->script;
+	char head[64], *cmd;
+	size_t argc, skip, rest, hlen, len;
+	int n;
 
-	if (!gw_store_connected(st))
+	/* op->cmd: *<argc>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n<the rest> */
+	if (op->cmd == NULL || sscanf(op->cmd, "*%zu\r\n", &argc) != 1)
 		return -1;
-	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
-	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
-	snprintf(callskey, sizeof(callskey), "%s%s", RQ_KEY_TENANT_CALLS,
-	    tenant->name);
-	snprintf(prio, sizeof(prio), "%d", call->priority);
-	snprintf(nb, sizeof(nb), "%" PRIu64, call->not_before_ms);
-	snprintf(na, sizeof(na), "%" PRIu64, call->not_after_ms);
-	snprintf(created, sizeof(created), "%" PRIu64, created_ms);
-	snprintf(maxat, sizeof(maxat), "%d", tenant->max_attempts);
-	/* The tenant's retry policy travels with the job: the telserver's
-	 * finish script (common/lifecycle.c) reads it, and a job keeps the
-	 * rules it was accepted under. */
-	snprintf(rbusy, sizeof(rbusy), "%d:%lld", tenant->retry_busy_attempts,
-	    (long long)tenant->retry_busy_delay_s * 1000);
-	snprintf(rnoans, sizeof(rnoans), "%d:%lld",
-	    tenant->retry_no_answer_attempts,
-	    (long long)tenant->retry_no_answer_delay_s * 1000);
-	snprintf(rnet, sizeof(rnet), "%d:%lld", tenant->retry_network_attempts,
-	    (long long)tenant->retry_network_delay_s * 1000);
-	rq_rfc3339_format(created_ms, at, sizeof(at));
-	ev = json_pack("{s:s, s:i, s:s, s:I}", "status", "queued",
-	    "attempt", 0, "at", at, "ts_ms", (json_int_t)created_ms);
-	if (ev == NULL || (event = json_dumps(ev, JSON_COMPACT |
-	    JSON_PRESERVE_ORDER)) == NULL ||
-	    (op = calloc(1, sizeof(*op))) == NULL)
-		goto fail;
-	op->st = st;
-	op->done = done;
-	op->arg = arg;
-	snprintf(op->id, sizeof(op->id), "%s", id);
-
-#define ARG(s)	(argv[n++] = (s))
-	ARG("EVAL"); ARG(create_lua); ARG("4");
-	ARG(jobkey); ARG(tlkey); ARG(callskey); ARG(RQ_KEY_DELAYED);
-	ARG(id); ARG(nb); ARG(created); ARG(event);
-	ARG(tenant->name); ARG(call->to);
-	ARG("id"); ARG(id);
-	ARG("tenant"); ARG(tenant->name);
-	ARG("to"); ARG(call->to);
-	ARG("say"); ARG(call->say);
-	if (call->caller_id) { ARG("caller_id"); ARG(call->caller_id); }
-	ARG("priority"); ARG(prio);
-	ARG("not_before_ms"); ARG(nb);
-	if (call->not_after_ms) { ARG("not_after_ms"); ARG(na); }
-	/* for PATCH, which runs the policy engine again */
-	if (call->business) { ARG("business"); ARG(call->business); }
-	if (call->time_zone) { ARG("time_zone"); ARG(call->time_zone); }
-	if (call->callback_url) {
-		ARG("callback_url"); ARG(call->callback_url);
+	n = snprintf(head, sizeof(head), "*%zu\r\n$7\r\nEVALSHA\r\n$40\r\n",
+	    argc);
+	skip = (size_t)n + 40 + 2;
+	if (op->cmdlen < skip || memcmp(op->cmd, head, (size_t)n) != 0)
+		return -1;
+	rest = op->cmdlen - skip;
+	n = snprintf(head, sizeof(head), "*%zu\r\n$4\r\nEVAL\r\n$%zu\r\n",
+	    argc, s->len);
+	hlen = (size_t)n;
+	len = hlen + s->len + 2 + rest;
+	if ((cmd = malloc(len)) == NULL)
+		return -1;
+	memcpy(cmd, head, hlen);
+	memcpy(cmd + hlen, s->copy, s->len);
+	memcpy(cmd + hlen + s->len, "\r\n", 2);
+	memcpy(cmd + hlen + s->len + 2, op->cmd + skip, rest);
+	free(op->cmd);
+	op->cmd = NULL;		/* sent as EVAL: no second fallback */
+	if (redisAsyncFormattedCommand(ac, store_cb, op, cmd, len) !=
+	    REDIS_OK) {
+		free(cmd);
+		return -1;
 	}
-	if (call->metadata) { ARG("metadata"); ARG(call->metadata); }
-	if (call->policy[0]) { ARG("policy"); ARG(call->policy); }
-	ARG("created_ms"); ARG(created);
-	ARG("max_attempts"); ARG(maxat);
-	ARG("attempts"); ARG("0");
-	ARG("retry_busy"); ARG(rbusy);
-	ARG("retry_no_answer"); ARG(rnoans);
-	ARG("retry_network"); ARG(rnet);
-#undef ARG
-
-	if (store_send(st, store_create_cb, op, n, argv) == -1) {
-		log_warnx("redis: call %s: cannot send the job", id);
-		goto fail;
-	}
-	json_decref(ev);
-	free(event);
+	free(cmd);
 	return 0;
-fail:
-	json_decref(ev);
-	free(event);
-	free(op);
-	return -1;
 }
 
 /* Points into a flat array reply of strings; -1 if it is not one. */
@@ -424,15 +420,13 @@ gw_store_parse_get(const redisReply *r, const char ***job, size_t *njob,
 	return 0;
 }
 
+/* gw_store_get's answer. */
 static void
-store_get_cb(redisAsyncContext *ac, void *reply, void *privdata)
+store_got(struct store_op *op, redisReply *r)
 {
-	struct store_op *op = privdata;
-	redisReply *r = reply;
 	const char **job, **tl;
 	size_t njob, ntl;
 
-	TAILQ_REMOVE(&op->st->pending, op, entry);
 	if (gw_store_parse_get(r, &job, &njob, &tl, &ntl) == -1) {
 		log_warnx("redis: call %s: reading the job failed: %s", op->id,
 		    r == NULL ? "connection lost" :
@@ -443,6 +437,33 @@ store_get_cb(redisAsyncContext *ac, void *reply, void *privdata)
 		free(job);
 		free(tl);
 	}
+}
+
+/* Every answer (NULL: the connection went away). */
+static void
+store_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_op *op = privdata;
+	struct gw_store *st = op->st;
+	redisReply *r = reply;
+
+	TAILQ_REMOVE(&st->pending, op, entry);
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && op->cmd != NULL &&
+	    !strncmp(r->str, "NOSCRIPT", 8)) {
+		if (store_resend_eval(ac, op) == 0) {
+			op->sent_ms = rq_mono_ms();
+			TAILQ_INSERT_TAIL(&st->pending, op, entry);
+			return;
+		}
+		/* Not sent: the caller gets the NOSCRIPT error (nothing ran). */
+		log_warnx("redis: call %s: cannot send the script again",
+		    op->id);
+	}
+	if (op->got != NULL)
+		store_got(op, r);
+	else
+		op->raw(r, op->arg);
+	free(op->cmd);
 	free(op);
 }
 
@@ -464,22 +485,12 @@ gw_store_get(struct gw_store *st, const char *id, gw_store_get_cb *got,
 	snprintf(op->id, sizeof(op->id), "%s", id);
 	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
 	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
-	if (store_send(st, store_get_cb, op, 5, argv) == -1) {
+	if (store_send(st, op, 5, argv) == -1) {
 		log_warnx("redis: call %s: cannot send the query", id);
 		free(op);
 		return -1;
 	}
 	return 0;
-}
-
-static void
-store_raw_cb(redisAsyncContext *ac, void *reply, void *privdata)
-{
-	struct store_op *op = privdata;
-
-	TAILQ_REMOVE(&op->st->pending, op, entry);
-	op->raw(reply, op->arg);
-	free(op);
 }
 
 /* For the modules with scripts of their own (store_calls.c, ...): the same
@@ -498,7 +509,7 @@ gw_store_command(struct gw_store *st, const char *id, int argc,
 	op->raw = cb;
 	op->arg = arg;
 	snprintf(op->id, sizeof(op->id), "%s", id ? id : "-");
-	if (store_send(st, store_raw_cb, op, argc, argv) == -1) {
+	if (store_send(st, op, argc, argv) == -1) {
 		log_warnx("redis: call %s: cannot send the command", op->id);
 		free(op);
 		return -1;

@@ -43,9 +43,15 @@ main(int argc, char *argv[])
 			 * the past (a full batch runs again at once anyway). */
 			next_tick = now + (uint64_t)cfg.sched_tick_ms;
 			full = 0;
-			if (rq_redis_ready(&redis) == 0 &&
+			if (rq_redis_ready(&redis) == -1 ||
 			    (rc = sched_release(&redis, rq_now_ms(),
-			    cfg.sched_batch, NULL, &next_due)) != -1) {
+			    cfg.sched_batch, NULL, &next_due)) == -1) {
+				/* Redis down or the link lost: the dead-node
+				 * grace starts again once a sweep gets
+				 * through. */
+				if (redis.c == NULL)
+					sched_nodes_forget(&dead);
+			} else {
 				full = rc == 1;
 				/* Wake up at the next due time when it comes
 				 * before the tick: a job is released on time,
@@ -62,6 +68,8 @@ main(int argc, char *argv[])
 			next_sweep = now + SCHED_SWEEP_MS;
 			if (rq_redis_ready(&redis) == 0)
 				sched_sweep(&redis, &dead, now);
+			else
+				sched_nodes_forget(&dead);
 		}
 		now = rq_mono_ms();
 		if (full)

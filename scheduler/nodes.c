@@ -5,7 +5,9 @@
  * first: after a Redis restart a live telserver's key may be missing (its
  * TTL ran out while Redis was down, its rq:oncall set was kept) until its
  * next heartbeat, and ending its calls then would ring the customer again
- * while the first call still runs. */
+ * while the first call still runs.  For the same reason the grace starts
+ * again after any Redis error or outage: only sweeps that got through
+ * count. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,20 @@ forget_unseen(struct sched_nodes *sn)
 	}
 }
 
+void
+sched_nodes_forget(struct sched_nodes *sn)
+{
+	size_t i;
+
+	if (sn->n > 0)
+		log_info("%zu telservers seen without a liveness key: "
+		    "their grace starts again at the next sweep (Redis "
+		    "error)", sn->n);
+	for (i = 0; i < sn->n; i++)
+		free(sn->v[i].node);
+	sn->n = 0;
+}
+
 int
 sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
 {
@@ -97,16 +113,25 @@ sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
 	redisReply *rep;
 	const char *node;
 	size_t i;
-	int n, total = 0;
+	int n, total = 0, failed = 0;
 
+	/* The link was lost since the last sweep: what Redis showed before
+	 * says nothing about now (a restarted Redis lost the keys that
+	 * expired while it was down, heartbeats may have failed meanwhile):
+	 * the grace starts again from the first successful look. */
+	if (r->c == NULL)
+		sched_nodes_forget(sn);
 	argv[0] = RQ_KEY_NODES;
 	argv[1] = RQ_KEY_NODE;
 	argv[2] = RQ_KEY_ONCALL;
-	if ((rep = rq_redis_eval(r, &sched_dead_script, 1, 3, argv)) == NULL)
+	if ((rep = rq_redis_eval(r, &sched_dead_script, 1, 3, argv)) == NULL) {
+		sched_nodes_forget(sn);
 		return -1;
+	}
 	if (rep->type != REDIS_REPLY_ARRAY) {
 		log_warnx("redis: dead_nodes: unexpected reply");
 		freeReplyObject(rep);
+		sched_nodes_forget(sn);
 		return -1;
 	}
 	for (i = 0; i < rep->elements; i++) {
@@ -118,19 +143,24 @@ sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
 		if ((n = rq_node_interrupt(r, node, detail)) == -1) {
 			log_warnx("telserver %s: liveness key expired, its "
 			    "calls not ended now (retried)", node);
-			total = -1;
-			break;
+			failed = 1;
+			/* Link lost: stop.  A script error: the other dead
+			 * nodes are still ended. */
+			if (r->c == NULL)
+				break;
+			continue;
 		}
 		log_warnx("telserver %s: liveness key expired: %d claimed "
 		    "attempts ended as interrupted", node, n);
 		total += n;
 	}
 	freeReplyObject(rep);
-	if (total != -1)
-		forget_unseen(sn);
-	else
-		/* Not every node was looked at: forget nothing this time. */
-		for (i = 0; i < sn->n; i++)
-			sn->v[i].seen = 0;
+	if (failed) {
+		/* A failed sweep: the grace starts again from the next
+		 * successful one. */
+		sched_nodes_forget(sn);
+		return -1;
+	}
+	forget_unseen(sn);
 	return total;
 }

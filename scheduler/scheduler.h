@@ -52,11 +52,16 @@ struct sched_nodes {
 };
 
 void	sched_nodes_free(struct sched_nodes *sn);
+/* Forgets every node seen dead: after a Redis error or an outage the
+ * grace period starts again from the next successful sweep. */
+void	sched_nodes_forget(struct sched_nodes *sn);
 /* Ends, as interrupted, the claimed attempts of every telserver in
  * rq:nodes whose liveness key is gone and has been gone in every sweep
  * for SCHED_DEAD_GRACE_MS (rq_node_interrupt); now is monotonic ms; sn
- * (zeroed at first) remembers between sweeps.  Returns how many attempts
- * it ended, or -1 on a Redis error (logged). */
+ * (zeroed at first) remembers between sweeps.  A sweep that fails, or
+ * that finds the link lost since the last one, forgets what it remembered
+ * (sched_nodes_forget).  Returns how many attempts it ended, or -1 on a
+ * Redis error (logged). */
 int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 
 #endif

@@ -577,14 +577,17 @@ call_start(struct tel_call *c)
 	char sdp[TEL_SDP_MAX];
 	const char *proxy;
 
+	/* A job we cannot route (its target or caller_id, or our trunk
+	 * settings) fails the same way on every attempt: rejected, which is
+	 * never retried, not unreachable, which is. */
 	if (strlen(c->to) + 64 > sizeof(to_uri)) {
-		call_end(c, RQ_ST_FAILED, RQ_REASON_UNREACHABLE, 0,
+		call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
 		    "target too long");
 		return;
 	}
 	if (call_route(c, to_uri, sizeof(to_uri), &proxy, from, sizeof(from),
 	    err, sizeof(err)) == -1) {
-		call_end(c, RQ_ST_FAILED, RQ_REASON_UNREACHABLE, 0, err);
+		call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0, err);
 		return;
 	}
 	if ((leg = calloc(1, sizeof(*leg))) == NULL) {
@@ -623,6 +626,49 @@ dup_or_null(const struct rq_msg *m, uint64_t bit, const char *s)
 	return (m->present & bit) && s ? strdup(s) : NULL;
 }
 
+/*
+ * A duplicate delivery of an attempt we hold: acknowledged, never dialled
+ * again; the call goes on whatever the claim says.  It can only have been
+ * taken again if Redis lost our claim (a crash under appendfsync
+ * everysec): claiming it again takes its new lease out of rq:inflight
+ * before that lease expires and sends it elsewhere.  Usually the claim is
+ * simply stale.  Not through tel_life_claim: a resolve kept after a lost
+ * reply would end, as interrupted, the attempt of a call that is going on
+ * (and make a retry ring beside it) if the claim had run.
+ */
+static void
+call_duplicate(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
+{
+	unsigned long long att = (unsigned long long)job->attempt;
+
+	switch (rq_job_claim(&ctx->redis, job->call_id, job->attempt,
+	    ctx->cfg->tel_name)) {
+	case RQ_CLAIM_OK:
+		log_warnx("call %s/%llu: our claim was lost by Redis, claimed "
+		    "again", job->call_id, att);
+		break;
+	case RQ_CLAIM_EXPIRED:
+		/* Our claim was lost, and not_after has passed since: the
+		 * job ended as expired; the customer is on the line
+		 * already, so the call goes on (its finish is ignored). */
+		log_warnx("call %s/%llu: our claim was lost by Redis and the "
+		    "job has expired since (not_after): the call goes on",
+		    job->call_id, att);
+		break;
+	case RQ_CLAIM_STALE:
+		break;
+	default:
+		log_warnx("call %s/%llu: duplicate job: cannot claim it again "
+		    "(redis); if Redis lost our claim, the attempt may be "
+		    "placed again when its lease expires", job->call_id, att);
+		break;
+	}
+	log_info("call %s/%llu: duplicate job, acknowledged again",
+	    job->call_id, att);
+	tel_bus_reply(ctx, dealer, RQ_MSG_JOB_ACK, job->call_id, job->attempt,
+	    NULL);
+}
+
 void
 tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 {
@@ -645,22 +691,17 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		    job->attempt, "draining");
 		return;
 	}
+	if (ctx->fenced) {
+		/* Our liveness key is out of date (life.c): Redis is out of
+		 * reach, and a claim would fail anyway. */
+		log_info("call %s/%llu: refused, fenced", job->call_id,
+		    (unsigned long long)job->attempt);
+		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
+		    job->attempt, "redis");
+		return;
+	}
 	if (call_find(ctx, job->call_id, job->attempt) != NULL) {
-		/* A duplicate delivery of an attempt we hold: not dialled
-		 * again.  It can only have been taken again if Redis lost our
-		 * claim (a crash under appendfsync everysec): claiming it
-		 * again takes its new lease out of rq:inflight before that
-		 * lease expires and sends it elsewhere.  Usually the claim
-		 * is simply stale; either way the attempt is ours. */
-		if (rq_job_claim(&ctx->redis, job->call_id, job->attempt,
-		    ctx->cfg->tel_name) == RQ_CLAIM_OK)
-			log_warnx("call %s/%llu: our claim was lost by Redis, "
-			    "claimed again", job->call_id,
-			    (unsigned long long)job->attempt);
-		log_info("call %s/%llu: duplicate job, acknowledged again",
-		    job->call_id, (unsigned long long)job->attempt);
-		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_ACK, job->call_id,
-		    job->attempt, NULL);
+		call_duplicate(ctx, dealer, job);
 		return;
 	}
 	if (ctx->active >= ctx->cfg->capacity) {
@@ -748,20 +789,29 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 }
 
 void
-tel_call_interrupt_all(struct tel_ctx *ctx)
+tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail)
 {
 	struct tel_call *c, *next;
-	int i;
+	int i, j, last;
 
 	for (c = ctx->calls; c != NULL; c = next) {
 		next = c->next;
 		if (c->terminal)
 			continue;
-		for (i = 0; i < TEL_LEG__MAX; i++)
-			if (c->legs[i] && c->legs[i]->nh)
-				tel_sip_hangup(c->legs[i]);
-		call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0,
-		    "telserver shutting down");
+		/* Ended first: a leg that goes at once must not end it
+		 * otherwise (tel_leg_gone). */
+		call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0, detail);
+		for (i = 0; i < TEL_LEG__MAX; i++) {
+			if (c->legs[i] == NULL || c->legs[i]->nh == NULL)
+				continue;
+			/* The last leg to go frees the call. */
+			for (last = 1, j = i + 1; j < TEL_LEG__MAX; j++)
+				if (c->legs[j] && c->legs[j]->nh)
+					last = 0;
+			leg_hangup(c->legs[i]);
+			if (last)
+				break;
+		}
 	}
 }
 

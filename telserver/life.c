@@ -1,7 +1,8 @@
 /* The telserver's side of a job's life in Redis (common/lifecycle.h): the
- * start-up recovery, the liveness key, the claim before each INVITE and the
- * finish after each call, kept and retried every second while Redis fails.
- * One synchronous link, used from the Sofia thread only. */
+ * start-up recovery, the liveness key (refreshed every second, and the
+ * fence when it could not be), the claim before each INVITE and the finish
+ * after each call, kept and retried every second while Redis fails.  One
+ * synchronous link, used from the Sofia thread only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,16 @@
 #include "util.h"
 
 #define LIFE_RETRY_MS	1000
+/* The liveness key is refreshed this often, whatever heartbeat_ms is: its
+ * TTL (RQ_NODE_TTL_MS) must never run out while we are fine. */
+#define LIFE_ALIVE_MS	1000
+/* Fenced when the key was last refreshed longer ago than its TTL minus
+ * this: the scheduler may be about to end our attempts as interrupted. */
+#define LIFE_FENCE_MARGIN_MS	1500
+/* A kept finish that Redis refuses with the link up (an error reply, an
+ * unexpected reply: not a lost connection) is tried this many times, then
+ * dropped. */
+#define LIFE_FINISH_TRIES	30
 
 /* A finish waiting for Redis.  A "resolve" one stands for a claim whose
  * reply was lost: the claim may have run, leaving the job in our
@@ -23,6 +34,7 @@ struct tel_finish {
 	struct tel_finish	*next;
 	struct rq_attempt_end	 e;
 	int			 resolve;
+	int			 tries;		/* refused with the link up */
 	char			*call_id;
 	char			*reason;
 	char			*detail;
@@ -73,19 +85,50 @@ life_cmd(struct tel_ctx *ctx, const char *what, int argc, const char **argv)
 	return 0;
 }
 
-void
-tel_life_heartbeat(struct tel_ctx *ctx)
+/* Our liveness key and our name in rq:nodes, every LIFE_ALIVE_MS.  The
+ * key's TTL counts from when Redis ran the SET, so the time before we sent
+ * it is a safe start for the fence's count. */
+static void
+life_refresh(struct tel_ctx *ctx)
 {
 	char key[RQ_NAME_MAX + 16], ttl[16];
 	const char *set[] = { "SET", key, "1", "PX", ttl };
 	const char *add[] = { "SADD", RQ_KEY_NODES, ctx->cfg->tel_name };
+	uint64_t sent = rq_mono_ms();
 
 	if (!ctx->recovered)
 		return;
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE, ctx->cfg->tel_name);
 	snprintf(ttl, sizeof(ttl), "%d", RQ_NODE_TTL_MS);
-	if (life_cmd(ctx, "liveness", 5, set) == 0)
-		life_cmd(ctx, "rq:nodes", 3, add);
+	if (life_cmd(ctx, "liveness", 5, set) == -1)
+		return;
+	ctx->alive_ms = sent;
+	life_cmd(ctx, "rq:nodes", 3, add);
+	if (ctx->fenced) {
+		ctx->fenced = 0;
+		log_info("liveness key refreshed again: taking jobs");
+		tel_bus_heartbeat(ctx);
+	}
+}
+
+/* Our liveness key may be gone by now, or soon: the scheduler ends our
+ * attempts as interrupted, and retries them.  A call of ours that went on
+ * would ring the customer beside its retry: hang them all up (their
+ * finishes, kept, say interrupted too, and are ignored if the sweep was
+ * first) and take nothing until the key is refreshed again. */
+static void
+life_fence(struct tel_ctx *ctx, uint64_t now)
+{
+	if (ctx->fenced || now - ctx->alive_ms <
+	    (uint64_t)(RQ_NODE_TTL_MS - LIFE_FENCE_MARGIN_MS))
+		return;
+	ctx->fenced = 1;
+	log_warnx("fenced: liveness key not refreshed for %llu ms (its TTL is "
+	    "%d ms): hanging up %d calls, taking no jobs until it is "
+	    "refreshed", (unsigned long long)(now - ctx->alive_ms),
+	    RQ_NODE_TTL_MS, ctx->active);
+	tel_call_interrupt_all(ctx, "liveness key not refreshed (fenced)");
+	tel_bus_heartbeat(ctx);
 }
 
 /* Our attempts of a previous life (a crash, kill -9) end as interrupted
@@ -108,7 +151,9 @@ life_recover(struct tel_ctx *ctx)
 		log_info("%d attempts of our previous run ended as interrupted",
 		    n);
 	ctx->recovered = 1;
-	tel_life_heartbeat(ctx);
+	ctx->alive_ms = rq_mono_ms();
+	ctx->alive_next_ms = ctx->alive_ms + LIFE_ALIVE_MS;
+	life_refresh(ctx);
 	return 0;
 }
 
@@ -140,16 +185,34 @@ finish_try(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
 	}
 }
 
-/* Retries the kept finishes in order; stops at the first Redis failure. */
+/* Retries the kept finishes, oldest first.  A lost connection stops the
+ * round (the rest wait, in order, for the next one); a finish refused
+ * with the link up is passed over, so that it cannot hold up the others,
+ * and dropped after LIFE_FINISH_TRIES rounds. */
 static void
 life_flush(struct tel_ctx *ctx)
 {
-	struct tel_finish *f;
+	struct tel_finish *f, **pp = &ctx->finishes;
 
-	while ((f = ctx->finishes) != NULL) {
-		if (finish_try(ctx, &f->e, f->resolve) == -1)
+	while ((f = *pp) != NULL) {
+		if (finish_try(ctx, &f->e, f->resolve) == 0) {
+			*pp = f->next;
+			ctx->nfinishes--;
+			finish_free(f);
+			continue;
+		}
+		if (ctx->redis.c == NULL)
 			return;
-		ctx->finishes = f->next;
+		if (++f->tries < LIFE_FINISH_TRIES) {
+			pp = &f->next;
+			continue;
+		}
+		/* Our rq:oncall keeps the attempt: our next start-up ends it
+		 * as interrupted. */
+		log_warnx("call %s/%llu: %s refused by Redis %d times, dropped",
+		    f->call_id, (unsigned long long)f->e.attempt,
+		    f->resolve ? "claim resolve" : "finish", f->tries);
+		*pp = f->next;
 		ctx->nfinishes--;
 		finish_free(f);
 	}
@@ -160,24 +223,33 @@ tel_life_tick(struct tel_ctx *ctx)
 {
 	uint64_t now = rq_mono_ms();
 
-	if (now < ctx->finish_retry_ms)
-		return;
-	ctx->finish_retry_ms = now + LIFE_RETRY_MS;
 	if (!ctx->recovered) {
+		if (now < ctx->finish_retry_ms)
+			return;
+		ctx->finish_retry_ms = now + LIFE_RETRY_MS;
 		if (life_recover(ctx) == 0)
 			tel_bus_heartbeat(ctx);		/* we take jobs now */
 		return;
 	}
-	if (ctx->finishes != NULL) {
+	if (now >= ctx->alive_next_ms) {
+		ctx->alive_next_ms = now + LIFE_ALIVE_MS;
+		life_refresh(ctx);
+		now = rq_mono_ms();
+	}
+	life_fence(ctx, now);
+	if (ctx->finishes != NULL && now >= ctx->finish_retry_ms) {
+		ctx->finish_retry_ms = now + LIFE_RETRY_MS;
 		life_flush(ctx);
 		if (ctx->finishes == NULL)
 			log_info("every kept finish is recorded");
 	}
 }
 
-/* Keeps a copy of e for a later retry (appended: finishes go in order). */
+/* Keeps a copy of e for a later retry (appended: finishes go in order);
+ * tries: refused with the link up so far. */
 static void
-finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
+finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve,
+    int tries)
 {
 	struct tel_finish *f, **pp;
 
@@ -198,6 +270,7 @@ finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
 	f->e.detail = f->detail;
 	f->e.node = ctx->cfg->tel_name;
 	f->resolve = resolve;
+	f->tries = tries;
 	for (pp = &ctx->finishes; *pp != NULL; pp = &(*pp)->next)
 		;
 	*pp = f;
@@ -210,10 +283,12 @@ finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
 void
 tel_life_finish(struct tel_ctx *ctx, const struct rq_attempt_end *e)
 {
-	/* Behind older ones: they go first, in order. */
-	if (ctx->finishes == NULL && finish_try(ctx, e, 0) == 0)
+	/* Tried now unless the link is down and older ones wait for it
+	 * (the next round tries them all, in order). */
+	if ((ctx->finishes == NULL || ctx->redis.c != NULL) &&
+	    finish_try(ctx, e, 0) == 0)
 		return;
-	finish_keep(ctx, e, 0);
+	finish_keep(ctx, e, 0, ctx->redis.c != NULL);
 }
 
 int
@@ -246,7 +321,7 @@ tel_life_claim(struct tel_ctx *ctx, const char *call_id, uint64_t attempt)
 	e.status = RQ_ST_FAILED;
 	e.reason = RQ_REASON_INTERRUPTED;
 	e.detail = "claim reply lost (redis)";
-	finish_keep(ctx, &e, 1);
+	finish_keep(ctx, &e, 1, 0);
 	return -1;
 }
 

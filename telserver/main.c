@@ -24,11 +24,10 @@ static void
 heartbeat(struct tel_ctx *c, su_timer_t *t, void *arg)
 {
 	tel_bus_heartbeat(c);
-	tel_life_heartbeat(c);
 }
 
-/* Every TICK_MS: the outbox, a safety poll of the sockets, the kept
- * finishes, and shutdown. */
+/* Every TICK_MS: the outbox, a safety poll of the sockets, the liveness
+ * key and the kept finishes (each once a second), and shutdown. */
 static void
 tick(struct tel_ctx *c, su_timer_t *t, void *arg)
 {
@@ -39,7 +38,7 @@ tick(struct tel_ctx *c, su_timer_t *t, void *arg)
 		log_info("shutting down: %d calls to interrupt", c->active);
 		c->draining = 1;
 		tel_bus_heartbeat(c);
-		tel_call_interrupt_all(c);
+		tel_call_interrupt_all(c, "telserver shutting down");
 		tel_sip_shutdown(c);
 		shutdown_deadline = rq_mono_ms() + SHUTDOWN_MAX_MS;
 	}

@@ -188,8 +188,9 @@ int	tel_call_from(const char *sip_from, const char *caller_id, char *from,
 	    size_t fromlen, char *err, size_t errlen);
 /* Handles a JOB from dispatcher socket dealer.  */
 void	tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job);
-/* Ends every call as failed/interrupted (shutdown). */
-void	tel_call_interrupt_all(struct tel_ctx *ctx);
+/* Hangs up every call and ends it as failed/interrupted with detail
+ * (shutdown, fence). */
+void	tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail);
 void	tel_call_free_all(struct tel_ctx *ctx);
 
 /* Reports from sip.c about a leg. */
@@ -239,11 +240,12 @@ void	tel_life_open(struct tel_ctx *ctx);
  * key when none is left (the scheduler then has nothing to interrupt). */
 void	tel_life_close(struct tel_ctx *ctx, int ms);
 /* Every tick: the start-up recovery until it succeeded (our attempts of a
- * previous life end as interrupted), then the kept finishes, once a
- * second. */
+ * previous life end as interrupted); then, once a second each, our
+ * liveness key and our name in rq:nodes, and the kept finishes; and the
+ * fence: when the key could not be refreshed for RQ_NODE_TTL_MS minus a
+ * margin, every call is hung up and no job is taken (ctx->fenced) until
+ * it is refreshed again. */
 void	tel_life_tick(struct tel_ctx *ctx);
-/* At each heartbeat: our liveness key and our name in rq:nodes. */
-void	tel_life_heartbeat(struct tel_ctx *ctx);
 /* Claims an attempt before its INVITE: an enum rq_claim, or -1 when Redis
  * failed (do not dial; the attempt is resolved later, see life.c). */
 int	tel_life_claim(struct tel_ctx *ctx, const char *call_id,
@@ -278,6 +280,9 @@ struct tel_ctx {
 	su_timer_t		*bus_timer;	/* deferred poll after a send */
 	struct rq_redis		 redis;		/* lifecycle scripts */
 	int			 recovered;	/* start-up interrupt done */
+	int			 fenced;	/* liveness key too old */
+	uint64_t		 alive_ms;	/* monotonic: last refresh sent */
+	uint64_t		 alive_next_ms;	/* monotonic: next refresh */
 	struct tel_finish	*finishes;	/* kept while Redis fails */
 	int			 nfinishes;
 	uint64_t		 finish_retry_ms; /* monotonic */

@@ -5,7 +5,7 @@
 # lifecycle scripts' rq:events outbox: migrations (3: status retrying),
 # exactly-once storage, the Redis mirror, bad input, PostgreSQL and Redis
 # outages, and kill -9 between COMMIT and XACK.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 PY=/usr/bin/python3
 rq_need_pyzmq

@@ -5,7 +5,7 @@
 # PATCH priority and not_before of a waiting call (it is then placed at the
 # new time), 409 once dialled or ended, 404, 400, 422 past not_after;
 # list 120 calls in pages of 50/50/20 with a status filter; bad parameters.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 rq_need jq
 rq_need curl
 

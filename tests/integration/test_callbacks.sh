@@ -7,7 +7,7 @@
 # to loopback; private, link-local (cloud metadata) and other non-public
 # addresses are refused even with it, and a proxy in the environment is not
 # used.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 rq_need jq
 rq_need curl
 rq_need openssl

@@ -8,7 +8,7 @@
 # capacity, a nack "invalid" ends the attempt as failed (rejected) in
 # rq:events, and acks and nacks from peers other than the telserver the job
 # went to change nothing.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 PY=/usr/bin/python3
 rq_need_pyzmq

@@ -2,7 +2,7 @@
 # End to end: a call through all five daemons to an auto-answering baresip
 # phone that records what it hears, then a second call to SIPp that checks
 # the X-Ringq-Attempt header.  Real Redis and PostgreSQL on free ports.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 SAY="Hello from ringq. This is the end to end test speaking, one two three."
 

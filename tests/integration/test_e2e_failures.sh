@@ -2,7 +2,7 @@
 # End to end, the ways a call fails: a busy phone (SIPp answering 486), a
 # target where nothing listens, a busy phone retried until the busy
 # attempts are used up, and a request with a wrong API key.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 # A tenant with a single attempt, so each failure is final at once, and one
 # whose busy calls are retried quickly.

@@ -2,8 +2,8 @@
 # End to end, the phone network: a call to an E.164 number goes to the
 # configured trunk (SIPp standing in for it) as sip:<number>@trunk;user=phone
 # with the E.164 caller id in From, and completes.  (Without a trunk an
-# E.164 call fails as unreachable: test_telserver.sh.)
-. "$RQ_SOURCE/tests/integration/lib.sh"
+# E.164 call fails as rejected, not retried: test_telserver.sh.)
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 NUMBER=+15551234567
 CALLER=+4930999999

@@ -3,7 +3,7 @@
 # party test mails) through the SMTP listener to the demo tenant's address:
 # the gateway answers each with a clean 250 or 5xx, never crashes, and
 # queues exactly one job per distinct call id it announced in a 250.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 rq_need swaks
 CORPORA=${RINGQ_CORPORA:-$RQ_SOURCE/../shared/corpora}

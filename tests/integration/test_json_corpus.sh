@@ -5,7 +5,7 @@
 # JSON error, i_ anything but 5xx; no n_ file may create a job.  Then
 # authentication, size limit, tenant isolation, Redis outage and a client
 # that leaves before Redis answers.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 CORPUS=${RINGQ_CORPORA:-$RQ_SOURCE/../shared/corpora}/json
 [ -d "$CORPUS" ] ||

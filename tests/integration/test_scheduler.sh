@@ -7,7 +7,7 @@
 # ends as expired, releases publish rq:wake, a dead telserver's claimed
 # attempts end as interrupted, and two schedulers never release a job
 # twice.
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 PY=/usr/bin/python3
 

@@ -5,7 +5,7 @@
 # right 5xx and leave no job; STARTTLS + AUTH; DKIM; and abuse (long lines,
 # SIZE, 8-bit garbage, SMTP smuggling with bare LFs, a stalled client, a
 # trickling client, the per-address cap).
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 rq_need swaks openssl jq dkimsign
 /usr/bin/python3 -c 'import dkim' 2>/dev/null ||

@@ -8,9 +8,11 @@
 # a caller_id name as the From display name, an in-dialog re-INVITE, a burst
 # of 2000 JOBs that all end at once, shutdown mid-call, claims refused
 # (stale lease, other attempt, past not_after), a Redis outage mid-call (the
-# finish is kept and recorded later) and a kill -9 mid-call (the restarted
-# telserver ends the attempt as interrupted).
-. "$RQ_SOURCE/tests/integration/lib.sh"
+# telserver fences itself: hangs up, refuses jobs; the finish is kept and
+# recorded later), a kill -9 mid-call (the restarted telserver ends the
+# attempt as interrupted), and the liveness key kept fresh whatever
+# heartbeat_ms is.
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 rq_need baresip sipp sox jq
 rq_need_pyzmq
@@ -405,14 +407,15 @@ RING_URI=$SIPP_URI
 CLOSED=$(rq_free_port)
 C2=c_000000000000000000000002 C3=c_000000000000000000000003
 C4=c_000000000000000000000004 C5=c_000000000000000000000005
-C6=c_000000000000000000000006
+C6=c_000000000000000000000006 C15=c_000000000000000000000015
 start=$(rq_now_ms)
-harness "$T/h2.jsonl" 30 5 \
+harness "$T/h2.jsonl" 30 6 \
     "0.1|$C2|1|$BUSY_URI|busy|Ops Team" \
     "0.1|$C3|2|$RING_URI|ring" \
     "0.1|$C4|1|sip:nobody@127.0.0.1:$CLOSED|closed" \
     "0.1|$C5|1|+15551234567|no trunk" \
     "0.1|$C6|1|sip:nobody@127.0.0.1:$CLOSED;transport=tcp|closed tcp" \
+    "0.1|$C15|1|sip:nobody-at-nowhere|bad uri" \
     "0.5|$C3|2|$RING_URI|ring"
 grep -v HEARTBEAT "$T/h2.jsonl" || true
 # Busy, no answer and unreachable are retried (default rules): the attempt
@@ -433,12 +436,19 @@ check_retry $C3 no_answer
 [ "$(events "$T/h2.jsonl" $C3)" = "dispatched ringing retrying" ] ||
     rq_fail "$C3: $(events "$T/h2.jsonl" $C3)"
 check_retry $C4 unreachable
-check_retry $C5 unreachable
-case $(field "$T/h2.jsonl" $C5 retrying detail) in
-"no trunk configured for E.164 numbers; next attempt at 20"*) ;;
-*) rq_fail "$C5: detail $(field "$T/h2.jsonl" $C5 retrying detail)" ;;
-esac
 check_retry $C6 unreachable
+# A job we cannot route fails the same way every time: rejected, not retried.
+check_rejected() {
+	local id=$1 detail=$2 got
+	got=$(field "$T/h2.jsonl" "$id" failed reason)
+	[ "$got" = rejected ] || rq_fail "$id: failed reason '$got', want rejected"
+	got=$(field "$T/h2.jsonl" "$id" failed detail)
+	[ "$got" = "$detail" ] || rq_fail "$id: detail '$got', want '$detail'"
+	[ "$(rq_redis HGET rq:job:$id status)" = failed ] || rq_fail "$id: job status"
+	[ -z "$(rq_redis ZSCORE rq:delayed $id)" ] || rq_fail "$id: retried"
+}
+check_rejected $C5 "no trunk configured for E.164 numbers"
+check_rejected $C15 "invalid SIP URI"
 # the duplicate JOB of C3 was acknowledged again, and dialled once
 [ "$(jq -r --arg id $C3 'select(.type == "JOB_ACK" and .call_id == $id) | .attempt' \
     "$T/h2.jsonl" | wc -l)" = 2 ] || rq_fail "duplicate job of $C3 not acked twice"
@@ -466,17 +476,18 @@ grep -q "call $C8/1: re-INVITE accepted" "$T/telserver.log" ||
 # --- 4. a burst of JOBs that all end at once ----------------------------------
 # 2000 E.164 targets without a trunk, queued while the telserver is stopped:
 # each call ends inside the loop reading the next (no recursion, no stack
-# overflow), each is claimed, acked and ends with exactly one finish.
+# overflow), each is claimed, acked and ends with exactly one finish
+# (rejected: no trunk).
 BURST="2000|+15551230000" STOP_PID=$(rq_pid telserver) \
     harness "$T/h5.jsonl" 90 2000
 rq_alive "$(rq_pid telserver)" || rq_fail "telserver died in the burst"
 acks=$(jq -r 'select(.type == "JOB_ACK") | .call_id' "$T/h5.jsonl" | sort -u | wc -l)
 [ "$acks" -eq 2000 ] || rq_fail "burst: $acks of 2000 JOBs acked"
-ends=$(jq -r 'select(.type == "EVENT" and .status == "retrying" and .reason == "unreachable") | .call_id' \
+ends=$(jq -r 'select(.type == "EVENT" and .status == "failed" and .reason == "rejected") | .call_id' \
     "$T/h5.jsonl" | sort -u | wc -l)
 evs=$(jq -r 'select(.type == "EVENT" and .status != "dispatched") | .call_id' "$T/h5.jsonl" | wc -l)
 [ "$ends" -eq 2000 ] && [ "$evs" -eq 2000 ] ||
-    rq_fail "burst: $ends calls retrying unreachable, $evs ends, want 2000 each"
+    rq_fail "burst: $ends calls failed rejected, $evs ends, want 2000 each"
 ! jq -e 'select(.type == "JOB_NACK")' "$T/h5.jsonl" >/dev/null || rq_fail "burst: a JOB was refused"
 
 # --- 5. shutdown in the middle of a call --------------------------------------
@@ -517,9 +528,11 @@ done
 [ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after stale claims"
 
 # --- 7. a Redis outage in the middle of a call ---------------------------------
-# The call goes on; its finish is kept and recorded once Redis is back (AOF
-# with appendfsync always keeps the job); a JOB meanwhile is refused (redis)
-# and not dialled.
+# The telserver cannot refresh its liveness key: before the key's TTL runs
+# out (when a scheduler would end the attempt as interrupted and retry it)
+# it fences itself: hangs the call up, says draining, refuses JOBs (redis,
+# not dialled). The finish is kept and recorded once Redis is back (AOF with
+# appendfsync always keeps the job), and it takes jobs again.
 C9=c_000000000000000000000009 C10=c_000000000000000000000010
 LONGER="This sentence is long enough to keep the call going while the Redis server is stopped and started again, so the end of the attempt has to wait for it, and it goes on a little longer still."
 harness "$T/h7.jsonl" 40 1 "0.1|$C9|1|$BARESIP_URI|$LONGER" \
@@ -528,16 +541,29 @@ hpid=$!
 answered9() { [ "$(field "$T/h7.jsonl" $C9 answered status)" = answered ]; }
 rq_wait_for 10 answered9
 rq_stop_redis
+down_ms=$(rq_now_ms)
+fenced() { grep -q "fenced: liveness key not refreshed" "$T/telserver.log"; }
+rq_wait_for 6 fenced
+(( $(rq_now_ms) - down_ms < 5000 )) || rq_fail "fenced only $(( $(rq_now_ms) - down_ms )) ms after the outage began"
 nacked10() { has "$T/h7.jsonl" '.type == "JOB_NACK" and .call_id == $id and .reason == "redis"' --arg id $C10; }
 rq_wait_for 10 nacked10
 kept9() { grep -q "call $C9/1: finish kept for a retry" "$T/telserver.log"; }
-rq_wait_for 20 kept9
+rq_wait_for 5 kept9
 rq_restart_redis
+unfenced() { grep -q "liveness key refreshed again: taking jobs" "$T/telserver.log"; }
+rq_wait_for 10 unfenced
 wait "$hpid" || rq_fail "harness failed"
 grep -v HEARTBEAT "$T/h7.jsonl" || true
-[ "$(events "$T/h7.jsonl" $C9)" = "dispatched ringing answered completed" ] ||
+[ "$(events "$T/h7.jsonl" $C9)" = "dispatched ringing answered retrying" ] ||
     rq_fail "$C9: $(events "$T/h7.jsonl" $C9)"
-[ "$(rq_redis HGET rq:job:$C9 status)" = completed ] || rq_fail "$C9: job status"
+[ "$(field "$T/h7.jsonl" $C9 retrying reason)" = interrupted ] || rq_fail "$C9: not interrupted"
+case $(field "$T/h7.jsonl" $C9 retrying detail) in
+"liveness key not refreshed (fenced); next attempt at 20"*) ;;
+*) rq_fail "$C9: detail $(field "$T/h7.jsonl" $C9 retrying detail)" ;;
+esac
+[ "$(rq_redis HGET rq:job:$C9 status)" = retrying ] || rq_fail "$C9: job status"
+has "$T/h7.jsonl" '.type == "HEARTBEAT" and .state == "draining"' ||
+    rq_fail "no draining heartbeat while fenced"
 ! grep -q "call $C10/1: dialing" "$T/telserver.log" || rq_fail "$C10 was dialled"
 # its claim never ran: the job is untouched, its lease still there
 [ -z "$(rq_redis HGET rq:job:$C10 dialed)" ] || rq_fail "$C10: claimed"
@@ -582,6 +608,22 @@ has "$T/h9.jsonl" '.type == "JOB_NACK" and .call_id == $id and .reason == "stale
     --arg id $D2 || rq_fail "$D2: no JOB_NACK stale"
 [ "$(rq_redis SCARD rq:oncall:tel-dry)" = 0 ] || rq_fail "rq:oncall:tel-dry not empty"
 rq_stop_daemon telserver:dry
+
+# --- 10. the liveness key outlives a long heartbeat_ms --------------------------
+# heartbeat_ms (to the dispatchers) may be longer than the key's 5 s TTL: the
+# key is refreshed every second anyway, so the scheduler never takes a live
+# telserver for dead.
+cp "$RQ_CONF" "$T/slow.conf"
+printf '\n[telserver]\nname = tel-slow\ndry_run = yes\nheartbeat_ms = 10000\n' >> "$T/slow.conf"
+RQ_CONF=$T/slow.conf rq_start_daemon telserver:slow
+slow_alive() { [ "$(rq_redis EXISTS rq:node:tel-slow)" = 1 ]; }
+rq_wait_for 5 slow_alive
+for i in $(seq 1 14); do
+	sleep 0.5
+	ttl=$(rq_redis PTTL rq:node:tel-slow)
+	(( ttl > 2500 )) || rq_fail "tel-slow: liveness key TTL $ttl ms after $((i * 500)) ms"
+done
+rq_stop_daemon telserver:slow
 
 rq_check_sanitizers
 echo "test_telserver: OK"

@@ -443,6 +443,53 @@ test_interrupt(void **state)
 	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 0);
 }
 
+/* A finish run by an interrupt (the node's liveness key as fourth key)
+ * after the node came back, as when it does so between the sweep's listing
+ * and its finishes: refused, the attempt stays the node's. */
+static int
+sweep_finish(const char *id, const char *node)
+{
+	char job[64], oncall[64], alive[64];
+	const char *argv[15] = { job, oncall, "rq:delayed", alive, id, "1",
+	    node, "failed", RQ_REASON_INTERRUPTED, "", "", "", "0",
+	    "node died", "1.0" };
+	redisReply *rep;
+	int rc = -1;
+
+	snprintf(job, sizeof(job), "rq:job:%s", id);
+	snprintf(oncall, sizeof(oncall), "rq:oncall:%s", node);
+	snprintf(alive, sizeof(alive), "rq:node:%s", node);
+	rep = rq_redis_eval(&rl, &rq_finish_script, 4, 15, argv);
+	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+	    rep->elements >= 1 && rep->element[0]->type == REDIS_REPLY_INTEGER)
+		rc = (int)rep->element[0]->integer;
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+static void
+test_interrupt_alive_again(void **state)
+{
+	char b[64];
+
+	job_taken("c_21", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_21", 1, "tel4"), RQ_CLAIM_OK);
+	testredis_do("SET rq:node:tel4 1 PX 5000");
+	assert_int_equal(sweep_finish("c_21", "tel4"), 2);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel4 c_21"), 1);
+	assert_string_equal(job_field("c_21", "status", b, sizeof(b)),
+	    "dispatched");
+	assert_string_equal(job_field("c_21", "tries_network", b, sizeof(b)),
+	    "");
+	/* Dead again: the same finish acts. */
+	testredis_do("DEL rq:node:tel4");
+	assert_int_equal(sweep_finish("c_21", "tel4"), 1);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel4 c_21"), 0);
+	assert_string_equal(job_field("c_21", "status", b, sizeof(b)),
+	    "retrying");
+}
+
 static void
 test_redis_down(void **state)
 {
@@ -476,6 +523,7 @@ main(void)
 		cmocka_unit_test_setup(test_not_after, setup),
 		cmocka_unit_test_setup(test_stale_finish, setup),
 		cmocka_unit_test_setup(test_interrupt, setup),
+		cmocka_unit_test_setup(test_interrupt_alive_again, setup),
 		cmocka_unit_test_setup(test_redis_down, setup),
 	};
 	int rc;

@@ -14,6 +14,27 @@
 
 #define ID	"c_0123456789abcdef01234567"
 
+/* Out of memory on demand: strndup (what acct_stream_event copies the
+ * values with) fails at its strndup_fail-th call from now, 0: never.  This
+ * program's definition comes before the C library's. */
+static int strndup_fail;
+
+#undef strndup
+char *
+strndup(const char *s, size_t n)
+{
+	char *p;
+
+	if (strndup_fail > 0 && --strndup_fail == 0)
+		return NULL;
+	n = strnlen(s, n);
+	if ((p = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
 static struct rq_msg
 event(const char *status, uint64_t attempt)
 {
@@ -331,6 +352,36 @@ test_stream_entry(void **state)
 	rq_msg_clear(&m);
 }
 
+/* Out of memory while copying an entry's values is not a malformed entry:
+ * -2 (left pending, read again), not -1 (acknowledged and deleted). */
+static void
+test_stream_entry_nomem(void **state)
+{
+	struct rq_msg m;
+	char err[128];
+	int i;
+
+	for (i = 1; i <= 3; i++) {
+		strndup_fail = i;	/* call_id, status, then node */
+		assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+		    "attempt", "1", "status", "failed", "ts_ms", "1",
+		    "node", "tel1", NULL), -2);
+		assert_string_equal(err, "out of memory");
+		assert_null(m.call_id);
+		assert_null(m.status);
+		assert_null(m.node);
+	}
+	strndup_fail = 0;
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID,
+	    "attempt", "1", "status", "failed", "ts_ms", "1", "node", "tel1",
+	    NULL), 0);
+	assert_string_equal(m.node, "tel1");
+	rq_msg_clear(&m);
+	/* malformed stays -1 */
+	assert_int_equal(stream(&m, err, sizeof(err), "call_id", ID, NULL),
+	    -1);
+}
+
 int
 main(void)
 {
@@ -341,6 +392,7 @@ main(void)
 		cmocka_unit_test(test_rank),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_stream_entry),
+		cmocka_unit_test(test_stream_entry_nomem),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -360,6 +360,13 @@ test_verdicts(void **state)
 
 	assert_int_equal(gw_policy_verdict_parse(reply("ok", NULL), &v), 0);
 	assert_int_equal(v.rc, 0);
+	assert_string_equal(v.stale_id, "");
+	/* queued; the idempotency key pointed to a call that is gone */
+	assert_int_equal(gw_policy_verdict_parse(reply("ok",
+	    "c_0123456789abcdef01234567"), &v), 0);
+	assert_int_equal(v.rc, 0);
+	assert_string_equal(v.stale_id, "c_0123456789abcdef01234567");
+	assert_string_equal(v.replay_id, "");
 	assert_int_equal(gw_policy_verdict_parse(reply("replay",
 	    "c_0123456789abcdef01234567"), &v), 0);
 	assert_int_equal(v.rc, 1);

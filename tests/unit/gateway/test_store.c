@@ -1,6 +1,9 @@
-/* Unit tests of gateway/store.c: the read reply's shape checks (made-up
- * replies, so ASan sees any double free), and create/get against a real
- * redis-server on a free port. */
+/* Unit tests of gateway/store.c and the create script of
+ * gateway/policy_store.c: the read reply's shape checks (made-up replies,
+ * so ASan sees any double free), and create/get against a real
+ * redis-server on a free port: the policy checks and the job's creation
+ * are one script (one command), and an idempotency key is only answered
+ * with a call that exists. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -143,6 +146,8 @@ struct result {
 	int	 rc;
 	size_t	 njob, ntl;
 	char	 to[64], tlfield[32];
+	char	 replay_id[RQ_ID_LEN + 1], stale_id[RQ_ID_LEN + 1];
+	char	 code[32];
 };
 
 /* Runs the loop until *flag is set, at most 5 s. */
@@ -161,11 +166,14 @@ run_until(const int *flag)
 }
 
 static void
-created(int rc, void *arg)
+created(const struct gw_policy_verdict *v, void *arg)
 {
 	struct result *res = arg;
 
-	res->rc = rc;
+	res->rc = v->rc;
+	snprintf(res->replay_id, sizeof(res->replay_id), "%s", v->replay_id);
+	snprintf(res->stale_id, sizeof(res->stale_id), "%s", v->stale_id);
+	snprintf(res->code, sizeof(res->code), "%s", v->err.code);
 	res->done = 1;
 }
 
@@ -187,21 +195,30 @@ got(int rc, const char *const *job, size_t njob, const char *const *tl,
 	res->done = 1;
 }
 
+/* A tenant with the config's defaults and its own retry delays, without
+ * limits unless the test sets them. */
 static void
-create(const char *id, const char *tenant, struct result *res)
+tenant_init(struct rq_tenant *t, const char *name)
 {
-	struct rq_tenant t;
-	struct gw_call call;
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->max_attempts = 3;
+	t->retry_busy_attempts = 4;
+	t->retry_busy_delay_s = 61;
+	t->retry_no_answer_attempts = 2;
+	t->retry_no_answer_delay_s = 301;
+	t->retry_network_attempts = 5;
+	t->retry_network_delay_s = 31;
+}
 
-	/* a tenant with the config's defaults, and its own retry delays */
-	memset(&t, 0, sizeof(t));
-	t.max_attempts = 3;
-	t.retry_busy_attempts = 4;
-	t.retry_busy_delay_s = 61;
-	t.retry_no_answer_attempts = 2;
-	t.retry_no_answer_delay_s = 301;
-	t.retry_network_attempts = 5;
-	t.retry_network_delay_s = 31;
+/* Runs the create script for call id of t (number: the E.164 the DNC
+ * lists are checked for, "" none; idem: Idempotency-Key or NULL). */
+static void
+create_as(const char *id, const struct rq_tenant *t, const char *number,
+    const char *idem, struct result *res)
+{
+	struct gw_policy pol;
+	struct gw_call call;
 
 	memset(&call, 0, sizeof(call));
 	call.to = "+15551234567";
@@ -209,11 +226,22 @@ create(const char *id, const char *tenant, struct result *res)
 	call.caller_id = "+15550000000";
 	call.priority = 5;
 	call.not_before_ms = 1700000000000ULL;
+	call.idem_key = (char *)idem;
+	memset(&pol, 0, sizeof(pol));
+	snprintf(pol.number, sizeof(pol.number), "%s", number);
 	memset(res, 0, sizeof(*res));
-	snprintf(t.name, sizeof(t.name), "%s", tenant);
-	assert_int_equal(gw_store_create(st, id, &t, &call,
+	assert_int_equal(gw_policy_store_create(st, t, &call, &pol, id,
 	    1700000000000ULL, created, res), 0);
 	run_until(&res->done);
+}
+
+static void
+create(const char *id, const char *tenant, struct result *res)
+{
+	struct rq_tenant t;
+
+	tenant_init(&t, tenant);
+	create_as(id, &t, "", NULL, res);
 }
 
 static void
@@ -283,7 +311,8 @@ test_create_fails_cleanly(void **state)
 
 	testredis_do("SET %sbroken x", RQ_KEY_TENANT_CALLS);
 	create("c0000000000000000000002", "broken", &res);
-	assert_int_equal(res.rc, -1);
+	assert_int_equal(res.rc, -3);
+	assert_string_equal(res.code, "unavailable");
 	assert_int_equal(testredis_num("ZSCORE %s c0000000000000000000002",
 	    RQ_KEY_DELAYED), -1);
 	/* no EVENT queued for the job that was refused */
@@ -296,6 +325,255 @@ test_create_fails_cleanly(void **state)
 	assert_true(gw_store_connected(st));
 }
 
+/* The key the gateway stores for an Idempotency-Key of a tenant. */
+static void
+idem_key_of(char *out, size_t outlen, const char *tenant, const char *key)
+{
+	char hex[65];
+
+	rq_sha256_hex(key, strlen(key), hex);
+	snprintf(out, outlen, "%s%s:%s", RQ_KEY_IDEM, tenant, hex);
+}
+
+/*
+ * The policy checks and the job's creation are one command: watched with
+ * MONITOR, the gateway sends exactly one EVAL for an accepted request with
+ * an idempotency key, do-not-call lists to check and rate and concurrency
+ * limits, and that EVAL did everything: the job, its event, rq:delayed,
+ * the slots and the idempotency key.  (With a policy script and then a
+ * create script, the gateway sent two, and a gateway killed between them
+ * left a key pointing to no job.)
+ */
+static void
+test_one_script(void **state)
+{
+	struct timeval tv = { 2, 0 };
+	const char *id = "c_0000000000000000000000a1";
+	char kidem[256], *cmd;
+	struct rq_tenant t;
+	struct result res;
+	redisContext *m;
+	redisReply *r;
+	int commands = 0, evals = 0, inner = 0, i;
+
+	tenant_init(&t, "solo");
+	t.rate_per_second = 100;
+	t.rate_per_day = 1000;
+	t.max_concurrent = 5;
+	m = redisConnectWithTimeout("127.0.0.1", testredis_port, tv);
+	assert_non_null(m);
+	assert_int_equal(m->err, 0);
+	assert_int_equal(redisSetTimeout(m, tv), REDIS_OK);
+	r = redisCommand(m, "MONITOR");
+	assert_non_null(r);
+	freeReplyObject(r);
+
+	create_as(id, &t, "+15551234567", "key-one", &res);
+	assert_int_equal(res.rc, 0);
+	testredis_do("PING");		/* the end of what we watch */
+
+	for (i = 0; i < 1000; i++) {
+		assert_int_equal(redisGetReply(m, (void **)&r), REDIS_OK);
+		assert_int_equal(r->type, REDIS_REPLY_STATUS);
+		if (strstr(r->str, "\"PING\"") != NULL) {
+			freeReplyObject(r);
+			break;
+		}
+		/* "<time> [0 <client>] "CMD" ...": scripts' commands show
+		 * [0 lua] */
+		if (strstr(r->str, " lua] ") != NULL)
+			inner++;
+		else {
+			commands++;
+			cmd = strchr(r->str, ']');
+			/* EVALSHA: the script is cached since the tests
+			 * above (test_noscript_fallback has the EVAL) */
+			if (cmd != NULL && strncmp(cmd, "] \"EVALSHA\"", 11) == 0)
+				evals++;
+		}
+		freeReplyObject(r);
+	}
+	redisFree(m);
+	assert_int_equal(commands, 1);
+	assert_int_equal(evals, 1);
+	assert_true(inner > 5);
+
+	/* ... and that one command did all of it */
+	idem_key_of(kidem, sizeof(kidem), "solo", "key-one");
+	assert_string_equal(testredis_str("GET %s", kidem), id);
+	assert_string_equal(testredis_str("HGET %s%s status", RQ_KEY_JOB, id),
+	    "queued");
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, id),
+	    1700000000000LL);
+	assert_int_equal(testredis_num("ZCARD %ssolo", RQ_KEY_ACTIVE), 1);
+	assert_int_equal(testredis_num("EVAL %s 0", "local n = 0 for _, k in "
+	    "ipairs(redis.call('KEYS', 'rq:rate:solo:*')) do n = n + "
+	    "tonumber(redis.call('GET', k)) end return n"), 2);
+	assert_int_equal(testredis_num("EVAL %s 1 %s %s", "local n = 0 for _, "
+	    "e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do if "
+	    "e[2][2] == ARGV[1] then n = n + 1 end end return n",
+	    RQ_KEY_EVENTS, id), 1);
+
+	/* The same key again: the first call's id, nothing new. */
+	create_as("c_0000000000000000000000a2", &t, "+15551234567", "key-one",
+	    &res);
+	assert_int_equal(res.rc, 1);
+	assert_string_equal(res.replay_id, id);
+	assert_int_equal(testredis_num("EXISTS %sc_0000000000000000000000a2",
+	    RQ_KEY_JOB), 0);
+	assert_int_equal(testredis_num("ZCARD %ssolo", RQ_KEY_ACTIVE), 1);
+}
+
+/* The commands (not the scripts' own) MONITOR shows while one create runs,
+ * as "CMD CMD ..." (the first word of each). */
+static void
+create_watched(const char *id, const char *tenant, struct result *res,
+    char *cmds, size_t cmdslen)
+{
+	struct timeval tv = { 2, 0 };
+	struct rq_tenant t;
+	redisContext *m;
+	redisReply *r;
+	const char *cmd;
+	size_t len;
+	int i;
+
+	tenant_init(&t, tenant);
+	m = redisConnectWithTimeout("127.0.0.1", testredis_port, tv);
+	assert_non_null(m);
+	assert_int_equal(m->err, 0);
+	assert_int_equal(redisSetTimeout(m, tv), REDIS_OK);
+	r = redisCommand(m, "MONITOR");
+	assert_non_null(r);
+	freeReplyObject(r);
+	create_as(id, &t, "", NULL, res);
+	testredis_do("PING");
+	cmds[0] = '\0';
+	for (i = 0; i < 1000; i++) {
+		assert_int_equal(redisGetReply(m, (void **)&r), REDIS_OK);
+		assert_int_equal(r->type, REDIS_REPLY_STATUS);
+		if (strstr(r->str, "\"PING\"") != NULL) {
+			freeReplyObject(r);
+			break;
+		}
+		if (strstr(r->str, " lua] ") == NULL &&
+		    (cmd = strstr(r->str, "] \"")) != NULL) {
+			len = strcspn(cmd + 3, "\"");
+			snprintf(cmds + strlen(cmds), cmdslen - strlen(cmds),
+			    "%s%.*s", cmds[0] ? " " : "", (int)len, cmd + 3);
+		}
+		freeReplyObject(r);
+	}
+	redisFree(m);
+}
+
+/* Scripts go by EVALSHA; when Redis does not know the script (restarted,
+ * SCRIPT FLUSH) the NOSCRIPT answer means it did not run, and the same
+ * command goes again as EVAL: the job is stored once, and the next request
+ * is one EVALSHA again.  A read (gw_store_get) falls back the same way. */
+static void
+test_noscript_fallback(void **state)
+{
+	struct result res;
+	char cmds[256];
+
+	testredis_do("SCRIPT FLUSH");
+	create_watched("c0000000000000000000051", "demo", &res, cmds,
+	    sizeof(cmds));
+	assert_int_equal(res.rc, 0);
+	assert_string_equal(cmds, "EVALSHA EVAL");
+	assert_string_equal(testredis_str("HGET %sc0000000000000000000051 "
+	    "status", RQ_KEY_JOB), "queued");
+	assert_int_equal(testredis_num("EVAL %s 1 %s %s", "local n = 0 for _, "
+	    "e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do if "
+	    "e[2][2] == ARGV[1] then n = n + 1 end end return n",
+	    RQ_KEY_EVENTS, "c0000000000000000000051"), 1);
+
+	testredis_do("SCRIPT FLUSH");
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(gw_store_get(st, "c0000000000000000000051", got,
+	    &res), 0);
+	run_until(&res.done);
+	assert_int_equal(res.rc, 0);
+	assert_string_equal(res.to, "+15551234567");
+
+	create_watched("c0000000000000000000052", "demo", &res, cmds,
+	    sizeof(cmds));
+	assert_int_equal(res.rc, 0);
+	assert_string_equal(cmds, "EVALSHA EVAL");
+	create_watched("c0000000000000000000053", "demo", &res, cmds,
+	    sizeof(cmds));
+	assert_int_equal(res.rc, 0);
+	assert_string_equal(cmds, "EVALSHA");
+	assert_true(gw_store_connected(st));
+}
+
+/*
+ * An idempotency key that points to a call that does not exist (left by a
+ * gateway that stored the key and died before the job was written) is not
+ * answered as a replay of that call: the request is queued as a new call,
+ * and the key now points to it.
+ */
+static void
+test_idem_without_job(void **state)
+{
+	const char *ghost = "c_00000000000000000000dead";
+	const char *id = "c_0000000000000000000000b1";
+	char kidem[256];
+	struct rq_tenant t;
+	struct result res;
+
+	tenant_init(&t, "orphan");
+	idem_key_of(kidem, sizeof(kidem), "orphan", "retried-key");
+	testredis_do("SET %s %s EX 600", kidem, ghost);
+
+	create_as(id, &t, "+15551234567", "retried-key", &res);
+	assert_int_equal(res.rc, 0);
+	assert_string_equal(res.replay_id, "");
+	assert_string_equal(res.stale_id, ghost);
+	assert_string_equal(testredis_str("GET %s", kidem), id);
+	assert_string_equal(testredis_str("HGET %s%s status", RQ_KEY_JOB, id),
+	    "queued");
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, id),
+	    1700000000000LL);
+	assert_true(testredis_num("TTL %s", kidem) > 3600);
+
+	/* A retry now gets the call that exists. */
+	create_as("c_0000000000000000000000b2", &t, "+15551234567",
+	    "retried-key", &res);
+	assert_int_equal(res.rc, 1);
+	assert_string_equal(res.replay_id, id);
+}
+
+/* A refusal writes nothing: no job, no event, no slot, no key. */
+static void
+test_refused_writes_nothing(void **state)
+{
+	const char *id = "c_0000000000000000000000c1";
+	char kidem[256];
+	struct rq_tenant t;
+	struct result res;
+	long long events;
+
+	tenant_init(&t, "strict");
+	t.rate_per_second = 100;
+	t.max_concurrent = 5;
+	events = testredis_num("XLEN %s", RQ_KEY_EVENTS);
+	testredis_do("SADD %s +15557654321", RQ_KEY_DNC_CUSTOMER);
+	create_as(id, &t, "+15557654321", "k-dnc", &res);
+	assert_int_equal(res.rc, -1);
+	assert_string_equal(res.code, "do_not_call");
+	idem_key_of(kidem, sizeof(kidem), "strict", "k-dnc");
+	assert_int_equal(testredis_num("EXISTS %s", kidem), 0);
+	assert_int_equal(testredis_num("EXISTS %s%s", RQ_KEY_JOB, id), 0);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, id),
+	    -1);
+	assert_int_equal(testredis_num("EXISTS %sstrict", RQ_KEY_ACTIVE), 0);
+	assert_int_equal(testredis_num("EVAL %s 0", "return #redis.call("
+	    "'KEYS', 'rq:rate:strict:*')"), 0);
+	assert_int_equal(testredis_num("XLEN %s", RQ_KEY_EVENTS), events);
+}
+
 int
 main(void)
 {
@@ -305,6 +583,10 @@ main(void)
 	const struct CMUnitTest live[] = {
 		cmocka_unit_test(test_create_get),
 		cmocka_unit_test(test_create_fails_cleanly),
+		cmocka_unit_test(test_noscript_fallback),
+		cmocka_unit_test(test_one_script),
+		cmocka_unit_test(test_idem_without_job),
+		cmocka_unit_test(test_refused_writes_nothing),
 	};
 	int rc;
 

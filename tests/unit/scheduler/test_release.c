@@ -2,7 +2,7 @@
  * dead-node sweep (nodes.c) against a real redis-server: priority ageing,
  * due times, batches, vanished and ended jobs, not_after, the events in
  * rq:events, rq:wake, expired leases, a flushed script cache and a Redis
- * restart. */
+ * restart (also in the middle of a dead node's grace period). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -381,6 +381,87 @@ test_sweep(void **state)
 	sched_nodes_free(&sn);
 }
 
+/* tA died holding c_1's attempt 1 (what a Redis with persistence keeps
+ * across a restart; the test server has none: written again after one). */
+static void
+dead_node_tA(void)
+{
+	job("c_1", "5", NOW - 1000);
+	testredis_do("ZREM rq:delayed c_1");
+	testredis_do("HSET rq:job:c_1 attempts 1 dialed 1 node tA "
+	    "status dispatched status_rank %d", 16 + 2);
+	testredis_do("SADD rq:nodes tA");
+	testredis_do("SADD rq:oncall:tA c_1");
+}
+
+/* Redis down, then back after the link's reconnect delay. */
+static void
+redis_outage(void)
+{
+	struct timespec ts = { 1, 100 * 1000 * 1000 };
+
+	testredis_kill();
+	assert_int_equal(testredis_launch(), 0);
+	dead_node_tA();
+	nanosleep(&ts, NULL);
+}
+
+static void
+test_sweep_outage(void **state)
+{
+	struct sched_nodes sn = { 0 };
+	struct sched_stats st = { 0 };
+
+	/* Seen dead once, then a sweep fails (Redis stopped): the grace
+	 * starts again from the first sweep that gets through, not from the
+	 * look before the outage. */
+	dead_node_tA();
+	assert_int_equal(sched_sweep(&rl, &sn, 10000), 0);
+	testredis_kill();
+	assert_int_equal(sched_sweep(&rl, &sn, 11000), -1);
+	redis_outage();
+	assert_int_equal(sched_sweep(&rl, &sn, 10000 + SCHED_DEAD_GRACE_MS),
+	    0);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 1);
+	assert_int_equal(sched_sweep(&rl, &sn, 10000 + 2 * SCHED_DEAD_GRACE_MS
+	    - 1), 0);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 1);
+	assert_int_equal(event("c_1", "retrying", NULL, NULL, 0), 0);
+	assert_int_equal(sched_sweep(&rl, &sn, 10000 + 2 *
+	    SCHED_DEAD_GRACE_MS), 1);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 0);
+	assert_int_equal(event("c_1", "retrying", NULL, NULL, 0), 1);
+
+	/* The link lost by another command (the release step) between two
+	 * sweeps, and already connected again when the sweep runs: the same
+	 * restart of the grace. */
+	sched_nodes_free(&sn);
+	testredis_do("FLUSHALL");
+	dead_node_tA();
+	assert_int_equal(sched_sweep(&rl, &sn, 40000), 0);
+	testredis_kill();
+	assert_int_equal(sched_release(&rl, NOW, 10, &st, NULL), -1);
+	redis_outage();
+	assert_int_equal(sched_sweep(&rl, &sn, 40000 + SCHED_DEAD_GRACE_MS),
+	    0);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 1);
+	assert_int_equal(sched_sweep(&rl, &sn, 40000 + 2 *
+	    SCHED_DEAD_GRACE_MS), 1);
+
+	/* sched_nodes_forget: what the daemon calls while Redis is down. */
+	sched_nodes_free(&sn);
+	testredis_do("FLUSHALL");
+	dead_node_tA();
+	assert_int_equal(sched_sweep(&rl, &sn, 60000), 0);
+	sched_nodes_forget(&sn);
+	assert_int_equal(sn.n, 0);
+	assert_int_equal(sched_sweep(&rl, &sn, 60000 + SCHED_DEAD_GRACE_MS),
+	    0);
+	assert_int_equal(sched_sweep(&rl, &sn, 60000 + 2 *
+	    SCHED_DEAD_GRACE_MS), 1);
+	sched_nodes_free(&sn);
+}
+
 static void
 test_script_flushed(void **state)
 {
@@ -424,6 +505,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_next_due_and_wake, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_outage, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished_job, setup,
 		    teardown),

@@ -1,0 +1,275 @@
+/* life.c against a real redis-server: the liveness key is refreshed by the
+ * tick every second whatever heartbeat_ms is, the telserver fences itself
+ * (no jobs, calls hung up) when it could not refresh it for its TTL minus
+ * a margin and comes back once it could, and a kept finish that Redis
+ * refuses with the link up holds up no other one and is dropped in the
+ * end, while finishes kept for a lost connection wait for it; a duplicate
+ * JOB of a call we hold is never a second call. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "keys.h"
+#include "log.h"
+#include "status.h"
+#include "telserver.h"
+#include "util.h"
+#include "../scheduler/testredis.h"
+
+static struct rq_config cfg;
+static struct tel_ctx ctx;
+
+/* A fresh telserver context, recovered (first tick) on a clean Redis. */
+static int
+setup(void **state)
+{
+	testredis_do("FLUSHALL");
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = &cfg;
+	if ((ctx.root = su_root_create(&ctx)) == NULL)
+		return -1;
+	tel_life_open(&ctx);
+	tel_life_tick(&ctx);
+	return ctx.recovered ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	tel_life_close(&ctx, 0);
+	tel_bus_close(&ctx);
+	su_root_destroy(ctx.root);
+	return 0;
+}
+
+/* Points the link at port (a dead one: Redis unreachable) and lets it
+ * (re)connect at once. */
+static void
+link_port(int port)
+{
+	rq_redis_close(&ctx.redis);
+	ctx.redis.port = port;
+	ctx.redis.next_try_ms = 0;
+}
+
+/* One tick with every once-a-second job due. */
+static void
+tick_now(void)
+{
+	ctx.alive_next_ms = 0;
+	ctx.finish_retry_ms = 0;
+	tel_life_tick(&ctx);
+}
+
+/* A job claimed by tel-u for attempt 1. */
+static void
+job_claimed(const char *id)
+{
+	testredis_do("HSET rq:job:%s id %s tenant t1 to +15550001111 "
+	    "max_attempts 3 attempts 1 status scheduled status_rank 1",
+	    id, id);
+	testredis_do("ZADD rq:inflight 9999999999999 %s", id);
+	assert_int_equal(rq_job_claim(&ctx.redis, id, 1, "tel-u"),
+	    RQ_CLAIM_OK);
+}
+
+static void
+end_of(struct rq_attempt_end *e, const char *id, enum rq_status st)
+{
+	memset(e, 0, sizeof(*e));
+	e->call_id = id;
+	e->attempt = 1;
+	e->node = "tel-u";
+	e->status = st;
+	e->reason = st == RQ_ST_FAILED ? RQ_REASON_BUSY : NULL;
+	e->sip_code = st == RQ_ST_FAILED ? 486 : 0;
+}
+
+static int
+job_is(const char *id, const char *status)
+{
+	redisReply *r = testredis_cmd("HGET rq:job:%s status", id);
+	int ok;
+
+	ok = r != NULL && r->type == REDIS_REPLY_STRING &&
+	    !strcmp(r->str, status);
+	if (r)
+		freeReplyObject(r);
+	return ok;
+}
+
+static void
+test_refresh(void **state)
+{
+	long long ttl;
+
+	ttl = testredis_num("PTTL rq:node:tel-u");
+	assert_true(ttl > 0 && ttl <= RQ_NODE_TTL_MS);
+	assert_int_equal(testredis_num("SISMEMBER rq:nodes tel-u"), 1);
+	/* The tick refreshes it by itself (no heartbeat here at all). */
+	testredis_do("DEL rq:node:tel-u");
+	testredis_do("DEL rq:nodes");
+	tick_now();
+	ttl = testredis_num("PTTL rq:node:tel-u");
+	assert_true(ttl > RQ_NODE_TTL_MS - 1000 && ttl <= RQ_NODE_TTL_MS);
+	assert_int_equal(testredis_num("SISMEMBER rq:nodes tel-u"), 1);
+	/* Not more often than once a second. */
+	testredis_do("DEL rq:node:tel-u");
+	tel_life_tick(&ctx);
+	assert_int_equal(testredis_num("EXISTS rq:node:tel-u"), 0);
+	assert_int_equal(ctx.fenced, 0);
+}
+
+static void
+test_fence(void **state)
+{
+	struct rq_msg job;
+	int live = ctx.redis.port;
+
+	/* Redis unreachable, the key refreshed a moment ago: not yet. */
+	link_port(testredis_free_port());
+	tick_now();
+	assert_int_equal(ctx.fenced, 0);
+	/* Not refreshed for the TTL minus the margin: fenced. */
+	ctx.alive_ms = rq_mono_ms() - (RQ_NODE_TTL_MS - 1500);
+	tick_now();
+	assert_int_equal(ctx.fenced, 1);
+	/* No job is taken (not even tried: Redis is reachable again but
+	 * the key is still out of date). */
+	link_port(live);
+	rq_msg_init(&job, RQ_MSG_JOB);
+	rq_msg_set(&job, call_id, "c_000000000000000000000f01");
+	rq_msg_set(&job, attempt, (uint64_t)1);
+	rq_msg_set(&job, tenant, "t1");
+	rq_msg_set(&job, to, "+15550001111");
+	testredis_do("HSET rq:job:c_000000000000000000000f01 attempts 1 "
+	    "status scheduled status_rank 1");
+	testredis_do("ZADD rq:inflight 9999999999999 "
+	    "c_000000000000000000000f01");
+	tel_call_job(&ctx, 0, &job);
+	assert_null(ctx.calls);
+	assert_int_equal(testredis_num("ZCARD rq:inflight"), 1);
+	/* Refreshed again: taking jobs. */
+	tick_now();
+	assert_int_equal(ctx.fenced, 0);
+	assert_true(testredis_num("PTTL rq:node:tel-u") > 0);
+}
+
+static void
+test_kept_finishes(void **state)
+{
+	struct rq_attempt_end e;
+	int live = ctx.redis.port, i;
+
+	job_claimed("c_g1");
+	job_claimed("c_g2");
+	/* A finish Redis refuses with the link up: the job key holds a
+	 * string, the script fails on it. */
+	testredis_do("SET rq:job:c_p1 x");
+	testredis_do("SADD rq:oncall:tel-u c_p1");
+	end_of(&e, "c_p1", RQ_ST_COMPLETED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(tel_life_pending(&ctx), 1);
+	/* A later one is not held up behind it. */
+	end_of(&e, "c_g1", RQ_ST_COMPLETED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(tel_life_pending(&ctx), 1);
+	assert_true(job_is("c_g1", "completed"));
+	/* Connection lost: kept, and kept while it lasts. */
+	link_port(testredis_free_port());
+	end_of(&e, "c_g2", RQ_ST_FAILED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(tel_life_pending(&ctx), 2);
+	for (i = 0; i < 40; i++)
+		tick_now();
+	assert_int_equal(tel_life_pending(&ctx), 2);
+	assert_true(job_is("c_g2", "dispatched"));
+	/* Back: the round goes past the refused one to record it. */
+	link_port(live);
+	tick_now();
+	assert_true(job_is("c_g2", "retrying"));
+	assert_int_equal(tel_life_pending(&ctx), 1);
+	/* The refused one is dropped after a bounded number of rounds. */
+	for (i = 0; i < 40 && tel_life_pending(&ctx) > 0; i++)
+		tick_now();
+	assert_int_equal(tel_life_pending(&ctx), 0);
+	assert_true(i > 20);
+}
+
+/* A duplicate JOB of a call we hold: never a second call; a claim Redis
+ * had lost is taken again, and one that expired meanwhile ends the job
+ * (expired) while the call goes on. */
+static void
+test_duplicate(void **state)
+{
+	static const char *ids[] = { "c_000000000000000000000f02",
+	    "c_000000000000000000000f03" };
+	struct tel_call held[2];
+	struct rq_msg job;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		memset(&held[i], 0, sizeof(held[i]));
+		held[i].ctx = &ctx;
+		held[i].call_id = (char *)ids[i];
+		held[i].attempt = 1;
+		/* As if Redis had lost our claim: attempts 1, a new lease. */
+		testredis_do("HSET rq:job:%s id %s tenant t1 to +15550001111 "
+		    "attempts 1 status scheduled status_rank 1", ids[i],
+		    ids[i]);
+		testredis_do("ZADD rq:inflight 9999999999999 %s", ids[i]);
+	}
+	testredis_do("HSET rq:job:%s not_after_ms 1000", ids[1]);
+	held[0].next = &held[1];
+	held[1].prev = &held[0];
+	ctx.calls = &held[0];
+	for (i = 0; i < 2; i++) {
+		rq_msg_init(&job, RQ_MSG_JOB);
+		rq_msg_set(&job, call_id, (char *)ids[i]);
+		rq_msg_set(&job, attempt, (uint64_t)1);
+		rq_msg_set(&job, tenant, "t1");
+		rq_msg_set(&job, to, "+15550001111");
+		tel_call_job(&ctx, 0, &job);
+	}
+	assert_ptr_equal(ctx.calls, &held[0]);
+	assert_ptr_equal(held[0].next, &held[1]);
+	assert_null(held[1].next);
+	assert_int_equal(ctx.active, 0);
+	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel-u %s", ids[0]),
+	    1);
+	assert_true(job_is(ids[0], "dispatched"));
+	assert_true(job_is(ids[1], "expired"));
+	ctx.calls = NULL;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kept_finishes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate, setup,
+		    teardown),
+	};
+	int rc;
+
+	log_init("test_life", 0);
+	testredis_start();
+	rq_config_defaults(&cfg);
+	snprintf(cfg.redis_host, sizeof(cfg.redis_host), "127.0.0.1");
+	cfg.redis_port = testredis_port;
+	snprintf(cfg.tel_name, sizeof(cfg.tel_name), "tel-u");
+	cfg.dry_run = 1;
+	su_init();
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	su_deinit();
+	testredis_stop();
+	rq_config_free(&cfg);
+	return rc;
+}
