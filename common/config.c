@@ -35,11 +35,17 @@ static const struct rq_conf_key config_keys[] = {
 
 	S("redis", "host", redis_host, "127.0.0.1"),
 	I("redis", "port", redis_port, 1, 65535, "6379"),
+	S("redis", "password", redis_password, ""),
 
 	S("postgres", "conninfo", pg_conninfo, "dbname=ringq"),
 
 	S("bus", "dispatch_endpoints", dispatch_endpoints, "tcp://127.0.0.1:7701"),
 	S("bus", "events_endpoint", events_endpoint, "tcp://127.0.0.1:7702"),
+	/* ZeroMQ CURVE (common/bus.c): all four empty = plain TCP */
+	S("bus", "curve_public_key", curve_public_key, ""),
+	S("bus", "curve_secret_key", curve_secret_key, ""),
+	S("bus", "curve_server_key", curve_server_key, ""),
+	S("bus", "curve_clients", curve_clients, ""),
 
 	S("gateway", "http_listen", http_listen, "127.0.0.1:8080"),
 	I("gateway", "max_body", max_body, 1024, 16777216, "65536"),
@@ -57,10 +63,12 @@ static const struct rq_conf_key config_keys[] = {
 
 	I("scheduler", "tick_ms", sched_tick_ms, 1, 1000, "20"),
 	I("scheduler", "batch", sched_batch, 1, 100000, "500"),
+	S("scheduler", "metrics_listen", sched_metrics_listen, ""),
 
 	S("dispatcher", "bind", dispatch_bind, "tcp://127.0.0.1:7701"),
 	I("dispatcher", "ack_timeout_ms", ack_timeout_ms, 10, 60000, "2000"),
 	I("dispatcher", "heartbeat_timeout_ms", heartbeat_timeout_ms, 100, 60000, "3000"),
+	S("dispatcher", "metrics_listen", disp_metrics_listen, ""),
 
 	S("telserver", "name", tel_name, "tel1"),
 	S("telserver", "sip_url", sip_url, "sip:127.0.0.1:5070"),
@@ -74,10 +82,12 @@ static const struct rq_conf_key config_keys[] = {
 	I("telserver", "max_call_s", max_call_s, 1, 86400, "3600"),
 	I("telserver", "heartbeat_ms", heartbeat_ms, 50, 10000, "500"),
 	B("telserver", "dry_run", dry_run, "no"),
+	S("telserver", "metrics_listen", tel_metrics_listen, ""),
 
 	/* status callbacks (accounting/callbacks.c) */
 	B("accounting", "callbacks_allow_loopback", callbacks_allow_loopback, "no"),
 	B("accounting", "callbacks_allow_private", callbacks_allow_private, "no"),
+	S("accounting", "metrics_listen", acct_metrics_listen, ""),
 };
 
 #define TS(key, field, def) \

@@ -59,6 +59,7 @@ struct rq_config {
 	/* [redis] */
 	char		redis_host[RQ_ADDR_MAX];
 	int		redis_port;
+	char		redis_password[256];	/* AUTH when set */
 
 	/* [postgres] */
 	char		pg_conninfo[512];
@@ -66,6 +67,12 @@ struct rq_config {
 	/* [bus]: ZeroMQ endpoints */
 	char		dispatch_endpoints[1024]; /* dispatchers bind, telservers connect; comma list */
 	char		events_endpoint[RQ_ADDR_MAX]; /* accounting binds, all connect */
+	/* CURVE: this daemon's keypair (Z85), the servers' public key (for
+	 * clients: telservers), the client keys servers accept */
+	char		curve_public_key[64];
+	char		curve_secret_key[64];
+	char		curve_server_key[64];
+	char		curve_clients[4096];
 
 	/* [gateway] */
 	char		http_listen[RQ_ADDR_MAX];
@@ -86,11 +93,13 @@ struct rq_config {
 	/* [scheduler] */
 	int		sched_tick_ms;
 	int		sched_batch;
+	char		sched_metrics_listen[RQ_ADDR_MAX];	/* host:port; "" = off */
 
 	/* [dispatcher] */
 	char		dispatch_bind[RQ_ADDR_MAX];	/* this dispatcher's ROUTER */
 	int		ack_timeout_ms;
 	int		heartbeat_timeout_ms;
+	char		disp_metrics_listen[RQ_ADDR_MAX];
 
 	/* [telserver] */
 	char		tel_name[RQ_NAME_MAX];
@@ -105,11 +114,13 @@ struct rq_config {
 	int		max_call_s;
 	int		heartbeat_ms;
 	int		dry_run;
+	char		tel_metrics_listen[RQ_ADDR_MAX];
 
 	/* [accounting]: status callbacks may POST to loopback (tests), to
 	 * private and other non-public addresses and this host's own */
 	int		callbacks_allow_loopback;
 	int		callbacks_allow_private;
+	char		acct_metrics_listen[RQ_ADDR_MAX];
 
 	/* [tenant NAME], repeated */
 	struct rq_tenant *tenants;
