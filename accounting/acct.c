@@ -16,6 +16,8 @@
 int
 acct_init(struct acct *a, const struct rq_config *cfg)
 {
+	char err[256];
+
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
 	acct_mirror_init(&a->mr, cfg->redis_host, cfg->redis_port);
@@ -24,8 +26,15 @@ acct_init(struct acct *a, const struct rq_config *cfg)
 		log_warn("calloc");
 		return -1;
 	}
-	if ((a->zctx = zmq_ctx_new()) == NULL ||
-	    (a->sock = rq_bus_socket(a->zctx, ZMQ_ROUTER)) == NULL) {
+	if ((a->zctx = zmq_ctx_new()) == NULL) {
+		log_warnx("zmq: %s", zmq_strerror(zmq_errno()));
+		return -1;
+	}
+	if (rq_bus_secure(a->zctx, cfg, err, sizeof(err)) == -1) {
+		log_warnx("CURVE: %s", err);
+		return -1;
+	}
+	if ((a->sock = rq_bus_socket(a->zctx, ZMQ_ROUTER)) == NULL) {
 		log_warnx("zmq: %s", zmq_strerror(zmq_errno()));
 		return -1;
 	}

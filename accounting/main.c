@@ -18,6 +18,7 @@ main(int argc, char *argv[])
 	struct acct_cb *cb;
 
 	rq_daemon_start(argc, argv, "ringq-accounting", &cfg);
+	rq_redis_set_password(cfg.redis_password);
 	if (acct_init(&a, &cfg) == -1)
 		fatalx("cannot start");
 	if ((cb = acct_cb_start(&cfg)) == NULL)

@@ -1,10 +1,13 @@
 /* Table-driven configuration reader (see config.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <zmq.h>
 
 #include "config.h"
 #include "e164.h"
@@ -240,6 +243,76 @@ valid_name(const char *s)
 	return 1;
 }
 
+/*
+ * [bus] CURVE keys: each 40 Z85 characters (32 bytes); curve_clients a
+ * comma list of them.  Returns 0, or -1 with the reason in err (which
+ * never quotes a secret key).
+ */
+static int
+curve_keys_valid(const char *key, const char *val, char *err, size_t errlen)
+{
+	uint8_t bin[32];
+	char k[41];
+	size_t len;
+	int list = !strcmp(key, "curve_clients");
+
+	for (;;) {
+		val += strspn(val, " \t,");
+		if (*val == '\0')
+			return 0;
+		len = list ? strcspn(val, " \t,") : strlen(val);
+		if (len == 40) {
+			memcpy(k, val, 40);
+			k[40] = '\0';
+		}
+		if (len != 40 || zmq_z85_decode(bin, k) == NULL) {
+			snprintf(err, errlen, "%s: %s is not a Z85 CURVE key "
+			    "(40 characters: ringq-ctl keygen)", key,
+			    list ? "an entry" : "the value");
+			return -1;
+		}
+		if (!list)
+			return 0;
+		val += len;
+	}
+}
+
+/* Refuses half a CURVE setup: see docs/security.md. */
+static int
+curve_setup_valid(const struct rq_config *cfg, char *err, size_t errlen)
+{
+	char pub[41];
+	int any = cfg->curve_public_key[0] || cfg->curve_secret_key[0] ||
+	    cfg->curve_server_key[0] || cfg->curve_clients[0];
+
+	if (!any)
+		return 0;
+	if (!zmq_has("curve")) {
+		snprintf(err, errlen, "[bus] CURVE keys are set but this libzmq "
+		    "has no CURVE");
+		return -1;
+	}
+	if (!cfg->curve_public_key[0] != !cfg->curve_secret_key[0]) {
+		snprintf(err, errlen, "[bus] curve_public_key and "
+		    "curve_secret_key go together: set both or neither");
+		return -1;
+	}
+	if (!cfg->curve_secret_key[0]) {
+		snprintf(err, errlen, "[bus] %s needs this daemon's keypair "
+		    "(curve_public_key, curve_secret_key)",
+		    cfg->curve_server_key[0] ? "curve_server_key" :
+		    "curve_clients");
+		return -1;
+	}
+	if (zmq_curve_public(pub, cfg->curve_secret_key) == 0 &&
+	    strcmp(pub, cfg->curve_public_key) != 0) {
+		snprintf(err, errlen, "[bus] curve_public_key is not the public "
+		    "key of curve_secret_key");
+		return -1;
+	}
+	return 0;
+}
+
 int
 rq_config_load(struct rq_config *cfg, const char *path, char *err,
     size_t errlen)
@@ -248,7 +321,7 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 	struct rq_tenant *tenant = NULL, *nt;
 	struct rq_business *business = NULL, *nb;
 	struct rq_hours hours;
-	char buf[2048], msg[256];
+	char buf[16384], msg[256];
 	FILE *fp;
 	size_t i, lineno = 0;
 	int found;
@@ -404,6 +477,10 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 					    msg, sizeof(msg)))
 						goto bad_value;
 				}
+			if (found && !strcmp(section, "bus") &&
+			    !strncmp(key, "curve_", 6) &&
+			    curve_keys_valid(key, val, msg, sizeof(msg)) == -1)
+				goto bad_value;
 		}
 		if (!found) {
 			snprintf(err, errlen, "%s:%zu: unknown key '%s' in "
@@ -444,6 +521,11 @@ bad_value:
 			rq_config_free(cfg);
 			return -1;
 		}
+	}
+	if (curve_setup_valid(cfg, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, msg);
+		rq_config_free(cfg);
+		return -1;
 	}
 	if (cfg->rtp_port_min >= cfg->rtp_port_max) {
 		snprintf(err, errlen, "%s: rtp_port_min must be below "

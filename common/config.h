@@ -72,7 +72,7 @@ struct rq_config {
 	char		curve_public_key[64];
 	char		curve_secret_key[64];
 	char		curve_server_key[64];
-	char		curve_clients[4096];
+	char		curve_clients[8192];
 
 	/* [gateway] */
 	char		http_listen[RQ_ADDR_MAX];

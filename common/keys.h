@@ -42,6 +42,14 @@
 #define RQ_KEY_NODE		"rq:node:"
 #define RQ_KEY_NODES		"rq:nodes"
 #define RQ_NODE_TTL_MS		5000
+/* HASH rq:tel:<node>, TTL RQ_TEL_TTL_MS: the telserver's fleet state for
+ * ringq-ctl (node active capacity state updated_ms sip pid; state up,
+ * draining or drained), written with its liveness key.  SET rq:drain: the
+ * node names an operator drained (ringq-ctl drain); a telserver reads its
+ * membership every second, and the drain survives its restarts. */
+#define RQ_KEY_TEL		"rq:tel:"
+#define RQ_KEY_DRAIN		"rq:drain"
+#define RQ_TEL_TTL_MS		60000
 /* STREAM of events written by the Lua scripts that change a job (create,
  * release, expire, claim, finish, cancel): the transactional outbox.
  * Accounting reads it with the consumer group RQ_EVENTS_GROUP, stores each

@@ -13,6 +13,82 @@
 
 #define RQ_REDIS_RETRY_MS	1000
 
+static char redis_password[256];
+
+void
+rq_redis_set_password(const char *password)
+{
+	snprintf(redis_password, sizeof(redis_password), "%s", password);
+}
+
+const char *
+rq_redis_password(void)
+{
+	return redis_password;
+}
+
+int
+rq_redis_noauth(const redisReply *rep, char *err, size_t errlen)
+{
+	if (rep == NULL || rep->type != REDIS_REPLY_ERROR)
+		return 0;
+	if (strncmp(rep->str, "NOAUTH", 6) == 0) {
+		snprintf(err, errlen, "the server requires a password: set "
+		    "[redis] password");
+		return 1;
+	}
+	if (strncmp(rep->str, "WRONGPASS", 9) == 0 ||
+	    strstr(rep->str, "invalid password") != NULL) {
+		snprintf(err, errlen, "the server refused [redis] password "
+		    "(%s)", rep->str);
+		return 1;
+	}
+	return 0;
+}
+
+int
+rq_redis_auth_reply(const redisReply *rep, char *err, size_t errlen)
+{
+	static int warned;
+
+	if (rep == NULL) {
+		snprintf(err, errlen, "AUTH: connection lost");
+		return -1;
+	}
+	if (rep->type == REDIS_REPLY_STATUS)
+		return 0;
+	if (rep->type == REDIS_REPLY_ERROR &&
+	    strstr(rep->str, "without any password configured") != NULL) {
+		/* A password set here first, on the server next: works. */
+		if (!warned)
+			log_warnx("redis: [redis] password is set but the "
+			    "server has none");
+		warned = 1;
+		return 0;
+	}
+	if (rq_redis_noauth(rep, err, errlen))
+		return -1;
+	snprintf(err, errlen, "AUTH: %s", rep->type == REDIS_REPLY_ERROR ?
+	    rep->str : "unexpected reply");
+	return -1;
+}
+
+int
+rq_redis_auth(redisContext *c, char *err, size_t errlen)
+{
+	const char *av[2] = { "AUTH", redis_password };
+	redisReply *rep;
+	int rc;
+
+	if (redis_password[0] == '\0')
+		return 0;
+	rep = redisCommandArgv(c, 2, av, NULL);
+	rc = rq_redis_auth_reply(rep, err, errlen);
+	if (rep != NULL)
+		freeReplyObject(rep);
+	return rc;
+}
+
 void
 rq_redis_init(struct rq_redis *r, const char *host, int port,
     struct rq_script **scripts, size_t nscripts)
@@ -64,9 +140,17 @@ load_scripts(struct rq_redis *r)
 		if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
 			/* -LOADING while a restarted Redis reads its AOF, or
 			 * the like: try again in a second. */
-			log_warnx("redis: SCRIPT LOAD %s: %s", s->name,
-			    rep->type == REDIS_REPLY_ERROR ? rep->str :
-			    "unexpected reply");
+			char why[300];
+
+			if (rq_redis_noauth(rep, why, sizeof(why))) {
+				if (!r->down_logged)
+					log_warnx("redis %s:%d: %s", r->host,
+					    r->port, why);
+				r->down_logged = 1;
+			} else
+				log_warnx("redis: SCRIPT LOAD %s: %s", s->name,
+				    rep->type == REDIS_REPLY_ERROR ? rep->str :
+				    "unexpected reply");
 			freeReplyObject(rep);
 			rq_redis_close(r);
 			r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
@@ -83,6 +167,7 @@ int
 rq_redis_ready(struct rq_redis *r)
 {
 	struct timeval tv = { 1, 0 };
+	char err[300];
 
 	if (r->c != NULL)
 		return 0;
@@ -100,6 +185,13 @@ rq_redis_ready(struct rq_redis *r)
 	}
 	/* A stuck server must not stall the loop for long. */
 	redisSetTimeout(r->c, tv);
+	if (rq_redis_auth(r->c, err, sizeof(err)) == -1) {
+		if (!r->down_logged)
+			log_warnx("redis %s:%d: %s", r->host, r->port, err);
+		r->down_logged = 1;
+		rq_redis_close(r);
+		return -1;
+	}
 	if (load_scripts(r) == -1)
 		return -1;
 	log_info("redis %s:%d: connected", r->host, r->port);

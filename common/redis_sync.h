@@ -38,6 +38,20 @@ int	rq_redis_ready(struct rq_redis *r);
 redisReply *rq_redis_eval(struct rq_redis *r, struct rq_script *s,
 	    int nkeys, int argc, const char **argv);
 void	rq_redis_close(struct rq_redis *r);
+
+/* [redis] password: every Redis link of this process sends AUTH with it
+ * after each connect (rq_redis, the gateway's store, the dispatcher's
+ * subscription, ringq-ctl); "" = none.  Copied; call before connecting. */
+void	rq_redis_set_password(const char *password);
+const char *rq_redis_password(void);
+/* Sends AUTH on c when a password is set.  Returns 0 (also when the server
+ * has no password: warned about), or -1 with the reason in err (never the
+ * password itself). */
+int	rq_redis_auth(redisContext *c, char *err, size_t errlen);
+/* Reads the reply to AUTH (NULL: link lost), as rq_redis_auth() does. */
+int	rq_redis_auth_reply(const redisReply *rep, char *err, size_t errlen);
+/* A reply error meaning "no or a wrong password": fills err with advice. */
+int	rq_redis_noauth(const redisReply *rep, char *err, size_t errlen);
 /* The string of a string or status reply, else NULL (nil, number, ...). */
 const char *rq_reply_str(const redisReply *rep);
 

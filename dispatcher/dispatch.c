@@ -229,9 +229,36 @@ disp_tick(struct disp *d)
 	disp_tels_check(&d->tels, now);
 	for (j = TAILQ_FIRST(&d->jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, entry);
+		e = &d->tels.v[j->tel];
+		if (!e->alive) {
+			/* Its telserver is lost (no heartbeat for
+			 * heartbeat_timeout_ms, unreachable, or restarted
+			 * with a new identity): give the attempt back now,
+			 * not at the ack timeout.  Safe for the same reason
+			 * as below: a claimed attempt is not requeued. */
+			job_done(d, j);
+			switch (disp_job_requeue(&d->redis, j->call_id,
+			    j->attempt, 1)) {
+			case 1:
+				log_warnx("call %s: attempt %llu: telserver %s "
+				    "lost before its ack: requeued",
+				    j->call_id, (unsigned long long)j->attempt,
+				    e->node);
+				d->idle = 0;
+				break;
+			case 0:
+				log_warnx("call %s: attempt %llu: telserver %s "
+				    "lost after it claimed the attempt: left "
+				    "to it (or to the scheduler's sweep)",
+				    j->call_id, (unsigned long long)j->attempt,
+				    e->node);
+				break;
+			}
+			job_free(j);
+			continue;
+		}
 		if (j->deadline > now)
 			continue;
-		e = &d->tels.v[j->tel];
 		log_warnx("call %s: attempt %llu: no ack from telserver %s "
 		    "within %d ms: requeued, telserver suspect until its next "
 		    "heartbeat", j->call_id, (unsigned long long)j->attempt,

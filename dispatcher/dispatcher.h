@@ -14,6 +14,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "keys.h"
 #include "msg.h"
 
 #include "redis_sync.h"

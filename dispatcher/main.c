@@ -22,14 +22,18 @@ main(int argc, char *argv[])
 	struct rq_config cfg;
 	struct disp d;
 	void *zctx, *router;
+	char errbuf[256];
 	int fresh, wfd, np;
 
 	rq_daemon_start(argc, argv, "ringq-dispatcher", &cfg);
+	rq_redis_set_password(cfg.redis_password);
 	if (rq_pidfile_write(cfg.run_dir, "ringq-dispatcher") == -1)
 		fatalx("cannot write the PID file in %s", cfg.run_dir);
 
 	if ((zctx = zmq_ctx_new()) == NULL)
 		fatal("zmq_ctx_new");
+	if (rq_bus_secure(zctx, &cfg, errbuf, sizeof(errbuf)) == -1)
+		fatalx("CURVE: %s", errbuf);
 	if ((router = rq_bus_socket(zctx, ZMQ_ROUTER)) == NULL)
 		fatalx("zmq_socket: %s", zmq_strerror(errno));
 	if (zmq_bind(router, cfg.dispatch_bind) == -1)

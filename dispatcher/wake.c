@@ -9,6 +9,7 @@
 #include "dispatcher.h"
 #include "keys.h"
 #include "log.h"
+#include "redis_sync.h"
 #include "util.h"
 
 #define DISP_WAKE_RETRY_MS	1000
@@ -46,6 +47,7 @@ disp_wake_fd(struct disp_wake *w, int *fresh)
 {
 	struct timeval tv = { 1, 0 };
 	redisReply *rep;
+	char err[300];
 
 	*fresh = 0;
 	if (w->c != NULL)
@@ -59,11 +61,18 @@ disp_wake_fd(struct disp_wake *w, int *fresh)
 		return -1;
 	}
 	redisSetTimeout(w->c, tv);
+	if (rq_redis_auth(w->c, err, sizeof(err)) == -1) {
+		wake_lost(w, err);
+		return -1;
+	}
 	rep = redisCommand(w->c, "SUBSCRIBE %s", RQ_CHANNEL_WAKE);
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		if (rq_redis_noauth(rep, err, sizeof(err)))
+			wake_lost(w, err);
+		else
+			wake_lost(w, "SUBSCRIBE");
 		if (rep != NULL)
 			freeReplyObject(rep);
-		wake_lost(w, "SUBSCRIBE");
 		return -1;
 	}
 	freeReplyObject(rep);

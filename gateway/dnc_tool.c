@@ -16,6 +16,7 @@
 #include "config.h"
 #include "e164.h"
 #include "gateway.h"
+#include "redis_sync.h"
 #include "util.h"
 
 #define BATCH		500	/* numbers per SADD */
@@ -238,6 +239,12 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	redisSetTimeout(im.rc, tv);
+	rq_redis_set_password(cfg.redis_password);
+	if (rq_redis_auth(im.rc, err, sizeof(err)) == -1) {
+		fprintf(stderr, "ringq-dnc: redis %s:%d: %s\n", cfg.redis_host,
+		    cfg.redis_port, err);
+		return 1;
+	}
 
 	while ((len = getline(&line, &cap, fp)) != -1) {
 		done += len;

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "gateway.h"
 #include "log.h"
+#include "redis_sync.h"
 #include "util.h"
 
 static void
@@ -34,6 +35,7 @@ main(int argc, char *argv[])
 	struct gw_smtp *sm;
 
 	rq_daemon_start(argc, argv, "ringq-gateway", &cfg);
+	rq_redis_set_password(cfg.redis_password);
 
 	/* With epoll, the changelist folds the add/delete/add of an fd's
 	 * events within one loop iteration (evhttp re-arms its connections'

@@ -18,6 +18,7 @@
 #include "gateway.h"
 #include "keys.h"
 #include "log.h"
+#include "redis_sync.h"
 
 #define STORE_RETRY_MS	1000
 /* hiredis 0.14 has no command timeout: a Redis that stops answering
@@ -45,6 +46,7 @@ struct gw_store {
 	int			 connected;
 	int			 stopping;
 	int			 down_logged;	/* log an outage once */
+	int			 auth_failed;	/* dropped for the password */
 	struct event		*retry;
 	struct event		*watchdog;
 	/* Sent and unanswered, oldest first (Redis answers in order). */
@@ -71,6 +73,7 @@ struct store_op {
 };
 
 static void	store_connect(struct gw_store *);
+static void	store_auth_cb(redisAsyncContext *, void *, void *);
 
 static void
 store_schedule(struct gw_store *st)
@@ -126,6 +129,41 @@ store_connect_cb(const redisAsyncContext *ac, int status)
 		store_schedule(st);
 		return;
 	}
+	/* Usable once AUTH (or, without a password, a PING) says so: a
+	 * missing or wrong password is then one clear line, not an error on
+	 * every request. */
+	if (rq_redis_password()[0] != '\0') {
+		const char *av[2] = { "AUTH", rq_redis_password() };
+
+		if (redisAsyncCommandArgv(st->ac, store_auth_cb, st, 2, av,
+		    NULL) == REDIS_OK)
+			return;
+	} else if (redisAsyncCommand(st->ac, store_auth_cb, st, "PING") ==
+	    REDIS_OK)
+		return;
+	log_warnx("redis: %s:%d: cannot send AUTH", st->host, st->port);
+	redisAsyncDisconnect(st->ac);
+}
+
+static void
+store_auth_cb(redisAsyncContext *ac, void *r, void *arg)
+{
+	struct gw_store *st = arg;
+	char err[300];
+
+	if (r == NULL || st->ac != ac)
+		return;		/* the link went away meanwhile */
+	if (rq_redis_noauth(r, err, sizeof(err)) ||
+	    (rq_redis_password()[0] != '\0' &&
+	    rq_redis_auth_reply(r, err, sizeof(err)) == -1)) {
+		if (!st->down_logged)
+			log_warnx("redis: %s:%d: %s; retrying every second",
+			    st->host, st->port, err);
+		st->down_logged = 1;
+		st->auth_failed = 1;
+		redisAsyncDisconnect(ac);
+		return;
+	}
 	st->connected = 1;
 	st->down_logged = 0;
 	log_info("redis: connected to %s:%d", st->host, st->port);
@@ -140,6 +178,12 @@ store_disconnect_cb(const redisAsyncContext *ac, int status)
 	st->connected = 0;
 	if (st->stopping)
 		return;
+	if (st->auth_failed) {
+		/* Already said why. */
+		st->auth_failed = 0;
+		store_schedule(st);
+		return;
+	}
 	log_warnx("redis: connection to %s:%d lost: %s; reconnecting",
 	    st->host, st->port, status == REDIS_OK ? "closed" : ac->errstr);
 	st->down_logged = 1;

@@ -28,6 +28,7 @@ main(int argc, char *argv[])
 	int full = 0, rc;
 
 	rq_daemon_start(argc, argv, "ringq-scheduler", &cfg);
+	rq_redis_set_password(cfg.redis_password);
 	if (rq_pidfile_write(cfg.run_dir, "ringq-scheduler") == -1)
 		fatalx("cannot write the PID file in %s", cfg.run_dir);
 	rq_redis_init(&redis, cfg.redis_host, cfg.redis_port, scripts,

@@ -216,10 +216,9 @@ tel_bus_heartbeat(struct tel_ctx *ctx)
 	rq_msg_set(&m, node, (char *)ctx->cfg->tel_name);
 	rq_msg_set(&m, active, (uint64_t)ctx->active);
 	rq_msg_set(&m, capacity, (uint64_t)ctx->cfg->capacity);
-	/* Draining too until our start-up recovery ran, and while fenced
-	 * (life.c): no jobs. */
-	rq_msg_set(&m, state, ctx->draining || !ctx->recovered ||
-	    ctx->fenced ? "draining" : "up");
+	/* Draining too until our start-up recovery ran, while fenced and
+	 * while an operator drains us (life.c): no jobs. */
+	rq_msg_set(&m, state, tel_life_refusing(ctx) ? "draining" : "up");
 	for (i = 0; i < ctx->ndealers; i++)
 		dealer_send(ctx, i, &m);
 	bus_kick(ctx);

@@ -684,7 +684,7 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		    job->attempt, "invalid");
 		return;
 	}
-	if (ctx->draining || !ctx->recovered) {
+	if (ctx->draining || ctx->drain_op || !ctx->recovered) {
 		log_info("call %s/%llu: refused, draining", job->call_id,
 		    (unsigned long long)job->attempt);
 		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keys.h"
 #include "log.h"
@@ -40,8 +41,33 @@ struct tel_finish {
 	char			*detail;
 };
 
+/*
+ * KEYS: rq:tel:<node> rq:drain.  ARGV: node, active, capacity, sip, pid,
+ * "1" when we refuse jobs of our own accord (start-up, fence, shutdown),
+ * TTL ms.  Writes our fleet state for ringq-ctl, updated_ms on Redis's
+ * clock (the one ringq-ctl reads, whatever host it runs on), and returns
+ * 1 when an operator put us in rq:drain.  The state it writes is the one
+ * tel_life_state() gives once drain_op is set from that answer.
+ */
+static const char state_src[] =
+"local drain = redis.call('SISMEMBER', KEYS[2], ARGV[1])\n"
+"local st = 'up'\n"
+"if drain == 1 then\n"
+"  if tonumber(ARGV[2]) == 0 then st = 'drained' else st = 'draining' end\n"
+"elseif ARGV[6] == '1' then st = 'draining' end\n"
+"local t = redis.call('TIME')\n"
+"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+"redis.call('HSET', KEYS[1], 'node', ARGV[1], 'active', ARGV[2],\n"
+"    'capacity', ARGV[3], 'state', st, 'updated_ms',\n"
+"    string.format('%.0f', now), 'sip', ARGV[4], 'pid', ARGV[5])\n"
+"redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
+"return drain\n";
+
+static struct rq_script tel_state_script = { "tel_state", state_src, "" };
+
 static struct rq_script *life_scripts[] = {
-	&rq_claim_script, &rq_finish_script, &rq_interrupt_script
+	&rq_claim_script, &rq_finish_script, &rq_interrupt_script,
+	&tel_state_script
 };
 
 static void
@@ -85,9 +111,85 @@ life_cmd(struct tel_ctx *ctx, const char *what, int argc, const char **argv)
 	return 0;
 }
 
-/* Our liveness key and our name in rq:nodes, every LIFE_ALIVE_MS.  The
- * key's TTL counts from when Redis ran the SET, so the time before we sent
- * it is a safe start for the fence's count. */
+int
+tel_life_refusing(const struct tel_ctx *ctx)
+{
+	return ctx->draining || ctx->drain_op || !ctx->recovered ||
+	    ctx->fenced;
+}
+
+const char *
+tel_life_state(const struct tel_ctx *ctx)
+{
+	if (ctx->drain_op)
+		return ctx->active == 0 ? "drained" : "draining";
+	return tel_life_refusing(ctx) ? "draining" : "up";
+}
+
+/* An operator's drain (rq:drain) as Redis last said it: calls in progress
+ * go on, no new job is taken (call.c refuses them "draining"), and
+ * "drained" is logged once none is left. */
+static void
+life_drain(struct tel_ctx *ctx, int drain)
+{
+	if (drain && !ctx->drain_op) {
+		ctx->drain_op = 1;
+		ctx->drained_logged = 0;
+		log_info("drain: %s is in %s: taking no new jobs, %d calls in "
+		    "progress", ctx->cfg->tel_name, RQ_KEY_DRAIN, ctx->active);
+		tel_bus_heartbeat(ctx);
+	} else if (!drain && ctx->drain_op) {
+		ctx->drain_op = 0;
+		log_info("undrained: %s left %s: taking jobs again",
+		    ctx->cfg->tel_name, RQ_KEY_DRAIN);
+		tel_bus_heartbeat(ctx);
+	}
+	if (ctx->drain_op && ctx->active == 0 && !ctx->drained_logged) {
+		ctx->drained_logged = 1;
+		log_info("drained: no calls left");
+	}
+}
+
+/* Our fleet state (rq:tel:<node>) and whether we are in rq:drain, in one
+ * script.  A failure changes nothing: the drain stays as last known. */
+static void
+life_state(struct tel_ctx *ctx)
+{
+	char key[RQ_NAME_MAX + 16], active[24], cap[24], pid[24], ttl[24];
+	const char *argv[9];
+	redisReply *rep;
+	int drain;
+
+	snprintf(key, sizeof(key), "%s%s", RQ_KEY_TEL, ctx->cfg->tel_name);
+	snprintf(active, sizeof(active), "%d", ctx->active);
+	snprintf(cap, sizeof(cap), "%d", ctx->cfg->capacity);
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	snprintf(ttl, sizeof(ttl), "%d", RQ_TEL_TTL_MS);
+	argv[0] = key;
+	argv[1] = RQ_KEY_DRAIN;
+	argv[2] = ctx->cfg->tel_name;
+	argv[3] = active;
+	argv[4] = cap;
+	argv[5] = ctx->cfg->sip_url;
+	argv[6] = pid;
+	argv[7] = ctx->draining || !ctx->recovered || ctx->fenced ? "1" : "0";
+	argv[8] = ttl;
+	if ((rep = rq_redis_eval(&ctx->redis, &tel_state_script, 2, 9,
+	    argv)) == NULL)
+		return;
+	if (rep->type != REDIS_REPLY_INTEGER) {
+		log_warnx("redis: fleet state: unexpected reply");
+		freeReplyObject(rep);
+		return;
+	}
+	drain = rep->integer == 1;
+	freeReplyObject(rep);
+	life_drain(ctx, drain);
+}
+
+/* Our liveness key and our name in rq:nodes, every LIFE_ALIVE_MS, then our
+ * fleet state.  The key's TTL counts from when Redis ran the SET, so the
+ * time before we sent it is a safe start for the fence's count. */
 static void
 life_refresh(struct tel_ctx *ctx)
 {
@@ -109,6 +211,7 @@ life_refresh(struct tel_ctx *ctx)
 		log_info("liveness key refreshed again: taking jobs");
 		tel_bus_heartbeat(ctx);
 	}
+	life_state(ctx);
 }
 
 /* Our liveness key may be gone by now, or soon: the scheduler ends our

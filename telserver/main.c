@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bus.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -53,8 +54,10 @@ main(int argc, char *argv[])
 	struct rq_config cfg;
 	int rc = 1;
 	su_timer_t *hb_timer = NULL, *tick_timer = NULL;
+	char errbuf[256];
 
 	rq_daemon_start(argc, argv, "ringq-telserver", &cfg);
+	rq_redis_set_password(cfg.redis_password);
 
 	ctx.cfg = &cfg;
 	su_init();
@@ -62,6 +65,8 @@ main(int argc, char *argv[])
 		fatalx("cannot create the Sofia loop");
 	if ((ctx.zctx = zmq_ctx_new()) == NULL)
 		fatalx("cannot create a ZeroMQ context");
+	if (rq_bus_secure(ctx.zctx, &cfg, errbuf, sizeof(errbuf)) == -1)
+		fatalx("CURVE: %s", errbuf);
 	tel_life_open(&ctx);
 	if (tel_bus_open(&ctx) == -1)
 		goto done;

@@ -25,6 +25,7 @@ struct tel_leg;
 #include "config.h"
 #include "evout.h"
 #include "lifecycle.h"
+#include "keys.h"
 #include "msg.h"
 #include "redis_sync.h"
 
@@ -255,6 +256,12 @@ int	tel_life_claim(struct tel_ctx *ctx, const char *call_id,
 void	tel_life_finish(struct tel_ctx *ctx, const struct rq_attempt_end *e);
 /* Finishes kept for later. */
 int	tel_life_pending(const struct tel_ctx *ctx);
+/* Our state as rq:tel:<node> shows it: "up", "draining" (an operator's
+ * drain with calls left, start-up, fence, shutdown) or "drained" (an
+ * operator's drain and no call left). */
+const char *tel_life_state(const struct tel_ctx *ctx);
+/* Whether we take no new job (draining in our heartbeats). */
+int	tel_life_refusing(const struct tel_ctx *ctx);
 
 /* ---- the daemon ---- */
 
@@ -274,7 +281,9 @@ struct tel_ctx {
 	struct tel_tts		*tts;
 	struct tel_call		*calls;
 	int			 active;	/* calls without a terminal event */
-	int			 draining;
+	int			 draining;	/* shutting down */
+	int			 drain_op;	/* in rq:drain: an operator's drain */
+	int			 drained_logged;
 	int			 bus_polling;	/* inside tel_bus_poll */
 	int			 bus_repoll;	/* go round once more */
 	su_timer_t		*bus_timer;	/* deferred poll after a send */

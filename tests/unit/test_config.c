@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zmq.h>
 
 #include "config.h"
 
@@ -170,6 +171,58 @@ test_retry_keys(void **state)
 	expect_error("[redis]\nretry_busy_attempts = 2\n", ":2: unknown key");
 }
 
+/* [bus] CURVE keys: well-formed pairs pass, half a setup is refused. */
+static void
+test_curve_keys(void **state)
+{
+	struct rq_config cfg;
+	char pub[41], sec[41], pub2[41], sec2[41], text[1024], err[256];
+
+	if (!zmq_has("curve"))
+		skip();
+	assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+	assert_int_equal(zmq_curve_keypair(pub2, sec2), 0);
+
+	snprintf(text, sizeof(text), "[bus]\ncurve_public_key = %s\n"
+	    "curve_secret_key = %s\ncurve_server_key = %s\n"
+	    "curve_clients = %s, %s\n", pub, sec, pub2, pub2, pub);
+	assert_int_equal(write_conf(text), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_string_equal(cfg.curve_secret_key, sec);
+	rq_config_free(&cfg);
+	unlink(path);
+
+	snprintf(text, sizeof(text), "[bus]\ncurve_secret_key = %s\n", sec);
+	expect_error(text, "go together");
+	snprintf(text, sizeof(text), "[bus]\ncurve_public_key = %s\n", pub);
+	expect_error(text, "go together");
+	snprintf(text, sizeof(text), "[bus]\ncurve_server_key = %s\n", pub);
+	expect_error(text, "curve_server_key needs this daemon's keypair");
+	snprintf(text, sizeof(text), "[bus]\ncurve_clients = %s\n", pub);
+	expect_error(text, "curve_clients needs");
+	snprintf(text, sizeof(text), "[bus]\ncurve_public_key = %s\n"
+	    "curve_secret_key = %s\n", pub2, sec);
+	expect_error(text, "not the public key of curve_secret_key");
+	expect_error("[bus]\ncurve_server_key = short\n",
+	    ":2: curve_server_key: the value is not a Z85");
+	/* '"' is not in the Z85 alphabet: 40 characters, still refused */
+	expect_error("[bus]\ncurve_server_key = "
+	    "\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\""
+	    "\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\n",
+	    ":2: curve_server_key: the value is not a Z85");
+	snprintf(text, sizeof(text), "[bus]\ncurve_public_key = %s\n"
+	    "curve_secret_key = %s\ncurve_clients = %s,oops\n", pub, sec,
+	    pub2);
+	expect_error(text, ":4: curve_clients: an entry is not a Z85");
+	/* The error never quotes a secret. */
+	snprintf(text, sizeof(text), "[bus]\ncurve_secret_key = %.39s\n", sec);
+	assert_int_equal(write_conf(text), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), -1);
+	sec[20] = '\0';
+	assert_null(strstr(err, sec));
+	unlink(path);
+}
+
 static void
 test_missing_file(void **state)
 {
@@ -189,6 +242,7 @@ main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_policy_keys),
 		cmocka_unit_test(test_retry_keys),
+		cmocka_unit_test(test_curve_keys),
 		cmocka_unit_test(test_missing_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

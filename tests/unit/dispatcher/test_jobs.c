@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <zmq.h>
 
 #include "dispatcher.h"
 #include "lifecycle.h"
@@ -411,6 +412,84 @@ test_claim_races(void **state)
 	assert_int_equal(event("c_2", "dispatched", NULL, NULL, 0), 1);
 }
 
+/* A telserver lost (no heartbeat for heartbeat_timeout_ms) before it
+ * acked: its job goes back to rq:ready with the attempt given back at
+ * once, long before the ack timeout; one that it had claimed stays its
+ * own.  Two DEALERs stand in for the telservers' sockets; what they are
+ * sent is never read. */
+static void
+test_lost_telserver(void **state)
+{
+	struct rq_config cfg;
+	struct rq_msg hb;
+	struct disp d;
+	void *zctx, *router, *peer[2];
+	const char *ids[2] = { "idA", "idB" };
+	uint64_t now;
+	int i;
+
+	rq_config_defaults(&cfg);
+	snprintf(cfg.redis_host, sizeof(cfg.redis_host), "127.0.0.1");
+	cfg.redis_port = testredis_port;
+	cfg.ack_timeout_ms = 60000;
+	cfg.heartbeat_timeout_ms = 1000;
+	assert_non_null(zctx = zmq_ctx_new());
+	assert_non_null(router = rq_bus_socket(zctx, ZMQ_ROUTER));
+	assert_int_equal(zmq_bind(router, "inproc://test-lost"), 0);
+	for (i = 0; i < 2; i++) {
+		assert_non_null(peer[i] = rq_bus_socket(zctx, ZMQ_DEALER));
+		assert_int_equal(zmq_setsockopt(peer[i], ZMQ_ROUTING_ID,
+		    ids[i], 3), 0);
+		assert_int_equal(zmq_connect(peer[i], "inproc://test-lost"),
+		    0);
+	}
+	disp_init(&d, &cfg, router);
+	rq_msg_init(&hb, RQ_MSG_HEARTBEAT);
+	rq_msg_set(&hb, node, "tLost");
+	rq_msg_set(&hb, active, 0);
+	rq_msg_set(&hb, capacity, 1);
+	rq_msg_set(&hb, state, "up");
+	now = rq_mono_ms();
+	assert_int_equal(disp_tels_heartbeat(&d.tels, "idA", 3, &hb, now), 0);
+	ready("c_1", 5, NB);
+	disp_fill(&d);
+	assert_int_equal(d.njobs, 1);
+	assert_int_equal(testredis_num("HGET rq:job:c_1 attempts"), 1);
+	assert_int_equal(testredis_num("ZCARD rq:inflight"), 1);
+	/* Still alive: nothing moves. */
+	disp_tick(&d);
+	assert_int_equal(d.njobs, 1);
+	/* Lost: requeued at once, attempt given back, its slot freed. */
+	d.tels.v[0].last_hb = rq_mono_ms() - 1001;
+	disp_tick(&d);
+	assert_int_equal(d.njobs, 0);
+	assert_int_equal(d.tels.v[0].pending, 0);
+	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_1"), P(5, NB));
+	assert_int_equal(testredis_num("HGET rq:job:c_1 attempts"), 0);
+
+	/* Claimed before it was lost: the requeue changes nothing. */
+	rq_msg_set(&hb, node, "tLost2");
+	assert_int_equal(disp_tels_heartbeat(&d.tels, "idB", 3, &hb,
+	    rq_mono_ms()), 0);
+	disp_fill(&d);
+	assert_int_equal(d.njobs, 1);
+	assert_int_equal(rq_job_claim(&rl, "c_1", 1, "tLost2"), RQ_CLAIM_OK);
+	d.tels.v[0].last_hb = rq_mono_ms() - 1001;
+	disp_tick(&d);
+	assert_int_equal(d.njobs, 0);
+	assert_int_equal(testredis_num("ZCARD rq:ready"), 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tLost2 c_1"), 1);
+	assert_int_equal(testredis_num("HGET rq:job:c_1 attempts"), 1);
+
+	disp_free(&d);
+	zmq_close(peer[0]);
+	zmq_close(peer[1]);
+	zmq_close(router);
+	zmq_ctx_term(zctx);
+	rq_config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -429,6 +508,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requeue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_races, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lost_telserver, setup,
 		    teardown),
 	};
 	int rc;

@@ -123,6 +123,70 @@ test_refresh(void **state)
 	assert_int_equal(ctx.fenced, 0);
 }
 
+static int
+tel_field_is(const char *field, const char *want)
+{
+	redisReply *r = testredis_cmd("HGET rq:tel:tel-u %s", field);
+	int ok;
+
+	ok = r != NULL && r->type == REDIS_REPLY_STRING &&
+	    !strcmp(r->str, want);
+	if (r)
+		freeReplyObject(r);
+	return ok;
+}
+
+/* The fleet state hash at each refresh, and the operator's drain: in
+ * rq:drain, no new job (draining in heartbeats and the hash) while calls
+ * go on, "drained" once none is left; out of it, jobs again. */
+static void
+test_drain(void **state)
+{
+	long long ttl;
+
+	tick_now();
+	assert_true(tel_field_is("state", "up"));
+	assert_true(tel_field_is("node", "tel-u"));
+	assert_true(tel_field_is("active", "0"));
+	assert_true(tel_field_is("capacity", "100"));
+	assert_true(tel_field_is("sip", cfg.sip_url));
+	ttl = testredis_num("PTTL rq:tel:tel-u");
+	assert_true(ttl > RQ_TEL_TTL_MS - 2000 && ttl <= RQ_TEL_TTL_MS);
+	assert_true(testredis_num("HGET rq:tel:tel-u updated_ms") > 0);
+	assert_false(tel_life_refusing(&ctx));
+	assert_string_equal(tel_life_state(&ctx), "up");
+
+	/* Drained with two calls in progress: draining until they end. */
+	ctx.active = 2;
+	testredis_do("SADD rq:drain tel-u");
+	tick_now();
+	assert_int_equal(ctx.drain_op, 1);
+	assert_true(tel_life_refusing(&ctx));
+	assert_string_equal(tel_life_state(&ctx), "draining");
+	assert_true(tel_field_is("state", "draining"));
+	assert_true(tel_field_is("active", "2"));
+	ctx.active = 0;
+	assert_string_equal(tel_life_state(&ctx), "drained");
+	tick_now();
+	assert_true(tel_field_is("state", "drained"));
+	assert_int_equal(ctx.drained_logged, 1);
+
+	/* Undrained: jobs again. */
+	testredis_do("SREM rq:drain tel-u");
+	tick_now();
+	assert_int_equal(ctx.drain_op, 0);
+	assert_false(tel_life_refusing(&ctx));
+	assert_true(tel_field_is("state", "up"));
+
+	/* Redis out of reach: the drain stays as last known. */
+	testredis_do("SADD rq:drain tel-u");
+	tick_now();
+	assert_int_equal(ctx.drain_op, 1);
+	link_port(1);
+	tick_now();
+	assert_int_equal(ctx.drain_op, 1);
+}
+
 static void
 test_fence(void **state)
 {
@@ -252,6 +316,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_finishes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate, setup,
