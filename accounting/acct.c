@@ -11,6 +11,7 @@
 
 #include "accounting.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 int
@@ -87,6 +88,8 @@ reconnect(struct acct *a)
 			a->pg_down = 1;
 		} else
 			log_debug("postgres: %s", err);
+		if (a->pg == NULL)
+			rq_metric_error("pg");
 	}
 	/* rq_redis paces the attempts (once a second) and logs them. */
 	if (acct_mirror_ready(&a->mr) == 0) {
@@ -99,11 +102,37 @@ reconnect(struct acct *a)
 		}
 		a->redis_down = 0;
 	} else if (!a->redis_down) {
+		rq_metric_error("redis");
 		log_warnx("redis %s:%d: down; not acknowledging events, "
 		    "retrying every second", a->cfg->redis_host,
 		    a->cfg->redis_port);
 		a->redis_down = 1;
 	}
+}
+
+/* Metrics (docs/metrics.md): the links' state, once per step. */
+#define STORED_HELP	"Events written to PostgreSQL (a resent one is stored " \
+			"once but counted again)"
+#define ACKED_HELP	"Events stored and mirrored, then acknowledged"
+
+static void
+metrics_links(struct acct *a)
+{
+	static struct rq_metric *pg, *redis;
+
+	if (pg == NULL) {
+		pg = rq_gauge("ringq_accounting_link_up", "link=\"pg\"",
+		    "1 while the link is up, 0 while down (events wait with "
+		    "their senders)");
+		redis = rq_gauge("ringq_accounting_link_up",
+		    "link=\"redis\"", "");
+		rq_counter("ringq_accounting_events_stored_total", "",
+		    STORED_HELP);
+		rq_counter("ringq_accounting_events_acked_total", "",
+		    ACKED_HELP);
+	}
+	rq_gauge_set(pg, a->pg != NULL);
+	rq_gauge_set(redis, !a->redis_down);
 }
 
 static void
@@ -194,6 +223,8 @@ acct_handle_batch(struct acct *a)
 	int rc;
 
 	rc = acct_store(a->pg, a->batch, a->nbatch);
+	if (rc != 0)
+		rq_metric_error("pg");
 	if (rc == -1 && a->nbatch > 1) {
 		/* One event the database refuses must not hold back the
 		 * others: store them one by one. */
@@ -209,7 +240,12 @@ acct_handle_batch(struct acct *a)
 	}
 	/* On failure nothing is mirrored, so nothing is acknowledged: the
 	 * senders resend, and PostgreSQL takes the duplicates. */
+	for (i = 0; i < a->nbatch; i++)
+		if (a->batch[i].stored)
+			rq_metric_inc(rq_counter("ringq_accounting_events_"
+			    "stored_total", "", STORED_HELP));
 	if (acct_mirror(&a->mr, a->batch, a->nbatch) == -1 && !a->redis_down) {
+		rq_metric_error("redis");
 		log_warnx("redis: not acknowledging events, reconnecting "
 		    "every second");
 		a->redis_down = 1;
@@ -221,6 +257,8 @@ acct_handle_batch(struct acct *a)
 				ack(a, &a->batch[i]);
 			nacked++;
 		}
+	rq_metric_add(rq_counter("ringq_accounting_events_acked_total", "",
+	    ACKED_HELP), nacked);
 	log_debug("batch of %zu events: %zu acknowledged", a->nbatch, nacked);
 }
 
@@ -258,6 +296,7 @@ acct_step(struct acct *a, int timeout_ms)
 	zmq_pollitem_t pi = { a->sock, 0, ZMQ_POLLIN, 0 };
 
 	reconnect(a);
+	metrics_links(a);
 	/* The stream is read every ACCT_STREAM_POLL_MS when idle, at once
 	 * while it has more. */
 	if (stream_step(a))

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 int
@@ -16,6 +17,7 @@ main(int argc, char *argv[])
 	struct rq_config cfg;
 	struct acct a;
 	struct acct_cb *cb;
+	struct rq_metrics_server *ms;
 
 	rq_daemon_start(argc, argv, "ringq-accounting", &cfg);
 	rq_redis_set_password(cfg.redis_password);
@@ -25,12 +27,19 @@ main(int argc, char *argv[])
 		fatalx("cannot start the callback thread");
 	if (rq_pidfile_write(cfg.run_dir, "ringq-accounting") == -1)
 		fatalx("cannot write the PID file");
+	ms = rq_metrics_start(cfg.acct_metrics_listen);
 	log_info("started");
 
-	while (!rq_stop)
+	while (!rq_stop) {
 		acct_step(&a, 200);
+		/* Bound, PostgreSQL and Redis reached: tell systemd once. */
+		if (a.pg != NULL && !a.redis_down)
+			rq_daemon_ready();
+	}
 
 	log_info("stopping");
+	rq_daemon_stopping();
+	rq_metrics_stop(ms);
 	acct_cb_stop(cb);
 	acct_free(&a);
 	rq_pidfile_remove(cfg.run_dir, "ringq-accounting");

@@ -2,8 +2,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -55,4 +58,29 @@ rq_daemon_start(int argc, char *argv[], const char *name,
 	if (cfg->run_dir[0] != '\0' && mkdir(cfg->run_dir, 0755) == -1 &&
 	    errno != EEXIST)
 		fatal("mkdir %s", cfg->run_dir);
+}
+
+void
+rq_daemon_ready(void)
+{
+	static int sent;
+	int rc;
+
+	if (sent)
+		return;
+	sent = 1;
+	/* 0: no NOTIFY_SOCKET, not under systemd's Type=notify. */
+	if ((rc = sd_notify(0, "READY=1")) < 0)
+		log_warnx("sd_notify READY=1: %s", strerror(-rc));
+	else if (rc > 0)
+		log_debug("told systemd we are ready");
+}
+
+void
+rq_daemon_stopping(void)
+{
+	int rc;
+
+	if ((rc = sd_notify(0, "STOPPING=1")) < 0)
+		log_warnx("sd_notify STOPPING=1: %s", strerror(-rc));
 }

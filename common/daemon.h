@@ -12,4 +12,13 @@
 void	rq_daemon_start(int argc, char *argv[], const char *name,
 	    struct rq_config *cfg);
 
+/* systemd's notification protocol (Type=notify units).  Without
+ * NOTIFY_SOCKET in the environment (started by hand, by a test, or not by
+ * systemd) both do nothing.  rq_daemon_ready() sends READY=1 once, when
+ * the daemon really serves (after its first Redis connect, its binds);
+ * later calls are no-ops.  rq_daemon_stopping() sends STOPPING=1 when
+ * shutdown begins. */
+void	rq_daemon_ready(void);
+void	rq_daemon_stopping(void);
+
 #endif

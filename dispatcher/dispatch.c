@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "dispatcher.h"
 #include "log.h"
+#include "metrics.h"
 #include "status.h"
 #include "util.h"
 
@@ -19,6 +21,51 @@
 /* Ids popped per take script: one round trip for a burst, short enough not
  * to hold Redis up. */
 #define DISP_TAKE_MAX	64
+
+/* Metrics (docs/metrics.md).  The latency runs from the take script's
+ * start to the ack: take_us is when the batch being sent was taken. */
+static uint64_t		 take_us;
+static struct rq_metric	*m_latency, *m_dispatched, *m_sent, *m_alive,
+			*m_waiting;
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Counts a requeue; why is a fixed word (the label). */
+static void
+m_requeued(const char *why)
+{
+	char labels[64];
+
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", why);
+	rq_metric_inc(rq_counter("ringq_dispatcher_requeued_total", labels,
+	    "Jobs given back to rq:ready by reason: ack_timeout, "
+	    "telserver_lost, unreachable, no_room, nack, shutdown"));
+}
+
+static void
+m_nacked(const char *reason)
+{
+	static const char *known[] = { "stale", "invalid", "full",
+	    "draining", "redis" };
+	char labels[64];
+	size_t i;
+
+	/* The reason came from the network: only known words as labels. */
+	for (i = 0; i < sizeof(known) / sizeof(*known); i++)
+		if (!strcmp(reason, known[i]))
+			break;
+	snprintf(labels, sizeof(labels), "reason=\"%s\"",
+	    i < sizeof(known) / sizeof(*known) ? known[i] : "other");
+	rq_metric_inc(rq_counter("ringq_dispatcher_nacked_total", labels,
+	    "JOB_NACKs received, by reason"));
+}
 
 void
 disp_init(struct disp *d, const struct rq_config *cfg, void *router)
@@ -34,6 +81,16 @@ disp_init(struct disp *d, const struct rq_config *cfg, void *router)
 	disp_wake_init(&d->wake, cfg->redis_host, cfg->redis_port);
 	disp_tels_init(&d->tels, (uint64_t)cfg->heartbeat_timeout_ms);
 	TAILQ_INIT(&d->jobs);
+	m_latency = rq_histogram("ringq_dispatch_latency_seconds", "",
+	    "From taking a job from rq:ready to its telserver's ack");
+	m_sent = rq_counter("ringq_dispatcher_sent_total", "",
+	    "JOB messages sent to telservers");
+	m_dispatched = rq_counter("ringq_dispatcher_dispatched_total", "",
+	    "Jobs acknowledged by their telserver (claimed)");
+	m_alive = rq_gauge("ringq_dispatcher_telservers", "state=\"alive\"",
+	    "Telservers known from their heartbeats, by state");
+	m_waiting = rq_gauge("ringq_dispatcher_awaiting_ack", "",
+	    "Jobs sent and not yet acknowledged");
 	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng) ||
 	    d->rng == 0)
 		d->rng = rq_mono_ms() | 1;
@@ -119,6 +176,9 @@ on_ack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 		return;
 	}
 	job_done(d, j);
+	rq_metric_inc(m_dispatched);
+	rq_histogram_observe_ms(m_latency, (double)(mono_us() - j->taken_us) /
+	    1000.0);
 	/* It is active there now, until the next heartbeat counts it. */
 	e->acked++;
 	log_info("call %s: attempt %llu dispatched to telserver %s",
@@ -148,6 +208,7 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	    rq_msg_has(m, detail) ? ": " : "",
 	    rq_msg_has(m, detail) ? m->detail : "");
 	job_done(d, j);
+	m_nacked(m->reason);
 	if (!strcmp(m->reason, "stale")) {
 		/* Its claim failed: the lease was reclaimed or requeued, or
 		 * the attempt is another's.  Nothing of ours is left. */
@@ -170,6 +231,7 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	 * know: it did not dial.  Count it full until it reports again,
 	 * rather than bounce jobs off it. */
 	e->active = e->capacity;
+	m_requeued("nack");
 	if (disp_job_requeue(&d->redis, j->call_id, j->attempt, 1) == 1) {
 		log_debug("call %s: back in the ready queue", j->call_id);
 		d->idle = 0;
@@ -225,8 +287,14 @@ disp_tick(struct disp *d)
 	uint64_t now = rq_mono_ms();
 	struct disp_job *j, *next;
 	struct disp_tel *e;
+	size_t i;
+	int64_t alive = 0;
 
 	disp_tels_check(&d->tels, now);
+	for (i = 0; i < d->tels.n; i++)
+		alive += d->tels.v[i].alive != 0;
+	rq_gauge_set(m_alive, alive);
+	rq_gauge_set(m_waiting, (int64_t)d->njobs);
 	for (j = TAILQ_FIRST(&d->jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, entry);
 		e = &d->tels.v[j->tel];
@@ -240,6 +308,7 @@ disp_tick(struct disp *d)
 			switch (disp_job_requeue(&d->redis, j->call_id,
 			    j->attempt, 1)) {
 			case 1:
+				m_requeued("telserver_lost");
 				log_warnx("call %s: attempt %llu: telserver %s "
 				    "lost before its ack: requeued",
 				    j->call_id, (unsigned long long)j->attempt,
@@ -265,6 +334,7 @@ disp_tick(struct disp *d)
 		    e->node, d->cfg->ack_timeout_ms);
 		e->suspect = 1;
 		job_done(d, j);
+		m_requeued("ack_timeout");
 		/* Safe to give the attempt back: if the telserver claimed it,
 		 * the lease left rq:inflight and this does nothing; if not,
 		 * the requeue takes the lease and it never can. */
@@ -286,6 +356,7 @@ send_job(struct disp *d, size_t ti, struct rq_msg *job)
 		    "requeued", job->call_id, (unsigned long long)job->attempt,
 		    e->node);
 		disp_tels_gone(&d->tels, ti, "unreachable");
+		m_requeued("unreachable");
 		/* Never sent: not dialled, give the attempt back. */
 		disp_job_requeue(&d->redis, job->call_id, job->attempt, 1);
 		return;
@@ -300,6 +371,8 @@ send_job(struct disp *d, size_t ti, struct rq_msg *job)
 	}
 	j->attempt = job->attempt;
 	j->tel = ti;
+	j->taken_us = take_us;
+	rq_metric_inc(m_sent);
 	j->deadline = rq_mono_ms() + (uint64_t)d->cfg->ack_timeout_ms;
 	TAILQ_INSERT_TAIL(&d->jobs, j, entry);
 	d->njobs++;
@@ -331,9 +404,12 @@ disp_fill(struct disp *d)
 		    rq_redis_ready(&d->redis) == -1)
 			return;
 		want = room < DISP_TAKE_MAX ? (size_t)room : DISP_TAKE_MAX;
+		take_us = mono_us();
 		if ((popped = disp_job_take(&d->redis, lease, want, jobs,
-		    &n)) == -1)
+		    &n)) == -1) {
+			rq_metric_error("redis");
 			return;
+		}
 		taken += popped;
 		for (i = 0; i < n; i++) {
 			ti = disp_tels_pick(&d->tels, now, disp_rng_xorshift,
@@ -342,6 +418,7 @@ disp_fill(struct disp *d)
 				/* Not expected: the room was counted. */
 				log_warnx("call %s: no telserver has room, "
 				    "requeued", jobs[i].call_id);
+				m_requeued("no_room");
 				disp_job_requeue(&d->redis, jobs[i].call_id,
 				    jobs[i].attempt, 1);
 			} else
@@ -379,6 +456,7 @@ disp_shutdown(struct disp *d, int wait_ms)
 		    "before exit: requeued", j->call_id,
 		    (unsigned long long)j->attempt, d->tels.v[j->tel].node);
 		job_done(d, j);
+		m_requeued("shutdown");
 		disp_job_requeue(&d->redis, j->call_id, j->attempt, 1);
 		job_free(j);
 	}

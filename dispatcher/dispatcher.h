@@ -85,6 +85,7 @@ struct disp_job {
 	uint64_t		 attempt;
 	size_t			 tel;		/* index in the table */
 	uint64_t		 deadline;	/* monotonic: ack timeout */
+	uint64_t		 taken_us;	/* monotonic: metrics */
 };
 TAILQ_HEAD(disp_jobq, disp_job);
 

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "dispatcher.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* The loop never sleeps longer, so ack timeouts and new room are seen;
@@ -23,7 +24,8 @@ main(int argc, char *argv[])
 	struct disp d;
 	void *zctx, *router;
 	char errbuf[256];
-	int fresh, wfd, np;
+	int fresh, wfd, np, ready = 0;
+	struct rq_metrics_server *ms;
 
 	rq_daemon_start(argc, argv, "ringq-dispatcher", &cfg);
 	rq_redis_set_password(cfg.redis_password);
@@ -39,6 +41,7 @@ main(int argc, char *argv[])
 	if (zmq_bind(router, cfg.dispatch_bind) == -1)
 		fatalx("bind %s: %s", cfg.dispatch_bind, zmq_strerror(errno));
 	disp_init(&d, &cfg, router);
+	ms = rq_metrics_start(cfg.disp_metrics_listen);
 	log_info("listening on %s, ack timeout %d ms, heartbeat timeout %d ms",
 	    cfg.dispatch_bind, cfg.ack_timeout_ms, cfg.heartbeat_timeout_ms);
 
@@ -62,11 +65,18 @@ main(int argc, char *argv[])
 			d.idle = 0;
 		disp_tick(&d);
 		disp_fill(&d);
+		/* Bound, and Redis answered: tell systemd (once). */
+		if (!ready && rq_redis_ready(&d.redis) == 0) {
+			rq_daemon_ready();
+			ready = 1;
+		}
 	}
 
 	log_info("stopping");
+	rq_daemon_stopping();
 	/* Exit within 2 s: half a second for acks, then requeue the rest. */
 	disp_shutdown(&d, 500);
+	rq_metrics_stop(ms);
 	disp_free(&d);
 	zmq_close(router);
 	zmq_ctx_term(zctx);

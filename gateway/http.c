@@ -15,6 +15,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 
 #define HTTP_TIMEOUT_S		30
@@ -47,6 +48,20 @@ struct gw_req {
 	struct gw_call		 call;
 };
 
+static struct rq_metric	*m_accepted;
+
+/* Every JSON answer of the API, by HTTP status (docs/metrics.md). */
+static void
+gw_metric_response(int status)
+{
+	char labels[32];
+
+	snprintf(labels, sizeof(labels), "code=\"%d\"", status);
+	rq_metric_inc(rq_counter("ringq_gateway_http_responses_total", labels,
+	    "API answers by HTTP status: 202 accepted, 4xx refused, 503 "
+	    "Redis unavailable"));
+}
+
 void
 gw_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
@@ -67,6 +82,7 @@ gw_reply_json(struct evhttp_request *req, int status, json_t *body)
 	}
 	evbuffer_add(buf, s, strlen(s));
 	evbuffer_add(buf, "\n", 1);
+	gw_metric_response(status);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "application/json");
 	evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -184,6 +200,7 @@ create_done(const struct gw_intake_result *res, void *arg)
 		goto send;
 	}
 	json_object_set_new(o, "status", json_string("queued"));
+	rq_metric_inc(m_accepted);
 	json_object_set_new(o, "to", json_string(call->to));
 	json_object_set_new(o, "priority", json_integer(call->priority));
 	rq_rfc3339_format(call->not_before_ms, t, sizeof(t));
@@ -446,6 +463,10 @@ gw_http_new(struct event_base *base, const struct rq_config *cfg,
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(h->http, http_cb, h);
+	/* Prometheus, without a key (docs/metrics.md). */
+	evhttp_set_cb(h->http, "/metrics", rq_metrics_http_cb, NULL);
+	m_accepted = rq_counter("ringq_gateway_calls_accepted_total", "",
+	    "Calls accepted (queued) over HTTP; replays not counted");
 	if ((h->sock = evhttp_bind_socket_with_handle(h->http, host,
 	    port)) == NULL) {
 		log_warn("gateway: cannot listen on %s", cfg->http_listen);

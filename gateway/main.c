@@ -18,6 +18,7 @@ static void
 on_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	log_info("signal %d: stopping", (int)sig);
+	rq_daemon_stopping();
 	event_base_loopbreak(arg);
 }
 
@@ -64,6 +65,8 @@ main(int argc, char *argv[])
 	if (rq_pidfile_write(cfg.run_dir, "ringq-gateway") == -1)
 		fatalx("cannot write the PID file in %s", cfg.run_dir);
 	log_info("ringq-gateway started");
+	/* Bound: serving (503 while Redis is out of reach). */
+	rq_daemon_ready();
 
 	event_base_dispatch(base);
 

@@ -4,16 +4,41 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "scheduler.h"
 #include "util.h"
 
 #define SCHED_SWEEP_MS	1000
+
+/* docs/metrics.md */
+static struct rq_metric	*m_released, *m_dropped, *m_expired, *m_reclaimed,
+			*m_interrupted;
+
+static void
+metrics_register(void)
+{
+	const char *h = "Jobs the scheduler moved: released (delayed -> "
+	    "ready), expired (past not_after), reclaimed (expired dispatch "
+	    "lease -> ready), dropped (delayed id of a vanished or ended job)";
+
+	m_released = rq_counter("ringq_scheduler_jobs_total",
+	    "action=\"released\"", h);
+	m_expired = rq_counter("ringq_scheduler_jobs_total",
+	    "action=\"expired\"", h);
+	m_reclaimed = rq_counter("ringq_scheduler_jobs_total",
+	    "action=\"reclaimed\"", h);
+	m_dropped = rq_counter("ringq_scheduler_jobs_total",
+	    "action=\"dropped\"", h);
+	m_interrupted = rq_counter("ringq_scheduler_interrupted_total", "",
+	    "Attempts of dead telservers ended as interrupted");
+}
 
 int
 main(int argc, char *argv[])
@@ -23,6 +48,8 @@ main(int argc, char *argv[])
 	struct rq_config cfg;
 	struct rq_redis redis;
 	struct sched_nodes dead = { 0 };
+	struct sched_stats st;
+	struct rq_metrics_server *ms;
 	uint64_t next_tick, next_sweep, now, wall, next_due;
 	long timeout;
 	int full = 0, rc;
@@ -33,6 +60,8 @@ main(int argc, char *argv[])
 		fatalx("cannot write the PID file in %s", cfg.run_dir);
 	rq_redis_init(&redis, cfg.redis_host, cfg.redis_port, scripts,
 	    sizeof(scripts) / sizeof(*scripts));
+	metrics_register();
+	ms = rq_metrics_start(cfg.sched_metrics_listen);
 	log_info("started: tick %d ms, batch %d", cfg.sched_tick_ms,
 	    cfg.sched_batch);
 
@@ -44,15 +73,23 @@ main(int argc, char *argv[])
 			 * the past (a full batch runs again at once anyway). */
 			next_tick = now + (uint64_t)cfg.sched_tick_ms;
 			full = 0;
+			memset(&st, 0, sizeof(st));
 			if (rq_redis_ready(&redis) == -1 ||
 			    (rc = sched_release(&redis, rq_now_ms(),
-			    cfg.sched_batch, NULL, &next_due)) == -1) {
+			    cfg.sched_batch, &st, &next_due)) == -1) {
+				rq_metric_error("redis");
 				/* Redis down or the link lost: the dead-node
 				 * grace starts again once a sweep gets
 				 * through. */
 				if (redis.c == NULL)
 					sched_nodes_forget(&dead);
 			} else {
+				/* Really serving: Redis answered. */
+				rq_daemon_ready();
+				rq_metric_add(m_released, st.released);
+				rq_metric_add(m_expired, st.expired);
+				rq_metric_add(m_reclaimed, st.reclaimed);
+				rq_metric_add(m_dropped, st.dropped);
 				full = rc == 1;
 				/* Wake up at the next due time when it comes
 				 * before the tick: a job is released on time,
@@ -67,9 +104,13 @@ main(int argc, char *argv[])
 		}
 		if (now >= next_sweep) {
 			next_sweep = now + SCHED_SWEEP_MS;
-			if (rq_redis_ready(&redis) == 0)
-				sched_sweep(&redis, &dead, now);
-			else
+			if (rq_redis_ready(&redis) == 0) {
+				if ((rc = sched_sweep(&redis, &dead, now)) > 0)
+					rq_metric_add(m_interrupted,
+					    (uint64_t)rc);
+				if (rc == -1 || sched_depths(&redis) == -1)
+					rq_metric_error("redis");
+			} else
 				sched_nodes_forget(&dead);
 		}
 		now = rq_mono_ms();
@@ -86,6 +127,8 @@ main(int argc, char *argv[])
 	}
 
 	log_info("stopping");
+	rq_daemon_stopping();
+	rq_metrics_stop(ms);
 	rq_redis_close(&redis);
 	sched_nodes_free(&dead);
 	rq_pidfile_remove(cfg.run_dir, "ringq-scheduler");

@@ -64,4 +64,9 @@ void	sched_nodes_forget(struct sched_nodes *sn);
  * Redis error (logged). */
 int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 
+/* depths.c: sets the gauges ringq_queue_depth{queue=delayed|ready|inflight|
+ * events} from Redis.  Returns 0, or -1 on a Redis error (logged; a broken
+ * link is closed for the next rq_redis_ready()). */
+int	sched_depths(struct rq_redis *r);
+
 #endif

@@ -238,6 +238,8 @@ tel_bus_reply(struct tel_ctx *ctx, int dealer, enum rq_msg_type type,
 	rq_msg_set(&m, node, (char *)ctx->cfg->tel_name);
 	if (reason)
 		rq_msg_set(&m, reason, (char *)reason);
+	if (type == RQ_MSG_JOB_NACK && reason != NULL)
+		tel_metric_refused(reason);
 	dealer_send(ctx, dealer, &m);
 }
 

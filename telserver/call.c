@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "status.h"
 #include "telserver.h"
 #include "util.h"
@@ -181,6 +182,7 @@ call_end(struct tel_call *c, enum rq_status st, const char *reason,
 	e.detail = detail;
 	tel_life_finish(ctx, &e);
 	ctx->active--;
+	tel_metric_ended(ctx, st, reason);
 	tel_bus_heartbeat(ctx);
 }
 
@@ -756,6 +758,7 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		return;
 	default:
 		log_warnx("call %s: not dialled: cannot claim it", c->id);
+		rq_metric_error("redis");
 		call_free(c);
 		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
 		    job->attempt, "redis");
@@ -766,6 +769,7 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		ctx->calls->prev = c;
 	ctx->calls = c;
 	ctx->active++;
+	tel_metric_started(ctx);
 	tel_bus_reply(ctx, dealer, RQ_MSG_JOB_ACK, c->call_id, c->attempt,
 	    NULL);
 	log_info("call %s: job for %s accepted", c->id, c->to);

@@ -11,6 +11,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "telserver.h"
 #include "util.h"
 
@@ -97,12 +98,14 @@ life_cmd(struct tel_ctx *ctx, const char *what, int argc, const char **argv)
 	if (rq_redis_ready(r) == -1)
 		return -1;
 	if ((rep = redisCommandArgv(r->c, argc, argv, NULL)) == NULL) {
+		rq_metric_error("redis");
 		log_warnx("redis: %s: %s", what, r->c->errstr[0] ?
 		    r->c->errstr : "connection lost");
 		rq_redis_close(r);
 		return -1;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
+		rq_metric_error("redis");
 		log_warnx("redis: %s: %s", what, rep->str);
 		freeReplyObject(rep);
 		return -1;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "telserver.h"
 #include "util.h"
 
@@ -35,8 +36,14 @@ tick(struct tel_ctx *c, su_timer_t *t, void *arg)
 	rq_evout_tick(c->eo);
 	tel_bus_poll(c);
 	tel_life_tick(c);
+	tel_metrics_tick(c);
+	/* Serving once our previous run's attempts are settled in Redis
+	 * (and tells systemd once). */
+	if (c->recovered && shutdown_deadline == 0)
+		rq_daemon_ready();
 	if (rq_stop && shutdown_deadline == 0) {
 		log_info("shutting down: %d calls to interrupt", c->active);
+		rq_daemon_stopping();
 		c->draining = 1;
 		tel_bus_heartbeat(c);
 		tel_call_interrupt_all(c, "telserver shutting down");
@@ -54,6 +61,7 @@ main(int argc, char *argv[])
 	struct rq_config cfg;
 	int rc = 1;
 	su_timer_t *hb_timer = NULL, *tick_timer = NULL;
+	struct rq_metrics_server *ms = NULL;
 	char errbuf[256];
 
 	rq_daemon_start(argc, argv, "ringq-telserver", &cfg);
@@ -79,6 +87,8 @@ main(int argc, char *argv[])
 	}
 	if (rq_pidfile_write(cfg.run_dir, "ringq-telserver") == -1)
 		goto done;
+	tel_metrics_init(&ctx);
+	ms = rq_metrics_start(cfg.tel_metrics_listen);
 
 	hb_timer = su_timer_create(su_root_task(ctx.root), cfg.heartbeat_ms);
 	tick_timer = su_timer_create(su_root_task(ctx.root), TICK_MS);
@@ -94,6 +104,8 @@ main(int argc, char *argv[])
 	tel_bus_heartbeat(&ctx);
 	log_info("%s ready: sip %s, capacity %d%s", cfg.tel_name, cfg.sip_url,
 	    cfg.capacity, cfg.dry_run ? ", dry run" : "");
+	if (ctx.recovered)
+		rq_daemon_ready();
 
 	su_root_run(ctx.root);
 
@@ -105,6 +117,7 @@ main(int argc, char *argv[])
 	rq_pidfile_remove(cfg.run_dir, "ringq-telserver");
 	rc = 0;
 done:
+	rq_metrics_stop(ms);
 	if (hb_timer)
 		su_timer_destroy(hb_timer);
 	if (tick_timer)

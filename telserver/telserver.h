@@ -263,6 +263,15 @@ const char *tel_life_state(const struct tel_ctx *ctx);
 /* Whether we take no new job (draining in our heartbeats). */
 int	tel_life_refusing(const struct tel_ctx *ctx);
 
+/* ---- metrics.c: Prometheus metrics (docs/metrics.md) ---- */
+void	tel_metrics_init(struct tel_ctx *ctx);
+void	tel_metric_started(struct tel_ctx *ctx);
+void	tel_metric_ended(struct tel_ctx *ctx, enum rq_status st,
+	    const char *reason);
+void	tel_metric_refused(const char *reason);	/* a fixed word */
+/* State gauges; every tick. */
+void	tel_metrics_tick(struct tel_ctx *ctx);
+
 /* ---- the daemon ---- */
 
 struct tel_dealer;

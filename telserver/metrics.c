@@ -1,0 +1,75 @@
+/* The telserver's Prometheus metrics (docs/metrics.md): calls started and
+ * ended, active calls, capacity, state, and JOBs refused.  Updated on the
+ * Sofia thread; the metrics thread only reads the atomics. */
+#include <stdio.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "status.h"
+#include "telserver.h"
+
+static struct rq_metric	*m_active, *m_capacity, *m_started, *m_state[3];
+static const char	*states[] = { "up", "draining", "drained" };
+
+void
+tel_metrics_init(struct tel_ctx *ctx)
+{
+	char labels[64];
+	size_t i;
+
+	m_active = rq_gauge("ringq_telserver_active_calls", "",
+	    "Calls in progress (claimed attempts: dialling or talking)");
+	m_capacity = rq_gauge("ringq_telserver_capacity", "",
+	    "Most calls at once ([telserver] capacity)");
+	m_started = rq_counter("ringq_telserver_calls_started_total", "",
+	    "Attempts claimed and started");
+	for (i = 0; i < 3; i++) {
+		snprintf(labels, sizeof(labels), "state=\"%s\"", states[i]);
+		m_state[i] = rq_gauge("ringq_telserver_state", labels,
+		    "1 for the state rq:tel:<node> shows (up, draining, "
+		    "drained), else 0");
+	}
+	rq_gauge_set(m_capacity, ctx->cfg->capacity);
+}
+
+void
+tel_metric_started(struct tel_ctx *ctx)
+{
+	rq_metric_inc(m_started);
+	rq_gauge_set(m_active, ctx->active);
+}
+
+void
+tel_metric_ended(struct tel_ctx *ctx, enum rq_status st, const char *reason)
+{
+	char labels[128];
+
+	/* Both words come from status.h, never from the network. */
+	snprintf(labels, sizeof(labels), "status=\"%s\",reason=\"%s\"",
+	    rq_status_name(st), reason != NULL ? reason : "");
+	rq_metric_inc(rq_counter("ringq_telserver_calls_ended_total", labels,
+	    "Attempts ended, by status and reason"));
+	rq_gauge_set(m_active, ctx->active);
+}
+
+void
+tel_metric_refused(const char *reason)
+{
+	char labels[64];
+
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+	rq_metric_inc(rq_counter("ringq_telserver_jobs_refused_total", labels,
+	    "JOBs answered with a NACK, by reason (draining, full, redis, "
+	    "stale, invalid)"));
+}
+
+void
+tel_metrics_tick(struct tel_ctx *ctx)
+{
+	const char *s = tel_life_state(ctx);
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		rq_gauge_set(m_state[i], s != NULL && !strcmp(s, states[i]));
+	rq_gauge_set(m_active, ctx->active);
+}
