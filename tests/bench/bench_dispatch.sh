@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# Dispatch throughput benchmark, run by hand (not part of deploy/test): jobs
+# per second from enqueue to telserver acknowledgement, ringq (scheduler,
+# dispatcher, two dry-run telservers) beside BullMQ (Queue.addBulk, a no-op
+# Worker at its best concurrency) on the same redis-server in the same run;
+# then the p99 dispatch latency of each at half its maximum rate.  Prints a
+# table; docs/benchmarks.md explains the method and keeps the figures.
+#
+#   tests/bench/bench_dispatch.sh          (RQ_BUILD=build)
+# Environment: RQ_BUILD, RQ_BENCH_JOBS (20000 per throughput run),
+# RQ_BENCH_RUNS (3: the best run of each counts), RQ_BENCH_CONCURRENCY
+# (BullMQ concurrencies tried: "1 10 50 100 200 400"), RQ_BENCH_LAT_SECONDS
+# (10), RQ_BENCH_FSYNC (everysec), RQ_BENCH_TELSERVERS (2), RQ_KEEP=1.
+# Needs node (>= 18) and npm: BullMQ and ioredis are installed into
+# tests/bench/bullmq/node_modules at the first run (npm install).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
+: "${RQ_BUILD:=$RQ_SOURCE/build}"
+export RQ_SOURCE RQ_BUILD
+
+for c in node npm redis-server redis-cli jq; do
+	if ! command -v "$c" >/dev/null; then
+		echo "bench_dispatch: $c is missing (node and npm: apt-get install nodejs npm)" >&2
+		exit 1
+	fi
+done
+
+# shellcheck source=../integration/lib.sh
+. "$RQ_SOURCE/tests/integration/lib.sh"
+
+JOBS=${RQ_BENCH_JOBS:-20000}
+RUNS=${RQ_BENCH_RUNS:-3}
+CONCS=${RQ_BENCH_CONCURRENCY:-1 10 50 100 200 400}
+LAT_SECS=${RQ_BENCH_LAT_SECONDS:-10}
+FSYNC=${RQ_BENCH_FSYNC:-everysec}
+NTEL=${RQ_BENCH_TELSERVERS:-2}
+BQ=$here/bullmq
+TENANT=demo
+ROWS=()
+
+row() {
+	ROWS+=("$(printf '%-44s %10s %9s %9s %9s' "$@")")
+}
+
+# kv NAME LINE: the value of NAME=... in a RQ_BENCH line.
+kv() {
+	sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2"
+}
+
+# bench CMD...: runs a node script, keeps its output; prints its RQ_BENCH line.
+bench() {
+	local out line
+	out=$(cd "$BQ" && node "$@" 2>&1) ||
+	    { printf '%s\n' "$out" >&2; rq_fail "node $* failed"; }
+	printf '%s\n' "$out" >> "$T/node.out"
+	line=$(grep '^RQ_BENCH ' <<<"$out" | tail -n 1) ||
+	    rq_fail "node $1 printed no result: $out"
+	rq_log "$line"
+	printf '%s\n' "$line"
+}
+
+# --- BullMQ from npm -----------------------------------------------------------
+if [ ! -f "$BQ/node_modules/bullmq/package.json" ] ||
+    [ ! -f "$BQ/node_modules/ioredis/package.json" ]; then
+	rq_log "installing BullMQ and ioredis into $BQ/node_modules"
+	(cd "$BQ" && npm install --no-audit --no-fund --loglevel=error) >&2 ||
+	    rq_fail "npm install in $BQ failed"
+fi
+BULLMQ_VERSION=$(jq -r .version "$BQ/node_modules/bullmq/package.json")
+IOREDIS_VERSION=$(jq -r .version "$BQ/node_modules/ioredis/package.json")
+
+# --- Redis and ringq -----------------------------------------------------------
+rq_need ss
+rq_start_redis --appendonly yes --appendfsync "$FSYNC"
+REDIS_VERSION=$(rq_redis INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
+
+# Dry-run telservers (claim, JOB_ACK, finish as completed; no SIP), with
+# room far above the load; non-debug logging as in production.
+rq_write_config <<EOF
+rate_per_second = 1000000
+rate_per_day = 0
+max_concurrent = 0
+EOF
+sed -i -e 's/^debug = yes$/debug = no/' \
+    -e 's/^\[telserver\]$/&\nname = tel1\ndry_run = yes\ncapacity = 1000/' \
+    "$RQ_CONF"
+CONF1=$RQ_CONF
+TO=sip:bench@127.0.0.1:5060
+
+start_ringq() {
+	local i conf
+	rq_start_daemon scheduler
+	rq_start_daemon dispatcher
+	for ((i = 1; i <= NTEL; i++)); do
+		if [ "$i" = 1 ]; then
+			rq_start_daemon telserver:1
+			continue
+		fi
+		conf=$T/tel$i.conf
+		sed -e "s/^name = tel1$/name = tel$i/" \
+		    -e "s#^run_dir = .*#run_dir = $T/run$i#" \
+		    -e "s#^sip_url = .*#sip_url = sip:127.0.0.1:$(rq_free_port)#" \
+		    "$CONF1" > "$conf"
+		RQ_CONF=$conf rq_start_daemon "telserver:$i"
+	done
+	# the dispatcher knows a telserver from its first heartbeat (200 ms)
+	sleep 1
+}
+
+stop_ringq() {
+	local i
+	for ((i = 1; i <= NTEL; i++)); do
+		rq_stop_daemon "telserver:$i"
+	done
+	rq_stop_daemon dispatcher
+	rq_stop_daemon scheduler
+}
+
+# cpu_ticks NAME...: "name=ticks" (user + system) of processes started here.
+cpu_ticks() {
+	local n pid st
+	for n in "$@"; do
+		pid=$(rq_pid "$n")
+		[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || continue
+		st=$(cat "/proc/$pid/stat")
+		st=${st##*) }
+		# fields after the command: state is 1, utime 12, stime 13
+		set -- $st
+		printf '%s=%s ' "$n" $(( ${12} + ${13} ))
+	done
+}
+
+# cpu_used BEFORE AFTER SECONDS: "name 45%" per process (of one core).
+cpu_used() {
+	awk -v b="$1" -v a="$2" -v ms="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); bt[kv[1]] = kv[2] }
+		n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "=");
+			if (kv[1] in bt) printf "%s %.0f%%  ", kv[1], (kv[2] - bt[kv[1]]) * 100000 / hz / ms }
+	}'
+}
+
+PROCS=(redis scheduler dispatcher)
+for ((i = 1; i <= NTEL; i++)); do
+	PROCS+=("telserver-$i")
+done
+
+start_ringq
+rq_log "ringq warm-up: 2000 jobs"
+bench ringq.mjs throughput "$REDIS_PORT" 2000 "$TENANT" "$TO" >/dev/null
+
+# redis_top JOBS: Redis's busiest commands since the last CONFIG RESETSTAT,
+# per job: "cmd calls/job usec/job" (where Redis's time goes).
+redis_top() {
+	rq_redis INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v jobs="$1" '
+	    /^cmdstat_/ { sub("cmdstat_", "", $1)
+		printf "%s %.2f %.1f\n", $1, $3 / jobs, $5 / jobs }' |
+	    sort -k3 -n -r | head -n 8
+}
+
+rq_redis CONFIG RESETSTAT >/dev/null
+best_rq=0
+best_rq_line=
+best_rq_cpu=
+for ((i = 1; i <= RUNS; i++)); do
+	c0=$(cpu_ticks "${PROCS[@]}")
+	line=$(bench ringq.mjs throughput "$REDIS_PORT" "$JOBS" "$TENANT" "$TO")
+	c1=$(cpu_ticks "${PROCS[@]}")
+	r=$(kv rate "$line")
+	rq_log "CPU during run $i ($(kv total_ms "$line") ms): $(cpu_used "$c0" "$c1" "$(kv total_ms "$line")")"
+	row "ringq run $i: $JOBS jobs" "$r" "$(kv add_ms "$line")" \
+	    "$(kv total_ms "$line")" ""
+	if (( r > best_rq )); then
+		best_rq=$r
+		best_rq_line=$line
+		best_rq_cpu=$(cpu_used "$c0" "$c1" "$(kv total_ms "$line")")
+	fi
+done
+(( best_rq > 0 )) || rq_fail "ringq dispatched nothing: $best_rq_line"
+RQ_TOP=$(redis_top $((JOBS * RUNS)))
+
+half_rq=$((best_rq / 2))
+lat_rq=$(bench ringq.mjs latency "$REDIS_PORT" "$half_rq" "$LAT_SECS" \
+    "$TENANT" "$TO")
+[ "$(kv not_dispatched "$lat_rq")" = 0 ] ||
+    rq_fail "ringq at $half_rq/s: $(kv not_dispatched "$lat_rq") jobs not dispatched"
+stop_ringq
+# Jobs the dry-run telservers could not finish would be retried: none.
+other=$(kv other "$best_rq_line")
+
+# --- BullMQ --------------------------------------------------------------------
+# The ringq daemons are stopped: BullMQ has the machine to itself.
+best_bq=0
+best_c=
+sweep=$(( JOBS / 2 ))
+for c in $CONCS; do
+	line=$(bench bullmq.mjs throughput "$REDIS_PORT" "$sweep" "$c")
+	r=$(kv rate "$line")
+	row "BullMQ sweep: concurrency $c, $sweep jobs" "$r" \
+	    "$(kv add_ms "$line")" "$(kv total_ms "$line")" ""
+	if (( r > best_bq )); then
+		best_bq=$r
+		best_c=$c
+	fi
+done
+best_bq=0
+rq_redis CONFIG RESETSTAT >/dev/null
+for ((i = 1; i <= RUNS; i++)); do
+	line=$(bench bullmq.mjs throughput "$REDIS_PORT" "$JOBS" "$best_c")
+	r=$(kv rate "$line")
+	row "BullMQ run $i: $JOBS jobs, concurrency $best_c" "$r" \
+	    "$(kv add_ms "$line")" "$(kv total_ms "$line")" ""
+	if (( r > best_bq )); then
+		best_bq=$r
+	fi
+done
+BQ_TOP=$(redis_top $((JOBS * RUNS)))
+half_bq=$((best_bq / 2))
+lat_bq=$(bench bullmq.mjs latency "$REDIS_PORT" "$half_bq" "$LAT_SECS" "$best_c")
+
+# --- results -------------------------------------------------------------------
+ratio=$(awk -v a="$best_rq" -v b="$best_bq" 'BEGIN { printf "%.2f", a / b }')
+printf '\n%-44s %10s %9s %9s %9s\n' "throughput (enqueue -> telserver ack)" \
+    "jobs/s" "add ms" "total ms" ""
+printf '%s\n' "${ROWS[@]}"
+printf '\n%-44s %10s %9s %9s %9s\n' "latency at half the max rate" "rate/s" \
+    "p50 ms" "p99 ms" "max ms"
+printf '%-44s %10s %9s %9s %9s\n' \
+    "ringq release -> claim (dispatch)" "$(kv rate "$lat_rq")" \
+    "$(kv p50_ms "$lat_rq")" "$(kv p99_ms "$lat_rq")" "$(kv max_ms "$lat_rq")"
+printf '%-44s %10s %9s %9s %9s\n' \
+    "ringq enqueue -> claim (with scheduler)" "$(kv rate "$lat_rq")" \
+    "$(kv enq_p50_ms "$lat_rq")" "$(kv enq_p99_ms "$lat_rq")" \
+    "$(kv enq_max_ms "$lat_rq")"
+printf '%-44s %10s %9s %9s %9s\n' \
+    "BullMQ add -> processor (c=$best_c)" "$(kv rate "$lat_bq")" \
+    "$(kv p50_ms "$lat_bq")" "$(kv p99_ms "$lat_bq")" "$(kv max_ms "$lat_bq")"
+
+cat <<EOF
+
+ringq best:  $best_rq jobs/s (scheduler, dispatcher, $NTEL dry-run telservers; other events: $other)
+  CPU of one core during that run: $best_rq_cpu
+  Redis commands per ringq job (calls, usec of Redis CPU; commands run by scripts count in both):
+$(sed 's/^/    /' <<<"$RQ_TOP")
+BullMQ best: $best_bq jobs/s (BullMQ $BULLMQ_VERSION, ioredis $IOREDIS_VERSION, one Worker in its own process, concurrency $best_c, Queue.addBulk batches of 1000, removeOnComplete)
+  Redis commands per BullMQ job (same):
+$(sed 's/^/    /' <<<"$BQ_TOP")
+ratio ringq/BullMQ: $ratio (target >= 2)
+ringq p99 dispatch latency at $(kv rate "$lat_rq")/s: $(kv p99_ms "$lat_rq") ms (target < 5 ms)
+settings: redis-server $REDIS_VERSION appendonly yes appendfsync $FSYNC; $JOBS jobs per run, best of $RUNS; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)
+EOF

@@ -1,0 +1,225 @@
+// ringq's side of tests/bench/bench_dispatch.sh: the load generator, with
+// the same Redis client (ioredis) BullMQ uses, so both sides enqueue alike.
+// Jobs are written straight into Redis as the gateway's create script
+// writes them (rq:job hash, rq:calls:<tenant>, the `queued` event in
+// rq:events, last rq:delayed at now); the scheduler releases them, a
+// dispatcher sends them, dry-run telservers claim (event `dispatched`,
+// then JOB_ACK) and finish them.  Times come from the events' ts_ms, which
+// the Lua scripts take from Redis's clock (TIME), so every figure is on one
+// clock.
+//
+//   node ringq.mjs throughput PORT JOBS TENANT TO [BATCH]
+//     JOBS jobs in pipelined batches of BATCH (1000); time from the first
+//     write to the last `dispatched` event.
+//   node ringq.mjs latency PORT RATE SECONDS TENANT TO
+//     RATE jobs per second for SECONDS (paced every 2 ms); per job:
+//     dispatch latency = dispatched - scheduled (release to telserver
+//     claim), and enqueue latency = dispatched - queued.
+//
+// Prints one line "RQ_BENCH key=value ..." (bench_dispatch.sh parses it).
+import { randomBytes } from 'node:crypto';
+import IORedis from 'ioredis';
+
+const [, , mode, ...args] = process.argv;
+
+// KEYS: job, tenant calls, delayed, events.  ARGV: id, tenant, to, say.
+// Returns the creation time (ms, Redis clock).
+const CREATE = `
+local t = redis.call('TIME')
+local now = string.format('%.0f', tonumber(t[1]) * 1000 +
+    math.floor(tonumber(t[2]) / 1000))
+local id = ARGV[1]
+redis.call('HSET', KEYS[1], 'id', id, 'tenant', ARGV[2], 'to', ARGV[3],
+    'say', ARGV[4], 'priority', '5', 'not_before_ms', now,
+    'created_ms', now, 'max_attempts', '3', 'attempts', '0',
+    'retry_busy', '3:60000',
+    'retry_no_answer', '3:300000', 'retry_network', '3:30000',
+    'status', 'queued', 'status_rank', '0', 'updated_ms', now)
+redis.call('ZADD', KEYS[2], now, id)
+redis.call('XADD', KEYS[4], '*', 'call_id', id, 'attempt', '0',
+    'status', 'queued', 'ts_ms', now, 'tenant', ARGV[2], 'to', ARGV[3])
+redis.call('ZADD', KEYS[3], now, id)
+return now
+`;
+
+function newId() {
+	return 'c_' + randomBytes(12).toString('hex');
+}
+
+function pct(sorted, p) {
+	if (sorted.length === 0)
+		return NaN;
+	const i = Math.min(sorted.length - 1,
+	    Math.max(0, Math.ceil(p * sorted.length) - 1));
+	return sorted[i];
+}
+
+function client(port) {
+	const r = new IORedis({ host: '127.0.0.1', port: Number(port),
+	    maxRetriesPerRequest: null });
+	r.defineCommand('rqcreate', { numberOfKeys: 4, lua: CREATE });
+	return r;
+}
+
+function create(r, id, tenant, to) {
+	return r.rqcreate(`rq:job:${id}`, `rq:calls:${tenant}`, 'rq:delayed',
+	    'rq:events', id, tenant, to, 'bench');
+}
+
+async function redisNow(r) {
+	const [s, us] = await r.time();
+	return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+}
+
+// The last id in rq:events now ("0-0" when empty): follow() starts after it.
+async function streamTail(r) {
+	const last = await r.xrevrange('rq:events', '+', '-', 'COUNT', 1);
+	return last.length ? last[0][0] : '0-0';
+}
+
+// follow: reads rq:events after `from` until every id of `ids` has a
+// `dispatched` event (or `secs` pass); returns Map id -> {queued,
+// scheduled, dispatched} (ts_ms), and the other statuses seen.
+async function follow(r, from, ids, secs) {
+	const seen = new Map();
+	const other = {};
+	let left = ids.size, last = from;
+	const end = Date.now() + secs * 1000;
+	while (left > 0 && Date.now() < end) {
+		const res = await r.xread('COUNT', 10000, 'BLOCK', 500,
+		    'STREAMS', 'rq:events', last);
+		if (!res)
+			continue;
+		for (const [id, flat] of res[0][1]) {
+			last = id;
+			const f = {};
+			for (let i = 0; i < flat.length; i += 2)
+				f[flat[i]] = flat[i + 1];
+			if (!ids.has(f.call_id))
+				continue;
+			let e = seen.get(f.call_id);
+			if (!e)
+				seen.set(f.call_id, e = {});
+			if (f.status in e)
+				continue;
+			e[f.status] = Number(f.ts_ms);
+			if (f.status === 'dispatched')
+				left--;
+			else if (!['queued', 'scheduled', 'completed'].includes(
+			    f.status))
+				other[f.status] = (other[f.status] || 0) + 1;
+		}
+	}
+	return { seen, left, other };
+}
+
+function otherText(o) {
+	const s = Object.entries(o).map(([k, v]) => `${k}:${v}`).join(',');
+	return s || 'none';
+}
+
+async function throughput(port, jobs, tenant, to, batch = 1000) {
+	jobs = Number(jobs);
+	batch = Number(batch);
+	const r = client(port), rd = client(port);
+	const from = await streamTail(r);
+	const ids = new Set();
+	const t0 = await redisNow(r);
+	// The events are read after the writes: their ts_ms, not when they
+	// are read, make the figures.
+	for (let i = 0; i < jobs; i += batch) {
+		const n = Math.min(batch, jobs - i);
+		const p = r.pipeline();
+		for (let k = 0; k < n; k++) {
+			const id = newId();
+			ids.add(id);
+			p.rqcreate(`rq:job:${id}`, `rq:calls:${tenant}`,
+			    'rq:delayed', 'rq:events', id, tenant, to, 'bench');
+		}
+		const out = await p.exec();
+		for (const [err] of out)
+			if (err)
+				throw err;
+	}
+	const added = await redisNow(r);
+	const { seen, left, other } = await follow(rd, from, ids, 300);
+	let lastDisp = 0;
+	for (const e of seen.values())
+		if (e.dispatched > lastDisp)
+			lastDisp = e.dispatched;
+	const ms = lastDisp - t0;
+	console.log(`RQ_BENCH system=ringq mode=throughput jobs=${jobs} ` +
+	    `batch=${batch} add_ms=${added - t0} total_ms=${ms} ` +
+	    `rate=${left ? 0 : Math.round(jobs * 1000 / ms)} ` +
+	    `not_dispatched=${left} other=${otherText(other)}`);
+	r.disconnect();
+	rd.disconnect();
+	return left === 0;
+}
+
+async function latency(port, rate, seconds, tenant, to) {
+	rate = Number(rate);
+	seconds = Number(seconds);
+	const jobs = Math.round(rate * seconds);
+	const r = client(port), rd = client(port);
+	const from = await streamTail(r);
+	const ids = new Set();
+	const t0 = Date.now();
+	let sent = 0;
+	const pending = [];
+	await new Promise((res) => {
+		const tick = setInterval(() => {
+			const want = Math.min(jobs,
+			    Math.floor((Date.now() - t0) * rate / 1000));
+			for (; sent < want; sent++) {
+				const id = newId();
+				ids.add(id);
+				pending.push(create(r, id, tenant, to));
+			}
+			if (sent >= jobs) {
+				clearInterval(tick);
+				res();
+			}
+		}, 2);
+	});
+	await Promise.all(pending);
+	const sentMs = Date.now() - t0;
+	const { seen, left, other } = await follow(rd, from, ids, 120);
+	const disp = [], enq = [];
+	for (const e of seen.values()) {
+		if (e.dispatched === undefined)
+			continue;
+		if (e.scheduled !== undefined)
+			disp.push(e.dispatched - e.scheduled);
+		if (e.queued !== undefined)
+			enq.push(e.dispatched - e.queued);
+	}
+	disp.sort((a, b) => a - b);
+	enq.sort((a, b) => a - b);
+	console.log(`RQ_BENCH system=ringq mode=latency jobs=${jobs} ` +
+	    `rate_asked=${rate} rate=${Math.round(jobs * 1000 / sentMs)} ` +
+	    `p50_ms=${pct(disp, 0.5)} p99_ms=${pct(disp, 0.99)} ` +
+	    `max_ms=${disp[disp.length - 1]} enq_p50_ms=${pct(enq, 0.5)} ` +
+	    `enq_p99_ms=${pct(enq, 0.99)} enq_max_ms=${enq[enq.length - 1]} ` +
+	    `not_dispatched=${left} other=${otherText(other)}`);
+	r.disconnect();
+	rd.disconnect();
+	return left === 0;
+}
+
+try {
+	let ok;
+	if (mode === 'throughput')
+		ok = await throughput(...args);
+	else if (mode === 'latency')
+		ok = await latency(...args);
+	else {
+		console.error('usage: node ringq.mjs throughput PORT JOBS TENANT ' +
+		    'TO [BATCH] | latency PORT RATE SECONDS TENANT TO');
+		process.exit(2);
+	}
+	process.exit(ok ? 0 : 3);
+} catch (e) {
+	console.error('ringq.mjs:', e.stack || e.message);
+	process.exit(1);
+}
