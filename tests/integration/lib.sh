@@ -619,6 +619,51 @@ rq_wait_sipp() {
 	return "$rc"
 }
 
+# --- network namespaces ------------------------------------------------------
+# For tests of several hosts (test_fleet.sh): each "host" is a network
+# namespace plugged into a bridge that lives in a namespace of its own, so
+# nothing is added to the host's own network.  Addresses come only from
+# 198.18.0.0/15 (reserved for benchmark networks).  The EXIT trap deletes
+# every namespace made here, after the processes are stopped; their veths
+# go with them.
+
+RQ_NETNS=()
+
+# rq_netns_add NAME: creates the network namespace NAME with lo up.
+rq_netns_add() {
+	ip netns add "$1" 2>"$T/.netns.err" ||
+	    rq_fail "ip netns add $1: $(cat "$T/.netns.err") (needs root and iproute2)"
+	RQ_NETNS+=("$1")
+	ip -n "$1" link set lo up
+}
+
+# rq_netns_bridge NS: a namespace NS holding the bridge br0 (up, no STP).
+rq_netns_bridge() {
+	rq_netns_add "$1"
+	ip -n "$1" link add br0 type bridge forward_delay 0 stp_state 0
+	ip -n "$1" link set br0 up
+}
+
+# rq_netns_plug NS BRNS PORT ADDR/PREFIX: a veth pair, eth0 in NS with the
+# address, PORT in BRNS on its br0 (ip -n BRNS link set PORT down cuts NS
+# off the network).
+rq_netns_plug() {
+	ip link add "$3" netns "$2" type veth peer name eth0 netns "$1" ||
+	    rq_fail "veth $3 for $1"
+	ip -n "$2" link set "$3" master br0 up
+	ip -n "$1" addr add "$4" dev eth0
+	ip -n "$1" link set eth0 up
+}
+
+# rq_netns_del_all: deletes the namespaces made by rq_netns_add.
+rq_netns_del_all() {
+	local n
+	for n in "${RQ_NETNS[@]}"; do
+		ip netns del "$n" 2>/dev/null || true
+	done
+	RQ_NETNS=()
+}
+
 # --- sanitizers and clean-up -------------------------------------------------
 
 # rq_check_sanitizers: fails when a log in $T holds a sanitizer report.
@@ -651,6 +696,7 @@ rq_cleanup() {
 		[ -n "${RQ_PIDS[$name]:-}" ] && rq_kill "$name" 5
 	done
 	rq_stop_pg immediate
+	rq_netns_del_all
 	if [ "$rc" = 0 ]; then
 		(RQ_CLEANING=0; rq_check_sanitizers) || rc=1
 	fi
