@@ -69,8 +69,15 @@ check_call(const struct gw_call *c, const struct rq_tenant *t)
 		abort();
 	if (c->priority < 0 || c->priority > 9)
 		abort();
-	if (c->not_before_ms < FUZZ_NOW_MS ||
-	    c->not_before_ms > FUZZ_NOW_MS + GW_NOT_BEFORE_MAX_MS)
+	/* A time without an offset is the callee's local time: validation
+	 * leaves it to the policy engine, which knows the zone
+	 * (check_policy). */
+	if (!c->not_before_local && (c->not_before_ms < FUZZ_NOW_MS ||
+	    c->not_before_ms > FUZZ_NOW_MS + GW_NOT_BEFORE_MAX_MS))
+		abort();
+	if (!c->not_before_local && !c->not_after_local &&
+	    c->not_after_ms != 0 && (c->not_after_ms <= c->not_before_ms ||
+	    c->not_after_ms > FUZZ_NOW_MS + GW_NOT_BEFORE_MAX_MS))
 		abort();
 	if ((c->metadata == NULL) != (c->metadata_obj == NULL))
 		abort();
@@ -82,6 +89,36 @@ check_call(const struct gw_call *c, const struct rq_tenant *t)
 			abort();
 		json_decref(m);
 	}
+}
+
+/* The policy engine's pure checks (no Redis) on an accepted call: they
+ * refuse with a clean error, or leave absolute times inside the window.
+ * No calling hours are configured, so nothing is deferred. */
+static void
+check_policy(struct gw_call *c, const struct rq_tenant *t)
+{
+	static struct rq_config cfg;
+	static int cfg_ready;
+	struct gw_policy pol;
+	struct gw_error err;
+
+	if (!cfg_ready) {
+		rq_config_defaults(&cfg);
+		cfg_ready = 1;
+	}
+	memset(&pol, 0, sizeof(pol));
+	memset(&err, 0, sizeof(err));
+	if (gw_policy_check(&cfg, t, c, FUZZ_NOW_MS, &pol, &err) == -1) {
+		check_error(&err);
+		return;
+	}
+	if (c->not_before_local || c->not_after_local ||
+	    c->not_before_ms < FUZZ_NOW_MS ||
+	    c->not_before_ms > FUZZ_NOW_MS + GW_NOT_BEFORE_MAX_MS)
+		abort();
+	if (c->not_after_ms != 0 && (c->not_after_ms <= c->not_before_ms ||
+	    c->not_after_ms > FUZZ_NOW_MS + GW_NOT_BEFORE_MAX_MS))
+		abort();
 }
 
 #endif

@@ -101,6 +101,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r_open == 0) {
 		check_call(&c_open, &open);
 		check_round_trip(&c_open, &open);
+		check_policy(&c_open, &open);
 		gw_call_clear(&c_open);
 	}
 	if (r_strict == 0) {

@@ -30,6 +30,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	} else {
 		check_call(&call, &t);
+		check_policy(&call, &t);
 		gw_call_clear(&call);
 	}
 	if (memchr(msgid, '\0', sizeof(msgid)) == NULL)
