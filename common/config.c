@@ -533,6 +533,19 @@ bad_value:
 		rq_config_free(cfg);
 		return -1;
 	}
+	/* Each call holds an even RTP port and the odd one above it; a dry
+	 * run (benchmarks) opens none. */
+	if (!cfg->dry_run && cfg->capacity >
+	    (cfg->rtp_port_max - cfg->rtp_port_min + 1) / 2) {
+		snprintf(err, errlen, "%s: [telserver] capacity %d is more "
+		    "than the RTP ports allow: each call needs a port pair, "
+		    "and rtp_port_min %d to rtp_port_max %d hold %d pairs "
+		    "(lower capacity or widen the range)", path,
+		    cfg->capacity, cfg->rtp_port_min, cfg->rtp_port_max,
+		    (cfg->rtp_port_max - cfg->rtp_port_min + 1) / 2);
+		rq_config_free(cfg);
+		return -1;
+	}
 	return 0;
 fail:
 	fclose(fp);

@@ -23,30 +23,51 @@
  * reclaimed.  Returns 1 (claimed), 0 (stale) or 2 (expired: past
  * not_after, ended here).
  */
-static const char claim_src[] =
-RQ_LUA_EVENTS
-"local key, id, n, node = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-"local f = redis.call('HMGET', key, 'attempts', 'status_rank',\n"
-"    'not_after_ms', 'tenant', 'to')\n"
-"if tonumber(f[1]) ~= n then return 0 end\n"
-"if redis.call('ZREM', KEYS[2], id) == 0 then return 0 end\n"
-"if is_terminal(tonumber(f[2])) then return 0 end\n"
-"local ev = { call_id = id, attempt = n, tenant = f[4], to = f[5],\n"
-"  node = node }\n"
-"local na = tonumber(f[3])\n"
-"if na ~= nil and now_ms() > na then\n"
-"  ev.status = 'expired'\n"
-"  ev.reason = '" RQ_REASON_NOT_AFTER "'\n"
-"  ev.detail = 'not placed before not_after'\n"
-"  emit(key, ev)\n"
-"  return 2\n"
+#define CLAIM_LUA \
+RQ_LUA_EVENTS \
+"local function claim(key, id, n, node, inflight, oncall, nodes)\n" \
+"local f = redis.call('HMGET', key, 'attempts', 'status_rank',\n" \
+"    'not_after_ms', 'tenant', 'to')\n" \
+"if tonumber(f[1]) ~= n then return 0 end\n" \
+"if redis.call('ZREM', inflight, id) == 0 then return 0 end\n" \
+"if is_terminal(tonumber(f[2])) then return 0 end\n" \
+"local ev = { call_id = id, attempt = n, tenant = f[4], to = f[5],\n" \
+"  node = node }\n" \
+"local na = tonumber(f[3])\n" \
+"if na ~= nil and now_ms() > na then\n" \
+"  ev.status = 'expired'\n" \
+"  ev.reason = '" RQ_REASON_NOT_AFTER "'\n" \
+"  ev.detail = 'not placed before not_after'\n" \
+"  emit(key, ev)\n" \
+"  return 2\n" \
+"end\n" \
+"redis.call('SADD', oncall, id)\n" \
+"redis.call('SADD', nodes, node)\n" \
+"redis.call('HSET', key, 'node', node, 'dialed', n)\n" \
+"ev.status = 'dispatched'\n" \
+"emit(key, ev)\n" \
+"return 1\n" \
 "end\n"
-"redis.call('SADD', KEYS[3], id)\n"
-"redis.call('SADD', KEYS[4], node)\n"
-"redis.call('HSET', key, 'node', node, 'dialed', n)\n"
-"ev.status = 'dispatched'\n"
-"emit(key, ev)\n"
-"return 1\n";
+
+static const char claim_src[] =
+CLAIM_LUA
+"return claim(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], KEYS[2],\n"
+"    KEYS[3], KEYS[4])\n";
+
+/*
+ * KEYS: rq:inflight rq:oncall:<node> rq:nodes
+ * ARGV: node job-key-prefix id1 attempt1 id2 attempt2 ...
+ * Several claims of one telserver in one script, each exactly the claim
+ * above (all of them atomic together).  Returns one code per id.
+ */
+static const char claim_batch_src[] =
+CLAIM_LUA
+"local out = {}\n"
+"for i = 3, #ARGV - 1, 2 do\n"
+"  out[#out + 1] = claim(ARGV[2] .. ARGV[i], ARGV[i], tonumber(ARGV[i + 1]),\n"
+"      ARGV[1], KEYS[1], KEYS[2], KEYS[3])\n"
+"end\n"
+"return out\n";
 
 /*
  * KEYS: rq:job:<id> rq:oncall:<node> rq:delayed [rq:node:<node>]
@@ -67,129 +88,153 @@ RQ_LUA_EVENTS
  * scheduler interrupted its attempts, changes nothing.  Returns {0}, or
  * {1, status emitted}.
  */
+#define FINISH_LUA \
+RQ_LUA_EVENTS \
+"local function rfc3339(ms)\n" \
+"  local s = math.floor(ms / 1000)\n" \
+"  local days = math.floor(s / 86400)\n" \
+"  local sod = s - days * 86400\n" \
+"  local z = days + 719468\n" \
+"  local era = math.floor(z / 146097)\n" \
+"  local doe = z - era * 146097\n" \
+"  local yoe = math.floor((doe - math.floor(doe / 1460) +\n" \
+"    math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)\n" \
+"  local y = yoe + era * 400\n" \
+"  local doy = doe - (365 * yoe + math.floor(yoe / 4) -\n" \
+"    math.floor(yoe / 100))\n" \
+"  local mp = math.floor((5 * doy + 2) / 153)\n" \
+"  local d = doy - math.floor((153 * mp + 2) / 5) + 1\n" \
+"  local m = mp < 10 and mp + 3 or mp - 9\n" \
+"  if m <= 2 then y = y + 1 end\n" \
+"  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,\n" \
+"    math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)\n" \
+"end\n" \
+"local CLASS = { " RQ_REASON_BUSY " = 'busy',\n" \
+"  " RQ_REASON_NO_ANSWER " = 'no_answer',\n" \
+"  " RQ_REASON_UNREACHABLE " = 'network', " RQ_REASON_MEDIA " = 'network',\n" \
+"  " RQ_REASON_INTERRUPTED " = 'network' }\n" \
+"local DEF = { busy = '" RQ_RETRY_BUSY_DEFAULT "',\n" \
+"  no_answer = '" RQ_RETRY_NO_ANSWER_DEFAULT "',\n" \
+"  network = '" RQ_RETRY_NETWORK_DEFAULT "' }\n" \
+"local function finish_one(K, A)\n" \
+"local key, id, n, node = K[1], A[1], tonumber(A[2]), A[3]\n" \
+"if K[4] and redis.call('EXISTS', K[4]) == 1 then return {2} end\n" \
+"local f = redis.call('HMGET', key, 'dialed', 'status_rank', 'tenant',\n" \
+"  'to', 'max_attempts', 'not_after_ms')\n" \
+"if tonumber(f[1]) ~= n then\n" \
+"  if redis.call('EXISTS', key) == 0 then\n" \
+"    redis.call('SREM', K[2], id)\n" \
+"  end\n" \
+"  return {0}\n" \
+"end\n" \
+"if redis.call('SREM', K[2], id) == 0 then return {0} end\n" \
+"if is_terminal(tonumber(f[2])) then return {0} end\n" \
+"local ev = { call_id = id, attempt = n, tenant = f[3], to = f[4],\n" \
+"  node = node, sip_code = A[6], started_ms = A[7],\n" \
+"  answered_ms = A[8], detail = A[10] }\n" \
+"if A[4] == 'completed' then\n" \
+"  ev.status = 'completed'\n" \
+"  ev.duration_ms = A[9]\n" \
+"  emit(key, ev)\n" \
+"  return {1, ev.status}\n" \
+"end\n" \
+"local why = A[5]\n" \
+"if why == '' then why = '" RQ_REASON_REJECTED "' end\n" \
+"ev.status = 'failed'\n" \
+"ev.reason = why\n" \
+"local class = CLASS[why]\n" \
+"if class and f[4] and (redis.call('SISMEMBER', '" RQ_KEY_DNC_CUSTOMER "',\n" \
+"    f[4]) == 1 or (f[3] and redis.call('SISMEMBER',\n" \
+"    '" RQ_KEY_DNC_TENANT "' .. f[3], f[4]) == 1)) then\n" \
+"  class = nil\n" \
+"  ev.detail = 'on a do-not-call list: not retried'\n" \
+"end\n" \
+"if not class then\n" \
+"  emit(key, ev)\n" \
+"  return {1, ev.status}\n" \
+"end\n" \
+"local pol = redis.call('HGET', key, 'retry_' .. class) or ''\n" \
+"local pmax, pdelay = string.match(pol, '^(%d+):(%d+)$')\n" \
+"if not pmax then\n" \
+"  pmax, pdelay = string.match(DEF[class], '^(%d+):(%d+)$')\n" \
+"end\n" \
+"pmax, pdelay = tonumber(pmax), tonumber(pdelay)\n" \
+"local tries = redis.call('HINCRBY', key, 'tries_' .. class, 1)\n" \
+"local maxatt = tonumber(f[5])\n" \
+"if maxatt == nil or maxatt < 1 then maxatt = 3 end\n" \
+"if tries >= pmax or n >= maxatt then\n" \
+"  local lim\n" \
+"  if tries >= pmax then\n" \
+"    lim = string.format('%d of %d %s attempts', tries, pmax, class)\n" \
+"  else\n" \
+"    lim = string.format('max_attempts %d', maxatt)\n" \
+"  end\n" \
+"  local orig = ev.detail or ''\n" \
+"  if n > 1 then\n" \
+"    ev.reason = '" RQ_REASON_ATTEMPTS_EXHAUSTED "'\n" \
+"    ev.detail = string.format('%s on attempt %d: %s', why, n, lim)\n" \
+"    if orig ~= '' then ev.detail = ev.detail .. ' (' .. orig .. ')' end\n" \
+"  elseif orig ~= '' then\n" \
+"    ev.detail = orig .. '; not retried: ' .. lim\n" \
+"  else\n" \
+"    ev.detail = 'not retried: ' .. lim\n" \
+"  end\n" \
+"  emit(key, ev)\n" \
+"  return {1, ev.status}\n" \
+"end\n" \
+"local delay = pdelay * 2 ^ (tries - 1)\n" \
+"if delay > " RQ_STR(RQ_RETRY_DELAY_MAX_MS) " then\n" \
+"  delay = " RQ_STR(RQ_RETRY_DELAY_MAX_MS) "\n" \
+"end\n" \
+"local jit = tonumber(A[11]) or 1\n" \
+"if jit < 0.75 then jit = 0.75 elseif jit > 1.25 then jit = 1.25 end\n" \
+"local at = now_ms() + math.floor(delay * jit)\n" \
+"local sat = string.format('%.0f', at)\n" \
+"local na = tonumber(f[6])\n" \
+"if na ~= nil and at > na then\n" \
+"  ev.status = 'expired'\n" \
+"  ev.reason = '" RQ_REASON_NOT_AFTER "'\n" \
+"  ev.detail = string.format('%s on attempt %d; next attempt at %s ' ..\n" \
+"    'would be after not_after', why, n, rfc3339(at))\n" \
+"  emit(key, ev)\n" \
+"  return {1, ev.status}\n" \
+"end\n" \
+"redis.call('HSET', key, 'not_before_ms', sat)\n" \
+"redis.call('ZADD', K[3], sat, id)\n" \
+"if f[3] then\n" \
+"  redis.call('ZADD', '" RQ_KEY_ACTIVE "' .. f[3], 'XX', sat, id)\n" \
+"end\n" \
+"ev.status = 'retrying'\n" \
+"if ev.detail ~= nil and ev.detail ~= '' then\n" \
+"  ev.detail = ev.detail .. '; next attempt at ' .. rfc3339(at)\n" \
+"else\n" \
+"  ev.detail = 'next attempt at ' .. rfc3339(at)\n" \
+"end\n" \
+"emit(key, ev)\n" \
+"return {1, ev.status}\n" \
+"end\n"
+
 static const char finish_src[] =
-RQ_LUA_EVENTS
-"local function rfc3339(ms)\n"
-"  local s = math.floor(ms / 1000)\n"
-"  local days = math.floor(s / 86400)\n"
-"  local sod = s - days * 86400\n"
-"  local z = days + 719468\n"
-"  local era = math.floor(z / 146097)\n"
-"  local doe = z - era * 146097\n"
-"  local yoe = math.floor((doe - math.floor(doe / 1460) +\n"
-"    math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)\n"
-"  local y = yoe + era * 400\n"
-"  local doy = doe - (365 * yoe + math.floor(yoe / 4) -\n"
-"    math.floor(yoe / 100))\n"
-"  local mp = math.floor((5 * doy + 2) / 153)\n"
-"  local d = doy - math.floor((153 * mp + 2) / 5) + 1\n"
-"  local m = mp < 10 and mp + 3 or mp - 9\n"
-"  if m <= 2 then y = y + 1 end\n"
-"  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,\n"
-"    math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)\n"
+FINISH_LUA
+"return finish_one(KEYS, ARGV)\n";
+
+/*
+ * KEYS: rq:oncall:<node> rq:delayed
+ * ARGV: job-key-prefix, then 11 per finish: id attempt node status reason
+ *       sip_code started_ms answered_ms duration_ms detail jitter
+ * Several finishes of one telserver in one script, each exactly the finish
+ * above (without the interrupt's fourth key).  Returns one reply per
+ * finish, as the finish's.
+ */
+static const char finish_batch_src[] =
+FINISH_LUA
+"local out = {}\n"
+"for i = 2, #ARGV - 10, 11 do\n"
+"  local a = {}\n"
+"  for k = 0, 10 do a[k + 1] = ARGV[i + k] end\n"
+"  out[#out + 1] = finish_one({ ARGV[1] .. a[1], KEYS[1], KEYS[2] }, a)\n"
 "end\n"
-"local CLASS = { " RQ_REASON_BUSY " = 'busy',\n"
-"  " RQ_REASON_NO_ANSWER " = 'no_answer',\n"
-"  " RQ_REASON_UNREACHABLE " = 'network', " RQ_REASON_MEDIA " = 'network',\n"
-"  " RQ_REASON_INTERRUPTED " = 'network' }\n"
-"local DEF = { busy = '" RQ_RETRY_BUSY_DEFAULT "',\n"
-"  no_answer = '" RQ_RETRY_NO_ANSWER_DEFAULT "',\n"
-"  network = '" RQ_RETRY_NETWORK_DEFAULT "' }\n"
-"local key, id, n, node = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-"if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return {2} end\n"
-"local f = redis.call('HMGET', key, 'dialed', 'status_rank', 'tenant',\n"
-"  'to', 'max_attempts', 'not_after_ms')\n"
-"if tonumber(f[1]) ~= n then\n"
-"  if redis.call('EXISTS', key) == 0 then\n"
-"    redis.call('SREM', KEYS[2], id)\n"
-"  end\n"
-"  return {0}\n"
-"end\n"
-"if redis.call('SREM', KEYS[2], id) == 0 then return {0} end\n"
-"if is_terminal(tonumber(f[2])) then return {0} end\n"
-"local ev = { call_id = id, attempt = n, tenant = f[3], to = f[4],\n"
-"  node = node, sip_code = ARGV[6], started_ms = ARGV[7],\n"
-"  answered_ms = ARGV[8], detail = ARGV[10] }\n"
-"if ARGV[4] == 'completed' then\n"
-"  ev.status = 'completed'\n"
-"  ev.duration_ms = ARGV[9]\n"
-"  emit(key, ev)\n"
-"  return {1, ev.status}\n"
-"end\n"
-"local why = ARGV[5]\n"
-"if why == '' then why = '" RQ_REASON_REJECTED "' end\n"
-"ev.status = 'failed'\n"
-"ev.reason = why\n"
-"local class = CLASS[why]\n"
-"if class and f[4] and (redis.call('SISMEMBER', '" RQ_KEY_DNC_CUSTOMER "',\n"
-"    f[4]) == 1 or (f[3] and redis.call('SISMEMBER',\n"
-"    '" RQ_KEY_DNC_TENANT "' .. f[3], f[4]) == 1)) then\n"
-"  class = nil\n"
-"  ev.detail = 'on a do-not-call list: not retried'\n"
-"end\n"
-"if not class then\n"
-"  emit(key, ev)\n"
-"  return {1, ev.status}\n"
-"end\n"
-"local pol = redis.call('HGET', key, 'retry_' .. class) or ''\n"
-"local pmax, pdelay = string.match(pol, '^(%d+):(%d+)$')\n"
-"if not pmax then\n"
-"  pmax, pdelay = string.match(DEF[class], '^(%d+):(%d+)$')\n"
-"end\n"
-"pmax, pdelay = tonumber(pmax), tonumber(pdelay)\n"
-"local tries = redis.call('HINCRBY', key, 'tries_' .. class, 1)\n"
-"local maxatt = tonumber(f[5])\n"
-"if maxatt == nil or maxatt < 1 then maxatt = 3 end\n"
-"if tries >= pmax or n >= maxatt then\n"
-"  local lim\n"
-"  if tries >= pmax then\n"
-"    lim = string.format('%d of %d %s attempts', tries, pmax, class)\n"
-"  else\n"
-"    lim = string.format('max_attempts %d', maxatt)\n"
-"  end\n"
-"  local orig = ev.detail or ''\n"
-"  if n > 1 then\n"
-"    ev.reason = '" RQ_REASON_ATTEMPTS_EXHAUSTED "'\n"
-"    ev.detail = string.format('%s on attempt %d: %s', why, n, lim)\n"
-"    if orig ~= '' then ev.detail = ev.detail .. ' (' .. orig .. ')' end\n"
-"  elseif orig ~= '' then\n"
-"    ev.detail = orig .. '; not retried: ' .. lim\n"
-"  else\n"
-"    ev.detail = 'not retried: ' .. lim\n"
-"  end\n"
-"  emit(key, ev)\n"
-"  return {1, ev.status}\n"
-"end\n"
-"local delay = pdelay * 2 ^ (tries - 1)\n"
-"if delay > " RQ_STR(RQ_RETRY_DELAY_MAX_MS) " then\n"
-"  delay = " RQ_STR(RQ_RETRY_DELAY_MAX_MS) "\n"
-"end\n"
-"local jit = tonumber(ARGV[11]) or 1\n"
-"if jit < 0.75 then jit = 0.75 elseif jit > 1.25 then jit = 1.25 end\n"
-"local at = now_ms() + math.floor(delay * jit)\n"
-"local sat = string.format('%.0f', at)\n"
-"local na = tonumber(f[6])\n"
-"if na ~= nil and at > na then\n"
-"  ev.status = 'expired'\n"
-"  ev.reason = '" RQ_REASON_NOT_AFTER "'\n"
-"  ev.detail = string.format('%s on attempt %d; next attempt at %s ' ..\n"
-"    'would be after not_after', why, n, rfc3339(at))\n"
-"  emit(key, ev)\n"
-"  return {1, ev.status}\n"
-"end\n"
-"redis.call('HSET', key, 'not_before_ms', sat)\n"
-"redis.call('ZADD', KEYS[3], sat, id)\n"
-"if f[3] then\n"
-"  redis.call('ZADD', '" RQ_KEY_ACTIVE "' .. f[3], 'XX', sat, id)\n"
-"end\n"
-"ev.status = 'retrying'\n"
-"if ev.detail ~= nil and ev.detail ~= '' then\n"
-"  ev.detail = ev.detail .. '; next attempt at ' .. rfc3339(at)\n"
-"else\n"
-"  ev.detail = 'next attempt at ' .. rfc3339(at)\n"
-"end\n"
-"emit(key, ev)\n"
-"return {1, ev.status}\n";
+"return out\n";
 
 /*
  * KEYS: rq:oncall:<node> rq:node:<node>
@@ -212,6 +257,10 @@ static const char interrupt_src[] =
 
 struct rq_script rq_claim_script = { "claim", claim_src, "" };
 struct rq_script rq_finish_script = { "finish", finish_src, "" };
+struct rq_script rq_claim_batch_script = { "claim_batch", claim_batch_src,
+    "" };
+struct rq_script rq_finish_batch_script = { "finish_batch",
+    finish_batch_src, "" };
 struct rq_script rq_interrupt_script = { "interrupt", interrupt_src, "" };
 
 #define KEY_MAX	256
@@ -261,6 +310,127 @@ rq_job_claim(struct rq_redis *r, const char *id, uint64_t attempt,
 		rc = RQ_CLAIM_STALE;
 	freeReplyObject(rep);
 	return rc;
+}
+
+/* Runs s with EVALSHA (EVAL on NOSCRIPT) and any number of arguments, as
+ * rq_redis_eval does.  Returns the reply or NULL (logged; a lost
+ * connection is closed, retried at the next rq_redis_ready). */
+static redisReply *
+batch_eval(struct rq_redis *r, struct rq_script *s, int nkeys, size_t argc,
+    const char **argv)
+{
+	const char **av;
+	char nk[16];
+	redisReply *rep;
+	size_t i;
+
+	if (r->c == NULL && rq_redis_ready(r) == -1)
+		return NULL;
+	if ((av = calloc(argc + 3, sizeof(*av))) == NULL) {
+		log_warnx("redis: script %s: out of memory", s->name);
+		return NULL;
+	}
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	av[0] = "EVALSHA";
+	av[1] = s->sha;
+	av[2] = nk;
+	for (i = 0; i < argc; i++)
+		av[3 + i] = argv[i];
+	rep = redisCommandArgv(r->c, (int)argc + 3, av, NULL);
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		freeReplyObject(rep);
+		av[0] = "EVAL";
+		av[1] = s->src;
+		rep = redisCommandArgv(r->c, (int)argc + 3, av, NULL);
+	}
+	free(av);
+	if (rep == NULL) {
+		log_warnx("redis %s:%d: %s: %s", r->host, r->port, s->name,
+		    r->c->errstr[0] ? r->c->errstr : "connection lost");
+		rq_redis_close(r);
+		return NULL;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		log_warnx("redis: script %s: %s", s->name, rep->str);
+		freeReplyObject(rep);
+		return NULL;
+	}
+	return rep;
+}
+
+int
+rq_job_claim_batch(struct rq_redis *r, const char *node, size_t n,
+    const char *const *ids, const uint64_t *attempts, int *rc)
+{
+	char oncall[KEY_MAX], (*att)[24] = NULL;
+	const char **argv = NULL;
+	size_t *idx = NULL, i, k = 0, m = 0;
+	redisReply *rep = NULL;
+	int ret = -1;
+
+	for (i = 0; i < n; i++)
+		rc[i] = -1;
+	if (n == 0)
+		return 0;
+	if (key_make(oncall, RQ_KEY_ONCALL, node) == -1) {
+		log_warnx("node %s: claim: name too long", node);
+		return -1;
+	}
+	if ((argv = calloc(5 + 2 * n, sizeof(*argv))) == NULL ||
+	    (att = calloc(n, sizeof(*att))) == NULL ||
+	    (idx = calloc(n, sizeof(*idx))) == NULL) {
+		log_warnx("claim: out of memory");
+		goto done;
+	}
+	argv[k++] = RQ_KEY_INFLIGHT;
+	argv[k++] = oncall;
+	argv[k++] = RQ_KEY_NODES;
+	argv[k++] = node;
+	argv[k++] = RQ_KEY_JOB;
+	for (i = 0; i < n; i++) {
+		if (strlen(RQ_KEY_JOB) + strlen(ids[i]) >= KEY_MAX) {
+			log_warnx("call %s/%llu: claim: id too long", ids[i],
+			    (unsigned long long)attempts[i]);
+			continue;
+		}
+		snprintf(att[m], sizeof(att[m]), "%llu",
+		    (unsigned long long)attempts[i]);
+		argv[k++] = ids[i];
+		argv[k++] = att[m];
+		idx[m++] = i;
+	}
+	if (m == 0) {
+		ret = 0;
+		goto done;
+	}
+	if ((rep = batch_eval(r, &rq_claim_batch_script, 3, k, argv)) == NULL)
+		goto done;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+		log_warnx("node %s: claim: unexpected reply", node);
+		goto done;
+	}
+	for (i = 0; i < m; i++) {
+		redisReply *e = rep->element[i];
+
+		if (e->type != REDIS_REPLY_INTEGER)
+			log_warnx("call %s/%llu: claim: unexpected reply",
+			    ids[idx[i]], (unsigned long long)attempts[idx[i]]);
+		else if (e->integer == 1)
+			rc[idx[i]] = RQ_CLAIM_OK;
+		else if (e->integer == 2)
+			rc[idx[i]] = RQ_CLAIM_EXPIRED;
+		else
+			rc[idx[i]] = RQ_CLAIM_STALE;
+	}
+	ret = 0;
+done:
+	if (rep != NULL)
+		freeReplyObject(rep);
+	free(argv);
+	free(att);
+	free(idx);
+	return ret;
 }
 
 /* A factor in [0.75, 1.25) from the kernel's random pool, so that retries
@@ -368,6 +538,118 @@ rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
     enum rq_status *st)
 {
 	return finish_run(r, e, NULL, st);
+}
+
+/* The numbers a finish sends, as text. */
+struct finish_args {
+	char	att[24], sip[16], started[24], answered[24], duration[24];
+	char	jit[16];
+};
+
+int
+rq_job_finish_batch(struct rq_redis *r, size_t n,
+    const struct rq_attempt_end *e, enum rq_status *st, int *rc)
+{
+	char oncall[KEY_MAX];
+	struct finish_args *fa = NULL;
+	const char **argv = NULL;
+	size_t *idx = NULL, i, k = 0, m = 0;
+	redisReply *rep = NULL;
+	int ret = -1;
+
+	for (i = 0; i < n; i++)
+		rc[i] = -1;
+	if (n == 0)
+		return 0;
+	if (key_make(oncall, RQ_KEY_ONCALL, e[0].node) == -1) {
+		log_warnx("node %s: finish: name too long", e[0].node);
+		return -1;
+	}
+	if ((argv = calloc(3 + 11 * n, sizeof(*argv))) == NULL ||
+	    (fa = calloc(n, sizeof(*fa))) == NULL ||
+	    (idx = calloc(n, sizeof(*idx))) == NULL) {
+		log_warnx("finish: out of memory");
+		goto done;
+	}
+	argv[k++] = oncall;
+	argv[k++] = RQ_KEY_DELAYED;
+	argv[k++] = RQ_KEY_JOB;
+	for (i = 0; i < n; i++) {
+		const struct rq_attempt_end *x = &e[i];
+		struct finish_args *a = &fa[m];
+
+		if (x->status != RQ_ST_COMPLETED &&
+		    x->status != RQ_ST_FAILED) {
+			log_warnx("call %s/%llu: finish with status %s "
+			    "refused", x->call_id,
+			    (unsigned long long)x->attempt,
+			    rq_status_name(x->status));
+			continue;
+		}
+		if (strlen(RQ_KEY_JOB) + strlen(x->call_id) >= KEY_MAX ||
+		    strcmp(x->node, e[0].node) != 0) {
+			log_warnx("call %s/%llu: finish: id too long or "
+			    "another node", x->call_id,
+			    (unsigned long long)x->attempt);
+			continue;
+		}
+		snprintf(a->att, sizeof(a->att), "%llu",
+		    (unsigned long long)x->attempt);
+		num_arg(a->sip, sizeof(a->sip), x->sip_code > 0 ?
+		    (uint64_t)x->sip_code : 0);
+		num_arg(a->started, sizeof(a->started), x->started_ms);
+		num_arg(a->answered, sizeof(a->answered), x->answered_ms);
+		snprintf(a->duration, sizeof(a->duration), "%llu",
+		    (unsigned long long)x->duration_ms);
+		snprintf(a->jit, sizeof(a->jit), "%.6f", jitter());
+		argv[k++] = x->call_id;
+		argv[k++] = a->att;
+		argv[k++] = x->node;
+		argv[k++] = rq_status_name(x->status);
+		argv[k++] = x->reason ? x->reason : "";
+		argv[k++] = a->sip;
+		argv[k++] = a->started;
+		argv[k++] = a->answered;
+		argv[k++] = a->duration;
+		argv[k++] = x->detail ? x->detail : "";
+		argv[k++] = a->jit;
+		idx[m++] = i;
+	}
+	if (m == 0) {
+		ret = 0;
+		goto done;
+	}
+	if ((rep = batch_eval(r, &rq_finish_batch_script, 2, k, argv)) ==
+	    NULL)
+		goto done;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+		log_warnx("node %s: finish: unexpected reply", e[0].node);
+		goto done;
+	}
+	for (i = 0; i < m; i++) {
+		const struct rq_attempt_end *x = &e[idx[i]];
+		redisReply *y = rep->element[i];
+
+		if (y->type != REDIS_REPLY_ARRAY || y->elements < 1 ||
+		    y->element[0]->type != REDIS_REPLY_INTEGER ||
+		    (y->element[0]->integer != 0 && (y->elements < 2 ||
+		    rq_reply_str(y->element[1]) == NULL ||
+		    rq_status_parse(rq_reply_str(y->element[1]),
+		    &st[idx[i]]) == -1))) {
+			log_warnx("call %s/%llu: finish: unexpected reply",
+			    x->call_id, (unsigned long long)x->attempt);
+			continue;
+		}
+		rc[idx[i]] = y->element[0]->integer == 0 ? 0 : 1;
+	}
+	ret = 0;
+done:
+	if (rep != NULL)
+		freeReplyObject(rep);
+	free(argv);
+	free(fa);
+	free(idx);
+	return ret;
 }
 
 int

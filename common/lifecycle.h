@@ -23,6 +23,8 @@
 extern struct rq_script rq_claim_script;
 extern struct rq_script rq_finish_script;
 extern struct rq_script rq_interrupt_script;
+extern struct rq_script rq_claim_batch_script;
+extern struct rq_script rq_finish_batch_script;
 
 enum rq_claim {
 	RQ_CLAIM_OK,		/* dial it */
@@ -39,6 +41,14 @@ enum rq_claim {
  * failed (logged; do not dial). */
 int	rq_job_claim(struct rq_redis *r, const char *id, uint64_t attempt,
 	    const char *node);
+
+/* rq_job_claim for n attempts of node in one script, each claim exactly
+ * as rq_job_claim's (and all of them atomic together): rc[i] gets the
+ * enum rq_claim of ids[i]/attempts[i], or -1 for an id too long (not
+ * sent).  Returns 0, or -1 when Redis failed (logged; as rq_job_claim's
+ * -1 for each id sent: do not dial, the claims may have run). */
+int	rq_job_claim_batch(struct rq_redis *r, const char *node, size_t n,
+	    const char *const *ids, const uint64_t *attempts, int *rc);
 
 /* How an attempt ended, as the telserver saw it. */
 struct rq_attempt_end {
@@ -72,6 +82,14 @@ struct rq_attempt_end {
  */
 int	rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
 	    enum rq_status *st);
+
+/* rq_job_finish for n ends of one node (e[i].node all the same) in one
+ * script: rc[i] is what rq_job_finish returns for e[i] (1 with st[i], 0
+ * for a repeated finish, -1 for an unexpected reply or an entry refused
+ * here).  Returns 0, or -1 when Redis failed (logged; none is known done:
+ * as rq_job_finish's -1 for each). */
+int	rq_job_finish_batch(struct rq_redis *r, size_t n,
+	    const struct rq_attempt_end *e, enum rq_status *st, int *rc);
 
 /* Finishes every attempt claimed on node as failed/interrupted with
  * detail (retried by the same rules).  Acts only while the node's liveness

@@ -128,7 +128,7 @@ dealer_poll(struct tel_ctx *ctx, int i)
 		if (rc == -1)
 			continue;
 		if (m.type == RQ_MSG_JOB)
-			tel_call_job(ctx, i, &m);
+			tel_call_job_add(ctx, i, &m);
 		else
 			log_warnx("bus: unexpected %s from %s dropped",
 			    rq_msg_type_name(m.type), ctx->dealers[i].endpoint);
@@ -156,6 +156,8 @@ tel_bus_poll(struct tel_ctx *ctx)
 		ctx->bus_repoll = 0;
 		for (i = 0; i < ctx->ndealers; i++)
 			dealer_poll(ctx, i);
+		/* The JOBs of this round: claimed in one script. */
+		tel_call_jobs_flush(ctx);
 		if (ctx->eo)
 			rq_evout_process(ctx->eo);
 	} while (ctx->bus_repoll);
@@ -212,6 +214,11 @@ tel_bus_heartbeat(struct tel_ctx *ctx)
 	struct rq_msg m;
 	int i;
 
+	if (ctx->hb_hold) {
+		/* Sent once the batch is done (tel_call_jobs_flush). */
+		ctx->hb_wanted = 1;
+		return;
+	}
 	rq_msg_init(&m, RQ_MSG_HEARTBEAT);
 	rq_msg_set(&m, node, (char *)ctx->cfg->tel_name);
 	rq_msg_set(&m, active, (uint64_t)ctx->active);

@@ -643,8 +643,8 @@ call_duplicate(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 {
 	unsigned long long att = (unsigned long long)job->attempt;
 
-	switch (rq_job_claim(&ctx->redis, job->call_id, job->attempt,
-	    ctx->cfg->tel_name)) {
+	switch (!tel_life_may_claim(ctx) ? -1 : rq_job_claim(&ctx->redis,
+	    job->call_id, job->attempt, ctx->cfg->tel_name)) {
 	case RQ_CLAIM_OK:
 		log_warnx("call %s/%llu: our claim was lost by Redis, claimed "
 		    "again", job->call_id, att);
@@ -671,11 +671,43 @@ call_duplicate(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 	    NULL);
 }
 
+/* A JOB that passed the checks, waiting for its claim (tel_call_jobs_flush).
+ * Claims go in batches of at most TEL_CLAIM_BATCH, so that one script
+ * never holds Redis up for long. */
+#define TEL_CLAIM_BATCH	256
+
+struct tel_pend {
+	struct tel_call	*c;
+	int		 dealer;
+	char		*say;		/* NULL: none (or dry run) */
+};
+
+static struct tel_pend *
+pend_find(struct tel_ctx *ctx, const char *call_id, uint64_t attempt)
+{
+	size_t i;
+
+	for (i = 0; i < ctx->npend; i++)
+		if (ctx->pend[i].c->attempt == attempt &&
+		    !strcmp(ctx->pend[i].c->call_id, call_id))
+			return &ctx->pend[i];
+	return NULL;
+}
+
 void
 tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 {
-	struct tel_call *c;
-	int rc;
+	tel_call_job_add(ctx, dealer, job);
+	tel_call_jobs_flush(ctx);
+}
+
+void
+tel_call_job_add(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
+{
+	struct tel_call *c = NULL;
+	struct tel_pend *p;
+	char *say = NULL;
+	int has_say;
 
 	/* The id goes into a SIP header and log lines: it must be ours.
 	 * "invalid" is for this only: the dispatcher drops such a job for
@@ -686,6 +718,10 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		    job->attempt, "invalid");
 		return;
 	}
+	/* A second JOB of one kept for the claim: as if the first had been
+	 * handled before it came (it is a duplicate then, or not). */
+	if (pend_find(ctx, job->call_id, job->attempt) != NULL)
+		tel_call_jobs_flush(ctx);
 	if (ctx->draining || ctx->drain_op || !ctx->recovered) {
 		log_info("call %s/%llu: refused, draining", job->call_id,
 		    (unsigned long long)job->attempt);
@@ -706,6 +742,11 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		call_duplicate(ctx, dealer, job);
 		return;
 	}
+	/* The kept ones may end at once (dry run, a target refused before
+	 * any SIP): counted as one by one, after them. */
+	if (ctx->npend > 0 &&
+	    ctx->active + (int)ctx->npend >= ctx->cfg->capacity)
+		tel_call_jobs_flush(ctx);
 	if (ctx->active >= ctx->cfg->capacity) {
 		log_info("call %s/%llu: refused, full (%d calls)",
 		    job->call_id, (unsigned long long)job->attempt,
@@ -714,21 +755,37 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		    job->attempt, "full");
 		return;
 	}
-	/* Bounded synthesis backlog: a burst of new texts waits elsewhere. */
-	if (!ctx->cfg->dry_run && rq_msg_has(job, say) && job->say &&
-	    job->say[0] && !tel_tts_can_take(ctx->tts, job->say)) {
+	/* Bounded synthesis backlog: a burst of new texts waits elsewhere.
+	 * A text not cached takes a queue slot when its call is claimed: the
+	 * kept ones go first, so the queue is counted as one by one. */
+	has_say = !ctx->cfg->dry_run && rq_msg_has(job, say) && job->say &&
+	    job->say[0];
+	if (has_say && ctx->npend > 0 && !tel_tts_has(ctx->tts, job->say))
+		tel_call_jobs_flush(ctx);
+	if (has_say && !tel_tts_can_take(ctx->tts, job->say)) {
 		log_info("call %s/%llu: refused, speech queue full",
 		    job->call_id, (unsigned long long)job->attempt);
 		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
 		    job->attempt, "full");
 		return;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	if (ctx->npend == ctx->pend_cap) {
+		size_t cap = ctx->pend_cap ? ctx->pend_cap * 2 : 16;
+
+		if ((p = reallocarray(ctx->pend, cap, sizeof(*p))) != NULL) {
+			ctx->pend = p;
+			ctx->pend_cap = cap;
+		}
+	}
+	if (ctx->npend == ctx->pend_cap ||
+	    (has_say && (say = strdup(job->say)) == NULL) ||
+	    (c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->call_id = strdup(job->call_id)) == NULL ||
 	    (c->tenant = strdup(job->tenant)) == NULL ||
 	    (c->to = strdup(job->to)) == NULL) {
 		log_warnx("call %s/%llu: out of memory", job->call_id,
 		    (unsigned long long)job->attempt);
+		free(say);
 		if (c) {
 			free(c->call_id);
 			free(c->tenant);
@@ -743,27 +800,20 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 	c->caller_id = dup_or_null(job, RQ_F_caller_id, job->caller_id);
 	snprintf(c->id, sizeof(c->id), "%.60s/%llu", c->call_id,
 	    (unsigned long long)c->attempt);
-	/* At most one dial per attempt: only a claimed attempt is dialled. */
-	switch ((rc = tel_life_claim(ctx, c->call_id, c->attempt))) {
-	case RQ_CLAIM_OK:
-		break;
-	case RQ_CLAIM_STALE:
-	case RQ_CLAIM_EXPIRED:
-		log_info("call %s: not dialled: %s", c->id,
-		    rc == RQ_CLAIM_STALE ? "stale (lease gone, other attempt "
-		    "or job ended)" : "past not_after, expired");
-		call_free(c);
-		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
-		    job->attempt, "stale");
-		return;
-	default:
-		log_warnx("call %s: not dialled: cannot claim it", c->id);
-		rq_metric_error("redis");
-		call_free(c);
-		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
-		    job->attempt, "redis");
-		return;
-	}
+	p = &ctx->pend[ctx->npend++];
+	p->c = c;
+	p->dealer = dealer;
+	p->say = say;
+	if (ctx->npend >= TEL_CLAIM_BATCH)
+		tel_call_jobs_flush(ctx);
+}
+
+/* A claimed call: acknowledged, then dialled (dry run: its whole life
+ * without SIP). */
+static void
+call_claimed(struct tel_ctx *ctx, int dealer, struct tel_call *c,
+    const char *say)
+{
 	c->next = ctx->calls;
 	if (ctx->calls)
 		ctx->calls->prev = c;
@@ -784,12 +834,89 @@ tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		return;
 	}
 	/* Synthesis starts now, so it is usually ready at answer. */
-	if (rq_msg_has(job, say) && job->say && job->say[0]) {
+	if (say != NULL) {
 		c->want_speech = 1;
-		c->speech = tel_tts_get(ctx->tts, job->say);
+		c->speech = tel_tts_get(ctx->tts, say);
 	}
 	call_start(c);
 	call_maybe_free(c);
+}
+
+void
+tel_call_jobs_flush(struct tel_ctx *ctx)
+{
+	struct tel_pend *pend;
+	const char **ids;
+	uint64_t *atts;
+	size_t n, i;
+	int *rc;
+
+	if ((n = ctx->npend) == 0)
+		return;
+	/* Taken over: a JOB handled below may add more (not expected). */
+	pend = ctx->pend;
+	ctx->pend = NULL;
+	ctx->npend = ctx->pend_cap = 0;
+	ids = calloc(n, sizeof(*ids));
+	atts = calloc(n, sizeof(*atts));
+	rc = calloc(n, sizeof(*rc));
+	if (ids && atts && rc) {
+		for (i = 0; i < n; i++) {
+			ids[i] = pend[i].c->call_id;
+			atts[i] = pend[i].c->attempt;
+		}
+		/* At most one dial per attempt: only a claimed attempt is
+		 * dialled.  One script for all of them. */
+		tel_life_claim_batch(ctx, n, ids, atts, rc);
+	} else if (rc)
+		for (i = 0; i < n; i++)
+			rc[i] = TEL_CLAIM_FENCED;	/* not tried */
+	/* The dry run's finishes go in one script too, and the heartbeat
+	 * that says how many calls we have goes once. */
+	tel_life_finish_hold(ctx);
+	ctx->hb_hold++;
+	for (i = 0; i < n; i++) {
+		struct tel_call *c = pend[i].c;
+		int dealer = pend[i].dealer, r = rc ? rc[i] : TEL_CLAIM_FENCED;
+
+		switch (r) {
+		case RQ_CLAIM_OK:
+			call_claimed(ctx, dealer, c, pend[i].say);
+			break;
+		case RQ_CLAIM_STALE:
+		case RQ_CLAIM_EXPIRED:
+			log_info("call %s: not dialled: %s", c->id,
+			    r == RQ_CLAIM_STALE ? "stale (lease gone, other "
+			    "attempt or job ended)" : "past not_after, expired");
+			tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, c->call_id,
+			    c->attempt, "stale");
+			call_free(c);
+			break;
+		default:
+			if (r == TEL_CLAIM_FENCED)
+				log_info("call %s: refused: fenced or liveness "
+				    "key not refreshed (redis)", c->id);
+			else {
+				log_warnx("call %s: not dialled: cannot "
+				    "claim it", c->id);
+				rq_metric_error("redis");
+			}
+			tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, c->call_id,
+			    c->attempt, "redis");
+			call_free(c);
+			break;
+		}
+		free(pend[i].say);
+	}
+	tel_life_finish_release(ctx);
+	if (--ctx->hb_hold == 0 && ctx->hb_wanted) {
+		ctx->hb_wanted = 0;
+		tel_bus_heartbeat(ctx);
+	}
+	free(ids);
+	free(atts);
+	free(rc);
+	free(pend);
 }
 
 void
@@ -822,6 +949,15 @@ tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail)
 void
 tel_call_free_all(struct tel_ctx *ctx)
 {
+	size_t i;
+
+	for (i = 0; i < ctx->npend; i++) {
+		call_free(ctx->pend[i].c);
+		free(ctx->pend[i].say);
+	}
+	free(ctx->pend);
+	ctx->pend = NULL;
+	ctx->npend = ctx->pend_cap = 0;
 	while (ctx->calls)
 		call_free(ctx->calls);
 }

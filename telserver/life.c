@@ -68,7 +68,7 @@ static struct rq_script tel_state_script = { "tel_state", state_src, "" };
 
 static struct rq_script *life_scripts[] = {
 	&rq_claim_script, &rq_finish_script, &rq_interrupt_script,
-	&tel_state_script
+	&rq_claim_batch_script, &rq_finish_batch_script, &tel_state_script
 };
 
 static void
@@ -205,9 +205,14 @@ life_refresh(struct tel_ctx *ctx)
 		return;
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE, ctx->cfg->tel_name);
 	snprintf(ttl, sizeof(ttl), "%d", RQ_NODE_TTL_MS);
+	/* Failed: tried again at every tick (the link itself reconnects at
+	 * most once a second), so the key is refreshed as soon as Redis
+	 * answers again. */
+	ctx->alive_next_ms = sent;
 	if (life_cmd(ctx, "liveness", 5, set) == -1)
 		return;
 	ctx->alive_ms = sent;
+	ctx->alive_next_ms = sent + LIFE_ALIVE_MS;
 	life_cmd(ctx, "rq:nodes", 3, add);
 	if (ctx->fenced) {
 		ctx->fenced = 0;
@@ -222,11 +227,17 @@ life_refresh(struct tel_ctx *ctx)
  * would ring the customer beside its retry: hang them all up (their
  * finishes, kept, say interrupted too, and are ignored if the sweep was
  * first) and take nothing until the key is refreshed again. */
+static int
+life_too_old(const struct tel_ctx *ctx, uint64_t now)
+{
+	return now - ctx->alive_ms >=
+	    (uint64_t)(RQ_NODE_TTL_MS - LIFE_FENCE_MARGIN_MS);
+}
+
 static void
 life_fence(struct tel_ctx *ctx, uint64_t now)
 {
-	if (ctx->fenced || now - ctx->alive_ms <
-	    (uint64_t)(RQ_NODE_TTL_MS - LIFE_FENCE_MARGIN_MS))
+	if (ctx->fenced || !life_too_old(ctx, now))
 		return;
 	ctx->fenced = 1;
 	log_warnx("fenced: liveness key not refreshed for %llu ms (its TTL is "
@@ -338,7 +349,6 @@ tel_life_tick(struct tel_ctx *ctx)
 		return;
 	}
 	if (now >= ctx->alive_next_ms) {
-		ctx->alive_next_ms = now + LIFE_ALIVE_MS;
 		life_refresh(ctx);
 		now = rq_mono_ms();
 	}
@@ -389,6 +399,27 @@ finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve,
 void
 tel_life_finish(struct tel_ctx *ctx, const struct rq_attempt_end *e)
 {
+	struct tel_finish *f;
+
+	if (ctx->finish_hold) {
+		/* Recorded with the others at tel_life_finish_release. */
+		if ((f = calloc(1, sizeof(*f))) != NULL &&
+		    (f->call_id = strdup(e->call_id)) != NULL &&
+		    (!e->reason || (f->reason = strdup(e->reason)) != NULL) &&
+		    (!e->detail || (f->detail = strdup(e->detail)) != NULL)) {
+			f->e = *e;
+			f->e.call_id = f->call_id;
+			f->e.reason = f->reason;
+			f->e.detail = f->detail;
+			f->e.node = ctx->cfg->tel_name;
+			*ctx->held_tail = f;
+			ctx->held_tail = &f->next;
+			return;
+		}
+		if (f)
+			finish_free(f);
+		/* Out of memory: recorded on its own, now. */
+	}
 	/* Tried now unless the link is down and older ones wait for it
 	 * (the next round tries them all, in order). */
 	if ((ctx->finishes == NULL || ctx->redis.c != NULL) &&
@@ -397,38 +428,141 @@ tel_life_finish(struct tel_ctx *ctx, const struct rq_attempt_end *e)
 	finish_keep(ctx, e, 0, ctx->redis.c != NULL);
 }
 
+void
+tel_life_finish_hold(struct tel_ctx *ctx)
+{
+	if (ctx->finish_hold++ == 0) {
+		ctx->held = NULL;
+		ctx->held_tail = &ctx->held;
+	}
+}
+
+void
+tel_life_finish_release(struct tel_ctx *ctx)
+{
+	struct rq_attempt_end *e;
+	struct tel_finish *f, *held;
+	enum rq_status *st;
+	size_t n = 0, i;
+	int *rc, all;
+
+	if (ctx->finish_hold == 0 || --ctx->finish_hold > 0)
+		return;
+	held = ctx->held;
+	ctx->held = NULL;
+	ctx->held_tail = &ctx->held;
+	for (f = held; f != NULL; f = f->next)
+		n++;
+	if (n == 0)
+		return;
+	e = calloc(n, sizeof(*e));
+	st = calloc(n, sizeof(*st));
+	rc = calloc(n, sizeof(*rc));
+	for (i = 0, f = held; e && st && rc && f != NULL; f = f->next)
+		e[i++] = f->e;
+	/* Tried now unless the link is down and older ones wait for it,
+	 * as tel_life_finish does, but all in one script. */
+	all = e && st && rc && (ctx->finishes == NULL ||
+	    ctx->redis.c != NULL) ? rq_job_finish_batch(&ctx->redis, n, e, st,
+	    rc) : -1;
+	for (i = 0; (f = held) != NULL; i++) {
+		held = f->next;
+		if (all == 0 && rc[i] == 1)
+			log_info("call %s/%llu: recorded as %s", f->call_id,
+			    (unsigned long long)f->e.attempt,
+			    rq_status_name(st[i]));
+		else if (all == 0 && rc[i] == 0)
+			log_info("call %s/%llu: attempt already ended "
+			    "elsewhere (interrupted?), finish ignored",
+			    f->call_id, (unsigned long long)f->e.attempt);
+		else
+			finish_keep(ctx, &f->e, 0, ctx->redis.c != NULL);
+		finish_free(f);
+	}
+	free(e);
+	free(st);
+	free(rc);
+}
+
+int
+tel_life_may_claim(struct tel_ctx *ctx)
+{
+	uint64_t now = rq_mono_ms();
+
+	if (!ctx->recovered || ctx->fenced)
+		return 0;
+	/* Our liveness key first, if it is due (Redis may just be back
+	 * after an outage): a claim must never go before it. */
+	if (now >= ctx->alive_next_ms) {
+		life_refresh(ctx);
+		now = rq_mono_ms();
+	}
+	if (life_too_old(ctx, now)) {
+		life_fence(ctx, now);
+		return 0;
+	}
+	/* The refresh that was due failed (Redis still out of reach): no
+	 * claim goes before it. */
+	return now < ctx->alive_next_ms;
+}
+
+/* After a claim of ours succeeded: the same attempt came back to us and
+ * is ours now, so a resolve kept for its lost claim must not end it. */
+static void
+claim_unresolve(struct tel_ctx *ctx, const char *call_id, uint64_t attempt)
+{
+	struct tel_finish *f, **pp;
+
+	for (pp = &ctx->finishes; (f = *pp) != NULL; )
+		if (f->resolve && f->e.attempt == attempt &&
+		    !strcmp(f->call_id, call_id)) {
+			*pp = f->next;
+			ctx->nfinishes--;
+			finish_free(f);
+		} else
+			pp = &f->next;
+}
+
+void
+tel_life_claim_batch(struct tel_ctx *ctx, size_t n, const char *const *ids,
+    const uint64_t *attempts, int *rc)
+{
+	struct rq_attempt_end e;
+	size_t i;
+	int all;
+
+	if (!tel_life_may_claim(ctx)) {
+		for (i = 0; i < n; i++)
+			rc[i] = TEL_CLAIM_FENCED;
+		return;
+	}
+	all = rq_job_claim_batch(&ctx->redis, ctx->cfg->tel_name, n, ids,
+	    attempts, rc);
+	for (i = 0; i < n; i++) {
+		if (all == 0 && rc[i] == RQ_CLAIM_OK)
+			claim_unresolve(ctx, ids[i], attempts[i]);
+		if (all == 0 && rc[i] != -1)
+			continue;
+		rc[i] = -1;
+		/* The claim may have run: resolved later (see above). */
+		memset(&e, 0, sizeof(e));
+		e.call_id = ids[i];
+		e.attempt = attempts[i];
+		e.node = ctx->cfg->tel_name;
+		e.status = RQ_ST_FAILED;
+		e.reason = RQ_REASON_INTERRUPTED;
+		e.detail = "claim reply lost (redis)";
+		finish_keep(ctx, &e, 1, 0);
+	}
+}
+
 int
 tel_life_claim(struct tel_ctx *ctx, const char *call_id, uint64_t attempt)
 {
-	struct rq_attempt_end e;
-	struct tel_finish *f, **pp;
 	int rc;
 
-	if ((rc = rq_job_claim(&ctx->redis, call_id, attempt,
-	    ctx->cfg->tel_name)) != -1) {
-		if (rc != RQ_CLAIM_OK)
-			return rc;
-		/* The same attempt came back to us and is ours now: a
-		 * resolve kept for its lost claim must not end it. */
-		for (pp = &ctx->finishes; (f = *pp) != NULL; )
-			if (f->resolve && f->e.attempt == attempt &&
-			    !strcmp(f->call_id, call_id)) {
-				*pp = f->next;
-				ctx->nfinishes--;
-				finish_free(f);
-			} else
-				pp = &f->next;
-		return rc;
-	}
-	memset(&e, 0, sizeof(e));
-	e.call_id = call_id;
-	e.attempt = attempt;
-	e.node = ctx->cfg->tel_name;
-	e.status = RQ_ST_FAILED;
-	e.reason = RQ_REASON_INTERRUPTED;
-	e.detail = "claim reply lost (redis)";
-	finish_keep(ctx, &e, 1, 0);
-	return -1;
+	tel_life_claim_batch(ctx, 1, &call_id, &attempt, &rc);
+	return rc;
 }
 
 int

@@ -130,6 +130,8 @@ struct tel_speech *tel_tts_get(struct tel_tts *t, const char *text);
 /* Whether tel_tts_get(text) can be served: cached, or room in the queue
  * (capacity texts, at most TEL_TTS_QUEUE_MAX, waiting or in synthesis). */
 int		 tel_tts_can_take(struct tel_tts *t, const char *text);
+/* Whether text is in the cache (served without taking a queue slot). */
+int		 tel_tts_has(struct tel_tts *t, const char *text);
 struct tel_speech *tel_speech_ref(struct tel_speech *sp);
 void		 tel_speech_unref(struct tel_speech *sp);
 
@@ -187,8 +189,16 @@ const char	*tel_reason_for_status(int status);
  * or sip_from when there is none.  Returns 0, or -1 with err set. */
 int	tel_call_from(const char *sip_from, const char *caller_id, char *from,
 	    size_t fromlen, char *err, size_t errlen);
-/* Handles a JOB from dispatcher socket dealer.  */
+/* Handles a JOB from dispatcher socket dealer (tel_call_job_add, then
+ * tel_call_jobs_flush). */
 void	tel_call_job(struct tel_ctx *ctx, int dealer, const struct rq_msg *job);
+/* Checks a JOB (refused at once if it must be) and keeps it for the next
+ * tel_call_jobs_flush, which claims all the kept ones in one script, then
+ * acknowledges and dials (or, dry run, finishes) each claimed one. */
+void	tel_call_job_add(struct tel_ctx *ctx, int dealer,
+	    const struct rq_msg *job);
+void	tel_call_jobs_flush(struct tel_ctx *ctx);
+
 /* Hangs up every call and ends it as failed/interrupted with detail
  * (shutdown, fence). */
 void	tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail);
@@ -248,9 +258,22 @@ void	tel_life_close(struct tel_ctx *ctx, int ms);
  * it is refreshed again. */
 void	tel_life_tick(struct tel_ctx *ctx);
 /* Claims an attempt before its INVITE: an enum rq_claim, or -1 when Redis
- * failed (do not dial; the attempt is resolved later, see life.c). */
+ * failed (do not dial; the attempt is resolved later, see life.c), or
+ * TEL_CLAIM_FENCED when not tried (tel_life_may_claim said no). */
+#define TEL_CLAIM_FENCED	(-2)
 int	tel_life_claim(struct tel_ctx *ctx, const char *call_id,
 	    uint64_t attempt);
+/* The same for n attempts in one script: rc[i] as tel_life_claim's. */
+void	tel_life_claim_batch(struct tel_ctx *ctx, size_t n,
+	    const char *const *ids, const uint64_t *attempts, int *rc);
+/* Whether a claim may be tried now: recovered, not fenced, and our
+ * liveness key fresh (refreshed first when due; fenced now when it is too
+ * old). */
+int	tel_life_may_claim(struct tel_ctx *ctx);
+/* Between hold and release, finishes are kept back and then recorded in
+ * one script (the same rules as one by one).  Nests. */
+void	tel_life_finish_hold(struct tel_ctx *ctx);
+void	tel_life_finish_release(struct tel_ctx *ctx);
 /* Records the end of an attempt; kept and retried every second while
  * Redis fails.  e is copied. */
 void	tel_life_finish(struct tel_ctx *ctx, const struct rq_attempt_end *e);
@@ -304,6 +327,12 @@ struct tel_ctx {
 	struct tel_finish	*finishes;	/* kept while Redis fails */
 	int			 nfinishes;
 	uint64_t		 finish_retry_ms; /* monotonic */
+	int			 finish_hold;	/* finishes held for a batch */
+	struct tel_finish	*held, **held_tail;
+	struct tel_pend		*pend;		/* JOBs waiting for a claim */
+	size_t			 npend, pend_cap;
+	int			 hb_hold;	/* heartbeat after the batch */
+	int			 hb_wanted;
 };
 
 #endif

@@ -249,6 +249,12 @@ tts_cached(struct tel_tts *t, const char *text)
 }
 
 int
+tel_tts_has(struct tel_tts *t, const char *text)
+{
+	return tts_cached(t, text) != NULL;
+}
+
+int
 tel_tts_can_take(struct tel_tts *t, const char *text)
 {
 	return tts_cached(t, text) != NULL || t->queued < t->queue_max;

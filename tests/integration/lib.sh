@@ -120,11 +120,12 @@ rq_free_port() {
 	rq_fail "no free port found"
 }
 
-# rq_port_block: prints the first port of a block of 100 free ports (for RTP).
+# rq_port_block: prints the first port of a block of 200 free ports (for RTP:
+# 100 port pairs, the default telserver capacity of 100 calls).
 rq_port_block() {
 	local b i
 	for i in $(seq 1 200); do
-		b=$((30000 + (RANDOM % 27) * 100))
+		b=$((30000 + (RANDOM % 13) * 200))
 		rq_claim_port "rtp$b" || continue
 		echo "$b"
 		return 0
@@ -327,7 +328,8 @@ rq_write_config() {
 	export RQ_SMTP_PORT RQ_SMTP RQ_MAIL_TOKEN RQ_MAILTO
 	RQ_SIP_PORT=$(rq_free_port)
 	RQ_RTP_MIN=$(rq_port_block)
-	RQ_RTP_MAX=$((RQ_RTP_MIN + 99))
+	# the config check wants capacity (default 100) <= port pairs
+	RQ_RTP_MAX=$((RQ_RTP_MIN + 199))
 	RQ_API=http://127.0.0.1:$RQ_HTTP_PORT
 	export RQ_CONF RQ_KEY RQ_API RQ_HTTP_PORT RQ_DISPATCH_PORT \
 	    RQ_EVENTS_PORT RQ_SIP_PORT RQ_RTP_MIN RQ_RTP_MAX

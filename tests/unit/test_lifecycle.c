@@ -490,12 +490,73 @@ test_interrupt_alive_again(void **state)
 	    "retrying");
 }
 
+/* The batch variants act exactly as one by one, each entry on its own. */
+static void
+test_batch(void **state)
+{
+	static const char *ids[] = { "c_30", "c_31", "c_32", "c_33", "c_30" };
+	static const uint64_t atts[] = { 1, 1, 1, 2, 1 };
+	struct rq_attempt_end e[4];
+	enum rq_status st[4];
+	int rc[5], i;
+	char b[64];
+
+	job_taken("c_30", 1, NULL);
+	job_taken("c_31", 1, "not_after_ms", "1000", NULL);
+	job_taken("c_32", 1, NULL);
+	testredis_do("ZREM rq:inflight c_32");		/* lease gone */
+	job_taken("c_33", 1, NULL);			/* other attempt */
+	assert_int_equal(rq_job_claim_batch(&rl, "tel1", 5, ids, atts, rc),
+	    0);
+	assert_int_equal(rc[0], RQ_CLAIM_OK);
+	assert_int_equal(rc[1], RQ_CLAIM_EXPIRED);
+	assert_int_equal(rc[2], RQ_CLAIM_STALE);
+	assert_int_equal(rc[3], RQ_CLAIM_STALE);
+	assert_int_equal(rc[4], RQ_CLAIM_STALE);	/* already claimed */
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel1"), 1);
+	assert_string_equal(job_field("c_30", "status", b, sizeof(b)),
+	    "dispatched");
+	assert_string_equal(job_field("c_31", "status", b, sizeof(b)),
+	    "expired");
+	assert_int_equal(testredis_num("XLEN rq:events"), 2);
+
+	job_taken("c_34", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_34", 1, "tel1"), RQ_CLAIM_OK);
+	memset(e, 0, sizeof(e));
+	for (i = 0; i < 4; i++) {
+		e[i].attempt = 1;
+		e[i].node = "tel1";
+		e[i].status = RQ_ST_COMPLETED;
+	}
+	e[0].call_id = "c_30";
+	e[1].call_id = "c_34";
+	e[1].status = RQ_ST_FAILED;
+	e[1].reason = RQ_REASON_BUSY;
+	e[1].sip_code = 486;
+	e[2].call_id = "c_30";				/* repeated */
+	e[3].call_id = "c_32";
+	e[3].status = RQ_ST_RINGING;			/* refused here */
+	assert_int_equal(rq_job_finish_batch(&rl, 4, e, st, rc), 0);
+	assert_int_equal(rc[0], 1);
+	assert_int_equal(st[0], RQ_ST_COMPLETED);
+	assert_int_equal(rc[1], 1);
+	assert_int_equal(st[1], RQ_ST_RETRYING);
+	assert_int_equal(rc[2], 0);
+	assert_int_equal(rc[3], -1);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel1"), 0);
+	assert_string_equal(job_field("c_34", "status", b, sizeof(b)),
+	    "retrying");
+	assert_true(testredis_num("ZSCORE rq:delayed c_34") > 0);
+	assert_int_equal(testredis_num("XLEN rq:events"), 5);
+}
+
 static void
 test_redis_down(void **state)
 {
 	struct rq_redis down;
 	struct rq_attempt_end e;
 	enum rq_status st;
+	int rc[1];
 
 	/* A port nothing listens on. */
 	rq_redis_init(&down, "127.0.0.1", testredis_free_port(), scripts, 3);
@@ -506,6 +567,8 @@ test_redis_down(void **state)
 	e.node = "tel1";
 	e.status = RQ_ST_COMPLETED;
 	assert_int_equal(rq_job_finish(&down, &e, &st), -1);
+	assert_int_equal(rq_job_finish_batch(&down, 1, &e, &st, rc), -1);
+	assert_int_equal(rc[0], -1);
 	assert_int_equal(rq_node_interrupt(&down, "tel1", "x"), -1);
 	rq_redis_close(&down);
 }
@@ -524,6 +587,7 @@ main(void)
 		cmocka_unit_test_setup(test_stale_finish, setup),
 		cmocka_unit_test_setup(test_interrupt, setup),
 		cmocka_unit_test_setup(test_interrupt_alive_again, setup),
+		cmocka_unit_test_setup(test_batch, setup),
 		cmocka_unit_test_setup(test_redis_down, setup),
 	};
 	int rc;

@@ -222,6 +222,48 @@ test_fence(void **state)
 	assert_true(testredis_num("PTTL rq:node:tel-u") > 0);
 }
 
+/* After an outage, the liveness key is refreshed before any claim, and no
+ * claim goes while that refresh fails (the crash test saw a telserver
+ * claim jobs, then fence itself on a key left stale, and hang them up). */
+static void
+test_refresh_before_claim(void **state)
+{
+	static const char *id = "c_000000000000000000000f09";
+	struct rq_msg job;
+	int live = ctx.redis.port;
+
+	testredis_do("HSET rq:job:%s id %s tenant t1 to +15550001111 "
+	    "attempts 1 status scheduled status_rank 1", id, id);
+	testredis_do("ZADD rq:inflight 9999999999999 %s", id);
+	rq_msg_init(&job, RQ_MSG_JOB);
+	rq_msg_set(&job, call_id, (char *)id);
+	rq_msg_set(&job, attempt, (uint64_t)1);
+	rq_msg_set(&job, tenant, "t1");
+	rq_msg_set(&job, to, "+15550001111");
+	/* Redis out of reach, the refresh due: refused, not even tried. */
+	link_port(testredis_free_port());
+	ctx.alive_ms = rq_mono_ms() - 3000;
+	ctx.alive_next_ms = 0;
+	tel_call_job(&ctx, 0, &job);
+	assert_null(ctx.calls);
+	assert_int_equal(ctx.fenced, 0);
+	assert_int_equal(tel_life_pending(&ctx), 0);
+	assert_int_equal(testredis_num("ZCARD rq:inflight"), 1);
+	/* Back, the key nearly stale (gone, even): refreshed, then claimed;
+	 * not fenced a moment later. */
+	link_port(live);
+	testredis_do("DEL rq:node:tel-u");
+	ctx.alive_ms = rq_mono_ms() - 3000;
+	tel_call_job(&ctx, 0, &job);
+	assert_true(testredis_num("PTTL rq:node:tel-u") > 4000);
+	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel-u %s", id), 0);
+	assert_true(testredis_num("XLEN rq:events") >= 2);
+	ctx.alive_next_ms = rq_mono_ms() + 1000;
+	tel_life_tick(&ctx);
+	assert_int_equal(ctx.fenced, 0);
+}
+
 static void
 test_kept_finishes(void **state)
 {
@@ -316,6 +358,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_before_claim,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_finishes, setup,
 		    teardown),
