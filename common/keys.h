@@ -130,19 +130,26 @@
 "  end\n" \
 "  redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(a))\n" \
 "  local rank = tonumber(ev.attempt) * 16 + ST[ev.status]\n" \
-"  local cur = tonumber(redis.call('HGET', key, 'status_rank')) or -1\n" \
-"  if rank <= cur or redis.call('EXISTS', key) == 0 then return end\n" \
-"  redis.call('HSET', key, 'status', ev.status, 'status_rank', rank,\n" \
-"    'updated_ms', string.format('%.0f', ts))\n" \
+"  local j = redis.call('HMGET', key, 'status_rank', 'tenant', 'id')\n" \
+"  local cur = tonumber(j[1]) or -1\n" \
+"  if rank <= cur then return end\n" \
+"  if not j[1] and not j[2] and not j[3] and\n" \
+"      redis.call('EXISTS', key) == 0 then return end\n" \
+"  local set = { 'status', ev.status, 'status_rank', rank,\n" \
+"    'updated_ms', string.format('%.0f', ts) }\n" \
+"  local del = {}\n" \
 "  if ev.reason and ev.reason ~= '' then\n" \
-"    redis.call('HSET', key, 'reason', ev.reason)\n" \
-"  else redis.call('HDEL', key, 'reason') end\n" \
+"    set[#set + 1] = 'reason'\n" \
+"    set[#set + 1] = ev.reason\n" \
+"  else del[#del + 1] = 'reason' end\n" \
 "  if ev.sip_code and ev.sip_code ~= '' then\n" \
-"    redis.call('HSET', key, 'sip_code', tostring(ev.sip_code))\n" \
-"  else redis.call('HDEL', key, 'sip_code') end\n" \
-"  if is_terminal(rank) then\n" \
-"    local tn = redis.call('HGET', key, 'tenant')\n" \
-"    if tn then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. tn, ev.call_id) end\n" \
+"    set[#set + 1] = 'sip_code'\n" \
+"    set[#set + 1] = tostring(ev.sip_code)\n" \
+"  else del[#del + 1] = 'sip_code' end\n" \
+"  redis.call('HSET', key, unpack(set))\n" \
+"  if #del > 0 then redis.call('HDEL', key, unpack(del)) end\n" \
+"  if is_terminal(rank) and j[2] then\n" \
+"    redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], ev.call_id)\n" \
 "  end\n" \
 "end\n"
 
