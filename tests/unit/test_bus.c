@@ -96,8 +96,11 @@ setup(void **state)
 	size_t len = sizeof(endpoint);
 	int fd;
 
-	if (!zmq_has("curve"))
-		return 0;
+	/* CURVE is required (docs/security.md); Debian's libzmq5 has it. */
+	if (!zmq_has("curve")) {
+		fprintf(stderr, "test_bus: libzmq was built without CURVE\n");
+		return -1;
+	}
 	/* The bus's log lines go to a file the tests read. */
 	strcpy(logpath, "/tmp/rq-test-bus-XXXXXX");
 	if ((fd = mkstemp(logpath)) == -1 || dup2(fd, 2) == -1)
@@ -143,8 +146,6 @@ test_keygen(void **state)
 {
 	char pub[41], sec[41], again[41];
 
-	if (zctx == NULL)
-		skip();
 	assert_int_equal(rq_bus_keygen(pub, sec), 0);
 	assert_int_equal(strlen(pub), 40);
 	assert_int_equal(strlen(sec), 40);
@@ -157,8 +158,6 @@ test_accepted_keys(void **state)
 {
 	void *s;
 
-	if (zctx == NULL)
-		skip();
 	/* A key in curve_clients. */
 	s = dealer(srv_pub, cli_pub, cli_sec);
 	assert_true(delivered(s, "listed", 3000));
@@ -176,8 +175,6 @@ test_refused_and_logged(void **state)
 	char *log;
 	void *s;
 
-	if (zctx == NULL)
-		skip();
 	/* A key nobody listed.  (Refusals are logged at most once a
 	 * second: wait between the cases.) */
 	sleep(1);

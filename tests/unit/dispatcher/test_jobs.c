@@ -42,46 +42,6 @@ take(struct rq_msg *m)
 	return n == 1 ? 1 : 2;
 }
 
-/* Like test_release.c's: the value of field in the last rq:events entry
- * for id and status; returns how many such entries there are. */
-static int
-event(const char *id, const char *status, const char *field, char *out,
-    size_t outlen)
-{
-	redisReply *r, *e, *f;
-	const char *cid, *st, *v;
-	size_t i, j;
-	int n = 0;
-
-	if (out != NULL)
-		out[0] = '\0';
-	if ((r = testredis_cmd("XRANGE rq:events - +")) == NULL)
-		return -1;
-	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-		e = r->element[i];
-		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-			continue;
-		f = e->element[1];
-		cid = st = v = NULL;
-		for (j = 0; j + 1 < f->elements; j += 2) {
-			if (!strcmp(f->element[j]->str, "call_id"))
-				cid = f->element[j + 1]->str;
-			else if (!strcmp(f->element[j]->str, "status"))
-				st = f->element[j + 1]->str;
-			if (field != NULL && !strcmp(f->element[j]->str, field))
-				v = f->element[j + 1]->str;
-		}
-		if (cid == NULL || st == NULL || strcmp(cid, id) ||
-		    strcmp(st, status))
-			continue;
-		n++;
-		if (out != NULL && v != NULL)
-			snprintf(out, outlen, "%s", v);
-	}
-	freeReplyObject(r);
-	return n;
-}
-
 /* The lease of id runs LEASE from the take, by Redis's clock (this host's). */
 static void
 assert_leased(const char *id)
@@ -188,16 +148,16 @@ test_take_broken(void **state)
 	assert_int_equal(testredis_num("XLEN rq:events"), 0);
 	assert_int_equal(take(&m), 2);
 	/* No target: that attempt fails, rejected. */
-	assert_int_equal(event("c_noto", "failed", "reason", buf,
+	assert_int_equal(testredis_event("c_noto", "failed", "reason", buf,
 	    sizeof(buf)), 1);
 	assert_string_equal(buf, "rejected");
-	event("c_noto", "failed", "attempt", buf, sizeof(buf));
+	testredis_event("c_noto", "failed", "attempt", buf, sizeof(buf));
 	assert_string_equal(buf, "1");
-	event("c_noto", "failed", "detail", buf, sizeof(buf));
+	testredis_event("c_noto", "failed", "detail", buf, sizeof(buf));
 	assert_non_null(strstr(buf, "tenant or target"));
-	event("c_noto", "failed", "tenant", buf, sizeof(buf));
+	testredis_event("c_noto", "failed", "tenant", buf, sizeof(buf));
 	assert_string_equal(buf, "demo");
-	event("c_noto", "failed", "to", buf, sizeof(buf));
+	testredis_event("c_noto", "failed", "to", buf, sizeof(buf));
 	assert_string_equal(buf, "");
 	assert_int_equal(testredis_num("HGET rq:job:c_noto status_rank"),
 	    16 + 7);
@@ -256,10 +216,10 @@ test_take_not_after(void **state)
 	ready("c_ok", 5, NB + 1);
 	testredis_do("HSET rq:job:c_ok not_after_ms %lld", now + 60000);
 	assert_int_equal(take(&m), 2);
-	assert_int_equal(event("c_late", "expired", "reason", buf,
+	assert_int_equal(testredis_event("c_late", "expired", "reason", buf,
 	    sizeof(buf)), 1);
 	assert_string_equal(buf, "not_after");
-	event("c_late", "expired", "attempt", buf, sizeof(buf));
+	testredis_event("c_late", "expired", "attempt", buf, sizeof(buf));
 	assert_string_equal(buf, "1");
 	assert_int_equal(testredis_num("HGET rq:job:c_late attempts"), 1);
 	assert_int_equal(testredis_num("HGET rq:job:c_late status_rank"),
@@ -286,12 +246,13 @@ test_attempts_exhausted(void **state)
 		assert_int_equal(disp_job_requeue(&rl, "c_1", i, 0), 1);
 	}
 	assert_int_equal(take(&m), 2);
-	assert_int_equal(event("c_1", "failed", "reason", buf, sizeof(buf)),
+	assert_int_equal(testredis_event("c_1", "failed", "reason", buf,
+	    sizeof(buf)),
 	    1);
 	assert_string_equal(buf, "attempts_exhausted");
-	event("c_1", "failed", "attempt", buf, sizeof(buf));
+	testredis_event("c_1", "failed", "attempt", buf, sizeof(buf));
 	assert_string_equal(buf, "3");
-	event("c_1", "failed", "to", buf, sizeof(buf));
+	testredis_event("c_1", "failed", "to", buf, sizeof(buf));
 	assert_string_equal(buf, "+15551234567");
 	assert_int_equal(testredis_num("HGET rq:job:c_1 attempts"), 3);
 	assert_int_equal(testredis_num("ZCARD rq:ready"), 0);
@@ -309,7 +270,8 @@ test_attempts_exhausted(void **state)
 	rq_msg_clear(&m);
 	assert_int_equal(disp_job_requeue(&rl, "c_2", 3, 0), 1);
 	assert_int_equal(take(&m), 2);
-	assert_int_equal(event("c_2", "failed", "attempt", buf, sizeof(buf)),
+	assert_int_equal(testredis_event("c_2", "failed", "attempt", buf,
+	    sizeof(buf)),
 	    1);
 	assert_string_equal(buf, "3");
 }
@@ -331,12 +293,13 @@ test_drop(void **state)
 	    1);
 	assert_int_equal(testredis_num("ZCARD rq:inflight"), 0);
 	assert_int_equal(testredis_num("ZCARD rq:ready"), 0);
-	assert_int_equal(event("c_1", "failed", "reason", buf, sizeof(buf)),
+	assert_int_equal(testredis_event("c_1", "failed", "reason", buf,
+	    sizeof(buf)),
 	    1);
 	assert_string_equal(buf, "rejected");
-	event("c_1", "failed", "node", buf, sizeof(buf));
+	testredis_event("c_1", "failed", "node", buf, sizeof(buf));
 	assert_string_equal(buf, "tI");
-	event("c_1", "failed", "detail", buf, sizeof(buf));
+	testredis_event("c_1", "failed", "detail", buf, sizeof(buf));
 	assert_string_equal(buf, "bad target");
 	assert_int_equal(disp_job_drop(&rl, "c_1", 1, "tI", "bad"), 0);
 	assert_int_equal(testredis_num("XLEN rq:events"), 1);
@@ -409,7 +372,8 @@ test_claim_races(void **state)
 	assert_int_equal(rq_job_claim(&rl, "c_2", 1, "tC"), RQ_CLAIM_OK);
 	assert_int_equal(rq_job_claim(&rl, "c_2", 1, "tB"), RQ_CLAIM_STALE);
 	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tB c_2"), 0);
-	assert_int_equal(event("c_2", "dispatched", NULL, NULL, 0), 1);
+	assert_int_equal(testredis_event("c_2", "dispatched", NULL, NULL, 0),
+	    1);
 }
 
 /* A telserver lost (no heartbeat for heartbeat_timeout_ms) before it

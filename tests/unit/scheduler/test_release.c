@@ -37,46 +37,6 @@ job(const char *id, const char *prio, long long due)
 	testredis_do("ZADD rq:delayed %lld %s", due, id);
 }
 
-/* The value of field in the entry of rq:events for id and status (the
- * last one), copied to out; returns how many such entries there are. */
-static int
-event(const char *id, const char *status, const char *field, char *out,
-    size_t outlen)
-{
-	redisReply *r, *e, *f;
-	const char *cid, *st, *v;
-	size_t i, j;
-	int n = 0;
-
-	if (out != NULL)
-		out[0] = '\0';
-	if ((r = testredis_cmd("XRANGE rq:events - +")) == NULL)
-		return -1;
-	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-		e = r->element[i];
-		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-			continue;
-		f = e->element[1];
-		cid = st = v = NULL;
-		for (j = 0; j + 1 < f->elements; j += 2) {
-			if (!strcmp(f->element[j]->str, "call_id"))
-				cid = f->element[j + 1]->str;
-			else if (!strcmp(f->element[j]->str, "status"))
-				st = f->element[j + 1]->str;
-			if (field != NULL && !strcmp(f->element[j]->str, field))
-				v = f->element[j + 1]->str;
-		}
-		if (cid == NULL || st == NULL || strcmp(cid, id) ||
-		    strcmp(st, status))
-			continue;
-		n++;
-		if (out != NULL && v != NULL)
-			snprintf(out, outlen, "%s", v);
-	}
-	freeReplyObject(r);
-	return n;
-}
-
 /* HGET of a job field into out ("" when absent). */
 static const char *
 field(const char *id, const char *name, char *out, size_t outlen)
@@ -135,13 +95,15 @@ test_priority_order(void **state)
 	assert_int_equal(testredis_num("ZSCORE rq:delayed c_later"), NOW + 1);
 	assert_int_equal(testredis_num("ZCARD rq:delayed"), 1);
 	/* Scheduled once each, at attempt 0, with tenant and target. */
-	assert_int_equal(event("c_a", "scheduled", "attempt", buf,
+	assert_int_equal(testredis_event("c_a", "scheduled", "attempt", buf,
 	    sizeof(buf)), 1);
 	assert_string_equal(buf, "0");
-	assert_int_equal(event("c_a", "scheduled", "to", buf, sizeof(buf)),
+	assert_int_equal(testredis_event("c_a", "scheduled", "to", buf,
+	    sizeof(buf)),
 	    1);
 	assert_string_equal(buf, "+15551234567");
-	assert_int_equal(event("c_later", "scheduled", NULL, NULL, 0), 0);
+	assert_int_equal(testredis_event("c_later", "scheduled", NULL, NULL, 0),
+	    0);
 	assert_string_equal(field("c_a", "status", buf, sizeof(buf)),
 	    "scheduled");
 	assert_int_equal(testredis_num("HGET rq:job:c_a status_rank"), 1);
@@ -187,10 +149,11 @@ test_not_after(void **state)
 	assert_int_equal(st.released, 1);
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_late"), -1);
 	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
-	assert_int_equal(event("c_late", "expired", "reason", buf,
+	assert_int_equal(testredis_event("c_late", "expired", "reason", buf,
 	    sizeof(buf)), 1);
 	assert_string_equal(buf, "not_after");
-	assert_int_equal(event("c_late", "scheduled", NULL, NULL, 0), 0);
+	assert_int_equal(testredis_event("c_late", "scheduled", NULL, NULL, 0),
+	    0);
 	assert_string_equal(field("c_late", "status", buf, sizeof(buf)),
 	    "expired");
 	assert_string_equal(field("c_late", "reason", buf, sizeof(buf)),
@@ -359,12 +322,12 @@ test_sweep(void **state)
 	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 0);
 	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tB c_2"), 1);
 	/* Retried by the rules (network class, attempt 1 of 3). */
-	assert_int_equal(event("c_1", "retrying", "reason", buf,
+	assert_int_equal(testredis_event("c_1", "retrying", "reason", buf,
 	    sizeof(buf)), 1);
 	assert_string_equal(buf, "interrupted");
-	assert_int_equal(event("c_2", "retrying", NULL, NULL, 0), 0);
+	assert_int_equal(testredis_event("c_2", "retrying", NULL, NULL, 0), 0);
 	assert_int_equal(sched_sweep(&rl, &sn, 20000), 0);
-	assert_int_equal(event("c_1", "retrying", NULL, NULL, 0), 1);
+	assert_int_equal(testredis_event("c_1", "retrying", NULL, NULL, 0), 1);
 
 	/* tB's key vanishes (a Redis restart) but comes back with its next
 	 * heartbeat within the grace period: its call is left alone. */
@@ -426,11 +389,11 @@ test_sweep_outage(void **state)
 	assert_int_equal(sched_sweep(&rl, &sn, 10000 + 2 * SCHED_DEAD_GRACE_MS
 	    - 1), 0);
 	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 1);
-	assert_int_equal(event("c_1", "retrying", NULL, NULL, 0), 0);
+	assert_int_equal(testredis_event("c_1", "retrying", NULL, NULL, 0), 0);
 	assert_int_equal(sched_sweep(&rl, &sn, 10000 + 2 *
 	    SCHED_DEAD_GRACE_MS), 1);
 	assert_int_equal(testredis_num("SCARD rq:oncall:tA"), 0);
-	assert_int_equal(event("c_1", "retrying", NULL, NULL, 0), 1);
+	assert_int_equal(testredis_event("c_1", "retrying", NULL, NULL, 0), 1);
 
 	/* The link lost by another command (the release step) between two
 	 * sweeps, and already connected again when the sweep runs: the same

@@ -173,4 +173,46 @@ testredis_num(const char *fmt, ...)
 		freeReplyObject(r_);					\
 } while (0)
 
+/* The value of field in the last rq:events entry for call id and status,
+ * copied to out (may be NULL); returns how many such entries there are,
+ * or -1 when Redis did not answer. */
+static inline int
+testredis_event(const char *id, const char *status, const char *field,
+    char *out,
+    size_t outlen)
+{
+	redisReply *r, *e, *f;
+	const char *cid, *st, *v;
+	size_t i, j;
+	int n = 0;
+
+	if (out != NULL)
+		out[0] = '\0';
+	if ((r = testredis_cmd("XRANGE rq:events - +")) == NULL)
+		return -1;
+	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		e = r->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+			continue;
+		f = e->element[1];
+		cid = st = v = NULL;
+		for (j = 0; j + 1 < f->elements; j += 2) {
+			if (!strcmp(f->element[j]->str, "call_id"))
+				cid = f->element[j + 1]->str;
+			else if (!strcmp(f->element[j]->str, "status"))
+				st = f->element[j + 1]->str;
+			if (field != NULL && !strcmp(f->element[j]->str, field))
+				v = f->element[j + 1]->str;
+		}
+		if (cid == NULL || st == NULL || strcmp(cid, id) ||
+		    strcmp(st, status))
+			continue;
+		n++;
+		if (out != NULL && v != NULL)
+			snprintf(out, outlen, "%s", v);
+	}
+	freeReplyObject(r);
+	return n;
+}
+
 #endif
