@@ -192,6 +192,14 @@ rq_bus_fd(void *sock)
 #define BUS_POLL_MS		200
 #define BUS_LOG_EVERY_MS	1000
 
+enum bus_refusal_kind {
+	BUS_REFUSED_KEY,	/* server: a client key not in curve_clients */
+	BUS_REFUSED_BY_SERVER,	/* client: the server's ZAP said no */
+	BUS_REFUSED_PROTOCOL,	/* either side: mechanism or key mismatch */
+	BUS_REFUSED_NO_DETAIL,
+	BUS_REFUSAL_KINDS
+};
+
 struct bus_mon {
 	void		*sock;		/* PAIR reading the socket's events */
 	int		 server;
@@ -208,8 +216,10 @@ static struct {
 	struct bus_mon	 mon_new[BUS_MON_MAX];	/* handed to the thread */
 	size_t		 nmon_new;
 	unsigned	 mon_seq;
-	uint64_t	 log_ms;	/* thread only: rate limit */
-	unsigned	 suppressed;
+	/* Thread only: refusal lines rate-limited per kind, so that a vague
+	 * one never hides the line that says what is wrong. */
+	uint64_t	 log_ms[BUS_REFUSAL_KINDS];
+	unsigned	 suppressed[BUS_REFUSAL_KINDS];
 } bus_sec = { .mon_lock = PTHREAD_MUTEX_INITIALIZER };
 
 int
@@ -222,29 +232,31 @@ rq_bus_keygen(char public_key[41], char secret_key[41])
 
 /* Logs a refusal unless one was logged less than a second ago. */
 static void
-bus_refusal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+bus_refusal(enum bus_refusal_kind, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
-bus_refusal(const char *fmt, ...)
+bus_refusal(enum bus_refusal_kind kind, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
 	uint64_t now = rq_mono_ms();
 
-	if (bus_sec.log_ms != 0 && now - bus_sec.log_ms < BUS_LOG_EVERY_MS) {
-		bus_sec.suppressed++;
+	if (bus_sec.log_ms[kind] != 0 &&
+	    now - bus_sec.log_ms[kind] < BUS_LOG_EVERY_MS) {
+		bus_sec.suppressed[kind]++;
 		return;
 	}
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (bus_sec.suppressed > 0)
-		log_warnx("%s (and %u more refusals in the last seconds)", line,
-		    bus_sec.suppressed);
+	if (bus_sec.suppressed[kind] > 0)
+		log_warnx("%s (and %u more like it in the last seconds)", line,
+		    bus_sec.suppressed[kind]);
 	else
 		log_warnx("%s", line);
-	bus_sec.log_ms = now;
-	bus_sec.suppressed = 0;
+	bus_sec.log_ms[kind] = now;
+	bus_sec.suppressed[kind] = 0;
 }
 
 static int
@@ -324,8 +336,9 @@ bus_zap_answer(void *zap)
 		}
 	}
 	if (!ok)
-		bus_refusal("bus: refused a peer from %s: CURVE key %s is not "
-		    "in [bus] curve_clients", addr[0] ? addr : "?",
+		bus_refusal(BUS_REFUSED_KEY, "bus: refused a peer from %s: "
+		    "CURVE key %s is not in [bus] curve_clients",
+		    addr[0] ? addr : "?",
 		    key[0] ? key : "(none)");
 	else
 		log_debug("bus: CURVE client %s from %s accepted", key, addr);
@@ -389,16 +402,22 @@ bus_mon_read(struct bus_mon *m)
 	case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
 		/* The server logs its refusals from the ZAP handler. */
 		if (!m->server)
-			bus_refusal("bus %s: refused by the server (status "
+			bus_refusal(BUS_REFUSED_BY_SERVER,
+			    "bus %s: refused by the server (status "
 			    "%u): is this daemon's curve_public_key in its "
 			    "curve_clients?", where, (unsigned)value);
 		break;
 	case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-		bus_refusal("bus %s: CURVE handshake failed: %s", where,
+		bus_refusal(BUS_REFUSED_PROTOCOL,
+		    "bus %s: CURVE handshake failed: %s", where,
 		    bus_protocol_error(value));
 		break;
 	case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-		bus_refusal("bus %s: CURVE handshake failed", where);
+		/* What a CURVE server usually sees when a peer without CURVE
+		 * hangs up first, before ZeroMQ could say why. */
+		bus_refusal(BUS_REFUSED_NO_DETAIL,
+		    "bus %s: CURVE handshake failed: the peer hung up "
+		    "(has it no CURVE, or a wrong curve_server_key?)", where);
 		break;
 	}
 	return 0;
