@@ -154,14 +154,14 @@ struct params {
 #define U64(buf, v)	(snprintf((buf), sizeof(buf), "%" PRIu64, \
 			    (uint64_t)(v)), (const char *)(buf))
 
+/* Queues the statement for one event on the pipeline. */
 static int
-store_one(PGconn *pg, const struct acct_event *ev)
+send_one(PGconn *pg, const struct acct_event *ev)
 {
 	const struct rq_msg *m = &ev->m;
 	struct params p;
 	const char *sip, *dur, *answered, *ended, *talk, *aended, *atalk;
-	PGresult *res;
-	int rc = 0, terminal = rq_status_terminal(ev->st);
+	int terminal = rq_status_terminal(ev->st);
 	/* retrying: this attempt is over, the call goes on */
 	int over = terminal || ev->st == RQ_ST_RETRYING;
 
@@ -179,6 +179,7 @@ store_one(PGconn *pg, const struct acct_event *ev)
 	U64(p.attempt, m->attempt);
 	U64(p.ts, m->ts_ms);
 	{
+		/* libpq copies the values before it returns. */
 		const char *v[] = { m->call_id, p.attempt, m->status, p.ts,
 		    m->reason, sip, m->node, dur, m->detail, m->tenant, m->to,
 		    answered, ended, talk, U64(p.rank, ev->rank),
@@ -186,60 +187,99 @@ store_one(PGconn *pg, const struct acct_event *ev)
 		    U64(p.started, m->started_ms) : NULL, aended, atalk,
 		    U64(p.order, ev->st) };
 
-		res = PQexecPrepared(pg, "acct_store", 19, v, NULL, NULL, 0);
+		return PQsendQueryPrepared(pg, "acct_store", 19, v, NULL, NULL,
+		    0) == 1 ? 0 : -1;
 	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		/* A lost connection is logged once, by the caller. */
-		if (PQstatus(pg) == CONNECTION_OK)
-			log_warnx("postgres: %s/%" PRIu64 " %s: %s", m->call_id,
-			    m->attempt, m->status, PQresultErrorMessage(res));
-		rc = -1;
-	} else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0),
-	    "1") == 0)
-		log_debug("%s: event %" PRIu64 ":%s stored", m->call_id,
-		    m->attempt, m->status);
-	else
-		log_debug("%s: event %" PRIu64 ":%s already stored",
-		    m->call_id, m->attempt, m->status);
-	PQclear(res);
-	return rc;
 }
 
-static int
-simple(PGconn *pg, const char *sql)
+/* Reads one queued statement's result (then the NULL that ends it);
+ * returns its status, or PGRES_FATAL_ERROR when the connection broke. */
+static ExecStatusType
+read_one(PGconn *pg, const struct acct_event *ev)
 {
-	PGresult *res;
-	int rc = 0;
+	PGresult *res, *end;
+	ExecStatusType st;
 
-	res = PQexec(pg, sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		if (PQstatus(pg) == CONNECTION_OK)
-			log_warnx("postgres: %s: %s", sql,
+	if ((res = PQgetResult(pg)) == NULL)
+		return PGRES_FATAL_ERROR;
+	st = PQresultStatus(res);
+	if (ev != NULL && st == PGRES_TUPLES_OK)
+		log_debug("%s: event %" PRIu64 ":%s %s", ev->m.call_id,
+		    ev->m.attempt, ev->m.status, PQntuples(res) == 1 &&
+		    strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "stored" :
+		    "already stored");
+	else if (st == PGRES_FATAL_ERROR && PQstatus(pg) == CONNECTION_OK) {
+		/* A lost connection is logged once, by the caller. */
+		if (ev != NULL)
+			log_warnx("postgres: %s/%" PRIu64 " %s: %s",
+			    ev->m.call_id, ev->m.attempt, ev->m.status,
 			    PQresultErrorMessage(res));
-		rc = -1;
+		else
+			log_warnx("postgres: BEGIN/COMMIT: %s",
+			    PQresultErrorMessage(res));
 	}
 	PQclear(res);
-	return rc;
+	if ((end = PQgetResult(pg)) != NULL) {	/* one result per query */
+		PQclear(end);
+		return PGRES_FATAL_ERROR;
+	}
+	return st;
 }
 
+/*
+ * The batch in one transaction and one round trip: BEGIN, a statement per
+ * event and COMMIT go out on a libpq pipeline, then their results are read
+ * in order.  If a statement fails, the server skips the rest up to the
+ * sync (PGRES_PIPELINE_ABORTED) and the transaction is rolled back below.
+ */
 int
 acct_store(PGconn *pg, struct acct_event *evs, size_t n)
 {
+	PGresult *res;
+	ExecStatusType st;
 	size_t i;
+	int ok = 1;
 
-	if (simple(pg, "BEGIN") == -1)
-		goto fail;
-	for (i = 0; i < n; i++)
-		if (store_one(pg, &evs[i]) == -1)
-			goto fail;
-	if (simple(pg, "COMMIT") == -1)
-		goto fail;
-	for (i = 0; i < n; i++)
-		evs[i].stored = 1;
-	return 0;
-fail:
-	if (PQstatus(pg) != CONNECTION_OK)
-		return -2;
-	PQclear(PQexec(pg, "ROLLBACK"));
+	if (PQenterPipelineMode(pg) != 1)
+		goto broken;
+	ok = PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	for (i = 0; ok && i < n; i++)
+		ok = send_one(pg, &evs[i]) == 0;
+	ok = ok && PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL,
+	    0) == 1;
+	if (PQpipelineSync(pg) != 1)
+		goto broken;
+	if (ok) {
+		ok = read_one(pg, NULL) == PGRES_COMMAND_OK;
+		for (i = 0; i < n; i++)
+			if (read_one(pg, &evs[i]) != PGRES_TUPLES_OK)
+				ok = 0;
+		if (read_one(pg, NULL) != PGRES_COMMAND_OK)
+			ok = 0;
+	}
+	/* Everything up to the sync is read (all of it when a send failed):
+	 * each query's result, then a NULL, then the sync's own result. */
+	for (i = 0; i < 2 * (n + 2) + 1; i++) {
+		if ((res = PQgetResult(pg)) == NULL) {
+			if (PQstatus(pg) != CONNECTION_OK)
+				break;
+			continue;
+		}
+		st = PQresultStatus(res);
+		PQclear(res);
+		if (st == PGRES_PIPELINE_SYNC)
+			break;
+	}
+	if (PQexitPipelineMode(pg) != 1)
+		goto broken;
+	if (ok) {
+		for (i = 0; i < n; i++)
+			evs[i].stored = 1;
+		return 0;
+	}
+	if (PQtransactionStatus(pg) != PQTRANS_IDLE)
+		PQclear(PQexec(pg, "ROLLBACK"));
+	return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
+broken:
 	return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
 }

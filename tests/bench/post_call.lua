@@ -1,11 +1,13 @@
 -- wrk script for bench_intake.sh: POSTs a valid call with the key in
--- $RQ_KEY and counts the 202 answers.  With $RQ_BENCH_DELAY_MS set, each
+-- $RQ_KEY and counts the answers below 400 as accepted (every one is a 202:
+-- the requests carry no Idempotency-Key; the bench script checks the count
+-- against Redis).  No response() callback: it would make wrk build a Lua
+-- table of each answer, and wrk shares the 2 cores with what it measures.
+-- With $RQ_BENCH_DELAY_MS set, each
 -- connection waits an exponentially distributed time of that mean before
 -- each request, which makes an open-ish load at a chosen rate.
 local key = os.getenv("RQ_KEY") or ""
 local mean_delay = tonumber(os.getenv("RQ_BENCH_DELAY_MS") or "0")
-local threads = {}
-local counter = 0
 
 wrk.method = "POST"
 wrk.body = '{"to":"+15551234567","say":"Your table is ready.",' ..
@@ -13,15 +15,14 @@ wrk.body = '{"to":"+15551234567","say":"Your table is ready.",' ..
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
 
+local counter = 0
+
 function setup(thread)
 	counter = counter + 1
 	thread:set("id", counter)
-	table.insert(threads, thread)
 end
 
 function init(args)
-	accepted = 0
-	other = 0
 	math.randomseed(os.time() * 100 + id)
 end
 
@@ -32,21 +33,10 @@ function delay()
 	return -mean_delay * math.log(1 - math.random())
 end
 
-function response(status, headers, body)
-	if status == 202 then
-		accepted = accepted + 1
-	else
-		other = other + 1
-	end
-end
-
 -- One machine-readable line for the bench script.
 function done(summary, latency, requests)
-	local acc, oth = 0, 0
-	for _, t in ipairs(threads) do
-		acc = acc + t:get("accepted")
-		oth = oth + t:get("other")
-	end
+	local oth = summary.errors.status
+	local acc = summary.requests - oth
 	io.write(string.format("RQ_BENCH accepted=%d other=%d errors=%d " ..
 	    "seconds=%.3f p50_ms=%.3f p99_ms=%.3f\n", acc, oth,
 	    summary.errors.connect + summary.errors.read +
