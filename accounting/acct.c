@@ -310,6 +310,11 @@ acct_step(struct acct *a, int timeout_ms)
 	}
 	if (!(pi.revents & ZMQ_POLLIN))
 		return;
+	/* A telserver sends ringing and answered after its claim wrote
+	 * dispatched to the stream: reading the stream first keeps a call's
+	 * events (and its status callbacks) in order. */
+	while (stream_step(a))
+		;
 	receive(a);
 	if (a->nbatch == 0)
 		return;
