@@ -13,17 +13,20 @@
 #define TS(p)	"('epoch'::timestamptz + " p "::bigint * interval '1 millisecond')"
 
 /*
- * One statement per event (one round trip): the event row first; only when
- * it is new (ev returns a row) the call and attempt rows, so a repeated
- * event changes nothing.  The sub-statements see the same snapshot, and
- * the foreign keys are checked at the end of the statement (call_events':
- * at COMMIT).
+ * One statement per round of a batch (store_round below): the events come
+ * as arrays, one element per event, and no call appears twice in a round,
+ * so that an upsert never meets the same row twice in one statement.  The
+ * event rows go in first; only the new ones (ev returns them) go on to the
+ * call and attempt rows, so a repeated event changes nothing.  The
+ * sub-statements see the same snapshot, and the foreign keys are checked
+ * at the end of the statement (call_events': at COMMIT).  Per statement,
+ * not per row, PostgreSQL starts an executor and re-reads the tables'
+ * CHECK constraints: batching rows is what makes a burst cheap.
  *
- * $1 call_id, $2 attempt, $3 status, $4 ts_ms, $5 reason, $6 sip_code,
- * $7 node, $8 duration_ms, $9 detail, $10 tenant, $11 to, $12 answered_ms,
- * $13 the call's ended_ms, $14 its talk_ms, $15 status_rank, $16
- * started_ms, $17 the attempt's ended_ms, $18 its talk_ms, $19 the status
- * number (enum rq_status).
+ * Arrays: $1 call_id, $2 attempt, $3 status, $4 ts_ms, $5 reason, $6
+ * sip_code, $7 node, $8 duration_ms, $9 detail, $10 tenant, $11 to, $12
+ * answered_ms, $13 the call's ended_ms, $14 its talk_ms, $15 status_rank,
+ * $16 started_ms, $17 the attempt's ended_ms, $18 its talk_ms.
  *
  * The status, reason, sip_code, updated_at, ended_at and talk_ms of a call
  * follow its highest-ranked event only; the other columns gather what any
@@ -32,22 +35,34 @@
  */
 #define ADV	"EXCLUDED.status_rank > c.status_rank"
 /* Within an attempt the status order is status.h's enum order. */
-#define FWD	"$19::int > array_position(ARRAY['queued', 'scheduled'," \
+#define ORDER(st)	"array_position(ARRAY['queued', 'scheduled'," \
 	" 'dispatched', 'ringing', 'answered', 'retrying', 'completed'," \
-	" 'failed', 'canceled', 'expired'], a.status::text) - 1"
+	" 'failed', 'canceled', 'expired'], " st "::text)"
+#define FWD	ORDER("EXCLUDED.status") " > " ORDER("a.status")
+#define NPARAMS	18
 static const char sql_store[] =
-	"WITH ev AS ("
-	" INSERT INTO call_events (call_id, attempt, status, at, reason,"
+	"WITH i AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[],"
+	" $4::bigint[], $5::text[], $6::int[], $7::text[], $8::bigint[],"
+	" $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],"
+	" $14::bigint[], $15::int[], $16::bigint[], $17::bigint[],"
+	" $18::bigint[]) AS t(call_id, attempt, status, ts, reason, sip_code,"
+	" node, dur, detail, tenant, target, answered, ended, talk, rank,"
+	" started, aended, atalk)),"
+
+	" ev AS (INSERT INTO call_events (call_id, attempt, status, at, reason,"
 	" sip_code, node, duration_ms, detail)"
-	" VALUES ($1, $2::int, $3, " TS("$4") ", $5, $6::int, $7, $8::bigint, $9)"
-	" ON CONFLICT DO NOTHING RETURNING 1),"
+	" SELECT call_id, attempt, status, " TS("ts") ", reason, sip_code,"
+	" node, dur, detail FROM i"
+	" ON CONFLICT DO NOTHING RETURNING call_id, attempt, status::text),"
+
+	" n AS (SELECT i.* FROM i JOIN ev USING (call_id, attempt, status)),"
 
 	" c AS (INSERT INTO calls AS c (id, tenant, target, status, reason,"
 	" sip_code, attempts, created_at, updated_at, answered_at, ended_at,"
 	" talk_ms, status_rank)"
-	" SELECT $1, coalesce($10::text, ''), $11::text, $3, $5, $6::int,"
-	" $2::int, " TS("$4") ", " TS("$4") ", " TS("$12") ", " TS("$13") ","
-	" $14::bigint, $15::int FROM ev"
+	" SELECT call_id, coalesce(tenant, ''), target, status, reason,"
+	" sip_code, attempt, " TS("ts") ", " TS("ts") ", " TS("answered") ","
+	" " TS("ended") ", talk, rank FROM n"
 	" ON CONFLICT (id) DO UPDATE SET"
 	" tenant = CASE WHEN c.tenant = '' THEN EXCLUDED.tenant"
 	"   ELSE c.tenant END,"
@@ -71,8 +86,9 @@ static const char sql_store[] =
 
 	" a AS (INSERT INTO attempts AS a (call_id, attempt, node, status,"
 	" reason, sip_code, started_at, answered_at, ended_at, talk_ms)"
-	" SELECT $1, $2::int, $7, $3, $5, $6::int, " TS("$16") ","
-	" " TS("$12") ", " TS("$17") ", $18::bigint FROM ev WHERE $2::int > 0"
+	" SELECT call_id, attempt, node, status, reason, sip_code,"
+	" " TS("started") ", " TS("answered") ", " TS("aended") ", atalk"
+	" FROM n WHERE attempt > 0"
 	" ON CONFLICT (call_id, attempt) DO UPDATE SET"
 	" node = CASE WHEN " FWD " THEN coalesce(EXCLUDED.node, a.node)"
 	"   ELSE coalesce(a.node, EXCLUDED.node) END,"
@@ -93,7 +109,7 @@ static const struct {
 	const char	*sql;
 	int		 nparams;
 } statements[] = {
-	{ "acct_store", sql_store, 19 },
+	{ "acct_store", sql_store, NPARAMS },
 };
 
 /* libpq prints server notices on stderr by default: make them log lines. */
@@ -146,56 +162,151 @@ fail:
 }
 
 /* Number parameters: one buffer each, NULL when the field is absent. */
-struct params {
-	char	 attempt[24], ts[24], sip[24], dur[24], answered[24];
-	char	 ended[24], started[24], rank[24], order[24];
+/* A text array parameter, built element by element. */
+struct pg_array {
+	FILE	*f;		/* open_memstream() on text and size */
+	char	*text;
+	size_t	 size;
+	size_t	 n;		/* elements */
 };
 
-#define U64(buf, v)	(snprintf((buf), sizeof(buf), "%" PRIu64, \
-			    (uint64_t)(v)), (const char *)(buf))
+static void
+array_put(struct pg_array *arr, const char *v)
+{
+	const char *p;
 
-/* Queues the statement for one event on the pipeline. */
-static int
-send_one(PGconn *pg, const struct acct_event *ev)
+	fputc(arr->n++ == 0 ? '{' : ',', arr->f);
+	if (v == NULL) {
+		fputs("NULL", arr->f);
+		return;
+	}
+	fputc('"', arr->f);
+	for (p = v; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			fputc('\\', arr->f);
+		fputc(*p, arr->f);
+	}
+	fputc('"', arr->f);
+}
+
+static void
+array_put_u64(struct pg_array *arr, int has, uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	array_put(arr, has ? buf : NULL);
+}
+
+/* Appends one event to the round's arrays (the order of sql_store). */
+static void
+round_add(struct pg_array *col, const struct acct_event *ev)
 {
 	const struct rq_msg *m = &ev->m;
-	struct params p;
-	const char *sip, *dur, *answered, *ended, *talk, *aended, *atalk;
 	int terminal = rq_status_terminal(ev->st);
 	/* retrying: this attempt is over, the call goes on */
 	int over = terminal || ev->st == RQ_ST_RETRYING;
+	int has_dur = rq_msg_has(m, duration_ms);
 
-	sip = rq_msg_has(m, sip_code) ? U64(p.sip, m->sip_code) : NULL;
-	dur = rq_msg_has(m, duration_ms) ? U64(p.dur, m->duration_ms) : NULL;
+	array_put(&col[0], m->call_id);
+	array_put_u64(&col[1], 1, m->attempt);
+	array_put(&col[2], m->status);
+	array_put_u64(&col[3], 1, m->ts_ms);
+	array_put(&col[4], m->reason);
+	array_put_u64(&col[5], rq_msg_has(m, sip_code), m->sip_code);
+	array_put(&col[6], m->node);
+	array_put_u64(&col[7], has_dur, m->duration_ms);
+	array_put(&col[8], m->detail);
+	array_put(&col[9], m->tenant);
+	array_put(&col[10], m->to);
 	if (ev->st == RQ_ST_ANSWERED && !rq_msg_has(m, answered_ms))
-		answered = U64(p.answered, m->ts_ms);
+		array_put_u64(&col[11], 1, m->ts_ms);
 	else
-		answered = rq_msg_has(m, answered_ms) ?
-		    U64(p.answered, m->answered_ms) : NULL;
-	ended = terminal ? U64(p.ended, m->ts_ms) : NULL;
-	talk = terminal ? dur : NULL;
-	aended = over ? U64(p.ended, m->ts_ms) : NULL;
-	atalk = over ? dur : NULL;
-	U64(p.attempt, m->attempt);
-	U64(p.ts, m->ts_ms);
-	{
-		/* libpq copies the values before it returns. */
-		const char *v[] = { m->call_id, p.attempt, m->status, p.ts,
-		    m->reason, sip, m->node, dur, m->detail, m->tenant, m->to,
-		    answered, ended, talk, U64(p.rank, ev->rank),
-		    rq_msg_has(m, started_ms) ?
-		    U64(p.started, m->started_ms) : NULL, aended, atalk,
-		    U64(p.order, ev->st) };
+		array_put_u64(&col[11], rq_msg_has(m, answered_ms),
+		    m->answered_ms);
+	array_put_u64(&col[12], terminal, m->ts_ms);
+	array_put_u64(&col[13], terminal && has_dur, m->duration_ms);
+	array_put_u64(&col[14], 1, (uint64_t)ev->rank);
+	array_put_u64(&col[15], rq_msg_has(m, started_ms), m->started_ms);
+	array_put_u64(&col[16], over, m->ts_ms);
+	array_put_u64(&col[17], over && has_dur, m->duration_ms);
+}
 
-		return PQsendQueryPrepared(pg, "acct_store", 19, v, NULL, NULL,
-		    0) == 1 ? 0 : -1;
+/*
+ * Queues the statement for one round on the pipeline: the events of evs
+ * whose round[] is r.  Returns 0, or -1 when out of memory or libpq could
+ * not queue it.
+ */
+static int
+send_round(PGconn *pg, const struct acct_event *evs, const int *round,
+    size_t n, int r)
+{
+	struct pg_array col[NPARAMS];
+	const char *v[NPARAMS];
+	size_t i;
+	int rc = 0, c;
+
+	memset(col, 0, sizeof(col));
+	for (c = 0; c < NPARAMS; c++)
+		if ((col[c].f = open_memstream(&col[c].text,
+		    &col[c].size)) == NULL)
+			rc = -1;
+	for (i = 0; rc == 0 && i < n; i++)
+		if (round[i] == r)
+			round_add(col, &evs[i]);
+	for (c = 0; c < NPARAMS; c++) {
+		if (col[c].f == NULL)
+			continue;
+		if (col[c].n == 0)
+			fputc('{', col[c].f);
+		fputc('}', col[c].f);
+		if (fclose(col[c].f) != 0)
+			rc = -1;
+		v[c] = col[c].text;
 	}
+	if (rc == 0 && PQsendQueryPrepared(pg, "acct_store", NPARAMS, v, NULL,
+	    NULL, 0) != 1)
+		rc = -1;
+	for (c = 0; c < NPARAMS; c++)
+		free(col[c].text);
+	return rc;
+}
+
+/*
+ * round[i]: how many events of the same call come before evs[i] in the
+ * batch, so that each round holds a call at most once and a call's events
+ * are stored in their order.  Returns the number of rounds.
+ */
+#define ROUND_SLOTS	1024	/* a power of two above 2 * ACCT_BATCH_MAX */
+static int
+rounds(const struct acct_event *evs, size_t n, int *round)
+{
+	int last[ROUND_SLOTS];	/* index + 1 of a call's latest event */
+	size_t i, h;
+	const char *p;
+	int nrounds = 0;
+
+	memset(last, 0, sizeof(last));
+	for (i = 0; i < n; i++) {
+		h = 2166136261u;		/* FNV-1a */
+		for (p = evs[i].m.call_id; *p != '\0'; p++)
+			h = (h ^ (unsigned char)*p) * 16777619u;
+		for (h &= ROUND_SLOTS - 1; last[h] != 0 &&
+		    strcmp(evs[last[h] - 1].m.call_id, evs[i].m.call_id) != 0;
+		    h = (h + 1) & (ROUND_SLOTS - 1))
+			;
+		round[i] = last[h] == 0 ? 0 : round[last[h] - 1] + 1;
+		last[h] = (int)i + 1;
+		if (round[i] + 1 > nrounds)
+			nrounds = round[i] + 1;
+	}
+	return nrounds;
 }
 
 /* Reads one queued statement's result (then the NULL that ends it);
  * returns its status, or PGRES_FATAL_ERROR when the connection broke. */
 static ExecStatusType
-read_one(PGconn *pg, const struct acct_event *ev)
+read_one(PGconn *pg, const char *what)
 {
 	PGresult *res, *end;
 	ExecStatusType st;
@@ -203,21 +314,12 @@ read_one(PGconn *pg, const struct acct_event *ev)
 	if ((res = PQgetResult(pg)) == NULL)
 		return PGRES_FATAL_ERROR;
 	st = PQresultStatus(res);
-	if (ev != NULL && st == PGRES_TUPLES_OK)
-		log_debug("%s: event %" PRIu64 ":%s %s", ev->m.call_id,
-		    ev->m.attempt, ev->m.status, PQntuples(res) == 1 &&
-		    strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "stored" :
-		    "already stored");
-	else if (st == PGRES_FATAL_ERROR && PQstatus(pg) == CONNECTION_OK) {
+	if (st == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		log_debug("postgres: %s: %s new events", what,
+		    PQgetvalue(res, 0, 0));
+	else if (st == PGRES_FATAL_ERROR && PQstatus(pg) == CONNECTION_OK)
 		/* A lost connection is logged once, by the caller. */
-		if (ev != NULL)
-			log_warnx("postgres: %s/%" PRIu64 " %s: %s",
-			    ev->m.call_id, ev->m.attempt, ev->m.status,
-			    PQresultErrorMessage(res));
-		else
-			log_warnx("postgres: BEGIN/COMMIT: %s",
-			    PQresultErrorMessage(res));
-	}
+		log_warnx("postgres: %s: %s", what, PQresultErrorMessage(res));
 	PQclear(res);
 	if ((end = PQgetResult(pg)) != NULL) {	/* one result per query */
 		PQclear(end);
@@ -228,38 +330,44 @@ read_one(PGconn *pg, const struct acct_event *ev)
 
 /*
  * The batch in one transaction and one round trip: BEGIN, a statement per
- * event and COMMIT go out on a libpq pipeline, then their results are read
+ * round and COMMIT go out on a libpq pipeline, then their results are read
  * in order.  If a statement fails, the server skips the rest up to the
  * sync (PGRES_PIPELINE_ABORTED) and the transaction is rolled back below.
  */
 int
 acct_store(PGconn *pg, struct acct_event *evs, size_t n)
 {
+	int round[ACCT_BATCH_MAX];
 	PGresult *res;
 	ExecStatusType st;
 	size_t i;
-	int ok = 1;
+	int r, nrounds, ok;
 
+	if (n == 0)
+		return 0;
+	if (n > ACCT_BATCH_MAX)
+		return -1;
+	nrounds = rounds(evs, n, round);
 	if (PQenterPipelineMode(pg) != 1)
-		goto broken;
+		return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
 	ok = PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-	for (i = 0; ok && i < n; i++)
-		ok = send_one(pg, &evs[i]) == 0;
+	for (r = 0; ok && r < nrounds; r++)
+		ok = send_round(pg, evs, round, n, r) == 0;
 	ok = ok && PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL,
 	    0) == 1;
 	if (PQpipelineSync(pg) != 1)
-		goto broken;
+		return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
 	if (ok) {
-		ok = read_one(pg, NULL) == PGRES_COMMAND_OK;
-		for (i = 0; i < n; i++)
-			if (read_one(pg, &evs[i]) != PGRES_TUPLES_OK)
+		ok = read_one(pg, "BEGIN") == PGRES_COMMAND_OK;
+		for (r = 0; r < nrounds; r++)
+			if (read_one(pg, "storing events") != PGRES_TUPLES_OK)
 				ok = 0;
-		if (read_one(pg, NULL) != PGRES_COMMAND_OK)
+		if (read_one(pg, "COMMIT") != PGRES_COMMAND_OK)
 			ok = 0;
 	}
 	/* Everything up to the sync is read (all of it when a send failed):
 	 * each query's result, then a NULL, then the sync's own result. */
-	for (i = 0; i < 2 * (n + 2) + 1; i++) {
+	for (r = 0; r < 2 * (nrounds + 2) + 1; r++) {
 		if ((res = PQgetResult(pg)) == NULL) {
 			if (PQstatus(pg) != CONNECTION_OK)
 				break;
@@ -271,7 +379,7 @@ acct_store(PGconn *pg, struct acct_event *evs, size_t n)
 			break;
 	}
 	if (PQexitPipelineMode(pg) != 1)
-		goto broken;
+		return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
 	if (ok) {
 		for (i = 0; i < n; i++)
 			evs[i].stored = 1;
@@ -279,7 +387,5 @@ acct_store(PGconn *pg, struct acct_event *evs, size_t n)
 	}
 	if (PQtransactionStatus(pg) != PQTRANS_IDLE)
 		PQclear(PQexec(pg, "ROLLBACK"));
-	return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
-broken:
 	return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
 }
