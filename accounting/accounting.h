@@ -32,6 +32,7 @@ struct acct_event {
 	enum rq_status	 st;
 	int		 rank;
 	int		 stored;	/* committed (new or duplicate) */
+	int		 mirror;	/* what the mirror does is left to us */
 	int		 mirrored;	/* Redis mirror done */
 };
 

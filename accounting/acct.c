@@ -212,6 +212,7 @@ receive(struct acct *a)
 			log_warnx("%s: event %" PRIu64 ":%s: %s", ev->m.call_id,
 			    ev->m.attempt, ev->m.status, err);
 		ev->rank = acct_rank(ev->m.attempt, ev->st);
+		ev->mirror = 1;		/* ringing, answered: not in Redis yet */
 		a->nbatch++;
 	}
 }

@@ -164,6 +164,9 @@ acct_event_json(const struct rq_msg *m)
 	if (m->node != NULL &&
 	    json_object_set_new(o, "node", json_string(m->node)) == -1)
 		goto fail;
+	if (m->detail != NULL &&
+	    json_object_set_new(o, "detail", json_string(m->detail)) == -1)
+		goto fail;
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;

@@ -1,6 +1,9 @@
 /* Redis side of accounting: after COMMIT, each event goes into the call's
  * timeline and, when it outranks the job's status, into rq:job:<id>, in
- * one Lua script per event so the hash never holds a half-written status. */
+ * one Lua script per event so the hash never holds a half-written status.
+ * That is for the telserver's ZeroMQ events (ringing, answered): an
+ * rq:events entry was mirrored by the script that wrote it (emit() in
+ * common/keys.h), and comes here only to queue its status callback. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,16 +202,17 @@ acct_mirror(struct acct_mirror *mr, struct acct_event *evs, size_t n)
 	int noscript = 0, rc;
 
 	for (i = 0; i < n; i++)
-		evs[i].mirrored = 0;
+		evs[i].mirrored = !evs[i].mirror;
 	if (rq_redis_ready(&mr->r) == -1)
 		return -1;
 	/* evs[0 .. nsent) have their command in the pipeline; should one
 	 * not be appended (out of memory), the rest wait for a resend. */
 	for (nsent = 0; nsent < n; nsent++)
-		if (evs[nsent].stored && append(mr, &evs[nsent]) == -1)
+		if (evs[nsent].stored && evs[nsent].mirror &&
+		    append(mr, &evs[nsent]) == -1)
 			break;
 	for (i = 0; i < nsent; i++) {
-		if (!evs[i].stored)
+		if (!evs[i].stored || !evs[i].mirror)
 			continue;
 		r = NULL;
 		if (redisGetReply(mr->r.c, (void **)&r) != REDIS_OK ||

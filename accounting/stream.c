@@ -66,7 +66,21 @@ drop(struct acct *a, const char *sid, const char *why)
 		snprintf(a->drop[a->ndrop++], ACCT_SID_MAX, "%s", sid);
 }
 
-/* One entry [id, [field, value, ...]] (fields nil: deleted meanwhile). */
+/* Whether the entry's fields hold name = "1" (common/keys.h's flags). */
+static int
+flag(const char *const *fv, const size_t *lens, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		if (lens[i] == strlen(name) && memcmp(fv[i], name, lens[i]) == 0)
+			return lens[i + 1] == 1 && fv[i + 1][0] == '1';
+	return 0;
+}
+
+/* One entry [id, [field, value, ...]] (fields nil: deleted meanwhile).
+ * An entry written by emit() (common/keys.h) is mirrored already, but for
+ * its status callback; an older writer's is mirrored here. */
 static void
 entry(struct acct *a, const redisReply *e)
 {
@@ -144,6 +158,8 @@ entry(struct acct *a, const redisReply *e)
 		    ev->m.attempt, ev->m.status, err);
 	ev->rank = acct_rank(ev->m.attempt, ev->st);
 	snprintf(ev->sid, sizeof(ev->sid), "%s", sid);
+	ev->mirror = !flag(fv, lens, n, RQ_EVENT_MIRRORED) ||
+	    flag(fv, lens, n, RQ_EVENT_CALLBACK);
 	a->nbatch++;
 }
 

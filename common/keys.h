@@ -100,11 +100,17 @@
  * name (keep in step with common/status.h); is_terminal(rank); and
  * emit(key, ev): appends ev (a table: call_id attempt status, optional
  * ts_ms (default now) tenant to reason sip_code node duration_ms
- * started_ms answered_ms detail) to rq:events, and moves the job's live
- * status (hash key) to it when its rank is higher, as accounting's mirror
- * would, freeing the tenant's concurrency slot (rq:active:) when it is
- * terminal.  So the job's status is right the moment the script returns,
- * and the event reaches PostgreSQL even if the caller dies right after. */
+ * started_ms answered_ms detail) to rq:events and, when the job exists,
+ * does what accounting's mirror would: writes the event's timeline entry,
+ * and moves the job's live status (hash key) to it when its rank is higher,
+ * freeing the tenant's concurrency slot (rq:active:) when it is terminal.
+ * So the job's status is right the moment the script returns, and the
+ * event reaches PostgreSQL even if the caller dies right after.  The entry
+ * says what is left to accounting (RQ_EVENT_MIRRORED, RQ_EVENT_CALLBACK):
+ * nothing in Redis but the status callback, when the job has a
+ * callback_url. */
+#define RQ_EVENT_MIRRORED	"timeline"	/* "1": the script mirrored it */
+#define RQ_EVENT_CALLBACK	"callback"	/* "1": the job has a callback */
 #define RQ_LUA_EVENTS \
 "local function now_ms()\n" \
 "  local t = redis.call('TIME')\n" \
@@ -118,23 +124,41 @@
 "end\n" \
 "local EVF = { 'tenant', 'to', 'reason', 'sip_code', 'node',\n" \
 "  'duration_ms', 'started_ms', 'answered_ms', 'detail' }\n" \
+"local TLF = { reason = 's', sip_code = 'n', node = 's',\n" \
+"  duration_ms = 'n', detail = 's' }\n" \
 "local function emit(key, ev)\n" \
 "  local ts = ev.ts_ms or now_ms()\n" \
+"  local j = redis.call('HMGET', key, 'status_rank', 'tenant', 'id',\n" \
+"    'callback_url')\n" \
+"  local exists = j[1] or j[2] or j[3] or\n" \
+"    redis.call('EXISTS', key) == 1\n" \
 "  local a = { 'call_id', ev.call_id, 'attempt', tostring(ev.attempt),\n" \
 "    'status', ev.status, 'ts_ms', string.format('%.0f', ts) }\n" \
+"  local tl = { status = ev.status, attempt = tonumber(ev.attempt),\n" \
+"    ts_ms = ts }\n" \
 "  for _, f in ipairs(EVF) do\n" \
 "    if ev[f] ~= nil and ev[f] ~= false and ev[f] ~= '' then\n" \
 "      a[#a + 1] = f\n" \
 "      a[#a + 1] = tostring(ev[f])\n" \
+"      if TLF[f] == 'n' then tl[f] = tonumber(ev[f])\n" \
+"      elseif TLF[f] then tl[f] = tostring(ev[f]) end\n" \
+"    end\n" \
+"  end\n" \
+"  if exists then\n" \
+"    a[#a + 1] = '" RQ_EVENT_MIRRORED "'\n" \
+"    a[#a + 1] = '1'\n" \
+"    if j[4] then\n" \
+"      a[#a + 1] = '" RQ_EVENT_CALLBACK "'\n" \
+"      a[#a + 1] = '1'\n" \
 "    end\n" \
 "  end\n" \
 "  redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(a))\n" \
+"  if not exists then return end\n" \
+"  redis.call('HSET', '" RQ_KEY_TIMELINE "' .. ev.call_id,\n" \
+"    tostring(ev.attempt) .. ':' .. ev.status, cjson.encode(tl))\n" \
 "  local rank = tonumber(ev.attempt) * 16 + ST[ev.status]\n" \
-"  local j = redis.call('HMGET', key, 'status_rank', 'tenant', 'id')\n" \
 "  local cur = tonumber(j[1]) or -1\n" \
 "  if rank <= cur then return end\n" \
-"  if not j[1] and not j[2] and not j[3] and\n" \
-"      redis.call('EXISTS', key) == 0 then return end\n" \
 "  local set = { 'status', ev.status, 'status_rank', rank,\n" \
 "    'updated_ms', string.format('%.0f', ts) }\n" \
 "  local del = {}\n" \

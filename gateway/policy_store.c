@@ -17,13 +17,11 @@
 
 /*
  * KEYS: 1 idempotency key, 2 DNC tenant, 3 DNC customer, 4 DNC business,
- * 5 rate key prefix, 6 active ZSET, 7 job, 8 timeline, 9 tenant calls,
- * 10 delayed.
+ * 5 rate key prefix, 6 active ZSET, 7 job, 8 tenant calls, 9 delayed.
  * ARGV: 1 number ("" for SIP), 2 rate_per_second, 3 rate_per_day,
  * 4 max_concurrent, 5 new id, 6 idempotency TTL, 7 has idempotency key,
  * 8 has business, 9 job key prefix, 10 not_before_ms, 11 created_ms,
- * 12 the queued timeline entry, 13 tenant, 14 to, 15... the job's
- * field/value pairs.
+ * 12 tenant, 13 to, 14... the job's field/value pairs.
  * Replies { "ok" } (queued), { "ok", stale id } (queued; the idempotency
  * key pointed to a call that does not exist, and now points to this one),
  * { "replay", id }, { "dnc", list }, { "rate_s", ms to the next second },
@@ -36,10 +34,10 @@
  * stored the key before the job) is treated as absent and replaced.
  *
  * Then the job: its hash (with its live status already queued, rank 0,
- * what emit() would set: emit() then only appends the event, sparing Redis
- * four commands per request), its timeline, the tenant's list, EVENT
- * queued in rq:events (the outbox accounting reads) and its place in
- * rq:delayed, then the slots it takes (the
+ * what emit() would set: emit() then only appends the event and its
+ * timeline entry, sparing Redis four commands per request), the tenant's
+ * list, EVENT queued in rq:events (the outbox accounting reads) and its
+ * place in rq:delayed, then the slots it takes (the
  * active set, the rate counters) and last the idempotency key.  Redis does
  * not roll a script back: a write that fails (a key of the wrong type, an
  * operator's mistake) leaves the ones before it.  The keys the slots use
@@ -48,9 +46,7 @@
  * the idempotency key is taken: the key never points to a job that is not
  * whole, and nothing needs giving back.  A rate counter gets its TTL when
  * INCR makes it (1): its name holds its second or day, and the script sets
- * both at once, so no counter lives without one.  The timeline entry is written here
- * so that GET shows it at once; accounting's mirror writes the same field
- * again, harmlessly.
+ * both at once, so no counter lives without one.
  *
  * The active set is scored by due time (the later of now and not_before),
  * and only members already due count, so that a call deferred to tomorrow
@@ -109,12 +105,11 @@ static const char create_lua[] =
 	"    if n >= maxc then return {'busy', tostring(n)} end\n"
 	"  end\n"
 	"end\n"
-	"redis.call('HSET', KEYS[7], unpack(ARGV, 15))\n"
-	"redis.call('HSET', KEYS[8], '0:queued', ARGV[12])\n"
-	"redis.call('ZADD', KEYS[9], ARGV[11], ARGV[5])\n"
+	"redis.call('HSET', KEYS[7], unpack(ARGV, 14))\n"
+	"redis.call('ZADD', KEYS[8], ARGV[11], ARGV[5])\n"
 	"emit(KEYS[7], { call_id = ARGV[5], attempt = 0, status = 'queued',"
-	" ts_ms = tonumber(ARGV[11]), tenant = ARGV[13], to = ARGV[14] })\n"
-	"redis.call('ZADD', KEYS[10], ARGV[10], ARGV[5])\n"
+	" ts_ms = tonumber(ARGV[11]), tenant = ARGV[12], to = ARGV[13] })\n"
+	"redis.call('ZADD', KEYS[9], ARGV[10], ARGV[5])\n"
 	"if maxc > 0 then\n"
 	"  redis.call('ZADD', KEYS[6], string.format('%.0f', due), ARGV[5])"
 	" end\n"
@@ -236,12 +231,11 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	char kidem[RQ_NAME_MAX + 96], kdnct[RQ_NAME_MAX + 32];
 	char kdncb[RQ_NAME_MAX + 32], krate[RQ_NAME_MAX + 16];
 	char kact[RQ_NAME_MAX + 16], rps[16], rpd[16], maxc[16], ttl[16];
-	char jobkey[64], tlkey[64], callskey[RQ_NAME_MAX + 16];
-	char prio[8], nb[24], na[24], created[24], maxat[12], at[40];
+	char jobkey[64], callskey[RQ_NAME_MAX + 16];
+	char prio[8], nb[24], na[24], created[24], maxat[12];
 	char rbusy[32], rnoans[32], rnet[32];
 	const char *argv[80];
 	struct policy_op *op = NULL;
-	char event[128];
 	int has_idem = call->idem_key != NULL, has_biz = call->business != NULL;
 	int n = 0, rc = -1;
 
@@ -267,7 +261,6 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	    !strncmp(call->idem_key, GW_IDEM_MAIL_PREFIX,
 	    strlen(GW_IDEM_MAIL_PREFIX)) ? GW_IDEM_MAIL_TTL_S : GW_IDEM_TTL_S);
 	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, id);
-	snprintf(tlkey, sizeof(tlkey), "%s%s", RQ_KEY_TIMELINE, id);
 	snprintf(callskey, sizeof(callskey), "%s%s", RQ_KEY_TENANT_CALLS,
 	    tenant->name);
 	snprintf(prio, sizeof(prio), "%d", call->priority);
@@ -285,12 +278,6 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	    (long long)tenant->retry_no_answer_delay_s * 1000);
 	snprintf(rnet, sizeof(rnet), "%d:%lld", tenant->retry_network_attempts,
 	    (long long)tenant->retry_network_delay_s * 1000);
-	/* The timeline entry, as accounting's acct_event_json writes it
-	 * (jansson, compact, in this order): the fields are ours and plain
-	 * (RFC 3339 text, digits), so no escaping is needed. */
-	rq_rfc3339_format(created_ms, at, sizeof(at));
-	snprintf(event, sizeof(event), "{\"status\":\"queued\",\"attempt\":0,"
-	    "\"at\":\"%s\",\"ts_ms\":%" PRIu64 "}", at, created_ms);
 	if ((op = calloc(1, sizeof(*op))) == NULL)
 		goto done;
 	op->cb = cb;
@@ -298,13 +285,13 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	snprintf(op->id, sizeof(op->id), "%s", id);
 
 #define ARG(s)	(argv[n++] = (s))
-	ARG("EVAL"); ARG(create_lua); ARG("10");
+	ARG("EVAL"); ARG(create_lua); ARG("9");
 	ARG(kidem); ARG(kdnct); ARG(RQ_KEY_DNC_CUSTOMER); ARG(kdncb);
-	ARG(krate); ARG(kact); ARG(jobkey); ARG(tlkey); ARG(callskey);
+	ARG(krate); ARG(kact); ARG(jobkey); ARG(callskey);
 	ARG(RQ_KEY_DELAYED);
 	ARG(pol->number); ARG(rps); ARG(rpd); ARG(maxc); ARG(id); ARG(ttl);
 	ARG(has_idem ? "1" : "0"); ARG(has_biz ? "1" : "0"); ARG(RQ_KEY_JOB);
-	ARG(nb); ARG(created); ARG(event); ARG(tenant->name); ARG(call->to);
+	ARG(nb); ARG(created); ARG(tenant->name); ARG(call->to);
 	/* the job's fields */
 	ARG("id"); ARG(id);
 	ARG("tenant"); ARG(tenant->name);

@@ -207,6 +207,31 @@ xadd_file "$T/e.jsonl"
 rq_wait_for 10 drained
 [ "$(snapshot "$E")" = "$before" ] || rq_fail "repeated rq:events entries changed the call"
 
+# Entries that emit() wrote say "timeline 1": the script mirrored them
+# already, so accounting stores them and leaves Redis alone (the hash keeps
+# what the script wrote), but for the status callback of a job that has a
+# callback_url ("callback 1").
+F=$(newid)
+job "$F"
+G=$(newid)
+job "$G"
+rq_redis HSET "rq:job:$G" callback_url http://127.0.0.1:9/hook >/dev/null
+for id in "$F" "$G"; do
+	sequence "$id" | jq -c '. + {timeline: "1"}'
+done > "$T/f.jsonl"
+jq -c 'if .call_id == "'"$G"'" then . + {callback: "1"} else . end' \
+    "$T/f.jsonl" > "$T/fg.jsonl"
+xadd_file "$T/fg.jsonl"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT string_agg(status || ':' || status_rank, ',' ORDER BY id) FROM calls WHERE id IN ('$F', '$G')")" = "completed:22,completed:22" ] ||
+    rq_fail "flagged entries not stored: $(rq_psql "SELECT * FROM calls WHERE id IN ('$F', '$G')")"
+[ "$(rq_redis EXISTS "rq:timeline:$F") $(rq_redis HGET "rq:job:$F" status)" = "0 queued" ] ||
+    rq_fail "accounting mirrored an entry the script had mirrored"
+# (rq:cbsent: records each event queued, whatever its delivery does)
+[ "$(rq_redis HLEN "rq:cbsent:$G") $(rq_redis EXISTS "rq:cbsent:$F")" = "6 0" ] ||
+    rq_fail "callbacks queued: $(rq_redis HKEYS "rq:cbsent:$G")"
+echo "ok: entries mirrored by their script: stored, callbacks queued, nothing rewritten"
+
 # Busy, then answered on attempt 2 (docs/delivery.md's timeline): retrying
 # ends attempt 1, not the call.
 Y=$(newid)

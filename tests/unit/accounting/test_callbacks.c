@@ -99,6 +99,7 @@ mirror_one(struct acct_mirror *mr, const char *id, uint64_t attempt,
 	ev.st = st;
 	ev.rank = acct_rank(attempt, st);
 	ev.stored = 1;
+	ev.mirror = 1;		/* as for a ZeroMQ event */
 	assert_int_equal(acct_mirror(mr, &ev, 1), 0);
 	assert_int_equal(ev.mirrored, 1);
 }

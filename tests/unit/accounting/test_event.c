@@ -209,12 +209,13 @@ test_json(void **state)
 	m = event("completed", 1);
 	rq_msg_set(&m, duration_ms, 5000);
 	rq_msg_set(&m, node, (char *)"tel1");
-	rq_msg_set(&m, detail, (char *)"not mirrored");
+	rq_msg_set(&m, detail, (char *)"shown \"as is\"");
 	s = acct_event_json(&m);
 	assert_non_null(s);
 	assert_string_equal(s, "{\"status\":\"completed\",\"attempt\":1,"
 	    "\"at\":\"2026-11-21T08:33:20.123Z\",\"ts_ms\":1795250000123,"
-	    "\"duration_ms\":5000,\"node\":\"tel1\"}");
+	    "\"duration_ms\":5000,\"node\":\"tel1\","
+	    "\"detail\":\"shown \\\"as is\\\"\"}");
 	free(s);
 
 	m = event("failed", 2);

@@ -280,7 +280,8 @@ test_create_get(void **state)
 	    "local t = {} for i = 1, #e, 2 do t[#t + 1] = e[i] .. '=' .. "
 	    "e[i + 1] end return table.concat(t, ' ')", RQ_KEY_EVENTS),
 	    "call_id=c0000000000000000000001 attempt=0 status=queued "
-	    "ts_ms=1700000000000 tenant=demo to=+15551234567");
+	    "ts_ms=1700000000000 tenant=demo to=+15551234567 "
+	    RQ_EVENT_MIRRORED "=1");
 
 	memset(&res, 0, sizeof(res));
 	assert_int_equal(gw_store_get(st, "c0000000000000000000001", got,
