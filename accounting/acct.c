@@ -273,7 +273,11 @@ clear_batch(struct acct *a)
 	a->nbatch = 0;
 }
 
-/* One batch from rq:events.  Returns 1 when more may be waiting. */
+/* One batch from rq:events.  Returns 1 when more may be waiting: a full
+ * batch.  After a partial one the next read waits for the poll period,
+ * so that under a steady load the batches grow (a batch costs PostgreSQL
+ * a transaction and a statement per round, whatever its size) instead of
+ * carrying the few entries written since the last read. */
 static int
 stream_step(struct acct *a)
 {
@@ -288,7 +292,7 @@ stream_step(struct acct *a)
 		acct_handle_batch(a);
 	acct_stream_ack(a);
 	clear_batch(a);
-	return 1;
+	return n >= ACCT_BATCH_MAX;
 }
 
 void
