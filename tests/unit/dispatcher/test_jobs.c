@@ -12,12 +12,14 @@
 #include <zmq.h>
 
 #include "dispatcher.h"
+#include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "util.h"
 #include "testredis.h"
 
-#define P(prio, due)	((due) - (prio) * 60000LL)	/* RQ_LUA_READY_SCORE */
+/* The ready score (RQ_LUA_READY_SCORE). */
+#define P(prio, due)	((due) - (prio) * (long long)RQ_PRIORITY_STEP_MS)
 #define NB		1800000000000LL
 #define LEASE		60000		/* lease length, ms */
 

@@ -10,13 +10,15 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "scheduler.h"
 #include "testredis.h"
 #include "util.h"
 
-#define P(prio, due)	((due) - (prio) * 60000LL)	/* RQ_LUA_READY_SCORE */
+/* The ready score (RQ_LUA_READY_SCORE). */
+#define P(prio, due)	((due) - (prio) * (long long)RQ_PRIORITY_STEP_MS)
 #define NOW		1800000000000LL
 
 static struct rq_script *scripts[] = { &sched_release_script,
