@@ -84,37 +84,52 @@
 
 /* Lua: score(job key, due ms) -> the rq:ready score of that job, for every
  * script that puts an id in rq:ready: due - priority * RQ_PRIORITY_STEP_MS,
- * priority 5 when absent and clamped to 0..9, formatted without exponent. */
+ * priority 5 when absent and clamped to 0..9, formatted without exponent;
+ * score_of(priority, due) the same for a priority read already. */
 #define RQ_STR_(x)	#x
 #define RQ_STR(x)	RQ_STR_(x)
 #define RQ_LUA_READY_SCORE \
-"local function score(key, due)\n" \
-"  local p = tonumber(redis.call('HGET', key, 'priority'))\n" \
+"local function score_of(priority, due)\n" \
+"  local p = tonumber(priority)\n" \
 "  if p == nil then p = 5 end\n" \
 "  p = math.floor(p)\n" \
 "  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n" \
 "  return string.format('%.0f', due - p * " RQ_STR(RQ_PRIORITY_STEP_MS) ")\n" \
+"end\n" \
+"local function score(key, due)\n" \
+"  return score_of(redis.call('HGET', key, 'priority'), due)\n" \
 "end\n"
 
-/* Lua: now_ms() from Redis's clock; ST, the enum rq_status numbers by
+/* Lua: now_ms() from Redis's clock, read once per script run (a batch's
+ * changes become visible together, so one time for all of them is the
+ * truth, and a TIME per job is not free); ST, the enum rq_status numbers by
  * name (keep in step with common/status.h); is_terminal(rank); and
- * emit(key, ev): appends ev (a table: call_id attempt status, optional
- * ts_ms (default now) tenant to reason sip_code node duration_ms
- * started_ms answered_ms detail) to rq:events and, when the job exists,
- * does what accounting's mirror would: writes the event's timeline entry,
- * and moves the job's live status (hash key) to it when its rank is higher,
- * freeing the tenant's concurrency slot (rq:active:) when it is terminal.
- * So the job's status is right the moment the script returns, and the
- * event reaches PostgreSQL even if the caller dies right after.  The entry
- * says what is left to accounting (RQ_EVENT_MIRRORED, RQ_EVENT_CALLBACK):
- * nothing in Redis but the status callback, when the job has a
- * callback_url. */
+ * emit(key, ev[, j[, extra]]): appends ev (a table: call_id attempt
+ * status, optional ts_ms (default now) tenant to reason sip_code node
+ * duration_ms started_ms answered_ms detail) to rq:events and, when the
+ * job exists, does what accounting's mirror would: writes the event's
+ * timeline entry, and moves the job's live status (hash key) to it when
+ * its rank is higher, freeing the tenant's concurrency slot (rq:active:)
+ * when it is terminal.  So the job's status is right the moment the script
+ * returns, and the event reaches PostgreSQL even if the caller dies right
+ * after.  The entry says what is left to accounting (RQ_EVENT_MIRRORED,
+ * RQ_EVENT_CALLBACK): nothing in Redis but the status callback, when the
+ * job has a callback_url.
+ * j, when the caller has read the job already, is the job's fields
+ * EMIT_FIELDS in that order (from(f, i): f's values from the i-th on, for
+ * a caller that read its own fields and then EMIT_FIELDS) (so emit reads nothing itself: a script per
+ * job step costs a few redis.calls less); extra is a list of field, value
+ * pairs to set on the job in the same HSET as the status. */
 #define RQ_EVENT_MIRRORED	"timeline"	/* "1": the script mirrored it */
 #define RQ_EVENT_CALLBACK	"callback"	/* "1": the job has a callback */
 #define RQ_LUA_EVENTS \
+"local now_cached\n" \
 "local function now_ms()\n" \
-"  local t = redis.call('TIME')\n" \
-"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+"  if now_cached == nil then\n" \
+"    local t = redis.call('TIME')\n" \
+"    now_cached = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+"  end\n" \
+"  return now_cached\n" \
 "end\n" \
 "local ST = { queued = 0, scheduled = 1, dispatched = 2, ringing = 3,\n" \
 "  answered = 4, retrying = 5, completed = 6, failed = 7, canceled = 8,\n" \
@@ -126,10 +141,16 @@
 "  'duration_ms', 'started_ms', 'answered_ms', 'detail' }\n" \
 "local TLF = { reason = 's', sip_code = 'n', node = 's',\n" \
 "  duration_ms = 'n', detail = 's' }\n" \
-"local function emit(key, ev)\n" \
+"local EMIT_FIELDS = { 'status_rank', 'tenant', 'id', 'callback_url',\n" \
+"  'reason', 'sip_code' }\n" \
+"local function from(f, i)\n" \
+"  local t = {}\n" \
+"  for k = i, #f do t[#t + 1] = f[k] end\n" \
+"  return t\n" \
+"end\n" \
+"local function emit(key, ev, j, extra)\n" \
 "  local ts = ev.ts_ms or now_ms()\n" \
-"  local j = redis.call('HMGET', key, 'status_rank', 'tenant', 'id',\n" \
-"    'callback_url')\n" \
+"  if j == nil then j = redis.call('HMGET', key, unpack(EMIT_FIELDS)) end\n" \
 "  local exists = j[1] or j[2] or j[3] or\n" \
 "    redis.call('EXISTS', key) == 1\n" \
 "  local a = { 'call_id', ev.call_id, 'attempt', tostring(ev.attempt),\n" \
@@ -137,11 +158,13 @@
 "  local tl = { status = ev.status, attempt = tonumber(ev.attempt),\n" \
 "    ts_ms = ts }\n" \
 "  for _, f in ipairs(EVF) do\n" \
-"    if ev[f] ~= nil and ev[f] ~= false and ev[f] ~= '' then\n" \
+"    local v = ev[f]\n" \
+"    if v ~= nil and v ~= false and v ~= '' then\n" \
 "      a[#a + 1] = f\n" \
-"      a[#a + 1] = tostring(ev[f])\n" \
-"      if TLF[f] == 'n' then tl[f] = tonumber(ev[f])\n" \
-"      elseif TLF[f] then tl[f] = tostring(ev[f]) end\n" \
+"      a[#a + 1] = tostring(v)\n" \
+"      local t = TLF[f]\n" \
+"      if t == 'n' then tl[f] = tonumber(v)\n" \
+"      elseif t then tl[f] = tostring(v) end\n" \
 "    end\n" \
 "  end\n" \
 "  if exists then\n" \
@@ -158,18 +181,26 @@
 "    tostring(ev.attempt) .. ':' .. ev.status, cjson.encode(tl))\n" \
 "  local rank = tonumber(ev.attempt) * 16 + ST[ev.status]\n" \
 "  local cur = tonumber(j[1]) or -1\n" \
-"  if rank <= cur then return end\n" \
-"  local set = { 'status', ev.status, 'status_rank', rank,\n" \
-"    'updated_ms', string.format('%.0f', ts) }\n" \
+"  if rank <= cur then\n" \
+"    if extra then redis.call('HSET', key, unpack(extra)) end\n" \
+"    return\n" \
+"  end\n" \
+"  local set = extra or {}\n" \
+"  set[#set + 1] = 'status'\n" \
+"  set[#set + 1] = ev.status\n" \
+"  set[#set + 1] = 'status_rank'\n" \
+"  set[#set + 1] = rank\n" \
+"  set[#set + 1] = 'updated_ms'\n" \
+"  set[#set + 1] = string.format('%.0f', ts)\n" \
 "  local del = {}\n" \
 "  if ev.reason and ev.reason ~= '' then\n" \
 "    set[#set + 1] = 'reason'\n" \
 "    set[#set + 1] = ev.reason\n" \
-"  else del[#del + 1] = 'reason' end\n" \
+"  elseif j[5] then del[#del + 1] = 'reason' end\n" \
 "  if ev.sip_code and ev.sip_code ~= '' then\n" \
 "    set[#set + 1] = 'sip_code'\n" \
 "    set[#set + 1] = tostring(ev.sip_code)\n" \
-"  else del[#del + 1] = 'sip_code' end\n" \
+"  elseif j[6] then del[#del + 1] = 'sip_code' end\n" \
 "  redis.call('HSET', key, unpack(set))\n" \
 "  if #del > 0 then redis.call('HDEL', key, unpack(del)) end\n" \
 "  if is_terminal(rank) and j[2] then\n" \

@@ -26,26 +26,28 @@
 #define CLAIM_LUA \
 RQ_LUA_EVENTS \
 "local function claim(key, id, n, node, inflight, oncall, nodes)\n" \
-"local f = redis.call('HMGET', key, 'attempts', 'status_rank',\n" \
-"    'not_after_ms', 'tenant', 'to')\n" \
+"local f = redis.call('HMGET', key, 'attempts', 'not_after_ms', 'to',\n" \
+"    unpack(EMIT_FIELDS))\n" \
+"local j = from(f, 4)\n" \
 "if tonumber(f[1]) ~= n then return 0 end\n" \
 "if redis.call('ZREM', inflight, id) == 0 then return 0 end\n" \
-"if is_terminal(tonumber(f[2])) then return 0 end\n" \
-"local ev = { call_id = id, attempt = n, tenant = f[4], to = f[5],\n" \
+"if is_terminal(tonumber(j[1])) then return 0 end\n" \
+"local ev = { call_id = id, attempt = n, tenant = j[2], to = f[3],\n" \
 "  node = node }\n" \
-"local na = tonumber(f[3])\n" \
-"if na ~= nil and now_ms() > na then\n" \
+"local na = tonumber(f[2])\n" \
+"local now = now_ms()\n" \
+"ev.ts_ms = now\n" \
+"if na ~= nil and now > na then\n" \
 "  ev.status = 'expired'\n" \
 "  ev.reason = '" RQ_REASON_NOT_AFTER "'\n" \
 "  ev.detail = 'not placed before not_after'\n" \
-"  emit(key, ev)\n" \
+"  emit(key, ev, j)\n" \
 "  return 2\n" \
 "end\n" \
 "redis.call('SADD', oncall, id)\n" \
 "redis.call('SADD', nodes, node)\n" \
-"redis.call('HSET', key, 'node', node, 'dialed', n)\n" \
 "ev.status = 'dispatched'\n" \
-"emit(key, ev)\n" \
+"emit(key, ev, j, { 'node', node, 'dialed', n })\n" \
 "return 1\n" \
 "end\n"
 
@@ -120,7 +122,8 @@ RQ_LUA_EVENTS \
 "local key, id, n, node = K[1], A[1], tonumber(A[2]), A[3]\n" \
 "if K[4] and redis.call('EXISTS', K[4]) == 1 then return {2} end\n" \
 "local f = redis.call('HMGET', key, 'dialed', 'status_rank', 'tenant',\n" \
-"  'to', 'max_attempts', 'not_after_ms')\n" \
+"  'to', 'max_attempts', 'not_after_ms', unpack(EMIT_FIELDS))\n" \
+"local j = from(f, 7)\n" \
 "if tonumber(f[1]) ~= n then\n" \
 "  if redis.call('EXISTS', key) == 0 then\n" \
 "    redis.call('SREM', K[2], id)\n" \
@@ -135,7 +138,7 @@ RQ_LUA_EVENTS \
 "if A[4] == 'completed' then\n" \
 "  ev.status = 'completed'\n" \
 "  ev.duration_ms = A[9]\n" \
-"  emit(key, ev)\n" \
+"  emit(key, ev, j)\n" \
 "  return {1, ev.status}\n" \
 "end\n" \
 "local why = A[5]\n" \
@@ -150,7 +153,7 @@ RQ_LUA_EVENTS \
 "  ev.detail = 'on a do-not-call list: not retried'\n" \
 "end\n" \
 "if not class then\n" \
-"  emit(key, ev)\n" \
+"  emit(key, ev, j)\n" \
 "  return {1, ev.status}\n" \
 "end\n" \
 "local pol = redis.call('HGET', key, 'retry_' .. class) or ''\n" \
@@ -179,7 +182,7 @@ RQ_LUA_EVENTS \
 "  else\n" \
 "    ev.detail = 'not retried: ' .. lim\n" \
 "  end\n" \
-"  emit(key, ev)\n" \
+"  emit(key, ev, j)\n" \
 "  return {1, ev.status}\n" \
 "end\n" \
 "local delay = pdelay * 2 ^ (tries - 1)\n" \
@@ -196,7 +199,7 @@ RQ_LUA_EVENTS \
 "  ev.reason = '" RQ_REASON_NOT_AFTER "'\n" \
 "  ev.detail = string.format('%s on attempt %d; next attempt at %s ' ..\n" \
 "    'would be after not_after', why, n, rfc3339(at))\n" \
-"  emit(key, ev)\n" \
+"  emit(key, ev, j)\n" \
 "  return {1, ev.status}\n" \
 "end\n" \
 "redis.call('HSET', key, 'not_before_ms', sat)\n" \
@@ -210,7 +213,7 @@ RQ_LUA_EVENTS \
 "else\n" \
 "  ev.detail = 'next attempt at ' .. rfc3339(at)\n" \
 "end\n" \
-"emit(key, ev)\n" \
+"emit(key, ev, j)\n" \
 "return {1, ev.status}\n" \
 "end\n"
 
