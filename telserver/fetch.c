@@ -392,10 +392,15 @@ defer_fired(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 	struct fetch_job *j;
 	struct tel_fetch_res res;
 	struct cache_entry *e;
+	size_t n = 0;
 
-	/* Jobs made ready by the callbacks below wait for the next round
-	 * (the timer is re-armed): a callback never runs inside tel_fetch. */
-	while ((j = f->ready) != NULL) {
+	/* Only the jobs ready now: those the callbacks below make ready wait
+	 * for the next round (job_ready re-arms the timer), so a callback
+	 * that fetches from the cache again and again cannot starve the
+	 * loop.  Cancels from the callbacks still find them in f->ready. */
+	for (j = f->ready; j != NULL; j = j->next)
+		n++;
+	while (n-- > 0 && (j = f->ready) != NULL) {
 		list_unlink(&f->ready, &f->ready_tail, j);
 		memset(&res, 0, sizeof(res));
 		res.id = j->id;

@@ -332,6 +332,8 @@ struct tel_fetch_req {
 	long				 maxage;	/* seconds, -1: not given */
 	long				 maxstale;	/* seconds, -1: not given */
 };
+/* Beware: a zeroed request has maxage 0, which revalidates every time;
+ * set maxage and maxstale to -1 when the document does not give them. */
 
 /* Borrowed until the completion callback returns. */
 struct tel_fetch_res {

@@ -524,6 +524,48 @@ test_post_invalidates(void **state)
 	got_clear(&g);
 }
 
+/* Callbacks may fetch and cancel: a fetch started inside a callback is
+ * answered later from the loop, even a cache hit, and a cancel from a
+ * callback holds for a hit already waiting. */
+struct chain {
+	struct got	 first, second, victim;
+	uint64_t	 victim_id;
+	int		 second_calls_in_cb;
+};
+
+static void
+on_chain(void *arg, const struct tel_fetch_res *res)
+{
+	struct chain *c = arg;
+
+	on_done(&c->first, res);
+	get("/doc/ch?cc=max-age%3D60", -1, -1, &c->second);
+	c->second_calls_in_cb = c->second.calls;
+	tel_fetch_cancel(fetcher, c->victim_id);
+}
+
+static void
+test_callback_reentry(void **state)
+{
+	struct tel_fetch_req req = { .url = url("/doc/ch?cc=max-age%3D60"),
+	    .maxage = -1, .maxstale = -1 };
+	struct chain c = { 0 };
+
+	get_wait("/doc/ch?cc=max-age%3D60", -1, -1, &c.first);
+	got_clear(&c.first);
+	tel_fetch(fetcher, &req, on_chain, &c);		/* hit, then */
+	c.victim_id = get("/doc/ch?cc=max-age%3D60", -1, -1, &c.victim);
+	wait_all(&c.second, 1, 2000);
+	assert_int_equal(c.first.calls, 1);
+	assert_int_equal(c.second_calls_in_cb, 0);
+	assert_int_equal(c.second.calls, 1);
+	assert_true(c.second.from_cache);
+	run_for(100);
+	assert_int_equal(c.victim.calls, 0);
+	got_clear(&c.first);
+	got_clear(&c.second);
+}
+
 static void
 test_cancel(void **state)
 {
@@ -690,6 +732,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_post_multipart,
 		    new_fetcher, free_fetcher),
 		cmocka_unit_test_setup_teardown(test_post_invalidates,
+		    new_fetcher, free_fetcher),
+		cmocka_unit_test_setup_teardown(test_callback_reentry,
 		    new_fetcher, free_fetcher),
 		cmocka_unit_test_setup_teardown(test_cancel, new_fetcher,
 		    free_fetcher),
