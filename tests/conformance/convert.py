@@ -342,7 +342,7 @@ def features(texts, entry):
             need.add("record")
         if re.search(r"<object\b", t):
             need.add("object")
-        if re.search(r"<audio\b[^>]*\bsrc=\"[^\"]*\.(wav|au)\"", t):
+        if re.search(r"[\w-]+\.(wav|au)\b", t):
             need.add("audio")
         if re.search(r"<subdialog\b", t):
             need.add("subdialog")
