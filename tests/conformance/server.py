@@ -188,6 +188,11 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, data, TYPES.get(ext, "application/octet-stream"))
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128	# 5 drops SYNs of concurrent fetches
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", required=True, help="convert.py's output")
@@ -195,8 +200,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--log", help="every request as a JSON line")
     args = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", args.port), Handler)
     srv.root = os.path.abspath(args.dir)
     srv.scores = args.scores
     srv.request_log = args.log

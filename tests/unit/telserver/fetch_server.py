@@ -7,6 +7,7 @@ closes.  Paths:
   /count/NAME       "requests=R notmodified=M" for /doc/NAME
   /delay?ms=N       answers after N ms
   /redirect?to=P    302 to P
+  /ua               the User-Agent it was sent
   /echo             GET: the query; POST: the decoded body, one line a field
                     (urlencoded: name=value; multipart: name|filename|type|hex)
 anything else is 404."""
@@ -53,6 +54,9 @@ class Handler(BaseHTTPRequestHandler):
         elif u.path == "/delay":
             time.sleep(int(q.get("ms", "0")) / 1000)
             self.reply(200, b"slept " + q.get("i", "").encode(),
+                       [("Content-Type", "text/plain")])
+        elif u.path == "/ua":
+            self.reply(200, self.headers.get("User-Agent", "").encode(),
                        [("Content-Type", "text/plain")])
         elif u.path == "/redirect":
             self.reply(302, b"", [("Location", q["to"])])
@@ -120,9 +124,13 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, out.encode(), [("Content-Type", "text/plain")])
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128	# 5 drops SYNs of concurrent fetches
+
+
 def main():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", 0), Handler)
     print(srv.server_address[1], flush=True)
 
     def watch_stdin():

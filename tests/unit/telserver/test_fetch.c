@@ -238,6 +238,32 @@ test_concurrent(void **state)
 	}
 }
 
+/* Many fetches at once: sockets come and go in the su_root; each answer
+ * reaches its own callback once; the User-Agent names ringq. */
+static void
+test_many(void **state)
+{
+	struct got g[40];
+	char path[64];
+	int i;
+
+	memset(g, 0, sizeof(g));
+	for (i = 0; i < 40; i++) {
+		snprintf(path, sizeof(path), "/delay?ms=%d&i=%d", i % 4 * 20, i);
+		get(path, -1, -1, &g[i]);
+	}
+	wait_all(g, 40, 10000);
+	for (i = 0; i < 40; i++) {
+		snprintf(path, sizeof(path), "slept %d", i);
+		assert_int_equal(g[i].calls, 1);
+		assert_string_equal(g[i].body, path);
+		got_clear(&g[i]);
+	}
+	get_wait("/ua", -1, -1, &g[0]);
+	assert_non_null(strstr(g[0].body, "ringq"));
+	got_clear(&g[0]);
+}
+
 static void
 test_timeout(void **state)
 {
@@ -712,6 +738,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_concurrent, new_fetcher,
+		    free_fetcher),
+		cmocka_unit_test_setup_teardown(test_many, new_fetcher,
 		    free_fetcher),
 		cmocka_unit_test_setup_teardown(test_timeout, new_fetcher,
 		    free_fetcher),
