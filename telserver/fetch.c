@@ -4,6 +4,7 @@
  * that follows HTTP caching with VoiceXML's maxage/maxstale on top. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -290,7 +291,7 @@ cc_parse(const char *v, struct cc *cc)
 			errno = 0;
 			n = strtol(val, &end, 10);
 			if (end != val && errno == 0 && n >= 0)
-				cc->max_age = n > 0x7fffffff ? 0x7fffffff : (int)n;
+				cc->max_age = n > INT_MAX ? INT_MAX : (int)n;
 		} else if (nlen == 8 && strncasecmp(name, "no-store", 8) == 0)
 			cc->no_store = 1;
 		else if (nlen == 8 && strncasecmp(name, "no-cache", 8) == 0)
@@ -512,13 +513,15 @@ on_header(char *data, size_t size, size_t n, void *arg)
 		size_t		 off;
 		int		 append;
 	} known[] = {
-		{ "cache-control", offsetof(struct resp_hdrs, cache_control), 1 },
+		{ "cache-control",
+		    offsetof(struct resp_hdrs, cache_control), 1 },
 		{ "pragma", offsetof(struct resp_hdrs, pragma), 1 },
 		{ "expires", offsetof(struct resp_hdrs, expires), 0 },
 		{ "date", offsetof(struct resp_hdrs, date), 0 },
 		{ "age", offsetof(struct resp_hdrs, age), 0 },
 		{ "etag", offsetof(struct resp_hdrs, etag), 0 },
-		{ "last-modified", offsetof(struct resp_hdrs, last_modified), 0 },
+		{ "last-modified",
+		    offsetof(struct resp_hdrs, last_modified), 0 },
 		{ "vary", offsetof(struct resp_hdrs, vary), 1 },
 	};
 	size_t i;
@@ -774,7 +777,7 @@ finish(struct tel_fetcher *f, struct fetch_job *j, CURLcode rc)
 			else if (j->key != NULL)
 				cache_drop(f, j->key);
 			if (e != NULL) {
-				/* the entry took the body: lend it from there */
+				/* the entry took the body: lend it */
 				e->refs++;
 				j->hit = e;
 				res.url = e->url;
@@ -833,7 +836,8 @@ tel_fetcher_new(su_root_t *root, size_t cache_bytes)
 	if ((f->multi = curl_multi_init()) == NULL ||
 	    (f->timer = su_timer_create(su_root_task(root), 0)) == NULL ||
 	    (f->defer = su_timer_create(su_root_task(root), 0)) == NULL) {
-		log_warnx("fetch: cannot create the curl multi handle or timers");
+		log_warnx("fetch: cannot create curl's multi handle or "
+		    "timers");
 		tel_fetcher_free(f);
 		return NULL;
 	}
@@ -1089,7 +1093,8 @@ tel_fetch(struct tel_fetcher *f, const struct tel_fetch_req *req,
 	if (!j->is_get) {
 		if (req->enc == TEL_FETCH_MULTIPART) {
 			if (build_mime(j, req) == -1) {
-				job_fail(f, j, "cannot build the multipart body");
+				job_fail(f, j, "cannot build the multipart "
+				    "body");
 				goto out;
 			}
 		} else {
