@@ -35,6 +35,28 @@ for t in $(cat "$corpus/ENTRY-NO-ASR.txt"); do
 	[ -f "$tmp/out/${t%.txml}.vxml" ] || fail "entry test $t not converted"
 done
 echo "selftest: $n documents well-formed, no conf: element"
+# every document, script and audio file a test names is there, but for
+# those the tests expect to be missing (error.badfetch) or never reach
+python3 - "$tmp/out" <<'PY' || fail "dangling references"
+import os, re, sys
+out = sys.argv[1]
+expected_missing = {"notExist.vxml", "a.wav", "b.wav", "assertion-561.js",
+                    "appRootDoc.vxml", "assert185-b.vxml"}
+bad = 0
+for name in sorted(os.listdir(out)):
+    if not name.endswith(".vxml"):
+        continue
+    text = open(os.path.join(out, name)).read()
+    if ".txml" in text or "localhost/vxml" in text:
+        print("selftest: %s still names .txml or localhost" % name)
+        bad += 1
+    for ref in re.findall(r"([A-Za-z0-9_.-]+\.(?:vxml|wav|au|js))\b", text):
+        if ref not in expected_missing and \
+                not os.path.exists(os.path.join(out, ref)):
+            print("selftest: %s names %s, which is not there" % (name, ref))
+            bad += 1
+sys.exit(1 if bad else 0)
+PY
 
 mkfifo "$tmp/port"
 python3 "$here/server.py" --dir "$tmp/out" --scores "$tmp/scores.jsonl" \
