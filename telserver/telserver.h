@@ -295,6 +295,93 @@ void	tel_metric_refused(const char *reason);	/* a fixed word */
 /* State gauges; every tick. */
 void	tel_metrics_tick(struct tel_ctx *ctx);
 
+/* ---- fetch.c: asynchronous HTTP fetches with a cache (VoiceXML) ---- */
+
+/* libcurl's multi interface driven by the su_root: documents, scripts,
+ * grammars, audio and <submit>s for the VoiceXML interpreter.  Responses
+ * to GETs are kept in an LRU cache in memory that follows HTTP's
+ * Cache-Control, Expires and validators, with VoiceXML's maxage and
+ * maxstale on top. */
+struct tel_fetcher;
+
+enum tel_fetch_method { TEL_FETCH_GET, TEL_FETCH_POST };
+enum tel_fetch_enc {
+	TEL_FETCH_URLENCODED,	/* application/x-www-form-urlencoded */
+	TEL_FETCH_MULTIPART	/* multipart/form-data (POST only) */
+};
+
+/* One name/value of a <submit> namelist.  value is len bytes (may hold
+ * NULs: a recording); type and filename make it a file part in multipart
+ * (ignored in urlencoded); NULL for a plain field. */
+struct tel_fetch_part {
+	const char	*name;
+	const char	*value;
+	size_t		 len;
+	const char	*type;
+	const char	*filename;
+};
+
+/* Everything is borrowed for the duration of tel_fetch() only. */
+struct tel_fetch_req {
+	const char			*url;	/* absolute; a #fragment is ignored */
+	enum tel_fetch_method		 method;
+	enum tel_fetch_enc		 enc;
+	const struct tel_fetch_part	*parts;	/* GET: appended as a query */
+	size_t				 nparts;
+	long				 timeout_ms;	/* whole fetch; 0: default */
+	long				 maxage;	/* seconds, -1: not given */
+	long				 maxstale;	/* seconds, -1: not given */
+};
+/* Beware: a zeroed request has maxage 0, which revalidates every time;
+ * set maxage and maxstale to -1 when the document does not give them. */
+
+/* Borrowed until the completion callback returns. */
+struct tel_fetch_res {
+	uint64_t	 id;
+	const char	*error;		/* transport failure for people, or NULL */
+	int		 timed_out;	/* error is a timeout */
+	long		 status;	/* HTTP status (200 for file:), 0 on error */
+	const char	*url;		/* effective URL, after redirects */
+	const char	*content_type;	/* "" when the server gave none */
+	const char	*body;		/* NUL-terminated beyond len */
+	size_t		 len;
+	int		 from_cache;	/* served from the cache (maybe revalidated) */
+};
+
+typedef void (*tel_fetch_done_f)(void *arg, const struct tel_fetch_res *res);
+
+#define TEL_FETCH_TIMEOUT_MS	30000		/* when the request says 0 */
+#define TEL_FETCH_MAX_BODY	(16u << 20)	/* larger bodies fail */
+
+/* A fetcher on root (which must outlive it) with a cache of at most
+ * cache_bytes (0: no cache).  Returns NULL (logged) on failure. */
+struct tel_fetcher *tel_fetcher_new(su_root_t *root, size_t cache_bytes);
+/* Cancels every fetch (no callback is called) and frees the cache.  Not
+ * from inside a completion callback. */
+void	tel_fetcher_free(struct tel_fetcher *f);
+/* Whether file: URLs may be fetched (default no: job URLs come from
+ * tenants).  Redirects never lead to file:. */
+void	tel_fetcher_allow_file(struct tel_fetcher *f, int allow);
+/* Starts a fetch.  Returns its id (never 0); done(arg, res) is called
+ * exactly once, later, from the loop (never inside tel_fetch), unless the
+ * fetch is cancelled first.  Every failure, even a bad URL, comes through
+ * done. */
+uint64_t tel_fetch(struct tel_fetcher *f, const struct tel_fetch_req *req,
+	    tel_fetch_done_f done, void *arg);
+/* Cancels fetch id: its callback will not be called.  Unknown or finished
+ * ids are ignored. */
+void	tel_fetch_cancel(struct tel_fetcher *f, uint64_t id);
+/* Entries and bytes in the cache now. */
+void	tel_fetcher_cache_usage(const struct tel_fetcher *f, size_t *entries,
+	    size_t *bytes);
+
+/* Resolves ref against base (RFC 3986; base may be NULL when ref is
+ * absolute).  Returns 0 with *url the absolute URL without its fragment
+ * and *fragment the fragment without '#' (NULL when ref has none), both
+ * for free(); or -1 with err set.  "#form2" alone names base's document. */
+int	tel_url_resolve(const char *base, const char *ref, char **url,
+	    char **fragment, char *err, size_t errlen);
+
 /* ---- the daemon ---- */
 
 struct tel_dealer;
