@@ -83,6 +83,10 @@ tel_dtmf_rx_event(struct tel_stream *st, const struct tel_rtp_hdr *h,
 		return;
 	code = p[0];
 	end = (p[1] & 0x80) != 0;
+	/* A new source (the peer's RTP restarted): a new timeline. */
+	if (st->ev_valid && h->ssrc != st->ev_ssrc)
+		st->ev_valid = 0;
+	st->ev_ssrc = h->ssrc;
 	if (st->ev_valid && h->ts == st->ev_ts) {
 		if (end)
 			st->ev_ended = 1;

@@ -59,6 +59,7 @@ struct tel_stream {
 	int			 rx_dtmf_pt;	/* the answer's, -1 none */
 	int			 ev_valid;	/* ev_* describe the last event */
 	uint32_t		 ev_ts;
+	uint32_t		 ev_ssrc;
 	int			 ev_code;
 	int			 ev_ended;
 	int			 events_seen;	/* peer sends RFC 4733: no in-band */

@@ -90,21 +90,30 @@ test_events(void **state)
 	peer_send_event(&p, 96, 100000, 1, 12, 1, 800);
 	mt_run(&t, 60);
 	assert_string_equal(k.got, "11#5");
+	/* a new SSRC starting over at a lower timestamp: a new key */
+	p.h.ssrc++;
+	send_key(&p, TEL_PT_DTMF, 10, '2');
+	mt_run(&t, 40);
+	assert_string_equal(k.got, "11#52");
+	p.h.ssrc--;
+	send_key(&p, TEL_PT_DTMF, 95000, '5');
+	mt_run(&t, 40);
+	assert_string_equal(k.got, "11#525");
 
 	/* the answer's payload type */
 	tel_stream_set_dtmf_pt(st, 96);
 	send_key(&p, 96, 110000, 'A');
 	send_key(&p, 96, 111000, '*');
 	mt_run(&t, 60);
-	assert_string_equal(k.got, "11#5A*");
-	assert_int_equal(tel_stream_rx_packets(st), 37);
+	assert_string_equal(k.got, "11#525A*");
+	assert_int_equal(tel_stream_rx_packets(st), 51);
 
 	/* nobody listens: counted, not reported */
 	tel_stream_on_dtmf(st, NULL, NULL, 0);
 	send_key(&p, 96, 120000, '9');
 	mt_run(&t, 40);
-	assert_string_equal(k.got, "11#5A*");
-	assert_int_equal(tel_stream_rx_packets(st), 44);
+	assert_string_equal(k.got, "11#525A*");
+	assert_int_equal(tel_stream_rx_packets(st), 58);
 
 	tel_stream_free(st);
 	peer_close(&p);
