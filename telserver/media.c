@@ -846,6 +846,38 @@ tel_stream_queue_stop(struct tel_stream *st)
 }
 
 int
+tel_stream_queue_replace(struct tel_stream *st, struct tel_speech *old,
+    struct tel_speech *new)
+{
+	struct tel_qitem *q, **qp, *prev = NULL;
+	int n = 0;
+
+	for (qp = &st->q_head; (q = *qp) != NULL; ) {
+		if (q->sp != old || (q == st->q_head && st->q_pos > 0)) {
+			prev = q;
+			qp = &q->next;
+			continue;
+		}
+		n++;
+		tel_speech_unref(q->sp);
+		if (new != NULL) {
+			q->sp = tel_speech_ref(new);
+			prev = q;
+			qp = &q->next;
+			continue;
+		}
+		*qp = q->next;
+		if (st->q_tail == q)
+			st->q_tail = prev;
+		st->q_len--;
+		q->sp = NULL;
+		qitem_free(q);
+	}
+	/* A playing queue left empty ends on the next tick (done). */
+	return n;
+}
+
+int
 tel_stream_queue_len(const struct tel_stream *st)
 {
 	return st->q_len;

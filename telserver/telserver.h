@@ -130,6 +130,12 @@ void		 tel_stream_queue_play(struct tel_stream *st,
 /* Barge-in: stops at once and drops every queued item; done is not
  * called.  Safe when nothing is queued. */
 void		 tel_stream_queue_stop(struct tel_stream *st);
+/* Swaps old for new (a reference is taken; NULL drops the item) in every
+ * queued item not started yet: for an <audio> queued as a placeholder
+ * (tel_speech_new_pending) whose fetch failed, the fallback.  Returns how
+ * many items changed. */
+int		 tel_stream_queue_replace(struct tel_stream *st,
+		    struct tel_speech *old, struct tel_speech *new);
 /* Items queued (the one playing included). */
 int		 tel_stream_queue_len(const struct tel_stream *st);
 /* Whether the queue is playing (play called, done not yet due). */
@@ -190,6 +196,12 @@ struct tel_speech *tel_audio_decode(const void *buf, size_t len,
 /* A new ready speech (one reference, text NULL) holding a copy of pcm (n
  * samples at 8 kHz), or NULL (memory). */
 struct tel_speech *tel_speech_new_pcm(const int16_t *pcm, size_t n);
+/* A placeholder (one reference, not ready: a queue holds in silence on
+ * it) for audio still being fetched, or NULL (memory). */
+struct tel_speech *tel_speech_new_pending(void);
+/* Moves src's samples into dst (a placeholder) and makes dst ready; src
+ * keeps no samples (the caller still unrefs it). */
+void		 tel_speech_fill(struct tel_speech *dst, struct tel_speech *src);
 /* A RIFF WAVE file of n samples at 8 kHz mono, 16-bit PCM, or µ-law when
  * ulaw is set.  Returns a malloc'd buffer (the caller frees it) with *lenp
  * set, or NULL (memory). */
@@ -238,7 +250,8 @@ typedef void (*tel_record_done_f)(void *arg, struct tel_recording *rec);
  * (played at once when the queue is idle) and capture starts when it has
  * played; else capture starts now.  Time is counted in frames of the
  * pacing tick (lost packets are not filled in).  While it runs, a key
- * that ends it (dtmfterm) is not given to tel_stream_on_dtmf()'s callback.
+ * that ends it (dtmfterm) is not given to tel_stream_on_dtmf()'s callback;
+ * in-band keys are only heard when tel_stream_on_dtmf() asked for them.
  * Returns 0, or -1 when the stream is not started, already records, or
  * memory ran out. */
 int		 tel_stream_record(struct tel_stream *st,

@@ -76,6 +76,28 @@ tel_speech_new_pcm(const int16_t *pcm, size_t n)
 	return sp;
 }
 
+struct tel_speech *
+tel_speech_new_pending(void)
+{
+	struct tel_speech *sp;
+
+	if ((sp = calloc(1, sizeof(*sp))) == NULL)
+		return NULL;
+	sp->refs = 1;
+	return sp;
+}
+
+void
+tel_speech_fill(struct tel_speech *dst, struct tel_speech *src)
+{
+	free(dst->samples);
+	dst->samples = src->samples;
+	dst->nsamples = src->nsamples;
+	src->samples = NULL;
+	src->nsamples = 0;
+	dst->ready = 1;
+}
+
 /* The samples of p (len bytes in enc) as a new speech. */
 static struct tel_speech *
 decode_samples(const uint8_t *p, size_t len, enum enc enc, char *err,

@@ -286,6 +286,68 @@ test_queue_stop(void **state)
 	mt_close(&t);
 }
 
+/* <audio> still being fetched: a placeholder holds the queue, then
+ * plays what was fetched, or is replaced by its fallback, or dropped. */
+static void
+test_queue_placeholder(void **state)
+{
+	static int16_t got[20000];
+	struct mt t;
+	struct peer p;
+	struct tel_stream *st;
+	struct tel_speech *ph1, *ph2, *ph3, *file, *fallback;
+	struct done d = { 0 };
+	size_t n, s0, i;
+
+	assert_int_equal(mt_open(&t), 0);
+	assert_non_null(st = tel_stream_new(t.m, "placeholder"));
+	assert_int_equal(peer_open(&p, tel_stream_port(st), TEL_PT_PCMU), 0);
+	assert_int_equal(tel_stream_start(st, "127.0.0.1", p.port,
+	    TEL_PT_PCMU), 0);
+	assert_non_null(ph1 = tel_speech_new_pending());
+	assert_non_null(ph2 = tel_speech_new_pending());
+	assert_non_null(ph3 = tel_speech_new_pending());
+	assert_int_equal(tel_stream_queue_speech(st, ph1, 1), 0);
+	assert_int_equal(tel_stream_queue_speech(st, ph2, 1), 0);
+	assert_int_equal(tel_stream_queue_speech(st, ph3, 1), 0);
+	tel_stream_queue_play(st, on_done, &d);
+	mt_run(&t, 100);
+	assert_int_equal(tel_stream_queue_len(st), 3);
+	peer_drain(&p);
+
+	/* the second fetch failed: its fallback; the third: nothing */
+	assert_non_null(fallback = level(-3000, 160));
+	assert_int_equal(tel_stream_queue_replace(st, ph2, fallback), 1);
+	assert_int_equal(tel_stream_queue_replace(st, ph3, NULL), 1);
+	assert_int_equal(tel_stream_queue_len(st), 2);
+	assert_int_equal(ph2->refs, 1);
+	/* the first arrives */
+	assert_non_null(file = level(2000, 320));
+	tel_speech_fill(ph1, file);
+	assert_null(file->samples);
+	tel_speech_unref(file);
+	assert_true(mt_run_until(&t, &d.n, 500));
+	mt_run(&t, 40);
+	n = heard(&p, got, 20000, TEL_PT_PCMU);
+	s0 = first_sound(got, n, 0);
+	assert_true(s0 + 480 <= n);
+	for (i = 0; i < 320; i++)
+		assert_int_equal(got[s0 + i], tel_ulaw_decode(
+		    tel_ulaw_encode(2000)));
+	for (; i < 480; i++)
+		assert_int_equal(got[s0 + i], tel_ulaw_decode(
+		    tel_ulaw_encode(-3000)));
+	assert_int_equal(first_sound(got, n, s0 + i), n);
+
+	tel_speech_unref(ph1);
+	tel_speech_unref(ph2);
+	tel_speech_unref(ph3);
+	tel_speech_unref(fallback);
+	tel_stream_free(st);
+	peer_close(&p);
+	mt_close(&t);
+}
+
 /* tel_stream_play as before: the prompt, ~300 ms of silence, done. */
 static void
 test_play_compat(void **state)
@@ -474,6 +536,7 @@ main(void)
 		cmocka_unit_test(test_g711),
 		cmocka_unit_test(test_queue),
 		cmocka_unit_test(test_queue_stop),
+		cmocka_unit_test(test_queue_placeholder),
 		cmocka_unit_test(test_play_compat),
 		cmocka_unit_test(test_jitter_hist),
 		cmocka_unit_test(test_jitter_live),
