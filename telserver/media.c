@@ -403,6 +403,7 @@ media_tick(struct tel_ctx *ctx, su_wait_t *w, void *arg)
 {
 	struct tel_media *m = arg;
 	struct tel_stream *st;
+	tel_stream_done_f done;
 	uint64_t n = 0, i;
 	int what;
 
@@ -430,8 +431,11 @@ media_tick(struct tel_ctx *ctx, su_wait_t *w, void *arg)
 		}
 		what = st->pending;
 		st->pending = 0;
-		if ((what & TEL_PEND_DONE) && st->done)
-			st->done(st->done_arg);
+		if ((what & TEL_PEND_DONE) && st->done) {
+			done = st->done;
+			st->done = NULL;	/* once */
+			done(st->done_arg);
+		}
 	}
 	return 0;
 }
@@ -814,8 +818,11 @@ tel_stream_queue_beep(struct tel_stream *st)
 		return -1;
 	rc = queue_add(st, sp, 0, 0, 1);
 	tel_speech_unref(sp);
-	if (rc == 0 && !st->q_playing)
-		st->q_playing = 1;	/* done, if any, stays as it was */
+	/* An idle queue plays for the beep alone: nobody to tell. */
+	if (rc == 0 && !st->q_playing) {
+		st->q_playing = 1;
+		st->done = NULL;
+	}
 	return rc;
 }
 

@@ -103,7 +103,8 @@ int		 tel_stream_port(const struct tel_stream *st);
 int		 tel_stream_start(struct tel_stream *st, const char *addr,
 		    int port, int pt);
 /* Plays sp (a reference is taken; silence while it is not synthesised yet),
- * then TEL_TAIL_FRAMES of silence, then calls done(arg) once. */
+ * then TEL_TAIL_FRAMES of silence, then calls done(arg) once: the prompt
+ * queue with these two items (what was queued before is dropped). */
 void		 tel_stream_play(struct tel_stream *st, struct tel_speech *sp,
 		    tel_stream_done_f done, void *arg);
 uint64_t	 tel_stream_rx_packets(const struct tel_stream *st);
@@ -252,8 +253,9 @@ typedef void (*tel_record_done_f)(void *arg, struct tel_recording *rec);
  * pacing tick (lost packets are not filled in).  While it runs, a key
  * that ends it (dtmfterm) is not given to tel_stream_on_dtmf()'s callback;
  * in-band keys are only heard when tel_stream_on_dtmf() asked for them.
- * Returns 0, or -1 when the stream is not started, already records, or
- * memory ran out. */
+ * A queue that was idle starts playing for the beep (items queued but not
+ * played yet go first; its done callback is not called).  Returns 0, or -1
+ * when the stream is not started, already records, or memory ran out. */
 int		 tel_stream_record(struct tel_stream *st,
 		    const struct tel_record_opts *o, tel_record_done_f done,
 		    void *arg);

@@ -33,6 +33,12 @@ on_rec(void *arg, struct tel_recording *rec)
 }
 
 static void
+on_played(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static void
 on_key(void *arg, char digit)
 {
 	struct got *g = arg;
@@ -158,7 +164,7 @@ test_maxtime(void **state)
 	talk(&f.t, &f.p, 50, 6000, &g.done);
 	assert_int_equal(g.done, 1);
 	assert_int_equal(g.rec->why, TEL_REC_MAXTIME);
-	assert_in_range(g.rec->duration_ms, 300, 420);
+	assert_in_range(g.rec->duration_ms, 200, 420);
 	assert_int_equal(g.rec->wav[20], 7);	/* µ-law */
 	tel_speech_unref(decoded(g.rec));
 	tel_recording_free(g.rec);
@@ -219,8 +225,12 @@ test_beep(void **state)
 	int16_t s[TEL_FRAME_SAMPLES];
 	size_t j;
 
+	int played = 0;
+
 	fix_open(&f, TEL_PT_PCMU);
-	mt_run(&f.t, 60);
+	/* a prompt played out before: its done is not called again */
+	tel_stream_play(f.st, NULL, on_played, &played);
+	assert_true(mt_run_until(&f.t, &played, 1000));
 	peer_drain(&f.p);
 	t0 = rq_mono_ms();
 	assert_int_equal(tel_stream_record(f.st, &o, on_rec, &g), 0);
@@ -240,6 +250,7 @@ test_beep(void **state)
 	}
 	assert_in_range(loud, 11, 13);
 	assert_int_equal(tel_stream_queue_len(f.st), 0);
+	assert_int_equal(played, 1);
 	tel_recording_free(g.rec);
 	fix_close(&f);
 }
