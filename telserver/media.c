@@ -1,53 +1,38 @@
 /* The media layer: G.711, RTP packets, and RTP streams paced by one 20 ms
- * CLOCK_MONOTONIC timerfd serving every sending stream.  Knows nothing of
- * SIP: a call gives a stream a remote address and prompts to play. */
+ * CLOCK_MONOTONIC timerfd serving every sending stream, each with a prompt
+ * queue; the receive path, bridging and the send-interval jitter.  Knows
+ * nothing of SIP: a call gives a stream a remote address and prompts to
+ * play.  Keys are in dtmf.c, recordings in record.c. */
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "telserver.h"
+#include "media_int.h"
 
 #define MAX_CATCHUP	50	/* frames per stream per wakeup, at most */
 
-struct tel_stream {
-	struct tel_stream	*next, *prev;	/* in m->sending */
-	struct tel_media	*m;
-	const char		*id;
-	int			 fd;
-	int			 port;
-	int			 reg;		/* su_root registration */
-	int			 sending;
-	struct sockaddr_in	 remote;
-	struct tel_rtp_hdr	 hdr;
-	int			 first;		/* marker on the next packet */
-	struct tel_speech	*sp;
-	size_t			 pos;
-	int			 playing;
-	int			 tail;		/* silent frames still to send */
-	int			 done_pending;
-	tel_stream_done_f	 done;
-	void			*done_arg;
-	uint64_t		 rx, tx;
-};
+#define BEEP_MS		250	/* before a recording */
+#define BEEP_HZ		1000
+#define RX_MAX		1500	/* largest RTP packet we take */
 
-struct tel_media {
-	struct tel_ctx		*ctx;
-	char			 ip[64];
-	struct in_addr		 addr;
-	int			 port_min, port_max, next_port;
-	int			 tfd;
-	int			 treg;
-	int			 armed;
-	struct tel_stream	*sending;
-};
+/* Encoding tables, filled once by tel_media_new (the tick encodes 160
+ * samples per stream per frame: a lookup instead of a segment search).
+ * µ-law is indexed by pcm / 4 + 8192, A-law by (pcm >> 3) + 4096, as the
+ * encoders quantise. */
+static uint8_t	ulaw_tab[16384], alaw_tab[8192];
+static uint8_t	ulaw_to_alaw[256], alaw_to_ulaw[256];
+static int16_t	ulaw_dec[256], alaw_dec[256];
+static int	tabs_ready;
 
 /* ---- G.711 (ITU-T G.711, as in the classic Sun reference code) ---- */
 
@@ -177,6 +162,94 @@ tel_rtp_parse(const uint8_t *b, size_t len, struct tel_rtp_hdr *h)
 	return (int)off;
 }
 
+static void
+tables_init(void)
+{
+	int i;
+
+	if (tabs_ready)
+		return;
+	for (i = 0; i < 16384; i++)
+		ulaw_tab[i] = tel_ulaw_encode((int16_t)((i - 8192) * 4));
+	for (i = 0; i < 8192; i++)
+		alaw_tab[i] = tel_alaw_encode((int16_t)((i - 4096) * 8));
+	for (i = 0; i < 256; i++) {
+		ulaw_dec[i] = tel_ulaw_decode((uint8_t)i);
+		alaw_dec[i] = tel_alaw_decode((uint8_t)i);
+		ulaw_to_alaw[i] = tel_alaw_encode(ulaw_dec[i]);
+		alaw_to_ulaw[i] = tel_ulaw_encode(alaw_dec[i]);
+	}
+	tabs_ready = 1;
+}
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- send-interval jitter ---- */
+
+void
+tel_jitter_add(struct tel_jitter *j, uint64_t interval_us)
+{
+	uint64_t dev, b;
+
+	dev = interval_us > TEL_FRAME_MS * 1000 ?
+	    interval_us - TEL_FRAME_MS * 1000 :
+	    TEL_FRAME_MS * 1000 - interval_us;
+	b = dev / TEL_JITTER_BUCKET_US;
+	if (b > TEL_JITTER_BUCKETS)
+		b = TEL_JITTER_BUCKETS;
+	j->bucket[b]++;
+	j->n++;
+	j->sum_us += dev;
+	if (dev > j->max_us)
+		j->max_us = dev;
+}
+
+uint64_t
+tel_jitter_percentile(const struct tel_jitter *j, double pct)
+{
+	uint64_t want, seen = 0;
+	size_t b;
+
+	if (j->n == 0)
+		return 0;
+	want = (uint64_t)(pct / 100.0 * (double)j->n + 0.5);
+	if (want < 1)
+		want = 1;
+	if (want > j->n)
+		want = j->n;
+	for (b = 0; b <= TEL_JITTER_BUCKETS; b++) {
+		seen += j->bucket[b];
+		if (seen >= want)
+			break;
+	}
+	if (b >= TEL_JITTER_BUCKETS)
+		return j->max_us;
+	return (b + 1) * TEL_JITTER_BUCKET_US;
+}
+
+const struct tel_jitter *
+tel_media_jitter(const struct tel_media *m)
+{
+	return &m->jitter;
+}
+
+void
+tel_media_jitter_reset(struct tel_media *m)
+{
+	struct tel_stream *st;
+
+	memset(&m->jitter, 0, sizeof(m->jitter));
+	for (st = m->sending; st != NULL; st = st->next)
+		st->last_tx_ns = 0;
+}
+
 /* ---- pacing ---- */
 
 static void
@@ -196,32 +269,17 @@ media_arm(struct tel_media *m, int on)
 	m->armed = on;
 }
 
-/* Sends one 20 ms frame of st: speech when there is some, else silence. */
-static void
-stream_send_frame(struct tel_stream *st)
+void
+tel_stream_send_pkt(struct tel_stream *st, const struct tel_rtp_hdr *h,
+    const uint8_t *p, size_t len)
 {
-	uint8_t pkt[TEL_RTP_HDR + TEL_FRAME_SAMPLES];
-	int16_t pcm[TEL_FRAME_SAMPLES];
-	size_t i, n = 0;
+	uint8_t pkt[TEL_RTP_HDR + RX_MAX];
 
-	if (st->playing && st->sp != NULL && st->sp->ready &&
-	    st->pos < st->sp->nsamples) {
-		n = st->sp->nsamples - st->pos;
-		if (n > TEL_FRAME_SAMPLES)
-			n = TEL_FRAME_SAMPLES;
-		memcpy(pcm, st->sp->samples + st->pos, n * sizeof(pcm[0]));
-		st->pos += n;
-	}
-	memset(pcm + n, 0, (TEL_FRAME_SAMPLES - n) * sizeof(pcm[0]));
-	for (i = 0; i < TEL_FRAME_SAMPLES; i++)
-		pkt[TEL_RTP_HDR + i] = st->hdr.pt == TEL_PT_PCMA ?
-		    tel_alaw_encode(pcm[i]) : tel_ulaw_encode(pcm[i]);
-	st->hdr.marker = st->first;
-	st->first = 0;
-	tel_rtp_pack(pkt, &st->hdr);
-	st->hdr.seq++;
-	st->hdr.ts += TEL_FRAME_SAMPLES;
-	if (sendto(st->fd, pkt, sizeof(pkt), 0,
+	if (len > RX_MAX)
+		return;
+	tel_rtp_pack(pkt, h);
+	memcpy(pkt + TEL_RTP_HDR, p, len);
+	if (sendto(st->fd, pkt, TEL_RTP_HDR + len, 0,
 	    (struct sockaddr *)&st->remote, sizeof(st->remote)) == -1) {
 		/* ICMP errors from the far end come back here: harmless. */
 		if (errno != EAGAIN && errno != ECONNREFUSED)
@@ -229,17 +287,115 @@ stream_send_frame(struct tel_stream *st)
 			    strerror(errno));
 	} else
 		st->tx++;
+}
 
-	/* Once the prompt is out, count down the trailing silence. */
-	if (st->playing && (st->sp == NULL ||
-	    (st->sp->ready && st->pos >= st->sp->nsamples))) {
-		if (st->tail > 0)
-			st->tail--;
-		if (st->tail == 0) {
-			st->playing = 0;
-			st->done_pending = 1;
-		}
+static void
+qitem_free(struct tel_qitem *q)
+{
+	tel_speech_unref(q->sp);
+	free(q);
+}
+
+/* Drops the head item once played. */
+static void
+queue_pop(struct tel_stream *st)
+{
+	struct tel_qitem *q = st->q_head;
+	int rec_start = q->rec_start;
+
+	if ((st->q_head = q->next) == NULL)
+		st->q_tail = NULL;
+	st->q_len--;
+	st->q_pos = 0;
+	qitem_free(q);
+	if (rec_start)
+		tel_rec_start_capture(st);
+}
+
+/* Fills pcm with up to one frame of the playing queue, items back to back.
+ * A speech still in synthesis holds the queue.  Returns the samples
+ * filled; the rest of the frame is the caller's silence. */
+static size_t
+queue_fill(struct tel_stream *st, int16_t *pcm)
+{
+	struct tel_qitem *q;
+	size_t n = 0, take, len;
+
+	while (n < TEL_FRAME_SAMPLES && (q = st->q_head) != NULL) {
+		if (q->sp != NULL) {
+			if (!q->sp->ready)
+				break;
+			len = q->sp->nsamples;
+		} else
+			len = q->pause;
+		take = len - st->q_pos;
+		if (take > TEL_FRAME_SAMPLES - n)
+			take = TEL_FRAME_SAMPLES - n;
+		if (q->sp != NULL)
+			memcpy(pcm + n, q->sp->samples + st->q_pos,
+			    take * sizeof(pcm[0]));
+		else
+			memset(pcm + n, 0, take * sizeof(pcm[0]));
+		n += take;
+		st->q_pos += take;
+		if (st->q_pos >= len)
+			queue_pop(st);
 	}
+	if (st->q_head == NULL) {
+		st->q_playing = 0;
+		st->pending |= TEL_PEND_DONE;
+	}
+	return n;
+}
+
+/* Sends one 20 ms frame of st: a key being sent, the prompt queue, or
+ * silence; nothing of its own while bridged (the peer's audio is relayed
+ * with our clock). */
+static void
+stream_send_frame(struct tel_stream *st)
+{
+	uint8_t pay[TEL_FRAME_SAMPLES];
+	int16_t pcm[TEL_FRAME_SAMPLES];
+	size_t i, n = 0;
+	uint64_t now;
+	int r = 0;
+
+	if (st->peer != NULL) {
+		st->hdr.ts += TEL_FRAME_SAMPLES;
+		return;
+	}
+	if (st->out_len > 0)
+		r = tel_dtmf_out_frame(st, pcm);
+	if (r == 0 && st->q_playing)
+		n = queue_fill(st, pcm);
+	if (r == 2)
+		n = TEL_FRAME_SAMPLES;
+	if (r != 1) {
+		if (n == 0)
+			memset(pay, st->hdr.pt == TEL_PT_PCMA ? 0xD5 : 0xFF,
+			    sizeof(pay));
+		else {
+			memset(pcm + n, 0, (TEL_FRAME_SAMPLES - n) *
+			    sizeof(pcm[0]));
+			if (st->hdr.pt == TEL_PT_PCMA)
+				for (i = 0; i < TEL_FRAME_SAMPLES; i++)
+					pay[i] = alaw_tab[(pcm[i] >> 3) +
+					    4096];
+			else
+				for (i = 0; i < TEL_FRAME_SAMPLES; i++)
+					pay[i] = ulaw_tab[pcm[i] / 4 + 8192];
+		}
+		st->hdr.marker = st->first;
+		st->first = 0;
+		tel_stream_send_pkt(st, &st->hdr, pay, sizeof(pay));
+		st->hdr.seq++;
+	}
+	st->hdr.ts += TEL_FRAME_SAMPLES;
+
+	now = mono_ns();
+	if (st->last_tx_ns != 0)
+		tel_jitter_add(&st->m->jitter, (now - st->last_tx_ns) / 1000);
+	st->last_tx_ns = now;
 }
 
 static int
@@ -247,25 +403,39 @@ media_tick(struct tel_ctx *ctx, su_wait_t *w, void *arg)
 {
 	struct tel_media *m = arg;
 	struct tel_stream *st;
+	tel_stream_done_f done;
 	uint64_t n = 0, i;
+	int what;
 
 	if (read(m->tfd, &n, sizeof(n)) != sizeof(n))
 		return 0;
 	if (n > MAX_CATCHUP)
 		n = MAX_CATCHUP;
-	for (st = m->sending; st != NULL; st = st->next)
+	for (st = m->sending; st != NULL; st = st->next) {
 		for (i = 0; i < n; i++)
 			stream_send_frame(st);
+		if (st->rec != NULL)
+			tel_rec_tick(st, (int)n);
+	}
 	/* Callbacks may free streams: restart the walk after each. */
 	for (;;) {
 		for (st = m->sending; st != NULL; st = st->next)
-			if (st->done_pending)
+			if (st->pending)
 				break;
 		if (st == NULL)
 			break;
-		st->done_pending = 0;
-		if (st->done)
-			st->done(st->done_arg);
+		if (st->pending & TEL_PEND_REC) {
+			st->pending &= ~TEL_PEND_REC;
+			tel_rec_deliver(st);
+			continue;
+		}
+		what = st->pending;
+		st->pending = 0;
+		if ((what & TEL_PEND_DONE) && st->done) {
+			done = st->done;
+			st->done = NULL;	/* once */
+			done(st->done_arg);
+		}
 	}
 	return 0;
 }
@@ -277,6 +447,7 @@ tel_media_new(struct tel_ctx *ctx, const char *ip, int port_min,
 	struct tel_media *m;
 	su_wait_t w;
 
+	tables_init();
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
 	m->ctx = ctx;
@@ -321,20 +492,135 @@ tel_media_free(struct tel_media *m)
 		tel_stream_free(m->sending);
 	su_root_deregister(m->ctx->root, m->treg);
 	close(m->tfd);
+	tel_speech_unref(m->beep);
 	free(m);
+}
+
+struct tel_speech *
+tel_media_beep(struct tel_media *m)
+{
+	int16_t pcm[BEEP_MS * 8];
+	size_t i, n = BEEP_MS * 8;
+	double env;
+
+	if (m->beep == NULL) {
+		for (i = 0; i < n; i++) {
+			/* 10 ms ramps: no clicks */
+			env = i < 80 ? i / 80.0 : n - i < 80 ? (n - i) / 80.0 :
+			    1.0;
+			pcm[i] = (int16_t)(8000.0 * env *
+			    sin(2.0 * M_PI * BEEP_HZ * (double)i / 8000.0));
+		}
+		if ((m->beep = tel_speech_new_pcm(pcm, n)) == NULL)
+			return NULL;
+	}
+	return tel_speech_ref(m->beep);
+}
+
+/* ---- receiving ---- */
+
+/* Sends what a bridged peer received on to st's far end, on st's clock. */
+static void
+relay(struct tel_stream *st, const struct tel_rtp_hdr *in, int event,
+    const uint8_t *p, size_t len)
+{
+	uint8_t buf[RX_MAX];
+	struct tel_rtp_hdr h;
+	const uint8_t *map = NULL;
+	size_t i;
+
+	if (!st->sending)
+		return;
+	h = st->hdr;
+	if (!st->relay_synced || st->relay_ssrc != in->ssrc) {
+		st->relay_synced = 1;
+		st->relay_ssrc = in->ssrc;
+		st->relay_off = st->hdr.ts - in->ts;
+		h.marker = 1;
+	} else
+		h.marker = in->marker;
+	h.ts = in->ts + st->relay_off;
+	if (event) {
+		if (st->tx_dtmf_pt < 0)
+			return;
+		h.pt = st->tx_dtmf_pt;
+	} else if (in->pt != st->hdr.pt)
+		map = in->pt == TEL_PT_PCMU ? ulaw_to_alaw : alaw_to_ulaw;
+	if (map != NULL) {
+		for (i = 0; i < len; i++)
+			buf[i] = map[p[i]];
+		p = buf;
+	}
+	tel_stream_send_pkt(st, &h, p, len);
+	st->hdr.seq++;
+}
+
+static void
+stream_rx(struct tel_stream *st, const uint8_t *buf, size_t n)
+{
+	int16_t pcm[RX_MAX];
+	struct tel_rtp_hdr h;
+	const int16_t *dec;
+	const uint8_t *p;
+	size_t len, i;
+	int off, want_pcm;
+
+	if ((off = tel_rtp_parse(buf, n, &h)) < 0)
+		return;
+	st->rx++;
+	/* Nobody listens: counting is all. */
+	if (st->dtmf_cb == NULL && st->rec == NULL && st->peer == NULL)
+		return;
+	p = buf + off;
+	len = n - (size_t)off;
+	if (buf[0] & 0x20) {		/* padding: its length is last */
+		if (len == 0 || buf[n - 1] > len)
+			return;
+		len -= buf[n - 1];
+	}
+	if (h.pt == TEL_PT_DTMF || (st->rx_dtmf_pt >= 0 &&
+	    h.pt == st->rx_dtmf_pt)) {
+		if (st->peer != NULL)
+			relay(st->peer, &h, 1, p, len);
+		tel_dtmf_rx_event(st, &h, p, len);
+		return;
+	}
+	if (h.pt != TEL_PT_PCMU && h.pt != TEL_PT_PCMA)
+		return;
+	if (st->peer != NULL)
+		relay(st->peer, &h, 0, p, len);
+	want_pcm = st->rec != NULL || tel_dtmf_wants_audio(st);
+	if (!want_pcm || len == 0)
+		return;
+	dec = h.pt == TEL_PT_PCMA ? alaw_dec : ulaw_dec;
+	for (i = 0; i < len; i++)
+		pcm[i] = dec[p[i]];
+	if (st->rec != NULL)
+		tel_rec_audio(st, pcm, len);
+	if (!st->dead)
+		tel_dtmf_rx_audio(st, pcm, len);
+}
+
+static void
+stream_destroy(struct tel_stream *st)
+{
+	tel_dtmf_stream_free(st);
+	free(st);
 }
 
 static int
 stream_read(struct tel_ctx *ctx, su_wait_t *w, void *arg)
 {
 	struct tel_stream *st = arg;
-	struct tel_rtp_hdr h;
 	uint8_t buf[2048];
 	ssize_t n;
 
-	while ((n = recv(st->fd, buf, sizeof(buf), 0)) >= 0)
-		if (tel_rtp_parse(buf, (size_t)n, &h) >= 0)
-			st->rx++;
+	/* A key callback may free st: it is only marked dead until here. */
+	st->busy++;
+	while (!st->dead && (n = recv(st->fd, buf, sizeof(buf), 0)) >= 0)
+		stream_rx(st, buf, (size_t)n);
+	if (--st->busy == 0 && st->dead)
+		stream_destroy(st);
 	return 0;
 }
 
@@ -351,6 +637,8 @@ tel_stream_new(struct tel_media *m, const char *id)
 	st->m = m;
 	st->id = id;
 	st->reg = -1;
+	st->rx_dtmf_pt = -1;
+	st->tx_dtmf_pt = TEL_PT_DTMF;
 	if ((st->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
 		log_warn("call %s: rtp socket", id);
@@ -396,14 +684,31 @@ fail:
 	return NULL;
 }
 
+static void
+queue_clear(struct tel_stream *st)
+{
+	struct tel_qitem *q, *next;
+
+	for (q = st->q_head; q != NULL; q = next) {
+		next = q->next;
+		qitem_free(q);
+	}
+	st->q_head = st->q_tail = NULL;
+	st->q_len = 0;
+	st->q_pos = 0;
+	st->q_playing = 0;
+	st->pending &= ~TEL_PEND_DONE;
+}
+
 void
 tel_stream_free(struct tel_stream *st)
 {
 	struct tel_media *m;
 
-	if (st == NULL)
+	if (st == NULL || st->dead)
 		return;
 	m = st->m;
+	tel_stream_unbridge(st);
 	if (st->sending) {
 		if (st->prev)
 			st->prev->next = st->next;
@@ -411,14 +716,24 @@ tel_stream_free(struct tel_stream *st)
 			m->sending = st->next;
 		if (st->next)
 			st->next->prev = st->prev;
+		st->sending = 0;
 		if (m->sending == NULL)
 			media_arm(m, 0);
 	}
 	if (st->reg >= 0)
 		su_root_deregister(m->ctx->root, st->reg);
+	st->reg = -1;
 	close(st->fd);
-	tel_speech_unref(st->sp);
-	free(st);
+	st->fd = -1;
+	queue_clear(st);
+	tel_rec_free(st->rec);
+	st->rec = NULL;
+	st->dtmf_cb = NULL;
+	if (st->busy) {
+		st->dead = 1;
+		return;
+	}
+	stream_destroy(st);
 }
 
 int
@@ -441,6 +756,7 @@ tel_stream_start(struct tel_stream *st, const char *addr, int port, int pt)
 	st->hdr.pt = pt;
 	if (!st->sending) {
 		st->sending = 1;
+		st->last_tx_ns = 0;
 		st->prev = NULL;
 		st->next = m->sending;
 		if (m->sending)
@@ -451,18 +767,151 @@ tel_stream_start(struct tel_stream *st, const char *addr, int port, int pt)
 	return 0;
 }
 
+/* ---- the prompt queue ---- */
+
+static int
+queue_add(struct tel_stream *st, struct tel_speech *sp, size_t pause,
+    int bargein, int rec_start)
+{
+	struct tel_qitem *q;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return -1;
+	q->sp = sp ? tel_speech_ref(sp) : NULL;
+	q->pause = pause;
+	q->bargein = bargein != 0;
+	q->rec_start = rec_start;
+	if (st->q_tail)
+		st->q_tail->next = q;
+	else
+		st->q_head = q;
+	st->q_tail = q;
+	st->q_len++;
+	return 0;
+}
+
+int
+tel_stream_queue_speech(struct tel_stream *st, struct tel_speech *sp,
+    int bargein)
+{
+	if (sp == NULL)
+		return -1;
+	return queue_add(st, sp, 0, bargein, 0);
+}
+
+int
+tel_stream_queue_pause(struct tel_stream *st, int ms, int bargein)
+{
+	if (ms < 0)
+		ms = 0;
+	return queue_add(st, NULL, (size_t)ms * (TEL_FRAME_SAMPLES /
+	    TEL_FRAME_MS), bargein, 0);
+}
+
+int
+tel_stream_queue_beep(struct tel_stream *st)
+{
+	struct tel_speech *sp;
+	int rc;
+
+	if ((sp = tel_media_beep(st->m)) == NULL)
+		return -1;
+	rc = queue_add(st, sp, 0, 0, 1);
+	tel_speech_unref(sp);
+	/* An idle queue plays for the beep alone: nobody to tell. */
+	if (rc == 0 && !st->q_playing) {
+		st->q_playing = 1;
+		st->done = NULL;
+	}
+	return rc;
+}
+
+void
+tel_stream_queue_play(struct tel_stream *st, tel_stream_done_f done,
+    void *arg)
+{
+	st->done = done;
+	st->done_arg = arg;
+	st->q_playing = 1;
+	st->pending &= ~TEL_PEND_DONE;
+}
+
+void
+tel_stream_queue_stop(struct tel_stream *st)
+{
+	int rec_wait = 0;
+	struct tel_qitem *q;
+
+	for (q = st->q_head; q != NULL; q = q->next)
+		rec_wait |= q->rec_start;
+	queue_clear(st);
+	st->done = NULL;
+	st->done_arg = NULL;
+	/* A recording's beep dropped by barge-in: capture anyway. */
+	if (rec_wait)
+		tel_rec_start_capture(st);
+}
+
+int
+tel_stream_queue_replace(struct tel_stream *st, struct tel_speech *old,
+    struct tel_speech *new)
+{
+	struct tel_qitem *q, **qp, *prev = NULL;
+	int n = 0;
+
+	for (qp = &st->q_head; (q = *qp) != NULL; ) {
+		if (q->sp != old || (q == st->q_head && st->q_pos > 0)) {
+			prev = q;
+			qp = &q->next;
+			continue;
+		}
+		n++;
+		tel_speech_unref(q->sp);
+		if (new != NULL) {
+			q->sp = tel_speech_ref(new);
+			prev = q;
+			qp = &q->next;
+			continue;
+		}
+		*qp = q->next;
+		if (st->q_tail == q)
+			st->q_tail = prev;
+		st->q_len--;
+		q->sp = NULL;
+		qitem_free(q);
+	}
+	/* A playing queue left empty ends on the next tick (done). */
+	return n;
+}
+
+int
+tel_stream_queue_len(const struct tel_stream *st)
+{
+	return st->q_len;
+}
+
+int
+tel_stream_queue_playing(const struct tel_stream *st)
+{
+	return st->q_playing;
+}
+
+int
+tel_stream_queue_bargein(const struct tel_stream *st)
+{
+	return st->q_head ? st->q_head->bargein : -1;
+}
+
 void
 tel_stream_play(struct tel_stream *st, struct tel_speech *sp,
     tel_stream_done_f done, void *arg)
 {
-	tel_speech_unref(st->sp);
-	st->sp = sp ? tel_speech_ref(sp) : NULL;
-	st->pos = 0;
-	st->playing = 1;
-	st->tail = TEL_TAIL_FRAMES;
-	st->done = done;
-	st->done_arg = arg;
-	st->done_pending = 0;
+	queue_clear(st);
+	/* Memory failing, the prompt is skipped: done still comes. */
+	if (sp != NULL)
+		(void)queue_add(st, sp, 0, 0, 0);
+	(void)queue_add(st, NULL, TEL_TAIL_FRAMES * TEL_FRAME_SAMPLES, 0, 0);
+	tel_stream_queue_play(st, done, arg);
 }
 
 uint64_t
@@ -475,4 +924,37 @@ uint64_t
 tel_stream_tx_packets(const struct tel_stream *st)
 {
 	return st->tx;
+}
+
+/* ---- bridging ---- */
+
+int
+tel_stream_bridge(struct tel_stream *a, struct tel_stream *b)
+{
+	if (a == b || !a->sending || !b->sending || a->peer != NULL ||
+	    b->peer != NULL)
+		return -1;
+	a->peer = b;
+	b->peer = a;
+	a->relay_synced = b->relay_synced = 0;
+	return 0;
+}
+
+void
+tel_stream_unbridge(struct tel_stream *st)
+{
+	struct tel_stream *p = st->peer;
+
+	if (p == NULL)
+		return;
+	st->peer = p->peer = NULL;
+	/* Our own audio again: a new talkspurt, a fresh interval. */
+	st->first = p->first = 1;
+	st->last_tx_ns = p->last_tx_ns = 0;
+}
+
+struct tel_stream *
+tel_stream_bridged(const struct tel_stream *st)
+{
+	return st->peer;
 }

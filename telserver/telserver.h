@@ -103,11 +103,203 @@ int		 tel_stream_port(const struct tel_stream *st);
 int		 tel_stream_start(struct tel_stream *st, const char *addr,
 		    int port, int pt);
 /* Plays sp (a reference is taken; silence while it is not synthesised yet),
- * then TEL_TAIL_FRAMES of silence, then calls done(arg) once. */
+ * then TEL_TAIL_FRAMES of silence, then calls done(arg) once: the prompt
+ * queue with these two items (what was queued before is dropped). */
 void		 tel_stream_play(struct tel_stream *st, struct tel_speech *sp,
 		    tel_stream_done_f done, void *arg);
 uint64_t	 tel_stream_rx_packets(const struct tel_stream *st);
 uint64_t	 tel_stream_tx_packets(const struct tel_stream *st);
+
+/* The prompt queue.  tel_stream_play() is a queue of one prompt and the
+ * tail; it drops what was queued before.  Items play back to back within
+ * the same 20 ms frames; a speech not synthesised yet holds the queue
+ * (silence) until it is ready.  Queueing does not start playing. */
+/* Appends sp (a reference is taken).  bargein: whether the owner may stop
+ * the queue while this item plays (tel_stream_queue_bargein() tells it;
+ * the media layer itself never stops on a key).  Returns 0, -1 (memory). */
+int		 tel_stream_queue_speech(struct tel_stream *st,
+		    struct tel_speech *sp, int bargein);
+/* Appends ms of silence.  Returns 0, -1 (memory). */
+int		 tel_stream_queue_pause(struct tel_stream *st, int ms,
+		    int bargein);
+/* Starts playing the queue; done(arg) is called once, from the pacing
+ * tick, when the last queued sample has been sent (at once on the next
+ * tick when the queue is empty).  The stream may be freed from inside.
+ * Items queued while it plays are played before done. */
+void		 tel_stream_queue_play(struct tel_stream *st,
+		    tel_stream_done_f done, void *arg);
+/* Barge-in: stops at once and drops every queued item; done is not
+ * called.  Safe when nothing is queued. */
+void		 tel_stream_queue_stop(struct tel_stream *st);
+/* Swaps old for new (a reference is taken; NULL drops the item) in every
+ * queued item not started yet: for an <audio> queued as a placeholder
+ * (tel_speech_new_pending) whose fetch failed, the fallback.  Returns how
+ * many items changed. */
+int		 tel_stream_queue_replace(struct tel_stream *st,
+		    struct tel_speech *old, struct tel_speech *new);
+/* Items queued (the one playing included). */
+int		 tel_stream_queue_len(const struct tel_stream *st);
+/* Whether the queue is playing (play called, done not yet due). */
+int		 tel_stream_queue_playing(const struct tel_stream *st);
+/* The bargein flag of the item playing now (the head), -1 when the queue
+ * is empty. */
+int		 tel_stream_queue_bargein(const struct tel_stream *st);
+
+/* ---- dtmf.c: keys in (RFC 4733 and in-band) and out ---- */
+
+/* digit is '0'-'9', '*', '#' or 'A'-'D'. */
+typedef void (*tel_dtmf_f)(void *arg, char digit);
+
+/* Calls cb(arg, digit) once per key the far end sends, from the RTP
+ * receive path on the Sofia thread (the stream may be freed from inside).
+ * Keys come from RFC 4733 telephone-events (the end packet's three copies
+ * and continuation packets report nothing more) and, when inband is set,
+ * from tones in the G.711 audio (spandsp); once a peer has sent one event,
+ * its audio is no longer searched, and an event repeating an in-band key
+ * of the last TEL_DTMF_DEDUP_MS is dropped, so a peer sending both gives
+ * each key once.  cb NULL stops listening (and the in-band detector). */
+void		 tel_stream_on_dtmf(struct tel_stream *st, tel_dtmf_f cb,
+		    void *arg, int inband);
+/* The telephone-event payload type of the SDP answer (-1 none): received
+ * events are accepted with it and with TEL_PT_DTMF (our offer's); sent
+ * events use it, and -1 sends keys as in-band tones.  Default TEL_PT_DTMF. */
+void		 tel_stream_set_dtmf_pt(struct tel_stream *st, int pt);
+/* Queues keys to send: each key lasts ms (40-1000, 0 = 100), as RFC 4733
+ * events (the last packet sent three times) or as tones, then 60 ms of
+ * the normal audio; the prompt queue is held while a key is sent.  Needs a
+ * started stream.  Returns 0, or -1 for a character that is no key or
+ * more than TEL_DTMF_OUT_MAX keys waiting (nothing is queued then). */
+int		 tel_stream_send_dtmf(struct tel_stream *st,
+		    const char *digits, int ms);
+/* Keys still to send (the one being sent included). */
+int		 tel_stream_dtmf_sending(const struct tel_stream *st);
+/* RFC 4733 event codes: 0-15 for a key, -1 for anything else. */
+int		 tel_dtmf_code(char digit);
+/* The key of an event code, '\0' when it is no key (16 and up). */
+char		 tel_dtmf_digit(int code);
+
+/* ---- wav.c: audio files ---- */
+
+#define TEL_AUDIO_MAX_MS	(10 * 60 * 1000)	/* longest file played */
+
+/* Decodes an audio file held in memory (buf, len bytes) into a new ready
+ * speech (one reference, text NULL): RIFF WAVE (format 1 16-bit PCM, 6
+ * A-law, 7 µ-law, or 0xFFFE extensible of those), Sun .au (µ-law, A-law,
+ * 16-bit linear), all 8000 Hz mono; or headerless G.711 when hint (a
+ * Content-Type or a URL/file name, may be NULL) says so: audio/basic,
+ * audio/pcmu, audio/x-mulaw or a .ul/.ulaw/.mulaw/.pcmu name for µ-law,
+ * audio/pcma, audio/x-alaw-basic or .al/.alaw/.pcma for A-law.  Anything
+ * else (another rate, stereo, another encoding, no samples, truncated
+ * header, longer than TEL_AUDIO_MAX_MS) returns NULL with a reason for
+ * people in err. */
+struct tel_speech *tel_audio_decode(const void *buf, size_t len,
+		    const char *hint, char *err, size_t errlen);
+/* A new ready speech (one reference, text NULL) holding a copy of pcm (n
+ * samples at 8 kHz), or NULL (memory). */
+struct tel_speech *tel_speech_new_pcm(const int16_t *pcm, size_t n);
+/* A placeholder (one reference, not ready: a queue holds in silence on
+ * it) for audio still being fetched, or NULL (memory). */
+struct tel_speech *tel_speech_new_pending(void);
+/* Moves src's samples into dst (a placeholder) and makes dst ready; src
+ * keeps no samples (the caller still unrefs it). */
+void		 tel_speech_fill(struct tel_speech *dst, struct tel_speech *src);
+/* A RIFF WAVE file of n samples at 8 kHz mono, 16-bit PCM, or µ-law when
+ * ulaw is set.  Returns a malloc'd buffer (the caller frees it) with *lenp
+ * set, or NULL (memory). */
+uint8_t		*tel_wav_encode(const int16_t *pcm, size_t n, int ulaw,
+		    size_t *lenp);
+
+/* ---- record.c: capturing what the far end says ---- */
+
+enum tel_record_end {
+	TEL_REC_MAXTIME,	/* maxtime reached */
+	TEL_REC_SILENCE,	/* finalsilence of silence */
+	TEL_REC_DTMF,		/* a key (termchar) */
+	TEL_REC_STOPPED		/* tel_stream_record_stop() */
+};
+
+struct tel_record_opts {
+	int		 beep;		/* a short tone before capture */
+	int		 maxtime_ms;	/* 0 = TEL_REC_MAX_MS */
+	int		 finalsilence_ms; /* 0 = not ended by silence */
+	int		 silence_level;	/* mean |sample| below which a packet
+					 * is silent; 0 = TEL_REC_SILENCE_LEVEL */
+	int		 dtmfterm;	/* any key ends it */
+	int		 ulaw;		/* WAV in µ-law, else 16-bit PCM */
+};
+
+#define TEL_REC_MAX_MS		(5 * 60 * 1000)
+#define TEL_REC_SILENCE_LEVEL	200
+
+struct tel_recording {
+	uint8_t			*wav;		/* RIFF WAVE, 8 kHz mono */
+	size_t			 len;
+	const char		*type;		/* "audio/x-wav" */
+	int			 duration_ms;	/* of the audio captured */
+	int			 heard;		/* a packet above silence_level */
+	enum tel_record_end	 why;
+	char			 termchar;	/* the key, TEL_REC_DTMF only */
+};
+
+/* The callback takes rec (tel_recording_free); rec is NULL only when
+ * memory ran out.  Called from the pacing tick: the stream may be freed
+ * from inside. */
+typedef void (*tel_record_done_f)(void *arg, struct tel_recording *rec);
+
+/* Records what the far end sends (PCMU/PCMA decoded to 16-bit PCM) on a
+ * started stream: with o->beep, the beep is appended to the prompt queue
+ * (played at once when the queue is idle) and capture starts when it has
+ * played; else capture starts now.  Time is counted in frames of the
+ * pacing tick (lost packets are not filled in).  While it runs, a key
+ * that ends it (dtmfterm) is not given to tel_stream_on_dtmf()'s callback;
+ * in-band keys are only heard when tel_stream_on_dtmf() asked for them.
+ * A queue that was idle starts playing for the beep (items queued but not
+ * played yet go first; its done callback is not called).  Returns 0, or -1
+ * when the stream is not started, already records, or memory ran out. */
+int		 tel_stream_record(struct tel_stream *st,
+		    const struct tel_record_opts *o, tel_record_done_f done,
+		    void *arg);
+/* Ends the recording now (a hangup keeps what was said): returns it (the
+ * caller owns it; done is not called), or NULL when none runs. */
+struct tel_recording *tel_stream_record_stop(struct tel_stream *st);
+void		 tel_recording_free(struct tel_recording *rec);
+
+/* ---- media.c: bridging two streams ---- */
+
+/* Relays what each stream receives to the other (<transfer bridge>):
+ * audio transcoded when their payload types differ (PCMU <-> PCMA),
+ * telephone-events passed on with the destination's dtmf payload type
+ * (dropped when it has none).  While bridged a stream's own paced audio
+ * (prompt queue, keys sent) is held.  Both must be started and unbridged.
+ * Returns 0 or -1.  Key callbacks and recordings go on working. */
+int		 tel_stream_bridge(struct tel_stream *a, struct tel_stream *b);
+/* Ends st's bridge (both sides); freeing either stream ends it too. */
+void		 tel_stream_unbridge(struct tel_stream *st);
+struct tel_stream *tel_stream_bridged(const struct tel_stream *st);
+
+/* ---- media.c: send-interval jitter ---- */
+
+#define TEL_JITTER_BUCKET_US	50
+#define TEL_JITTER_BUCKETS	1000	/* 0-50 ms; one more for beyond */
+
+/* How far the time between two frames of one stream actually sent was
+ * from TEL_FRAME_MS: |interval - 20 ms| in TEL_JITTER_BUCKET_US buckets. */
+struct tel_jitter {
+	uint64_t	n;
+	uint64_t	max_us;
+	uint64_t	sum_us;
+	uint64_t	bucket[TEL_JITTER_BUCKETS + 1];
+};
+
+/* Adds one interval (µs between two sends). */
+void		 tel_jitter_add(struct tel_jitter *j, uint64_t interval_us);
+/* The deviation (µs, a bucket's upper bound) below which pct (0-100) of
+ * the intervals fall; 0 when there is none. */
+uint64_t	 tel_jitter_percentile(const struct tel_jitter *j, double pct);
+/* Every paced frame of every stream of m since tel_media_new() or the last
+ * reset (frames relayed by a bridge are not paced: not counted). */
+const struct tel_jitter *tel_media_jitter(const struct tel_media *m);
+void		 tel_media_jitter_reset(struct tel_media *m);
 
 /* ---- tts.c: flite synthesis in a worker thread ---- */
 
