@@ -27,7 +27,7 @@
 #define REPEAT_MAX	255	/* more keys than any caller types */
 #define XML_DEPTH_MAX	64
 #define EVAL_DEPTH_MAX	5000	/* C stack frames of the matcher */
-#define WORK_MAX	4000000	/* node evaluations per match */
+#define WORK_MAX	1000000	/* node visits per match: ~0.2 s at worst */
 #define TAGS_MAX	4096	/* tags on one match path */
 #define WORDS		((VXML_GRAMMAR_MAXKEYS + 1 + 63) / 64)
 
@@ -48,6 +48,7 @@ struct node {
 	char		 key;
 	uint8_t		 productive;	/* matches some key string */
 	uint8_t		 nullable;	/* matches the empty string */
+	uint8_t		 optional;	/* N_ALT of (copy, rest), NULL */
 	int		 nkids;
 	int		*kids;
 	int		 target;	/* N_REF: the rule's body node */
@@ -342,6 +343,7 @@ repeat_node(struct pctx *p, int kid, int min, int max, long line)
 		if ((alt = new_node(p, N_ALT, line)) == -1 ||
 		    add_kid(p, alt, inner) == -1 || add_kid(p, alt, null) == -1)
 			return -1;
+		p->g->nodes[alt].optional = 1;
 		tail = alt;
 	}
 	if (tail != -1 && add_kid(p, seq, tail) == -1)
@@ -1009,6 +1011,25 @@ bit_empty(const uint64_t *b)
 	return 1;
 }
 
+/* The next set bit at or after i, or -1. */
+static int
+bit_next(const uint64_t *b, int i, int n)
+{
+	uint64_t w;
+	int k;
+
+	for (k = i / 64; k * 64 <= n; k++) {
+		w = b[k];
+		if (k == i / 64)
+			w &= ~(uint64_t)0 << (i % 64);
+		if (w != 0) {
+			i = k * 64 + __builtin_ctzll(w);
+			return i <= n ? i : -1;
+		}
+	}
+	return -1;
+}
+
 static const struct res *
 eval(struct mctx *m, int ni, int i)
 {
@@ -1074,9 +1095,8 @@ eval(struct mctx *m, int ni, int i)
 		bit_set(cur, i);
 		for (k = 0; k < nd->nkids && !bit_empty(cur); k++) {
 			memset(next, 0, sizeof(next));
-			for (j = i; j <= m->n; j++) {
-				if (!bit_test(cur, j))
-					continue;
+			for (j = bit_next(cur, i, m->n); j != -1;
+			    j = bit_next(cur, j + 1, m->n)) {
 				s = eval(m, nd->kids[k], j);
 				bit_or(next, s->ends);
 				r->viable |= s->viable;
@@ -1088,9 +1108,7 @@ eval(struct mctx *m, int ni, int i)
 		break;
 	case N_STAR:
 		bit_set(r->ends, i);
-		for (j = i; j <= m->n; j++) {
-			if (!bit_test(r->ends, j))
-				continue;
+		for (j = i; j != -1; j = bit_next(r->ends, j + 1, m->n)) {
 			s = eval(m, nd->kids[0], j);
 			bit_or(r->ends, s->ends);
 			r->viable |= s->viable;
@@ -1135,8 +1153,10 @@ derive(struct mctx *m, int ni, int i, int j)
 	uint64_t *sets = NULL;
 	int *pos = NULL, *path = NULL, k, p, q, rc = -1;
 
-	if (m->depth >= EVAL_DEPTH_MAX)
+	if (m->depth >= EVAL_DEPTH_MAX || ++m->work > WORK_MAX) {
+		m->failed = 1;
 		return -1;
+	}
 	m->depth++;
 	switch (nd->kind) {
 	case N_TAG:
@@ -1146,6 +1166,12 @@ derive(struct mctx *m, int ni, int i, int j)
 		rc = derive(m, nd->target, i, j);
 		break;
 	case N_ALT:
+		/* optional copies that match no key are left out: with
+		 * nested repeats there could be millions of them */
+		if (nd->optional && i == j) {
+			rc = 0;
+			break;
+		}
 		for (k = 0; k < nd->nkids; k++)
 			if (bit_test(eval(m, nd->kids[k], i)->ends, j)) {
 				rc = derive(m, nd->kids[k], i, j);
@@ -1160,10 +1186,10 @@ derive(struct mctx *m, int ni, int i, int j)
 			break;
 		bit_set(sets, i);
 		for (k = 0; k < nd->nkids; k++)
-			for (p = i; p <= j; p++)
-				if (bit_test(sets + k * WORDS, p))
-					bit_or(sets + (k + 1) * WORDS,
-					    eval(m, nd->kids[k], p)->ends);
+			for (p = bit_next(sets + k * WORDS, i, j); p != -1;
+			    p = bit_next(sets + k * WORDS, p + 1, j))
+				bit_or(sets + (k + 1) * WORDS,
+				    eval(m, nd->kids[k], p)->ends);
 		pos[nd->nkids] = j;
 		for (k = nd->nkids - 1; k >= 0; k--) {
 			for (p = pos[k + 1]; p >= i; p--)
