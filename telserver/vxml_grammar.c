@@ -804,7 +804,8 @@ compile(xmlNode *x, char *err, size_t errlen)
 		goto fail;
 	}
 	type = attr(x, "type");
-	if (type != NULL && strcmp(type, "application/srgs+xml") != 0) {
+	if (type != NULL && strcmp(type, "application/srgs+xml") != 0 &&
+	    strcmp(type, "application/grammar+xml") != 0) {
 		perr(&p, line, "grammar type \"%s\" is not supported (only "
 		    "application/srgs+xml)", type);
 		goto fail;
