@@ -722,6 +722,219 @@ test_bounds(void **state)
 	vxml_grammar_free(g);
 }
 
+/*
+ * The matcher against brute force: random grammars over the keys 1 and 2
+ * whose sentences are at most LEN_MAX keys long, their languages worked
+ * out as sets, and every key string up to LEN_MAX checked against them.
+ */
+#define LEN_MAX		7
+#define NSTRINGS	((1 << (LEN_MAX + 1)) - 1)	/* strings of 0..LEN_MAX */
+
+struct lang {
+	uint8_t	in[NSTRINGS];
+	int	too_long;	/* a sentence longer than LEN_MAX */
+};
+
+/* A string of length len and bits v (bit len-1 first: 0 is '1', 1 '2'). */
+static int
+str_index(int len, int v)
+{
+	return (1 << len) - 1 + v;
+}
+
+static void
+str_of(int idx, char *buf)
+{
+	int len = 0, v, i;
+
+	while (idx >= (1 << (len + 1)) - 1)
+		len++;
+	v = idx - ((1 << len) - 1);
+	for (i = 0; i < len; i++)
+		buf[i] = (v >> (len - 1 - i)) & 1 ? '2' : '1';
+	buf[len] = '\0';
+}
+
+static void
+lang_concat(struct lang *out, const struct lang *a, const struct lang *b)
+{
+	int la, va, lb, vb;
+	struct lang r;
+
+	memset(&r, 0, sizeof(r));
+	r.too_long = a->too_long || b->too_long;
+	for (la = 0; la <= LEN_MAX; la++)
+		for (va = 0; va < (1 << la); va++) {
+			if (!a->in[str_index(la, va)])
+				continue;
+			for (lb = 0; lb <= LEN_MAX; lb++)
+				for (vb = 0; vb < (1 << lb); vb++) {
+					if (!b->in[str_index(lb, vb)])
+						continue;
+					if (la + lb > LEN_MAX)
+						r.too_long = 1;
+					else
+						r.in[str_index(la + lb,
+						    (va << lb) | vb)] = 1;
+				}
+		}
+	*out = r;
+}
+
+static void
+lang_union(struct lang *a, const struct lang *b)
+{
+	int i;
+
+	for (i = 0; i < NSTRINGS; i++)
+		a->in[i] |= b->in[i];
+	a->too_long |= b->too_long;
+}
+
+static void
+append(char *buf, const char *s, size_t size)
+{
+	size_t n = strlen(buf);
+
+	assert_true(n + strlen(s) < size);
+	memcpy(buf + n, s, strlen(s) + 1);
+}
+
+static unsigned int rng_state;
+
+static int
+rnd(int n)
+{
+	rng_state = rng_state * 1103515245 + 12345;
+	return (int)((rng_state >> 16) % (unsigned int)n);
+}
+
+/* Appends a random expansion to buf and sets l to its language; sub is
+ * the language of rule "sub" (NULL while generating it). */
+static void
+gen(char *buf, size_t size, int depth, const struct lang *sub,
+    struct lang *l)
+{
+	struct lang a, b, power;
+	int k, n, lo, hi, c;
+
+	memset(l, 0, sizeof(*l));
+	c = depth == 0 ? 5 + rnd(4) : depth >= 3 ? rnd(5) : rnd(9);
+	switch (c) {
+	case 0:
+	case 1:
+	case 2:
+		append(buf, c == 2 ? " <token>2</token> " : c == 1 ? " 2 " :
+		    " 1 ", size);
+		l->in[str_index(1, c == 2 || c == 1)] = 1;
+		return;
+	case 3:
+		if (sub != NULL) {
+			append(buf, "<ruleref uri=\"#sub\"/>", size);
+			*l = *sub;
+			return;
+		}
+		/* FALLTHROUGH */
+	case 4:
+		if (rnd(4) == 0) {
+			append(buf, "<ruleref special=\"VOID\"/>", size);
+			return;
+		}
+		append(buf, "<ruleref special=\"NULL\"/>", size);
+		l->in[0] = 1;
+		return;
+	case 5:
+	case 6:			/* a sequence */
+		append(buf, "<item>", size);
+		l->in[0] = 1;
+		for (k = 0, n = 1 + rnd(3); k < n; k++) {
+			gen(buf, size, depth + 1, sub, &a);
+			lang_concat(l, l, &a);
+		}
+		append(buf, "</item>", size);
+		return;
+	case 7:			/* alternatives */
+		append(buf, "<one-of>", size);
+		for (k = 0, n = 1 + rnd(3); k < n; k++) {
+			append(buf, "<item>", size);
+			gen(buf, size, depth + 1, sub, &a);
+			append(buf, "</item>", size);
+			lang_union(l, &a);
+		}
+		append(buf, "</one-of>", size);
+		return;
+	default:		/* a repeat */
+		lo = rnd(3);
+		hi = lo + rnd(3);
+		snprintf(buf + strlen(buf), size - strlen(buf),
+		    "<item repeat=\"%d-%d\">", lo, hi);
+		gen(buf, size, depth + 1, sub, &a);
+		append(buf, "</item>", size);
+		memset(&power, 0, sizeof(power));
+		power.in[0] = 1;
+		for (k = 0; k <= hi; k++) {
+			if (k >= lo)
+				lang_union(l, &power);
+			lang_concat(&b, &power, &a);
+			power = b;
+		}
+		return;
+	}
+}
+
+static void
+test_against_brute_force(void **state)
+{
+	static char doc[65536];
+	struct vxml_grammar *g;
+	struct lang sub, l;
+	struct vxml_interp in;
+	char s[LEN_MAX + 1], w[LEN_MAX + 1], want_value[LEN_MAX + 3];
+	int tries, checked = 0, i, j, full, ext, seen[4] = { 0 };
+	enum vxml_match want;
+
+	rng_state = 42;
+	for (tries = 0; checked < 300 && tries < 5000; tries++) {
+		doc[0] = '\0';
+		append(doc, HEAD "root=\"main\"><rule id=\"sub\">",
+		    sizeof(doc));
+		gen(doc, sizeof(doc), 1, NULL, &sub);
+		append(doc, "</rule><rule id=\"main\">", sizeof(doc));
+		gen(doc, sizeof(doc), 0, &sub, &l);
+		append(doc, "</rule></grammar>", sizeof(doc));
+		if (l.too_long)
+			continue;	/* the sets would be cut short */
+		checked++;
+		g = srgs(doc);
+		for (i = 0; i < NSTRINGS; i++) {
+			str_of(i, s);
+			full = l.in[i];
+			ext = 0;
+			for (j = 0; j < NSTRINGS && !ext; j++) {
+				str_of(j, w);
+				ext = l.in[j] && strlen(w) > strlen(s) &&
+				    strncmp(w, s, strlen(s)) == 0;
+			}
+			want = full ? (ext ? MORE : FULL) :
+			    (ext ? PREFIX : NO);
+			seen[want]++;
+			snprintf(want_value, sizeof(want_value), "\"%s\"", s);
+			if (vxml_grammar_match(g, s, &in) != want)
+				print_error("%s\n", doc);
+			vxml_interp_clear(&in);
+			expect(g, s, want, want_value);
+		}
+		vxml_grammar_free(g);
+	}
+	assert_int_equal(checked, 300);
+	/* the grammars were varied enough to give every answer */
+	for (i = 0; i < 4; i++)
+		if (seen[i] <= 100)
+			fail_msg("only %d %s answers: NO %d PREFIX %d MORE %d "
+			    "FULL %d", seen[i], names[i], seen[0], seen[1],
+			    seen[2], seen[3]);
+}
+
 int
 main(void)
 {
@@ -738,6 +951,7 @@ main(void)
 		cmocka_unit_test(test_srgs_node),
 		cmocka_unit_test(test_srgs_errors),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_against_brute_force),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
