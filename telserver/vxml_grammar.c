@@ -29,6 +29,7 @@
 #define EVAL_DEPTH_MAX	5000	/* C stack frames of the matcher */
 #define WORK_MAX	1000000	/* node visits per match: ~0.2 s at worst */
 #define TAGS_MAX	4096	/* tags on one match path */
+#define PROG_MAX	(1 << 20)	/* bytes of the script made of them */
 #define WORDS		((VXML_GRAMMAR_MAXKEYS + 1 + 63) / 64)
 
 enum node_kind {
@@ -105,8 +106,14 @@ struct mctx {
 	int				 depth;
 	long				 work;
 	int				 failed;
-	const char			**tags;
+	const char			**tags;	/* on the path, in order */
 	int				 ntags;
+	/* the same tags as one script with a scope per rule (SISR) */
+	char				*prog;
+	size_t				 plen, pcap;
+	int				 rule_tags;	/* in the current rule */
+	int				 rule_refs;
+	int				 any_ref;
 };
 
 static const struct res empty_res;
@@ -1125,6 +1132,100 @@ eval(struct mctx *m, int ni, int i)
 	return r;
 }
 
+static int derive(struct mctx *, int, int, int);
+
+static int
+prog_add(struct mctx *m, const char *s)
+{
+	size_t n = strlen(s), cap;
+	char *p;
+
+	if (m->plen + n + 1 > m->pcap) {
+		if (m->plen + n + 1 > PROG_MAX)
+			return -1;
+		cap = m->pcap == 0 ? 1024 : m->pcap;
+		while (cap < m->plen + n + 1)
+			cap *= 2;
+		if ((p = realloc(m->prog, cap)) == NULL)
+			return -1;
+		m->prog = p;
+		m->pcap = cap;
+	}
+	memcpy(m->prog + m->plen, s, n + 1);
+	m->plen += n;
+	return 0;
+}
+
+/* The keys in[i..j) as a string literal; NULL when out of memory. */
+static char *
+keys_literal(const struct mctx *m, int i, int j)
+{
+	char *s, *v;
+
+	if ((s = strndup(m->in + i, (size_t)(j - i))) == NULL)
+		return NULL;
+	v = vxml_js_string(s);
+	free(s);
+	return v;
+}
+
+/* A rule's function: out and rules of its own, rules.latest(), and
+ * meta.current().text, the keys it matched. */
+static int
+prog_rule_open(struct mctx *m, const char *text)
+{
+	return prog_add(m, "(function () {\n"
+	    "var out = {}, rules = {}, __latest;\n"
+	    "rules.latest = function () { return __latest; };\n"
+	    "var meta = { current: function () { return { text: ") == -1 ||
+	    prog_add(m, text) == -1 ||
+	    prog_add(m, ", score: 1 }; } };\n") == -1 ? -1 : 0;
+}
+
+/* Ends a rule's function with its value: out when a tag of the rule ran,
+ * else the last rule it referred to, else its keys. */
+static int
+prog_rule_close(struct mctx *m, const char *text)
+{
+	if (prog_add(m, m->rule_tags ? "return out;\n" : m->rule_refs ?
+	    "return __latest;\n" : "return ") == -1)
+		return -1;
+	if (!m->rule_tags && !m->rule_refs && (prog_add(m, text) == -1 ||
+	    prog_add(m, ";\n") == -1))
+		return -1;
+	return prog_add(m, "})()");
+}
+
+static int
+derive_ref(struct mctx *m, const struct node *nd, int i, int j)
+{
+	char *text, *id = NULL;
+	int tags, rc = -1;
+
+	if ((text = keys_literal(m, i, j)) == NULL ||
+	    (id = vxml_js_string(nd->text)) == NULL)
+		goto out;
+	tags = m->rule_tags;
+	m->rule_tags = m->rule_refs = 0;
+	if (prog_add(m, "__latest = ") == -1 ||
+	    prog_rule_open(m, text) == -1 ||
+	    derive(m, nd->target, i, j) == -1 ||
+	    prog_rule_close(m, text) == -1 ||
+	    prog_add(m, ";\nrules[") == -1 || prog_add(m, id) == -1 ||
+	    prog_add(m, "] = __latest;\nmeta[") == -1 ||
+	    prog_add(m, id) == -1 || prog_add(m, "] = { text: ") == -1 ||
+	    prog_add(m, text) == -1 || prog_add(m, ", score: 1 };\n") == -1)
+		goto out;
+	m->rule_tags = tags;
+	m->rule_refs = 1;
+	m->any_ref = 1;
+	rc = 0;
+out:
+	free(text);
+	free(id);
+	return rc;
+}
+
 static int
 push_tag(struct mctx *m, const char *text)
 {
@@ -1140,7 +1241,8 @@ push_tag(struct mctx *m, const char *text)
 		m->tags = tags;
 	}
 	m->tags[m->ntags++] = text;
-	return 0;
+	m->rule_tags = 1;
+	return prog_add(m, text) == -1 || prog_add(m, "\n;\n") == -1 ? -1 : 0;
 }
 
 /* Follows one derivation of in[i..j) by node ni, which eval said exists,
@@ -1164,7 +1266,7 @@ derive(struct mctx *m, int ni, int i, int j)
 		rc = push_tag(m, nd->text);
 		break;
 	case N_REF:
-		rc = derive(m, nd->target, i, j);
+		rc = derive_ref(m, nd, i, j);
 		break;
 	case N_ALT:
 		/* optional copies that match no key are left out: with
@@ -1273,6 +1375,30 @@ literal_value(const char *tag)
 	return v;
 }
 
+/* The whole match as one script: header tags aside, the root rule's
+ * function assigning out.  Only made when the path enters other rules,
+ * whose tags need their own out and rules. */
+static char *
+root_program(const struct mctx *m)
+{
+	struct mctx t;
+	char *text;
+
+	memset(&t, 0, sizeof(t));
+	t.rule_tags = m->rule_tags;
+	t.rule_refs = m->rule_refs;
+	if ((text = keys_literal(m, 0, m->n)) == NULL)
+		return NULL;
+	if (prog_add(&t, "out = ") == -1 || prog_rule_open(&t, text) == -1 ||
+	    prog_add(&t, m->prog != NULL ? m->prog : "") == -1 ||
+	    prog_rule_close(&t, text) == -1 || prog_add(&t, ";\n") == -1) {
+		free(t.prog);
+		t.prog = NULL;
+	}
+	free(text);
+	return t.prog;
+}
+
 static int
 fill_interp(const struct vxml_grammar *g, struct mctx *m,
     struct vxml_interp *out)
@@ -1304,6 +1430,9 @@ fill_interp(const struct vxml_grammar *g, struct mctx *m,
 			if ((out->tags[k++] = strdup(g->header_tags[i])) ==
 			    NULL)
 				return -1;
+		if (m->any_ref)
+			return (out->tags[k] = root_program(m)) == NULL ? -1 :
+			    0;
 		for (i = 0; i < m->ntags; i++)
 			if ((out->tags[k++] = strdup(m->tags[i])) == NULL)
 				return -1;
@@ -1365,6 +1494,7 @@ vxml_grammar_match(const struct vxml_grammar *g, const char *digits,
 		free(m.memo[i]);
 	free(m.memo);
 	free(m.tags);
+	free(m.prog);
 	return st;
 }
 

@@ -21,7 +21,20 @@ enum vxml_match {
 	VXML_MATCH_FULL		/* a match, and no longer input can match */
 };
 
-struct vxml_interp {		/* what a match means */
+/*
+ * What a match means.  Exactly one of these holds after a match:
+ * - value != NULL: the interpretation, ready to evaluate (builtins,
+ *   <choice>/<option> sequences, literal tags, or no tag on the path:
+ *   the keys as a string);
+ * - value == NULL: run tags[] in order in one scope where `out' is
+ *   declared; `out' is then the interpretation.  The grammar's header
+ *   <tag>s come first.  When the match stays in the root rule, the rest
+ *   are the tag texts along the path; when it enters other rules, the
+ *   last element is one generated script, "out = (function () {...})();",
+ *   that gives every rule its own out and rules.<id>, rules.latest(),
+ *   meta.<id>.text and meta.current().text, as SISR 1.0 says.
+ */
+struct vxml_interp {
 	char	*utterance;	/* the digits, as application.lastresult$.utterance */
 	char	*value;		/* the interpretation as ECMAScript source text: a string literal, a number, true/false, or an object literal; NULL when only tags must be run */
 	char	**tags;		/* semantics/1.0 tag scripts along the match path, in order, for the interpreter to run (out = ...); NULL-terminated; may be NULL */

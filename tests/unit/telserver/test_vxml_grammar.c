@@ -11,6 +11,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include <duktape.h>
 #include <libxml/parser.h>
 
 #include "vxml_grammar.h"
@@ -478,8 +479,6 @@ test_srgs_tags(void **state)
 {
 	static const char *const t1[] = { "var n = 0;", "out.dept = 'sales';",
 	    "n++;", "out.n = n;", NULL };
-	static const char *const t2[] = { "var n = 0;", "n++;", "n++;",
-	    "out.n = n;", NULL };
 	static const char *const t3[] = { "out = 'a';", "out += 'b';",
 	    "out += 'a';", NULL };
 	static const char *const t4[] = { "out = 'a';", "out += 'b';",
@@ -487,20 +486,15 @@ test_srgs_tags(void **state)
 	struct vxml_grammar *g;
 	struct vxml_interp in;
 
-	g = srgs(HEAD "root=\"main\" tag-format=\"semantics/1.0\">"
-	    "<tag>var n = 0;</tag>"
-	    "<rule id=\"key\"><one-of>"
-	    "  <item>1<tag>n++;</tag></item>"
-	    "  <item>2<tag>n += 2;</tag></item></one-of></rule>"
-	    "<rule id=\"main\"><one-of>"
-	    "  <item>* <tag>out.dept = 'sales';</tag> <ruleref uri=\"#key\"/>"
-	    "  </item>"
-	    "  <item><item repeat=\"1-3\"><ruleref uri=\"#key\"/></item></item>"
-	    "</one-of><tag>out.n = n;</tag></rule></grammar>");
 	/* header tags first, then the path's tags in order; tags of
 	 * alternatives not taken are left out */
+	g = srgs(HEAD "root=\"main\" tag-format=\"semantics/1.0\">"
+	    "<tag>var n = 0;</tag>"
+	    "<rule id=\"main\"><one-of>"
+	    "  <item>* <tag>out.dept = 'sales';</tag> 1 <tag>n++;</tag></item>"
+	    "  <item>* 2<tag>n += 2;</tag></item>"
+	    "</one-of><tag>out.n = n;</tag></rule></grammar>");
 	expect_tags(g, "*1", FULL, t1);
-	expect_tags(g, "11", MORE, t2);
 	expect(g, "*", PREFIX, NULL);
 	vxml_grammar_free(g);
 
@@ -545,6 +539,101 @@ test_srgs_tags(void **state)
 	assert_null(in.tags[1]);
 	assert_null(in.tag_format);
 	vxml_interp_clear(&in);
+	vxml_grammar_free(g);
+}
+
+/* Runs a match's interpretation as the interpreter does: the tags in
+ * order, in one scope where out is declared, or else the value.  Returns
+ * out as JSON (malloc'd). */
+static char *
+run_interp(const struct vxml_interp *in)
+{
+	duk_context *ctx;
+	char *json;
+	int i;
+
+	assert_non_null(ctx = duk_create_heap_default());
+	assert_int_equal(duk_peval_string(ctx, "var out;"), 0);
+	duk_pop(ctx);
+	if (in->value != NULL) {
+		duk_push_sprintf(ctx, "out = (%s);", in->value);
+		if (duk_peval(ctx) != 0)
+			fail_msg("value %s: %s", in->value,
+			    duk_safe_to_string(ctx, -1));
+		duk_pop(ctx);
+	}
+	for (i = 0; in->tags != NULL && in->tags[i] != NULL; i++) {
+		if (duk_peval_string(ctx, in->tags[i]) != 0)
+			fail_msg("tag %s: %s", in->tags[i],
+			    duk_safe_to_string(ctx, -1));
+		duk_pop(ctx);
+	}
+	assert_int_equal(duk_peval_string(ctx, "JSON.stringify(out)"), 0);
+	json = strdup(duk_safe_to_string(ctx, -1));
+	duk_destroy_heap(ctx);
+	return json;
+}
+
+static void
+expect_js(const struct vxml_grammar *g, const char *digits,
+    enum vxml_match want, const char *json)
+{
+	struct vxml_interp in;
+	char *got;
+
+	assert_int_equal(vxml_grammar_match(g, digits, &in), want);
+	got = run_interp(&in);
+	if (strcmp(got, json) != 0)
+		fail_msg("\"%s\": out is %s, want %s", digits, got, json);
+	free(got);
+	vxml_interp_clear(&in);
+}
+
+/* Tags in referenced rules run in their own scope, as SISR says: out of
+ * their own, rules.<id> and rules.latest() for the parent, meta.<id>.text
+ * for the keys; a rule without tags is worth its last reference, or its
+ * keys. */
+static void
+test_srgs_rule_scopes(void **state)
+{
+	struct vxml_grammar *g;
+
+	g = srgs(HEAD "root=\"main\" tag-format=\"semantics/1.0\">"
+	    "<tag>var n = 0;</tag>"
+	    "<rule id=\"key\"><one-of>"
+	    "  <item>1<tag>n++; out = 'one';</tag></item>"
+	    "  <item>2<tag>n += 2;</tag></item></one-of></rule>"
+	    "<rule id=\"main\"><one-of>"
+	    "  <item>* <tag>out.dept = 'sales';</tag> <ruleref uri=\"#key\"/>"
+	    "  <tag>out.key = rules.key;</tag></item>"
+	    "  <item><item repeat=\"1-3\"><ruleref uri=\"#key\"/></item></item>"
+	    "</one-of><tag>out.n = n;</tag></rule></grammar>");
+	expect_js(g, "*1", FULL, "{\"dept\":\"sales\",\"key\":\"one\",\"n\":1}");
+	expect_js(g, "*2", FULL, "{\"dept\":\"sales\",\"key\":{},\"n\":2}");
+	expect_js(g, "121", FULL, "{\"n\":4}");
+	vxml_grammar_free(g);
+
+	g = srgs(HEAD "root=\"main\" tag-format=\"semantics/1.0\">"
+	    "<rule id=\"digit\"><one-of><item>1<tag>out = 1;</tag></item>"
+	    "<item>2<tag>out = 2;</tag></item><item>3</item></one-of></rule>"
+	    "<rule id=\"wrap\"><ruleref uri=\"#digit\"/></rule>"
+	    "<rule id=\"main\"><tag>out.sum = 0; out.keys = '';</tag>"
+	    "<item repeat=\"1-\"><ruleref uri=\"#digit\"/>"
+	    "<tag>out.sum += Number(rules.digit); out.keys += meta.digit.text;"
+	    "</tag></item> # <ruleref uri=\"#wrap\"/>"
+	    "<tag>out.w = rules.wrap; out.latest = rules.latest();"
+	    "out.all = meta.current().text;</tag></rule></grammar>");
+	expect_js(g, "123#2", FULL, "{\"sum\":6,\"keys\":\"123\",\"w\":2,"
+	    "\"latest\":2,\"all\":\"123#2\"}");
+	expect_js(g, "3#3", FULL, "{\"sum\":3,\"keys\":\"3\",\"w\":\"3\","
+	    "\"latest\":\"3\",\"all\":\"3#3\"}");
+	vxml_grammar_free(g);
+
+	/* literal values and keys run the same way */
+	g = srgs(HEAD "root=\"r\"><rule id=\"r\"><one-of><item>1<tag>yes</tag>"
+	    "</item><item>2</item></one-of></rule></grammar>");
+	expect_js(g, "1", FULL, "\"yes\"");
+	expect_js(g, "2", FULL, "\"2\"");
 	vxml_grammar_free(g);
 }
 
@@ -948,6 +1037,7 @@ main(void)
 		cmocka_unit_test(test_srgs_repeat),
 		cmocka_unit_test(test_srgs_rulerefs_and_specials),
 		cmocka_unit_test(test_srgs_tags),
+		cmocka_unit_test(test_srgs_rule_scopes),
 		cmocka_unit_test(test_srgs_node),
 		cmocka_unit_test(test_srgs_errors),
 		cmocka_unit_test(test_bounds),
