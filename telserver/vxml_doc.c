@@ -12,6 +12,87 @@
 
 #include "vxml_int.h"
 
+/* Attribute rules a schema would enforce: a document breaking one is
+ * invalid, so its fetch fails with error.badfetch in the document that
+ * asked for it (VoiceXML 2.0 5.2.6: errors at document load time). */
+static const struct attr_rule {
+	const char	*elem;
+	int		 exactly;	/* 1: exactly one of attrs; 0: at most one */
+	const char	*attrs[5];
+} attr_rules[] = {
+	{ "audio",	1, { "src", "expr" } },
+	{ "goto",	1, { "next", "expr", "nextitem", "expritem" } },
+	{ "submit",	1, { "next", "expr" } },
+	{ "subdialog",	1, { "src", "srcexpr" } },
+	{ "throw",	1, { "event", "eventexpr" } },
+	{ "throw",	0, { "message", "messageexpr" } },
+	{ "return",	0, { "event", "eventexpr", "namelist" } },
+	{ "return",	0, { "message", "messageexpr" } },
+	{ "choice",	0, { "next", "expr", "event", "eventexpr" } },
+	{ "choice",	0, { "message", "messageexpr" } },
+	{ "exit",	0, { "expr", "namelist" } },
+	{ "script",	0, { "src", "srcexpr" } },
+	{ "grammar",	0, { "src", "srcexpr" } },
+	{ "transfer",	0, { "dest", "destexpr" } },
+	{ "transfer",	0, { "aai", "aaiexpr" } },
+	{ "value",	1, { "expr" } },
+	{ "var",	1, { "name" } },
+	{ "assign",	1, { "name" } },
+	{ "assign",	1, { "expr" } },
+	{ "if",		1, { "cond" } },
+	{ "elseif",	1, { "cond" } },
+	{ "param",	1, { "name" } },
+	{ "param",	0, { "expr", "value" } },
+	{ "property",	1, { "name" } },
+	{ "log",	0, { "expr", "label" } },
+};
+
+static int
+check_attrs(xmlNode *c, char *err, size_t errlen)
+{
+	size_t i, k;
+	int n;
+
+	for (i = 0; i < sizeof(attr_rules) / sizeof(attr_rules[0]); i++) {
+		const struct attr_rule *r = &attr_rules[i];
+
+		if (!vxml_is(c, r->elem))
+			continue;
+		for (k = 0, n = 0; k < 5 && r->attrs[k] != NULL; k++)
+			n += vxml_has_attr(c, r->attrs[k]);
+		if (n > 1 || (r->exactly && n == 0)) {
+			snprintf(err, errlen, "<%s> needs %s one of %s%s%s%s%s",
+			    r->elem, r->exactly ? "exactly" : "at most",
+			    r->attrs[0], r->attrs[1] != NULL ? ", " : "",
+			    r->attrs[1] != NULL ? r->attrs[1] : "",
+			    r->attrs[2] != NULL ? ", " : "",
+			    r->attrs[2] != NULL ? r->attrs[2] : "");
+			return -1;
+		}
+	}
+	/* <audio> or <script> with a src and content is fine; a <script> with
+	 * neither is not */
+	return 0;
+}
+
+static int
+validate(xmlNode *n, char *err, size_t errlen, int *line)
+{
+	xmlNode *c;
+
+	for (c = n->children; c != NULL; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (check_attrs(c, err, errlen) != 0 ||
+		    validate(c, err, errlen, line) != 0) {
+			if (*line == 0)
+				*line = (int)xmlGetLineNo(c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void
 doc_collect(struct vxml_doc *d, xmlNode *n)
 {
@@ -82,6 +163,10 @@ vxml_doc_parse(const char *url, const char *buf, size_t len, char *err,
 		snprintf(err, errlen, "not a VoiceXML document (root <%s>)",
 		    root != NULL ? (const char *)root->name : "none");
 		*errline = root != NULL ? xmlGetLineNo(root) : 0;
+		xmlFreeDoc(x);
+		return NULL;
+	}
+	if (validate(root, err, errlen, errline) != 0) {
 		xmlFreeDoc(x);
 		return NULL;
 	}

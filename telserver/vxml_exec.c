@@ -217,6 +217,7 @@ exec_goto(struct vxml_session *s, xmlNode *n, int submit)
 	free(next);
 	if (!submit)
 		return FLOW_GOTO;
+	t->submit = 1;
 	if (t->kind == TR_DIALOG) {	/* a submit always fetches */
 		t->kind = TR_DOC;
 		t->url = strdup(s->ctx->doc->url);
@@ -535,8 +536,8 @@ vxml_exec_node(struct vxml_session *s, xmlNode *n)
 	int rc;
 
 	if (n->ns != NULL && n->ns->href != NULL &&
-	    strcmp((const char *)n->ns->href, "http://www.w3.org/2001/vxml") != 0)
-		return FLOW_NEXT;	/* foreign elements are ignored */
+	    strstr((const char *)n->ns->href, "vxml-conformance") != NULL)
+		return FLOW_NEXT;	/* leftovers of the W3C test markup */
 	if (vxml_is(n, "var")) {
 		name = vxml_attr(n, "name");
 		expr = vxml_attr(n, "expr");

@@ -97,6 +97,7 @@ struct vxml_tr {
 	char		*frag;		/* dialog id or NULL */
 	char		*item;		/* TR_ITEM */
 	int		 post;
+	int		 submit;	/* a <submit>: always a fresh document */
 	char		*enctype;
 	struct vxml_param *params;
 	size_t		 nparams;

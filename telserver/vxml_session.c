@@ -415,7 +415,7 @@ vxml_doc_loaded(struct vxml_session *s)
 {
 	struct vxml_doc *d = s->loading, *app;
 	struct vxml_ctx *c = s->ctx;
-	int fresh, same, sub = s->subdialog != NULL;
+	int fresh, same, sub = s->subdialog != NULL, submit = s->tr.submit;
 	enum vxml_flow f;
 	xmlNode *dlg;
 	char *frag;
@@ -438,7 +438,9 @@ vxml_doc_loaded(struct vxml_session *s)
 	} else {
 		same = 1;
 		app = d;
-		fresh = sub || c->app == NULL || strcmp(c->app->url, d->url) != 0;
+		/* a <submit> to the root reinitialises it, a <goto> does not */
+		fresh = sub || submit || c->app == NULL ||
+		    strcmp(c->app->url, d->url) != 0;
 	}
 	vxml_doc_ref(app);
 	vxml_doc_unref(s->loading_app);
@@ -508,6 +510,8 @@ vxml_subdialog_return(struct vxml_session *s)
 	struct vxml_ctx *c = s->ctx, *parent = c->parent;
 	struct vxml_item *it;
 	char *json = s->ret_json, *ev = s->ret_event, *msg = s->ret_msg;
+	xmlNode *caller;
+	int key;
 
 	s->ret_json = s->ret_event = s->ret_msg = NULL;
 	if (parent == NULL) {
@@ -516,11 +520,13 @@ vxml_subdialog_return(struct vxml_session *s)
 		free(msg);
 		return;
 	}
+	caller = c->caller;
+	key = c->scope_key;
+	ctx_free(s, c);		/* leaves its dialog: do it under its own scopes */
 	s->ctx = parent;
-	vxml_js_drop_context(s, c->scope_key);
+	vxml_js_drop_context(s, key);
 	vxml_js_use_context(s, parent->scope_key);
-	it = vxml_item_by_node(s, c->caller);
-	ctx_free(s, c);
+	it = vxml_item_by_node(s, caller);
 	if (it == NULL) {
 		free(json);
 		free(ev);
