@@ -196,6 +196,11 @@ cli_transfer(void *arg, const struct vxml_transfer_req *r)
 	struct cli *c = arg;
 
 	printf("TRANSFER %s %s\n", r->dest, r->bridge ? "bridge" : "blind");
+	if (c->outcome == -1) {		/* the caller hangs up meanwhile */
+		printf("HANGUP during transfer\n");
+		vxml_hangup(c->s);
+		return;
+	}
 	vxml_transfer_done(c->s, r->bridge ? (enum vxml_transfer_outcome)
 	    c->outcome : VXML_XFER_BLIND_OK, r->bridge ? 10000 : 0);
 }
@@ -250,7 +255,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: ringq-vxml [--dtmf KEYS] [--dtmf-at MS] "
-	    "[--hangup-at MS] [--transfer OUTCOME] [--record-ms MS] [-v] "
+	    "[--hangup-at MS] [--transfer OUTCOME|hangup] [--record-ms MS] [-v] "
 	    "URL_or_file\n");
 	exit(2);
 }
@@ -317,9 +322,12 @@ main(int argc, char **argv)
 			for (i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
 				if (strcmp(optarg, outcomes[i]) == 0)
 					break;
-			if (i == sizeof(outcomes) / sizeof(outcomes[0]))
+			if (strcmp(optarg, "hangup") == 0)
+				c.outcome = -1;
+			else if (i == sizeof(outcomes) / sizeof(outcomes[0]))
 				usage();
-			c.outcome = (int)i;
+			else
+				c.outcome = (int)i;
 			break;
 		case 'r':
 			c.record_ms = atoi(optarg);

@@ -438,9 +438,11 @@ vxml_doc_loaded(struct vxml_session *s)
 	} else {
 		same = 1;
 		app = d;
-		/* a <submit> to the root reinitialises it, a <goto> does not */
+		/* a leaf's <goto> to its root keeps the root's variables; a
+		 * <submit>, or the root going to itself, reinitialises them */
 		fresh = sub || submit || c->app == NULL ||
-		    strcmp(c->app->url, d->url) != 0;
+		    strcmp(c->app->url, d->url) != 0 ||
+		    (c->doc != NULL && strcmp(c->doc->url, d->url) == 0);
 	}
 	vxml_doc_ref(app);
 	vxml_doc_unref(s->loading_app);
