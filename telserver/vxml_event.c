@@ -21,6 +21,9 @@ vxml_throw(struct vxml_session *s, const char *name, const char *msg,
 	s->ev_name = strdup(name);
 	s->ev_msg = msg != NULL ? strdup(msg) : NULL;
 	s->ev_node = where;
+	free(s->ev_url);
+	s->ev_url = NULL;
+	s->ev_line = 0;
 	return FLOW_THROW;
 }
 

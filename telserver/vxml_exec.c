@@ -192,6 +192,7 @@ exec_goto(struct vxml_session *s, xmlNode *n, int submit)
 	int err;
 
 	vxml_tr_clear(t);
+	t->node = n;
 	if (!submit) {
 		item = vxml_expr_or_attr(s, n, "nextitem", "expritem", &err);
 		if (err)

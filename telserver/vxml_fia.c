@@ -385,6 +385,7 @@ choice_taken(struct vxml_session *s, xmlNode *ch)
 		return;
 	}
 	free(next);
+	s->tr.node = ch;
 	vxml_apply(s, FLOW_GOTO);
 }
 
@@ -512,6 +513,7 @@ subdialog_start(struct vxml_session *s, struct vxml_item *it)
 		return vxml_throwf(s, "error.badfetch", n, "bad subdialog URI");
 	}
 	free(src);
+	s->tr.node = n;
 	if (s->tr.kind == TR_DIALOG) {	/* same document: no fetch */
 		s->tr.kind = TR_DOC;
 		s->tr.url = strdup(s->ctx->doc->url);

@@ -98,6 +98,7 @@ struct vxml_tr {
 	char		*item;		/* TR_ITEM */
 	int		 post;
 	int		 submit;	/* a <submit>: always a fresh document */
+	xmlNode		*node;		/* the element that asked, for error reports */
 	char		*enctype;
 	struct vxml_param *params;
 	size_t		 nparams;

@@ -88,6 +88,21 @@ add_text(struct items *l, const char *t, int bargein)
 
 	if (sq == NULL)
 		return;
+	/* adjacent text (around <value>, say) is one sentence to speak */
+	if (l->n > 0 && l->v[l->n - 1].kind == VXML_PROMPT_TEXT &&
+	    l->v[l->n - 1].bargein == bargein) {
+		const char *prev = l->v[l->n - 1].text;
+		char *j = malloc(strlen(prev) + strlen(sq) + 2);
+
+		if (j != NULL) {
+			sprintf(j, "%s%s%s", prev, strchr(",.;:!?", sq[0]) != NULL ?
+			    "" : " ", sq);
+			free((char *)prev);
+			l->v[l->n - 1].text = j;
+		}
+		free(sq);
+		return;
+	}
 	if ((it = items_add(l, VXML_PROMPT_TEXT, bargein)) == NULL) {
 		free(sq);
 		return;
@@ -166,8 +181,10 @@ enumerate(struct vxml_session *s, xmlNode *n, struct items *l, int b)
 		} else {
 			depth = vxml_js_depth(s);
 			vxml_js_push_scope(s, NULL);
-			vxml_js_set_string(s, "_prompt", text != NULL ?
-			    squeeze((const char *)text) != NULL ? (const char *)text : "" : "");
+			char *sq = squeeze(text != NULL ? (const char *)text : "");
+
+			vxml_js_set_string(s, "_prompt", sq != NULL ? sq : "");
+			free(sq);
 			vxml_js_set_string(s, "_dtmf", dtmf);
 			f = flatten_children(s, n, l, b);
 			vxml_js_truncate(s, depth);

@@ -293,15 +293,19 @@ static void
 load_failed(struct vxml_session *s, const char *event, const char *url,
     int line, const char *msg)
 {
+	xmlNode *where = s->tr.node;
+
 	vxml_doc_unref(s->loading);
 	vxml_doc_unref(s->loading_app);
 	s->loading = s->loading_app = NULL;
 	vxml_tr_clear(&s->tr);
 	s->wait = WAIT_NONE;
 	s->subdialog = NULL;
-	vxml_throw(s, event, msg, NULL);
+	vxml_throw(s, event, msg, where);
+	/* a broken document is reported where it breaks; a failed fetch
+	 * where it was asked for */
 	free(s->ev_url);
-	s->ev_url = url != NULL ? strdup(url) : NULL;
+	s->ev_url = url != NULL && (line > 0 || where == NULL) ? strdup(url) : NULL;
 	s->ev_line = line;
 	if (s->ctx->doc == NULL)	/* nothing to catch it with */
 		vxml_end(s, VXML_END_ERROR);
