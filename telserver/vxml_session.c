@@ -194,8 +194,11 @@ vxml_end(struct vxml_session *s, enum vxml_end how)
 {
 	if (s->wait == WAIT_DONE || s->wait == WAIT_PROMPTS_END)
 		return;
+	/* the caller is gone: however the application ends after that */
 	if (how == VXML_END_EXIT && s->disconnected)
 		how = VXML_END_DISCONNECT;
+	else if (how == VXML_END_EXIT && s->hungup)
+		how = VXML_END_HANGUP;
 	if (how != VXML_END_ERROR && how != VXML_END_EXIT) {
 		free(s->ev_name);
 		s->ev_name = NULL;
@@ -294,6 +297,7 @@ load_failed(struct vxml_session *s, const char *event, const char *url,
     int line, const char *msg)
 {
 	xmlNode *where = s->tr.node;
+	char *u = url != NULL ? strdup(url) : NULL;	/* url may be s->tr's */
 
 	vxml_doc_unref(s->loading);
 	vxml_doc_unref(s->loading_app);
@@ -305,7 +309,10 @@ load_failed(struct vxml_session *s, const char *event, const char *url,
 	/* a broken document is reported where it breaks; a failed fetch
 	 * where it was asked for */
 	free(s->ev_url);
-	s->ev_url = url != NULL && (line > 0 || where == NULL) ? strdup(url) : NULL;
+	if (u != NULL && (line > 0 || where == NULL))
+		s->ev_url = u;
+	else
+		free(u);
 	s->ev_line = line;
 	if (s->ctx->doc == NULL)	/* nothing to catch it with */
 		vxml_end(s, VXML_END_ERROR);
