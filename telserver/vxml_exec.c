@@ -60,6 +60,10 @@ split_names(char *list, char **out, size_t max)
 	return n;
 }
 
+static int	namelist_params(struct vxml_session *, xmlNode *, const char *,
+		    struct vxml_tr *);
+static void	url_append(char **, const char *, const char *);
+
 /* A recording held by the session for a <record> variable, if any. */
 static struct vxml_result_field *
 recording(struct vxml_session *s, const char *name)
@@ -72,7 +76,22 @@ recording(struct vxml_session *s, const char *name)
 	return NULL;
 }
 
-/* namelist -> params (string values; recordings as file parts). */
+/* namelist -> params (string values; recordings as file parts); for GET
+ * they go into the URL. */
+int
+vxml_namelist_params(struct vxml_session *s, xmlNode *n, const char *list,
+    struct vxml_tr *t)
+{
+	size_t i;
+
+	if (namelist_params(s, n, list, t) != 0)
+		return -1;
+	if (!t->post)
+		for (i = 0; i < t->nparams; i++)
+			url_append(&t->url, t->params[i].name, t->params[i].value);
+	return 0;
+}
+
 static int
 namelist_params(struct vxml_session *s, xmlNode *n, const char *list,
     struct vxml_tr *t)
@@ -128,6 +147,8 @@ namelist_params(struct vxml_session *s, xmlNode *n, const char *list,
 static void
 url_append(char **url, const char *name, const char *value)
 {
+	if (*url == NULL)
+		return;
 	size_t n = strlen(*url), i;
 	char *r, *q;
 	const char *parts[2] = { name, value };

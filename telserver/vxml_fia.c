@@ -389,7 +389,6 @@ choice_taken(struct vxml_session *s, xmlNode *ch)
 	vxml_apply(s, FLOW_GOTO);
 }
 
-char	*vxml_interp_source(const struct vxml_interp *m);
 
 /* Input matched grammar idx (of the current item's active set). */
 void
@@ -399,11 +398,22 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 	struct vxml_item *it = dl->cur >= 0 ? &dl->items[dl->cur] : NULL;
 	xmlNode *g = idx >= 0 && (size_t)idx < s->ngrammars ? s->gnodes[idx] : NULL;
 	char *src = vxml_interp_source(m), *slot;
+	xmlNode *ln;
 	size_t i;
 
 	s->ev_depth = 0;
 	if (it == NULL) {
 		free(src);
+		return;
+	}
+	for (ln = g; ln != NULL && !vxml_is(ln, "link"); ln = ln->parent)
+		;
+	if (ln != NULL) {		/* a <link>: like a menu choice */
+		vxml_js_set_lastresult(s, NULL, m->utterance != NULL ?
+		    m->utterance : s->cur, src);
+		duk_pop(s->js);
+		free(src);
+		choice_taken(s, ln);
 		return;
 	}
 	if (it->kind == ITEM_MENU) {
@@ -527,19 +537,17 @@ subdialog_start(struct vxml_session *s, struct vxml_item *it)
 		vxml_doc_loaded(s);
 		return FLOW_NEXT;
 	}
-	if ((list = vxml_attr(n, "namelist")) != NULL) {
-		char *names[64], *p, *save = NULL;
-		size_t k = 0;
-
-		for (p = strtok_r(list, " \t\r\n", &save); p != NULL && k < 64;
-		    p = strtok_r(NULL, " \t\r\n", &save))
-			names[k++] = p;
-		(void)names;
-		free(list);
-	}
 	method = vxml_attr(n, "method");
 	s->tr.post = method != NULL && strcasecmp(method, "post") == 0;
 	free(method);
+	s->tr.enctype = vxml_attr(n, "enctype");
+	if ((list = vxml_attr(n, "namelist")) != NULL) {
+		int rc = vxml_namelist_params(s, n, list, &s->tr);
+
+		free(list);
+		if (rc != 0)
+			return FLOW_THROW;
+	}
 	s->subdialog = n;
 	vxml_fetch_doc(s, FOR_SUBDIALOG);
 	return FLOW_NEXT;

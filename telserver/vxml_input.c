@@ -248,6 +248,50 @@ menu_grammars(struct vxml_session *s, xmlNode *m)
 	return FLOW_NEXT;
 }
 
+static int
+is_modal(struct vxml_item *it)
+{
+	char *v = vxml_attr(it->node, "modal");
+	int modal = v != NULL && strcmp(v, "true") == 0;
+
+	free(v);
+	return modal;
+}
+
+/* <link>s in scope (item, dialog, document, application root): their dtmf
+ * sequence or DTMF grammars stay active while the item collects. */
+static enum vxml_flow
+link_grammars(struct vxml_session *s, struct vxml_item *it)
+{
+	struct vxml_ctx *c = s->ctx;
+	xmlNode *scopes[4], *l, *g;
+	size_t ns = 0, i;
+	enum vxml_flow f;
+
+	if (it->node != c->dlg.node)
+		scopes[ns++] = it->node;
+	scopes[ns++] = c->dlg.node;
+	if (c->doc != NULL)
+		scopes[ns++] = c->doc->root;
+	if (c->app != NULL && c->app != c->doc)
+		scopes[ns++] = c->app->root;
+	for (i = 0; i < ns; i++)
+		for (l = vxml_first_elem(scopes[i]); l != NULL; l = vxml_next_elem(l)) {
+			char *dtmf;
+
+			if (!vxml_is(l, "link"))
+				continue;
+			if ((dtmf = vxml_attr(l, "dtmf")) != NULL)
+				add_grammar(s, vxml_grammar_sequence(dtmf, "'link'"), l);
+			free(dtmf);
+			for (g = vxml_first_elem(l); g != NULL; g = vxml_next_elem(g))
+				if (vxml_is(g, "grammar") &&
+				    (f = grammar_elem(s, g)) != FLOW_NEXT)
+					return f;
+		}
+	return FLOW_NEXT;
+}
+
 static void
 timer(struct vxml_session *s, enum vxml_input_state st, int ms)
 {
@@ -403,10 +447,15 @@ vxml_input_start(struct vxml_session *s, struct vxml_item *it)
 		    f == FLOW_NEXT; c = vxml_next_elem(c))
 			if (vxml_is(c, "grammar"))
 				f = grammar_elem(s, c);
+	if (f == FLOW_NEXT && !is_modal(it))
+		f = link_grammars(s, it);
 	if (f != FLOW_NEXT) {
 		vxml_input_clear(s);
 		return f;
 	}
+	/* inputmodes without dtmf: keys are not input here */
+	s->dtmf_off = strstr(vxml_property(s, "inputmodes", "dtmf voice"),
+	    "dtmf") == NULL;
 	s->timeout_ms = s->prompt_timeout_ms >= 0 ? s->prompt_timeout_ms :
 	    vxml_time_ms(vxml_property(s, "timeout", "5s"), 5000);
 	s->interdigit_ms = vxml_time_ms(vxml_property(s, "interdigittimeout",
@@ -449,6 +498,8 @@ vxml_input_prompts_done(struct vxml_session *s)
 void
 vxml_input_digit(struct vxml_session *s, char d)
 {
+	if (s->wait == WAIT_INPUT && s->dtmf_off)
+		return;
 	if (s->wait == WAIT_INPUT && s->in_state == IN_PROMPTS) {
 		if (!s->bargein)
 			return;		/* keys during an unbargeable prompt are lost */
@@ -504,6 +555,13 @@ vxml_interp_source(const struct vxml_interp *m)
 
 	if (m->value != NULL)
 		return strdup(m->value);
+	/* literal tags: the (last) tag's text is the value */
+	if (m->tag_format != NULL && strstr(m->tag_format, "literals") != NULL &&
+	    m->tags != NULL && m->tags[0] != NULL) {
+		for (i = 0; m->tags[i + 1] != NULL; i++)
+			;
+		return js_quote(m->tags[i]);
+	}
 	if (m->tags == NULL || m->tags[0] == NULL)
 		return js_quote(m->utterance != NULL ? m->utterance : "");
 	for (i = 0; m->tags[i] != NULL; i++)

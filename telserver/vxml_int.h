@@ -204,6 +204,7 @@ struct vxml_session {
 	xmlNode			**gnodes;	/* the choice/option/grammar behind each */
 	size_t			 ngrammars;
 	int			 timer_on;
+	int			 dtmf_off;	/* inputmodes excludes dtmf */
 	int			 hungup;
 
 	/* results */
@@ -274,6 +275,9 @@ enum vxml_flow	 vxml_exec(struct vxml_session *s, xmlNode *parent);
 enum vxml_flow	 vxml_exec_node(struct vxml_session *s, xmlNode *n);
 void		 vxml_tr_clear(struct vxml_tr *t);
 int		 vxml_tr_target(struct vxml_session *s, const char *target, struct vxml_tr *t);
+int		 vxml_namelist_params(struct vxml_session *s, xmlNode *n, const char *list,
+		    struct vxml_tr *t);
+char		*vxml_interp_source(const struct vxml_interp *m);
 char		*vxml_expr_or_attr(struct vxml_session *s, xmlNode *n, const char *attr,
 		    const char *exprattr, int *err);
 

@@ -164,7 +164,7 @@ enumerate(struct vxml_session *s, xmlNode *n, struct items *l, int b)
 	for (c = vxml_first_elem(owner); c != NULL && f == FLOW_NEXT;
 	    c = vxml_next_elem(c)) {
 		xmlChar *text;
-		char *dtmf, num[8];
+		char *dtmf, num[16];
 		int depth;
 
 		if (!vxml_is(c, "choice") && !vxml_is(c, "option"))
