@@ -234,7 +234,7 @@ default_handler(struct vxml_session *s, const char *name, const char *msg)
 	free(s->ev_msg);
 	s->ev_msg = msg != NULL ? strdup(msg) : NULL;
 	if (is_prefix(name, "connection.disconnect")) {
-		vxml_end(s, s->hungup ? VXML_END_HANGUP : VXML_END_DISCONNECT);
+		vxml_end(s, s->disconnected ? VXML_END_DISCONNECT : VXML_END_HANGUP);
 		return FLOW_EXIT;
 	}
 	vxml_log(s, "error", "uncaught %s: %s (%s:%d)", name,

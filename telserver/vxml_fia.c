@@ -221,6 +221,21 @@ start_transition(struct vxml_session *s)
 	vxml_tr_clear(t);
 }
 
+/* <disconnect>: hang up, then connection.disconnect.hangup for the
+ * application to catch (it may still submit what it has). */
+void
+vxml_disconnect_now(struct vxml_session *s)
+{
+	s->wait = WAIT_NONE;
+	s->prompts_queued = 0;
+	if (!s->disconnected) {
+		s->disconnected = 1;
+		s->p.disconnect(s->arg);
+	}
+	s->hungup = 1;
+	vxml_throw(s, "connection.disconnect.hangup", NULL, NULL);
+}
+
 /* Acts on what executable content or a handler asked for. */
 void
 vxml_apply(struct vxml_session *s, enum vxml_flow f)
@@ -240,12 +255,14 @@ vxml_apply(struct vxml_session *s, enum vxml_flow f)
 		vxml_subdialog_return(s);
 		break;
 	case FLOW_DISCONNECT:
-		if (!s->disconnected) {
-			s->disconnected = 1;
-			s->p.disconnect(s->arg);
+		if (s->prompts_queued > 0 && !s->hungup) {
+			/* the goodbye before the hang-up */
+			s->wait = WAIT_PROMPTS_DISC;
+			s->prompts_playing = 1;
+			s->p.play(s->arg);
+			break;
 		}
-		s->hungup = 1;
-		vxml_throw(s, "connection.disconnect.hangup", NULL, NULL);
+		vxml_disconnect_now(s);
 		break;
 	}
 }

@@ -110,6 +110,7 @@ enum vxml_wait {
 	WAIT_INPUT,		/* DTMF collection, prompts may be playing */
 	WAIT_PROMPTS_END,	/* play out before ending */
 	WAIT_PROMPTS_THEN,	/* play out before a transfer or record */
+	WAIT_PROMPTS_DISC,	/* play out before <disconnect> hangs up */
 	WAIT_TRANSFER,
 	WAIT_RECORD,
 	WAIT_DONE
@@ -304,6 +305,7 @@ void		 vxml_fia_filled(struct vxml_session *s, struct vxml_item *it);
 void		 vxml_fia_input_done(struct vxml_session *s, enum vxml_flow f);
 void		 vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m);
 void		 vxml_apply(struct vxml_session *s, enum vxml_flow f);
+void		 vxml_disconnect_now(struct vxml_session *s);
 struct vxml_item *vxml_item_by_node(struct vxml_session *s, xmlNode *n);
 struct vxml_item *vxml_item_by_name(struct vxml_session *s, const char *name);
 void		 vxml_transfer_finish(struct vxml_session *s);

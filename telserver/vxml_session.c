@@ -244,9 +244,25 @@ vxml_session_start(struct vxml_session *s, const char *url)
 	return 0;
 }
 
+/* An element's own fetchtimeout/maxage/maxstale, else the property. */
+static const char *
+fetch_attr(struct vxml_session *s, xmlNode *n, const char *attr,
+    const char *prop, const char *dflt)
+{
+	char *v;
+
+	if (n != NULL && (v = vxml_attr(n, attr)) != NULL) {
+		s->propi = (s->propi + 1) % 4;
+		snprintf(s->propbuf[s->propi], sizeof(s->propbuf[0]), "%s", v);
+		free(v);
+		return s->propbuf[s->propi];
+	}
+	return vxml_property(s, prop, dflt);
+}
+
 static void
 fetch(struct vxml_session *s, unsigned id, enum vxml_fetch_kind kind,
-    const char *url, const struct vxml_tr *t)
+    const char *url, const struct vxml_tr *t, xmlNode *n)
 {
 	struct vxml_fetch_req r;
 	const char *v;
@@ -255,12 +271,15 @@ fetch(struct vxml_session *s, unsigned id, enum vxml_fetch_kind kind,
 	r.id = id;
 	r.kind = kind;
 	r.url = url;
-	r.timeout_ms = vxml_time_ms(vxml_property(s, "fetchtimeout", "30s"), 30000);
-	v = vxml_property(s, kind == VXML_FETCH_DOCUMENT ? "documentmaxage" :
-	    kind == VXML_FETCH_SCRIPT ? "scriptmaxage" : "grammarmaxage", NULL);
+	r.timeout_ms = vxml_time_ms(fetch_attr(s, n, "fetchtimeout",
+	    "fetchtimeout", "30s"), 30000);
+	v = fetch_attr(s, n, "maxage", kind == VXML_FETCH_DOCUMENT ?
+	    "documentmaxage" : kind == VXML_FETCH_SCRIPT ? "scriptmaxage" :
+	    "grammarmaxage", NULL);
 	r.maxage = v != NULL ? atoi(v) : -1;
-	v = vxml_property(s, kind == VXML_FETCH_DOCUMENT ? "documentmaxstale" :
-	    kind == VXML_FETCH_SCRIPT ? "scriptmaxstale" : "grammarmaxstale", NULL);
+	v = fetch_attr(s, n, "maxstale", kind == VXML_FETCH_DOCUMENT ?
+	    "documentmaxstale" : kind == VXML_FETCH_SCRIPT ? "scriptmaxstale" :
+	    "grammarmaxstale", NULL);
 	r.maxstale = v != NULL ? atoi(v) : -1;
 	if (t != NULL && t->post) {
 		r.post = 1;
@@ -281,13 +300,15 @@ vxml_fetch_doc(struct vxml_session *s, enum vxml_fetch_for why)
 	s->fetch_id = ++s->next_fetch_id;
 	s->wait = WAIT_FETCH;
 	if (why == FOR_APP) {
-		fetch(s, s->fetch_id, VXML_FETCH_DOCUMENT, s->loading->app_url, NULL);
+		fetch(s, s->fetch_id, VXML_FETCH_DOCUMENT, s->loading->app_url,
+		    NULL, NULL);
 		return;
 	}
 	free(s->loading_frag);
 	s->loading_frag = s->tr.frag;
 	s->tr.frag = NULL;
-	fetch(s, s->fetch_id, VXML_FETCH_DOCUMENT, s->tr.url, &s->tr);
+	fetch(s, s->fetch_id, VXML_FETCH_DOCUMENT, s->tr.url, &s->tr,
+	    s->tr.node);
 }
 
 /* A document fetch failed or did not parse: error.badfetch where the
@@ -337,7 +358,7 @@ start_resources(struct vxml_session *s, struct vxml_doc *d)
 		if (d->res[i].status == -1)
 			fetch(s, d->res[i].fetch_id, vxml_is(d->res[i].node,
 			    "script") ? VXML_FETCH_SCRIPT : VXML_FETCH_GRAMMAR,
-			    d->res[i].url, NULL);
+			    d->res[i].url, NULL, d->res[i].node);
 }
 
 static int
@@ -590,6 +611,8 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 			finish_done(s, end_how);
 		} else if (s->wait == WAIT_PROMPTS_THEN)
 			vxml_fia_prompts_played(s);
+		else if (s->wait == WAIT_PROMPTS_DISC)
+			vxml_disconnect_now(s);
 		else if (s->wait == WAIT_INPUT)
 			vxml_input_prompts_done(s);
 		else
@@ -609,7 +632,8 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 			finish_done(s, end_how);
 			break;
 		}
-		if (s->wait == WAIT_INPUT || s->wait == WAIT_PROMPTS_THEN) {
+		if (s->wait == WAIT_INPUT || s->wait == WAIT_PROMPTS_THEN ||
+		    s->wait == WAIT_PROMPTS_DISC) {
 			vxml_input_hangup(s);
 			s->wait = WAIT_NONE;
 		}

@@ -302,6 +302,65 @@ test_object_rejected(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc link_docs[] = {
+	{ "http://t/l.vxml", VXML_HEAD
+"<link dtmf='*0' next='#operator'/>\n"
+"<form id='main'>\n"
+"  <field name='acct' type='digits'>\n"
+"    <prompt bargein='false'>Account number please</prompt>\n"
+"    <filled><log expr=\"'acct ' + acct\"/></filled>\n"
+"  </field>\n"
+"  <block><prompt>Goodbye</prompt><disconnect/></block>\n"
+"</form>\n"
+"<form id='operator'><block><log>operator</log><clear/>"
+"<goto next='#main'/></block></form>\n"
+"</vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* A document <link> is live while a field collects; the goodbye plays
+ * before the hang-up. */
+static void
+test_link_disconnect(void **state)
+{
+	struct harness h;
+
+	h_init(&h, link_docs);
+	h.dtmf = "*042#";
+	h_run(&h, "http://t/l.vxml");
+	SAW(&h, "PROMPT Account number please\nLOG : operator\n"
+	    "PROMPT Account number please\nLOG : acct 42\nPROMPT Goodbye\n"
+	    "DISCONNECT\n");
+	assert_int_equal(h.how, VXML_END_DISCONNECT);
+	assert_non_null(strstr(h.json, "\"acct\":\"42\""));
+	h_free(&h);
+}
+
+static const struct h_doc barge_docs[] = {
+	{ "http://t/b.vxml", VXML_HEAD
+"<form>\n"
+"  <field name='a' type='digits'><prompt bargein='false'>first</prompt></field>\n"
+"  <field name='b' type='digits'><prompt>second</prompt></field>\n"
+"  <block><log expr=\"a + ' ' + b\"/></block>\n"
+"</form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* A key during an unbargeable prompt is lost; during a bargeable one it
+ * stops the prompt and counts. */
+static void
+test_bargein(void **state)
+{
+	struct harness h;
+
+	h_init(&h, barge_docs);
+	h.barge = 1;
+	h.dtmf = "1234#56#";
+	h_run(&h, "http://t/b.vxml");
+	SAW(&h, "PROMPT first\nKEY 1\nPROMPT second\nKEY 5\nSTOP\nLOG : 234 56\n");
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -315,6 +374,8 @@ main(void)
 		cmocka_unit_test(test_subdialog),
 		cmocka_unit_test(test_record_and_transfer),
 		cmocka_unit_test(test_object_rejected),
+		cmocka_unit_test(test_link_disconnect),
+		cmocka_unit_test(test_bargein),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

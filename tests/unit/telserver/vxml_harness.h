@@ -26,6 +26,7 @@ struct harness {
 	long			 hangup_at;	/* -1: never */
 	int			 xfer_outcome;	/* -1: the caller hangs up */
 	int			 record_ms;
+	int			 barge;		/* press a key while a prompt plays */
 
 	long			 now;
 	long			 timer_at;
@@ -143,7 +144,11 @@ h_play(void *arg)
 static void
 h_stop(void *arg)
 {
-	((struct harness *)arg)->playing = 0;
+	struct harness *h = arg;
+
+	if (h->playing)
+		h_out(h, "STOP\n");
+	h->playing = 0;
 }
 
 static void
@@ -253,6 +258,12 @@ h_run(struct harness *h, const char *url)
 			memmove(&h->q[0], &h->q[1], (size_t)(--h->nq) * sizeof(h->q[0]));
 			h_answer(h, id, u);
 			continue;
+		}
+		if (h->playing && h->barge && *h->dtmf != '\0') {
+			h_out(h, "KEY %c\n", *h->dtmf);
+			vxml_dtmf(h->s, *h->dtmf++);
+			if (!h->playing)
+				continue;
 		}
 		if (h->playing) {
 			h->playing = 0;
