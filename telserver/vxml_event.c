@@ -312,7 +312,9 @@ vxml_handle_event(struct vxml_session *s)
 	s->reprompt = 0;
 	f = vxml_exec(s, h);
 	vxml_js_truncate(s, depth);
-	if (f == FLOW_NEXT)
+	/* the next round queues no prompts unless the handler said <reprompt>
+	 * (a <goto nextitem> too: the dialog is the same) */
+	if (f == FLOW_NEXT || f == FLOW_GOTO)
 		dl->skip_prompts = !s->reprompt;
 	free(name);
 	free(msg);

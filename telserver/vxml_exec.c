@@ -551,6 +551,60 @@ exec_if(struct vxml_session *s, xmlNode *n)
 	return FLOW_NEXT;
 }
 
+/* <foreach array item> (VoiceXML 2.1): body(s, n, arg) once per element,
+ * with item declared in the innermost scope if it is not visible yet. */
+enum vxml_flow
+vxml_foreach(struct vxml_session *s, xmlNode *n,
+    enum vxml_flow (*body)(struct vxml_session *, xmlNode *, void *), void *arg)
+{
+	char *array = vxml_attr(n, "array"), *item = vxml_attr(n, "item");
+	enum vxml_flow f = FLOW_NEXT;
+	duk_idx_t at;
+	duk_size_t i, len;
+
+	if (array == NULL || item == NULL || !vxml_js_valid_name(item)) {
+		free(array);
+		free(item);
+		return vxml_throwf(s, "error.badfetch", n,
+		    "<foreach> needs array and a valid item");
+	}
+	if (vxml_js_eval(s, array, n) != 0) {
+		free(array);
+		free(item);
+		return FLOW_THROW;
+	}
+	at = duk_get_top_index(s->js);
+	if (!duk_is_array(s->js, at)) {
+		duk_pop(s->js);
+		f = vxml_throwf(s, "error.semantic", n, "'%s' is not an array", array);
+		free(array);
+		free(item);
+		return f;
+	}
+	len = duk_get_length(s->js, at);
+	for (i = 0; i < len && f == FLOW_NEXT; i++) {
+		duk_get_prop_index(s->js, at, (duk_uarridx_t)i);
+		if (vxml_js_is_defined(s, item)) {
+			if (vxml_js_assign_top(s, item) != 0) {
+				f = FLOW_THROW;
+				break;
+			}
+		} else
+			vxml_js_declare_top(s, item);
+		f = body(s, n, arg);
+	}
+	duk_set_top(s->js, at);
+	free(array);
+	free(item);
+	return f;
+}
+
+static enum vxml_flow
+foreach_exec(struct vxml_session *s, xmlNode *n, void *arg)
+{
+	return vxml_exec(s, n);
+}
+
 enum vxml_flow
 vxml_exec_node(struct vxml_session *s, xmlNode *n)
 {
@@ -606,7 +660,9 @@ vxml_exec_node(struct vxml_session *s, xmlNode *n)
 	    vxml_is(n, "prosody") || vxml_is(n, "p") || vxml_is(n, "s") ||
 	    vxml_is(n, "sub") || vxml_is(n, "voice") || vxml_is(n, "mark"))
 		return vxml_prompt_queue(s, n, vxml_bargein_default(s));
-	if (vxml_is(n, "data") || vxml_is(n, "foreach"))
+	if (vxml_is(n, "foreach"))
+		return vxml_foreach(s, n, foreach_exec, NULL);
+	if (vxml_is(n, "data"))
 		return vxml_throwf(s, "error.unsupported.element", n,
 		    "<%s> is not supported", (const char *)n->name);
 	return FLOW_NEXT;

@@ -94,10 +94,23 @@ param_value(struct vxml_session *s, const char *name)
 	return 1;
 }
 
+static enum vxml_flow dialog_init(struct vxml_session *, xmlNode *);
+
 /* Enters dialog: a fresh dialog scope with its <var>s, <script>s and form
- * item variables in document order, and fresh counters. */
+ * item variables in document order, and fresh counters.  Subdialog params
+ * apply to the first dialog entered after the call only. */
 enum vxml_flow
 vxml_dialog_enter(struct vxml_session *s, xmlNode *dialog)
+{
+	enum vxml_flow f = dialog_init(s, dialog);
+
+	duk_push_undefined(s->js);
+	duk_put_global_string(s->js, "$vxml_params");
+	return f;
+}
+
+static enum vxml_flow
+dialog_init(struct vxml_session *s, xmlNode *dialog)
 {
 	struct vxml_dialog *dl;
 	xmlNode *c;
@@ -164,8 +177,6 @@ vxml_dialog_enter(struct vxml_session *s, xmlNode *dialog)
 		}
 		free(expr);
 	}
-	duk_push_undefined(s->js);
-	duk_put_global_string(s->js, "$vxml_params");
 	return FLOW_NEXT;
 }
 

@@ -275,6 +275,9 @@ void		 vxml_counts_free(struct vxml_count **c);
 enum vxml_flow	 vxml_exec(struct vxml_session *s, xmlNode *parent);
 enum vxml_flow	 vxml_exec_node(struct vxml_session *s, xmlNode *n);
 void		 vxml_tr_clear(struct vxml_tr *t);
+enum vxml_flow	 vxml_foreach(struct vxml_session *s, xmlNode *n,
+		    enum vxml_flow (*body)(struct vxml_session *, xmlNode *, void *),
+		    void *arg);
 int		 vxml_tr_target(struct vxml_session *s, const char *target, struct vxml_tr *t);
 int		 vxml_namelist_params(struct vxml_session *s, xmlNode *n, const char *list,
 		    struct vxml_tr *t);

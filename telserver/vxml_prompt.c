@@ -195,6 +195,19 @@ enumerate(struct vxml_session *s, xmlNode *n, struct items *l, int b)
 	return f;
 }
 
+struct fe {
+	struct items	*l;
+	int		 b;
+};
+
+static enum vxml_flow
+foreach_flatten(struct vxml_session *s, xmlNode *n, void *arg)
+{
+	struct fe *fe = arg;
+
+	return flatten_children(s, n, fe->l, fe->b);
+}
+
 static enum vxml_flow
 flatten(struct vxml_session *s, xmlNode *n, struct items *l, int b)
 {
@@ -291,6 +304,11 @@ flatten(struct vxml_session *s, xmlNode *n, struct items *l, int b)
 	}
 	if (vxml_is(n, "enumerate"))
 		return enumerate(s, n, l, b);
+	if (vxml_is(n, "foreach")) {
+		struct fe fe = { l, b };
+
+		return vxml_foreach(s, n, foreach_flatten, &fe);
+	}
 	if (vxml_is(n, "mark") || vxml_is(n, "desc") || vxml_is(n, "meta") ||
 	    vxml_is(n, "metadata"))
 		return FLOW_NEXT;

@@ -326,6 +326,8 @@ load_failed(struct vxml_session *s, const char *event, const char *url,
 	vxml_tr_clear(&s->tr);
 	s->wait = WAIT_NONE;
 	s->subdialog = NULL;
+	duk_push_undefined(s->js);
+	duk_put_global_string(s->js, "$vxml_params");
 	vxml_throw(s, event, msg, where);
 	/* a broken document is reported where it breaks; a failed fetch
 	 * where it was asked for */

@@ -140,6 +140,31 @@ test_assign_undeclared(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc foreach_docs[] = {
+	{ "http://t/fe.vxml", VXML_HEAD
+"<form><var name='names' expr=\"['ann', 'bob']\"/>\n"
+"<block><prompt>Hello <foreach item='n' array='names'><value expr='n'/>,"
+"</foreach> all</prompt>\n"
+"<foreach item='k' array='[1, 2, 3]'><log expr=\"'k=' + k\"/>"
+"<if cond='k == 2'><exit/></if></foreach></block>\n"
+"</form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* <foreach> (VoiceXML 2.1) in a prompt and in executable content, where
+ * an <exit> stops the loop. */
+static void
+test_foreach(void **state)
+{
+	struct harness h;
+
+	h_init(&h, foreach_docs);
+	h_run(&h, "http://t/fe.vxml");
+	SAW(&h, "PROMPT Hello ann, bob, all\nLOG : k=1\nLOG : k=2\n");
+	assert_null(strstr(h.out, "k=3"));
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -148,6 +173,7 @@ main(void)
 		cmocka_unit_test(test_application_scope_across_documents),
 		cmocka_unit_test(test_lastresult_and_shadow),
 		cmocka_unit_test(test_assign_undeclared),
+		cmocka_unit_test(test_foreach),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
