@@ -1,0 +1,586 @@
+/* vxml_input.c: collecting DTMF for a field, menu or <initial>.  The
+ * interpreter does timeout, interdigittimeout, termtimeout, termchar,
+ * bargein and typeahead itself because only it knows the active grammars:
+ * the platform only reports keys, plays prompts and runs one timer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vxml_int.h"
+
+/* <property> lookup from the innermost element outwards; the value is
+ * valid until four more lookups. */
+const char *
+vxml_property(struct vxml_session *s, const char *name, const char *dflt)
+{
+	struct vxml_ctx *c = s->ctx;
+	xmlNode *scopes[4], *p;
+	size_t ns = 0, i;
+
+	if (c == NULL)
+		return dflt;
+	if (c->dlg.node != NULL && c->dlg.cur >= 0 &&
+	    c->dlg.items[c->dlg.cur].node != c->dlg.node)
+		scopes[ns++] = c->dlg.items[c->dlg.cur].node;
+	if (c->dlg.node != NULL)
+		scopes[ns++] = c->dlg.node;
+	if (c->doc != NULL)
+		scopes[ns++] = c->doc->root;
+	if (c->app != NULL && c->app != c->doc)
+		scopes[ns++] = c->app->root;
+	for (i = 0; i < ns; i++)
+		for (p = vxml_first_elem(scopes[i]); p != NULL; p = vxml_next_elem(p)) {
+			char *n, *v;
+			int match;
+
+			if (!vxml_is(p, "property"))
+				continue;
+			n = vxml_attr(p, "name");
+			match = n != NULL && strcmp(n, name) == 0;
+			free(n);
+			if (!match || (v = vxml_attr(p, "value")) == NULL)
+				continue;
+			s->propi = (s->propi + 1) % 4;
+			snprintf(s->propbuf[s->propi], sizeof(s->propbuf[0]), "%s", v);
+			free(v);
+			return s->propbuf[s->propi];
+		}
+	return dflt;
+}
+
+void
+vxml_input_clear(struct vxml_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->ngrammars; i++)
+		vxml_grammar_free(s->grammars[i]);
+	free(s->grammars);
+	free(s->gnodes);
+	s->grammars = NULL;
+	s->gnodes = NULL;
+	s->ngrammars = 0;
+	vxml_interp_clear(&s->match);
+	s->match_idx = -1;
+	s->ncur = 0;
+	s->cur[0] = '\0';
+}
+
+static int
+add_grammar(struct vxml_session *s, struct vxml_grammar *g, xmlNode *n)
+{
+	struct vxml_grammar **gv;
+	xmlNode **nv;
+
+	if (g == NULL)
+		return -1;
+	gv = realloc(s->grammars, (s->ngrammars + 1) * sizeof(*gv));
+	nv = realloc(s->gnodes, (s->ngrammars + 1) * sizeof(*nv));
+	if (gv != NULL)
+		s->grammars = gv;
+	if (nv != NULL)
+		s->gnodes = nv;
+	if (gv == NULL || nv == NULL) {
+		vxml_grammar_free(g);
+		return -1;
+	}
+	s->grammars[s->ngrammars] = g;
+	s->gnodes[s->ngrammars++] = n;
+	return 0;
+}
+
+/* A JavaScript string literal for v. */
+static char *
+js_quote(const char *v)
+{
+	size_t n = strlen(v), i;
+	char *r = malloc(6 * n + 3), *q = r;
+
+	if (r == NULL)
+		return NULL;
+	*q++ = '"';
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (ch == '"' || ch == '\\') {
+			*q++ = '\\';
+			*q++ = (char)ch;
+		} else if (ch < 0x20) {
+			sprintf(q, "\\u%04x", ch);
+			q += 6;
+		} else
+			*q++ = (char)ch;
+	}
+	*q++ = '"';
+	*q = '\0';
+	return r;
+}
+
+/* A <grammar> element: inline SRGS, or src fetched with its document.
+ * Voice-only grammars are skipped: this platform hears only keys. */
+static enum vxml_flow
+grammar_elem(struct vxml_session *s, xmlNode *g)
+{
+	char err[256] = "", *mode, *src;
+	struct vxml_grammar *gr = NULL;
+	int voice;
+
+	mode = vxml_attr(g, "mode");
+	voice = mode == NULL || strcmp(mode, "dtmf") != 0;
+	free(mode);
+	if ((src = vxml_attr(g, "src")) != NULL) {
+		struct vxml_res *r = vxml_doc_res(s->ctx->doc, g);
+
+		if (r == NULL)
+			r = vxml_doc_res(s->ctx->app, g);
+		free(src);
+		if (strncmp(r != NULL ? r->url : "", "builtin:", 8) == 0) {
+			const char *t = r->url + 8;
+
+			if (strncmp(t, "dtmf/", 5) == 0)
+				t += 5;
+			else if (strncmp(t, "voice/", 6) == 0)
+				return FLOW_NEXT;
+			gr = vxml_grammar_builtin(t, err, sizeof(err));
+			if (gr == NULL)
+				return vxml_throwf(s, "error.unsupported.builtin", g,
+				    "%s", err);
+			add_grammar(s, gr, g);
+			return FLOW_NEXT;
+		}
+		if (r == NULL || r->status < 200 || r->status > 299)
+			return vxml_throwf(s, "error.badfetch", g,
+			    "cannot fetch grammar %s", r != NULL ? r->url : "?");
+		gr = vxml_grammar_srgs_doc(r->body, r->len, err, sizeof(err));
+		if (gr == NULL) {
+			if (voice)
+				return FLOW_NEXT;
+			return vxml_throwf(s, "error.badfetch", g, "grammar: %s", err);
+		}
+	} else {
+		if (voice)
+			return FLOW_NEXT;
+		if ((gr = vxml_grammar_srgs_node(g, err, sizeof(err))) == NULL)
+			return vxml_throwf(s, "error.badfetch", g, "grammar: %s", err);
+	}
+	add_grammar(s, gr, g);
+	return FLOW_NEXT;
+}
+
+static enum vxml_flow
+field_grammars(struct vxml_session *s, xmlNode *f)
+{
+	xmlNode *c;
+	char *type, err[256] = "";
+	enum vxml_flow fl;
+
+	if ((type = vxml_attr(f, "type")) != NULL) {
+		struct vxml_grammar *g = vxml_grammar_builtin(type, err, sizeof(err));
+
+		if (g == NULL) {
+			fl = vxml_throwf(s, "error.unsupported.builtin", f,
+			    "type %s: %s", type, err);
+			free(type);
+			return fl;
+		}
+		free(type);
+		add_grammar(s, g, f);
+	}
+	for (c = vxml_first_elem(f); c != NULL; c = vxml_next_elem(c)) {
+		if (vxml_is(c, "grammar")) {
+			if ((fl = grammar_elem(s, c)) != FLOW_NEXT)
+				return fl;
+		} else if (vxml_is(c, "option")) {
+			char *dtmf = vxml_attr(c, "dtmf"), *val, *q;
+			xmlChar *text;
+
+			if (dtmf == NULL)
+				continue;
+			if ((val = vxml_attr(c, "value")) == NULL) {
+				text = xmlNodeGetContent(c);
+				val = strdup(text != NULL ? (const char *)text : "");
+				xmlFree(text);
+			}
+			/* the value is the option's text, trimmed */
+			q = js_quote(val != NULL ? val : "");
+			if (q != NULL) {
+				char *t = q + 1;
+
+				while (*t == ' ' || *t == '\n' || *t == '\t')
+					memmove(t, t + 1, strlen(t));
+				add_grammar(s, vxml_grammar_sequence(dtmf, q), c);
+			}
+			free(q);
+			free(val);
+			free(dtmf);
+		}
+	}
+	return FLOW_NEXT;
+}
+
+static enum vxml_flow
+menu_grammars(struct vxml_session *s, xmlNode *m)
+{
+	xmlNode *c, *g;
+	char *v, num[16], *dtmf;
+	int auto_dtmf, k = 0;
+	enum vxml_flow fl;
+
+	v = vxml_attr(m, "dtmf");
+	auto_dtmf = v != NULL && strcmp(v, "true") == 0;
+	free(v);
+	for (c = vxml_first_elem(m); c != NULL; c = vxml_next_elem(c)) {
+		if (!vxml_is(c, "choice"))
+			continue;
+		k++;
+		snprintf(num, sizeof(num), "%d", k);
+		dtmf = vxml_attr(c, "dtmf");
+		if (dtmf == NULL && auto_dtmf && k <= 9)
+			dtmf = strdup(num);
+		if (dtmf != NULL)
+			add_grammar(s, vxml_grammar_sequence(dtmf, num), c);
+		free(dtmf);
+		for (g = vxml_first_elem(c); g != NULL; g = vxml_next_elem(g))
+			if (vxml_is(g, "grammar") &&
+			    (fl = grammar_elem(s, g)) != FLOW_NEXT)
+				return fl;
+	}
+	return FLOW_NEXT;
+}
+
+static int
+is_modal(struct vxml_item *it)
+{
+	char *v = vxml_attr(it->node, "modal");
+	int modal = v != NULL && strcmp(v, "true") == 0;
+
+	free(v);
+	return modal;
+}
+
+/* <link>s in scope (item, dialog, document, application root): their dtmf
+ * sequence or DTMF grammars stay active while the item collects. */
+static enum vxml_flow
+link_grammars(struct vxml_session *s, struct vxml_item *it)
+{
+	struct vxml_ctx *c = s->ctx;
+	xmlNode *scopes[4], *l, *g;
+	size_t ns = 0, i;
+	enum vxml_flow f;
+
+	if (it->node != c->dlg.node)
+		scopes[ns++] = it->node;
+	scopes[ns++] = c->dlg.node;
+	if (c->doc != NULL)
+		scopes[ns++] = c->doc->root;
+	if (c->app != NULL && c->app != c->doc)
+		scopes[ns++] = c->app->root;
+	for (i = 0; i < ns; i++)
+		for (l = vxml_first_elem(scopes[i]); l != NULL; l = vxml_next_elem(l)) {
+			char *dtmf;
+
+			if (!vxml_is(l, "link"))
+				continue;
+			if ((dtmf = vxml_attr(l, "dtmf")) != NULL)
+				add_grammar(s, vxml_grammar_sequence(dtmf, "'link'"), l);
+			free(dtmf);
+			for (g = vxml_first_elem(l); g != NULL; g = vxml_next_elem(g))
+				if (vxml_is(g, "grammar") &&
+				    (f = grammar_elem(s, g)) != FLOW_NEXT)
+					return f;
+		}
+	return FLOW_NEXT;
+}
+
+static void
+timer(struct vxml_session *s, enum vxml_input_state st, int ms)
+{
+	s->in_state = st;
+	if (s->timer_on)
+		s->p.timer_cancel(s->arg);
+	s->timer_on = 1;
+	s->p.timer_set(s->arg, ms);
+}
+
+static void
+timer_off(struct vxml_session *s)
+{
+	if (s->timer_on)
+		s->p.timer_cancel(s->arg);
+	s->timer_on = 0;
+}
+
+/* The utterance is over: a match, nomatch or noinput goes to the FIA. */
+static void
+finish(struct vxml_session *s, const char *event)
+{
+	timer_off(s);
+	if (s->prompts_playing) {
+		s->p.stop_prompts(s->arg);
+		s->prompts_playing = 0;
+	}
+	s->wait = WAIT_NONE;
+	s->prompts_queued = 0;
+	if (event != NULL) {
+		if (strcmp(event, "nomatch") == 0) {
+			vxml_js_set_lastresult(s, NULL, s->cur, NULL);
+			duk_pop(s->js);
+			s->ndigits = 0;		/* typeahead after a nomatch is stale */
+		}
+		vxml_input_clear(s);
+		vxml_throw(s, event, NULL, NULL);
+		vxml_fia_input_done(s, FLOW_THROW);
+		return;
+	}
+	{
+		struct vxml_interp m = s->match;
+		int idx = s->match_idx;
+
+		memset(&s->match, 0, sizeof(s->match));
+		s->match_idx = -1;
+		vxml_fia_matched(s, idx, &m);
+		vxml_interp_clear(&m);
+		vxml_input_clear(s);
+	}
+}
+
+/* The best verdict of the active grammars on s->cur; a complete match is
+ * kept in s->match. */
+static enum vxml_match
+match_all(struct vxml_session *s)
+{
+	enum vxml_match best = VXML_MATCH_NO, m;
+	struct vxml_interp in;
+	size_t i;
+
+	vxml_interp_clear(&s->match);
+	s->match_idx = -1;
+	for (i = 0; i < s->ngrammars; i++) {
+		memset(&in, 0, sizeof(in));
+		m = vxml_grammar_match(s->grammars[i], s->cur, &in);
+		if ((m == VXML_MATCH_FULL || m == VXML_MATCH_MORE) &&
+		    s->match_idx < 0) {
+			s->match = in;
+			s->match_idx = (int)i;
+		} else
+			vxml_interp_clear(&in);
+		if (m > best)
+			best = m;
+	}
+	return best;
+}
+
+/* One key of the current utterance. */
+static void
+take_digit(struct vxml_session *s, char d)
+{
+	enum vxml_match m;
+
+	if (s->termchar != 0 && d == s->termchar) {
+		if (s->ncur == 0) {
+			finish(s, "nomatch");
+			return;
+		}
+		m = match_all(s);
+		finish(s, m == VXML_MATCH_FULL || m == VXML_MATCH_MORE ?
+		    NULL : "nomatch");
+		return;
+	}
+	if (s->ncur >= VXML_MAX_DIGITS) {
+		finish(s, "nomatch");
+		return;
+	}
+	s->cur[s->ncur++] = d;
+	s->cur[s->ncur] = '\0';
+	switch ((m = match_all(s))) {
+	case VXML_MATCH_NO:
+		finish(s, "nomatch");
+		break;
+	case VXML_MATCH_PREFIX:
+		timer(s, IN_INTERDIGIT, s->interdigit_ms);
+		break;
+	case VXML_MATCH_MORE:
+		timer(s, IN_INTERDIGIT, s->interdigit_ms);
+		break;
+	case VXML_MATCH_FULL:
+		if (s->termchar != 0 && s->termtimeout_ms > 0)
+			timer(s, IN_TERM, s->termtimeout_ms);
+		else
+			finish(s, NULL);
+		break;
+	}
+}
+
+/* Feeds typeahead keys while this utterance is undecided. */
+static void
+drain(struct vxml_session *s)
+{
+	while (s->wait == WAIT_INPUT && s->in_state != IN_PROMPTS &&
+	    s->ndigits > 0) {
+		char d = s->digits[0];
+
+		memmove(s->digits, s->digits + 1, s->ndigits);
+		s->ndigits--;
+		take_digit(s, d);
+	}
+}
+
+/* Starts collecting for a field, menu or <initial> whose prompts are queued. */
+enum vxml_flow
+vxml_input_start(struct vxml_session *s, struct vxml_item *it)
+{
+	enum vxml_flow f = FLOW_NEXT;
+	const char *tc;
+	xmlNode *c;
+
+	if (s->hungup) {
+		vxml_end(s, VXML_END_HANGUP);
+		return FLOW_EXIT;
+	}
+	vxml_input_clear(s);
+	if (it->kind == ITEM_MENU)
+		f = menu_grammars(s, it->node);
+	else if (it->kind == ITEM_FIELD)
+		f = field_grammars(s, it->node);
+	else		/* <initial>: the form's own grammars */
+		for (c = vxml_first_elem(s->ctx->dlg.node); c != NULL &&
+		    f == FLOW_NEXT; c = vxml_next_elem(c))
+			if (vxml_is(c, "grammar"))
+				f = grammar_elem(s, c);
+	if (f == FLOW_NEXT && !is_modal(it))
+		f = link_grammars(s, it);
+	if (f != FLOW_NEXT) {
+		vxml_input_clear(s);
+		return f;
+	}
+	/* inputmodes without dtmf: keys are not input here */
+	s->dtmf_off = strstr(vxml_property(s, "inputmodes", "dtmf voice"),
+	    "dtmf") == NULL;
+	s->timeout_ms = s->prompt_timeout_ms >= 0 ? s->prompt_timeout_ms :
+	    vxml_time_ms(vxml_property(s, "timeout", "5s"), 5000);
+	s->interdigit_ms = vxml_time_ms(vxml_property(s, "interdigittimeout",
+	    "3s"), 3000);
+	s->termtimeout_ms = vxml_time_ms(vxml_property(s, "termtimeout", "0s"), 0);
+	tc = vxml_property(s, "termchar", "#");
+	s->termchar = tc[0];
+	s->prompt_timeout_ms = -1;
+	s->wait = WAIT_INPUT;
+	s->iterations = 0;
+	if (s->prompts_queued > 0) {
+		s->in_state = IN_PROMPTS;
+		s->prompts_playing = 1;
+		s->p.play(s->arg);
+		if (s->wait == WAIT_INPUT && s->ndigits > 0 && s->bargein &&
+		    s->prompts_playing) {
+			/* typeahead barges in at once */
+			s->p.stop_prompts(s->arg);
+			s->prompts_playing = 0;
+			vxml_input_prompts_done(s);
+		}
+		return FLOW_NEXT;
+	}
+	timer(s, IN_NOINPUT, s->timeout_ms);
+	drain(s);
+	return FLOW_NEXT;
+}
+
+void
+vxml_input_prompts_done(struct vxml_session *s)
+{
+	s->prompts_playing = 0;
+	s->prompts_queued = 0;
+	if (s->wait != WAIT_INPUT || s->in_state != IN_PROMPTS)
+		return;
+	timer(s, IN_NOINPUT, s->timeout_ms);
+	drain(s);
+}
+
+void
+vxml_input_digit(struct vxml_session *s, char d)
+{
+	if (s->wait == WAIT_INPUT && s->dtmf_off)
+		return;
+	if (s->wait == WAIT_INPUT && s->in_state == IN_PROMPTS) {
+		if (!s->bargein)
+			return;		/* keys during an unbargeable prompt are lost */
+		s->p.stop_prompts(s->arg);
+		s->prompts_playing = 0;
+		s->prompts_queued = 0;
+		s->in_state = IN_NOINPUT;
+	}
+	if (s->ndigits < VXML_MAX_DIGITS) {
+		s->digits[s->ndigits++] = d;
+		s->digits[s->ndigits] = '\0';
+	}
+	if (s->wait == WAIT_INPUT)
+		drain(s);
+}
+
+void
+vxml_input_timer(struct vxml_session *s)
+{
+	s->timer_on = 0;
+	if (s->wait != WAIT_INPUT)
+		return;
+	switch (s->in_state) {
+	case IN_PROMPTS:
+		break;
+	case IN_NOINPUT:
+		finish(s, "noinput");
+		break;
+	case IN_INTERDIGIT:
+		finish(s, s->match_idx >= 0 ? NULL : "nomatch");
+		break;
+	case IN_TERM:
+		finish(s, NULL);
+		break;
+	}
+}
+
+void
+vxml_input_hangup(struct vxml_session *s)
+{
+	timer_off(s);
+	s->prompts_playing = 0;
+	vxml_input_clear(s);
+}
+
+/* The interpretation of a match as ECMAScript source (for tags: their
+ * result through $vxml_tags). */
+char *
+vxml_interp_source(const struct vxml_interp *m)
+{
+	size_t n = 64, i;
+	char *r, *q;
+
+	if (m->value != NULL)
+		return strdup(m->value);
+	/* literal tags: the (last) tag's text is the value */
+	if (m->tag_format != NULL && strstr(m->tag_format, "literals") != NULL &&
+	    m->tags != NULL && m->tags[0] != NULL) {
+		for (i = 0; m->tags[i + 1] != NULL; i++)
+			;
+		return js_quote(m->tags[i]);
+	}
+	if (m->tags == NULL || m->tags[0] == NULL)
+		return js_quote(m->utterance != NULL ? m->utterance : "");
+	for (i = 0; m->tags[i] != NULL; i++)
+		n += 6 * strlen(m->tags[i]) + 4;
+	n += 6 * strlen(m->utterance != NULL ? m->utterance : "");
+	if ((r = malloc(n)) == NULL)
+		return NULL;
+	strcpy(r, "$vxml_tags([");
+	for (i = 0; m->tags[i] != NULL; i++) {
+		q = js_quote(m->tags[i]);
+		if (i > 0)
+			strcat(r, ",");
+		strcat(r, q != NULL ? q : "''");
+		free(q);
+	}
+	strcat(r, "],");
+	q = js_quote(m->utterance != NULL ? m->utterance : "");
+	strcat(r, q != NULL ? q : "''");
+	free(q);
+	strcat(r, ")");
+	return r;
+}
