@@ -29,6 +29,7 @@ enum rq_status {
 #define RQ_REASON_REJECTED		"rejected"	/* other 4xx-6xx */
 #define RQ_REASON_MEDIA			"media"		/* no usable SDP/RTP */
 #define RQ_REASON_NOT_AFTER		"not_after"	/* expired: window closed */
+#define RQ_REASON_APP_ERROR		"app_error"	/* the VoiceXML application failed */
 
 /* status_rank = attempt * RQ_RANK_ATTEMPT + enum rq_status; a rank whose
  * status part is at least RQ_ST_COMPLETED is terminal.  Lua scripts use

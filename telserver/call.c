@@ -80,6 +80,18 @@ call_free(struct tel_call *c)
 		su_timer_destroy(c->ring_timer);
 	if (c->max_timer)
 		su_timer_destroy(c->max_timer);
+	tel_app_free(c->app);
+	if (c->app_timer)
+		su_timer_destroy(c->app_timer);
+	if (c->app_guard)
+		su_timer_destroy(c->app_guard);
+	if (c->xfer_timer)
+		su_timer_destroy(c->xfer_timer);
+	free(c->app_url);
+	free(c->app_json);
+	free(c->app_detail);
+	free(c->local_uri);
+	free(c->remote_uri);
 	tel_speech_unref(c->speech);
 	free(c->call_id);
 	free(c->tenant);
@@ -89,8 +101,8 @@ call_free(struct tel_call *c)
 }
 
 /* Frees the call when it has ended and no leg waits for nua any more. */
-static void
-call_maybe_free(struct tel_call *c)
+void
+tel_call_maybe_free(struct tel_call *c)
 {
 	int i;
 
@@ -129,8 +141,8 @@ call_event(struct tel_call *c, enum rq_status st, int sip_code)
 /* The one end of a call: stops its timers and media, records the attempt's
  * outcome in Redis (the retry rules decide what follows), frees its slot.
  * The nua handles may still need a while (BYE, CANCEL). */
-static void
-call_end(struct tel_call *c, enum rq_status st, const char *reason,
+void
+tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
     int sip_code, const char *detail)
 {
 	struct tel_ctx *ctx = c->ctx;
@@ -150,6 +162,13 @@ call_end(struct tel_call *c, enum rq_status st, const char *reason,
 		su_timer_reset(c->ring_timer);
 	if (c->max_timer)
 		su_timer_reset(c->max_timer);
+	if (c->app_guard)
+		su_timer_reset(c->app_guard);
+	if (c->xfer_timer)
+		su_timer_reset(c->xfer_timer);
+	tel_app_stop(c->app);
+	if (c->legs[TEL_LEG_AGENT] != NULL)
+		tel_leg_hangup(c->legs[TEL_LEG_AGENT]);
 	for (i = 0; i < TEL_LEG__MAX; i++)
 		if (c->legs[i] && c->legs[i]->stream) {
 			log_debug("call %s: rtp sent %llu received %llu",
@@ -197,8 +216,8 @@ leg_guard_expired(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 }
 
 /* BYE or CANCEL the leg; its handle goes at the answer or the guard. */
-static void
-leg_hangup(struct tel_leg *leg)
+void
+tel_leg_hangup(struct tel_leg *leg)
 {
 	struct tel_ctx *ctx = leg->call->ctx;
 
@@ -229,10 +248,14 @@ tel_leg_gone(struct tel_leg *leg)
 		leg->guard = NULL;
 	}
 	leg->state = TEL_LEG_GONE;
-	if (!c->terminal)
-		call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
+	if (leg->role == TEL_LEG_AGENT)
+		tel_xfer_gone(leg);
+	else if (!c->terminal && tel_app_running(c->app))
+		tel_call_app_line_gone(c);
+	else if (!c->terminal)
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
 		    "dialog ended without a final answer");
-	call_maybe_free(c);
+	tel_call_maybe_free(c);
 }
 
 void
@@ -240,7 +263,8 @@ tel_leg_progress(struct tel_leg *leg, int status)
 {
 	struct tel_call *c = leg->call;
 
-	if (c->terminal || (status != 180 && status != 183))
+	if (c->terminal || (status != 180 && status != 183) ||
+	    leg->role == TEL_LEG_AGENT)
 		return;
 	if (leg->state == TEL_LEG_CALLING)
 		leg->state = TEL_LEG_RINGING;
@@ -266,14 +290,14 @@ prompt_done(void *arg)
 {
 	struct tel_call *c = arg;
 
-	leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
 	if (speech_missing(c)) {
-		call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 0,
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 0,
 		    "speech synthesis gave no audio");
 		return;
 	}
 	log_debug("call %s: speech done, hanging up", c->id);
-	call_end(c, RQ_ST_COMPLETED, NULL, 0, NULL);
+	tel_call_end(c, RQ_ST_COMPLETED, NULL, 0, NULL);
 }
 
 static void
@@ -282,8 +306,8 @@ max_duration(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 	struct tel_call *c = arg;
 
 	log_info("call %s: max_call_s reached, hanging up", c->id);
-	leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
-	call_end(c, RQ_ST_COMPLETED, NULL, 0, "max_call_s reached");
+	tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	tel_call_end(c, RQ_ST_COMPLETED, NULL, 0, "max_call_s reached");
 }
 
 void
@@ -293,12 +317,16 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 	struct tel_sdp_answer ans;
 	char err[128];
 
+	if (leg->role == TEL_LEG_AGENT) {
+		tel_xfer_answered(leg, sdp, len);
+		return;
+	}
 	if (c->terminal || leg->state == TEL_LEG_ENDING) {
 		/* Answered after our CANCEL: nua ACKs it, we end it. */
 		log_info("call %s: answered after it ended, sending BYE",
 		    c->id);
 		leg->state = TEL_LEG_ANSWERED;
-		leg_hangup(leg);
+		tel_leg_hangup(leg);
 		return;
 	}
 	if (c->ring_timer)
@@ -324,8 +352,16 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 	    ans.port, ans.pt == TEL_PT_PCMA ? "PCMA" : "PCMU",
 	    ans.dtmf_pt == -1 ? ", no telephone-event" : "",
 	    ans.recvonly ? ", far end will not listen (sendonly)" : "");
+	tel_stream_set_dtmf_pt(leg->stream, ans.dtmf_pt);
 	call_event(c, RQ_ST_ANSWERED, 200);
-	tel_stream_play(leg->stream, c->speech, prompt_done, c);
+	if (c->app_url != NULL) {
+		if (tel_call_app_answered(c, leg) == -1) {
+			snprintf(err, sizeof(err),
+			    "cannot start the application");
+			goto media_fail;
+		}
+	} else
+		tel_stream_play(leg->stream, c->speech, prompt_done, c);
 	if ((c->max_timer = su_timer_create(su_root_task(c->ctx->root),
 	    0)) != NULL)
 		su_timer_set_interval(c->max_timer, max_duration, c,
@@ -334,8 +370,8 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 media_fail:
 	/* answered_ms stays: the far end did answer. */
 	log_warnx("call %s: unusable answer: %s", c->id, err);
-	leg_hangup(leg);
-	call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 200, err);
+	tel_leg_hangup(leg);
+	tel_call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 200, err);
 }
 
 void
@@ -345,9 +381,13 @@ tel_leg_failed(struct tel_leg *leg, int status, const char *phrase)
 
 	if (leg->state != TEL_LEG_GONE)
 		leg->state = TEL_LEG_ENDING;
+	if (leg->role == TEL_LEG_AGENT) {
+		tel_xfer_failed(leg, status, phrase);
+		return;
+	}
 	if (c->terminal)
 		return;
-	call_end(c, RQ_ST_FAILED, tel_reason_for_status(status), status,
+	tel_call_end(c, RQ_ST_FAILED, tel_reason_for_status(status), status,
 	    phrase);
 }
 
@@ -382,6 +422,8 @@ tel_leg_reinvite(struct tel_leg *leg, const char *sdp, size_t len,
 		    c->id, ans.addr, ans.port);
 		return -1;
 	}
+	if (leg->stream)
+		tel_stream_set_dtmf_pt(leg->stream, ans.dtmf_pt);
 	log_info("call %s: re-INVITE accepted, rtp to %s:%d %s", c->id,
 	    ans.addr, ans.port, ans.pt == TEL_PT_PCMA ? "PCMA" : "PCMU");
 	return 0;
@@ -394,13 +436,23 @@ tel_leg_remote_bye(struct tel_leg *leg)
 	int answered = leg->state == TEL_LEG_ANSWERED;
 
 	leg->state = TEL_LEG_ENDING;
+	if (leg->role == TEL_LEG_AGENT) {
+		tel_xfer_remote_bye(leg);
+		return;
+	}
 	if (c->terminal)
 		return;
 	log_info("call %s: far end hung up", c->id);
+	if (c->legs[TEL_LEG_AGENT] != NULL)
+		tel_xfer_drop(c);
+	if (answered && tel_app_running(c->app)) {
+		tel_call_app_line_gone(c);
+		return;
+	}
 	if (answered)
-		call_end(c, RQ_ST_COMPLETED, NULL, 0, NULL);
+		tel_call_end(c, RQ_ST_COMPLETED, NULL, 0, NULL);
 	else
-		call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
 		    "far end ended the dialog before answering");
 }
 
@@ -412,8 +464,8 @@ ring_timeout(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 
 	snprintf(detail, sizeof(detail), "no answer within %d s",
 	    ctx->cfg->ring_timeout_s);
-	leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
-	call_end(c, RQ_ST_FAILED, RQ_REASON_NO_ANSWER, 0, detail);
+	tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	tel_call_end(c, RQ_ST_FAILED, RQ_REASON_NO_ANSWER, 0, detail);
 }
 
 /* The host part of a SIP URI or name-addr ("Name <sip:u@h:p;x>" -> "h"). */
@@ -583,17 +635,17 @@ call_start(struct tel_call *c)
 	 * settings) fails the same way on every attempt: rejected, which is
 	 * never retried, not unreachable, which is. */
 	if (strlen(c->to) + 64 > sizeof(to_uri)) {
-		call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
 		    "target too long");
 		return;
 	}
 	if (call_route(c, to_uri, sizeof(to_uri), &proxy, from, sizeof(from),
 	    err, sizeof(err)) == -1) {
-		call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0, err);
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0, err);
 		return;
 	}
 	if ((leg = calloc(1, sizeof(*leg))) == NULL) {
-		call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0,
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0,
 		    "out of memory");
 		return;
 	}
@@ -601,7 +653,7 @@ call_start(struct tel_call *c)
 	leg->role = TEL_LEG_CUSTOMER;
 	c->legs[TEL_LEG_CUSTOMER] = leg;
 	if ((leg->stream = tel_stream_new(ctx->media, c->id)) == NULL) {
-		call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 0,
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 0,
 		    "no free RTP port");
 		return;
 	}
@@ -609,11 +661,13 @@ call_start(struct tel_call *c)
 	    tel_stream_port(leg->stream), rq_now_ms()) == -1 ||
 	    (leg->sdp = strdup(sdp)) == NULL ||
 	    tel_sip_invite(leg, to_uri, from, proxy, sdp) == -1) {
-		call_end(c, RQ_ST_FAILED, RQ_REASON_UNREACHABLE, 0,
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_UNREACHABLE, 0,
 		    "cannot send the INVITE");
 		return;
 	}
 	c->started_ms = rq_now_ms();
+	c->remote_uri = strdup(to_uri);
+	c->local_uri = strdup(from);
 	log_info("call %s: dialing %s (rtp port %d)", c->id, to_uri,
 	    tel_stream_port(leg->stream));
 	if ((c->ring_timer = su_timer_create(su_root_task(ctx->root), 0)) !=
@@ -798,6 +852,8 @@ tel_call_job_add(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 	c->ctx = ctx;
 	c->attempt = job->attempt;
 	c->caller_id = dup_or_null(job, RQ_F_caller_id, job->caller_id);
+	if (!ctx->cfg->dry_run && !has_say)
+		c->app_url = dup_or_null(job, RQ_F_app_url, job->app_url);
 	snprintf(c->id, sizeof(c->id), "%.60s/%llu", c->call_id,
 	    (unsigned long long)c->attempt);
 	p = &ctx->pend[ctx->npend++];
@@ -829,8 +885,8 @@ call_claimed(struct tel_ctx *ctx, int dealer, struct tel_call *c,
 		c->started_ms = c->answered_ms = rq_now_ms();
 		call_event(c, RQ_ST_RINGING, 180);
 		call_event(c, RQ_ST_ANSWERED, 200);
-		call_end(c, RQ_ST_COMPLETED, NULL, 0, "dry run");
-		call_maybe_free(c);
+		tel_call_end(c, RQ_ST_COMPLETED, NULL, 0, "dry run");
+		tel_call_maybe_free(c);
 		return;
 	}
 	/* Synthesis starts now, so it is usually ready at answer. */
@@ -839,7 +895,7 @@ call_claimed(struct tel_ctx *ctx, int dealer, struct tel_call *c,
 		c->speech = tel_tts_get(ctx->tts, say);
 	}
 	call_start(c);
-	call_maybe_free(c);
+	tel_call_maybe_free(c);
 }
 
 void
@@ -931,7 +987,7 @@ tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail)
 			continue;
 		/* Ended first: a leg that goes at once must not end it
 		 * otherwise (tel_leg_gone). */
-		call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0, detail);
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0, detail);
 		for (i = 0; i < TEL_LEG__MAX; i++) {
 			if (c->legs[i] == NULL || c->legs[i]->nh == NULL)
 				continue;
@@ -939,7 +995,7 @@ tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail)
 			for (last = 1, j = i + 1; j < TEL_LEG__MAX; j++)
 				if (c->legs[j] && c->legs[j]->nh)
 					last = 0;
-			leg_hangup(c->legs[i]);
+			tel_leg_hangup(c->legs[i]);
 			if (last)
 				break;
 		}

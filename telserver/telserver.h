@@ -371,7 +371,32 @@ struct tel_call {
 	su_timer_t		*ring_timer;
 	su_timer_t		*max_timer;
 	struct tel_leg		*legs[TEL_LEG__MAX];
+	char			*local_uri;	/* our From, for the app */
+	char			*remote_uri;	/* the Request-URI dialled */
+	/* A VoiceXML application (app.c, call_app.c). */
+	char			*app_url;	/* NULL: the job says a text */
+	struct tel_app		*app;
+	su_timer_t		*app_timer;	/* acts outside its callbacks */
+	su_timer_t		*app_guard;	/* bounds it after a hang-up */
+	int			 app_over;	/* done() seen: result kept */
+	int			 app_hangup;	/* <disconnect> or its end */
+	int			 app_how;	/* enum vxml_end */
+	char			*app_json;	/* the result, JSON */
+	char			*app_detail;	/* for an error: what and where */
+	/* <transfer>: the agent leg and its bridge. */
+	int			 xfer_blind;
+	int			 xfer_reported;	/* the outcome went to the app */
+	int			 xfer_maxtime_ms;
+	uint64_t		 xfer_answered_ms;
+	su_timer_t		*xfer_timer;	/* connecttimeout, then maxtime */
 };
+
+/* The end of an attempt (recorded once), a BYE or CANCEL of a leg, and
+ * freeing a call once it ended and its handles are gone. */
+void	tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
+	    int sip_code, const char *detail);
+void	tel_leg_hangup(struct tel_leg *leg);
+void	tel_call_maybe_free(struct tel_call *c);
 
 /* Maps a final SIP status of a failed INVITE to a reason of status.h. */
 const char	*tel_reason_for_status(int status);
@@ -408,6 +433,57 @@ int	tel_leg_reinvite(struct tel_leg *leg, const char *sdp, size_t len,
 	    const char **answer);
 /* The nua handle is finished with (final event seen or guard expired). */
 void	tel_leg_gone(struct tel_leg *leg);
+
+/* ---- app.c: a VoiceXML application on a call (vxml.h's platform) ---- */
+
+struct tel_app;
+struct vxml_result;
+struct vxml_transfer_req;
+
+/* Runs the application at url on the answered customer leg of c, whose
+ * stream st is started.  Returns NULL (logged) when it cannot start. */
+struct tel_app	*tel_app_start(struct tel_call *c, struct tel_stream *st,
+		    const char *url, const char *local_uri,
+		    const char *remote_uri);
+/* The caller hung up: the application hears it and may go on (its
+ * handlers, a <submit>) without the line. */
+void		 tel_app_hangup(struct tel_app *a);
+/* Whether it still runs (done() not seen, not stopped). */
+int		 tel_app_running(const struct tel_app *a);
+/* Stops it: no more requests are served, nothing is called back.  Safe
+ * from inside its callbacks, unlike tel_app_free. */
+void		 tel_app_stop(struct tel_app *a);
+void		 tel_app_free(struct tel_app *a);
+/* The outcome of a tel_call_app_transfer (enum vxml_transfer_outcome). */
+void		 tel_app_transfer_done(struct tel_app *a, int outcome,
+		    int duration_ms);
+/* What the caller hears when the application fails. */
+const char	*tel_app_apology(void);
+
+/* ---- call_app.c: the call around its application ---- */
+
+/* Starts c's application on its answered customer leg.  Returns 0 or -1
+ * (the caller ends the call). */
+int	tel_call_app_answered(struct tel_call *c, struct tel_leg *leg);
+/* The customer's line is gone while the application runs: it is told, and
+ * the call ends when it is done (within TEL_APP_AFTER_HANGUP_MS). */
+#define TEL_APP_AFTER_HANGUP_MS	10000
+void	tel_call_app_line_gone(struct tel_call *c);
+/* From app.c, inside the interpreter's callbacks: nothing here acts at
+ * once on the call (a zero timer does), so the session is never freed
+ * under the interpreter's feet. */
+void	tel_call_app_done(struct tel_call *c, const struct vxml_result *res,
+	    const char *json);
+void	tel_call_app_disconnect(struct tel_call *c);
+void	tel_call_app_transfer(struct tel_call *c,
+	    const struct vxml_transfer_req *req);
+/* Reports about the agent leg of a <transfer> (sip.c's, via call.c). */
+void	tel_xfer_answered(struct tel_leg *leg, const char *sdp, size_t len);
+void	tel_xfer_failed(struct tel_leg *leg, int status, const char *phrase);
+void	tel_xfer_remote_bye(struct tel_leg *leg);
+void	tel_xfer_gone(struct tel_leg *leg);
+/* The customer hung up during a bridge: the agent leg goes too. */
+void	tel_xfer_drop(struct tel_call *c);
 
 /* ---- sip.c: Sofia nua glue ---- */
 
@@ -590,6 +666,7 @@ struct tel_ctx {
 	int			 eo_reg;
 	struct tel_media	*media;
 	struct tel_tts		*tts;
+	struct tel_fetcher	*fetcher;	/* VoiceXML documents, audio */
 	struct tel_call		*calls;
 	int			 active;	/* calls without a terminal event */
 	int			 draining;	/* shutting down */
