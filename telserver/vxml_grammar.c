@@ -111,7 +111,7 @@ struct mctx {
 	/* the same tags as one script with a scope per rule (SISR) */
 	char				*prog;
 	size_t				 plen, pcap;
-	int				 rule_tags;	/* in the current rule */
+	int				 rule_tags;	/* in this rule */
 	int				 rule_refs;
 	int				 any_ref;
 };

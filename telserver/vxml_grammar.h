@@ -16,8 +16,9 @@ struct vxml_grammar;
 
 enum vxml_match {
 	VXML_MATCH_NO,		/* these digits can never match */
-	VXML_MATCH_PREFIX,	/* no match yet, but more digits could make one */
-	VXML_MATCH_MORE,	/* a match, and more digits could make a longer one (wait termtimeout) */
+	VXML_MATCH_PREFIX,	/* no match yet, more digits could make one */
+	VXML_MATCH_MORE,	/* a match, and more digits could make a
+				 * longer one (wait termtimeout) */
 	VXML_MATCH_FULL		/* a match, and no longer input can match */
 };
 
@@ -35,10 +36,18 @@ enum vxml_match {
  *   meta.<id>.text and meta.current().text, as SISR 1.0 says.
  */
 struct vxml_interp {
-	char	*utterance;	/* the digits, as application.lastresult$.utterance */
-	char	*value;		/* the interpretation as ECMAScript source text: a string literal, a number, true/false, or an object literal; NULL when only tags must be run */
-	char	**tags;		/* semantics/1.0 tag scripts along the match path, in order, for the interpreter to run (out = ...); NULL-terminated; may be NULL */
-	char	*tag_format;	/* "semantics/1.0", "semantics/1.0-literals", or NULL */
+	/* the digits, as application.lastresult$.utterance */
+	char	*utterance;
+	/* the interpretation as ECMAScript source text: a string literal,
+	 * a number, true/false, or an object literal; NULL when only tags
+	 * must be run */
+	char	*value;
+	/* semantics/1.0 tag scripts along the match path, in order, for
+	 * the interpreter to run (out = ...); NULL-terminated; may be NULL */
+	char	**tags;
+	/* the grammar's tag-format: "semantics/1.0",
+	 * "semantics/1.0-literals", or NULL */
+	char	*tag_format;
 };
 
 /* builtin:dtmf/<type>[?params] or a <field type=...> value: digits (length,

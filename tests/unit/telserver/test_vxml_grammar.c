@@ -98,7 +98,9 @@ srgs_bad(const char *doc, const char *what)
 		fail_msg("error \"%s\" lacks \"%s\"", err, what);
 }
 
-#define HEAD	"<?xml version=\"1.0\"?>\n<grammar xmlns=\"http://www.w3.org/2001/06/grammar\" version=\"1.0\" mode=\"dtmf\" "
+#define HEAD	"<?xml version=\"1.0\"?>\n<grammar " \
+	"xmlns=\"http://www.w3.org/2001/06/grammar\" version=\"1.0\" " \
+	"mode=\"dtmf\" "
 
 static void
 test_digits(void **state)
@@ -608,7 +610,8 @@ test_srgs_rule_scopes(void **state)
 	    "  <tag>out.key = rules.key;</tag></item>"
 	    "  <item><item repeat=\"1-3\"><ruleref uri=\"#key\"/></item></item>"
 	    "</one-of><tag>out.n = n;</tag></rule></grammar>");
-	expect_js(g, "*1", FULL, "{\"dept\":\"sales\",\"key\":\"one\",\"n\":1}");
+	expect_js(g, "*1", FULL,
+	    "{\"dept\":\"sales\",\"key\":\"one\",\"n\":1}");
 	expect_js(g, "*2", FULL, "{\"dept\":\"sales\",\"key\":{},\"n\":2}");
 	expect_js(g, "121", FULL, "{\"n\":4}");
 	vxml_grammar_free(g);
@@ -817,7 +820,7 @@ test_bounds(void **state)
  * out as sets, and every key string up to LEN_MAX checked against them.
  */
 #define LEN_MAX		7
-#define NSTRINGS	((1 << (LEN_MAX + 1)) - 1)	/* strings of 0..LEN_MAX */
+#define NSTRINGS	((1 << (LEN_MAX + 1)) - 1)	/* 0..LEN_MAX keys */
 
 struct lang {
 	uint8_t	in[NSTRINGS];
