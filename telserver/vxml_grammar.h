@@ -27,13 +27,14 @@ enum vxml_match {
  * - value != NULL: the interpretation, ready to evaluate (builtins,
  *   <choice>/<option> sequences, literal tags, or no tag on the path:
  *   the keys as a string);
- * - value == NULL: run tags[] in order in one scope where `out' is
- *   declared; `out' is then the interpretation.  The grammar's header
- *   <tag>s come first.  When the match stays in the root rule, the rest
- *   are the tag texts along the path; when it enters other rules, the
- *   last element is one generated script, "out = (function () {...})();",
- *   that gives every rule its own out and rules.<id>, rules.latest(),
- *   meta.<id>.text and meta.current().text, as SISR 1.0 says.
+ * - value == NULL: tags[] holds one generated script to run (with `out'
+ *   declared, or a parameter of the function that runs it); it leaves
+ *   the interpretation in `out'.  It runs the grammar's header <tag>s,
+ *   then the tags along the match path in order, each rule in a function
+ *   of its own as SISR 1.0 says: out starts as {}, rules.<id> and
+ *   rules.latest() hold what referenced rules gave, meta.<id>.text and
+ *   meta.current().text the keys; a rule whose own tags did not run
+ *   gives its last reference, or its keys.
  */
 struct vxml_interp {
 	/* the digits, as application.lastresult$.utterance */
@@ -43,7 +44,8 @@ struct vxml_interp {
 	 * must be run */
 	char	*value;
 	/* semantics/1.0 tag scripts along the match path, in order, for
-	 * the interpreter to run (out = ...); NULL-terminated; may be NULL */
+	 * the interpreter to run (out = ...); NULL-terminated; may be NULL.
+	 * This module gives one script that runs them all (see above) */
 	char	**tags;
 	/* the grammar's tag-format: "semantics/1.0",
 	 * "semantics/1.0-literals", or NULL */
