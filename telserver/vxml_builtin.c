@@ -41,7 +41,7 @@ static const struct {
 
 struct vxml_builtin {
 	enum builtin_type	 type;
-	int			 minlen, maxlen;	/* digits; maxlen 0: none */
+	int			 minlen, maxlen;	/* maxlen 0: any */
 	char			 yes[BOOL_SEQ_MAX + 1];	/* boolean */
 	char			 no[BOOL_SEQ_MAX + 1];
 };

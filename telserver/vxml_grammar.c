@@ -111,9 +111,8 @@ struct mctx {
 	/* the same tags as one script with a scope per rule (SISR) */
 	char				*prog;
 	size_t				 plen, pcap;
-	int				 rule_tags;	/* in the current rule */
+	int				 rule_tags;	/* in this rule */
 	int				 rule_refs;
-	int				 any_ref;
 };
 
 static const struct res empty_res;
@@ -1218,7 +1217,6 @@ derive_ref(struct mctx *m, const struct node *nd, int i, int j)
 		goto out;
 	m->rule_tags = tags;
 	m->rule_refs = 1;
-	m->any_ref = 1;
 	rc = 0;
 out:
 	free(text);
@@ -1375,28 +1373,36 @@ literal_value(const char *tag)
 	return v;
 }
 
-/* The whole match as one script: header tags aside, the root rule's
- * function assigning out.  Only made when the path enters other rules,
- * whose tags need their own out and rules. */
+/* The whole match as one script: the grammar's header tags, then the
+ * root rule's function assigning out.  One script, so that variables a
+ * tag declares reach the tags after it however the interpreter runs
+ * them. */
 static char *
-root_program(const struct mctx *m)
+root_program(const struct vxml_grammar *g, const struct mctx *m)
 {
 	struct mctx t;
 	char *text;
+	int i;
 
 	memset(&t, 0, sizeof(t));
 	t.rule_tags = m->rule_tags;
 	t.rule_refs = m->rule_refs;
 	if ((text = keys_literal(m, 0, m->n)) == NULL)
 		return NULL;
+	for (i = 0; i < g->nheader; i++)
+		if (prog_add(&t, g->header_tags[i]) == -1 ||
+		    prog_add(&t, "\n;\n") == -1)
+			goto fail;
 	if (prog_add(&t, "out = ") == -1 || prog_rule_open(&t, text) == -1 ||
 	    prog_add(&t, m->prog != NULL ? m->prog : "") == -1 ||
-	    prog_rule_close(&t, text) == -1 || prog_add(&t, ";\n") == -1) {
-		free(t.prog);
-		t.prog = NULL;
-	}
+	    prog_rule_close(&t, text) == -1 || prog_add(&t, ";\n") == -1)
+		goto fail;
 	free(text);
 	return t.prog;
+fail:
+	free(t.prog);
+	free(text);
+	return NULL;
 }
 
 static int
@@ -1404,7 +1410,7 @@ fill_interp(const struct vxml_grammar *g, struct mctx *m,
     struct vxml_interp *out)
 {
 	enum tag_style style = g->style;
-	int i, k;
+	int i;
 
 	if (g->tag_format != NULL &&
 	    (out->tag_format = strdup(g->tag_format)) == NULL)
@@ -1422,21 +1428,9 @@ fill_interp(const struct vxml_grammar *g, struct mctx *m,
 	else if (style == TAGS_LITERAL)
 		out->value = literal_value(m->tags[m->ntags - 1]);
 	else {
-		out->tags = calloc((size_t)(g->nheader + m->ntags + 1),
-		    sizeof(*out->tags));
-		if (out->tags == NULL)
+		if ((out->tags = calloc(2, sizeof(*out->tags))) == NULL)
 			return -1;
-		for (i = 0, k = 0; i < g->nheader; i++)
-			if ((out->tags[k++] = strdup(g->header_tags[i])) ==
-			    NULL)
-				return -1;
-		if (m->any_ref)
-			return (out->tags[k] = root_program(m)) == NULL ? -1 :
-			    0;
-		for (i = 0; i < m->ntags; i++)
-			if ((out->tags[k++] = strdup(m->tags[i])) == NULL)
-				return -1;
-		return 0;
+		return (out->tags[0] = root_program(g, m)) == NULL ? -1 : 0;
 	}
 	return out->value == NULL ? -1 : 0;
 }

@@ -16,8 +16,9 @@ struct vxml_grammar;
 
 enum vxml_match {
 	VXML_MATCH_NO,		/* these digits can never match */
-	VXML_MATCH_PREFIX,	/* no match yet, but more digits could make one */
-	VXML_MATCH_MORE,	/* a match, and more digits could make a longer one (wait termtimeout) */
+	VXML_MATCH_PREFIX,	/* no match yet, more digits could make one */
+	VXML_MATCH_MORE,	/* a match, and more digits could make a
+				 * longer one (wait termtimeout) */
 	VXML_MATCH_FULL		/* a match, and no longer input can match */
 };
 
@@ -26,19 +27,29 @@ enum vxml_match {
  * - value != NULL: the interpretation, ready to evaluate (builtins,
  *   <choice>/<option> sequences, literal tags, or no tag on the path:
  *   the keys as a string);
- * - value == NULL: run tags[] in order in one scope where `out' is
- *   declared; `out' is then the interpretation.  The grammar's header
- *   <tag>s come first.  When the match stays in the root rule, the rest
- *   are the tag texts along the path; when it enters other rules, the
- *   last element is one generated script, "out = (function () {...})();",
- *   that gives every rule its own out and rules.<id>, rules.latest(),
- *   meta.<id>.text and meta.current().text, as SISR 1.0 says.
+ * - value == NULL: tags[] holds one generated script to run (with `out'
+ *   declared, or a parameter of the function that runs it); it leaves
+ *   the interpretation in `out'.  It runs the grammar's header <tag>s,
+ *   then the tags along the match path in order, each rule in a function
+ *   of its own as SISR 1.0 says: out starts as {}, rules.<id> and
+ *   rules.latest() hold what referenced rules gave, meta.<id>.text and
+ *   meta.current().text the keys; a rule whose own tags did not run
+ *   gives its last reference, or its keys.
  */
 struct vxml_interp {
-	char	*utterance;	/* the digits, as application.lastresult$.utterance */
-	char	*value;		/* the interpretation as ECMAScript source text: a string literal, a number, true/false, or an object literal; NULL when only tags must be run */
-	char	**tags;		/* semantics/1.0 tag scripts along the match path, in order, for the interpreter to run (out = ...); NULL-terminated; may be NULL */
-	char	*tag_format;	/* "semantics/1.0", "semantics/1.0-literals", or NULL */
+	/* the digits, as application.lastresult$.utterance */
+	char	*utterance;
+	/* the interpretation as ECMAScript source text: a string literal,
+	 * a number, true/false, or an object literal; NULL when only tags
+	 * must be run */
+	char	*value;
+	/* semantics/1.0 tag scripts along the match path, in order, for
+	 * the interpreter to run (out = ...); NULL-terminated; may be NULL.
+	 * This module gives one script that runs them all (see above) */
+	char	**tags;
+	/* the grammar's tag-format: "semantics/1.0",
+	 * "semantics/1.0-literals", or NULL */
+	char	*tag_format;
 };
 
 /* builtin:dtmf/<type>[?params] or a <field type=...> value: digits (length,

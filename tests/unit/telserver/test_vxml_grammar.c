@@ -98,7 +98,9 @@ srgs_bad(const char *doc, const char *what)
 		fail_msg("error \"%s\" lacks \"%s\"", err, what);
 }
 
-#define HEAD	"<?xml version=\"1.0\"?>\n<grammar xmlns=\"http://www.w3.org/2001/06/grammar\" version=\"1.0\" mode=\"dtmf\" "
+#define HEAD	"<?xml version=\"1.0\"?>\n<grammar " \
+	"xmlns=\"http://www.w3.org/2001/06/grammar\" version=\"1.0\" " \
+	"mode=\"dtmf\" "
 
 static void
 test_digits(void **state)
@@ -454,58 +456,102 @@ test_srgs_rulerefs_and_specials(void **state)
 	vxml_grammar_free(g);
 }
 
-/* Matches, then checks the tags along the path. */
-static void
-expect_tags(const struct vxml_grammar *g, const char *digits,
-    enum vxml_match want, const char *const *tags)
+/* Runs a match's interpretation as the interpreter does: the value, or
+ * each tag in a function of its own that has out as a parameter and
+ * returns it (so a var of one tag is gone in the next), out undefined
+ * meaning the keys.  Returns out as JSON (malloc'd). */
+static char *
+run_interp(const struct vxml_interp *in)
 {
-	struct vxml_interp in;
+	static const char runner[] =
+	    "(function (tags, utt) {\n"
+	    "  var out, meta = { current: function () {\n"
+	    "    return { text: utt }; } };\n"
+	    "  for (var i = 0; i < tags.length; i++)\n"
+	    "    out = (function (out, meta) { eval(tags[i]); return out; })"
+	    "(out, meta);\n"
+	    "  return out === undefined ? utt : out;\n"
+	    "})";
+	duk_context *ctx;
+	char *json;
 	int i;
 
-	assert_int_equal(vxml_grammar_match(g, digits, &in), want);
-	assert_null(in.value);
-	assert_non_null(in.tags);
-	for (i = 0; tags[i] != NULL; i++) {
-		assert_non_null(in.tags[i]);
-		assert_string_equal(in.tags[i], tags[i]);
+	assert_non_null(ctx = duk_create_heap_default());
+	if (in->value != NULL) {
+		duk_push_sprintf(ctx, "(%s)", in->value);
+		if (duk_peval(ctx) != 0)
+			fail_msg("value %s: %s", in->value,
+			    duk_safe_to_string(ctx, -1));
+	} else {
+		assert_int_equal(duk_peval_string(ctx, runner), 0);
+		duk_push_array(ctx);
+		for (i = 0; in->tags != NULL && in->tags[i] != NULL; i++) {
+			duk_push_string(ctx, in->tags[i]);
+			duk_put_prop_index(ctx, -2, (duk_uarridx_t)i);
+		}
+		duk_push_string(ctx, in->utterance);
+		if (duk_pcall(ctx, 2) != 0)
+			fail_msg("tags %s: %s", in->tags != NULL &&
+			    in->tags[0] != NULL ? in->tags[0] : "none",
+			    duk_safe_to_string(ctx, -1));
 	}
-	assert_null(in.tags[i]);
-	assert_string_equal(in.tag_format, "semantics/1.0");
+	json = strdup(duk_json_encode(ctx, -1));
+	duk_destroy_heap(ctx);
+	return json;
+}
+
+/* Matches; the interpretation, run, gives json. */
+static void
+expect_js(const struct vxml_grammar *g, const char *digits,
+    enum vxml_match want, const char *json)
+{
+	struct vxml_interp in;
+	char *got;
+
+	assert_int_equal(vxml_grammar_match(g, digits, &in), want);
+	assert_string_equal(in.utterance, digits);
+	got = run_interp(&in);
+	if (strcmp(got, json) != 0)
+		fail_msg("\"%s\": out is %s, want %s", digits, got, json);
+	free(got);
 	vxml_interp_clear(&in);
 }
 
 static void
 test_srgs_tags(void **state)
 {
-	static const char *const t1[] = { "var n = 0;", "out.dept = 'sales';",
-	    "n++;", "out.n = n;", NULL };
-	static const char *const t3[] = { "out = 'a';", "out += 'b';",
-	    "out += 'a';", NULL };
-	static const char *const t4[] = { "out = 'a';", "out += 'b';",
-	    "out += 'a';", "out += 'b';", NULL };
 	struct vxml_grammar *g;
 	struct vxml_interp in;
 
 	/* header tags first, then the path's tags in order; tags of
-	 * alternatives not taken are left out */
+	 * alternatives not taken are left out; a var reaches later tags */
 	g = srgs(HEAD "root=\"main\" tag-format=\"semantics/1.0\">"
 	    "<tag>var n = 0;</tag>"
 	    "<rule id=\"main\"><one-of>"
 	    "  <item>* <tag>out.dept = 'sales';</tag> 1 <tag>n++;</tag></item>"
 	    "  <item>* 2<tag>n += 2;</tag></item>"
 	    "</one-of><tag>out.n = n;</tag></rule></grammar>");
-	expect_tags(g, "*1", FULL, t1);
+	expect_js(g, "*1", FULL, "{\"dept\":\"sales\",\"n\":1}");
+	expect_js(g, "*2", FULL, "{\"n\":2}");
 	expect(g, "*", PREFIX, NULL);
+	/* one script, no value */
+	assert_int_equal(vxml_grammar_match(g, "*1", &in), FULL);
+	assert_null(in.value);
+	assert_non_null(in.tags);
+	assert_non_null(in.tags[0]);
+	assert_null(in.tags[1]);
+	assert_string_equal(in.tag_format, "semantics/1.0");
+	vxml_interp_clear(&in);
 	vxml_grammar_free(g);
 
-	/* repeated tags come once per copy, in key order */
+	/* repeated tags run once per copy, in key order */
 	g = srgs(HEAD "root=\"r\" tag-format=\"semantics/1.0\">"
 	    "<rule id=\"r\"><tag>out = 'a';</tag><item repeat=\"1-\"><one-of>"
 	    "<item>1<tag>out += 'a';</tag></item>"
 	    "<item>2<tag>out += 'b';</tag></item></one-of></item></rule>"
 	    "</grammar>");
-	expect_tags(g, "21", MORE, t3);
-	expect_tags(g, "212", MORE, t4);
+	expect_js(g, "21", MORE, "\"aba\"");
+	expect_js(g, "212", MORE, "\"abab\"");
 	vxml_grammar_free(g);
 
 	/* semantics/1.0 and no tag on the path: the keys are the value */
@@ -514,6 +560,7 @@ test_srgs_tags(void **state)
 	    "<item>2</item></one-of></rule></grammar>");
 	expect(g, "2", FULL, "\"2\"");
 	expect(g, "1", FULL, NULL);
+	expect_js(g, "1", FULL, "1");
 	vxml_grammar_free(g);
 
 	/* semantics/1.0-literals: the last literal on the path */
@@ -535,58 +582,10 @@ test_srgs_tags(void **state)
 	assert_int_equal(vxml_grammar_match(g, "1", &in), FULL);
 	assert_null(in.value);
 	assert_non_null(in.tags);
-	assert_string_equal(in.tags[0], "out.x = 1;");
-	assert_null(in.tags[1]);
 	assert_null(in.tag_format);
 	vxml_interp_clear(&in);
+	expect_js(g, "1", FULL, "{\"x\":1}");
 	vxml_grammar_free(g);
-}
-
-/* Runs a match's interpretation as the interpreter does: the tags in
- * order, in one scope where out is declared, or else the value.  Returns
- * out as JSON (malloc'd). */
-static char *
-run_interp(const struct vxml_interp *in)
-{
-	duk_context *ctx;
-	char *json;
-	int i;
-
-	assert_non_null(ctx = duk_create_heap_default());
-	assert_int_equal(duk_peval_string(ctx, "var out;"), 0);
-	duk_pop(ctx);
-	if (in->value != NULL) {
-		duk_push_sprintf(ctx, "out = (%s);", in->value);
-		if (duk_peval(ctx) != 0)
-			fail_msg("value %s: %s", in->value,
-			    duk_safe_to_string(ctx, -1));
-		duk_pop(ctx);
-	}
-	for (i = 0; in->tags != NULL && in->tags[i] != NULL; i++) {
-		if (duk_peval_string(ctx, in->tags[i]) != 0)
-			fail_msg("tag %s: %s", in->tags[i],
-			    duk_safe_to_string(ctx, -1));
-		duk_pop(ctx);
-	}
-	assert_int_equal(duk_peval_string(ctx, "JSON.stringify(out)"), 0);
-	json = strdup(duk_safe_to_string(ctx, -1));
-	duk_destroy_heap(ctx);
-	return json;
-}
-
-static void
-expect_js(const struct vxml_grammar *g, const char *digits,
-    enum vxml_match want, const char *json)
-{
-	struct vxml_interp in;
-	char *got;
-
-	assert_int_equal(vxml_grammar_match(g, digits, &in), want);
-	got = run_interp(&in);
-	if (strcmp(got, json) != 0)
-		fail_msg("\"%s\": out is %s, want %s", digits, got, json);
-	free(got);
-	vxml_interp_clear(&in);
 }
 
 /* Tags in referenced rules run in their own scope, as SISR says: out of
@@ -608,7 +607,8 @@ test_srgs_rule_scopes(void **state)
 	    "  <tag>out.key = rules.key;</tag></item>"
 	    "  <item><item repeat=\"1-3\"><ruleref uri=\"#key\"/></item></item>"
 	    "</one-of><tag>out.n = n;</tag></rule></grammar>");
-	expect_js(g, "*1", FULL, "{\"dept\":\"sales\",\"key\":\"one\",\"n\":1}");
+	expect_js(g, "*1", FULL,
+	    "{\"dept\":\"sales\",\"key\":\"one\",\"n\":1}");
 	expect_js(g, "*2", FULL, "{\"dept\":\"sales\",\"key\":{},\"n\":2}");
 	expect_js(g, "121", FULL, "{\"n\":4}");
 	vxml_grammar_free(g);
@@ -817,7 +817,7 @@ test_bounds(void **state)
  * out as sets, and every key string up to LEN_MAX checked against them.
  */
 #define LEN_MAX		7
-#define NSTRINGS	((1 << (LEN_MAX + 1)) - 1)	/* strings of 0..LEN_MAX */
+#define NSTRINGS	((1 << (LEN_MAX + 1)) - 1)	/* 0..LEN_MAX keys */
 
 struct lang {
 	uint8_t	in[NSTRINGS];
