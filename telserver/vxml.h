@@ -152,8 +152,13 @@ struct vxml_result {
 struct vxml_platform {
 	void	(*fetch)(void *arg, const struct vxml_fetch_req *req);
 	void	(*prompt)(void *arg, const struct vxml_prompt_item *item);
+	/* Plays what prompt() queued; vxml_prompts_done() when it has played
+	 * out.  After stop_prompts() (barge-in) the dropped queue gets no
+	 * vxml_prompts_done(). */
 	void	(*play)(void *arg);
 	void	(*stop_prompts)(void *arg);
+	/* One timer per session: a new timer_set() replaces the running one;
+	 * a cancelled or replaced timer must not fire. */
 	void	(*timer_set)(void *arg, int ms);
 	void	(*timer_cancel)(void *arg);
 	void	(*transfer)(void *arg, const struct vxml_transfer_req *req);

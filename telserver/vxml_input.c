@@ -377,10 +377,10 @@ take_digit(struct vxml_session *s, char d)
 	enum vxml_match m;
 
 	if (s->termchar != 0 && d == s->termchar) {
-		if (s->ncur == 0) {
-			finish(s, "nomatch");
+		/* a termchar before any key most likely ended the previous
+		 * utterance after its grammar was already complete: drop it */
+		if (s->ncur == 0)
 			return;
-		}
 		m = match_all(s);
 		finish(s, m == VXML_MATCH_FULL || m == VXML_MATCH_MORE ?
 		    NULL : "nomatch");

@@ -311,8 +311,16 @@ void		 vxml_apply(struct vxml_session *s, enum vxml_flow f);
 void		 vxml_disconnect_now(struct vxml_session *s);
 struct vxml_item *vxml_item_by_node(struct vxml_session *s, xmlNode *n);
 struct vxml_item *vxml_item_by_name(struct vxml_session *s, const char *name);
+int		 vxml_fill_item(struct vxml_session *s, struct vxml_item *it);
+void		 vxml_choice_taken(struct vxml_session *s, xmlNode *ch);
+
+/* vxml_call.c */
+enum vxml_flow	 vxml_subdialog_start(struct vxml_session *s, struct vxml_item *it);
+enum vxml_flow	 vxml_transfer_start(struct vxml_session *s, struct vxml_item *it);
+enum vxml_flow	 vxml_record_start(struct vxml_session *s, struct vxml_item *it);
 void		 vxml_transfer_finish(struct vxml_session *s);
 void		 vxml_record_finish(struct vxml_session *s);
+void		 vxml_fia_prompts_played(struct vxml_session *s);
 
 /* vxml_session.c */
 void		 vxml_run(struct vxml_session *s);

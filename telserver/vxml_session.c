@@ -12,8 +12,6 @@
 
 #include "vxml_int.h"
 
-void	vxml_fia_prompts_played(struct vxml_session *);
-
 struct vxml_session *
 vxml_session_new(const struct vxml_platform *p, void *arg,
     const struct vxml_session_info *info)

@@ -53,6 +53,14 @@ test_form_order_and_filled(void **state)
 	assert_non_null(strstr(h.json, "\"fields\":{\"ok\":true,\"pin\":\"1234\"}"));
 	assert_null(strstr(h.out, "never said"));
 	h_free(&h);
+
+	/* a termchar after a complete pin is not the next field's nomatch */
+	h_init(&h, pin_docs);
+	h.dtmf = "1234#1";
+	h_run(&h, "http://t/pin.vxml");
+	SAW(&h, "LOG : pin 1234\nPROMPT Is 1234 right?\nLOG : all 1234 true\n");
+	assert_null(strstr(h.out, "Sorry"));
+	h_free(&h);
 }
 
 /* The same run with every fetch answered later, not from inside the
