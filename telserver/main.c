@@ -1,6 +1,7 @@
 /* ringq-telserver: takes call attempts from the dispatchers and places them
  * as SIP calls that speak a text.  Arguments, config, the Sofia loop,
- * signals and shutdown; the work is in call.c, sip.c, media.c, tts.c. */
+ * signals and shutdown; the work is in call.c, sip.c, media.c, tts.c,
+ * app.c (VoiceXML) and fetch.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,8 @@ main(int argc, char *argv[])
 		if ((ctx.media = tel_media_new(&ctx, cfg.media_ip,
 		    cfg.rtp_port_min, cfg.rtp_port_max)) == NULL ||
 		    (ctx.tts = tel_tts_new(&ctx)) == NULL ||
+		    (ctx.fetcher = tel_fetcher_new(ctx.root,
+		    TEL_FETCH_CACHE_BYTES)) == NULL ||
 		    tel_sip_open(&ctx) == -1)
 			goto done;
 	}
@@ -124,6 +127,8 @@ done:
 		su_timer_destroy(tick_timer);
 	tel_call_free_all(&ctx);
 	tel_sip_close(&ctx);
+	if (ctx.fetcher)
+		tel_fetcher_free(ctx.fetcher);
 	tel_tts_free(ctx.tts);
 	tel_media_free(ctx.media);
 	tel_bus_close(&ctx);

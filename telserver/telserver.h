@@ -619,6 +619,8 @@ struct tel_fetch_res {
 typedef void (*tel_fetch_done_f)(void *arg, const struct tel_fetch_res *res);
 
 #define TEL_FETCH_TIMEOUT_MS	30000		/* when the request says 0 */
+/* the telserver's cache of VoiceXML documents and audio */
+#define TEL_FETCH_CACHE_BYTES	(64u << 20)
 #define TEL_FETCH_MAX_BODY	(16u << 20)	/* larger bodies fail */
 
 /* A fetcher on root (which must outlive it) with a cache of at most

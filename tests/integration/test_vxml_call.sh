@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# A VoiceXML application on a real call: the order-status application of
+# vxml/order.vxml, served by the third party's server (vxml_server.py),
+# answered by baresip "bob" who keys 1 (menu) and 1234 (order number) as
+# RFC 4733 events; the application submits the number, then bridges bob to
+# a second baresip, "alice" (the agent), who hangs up after a while; the
+# transfer's outcome is submitted too.  Checks what the server, both phones
+# and the call's record saw.
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
+
+rq_start_all
+rq_start_baresip alice
+ALICE_URI=$BARESIP_URI ALICE_CTRL=$BARESIP_CTRL_PORT ALICE_REC=$BARESIP_REC
+rq_start_baresip bob
+BOB_URI=$BARESIP_URI BOB_CTRL=$BARESIP_CTRL_PORT
+
+# The third party's server.
+mkdir -p "$T/www"
+sed "s#@AGENT@#$ALICE_URI#" "$RQ_SOURCE/tests/integration/vxml/order.vxml" \
+    > "$T/www/order.vxml"
+python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$T/www" \
+    "$T/www.log" "$T/www.port" 2> "$T/www.err" &
+rq_track www $!
+rq_wait_for 10 test -s "$T/www.port"
+WWW=http://127.0.0.1:$(cat "$T/www.port")
+
+# keys PORT DIGITS: bob (or alice) keys DIGITS, one event each.
+keys() {
+	local i
+	for ((i = 0; i < ${#2}; i++)); do
+		BARESIP_CTRL_PORT=$1 rq_baresip_cmd \
+		    "{\"command\":\"sndcode\",\"params\":\"${2:i:1}\"}" >/dev/null
+		sleep 0.3
+	done
+}
+
+# submitted PATTERN: the server's log has a request matching the jq filter.
+submitted() {
+	[ -f "$T/www.log" ] && jq -e -s "any(.[]; $1)" "$T/www.log" >/dev/null
+}
+
+${RQ_VXML_JOB:-false} || true
+body=$(jq -cn --arg to "$BOB_URI" --arg app "$WWW/order.vxml" \
+    '{to: $to, app_url: $app}')
+resp=$(rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
+[ "$(rq_last_code)" = 202 ] || rq_fail "POST /v1/calls: $(rq_last_code) $resp"
+id=$(jq -er .id <<<"$resp")
+echo "call $id: $WWW/order.vxml to $BOB_URI"
+
+answered() {
+	[ "$(rq_api GET "/v1/calls/$id" | jq -r .status)" = answered ]
+}
+rq_wait_for 30 answered
+rq_wait_for 10 submitted '.path == "/order.vxml"'
+sleep 2		# into the menu's prompt: the key barges in
+keys "$BOB_CTRL" 1
+sleep 1
+keys "$BOB_CTRL" 1234
+rq_wait_for 20 submitted '.path == "/submit" and .fields.order == "1234"'
+echo "the server got order 1234"
+
+# The transfer: alice answers and is bridged to bob; she hangs up later.
+alice_in_call() {
+	grep -q "Call established\|call established" "$T/baresip-alice.log"
+}
+rq_wait_for 30 alice_in_call
+sleep 3
+BARESIP_CTRL_PORT=$ALICE_CTRL rq_baresip_cmd '{"command":"hangup"}' >/dev/null
+rq_wait_for 20 submitted '.path == "/submit" and .fields.xfer == "far_end_disconnect"'
+echo "the server got the transfer's outcome far_end_disconnect"
+
+call=$(rq_wait_call "$id" 30)
+echo "$call" | jq .
+[ "$(jq -r .status <<<"$call")" = completed ] ||
+    rq_fail "call $id ended $(jq -c '[.status, .reason, .detail]' <<<"$call")"
+
+# alice heard bob through the bridge: bob's phone sends a 440 Hz tone.
+rec_ready() {
+	local f
+	f=$(ls "$ALICE_REC"/*-dec.wav 2>/dev/null | head -n 1)
+	[ -n "$f" ] || return 1
+	sox "$f" -n stat 2> "$T/alice.stat" || return 1
+	awk '/^Length \(seconds\)/ { exit !($3 > 1.0) }' "$T/alice.stat"
+}
+rq_wait_for 15 rec_ready
+cat "$T/alice.stat"
+awk '/^RMS +amplitude/ { exit !($3 > 0.01) }' "$T/alice.stat" ||
+    rq_fail "alice heard silence through the bridge"
+rq_check_sanitizers
+echo "PASS"

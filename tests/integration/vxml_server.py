@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""The third party's web server in the VoiceXML tests: serves the documents
+of a directory over HTTP on 127.0.0.1 and logs every request (method, path,
+query, form fields, content type) as one JSON line, so a test can check what
+an application submitted.  POST /submit answers a small document that says
+what it got and goes to next= (or exits).
+
+    vxml_server.py DIR LOGFILE PORTFILE
+"""
+import json
+import warnings
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+import cgi  # noqa: E402 (multipart parsing; deprecated, still in 3.11)
+import os
+import sys
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT, LOG, PORTFILE = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def form_fields(handler, body):
+    ctype = handler.headers.get('Content-Type', '')
+    if ctype.startswith('multipart/form-data'):
+        env = {'REQUEST_METHOD': 'POST', 'CONTENT_TYPE': ctype,
+               'CONTENT_LENGTH': str(len(body))}
+        import io
+        fs = cgi.FieldStorage(fp=io.BytesIO(body), environ=env,
+                              keep_blank_values=True)
+        out = {}
+        for k in fs.keys():
+            item = fs[k]
+            if isinstance(item, list):
+                item = item[0]
+            if item.filename:
+                out[k] = {'filename': item.filename, 'type': item.type,
+                          'bytes': len(item.value)}
+            else:
+                out[k] = item.value
+        return out
+    return {k: v[0] for k, v in urllib.parse.parse_qs(
+        body.decode('utf-8', 'replace'), keep_blank_values=True).items()}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def record(self, fields):
+        u = urllib.parse.urlsplit(self.path)
+        entry = {'method': self.command, 'path': u.path,
+                 'query': {k: v[0] for k, v in
+                           urllib.parse.parse_qs(u.query).items()},
+                 'fields': fields,
+                 'content_type': self.headers.get('Content-Type', '')}
+        with open(LOG, 'a') as f:
+            f.write(json.dumps(entry) + '\n')
+        return u
+
+    def send(self, code, body, ctype='application/voicexml+xml'):
+        self.send_response(code)
+        self.send_header('Content-Type', ctype)
+        self.send_header('Content-Length', str(len(body)))
+        self.send_header('Cache-Control', 'no-cache')
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        u = self.record({})
+        path = os.path.normpath(urllib.parse.unquote(u.path)).lstrip('/')
+        full = os.path.join(ROOT, path)
+        if '..' in path.split('/') or not os.path.isfile(full):
+            self.send(404, b'not found', 'text/plain')
+            return
+        with open(full, 'rb') as f:
+            body = f.read()
+        ctype = 'audio/x-wav' if full.endswith('.wav') else \
+            'application/voicexml+xml'
+        self.send(200, body, ctype)
+
+    def do_POST(self):
+        n = int(self.headers.get('Content-Length', '0'))
+        body = self.rfile.read(n)
+        fields = form_fields(self, body)
+        u = self.record(fields)
+        if u.path != '/submit':
+            self.send(404, b'not found', 'text/plain')
+            return
+        q = urllib.parse.parse_qs(u.query)
+        nxt = q.get('next', [''])[0]
+        said = ', '.join('%s %s' % (k, v) for k, v in sorted(fields.items())
+                         if isinstance(v, str))
+        goto = '<goto next="%s"/>' % nxt if nxt else '<exit/>'
+        doc = ('<?xml version="1.0"?>\n<vxml version="2.1" '
+               'xmlns="http://www.w3.org/2001/vxml"><form><block>'
+               '<prompt>Thank you. We got %s.</prompt>%s</block></form>'
+               '</vxml>\n' % (said.replace('<', ' ').replace('&', ' '), goto))
+        self.send(200, doc.encode())
+
+
+srv = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+with open(PORTFILE + '.tmp', 'w') as f:
+    f.write(str(srv.server_address[1]))
+os.rename(PORTFILE + '.tmp', PORTFILE)
+srv.serve_forever()
