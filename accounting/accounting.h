@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "bus.h"
@@ -42,8 +43,9 @@ struct acct_event {
  * reason for people in err when it can never be stored: it is dropped (and
  * acknowledged so the sender forgets it).  Returns 0 with *st set when it
  * can; then a non-empty err tells that a bad optional field was dropped
- * (out-of-range number) or mended (invalid UTF-8 bytes become '?') in m,
- * which must own its strings. */
+ * (out-of-range number) or mended (invalid UTF-8 bytes become '?'; a
+ * result that is not a JSON object becomes a JSON string of its text) in
+ * m, which must own its strings. */
 int	acct_event_check(struct rq_msg *m, enum rq_status *st,
 	    char *err, size_t errlen);
 /* The EVENT of an rq:events entry: n field/value strings (fv, their
@@ -55,6 +57,9 @@ int	acct_event_check(struct rq_msg *m, enum rq_status *st,
  * acct_event_check still has to look at it. */
 int	acct_stream_event(struct rq_msg *m, const char *const *fv,
 	    const size_t *lens, size_t n, char *err, size_t errlen);
+/* The event's result (a checked one is JSON text: an object, or a string)
+ * as a new JSON value, or NULL when it has none. */
+json_t	*acct_result_json(const struct rq_msg *m);
 /* attempt * 16 + status: statuses only move to a higher rank. */
 int	acct_rank(uint64_t attempt, enum rq_status st);
 /* The timeline entry of an event as a JSON object in a new string (caller
@@ -183,7 +188,8 @@ void	acct_stream_ack(struct acct *a);
 "end\n"
 
 /* The POST body of an event: {"id","status","reason"?,"sip_code"?,"at",
- * "attempt"} (the script adds "metadata"), in a new string, or NULL. */
+ * "attempt","result"?} (the script adds "metadata"), in a new string, or
+ * NULL. */
 char	*acct_cb_body(const struct rq_msg *m);
 /* The X-Ringq-Signature value "t=<t>,v1=<hex HMAC-SHA256(secret,
  * "<t>.<body>")>" into out (at least 128 bytes). */

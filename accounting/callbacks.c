@@ -110,6 +110,8 @@ acct_cb_body(const struct rq_msg *m)
 		    json_integer((json_int_t)m->sip_code));
 	json_object_set_new(o, "at", json_string(at));
 	json_object_set_new(o, "attempt", json_integer((json_int_t)m->attempt));
+	if (rq_msg_has(m, result) && m->result != NULL)
+		json_object_set_new(o, "result", acct_result_json(m));
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;

@@ -56,11 +56,90 @@ bad:
 	return fixed;
 }
 
+/* A result nested deeper than this is not an application's: kept as a
+ * string (PostgreSQL's JSON parser recurses too). */
+#define RESULT_DEPTH_MAX	64
+
+static int
+depth_ok(json_t *v, int depth)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (depth > RESULT_DEPTH_MAX)
+		return 0;
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, x)
+			if (!depth_ok(x, depth + 1))
+				return 0;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if (!depth_ok(x, depth + 1))
+				return 0;
+	}
+	return 1;
+}
+
+/*
+ * The result as it is stored and passed on: JSON object text as it came
+ * (jansson read it whole: PostgreSQL's jsonb takes it too), or else the
+ * text as a JSON string, so that one application's bad result never makes
+ * PostgreSQL refuse a batch.  An empty one is absent.  Returns 1 when it
+ * was turned into a string, -1 when dropped (out of memory), else 0.
+ */
+static int
+result_fix(struct rq_msg *m)
+{
+	json_t *v;
+	char *text;
+	int ok;
+
+	if (!rq_msg_has(m, result) || m->result == NULL)
+		return 0;
+	if (m->result[0] == '\0') {
+		free(m->result);
+		m->result = NULL;
+		m->present &= ~RQ_F_result;
+		return 0;
+	}
+	v = json_loads(m->result, 0, NULL);
+	ok = v != NULL && json_is_object(v) && depth_ok(v, 0);
+	json_decref(v);
+	if (ok)
+		return 0;
+	/* The bytes are valid UTF-8 (utf8_fix): json_string takes them. */
+	text = NULL;
+	if ((v = json_string(m->result)) != NULL)
+		text = json_dumps(v, JSON_ENCODE_ANY);
+	json_decref(v);
+	free(m->result);
+	m->result = text;
+	if (text == NULL) {
+		m->present &= ~RQ_F_result;
+		return -1;
+	}
+	return 1;
+}
+
+json_t *
+acct_result_json(const struct rq_msg *m)
+{
+	json_t *v;
+
+	if (!rq_msg_has(m, result) || m->result == NULL)
+		return NULL;
+	if ((v = json_loads(m->result, JSON_DECODE_ANY, NULL)) == NULL)
+		v = json_string(m->result);	/* not through the check */
+	return v;
+}
+
 int
 acct_event_check(struct rq_msg *m, enum rq_status *st, char *err,
     size_t errlen)
 {
-	char *strs[] = { m->tenant, m->to, m->reason, m->node, m->detail };
+	char *strs[] = { m->tenant, m->to, m->reason, m->node, m->detail,
+	    m->result };
 	size_t i;
 	int fixed = 0;
 
@@ -126,6 +205,15 @@ acct_event_check(struct rq_msg *m, enum rq_status *st, char *err,
 			fixed += utf8_fix(strs[i]);
 	if (fixed)
 		snprintf(err, errlen, "%d bytes of invalid UTF-8 replaced", fixed);
+	switch (result_fix(m)) {
+	case 1:
+		snprintf(err, errlen, "result is not a JSON object: kept as a "
+		    "string");
+		break;
+	case -1:
+		snprintf(err, errlen, "result dropped: out of memory");
+		break;
+	}
 	return 0;
 }
 
@@ -166,6 +254,9 @@ acct_event_json(const struct rq_msg *m)
 		goto fail;
 	if (m->detail != NULL &&
 	    json_object_set_new(o, "detail", json_string(m->detail)) == -1)
+		goto fail;
+	if (rq_msg_has(m, result) && m->result != NULL &&
+	    json_object_set_new(o, "result", acct_result_json(m)) == -1)
 		goto fail;
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
@@ -249,6 +340,13 @@ acct_stream_event(struct rq_msg *m, const char *const *fv,
 		} else {
 			if (lens[i + 1] > RQ_MSG_STR_MAX ||
 			    memchr(fv[i + 1], '\0', lens[i + 1]) != NULL) {
+				/* A result is the application's text: the
+				 * call's end is worth more.  Dropped. */
+				if (stream_fields[f].bit == RQ_F_result) {
+					snprintf(err, errlen, "result too long "
+					    "or with a NUL, ignored");
+					continue;
+				}
 				snprintf(err, errlen, "bad %s",
 				    stream_fields[f].name);
 				goto fail;

@@ -91,6 +91,13 @@ static const struct migration migrations[] = {
 	"UPDATE calls SET status_rank = status_rank + 1"
 	"  WHERE status_rank % 16 >= 5;"
 	},
+	{ 4, "results of VoiceXML applications",
+	/* How the call's application ended (docs/api.md): on the event that
+	 * carries it, and as the outcome of its attempt and of the call. */
+	"ALTER TABLE call_events ADD COLUMN result jsonb;"
+	"ALTER TABLE attempts ADD COLUMN result jsonb;"
+	"ALTER TABLE calls ADD COLUMN result jsonb;"
+	},
 };
 
 #define NMIGRATIONS	(sizeof(migrations) / sizeof(migrations[0]))

@@ -26,12 +26,15 @@
  * Arrays: $1 call_id, $2 attempt, $3 status, $4 ts_ms, $5 reason, $6
  * sip_code, $7 node, $8 duration_ms, $9 detail, $10 tenant, $11 to, $12
  * answered_ms, $13 the call's ended_ms, $14 its talk_ms, $15 status_rank,
- * $16 started_ms, $17 the attempt's ended_ms, $18 its talk_ms.
+ * $16 started_ms, $17 the attempt's ended_ms, $18 its talk_ms, $19 result
+ * (jsonb: acct_event_check made it valid JSON text).
  *
  * The status, reason, sip_code, updated_at, ended_at and talk_ms of a call
  * follow its highest-ranked event only; the other columns gather what any
  * event tells.  ended_at/talk_ms are cleared when a new attempt moves a
- * failed call on again; retrying ends an attempt, not the call.
+ * failed call on again; retrying ends an attempt, not the call.  A call's
+ * (and an attempt's) result is that of its highest-ranked event that has
+ * one: an event without a result leaves it.
  */
 #define ADV	"EXCLUDED.status_rank > c.status_rank"
 /* Within an attempt the status order is status.h's enum order. */
@@ -39,30 +42,30 @@
 	" 'dispatched', 'ringing', 'answered', 'retrying', 'completed'," \
 	" 'failed', 'canceled', 'expired'], " st "::text)"
 #define FWD	ORDER("EXCLUDED.status") " > " ORDER("a.status")
-#define NPARAMS	18
+#define NPARAMS	19
 static const char sql_store[] =
 	"WITH i AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[],"
 	" $4::bigint[], $5::text[], $6::int[], $7::text[], $8::bigint[],"
 	" $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],"
 	" $14::bigint[], $15::int[], $16::bigint[], $17::bigint[],"
-	" $18::bigint[]) AS t(call_id, attempt, status, ts, reason, sip_code,"
-	" node, dur, detail, tenant, target, answered, ended, talk, rank,"
-	" started, aended, atalk)),"
+	" $18::bigint[], $19::jsonb[]) AS t(call_id, attempt, status, ts,"
+	" reason, sip_code, node, dur, detail, tenant, target, answered, ended,"
+	" talk, rank, started, aended, atalk, result)),"
 
 	" ev AS (INSERT INTO call_events (call_id, attempt, status, at, reason,"
-	" sip_code, node, duration_ms, detail)"
+	" sip_code, node, duration_ms, detail, result)"
 	" SELECT call_id, attempt, status, " TS("ts") ", reason, sip_code,"
-	" node, dur, detail FROM i"
+	" node, dur, detail, result FROM i"
 	" ON CONFLICT DO NOTHING RETURNING call_id, attempt, status::text),"
 
 	" n AS (SELECT i.* FROM i JOIN ev USING (call_id, attempt, status)),"
 
 	" c AS (INSERT INTO calls AS c (id, tenant, target, status, reason,"
 	" sip_code, attempts, created_at, updated_at, answered_at, ended_at,"
-	" talk_ms, status_rank)"
+	" talk_ms, status_rank, result)"
 	" SELECT call_id, coalesce(tenant, ''), target, status, reason,"
 	" sip_code, attempt, " TS("ts") ", " TS("ts") ", " TS("answered") ","
-	" " TS("ended") ", talk, rank FROM n"
+	" " TS("ended") ", talk, rank, result FROM n"
 	" ON CONFLICT (id) DO UPDATE SET"
 	" tenant = CASE WHEN c.tenant = '' THEN EXCLUDED.tenant"
 	"   ELSE c.tenant END,"
@@ -81,14 +84,17 @@ static const char sql_store[] =
 	" ended_at = CASE WHEN " ADV " THEN EXCLUDED.ended_at"
 	"   ELSE c.ended_at END,"
 	" talk_ms = CASE WHEN " ADV " THEN EXCLUDED.talk_ms ELSE c.talk_ms END,"
+	" result = CASE WHEN EXCLUDED.result IS NOT NULL AND"
+	"   (c.result IS NULL OR " ADV ") THEN EXCLUDED.result"
+	"   ELSE c.result END,"
 	" status_rank = greatest(c.status_rank, EXCLUDED.status_rank)"
 	"),"
 
 	" a AS (INSERT INTO attempts AS a (call_id, attempt, node, status,"
-	" reason, sip_code, started_at, answered_at, ended_at, talk_ms)"
+	" reason, sip_code, started_at, answered_at, ended_at, talk_ms, result)"
 	" SELECT call_id, attempt, node, status, reason, sip_code,"
-	" " TS("started") ", " TS("answered") ", " TS("aended") ", atalk"
-	" FROM n WHERE attempt > 0"
+	" " TS("started") ", " TS("answered") ", " TS("aended") ", atalk,"
+	" result FROM n WHERE attempt > 0"
 	" ON CONFLICT (call_id, attempt) DO UPDATE SET"
 	" node = CASE WHEN " FWD " THEN coalesce(EXCLUDED.node, a.node)"
 	"   ELSE coalesce(a.node, EXCLUDED.node) END,"
@@ -99,7 +105,10 @@ static const char sql_store[] =
 	" started_at = coalesce(a.started_at, EXCLUDED.started_at),"
 	" answered_at = coalesce(a.answered_at, EXCLUDED.answered_at),"
 	" ended_at = coalesce(a.ended_at, EXCLUDED.ended_at),"
-	" talk_ms = coalesce(a.talk_ms, EXCLUDED.talk_ms))"
+	" talk_ms = coalesce(a.talk_ms, EXCLUDED.talk_ms),"
+	" result = CASE WHEN EXCLUDED.result IS NOT NULL AND"
+	"   (a.result IS NULL OR " FWD ") THEN EXCLUDED.result"
+	"   ELSE a.result END)"
 
 	/* data-modifying CTEs run whether read or not */
 	" SELECT count(*) FROM ev";
@@ -230,6 +239,7 @@ round_add(struct pg_array *col, const struct acct_event *ev)
 	array_put_u64(&col[15], rq_msg_has(m, started_ms), m->started_ms);
 	array_put_u64(&col[16], over, m->ts_ms);
 	array_put_u64(&col[17], over && has_dur, m->duration_ms);
+	array_put(&col[18], rq_msg_has(m, result) ? m->result : NULL);
 }
 
 /*

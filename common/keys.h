@@ -4,8 +4,10 @@
 #define RQ_KEYS_H
 
 /* HASH rq:job:<id>: the job, written by the gateway; fields
- *   id tenant to say caller_id priority not_before_ms callback_url
+ *   id tenant to say app_url caller_id priority not_before_ms callback_url
  *   metadata (JSON text) created_ms max_attempts
+ *   result     how the application of the latest attempt that had one
+ *                ended (JSON object text), set by the finish script
  *   attempts   attempts dispatched so far (dispatcher HINCRBY)
  *   node       telserver holding the current attempt
  *   not_after_ms  optional: not placed by then -> expired (not_after)
@@ -55,7 +57,7 @@
  * Accounting reads it with the consumer group RQ_EVENTS_GROUP, stores each
  * entry, then XACKs and XDELs it.  Entry fields: the EVENT message's field
  * names (call_id attempt status ts_ms tenant to reason sip_code node
- * duration_ms started_ms answered_ms detail), values as strings. */
+ * duration_ms started_ms answered_ms detail result), values as strings. */
 #define RQ_KEY_EVENTS		"rq:events"
 #define RQ_EVENTS_GROUP		"accounting"
 /* Pub/sub channel: published (any message) when ids were added to
@@ -106,9 +108,11 @@
  * name (keep in step with common/status.h); is_terminal(rank); and
  * emit(key, ev[, j[, extra]]): appends ev (a table: call_id attempt
  * status, optional ts_ms (default now) tenant to reason sip_code node
- * duration_ms started_ms answered_ms detail) to rq:events and, when the
- * job exists, does what accounting's mirror would: writes the event's
- * timeline entry, and moves the job's live status (hash key) to it when
+ * duration_ms started_ms answered_ms detail result) to rq:events and, when
+ * the job exists, does what accounting's mirror would: writes the event's
+ * timeline entry (result, JSON object text, becomes an object there, or
+ * stays a string when it is not one: it never fails the script), and
+ * moves the job's live status (hash key) to it when
  * its rank is higher, freeing the tenant's concurrency slot (rq:active:)
  * when it is terminal.  So the job's status is right the moment the script
  * returns, and the event reaches PostgreSQL even if the caller dies right
@@ -167,6 +171,10 @@
 "      elseif t then tl[f] = tostring(v) end\n" \
 "    end\n" \
 "  end\n" \
+"  if ev.result then\n" \
+"    a[#a + 1] = 'result'\n" \
+"    a[#a + 1] = ev.result\n" \
+"  end\n" \
 "  if exists then\n" \
 "    a[#a + 1] = '" RQ_EVENT_MIRRORED "'\n" \
 "    a[#a + 1] = '1'\n" \
@@ -177,8 +185,22 @@
 "  end\n" \
 "  redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(a))\n" \
 "  if not exists then return end\n" \
+"  local tlj\n" \
+"  if ev.result then\n" \
+"    local ok, r = pcall(cjson.decode, ev.result)\n" \
+"    if ok and type(r) == 'table' and\n" \
+"        string.find(ev.result, '^%s*{') then\n" \
+"      tl.result = r\n" \
+"      ok, tlj = pcall(cjson.encode, tl)\n" \
+"      if not ok then tlj = nil end\n" \
+"    end\n" \
+"    if tlj == nil then\n" \
+"      tl.result = ev.result\n" \
+"      tlj = cjson.encode(tl)\n" \
+"    end\n" \
+"  else tlj = cjson.encode(tl) end\n" \
 "  redis.call('HSET', '" RQ_KEY_TIMELINE "' .. ev.call_id,\n" \
-"    tostring(ev.attempt) .. ':' .. ev.status, cjson.encode(tl))\n" \
+"    tostring(ev.attempt) .. ':' .. ev.status, tlj)\n" \
 "  local rank = tonumber(ev.attempt) * 16 + ST[ev.status]\n" \
 "  local cur = tonumber(j[1]) or -1\n" \
 "  if rank <= cur then\n" \

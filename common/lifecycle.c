@@ -74,7 +74,10 @@ CLAIM_LUA
 /*
  * KEYS: rq:job:<id> rq:oncall:<node> rq:delayed [rq:node:<node>]
  * ARGV: id attempt node status reason sip_code started_ms answered_ms
- *       duration_ms detail jitter
+ *       duration_ms detail jitter result
+ * A result ('' = none) is set on the job (field result, in the same HSET
+ * as the status) and carried by the event emit() appends, whatever the
+ * retry rules make of the attempt.
  * The fourth key is given by an interrupt (the sweep of a dead node, or a
  * telserver's own recovery at start-up): the finish then acts only while
  * the node's liveness key is absent, checked here, in the same script as
@@ -135,10 +138,15 @@ RQ_LUA_EVENTS \
 "local ev = { call_id = id, attempt = n, tenant = f[3], to = f[4],\n" \
 "  node = node, sip_code = A[6], started_ms = A[7],\n" \
 "  answered_ms = A[8], detail = A[10] }\n" \
+"local x\n" \
+"if A[12] and A[12] ~= '' then\n" \
+"  ev.result = A[12]\n" \
+"  x = { 'result', A[12] }\n" \
+"end\n" \
 "if A[4] == 'completed' then\n" \
 "  ev.status = 'completed'\n" \
 "  ev.duration_ms = A[9]\n" \
-"  emit(key, ev, j)\n" \
+"  emit(key, ev, j, x)\n" \
 "  return {1, ev.status}\n" \
 "end\n" \
 "local why = A[5]\n" \
@@ -153,7 +161,7 @@ RQ_LUA_EVENTS \
 "  ev.detail = 'on a do-not-call list: not retried'\n" \
 "end\n" \
 "if not class then\n" \
-"  emit(key, ev, j)\n" \
+"  emit(key, ev, j, x)\n" \
 "  return {1, ev.status}\n" \
 "end\n" \
 "local pol = redis.call('HGET', key, 'retry_' .. class) or ''\n" \
@@ -182,7 +190,7 @@ RQ_LUA_EVENTS \
 "  else\n" \
 "    ev.detail = 'not retried: ' .. lim\n" \
 "  end\n" \
-"  emit(key, ev, j)\n" \
+"  emit(key, ev, j, x)\n" \
 "  return {1, ev.status}\n" \
 "end\n" \
 "local delay = pdelay * 2 ^ (tries - 1)\n" \
@@ -199,7 +207,7 @@ RQ_LUA_EVENTS \
 "  ev.reason = '" RQ_REASON_NOT_AFTER "'\n" \
 "  ev.detail = string.format('%s on attempt %d; next attempt at %s ' ..\n" \
 "    'would be after not_after', why, n, rfc3339(at))\n" \
-"  emit(key, ev, j)\n" \
+"  emit(key, ev, j, x)\n" \
 "  return {1, ev.status}\n" \
 "end\n" \
 "redis.call('HSET', key, 'not_before_ms', sat)\n" \
@@ -213,7 +221,7 @@ RQ_LUA_EVENTS \
 "else\n" \
 "  ev.detail = 'next attempt at ' .. rfc3339(at)\n" \
 "end\n" \
-"emit(key, ev, j)\n" \
+"emit(key, ev, j, x)\n" \
 "return {1, ev.status}\n" \
 "end\n"
 
@@ -223,8 +231,8 @@ FINISH_LUA
 
 /*
  * KEYS: rq:oncall:<node> rq:delayed
- * ARGV: job-key-prefix, then 11 per finish: id attempt node status reason
- *       sip_code started_ms answered_ms duration_ms detail jitter
+ * ARGV: job-key-prefix, then 12 per finish: id attempt node status reason
+ *       sip_code started_ms answered_ms duration_ms detail jitter result
  * Several finishes of one telserver in one script, each exactly the finish
  * above (without the interrupt's fourth key).  Returns one reply per
  * finish, as the finish's.
@@ -232,9 +240,9 @@ FINISH_LUA
 static const char finish_batch_src[] =
 FINISH_LUA
 "local out = {}\n"
-"for i = 2, #ARGV - 10, 11 do\n"
+"for i = 2, #ARGV - 11, 12 do\n"
 "  local a = {}\n"
-"  for k = 0, 10 do a[k + 1] = ARGV[i + k] end\n"
+"  for k = 0, 11 do a[k + 1] = ARGV[i + k] end\n"
 "  out[#out + 1] = finish_one({ ARGV[1] .. a[1], KEYS[1], KEYS[2] }, a)\n"
 "end\n"
 "return out\n";
@@ -448,6 +456,24 @@ jitter(void)
 	return 0.75 + 0.5 * ((double)x / 4294967296.0);
 }
 
+/* The result argument of a finish: "" for none, and for one too long to
+ * travel as an EVENT's string (logged: the finish goes on without it). */
+static const char *
+result_arg(const struct rq_attempt_end *e)
+{
+	size_t n;
+
+	if (e->result == NULL)
+		return "";
+	if ((n = strlen(e->result)) > RQ_RESULT_MAX) {
+		log_warnx("call %s/%llu: finish: result of %zu bytes left out "
+		    "(at most %d)", e->call_id, (unsigned long long)e->attempt,
+		    n, RQ_RESULT_MAX);
+		return "";
+	}
+	return e->result;
+}
+
 static void
 num_arg(char *buf, size_t len, uint64_t v)
 {
@@ -465,7 +491,7 @@ finish_run(struct rq_redis *r, const struct rq_attempt_end *e,
 {
 	char job[KEY_MAX], oncall[KEY_MAX], att[24], sip[16], started[24];
 	char answered[24], duration[24], jit[16];
-	const char *argv[15];
+	const char *argv[16];
 	int nkeys = alive ? 4 : 3, k;
 	redisReply *rep;
 	int rc = -1;
@@ -507,6 +533,7 @@ finish_run(struct rq_redis *r, const struct rq_attempt_end *e,
 	argv[k++] = duration;
 	argv[k++] = e->detail ? e->detail : "";
 	argv[k++] = jit;
+	argv[k++] = result_arg(e);
 	if ((rep = rq_redis_eval(r, &rq_finish_script, nkeys, k, argv)) ==
 	    NULL)
 		return -1;
@@ -568,7 +595,7 @@ rq_job_finish_batch(struct rq_redis *r, size_t n,
 		log_warnx("node %s: finish: name too long", e[0].node);
 		return -1;
 	}
-	if ((argv = calloc(3 + 11 * n, sizeof(*argv))) == NULL ||
+	if ((argv = calloc(3 + 12 * n, sizeof(*argv))) == NULL ||
 	    (fa = calloc(n, sizeof(*fa))) == NULL ||
 	    (idx = calloc(n, sizeof(*idx))) == NULL) {
 		log_warnx("finish: out of memory");
@@ -616,6 +643,7 @@ rq_job_finish_batch(struct rq_redis *r, size_t n,
 		argv[k++] = a->duration;
 		argv[k++] = x->detail ? x->detail : "";
 		argv[k++] = a->jit;
+		argv[k++] = result_arg(x);
 		idx[m++] = i;
 	}
 	if (m == 0) {

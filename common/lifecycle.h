@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "msg.h"
 #include "redis_sync.h"
 #include "status.h"
 
@@ -19,6 +20,8 @@
 #define RQ_RETRY_NO_ANSWER_DEFAULT	"3:300000"
 #define RQ_RETRY_NETWORK_DEFAULT	"3:30000"
 #define RQ_RETRY_DELAY_MAX_MS		21600000	/* 6 h: backoff cap */
+/* The longest result a finish carries: what an EVENT's string may hold. */
+#define RQ_RESULT_MAX			RQ_MSG_STR_MAX
 
 extern struct rq_script rq_claim_script;
 extern struct rq_script rq_finish_script;
@@ -60,12 +63,20 @@ struct rq_attempt_end {
 	int		 sip_code;	/* 0: none */
 	uint64_t	 started_ms, answered_ms, duration_ms; /* 0: none */
 	const char	*detail;	/* may be NULL */
+	/* How the call's application ended, as JSON object text
+	 * ({"end":"exit","fields":{...},...}: docs/api.md), or NULL.  Kept
+	 * on the job (field result), in the event (rq:events field result)
+	 * and its timeline entry.  Text that is not a JSON object is carried
+	 * as a string; one longer than RQ_RESULT_MAX bytes is left out
+	 * (logged) and the finish goes on without it.  Borrowed. */
+	const char	*result;
 };
 
 /*
  * Records the end of an attempt and what follows, in one script: takes the
  * id out of rq:oncall:<node> (only the first finish of an attempt acts:
- * a repeated one returns 0) and emits one event:
+ * a repeated one returns 0), sets the job's result when e->result is set,
+ * and emits one event (carrying the result):
  *   completed;
  *   failed with the reason, for reasons that are not retried (declined,
  *     rejected, policy, ...) or when the number is on a do-not-call list;

@@ -16,6 +16,7 @@
 #define GW_CALLER_ID_NAME_MAX	64
 #define GW_TO_MAX		256
 #define GW_CALLBACK_URL_MAX	2048
+#define GW_APP_URL_MAX		2048
 #define GW_METADATA_MAX		8192
 #define GW_PRIORITY_DEFAULT	5
 /* not_before at most this far ahead: keeps rq:ready scores meaningful. */
@@ -36,7 +37,9 @@ struct gw_call {
 	json_t		*root;
 	const char	*to;
 	enum rq_target_kind kind;
-	const char	*say;
+	/* exactly one of say and app_url is set */
+	const char	*say;			/* the text to speak */
+	const char	*app_url;		/* the VoiceXML application */
 	const char	*caller_id;		/* NULL when absent */
 	const char	*callback_url;		/* NULL when absent */
 	char		*metadata;		/* compact JSON or NULL; owned */
@@ -81,6 +84,11 @@ int	gw_time_parse(const char *s, uint64_t *ms, int *local);
 /* The UTC time of a wall-clock time (read as UTC: wall_ms) in zone.  In a
  * DST gap or overlap, mktime's choice.  Returns 0, or -1. */
 int	gw_local_to_utc(const char *zone, uint64_t wall_ms, uint64_t *ms);
+/* Is u an acceptable app_url: an absolute http or https URL with a host,
+ * without user info, spaces, control or non-ASCII bytes, at most
+ * GW_APP_URL_MAX bytes?  Returns 0, or -1 with the reason (for people,
+ * lower case, no final dot) in why. */
+int	gw_app_url_check(const char *u, char *why, size_t whylen);
 /* Is s an acceptable caller id (E.164, sip: URI or a short name)? */
 int	gw_caller_id_valid(const char *s);
 void	gw_error_set(struct gw_error *err, int status, const char *code,

@@ -306,8 +306,8 @@ text_request(const char *text, size_t len, struct gw_error *err)
 	free(val);
 	if (json_object_size(root) == 0 && json_object_size(meta) == 0) {
 		gw_error_set(err, 400, "parse_error", NULL, "The message holds "
-		    "no request: write 'To: ...' and 'Say: ...' lines, or "
-		    "attach an application/json part.");
+		    "no request: write 'To: ...' and 'Say: ...' (or 'App: "
+		    "...') lines, or attach an application/json part.");
 		json_decref(meta);
 		json_decref(root);
 		return NULL;

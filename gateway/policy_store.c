@@ -296,7 +296,8 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	ARG("id"); ARG(id);
 	ARG("tenant"); ARG(tenant->name);
 	ARG("to"); ARG(call->to);
-	ARG("say"); ARG(call->say);
+	if (call->say) { ARG("say"); ARG(call->say); }
+	if (call->app_url) { ARG("app_url"); ARG(call->app_url); }
 	if (call->caller_id) { ARG("caller_id"); ARG(call->caller_id); }
 	ARG("priority"); ARG(prio);
 	ARG("not_before_ms"); ARG(nb);

@@ -116,6 +116,62 @@ url_valid(const char *u)
 	return 1;
 }
 
+int
+gw_app_url_check(const char *u, char *why, size_t whylen)
+{
+	size_t n = strlen(u), skip, alen, i;
+	const char *auth;
+
+	if (n == 0) {
+		snprintf(why, whylen, "it is empty");
+		return -1;
+	}
+	if (n > GW_APP_URL_MAX) {
+		snprintf(why, whylen, "it is %zu bytes long", n);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)u[i];
+
+		if (c <= ' ' || c == 0x7f) {
+			snprintf(why, whylen, "byte %zu is a space or a "
+			    "control character", i + 1);
+			return -1;
+		}
+		if (c > 0x7f) {
+			snprintf(why, whylen, "byte %zu is not ASCII "
+			    "(percent-encode it)", i + 1);
+			return -1;
+		}
+	}
+	if (!strncasecmp(u, "http://", 7))
+		skip = 7;
+	else if (!strncasecmp(u, "https://", 8))
+		skip = 8;
+	else {
+		snprintf(why, whylen, "it must start with http:// or "
+		    "https://");
+		return -1;
+	}
+	auth = u + skip;
+	alen = strcspn(auth, "/?#");
+	if (alen == 0) {
+		snprintf(why, whylen, "it has no host");
+		return -1;
+	}
+	/* A password in a URL ends up in logs and caches. */
+	if (memchr(auth, '@', alen) != NULL) {
+		snprintf(why, whylen, "it must not hold a user name or "
+		    "password (user@host)");
+		return -1;
+	}
+	if (auth[0] == ':') {
+		snprintf(why, whylen, "it has no host");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 want_string(json_t *root, const char *name, const char **out,
     struct gw_error *err)
@@ -205,20 +261,13 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 			/* The name may be long or odd: quote a bounded copy. */
 			gw_error_set(err, 400, "unknown_field", key,
 			    "'%.64s' is not a field of a call; the fields are "
-			    "to, say, caller_id, priority, not_before, "
-			    "not_after, callback_url, metadata, business and "
-			    "time_zone.",
+			    "to, say, app_url, caller_id, priority, "
+			    "not_before, not_after, callback_url, metadata, "
+			    "business and time_zone.",
 			    key);
 			return -1;
 		}
 	}
-	if (json_object_get(root, "app_url") != NULL) {
-		gw_error_set(err, 422, "unsupported", "app_url",
-		    "VoiceXML applications (app_url) are not supported yet; "
-		    "use 'say' to speak a text.");
-		return -1;
-	}
-
 	if (want_string(root, "to", &call->to, err) == -1)
 		goto fail;
 	if (call->to == NULL) {
@@ -245,18 +294,36 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 		goto fail;
 	}
 
-	if (want_string(root, "say", &call->say, err) == -1)
+	/* What the call does once answered: speak a text, or run a
+	 * VoiceXML application; exactly one of them. */
+	if (want_string(root, "say", &call->say, err) == -1 ||
+	    want_string(root, "app_url", &call->app_url, err) == -1)
 		goto fail;
-	if (call->say == NULL) {
+	if (call->say == NULL && call->app_url == NULL) {
 		gw_error_set(err, 400, "missing_field", "say",
-		    "'say' is required: the text to speak when the call is "
-		    "answered.");
+		    "'say' (the text to speak when the call is answered) or "
+		    "'app_url' (the VoiceXML application to run) is "
+		    "required.");
+		goto fail;
+	}
+	if (call->say != NULL && call->app_url != NULL) {
+		gw_error_set(err, 422, "conflicting_fields", "app_url",
+		    "Give 'say' or 'app_url', not both: a call either speaks "
+		    "a text or runs a VoiceXML application.");
 		goto fail;
 	}
 	/* jansson guarantees valid UTF-8 without NUL (no JSON_ALLOW_NUL). */
-	if (call->say[0] == '\0' || strlen(call->say) > GW_SAY_MAX) {
+	if (call->say != NULL &&
+	    (call->say[0] == '\0' || strlen(call->say) > GW_SAY_MAX)) {
 		gw_error_set(err, 400, "invalid_field", "say",
 		    "'say' must hold 1 to %d bytes of text.", GW_SAY_MAX);
+		goto fail;
+	}
+	if (call->app_url != NULL &&
+	    gw_app_url_check(call->app_url, why, sizeof(why)) == -1) {
+		gw_error_set(err, 422, "invalid_app_url", "app_url",
+		    "'app_url' must be an absolute http:// or https:// URL of "
+		    "at most %d bytes: %s.", GW_APP_URL_MAX, why);
 		goto fail;
 	}
 

@@ -111,6 +111,11 @@ event_parse(const char *text, struct view_event *ev, int64_t *talk_ms)
 	/* retrying: "next attempt at <RFC 3339>" */
 	if (json_is_string(v = json_object_get(in, "detail")))
 		json_object_set(o, "detail", v);
+	/* the application's result: an object, or the text it was when it
+	 * was not one (common/keys.h's emit()) */
+	if (json_is_object(v = json_object_get(in, "result")) ||
+	    json_is_string(v))
+		json_object_set(o, "result", v);
 	ev->obj = o;
 	json_decref(in);
 	return 0;
@@ -143,6 +148,7 @@ gw_view_call(const char *id, const char *tenant, const char *const *job,
 		json_object_set_new(o, "sip_code", json_integer(v));
 	set_str(o, "to", hget(job, njob, "to"));
 	set_str(o, "say", hget(job, njob, "say"));
+	set_str(o, "app_url", hget(job, njob, "app_url"));
 	if ((s = hget(job, njob, "caller_id")) != NULL && *s != '\0')
 		set_str(o, "caller_id", s);
 	else
@@ -194,6 +200,16 @@ gw_view_call(const char *id, const char *tenant, const char *const *job,
 	    (md = json_loads(s, 0, NULL)) != NULL) {
 		if (json_is_object(md))
 			json_object_set(o, "metadata", md);
+		json_decref(md);
+	}
+	/* The latest attempt's result (an application's end): shown as the
+	 * object it is, or as the text it was when it is not one. */
+	if ((s = hget(job, njob, "result")) != NULL && *s != '\0') {
+		if ((md = json_loads(s, 0, NULL)) != NULL &&
+		    json_is_object(md))
+			json_object_set(o, "result", md);
+		else
+			set_str(o, "result", s);
 		json_decref(md);
 	}
 	arr = json_array();

@@ -41,7 +41,8 @@ import json, os, signal, socket, sys, time, zmq, msgpack
 F = {1: 'call_id', 2: 'attempt', 3: 'tenant', 4: 'to', 5: 'say', 6: 'caller_id',
      7: 'status', 8: 'reason', 9: 'sip_code', 10: 'ts_ms', 11: 'node',
      12: 'active', 13: 'capacity', 14: 'duration_ms', 15: 'detail', 16: 'state',
-     17: 'app_url', 18: 'priority', 19: 'started_ms', 20: 'answered_ms'}
+     17: 'app_url', 18: 'priority', 19: 'started_ms', 20: 'answered_ms',
+     21: 'result'}
 T = {1: 'HEARTBEAT', 2: 'JOB', 3: 'JOB_ACK', 4: 'JOB_NACK', 5: 'EVENT', 6: 'EVENT_ACK'}
 ENDS = ('completed', 'failed', 'canceled', 'expired', 'retrying')
 NUM = ('attempt', 'sip_code', 'ts_ms', 'duration_ms', 'started_ms', 'answered_ms')

@@ -143,6 +143,25 @@ t_encodings(void **state)
 	gw_call_clear(&call);
 }
 
+/* App: runs a VoiceXML application instead of speaking a text. */
+static void
+t_app(void **state)
+{
+	struct gw_call call;
+	struct gw_error err;
+	char id[256];
+
+	assert_int_equal(parse(HDRS "\r\n"
+	    "To: +15551234567\r\n"
+	    "App: https://apps.example.com/order.vxml?id=42\r\n"
+	    "X-Order: 42\r\n", &call, id, &err), 0);
+	assert_string_equal(call.app_url,
+	    "https://apps.example.com/order.vxml?id=42");
+	assert_null(call.say);
+	assert_string_equal(call.metadata, "{\"X-Order\":\"42\"}");
+	gw_call_clear(&call);
+}
+
 static void
 t_errors(void **state)
 {
@@ -155,8 +174,12 @@ t_errors(void **state)
 	refused(HDRS "\r\nTo: +15551234567\r\nSay: x\r\nPriority: high\r\n",
 	    400, "Line 3: Priority");
 	refused(HDRS "\r\nSay: x\r\n", 400, "'to' is required");
-	refused(HDRS "\r\nTo: +15551234567\r\nApp: http://x/app.xml\r\n", 422,
-	    "");
+	/* App: is app_url: one or the other of Say: and App:, a URL */
+	refused(HDRS "\r\nTo: +15551234567\r\nSay: x\r\n"
+	    "App: http://x/app.xml\r\n", 422, "not both");
+	refused(HDRS "\r\nTo: +15551234567\r\nApp: ftp://x/app.xml\r\n",
+	    422, "http://");
+	refused(HDRS "\r\nTo: +15551234567\r\n", 400, "'app_url'");
 	refused(HDRS "\r\n\r\n\r\n", 400, "no request");
 	refused(HDRS "Content-Type: image/png\r\n\r\nxx\r\n", 400,
 	    "no text/plain body");
@@ -215,6 +238,7 @@ main(void)
 		cmocka_unit_test(t_text),
 		cmocka_unit_test(t_json_part),
 		cmocka_unit_test(t_encodings),
+		cmocka_unit_test(t_app),
 		cmocka_unit_test(t_errors),
 		cmocka_unit_test(t_controls),
 		cmocka_unit_test(t_no_message_id),

@@ -147,17 +147,109 @@ test_body_shape(void **state)
 }
 
 static void
-test_unknown_and_unsupported(void **state)
+test_unknown(void **state)
 {
+	struct gw_error err;
+
 	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"colour\":1}",
 	    &sip_ok, 400, "unknown_field", "colour");
 	refused("{\"To\":\"+15551234567\",\"say\":\"a\"}", &sip_ok, 400,
 	    "unknown_field", "To");
-	refused("{\"to\":\"+15551234567\",\"app_url\":\"http://x/a.vxml\"}",
-	    &sip_ok, 422, "unsupported", "app_url");
-	/* Any presence of app_url, even null. */
+	/* The message lists the fields, app_url among them. */
+	assert_int_equal(parse("{\"to\":\"+15551234567\",\"App\":\"x\"}",
+	    &sip_ok, &err), -1);
+	assert_non_null(strstr(err.message, "app_url"));
+}
+
+/* A body with app_url u (and no say). */
+static const char *
+app(const char *u)
+{
+	static char b[4200];
+
+	snprintf(b, sizeof(b), "{\"to\":\"+15551234567\",\"app_url\":\"%s\"}",
+	    u);
+	return b;
+}
+
+static void
+test_app_url(void **state)
+{
+	const char *b = "{\"to\":\"+15551234567\","
+	    "\"app_url\":\"https://apps.example.com:8443/order.vxml?id=4#main\"}";
+	struct gw_call call;
+	struct gw_error err;
+	char long_url[2100];
+
+	/* Accepted instead of say: the call runs the application. */
+	assert_int_equal(gw_call_parse(b, strlen(b), MAXB, &sip_ok, NOW, &call,
+	    &err), 0);
+	assert_string_equal(call.app_url,
+	    "https://apps.example.com:8443/order.vxml?id=4#main");
+	assert_null(call.say);
+	gw_call_clear(&call);
+	accepted(app("http://127.0.0.1/a.vxml"), &sip_ok);
+	accepted(app("HTTP://[::1]:8080"), &sip_ok);
+	accepted(app("http://h?x=a@b"), &sip_ok);	/* '@' past the host */
+
+	/* One or the other: neither is 400 missing_field (say, as before),
+	 * both is 422. */
+	refused("{\"to\":\"+15551234567\"}", &sip_ok, 400, "missing_field",
+	    "say");
+	assert_int_equal(parse("{\"to\":\"+15551234567\"}", &sip_ok, &err),
+	    -1);
+	assert_non_null(strstr(err.message, "app_url"));
+	refused("{\"to\":\"+15551234567\",\"say\":\"a\","
+	    "\"app_url\":\"http://x/a.vxml\"}", &sip_ok, 422,
+	    "conflicting_fields", "app_url");
+	/* Wrong type: 400 as every field. */
 	refused("{\"to\":\"+15551234567\",\"say\":\"a\",\"app_url\":null}",
-	    &sip_ok, 422, "unsupported", "app_url");
+	    &sip_ok, 400, "invalid_field", "app_url");
+	refused("{\"to\":\"+15551234567\",\"app_url\":[\"http://x\"]}",
+	    &sip_ok, 400, "invalid_field", "app_url");
+
+	/* Not an acceptable URL: 422 with the reason. */
+	refused(app(""), &sip_ok, 422, "invalid_app_url", "app_url");
+	refused(app("ftp://x/a.vxml"), &sip_ok, 422, "invalid_app_url",
+	    "app_url");
+	refused(app("/a.vxml"), &sip_ok, 422, "invalid_app_url", "app_url");
+	refused(app("x/a.vxml"), &sip_ok, 422, "invalid_app_url", "app_url");
+	refused(app("http://"), &sip_ok, 422, "invalid_app_url", "app_url");
+	refused(app("http:///a.vxml"), &sip_ok, 422, "invalid_app_url",
+	    "app_url");
+	refused(app("http://?a"), &sip_ok, 422, "invalid_app_url", "app_url");
+	refused(app("http://:80/a"), &sip_ok, 422, "invalid_app_url",
+	    "app_url");
+	refused(app("http://user:pw@x/a.vxml"), &sip_ok, 422,
+	    "invalid_app_url", "app_url");
+	assert_int_equal(parse(app("http://user:pw@x/a.vxml"), &sip_ok, &err),
+	    -1);
+	assert_non_null(strstr(err.message, "password"));
+	refused(app("http://x/a b.vxml"), &sip_ok, 422, "invalid_app_url",
+	    "app_url");
+	assert_int_equal(parse(app("http://x/a b.vxml"), &sip_ok, &err), -1);
+	assert_non_null(strstr(err.message, "byte 11"));
+	refused(app("http://x/a\\t.vxml"), &sip_ok, 422, "invalid_app_url",
+	    "app_url");
+	refused(app("http://x/\\u007f"), &sip_ok, 422, "invalid_app_url",
+	    "app_url");
+	refused(app("http://x/caf\\u00e9.vxml"), &sip_ok, 422,
+	    "invalid_app_url", "app_url");
+	/* 2048 bytes at most */
+	memcpy(long_url, "http://x/", 9);
+	memset(long_url + 9, 'a', 2048 - 9);
+	long_url[2048] = '\0';
+	accepted(app(long_url), &sip_ok);
+	long_url[2048] = 'a';
+	long_url[2049] = '\0';
+	refused(app(long_url), &sip_ok, 422, "invalid_app_url", "app_url");
+	assert_int_equal(parse(app(long_url), &sip_ok, &err), -1);
+	assert_non_null(strstr(err.message, "2049 bytes"));
+
+	/* The URL check alone. */
+	assert_int_equal(gw_app_url_check("https://h/x", long_url, 64), 0);
+	assert_int_equal(gw_app_url_check("gopher://h/x", long_url, 64), -1);
+	assert_non_null(strstr(long_url, "http://"));
 }
 
 static void
@@ -518,7 +610,8 @@ main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_all_fields),
 		cmocka_unit_test(test_body_shape),
-		cmocka_unit_test(test_unknown_and_unsupported),
+		cmocka_unit_test(test_unknown),
+		cmocka_unit_test(test_app_url),
 		cmocka_unit_test(test_to),
 		cmocka_unit_test(test_to_control),
 		cmocka_unit_test(test_say),
