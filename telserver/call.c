@@ -199,6 +199,7 @@ tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
 	e.answered_ms = c->answered_ms;
 	e.duration_ms = duration;
 	e.detail = detail;
+	e.result = c->app_json;
 	tel_life_finish(ctx, &e);
 	ctx->active--;
 	tel_metric_ended(ctx, st, reason);

@@ -73,6 +73,15 @@ call=$(rq_wait_call "$id" 30)
 echo "$call" | jq .
 [ "$(jq -r .status <<<"$call")" = completed ] ||
     rq_fail "call $id ended $(jq -c '[.status, .reason, .detail]' <<<"$call")"
+# What the caller entered is the call's result, in the API and in the
+# status callback's source, the database.
+jq -e '.result.end == "exit" and .result.fields.order == "1234" and
+    .result.fields.xfer == "far_end_disconnect"' <<<"$call" >/dev/null ||
+    rq_fail "call $id: result $(jq -c .result <<<"$call")"
+pg_result() {
+	[ "$(rq_psql "SELECT result->'fields'->>'order' FROM calls WHERE id = '$id'")" = 1234 ]
+}
+rq_wait_for 10 pg_result
 
 # alice heard bob through the bridge: bob's phone sends a 440 Hz tone.
 rec_ready() {
