@@ -510,8 +510,9 @@ rq_tcp_listening() {
 }
 
 # rq_start_baresip NAME: an auto-answering baresip phone (user NAME) that
-# plays a 440 Hz tone and records what it hears to $T/NAME/rec/dump-*-dec.wav
-# (written when the call ends).  Sets BARESIP_PORT, BARESIP_URI,
+# plays a 440 Hz tone (or what RQ_BARESIP_SOURCE says, e.g.
+# aufile,FILE.wav: a 48 kHz stereo WAV; the call ends with it) and records
+# what it hears to $T/NAME/rec/dump-*-dec.wav (written when the call ends).  Sets BARESIP_PORT, BARESIP_URI,
 # BARESIP_CTRL_PORT (ctrl_tcp) and BARESIP_REC.
 rq_start_baresip() {
 	local name=$1 dir rtp
@@ -526,13 +527,14 @@ net_interface		127.0.0.1
 sip_listen		127.0.0.1:$BARESIP_PORT
 audio_player		aubridge,nil
 audio_alert		aubridge,nil
-audio_source		ausine,440
+audio_source		${RQ_BARESIP_SOURCE:-ausine,440}
 ausrc_srate		48000
 ausrc_channels		2
 rtp_ports		$rtp-$((rtp + 99))
 module_path		/usr/lib/baresip/modules
 module			g711.so
 module			ausine.so
+module			aufile.so
 module			aubridge.so
 module			sndfile.so
 snd_path		$dir/rec
