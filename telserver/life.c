@@ -40,6 +40,7 @@ struct tel_finish {
 	char			*call_id;
 	char			*reason;
 	char			*detail;
+	char			*result;	/* e's strings are these copies */
 };
 
 /*
@@ -77,6 +78,7 @@ finish_free(struct tel_finish *f)
 	free(f->call_id);
 	free(f->reason);
 	free(f->detail);
+	free(f->result);
 	free(f);
 }
 
@@ -372,7 +374,8 @@ finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve,
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
 	    (f->call_id = strdup(e->call_id)) == NULL ||
 	    (e->reason && (f->reason = strdup(e->reason)) == NULL) ||
-	    (e->detail && (f->detail = strdup(e->detail)) == NULL)) {
+	    (e->detail && (f->detail = strdup(e->detail)) == NULL) ||
+	    (e->result && (f->result = strdup(e->result)) == NULL)) {
 		/* The scheduler's sweep ends it once we are gone. */
 		log_warnx("call %s/%llu: out of memory, finish lost",
 		    e->call_id, (unsigned long long)e->attempt);
@@ -384,6 +387,7 @@ finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve,
 	f->e.call_id = f->call_id;
 	f->e.reason = f->reason;
 	f->e.detail = f->detail;
+	f->e.result = f->result;
 	f->e.node = ctx->cfg->tel_name;
 	f->resolve = resolve;
 	f->tries = tries;
@@ -406,11 +410,13 @@ tel_life_finish(struct tel_ctx *ctx, const struct rq_attempt_end *e)
 		if ((f = calloc(1, sizeof(*f))) != NULL &&
 		    (f->call_id = strdup(e->call_id)) != NULL &&
 		    (!e->reason || (f->reason = strdup(e->reason)) != NULL) &&
-		    (!e->detail || (f->detail = strdup(e->detail)) != NULL)) {
+		    (!e->detail || (f->detail = strdup(e->detail)) != NULL) &&
+		    (!e->result || (f->result = strdup(e->result)) != NULL)) {
 			f->e = *e;
 			f->e.call_id = f->call_id;
 			f->e.reason = f->reason;
 			f->e.detail = f->detail;
+			f->e.result = f->result;
 			f->e.node = ctx->cfg->tel_name;
 			*ctx->held_tail = f;
 			ctx->held_tail = &f->next;
