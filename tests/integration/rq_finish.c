@@ -64,8 +64,8 @@ main(int argc, char **argv)
 	int rc;
 
 	if (argc < 7 || argc > 8) {
-		fprintf(stderr, "usage: rq_finish PORT NODE ID completed|failed "
-		    "REASON RESULT-FILE|- [batch]\n");
+		fprintf(stderr, "usage: rq_finish PORT NODE ID "
+		    "completed|failed REASON RESULT-FILE|- [batch]\n");
 		return 1;
 	}
 	log_init("rq_finish", 0);

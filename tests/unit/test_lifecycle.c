@@ -289,7 +289,7 @@ test_finish_result(void **state)
 	static const char *bad[] = {
 		"not json {",			/* not JSON */
 		"[1,2]",			/* JSON, not an object */
-		"{\"x\":NaN}",		/* Lua's cjson reads it, JSON no */
+		"{\"x\":NaN}",		/* Lua's cjson reads it */
 		" {\"a\":1",			/* cut short */
 	};
 	char id[16];
