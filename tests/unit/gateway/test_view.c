@@ -136,8 +136,8 @@ test_result(void **state)
 		"app_url", "https://apps.example.com/order.vxml",
 		"created_ms", "1795000000000", "attempts", "2",
 		"status", "completed", "status_rank", "38",
-		"result", "{\"end\":\"exit\",\"fields\":{\"pin\":\"1234\"},"
-		    "\"recordings\":{\"msg\":\"http://r/1.wav\"}}",
+		"result", ("{\"end\":\"exit\",\"fields\":{\"pin\":\"1234\"},"
+		    "\"recordings\":{\"msg\":\"http://r/1.wav\"}}"),
 	};
 	static const char *const atl[] = {
 		"1:retrying", "{\"status\":\"retrying\",\"attempt\":1,"
