@@ -39,7 +39,7 @@ struct gw_call {
 	enum rq_target_kind kind;
 	/* exactly one of say and app_url is set */
 	const char	*say;			/* the text to speak */
-	const char	*app_url;		/* the VoiceXML application */
+	const char	*app_url;		/* the VoiceXML app */
 	const char	*caller_id;		/* NULL when absent */
 	const char	*callback_url;		/* NULL when absent */
 	char		*metadata;		/* compact JSON or NULL; owned */

@@ -40,7 +40,7 @@ struct tel_finish {
 	char			*call_id;
 	char			*reason;
 	char			*detail;
-	char			*result;
+	char			*result;	/* e's strings: these */
 };
 
 /*

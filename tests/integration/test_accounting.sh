@@ -2,7 +2,8 @@
 # ringq-accounting against a real PostgreSQL and redis-server, with a Python
 # DEALER standing in for the event senders (it resends unacknowledged events
 # every second, like common/evout.c) and redis-cli XADDs standing in for the
-# lifecycle scripts' rq:events outbox: migrations (3: status retrying),
+# lifecycle scripts' rq:events outbox: migrations (3: status retrying,
+# 4: results),
 # exactly-once storage, the Redis mirror, bad input, PostgreSQL and Redis
 # outages, and kill -9 between COMMIT and XACK.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
@@ -21,7 +22,7 @@ import msgpack, zmq
 FIELDS = {"call_id": 1, "attempt": 2, "tenant": 3, "to": 4, "status": 7,
           "reason": 8, "sip_code": 9, "ts_ms": 10, "node": 11,
           "duration_ms": 14, "detail": 15, "started_ms": 19,
-          "answered_ms": 20}
+          "answered_ms": 20, "result": 21}
 ep, path = sys.argv[1], sys.argv[2]
 repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 10
@@ -134,7 +135,7 @@ rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
 rq_stop_daemon accounting
 rq_start_daemon accounting
 rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
-[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "3|3|1|3" ] ||
+[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "4|4|1|4" ] ||
     rq_fail "schema_migrations: $(rq_psql 'SELECT * FROM schema_migrations')"
 [ "$(log_count 'schema migration 1 applied')" = 1 ] ||
     rq_fail "migration 1 applied more than once"
@@ -283,6 +284,42 @@ grep -q "$M: event 1:exploded dropped: unknown status" "$T/accounting.log" ||
     rq_fail "entry with an unknown status not logged"
 [ "$(rq_psql "SELECT string_agg(status, ',') FROM call_events WHERE call_id = '$M'")" = failed ] ||
     rq_fail "malformed entries: $(rq_psql "SELECT * FROM call_events WHERE call_id = '$M'")"
+
+# --- results (migration 4): from ZeroMQ and from rq:events ------------------
+# An object is stored as it came; text that is not one becomes a JSON string
+# (logged), and never makes PostgreSQL refuse the batch around it.
+Q=$(newid)
+job "$Q"
+Q2=$(newid)
+job "$Q2"
+jq -cn --arg id "$Q" --arg id2 "$Q2" --argjson now "$NOW" '
+    {call_id: $id, attempt: 1, status: "dispatched", ts_ms: $now, node: "tel1"},
+    {call_id: $id, attempt: 1, status: "completed", ts_ms: ($now + 10),
+     node: "tel1", result: "{\"end\":\"exit\",\"fields\":{\"pin\":\"42\"}}"},
+    {call_id: $id2, attempt: 1, status: "completed", ts_ms: ($now + 10),
+     node: "tel1", result: "[not an object"}' > "$T/q.jsonl"
+send "$T/q.jsonl"
+[ "$(rq_psql "SELECT string_agg(coalesce(jsonb_typeof(e.result), '-') || ':' ||
+    coalesce(e.result->'fields'->>'pin', e.result #>> '{}', '-'), ',' ORDER BY e.call_id = '$Q2', e.status)
+    FROM call_events e WHERE e.call_id IN ('$Q', '$Q2')")" = \
+    "object:42,-:-,string:[not an object" ] ||
+    rq_fail "results over ZeroMQ: $(rq_psql "SELECT call_id, status, result FROM call_events WHERE call_id IN ('$Q', '$Q2')")"
+rq_redis HGET "rq:timeline:$Q" 1:completed | jq -e '.result.fields.pin == "42"' >/dev/null ||
+    rq_fail "timeline entry of a ZeroMQ result: $(rq_redis HGET "rq:timeline:$Q" 1:completed)"
+R3=$(newid)
+job "$R3"
+rq_redis XADD rq:events '*' call_id "$R3" attempt 1 status failed ts_ms "$NOW" \
+    reason media result '{"end":"error","event":"error.badfetch","line":3}' >/dev/null
+rq_redis XADD rq:events '*' call_id "$R3" attempt 2 status completed ts_ms "$((NOW + 5))" \
+    result 'x' >/dev/null
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT a.attempt || ':' || (a.result->>'event') FROM attempts a
+    WHERE a.call_id = '$R3' AND a.attempt = 1") $(rq_psql "SELECT jsonb_typeof(result)
+    FROM calls WHERE id = '$R3'")" = "1:error.badfetch string" ] ||
+    rq_fail "results from rq:events: $(rq_psql "SELECT * FROM attempts WHERE call_id = '$R3'")"
+grep -q "$Q2: event 1:completed: result is not a JSON object: kept as a string" "$T/accounting.log" ||
+    rq_fail "a result kept as a string not logged"
+echo "ok: results from ZeroMQ and rq:events stored (objects as such, the rest as strings)"
 
 # --- out of order: a late ringing does not move the status back -------------
 B=$(newid)
@@ -505,7 +542,7 @@ rq_psql "BEGIN;
     rq_fail "no terminal call to upgrade"
 rq_start_daemon accounting
 upgraded() {	# applied again, logged twice in all
-	[ "$(rq_psql "SELECT max(version) FROM schema_migrations")" = 3 ] &&
+	[ "$(rq_psql "SELECT count(*) FROM schema_migrations WHERE version = 3")" = 1 ] &&
 	    [ "$(log_count 'schema migration 3 applied')" = 2 ]
 }
 rq_wait_for 10 upgraded

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -71,6 +73,41 @@ job_field(const char *id, const char *field, char *buf, size_t len)
 	if (r)
 		freeReplyObject(r);
 	return buf;
+}
+
+/* The timeline entry field (e.g. "1:completed") of id, parsed as JSON
+ * (NULL when absent or not JSON). */
+static json_t *
+timeline(const char *id, const char *field)
+{
+	redisReply *r = testredis_cmd("HGET rq:timeline:%s %s", id, field);
+	json_t *o = NULL;
+
+	if (r != NULL && r->type == REDIS_REPLY_STRING)
+		o = json_loads(r->str, 0, NULL);
+	if (r)
+		freeReplyObject(r);
+	return o;
+}
+
+/* How many commands Redis has run (scripts' redis.calls included), from
+ * INFO commandstats, less the INFO calls themselves. */
+static long long
+commands_run(void)
+{
+	redisReply *r = testredis_cmd("INFO commandstats");
+	const char *p;
+	long long n = 0;
+
+	assert_non_null(r);
+	for (p = r->str; (p = strstr(p, "cmdstat_")) != NULL; p++) {
+		const char *c = strstr(p, ":calls=");
+
+		if (c != NULL && strncmp(p, "cmdstat_info:", 13) != 0)
+			n += strtoll(c + 7, NULL, 10);
+	}
+	freeReplyObject(r);
+	return n;
 }
 
 /* A field of the newest rq:events entry ("" when absent). */
@@ -214,6 +251,173 @@ test_finish_completed(void **state)
 	/* Not claimed on that node. */
 	assert_int_equal(finish("c_6", 1, "tel9", RQ_ST_COMPLETED, NULL, 0,
 	    &st), 0);
+}
+
+#define RESULT	"{\"end\":\"exit\",\"fields\":{\"pin\":\"1234\"}," \
+	"\"recordings\":{\"msg\":\"http://rec.example/1.wav\"},\"exit\":[]}"
+
+/* A finish with the application's result, as the telserver sends it. */
+static int
+finish_result(const char *id, enum rq_status st, const char *reason,
+    const char *result, enum rq_status *out)
+{
+	struct rq_attempt_end e;
+
+	memset(&e, 0, sizeof(e));
+	e.call_id = id;
+	e.attempt = 1;
+	e.node = "tel1";
+	e.status = st;
+	e.reason = reason;
+	e.started_ms = rq_now_ms() - 5000;
+	e.answered_ms = rq_now_ms() - 3000;
+	e.duration_ms = 3000;
+	e.result = result;
+	return rq_job_finish(&rl, &e, out);
+}
+
+/* The result goes on the job, into the event and into its timeline entry
+ * (an object there); text that is not a JSON object stays a string and
+ * never fails the script. */
+static void
+test_finish_result(void **state)
+{
+	enum rq_status st;
+	json_t *tl, *r;
+	char *big;
+	char b[512];
+	static const char *bad[] = {
+		"not json {",			/* not JSON */
+		"[1,2]",			/* JSON, not an object */
+		"{\"x\":NaN}",		/* Lua's cjson reads it */
+		" {\"a\":1",			/* cut short */
+	};
+	char id[16];
+	size_t i;
+
+	job_taken("c_40", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_40", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish_result("c_40", RQ_ST_COMPLETED, NULL, RESULT,
+	    &st), 1);
+	assert_int_equal(st, RQ_ST_COMPLETED);
+	assert_string_equal(job_field("c_40", "result", b, sizeof(b)),
+	    RESULT);
+	assert_string_equal(job_field("c_40", "status", b, sizeof(b)),
+	    "completed");
+	assert_string_equal(last_event("status", b, sizeof(b)), "completed");
+	assert_string_equal(last_event("result", b, sizeof(b)), RESULT);
+	assert_non_null(tl = timeline("c_40", "1:completed"));
+	r = json_object_get(tl, "result");
+	assert_true(json_is_object(r));
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(r, "fields"), "pin")), "1234");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(r, "recordings"), "msg")),
+	    "http://rec.example/1.wav");
+	assert_string_equal(json_string_value(json_object_get(r, "end")),
+	    "exit");
+	/* the rest of the entry as before */
+	assert_int_equal(json_integer_value(json_object_get(tl,
+	    "duration_ms")), 3000);
+	assert_string_equal(json_string_value(json_object_get(tl, "status")),
+	    "completed");
+	json_decref(tl);
+
+	/* A failure the retry rules retry carries it too. */
+	job_taken("c_41", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_41", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish_result("c_41", RQ_ST_FAILED,
+	    RQ_REASON_MEDIA, "{\"end\":\"error\",\"event\":"
+	    "\"error.badfetch\",\"url\":\"http://x/a.vxml\",\"line\":3}",
+	    &st), 1);
+	assert_int_equal(st, RQ_ST_RETRYING);
+	assert_non_null(strstr(job_field("c_41", "result", b, sizeof(b)),
+	    "error.badfetch"));
+	assert_non_null(tl = timeline("c_41", "1:retrying"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    tl, "result"), "line")), 3);
+	json_decref(tl);
+
+	/* Not an object: the timeline keeps the text as a string. */
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		snprintf(id, sizeof(id), "c_5%zu", i);
+		job_taken(id, 1, NULL);
+		assert_int_equal(rq_job_claim(&rl, id, 1, "tel1"),
+		    RQ_CLAIM_OK);
+		assert_int_equal(finish_result(id, RQ_ST_COMPLETED, NULL,
+		    bad[i], &st), 1);
+		assert_string_equal(job_field(id, "result", b, sizeof(b)),
+		    bad[i]);
+		assert_string_equal(last_event("result", b, sizeof(b)),
+		    bad[i]);
+		assert_non_null(tl = timeline(id, "1:completed"));
+		assert_string_equal(json_string_value(json_object_get(tl,
+		    "result")), bad[i]);
+		json_decref(tl);
+	}
+
+	/* Lua's cjson also reads hexadecimal numbers: the timeline gets what
+	 * it writes back, valid JSON (accounting, stricter, keeps the text
+	 * as a string). */
+	job_taken("c_49", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_49", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish_result("c_49", RQ_ST_COMPLETED, NULL,
+	    "{\"x\":0x10}", &st), 1);
+	assert_non_null(tl = timeline("c_49", "1:completed"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    tl, "result"), "x")), 16);
+	json_decref(tl);
+
+	/* No result: none anywhere. */
+	job_taken("c_42", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_42", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish_result("c_42", RQ_ST_COMPLETED, NULL, "", &st),
+	    1);
+	assert_string_equal(job_field("c_42", "result", b, sizeof(b)), "");
+	assert_int_equal(testredis_num("HEXISTS rq:job:c_42 result"), 0);
+	assert_string_equal(last_event("result", b, sizeof(b)), "");
+	assert_non_null(tl = timeline("c_42", "1:completed"));
+	assert_null(json_object_get(tl, "result"));
+	json_decref(tl);
+
+	/* Longer than an EVENT's string: left out, the finish goes on. */
+	big = malloc(RQ_RESULT_MAX + 2);
+	assert_non_null(big);
+	memset(big, 'x', RQ_RESULT_MAX + 1);
+	big[RQ_RESULT_MAX + 1] = '\0';
+	job_taken("c_43", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_43", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish_result("c_43", RQ_ST_COMPLETED, NULL, big,
+	    &st), 1);
+	assert_int_equal(testredis_num("HEXISTS rq:job:c_43 result"), 0);
+	assert_string_equal(job_field("c_43", "status", b, sizeof(b)),
+	    "completed");
+	free(big);
+}
+
+/* A result costs emit() nothing in commands: a finish with one runs as
+ * many as one without (the result rides on the HSET and XADD it makes
+ * anyway). */
+static void
+test_finish_result_cost(void **state)
+{
+	enum rq_status st;
+	long long before, with, without;
+
+	job_taken("c_44", 1, NULL);
+	job_taken("c_45", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_44", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(rq_job_claim(&rl, "c_45", 1, "tel1"), RQ_CLAIM_OK);
+	before = commands_run();
+	assert_int_equal(finish_result("c_44", RQ_ST_COMPLETED, NULL, NULL,
+	    &st), 1);
+	without = commands_run() - before;
+	before = commands_run();
+	assert_int_equal(finish_result("c_45", RQ_ST_COMPLETED, NULL, RESULT,
+	    &st), 1);
+	with = commands_run() - before;
+	assert_true(without > 1);
+	assert_int_equal(with, without);
 }
 
 /* The score of id in rq:delayed lies within now + base * [0.75, 1.25]. */
@@ -499,7 +703,7 @@ test_batch(void **state)
 	struct rq_attempt_end e[4];
 	enum rq_status st[4];
 	int rc[5], i;
-	char b[64];
+	char b[256];
 
 	job_taken("c_30", 1, NULL);
 	job_taken("c_31", 1, "not_after_ms", "1000", NULL);
@@ -529,6 +733,7 @@ test_batch(void **state)
 		e[i].status = RQ_ST_COMPLETED;
 	}
 	e[0].call_id = "c_30";
+	e[0].result = RESULT;
 	e[1].call_id = "c_34";
 	e[1].status = RQ_ST_FAILED;
 	e[1].reason = RQ_REASON_BUSY;
@@ -548,6 +753,16 @@ test_batch(void **state)
 	    "retrying");
 	assert_true(testredis_num("ZSCORE rq:delayed c_34") > 0);
 	assert_int_equal(testredis_num("XLEN rq:events"), 5);
+	/* each finish's result in its place: c_30's, none for c_34 */
+	assert_string_equal(job_field("c_30", "result", b, sizeof(b)),
+	    RESULT);
+	assert_int_equal(testredis_num("HEXISTS rq:job:c_34 result"), 0);
+	assert_int_equal(testredis_event("c_30", "completed", "result", b,
+	    sizeof(b)), 1);
+	assert_string_equal(b, RESULT);
+	assert_int_equal(testredis_event("c_34", "retrying", "result", b,
+	    sizeof(b)), 1);
+	assert_string_equal(b, "");
 }
 
 static void
@@ -581,6 +796,8 @@ main(void)
 		cmocka_unit_test_setup(test_claim_stale, setup),
 		cmocka_unit_test_setup(test_claim_expired, setup),
 		cmocka_unit_test_setup(test_finish_completed, setup),
+		cmocka_unit_test_setup(test_finish_result, setup),
+		cmocka_unit_test_setup(test_finish_result_cost, setup),
 		cmocka_unit_test_setup(test_retry_busy, setup),
 		cmocka_unit_test_setup(test_not_retried, setup),
 		cmocka_unit_test_setup(test_not_after, setup),

@@ -82,6 +82,46 @@ test_body(void **state)
 	free(s);
 }
 
+/* The event that carries the application's result: "result", an object. */
+static void
+test_body_result(void **state)
+{
+	struct rq_msg m;
+	enum rq_status st;
+	char err[128], *s;
+	const char *fv[] = { "call_id", "c_0123456789abcdef01234567",
+	    "attempt", "1", "status", "completed", "ts_ms", "1000",
+	    "result", NULL };
+	size_t lens[10], i;
+
+	rq_msg_init(&m, RQ_MSG_EVENT);
+	rq_msg_set(&m, call_id, "c_0123456789abcdef01234567");
+	rq_msg_set(&m, attempt, 1);
+	rq_msg_set(&m, status, "completed");
+	rq_msg_set(&m, ts_ms, 1000);
+	rq_msg_set(&m, result, "{\"end\":\"exit\", \"fields\":"
+	    "{\"pin\":\"1234\"},\"recordings\":{},\"exit\":[1.5,null]}");
+	s = acct_cb_body(&m);
+	assert_string_equal(s, "{\"id\":\"c_0123456789abcdef01234567\","
+	    "\"status\":\"completed\",\"at\":\"1970-01-01T00:00:01.000Z\","
+	    "\"attempt\":1,\"result\":{\"end\":\"exit\",\"fields\":"
+	    "{\"pin\":\"1234\"},\"recordings\":{},\"exit\":[1.5,null]}}");
+	free(s);
+
+	/* Not an object (here from an rq:events entry): the text, as a
+	 * string, once the check has looked at it. */
+	fv[9] = "oops {";
+	for (i = 0; i < 10; i++)
+		lens[i] = strlen(fv[i]);
+	assert_int_equal(acct_stream_event(&m, fv, lens, 10, err, sizeof(err)),
+	    0);
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+	s = acct_cb_body(&m);
+	assert_non_null(strstr(s, ",\"attempt\":1,\"result\":\"oops {\"}"));
+	free(s);
+	rq_msg_clear(&m);
+}
+
 /* The mirror script queues each new event of a job with a callback_url
  * once, in rank order behind the head. */
 static void
@@ -191,6 +231,7 @@ main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_body),
+		cmocka_unit_test(test_body_result),
 		cmocka_unit_test(test_enqueue_live),
 	};
 

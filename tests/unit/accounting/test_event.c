@@ -237,6 +237,31 @@ test_json(void **state)
 	free(s);
 }
 
+/* The timeline entry carries the result as an object. */
+static void
+test_json_result(void **state)
+{
+	struct rq_msg m;
+	json_t *o, *r;
+	char *s;
+
+	m = event("completed", 1);
+	rq_msg_set(&m, result, (char *)"{\"end\":\"error\",\"event\":"
+	    "\"error.badfetch\",\"message\":\"404\",\"url\":"
+	    "\"http://x/a.vxml\",\"line\":3}");
+	s = acct_event_json(&m);
+	assert_non_null(s);
+	o = json_loads(s, 0, NULL);
+	assert_non_null(o);
+	r = json_object_get(o, "result");
+	assert_true(json_is_object(r));
+	assert_string_equal(json_string_value(json_object_get(r, "event")),
+	    "error.badfetch");
+	assert_int_equal(json_integer_value(json_object_get(r, "line")), 3);
+	json_decref(o);
+	free(s);
+}
+
 /* An rq:events entry from its field/value strings (NULL-terminated). */
 static int
 stream(struct rq_msg *m, char *err, size_t errlen, ...)
@@ -353,6 +378,109 @@ test_stream_entry(void **state)
 	rq_msg_clear(&m);
 }
 
+/* A result from the stream and the check: a JSON object is kept as it
+ * came; anything else becomes a JSON string of its text (so PostgreSQL's
+ * jsonb always takes it), an empty one is absent; one too long or with a
+ * NUL is dropped, the event kept. */
+static void
+test_result(void **state)
+{
+	struct rq_msg m;
+	enum rq_status st;
+	char err[128], *big, *deep;
+	const char *fv[10];
+	size_t lens[10], i;
+	static const struct {
+		const char	*in, *out;
+	} cases[] = {
+		{ "{\"end\":\"exit\",\"fields\":{\"pin\":\"12\"}}",
+		  "{\"end\":\"exit\",\"fields\":{\"pin\":\"12\"}}" },
+		{ " { \"a\" : [1, 2.5e3] } ", " { \"a\" : [1, 2.5e3] } " },
+		{ "not json", "\"not json\"" },
+		{ "[1,2]", "\"[1,2]\"" },
+		{ "\"s\"", "\"\\\"s\\\"\"" },
+		{ "{\"x\":NaN}", "\"{\\\"x\\\":NaN}\"" },
+		{ "{\"a\":\"\\u0000\"}", "\"{\\\"a\\\":\\\"\\\\u0000\\\"}\"" },
+		{ "{\"n\":123456789012345678901234567890}",
+		  "\"{\\\"n\\\":123456789012345678901234567890}\"" },
+		{ "caf\xc3\xa9 \xff", "\"caf\xc3\xa9 ?\"" },
+	};
+
+	fv[0] = "call_id"; fv[1] = ID; fv[2] = "attempt"; fv[3] = "1";
+	fv[4] = "status"; fv[5] = "completed"; fv[6] = "ts_ms"; fv[7] = "1";
+	fv[8] = "result";
+	for (i = 0; i < 9; i++)
+		lens[i] = strlen(fv[i]);
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		fv[9] = cases[i].in;
+		lens[9] = strlen(fv[9]);
+		assert_int_equal(acct_stream_event(&m, fv, lens, 10, err,
+		    sizeof(err)), 0);
+		assert_string_equal(m.result, cases[i].in);
+		assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)),
+		    0);
+		assert_true(rq_msg_has(&m, result));
+		if (strcmp(m.result, cases[i].out) != 0)
+			fail_msg("result %zu: got %s, want %s", i, m.result,
+			    cases[i].out);
+		/* err says when it became a string */
+		if (cases[i].out[0] == '"')
+			assert_non_null(strstr(err, "not a JSON object"));
+		else
+			assert_string_equal(err, "");
+		rq_msg_clear(&m);
+	}
+
+	/* empty: absent */
+	fv[9] = "";
+	lens[9] = 0;
+	assert_int_equal(acct_stream_event(&m, fv, lens, 10, err, sizeof(err)),
+	    0);
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+	assert_false(rq_msg_has(&m, result));
+	assert_null(m.result);
+	rq_msg_clear(&m);
+
+	/* nested deeper than an application's: a string */
+	deep = malloc(200);
+	assert_non_null(deep);
+	memcpy(deep, "{\"a\":", 5);
+	memset(deep + 5, '[', 95);
+	memset(deep + 100, ']', 95);
+	deep[195] = '}';
+	deep[196] = '\0';
+	fv[9] = deep;
+	lens[9] = strlen(deep);
+	assert_int_equal(acct_stream_event(&m, fv, lens, 10, err, sizeof(err)),
+	    0);
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+	assert_int_equal(m.result[0], '"');
+	rq_msg_clear(&m);
+	free(deep);
+
+	/* too long, or with a NUL: dropped, the event stored all the same */
+	big = malloc(RQ_MSG_STR_MAX + 2);
+	assert_non_null(big);
+	memset(big, ' ', RQ_MSG_STR_MAX + 1);
+	big[0] = '{';
+	big[RQ_MSG_STR_MAX] = '}';
+	fv[9] = big;
+	lens[9] = RQ_MSG_STR_MAX + 1;
+	assert_int_equal(acct_stream_event(&m, fv, lens, 10, err, sizeof(err)),
+	    0);
+	assert_false(rq_msg_has(&m, result));
+	assert_non_null(strstr(err, "result"));
+	assert_int_equal(acct_event_check(&m, &st, err, sizeof(err)), 0);
+	rq_msg_clear(&m);
+	free(big);
+	fv[9] = "{\"a\":\0}";
+	lens[9] = 7;
+	assert_int_equal(acct_stream_event(&m, fv, lens, 10, err, sizeof(err)),
+	    0);
+	assert_false(rq_msg_has(&m, result));
+	rq_msg_clear(&m);
+}
+
 /* Out of memory while copying an entry's values is not a malformed entry:
  * -2 (left pending, read again), not -1 (acknowledged and deleted). */
 static void
@@ -392,6 +520,8 @@ main(void)
 		cmocka_unit_test(test_bad_fields),
 		cmocka_unit_test(test_rank),
 		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_json_result),
+		cmocka_unit_test(test_result),
 		cmocka_unit_test(test_stream_entry),
 		cmocka_unit_test(test_stream_entry_nomem),
 	};

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include <zmq.h>
@@ -104,6 +105,36 @@ test_take(void **state)
 	assert_int_equal(testredis_num("XLEN rq:events"), 0);
 	assert_int_equal(testredis_num("HGET rq:job:c_high attempts"), 1);
 	assert_int_equal(testredis_num("ZCARD rq:ready"), 1);
+}
+
+/* A job that runs a VoiceXML application: its JOB carries app_url and no
+ * say, and so does the message the telserver decodes. */
+static void
+test_take_app(void **state)
+{
+	struct rq_msg m, got;
+	char *buf, err[128];
+	size_t len;
+
+	testredis_do("HSET rq:job:c_app id c_app tenant demo to +15551234567 "
+	    "app_url https://apps.example.com/order.vxml?id=42 priority 5 "
+	    "not_before_ms %lld created_ms %lld max_attempts 3", NB, NB);
+	testredis_do("ZADD rq:ready %lld c_app", P(5, NB));
+	assert_int_equal(take(&m), 1);
+	assert_string_equal(m.call_id, "c_app");
+	assert_false(rq_msg_has(&m, say));
+	assert_true(rq_msg_has(&m, app_url));
+	assert_string_equal(m.app_url,
+	    "https://apps.example.com/order.vxml?id=42");
+	assert_int_equal(rq_msg_pack(&m, &buf, &len), 0);
+	assert_int_equal(rq_msg_unpack(buf, len, &got, err, sizeof(err)), 0);
+	assert_int_equal(got.type, RQ_MSG_JOB);
+	assert_false(rq_msg_has(&got, say));
+	assert_string_equal(got.app_url,
+	    "https://apps.example.com/order.vxml?id=42");
+	free(buf);
+	rq_msg_clear(&got);
+	rq_msg_clear(&m);
 }
 
 static void
@@ -461,6 +492,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_take, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_take_app, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_many, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_take_broken, setup,

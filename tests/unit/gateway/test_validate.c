@@ -176,7 +176,8 @@ static void
 test_app_url(void **state)
 {
 	const char *b = "{\"to\":\"+15551234567\","
-	    "\"app_url\":\"https://apps.example.com:8443/order.vxml?id=4#main\"}";
+	    "\"app_url\":"
+	    "\"https://apps.example.com:8443/order.vxml?id=4#main\"}";
 	struct gw_call call;
 	struct gw_error err;
 	char long_url[2100];

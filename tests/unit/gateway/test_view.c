@@ -126,6 +126,72 @@ test_failed_and_garbage(void **state)
 	json_decref(o);
 }
 
+/* A call that ran an application: its app_url, its result (the object
+ * the finish stored on the job), and each timeline entry's result. */
+static void
+test_result(void **state)
+{
+	static const char *const ajob[] = {
+		"id", ID, "tenant", "demo", "to", "+15551234567",
+		"app_url", "https://apps.example.com/order.vxml",
+		"created_ms", "1795000000000", "attempts", "2",
+		"status", "completed", "status_rank", "38",
+		"result", ("{\"end\":\"exit\",\"fields\":{\"pin\":\"1234\"},"
+		    "\"recordings\":{\"msg\":\"http://r/1.wav\"}}"),
+	};
+	static const char *const atl[] = {
+		"1:retrying", "{\"status\":\"retrying\",\"attempt\":1,"
+		    "\"ts_ms\":1795000003000,\"reason\":\"media\","
+		    "\"result\":{\"end\":\"error\",\"event\":"
+		    "\"error.badfetch\",\"line\":3}}",
+		"2:completed", "{\"status\":\"completed\",\"attempt\":2,"
+		    "\"ts_ms\":1795000009000,\"result\":\"not an object\"}",
+		"2:answered", "{\"status\":\"answered\",\"attempt\":2,"
+		    "\"ts_ms\":1795000008000,\"result\":42}",
+	};
+	static const char *const bjob[] = {
+		"id", ID, "tenant", "demo", "to", "+15551234567",
+		"app_url", "http://x/a.vxml", "result", "oops {",
+	};
+	json_t *o, *ev, *r;
+
+	o = gw_view_call(ID, "demo", ajob, N(ajob), atl, N(atl));
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "app_url")),
+	    "https://apps.example.com/order.vxml");
+	assert_null(json_object_get(o, "say"));
+	r = json_object_get(o, "result");
+	assert_true(json_is_object(r));
+	assert_string_equal(json_string_value(json_object_get(r, "end")),
+	    "exit");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(r, "fields"), "pin")), "1234");
+	ev = json_object_get(o, "events");
+	assert_int_equal(json_array_size(ev), 3);
+	r = json_object_get(json_array_get(ev, 0), "result");
+	assert_string_equal(json_string_value(json_object_get(r, "event")),
+	    "error.badfetch");
+	assert_int_equal(json_integer_value(json_object_get(r, "line")), 3);
+	/* a number is not a result: left out */
+	assert_null(json_object_get(json_array_get(ev, 1), "result"));
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(ev, 2), "result")), "not an object");
+	json_decref(o);
+
+	/* A job's result that is not JSON: shown as the text it is. */
+	o = gw_view_call(ID, "demo", bjob, N(bjob), NULL, 0);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "result")),
+	    "oops {");
+	json_decref(o);
+
+	/* No result: no member. */
+	o = gw_view_call(ID, "demo", job, N(job), timeline, N(timeline));
+	assert_null(json_object_get(o, "result"));
+	assert_null(json_object_get(o, "app_url"));
+	json_decref(o);
+}
+
 int
 main(void)
 {
@@ -133,6 +199,7 @@ main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_other_tenant_and_missing),
 		cmocka_unit_test(test_failed_and_garbage),
+		cmocka_unit_test(test_result),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -305,6 +306,53 @@ test_kept_finishes(void **state)
 	assert_true(i > 20);
 }
 
+/* A finish keeps its own copy of the result: kept while Redis is out of
+ * reach, or held back for a batch, it still records what the call's
+ * application returned after the caller freed its text. */
+static void
+test_kept_result(void **state)
+{
+	struct rq_attempt_end e;
+	char *text, b[128];
+	redisReply *r;
+	int live = ctx.redis.port;
+	static const char *const ids[] = { "c_r1", "c_r2" };
+	size_t i;
+
+	job_claimed("c_r1");
+	job_claimed("c_r2");
+	/* kept for a lost connection */
+	link_port(testredis_free_port());
+	end_of(&e, "c_r1", RQ_ST_COMPLETED);
+	text = strdup("{\"end\":\"exit\",\"fields\":{\"n\":\"1\"}}");
+	e.result = text;
+	tel_life_finish(&ctx, &e);
+	memset(text, 'x', strlen(text));
+	free(text);
+	assert_int_equal(tel_life_pending(&ctx), 1);
+	link_port(live);
+	/* held back, then recorded in one script */
+	tel_life_finish_hold(&ctx);
+	end_of(&e, "c_r2", RQ_ST_COMPLETED);
+	text = strdup("{\"end\":\"hangup\",\"fields\":{\"n\":\"2\"}}");
+	e.result = text;
+	tel_life_finish(&ctx, &e);
+	memset(text, 'x', strlen(text));
+	free(text);
+	tel_life_finish_release(&ctx);
+	tick_now();
+	assert_int_equal(tel_life_pending(&ctx), 0);
+	for (i = 0; i < 2; i++) {
+		assert_true(job_is(ids[i], "completed"));
+		r = testredis_cmd("HGET rq:job:%s result", ids[i]);
+		assert_non_null(r);
+		assert_int_equal(r->type, REDIS_REPLY_STRING);
+		snprintf(b, sizeof(b), "\"fields\":{\"n\":\"%zu\"}", i + 1);
+		assert_non_null(strstr(r->str, b));
+		freeReplyObject(r);
+	}
+}
+
 /* A duplicate JOB of a call we hold: never a second call; a claim Redis
  * had lost is taken again, and one that expired meanwhile ends the job
  * (expired) while the call goes on. */
@@ -362,6 +410,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_finishes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kept_result, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate, setup,
 		    teardown),
