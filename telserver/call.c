@@ -253,6 +253,8 @@ tel_leg_gone(struct tel_leg *leg)
 		tel_xfer_gone(leg);
 	else if (!c->terminal && tel_app_running(c->app))
 		tel_call_app_line_gone(c);
+	else if (!c->terminal && c->app_over)
+		;	/* its end is on the way (call_app.c) */
 	else if (!c->terminal)
 		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_REJECTED, 0,
 		    "dialog ended without a final answer");
@@ -450,6 +452,8 @@ tel_leg_remote_bye(struct tel_leg *leg)
 		tel_call_app_line_gone(c);
 		return;
 	}
+	if (c->app_over)
+		return;	/* its end is on the way (call_app.c) */
 	if (answered)
 		tel_call_end(c, RQ_ST_COMPLETED, NULL, 0, NULL);
 	else

@@ -88,30 +88,45 @@ how_it_ended() {
 	echo "$how"
 }
 
+# api METHOD PATH [curl args]: rq_api without its shared files (the tests
+# run in parallel); prints the body.
+api() {
+	local method=$1 path=$2
+	shift 2
+	curl -sS -m 10 -X "$method" -H "Authorization: Bearer $RQ_KEY" "$@" \
+	    "$RQ_API$path"
+}
+
+terminal() {
+	case $(jq -r '.status // empty' <<<"$1" 2>/dev/null) in
+	completed|failed|canceled|expired) return 0 ;;
+	esac
+	return 1
+}
+
 # run_test ID [CUSTOMER_URI]: one call; waits for its end (bounded) and
 # tells the server how the session ended.
 run_test() {
 	local id=$1 to=${2:-$CUSTOMER} body resp call_id call how end
 	body=$(jq -cn --arg to "$to" --arg app "$BASE/run/$id/$id.vxml" \
 	    '{to: $to, app_url: $app}')
-	resp=$(rq_api POST /v1/calls -H 'Content-Type: application/json' \
+	resp=$(api POST /v1/calls -H 'Content-Type: application/json' \
 	    -d "$body")
-	call_id=$(jq -r '.id // empty' <<<"$resp")
+	call_id=$(jq -r '.id // empty' <<<"$resp" 2>/dev/null)
 	if [ -z "$call_id" ]; then
 		echo "test $id: POST refused: $resp" >> "$T/runs.log"
 		return
 	fi
 	end=$((SECONDS + TEST_S))
+	call=
 	while ((SECONDS < end)); do
-		if rq_call_terminal "$call_id"; then
-			break
-		fi
+		call=$(api GET "/v1/calls/$call_id") || true
+		terminal "$call" && break
 		sleep 0.5
 	done
-	call=$(rq_api GET "/v1/calls/$call_id")
-	if ! rq_call_terminal "$call_id"; then
+	if ! terminal "$call"; then
 		echo "test $id: call $call_id not over after $TEST_S s" >> "$T/runs.log"
-		rq_api DELETE "/v1/calls/$call_id" >/dev/null || true
+		api DELETE "/v1/calls/$call_id" >/dev/null || true
 		return
 	fi
 	how=$(how_it_ended "$call")
@@ -123,17 +138,20 @@ run_test() {
 
 # --- the tests that need no destination, PAR at a time ------------------------
 start=$SECONDS
-running=0
+pids=()
 for id in $TESTS; do
 	[ -n "${TRUNK[$id]:-}" ] && continue
 	run_test "$id" &
-	running=$((running + 1))
-	if ((running >= PAR)); then
-		wait -n || true
-		running=$((running - 1))
+	pids+=($!)
+	if ((${#pids[@]} >= PAR)); then
+		# not wait -n: SIPp is a child of this shell too
+		wait "${pids[0]}" || true
+		pids=("${pids[@]:1}")
 	fi
 done
-wait
+for p in "${pids[@]}"; do
+	wait "$p" || true
+done
 
 # --- the transfer tests, one at a time ---------------------------------------
 for id in $TESTS; do
@@ -147,7 +165,8 @@ for id in $TESTS; do
 	rq_port_unused "$TRUNK_PORT" || sleep 1
 	(cd "$T" && exec sipp -sf "$CONF/sipp/$scen" -i 127.0.0.1 \
 	    -p "$TRUNK_PORT" -mi 127.0.0.1 -mp "$(rq_port_block)" -nostdin \
-	    -bind_local -m 1 -timeout $((TEST_S + 10))s \
+	    -bind_local -m 1 -timeout $((TEST_S + 10))s -trace_msg \
+	    -message_file "$T/trunk-$id.messages" \
 	    -trace_err -error_file "$T/trunk-$id.errors" "$@") \
 	    </dev/null > "$T/trunk-$id.log" 2>&1 &
 	rq_track "trunk-$id" $!
