@@ -1,5 +1,6 @@
 /* The telserver's Prometheus metrics (docs/metrics.md): calls started and
- * ended, active calls, capacity, state, and JOBs refused.  Updated on the
+ * ended, active calls, capacity, state, JOBs refused, and the RTP
+ * send-interval jitter.  Updated on the
  * Sofia thread; the metrics thread only reads the atomics. */
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "telserver.h"
 
 static struct rq_metric	*m_active, *m_capacity, *m_started, *m_state[3];
+static struct rq_metric	*m_jit50, *m_jit99, *m_jitmax;
 static const char	*states[] = { "up", "draining", "drained" };
 
 void
@@ -29,6 +31,13 @@ tel_metrics_init(struct tel_ctx *ctx)
 		    "1 for the state rq:tel:<node> shows (up, draining, "
 		    "drained), else 0");
 	}
+	m_jit50 = rq_gauge("ringq_telserver_rtp_send_jitter_p50_us", "",
+	    "Median deviation from 20 ms of the time between two RTP packets "
+	    "of one stream, since start (microseconds)");
+	m_jit99 = rq_gauge("ringq_telserver_rtp_send_jitter_p99_us", "",
+	    "99th percentile of the same");
+	m_jitmax = rq_gauge("ringq_telserver_rtp_send_jitter_max_us", "",
+	    "Largest deviation seen");
 	rq_gauge_set(m_capacity, ctx->cfg->capacity);
 }
 
@@ -72,4 +81,11 @@ tel_metrics_tick(struct tel_ctx *ctx)
 	for (i = 0; i < 3; i++)
 		rq_gauge_set(m_state[i], s != NULL && !strcmp(s, states[i]));
 	rq_gauge_set(m_active, ctx->active);
+	if (ctx->media != NULL) {
+		const struct tel_jitter *j = tel_media_jitter(ctx->media);
+
+		rq_gauge_set(m_jit50, (int64_t)tel_jitter_percentile(j, 50));
+		rq_gauge_set(m_jit99, (int64_t)tel_jitter_percentile(j, 99));
+		rq_gauge_set(m_jitmax, (int64_t)j->max_us);
+	}
 }
