@@ -179,7 +179,8 @@ struct vxml_session_info {
 	const char	*aai;
 };
 
-/* The platform table and info are copied; arg is passed to each callback. */
+/* The platform table and info are copied; arg is passed to each callback.
+ * Every callback but log is required (NULL otherwise). */
 struct vxml_session *vxml_session_new(const struct vxml_platform *p, void *arg,
 	    const struct vxml_session_info *info);
 /* Fetches url and runs it.  Returns -1 (and calls nothing) if s already started. */

@@ -21,6 +21,11 @@ vxml_session_new(const struct vxml_platform *p, void *arg,
 	const char **dst[7];
 	int i;
 
+	if (p->fetch == NULL || p->prompt == NULL || p->play == NULL ||
+	    p->stop_prompts == NULL || p->timer_set == NULL ||
+	    p->timer_cancel == NULL || p->transfer == NULL || p->record == NULL ||
+	    p->disconnect == NULL || p->done == NULL)
+		return NULL;		/* log alone may be NULL */
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->p = *p;
