@@ -241,17 +241,32 @@ vxml_record_finish(struct vxml_session *s)
 	if (i == s->nrecs) {
 		struct vxml_result_field *r = realloc(s->recs,
 		    (s->nrecs + 1) * sizeof(*r));
+		struct vxml_audio *a;
 
-		if (r != NULL) {
+		if (r != NULL)
 			s->recs = r;
+		a = realloc(s->rec_audio, (s->nrecs + 1) * sizeof(*a));
+		if (a != NULL)
+			s->rec_audio = a;
+		if (r != NULL && a != NULL) {
 			s->recs[s->nrecs].name = strdup(it->var);
-			s->recs[s->nrecs++].value = NULL;
+			s->recs[s->nrecs].value = NULL;
+			memset(&s->rec_audio[s->nrecs++], 0, sizeof(*a));
 		}
 	}
 	if (i < s->nrecs) {
+		struct vxml_audio *a = &s->rec_audio[i];
+
 		duk_dup_top(s->js);
 		free(s->recs[i].value);
 		s->recs[i].value = vxml_js_json_top(s);
+		free(a->data);
+		free(a->type);
+		a->data = s->rec_data;		/* the session takes it */
+		a->len = s->rec_res.len;
+		a->type = s->rec_type;
+		s->rec_data = NULL;
+		s->rec_type = NULL;
 	}
 	if (vxml_fill_item(s, it) != 0)
 		return;

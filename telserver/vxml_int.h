@@ -36,6 +36,13 @@ struct vxml_doc {
 	size_t		 pending;	/* resources still being fetched */
 };
 
+/* A recording kept for <submit namelist> (a multipart file part). */
+struct vxml_audio {
+	void		*data;
+	size_t		 len;
+	char		*type;
+};
+
 /* An event counter: one per event name prefix seen. */
 struct vxml_count {
 	struct vxml_count *next;
@@ -134,6 +141,7 @@ struct vxml_pend {
 	char			*url;
 	char			*body;
 	size_t			 len;
+	char			*type;		/* a recording's */
 	char			 digit;
 	int			 outcome;
 	int			 duration_ms;
@@ -211,10 +219,12 @@ struct vxml_session {
 	/* results */
 	struct vxml_result_field *fields;
 	size_t			 nfields;
-	struct vxml_result_field *recs;
+	struct vxml_result_field *recs;		/* name -> URL, for the result */
+	struct vxml_audio	*rec_audio;	/* the audio of each recs[i] */
 	size_t			 nrecs;
-	struct vxml_record_res	 rec_res;
-	void			*rec_audio;
+	struct vxml_record_res	 rec_res;	/* the recording being handed in */
+	void			*rec_data;
+	char			*rec_type;
 	int			 xfer_outcome;
 	int			 xfer_ms;
 };

@@ -71,6 +71,7 @@ pend_free(struct vxml_pend *p)
 	free(p->error);
 	free(p->url);
 	free(p->body);
+	free(p->type);
 	free(p);
 }
 
@@ -116,8 +117,14 @@ vxml_session_free(struct vxml_session *s)
 	free(s->ret_event);
 	free(s->ret_msg);
 	fields_free(s->fields, s->nfields);
-	fields_free(s->recs, s->nrecs);
+	for (i = 0; i < (int)s->nrecs; i++) {
+		free(s->rec_audio[i].data);
+		free(s->rec_audio[i].type);
+	}
 	free(s->rec_audio);
+	fields_free(s->recs, s->nrecs);
+	free(s->rec_data);
+	free(s->rec_type);
 	vxml_js_free(s);
 	for (i = 0; i < 7; i++)
 		free(s->info_strs[i]);
@@ -659,15 +666,19 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 	case PEND_RECORD:
 		if (s->wait != WAIT_RECORD)
 			break;
-		free(s->rec_audio);
-		s->rec_audio = p->body;
+		free(s->rec_data);
+		s->rec_data = p->body;
 		p->body = NULL;
+		free(s->rec_type);
+		s->rec_type = p->type;
+		p->type = NULL;
 		s->rec_res = p->rec;
-		s->rec_res.audio = s->rec_audio;
-		s->rec_res.type = NULL;
+		s->rec_res.audio = s->rec_data;
+		s->rec_res.type = s->rec_type;
 		s->rec_res.url = p->url;
 		vxml_record_finish(s);
 		s->rec_res.url = NULL;
+		s->rec_res.type = NULL;
 		break;
 	}
 }
@@ -802,5 +813,6 @@ vxml_record_done(struct vxml_session *s, const struct vxml_record_res *r)
 	else
 		p->rec.len = r->audio != NULL ? r->len : 0;
 	p->url = r->url != NULL ? strdup(r->url) : NULL;
+	p->type = r->type != NULL ? strdup(r->type) : NULL;
 	pend_push(s, p);
 }

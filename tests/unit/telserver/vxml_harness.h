@@ -95,10 +95,17 @@ h_fetch(void *arg, const struct vxml_fetch_req *req)
 	if (req->post) {
 		h->posted[0] = '\0';
 		for (i = 0; i < req->nparams; i++)
+		{
 			snprintf(h->posted + strlen(h->posted),
 			    sizeof(h->posted) - strlen(h->posted), "%s%s=%s",
 			    i > 0 ? "&" : "", req->params[i].name,
 			    req->params[i].value);
+			if (req->params[i].data != NULL)
+				snprintf(h->posted + strlen(h->posted),
+				    sizeof(h->posted) - strlen(h->posted),
+				    "[%zu %s]", req->params[i].len,
+				    req->params[i].type);
+		}
 	}
 	if (!h->async || h->nq == H_MAXFETCH) {
 		h_answer(h, req->id, req->url);
