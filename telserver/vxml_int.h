@@ -13,6 +13,7 @@
 
 #define VXML_MAX_DIGITS		64
 #define VXML_LOOP_LIMIT		10000	/* FIA iterations without waiting */
+#define VXML_GCACHE		16	/* srcexpr grammars kept per session */
 
 /* A resource fetched together with its document (<script src>, <grammar
  * src>), so that executable content never has to wait for a fetch. */
@@ -118,6 +119,7 @@ enum vxml_wait {
 	WAIT_PROMPTS_END,	/* play out before ending */
 	WAIT_PROMPTS_THEN,	/* play out before a transfer or record */
 	WAIT_PROMPTS_DISC,	/* play out before <disconnect> hangs up */
+	WAIT_GRAMMAR,		/* a <grammar srcexpr> before collecting */
 	WAIT_TRANSFER,
 	WAIT_RECORD,
 	WAIT_DONE
@@ -205,6 +207,9 @@ struct vxml_session {
 	int			 interdigit_ms, termtimeout_ms, timeout_ms;
 	char			 propbuf[4][256];
 	int			 propi;
+	struct vxml_res		*gcache;	/* srcexpr grammars by URL */
+	size_t			 ngcache;
+	struct vxml_res		 gtmp;
 	int			 bargein;	/* the queued prompts allow barge-in */
 	int			 prompts_queued;
 	int			 prompts_playing;
@@ -308,6 +313,9 @@ void		 vxml_input_hangup(struct vxml_session *s);
 void		 vxml_input_timer(struct vxml_session *s);
 void		 vxml_input_prompts_done(struct vxml_session *s);
 void		 vxml_input_clear(struct vxml_session *s);
+void		 vxml_input_free(struct vxml_session *s);
+int		 vxml_input_grammar_fetched(struct vxml_session *s, unsigned id,
+		    int status, char **body, size_t len);
 const char	*vxml_property(struct vxml_session *s, const char *name, const char *dflt);
 
 /* vxml_fia.c */

@@ -104,7 +104,7 @@ vxml_session_free(struct vxml_session *s)
 		s->pend_head = p->next;
 		pend_free(p);
 	}
-	vxml_input_clear(s);
+	vxml_input_free(s);
 	vxml_doc_unref(s->loading);
 	vxml_doc_unref(s->loading_app);
 	free(s->loading_frag);
@@ -613,8 +613,10 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 			doc_answer(s, p);
 			break;
 		}
-		if (!resource_answer(s, s->loading, p))
-			resource_answer(s, s->loading_app, p);
+		if (!resource_answer(s, s->loading, p) &&
+		    !resource_answer(s, s->loading_app, p))
+			vxml_input_grammar_fetched(s, p->id, p->status, &p->body,
+			    p->len);
 		break;
 	case PEND_PROMPTS:
 		s->prompts_playing = 0;
@@ -645,7 +647,7 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 			break;
 		}
 		if (s->wait == WAIT_INPUT || s->wait == WAIT_PROMPTS_THEN ||
-		    s->wait == WAIT_PROMPTS_DISC) {
+		    s->wait == WAIT_PROMPTS_DISC || s->wait == WAIT_GRAMMAR) {
 			vxml_input_hangup(s);
 			s->wait = WAIT_NONE;
 		}

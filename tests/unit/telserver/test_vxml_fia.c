@@ -371,6 +371,38 @@ test_bargein(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc gexpr_docs[] = {
+	{ "http://t/ge.vxml", VXML_HEAD
+"<var name='g' expr=\"'builtin:dtmf/digits?length=3'\"/>\n"
+"<catch event='error.badfetch'><log expr=\"'badfetch ' + _message\"/><exit/></catch>\n"
+"<form>\n"
+"  <field name='a'><grammar srcexpr='g'/><prompt>three</prompt>\n"
+"    <filled><log expr=\"'a ' + a\"/></filled></field>\n"
+"  <field name='b'><grammar mode='dtmf' srcexpr=\"'gone.grxml'\"/>"
+"<prompt>b</prompt></field>\n"
+"</form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* <grammar srcexpr>: the URL comes from a variable; one that cannot be
+ * fetched is error.badfetch once the fetch has failed. */
+static void
+test_grammar_srcexpr(void **state)
+{
+	struct harness h;
+	int async;
+
+	for (async = 0; async < 2; async++) {
+		h_init(&h, gexpr_docs);
+		h.async = async;
+		h.dtmf = "123";
+		h_run(&h, "http://t/ge.vxml");
+		SAW(&h, "PROMPT three\nLOG : a 123\n"
+		    "LOG : badfetch cannot fetch grammar http://t/gone.grxml (status 404)\n");
+		h_free(&h);
+	}
+}
+
 int
 main(void)
 {
@@ -386,6 +418,7 @@ main(void)
 		cmocka_unit_test(test_object_rejected),
 		cmocka_unit_test(test_link_disconnect),
 		cmocka_unit_test(test_bargein),
+		cmocka_unit_test(test_grammar_srcexpr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
