@@ -64,7 +64,8 @@ test_form_order_and_filled(void **state)
 }
 
 /* The same run with every fetch answered later, not from inside the
- * request: the transcript must not change. */
+ * request, and with prompts ending from inside play(): the transcript must
+ * not change. */
 static void
 test_async_fetch_same_transcript(void **state)
 {
@@ -76,6 +77,15 @@ test_async_fetch_same_transcript(void **state)
 	h_init(&b, pin_docs);
 	b.dtmf = "12341";
 	b.async = 1;
+	h_run(&b, "http://t/pin.vxml");
+	assert_string_equal(a.out, b.out);
+	assert_string_equal(a.json, b.json);
+	h_free(&b);
+
+	/* prompts that end from inside play(): same again */
+	h_init(&b, pin_docs);
+	b.dtmf = "12341";
+	b.instant = 1;
 	h_run(&b, "http://t/pin.vxml");
 	assert_string_equal(a.out, b.out);
 	assert_string_equal(a.json, b.json);

@@ -27,6 +27,7 @@ struct harness {
 	int			 xfer_outcome;	/* -1: the caller hangs up */
 	int			 record_ms;
 	int			 barge;		/* press a key while a prompt plays */
+	int			 instant;	/* prompts end from inside play() */
 
 	long			 now;
 	long			 timer_at;
@@ -145,7 +146,12 @@ h_prompt(void *arg, const struct vxml_prompt_item *it)
 static void
 h_play(void *arg)
 {
-	((struct harness *)arg)->playing = 1;
+	struct harness *h = arg;
+
+	if (h->instant)			/* re-entry from inside a request */
+		vxml_prompts_done(h->s);
+	else
+		h->playing = 1;
 }
 
 static void
