@@ -79,6 +79,13 @@ json_decode_safe(duk_context *js, void *udata)
 	return 1;
 }
 
+static duk_ret_t
+json_encode_safe(duk_context *js, void *udata)
+{
+	duk_json_encode(js, -1);
+	return 1;
+}
+
 static void
 put_str(duk_context *js, const char *key, const char *v)
 {
@@ -510,7 +517,12 @@ vxml_js_json_top(struct vxml_session *s)
 		duk_pop(s->js);
 		return strdup("null");
 	}
-	j = duk_json_encode(s->js, -1);
+	/* a cyclic value or a throwing toJSON must not take the process down */
+	if (duk_safe_call(s->js, json_encode_safe, NULL, 1, 1) != 0) {
+		duk_pop(s->js);
+		return strdup("null");
+	}
+	j = duk_get_string(s->js, -1);
 	r = strdup(j != NULL ? j : "null");
 	duk_pop(s->js);
 	return r;

@@ -685,6 +685,42 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 	}
 }
 
+struct guard {
+	struct vxml_session	*s;
+	struct vxml_pend	*p;
+};
+
+static duk_ret_t
+guarded_step(duk_context *js, void *udata)
+{
+	struct guard *g = udata;
+
+	if (g->p != NULL)
+		dispatch(g->s, g->p);
+	else
+		vxml_fia_step(g->s);
+	return 0;
+}
+
+/* One step under a duktape error guard: the interpreter's own ECMAScript
+ * calls are protected, but a document can still make a C-side property
+ * access throw (a throwing getter or setter on a scope object, a frozen
+ * scope).  Such an error ends this session, not the process. */
+static void
+guarded(struct vxml_session *s, struct vxml_pend *p)
+{
+	struct guard g = { s, p };
+
+	if (duk_safe_call(s->js, guarded_step, &g, 0, 1) != 0) {
+		vxml_throwf(s, "error.semantic", NULL, "script error: %s",
+		    duk_safe_to_string(s->js, -1));
+		duk_pop(s->js);
+		vxml_end(s, VXML_END_ERROR);
+		return;
+	}
+	duk_pop(s->js);
+}
+
 void
 vxml_run(struct vxml_session *s)
 {
@@ -699,12 +735,12 @@ vxml_run(struct vxml_session *s)
 		if ((p = s->pend_head) != NULL) {
 			if ((s->pend_head = p->next) == NULL)
 				s->pend_tail = NULL;
-			dispatch(s, p);
+			guarded(s, p);
 			pend_free(p);
 			continue;
 		}
 		if (s->wait == WAIT_NONE) {
-			vxml_fia_step(s);
+			guarded(s, NULL);
 			continue;
 		}
 		break;

@@ -165,6 +165,39 @@ test_foreach(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc hostile_docs[] = {
+	{ "http://t/cyc.vxml", VXML_HEAD
+"<form><var name='a' expr='({})'/>\n"
+"<block><script>a.self = a;</script><exit expr='a'/></block></form></vxml>\n" },
+	{ "http://t/frozen.vxml", VXML_HEAD
+"<form><block><script>Object.freeze(dialog);</script></block>\n"
+"<field name='z' type='digits'><prompt>z</prompt></field></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* Values and scopes a document can break: a cyclic exit value becomes
+ * null; a frozen dialog scope ends the session with error.semantic instead
+ * of aborting the process in duktape's fatal handler. */
+static void
+test_hostile_scripts(void **state)
+{
+	struct harness h;
+
+	h_init(&h, hostile_docs);
+	h_run(&h, "http://t/cyc.vxml");
+	assert_int_equal(h.how, VXML_END_EXIT);
+	assert_non_null(strstr(h.json, "\"exit\":null"));
+	h_free(&h);
+
+	h_init(&h, hostile_docs);
+	h.dtmf = "1#";
+	h_run(&h, "http://t/frozen.vxml");
+	assert_int_equal(h.done, 1);
+	assert_int_equal(h.how, VXML_END_ERROR);
+	assert_string_equal(h.event, "error.semantic");
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -174,6 +207,7 @@ main(void)
 		cmocka_unit_test(test_lastresult_and_shadow),
 		cmocka_unit_test(test_assign_undeclared),
 		cmocka_unit_test(test_foreach),
+		cmocka_unit_test(test_hostile_scripts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
