@@ -425,13 +425,14 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 	struct vxml_dialog *dl = &s->ctx->dlg;
 	struct vxml_item *it = dl->cur >= 0 ? &dl->items[dl->cur] : NULL;
 	xmlNode *g = idx >= 0 && (size_t)idx < s->ngrammars ? s->gnodes[idx] : NULL;
-	char *src = vxml_interp_source(m), *slot;
+	char *src, *slot;
 	xmlNode *ln;
 	size_t i;
 
+	free(s->taken_src);	/* the session holds it (see finish()) */
+	src = s->taken_src = vxml_interp_source(m);
 	s->ev_depth = 0;
 	if (it == NULL) {
-		free(src);
 		return;
 	}
 	for (ln = g; ln != NULL && !vxml_is(ln, "link"); ln = ln->parent)
@@ -440,7 +441,6 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 		vxml_js_set_lastresult(s, NULL, m->utterance != NULL ?
 		    m->utterance : s->cur, src);
 		duk_pop(s->js);
-		free(src);
 		vxml_choice_taken(s, ln);
 		return;
 	}
@@ -450,7 +450,6 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 		vxml_js_set_lastresult(s, NULL, m->utterance != NULL ?
 		    m->utterance : s->cur, src);
 		duk_pop(s->js);
-		free(src);
 		while (ch != NULL && !vxml_is(ch, "choice"))
 			ch = ch->parent;
 		if (ch == NULL)
@@ -460,7 +459,6 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 	}
 	vxml_js_set_lastresult(s, it->kind == ITEM_FIELD ? it->var : NULL,
 	    m->utterance != NULL ? m->utterance : s->cur, src);
-	free(src);
 	if (it->kind == ITEM_INITIAL) {
 		/* form-level grammar: fill the fields its slots name */
 		for (i = 0; i < dl->nitems; i++) {

@@ -278,6 +278,9 @@ vxml_input_free(struct vxml_session *s)
 	free(s->gtmp.url);
 	s->gcache = NULL;
 	s->ngcache = 0;
+	vxml_interp_clear(&s->taken);
+	free(s->taken_src);
+	s->taken_src = NULL;
 	vxml_input_clear(s);
 }
 
@@ -447,13 +450,16 @@ finish(struct vxml_session *s, const char *event)
 		return;
 	}
 	{
-		struct vxml_interp m = s->match;
 		int idx = s->match_idx;
 
+		/* held by the session, not this frame: a script error inside
+		 * may leave through the run loop's guard */
+		vxml_interp_clear(&s->taken);
+		s->taken = s->match;
 		memset(&s->match, 0, sizeof(s->match));
 		s->match_idx = -1;
-		vxml_fia_matched(s, idx, &m);
-		vxml_interp_clear(&m);
+		vxml_fia_matched(s, idx, &s->taken);
+		vxml_interp_clear(&s->taken);
 		vxml_input_clear(s);
 	}
 }

@@ -203,6 +203,8 @@ struct vxml_session {
 	size_t			 ncur;
 	struct vxml_interp	 match;		/* a complete match waiting for more */
 	int			 match_idx;	/* its grammar, -1 none */
+	struct vxml_interp	 taken;		/* the match being acted on */
+	char			*taken_src;	/* its interpretation source */
 	char			 termchar;	/* 0: none */
 	int			 interdigit_ms, termtimeout_ms, timeout_ms;
 	char			 propbuf[4][256];
