@@ -134,6 +134,7 @@ vxml_transfer_start(struct vxml_session *s, struct vxml_item *it)
 	r.transferaudio = audio;
 	r.aai = aai;
 	s->wait = WAIT_TRANSFER;
+	s->iterations = 0;
 	s->p.transfer(s->arg, &r);
 	free(dest);
 	free(aai);
@@ -200,6 +201,7 @@ vxml_record_start(struct vxml_session *s, struct vxml_item *it)
 	v = vxml_attr(it->node, "type");
 	r.type = v != NULL ? v : "audio/x-wav";
 	s->wait = WAIT_RECORD;
+	s->iterations = 0;
 	s->p.record(s->arg, &r);
 	free(v);
 	return FLOW_NEXT;

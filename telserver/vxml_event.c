@@ -213,8 +213,24 @@ is_prefix(const char *name, const char *p)
 }
 
 /* The platform's handler: reprompt for input events, end for the rest. */
+static enum vxml_flow default_handler_(struct vxml_session *, const char *,
+		    const char *);
+
+/* name and msg may be s->ev_name and s->ev_msg, which this replaces. */
 static enum vxml_flow
 default_handler(struct vxml_session *s, const char *name, const char *msg)
+{
+	char *n = strdup(name), *m = msg != NULL ? strdup(msg) : NULL;
+	enum vxml_flow f;
+
+	f = default_handler_(s, n != NULL ? n : "error", m);
+	free(n);
+	free(m);
+	return f;
+}
+
+static enum vxml_flow
+default_handler_(struct vxml_session *s, const char *name, const char *msg)
 {
 	struct vxml_dialog *dl = &s->ctx->dlg;
 

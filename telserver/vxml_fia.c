@@ -512,6 +512,13 @@ vxml_fia_step(struct vxml_session *s)
 	size_t i;
 	int err;
 
+	/* events handled and items run since the caller was last asked */
+	if (++s->iterations > VXML_LOOP_LIMIT) {
+		vxml_throwf(s, "error.noresource", dl->node,
+		    "the dialog loops without waiting for the caller");
+		vxml_end(s, VXML_END_ERROR);
+		return;
+	}
 	if (s->ev_name != NULL) {
 		f = vxml_handle_event(s);
 		if (f != FLOW_THROW)
@@ -523,12 +530,6 @@ vxml_fia_step(struct vxml_session *s)
 		return;
 	if (dl->node == NULL) {
 		vxml_end(s, VXML_END_EXIT);
-		return;
-	}
-	if (++s->iterations > VXML_LOOP_LIMIT) {
-		vxml_throwf(s, "error.noresource", dl->node,
-		    "the dialog loops without waiting for the caller");
-		vxml_end(s, VXML_END_ERROR);
 		return;
 	}
 	if (dl->next_item >= 0) {
