@@ -257,8 +257,6 @@ default_handler_(struct vxml_session *s, const char *name, const char *msg)
 	    msg != NULL ? msg : "", vxml_node_url(s, s->ev_node) != NULL ?
 	    vxml_node_url(s, s->ev_node) : "?",
 	    s->ev_node != NULL ? (int)xmlGetLineNo(s->ev_node) : 0);
-	if (!s->hungup && is_prefix(name, "error"))
-		vxml_prompt_text(s, "Sorry, a technical problem occurred. Goodbye.", 0);
 	vxml_end(s, is_prefix(name, "error") ? VXML_END_ERROR : VXML_END_EXIT);
 	return FLOW_EXIT;
 }

@@ -220,6 +220,13 @@ vxml_end(struct vxml_session *s, enum vxml_end how)
 	if (s->timer_on)
 		s->p.timer_cancel(s->arg);
 	s->timer_on = 0;
+	if (s->prompts_playing) {	/* e.g. the loop guard during input */
+		s->p.stop_prompts(s->arg);
+		s->prompts_playing = 0;
+	}
+	/* the caller is told, not left in silence */
+	if (how == VXML_END_ERROR && !s->hungup)
+		vxml_prompt_text(s, "Sorry, a technical problem occurred. Goodbye.", 0);
 	if (s->prompts_queued > 0 && !s->hungup) {
 		s->wait = WAIT_PROMPTS_END;
 		end_how = how;

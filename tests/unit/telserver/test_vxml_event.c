@@ -191,6 +191,7 @@ test_error_paths(void **state)
 	assert_int_equal(h.done, 1);
 	assert_int_equal(h.how, VXML_END_ERROR);
 	assert_non_null(strstr(h.json, "loops"));
+	SAW(&h, "PROMPT Sorry, a technical problem occurred. Goodbye.\n");
 	h_free(&h);
 
 	/* nothing at all at the URL */
