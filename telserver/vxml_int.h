@@ -181,6 +181,7 @@ struct vxml_session {
 	char			*ret_event;	/* <return event>: thrown in the caller */
 	char			*ret_msg;
 	int			 disconnected;	/* <disconnect> or blind transfer */
+	enum vxml_end		 end_how;	/* while the last prompts play */
 	int			 reprompt;	/* <reprompt> executed in a handler */
 
 	/* document fetching */

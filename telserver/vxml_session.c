@@ -196,8 +196,6 @@ finish_done(struct vxml_session *s, enum vxml_end how)
 	s->p.done(s->arg, &r);
 }
 
-static enum vxml_end	end_how;
-
 /* Ends the session once the queued prompts have played. */
 void
 vxml_end(struct vxml_session *s, enum vxml_end how)
@@ -229,7 +227,7 @@ vxml_end(struct vxml_session *s, enum vxml_end how)
 		vxml_prompt_text(s, "Sorry, a technical problem occurred. Goodbye.", 0);
 	if (s->prompts_queued > 0 && !s->hungup) {
 		s->wait = WAIT_PROMPTS_END;
-		end_how = how;
+		s->end_how = how;
 		s->prompts_playing = 1;
 		s->p.play(s->arg);
 		return;
@@ -629,7 +627,7 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 		s->prompts_playing = 0;
 		if (s->wait == WAIT_PROMPTS_END) {
 			s->prompts_queued = 0;
-			finish_done(s, end_how);
+			finish_done(s, s->end_how);
 		} else if (s->wait == WAIT_PROMPTS_THEN)
 			vxml_fia_prompts_played(s);
 		else if (s->wait == WAIT_PROMPTS_DISC)
@@ -650,7 +648,7 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 			break;
 		s->hungup = 1;
 		if (s->wait == WAIT_PROMPTS_END) {
-			finish_done(s, end_how);
+			finish_done(s, s->end_how);
 			break;
 		}
 		if (s->wait == WAIT_INPUT || s->wait == WAIT_PROMPTS_THEN ||
