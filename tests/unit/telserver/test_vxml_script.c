@@ -198,6 +198,30 @@ test_hostile_scripts(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc tags_docs[] = {
+	{ "http://t/tags.vxml", VXML_HEAD
+"<form><block>\n"
+"<log expr=\"JSON.stringify($vxml_tags(['out.drink = \\'tea\\'', 'out.size = 2'], '12'))\"/>\n"
+"<log expr=\"$vxml_tags(['out = meta.current().text + \\'!\\''], '34')\"/>\n"
+"<log expr=\"$vxml_tags(['var unused = 1'], '56')\"/>\n"
+"</block></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* The runner of semantics/1.0 tags a grammar match hands back (the real
+ * grammar module returns them; the stub does not): properties of out, a
+ * scalar out, and an untouched out meaning the utterance. */
+static void
+test_si_tags(void **state)
+{
+	struct harness h;
+
+	h_init(&h, tags_docs);
+	h_run(&h, "http://t/tags.vxml");
+	SAW(&h, "LOG : {\"drink\":\"tea\",\"size\":2}\nLOG : 34!\nLOG : 56\n");
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -208,6 +232,7 @@ main(void)
 		cmocka_unit_test(test_assign_undeclared),
 		cmocka_unit_test(test_foreach),
 		cmocka_unit_test(test_hostile_scripts),
+		cmocka_unit_test(test_si_tags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
