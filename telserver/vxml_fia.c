@@ -444,7 +444,10 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 		vxml_choice_taken(s, ln);
 		return;
 	}
-	if (it->kind == ITEM_MENU) {
+	for (ln = g; ln != NULL && !vxml_is(ln, "choice"); ln = ln->parent)
+		;
+	if (it->kind == ITEM_MENU || ln != NULL) {
+		/* this menu's choice, or a document-scoped menu's */
 		xmlNode *ch = g;
 
 		vxml_js_set_lastresult(s, NULL, m->utterance != NULL ?
@@ -459,8 +462,9 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 	}
 	vxml_js_set_lastresult(s, it->kind == ITEM_FIELD ? it->var : NULL,
 	    m->utterance != NULL ? m->utterance : s->cur, src);
-	if (it->kind == ITEM_INITIAL) {
-		/* form-level grammar: fill the fields its slots name */
+	if (it->kind == ITEM_INITIAL ||
+	    (vxml_is(g, "grammar") && g->parent == dl->node)) {
+		/* a form-level grammar: fill the fields its slots name */
 		for (i = 0; i < dl->nitems; i++) {
 			struct vxml_item *f = &dl->items[i];
 

@@ -375,38 +375,80 @@ is_modal(struct vxml_item *it)
 	return modal;
 }
 
-/* <link>s in scope (item, dialog, document, application root): their dtmf
- * sequence or DTMF grammars stay active while the item collects. */
 static enum vxml_flow
-link_grammars(struct vxml_session *s, struct vxml_item *it)
+links_of(struct vxml_session *s, xmlNode *scope)
+{
+	xmlNode *l, *g;
+	enum vxml_flow f;
+	char *dtmf;
+
+	for (l = vxml_first_elem(scope); l != NULL; l = vxml_next_elem(l)) {
+		if (!vxml_is(l, "link"))
+			continue;
+		if ((dtmf = vxml_attr(l, "dtmf")) != NULL)
+			add_grammar(s, vxml_grammar_sequence(dtmf, "'link'"), l);
+		free(dtmf);
+		for (g = vxml_first_elem(l); g != NULL; g = vxml_next_elem(g))
+			if (vxml_is(g, "grammar") &&
+			    (f = grammar_elem(s, g)) != FLOW_NEXT)
+				return f;
+	}
+	return FLOW_NEXT;
+}
+
+/* The menus of a document marked scope="document": their choices are
+ * live everywhere in it (and, from the root, in the whole application). */
+static enum vxml_flow
+document_menus(struct vxml_session *s, xmlNode *root)
+{
+	xmlNode *d;
+	enum vxml_flow f;
+	char *scope;
+	int doc;
+
+	for (d = vxml_first_elem(root); d != NULL; d = vxml_next_elem(d)) {
+		if (!vxml_is(d, "menu") || d == s->ctx->dlg.node)
+			continue;
+		scope = vxml_attr(d, "scope");
+		doc = scope != NULL && strcmp(scope, "document") == 0;
+		free(scope);
+		if (doc && (f = menu_grammars(s, d)) != FLOW_NEXT)
+			return f;
+	}
+	return FLOW_NEXT;
+}
+
+/* The grammars in scope beyond the item's own, innermost first (VoiceXML
+ * 2.0 3.1.4): the item's links; the form's grammars (a field may fill
+ * other fields through them) and links; the document's links and
+ * document-scoped menus; the application root's. */
+static enum vxml_flow
+scope_grammars(struct vxml_session *s, struct vxml_item *it)
 {
 	struct vxml_ctx *c = s->ctx;
-	xmlNode *scopes[4], *l, *g;
-	size_t ns = 0, i;
-	enum vxml_flow f;
+	xmlNode *g;
+	enum vxml_flow f = FLOW_NEXT;
 
-	if (it->node != c->dlg.node)
-		scopes[ns++] = it->node;
-	scopes[ns++] = c->dlg.node;
-	if (c->doc != NULL)
-		scopes[ns++] = c->doc->root;
-	if (c->app != NULL && c->app != c->doc)
-		scopes[ns++] = c->app->root;
-	for (i = 0; i < ns; i++)
-		for (l = vxml_first_elem(scopes[i]); l != NULL; l = vxml_next_elem(l)) {
-			char *dtmf;
-
-			if (!vxml_is(l, "link"))
-				continue;
-			if ((dtmf = vxml_attr(l, "dtmf")) != NULL)
-				add_grammar(s, vxml_grammar_sequence(dtmf, "'link'"), l);
-			free(dtmf);
-			for (g = vxml_first_elem(l); g != NULL; g = vxml_next_elem(g))
-				if (vxml_is(g, "grammar") &&
-				    (f = grammar_elem(s, g)) != FLOW_NEXT)
-					return f;
-		}
-	return FLOW_NEXT;
+	if (it->node != c->dlg.node && (f = links_of(s, it->node)) != FLOW_NEXT)
+		return f;
+	if (it->kind == ITEM_FIELD)
+		for (g = vxml_first_elem(c->dlg.node); g != NULL &&
+		    f == FLOW_NEXT && s->wait != WAIT_GRAMMAR; g = vxml_next_elem(g))
+			if (vxml_is(g, "grammar"))
+				f = grammar_elem(s, g);
+	if (f == FLOW_NEXT)
+		f = links_of(s, c->dlg.node);
+	if (f == FLOW_NEXT && c->doc != NULL) {
+		f = links_of(s, c->doc->root);
+		if (f == FLOW_NEXT)
+			f = document_menus(s, c->doc->root);
+	}
+	if (f == FLOW_NEXT && c->app != NULL && c->app != c->doc) {
+		f = links_of(s, c->app->root);
+		if (f == FLOW_NEXT)
+			f = document_menus(s, c->app->root);
+	}
+	return f;
 }
 
 static void
@@ -464,13 +506,17 @@ finish(struct vxml_session *s, const char *event)
 	}
 }
 
-/* The best verdict of the active grammars on s->cur; a complete match is
- * kept in s->match. */
+/* The verdict of the active grammars on s->cur; the complete match of
+ * highest precedence (the grammars are in precedence order) is kept in
+ * s->match.  A complete match counts as final only if no grammar of higher
+ * precedence could still match with more keys: "1" completing a
+ * document-wide menu choice must not cut short a field's digits. */
 static enum vxml_match
 match_all(struct vxml_session *s)
 {
-	enum vxml_match best = VXML_MATCH_NO, m;
+	enum vxml_match best = VXML_MATCH_NO, chosen = VXML_MATCH_NO, m;
 	struct vxml_interp in;
+	int higher_open = 0;
 	size_t i;
 
 	vxml_interp_clear(&s->match);
@@ -482,12 +528,19 @@ match_all(struct vxml_session *s)
 		    s->match_idx < 0) {
 			s->match = in;
 			s->match_idx = (int)i;
+			chosen = m;
 		} else
 			vxml_interp_clear(&in);
+		if (m == VXML_MATCH_PREFIX && s->match_idx < 0)
+			higher_open = 1;
 		if (m > best)
 			best = m;
 	}
-	return best;
+	if (s->match_idx < 0)
+		return best;		/* NO or PREFIX */
+	if (chosen == VXML_MATCH_FULL && higher_open)
+		return VXML_MATCH_MORE;	/* wait for the next key */
+	return chosen;
 }
 
 /* One key of the current utterance. */
@@ -568,7 +621,7 @@ vxml_input_start(struct vxml_session *s, struct vxml_item *it)
 			if (vxml_is(c, "grammar"))
 				f = grammar_elem(s, c);
 	if (f == FLOW_NEXT && !is_modal(it) && s->wait != WAIT_GRAMMAR)
-		f = link_grammars(s, it);
+		f = scope_grammars(s, it);
 	if (f != FLOW_NEXT || s->wait == WAIT_GRAMMAR) {
 		/* on error, or to start again once the grammar is here */
 		vxml_input_clear(s);

@@ -413,6 +413,49 @@ test_grammar_srcexpr(void **state)
 	}
 }
 
+static const struct h_doc docmenu_docs[] = {
+	{ "http://t/dm.vxml", VXML_HEAD
+"<menu id='top' scope='document'>\n"
+"  <prompt>main menu</prompt>\n"
+"  <choice dtmf='*' next='#top'>start over</choice>\n"
+"  <choice dtmf='1' next='#acct'>account</choice>\n"
+"</menu>\n"
+"<form id='acct'>\n"
+"  <field name='n' type='digits?length=3'><prompt>number</prompt>\n"
+"    <filled><log expr=\"'n ' + n\"/><exit/></filled></field>\n"
+</form></vxml>\n" },
+	{ "http://t/dl.vxml", VXML_HEAD
+"<link dtmf='1' next='#op'/>\n"
+"<form><field name='n' type='digits'><prompt>number</prompt>\n"
+"  <filled><log expr=\"'n ' + n\"/></filled></field></form>\n"
+"<form id='op'><block>operator</block></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* A menu with scope="document" keeps its choices live in the document's
+ * other dialogs: * goes back to it from inside the form. */
+static void
+test_document_scoped_menu(void **state)
+{
+	struct harness h;
+
+	h_init(&h, docmenu_docs);
+	h.dtmf = "1*1123";
+	h_run(&h, "http://t/dm.vxml");
+	SAW(&h, "PROMPT main menu\nPROMPT number\nPROMPT main menu\n"
+	    "PROMPT number\nLOG : n 123\n");
+	h_free(&h);
+
+	/* the field's grammar goes first: 1 is the start of a number here,
+	 * not the link */
+	h_init(&h, docmenu_docs);
+	h.dtmf = "12#";
+	h_run(&h, "http://t/dl.vxml");
+	SAW(&h, "PROMPT number\nLOG : n 12\n");
+	assert_null(strstr(h.out, "operator"));
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -429,6 +472,7 @@ main(void)
 		cmocka_unit_test(test_link_disconnect),
 		cmocka_unit_test(test_bargein),
 		cmocka_unit_test(test_grammar_srcexpr),
+		cmocka_unit_test(test_document_scoped_menu),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
