@@ -423,7 +423,7 @@ static const struct h_doc docmenu_docs[] = {
 "<form id='acct'>\n"
 "  <field name='n' type='digits?length=3'><prompt>number</prompt>\n"
 "    <filled><log expr=\"'n ' + n\"/><exit/></filled></field>\n"
-</form></vxml>\n" },
+"</form></vxml>\n" },
 	{ "http://t/dl.vxml", VXML_HEAD
 "<link dtmf='1' next='#op'/>\n"
 "<form><field name='n' type='digits'><prompt>number</prompt>\n"
