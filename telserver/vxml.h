@@ -110,8 +110,10 @@ struct vxml_record_req {
 	const char	*type;		/* MIME type wanted, e.g. audio/x-wav */
 };
 
-/* status 0: recorded; -1: the platform could not record (error.noresource).
- * url: where the platform stored it (kept in the result), may be NULL. */
+/* status 0: recorded (nothing at all, duration and len 0: noinput); -1:
+ * the platform could not record (error.noresource).  url: where the
+ * platform stored it (the variable's value, kept in the result), may be
+ * NULL.  audio is copied: it goes with <submit namelist> as a file part. */
 struct vxml_record_res {
 	int		 status;
 	const void	*audio;
