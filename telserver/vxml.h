@@ -151,6 +151,9 @@ struct vxml_result {
 	int			 line;		/* 0 when unknown */
 };
 
+/* Requests (and every string, array and fallback list in them) are
+ * borrowed for the duration of the callback: the platform copies what it
+ * keeps, e.g. the queued prompt items. */
 struct vxml_platform {
 	void	(*fetch)(void *arg, const struct vxml_fetch_req *req);
 	void	(*prompt)(void *arg, const struct vxml_prompt_item *item);
