@@ -110,8 +110,10 @@ struct vxml_record_req {
 	const char	*type;		/* MIME type wanted, e.g. audio/x-wav */
 };
 
-/* status 0: recorded; -1: the platform could not record (error.noresource).
- * url: where the platform stored it (kept in the result), may be NULL. */
+/* status 0: recorded (nothing at all, duration and len 0: noinput); -1:
+ * the platform could not record (error.noresource).  url: where the
+ * platform stored it (the variable's value, kept in the result), may be
+ * NULL.  audio is copied: it goes with <submit namelist> as a file part. */
 struct vxml_record_res {
 	int		 status;
 	const void	*audio;
@@ -149,6 +151,9 @@ struct vxml_result {
 	int			 line;		/* 0 when unknown */
 };
 
+/* Requests (and every string, array and fallback list in them) are
+ * borrowed for the duration of the callback: the platform copies what it
+ * keeps, e.g. the queued prompt items. */
 struct vxml_platform {
 	void	(*fetch)(void *arg, const struct vxml_fetch_req *req);
 	void	(*prompt)(void *arg, const struct vxml_prompt_item *item);
@@ -179,7 +184,8 @@ struct vxml_session_info {
 	const char	*aai;
 };
 
-/* The platform table and info are copied; arg is passed to each callback. */
+/* The platform table and info are copied; arg is passed to each callback.
+ * Every callback but log is required (NULL otherwise). */
 struct vxml_session *vxml_session_new(const struct vxml_platform *p, void *arg,
 	    const struct vxml_session_info *info);
 /* Fetches url and runs it.  Returns -1 (and calls nothing) if s already started. */

@@ -134,6 +134,7 @@ vxml_transfer_start(struct vxml_session *s, struct vxml_item *it)
 	r.transferaudio = audio;
 	r.aai = aai;
 	s->wait = WAIT_TRANSFER;
+	s->iterations = 0;
 	s->p.transfer(s->arg, &r);
 	free(dest);
 	free(aai);
@@ -200,6 +201,7 @@ vxml_record_start(struct vxml_session *s, struct vxml_item *it)
 	v = vxml_attr(it->node, "type");
 	r.type = v != NULL ? v : "audio/x-wav";
 	s->wait = WAIT_RECORD;
+	s->iterations = 0;
 	s->p.record(s->arg, &r);
 	free(v);
 	return FLOW_NEXT;
@@ -241,17 +243,32 @@ vxml_record_finish(struct vxml_session *s)
 	if (i == s->nrecs) {
 		struct vxml_result_field *r = realloc(s->recs,
 		    (s->nrecs + 1) * sizeof(*r));
+		struct vxml_audio *a;
 
-		if (r != NULL) {
+		if (r != NULL)
 			s->recs = r;
+		a = realloc(s->rec_audio, (s->nrecs + 1) * sizeof(*a));
+		if (a != NULL)
+			s->rec_audio = a;
+		if (r != NULL && a != NULL) {
 			s->recs[s->nrecs].name = strdup(it->var);
-			s->recs[s->nrecs++].value = NULL;
+			s->recs[s->nrecs].value = NULL;
+			memset(&s->rec_audio[s->nrecs++], 0, sizeof(*a));
 		}
 	}
 	if (i < s->nrecs) {
+		struct vxml_audio *a = &s->rec_audio[i];
+
 		duk_dup_top(s->js);
 		free(s->recs[i].value);
 		s->recs[i].value = vxml_js_json_top(s);
+		free(a->data);
+		free(a->type);
+		a->data = s->rec_data;		/* the session takes it */
+		a->len = s->rec_res.len;
+		a->type = s->rec_type;
+		s->rec_data = NULL;
+		s->rec_type = NULL;
 	}
 	if (vxml_fill_item(s, it) != 0)
 		return;

@@ -26,6 +26,7 @@ struct cli {
 	int			 outcome;
 	int			 record_ms;
 	int			 verbose;
+	long			 max_ms;	/* the caller gives up (hangs up) */
 	int			 failed;	/* the application ended in error */
 };
 
@@ -255,7 +256,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: ringq-vxml [--dtmf KEYS] [--dtmf-at MS] "
-	    "[--hangup-at MS] [--transfer OUTCOME|hangup] [--record-ms MS] [-v] "
+	    "[--hangup-at MS] [--transfer OUTCOME|hangup] [--record-ms MS]\n"
+	    "    [--max-ms MS (600000: the caller hangs up)] [-v] "
 	    "URL_or_file\n");
 	exit(2);
 }
@@ -285,6 +287,7 @@ main(int argc, char **argv)
 		{ "transfer", required_argument, NULL, 't' },
 		{ "record-ms", required_argument, NULL, 'r' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "max-ms", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct vxml_platform p = {
@@ -307,6 +310,7 @@ main(int argc, char **argv)
 	c.dtmf = "";
 	c.outcome = 4;			/* far_end_disconnect */
 	c.record_ms = 2000;
+	c.max_ms = 600000;
 	while ((ch = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
@@ -334,6 +338,9 @@ main(int argc, char **argv)
 			break;
 		case 'v':
 			c.verbose = 1;
+			break;
+		case 'm':
+			c.max_ms = atol(optarg);
 			break;
 		default:
 			usage();
@@ -371,6 +378,14 @@ main(int argc, char **argv)
 		if (next_key >= 0 && next_key <= c.timer_at) {
 			c.now = next_key + 100;	/* a key takes a tenth of a second */
 			vxml_dtmf(c.s, *c.dtmf++);
+			continue;
+		}
+		if (c.timer_at >= 0 && c.timer_at > c.max_ms && c.max_ms > 0) {
+			/* an application that never lets go: the caller hangs up */
+			c.now = c.max_ms;
+			c.max_ms = 0;
+			printf("HANGUP at %ld (--max-ms)\n", c.now);
+			vxml_hangup(c.s);
 			continue;
 		}
 		if (c.timer_at >= 0) {

@@ -213,8 +213,24 @@ is_prefix(const char *name, const char *p)
 }
 
 /* The platform's handler: reprompt for input events, end for the rest. */
+static enum vxml_flow default_handler_(struct vxml_session *, const char *,
+		    const char *);
+
+/* name and msg may be s->ev_name and s->ev_msg, which this replaces. */
 static enum vxml_flow
 default_handler(struct vxml_session *s, const char *name, const char *msg)
+{
+	char *n = strdup(name), *m = msg != NULL ? strdup(msg) : NULL;
+	enum vxml_flow f;
+
+	f = default_handler_(s, n != NULL ? n : "error", m);
+	free(n);
+	free(m);
+	return f;
+}
+
+static enum vxml_flow
+default_handler_(struct vxml_session *s, const char *name, const char *msg)
 {
 	struct vxml_dialog *dl = &s->ctx->dlg;
 
@@ -241,8 +257,6 @@ default_handler(struct vxml_session *s, const char *name, const char *msg)
 	    msg != NULL ? msg : "", vxml_node_url(s, s->ev_node) != NULL ?
 	    vxml_node_url(s, s->ev_node) : "?",
 	    s->ev_node != NULL ? (int)xmlGetLineNo(s->ev_node) : 0);
-	if (!s->hungup && is_prefix(name, "error"))
-		vxml_prompt_text(s, "Sorry, a technical problem occurred. Goodbye.", 0);
 	vxml_end(s, is_prefix(name, "error") ? VXML_END_ERROR : VXML_END_EXIT);
 	return FLOW_EXIT;
 }

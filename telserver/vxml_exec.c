@@ -64,15 +64,15 @@ static int	namelist_params(struct vxml_session *, xmlNode *, const char *,
 		    struct vxml_tr *);
 static void	url_append(char **, const char *, const char *);
 
-/* A recording held by the session for a <record> variable, if any. */
-static struct vxml_result_field *
+/* The recording held for a <record> variable, if any. */
+static struct vxml_audio *
 recording(struct vxml_session *s, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < s->nrecs; i++)
 		if (strcmp(s->recs[i].name, name) == 0)
-			return &s->recs[i];
+			return s->rec_audio[i].data != NULL ? &s->rec_audio[i] : NULL;
 	return NULL;
 }
 
@@ -105,7 +105,9 @@ namelist_params(struct vxml_session *s, xmlNode *n, const char *list,
 	t->params = calloc(nn + 1, sizeof(*t->params));
 	for (i = 0; i < nn && t->params != NULL; i++) {
 		struct vxml_param *p = &t->params[t->nparams];
+		struct vxml_audio *a;
 		char *v;
+		void *d;
 
 		if (!vxml_js_is_defined(s, names[i])) {
 			vxml_throwf(s, "error.semantic", n,
@@ -127,16 +129,12 @@ namelist_params(struct vxml_session *s, xmlNode *n, const char *list,
 		}
 		p->name = strdup(names[i]);
 		p->value = v;
-		if (recording(s, names[i]) != NULL && s->rec_audio != NULL) {
-			void *d = malloc(s->rec_res.len);
-
-			if (d != NULL) {
-				memcpy(d, s->rec_audio, s->rec_res.len);
-				p->data = d;
-				p->len = s->rec_res.len;
-				p->type = strdup(s->rec_res.type != NULL ?
-				    s->rec_res.type : "audio/x-wav");
-			}
+		if ((a = recording(s, names[i])) != NULL &&
+		    (d = malloc(a->len)) != NULL) {
+			memcpy(d, a->data, a->len);
+			p->data = d;
+			p->len = a->len;
+			p->type = strdup(a->type != NULL ? a->type : "audio/x-wav");
 		}
 		t->nparams++;
 	}

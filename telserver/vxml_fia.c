@@ -425,13 +425,14 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 	struct vxml_dialog *dl = &s->ctx->dlg;
 	struct vxml_item *it = dl->cur >= 0 ? &dl->items[dl->cur] : NULL;
 	xmlNode *g = idx >= 0 && (size_t)idx < s->ngrammars ? s->gnodes[idx] : NULL;
-	char *src = vxml_interp_source(m), *slot;
+	char *src, *slot;
 	xmlNode *ln;
 	size_t i;
 
+	free(s->taken_src);	/* the session holds it (see finish()) */
+	src = s->taken_src = vxml_interp_source(m);
 	s->ev_depth = 0;
 	if (it == NULL) {
-		free(src);
 		return;
 	}
 	for (ln = g; ln != NULL && !vxml_is(ln, "link"); ln = ln->parent)
@@ -440,17 +441,18 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 		vxml_js_set_lastresult(s, NULL, m->utterance != NULL ?
 		    m->utterance : s->cur, src);
 		duk_pop(s->js);
-		free(src);
 		vxml_choice_taken(s, ln);
 		return;
 	}
-	if (it->kind == ITEM_MENU) {
+	for (ln = g; ln != NULL && !vxml_is(ln, "choice"); ln = ln->parent)
+		;
+	if (it->kind == ITEM_MENU || ln != NULL) {
+		/* this menu's choice, or a document-scoped menu's */
 		xmlNode *ch = g;
 
 		vxml_js_set_lastresult(s, NULL, m->utterance != NULL ?
 		    m->utterance : s->cur, src);
 		duk_pop(s->js);
-		free(src);
 		while (ch != NULL && !vxml_is(ch, "choice"))
 			ch = ch->parent;
 		if (ch == NULL)
@@ -460,9 +462,9 @@ vxml_fia_matched(struct vxml_session *s, int idx, struct vxml_interp *m)
 	}
 	vxml_js_set_lastresult(s, it->kind == ITEM_FIELD ? it->var : NULL,
 	    m->utterance != NULL ? m->utterance : s->cur, src);
-	free(src);
-	if (it->kind == ITEM_INITIAL) {
-		/* form-level grammar: fill the fields its slots name */
+	if (it->kind == ITEM_INITIAL ||
+	    (vxml_is(g, "grammar") && g->parent == dl->node)) {
+		/* a form-level grammar: fill the fields its slots name */
 		for (i = 0; i < dl->nitems; i++) {
 			struct vxml_item *f = &dl->items[i];
 
@@ -514,6 +516,13 @@ vxml_fia_step(struct vxml_session *s)
 	size_t i;
 	int err;
 
+	/* events handled and items run since the caller was last asked */
+	if (++s->iterations > VXML_LOOP_LIMIT) {
+		vxml_throwf(s, "error.noresource", dl->node,
+		    "the dialog loops without waiting for the caller");
+		vxml_end(s, VXML_END_ERROR);
+		return;
+	}
 	if (s->ev_name != NULL) {
 		f = vxml_handle_event(s);
 		if (f != FLOW_THROW)
@@ -525,12 +534,6 @@ vxml_fia_step(struct vxml_session *s)
 		return;
 	if (dl->node == NULL) {
 		vxml_end(s, VXML_END_EXIT);
-		return;
-	}
-	if (++s->iterations > VXML_LOOP_LIMIT) {
-		vxml_throwf(s, "error.noresource", dl->node,
-		    "the dialog loops without waiting for the caller");
-		vxml_end(s, VXML_END_ERROR);
 		return;
 	}
 	if (dl->next_item >= 0) {

@@ -116,25 +116,96 @@ js_quote(const char *v)
 	return r;
 }
 
-/* A <grammar> element: inline SRGS, or src fetched with its document.
- * Voice-only grammars are skipped: this platform hears only keys. */
+/* A grammar fetched through srcexpr, by URL; NULL if not fetched yet. */
+static struct vxml_res *
+gcache_find(struct vxml_session *s, const char *url)
+{
+	size_t i;
+
+	for (i = 0; i < s->ngcache; i++)
+		if (strcmp(s->gcache[i].url, url) == 0)
+			return &s->gcache[i];
+	return NULL;
+}
+
+/* <grammar srcexpr>: the URL is known only now, so the collection waits
+ * for the fetch and starts again (vxml_input_grammar_fetched()). */
+static struct vxml_res *
+grammar_expr(struct vxml_session *s, xmlNode *g, enum vxml_flow *f)
+{
+	struct vxml_res *r, *v;
+	char *e, *ref = NULL, *url;
+	struct vxml_fetch_req req;
+
+	*f = FLOW_NEXT;
+	e = vxml_attr(g, "srcexpr");
+	if (vxml_js_eval_str(s, e, g, &ref) != 0) {
+		free(e);
+		*f = FLOW_THROW;
+		return NULL;
+	}
+	free(e);
+	url = vxml_url_resolve(vxml_node_url(s, g), ref);
+	free(ref);
+	if (url == NULL || (r = gcache_find(s, url)) != NULL) {
+		free(url);
+		return url == NULL ? NULL : r;
+	}
+	if (strncmp(url, "builtin:", 8) == 0 || s->ngcache >= VXML_GCACHE ||
+	    (v = realloc(s->gcache, (s->ngcache + 1) * sizeof(*v))) == NULL) {
+		struct vxml_res *tmp = &s->gtmp;	/* no caching: a builtin */
+
+		free(tmp->url);
+		memset(tmp, 0, sizeof(*tmp));
+		tmp->url = url;
+		tmp->status = strncmp(url, "builtin:", 8) == 0 ? 200 : 0;
+		return tmp;
+	}
+	s->gcache = v;
+	r = &v[s->ngcache++];
+	memset(r, 0, sizeof(*r));
+	r->url = url;
+	r->status = -1;
+	r->fetch_id = ++s->next_fetch_id;
+	s->wait = WAIT_GRAMMAR;
+	memset(&req, 0, sizeof(req));
+	req.id = r->fetch_id;
+	req.kind = VXML_FETCH_GRAMMAR;
+	req.url = url;
+	req.timeout_ms = vxml_time_ms(vxml_property(s, "fetchtimeout", "30s"), 30000);
+	req.maxage = req.maxstale = -1;
+	s->p.fetch(s->arg, &req);
+	return NULL;
+}
+
+/* A <grammar> element: inline SRGS, src fetched with its document, or
+ * srcexpr fetched now.  Voice-only grammars are skipped: this platform
+ * hears only keys. */
 static enum vxml_flow
 grammar_elem(struct vxml_session *s, xmlNode *g)
 {
-	char err[256] = "", *mode, *src;
+	char err[256] = "", *mode;
 	struct vxml_grammar *gr = NULL;
+	struct vxml_res *r = NULL;
+	enum vxml_flow f;
 	int voice;
 
 	mode = vxml_attr(g, "mode");
 	voice = mode == NULL || strcmp(mode, "dtmf") != 0;
 	free(mode);
-	if ((src = vxml_attr(g, "src")) != NULL) {
-		struct vxml_res *r = vxml_doc_res(s->ctx->doc, g);
-
+	if (vxml_has_attr(g, "srcexpr")) {
+		r = grammar_expr(s, g, &f);
+		if (r == NULL)		/* an error, or a fetch on its way */
+			return f;
+	} else if (vxml_has_attr(g, "src")) {
+		r = vxml_doc_res(s->ctx->doc, g);
 		if (r == NULL)
 			r = vxml_doc_res(s->ctx->app, g);
-		free(src);
-		if (strncmp(r != NULL ? r->url : "", "builtin:", 8) == 0) {
+		if (r == NULL)
+			return vxml_throwf(s, "error.badfetch", g, "grammar not fetched");
+	}
+	if (r != NULL) {
+		if (strncmp(r->url, "builtin:", 8) == 0) {
 			const char *t = r->url + 8;
 
 			if (strncmp(t, "dtmf/", 5) == 0)
@@ -148,9 +219,9 @@ grammar_elem(struct vxml_session *s, xmlNode *g)
 			add_grammar(s, gr, g);
 			return FLOW_NEXT;
 		}
-		if (r == NULL || r->status < 200 || r->status > 299)
+		if (r->status < 200 || r->status > 299)
 			return vxml_throwf(s, "error.badfetch", g,
-			    "cannot fetch grammar %s", r != NULL ? r->url : "?");
+			    "cannot fetch grammar %s (status %d)", r->url, r->status);
 		gr = vxml_grammar_srgs_doc(r->body, r->len, err, sizeof(err));
 		if (gr == NULL) {
 			if (voice)
@@ -165,6 +236,52 @@ grammar_elem(struct vxml_session *s, xmlNode *g)
 	}
 	add_grammar(s, gr, g);
 	return FLOW_NEXT;
+}
+
+/* A srcexpr grammar arrived (or failed): collect again with it. */
+int
+vxml_input_grammar_fetched(struct vxml_session *s, unsigned id, int status,
+    char **body, size_t len)
+{
+	size_t i;
+	struct vxml_dialog *dl = &s->ctx->dlg;
+
+	for (i = 0; i < s->ngcache; i++) {
+		struct vxml_res *r = &s->gcache[i];
+
+		if (r->status != -1 || r->fetch_id != id)
+			continue;
+		r->status = status;
+		r->body = *body;
+		r->len = len;
+		*body = NULL;
+		if (s->wait == WAIT_GRAMMAR) {
+			s->wait = WAIT_NONE;
+			if (dl->cur >= 0)
+				vxml_apply(s, vxml_input_start(s, &dl->items[dl->cur]));
+		}
+		return 1;
+	}
+	return 0;
+}
+
+void
+vxml_input_free(struct vxml_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->ngcache; i++) {
+		free(s->gcache[i].url);
+		free(s->gcache[i].body);
+	}
+	free(s->gcache);
+	free(s->gtmp.url);
+	s->gcache = NULL;
+	s->ngcache = 0;
+	vxml_interp_clear(&s->taken);
+	free(s->taken_src);
+	s->taken_src = NULL;
+	vxml_input_clear(s);
 }
 
 static enum vxml_flow
@@ -258,38 +375,80 @@ is_modal(struct vxml_item *it)
 	return modal;
 }
 
-/* <link>s in scope (item, dialog, document, application root): their dtmf
- * sequence or DTMF grammars stay active while the item collects. */
 static enum vxml_flow
-link_grammars(struct vxml_session *s, struct vxml_item *it)
+links_of(struct vxml_session *s, xmlNode *scope)
+{
+	xmlNode *l, *g;
+	enum vxml_flow f;
+	char *dtmf;
+
+	for (l = vxml_first_elem(scope); l != NULL; l = vxml_next_elem(l)) {
+		if (!vxml_is(l, "link"))
+			continue;
+		if ((dtmf = vxml_attr(l, "dtmf")) != NULL)
+			add_grammar(s, vxml_grammar_sequence(dtmf, "'link'"), l);
+		free(dtmf);
+		for (g = vxml_first_elem(l); g != NULL; g = vxml_next_elem(g))
+			if (vxml_is(g, "grammar") &&
+			    (f = grammar_elem(s, g)) != FLOW_NEXT)
+				return f;
+	}
+	return FLOW_NEXT;
+}
+
+/* The menus of a document marked scope="document": their choices are
+ * live everywhere in it (and, from the root, in the whole application). */
+static enum vxml_flow
+document_menus(struct vxml_session *s, xmlNode *root)
+{
+	xmlNode *d;
+	enum vxml_flow f;
+	char *scope;
+	int doc;
+
+	for (d = vxml_first_elem(root); d != NULL; d = vxml_next_elem(d)) {
+		if (!vxml_is(d, "menu") || d == s->ctx->dlg.node)
+			continue;
+		scope = vxml_attr(d, "scope");
+		doc = scope != NULL && strcmp(scope, "document") == 0;
+		free(scope);
+		if (doc && (f = menu_grammars(s, d)) != FLOW_NEXT)
+			return f;
+	}
+	return FLOW_NEXT;
+}
+
+/* The grammars in scope beyond the item's own, innermost first (VoiceXML
+ * 2.0 3.1.4): the item's links; the form's grammars (a field may fill
+ * other fields through them) and links; the document's links and
+ * document-scoped menus; the application root's. */
+static enum vxml_flow
+scope_grammars(struct vxml_session *s, struct vxml_item *it)
 {
 	struct vxml_ctx *c = s->ctx;
-	xmlNode *scopes[4], *l, *g;
-	size_t ns = 0, i;
-	enum vxml_flow f;
+	xmlNode *g;
+	enum vxml_flow f = FLOW_NEXT;
 
-	if (it->node != c->dlg.node)
-		scopes[ns++] = it->node;
-	scopes[ns++] = c->dlg.node;
-	if (c->doc != NULL)
-		scopes[ns++] = c->doc->root;
-	if (c->app != NULL && c->app != c->doc)
-		scopes[ns++] = c->app->root;
-	for (i = 0; i < ns; i++)
-		for (l = vxml_first_elem(scopes[i]); l != NULL; l = vxml_next_elem(l)) {
-			char *dtmf;
-
-			if (!vxml_is(l, "link"))
-				continue;
-			if ((dtmf = vxml_attr(l, "dtmf")) != NULL)
-				add_grammar(s, vxml_grammar_sequence(dtmf, "'link'"), l);
-			free(dtmf);
-			for (g = vxml_first_elem(l); g != NULL; g = vxml_next_elem(g))
-				if (vxml_is(g, "grammar") &&
-				    (f = grammar_elem(s, g)) != FLOW_NEXT)
-					return f;
-		}
-	return FLOW_NEXT;
+	if (it->node != c->dlg.node && (f = links_of(s, it->node)) != FLOW_NEXT)
+		return f;
+	if (it->kind == ITEM_FIELD)
+		for (g = vxml_first_elem(c->dlg.node); g != NULL &&
+		    f == FLOW_NEXT && s->wait != WAIT_GRAMMAR; g = vxml_next_elem(g))
+			if (vxml_is(g, "grammar"))
+				f = grammar_elem(s, g);
+	if (f == FLOW_NEXT)
+		f = links_of(s, c->dlg.node);
+	if (f == FLOW_NEXT && c->doc != NULL) {
+		f = links_of(s, c->doc->root);
+		if (f == FLOW_NEXT)
+			f = document_menus(s, c->doc->root);
+	}
+	if (f == FLOW_NEXT && c->app != NULL && c->app != c->doc) {
+		f = links_of(s, c->app->root);
+		if (f == FLOW_NEXT)
+			f = document_menus(s, c->app->root);
+	}
+	return f;
 }
 
 static void
@@ -333,24 +492,31 @@ finish(struct vxml_session *s, const char *event)
 		return;
 	}
 	{
-		struct vxml_interp m = s->match;
 		int idx = s->match_idx;
 
+		/* held by the session, not this frame: a script error inside
+		 * may leave through the run loop's guard */
+		vxml_interp_clear(&s->taken);
+		s->taken = s->match;
 		memset(&s->match, 0, sizeof(s->match));
 		s->match_idx = -1;
-		vxml_fia_matched(s, idx, &m);
-		vxml_interp_clear(&m);
+		vxml_fia_matched(s, idx, &s->taken);
+		vxml_interp_clear(&s->taken);
 		vxml_input_clear(s);
 	}
 }
 
-/* The best verdict of the active grammars on s->cur; a complete match is
- * kept in s->match. */
+/* The verdict of the active grammars on s->cur; the complete match of
+ * highest precedence (the grammars are in precedence order) is kept in
+ * s->match.  A complete match counts as final only if no grammar of higher
+ * precedence could still match with more keys: "1" completing a
+ * document-wide menu choice must not cut short a field's digits. */
 static enum vxml_match
 match_all(struct vxml_session *s)
 {
-	enum vxml_match best = VXML_MATCH_NO, m;
+	enum vxml_match best = VXML_MATCH_NO, chosen = VXML_MATCH_NO, m;
 	struct vxml_interp in;
+	int higher_open = 0;
 	size_t i;
 
 	vxml_interp_clear(&s->match);
@@ -362,12 +528,19 @@ match_all(struct vxml_session *s)
 		    s->match_idx < 0) {
 			s->match = in;
 			s->match_idx = (int)i;
+			chosen = m;
 		} else
 			vxml_interp_clear(&in);
+		if (m == VXML_MATCH_PREFIX && s->match_idx < 0)
+			higher_open = 1;
 		if (m > best)
 			best = m;
 	}
-	return best;
+	if (s->match_idx < 0)
+		return best;		/* NO or PREFIX */
+	if (chosen == VXML_MATCH_FULL && higher_open)
+		return VXML_MATCH_MORE;	/* wait for the next key */
+	return chosen;
 }
 
 /* One key of the current utterance. */
@@ -444,12 +617,13 @@ vxml_input_start(struct vxml_session *s, struct vxml_item *it)
 		f = field_grammars(s, it->node);
 	else		/* <initial>: the form's own grammars */
 		for (c = vxml_first_elem(s->ctx->dlg.node); c != NULL &&
-		    f == FLOW_NEXT; c = vxml_next_elem(c))
+		    f == FLOW_NEXT && s->wait != WAIT_GRAMMAR; c = vxml_next_elem(c))
 			if (vxml_is(c, "grammar"))
 				f = grammar_elem(s, c);
-	if (f == FLOW_NEXT && !is_modal(it))
-		f = link_grammars(s, it);
-	if (f != FLOW_NEXT) {
+	if (f == FLOW_NEXT && !is_modal(it) && s->wait != WAIT_GRAMMAR)
+		f = scope_grammars(s, it);
+	if (f != FLOW_NEXT || s->wait == WAIT_GRAMMAR) {
+		/* on error, or to start again once the grammar is here */
 		vxml_input_clear(s);
 		return f;
 	}

@@ -13,6 +13,7 @@
 
 #define VXML_MAX_DIGITS		64
 #define VXML_LOOP_LIMIT		10000	/* FIA iterations without waiting */
+#define VXML_GCACHE		16	/* srcexpr grammars kept per session */
 
 /* A resource fetched together with its document (<script src>, <grammar
  * src>), so that executable content never has to wait for a fetch. */
@@ -34,6 +35,13 @@ struct vxml_doc {
 	struct vxml_res	*res;
 	size_t		 nres;
 	size_t		 pending;	/* resources still being fetched */
+};
+
+/* A recording kept for <submit namelist> (a multipart file part). */
+struct vxml_audio {
+	void		*data;
+	size_t		 len;
+	char		*type;
 };
 
 /* An event counter: one per event name prefix seen. */
@@ -111,6 +119,7 @@ enum vxml_wait {
 	WAIT_PROMPTS_END,	/* play out before ending */
 	WAIT_PROMPTS_THEN,	/* play out before a transfer or record */
 	WAIT_PROMPTS_DISC,	/* play out before <disconnect> hangs up */
+	WAIT_GRAMMAR,		/* a <grammar srcexpr> before collecting */
 	WAIT_TRANSFER,
 	WAIT_RECORD,
 	WAIT_DONE
@@ -134,6 +143,7 @@ struct vxml_pend {
 	char			*url;
 	char			*body;
 	size_t			 len;
+	char			*type;		/* a recording's */
 	char			 digit;
 	int			 outcome;
 	int			 duration_ms;
@@ -171,6 +181,7 @@ struct vxml_session {
 	char			*ret_event;	/* <return event>: thrown in the caller */
 	char			*ret_msg;
 	int			 disconnected;	/* <disconnect> or blind transfer */
+	enum vxml_end		 end_how;	/* while the last prompts play */
 	int			 reprompt;	/* <reprompt> executed in a handler */
 
 	/* document fetching */
@@ -193,10 +204,15 @@ struct vxml_session {
 	size_t			 ncur;
 	struct vxml_interp	 match;		/* a complete match waiting for more */
 	int			 match_idx;	/* its grammar, -1 none */
+	struct vxml_interp	 taken;		/* the match being acted on */
+	char			*taken_src;	/* its interpretation source */
 	char			 termchar;	/* 0: none */
 	int			 interdigit_ms, termtimeout_ms, timeout_ms;
 	char			 propbuf[4][256];
 	int			 propi;
+	struct vxml_res		*gcache;	/* srcexpr grammars by URL */
+	size_t			 ngcache;
+	struct vxml_res		 gtmp;
 	int			 bargein;	/* the queued prompts allow barge-in */
 	int			 prompts_queued;
 	int			 prompts_playing;
@@ -211,10 +227,12 @@ struct vxml_session {
 	/* results */
 	struct vxml_result_field *fields;
 	size_t			 nfields;
-	struct vxml_result_field *recs;
+	struct vxml_result_field *recs;		/* name -> URL, for the result */
+	struct vxml_audio	*rec_audio;	/* the audio of each recs[i] */
 	size_t			 nrecs;
-	struct vxml_record_res	 rec_res;
-	void			*rec_audio;
+	struct vxml_record_res	 rec_res;	/* the recording being handed in */
+	void			*rec_data;
+	char			*rec_type;
 	int			 xfer_outcome;
 	int			 xfer_ms;
 };
@@ -298,6 +316,9 @@ void		 vxml_input_hangup(struct vxml_session *s);
 void		 vxml_input_timer(struct vxml_session *s);
 void		 vxml_input_prompts_done(struct vxml_session *s);
 void		 vxml_input_clear(struct vxml_session *s);
+void		 vxml_input_free(struct vxml_session *s);
+int		 vxml_input_grammar_fetched(struct vxml_session *s, unsigned id,
+		    int status, char **body, size_t len);
 const char	*vxml_property(struct vxml_session *s, const char *name, const char *dflt);
 
 /* vxml_fia.c */

@@ -56,11 +56,17 @@ static const char js_boot[] =
 "    g.$vxml_sc[0]['lastresult$'] = a;\n"
 "    return r;\n"
 "  });\n"
+/* semantics/1.0 tags along the match path: out starts as an empty
+ * object; left empty, the result is the utterance (SISR 1.0) */
 "  hide('$vxml_tags', function (tags, utt) {\n"
-"    var out, meta = { current: function () { return { text: utt }; } };\n"
-"    for (var i = 0; i < tags.length; i++) out = (function (out, meta) {\n"
-"      eval(tags[i]); return out; })(out, meta);\n"
-"    return out === undefined ? utt : out;\n"
+"    var out = {}, rules = {}, meta = { current: function () {\n"
+"        return { text: utt, score: 1.0 }; } };\n"
+"    for (var i = 0; i < tags.length; i++)\n"
+"      out = (function (out, rules, meta) { eval(tags[i]); return out; })\n"
+"          (out, rules, meta);\n"
+"    if (out === undefined || (typeof out == 'object' && out !== null &&\n"
+"        Object.keys(out).length == 0)) return utt;\n"
+"    return out;\n"
 "  });\n"
 "})(this);\n";
 
@@ -76,6 +82,13 @@ static duk_ret_t
 json_decode_safe(duk_context *js, void *udata)
 {
 	duk_json_decode(js, -1);
+	return 1;
+}
+
+static duk_ret_t
+json_encode_safe(duk_context *js, void *udata)
+{
+	duk_json_encode(js, -1);
 	return 1;
 }
 
@@ -510,7 +523,12 @@ vxml_js_json_top(struct vxml_session *s)
 		duk_pop(s->js);
 		return strdup("null");
 	}
-	j = duk_json_encode(s->js, -1);
+	/* a cyclic value or a throwing toJSON must not take the process down */
+	if (duk_safe_call(s->js, json_encode_safe, NULL, 1, 1) != 0) {
+		duk_pop(s->js);
+		return strdup("null");
+	}
+	j = duk_get_string(s->js, -1);
 	r = strdup(j != NULL ? j : "null");
 	duk_pop(s->js);
 	return r;

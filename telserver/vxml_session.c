@@ -21,6 +21,11 @@ vxml_session_new(const struct vxml_platform *p, void *arg,
 	const char **dst[7];
 	int i;
 
+	if (p->fetch == NULL || p->prompt == NULL || p->play == NULL ||
+	    p->stop_prompts == NULL || p->timer_set == NULL ||
+	    p->timer_cancel == NULL || p->transfer == NULL || p->record == NULL ||
+	    p->disconnect == NULL || p->done == NULL)
+		return NULL;		/* log alone may be NULL */
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->p = *p;
@@ -66,6 +71,7 @@ pend_free(struct vxml_pend *p)
 	free(p->error);
 	free(p->url);
 	free(p->body);
+	free(p->type);
 	free(p);
 }
 
@@ -98,7 +104,7 @@ vxml_session_free(struct vxml_session *s)
 		s->pend_head = p->next;
 		pend_free(p);
 	}
-	vxml_input_clear(s);
+	vxml_input_free(s);
 	vxml_doc_unref(s->loading);
 	vxml_doc_unref(s->loading_app);
 	free(s->loading_frag);
@@ -111,8 +117,14 @@ vxml_session_free(struct vxml_session *s)
 	free(s->ret_event);
 	free(s->ret_msg);
 	fields_free(s->fields, s->nfields);
-	fields_free(s->recs, s->nrecs);
+	for (i = 0; i < (int)s->nrecs; i++) {
+		free(s->rec_audio[i].data);
+		free(s->rec_audio[i].type);
+	}
 	free(s->rec_audio);
+	fields_free(s->recs, s->nrecs);
+	free(s->rec_data);
+	free(s->rec_type);
 	vxml_js_free(s);
 	for (i = 0; i < 7; i++)
 		free(s->info_strs[i]);
@@ -184,8 +196,6 @@ finish_done(struct vxml_session *s, enum vxml_end how)
 	s->p.done(s->arg, &r);
 }
 
-static enum vxml_end	end_how;
-
 /* Ends the session once the queued prompts have played. */
 void
 vxml_end(struct vxml_session *s, enum vxml_end how)
@@ -208,9 +218,16 @@ vxml_end(struct vxml_session *s, enum vxml_end how)
 	if (s->timer_on)
 		s->p.timer_cancel(s->arg);
 	s->timer_on = 0;
+	if (s->prompts_playing) {	/* e.g. the loop guard during input */
+		s->p.stop_prompts(s->arg);
+		s->prompts_playing = 0;
+	}
+	/* the caller is told, not left in silence */
+	if (how == VXML_END_ERROR && !s->hungup)
+		vxml_prompt_text(s, "Sorry, a technical problem occurred. Goodbye.", 0);
 	if (s->prompts_queued > 0 && !s->hungup) {
 		s->wait = WAIT_PROMPTS_END;
-		end_how = how;
+		s->end_how = how;
 		s->prompts_playing = 1;
 		s->p.play(s->arg);
 		return;
@@ -601,14 +618,16 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 			doc_answer(s, p);
 			break;
 		}
-		if (!resource_answer(s, s->loading, p))
-			resource_answer(s, s->loading_app, p);
+		if (!resource_answer(s, s->loading, p) &&
+		    !resource_answer(s, s->loading_app, p))
+			vxml_input_grammar_fetched(s, p->id, p->status, &p->body,
+			    p->len);
 		break;
 	case PEND_PROMPTS:
 		s->prompts_playing = 0;
 		if (s->wait == WAIT_PROMPTS_END) {
 			s->prompts_queued = 0;
-			finish_done(s, end_how);
+			finish_done(s, s->end_how);
 		} else if (s->wait == WAIT_PROMPTS_THEN)
 			vxml_fia_prompts_played(s);
 		else if (s->wait == WAIT_PROMPTS_DISC)
@@ -629,11 +648,11 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 			break;
 		s->hungup = 1;
 		if (s->wait == WAIT_PROMPTS_END) {
-			finish_done(s, end_how);
+			finish_done(s, s->end_how);
 			break;
 		}
 		if (s->wait == WAIT_INPUT || s->wait == WAIT_PROMPTS_THEN ||
-		    s->wait == WAIT_PROMPTS_DISC) {
+		    s->wait == WAIT_PROMPTS_DISC || s->wait == WAIT_GRAMMAR) {
 			vxml_input_hangup(s);
 			s->wait = WAIT_NONE;
 		}
@@ -654,17 +673,57 @@ dispatch(struct vxml_session *s, struct vxml_pend *p)
 	case PEND_RECORD:
 		if (s->wait != WAIT_RECORD)
 			break;
-		free(s->rec_audio);
-		s->rec_audio = p->body;
+		free(s->rec_data);
+		s->rec_data = p->body;
 		p->body = NULL;
+		free(s->rec_type);
+		s->rec_type = p->type;
+		p->type = NULL;
 		s->rec_res = p->rec;
-		s->rec_res.audio = s->rec_audio;
-		s->rec_res.type = NULL;
+		s->rec_res.audio = s->rec_data;
+		s->rec_res.type = s->rec_type;
 		s->rec_res.url = p->url;
 		vxml_record_finish(s);
 		s->rec_res.url = NULL;
+		s->rec_res.type = NULL;
 		break;
 	}
+}
+
+struct guard {
+	struct vxml_session	*s;
+	struct vxml_pend	*p;
+};
+
+static duk_ret_t
+guarded_step(duk_context *js, void *udata)
+{
+	struct guard *g = udata;
+
+	if (g->p != NULL)
+		dispatch(g->s, g->p);
+	else
+		vxml_fia_step(g->s);
+	return 0;
+}
+
+/* One step under a duktape error guard: the interpreter's own ECMAScript
+ * calls are protected, but a document can still make a C-side property
+ * access throw (a throwing getter or setter on a scope object, a frozen
+ * scope).  Such an error ends this session, not the process. */
+static void
+guarded(struct vxml_session *s, struct vxml_pend *p)
+{
+	struct guard g = { s, p };
+
+	if (duk_safe_call(s->js, guarded_step, &g, 0, 1) != 0) {
+		vxml_throwf(s, "error.semantic", NULL, "script error: %s",
+		    duk_safe_to_string(s->js, -1));
+		duk_pop(s->js);
+		vxml_end(s, VXML_END_ERROR);
+		return;
+	}
+	duk_pop(s->js);
 }
 
 void
@@ -681,12 +740,12 @@ vxml_run(struct vxml_session *s)
 		if ((p = s->pend_head) != NULL) {
 			if ((s->pend_head = p->next) == NULL)
 				s->pend_tail = NULL;
-			dispatch(s, p);
+			guarded(s, p);
 			pend_free(p);
 			continue;
 		}
 		if (s->wait == WAIT_NONE) {
-			vxml_fia_step(s);
+			guarded(s, NULL);
 			continue;
 		}
 		break;
@@ -797,5 +856,6 @@ vxml_record_done(struct vxml_session *s, const struct vxml_record_res *r)
 	else
 		p->rec.len = r->audio != NULL ? r->len : 0;
 	p->url = r->url != NULL ? strdup(r->url) : NULL;
+	p->type = r->type != NULL ? strdup(r->type) : NULL;
 	pend_push(s, p);
 }

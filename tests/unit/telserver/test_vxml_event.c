@@ -191,6 +191,7 @@ test_error_paths(void **state)
 	assert_int_equal(h.done, 1);
 	assert_int_equal(h.how, VXML_END_ERROR);
 	assert_non_null(strstr(h.json, "loops"));
+	SAW(&h, "PROMPT Sorry, a technical problem occurred. Goodbye.\n");
 	h_free(&h);
 
 	/* nothing at all at the URL */
@@ -237,6 +238,45 @@ test_hangup_and_disconnect(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc two_docs[] = {
+	{ "http://t/ok.vxml", VXML_HEAD
+"<form><block>bye<exit expr=\"'ok'\"/></block></form></vxml>\n" },
+	{ "http://t/err.vxml", VXML_HEAD
+"<form><block><script>nosuch();</script></block></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* Two sessions at once, both ending while their last prompts play: each
+ * keeps its own way of ending. */
+static void
+test_sessions_independent(void **state)
+{
+	struct harness a, b;
+	struct vxml_session_info info = { NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+
+	h_init(&a, two_docs);
+	h_init(&b, two_docs);
+	a.s = vxml_session_new(&h_platform, &a, &info);
+	b.s = vxml_session_new(&h_platform, &b, &info);
+	vxml_session_start(a.s, "http://t/err.vxml");
+	vxml_session_start(b.s, "http://t/ok.vxml");
+	assert_true(a.playing && b.playing);
+	assert_int_equal(a.done + b.done, 0);
+	a.playing = b.playing = 0;
+	vxml_prompts_done(a.s);
+	vxml_prompts_done(b.s);
+	assert_int_equal(a.done, 1);
+	assert_int_equal(b.done, 1);
+	assert_int_equal(a.how, VXML_END_ERROR);
+	assert_int_equal(b.how, VXML_END_EXIT);
+	SAW(&a, "PROMPT Sorry, a technical problem occurred. Goodbye.\n");
+	SAW(&b, "PROMPT bye\n");
+	vxml_session_free(a.s);
+	vxml_session_free(b.s);
+	h_free(&a);
+	h_free(&b);
+}
+
 int
 main(void)
 {
@@ -246,6 +286,7 @@ main(void)
 		cmocka_unit_test(test_default_handlers),
 		cmocka_unit_test(test_error_paths),
 		cmocka_unit_test(test_hangup_and_disconnect),
+		cmocka_unit_test(test_sessions_independent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

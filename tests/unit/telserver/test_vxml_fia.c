@@ -64,7 +64,8 @@ test_form_order_and_filled(void **state)
 }
 
 /* The same run with every fetch answered later, not from inside the
- * request: the transcript must not change. */
+ * request, and with prompts ending from inside play(): the transcript must
+ * not change. */
 static void
 test_async_fetch_same_transcript(void **state)
 {
@@ -76,6 +77,15 @@ test_async_fetch_same_transcript(void **state)
 	h_init(&b, pin_docs);
 	b.dtmf = "12341";
 	b.async = 1;
+	h_run(&b, "http://t/pin.vxml");
+	assert_string_equal(a.out, b.out);
+	assert_string_equal(a.json, b.json);
+	h_free(&b);
+
+	/* prompts that end from inside play(): same again */
+	h_init(&b, pin_docs);
+	b.dtmf = "12341";
+	b.instant = 1;
 	h_run(&b, "http://t/pin.vxml");
 	assert_string_equal(a.out, b.out);
 	assert_string_equal(a.json, b.json);
@@ -257,7 +267,8 @@ static const struct h_doc rx_docs[] = {
 "  <transfer name='xfer' dest='tel:+15550000' bridge='true' connecttimeout='20s'>\n"
 "    <filled><log expr=\"'xfer ' + xfer + ' ' + xfer$.duration\"/></filled>\n"
 "  </transfer>\n"
-"  <block><submit next='http://t/done.vxml' method='post' namelist='xfer'/></block>\n"
+"  <block><submit next='http://t/done.vxml' method='post' "
+"enctype='multipart/form-data' namelist='xfer msg'/></block>\n"
 "</form></vxml>\n" },
 	{ "http://t/done.vxml", VXML_HEAD "<form><block>thanks</block></form></vxml>\n" },
 	{ NULL, NULL }
@@ -273,7 +284,8 @@ test_record_and_transfer(void **state)
 	h_run(&h, "http://t/rx.vxml");
 	SAW(&h, "PROMPT Speak after the tone\nRECORD\nLOG : rec 3000 #\n"
 	    "TRANSFER tel:+15550000 bridge\nLOG : xfer busy 4.5\nPROMPT thanks\n");
-	assert_string_equal(h.posted, "xfer=busy");
+	/* the recording goes as a file part of 100 bytes */
+	assert_string_equal(h.posted, "xfer=busy&msg=http://store/rec1.wav[100 audio/x-wav]");
 	assert_non_null(strstr(h.json, "\"recordings\":{\"msg\":\"http://store/rec1.wav\"}"));
 	h_free(&h);
 
@@ -369,6 +381,81 @@ test_bargein(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc gexpr_docs[] = {
+	{ "http://t/ge.vxml", VXML_HEAD
+"<var name='g' expr=\"'builtin:dtmf/digits?length=3'\"/>\n"
+"<catch event='error.badfetch'><log expr=\"'badfetch ' + _message\"/><exit/></catch>\n"
+"<form>\n"
+"  <field name='a'><grammar srcexpr='g'/><prompt>three</prompt>\n"
+"    <filled><log expr=\"'a ' + a\"/></filled></field>\n"
+"  <field name='b'><grammar mode='dtmf' srcexpr=\"'gone.grxml'\"/>"
+"<prompt>b</prompt></field>\n"
+"</form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* <grammar srcexpr>: the URL comes from a variable; one that cannot be
+ * fetched is error.badfetch once the fetch has failed. */
+static void
+test_grammar_srcexpr(void **state)
+{
+	struct harness h;
+	int async;
+
+	for (async = 0; async < 2; async++) {
+		h_init(&h, gexpr_docs);
+		h.async = async;
+		h.dtmf = "123";
+		h_run(&h, "http://t/ge.vxml");
+		SAW(&h, "PROMPT three\nLOG : a 123\n"
+		    "LOG : badfetch cannot fetch grammar http://t/gone.grxml (status 404)\n");
+		h_free(&h);
+	}
+}
+
+static const struct h_doc docmenu_docs[] = {
+	{ "http://t/dm.vxml", VXML_HEAD
+"<menu id='top' scope='document'>\n"
+"  <prompt>main menu</prompt>\n"
+"  <choice dtmf='*' next='#top'>start over</choice>\n"
+"  <choice dtmf='1' next='#acct'>account</choice>\n"
+"</menu>\n"
+"<form id='acct'>\n"
+"  <field name='n' type='digits?length=3'><prompt>number</prompt>\n"
+"    <filled><log expr=\"'n ' + n\"/><exit/></filled></field>\n"
+"</form></vxml>\n" },
+	{ "http://t/dl.vxml", VXML_HEAD
+"<link dtmf='1' next='#op'/>\n"
+"<form><field name='n' type='digits'><prompt>number</prompt>\n"
+"  <filled><log expr=\"'n ' + n\"/></filled></field></form>\n"
+"<form id='op'><block>operator</block></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* A menu with scope="document" keeps its choices live in the document's
+ * other dialogs: * goes back to it from inside the form. */
+static void
+test_document_scoped_menu(void **state)
+{
+	struct harness h;
+
+	h_init(&h, docmenu_docs);
+	h.dtmf = "1*1123";
+	h_run(&h, "http://t/dm.vxml");
+	SAW(&h, "PROMPT main menu\nPROMPT number\nPROMPT main menu\n"
+	    "PROMPT number\nLOG : n 123\n");
+	h_free(&h);
+
+	/* the field's grammar goes first: 1 is the start of a number here,
+	 * not the link */
+	h_init(&h, docmenu_docs);
+	h.dtmf = "12#";
+	h_run(&h, "http://t/dl.vxml");
+	SAW(&h, "PROMPT number\nLOG : n 12\n");
+	assert_null(strstr(h.out, "operator"));
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -384,6 +471,8 @@ main(void)
 		cmocka_unit_test(test_object_rejected),
 		cmocka_unit_test(test_link_disconnect),
 		cmocka_unit_test(test_bargein),
+		cmocka_unit_test(test_grammar_srcexpr),
+		cmocka_unit_test(test_document_scoped_menu),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -165,6 +165,63 @@ test_foreach(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc hostile_docs[] = {
+	{ "http://t/cyc.vxml", VXML_HEAD
+"<form><var name='a' expr='({})'/>\n"
+"<block><script>a.self = a;</script><exit expr='a'/></block></form></vxml>\n" },
+	{ "http://t/frozen.vxml", VXML_HEAD
+"<form><block><script>Object.freeze(dialog);</script></block>\n"
+"<field name='z' type='digits'><prompt>z</prompt></field></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* Values and scopes a document can break: a cyclic exit value becomes
+ * null; a frozen dialog scope ends the session with error.semantic instead
+ * of aborting the process in duktape's fatal handler. */
+static void
+test_hostile_scripts(void **state)
+{
+	struct harness h;
+
+	h_init(&h, hostile_docs);
+	h_run(&h, "http://t/cyc.vxml");
+	assert_int_equal(h.how, VXML_END_EXIT);
+	assert_non_null(strstr(h.json, "\"exit\":null"));
+	h_free(&h);
+
+	h_init(&h, hostile_docs);
+	h.dtmf = "1#";
+	h_run(&h, "http://t/frozen.vxml");
+	assert_int_equal(h.done, 1);
+	assert_int_equal(h.how, VXML_END_ERROR);
+	assert_string_equal(h.event, "error.semantic");
+	h_free(&h);
+}
+
+static const struct h_doc tags_docs[] = {
+	{ "http://t/tags.vxml", VXML_HEAD
+"<form><block>\n"
+"<log expr=\"JSON.stringify($vxml_tags(['out.drink = \\'tea\\'', 'out.size = 2'], '12'))\"/>\n"
+"<log expr=\"$vxml_tags(['out = meta.current().text + \\'!\\''], '34')\"/>\n"
+"<log expr=\"$vxml_tags(['var unused = 1'], '56')\"/>\n"
+"</block></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* The runner of semantics/1.0 tags a grammar match hands back (the real
+ * grammar module returns them; the stub does not): properties of out, a
+ * scalar out, and an untouched out meaning the utterance. */
+static void
+test_si_tags(void **state)
+{
+	struct harness h;
+
+	h_init(&h, tags_docs);
+	h_run(&h, "http://t/tags.vxml");
+	SAW(&h, "LOG : {\"drink\":\"tea\",\"size\":2}\nLOG : 34!\nLOG : 56\n");
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -174,6 +231,8 @@ main(void)
 		cmocka_unit_test(test_lastresult_and_shadow),
 		cmocka_unit_test(test_assign_undeclared),
 		cmocka_unit_test(test_foreach),
+		cmocka_unit_test(test_hostile_scripts),
+		cmocka_unit_test(test_si_tags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,7 @@ struct harness {
 	int			 xfer_outcome;	/* -1: the caller hangs up */
 	int			 record_ms;
 	int			 barge;		/* press a key while a prompt plays */
+	int			 instant;	/* prompts end from inside play() */
 
 	long			 now;
 	long			 timer_at;
@@ -95,10 +96,17 @@ h_fetch(void *arg, const struct vxml_fetch_req *req)
 	if (req->post) {
 		h->posted[0] = '\0';
 		for (i = 0; i < req->nparams; i++)
+		{
 			snprintf(h->posted + strlen(h->posted),
 			    sizeof(h->posted) - strlen(h->posted), "%s%s=%s",
 			    i > 0 ? "&" : "", req->params[i].name,
 			    req->params[i].value);
+			if (req->params[i].data != NULL)
+				snprintf(h->posted + strlen(h->posted),
+				    sizeof(h->posted) - strlen(h->posted),
+				    "[%zu %s]", req->params[i].len,
+				    req->params[i].type);
+		}
 	}
 	if (!h->async || h->nq == H_MAXFETCH) {
 		h_answer(h, req->id, req->url);
@@ -138,7 +146,12 @@ h_prompt(void *arg, const struct vxml_prompt_item *it)
 static void
 h_play(void *arg)
 {
-	((struct harness *)arg)->playing = 1;
+	struct harness *h = arg;
+
+	if (h->instant)			/* re-entry from inside a request */
+		vxml_prompts_done(h->s);
+	else
+		h->playing = 1;
 }
 
 static void
