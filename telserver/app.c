@@ -13,10 +13,6 @@
 #include "telserver.h"
 #include "vxml.h"
 
-/* What the caller hears when the application fails: a short apology. */
-#define APP_APOLOGY	"We are sorry, this service is not available at " \
-			"the moment. Goodbye."
-
 enum app_fetch_kind { APP_FETCH_VXML, APP_FETCH_AUDIO };
 
 /* One fetch in flight: for the interpreter (vxml_id) or for an <audio>
@@ -541,10 +537,4 @@ tel_app_free(struct tel_app *a)
 		su_timer_destroy(a->timer);
 	vxml_session_free(a->s);
 	free(a);
-}
-
-const char *
-tel_app_apology(void)
-{
-	return APP_APOLOGY;
 }

@@ -1,9 +1,12 @@
 /* The call around its VoiceXML application (app.c): the start at answer,
- * the end (a short apology first when the application failed), the
+ * the end, the
  * caller hanging up while it runs, and <transfer>: a second (agent) leg
  * whose audio is bridged to the customer's.  The interpreter reports from
  * inside its callbacks; what would end the call or free it waits for a
- * zero timer, so the session is never freed under its feet. */
+ * zero timer, so the session is never freed under its feet.  When the
+ * application fails, the interpreter has the caller hear a short apology
+ * before it reports its end; the call then ends failed (app_error) with
+ * the event, URL and line in its detail. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,21 +128,10 @@ customer_up(struct tel_call *c)
 }
 
 static void
-apology_done(void *arg)
-{
-	struct tel_call *c = arg;
-
-	if (c->legs[TEL_LEG_CUSTOMER] != NULL)
-		tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
-	tel_call_end(c, RQ_ST_FAILED, RQ_REASON_APP_ERROR, 0, c->app_detail);
-}
-
-static void
 app_kick(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 {
 	struct tel_call *c = arg;
 	struct tel_leg *leg;
-	struct tel_speech *sp;
 
 	if (c->terminal)
 		return;
@@ -155,12 +147,6 @@ app_kick(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 	}
 	if (!c->app_over)
 		return;
-	if (c->app_how == VXML_END_ERROR && leg != NULL) {
-		sp = tel_tts_get(ctx->tts, tel_app_apology());
-		tel_stream_play(leg->stream, sp, apology_done, c);
-		tel_speech_unref(sp);
-		return;
-	}
 	if (leg != NULL)
 		tel_leg_hangup(leg);
 	if (c->terminal)

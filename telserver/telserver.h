@@ -457,8 +457,6 @@ void		 tel_app_free(struct tel_app *a);
 /* The outcome of a tel_call_app_transfer (enum vxml_transfer_outcome). */
 void		 tel_app_transfer_done(struct tel_app *a, int outcome,
 		    int duration_ms);
-/* What the caller hears when the application fails. */
-const char	*tel_app_apology(void);
 
 /* ---- call_app.c: the call around its application ---- */
 

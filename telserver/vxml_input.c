@@ -480,6 +480,19 @@ finish(struct vxml_session *s, const char *event)
 	}
 	s->wait = WAIT_NONE;
 	s->prompts_queued = 0;
+	/* An application that asks again and again while the caller says
+	 * nothing would hold the line until the call's time limit. */
+	if (event != NULL && strcmp(event, "noinput") == 0) {
+		if (++s->noinputs >= VXML_NOINPUT_LIMIT) {
+			vxml_input_clear(s);
+			vxml_throwf(s, "error.noresource", NULL,
+			    "%d noinput events in a row: nobody answers",
+			    s->noinputs);
+			vxml_end(s, VXML_END_ERROR);
+			return;
+		}
+	} else
+		s->noinputs = 0;
 	if (event != NULL) {
 		if (strcmp(event, "nomatch") == 0) {
 			vxml_js_set_lastresult(s, NULL, s->cur, NULL);

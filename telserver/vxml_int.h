@@ -13,6 +13,7 @@
 
 #define VXML_MAX_DIGITS		64
 #define VXML_LOOP_LIMIT		10000	/* FIA iterations without waiting */
+#define VXML_NOINPUT_LIMIT	10	/* noinputs in a row: nobody answers */
 #define VXML_GCACHE		16	/* srcexpr grammars kept per session */
 
 /* A resource fetched together with its document (<script src>, <grammar
@@ -167,6 +168,7 @@ struct vxml_session {
 	int			 started;
 	enum vxml_wait		 wait;
 	int			 iterations;
+	int			 noinputs;	/* in a row, since a key */
 
 	/* the pending event */
 	char			*ev_name;

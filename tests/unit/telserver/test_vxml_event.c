@@ -238,6 +238,29 @@ test_hangup_and_disconnect(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc silent_docs[] = {
+	{ "http://t/q.vxml", VXML_HEAD
+"<form><field name='x' type='digits'><prompt>say</prompt>\n"
+"  <noinput><reprompt/></noinput></field></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* An application that asks again and again while nobody answers ends
+ * after VXML_NOINPUT_LIMIT noinputs in a row (else it would hold the line
+ * until the call's time limit). */
+static void
+test_noinput_loop(void **state)
+{
+	struct harness h;
+
+	h_init(&h, silent_docs);
+	h_run(&h, "http://t/q.vxml");
+	assert_int_equal(h.how, VXML_END_ERROR);
+	assert_string_equal(h.event, "error.noresource");
+	SAW(&h, "PROMPT Sorry, a technical problem occurred. Goodbye.\n");
+	h_free(&h);
+}
+
 static const struct h_doc two_docs[] = {
 	{ "http://t/ok.vxml", VXML_HEAD
 "<form><block>bye<exit expr=\"'ok'\"/></block></form></vxml>\n" },
@@ -286,6 +309,7 @@ main(void)
 		cmocka_unit_test(test_default_handlers),
 		cmocka_unit_test(test_error_paths),
 		cmocka_unit_test(test_hangup_and_disconnect),
+		cmocka_unit_test(test_noinput_loop),
 		cmocka_unit_test(test_sessions_independent),
 	};
 
