@@ -123,6 +123,27 @@ doc_collect(struct vxml_doc *d, xmlNode *n)
 	}
 }
 
+/* The first error libxml2 reports is the one a person can act on (a tag
+ * not closed); the last is often "premature end of data" at the end. */
+struct first_error {
+	int	seen;
+	int	line;
+	char	msg[256];
+};
+
+static void
+keep_first_error(void *arg, xmlErrorPtr e)
+{
+	struct first_error *fe = arg;
+
+	if (fe->seen || e == NULL || e->level < XML_ERR_ERROR)
+		return;
+	fe->seen = 1;
+	fe->line = e->line;
+	snprintf(fe->msg, sizeof(fe->msg), "%s",
+	    e->message != NULL ? e->message : "parse error");
+}
+
 /* Parses buf as the document at url.  On failure returns NULL with a reason
  * in err and the line in *errline (0 when unknown). */
 struct vxml_doc *
@@ -133,6 +154,7 @@ vxml_doc_parse(const char *url, const char *buf, size_t len, char *err,
 	xmlDoc *x;
 	xmlNode *root;
 	struct vxml_doc *d;
+	struct first_error fe;
 	char *app;
 
 	*errline = 0;
@@ -140,18 +162,23 @@ vxml_doc_parse(const char *url, const char *buf, size_t len, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	memset(&fe, 0, sizeof(fe));
+	xmlSetStructuredErrorFunc(&fe, keep_first_error);
 	x = xmlCtxtReadMemory(pc, buf, (int)len, url, NULL,
-	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	    XML_PARSE_NONET | XML_PARSE_NOWARNING);
+	xmlSetStructuredErrorFunc(NULL, NULL);
 	if (x == NULL || !pc->wellFormed) {
 		const xmlError *e = xmlCtxtGetLastError(pc);
 		size_t n;
 
+		if (!fe.seen)
+			keep_first_error(&fe, (xmlErrorPtr)e);
 		snprintf(err, errlen, "malformed document: %s",
-		    e != NULL && e->message != NULL ? e->message : "parse error");
+		    fe.seen ? fe.msg : "parse error");
 		n = strlen(err);
 		while (n > 0 && isspace((unsigned char)err[n - 1]))
 			err[--n] = '\0';
-		*errline = e != NULL ? e->line : 0;
+		*errline = fe.line;
 		if (x != NULL)
 			xmlFreeDoc(x);
 		xmlFreeParserCtxt(pc);
