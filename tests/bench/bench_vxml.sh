@@ -116,9 +116,13 @@ while off + 16 <= len(data):
     if len(ip) < 28 or ip[9] != 17:
         continue
     ihl = (ip[0] & 15) * 4
-    sport = struct.unpack(">H", ip[ihl:ihl + 2])[0]
+    rtp = ip[ihl + 8:]
+    if len(rtp) < 12:
+        continue
+    # one stream = one SSRC (SIPp sends every call from one port)
+    ssrc = struct.unpack(">I", rtp[8:12])[0]
     t = s + frac / (1e9 if nano else 1e6)
-    flows.setdefault(sport, []).append(t)
+    flows.setdefault(ssrc, []).append(t)
 dev = []
 for ts in flows.values():
     dev += [abs((b - a) * 1e6 - 20000) for a, b in zip(ts, ts[1:])]
