@@ -45,7 +45,7 @@ RQ_LUA_EVENTS \
 "  return 2\n" \
 "end\n" \
 "redis.call('SADD', oncall, id)\n" \
-"redis.call('SADD', nodes, node)\n" \
+"if nodes then redis.call('SADD', nodes, node) end\n" \
 "ev.status = 'dispatched'\n" \
 "emit(key, ev, j, { 'node', node, 'dialed', n })\n" \
 "return 1\n" \
@@ -60,15 +60,18 @@ CLAIM_LUA
  * KEYS: rq:inflight rq:oncall:<node> rq:nodes
  * ARGV: node job-key-prefix id1 attempt1 id2 attempt2 ...
  * Several claims of one telserver in one script, each exactly the claim
- * above (all of them atomic together).  Returns one code per id.
+ * above (all of them atomic together; the node joins rq:nodes once).
+ * Returns one code per id.
  */
 static const char claim_batch_src[] =
 CLAIM_LUA
-"local out = {}\n"
+"local out, claimed = {}, false\n"
 "for i = 3, #ARGV - 1, 2 do\n"
 "  out[#out + 1] = claim(ARGV[2] .. ARGV[i], ARGV[i], tonumber(ARGV[i + 1]),\n"
-"      ARGV[1], KEYS[1], KEYS[2], KEYS[3])\n"
+"      ARGV[1], KEYS[1], KEYS[2], nil)\n"
+"  if out[#out] == 1 then claimed = true end\n"
 "end\n"
+"if claimed then redis.call('SADD', KEYS[3], ARGV[1]) end\n"
 "return out\n";
 
 /*
