@@ -154,6 +154,8 @@ for p in "${pids[@]}"; do
 done
 
 # --- the transfer tests, one at a time ---------------------------------------
+# one media port block for the destinations, which run one after another
+TRUNK_MPORT=$(rq_port_block)
 for id in $TESTS; do
 	[ -n "${TRUNK[$id]:-}" ] || continue
 	# shellcheck disable=SC2086 # the scenario and its arguments
@@ -164,7 +166,7 @@ for id in $TESTS; do
 	# the destination listens on the trunk's port
 	rq_port_unused "$TRUNK_PORT" || sleep 1
 	(cd "$T" && exec sipp -sf "$CONF/sipp/$scen" -i 127.0.0.1 \
-	    -p "$TRUNK_PORT" -mi 127.0.0.1 -mp "$(rq_port_block)" -nostdin \
+	    -p "$TRUNK_PORT" -mi 127.0.0.1 -mp "$TRUNK_MPORT" -nostdin \
 	    -bind_local -m 1 -timeout $((TEST_S + 10))s -trace_msg \
 	    -message_file "$T/trunk-$id.messages" \
 	    -trace_err -error_file "$T/trunk-$id.errors" "$@") \
