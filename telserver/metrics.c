@@ -31,13 +31,15 @@ tel_metrics_init(struct tel_ctx *ctx)
 		    "1 for the state rq:tel:<node> shows (up, draining, "
 		    "drained), else 0");
 	}
-	m_jit50 = rq_gauge("ringq_telserver_rtp_send_jitter_p50_us", "",
-	    "Median deviation from 20 ms of the time between two RTP packets "
-	    "of one stream, since start (microseconds)");
-	m_jit99 = rq_gauge("ringq_telserver_rtp_send_jitter_p99_us", "",
-	    "99th percentile of the same");
-	m_jitmax = rq_gauge("ringq_telserver_rtp_send_jitter_max_us", "",
-	    "Largest deviation seen");
+	/* a summary's quantiles as gauges: the histogram lives in media.c */
+	m_jit50 = rq_gauge("ringq_telserver_rtp_send_jitter_us",
+	    "quantile=\"0.5\"", "How far the time between two RTP packets of "
+	    "one stream strayed from 20 ms, since start (microseconds; "
+	    "quantile 1 is the largest)");
+	m_jit99 = rq_gauge("ringq_telserver_rtp_send_jitter_us",
+	    "quantile=\"0.99\"", NULL);
+	m_jitmax = rq_gauge("ringq_telserver_rtp_send_jitter_us",
+	    "quantile=\"1\"", NULL);
 	rq_gauge_set(m_capacity, ctx->cfg->capacity);
 }
 

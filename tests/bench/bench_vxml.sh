@@ -173,9 +173,9 @@ active=$(metric ringq_telserver_active_calls)
 rss1=$(rss_kb "$TEL_PID")
 cpu=$(awk -v a="$c0" -v b="$c1" -v ms=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
     'BEGIN { printf "%.1f", (b - a) * 100000 / hz / ms }')
-in50=$(metric ringq_telserver_rtp_send_jitter_p50_us)
-in99=$(metric ringq_telserver_rtp_send_jitter_p99_us)
-inmax=$(metric ringq_telserver_rtp_send_jitter_max_us)
+in50=$(metric 'ringq_telserver_rtp_send_jitter_us{quantile="0.5"}')
+in99=$(metric 'ringq_telserver_rtp_send_jitter_us{quantile="0.99"}')
+inmax=$(metric 'ringq_telserver_rtp_send_jitter_us{quantile="1"}')
 rq_log "ringq: $active calls; capture: $rflows streams, $rpkts packets"
 # let the calls end (noinput after 30 s: exit)
 gone() {
