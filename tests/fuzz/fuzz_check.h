@@ -53,13 +53,18 @@ check_call(const struct gw_call *c, const struct rq_tenant *t)
 	size_t n;
 	json_t *m;
 
-	if (c->root == NULL || c->to == NULL || c->say == NULL)
+	/* a text to say or an application to run: exactly one */
+	if (c->root == NULL || c->to == NULL ||
+	    (c->say == NULL) == (c->app_url == NULL))
+		abort();
+	if (c->app_url != NULL && (strlen(c->app_url) > GW_APP_URL_MAX ||
+	    gw_app_url_check(c->app_url, why, sizeof(why)) == -1))
 		abort();
 	if (strlen(c->to) > GW_TO_MAX ||
 	    rq_target_parse(c->to, &kind, why, sizeof(why)) == -1 ||
 	    kind != c->kind || (kind == RQ_TARGET_SIP && !t->allow_sip))
 		abort();
-	n = strlen(c->say);
+	n = c->say != NULL ? strlen(c->say) : 1;
 	if (n < 1 || n > GW_SAY_MAX)
 		abort();
 	if (c->caller_id != NULL && !gw_caller_id_valid(c->caller_id))

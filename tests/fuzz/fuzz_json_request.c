@@ -41,7 +41,8 @@ check_round_trip(const struct gw_call *c, const struct rq_tenant *t)
 	if (gw_call_parse(s, strlen(s), SIZE_MAX, t, FUZZ_NOW_MS, &again,
 	    &err) == -1)
 		abort();
-	if (strcmp(c->to, again.to) || strcmp(c->say, again.say) ||
+	if (strcmp(c->to, again.to) || !same(c->say, again.say) ||
+	    !same(c->app_url, again.app_url) ||
 	    c->kind != again.kind || c->priority != again.priority ||
 	    c->not_before_ms != again.not_before_ms ||
 	    !same(c->caller_id, again.caller_id) ||
