@@ -230,7 +230,10 @@ op_prompt(void *arg, const struct vxml_prompt_item *it)
 	case VXML_PROMPT_TEXT:
 		if (it->text == NULL || it->text[0] == '\0')
 			return;
-		sp = tel_tts_get(a->ctx->tts, it->text);
+		/* NULL: the synthesis queue is full; the prompt is skipped
+		 * (logged by tts.c) rather than the call held */
+		if ((sp = tel_tts_get(a->ctx->tts, it->text)) == NULL)
+			return;
 		tel_stream_queue_speech(a->st, sp, it->bargein);
 		tel_speech_unref(sp);
 		return;
