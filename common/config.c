@@ -140,6 +140,17 @@ static const struct rq_conf_key business_keys[] = {
 	BS("time_zone", time_zone, ""),
 };
 
+#define NS(key, field, def) \
+	{ "inbound", key, CONF_STR, offsetof(struct rq_inbound, field), \
+	  sizeof(((struct rq_inbound *)0)->field), 0, 0, def }
+
+/* All three are required: checked when the whole file is read. */
+static const struct rq_conf_key inbound_keys[] = {
+	NS("number", number, ""),
+	NS("app_url", app_url, ""),
+	NS("tenant", tenant, ""),
+};
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static int
@@ -217,6 +228,9 @@ rq_config_free(struct rq_config *cfg)
 	free(cfg->businesses);
 	cfg->businesses = NULL;
 	cfg->nbusinesses = 0;
+	free(cfg->inbounds);
+	cfg->inbounds = NULL;
+	cfg->ninbounds = 0;
 }
 
 static char *
@@ -241,6 +255,92 @@ valid_name(const char *s)
 		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
 			return 0;
 	return 1;
+}
+
+/* The user part of a SIP URI we answer for: a number ("+15550100") or a
+ * name ("support"), without escapes or characters that need them. */
+static int
+valid_number(const char *s)
+{
+	if (*s == '\0' || strlen(s) >= RQ_NAME_MAX)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && strchr("+-._*", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/* An [inbound] key's value, checked at its own line. */
+static int
+inbound_value_valid(const char *key, const char *val, char *msg,
+    size_t msglen)
+{
+	const char *host = NULL;
+	size_t i;
+
+	if (!strcmp(key, "number") && !valid_number(val)) {
+		snprintf(msg, msglen, "number: '%s' is not a SIP user part "
+		    "(letters, digits and + - . _ *)", val);
+		return -1;
+	}
+	if (!strcmp(key, "app_url")) {
+		if (!strncasecmp(val, "http://", 7))
+			host = val + 7;
+		else if (!strncasecmp(val, "https://", 8))
+			host = val + 8;
+		for (i = 0; host != NULL && val[i]; i++)
+			if ((unsigned char)val[i] <= ' ' ||
+			    (unsigned char)val[i] >= 0x7f)
+				host = NULL;
+		if (host == NULL || *host == '\0' ||
+		    strchr("/?#", *host) != NULL) {
+			snprintf(msg, msglen, "app_url: '%s' is not an http:// "
+			    "or https:// URL with a host", val);
+			return -1;
+		}
+	}
+	if (!strcmp(key, "tenant") && !valid_name(val)) {
+		snprintf(msg, msglen, "tenant: '%s' is not a tenant name", val);
+		return -1;
+	}
+	return 0;
+}
+
+/* The [inbound] sections once the whole file is read (tenants may come
+ * after them): every key given, the tenant configured, numbers unique. */
+static int
+inbounds_valid(const struct rq_config *cfg, const char *path, char *err,
+    size_t errlen)
+{
+	size_t i, j;
+
+	for (i = 0; i < cfg->ninbounds; i++) {
+		const struct rq_inbound *n = &cfg->inbounds[i];
+		const char *missing = n->number[0] == '\0' ? "number" :
+		    n->app_url[0] == '\0' ? "app_url" :
+		    n->tenant[0] == '\0' ? "tenant" : NULL;
+
+		if (missing != NULL) {
+			snprintf(err, errlen, "%s:%zu: [inbound %s] needs %s",
+			    path, n->line, n->name, missing);
+			return -1;
+		}
+		if (rq_config_tenant(cfg, n->tenant) == NULL) {
+			snprintf(err, errlen, "%s:%zu: [inbound %s]: no [tenant "
+			    "%s] is configured", path, n->line, n->name,
+			    n->tenant);
+			return -1;
+		}
+		for (j = 0; j < i; j++)
+			if (!strcmp(cfg->inbounds[j].number, n->number)) {
+				snprintf(err, errlen, "%s:%zu: [inbound %s]: "
+				    "number %s is [inbound %s]'s already",
+				    path, n->line, n->name, n->number,
+				    cfg->inbounds[j].name);
+				return -1;
+			}
+	}
+	return 0;
 }
 
 /*
@@ -320,6 +420,7 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 	char section[RQ_NAME_MAX] = "";
 	struct rq_tenant *tenant = NULL, *nt;
 	struct rq_business *business = NULL, *nb;
+	struct rq_inbound *inbound = NULL, *ni;
 	struct rq_hours hours;
 	char buf[16384], msg[256];
 	FILE *fp;
@@ -355,6 +456,37 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 			line = trim(line + 1);
 			tenant = NULL;
 			business = NULL;
+			inbound = NULL;
+			if (!strncmp(line, "inbound", 7) &&
+			    isspace((unsigned char)line[7])) {
+				const char *name = trim(line + 7);
+
+				for (i = 0; i < cfg->ninbounds; i++)
+					if (!strcmp(cfg->inbounds[i].name,
+					    name))
+						break;
+				if (!valid_name(name) || i < cfg->ninbounds) {
+					snprintf(err, errlen, "%s:%zu: bad or "
+					    "repeated inbound name '%s'", path,
+					    lineno, name);
+					goto fail;
+				}
+				ni = realloc(cfg->inbounds, (cfg->ninbounds +
+				    1) * sizeof(*cfg->inbounds));
+				if (ni == NULL) {
+					snprintf(err, errlen, "out of memory");
+					goto fail;
+				}
+				cfg->inbounds = ni;
+				inbound = &cfg->inbounds[cfg->ninbounds++];
+				memset(inbound, 0, sizeof(*inbound));
+				conf_defaults(inbound, inbound_keys,
+				    NELEM(inbound_keys));
+				strcpy(inbound->name, name);
+				inbound->line = lineno;
+				strcpy(section, "inbound");
+				continue;
+			}
 			if (!strncmp(line, "business", 8) &&
 			    isspace((unsigned char)line[8])) {
 				const char *name = trim(line + 8);
@@ -439,7 +571,17 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 			goto fail;
 		}
 		found = 0;
-		if (business != NULL) {
+		if (inbound != NULL) {
+			for (i = 0; i < NELEM(inbound_keys) && !found; i++)
+				if (!strcmp(inbound_keys[i].name, key)) {
+					found = 1;
+					if (conf_set(inbound, &inbound_keys[i],
+					    val, msg, sizeof(msg)) ||
+					    inbound_value_valid(key, val, msg,
+					    sizeof(msg)))
+						goto bad_value;
+				}
+		} else if (business != NULL) {
 			for (i = 0; i < NELEM(business_keys) && !found; i++)
 				if (!strcmp(business_keys[i].name, key)) {
 					found = 1;
@@ -521,6 +663,10 @@ bad_value:
 			rq_config_free(cfg);
 			return -1;
 		}
+	}
+	if (inbounds_valid(cfg, path, err, errlen) == -1) {
+		rq_config_free(cfg);
+		return -1;
 	}
 	if (curve_setup_valid(cfg, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, msg);
@@ -604,6 +750,17 @@ rq_config_business(const struct rq_config *cfg, const char *name)
 	for (i = 0; i < cfg->nbusinesses; i++)
 		if (!strcmp(cfg->businesses[i].name, name))
 			return &cfg->businesses[i];
+	return NULL;
+}
+
+const struct rq_inbound *
+rq_config_inbound(const struct rq_config *cfg, const char *number)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ninbounds; i++)
+		if (!strcmp(cfg->inbounds[i].number, number))
+			return &cfg->inbounds[i];
 	return NULL;
 }
 

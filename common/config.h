@@ -51,6 +51,18 @@ struct rq_business {
 	char		time_zone[64];		/* IANA; "" = UTC */
 };
 
+/* [inbound NAME]: an incoming call whose Request-URI user part is number
+ * runs the VoiceXML application at app_url as a call of tenant (the
+ * telserver's inbound.c). */
+#define RQ_INBOUND_URL_MAX	2048
+struct rq_inbound {
+	char		name[RQ_NAME_MAX];
+	char		number[RQ_NAME_MAX];	/* "+15550100", "support": unique */
+	char		app_url[RQ_INBOUND_URL_MAX];	/* http:// or https:// */
+	char		tenant[RQ_NAME_MAX];	/* a configured [tenant NAME] */
+	size_t		line;			/* of its section header */
+};
+
 struct rq_config {
 	/* [global] */
 	char		run_dir[RQ_ADDR_MAX];	/* PID files go here when set */
@@ -129,6 +141,10 @@ struct rq_config {
 	/* [business NAME], repeated */
 	struct rq_business *businesses;
 	size_t		nbusinesses;
+
+	/* [inbound NAME], repeated */
+	struct rq_inbound *inbounds;
+	size_t		ninbounds;
 };
 
 /* Fills cfg with defaults, then reads path.  Returns 0, or -1 with a message
@@ -152,5 +168,9 @@ const struct rq_tenant *rq_config_tenant(const struct rq_config *cfg,
 	    const char *name);
 const struct rq_business *rq_config_business(const struct rq_config *cfg,
 	    const char *name);
+/* The [inbound] section whose number is number (the user part of an
+ * incoming INVITE's Request-URI, compared exactly), or NULL. */
+const struct rq_inbound *rq_config_inbound(const struct rq_config *cfg,
+	    const char *number);
 
 #endif

@@ -130,6 +130,79 @@ test_policy_keys(void **state)
 	expect_error("[business b]\nrate_per_day = 1\n", ":2: unknown key");
 }
 
+/* [inbound NAME]: numbers that answer incoming calls with an application
+ * of a tenant's; a section may come before its tenant's. */
+static void
+test_inbound(void **state)
+{
+	const struct rq_inbound *n;
+	struct rq_config cfg;
+	char err[256];
+
+	assert_int_equal(write_conf(
+	    "[inbound demo-line]\nnumber = +15550100\n"
+	    "app_url = http://127.0.0.1:8000/inbound.vxml\ntenant = shop\n"
+	    "[tenant shop]\nkey_sha256 = " HASH "\n"
+	    "[inbound help]\nnumber = support\n"
+	    "app_url = https://apps.example.com/help.vxml?lang=en\n"
+	    "tenant = shop\n"), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.ninbounds, 2);
+	assert_non_null(n = rq_config_inbound(&cfg, "+15550100"));
+	assert_string_equal(n->name, "demo-line");
+	assert_string_equal(n->app_url, "http://127.0.0.1:8000/inbound.vxml");
+	assert_string_equal(n->tenant, "shop");
+	assert_non_null(n = rq_config_inbound(&cfg, "support"));
+	assert_string_equal(n->name, "help");
+	assert_string_equal(n->app_url,
+	    "https://apps.example.com/help.vxml?lang=en");
+	/* the user part is compared exactly */
+	assert_null(rq_config_inbound(&cfg, "15550100"));
+	assert_null(rq_config_inbound(&cfg, "Support"));
+	assert_null(rq_config_inbound(&cfg, ""));
+	rq_config_free(&cfg);
+	unlink(path);
+
+	/* no [inbound]: nothing answers */
+	assert_int_equal(write_conf("[redis]\nport = 6390\n"), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.ninbounds, 0);
+	assert_null(rq_config_inbound(&cfg, "+15550100"));
+	rq_config_free(&cfg);
+	unlink(path);
+
+#define T_OK "[tenant t]\nkey_sha256 = " HASH "\n"
+	/* values, at their own line */
+	expect_error(T_OK "[inbound a]\nnumber = 555 0100\n",
+	    ":4: number: '555 0100' is not a SIP user part");
+	expect_error(T_OK "[inbound a]\nnumber = sip:x@y\n", ":4: number:");
+	expect_error(T_OK "[inbound a]\napp_url = ftp://h/x.vxml\n",
+	    ":4: app_url: 'ftp://h/x.vxml' is not an http");
+	expect_error(T_OK "[inbound a]\napp_url = http:///x.vxml\n",
+	    ":4: app_url:");
+	expect_error(T_OK "[inbound a]\napp_url = http://h/a b\n",
+	    ":4: app_url:");
+	expect_error(T_OK "[inbound a]\ntenant = a/b\n", ":4: tenant:");
+	expect_error(T_OK "[inbound a]\nhours = 08:00-17:00\n",
+	    ":4: unknown key 'hours' in [inbound]");
+	/* sections: names, required keys, the tenant, unique numbers */
+	expect_error("[inbound a/b]\n", ":1: bad or repeated inbound name");
+	expect_error(T_OK "[inbound a]\nnumber = 1\napp_url = http://h/\n"
+	    "tenant = t\n[inbound a]\n", ":7: bad or repeated inbound name");
+	expect_error(T_OK "[inbound a]\napp_url = http://h/\ntenant = t\n",
+	    ":3: [inbound a] needs number");
+	expect_error(T_OK "[inbound a]\nnumber = 1\ntenant = t\n",
+	    ":3: [inbound a] needs app_url");
+	expect_error(T_OK "[inbound a]\nnumber = 1\napp_url = http://h/\n",
+	    ":3: [inbound a] needs tenant");
+	expect_error(T_OK "[inbound a]\nnumber = 1\napp_url = http://h/\n"
+	    "tenant = other\n", ":3: [inbound a]: no [tenant other]");
+	expect_error(T_OK "[inbound a]\nnumber = 1\napp_url = http://h/\n"
+	    "tenant = t\n[inbound b]\nnumber = 1\napp_url = http://g/\n"
+	    "tenant = t\n", ":7: [inbound b]: number 1 is [inbound a]'s");
+#undef T_OK
+}
+
 /* The tenants' retry policy (issue 4): defaults, values, ranges. */
 static void
 test_retry_keys(void **state)
@@ -240,6 +313,7 @@ main(void)
 		cmocka_unit_test(test_values_and_tenants),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_policy_keys),
+		cmocka_unit_test(test_inbound),
 		cmocka_unit_test(test_retry_keys),
 		cmocka_unit_test(test_curve_keys),
 		cmocka_unit_test(test_missing_file),
