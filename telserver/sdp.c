@@ -1,5 +1,6 @@
 /* SDP for our one audio stream: the offer we send in the INVITE and the
- * parts of the answer we use (address, port, codec).  Pure functions. */
+ * parts of the answer we use (address, port, codec); for an incoming call,
+ * the parts of its offer we use and our answer to it.  Pure functions. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -97,8 +98,10 @@ struct rtpmap {
 
 #define MAX_FMTS	32
 
-int
-tel_sdp_parse_answer(const char *sdp, size_t len, struct tel_sdp_answer *out,
+/* An answer to our offer, or an offer to answer (offer set): the first
+ * audio stream's address, port, first codec of ours and telephone-event. */
+static int
+sdp_parse(const char *sdp, size_t len, int offer, struct tel_sdp_answer *out,
     char *err, size_t errlen)
 {
 	const char *p = sdp, *end = sdp + len;
@@ -161,6 +164,10 @@ tel_sdp_parse_answer(const char *sdp, size_t len, struct tel_sdp_answer *out,
 			if (!strcmp(line + 2, "sendonly") ||
 			    !strcmp(line + 2, "inactive"))
 				out->recvonly = 1;
+			if (!strcmp(line + 2, "inactive"))
+				out->inactive = 1;
+			if (!strcmp(line + 2, "recvonly"))
+				out->sendonly = 1;
 			if (strncmp(line + 2, "rtpmap:", 7) != 0 ||
 			    nmaps == MAX_FMTS)
 				continue;
@@ -172,7 +179,8 @@ tel_sdp_parse_answer(const char *sdp, size_t len, struct tel_sdp_answer *out,
 		}
 	}
 	if (!seen_audio) {
-		snprintf(err, errlen, "no audio stream in the answer");
+		snprintf(err, errlen, "no audio stream in the %s",
+		    offer ? "offer" : "answer");
 		return -1;
 	}
 	if (port == 0) {
@@ -216,8 +224,66 @@ tel_sdp_parse_answer(const char *sdp, size_t len, struct tel_sdp_answer *out,
 			out->dtmf_pt = fmts[i];
 	}
 	if (out->pt == -1) {
-		snprintf(err, errlen, "no codec of ours (PCMU, PCMA) accepted");
+		snprintf(err, errlen, "no codec of ours (PCMU, PCMA) %s",
+		    offer ? "offered" : "accepted");
 		return -1;
 	}
 	return 0;
+}
+
+int
+tel_sdp_parse_answer(const char *sdp, size_t len, struct tel_sdp_answer *out,
+    char *err, size_t errlen)
+{
+	return sdp_parse(sdp, len, 0, out, err, errlen);
+}
+
+int
+tel_sdp_parse_offer(const char *sdp, size_t len, struct tel_sdp_answer *out,
+    char *err, size_t errlen)
+{
+	return sdp_parse(sdp, len, 1, out, err, errlen);
+}
+
+int
+tel_sdp_answer(char *buf, size_t len, const char *ip, int port,
+    uint64_t session_id, const struct tel_sdp_answer *offer)
+{
+	const char *dir, *codec;
+	char dtmf[128] = "", dtmf_fmt[8] = "";
+	int n;
+
+	if (offer->pt != TEL_PT_PCMU && offer->pt != TEL_PT_PCMA)
+		return -1;
+	codec = offer->pt == TEL_PT_PCMU ? "PCMU" : "PCMA";
+	/* RFC 3264 6.1: the direction mirrors the offer's. */
+	if (offer->inactive)
+		dir = "inactive";
+	else if (offer->recvonly)
+		dir = "recvonly";
+	else if (offer->sendonly)
+		dir = "sendonly";
+	else
+		dir = "sendrecv";
+	/* Its payload type for telephone-event, as offered (dynamic). */
+	if (offer->dtmf_pt >= 0 && offer->dtmf_pt <= 127) {
+		snprintf(dtmf_fmt, sizeof(dtmf_fmt), " %d", offer->dtmf_pt);
+		snprintf(dtmf, sizeof(dtmf),
+		    "a=rtpmap:%d telephone-event/8000\r\n"
+		    "a=fmtp:%d 0-16\r\n", offer->dtmf_pt, offer->dtmf_pt);
+	}
+	n = snprintf(buf, len,
+	    "v=0\r\n"
+	    "o=ringq %llu %llu IN IP4 %s\r\n"
+	    "s=ringq\r\n"
+	    "c=IN IP4 %s\r\n"
+	    "t=0 0\r\n"
+	    "m=audio %d RTP/AVP %d%s\r\n"
+	    "a=rtpmap:%d %s/8000\r\n"
+	    "%s"
+	    "a=ptime:20\r\n"
+	    "a=%s\r\n",
+	    (unsigned long long)session_id, (unsigned long long)session_id,
+	    ip, ip, port, offer->pt, dtmf_fmt, offer->pt, codec, dtmf, dir);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
 }

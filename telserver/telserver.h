@@ -48,6 +48,8 @@ struct tel_sdp_answer {
 	int		pt;		/* first of our codecs it accepted */
 	int		dtmf_pt;	/* telephone-event payload, -1 if none */
 	int		recvonly;	/* we may only receive: it said sendonly/inactive */
+	int		inactive;	/* it said inactive */
+	int		sendonly;	/* we may only send: it said recvonly */
 };
 
 /* Writes our audio offer (PCMU, PCMA, telephone-event, ptime 20) into buf.
@@ -59,6 +61,18 @@ int	tel_sdp_offer(char *buf, size_t len, const char *ip, int port,
  * no address, stream refused). */
 int	tel_sdp_parse_answer(const char *sdp, size_t len,
 	    struct tel_sdp_answer *out, char *err, size_t errlen);
+/* The same for the offer of an incoming INVITE: out->pt is the first codec
+ * of ours in its order of preference.  -1 (answer 488) when it has no
+ * usable audio stream or codec of ours. */
+int	tel_sdp_parse_offer(const char *sdp, size_t len,
+	    struct tel_sdp_answer *out, char *err, size_t errlen);
+/* Writes our answer to offer (from tel_sdp_parse_offer): the one codec it
+ * chose (offer->pt), telephone-event under the offer's payload type when
+ * it offered one, ptime 20, the direction mirroring the offer's, our
+ * address ip and RTP port.  Returns 0, or -1 when buf is too small or
+ * offer->pt is not PCMU or PCMA. */
+int	tel_sdp_answer(char *buf, size_t len, const char *ip, int port,
+	    uint64_t session_id, const struct tel_sdp_answer *offer);
 
 /* ---- media.c: G.711, RTP streams, pacing ---- */
 

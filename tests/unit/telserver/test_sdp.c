@@ -204,6 +204,173 @@ test_not_nul_terminated(void **state)
 	free(copy);
 }
 
+/* ---- incoming calls: the offer and our answer ---- */
+
+static int
+parse_offer(const char *sdp, struct tel_sdp_answer *o, char *err, size_t len)
+{
+	return tel_sdp_parse_offer(sdp, strlen(sdp), o, err, len);
+}
+
+/* The answer holds exactly one audio line, m_line, and the lines of want
+ * (NULL-terminated), and none of the lines of not (NULL-terminated). */
+static void
+assert_answer(const char *sdp, const char *m_line, const char *const *want,
+    const char *const *not)
+{
+	const char *p;
+	size_t i;
+
+	if ((p = strstr(sdp, "m=audio ")) == NULL || strstr(p + 1, "m=") != NULL)
+		fail_msg("not one audio stream:\n%s", sdp);
+	if (strstr(sdp, m_line) == NULL)
+		fail_msg("no '%s' in:\n%s", m_line, sdp);
+	for (i = 0; want[i] != NULL; i++)
+		if (strstr(sdp, want[i]) == NULL)
+			fail_msg("no '%s' in:\n%s", want[i], sdp);
+	for (i = 0; not[i] != NULL; i++)
+		if (strstr(sdp, not[i]) != NULL)
+			fail_msg("unexpected '%s' in:\n%s", not[i], sdp);
+}
+
+/* What baresip sends when it dials us (audio_codecs=PCMU). */
+static void
+test_answer_baresip(void **state)
+{
+	static const char offer[] =
+	    "v=0\r\no=- 2890 1 IN IP4 127.0.0.1\r\ns=-\r\n"
+	    "c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 31234 RTP/AVP 0 101\r\n"
+	    "b=AS:86\r\na=rtpmap:0 PCMU/8000\r\n"
+	    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+	    "a=sendrecv\r\na=label:1\r\n";
+	static const char *want[] = { "v=0\r\n", "c=IN IP4 10.0.0.5\r\n",
+	    "a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:101 telephone-event/8000\r\n",
+	    "a=fmtp:101 0-16\r\n", "a=ptime:20\r\n", "a=sendrecv\r\n", NULL };
+	static const char *not[] = { "PCMA", NULL };
+	struct tel_sdp_answer o, back;
+	char buf[1024], err[128];
+
+	assert_int_equal(parse_offer(offer, &o, err, sizeof(err)), 0);
+	assert_string_equal(o.addr, "127.0.0.1");
+	assert_int_equal(o.port, 31234);
+	assert_int_equal(o.pt, TEL_PT_PCMU);
+	assert_int_equal(o.dtmf_pt, 101);
+	assert_int_equal(tel_sdp_answer(buf, sizeof(buf), "10.0.0.5", 20000,
+	    7, &o), 0);
+	assert_answer(buf, "m=audio 20000 RTP/AVP 0 101\r\n", want, not);
+	/* our answer reads back as what it says (a peer's view of it) */
+	assert_int_equal(tel_sdp_parse_answer(buf, strlen(buf), &back, err,
+	    sizeof(err)), 0);
+	assert_string_equal(back.addr, "10.0.0.5");
+	assert_int_equal(back.port, 20000);
+	assert_int_equal(back.pt, TEL_PT_PCMU);
+	assert_int_equal(back.dtmf_pt, 101);
+}
+
+/* The offerer's preference decides between PCMU and PCMA, and its
+ * telephone-event payload type is kept. */
+static void
+test_answer_codec_choice(void **state)
+{
+	static const char pcma_first[] =
+	    "v=0\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n"
+	    "m=audio 4000 RTP/AVP 96 9 8 0 97\r\n"
+	    "a=rtpmap:96 opus/48000/2\r\na=rtpmap:9 G722/8000\r\n"
+	    "a=rtpmap:97 telephone-event/8000\r\n";
+	static const char *want_a[] = { "a=rtpmap:8 PCMA/8000\r\n",
+	    "a=rtpmap:97 telephone-event/8000\r\n", "a=fmtp:97 0-16\r\n", NULL };
+	static const char *not_a[] = { "PCMU", "opus", "G722", " 101",
+	    "a=rtpmap:0 ", NULL };
+	/* a phone with several codecs and no telephone-event at 8 kHz */
+	static const char no_dtmf[] =
+	    "v=0\nc=IN IP4 192.0.2.9\nt=0 0\nm=audio 4002 RTP/AVP 18 0 8 100\n"
+	    "a=rtpmap:18 G729/8000\na=rtpmap:100 telephone-event/48000\n";
+	static const char *want_u[] = { "a=rtpmap:0 PCMU/8000\r\n", NULL };
+	static const char *not_u[] = { "telephone-event", "fmtp", "PCMA",
+	    "G729", NULL };
+	struct tel_sdp_answer o;
+	char buf[1024], err[128];
+
+	assert_int_equal(parse_offer(pcma_first, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.pt, TEL_PT_PCMA);
+	assert_int_equal(o.dtmf_pt, 97);
+	assert_int_equal(tel_sdp_answer(buf, sizeof(buf), "127.0.0.1", 20002,
+	    1, &o), 0);
+	assert_answer(buf, "m=audio 20002 RTP/AVP 8 97\r\n", want_a, not_a);
+
+	assert_int_equal(parse_offer(no_dtmf, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.pt, TEL_PT_PCMU);
+	assert_int_equal(o.dtmf_pt, -1);
+	assert_int_equal(tel_sdp_answer(buf, sizeof(buf), "127.0.0.1", 20004,
+	    1, &o), 0);
+	assert_answer(buf, "m=audio 20004 RTP/AVP 0\r\n", want_u, not_u);
+}
+
+/* The direction mirrors the offer's (RFC 3264 6.1). */
+static void
+test_answer_direction(void **state)
+{
+	static const struct {
+		const char	*offered;
+		const char	*answered;
+	} dirs[] = {
+		{ "", "a=sendrecv\r\n" },
+		{ "a=sendrecv\r\n", "a=sendrecv\r\n" },
+		{ "a=sendonly\r\n", "a=recvonly\r\n" },
+		{ "a=recvonly\r\n", "a=sendonly\r\n" },
+		{ "a=inactive\r\n", "a=inactive\r\n" },
+	};
+	struct tel_sdp_answer o;
+	char offer[256], buf[1024], err[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
+		snprintf(offer, sizeof(offer), "v=0\r\nc=IN IP4 10.0.0.1\r\n"
+		    "m=audio 4000 RTP/AVP 0\r\n%s", dirs[i].offered);
+		assert_int_equal(parse_offer(offer, &o, err, sizeof(err)), 0);
+		assert_int_equal(tel_sdp_answer(buf, sizeof(buf), "10.0.0.2",
+		    20000, 1, &o), 0);
+		if (strstr(buf, dirs[i].answered) == NULL)
+			fail_msg("offer '%s': answer lacks '%s':\n%s",
+			    dirs[i].offered, dirs[i].answered, buf);
+	}
+}
+
+/* Offers we cannot answer (488), and answers that do not fit. */
+static void
+test_answer_refused(void **state)
+{
+	static const char opus_only[] =
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 96 101\r\n"
+	    "a=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n";
+	static const char video_only[] =
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=video 4000 RTP/AVP 96\r\n";
+	static const char srtp[] =
+	    "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n";
+	struct tel_sdp_answer o;
+	char buf[1024], small[100], err[128];
+
+	assert_int_equal(parse_offer(opus_only, &o, err, sizeof(err)), -1);
+	assert_string_equal(err, "no codec of ours (PCMU, PCMA) offered");
+	assert_int_equal(parse_offer(video_only, &o, err, sizeof(err)), -1);
+	assert_string_equal(err, "no audio stream in the offer");
+	assert_int_equal(parse_offer(srtp, &o, err, sizeof(err)), -1);
+	assert_int_equal(parse_offer("", &o, err, sizeof(err)), -1);
+	/* the answer side keeps its own words */
+	assert_int_equal(tel_sdp_parse_answer(opus_only, strlen(opus_only),
+	    &o, err, sizeof(err)), -1);
+	assert_string_equal(err, "no codec of ours (PCMU, PCMA) accepted");
+
+	assert_int_equal(parse_offer("v=0\r\nc=IN IP4 10.0.0.1\r\n"
+	    "m=audio 4000 RTP/AVP 0 101\r\n"
+	    "a=rtpmap:101 telephone-event/8000\r\n", &o, err, sizeof(err)), 0);
+	assert_int_equal(tel_sdp_answer(small, sizeof(small), "10.0.0.2",
+	    20000, 1, &o), -1);
+	o.pt = 18;	/* not a codec of ours */
+	assert_int_equal(tel_sdp_answer(buf, sizeof(buf), "10.0.0.2", 20000, 1,
+	    &o), -1);
+}
+
 int
 main(void)
 {
@@ -217,6 +384,10 @@ main(void)
 		cmocka_unit_test(test_port_range),
 		cmocka_unit_test(test_media_address),
 		cmocka_unit_test(test_not_nul_terminated),
+		cmocka_unit_test(test_answer_baresip),
+		cmocka_unit_test(test_answer_codec_choice),
+		cmocka_unit_test(test_answer_direction),
+		cmocka_unit_test(test_answer_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
