@@ -16,6 +16,8 @@
  *   tries_busy tries_no_answer tries_network  attempts that ended in
  *                that class so far
  *   dialed     the attempt a telserver claimed last (lifecycle.c)
+ *   direction number  "inbound" and the number called, for an incoming
+ *                call (rq_job_inbound; no direction: outbound)
  *   status reason sip_code updated_ms  live status: set by the Lua script
  *                that emits an event (RQ_LUA_EVENTS), else by accounting's
  *                mirror

@@ -269,7 +269,35 @@ static const char interrupt_src[] =
 "end\n"
 "return out\n";
 
+/*
+ * KEYS: rq:job:<id> rq:calls:<tenant> rq:oncall:<node> rq:nodes
+ * ARGV: id tenant caller number app_url node started_ms answered_ms
+ * An incoming call's job, as if the gateway had written it and node had
+ * claimed its first attempt (what the finish needs: dialed, the id in
+ * rq:oncall:<node>), and its `answered` event.  max_attempts 1: nobody
+ * calls back a caller, so a failure ends it whatever its class.  No
+ * concurrency slot (rq:active) is taken: those limit a tenant's requests.
+ * Returns 1, or 0 when the id exists (nothing written).
+ */
+static const char inbound_src[] =
+RQ_LUA_EVENTS
+"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+"local now = now_ms()\n"
+"local snow = string.format('%.0f', now)\n"
+"redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tenant', ARGV[2],\n"
+"  'to', ARGV[3], 'direction', 'inbound', 'number', ARGV[4],\n"
+"  'app_url', ARGV[5], 'created_ms', snow, 'max_attempts', '1',\n"
+"  'attempts', '1', 'dialed', '1', 'node', ARGV[6])\n"
+"redis.call('ZADD', KEYS[2], snow, ARGV[1])\n"
+"redis.call('SADD', KEYS[3], ARGV[1])\n"
+"redis.call('SADD', KEYS[4], ARGV[6])\n"
+"emit(KEYS[1], { call_id = ARGV[1], attempt = 1, status = 'answered',\n"
+"  ts_ms = now, tenant = ARGV[2], to = ARGV[3], node = ARGV[6],\n"
+"  sip_code = '200', started_ms = ARGV[7], answered_ms = ARGV[8] })\n"
+"return 1\n";
+
 struct rq_script rq_claim_script = { "claim", claim_src, "" };
+struct rq_script rq_inbound_script = { "inbound", inbound_src, "" };
 struct rq_script rq_finish_script = { "finish", finish_src, "" };
 struct rq_script rq_claim_batch_script = { "claim_batch", claim_batch_src,
     "" };
@@ -754,4 +782,44 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 	}
 	freeReplyObject(rep);
 	return failed ? -1 : n;
+}
+
+int
+rq_job_inbound(struct rq_redis *r, const struct rq_inbound_call *in)
+{
+	char job[KEY_MAX], calls[KEY_MAX], oncall[KEY_MAX];
+	char started[24], answered[24];
+	const char *argv[12];
+	redisReply *rep;
+	int rc = -1;
+
+	if (key_make(job, RQ_KEY_JOB, in->call_id) == -1 ||
+	    key_make(calls, RQ_KEY_TENANT_CALLS, in->tenant) == -1 ||
+	    key_make(oncall, RQ_KEY_ONCALL, in->node) == -1) {
+		log_warnx("call %s: inbound: id, tenant or node too long",
+		    in->call_id);
+		return -1;
+	}
+	num_arg(started, sizeof(started), in->started_ms);
+	num_arg(answered, sizeof(answered), in->answered_ms);
+	argv[0] = job;
+	argv[1] = calls;
+	argv[2] = oncall;
+	argv[3] = RQ_KEY_NODES;
+	argv[4] = in->call_id;
+	argv[5] = in->tenant;
+	argv[6] = in->caller;
+	argv[7] = in->number;
+	argv[8] = in->app_url;
+	argv[9] = in->node;
+	argv[10] = started;
+	argv[11] = answered;
+	if ((rep = rq_redis_eval(r, &rq_inbound_script, 4, 12, argv)) == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_INTEGER)
+		log_warnx("call %s: inbound: unexpected reply", in->call_id);
+	else
+		rc = rep->integer == 1 ? 1 : 0;
+	freeReplyObject(rep);
+	return rc;
 }

@@ -28,6 +28,7 @@ extern struct rq_script rq_finish_script;
 extern struct rq_script rq_interrupt_script;
 extern struct rq_script rq_claim_batch_script;
 extern struct rq_script rq_finish_batch_script;
+extern struct rq_script rq_inbound_script;
 
 enum rq_claim {
 	RQ_CLAIM_OK,		/* dial it */
@@ -108,5 +109,31 @@ int	rq_job_finish_batch(struct rq_redis *r, size_t n,
  * interrupts at start-up.  Returns how many, or -1. */
 int	rq_node_interrupt(struct rq_redis *r, const char *node,
 	    const char *detail);
+
+/* An incoming call a telserver answers with an application ([inbound]
+ * sections); the strings are borrowed. */
+struct rq_inbound_call {
+	const char	*call_id;	/* a new id: rq_call_id_new() */
+	const char	*tenant;
+	const char	*caller;	/* the caller's URI: the job's `to` */
+	const char	*number;	/* the number called */
+	const char	*app_url;
+	const char	*node;
+	uint64_t	 started_ms;	/* the INVITE came; 0: none */
+	uint64_t	 answered_ms;	/* we answer it; 0: none */
+};
+
+/*
+ * Creates the job of an incoming call, in one script: rq:job:<id> with
+ * tenant, to (the caller), direction "inbound", number, app_url,
+ * created_ms, max_attempts 1 (a caller is never called back: any failure
+ * ends the call), and its attempt 1 claimed by node as rq_job_claim would
+ * (attempts and dialed 1, node, the id in rq:oncall:<node>, node in
+ * rq:nodes); the id in the tenant's rq:calls:<tenant>; and emits
+ * `answered` for attempt 1.  rq_job_finish of attempt 1 then ends it as
+ * any other attempt.  Returns 1, 0 when the id exists already (nothing
+ * written), or -1 when Redis failed (logged: do not answer the call).
+ */
+int	rq_job_inbound(struct rq_redis *r, const struct rq_inbound_call *in);
 
 #endif

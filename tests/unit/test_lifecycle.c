@@ -20,7 +20,8 @@
 #include "scheduler/testredis.h"
 
 static struct rq_script *scripts[] = {
-	&rq_claim_script, &rq_finish_script, &rq_interrupt_script
+	&rq_claim_script, &rq_finish_script, &rq_interrupt_script,
+	&rq_inbound_script
 };
 static struct rq_redis rl;
 
@@ -765,6 +766,98 @@ test_batch(void **state)
 	assert_string_equal(b, "");
 }
 
+/* An incoming call as inbound.c records it when it answers. */
+static int
+inbound(const char *id, const char *node)
+{
+	struct rq_inbound_call in;
+
+	memset(&in, 0, sizeof(in));
+	in.call_id = id;
+	in.tenant = "t1";
+	in.caller = "sip:alice@192.0.2.1:5060";
+	in.number = "+15550100";
+	in.app_url = "http://apps.example/in.vxml";
+	in.node = node;
+	in.started_ms = rq_now_ms() - 20;
+	in.answered_ms = rq_now_ms() - 10;
+	return rq_job_inbound(&rl, &in);
+}
+
+/* The job of an incoming call: what the tenant sees, claimed on the node
+ * that answered, ended by the normal finish; never retried. */
+static void
+test_inbound(void **state)
+{
+	enum rq_status st = RQ_ST_QUEUED;
+	json_t *tl;
+	char b[128];
+
+	assert_int_equal(inbound("c_i1", "tel1"), 1);
+	assert_string_equal(job_field("c_i1", "tenant", b, sizeof(b)), "t1");
+	assert_string_equal(job_field("c_i1", "to", b, sizeof(b)),
+	    "sip:alice@192.0.2.1:5060");
+	assert_string_equal(job_field("c_i1", "direction", b, sizeof(b)),
+	    "inbound");
+	assert_string_equal(job_field("c_i1", "number", b, sizeof(b)),
+	    "+15550100");
+	assert_string_equal(job_field("c_i1", "app_url", b, sizeof(b)),
+	    "http://apps.example/in.vxml");
+	assert_string_equal(job_field("c_i1", "attempts", b, sizeof(b)), "1");
+	assert_string_equal(job_field("c_i1", "dialed", b, sizeof(b)), "1");
+	assert_string_equal(job_field("c_i1", "max_attempts", b, sizeof(b)),
+	    "1");
+	assert_string_equal(job_field("c_i1", "node", b, sizeof(b)), "tel1");
+	assert_string_equal(job_field("c_i1", "status", b, sizeof(b)),
+	    "answered");
+	assert_string_equal(job_field("c_i1", "status_rank", b, sizeof(b)),
+	    "20");
+	assert_true(testredis_num("ZSCORE rq:calls:t1 c_i1") > 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel1 c_i1"), 1);
+	assert_int_equal(testredis_num("SISMEMBER rq:nodes tel1"), 1);
+	assert_int_equal(testredis_num("EXISTS rq:active:t1"), 0);
+	assert_int_equal(testredis_event("c_i1", "answered", "sip_code", b,
+	    sizeof(b)), 1);
+	assert_string_equal(b, "200");
+	assert_int_equal(testredis_event("c_i1", "answered", "tenant", b,
+	    sizeof(b)), 1);
+	assert_string_equal(b, "t1");
+	assert_non_null(tl = timeline("c_i1", "1:answered"));
+	assert_string_equal(json_string_value(json_object_get(tl, "node")),
+	    "tel1");
+	json_decref(tl);
+	/* an id taken already: nothing written */
+	assert_int_equal(inbound("c_i1", "tel2"), 0);
+	assert_string_equal(job_field("c_i1", "node", b, sizeof(b)), "tel1");
+	assert_int_equal(testredis_event("c_i1", "answered", NULL, NULL, 0), 1);
+
+	/* the application's end: completed with its result */
+	assert_int_equal(finish_result("c_i1", RQ_ST_COMPLETED, NULL, RESULT,
+	    &st), 1);
+	assert_int_equal(st, RQ_ST_COMPLETED);
+	assert_string_equal(job_field("c_i1", "status", b, sizeof(b)),
+	    "completed");
+	assert_string_equal(job_field("c_i1", "result", b, sizeof(b)), RESULT);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel1 c_i1"), 0);
+
+	/* a failure of a retryable class ends it too: nobody calls back */
+	assert_int_equal(inbound("c_i2", "tel1"), 1);
+	assert_int_equal(finish("c_i2", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_MEDIA, 0, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(job_field("c_i2", "reason", b, sizeof(b)),
+	    RQ_REASON_MEDIA);
+	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
+	/* and an interrupted node's sweep ends it as interrupted */
+	assert_int_equal(inbound("c_i3", "tel3"), 1);
+	assert_int_equal(rq_node_interrupt(&rl, "tel3", "node died"), 1);
+	assert_string_equal(job_field("c_i3", "status", b, sizeof(b)),
+	    "failed");
+	assert_string_equal(job_field("c_i3", "reason", b, sizeof(b)),
+	    RQ_REASON_INTERRUPTED);
+	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
+}
+
 static void
 test_redis_down(void **state)
 {
@@ -805,13 +898,14 @@ main(void)
 		cmocka_unit_test_setup(test_interrupt, setup),
 		cmocka_unit_test_setup(test_interrupt_alive_again, setup),
 		cmocka_unit_test_setup(test_batch, setup),
+		cmocka_unit_test_setup(test_inbound, setup),
 		cmocka_unit_test_setup(test_redis_down, setup),
 	};
 	int rc;
 
 	log_init("test_lifecycle", 0);
 	testredis_start();
-	rq_redis_init(&rl, "127.0.0.1", testredis_port, scripts, 3);
+	rq_redis_init(&rl, "127.0.0.1", testredis_port, scripts, 4);
 	if (rq_redis_ready(&rl) == -1) {
 		testredis_stop();
 		fprintf(stderr, "cannot connect to redis-server\n");
