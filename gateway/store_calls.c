@@ -137,7 +137,7 @@ static const char patch_lua[] =
  *
  * Returns { next ms or false, next id or false, { id, status, to,
  * priority, not_before_ms, created_ms, updated_ms, attempts, reason,
- * sip_code } ... }.
+ * sip_code, direction } ... }.
  */
 static const char list_lua[] =
 	"local max, cid, min = ARGV[1], ARGV[2], ARGV[3]\n"
@@ -160,11 +160,11 @@ static const char list_lua[] =
 	"      seen = seen + 1\n"
 	"      local j = redis.call('HMGET', ARGV[7] .. id, 'tenant', 'status',"
 	" 'to', 'priority', 'not_before_ms', 'created_ms', 'updated_ms',"
-	" 'attempts', 'reason', 'sip_code')\n"
+	" 'attempts', 'reason', 'sip_code', 'direction')\n"
 	"      if j[1] == ARGV[6] and (want == '' or j[2] == want) then\n"
 	"        n = n + 1\n"
 	"        out[#out + 1] = { id, j[2], j[3], j[4], j[5], j[6], j[7],"
-	" j[8], j[9], j[10] }\n"
+	" j[8], j[9], j[10], j[11] }\n"
 	"      end\n"
 	"      out[1], out[2] = sc, id\n"
 	"    end\n"
@@ -397,17 +397,17 @@ time_of(const char *ms)
 }
 
 /* One call's summary from { id, status, to, priority, not_before_ms,
- * created_ms, updated_ms, attempts, reason, sip_code }. */
+ * created_ms, updated_ms, attempts, reason, sip_code, direction }. */
 static json_t *
 summary(const redisReply *r)
 {
-	const char *f[10];
+	const char *f[11];
 	json_t *o, *v;
 	size_t i;
 
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 10)
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 11)
 		return NULL;
-	for (i = 0; i < 10; i++) {
+	for (i = 0; i < 11; i++) {
 		if (r->element[i]->type != REDIS_REPLY_STRING &&
 		    r->element[i]->type != REDIS_REPLY_NIL)
 			return NULL;
@@ -419,6 +419,8 @@ summary(const redisReply *r)
 	json_object_set_new(o, "id", json_string(f[0]));
 	json_object_set_new(o, "status", json_string(f[1]));
 	json_object_set_new(o, "to", json_string(f[2]));
+	json_object_set_new(o, "direction", json_string(f[10] != NULL &&
+	    !strcmp(f[10], "inbound") ? "inbound" : "outbound"));
 	if ((v = num(f[3])) != NULL)
 		json_object_set_new(o, "priority", v);
 	if ((v = time_of(f[4])) != NULL)

@@ -147,6 +147,14 @@ gw_view_call(const char *id, const char *tenant, const char *const *job,
 	if (parse_u64(hget(job, njob, "sip_code"), &v) == 0 && v > 0)
 		json_object_set_new(o, "sip_code", json_integer(v));
 	set_str(o, "to", hget(job, njob, "to"));
+	/* A call we placed, or one a caller placed to an [inbound] number
+	 * (the telserver's inbound.c): its `to` is the caller then. */
+	if ((s = hget(job, njob, "direction")) != NULL &&
+	    !strcmp(s, "inbound")) {
+		set_str(o, "direction", "inbound");
+		set_str(o, "number", hget(job, njob, "number"));
+	} else
+		set_str(o, "direction", "outbound");
 	set_str(o, "say", hget(job, njob, "say"));
 	set_str(o, "app_url", hget(job, njob, "app_url"));
 	if ((s = hget(job, njob, "caller_id")) != NULL && *s != '\0')

@@ -497,6 +497,20 @@ test_list_live(void **state)
 	b = list("nobody", NULL);
 	assert_int_equal(json_array_size(json_object_get(b, "calls")), 0);
 	json_decref(b);
+
+	/* an incoming call (rq_job_inbound) says so; the others are ours */
+	job("c_000000000000000000000aaa", "in", NULL, 6, 2000);
+	job("c_000000000000000000000bbb", "in", NULL, 6, 2001);
+	testredis_do("HSET %sc_000000000000000000000bbb direction inbound "
+	    "number +15550100", RQ_KEY_JOB);
+	b = list("in", NULL);
+	calls = json_object_get(b, "calls");
+	assert_int_equal(json_array_size(calls), 2);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(calls, 0), "direction")), "inbound");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(calls, 1), "direction")), "outbound");
+	json_decref(b);
 }
 
 int

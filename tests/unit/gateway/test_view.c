@@ -54,6 +54,9 @@ test_full(void **state)
 	    "+15551234567");
 	assert_string_equal(json_string_value(json_object_get(o, "say")),
 	    "Hello");
+	assert_string_equal(json_string_value(json_object_get(o, "direction")),
+	    "outbound");
+	assert_null(json_object_get(o, "number"));
 	assert_true(json_is_null(json_object_get(o, "caller_id")));
 	assert_int_equal(json_integer_value(json_object_get(o, "priority")), 7);
 	assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 2);
@@ -192,11 +195,61 @@ test_result(void **state)
 	json_decref(o);
 }
 
+/* An incoming call (the telserver's rq_job_inbound): direction inbound,
+ * the number called, the caller as `to`; a direction that is not
+ * "inbound" is an outbound call's. */
+static void
+test_inbound(void **state)
+{
+	static const char *const ijob[] = {
+		"id", ID, "tenant", "demo", "to", "sip:alice@192.0.2.1:5060",
+		"direction", "inbound", "number", "+15550100",
+		"app_url", "http://apps.example/in.vxml",
+		"created_ms", "1795000000000", "max_attempts", "1",
+		"attempts", "1", "dialed", "1", "node", "tel1",
+		"status", "completed", "status_rank", "22",
+	};
+	static const char *const itl[] = {
+		"1:answered", "{\"status\":\"answered\",\"attempt\":1,"
+		    "\"ts_ms\":1795000000000,\"sip_code\":200,\"node\":\"tel1\"}",
+		"1:completed", "{\"status\":\"completed\",\"attempt\":1,"
+		    "\"ts_ms\":1795000005000,\"duration_ms\":5000}",
+	};
+	static const char *const odd[] = {
+		"id", ID, "tenant", "demo", "to", "+15551234567",
+		"direction", "sideways", "number", "+15550100",
+	};
+	json_t *o;
+
+	o = gw_view_call(ID, "demo", ijob, N(ijob), itl, N(itl));
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "direction")),
+	    "inbound");
+	assert_string_equal(json_string_value(json_object_get(o, "number")),
+	    "+15550100");
+	assert_string_equal(json_string_value(json_object_get(o, "to")),
+	    "sip:alice@192.0.2.1:5060");
+	assert_string_equal(json_string_value(json_object_get(o, "status")),
+	    "completed");
+	assert_int_equal(json_integer_value(json_object_get(o, "talk_ms")),
+	    5000);
+	assert_int_equal(json_array_size(json_object_get(o, "events")), 2);
+	assert_null(json_object_get(o, "priority"));
+	json_decref(o);
+
+	o = gw_view_call(ID, "demo", odd, N(odd), NULL, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "direction")),
+	    "outbound");
+	assert_null(json_object_get(o, "number"));
+	json_decref(o);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_inbound),
 		cmocka_unit_test(test_other_tenant_and_missing),
 		cmocka_unit_test(test_failed_and_garbage),
 		cmocka_unit_test(test_result),
