@@ -464,7 +464,8 @@ tel_app_start(struct tel_call *c, struct tel_stream *st, const char *url,
 	info.remote_uri = remote_uri;
 	info.protocol_name = "sip";
 	info.protocol_version = "2.0";
-	info.originator = "local";	/* we placed the call */
+	/* who placed the call: we did, or the caller (inbound.c) */
+	info.originator = c->inbound ? "remote" : "local";
 	if ((a->timer = su_timer_create(su_root_task(ctx->root), 0)) == NULL ||
 	    (a->s = vxml_session_new(&app_platform, a, &info)) == NULL) {
 		tel_app_free(a);

@@ -69,7 +69,8 @@ static struct rq_script tel_state_script = { "tel_state", state_src, "" };
 
 static struct rq_script *life_scripts[] = {
 	&rq_claim_script, &rq_finish_script, &rq_interrupt_script,
-	&rq_claim_batch_script, &rq_finish_batch_script, &tel_state_script
+	&rq_claim_batch_script, &rq_finish_batch_script, &tel_state_script,
+	&rq_inbound_script
 };
 
 static void
@@ -569,6 +570,29 @@ tel_life_claim(struct tel_ctx *ctx, const char *call_id, uint64_t attempt)
 
 	tel_life_claim_batch(ctx, 1, &call_id, &attempt, &rc);
 	return rc;
+}
+
+int
+tel_life_inbound(struct tel_ctx *ctx, const struct rq_inbound_call *in)
+{
+	struct rq_attempt_end e;
+	int rc;
+
+	if (!tel_life_may_claim(ctx))
+		return -1;
+	if ((rc = rq_job_inbound(&ctx->redis, in)) != -1)
+		return rc;
+	/* The script may have run: its attempt is ended (as a lost claim's
+	 * is), or nothing happens when it did not. */
+	memset(&e, 0, sizeof(e));
+	e.call_id = in->call_id;
+	e.attempt = 1;
+	e.node = ctx->cfg->tel_name;
+	e.status = RQ_ST_FAILED;
+	e.reason = RQ_REASON_INTERRUPTED;
+	e.detail = "incoming call not answered: reply lost (redis)";
+	finish_keep(ctx, &e, 1, 0);
+	return -1;
 }
 
 int

@@ -75,6 +75,17 @@ tel_metric_refused(const char *reason)
 }
 
 void
+tel_metric_inbound(int status)
+{
+	char labels[32];
+
+	snprintf(labels, sizeof(labels), "status=\"%d\"", status);
+	rq_metric_inc(rq_counter("ringq_telserver_inbound_calls_total", labels,
+	    "Incoming INVITEs, by the final status we answered (200 taken; "
+	    "404 no such number, 503 refused, 488 no codec of ours)"));
+}
+
+void
 tel_metrics_tick(struct tel_ctx *ctx)
 {
 	const char *s = tel_life_state(ctx);

@@ -1,5 +1,6 @@
 /* Sofia-SIP nua glue: creates the user agent, sends INVITE/BYE/CANCEL for
- * legs and turns nua events into tel_leg_* reports.  nua's own SDP engine
+ * legs, hands new incoming INVITEs to inbound.c and turns nua events into
+ * tel_leg_* reports.  nua's own SDP engine
  * is off (NUTAG_MEDIA_ENABLE(0)): sdp.c writes the offer and reads the
  * answer.  Everything here runs on the su_root thread. */
 #include <stdio.h>
@@ -27,13 +28,11 @@ tel_sip_event(nua_event_t event, int status, char const *phrase, nua_t *nua,
 		return;
 	}
 	if (leg == NULL) {
-		/* Not one of our calls: refuse incoming requests. */
-		if (event == nua_i_invite) {
-			log_info("sip: incoming INVITE refused");
-			nua_respond(nh, SIP_480_TEMPORARILY_UNAVAILABLE,
-			    TAG_END());
-			nua_handle_destroy(nh);
-		} else if (event == nua_i_error)
+		/* Not one of our calls: a new incoming call (inbound.c) or
+		 * nothing of ours. */
+		if (event == nua_i_invite)
+			tel_inbound_invite(ctx, nh, sip);
+		else if (event == nua_i_error)
 			log_warnx("sip: error %d %s", status, phrase);
 		else if (nh != NULL && (event == nua_i_state ||
 		    event == nua_i_terminated))
@@ -79,6 +78,9 @@ tel_sip_event(nua_event_t event, int status, char const *phrase, nua_t *nua,
 			nua_respond(nh, SIP_488_NOT_ACCEPTABLE, TAG_END());
 		break;
 	}
+	case nua_i_ack:
+		tel_inbound_acked(leg);
+		break;
 	case nua_i_bye:
 		tel_leg_remote_bye(leg);
 		break;

@@ -380,6 +380,7 @@ struct tel_call {
 	uint64_t		 answered_ms;
 	int			 ringing_sent;
 	int			 want_speech;	/* the job had a text */
+	int			 inbound;	/* an incoming call (inbound.c) */
 	int			 terminal;	/* ended: finish recorded or kept */
 	const char		*pending_reason; /* why we CANCELed */
 	su_timer_t		*ring_timer;
@@ -497,6 +498,21 @@ void	tel_xfer_gone(struct tel_leg *leg);
 /* The customer hung up during a bridge: the agent leg goes too. */
 void	tel_xfer_drop(struct tel_call *c);
 
+/* ---- inbound.c: incoming calls ([inbound] sections) ---- */
+
+/* An INVITE (sip) that starts a dialog, on a handle nua made for it (nh,
+ * not bound to a leg): answered 200 as a new call of the [inbound]
+ * section of its Request-URI's user part, whose job is recorded first, or
+ * refused: 404 (no such number), 503 with Retry-After (draining, fenced,
+ * full, no RTP port, Redis failing), 488 (no offer, no codec of ours),
+ * 481 (To tag: a dialog we do not have), 400.  nh is bound to the call's
+ * leg, or destroyed when refused. */
+void	tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh,
+	    const sip_t *sip);
+/* An ACK on leg: for an incoming call's first one, starts its application
+ * (tel_call_app_answered); anything else is ignored. */
+void	tel_inbound_acked(struct tel_leg *leg);
+
 /* ---- sip.c: Sofia nua glue ---- */
 
 int	tel_sip_open(struct tel_ctx *ctx);
@@ -543,6 +559,11 @@ void	tel_life_tick(struct tel_ctx *ctx);
 #define TEL_CLAIM_FENCED	(-2)
 int	tel_life_claim(struct tel_ctx *ctx, const char *call_id,
 	    uint64_t attempt);
+/* Records an incoming call before it is answered (rq_job_inbound, when a
+ * claim may be tried): 1, 0 (its id exists: nothing written) or -1 (not
+ * tried, or Redis failed: do not answer; a lost reply is resolved later
+ * as a lost claim's is). */
+int	tel_life_inbound(struct tel_ctx *ctx, const struct rq_inbound_call *in);
 /* The same for n attempts in one script: rc[i] as tel_life_claim's. */
 void	tel_life_claim_batch(struct tel_ctx *ctx, size_t n,
 	    const char *const *ids, const uint64_t *attempts, int *rc);
@@ -572,6 +593,8 @@ void	tel_metric_started(struct tel_ctx *ctx);
 void	tel_metric_ended(struct tel_ctx *ctx, enum rq_status st,
 	    const char *reason);
 void	tel_metric_refused(const char *reason);	/* a fixed word */
+/* An incoming call answered with status (200, 404, 488, 503, ...). */
+void	tel_metric_inbound(int status);
 /* State gauges; every tick. */
 void	tel_metrics_tick(struct tel_ctx *ctx);
 
