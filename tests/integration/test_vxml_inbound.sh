@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Incoming calls: the telserver has an [inbound] number whose application
+# (vxml/inbound.vxml) the tenant's server (vxml_server.py) serves.  baresip
+# "carol" dials the number, hears the prompt, keys four digits as RFC 4733
+# events; the application submits them with its session variables, the
+# server's answer exits, and the telserver hangs up.  Checks what the
+# server got, the call as the tenant sees it (GET /v1/calls: direction
+# inbound, completed, the result) and in PostgreSQL.  SIPp's INVITEs check
+# the refusals: 404 for a number nobody configured, 503 with Retry-After
+# while the telserver is full (capacity 1: carol's call) and when Redis is
+# gone, 488 for an offer without PCMU/PCMA; none leaves a call behind.
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
+rq_need baresip sipp jq psql
+
+NUMBER=+15550100
+
+rq_start_redis
+rq_start_pg
+
+# The tenant's server: its URL goes into the configuration.
+mkdir -p "$T/www"
+cp "$RQ_SOURCE/tests/integration/vxml/inbound.vxml" "$T/www/inbound.vxml"
+python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$T/www" \
+    "$T/www.log" "$T/www.port" 2> "$T/www.err" &
+rq_track www $!
+rq_wait_for 10 test -s "$T/www.port"
+WWW=http://127.0.0.1:$(cat "$T/www.port")
+
+rq_write_config <<EOF
+[telserver]
+capacity = 1
+
+[inbound support]
+number = $NUMBER
+app_url = $WWW/inbound.vxml
+tenant = demo
+EOF
+rq_start_daemon accounting
+rq_start_daemon gateway
+rq_start_daemon scheduler
+rq_start_daemon dispatcher
+rq_start_daemon telserver
+rq_start_baresip carol
+CAROL_URI=$BARESIP_URI
+SIP=127.0.0.1:$RQ_SIP_PORT
+
+# submitted FILTER: the server's log has a request matching the jq filter.
+submitted() {
+	[ -f "$T/www.log" ] && jq -e -s "any(.[]; $1)" "$T/www.log" >/dev/null
+}
+
+# refused USER CODECS WANT: SIPp sends one INVITE to USER@telserver
+# offering CODECS; its log must say WANT ("answer 404", ...).
+SIPP_N=0
+refused() {
+	local user=$1 codecs=$2 want=$3 port mport log rc=0
+	SIPP_N=$((SIPP_N + 1))
+	port=$(rq_free_port)
+	mport=$(rq_port_block)
+	log=$T/uac$SIPP_N.actions
+	(cd "$T" && timeout 30 sipp -sf \
+	    "$RQ_SOURCE/tests/integration/sipp/uac_refused.xml" "$SIP" \
+	    -s "$user" -key codecs "$codecs" -i 127.0.0.1 -p "$port" \
+	    -mi 127.0.0.1 -mp "$mport" -m 1 -nostdin -bind_local \
+	    -timeout 20s -trace_msg -message_file "$T/uac$SIPP_N.messages" \
+	    -trace_logs -log_file "$log") </dev/null \
+	    >"$T/sipp-uac$SIPP_N.log" 2>&1 || rc=$?
+	[ "$rc" = 0 ] || rq_fail "SIPp INVITE to $user ($codecs): exit $rc," \
+	    "$(cat "$log" 2>/dev/null) (see uac$SIPP_N.messages)"
+	grep -qx "$want" "$log" ||
+	    rq_fail "INVITE to $user ($codecs): want '$want', got '$(cat "$log")'"
+	echo "INVITE to $user offering $codecs: $want"
+}
+
+# calls: how many calls the tenant has.
+calls() {
+	rq_api GET "/v1/calls?limit=100" | jq '.calls | length'
+}
+
+# A number nobody configured, before any call.
+refused +15559999 "0 101" "answer 404"
+refused support "0 101" "answer 404"
+
+# carol calls the number.
+BARESIP_CTRL_PORT=$BARESIP_CTRL_PORT rq_baresip_cmd \
+    "{\"command\":\"dial\",\"params\":\"sip:$NUMBER@$SIP\"}" >/dev/null
+one_call() {
+	[ "$(calls)" = 1 ]
+}
+rq_wait_for 15 one_call
+id=$(rq_api GET /v1/calls | jq -er '.calls[0].id')
+echo "call $id: carol ($CAROL_URI) called $NUMBER"
+call=$(rq_api GET "/v1/calls/$id")
+jq -e --arg carol "$CAROL_URI" --arg n "$NUMBER" \
+    '.direction == "inbound" and .number == $n and
+     (.to | startswith($carol)) and .attempts == 1 and
+     (.status == "answered") and
+     (.app_url | endswith("/inbound.vxml")) and
+     ([.events[].status] == ["answered"])' <<<"$call" >/dev/null ||
+    rq_fail "call $id while it runs: $(jq -c . <<<"$call")"
+rq_wait_for 10 submitted '.path == "/inbound.vxml"'
+
+# Full (capacity 1): a second caller is asked to come back later.
+refused "$NUMBER" "0 101" "answer 503 retry-after 10"
+# Unknown numbers are refused before that.
+refused +15559999 "0 101" "answer 404"
+
+# carol keys her customer number into the prompt (barge-in).
+sleep 2
+for d in 4 3 2 1; do
+	rq_baresip_cmd "{\"command\":\"sndcode\",\"params\":\"$d\"}" >/dev/null
+	sleep 0.3
+done
+rq_wait_for 20 submitted '.path == "/submit" and .fields.customer == "4321"'
+got=$(jq -c -s 'map(select(.path == "/submit")) | .[0].fields' "$T/www.log")
+echo "the server got $got"
+jq -e --arg carol "$CAROL_URI" --arg n "$NUMBER" \
+    '.originator == "remote" and (.remote | startswith($carol)) and
+     (.local | startswith("sip:" + $n + "@"))' <<<"$got" >/dev/null ||
+    rq_fail "session variables: $got"
+
+# The server's answer thanks her and exits: the telserver hangs up.
+call=$(rq_wait_call "$id" 30)
+echo "$call" | jq .
+jq -e '.status == "completed" and .direction == "inbound" and
+    .result.end == "exit" and .result.fields.customer == "4321" and
+    ([.events[].status] == ["answered", "completed"]) and
+    .events[1].node == "tel1" and .talk_ms > 1000' <<<"$call" >/dev/null ||
+    rq_fail "call $id: $(jq -c '[.status, .reason, .result, .events]' <<<"$call")"
+carol_hung_up() {
+	grep -qi "terminated\|closed" "$T/baresip-carol.log"
+}
+rq_wait_for 10 carol_hung_up
+echo "carol's phone: $(grep -i "terminated\|closed" "$T/baresip-carol.log" | tail -n 1)"
+
+# The tenant's books: PostgreSQL has the call, its attempt and events.
+pg_row() {
+	[ "$(rq_psql "SELECT status || ' ' || tenant || ' ' || attempts || ' ' ||
+	    (result->'fields'->>'customer') FROM calls WHERE id = '$id'")" = \
+	    "completed demo 1 4321" ]
+}
+rq_wait_for 10 pg_row
+[ "$(rq_psql "SELECT target FROM calls WHERE id = '$id'")" = \
+    "$(jq -r .to <<<"$call")" ] || rq_fail "calls.target is not the caller"
+[ "$(rq_psql "SELECT node || ' ' || status || ' ' || (talk_ms > 1000)
+    FROM attempts WHERE call_id = '$id' AND attempt = 1")" = \
+    "tel1 completed true" ] || rq_fail "attempt row: $(rq_psql \
+    "SELECT * FROM attempts WHERE call_id = '$id'")"
+[ "$(rq_psql "SELECT string_agg(status, ',' ORDER BY at, status)
+    FROM call_events WHERE call_id = '$id'")" = "answered,completed" ] ||
+    rq_fail "call_events: $(rq_psql \
+    "SELECT status FROM call_events WHERE call_id = '$id'")"
+echo "PostgreSQL: $(rq_psql "SELECT id, status, target, talk_ms FROM calls")"
+
+# Free again: an offer we cannot answer.
+refused "$NUMBER" "18" "answer 488"
+[ "$(calls)" = 1 ] || rq_fail "a refused INVITE left a call: $(rq_api GET /v1/calls)"
+[ "$(rq_psql "SELECT count(*) FROM calls")" = 1 ] ||
+    rq_fail "a refused INVITE left a call: $(rq_psql "SELECT * FROM calls")"
+# Redis gone: a call nobody could account for is not taken.
+rq_stop_redis
+refused "$NUMBER" "0 101" "answer 503 retry-after 10"
+grep -q "incoming call to $NUMBER refused: .*(503)" "$T/telserver.log" ||
+    rq_fail "the telserver did not say why it refused"
+rq_check_sanitizers
+echo "PASS"
