@@ -10,7 +10,7 @@
 # while the telserver is full (capacity 1: carol's call) and when Redis is
 # gone, 488 for an offer without PCMU/PCMA; none leaves a call behind.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
-rq_need baresip sipp jq psql
+rq_need baresip sipp jq psql sox
 
 NUMBER=+15550100
 
@@ -41,7 +41,7 @@ rq_start_daemon scheduler
 rq_start_daemon dispatcher
 rq_start_daemon telserver
 rq_start_baresip carol
-CAROL_URI=$BARESIP_URI
+CAROL_URI=$BARESIP_URI CAROL_REC=$BARESIP_REC
 SIP=127.0.0.1:$RQ_SIP_PORT
 
 # submitted FILTER: the server's log has a request matching the jq filter.
@@ -50,13 +50,14 @@ submitted() {
 }
 
 # refused USER CODECS WANT: SIPp sends one INVITE to USER@telserver
-# offering CODECS; its log must say WANT ("answer 404", ...).
+# offering CODECS; its log must say WANT ("answer 404", ...).  The runs
+# follow one another: one block of media ports serves them all.
 SIPP_N=0
+SIPP_MPORT=$(rq_port_block)
 refused() {
-	local user=$1 codecs=$2 want=$3 port mport log rc=0
+	local user=$1 codecs=$2 want=$3 port mport=$SIPP_MPORT log rc=0
 	SIPP_N=$((SIPP_N + 1))
 	port=$(rq_free_port)
-	mport=$(rq_port_block)
 	log=$T/uac$SIPP_N.actions
 	(cd "$T" && timeout 30 sipp -sf \
 	    "$RQ_SOURCE/tests/integration/sipp/uac_refused.xml" "$SIP" \
@@ -132,6 +133,19 @@ carol_hung_up() {
 }
 rq_wait_for 10 carol_hung_up
 echo "carol's phone: $(grep -i "terminated\|closed" "$T/baresip-carol.log" | tail -n 1)"
+# She heard the prompts: our answer's codec and RTP reached her.
+rec_ready() {
+	local f
+	f=$(ls "$CAROL_REC"/*-dec.wav 2>/dev/null | head -n 1)
+	[ -n "$f" ] || return 1
+	sox "$f" -n stat 2> "$T/carol.stat" || return 1
+	awk '/^Length \(seconds\)/ { exit !($3 > 5.0) }' "$T/carol.stat"
+}
+rq_wait_for 15 rec_ready
+awk '/^RMS +amplitude/ { exit !($3 > 0.01) }' "$T/carol.stat" ||
+    rq_fail "carol heard silence: $(cat "$T/carol.stat")"
+echo "carol heard $(awk '/^Length/ { print $3 }' "$T/carol.stat") s, RMS" \
+    "$(awk '/^RMS +amplitude/ { print $3 }' "$T/carol.stat")"
 
 # The tenant's books: PostgreSQL has the call, its attempt and events.
 pg_row() {
