@@ -5,7 +5,10 @@
 # events; the application submits them with its session variables, the
 # server's answer exits, and the telserver hangs up.  Checks what the
 # server got, the call as the tenant sees it (GET /v1/calls: direction
-# inbound, completed, the result) and in PostgreSQL.  SIPp's INVITEs check
+# inbound, completed, the result) and in PostgreSQL.  Then as on outbound
+# calls: a number whose application cannot be fetched ends failed/app_error
+# after the apology, and carol hanging up mid-prompt ends the call
+# completed with result end "hangup".  SIPp's INVITEs check
 # the refusals: 404 for a number nobody configured, 503 with Retry-After
 # while the telserver is full (capacity 1: carol's call) and when Redis is
 # gone, 488 for an offer without PCMU/PCMA; none leaves a call behind.
@@ -33,6 +36,11 @@ capacity = 1
 [inbound support]
 number = $NUMBER
 app_url = $WWW/inbound.vxml
+tenant = demo
+
+[inbound broken]
+number = broken
+app_url = $WWW/missing.vxml
 tenant = demo
 EOF
 rq_start_daemon accounting
@@ -166,11 +174,53 @@ rq_wait_for 10 pg_row
     "SELECT status FROM call_events WHERE call_id = '$id'")"
 echo "PostgreSQL: $(rq_psql "SELECT id, status, target, talk_ms FROM calls")"
 
+# dial URI N: carol dials URI; waits for the tenant's Nth call, sets id.
+dial() {
+	local n=$2
+	ncalls() { [ "$(calls)" = "$n" ]; }
+	rq_baresip_cmd "{\"command\":\"dial\",\"params\":\"$1\"}" >/dev/null
+	rq_wait_for 15 ncalls
+	id=$(rq_api GET /v1/calls | jq -er '.calls[0].id')
+}
+
+# An application that cannot be fetched: the apology, then failed.
+dial "sip:broken@$SIP" 2
+call=$(rq_wait_call "$id" 30)
+jq -e '.status == "failed" and .reason == "app_error" and
+    .direction == "inbound" and .number == "broken" and
+    .result.end == "error" and (.result.event | startswith("error.badfetch"))' \
+    <<<"$call" >/dev/null ||
+    rq_fail "broken call $id: $(jq -c . <<<"$call")"
+grep -q "call $id/1: the application failed" "$T/telserver.log" ||
+    rq_fail "no application failure logged for $id"
+grep -q "call $id/1: failed app_error" "$T/telserver.log" ||
+    rq_fail "call $id did not end after the apology"
+echo "call $id to broken: $(jq -c '[.status, .reason, .result.event]' <<<"$call")"
+
+# carol hangs up while the greeting plays: the application is told.
+dial "sip:$NUMBER@$SIP" 3
+second_fetch() {
+	[ "$(jq -s 'map(select(.path == "/inbound.vxml")) | length' \
+	    "$T/www.log")" = 2 ]
+}
+rq_wait_for 10 second_fetch
+sleep 1
+rq_baresip_cmd '{"command":"hangup"}' >/dev/null
+call=$(rq_wait_call "$id" 20)
+jq -e '.status == "completed" and .result.end == "hangup" and
+    (.result.fields | has("customer") | not)' <<<"$call" >/dev/null ||
+    rq_fail "call $id hung up by carol: $(jq -c . <<<"$call")"
+echo "call $id hung up by carol: $(jq -c '[.status, .result]' <<<"$call")"
+
 # Free again: an offer we cannot answer.
 refused "$NUMBER" "18" "answer 488"
-[ "$(calls)" = 1 ] || rq_fail "a refused INVITE left a call: $(rq_api GET /v1/calls)"
-[ "$(rq_psql "SELECT count(*) FROM calls")" = 1 ] ||
-    rq_fail "a refused INVITE left a call: $(rq_psql "SELECT * FROM calls")"
+[ "$(calls)" = 3 ] || rq_fail "a refused INVITE left a call: $(rq_api GET /v1/calls)"
+pg_three() {
+	[ "$(rq_psql "SELECT string_agg(status || '/' || coalesce(reason, ''),
+	    ' ' ORDER BY created_at) FROM calls")" = \
+	    "completed/ failed/app_error completed/" ]
+}
+rq_wait_for 10 pg_three
 # Redis gone: a call nobody could account for is not taken.
 rq_stop_redis
 refused "$NUMBER" "0 101" "answer 503 retry-after 10"
