@@ -10,8 +10,9 @@
 # after the apology, and carol hanging up mid-prompt ends the call
 # completed with result end "hangup".  SIPp's INVITEs check
 # the refusals: 404 for a number nobody configured, 503 with Retry-After
-# while the telserver is full (capacity 1: carol's call) and when Redis is
-# gone, 488 for an offer without PCMU/PCMA; none leaves a call behind.
+# while the telserver is full (capacity 1: carol's call), drained by the
+# operator and when Redis is gone, 488 for an offer without PCMU/PCMA;
+# none leaves a call behind.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 rq_need baresip sipp jq psql sox
 
@@ -221,6 +222,19 @@ pg_three() {
 	    "completed/ failed/app_error completed/" ]
 }
 rq_wait_for 10 pg_three
+# An operator's drain: no new call, incoming ones included; undrained,
+# the number answers again (the SIPp offer has no codec of ours: 488).
+"$RQ_BUILD/dispatcher/ringq-ctl" -f "$RQ_CONF" drain tel1 >/dev/null
+drained() { grep -q "drained: no calls left" "$T/telserver.log"; }
+rq_wait_for 5 drained
+refused "$NUMBER" "0 101" "answer 503 retry-after 10"
+grep -q "incoming call to $NUMBER refused: draining (503)" \
+    "$T/telserver.log" || rq_fail "the drain's 503 was not for draining"
+"$RQ_BUILD/dispatcher/ringq-ctl" -f "$RQ_CONF" undrain tel1 >/dev/null
+# rq:tel:<node> says up once the telserver has read it is not drained
+undrained() { [ "$(rq_redis HGET rq:tel:tel1 state)" = up ]; }
+rq_wait_for 5 undrained
+refused "$NUMBER" "18" "answer 488"
 # Redis gone: a call nobody could account for is not taken.
 rq_stop_redis
 refused "$NUMBER" "0 101" "answer 503 retry-after 10"
