@@ -116,6 +116,7 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 	const char *why = "out of memory";
 	char err[128];
 	uint64_t now;
+	int offered;
 
 	if (sip == NULL || sip->sip_request == NULL) {
 		refuse(nh, SIP_400_BAD_REQUEST, 0);
@@ -151,15 +152,9 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 		refuse(nh, SIP_503_SERVICE_UNAVAILABLE, 1);
 		return;
 	}
-	if (sip->sip_payload == NULL || sip->sip_payload->pl_len == 0) {
-		/* A delayed offer (ours in the 200, the answer in the ACK)
-		 * is not supported. */
-		log_info("sip: incoming call to %s refused: INVITE without "
-		    "SDP (488)", number);
-		refuse(nh, SIP_488_NOT_ACCEPTABLE, 0);
-		return;
-	}
-	if (tel_sdp_parse_offer(sip->sip_payload->pl_data,
+	/* Without an offer (a delayed offer), ours goes in the 200. */
+	offered = sip->sip_payload == NULL || sip->sip_payload->pl_len == 0;
+	if (!offered && tel_sdp_parse_offer(sip->sip_payload->pl_data,
 	    sip->sip_payload->pl_len, &offer, err, sizeof(err)) == -1) {
 		log_info("sip: incoming call to %s refused: %s (488)", number,
 		    err);
@@ -184,6 +179,7 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 		goto unavailable;
 	c->ctx = ctx;
 	c->inbound = 1;
+	c->inbound_offered = offered;
 	c->attempt = 1;
 	c->legs[TEL_LEG_CUSTOMER] = leg;
 	leg->call = c;
@@ -200,13 +196,20 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 		why = "no free RTP port";
 		goto unavailable;
 	}
-	if (tel_sdp_answer(sdp, sizeof(sdp), ctx->cfg->media_ip,
-	    tel_stream_port(leg->stream), now, &offer) == -1 ||
-	    (leg->sdp = strdup(sdp)) == NULL ||
-	    tel_stream_start(leg->stream, offer.addr, offer.port,
-	    offer.pt) == -1)
-		goto unavailable;
-	tel_stream_set_dtmf_pt(leg->stream, offer.dtmf_pt);
+	if (offered) {
+		if (tel_sdp_offer(sdp, sizeof(sdp), ctx->cfg->media_ip,
+		    tel_stream_port(leg->stream), now) == -1 ||
+		    (leg->sdp = strdup(sdp)) == NULL)
+			goto unavailable;
+	} else {
+		if (tel_sdp_answer(sdp, sizeof(sdp), ctx->cfg->media_ip,
+		    tel_stream_port(leg->stream), now, &offer) == -1 ||
+		    (leg->sdp = strdup(sdp)) == NULL ||
+		    tel_stream_start(leg->stream, offer.addr, offer.port,
+		    offer.pt) == -1)
+			goto unavailable;
+		tel_stream_set_dtmf_pt(leg->stream, offer.dtmf_pt);
+	}
 	c->started_ms = now;
 	c->answered_ms = now;
 
@@ -246,11 +249,16 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 	ctx->calls = c;
 	ctx->active++;
 	tel_metric_started(ctx);
-	log_info("call %s: incoming from %s to %s ([inbound %s], tenant %s): "
-	    "answered, rtp to %s:%d %s%s", c->id, caller, number, ib->name,
-	    c->tenant, offer.addr, offer.port,
-	    offer.pt == TEL_PT_PCMA ? "PCMA" : "PCMU",
-	    offer.dtmf_pt == -1 ? ", no telephone-event" : "");
+	if (offered)
+		log_info("call %s: incoming from %s to %s ([inbound %s], "
+		    "tenant %s) without an offer: answered with ours", c->id,
+		    caller, number, ib->name, c->tenant);
+	else
+		log_info("call %s: incoming from %s to %s ([inbound %s], "
+		    "tenant %s): answered, rtp to %s:%d %s%s", c->id, caller,
+		    number, ib->name, c->tenant, offer.addr, offer.port,
+		    offer.pt == TEL_PT_PCMA ? "PCMA" : "PCMU",
+		    offer.dtmf_pt == -1 ? ", no telephone-event" : "");
 	if ((c->max_timer = su_timer_create(su_root_task(ctx->root), 0)) !=
 	    NULL)
 		su_timer_set_interval(c->max_timer, max_duration, c,
@@ -265,16 +273,56 @@ unavailable:
 	refuse(nh, SIP_503_SERVICE_UNAVAILABLE, 1);
 }
 
+/* The answer to the offer of our 200, in the ACK: the stream starts.
+ * Returns 0, or -1 with the reason in err. */
+static int
+ack_answer(struct tel_leg *leg, const char *sdp, size_t len, char *err,
+    size_t errlen)
+{
+	struct tel_sdp_answer ans;
+
+	if (sdp == NULL || len == 0) {
+		snprintf(err, errlen, "no answer to our offer in the ACK");
+		return -1;
+	}
+	if (tel_sdp_parse_answer(sdp, len, &ans, err, errlen) == -1)
+		return -1;
+	if (tel_stream_start(leg->stream, ans.addr, ans.port, ans.pt) == -1) {
+		snprintf(err, errlen, "bad media address %s:%d", ans.addr,
+		    ans.port);
+		return -1;
+	}
+	tel_stream_set_dtmf_pt(leg->stream, ans.dtmf_pt);
+	log_info("call %s: the ACK answers our offer, rtp to %s:%d %s%s",
+	    leg->call->id, ans.addr, ans.port,
+	    ans.pt == TEL_PT_PCMA ? "PCMA" : "PCMU",
+	    ans.dtmf_pt == -1 ? ", no telephone-event" : "");
+	return 0;
+}
+
 void
-tel_inbound_acked(struct tel_leg *leg)
+tel_inbound_acked(struct tel_leg *leg, const char *sdp, size_t len)
 {
 	struct tel_call *c = leg->call;
+	char err[128];
 
 	/* Only the ACK of our 200 to the first INVITE starts it (a
 	 * re-INVITE's ACK comes here too). */
 	if (!c->inbound || leg->role != TEL_LEG_CUSTOMER || c->terminal ||
-	    c->app != NULL || c->app_over || leg->state != TEL_LEG_ANSWERED)
+	    c->app != NULL || c->app_over || leg->state != TEL_LEG_ANSWERED ||
+	    leg->stream == NULL)
 		return;
+	if (c->inbound_offered) {
+		c->inbound_offered = 0;
+		if (ack_answer(leg, sdp, len, err, sizeof(err)) == -1) {
+			log_warnx("call %s: unusable answer in the ACK: %s",
+			    c->id, err);
+			tel_leg_hangup(leg);
+			tel_call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 200,
+			    err);
+			return;
+		}
+	}
 	log_debug("call %s: ACK, starting the application", c->id);
 	if (tel_call_app_answered(c, leg) == -1) {
 		log_warnx("call %s: cannot start the application %s", c->id,

@@ -78,9 +78,17 @@ tel_sip_event(nua_event_t event, int status, char const *phrase, nua_t *nua,
 			nua_respond(nh, SIP_488_NOT_ACCEPTABLE, TAG_END());
 		break;
 	}
-	case nua_i_ack:
-		tel_inbound_acked(leg);
+	case nua_i_ack: {
+		const char *body = NULL;
+		size_t len = 0;
+
+		if (sip && sip->sip_payload) {
+			body = sip->sip_payload->pl_data;
+			len = sip->sip_payload->pl_len;
+		}
+		tel_inbound_acked(leg, body, len);
 		break;
+	}
 	case nua_i_bye:
 		tel_leg_remote_bye(leg);
 		break;

@@ -381,6 +381,8 @@ struct tel_call {
 	int			 ringing_sent;
 	int			 want_speech;	/* the job had a text */
 	int			 inbound;	/* an incoming call (inbound.c) */
+	int			 inbound_offered; /* our offer went in the 200:
+					 * the answer comes in the ACK */
 	int			 terminal;	/* ended: finish recorded or kept */
 	const char		*pending_reason; /* why we CANCELed */
 	su_timer_t		*ring_timer;
@@ -504,14 +506,17 @@ void	tel_xfer_drop(struct tel_call *c);
  * not bound to a leg): answered 200 as a new call of the [inbound]
  * section of its Request-URI's user part, whose job is recorded first, or
  * refused: 404 (no such number), 503 with Retry-After (draining, fenced,
- * full, no RTP port, Redis failing), 488 (no offer, no codec of ours),
- * 481 (To tag: a dialog we do not have), 400.  nh is bound to the call's
- * leg, or destroyed when refused. */
+ * full, no RTP port, Redis failing), 488 (an offer without a codec of
+ * ours), 481 (To tag: a dialog we do not have), 400.  An INVITE without
+ * an offer gets ours in the 200 (the answer comes in the ACK).  nh is
+ * bound to the call's leg, or destroyed when refused. */
 void	tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh,
 	    const sip_t *sip);
-/* An ACK on leg: for an incoming call's first one, starts its application
- * (tel_call_app_answered); anything else is ignored. */
-void	tel_inbound_acked(struct tel_leg *leg);
+/* An ACK on leg with SDP sdp (len bytes, may be NULL): for an incoming
+ * call's first one, starts its media when the answer to our offer is in
+ * it, and its application (tel_call_app_answered); a missing or unusable
+ * answer ends the call (failed, media).  Anything else is ignored. */
+void	tel_inbound_acked(struct tel_leg *leg, const char *sdp, size_t len);
 
 /* ---- sip.c: Sofia nua glue ---- */
 

@@ -8,7 +8,8 @@
 # inbound, completed, the result) and in PostgreSQL.  Then as on outbound
 # calls: a number whose application cannot be fetched ends failed/app_error
 # after the apology, and carol hanging up mid-prompt ends the call
-# completed with result end "hangup".  SIPp's INVITEs check
+# completed with result end "hangup".  A SIPp INVITE without an offer gets
+# ours in the 200 and answers it in the ACK.  SIPp's INVITEs check
 # the refusals: 404 for a number nobody configured, 503 with Retry-After
 # while the telserver is full (capacity 1: carol's call), drained by the
 # operator and when Redis is gone, 488 for an offer without PCMU/PCMA;
@@ -58,27 +59,36 @@ submitted() {
 	[ -f "$T/www.log" ] && jq -e -s "any(.[]; $1)" "$T/www.log" >/dev/null
 }
 
-# refused USER CODECS WANT: SIPp sends one INVITE to USER@telserver
-# offering CODECS; its log must say WANT ("answer 404", ...).  The runs
-# follow one another: one block of media ports serves them all.
+# uac SCENARIO USER [sipp args]: SIPp runs sipp/SCENARIO for one call to
+# USER@telserver; fails the test unless it passes.  Its <log> lines are in
+# $UAC_LOG.  The runs follow one another: one block of media ports serves
+# them all.
 SIPP_N=0
 SIPP_MPORT=$(rq_port_block)
-refused() {
-	local user=$1 codecs=$2 want=$3 port mport=$SIPP_MPORT log rc=0
+uac() {
+	local scen=$1 user=$2 port rc=0
+	shift 2
 	SIPP_N=$((SIPP_N + 1))
 	port=$(rq_free_port)
-	log=$T/uac$SIPP_N.actions
+	UAC_LOG=$T/uac$SIPP_N.actions
 	(cd "$T" && timeout 30 sipp -sf \
-	    "$RQ_SOURCE/tests/integration/sipp/uac_refused.xml" "$SIP" \
-	    -s "$user" -key codecs "$codecs" -i 127.0.0.1 -p "$port" \
-	    -mi 127.0.0.1 -mp "$mport" -m 1 -nostdin -bind_local \
-	    -timeout 20s -trace_msg -message_file "$T/uac$SIPP_N.messages" \
-	    -trace_logs -log_file "$log") </dev/null \
+	    "$RQ_SOURCE/tests/integration/sipp/$scen" "$SIP" -s "$user" \
+	    -i 127.0.0.1 -p "$port" -mi 127.0.0.1 -mp "$SIPP_MPORT" -m 1 \
+	    -nostdin -bind_local -timeout 20s \
+	    -trace_msg -message_file "$T/uac$SIPP_N.messages" \
+	    -trace_logs -log_file "$UAC_LOG" "$@") </dev/null \
 	    >"$T/sipp-uac$SIPP_N.log" 2>&1 || rc=$?
-	[ "$rc" = 0 ] || rq_fail "SIPp INVITE to $user ($codecs): exit $rc," \
-	    "$(cat "$log" 2>/dev/null) (see uac$SIPP_N.messages)"
-	grep -qx "$want" "$log" ||
-	    rq_fail "INVITE to $user ($codecs): want '$want', got '$(cat "$log")'"
+	[ "$rc" = 0 ] || rq_fail "SIPp $scen to $user: exit $rc," \
+	    "$(cat "$UAC_LOG" 2>/dev/null) (see uac$SIPP_N.messages)"
+}
+
+# refused USER CODECS WANT: SIPp sends one INVITE to USER@telserver
+# offering CODECS; its log must say WANT ("answer 404", ...).
+refused() {
+	local user=$1 codecs=$2 want=$3
+	uac uac_refused.xml "$user" -key codecs "$codecs"
+	grep -qx "$want" "$UAC_LOG" ||
+	    rq_fail "INVITE to $user ($codecs): want '$want', got '$(cat "$UAC_LOG")'"
 	echo "INVITE to $user offering $codecs: $want"
 }
 
@@ -213,13 +223,31 @@ jq -e '.status == "completed" and .result.end == "hangup" and
     rq_fail "call $id hung up by carol: $(jq -c . <<<"$call")"
 echo "call $id hung up by carol: $(jq -c '[.status, .result]' <<<"$call")"
 
+# An INVITE without an offer (a delayed offer): ours goes in the 200, the
+# ACK answers it, RTP flows; SIPp hangs up after 3 s.
+uac uac_late_offer.xml "$NUMBER"
+grep -qx "offer m=audio [0-9]* RTP/AVP 0 8 101" "$UAC_LOG" ||
+    rq_fail "no offer of ours in the 200: $(cat "$UAC_LOG")"
+id=$(rq_api GET /v1/calls | jq -er '.calls[0].id')
+call=$(rq_wait_call "$id" 20)
+jq -e '.status == "completed" and .result.end == "hangup" and
+    .direction == "inbound" and (.to | startswith("sip:sipp@"))' \
+    <<<"$call" >/dev/null ||
+    rq_fail "delayed-offer call $id: $(jq -c . <<<"$call")"
+grep -q "call $id/1: the ACK answers our offer, rtp to 127.0.0.1:$SIPP_MPORT PCMU" \
+    "$T/telserver.log" || rq_fail "call $id: the ACK's answer was not used"
+sent=$(sed -n "s#.*call $id/1: rtp sent \([0-9]*\) received.*#\1#p" \
+    "$T/telserver.log")
+(( ${sent:-0} > 100 )) || rq_fail "call $id: $sent RTP packets sent in 3 s"
+echo "call $id, a delayed offer: completed, $sent RTP packets sent"
+
 # Free again: an offer we cannot answer.
 refused "$NUMBER" "18" "answer 488"
-[ "$(calls)" = 3 ] || rq_fail "a refused INVITE left a call: $(rq_api GET /v1/calls)"
+[ "$(calls)" = 4 ] || rq_fail "a refused INVITE left a call: $(rq_api GET /v1/calls)"
 pg_three() {
 	[ "$(rq_psql "SELECT string_agg(status || '/' || coalesce(reason, ''),
 	    ' ' ORDER BY created_at) FROM calls")" = \
-	    "completed/ failed/app_error completed/" ]
+	    "completed/ failed/app_error completed/ completed/" ]
 }
 rq_wait_for 10 pg_three
 # An operator's drain: no new call, incoming ones included; undrained,
