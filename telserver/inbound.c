@@ -23,6 +23,9 @@
 
 /* Seconds a refused caller (or its proxy) is asked to wait (503). */
 #define INBOUND_RETRY_AFTER	"10"
+/* How long our 200 waits for its ACK: below nua's own 32 s (64 * T1), so
+ * that the call ends as failed here, not as a hang-up there. */
+#define INBOUND_ACK_MS		20000
 #define INBOUND_URI_MAX		512
 
 /* Refuses the INVITE on nh (a handle nua made for it) and lets nh go. */
@@ -101,6 +104,19 @@ max_duration(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 	log_info("call %s: max_call_s reached, hanging up", c->id);
 	tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
 	tel_call_end(c, RQ_ST_COMPLETED, NULL, 0, "max_call_s reached");
+}
+
+/* Our 200 was never ACKed: the caller is not there. */
+static void
+ack_timeout(struct tel_ctx *ctx, su_timer_t *t, void *arg)
+{
+	struct tel_call *c = arg;
+
+	log_warnx("call %s: no ACK to our 200 within %d ms", c->id,
+	    INBOUND_ACK_MS);
+	tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	tel_call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 200,
+	    "no ACK to our 200");
 }
 
 void
@@ -263,6 +279,12 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 	    NULL)
 		su_timer_set_interval(c->max_timer, max_duration, c,
 		    (su_duration_t)ctx->cfg->max_call_s * 1000);
+	/* The set-up's timer (an outbound call's ringing) waits for the ACK;
+	 * tel_call_end and call_free take care of it as of any call's. */
+	if ((c->ring_timer = su_timer_create(su_root_task(ctx->root), 0)) !=
+	    NULL)
+		su_timer_set_interval(c->ring_timer, ack_timeout, c,
+		    INBOUND_ACK_MS);
 	tel_bus_heartbeat(ctx);
 	return;
 
@@ -312,6 +334,8 @@ tel_inbound_acked(struct tel_leg *leg, const char *sdp, size_t len)
 	    c->app != NULL || c->app_over || leg->state != TEL_LEG_ANSWERED ||
 	    leg->stream == NULL)
 		return;
+	if (c->ring_timer)
+		su_timer_reset(c->ring_timer);
 	if (c->inbound_offered) {
 		c->inbound_offered = 0;
 		if (ack_answer(leg, sdp, len, err, sizeof(err)) == -1) {
