@@ -79,6 +79,10 @@
 #define RQ_KEY_CALLBACKS	"rq:callbacks"	/* ZSET: call id by due ms */
 #define RQ_KEY_CBQ		"rq:cbq:"	/* LIST <id>: deliveries */
 #define RQ_KEY_CBSENT		"rq:cbsent:"	/* HASH <id>: events queued once */
+/* STRING <call id>:<attempt>-<n>: a WAV a VoiceXML <record> made (the
+ * telserver writes it, GET /v1/calls/{id}/recordings/{name} reads it). */
+#define RQ_KEY_REC		"rq:rec:"
+#define RQ_REC_TTL_MS		(7 * 86400000LL)
 
 /* Priority ageing: each priority level is worth this much waiting time
  * in rq:ready, so a priority 0 job due 9 minutes ago goes before a

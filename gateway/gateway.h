@@ -355,6 +355,11 @@ json_t		*gw_list_body(const struct redisReply *r);
  * /v1/calls/{id} (cmd is an enum evhttp_cmd_type) and returns 1, or
  * returns 0 when the request is not one of these. */
 struct evhttp_request;
+/* recordings.c: GET /v1/calls/{id}/recordings/{name}.  Returns 1 when path
+ * was one of its own (answered), else 0. */
+int		 gw_recordings_route(const struct rq_config *cfg,
+		    struct gw_store *st, struct evhttp_request *req,
+		    const char *path, int cmd);
 int		 gw_calls_api_route(const struct rq_config *cfg,
 		    struct gw_store *st, struct gw_intake *in,
 		    struct evhttp_request *req, const char *path, int cmd);

@@ -376,6 +376,8 @@ http_cb(struct evhttp_request *req, void *arg)
 			reply_method(req, "GET, HEAD");
 	} else if (gw_dnc_route(h->cfg, h->st, req, path, cmd)) {
 		/* /v1/dnc/{number} and /v1/optout: dnc.c */
+	} else if (gw_recordings_route(h->cfg, h->st, req, path, cmd)) {
+		/* GET /v1/calls/{id}/recordings/{name}: recordings.c */
 	} else if (gw_calls_api_route(h->cfg, h->st, h->in, req, path, cmd)) {
 		/* GET /v1/calls, DELETE and PATCH /v1/calls/{id}:
 		 * calls_api.c */

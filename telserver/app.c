@@ -2,14 +2,19 @@
  * telserver's parts.  Documents, scripts, grammars and <audio> come from
  * the fetcher (fetch.c), prompts go to the customer leg's prompt queue
  * (speech from tts.c, audio files decoded by wav.c), keys come from the
- * stream (dtmf.c), recordings from record.c; the one timer is an su_timer.
+ * stream (dtmf.c), recordings from record.c (kept in Redis for the
+ * gateway to serve); the one timer is an su_timer.
  * The call (call.c) owns the app and hears of its end through
  * tel_call_app_done(). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
+#include "keys.h"
 #include "log.h"
+#include "redis_sync.h"
 #include "telserver.h"
 #include "vxml.h"
 
@@ -35,6 +40,7 @@ struct tel_app {
 	struct vxml_session	*s;
 	su_timer_t		*timer;
 	struct app_fetch	*fetches;
+	int			 nrecordings;	/* kept so far, for their names */
 	int			 over;		/* done() seen or stopped */
 };
 
@@ -356,11 +362,50 @@ tel_app_transfer_done(struct tel_app *a, int outcome, int duration_ms)
 	    duration_ms);
 }
 
+/* Keeps a recording in Redis for the call's tenant (RQ_KEY_REC, served by
+ * the gateway at the path written to url).  Returns 0, or -1 (logged):
+ * the application still gets the audio, without a URL. */
+static int
+record_keep(struct tel_app *a, const struct tel_recording *rec, char *url,
+    size_t urllen)
+{
+	struct tel_call *c = a->call;
+	struct rq_redis *r = &a->ctx->redis;
+	char name[48], key[160];
+	redisReply *rep;
+	int ok;
+
+	snprintf(name, sizeof(name), "%llu-%d",
+	    (unsigned long long)c->attempt, ++a->nrecordings);
+	snprintf(key, sizeof(key), "%s%s:%s", RQ_KEY_REC, c->call_id, name);
+	if (rq_redis_ready(r) == -1) {
+		log_warnx("call %s: recording not kept: redis unreachable",
+		    c->id);
+		return -1;
+	}
+	rep = redisCommand(r->c, "SET %s %b PX %lld", key, rec->wav,
+	    rec->len, (long long)RQ_REC_TTL_MS);
+	ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+	if (!ok)
+		log_warnx("call %s: recording not kept: %s", c->id,
+		    rep && rep->type == REDIS_REPLY_ERROR ? rep->str :
+		    "redis failed");
+	if (rep != NULL)
+		freeReplyObject(rep);
+	else
+		rq_redis_close(r);
+	if (!ok)
+		return -1;
+	snprintf(url, urllen, "/v1/calls/%s/recordings/%s", c->call_id, name);
+	return 0;
+}
+
 static void
 record_done(void *arg, struct tel_recording *rec)
 {
 	struct tel_app *a = arg;
 	struct vxml_record_res r;
+	char url[256];
 
 	memset(&r, 0, sizeof(r));
 	if (rec == NULL) {
@@ -368,6 +413,8 @@ record_done(void *arg, struct tel_recording *rec)
 		vxml_record_done(a->s, &r);
 		return;
 	}
+	if (rec->heard && record_keep(a, rec, url, sizeof(url)) == 0)
+		r.url = url;
 	r.audio = rec->wav;
 	r.len = rec->len;
 	r.type = rec->type;

@@ -5,10 +5,22 @@
 # RFC 4733 events; the application submits the number, then bridges bob to
 # a second baresip, "alice" (the agent), who hangs up after a while; the
 # transfer's outcome is submitted too.  Checks what the server, both phones
-# and the call's record saw.
+# and the call's record saw.  Then a recording (vxml/record.vxml): submitted
+# to the server as a file, kept for the call's tenant at the URL its result
+# names, refused to another tenant.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
-rq_start_all
+OTHER_KEY=rq_other_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+rq_start_redis
+rq_start_pg
+rq_write_config <<EOF
+[tenant other]
+key_sha256 = $(rq_sha256 "$OTHER_KEY")
+allow_sip = yes
+EOF
+for d in accounting gateway scheduler dispatcher telserver; do
+	rq_start_daemon "$d"
+done
 rq_start_baresip alice
 ALICE_URI=$BARESIP_URI ALICE_CTRL=$BARESIP_CTRL_PORT ALICE_REC=$BARESIP_REC
 rq_start_baresip bob
@@ -18,6 +30,7 @@ BOB_URI=$BARESIP_URI BOB_CTRL=$BARESIP_CTRL_PORT
 mkdir -p "$T/www"
 sed "s#@AGENT@#$ALICE_URI#" "$RQ_SOURCE/tests/integration/vxml/order.vxml" \
     > "$T/www/order.vxml"
+cp "$RQ_SOURCE/tests/integration/vxml/record.vxml" "$T/www/"
 python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$T/www" \
     "$T/www.log" "$T/www.port" 2> "$T/www.err" &
 rq_track www $!
@@ -95,5 +108,35 @@ rq_wait_for 15 rec_ready
 cat "$T/alice.stat"
 awk '/^RMS +amplitude/ { exit !($3 > 0.01) }' "$T/alice.stat" ||
     rq_fail "alice heard silence through the bridge"
+# --- a recording --------------------------------------------------------------
+body=$(jq -cn --arg to "$BOB_URI" --arg app "$WWW/record.vxml" \
+    '{to: $to, app_url: $app}')
+resp=$(rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
+[ "$(rq_last_code)" = 202 ] || rq_fail "POST /v1/calls: $(rq_last_code) $resp"
+rid=$(jq -er .id <<<"$resp")
+rq_wait_for 40 submitted '.path == "/submit" and .fields.msg.bytes > 0'
+sub=$(jq -s -c '[.[] | select(.path == "/submit" and .fields.msg)][0].fields.msg' "$T/www.log")
+echo "the server got the recording as $sub"
+jq -e '.type == "audio/x-wav" and .bytes > 16000' <<<"$sub" >/dev/null ||
+    rq_fail "recording submitted as $sub"
+call=$(rq_wait_call "$rid" 30)
+url=$(jq -r '.result.recordings.msg // empty' <<<"$call")
+[ -n "$url" ] || rq_fail "call $rid: no recording in $(jq -c .result <<<"$call")"
+echo "the call's result names the recording $url"
+curl -sS -o "$T/rec.wav" -w '%{http_code} %{content_type}' \
+    -H "Authorization: Bearer $RQ_KEY" "$RQ_API$url" > "$T/rec.code"
+[ "$(cat "$T/rec.code")" = "200 audio/x-wav" ] ||
+    rq_fail "GET $url: $(cat "$T/rec.code")"
+sox "$T/rec.wav" -n stat 2> "$T/rec.stat" || rq_fail "GET $url: not a WAV"
+cat "$T/rec.stat"
+# maxtime 3 s of bob's 440 Hz tone
+awk '/^Length \(seconds\)/ { exit !($3 > 2.5 && $3 < 3.5) }' "$T/rec.stat" ||
+    rq_fail "the recording is not 3 s long"
+awk '/^Rough +frequency/ { exit !($3 > 400 && $3 < 480) }' "$T/rec.stat" ||
+    rq_fail "the recording is not bob's tone"
+code=$(curl -sS -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer $OTHER_KEY" "$RQ_API$url")
+[ "$code" = 404 ] || rq_fail "another tenant got $url: $code"
+
 rq_check_sanitizers
 echo "PASS"
