@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # DTMF end to end, twice: baresip answers a VoiceXML application
-# (vxml/dtmf.vxml: a field with an SRGS DTMF grammar "1 or 2", then a
-# four-digit field) and keys, on one timeline: nothing (noinput), 9 (not in
-# the grammar: nomatch), 2, then 1234.  First as RFC 4733 telephone-events
+# (vxml/dtmf.vxml: a menu of choices 1 and 2, then a four-digit field)
+# and keys, on one timeline: nothing (noinput), 9 (not on the menu:
+# nomatch), 2, then 1234.  First as RFC 4733 telephone-events
 # (baresip's sndcode), then as in-band tones only (baresip playing a WAV of
 # DTMF tones: no event is sent).  The application submits the answers and
 # the events it caught to the test's server, which must see choice 2, pin
