@@ -502,6 +502,17 @@ exec_clear(struct vxml_session *s, xmlNode *n)
 	return FLOW_NEXT;
 }
 
+/* One child of executable content: an element runs, text is a prompt. */
+static enum vxml_flow
+exec_child(struct vxml_session *s, xmlNode *c)
+{
+	if (c->type == XML_ELEMENT_NODE)
+		return vxml_exec_node(s, c);
+	if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
+		return vxml_prompt_queue(s, c, vxml_bargein_default(s));
+	return FLOW_NEXT;
+}
+
 static enum vxml_flow
 exec_if(struct vxml_session *s, xmlNode *n)
 {
@@ -537,13 +548,7 @@ exec_if(struct vxml_session *s, xmlNode *n)
 		}
 		if (!active)
 			continue;
-		if (c->type == XML_ELEMENT_NODE)
-			f = vxml_exec_node(s, c);
-		else if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
-			f = vxml_prompt_queue(s, c, vxml_bargein_default(s));
-		else
-			continue;
-		if (f != FLOW_NEXT)
+		if ((f = exec_child(s, c)) != FLOW_NEXT)
 			return f;
 	}
 	return FLOW_NEXT;
@@ -674,13 +679,7 @@ vxml_exec(struct vxml_session *s, xmlNode *parent)
 	enum vxml_flow f;
 
 	for (c = parent->children; c != NULL; c = c->next) {
-		if (c->type == XML_ELEMENT_NODE)
-			f = vxml_exec_node(s, c);
-		else if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
-			f = vxml_prompt_queue(s, c, vxml_bargein_default(s));
-		else
-			continue;
-		if (f != FLOW_NEXT)
+		if ((f = exec_child(s, c)) != FLOW_NEXT)
 			return f;
 	}
 	return FLOW_NEXT;

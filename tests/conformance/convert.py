@@ -318,13 +318,13 @@ def references(text):
 def features(texts, entry):
     """What a test (entry and every document it reaches) needs of the
     platform."""
-    seen, todo = set(), [entry]
-    while todo:
-        d = todo.pop()
+    seen, pending = set(), [entry]
+    while pending:
+        d = pending.pop()
         if d in seen or d not in texts:
             continue
         seen.add(d)
-        todo.extend(references(texts[d]))
+        pending.extend(references(texts[d]))
     need = set()
     if not any("<conf:pass" in texts[d] for d in seen):
         need.add("manual")	# no pass verdict: judged by ear or by exit

@@ -7,7 +7,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 corpus=${VXML_W3C:-$here/../../../shared/corpora/vxml-w3c}
 for tool in python3 curl xmllint; do
-	command -v $tool >/dev/null || { echo "selftest: needs $tool"; exit 77; }
+	# deploy/packages installs them: missing is a failure, not a skip
+	command -v $tool >/dev/null || { echo "selftest: needs $tool"; exit 1; }
 done
 [ -f "$corpus/ENTRY-NO-ASR.txt" ] || {
 	echo "selftest: no corpus at $corpus (set VXML_W3C)"; exit 77; }

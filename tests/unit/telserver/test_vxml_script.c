@@ -209,7 +209,7 @@ static const struct h_doc tags_docs[] = {
 };
 
 /* The runner of semantics/1.0 tags a grammar match hands back (the real
- * grammar module returns them; the stub does not): properties of out, a
+ * grammar module returns them with a match): properties of out, a
  * scalar out, and an untouched out meaning the utterance. */
 static void
 test_si_tags(void **state)
