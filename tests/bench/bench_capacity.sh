@@ -18,6 +18,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 export RQ_SOURCE RQ_BUILD
 # shellcheck source=../integration/lib.sh
 . "$RQ_SOURCE/tests/integration/lib.sh"
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
 
 RATES=${RQ_BENCH_RATES:-25 50 100 150 200}
 STEP_S=${RQ_BENCH_STEP_S:-20}
@@ -86,10 +88,6 @@ for i in range(n):
     print(json.loads(out)["id"], flush=True)
 EOF
 
-# cpu_ticks PID: user + system clock ticks the process has used.
-cpu_ticks() {
-	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
 
 # cpu_pct TICKS0 TICKS1 MS: per cent of one core over MS.
 cpu_pct() {
@@ -102,7 +100,7 @@ cpu_pct() {
 sample() {
 	local t0 c0 end a r ma=0 mr=0
 	t0=$(rq_now_ms)
-	c0=$(cpu_ticks "$TEL_PID")
+	c0=$(bench_cpu_ticks "$TEL_PID")
 	end=$(( t0 + $1 * 1000 ))
 	while (( $(rq_now_ms) < end )); do
 		a=$(rq_redis HGET "$NODE" active)
@@ -111,7 +109,7 @@ sample() {
 		(( r > mr )) && mr=$r
 		sleep 0.25
 	done
-	echo "$ma $mr $(cpu_pct "$c0" "$(cpu_ticks "$TEL_PID")" $(( $(rq_now_ms) - t0 )))"
+	echo "$ma $mr $(cpu_pct "$c0" "$(bench_cpu_ticks "$TEL_PID")" $(( $(rq_now_ms) - t0 )))"
 }
 
 # statuses FILE: "completed other" among the ids in FILE.
@@ -175,74 +173,8 @@ done
 # (The audio's content does not matter to the network path: a tone as
 # long as one ringq call, in G.711 u-law.)
 hold_ms=${talk_ms:-10000}
-python3 - "$T/speech.wav" "$hold_ms" <<'EOF'
-import math, struct, sys
-def ulaw(x):
-    s = 0x80 if x < 0 else 0
-    x = min(abs(x), 32635) + 132
-    e = max(0, min(7, int(math.log2(x)) - 7))
-    return ~(s | (e << 4) | ((x >> (e + 3)) & 0x0f)) & 0xff
-n = 8 * int(sys.argv[2])
-data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
-             for i in range(n))
-with open(sys.argv[1], "wb") as o:
-    o.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
-            struct.pack("<IHHIIHH", 16, 7, 1, 8000, 8000, 1, 8) +
-            b"data" + struct.pack("<I", len(data)) + data)
-EOF
-cat > "$T/uac.xml" <<EOF
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="bench uac with G.711">
-  <send retrans="500"><![CDATA[
-INVITE sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bench@[local_ip]:[local_port]>;tag=[pid]Tag[call_number]
-To: <sip:bob@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:bench@[local_ip]:[local_port]>
-Max-Forwards: 70
-X-Ringq-Attempt: peer[call_number]/1
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=bench 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [rtpstream_audio_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-]]></send>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-ACK sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bench@[local_ip]:[local_port]>;tag=[pid]Tag[call_number]
-To: <sip:bob@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:bench@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-  <nop><action><exec rtp_stream="$T/speech.wav,1,0"/></action></nop>
-  <pause milliseconds="$hold_ms"/>
-  <send retrans="500"><![CDATA[
-BYE sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bench@[local_ip]:[local_port]>;tag=[pid]Tag[call_number]
-To: <sip:bob@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Contact: <sip:bench@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-EOF
+bench_tone_wav "$T/speech.wav" "$hold_ms"
+bench_uac_xml "$T/uac.xml" "$T/speech.wav" "$hold_ms"
 # stat_col CSV NAME: NAME's value in the last line of SIPp's -trace_stat file.
 stat_col() {
 	[ -s "$1" ] || return 0
@@ -263,10 +195,10 @@ for rate in $RATES; do
 	rq_track "uac$rate" "$uac"
 	max_c=0
 	t0=$(rq_now_ms)
-	c0=$(cpu_ticks "$uac")
+	c0=$(bench_cpu_ticks "$uac")
 	c1=$c0
 	while rq_alive "$uac"; do
-		c1=$(cpu_ticks "$uac")
+		c1=$(bench_cpu_ticks "$uac")
 		c=$(stat_col "$T/uac$rate.csv" 'CurrentCall')
 		[[ "$c" =~ ^[0-9]+$ ]] && (( c > max_c )) && max_c=$c
 		sleep 1

@@ -20,6 +20,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 export RQ_SOURCE RQ_BUILD
 # shellcheck source=../integration/lib.sh
 . "$RQ_SOURCE/tests/integration/lib.sh"
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
 
 CALLS=${RQ_BENCH_CALLS:-200}
 RATE=${RQ_BENCH_RATE:-20}
@@ -39,7 +41,7 @@ EOF
 METRICS_PORT=$(rq_free_port)
 sed -i -e 's/^debug = yes$/debug = no/' \
     -e "s/^rtp_port_min = .*/rtp_port_min = 40000/" \
-    -e "s/^rtp_port_max = .*/rtp_port_max = $((40000 + 4 * CALLS + 1))/" \
+    -e "s/^rtp_port_max = .*/rtp_port_max = $((40000 + 2 * (CALLS + 50) + 1))/" \
     -e "s/^\[telserver\]$/&\ncapacity = $((CALLS + 50))\nmetrics_listen = 127.0.0.1:$METRICS_PORT/" \
     "$RQ_CONF"
 for d in accounting gateway scheduler dispatcher telserver; do
@@ -83,9 +85,6 @@ UAS_MPORT=$(rq_free_port)
 rq_track uas $!
 rq_wait_for 10 rq_udp_bound "$UAS_PORT"
 
-cpu_ticks() {
-	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
 rss_kb() {
 	awk '/^VmRSS/ { print $2 }' "/proc/$1/status"
 }
@@ -164,10 +163,10 @@ all_up() {
 }
 rq_wait_for 60 all_up || rq_fail "not $CALLS calls at once: $(metric ringq_telserver_active_calls)"
 sleep 2
-c0=$(cpu_ticks "$TEL_PID")
+c0=$(bench_cpu_ticks "$TEL_PID")
 t0=$(rq_now_ms)
 read -r r50 r99 rmax rflows rpkts < <(capture ringq)
-c1=$(cpu_ticks "$TEL_PID")
+c1=$(bench_cpu_ticks "$TEL_PID")
 t1=$(rq_now_ms)
 active=$(metric ringq_telserver_active_calls)
 rss1=$(rss_kb "$TEL_PID")
@@ -189,73 +188,8 @@ completed=$(curl -sS "http://127.0.0.1:$METRICS_PORT/metrics" |
 rq_stop_daemon telserver
 
 # --- the peer: SIPp calling SIPp, G.711 streamed ------------------------------
-python3 - "$T/tone.wav" $((HOLD_S * 1000)) <<'EOF'
-import math, struct, sys
-def ulaw(x):
-    s = 0x80 if x < 0 else 0
-    x = min(abs(x), 32635) + 132
-    e = max(0, min(7, int(math.log2(x)) - 7))
-    return ~(s | (e << 4) | ((x >> (e + 3)) & 0x0f)) & 0xff
-n = 8 * int(sys.argv[2])
-data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
-             for i in range(n))
-with open(sys.argv[1], "wb") as o:
-    o.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
-            struct.pack("<IHHIIHH", 16, 7, 1, 8000, 8000, 1, 8) +
-            b"data" + struct.pack("<I", len(data)) + data)
-EOF
-cat > "$T/uac.xml" <<EOF
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="bench uac with G.711">
-  <send retrans="500"><![CDATA[
-INVITE sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bench@[local_ip]:[local_port]>;tag=[pid]Tag[call_number]
-To: <sip:bob@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:bench@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=bench 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [rtpstream_audio_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-]]></send>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-ACK sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bench@[local_ip]:[local_port]>;tag=[pid]Tag[call_number]
-To: <sip:bob@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:bench@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-  <nop><action><exec rtp_stream="$T/tone.wav,1,0"/></action></nop>
-  <pause milliseconds="$((HOLD_S * 1000))"/>
-  <send retrans="500"><![CDATA[
-BYE sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bench@[local_ip]:[local_port]>;tag=[pid]Tag[call_number]
-To: <sip:bob@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Contact: <sip:bench@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-EOF
+bench_tone_wav "$T/tone.wav" $((HOLD_S * 1000))
+bench_uac_xml "$T/uac.xml" "$T/tone.wav" $((HOLD_S * 1000))
 UAC_PORT=$(rq_free_port)
 (cd "$T" && exec sipp -sf "$T/uac.xml" -i 127.0.0.1 -p "$UAC_PORT" \
     -mi 127.0.0.1 -mp 50000 -r "$RATE" -m "$CALLS" -l "$CALLS" -nostdin \
@@ -264,10 +198,10 @@ UAC_PORT=$(rq_free_port)
 UAC=$!
 rq_track uac "$UAC"
 sleep $((CALLS / RATE + 2))
-pc0=$(cpu_ticks "$UAC")
+pc0=$(bench_cpu_ticks "$UAC")
 pt0=$(rq_now_ms)
 read -r p50 p99 pmax pflows ppkts < <(capture peer)
-pc1=$(cpu_ticks "$UAC")
+pc1=$(bench_cpu_ticks "$UAC")
 pt1=$(rq_now_ms)
 pcpu=$(awk -v a="$pc0" -v b="$pc1" -v ms=$((pt1 - pt0)) -v hz="$(getconf CLK_TCK)" \
     'BEGIN { printf "%.1f", (b - a) * 100000 / hz / ms }')

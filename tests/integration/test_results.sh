@@ -17,29 +17,10 @@ RX_PORT=$(rq_free_port)
 RX=$T/rx
 mkdir -p "$RX"
 
-# The callback receiver: every POST saved as N.path, N.sig, N.body.
-cat > "$T/receiver.py" <<'EOF'
-import http.server, os, sys, threading
-port, out = int(sys.argv[1]), sys.argv[2]
-lock, n = threading.Lock(), [0]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with lock:
-            n[0] += 1
-            for ext, data in (("path", self.path.encode()),
-                              ("sig", (self.headers.get("X-Ringq-Signature") or "").encode()),
-                              ("body", body)):
-                with open(os.path.join(out, "%04d.%s" % (n[0], ext)), "wb") as f:
-                    f.write(data)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-EOF
-python3 "$T/receiver.py" "$RX_PORT" "$RX" > "$T/receiver.log" 2>&1 &
+# The receiver (callback_receiver.py): every POST saved as N.path, N.sig,
+# N.code, N.body; /flaky/* answers 500 twice.
+python3 "$RQ_SOURCE/tests/integration/callback_receiver.py" "$RX_PORT" "$RX" \
+    > "$T/receiver.log" 2>&1 &
 rq_track receiver $!
 rq_wait_for 10 rq_tcp_listening "$RX_PORT"
 
