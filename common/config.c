@@ -85,6 +85,9 @@ static const struct rq_conf_key config_keys[] = {
 	I("telserver", "max_call_s", max_call_s, 1, 86400, "3600"),
 	I("telserver", "heartbeat_ms", heartbeat_ms, 50, 10000, "500"),
 	B("telserver", "dry_run", dry_run, "no"),
+	/* VoiceXML fetches (telserver/fetch.c) */
+	B("telserver", "fetch_allow_loopback", fetch_allow_loopback, "no"),
+	B("telserver", "fetch_allow_private", fetch_allow_private, "no"),
 	S("telserver", "metrics_listen", tel_metrics_listen, ""),
 
 	/* status callbacks (accounting/callbacks.c) */

@@ -126,6 +126,8 @@ struct rq_config {
 	int		max_call_s;
 	int		heartbeat_ms;
 	int		dry_run;
+	int		fetch_allow_loopback;
+	int		fetch_allow_private;
 	char		tel_metrics_listen[RQ_ADDR_MAX];
 
 	/* [accounting]: status callbacks may POST to loopback (tests), to

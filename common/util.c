@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <ifaddrs.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -270,6 +271,89 @@ rq_addr_is_public(const struct sockaddr *sa)
 	    (b[0] == 0x3f && b[1] == 0xff && b[2] < 0x10))
 		return 0;
 	return 1;
+}
+
+/* The IPv4 address of sa (IPv4-mapped ones too) in *v4, or -1. */
+static int
+addr_v4(const struct sockaddr *sa, uint32_t *v4)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+
+	/* Copies: curl's buffer need not be aligned for the type. */
+	if (sa->sa_family == AF_INET) {
+		memcpy(&s4, sa, sizeof(s4));
+		*v4 = ntohl(s4.sin_addr.s_addr);
+		return 0;
+	}
+	memcpy(&s6, sa, sizeof(s6));
+	if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr))
+		return -1;
+	memcpy(v4, s6.sin6_addr.s6_addr + 12, 4);
+	*v4 = ntohl(*v4);
+	return 0;
+}
+
+/* Whether sa is an address of one of this host's interfaces. */
+static int
+addr_is_own(const struct sockaddr *sa)
+{
+	struct ifaddrs *ifs, *i;
+	struct sockaddr_in6 s6, o6;
+	uint32_t v4, o4;
+	int own = 0, is4;
+
+	if (getifaddrs(&ifs) == -1)
+		return 1;	/* cannot tell: refuse */
+	is4 = addr_v4(sa, &v4) == 0;
+	if (!is4)
+		memcpy(&s6, sa, sizeof(s6));
+	for (i = ifs; i != NULL && !own; i = i->ifa_next) {
+		if (i->ifa_addr == NULL)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET && is4)
+			own = addr_v4(i->ifa_addr, &o4) == 0 && o4 == v4;
+		else if (i->ifa_addr->sa_family == AF_INET6 && !is4) {
+			memcpy(&o6, i->ifa_addr, sizeof(o6));
+			own = !memcmp(&o6.sin6_addr, &s6.sin6_addr,
+			    sizeof(s6.sin6_addr));
+		}
+	}
+	freeifaddrs(ifs);
+	return own;
+}
+
+const char *
+rq_addr_refusal(const struct sockaddr *sa, int allow_loopback,
+    int allow_private)
+{
+	struct sockaddr_in6 s6;
+	uint32_t v4;
+
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return "an address of an unknown family";
+	if (addr_v4(sa, &v4) == 0) {
+		if (v4 >> 24 == 127)
+			return allow_loopback ? NULL :
+			    "this host (loopback)";
+		if (v4 >> 24 == 0 || v4 >> 28 >= 14)
+			return "an address that is not a unicast one";
+	} else {
+		memcpy(&s6, sa, sizeof(s6));
+		if (IN6_IS_ADDR_LOOPBACK(&s6.sin6_addr))
+			return allow_loopback ? NULL :
+			    "this host (loopback)";
+		if (IN6_IS_ADDR_UNSPECIFIED(&s6.sin6_addr) ||
+		    IN6_IS_ADDR_MULTICAST(&s6.sin6_addr))
+			return "an address that is not a unicast one";
+	}
+	if (allow_private)
+		return NULL;
+	if (!rq_addr_is_public(sa))
+		return "a private or reserved address";
+	if (addr_is_own(sa))
+		return "this host (one of its addresses)";
+	return NULL;
 }
 
 static int

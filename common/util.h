@@ -33,6 +33,14 @@ int		rq_hmac_sha256_hex(const void *key, size_t keylen,
  * unique or site local. */
 struct sockaddr;
 int		rq_addr_is_public(const struct sockaddr *sa);
+/* Why a connection to sa must not be made for a URL a tenant gave (a
+ * status callback, a VoiceXML document), or NULL: loopback (unless
+ * allow_loopback), any non-public address or this host's own (unless
+ * allow_private), never a non-unicast one.  Check the address curl is
+ * about to connect to, after its own DNS, so a second look-up cannot
+ * answer differently. */
+const char	*rq_addr_refusal(const struct sockaddr *sa, int allow_loopback,
+		    int allow_private);
 
 enum rq_target_kind { RQ_TARGET_E164, RQ_TARGET_SIP };
 /* Classifies a call target: an E.164 number "+<country><number>" (8 to 15

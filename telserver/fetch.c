@@ -2,6 +2,10 @@
  * interface driven by the telserver's su_root (its sockets registered with
  * su_root_register, its timeout an su_timer), and an LRU cache in memory
  * that follows HTTP caching with VoiceXML's maxage/maxstale on top. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +20,7 @@
 
 #include "log.h"
 #include "telserver.h"
+#include "util.h"
 
 #define CACHE_BUCKETS	256
 #define ENTRY_OVERHEAD	256	/* bytes charged per entry beyond its strings */
@@ -75,6 +80,8 @@ struct fetch_job {
 	size_t			 len, cap;
 	int			 too_big;
 	char			 errbuf[CURL_ERROR_SIZE];
+	const char		*refused;	/* why an address was refused */
+	char			 refused_addr[INET6_ADDRSTRLEN];
 	/* a result decided before or without a transfer */
 	char			*error;
 	int			 timed_out;
@@ -95,6 +102,7 @@ struct tel_fetcher {
 	struct fetch_job	*ready, *ready_tail;
 	uint64_t		 next_id;
 	int			 allow_file;
+	int			 allow_loopback, allow_private;
 	size_t			 cache_max, cache_used, cache_n;
 	struct cache_entry	*lru_head, *lru_tail;
 	struct cache_entry	*buckets[CACHE_BUCKETS];
@@ -746,7 +754,11 @@ finish(struct tel_fetcher *f, struct fetch_job *j, CURLcode rc)
 	res.content_type = ctype ? ctype : "";
 	res.body = "";
 	if (rc != CURLE_OK) {
-		if (j->too_big)
+		if (j->refused)
+			snprintf(j->errbuf, sizeof(j->errbuf),
+			    "refused to connect to %s: %s", j->refused_addr,
+			    j->refused);
+		else if (j->too_big)
 			snprintf(j->errbuf, sizeof(j->errbuf),
 			    "body larger than %u bytes", TEL_FETCH_MAX_BODY);
 		else if (j->errbuf[0] == '\0')
@@ -878,6 +890,37 @@ void
 tel_fetcher_allow_file(struct tel_fetcher *f, int allow)
 {
 	f->allow_file = allow;
+}
+
+void
+tel_fetcher_allow_addrs(struct tel_fetcher *f, int loopback, int private)
+{
+	f->allow_loopback = loopback;
+	f->allow_private = private;
+}
+
+/* Checked on the address curl is about to connect to, after its own DNS
+ * and for every redirect: a tenant's URL must not reach this host, the
+ * cloud metadata service or the internal network unless allowed. */
+static curl_socket_t
+open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct fetch_job *j = arg;
+	const void *in;
+
+	if ((j->refused = rq_addr_refusal(&a->addr, j->f->allow_loopback,
+	    j->f->allow_private)) != NULL) {
+		in = a->family == AF_INET ?
+		    (const void *)&((const struct sockaddr_in *)(const void *)
+		    &a->addr)->sin_addr :
+		    (const void *)&((const struct sockaddr_in6 *)(const void *)
+		    &a->addr)->sin6_addr;
+		if (inet_ntop(a->family, in, j->refused_addr,
+		    sizeof(j->refused_addr)) == NULL)
+			snprintf(j->refused_addr, sizeof(j->refused_addr), "?");
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
 }
 
 /* Appends the parts to s as name=value&... (urlencoded). */
@@ -1090,6 +1133,12 @@ tel_fetch(struct tel_fetcher *f, const struct tel_fetch_req *req,
 	curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, j);
 	curl_easy_setopt(j->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(j->easy, CURLOPT_HEADERDATA, j);
+	curl_easy_setopt(j->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(j->easy, CURLOPT_OPENSOCKETDATA, j);
+	/* A proxy from the environment would be the address checked, not
+	 * the document's server. */
+	curl_easy_setopt(j->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(j->easy, CURLOPT_NOPROXY, "*");
 	if (!j->is_get) {
 		if (req->enc == TEL_FETCH_MULTIPART) {
 			if (build_mime(j, req) == -1) {

@@ -87,6 +87,8 @@ main(int argc, char *argv[])
 		    TEL_FETCH_CACHE_BYTES)) == NULL ||
 		    tel_sip_open(&ctx) == -1)
 			goto done;
+		tel_fetcher_allow_addrs(ctx.fetcher, cfg.fetch_allow_loopback,
+		    cfg.fetch_allow_private);
 	}
 	if (rq_pidfile_write(cfg.run_dir, "ringq-telserver") == -1)
 		goto done;

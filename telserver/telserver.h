@@ -672,6 +672,11 @@ void	tel_fetcher_free(struct tel_fetcher *f);
 /* Whether file: URLs may be fetched (default no: job URLs come from
  * tenants).  Redirects never lead to file:. */
 void	tel_fetcher_allow_file(struct tel_fetcher *f, int allow);
+/* Whether fetches may connect to loopback addresses, and to private,
+ * link-local and this host's own addresses (default neither: see
+ * rq_addr_refusal).  A refused address fails the fetch with its reason. */
+void	tel_fetcher_allow_addrs(struct tel_fetcher *f, int loopback,
+	    int private);
 /* Starts a fetch.  Returns its id (never 0); done(arg, res) is called
  * exactly once, later, from the loop (never inside tel_fetch), unless the
  * fetch is cancelled first.  Every failure, even a bad URL, comes through

@@ -366,6 +366,8 @@ sip_url = sip:127.0.0.1:$RQ_SIP_PORT
 rtp_port_min = $RQ_RTP_MIN
 rtp_port_max = $RQ_RTP_MAX
 heartbeat_ms = 200
+# the tests' VoiceXML servers are on 127.0.0.1
+fetch_allow_loopback = yes
 
 [tenant demo]
 key_sha256 = $hash

@@ -4,7 +4,9 @@
 # while nobody answers.  Each time the caller (baresip, recording what it
 # hears) hears a short apology, the call ends cleanly, and its status says
 # which error and where: failed, reason app_error, the event, the URL and
-# the line in its detail and its result.
+# the line in its detail and its result.  Last, a telserver that may not
+# fetch from loopback (the default: application URLs come from tenants)
+# refuses to connect to the test's own web server.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 rq_start_all
@@ -52,7 +54,7 @@ DEAD=http://127.0.0.1:$(rq_free_port)/app.vxml
 # fail with app_error naming EVENT, the URL (and LINE unless empty), and
 # the phone must have heard something (the apology).
 case_() {
-	local name=$1 url=$2 event=$3 line=$4 body resp id call detail f
+	local name=$1 url=$2 event=$3 line=$4 body resp id call f
 	rq_start_baresip "$name"
 	body=$(jq -cn --arg to "$BARESIP_URI" --arg app "$url" \
 	    '{to: $to, app_url: $app}')
@@ -89,5 +91,25 @@ case_ unreachable "$DEAD" error.badfetch ""
 case_ malformed "$WWW/malformed.vxml" error.badfetch 5
 case_ script "$WWW/script.vxml" error.semantic 5
 case_ silence "$WWW/silence.vxml" error.noresource ""
+
+# The same telserver with the production default: no fetches from loopback
+# (nor private addresses, this host's own, or link-local metadata).
+rq_stop_daemon telserver
+cp "$RQ_CONF" "$T/strict.conf"
+printf '\n[telserver]\nfetch_allow_loopback = no\n' >> "$T/strict.conf"
+RQ_CONF=$T/strict.conf rq_start_daemon telserver
+cat > "$T/www/hello.vxml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?>
+<vxml version="2.1" xmlns="http://www.w3.org/2001/vxml">
+  <form><block>Hello.</block></form>
+</vxml>
+EOF
+case_ loopback "$WWW/hello.vxml" error.badfetch ""
+grep -qF "refused to connect to 127.0.0.1: this host (loopback)" \
+    <<<"$detail" || rq_fail "loopback: detail does not say why: $detail"
+! grep -q hello.vxml "$T/www.log" ||
+    rq_fail "loopback: the web server was reached: $(grep hello.vxml "$T/www.log")"
+grep -q 'refused to connect to 127.0.0.1' "$T/telserver.log" ||
+    rq_fail "loopback: the telserver log does not say why"
 rq_check_sanitizers
 echo PASS

@@ -110,15 +110,11 @@ test_hmac(void **state)
 	    "ff1697c493715653c6c712144292c5ad");
 }
 
-/* Whether text (an IPv4 or IPv6 address) is public, through a sockaddr
- * at an odd offset as curl's may be. */
-static int
-is_public(const char *text)
+/* text (an IPv4 or IPv6 address) as a sockaddr at an odd offset in u, as
+ * curl's may be. */
+static const struct sockaddr *
+sockaddr_of(const char *text, unsigned char *u)
 {
-	union {
-		struct sockaddr_storage	ss;
-		unsigned char		b[sizeof(struct sockaddr_storage) + 1];
-	} u;
 	struct sockaddr_in s4;
 	struct sockaddr_in6 s6;
 
@@ -126,13 +122,67 @@ is_public(const char *text)
 	memset(&s6, 0, sizeof(s6));
 	if (inet_pton(AF_INET, text, &s4.sin_addr) == 1) {
 		s4.sin_family = AF_INET;
-		memcpy(u.b + 1, &s4, sizeof(s4));
+		memcpy(u + 1, &s4, sizeof(s4));
 	} else if (inet_pton(AF_INET6, text, &s6.sin6_addr) == 1) {
 		s6.sin6_family = AF_INET6;
-		memcpy(u.b + 1, &s6, sizeof(s6));
+		memcpy(u + 1, &s6, sizeof(s6));
 	} else
 		fail_msg("bad test address %s", text);
-	return rq_addr_is_public((const struct sockaddr *)(void *)(u.b + 1));
+	return (const struct sockaddr *)(void *)(u + 1);
+}
+
+#define SA_BUF	(sizeof(struct sockaddr_storage) + 1)
+
+static int
+is_public(const char *text)
+{
+	unsigned char u[SA_BUF];
+
+	return rq_addr_is_public(sockaddr_of(text, u));
+}
+
+/* refusal(addr, loopback, private): rq_addr_refusal's answer, "" for none */
+static const char *
+refusal(const char *text, int loopback, int private)
+{
+	unsigned char u[SA_BUF];
+	const char *why;
+
+	why = rq_addr_refusal(sockaddr_of(text, u), loopback, private);
+	return why ? why : "";
+}
+
+/* Where a tenant's URL may lead: public addresses always; loopback and
+ * private ones only when allowed, each by its own switch; never multicast
+ * or unspecified. */
+static void
+test_addr_refusal(void **state)
+{
+	assert_string_equal(refusal("8.8.8.8", 0, 0), "");
+	assert_string_equal(refusal("2606:4700:4700::1111", 0, 0), "");
+	assert_string_equal(refusal("127.0.0.1", 0, 0),
+	    "this host (loopback)");
+	assert_string_equal(refusal("127.0.0.1", 0, 1),
+	    "this host (loopback)");
+	assert_string_equal(refusal("::1", 0, 1), "this host (loopback)");
+	assert_string_equal(refusal("::ffff:127.0.0.1", 0, 0),
+	    "this host (loopback)");
+	assert_string_equal(refusal("127.0.0.1", 1, 0), "");
+	assert_string_equal(refusal("::1", 1, 0), "");
+	assert_string_equal(refusal("169.254.169.254", 1, 0),
+	    "a private or reserved address");
+	assert_string_equal(refusal("10.1.2.3", 1, 0),
+	    "a private or reserved address");
+	assert_string_equal(refusal("fd00::1", 0, 0),
+	    "a private or reserved address");
+	assert_string_equal(refusal("10.1.2.3", 0, 1), "");
+	assert_string_equal(refusal("169.254.169.254", 0, 1), "");
+	assert_string_equal(refusal("224.0.0.1", 1, 1),
+	    "an address that is not a unicast one");
+	assert_string_equal(refusal("0.0.0.0", 1, 1),
+	    "an address that is not a unicast one");
+	assert_string_equal(refusal("::", 1, 1),
+	    "an address that is not a unicast one");
 }
 
 static void
@@ -200,6 +250,7 @@ main(void)
 		cmocka_unit_test(test_ids_and_hash),
 		cmocka_unit_test(test_hmac),
 		cmocka_unit_test(test_addr_public),
+		cmocka_unit_test(test_addr_refusal),
 		cmocka_unit_test(test_status_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

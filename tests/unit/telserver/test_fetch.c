@@ -194,10 +194,21 @@ teardown(void **state)
 	return 0;
 }
 
+/* A fetcher that may reach the test server on 127.0.0.1. */
+static struct tel_fetcher *
+loopback_fetcher(size_t cache_bytes)
+{
+	struct tel_fetcher *f;
+
+	if ((f = tel_fetcher_new(root, cache_bytes)) != NULL)
+		tel_fetcher_allow_addrs(f, 1, 0);
+	return f;
+}
+
 static int
 new_fetcher(void **state)
 {
-	fetcher = tel_fetcher_new(root, 1 << 20);
+	fetcher = loopback_fetcher(1 << 20);
 	return fetcher == NULL ? -1 : 0;
 }
 
@@ -618,7 +629,7 @@ test_cancel(void **state)
 	/* freeing the fetcher with fetches running calls nobody */
 	get("/delay?ms=200", -1, -1, &g[0]);
 	tel_fetcher_free(fetcher);
-	fetcher = tel_fetcher_new(root, 1 << 20);
+	fetcher = loopback_fetcher(1 << 20);
 	run_for(400);
 	assert_int_equal(g[0].calls, 0);
 }
@@ -633,7 +644,7 @@ test_lru(void **state)
 	int r, m;
 
 	tel_fetcher_free(fetcher);
-	fetcher = tel_fetcher_new(root, 4000);
+	fetcher = loopback_fetcher(4000);
 	get_wait("/doc/l1?cc=max-age%3D60&size=1000", -1, -1, &g);
 	get_wait("/doc/l2?cc=max-age%3D60&size=1000", -1, -1, &g);
 	get_wait("/doc/l1?cc=max-age%3D60&size=1000", -1, -1, &g);
@@ -689,6 +700,42 @@ test_file(void **state)
 	assert_non_null(g.error);
 	got_clear(&g);
 	tel_fetcher_allow_file(fetcher, 0);
+}
+
+/* By default (application URLs come from tenants) nothing on loopback is
+ * fetched: the fetch fails saying why, and the server sees no request.
+ * Allowing private addresses does not allow loopback. */
+static void
+test_refused_addresses(void **state)
+{
+	struct got g = { 0 };
+	int r, m;
+
+	tel_fetcher_free(fetcher);
+	fetcher = tel_fetcher_new(root, 1 << 20);
+	get("/doc/refused", -1, -1, &g);
+	wait_all(&g, 1, 5000);
+	assert_int_equal(g.calls, 1);
+	assert_non_null(g.error);
+	assert_non_null(strstr(g.error,
+	    "refused to connect to 127.0.0.1: this host (loopback)"));
+	got_clear(&g);
+	tel_fetcher_allow_addrs(fetcher, 0, 1);
+	get("/doc/refused", -1, -1, &g);
+	wait_all(&g, 1, 5000);
+	assert_int_equal(g.calls, 1);
+	assert_non_null(g.error);
+	got_clear(&g);
+	tel_fetcher_allow_addrs(fetcher, 1, 0);	/* server_count needs it */
+	server_count("refused", &r, &m);
+	assert_int_equal(r, 0);
+
+	get_wait("/doc/refused", -1, -1, &g);
+	assert_null(g.error);
+	assert_int_equal(g.status, 200);
+	got_clear(&g);
+	server_count("refused", &r, &m);
+	assert_int_equal(r, 1);
 }
 
 static void
@@ -769,6 +816,8 @@ main(void)
 		    free_fetcher),
 		cmocka_unit_test_setup_teardown(test_file, new_fetcher,
 		    free_fetcher),
+		cmocka_unit_test_setup_teardown(test_refused_addresses,
+		    new_fetcher, free_fetcher),
 		cmocka_unit_test(test_resolve),
 	};
 
