@@ -2,6 +2,7 @@
  * and calling-hours arithmetic in a callee's local time (see e164.h and
  * docs/policy.md for what the table covers). */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,30 +181,73 @@ static const struct area_tz nanp_zones[] = {
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The tables indexed by number, built once: the parser runs on every
+ * request, and scanning them cost more than the rest of its work. */
+static const struct cc_entry	*cc_by_code[3][1000];	/* [digits - 1][code] */
+static const char		*nanp_by_area[1000];
+static pthread_once_t		 index_once = PTHREAD_ONCE_INIT;
+
+static int
+code_of(const char *digits, size_t len)
+{
+	int v = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (digits[i] < '0' || digits[i] > '9')
+			return -1;
+		v = v * 10 + (digits[i] - '0');
+	}
+	return v;
+}
+
+static void
+index_build(void)
+{
+	const char *p;
+	size_t i, len;
+	int code;
+
+	/* The first entry of a code wins, as the scans did. */
+	for (i = 0; i < NELEM(cc_table); i++) {
+		len = strlen(cc_table[i].cc);
+		if (len >= 1 && len <= 3 &&
+		    (code = code_of(cc_table[i].cc, len)) >= 0 &&
+		    cc_by_code[len - 1][code] == NULL)
+			cc_by_code[len - 1][code] = &cc_table[i];
+	}
+	for (i = 0; i < NELEM(nanp_zones); i++)
+		for (p = nanp_zones[i].areas; *p; p += p[3] ? 4 : 3)
+			if ((code = code_of(p, 3)) >= 0 &&
+			    nanp_by_area[code] == NULL)
+				nanp_by_area[code] = nanp_zones[i].tz;
+}
+
+/* The longest country code digits starts with. */
 static const struct cc_entry *
 cc_find(const char *digits)
 {
-	size_t len, i;
+	size_t len;
+	int code;
 
+	pthread_once(&index_once, index_build);
 	for (len = 3; len >= 1; len--)
-		for (i = 0; i < NELEM(cc_table); i++)
-			if (strlen(cc_table[i].cc) == len &&
-			    !strncmp(cc_table[i].cc, digits, len))
-				return &cc_table[i];
+		if (strnlen(digits, len) == len &&
+		    (code = code_of(digits, len)) >= 0 &&
+		    cc_by_code[len - 1][code] != NULL)
+			return cc_by_code[len - 1][code];
 	return NULL;
 }
 
 static const char *
 nanp_zone(const char *national)
 {
-	const char *p;
-	size_t i;
+	int code;
 
-	for (i = 0; i < NELEM(nanp_zones); i++)
-		for (p = nanp_zones[i].areas; *p; p += p[3] ? 4 : 3)
-			if (!strncmp(p, national, 3))
-				return nanp_zones[i].tz;
-	return NULL;
+	pthread_once(&index_once, index_build);
+	if (strnlen(national, 3) < 3 || (code = code_of(national, 3)) < 0)
+		return NULL;
+	return nanp_by_area[code];
 }
 
 int

@@ -158,23 +158,42 @@
 "  for k = i, #f do t[#t + 1] = f[k] end\n" \
 "  return t\n" \
 "end\n" \
+"local function jstr(v)\n" \
+"  if string.find(v, '^[%w %.,:;_@+=/%-]*$') then\n" \
+"    return '\"' .. v .. '\"' end\n" \
+"  return cjson.encode(v)\n" \
+"end\n" \
+"local function jnum(v)\n" \
+"  local n = tonumber(v)\n" \
+"  if n == nil or n ~= n or n == math.huge or n == -math.huge then\n" \
+"    return nil end\n" \
+"  if n == math.floor(n) and n < 1e15 and n > -1e15 then\n" \
+"    return string.format('%.0f', n) end\n" \
+"  return cjson.encode(n)\n" \
+"end\n" \
 "local function emit(key, ev, j, extra)\n" \
 "  local ts = ev.ts_ms or now_ms()\n" \
 "  if j == nil then j = redis.call('HMGET', key, unpack(EMIT_FIELDS)) end\n" \
 "  local exists = j[1] or j[2] or j[3] or\n" \
 "    redis.call('EXISTS', key) == 1\n" \
-"  local a = { 'call_id', ev.call_id, 'attempt', tostring(ev.attempt),\n" \
-"    'status', ev.status, 'ts_ms', string.format('%.0f', ts) }\n" \
-"  local tl = { status = ev.status, attempt = tonumber(ev.attempt),\n" \
-"    ts_ms = ts }\n" \
-"  for _, f in ipairs(EVF) do\n" \
+"  local tss = string.format('%.0f', ts)\n" \
+"  local att = tostring(ev.attempt)\n" \
+"  local a = { 'call_id', ev.call_id, 'attempt', att,\n" \
+"    'status', ev.status, 'ts_ms', tss }\n" \
+"  local tl = { '{\"status\":\"', ev.status, '\",\"attempt\":', att,\n" \
+"    ',\"ts_ms\":', tss }\n" \
+"  for i = 1, #EVF do\n" \
+"    local f = EVF[i]\n" \
 "    local v = ev[f]\n" \
 "    if v ~= nil and v ~= false and v ~= '' then\n" \
+"      v = tostring(v)\n" \
 "      a[#a + 1] = f\n" \
-"      a[#a + 1] = tostring(v)\n" \
+"      a[#a + 1] = v\n" \
 "      local t = TLF[f]\n" \
-"      if t == 'n' then tl[f] = tonumber(v)\n" \
-"      elseif t then tl[f] = tostring(v) end\n" \
+"      if t == 'n' then\n" \
+"        local x = jnum(v)\n" \
+"        if x then tl[#tl + 1] = ',\"' .. f .. '\":' .. x end\n" \
+"      elseif t then tl[#tl + 1] = ',\"' .. f .. '\":' .. jstr(v) end\n" \
 "    end\n" \
 "  end\n" \
 "  if ev.result then\n" \
@@ -191,22 +210,20 @@
 "  end\n" \
 "  redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(a))\n" \
 "  if not exists then return end\n" \
-"  local tlj\n" \
 "  if ev.result then\n" \
+"    local rj\n" \
 "    local ok, r = pcall(cjson.decode, ev.result)\n" \
 "    if ok and type(r) == 'table' and\n" \
 "        string.find(ev.result, '^%s*{') then\n" \
-"      tl.result = r\n" \
-"      ok, tlj = pcall(cjson.encode, tl)\n" \
-"      if not ok then tlj = nil end\n" \
+"      ok, rj = pcall(cjson.encode, r)\n" \
+"      if not ok then rj = nil end\n" \
 "    end\n" \
-"    if tlj == nil then\n" \
-"      tl.result = ev.result\n" \
-"      tlj = cjson.encode(tl)\n" \
-"    end\n" \
-"  else tlj = cjson.encode(tl) end\n" \
+"    tl[#tl + 1] = ',\"result\":' .. (rj or cjson.encode(ev.result))\n" \
+"  end\n" \
+"  tl[#tl + 1] = '}'\n" \
+"  local tlj = table.concat(tl)\n" \
 "  redis.call('HSET', '" RQ_KEY_TIMELINE "' .. ev.call_id,\n" \
-"    tostring(ev.attempt) .. ':' .. ev.status, tlj)\n" \
+"    att .. ':' .. ev.status, tlj)\n" \
 "  local rank = tonumber(ev.attempt) * 16 + ST[ev.status]\n" \
 "  local cur = tonumber(j[1]) or -1\n" \
 "  if rank <= cur then\n" \

@@ -378,13 +378,13 @@ batch_eval(struct rq_redis *r, struct rq_script *s, int nkeys, size_t argc,
 	av[2] = nk;
 	for (i = 0; i < argc; i++)
 		av[3 + i] = argv[i];
-	rep = redisCommandArgv(r->c, (int)argc + 3, av, NULL);
+	rep = rq_redis_command(r->c, (int)argc + 3, av);
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
 	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
 		freeReplyObject(rep);
 		av[0] = "EVAL";
 		av[1] = s->src;
-		rep = redisCommandArgv(r->c, (int)argc + 3, av, NULL);
+		rep = rq_redis_command(r->c, (int)argc + 3, av);
 	}
 	free(av);
 	if (rep == NULL) {

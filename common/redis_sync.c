@@ -199,6 +199,88 @@ rq_redis_ready(struct rq_redis *r)
 	return 0;
 }
 
+/* Appends the decimal digits of v at p; returns the end. */
+static char *
+put_uint(char *p, size_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+long long
+rq_redis_format(char **cmd, int argc, const char **argv)
+{
+	size_t stack[64], *lens = stack, total;
+	char *buf, *p;
+	int i;
+
+	*cmd = NULL;
+	if (argc < 0)
+		return -1;
+	if ((size_t)argc > sizeof(stack) / sizeof(*stack) &&
+	    (lens = calloc((size_t)argc, sizeof(*lens))) == NULL)
+		return -1;
+	/* "*<argc>\r\n", then "$<len>\r\n<arg>\r\n" each: 20 digits at most */
+	total = 1 + 20 + 2;
+	for (i = 0; i < argc; i++) {
+		lens[i] = strlen(argv[i]);
+		total += 1 + 20 + 2 + lens[i] + 2;
+	}
+	if ((buf = malloc(total + 1)) == NULL) {
+		if (lens != stack)
+			free(lens);
+		return -1;
+	}
+	p = buf;
+	*p++ = '*';
+	p = put_uint(p, (size_t)argc);
+	*p++ = '\r';
+	*p++ = '\n';
+	for (i = 0; i < argc; i++) {
+		*p++ = '$';
+		p = put_uint(p, lens[i]);
+		*p++ = '\r';
+		*p++ = '\n';
+		memcpy(p, argv[i], lens[i]);
+		p += lens[i];
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	*p = '\0';
+	if (lens != stack)
+		free(lens);
+	*cmd = buf;
+	return p - buf;
+}
+
+redisReply *
+rq_redis_command(redisContext *c, int argc, const char **argv)
+{
+	void *rep = NULL;
+	char *cmd;
+	long long len;
+	int rc;
+
+	if ((len = rq_redis_format(&cmd, argc, argv)) < 0) {
+		c->err = REDIS_ERR_OOM;
+		snprintf(c->errstr, sizeof(c->errstr), "Out of memory");
+		return NULL;
+	}
+	rc = redisAppendFormattedCommand(c, cmd, (size_t)len);
+	free(cmd);
+	if (rc != REDIS_OK || redisGetReply(c, &rep) != REDIS_OK)
+		return NULL;
+	return rep;
+}
+
 redisReply *
 rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
     int argc, const char **argv)
@@ -216,14 +298,14 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 	av[2] = nk;
 	for (i = 0; i < argc; i++)
 		av[3 + i] = argv[i];
-	rep = redisCommandArgv(r->c, 3 + argc, av, NULL);
+	rep = rq_redis_command(r->c, 3 + argc, av);
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
 	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
 		/* The server lost its script cache (restart, SCRIPT FLUSH). */
 		freeReplyObject(rep);
 		av[0] = "EVAL";
 		av[1] = s->src;
-		rep = redisCommandArgv(r->c, 3 + argc, av, NULL);
+		rep = rq_redis_command(r->c, 3 + argc, av);
 	}
 	if (rep == NULL) {
 		redis_lost(r, s->name);

@@ -52,6 +52,13 @@ int	rq_redis_auth(redisContext *c, char *err, size_t errlen);
 int	rq_redis_auth_reply(const redisReply *rep, char *err, size_t errlen);
 /* A reply error meaning "no or a wrong password": fills err with advice. */
 int	rq_redis_noauth(const redisReply *rep, char *err, size_t errlen);
+/* The command argv (NUL-terminated strings) in Redis's protocol, in *cmd
+ * (malloc'd; the caller frees it).  Returns its length, or -1 when out of
+ * memory.  What redisFormatCommandArgv does without a sprintf per
+ * argument: the gateway formats a 50-argument script call per request. */
+long long rq_redis_format(char **cmd, int argc, const char **argv);
+/* redisCommandArgv through rq_redis_format. */
+redisReply *rq_redis_command(redisContext *c, int argc, const char **argv);
 /* The string of a string or status reply, else NULL (nil, number, ...). */
 const char *rq_reply_str(const redisReply *rep);
 

@@ -66,12 +66,12 @@ void
 gw_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
 	struct evbuffer *buf;
+	size_t len;
 	char *s;
 
-	/* JSON_ENSURE_ASCII: stored text comes back as valid JSON whatever
-	 * the client's charset handling. */
-	s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
-	    JSON_ENSURE_ASCII);
+	/* ASCII only: stored text comes back as valid JSON whatever the
+	 * client's charset handling. */
+	s = gw_json_dumps(body, 1, &len);
 	buf = evbuffer_new();
 	if (s == NULL || buf == NULL) {
 		free(s);
@@ -80,7 +80,7 @@ gw_reply_json(struct evhttp_request *req, int status, json_t *body)
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
-	evbuffer_add(buf, s, strlen(s));
+	evbuffer_add(buf, s, len);
 	evbuffer_add(buf, "\n", 1);
 	gw_metric_response(status);
 	evhttp_add_header(evhttp_request_get_output_headers(req),

@@ -347,7 +347,7 @@ store_send(struct gw_store *st, struct store_op *op, int argc,
     const char **argv)
 {
 	const char *sargv[2];
-	int len;
+	long long len;
 
 	op->script = NULL;
 	if (argc >= 3 && !strcmp(argv[0], "EVAL") &&
@@ -356,7 +356,7 @@ store_send(struct gw_store *st, struct store_op *op, int argc,
 		sargv[1] = argv[1];
 		argv[0] = "EVALSHA";
 		argv[1] = op->script->sha;
-		len = redisFormatCommandArgv(&op->cmd, argc, argv, NULL);
+		len = rq_redis_format(&op->cmd, argc, argv);
 		argv[0] = sargv[0];
 		argv[1] = sargv[1];
 		if (len <= 0) {

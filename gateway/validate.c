@@ -402,8 +402,7 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 			    "'metadata' must be a JSON object.");
 			goto fail;
 		}
-		call->metadata = json_dumps(v, JSON_COMPACT |
-		    JSON_PRESERVE_ORDER);
+		call->metadata = gw_json_dumps(v, 0, NULL);
 		if (call->metadata == NULL ||
 		    strlen(call->metadata) > GW_METADATA_MAX) {
 			gw_error_set(err, 400, "invalid_field", "metadata",

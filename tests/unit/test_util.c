@@ -10,6 +10,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
+
+#include <hiredis/hiredis.h>
+
+#include "redis_sync.h"
 #include "status.h"
 #include "util.h"
 
@@ -225,6 +230,35 @@ test_addr_public(void **state)
 	assert_false(rq_addr_is_public(NULL));
 }
 
+/* rq_redis_format writes the bytes hiredis's own formatter writes: empty,
+ * short and long arguments, and more arguments than its stack array. */
+static void
+test_redis_format(void **state)
+{
+	static char big[70000];
+	const char *argv[200];
+	char *mine, *theirs, num[200][8];
+	long long n;
+	int i, m, argc;
+
+	memset(big, 'x', sizeof(big) - 1);
+	for (argc = 0; argc <= 200; argc += argc < 70 ? 1 : 65) {
+		for (i = 0; i < argc; i++) {
+			snprintf(num[i], sizeof(num[i]), "%d", i * 37);
+			argv[i] = i % 7 == 3 ? "" : i % 11 == 5 ? big :
+			    i % 2 ? "EVALSHA" : num[i];
+		}
+		n = rq_redis_format(&mine, argc, argv);
+		m = redisFormatCommandArgv(&theirs, argc, argv, NULL);
+		assert_true(n >= 0);
+		assert_int_equal(n, m);
+		assert_memory_equal(mine, theirs, (size_t)m);
+		assert_int_equal(mine[n], '\0');
+		free(mine);
+		free(theirs);
+	}
+}
+
 static void
 test_status_names(void **state)
 {
@@ -251,6 +285,7 @@ main(void)
 		cmocka_unit_test(test_hmac),
 		cmocka_unit_test(test_addr_public),
 		cmocka_unit_test(test_addr_refusal),
+		cmocka_unit_test(test_redis_format),
 		cmocka_unit_test(test_status_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
