@@ -174,7 +174,7 @@ rq_redis_ready(struct rq_redis *r)
 	if (rq_mono_ms() < r->next_try_ms)
 		return -1;
 	r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
-	r->c = redisConnectWithTimeout(r->host, r->port, tv);
+	r->c = rq_redis_connect(r->host, r->port, tv);
 	if (r->c == NULL || r->c->err) {
 		if (!r->down_logged)
 			log_warnx("redis %s:%d: connect: %s", r->host, r->port,
@@ -213,6 +213,14 @@ put_uint(char *p, size_t v)
 	while (n > 0)
 		*p++ = tmp[--n];
 	return p;
+}
+
+redisContext *
+rq_redis_connect(const char *host, int port, struct timeval tv)
+{
+	if (host[0] == '/')
+		return redisConnectUnixWithTimeout(host, tv);
+	return redisConnectWithTimeout(host, port, tv);
 }
 
 long long

@@ -52,6 +52,10 @@ int	rq_redis_auth(redisContext *c, char *err, size_t errlen);
 int	rq_redis_auth_reply(const redisReply *rep, char *err, size_t errlen);
 /* A reply error meaning "no or a wrong password": fills err with advice. */
 int	rq_redis_noauth(const redisReply *rep, char *err, size_t errlen);
+/* A connection to Redis at host:port, or to its Unix socket when host is
+ * an absolute path (port then unused): cheaper per round trip than TCP on
+ * loopback, for a Redis on the same machine. */
+redisContext *rq_redis_connect(const char *host, int port, struct timeval tv);
 /* The command argv (NUL-terminated strings) in Redis's protocol, in *cmd
  * (malloc'd; the caller frees it).  Returns its length, or -1 when out of
  * memory.  What redisFormatCommandArgv does without a sprintf per

@@ -66,7 +66,7 @@ ctl_connect(const struct rq_config *cfg)
 	struct timeval tv = { 3, 0 };
 	redisReply *rep;
 
-	rc = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+	rc = rq_redis_connect(cfg->redis_host, cfg->redis_port, tv);
 	if (rc == NULL || rc->err)
 		die(CTL_EXIT_ERROR, "redis %s:%d: %s", cfg->redis_host,
 		    cfg->redis_port, rc ? rc->errstr : "out of memory");

@@ -55,7 +55,7 @@ disp_wake_fd(struct disp_wake *w, int *fresh)
 	if (rq_mono_ms() < w->next_try_ms)
 		return -1;
 	w->next_try_ms = rq_mono_ms() + DISP_WAKE_RETRY_MS;
-	w->c = redisConnectWithTimeout(w->host, w->port, tv);
+	w->c = rq_redis_connect(w->host, w->port, tv);
 	if (w->c == NULL || w->c->err) {
 		wake_lost(w, "connect");
 		return -1;

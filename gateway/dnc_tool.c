@@ -232,7 +232,7 @@ main(int argc, char *argv[])
 	im.cmd = del ? "SREM" : "SADD";
 	im.key = key;
 	im.customer = customer;
-	im.rc = redisConnectWithTimeout(cfg.redis_host, cfg.redis_port, tv);
+	im.rc = rq_redis_connect(cfg.redis_host, cfg.redis_port, tv);
 	if (im.rc == NULL || im.rc->err) {
 		fprintf(stderr, "ringq-dnc: redis %s:%d: %s\n", cfg.redis_host,
 		    cfg.redis_port, im.rc ? im.rc->errstr : "no memory");

@@ -197,7 +197,8 @@ store_connect(struct gw_store *st)
 
 	if (st->stopping || st->ac != NULL)
 		return;
-	ac = redisAsyncConnect(st->host, st->port);
+	ac = st->host[0] == '/' ? redisAsyncConnectUnix(st->host) :
+	    redisAsyncConnect(st->host, st->port);
 	if (ac == NULL || ac->err) {
 		if (!st->down_logged)
 			log_warnx("redis: cannot connect to %s:%d: %s",

@@ -220,6 +220,7 @@ rq_redis_up() {
 rq_redis_launch() {
 	mkdir -p "$T/redis"
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+	    --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
 	    --appendonly no --daemonize no --dir "$T/redis" \
 	    --logfile "$T/redis.log" "${RQ_REDIS_ARGS[@]}" </dev/null \
 	    >/dev/null 2>&1 &
@@ -227,11 +228,14 @@ rq_redis_launch() {
 	rq_wait_for 10 rq_redis_up
 }
 
-# rq_start_redis [extra redis-server args]: sets REDIS_PORT.
+# rq_start_redis [extra redis-server args]: sets REDIS_PORT and REDIS_SOCK
+# (its Unix socket, which the daemons use as deploy/up's do; tests and
+# redis-cli use the port).
 rq_start_redis() {
 	RQ_REDIS_ARGS=("$@")
 	REDIS_PORT=$(rq_free_port)
-	export REDIS_PORT
+	REDIS_SOCK=$T/redis.sock
+	export REDIS_PORT REDIS_SOCK
 	rq_redis_launch
 }
 
@@ -341,7 +345,7 @@ run_dir = $T/run
 debug = yes
 
 [redis]
-host = 127.0.0.1
+host = ${REDIS_SOCK:-127.0.0.1}
 port = ${REDIS_PORT:-6379}
 
 [postgres]

@@ -93,7 +93,8 @@ rc=0; ctl frobnicate >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || rq_fail "unknown command: exit $rc, want 2"
 rc=0; "$CTL" -f "$T/none.conf" queues >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || rq_fail "missing config: exit $rc, want 2"
-sed "s/^port = $REDIS_PORT\$/port = $(rq_free_port)/" "$RQ_CONF" > "$T/noredis.conf"
+sed -e "s/^port = $REDIS_PORT\$/port = $(rq_free_port)/" \
+    -e "s|^host = $REDIS_SOCK\$|host = 127.0.0.1|" "$RQ_CONF" > "$T/noredis.conf"
 rc=0; "$CTL" -f "$T/noredis.conf" queues 2>"$T/err" || rc=$?
 [ "$rc" = 1 ] || rq_fail "Redis down: exit $rc, want 1"
 grep -q "ringq-ctl: redis 127.0.0.1:" "$T/err" || rq_fail "Redis down: $(cat "$T/err")"
