@@ -90,3 +90,15 @@ disp_select(const struct disp_cand *c, size_t n, disp_rng_fn rng,
 	b = draw(c, n, total, rng, rng_arg);
 	return (int)(better(&c[a], &c[b]) ? b : a);
 }
+
+int
+disp_select_least(const struct disp_cand *c, size_t n)
+{
+	size_t i;
+	int best = -1;
+
+	for (i = 0; i < n; i++)
+		if (has_room(&c[i]) && (best == -1 || better(&c[best], &c[i])))
+			best = (int)i;
+	return best;
+}
