@@ -143,6 +143,25 @@ test_tie_free_slots(void **state)
 	assert_true(picks[0] > 0);
 }
 
+/* Alone (disp_select_least): always the lowest load/capacity, then the
+ * most free slots; never a server without room; -1 when none has room. */
+static void
+test_least(void **state)
+{
+	const struct disp_cand c[] = {
+		{ 10, 9, 1 }, { 10, 6, 1 }, { 10, 0, 0 }, { 10, 3, 1 },
+		{ 4, 4, 1 }, { 40, 12, 1 },
+	};
+	const struct disp_cand full[] = { { 4, 4, 1 }, { 8, 0, 0 } };
+
+	/* 3/10 ties 12/40: the larger has more free slots. */
+	assert_int_equal(disp_select_least(c, 6), 5);
+	assert_int_equal(disp_select_least(c, 5), 3);
+	assert_int_equal(disp_select_least(c, 2), 1);
+	assert_int_equal(disp_select_least(full, 2), -1);
+	assert_int_equal(disp_select_least(NULL, 0), -1);
+}
+
 int
 main(void)
 {
@@ -154,6 +173,7 @@ main(void)
 		cmocka_unit_test(test_capacity_weighted),
 		cmocka_unit_test(test_skewed_no_herding),
 		cmocka_unit_test(test_tie_free_slots),
+		cmocka_unit_test(test_least),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
