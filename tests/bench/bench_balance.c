@@ -607,10 +607,18 @@ main(int argc, char **argv)
 	printf("floor: one pooled system of %llu slots at %.0f Erlangs "
 	    "(Erlang B) refuses %.3f%%\n", (unsigned long long)total_cap(),
 	    a, 100 * erlang_b(total_cap(), a));
-	printf("reports: each telserver every S s at its own phase; a "
-	    "decision sees the last reported active count + its own "
-	    "dispatcher's sends since (S = 0: the true counts); calls are "
-	    "spread uniformly over the dispatchers\n");
+	printf("reports: each telserver every S s at its own phase (S = 0: "
+	    "before every job), with its active calls and the calls it ended "
+	    "so far; calls are spread uniformly over the dispatchers\n");
+	printf("views: ringq and \"+ est.\" see the dispatcher's "
+	    "disp_tel_load (reported active - ends it estimates since + its "
+	    "own sends since); the others the reported active + its own "
+	    "sends since; a full nack counts the telserver full until it "
+	    "reports (on_nack)\n");
+	printf("policies: ringq is the dispatcher's disp_tels_pick (least "
+	    "loaded over its view while its dispatcher is alone, else two "
+	    "capacity-weighted choices, disp_select); \"two choices\" is "
+	    "disp_select alone, \"(before)\" over the old view\n");
 	printf("max/mean: time average of max/mean utilisation over the 16 "
 	    "servers (inst.), and max/mean of each server's average "
 	    "utilisation (avg); 1.000 is perfect\n");
