@@ -80,10 +80,11 @@ tels_slot(struct disp_tels *t, uint64_t now)
  * forgetting over DISP_ENDS_TAU_MS so the rate follows the traffic), and
  * between heartbeats we count as ended the whole calls that rate expects of
  * the reported ones.  Only those: the calls we sent since count as active,
- * and the estimate never goes below zero calls.  It is rounded down, and an
- * error costs little: a telserver really full nacks "full" and we count it
- * full until it reports again (disp_tel_full).  A telserver without `ended`
- * (older) gets no estimate: the view of before.
+ * and the estimate never goes below zero calls.  It errs low (a margin,
+ * then rounded down), and an error costs little: a telserver really full
+ * nacks "full" and we count it full from then until it reports again
+ * (disp_tel_full).  A telserver without `ended` (older) gets no estimate:
+ * the view of before.  tests/bench/bench_balance.c measures all this.
  */
 void
 disp_tel_report(struct disp_tel *e, uint64_t active, uint64_t capacity,
