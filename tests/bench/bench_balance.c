@@ -1,8 +1,9 @@
 /* The balance benchmark: a discrete-event simulation that replays one
  * arrival trace over 16 telservers of mixed capacity for four choices of
- * telserver, ringq's own (disp_select over disp_tel_load, linked from
- * dispatcher/), uniform random, round robin and always-least-loaded, with
- * load reports 0, 1 and 5 s stale and one or several dispatchers. */
+ * telserver, ringq's own (disp_tels_pick over the dispatcher's own table,
+ * linked from dispatcher/), uniform random, round robin and
+ * always-least-loaded, with load reports 0, 1 and 5 s stale and one or
+ * several dispatchers. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,15 +23,16 @@
  *    dispatcher's own code: disp_tel_report at each report, acked + 1 per
  *    job it sent (on_ack does the same), disp_tel_full when a job is
  *    refused as full (on_nack);
- *  - ringq's view of a telserver is the dispatcher's: disp_tel_load, the
- *    reported active count, minus the ends it estimates since, plus the
- *    jobs it sent there itself since; it does not see the other
- *    dispatchers' sends;
+ *  - ringq is the dispatcher's disp_tels_pick; its view of a telserver is
+ *    disp_tel_load: the reported active count, minus the ends it estimates
+ *    since, plus the jobs it sent there itself since; it does not see the
+ *    other dispatchers' sends;
  *  - the baselines see what a dispatcher without the estimate sees:
  *    active + pending + acked (the view of ringq before the estimate);
  *    "least loaded + est." is least loaded over ringq's view, to show what
- *    the estimate alone gives, and "ringq, no est." ringq's choice over the
- *    baselines' view;
+ *    the estimate alone gives; "two choices + est." is disp_select over
+ *    ringq's view (ringq without its choice when alone) and "two choices
+ *    (before)" disp_select over the baselines' view (ringq before);
  *  - with stale = 0 every decision sees the true counts;
  *  - a job goes to the chosen telserver at once; if that one is really full
  *    it refuses ("full at telserver"); if the view shows no room anywhere
