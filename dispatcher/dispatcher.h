@@ -32,9 +32,11 @@ typedef uint64_t (*disp_rng_fn)(void *arg);
 /* Returns the index of the chosen candidate, or -1 when none has room. */
 int		disp_select(const struct disp_cand *c, size_t n,
 		    disp_rng_fn rng, void *rng_arg);
-/* The candidate with room of the lowest load/capacity (then the most free
- * slots, then the first), or -1: for a dispatcher alone (disp_tels_pick). */
-int		disp_select_least(const struct disp_cand *c, size_t n);
+/* The candidate with room of the lowest (load + 1/2)/capacity (then the
+ * most free slots; ties drawn weighted by capacity), or -1: for a
+ * dispatcher alone (disp_tels_pick). */
+int		disp_select_least(const struct disp_cand *c, size_t n,
+		    disp_rng_fn rng, void *rng_arg);
 /* xorshift64*: arg points to a nonzero uint64_t state. */
 uint64_t	disp_rng_xorshift(void *arg);
 

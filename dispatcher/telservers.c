@@ -275,7 +275,7 @@ disp_tels_pick(struct disp_tels *t, uint64_t now, disp_rng_fn rng,
 		    !e->suspect;
 	}
 	if (disp_tels_alone(t, now))
-		return disp_select_least(t->cands, t->n);
+		return disp_select_least(t->cands, t->n, rng, rng_arg);
 	return disp_select(t->cands, t->n, rng, rng_arg);
 }
 
