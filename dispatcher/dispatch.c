@@ -230,7 +230,7 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	/* full, draining, redis (it could not claim) or a reason we do not
 	 * know: it did not dial.  Count it full until it reports again,
 	 * rather than bounce jobs off it. */
-	e->active = e->capacity;
+	disp_tel_full(e, rq_mono_ms());
 	m_requeued("nack");
 	if (disp_job_requeue(&d->redis, j->call_id, j->attempt, 1) == 1) {
 		log_debug("call %s: back in the ready queue", j->call_id);

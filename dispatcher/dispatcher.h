@@ -32,12 +32,31 @@ typedef uint64_t (*disp_rng_fn)(void *arg);
 /* Returns the index of the chosen candidate, or -1 when none has room. */
 int		disp_select(const struct disp_cand *c, size_t n,
 		    disp_rng_fn rng, void *rng_arg);
+/* The candidate with room of the lowest (load + 1/2)/capacity (then the
+ * most free slots; ties drawn weighted by capacity), or -1: for a
+ * dispatcher alone (disp_tels_pick). */
+int		disp_select_least(const struct disp_cand *c, size_t n,
+		    disp_rng_fn rng, void *rng_arg);
 /* xorshift64*: arg points to a nonzero uint64_t state. */
 uint64_t	disp_rng_xorshift(void *arg);
 
 /* telservers.c: the live telservers, keyed by ZeroMQ routing identity. */
 #define DISP_TEL_MAX		1024
 #define DISP_CAPACITY_MAX	100000
+
+/* Calls that ended since the last heartbeat are estimated from the rate at
+ * which its calls ended so far (the heartbeats' cumulative `ended`): see
+ * telservers.c.  The forgetting time of that rate, in ms, and the ends it
+ * needs before it is believed. */
+#define DISP_ENDS_TAU_MS	60000
+#define DISP_ENDS_MIN		8
+#define DISP_ENDS_MARGIN	0.5	/* standard deviations */
+/* A dispatcher is alone when, over the same forgetful sums, the calls that
+ * started on its telservers without its jobs (other dispatchers' jobs,
+ * inbound calls) are at most DISP_ALONE_FRAC of those it sent, after at
+ * least DISP_ALONE_MIN of its own. */
+#define DISP_ALONE_FRAC		0.02
+#define DISP_ALONE_MIN		50
 
 struct disp_tel {
 	unsigned char	 id[RQ_BUS_ID_MAX];
@@ -47,6 +66,16 @@ struct disp_tel {
 	uint64_t	 pending;	/* JOBs sent, no ack or nack yet */
 	uint64_t	 acked;		/* acks since the last heartbeat */
 	uint64_t	 last_hb;	/* monotonic ms; 0: gone */
+	/* The end rate: what the last heartbeat said and when, and
+	 * forgetful sums of the ends seen and of the call-ms they came
+	 * from.  est_ms: active was true then (a heartbeat, or a nack). */
+	uint64_t	 hb_ms, hb_active, hb_ended;
+	int		 has_ended;	/* the last heartbeat carried it */
+	double		 ends_n, ends_x;
+	uint64_t	 est_ms;
+	/* Forgetful sums of the calls started there: by our jobs (acked
+	 * between two heartbeats), by anyone else (the rest). */
+	double		 own_n, other_n;
 	int		 used;
 	int		 alive;		/* as last logged */
 	int		 draining;
@@ -74,6 +103,19 @@ void	disp_tels_check(struct disp_tels *t, uint64_t now);
 void	disp_tels_gone(struct disp_tels *t, size_t i, const char *why);
 /* The free slots of the telservers that accept jobs. */
 uint64_t disp_tels_room(struct disp_tels *t, uint64_t now);
+/* The load part of a heartbeat (no liveness, no logging): active and
+ * capacity, and ended when has_ended (calls ended since the telserver
+ * started; absent from older telservers: no estimate of ends). */
+void	disp_tel_report(struct disp_tel *e, uint64_t active,
+	    uint64_t capacity, int has_ended, uint64_t ended, uint64_t now);
+/* A nack (full, draining ...): full until it reports again. */
+void	disp_tel_full(struct disp_tel *e, uint64_t now);
+/* The calls that probably ended since e->est_ms, among e->active. */
+uint64_t disp_tel_ended(const struct disp_tel *e, uint64_t now);
+/* The load the choice sees: active + pending + acked - disp_tel_ended. */
+uint64_t disp_tel_load(const struct disp_tel *e, uint64_t now);
+/* Whether we seem to be the only source of calls on our telservers. */
+int	disp_tels_alone(const struct disp_tels *t, uint64_t now);
 /* Chooses a telserver with room.  Returns its index or -1. */
 ssize_t	disp_tels_pick(struct disp_tels *t, uint64_t now, disp_rng_fn rng,
 	    void *rng_arg);

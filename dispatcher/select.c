@@ -90,3 +90,50 @@ disp_select(const struct disp_cand *c, size_t n, disp_rng_fn rng,
 	b = draw(c, n, total, rng, rng_arg);
 	return (int)(better(&c[a], &c[b]) ? b : a);
 }
+
+/*
+ * Alone, the least loaded, counting the job we place: the server whose
+ * load/capacity is lowest halfway through taking it, (load + 1/2)/capacity
+ * (Sainte-Lague's rule).  Plain load/capacity gives a small server one job
+ * too many whenever its one job is a big step (1/10 against 1/80), and
+ * (load + 1)/capacity one too few; the midpoint shares by capacity
+ * without either bias, and keeps the fullest server lowest
+ * (tests/bench/bench_balance.c).  Then the most free slots; true ties (the
+ * same load on the same capacity) go by a draw, weighted by capacity, not
+ * to whichever server comes first in the table.
+ */
+static int
+better_alone(const struct disp_cand *a, const struct disp_cand *b)
+{
+	unsigned __int128 la = (unsigned __int128)(2 * a->load + 1) *
+	    b->capacity;
+	unsigned __int128 lb = (unsigned __int128)(2 * b->load + 1) *
+	    a->capacity;
+
+	if (lb != la)
+		return lb < la;
+	return b->capacity - b->load > a->capacity - a->load;
+}
+
+int
+disp_select_least(const struct disp_cand *c, size_t n, disp_rng_fn rng,
+    void *rng_arg)
+{
+	uint64_t tied = 0;
+	size_t i;
+	int best = -1;
+
+	for (i = 0; i < n; i++) {
+		if (!has_room(&c[i]))
+			continue;
+		if (best == -1 || better_alone(&c[best], &c[i])) {
+			best = (int)i;
+			tied = c[i].capacity;
+		} else if (!better_alone(&c[i], &c[best])) {
+			tied += c[i].capacity;
+			if (rng(rng_arg) % tied < c[i].capacity)
+				best = (int)i;
+		}
+	}
+	return best;
+}

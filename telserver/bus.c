@@ -223,6 +223,9 @@ tel_bus_heartbeat(struct tel_ctx *ctx)
 	rq_msg_set(&m, node, (char *)ctx->cfg->tel_name);
 	rq_msg_set(&m, active, (uint64_t)ctx->active);
 	rq_msg_set(&m, capacity, (uint64_t)ctx->cfg->capacity);
+	/* The dispatchers learn from it how fast our calls end, to guess
+	 * the ends between two heartbeats (dispatcher/telservers.c). */
+	rq_msg_set(&m, ended, ctx->ended);
 	/* Draining too until our start-up recovery ran, while fenced and
 	 * while an operator drains us (life.c): no jobs. */
 	rq_msg_set(&m, state, tel_life_refusing(ctx) ? "draining" : "up");

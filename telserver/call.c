@@ -202,6 +202,7 @@ tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
 	e.result = c->app_json;
 	tel_life_finish(ctx, &e);
 	ctx->active--;
+	ctx->ended++;
 	tel_metric_ended(ctx, st, reason);
 	tel_bus_heartbeat(ctx);
 }

@@ -716,6 +716,7 @@ struct tel_ctx {
 	struct tel_fetcher	*fetcher;	/* VoiceXML documents, audio */
 	struct tel_call		*calls;
 	int			 active;	/* calls without a terminal event */
+	uint64_t		 ended;		/* calls ended since start-up */
 	int			 draining;	/* shutting down */
 	int			 drain_op;	/* in rq:drain: an operator's drain */
 	int			 drained_logged;

@@ -1,8 +1,9 @@
 /* The balance benchmark: a discrete-event simulation that replays one
  * arrival trace over 16 telservers of mixed capacity for four choices of
- * telserver, ringq's own (disp_select, linked from dispatcher/select.c),
- * uniform random, round robin and always-least-loaded, with load reports
- * 0, 1 and 5 s stale and one or several dispatchers. */
+ * telserver, ringq's own (disp_tels_pick over the dispatcher's own table,
+ * linked from dispatcher/), uniform random, round robin and
+ * always-least-loaded, with load reports 0, 1 and 5 s stale and one or
+ * several dispatchers. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,13 +15,24 @@
 
 /*
  * The model, kept as close to the real dispatcher as a simulation can be:
- *  - every telserver reports its active calls every `stale` seconds, at a
+ *  - every telserver reports its active calls and its cumulative count of
+ *    ended calls (HEARTBEAT's active and ended) every `stale` seconds, at a
  *    phase of its own (heartbeats are not synchronised); every dispatcher
  *    gets every report;
- *  - a dispatcher's view of a telserver is the reported active count plus
- *    the jobs it sent there itself since that report (disp_tels_pick:
- *    load = active + pending + acked, acked reset at each heartbeat); it
- *    does not see the other dispatchers' sends nor the calls that ended;
+ *  - each dispatcher keeps a struct disp_tel per telserver, updated by the
+ *    dispatcher's own code: disp_tel_report at each report, acked + 1 per
+ *    job it sent (on_ack does the same), disp_tel_full when a job is
+ *    refused as full (on_nack);
+ *  - ringq is the dispatcher's disp_tels_pick; its view of a telserver is
+ *    disp_tel_load: the reported active count, minus the ends it estimates
+ *    since, plus the jobs it sent there itself since; it does not see the
+ *    other dispatchers' sends;
+ *  - the baselines see what a dispatcher without the estimate sees:
+ *    active + pending + acked (the view of ringq before the estimate);
+ *    "least loaded + est." is least loaded over ringq's view, to show what
+ *    the estimate alone gives; "two choices + est." is disp_select over
+ *    ringq's view (ringq without its choice when alone) and "two choices
+ *    (before)" disp_select over the baselines' view (ringq before);
  *  - with stale = 0 every decision sees the true counts;
  *  - a job goes to the chosen telserver at once; if that one is really full
  *    it refuses ("full at telserver"); if the view shows no room anywhere
@@ -42,10 +54,15 @@ static const uint64_t	caps[NTEL] = {
 };
 static const double	stales[NSTALE] = { 0, 1, 5 };
 
-enum policy { POL_RINGQ, POL_RANDOM, POL_RR, POL_LEAST, POL__MAX };
+/* The first four are the issue's; the others take ringq's apart. */
+enum policy {
+	POL_RINGQ, POL_RANDOM, POL_RR, POL_LEAST, POL_LEAST_EST, POL_TWO_EST,
+	POL_TWO, POL__MAX
+};
+#define POL_ISSUE	(POL_LEAST + 1)
 static const char *const pol_names[POL__MAX] = {
-	"ringq (disp_select)", "uniform random", "round robin",
-	"least loaded"
+	"ringq", "uniform random", "round robin", "least loaded",
+	"least loaded + est.", "two choices + est.", "two choices (before)"
 };
 
 struct params {
@@ -73,15 +90,18 @@ struct result {
 	uint64_t	offered, full, noroom;
 };
 
-/* A dispatcher: its own sends since each report, its own RNGs. */
+/* A dispatcher: its telserver table (the real struct, t.v = tel), its own
+ * RNGs. */
 struct view {
-	uint64_t	sent[NTEL];
-	uint64_t	rng, rng2;
-	size_t		rr;
+	struct disp_tels t;
+	struct disp_tel	 tel[NTEL];
+	struct disp_cand cands[NTEL];
+	uint64_t	 rng, rng2;
+	size_t		 rr;
 };
 
 struct sim {
-	uint64_t	 active[NTEL], reported[NTEL];
+	uint64_t	 active[NTEL], ended[NTEL];
 	double		 next_report[NTEL];
 	double		 busy[NTEL];	/* slot-seconds in the window */
 	double		 inst_int, win, last;
@@ -90,6 +110,20 @@ struct sim {
 	size_t		 hn;
 	struct view	 views[MAXDISP];
 };
+
+/* A report of telserver i reaches every dispatcher: what
+ * disp_tels_heartbeat does, but for its liveness logging. */
+static void
+report(struct sim *s, size_t ndisp, size_t i, uint64_t now)
+{
+	size_t d;
+
+	for (d = 0; d < ndisp; d++) {
+		disp_tel_report(&s->views[d].tel[i], s->active[i], caps[i], 1,
+		    s->ended[i], now);
+		s->views[d].tel[i].last_hb = now;
+	}
+}
 
 /* splitmix64: the trace's generator (not the dispatcher's). */
 static uint64_t
@@ -279,6 +313,14 @@ pick_least(const struct disp_cand *c)
 	return best;
 }
 
+/* The dispatcher's monotonic clock at simulated time t (never 0: a
+ * last_hb of 0 means gone). */
+static uint64_t
+sim_ms(double t)
+{
+	return (uint64_t)llround(t * 1000) + 1000;
+}
+
 static void
 run(const struct trace *tr, const struct params *p, enum policy pol,
     double stale, size_t ndisp, struct result *r)
@@ -287,6 +329,7 @@ run(const struct trace *tr, const struct params *p, enum policy pol,
 	struct disp_cand c[NTEL];
 	uint64_t seed = p->seed ^ 0xD15BA7C4ULL;
 	double mean, max, u, td, trep;
+	uint64_t now;
 	size_t k, i, d;
 	int tel, nexti;
 
@@ -297,11 +340,26 @@ run(const struct trace *tr, const struct params *p, enum policy pol,
 	/* Each dispatcher seeds its generators as the real one does: its own
 	 * nonzero state (fixed here, so that runs repeat). */
 	for (d = 0; d < ndisp; d++) {
-		s->views[d].rng = splitmix(&seed) | 1;
-		s->views[d].rng2 = splitmix(&seed) | 1;
+		struct view *v = &s->views[d];
+
+		v->rng = splitmix(&seed) | 1;
+		v->rng2 = splitmix(&seed) | 1;
+		/* Reports never time out here. */
+		disp_tels_init(&v->t, UINT64_MAX / 2);
+		v->t.v = v->tel;
+		v->t.cands = v->cands;
+		v->t.n = v->t.cap = NTEL;
+		for (i = 0; i < NTEL; i++) {
+			v->tel[i].used = v->tel[i].alive = 1;
+			snprintf(v->tel[i].node, sizeof(v->tel[i].node),
+			    "tel%zu", i + 1);
+		}
 	}
-	for (i = 0; i < NTEL; i++)
+	/* Every dispatcher knows every telserver, idle, from the start. */
+	for (i = 0; i < NTEL; i++) {
 		s->next_report[i] = tr->phase[i] * stale;
+		report(s, ndisp, i, sim_ms(0));
+	}
 	memset(r, 0, sizeof(*r));
 
 	for (k = 0; k < tr->n; k++) {
@@ -325,12 +383,11 @@ run(const struct trace *tr, const struct params *p, enum policy pol,
 			if (td <= trep) {
 				account(s, td, p->warmup_s);
 				s->active[s->htel[0]]--;
+				s->ended[s->htel[0]]++;
 				heap_pop(s);
 			} else {
 				account(s, trep, p->warmup_s);
-				s->reported[nexti] = s->active[nexti];
-				for (d = 0; d < ndisp; d++)
-					s->views[d].sent[nexti] = 0;
+				report(s, ndisp, (size_t)nexti, sim_ms(trep));
 				s->next_report[nexti] += stale;
 			}
 		}
@@ -338,14 +395,28 @@ run(const struct trace *tr, const struct params *p, enum policy pol,
 
 		d = (size_t)(cl->u * (double)ndisp);
 		v = &s->views[d];
+		now = sim_ms(cl->t);
+		/* Fresh: every telserver reports right before each job. */
+		if (stale == 0)
+			for (i = 0; i < NTEL; i++)
+				report(s, ndisp, i, now);
 		for (i = 0; i < NTEL; i++) {
+			const struct disp_tel *e = &v->tel[i];
+
 			c[i].capacity = caps[i];
-			c[i].load = stale > 0 ? s->reported[i] + v->sent[i] :
-			    s->active[i];
+			if (pol == POL_LEAST_EST || pol == POL_TWO_EST)
+				c[i].load = disp_tel_load(e, now);
+			else
+				c[i].load = e->active + e->pending + e->acked;
 			c[i].accepting = 1;
 		}
 		switch (pol) {
 		case POL_RINGQ:
+			tel = (int)disp_tels_pick(&v->t, now,
+			    disp_rng_xorshift, &v->rng);
+			break;
+		case POL_TWO_EST:
+		case POL_TWO:
 			tel = disp_select(c, NTEL, disp_rng_xorshift, &v->rng);
 			break;
 		case POL_RANDOM:
@@ -364,11 +435,13 @@ run(const struct trace *tr, const struct params *p, enum policy pol,
 			continue;
 		}
 		if (s->active[tel] >= caps[tel]) {
-			/* JOB_NACK busy: pending drops again, nothing sent. */
+			/* JOB_NACK full: pending drops again, nothing sent,
+			 * and on_nack counts it full until it reports. */
 			r->full += measured;
+			disp_tel_full(&v->tel[tel], now);
 			continue;
 		}
-		v->sent[tel]++;
+		v->tel[tel].acked++;
 		s->active[tel]++;
 		heap_push(s, cl->t + cl->dur, tel);
 	}
@@ -457,7 +530,7 @@ targets(struct result res[POL__MAX][NSTALE])
 	for (s = 1; s < NSTALE; s++) {
 		rq = &res[POL_RINGQ][s];
 		okr = oku = 1;
-		for (j = 0; j < POL__MAX; j++) {
+		for (j = 0; j < POL_ISSUE; j++) {
 			if (j == POL_RINGQ)
 				continue;
 			o = &res[j][s];
@@ -536,10 +609,18 @@ main(int argc, char **argv)
 	printf("floor: one pooled system of %llu slots at %.0f Erlangs "
 	    "(Erlang B) refuses %.3f%%\n", (unsigned long long)total_cap(),
 	    a, 100 * erlang_b(total_cap(), a));
-	printf("reports: each telserver every S s at its own phase; a "
-	    "decision sees the last reported active count + its own "
-	    "dispatcher's sends since (S = 0: the true counts); calls are "
-	    "spread uniformly over the dispatchers\n");
+	printf("reports: each telserver every S s at its own phase (S = 0: "
+	    "before every job), with its active calls and the calls it ended "
+	    "so far; calls are spread uniformly over the dispatchers\n");
+	printf("views: ringq and \"+ est.\" see the dispatcher's "
+	    "disp_tel_load (reported active - ends it estimates since + its "
+	    "own sends since); the others the reported active + its own "
+	    "sends since; a full nack counts the telserver full until it "
+	    "reports (on_nack)\n");
+	printf("policies: ringq is the dispatcher's disp_tels_pick (least "
+	    "loaded over its view while its dispatcher is alone, else two "
+	    "capacity-weighted choices, disp_select); \"two choices\" is "
+	    "disp_select alone, \"(before)\" over the old view\n");
 	printf("max/mean: time average of max/mean utilisation over the 16 "
 	    "servers (inst.), and max/mean of each server's average "
 	    "utilisation (avg); 1.000 is perfect\n");

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Balance benchmark, run by hand (not part of deploy/test).  Two parts:
 #  1. the simulation (bench_balance, which links the dispatcher's own
-#     disp_select): one arrival trace over 16 telservers of mixed capacity,
-#     four policies, reports 0, 1 and 5 s stale, 1 and 4 dispatchers;
+#     telserver table and choice: disp_tel_report, disp_tels_pick ...): one
+#     arrival trace over 16 telservers of mixed capacity, four policies (and
+#     three rows that take ringq's apart), reports 0, 1 and 5 s stale, 1 and
+#     4 dispatchers;
 #  2. a live run: Redis, ringq-scheduler, ringq-dispatcher and four real
 #     dry-run telservers of mixed capacity; jobs are counted per telserver
 #     from the `node` field of the `dispatched` events in rq:events.

@@ -42,7 +42,7 @@ F = {1: 'call_id', 2: 'attempt', 3: 'tenant', 4: 'to', 5: 'say', 6: 'caller_id',
      7: 'status', 8: 'reason', 9: 'sip_code', 10: 'ts_ms', 11: 'node',
      12: 'active', 13: 'capacity', 14: 'duration_ms', 15: 'detail', 16: 'state',
      17: 'app_url', 18: 'priority', 19: 'started_ms', 20: 'answered_ms',
-     21: 'result'}
+     21: 'result', 22: 'ended'}
 T = {1: 'HEARTBEAT', 2: 'JOB', 3: 'JOB_ACK', 4: 'JOB_NACK', 5: 'EVENT', 6: 'EVENT_ACK'}
 ENDS = ('completed', 'failed', 'canceled', 'expired', 'retrying')
 NUM = ('attempt', 'sip_code', 'ts_ms', 'duration_ms', 'started_ms', 'answered_ms')
@@ -367,6 +367,10 @@ harness "$T/h1.jsonl" 30 1 "0.2|$C1|1|$BARESIP_URI|$SAY"
 grep -v HEARTBEAT "$T/h1.jsonl" || true
 has "$T/h1.jsonl" '.type == "HEARTBEAT" and .node == "tel-it" and .capacity == 8 and .state == "up"' ||
     rq_fail "no HEARTBEAT from tel-it"
+# the heartbeat after the call's end counts it in ended (the dispatchers'
+# estimate of ends between heartbeats)
+has "$T/h1.jsonl" '.type == "HEARTBEAT" and .active == 0 and .ended == 1' ||
+    rq_fail "no HEARTBEAT with ended 1 after call 1"
 has "$T/h1.jsonl" '.type == "JOB_ACK" and .call_id == $id and .attempt == 1' --arg id "$C1" ||
     rq_fail "no JOB_ACK for $C1"
 [ "$(events "$T/h1.jsonl" $C1)" = "dispatched ringing answered completed" ] ||

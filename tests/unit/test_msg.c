@@ -45,6 +45,34 @@ test_round_trip(void **state)
 	free(buf);
 }
 
+/* HEARTBEAT's ended is optional: sent when set, absent otherwise (an older
+ * telserver), and a reader tells the two apart. */
+static void
+test_heartbeat_ended(void **state)
+{
+	struct rq_msg in, out;
+	char *buf, err[128];
+	size_t len;
+
+	rq_msg_init(&in, RQ_MSG_HEARTBEAT);
+	rq_msg_set(&in, node, "tel1");
+	rq_msg_set(&in, active, 3);
+	rq_msg_set(&in, capacity, 10);
+	assert_int_equal(rq_msg_pack(&in, &buf, &len), 0);
+	assert_int_equal(rq_msg_unpack(buf, len, &out, err, sizeof(err)), 0);
+	assert_false(rq_msg_has(&out, ended));
+	rq_msg_clear(&out);
+	free(buf);
+	rq_msg_set(&in, ended, 12345678901ULL);
+	assert_int_equal(rq_msg_pack(&in, &buf, &len), 0);
+	assert_int_equal(rq_msg_unpack(buf, len, &out, err, sizeof(err)), 0);
+	assert_true(rq_msg_has(&out, ended));
+	assert_true(out.ended == 12345678901ULL);
+	assert_int_equal(out.active, 3);
+	rq_msg_clear(&out);
+	free(buf);
+}
+
 static void
 test_missing_required_not_packed(void **state)
 {
@@ -253,6 +281,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_heartbeat_ended),
 		cmocka_unit_test(test_missing_required_not_packed),
 		cmocka_unit_test(test_every_truncation_rejected),
 		cmocka_unit_test(test_trailing_bytes_rejected),

@@ -143,6 +143,70 @@ test_tie_free_slots(void **state)
 	assert_true(picks[0] > 0);
 }
 
+/* Alone (disp_select_least): the lowest (load + 1/2)/capacity, then the
+ * most free slots; never a server without room; -1 when none has room. */
+static void
+test_least(void **state)
+{
+	const struct disp_cand c[] = {
+		{ 10, 9, 1 }, { 10, 6, 1 }, { 10, 0, 0 }, { 10, 3, 1 },
+		{ 4, 4, 1 }, { 40, 12, 1 }, { 80, 27, 1 },
+	};
+	const struct disp_cand full[] = { { 4, 4, 1 }, { 8, 0, 0 } };
+	uint64_t rng = seed();
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		/* 3.5/10 > 12.5/40: the larger goes up in smaller steps. */
+		assert_int_equal(disp_select_least(c, 6, disp_rng_xorshift,
+		    &rng), 5);
+		/* 12.5/40 = 25/80 < 27.5/80 */
+		assert_int_equal(disp_select_least(c, 7, disp_rng_xorshift,
+		    &rng), 5);
+		assert_int_equal(disp_select_least(c, 5, disp_rng_xorshift,
+		    &rng), 3);
+		assert_int_equal(disp_select_least(c, 2, disp_rng_xorshift,
+		    &rng), 1);
+	}
+	assert_int_equal(disp_select_least(full, 2, disp_rng_xorshift, &rng),
+	    -1);
+	assert_int_equal(disp_select_least(NULL, 0, disp_rng_xorshift, &rng),
+	    -1);
+}
+
+/* Alone, jobs one after the other on an idle fleet: shared by capacity
+ * (10 : 20 : 40 : 80 exactly, after 150), not one each in turn; the same
+ * load on the same capacity: either, about half each. */
+static void
+test_least_shares(void **state)
+{
+	struct disp_cand c[] = {
+		{ 10, 0, 1 }, { 20, 0, 1 }, { 40, 0, 1 }, { 80, 0, 1 },
+	};
+	const struct disp_cand same[] = { { 10, 2, 1 }, { 10, 2, 1 } };
+	uint64_t rng = seed();
+	unsigned first = 0;
+	int i, k;
+
+	for (i = 0; i < 150; i++) {
+		k = disp_select_least(c, 4, disp_rng_xorshift, &rng);
+		assert_true(k >= 0 && k < 4);
+		c[k].load++;
+		/* never more than one job away from its share */
+		for (k = 0; k < 4; k++)
+			assert_true(c[k].load * 150 <=
+			    (uint64_t)(i + 1) * c[k].capacity + 150);
+	}
+	assert_int_equal(c[0].load, 10);
+	assert_int_equal(c[1].load, 20);
+	assert_int_equal(c[2].load, 40);
+	assert_int_equal(c[3].load, 80);
+	for (i = 0; i < DRAWS; i++)
+		first += disp_select_least(same, 2, disp_rng_xorshift,
+		    &rng) == 0;
+	assert_true(first > DRAWS * 0.48 && first < DRAWS * 0.52);
+}
+
 int
 main(void)
 {
@@ -154,6 +218,8 @@ main(void)
 		cmocka_unit_test(test_capacity_weighted),
 		cmocka_unit_test(test_skewed_no_herding),
 		cmocka_unit_test(test_tie_free_slots),
+		cmocka_unit_test(test_least),
+		cmocka_unit_test(test_least_shares),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

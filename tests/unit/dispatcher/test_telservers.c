@@ -25,6 +25,33 @@ hb(struct disp_tels *t, const char *id, const char *node, uint64_t active,
 	disp_tels_heartbeat(t, id, strlen(id), &m, now);
 }
 
+/* A heartbeat that also says how many calls ended since start-up. */
+static void
+hb_ended(struct disp_tels *t, const char *id, const char *node,
+    uint64_t active, uint64_t cap, uint64_t ended, uint64_t now)
+{
+	struct rq_msg m;
+
+	rq_msg_init(&m, RQ_MSG_HEARTBEAT);
+	rq_msg_set(&m, node, (char *)node);
+	rq_msg_set(&m, active, active);
+	rq_msg_set(&m, capacity, cap);
+	rq_msg_set(&m, state, "up");
+	rq_msg_set(&m, ended, ended);
+	disp_tels_heartbeat(t, id, strlen(id), &m, now);
+}
+
+/* 20 s of a steady telserver: 60 calls active, one ends a second and one
+ * starts (by someone else's job); last heartbeat at 21000. */
+static void
+steady(struct disp_tels *t, uint64_t cap)
+{
+	uint64_t s;
+
+	for (s = 1; s <= 21; s++)
+		hb_ended(t, "id-a", "a", 60, cap, s, s * 1000);
+}
+
 static uint64_t
 rng(void *arg)
 {
@@ -161,6 +188,143 @@ test_bad_heartbeat(void **state)
 	/* Absurd numbers are clamped. */
 	hb(&t, "id-c", "c", UINT64_MAX, UINT64_MAX, "up", 100);
 	assert_int_equal(t.v[0].capacity, DISP_CAPACITY_MAX);
+	/* An absurd ended count: at worst all its calls look ended. */
+	hb_ended(&t, "id-c", "c", 10, 20, 0, 200);
+	hb_ended(&t, "id-c", "c", 10, 20, UINT64_MAX, 300);
+	assert_true(disp_tel_load(&t.v[0], 400) <= 10);
+	hb_ended(&t, "id-c", "c", 10, 20, 5, 400);	/* back: reset */
+	assert_int_equal(disp_tel_load(&t.v[0], 500), 10);
+	disp_tels_free(&t);
+}
+
+/* Between heartbeats the calls that probably ended are taken off the load:
+ * at 1 end a second out of 60 active calls, 1 per call-minute. */
+static void
+test_ended_estimate(void **state)
+{
+	struct disp_tels t;
+	struct disp_tel *e;
+
+	disp_tels_init(&t, 1000000);
+	steady(&t, 100);
+	e = &t.v[0];
+	assert_int_equal(disp_tel_load(e, 21000), 60);
+	/* 3 s on: 3 expected, less half a standard deviation: 2. */
+	assert_int_equal(disp_tel_ended(e, 24000), 2);
+	assert_int_equal(disp_tel_load(e, 24000), 58);
+	/* Our jobs since the heartbeat count as active: not estimated. */
+	e->acked = 5;
+	e->pending = 1;
+	assert_int_equal(disp_tel_load(e, 24000), 64);
+	/* Never below the calls we know of: all reported ones ended. */
+	assert_int_equal(disp_tel_ended(e, 21000 + 3600000), 60);
+	assert_int_equal(disp_tel_load(e, 21000 + 3600000), 6);
+	/* The room counts the estimate too. */
+	e->acked = e->pending = 0;
+	assert_int_equal(disp_tels_room(&t, 24000), 100 - 58);
+	/* The next heartbeat's count replaces the estimate. */
+	hb_ended(&t, "id-a", "a", 59, 100, 24, 24000);
+	assert_int_equal(disp_tel_load(e, 24000), 59);
+	disp_tels_free(&t);
+}
+
+/* A heartbeat without ended (an older telserver): the view of before,
+ * however old the report; a counter that goes back (a restart) starts the
+ * rate again. */
+static void
+test_ended_absent_or_reset(void **state)
+{
+	struct disp_tels t;
+	struct disp_tel *e;
+
+	disp_tels_init(&t, 1000000);
+	hb(&t, "id-a", "a", 60, 100, "up", 1000);
+	hb(&t, "id-a", "a", 60, 100, "up", 2000);
+	e = &t.v[0];
+	assert_int_equal(disp_tel_load(e, 60000), 60);
+	/* A rate learnt, then the field disappears: no estimate. */
+	steady(&t, 100);
+	assert_true(disp_tel_ended(e, 24000) > 0);
+	hb(&t, "id-a", "a", 60, 100, "up", 22000);
+	assert_int_equal(disp_tel_load(e, 60000), 60);
+	/* Back with a counter below the last one: start again. */
+	steady(&t, 100);
+	hb_ended(&t, "id-a", "a", 60, 100, 2, 22000);
+	assert_int_equal(disp_tel_ended(e, 60000), 0);
+	/* Too few ends yet to believe a rate. */
+	hb_ended(&t, "id-a", "a", 60, 100, 5, 23000);
+	assert_int_equal(disp_tel_ended(e, 60000), 0);
+	disp_tels_free(&t);
+}
+
+/* A nack counts the telserver full from the nack on: the ends estimated
+ * before it do not come back, only those expected since. */
+static void
+test_full_after_nack(void **state)
+{
+	struct disp_tels t;
+	struct disp_tel *e;
+
+	disp_tels_init(&t, 1000000);
+	steady(&t, 60);
+	e = &t.v[0];
+	assert_int_equal(disp_tels_room(&t, 24000), 2);
+	disp_tel_full(e, 24000);
+	assert_int_equal(disp_tel_load(e, 24000), 60);
+	assert_int_equal(disp_tels_room(&t, 24000), 0);
+	assert_int_equal(disp_tel_load(e, 27000), 58);
+	disp_tels_free(&t);
+}
+
+/* Alone (every call that starts is one of our jobs): the least loaded
+ * every time.  Calls we did not send (another dispatcher's, inbound):
+ * two random choices again. */
+static void
+test_alone(void **state)
+{
+	struct disp_tels t;
+	uint64_t s, ea = 0, eb = 0;
+	unsigned none;
+
+	disp_tels_init(&t, 1000000);
+	hb_ended(&t, "id-a", "a", 0, 10, 0, 1000);
+	hb_ended(&t, "id-b", "b", 0, 10, 0, 1000);
+	assert_false(disp_tels_alone(&t, 1000));	/* nothing seen yet */
+	/* Each second we send 3 jobs to a and 2 to b; calls last a
+	 * second. */
+	for (s = 2; s <= 30; s++) {
+		t.v[0].acked = 3;
+		t.v[1].acked = 2;
+		if (s > 2) {
+			ea += 3;
+			eb += 2;
+		}
+		hb_ended(&t, "id-a", "a", 3, 10, ea, s * 1000);
+		hb_ended(&t, "id-b", "b", 2, 10, eb, s * 1000);
+	}
+	assert_true(disp_tels_alone(&t, 30000));
+	/* a at 3/10, b at 2/10: b every time. */
+	assert_int_equal(picks_of(&t, 1, 30000, &none), 1000);
+	/* Someone else starts 2 more calls a second on a. */
+	for (s = 31; s <= 40; s++) {
+		t.v[0].acked = 3;
+		t.v[1].acked = 2;
+		ea += s == 31 ? 3 : 5;
+		eb += 2;
+		hb_ended(&t, "id-a", "a", 5, 10, ea, s * 1000);
+		hb_ended(&t, "id-b", "b", 2, 10, eb, s * 1000);
+	}
+	assert_false(disp_tels_alone(&t, 40000));
+	/* a at 5/10 wins when drawn twice: about a quarter of the time. */
+	assert_true(picks_of(&t, 1, 40000, &none) < 900);
+	/* A telserver that does not send ended: we cannot tell. */
+	for (s = 41; s <= 60; s++) {
+		t.v[0].acked = 3;
+		ea += 3;
+		hb_ended(&t, "id-a", "a", 3, 10, ea, s * 1000);
+	}
+	hb(&t, "id-b", "b", 0, 10, "up", 60000);
+	assert_false(disp_tels_alone(&t, 60000));
 	disp_tels_free(&t);
 }
 
@@ -173,6 +337,10 @@ main(void)
 		cmocka_unit_test(test_restart_new_identity),
 		cmocka_unit_test(test_room),
 		cmocka_unit_test(test_bad_heartbeat),
+		cmocka_unit_test(test_ended_estimate),
+		cmocka_unit_test(test_ended_absent_or_reset),
+		cmocka_unit_test(test_full_after_nack),
+		cmocka_unit_test(test_alone),
 	};
 
 	log_init("test_telservers", 0);
