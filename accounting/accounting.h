@@ -89,9 +89,12 @@ int	acct_store(PGconn *pg, struct acct_event *evs, size_t n);
 struct acct_mirror {
 	struct rq_redis	 r;
 	struct rq_script script;	/* the mirror script */
-	struct rq_script *scripts[1];	/* r points here: do not move mr */
+	struct rq_script ack;		/* stream.c's acknowledgement */
+	struct rq_script *scripts[2];	/* r points here: do not move mr */
 };
 
+/* stream.c: the script that acknowledges stored entries of rq:events. */
+extern const char acct_ack_lua[];
 void	acct_mirror_init(struct acct_mirror *mr, const char *host, int port);
 /* Connects (and loads the script) if needed and a second has passed since
  * the last try.  Returns 0 when connected. */

@@ -62,7 +62,10 @@ acct_mirror_init(struct acct_mirror *mr, const char *host, int port)
 	mr->script.name = "mirror";
 	mr->script.src = mirror_lua;
 	mr->scripts[0] = &mr->script;
-	rq_redis_init(&mr->r, host, port, mr->scripts, 1);
+	mr->ack.name = "rq:events acknowledgement";
+	mr->ack.src = acct_ack_lua;
+	mr->scripts[1] = &mr->ack;
+	rq_redis_init(&mr->r, host, port, mr->scripts, 2);
 }
 
 int

@@ -218,27 +218,65 @@ acct_stream_read(struct acct *a)
 	return (int)n;
 }
 
+/*
+ * KEYS: rq:events.  ARGV: the group, then the ids of stored entries.
+ * Acknowledges them, then trims the stream below the oldest entry some
+ * group still needs: its oldest pending one, or the one after the last it
+ * was given.  Trimming removes whole nodes of the stream at once; deleting
+ * entry by entry (XDEL) walked a node for each, the largest part of
+ * Redis's work per event after the create script (docs/benchmarks.md).
+ * An entry acknowledged but left in the stream would stay there for ever;
+ * here every acknowledged entry goes at the latest with the next batch.
+ */
+const char acct_ack_lua[] =
+	"local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))\n"
+	"local function before(a, b)\n"
+	"  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
+	"  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
+	"  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm),"
+	" tonumber(bs)\n"
+	"  return am < bm or (am == bm and as < bs)\n"
+	"end\n"
+	"local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])\n"
+	"if not ok then return acked end\n"
+	"local keep\n"
+	"for _, g in ipairs(groups) do\n"
+	"  local f = {}\n"
+	"  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
+	"  local lim\n"
+	"  if tonumber(f['pending']) > 0 then\n"
+	"    lim = redis.call('XPENDING', KEYS[1], f['name'])[2]\n"
+	"  else\n"
+	"    local ms, seq = string.match(f['last-delivered-id'],"
+	" '^(%d+)-(%d+)$')\n"
+	"    lim = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)\n"
+	"  end\n"
+	"  if keep == nil or before(lim, keep) then keep = lim end\n"
+	"end\n"
+	"if keep then redis.call('XTRIM', KEYS[1], 'MINID', keep) end\n"
+	"return acked\n";
+
 void
 acct_stream_ack(struct acct *a)
 {
 	const char **av;
 	redisReply *rep;
 	size_t i, n = 0, left = 0;
-	int k, ok = 1;
+	int ok = 1;
 
-	/* XACK key group id..., then XDEL key id... from the same array */
-	if ((av = calloc(3 + a->nbatch + a->ndrop, sizeof(*av))) == NULL) {
+	/* rq:events, the group, then the ids */
+	if ((av = calloc(2 + a->nbatch + a->ndrop, sizeof(*av))) == NULL) {
 		log_warn("calloc");
 		ok = 0;
 		goto done;
 	}
 	for (i = 0; i < a->ndrop; i++)
-		av[3 + n++] = a->drop[i];
+		av[2 + n++] = a->drop[i];
 	for (i = 0; i < a->nbatch; i++) {
 		if (a->batch[i].sid[0] == '\0')
 			continue;
 		if (a->batch[i].stored && a->batch[i].mirrored)
-			av[3 + n++] = a->batch[i].sid;
+			av[2 + n++] = a->batch[i].sid;
 		else
 			left++;
 	}
@@ -248,37 +286,19 @@ acct_stream_ack(struct acct *a)
 		ok = 0;
 		goto done;
 	}
-	/* Acknowledged and deleted together: an entry acknowledged but left
-	 * in the stream would stay there for ever. */
-	redisAppendCommand(a->mr.r.c, "MULTI");
-	av[0] = "XACK";
-	av[1] = RQ_KEY_EVENTS;
-	av[2] = RQ_EVENTS_GROUP;
-	redisAppendCommandArgv(a->mr.r.c, (int)(3 + n), av, NULL);
-	av[1] = "XDEL";
-	av[2] = RQ_KEY_EVENTS;
-	redisAppendCommandArgv(a->mr.r.c, (int)(2 + n), av + 1, NULL);
-	redisAppendCommand(a->mr.r.c, "EXEC");
-	for (k = 0; k < 4; k++) {
-		rep = NULL;
-		if (redisGetReply(a->mr.r.c, (void **)&rep) != REDIS_OK ||
-		    rep == NULL) {
-			acct_mirror_lost(&a->mr);
+	av[0] = RQ_KEY_EVENTS;
+	av[1] = RQ_EVENTS_GROUP;
+	if ((rep = rq_redis_eval(&a->mr.r, &a->mr.ack, 1, (int)(2 + n),
+	    av)) == NULL) {
+		/* logged; a lost link was closed and is retried */
+		if (a->mr.r.c == NULL)
 			a->group_ok = 0;
-			ok = 0;
-			goto done;
-		}
-		if (rep->type == REDIS_REPLY_ERROR) {
-			log_warnx("redis: acknowledging %zu %s entries: %s", n,
-			    RQ_KEY_EVENTS, rep->str);
-			ok = 0;
-		} else if (k == 3 && rep->type != REDIS_REPLY_ARRAY)
-			ok = 0;		/* EXEC aborted */
-		freeReplyObject(rep);
+		ok = 0;
+		goto done;
 	}
-	if (ok)
-		log_debug("%s: %zu entries acknowledged, %zu left",
-		    RQ_KEY_EVENTS, n, left);
+	freeReplyObject(rep);
+	log_debug("%s: %zu entries acknowledged, %zu left", RQ_KEY_EVENTS, n,
+	    left);
 done:
 	/* Read what is still pending again in a second. */
 	if ((!ok || left > 0) && a->backlog_ms == 0)

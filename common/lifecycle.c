@@ -354,53 +354,6 @@ rq_job_claim(struct rq_redis *r, const char *id, uint64_t attempt,
 	return rc;
 }
 
-/* Runs s with EVALSHA (EVAL on NOSCRIPT) and any number of arguments, as
- * rq_redis_eval does.  Returns the reply or NULL (logged; a lost
- * connection is closed, retried at the next rq_redis_ready). */
-static redisReply *
-batch_eval(struct rq_redis *r, struct rq_script *s, int nkeys, size_t argc,
-    const char **argv)
-{
-	const char **av;
-	char nk[16];
-	redisReply *rep;
-	size_t i;
-
-	if (r->c == NULL && rq_redis_ready(r) == -1)
-		return NULL;
-	if ((av = calloc(argc + 3, sizeof(*av))) == NULL) {
-		log_warnx("redis: script %s: out of memory", s->name);
-		return NULL;
-	}
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	av[0] = "EVALSHA";
-	av[1] = s->sha;
-	av[2] = nk;
-	for (i = 0; i < argc; i++)
-		av[3 + i] = argv[i];
-	rep = rq_redis_command(r->c, (int)argc + 3, av);
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
-	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-		freeReplyObject(rep);
-		av[0] = "EVAL";
-		av[1] = s->src;
-		rep = rq_redis_command(r->c, (int)argc + 3, av);
-	}
-	free(av);
-	if (rep == NULL) {
-		log_warnx("redis %s:%d: %s: %s", r->host, r->port, s->name,
-		    r->c->errstr[0] ? r->c->errstr : "connection lost");
-		rq_redis_close(r);
-		return NULL;
-	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		log_warnx("redis: script %s: %s", s->name, rep->str);
-		freeReplyObject(rep);
-		return NULL;
-	}
-	return rep;
-}
-
 int
 rq_job_claim_batch(struct rq_redis *r, const char *node, size_t n,
     const char *const *ids, const uint64_t *attempts, int *rc)
@@ -446,7 +399,7 @@ rq_job_claim_batch(struct rq_redis *r, const char *node, size_t n,
 		ret = 0;
 		goto done;
 	}
-	if ((rep = batch_eval(r, &rq_claim_batch_script, 3, k, argv)) == NULL)
+	if ((rep = rq_redis_eval(r, &rq_claim_batch_script, 3, (int)k, argv)) == NULL)
 		goto done;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
 		log_warnx("node %s: claim: unexpected reply", node);
@@ -681,7 +634,7 @@ rq_job_finish_batch(struct rq_redis *r, size_t n,
 		ret = 0;
 		goto done;
 	}
-	if ((rep = batch_eval(r, &rq_finish_batch_script, 2, k, argv)) ==
+	if ((rep = rq_redis_eval(r, &rq_finish_batch_script, 2, (int)k, argv)) ==
 	    NULL)
 		goto done;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {

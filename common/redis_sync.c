@@ -293,13 +293,17 @@ redisReply *
 rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
     int argc, const char **argv)
 {
-	const char *av[3 + 32];
+	const char *stack[3 + 32], **av = stack;
 	char nk[16];
 	redisReply *rep;
 	int i;
 
-	if (argc > 32 || (r->c == NULL && rq_redis_ready(r) == -1))
+	if (argc < 0 || (r->c == NULL && rq_redis_ready(r) == -1))
 		return NULL;
+	if (argc > 32 && (av = calloc((size_t)argc + 3, sizeof(*av))) == NULL) {
+		log_warnx("redis: script %s: out of memory", s->name);
+		return NULL;
+	}
 	snprintf(nk, sizeof(nk), "%d", nkeys);
 	av[0] = "EVALSHA";
 	av[1] = s->sha;
@@ -315,6 +319,8 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		av[1] = s->src;
 		rep = rq_redis_command(r->c, 3 + argc, av);
 	}
+	if (av != stack)
+		free(av);
 	if (rep == NULL) {
 		redis_lost(r, s->name);
 		return NULL;

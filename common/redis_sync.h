@@ -33,7 +33,7 @@ void	rq_redis_init(struct rq_redis *r, const char *host, int port,
 /* Connects if needed and it is time to try.  Returns 0 when connected. */
 int	rq_redis_ready(struct rq_redis *r);
 /* Runs s with EVALSHA (EVAL on NOSCRIPT).  argv holds nkeys keys, then the
- * arguments.  Returns the reply (caller frees it with freeReplyObject) or
+ * arguments (any number).  Returns the reply (caller frees it with freeReplyObject) or
  * NULL on error, logged; a lost connection is closed for a later retry. */
 redisReply *rq_redis_eval(struct rq_redis *r, struct rq_script *s,
 	    int nkeys, int argc, const char **argv);

@@ -481,7 +481,8 @@ rq_wait_for 10 stored "$K" 6
 sleep 1.5	# a second read of the pending entries, stored again: no change
 [ "$(rq_redis XPENDING rq:events accounting | head -n 1)" = 6 ] ||
     rq_fail "entries acknowledged though XACK was refused"
-grep -q "acknowledging .* rq:events entries: NOPERM" "$T/accounting.log" ||
+grep -q "rq:events acknowledgement: ERR .*can't run this command" \
+    "$T/accounting.log" ||
     rq_fail "refused acknowledgement not logged"
 before=$(snapshot "$K")
 rq_kill_daemon accounting
