@@ -57,7 +57,7 @@
 /* STREAM of events written by the Lua scripts that change a job (create,
  * release, expire, claim, finish, cancel): the transactional outbox.
  * Accounting reads it with the consumer group RQ_EVENTS_GROUP, stores each
- * entry, then XACKs and XDELs it.  Entry fields: the EVENT message's field
+ * entry, then XACKs it and trims the stream.  Entry fields: the EVENT message's field
  * names (call_id attempt status ts_ms tenant to reason sip_code node
  * duration_ms started_ms answered_ms detail result), values as strings. */
 #define RQ_KEY_EVENTS		"rq:events"
