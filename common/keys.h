@@ -102,7 +102,7 @@
 "  if p == nil then p = 5 end\n" \
 "  p = math.floor(p)\n" \
 "  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n" \
-"  return string.format('%.0f', due - p * " RQ_STR(RQ_PRIORITY_STEP_MS) ")\n" \
+"  return string.format('%d', due - p * " RQ_STR(RQ_PRIORITY_STEP_MS) ")\n" \
 "end\n" \
 "local function score(key, due)\n" \
 "  return score_of(redis.call('HGET', key, 'priority'), due)\n" \
@@ -163,12 +163,17 @@
 "    return '\"' .. v .. '\"' end\n" \
 "  return cjson.encode(v)\n" \
 "end\n" \
+"local function str(v)\n" \
+"  if type(v) == 'number' and v == math.floor(v) and v < 9e15 and\n" \
+"      v > -9e15 then return string.format('%d', v) end\n" \
+"  return tostring(v)\n" \
+"end\n" \
 "local function jnum(v)\n" \
 "  local n = tonumber(v)\n" \
 "  if n == nil or n ~= n or n == math.huge or n == -math.huge then\n" \
 "    return nil end\n" \
 "  if n == math.floor(n) and n < 1e15 and n > -1e15 then\n" \
-"    return string.format('%.0f', n) end\n" \
+"    return string.format('%d', n) end\n" \
 "  return cjson.encode(n)\n" \
 "end\n" \
 "local function emit(key, ev, j, extra)\n" \
@@ -176,8 +181,8 @@
 "  if j == nil then j = redis.call('HMGET', key, unpack(EMIT_FIELDS)) end\n" \
 "  local exists = j[1] or j[2] or j[3] or\n" \
 "    redis.call('EXISTS', key) == 1\n" \
-"  local tss = string.format('%.0f', ts)\n" \
-"  local att = tostring(ev.attempt)\n" \
+"  local tss = string.format('%d', ts)\n" \
+"  local att = str(ev.attempt)\n" \
 "  local a = { 'call_id', ev.call_id, 'attempt', att,\n" \
 "    'status', ev.status, 'ts_ms', tss }\n" \
 "  local tl = { '{\"status\":\"', ev.status, '\",\"attempt\":', att,\n" \
@@ -186,7 +191,7 @@
 "    local f = EVF[i]\n" \
 "    local v = ev[f]\n" \
 "    if v ~= nil and v ~= false and v ~= '' then\n" \
-"      v = tostring(v)\n" \
+"      v = str(v)\n" \
 "      a[#a + 1] = f\n" \
 "      a[#a + 1] = v\n" \
 "      local t = TLF[f]\n" \
@@ -234,9 +239,9 @@
 "  set[#set + 1] = 'status'\n" \
 "  set[#set + 1] = ev.status\n" \
 "  set[#set + 1] = 'status_rank'\n" \
-"  set[#set + 1] = rank\n" \
+"  set[#set + 1] = string.format('%d', rank)\n" \
 "  set[#set + 1] = 'updated_ms'\n" \
-"  set[#set + 1] = string.format('%.0f', ts)\n" \
+"  set[#set + 1] = string.format('%d', ts)\n" \
 "  local del = {}\n" \
 "  if ev.reason and ev.reason ~= '' then\n" \
 "    set[#set + 1] = 'reason'\n" \
@@ -244,7 +249,7 @@
 "  elseif j[5] then del[#del + 1] = 'reason' end\n" \
 "  if ev.sip_code and ev.sip_code ~= '' then\n" \
 "    set[#set + 1] = 'sip_code'\n" \
-"    set[#set + 1] = tostring(ev.sip_code)\n" \
+"    set[#set + 1] = str(ev.sip_code)\n" \
 "  elseif j[6] then del[#del + 1] = 'sip_code' end\n" \
 "  redis.call('HSET', key, unpack(set))\n" \
 "  if #del > 0 then redis.call('HDEL', key, unpack(del)) end\n" \

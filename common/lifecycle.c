@@ -203,7 +203,7 @@ RQ_LUA_EVENTS \
 "local jit = tonumber(A[11]) or 1\n" \
 "if jit < 0.75 then jit = 0.75 elseif jit > 1.25 then jit = 1.25 end\n" \
 "local at = now_ms() + math.floor(delay * jit)\n" \
-"local sat = string.format('%.0f', at)\n" \
+"local sat = string.format('%d', at)\n" \
 "local na = tonumber(f[6])\n" \
 "if na ~= nil and at > na then\n" \
 "  ev.status = 'expired'\n" \
@@ -283,7 +283,7 @@ static const char inbound_src[] =
 RQ_LUA_EVENTS
 "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
 "local now = now_ms()\n"
-"local snow = string.format('%.0f', now)\n"
+"local snow = string.format('%d', now)\n"
 "redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tenant', ARGV[2],\n"
 "  'to', ARGV[3], 'direction', 'inbound', 'number', ARGV[4],\n"
 "  'app_url', ARGV[5], 'created_ms', snow, 'max_attempts', '1',\n"

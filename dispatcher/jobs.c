@@ -36,7 +36,7 @@ static const char take_src[] =
 RQ_LUA_EVENTS
 "local out = {}\n"
 "local now = now_ms()\n"
-"local deadline = string.format('%.0f', now + tonumber(ARGV[1]))\n"
+"local deadline = string.format('%d', now + tonumber(ARGV[1]))\n"
 "for i = 1, tonumber(ARGV[3]) do\n"
 "  local r = redis.call('ZPOPMIN', KEYS[1])\n"
 "  if #r == 0 then break end\n"

@@ -110,7 +110,7 @@ static const char create_lua[] =
 	" ts_ms = tonumber(ARGV[11]), tenant = ARGV[12], to = ARGV[13] })\n"
 	"redis.call('ZADD', KEYS[9], ARGV[10], ARGV[5])\n"
 	"if maxc > 0 then\n"
-	"  redis.call('ZADD', KEYS[6], string.format('%.0f', due), ARGV[5])"
+	"  redis.call('ZADD', KEYS[6], string.format('%d', due), ARGV[5])"
 	" end\n"
 	"if rps > 0 and redis.call('INCR', ks) == 1 then"
 	" redis.call('EXPIRE', ks, 2) end\n"

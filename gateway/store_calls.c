@@ -116,7 +116,7 @@ static const char patch_lua[] =
 	"end\n"
 	"if ds or due > tonumber(ARGV[3]) then\n"
 	"  redis.call('ZREM', KEYS[4], ARGV[1])\n"
-	"  redis.call('ZADD', KEYS[3], string.format('%.0f', due), ARGV[1])\n"
+	"  redis.call('ZADD', KEYS[3], string.format('%d', due), ARGV[1])\n"
 	"else\n"
 	"  redis.call('ZADD', KEYS[4], score(KEYS[1], due), ARGV[1])\n"
 	"  redis.call('PUBLISH', '" RQ_CHANNEL_WAKE "', '1')\n"

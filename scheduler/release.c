@@ -73,7 +73,7 @@ RQ_LUA_READY_SCORE
 "    end\n"
 "  end\n"
 "end\n"
-"local rnow = string.format('%.0f', now_ms())\n"
+"local rnow = string.format('%d', now_ms())\n"
 "local exp = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', rnow,\n"
 "    'LIMIT', 0, batch)\n"
 "for _, id in ipairs(exp) do\n"
