@@ -55,8 +55,11 @@ ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "",
 printf 'accepted %d requests; gateway: %d instructions per request\n' \
     "$n" $(( ir / n ))
 printf '\nper request (self), the top %d functions:\n' "$TOP"
-callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null |
-    sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ ' |
-    grep -vE 'main|libc_start|\(below main\)|0x000000000001ab70' |
-    head -n "$TOP" | awk -v n="$n" '{ v = $1; gsub(",", "", v); f = $0
-	sub(/^ *[0-9,]+ +\([^)]*\) +/, "", f); printf "%8d  %s\n", v / n, f }'
+callgrind_annotate --auto=no --threshold=100 "$f" > "$T/annotate.txt" 2>/dev/null
+sed -n '/file:function/,$p' "$T/annotate.txt" | grep -E '^ *[0-9,]+ ' |
+    grep -vE 'main|event_base_dispatch|libc_start|\(below main\)|0x000000000001ab70' |
+    awk -v n="$n" -v top="$TOP" 'NR <= top { v = $1; gsub(",", "", v);
+	f = $0; sub(/^ *[0-9,]+ +\([^)]*\) +/, "", f);
+	printf "%8d  %s\n", v / n, f }'
+[ -n "${RQ_KEEP:-}" ] && echo "callgrind file: $f"
+exit 0
