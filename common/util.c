@@ -273,6 +273,17 @@ rq_addr_is_public(const struct sockaddr *sa)
 	return 1;
 }
 
+/* sa's family, read without assuming sa is aligned for its type. */
+static sa_family_t
+addr_family(const struct sockaddr *sa)
+{
+	sa_family_t family;
+
+	memcpy(&family, (const char *)sa + offsetof(struct sockaddr,
+	    sa_family), sizeof(family));
+	return family;
+}
+
 /* The IPv4 address of sa (IPv4-mapped ones too) in *v4, or -1. */
 static int
 addr_v4(const struct sockaddr *sa, uint32_t *v4)
@@ -281,7 +292,7 @@ addr_v4(const struct sockaddr *sa, uint32_t *v4)
 	struct sockaddr_in6 s6;
 
 	/* Copies: curl's buffer need not be aligned for the type. */
-	if (sa->sa_family == AF_INET) {
+	if (addr_family(sa) == AF_INET) {
 		memcpy(&s4, sa, sizeof(s4));
 		*v4 = ntohl(s4.sin_addr.s_addr);
 		return 0;
@@ -330,7 +341,7 @@ rq_addr_refusal(const struct sockaddr *sa, int allow_loopback,
 	struct sockaddr_in6 s6;
 	uint32_t v4;
 
-	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+	if (addr_family(sa) != AF_INET && addr_family(sa) != AF_INET6)
 		return "an address of an unknown family";
 	if (addr_v4(sa, &v4) == 0) {
 		if (v4 >> 24 == 127)

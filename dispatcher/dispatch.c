@@ -26,7 +26,7 @@
  * start to the ack: take_us is when the batch being sent was taken. */
 static uint64_t		 take_us;
 static struct rq_metric	*m_latency, *m_dispatched, *m_sent, *m_alive,
-			*m_waiting;
+			*m_waiting, *m_alone;
 
 static uint64_t
 mono_us(void)
@@ -91,6 +91,9 @@ disp_init(struct disp *d, const struct rq_config *cfg, void *router)
 	    "Telservers known from their heartbeats, by state");
 	m_waiting = rq_gauge("ringq_dispatcher_awaiting_ack", "",
 	    "Jobs sent and not yet acknowledged");
+	m_alone = rq_gauge("ringq_dispatcher_alone", "",
+	    "1: no calls but this dispatcher's seen on the telservers, so it "
+	    "picks the least loaded; 0: two random choices");
 	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng) ||
 	    d->rng == 0)
 		d->rng = rq_mono_ms() | 1;
@@ -289,12 +292,21 @@ disp_tick(struct disp *d)
 	struct disp_tel *e;
 	size_t i;
 	int64_t alive = 0;
+	int alone;
 
 	disp_tels_check(&d->tels, now);
 	for (i = 0; i < d->tels.n; i++)
 		alive += d->tels.v[i].alive != 0;
 	rq_gauge_set(m_alive, alive);
 	rq_gauge_set(m_waiting, (int64_t)d->njobs);
+	alone = disp_tels_alone(&d->tels, now);
+	if (alone != d->alone)
+		log_info(alone ? "the telservers start no calls but ours: "
+		    "choosing the least loaded" : "calls we did not send seen "
+		    "(another dispatcher, incoming calls): choosing by two "
+		    "random choices");
+	d->alone = alone;
+	rq_gauge_set(m_alone, alone);
 	for (j = TAILQ_FIRST(&d->jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, entry);
 		e = &d->tels.v[j->tel];

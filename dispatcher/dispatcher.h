@@ -193,6 +193,7 @@ struct disp {
 	size_t			 njobs;
 	uint64_t		 rng;
 	int			 idle;		/* rq:ready was empty */
+	int			 alone;		/* as last logged */
 	uint64_t		 next_poll;	/* monotonic: take even if idle */
 	int			 stopping;
 };

@@ -84,6 +84,9 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${URL[gateway]}")
     rq_fail "telserver: active calls not 0 at rest"
 at_least dispatcher 'ringq_dispatcher_telservers{state="alive"}' 1 ||
     rq_fail "dispatcher: no live telserver counted"
+# too few jobs yet to tell whether it is alone: two random choices
+[ "$(value dispatcher ringq_dispatcher_alone)" = 0 ] ||
+    rq_fail "dispatcher: alone before any job"
 for q in delayed ready inflight events; do
 	[ -n "$(value scheduler "ringq_queue_depth{queue=\"$q\"}")" ] ||
 	    rq_fail "scheduler: no depth for $q"

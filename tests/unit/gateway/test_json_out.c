@@ -89,8 +89,9 @@ test_built(void **state)
 
 	o = json_object();
 	for (i = 0; i < sizeof(strs) / sizeof(*strs); i++) {
-		check_same(json_string(strs[i]), strs[i]);
-		json_object_set_new(o, strs[i], json_string(strs[i]));
+		a = json_string(strs[i]);
+		check_same(a, strs[i]);
+		json_object_set_new(o, strs[i], a);
 	}
 	json_object_set_new(o, "int", json_integer(-9007199254740993LL));
 	json_object_set_new(o, "real", json_real(0.1));
