@@ -54,12 +54,14 @@ test_corpus(void **state)
 	struct dirent *de;
 	json_error_t err;
 	json_t *v;
-	DIR *d;
+	DIR *d = NULL;
 	int n = 0;
 
-	if (dir == NULL || (d = opendir(dir)) == NULL)
+	if (dir == NULL || (d = opendir(dir)) == NULL) {
 		fail_msg("the JSON corpus (RQ_JSON_CORPUS=%s) is missing",
 		    dir ? dir : "");
+		return;
+	}
 	while ((de = readdir(d)) != NULL) {
 		if (strlen(de->d_name) < 6 || strcmp(de->d_name +
 		    strlen(de->d_name) - 5, ".json") != 0)
