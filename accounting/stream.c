@@ -227,29 +227,45 @@ acct_stream_read(struct acct *a)
  * Redis's work per event after the create script (docs/benchmarks.md).
  * An entry acknowledged but left in the stream would stay there for ever;
  * here every acknowledged entry goes at the latest with the next batch.
+ * But an entry that stays pending (a group that stopped reading, an event
+ * that cannot be stored) holds every later one in the stream with it:
+ * docs/delivery.md.  Needs XACK, XINFO, XPENDING and XTRIM on rq:events.
+ * A failure after the XACK (Redis does not undo a script's writes) leaves
+ * the entries acknowledged and the stream as it was, for the next batch.
  */
 const char acct_ack_lua[] =
 	"local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))\n"
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return acked end\n"
+	/* ids compared and stepped as decimal text: exact for any uint64 */
+	"local function less(x, y)\n"
+	"  if #x ~= #y then return #x < #y end\n"
+	"  return x < y\n"
+	"end\n"
 	"local function before(a, b)\n"
 	"  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
 	"  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
-	"  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm),"
-	" tonumber(bs)\n"
-	"  return am < bm or (am == bm and as < bs)\n"
+	"  if am ~= bm then return less(am, bm) end\n"
+	"  return less(as, bs)\n"
 	"end\n"
-	"local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])\n"
-	"if not ok then return acked end\n"
+	"local function succ(id)\n"
+	"  local ms, seq = string.match(id, '^(%d+)-(%d+)$')\n"
+	"  if seq == '18446744073709551615' then return nil end\n"
+	"  local d, i = {}, #seq\n"
+	"  for k = 1, #seq do d[k] = string.byte(seq, k) - 48 end\n"
+	"  while i > 0 and d[i] == 9 do d[i] = 0; i = i - 1 end\n"
+	"  if i == 0 then table.insert(d, 1, 1) else d[i] = d[i] + 1 end\n"
+	"  for k = 1, #d do d[k] = string.char(d[k] + 48) end\n"
+	"  return ms .. '-' .. table.concat(d)\n"
+	"end\n"
 	"local keep\n"
-	"for _, g in ipairs(groups) do\n"
+	"for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
 	"  local f = {}\n"
 	"  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
 	"  local lim\n"
 	"  if tonumber(f['pending']) > 0 then\n"
 	"    lim = redis.call('XPENDING', KEYS[1], f['name'])[2]\n"
 	"  else\n"
-	"    local ms, seq = string.match(f['last-delivered-id'],"
-	" '^(%d+)-(%d+)$')\n"
-	"    lim = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)\n"
+	"    lim = succ(f['last-delivered-id']) or f['last-delivered-id']\n"
 	"  end\n"
 	"  if keep == nil or before(lim, keep) then keep = lim end\n"
 	"end\n"

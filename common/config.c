@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -673,6 +674,16 @@ bad_value:
 	}
 	if (curve_setup_valid(cfg, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, msg);
+		rq_config_free(cfg);
+		return -1;
+	}
+	/* A Unix socket's path must fit sockaddr_un (hiredis would cut it
+	 * and fail on another path). */
+	if (cfg->redis_host[0] == '/' &&
+	    strlen(cfg->redis_host) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		snprintf(err, errlen, "%s: [redis] host: a Unix socket path "
+		    "must be shorter than %zu bytes", path,
+		    sizeof(((struct sockaddr_un *)0)->sun_path));
 		rq_config_free(cfg);
 		return -1;
 	}

@@ -185,8 +185,10 @@
 "  local att = str(ev.attempt)\n" \
 "  local a = { 'call_id', ev.call_id, 'attempt', att,\n" \
 "    'status', ev.status, 'ts_ms', tss }\n" \
-"  local tl = { '{\"status\":\"', ev.status, '\",\"attempt\":', att,\n" \
-"    ',\"ts_ms\":', tss }\n" \
+"  local tl = { '{\"status\":\"', ev.status, '\"' }\n" \
+"  local attj = jnum(ev.attempt)\n" \
+"  if attj then tl[#tl + 1] = ',\"attempt\":' .. attj end\n" \
+"  tl[#tl + 1] = ',\"ts_ms\":' .. tss\n" \
 "  for i = 1, #EVF do\n" \
 "    local f = EVF[i]\n" \
 "    local v = ev[f]\n" \

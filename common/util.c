@@ -288,8 +288,13 @@ addr_family(const struct sockaddr *sa)
 static int
 addr_v4(const struct sockaddr *sa, uint32_t *v4)
 {
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
+	static const uint8_t zero[12];
 	struct sockaddr_in s4;
 	struct sockaddr_in6 s6;
+	const uint8_t *b;
 
 	/* Copies: curl's buffer need not be aligned for the type. */
 	if (addr_family(sa) == AF_INET) {
@@ -298,9 +303,18 @@ addr_v4(const struct sockaddr *sa, uint32_t *v4)
 		return 0;
 	}
 	memcpy(&s6, sa, sizeof(s6));
-	if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr))
+	b = s6.sin6_addr.s6_addr;
+	/* Forms that carry an IPv4 address reach it (as rq_addr_is_public
+	 * reads them): ::ffff:a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16
+	 * and the IPv4-compatible ::a.b.c.d (not :: and ::1). */
+	if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
+		memcpy(v4, b + 12, 4);
+	else if (b[0] == 0x20 && b[1] == 0x02)
+		memcpy(v4, b + 2, 4);
+	else if (!memcmp(b, zero, 12) && b[12] != 0)
+		memcpy(v4, b + 12, 4);
+	else
 		return -1;
-	memcpy(v4, s6.sin6_addr.s6_addr + 12, 4);
 	*v4 = ntohl(*v4);
 	return 0;
 }

@@ -300,12 +300,16 @@ disp_tick(struct disp *d)
 	rq_gauge_set(m_alive, alive);
 	rq_gauge_set(m_waiting, (int64_t)d->njobs);
 	alone = disp_tels_alone(&d->tels, now);
-	if (alone != d->alone)
+	/* The counts behind it fade over a minute, so a quiet spell flips
+	 * it too: logged at most once a minute, the gauge says the rest. */
+	if (alone != d->alone && now >= d->alone_logged + 60000) {
 		log_info(alone ? "the telservers start no calls but ours: "
-		    "choosing the least loaded" : "calls we did not send seen "
-		    "(another dispatcher, incoming calls): choosing by two "
-		    "random choices");
-	d->alone = alone;
+		    "choosing the least loaded" : "choosing by two random "
+		    "choices (calls we did not send seen, or too few of our "
+		    "own lately to tell)");
+		d->alone_logged = now;
+		d->alone = alone;
+	}
 	rq_gauge_set(m_alone, alone);
 	for (j = TAILQ_FIRST(&d->jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, entry);

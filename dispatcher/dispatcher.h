@@ -194,6 +194,7 @@ struct disp {
 	uint64_t		 rng;
 	int			 idle;		/* rq:ready was empty */
 	int			 alone;		/* as last logged */
+	uint64_t		 alone_logged;	/* monotonic ms */
 	uint64_t		 next_poll;	/* monotonic: take even if idle */
 	int			 stopping;
 };

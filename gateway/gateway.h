@@ -168,12 +168,12 @@ struct evhttp_request;
  * (with WWW-Authenticate).  The key itself is never logged. */
 const struct rq_tenant *gw_http_auth(const struct rq_config *cfg,
 		    struct evhttp_request *req);
-/* Answers req with body as compact JSON (every answer of the API is). */
 /* json_out.c: what json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY, plus
  * JSON_ENSURE_ASCII when ascii) returns, much faster; its length in *len
  * (may be NULL).  NULL on invalid UTF-8, nesting deeper than 2048 or no
  * memory.  The caller frees it. */
 char		*gw_json_dumps(const json_t *v, int ascii, size_t *len);
+/* Answers req with body as compact JSON (every answer of the API is). */
 void		 gw_reply_json(struct evhttp_request *req, int status,
 		    json_t *body);
 /* Answers req with err as {"error": {...}}, and Retry-After when set. */

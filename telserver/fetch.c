@@ -754,7 +754,10 @@ finish(struct tel_fetcher *f, struct fetch_job *j, CURLcode rc)
 	res.content_type = ctype ? ctype : "";
 	res.body = "";
 	if (rc != CURLE_OK) {
-		if (j->refused)
+		/* Happy Eyeballs may refuse one family and connect the
+		 * other: the refusal is the cause only when nothing
+		 * connected. */
+		if (j->refused && rc == CURLE_COULDNT_CONNECT)
 			snprintf(j->errbuf, sizeof(j->errbuf),
 			    "refused to connect to %s: %s", j->refused_addr,
 			    j->refused);

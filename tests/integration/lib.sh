@@ -219,9 +219,11 @@ rq_redis_up() {
 
 rq_redis_launch() {
 	mkdir -p "$T/redis"
+	local sock=()
+	[ -z "${REDIS_SOCK:-}" ] ||
+	    sock=(--unixsocket "$REDIS_SOCK" --unixsocketperm 700)
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-	    --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-	    --appendonly no --daemonize no --dir "$T/redis" \
+	    "${sock[@]}" --appendonly no --daemonize no --dir "$T/redis" \
 	    --logfile "$T/redis.log" "${RQ_REDIS_ARGS[@]}" </dev/null \
 	    >/dev/null 2>&1 &
 	rq_track redis $!
@@ -235,6 +237,8 @@ rq_start_redis() {
 	RQ_REDIS_ARGS=("$@")
 	REDIS_PORT=$(rq_free_port)
 	REDIS_SOCK=$T/redis.sock
+	# a long $TMPDIR: TCP, as deploy/up does (sockaddr_un holds 107)
+	(( ${#REDIS_SOCK} <= 100 )) || REDIS_SOCK=
 	export REDIS_PORT REDIS_SOCK
 	rq_redis_launch
 }

@@ -73,6 +73,10 @@ test_errors(void **state)
 	expect_error("[redis]\nport = abc\n", ":2:");
 	expect_error("[redis]\nnope = 1\n", ":2: unknown key 'nope' in [redis]");
 	expect_error("[nosuch]\n", ":1: unknown section [nosuch]");
+	expect_error("[redis]\nhost = /run/ringq/"
+	    "a-socket-directory-nested-far-too-deep-for-a-sockaddr_un/"
+	    "and-deeper-still/and-deeper-again-and-again/redis.sock\n",
+	    "[redis] host: a Unix socket path must be shorter than 108 bytes");
 	expect_error("port = 1\n", ":1: 'port' outside a section");
 	expect_error("[redis\n", ":1: bad section header");
 	expect_error("[redis]\njust words\n", ":2: expected key = value");

@@ -172,6 +172,14 @@ test_addr_refusal(void **state)
 	assert_string_equal(refusal("::1", 0, 1), "this host (loopback)");
 	assert_string_equal(refusal("::ffff:127.0.0.1", 0, 0),
 	    "this host (loopback)");
+	/* loopback inside IPv6 forms stays loopback, even with private
+	 * addresses allowed */
+	assert_string_equal(refusal("64:ff9b::7f00:1", 0, 1),
+	    "this host (loopback)");
+	assert_string_equal(refusal("2002:7f00:1::", 0, 1),
+	    "this host (loopback)");
+	assert_string_equal(refusal("::7f00:1", 0, 1), "this host (loopback)");
+	assert_string_equal(refusal("64:ff9b::808:808", 0, 0), "");
 	assert_string_equal(refusal("127.0.0.1", 1, 0), "");
 	assert_string_equal(refusal("::1", 1, 0), "");
 	assert_string_equal(refusal("169.254.169.254", 1, 0),
