@@ -179,20 +179,12 @@ static curl_socket_t
 open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct cb_xfer *x = arg;
-	const void *in;
-	const char *why;
 
-	if ((why = rq_addr_refusal(&a->addr, x->cb->cfg->callbacks_allow_loopback,
+	if ((x->refused = rq_addr_refusal(&a->addr,
+	    x->cb->cfg->callbacks_allow_loopback,
 	    x->cb->cfg->callbacks_allow_private)) != NULL) {
-		x->refused = why;
-		in = a->family == AF_INET ?
-		    (const void *)&((const struct sockaddr_in *)(const void *)
-		    &a->addr)->sin_addr :
-		    (const void *)&((const struct sockaddr_in6 *)(const void *)
-		    &a->addr)->sin6_addr;
-		if (inet_ntop(a->family, in, x->refused_addr,
-		    sizeof(x->refused_addr)) == NULL)
-			snprintf(x->refused_addr, sizeof(x->refused_addr), "?");
+		rq_addr_text(&a->addr, x->refused_addr,
+		    sizeof(x->refused_addr));
 		return CURL_SOCKET_BAD;
 	}
 	return socket(a->family, a->socktype, a->protocol);

@@ -381,6 +381,25 @@ rq_addr_refusal(const struct sockaddr *sa, int allow_loopback,
 	return NULL;
 }
 
+char *
+rq_addr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	const char *ok = NULL;
+
+	if (addr_family(sa) == AF_INET) {
+		memcpy(&s4, sa, sizeof(s4));
+		ok = inet_ntop(AF_INET, &s4.sin_addr, buf, (socklen_t)len);
+	} else if (addr_family(sa) == AF_INET6) {
+		memcpy(&s6, sa, sizeof(s6));
+		ok = inet_ntop(AF_INET6, &s6.sin6_addr, buf, (socklen_t)len);
+	}
+	if (ok == NULL)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
 static int
 sip_host_valid(const char *h, size_t len)
 {

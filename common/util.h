@@ -41,6 +41,9 @@ int		rq_addr_is_public(const struct sockaddr *sa);
  * answer differently. */
 const char	*rq_addr_refusal(const struct sockaddr *sa, int allow_loopback,
 		    int allow_private);
+/* sa's address as text (no port) in buf, "?" when it is neither IPv4 nor
+ * IPv6; sa need not be aligned for its type.  Returns buf. */
+char		*rq_addr_text(const struct sockaddr *sa, char *buf, size_t len);
 
 enum rq_target_kind { RQ_TARGET_E164, RQ_TARGET_SIP };
 /* Classifies a call target: an E.164 number "+<country><number>" (8 to 15

@@ -909,18 +909,11 @@ static curl_socket_t
 open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct fetch_job *j = arg;
-	const void *in;
 
 	if ((j->refused = rq_addr_refusal(&a->addr, j->f->allow_loopback,
 	    j->f->allow_private)) != NULL) {
-		in = a->family == AF_INET ?
-		    (const void *)&((const struct sockaddr_in *)(const void *)
-		    &a->addr)->sin_addr :
-		    (const void *)&((const struct sockaddr_in6 *)(const void *)
-		    &a->addr)->sin6_addr;
-		if (inet_ntop(a->family, in, j->refused_addr,
-		    sizeof(j->refused_addr)) == NULL)
-			snprintf(j->refused_addr, sizeof(j->refused_addr), "?");
+		rq_addr_text(&a->addr, j->refused_addr,
+		    sizeof(j->refused_addr));
 		return CURL_SOCKET_BAD;
 	}
 	return socket(a->family, a->socktype, a->protocol);

@@ -198,6 +198,23 @@ test_addr_refusal(void **state)
 	    "an address that is not a unicast one");
 }
 
+/* The text of an address read from an unaligned buffer, as curl's may be. */
+static void
+test_addr_text(void **state)
+{
+	unsigned char u[SA_BUF];
+	char buf[64];
+	struct sockaddr sa;
+
+	assert_string_equal(rq_addr_text(sockaddr_of("169.254.169.254", u),
+	    buf, sizeof(buf)), "169.254.169.254");
+	assert_string_equal(rq_addr_text(sockaddr_of("fd00::1", u), buf,
+	    sizeof(buf)), "fd00::1");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_family = AF_UNIX;
+	assert_string_equal(rq_addr_text(&sa, buf, sizeof(buf)), "?");
+}
+
 static void
 test_addr_public(void **state)
 {
@@ -293,6 +310,7 @@ main(void)
 		cmocka_unit_test(test_hmac),
 		cmocka_unit_test(test_addr_public),
 		cmocka_unit_test(test_addr_refusal),
+		cmocka_unit_test(test_addr_text),
 		cmocka_unit_test(test_redis_format),
 		cmocka_unit_test(test_status_names),
 	};
