@@ -33,19 +33,9 @@ struct api_req {
 };
 
 static void
-reply_simple(struct evhttp_request *req, int status, const char *code,
-    const char *msg)
-{
-	struct gw_error err;
-
-	gw_error_set(&err, status, code, NULL, "%s", msg);
-	gw_reply_error(req, &err);
-}
-
-static void
 reply_unavailable(struct evhttp_request *req)
 {
-	reply_simple(req, 503, "unavailable", "The call store is "
+	gw_reply_simple(req, 503, "unavailable", "The call store is "
 	    "unavailable; nothing was done.  Retry in a few seconds.");
 }
 
@@ -279,7 +269,7 @@ reply_view(struct api_req *r, const char *const *job, size_t njob,
 
 	if ((o = gw_view_call(r->id, r->tenant->name, job, njob, timeline,
 	    ntimeline)) == NULL) {
-		reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
 		return;
 	}
 	gw_reply_json(r->req, 200, o);
@@ -299,14 +289,14 @@ cancel_done(const struct gw_cancel_result *res, void *arg)
 	}
 	switch (res->outcome) {
 	case GW_CANCEL_NOT_FOUND:
-		reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
 		break;
 	case GW_CANCEL_ENDED:
-		reply_simple(r->req, 409, "already_ended", "This call has "
+		gw_reply_simple(r->req, 409, "already_ended", "This call has "
 		    "already ended; there is nothing to cancel.");
 		break;
 	case GW_CANCEL_STARTED:
-		reply_simple(r->req, 409, "already_started", "This call has "
+		gw_reply_simple(r->req, 409, "already_started", "This call has "
 		    "already been handed to a telephony server and cannot be "
 		    "canceled any more.");
 		break;
@@ -331,7 +321,7 @@ api_cancel(const struct rq_config *cfg, struct gw_store *st,
 	if ((tenant = gw_http_auth(cfg, req)) == NULL)
 		return;
 	if (!rq_call_id_valid(id)) {
-		reply_simple(req, 404, "not_found", "No call has this id.");
+		gw_reply_simple(req, 404, "not_found", "No call has this id.");
 		return;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -431,20 +421,20 @@ patch_done(const struct gw_patch_result *res, void *arg)
 	}
 	switch (res->outcome) {
 	case GW_PATCH_NOT_FOUND:
-		reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
 		break;
 	case GW_PATCH_ENDED:
-		reply_simple(r->req, 409, "already_ended", "This call has "
+		gw_reply_simple(r->req, 409, "already_ended", "This call has "
 		    "already ended; there is nothing to change.");
 		break;
 	case GW_PATCH_STARTED:
-		reply_simple(r->req, 409, "already_started", "This call has "
+		gw_reply_simple(r->req, 409, "already_started", "This call has "
 		    "already been handed to a telephony server (it may be "
 		    "ringing) and cannot be changed until it is waiting "
 		    "again.");
 		break;
 	case GW_PATCH_NOT_AFTER:
-		reply_simple(r->req, 422, "outside_window", "The new "
+		gw_reply_simple(r->req, 422, "outside_window", "The new "
 		    "not_before is not before the call's not_after; nothing "
 		    "was changed.");
 		break;
@@ -497,7 +487,7 @@ patch_got(int rc, const char *const *job, size_t njob,
 	owner = field(job, njob, "tenant");
 	if (njob == 0 || owner == NULL || strcmp(owner, r->tenant->name) ||
 	    (t = field(job, njob, "to")) == NULL) {
-		reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
 		free(r);
 		return;
 	}
@@ -513,7 +503,7 @@ patch_got(int rc, const char *const *job, size_t njob,
 	if (rq_target_parse(call.to, &call.kind, why, sizeof(why)) == -1) {
 		log_warnx("call %s: the stored 'to' is not a target: %s",
 		    r->id, why);
-		reply_simple(r->req, 409, "invalid_state", "This call cannot "
+		gw_reply_simple(r->req, 409, "invalid_state", "This call cannot "
 		    "be changed.");
 		free(r);
 		return;
@@ -557,7 +547,7 @@ api_patch(const struct rq_config *cfg, struct gw_store *st,
 	if ((tenant = gw_http_auth(cfg, req)) == NULL)
 		return;
 	if (!rq_call_id_valid(id)) {
-		reply_simple(req, 404, "not_found", "No call has this id.");
+		gw_reply_simple(req, 404, "not_found", "No call has this id.");
 		return;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {

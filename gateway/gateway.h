@@ -176,6 +176,10 @@ char		*gw_json_dumps(const json_t *v, int ascii, size_t *len);
 /* Answers req with body as compact JSON (every answer of the API is). */
 void		 gw_reply_json(struct evhttp_request *req, int status,
 		    json_t *body);
+/* Answers req with an error of status and code, msg as its message (no
+ * field, no Retry-After). */
+void		 gw_reply_simple(struct evhttp_request *req, int status,
+		    const char *code, const char *msg);
 /* Answers req with err as {"error": {...}}, and Retry-After when set. */
 void		 gw_reply_error(struct evhttp_request *req,
 		    const struct gw_error *err);

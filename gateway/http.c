@@ -118,12 +118,13 @@ reply_unavailable(struct evhttp_request *req)
 	gw_reply_error(req, &err);
 }
 
-static void
-reply_not_found(struct evhttp_request *req, const char *what)
+void
+gw_reply_simple(struct evhttp_request *req, int status, const char *code,
+    const char *msg)
 {
 	struct gw_error err;
 
-	gw_error_set(&err, 404, "not_found", NULL, "%s", what);
+	gw_error_set(&err, status, code, NULL, "%s", msg);
 	gw_reply_error(req, &err);
 }
 
@@ -305,7 +306,7 @@ get_done(int rc, const char *const *job, size_t njob,
 		reply_unavailable(r->req);
 	else if ((o = gw_view_call(r->id, r->tenant->name, job, njob,
 	    timeline, ntimeline)) == NULL)
-		reply_not_found(r->req, "No call has this id.");
+		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
 	else {
 		gw_reply_json(r->req, 200, o);
 		json_decref(o);
@@ -322,7 +323,7 @@ http_get(struct gw_http *h, struct evhttp_request *req, const char *id)
 	if ((tenant = gw_http_auth(h->cfg, req)) == NULL)
 		return;
 	if (!rq_call_id_valid(id)) {
-		reply_not_found(req, "No call has this id.");
+		gw_reply_simple(req, 404, "not_found", "No call has this id.");
 		return;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -394,7 +395,7 @@ http_cb(struct evhttp_request *req, void *arg)
 		else
 			reply_method(req, "GET, HEAD, DELETE, PATCH");
 	} else
-		reply_not_found(req, "There is nothing at this path; the API "
+		gw_reply_simple(req, 404, "not_found", "There is nothing at this path; the API "
 		    "is under /v1/calls.");
 }
 

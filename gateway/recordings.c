@@ -29,16 +29,6 @@ static const char rec_lua[] =
     "return redis.call('GET', KEYS[2])\n";
 
 static void
-reply_simple(struct evhttp_request *req, int status, const char *code,
-    const char *msg)
-{
-	struct gw_error err;
-
-	gw_error_set(&err, status, code, NULL, "%s", msg);
-	gw_reply_error(req, &err);
-}
-
-static void
 rec_got(struct redisReply *r, void *arg)
 {
 	struct evhttp_request *req = arg;
@@ -46,12 +36,12 @@ rec_got(struct redisReply *r, void *arg)
 	struct evbuffer *b;
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-		reply_simple(req, 503, "unavailable", "The call store is "
+		gw_reply_simple(req, 503, "unavailable", "The call store is "
 		    "unavailable.  Retry in a few seconds.");
 		return;
 	}
 	if (r->type != REDIS_REPLY_STRING) {
-		reply_simple(req, 404, "not_found", "This call has no "
+		gw_reply_simple(req, 404, "not_found", "This call has no "
 		    "recording of this name (recordings are kept 7 days).");
 		return;
 	}
@@ -104,7 +94,7 @@ gw_recordings_route(const struct rq_config *cfg, struct gw_store *st,
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Allow", "GET, HEAD");
-		reply_simple(req, 405, "method_not_allowed",
+		gw_reply_simple(req, 405, "method_not_allowed",
 		    "A recording can only be read (GET).");
 		return 1;
 	}
@@ -112,13 +102,13 @@ gw_recordings_route(const struct rq_config *cfg, struct gw_store *st,
 		return 1;
 	idlen = (size_t)(part - id);
 	if (idlen == 0 || idlen > RQ_ID_LEN) {
-		reply_simple(req, 404, "not_found", "No call has this id.");
+		gw_reply_simple(req, 404, "not_found", "No call has this id.");
 		return 1;
 	}
 	memcpy(idbuf, id, idlen);
 	idbuf[idlen] = '\0';
 	if (!rq_call_id_valid(idbuf) || !rec_name_valid(name)) {
-		reply_simple(req, 404, "not_found", "This call has no "
+		gw_reply_simple(req, 404, "not_found", "This call has no "
 		    "recording of this name.");
 		return 1;
 	}
@@ -131,7 +121,7 @@ gw_recordings_route(const struct rq_config *cfg, struct gw_store *st,
 	argv[4] = reckey;
 	argv[5] = tenant->name;
 	if (gw_store_command(st, idbuf, 6, argv, rec_got, req) == -1)
-		reply_simple(req, 503, "unavailable", "The call store is "
+		gw_reply_simple(req, 503, "unavailable", "The call store is "
 		    "unavailable.  Retry in a few seconds.");
 	return 1;
 }

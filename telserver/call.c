@@ -315,6 +315,15 @@ max_duration(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 }
 
 void
+tel_call_limit_duration(struct tel_call *c)
+{
+	if ((c->max_timer = su_timer_create(su_root_task(c->ctx->root),
+	    0)) != NULL)
+		su_timer_set_interval(c->max_timer, max_duration, c,
+		    (su_duration_t)c->ctx->cfg->max_call_s * 1000);
+}
+
+void
 tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 {
 	struct tel_call *c = leg->call;
@@ -366,10 +375,7 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 		}
 	} else
 		tel_stream_play(leg->stream, c->speech, prompt_done, c);
-	if ((c->max_timer = su_timer_create(su_root_task(c->ctx->root),
-	    0)) != NULL)
-		su_timer_set_interval(c->max_timer, max_duration, c,
-		    (su_duration_t)c->ctx->cfg->max_call_s * 1000);
+	tel_call_limit_duration(c);
 	return;
 media_fail:
 	/* answered_ms stays: the far end did answer. */

@@ -96,16 +96,6 @@ call_free_unlinked(struct tel_call *c)
 	free(c);
 }
 
-static void
-max_duration(struct tel_ctx *ctx, su_timer_t *t, void *arg)
-{
-	struct tel_call *c = arg;
-
-	log_info("call %s: max_call_s reached, hanging up", c->id);
-	tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
-	tel_call_end(c, RQ_ST_COMPLETED, NULL, 0, "max_call_s reached");
-}
-
 /* Our 200 was never ACKed: the caller is not there. */
 static void
 ack_timeout(struct tel_ctx *ctx, su_timer_t *t, void *arg)
@@ -275,10 +265,7 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 		    number, ib->name, c->tenant, offer.addr, offer.port,
 		    offer.pt == TEL_PT_PCMA ? "PCMA" : "PCMU",
 		    offer.dtmf_pt == -1 ? ", no telephone-event" : "");
-	if ((c->max_timer = su_timer_create(su_root_task(ctx->root), 0)) !=
-	    NULL)
-		su_timer_set_interval(c->max_timer, max_duration, c,
-		    (su_duration_t)ctx->cfg->max_call_s * 1000);
+	tel_call_limit_duration(c);
 	/* The set-up's timer (an outbound call's ringing) waits for the ACK;
 	 * tel_call_end and call_free take care of it as of any call's. */
 	if ((c->ring_timer = su_timer_create(su_root_task(ctx->root), 0)) !=
