@@ -68,11 +68,8 @@ cat > "$T/www/bench.vxml" <<'EOF'
   </form>
 </vxml>
 EOF
-python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$T/www" \
-    "$T/www.log" "$T/www.port" 2> "$T/www.err" &
-rq_track www $!
-rq_wait_for 10 test -s "$T/www.port"
-APP=http://127.0.0.1:$(cat "$T/www.port")/bench.vxml
+rq_start_www "$T/www"
+APP=$WWW/bench.vxml
 
 # SIPp answers every call and echoes its RTP on one media port: the
 # capture takes what reaches that port.

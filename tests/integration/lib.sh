@@ -475,6 +475,17 @@ rq_start_all() {
 	rq_start_daemon telserver
 }
 
+# rq_start_www DIR: the third party's web server for VoiceXML tests
+# (vxml_server.py): serves DIR on 127.0.0.1, logs each request as a JSON
+# line in $T/www.log; sets WWW to its base URL.
+rq_start_www() {
+	python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$1" \
+	    "$T/www.log" "$T/www.port" 2> "$T/www.err" &
+	rq_track www $!
+	rq_wait_for 10 test -s "$T/www.port"
+	WWW=http://127.0.0.1:$(cat "$T/www.port")
+}
+
 # --- HTTP API ----------------------------------------------------------------
 
 # rq_api METHOD PATH [curl args]: calls $RQ_API with the demo key (or

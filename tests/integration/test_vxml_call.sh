@@ -31,11 +31,7 @@ mkdir -p "$T/www"
 sed "s#@AGENT@#$ALICE_URI#" "$RQ_SOURCE/tests/integration/vxml/order.vxml" \
     > "$T/www/order.vxml"
 cp "$RQ_SOURCE/tests/integration/vxml/record.vxml" "$T/www/"
-python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$T/www" \
-    "$T/www.log" "$T/www.port" 2> "$T/www.err" &
-rq_track www $!
-rq_wait_for 10 test -s "$T/www.port"
-WWW=http://127.0.0.1:$(cat "$T/www.port")
+rq_start_www "$T/www"
 
 # keys PORT DIGITS: bob (or alice) keys DIGITS, one event each.
 keys() {

@@ -13,11 +13,7 @@ rq_start_all
 
 mkdir -p "$T/www"
 cp "$RQ_SOURCE/tests/integration/vxml/dtmf.vxml" "$T/www/"
-python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$T/www" \
-    "$T/www.log" "$T/www.port" 2> "$T/www.err" &
-rq_track www $!
-rq_wait_for 10 test -s "$T/www.port"
-WWW=http://127.0.0.1:$(cat "$T/www.port")
+rq_start_www "$T/www"
 
 # When each key is pressed, in seconds after the answer: silence past the
 # first prompt and its 3 s timeout (noinput), 9 (nomatch), 2, then 1234.

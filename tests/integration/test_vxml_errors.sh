@@ -42,11 +42,7 @@ cat > "$T/www/silence.vxml" <<'EOF'
   </form>
 </vxml>
 EOF
-python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$T/www" \
-    "$T/www.log" "$T/www.port" 2> "$T/www.err" &
-rq_track www $!
-rq_wait_for 10 test -s "$T/www.port"
-WWW=http://127.0.0.1:$(cat "$T/www.port")
+rq_start_www "$T/www"
 # a port nothing listens on
 DEAD=http://127.0.0.1:$(rq_free_port)/app.vxml
 

@@ -25,11 +25,7 @@ rq_start_pg
 # The tenant's server: its URL goes into the configuration.
 mkdir -p "$T/www"
 cp "$RQ_SOURCE/tests/integration/vxml/inbound.vxml" "$T/www/inbound.vxml"
-python3 "$RQ_SOURCE/tests/integration/vxml_server.py" "$T/www" \
-    "$T/www.log" "$T/www.port" 2> "$T/www.err" &
-rq_track www $!
-rq_wait_for 10 test -s "$T/www.port"
-WWW=http://127.0.0.1:$(cat "$T/www.port")
+rq_start_www "$T/www"
 
 rq_write_config <<EOF
 [telserver]
