@@ -50,46 +50,53 @@ struct gw_req {
 
 static struct rq_metric	*m_accepted;
 
-/* Every JSON answer of the API, by HTTP status (docs/metrics.md). */
+/* Every JSON answer of the API, by HTTP status (docs/metrics.md).  The
+ * counter of a status is looked up once: this runs for every request. */
 static void
 gw_metric_response(int status)
 {
+	static struct rq_metric *by_status[600];
+	struct rq_metric *m;
 	char labels[32];
 
+	if (status >= 100 && status < 600 && by_status[status] != NULL) {
+		rq_metric_inc(by_status[status]);
+		return;
+	}
 	snprintf(labels, sizeof(labels), "code=\"%d\"", status);
-	rq_metric_inc(rq_counter("ringq_gateway_http_responses_total", labels,
+	m = rq_counter("ringq_gateway_http_responses_total", labels,
 	    "API answers by HTTP status: 202 accepted, 4xx refused, 503 "
-	    "Redis unavailable"));
+	    "Redis unavailable");
+	if (status >= 100 && status < 600)
+		by_status[status] = m;
+	rq_metric_inc(m);
 }
 
 void
 gw_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
-	struct evbuffer *buf;
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	size_t len;
 	char *s;
 
 	/* ASCII only: stored text comes back as valid JSON whatever the
 	 * client's charset handling. */
-	s = gw_json_dumps(body, 1, &len);
-	buf = evbuffer_new();
-	if (s == NULL || buf == NULL) {
+	if ((s = gw_json_dumps(body, 1, &len)) == NULL ||
+	    evbuffer_add(out, s, len) == -1 ||
+	    evbuffer_add(out, "\n", 1) == -1) {
 		free(s);
-		if (buf)
-			evbuffer_free(buf);
+		evbuffer_drain(out, evbuffer_get_length(out));
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
-	evbuffer_add(buf, s, len);
-	evbuffer_add(buf, "\n", 1);
+	free(s);
 	gw_metric_response(status);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "application/json");
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Cache-Control", "no-store");
-	evhttp_send_reply(req, status, NULL, buf);
-	evbuffer_free(buf);
-	free(s);
+	/* NULL: the request's own output buffer, filled above */
+	evhttp_send_reply(req, status, NULL, NULL);
 }
 
 void
@@ -395,8 +402,8 @@ http_cb(struct evhttp_request *req, void *arg)
 		else
 			reply_method(req, "GET, HEAD, DELETE, PATCH");
 	} else
-		gw_reply_simple(req, 404, "not_found", "There is nothing at this path; the API "
-		    "is under /v1/calls.");
+		gw_reply_simple(req, 404, "not_found", "There is nothing at "
+		    "this path; the API is under /v1/calls.");
 }
 
 /* Splits "host:port" or "[v6]:port". */
