@@ -25,6 +25,9 @@ struct rq_evout {
 	struct pending	*head, *tail;	/* least recently sent first */
 	size_t		 npending;
 	struct pending	*bucket[EVOUT_BUCKETS];
+	uint64_t	 round_ms;	/* first resend with no ack since, or 0 */
+	uint64_t	 probe_ms;	/* last probe, while accounting is silent */
+	int		 silent;	/* as last logged */
 };
 
 static struct pending **
@@ -190,6 +193,13 @@ rq_evout_process(struct rq_evout *eo)
 			rq_msg_clear(&m);
 			continue;
 		}
+		/* Any ack shows accounting is there: resend in full again. */
+		eo->round_ms = 0;
+		if (eo->silent) {
+			log_info("evout: accounting answers again; %zu events "
+			    "to send again", eo->npending);
+			eo->silent = 0;
+		}
 		p = *pending_bucket(eo, m.call_id, m.attempt, m.status);
 		for (; p != NULL; p = p->hnext)
 			if (p->ev.attempt == m.attempt &&
@@ -207,21 +217,41 @@ rq_evout_tick(struct rq_evout *eo)
 {
 	uint64_t now = rq_mono_ms();
 	struct pending *p;
-	int resent = 0;
+	int resent = 0, limit = RQ_EVOUT_RESEND_BURST;
 
 	rq_evout_process(eo);
+	if (eo->head == NULL || now - eo->head->sent_ms < RQ_EVOUT_RESEND_MS)
+		return;
+	/* Resent for a whole interval and not one ack back: accounting is
+	 * away.  Resending everything again and again would only burn CPU
+	 * beside the calls; one event per interval finds out when it is back. */
+	if (eo->round_ms != 0 && now - eo->round_ms >= RQ_EVOUT_RESEND_MS) {
+		if (!eo->silent) {
+			log_warnx("evout: accounting has not answered for %llu "
+			    "ms; %zu events kept, one sent again a second "
+			    "until it does", (unsigned long long)(now -
+			    eo->round_ms), eo->npending);
+			eo->silent = 1;
+		}
+		if (now - eo->probe_ms < RQ_EVOUT_RESEND_MS)
+			return;
+		eo->probe_ms = now;
+		limit = 1;
+	}
 	/* In sent_ms order: stop at the first one not due.  A resent event
 	 * moves to the tail, where the loop meets it again as not due. */
 	while ((p = eo->head) != NULL && now - p->sent_ms >=
 	    RQ_EVOUT_RESEND_MS) {
 		/* Bound the burst so a long outage does not stall the loop. */
-		if (resent++ >= 1000)
+		if (resent++ >= limit)
 			break;
 		p->sent_ms = now;
 		rq_bus_send(eo->sock, NULL, 0, &p->ev);
 		pending_remove(eo, p);
 		pending_append(eo, p);
 	}
+	if (eo->round_ms == 0)
+		eo->round_ms = now;
 	rq_evout_process(eo);
 }
 

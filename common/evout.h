@@ -1,8 +1,11 @@
 /* The event outbox: how a daemon reports call status changes to accounting
  * at least once.  Each EVENT is sent on a DEALER socket and kept until
  * accounting answers EVENT_ACK for its (call_id, attempt, status); unacked
- * events are sent again every RQ_EVOUT_RESEND_MS.  Accounting stores each
- * (call_id, attempt, status) once, so a resent event is harmless.
+ * events are sent again every RQ_EVOUT_RESEND_MS, up to
+ * RQ_EVOUT_RESEND_BURST per tick.  When a whole interval of resending
+ * brought no ack back, accounting is away: then one event per interval goes
+ * as a probe, and its ack restarts the full resends.  Accounting stores
+ * each (call_id, attempt, status) once, so a resent event is harmless.
  *
  * Loop-agnostic: watch rq_evout_fd() for reading (ZeroMQ's edge-triggered
  * fd), call rq_evout_process() when it fires and rq_evout_tick() now and
@@ -16,6 +19,7 @@
 #include "msg.h"
 
 #define RQ_EVOUT_RESEND_MS	1000
+#define RQ_EVOUT_RESEND_BURST	1000
 #define RQ_EVOUT_MAX_PENDING	200000
 
 struct rq_evout;

@@ -65,6 +65,10 @@
 /* Pub/sub channel: published (any message) when ids were added to
  * rq:ready, so idle dispatchers take them at once instead of polling. */
 #define RQ_CHANNEL_WAKE		"rq:wake"
+/* Pub/sub channel: published (the call id) when the gateway queued a job
+ * that is due at once, so the schedulers release it now instead of at
+ * their next tick. */
+#define RQ_CHANNEL_DUE		"rq:due"
 
 /* Intake (gateway): the policy engine, do-not-call lists, e-mail. */
 #define RQ_KEY_DNC_TENANT	"rq:dnc:tenant:"	/* SET <tenant>: E.164 */

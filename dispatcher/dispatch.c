@@ -78,7 +78,8 @@ disp_init(struct disp *d, const struct rq_config *cfg, void *router)
 	d->router = router;
 	rq_redis_init(&d->redis, cfg->redis_host, cfg->redis_port, scripts,
 	    sizeof(scripts) / sizeof(*scripts));
-	disp_wake_init(&d->wake, cfg->redis_host, cfg->redis_port);
+	rq_sub_init(&d->wake, cfg->redis_host, cfg->redis_port,
+	    RQ_CHANNEL_WAKE);
 	disp_tels_init(&d->tels, (uint64_t)cfg->heartbeat_timeout_ms);
 	TAILQ_INIT(&d->jobs);
 	m_latency = rq_histogram("ringq_dispatch_latency_seconds", "",
@@ -130,7 +131,7 @@ disp_free(struct disp *d)
 		job_free(j);
 	}
 	disp_tels_free(&d->tels);
-	disp_wake_close(&d->wake);
+	rq_sub_close(&d->wake);
 	rq_redis_close(&d->redis);
 }
 

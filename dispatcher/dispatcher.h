@@ -1,7 +1,6 @@
 /* ringq-dispatcher's private header: the telserver table, the choice of a
- * telserver (select.c), the job leases in Redis (jobs.c), the rq:wake
- * subscription (wake.c) and the message handling that ties them together
- * (dispatch.c). */
+ * telserver (select.c), the job leases in Redis (jobs.c) and the message
+ * handling that ties them together, woken by rq:wake (dispatch.c). */
 #ifndef DISPATCHER_H
 #define DISPATCHER_H
 
@@ -18,6 +17,7 @@
 #include "msg.h"
 
 #include "redis_sync.h"
+#include "sub.h"
 
 /* select.c: the choice of a telserver, pure so it can be benchmarked. */
 struct disp_cand {
@@ -160,26 +160,6 @@ int	disp_job_drop(struct rq_redis *r, const char *id, uint64_t attempt,
 int	disp_job_requeue(struct rq_redis *r, const char *id,
 	    uint64_t attempt, int giveback);
 
-/* wake.c: a second Redis connection SUBSCRIBEd to rq:wake, so that an idle
- * dispatcher takes new ready jobs at once rather than at its next poll. */
-struct disp_wake {
-	redisContext	*c;
-	char		 host[RQ_ADDR_MAX];
-	int		 port;
-	uint64_t	 next_try_ms;	/* monotonic */
-	int		 down_logged;
-};
-
-void	disp_wake_init(struct disp_wake *w, const char *host, int port);
-void	disp_wake_close(struct disp_wake *w);
-/* The socket to poll for input, connecting and subscribing when it is
- * time to try; -1 while down.  *fresh is set to 1 after a (re)subscription
- * (messages may have been missed: take now). */
-int	disp_wake_fd(struct disp_wake *w, int *fresh);
-/* Reads what the socket holds.  Returns 1 when a message came (take now),
- * 0 when none, -1 when the connection was lost (it is retried). */
-int	disp_wake_read(struct disp_wake *w);
-
 /* dispatch.c: the dispatcher's state and its reactions. */
 #define DISP_SAFETY_POLL_MS	500	/* takes at least this often when idle */
 
@@ -187,7 +167,7 @@ struct disp {
 	const struct rq_config	*cfg;
 	void			*router;
 	struct rq_redis		 redis;
-	struct disp_wake	 wake;
+	struct rq_sub		 wake;		/* rq:wake */
 	struct disp_tels	 tels;
 	struct disp_jobq	 jobs;		/* sent, waiting for an ack */
 	size_t			 njobs;
@@ -207,7 +187,7 @@ void	disp_read(struct disp *d);
 /* Ack timeouts and liveness; call every loop. */
 void	disp_tick(struct disp *d);
 /* Takes and sends jobs while a telserver has room: at once when rq:ready
- * held jobs last time or a wake-up came (disp_wake_read), else every
+ * held jobs last time or a wake-up came (rq:wake), else every
  * DISP_SAFETY_POLL_MS. */
 void	disp_fill(struct disp *d);
 /* At SIGTERM: waits up to wait_ms for acks, then requeues what is left. */

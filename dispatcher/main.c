@@ -52,7 +52,7 @@ main(int argc, char *argv[])
 		};
 
 		/* A (re)subscription may have missed messages: take now. */
-		if ((wfd = disp_wake_fd(&d.wake, &fresh)) != -1 && fresh)
+		if ((wfd = rq_sub_fd(&d.wake, &fresh)) != -1 && fresh)
 			d.idle = 0;
 		pi[1].fd = wfd;
 		np = wfd == -1 ? 1 : 2;
@@ -61,7 +61,7 @@ main(int argc, char *argv[])
 		if (pi[0].revents & ZMQ_POLLIN)
 			disp_read(&d);
 		if (np == 2 && (pi[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) &&
-		    disp_wake_read(&d.wake) == 1)
+		    rq_sub_read(&d.wake) == 1)
 			d.idle = 0;
 		disp_tick(&d);
 		disp_fill(&d);

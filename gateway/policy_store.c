@@ -36,7 +36,9 @@
  * what emit() would set: emit() then only appends the event and its
  * timeline entry, sparing Redis four commands per request), the tenant's
  * list, EVENT queued in rq:events (the outbox accounting reads) and its
- * place in rq:delayed, then the slots it takes (the
+ * place in rq:delayed (a job due at once is announced on rq:due, so a
+ * scheduler releases it without waiting for its tick), then the slots it
+ * takes (the
  * active set, the rate counters) and last the idempotency key.  Redis does
  * not roll a script back: a write that fails (a key of the wrong type, an
  * operator's mistake) leaves the ones before it.  The keys the slots use
@@ -109,6 +111,8 @@ static const char create_lua[] =
 	"emit(KEYS[7], { call_id = ARGV[5], attempt = 0, status = 'queued',"
 	" ts_ms = tonumber(ARGV[11]), tenant = ARGV[12], to = ARGV[13] })\n"
 	"redis.call('ZADD', KEYS[9], ARGV[10], ARGV[5])\n"
+"if due <= ms then\n"
+	"  redis.call('PUBLISH', '" RQ_CHANNEL_DUE "', ARGV[5]) end\n"
 	"if maxc > 0 then\n"
 	"  redis.call('ZADD', KEYS[6], string.format('%d', due), ARGV[5])"
 	" end\n"

@@ -1,6 +1,7 @@
-/* ringq-scheduler: every tick (or at the next due time, when sooner),
- * moves due jobs and expired dispatch leases to rq:ready (release.c);
- * about once a second ends the calls of telservers that died (nodes.c). */
+/* ringq-scheduler: every tick (or at the next due time, when sooner, or
+ * at once when the gateway announces a job due now on rq:due), moves due
+ * jobs and expired dispatch leases to rq:ready (release.c); about once a
+ * second ends the calls of telservers that died (nodes.c). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,14 +9,17 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "keys.h"
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
 #include "scheduler.h"
+#include "sub.h"
 #include "util.h"
 
 #define SCHED_SWEEP_MS	1000
+#define SCHED_DUE_GAP_MS	2	/* between runs that rq:due asks for */
 
 /* docs/metrics.md */
 static struct rq_metric	*m_released, *m_dropped, *m_expired, *m_reclaimed,
@@ -50,9 +54,12 @@ main(int argc, char *argv[])
 	struct sched_nodes dead = { 0 };
 	struct sched_stats st;
 	struct rq_metrics_server *ms;
-	uint64_t next_tick, next_sweep, now, wall, next_due;
+	struct rq_sub due;
+	struct pollfd pfd;
+	uint64_t next_tick, next_sweep, now, wall, next_due, last_run = 0;
+	uint64_t soon;
 	long timeout;
-	int full = 0, rc;
+	int full = 0, fresh, rc;
 
 	rq_daemon_start(argc, argv, "ringq-scheduler", &cfg);
 	rq_redis_set_password(cfg.redis_password);
@@ -60,6 +67,7 @@ main(int argc, char *argv[])
 		fatalx("cannot write the PID file in %s", cfg.run_dir);
 	rq_redis_init(&redis, cfg.redis_host, cfg.redis_port, scripts,
 	    sizeof(scripts) / sizeof(*scripts));
+	rq_sub_init(&due, cfg.redis_host, cfg.redis_port, RQ_CHANNEL_DUE);
 	metrics_register();
 	ms = rq_metrics_start(cfg.sched_metrics_listen);
 	log_info("started: tick %d ms, batch %d", cfg.sched_tick_ms,
@@ -72,6 +80,7 @@ main(int argc, char *argv[])
 			/* From now on every run: next_tick is never left in
 			 * the past (a full batch runs again at once anyway). */
 			next_tick = now + (uint64_t)cfg.sched_tick_ms;
+			last_run = now;
 			full = 0;
 			memset(&st, 0, sizeof(st));
 			if (rq_redis_ready(&redis) == -1 ||
@@ -122,13 +131,27 @@ main(int argc, char *argv[])
 				timeout = next_sweep > now ?
 				    (long)(next_sweep - now) : 0;
 		}
-		if (timeout > 0)
-			poll(NULL, 0, (int)timeout);
+		/* A (re)subscription may have missed messages: release now. */
+		if ((pfd.fd = rq_sub_fd(&due, &fresh)) != -1 && fresh)
+			timeout = 0;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if ((timeout > 0 && poll(&pfd, pfd.fd == -1 ? 0 : 1,
+		    (int)timeout) > 0 && rq_sub_read(&due) == 1) ||
+		    (timeout == 0 && fresh)) {
+			/* Soon, not at once: announcements that come close
+			 * together share a run, which costs Redis less than
+			 * a run each and delays none by more than the gap. */
+			soon = last_run + SCHED_DUE_GAP_MS;
+			if (soon < next_tick)
+				next_tick = soon;
+		}
 	}
 
 	log_info("stopping");
 	rq_daemon_stopping();
 	rq_metrics_stop(ms);
+	rq_sub_close(&due);
 	rq_redis_close(&redis);
 	sched_nodes_free(&dead);
 	rq_pidfile_remove(cfg.run_dir, "ringq-scheduler");

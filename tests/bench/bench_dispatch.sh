@@ -10,7 +10,9 @@
 # Environment: RQ_BUILD, RQ_BENCH_JOBS (20000 per throughput run),
 # RQ_BENCH_RUNS (3: the best run of each counts), RQ_BENCH_CONCURRENCY
 # (BullMQ concurrencies tried: "1 10 50 100 200 400"), RQ_BENCH_LAT_SECONDS
-# (10), RQ_BENCH_FSYNC (everysec), RQ_BENCH_TELSERVERS (2), RQ_KEEP=1.
+# (10), RQ_BENCH_FSYNC (everysec), RQ_BENCH_TELSERVERS (2),
+# RQ_BENCH_ACCOUNTING (0; 1 runs accounting and PostgreSQL beside ringq, as
+# in production: it is off the measured path, but takes CPU), RQ_KEEP=1.
 # Needs node (>= 18) and npm: BullMQ and ioredis are installed into
 # tests/bench/bullmq/node_modules at the first run (npm install).
 set -euo pipefail
@@ -74,6 +76,8 @@ IOREDIS_VERSION=$(jq -r .version "$BQ/node_modules/ioredis/package.json")
 # --- Redis and ringq -----------------------------------------------------------
 rq_need ss
 rq_start_redis --appendonly yes --appendfsync "$FSYNC"
+ACCOUNTING=${RQ_BENCH_ACCOUNTING:-0}
+[ "$ACCOUNTING" = 1 ] && rq_start_pg
 REDIS_VERSION=$(rq_redis INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
 
 # Dry-run telservers (claim, JOB_ACK, finish as completed; no SIP), with
@@ -91,6 +95,7 @@ TO=sip:bench@127.0.0.1:5060
 
 start_ringq() {
 	local i conf
+	[ "$ACCOUNTING" = 1 ] && rq_start_daemon accounting
 	rq_start_daemon scheduler
 	rq_start_daemon dispatcher
 	for ((i = 1; i <= NTEL; i++)); do
@@ -116,6 +121,8 @@ stop_ringq() {
 	done
 	rq_stop_daemon dispatcher
 	rq_stop_daemon scheduler
+	[ "$ACCOUNTING" = 1 ] && rq_stop_daemon accounting
+	return 0
 }
 
 # cpu_ticks NAME...: "name=ticks" (user + system) of processes started here.
@@ -142,6 +149,7 @@ cpu_used() {
 }
 
 PROCS=(redis scheduler dispatcher)
+[ "$ACCOUNTING" = 1 ] && PROCS+=(accounting)
 for ((i = 1; i <= NTEL; i++)); do
 	PROCS+=("telserver-$i")
 done
@@ -239,7 +247,7 @@ printf '%-44s %10s %9s %9s %9s\n' \
 
 cat <<EOF
 
-ringq best:  $best_rq jobs/s (scheduler, dispatcher, $NTEL dry-run telservers; other events: $other)
+ringq best:  $best_rq jobs/s (scheduler, dispatcher, $NTEL dry-run telservers$([ "$ACCOUNTING" = 1 ] && echo ", accounting"); other events: $other)
   CPU of one core during that run: $best_rq_cpu
   Redis commands per ringq job (calls, usec of Redis CPU; commands run by scripts count in both):
 $(sed 's/^/    /' <<<"$RQ_TOP")

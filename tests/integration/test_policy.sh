@@ -2,7 +2,8 @@
 # The policy engine through the real gateway: invalid and premium
 # destinations, allowed prefixes, do-not-call (tenant list over HTTP, a
 # customer's opt-out, a 10,000-line import with ringq-dnc), calling hours
-# deferred to the callee's local time, a rate limit, a concurrency limit and
+# deferred to the callee's local time (a call due now is announced to the
+# schedulers, a deferred one is not), a rate limit, a concurrency limit and
 # Idempotency-Key.  Refused requests must leave no job.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
@@ -151,8 +152,14 @@ grep -q "line 10002" "$T/dnc.err" || rq_fail "bad line not reported"
 [ "$(rq_redis scard rq:dnc:tenant:demo)" = 10000 ] ||
     rq_fail "import: $(rq_redis scard rq:dnc:tenant:demo) numbers"
 cat "$T/dnc.out"
+# (a call due now is announced on rq:due for the schedulers; one deferred
+# by the policy below is not)
+redis-cli -p "$REDIS_PORT" SUBSCRIBE rq:due > "$T/due.out" &
+DUE_SUB=$!
+sleep 0.3
 body=$(post "$RQ_KEY" +15552007777 ""); expect 403 do_not_call "$body"
 body=$(post "$RQ_KEY" +15552017777 ""); expect 202 "" "$body"
+due_id=$(jq -r .id <<<"$body")
 echo "ok: ringq-dnc imported 10,000 numbers"
 
 # --- calling hours: deferred to the next local opening -------------------
@@ -168,6 +175,10 @@ got=$(date -d "$(jq -r .not_before <<<"$body")" +%s)
 id=$(jq -r .id <<<"$body")
 [ "$(rq_redis hget "rq:job:$id" policy)" = defer:calling_hours ] || rq_fail "job policy"
 [ "$(rq_redis zscore rq:delayed "$id")" = "${exp}000" ] || rq_fail "rq:delayed score"
+kill "$DUE_SUB"
+wait "$DUE_SUB" 2>/dev/null || true
+grep -qx "$due_id" "$T/due.out" || rq_fail "the call due now was not announced on rq:due"
+! grep -qx "$id" "$T/due.out" || rq_fail "a deferred call was announced on rq:due"
 view=$(RQ_KEY=$HOURS_KEY rq_api GET "/v1/calls/$id")
 [ "$(jq -r .policy.decision <<<"$view")" = defer ] || rq_fail "GET: $view"
 # the same wall-clock window in Tokyo is another instant

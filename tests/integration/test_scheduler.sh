@@ -4,7 +4,8 @@
 # batches run again at once, an expired lease goes back to rq:ready with
 # its attempt given back, each released job that was never dispatched is
 # recorded once as scheduled in rq:events, a due job past its not_after
-# ends as expired, releases publish rq:wake, a dead telserver's claimed
+# ends as expired, a job announced on rq:due is released at once, releases
+# publish rq:wake, a dead telserver's claimed
 # attempts end as interrupted, and two schedulers never release a job
 # twice.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
@@ -125,6 +126,24 @@ got=$(now_ms)
 (( got - t1 < 10000 )) || rq_fail "300 jobs took $((got - t1)) ms to release"
 echo "300 jobs released $((got - t1)) ms after their time"
 
+# 3b. A job due now that the gateway announces on rq:due is released at
+# once, not at the next 1 s tick: five in a row, each within 300 ms (by
+# the tick alone, all five would have a chance of 0.3^5).
+for i in 60 61 62 63 64; do
+	sleep 0.$((RANDOM % 10))
+	t=$(now_ms)
+	job_add "$(cid "$i")" 5 "$t"
+	rq_redis PUBLISH rq:due "$(cid "$i")" >/dev/null
+	while ! in_ready "$(cid "$i")"; do
+		(( $(now_ms) - t < 3000 )) || rq_fail "$(cid "$i") never released"
+		sleep 0.01
+	done
+	got=$(now_ms)
+	(( got - t < 300 )) ||
+		rq_fail "a job announced on rq:due took $((got - t)) ms to release"
+done
+echo "jobs announced on rq:due released at once (last: $((got - t)) ms)"
+
 # 4. An expired lease goes back to rq:ready with its due-time score and its
 # attempt given back (never claimed, now it never can be); no event.
 rq_redis DEL rq:ready >/dev/null
@@ -148,7 +167,7 @@ sleep 0.3
 # vanished job were not.
 events > "$T/events"
 n=$(grep -c ' 0 scheduled - demo +15551234567$' "$T/events" || true)
-[ "$n" = 307 ] || rq_fail "$n scheduled events, want 307"
+[ "$n" = 312 ] || rq_fail "$n scheduled events, want 312 (6 + 1 + 300 + 5)"
 [ "$(cut -d' ' -f1,3 "$T/events" | sort | uniq -d)" = "" ] ||
 	rq_fail "an event was recorded twice"
 grep -q "^$(cid 7) " "$T/events" && rq_fail "a reclaimed lease was reported"

@@ -1,6 +1,7 @@
 /* The event outbox against an in-process ROUTER standing in for
  * accounting: every event arrives, an ack removes exactly its event in any
- * order, and what is not acknowledged is sent again. */
+ * order, what is not acknowledged is sent again, and while accounting
+ * answers nothing only a probe goes, until its ack restarts the resends. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -111,6 +112,71 @@ test_acks_and_resends(void **state)
 	rq_evout_free(eo, 0);
 }
 
+/* Accounting away (nothing acked): one full resend, then one probe per
+ * interval; the probe's ack brings back the full resends. */
+static void
+test_probes_while_silent(void **state)
+{
+	struct rq_evout *eo;
+	struct rq_msg ev, m;
+	char peer[RQ_BUS_ID_MAX], probe[RQ_ID_LEN + 1];
+	size_t peerlen = 0;
+	uint64_t until;
+	int i, rc, got;
+
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
+	for (i = 0; i < 50; i++) {
+		assert_int_equal(rq_call_id_new(ids[i]), 0);
+		rq_msg_init(&ev, RQ_MSG_EVENT);
+		rq_msg_set(&ev, call_id, ids[i]);
+		rq_msg_set(&ev, attempt, 1);
+		rq_msg_set(&ev, status, "answered");
+		assert_int_equal(rq_evout_emit(eo, &ev), 0);
+	}
+	assert_int_equal(recv_events(peer, &peerlen, 50, 5000), 50);
+
+	/* First interval without acks: everything goes again. */
+	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 50, 2000), 50);
+
+	/* Still nothing acked a whole interval later: one probe per interval,
+	 * however often the loop ticks. */
+	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
+	for (i = 0; i < 5; i++) {
+		rq_evout_tick(eo);
+		usleep(20000);
+	}
+	probe[0] = '\0';
+	got = 0;
+	until = rq_mono_ms() + 300;
+	while (rq_mono_ms() < until) {
+		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
+
+		zmq_poll(&pi, 1, 50);
+		while ((rc = rq_bus_recv(router, peer, &peerlen, &m)) != 0) {
+			if (rc != 1)
+				continue;
+			snprintf(probe, sizeof(probe), "%s", m.call_id);
+			got++;
+			rq_msg_clear(&m);
+		}
+	}
+	assert_int_equal(got, 1);
+	assert_int_equal(rq_evout_pending(eo), 50);
+
+	/* The probe's ack: the other 49 go again at the next tick. */
+	ack(peer, peerlen, probe, 1, "answered");
+	wait_pending(eo, 49);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 49, 2000), 49);
+	for (i = 0; i < 50; i++)
+		if (strcmp(ids[i], probe) != 0)
+			ack(peer, peerlen, ids[i], 1, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
+}
+
 static void
 test_refuses_incomplete_events(void **state)
 {
@@ -131,6 +197,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_acks_and_resends),
+		cmocka_unit_test(test_probes_while_silent),
 		cmocka_unit_test(test_refuses_incomplete_events),
 	};
 	int rc;

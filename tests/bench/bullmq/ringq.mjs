@@ -2,7 +2,8 @@
 // the same Redis client (ioredis) BullMQ uses, so both sides enqueue alike.
 // Jobs are written straight into Redis as the gateway's create script
 // writes them (rq:job hash, rq:calls:<tenant>, the `queued` event in
-// rq:events, last rq:delayed at now); the scheduler releases them, a
+// rq:events, last rq:delayed at now and the announcement on rq:due); the
+// scheduler releases them, a
 // dispatcher sends them, dry-run telservers claim (event `dispatched`,
 // then JOB_ACK) and finish them.  Times come from the events' ts_ms, which
 // the Lua scripts take from Redis's clock (TIME), so every figure is on one
@@ -39,6 +40,7 @@ redis.call('ZADD', KEYS[2], now, id)
 redis.call('XADD', KEYS[4], '*', 'call_id', id, 'attempt', '0',
     'status', 'queued', 'ts_ms', now, 'tenant', ARGV[2], 'to', ARGV[3])
 redis.call('ZADD', KEYS[3], now, id)
+redis.call('PUBLISH', 'rq:due', id)
 return now
 `;
 
@@ -71,44 +73,54 @@ async function redisNow(r) {
 	return Number(s) * 1000 + Math.floor(Number(us) / 1000);
 }
 
-// The last id in rq:events now ("0-0" when empty): follow() starts after it.
-async function streamTail(r) {
-	const last = await r.xrevrange('rq:events', '+', '-', 'COUNT', 1);
-	return last.length ? last[0][0] : '0-0';
+// A consumer group of the bench's own on rq:events, from its current end,
+// made before the first write (NOACK reads leave nothing pending):
+// accounting trims the entries it has stored, but never the entries a
+// group has yet to read, so the bench can run beside accounting.
+async function openGroup(r) {
+	const group = `bench-${process.pid}`;
+	await r.xgroup('CREATE', 'rq:events', group, '$', 'MKSTREAM');
+	return group;
 }
 
-// follow: reads rq:events after `from` until every id of `ids` has a
-// `dispatched` event (or `secs` pass); returns Map id -> {queued,
-// scheduled, dispatched} (ts_ms), and the other statuses seen.
-async function follow(r, from, ids, secs) {
+// follow: reads rq:events through `group` until every id of `ids` has a
+// `dispatched` event (or `secs` pass), then drops the group; returns Map
+// id -> {queued, scheduled, dispatched} (ts_ms), and the other statuses
+// seen.
+async function follow(r, group, ids, secs) {
 	const seen = new Map();
 	const other = {};
-	let left = ids.size, last = from;
+	let left = ids.size;
 	const end = Date.now() + secs * 1000;
-	while (left > 0 && Date.now() < end) {
-		const res = await r.xread('COUNT', 10000, 'BLOCK', 500,
-		    'STREAMS', 'rq:events', last);
-		if (!res)
-			continue;
-		for (const [id, flat] of res[0][1]) {
-			last = id;
-			const f = {};
-			for (let i = 0; i < flat.length; i += 2)
-				f[flat[i]] = flat[i + 1];
-			if (!ids.has(f.call_id))
+	try {
+		while (left > 0 && Date.now() < end) {
+			const res = await r.xreadgroup('GROUP', group, 'bench',
+			    'COUNT', 10000, 'BLOCK', 500, 'NOACK',
+			    'STREAMS', 'rq:events', '>');
+			if (!res)
 				continue;
-			let e = seen.get(f.call_id);
-			if (!e)
-				seen.set(f.call_id, e = {});
-			if (f.status in e)
-				continue;
-			e[f.status] = Number(f.ts_ms);
-			if (f.status === 'dispatched')
-				left--;
-			else if (!['queued', 'scheduled', 'completed'].includes(
-			    f.status))
-				other[f.status] = (other[f.status] || 0) + 1;
+			for (const [, flat] of res[0][1]) {
+				const f = {};
+				for (let i = 0; i < flat.length; i += 2)
+					f[flat[i]] = flat[i + 1];
+				if (!ids.has(f.call_id))
+					continue;
+				let e = seen.get(f.call_id);
+				if (!e)
+					seen.set(f.call_id, e = {});
+				if (f.status in e)
+					continue;
+				e[f.status] = Number(f.ts_ms);
+				if (f.status === 'dispatched')
+					left--;
+				else if (!['queued', 'scheduled',
+				    'completed'].includes(f.status))
+					other[f.status] =
+					    (other[f.status] || 0) + 1;
+			}
 		}
+	} finally {
+		await r.xgroup('DESTROY', 'rq:events', group);
 	}
 	return { seen, left, other };
 }
@@ -122,7 +134,7 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 	jobs = Number(jobs);
 	batch = Number(batch);
 	const r = client(port), rd = client(port);
-	const from = await streamTail(r);
+	const group = await openGroup(r);
 	const ids = new Set();
 	const t0 = await redisNow(r);
 	// The events are read after the writes: their ts_ms, not when they
@@ -142,7 +154,7 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 				throw err;
 	}
 	const added = await redisNow(r);
-	const { seen, left, other } = await follow(rd, from, ids, 300);
+	const { seen, left, other } = await follow(rd, group, ids, 300);
 	let lastDisp = 0;
 	for (const e of seen.values())
 		if (e.dispatched > lastDisp)
@@ -162,7 +174,7 @@ async function latency(port, rate, seconds, tenant, to) {
 	seconds = Number(seconds);
 	const jobs = Math.round(rate * seconds);
 	const r = client(port), rd = client(port);
-	const from = await streamTail(r);
+	const group = await openGroup(r);
 	const ids = new Set();
 	const t0 = Date.now();
 	let sent = 0;
@@ -184,7 +196,7 @@ async function latency(port, rate, seconds, tenant, to) {
 	});
 	await Promise.all(pending);
 	const sentMs = Date.now() - t0;
-	const { seen, left, other } = await follow(rd, from, ids, 120);
+	const { seen, left, other } = await follow(rd, group, ids, 120);
 	const disp = [], enq = [];
 	for (const e of seen.values()) {
 		if (e.dispatched === undefined)

@@ -1,29 +1,27 @@
-/* The rq:wake subscription: a second Redis connection (a subscribed one can
- * run nothing else) whose socket sits in the dispatcher's zmq_poll set, so
- * that jobs put in rq:ready are taken at once.  Lost messages only cost the
- * safety poll's delay (DISP_SAFETY_POLL_MS). */
+/* A Redis pub/sub subscription (see sub.h). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 
-#include "dispatcher.h"
-#include "keys.h"
 #include "log.h"
 #include "redis_sync.h"
+#include "sub.h"
 #include "util.h"
 
-#define DISP_WAKE_RETRY_MS	1000
+#define RQ_SUB_RETRY_MS	1000
 
 void
-disp_wake_init(struct disp_wake *w, const char *host, int port)
+rq_sub_init(struct rq_sub *w, const char *host, int port,
+    const char *channel)
 {
 	memset(w, 0, sizeof(*w));
 	snprintf(w->host, sizeof(w->host), "%s", host);
 	w->port = port;
+	snprintf(w->channel, sizeof(w->channel), "%s", channel);
 }
 
 void
-disp_wake_close(struct disp_wake *w)
+rq_sub_close(struct rq_sub *w)
 {
 	if (w->c != NULL)
 		redisFree(w->c);
@@ -31,19 +29,19 @@ disp_wake_close(struct disp_wake *w)
 }
 
 static void
-wake_lost(struct disp_wake *w, const char *what)
+sub_lost(struct rq_sub *w, const char *what)
 {
 	if (!w->down_logged)
-		log_warnx("redis %s:%d: rq:wake subscription: %s: %s", w->host,
-		    w->port, what, w->c != NULL && w->c->errstr[0] ?
+		log_warnx("redis %s:%d: %s subscription: %s: %s", w->host,
+		    w->port, w->channel, what, w->c != NULL && w->c->errstr[0] ?
 		    w->c->errstr : "connection lost");
 	w->down_logged = 1;
-	disp_wake_close(w);
-	w->next_try_ms = rq_mono_ms() + DISP_WAKE_RETRY_MS;
+	rq_sub_close(w);
+	w->next_try_ms = rq_mono_ms() + RQ_SUB_RETRY_MS;
 }
 
 int
-disp_wake_fd(struct disp_wake *w, int *fresh)
+rq_sub_fd(struct rq_sub *w, int *fresh)
 {
 	struct timeval tv = { 1, 0 };
 	redisReply *rep;
@@ -54,38 +52,38 @@ disp_wake_fd(struct disp_wake *w, int *fresh)
 		return w->c->fd;
 	if (rq_mono_ms() < w->next_try_ms)
 		return -1;
-	w->next_try_ms = rq_mono_ms() + DISP_WAKE_RETRY_MS;
+	w->next_try_ms = rq_mono_ms() + RQ_SUB_RETRY_MS;
 	w->c = rq_redis_connect(w->host, w->port, tv);
 	if (w->c == NULL || w->c->err) {
-		wake_lost(w, "connect");
+		sub_lost(w, "connect");
 		return -1;
 	}
 	redisSetTimeout(w->c, tv);
 	if (rq_redis_auth(w->c, err, sizeof(err)) == -1) {
-		wake_lost(w, err);
+		sub_lost(w, err);
 		return -1;
 	}
-	rep = redisCommand(w->c, "SUBSCRIBE %s", RQ_CHANNEL_WAKE);
+	rep = redisCommand(w->c, "SUBSCRIBE %s", w->channel);
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
 		if (rq_redis_noauth(rep, err, sizeof(err)))
-			wake_lost(w, err);
+			sub_lost(w, err);
 		else
-			wake_lost(w, "SUBSCRIBE");
+			sub_lost(w, "SUBSCRIBE");
 		if (rep != NULL)
 			freeReplyObject(rep);
 		return -1;
 	}
 	freeReplyObject(rep);
 	if (w->down_logged)
-		log_info("redis %s:%d: rq:wake subscription back", w->host,
-		    w->port);
+		log_info("redis %s:%d: %s subscription back", w->host,
+		    w->port, w->channel);
 	w->down_logged = 0;
 	*fresh = 1;
 	return w->c->fd;
 }
 
 int
-disp_wake_read(struct disp_wake *w)
+rq_sub_read(struct rq_sub *w)
 {
 	void *rep;
 	int got = 0;
@@ -95,18 +93,18 @@ disp_wake_read(struct disp_wake *w)
 	/* Called when poll says the socket is readable: this read does not
 	 * block, and EOF or an error means the connection is gone. */
 	if (redisBufferRead(w->c) != REDIS_OK) {
-		wake_lost(w, "read");
+		sub_lost(w, "read");
 		return -1;
 	}
 	for (;;) {
 		rep = NULL;
 		if (redisGetReplyFromReader(w->c, &rep) != REDIS_OK) {
-			wake_lost(w, "protocol error");
+			sub_lost(w, "protocol error");
 			return -1;
 		}
 		if (rep == NULL)
 			break;
-		/* Any message on the channel means "take now". */
+		/* Any message on the channel means "act now". */
 		got = 1;
 		freeReplyObject(rep);
 	}
