@@ -135,7 +135,7 @@ rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
 rq_stop_daemon accounting
 rq_start_daemon accounting
 rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
-[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "4|4|1|4" ] ||
+[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "5|5|1|5" ] ||
     rq_fail "schema_migrations: $(rq_psql 'SELECT * FROM schema_migrations')"
 [ "$(log_count 'schema migration 1 applied')" = 1 ] ||
     rq_fail "migration 1 applied more than once"
@@ -554,6 +554,18 @@ xadd_file "$T/y1.jsonl"
 rq_wait_for 10 drained
 [ "$(rq_psql "SELECT status, status_rank FROM calls WHERE id = '$Y'")" = "retrying|21" ] ||
     rq_fail "retrying refused after migration 3"
+
+# --- deleting a call takes its events and attempts with it (migration 5) ----
+gone=$(rq_psql "SELECT call_id FROM attempts ORDER BY call_id LIMIT 1")
+[ -n "$gone" ] || rq_fail "no call with attempts to delete"
+[ "$(rq_psql "SELECT count(*) FROM call_events WHERE call_id = '$gone'")" -gt 0 ] ||
+    rq_fail "$gone has no events"
+rq_psql "DELETE FROM calls WHERE id = '$gone'" >/dev/null
+[ "$(rq_psql "SELECT (SELECT count(*) FROM call_events WHERE call_id = '$gone') +
+    (SELECT count(*) FROM attempts WHERE call_id = '$gone')")" = 0 ] ||
+    rq_fail "deleting call $gone left its events or attempts"
+echo "deleting a call deleted its events and attempts"
+
 rq_stop_daemon accounting
 rq_check_sanitizers
 echo "test_accounting: OK"
