@@ -302,6 +302,83 @@ test_create_get(void **state)
 	assert_int_equal(res.ntl, 0);
 }
 
+/* The create script writes the queued event and its timeline entry itself,
+ * for speed: they must be what emit() (common/keys.h) writes for the same
+ * job, with and without a callback_url. */
+static void
+test_create_writes_what_emit_would(void **state)
+{
+	/* the entry of an id in rq:events as "f=v ...", call_id left out,
+	 * then " | " and its timeline entry */
+	static const char show[] =
+	    "local out = {} "
+	    "for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do "
+	    "  local f = e[2] "
+	    "  local t, mine = {}, false "
+	    "  for i = 1, #f, 2 do "
+	    "    if f[i] == 'call_id' then mine = f[i + 1] == ARGV[1] "
+	    "    else t[#t + 1] = f[i] .. '=' .. f[i + 1] end "
+	    "  end "
+	    "  if mine then out[#out + 1] = table.concat(t, ' ') end "
+	    "end "
+	    "return table.concat(out, ';') .. ' | ' .. "
+	    "  (redis.call('HGET', KEYS[2] .. ARGV[1], '0:queued') or 'nil')";
+	/* a copy of job ARGV[1] as ARGV[2], and emit()'s queued event for it */
+	static const char copy_emit[] = RQ_LUA_EVENTS
+	    "local f = redis.call('HGETALL', KEYS[1] .. ARGV[1]) "
+	    "for i = 1, #f, 2 do if f[i] == 'id' then f[i + 1] = ARGV[2] end end "
+	    "redis.call('HSET', KEYS[1] .. ARGV[2], unpack(f)) "
+	    "local j = redis.call('HMGET', KEYS[1] .. ARGV[2], 'tenant', 'to', "
+	    "  'created_ms') "
+	    "emit(KEYS[1] .. ARGV[2], { call_id = ARGV[2], attempt = 0, "
+	    "  status = 'queued', ts_ms = tonumber(j[3]), tenant = j[1], "
+	    "  to = j[2] }) "
+	    "return 1";
+	struct gw_policy pol;
+	struct gw_call call;
+	struct rq_tenant t;
+	struct result res;
+	char gw[512];
+	int cb;
+
+	for (cb = 0; cb <= 1; cb++) {
+		const char *id = cb ? "c0000000000000000000e01" :
+		    "c0000000000000000000e00";
+		const char *copy = cb ? "c0000000000000000000e11" :
+		    "c0000000000000000000e10";
+
+		tenant_init(&t, "demo");
+		memset(&call, 0, sizeof(call));
+		call.to = "+15551234567";
+		call.say = "Hello";
+		call.priority = 5;
+		call.not_before_ms = 1700000000000ULL;
+		if (cb)
+			call.callback_url = "https://example.com/hook";
+		memset(&pol, 0, sizeof(pol));
+		memset(&res, 0, sizeof(res));
+		assert_int_equal(gw_policy_store_create(st, &t, &call, &pol, id,
+		    1700000000123ULL, created, &res), 0);
+		run_until(&res.done);
+		assert_int_equal(res.rc, 0);
+		snprintf(gw, sizeof(gw), "%s", testredis_str("EVAL %s 2 %s %s %s",
+		    show, RQ_KEY_EVENTS, RQ_KEY_TIMELINE, id));
+		assert_string_equal(gw, cb ?
+		    "attempt=0 status=queued ts_ms=1700000000123 tenant=demo "
+		    "to=+15551234567 " RQ_EVENT_MIRRORED "=1 "
+		    RQ_EVENT_CALLBACK "=1 | {\"status\":\"queued\","
+		    "\"attempt\":0,\"ts_ms\":1700000000123}" :
+		    "attempt=0 status=queued ts_ms=1700000000123 tenant=demo "
+		    "to=+15551234567 " RQ_EVENT_MIRRORED "=1 | "
+		    "{\"status\":\"queued\",\"attempt\":0,"
+		    "\"ts_ms\":1700000000123}");
+		assert_int_equal(testredis_num("EVAL %s 1 %s %s %s", copy_emit,
+		    RQ_KEY_JOB, id, copy), 1);
+		assert_string_equal(testredis_str("EVAL %s 2 %s %s %s", show,
+		    RQ_KEY_EVENTS, RQ_KEY_TIMELINE, copy), gw);
+	}
+}
+
 /* A write that fails inside Redis answers -1, does not release the job to
  * the scheduler, and leaves the shared connection usable (no transaction
  * left open for the next request to join). */
@@ -309,6 +386,7 @@ static void
 test_create_fails_cleanly(void **state)
 {
 	struct result res;
+	long long events = testredis_num("XLEN %s", RQ_KEY_EVENTS);
 
 	testredis_do("SET %sbroken x", RQ_KEY_TENANT_CALLS);
 	create("c0000000000000000000002", "broken", &res);
@@ -317,7 +395,7 @@ test_create_fails_cleanly(void **state)
 	assert_int_equal(testredis_num("ZSCORE %s c0000000000000000000002",
 	    RQ_KEY_DELAYED), -1);
 	/* no EVENT queued for the job that was refused */
-	assert_int_equal(testredis_num("XLEN %s", RQ_KEY_EVENTS), 1);
+	assert_int_equal(testredis_num("XLEN %s", RQ_KEY_EVENTS), events);
 
 	create("c0000000000000000000003", "demo", &res);
 	assert_int_equal(res.rc, 0);
@@ -583,6 +661,7 @@ main(void)
 	};
 	const struct CMUnitTest live[] = {
 		cmocka_unit_test(test_create_get),
+		cmocka_unit_test(test_create_writes_what_emit_would),
 		cmocka_unit_test(test_create_fails_cleanly),
 		cmocka_unit_test(test_noscript_fallback),
 		cmocka_unit_test(test_one_script),
