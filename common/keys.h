@@ -129,6 +129,10 @@
  * after.  The entry says what is left to accounting (RQ_EVENT_MIRRORED,
  * RQ_EVENT_CALLBACK): nothing in Redis but the status callback, when the
  * job has a callback_url.
+ * emit() runs for every event of every call, so it is written for Redis's
+ * Lua: the fields one by one rather than in a loop over a table, numbers
+ * formatted once per script run (str, now_text), since a string.format
+ * or a table costs thousands of instructions there.
  * j, when the caller has read the job already, is the job's fields
  * EMIT_FIELDS in that order (from(f, i): f's values from the i-th on, for
  * a caller that read its own fields and then EMIT_FIELDS) (so emit reads nothing itself: a script per
@@ -145,16 +149,17 @@
 "  end\n" \
 "  return now_cached\n" \
 "end\n" \
+"local now_str\n" \
+"local function now_text()\n" \
+"  if now_str == nil then now_str = string.format('%d', now_ms()) end\n" \
+"  return now_str\n" \
+"end\n" \
 "local ST = { queued = 0, scheduled = 1, dispatched = 2, ringing = 3,\n" \
 "  answered = 4, retrying = 5, completed = 6, failed = 7, canceled = 8,\n" \
 "  expired = 9 }\n" \
 "local function is_terminal(rank)\n" \
 "  return rank ~= nil and rank % 16 >= 6\n" \
 "end\n" \
-"local EVF = { 'tenant', 'to', 'reason', 'sip_code', 'node',\n" \
-"  'duration_ms', 'started_ms', 'answered_ms', 'detail' }\n" \
-"local TLF = { reason = 's', sip_code = 'n', node = 's',\n" \
-"  duration_ms = 'n', detail = 's' }\n" \
 "local EMIT_FIELDS = { 'status_rank', 'tenant', 'id', 'callback_url',\n" \
 "  'reason', 'sip_code' }\n" \
 "local function from(f, i)\n" \
@@ -167,11 +172,21 @@
 "    return '\"' .. v .. '\"' end\n" \
 "  return cjson.encode(v)\n" \
 "end\n" \
+"local INT_TEXT = {}\n" \
 "local function str(v)\n" \
+"  if type(v) == 'string' then return v end\n" \
 "  if type(v) == 'number' and v == math.floor(v) and v < 9e15 and\n" \
-"      v > -9e15 then return string.format('%d', v) end\n" \
+"      v > -9e15 then\n" \
+"    local s = INT_TEXT[v]\n" \
+"    if s == nil then\n" \
+"      s = string.format('%d', v)\n" \
+"      INT_TEXT[v] = s\n" \
+"    end\n" \
+"    return s\n" \
+"  end\n" \
 "  return tostring(v)\n" \
 "end\n" \
+"\n" \
 "local function jnum(v)\n" \
 "  local n = tonumber(v)\n" \
 "  if n == nil or n ~= n or n == math.huge or n == -math.huge then\n" \
@@ -185,39 +200,77 @@
 "  if j == nil then j = redis.call('HMGET', key, unpack(EMIT_FIELDS)) end\n" \
 "  local exists = j[1] or j[2] or j[3] or\n" \
 "    redis.call('EXISTS', key) == 1\n" \
-"  local tss = string.format('%d', ts)\n" \
-"  local att = str(ev.attempt)\n" \
-"  local a = { 'call_id', ev.call_id, 'attempt', att,\n" \
-"    'status', ev.status, 'ts_ms', tss }\n" \
-"  local tl = { '{\"status\":\"', ev.status, '\"' }\n" \
-"  local attj = jnum(ev.attempt)\n" \
-"  if attj then tl[#tl + 1] = ',\"attempt\":' .. attj end\n" \
-"  tl[#tl + 1] = ',\"ts_ms\":' .. tss\n" \
-"  for i = 1, #EVF do\n" \
-"    local f = EVF[i]\n" \
-"    local v = ev[f]\n" \
-"    if v ~= nil and v ~= false and v ~= '' then\n" \
-"      v = str(v)\n" \
-"      a[#a + 1] = f\n" \
-"      a[#a + 1] = v\n" \
-"      local t = TLF[f]\n" \
-"      if t == 'n' then\n" \
-"        local x = jnum(v)\n" \
-"        if x then tl[#tl + 1] = ',\"' .. f .. '\":' .. x end\n" \
-"      elseif t then tl[#tl + 1] = ',\"' .. f .. '\":' .. jstr(v) end\n" \
-"    end\n" \
+"  local tss\n" \
+"  if ts == now_cached then tss = now_text()\n" \
+"  else tss = string.format('%d', ts) end\n" \
+"  local id, attempt, status = ev.call_id, ev.attempt, ev.status\n" \
+"  local att = str(attempt)\n" \
+"  local a = { 'call_id', id, 'attempt', att, 'status', status,\n" \
+"    'ts_ms', tss }\n" \
+"  local n = 8\n" \
+"  local tl = '{\"status\":\"' .. status .. '\"'\n" \
+"  local attj\n" \
+"  if type(attempt) == 'number' and attempt == math.floor(attempt) and\n" \
+"      attempt < 1e15 and attempt > -1e15 then attj = att\n" \
+"  else attj = jnum(attempt) end\n" \
+"  if attj then tl = tl .. ',\"attempt\":' .. attj end\n" \
+"  tl = tl .. ',\"ts_ms\":' .. tss\n" \
+"  local v = ev.tenant\n" \
+"  if v and v ~= '' then\n" \
+"    if type(v) ~= 'string' then v = str(v) end\n" \
+"    a[n + 1] = 'tenant'; a[n + 2] = v; n = n + 2\n" \
+"  end\n" \
+"  v = ev.to\n" \
+"  if v and v ~= '' then\n" \
+"    if type(v) ~= 'string' then v = str(v) end\n" \
+"    a[n + 1] = 'to'; a[n + 2] = v; n = n + 2\n" \
+"  end\n" \
+"  v = ev.reason\n" \
+"  if v and v ~= '' then\n" \
+"    if type(v) ~= 'string' then v = str(v) end\n" \
+"    a[n + 1] = 'reason'; a[n + 2] = v; n = n + 2\n" \
+"    tl = tl .. ',\"reason\":' .. jstr(v)\n" \
+"  end\n" \
+"  v = ev.sip_code\n" \
+"  if v and v ~= '' then\n" \
+"    if type(v) ~= 'string' then v = str(v) end\n" \
+"    a[n + 1] = 'sip_code'; a[n + 2] = v; n = n + 2\n" \
+"    local x = jnum(v)\n" \
+"    if x then tl = tl .. ',\"sip_code\":' .. x end\n" \
+"  end\n" \
+"  v = ev.node\n" \
+"  if v and v ~= '' then\n" \
+"    if type(v) ~= 'string' then v = str(v) end\n" \
+"    a[n + 1] = 'node'; a[n + 2] = v; n = n + 2\n" \
+"    tl = tl .. ',\"node\":' .. jstr(v)\n" \
+"  end\n" \
+"  v = ev.duration_ms\n" \
+"  if v and v ~= '' then\n" \
+"    if type(v) ~= 'string' then v = str(v) end\n" \
+"    a[n + 1] = 'duration_ms'; a[n + 2] = v; n = n + 2\n" \
+"    local x = jnum(v)\n" \
+"    if x then tl = tl .. ',\"duration_ms\":' .. x end\n" \
+"  end\n" \
+"  v = ev.started_ms\n" \
+"  if v and v ~= '' then\n" \
+"    a[n + 1] = 'started_ms'; a[n + 2] = str(v); n = n + 2\n" \
+"  end\n" \
+"  v = ev.answered_ms\n" \
+"  if v and v ~= '' then\n" \
+"    a[n + 1] = 'answered_ms'; a[n + 2] = str(v); n = n + 2\n" \
+"  end\n" \
+"  v = ev.detail\n" \
+"  if v and v ~= '' then\n" \
+"    if type(v) ~= 'string' then v = str(v) end\n" \
+"    a[n + 1] = 'detail'; a[n + 2] = v; n = n + 2\n" \
+"    tl = tl .. ',\"detail\":' .. jstr(v)\n" \
 "  end\n" \
 "  if ev.result then\n" \
-"    a[#a + 1] = 'result'\n" \
-"    a[#a + 1] = ev.result\n" \
+"    a[n + 1] = 'result'; a[n + 2] = ev.result; n = n + 2\n" \
 "  end\n" \
 "  if exists then\n" \
-"    a[#a + 1] = '" RQ_EVENT_MIRRORED "'\n" \
-"    a[#a + 1] = '1'\n" \
-"    if j[4] then\n" \
-"      a[#a + 1] = '" RQ_EVENT_CALLBACK "'\n" \
-"      a[#a + 1] = '1'\n" \
-"    end\n" \
+"    a[n + 1] = '" RQ_EVENT_MIRRORED "'; a[n + 2] = '1'; n = n + 2\n" \
+"    if j[4] then a[n + 1] = '" RQ_EVENT_CALLBACK "'; a[n + 2] = '1' end\n" \
 "  end\n" \
 "  redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(a))\n" \
 "  if not exists then return end\n" \
@@ -229,38 +282,37 @@
 "      ok, rj = pcall(cjson.encode, r)\n" \
 "      if not ok then rj = nil end\n" \
 "    end\n" \
-"    tl[#tl + 1] = ',\"result\":' .. (rj or cjson.encode(ev.result))\n" \
+"    tl = tl .. ',\"result\":' .. (rj or cjson.encode(ev.result))\n" \
 "  end\n" \
-"  tl[#tl + 1] = '}'\n" \
-"  local tlj = table.concat(tl)\n" \
-"  redis.call('HSET', '" RQ_KEY_TIMELINE "' .. ev.call_id,\n" \
-"    att .. ':' .. ev.status, tlj)\n" \
-"  local rank = tonumber(ev.attempt) * 16 + ST[ev.status]\n" \
+"  redis.call('HSET', '" RQ_KEY_TIMELINE "' .. id, att .. ':' .. status,\n" \
+"    tl .. '}')\n" \
+"  local rank = tonumber(attempt) * 16 + ST[status]\n" \
 "  local cur = tonumber(j[1]) or -1\n" \
 "  if rank <= cur then\n" \
 "    if extra then redis.call('HSET', key, unpack(extra)) end\n" \
 "    return\n" \
 "  end\n" \
 "  local set = extra or {}\n" \
-"  set[#set + 1] = 'status'\n" \
-"  set[#set + 1] = ev.status\n" \
-"  set[#set + 1] = 'status_rank'\n" \
-"  set[#set + 1] = string.format('%d', rank)\n" \
-"  set[#set + 1] = 'updated_ms'\n" \
-"  set[#set + 1] = string.format('%d', ts)\n" \
-"  local del = {}\n" \
-"  if ev.reason and ev.reason ~= '' then\n" \
-"    set[#set + 1] = 'reason'\n" \
-"    set[#set + 1] = ev.reason\n" \
-"  elseif j[5] then del[#del + 1] = 'reason' end\n" \
-"  if ev.sip_code and ev.sip_code ~= '' then\n" \
-"    set[#set + 1] = 'sip_code'\n" \
-"    set[#set + 1] = str(ev.sip_code)\n" \
-"  elseif j[6] then del[#del + 1] = 'sip_code' end\n" \
+"  local m = #set\n" \
+"  set[m + 1] = 'status'; set[m + 2] = status\n" \
+"  set[m + 3] = 'status_rank'; set[m + 4] = str(rank)\n" \
+"  set[m + 5] = 'updated_ms'; set[m + 6] = tss\n" \
+"  m = m + 6\n" \
+"  local del\n" \
+"  v = ev.reason\n" \
+"  if v and v ~= '' then\n" \
+"    set[m + 1] = 'reason'; set[m + 2] = v; m = m + 2\n" \
+"  elseif j[5] then del = { 'reason' } end\n" \
+"  v = ev.sip_code\n" \
+"  if v and v ~= '' then\n" \
+"    set[m + 1] = 'sip_code'; set[m + 2] = str(v)\n" \
+"  elseif j[6] then\n" \
+"    if del then del[2] = 'sip_code' else del = { 'sip_code' } end\n" \
+"  end\n" \
 "  redis.call('HSET', key, unpack(set))\n" \
-"  if #del > 0 then redis.call('HDEL', key, unpack(del)) end\n" \
+"  if del then redis.call('HDEL', key, unpack(del)) end\n" \
 "  if is_terminal(rank) and j[2] then\n" \
-"    redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], ev.call_id)\n" \
+"    redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id)\n" \
 "  end\n" \
 "end\n"
 
