@@ -44,6 +44,10 @@ redis.call('PUBLISH', 'rq:due', id)
 return now
 `;
 
+// A dry-run job's entries in rq:events: queued, scheduled, dispatched,
+// completed.
+const EVENTS_PER_JOB = 4;
+
 function newId() {
 	return 'c_' + randomBytes(12).toString('hex');
 }
@@ -76,25 +80,41 @@ async function redisNow(r) {
 // A consumer group of the bench's own on rq:events, from its current end,
 // made before the first write (NOACK reads leave nothing pending):
 // accounting trims the entries it has stored, but never the entries a
-// group has yet to read, so the bench can run beside accounting.
+// group has yet to read, so the bench can run beside accounting.  Returns
+// the group and how many entries the stream had ever had then.
 async function openGroup(r) {
 	const group = `bench-${process.pid}`;
 	await r.xgroup('CREATE', 'rq:events', group, '$', 'MKSTREAM');
-	return group;
+	return { group, added: await entriesAdded(r) };
 }
 
-// follow: reads rq:events through `group` until every id of `ids` has a
-// `dispatched` event (or `secs` pass), then drops the group; returns Map
-// id -> {queued, scheduled, dispatched} (ts_ms), and the other statuses
-// seen.
-async function follow(r, group, ids, secs) {
+// The stream's entries-added (Redis >= 7.0; null before).
+async function entriesAdded(r) {
+	const info = await r.xinfo('STREAM', 'rq:events');
+	const i = info.indexOf('entries-added');
+	return i === -1 ? null : Number(info[i + 1]);
+}
+
+// follow: waits (checking a counter, not reading: reading while the jobs
+// run would take Redis time from them, which BullMQ's side does not pay)
+// until `expect` entries were added to rq:events after `g`, or `secs`
+// pass; then reads them through g's group until every id of `ids` has a
+// `dispatched` event, and drops the group.  The times come from the
+// entries' ts_ms, so reading afterwards changes none.  Returns Map id ->
+// {queued, scheduled, dispatched} (ts_ms), and the other statuses seen.
+async function follow(r, g, ids, expect, secs) {
 	const seen = new Map();
 	const other = {};
 	let left = ids.size;
 	const end = Date.now() + secs * 1000;
 	try {
+		if (g.added !== null) {
+			while (Date.now() < end &&
+			    await entriesAdded(r) - g.added < expect)
+				await new Promise((res) => setTimeout(res, 50));
+		}
 		while (left > 0 && Date.now() < end) {
-			const res = await r.xreadgroup('GROUP', group, 'bench',
+			const res = await r.xreadgroup('GROUP', g.group, 'bench',
 			    'COUNT', 10000, 'BLOCK', 500, 'NOACK',
 			    'STREAMS', 'rq:events', '>');
 			if (!res)
@@ -120,7 +140,7 @@ async function follow(r, group, ids, secs) {
 			}
 		}
 	} finally {
-		await r.xgroup('DESTROY', 'rq:events', group);
+		await r.xgroup('DESTROY', 'rq:events', g.group);
 	}
 	return { seen, left, other };
 }
@@ -134,7 +154,7 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 	jobs = Number(jobs);
 	batch = Number(batch);
 	const r = client(port), rd = client(port);
-	const group = await openGroup(r);
+	const g = await openGroup(r);
 	const ids = new Set();
 	const t0 = await redisNow(r);
 	// The events are read after the writes: their ts_ms, not when they
@@ -154,7 +174,8 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 				throw err;
 	}
 	const added = await redisNow(r);
-	const { seen, left, other } = await follow(rd, group, ids, 300);
+	const { seen, left, other } = await follow(rd, g, ids,
+	    EVENTS_PER_JOB * jobs, 300);
 	let lastDisp = 0;
 	for (const e of seen.values())
 		if (e.dispatched > lastDisp)
@@ -174,7 +195,7 @@ async function latency(port, rate, seconds, tenant, to) {
 	seconds = Number(seconds);
 	const jobs = Math.round(rate * seconds);
 	const r = client(port), rd = client(port);
-	const group = await openGroup(r);
+	const g = await openGroup(r);
 	const ids = new Set();
 	const t0 = Date.now();
 	let sent = 0;
@@ -196,7 +217,8 @@ async function latency(port, rate, seconds, tenant, to) {
 	});
 	await Promise.all(pending);
 	const sentMs = Date.now() - t0;
-	const { seen, left, other } = await follow(rd, group, ids, 120);
+	const { seen, left, other } = await follow(rd, g, ids,
+	    EVENTS_PER_JOB * jobs, 120);
 	const disp = [], enq = [];
 	for (const e of seen.values()) {
 		if (e.dispatched === undefined)
