@@ -18,8 +18,10 @@
  * so that an upsert never meets the same row twice in one statement.  The
  * event rows go in first; only the new ones (ev returns them) go on to the
  * call and attempt rows, so a repeated event changes nothing.  The
- * sub-statements see the same snapshot, and the foreign keys are checked
- * at the end of the statement (call_events': at COMMIT).  Per statement,
+ * sub-statements see the same snapshot.  Every new event's call row is
+ * upserted here, in the same statement: that is what keeps call_events and
+ * attempts pointing at a call, since migration 5 dropped their foreign
+ * keys (a lookup per row).  Per statement,
  * not per row, PostgreSQL starts an executor and re-reads the tables'
  * CHECK constraints: batching rows is what makes a burst cheap.
  *

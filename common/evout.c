@@ -25,8 +25,8 @@ struct rq_evout {
 	struct pending	*head, *tail;	/* least recently sent first */
 	size_t		 npending;
 	struct pending	*bucket[EVOUT_BUCKETS];
-	uint64_t	 round_ms;	/* first resend with no ack since, or 0 */
-	uint64_t	 probe_ms;	/* last probe, while accounting is silent */
+	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
+	uint64_t	 probe_ms;	/* last probe while accounting is away */
 	int		 silent;	/* as last logged */
 };
 
@@ -224,7 +224,8 @@ rq_evout_tick(struct rq_evout *eo)
 		return;
 	/* Resent for a whole interval and not one ack back: accounting is
 	 * away.  Resending everything again and again would only burn CPU
-	 * beside the calls; one event per interval finds out when it is back. */
+	 * beside the calls; one event per interval finds out when it is
+	 * back. */
 	if (eo->round_ms != 0 && now - eo->round_ms >= RQ_EVOUT_RESEND_MS) {
 		if (!eo->silent) {
 			log_warnx("evout: accounting has not answered for %llu "

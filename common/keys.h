@@ -66,9 +66,12 @@
  * rq:ready, so idle dispatchers take them at once instead of polling. */
 #define RQ_CHANNEL_WAKE		"rq:wake"
 /* Pub/sub channel: published (the call id) when the gateway queued a job
- * that is due at once, so the schedulers release it now instead of at
- * their next tick. */
+ * due at once, so the schedulers release it now instead of at their next
+ * tick.  "At once" is within RQ_DUE_SOON_MS of Redis's clock: not_before
+ * comes from the gateway's clock, which may lead Redis's by a little, and
+ * a scheduler woken too early sleeps until the job's due time anyway. */
 #define RQ_CHANNEL_DUE		"rq:due"
+#define RQ_DUE_SOON_MS		1000
 
 /* Intake (gateway): the policy engine, do-not-call lists, e-mail. */
 #define RQ_KEY_DNC_TENANT	"rq:dnc:tenant:"	/* SET <tenant>: E.164 */
@@ -295,7 +298,7 @@
 "  local set = extra or {}\n" \
 "  local m = #set\n" \
 "  set[m + 1] = 'status'; set[m + 2] = status\n" \
-"  set[m + 3] = 'status_rank'; set[m + 4] = str(rank)\n" \
+"  set[m + 3] = 'status_rank'; set[m + 4] = string.format('%d', rank)\n" \
 "  set[m + 5] = 'updated_ms'; set[m + 6] = tss\n" \
 "  m = m + 6\n" \
 "  local del\n" \

@@ -120,7 +120,7 @@ static const char create_lua[] =
 	" '{\"status\":\"queued\",\"attempt\":0,\"ts_ms\":' .. ARGV[11]"
 	" .. '}')\n"
 	"redis.call('ZADD', KEYS[9], ARGV[10], ARGV[5])\n"
-	"if due <= ms then\n"
+	"if due <= ms + " RQ_STR(RQ_DUE_SOON_MS) " then\n"
 	"  redis.call('PUBLISH', '" RQ_CHANNEL_DUE "', ARGV[5]) end\n"
 	"if maxc > 0 then\n"
 	"  redis.call('ZADD', KEYS[6], string.format('%d', due), ARGV[5])"

@@ -221,7 +221,8 @@ for ((i = 1; i <= RUNS; i++)); do
 	if (( b > best_bq )); then
 		best_bq=$b
 	fi
-	PAIRS+="$(awk -v a="$r" -v b="$b" 'BEGIN { printf "%.2f", a / b }') "
+	PAIRS+="$(awk -v a="$r" -v b="$b" \
+	    'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }') "
 done
 (( best_rq > 0 )) || rq_fail "ringq dispatched nothing: $best_rq_line"
 # Jobs the dry-run telservers could not finish would be retried: none.

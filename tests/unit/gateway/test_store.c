@@ -326,7 +326,9 @@ test_create_writes_what_emit_would(void **state)
 	/* a copy of job ARGV[1] as ARGV[2], and emit()'s queued event for it */
 	static const char copy_emit[] = RQ_LUA_EVENTS
 	    "local f = redis.call('HGETALL', KEYS[1] .. ARGV[1]) "
-	    "for i = 1, #f, 2 do if f[i] == 'id' then f[i + 1] = ARGV[2] end end "
+	    "for i = 1, #f, 2 do "
+	    "  if f[i] == 'id' then f[i + 1] = ARGV[2] end "
+	    "end "
 	    "redis.call('HSET', KEYS[1] .. ARGV[2], unpack(f)) "
 	    "local j = redis.call('HMGET', KEYS[1] .. ARGV[2], 'tenant', 'to', "
 	    "  'created_ms') "
@@ -361,8 +363,9 @@ test_create_writes_what_emit_would(void **state)
 		    1700000000123ULL, created, &res), 0);
 		run_until(&res.done);
 		assert_int_equal(res.rc, 0);
-		snprintf(gw, sizeof(gw), "%s", testredis_str("EVAL %s 2 %s %s %s",
-		    show, RQ_KEY_EVENTS, RQ_KEY_TIMELINE, id));
+		snprintf(gw, sizeof(gw), "%s", testredis_str(
+		    "EVAL %s 2 %s %s %s", show, RQ_KEY_EVENTS,
+		    RQ_KEY_TIMELINE, id));
 		assert_string_equal(gw, cb ?
 		    "attempt=0 status=queued ts_ms=1700000000123 tenant=demo "
 		    "to=+15551234567 " RQ_EVENT_MIRRORED "=1 "
