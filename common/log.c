@@ -36,6 +36,11 @@ escape_controls(char *line, size_t size)
 	char out[2048];
 	size_t i, o = 0;
 
+	for (i = 0; line[i] != '\0'; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			break;
+	if (line[i] == '\0')
+		return;		/* the usual case: nothing to escape */
 	if (size > sizeof(out))
 		size = sizeof(out);
 	for (i = 0; line[i] != '\0' && o + 5 <= size; i++) {
@@ -74,23 +79,51 @@ log_when(time_t sec)
 	return when;
 }
 
+/* Appends s to buf (of size bytes, n used), leaving room for a newline. */
+static size_t
+append(char *buf, size_t n, size_t size, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len > size - 1 - n)
+		len = size - 1 - n;
+	memcpy(buf + n, s, len);
+	return n + len;
+}
+
+/* "<when>.<ms>Z <name> <level>: <message>[: <err>]\n", put together by
+ * hand and handed to stdio whole: the gateway logs every call it accepts,
+ * and a second printf pass over each line was 2 % of its instructions. */
 static void
 log_vwrite(const char *level, const char *fmt, va_list ap, const char *err)
 {
 	struct timespec ts;
-	const char *when;
-	char line[2048];
+	char line[2048], out[2048 + 256];
+	size_t n;
+	int ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	when = log_when(ts.tv_sec);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	escape_controls(line, sizeof(line));
-	if (err)
-		fprintf(stderr, "%s.%03ldZ %s %s: %s: %s\n", when,
-		    ts.tv_nsec / 1000000, log_name, level, line, err);
-	else
-		fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when,
-		    ts.tv_nsec / 1000000, log_name, level, line);
+	ms = (int)(ts.tv_nsec / 1000000);
+	n = append(out, 0, sizeof(out), log_when(ts.tv_sec));
+	out[n++] = '.';
+	out[n++] = '0' + ms / 100;
+	out[n++] = '0' + ms / 10 % 10;
+	out[n++] = '0' + ms % 10;
+	out[n++] = 'Z';
+	out[n++] = ' ';
+	n = append(out, n, sizeof(out), log_name);
+	n = append(out, n, sizeof(out), " ");
+	n = append(out, n, sizeof(out), level);
+	n = append(out, n, sizeof(out), ": ");
+	n = append(out, n, sizeof(out), line);
+	if (err) {
+		n = append(out, n, sizeof(out), ": ");
+		n = append(out, n, sizeof(out), err);
+	}
+	out[n++] = '\n';
+	fwrite(out, 1, n, stderr);
 }
 
 #define LOG_BODY(level, err) do {		\
