@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "keys.h"
 #include "daemon.h"
+#include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
@@ -59,7 +59,7 @@ main(int argc, char *argv[])
 	uint64_t next_tick, next_sweep, now, wall, next_due, last_run = 0;
 	uint64_t soon;
 	long timeout;
-	int full = 0, fresh, rc;
+	int full = 0, fresh, announced, rc;
 
 	rq_daemon_start(argc, argv, "ringq-scheduler", &cfg);
 	rq_redis_set_password(cfg.redis_password);
@@ -131,21 +131,22 @@ main(int argc, char *argv[])
 				timeout = next_sweep > now ?
 				    (long)(next_sweep - now) : 0;
 		}
-		/* A (re)subscription may have missed messages: release now. */
-		if ((pfd.fd = rq_sub_fd(&due, &fresh)) != -1 && fresh)
-			timeout = 0;
+		/* Announcements share a run at most SCHED_DUE_GAP_MS after the
+		 * last one: cheaper for Redis than a run each, and none waits
+		 * longer than the gap.  While such a run is planned anyway
+		 * the socket is not watched: the announcements wait in it
+		 * and are read together, instead of waking us one by one. */
+		soon = last_run + SCHED_DUE_GAP_MS;
+		pfd.fd = rq_sub_fd(&due, &fresh);
 		pfd.events = POLLIN;
 		pfd.revents = 0;
-		if ((timeout > 0 && poll(&pfd, pfd.fd == -1 ? 0 : 1,
-		    (int)timeout) > 0 && rq_sub_read(&due) == 1) ||
-		    (timeout == 0 && fresh)) {
-			/* Soon, not at once: announcements that come close
-			 * together share a run, which costs Redis less than
-			 * a run each and delays none by more than the gap. */
-			soon = last_run + SCHED_DUE_GAP_MS;
-			if (soon < next_tick)
-				next_tick = soon;
-		}
+		/* A (re)subscription may have missed messages: release soon. */
+		announced = fresh;
+		if (!fresh && timeout > 0)
+			announced = poll(&pfd, pfd.fd != -1 && next_tick > soon,
+			    (int)timeout) > 0 && rq_sub_read(&due) == 1;
+		if (announced && soon < next_tick)
+			next_tick = soon;
 	}
 
 	log_info("stopping");
