@@ -32,13 +32,6 @@ struct api_req {
 	struct gw_patch		 patch;		/* PATCH */
 };
 
-static void
-reply_unavailable(struct evhttp_request *req)
-{
-	gw_reply_simple(req, 503, "unavailable", "The call store is "
-	    "unavailable; nothing was done.  Retry in a few seconds.");
-}
-
 /* URL-safe base64 without padding (RFC 4648 section 5). */
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -214,7 +207,7 @@ list_done(int rc, json_t *body, void *arg)
 	struct api_req *r = arg;
 
 	if (rc == -1)
-		reply_unavailable(r->req);
+		gw_reply_unavailable(r->req);
 	else
 		gw_reply_json(r->req, 200, body);
 	free(r);
@@ -244,7 +237,7 @@ api_list(const struct rq_config *cfg, struct gw_store *st,
 	r->req = req;
 	r->tenant = tenant;
 	if (gw_store_list(st, tenant->name, &q, list_done, r) == -1) {
-		reply_unavailable(req);
+		gw_reply_unavailable(req);
 		free(r);
 	}
 }
@@ -269,7 +262,7 @@ reply_view(struct api_req *r, const char *const *job, size_t njob,
 
 	if ((o = gw_view_call(r->id, r->tenant->name, job, njob, timeline,
 	    ntimeline)) == NULL) {
-		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(r->req);
 		return;
 	}
 	gw_reply_json(r->req, 200, o);
@@ -284,12 +277,12 @@ cancel_done(const struct gw_cancel_result *res, void *arg)
 	struct api_req *r = arg;
 
 	if (res->rc == -1) {
-		reply_unavailable(r->req);
+		gw_reply_unavailable(r->req);
 		goto done;
 	}
 	switch (res->outcome) {
 	case GW_CANCEL_NOT_FOUND:
-		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(r->req);
 		break;
 	case GW_CANCEL_ENDED:
 		gw_reply_simple(r->req, 409, "already_ended", "This call has "
@@ -321,7 +314,7 @@ api_cancel(const struct rq_config *cfg, struct gw_store *st,
 	if ((tenant = gw_http_auth(cfg, req)) == NULL)
 		return;
 	if (!rq_call_id_valid(id)) {
-		gw_reply_simple(req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(req);
 		return;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -333,7 +326,7 @@ api_cancel(const struct rq_config *cfg, struct gw_store *st,
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	if (gw_store_cancel(st, id, tenant->name, rq_now_ms(), cancel_done,
 	    r) == -1) {
-		reply_unavailable(req);
+		gw_reply_unavailable(req);
 		free(r);
 	}
 }
@@ -416,12 +409,12 @@ patch_done(const struct gw_patch_result *res, void *arg)
 	struct api_req *r = arg;
 
 	if (res->rc == -1) {
-		reply_unavailable(r->req);
+		gw_reply_unavailable(r->req);
 		goto done;
 	}
 	switch (res->outcome) {
 	case GW_PATCH_NOT_FOUND:
-		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(r->req);
 		break;
 	case GW_PATCH_ENDED:
 		gw_reply_simple(r->req, 409, "already_ended", "This call has "
@@ -456,7 +449,7 @@ patch_send(struct api_req *r)
 {
 	if (gw_store_patch(r->st, r->id, r->tenant->name, &r->patch,
 	    rq_now_ms(), patch_done, r) == -1) {
-		reply_unavailable(r->req);
+		gw_reply_unavailable(r->req);
 		free(r);
 	}
 }
@@ -480,14 +473,14 @@ patch_got(int rc, const char *const *job, size_t njob,
 	uint64_t now = rq_now_ms();
 
 	if (rc == -1) {
-		reply_unavailable(r->req);
+		gw_reply_unavailable(r->req);
 		free(r);
 		return;
 	}
 	owner = field(job, njob, "tenant");
 	if (njob == 0 || owner == NULL || strcmp(owner, r->tenant->name) ||
 	    (t = field(job, njob, "to")) == NULL) {
-		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(r->req);
 		free(r);
 		return;
 	}
@@ -503,8 +496,8 @@ patch_got(int rc, const char *const *job, size_t njob,
 	if (rq_target_parse(call.to, &call.kind, why, sizeof(why)) == -1) {
 		log_warnx("call %s: the stored 'to' is not a target: %s",
 		    r->id, why);
-		gw_reply_simple(r->req, 409, "invalid_state", "This call cannot "
-		    "be changed.");
+		gw_reply_simple(r->req, 409, "invalid_state", "This call "
+		    "cannot be changed.");
 		free(r);
 		return;
 	}
@@ -547,7 +540,7 @@ api_patch(const struct rq_config *cfg, struct gw_store *st,
 	if ((tenant = gw_http_auth(cfg, req)) == NULL)
 		return;
 	if (!rq_call_id_valid(id)) {
-		gw_reply_simple(req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(req);
 		return;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -574,7 +567,7 @@ api_patch(const struct rq_config *cfg, struct gw_store *st,
 		return;
 	}
 	if (gw_store_get(st, id, patch_got, r) == -1) {
-		reply_unavailable(req);
+		gw_reply_unavailable(req);
 		free(r);
 	}
 }

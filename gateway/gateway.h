@@ -180,6 +180,12 @@ void		 gw_reply_json(struct evhttp_request *req, int status,
  * field, no Retry-After). */
 void		 gw_reply_simple(struct evhttp_request *req, int status,
 		    const char *code, const char *msg);
+/* Answers req with 404 not_found: no call has this id (or not this
+ * tenant's: the same answer, so ids of others cannot be probed). */
+void		 gw_reply_no_call(struct evhttp_request *req);
+/* Answers req with 503 unavailable: the call store (Redis) did not
+ * answer, nothing was done. */
+void		 gw_reply_unavailable(struct evhttp_request *req);
 /* Answers req with err as {"error": {...}}, and Retry-After when set. */
 void		 gw_reply_error(struct evhttp_request *req,
 		    const struct gw_error *err);

@@ -114,15 +114,17 @@ gw_reply_error(struct evhttp_request *req, const struct gw_error *err)
 	json_decref(o);
 }
 
-static void
-reply_unavailable(struct evhttp_request *req)
+void
+gw_reply_no_call(struct evhttp_request *req)
 {
-	struct gw_error err;
+	gw_reply_simple(req, 404, "not_found", "No call has this id.");
+}
 
-	gw_error_set(&err, 503, "unavailable", NULL,
-	    "The call store is unavailable; nothing was done.  Retry in a "
-	    "few seconds.");
-	gw_reply_error(req, &err);
+void
+gw_reply_unavailable(struct evhttp_request *req)
+{
+	gw_reply_simple(req, 503, "unavailable", "The call store is "
+	    "unavailable; nothing was done.  Retry in a few seconds.");
 }
 
 void
@@ -310,10 +312,10 @@ get_done(int rc, const char *const *job, size_t njob,
 	json_t *o;
 
 	if (rc == -1)
-		reply_unavailable(r->req);
+		gw_reply_unavailable(r->req);
 	else if ((o = gw_view_call(r->id, r->tenant->name, job, njob,
 	    timeline, ntimeline)) == NULL)
-		gw_reply_simple(r->req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(r->req);
 	else {
 		gw_reply_json(r->req, 200, o);
 		json_decref(o);
@@ -330,7 +332,7 @@ http_get(struct gw_http *h, struct evhttp_request *req, const char *id)
 	if ((tenant = gw_http_auth(h->cfg, req)) == NULL)
 		return;
 	if (!rq_call_id_valid(id)) {
-		gw_reply_simple(req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(req);
 		return;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -342,7 +344,7 @@ http_get(struct gw_http *h, struct evhttp_request *req, const char *id)
 	r->tenant = tenant;
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	if (gw_store_get(h->st, id, get_done, r) == -1) {
-		reply_unavailable(req);
+		gw_reply_unavailable(req);
 		gw_req_free(r);
 	}
 }

@@ -102,7 +102,7 @@ gw_recordings_route(const struct rq_config *cfg, struct gw_store *st,
 		return 1;
 	idlen = (size_t)(part - id);
 	if (idlen == 0 || idlen > RQ_ID_LEN) {
-		gw_reply_simple(req, 404, "not_found", "No call has this id.");
+		gw_reply_no_call(req);
 		return 1;
 	}
 	memcpy(idbuf, id, idlen);
