@@ -3,15 +3,18 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include <zmq.h>
 
 #include "config.h"
 #include "e164.h"
+
+/* The longest Unix socket path (and its NUL) a sockaddr_un holds. */
+#define SUN_PATH_MAX	sizeof(((struct sockaddr_un *)0)->sun_path)
 
 enum rq_conf_type { CONF_STR, CONF_INT, CONF_BOOL };
 
@@ -680,10 +683,10 @@ bad_value:
 	/* A Unix socket's path must fit sockaddr_un (hiredis would cut it
 	 * and fail on another path). */
 	if (cfg->redis_host[0] == '/' &&
-	    strlen(cfg->redis_host) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+	    strlen(cfg->redis_host) >= SUN_PATH_MAX) {
 		snprintf(err, errlen, "%s: [redis] host: a Unix socket path "
 		    "must be shorter than %zu bytes", path,
-		    sizeof(((struct sockaddr_un *)0)->sun_path));
+		    SUN_PATH_MAX);
 		rq_config_free(cfg);
 		return -1;
 	}

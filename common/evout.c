@@ -26,7 +26,7 @@ struct rq_evout {
 	size_t		 npending;
 	struct pending	*bucket[EVOUT_BUCKETS];
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
-	uint64_t	 probe_ms;	/* last probe while accounting is away */
+	uint64_t	 probe_ms;	/* last probe, accounting away */
 	int		 silent;	/* as last logged */
 };
 

@@ -189,7 +189,6 @@
 "  end\n" \
 "  return tostring(v)\n" \
 "end\n" \
-"\n" \
 "local function jnum(v)\n" \
 "  local n = tonumber(v)\n" \
 "  if n == nil or n ~= n or n == math.huge or n == -math.huge then\n" \

@@ -353,9 +353,10 @@ rq_addr_refusal(const struct sockaddr *sa, int allow_loopback,
     int allow_private)
 {
 	struct sockaddr_in6 s6;
+	sa_family_t family = addr_family(sa);
 	uint32_t v4;
 
-	if (addr_family(sa) != AF_INET && addr_family(sa) != AF_INET6)
+	if (family != AF_INET && family != AF_INET6)
 		return "an address of an unknown family";
 	if (addr_v4(sa, &v4) == 0) {
 		if (v4 >> 24 == 127)

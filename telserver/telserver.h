@@ -408,10 +408,10 @@ struct tel_call {
 	su_timer_t		*xfer_timer;	/* connecttimeout, then maxtime */
 };
 
-/* The end of an attempt (recorded once), a BYE or CANCEL of a leg, and
- * freeing a call once it ended and its handles are gone. */
 /* Hangs an answered call up (completed) after [telserver] max_call_s. */
 void	tel_call_limit_duration(struct tel_call *c);
+/* The end of an attempt (recorded once), a BYE or CANCEL of a leg, and
+ * freeing a call once it ended and its handles are gone. */
 void	tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
 	    int sip_code, const char *detail);
 void	tel_leg_hangup(struct tel_leg *leg);
