@@ -135,12 +135,15 @@
  * emit() runs for every event of every call, so it is written for Redis's
  * Lua: the fields one by one rather than in a loop over a table, numbers
  * formatted once per script run (str, now_text), since a string.format
- * or a table costs thousands of instructions there.
+ * or a table costs thousands of instructions there.  Its tables are made
+ * at their full size by their constructors (the nils reserve slots): a
+ * Lua 5.1 table that grows by appends is rebuilt at every power of two.
  * j, when the caller has read the job already, is the job's fields
- * EMIT_FIELDS in that order (from(f, i): f's values from the i-th on, for
- * a caller that read its own fields and then EMIT_FIELDS) (so emit reads nothing itself: a script per
- * job step costs a few redis.calls less); extra is a list of field, value
- * pairs to set on the job in the same HSET as the status. */
+ * EMIT_FIELDS in that order (from(f, i): the six values of f from the
+ * i-th on, for a caller that read its own fields and then EMIT_FIELDS),
+ * so emit reads nothing itself (a script per job step costs a few
+ * redis.calls less); extra is a list of field, value pairs to set on the
+ * job in the same HSET as the status. */
 #define RQ_EVENT_MIRRORED	"timeline"	/* "1": the script mirrored it */
 #define RQ_EVENT_CALLBACK	"callback"	/* "1": the job has a callback */
 #define RQ_LUA_EVENTS \
@@ -166,9 +169,7 @@
 "local EMIT_FIELDS = { 'status_rank', 'tenant', 'id', 'callback_url',\n" \
 "  'reason', 'sip_code' }\n" \
 "local function from(f, i)\n" \
-"  local t = {}\n" \
-"  for k = i, #f do t[#t + 1] = f[k] end\n" \
-"  return t\n" \
+"  return { f[i], f[i + 1], f[i + 2], f[i + 3], f[i + 4], f[i + 5] }\n" \
 "end\n" \
 "local function jstr(v)\n" \
 "  if string.find(v, '^[%w %.,:;_@+=/%-]*$') then\n" \
@@ -208,7 +209,8 @@
 "  local id, attempt, status = ev.call_id, ev.attempt, ev.status\n" \
 "  local att = str(attempt)\n" \
 "  local a = { 'call_id', id, 'attempt', att, 'status', status,\n" \
-"    'ts_ms', tss }\n" \
+"    'ts_ms', tss, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,\n" \
+"    nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }\n" \
 "  local n = 8\n" \
 "  local tl = '{\"status\":\"' .. status .. '\"'\n" \
 "  local attj\n" \
@@ -272,9 +274,11 @@
 "  end\n" \
 "  if exists then\n" \
 "    a[n + 1] = '" RQ_EVENT_MIRRORED "'; a[n + 2] = '1'; n = n + 2\n" \
-"    if j[4] then a[n + 1] = '" RQ_EVENT_CALLBACK "'; a[n + 2] = '1' end\n" \
+"    if j[4] then\n" \
+"      a[n + 1] = '" RQ_EVENT_CALLBACK "'; a[n + 2] = '1'; n = n + 2\n" \
+"    end\n" \
 "  end\n" \
-"  redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(a))\n" \
+"  redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(a, 1, n))\n" \
 "  if not exists then return end\n" \
 "  if ev.result then\n" \
 "    local rj\n" \
@@ -294,8 +298,13 @@
 "    if extra then redis.call('HSET', key, unpack(extra)) end\n" \
 "    return\n" \
 "  end\n" \
-"  local set = extra or {}\n" \
-"  local m = #set\n" \
+"  local set = { nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,\n" \
+"    nil, nil, nil, nil, nil }\n" \
+"  local m = 0\n" \
+"  if extra then\n" \
+"    m = #extra\n" \
+"    for k = 1, m do set[k] = extra[k] end\n" \
+"  end\n" \
 "  set[m + 1] = 'status'; set[m + 2] = status\n" \
 "  set[m + 3] = 'status_rank'; set[m + 4] = string.format('%d', rank)\n" \
 "  set[m + 5] = 'updated_ms'; set[m + 6] = tss\n" \
@@ -307,11 +316,11 @@
 "  elseif j[5] then del = { 'reason' } end\n" \
 "  v = ev.sip_code\n" \
 "  if v and v ~= '' then\n" \
-"    set[m + 1] = 'sip_code'; set[m + 2] = str(v)\n" \
+"    set[m + 1] = 'sip_code'; set[m + 2] = str(v); m = m + 2\n" \
 "  elseif j[6] then\n" \
 "    if del then del[2] = 'sip_code' else del = { 'sip_code' } end\n" \
 "  end\n" \
-"  redis.call('HSET', key, unpack(set))\n" \
+"  redis.call('HSET', key, unpack(set, 1, m))\n" \
 "  if del then redis.call('HDEL', key, unpack(del)) end\n" \
 "  if is_terminal(rank) and j[2] then\n" \
 "    redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id)\n" \

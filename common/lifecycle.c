@@ -244,8 +244,9 @@ static const char finish_batch_src[] =
 FINISH_LUA
 "local out = {}\n"
 "for i = 2, #ARGV - 11, 12 do\n"
-"  local a = {}\n"
-"  for k = 0, 11 do a[k + 1] = ARGV[i + k] end\n"
+"  local a = { ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],\n"
+"    ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9],\n"
+"    ARGV[i + 10], ARGV[i + 11] }\n"
 "  out[#out + 1] = finish_one({ ARGV[1] .. a[1], KEYS[1], KEYS[2] }, a)\n"
 "end\n"
 "return out\n";
