@@ -22,8 +22,14 @@
  *                that emits an event (RQ_LUA_EVENTS), else by accounting's
  *                mirror
  *   status_rank  attempt * 16 + enum rq_status, so that a late event never
- *                moves the status backwards */
+ *                moves the status backwards
+ * A call that ends (a terminal status) keeps its job and timeline in Redis
+ * for RQ_CALL_TTL_MS more (a TTL set by whoever ends it: emit() or
+ * accounting's mirror), for GET /v1/calls and status callbacks; the
+ * record stays in PostgreSQL.  Without it Redis would grow with every call
+ * ever made (about a kilobyte each). */
 #define RQ_KEY_JOB		"rq:job:"
+#define RQ_CALL_TTL_MS		604800000	/* 7 days */
 /* HASH rq:timeline:<id>: field "<attempt>:<status>" -> event JSON.  The
  * field is the event's identity, so writing it twice is harmless. */
 #define RQ_KEY_TIMELINE		"rq:timeline:"
@@ -57,9 +63,10 @@
 /* STREAM of events written by the Lua scripts that change a job (create,
  * release, expire, claim, finish, cancel): the transactional outbox.
  * Accounting reads it with the consumer group RQ_EVENTS_GROUP, stores each
- * entry, then XACKs it and trims the stream.  Entry fields: the EVENT message's field
- * names (call_id attempt status ts_ms tenant to reason sip_code node
- * duration_ms started_ms answered_ms detail result), values as strings. */
+ * entry, then XACKs it and trims the stream.  Entry fields: the EVENT
+ * message's field names (call_id attempt status ts_ms tenant to reason
+ * sip_code node duration_ms started_ms answered_ms detail result), values
+ * as strings. */
 #define RQ_KEY_EVENTS		"rq:events"
 #define RQ_EVENTS_GROUP		"accounting"
 /* Pub/sub channel: published (any message) when ids were added to
@@ -125,13 +132,14 @@
  * the job exists, does what accounting's mirror would: writes the event's
  * timeline entry (result, JSON object text, becomes an object there, or
  * stays a string when it is not one: it never fails the script), and
- * moves the job's live status (hash key) to it when
- * its rank is higher, freeing the tenant's concurrency slot (rq:active:)
- * when it is terminal.  So the job's status is right the moment the script
- * returns, and the event reaches PostgreSQL even if the caller dies right
- * after.  The entry says what is left to accounting (RQ_EVENT_MIRRORED,
- * RQ_EVENT_CALLBACK): nothing in Redis but the status callback, when the
- * job has a callback_url.
+ * moves the job's live status (hash key) to it when its rank is higher,
+ * freeing the tenant's concurrency slot (rq:active:) and giving the job
+ * and its timeline their TTL (RQ_CALL_TTL_MS) when it is terminal.  So
+ * the job's status is right the moment the script returns, and the event
+ * reaches PostgreSQL even if the caller dies right after.  The entry says
+ * what is left to accounting (RQ_EVENT_MIRRORED, RQ_EVENT_CALLBACK):
+ * nothing in Redis but the status callback, when the job has a
+ * callback_url.
  * emit() runs for every event of every call, so it is written for Redis's
  * Lua: the fields one by one rather than in a loop over a table, numbers
  * formatted once per script run (str, now_text), since a string.format
@@ -322,8 +330,11 @@
 "  end\n" \
 "  redis.call('HSET', key, unpack(set, 1, m))\n" \
 "  if del then redis.call('HDEL', key, unpack(del)) end\n" \
-"  if is_terminal(rank) and j[2] then\n" \
-"    redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id)\n" \
+"  if is_terminal(rank) then\n" \
+"    redis.call('PEXPIRE', key, " RQ_STR(RQ_CALL_TTL_MS) ")\n" \
+"    redis.call('PEXPIRE', '" RQ_KEY_TIMELINE "' .. id, " \
+    RQ_STR(RQ_CALL_TTL_MS) ")\n" \
+"    if j[2] then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id) end\n" \
 "  end\n" \
 "end\n"
 

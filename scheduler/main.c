@@ -1,7 +1,8 @@
 /* ringq-scheduler: every tick (or at the next due time, when sooner, or
  * at once when the gateway announces a job due now on rq:due), moves due
  * jobs and expired dispatch leases to rq:ready (release.c); about once a
- * second ends the calls of telservers that died (nodes.c). */
+ * second ends the calls of telservers that died (nodes.c) and takes the
+ * calls that left Redis out of the tenants' lists (lists.c). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +49,12 @@ int
 main(int argc, char *argv[])
 {
 	static struct rq_script *scripts[] = { &sched_release_script,
-	    &sched_dead_script, &rq_finish_script, &rq_interrupt_script };
+	    &sched_dead_script, &rq_finish_script, &rq_interrupt_script,
+	    &sched_lists_script };
 	struct rq_config cfg;
 	struct rq_redis redis;
 	struct sched_nodes dead = { 0 };
+	struct sched_lists lists = { 0 };
 	struct sched_stats st;
 	struct rq_metrics_server *ms;
 	struct rq_sub due;
@@ -117,7 +120,8 @@ main(int argc, char *argv[])
 				if ((rc = sched_sweep(&redis, &dead, now)) > 0)
 					rq_metric_add(m_interrupted,
 					    (uint64_t)rc);
-				if (rc == -1 || sched_depths(&redis) == -1)
+				if (rc == -1 || sched_depths(&redis) == -1 ||
+				    sched_lists(&redis, &cfg, &lists) == -1)
 					rq_metric_error("redis");
 			} else
 				sched_nodes_forget(&dead);
@@ -155,6 +159,7 @@ main(int argc, char *argv[])
 	rq_sub_close(&due);
 	rq_redis_close(&redis);
 	sched_nodes_free(&dead);
+	sched_lists_free(&lists);
 	rq_pidfile_remove(cfg.run_dir, "ringq-scheduler");
 	rq_config_free(&cfg);
 	return 0;

@@ -168,6 +168,12 @@ rq_redis HGET "rq:timeline:$A" 1:completed | jq -e --argjson ts $((NOW + 7000)) 
      .duration_ms == 5000 and .node == "tel1" and (has("reason") | not) and
      (.at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{3}Z$"))' >/dev/null ||
     rq_fail "timeline entry: $(rq_redis HGET "rq:timeline:$A" 1:completed)"
+# Ended: the job and its timeline leave Redis in 7 days (RQ_CALL_TTL_MS).
+for k in "rq:job:$A" "rq:timeline:$A"; do
+	ttl=$(rq_redis PTTL "$k")
+	(( ttl > 604800000 - 60000 && ttl <= 604800000 )) ||
+	    rq_fail "$k: PTTL $ttl, not the 7 days of an ended call"
+done
 
 # --- each event three times: nothing changes ---------------------------------
 before=$(snapshot "$A")

@@ -6,8 +6,8 @@
 # recorded once as scheduled in rq:events, a due job past its not_after
 # ends as expired, a job announced on rq:due is released at once, releases
 # publish rq:wake, a dead telserver's claimed
-# attempts end as interrupted, and two schedulers never release a job
-# twice.
+# attempts end as interrupted, two schedulers never release a job
+# twice, and the tenants' call lists forget the calls that left Redis.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 PY=/usr/bin/python3
@@ -237,6 +237,32 @@ events > "$T/events2"
 	rq_fail "two schedulers: $(grep -c ' scheduled ' "$T/events2") scheduled events, want 2000"
 echo "two schedulers released 2000 jobs once each"
 rq_stop_daemon scheduler:b
+
+# 9b. The tenants' call lists lose the calls that left Redis: ids older
+# than the 7 days an ended call stays (RQ_CALL_TTL_MS) whose job is gone,
+# over several batches of 1000 in one sweep, looking past old calls that
+# still run; a younger id stays even without its job.
+week=604800000
+old=$(( $(now_ms) - week - 86400000 ))
+{
+	for i in 1 2 3 4 5; do
+		echo "HSET rq:job:alive$i id alive$i tenant demo status retrying"
+		echo "ZADD rq:calls:demo $((old - 1000 + i)) alive$i"
+	done
+	for ((i = 0; i < 2500; i++)); do
+		echo "ZADD rq:calls:demo $((old + i)) ghost$i"
+	done
+	echo "ZADD rq:calls:demo $(( $(now_ms) - 86400000 )) young"
+} | rq_redis >/dev/null
+ghosts() { rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 3000))" | grep -c ghost || true; }
+gone() { [ "$(ghosts)" = 0 ]; }
+rq_wait_for 10 gone
+[ "$(rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 3000))" | tr '\n' ' ')" = \
+    "alive1 alive2 alive3 alive4 alive5 " ] ||
+    rq_fail "old calls still running left the list: $(rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 3000))" | head)"
+[ -n "$(rq_redis ZSCORE rq:calls:demo young)" ] ||
+    rq_fail "a call younger than 7 days left the list"
+echo "call lists: 2500 calls gone from Redis forgotten, 5 old running calls and a young one kept"
 
 # 10. Redis restarts (losing everything: no persistence here): the
 # scheduler reconnects by itself and releases again.

@@ -245,6 +245,11 @@ test_finish_completed(void **state)
 	assert_string_equal(last_event("duration_ms", b, sizeof(b)), "3000");
 	assert_string_equal(last_event("node", b, sizeof(b)), "tel1");
 	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_6"), -1);
+	/* An ended call leaves Redis after RQ_CALL_TTL_MS, timeline too. */
+	assert_in_range(testredis_num("PTTL rq:job:c_6"),
+	    RQ_CALL_TTL_MS - 60000, RQ_CALL_TTL_MS);
+	assert_in_range(testredis_num("PTTL rq:timeline:c_6"),
+	    RQ_CALL_TTL_MS - 60000, RQ_CALL_TTL_MS);
 	/* Only the first finish acts. */
 	assert_int_equal(finish("c_6", 1, "tel1", RQ_ST_FAILED,
 	    RQ_REASON_INTERRUPTED, 0, &st), 0);
@@ -460,6 +465,9 @@ test_retry_busy(void **state)
 	assert_int_equal(strlen(b), strlen("next attempt at ") + 20);
 	/* Not due any more: the tenant's due count ignores it. */
 	assert_true(testredis_num("ZSCORE rq:active:t1 c_7") > 1);
+	/* Not ended: kept for good. */
+	assert_int_equal(testredis_num("PTTL rq:job:c_7"), -1);
+	assert_int_equal(testredis_num("PTTL rq:timeline:c_7"), -1);
 
 	/* Second busy: the delay doubles. */
 	retake("c_7");
@@ -491,6 +499,7 @@ test_retry_busy(void **state)
 	    "busy on attempt 4: 3 of 3 busy attempts");
 	assert_int_equal(testredis_num("ZSCORE rq:delayed c_7"), -1);
 	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_7"), -1);
+	assert_true(testredis_num("PTTL rq:job:c_7") > 0);
 }
 
 static void
