@@ -2,6 +2,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,6 +99,51 @@ test_ids_and_hash(void **state)
 	rq_sha256_hex("abc", 3, h);
 	assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223"
 	    "b00361a396177a9cb410ff61f20015ad");
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Ids come from a pool of random bytes: many in a row are all different,
+ * and a forked child does not hand out the ids its parent will. */
+static void
+test_ids_pool(void **state)
+{
+	static char ids[1000][RQ_ID_LEN + 1];
+	char mine[RQ_ID_LEN + 1], child[RQ_ID_LEN + 1];
+	int fd[2], i, status;
+	pid_t pid;
+
+	for (i = 0; i < 1000; i++) {
+		assert_int_equal(rq_call_id_new(ids[i]), 0);
+		assert_true(rq_call_id_valid(ids[i]));
+	}
+	qsort(ids, 1000, sizeof(ids[0]), cmp_id);
+	for (i = 1; i < 1000; i++)
+		assert_string_not_equal(ids[i - 1], ids[i]);
+
+	assert_int_equal(rq_call_id_new(mine), 0);	/* pool not empty */
+	assert_int_equal(pipe(fd), 0);
+	if ((pid = fork()) == 0) {
+		close(fd[0]);
+		if (rq_call_id_new(child) != 0 ||
+		    write(fd[1], child, RQ_ID_LEN) != RQ_ID_LEN)
+			_exit(1);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	close(fd[1]);
+	assert_int_equal(read(fd[0], child, RQ_ID_LEN), RQ_ID_LEN);
+	child[RQ_ID_LEN] = '\0';
+	close(fd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(rq_call_id_valid(child));
+	assert_int_equal(rq_call_id_new(mine), 0);
+	assert_string_not_equal(mine, child);
 }
 
 static void
@@ -307,6 +354,7 @@ main(void)
 		cmocka_unit_test(test_targets),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_ids_and_hash),
+		cmocka_unit_test(test_ids_pool),
 		cmocka_unit_test(test_hmac),
 		cmocka_unit_test(test_addr_public),
 		cmocka_unit_test(test_addr_refusal),
