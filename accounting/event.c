@@ -196,6 +196,16 @@ acct_event_check(struct rq_msg *m, enum rq_status *st, char *err,
 		    (unsigned long long)m->sip_code);
 		m->present &= ~RQ_F_sip_code;
 	}
+	/* Only an incoming call's events say so (the column's CHECK). */
+	if (m->direction != NULL && strcmp(m->direction, "inbound") != 0) {
+		if (strcmp(m->direction, "outbound") != 0)
+			snprintf(err, errlen, "direction is neither inbound "
+			    "nor outbound, ignored");
+		if (m->owns_strings)
+			free(m->direction);
+		m->direction = NULL;
+		m->present &= ~RQ_F_direction;
+	}
 	if (rq_msg_has(m, duration_ms) && m->duration_ms > (uint64_t)INT64_MAX) {
 		m->present &= ~RQ_F_duration_ms;
 		snprintf(err, errlen, "duration_ms out of range, ignored");

@@ -116,6 +116,12 @@ static const struct migration migrations[] = {
 	"  REFERENCING OLD TABLE AS gone"
 	"  FOR EACH STATEMENT EXECUTE FUNCTION ringq_call_delete();"
 	},
+	{ 6, "calls: direction",
+	/* An incoming call ([inbound] numbers) is the tenant's too, but
+	 * billing counts it apart.  A constant default: no table rewrite. */
+	"ALTER TABLE calls ADD COLUMN direction text NOT NULL"
+	"  DEFAULT 'outbound' CHECK (direction IN ('outbound', 'inbound'));"
+	},
 };
 
 #define NMIGRATIONS	(sizeof(migrations) / sizeof(migrations[0]))

@@ -29,14 +29,16 @@
  * sip_code, $7 node, $8 duration_ms, $9 detail, $10 tenant, $11 to, $12
  * answered_ms, $13 the call's ended_ms, $14 its talk_ms, $15 status_rank,
  * $16 started_ms, $17 the attempt's ended_ms, $18 its talk_ms, $19 result
- * (jsonb: acct_event_check made it valid JSON text).
+ * (jsonb: acct_event_check made it valid JSON text), $20 direction
+ * ('inbound' or NULL).
  *
  * The status, reason, sip_code, updated_at, ended_at and talk_ms of a call
  * follow its highest-ranked event only; the other columns gather what any
  * event tells.  ended_at/talk_ms are cleared when a new attempt moves a
  * failed call on again; retrying ends an attempt, not the call.  A call's
  * (and an attempt's) result is that of its highest-ranked event that has
- * one: an event without a result leaves it.
+ * one: an event without a result leaves it.  A call is outbound unless
+ * one of its events says inbound (the first event of an incoming call).
  */
 #define ADV	"EXCLUDED.status_rank > c.status_rank"
 /* Within an attempt the status order is status.h's enum order. */
@@ -44,15 +46,16 @@
 	" 'dispatched', 'ringing', 'answered', 'retrying', 'completed'," \
 	" 'failed', 'canceled', 'expired'], " st "::text)"
 #define FWD	ORDER("EXCLUDED.status") " > " ORDER("a.status")
-#define NPARAMS	19
+#define NPARAMS	20
 static const char sql_store[] =
 	"WITH i AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[],"
 	" $4::bigint[], $5::text[], $6::int[], $7::text[], $8::bigint[],"
 	" $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],"
 	" $14::bigint[], $15::int[], $16::bigint[], $17::bigint[],"
-	" $18::bigint[], $19::jsonb[]) AS t(call_id, attempt, status, ts,"
-	" reason, sip_code, node, dur, detail, tenant, target, answered, ended,"
-	" talk, rank, started, aended, atalk, result)),"
+	" $18::bigint[], $19::jsonb[], $20::text[]) AS t(call_id, attempt,"
+	" status, ts, reason, sip_code, node, dur, detail, tenant, target,"
+	" answered, ended, talk, rank, started, aended, atalk, result,"
+	" direction)),"
 
 	" ev AS (INSERT INTO call_events (call_id, attempt, status, at, reason,"
 	" sip_code, node, duration_ms, detail, result)"
@@ -64,10 +67,11 @@ static const char sql_store[] =
 
 	" c AS (INSERT INTO calls AS c (id, tenant, target, status, reason,"
 	" sip_code, attempts, created_at, updated_at, answered_at, ended_at,"
-	" talk_ms, status_rank, result)"
+	" talk_ms, status_rank, result, direction)"
 	" SELECT call_id, coalesce(tenant, ''), target, status, reason,"
 	" sip_code, attempt, " TS("ts") ", " TS("ts") ", " TS("answered") ","
-	" " TS("ended") ", talk, rank, result FROM n"
+	" " TS("ended") ", talk, rank, result,"
+	" coalesce(direction, 'outbound') FROM n"
 	" ON CONFLICT (id) DO UPDATE SET"
 	" tenant = CASE WHEN c.tenant = '' THEN EXCLUDED.tenant"
 	"   ELSE c.tenant END,"
@@ -89,7 +93,9 @@ static const char sql_store[] =
 	" result = CASE WHEN EXCLUDED.result IS NOT NULL AND"
 	"   (c.result IS NULL OR " ADV ") THEN EXCLUDED.result"
 	"   ELSE c.result END,"
-	" status_rank = greatest(c.status_rank, EXCLUDED.status_rank)"
+	" status_rank = greatest(c.status_rank, EXCLUDED.status_rank),"
+	" direction = CASE WHEN EXCLUDED.direction = 'inbound' THEN 'inbound'"
+	"   ELSE c.direction END"
 	"),"
 
 	" a AS (INSERT INTO attempts AS a (call_id, attempt, node, status,"
@@ -242,6 +248,7 @@ round_add(struct pg_array *col, const struct acct_event *ev)
 	array_put_u64(&col[16], over, m->ts_ms);
 	array_put_u64(&col[17], over && has_dur, m->duration_ms);
 	array_put(&col[18], rq_msg_has(m, result) ? m->result : NULL);
+	array_put(&col[19], m->direction);
 }
 
 /*

@@ -127,9 +127,9 @@
  * truth, and a TIME per job is not free); ST, the enum rq_status numbers by
  * name (keep in step with common/status.h); is_terminal(rank); and
  * emit(key, ev[, j[, extra]]): appends ev (a table: call_id attempt
- * status, optional ts_ms (default now) tenant to reason sip_code node
- * duration_ms started_ms answered_ms detail result) to rq:events and, when
- * the job exists, does what accounting's mirror would: writes the event's
+ * status, optional ts_ms (default now) tenant to direction reason sip_code
+ * node duration_ms started_ms answered_ms detail result) to rq:events and,
+ * when the job exists, does what accounting's mirror would: writes the event's
  * timeline entry (result, JSON object text, becomes an object there, or
  * stays a string when it is not one: it never fails the script), and
  * moves the job's live status (hash key) to it when its rank is higher,
@@ -236,6 +236,9 @@
 "  if v and v ~= '' then\n" \
 "    if type(v) ~= 'string' then v = str(v) end\n" \
 "    a[n + 1] = 'to'; a[n + 2] = v; n = n + 2\n" \
+"  end\n" \
+"  if ev.direction then\n" \
+"    a[n + 1] = 'direction'; a[n + 2] = ev.direction; n = n + 2\n" \
 "  end\n" \
 "  v = ev.reason\n" \
 "  if v and v ~= '' then\n" \

@@ -293,8 +293,9 @@ RQ_LUA_EVENTS
 "redis.call('SADD', KEYS[3], ARGV[1])\n"
 "redis.call('SADD', KEYS[4], ARGV[6])\n"
 "emit(KEYS[1], { call_id = ARGV[1], attempt = 1, status = 'answered',\n"
-"  ts_ms = now, tenant = ARGV[2], to = ARGV[3], node = ARGV[6],\n"
-"  sip_code = '200', started_ms = ARGV[7], answered_ms = ARGV[8] })\n"
+"  ts_ms = now, tenant = ARGV[2], to = ARGV[3], direction = 'inbound',\n"
+"  node = ARGV[6], sip_code = '200', started_ms = ARGV[7],\n"
+"  answered_ms = ARGV[8] })\n"
 "return 1\n";
 
 struct rq_script rq_claim_script = { "claim", claim_src, "" };

@@ -135,7 +135,7 @@ rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
 rq_stop_daemon accounting
 rq_start_daemon accounting
 rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
-[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "5|5|1|5" ] ||
+[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "6|6|1|6" ] ||
     rq_fail "schema_migrations: $(rq_psql 'SELECT * FROM schema_migrations')"
 [ "$(log_count 'schema migration 1 applied')" = 1 ] ||
     rq_fail "migration 1 applied more than once"
@@ -208,6 +208,26 @@ rq_wait_for 10 drained
     rq_fail "rq:events call: $(rq_psql "SELECT * FROM calls WHERE id = '$E'")"
 [ "$(rq_redis HLEN "rq:timeline:$E")" = 6 ] ||
     rq_fail "rq:events timeline: $(rq_redis HGETALL "rq:timeline:$E")"
+# An incoming call: its first event says so (rq_job_inbound), the later
+# ones do not, and the call stays inbound; a direction that is neither is
+# ignored (the call is outbound), the event stored.
+IN=$(newid)
+BAD=$(newid)
+cat > "$T/in.jsonl" <<EOF
+{"call_id": "$IN", "attempt": 1, "status": "answered", "ts_ms": $NOW, "tenant": "demo", "to": "+15557654321", "direction": "inbound", "node": "tel1", "sip_code": 200}
+{"call_id": "$IN", "attempt": 1, "status": "completed", "ts_ms": $((NOW + 3000)), "node": "tel1", "duration_ms": 3000}
+{"call_id": "$BAD", "attempt": 0, "status": "queued", "ts_ms": $NOW, "tenant": "demo", "to": "+15551234567", "direction": "sideways"}
+EOF
+xadd_file "$T/in.jsonl"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT id || ':' || direction || ':' || status FROM calls
+    WHERE id IN ('$E', '$IN', '$BAD')" | sort | tr '\n' ' ')" = \
+    "$(printf '%s\n' "$BAD:outbound:queued" "$E:outbound:completed" \
+    "$IN:inbound:completed" | sort | tr '\n' ' ')" ] ||
+    rq_fail "directions: $(rq_psql "SELECT id, direction, status FROM calls WHERE id IN ('$E', '$IN', '$BAD')")"
+grep -q "direction is neither inbound nor outbound, ignored" "$T/accounting.log" ||
+    rq_fail "a bad direction was not logged"
+echo "ok: an incoming call is inbound in PostgreSQL, the others outbound"
 # The same entries again (a writer's retry): nothing changes.
 before=$(snapshot "$E")
 xadd_file "$T/e.jsonl"

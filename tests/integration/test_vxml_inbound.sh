@@ -169,8 +169,10 @@ pg_row() {
 	    "completed demo 1 4321" ]
 }
 rq_wait_for 10 pg_row
-[ "$(rq_psql "SELECT target FROM calls WHERE id = '$id'")" = \
-    "$(jq -r .to <<<"$call")" ] || rq_fail "calls.target is not the caller"
+[ "$(rq_psql "SELECT target || ' ' || direction FROM calls WHERE id = '$id'")" = \
+    "$(jq -r .to <<<"$call") inbound" ] ||
+    rq_fail "calls row: not the caller, or not inbound: $(rq_psql \
+    "SELECT target, direction FROM calls WHERE id = '$id'")"
 [ "$(rq_psql "SELECT node || ' ' || status || ' ' || (talk_ms > 1000)
     FROM attempts WHERE call_id = '$id' AND attempt = 1")" = \
     "tel1 completed true" ] || rq_fail "attempt row: $(rq_psql \
