@@ -7,10 +7,9 @@ what it got and goes to next= (or exits).
 
     vxml_server.py DIR LOGFILE PORTFILE
 """
+import email.parser
+import email.policy
 import json
-import warnings
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-import cgi  # noqa: E402 (multipart parsing; deprecated, still in 3.11)
 import os
 import sys
 import urllib.parse
@@ -22,21 +21,23 @@ ROOT, LOG, PORTFILE = sys.argv[1], sys.argv[2], sys.argv[3]
 def form_fields(handler, body):
     ctype = handler.headers.get('Content-Type', '')
     if ctype.startswith('multipart/form-data'):
-        env = {'REQUEST_METHOD': 'POST', 'CONTENT_TYPE': ctype,
-               'CONTENT_LENGTH': str(len(body))}
-        import io
-        fs = cgi.FieldStorage(fp=io.BytesIO(body), environ=env,
-                              keep_blank_values=True)
+        # The body is a MIME multipart (RFC 7578): the email package parses
+        # it (the cgi module that did is deprecated, gone in Python 3.13).
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b'Content-Type: ' + ctype.encode('latin-1') + b'\r\n\r\n' + body)
         out = {}
-        for k in fs.keys():
-            item = fs[k]
-            if isinstance(item, list):
-                item = item[0]
-            if item.filename:
-                out[k] = {'filename': item.filename, 'type': item.type,
-                          'bytes': len(item.value)}
+        for part in msg.iter_parts():
+            name = part.get_param('name', header='content-disposition')
+            if name is None or name in out:
+                continue        # the first of repeated fields, as before
+            data = part.get_payload(decode=True) or b''
+            if part.get_filename() is not None:
+                out[name] = {'filename': part.get_filename(),
+                             'type': part.get_content_type(),
+                             'bytes': len(data)}
             else:
-                out[k] = item.value
+                out[name] = data.decode(
+                    part.get_content_charset() or 'utf-8', 'replace')
         return out
     return {k: v[0] for k, v in urllib.parse.parse_qs(
         body.decode('utf-8', 'replace'), keep_blank_values=True).items()}
