@@ -64,9 +64,9 @@
  * release, expire, claim, finish, cancel): the transactional outbox.
  * Accounting reads it with the consumer group RQ_EVENTS_GROUP, stores each
  * entry, then XACKs it and trims the stream.  Entry fields: the EVENT
- * message's field names (call_id attempt status ts_ms tenant to reason
- * sip_code node duration_ms started_ms answered_ms detail result), values
- * as strings. */
+ * message's field names (call_id attempt status ts_ms tenant to direction
+ * reason sip_code node duration_ms started_ms answered_ms detail result),
+ * values as strings. */
 #define RQ_KEY_EVENTS		"rq:events"
 #define RQ_EVENTS_GROUP		"accounting"
 /* Pub/sub channel: published (any message) when ids were added to
@@ -144,11 +144,13 @@
  * Lua: the fields one by one rather than in a loop over a table, numbers
  * formatted once per script run (str, now_text), since a string.format
  * or a table costs thousands of instructions there.  Its tables are made
- * at their full size by their constructors (the nils reserve slots): a
- * Lua 5.1 table that grows by appends is rebuilt at every power of two.
+ * at their full size by their constructors (the nils reserve slots: the
+ * event's 4 pairs and up to 13 more, the status's up to 8 pairs): a Lua
+ * 5.1 table that grows by appends is rebuilt at every power of two.
  * j, when the caller has read the job already, is the job's fields
  * EMIT_FIELDS in that order (from(f, i): the six values of f from the
- * i-th on, for a caller that read its own fields and then EMIT_FIELDS),
+ * i-th on, for a caller that read its own fields and then EMIT_FIELDS:
+ * six as EMIT_FIELDS has),
  * so emit reads nothing itself (a script per job step costs a few
  * redis.calls less); extra is a list of field, value pairs to set on the
  * job in the same HSET as the status. */
@@ -218,7 +220,8 @@
 "  local att = str(attempt)\n" \
 "  local a = { 'call_id', id, 'attempt', att, 'status', status,\n" \
 "    'ts_ms', tss, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,\n" \
-"    nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }\n" \
+"    nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,\n" \
+"    nil }\n" \
 "  local n = 8\n" \
 "  local tl = '{\"status\":\"' .. status .. '\"'\n" \
 "  local attj\n" \
@@ -237,7 +240,7 @@
 "    if type(v) ~= 'string' then v = str(v) end\n" \
 "    a[n + 1] = 'to'; a[n + 2] = v; n = n + 2\n" \
 "  end\n" \
-"  if ev.direction then\n" \
+"  if ev.direction and ev.direction ~= '' then\n" \
 "    a[n + 1] = 'direction'; a[n + 2] = ev.direction; n = n + 2\n" \
 "  end\n" \
 "  v = ev.reason\n" \

@@ -51,6 +51,7 @@ _Static_assert(RQ_ID_LEN == 2 + 2 * ID_RANDOM, "RQ_ID_LEN: c_ and hex");
 static _Thread_local unsigned char id_pool[ID_RANDOM * ID_POOL_IDS];
 static _Thread_local size_t id_pool_left;
 static pthread_once_t id_pool_once = PTHREAD_ONCE_INIT;
+static int id_pool_ids = 1;	/* ids per refill: 1 until fork-safe */
 
 static void
 id_pool_forget(void)
@@ -62,7 +63,8 @@ id_pool_forget(void)
 static void
 id_pool_register(void)
 {
-	pthread_atfork(NULL, NULL, id_pool_forget);
+	if (pthread_atfork(NULL, NULL, id_pool_forget) == 0)
+		id_pool_ids = ID_POOL_IDS;
 }
 
 int
@@ -74,10 +76,10 @@ rq_call_id_new(char out[RQ_ID_LEN + 1])
 
 	pthread_once(&id_pool_once, id_pool_register);
 	if (id_pool_left == 0) {
-		if (getrandom(id_pool, sizeof(id_pool), 0) !=
-		    (ssize_t)sizeof(id_pool))
+		if (getrandom(id_pool, ID_RANDOM * (size_t)id_pool_ids, 0) !=
+		    (ssize_t)(ID_RANDOM * (size_t)id_pool_ids))
 			return -1;
-		id_pool_left = ID_POOL_IDS;
+		id_pool_left = (size_t)id_pool_ids;
 	}
 	rnd = id_pool + ID_RANDOM * --id_pool_left;
 	out[0] = 'c';

@@ -1,11 +1,6 @@
-/* The tenants' call lists (rq:calls:<tenant>, GET /v1/calls) outlive the
- * calls in them: an ended call's job leaves Redis RQ_CALL_TTL_MS after it
- * ended (a TTL), its id stays in the list.  Once a second this sweep
- * takes the ids created more than RQ_CALL_TTL_MS ago out of each
- * configured tenant's list when their job is gone, so that Redis does not
- * grow with every call ever made and a list request does not spend its
- * scan budget on ghosts.  An old call that still runs (retried for days)
- * keeps its place; the sweep then looks past it. */
+/* The tenants' call lists (rq:calls:<tenant>) lose the calls that left
+ * Redis: ended calls expire RQ_CALL_TTL_MS after they end, their ids
+ * would stay in the lists for good. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,101 +8,145 @@
 #include "keys.h"
 #include "log.h"
 #include "scheduler.h"
+#include "util.h"
 
-/* KEYS: rq:calls:<tenant>.  ARGV: job key prefix, offset, batch.
- * Looks at the batch ids from offset on among those created before now -
- * RQ_CALL_TTL_MS (Redis's clock), removes the ones without a job.
- * Returns { removed, kept }. */
+/*
+ * KEYS: rq:calls:<tenant>.  ARGV: job key prefix, from (a ZRANGEBYSCORE
+ * min: "-inf", "<ms>" or "(<ms>"), batch.
+ * Looks at up to batch ids from `from` on among those created more than
+ * RQ_CALL_TTL_MS ago (Redis's clock):
+ *  - job gone: the id leaves the list;
+ *  - job ended but without a TTL (ended by an older version, before they
+ *    set one): the job and its timeline get what is left of their TTL
+ *    from updated_ms, or go at once, id and all, when nothing is left;
+ *  - otherwise (a call still running, or ended and expiring): kept.
+ * Returns { removed, looked at, next from }: next from is the last score
+ * looked at, so the next run starts there (ids at that score are looked
+ * at again: harmless), or past it when every id looked at had it (a full
+ * batch of one millisecond: the rest of it waits for the next pass).
+ */
 static const char lists_src[] =
 "local t = redis.call('TIME')\n"
-"local old = tonumber(t[1]) * 1000 - " RQ_STR(RQ_CALL_TTL_MS) "\n"
-"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"
-"    string.format('%d', old), 'LIMIT', ARGV[2], ARGV[3])\n"
+"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+"local old = string.format('%d', now - " RQ_STR(RQ_CALL_TTL_MS) ")\n"
+"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], old,\n"
+"    'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))\n"
 "local removed = 0\n"
-"for _, id in ipairs(ids) do\n"
-"  if redis.call('EXISTS', ARGV[1] .. id) == 0 then\n"
+"for i = 1, #ids, 2 do\n"
+"  local id = ids[i]\n"
+"  local key = ARGV[1] .. id\n"
+"  local gone = false\n"
+"  local ttl = redis.call('PTTL', key)\n"
+"  if ttl == -2 then\n"
+"    gone = true\n"
+"  elseif ttl == -1 then\n"
+"    local f = redis.call('HMGET', key, 'status_rank', 'updated_ms')\n"
+"    local rank = tonumber(f[1])\n"
+"    if rank ~= nil and rank % 16 >= 6 then\n"
+"      local left = (tonumber(f[2]) or 0) + " RQ_STR(RQ_CALL_TTL_MS) " - now\n"
+"      if left <= 0 then\n"
+"        redis.call('DEL', key, '" RQ_KEY_TIMELINE "' .. id)\n"
+"        gone = true\n"
+"      else\n"
+"        redis.call('PEXPIRE', key, left)\n"
+"        redis.call('PEXPIRE', '" RQ_KEY_TIMELINE "' .. id, left)\n"
+"      end\n"
+"    end\n"
+"  end\n"
+"  if gone then\n"
 "    redis.call('ZREM', KEYS[1], id)\n"
 "    removed = removed + 1\n"
 "  end\n"
 "end\n"
-"return { removed, #ids - removed }\n";
+"local from = ARGV[2]\n"
+"if #ids > 0 then\n"
+"  from = ids[#ids]\n"
+"  if ids[2] == from and #ids / 2 == tonumber(ARGV[3]) then\n"
+"    from = '(' .. from\n"
+"  end\n"
+"end\n"
+"return { removed, #ids / 2, from }\n";
 
 struct rq_script sched_lists_script = { "call_lists", lists_src, "" };
 
-/* One tenant's list, batch after batch while they come full, at most
- * SCHED_LISTS_RUNS of them.  *offset: the old ids still alive ahead of
- * the dead ones, remembered from sweep to sweep.  Returns how many ids
- * went, or -1 on a Redis error (logged). */
-static long
-sweep_list(struct rq_redis *r, const char *tenant, long long *offset)
+/* One batch of one tenant's list, from where the last one stopped.
+ * Returns 1 when the batch was full (more to look at), 0 when it reached
+ * the ids created RQ_CALL_TTL_MS ago, -1 on a Redis error (logged);
+ * *removed: how many ids went. */
+static int
+sweep_list(struct rq_redis *r, const char *tenant, struct sched_list *l,
+    long *removed)
 {
-	char key[RQ_NAME_MAX + 16], off[24], batch[16];
-	const char *argv[4];
+	char key[RQ_NAME_MAX + 16], batch[16];
+	const char *argv[4], *from;
 	redisReply *rep;
-	long long removed, kept;
-	long total = 0;
-	int run;
+	int full;
 
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_TENANT_CALLS, tenant);
 	snprintf(batch, sizeof(batch), "%d", SCHED_LISTS_BATCH);
 	argv[0] = key;
 	argv[1] = RQ_KEY_JOB;
-	argv[2] = off;
+	argv[2] = l->from;
 	argv[3] = batch;
-	for (run = 0; run < SCHED_LISTS_RUNS; run++) {
-		snprintf(off, sizeof(off), "%lld", *offset);
-		if ((rep = rq_redis_eval(r, &sched_lists_script, 1, 4,
-		    argv)) == NULL)
-			return -1;
-		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-		    rep->element[0]->type != REDIS_REPLY_INTEGER ||
-		    rep->element[1]->type != REDIS_REPLY_INTEGER) {
-			log_warnx("redis: call_lists: unexpected reply");
-			freeReplyObject(rep);
-			return -1;
-		}
-		removed = rep->element[0]->integer;
-		kept = rep->element[1]->integer;
+	if ((rep = rq_redis_eval(r, &sched_lists_script, 1, 4, argv)) == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
+	    rep->element[1]->type != REDIS_REPLY_INTEGER ||
+	    (from = rq_reply_str(rep->element[2])) == NULL ||
+	    strlen(from) >= sizeof(l->from)) {
+		log_warnx("redis: call_lists: unexpected reply");
 		freeReplyObject(rep);
-		total += removed;
-		if (removed + kept < SCHED_LISTS_BATCH) {
-			*offset = 0;	/* the end: from the oldest next time */
-			break;
-		}
-		*offset += kept;
+		return -1;
 	}
-	return total;
+	*removed += (long)rep->element[0]->integer;
+	full = rep->element[1]->integer >= SCHED_LISTS_BATCH;
+	memcpy(l->from, from, strlen(from) + 1);
+	freeReplyObject(rep);
+	return full;
 }
 
-long
+int
 sched_lists(struct rq_redis *r, const struct rq_config *cfg,
-    struct sched_lists *sl)
+    struct sched_lists *sl, uint64_t now)
 {
-	long n, total = 0;
+	struct sched_list *v;
+	long removed = 0;
 	size_t i;
+	int again, rc, behind = 0;
 
-	if (sl->offsets == NULL || sl->n != cfg->ntenants) {
-		free(sl->offsets);
-		sl->n = 0;
-		if ((sl->offsets = calloc(cfg->ntenants ? cfg->ntenants : 1,
-		    sizeof(*sl->offsets))) == NULL)
-			return -1;
+	if (sl->n != cfg->ntenants) {
+		if ((v = calloc(cfg->ntenants ? cfg->ntenants : 1,
+		    sizeof(*v))) == NULL) {
+			log_warnx("call lists: out of memory");
+			return 0;	/* not Redis's fault: next time */
+		}
+		free(sl->v);
+		sl->v = v;
 		sl->n = cfg->ntenants;
+		sl->restart = 0;
 	}
-	for (i = 0; i < cfg->ntenants; i++) {
-		if ((n = sweep_list(r, cfg->tenants[i].name,
-		    &sl->offsets[i])) == -1)
+	/* Old ids still running were passed over: look at them again now
+	 * and then (one may have ended and expired since). */
+	if ((again = now >= sl->restart))
+		sl->restart = now + SCHED_LISTS_RESTART_MS;
+	for (i = 0; i < sl->n; i++) {
+		if (again || sl->v[i].from[0] == '\0')
+			snprintf(sl->v[i].from, sizeof(sl->v[i].from), "-inf");
+		if ((rc = sweep_list(r, cfg->tenants[i].name, &sl->v[i],
+		    &removed)) == -1)
 			return -1;
-		total += n;
+		behind |= rc;
 	}
-	if (total > 0)
-		log_debug("call lists: %ld ended calls forgotten", total);
-	return total;
+	if (removed > 0)
+		log_debug("call lists: %ld ids of calls gone from Redis "
+		    "removed", removed);
+	return behind;
 }
 
 void
 sched_lists_free(struct sched_lists *sl)
 {
-	free(sl->offsets);
+	free(sl->v);
 	memset(sl, 0, sizeof(*sl));
 }

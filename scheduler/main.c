@@ -1,8 +1,8 @@
 /* ringq-scheduler: every tick (or at the next due time, when sooner, or
  * at once when the gateway announces a job due now on rq:due), moves due
  * jobs and expired dispatch leases to rq:ready (release.c); about once a
- * second ends the calls of telservers that died (nodes.c) and takes the
- * calls that left Redis out of the tenants' lists (lists.c). */
+ * second ends the calls of telservers that died (nodes.c); takes the calls
+ * that left Redis out of the tenants' lists (lists.c). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +59,8 @@ main(int argc, char *argv[])
 	struct rq_metrics_server *ms;
 	struct rq_sub due;
 	struct pollfd pfd;
-	uint64_t next_tick, next_sweep, now, wall, next_due, last_run = 0;
+	uint64_t next_tick, next_sweep, next_lists, now, wall, next_due;
+	uint64_t wake, last_run = 0;
 	uint64_t soon;
 	long timeout;
 	int full = 0, fresh, announced, rc;
@@ -76,7 +77,7 @@ main(int argc, char *argv[])
 	log_info("started: tick %d ms, batch %d", cfg.sched_tick_ms,
 	    cfg.sched_batch);
 
-	next_tick = next_sweep = rq_mono_ms();
+	next_tick = next_sweep = next_lists = rq_mono_ms();
 	while (!rq_stop) {
 		now = rq_mono_ms();
 		if (full || now >= next_tick) {
@@ -120,20 +121,30 @@ main(int argc, char *argv[])
 				if ((rc = sched_sweep(&redis, &dead, now)) > 0)
 					rq_metric_add(m_interrupted,
 					    (uint64_t)rc);
-				if (rc == -1 || sched_depths(&redis) == -1 ||
-				    sched_lists(&redis, &cfg, &lists) == -1)
+				if (rc == -1 || sched_depths(&redis) == -1)
 					rq_metric_error("redis");
 			} else
 				sched_nodes_forget(&dead);
+		}
+		if (now >= next_lists) {
+			/* (Redis down: the release counts that error.) */
+			rc = rq_redis_ready(&redis) == 0 ?
+			    sched_lists(&redis, &cfg, &lists, now) : 0;
+			if (rc == -1)
+				rq_metric_error("redis");
+			next_lists = now + (rc == 1 ? SCHED_LISTS_BEHIND_MS :
+			    SCHED_LISTS_MS);
 		}
 		now = rq_mono_ms();
 		if (full)
 			timeout = 0;
 		else {
-			timeout = next_tick > now ? (long)(next_tick - now) : 0;
-			if (next_sweep < next_tick)
-				timeout = next_sweep > now ?
-				    (long)(next_sweep - now) : 0;
+			wake = next_tick;
+			if (next_sweep < wake)
+				wake = next_sweep;
+			if (next_lists < wake)
+				wake = next_lists;
+			timeout = wake > now ? (long)(wake - now) : 0;
 		}
 		/* Announcements share a run at most SCHED_DUE_GAP_MS after the
 		 * last one: cheaper for Redis than a run each, and none waits

@@ -64,25 +64,35 @@ void	sched_nodes_forget(struct sched_nodes *sn);
  * Redis error (logged). */
 int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 
-/* lists.c: the tenants' call lists lose their ended calls whose job left
- * Redis (RQ_CALL_TTL_MS).  Per tenant and sweep, up to SCHED_LISTS_RUNS
- * batches of SCHED_LISTS_BATCH old ids: 16,000 a second keeps up with
- * 16,000 calls a second. */
-#define SCHED_LISTS_BATCH	1000
-#define SCHED_LISTS_RUNS	16
+/* lists.c: the tenants' call lists lose the ids of calls that left Redis
+ * (RQ_CALL_TTL_MS after they ended).  Each run looks at one batch of
+ * SCHED_LISTS_BATCH ids per configured tenant, among those created more
+ * than RQ_CALL_TTL_MS ago, from where the last run stopped; the next run
+ * comes SCHED_LISTS_MS later, or SCHED_LISTS_BEHIND_MS when a batch was
+ * full (20,000 ids a second per tenant, in slices short enough not to
+ * hold up releases).  The ids passed over (calls still running) are
+ * looked at again once every SCHED_LISTS_RESTART_MS, from the oldest. */
+#define SCHED_LISTS_BATCH	200	/* a script of a millisecond or two */
+#define SCHED_LISTS_MS		1000
+#define SCHED_LISTS_BEHIND_MS	10
+#define SCHED_LISTS_RESTART_MS	60000
 
 extern struct rq_script sched_lists_script;
 
-/* Where each tenant's sweep goes on from: old ids still alive come first. */
+struct sched_list {
+	char		 from[32];	/* ZRANGEBYSCORE min: "-inf", ms, (ms */
+};
 struct sched_lists {
-	long long	*offsets;	/* one per configured tenant */
-	size_t		 n;
+	struct sched_list	*v;	/* one per configured tenant */
+	size_t			 n;
+	uint64_t		 restart;	/* monotonic ms: from the oldest */
 };
 
-/* Sweeps the list of every tenant in cfg.  Returns how many ids went, or
- * -1 on a Redis error (logged). */
-long	sched_lists(struct rq_redis *r, const struct rq_config *cfg,
-	    struct sched_lists *sl);
+/* One run over the lists of the tenants in cfg; now is monotonic ms.
+ * Returns 1 when a list has more to look at at once, 0 when all are up to
+ * date, -1 on a Redis error (logged). */
+int	sched_lists(struct rq_redis *r, const struct rq_config *cfg,
+	    struct sched_lists *sl, uint64_t now);
 void	sched_lists_free(struct sched_lists *sl);
 
 /* depths.c: sets the gauges ringq_queue_depth{queue=delayed|ready|inflight|

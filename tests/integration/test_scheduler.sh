@@ -238,31 +238,46 @@ events > "$T/events2"
 echo "two schedulers released 2000 jobs once each"
 rq_stop_daemon scheduler:b
 
-# 9b. The tenants' call lists lose the calls that left Redis: ids older
-# than the 7 days an ended call stays (RQ_CALL_TTL_MS) whose job is gone,
-# over several batches of 1000 in one sweep, looking past old calls that
-# still run; a younger id stays even without its job.
+# 9b. The tenants' call lists lose the calls that left Redis: ids created
+# more than the 7 days an ended call stays (RQ_CALL_TTL_MS) ago whose job
+# is gone, over several batches of 200 in one sweep, looking past old
+# calls that still run (1100 of them in one millisecond: more than a
+# batch); an old call ended by an older version (no TTL) gets the rest of
+# its 7 days, or goes at once when they are over; a younger id stays even
+# without its job.
 week=604800000
-old=$(( $(now_ms) - week - 86400000 ))
+now=$(now_ms)
+old=$(( now - week - 86400000 ))
 {
-	for i in 1 2 3 4 5; do
-		echo "HSET rq:job:alive$i id alive$i tenant demo status retrying"
-		echo "ZADD rq:calls:demo $((old - 1000 + i)) alive$i"
+	for ((i = 0; i < 1100; i++)); do
+		echo "HSET rq:job:alive$i id alive$i tenant demo status retrying status_rank 21"
+		echo "ZADD rq:calls:demo $((old - 5000)) alive$i"
 	done
 	for ((i = 0; i < 2500; i++)); do
 		echo "ZADD rq:calls:demo $((old + i)) ghost$i"
 	done
-	echo "ZADD rq:calls:demo $(( $(now_ms) - 86400000 )) young"
+	echo "HSET rq:job:ended_long_ago id ended_long_ago status completed status_rank 22 updated_ms $((now - week - 1000))"
+	echo "HSET rq:timeline:ended_long_ago 1:completed {}"
+	echo "ZADD rq:calls:demo $((old + 3000)) ended_long_ago"
+	echo "HSET rq:job:ended_lately id ended_lately status failed status_rank 23 updated_ms $((now - 86400000))"
+	echo "HSET rq:timeline:ended_lately 1:failed {}"
+	echo "ZADD rq:calls:demo $((old + 3001)) ended_lately"
+	echo "ZADD rq:calls:demo $((now - 86400000)) young"
 } | rq_redis >/dev/null
-ghosts() { rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 3000))" | grep -c ghost || true; }
-gone() { [ "$(ghosts)" = 0 ]; }
-rq_wait_for 10 gone
-[ "$(rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 3000))" | tr '\n' ' ')" = \
-    "alive1 alive2 alive3 alive4 alive5 " ] ||
-    rq_fail "old calls still running left the list: $(rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 3000))" | head)"
+old_ids() { rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 5000))"; }
+swept() { [ "$(old_ids | grep -c -E '^(ghost|ended_long_ago)')" = 0 ]; }
+rq_wait_for 10 swept
+[ "$(old_ids | grep -c '^alive')" = 1100 ] ||
+    rq_fail "old calls still running left the list: $(old_ids | grep -c '^alive') of 1100 kept"
+[ "$(rq_redis EXISTS rq:job:ended_long_ago rq:timeline:ended_long_ago)" = 0 ] ||
+    rq_fail "a call ended 7 days ago without a TTL is still in Redis"
+ttl=$(rq_redis PTTL rq:job:ended_lately) tlttl=$(rq_redis PTTL rq:timeline:ended_lately)
+(( ttl > week - 86400000 - 60000 && ttl <= week - 86400000 &&
+    tlttl > week - 86400000 - 60000 )) && old_ids | grep -q '^ended_lately$' ||
+    rq_fail "a call ended a day ago without a TTL: PTTL $ttl / $tlttl, not 6 days"
 [ -n "$(rq_redis ZSCORE rq:calls:demo young)" ] ||
     rq_fail "a call younger than 7 days left the list"
-echo "call lists: 2500 calls gone from Redis forgotten, 5 old running calls and a young one kept"
+echo "call lists: 2500 calls gone from Redis forgotten, 1100 old running calls and a young one kept; old calls without a TTL given the rest of theirs"
 
 # 10. Redis restarts (losing everything: no persistence here): the
 # scheduler reconnects by itself and releases again.
