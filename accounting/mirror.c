@@ -24,7 +24,7 @@
  * or 2 when the status moved.  A job with a callback_url gets the event's
  * status callback queued once (callbacks.c delivers it).  A terminal
  * status frees the call's concurrency slot (ZREM from rq:active:<tenant>)
- * and starts the job's and timeline's RQ_CALL_TTL_MS.
+ * and starts the job's and timeline's TTL (ttl_ms, common/keys.h).
  */
 static const char mirror_lua[] =
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
@@ -43,8 +43,10 @@ static const char mirror_lua[] =
 	" st == 'expired' then\n"
 	"  local tn = redis.call('HGET', KEYS[1], 'tenant')\n"
 	"  if tn then redis.call('ZREM', ARGV[11] .. tn, ARGV[10]) end\n"
-	"  redis.call('PEXPIRE', KEYS[1], " RQ_STR(RQ_CALL_TTL_MS) ")\n"
-	"  redis.call('PEXPIRE', KEYS[2], " RQ_STR(RQ_CALL_TTL_MS) ")\n"
+	"  local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl_ms')) or "
+	RQ_STR(RQ_CALL_TTL_MS) "\n"
+	"  redis.call('PEXPIRE', KEYS[1], ttl)\n"
+	"  redis.call('PEXPIRE', KEYS[2], ttl)\n"
 	"end\n"
 	"return 2\n";
 

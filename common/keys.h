@@ -23,13 +23,17 @@
  *                mirror
  *   status_rank  attempt * 16 + enum rq_status, so that a late event never
  *                moves the status backwards
+ *   ttl_ms     how long the job and its timeline stay once the call ended:
+ *                the tenant's retention_days, written by the gateway (and
+ *                the inbound script) when not RQ_CALL_TTL_MS
  * A call that ends (a terminal status) keeps its job and timeline in Redis
- * for RQ_CALL_TTL_MS more (a TTL set by whoever ends it: emit() or
- * accounting's mirror), for GET /v1/calls and status callbacks; the
- * record stays in PostgreSQL.  Without it Redis would grow with every call
- * ever made (about a kilobyte each). */
+ * for ttl_ms (RQ_CALL_TTL_MS when absent) more: a TTL set by whoever ends
+ * it (emit() or accounting's mirror), for GET /v1/calls and status
+ * callbacks; the record stays in PostgreSQL.  Without it Redis would grow
+ * with every call ever made (about a kilobyte each). */
 #define RQ_KEY_JOB		"rq:job:"
-#define RQ_CALL_TTL_MS		604800000	/* 7 days */
+#define RQ_CALL_TTL_MS		604800000	/* 7 days: retention_days */
+#define RQ_CALL_TTL_DAYS	7
 /* HASH rq:timeline:<id>: field "<attempt>:<status>" -> event JSON.  The
  * field is the event's identity, so writing it twice is harmless. */
 #define RQ_KEY_TIMELINE		"rq:timeline:"
@@ -134,7 +138,7 @@
  * stays a string when it is not one: it never fails the script), and
  * moves the job's live status (hash key) to it when its rank is higher,
  * freeing the tenant's concurrency slot (rq:active:) and giving the job
- * and its timeline their TTL (RQ_CALL_TTL_MS) when it is terminal.  So
+ * and its timeline their TTL (ttl_ms) when it is terminal.  So
  * the job's status is right the moment the script returns, and the event
  * reaches PostgreSQL even if the caller dies right after.  The entry says
  * what is left to accounting (RQ_EVENT_MIRRORED, RQ_EVENT_CALLBACK):
@@ -148,9 +152,9 @@
  * event's 4 pairs and up to 13 more, the status's up to 8 pairs): a Lua
  * 5.1 table that grows by appends is rebuilt at every power of two.
  * j, when the caller has read the job already, is the job's fields
- * EMIT_FIELDS in that order (from(f, i): the six values of f from the
+ * EMIT_FIELDS in that order (from(f, i): the seven values of f from the
  * i-th on, for a caller that read its own fields and then EMIT_FIELDS:
- * six as EMIT_FIELDS has),
+ * seven as EMIT_FIELDS has),
  * so emit reads nothing itself (a script per job step costs a few
  * redis.calls less); extra is a list of field, value pairs to set on the
  * job in the same HSET as the status. */
@@ -177,9 +181,10 @@
 "  return rank ~= nil and rank % 16 >= 6\n" \
 "end\n" \
 "local EMIT_FIELDS = { 'status_rank', 'tenant', 'id', 'callback_url',\n" \
-"  'reason', 'sip_code' }\n" \
+"  'reason', 'sip_code', 'ttl_ms' }\n" \
 "local function from(f, i)\n" \
-"  return { f[i], f[i + 1], f[i + 2], f[i + 3], f[i + 4], f[i + 5] }\n" \
+"  return { f[i], f[i + 1], f[i + 2], f[i + 3], f[i + 4], f[i + 5],\n" \
+"    f[i + 6] }\n" \
 "end\n" \
 "local function jstr(v)\n" \
 "  if string.find(v, '^[%w %.,:;_@+=/%-]*$') then\n" \
@@ -337,9 +342,9 @@
 "  redis.call('HSET', key, unpack(set, 1, m))\n" \
 "  if del then redis.call('HDEL', key, unpack(del)) end\n" \
 "  if is_terminal(rank) then\n" \
-"    redis.call('PEXPIRE', key, " RQ_STR(RQ_CALL_TTL_MS) ")\n" \
-"    redis.call('PEXPIRE', '" RQ_KEY_TIMELINE "' .. id, " \
-    RQ_STR(RQ_CALL_TTL_MS) ")\n" \
+"    local ttl = tonumber(j[7]) or " RQ_STR(RQ_CALL_TTL_MS) "\n" \
+"    redis.call('PEXPIRE', key, ttl)\n" \
+"    redis.call('PEXPIRE', '" RQ_KEY_TIMELINE "' .. id, ttl)\n" \
 "    if j[2] then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id) end\n" \
 "  end\n" \
 "end\n"

@@ -273,6 +273,7 @@ static const char interrupt_src[] =
 /*
  * KEYS: rq:job:<id> rq:calls:<tenant> rq:oncall:<node> rq:nodes
  * ARGV: id tenant caller number app_url node started_ms answered_ms
+ * ttl_ms ('' = RQ_CALL_TTL_MS)
  * An incoming call's job, as if the gateway had written it and node had
  * claimed its first attempt (what the finish needs: dialed, the id in
  * rq:oncall:<node>), and its `answered` event.  max_attempts 1: nobody
@@ -289,6 +290,7 @@ RQ_LUA_EVENTS
 "  'to', ARGV[3], 'direction', 'inbound', 'number', ARGV[4],\n"
 "  'app_url', ARGV[5], 'created_ms', snow, 'max_attempts', '1',\n"
 "  'attempts', '1', 'dialed', '1', 'node', ARGV[6])\n"
+"if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'ttl_ms', ARGV[9]) end\n"
 "redis.call('ZADD', KEYS[2], snow, ARGV[1])\n"
 "redis.call('SADD', KEYS[3], ARGV[1])\n"
 "redis.call('SADD', KEYS[4], ARGV[6])\n"
@@ -743,8 +745,8 @@ int
 rq_job_inbound(struct rq_redis *r, const struct rq_inbound_call *in)
 {
 	char job[KEY_MAX], calls[KEY_MAX], oncall[KEY_MAX];
-	char started[24], answered[24];
-	const char *argv[12];
+	char started[24], answered[24], ttl[24];
+	const char *argv[13];
 	redisReply *rep;
 	int rc = -1;
 
@@ -769,7 +771,11 @@ rq_job_inbound(struct rq_redis *r, const struct rq_inbound_call *in)
 	argv[9] = in->node;
 	argv[10] = started;
 	argv[11] = answered;
-	if ((rep = rq_redis_eval(r, &rq_inbound_script, 4, 12, argv)) == NULL)
+	ttl[0] = '\0';
+	if (in->ttl_ms != 0 && in->ttl_ms != RQ_CALL_TTL_MS)
+		num_arg(ttl, sizeof(ttl), in->ttl_ms);
+	argv[12] = ttl;
+	if ((rep = rq_redis_eval(r, &rq_inbound_script, 4, 13, argv)) == NULL)
 		return -1;
 	if (rep->type != REDIS_REPLY_INTEGER)
 		log_warnx("call %s: inbound: unexpected reply", in->call_id);

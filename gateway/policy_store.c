@@ -303,7 +303,7 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	char kact[RQ_NAME_MAX + 16], rps[16], rpd[16], maxc[16], ttl[16];
 	char jobkey[64], callskey[RQ_NAME_MAX + 16];
 	char prio[8], nb[24], na[24], created[24], maxat[12];
-	char rbusy[32], rnoans[32], rnet[32];
+	char rbusy[32], rnoans[32], rnet[32], ttl_ms[24];
 	const char *argv[80];
 	struct policy_op *op = NULL;
 	int has_idem = call->idem_key != NULL, has_biz = call->business != NULL;
@@ -379,6 +379,12 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	ARG("retry_busy"); ARG(rbusy);
 	ARG("retry_no_answer"); ARG(rnoans);
 	ARG("retry_network"); ARG(rnet);
+	/* the tenant's retention, kept by the job as its retry rules are */
+	if (tenant->retention_days != RQ_CALL_TTL_DAYS) {
+		num(ttl_ms, sizeof(ttl_ms),
+		    (long long)tenant->retention_days * 86400000);
+		ARG("ttl_ms"); ARG(ttl_ms);
+	}
 #undef ARG
 
 	if (gw_store_command(st, id, n, argv, create_reply_cb, op) == -1)

@@ -1,6 +1,6 @@
 /* The tenants' call lists (rq:calls:<tenant>) lose the calls that left
- * Redis: ended calls expire RQ_CALL_TTL_MS after they end, their ids
- * would stay in the lists for good. */
+ * Redis: ended calls expire after their tenant's retention (ttl_ms), their
+ * ids would stay in the lists for good. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +12,14 @@
 
 /*
  * KEYS: rq:calls:<tenant>.  ARGV: job key prefix, from (a ZRANGEBYSCORE
- * min: "-inf", "<ms>" or "(<ms>"), batch.
+ * min: "-inf", "<ms>" or "(<ms>"), batch, the tenant's retention (ms).
  * Looks at up to batch ids from `from` on among those created more than
- * RQ_CALL_TTL_MS ago (Redis's clock):
+ * a retention ago (Redis's clock):
  *  - job gone: the id leaves the list;
  *  - job ended but without a TTL (ended by an older version, before they
- *    set one): the job and its timeline get what is left of their TTL
- *    from updated_ms, or go at once, id and all, when nothing is left;
+ *    set one): the job and its timeline get what is left of their
+ *    retention (ttl_ms, else the tenant's) from updated_ms, or go at once,
+ *    id and all, when nothing is left;
  *  - otherwise (a call still running, or ended and expiring): kept.
  * Returns { removed, looked at, next from }: next from is the last score
  * looked at, so the next run starts there (ids at that score are looked
@@ -28,7 +29,8 @@
 static const char lists_src[] =
 "local t = redis.call('TIME')\n"
 "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-"local old = string.format('%d', now - " RQ_STR(RQ_CALL_TTL_MS) ")\n"
+"local keep = tonumber(ARGV[4])\n"
+"local old = string.format('%d', now - keep)\n"
 "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], old,\n"
 "    'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))\n"
 "local removed = 0\n"
@@ -40,10 +42,11 @@ static const char lists_src[] =
 "  if ttl == -2 then\n"
 "    gone = true\n"
 "  elseif ttl == -1 then\n"
-"    local f = redis.call('HMGET', key, 'status_rank', 'updated_ms')\n"
+"    local f = redis.call('HMGET', key, 'status_rank', 'updated_ms',\n"
+"        'ttl_ms')\n"
 "    local rank = tonumber(f[1])\n"
 "    if rank ~= nil and rank % 16 >= 6 then\n"
-"      local left = (tonumber(f[2]) or 0) + " RQ_STR(RQ_CALL_TTL_MS) " - now\n"
+"      local left = (tonumber(f[2]) or 0) + (tonumber(f[3]) or keep) - now\n"
 "      if left <= 0 then\n"
 "        redis.call('DEL', key, '" RQ_KEY_TIMELINE "' .. id)\n"
 "        gone = true\n"
@@ -71,24 +74,27 @@ struct rq_script sched_lists_script = { "call_lists", lists_src, "" };
 
 /* One batch of one tenant's list, from where the last one stopped.
  * Returns 1 when the batch was full (more to look at), 0 when it reached
- * the ids created RQ_CALL_TTL_MS ago, -1 on a Redis error (logged);
+ * the ids created a retention ago, -1 on a Redis error (logged);
  * *removed: how many ids went. */
 static int
-sweep_list(struct rq_redis *r, const char *tenant, struct sched_list *l,
-    long *removed)
+sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
+    struct sched_list *l, long *removed)
 {
-	char key[RQ_NAME_MAX + 16], batch[16];
-	const char *argv[4], *from;
+	char key[RQ_NAME_MAX + 16], batch[16], keep[24];
+	const char *argv[5], *from;
 	redisReply *rep;
 	int full;
 
-	snprintf(key, sizeof(key), "%s%s", RQ_KEY_TENANT_CALLS, tenant);
+	snprintf(key, sizeof(key), "%s%s", RQ_KEY_TENANT_CALLS, tenant->name);
 	snprintf(batch, sizeof(batch), "%d", SCHED_LISTS_BATCH);
+	snprintf(keep, sizeof(keep), "%lld",
+	    (long long)tenant->retention_days * 86400000);
 	argv[0] = key;
 	argv[1] = RQ_KEY_JOB;
 	argv[2] = l->from;
 	argv[3] = batch;
-	if ((rep = rq_redis_eval(r, &sched_lists_script, 1, 4, argv)) == NULL)
+	argv[4] = keep;
+	if ((rep = rq_redis_eval(r, &sched_lists_script, 1, 5, argv)) == NULL)
 		return -1;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
 	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -133,7 +139,7 @@ sched_lists(struct rq_redis *r, const struct rq_config *cfg,
 	for (i = 0; i < sl->n; i++) {
 		if (again || sl->v[i].from[0] == '\0')
 			snprintf(sl->v[i].from, sizeof(sl->v[i].from), "-inf");
-		if ((rc = sweep_list(r, cfg->tenants[i].name, &sl->v[i],
+		if ((rc = sweep_list(r, &cfg->tenants[i], &sl->v[i],
 		    &removed)) == -1)
 			return -1;
 		behind |= rc;

@@ -15,6 +15,7 @@ rq_write_config <<EOF2
 key_sha256 = $(rq_sha256 "$ONCE_KEY")
 allow_sip = yes
 max_attempts = 1
+retention_days = 2
 
 [tenant retry]
 key_sha256 = $(rq_sha256 "$RETRY_KEY")
@@ -49,6 +50,12 @@ call=$(get_call "$id" 30)
 echo "$call" | jq -c '{status, reason, sip_code}'
 jq -e '.status == "failed" and .reason == "busy" and .sip_code == 486' \
     <<<"$call" >/dev/null || rq_fail "busy call $id: $(jq -c . <<<"$call")"
+# Ended: in Redis for its tenant's 2 days (retention_days), timeline too.
+for k in "rq:job:$id" "rq:timeline:$id"; do
+	ttl=$(rq_redis PTTL "$k")
+	(( ttl > 2 * 86400000 - 60000 && ttl <= 2 * 86400000 )) ||
+	    rq_fail "$k: PTTL $ttl, not the tenant's 2 days"
+done
 rq_wait_sipp 30 || rq_fail "SIPp busy scenario failed (exit $?)"
 grep -q "X-Ringq-Attempt $id 1\$" "$SIPP_LOG" ||
     rq_fail "INVITE lacked X-Ringq-Attempt: $id/1 ($(cat "$SIPP_LOG"))"

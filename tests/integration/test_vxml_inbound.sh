@@ -28,6 +28,9 @@ cp "$RQ_SOURCE/tests/integration/vxml/inbound.vxml" "$T/www/inbound.vxml"
 rq_start_www "$T/www"
 
 rq_write_config <<EOF
+# (the demo tenant's, whose section comes just before)
+retention_days = 3
+
 [telserver]
 capacity = 1
 
@@ -205,6 +208,10 @@ grep -q "call $id/1: the application failed" "$T/telserver.log" ||
 grep -q "call $id/1: failed app_error" "$T/telserver.log" ||
     rq_fail "call $id did not end after the apology"
 echo "call $id to broken: $(jq -c '[.status, .reason, .result.event]' <<<"$call")"
+# Ended: in Redis for the tenant's 3 days (retention_days), not the default 7.
+ttl=$(rq_redis PTTL "rq:job:$id")
+(( ttl > 3 * 86400000 - 60000 && ttl <= 3 * 86400000 )) ||
+    rq_fail "ended incoming call $id: PTTL $ttl, not the tenant's 3 days"
 
 # carol hangs up while the greeting plays: the application is told.
 dial "sip:$NUMBER@$SIP" 3

@@ -257,6 +257,16 @@ test_finish_completed(void **state)
 	/* Not claimed on that node. */
 	assert_int_equal(finish("c_6", 1, "tel9", RQ_ST_COMPLETED, NULL, 0,
 	    &st), 0);
+
+	/* A tenant's own retention, written into the job as ttl_ms. */
+	job_taken("c_61", 1, "ttl_ms", "3600000", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_61", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_61", 1, "tel1", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 1);
+	assert_in_range(testredis_num("PTTL rq:job:c_61"), 3600000 - 60000,
+	    3600000);
+	assert_in_range(testredis_num("PTTL rq:timeline:c_61"),
+	    3600000 - 60000, 3600000);
 }
 
 #define RESULT	"{\"end\":\"exit\",\"fields\":{\"pin\":\"1234\"}," \

@@ -203,6 +203,7 @@ tenant_init(struct rq_tenant *t, const char *name)
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	t->max_attempts = 3;
+	t->retention_days = RQ_CALL_TTL_DAYS;
 	t->retry_busy_attempts = 4;
 	t->retry_busy_delay_s = 61;
 	t->retry_no_answer_attempts = 2;
@@ -590,6 +591,30 @@ test_noscript_fallback(void **state)
 	assert_true(gw_store_connected(st));
 }
 
+/* A tenant's retention other than the default travels with the job as
+ * ttl_ms (emit() makes it the job's TTL when the call ends); the default
+ * is not written. */
+static void
+test_create_retention(void **state)
+{
+	struct result res;
+	struct rq_tenant t;
+
+	(void)state;
+	testredis_do("FLUSHALL");
+	tenant_init(&t, "brief");
+	t.retention_days = 2;
+	create_as("c0000000000000000000031", &t, "", NULL, &res);
+	assert_int_equal(res.rc, 0);
+	assert_string_equal(testredis_str("HGET %sc0000000000000000000031 "
+	    "ttl_ms", RQ_KEY_JOB), "172800000");
+	tenant_init(&t, "usual");
+	create_as("c0000000000000000000032", &t, "", NULL, &res);
+	assert_int_equal(res.rc, 0);
+	assert_int_equal(testredis_num("HEXISTS %sc0000000000000000000032 "
+	    "ttl_ms", RQ_KEY_JOB), 0);
+}
+
 /*
  * An idempotency key that points to a call that does not exist (left by a
  * gateway that stored the key and died before the job was written) is not
@@ -668,6 +693,7 @@ main(void)
 		cmocka_unit_test(test_create_fails_cleanly),
 		cmocka_unit_test(test_noscript_fallback),
 		cmocka_unit_test(test_one_script),
+		cmocka_unit_test(test_create_retention),
 		cmocka_unit_test(test_idem_without_job),
 		cmocka_unit_test(test_refused_writes_nothing),
 	};
