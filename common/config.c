@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "keys.h"
 #include "e164.h"
 
 /* The longest Unix socket path (and its NUL) a sockaddr_un holds. */
@@ -112,9 +113,9 @@ static const struct rq_conf_key tenant_keys[] = {
 	TS("key_sha256", key_sha256, ""),
 	TB("allow_sip", allow_sip, "no"),
 	TI("max_attempts", max_attempts, 1, 20, "3"),
-	/* how long an ended call stays in Redis (GET /v1/calls): the
-	 * gateway writes it into each job as ttl_ms (common/keys.h) */
-	TI("retention_days", retention_days, 1, 3650, "7"),
+	/* how long an ended call stays in Redis (GET /v1/calls): each job
+	 * keeps it as ttl_ms, unless it is the default (common/keys.h) */
+	TI("retention_days", retention_days, 1, 3650, RQ_STR(RQ_CALL_TTL_DAYS)),
 	TS("mail_token_sha256", mail_token_sha256, ""),
 	TS("mail_token_next_sha256", mail_token_next_sha256, ""),
 	TS("smtp_user", smtp_user, ""),

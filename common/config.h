@@ -14,7 +14,7 @@ struct rq_tenant {
 	char		key_sha256[65];		/* hex SHA-256 of the API key */
 	int		allow_sip;		/* may call sip: URIs */
 	int		max_attempts;
-	int		retention_days;	/* an ended call stays in Redis */
+	int		retention_days;		/* an ended call stays in Redis */
 	/* e-mail requests */
 	char		mail_token_sha256[65];	/* calls+<token>@[smtp] domain */
 	char		mail_token_next_sha256[65]; /* during a rotation */

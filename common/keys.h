@@ -32,8 +32,10 @@
  * callbacks; the record stays in PostgreSQL.  Without it Redis would grow
  * with every call ever made (about a kilobyte each). */
 #define RQ_KEY_JOB		"rq:job:"
-#define RQ_CALL_TTL_MS		604800000	/* 7 days: retention_days */
-#define RQ_CALL_TTL_DAYS	7
+#define RQ_CALL_TTL_DAYS	7	/* retention_days' default */
+#define RQ_CALL_TTL_MS		604800000	/* that, in ms */
+_Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
+    "RQ_CALL_TTL_MS: RQ_CALL_TTL_DAYS in ms (a literal for the scripts)");
 /* HASH rq:timeline:<id>: field "<attempt>:<status>" -> event JSON.  The
  * field is the event's identity, so writing it twice is harmless. */
 #define RQ_KEY_TIMELINE		"rq:timeline:"
@@ -98,9 +100,11 @@
 #define RQ_KEY_CBQ		"rq:cbq:"	/* LIST <id>: deliveries */
 #define RQ_KEY_CBSENT		"rq:cbsent:"	/* HASH <id>: events queued once */
 /* STRING <call id>:<attempt>-<n>: a WAV a VoiceXML <record> made (the
- * telserver writes it, GET /v1/calls/{id}/recordings/{name} reads it). */
+ * telserver writes it, GET /v1/calls/{id}/recordings/{name} reads it).
+ * It is kept as long as its call: the tenant's retention and
+ * RQ_REC_SLACK_MS more (it is made before the call ends). */
 #define RQ_KEY_REC		"rq:rec:"
-#define RQ_REC_TTL_MS		(7 * 86400000LL)
+#define RQ_REC_SLACK_MS		86400000LL
 
 /* Priority ageing: each priority level is worth this much waiting time
  * in rq:ready, so a priority 0 job due 9 minutes ago goes before a
@@ -342,7 +346,8 @@
 "  redis.call('HSET', key, unpack(set, 1, m))\n" \
 "  if del then redis.call('HDEL', key, unpack(del)) end\n" \
 "  if is_terminal(rank) then\n" \
-"    local ttl = tonumber(j[7]) or " RQ_STR(RQ_CALL_TTL_MS) "\n" \
+"    local ttl = tonumber(j[7])\n" \
+"    if not ttl or ttl < 1 then ttl = " RQ_STR(RQ_CALL_TTL_MS) " end\n" \
 "    redis.call('PEXPIRE', key, ttl)\n" \
 "    redis.call('PEXPIRE', '" RQ_KEY_TIMELINE "' .. id, ttl)\n" \
 "    if j[2] then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id) end\n" \

@@ -121,7 +121,7 @@ struct rq_inbound_call {
 	const char	*node;
 	uint64_t	 started_ms;	/* the INVITE came; 0: none */
 	uint64_t	 answered_ms;	/* we answer it; 0: none */
-	uint64_t	 ttl_ms;	/* kept once ended: 0, RQ_CALL_TTL_MS */
+	uint64_t	 ttl_ms;	/* kept once ended; 0: RQ_CALL_TTL_MS */
 };
 
 /*

@@ -1,6 +1,6 @@
 /* GET /v1/calls/{id}/recordings/{name}: a recording a VoiceXML application
  * made on the call (<record>), which the telserver keeps in Redis
- * (RQ_KEY_REC, RQ_REC_TTL_MS) and names in the call's result.  Only the
+ * (RQ_KEY_REC, as long as the call) and names in the call's result.  Only the
  * call's tenant gets it; any other key gets the same 404 as a call that
  * does not exist. */
 #include <event2/buffer.h>
@@ -21,7 +21,7 @@
 
 /* KEYS: rq:job:<id> rq:rec:<id>:<name>.  ARGV: tenant.
  * The recording, or nil when the call is not this tenant's or it has no
- * such recording (expired after RQ_REC_TTL_MS). */
+ * such recording (expired with its call: RQ_REC_SLACK_MS). */
 static const char rec_lua[] =
     "if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then\n"
     "  return false\n"

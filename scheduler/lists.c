@@ -46,7 +46,9 @@ static const char lists_src[] =
 "        'ttl_ms')\n"
 "    local rank = tonumber(f[1])\n"
 "    if rank ~= nil and rank % 16 >= 6 then\n"
-"      local left = (tonumber(f[2]) or 0) + (tonumber(f[3]) or keep) - now\n"
+"      local ttl = tonumber(f[3])\n"
+"      if not ttl or ttl < 1 then ttl = keep end\n"
+"      local left = (tonumber(f[2]) or 0) + ttl - now\n"
 "      if left <= 0 then\n"
 "        redis.call('DEL', key, '" RQ_KEY_TIMELINE "' .. id)\n"
 "        gone = true\n"
@@ -87,8 +89,8 @@ sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
 
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_TENANT_CALLS, tenant->name);
 	snprintf(batch, sizeof(batch), "%d", SCHED_LISTS_BATCH);
-	snprintf(keep, sizeof(keep), "%lld",
-	    (long long)tenant->retention_days * 86400000);
+	snprintf(keep, sizeof(keep), "%lld", tenant->retention_days > 0 ?
+	    (long long)tenant->retention_days * 86400000 : RQ_CALL_TTL_MS);
 	argv[0] = key;
 	argv[1] = RQ_KEY_JOB;
 	argv[2] = l->from;

@@ -70,8 +70,9 @@ int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
  * created more than a retention ago, from where the last run stopped;
  * the next run comes SCHED_LISTS_MS later, or SCHED_LISTS_BEHIND_MS when
  * a batch was full (20,000 ids a second per tenant, in slices short
- * enough not to hold up releases).  The ids passed over (calls still running) are
- * looked at again once every SCHED_LISTS_RESTART_MS, from the oldest. */
+ * enough not to hold up releases).  The ids passed over (calls still
+ * running) are looked at again every SCHED_LISTS_RESTART_MS, from the
+ * oldest. */
 #define SCHED_LISTS_BATCH	200	/* a script of a millisecond or two */
 #define SCHED_LISTS_MS		1000
 #define SCHED_LISTS_BEHIND_MS	10

@@ -231,7 +231,8 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 	in.node = ctx->cfg->tel_name;
 	in.started_ms = c->started_ms;
 	in.answered_ms = c->answered_ms;
-	if ((tenant = rq_config_tenant(ctx->cfg, c->tenant)) != NULL)
+	if ((tenant = rq_config_tenant(ctx->cfg, c->tenant)) != NULL &&
+	    tenant->retention_days > 0)
 		in.ttl_ms = (uint64_t)tenant->retention_days * 86400000;
 	switch (tel_life_inbound(ctx, &in)) {
 	case 1:

@@ -133,6 +133,11 @@ awk '/^Rough +frequency/ { exit !($3 > 400 && $3 < 480) }' "$T/rec.stat" ||
 code=$(curl -sS -o /dev/null -w '%{http_code}' \
     -H "Authorization: Bearer $OTHER_KEY" "$RQ_API$url")
 [ "$code" = 404 ] || rq_fail "another tenant got $url: $code"
+# Kept as long as its call: the tenant's 7 days after the call ends, and a
+# day more (it was made before the end).
+ttl=$(rq_redis PTTL "rq:rec:$rid:${url##*/}")
+(( ttl > 8 * 86400000 - 120000 && ttl <= 8 * 86400000 )) ||
+    rq_fail "recording $url: PTTL $ttl, not 8 days"
 
 rq_check_sanitizers
 echo "PASS"

@@ -103,7 +103,8 @@ test_policy_keys(void **state)
 	    "[tenant strict]\nkey_sha256 = " HASH "\n"
 	    "allowed_prefixes = +44, +353\nallow_premium = yes\n"
 	    "calling_hours = 08:00-21:00\nrate_per_second = 5\n"
-	    "rate_per_day = 100\nmax_concurrent = 2\n"), 0);
+	    "rate_per_day = 100\nmax_concurrent = 2\nretention_days = 30\n"),
+	    0);
 	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
 	t = rq_config_tenant(&cfg, "demo");		/* the defaults */
 	assert_string_equal(t->allowed_prefixes, "");
@@ -112,6 +113,7 @@ test_policy_keys(void **state)
 	assert_int_equal(t->rate_per_second, 1000);
 	assert_int_equal(t->rate_per_day, 0);
 	assert_int_equal(t->max_concurrent, 0);
+	assert_int_equal(t->retention_days, 7);
 	t = rq_config_tenant(&cfg, "strict");
 	assert_string_equal(t->allowed_prefixes, "+44, +353");
 	assert_true(t->allow_premium);
@@ -119,6 +121,7 @@ test_policy_keys(void **state)
 	assert_int_equal(t->rate_per_second, 5);
 	assert_int_equal(t->rate_per_day, 100);
 	assert_int_equal(t->max_concurrent, 2);
+	assert_int_equal(t->retention_days, 30);
 	assert_non_null(b = rq_config_business(&cfg, "shop"));
 	assert_string_equal(b->hours, "Mon-Fri 09:00-17:00");
 	assert_string_equal(b->time_zone, "Europe/Paris");
@@ -127,6 +130,7 @@ test_policy_keys(void **state)
 	unlink(path);
 
 	expect_error("[tenant a]\ncalling_hours = 8-21\n", ":2: hours must");
+	expect_error("[tenant a]\nretention_days = 0\n", ":2:");
 	expect_error("[business b]\nhours = Mon-Fry 09:00-17:00\n", ":2:");
 	expect_error("[business b]\ntime_zone = Mars/Olympus\n",
 	    ":2: time_zone: 'Mars/Olympus'");
