@@ -27,6 +27,7 @@
  * and starts the job's and timeline's TTL (ttl_ms, common/keys.h).
  */
 static const char mirror_lua[] =
+	RQ_LUA_CALL_TTL
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
 	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 	ACCT_CB_ENQUEUE_LUA
@@ -43,8 +44,7 @@ static const char mirror_lua[] =
 	" st == 'expired' then\n"
 	"  local tn = redis.call('HGET', KEYS[1], 'tenant')\n"
 	"  if tn then redis.call('ZREM', ARGV[11] .. tn, ARGV[10]) end\n"
-	"  local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl_ms'))\n"
-	"  if not ttl or ttl < 1 then ttl = " RQ_STR(RQ_CALL_TTL_MS) " end\n"
+	"  local ttl = call_ttl(redis.call('HGET', KEYS[1], 'ttl_ms'))\n"
 	"  redis.call('PEXPIRE', KEYS[1], ttl)\n"
 	"  redis.call('PEXPIRE', KEYS[2], ttl)\n"
 	"end\n"

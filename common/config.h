@@ -5,6 +5,7 @@
 #define RQ_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define RQ_NAME_MAX	64
 #define RQ_ADDR_MAX	256
@@ -167,6 +168,9 @@ const struct rq_tenant *rq_config_tenant_by_mail_token(
 /* The tenant whose smtp_user is user (never ""), or NULL. */
 const struct rq_tenant *rq_config_tenant_by_smtp_user(
 	    const struct rq_config *cfg, const char *user);
+/* An ended call's time left in Redis for tenant t (its retention_days),
+ * in ms; the default (RQ_CALL_TTL_MS) when t is NULL. */
+uint64_t	rq_tenant_ttl_ms(const struct rq_tenant *t);
 const struct rq_tenant *rq_config_tenant(const struct rq_config *cfg,
 	    const char *name);
 const struct rq_business *rq_config_business(const struct rq_config *cfg,

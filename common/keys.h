@@ -130,6 +130,20 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 "  return score_of(redis.call('HGET', key, 'priority'), due)\n" \
 "end\n"
 
+/* Lua: call_ttl(v) -> an ended call's TTL (ms) from its job's ttl_ms as
+ * read (nil, text or number): anything but an integer of 1 ms to 100
+ * years (a hand-edited or corrupt field) is RQ_CALL_TTL_MS, so that
+ * PEXPIRE never fails a script half-way.  Used by emit(), accounting's
+ * mirror and the scheduler's list sweep. */
+#define RQ_LUA_CALL_TTL \
+"local function call_ttl(v)\n" \
+"  local t = tonumber(v)\n" \
+"  if t == nil or t < 1 or t > 3153600000000 or t % 1 ~= 0 then\n" \
+"    return " RQ_STR(RQ_CALL_TTL_MS) "\n" \
+"  end\n" \
+"  return t\n" \
+"end\n"
+
 /* Lua: now_ms() from Redis's clock, read once per script run (a batch's
  * changes become visible together, so one time for all of them is the
  * truth, and a TIME per job is not free); ST, the enum rq_status numbers by
@@ -165,6 +179,7 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 #define RQ_EVENT_MIRRORED	"timeline"	/* "1": the script mirrored it */
 #define RQ_EVENT_CALLBACK	"callback"	/* "1": the job has a callback */
 #define RQ_LUA_EVENTS \
+RQ_LUA_CALL_TTL \
 "local now_cached\n" \
 "local function now_ms()\n" \
 "  if now_cached == nil then\n" \
@@ -346,11 +361,10 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 "  redis.call('HSET', key, unpack(set, 1, m))\n" \
 "  if del then redis.call('HDEL', key, unpack(del)) end\n" \
 "  if is_terminal(rank) then\n" \
-"    local ttl = tonumber(j[7])\n" \
-"    if not ttl or ttl < 1 then ttl = " RQ_STR(RQ_CALL_TTL_MS) " end\n" \
+"    if j[2] then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id) end\n" \
+"    local ttl = call_ttl(j[7])\n" \
 "    redis.call('PEXPIRE', key, ttl)\n" \
 "    redis.call('PEXPIRE', '" RQ_KEY_TIMELINE "' .. id, ttl)\n" \
-"    if j[2] then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id) end\n" \
 "  end\n" \
 "end\n"
 

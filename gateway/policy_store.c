@@ -380,10 +380,8 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	ARG("retry_no_answer"); ARG(rnoans);
 	ARG("retry_network"); ARG(rnet);
 	/* the tenant's retention, kept by the job as its retry rules are */
-	if (tenant->retention_days > 0 &&
-	    tenant->retention_days != RQ_CALL_TTL_DAYS) {
-		num(ttl_ms, sizeof(ttl_ms),
-		    (long long)tenant->retention_days * 86400000);
+	if (rq_tenant_ttl_ms(tenant) != RQ_CALL_TTL_MS) {
+		num(ttl_ms, sizeof(ttl_ms), (long long)rq_tenant_ttl_ms(tenant));
 		ARG("ttl_ms"); ARG(ttl_ms);
 	}
 #undef ARG

@@ -18,8 +18,8 @@
  *  - job gone: the id leaves the list;
  *  - job ended but without a TTL (ended by an older version, before they
  *    set one): the job and its timeline get what is left of their
- *    retention (ttl_ms, else the tenant's) from updated_ms, or go at once,
- *    id and all, when nothing is left;
+ *    retention (call_ttl: ttl_ms, else the default, as emit() has it)
+ *    from updated_ms, or go at once, id and all, when nothing is left;
  *  - otherwise (a call still running, or ended and expiring): kept.
  * Returns { removed, looked at, next from }: next from is the last score
  * looked at, so the next run starts there (ids at that score are looked
@@ -27,6 +27,7 @@
  * batch of one millisecond: the rest of it waits for the next pass).
  */
 static const char lists_src[] =
+RQ_LUA_CALL_TTL
 "local t = redis.call('TIME')\n"
 "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 "local keep = tonumber(ARGV[4])\n"
@@ -46,9 +47,7 @@ static const char lists_src[] =
 "        'ttl_ms')\n"
 "    local rank = tonumber(f[1])\n"
 "    if rank ~= nil and rank % 16 >= 6 then\n"
-"      local ttl = tonumber(f[3])\n"
-"      if not ttl or ttl < 1 then ttl = keep end\n"
-"      local left = (tonumber(f[2]) or 0) + ttl - now\n"
+"      local left = (tonumber(f[2]) or 0) + call_ttl(f[3]) - now\n"
 "      if left <= 0 then\n"
 "        redis.call('DEL', key, '" RQ_KEY_TIMELINE "' .. id)\n"
 "        gone = true\n"
@@ -89,8 +88,8 @@ sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
 
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_TENANT_CALLS, tenant->name);
 	snprintf(batch, sizeof(batch), "%d", SCHED_LISTS_BATCH);
-	snprintf(keep, sizeof(keep), "%lld", tenant->retention_days > 0 ?
-	    (long long)tenant->retention_days * 86400000 : RQ_CALL_TTL_MS);
+	snprintf(keep, sizeof(keep), "%llu",
+	    (unsigned long long)rq_tenant_ttl_ms(tenant));
 	argv[0] = key;
 	argv[1] = RQ_KEY_JOB;
 	argv[2] = l->from;

@@ -371,7 +371,6 @@ record_keep(struct tel_app *a, const struct tel_recording *rec, char *url,
 {
 	struct tel_call *c = a->call;
 	struct rq_redis *r = &a->ctx->redis;
-	const struct rq_tenant *t;
 	char name[48], key[160];
 	redisReply *rep;
 	long long ttl;
@@ -387,11 +386,8 @@ record_keep(struct tel_app *a, const struct tel_recording *rec, char *url,
 	}
 	/* As long as the call stays (its tenant's retention after it ends),
 	 * so that GET .../recordings answers as long as GET /v1/calls. */
-	t = c->tenant != NULL ? rq_config_tenant(a->ctx->cfg, c->tenant) :
-	    NULL;
-	ttl = (t != NULL && t->retention_days > 0 ?
-	    (long long)t->retention_days * 86400000 : RQ_CALL_TTL_MS) +
-	    RQ_REC_SLACK_MS;
+	ttl = (long long)rq_tenant_ttl_ms(rq_config_tenant(a->ctx->cfg,
+	    c->tenant)) + RQ_REC_SLACK_MS;
 	rep = redisCommand(r->c, "SET %s %b PX %lld", key, rec->wav,
 	    rec->len, ttl);
 	ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;

@@ -113,7 +113,6 @@ void
 tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 {
 	const struct rq_inbound *ib;
-	const struct rq_tenant *tenant;
 	struct rq_inbound_call in;
 	struct tel_sdp_answer offer;
 	struct tel_call *c = NULL;
@@ -231,9 +230,7 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 	in.node = ctx->cfg->tel_name;
 	in.started_ms = c->started_ms;
 	in.answered_ms = c->answered_ms;
-	if ((tenant = rq_config_tenant(ctx->cfg, c->tenant)) != NULL &&
-	    tenant->retention_days > 0)
-		in.ttl_ms = (uint64_t)tenant->retention_days * 86400000;
+	in.ttl_ms = rq_tenant_ttl_ms(rq_config_tenant(ctx->cfg, c->tenant));
 	switch (tel_life_inbound(ctx, &in)) {
 	case 1:
 		break;

@@ -267,6 +267,17 @@ test_finish_completed(void **state)
 	    3600000);
 	assert_in_range(testredis_num("PTTL rq:timeline:c_61"),
 	    3600000 - 60000, 3600000);
+
+	/* A corrupt ttl_ms (PEXPIRE would refuse it) is the default: the
+	 * finish goes through and frees the tenant's slot. */
+	testredis_do("ZADD rq:active:t1 1 c_62");
+	job_taken("c_62", 1, "ttl_ms", "1.5", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_62", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_62", 1, "tel1", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 1);
+	assert_in_range(testredis_num("PTTL rq:job:c_62"),
+	    RQ_CALL_TTL_MS - 60000, RQ_CALL_TTL_MS);
+	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_62"), -1);
 }
 
 #define RESULT	"{\"end\":\"exit\",\"fields\":{\"pin\":\"1234\"}," \
