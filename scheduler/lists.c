@@ -101,14 +101,14 @@ sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
 	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
 	    rep->element[1]->type != REDIS_REPLY_INTEGER ||
 	    (from = rq_reply_str(rep->element[2])) == NULL ||
-	    strlen(from) >= sizeof(l->from)) {
+	    rep->element[2]->len >= sizeof(l->from)) {
 		log_warnx("redis: call_lists: unexpected reply");
 		freeReplyObject(rep);
 		return -1;
 	}
 	*removed += (long)rep->element[0]->integer;
 	full = rep->element[1]->integer >= SCHED_LISTS_BATCH;
-	memcpy(l->from, from, strlen(from) + 1);
+	memcpy(l->from, from, rep->element[2]->len + 1);
 	freeReplyObject(rep);
 	return full;
 }
@@ -117,38 +117,43 @@ int
 sched_lists(struct rq_redis *r, const struct rq_config *cfg,
     struct sched_lists *sl, uint64_t now)
 {
-	struct sched_list *v;
+	struct sched_list *l;
 	long removed = 0;
 	size_t i;
-	int again, rc, behind = 0;
+	int all, again, rc, behind = 0, failed = 0;
 
-	if (sl->n != cfg->ntenants) {
-		if ((v = calloc(cfg->ntenants ? cfg->ntenants : 1,
-		    sizeof(*v))) == NULL) {
-			log_warnx("call lists: out of memory");
-			return 0;	/* not Redis's fault: next time */
-		}
-		free(sl->v);
-		sl->v = v;
-		sl->n = cfg->ntenants;
-		sl->restart = 0;
+	if (sl->v == NULL &&
+	    (sl->v = calloc(cfg->ntenants + 1, sizeof(*sl->v))) == NULL) {
+		log_warnx("call lists: out of memory");
+		return 0;	/* not Redis's fault: next time */
 	}
-	/* Old ids still running were passed over: look at them again now
-	 * and then (one may have ended and expired since). */
+	/* Every list once per SCHED_LISTS_MS, the ones behind in between;
+	 * the old ids still running were passed over: from the oldest again
+	 * now and then (one may have ended and expired since). */
+	if ((all = now >= sl->next_all))
+		sl->next_all = now + SCHED_LISTS_MS;
 	if ((again = now >= sl->restart))
 		sl->restart = now + SCHED_LISTS_RESTART_MS;
-	for (i = 0; i < sl->n; i++) {
-		if (again || sl->v[i].from[0] == '\0')
-			snprintf(sl->v[i].from, sizeof(sl->v[i].from), "-inf");
-		if ((rc = sweep_list(r, &cfg->tenants[i], &sl->v[i],
-		    &removed)) == -1)
-			return -1;
-		behind |= rc;
+	for (i = 0; i < cfg->ntenants; i++) {
+		l = &sl->v[i];
+		if (again)
+			snprintf(l->from, sizeof(l->from), "-inf");
+		if (!all && !l->behind)
+			continue;
+		/* A list that fails (not a sorted set: an operator's
+		 * mistake) does not hold up the others. */
+		if ((rc = sweep_list(r, &cfg->tenants[i], l, &removed)) == -1) {
+			if (r->c == NULL)
+				return -1;	/* the link: the rest too */
+			failed = 1;
+			rc = 0;
+		}
+		behind |= l->behind = rc;
 	}
 	if (removed > 0)
 		log_debug("call lists: %ld ids of calls gone from Redis "
 		    "removed", removed);
-	return behind;
+	return failed ? -1 : behind;
 }
 
 void

@@ -66,10 +66,10 @@ int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 
 /* lists.c: the tenants' call lists lose the ids of calls that left Redis
  * (their tenant's retention_days after they ended).  Each run looks at one
- * batch of SCHED_LISTS_BATCH ids per configured tenant, among those
- * created more than a retention ago, from where the last run stopped;
- * the next run comes SCHED_LISTS_MS later, or SCHED_LISTS_BEHIND_MS when
- * a batch was full (20,000 ids a second per tenant, in slices short
+ * batch of SCHED_LISTS_BATCH ids of a tenant, among those created more
+ * than a retention ago, from where the last run stopped: every tenant's
+ * once per SCHED_LISTS_MS, and those whose batch was full again after
+ * SCHED_LISTS_BEHIND_MS (20,000 ids a second per tenant, in slices short
  * enough not to hold up releases).  The ids passed over (calls still
  * running) are looked at again every SCHED_LISTS_RESTART_MS, from the
  * oldest. */
@@ -82,16 +82,18 @@ extern struct rq_script sched_lists_script;
 
 struct sched_list {
 	char		 from[32];	/* ZRANGEBYSCORE min: "-inf", ms, (ms */
+	int		 behind;	/* its last batch was full */
 };
 struct sched_lists {
 	struct sched_list	*v;	/* one per configured tenant */
-	size_t			 n;
+	uint64_t		 next_all;	/* monotonic ms: every list */
 	uint64_t		 restart;	/* monotonic ms: from the oldest */
 };
 
-/* One run over the lists of the tenants in cfg; now is monotonic ms.
- * Returns 1 when a list has more to look at at once, 0 when all are up to
- * date, -1 on a Redis error (logged). */
+/* One run over the lists of the tenants in cfg (their number never
+ * changes); now is monotonic ms.  Returns 1 when a list has more to look
+ * at soon, 0 when all are up to date, -1 on a Redis error (logged: a
+ * list that fails leaves the others swept). */
 int	sched_lists(struct rq_redis *r, const struct rq_config *cfg,
 	    struct sched_lists *sl, uint64_t now);
 void	sched_lists_free(struct sched_lists *sl);
