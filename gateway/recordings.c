@@ -28,6 +28,15 @@ static const char rec_lua[] =
     "end\n"
     "return redis.call('GET', KEYS[2])\n";
 
+/* The 404 of a name that is not a recording of a call the tenant still
+ * has (it goes with its call: the tenant's retention_days). */
+static void
+no_recording(struct evhttp_request *req)
+{
+	gw_reply_simple(req, 404, "not_found", "This call has no recording "
+	    "of this name.");
+}
+
 static void
 rec_got(struct redisReply *r, void *arg)
 {
@@ -36,13 +45,11 @@ rec_got(struct redisReply *r, void *arg)
 	struct evbuffer *b;
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-		gw_reply_simple(req, 503, "unavailable", "The call store is "
-		    "unavailable.  Retry in a few seconds.");
+		gw_reply_unavailable(req);
 		return;
 	}
 	if (r->type != REDIS_REPLY_STRING) {
-		gw_reply_simple(req, 404, "not_found", "This call has no "
-		    "recording of this name (recordings are kept 7 days).");
+		no_recording(req);
 		return;
 	}
 	if ((b = evbuffer_new()) == NULL ||
@@ -108,8 +115,7 @@ gw_recordings_route(const struct rq_config *cfg, struct gw_store *st,
 	memcpy(idbuf, id, idlen);
 	idbuf[idlen] = '\0';
 	if (!rq_call_id_valid(idbuf) || !rec_name_valid(name)) {
-		gw_reply_simple(req, 404, "not_found", "This call has no "
-		    "recording of this name.");
+		no_recording(req);
 		return 1;
 	}
 	snprintf(jobkey, sizeof(jobkey), "%s%s", RQ_KEY_JOB, idbuf);
@@ -121,7 +127,6 @@ gw_recordings_route(const struct rq_config *cfg, struct gw_store *st,
 	argv[4] = reckey;
 	argv[5] = tenant->name;
 	if (gw_store_command(st, idbuf, 6, argv, rec_got, req) == -1)
-		gw_reply_simple(req, 503, "unavailable", "The call store is "
-		    "unavailable.  Retry in a few seconds.");
+		gw_reply_unavailable(req);
 	return 1;
 }
