@@ -254,21 +254,6 @@ field(const char *const *job, size_t njob, const char *name)
 	return NULL;
 }
 
-static void
-reply_view(struct api_req *r, const char *const *job, size_t njob,
-    const char *const *timeline, size_t ntimeline)
-{
-	json_t *o;
-
-	if ((o = gw_view_call(r->id, r->tenant->name, job, njob, timeline,
-	    ntimeline)) == NULL) {
-		gw_reply_no_call(r->req);
-		return;
-	}
-	gw_reply_json(r->req, 200, o);
-	json_decref(o);
-}
-
 /* The cancel script recorded EVENT canceled in rq:events itself, for
  * accounting (PostgreSQL, the status callback). */
 static void
@@ -296,8 +281,8 @@ cancel_done(const struct gw_cancel_result *res, void *arg)
 	case GW_CANCEL_DONE:
 		log_info("call %s: canceled by tenant %s (attempt %llu)",
 		    r->id, r->tenant->name, (unsigned long long)res->attempt);
-		reply_view(r, res->job, res->njob, res->timeline,
-		    res->ntimeline);
+		gw_reply_call(r->req, r->id, r->tenant->name, res->job,
+		    res->njob, res->timeline, res->ntimeline);
 		break;
 	}
 done:
@@ -436,8 +421,8 @@ patch_done(const struct gw_patch_result *res, void *arg)
 		    r->tenant->name, r->patch.has_not_before ?
 		    ": not_before" : "", r->patch.has_priority ?
 		    ": priority" : "");
-		reply_view(r, res->job, res->njob, res->timeline,
-		    res->ntimeline);
+		gw_reply_call(r->req, r->id, r->tenant->name, res->job,
+		    res->njob, res->timeline, res->ntimeline);
 		break;
 	}
 done:

@@ -186,6 +186,11 @@ void		 gw_reply_no_call(struct evhttp_request *req);
 /* Answers req with 503 unavailable: the call store (Redis) did not
  * answer, nothing was done. */
 void		 gw_reply_unavailable(struct evhttp_request *req);
+/* Answers req with the call view of the job and timeline fields read
+ * (gw_view_call), or 404 when they are not tenant's call. */
+void		 gw_reply_call(struct evhttp_request *req, const char *id,
+		    const char *tenant, const char *const *job, size_t njob,
+		    const char *const *timeline, size_t ntimeline);
 /* Answers req with err as {"error": {...}}, and Retry-After when set. */
 void		 gw_reply_error(struct evhttp_request *req,
 		    const struct gw_error *err);

@@ -128,6 +128,22 @@ gw_reply_unavailable(struct evhttp_request *req)
 }
 
 void
+gw_reply_call(struct evhttp_request *req, const char *id, const char *tenant,
+    const char *const *job, size_t njob, const char *const *timeline,
+    size_t ntimeline)
+{
+	json_t *o;
+
+	if ((o = gw_view_call(id, tenant, job, njob, timeline,
+	    ntimeline)) == NULL) {
+		gw_reply_no_call(req);
+		return;
+	}
+	gw_reply_json(req, 200, o);
+	json_decref(o);
+}
+
+void
 gw_reply_simple(struct evhttp_request *req, int status, const char *code,
     const char *msg)
 {
@@ -309,17 +325,12 @@ get_done(int rc, const char *const *job, size_t njob,
     const char *const *timeline, size_t ntimeline, void *arg)
 {
 	struct gw_req *r = arg;
-	json_t *o;
 
 	if (rc == -1)
 		gw_reply_unavailable(r->req);
-	else if ((o = gw_view_call(r->id, r->tenant->name, job, njob,
-	    timeline, ntimeline)) == NULL)
-		gw_reply_no_call(r->req);
-	else {
-		gw_reply_json(r->req, 200, o);
-		json_decref(o);
-	}
+	else
+		gw_reply_call(r->req, r->id, r->tenant->name, job, njob,
+		    timeline, ntimeline);
 	gw_req_free(r);
 }
 
