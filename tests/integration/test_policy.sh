@@ -175,6 +175,12 @@ got=$(date -d "$(jq -r .not_before <<<"$body")" +%s)
 id=$(jq -r .id <<<"$body")
 [ "$(rq_redis hget "rq:job:$id" policy)" = defer:calling_hours ] || rq_fail "job policy"
 [ "$(rq_redis zscore rq:delayed "$id")" = "${exp}000" ] || rq_fail "rq:delayed score"
+# A call due now after the deferred one: once its announcement is in, the
+# deferred call's would be too, had it been made.
+body=$(post "$RQ_KEY" +15552017777 ""); expect 202 "" "$body"
+last_id=$(jq -r .id <<<"$body")
+announced() { grep -qx "$last_id" "$T/due.out"; }
+rq_wait_for 5 announced
 kill "$DUE_SUB"
 wait "$DUE_SUB" 2>/dev/null || true
 grep -qx "$due_id" "$T/due.out" || rq_fail "the call due now was not announced on rq:due"

@@ -113,7 +113,10 @@ async function follow(r, g, ids, expect, secs) {
 			    await entriesAdded(r) - g.added < expect)
 				await new Promise((res) => setTimeout(res, 50));
 		}
-		while (left > 0 && Date.now() < end) {
+		// A few seconds to read what came even when the wait ran out
+		// (a job never dispatched): its figures and statuses say why.
+		const readEnd = Math.max(end, Date.now() + 5000);
+		while (left > 0 && Date.now() < readEnd) {
 			const res = await r.xreadgroup('GROUP', g.group, 'bench',
 			    'COUNT', 10000, 'BLOCK', 500, 'NOACK',
 			    'STREAMS', 'rq:events', '>');
