@@ -56,7 +56,6 @@ static int id_pool_ids = 1;	/* ids per refill: 1 until fork-safe */
 static void
 id_pool_forget(void)
 {
-	explicit_bzero(id_pool, sizeof(id_pool));
 	id_pool_left = 0;
 }
 
@@ -88,7 +87,6 @@ rq_call_id_new(char out[RQ_ID_LEN + 1])
 		out[2 + 2 * i] = hex[rnd[i] >> 4];
 		out[3 + 2 * i] = hex[rnd[i] & 15];
 	}
-	explicit_bzero(rnd, ID_RANDOM);	/* each byte is used once */
 	out[RQ_ID_LEN] = '\0';
 	return 0;
 }
