@@ -26,8 +26,8 @@ struct rq_evout {
 	size_t		 npending;
 	struct pending	*bucket[EVOUT_BUCKETS];
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
-	uint64_t	 probe_ms;	/* last probe, accounting away */
-	int		 silent;	/* as last logged */
+	uint64_t	 probe_ms;	/* last probe while accounting is
+					 * away; 0 while it answers */
 };
 
 static struct pending **
@@ -195,10 +195,10 @@ rq_evout_process(struct rq_evout *eo)
 		}
 		/* Any ack shows accounting is there: resend in full again. */
 		eo->round_ms = 0;
-		if (eo->silent) {
+		if (eo->probe_ms != 0) {
 			log_info("evout: accounting answers again; %zu events "
 			    "to send again", eo->npending);
-			eo->silent = 0;
+			eo->probe_ms = 0;
 		}
 		p = *pending_bucket(eo, m.call_id, m.attempt, m.status);
 		for (; p != NULL; p = p->hnext)
@@ -227,14 +227,12 @@ rq_evout_tick(struct rq_evout *eo)
 	 * beside the calls; one event per interval finds out when it is
 	 * back. */
 	if (eo->round_ms != 0 && now - eo->round_ms >= RQ_EVOUT_RESEND_MS) {
-		if (!eo->silent) {
+		if (eo->probe_ms == 0)
 			log_warnx("evout: accounting has not answered for %llu "
-			    "ms; %zu events kept, one sent again a second "
+			    "ms; %zu events kept, one sent again every %d ms "
 			    "until it does", (unsigned long long)(now -
-			    eo->round_ms), eo->npending);
-			eo->silent = 1;
-		}
-		if (now - eo->probe_ms < RQ_EVOUT_RESEND_MS)
+			    eo->round_ms), eo->npending, RQ_EVOUT_RESEND_MS);
+		else if (now - eo->probe_ms < RQ_EVOUT_RESEND_MS)
 			return;
 		eo->probe_ms = now;
 		limit = 1;
