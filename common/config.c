@@ -112,7 +112,8 @@ static const struct rq_conf_key config_keys[] = {
 static const struct rq_conf_key tenant_keys[] = {
 	TS("key_sha256", key_sha256, ""),
 	TB("allow_sip", allow_sip, "no"),
-	TI("max_attempts", max_attempts, 1, 20, "3"),
+	TI("max_attempts", max_attempts, 1, 20,
+	    RQ_STR(RQ_MAX_ATTEMPTS_DEFAULT)),
 	/* how long an ended call stays in Redis (GET /v1/calls): each job
 	 * keeps it as ttl_ms, unless it is the default (common/keys.h) */
 	TI("retention_days", retention_days, 1, 3650, RQ_STR(RQ_CALL_TTL_DAYS)),
@@ -134,12 +135,18 @@ static const struct rq_conf_key tenant_keys[] = {
 	TI("max_concurrent", max_concurrent, 0, 1000000, "0"),
 	/* retries (common/lifecycle.c): the gateway writes them into each
 	 * job as retry_busy etc. */
-	TI("retry_busy_attempts", retry_busy_attempts, 1, 20, "3"),
-	TI("retry_busy_delay_s", retry_busy_delay_s, 1, 86400, "60"),
-	TI("retry_no_answer_attempts", retry_no_answer_attempts, 1, 20, "3"),
-	TI("retry_no_answer_delay_s", retry_no_answer_delay_s, 1, 86400, "300"),
-	TI("retry_network_attempts", retry_network_attempts, 1, 20, "3"),
-	TI("retry_network_delay_s", retry_network_delay_s, 1, 86400, "30"),
+	TI("retry_busy_attempts", retry_busy_attempts, 1, 20,
+	    RQ_STR(RQ_RETRY_BUSY_ATTEMPTS)),
+	TI("retry_busy_delay_s", retry_busy_delay_s, 1, 86400,
+	    RQ_STR(RQ_RETRY_BUSY_DELAY_S)),
+	TI("retry_no_answer_attempts", retry_no_answer_attempts, 1, 20,
+	    RQ_STR(RQ_RETRY_NO_ANSWER_ATTEMPTS)),
+	TI("retry_no_answer_delay_s", retry_no_answer_delay_s, 1, 86400,
+	    RQ_STR(RQ_RETRY_NO_ANSWER_DELAY_S)),
+	TI("retry_network_attempts", retry_network_attempts, 1, 20,
+	    RQ_STR(RQ_RETRY_NETWORK_ATTEMPTS)),
+	TI("retry_network_delay_s", retry_network_delay_s, 1, 86400,
+	    RQ_STR(RQ_RETRY_NETWORK_DELAY_S)),
 };
 
 #define BS(key, field, def) \

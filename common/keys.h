@@ -3,16 +3,22 @@
 #ifndef RQ_KEYS_H
 #define RQ_KEYS_H
 
+/* A macro's value as a string literal, for the Lua scripts. */
+#define RQ_STR_(x)	#x
+#define RQ_STR(x)	RQ_STR_(x)
+
 /* HASH rq:job:<id>: the job, written by the gateway; fields
  *   id tenant to say app_url caller_id priority not_before_ms callback_url
- *   metadata (JSON text) created_ms max_attempts
+ *   metadata (JSON text) created_ms
+ *   max_attempts  the tenant's, when not RQ_MAX_ATTEMPTS_DEFAULT
  *   result     how the application of the latest attempt that had one
  *                ended (JSON object text), set by the finish script
  *   attempts   attempts dispatched so far (dispatcher HINCRBY)
  *   node       telserver holding the current attempt
  *   not_after_ms  optional: not placed by then -> expired (not_after)
  *   retry_busy retry_no_answer retry_network  "<max>:<delay ms>" per
- *                outcome class, from the tenant (common/lifecycle.c)
+ *                outcome class, from the tenant (common/lifecycle.c),
+ *                each only when not the default (RQ_RETRY_*_DEFAULT)
  *   tries_busy tries_no_answer tries_network  attempts that ended in
  *                that class so far
  *   dialed     the attempt a telserver claimed last (lifecycle.c)
@@ -36,6 +42,18 @@
 #define RQ_CALL_TTL_MS		604800000	/* that, in ms */
 _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
     "RQ_CALL_TTL_MS: RQ_CALL_TTL_DAYS in ms (a literal for the scripts)");
+
+/* The tenants' defaults (common/config.c) for attempts and retries.  A job
+ * carries max_attempts and retry_* only when its tenant's differ from
+ * these: the scripts read an absent field as the default. */
+#define RQ_MAX_ATTEMPTS_DEFAULT		3
+#define RQ_RETRY_BUSY_ATTEMPTS		3
+#define RQ_RETRY_BUSY_DELAY_S		60
+#define RQ_RETRY_NO_ANSWER_ATTEMPTS	3
+#define RQ_RETRY_NO_ANSWER_DELAY_S	300
+#define RQ_RETRY_NETWORK_ATTEMPTS	3
+#define RQ_RETRY_NETWORK_DELAY_S	30
+
 /* HASH rq:timeline:<id>: field "<attempt>:<status>" -> event JSON.  The
  * field is the event's identity, so writing it twice is harmless. */
 #define RQ_KEY_TIMELINE		"rq:timeline:"
@@ -116,8 +134,6 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
  * script that puts an id in rq:ready: due - priority * RQ_PRIORITY_STEP_MS,
  * priority 5 when absent and clamped to 0..9, formatted without exponent;
  * score_of(priority, due) the same for a priority read already. */
-#define RQ_STR_(x)	#x
-#define RQ_STR(x)	RQ_STR_(x)
 #define RQ_LUA_READY_SCORE \
 "local function score_of(priority, due)\n" \
 "  local p = tonumber(priority)\n" \

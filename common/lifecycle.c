@@ -175,7 +175,8 @@ RQ_LUA_EVENTS \
 "pmax, pdelay = tonumber(pmax), tonumber(pdelay)\n" \
 "local tries = redis.call('HINCRBY', key, 'tries_' .. class, 1)\n" \
 "local maxatt = tonumber(f[5])\n" \
-"if maxatt == nil or maxatt < 1 then maxatt = 3 end\n" \
+"if maxatt == nil or maxatt < 1 then maxatt = " \
+    RQ_STR(RQ_MAX_ATTEMPTS_DEFAULT) " end\n" \
 "if tries >= pmax or n >= maxatt then\n" \
 "  local lim\n" \
 "  if tries >= pmax then\n" \

@@ -10,15 +10,21 @@
 
 #include <stdint.h>
 
+#include "keys.h"
 #include "msg.h"
 #include "redis_sync.h"
 #include "status.h"
 
-/* The retry rules' defaults, for jobs without retry_* fields:
- * "<max attempts ending in that class>:<first delay ms>". */
-#define RQ_RETRY_BUSY_DEFAULT		"3:60000"
-#define RQ_RETRY_NO_ANSWER_DEFAULT	"3:300000"
-#define RQ_RETRY_NETWORK_DEFAULT	"3:30000"
+/* The same as a job's retry_* field: "<max attempts ending in that
+ * class>:<first delay ms>". */
+#define RQ_RETRY_RULE(attempts, delay_s) \
+	RQ_STR(attempts) ":" RQ_STR(delay_s) "000"
+#define RQ_RETRY_BUSY_DEFAULT \
+	RQ_RETRY_RULE(RQ_RETRY_BUSY_ATTEMPTS, RQ_RETRY_BUSY_DELAY_S)
+#define RQ_RETRY_NO_ANSWER_DEFAULT \
+	RQ_RETRY_RULE(RQ_RETRY_NO_ANSWER_ATTEMPTS, RQ_RETRY_NO_ANSWER_DELAY_S)
+#define RQ_RETRY_NETWORK_DEFAULT \
+	RQ_RETRY_RULE(RQ_RETRY_NETWORK_ATTEMPTS, RQ_RETRY_NETWORK_DELAY_S)
 #define RQ_RETRY_DELAY_MAX_MS		21600000	/* 6 h: backoff cap */
 /* The longest result a finish carries: what an EVENT's string may hold. */
 #define RQ_RESULT_MAX			RQ_MSG_STR_MAX

@@ -282,11 +282,17 @@ num(char *out, size_t size, long long v)
 }
 
 /* "<attempts>:<delay ms>", a job's retry rule */
+/* A retry rule as a job keeps it ("<attempts>:<delay ms>"), or "" when it
+ * is the default, which a job does not store (common/keys.h). */
 static void
-retry_rule(char *out, size_t size, int attempts, int delay_s)
+retry_rule(char *out, size_t size, int attempts, int delay_s,
+    int def_attempts, int def_delay_s)
 {
 	char d[24];
 
+	out[0] = '\0';
+	if (attempts == def_attempts && delay_s == def_delay_s)
+		return;
 	num(out, size, attempts);
 	num(d, sizeof(d), (long long)delay_s * 1000);
 	append(out, size, ":");
@@ -339,13 +345,16 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	num(maxat, sizeof(maxat), tenant->max_attempts);
 	/* The tenant's retry policy travels with the job: the telserver's
 	 * finish script (common/lifecycle.c) reads it, and a job keeps the
-	 * rules it was accepted under. */
+	 * rules it was accepted under (the defaults when it has none). */
 	retry_rule(rbusy, sizeof(rbusy), tenant->retry_busy_attempts,
-	    tenant->retry_busy_delay_s);
+	    tenant->retry_busy_delay_s, RQ_RETRY_BUSY_ATTEMPTS,
+	    RQ_RETRY_BUSY_DELAY_S);
 	retry_rule(rnoans, sizeof(rnoans), tenant->retry_no_answer_attempts,
-	    tenant->retry_no_answer_delay_s);
+	    tenant->retry_no_answer_delay_s, RQ_RETRY_NO_ANSWER_ATTEMPTS,
+	    RQ_RETRY_NO_ANSWER_DELAY_S);
 	retry_rule(rnet, sizeof(rnet), tenant->retry_network_attempts,
-	    tenant->retry_network_delay_s);
+	    tenant->retry_network_delay_s, RQ_RETRY_NETWORK_ATTEMPTS,
+	    RQ_RETRY_NETWORK_DELAY_S);
 	if ((op = calloc(1, sizeof(*op))) == NULL)
 		goto done;
 	op->cb = cb;
@@ -375,10 +384,16 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	}
 	if (call->metadata) { ARG("metadata"); ARG(call->metadata); }
 	if (call->policy[0]) { ARG("policy"); ARG(call->policy); }
-	ARG("max_attempts"); ARG(maxat);
-	ARG("retry_busy"); ARG(rbusy);
-	ARG("retry_no_answer"); ARG(rnoans);
-	ARG("retry_network"); ARG(rnet);
+	/* The tenant's attempts and retry rules, which the job keeps: only
+	 * those that differ from the defaults, which the scripts assume
+	 * when a field is absent (each field costs Redis in every script
+	 * that reads the job). */
+	if (tenant->max_attempts != RQ_MAX_ATTEMPTS_DEFAULT) {
+		ARG("max_attempts"); ARG(maxat);
+	}
+	if (rbusy[0]) { ARG("retry_busy"); ARG(rbusy); }
+	if (rnoans[0]) { ARG("retry_no_answer"); ARG(rnoans); }
+	if (rnet[0]) { ARG("retry_network"); ARG(rnet); }
 	/* the tenant's retention, kept by the job as its retry rules are */
 	if (rq_tenant_ttl_ms(tenant) != RQ_CALL_TTL_MS) {
 		num(ttl_ms, sizeof(ttl_ms), (long long)rq_tenant_ttl_ms(tenant));

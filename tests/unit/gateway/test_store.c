@@ -256,8 +256,9 @@ test_create_get(void **state)
 	    RQ_KEY_DELAYED), 1700000000000LL);
 	assert_int_equal(testredis_num("ZSCORE %sdemo c0000000000000000000001",
 	    RQ_KEY_TENANT_CALLS), 1700000000000LL);
-	assert_int_equal(testredis_num("HGET %sc0000000000000000000001 "
-	    "max_attempts", RQ_KEY_JOB), 3);
+	/* max_attempts is the default: not written (common/keys.h) */
+	assert_int_equal(testredis_num("HEXISTS %sc0000000000000000000001 "
+	    "max_attempts", RQ_KEY_JOB), 0);
 	assert_int_equal(testredis_num("HGET %sc0000000000000000000001 "
 	    "status_rank", RQ_KEY_JOB), 0);
 	assert_int_equal(testredis_num("HEXISTS %sc0000000000000000000001 "
@@ -289,7 +290,7 @@ test_create_get(void **state)
 	    &res), 0);
 	run_until(&res.done);
 	assert_int_equal(res.rc, 0);
-	assert_int_equal(res.njob, 2 * 16);
+	assert_int_equal(res.njob, 2 * 15);
 	assert_string_equal(res.to, "+15551234567");
 	assert_int_equal(res.ntl, 2);
 	assert_string_equal(res.tlfield, "0:queued");
@@ -615,6 +616,36 @@ test_create_retention(void **state)
 	    "ttl_ms", RQ_KEY_JOB), 0);
 }
 
+/* A tenant's max_attempts and retry rules travel with the job only where
+ * they differ from the defaults, which the scripts read an absent field
+ * as; a finish then applies the default rule to a job without one. */
+static void
+test_create_default_rules(void **state)
+{
+	struct result res;
+	struct rq_tenant t;
+
+	(void)state;
+	testredis_do("FLUSHALL");
+	tenant_init(&t, "mixed");
+	t.max_attempts = 5;
+	t.retry_busy_attempts = RQ_RETRY_BUSY_ATTEMPTS;
+	t.retry_busy_delay_s = RQ_RETRY_BUSY_DELAY_S;
+	t.retry_network_attempts = RQ_RETRY_NETWORK_ATTEMPTS;
+	t.retry_network_delay_s = RQ_RETRY_NETWORK_DELAY_S + 1;
+	create_as("c0000000000000000000033", &t, "", NULL, &res);
+	assert_int_equal(res.rc, 0);
+	assert_int_equal(testredis_num("HGET %sc0000000000000000000033 "
+	    "max_attempts", RQ_KEY_JOB), 5);
+	assert_int_equal(testredis_num("HEXISTS %sc0000000000000000000033 "
+	    "retry_busy", RQ_KEY_JOB), 0);
+	/* the delay alone differs: the whole rule is written */
+	assert_string_equal(testredis_str("HGET %sc0000000000000000000033 "
+	    "retry_network", RQ_KEY_JOB), "3:31000");
+	assert_string_equal(testredis_str("HGET %sc0000000000000000000033 "
+	    "retry_no_answer", RQ_KEY_JOB), "2:301000");
+}
+
 /*
  * An idempotency key that points to a call that does not exist (left by a
  * gateway that stored the key and died before the job was written) is not
@@ -694,6 +725,7 @@ main(void)
 		cmocka_unit_test(test_noscript_fallback),
 		cmocka_unit_test(test_one_script),
 		cmocka_unit_test(test_create_retention),
+		cmocka_unit_test(test_create_default_rules),
 		cmocka_unit_test(test_idem_without_job),
 		cmocka_unit_test(test_refused_writes_nothing),
 	};
