@@ -10,6 +10,14 @@
 static const char *log_name = "ringq";
 static int log_debug_on;
 
+/* log_defer(): the deferring thread's info and debug lines, not written
+ * yet.  Only that thread touches them. */
+static __thread int log_deferring;
+static void (*log_wake)(void *);
+static void *log_wake_arg;
+static char log_pending[16384];
+static size_t log_npending;
+
 void
 log_init(const char *name, int debug)
 {
@@ -94,8 +102,68 @@ append(char *buf, size_t n, size_t size, const char *s)
 /* "<when>.<ms>Z <name> <level>: <message>[: <err>]\n", put together by
  * hand and handed to stdio whole: the gateway logs every call it accepts,
  * and a second printf pass over each line was 2 % of its instructions. */
+void
+log_flush(void)
+{
+	if (!log_deferring || log_npending == 0)
+		return;
+	fwrite(log_pending, 1, log_npending, stderr);
+	fflush(stderr);
+	log_npending = 0;
+}
+
 static void
-log_vwrite(const char *level, const char *fmt, va_list ap, const char *err)
+log_flush_at_exit(void)
+{
+	log_flush();
+}
+
+void
+log_defer(void (*wake)(void *), void *arg)
+{
+	static int registered;
+
+	if (wake == NULL) {
+		log_flush();
+		log_deferring = 0;
+		return;
+	}
+	if (!registered && atexit(log_flush_at_exit) != 0)
+		return;		/* lines would be lost at exit: stay direct */
+	registered = 1;
+	log_wake = wake;
+	log_wake_arg = arg;
+	log_deferring = 1;
+}
+
+/* A deferred line waits in log_pending; any other is written at once,
+ * after the lines waiting (so a warning follows what led to it). */
+static void
+log_out(const char *out, size_t n, int deferrable)
+{
+	int was_empty;
+
+	if (!log_deferring) {
+		fwrite(out, 1, n, stderr);
+		return;
+	}
+	if (!deferrable || log_npending + n > sizeof(log_pending)) {
+		log_flush();
+		if (!deferrable) {
+			fwrite(out, 1, n, stderr);
+			return;
+		}
+	}
+	was_empty = log_npending == 0;
+	memcpy(log_pending + log_npending, out, n);
+	log_npending += n;
+	if (was_empty)
+		log_wake(log_wake_arg);
+}
+
+static void
+log_vwrite(const char *level, int deferrable, const char *fmt, va_list ap,
+    const char *err)
 {
 	struct timespec ts;
 	char line[2048], out[2048 + 256];
@@ -123,14 +191,14 @@ log_vwrite(const char *level, const char *fmt, va_list ap, const char *err)
 		n = append(out, n, sizeof(out), err);
 	}
 	out[n++] = '\n';
-	fwrite(out, 1, n, stderr);
+	log_out(out, n, deferrable);
 }
 
-#define LOG_BODY(level, err) do {		\
-	va_list ap;				\
-	va_start(ap, fmt);			\
-	log_vwrite(level, fmt, ap, err);	\
-	va_end(ap);				\
+#define LOG_BODY(level, deferrable, err) do {		\
+	va_list ap;					\
+	va_start(ap, fmt);				\
+	log_vwrite(level, deferrable, fmt, ap, err);	\
+	va_end(ap);					\
 } while (0)
 
 void
@@ -138,19 +206,19 @@ log_warn(const char *fmt, ...)
 {
 	const char *err = strerror(errno);
 
-	LOG_BODY("warning", err);
+	LOG_BODY("warning", 0, err);
 }
 
 void
 log_warnx(const char *fmt, ...)
 {
-	LOG_BODY("warning", NULL);
+	LOG_BODY("warning", 0, NULL);
 }
 
 void
 log_info(const char *fmt, ...)
 {
-	LOG_BODY("info", NULL);
+	LOG_BODY("info", 1, NULL);
 }
 
 void
@@ -158,7 +226,7 @@ log_debug(const char *fmt, ...)
 {
 	if (!log_debug_on)
 		return;
-	LOG_BODY("debug", NULL);
+	LOG_BODY("debug", 1, NULL);
 }
 
 void
@@ -166,13 +234,13 @@ fatal(const char *fmt, ...)
 {
 	const char *err = strerror(errno);
 
-	LOG_BODY("fatal", err);
+	LOG_BODY("fatal", 0, err);
 	exit(1);
 }
 
 void
 fatalx(const char *fmt, ...)
 {
-	LOG_BODY("fatal", NULL);
+	LOG_BODY("fatal", 0, NULL);
 	exit(1);
 }

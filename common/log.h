@@ -11,6 +11,19 @@
 void log_init(const char *name, int debug);
 void log_set_debug(int debug);
 
+/*
+ * Batching for a busy event loop: from log_defer() on, the calling thread's
+ * info and debug lines wait in a buffer until log_flush() (or until it is
+ * full), one write for a round of the loop instead of one per line.
+ * wake(arg) runs when a line goes into the empty buffer: the caller then
+ * flushes soon (the gateway: at the end of its loop's current round).
+ * Warnings and fatal errors write the waiting lines and themselves at
+ * once, and so does exit; a crash loses what waits.  Other threads' lines
+ * are written at once.  log_defer(NULL, NULL) flushes and stops.
+ */
+void log_defer(void (*wake)(void *), void *arg);
+void log_flush(void);
+
 void log_warn(const char *, ...) RQ_PRINTF(1, 2);    /* appends strerror(errno) */
 void log_warnx(const char *, ...) RQ_PRINTF(1, 2);
 void log_info(const char *, ...) RQ_PRINTF(1, 2);

@@ -14,6 +14,20 @@
 #include "redis_sync.h"
 #include "util.h"
 
+/* The log lines of a round of the event loop go out in one write: an
+ * active event runs after the callbacks already due in that round. */
+static void
+log_wake(void *arg)
+{
+	event_active(arg, EV_TIMEOUT, 0);
+}
+
+static void
+on_log_flush(evutil_socket_t fd, short ev, void *arg)
+{
+	log_flush();
+}
+
 static void
 on_signal(evutil_socket_t sig, short ev, void *arg)
 {
@@ -28,7 +42,7 @@ main(int argc, char *argv[])
 	struct rq_config cfg;
 	struct event_config *ecfg;
 	struct event_base *base;
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *logflush;
 	struct timeval flush = { 0, 300 * 1000 };
 	struct gw_store *st;
 	struct gw_intake *in;
@@ -53,6 +67,9 @@ main(int argc, char *argv[])
 	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) ||
 	    evsignal_add(sigint, NULL))
 		fatalx("cannot install signal events");
+	if ((logflush = event_new(base, -1, 0, on_log_flush, NULL)) == NULL)
+		fatalx("out of memory");
+	log_defer(log_wake, logflush);
 
 	if ((st = gw_store_new(base, cfg.redis_host, cfg.redis_port)) == NULL)
 		fatalx("cannot set up the Redis connection");
@@ -81,6 +98,8 @@ main(int argc, char *argv[])
 	gw_smtp_free(sm);
 	gw_intake_free(in);
 	gw_store_free(st);
+	log_defer(NULL, NULL);
+	event_free(logflush);
 	event_free(sigterm);
 	event_free(sigint);
 	event_base_free(base);

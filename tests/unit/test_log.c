@@ -1,4 +1,6 @@
-/* Logging: a peer's string cannot forge a log line or reach the terminal. */
+/* Logging: a peer's string cannot forge a log line or reach the terminal;
+ * deferred lines keep their order and wait only until the flush. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -60,12 +62,87 @@ test_long_line_bounded(void **state)
 	assert_int_equal(strchr(out, '\n')[1], '\0');
 }
 
+/* What the file behind fd 2 holds now. */
+static const char *
+written(FILE *tmp)
+{
+	static char buf[8192];
+	size_t n;
+
+	fflush(stderr);
+	rewind(tmp);
+	n = fread(buf, 1, sizeof(buf) - 1, tmp);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void
+count_wake(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static void *
+other_thread(void *arg)
+{
+	log_info("from another thread");
+	return NULL;
+}
+
+/* Lines deferred by log_defer() wait for log_flush(); a warning writes
+ * them before itself; wake runs once per batch; another thread's lines
+ * and lines after log_defer(NULL, NULL) are written at once. */
+static void
+test_deferred(void **state)
+{
+	FILE *tmp = tmpfile();
+	int saved = dup(2), wakes = 0;
+	pthread_t t;
+	const char *out;
+
+	assert_non_null(tmp);
+	fflush(stderr);
+	dup2(fileno(tmp), 2);
+	log_defer(count_wake, &wakes);
+	log_info("first");
+	log_info("second");
+	assert_string_equal(written(tmp), "");
+	assert_int_equal(wakes, 1);
+
+	assert_int_equal(pthread_create(&t, NULL, other_thread, NULL), 0);
+	pthread_join(t, NULL);
+	assert_non_null(strstr(written(tmp), "from another thread"));
+	assert_null(strstr(written(tmp), "first"));
+
+	log_warnx("third");
+	out = written(tmp);
+	assert_non_null(strstr(out, "first"));
+	assert_true(strstr(out, "first") < strstr(out, "second"));
+	assert_true(strstr(out, "second") < strstr(out, "warning: third"));
+
+	log_info("fourth");
+	assert_int_equal(wakes, 2);
+	assert_null(strstr(written(tmp), "fourth"));
+	log_flush();
+	assert_non_null(strstr(written(tmp), "info: fourth\n"));
+
+	log_defer(NULL, NULL);
+	log_info("fifth");
+	assert_non_null(strstr(written(tmp), "info: fifth\n"));
+	assert_int_equal(wakes, 2);
+
+	dup2(saved, 2);
+	close(saved);
+	fclose(tmp);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_controls_escaped),
 		cmocka_unit_test(test_long_line_bounded),
+		cmocka_unit_test(test_deferred),
 	};
 
 	log_init("ringq-test", 0);
