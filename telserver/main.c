@@ -29,6 +29,20 @@ heartbeat(struct tel_ctx *c, su_timer_t *t, void *arg)
 	tel_bus_heartbeat(c);
 }
 
+/* The log lines of a round of the Sofia loop go out in one write, just
+ * before it waits again (log_defer()). */
+static void
+flush_log(su_prepoll_magic_t *magic, su_root_t *root)
+{
+	log_flush();
+}
+
+static void
+log_wake(void *arg)
+{
+	/* nothing to do: flush_log() runs before every wait */
+}
+
 /* Every TICK_MS: the outbox, a safety poll of the sockets, the liveness
  * key and the kept finishes (each once a second), and shutdown. */
 static void
@@ -72,6 +86,8 @@ main(int argc, char *argv[])
 	su_init();
 	if ((ctx.root = su_root_create(&ctx)) == NULL)
 		fatalx("cannot create the Sofia loop");
+	if (su_root_add_prepoll(ctx.root, flush_log, NULL) == 0)
+		log_defer(log_wake, NULL);
 	if ((ctx.zctx = zmq_ctx_new()) == NULL)
 		fatalx("cannot create a ZeroMQ context");
 	if (rq_bus_secure(ctx.zctx, &cfg, errbuf, sizeof(errbuf)) == -1)
@@ -113,6 +129,7 @@ main(int argc, char *argv[])
 		rq_daemon_ready();
 
 	su_root_run(ctx.root);
+	log_defer(NULL, NULL);
 
 	if (!cfg.dry_run && !ctx.sip_down)
 		log_warnx("SIP stack did not finish its shutdown in %d ms",
