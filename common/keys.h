@@ -13,7 +13,8 @@
  *   max_attempts  the tenant's, when not RQ_MAX_ATTEMPTS_DEFAULT
  *   result     how the application of the latest attempt that had one
  *                ended (JSON object text), set by the finish script
- *   attempts   attempts dispatched so far (dispatcher HINCRBY)
+ *   attempts   attempts dispatched so far (dispatcher HINCRBY); absent
+ *                on a new job: 0
  *   node       telserver holding the current attempt
  *   not_after_ms  optional: not placed by then -> expired (not_after)
  *   retry_busy retry_no_answer retry_network  "<max>:<delay ms>" per
@@ -29,6 +30,9 @@
  *                mirror
  *   status_rank  attempt * 16 + enum rq_status, so that a late event never
  *                moves the status backwards
+ *   A new job (status queued) has no status_rank, attempts or updated_ms
+ *   yet: readers take them as 0, 0 and created_ms.  Each field a job
+ *   carries costs Redis time in every script that writes or reads it.
  *   ttl_ms     how long the job and its timeline stay once the call ended:
  *                the tenant's retention_days, written by the gateway (and
  *                the inbound script) when not RQ_CALL_TTL_MS

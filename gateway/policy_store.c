@@ -35,8 +35,10 @@
  * job exists: a key whose job is missing (left by an older gateway that
  * stored the key before the job) is treated as absent and replaced.
  *
- * Then the job: its hash (with its live status already queued, rank 0,
- * what emit() would set), the tenant's list, EVENT queued in rq:events
+ * Then the job: its hash (with its live status already queued, what
+ * emit() would set; status_rank, attempts and updated_ms are left to the
+ * first change, as a new job's are 0, 0 and created_ms: common/keys.h),
+ * the tenant's list, EVENT queued in rq:events
  * (the outbox accounting reads) and its timeline entry, and its place in
  * rq:delayed (a job due at once is announced on rq:due, so a scheduler
  * releases it without waiting for its tick); then the slots it takes (the
@@ -112,8 +114,7 @@ static const char create_lua[] =
 	"end\n"
 	"redis.call('HSET', KEYS[7], 'id', ARGV[5], 'tenant', ARGV[12],"
 	" 'to', ARGV[13], 'not_before_ms', ARGV[10], 'created_ms', ARGV[11],"
-	" 'status', 'queued', 'status_rank', '0', 'updated_ms', ARGV[11],"
-	" 'attempts', '0', unpack(ARGV, 15))\n"
+	" 'status', 'queued', unpack(ARGV, 15))\n"
 	"redis.call('ZADD', KEYS[8], ARGV[11], ARGV[5])\n"
 	"local ev = { 'call_id', ARGV[5], 'attempt', '0', 'status', 'queued',"
 	" 'ts_ms', ARGV[11], 'tenant', ARGV[12], 'to', ARGV[13],"

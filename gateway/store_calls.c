@@ -427,10 +427,12 @@ summary(const redisReply *r)
 		json_object_set_new(o, "not_before", v);
 	if ((v = time_of(f[5])) != NULL)
 		json_object_set_new(o, "created_at", v);
-	if ((v = time_of(f[6])) != NULL)
+	/* a new job has neither yet (common/keys.h) */
+	if ((v = time_of(f[6] != NULL ? f[6] : f[5])) != NULL)
 		json_object_set_new(o, "updated_at", v);
-	if ((v = num(f[7])) != NULL)
-		json_object_set_new(o, "attempts", v);
+	if ((v = num(f[7])) == NULL)
+		v = json_integer(0);
+	json_object_set_new(o, "attempts", v);
 	if (f[8] != NULL)
 		json_object_set_new(o, "reason", json_string(f[8]));
 	if ((v = num(f[9])) != NULL)

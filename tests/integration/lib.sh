@@ -194,6 +194,19 @@ rq_kill() {
 
 # rq_wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds, or
 # fails the test.
+# rq_logged FILE PATTERN: true once FILE has a line matching PATTERN (grep's
+# basic syntax), waiting up to 5 s: the daemons write a round of their
+# loop's info lines at its end (log_defer), so a line may follow by a few
+# ms the answer or SIP message it tells about.
+rq_logged() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		grep -q -- "$2" "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 rq_wait_for() {
 	local secs=$1 end
 	shift

@@ -199,6 +199,9 @@ jq -e 'all(.calls[]; .status == "canceled" and .reason == "canceled_by_request")
     and .next_cursor == null' <<<"$BODY" >/dev/null || rq_fail "filter: $BODY"
 BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls?status=queued&limit=200")
 [ "$(jq '.calls | length' <<<"$BODY")" = 113 ] || rq_fail "status=queued: $(jq '.calls | length' <<<"$BODY")"
+# a call that has not moved yet: no attempt, updated when created
+jq -e 'all(.calls[]; .attempts == 0 and .updated_at == .created_at)' \
+    <<<"$BODY" >/dev/null || rq_fail "queued calls' attempts and updated_at: $BODY"
 BODY=$(RQ_KEY=$LIST_KEY rq_api GET "/v1/calls?since=$(iso_in 60)")
 expect 200
 [ "$(jq '.calls | length' <<<"$BODY")" = 0 ] || rq_fail "since in the future: $BODY"

@@ -452,7 +452,7 @@ printf '%6.1fs ringq-ctl drain t3 --wait returned %s:\n' \
 sed 's/^/        /' "$T/drain.out"
 [ "$DRAIN_RC" = 0 ] || rq_fail "drain t3 --wait: exit $DRAIN_RC"
 tail -n 1 "$T/drain.out" | grep -qx "t3: drained" || rq_fail "drain t3 --wait: $(cat "$T/drain.out")"
-grep -q "drain: t3 is in rq:drain" "$T/telserver-t3.log" || rq_fail "t3 did not log its drain"
+rq_logged "$T/telserver-t3.log" "drain: t3 is in rq:drain" || rq_fail "t3 did not log its drain"
 
 unset "RQ_PIDS[client]"
 wait "$CLIENT_PID" || rq_fail "the client failed: $(cat "$T/client.out")"

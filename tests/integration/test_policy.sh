@@ -300,7 +300,7 @@ id=$(jq -r .id <<<"$a")
     rq_fail "the key does not point to the new call"
 b=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-43'); expect 202 "" "$b"
 [ "$(jq -r .id <<<"$b")" = "$id" ] || rq_fail "retry gave another id: $b"
-grep -q "pointed to call $ghost, which does not exist" "$T/gateway.log" ||
+rq_logged "$T/gateway.log" "pointed to call $ghost, which does not exist" ||
     rq_fail "no log line for the stale key"
 echo "ok: an idempotency key without its call is not replayed"
 

@@ -475,7 +475,7 @@ grep -v HEARTBEAT "$T/h4.jsonl" || true
 [ "$(events "$T/h4.jsonl" $C8)" = "dispatched answered completed" ] ||
     rq_fail "$C8: $(events "$T/h4.jsonl" $C8)"
 rq_wait_sipp 10 || rq_fail "re-INVITE scenario failed (see $T/sipp*.errors)"
-grep -q "call $C8/1: re-INVITE accepted" "$T/telserver.log" ||
+rq_logged "$T/telserver.log" "call $C8/1: re-INVITE accepted" ||
     rq_fail "$C8: re-INVITE not accepted"
 
 # --- 4. a burst of JOBs that all end at once ----------------------------------

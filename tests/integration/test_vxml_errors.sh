@@ -105,7 +105,7 @@ grep -qF "refused to connect to 127.0.0.1: this host (loopback)" \
     <<<"$detail" || rq_fail "loopback: detail does not say why: $detail"
 ! grep -q hello.vxml "$T/www.log" ||
     rq_fail "loopback: the web server was reached: $(grep hello.vxml "$T/www.log")"
-grep -q 'refused to connect to 127.0.0.1' "$T/telserver.log" ||
+rq_logged "$T/telserver.log" 'refused to connect to 127.0.0.1' ||
     rq_fail "loopback: the telserver log does not say why"
 rq_check_sanitizers
 echo PASS

@@ -203,9 +203,9 @@ jq -e '.status == "failed" and .reason == "app_error" and
     .result.end == "error" and (.result.event | startswith("error.badfetch"))' \
     <<<"$call" >/dev/null ||
     rq_fail "broken call $id: $(jq -c . <<<"$call")"
-grep -q "call $id/1: the application failed" "$T/telserver.log" ||
+rq_logged "$T/telserver.log" "call $id/1: the application failed" ||
     rq_fail "no application failure logged for $id"
-grep -q "call $id/1: failed app_error" "$T/telserver.log" ||
+rq_logged "$T/telserver.log" "call $id/1: failed app_error" ||
     rq_fail "call $id did not end after the apology"
 echo "call $id to broken: $(jq -c '[.status, .reason, .result.event]' <<<"$call")"
 # Ended: in Redis for the tenant's 3 days (retention_days), not the default 7.
@@ -261,8 +261,8 @@ rq_wait_for 10 pg_three
 drained() { grep -q "drained: no calls left" "$T/telserver.log"; }
 rq_wait_for 5 drained
 refused "$NUMBER" "0 101" "answer 503 retry-after 10"
-grep -q "incoming call to $NUMBER refused: draining (503)" \
-    "$T/telserver.log" || rq_fail "the drain's 503 was not for draining"
+rq_logged "$T/telserver.log" \
+    "incoming call to $NUMBER refused: draining (503)" || rq_fail "the drain's 503 was not for draining"
 "$RQ_BUILD/dispatcher/ringq-ctl" -f "$RQ_CONF" undrain tel1 >/dev/null
 # rq:tel:<node> says up once the telserver has read it is not drained
 undrained() { [ "$(rq_redis HGET rq:tel:tel1 state)" = up ]; }
@@ -271,7 +271,7 @@ refused "$NUMBER" "18" "answer 488"
 # Redis gone: a call nobody could account for is not taken.
 rq_stop_redis
 refused "$NUMBER" "0 101" "answer 503 retry-after 10"
-grep -q "incoming call to $NUMBER refused: .*(503)" "$T/telserver.log" ||
+rq_logged "$T/telserver.log" "incoming call to $NUMBER refused: .*(503)" ||
     rq_fail "the telserver did not say why it refused"
 rq_check_sanitizers
 echo "PASS"

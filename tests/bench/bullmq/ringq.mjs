@@ -36,7 +36,6 @@ local now = string.format('%.0f', tonumber(t[1]) * 1000 +
 local id = ARGV[1]
 redis.call('HSET', KEYS[1], 'id', id, 'tenant', ARGV[2], 'to', ARGV[3],
     'not_before_ms', now, 'created_ms', now, 'status', 'queued',
-    'status_rank', '0', 'updated_ms', now, 'attempts', '0',
     'say', ARGV[4], 'priority', '5')
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('XADD', KEYS[4], '*', 'call_id', id, 'attempt', '0',
