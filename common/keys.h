@@ -386,6 +386,22 @@ RQ_LUA_CALL_TTL \
 "    redis.call('PEXPIRE', key, ttl)\n" \
 "    redis.call('PEXPIRE', '" RQ_KEY_TIMELINE "' .. id, ttl)\n" \
 "  end\n" \
+"end\n" \
+"local function rq_per_run()\n" \
+"  now_cached = nil; now_str = nil; INT_TEXT = {}\n" \
 "end\n"
+
+/*
+ * Lua: where a script's definitions end and its run begins.  Before the
+ * marker only definitions (local functions, tables never changed): on a
+ * Redis with functions (7.0 and later) rq_redis_eval() loads them once as
+ * a library, and each run calls the part after the marker, a function of
+ * KEYS and ARGV, which first calls rq_per_run() when the definitions have
+ * one (RQ_LUA_EVENTS: its clock and number cache are a run's own).  A
+ * script's definitions cost Redis as much as a small batch's work when
+ * made at every run.  With EVAL the marker is a comment and the whole
+ * script runs each time.
+ */
+#define RQ_LUA_RUN	"--[[ run ]]\n"
 
 #endif

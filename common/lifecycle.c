@@ -49,7 +49,8 @@ RQ_LUA_EVENTS \
 "ev.status = 'dispatched'\n" \
 "emit(key, ev, j, { 'node', node, 'dialed', n })\n" \
 "return 1\n" \
-"end\n"
+"end\n" \
+RQ_LUA_RUN
 
 static const char claim_src[] =
 CLAIM_LUA
@@ -227,7 +228,8 @@ RQ_LUA_EVENTS \
 "end\n" \
 "emit(key, ev, j, x)\n" \
 "return {1, ev.status}\n" \
-"end\n"
+"end\n" \
+RQ_LUA_RUN
 
 static const char finish_src[] =
 FINISH_LUA
@@ -284,6 +286,7 @@ static const char interrupt_src[] =
  */
 static const char inbound_src[] =
 RQ_LUA_EVENTS
+RQ_LUA_RUN
 "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
 "local now = now_ms()\n"
 "local snow = string.format('%d', now)\n"
@@ -301,14 +304,18 @@ RQ_LUA_EVENTS
 "  answered_ms = ARGV[8] })\n"
 "return 1\n";
 
-struct rq_script rq_claim_script = { "claim", claim_src, "" };
-struct rq_script rq_inbound_script = { "inbound", inbound_src, "" };
-struct rq_script rq_finish_script = { "finish", finish_src, "" };
-struct rq_script rq_claim_batch_script = { "claim_batch", claim_batch_src,
-    "" };
-struct rq_script rq_finish_batch_script = { "finish_batch",
-    finish_batch_src, "" };
-struct rq_script rq_interrupt_script = { "interrupt", interrupt_src, "" };
+struct rq_script rq_claim_script = { .name = "claim",
+    .src = claim_src };
+struct rq_script rq_inbound_script = { .name = "inbound",
+    .src = inbound_src };
+struct rq_script rq_finish_script = { .name = "finish",
+    .src = finish_src };
+struct rq_script rq_claim_batch_script = { .name = "claim_batch",
+    .src = claim_batch_src };
+struct rq_script rq_finish_batch_script = { .name = "finish_batch",
+    .src = finish_batch_src };
+struct rq_script rq_interrupt_script = { .name = "interrupt",
+    .src = interrupt_src };
 
 #define KEY_MAX	256
 

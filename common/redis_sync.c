@@ -1,12 +1,14 @@
 /* A synchronous hiredis connection for the loop-style daemons (scheduler,
  * dispatcher, accounting): reconnects every second when lost, and runs Lua
- * scripts by their SHA, loading them again after a Redis restart. */
+ * scripts by their SHA, loading them again after a Redis restart, or as
+ * functions where the script allows it and Redis has them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
 
+#include "keys.h"
 #include "log.h"
 #include "redis_sync.h"
 #include "util.h"
@@ -119,6 +121,71 @@ redis_lost(struct rq_redis *r, const char *what)
 	r->down_logged = 1;
 }
 
+/*
+ * s as a function library: its definitions (up to RQ_LUA_RUN) made once
+ * when Redis loads it, and its run as the function s->fname of KEYS and
+ * ARGV, which first resets the definitions' per-run state.  Any script
+ * EVAL runs is a valid function body: Redis compiles it as one.  The name
+ * holds the SHA, so daemons of two versions never replace each other's
+ * functions.  NULL when the script has no marker (or out of memory).
+ */
+static char *
+library_text(struct rq_script *s)
+{
+	const char *run = strstr(s->src, RQ_LUA_RUN), *reset;
+	char *text;
+	int per_run;
+
+	if (run == NULL)
+		return NULL;
+	reset = strstr(s->src, "local function rq_per_run()");
+	per_run = reset != NULL && reset < run;
+	snprintf(s->fname, sizeof(s->fname), "ringq_%s_%.12s", s->name,
+	    s->sha);
+	if (asprintf(&text, "#!lua name=%s\n%.*s"
+	    "redis.register_function('%s', function(KEYS, ARGV)\n%s%s\nend)\n",
+	    s->fname, (int)(run - s->src), s->src, s->fname,
+	    per_run ? "rq_per_run()\n" : "", run + strlen(RQ_LUA_RUN)) == -1)
+		return NULL;
+	return text;
+}
+
+/*
+ * FUNCTION LOAD of s's library.  Returns 0 (loaded, or s has none), 1
+ * when this server has no functions for us (an older Redis, or an ACL
+ * without them: EVALSHA then), -1 when the link was lost.  A library
+ * Redis cannot compile is our bug, as a script is.
+ */
+static int
+load_function(struct rq_redis *r, struct rq_script *s)
+{
+	redisReply *rep;
+	char *text;
+	int rc = 0;
+
+	if ((text = library_text(s)) == NULL) {
+		s->fname[0] = '\0';
+		return 0;
+	}
+	rep = redisCommand(r->c, "FUNCTION LOAD REPLACE %s", text);
+	free(text);
+	if (rep == NULL) {
+		redis_lost(r, "FUNCTION LOAD");
+		return -1;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		if (strstr(rep->str, "ompil") != NULL ||
+		    strstr(rep->str, "rror registering") != NULL)
+			fatalx("redis: FUNCTION LOAD %s: %s", s->name,
+			    rep->str);
+		log_info("redis %s:%d: scripts run by EVALSHA: FUNCTION "
+		    "LOAD: %s", r->host, r->port, rep->str);
+		rc = 1;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
 static int
 load_scripts(struct rq_redis *r)
 {
@@ -160,6 +227,14 @@ load_scripts(struct rq_redis *r)
 		s->sha[40] = '\0';
 		freeReplyObject(rep);
 	}
+	r->functions = 1;
+	for (i = 0; i < r->nscripts && r->functions; i++)
+		switch (load_function(r, r->scripts[i])) {
+		case -1:
+			return -1;
+		case 1:
+			r->functions = 0;
+		}
 	return 0;
 }
 
@@ -305,12 +380,36 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		return NULL;
 	}
 	snprintf(nk, sizeof(nk), "%d", nkeys);
-	av[0] = "EVALSHA";
-	av[1] = s->sha;
 	av[2] = nk;
 	for (i = 0; i < argc; i++)
 		av[3 + i] = argv[i];
-	rep = rq_redis_command(r->c, 3 + argc, av);
+	rep = NULL;
+	if (r->functions && s->fname[0] != '\0') {
+		av[0] = "FCALL";
+		av[1] = s->fname;
+		rep = rq_redis_command(r->c, 3 + argc, av);
+		if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+		    strncmp(rep->str, "ERR Function not found", 22) == 0) {
+			/* FUNCTION FLUSH, or a Redis without persistence
+			 * restarted: load it again.  It did not run. */
+			freeReplyObject(rep);
+			rep = NULL;
+			switch (load_function(r, s)) {
+			case -1:
+				goto done;
+			case 0:
+				rep = rq_redis_command(r->c, 3 + argc, av);
+				break;
+			case 1:
+				r->functions = 0;
+			}
+		}
+	}
+	if (rep == NULL && r->c != NULL) {
+		av[0] = "EVALSHA";
+		av[1] = s->sha;
+		rep = rq_redis_command(r->c, 3 + argc, av);
+	}
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
 	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
 		/* The server lost its script cache (restart, SCRIPT FLUSH). */
@@ -319,10 +418,12 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		av[1] = s->src;
 		rep = rq_redis_command(r->c, 3 + argc, av);
 	}
+done:
 	if (av != stack)
 		free(av);
 	if (rep == NULL) {
-		redis_lost(r, s->name);
+		if (r->c != NULL)
+			redis_lost(r, s->name);
 		return NULL;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {

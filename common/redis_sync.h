@@ -10,11 +10,14 @@
 
 #include "config.h"
 
-/* A Lua script loaded with SCRIPT LOAD at each (re)connect. */
+/* A Lua script loaded with SCRIPT LOAD at each (re)connect; one with the
+ * RQ_LUA_RUN marker (common/keys.h) also as a function library, on a Redis
+ * that has functions: its definitions are then made once, not per run. */
 struct rq_script {
 	const char	*name;
 	const char	*src;
 	char		 sha[41];
+	char		 fname[80];	/* its function, "" = EVALSHA only */
 };
 
 /* The scripts are borrowed for the life of the link. */
@@ -26,13 +29,15 @@ struct rq_redis {
 	int		 down_logged;
 	struct rq_script **scripts;
 	size_t		 nscripts;
+	int		 functions;	/* the server has FUNCTION/FCALL */
 };
 
 void	rq_redis_init(struct rq_redis *r, const char *host, int port,
 	    struct rq_script **scripts, size_t nscripts);
 /* Connects if needed and it is time to try.  Returns 0 when connected. */
 int	rq_redis_ready(struct rq_redis *r);
-/* Runs s with EVALSHA (EVAL on NOSCRIPT).  argv holds nkeys keys, then the
+/* Runs s: FCALL of its function when it has one (loaded again if Redis
+ * lost it), else EVALSHA (EVAL on NOSCRIPT).  argv holds nkeys keys, then the
  * arguments (any number).  Returns the reply (caller frees it with freeReplyObject) or
  * NULL on error, logged; a lost connection is closed for a later retry. */
 redisReply *rq_redis_eval(struct rq_redis *r, struct rq_script *s,

@@ -34,6 +34,7 @@
  */
 static const char take_src[] =
 RQ_LUA_EVENTS
+RQ_LUA_RUN
 "local out = {}\n"
 "local now = now_ms()\n"
 "local deadline = string.format('%d', now + tonumber(ARGV[1]))\n"
@@ -96,6 +97,7 @@ RQ_LUA_EVENTS
  */
 static const char requeue_src[] =
 RQ_LUA_READY_SCORE
+RQ_LUA_RUN
 "local id = ARGV[1]\n"
 "local key = ARGV[4] .. id\n"
 "local att = tonumber(redis.call('HGET', key, 'attempts'))\n"
@@ -120,6 +122,7 @@ RQ_LUA_READY_SCORE
  */
 static const char drop_src[] =
 RQ_LUA_EVENTS
+RQ_LUA_RUN
 "local key = ARGV[3] .. ARGV[1]\n"
 "local f = redis.call('HMGET', key, 'attempts', 'status_rank', 'tenant',\n"
 "    'to')\n"
@@ -131,9 +134,12 @@ RQ_LUA_EVENTS
 "    tenant = f[3], to = f[4] })\n"
 "return 1\n";
 
-struct rq_script disp_take_script = { "take", take_src, "" };
-struct rq_script disp_requeue_script = { "requeue", requeue_src, "" };
-struct rq_script disp_drop_script = { "drop", drop_src, "" };
+struct rq_script disp_take_script = { .name = "take",
+    .src = take_src };
+struct rq_script disp_requeue_script = { .name = "requeue",
+    .src = requeue_src };
+struct rq_script disp_drop_script = { .name = "drop",
+    .src = drop_src };
 
 /* Sets a string field of m to a copy of the reply (nil: not set). */
 #define SET_STR(m, field, rep) do {					\

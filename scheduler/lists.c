@@ -28,6 +28,7 @@
  */
 static const char lists_src[] =
 RQ_LUA_CALL_TTL
+RQ_LUA_RUN
 "local t = redis.call('TIME')\n"
 "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 "local keep = tonumber(ARGV[4])\n"
@@ -71,7 +72,8 @@ RQ_LUA_CALL_TTL
 "end\n"
 "return { removed, #ids / 2, from }\n";
 
-struct rq_script sched_lists_script = { "call_lists", lists_src, "" };
+struct rq_script sched_lists_script = { .name = "call_lists",
+    .src = lists_src };
 
 /* One batch of one tenant's list, from where the last one stopped.
  * Returns 1 when the batch was full (more to look at), 0 when it reached

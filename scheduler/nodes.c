@@ -29,7 +29,8 @@ static const char dead_src[] =
 "end\n"
 "return dead\n";
 
-struct rq_script sched_dead_script = { "dead_nodes", dead_src, "" };
+struct rq_script sched_dead_script = { .name = "dead_nodes",
+    .src = dead_src };
 
 void
 sched_nodes_free(struct sched_nodes *sn)

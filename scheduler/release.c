@@ -41,6 +41,7 @@
 static const char release_src[] =
 RQ_LUA_EVENTS
 RQ_LUA_READY_SCORE
+RQ_LUA_RUN
 "local now = tonumber(ARGV[1])\n"
 "local batch = tonumber(ARGV[2])\n"
 "local prefix = ARGV[3]\n"
@@ -98,7 +99,8 @@ RQ_LUA_READY_SCORE
 "if #nx == 2 then next_due = nx[2] end\n"
 "return { #due / 2, released, dropped, expired, reclaimed, #exp, next_due }\n";
 
-struct rq_script sched_release_script = { "release", release_src, "" };
+struct rq_script sched_release_script = { .name = "release",
+    .src = release_src };
 
 int
 sched_release(struct rq_redis *r, uint64_t now_ms, int batch,

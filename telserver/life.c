@@ -65,7 +65,8 @@ static const char state_src[] =
 "redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
 "return drain\n";
 
-static struct rq_script tel_state_script = { "tel_state", state_src, "" };
+static struct rq_script tel_state_script = { .name = "tel_state",
+    .src = state_src };
 
 static struct rq_script *life_scripts[] = {
 	&rq_claim_script, &rq_finish_script, &rq_interrupt_script,

@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -911,10 +913,101 @@ test_redis_down(void **state)
 	rq_redis_close(&down);
 }
 
+/* calls= of one command in INFO commandstats (0 when it never ran). */
+static long long
+command_calls(const char *cmd)
+{
+	redisReply *r = testredis_cmd("INFO commandstats");
+	char key[64];
+	const char *p;
+	long long n = 0;
+
+	assert_non_null(r);
+	snprintf(key, sizeof(key), "cmdstat_%s:calls=", cmd);
+	if ((p = strstr(r->str, key)) != NULL)
+		n = strtoll(p + strlen(key), NULL, 10);
+	freeReplyObject(r);
+	return n;
+}
+
+/* The reconnect rq_redis_ready() allows at once (not a second later). */
+static void
+reconnect(void)
+{
+	rq_redis_close(&rl);
+	rl.next_try_ms = 0;
+	assert_int_equal(rq_redis_ready(&rl), 0);
+}
+
+/*
+ * Scripts with a run marker run as Redis functions: their definitions
+ * made once, each run by FCALL.  Each run has its own clock (the
+ * definitions' state is reset), a function Redis lost is loaded again,
+ * and a server that refuses functions gets EVALSHA.
+ */
+static void
+test_functions(void **state)
+{
+	redisReply *r;
+	json_t *a, *b;
+	long long fcalls, evalshas;
+
+	reconnect();
+	assert_true(rl.functions);
+	assert_true(strncmp(rq_claim_script.fname, "ringq_claim_", 12) == 0);
+	assert_int_equal(rq_interrupt_script.fname[0], '\0');	/* no marker */
+	r = testredis_cmd("FUNCTION LIST LIBRARYNAME %s",
+	    rq_claim_script.fname);
+	assert_true(r != NULL && r->type == REDIS_REPLY_ARRAY &&
+	    r->elements == 1);
+	freeReplyObject(r);
+
+	fcalls = command_calls("fcall");
+	evalshas = command_calls("evalsha");
+	job_taken("c_f1", 1, NULL);
+	job_taken("c_f2", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_f1", 1, "tel1"), RQ_CLAIM_OK);
+	usleep(20 * 1000);
+	assert_int_equal(rq_job_claim(&rl, "c_f2", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(command_calls("fcall"), fcalls + 2);
+	assert_int_equal(command_calls("evalsha"), evalshas);
+	/* the second run read Redis's clock again */
+	a = timeline("c_f1", "1:dispatched");
+	b = timeline("c_f2", "1:dispatched");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(json_integer_value(json_object_get(b, "ts_ms")) >=
+	    json_integer_value(json_object_get(a, "ts_ms")) + 15);
+	json_decref(a);
+	json_decref(b);
+
+	/* Lost (FUNCTION FLUSH, or a restart without persistence): loaded
+	 * again by the next run, which runs once. */
+	testredis_do("FUNCTION FLUSH");
+	job_taken("c_f3", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_f3", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(testredis_num("XLEN rq:events"), 3);
+	assert_int_equal(command_calls("fcall"), fcalls + 4);
+	assert_true(rl.functions);
+
+	/* An ACL without functions: EVALSHA, the same work. */
+	testredis_do("ACL SETUSER default -function -fcall");
+	reconnect();
+	assert_false(rl.functions);
+	job_taken("c_f4", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_f4", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(command_calls("evalsha"), evalshas + 1);
+	assert_int_equal(testredis_num("XLEN rq:events"), 4);
+	testredis_do("ACL SETUSER default +@all");
+	reconnect();
+	assert_true(rl.functions);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_functions, setup),
 		cmocka_unit_test_setup(test_claim_ok, setup),
 		cmocka_unit_test_setup(test_claim_stale, setup),
 		cmocka_unit_test_setup(test_claim_expired, setup),
