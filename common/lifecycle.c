@@ -50,7 +50,8 @@ RQ_LUA_EVENTS \
 "emit(key, ev, j, { 'node', node, 'dialed', n })\n" \
 "return 1\n" \
 "end\n" \
-RQ_LUA_RUN
+RQ_LUA_RUN \
+"rq_per_run()\n"
 
 static const char claim_src[] =
 CLAIM_LUA
@@ -229,7 +230,8 @@ RQ_LUA_EVENTS \
 "emit(key, ev, j, x)\n" \
 "return {1, ev.status}\n" \
 "end\n" \
-RQ_LUA_RUN
+RQ_LUA_RUN \
+"rq_per_run()\n"
 
 static const char finish_src[] =
 FINISH_LUA
@@ -287,6 +289,7 @@ static const char interrupt_src[] =
 static const char inbound_src[] =
 RQ_LUA_EVENTS
 RQ_LUA_RUN
+"rq_per_run()\n"
 "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
 "local now = now_ms()\n"
 "local snow = string.format('%d', now)\n"

@@ -124,28 +124,27 @@ redis_lost(struct rq_redis *r, const char *what)
 /*
  * s as a function library: its definitions (up to RQ_LUA_RUN) made once
  * when Redis loads it, and its run as the function s->fname of KEYS and
- * ARGV, which first resets the definitions' per-run state.  Any script
- * EVAL runs is a valid function body: Redis compiles it as one.  The name
- * holds the SHA, so daemons of two versions never replace each other's
- * functions.  NULL when the script has no marker (or out of memory).
+ * ARGV.  Any script EVAL runs is a valid function body: Redis compiles it
+ * as one.  The name holds the SHA, so daemons of two versions never
+ * replace each other's functions.  NULL when the script has no marker (or
+ * out of memory).
  */
 static char *
 library_text(struct rq_script *s)
 {
-	const char *run = strstr(s->src, RQ_LUA_RUN), *reset;
+	const char *run = strstr(s->src, RQ_LUA_RUN);
 	char *text;
-	int per_run;
 
 	if (run == NULL)
 		return NULL;
-	reset = strstr(s->src, "local function rq_per_run()");
-	per_run = reset != NULL && reset < run;
 	snprintf(s->fname, sizeof(s->fname), "ringq_%s_%.12s", s->name,
 	    s->sha);
-	if (asprintf(&text, "#!lua name=%s\n%.*s"
-	    "redis.register_function('%s', function(KEYS, ARGV)\n%s%s\nend)\n",
+	/* the definitions may make redis a local (RQ_LUA_EVENTS) */
+	if (asprintf(&text, "#!lua name=%s\nlocal rq_library = redis\n%.*s"
+	    "rq_library.register_function('%s', function(KEYS, ARGV)\n%s\n"
+	    "end)\n",
 	    s->fname, (int)(run - s->src), s->src, s->fname,
-	    per_run ? "rq_per_run()\n" : "", run + strlen(RQ_LUA_RUN)) == -1)
+	    run + strlen(RQ_LUA_RUN)) == -1)
 		return NULL;
 	return text;
 }

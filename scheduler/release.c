@@ -42,6 +42,7 @@ static const char release_src[] =
 RQ_LUA_EVENTS
 RQ_LUA_READY_SCORE
 RQ_LUA_RUN
+"rq_per_run()\n"
 "local now = tonumber(ARGV[1])\n"
 "local batch = tonumber(ARGV[2])\n"
 "local prefix = ARGV[3]\n"
