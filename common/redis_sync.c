@@ -388,6 +388,14 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		av[1] = s->fname;
 		rep = rq_redis_command(r->c, 3 + argc, av);
 		if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+		    strncmp(rep->str, "NOPERM", 6) == 0) {
+			/* an ACL that loads functions but may not call them */
+			log_info("redis %s:%d: scripts run by EVALSHA: FCALL: "
+			    "%s", r->host, r->port, rep->str);
+			freeReplyObject(rep);
+			rep = NULL;
+			r->functions = 0;
+		} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
 		    strncmp(rep->str, "ERR Function not found", 22) == 0) {
 			/* FUNCTION FLUSH, or a Redis without persistence
 			 * restarted: load it again.  It did not run. */

@@ -1001,6 +1001,16 @@ test_functions(void **state)
 	testredis_do("ACL SETUSER default +@all");
 	reconnect();
 	assert_true(rl.functions);
+
+	/* An ACL that loads functions but may not call them: EVALSHA. */
+	testredis_do("ACL SETUSER default -fcall");
+	job_taken("c_f5", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_f5", 1, "tel1"), RQ_CLAIM_OK);
+	assert_false(rl.functions);
+	assert_int_equal(command_calls("evalsha"), evalshas + 2);
+	testredis_do("ACL SETUSER default +@all");
+	reconnect();
+	assert_true(rl.functions);
 }
 
 int
