@@ -125,9 +125,14 @@ log_defer(void (*wake)(void *), void *arg)
 
 	if (wake == NULL) {
 		log_flush();
+		if (log_deferring)
+			log_wake = NULL;
 		log_deferring = 0;
 		return;
 	}
+	/* one buffer: one thread of the process defers */
+	if (log_wake != NULL && !log_deferring)
+		return;
 	if (!registered && atexit(log_flush_at_exit) != 0)
 		return;		/* lines would be lost at exit: stay direct */
 	registered = 1;

@@ -19,7 +19,10 @@ void log_set_debug(int debug);
  * flushes soon (the gateway: at the end of its loop's current round).
  * Warnings and fatal errors write the waiting lines and themselves at
  * once, and so does exit; a crash loses what waits.  Other threads' lines
- * are written at once.  log_defer(NULL, NULL) flushes and stops.
+ * are written at once.  One thread of a process may defer (a second
+ * one's log_defer() does nothing); log_defer(NULL, NULL) in that thread
+ * flushes and stops.  A flush at exit happens only when the deferring
+ * thread calls exit().
  */
 void log_defer(void (*wake)(void *), void *arg);
 void log_flush(void);

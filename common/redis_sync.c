@@ -174,12 +174,17 @@ load_function(struct rq_redis *r, struct rq_script *s)
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		if (strstr(rep->str, "ompil") != NULL ||
-		    strstr(rep->str, "rror registering") != NULL)
-			fatalx("redis: FUNCTION LOAD %s: %s", s->name,
-			    rep->str);
-		log_info("redis %s:%d: scripts run by EVALSHA: FUNCTION "
-		    "LOAD: %s", r->host, r->port, rep->str);
-		rc = 1;
+		    strstr(rep->str, "rror registering") != NULL) {
+			/* SCRIPT LOAD took the same text: our wrapper (or a
+			 * limit of the server's) fails, EVALSHA still works */
+			log_warnx("redis: FUNCTION LOAD %s: %s; it runs by "
+			    "EVALSHA", s->name, rep->str);
+			s->fname[0] = '\0';
+		} else {
+			log_info("redis %s:%d: scripts run by EVALSHA: "
+			    "FUNCTION LOAD: %s", r->host, r->port, rep->str);
+			rc = 1;
+		}
 	}
 	freeReplyObject(rep);
 	return rc;
@@ -387,7 +392,18 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		av[0] = "FCALL";
 		av[1] = s->fname;
 		rep = rq_redis_command(r->c, 3 + argc, av);
-		if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+		if (rep == NULL)
+			goto done;	/* lost: it may have run */
+		if (rep->type == REDIS_REPLY_ERROR &&
+		    strncmp(rep->str, "OOM", 3) == 0) {
+			/* Above maxmemory Redis refuses a function that may
+			 * write before it runs, where a script is refused
+			 * only at its first write that may grow memory (ours
+			 * start by taking ids out of sets): the same rule as
+			 * before, by EVALSHA. */
+			freeReplyObject(rep);
+			rep = NULL;
+		} else if (rep->type == REDIS_REPLY_ERROR &&
 		    strncmp(rep->str, "NOPERM", 6) == 0) {
 			/* an ACL that loads functions but may not call them */
 			log_info("redis %s:%d: scripts run by EVALSHA: FCALL: "
@@ -395,7 +411,7 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 			freeReplyObject(rep);
 			rep = NULL;
 			r->functions = 0;
-		} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+		} else if (rep->type == REDIS_REPLY_ERROR &&
 		    strncmp(rep->str, "ERR Function not found", 22) == 0) {
 			/* FUNCTION FLUSH, or a Redis without persistence
 			 * restarted: load it again.  It did not run. */
@@ -404,8 +420,10 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 			switch (load_function(r, s)) {
 			case -1:
 				goto done;
-			case 0:
-				rep = rq_redis_command(r->c, 3 + argc, av);
+			case 0:		/* loaded, unless it cannot be */
+				if (s->fname[0] != '\0')
+					rep = rq_redis_command(r->c, 3 + argc,
+					    av);
 				break;
 			case 1:
 				r->functions = 0;

@@ -29,8 +29,13 @@ heartbeat(struct tel_ctx *c, su_timer_t *t, void *arg)
 	tel_bus_heartbeat(c);
 }
 
-/* The log lines of a round of the Sofia loop go out in one write, just
- * before it waits again (log_defer()). */
+/* The log lines of a round of the Sofia loop go out in one write
+ * (log_defer()): at the top of the loop's next round (the prepoll hook),
+ * which a zero-delay timer, set by the first line of a batch, makes come
+ * at once rather than after the next wait (a timer's or a SIP message's
+ * lines are logged after the hook). */
+static su_timer_t *log_timer;
+
 static void
 flush_log(su_prepoll_magic_t *magic, su_root_t *root)
 {
@@ -38,9 +43,15 @@ flush_log(su_prepoll_magic_t *magic, su_root_t *root)
 }
 
 static void
+flush_log_timer(struct tel_ctx *c, su_timer_t *t, void *arg)
+{
+	log_flush();
+}
+
+static void
 log_wake(void *arg)
 {
-	/* nothing to do: flush_log() runs before every wait */
+	su_timer_set_interval(log_timer, flush_log_timer, NULL, 0);
 }
 
 /* Every TICK_MS: the outbox, a safety poll of the sockets, the liveness
@@ -86,7 +97,8 @@ main(int argc, char *argv[])
 	su_init();
 	if ((ctx.root = su_root_create(&ctx)) == NULL)
 		fatalx("cannot create the Sofia loop");
-	if (su_root_add_prepoll(ctx.root, flush_log, NULL) == 0)
+	if ((log_timer = su_timer_create(su_root_task(ctx.root), 0)) != NULL &&
+	    su_root_add_prepoll(ctx.root, flush_log, NULL) == 0)
 		log_defer(log_wake, NULL);
 	if ((ctx.zctx = zmq_ctx_new()) == NULL)
 		fatalx("cannot create a ZeroMQ context");
@@ -129,7 +141,6 @@ main(int argc, char *argv[])
 		rq_daemon_ready();
 
 	su_root_run(ctx.root);
-	log_defer(NULL, NULL);
 
 	if (!cfg.dry_run && !ctx.sip_down)
 		log_warnx("SIP stack did not finish its shutdown in %d ms",
@@ -139,6 +150,9 @@ main(int argc, char *argv[])
 	rq_pidfile_remove(cfg.run_dir, "ringq-telserver");
 	rc = 0;
 done:
+	log_defer(NULL, NULL);
+	if (log_timer)
+		su_timer_destroy(log_timer);
 	rq_metrics_stop(ms);
 	if (hb_timer)
 		su_timer_destroy(hb_timer);

@@ -25,7 +25,8 @@ done
 	(cd "$here/bullmq" && npm install --no-audit --no-fund --loglevel=error) >&2
 
 dir=$(mktemp -d)
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+port=
+trap '[ -z "$port" ] || redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 cd "$src"
 lua() { python3 "$here/chain/lua_of.py" "$1" "$2" > "$dir/$3.lua"; }
 lua scheduler/release.c release_src release

@@ -1002,6 +1002,17 @@ test_functions(void **state)
 	reconnect();
 	assert_true(rl.functions);
 
+	/* Above maxmemory Redis refuses a function before it runs, a
+	 * script only at a first write that may grow memory: a claim
+	 * (its first write takes the lease out) still runs, by EVALSHA. */
+	job_taken("c_f6", 1, NULL);
+	testredis_do("CONFIG SET maxmemory 1");
+	assert_int_equal(rq_job_claim(&rl, "c_f6", 1, "tel1"), RQ_CLAIM_OK);
+	testredis_do("CONFIG SET maxmemory 0");
+	assert_true(rl.functions);
+	assert_int_equal(command_calls("evalsha"), evalshas + 2);
+	evalshas++;
+
 	/* An ACL that loads functions but may not call them: EVALSHA. */
 	testredis_do("ACL SETUSER default -fcall");
 	job_taken("c_f5", 1, NULL);
