@@ -7,29 +7,12 @@
 //   node chain.mjs PORT N REPEATS
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { CREATE } from '../bullmq/ringq_create.mjs';
 const require = createRequire(new URL('../bullmq/', import.meta.url).pathname);
 const IORedis = require('ioredis');
 const [, , port, nstr, repstr] = process.argv;
 const N = Number(nstr), REP = Number(repstr);
 const D = process.env.RQ_CHAIN_DIR + '/';
-const CREATE = `
-local t = redis.call('TIME')
-local now = string.format('%.0f', tonumber(t[1]) * 1000 +
-    math.floor(tonumber(t[2]) / 1000))
-local id = ARGV[1]
-redis.call('HSET', KEYS[1], 'id', id, 'tenant', ARGV[2], 'to', ARGV[3],
-    'not_before_ms', now, 'created_ms', now, 'status', 'queued',
-    'say', ARGV[4], 'priority', '5')
-redis.call('ZADD', KEYS[2], now, id)
-redis.call('XADD', KEYS[4], '*', 'call_id', id, 'attempt', '0',
-    'status', 'queued', 'ts_ms', now, 'tenant', ARGV[2], 'to', ARGV[3],
-    'timeline', '1')
-redis.call('HSET', 'rq:timeline:' .. id, '0:queued',
-    '{"status":"queued","attempt":0,"ts_ms":' .. now .. '}')
-redis.call('ZADD', KEYS[3], now, id)
-redis.call('PUBLISH', 'rq:due', id)
-return now
-`;
 const r = new IORedis({ host: '127.0.0.1', port: Number(port) });
 const sha = {};
 const B = Number(process.env.RQ_CHAIN_BATCH || 500), FN = process.env.RQ_CHAIN_MODE === 'fcall';
