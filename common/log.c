@@ -35,32 +35,46 @@ log_set_debug(int debug)
 /*
  * Log lines quote strings from peers (SIP phrases, telserver names, Redis
  * errors): escape control bytes so that no peer can forge a line or move
- * the terminal.  Rewrites line in place, truncating to fit.
+ * the terminal.  That includes the C1 controls as UTF-8 encodes them
+ * (0xc2 0x80-0x9f: 0xc2 0x9b is a CSI to a UTF-8 terminal); other bytes
+ * from 0x80 are left, as parts of UTF-8 text.  Rewrites line in place,
+ * truncating to fit.
  */
+static int
+is_control(const unsigned char *p)
+{
+	return p[0] < 0x20 || p[0] == 0x7f ||
+	    (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+}
+
 static void
 escape_controls(char *line, size_t size)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *in = (const unsigned char *)line;
 	char out[2048];
 	size_t i, o = 0;
+	int n;
 
-	for (i = 0; line[i] != '\0'; i++)
-		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+	for (i = 0; in[i] != '\0'; i++)
+		if (is_control(in + i))
 			break;
-	if (line[i] == '\0')
+	if (in[i] == '\0')
 		return;		/* the usual case: nothing to escape */
 	if (size > sizeof(out))
 		size = sizeof(out);
-	for (i = 0; line[i] != '\0' && o + 5 <= size; i++) {
-		unsigned char c = line[i];
-
-		if (c < 0x20 || c == 0x7f) {
+	for (i = 0; in[i] != '\0' && o + 9 <= size; i++) {
+		if (!is_control(in + i)) {
+			out[o++] = in[i];
+			continue;
+		}
+		for (n = in[i] == 0xc2 ? 2 : 1; n > 0; n--, i++) {
 			out[o++] = '\\';
 			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		} else
-			out[o++] = c;
+			out[o++] = hex[in[i] >> 4];
+			out[o++] = hex[in[i] & 15];
+		}
+		i--;
 	}
 	out[o] = '\0';
 	memcpy(line, out, o + 1);

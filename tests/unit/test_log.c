@@ -49,6 +49,18 @@ test_controls_escaped(void **state)
 	assert_non_null(strstr(out, "\\x1b[2J'"));
 }
 
+/* The C1 controls as UTF-8 encodes them are escaped; other UTF-8 text
+ * (whose continuation bytes are 0x80-0xbf too) is not. */
+static void
+test_c1_escaped(void **state)
+{
+	char *out = capture("\xc2\x9b" "2J caf\xc3\xa9 \xe2\x82\xac \xc2\xa0.");
+
+	assert_non_null(strstr(out, "'\\xc2\\x9b2J caf\xc3\xa9 \xe2\x82\xac "
+	    "\xc2\xa0.'"));
+	assert_null(strstr(out, "\xc2\x9b"));
+}
+
 static void
 test_long_line_bounded(void **state)
 {
@@ -143,6 +155,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_controls_escaped),
+		cmocka_unit_test(test_c1_escaped),
 		cmocka_unit_test(test_long_line_bounded),
 		cmocka_unit_test(test_deferred),
 	};
