@@ -129,9 +129,9 @@ RQ_LUA_EVENTS \
 "local function finish_one(K, A)\n" \
 "local key, id, n, node = K[1], A[1], tonumber(A[2]), A[3]\n" \
 "if K[4] and redis.call('EXISTS', K[4]) == 1 then return {2} end\n" \
-"local f = redis.call('HMGET', key, 'dialed', 'status_rank', 'tenant',\n" \
-"  'to', 'max_attempts', 'not_after_ms', unpack(EMIT_FIELDS))\n" \
-"local j = from(f, 7)\n" \
+"local f = redis.call('HMGET', key, 'dialed', 'to', 'max_attempts',\n" \
+"  'not_after_ms', unpack(EMIT_FIELDS))\n" \
+"local j = from(f, 5)\n" \
 "if tonumber(f[1]) ~= n then\n" \
 "  if redis.call('EXISTS', key) == 0 then\n" \
 "    redis.call('SREM', K[2], id)\n" \
@@ -139,8 +139,8 @@ RQ_LUA_EVENTS \
 "  return {0}\n" \
 "end\n" \
 "if redis.call('SREM', K[2], id) == 0 then return {0} end\n" \
-"if is_terminal(tonumber(f[2])) then return {0} end\n" \
-"local ev = { call_id = id, attempt = n, tenant = f[3], to = f[4],\n" \
+"if is_terminal(tonumber(j[1])) then return {0} end\n" \
+"local ev = { call_id = id, attempt = n, tenant = j[2], to = f[2],\n" \
 "  node = node, sip_code = A[6], started_ms = A[7],\n" \
 "  answered_ms = A[8], detail = A[10] }\n" \
 "local x\n" \
@@ -159,9 +159,9 @@ RQ_LUA_EVENTS \
 "ev.status = 'failed'\n" \
 "ev.reason = why\n" \
 "local class = CLASS[why]\n" \
-"if class and f[4] and (redis.call('SISMEMBER', '" RQ_KEY_DNC_CUSTOMER "',\n" \
-"    f[4]) == 1 or (f[3] and redis.call('SISMEMBER',\n" \
-"    '" RQ_KEY_DNC_TENANT "' .. f[3], f[4]) == 1)) then\n" \
+"if class and f[2] and (redis.call('SISMEMBER', '" RQ_KEY_DNC_CUSTOMER "',\n" \
+"    f[2]) == 1 or (j[2] and redis.call('SISMEMBER',\n" \
+"    '" RQ_KEY_DNC_TENANT "' .. j[2], f[2]) == 1)) then\n" \
 "  class = nil\n" \
 "  ev.detail = 'on a do-not-call list: not retried'\n" \
 "end\n" \
@@ -176,7 +176,7 @@ RQ_LUA_EVENTS \
 "end\n" \
 "pmax, pdelay = tonumber(pmax), tonumber(pdelay)\n" \
 "local tries = redis.call('HINCRBY', key, 'tries_' .. class, 1)\n" \
-"local maxatt = tonumber(f[5])\n" \
+"local maxatt = tonumber(f[3])\n" \
 "if maxatt == nil or maxatt < 1 then maxatt = " \
     RQ_STR(RQ_MAX_ATTEMPTS_DEFAULT) " end\n" \
 "if tries >= pmax or n >= maxatt then\n" \
@@ -207,7 +207,7 @@ RQ_LUA_EVENTS \
 "if jit < 0.75 then jit = 0.75 elseif jit > 1.25 then jit = 1.25 end\n" \
 "local at = now_ms() + math.floor(delay * jit)\n" \
 "local sat = string.format('%d', at)\n" \
-"local na = tonumber(f[6])\n" \
+"local na = tonumber(f[4])\n" \
 "if na ~= nil and at > na then\n" \
 "  ev.status = 'expired'\n" \
 "  ev.reason = '" RQ_REASON_NOT_AFTER "'\n" \
@@ -218,8 +218,8 @@ RQ_LUA_EVENTS \
 "end\n" \
 "redis.call('HSET', key, 'not_before_ms', sat)\n" \
 "redis.call('ZADD', K[3], sat, id)\n" \
-"if f[3] then\n" \
-"  redis.call('ZADD', '" RQ_KEY_ACTIVE "' .. f[3], 'XX', sat, id)\n" \
+"if j[2] then\n" \
+"  redis.call('ZADD', '" RQ_KEY_ACTIVE "' .. j[2], 'XX', sat, id)\n" \
 "end\n" \
 "ev.status = 'retrying'\n" \
 "if ev.detail ~= nil and ev.detail ~= '' then\n" \
