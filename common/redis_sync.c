@@ -173,8 +173,8 @@ load_function(struct rq_redis *r, struct rq_script *s)
 		return -1;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
-		if (strstr(rep->str, "ompil") != NULL ||
-		    strstr(rep->str, "rror registering") != NULL) {
+		if (strstr(rep->str, "Error compiling") != NULL ||
+		    strstr(rep->str, "Error registering") != NULL) {
 			/* SCRIPT LOAD took the same text: our wrapper (or a
 			 * limit of the server's) fails, EVALSHA still works */
 			log_warnx("redis: FUNCTION LOAD %s: %s; it runs by "
@@ -368,6 +368,68 @@ rq_redis_command(redisContext *c, int argc, const char **argv)
 	return rep;
 }
 
+/* An error reply whose text starts with prefix. */
+static int
+is_error(const redisReply *rep, const char *prefix)
+{
+	return rep->type == REDIS_REPLY_ERROR &&
+	    strncmp(rep->str, prefix, strlen(prefix)) == 0;
+}
+
+/*
+ * FCALL of s's function; av is the command (argc words), its first two
+ * ours to set.  Returns the reply, or NULL: with the link closed when it
+ * was lost (logged; the function may have run), with the link up when
+ * Redis refused the function before it ran and EVALSHA must run it.
+ */
+static redisReply *
+run_function(struct rq_redis *r, struct rq_script *s, int argc,
+    const char **av)
+{
+	redisReply *rep;
+
+	av[0] = "FCALL";
+	av[1] = s->fname;
+	if ((rep = rq_redis_command(r->c, argc, av)) == NULL)
+		goto lost;
+	if (is_error(rep, "ERR Function not found")) {
+		/* FUNCTION FLUSH, or a Redis without persistence restarted:
+		 * load it again.  It did not run. */
+		freeReplyObject(rep);
+		switch (load_function(r, s)) {
+		case -1:
+			return NULL;
+		case 1:
+			r->functions = 0;
+			return NULL;
+		}
+		if (s->fname[0] == '\0')	/* it cannot be loaded */
+			return NULL;
+		if ((rep = rq_redis_command(r->c, argc, av)) == NULL)
+			goto lost;
+	}
+	if (is_error(rep, "OOM")) {
+		/* Above maxmemory Redis refuses a function that may write
+		 * before it runs, a script only at its first write that may
+		 * grow memory (ours start by taking ids out of sets): the
+		 * same rule as before, by EVALSHA. */
+		freeReplyObject(rep);
+		return NULL;
+	}
+	if (is_error(rep, "NOPERM")) {
+		/* an ACL that loads functions but may not call them */
+		log_info("redis %s:%d: scripts run by EVALSHA: FCALL: %s",
+		    r->host, r->port, rep->str);
+		freeReplyObject(rep);
+		r->functions = 0;
+		return NULL;
+	}
+	return rep;
+lost:
+	redis_lost(r, s->name);
+	return NULL;
+}
+
 redisReply *
 rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
     int argc, const char **argv)
@@ -389,54 +451,16 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		av[3 + i] = argv[i];
 	rep = NULL;
 	if (r->functions && s->fname[0] != '\0') {
-		av[0] = "FCALL";
-		av[1] = s->fname;
-		rep = rq_redis_command(r->c, 3 + argc, av);
-		if (rep == NULL)
-			goto done;	/* lost: it may have run */
-		if (rep->type == REDIS_REPLY_ERROR &&
-		    strncmp(rep->str, "OOM", 3) == 0) {
-			/* Above maxmemory Redis refuses a function that may
-			 * write before it runs, where a script is refused
-			 * only at its first write that may grow memory (ours
-			 * start by taking ids out of sets): the same rule as
-			 * before, by EVALSHA. */
-			freeReplyObject(rep);
-			rep = NULL;
-		} else if (rep->type == REDIS_REPLY_ERROR &&
-		    strncmp(rep->str, "NOPERM", 6) == 0) {
-			/* an ACL that loads functions but may not call them */
-			log_info("redis %s:%d: scripts run by EVALSHA: FCALL: "
-			    "%s", r->host, r->port, rep->str);
-			freeReplyObject(rep);
-			rep = NULL;
-			r->functions = 0;
-		} else if (rep->type == REDIS_REPLY_ERROR &&
-		    strncmp(rep->str, "ERR Function not found", 22) == 0) {
-			/* FUNCTION FLUSH, or a Redis without persistence
-			 * restarted: load it again.  It did not run. */
-			freeReplyObject(rep);
-			rep = NULL;
-			switch (load_function(r, s)) {
-			case -1:
-				goto done;
-			case 0:		/* loaded, unless it cannot be */
-				if (s->fname[0] != '\0')
-					rep = rq_redis_command(r->c, 3 + argc,
-					    av);
-				break;
-			case 1:
-				r->functions = 0;
-			}
-		}
+		rep = run_function(r, s, 3 + argc, av);
+		if (rep == NULL && r->c == NULL)
+			goto done;	/* lost, and logged: it may have run */
 	}
-	if (rep == NULL && r->c != NULL) {
+	if (rep == NULL) {
 		av[0] = "EVALSHA";
 		av[1] = s->sha;
 		rep = rq_redis_command(r->c, 3 + argc, av);
 	}
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
-	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+	if (rep != NULL && is_error(rep, "NOSCRIPT")) {
 		/* The server lost its script cache (restart, SCRIPT FLUSH). */
 		freeReplyObject(rep);
 		av[0] = "EVAL";
