@@ -47,14 +47,25 @@ is_control(const unsigned char *p)
 	    (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
 }
 
+/* "\xNN" for byte c at out + o; returns the new length. */
+static size_t
+put_escaped(char *out, size_t o, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	out[o++] = '\\';
+	out[o++] = 'x';
+	out[o++] = hex[c >> 4];
+	out[o++] = hex[c & 15];
+	return o;
+}
+
 static void
 escape_controls(char *line, size_t size)
 {
-	static const char hex[] = "0123456789abcdef";
 	const unsigned char *in = (const unsigned char *)line;
 	char out[2048];
 	size_t i, o = 0;
-	int n;
 
 	for (i = 0; in[i] != '\0'; i++)
 		if (is_control(in + i))
@@ -68,13 +79,9 @@ escape_controls(char *line, size_t size)
 			out[o++] = in[i];
 			continue;
 		}
-		for (n = in[i] == 0xc2 ? 2 : 1; n > 0; n--, i++) {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[in[i] >> 4];
-			out[o++] = hex[in[i] & 15];
-		}
-		i--;
+		o = put_escaped(out, o, in[i]);
+		if (in[i] == 0xc2)	/* a UTF-8 C1: both its bytes */
+			o = put_escaped(out, o, in[++i]);
 	}
 	out[o] = '\0';
 	memcpy(line, out, o + 1);
@@ -113,9 +120,6 @@ append(char *buf, size_t n, size_t size, const char *s)
 	return n + len;
 }
 
-/* "<when>.<ms>Z <name> <level>: <message>[: <err>]\n", put together by
- * hand and handed to stdio whole: the gateway logs every call it accepts,
- * and a second printf pass over each line was 2 % of its instructions. */
 void
 log_flush(void)
 {
@@ -124,12 +128,6 @@ log_flush(void)
 	fwrite(log_pending, 1, log_npending, stderr);
 	fflush(stderr);
 	log_npending = 0;
-}
-
-static void
-log_flush_at_exit(void)
-{
-	log_flush();
 }
 
 void
@@ -147,7 +145,7 @@ log_defer(void (*wake)(void *), void *arg)
 	/* one buffer: one thread of the process defers */
 	if (log_wake != NULL && !log_deferring)
 		return;
-	if (!registered && atexit(log_flush_at_exit) != 0)
+	if (!registered && atexit(log_flush) != 0)
 		return;		/* lines would be lost at exit: stay direct */
 	registered = 1;
 	log_wake = wake;
@@ -180,6 +178,9 @@ log_out(const char *out, size_t n, int deferrable)
 		log_wake(log_wake_arg);
 }
 
+/* "<when>.<ms>Z <name> <level>: <message>[: <err>]\n", put together by
+ * hand and handed to stdio whole: the gateway logs every call it accepts,
+ * and a second printf pass over each line was 2 % of its instructions. */
 static void
 log_vwrite(const char *level, int deferrable, const char *fmt, va_list ap,
     const char *err)
