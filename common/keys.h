@@ -196,16 +196,16 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
  * so emit reads nothing itself (a script per job step costs a few
  * redis.calls less); extra is a list of field, value pairs to set on the
  * job in the same HSET as the status. */
+/* The globals emit() and its helpers use, kept in locals (RQ_LUA_RUN). */
+#define RQ_LUA_GLOBALS \
+	"redis, string, math, cjson, tonumber, tostring, type, unpack, " \
+	"pcall, ipairs"
 #define RQ_EVENT_MIRRORED	"timeline"	/* "1": the script mirrored it */
 #define RQ_EVENT_CALLBACK	"callback"	/* "1": the job has a callback */
 #define RQ_LUA_EVENTS \
 RQ_LUA_CALL_TTL \
-"local function rq_globals()\n" \
-"  return redis, string, math, cjson, tonumber, tostring, type, unpack,\n" \
-"    pcall, ipairs\n" \
-"end\n" \
-"local redis, string, math, cjson, tonumber, tostring, type, unpack,\n" \
-"  pcall, ipairs\n" \
+"local function rq_globals() return " RQ_LUA_GLOBALS " end\n" \
+"local " RQ_LUA_GLOBALS "\n" \
 "local now_cached\n" \
 "local function now_ms()\n" \
 "  if now_cached == nil then\n" \
@@ -394,8 +394,7 @@ RQ_LUA_CALL_TTL \
 "  end\n" \
 "end\n" \
 "local function rq_per_run()\n" \
-"  redis, string, math, cjson, tonumber, tostring, type, unpack, pcall,\n" \
-"    ipairs = rq_globals()\n" \
+"  " RQ_LUA_GLOBALS " = rq_globals()\n" \
 "  now_cached = nil; now_str = nil; INT_TEXT = {}\n" \
 "end\n"
 
@@ -407,13 +406,15 @@ RQ_LUA_CALL_TTL \
  * KEYS and ARGV.  A script's definitions cost Redis as much as a small
  * batch's work when made at every run.  With EVAL the marker is a comment
  * and the whole script runs each time.
- * A script with RQ_LUA_EVENTS starts its run with rq_per_run(): it resets
- * the definitions' state (the clock read once per run, the number texts)
- * and copies the globals they use into locals.  A function's globals are
+ * A script with RQ_LUA_EVENTS marks its run with RQ_LUA_RUN_EVENTS, which
+ * starts it with rq_per_run(): that resets the definitions' state (the
+ * clock read once per run, the number texts) and copies the globals they
+ * use into locals.  A function's globals are
  * reached through a metatable (two table lookups each, and a library
  * cannot read them while Redis loads it), EVAL's through one lookup; a
  * local costs none, and emit() alone reads some forty per event.
  */
 #define RQ_LUA_RUN	"--[[ run ]]\n"
+#define RQ_LUA_RUN_EVENTS	RQ_LUA_RUN "rq_per_run()\n"
 
 #endif

@@ -50,8 +50,7 @@ RQ_LUA_EVENTS \
 "emit(key, ev, j, { 'node', node, 'dialed', n })\n" \
 "return 1\n" \
 "end\n" \
-RQ_LUA_RUN \
-"rq_per_run()\n"
+RQ_LUA_RUN_EVENTS
 
 static const char claim_src[] =
 CLAIM_LUA
@@ -230,8 +229,7 @@ RQ_LUA_EVENTS \
 "emit(key, ev, j, x)\n" \
 "return {1, ev.status}\n" \
 "end\n" \
-RQ_LUA_RUN \
-"rq_per_run()\n"
+RQ_LUA_RUN_EVENTS
 
 static const char finish_src[] =
 FINISH_LUA
@@ -288,16 +286,15 @@ static const char interrupt_src[] =
  */
 static const char inbound_src[] =
 RQ_LUA_EVENTS
-RQ_LUA_RUN
-"rq_per_run()\n"
+RQ_LUA_RUN_EVENTS
 "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
 "local now = now_ms()\n"
 "local snow = string.format('%d', now)\n"
-"redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tenant', ARGV[2],\n"
-"  'to', ARGV[3], 'direction', 'inbound', 'number', ARGV[4],\n"
-"  'app_url', ARGV[5], 'created_ms', snow, 'max_attempts', '1',\n"
-"  'attempts', '1', 'dialed', '1', 'node', ARGV[6])\n"
-"if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'ttl_ms', ARGV[9]) end\n"
+"local job = { 'id', ARGV[1], 'tenant', ARGV[2], 'to', ARGV[3],\n"
+"  'direction', 'inbound', 'number', ARGV[4], 'app_url', ARGV[5],\n"
+"  'created_ms', snow, 'max_attempts', '1', 'attempts', '1',\n"
+"  'dialed', '1', 'node', ARGV[6], 'ttl_ms', ARGV[9] }\n"
+"redis.call('HSET', KEYS[1], unpack(job, 1, ARGV[9] ~= '' and 24 or 22))\n"
 "redis.call('ZADD', KEYS[2], snow, ARGV[1])\n"
 "redis.call('SADD', KEYS[3], ARGV[1])\n"
 "redis.call('SADD', KEYS[4], ARGV[6])\n"

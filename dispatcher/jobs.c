@@ -34,8 +34,7 @@
  */
 static const char take_src[] =
 RQ_LUA_EVENTS
-RQ_LUA_RUN
-"rq_per_run()\n"
+RQ_LUA_RUN_EVENTS
 "local out = {}\n"
 "local now = now_ms()\n"
 "local deadline = string.format('%d', now + tonumber(ARGV[1]))\n"
@@ -123,8 +122,7 @@ RQ_LUA_RUN
  */
 static const char drop_src[] =
 RQ_LUA_EVENTS
-RQ_LUA_RUN
-"rq_per_run()\n"
+RQ_LUA_RUN_EVENTS
 "local key = ARGV[3] .. ARGV[1]\n"
 "local f = redis.call('HMGET', key, 'attempts', 'status_rank', 'tenant',\n"
 "    'to')\n"

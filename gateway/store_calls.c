@@ -38,7 +38,7 @@
  */
 static const char cancel_lua[] =
 	RQ_LUA_EVENTS
-	"rq_per_run()\n"
+	RQ_LUA_RUN_EVENTS
 	"local j = redis.call('HMGET', KEYS[1], 'tenant', 'status_rank',"
 	" 'attempts', 'to')\n"
 	"if j[1] ~= ARGV[2] then return { 0 } end\n"
@@ -86,7 +86,7 @@ static const char cancel_lua[] =
 static const char patch_lua[] =
 	RQ_LUA_READY_SCORE
 	RQ_LUA_EVENTS
-	"rq_per_run()\n"
+	RQ_LUA_RUN_EVENTS
 	"local j = redis.call('HMGET', KEYS[1], 'tenant', 'status_rank',"
 	" 'priority', 'not_after_ms')\n"
 	"if j[1] ~= ARGV[2] then return { 0 } end\n"

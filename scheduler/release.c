@@ -41,8 +41,7 @@
 static const char release_src[] =
 RQ_LUA_EVENTS
 RQ_LUA_READY_SCORE
-RQ_LUA_RUN
-"rq_per_run()\n"
+RQ_LUA_RUN_EVENTS
 "local now = tonumber(ARGV[1])\n"
 "local batch = tonumber(ARGV[2])\n"
 "local prefix = ARGV[3]\n"

@@ -329,8 +329,7 @@ test_create_writes_what_emit_would(void **state)
 	    "return table.concat(out, ';') .. ' | ' .. "
 	    "  (redis.call('HGET', KEYS[2] .. ARGV[1], '0:queued') or 'nil')";
 	/* a copy of job ARGV[1] as ARGV[2], and emit()'s queued event for it */
-	static const char copy_emit[] = RQ_LUA_EVENTS
-	    "rq_per_run() "
+	static const char copy_emit[] = RQ_LUA_EVENTS RQ_LUA_RUN_EVENTS
 	    "local f = redis.call('HGETALL', KEYS[1] .. ARGV[1]) "
 	    "for i = 1, #f, 2 do "
 	    "  if f[i] == 'id' then f[i + 1] = ARGV[2] end "
