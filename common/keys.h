@@ -164,6 +164,12 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 "  return t\n" \
 "end\n"
 
+/* Lua: is_terminal(rank) for a job's status_rank as a number (nil: no). */
+#define RQ_LUA_IS_TERMINAL \
+"local function is_terminal(rank)\n" \
+"  return rank ~= nil and rank % 16 >= 6\n" \
+"end\n"
+
 /* Lua: now_ms() from Redis's clock, read once per script run (a batch's
  * changes become visible together, so one time for all of them is the
  * truth, and a TIME per job is not free); ST, the enum rq_status numbers by
@@ -222,9 +228,7 @@ RQ_LUA_CALL_TTL \
 "local ST = { queued = 0, scheduled = 1, dispatched = 2, ringing = 3,\n" \
 "  answered = 4, retrying = 5, completed = 6, failed = 7, canceled = 8,\n" \
 "  expired = 9 }\n" \
-"local function is_terminal(rank)\n" \
-"  return rank ~= nil and rank % 16 >= 6\n" \
-"end\n" \
+RQ_LUA_IS_TERMINAL \
 "local EMIT_FIELDS = { 'status_rank', 'tenant', 'id', 'callback_url',\n" \
 "  'reason', 'sip_code', 'ttl_ms' }\n" \
 "local function from(f, i)\n" \

@@ -12,30 +12,33 @@
 
 /*
  * KEYS: rq:calls:<tenant>.  ARGV: job key prefix, from (a ZRANGEBYSCORE
- * min: "-inf", "<ms>" or "(<ms>"), batch, the tenant's retention (ms).
- * Looks at up to batch ids from `from` on among those created more than
- * a retention ago (Redis's clock):
+ * min: "-inf" or "<ms>"), how many ids at that score to skip (looked at
+ * and kept by the last batch), batch, the tenant's retention (ms).
+ * Looks at up to batch ids from there on among those created more than a
+ * retention ago (Redis's clock):
  *  - job gone: the id leaves the list;
  *  - job ended but without a TTL (ended by an older version, before they
  *    set one): the job and its timeline get what is left of their
  *    retention (call_ttl: ttl_ms, else the default, as emit() has it)
- *    from updated_ms, or go at once, id and all, when nothing is left;
- *  - otherwise (a call still running, or ended and expiring): kept.
- * Returns { removed, looked at, next from }: next from is the last score
- * looked at, so the next run starts there (ids at that score are looked
- * at again: harmless), or past it when every id looked at had it (a full
- * batch of one millisecond: the rest of it waits for the next pass).
+ *    from updated_ms (else its creation, the id's score), or go at once,
+ *    id and all, when nothing is left;
+ *  - otherwise (a call still running, or ended and expiring, or a key an
+ *    operator broke: not a hash): kept.
+ * Returns { removed, looked at, next from, next skip }: the last score
+ * looked at, and how many ids kept at it, so that a millisecond holding
+ * more calls than a batch is walked through, not looked at again.
  */
 static const char lists_src[] =
 RQ_LUA_CALL_TTL
+RQ_LUA_IS_TERMINAL
 RQ_LUA_RUN
 "local t = redis.call('TIME')\n"
 "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-"local keep = tonumber(ARGV[4])\n"
-"local old = string.format('%d', now - keep)\n"
-"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], old,\n"
-"    'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))\n"
-"local removed = 0\n"
+"local from, skip = ARGV[2], tonumber(ARGV[3])\n"
+"local old = string.format('%d', now - tonumber(ARGV[5]))\n"
+"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], from, old,\n"
+"    'WITHSCORES', 'LIMIT', skip, tonumber(ARGV[4]))\n"
+"local removed, kept_last = 0, 0\n"
 "for i = 1, #ids, 2 do\n"
 "  local id = ids[i]\n"
 "  local key = ARGV[1] .. id\n"
@@ -44,11 +47,11 @@ RQ_LUA_RUN
 "  if ttl == -2 then\n"
 "    gone = true\n"
 "  elseif ttl == -1 then\n"
-"    local f = redis.call('HMGET', key, 'status_rank', 'updated_ms',\n"
+"    local f = redis.pcall('HMGET', key, 'status_rank', 'updated_ms',\n"
 "        'ttl_ms')\n"
-"    local rank = tonumber(f[1])\n"
-"    if rank ~= nil and rank % 16 >= 6 then\n"
-"      local left = (tonumber(f[2]) or 0) + call_ttl(f[3]) - now\n"
+"    if f.err == nil and is_terminal(tonumber(f[1])) then\n"
+"      local left = (tonumber(f[2]) or tonumber(ids[i + 1])) +\n"
+"          call_ttl(f[3]) - now\n"
 "      if left <= 0 then\n"
 "        redis.call('DEL', key, '" RQ_KEY_TIMELINE "' .. id)\n"
 "        gone = true\n"
@@ -61,16 +64,15 @@ RQ_LUA_RUN
 "  if gone then\n"
 "    redis.call('ZREM', KEYS[1], id)\n"
 "    removed = removed + 1\n"
+"  elseif ids[i + 1] == ids[#ids] then\n"
+"    kept_last = kept_last + 1\n"
 "  end\n"
 "end\n"
-"local from = ARGV[2]\n"
 "if #ids > 0 then\n"
-"  from = ids[#ids]\n"
-"  if ids[2] == from and #ids / 2 == tonumber(ARGV[3]) then\n"
-"    from = '(' .. from\n"
-"  end\n"
+"  if ids[#ids] ~= from then skip = 0 end\n"
+"  from, skip = ids[#ids], skip + kept_last\n"
 "end\n"
-"return { removed, #ids / 2, from }\n";
+"return { removed, #ids / 2, from, skip }\n";
 
 struct rq_script sched_lists_script = { .name = "call_lists",
     .src = lists_src };
@@ -83,8 +85,8 @@ static int
 sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
     struct sched_list *l, long *removed)
 {
-	char key[RQ_NAME_MAX + 16], batch[16], keep[24];
-	const char *argv[5], *from;
+	char key[RQ_NAME_MAX + 16], batch[16], keep[24], skip[24];
+	const char *argv[6], *from;
 	redisReply *rep;
 	int full;
 
@@ -92,18 +94,22 @@ sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
 	snprintf(batch, sizeof(batch), "%d", SCHED_LISTS_BATCH);
 	snprintf(keep, sizeof(keep), "%llu",
 	    (unsigned long long)rq_tenant_ttl_ms(tenant));
+	snprintf(skip, sizeof(skip), "%lld", l->skip);
 	argv[0] = key;
 	argv[1] = RQ_KEY_JOB;
 	argv[2] = l->from;
-	argv[3] = batch;
-	argv[4] = keep;
-	if ((rep = rq_redis_eval(r, &sched_lists_script, 1, 5, argv)) == NULL)
+	argv[3] = skip;
+	argv[4] = batch;
+	argv[5] = keep;
+	if ((rep = rq_redis_eval(r, &sched_lists_script, 1, 6, argv)) == NULL)
 		return -1;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
 	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
 	    rep->element[1]->type != REDIS_REPLY_INTEGER ||
 	    (from = rq_reply_str(rep->element[2])) == NULL ||
-	    rep->element[2]->len >= sizeof(l->from)) {
+	    rep->element[2]->len >= sizeof(l->from) ||
+	    rep->element[3]->type != REDIS_REPLY_INTEGER ||
+	    rep->element[3]->integer < 0) {
 		log_warnx("redis: call_lists: unexpected reply");
 		freeReplyObject(rep);
 		return -1;
@@ -111,6 +117,7 @@ sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
 	*removed += (long)rep->element[0]->integer;
 	full = rep->element[1]->integer >= SCHED_LISTS_BATCH;
 	memcpy(l->from, from, rep->element[2]->len + 1);
+	l->skip = rep->element[3]->integer;
 	freeReplyObject(rep);
 	return full;
 }
@@ -121,37 +128,48 @@ sched_lists(struct rq_redis *r, const struct rq_config *cfg,
 {
 	struct sched_list *l;
 	long removed = 0;
-	size_t i;
-	int all, again, rc, behind = 0, failed = 0;
+	size_t i, n = cfg->ntenants;
+	int all, rc, behind = 0, failed = 0;
 
-	if (sl->v == NULL &&
-	    (sl->v = calloc(cfg->ntenants + 1, sizeof(*sl->v))) == NULL) {
+	if (n == 0)
+		return 0;
+	if (sl->v == NULL && (sl->v = calloc(n, sizeof(*sl->v))) == NULL) {
 		log_warnx("call lists: out of memory");
 		return 0;	/* not Redis's fault: next time */
 	}
-	/* Every list once per SCHED_LISTS_MS, the ones behind in between;
-	 * the old ids still running were passed over: from the oldest again
-	 * now and then (one may have ended and expired since). */
+	/* Every list once per SCHED_LISTS_MS; in between, one list that is
+	 * behind, in turn, so that a run stays a batch long. */
 	if ((all = now >= sl->next_all))
 		sl->next_all = now + SCHED_LISTS_MS;
-	if ((again = now >= sl->restart))
-		sl->restart = now + SCHED_LISTS_RESTART_MS;
-	for (i = 0; i < cfg->ntenants; i++) {
-		l = &sl->v[i];
-		if (again)
-			snprintf(l->from, sizeof(l->from), "-inf");
+	for (i = 0; i < n; i++) {
+		l = &sl->v[(sl->turn + i) % n];
 		if (!all && !l->behind)
 			continue;
+		/* A finished pass passed over the old ids still running:
+		 * from the oldest again now and then (one may have ended
+		 * and expired since).  A pass under way goes on. */
+		if (!l->behind && now >= l->restart) {
+			snprintf(l->from, sizeof(l->from), "-inf");
+			l->skip = 0;
+			l->restart = now + SCHED_LISTS_RESTART_MS;
+		}
 		/* A list that fails (not a sorted set: an operator's
 		 * mistake) does not hold up the others. */
-		if ((rc = sweep_list(r, &cfg->tenants[i], l, &removed)) == -1) {
+		if ((rc = sweep_list(r, &cfg->tenants[l - sl->v], l,
+		    &removed)) == -1) {
 			if (r->c == NULL)
 				return -1;	/* the link: the rest too */
 			failed = 1;
 			rc = 0;
 		}
-		behind |= l->behind = rc;
+		l->behind = rc;
+		if (!all) {
+			sl->turn = (size_t)(l - sl->v) + 1;
+			break;
+		}
 	}
+	for (i = 0; i < n; i++)
+		behind |= sl->v[i].behind;
 	if (removed > 0)
 		log_debug("call lists: %ld ids of calls gone from Redis "
 		    "removed", removed);

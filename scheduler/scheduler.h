@@ -68,11 +68,12 @@ int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
  * (their tenant's retention_days after they ended).  Each run looks at one
  * batch of SCHED_LISTS_BATCH ids of a tenant, among those created more
  * than a retention ago, from where the last run stopped: every tenant's
- * once per SCHED_LISTS_MS, and those whose batch was full again after
- * SCHED_LISTS_BEHIND_MS (20,000 ids a second per tenant, in slices short
- * enough not to hold up releases).  The ids passed over (calls still
- * running) are looked at again every SCHED_LISTS_RESTART_MS, from the
- * oldest. */
+ * once per SCHED_LISTS_MS, and in between, every SCHED_LISTS_BEHIND_MS,
+ * one of those whose batch was full, in turn (20,000 ids a second in all,
+ * in slices short enough not to hold up releases).  A list whose pass
+ * reached its end starts again from the oldest at most once per
+ * SCHED_LISTS_RESTART_MS, for the ids it passed over (calls still
+ * running). */
 #define SCHED_LISTS_BATCH	200	/* a script of a millisecond or two */
 #define SCHED_LISTS_MS		1000
 #define SCHED_LISTS_BEHIND_MS	10
@@ -81,13 +82,15 @@ int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 extern struct rq_script sched_lists_script;
 
 struct sched_list {
-	char		 from[32];	/* ZRANGEBYSCORE min: "-inf", ms, (ms */
+	char		 from[32];	/* ZRANGEBYSCORE min: "-inf" or ms */
+	long long	 skip;		/* ids at from looked at and kept */
 	int		 behind;	/* its last batch was full */
+	uint64_t	 restart;	/* monotonic ms: from the oldest */
 };
 struct sched_lists {
 	struct sched_list	*v;	/* one per configured tenant */
 	uint64_t		 next_all;	/* monotonic ms: every list */
-	uint64_t		 restart;	/* monotonic ms: from the oldest */
+	size_t			 turn;	/* the next list behind to sweep */
 };
 
 /* One run over the lists of the tenants in cfg (their number never

@@ -242,8 +242,10 @@ rq_stop_daemon scheduler:b
 # more than the 7 days an ended call stays (RQ_CALL_TTL_MS) ago whose job
 # is gone, over several batches of 200 in one sweep, looking past old
 # calls that still run (1100 of them in one millisecond: more than a
-# batch); an old call ended by an older version (no TTL) gets the rest of
-# its 7 days, or goes at once when they are over; a younger id stays even
+# batch, and a call gone from Redis among them, last of that millisecond);
+# an old call ended by an older version (no TTL) gets the rest of its 7
+# days, or goes at once when they are over; a job key an operator broke
+# (not a hash) is kept and holds up nothing; a younger id stays even
 # without its job.
 week=604800000
 now=$(now_ms)
@@ -253,9 +255,12 @@ old=$(( now - week - 86400000 ))
 		echo "HSET rq:job:alive$i id alive$i tenant demo status retrying status_rank 21"
 		echo "ZADD rq:calls:demo $((old - 5000)) alive$i"
 	done
+	echo "ZADD rq:calls:demo $((old - 5000)) zghost"
 	for ((i = 0; i < 2500; i++)); do
 		echo "ZADD rq:calls:demo $((old + i)) ghost$i"
 	done
+	echo "SET rq:job:broken x"
+	echo "ZADD rq:calls:demo $((old + 10)) broken"
 	echo "HSET rq:job:ended_long_ago id ended_long_ago status completed status_rank 22 updated_ms $((now - week - 1000))"
 	echo "HSET rq:timeline:ended_long_ago 1:completed {}"
 	echo "ZADD rq:calls:demo $((old + 3000)) ended_long_ago"
@@ -265,7 +270,7 @@ old=$(( now - week - 86400000 ))
 	echo "ZADD rq:calls:demo $((now - 86400000)) young"
 } | rq_redis >/dev/null
 old_ids() { rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 5000))"; }
-swept() { [ "$(old_ids | grep -c -E '^(ghost|ended_long_ago)')" = 0 ]; }
+swept() { [ "$(old_ids | grep -c -E '^(ghost|zghost|ended_long_ago)')" = 0 ]; }
 rq_wait_for 10 swept
 [ "$(old_ids | grep -c '^alive')" = 1100 ] ||
     rq_fail "old calls still running left the list: $(old_ids | grep -c '^alive') of 1100 kept"
@@ -277,7 +282,9 @@ ttl=$(rq_redis PTTL rq:job:ended_lately) tlttl=$(rq_redis PTTL rq:timeline:ended
     rq_fail "a call ended a day ago without a TTL: PTTL $ttl / $tlttl, not 6 days"
 [ -n "$(rq_redis ZSCORE rq:calls:demo young)" ] ||
     rq_fail "a call younger than 7 days left the list"
-echo "call lists: 2500 calls gone from Redis forgotten, 1100 old running calls and a young one kept; old calls without a TTL given the rest of theirs"
+[ -n "$(rq_redis ZSCORE rq:calls:demo broken)" ] ||
+    rq_fail "an id whose job key is not a hash left the list"
+echo "call lists: 2501 calls gone from Redis forgotten, 1100 old running calls in one millisecond, a broken key and a young one kept; old calls without a TTL given the rest of theirs"
 
 # 10. Redis restarts (losing everything: no persistence here): the
 # scheduler reconnects by itself and releases again.
