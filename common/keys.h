@@ -44,6 +44,7 @@
 #define RQ_KEY_JOB		"rq:job:"
 #define RQ_CALL_TTL_DAYS	7	/* retention_days' default */
 #define RQ_CALL_TTL_MS		604800000	/* that, in ms */
+#define RQ_CALL_TTL_MAX_MS	3153600000000	/* 100 years: more is corrupt */
 _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
     "RQ_CALL_TTL_MS: RQ_CALL_TTL_DAYS in ms (a literal for the scripts)");
 
@@ -154,11 +155,13 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
  * read (nil, text or number): anything but an integer of 1 ms to 100
  * years (a hand-edited or corrupt field) is RQ_CALL_TTL_MS, so that
  * PEXPIRE never fails a script half-way.  Used by emit(), accounting's
- * mirror and the scheduler's list sweep. */
+ * mirror and the scheduler's list sweep; rq_job_ttl_ms() is the same in C
+ * (the limit is RQ_CALL_TTL_MAX_MS in both). */
 #define RQ_LUA_CALL_TTL \
 "local function call_ttl(v)\n" \
 "  local t = tonumber(v)\n" \
-"  if t == nil or t < 1 or t > 3153600000000 or t % 1 ~= 0 then\n" \
+"  if t == nil or t < 1 or t > " RQ_STR(RQ_CALL_TTL_MAX_MS) " or\n" \
+"      t % 1 ~= 0 then\n" \
 "    return " RQ_STR(RQ_CALL_TTL_MS) "\n" \
 "  end\n" \
 "  return t\n" \

@@ -792,3 +792,18 @@ rq_job_inbound(struct rq_redis *r, const struct rq_inbound_call *in)
 	freeReplyObject(rep);
 	return rc;
 }
+
+uint64_t
+rq_job_ttl_ms(const char *ttl_ms)
+{
+	unsigned long long v;
+	char *end;
+
+	if (ttl_ms == NULL || *ttl_ms < '0' || *ttl_ms > '9')
+		return RQ_CALL_TTL_MS;
+	errno = 0;
+	v = strtoull(ttl_ms, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1 || v > RQ_CALL_TTL_MAX_MS)
+		return RQ_CALL_TTL_MS;
+	return v;
+}

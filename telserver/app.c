@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 
 #include "keys.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "redis_sync.h"
 #include "telserver.h"
@@ -384,12 +385,18 @@ record_keep(struct tel_app *a, const struct tel_recording *rec, char *url,
 		    c->id);
 		return -1;
 	}
-	/* As long as the call stays (its tenant's retention after it ends),
-	 * so that GET .../recordings answers as long as GET /v1/calls. */
-	ttl = (long long)rq_tenant_ttl_ms(rq_config_tenant(a->ctx->cfg,
-	    c->tenant)) + RQ_REC_SLACK_MS;
-	rep = redisCommand(r->c, "SET %s %b PX %lld", key, rec->wav,
-	    rec->len, ttl);
+	/* As long as the call stays (the retention it was accepted under,
+	 * its job's ttl_ms, after it ends), so that GET .../recordings
+	 * answers as long as GET /v1/calls. */
+	rep = redisCommand(r->c, "HGET %s%s ttl_ms", RQ_KEY_JOB, c->call_id);
+	ttl = (long long)rq_job_ttl_ms(rep != NULL &&
+	    rep->type == REDIS_REPLY_STRING ? rep->str : NULL) +
+	    RQ_REC_SLACK_MS;
+	if (rep != NULL) {
+		freeReplyObject(rep);
+		rep = redisCommand(r->c, "SET %s %b PX %lld", key, rec->wav,
+		    rec->len, ttl);
+	}
 	ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
 	if (!ok)
 		log_warnx("call %s: recording not kept: %s", c->id,

@@ -1024,11 +1024,28 @@ test_functions(void **state)
 	assert_true(rl.functions);
 }
 
+/* A job's ttl_ms as C reads it, by call_ttl()'s rule: anything but an
+ * integer of 1 ms to 100 years is the default. */
+static void
+test_job_ttl(void **state)
+{
+	static const char *const bad[] = { "", "0", "-5", "1.5", "abc",
+	    "12x", "3153600000001", "99999999999999999999999" };
+	size_t i;
+
+	assert_int_equal(rq_job_ttl_ms("3600000"), 3600000);
+	assert_int_equal(rq_job_ttl_ms("3153600000000"), 3153600000000LL);
+	assert_int_equal(rq_job_ttl_ms(NULL), RQ_CALL_TTL_MS);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(rq_job_ttl_ms(bad[i]), RQ_CALL_TTL_MS);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_functions, setup),
+		cmocka_unit_test(test_job_ttl),
 		cmocka_unit_test_setup(test_claim_ok, setup),
 		cmocka_unit_test_setup(test_claim_stale, setup),
 		cmocka_unit_test_setup(test_claim_expired, setup),
