@@ -795,8 +795,9 @@ rq_config_inbound(const struct rq_config *cfg, const char *number)
 uint64_t
 rq_tenant_ttl_ms(const struct rq_tenant *t)
 {
-	return (uint64_t)(t != NULL ? t->retention_days : RQ_CALL_TTL_DAYS) *
-	    86400000;
+	if (t == NULL)
+		return RQ_CALL_TTL_MS;
+	return (uint64_t)t->retention_days * 86400000;
 }
 
 const struct rq_tenant *
@@ -804,7 +805,9 @@ rq_config_tenant(const struct rq_config *cfg, const char *name)
 {
 	size_t i;
 
-	for (i = 0; name != NULL && i < cfg->ntenants; i++)
+	if (name == NULL)
+		return NULL;
+	for (i = 0; i < cfg->ntenants; i++)
 		if (!strcmp(cfg->tenants[i].name, name))
 			return &cfg->tenants[i];
 	return NULL;

@@ -282,7 +282,6 @@ num(char *out, size_t size, long long v)
 	out[i] = '\0';
 }
 
-/* "<attempts>:<delay ms>", a job's retry rule */
 /* A retry rule as a job keeps it ("<attempts>:<delay ms>"), or "" when it
  * is the default, which a job does not store (common/keys.h). */
 static void
@@ -396,7 +395,7 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	if (rnoans[0]) { ARG("retry_no_answer"); ARG(rnoans); }
 	if (rnet[0]) { ARG("retry_network"); ARG(rnet); }
 	/* the tenant's retention, kept by the job as its retry rules are */
-	if (rq_tenant_ttl_ms(tenant) != RQ_CALL_TTL_MS) {
+	if (tenant->retention_days != RQ_CALL_TTL_DAYS) {
 		num(ttl_ms, sizeof(ttl_ms), (long long)rq_tenant_ttl_ms(tenant));
 		ARG("ttl_ms"); ARG(ttl_ms);
 	}

@@ -45,6 +45,8 @@ rec_got(struct redisReply *r, void *arg)
 	struct evbuffer *b;
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		if (r != NULL)
+			log_warnx("redis: GET of a recording: %s", r->str);
 		gw_reply_unavailable(req);
 		return;
 	}
@@ -54,7 +56,8 @@ rec_got(struct redisReply *r, void *arg)
 	}
 	if ((b = evbuffer_new()) == NULL ||
 	    evbuffer_add(b, r->str, r->len) == -1) {
-		evbuffer_free(b);
+		if (b != NULL)
+			evbuffer_free(b);
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}

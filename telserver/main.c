@@ -30,20 +30,12 @@ heartbeat(struct tel_ctx *c, su_timer_t *t, void *arg)
 }
 
 /* The log lines of a round of the Sofia loop go out in one write
- * (log_defer()): at the top of the loop's next round (the prepoll hook),
- * which a zero-delay timer, set by the first line of a batch, makes come
- * at once rather than after the next wait (a timer's or a SIP message's
- * lines are logged after the hook). */
+ * (log_defer()): the first line of a batch sets a zero-delay timer, which
+ * the loop runs once it has handled what woke it. */
 static su_timer_t *log_timer;
 
 static void
-flush_log(su_prepoll_magic_t *magic, su_root_t *root)
-{
-	log_flush();
-}
-
-static void
-flush_log_timer(struct tel_ctx *c, su_timer_t *t, void *arg)
+flush_log(struct tel_ctx *c, su_timer_t *t, void *arg)
 {
 	log_flush();
 }
@@ -51,7 +43,7 @@ flush_log_timer(struct tel_ctx *c, su_timer_t *t, void *arg)
 static void
 log_wake(void *arg)
 {
-	su_timer_set_interval(log_timer, flush_log_timer, NULL, 0);
+	su_timer_set_interval(log_timer, flush_log, NULL, 0);
 }
 
 /* Every TICK_MS: the outbox, a safety poll of the sockets, the liveness
@@ -97,8 +89,7 @@ main(int argc, char *argv[])
 	su_init();
 	if ((ctx.root = su_root_create(&ctx)) == NULL)
 		fatalx("cannot create the Sofia loop");
-	if ((log_timer = su_timer_create(su_root_task(ctx.root), 0)) != NULL &&
-	    su_root_add_prepoll(ctx.root, flush_log, NULL) == 0)
+	if ((log_timer = su_timer_create(su_root_task(ctx.root), 0)) != NULL)
 		log_defer(log_wake, NULL);
 	if ((ctx.zctx = zmq_ctx_new()) == NULL)
 		fatalx("cannot create a ZeroMQ context");
