@@ -49,9 +49,9 @@ for batch in $batches; do
 			sleep 0.2
 		done
 		export RQ_CHAIN_DIR=$dir RQ_CHAIN_BATCH=$batch RQ_CHAIN_MODE=$mode
-		node "$here/chain/chain.mjs" "$port" 200 1 >/dev/null	# warm-up
+		node "$here/chain/chain.mjs" "$port" 200 >/dev/null	# warm-up
 		callgrind_control -z "$(cat "$dir/redis.pid")" >/dev/null 2>&1
-		node "$here/chain/chain.mjs" "$port" "$N" 1 >/dev/null
+		node "$here/chain/chain.mjs" "$port" "$N" >/dev/null
 		callgrind_control -d "$(cat "$dir/redis.pid")" >/dev/null 2>&1
 		f=$(ls -t "$dir"/cg.* | head -n 1)
 		ir=$(callgrind_annotate "$f" 2>/dev/null |
