@@ -166,13 +166,17 @@ load_function(struct rq_redis *r, struct rq_script *s)
 		s->fname[0] = '\0';
 		return 0;
 	}
-	rep = redisCommand(r->c, "FUNCTION LOAD REPLACE %s", text);
+	/* Without REPLACE: a library of that name (its SHA) is this one,
+	 * loaded already by another daemon or before a reconnect, and is
+	 * neither compiled nor written to the append-only file again. */
+	rep = redisCommand(r->c, "FUNCTION LOAD %s", text);
 	free(text);
 	if (rep == NULL) {
 		redis_lost(r, "FUNCTION LOAD");
 		return -1;
 	}
-	if (rep->type == REDIS_REPLY_ERROR) {
+	if (rep->type == REDIS_REPLY_ERROR &&
+	    strstr(rep->str, "already exists") == NULL) {
 		if (strstr(rep->str, "Error compiling") != NULL ||
 		    strstr(rep->str, "Error registering") != NULL) {
 			/* SCRIPT LOAD took the same text: our wrapper (or a
