@@ -163,22 +163,21 @@ void	acct_stream_ack(struct acct *a);
 
 /*
  * Part of the mirror script (KEYS: job, timeline, callbacks, queue, sent;
- * ARGV: 1 timeline field, 3 rank, 8 body, 9 now ms, 10 call id).  The
- * sent hash makes a resent event queue nothing; the queue is kept in rank
- * order behind its head (which may be in delivery); the call is due now
- * unless it already waits.  Metadata is spliced in as the job's JSON text.
+ * ARGV: 1 timeline field, 3 rank, 8 body, 9 now ms, 10 call id; locals
+ * url, md and tenant: the job's callback_url, metadata and tenant, as
+ * read).  The sent hash makes a resent event queue nothing; the queue is
+ * kept in rank order behind its head (which may be in delivery); the call
+ * is due now unless it already waits.  Metadata is spliced in as the
+ * job's JSON text.
  */
 #define ACCT_CB_ENQUEUE_LUA \
-"local url = redis.call('HGET', KEYS[1], 'callback_url')\n" \
 "if url and redis.call('HSETNX', KEYS[5], ARGV[1], '1') == 1 then\n" \
-"  redis.call('EXPIRE', KEYS[5], 604800)\n" \
+"  redis.call('EXPIRE', KEYS[5], '604800')\n" \
 "  local body = ARGV[8]\n" \
-"  local md = redis.call('HGET', KEYS[1], 'metadata')\n" \
 "  if md then body = string.sub(body, 1, -2) .. ',\"metadata\":' .. md .. '}' end\n" \
-"  local env = cjson.encode({ url = url, tenant = redis.call('HGET'," \
-" KEYS[1], 'tenant') or '', body = body, rank = tonumber(ARGV[3])," \
-" first_ms = ARGV[9], tries = 0 })\n" \
-"  local q = redis.call('LRANGE', KEYS[4], 1, -1)\n" \
+"  local env = cjson.encode({ url = url, tenant = tenant or '', body = body," \
+" rank = tonumber(ARGV[3]), first_ms = ARGV[9], tries = 0 })\n" \
+"  local q = redis.call('LRANGE', KEYS[4], '1', '-1')\n" \
 "  local pivot = false\n" \
 "  for i = #q, 1, -1 do\n" \
 "    local ok, e = pcall(cjson.decode, q[i])\n" \

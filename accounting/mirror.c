@@ -19,7 +19,7 @@
  * KEYS: job, timeline, callbacks, the call's callback queue, its sent set.
  * ARGV: timeline field, event JSON, rank, status, reason, sip_code,
  * updated_ms ('' = absent), callback body, now ms, call id, the
- * rq:active: prefix.  A job that is
+ * rq:active: prefix.  The job's fields are read once (HMGET).  A job that is
  * not (or no longer) in Redis gets no timeline either: returns 0; else 1,
  * or 2 when the status moved.  A job with a callback_url gets the event's
  * status callback queued once (callbacks.c delivers it).  A terminal
@@ -28,23 +28,29 @@
  */
 static const char mirror_lua[] =
 	RQ_LUA_CALL_TTL
-	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+	"local j = redis.call('HMGET', KEYS[1], 'status_rank', 'tenant', 'id',"
+	" 'callback_url', 'metadata', 'ttl_ms', 'reason', 'sip_code')\n"
+	"if not (j[1] or j[2] or j[3]) and redis.call('EXISTS', KEYS[1]) == 0"
+	" then return 0 end\n"
+	"local url, md, tenant = j[4], j[5], j[2]\n"
 	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 	ACCT_CB_ENQUEUE_LUA
-	"local cur = tonumber(redis.call('HGET', KEYS[1], 'status_rank')) or -1\n"
-	"if tonumber(ARGV[3]) <= cur then return 1 end\n"
-	"redis.call('HSET', KEYS[1], 'status', ARGV[4], 'updated_ms', ARGV[7],"
-	" 'status_rank', ARGV[3])\n"
-	"if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[5])\n"
-	"else redis.call('HDEL', KEYS[1], 'reason') end\n"
-	"if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'sip_code', ARGV[6])\n"
-	"else redis.call('HDEL', KEYS[1], 'sip_code') end\n"
+	"if tonumber(ARGV[3]) <= (tonumber(j[1]) or -1) then return 1 end\n"
+	"local set = { 'status', ARGV[4], 'updated_ms', ARGV[7],"
+	" 'status_rank', ARGV[3], nil, nil, nil, nil }\n"
+	"local n, del = 6, {}\n"
+	"if ARGV[5] ~= '' then set[7] = 'reason'; set[8] = ARGV[5]; n = 8\n"
+	"elseif j[7] then del[1] = 'reason' end\n"
+	"if ARGV[6] ~= '' then\n"
+	"  set[n + 1] = 'sip_code'; set[n + 2] = ARGV[6]; n = n + 2\n"
+	"elseif j[8] then del[#del + 1] = 'sip_code' end\n"
+	"redis.call('HSET', KEYS[1], unpack(set, 1, n))\n"
+	"if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end\n"
 	"local st = ARGV[4]\n"
 	"if st == 'completed' or st == 'failed' or st == 'canceled' or"
 	" st == 'expired' then\n"
-	"  local tn = redis.call('HGET', KEYS[1], 'tenant')\n"
-	"  if tn then redis.call('ZREM', ARGV[11] .. tn, ARGV[10]) end\n"
-	"  local ttl = call_ttl(redis.call('HGET', KEYS[1], 'ttl_ms'))\n"
+	"  if tenant then redis.call('ZREM', ARGV[11] .. tenant, ARGV[10]) end\n"
+	"  local ttl = call_ttl(j[6])\n"
 	"  redis.call('PEXPIRE', KEYS[1], ttl)\n"
 	"  redis.call('PEXPIRE', KEYS[2], ttl)\n"
 	"end\n"

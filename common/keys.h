@@ -151,20 +151,21 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 "  return score_of(redis.call('HGET', key, 'priority'), due)\n" \
 "end\n"
 
-/* Lua: call_ttl(v) -> an ended call's TTL (ms) from its job's ttl_ms as
- * read (nil, text or number): anything but an integer of 1 ms to 100
- * years (a hand-edited or corrupt field) is RQ_CALL_TTL_MS, so that
- * PEXPIRE never fails a script half-way.  Used by emit(), accounting's
- * mirror and the scheduler's list sweep; rq_job_ttl_ms() is the same in C
- * (the limit is RQ_CALL_TTL_MAX_MS in both). */
+/* Lua: call_ttl(v) -> an ended call's TTL (ms), as text for PEXPIRE (a
+ * number argument to redis.call costs Redis a "%.17g" snprintf), from its
+ * job's ttl_ms as read: anything but the digits of an integer of 1 ms to
+ * 100 years (a hand-edited or corrupt field, nil) is RQ_CALL_TTL_MS, so
+ * that PEXPIRE never fails a script half-way.  Used by emit(),
+ * accounting's mirror and the scheduler's list sweep; rq_job_ttl_ms() is
+ * the same rule in C (the limit is RQ_CALL_TTL_MAX_MS in both). */
 #define RQ_LUA_CALL_TTL \
 "local function call_ttl(v)\n" \
-"  local t = tonumber(v)\n" \
-"  if t == nil or t < 1 or t > " RQ_STR(RQ_CALL_TTL_MAX_MS) " or\n" \
-"      t % 1 ~= 0 then\n" \
-"    return " RQ_STR(RQ_CALL_TTL_MS) "\n" \
+"  local max = '" RQ_STR(RQ_CALL_TTL_MAX_MS) "'\n" \
+"  if type(v) ~= 'string' or not string.find(v, '^[1-9]%d*$') or\n" \
+"      #v > #max or (#v == #max and v > max) then\n" \
+"    return '" RQ_STR(RQ_CALL_TTL_MS) "'\n" \
 "  end\n" \
-"  return t\n" \
+"  return v\n" \
 "end\n"
 
 /* Lua: is_terminal(rank) for a job's status_rank as a number (nil: no). */

@@ -25,7 +25,8 @@
  */
 #define CLAIM_LUA \
 RQ_LUA_EVENTS \
-"local function claim(key, id, n, node, inflight, oncall, nodes)\n" \
+"local function claim(key, id, att, node, inflight, oncall, nodes)\n" \
+"local n = tonumber(att)\n" \
 "local f = redis.call('HMGET', key, 'attempts', 'not_after_ms', 'to',\n" \
 "    unpack(EMIT_FIELDS))\n" \
 "local j = from(f, 4)\n" \
@@ -47,14 +48,14 @@ RQ_LUA_EVENTS \
 "redis.call('SADD', oncall, id)\n" \
 "if nodes then redis.call('SADD', nodes, node) end\n" \
 "ev.status = 'dispatched'\n" \
-"emit(key, ev, j, { 'node', node, 'dialed', n })\n" \
+"emit(key, ev, j, { 'node', node, 'dialed', att })\n" \
 "return 1\n" \
 "end\n" \
 RQ_LUA_RUN_EVENTS
 
 static const char claim_src[] =
 CLAIM_LUA
-"return claim(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], KEYS[2],\n"
+"return claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3], KEYS[2],\n"
 "    KEYS[3], KEYS[4])\n";
 
 /*
@@ -68,7 +69,7 @@ static const char claim_batch_src[] =
 CLAIM_LUA
 "local out, claimed = {}, false\n"
 "for i = 3, #ARGV - 1, 2 do\n"
-"  out[#out + 1] = claim(ARGV[2] .. ARGV[i], ARGV[i], tonumber(ARGV[i + 1]),\n"
+"  out[#out + 1] = claim(ARGV[2] .. ARGV[i], ARGV[i], ARGV[i + 1],\n"
 "      ARGV[1], KEYS[1], KEYS[2], nil)\n"
 "  if out[#out] == 1 then claimed = true end\n"
 "end\n"
@@ -95,7 +96,7 @@ CLAIM_LUA
  * while its id is still in rq:oncall:<node>, acts: so a repeated finish, a
  * late one of an older attempt, or the telserver's own finish after the
  * scheduler interrupted its attempts, changes nothing.  Returns {0}, or
- * {1, status emitted}.
+ * {1, status emitted} (finish_one: the two values).
  */
 #define FINISH_LUA \
 RQ_LUA_EVENTS \
@@ -125,35 +126,35 @@ RQ_LUA_EVENTS \
 "local DEF = { busy = '" RQ_RETRY_BUSY_DEFAULT "',\n" \
 "  no_answer = '" RQ_RETRY_NO_ANSWER_DEFAULT "',\n" \
 "  network = '" RQ_RETRY_NETWORK_DEFAULT "' }\n" \
-"local function finish_one(K, A)\n" \
-"local key, id, n, node = K[1], A[1], tonumber(A[2]), A[3]\n" \
-"if K[4] and redis.call('EXISTS', K[4]) == 1 then return {2} end\n" \
+"local function finish_one(key, oncall, delayed, alive, A, o)\n" \
+"local id, n, node = A[o + 1], tonumber(A[o + 2]), A[o + 3]\n" \
+"if alive and redis.call('EXISTS', alive) == 1 then return 2 end\n" \
 "local f = redis.call('HMGET', key, 'dialed', 'to', 'max_attempts',\n" \
 "  'not_after_ms', unpack(EMIT_FIELDS))\n" \
 "local j = from(f, 5)\n" \
 "if tonumber(f[1]) ~= n then\n" \
 "  if redis.call('EXISTS', key) == 0 then\n" \
-"    redis.call('SREM', K[2], id)\n" \
+"    redis.call('SREM', oncall, id)\n" \
 "  end\n" \
-"  return {0}\n" \
+"  return 0\n" \
 "end\n" \
-"if redis.call('SREM', K[2], id) == 0 then return {0} end\n" \
-"if is_terminal(tonumber(j[1])) then return {0} end\n" \
+"if redis.call('SREM', oncall, id) == 0 then return 0 end\n" \
+"if is_terminal(tonumber(j[1])) then return 0 end\n" \
 "local ev = { call_id = id, attempt = n, tenant = j[2], to = f[2],\n" \
-"  node = node, sip_code = A[6], started_ms = A[7],\n" \
-"  answered_ms = A[8], detail = A[10] }\n" \
+"  node = node, sip_code = A[o + 6], started_ms = A[o + 7],\n" \
+"  answered_ms = A[o + 8], detail = A[o + 10] }\n" \
 "local x\n" \
-"if A[12] and A[12] ~= '' then\n" \
-"  ev.result = A[12]\n" \
-"  x = { 'result', A[12] }\n" \
+"if A[o + 12] and A[o + 12] ~= '' then\n" \
+"  ev.result = A[o + 12]\n" \
+"  x = { 'result', A[o + 12] }\n" \
 "end\n" \
-"if A[4] == 'completed' then\n" \
+"if A[o + 4] == 'completed' then\n" \
 "  ev.status = 'completed'\n" \
-"  ev.duration_ms = A[9]\n" \
+"  ev.duration_ms = A[o + 9]\n" \
 "  emit(key, ev, j, x)\n" \
-"  return {1, ev.status}\n" \
+"  return 1, ev.status\n" \
 "end\n" \
-"local why = A[5]\n" \
+"local why = A[o + 5]\n" \
 "if why == '' then why = '" RQ_REASON_REJECTED "' end\n" \
 "ev.status = 'failed'\n" \
 "ev.reason = why\n" \
@@ -166,7 +167,7 @@ RQ_LUA_EVENTS \
 "end\n" \
 "if not class then\n" \
 "  emit(key, ev, j, x)\n" \
-"  return {1, ev.status}\n" \
+"  return 1, ev.status\n" \
 "end\n" \
 "local pol = redis.call('HGET', key, 'retry_' .. class) or ''\n" \
 "local pmax, pdelay = string.match(pol, '^(%d+):(%d+)$')\n" \
@@ -174,7 +175,7 @@ RQ_LUA_EVENTS \
 "  pmax, pdelay = string.match(DEF[class], '^(%d+):(%d+)$')\n" \
 "end\n" \
 "pmax, pdelay = tonumber(pmax), tonumber(pdelay)\n" \
-"local tries = redis.call('HINCRBY', key, 'tries_' .. class, 1)\n" \
+"local tries = redis.call('HINCRBY', key, 'tries_' .. class, '1')\n" \
 "local maxatt = tonumber(f[3])\n" \
 "if maxatt == nil or maxatt < 1 then maxatt = " \
     RQ_STR(RQ_MAX_ATTEMPTS_DEFAULT) " end\n" \
@@ -196,13 +197,13 @@ RQ_LUA_EVENTS \
 "    ev.detail = 'not retried: ' .. lim\n" \
 "  end\n" \
 "  emit(key, ev, j, x)\n" \
-"  return {1, ev.status}\n" \
+"  return 1, ev.status\n" \
 "end\n" \
 "local delay = pdelay * 2 ^ (tries - 1)\n" \
 "if delay > " RQ_STR(RQ_RETRY_DELAY_MAX_MS) " then\n" \
 "  delay = " RQ_STR(RQ_RETRY_DELAY_MAX_MS) "\n" \
 "end\n" \
-"local jit = tonumber(A[11]) or 1\n" \
+"local jit = tonumber(A[o + 11]) or 1\n" \
 "if jit < 0.75 then jit = 0.75 elseif jit > 1.25 then jit = 1.25 end\n" \
 "local at = now_ms() + math.floor(delay * jit)\n" \
 "local sat = string.format('%d', at)\n" \
@@ -213,10 +214,10 @@ RQ_LUA_EVENTS \
 "  ev.detail = string.format('%s on attempt %d; next attempt at %s ' ..\n" \
 "    'would be after not_after', why, n, rfc3339(at))\n" \
 "  emit(key, ev, j, x)\n" \
-"  return {1, ev.status}\n" \
+"  return 1, ev.status\n" \
 "end\n" \
 "redis.call('HSET', key, 'not_before_ms', sat)\n" \
-"redis.call('ZADD', K[3], sat, id)\n" \
+"redis.call('ZADD', delayed, sat, id)\n" \
 "if j[2] then\n" \
 "  redis.call('ZADD', '" RQ_KEY_ACTIVE "' .. j[2], 'XX', sat, id)\n" \
 "end\n" \
@@ -227,30 +228,33 @@ RQ_LUA_EVENTS \
 "  ev.detail = 'next attempt at ' .. rfc3339(at)\n" \
 "end\n" \
 "emit(key, ev, j, x)\n" \
-"return {1, ev.status}\n" \
+"return 1, ev.status\n" \
 "end\n" \
 RQ_LUA_RUN_EVENTS
 
 static const char finish_src[] =
 FINISH_LUA
-"return finish_one(KEYS, ARGV)\n";
+"local code, status = finish_one(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV,\n"
+"    0)\n"
+"return {code, status}\n";
 
 /*
  * KEYS: rq:oncall:<node> rq:delayed
  * ARGV: job-key-prefix, then 12 per finish: id attempt node status reason
  *       sip_code started_ms answered_ms duration_ms detail jitter result
  * Several finishes of one telserver in one script, each exactly the finish
- * above (without the interrupt's fourth key).  Returns one reply per
- * finish, as the finish's.
+ * above (without the interrupt's fourth key).  Returns two elements per
+ * finish, flat: its code and the status emitted (false for none).  Flat,
+ * because Redis checks every table a script returns for an error or
+ * status reply (a few thousand instructions each).
  */
 static const char finish_batch_src[] =
 FINISH_LUA
-"local out = {}\n"
+"local out, n = {}, 0\n"
 "for i = 2, #ARGV - 11, 12 do\n"
-"  local a = { ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],\n"
-"    ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9],\n"
-"    ARGV[i + 10], ARGV[i + 11] }\n"
-"  out[#out + 1] = finish_one({ ARGV[1] .. a[1], KEYS[1], KEYS[2] }, a)\n"
+"  local code, status = finish_one(ARGV[1] .. ARGV[i], KEYS[1], KEYS[2],\n"
+"      nil, ARGV, i - 1)\n"
+"  out[n + 1] = code; out[n + 2] = status or false; n = n + 2\n"
 "end\n"
 "return out\n";
 
@@ -649,25 +653,23 @@ rq_job_finish_batch(struct rq_redis *r, size_t n,
 	if ((rep = rq_redis_eval(r, &rq_finish_batch_script, 2, (int)k, argv)) ==
 	    NULL)
 		goto done;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 * m) {
 		log_warnx("node %s: finish: unexpected reply", e[0].node);
 		goto done;
 	}
 	for (i = 0; i < m; i++) {
 		const struct rq_attempt_end *x = &e[idx[i]];
-		redisReply *y = rep->element[i];
+		redisReply *code = rep->element[2 * i];
+		const char *status = rq_reply_str(rep->element[2 * i + 1]);
 
-		if (y->type != REDIS_REPLY_ARRAY || y->elements < 1 ||
-		    y->element[0]->type != REDIS_REPLY_INTEGER ||
-		    (y->element[0]->integer != 0 && (y->elements < 2 ||
-		    rq_reply_str(y->element[1]) == NULL ||
-		    rq_status_parse(rq_reply_str(y->element[1]),
-		    &st[idx[i]]) == -1))) {
+		if (code->type != REDIS_REPLY_INTEGER ||
+		    (code->integer != 0 && (status == NULL ||
+		    rq_status_parse(status, &st[idx[i]]) == -1))) {
 			log_warnx("call %s/%llu: finish: unexpected reply",
 			    x->call_id, (unsigned long long)x->attempt);
 			continue;
 		}
-		rc[idx[i]] = y->element[0]->integer == 0 ? 0 : 1;
+		rc[idx[i]] = code->integer == 0 ? 0 : 1;
 	}
 	ret = 0;
 done:
@@ -799,7 +801,7 @@ rq_job_ttl_ms(const char *ttl_ms)
 	unsigned long long v;
 	char *end;
 
-	if (ttl_ms == NULL || *ttl_ms < '0' || *ttl_ms > '9')
+	if (ttl_ms == NULL || *ttl_ms < '1' || *ttl_ms > '9')
 		return RQ_CALL_TTL_MS;
 	errno = 0;
 	v = strtoull(ttl_ms, &end, 10);

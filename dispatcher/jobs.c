@@ -26,21 +26,36 @@
  * attempts already at max_attempts (default 3) -> failed
  * (attempts_exhausted); no tenant or target -> that attempt failed
  * (rejected).  A job that already ended leaves rq:ready silently.
- * Returns one entry per popped id: {id} (its job vanished),
- * {id, 'terminal', status}, {id, 'expired', attempt},
- * {id, 'exhausted', attempt}, {id, 'rejected', attempt} or
- * {id, attempt, tenant, to, say, caller_id, priority, app_url}; fewer
- * entries than asked for means rq:ready is empty now.
+ * Returns a flat array, TAKE_SLOTS elements per popped id (padded with
+ * false): {id} (its job vanished), {id, 'terminal', status},
+ * {id, 'expired', attempt}, {id, 'exhausted', attempt},
+ * {id, 'rejected', attempt} or {id, attempt, tenant, to, say, caller_id,
+ * priority, app_url}; fewer ids than asked for means rq:ready is empty
+ * now, and none false.  Flat, because Redis checks every table a script
+ * returns for an error or status reply (a few thousand instructions
+ * each); TIME only once an id is popped, as the dispatchers often find
+ * rq:ready empty.
  */
+#define TAKE_SLOTS	8
 static const char take_src[] =
 RQ_LUA_EVENTS
+"local out, n\n"
+"local function put(id, a, b, c, d, e, f, g)\n"
+"  out[n + 1] = id; out[n + 2] = a or false; out[n + 3] = b or false\n"
+"  out[n + 4] = c or false; out[n + 5] = d or false\n"
+"  out[n + 6] = e or false; out[n + 7] = f or false\n"
+"  out[n + 8] = g or false; n = n + 8\n"
+"end\n"
 RQ_LUA_RUN_EVENTS
-"local out = {}\n"
-"local now = now_ms()\n"
-"local deadline = string.format('%d', now + tonumber(ARGV[1]))\n"
+"out, n = {}, 0\n"
+"local now, deadline\n"
 "for i = 1, tonumber(ARGV[3]) do\n"
 "  local r = redis.call('ZPOPMIN', KEYS[1])\n"
 "  if #r == 0 then break end\n"
+"  if now == nil then\n"
+"    now = now_ms()\n"
+"    deadline = string.format('%d', now + tonumber(ARGV[1]))\n"
+"  end\n"
 "  local id = r[1]\n"
 "  local key = ARGV[2] .. id\n"
 "  local f = redis.call('HMGET', key, 'tenant', 'to', 'say', 'caller_id',\n"
@@ -53,38 +68,37 @@ RQ_LUA_RUN_EVENTS
 "  local na = tonumber(f[11])\n"
 "  local ev = { call_id = id, attempt = att, tenant = f[1], to = f[2] }\n"
 "  if not (f[1] or f[7] or f[12]) and redis.call('EXISTS', key) == 0 then\n"
-"    out[#out + 1] = {id}\n"
+"    put(id)\n"
 "  elseif is_terminal(tonumber(f[7])) then\n"
-"    out[#out + 1] = {id, 'terminal', f[10] or '?'}\n"
+"    put(id, 'terminal', f[10] or '?')\n"
 "  elseif na ~= nil and now > na then\n"
 "    ev.status = 'expired'\n"
 "    ev.reason = 'not_after'\n"
 "    ev.detail = 'not placed before its not_after'\n"
 "    emit(key, ev)\n"
-"    out[#out + 1] = {id, 'expired', att}\n"
+"    put(id, 'expired', att)\n"
 "  elseif att >= max then\n"
 "    ev.status = 'failed'\n"
 "    ev.reason = 'attempts_exhausted'\n"
 "    ev.detail = 'max_attempts reached'\n"
 "    emit(key, ev)\n"
-"    out[#out + 1] = {id, 'exhausted', att}\n"
+"    put(id, 'exhausted', att)\n"
 "  else\n"
-"    att = redis.call('HINCRBY', key, 'attempts', 1)\n"
+"    att = redis.call('HINCRBY', key, 'attempts', '1')\n"
 "    if not f[1] or not f[2] then\n"
 "      ev.attempt = att\n"
 "      ev.status = 'failed'\n"
 "      ev.reason = 'rejected'\n"
 "      ev.detail = 'job without tenant or target'\n"
 "      emit(key, ev)\n"
-"      out[#out + 1] = {id, 'rejected', att}\n"
+"      put(id, 'rejected', att)\n"
 "    else\n"
 "      redis.call('ZADD', KEYS[2], deadline, id)\n"
-"      out[#out + 1] = {id, att, f[1], f[2], f[3] or false, f[4] or false,\n"
-"          f[5] or false, f[6] or false}\n"
+"      put(id, att, f[1], f[2], f[3], f[4], f[5], f[6])\n"
 "    end\n"
 "  end\n"
 "end\n"
-"return out\n";
+"return n > 0 and out\n";
 
 /*
  * KEYS: rq:inflight rq:ready.  ARGV: id, attempt, giveback, prefix, now.
@@ -148,31 +162,27 @@ struct rq_script disp_drop_script = { .name = "drop",
 		(m)->present |= RQ_F_##field;				\
 } while (0)
 
-/* Reads one entry of the take script's reply.  Returns 1 with *job filled
- * (it owns its strings: rq_msg_clear), or 0 (logged) when that id is not
- * to be sent. */
+/* Reads one id's TAKE_SLOTS elements of the take script's reply.  Returns
+ * 1 with *job filled (it owns its strings: rq_msg_clear), or 0 (logged)
+ * when that id is not to be sent. */
 static int
-take_entry(const redisReply *rep, struct rq_msg *job)
+take_entry(redisReply **e, struct rq_msg *job)
 {
-	redisReply **e = rep->element;
 	const char *id, *kind;
 	unsigned long long prio;
 	char *end;
 
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-	    (id = rq_reply_str(e[0])) == NULL) {
+	if ((id = rq_reply_str(e[0])) == NULL) {
 		log_warnx("redis: take: unexpected reply");
 		return 0;
 	}
-	if (rep->elements == 1) {
+	if (e[1]->type == REDIS_REPLY_NIL) {
 		log_warnx("call %s: job vanished, dropped from the ready queue",
 		    id);
 		return 0;
 	}
 	if ((kind = rq_reply_str(e[1])) != NULL) {
-		if (rep->elements != 3)
-			log_warnx("call %s: redis: take: unexpected reply", id);
-		else if (!strcmp(kind, "terminal"))
+		if (!strcmp(kind, "terminal"))
 			log_warnx("call %s: already %s, dropped from the ready "
 			    "queue", id, rq_reply_str(e[2]) ? e[2]->str : "?");
 		else if (!strcmp(kind, "expired"))
@@ -188,9 +198,8 @@ take_entry(const redisReply *rep, struct rq_msg *job)
 			log_warnx("call %s: redis: take: unexpected reply", id);
 		return 0;
 	}
-	if (rep->elements != 8 || e[1]->type != REDIS_REPLY_INTEGER ||
-	    e[1]->integer < 1 || rq_reply_str(e[2]) == NULL ||
-	    rq_reply_str(e[3]) == NULL) {
+	if (e[1]->type != REDIS_REPLY_INTEGER || e[1]->integer < 1 ||
+	    rq_reply_str(e[2]) == NULL || rq_reply_str(e[3]) == NULL) {
 		/* The script checks all this: a lease we cannot use, left
 		 * to expire. */
 		log_warnx("call %s: redis: take: unexpected reply", id);
@@ -242,16 +251,18 @@ disp_job_take(struct rq_redis *r, uint64_t lease_ms, size_t max,
 	argv[4] = count;
 	if ((rep = rq_redis_eval(r, &disp_take_script, 2, 5, argv)) == NULL)
 		return -1;
-	/* An empty Lua table comes back as an empty array. */
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements > max) {
+	/* none popped: nil (elements 0) */
+	if ((rep->type != REDIS_REPLY_ARRAY && rep->type != REDIS_REPLY_NIL) ||
+	    rep->elements % TAKE_SLOTS != 0 ||
+	    rep->elements / TAKE_SLOTS > max) {
 		log_warnx("redis: take: unexpected reply");
 		freeReplyObject(rep);
 		return -1;
 	}
-	for (i = 0; i < rep->elements; i++)
-		if (take_entry(rep->element[i], &jobs[*njobs]) == 1)
+	for (i = 0; i < rep->elements; i += TAKE_SLOTS)
+		if (take_entry(rep->element + i, &jobs[*njobs]) == 1)
 			(*njobs)++;
-	popped = (int)rep->elements;
+	popped = (int)(rep->elements / TAKE_SLOTS);
 	freeReplyObject(rep);
 	return popped;
 }

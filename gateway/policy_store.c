@@ -24,7 +24,9 @@
  * field/value pairs (the script writes id, tenant, to, not_before_ms,
  * created_ms and the live status from the arguments above: fewer
  * arguments to receive, 6 % of the script).
- * Replies { "ok" } (queued), { "ok", stale id } (queued; the idempotency
+ * Replies "ok" (queued: a plain string, as Redis checks every table a
+ * script returns for an error or status reply, a few thousand
+ * instructions), { "ok", stale id } (queued; the idempotency
  * key pointed to a call that does not exist, and now points to this one),
  * { "replay", id }, { "dnc", list }, { "rate_s", ms to the next second },
  * { "rate_d", s to the next UTC day }, { "busy", n }.
@@ -136,9 +138,9 @@ static const char create_lua[] =
 	"if rpd > 0 and redis.call('INCR', kd) == 1 then"
 	" redis.call('EXPIRE', kd, 90000) end\n"
 	"if ARGV[7] == '1' then\n"
-	"  redis.call('SET', KEYS[1], ARGV[5], 'EX', tonumber(ARGV[6])) end\n"
+	"  redis.call('SET', KEYS[1], ARGV[5], 'EX', ARGV[6]) end\n"
 	"if stale then return {'ok', stale} end\n"
-	"return {'ok'}\n";
+	"return 'ok'\n";
 
 struct policy_op {
 	gw_policy_verdict_cb	*cb;
@@ -163,6 +165,8 @@ gw_policy_verdict_parse(const redisReply *r, struct gw_policy_verdict *v)
 	long n;
 
 	memset(v, 0, sizeof(*v));
+	if (r != NULL && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "ok"))
+		return 0;	/* v->rc 0: queued */
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 	    r->elements > 2 || r->element[0]->type != REDIS_REPLY_STRING)
 		return -1;

@@ -35,19 +35,22 @@
  *
  * KEYS: rq:delayed rq:ready rq:inflight
  * ARGV: now_ms batch job-key-prefix
- * Returns { ndue, nreleased, ndropped, {expired id, ...},
- * {reclaimed id, ...}, nexpired_leases, next_due_ms or false }.
+ * Returns { ndue, nreleased, ndropped, {expired id, ...} or false,
+ * {reclaimed id, ...} or false, nexpired_leases, next_due_ms or false }
+ * (false for an empty list: Redis checks each table a script returns for
+ * an error or status reply, a few thousand instructions each).  Numbers
+ * go to redis.call as text (ARGV[1], '0'): Redis formats a Lua number
+ * with snprintf("%.17g"), as costly as a small command.
  */
 static const char release_src[] =
 RQ_LUA_EVENTS
 RQ_LUA_READY_SCORE
 RQ_LUA_RUN_EVENTS
 "local now = tonumber(ARGV[1])\n"
-"local batch = tonumber(ARGV[2])\n"
 "local prefix = ARGV[3]\n"
 "local released, dropped, expired, reclaimed = 0, 0, {}, {}\n"
-"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
-"    'WITHSCORES', 'LIMIT', 0, batch)\n"
+"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],\n"
+"    'WITHSCORES', 'LIMIT', '0', ARGV[2])\n"
 "for i = 1, #due, 2 do\n"
 "  local id, at = due[i], tonumber(due[i + 1])\n"
 "  local key = prefix .. id\n"
@@ -76,7 +79,7 @@ RQ_LUA_RUN_EVENTS
 "end\n"
 "local rnow = string.format('%d', now_ms())\n"
 "local exp = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', rnow,\n"
-"    'LIMIT', 0, batch)\n"
+"    'LIMIT', '0', ARGV[2])\n"
 "for _, id in ipairs(exp) do\n"
 "  local key = prefix .. id\n"
 "  redis.call('ZREM', KEYS[3], id)\n"
@@ -85,19 +88,21 @@ RQ_LUA_RUN_EVENTS
 "  if redis.call('EXISTS', key) == 1 and\n"
 "      not is_terminal(tonumber(f[3])) then\n"
 "    if (tonumber(f[2]) or 0) > 0 then\n"
-"      redis.call('HINCRBY', key, 'attempts', -1)\n"
+"      redis.call('HINCRBY', key, 'attempts', '-1')\n"
 "    end\n"
 "    redis.call('ZADD', KEYS[2], score(key, tonumber(f[1]) or now), id)\n"
 "    reclaimed[#reclaimed + 1] = id\n"
 "  end\n"
 "end\n"
 "if released + #reclaimed > 0 then\n"
-"  redis.call('PUBLISH', '" RQ_CHANNEL_WAKE "', released + #reclaimed)\n"
+"  redis.call('PUBLISH', '" RQ_CHANNEL_WAKE "',\n"
+"      string.format('%d', released + #reclaimed))\n"
 "end\n"
-"local nx = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+"local nx = redis.call('ZRANGE', KEYS[1], '0', '0', 'WITHSCORES')\n"
 "local next_due = false\n"
 "if #nx == 2 then next_due = nx[2] end\n"
-"return { #due / 2, released, dropped, expired, reclaimed, #exp, next_due }\n";
+"return { #due / 2, released, dropped, #expired > 0 and expired,\n"
+"    #reclaimed > 0 and reclaimed, #exp, next_due }\n";
 
 struct rq_script sched_release_script = { .name = "release",
     .src = release_src };
@@ -134,8 +139,10 @@ sched_release(struct rq_redis *r, uint64_t now_ms, int batch,
 	    e[0]->type != REDIS_REPLY_INTEGER ||
 	    e[1]->type != REDIS_REPLY_INTEGER ||
 	    e[2]->type != REDIS_REPLY_INTEGER ||
-	    e[3]->type != REDIS_REPLY_ARRAY ||
-	    e[4]->type != REDIS_REPLY_ARRAY ||
+	    (e[3]->type != REDIS_REPLY_ARRAY &&
+	    e[3]->type != REDIS_REPLY_NIL) ||
+	    (e[4]->type != REDIS_REPLY_ARRAY &&
+	    e[4]->type != REDIS_REPLY_NIL) ||
 	    e[5]->type != REDIS_REPLY_INTEGER) {
 		log_warnx("redis: release: unexpected reply");
 		freeReplyObject(rep);

@@ -1024,20 +1024,45 @@ test_functions(void **state)
 	assert_true(rl.functions);
 }
 
-/* A job's ttl_ms as C reads it, by call_ttl()'s rule: anything but an
- * integer of 1 ms to 100 years is the default. */
+/* call_ttl() of v in Lua (NULL: the field absent), as a number. */
+static unsigned long long
+lua_ttl(const char *v)
+{
+	static const char src[] = RQ_LUA_CALL_TTL "return call_ttl(ARGV[1])";
+	redisReply *r;
+	unsigned long long ttl;
+
+	r = v == NULL ? testredis_cmd("EVAL %s 0", src) :
+	    testredis_cmd("EVAL %s 0 %s", src, v);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	ttl = strtoull(r->str, NULL, 10);
+	freeReplyObject(r);
+	return ttl;
+}
+
+/* A job's ttl_ms as C and Lua read it, by call_ttl()'s rule: anything but
+ * the digits of an integer of 1 ms to 100 years is the default, in both. */
 static void
 test_job_ttl(void **state)
 {
 	static const char *const bad[] = { "", "0", "-5", "1.5", "abc",
-	    "12x", "3153600000001", "99999999999999999999999" };
+	    "12x", "3153600000001", "99999999999999999999999", "007",
+	    " 5", "+5", "0x10", "1e3", "5 " };
 	size_t i;
 
 	assert_int_equal(rq_job_ttl_ms("3600000"), 3600000);
+	assert_int_equal(lua_ttl("3600000"), 3600000);
 	assert_int_equal(rq_job_ttl_ms("3153600000000"), 3153600000000LL);
+	assert_int_equal(lua_ttl("3153600000000"), 3153600000000LL);
+	assert_int_equal(rq_job_ttl_ms("1"), 1);
+	assert_int_equal(lua_ttl("1"), 1);
 	assert_int_equal(rq_job_ttl_ms(NULL), RQ_CALL_TTL_MS);
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	assert_int_equal(lua_ttl(NULL), RQ_CALL_TTL_MS);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(rq_job_ttl_ms(bad[i]), RQ_CALL_TTL_MS);
+		assert_int_equal(lua_ttl(bad[i]), RQ_CALL_TTL_MS);
+	}
 }
 
 int

@@ -49,10 +49,11 @@ while ((await run('release', 3, 'rq:delayed', 'rq:ready', 'rq:inflight',
 const taken = [];
 for (;;) {
 	const res = await run('take', 2, 'rq:ready', 'rq:inflight', 30000,
-	    'rq:job:', B);
-	for (const e of res)
-		taken.push([e[0], String(e[1])]);
-	if (res.length < B)
+	    'rq:job:', B) || [];	// none left: nil
+	// eight elements per id (dispatcher/jobs.c, TAKE_SLOTS)
+	for (let i = 0; i < res.length; i += 8)
+		taken.push([res[i], String(res[i + 1])]);
+	if (res.length < 8 * B)
 		break;
 }
 if (taken.length !== N)
@@ -66,8 +67,10 @@ for (let i = 0; i < N; i += B) {
 	const fin = await run('finish', 2, 'rq:oncall:tel1', 'rq:delayed',
 	    'rq:job:', ...part.flatMap(([id, att]) => [id, att, 'tel1',
 	    'completed', '', '200', '1', '2', '1000', '', '1', '']));
-	if (fin.some(x => x[0] !== 1))
-		throw new Error('finish ' + JSON.stringify(fin[0]));
+	// code, status per finish (common/lifecycle.c, finish_batch_src)
+	if (fin.length !== 2 * part.length ||
+	    fin.some((x, k) => k % 2 === 0 && x !== 1))
+		throw new Error('finish ' + JSON.stringify(fin.slice(0, 2)));
 }
 console.log(`calls=${N} batch=${B} mode=${FN ? 'fcall' : 'evalsha'}`);
 await r.quit();

@@ -358,6 +358,16 @@ test_verdicts(void **state)
 	struct gw_policy_verdict v;
 	redisReply r;
 
+	/* queued: the script's plain "ok" */
+	memset(&r, 0, sizeof(r));
+	r.type = REDIS_REPLY_STRING;
+	r.str = "ok";
+	v.rc = 7;
+	assert_int_equal(gw_policy_verdict_parse(&r, &v), 0);
+	assert_int_equal(v.rc, 0);
+	assert_string_equal(v.stale_id, "");
+	r.str = "ko";
+	assert_int_equal(gw_policy_verdict_parse(&r, &v), -1);
 	assert_int_equal(gw_policy_verdict_parse(reply("ok", NULL), &v), 0);
 	assert_int_equal(v.rc, 0);
 	assert_string_equal(v.stale_id, "");
