@@ -100,6 +100,7 @@ rq_redis_init(struct rq_redis *r, const char *host, int port,
 	r->port = port;
 	r->scripts = scripts;
 	r->nscripts = nscripts;
+	r->functions_retry_every_ms = RQ_FUNCTIONS_RETRY_MS;
 }
 
 void
@@ -150,9 +151,26 @@ library_text(struct rq_script *s)
 }
 
 /*
+ * Scripts run by EVALSHA on this link from now on: for good on a Redis
+ * without functions, else until r->functions_retry_ms, as what refused
+ * them may pass (out of memory, a busy or loading server, an ACL that an
+ * operator widens).  Logged when they were on.
+ */
+static void
+functions_off(struct rq_redis *r, const char *what, const char *why)
+{
+	if (r->functions && r->functions_retry_ms == 0)	/* not a retry */
+		log_info("redis %s:%d: scripts run by EVALSHA: %s: %s",
+		    r->host, r->port, what, why);
+	r->functions = 0;
+	r->functions_retry_ms = strstr(why, "unknown command") != NULL ? 0 :
+	    rq_mono_ms() + r->functions_retry_every_ms;
+}
+
+/*
  * FUNCTION LOAD of s's library.  Returns 0 (loaded, or s has none), 1
  * when this server has no functions for us (an older Redis, or an ACL
- * without them: EVALSHA then), -1 when the link was lost.  A library
+ * without them: functions_off), -1 when the link was lost.  A library
  * Redis cannot compile is our bug, as a script is.
  */
 static int
@@ -185,13 +203,25 @@ load_function(struct rq_redis *r, struct rq_script *s)
 			    "EVALSHA", s->name, rep->str);
 			s->fname[0] = '\0';
 		} else {
-			log_info("redis %s:%d: scripts run by EVALSHA: "
-			    "FUNCTION LOAD: %s", r->host, r->port, rep->str);
+			functions_off(r, "FUNCTION LOAD", rep->str);
 			rc = 1;
 		}
 	}
 	freeReplyObject(rep);
 	return rc;
+}
+
+/* Every script's library, while the server takes them.  Returns -1 when
+ * the link was lost, else 0 (r->functions says whether they run). */
+static int
+load_functions(struct rq_redis *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nscripts && r->functions; i++)
+		if (load_function(r, r->scripts[i]) == -1)
+			return -1;
+	return 0;
 }
 
 static int
@@ -236,14 +266,8 @@ load_scripts(struct rq_redis *r)
 		freeReplyObject(rep);
 	}
 	r->functions = 1;
-	for (i = 0; i < r->nscripts && r->functions; i++)
-		switch (load_function(r, r->scripts[i])) {
-		case -1:
-			return -1;
-		case 1:
-			r->functions = 0;
-		}
-	return 0;
+	r->functions_retry_ms = 0;
+	return load_functions(r);
 }
 
 int
@@ -400,13 +424,8 @@ run_function(struct rq_redis *r, struct rq_script *s, int argc,
 		/* FUNCTION FLUSH, or a Redis without persistence restarted:
 		 * load it again.  It did not run. */
 		freeReplyObject(rep);
-		switch (load_function(r, s)) {
-		case -1:
-			return NULL;
-		case 1:
-			r->functions = 0;
-			return NULL;
-		}
+		if (load_function(r, s) != 0)
+			return NULL;	/* lost, or functions off */
 		if (s->fname[0] == '\0')	/* it cannot be loaded */
 			return NULL;
 		if ((rep = rq_redis_command(r->c, argc, av)) == NULL)
@@ -422,10 +441,8 @@ run_function(struct rq_redis *r, struct rq_script *s, int argc,
 	}
 	if (is_error(rep, "NOPERM")) {
 		/* an ACL that loads functions but may not call them */
-		log_info("redis %s:%d: scripts run by EVALSHA: FCALL: %s",
-		    r->host, r->port, rep->str);
+		functions_off(r, "FCALL", rep->str);
 		freeReplyObject(rep);
-		r->functions = 0;
 		return NULL;
 	}
 	return rep;
@@ -454,6 +471,17 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 	for (i = 0; i < argc; i++)
 		av[3 + i] = argv[i];
 	rep = NULL;
+	if (!r->functions && r->functions_retry_ms != 0 &&
+	    rq_mono_ms() >= r->functions_retry_ms) {
+		r->functions = 1;
+		if (load_functions(r) == -1)
+			goto done;	/* lost, and logged */
+		if (r->functions) {
+			r->functions_retry_ms = 0;
+			log_info("redis %s:%d: scripts run as functions again",
+			    r->host, r->port);
+		}
+	}
 	if (r->functions && s->fname[0] != '\0') {
 		rep = run_function(r, s, 3 + argc, av);
 		if (rep == NULL && r->c == NULL)

@@ -30,7 +30,13 @@ struct rq_redis {
 	struct rq_script **scripts;
 	size_t		 nscripts;
 	int		 functions;	/* the server has FUNCTION/FCALL */
+	/* After a refusal that may pass (not "unknown command"), functions
+	 * are tried again at functions_retry_ms (monotonic; 0 = never). */
+	uint64_t	 functions_retry_ms;
+	uint64_t	 functions_retry_every_ms;	/* RQ_FUNCTIONS_RETRY_MS */
 };
+
+#define RQ_FUNCTIONS_RETRY_MS	60000
 
 void	rq_redis_init(struct rq_redis *r, const char *host, int port,
 	    struct rq_script **scripts, size_t nscripts);

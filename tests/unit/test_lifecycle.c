@@ -1013,15 +1013,28 @@ test_functions(void **state)
 	assert_int_equal(command_calls("evalsha"), evalshas + 2);
 	evalshas++;
 
-	/* An ACL that loads functions but may not call them: EVALSHA. */
+	/* An ACL that loads functions but may not call them: EVALSHA,
+	 * and functions again, on the same link, once the ACL allows them
+	 * and the retry time has come. */
+	rl.functions_retry_every_ms = 100;
 	testredis_do("ACL SETUSER default -fcall");
 	job_taken("c_f5", 1, NULL);
 	assert_int_equal(rq_job_claim(&rl, "c_f5", 1, "tel1"), RQ_CLAIM_OK);
 	assert_false(rl.functions);
 	assert_int_equal(command_calls("evalsha"), evalshas + 2);
 	testredis_do("ACL SETUSER default +@all");
-	reconnect();
+	job_taken("c_f7", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_f7", 1, "tel1"), RQ_CLAIM_OK);
+	assert_false(rl.functions);		/* not yet its time */
+	assert_int_equal(command_calls("evalsha"), evalshas + 3);
+	usleep(150 * 1000);
+	fcalls = command_calls("fcall");
+	job_taken("c_f8", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_f8", 1, "tel1"), RQ_CLAIM_OK);
 	assert_true(rl.functions);
+	assert_int_equal(command_calls("fcall"), fcalls + 1);
+	assert_int_equal(command_calls("evalsha"), evalshas + 3);
+	rl.functions_retry_every_ms = RQ_FUNCTIONS_RETRY_MS;
 }
 
 /* call_ttl() of v in Lua (NULL: the field absent), as a number. */
