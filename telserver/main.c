@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "telserver.h"
 #include "util.h"
+#include "vxml.h"
 
 #define TICK_MS			100
 #define SHUTDOWN_MAX_MS		2000
@@ -91,6 +92,8 @@ main(int argc, char *argv[])
 		fatalx("cannot create the Sofia loop");
 	if ((log_timer = su_timer_create(su_root_task(ctx.root), 0)) != NULL)
 		log_defer(log_wake, NULL);
+	/* a fatal error of duktape aborts: the waiting lines first */
+	vxml_set_fatal_hook(log_flush);
 	if ((ctx.zctx = zmq_ctx_new()) == NULL)
 		fatalx("cannot create a ZeroMQ context");
 	if (rq_bus_secure(ctx.zctx, &cfg, errbuf, sizeof(errbuf)) == -1)

@@ -203,6 +203,11 @@ void	vxml_transfer_done(struct vxml_session *s,
 	    enum vxml_transfer_outcome outcome, int duration_ms);
 void	vxml_record_done(struct vxml_session *s, const struct vxml_record_res *r);
 
+/* hook, when set, runs when the ECMAScript engine meets a fatal error,
+ * just before the process aborts: the platform's last words (its deferred
+ * log lines, say).  Set it before the first session. */
+void	vxml_set_fatal_hook(void (*hook)(void));
+
 /* The result as a JSON object (malloc'ed, the caller frees), e.g.
  * {"end":"error","event":"error.badfetch","message":...,"url":...,"line":3,
  *  "fields":{"pin":"1234"},"recordings":{...},"exit":...} */

@@ -70,10 +70,20 @@ static const char js_boot[] =
 "  });\n"
 "})(this);\n";
 
+static void (*fatal_hook)(void);
+
+void
+vxml_set_fatal_hook(void (*hook)(void))
+{
+	fatal_hook = hook;
+}
+
 static void
 js_fatal(void *udata, const char *msg)
 {
 	/* only reachable through an API misuse outside a protected call */
+	if (fatal_hook != NULL)
+		fatal_hook();
 	fprintf(stderr, "vxml: duktape fatal error: %s\n", msg);
 	abort();
 }
