@@ -152,7 +152,7 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 "end\n"
 
 /* Lua: call_ttl(v) -> an ended call's TTL (ms), as text for PEXPIRE (a
- * number argument to redis.call costs Redis a "%.17g" snprintf), from its
+ * number argument to redis.call costs Redis 7.0 a "%.17g" snprintf), from its
  * job's ttl_ms as read: anything but the digits of an integer of 1 ms to
  * 100 years (a hand-edited or corrupt field, nil) is RQ_CALL_TTL_MS, so
  * that PEXPIRE never fails a script half-way.  Used by emit(),
@@ -160,9 +160,8 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
  * the same rule in C (the limit is RQ_CALL_TTL_MAX_MS in both). */
 #define RQ_LUA_CALL_TTL \
 "local function call_ttl(v)\n" \
-"  local max = '" RQ_STR(RQ_CALL_TTL_MAX_MS) "'\n" \
 "  if type(v) ~= 'string' or not string.find(v, '^[1-9]%d*$') or\n" \
-"      #v > #max or (#v == #max and v > max) then\n" \
+"      #v > 16 or tonumber(v) > " RQ_STR(RQ_CALL_TTL_MAX_MS) " then\n" \
 "    return '" RQ_STR(RQ_CALL_TTL_MS) "'\n" \
 "  end\n" \
 "  return v\n" \

@@ -154,7 +154,8 @@ library_text(struct rq_script *s)
  * Scripts run by EVALSHA on this link from now on: for good on a Redis
  * without functions, else until r->functions_retry_ms, as what refused
  * them may pass (out of memory, a busy or loading server, an ACL that an
- * operator widens).  Logged when they were on.
+ * operator widens).  Logged when they were on, not when a probe (a retry:
+ * functions_retry_ms still set) is refused again.
  */
 static void
 functions_off(struct rq_redis *r, const char *what, const char *why)
@@ -445,6 +446,11 @@ run_function(struct rq_redis *r, struct rq_script *s, int argc,
 		freeReplyObject(rep);
 		return NULL;
 	}
+	if (r->functions_retry_ms != 0) {	/* the probe passed */
+		r->functions_retry_ms = 0;
+		log_info("redis %s:%d: scripts run as functions again",
+		    r->host, r->port);
+	}
 	return rep;
 lost:
 	redis_lost(r, s->name);
@@ -473,14 +479,11 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 	rep = NULL;
 	if (!r->functions && r->functions_retry_ms != 0 &&
 	    rq_mono_ms() >= r->functions_retry_ms) {
+		/* A probe: functions_retry_ms stays set (functions_off()
+		 * then stays quiet) until an FCALL is answered. */
 		r->functions = 1;
 		if (load_functions(r) == -1)
 			goto done;	/* lost, and logged */
-		if (r->functions) {
-			r->functions_retry_ms = 0;
-			log_info("redis %s:%d: scripts run as functions again",
-			    r->host, r->port);
-		}
 	}
 	if (r->functions && s->fname[0] != '\0') {
 		rep = run_function(r, s, 3 + argc, av);

@@ -31,7 +31,8 @@ struct rq_redis {
 	size_t		 nscripts;
 	int		 functions;	/* the server has FUNCTION/FCALL */
 	/* After a refusal that may pass (not "unknown command"), functions
-	 * are tried again at functions_retry_ms (monotonic; 0 = never). */
+	 * are tried again at functions_retry_ms (monotonic; 0 = never), and
+	 * it stays set until an FCALL of that probe is answered. */
 	uint64_t	 functions_retry_ms;
 	uint64_t	 functions_retry_every_ms;	/* RQ_FUNCTIONS_RETRY_MS */
 };

@@ -119,7 +119,7 @@ RQ_LUA_RUN
 "if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end\n"
 "if att == nil then return -1 end\n"
 "if ARGV[3] == '1' and att > 0 then\n"
-"  redis.call('HINCRBY', key, 'attempts', -1)\n"
+"  redis.call('HINCRBY', key, 'attempts', '-1')\n"
 "end\n"
 "local due = tonumber(redis.call('HGET', key, 'not_before_ms')) or\n"
 "    tonumber(ARGV[5])\n"

@@ -1013,28 +1013,36 @@ test_functions(void **state)
 	assert_int_equal(command_calls("evalsha"), evalshas + 2);
 	evalshas++;
 
-	/* An ACL that loads functions but may not call them: EVALSHA,
-	 * and functions again, on the same link, once the ACL allows them
-	 * and the retry time has come. */
-	rl.functions_retry_every_ms = 100;
+	/* An ACL that loads functions but may not call them: EVALSHA.
+	 * A retry while it still refuses them stays on EVALSHA and waits
+	 * for the next retry; once it allows them, functions again, on the
+	 * same link.  (A retry is due when functions_retry_ms has passed:
+	 * set here rather than waited for.) */
 	testredis_do("ACL SETUSER default -fcall");
 	job_taken("c_f5", 1, NULL);
 	assert_int_equal(rq_job_claim(&rl, "c_f5", 1, "tel1"), RQ_CLAIM_OK);
 	assert_false(rl.functions);
 	assert_int_equal(command_calls("evalsha"), evalshas + 2);
-	testredis_do("ACL SETUSER default +@all");
+	assert_true(rl.functions_retry_ms > rq_mono_ms() + 50000);
+	rl.functions_retry_ms = 1;
 	job_taken("c_f7", 1, NULL);
 	assert_int_equal(rq_job_claim(&rl, "c_f7", 1, "tel1"), RQ_CLAIM_OK);
-	assert_false(rl.functions);		/* not yet its time */
+	assert_false(rl.functions);		/* refused again */
+	assert_true(rl.functions_retry_ms > rq_mono_ms() + 50000);
 	assert_int_equal(command_calls("evalsha"), evalshas + 3);
-	usleep(150 * 1000);
-	fcalls = command_calls("fcall");
+	testredis_do("ACL SETUSER default +@all");
 	job_taken("c_f8", 1, NULL);
 	assert_int_equal(rq_job_claim(&rl, "c_f8", 1, "tel1"), RQ_CLAIM_OK);
+	assert_false(rl.functions);		/* not yet its time */
+	assert_int_equal(command_calls("evalsha"), evalshas + 4);
+	rl.functions_retry_ms = 1;
+	fcalls = command_calls("fcall");
+	job_taken("c_f9", 1, NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_f9", 1, "tel1"), RQ_CLAIM_OK);
 	assert_true(rl.functions);
+	assert_int_equal(rl.functions_retry_ms, 0);
 	assert_int_equal(command_calls("fcall"), fcalls + 1);
-	assert_int_equal(command_calls("evalsha"), evalshas + 3);
-	rl.functions_retry_every_ms = RQ_FUNCTIONS_RETRY_MS;
+	assert_int_equal(command_calls("evalsha"), evalshas + 4);
 }
 
 /* call_ttl() of v in Lua (NULL: the field absent), as a number. */
