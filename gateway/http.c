@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -72,6 +73,32 @@ gw_metric_response(int status)
 	rq_metric_inc(m);
 }
 
+/*
+ * Sends req's answer (status, its output buffer) and writes it to the
+ * socket at once.  evhttp's bufferevent writes only once the loop sees
+ * the socket writable: an epoll_ctl to watch for it, a wake-up, the write,
+ * an epoll_ctl to stop watching.  The socket nearly always takes an
+ * answer whole; then the write callback evhttp set runs (keep-alive or
+ * close, as when the bufferevent drains its output).  Whatever the socket
+ * does not take, the bufferevent writes as before.
+ */
+static void
+send_now(struct evhttp_request *req, int status)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+	struct evbuffer *out;
+
+	evhttp_send_reply(req, status, NULL, NULL);	/* req may be gone */
+	if (evcon == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
+		return;
+	out = bufferevent_get_output(bev);
+	if (evbuffer_write(out, bufferevent_getfd(bev)) > 0 &&
+	    evbuffer_get_length(out) == 0)
+		bufferevent_trigger(bev, EV_WRITE, 0);	/* may free evcon */
+}
+
 void
 gw_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
@@ -95,8 +122,7 @@ gw_reply_json(struct evhttp_request *req, int status, json_t *body)
 	    "Content-Type", "application/json");
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Cache-Control", "no-store");
-	/* NULL: the request's own output buffer, filled above */
-	evhttp_send_reply(req, status, NULL, NULL);
+	send_now(req, status);	/* the request's own output buffer */
 }
 
 void
