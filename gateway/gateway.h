@@ -254,6 +254,14 @@ int		 gw_mail_request_parse(const char *data, size_t len,
 int		 gw_dkim_verify(const struct rq_tenant *tenant,
 		    const char *data, size_t len, char *why, size_t whylen);
 
+/* accept_guard.c: a listener that cannot accept (no file descriptor left)
+ * pauses instead of spinning.  Free the guard before its listener. */
+struct evconnlistener;
+struct gw_accept_guard;
+struct gw_accept_guard *gw_accept_guard_new(struct event_base *base,
+		    struct evconnlistener *lst, const char *what);
+void		 gw_accept_guard_free(struct gw_accept_guard *g);
+
 /* smtp_server.c: the listener, its caps and timeouts, TLS, and the path
  * from a message to gw_intake_submit. */
 struct gw_smtp;

@@ -31,6 +31,7 @@ struct gw_http {
 	struct gw_intake	*in;
 	struct evhttp		*http;
 	struct evhttp_bound_socket *sock;
+	struct gw_accept_guard	*guard;
 };
 
 /*
@@ -521,6 +522,8 @@ gw_http_new(struct event_base *base, const struct rq_config *cfg,
 		log_warn("gateway: cannot listen on %s", cfg->http_listen);
 		goto fail;
 	}
+	h->guard = gw_accept_guard_new(base,
+	    evhttp_bound_socket_get_listener(h->sock), "http");
 	log_info("gateway: listening on %s", cfg->http_listen);
 	return h;
 fail:
@@ -533,6 +536,8 @@ fail:
 void
 gw_http_close(struct gw_http *h)
 {
+	gw_accept_guard_free(h->guard);
+	h->guard = NULL;
 	if (h->sock != NULL) {
 		evhttp_del_accept_socket(h->http, h->sock);
 		h->sock = NULL;
@@ -544,6 +549,7 @@ gw_http_free(struct gw_http *h)
 {
 	if (h == NULL)
 		return;
+	gw_accept_guard_free(h->guard);
 	evhttp_free(h->http);
 	free(h);
 }

@@ -1,5 +1,7 @@
 /* ringq-gateway: the HTTP API that turns requests into queued calls.
  * This file reads arguments and the config, and runs the event loop. */
+#include <sys/resource.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,27 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* Each client takes a file descriptor: the soft limit (often 1024) is
+ * raised to the hard one, so that the connection caps ([smtp]
+ * max_clients, ...) and not the limit decide who is turned away.  At the
+ * limit, the listeners pause (accept_guard.c). */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("cannot raise the file descriptor limit");
+		else if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+			return;
+	}
+	log_info("file descriptor limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -51,6 +74,7 @@ main(int argc, char *argv[])
 
 	rq_daemon_start(argc, argv, "ringq-gateway", &cfg);
 	rq_redis_set_password(cfg.redis_password);
+	raise_fd_limit();
 
 	/* With epoll, the changelist folds the add/delete/add of an fd's
 	 * events within one loop iteration (evhttp re-arms its connections'

@@ -35,6 +35,7 @@ struct gw_smtp {
 	const struct rq_config	*cfg;
 	struct gw_intake	*in;
 	struct evconnlistener	*lst;
+	struct gw_accept_guard	*guard;
 	SSL_CTX			*ssl;
 	struct smtp_conns	 conns;
 	size_t			 nconns;
@@ -516,6 +517,7 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 		log_warn("smtp: cannot listen on %s", cfg->smtp_listen);
 		goto fail;
 	}
+	sm->guard = gw_accept_guard_new(base, sm->lst, "smtp");
 	log_info("smtp: listening on %s%s", cfg->smtp_listen,
 	    sm->ssl ? " (STARTTLS)" : "");
 	return sm;
@@ -537,6 +539,8 @@ gw_smtp_close(struct gw_smtp *sm)
 	if (sm == NULL)
 		return;
 	sm->closing = 1;
+	gw_accept_guard_free(sm->guard);
+	sm->guard = NULL;
 	if (sm->lst != NULL) {
 		evconnlistener_free(sm->lst);
 		sm->lst = NULL;
@@ -557,6 +561,7 @@ gw_smtp_free(struct gw_smtp *sm)
 	if (sm == NULL)
 		return;
 	sm->closing = 1;
+	gw_accept_guard_free(sm->guard);
 	if (sm->lst != NULL)
 		evconnlistener_free(sm->lst);
 	while ((c = TAILQ_FIRST(&sm->conns)) != NULL) {
