@@ -91,6 +91,8 @@ struct rq_config {
 	/* [gateway] */
 	char		http_listen[RQ_ADDR_MAX];
 	int		max_body;
+	int		http_max_clients;	/* connections, from a request */
+	int		http_max_clients_per_ip;
 	char		optout_secret[256];	/* signs /optout links; "" = none */
 
 	/* [smtp] */

@@ -254,6 +254,22 @@ int		 gw_mail_request_parse(const char *data, size_t len,
 int		 gw_dkim_verify(const struct rq_tenant *tenant,
 		    const char *data, size_t len, char *why, size_t whylen);
 
+/* http_conns.c: the HTTP connections counted for the caps ([gateway]
+ * http_max_clients, http_max_clients_per_ip), from their first request
+ * until they close. */
+#define GW_ADDR_LEN	48	/* an IPv6 address as text, and its NUL */
+struct gw_http_conns;
+struct gw_http_conns *gw_http_conns_new(int max_all, int max_per_addr);
+void		 gw_http_conns_free(struct gw_http_conns *c);
+/* Counts evcon, from addr, unless it is counted already (*newconn 0).
+ * Returns 0, or -1 (http_max_clients) or -2 (per address) when it is
+ * over a cap: then it is not counted. */
+int		 gw_http_conns_admit(struct gw_http_conns *c, const void *evcon,
+		    const char *addr, int *newconn);
+void		 gw_http_conns_forget(struct gw_http_conns *c,
+		    const void *evcon);
+int		 gw_http_conns_count(const struct gw_http_conns *c);
+
 /* accept_guard.c: a listener that cannot accept (no file descriptor left)
  * pauses instead of spinning.  Free the guard before its listener. */
 struct evconnlistener;

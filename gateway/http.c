@@ -32,6 +32,9 @@ struct gw_http {
 	struct evhttp		*http;
 	struct evhttp_bound_socket *sock;
 	struct gw_accept_guard	*guard;
+	struct gw_http_conns	*conns;		/* for the connection caps */
+	uint64_t		 refused_logged_ms;	/* monotonic */
+	unsigned long		 refused;	/* since the last log line */
 };
 
 /*
@@ -404,6 +407,65 @@ http_healthz(struct gw_http *h, struct evhttp_request *req)
 }
 
 static void
+conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct gw_http *h = arg;
+
+	gw_http_conns_forget(h->conns, evcon);
+}
+
+/*
+ * The connection caps.  libevent 2.1's evhttp shows a connection only with
+ * its first complete request: it counts from then until it closes.  One
+ * that never completes a request is closed after HTTP_TIMEOUT_S, and the
+ * descriptor limit bounds them all (accept_guard.c).  Returns 0, or -1
+ * when req was answered 503 (its connection then closes).
+ */
+static int
+admit(struct gw_http *h, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct gw_error err;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	uint64_t now;
+	int rc, newconn;
+
+	if (evcon == NULL)
+		return 0;
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	rc = gw_http_conns_admit(h->conns, evcon, addr, &newconn);
+	if (newconn)
+		evhttp_connection_set_closecb(evcon, conn_closed, h);
+	if (rc == 0)
+		return 0;
+	h->refused++;
+	now = rq_mono_ms();
+	if (h->refused_logged_ms == 0 || now - h->refused_logged_ms >= 60000) {
+		log_warnx("http: %s: refused: too many connections%s (%lu "
+		    "refused since the last line)", addr ? addr : "?",
+		    rc == -2 ? " from this address" : "", h->refused);
+		h->refused_logged_ms = now;
+		h->refused = 0;
+	}
+	if (rc == -2)
+		gw_error_set(&err, 503, "too_many_connections", NULL, "This "
+		    "address has as many connections open as it may "
+		    "(http_max_clients_per_ip): send on those, or close some; "
+		    "nothing was queued.");
+	else
+		gw_error_set(&err, 503, "too_many_connections", NULL, "The "
+		    "gateway has as many connections open as it takes "
+		    "(http_max_clients); nothing was queued.  Retry in a "
+		    "second.");
+	err.retry_after = 1;
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Connection", "close");
+	gw_reply_error(req, &err);
+	return -1;
+}
+
+static void
 http_cb(struct evhttp_request *req, void *arg)
 {
 	struct gw_http *h = arg;
@@ -411,6 +473,8 @@ http_cb(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *path = NULL;
 
+	if (admit(h, req) == -1)
+		return;
 	if ((uri = evhttp_request_get_evhttp_uri(req)) != NULL)
 		path = evhttp_uri_get_path(uri);
 	if (path == NULL || *path == '\0')
@@ -494,7 +558,9 @@ gw_http_new(struct event_base *base, const struct rq_config *cfg,
 	h->cfg = cfg;
 	h->st = st;
 	h->in = in;
-	if ((h->http = evhttp_new(base)) == NULL)
+	if ((h->http = evhttp_new(base)) == NULL ||
+	    (h->conns = gw_http_conns_new(cfg->http_max_clients,
+	    cfg->http_max_clients_per_ip)) == NULL)
 		goto fail;
 	/*
 	 * evhttp answers 413 itself (an HTML page, then it closes) beyond its
@@ -529,6 +595,7 @@ gw_http_new(struct event_base *base, const struct rq_config *cfg,
 fail:
 	if (h->http)
 		evhttp_free(h->http);
+	gw_http_conns_free(h->conns);
 	free(h);
 	return NULL;
 }
@@ -550,6 +617,7 @@ gw_http_free(struct gw_http *h)
 	if (h == NULL)
 		return;
 	gw_accept_guard_free(h->guard);
-	evhttp_free(h->http);
+	evhttp_free(h->http);		/* runs conn_closed: conns after */
+	gw_http_conns_free(h->conns);
 	free(h);
 }

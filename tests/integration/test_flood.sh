@@ -5,7 +5,7 @@
 # its listening socket (it did: libevent retried the failing accept() at
 # once, a whole core and a million log lines in seconds), must say so in
 # one log line per listener, and must take call requests again once the
-# flood is over.
+# flood is over.  Then the HTTP connection caps, per address and in all.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 rq_need curl swaks prlimit python3
 
@@ -71,6 +71,63 @@ swaks --server "$RQ_SMTP" --from requester@example.com --to "$RQ_MAILTO" \
 grep -q '^<-  250 2\.0\.0 Ok: queued as c_' "$T/swaks.out" ||
     rq_fail "mail after the flood not queued: $(tail -n 5 "$T/swaks.out")"
 rq_log "after the floods: a call by HTTP (202) and one by e-mail (250) queued"
+
+# The HTTP connection caps: 3 per address, 5 in all, counted from a
+# connection's first request until it closes.  Python's http.client keeps
+# each connection open; 127.0.0.2 is another client address on loopback.
+rq_stop_daemon gateway
+sed -i 's/^\[gateway\]$/&\nhttp_max_clients = 5\nhttp_max_clients_per_ip = 3/' "$RQ_CONF"
+rq_start_daemon gateway
+python3 - "$RQ_HTTP_PORT" "$RQ_KEY" > "$T/caps.out" 2>&1 <<'EOF' ||
+import http.client, json, sys
+port, key = int(sys.argv[1]), sys.argv[2]
+
+def conn(src):
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=5,
+                                      source_address=(src, 0))
+
+def post(c, to):
+    c.request("POST", "/v1/calls", json.dumps({"to": to, "say": "caps"}),
+              {"Authorization": "Bearer " + key,
+               "Content-Type": "application/json"})
+    r = c.getresponse()
+    return r.status, r.getheader("Connection"), r.getheader("Retry-After"), r.read()
+
+def expect(what, got, status):
+    if got[0] != status:
+        sys.exit(f"{what}: HTTP {got[0]}, want {status}: {got[3]!r}")
+    print(f"{what}: {got[0]}")
+
+a = [conn("127.0.0.1") for _ in range(3)]
+for i, c in enumerate(a):
+    expect(f"127.0.0.1 connection {i + 1}", post(c, "sip:a@127.0.0.1"), 202)
+# the same connections again: still counted once
+expect("127.0.0.1 connection 1, second request", post(a[0], "sip:a@127.0.0.1"), 202)
+fourth = post(conn("127.0.0.1"), "sip:a@127.0.0.1")
+expect("127.0.0.1 connection 4", fourth, 503)
+body = json.loads(fourth[3])
+if body["error"]["code"] != "too_many_connections" or fourth[1] != "close" \
+        or fourth[2] != "1":
+    sys.exit(f"connection 4: {fourth}")
+b = [conn("127.0.0.2") for _ in range(2)]
+for i, c in enumerate(b):
+    expect(f"127.0.0.2 connection {i + 1}", post(c, "sip:b@127.0.0.1"), 202)
+# five in all now
+expect("127.0.0.3 connection 1", post(conn("127.0.0.3"), "sip:c@127.0.0.1"), 503)
+# one closes: room again
+a[2].close()
+import time
+for _ in range(50):
+    got = post(conn("127.0.0.1"), "sip:a@127.0.0.1")
+    if got[0] == 202:
+        break
+    time.sleep(0.1)
+expect("127.0.0.1 after one closed", got, 202)
+EOF
+    rq_fail "HTTP connection caps: $(tail -n 3 "$T/caps.out")"
+rq_log "HTTP caps: $(tr '\n' ';' < "$T/caps.out")"
+rq_logged "$T/gateway.log" "http: 127.0.0.1: refused: too many connections from this address" ||
+    rq_fail "no log line for the refused connection"
 
 rq_stop_daemon gateway
 rq_check_sanitizers

@@ -44,6 +44,8 @@ test_values_and_tenants(void **state)
 	assert_string_equal(cfg.http_listen, "127.0.0.1:9999");
 	assert_int_equal(cfg.dry_run, 1);
 	assert_int_equal(cfg.max_body, 65536);
+	assert_int_equal(cfg.http_max_clients, 4096);
+	assert_int_equal(cfg.http_max_clients_per_ip, 256);
 	assert_int_equal(cfg.ntenants, 1);
 	assert_non_null(rq_config_tenant_by_key(&cfg, HASH));
 	assert_string_equal(rq_config_tenant(&cfg, "demo")->name, "demo");
