@@ -57,9 +57,9 @@ static const struct rq_conf_key config_keys[] = {
 
 	S("gateway", "http_listen", http_listen, "127.0.0.1:8080"),
 	I("gateway", "max_body", max_body, 1024, 16777216, "65536"),
-	I("gateway", "http_max_clients", http_max_clients, 1, 1000000, "4096"),
+	I("gateway", "http_max_clients", http_max_clients, 1, 100000, "4096"),
 	I("gateway", "http_max_clients_per_ip", http_max_clients_per_ip, 1,
-	    1000000, "256"),
+	    100000, "256"),
 	S("gateway", "optout_secret", optout_secret, ""),
 
 	S("smtp", "listen", smtp_listen, "127.0.0.1:2525"),

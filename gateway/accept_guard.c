@@ -93,6 +93,7 @@ gw_accept_guard_free(struct gw_accept_guard *g)
 {
 	if (g == NULL)
 		return;
+	evconnlistener_set_error_cb(g->lst, NULL);
 	LIST_REMOVE(g, entry);
 	event_free(g->resume);
 	free(g);

@@ -173,7 +173,9 @@ const struct rq_tenant *gw_http_auth(const struct rq_config *cfg,
  * (may be NULL).  NULL on invalid UTF-8, nesting deeper than 2048 or no
  * memory.  The caller frees it. */
 char		*gw_json_dumps(const json_t *v, int ascii, size_t *len);
-/* Answers req with body as compact JSON (every answer of the API is). */
+/* Answers req with body as compact JSON (every answer of the API is).
+ * The gw_reply_* functions write the answer at once: req, and any string
+ * borrowed from it (URI, headers), may be freed before they return. */
 void		 gw_reply_json(struct evhttp_request *req, int status,
 		    json_t *body);
 /* Answers req with an error of status and code, msg as its message (no
@@ -257,7 +259,7 @@ int		 gw_dkim_verify(const struct rq_tenant *tenant,
 /* http_conns.c: the HTTP connections counted for the caps ([gateway]
  * http_max_clients, http_max_clients_per_ip), from their first request
  * until they close. */
-#define GW_ADDR_LEN	48	/* an IPv6 address as text, and its NUL */
+#define GW_ADDR_LEN	56	/* an IPv6 address (or /64) as text, NUL */
 struct gw_http_conns;
 struct gw_http_conns *gw_http_conns_new(int max_all, int max_per_addr);
 void		 gw_http_conns_free(struct gw_http_conns *c);
@@ -269,6 +271,9 @@ int		 gw_http_conns_admit(struct gw_http_conns *c, const void *evcon,
 void		 gw_http_conns_forget(struct gw_http_conns *c,
 		    const void *evcon);
 int		 gw_http_conns_count(const struct gw_http_conns *c);
+/* The address a client counts under: addr, or for IPv6 its /64 in key
+ * (keylen >= GW_ADDR_LEN). */
+const char	*gw_http_conns_key(const char *addr, char *key, size_t keylen);
 
 /* accept_guard.c: a listener that cannot accept (no file descriptor left)
  * pauses instead of spinning.  Free the guard before its listener. */

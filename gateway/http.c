@@ -71,7 +71,7 @@ gw_metric_response(int status)
 	snprintf(labels, sizeof(labels), "code=\"%d\"", status);
 	m = rq_counter("ringq_gateway_http_responses_total", labels,
 	    "API answers by HTTP status: 202 accepted, 4xx refused, 503 "
-	    "Redis unavailable");
+	    "Redis unavailable or too many connections");
 	if (status >= 100 && status < 600)
 		by_status[status] = m;
 	rq_metric_inc(m);
@@ -84,7 +84,11 @@ gw_metric_response(int status)
  * an epoll_ctl to stop watching.  The socket nearly always takes an
  * answer whole; then the write callback evhttp set runs (keep-alive or
  * close, as when the bufferevent drains its output).  Whatever the socket
- * does not take, the bufferevent writes as before.
+ * does not take, the bufferevent writes as before.  The write is the
+ * bufferevent's own (bufferevent_sock.c's writecb): it keeps the front of
+ * its output frozen but while it writes, so unfreeze, write, freeze.  The
+ * caller may not touch req, nor strings it borrowed from it, after this:
+ * the request may be freed (and the connection closed) before it returns.
  */
 static void
 send_now(struct evhttp_request *req, int status)
@@ -92,14 +96,17 @@ send_now(struct evhttp_request *req, int status)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev;
 	struct evbuffer *out;
+	int n;
 
 	evhttp_send_reply(req, status, NULL, NULL);	/* req may be gone */
 	if (evcon == NULL ||
 	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
 		return;
 	out = bufferevent_get_output(bev);
-	if (evbuffer_write(out, bufferevent_getfd(bev)) > 0 &&
-	    evbuffer_get_length(out) == 0)
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if (n > 0 && evbuffer_get_length(out) == 0)
 		bufferevent_trigger(bev, EV_WRITE, 0);	/* may free evcon */
 }
 
@@ -426,7 +433,7 @@ admit(struct gw_http *h, struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct gw_error err;
-	char *addr = NULL;
+	char *addr = NULL, key[GW_ADDR_LEN];
 	ev_uint16_t port = 0;
 	uint64_t now;
 	int rc, newconn;
@@ -434,11 +441,14 @@ admit(struct gw_http *h, struct evhttp_request *req)
 	if (evcon == NULL)
 		return 0;
 	evhttp_connection_get_peer(evcon, &addr, &port);
-	rc = gw_http_conns_admit(h->conns, evcon, addr, &newconn);
-	if (newconn)
+	rc = gw_http_conns_admit(h->conns, evcon, gw_http_conns_key(addr, key,
+	    sizeof(key)), &newconn);
+	if (rc == 0) {
+		/* each time, not only the first: whatever else might set a
+		 * close callback, a counted connection is forgotten */
 		evhttp_connection_set_closecb(evcon, conn_closed, h);
-	if (rc == 0)
 		return 0;
+	}
 	h->refused++;
 	now = rq_mono_ms();
 	if (h->refused_logged_ms == 0 || now - h->refused_logged_ms >= 60000) {
@@ -588,8 +598,9 @@ gw_http_new(struct event_base *base, const struct rq_config *cfg,
 		log_warn("gateway: cannot listen on %s", cfg->http_listen);
 		goto fail;
 	}
-	h->guard = gw_accept_guard_new(base,
-	    evhttp_bound_socket_get_listener(h->sock), "http");
+	if ((h->guard = gw_accept_guard_new(base,
+	    evhttp_bound_socket_get_listener(h->sock), "http")) == NULL)
+		log_warnx("http: out of memory: accept errors not paused");
 	log_info("gateway: listening on %s", cfg->http_listen);
 	return h;
 fail:

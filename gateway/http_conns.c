@@ -2,11 +2,18 @@
  * client address, for [gateway] http_max_clients and
  * http_max_clients_per_ip.  Two open-addressing tables (linear probing,
  * deletion by backward shift), each at most half full: the caps bound the
- * entries. */
+ * entries.  Addresses are hashed with a random seed, so that a client
+ * cannot choose addresses that fall in one chain. */
+#include <sys/random.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gateway.h"
 
@@ -24,6 +31,7 @@ struct gw_http_conns {
 	struct conn_slot	*conns;
 	struct addr_slot	*addrs;
 	size_t			 mask;		/* slots - 1, both tables */
+	uint64_t		 seed;		/* of hash_str */
 	int			 n;		/* connections counted */
 	int			 max_all;
 	int			 max_per_addr;
@@ -40,14 +48,22 @@ hash_ptr(const void *p)
 	return (size_t)x;
 }
 
+/* FNV-1a from a secret start, then mixed (a seed alone would leave
+ * FNV's collisions where they are: they do not depend on the start). */
 static size_t
-hash_str(const char *s)
+hash_str(uint64_t seed, const char *s)
 {
-	size_t h = 2166136261u;		/* FNV-1a */
+	uint64_t h = seed ^ 14695981039346656037ULL;
 
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	for (; *s != '\0'; s++) {
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+		h ^= h >> 29;
+	}
+	h ^= seed;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (size_t)h;
 }
 
 struct gw_http_conns *
@@ -66,6 +82,9 @@ gw_http_conns_new(int max_all, int max_per_addr)
 		gw_http_conns_free(c);
 		return NULL;
 	}
+	if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) !=
+	    sizeof(c->seed))
+		c->seed = (uint64_t)(uintptr_t)c ^ (uint64_t)time(NULL);
 	c->mask = slots - 1;
 	c->max_all = max_all;
 	c->max_per_addr = max_per_addr;
@@ -100,7 +119,7 @@ addr_slot(struct gw_http_conns *c, const char *addr)
 {
 	size_t i;
 
-	for (i = hash_str(addr) & c->mask; c->addrs[i].addr[0] != '\0';
+	for (i = hash_str(c->seed, addr) & c->mask; c->addrs[i].addr[0] != '\0';
 	    i = (i + 1) & c->mask)
 		if (!strcmp(c->addrs[i].addr, addr))
 			break;
@@ -177,7 +196,8 @@ addr_delete(struct gw_http_conns *c, size_t i)
 			j = (j + 1) & c->mask;
 			if (c->addrs[j].addr[0] == '\0')
 				return;
-		} while (stays(i, j, hash_str(c->addrs[j].addr) & c->mask));
+		} while (stays(i, j,
+		    hash_str(c->seed, c->addrs[j].addr) & c->mask));
 		c->addrs[i] = c->addrs[j];
 		i = j;
 	}
@@ -202,4 +222,25 @@ int
 gw_http_conns_count(const struct gw_http_conns *c)
 {
 	return c->n;
+}
+
+/* The address a connection counts under for http_max_clients_per_ip: an
+ * IPv6 client as its /64 (one host or site usually holds a whole /64, and
+ * could otherwise take a cap per address). */
+const char *
+gw_http_conns_key(const char *addr, char *key, size_t keylen)
+{
+	struct in6_addr a6;
+	char text[INET6_ADDRSTRLEN];
+
+	if (addr == NULL || strchr(addr, ':') == NULL ||
+	    inet_pton(AF_INET6, addr, &a6) != 1)
+		return addr;
+	if (IN6_IS_ADDR_V4MAPPED(&a6))
+		return addr;
+	memset(a6.s6_addr + 8, 0, 8);
+	if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) == NULL)
+		return addr;
+	snprintf(key, keylen, "%s/64", text);
+	return key;
 }

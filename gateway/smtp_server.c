@@ -517,7 +517,8 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 		log_warn("smtp: cannot listen on %s", cfg->smtp_listen);
 		goto fail;
 	}
-	sm->guard = gw_accept_guard_new(base, sm->lst, "smtp");
+	if ((sm->guard = gw_accept_guard_new(base, sm->lst, "smtp")) == NULL)
+		log_warnx("smtp: out of memory: accept errors not paused");
 	log_info("smtp: listening on %s%s", cfg->smtp_listen,
 	    sm->ssl ? " (STARTTLS)" : "");
 	return sm;

@@ -106,11 +106,31 @@ test_churn(void **state)
 	gw_http_conns_free(c);
 }
 
+/* IPv6 clients count by /64; IPv4 (also mapped into IPv6) by address. */
+static void
+test_keys(void **state)
+{
+	char k[GW_ADDR_LEN];
+
+	assert_string_equal(gw_http_conns_key("192.0.2.7", k, sizeof(k)),
+	    "192.0.2.7");
+	assert_string_equal(gw_http_conns_key("2001:db8::1", k, sizeof(k)),
+	    "2001:db8::/64");
+	assert_string_equal(gw_http_conns_key("2001:db8:0:0:ffff:1:2:3", k,
+	    sizeof(k)), "2001:db8::/64");
+	assert_string_equal(gw_http_conns_key("2001:db8:0:1::1", k,
+	    sizeof(k)), "2001:db8:0:1::/64");
+	assert_string_equal(gw_http_conns_key("::ffff:192.0.2.7", k,
+	    sizeof(k)), "::ffff:192.0.2.7");
+	assert_null(gw_http_conns_key(NULL, k, sizeof(k)));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_churn),
 	};
 
