@@ -218,8 +218,7 @@ static struct {
 	unsigned	 mon_seq;
 	/* Thread only: refusal lines rate-limited per kind, so that a vague
 	 * one never hides the line that says what is wrong. */
-	uint64_t	 log_ms[BUS_REFUSAL_KINDS];
-	unsigned	 suppressed[BUS_REFUSAL_KINDS];
+	struct log_rate	 log_rate[BUS_REFUSAL_KINDS];
 } bus_sec = { .mon_lock = PTHREAD_MUTEX_INITIALIZER };
 
 int
@@ -240,23 +239,11 @@ bus_refusal(enum bus_refusal_kind kind, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
-	uint64_t now = rq_mono_ms();
 
-	if (bus_sec.log_ms[kind] != 0 &&
-	    now - bus_sec.log_ms[kind] < BUS_LOG_EVERY_MS) {
-		bus_sec.suppressed[kind]++;
-		return;
-	}
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (bus_sec.suppressed[kind] > 0)
-		log_warnx("%s (and %u more like it in the last seconds)", line,
-		    bus_sec.suppressed[kind]);
-	else
-		log_warnx("%s", line);
-	bus_sec.log_ms[kind] = now;
-	bus_sec.suppressed[kind] = 0;
+	log_warnx_rate(&bus_sec.log_rate[kind], BUS_LOG_EVERY_MS, "%s", line);
 }
 
 static int

@@ -236,6 +236,33 @@ log_warnx(const char *fmt, ...)
 }
 
 void
+log_warnx_rate(struct log_rate *r, unsigned every_ms, const char *fmt, ...)
+{
+	struct timespec ts;
+	unsigned long long now;
+	char line[1024];
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (unsigned long long)ts.tv_sec * 1000 +
+	    (unsigned long long)ts.tv_nsec / 1000000;
+	if (r->last_ms != 0 && now - r->last_ms < every_ms) {
+		r->held++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (r->held > 0)
+		log_warnx("%s (and %lu more like it since the last such line)",
+		    line, r->held);
+	else
+		log_warnx("%s", line);
+	r->last_ms = now;
+	r->held = 0;
+}
+
+void
 log_info(const char *fmt, ...)
 {
 	LOG_BODY("info", 1, NULL);

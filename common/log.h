@@ -27,6 +27,16 @@ void log_set_debug(int debug);
 void log_defer(void (*wake)(void *), void *arg);
 void log_flush(void);
 
+/* A warning that may come in floods (refused clients, a failing accept()):
+ * written at most once per every_ms, with how many like it were held back
+ * since the last one.  A rate is one thread's. */
+struct log_rate {
+	unsigned long long	last_ms;	/* monotonic; 0 = never */
+	unsigned long		held;
+};
+void log_warnx_rate(struct log_rate *r, unsigned every_ms, const char *, ...)
+    RQ_PRINTF(3, 4);
+
 void log_warn(const char *, ...) RQ_PRINTF(1, 2);    /* appends strerror(errno) */
 void log_warnx(const char *, ...) RQ_PRINTF(1, 2);
 void log_info(const char *, ...) RQ_PRINTF(1, 2);

@@ -16,7 +16,6 @@
 
 #include "gateway.h"
 #include "log.h"
-#include "util.h"
 
 #define GUARD_PAUSE_MS		200
 #define GUARD_LOG_EVERY_MS	60000
@@ -26,8 +25,7 @@ struct gw_accept_guard {
 	struct evconnlistener	*lst;
 	struct event		*resume;
 	char			 what[16];
-	uint64_t		 logged_ms;	/* monotonic; 0 = never */
-	unsigned long		 pauses;	/* since the last log line */
+	struct log_rate		 rate;
 };
 
 /* libevent hands the error callback the listener's own argument (evhttp's,
@@ -48,7 +46,6 @@ accept_error(struct evconnlistener *lst, void *arg)
 	struct timeval tv = { 0, GUARD_PAUSE_MS * 1000 };
 	struct gw_accept_guard *g;
 	int err = EVUTIL_SOCKET_ERROR();
-	uint64_t now = rq_mono_ms();
 
 	LIST_FOREACH(g, &guards, entry)
 		if (g->lst == lst)
@@ -57,16 +54,10 @@ accept_error(struct evconnlistener *lst, void *arg)
 		return;
 	evconnlistener_disable(lst);
 	evtimer_add(g->resume, &tv);
-	g->pauses++;
-	if (g->logged_ms != 0 && now - g->logged_ms < GUARD_LOG_EVERY_MS)
-		return;
-	log_warnx("%s: cannot accept a connection: %s; accepting again in "
-	    "%d ms (%lu pauses since the last line)%s", g->what,
-	    strerror(err), GUARD_PAUSE_MS, g->pauses,
-	    err == EMFILE || err == ENFILE ? ": too many connections for "
-	    "the file descriptor limit" : "");
-	g->logged_ms = now;
-	g->pauses = 0;
+	log_warnx_rate(&g->rate, GUARD_LOG_EVERY_MS, "%s: cannot accept a "
+	    "connection: %s; accepting again in %d ms%s", g->what,
+	    strerror(err), GUARD_PAUSE_MS, err == EMFILE || err == ENFILE ?
+	    " (too many connections for the file descriptor limit)" : "");
 }
 
 struct gw_accept_guard *

@@ -33,8 +33,7 @@ struct gw_http {
 	struct evhttp_bound_socket *sock;
 	struct gw_accept_guard	*guard;
 	struct gw_http_conns	*conns;		/* for the connection caps */
-	uint64_t		 refused_logged_ms;	/* monotonic */
-	unsigned long		 refused;	/* since the last log line */
+	struct log_rate		 refused;	/* their log line */
 };
 
 /*
@@ -435,7 +434,6 @@ admit(struct gw_http *h, struct evhttp_request *req)
 	struct gw_error err;
 	char *addr = NULL, key[GW_ADDR_LEN];
 	ev_uint16_t port = 0;
-	uint64_t now;
 	int rc, newconn;
 
 	if (evcon == NULL)
@@ -449,15 +447,9 @@ admit(struct gw_http *h, struct evhttp_request *req)
 		evhttp_connection_set_closecb(evcon, conn_closed, h);
 		return 0;
 	}
-	h->refused++;
-	now = rq_mono_ms();
-	if (h->refused_logged_ms == 0 || now - h->refused_logged_ms >= 60000) {
-		log_warnx("http: %s: refused: too many connections%s (%lu "
-		    "refused since the last line)", addr ? addr : "?",
-		    rc == -2 ? " from this address" : "", h->refused);
-		h->refused_logged_ms = now;
-		h->refused = 0;
-	}
+	log_warnx_rate(&h->refused, 60000, "http: %s: refused: too many "
+	    "connections%s", addr ? addr : "?",
+	    rc == -2 ? " from this address" : "");
 	if (rc == -2)
 		gw_error_set(&err, 503, "too_many_connections", NULL, "This "
 		    "address has as many connections open as it may "

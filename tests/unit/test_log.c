@@ -35,6 +35,39 @@ capture(const char *arg)
 	return buf;
 }
 
+/* A flood of one warning: the first line, then nothing within the rate's
+ * period, then one line that says how many were held back. */
+static void
+test_rate(void **state)
+{
+	static char buf[8192];
+	struct log_rate r = { 0, 0 };
+	FILE *tmp = tmpfile();
+	int saved = dup(2), i;
+	size_t n;
+
+	assert_non_null(tmp);
+	fflush(stderr);
+	dup2(fileno(tmp), 2);
+	for (i = 0; i < 5; i++)
+		log_warnx_rate(&r, 60000, "refused %d", i);
+	r.last_ms -= 60000;		/* the period has passed */
+	log_warnx_rate(&r, 60000, "refused %d", 5);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	n = fread(buf, 1, sizeof(buf) - 1, tmp);
+	buf[n] = '\0';
+	fclose(tmp);
+	assert_non_null(strstr(buf, "refused 0\n"));
+	assert_null(strstr(buf, "refused 1"));
+	assert_null(strstr(buf, "refused 4"));
+	assert_non_null(strstr(buf, "refused 5 (and 4 more like it since the "
+	    "last such line)\n"));
+	assert_int_equal(r.held, 0);
+}
+
 static void
 test_controls_escaped(void **state)
 {
@@ -154,6 +187,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_controls_escaped),
 		cmocka_unit_test(test_c1_escaped),
 		cmocka_unit_test(test_long_line_bounded),
