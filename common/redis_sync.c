@@ -126,7 +126,7 @@ redis_lost(struct rq_redis *r, const char *what)
  * s as a function library: its definitions (up to RQ_LUA_RUN) made once
  * when Redis loads it, and its run as the function s->fname of KEYS and
  * ARGV.  Any script EVAL runs is a valid function body: Redis compiles it
- * as one.  The name holds the SHA, so daemons of two versions never
+ * as one.  The name holds a hash of the whole text, so daemons of two versions never
  * replace each other's functions.  NULL when the script has no marker (or
  * out of memory).
  */
@@ -134,19 +134,27 @@ static char *
 library_text(struct rq_script *s)
 {
 	const char *run = strstr(s->src, RQ_LUA_RUN);
-	char *text;
+	char *text, *p, hex[65];
+	size_t len;
 
 	if (run == NULL)
 		return NULL;
-	snprintf(s->fname, sizeof(s->fname), "ringq_%s_%.12s", s->name,
-	    s->sha);
+	/* named first with a placeholder, then by the hash of the whole
+	 * text: a change of this wrapper alone is a new library too */
+	len = (size_t)snprintf(s->fname, sizeof(s->fname),
+	    "ringq_%s_xxxxxxxxxxxx", s->name);
 	/* the definitions may make redis a local (RQ_LUA_EVENTS) */
-	if (asprintf(&text, "#!lua name=%s\nlocal rq_library = redis\n%.*s"
+	if (len >= sizeof(s->fname) || asprintf(&text, "#!lua name=%s\n"
+	    "local rq_library = redis\n%.*s"
 	    "rq_library.register_function('%s', function(KEYS, ARGV)\n%s\n"
 	    "end)\n",
 	    s->fname, (int)(run - s->src), s->src, s->fname,
 	    run + strlen(RQ_LUA_RUN)) == -1)
 		return NULL;
+	rq_sha256_hex(text, strlen(text), hex);
+	for (p = text; (p = strstr(p, s->fname)) != NULL; p += len)
+		memcpy(p + len - 12, hex, 12);
+	memcpy(s->fname + len - 12, hex, 12);
 	return text;
 }
 
@@ -233,7 +241,15 @@ load_scripts(struct rq_redis *r)
 
 	for (i = 0; i < r->nscripts; i++) {
 		struct rq_script *s = r->scripts[i];
+		const char *run = strstr(s->src, RQ_LUA_RUN);
 
+		/* emit()'s locals are filled by rq_per_run() alone: a script
+		 * whose run forgets it fails at every call */
+		if (strstr(s->src, "local function rq_per_run()") != NULL &&
+		    (run == NULL || strncmp(run, RQ_LUA_RUN_EVENTS,
+		    strlen(RQ_LUA_RUN_EVENTS)) != 0))
+			fatalx("redis: script %s: its run must begin with "
+			    "RQ_LUA_RUN_EVENTS", s->name);
 		rep = redisCommand(r->c, "SCRIPT LOAD %s", s->src);
 		if (rep == NULL) {
 			redis_lost(r, "SCRIPT LOAD");
