@@ -2,7 +2,6 @@
  * telserver takes before it dials, the finish of an attempt with the retry
  * rules, and the interruption of a dead telserver's attempts.  Each is one
  * Lua script that changes the job and appends its event to rq:events. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "util.h"
 
 /*
  * KEYS: rq:job:<id> rq:inflight rq:oncall:<node> rq:nodes
@@ -297,8 +297,9 @@ RQ_LUA_RUN_EVENTS
 "local job = { 'id', ARGV[1], 'tenant', ARGV[2], 'to', ARGV[3],\n"
 "  'direction', 'inbound', 'number', ARGV[4], 'app_url', ARGV[5],\n"
 "  'created_ms', snow, 'max_attempts', '1', 'attempts', '1',\n"
-"  'dialed', '1', 'node', ARGV[6], 'ttl_ms', ARGV[9] }\n"
-"redis.call('HSET', KEYS[1], unpack(job, 1, ARGV[9] ~= '' and 24 or 22))\n"
+"  'dialed', '1', 'node', ARGV[6] }\n"
+"if ARGV[9] ~= '' then job[#job + 1] = 'ttl_ms'; job[#job + 1] = ARGV[9] end\n"
+"redis.call('HSET', KEYS[1], unpack(job))\n"
 "redis.call('ZADD', KEYS[2], snow, ARGV[1])\n"
 "redis.call('SADD', KEYS[3], ARGV[1])\n"
 "redis.call('SADD', KEYS[4], ARGV[6])\n"
@@ -709,14 +710,11 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 	for (i = 0; i + 1 < rep->elements; i += 2) {
 		const char *id = rq_reply_str(rep->element[i]);
 		const char *sa = rq_reply_str(rep->element[i + 1]);
-		char *end;
-		unsigned long long a;
+		uint64_t a;
 
 		if (id == NULL || sa == NULL)
 			continue;
-		errno = 0;
-		a = strtoull(sa, &end, 10);
-		if (errno != 0 || end == sa || *end != '\0')
+		if (rq_parse_u64(sa, &a) == -1)
 			a = 0;
 		memset(&e, 0, sizeof(e));
 		e.call_id = id;
@@ -727,7 +725,7 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 		e.detail = detail;
 		switch (finish_run(r, &e, alive, &st)) {
 		case 1:
-			log_info("call %s/%llu: interrupted on %s: %s", id, a,
+			log_info("call %s/%llu: interrupted on %s: %s", id, (unsigned long long)a,
 			    node, rq_status_name(st));
 			n++;
 			break;
@@ -798,14 +796,11 @@ rq_job_inbound(struct rq_redis *r, const struct rq_inbound_call *in)
 uint64_t
 rq_job_ttl_ms(const char *ttl_ms)
 {
-	unsigned long long v;
-	char *end;
+	uint64_t v;
 
-	if (ttl_ms == NULL || *ttl_ms < '1' || *ttl_ms > '9')
-		return RQ_CALL_TTL_MS;
-	errno = 0;
-	v = strtoull(ttl_ms, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 1 || v > RQ_CALL_TTL_MAX_MS)
+	/* no leading zero either: call_ttl()'s pattern is ^[1-9]%d*$ */
+	if (ttl_ms == NULL || *ttl_ms == '0' || rq_parse_u64(ttl_ms, &v) == -1 ||
+	    v < 1 || v > RQ_CALL_TTL_MAX_MS)
 		return RQ_CALL_TTL_MS;
 	return v;
 }

@@ -9,6 +9,9 @@
 
 uint64_t	rq_now_ms(void);	/* wall clock, ms since the epoch */
 uint64_t	rq_mono_ms(void);	/* monotonic, for timeouts */
+/* s as a decimal integer: digits only (no sign, space or 0x), whole, in
+ * range.  0, or -1 (NULL, empty, anything else). */
+int		rq_parse_u64(const char *s, uint64_t *out);
 
 /* A new call id: "c_" and 24 random hex digits (RQ_ID_LEN chars + NUL). */
 #define RQ_ID_LEN	26

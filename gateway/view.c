@@ -25,22 +25,6 @@ hget(const char *const *kv, size_t n, const char *name)
 	return NULL;
 }
 
-static int
-parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end != '\0')
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static void
 set_time(json_t *o, const char *name, uint64_t ms)
 {
@@ -144,7 +128,7 @@ gw_view_call(const char *id, const char *tenant, const char *const *job,
 	s = hget(job, njob, "status");
 	set_str(o, "status", s ? s : "queued");
 	set_str(o, "reason", hget(job, njob, "reason"));
-	if (parse_u64(hget(job, njob, "sip_code"), &v) == 0 && v > 0)
+	if (rq_parse_u64(hget(job, njob, "sip_code"), &v) == 0 && v > 0)
 		json_object_set_new(o, "sip_code", json_integer(v));
 	set_str(o, "to", hget(job, njob, "to"));
 	/* A call we placed, or one a caller placed to an [inbound] number
@@ -161,25 +145,25 @@ gw_view_call(const char *id, const char *tenant, const char *const *job,
 		set_str(o, "caller_id", s);
 	else
 		json_object_set_new(o, "caller_id", json_null());
-	if (parse_u64(hget(job, njob, "priority"), &v) == 0 && v <= 9)
+	if (rq_parse_u64(hget(job, njob, "priority"), &v) == 0 && v <= 9)
 		json_object_set_new(o, "priority", json_integer(v));
-	if (parse_u64(hget(job, njob, "not_before_ms"), &v) == 0)
+	if (rq_parse_u64(hget(job, njob, "not_before_ms"), &v) == 0)
 		set_time(o, "not_before", v);
-	if (parse_u64(hget(job, njob, "not_after_ms"), &v) == 0 && v > 0)
+	if (rq_parse_u64(hget(job, njob, "not_after_ms"), &v) == 0 && v > 0)
 		set_time(o, "not_after", v);
-	if (parse_u64(hget(job, njob, "created_ms"), &created) == 0)
+	if (rq_parse_u64(hget(job, njob, "created_ms"), &created) == 0)
 		set_time(o, "created_at", created);
-	if (parse_u64(hget(job, njob, "updated_ms"), &v) == 0)
+	if (rq_parse_u64(hget(job, njob, "updated_ms"), &v) == 0)
 		set_time(o, "updated_at", v);
 	else if (created)
 		set_time(o, "updated_at", created);
-	if (parse_u64(hget(job, njob, "attempts"), &v) != 0)
+	if (rq_parse_u64(hget(job, njob, "attempts"), &v) != 0)
 		v = 0;
 	json_object_set_new(o, "attempts", json_integer(v));
 	if ((s = hget(job, njob, "callback_url")) != NULL && *s != '\0')
 		set_str(o, "callback_url", s);
 	/* The policy engine's decision (policy.c). */
-	if (parse_u64(hget(job, njob, "not_before_ms"), &v) != 0)
+	if (rq_parse_u64(hget(job, njob, "not_before_ms"), &v) != 0)
 		v = 0;
 	if ((md = gw_policy_obj(hget(job, njob, "policy"), v)) != NULL)
 		json_object_set_new(o, "policy", md);
