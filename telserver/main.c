@@ -135,6 +135,8 @@ main(int argc, char *argv[])
 		rq_daemon_ready();
 
 	su_root_run(ctx.root);
+	/* the flush timer no longer runs: lines from here on at once */
+	log_defer(NULL, NULL);
 
 	if (!cfg.dry_run && !ctx.sip_down)
 		log_warnx("SIP stack did not finish its shutdown in %d ms",
