@@ -126,9 +126,9 @@ redis_lost(struct rq_redis *r, const char *what)
  * s as a function library: its definitions (up to RQ_LUA_RUN) made once
  * when Redis loads it, and its run as the function s->fname of KEYS and
  * ARGV.  Any script EVAL runs is a valid function body: Redis compiles it
- * as one.  The name holds a hash of the whole text, so daemons of two versions never
- * replace each other's functions.  NULL when the script has no marker (or
- * out of memory).
+ * as one.  The name holds a hash of the whole text, so daemons of two
+ * versions never replace each other's functions.  NULL when the script
+ * has no marker (or out of memory).
  */
 static char *
 library_text(struct rq_script *s)
