@@ -2,13 +2,15 @@
  * store of a batch of events (event row, then call and attempt rows only
  * when the event is new, so a repeated event changes nothing). */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "accounting.h"
 #include "log.h"
 
-/* ms since the epoch (text parameter, NULL stays NULL) to timestamptz,
+/* ms since the epoch (a bigint parameter, NULL stays NULL) to timestamptz,
  * exactly: no detour through floating point. */
 #define TS(p)	"('epoch'::timestamptz + " p "::bigint * interval '1 millisecond')"
 
@@ -178,41 +180,132 @@ fail:
 	return NULL;
 }
 
-/* Number parameters: one buffer each, NULL when the field is absent. */
-/* A text array parameter, built element by element. */
+/*
+ * An array parameter in PostgreSQL's binary format (array_recv): a header
+ * (dimensions, a has-nulls flag, the element type, then the length and
+ * lower bound of the one dimension), then each element as its length and
+ * its bytes (-1 and none for NULL).  The server takes it without parsing
+ * text: the text form cost it a sixth of its time per event (array_in,
+ * character by character), and us a stdio call per character.  The
+ * element types are those the statement's casts name (pg_type's OIDs,
+ * fixed since PostgreSQL 7); numbers are in network byte order.
+ */
+#define OID_INT8	20
+#define OID_INT4	23
+#define OID_TEXT	25
+#define OID_JSONB	3802
+#define ARRAY_HEAD	20	/* ndim, flags, type, length, lower bound */
 struct pg_array {
-	FILE	*f;		/* open_memstream() on text and size */
-	char	*text;
-	size_t	 size;
-	size_t	 n;		/* elements */
+	unsigned char	*buf;		/* ARRAY_HEAD bytes, then elements */
+	size_t		 len, cap;
+	uint32_t	 type;
+	uint32_t	 n;		/* elements */
+	int		 has_null;
+	int		 failed;	/* out of memory */
 };
 
-static void
-array_put(struct pg_array *arr, const char *v)
+static unsigned char *
+array_room(struct pg_array *arr, size_t more)
 {
-	const char *p;
+	unsigned char *nb;
+	size_t cap;
 
-	fputc(arr->n++ == 0 ? '{' : ',', arr->f);
-	if (v == NULL) {
-		fputs("NULL", arr->f);
-		return;
+	if (arr->failed)
+		return NULL;
+	if (arr->len + more > arr->cap) {
+		for (cap = arr->cap ? arr->cap : 1024; arr->len + more > cap;
+		    cap *= 2)
+			;
+		if ((nb = realloc(arr->buf, cap)) == NULL) {
+			arr->failed = 1;
+			return NULL;
+		}
+		arr->buf = nb;
+		arr->cap = cap;
 	}
-	fputc('"', arr->f);
-	for (p = v; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			fputc('\\', arr->f);
-		fputc(*p, arr->f);
-	}
-	fputc('"', arr->f);
+	return arr->buf + arr->len;
 }
 
 static void
+be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* Appends an element of size bytes (NULL: a NULL element); the caller
+ * writes them at the pointer returned. */
+static unsigned char *
+array_elem(struct pg_array *arr, const void *v, size_t size)
+{
+	unsigned char *p;
+
+	if ((p = array_room(arr, 4 + size)) == NULL)
+		return NULL;
+	arr->n++;
+	if (v == NULL) {
+		be32(p, UINT32_MAX);	/* -1 */
+		arr->has_null = 1;
+		arr->len += 4;
+		return NULL;
+	}
+	be32(p, (uint32_t)size);
+	arr->len += 4 + size;
+	return p + 4;
+}
+
+/* text (jsonb: its version byte first; acct_event_check made it JSON) */
+static void
+array_put(struct pg_array *arr, const char *v)
+{
+	size_t n = v == NULL ? 0 : strlen(v);
+	size_t ver = arr->type == OID_JSONB;
+	unsigned char *p;
+
+	if ((p = array_elem(arr, v, ver + n)) == NULL)
+		return;
+	if (ver)
+		*p++ = 1;
+	memcpy(p, v, n);
+}
+
+/* int4 or int8, as the array's type says; acct_event_check keeps each
+ * value in its column's range */
+static void
 array_put_u64(struct pg_array *arr, int has, uint64_t v)
 {
-	char buf[24];
+	size_t size = arr->type == OID_INT4 ? 4 : 8;
+	unsigned char *p;
 
-	snprintf(buf, sizeof(buf), "%" PRIu64, v);
-	array_put(arr, has ? buf : NULL);
+	if ((p = array_elem(arr, has ? &v : NULL, size)) == NULL)
+		return;
+	if (size == 8) {
+		be32(p, (uint32_t)(v >> 32));
+		p += 4;
+	}
+	be32(p, (uint32_t)v);
+}
+
+/* Writes the header; returns the array's length, or 0 when out of memory.
+ * An empty array has no dimension. */
+static size_t
+array_finish(struct pg_array *arr)
+{
+	unsigned char *h;
+
+	if (array_room(arr, 0) == NULL)
+		return 0;
+	h = arr->buf;
+	be32(h, arr->n > 0);
+	be32(h + 4, (uint32_t)arr->has_null);
+	be32(h + 8, arr->type);
+	if (arr->n == 0)
+		return 12;
+	be32(h + 12, arr->n);
+	be32(h + 16, 1);
+	return arr->len;
 }
 
 /* Appends one event to the round's arrays (the order of sql_store). */
@@ -260,34 +353,36 @@ static int
 send_round(PGconn *pg, const struct acct_event *evs, const int *round,
     size_t n, int r)
 {
+	static const uint32_t types[NPARAMS] = { OID_TEXT, OID_INT4,
+	    OID_TEXT, OID_INT8, OID_TEXT, OID_INT4, OID_TEXT, OID_INT8,
+	    OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_INT8,
+	    OID_INT4, OID_INT8, OID_INT8, OID_INT8, OID_JSONB, OID_TEXT };
 	struct pg_array col[NPARAMS];
 	const char *v[NPARAMS];
-	size_t i;
+	int len[NPARAMS], fmt[NPARAMS];
+	size_t i, l;
 	int rc = 0, c;
 
 	memset(col, 0, sizeof(col));
-	for (c = 0; c < NPARAMS; c++)
-		if ((col[c].f = open_memstream(&col[c].text,
-		    &col[c].size)) == NULL)
-			rc = -1;
-	for (i = 0; rc == 0 && i < n; i++)
+	for (c = 0; c < NPARAMS; c++) {
+		col[c].type = types[c];
+		col[c].len = ARRAY_HEAD;
+	}
+	for (i = 0; i < n; i++)
 		if (round[i] == r)
 			round_add(col, &evs[i]);
 	for (c = 0; c < NPARAMS; c++) {
-		if (col[c].f == NULL)
-			continue;
-		if (col[c].n == 0)
-			fputc('{', col[c].f);
-		fputc('}', col[c].f);
-		if (fclose(col[c].f) != 0)
+		if ((l = array_finish(&col[c])) == 0 || l > INT_MAX)
 			rc = -1;
-		v[c] = col[c].text;
+		v[c] = (const char *)col[c].buf;
+		len[c] = (int)l;
+		fmt[c] = 1;	/* binary */
 	}
-	if (rc == 0 && PQsendQueryPrepared(pg, "acct_store", NPARAMS, v, NULL,
-	    NULL, 0) != 1)
+	if (rc == 0 && PQsendQueryPrepared(pg, "acct_store", NPARAMS, v, len,
+	    fmt, 0) != 1)
 		rc = -1;
 	for (c = 0; c < NPARAMS; c++)
-		free(col[c].text);
+		free(col[c].buf);
 	return rc;
 }
 

@@ -294,6 +294,26 @@ rq_wait_for 10 drained
     "0:queued,0:scheduled,1:dispatched,1:ringing,1:retrying,2:dispatched,2:ringing,2:answered,2:completed" ] ||
     rq_fail "timeline after a retry: $(rq_psql "SELECT * FROM call_events WHERE call_id = '$Y'")"
 
+# Text reaches PostgreSQL byte for byte, whatever an array literal would
+# have had to quote (the statement takes its arrays in binary), and an
+# absent field stays NULL.
+Q=$(newid)
+job "$Q"
+odd='say "hi", {x} \ NULL, ünïcode; 42'
+jq -cn --arg id "$Q" --arg odd "$odd" --argjson now "$NOW" '
+    {call_id: $id, attempt: 1, status: "failed", ts_ms: $now,
+     tenant: "demo", to: "sip:o\"dd@example.com", reason: "rejected",
+     sip_code: 403, node: "tel,1", detail: $odd}' > "$T/q.jsonl"
+xadd_file "$T/q.jsonl"
+rq_wait_for 10 drained
+[ "$(rq_psql "SELECT detail FROM call_events WHERE call_id = '$Q'")" = "$odd" ] ||
+    rq_fail "detail stored as: $(rq_psql "SELECT detail FROM call_events WHERE call_id = '$Q'")"
+[ "$(rq_psql "SELECT target || '|' || sip_code || '|' || (talk_ms IS NULL) || '|' || (answered_at IS NULL) FROM calls WHERE id = '$Q'")" = 'sip:o"dd@example.com|403|true|true' ] ||
+    rq_fail "call stored as: $(rq_psql "SELECT * FROM calls WHERE id = '$Q'")"
+[ "$(rq_psql "SELECT node || '|' || (duration_ms IS NULL) FROM call_events WHERE call_id = '$Q'")" = "tel,1|true" ] ||
+    rq_fail "event stored as: $(rq_psql "SELECT * FROM call_events WHERE call_id = '$Q'")"
+echo "ok: text stored byte for byte, absent fields NULL"
+
 # Malformed entries: logged, acknowledged and deleted; the next ones stored.
 M=$(newid)
 job "$M"
