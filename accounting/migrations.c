@@ -126,6 +126,24 @@ static const struct migration migrations[] = {
 	"ALTER TABLE calls ADD CONSTRAINT calls_direction_check"
 	"  CHECK (direction IN ('outbound', 'inbound')) NOT VALID;"
 	},
+	{ 7, "calls and attempts: updates that skip the indexes",
+	/* Each event updates its call's row, and from dispatched on its
+	 * attempt's.  PostgreSQL keeps such an update on the row's page
+	 * without touching the indexes (a HOT update) when no indexed
+	 * column changes and the page has room.  calls_open_idx, keyed by
+	 * updated_at under a predicate on status, changed with every event:
+	 * it is now keyed by created_at, an open call being one not ended
+	 * (ended_at is set exactly when the status becomes terminal, so the
+	 * same calls).  Half of each new page is left for updates.  On
+	 * bench_accounting.sh: 4 in 5 call updates HOT instead of 1 in 20,
+	 * PostgreSQL's CPU per event down a third; the two tables take
+	 * about twice their packed size. */
+	"DROP INDEX IF EXISTS calls_open_idx;"
+	"CREATE INDEX calls_open_idx ON calls (created_at)"
+	"  WHERE ended_at IS NULL;"
+	"ALTER TABLE calls SET (fillfactor = 50);"
+	"ALTER TABLE attempts SET (fillfactor = 50);"
+	},
 };
 
 #define NMIGRATIONS	(sizeof(migrations) / sizeof(migrations[0]))

@@ -135,7 +135,7 @@ rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
 rq_stop_daemon accounting
 rq_start_daemon accounting
 rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
-[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "6|6|1|6" ] ||
+[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "7|7|1|7" ] ||
     rq_fail "schema_migrations: $(rq_psql 'SELECT * FROM schema_migrations')"
 [ "$(log_count 'schema migration 1 applied')" = 1 ] ||
     rq_fail "migration 1 applied more than once"
@@ -611,6 +611,20 @@ rq_psql "DELETE FROM calls WHERE id = '$gone'" >/dev/null
     (SELECT count(*) FROM attempts WHERE call_id = '$gone')")" = 0 ] ||
     rq_fail "deleting call $gone left its events or attempts"
 echo "deleting a call deleted its events and attempts"
+
+# --- migration 7: updates of calls and attempts can skip the indexes --------
+[ "$(rq_psql "SELECT indexdef FROM pg_indexes WHERE indexname = 'calls_open_idx'")" = \
+    "CREATE INDEX calls_open_idx ON public.calls USING btree (created_at) WHERE (ended_at IS NULL)" ] ||
+    rq_fail "calls_open_idx: $(rq_psql "SELECT indexdef FROM pg_indexes WHERE indexname = 'calls_open_idx'")"
+[ "$(rq_psql "SELECT string_agg(relname || ':' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('calls', 'attempts')")" = \
+    "attempts:fillfactor=50 calls:fillfactor=50" ] ||
+    rq_fail "fillfactor: $(rq_psql "SELECT relname, reloptions FROM pg_class WHERE relname IN ('calls', 'attempts')")"
+# The index's idea of an open call is the status's: not ended <=> not terminal.
+[ "$(rq_psql "SELECT count(*) FROM calls")" -gt 10 ] || rq_fail "too few calls to compare"
+[ "$(rq_psql "SELECT count(*) FROM calls WHERE (ended_at IS NULL) <>
+    (status NOT IN ('completed', 'failed', 'canceled', 'expired'))")" = 0 ] ||
+    rq_fail "calls open by ended_at but not by status: $(rq_psql "SELECT id, status, ended_at FROM calls WHERE (ended_at IS NULL) <> (status NOT IN ('completed', 'failed', 'canceled', 'expired'))")"
+echo "ok: migration 7: calls_open_idx by created_at for calls not ended, fillfactor 50"
 
 rq_stop_daemon accounting
 rq_check_sanitizers
