@@ -156,10 +156,17 @@ EOF
 	(( copy > best_copy )) && best_copy=$copy
 done
 
+# Space per call of the last run's rows, tables with their indexes, once
+# VACUUM has reclaimed the row versions the updates left.
+rq_psql "VACUUM calls, attempts, call_events" >/dev/null
+space=$(rq_psql "SELECT string_agg(t || ' ' || pg_total_relation_size(t::regclass) / $CALLS, ', ')
+    FROM unnest(ARRAY['calls', 'attempts', 'call_events']) AS t")
+
 printf '\n%-58s %12s\n' "what (best of $RUNS runs, $EVENTS events)" "events/s"
 printf '%-58s %12s\n' "ringq-accounting: rq:events -> PostgreSQL" "$best_acct"
 printf '%-58s %12s\n' "PostgreSQL COPY of the same rows (peer)" "$best_copy"
 printf '\nCPU per event in accounting'"'"'s best run, us: accounting / its PostgreSQL backend: %s\n' "$acct_cpu"
+printf 'Bytes per call on disk, with indexes (last run, after VACUUM): %s\n' "$space"
 printf '(%s calls x 6 events; PostgreSQL %s, Redis %s with appendfsync everysec)\n' \
     "$CALLS" "$(rq_psql "SHOW server_version" | cut -d' ' -f1)" \
     "$(rq_redis INFO server | tr -d '\r' | sed -n 's/^redis_version://p')"
