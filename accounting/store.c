@@ -123,12 +123,26 @@ static const char sql_store[] =
 	/* data-modifying CTEs run whether read or not */
 	" SELECT count(*) FROM ev";
 
+/*
+ * The parameters' types, in sql_store's order: arrays of these elements
+ * (pg_type's OIDs, fixed since PostgreSQL 7).  PQprepare declares them
+ * from this table and send_round encodes by it, so the two cannot
+ * disagree.
+ */
+#define OID_INT8	20
+#define OID_INT4	23
+#define OID_TEXT	25
+#define OID_JSONB	3802
+#define TEXT_A	{ OID_TEXT, 1009 }
+#define INT4_A	{ OID_INT4, 1007 }
+#define INT8_A	{ OID_INT8, 1016 }
+#define JSONB_A	{ OID_JSONB, 3807 }
 static const struct {
-	const char	*name;
-	const char	*sql;
-	int		 nparams;
-} statements[] = {
-	{ "acct_store", sql_store, NPARAMS },
+	Oid	elem, array;
+} param_type[NPARAMS] = {
+	TEXT_A, INT4_A, TEXT_A, INT8_A, TEXT_A, INT4_A, TEXT_A, INT8_A,
+	TEXT_A, TEXT_A, TEXT_A, INT8_A, INT8_A, INT8_A, INT4_A, INT8_A,
+	INT8_A, INT8_A, JSONB_A, TEXT_A
 };
 
 /* libpq prints server notices on stderr by default: make them log lines. */
@@ -146,6 +160,7 @@ acct_pg_open(const char *conninfo, char *err, size_t errlen)
 	const char *keys[] = { "dbname", "connect_timeout",
 	    "application_name", NULL };
 	const char *vals[] = { conninfo, "3", "ringq-accounting", NULL };
+	Oid types[NPARAMS];
 	PGconn *pg;
 	PGresult *res;
 	size_t i;
@@ -161,17 +176,16 @@ acct_pg_open(const char *conninfo, char *err, size_t errlen)
 		snprintf(err, errlen, "schema migration failed");
 		goto fail;
 	}
-	for (i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-		res = PQprepare(pg, statements[i].name, statements[i].sql,
-		    statements[i].nparams, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			snprintf(err, errlen, "prepare %s: %s",
-			    statements[i].name, PQresultErrorMessage(res));
-			PQclear(res);
-			goto fail;
-		}
+	for (i = 0; i < NPARAMS; i++)
+		types[i] = param_type[i].array;
+	res = PQprepare(pg, "acct_store", sql_store, NPARAMS, types);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "prepare acct_store: %s",
+		    PQresultErrorMessage(res));
 		PQclear(res);
+		goto fail;
 	}
+	PQclear(res);
 	return pg;
 fail:
 	/* Chop libpq's trailing newline off the message we pass on. */
@@ -186,19 +200,14 @@ fail:
  * lower bound of the one dimension), then each element as its length and
  * its bytes (-1 and none for NULL).  The server takes it without parsing
  * text: the text form cost it a sixth of its time per event (array_in,
- * character by character), and us a stdio call per character.  The
- * element types are those the statement's casts name (pg_type's OIDs,
- * fixed since PostgreSQL 7); numbers are in network byte order.
+ * character by character), and us a stdio call per character.  Element
+ * types from param_type; numbers in network byte order.
  */
-#define OID_INT8	20
-#define OID_INT4	23
-#define OID_TEXT	25
-#define OID_JSONB	3802
 #define ARRAY_HEAD	20	/* ndim, flags, type, length, lower bound */
 struct pg_array {
 	unsigned char	*buf;		/* ARRAY_HEAD bytes, then elements */
 	size_t		 len, cap;
-	uint32_t	 type;
+	Oid		 type;		/* of the elements */
 	uint32_t	 n;		/* elements */
 	int		 has_null;
 	int		 failed;	/* out of memory */
@@ -353,10 +362,6 @@ static int
 send_round(PGconn *pg, const struct acct_event *evs, const int *round,
     size_t n, int r)
 {
-	static const uint32_t types[NPARAMS] = { OID_TEXT, OID_INT4,
-	    OID_TEXT, OID_INT8, OID_TEXT, OID_INT4, OID_TEXT, OID_INT8,
-	    OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_INT8,
-	    OID_INT4, OID_INT8, OID_INT8, OID_INT8, OID_JSONB, OID_TEXT };
 	struct pg_array col[NPARAMS];
 	const char *v[NPARAMS];
 	int len[NPARAMS], fmt[NPARAMS];
@@ -365,7 +370,7 @@ send_round(PGconn *pg, const struct acct_event *evs, const int *round,
 
 	memset(col, 0, sizeof(col));
 	for (c = 0; c < NPARAMS; c++) {
-		col[c].type = types[c];
+		col[c].type = param_type[c].elem;
 		col[c].len = ARRAY_HEAD;
 	}
 	for (i = 0; i < n; i++)

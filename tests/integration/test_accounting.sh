@@ -613,18 +613,43 @@ rq_psql "DELETE FROM calls WHERE id = '$gone'" >/dev/null
 echo "deleting a call deleted its events and attempts"
 
 # --- migration 7: updates of calls and attempts can skip the indexes --------
-[ "$(rq_psql "SELECT indexdef FROM pg_indexes WHERE indexname = 'calls_open_idx'")" = \
-    "CREATE INDEX calls_open_idx ON public.calls USING btree (created_at) WHERE (ended_at IS NULL)" ] ||
-    rq_fail "calls_open_idx: $(rq_psql "SELECT indexdef FROM pg_indexes WHERE indexname = 'calls_open_idx'")"
-[ "$(rq_psql "SELECT string_agg(relname || ':' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('calls', 'attempts')")" = \
-    "attempts:fillfactor=50 calls:fillfactor=50" ] ||
-    rq_fail "fillfactor: $(rq_psql "SELECT relname, reloptions FROM pg_class WHERE relname IN ('calls', 'attempts')")"
-# The index's idea of an open call is the status's: not ended <=> not terminal.
+TERMINAL="('completed', 'failed', 'canceled', 'expired')"
+migration7() {	# the index, the fill factors, and the index's open calls
+	[ "$(rq_psql "SELECT indexdef FROM pg_indexes WHERE indexname = 'calls_open_idx'")" = \
+	    "CREATE INDEX calls_open_idx ON public.calls USING btree (created_at) WHERE (ended_at IS NULL)" ] ||
+	    rq_fail "calls_open_idx: $(rq_psql "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'calls_open%'")"
+	[ "$(rq_psql "SELECT string_agg(relname || ':' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('calls', 'attempts')")" = \
+	    "attempts:fillfactor=50 calls:fillfactor=50" ] ||
+	    rq_fail "fillfactor: $(rq_psql "SELECT relname, reloptions FROM pg_class WHERE relname IN ('calls', 'attempts')")"
+	# The index's idea of an open call is the status's: not ended <=>
+	# not terminal; read through the index, it finds exactly those.
+	[ "$(rq_psql "SET enable_seqscan = off; SET enable_bitmapscan = off;
+	    SELECT count(*) FROM calls WHERE ended_at IS NULL")" = \
+	    "$(rq_psql "SELECT count(*) FROM calls WHERE status NOT IN $TERMINAL")" ] ||
+	    rq_fail "open calls by the index differ from those by status"
+	[ "$(rq_psql "SELECT count(*) FROM calls WHERE (ended_at IS NULL) <>
+	    (status NOT IN $TERMINAL)")" = 0 ] ||
+	    rq_fail "calls open by ended_at but not by status: $(rq_psql "SELECT id, status, ended_at FROM calls WHERE (ended_at IS NULL) <> (status NOT IN $TERMINAL)")"
+}
 [ "$(rq_psql "SELECT count(*) FROM calls")" -gt 10 ] || rq_fail "too few calls to compare"
-[ "$(rq_psql "SELECT count(*) FROM calls WHERE (ended_at IS NULL) <>
-    (status NOT IN ('completed', 'failed', 'canceled', 'expired'))")" = 0 ] ||
-    rq_fail "calls open by ended_at but not by status: $(rq_psql "SELECT id, status, ended_at FROM calls WHERE (ended_at IS NULL) <> (status NOT IN ('completed', 'failed', 'canceled', 'expired'))")"
-echo "ok: migration 7: calls_open_idx by created_at for calls not ended, fillfactor 50"
+[ "$(rq_psql "SELECT count(*) FROM calls WHERE status NOT IN $TERMINAL")" -gt 0 ] &&
+    [ "$(rq_psql "SELECT count(*) FROM calls WHERE status IN $TERMINAL")" -gt 0 ] ||
+    rq_fail "no open or no ended call to compare"
+migration7
+# Over a database of version 6, with its rows (the index as it was).
+rq_stop_daemon accounting
+rq_psql "DROP INDEX calls_open_idx;
+    CREATE INDEX calls_open_idx ON calls (updated_at) WHERE status NOT IN $TERMINAL;
+    ALTER TABLE calls RESET (fillfactor); ALTER TABLE attempts RESET (fillfactor);
+    DELETE FROM schema_migrations WHERE version = 7" >/dev/null
+rq_start_daemon accounting
+upgraded7() {
+	[ "$(rq_psql "SELECT count(*) FROM schema_migrations WHERE version = 7")" = 1 ] &&
+	    [ "$(log_count 'schema migration 7 applied')" = 2 ]
+}
+rq_wait_for 10 upgraded7
+migration7
+echo "ok: migration 7, on a new database and over version 6: calls_open_idx by created_at for calls not ended, fillfactor 50"
 
 rq_stop_daemon accounting
 rq_check_sanitizers
