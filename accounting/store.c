@@ -1,7 +1,7 @@
 /* PostgreSQL side of accounting: the connection and the one-transaction
  * store of a batch of events (event row, then call and attempt rows only
  * when the event is new, so a repeated event changes nothing). */
-#include <inttypes.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
