@@ -650,6 +650,25 @@ upgraded7() {
 rq_wait_for 10 upgraded7
 migration7
 echo "ok: migration 7, on a new database and over version 6: calls_open_idx by created_at for calls not ended, fillfactor 50"
+# What it is for: a call's row, updated by each of its events, is updated
+# in place (HOT, no index touched) but for the update that ends it.
+rq_psql "SELECT pg_stat_reset_single_table_counters('calls'::regclass)" >/dev/null
+: > "$T/hot.jsonl"
+for i in 1 2 3 4 5; do
+	H=$(newid)
+	job "$H"
+	sequence "$H" >> "$T/hot.jsonl"
+done
+xadd_file "$T/hot.jsonl"
+rq_wait_for 10 drained
+calls_updated() {	# the backend's counters reach the shared view lazily
+	[ "$(rq_psql "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'calls'")" -ge 25 ]
+}
+rq_wait_for 20 calls_updated
+hot=$(rq_psql "SELECT n_tup_hot_upd || '/' || n_tup_upd FROM pg_stat_user_tables WHERE relname = 'calls'")
+(( ${hot%/*} * 10 >= ${hot#*/} * 7 )) ||
+    rq_fail "calls updated in place: $hot, want 4 in 5 (an index on a column each event changes?)"
+echo "ok: calls rows updated in place (HOT): $hot"
 
 rq_stop_daemon accounting
 rq_check_sanitizers
