@@ -81,8 +81,11 @@ int	acct_schema_version(void);
 PGconn	*acct_pg_open(const char *conninfo, char *err, size_t errlen);
 /* Stores evs in one transaction; on success sets each ->stored.  Returns 0,
  * -1 when the transaction failed but the connection is fine (some event is
- * bad), -2 when the connection is lost (the caller closes it). */
-int	acct_store(PGconn *pg, struct acct_event *evs, size_t n);
+ * bad), -2 when the connection is lost (the caller closes it).  meanwhile,
+ * when not NULL, runs once the batch is sent, while PostgreSQL works on it
+ * (it must not use pg). */
+int	acct_store(PGconn *pg, struct acct_event *evs, size_t n,
+	    void (*meanwhile)(void *), void *arg);
 
 /* mirror.c: Redis. */
 
@@ -130,6 +133,16 @@ struct acct {
 	int			 redis_down;	/* outage already logged */
 	struct acct_event	*batch;		/* ACCT_BATCH_MAX slots */
 	size_t			 nbatch;
+
+	/* The next batch of rq:events, read while PostgreSQL stored a full
+	 * one (acct.c): handled next, before anything from ZeroMQ, so that
+	 * a call's events keep their order.  ahead_read: the entries
+	 * XREADGROUP gave for it, 0 when there is none. */
+	struct acct_event	*ahead;		/* ACCT_BATCH_MAX slots */
+	size_t			 nahead;
+	char			(*ahead_drop)[ACCT_SID_MAX];
+	size_t			 nahead_drop;
+	int			 ahead_read;
 };
 
 int	acct_init(struct acct *a, const struct rq_config *cfg);

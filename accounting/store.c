@@ -454,7 +454,8 @@ read_one(PGconn *pg, const char *what)
  * sync (PGRES_PIPELINE_ABORTED) and the transaction is rolled back below.
  */
 int
-acct_store(PGconn *pg, struct acct_event *evs, size_t n)
+acct_store(PGconn *pg, struct acct_event *evs, size_t n,
+    void (*meanwhile)(void *), void *arg)
 {
 	int round[ACCT_BATCH_MAX];
 	PGresult *res;
@@ -476,6 +477,8 @@ acct_store(PGconn *pg, struct acct_event *evs, size_t n)
 	    0) == 1;
 	if (PQpipelineSync(pg) != 1)
 		return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
+	if (meanwhile != NULL)
+		meanwhile(arg);
 	if (ok) {
 		ok = read_one(pg, "BEGIN") == PGRES_COMMAND_OK;
 		for (r = 0; r < nrounds; r++)
