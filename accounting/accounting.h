@@ -135,9 +135,8 @@ struct acct {
 	size_t			 nbatch;
 
 	/* The next batch of rq:events, read while PostgreSQL stored a full
-	 * one (acct.c): handled next, before anything from ZeroMQ, so that
-	 * a call's events keep their order.  ahead_read: the entries
-	 * XREADGROUP gave for it, 0 when there is none. */
+	 * one (acct.c): handled next.  ahead_read: the entries XREADGROUP
+	 * gave for it, 0 when there is none. */
 	struct acct_event	*ahead;		/* ACCT_BATCH_MAX slots */
 	size_t			 nahead;
 	char			(*ahead_drop)[ACCT_SID_MAX];

@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "accounting.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -143,6 +144,16 @@ metrics_links(struct acct *a)
 	rq_gauge_set(redis, !a->redis_down);
 }
 
+/* The next read of rq:events starts with our pending entries (read, not
+ * acknowledged), so that none is stored after entries newer than it. */
+static void
+reread_pending(struct acct *a)
+{
+	a->backlog = 1;
+	a->backlog_ms = 0;
+	snprintf(a->cursor, sizeof(a->cursor), "0");
+}
+
 static void
 pg_lost(struct acct *a)
 {
@@ -156,6 +167,7 @@ pg_lost(struct acct *a)
 	a->pg = NULL;
 	a->pg_down = 1;
 	a->pg_retry_ms = rq_mono_ms() + ACCT_RETRY_MS;
+	reread_pending(a);
 }
 
 /* A peer's string made fit for a log line. */
@@ -245,10 +257,11 @@ swap_ahead(struct acct *a)
 
 /*
  * acct_store's meanwhile for a full batch of rq:events: the next entries
- * are read (and checked) while PostgreSQL stores these, which took a fifth
- * of a batch's time one after the other.  Only new entries: while our
- * pending ones are read again (a start, a failure), the next read could
- * return the very entries being stored.
+ * are read (and checked) while PostgreSQL stores these, instead of after
+ * (about a sixth of a batch's time).  Only new entries: while our pending
+ * ones are read again (a start, a failure), or the consumer group is to
+ * be made again, the next read could return the very entries being
+ * stored.
  */
 static void
 read_ahead(void *arg)
@@ -256,8 +269,8 @@ read_ahead(void *arg)
 	struct acct *a = arg;
 	int n;
 
-	if (a->backlog || a->backlog_ms != 0 || a->nahead != 0 ||
-	    a->nahead_drop != 0)
+	if (a->backlog || a->backlog_ms != 0 || !a->group_ok ||
+	    a->mr.r.c == NULL || a->nahead != 0 || a->nahead_drop != 0)
 		return;
 	swap_ahead(a);
 	n = acct_stream_read(a);
@@ -266,18 +279,21 @@ read_ahead(void *arg)
 }
 
 /* A batch read ahead that will not be stored: its entries stay pending,
- * to be read again with the others. */
+ * to be read again first. */
 static void
 forget_ahead(struct acct *a)
 {
 	size_t i;
 
+	if (a->ahead_read == 0)
+		return;
+	log_debug("%s: %d entries read ahead left pending, to be read again",
+	    RQ_KEY_EVENTS, a->ahead_read);
 	for (i = 0; i < a->nahead; i++)
 		rq_msg_clear(&a->ahead[i].m);
-	if ((a->nahead > 0 || a->nahead_drop > 0) && a->backlog_ms == 0)
-		a->backlog_ms = rq_mono_ms() + ACCT_RETRY_MS;
 	a->nahead = a->nahead_drop = 0;
 	a->ahead_read = 0;
+	reread_pending(a);
 }
 
 static void
@@ -344,17 +360,19 @@ clear_batch(struct acct *a)
 	a->nbatch = 0;
 }
 
-/* One batch from rq:events: the one read ahead, else a new read.  Returns
- * 1 when more may be waiting: a full batch, or one read ahead.  After a
- * partial one the next read waits for the poll period, so that under a
- * steady load the batches grow (a batch costs PostgreSQL a transaction and
- * a statement per round, whatever its size) instead of carrying the few
- * entries written since the last read; only a full one reads ahead. */
+/* One batch from rq:events: the one read ahead (*was_ahead 1), else a new
+ * read.  Returns 1 when more may be waiting: a full batch, or one read
+ * ahead.  After a partial one the next read waits for the poll period, so
+ * that under a steady load the batches grow (a batch costs PostgreSQL a
+ * transaction and a statement per round, whatever its size) instead of
+ * carrying the few entries written since the last read; only a full one
+ * reads ahead. */
 static int
-stream_step(struct acct *a)
+stream_step(struct acct *a, int *was_ahead)
 {
 	int n;
 
+	*was_ahead = 0;
 	/* Without PostgreSQL or Redis the entries wait in the stream. */
 	if (a->pg == NULL || a->redis_down || a->mr.r.c == NULL) {
 		forget_ahead(a);
@@ -364,6 +382,7 @@ stream_step(struct acct *a)
 		swap_ahead(a);
 		n = a->ahead_read;
 		a->ahead_read = 0;
+		*was_ahead = 1;
 	} else if ((n = acct_stream_read(a)) <= 0)
 		return 0;
 	if (a->nbatch > 0)
@@ -377,12 +396,13 @@ void
 acct_step(struct acct *a, int timeout_ms)
 {
 	zmq_pollitem_t pi = { a->sock, 0, ZMQ_POLLIN, 0 };
+	int ahead;
 
 	reconnect(a);
 	metrics_links(a);
 	/* The stream is read every ACCT_STREAM_POLL_MS when idle, at once
 	 * while it has more. */
-	if (stream_step(a))
+	if (stream_step(a, &ahead))
 		timeout_ms = 0;
 	else if (timeout_ms > ACCT_STREAM_POLL_MS)
 		timeout_ms = ACCT_STREAM_POLL_MS;
@@ -395,8 +415,9 @@ acct_step(struct acct *a, int timeout_ms)
 		return;
 	/* A telserver sends ringing and answered after its claim wrote
 	 * dispatched to the stream: reading the stream first keeps a call's
-	 * events (and its status callbacks) in order. */
-	while (stream_step(a))
+	 * events (and its status callbacks) in order.  So the last batch must
+	 * come from a read made after the poll, not one read ahead before. */
+	while (stream_step(a, &ahead) || ahead)
 		;
 	receive(a);
 	if (a->nbatch == 0)

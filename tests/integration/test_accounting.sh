@@ -569,6 +569,54 @@ echo "kill -9 under load: $((NK * 6)) entries, pending at each kill:$pend;" \
 [ "$got" = $((NK * 6)) ] && [ "$got_calls" = "$NK|$NK" ] && [ "$got_att" = "$NK" ] ||
     rq_fail "kill -9 under load lost or doubled events"
 
+# A batch read ahead while PostgreSQL holds the one before, then the
+# connection lost: the batch read ahead is stored later, once.  A lock
+# holds accounting's first store; the entries go in in one transaction,
+# so that its first read takes a full batch and its read ahead the next
+# (1,000 pending).
+NR=250
+: > "$T/ahead.jsonl"
+for ((i = 0; i < NR; i++)); do
+	sequence "$(newid)" >> "$T/ahead.jsonl"
+done
+{
+	echo MULTI
+	jq -r '["XADD", "rq:events", "*"] + (to_entries |
+	    map([.key, (.value | tostring)]) | add) | map(@json) | join(" ")' \
+	    "$T/ahead.jsonl"
+	echo EXEC
+} > "$T/ahead.redis"
+psql -X -q -d ringq -c "BEGIN; LOCK TABLE call_events IN SHARE MODE;
+    SELECT pg_sleep(60)" >/dev/null 2>&1 &
+LOCKER=$!
+locked() {
+	[ "$(rq_psql "SELECT count(*) FROM pg_locks WHERE relation = 'call_events'::regclass AND mode = 'ShareLock' AND granted")" = 1 ]
+}
+rq_wait_for 10 locked
+rq_redis < "$T/ahead.redis" > /dev/null
+both_read() {	# one batch stored (waiting for the lock), one read ahead
+	[ "$(rq_redis XPENDING rq:events accounting | head -n 1)" = 1000 ]
+}
+rq_wait_for 20 both_read
+rq_psql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE application_name = 'ringq-accounting'" >/dev/null
+rq_wait_for 10 grep -q "postgres: connection lost" "$T/accounting.log"
+kill "$LOCKER" 2>/dev/null || true
+rq_psql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$LOCKER" 2>/dev/null || true
+rq_wait_for 60 drained
+grep -q "rq:events: 500 entries read ahead left pending" "$T/accounting.log" ||
+    rq_fail "the batch read ahead was not the one left pending"
+ahead_ids=$(jq -r .call_id "$T/ahead.jsonl" | sort -u | sed "s/.*/'&'/" | paste -sd,)
+got=$(rq_psql "SELECT count(*) || ' ' || count(DISTINCT (call_id, attempt, status))
+    FROM call_events WHERE call_id IN ($ahead_ids)")
+got_calls=$(rq_psql "SELECT count(*) FILTER (WHERE status = 'completed')
+    FROM calls WHERE id IN ($ahead_ids)")
+[ "$got" = "$((NR * 6)) $((NR * 6))" ] && [ "$got_calls" = "$NR" ] ||
+    rq_fail "read ahead, then PostgreSQL lost: events $got, completed calls $got_calls (want $((NR * 6)), $NR)"
+echo "ok: a batch read ahead while PostgreSQL was lost: $got_calls calls, all $((NR * 6)) events stored once"
+
 rq_stop_daemon accounting
 [ ! -e "$T/run/ringq-accounting.pid" ] || rq_fail "PID file left behind"
 
