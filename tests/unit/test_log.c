@@ -12,26 +12,54 @@
 
 #include "log.h"
 
+/* What the file behind fd 2 holds now. */
+static const char *
+written(FILE *tmp)
+{
+	static char buf[8192];
+	size_t n;
+
+	fflush(stderr);
+	rewind(tmp);
+	n = fread(buf, 1, sizeof(buf) - 1, tmp);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Sends stderr (fd 2) to a new temporary file, returned in *tmp; returns
+ * the descriptor to give to stderr_back(). */
+static int
+stderr_to_tmp(FILE **tmp)
+{
+	int saved = dup(2);
+
+	*tmp = tmpfile();
+	assert_non_null(*tmp);
+	fflush(stderr);
+	dup2(fileno(*tmp), 2);
+	return saved;
+}
+
+static void
+stderr_back(FILE *tmp, int saved)
+{
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fclose(tmp);
+}
+
 /* Runs one log_info with arg into a temporary stderr; returns the output. */
 static char *
 capture(const char *arg)
 {
 	static char buf[8192];
-	FILE *tmp = tmpfile();
-	int saved = dup(2);
-	size_t n;
+	FILE *tmp;
+	int saved = stderr_to_tmp(&tmp);
 
-	assert_non_null(tmp);
-	fflush(stderr);
-	dup2(fileno(tmp), 2);
 	log_info("peer said '%s'", arg);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(tmp);
-	n = fread(buf, 1, sizeof(buf) - 1, tmp);
-	buf[n] = '\0';
-	fclose(tmp);
+	snprintf(buf, sizeof(buf), "%s", written(tmp));
+	stderr_back(tmp, saved);
 	return buf;
 }
 
@@ -42,24 +70,15 @@ test_rate(void **state)
 {
 	static char buf[8192];
 	struct log_rate r = { 0, 0 };
-	FILE *tmp = tmpfile();
-	int saved = dup(2), i;
-	size_t n;
+	FILE *tmp;
+	int saved = stderr_to_tmp(&tmp), i;
 
-	assert_non_null(tmp);
-	fflush(stderr);
-	dup2(fileno(tmp), 2);
 	for (i = 0; i < 5; i++)
 		log_warnx_rate(&r, 60000, "refused %d", i);
 	r.last_ms -= 60000;		/* the period has passed */
 	log_warnx_rate(&r, 60000, "refused %d", 5);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(tmp);
-	n = fread(buf, 1, sizeof(buf) - 1, tmp);
-	buf[n] = '\0';
-	fclose(tmp);
+	snprintf(buf, sizeof(buf), "%s", written(tmp));
+	stderr_back(tmp, saved);
 	assert_non_null(strstr(buf, "refused 0\n"));
 	assert_null(strstr(buf, "refused 1"));
 	assert_null(strstr(buf, "refused 4"));
@@ -107,20 +126,6 @@ test_long_line_bounded(void **state)
 	assert_int_equal(strchr(out, '\n')[1], '\0');
 }
 
-/* What the file behind fd 2 holds now. */
-static const char *
-written(FILE *tmp)
-{
-	static char buf[8192];
-	size_t n;
-
-	fflush(stderr);
-	rewind(tmp);
-	n = fread(buf, 1, sizeof(buf) - 1, tmp);
-	buf[n] = '\0';
-	return buf;
-}
-
 static void
 count_wake(void *arg)
 {
@@ -142,14 +147,11 @@ other_thread(void *arg)
 static void
 test_deferred(void **state)
 {
-	FILE *tmp = tmpfile();
-	int saved = dup(2), wakes = 0;
+	FILE *tmp;
+	int saved = stderr_to_tmp(&tmp), wakes = 0;
 	pthread_t t;
 	const char *out;
 
-	assert_non_null(tmp);
-	fflush(stderr);
-	dup2(fileno(tmp), 2);
 	log_defer(count_wake, &wakes);
 	log_info("first");
 	log_info("second");
@@ -177,10 +179,7 @@ test_deferred(void **state)
 	log_info("fifth");
 	assert_non_null(strstr(written(tmp), "info: fifth\n"));
 	assert_int_equal(wakes, 2);
-
-	dup2(saved, 2);
-	close(saved);
-	fclose(tmp);
+	stderr_back(tmp, saved);
 }
 
 int
