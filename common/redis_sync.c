@@ -133,16 +133,20 @@ redis_lost(struct rq_redis *r, const char *what)
 static char *
 library_text(struct rq_script *s)
 {
+	/* The name ends with HASH_SLOT, written with the text and then
+	 * overwritten, there and in the text, by the first digits of the
+	 * SHA-256 of the whole text: a change of this wrapper alone is a new
+	 * library too. */
+	static const char HASH_SLOT[] = "000000000000";
+	const size_t slot = sizeof(HASH_SLOT) - 1;
 	const char *run = strstr(s->src, RQ_LUA_RUN);
 	char *text, *p, hex[65];
 	size_t len;
 
 	if (run == NULL)
 		return NULL;
-	/* named first with a placeholder, then by the hash of the whole
-	 * text: a change of this wrapper alone is a new library too */
-	len = (size_t)snprintf(s->fname, sizeof(s->fname),
-	    "ringq_%s_xxxxxxxxxxxx", s->name);
+	len = (size_t)snprintf(s->fname, sizeof(s->fname), "ringq_%s_%s",
+	    s->name, HASH_SLOT);
 	/* the definitions may make redis a local (RQ_LUA_EVENTS) */
 	if (len >= sizeof(s->fname) || asprintf(&text, "#!lua name=%s\n"
 	    "local rq_library = redis\n%.*s"
@@ -153,8 +157,8 @@ library_text(struct rq_script *s)
 		return NULL;
 	rq_sha256_hex(text, strlen(text), hex);
 	for (p = text; (p = strstr(p, s->fname)) != NULL; p += len)
-		memcpy(p + len - 12, hex, 12);
-	memcpy(s->fname + len - 12, hex, 12);
+		memcpy(p + len - slot, hex, slot);
+	memcpy(s->fname + len - slot, hex, slot);
 	return text;
 }
 
