@@ -269,8 +269,8 @@ read_ahead(void *arg)
 	struct acct *a = arg;
 	int n;
 
-	if (a->backlog || a->backlog_ms != 0 || !a->group_ok ||
-	    a->mr.r.c == NULL || a->nahead != 0 || a->nahead_drop != 0)
+	if (a->ahead_read != 0 || a->backlog || a->backlog_ms != 0 ||
+	    !a->group_ok || a->mr.r.c == NULL)
 		return;
 	swap_ahead(a);
 	n = acct_stream_read(a);
