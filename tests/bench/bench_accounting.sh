@@ -112,11 +112,6 @@ per_event() {
 	awk -v t="$1" -v n="$EVENTS" -v hz="$HZ" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'
 }
 now_ns() { date +%s%N; }
-# drained: every rq:events entry stored, acknowledged and deleted
-drained() {
-	[ "$(rq_redis XLEN rq:events)" = 0 ] &&
-	    [ "$(rq_redis XPENDING rq:events accounting | head -n 1)" = 0 ]
-}
 
 best_acct=0 best_copy=0
 for ((run = 1; run <= RUNS; run++)); do
@@ -131,7 +126,7 @@ for ((run = 1; run <= RUNS; run++)); do
 	redis-cli -p "$REDIS_PORT" --pipe < "$T/data/events.resp" >/dev/null
 	# polled every 20 ms (rq_wait_for's 100 would blur the figure)
 	deadline=$(( $(now_ns) + 300000000000 ))
-	until drained; do
+	until rq_events_drained; do
 		(( $(now_ns) < deadline )) || rq_fail "accounting did not drain in 300 s"
 		sleep 0.02
 	done

@@ -272,6 +272,13 @@ rq_redis() {
 	redis-cli -p "$REDIS_PORT" "$@"
 }
 
+# rq_events_drained: every rq:events entry stored by accounting,
+# acknowledged and deleted (for rq_wait_for).
+rq_events_drained() {
+	[ "$(rq_redis XLEN rq:events)" = 0 ] &&
+	    [ "$(rq_redis XPENDING rq:events accounting | head -n 1)" = 0 ]
+}
+
 # --- PostgreSQL --------------------------------------------------------------
 
 rq_as_pg() {

@@ -115,11 +115,6 @@ xadd_file() {
 		eval "rq_redis $line" >/dev/null
 	done
 }
-# drained: every rq:events entry stored, acknowledged and deleted
-drained() {
-	[ "$(rq_redis XLEN rq:events)" = 0 ] &&
-	    [ "$(rq_redis XPENDING rq:events accounting | head -n 1)" = 0 ]
-}
 
 rq_start_redis
 rq_start_pg
@@ -195,12 +190,12 @@ send "$T/a3.jsonl" 3
     rq_fail "tripled events stored wrong"
 
 # --- rq:events: the same call from the lifecycle scripts' outbox ------------
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 E=$(newid)
 job "$E"
 sequence "$E" > "$T/e.jsonl"
 xadd_file "$T/e.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT tenant, target, status, attempts, talk_ms, status_rank
     FROM calls WHERE id = '$E'") $(rq_psql "SELECT count(*) FROM call_events
     WHERE call_id = '$E'") $(rq_psql "SELECT status FROM attempts
@@ -219,7 +214,7 @@ cat > "$T/in.jsonl" <<EOF
 {"call_id": "$BAD", "attempt": 0, "status": "queued", "ts_ms": $NOW, "tenant": "demo", "to": "+15551234567", "direction": "sideways"}
 EOF
 xadd_file "$T/in.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT id || ':' || direction || ':' || status FROM calls
     WHERE id IN ('$E', '$IN', '$BAD')" | sort | tr '\n' ' ')" = \
     "$(printf '%s\n' "$BAD:outbound:queued" "$E:outbound:completed" \
@@ -231,7 +226,7 @@ echo "ok: an incoming call is inbound in PostgreSQL, the others outbound"
 # The same entries again (a writer's retry): nothing changes.
 before=$(snapshot "$E")
 xadd_file "$T/e.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(snapshot "$E")" = "$before" ] || rq_fail "repeated rq:events entries changed the call"
 
 # Entries that emit() wrote say "timeline 1": the script mirrored them
@@ -249,7 +244,7 @@ done > "$T/f.jsonl"
 jq -c 'if .call_id == "'"$G"'" then . + {callback: "1"} else . end' \
     "$T/f.jsonl" > "$T/fg.jsonl"
 xadd_file "$T/fg.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT string_agg(status || ':' || status_rank, ',' ORDER BY id) FROM calls WHERE id IN ('$F', '$G')")" = "completed:22,completed:22" ] ||
     rq_fail "flagged entries not stored: $(rq_psql "SELECT * FROM calls WHERE id IN ('$F', '$G')")"
 [ "$(rq_redis EXISTS "rq:timeline:$F") $(rq_redis HGET "rq:job:$F" status)" = "0 queued" ] ||
@@ -271,7 +266,7 @@ cat > "$T/y1.jsonl" <<EOF
 {"call_id": "$Y", "attempt": 1, "status": "retrying", "ts_ms": $((NOW + 1000)), "node": "tel1", "reason": "busy", "sip_code": 486, "started_ms": $((NOW + 25)), "detail": "next attempt at 2026-11-22T10:01:00Z"}
 EOF
 xadd_file "$T/y1.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT status, reason, sip_code, attempts, status_rank, ended_at IS NULL, talk_ms IS NULL FROM calls WHERE id = '$Y'")" = "retrying|busy|486|1|21|t|t" ] ||
     rq_fail "retrying call: $(rq_psql "SELECT * FROM calls WHERE id = '$Y'")"
 [ "$(rq_psql "SELECT attempt, status, reason, sip_code, ended_at - started_at FROM attempts WHERE call_id = '$Y'")" = "1|retrying|busy|486|00:00:00.975" ] ||
@@ -285,7 +280,7 @@ cat > "$T/y2.jsonl" <<EOF
 {"call_id": "$Y", "attempt": 2, "status": "completed", "ts_ms": $((NOW + 64000)), "node": "tel2", "duration_ms": 3000}
 EOF
 xadd_file "$T/y2.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT status, reason IS NULL, attempts, status_rank, talk_ms FROM calls WHERE id = '$Y'")" = "completed|t|2|38|3000" ] ||
     rq_fail "call after a retry: $(rq_psql "SELECT * FROM calls WHERE id = '$Y'")"
 [ "$(rq_psql "SELECT string_agg(attempt || ':' || status || ':' || coalesce(reason, '-') || ':' || (ended_at IS NOT NULL), ',' ORDER BY attempt) FROM attempts WHERE call_id = '$Y'")" = "1:retrying:busy:true,2:completed:-:true" ] ||
@@ -305,7 +300,7 @@ jq -cn --arg id "$Q" --arg odd "$odd" --argjson now "$NOW" '
      tenant: "demo", to: "sip:o\"dd@example.com", reason: "rejected",
      sip_code: 403, node: "tel,1", detail: $odd}' > "$T/q.jsonl"
 xadd_file "$T/q.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT detail FROM call_events WHERE call_id = '$Q'")" = "$odd" ] ||
     rq_fail "detail stored as: $(rq_psql "SELECT detail FROM call_events WHERE call_id = '$Q'")"
 [ "$(rq_psql "SELECT target || '|' || sip_code || '|' || (talk_ms IS NULL) || '|' || (answered_at IS NULL) FROM calls WHERE id = '$Q'")" = 'sip:o"dd@example.com|403|true|true' ] ||
@@ -321,7 +316,7 @@ rq_redis XADD rq:events '*' garbage 1 >/dev/null
 rq_redis XADD rq:events '*' call_id "$M" attempt x status failed ts_ms "$NOW" >/dev/null
 rq_redis XADD rq:events '*' call_id "$M" attempt 1 status exploded ts_ms "$NOW" >/dev/null
 rq_redis XADD rq:events '*' call_id "$M" attempt 1 status failed ts_ms "$NOW" reason declined sip_code 603 >/dev/null
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 grep -q "rq:events entry .* dropped: call_id, attempt, status or ts_ms missing" "$T/accounting.log" ||
     rq_fail "entry without fields not logged"
 grep -q "rq:events entry .* dropped: attempt is not a number" "$T/accounting.log" ||
@@ -358,7 +353,7 @@ rq_redis XADD rq:events '*' call_id "$R3" attempt 1 status failed ts_ms "$NOW" \
     reason media result '{"end":"error","event":"error.badfetch","line":3}' >/dev/null
 rq_redis XADD rq:events '*' call_id "$R3" attempt 2 status completed ts_ms "$((NOW + 5))" \
     result 'x' >/dev/null
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT a.attempt || ':' || (a.result->>'event') FROM attempts a
     WHERE a.call_id = '$R3' AND a.attempt = 1") $(rq_psql "SELECT jsonb_typeof(result)
     FROM calls WHERE id = '$R3'")" = "1:error.badfetch string" ] ||
@@ -466,7 +461,7 @@ wait "$SENDER" || rq_fail "events not acknowledged after PostgreSQL came back: $
     "SELECT count(*) FROM call_events WHERE call_id = '$C'")" = "completed|5000 6" ] ||
     rq_fail "events sent during the outage not stored"
 [ "$(rq_redis HGET "rq:job:$C" status)" = completed ] || rq_fail "outage events not mirrored"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT status, talk_ms FROM calls WHERE id = '$C2'") $(rq_psql \
     "SELECT count(*) FROM call_events WHERE call_id = '$C2'")" = "completed|5000 6" ] ||
     rq_fail "rq:events entries written during the outage not stored"
@@ -509,7 +504,7 @@ R2=$(newid)
 job "$R2"
 sequence "$R2" > "$T/r2.jsonl"
 xadd_file "$T/r2.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT status FROM calls WHERE id = '$R2'")" = completed ] ||
     rq_fail "rq:events not read after Redis restarted empty"
 
@@ -534,7 +529,7 @@ before=$(snapshot "$K")
 rq_kill_daemon accounting
 rq_redis ACL SETUSER default +xack >/dev/null
 rq_start_daemon accounting
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(snapshot "$K")" = "$before" ] || rq_fail "re-read entries changed the call"
 stored "$K" 6 || rq_fail "re-read entries stored twice"
 
@@ -558,7 +553,7 @@ for ((i = 0; i < 3; i++)); do
 	rq_start_daemon accounting
 done
 wait "$FEEDER"
-rq_wait_for 60 drained
+rq_wait_for 60 rq_events_drained
 bulk_ids=$(jq -r .call_id "$T/bulk.jsonl" | sort -u | sed "s/.*/'&'/" | paste -sd,)
 got=$(rq_psql "SELECT count(*) FROM call_events WHERE call_id IN ($bulk_ids)")
 got_calls=$(rq_psql "SELECT count(*) FILTER (WHERE status = 'completed'),
@@ -605,7 +600,7 @@ kill "$LOCKER" 2>/dev/null || true
 rq_psql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
     WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$LOCKER" 2>/dev/null || true
-rq_wait_for 60 drained
+rq_wait_for 60 rq_events_drained
 grep -q "rq:events: 500 entries read ahead left pending" "$T/accounting.log" ||
     rq_fail "the batch read ahead was not the one left pending"
 ahead_ids=$(jq -r .call_id "$T/ahead.jsonl" | sort -u | sed "s/.*/'&'/" | paste -sd,)
@@ -645,7 +640,7 @@ rq_psql "SELECT id || ':' || status_rank FROM calls ORDER BY id" > "$T/ranks2to3
 diff "$T/ranks3" "$T/ranks2to3" >/dev/null ||
     rq_fail "ranks after migration 3: $(diff "$T/ranks3" "$T/ranks2to3")"
 xadd_file "$T/y1.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT status, status_rank FROM calls WHERE id = '$Y'")" = "retrying|21" ] ||
     rq_fail "retrying refused after migration 3"
 
@@ -708,7 +703,7 @@ for i in 1 2 3 4 5; do
 	sequence "$H" >> "$T/hot.jsonl"
 done
 xadd_file "$T/hot.jsonl"
-rq_wait_for 10 drained
+rq_wait_for 10 rq_events_drained
 calls_updated() {	# the backend's counters reach the shared view lazily
 	[ "$(rq_psql "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'calls'")" -ge 25 ]
 }
