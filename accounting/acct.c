@@ -296,14 +296,16 @@ forget_ahead(struct acct *a)
 	reread_pending(a);
 }
 
+/* read_next: the batch is full, so the next one may be read while
+ * PostgreSQL stores it (read_ahead). */
 static void
-handle_batch(struct acct *a, int ahead)
+handle_batch(struct acct *a, int read_next)
 {
 	size_t i, nacked = 0;
 	int rc;
 
 	rc = acct_store(a->pg, a->batch, a->nbatch,
-	    ahead ? read_ahead : NULL, a);
+	    read_next ? read_ahead : NULL, a);
 	if (rc != 0)
 		rq_metric_error("pg");
 	if (rc == -1 && a->nbatch > 1) {
@@ -361,12 +363,12 @@ clear_batch(struct acct *a)
 }
 
 /* One batch from rq:events: the one read ahead (*was_ahead 1), else a new
- * read.  Returns 1 when more may be waiting: a full batch, or one read
- * ahead.  After a partial one the next read waits for the poll period, so
- * that under a steady load the batches grow (a batch costs PostgreSQL a
- * transaction and a statement per round, whatever its size) instead of
- * carrying the few entries written since the last read; only a full one
- * reads ahead. */
+ * read.  Returns 1 when more may be waiting: a full batch, which is also
+ * the only kind that reads the next one ahead.  After a partial one the
+ * next read waits for the poll period, so that under a steady load the
+ * batches grow (a batch costs PostgreSQL a transaction and a statement per
+ * round, whatever its size) instead of carrying the few entries written
+ * since the last read. */
 static int
 stream_step(struct acct *a, int *was_ahead)
 {
@@ -389,7 +391,7 @@ stream_step(struct acct *a, int *was_ahead)
 		handle_batch(a, n >= ACCT_BATCH_MAX);
 	acct_stream_ack(a);
 	clear_batch(a);
-	return n >= ACCT_BATCH_MAX || a->ahead_read > 0;
+	return n >= ACCT_BATCH_MAX;
 }
 
 void
