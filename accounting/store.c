@@ -124,19 +124,23 @@ static const char sql_store[] =
 	" SELECT count(*) FROM ev";
 
 /*
- * The parameters' types, in sql_store's order: arrays of these elements
- * (pg_type's OIDs, fixed since PostgreSQL 7).  PQprepare declares them
- * from this table and send_round encodes by it, so the two cannot
- * disagree.
+ * The parameters' types, in sql_store's order: arrays of these elements.
+ * The OIDs are pg_type's built-in ones, the same in every PostgreSQL that
+ * has the type (jsonb since 9.4).  PQprepare declares them from this table
+ * and send_round encodes by it, so the two cannot disagree.
  */
 #define OID_INT8	20
 #define OID_INT4	23
 #define OID_TEXT	25
 #define OID_JSONB	3802
-#define TEXT_A	{ OID_TEXT, 1009 }
-#define INT4_A	{ OID_INT4, 1007 }
-#define INT8_A	{ OID_INT8, 1016 }
-#define JSONB_A	{ OID_JSONB, 3807 }
+#define OID_INT4_ARRAY	1007
+#define OID_TEXT_ARRAY	1009
+#define OID_INT8_ARRAY	1016
+#define OID_JSONB_ARRAY	3807
+#define TEXT_A	{ OID_TEXT, OID_TEXT_ARRAY }
+#define INT4_A	{ OID_INT4, OID_INT4_ARRAY }
+#define INT8_A	{ OID_INT8, OID_INT8_ARRAY }
+#define JSONB_A	{ OID_JSONB, OID_JSONB_ARRAY }
 static const struct {
 	Oid	elem, array;
 } param_type[NPARAMS] = {
