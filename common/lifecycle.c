@@ -310,15 +310,15 @@ RQ_LUA_RUN_EVENTS
 "return 1\n";
 
 struct rq_script rq_claim_script = { .name = "claim",
-    .src = claim_src };
+    .src = claim_src, .native = 1 };
 struct rq_script rq_inbound_script = { .name = "inbound",
     .src = inbound_src };
 struct rq_script rq_finish_script = { .name = "finish",
-    .src = finish_src };
+    .src = finish_src, .native = 1 };
 struct rq_script rq_claim_batch_script = { .name = "claim_batch",
-    .src = claim_batch_src };
+    .src = claim_batch_src, .native = 1 };
 struct rq_script rq_finish_batch_script = { .name = "finish_batch",
-    .src = finish_batch_src };
+    .src = finish_batch_src, .native = 1 };
 struct rq_script rq_interrupt_script = { .name = "interrupt",
     .src = interrupt_src };
 

@@ -291,6 +291,36 @@ load_scripts(struct rq_redis *r)
 	return load_functions(r);
 }
 
+/*
+ * Whether the server has ringq-redis.so of our version (RINGQ.VERSION).
+ * Returns -1 when the link was lost, else 0 (r->module says).
+ */
+static int
+probe_module(struct rq_redis *r)
+{
+	redisReply *rep;
+	int was = r->module;
+
+	r->module = 0;
+	if ((rep = redisCommand(r->c, "RINGQ.VERSION")) == NULL) {
+		redis_lost(r, "RINGQ.VERSION");
+		return -1;
+	}
+	if (rep->type == REDIS_REPLY_INTEGER &&
+	    rep->integer == RQ_MODULE_VERSION)
+		r->module = 1;
+	else if (rep->type == REDIS_REPLY_INTEGER)
+		log_warnx("redis %s:%d: ringq-redis.so is version %lld, this "
+		    "build's is %d: the scripts run in Lua", r->host, r->port,
+		    rep->integer, RQ_MODULE_VERSION);
+	freeReplyObject(rep);
+	if (r->module != was)
+		log_info("redis %s:%d: %s", r->host, r->port, r->module ?
+		    "ringq-redis.so loaded: native commands" :
+		    "without ringq-redis.so: the scripts run in Lua");
+	return 0;
+}
+
 int
 rq_redis_ready(struct rq_redis *r)
 {
@@ -320,7 +350,7 @@ rq_redis_ready(struct rq_redis *r)
 		rq_redis_close(r);
 		return -1;
 	}
-	if (load_scripts(r) == -1)
+	if (load_scripts(r) == -1 || probe_module(r) == -1)
 		return -1;
 	log_info("redis %s:%d: connected", r->host, r->port);
 	r->down_logged = 0;
@@ -477,6 +507,41 @@ lost:
 	return NULL;
 }
 
+/*
+ * s's command in ringq-redis.so; av is the command (argc words), its
+ * first ours to set.  Returns the reply, or NULL: with the link closed
+ * when it was lost (logged; the command may have run), with the link up
+ * when Redis refused the command before it ran (the module was unloaded,
+ * an ACL forbids it, or OOM) and the Lua must run it.
+ */
+static redisReply *
+run_native(struct rq_redis *r, struct rq_script *s, int argc,
+    const char **av)
+{
+	char cmd[96];
+	redisReply *rep;
+
+	snprintf(cmd, sizeof(cmd), "ringq.%s", s->name);
+	av[0] = cmd;
+	if ((rep = rq_redis_command(r->c, argc, av)) == NULL) {
+		redis_lost(r, s->name);
+		return NULL;
+	}
+	if (is_error(rep, "ERR unknown command") || is_error(rep, "NOPERM")) {
+		log_warnx("redis %s:%d: %s: %s; the scripts run in Lua",
+		    r->host, r->port, cmd, rep->str);
+		r->module = 0;
+		freeReplyObject(rep);
+		return NULL;
+	}
+	if (is_error(rep, "OOM")) {
+		/* Refused before it ran, like a function: EVALSHA decides */
+		freeReplyObject(rep);
+		return NULL;
+	}
+	return rep;
+}
+
 redisReply *
 rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
     int argc, const char **argv)
@@ -497,7 +562,12 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 	for (i = 0; i < argc; i++)
 		av[3 + i] = argv[i];
 	rep = NULL;
-	if (!r->functions && r->functions_retry_ms != 0 &&
+	if (r->module && s->native) {
+		rep = run_native(r, s, 2 + argc, av + 1);
+		if (rep == NULL && r->c == NULL)
+			goto done;	/* lost, and logged: it may have run */
+	}
+	if (rep == NULL && !r->functions && r->functions_retry_ms != 0 &&
 	    rq_mono_ms() >= r->functions_retry_ms) {
 		/* A probe: functions_retry_ms stays set (functions_off()
 		 * then stays quiet) until an FCALL is answered. */
@@ -505,7 +575,7 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		if (load_functions(r) == -1)
 			goto done;	/* lost, and logged */
 	}
-	if (r->functions && s->fname[0] != '\0') {
+	if (rep == NULL && r->functions && s->fname[0] != '\0') {
 		rep = run_function(r, s, 3 + argc, av);
 		if (rep == NULL && r->c == NULL)
 			goto done;	/* lost, and logged: it may have run */

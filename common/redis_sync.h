@@ -18,6 +18,9 @@ struct rq_script {
 	const char	*src;
 	char		 sha[41];
 	char		 fname[80];	/* its function, "" = EVALSHA only */
+	/* ringq-redis.so has it as the command "ringq.<name>", with the
+	 * function's arguments and answer (common/redis_module.c) */
+	int		 native;
 };
 
 /* The scripts are borrowed for the life of the link. */
@@ -30,6 +33,7 @@ struct rq_redis {
 	struct rq_script **scripts;
 	size_t		 nscripts;
 	int		 functions;	/* the server has FUNCTION/FCALL */
+	int		 module;	/* ringq-redis.so, of our version */
 	/* After a refusal that may pass (not "unknown command"), functions
 	 * are tried again at functions_retry_ms (monotonic; 0 = never), and
 	 * it stays set until an FCALL of that probe is answered. */
@@ -43,7 +47,9 @@ void	rq_redis_init(struct rq_redis *r, const char *host, int port,
 	    struct rq_script **scripts, size_t nscripts);
 /* Connects if needed and it is time to try.  Returns 0 when connected. */
 int	rq_redis_ready(struct rq_redis *r);
-/* Runs s: FCALL of its function when it has one (loaded again if Redis
+/* Runs s: its command in ringq-redis.so when the server has loaded that
+ * module (of RQ_MODULE_VERSION) and s is native, else FCALL of its
+ * function when it has one (loaded again if Redis
  * lost it), else EVALSHA (EVAL on NOSCRIPT).  argv holds nkeys keys, then the
  * arguments (any number).  Returns the reply (caller frees it with freeReplyObject) or
  * NULL on error, logged; a lost connection is closed for a later retry. */

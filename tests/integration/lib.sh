@@ -230,14 +230,25 @@ rq_redis_up() {
 	redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG
 }
 
+# The Redis of the tests loads ringq-redis.so, as deploy/up's does;
+# RQ_REDIS_MODULE=0 leaves it out (the lifecycle scripts then run in Lua).
+# absolute: redis-server changes to its --dir before it loads modules
+RQ_REDIS_MODULE_SO=$(realpath -m "$RQ_BUILD/common/ringq-redis.so")
+
 rq_redis_launch() {
 	mkdir -p "$T/redis"
-	local sock=()
+	local sock=() module=()
 	[ -z "${REDIS_SOCK:-}" ] ||
 	    sock=(--unixsocket "$REDIS_SOCK" --unixsocketperm 700)
+	if [ "${RQ_REDIS_MODULE:-1}" != 0 ]; then
+		[ -f "$RQ_REDIS_MODULE_SO" ] ||
+			rq_fail "$RQ_REDIS_MODULE_SO not built"
+		module=(--loadmodule "$RQ_REDIS_MODULE_SO")
+	fi
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
 	    "${sock[@]}" --appendonly no --daemonize no --dir "$T/redis" \
-	    --logfile "$T/redis.log" "${RQ_REDIS_ARGS[@]}" </dev/null \
+	    --logfile "$T/redis.log" "${module[@]}" "${RQ_REDIS_ARGS[@]}" \
+	    </dev/null \
 	    >/dev/null 2>&1 &
 	rq_track redis $!
 	rq_wait_for 10 rq_redis_up

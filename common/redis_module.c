@@ -1,0 +1,1204 @@
+/*
+ * ringq-redis.so, a Redis module: the lifecycle scripts a dispatched call
+ * runs most (the telserver's claims) as native Redis commands.  Redis
+ * spends about half its time in a script on Lua itself (the interpreter,
+ * the tables, turning replies into Lua values); the same work in C costs
+ * it half as much (docs/benchmarks.md).
+ *
+ * Each command ringq.<script> takes exactly what FCALL of that script's
+ * function takes (numkeys, the keys, the arguments) and answers exactly
+ * what the script answers, with the same writes and the same event: the
+ * Lua in common/lifecycle.c stays the reference, and what the daemons run
+ * where the module is not loaded (common/redis_sync.c picks).
+ * tests/integration/test_redis_module.sh runs both on the same calls and
+ * compares what they leave in Redis.
+ *
+ * Writes go to the AOF and the replicas as the plain commands the script
+ * would have run (RedisModule_Replicate, wrapped in MULTI/EXEC with the
+ * rest of the command's writes), so a Redis that loads its AOF, or a
+ * replica, needs no module.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "keys.h"
+#include "lifecycle.h"
+#include "status.h"
+
+#include "redismodule.h"
+
+typedef RedisModuleString rstr;
+
+/* Names the commands use at every call, made once at load. */
+static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
+    *s_tenant, *s_to, *s_direction, *s_reason, *s_sip_code, *s_node,
+    *s_duration_ms, *s_started_ms, *s_answered_ms, *s_detail,
+    *s_mirrored, *s_callback, *s_one, *s_status_rank, *s_updated_ms,
+    *s_dialed, *s_result, *s_not_before_ms, *s_result_lua, *s_not_after,
+    *s_not_placed, *s_on_dnc, *s_attempts_exhausted, *s_dnc_customer;
+
+static rstr *
+name(const char *s)
+{
+	return RedisModule_CreateString(NULL, s, strlen(s));
+}
+
+/* The text of an rstr, NULL for none. */
+static const char *
+text(const rstr *s, size_t *len)
+{
+	size_t n;
+
+	if (s == NULL) {
+		if (len != NULL)
+			*len = 0;
+		return NULL;
+	}
+	return RedisModule_StringPtrLen(s, len != NULL ? len : &n);
+}
+
+static int
+nonempty(const rstr *s)
+{
+	size_t n;
+
+	return s != NULL && (text(s, &n), n > 0);
+}
+
+/*
+ * Lua 5.1's tonumber() of a string, which the scripts apply to every field
+ * they read: strtod (decimal, hex, inf, nan; leading white space), then
+ * only white space may follow.  Returns 1 and sets *v, or 0 (nil).
+ */
+static int
+lua_number(const rstr *s, double *v)
+{
+	char buf[64], *end;
+	const char *p;
+	size_t n;
+
+	if (s == NULL || (p = text(s, &n), n == 0) || n >= sizeof(buf))
+		return 0;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	if (memchr(buf, '\0', n) != NULL)
+		return 0;
+	*v = strtod(buf, &end);
+	if (end == buf)
+		return 0;
+	if (*end == 'x' || *end == 'X')
+		*v = (double)strtoul(buf, &end, 16);
+	while (*end == ' ' || (*end >= '\t' && *end <= '\r'))
+		end++;
+	return *end == '\0';
+}
+
+/* is_terminal(tonumber(rank)) of the scripts: rank % 16 >= 6, floored. */
+static int
+terminal_rank(const rstr *rank)
+{
+	double r;
+
+	if (!lua_number(rank, &r))
+		return 0;
+	return r - floor(r / RQ_RANK_ATTEMPT) * RQ_RANK_ATTEMPT >=
+	    RQ_ST_COMPLETED;
+}
+
+/* string.format('%d', v) of an integer-valued double, into buf (24). */
+static size_t
+fmt_int(char *buf, long long v)
+{
+	char t[24];
+	unsigned long long u;
+	size_t n = 0, k = 0;
+
+	u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+	do
+		t[n++] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		buf[k++] = '-';
+	while (n > 0)
+		buf[k++] = t[--n];
+	buf[k] = '\0';
+	return k;
+}
+
+/* A growing text, for a timeline entry. */
+struct buf {
+	char	*p;
+	size_t	 len, cap;
+};
+
+static void
+put(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = RedisModule_Realloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+puts_(struct buf *b, const char *s)
+{
+	put(b, s, strlen(s));
+}
+
+/*
+ * The scripts' jstr(v): a string of letters, digits and " .,:;_@+=/-"
+ * quoted as it is, anything else as Redis's cjson.encode writes it
+ * (control characters and DEL as \u00XX but for \b \t \n \f \r, and \" \\
+ * \/; other bytes as they are).
+ */
+static void
+put_jstr(struct buf *b, const char *s, size_t n)
+{
+	static const char plain[] = " .,:;_@+=/-";
+	char esc[8];
+	size_t i;
+	int simple = 1;
+
+	for (i = 0; i < n && simple; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		simple = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || (c != '\0' &&
+		    strchr(plain, c) != NULL);
+	}
+	put(b, "\"", 1);
+	if (simple) {
+		put(b, s, n);
+		put(b, "\"", 1);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *e = NULL;
+
+		switch (c) {
+		case '\b': e = "\\b"; break;
+		case '\t': e = "\\t"; break;
+		case '\n': e = "\\n"; break;
+		case '\f': e = "\\f"; break;
+		case '\r': e = "\\r"; break;
+		case '"': e = "\\\""; break;
+		case '\\': e = "\\\\"; break;
+		case '/': e = "\\/"; break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				static const char hex[] = "0123456789abcdef";
+
+				memcpy(esc, "\\u00", 4);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+				esc[6] = '\0';
+				e = esc;
+			}
+		}
+		if (e != NULL)
+			puts_(b, e);
+		else
+			put(b, (const char *)&s[i], 1);
+	}
+	put(b, "\"", 1);
+}
+
+/*
+ * The scripts' jnum(v): tonumber(v) as a JSON number, an integer as
+ * '%d', anything else as cjson writes a number ('%.14g'); 0 (left out)
+ * when v is not a number, or is NaN or infinite.
+ */
+static int
+put_jnum(struct buf *b, const rstr *v)
+{
+	char t[40];
+	double d;
+
+	if (!lua_number(v, &d) || isnan(d) || isinf(d))
+		return 0;
+	if (d == floor(d) && d < 1e15 && d > -1e15)
+		fmt_int(t, (long long)d);
+	else
+		snprintf(t, sizeof(t), "%.14g", d);
+	puts_(b, t);
+	return 1;
+}
+
+/* The job fields emit() needs (EMIT_FIELDS in common/keys.h). */
+enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_TTL,
+	J__COUNT };
+
+/* An event: emit()'s ev.  Absent fields are NULL. */
+struct event {
+	rstr		*id;
+	long long	 attempt;
+	enum rq_status	 status;
+	const char	*status_name;
+	long long	 ts_ms;
+	rstr		*tenant, *to, *direction, *reason, *sip_code, *node,
+			*duration_ms, *started_ms, *answered_ms, *detail,
+			*result;
+};
+
+struct cmd {
+	RedisModuleCtx	*ctx;
+	long long	 now;	/* ms, read once per command like TIME */
+	int		 error;	/* replied to nothing yet: ends the command */
+	const char	*why;	/* its error reply, or a WRONGTYPE one */
+};
+
+static rstr *
+mk(struct cmd *c, const char *s, size_t n)
+{
+	return RedisModule_CreateString(c->ctx, s, n);
+}
+
+static rstr *
+mk_int(struct cmd *c, long long v)
+{
+	char t[24];
+
+	return mk(c, t, fmt_int(t, v));
+}
+
+static rstr *
+key_of(struct cmd *c, const char *prefix, const rstr *id)
+{
+	size_t pl = strlen(prefix), n;
+	const char *s = text(id, &n);
+	char stack[256], *k = stack;
+	rstr *r;
+
+	if (pl + n > sizeof(stack))
+		k = RedisModule_Alloc(pl + n);
+	memcpy(k, prefix, pl);
+	memcpy(k + pl, s, n);
+	r = mk(c, k, pl + n);
+	if (k != stack)
+		RedisModule_Free(k);
+	return r;
+}
+
+/* Pairs for HSET or XADD. */
+struct pairs {
+	rstr	*v[48];
+	int	 n;
+};
+
+static void
+pair(struct pairs *p, rstr *k, rstr *v)
+{
+	p->v[p->n++] = k;
+	p->v[p->n++] = v;
+}
+
+/* HSET name p..., replicated as that. */
+static void
+hset(struct cmd *c, rstr *name_, RedisModuleKey *k, struct pairs *p)
+{
+	int i;
+
+	for (i = 0; i < p->n; i += 2)
+		RedisModule_HashSet(k, REDISMODULE_HASH_NONE, p->v[i],
+		    p->v[i + 1], NULL);
+	RedisModule_Replicate(c->ctx, "HSET", "sv", name_, p->v,
+	    (size_t)p->n);
+}
+
+/* ZREM zname member, replicated when it removed it.  Returns 1 (removed),
+ * 0 (not there), -1 (zname is not a sorted set). */
+static int
+zrem(struct cmd *c, rstr *zname, rstr *member)
+{
+	RedisModuleKey *k;
+	int deleted = 0, type;
+
+	k = RedisModule_OpenKey(c->ctx, zname,
+	    REDISMODULE_READ | REDISMODULE_WRITE);
+	type = RedisModule_KeyType(k);
+	if (type == REDISMODULE_KEYTYPE_ZSET &&
+	    RedisModule_ZsetRem(k, member, &deleted) == REDISMODULE_OK &&
+	    deleted)
+		RedisModule_Replicate(c->ctx, "ZREM", "ss", zname, member);
+	RedisModule_CloseKey(k);
+	if (type != REDISMODULE_KEYTYPE_ZSET &&
+	    type != REDISMODULE_KEYTYPE_EMPTY)
+		return -1;
+	return deleted;
+}
+
+/* ZADD zname [XX] score member, replicated when it changed zname (XX:
+ * only a member already there).  A key of another type ends the command. */
+static void
+zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
+{
+	RedisModuleKey *k;
+	int type, flags = xx;
+	char t[24];
+	size_t n;
+
+	k = RedisModule_OpenKey(c->ctx, zname,
+	    REDISMODULE_READ | REDISMODULE_WRITE);
+	type = RedisModule_KeyType(k);
+	if (type != REDISMODULE_KEYTYPE_ZSET &&
+	    type != REDISMODULE_KEYTYPE_EMPTY)
+		c->error = 1;
+	else if ((type == REDISMODULE_KEYTYPE_ZSET || !xx) &&
+	    RedisModule_ZsetAdd(k, (double)score, member, &flags) ==
+	    REDISMODULE_OK && (flags & (REDISMODULE_ZADD_ADDED |
+	    REDISMODULE_ZADD_UPDATED))) {
+		n = fmt_int(t, score);
+		if (xx)
+			RedisModule_Replicate(c->ctx, "ZADD", "scbs", zname,
+			    "XX", t, n, member);
+		else
+			RedisModule_Replicate(c->ctx, "ZADD", "sbs", zname, t,
+			    n, member);
+	}
+	RedisModule_CloseKey(k);
+}
+
+/* PEXPIRE name ttl as Redis 7 propagates it: PEXPIREAT. */
+static void
+pexpire(struct cmd *c, rstr *name_, long long ttl)
+{
+	RedisModuleKey *k;
+	long long at = RedisModule_Milliseconds() + ttl;
+
+	k = RedisModule_OpenKey(c->ctx, name_, REDISMODULE_WRITE);
+	if (RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY &&
+	    RedisModule_SetAbsExpire(k, at) == REDISMODULE_OK)
+		RedisModule_Replicate(c->ctx, "PEXPIREAT", "sl", name_, at);
+	RedisModule_CloseKey(k);
+}
+
+/* call_ttl(v) of common/keys.h. */
+static long long
+call_ttl(const rstr *v)
+{
+	const char *s;
+	size_t n, i;
+	long long t;
+
+	if (v == NULL || (s = text(v, &n), n == 0) || n > 16 || s[0] < '1' ||
+	    s[0] > '9')
+		return RQ_CALL_TTL_MS;
+	for (i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return RQ_CALL_TTL_MS;
+	t = strtoll(s, NULL, 10);
+	return t > RQ_CALL_TTL_MAX_MS ? RQ_CALL_TTL_MS : t;
+}
+
+/*
+ * A result's JSON in the timeline entry, exactly as emit() makes it: a
+ * JSON object's text through Lua's cjson (decoded and encoded again, so
+ * its keys come in the order that Lua's table gives them), anything else
+ * as a JSON string.  Only Lua can give that order, so it runs in Lua: a
+ * script without keys or writes, for the finishes with a result alone.
+ */
+#define RESULT_LUA \
+	"local v = ARGV[1]\n" \
+	"local ok, r = pcall(cjson.decode, v)\n" \
+	"if ok and type(r) == 'table' and string.find(v, '^%s*{') then\n" \
+	"  local ok2, rj = pcall(cjson.encode, r)\n" \
+	"  if ok2 then return rj end\n" \
+	"end\n" \
+	"return cjson.encode(v)\n"
+
+static int
+result_json(struct cmd *c, struct buf *b, rstr *result)
+{
+	RedisModuleCallReply *r;
+	const char *s;
+	size_t n;
+
+	r = RedisModule_Call(c->ctx, "EVAL", "scs", s_result_lua, "0",
+	    result);
+	if (r == NULL || RedisModule_CallReplyType(r) !=
+	    REDISMODULE_REPLY_STRING) {
+		if (r != NULL)
+			RedisModule_FreeCallReply(r);
+		c->why = "ERR ringq: the result's JSON could not be made";
+		return -1;
+	}
+	s = RedisModule_CallReplyStringPtr(r, &n);
+	put(b, s, n);
+	RedisModule_FreeCallReply(r);
+	return 0;
+}
+
+/*
+ * emit(key, ev, j, extra) of common/keys.h:
+ * the entry in rq:events, and for a job that exists its timeline entry,
+ * its live status when the rank is higher (with extra in the same HSET),
+ * and the end of a terminal call (its concurrency slot, its TTL).  job is
+ * the job's key, open for writing; j its EMIT_FIELDS.
+ */
+static void
+emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
+    rstr **j, struct pairs *extra)
+{
+	struct pairs a = { .n = 0 }, set = { .n = 0 };
+	struct buf tl = { NULL, 0, 0 };
+	RedisModuleStreamID sid;
+	RedisModuleKey *k;
+	char ts[24], att[24], sidt[48], rk[24], *p;
+	size_t tsl, attl, n;
+	const char *s;
+	double cur;
+	long long rank;
+	int exists, i, del_reason = 0, del_sip = 0;
+	rstr *tlname, *field;
+
+	exists = j[J_RANK] != NULL || j[J_TENANT] != NULL ||
+	    j[J_ID] != NULL ||
+	    RedisModule_KeyType(job) != REDISMODULE_KEYTYPE_EMPTY;
+	tsl = fmt_int(ts, e->ts_ms);
+	attl = fmt_int(att, e->attempt);
+	pair(&a, s_call_id, e->id);
+	pair(&a, s_attempt, mk(c, att, attl));
+	pair(&a, s_status, mk(c, e->status_name, strlen(e->status_name)));
+	pair(&a, s_ts_ms, mk(c, ts, tsl));
+	puts_(&tl, "{\"status\":\"");
+	puts_(&tl, e->status_name);
+	puts_(&tl, "\",\"attempt\":");
+	put(&tl, att, attl);
+	puts_(&tl, ",\"ts_ms\":");
+	put(&tl, ts, tsl);
+	if (nonempty(e->tenant))
+		pair(&a, s_tenant, e->tenant);
+	if (nonempty(e->to))
+		pair(&a, s_to, e->to);
+	if (nonempty(e->direction))
+		pair(&a, s_direction, e->direction);
+	if (nonempty(e->reason)) {
+		pair(&a, s_reason, e->reason);
+		puts_(&tl, ",\"reason\":");
+		s = text(e->reason, &n);
+		put_jstr(&tl, s, n);
+	}
+	if (nonempty(e->sip_code)) {
+		pair(&a, s_sip_code, e->sip_code);
+		n = tl.len;
+		puts_(&tl, ",\"sip_code\":");
+		if (!put_jnum(&tl, e->sip_code))
+			tl.len = n;
+	}
+	if (nonempty(e->node)) {
+		pair(&a, s_node, e->node);
+		puts_(&tl, ",\"node\":");
+		s = text(e->node, &n);
+		put_jstr(&tl, s, n);
+	}
+	if (nonempty(e->duration_ms)) {
+		pair(&a, s_duration_ms, e->duration_ms);
+		n = tl.len;
+		puts_(&tl, ",\"duration_ms\":");
+		if (!put_jnum(&tl, e->duration_ms))
+			tl.len = n;
+	}
+	if (nonempty(e->started_ms))
+		pair(&a, s_started_ms, e->started_ms);
+	if (nonempty(e->answered_ms))
+		pair(&a, s_answered_ms, e->answered_ms);
+	if (nonempty(e->detail)) {
+		pair(&a, s_detail, e->detail);
+		puts_(&tl, ",\"detail\":");
+		s = text(e->detail, &n);
+		put_jstr(&tl, s, n);
+	}
+	if (e->result != NULL)
+		pair(&a, s_result, e->result);
+	if (exists) {
+		pair(&a, s_mirrored, s_one);
+		if (j[J_CALLBACK] != NULL)
+			pair(&a, s_callback, s_one);
+	}
+	k = RedisModule_OpenKey(c->ctx, s_events, REDISMODULE_WRITE);
+	if (RedisModule_StreamAdd(k, REDISMODULE_STREAM_ADD_AUTOID, &sid,
+	    a.v, a.n / 2) == REDISMODULE_OK) {
+		p = sidt + fmt_int(sidt, (long long)sid.ms);
+		*p++ = '-';
+		p += fmt_int(p, (long long)sid.seq);
+		RedisModule_Replicate(c->ctx, "XADD", "sbv", s_events, sidt,
+		    (size_t)(p - sidt), a.v, (size_t)a.n);
+	}
+	RedisModule_CloseKey(k);
+	if (!exists)
+		goto done;
+
+	if (e->result != NULL) {
+		puts_(&tl, ",\"result\":");
+		if (result_json(c, &tl, e->result) == -1) {
+			c->error = 1;
+			goto done;
+		}
+	}
+	put(&tl, "}", 1);
+	tlname = key_of(c, RQ_KEY_TIMELINE, e->id);
+	{
+		char f[64];
+		size_t sl = strlen(e->status_name);
+
+		memcpy(f, att, attl);
+		f[attl] = ':';
+		memcpy(f + attl + 1, e->status_name, sl);
+		field = mk(c, f, attl + 1 + sl);
+	}
+	k = RedisModule_OpenKey(c->ctx, tlname, REDISMODULE_WRITE);
+	set.n = 0;
+	pair(&set, field, mk(c, tl.p, tl.len));
+	hset(c, tlname, k, &set);
+	RedisModule_CloseKey(k);
+
+	rank = e->attempt * RQ_RANK_ATTEMPT + e->status;
+	if (!lua_number(j[J_RANK], &cur))
+		cur = -1;
+	set.n = 0;
+	if (extra != NULL)
+		for (i = 0; i < extra->n; i++)
+			set.v[set.n++] = extra->v[i];
+	if ((double)rank <= cur) {
+		if (set.n > 0)
+			hset(c, jobname, job, &set);
+		goto done;
+	}
+	pair(&set, s_status, mk(c, e->status_name, strlen(e->status_name)));
+	pair(&set, s_status_rank, mk(c, rk, fmt_int(rk, rank)));
+	pair(&set, s_updated_ms, mk(c, ts, tsl));
+	if (nonempty(e->reason))
+		pair(&set, s_reason, e->reason);
+	else if (j[J_REASON] != NULL)
+		del_reason = 1;
+	if (nonempty(e->sip_code))
+		pair(&set, s_sip_code, e->sip_code);
+	else if (j[J_SIP] != NULL)
+		del_sip = 1;
+	hset(c, jobname, job, &set);
+	if (del_reason || del_sip) {
+		if (del_reason)
+			RedisModule_HashSet(job, REDISMODULE_HASH_NONE,
+			    s_reason, REDISMODULE_HASH_DELETE, NULL);
+		if (del_sip)
+			RedisModule_HashSet(job, REDISMODULE_HASH_NONE,
+			    s_sip_code, REDISMODULE_HASH_DELETE, NULL);
+		if (del_reason && del_sip)
+			RedisModule_Replicate(c->ctx, "HDEL", "sss", jobname,
+			    s_reason, s_sip_code);
+		else
+			RedisModule_Replicate(c->ctx, "HDEL", "ss", jobname,
+			    del_reason ? s_reason : s_sip_code);
+	}
+	if (rank % RQ_RANK_ATTEMPT >= RQ_ST_COMPLETED) {
+		long long ttl = call_ttl(j[J_TTL]);
+
+		if (j[J_TENANT] != NULL)
+			zrem(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), e->id);
+		pexpire(c, jobname, ttl);
+		pexpire(c, tlname, ttl);
+	}
+done:
+	RedisModule_Free(tl.p);
+}
+
+/* A command on a set, the module API having none for sets: SADD, SREM
+ * ('!': replicated) or SISMEMBER.  Returns its integer answer; a key of
+ * another type ends the command (c->error). */
+static long long
+set_call(struct cmd *c, const char *cmd, rstr *set, rstr *member)
+{
+	RedisModuleCallReply *r;
+	long long n = 0;
+
+	r = RedisModule_Call(c->ctx, cmd, strcmp(cmd, "SISMEMBER") == 0 ?
+	    "ss" : "!ss", set, member);
+	if (r != NULL && RedisModule_CallReplyType(r) ==
+	    REDISMODULE_REPLY_INTEGER)
+		n = RedisModule_CallReplyInteger(r);
+	else
+		c->error = 1;
+	if (r != NULL)
+		RedisModule_FreeCallReply(r);
+	return n;
+}
+
+/* The job's hash, open for writing, and its name. */
+struct job {
+	rstr		*name;
+	RedisModuleKey	*key;
+};
+
+static int
+job_open(struct cmd *c, struct job *jb, rstr *id)
+{
+	jb->name = key_of(c, RQ_KEY_JOB, id);
+	jb->key = RedisModule_OpenKey(c->ctx, jb->name,
+	    REDISMODULE_READ | REDISMODULE_WRITE);
+	if (RedisModule_KeyType(jb->key) != REDISMODULE_KEYTYPE_EMPTY &&
+	    RedisModule_KeyType(jb->key) != REDISMODULE_KEYTYPE_HASH) {
+		c->error = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* HMGET of the job's EMIT_FIELDS into j (all NULL for no job). */
+static void
+job_fields(struct job *jb, rstr **j)
+{
+	int i;
+
+	for (i = 0; i < J__COUNT; i++)
+		j[i] = NULL;
+	if (RedisModule_KeyType(jb->key) == REDISMODULE_KEYTYPE_HASH)
+		RedisModule_HashGet(jb->key, REDISMODULE_HASH_CFIELDS,
+		    "status_rank", &j[J_RANK], "tenant", &j[J_TENANT],
+		    "id", &j[J_ID], "callback_url", &j[J_CALLBACK],
+		    "reason", &j[J_REASON], "sip_code", &j[J_SIP],
+		    "ttl_ms", &j[J_TTL], NULL);
+}
+
+/* One field of the job (NULL: none). */
+static rstr *
+job_get(struct job *jb, const char *field)
+{
+	rstr *v = NULL;
+
+	if (RedisModule_KeyType(jb->key) == REDISMODULE_KEYTYPE_HASH)
+		RedisModule_HashGet(jb->key, REDISMODULE_HASH_CFIELDS, field,
+		    &v, NULL);
+	return v;
+}
+
+/*
+ * claim() of common/lifecycle.c (CLAIM_LUA): 1 claimed (dispatched
+ * emitted), 0 stale, 2 expired (emitted).  nodes NULL: the batch adds the
+ * node to rq:nodes once.
+ */
+static long long
+claim(struct cmd *c, rstr *id, rstr *att, rstr *node, rstr *inflight,
+    rstr *oncall, rstr *nodes)
+{
+	struct job jb;
+	struct event e;
+	struct pairs extra = { .n = 0 };
+	rstr *attempts, *not_after, *to, *j[J__COUNT];
+	double n, a, na;
+	long long rc = 0;
+	int removed;
+
+	if (job_open(c, &jb, id) == -1)
+		goto done;
+	attempts = job_get(&jb, "attempts");
+	not_after = job_get(&jb, "not_after_ms");
+	to = job_get(&jb, "to");
+	job_fields(&jb, j);
+	if (!lua_number(att, &n) || !lua_number(attempts, &a) || a != n)
+		goto done;
+	if ((removed = zrem(c, inflight, id)) != 1) {
+		c->error = removed == -1;
+		goto done;
+	}
+	if (terminal_rank(j[J_RANK]))
+		goto done;
+	memset(&e, 0, sizeof(e));
+	e.id = id;
+	e.attempt = (long long)n;
+	e.tenant = j[J_TENANT];
+	e.to = to;
+	e.node = node;
+	e.ts_ms = c->now;
+	if (lua_number(not_after, &na) && (double)c->now > na) {
+		e.status = RQ_ST_EXPIRED;
+		e.status_name = "expired";
+		e.reason = s_not_after;
+		e.detail = s_not_placed;
+		emit(c, jb.name, jb.key, &e, j, NULL);
+		rc = 2;
+		goto done;
+	}
+	set_call(c, "SADD", oncall, id);
+	if (nodes != NULL && !c->error)
+		set_call(c, "SADD", nodes, node);
+	if (c->error)
+		goto done;
+	e.status = RQ_ST_DISPATCHED;
+	e.status_name = "dispatched";
+	pair(&extra, s_node, node);
+	pair(&extra, s_dialed, att);
+	emit(c, jb.name, jb.key, &e, j, &extra);
+	rc = 1;
+done:
+	RedisModule_CloseKey(jb.key);
+	return rc;
+}
+
+/* The end of a command that failed on a key of the wrong type, or the
+ * like: what ran before stays, as after redis.call's error in a script. */
+static int
+reply_error(struct cmd *c)
+{
+	return RedisModule_ReplyWithError(c->ctx, c->why != NULL ? c->why :
+	    "WRONGTYPE Operation against a key holding the wrong kind of "
+	    "value");
+}
+
+/* ringq.claim 4 rq:job:<id> rq:inflight rq:oncall:<node> rq:nodes
+ *     id attempt node  -> 1, 0 or 2 (claim_src) */
+static int
+cmd_claim(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
+	long long rc;
+
+	if (argc != 9)
+		return RedisModule_WrongArity(ctx);
+	RedisModule_AutoMemory(ctx);
+	rc = claim(&c, argv[6], argv[7], argv[8], argv[3], argv[4], argv[5]);
+	if (c.error)
+		return reply_error(&c);
+	return RedisModule_ReplyWithLongLong(ctx, rc);
+}
+
+static int
+prefix_is_job(RedisModuleCtx *ctx, rstr *prefix)
+{
+	if (strcmp(text(prefix, NULL), RQ_KEY_JOB) == 0)
+		return 1;
+	RedisModule_ReplyWithError(ctx, "ERR ringq: the job key prefix must "
+	    "be " RQ_KEY_JOB);
+	return 0;
+}
+
+/* ringq.claim_batch 3 rq:inflight rq:oncall:<node> rq:nodes
+ *     node job-key-prefix id1 attempt1 ...  -> one code per id
+ *     (claim_batch_src) */
+static int
+cmd_claim_batch(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
+	long long *rc;
+	int i, n, claimed = 0;
+
+	if (argc < 7 || (argc - 7) % 2 != 0)
+		return RedisModule_WrongArity(ctx);
+	if (!prefix_is_job(ctx, argv[6]))
+		return REDISMODULE_OK;
+	RedisModule_AutoMemory(ctx);
+	n = (argc - 7) / 2;
+	rc = RedisModule_Alloc(sizeof(*rc) * (size_t)(n + 1));
+	for (i = 0; i < n && !c.error; i++)
+		if ((rc[i] = claim(&c, argv[7 + 2 * i], argv[8 + 2 * i],
+		    argv[5], argv[2], argv[3], NULL)) == 1)
+			claimed = 1;
+	if (claimed && !c.error)
+		set_call(&c, "SADD", argv[4], argv[5]);
+	if (c.error) {
+		RedisModule_Free(rc);
+		return reply_error(&c);
+	}
+	RedisModule_ReplyWithArray(ctx, n);
+	for (i = 0; i < n; i++)
+		RedisModule_ReplyWithLongLong(ctx, rc[i]);
+	RedisModule_Free(rc);
+	return REDISMODULE_OK;
+}
+
+/* The retry classes of the reasons that may be retried (CLASS). */
+static const char *
+retry_class(const char *why)
+{
+	if (strcmp(why, RQ_REASON_BUSY) == 0)
+		return "busy";
+	if (strcmp(why, RQ_REASON_NO_ANSWER) == 0)
+		return "no_answer";
+	if (strcmp(why, RQ_REASON_UNREACHABLE) == 0 ||
+	    strcmp(why, RQ_REASON_MEDIA) == 0 ||
+	    strcmp(why, RQ_REASON_INTERRUPTED) == 0)
+		return "network";
+	return NULL;
+}
+
+/* Lua's string.match(v, '^(%d+):(%d+)$') then tonumber() of both. */
+static int
+retry_rule(const char *v, size_t n, double *max, double *delay)
+{
+	size_t i, colon = 0;
+
+	for (i = 0; i < n; i++) {
+		if (v[i] == ':' && colon == 0 && i > 0)
+			colon = i;
+		else if (v[i] < '0' || v[i] > '9')
+			return 0;
+	}
+	if (colon == 0 || colon == n - 1)
+		return 0;
+	*max = strtod(v, NULL);
+	*delay = strtod(v + colon + 1, NULL);
+	return 1;
+}
+
+/* rfc3339(ms) of the finish: whole seconds, UTC. */
+static void
+rfc3339(char *buf, size_t len, long long ms)
+{
+	time_t t = (time_t)floor((double)ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* string.format('%d', v) of a Lua number. */
+static long long
+lua_int(double v)
+{
+	if (v >= 9.2e18 || v <= -9.2e18)
+		return v > 0 ? LLONG_MAX : LLONG_MIN;
+	return (long long)v;
+}
+
+/* HINCRBY job field 1, replicated as that: the new value, or -1 with
+ * c->error for a field that is not an integer. */
+static long long
+hincr(struct cmd *c, struct job *jb, rstr *field)
+{
+	rstr *v = NULL, *nv;
+	long long n = 0;
+
+	RedisModule_HashGet(jb->key, REDISMODULE_HASH_NONE, field, &v, NULL);
+	if (v != NULL && (RedisModule_StringToLongLong(v, &n) !=
+	    REDISMODULE_OK || n == LLONG_MAX)) {
+		c->error = 1;
+		c->why = "ERR hash value is not an integer";
+		return -1;
+	}
+	nv = mk_int(c, ++n);
+	RedisModule_HashSet(jb->key, REDISMODULE_HASH_NONE, field, nv, NULL);
+	RedisModule_Replicate(c->ctx, "HINCRBY", "ssc", jb->name, field, "1");
+	return n;
+}
+
+/* The arguments of one finish (finish_src's ARGV, 12 of them). */
+enum { F_ID, F_ATTEMPT, F_NODE, F_STATUS, F_REASON, F_SIP, F_STARTED,
+	F_ANSWERED, F_DURATION, F_DETAIL, F_JITTER, F_RESULT, F__COUNT };
+
+/*
+ * finish_one() of common/lifecycle.c (FINISH_LUA): 0 (not this attempt's
+ * finish), 1 and the status emitted in *status, or 2 (alive: the node's
+ * liveness key exists; an interrupt only).
+ */
+static long long
+finish(struct cmd *c, rstr **A, rstr *oncall, rstr *delayed, rstr *alive,
+    const char **status)
+{
+	struct job jb;
+	struct event e;
+	struct pairs x = { .n = 0 }, nb = { .n = 0 };
+	rstr *dialed, *to, *max_attempts, *not_after, *j[J__COUNT], *pol;
+	const char *why, *class, *orig, *polt;
+	char lim[128], detail[1024], when[32], rule[32];
+	double n, d, pmax, pdelay, maxatt, jit, delay, na;
+	long long tries, at, rc = 0;
+	size_t len;
+
+	*status = NULL;
+	jb.key = NULL;
+	if (alive != NULL) {
+		RedisModuleKey *k = RedisModule_OpenKey(c->ctx, alive,
+		    REDISMODULE_READ);
+		int live = RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY;
+
+		RedisModule_CloseKey(k);
+		if (live)
+			return 2;
+	}
+	if (job_open(c, &jb, A[F_ID]) == -1)
+		goto done;
+	dialed = job_get(&jb, "dialed");
+	to = job_get(&jb, "to");
+	max_attempts = job_get(&jb, "max_attempts");
+	not_after = job_get(&jb, "not_after_ms");
+	job_fields(&jb, j);
+	if (!lua_number(A[F_ATTEMPT], &n))
+		goto done;	/* the C callers send digits */
+	if (!lua_number(dialed, &d) || d != n) {
+		if (RedisModule_KeyType(jb.key) == REDISMODULE_KEYTYPE_EMPTY)
+			set_call(c, "SREM", oncall, A[F_ID]);
+		goto done;
+	}
+	if (set_call(c, "SREM", oncall, A[F_ID]) == 0)
+		goto done;
+	if (terminal_rank(j[J_RANK]))
+		goto done;
+	memset(&e, 0, sizeof(e));
+	e.id = A[F_ID];
+	e.attempt = lua_int(n);
+	e.tenant = j[J_TENANT];
+	e.to = to;
+	e.node = A[F_NODE];
+	e.sip_code = A[F_SIP];
+	e.started_ms = A[F_STARTED];
+	e.answered_ms = A[F_ANSWERED];
+	e.detail = A[F_DETAIL];
+	e.ts_ms = c->now;
+	if (nonempty(A[F_RESULT])) {
+		e.result = A[F_RESULT];
+		pair(&x, s_result, A[F_RESULT]);
+	}
+	rc = 1;
+	if (strcmp(text(A[F_STATUS], NULL), "completed") == 0) {
+		e.status = RQ_ST_COMPLETED;
+		e.status_name = *status = "completed";
+		e.duration_ms = A[F_DURATION];
+		emit(c, jb.name, jb.key, &e, j, &x);
+		goto done;
+	}
+	why = text(A[F_REASON], &len);
+	if (len == 0) {
+		why = RQ_REASON_REJECTED;
+		len = strlen(why);
+	}
+	e.status = RQ_ST_FAILED;
+	e.status_name = *status = "failed";
+	e.reason = mk(c, why, len);
+	class = memchr(why, '\0', len) != NULL ? NULL : retry_class(why);
+	if (class != NULL && to != NULL &&
+	    (set_call(c, "SISMEMBER", s_dnc_customer, to) == 1 ||
+	    (j[J_TENANT] != NULL && set_call(c, "SISMEMBER",
+	    key_of(c, RQ_KEY_DNC_TENANT, j[J_TENANT]), to) == 1))) {
+		class = NULL;
+		e.detail = s_on_dnc;
+	}
+	if (c->error)
+		goto done;
+	if (class == NULL) {
+		emit(c, jb.name, jb.key, &e, j, &x);
+		goto done;
+	}
+	snprintf(rule, sizeof(rule), "retry_%s", class);
+	pol = job_get(&jb, rule);
+	if (pol == NULL || (polt = text(pol, &len),
+	    !retry_rule(polt, len, &pmax, &pdelay))) {
+		const char *def = strcmp(class, "busy") == 0 ?
+		    RQ_RETRY_BUSY_DEFAULT : strcmp(class, "no_answer") == 0 ?
+		    RQ_RETRY_NO_ANSWER_DEFAULT : RQ_RETRY_NETWORK_DEFAULT;
+
+		retry_rule(def, strlen(def), &pmax, &pdelay);
+	}
+	snprintf(rule, sizeof(rule), "tries_%s", class);
+	if ((tries = hincr(c, &jb, mk(c, rule, strlen(rule)))) == -1)
+		goto done;
+	if (!lua_number(max_attempts, &maxatt) || maxatt < 1)
+		maxatt = RQ_MAX_ATTEMPTS_DEFAULT;
+	orig = nonempty(e.detail) ? text(e.detail, NULL) : "";
+	if ((double)tries >= pmax || n >= maxatt) {
+		if ((double)tries >= pmax)
+			snprintf(lim, sizeof(lim), "%lld of %lld %s attempts",
+			    tries, lua_int(pmax), class);
+		else
+			snprintf(lim, sizeof(lim), "max_attempts %lld",
+			    lua_int(maxatt));
+		if (n > 1) {
+			e.reason = s_attempts_exhausted;
+			if (orig[0] != '\0')
+				snprintf(detail, sizeof(detail), "%s on attempt "
+				    "%lld: %s (%s)", why, lua_int(n), lim, orig);
+			else
+				snprintf(detail, sizeof(detail), "%s on attempt "
+				    "%lld: %s", why, lua_int(n), lim);
+		} else if (orig[0] != '\0')
+			snprintf(detail, sizeof(detail), "%s; not retried: %s",
+			    orig, lim);
+		else
+			snprintf(detail, sizeof(detail), "not retried: %s",
+			    lim);
+		e.detail = mk(c, detail, strlen(detail));
+		emit(c, jb.name, jb.key, &e, j, &x);
+		goto done;
+	}
+	delay = pdelay * pow(2, (double)(tries - 1));
+	if (delay > RQ_RETRY_DELAY_MAX_MS)
+		delay = RQ_RETRY_DELAY_MAX_MS;
+	if (!lua_number(A[F_JITTER], &jit))
+		jit = 1;
+	if (jit < 0.75)
+		jit = 0.75;
+	else if (jit > 1.25)
+		jit = 1.25;
+	at = c->now + lua_int(floor(delay * jit));
+	rfc3339(when, sizeof(when), at);
+	if (lua_number(not_after, &na) && (double)at > na) {
+		e.status = RQ_ST_EXPIRED;
+		e.status_name = *status = "expired";
+		e.reason = s_not_after;
+		snprintf(detail, sizeof(detail), "%s on attempt %lld; next "
+		    "attempt at %s would be after not_after", why, lua_int(n),
+		    when);
+		e.detail = mk(c, detail, strlen(detail));
+		emit(c, jb.name, jb.key, &e, j, &x);
+		goto done;
+	}
+	pair(&nb, s_not_before_ms, mk_int(c, at));
+	hset(c, jb.name, jb.key, &nb);
+	zadd(c, delayed, at, A[F_ID], 0);
+	if (j[J_TENANT] != NULL)
+		zadd(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), at, A[F_ID],
+		    REDISMODULE_ZADD_XX);
+	e.status = RQ_ST_RETRYING;
+	e.status_name = *status = "retrying";
+	if (orig[0] != '\0')
+		snprintf(detail, sizeof(detail), "%s; next attempt at %s",
+		    orig, when);
+	else
+		snprintf(detail, sizeof(detail), "next attempt at %s", when);
+	e.detail = mk(c, detail, strlen(detail));
+	emit(c, jb.name, jb.key, &e, j, &x);
+done:
+	if (jb.key != NULL)
+		RedisModule_CloseKey(jb.key);
+	return rc;
+}
+
+static void
+reply_finish(RedisModuleCtx *ctx, long long code, const char *status)
+{
+	RedisModule_ReplyWithLongLong(ctx, code);
+	if (status != NULL)
+		RedisModule_ReplyWithCString(ctx, status);
+}
+
+/* ringq.finish 3|4 rq:job:<id> rq:oncall:<node> rq:delayed
+ *     [rq:node:<node>] id attempt node status reason sip_code started_ms
+ *     answered_ms duration_ms detail jitter result
+ *     -> {code} or {code, status} (finish_src) */
+static int
+cmd_finish(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
+	const char *status;
+	long long nkeys, rc;
+
+	if (argc < 2 || RedisModule_StringToLongLong(argv[1], &nkeys) !=
+	    REDISMODULE_OK || (nkeys != 3 && nkeys != 4) ||
+	    argc != 2 + nkeys + F__COUNT)
+		return RedisModule_WrongArity(ctx);
+	RedisModule_AutoMemory(ctx);
+	rc = finish(&c, argv + 2 + nkeys, argv[3], argv[4],
+	    nkeys == 4 ? argv[5] : NULL, &status);
+	if (c.error)
+		return reply_error(&c);
+	RedisModule_ReplyWithArray(ctx, status != NULL ? 2 : 1);
+	reply_finish(ctx, rc, status);
+	return REDISMODULE_OK;
+}
+
+/* ringq.finish_batch 2 rq:oncall:<node> rq:delayed job-key-prefix
+ *     then 12 per finish as ringq.finish's
+ *     -> flat: code, status or nil per finish (finish_batch_src) */
+static int
+cmd_finish_batch(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
+	const char **st;
+	long long *rc;
+	int i, n;
+
+	if (argc < 5 || (argc - 5) % F__COUNT != 0)
+		return RedisModule_WrongArity(ctx);
+	if (!prefix_is_job(ctx, argv[4]))
+		return REDISMODULE_OK;
+	RedisModule_AutoMemory(ctx);
+	n = (argc - 5) / F__COUNT;
+	rc = RedisModule_Alloc(sizeof(*rc) * (size_t)(n + 1));
+	st = RedisModule_Alloc(sizeof(*st) * (size_t)(n + 1));
+	for (i = 0; i < n && !c.error; i++)
+		rc[i] = finish(&c, argv + 5 + i * F__COUNT, argv[2], argv[3],
+		    NULL, &st[i]);
+	if (c.error) {
+		RedisModule_Free(rc);
+		RedisModule_Free(st);
+		return reply_error(&c);
+	}
+	RedisModule_ReplyWithArray(ctx, 2 * n);
+	for (i = 0; i < n; i++) {
+		RedisModule_ReplyWithLongLong(ctx, rc[i]);
+		if (st[i] != NULL)
+			RedisModule_ReplyWithCString(ctx, st[i]);
+		else
+			RedisModule_ReplyWithNull(ctx);
+	}
+	RedisModule_Free(rc);
+	RedisModule_Free(st);
+	return REDISMODULE_OK;
+}
+
+static int
+cmd_version(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	(void)argv;
+	if (argc != 1)
+		return RedisModule_WrongArity(ctx);
+	return RedisModule_ReplyWithLongLong(ctx, RQ_MODULE_VERSION);
+}
+
+int
+RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	(void)argv;
+	(void)argc;
+	if (RedisModule_Init(ctx, "ringq", RQ_MODULE_VERSION,
+	    REDISMODULE_APIVER_1) == REDISMODULE_ERR)
+		return REDISMODULE_ERR;
+	s_events = name(RQ_KEY_EVENTS);
+	s_call_id = name("call_id");
+	s_attempt = name("attempt");
+	s_status = name("status");
+	s_ts_ms = name("ts_ms");
+	s_tenant = name("tenant");
+	s_to = name("to");
+	s_direction = name("direction");
+	s_reason = name("reason");
+	s_sip_code = name("sip_code");
+	s_node = name("node");
+	s_duration_ms = name("duration_ms");
+	s_started_ms = name("started_ms");
+	s_answered_ms = name("answered_ms");
+	s_detail = name("detail");
+	s_mirrored = name(RQ_EVENT_MIRRORED);
+	s_callback = name(RQ_EVENT_CALLBACK);
+	s_one = name("1");
+	s_status_rank = name("status_rank");
+	s_updated_ms = name("updated_ms");
+	s_dialed = name("dialed");
+	s_result = name("result");
+	s_not_before_ms = name("not_before_ms");
+	s_result_lua = name(RESULT_LUA);
+	s_not_after = name(RQ_REASON_NOT_AFTER);
+	s_not_placed = name("not placed before not_after");
+	s_on_dnc = name("on a do-not-call list: not retried");
+	s_attempts_exhausted = name(RQ_REASON_ATTEMPTS_EXHAUSTED);
+	s_dnc_customer = name(RQ_KEY_DNC_CUSTOMER);
+	if (RedisModule_CreateCommand(ctx, "ringq.version", cmd_version,
+	    "readonly fast", 0, 0, 0) == REDISMODULE_ERR ||
+	    RedisModule_CreateCommand(ctx, "ringq.claim", cmd_claim,
+	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
+	    RedisModule_CreateCommand(ctx, "ringq.claim_batch",
+	    cmd_claim_batch, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
+	    RedisModule_CreateCommand(ctx, "ringq.finish", cmd_finish,
+	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
+	    RedisModule_CreateCommand(ctx, "ringq.finish_batch",
+	    cmd_finish_batch, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR)
+		return REDISMODULE_ERR;
+	return REDISMODULE_OK;
+}

@@ -1,0 +1,325 @@
+/* The lifecycle scripts against ringq-redis.so, for test_redis_module.sh:
+ * writes the same jobs into two Redis servers, one without the module (the
+ * scripts run in Lua) and one with it (they run as its native commands),
+ * then runs the same steps on both, one after the other, through the
+ * daemons' own calls (common/lifecycle.c), and compares what each step
+ * answered.  What the steps left in the two servers is compared by
+ * redis_compare.py afterwards.
+ *
+ *   rq_module_diff PORT-LUA PORT-NATIVE
+ *
+ * Prints one line per step; exits 0 when both answered the same, else 1. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "util.h"
+
+static struct rq_redis lua, native;
+static int failed;
+
+/* A plain command on both servers (the fixtures). */
+static void
+both(const char *fmt, ...)
+{
+	struct rq_redis *r[2] = { &lua, &native };
+	redisReply *rep;
+	va_list ap;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		va_start(ap, fmt);
+		rep = redisvCommand(r[i]->c, fmt, ap);
+		va_end(ap);
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "rq_module_diff: %s: %s\n", fmt,
+			    rep != NULL ? rep->str : "connection lost");
+			exit(1);
+		}
+		freeReplyObject(rep);
+	}
+}
+
+static void
+same(const char *step, int a, int b)
+{
+	printf("%-40s lua %d native %d%s\n", step, a, b,
+	    a == b ? "" : "  DIFFERENT");
+	if (a != b)
+		failed = 1;
+}
+
+/* A job as the gateway and the dispatcher's take leave it: attempts
+ * taken, the lease in rq:inflight; more fields as "field value ...". */
+static void
+job(const char *id, int attempts, int leased, const char *more)
+{
+	char fields[1024];
+
+	snprintf(fields, sizeof(fields), "HSET %s%s id %s tenant t1 to "
+	    "+15550100%s created_ms 1 not_before_ms 1 attempts %d %s",
+	    RQ_KEY_JOB, id, id, id + 1, attempts, more);
+	both(fields);
+	both("ZADD %st1 1 %s", RQ_KEY_TENANT_CALLS, id);
+	both("ZADD %st1 1 %s", RQ_KEY_ACTIVE, id);
+	if (leased)
+		both("ZADD %s %llu %s", RQ_KEY_INFLIGHT,
+		    (unsigned long long)rq_now_ms() + 30000, id);
+}
+
+static void
+claim(const char *id, uint64_t attempt, const char *node)
+{
+	char step[80];
+
+	snprintf(step, sizeof(step), "claim %s/%llu on %s", id,
+	    (unsigned long long)attempt, node);
+	same(step, rq_job_claim(&lua, id, attempt, node),
+	    rq_job_claim(&native, id, attempt, node));
+}
+
+static void
+claim_batch(const char *node, size_t n, const char *const *ids,
+    const uint64_t *attempts)
+{
+	int rc[2][16], ret[2];
+	char step[80];
+	size_t i;
+
+	ret[0] = rq_job_claim_batch(&lua, node, n, ids, attempts, rc[0]);
+	ret[1] = rq_job_claim_batch(&native, node, n, ids, attempts, rc[1]);
+	snprintf(step, sizeof(step), "claim batch of %zu on %s", n, node);
+	same(step, ret[0], ret[1]);
+	for (i = 0; i < n; i++) {
+		snprintf(step, sizeof(step), "  %s/%llu", ids[i],
+		    (unsigned long long)attempts[i]);
+		same(step, rc[0][i], rc[1][i]);
+	}
+}
+
+static struct rq_attempt_end
+end_of(const char *id, uint64_t attempt, const char *node, const char *how,
+    const char *detail, const char *result)
+{
+	struct rq_attempt_end e;
+
+	memset(&e, 0, sizeof(e));
+	e.call_id = id;
+	e.attempt = attempt;
+	e.node = node;
+	e.started_ms = rq_now_ms() - 5000;
+	e.detail = detail;
+	e.result = result;
+	if (strcmp(how, "completed") == 0) {
+		e.status = RQ_ST_COMPLETED;
+		e.sip_code = 200;
+		e.answered_ms = e.started_ms + 1000;
+		e.duration_ms = 4000;
+	} else {
+		e.status = RQ_ST_FAILED;
+		e.reason = how;
+		e.sip_code = strcmp(how, "busy") == 0 ? 486 : 0;
+	}
+	return e;
+}
+
+/* finish id/attempt on node: how is "completed" or a reason ("" none) */
+static void
+finish(const char *id, uint64_t attempt, const char *node, const char *how,
+    const char *detail, const char *result)
+{
+	struct rq_attempt_end e = end_of(id, attempt, node, how, detail,
+	    result);
+	enum rq_status st[2] = { RQ_ST_QUEUED, RQ_ST_QUEUED };
+	char step[120];
+	int rc[2];
+
+	rc[0] = rq_job_finish(&lua, &e, &st[0]);
+	rc[1] = rq_job_finish(&native, &e, &st[1]);
+	snprintf(step, sizeof(step), "finish %s/%llu %s", id,
+	    (unsigned long long)attempt, how);
+	same(step, rc[0], rc[1]);
+	if (rc[0] == 1 && rc[1] == 1) {
+		snprintf(step, sizeof(step), "  status %s / %s",
+		    rq_status_name(st[0]), rq_status_name(st[1]));
+		same(step, (int)st[0], (int)st[1]);
+	}
+}
+
+/* a job claimed on node, ready for its finish */
+static void
+dialled(const char *id, int attempt, const char *node, const char *more)
+{
+	char step[80];
+
+	job(id, attempt, 1, more);
+	snprintf(step, sizeof(step), "claim %s/%d on %s", id, attempt, node);
+	same(step, rq_job_claim(&lua, id, (uint64_t)attempt, node),
+	    rq_job_claim(&native, id, (uint64_t)attempt, node));
+}
+
+static void
+connect_to(struct rq_redis *r, const char *port, int module,
+    struct rq_script **scripts, size_t n)
+{
+	rq_redis_init(r, "127.0.0.1", atoi(port), scripts, n);
+	if (rq_redis_ready(r) == -1) {
+		fprintf(stderr, "rq_module_diff: redis on port %s: down\n",
+		    port);
+		exit(1);
+	}
+	if (r->module != module) {
+		fprintf(stderr, "rq_module_diff: redis on port %s: the module "
+		    "is %s, it should %s\n", port, r->module ? "loaded" :
+		    "not loaded", module ? "be" : "not be");
+		exit(1);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct rq_script *scripts[] = { &rq_claim_script,
+	    &rq_claim_batch_script, &rq_finish_script,
+	    &rq_finish_batch_script, &rq_interrupt_script };
+	static const char *const ids[] = { "c11", "c12", "c13", "c14",
+	    "c15", "c16" };
+	static const uint64_t atts[] = { 1, 1, 2, 1, 1, 3 };
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: rq_module_diff PORT-LUA PORT-NATIVE\n");
+		return 1;
+	}
+	log_init("rq_module_diff", 0);
+	connect_to(&lua, argv[1], 0, scripts, 5);
+	connect_to(&native, argv[2], 1, scripts, 5);
+
+	/* claims, one by one: each way a claim can end */
+	job("c1", 1, 1, "");				/* dispatched */
+	job("c2", 2, 1, "");				/* stale: attempt 2 now */
+	job("c3", 1, 0, "");				/* stale: lease gone */
+	job("c4", 1, 1, "status completed status_rank 22");	/* ended */
+	job("c5", 1, 1, "not_after_ms 1000 ttl_ms 3600000");	/* expired */
+	both("ZADD %s %llu c6", RQ_KEY_INFLIGHT,	/* vanished job */
+	    (unsigned long long)rq_now_ms() + 30000);
+	job("c7", 2, 1, "status retrying status_rank 21 reason busy "
+	    "sip_code 486 callback_url http://127.0.0.1:9/cb");
+	job("c8", 1, 1, "status_rank abc ttl_ms 0x10");	/* corrupt fields */
+	job("c9", 1, 1, "status answered status_rank 20");	/* rank ahead */
+	job("c10", 1, 1, "not_after_ms 1000 ttl_ms 99999999999999999");
+	claim("c1", 1, "tel1");
+	claim("c1", 1, "tel1");				/* again: stale */
+	claim("c2", 1, "tel1");
+	claim("c3", 1, "tel1");
+	claim("c4", 1, "tel1");
+	claim("c5", 1, "tel1");
+	claim("c6", 1, "tel1");
+	claim("c7", 2, "tel/2 \"x\"\t\x7f");		/* cjson's escapes */
+	claim("c8", 1, "tel1");
+	claim("c9", 1, "tel1");
+	claim("c10", 1, "tel1");
+
+	/* a batch, mixed */
+	job("c11", 1, 1, "callback_url x");
+	job("c12", 1, 1, "not_after_ms 1000");
+	job("c13", 2, 1, "status_rank 21 reason no_answer");
+	job("c14", 2, 1, "");				/* stale */
+	job("c15", 1, 1, "status canceled status_rank 24");
+	job("c16", 3, 1, "priority 9");
+	claim_batch("tel3", 6, ids, atts);
+	claim_batch("tel3", 6, ids, atts);		/* all stale now */
+
+	/* finishes, one by one: each way the retry rules can go (delays of
+	 * about a second, so that the two sides' jitter stays within the
+	 * comparison's tolerance) */
+	both("SADD %s +155501f8", RQ_KEY_DNC_CUSTOMER);
+	both("SADD %st1 +155501f9", RQ_KEY_DNC_TENANT);
+	dialled("f1", 1, "tel1", "callback_url http://127.0.0.1:9/cb");
+	finish("f1", 1, "tel1", "completed", NULL, NULL);
+	finish("f1", 1, "tel1", "completed", NULL, NULL);	/* repeated */
+	dialled("f2", 1, "tel1", "");
+	finish("f2", 1, "tel1", "completed", "BYE from the callee",
+	    "{\"end\":\"exit\",\"fields\":{\"a\":\"1/2\",\"b\":[1,2.5,"
+	    "null],\"c\":{\"d\":true}}}");
+	dialled("f3", 1, "tel1", "");
+	finish("f3", 1, "tel1", "completed", NULL, "not an object / \"x\"");
+	dialled("f4", 1, "tel1", "");
+	finish("f4", 1, "tel1", "declined", "603 Decline", NULL);
+	dialled("f5", 1, "tel1", "retry_busy 3:1000");
+	finish("f5", 1, "tel1", "busy", "486 Busy Here", NULL);
+	dialled("f6", 2, "tel1", "retry_busy 3:1000 tries_busy 2");
+	finish("f6", 2, "tel1", "busy", "486 Busy Here", NULL);
+	dialled("f7", 2, "tel1", "retry_busy 3:1000 tries_busy 2");
+	finish("f7", 2, "tel1", "busy", NULL, NULL);
+	dialled("f8", 1, "tel1", "max_attempts 1");
+	finish("f8", 1, "tel1", "no_answer", NULL, NULL);
+	dialled("f9", 1, "tel1", "max_attempts 1");
+	finish("f9", 1, "tel1", "no_answer", "no answer in 30 s", NULL);
+	dialled("f10", 1, "tel1", "retry_network 1:1000");
+	finish("f10", 1, "tel1", "unreachable", NULL, NULL);
+	dialled("f11", 1, "tel1", "retry_network bad tries_network 2");
+	finish("f11", 1, "tel1", "media", NULL, NULL);
+	dialled("f12", 1, "tel1", "to +155501f8");	/* customer DNC */
+	finish("f12", 1, "tel1", "busy", NULL, NULL);
+	dialled("f13", 1, "tel1", "to +155501f9");	/* tenant DNC */
+	finish("f13", 1, "tel1", "busy", "486", NULL);
+	dialled("f14", 1, "tel1", "retry_busy 3:5000");
+	both("HSET %sf14 not_after_ms %llu", RQ_KEY_JOB,
+	    (unsigned long long)rq_now_ms() + 100);	/* retry too late */
+	finish("f14", 1, "tel1", "busy", NULL, NULL);
+	dialled("f15", 1, "tel1", "");
+	finish("f15", 1, "tel1", "", "odd\tdetail \"quoted\" \x01", NULL);
+	dialled("f16", 1, "tel1", "retry_no_answer 5:1000");
+	finish("f16", 1, "tel1", "no_answer", NULL, "{\"partial\":1}");
+	dialled("f17", 1, "tel1", "");
+	both("HSET %sf17 dialed 7", RQ_KEY_JOB);	/* another attempt's */
+	finish("f17", 1, "tel1", "completed", NULL, NULL);
+	dialled("f18", 1, "tel1", "");
+	both("DEL %sf18", RQ_KEY_JOB);			/* vanished */
+	finish("f18", 1, "tel1", "completed", NULL, NULL);
+
+	/* a batch of finishes, mixed, and an interrupted node */
+	{
+		struct rq_attempt_end e[5];
+		enum rq_status st[2][5];
+		int rc[2][5], ret[2], i;
+		char step[80];
+
+		dialled("g1", 1, "tel4", "");
+		dialled("g2", 1, "tel4", "retry_busy 3:1000");
+		dialled("g3", 1, "tel4", "");
+		dialled("g4", 1, "tel4", "max_attempts 1");
+		e[0] = end_of("g1", 1, "tel4", "completed", NULL, NULL);
+		e[1] = end_of("g2", 1, "tel4", "busy", NULL, NULL);
+		e[2] = end_of("g3", 1, "tel4", "completed", NULL, "[1,2]");
+		e[3] = end_of("g4", 1, "tel4", "interrupted", "BYE", NULL);
+		e[4] = end_of("g1", 1, "tel4", "completed", NULL, NULL);
+		ret[0] = rq_job_finish_batch(&lua, 5, e, st[0], rc[0]);
+		ret[1] = rq_job_finish_batch(&native, 5, e, st[1], rc[1]);
+		same("finish batch of 5 on tel4", ret[0], ret[1]);
+		for (i = 0; i < 5; i++) {
+			snprintf(step, sizeof(step), "  %s/1", e[i].call_id);
+			same(step, rc[0][i], rc[1][i]);
+			if (rc[0][i] == 1 && rc[1][i] == 1)
+				same("  its status", (int)st[0][i],
+				    (int)st[1][i]);
+		}
+		dialled("h1", 1, "tel5", "retry_network 3:1000");
+		dialled("h2", 1, "tel5", "retry_network 3:1000");
+		both("SET %stel6 1", RQ_KEY_NODE);		/* alive */
+		dialled("h3", 1, "tel6", "");
+		same("interrupt tel5", rq_node_interrupt(&lua, "tel5",
+		    "telserver tel5 died"), rq_node_interrupt(&native, "tel5",
+		    "telserver tel5 died"));
+		same("interrupt tel6 (alive)", rq_node_interrupt(&lua, "tel6",
+		    "x"), rq_node_interrupt(&native, "tel6", "x"));
+	}
+
+	rq_redis_close(&lua);
+	rq_redis_close(&native);
+	return failed;
+}
