@@ -39,7 +39,9 @@ static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
     *s_duration_ms, *s_started_ms, *s_answered_ms, *s_detail,
     *s_mirrored, *s_callback, *s_one, *s_status_rank, *s_updated_ms,
     *s_dialed, *s_result, *s_not_before_ms, *s_result_lua, *s_not_after,
-    *s_not_placed, *s_on_dnc, *s_attempts_exhausted, *s_dnc_customer;
+    *s_not_placed, *s_on_dnc, *s_attempts_exhausted, *s_dnc_customer,
+    *s_due_after, *s_attempts, *s_not_placed_its, *s_max_reached,
+    *s_rejected, *s_no_target;
 
 static rstr *
 name(const char *s)
@@ -632,54 +634,87 @@ set_call(struct cmd *c, const char *cmd, rstr *set, rstr *member)
 	return n;
 }
 
-/* The job's hash, open for writing, and its name. */
+/* The job fields the commands read.  A job has about 25 in a listpack,
+ * where each lookup by name scans them from the first: the commands read
+ * them all in one pass instead (RedisModule_ScanKey), at job_open(). */
+static const char *const job_field_names[] = {
+	"status_rank", "tenant", "id", "callback_url", "reason", "sip_code",
+	"ttl_ms",	/* EMIT_FIELDS, in the order of J_* */
+	"attempts", "not_after_ms", "to", "dialed", "max_attempts",
+	"priority", "not_before_ms", "say", "caller_id", "app_url", "status",
+	"retry_busy", "retry_no_answer", "retry_network",
+};
+#define JOB_FIELDS	(sizeof(job_field_names) / sizeof(job_field_names[0]))
+
+/* The job's hash, open for writing, its name, and the fields it had when
+ * opened (NULL: none). */
 struct job {
+	RedisModuleCtx	*ctx;
 	rstr		*name;
 	RedisModuleKey	*key;
+	rstr		*f[JOB_FIELDS];
 };
+
+static void
+job_scan(RedisModuleKey *key, rstr *field, rstr *value, void *arg)
+{
+	struct job *jb = arg;
+	const char *s;
+	size_t n, i;
+
+	(void)key;
+	s = RedisModule_StringPtrLen(field, &n);
+	for (i = 0; i < JOB_FIELDS; i++)
+		if (job_field_names[i][0] == s[0] &&
+		    strlen(job_field_names[i]) == n &&
+		    memcmp(job_field_names[i], s, n) == 0) {
+			/* kept, and freed with the command's strings */
+			jb->f[i] = RedisModule_HoldString(jb->ctx, value);
+			return;
+		}
+}
 
 static int
 job_open(struct cmd *c, struct job *jb, rstr *id)
 {
+	RedisModuleScanCursor *cur;
+
+	memset(jb->f, 0, sizeof(jb->f));
+	jb->ctx = c->ctx;
 	jb->name = key_of(c, RQ_KEY_JOB, id);
 	jb->key = RedisModule_OpenKey(c->ctx, jb->name,
 	    REDISMODULE_READ | REDISMODULE_WRITE);
-	if (RedisModule_KeyType(jb->key) != REDISMODULE_KEYTYPE_EMPTY &&
-	    RedisModule_KeyType(jb->key) != REDISMODULE_KEYTYPE_HASH) {
+	if (RedisModule_KeyType(jb->key) == REDISMODULE_KEYTYPE_EMPTY)
+		return 0;
+	if (RedisModule_KeyType(jb->key) != REDISMODULE_KEYTYPE_HASH) {
 		c->error = 1;
 		return -1;
 	}
+	cur = RedisModule_ScanCursorCreate();
+	while (RedisModule_ScanKey(jb->key, cur, job_scan, jb))
+		;
+	RedisModule_ScanCursorDestroy(cur);
 	return 0;
 }
 
-/* HMGET of the job's EMIT_FIELDS into j (all NULL for no job). */
+/* The job's EMIT_FIELDS, for emit(). */
 static void
 job_fields(struct job *jb, rstr **j)
 {
-	int i;
-
-	for (i = 0; i < J__COUNT; i++)
-		j[i] = NULL;
-	if (RedisModule_KeyType(jb->key) == REDISMODULE_KEYTYPE_HASH)
-		RedisModule_HashGet(jb->key, REDISMODULE_HASH_CFIELDS,
-		    "status_rank", &j[J_RANK], "tenant", &j[J_TENANT],
-		    "id", &j[J_ID], "callback_url", &j[J_CALLBACK],
-		    "reason", &j[J_REASON], "sip_code", &j[J_SIP],
-		    "ttl_ms", &j[J_TTL], NULL);
+	memcpy(j, jb->f, J__COUNT * sizeof(*j));
 }
 
-/* One field of the job (NULL: none). */
+/* One field of the job as it was when opened (NULL: none). */
 static rstr *
 job_get(struct job *jb, const char *field)
 {
-	rstr *v = NULL;
+	size_t i;
 
-	if (RedisModule_KeyType(jb->key) == REDISMODULE_KEYTYPE_HASH)
-		RedisModule_HashGet(jb->key, REDISMODULE_HASH_CFIELDS, field,
-		    &v, NULL);
-	return v;
+	for (i = 0; i < JOB_FIELDS; i++)
+		if (strcmp(job_field_names[i], field) == 0)
+			return jb->f[i];
+	return NULL;	/* not one job_open() reads: a bug */
 }
-
 /*
  * claim() of common/lifecycle.c (CLAIM_LUA): 1 claimed (dispatched
  * emitted), 0 stale, 2 expired (emitted).  nodes NULL: the batch adds the
@@ -868,24 +903,25 @@ lua_int(double v)
 	return (long long)v;
 }
 
-/* HINCRBY job field 1, replicated as that: the new value, or -1 with
- * c->error for a field that is not an integer. */
+/* HINCRBY job field by, replicated as that: the new value, or
+ * LLONG_MIN with c->error for a field that is not an integer. */
 static long long
-hincr(struct cmd *c, struct job *jb, rstr *field)
+hincr(struct cmd *c, struct job *jb, rstr *field, long long by)
 {
 	rstr *v = NULL, *nv;
 	long long n = 0;
 
 	RedisModule_HashGet(jb->key, REDISMODULE_HASH_NONE, field, &v, NULL);
 	if (v != NULL && (RedisModule_StringToLongLong(v, &n) !=
-	    REDISMODULE_OK || n == LLONG_MAX)) {
+	    REDISMODULE_OK || n == LLONG_MAX || n == LLONG_MIN)) {
 		c->error = 1;
 		c->why = "ERR hash value is not an integer";
-		return -1;
+		return LLONG_MIN;
 	}
-	nv = mk_int(c, ++n);
+	n += by;
+	nv = mk_int(c, n);
 	RedisModule_HashSet(jb->key, REDISMODULE_HASH_NONE, field, nv, NULL);
-	RedisModule_Replicate(c->ctx, "HINCRBY", "ssc", jb->name, field, "1");
+	RedisModule_Replicate(c->ctx, "HINCRBY", "ssl", jb->name, field, by);
 	return n;
 }
 
@@ -997,7 +1033,7 @@ finish(struct cmd *c, rstr **A, rstr *oncall, rstr *delayed, rstr *alive,
 		retry_rule(def, strlen(def), &pmax, &pdelay);
 	}
 	snprintf(rule, sizeof(rule), "tries_%s", class);
-	if ((tries = hincr(c, &jb, mk(c, rule, strlen(rule)))) == -1)
+	if ((tries = hincr(c, &jb, mk(c, rule, strlen(rule)), 1)) == LLONG_MIN)
 		goto done;
 	if (!lua_number(max_attempts, &maxatt) || maxatt < 1)
 		maxatt = RQ_MAX_ATTEMPTS_DEFAULT;
@@ -1143,6 +1179,413 @@ cmd_finish_batch(RedisModuleCtx *ctx, rstr **argv, int argc)
 	return REDISMODULE_OK;
 }
 
+/* score_of(priority, due) of RQ_LUA_READY_SCORE: due - priority * step,
+ * priority 5 when absent, floored and clamped to 0..9. */
+static long long
+ready_score(rstr *priority, double due)
+{
+	double p;
+
+	if (!lua_number(priority, &p))
+		p = 5;
+	p = floor(p);
+	if (p < 0)
+		p = 0;
+	else if (p > 9)
+		p = 9;
+	return lua_int(due - p * RQ_PRIORITY_STEP_MS);
+}
+
+/* Up to limit members of zname scored -inf..max, with their scores, in
+ * order (ZRANGEBYSCORE ... LIMIT 0 limit): taken before any is removed.
+ * Returns how many; -1 (c->error) when zname is not a sorted set. */
+static long
+zrange_upto(struct cmd *c, rstr *zname, double max, long limit, rstr **ids,
+    double *scores)
+{
+	RedisModuleKey *k;
+	long n = 0;
+	int type;
+
+	k = RedisModule_OpenKey(c->ctx, zname, REDISMODULE_READ);
+	type = RedisModule_KeyType(k);
+	if (type == REDISMODULE_KEYTYPE_ZSET &&
+	    RedisModule_ZsetFirstInScoreRange(k, REDISMODULE_NEGATIVE_INFINITE,
+	    max, 0, 0) == REDISMODULE_OK) {
+		while (n < limit && !RedisModule_ZsetRangeEndReached(k)) {
+			double sc;
+
+			ids[n] = RedisModule_ZsetRangeCurrentElement(k, &sc);
+			if (scores != NULL)
+				scores[n] = sc;
+			n++;
+			if (!RedisModule_ZsetRangeNext(k))
+				break;
+		}
+		RedisModule_ZsetRangeStop(k);
+	} else if (type != REDISMODULE_KEYTYPE_ZSET &&
+	    type != REDISMODULE_KEYTYPE_EMPTY) {
+		c->error = 1;
+		n = -1;
+	}
+	RedisModule_CloseKey(k);
+	return n;
+}
+
+/* A score as ZRANGE WITHSCORES gives it: an integer's digits. */
+static void
+reply_score(RedisModuleCtx *ctx, double sc)
+{
+	char t[40];
+
+	if (sc == floor(sc) && sc < 1e17 && sc > -1e17)
+		fmt_int(t, (long long)sc);
+	else
+		snprintf(t, sizeof(t), "%.17g", sc);
+	RedisModule_ReplyWithCString(ctx, t);
+}
+
+static void
+reply_ids(RedisModuleCtx *ctx, rstr **ids, long n)
+{
+	long i;
+
+	if (n == 0) {
+		RedisModule_ReplyWithNull(ctx);
+		return;
+	}
+	RedisModule_ReplyWithArray(ctx, n);
+	for (i = 0; i < n; i++)
+		RedisModule_ReplyWithString(ctx, ids[i]);
+}
+
+/* ringq.release 3 rq:delayed rq:ready rq:inflight now_ms batch prefix
+ *     -> { ndue, nreleased, ndropped, expired ids or nil, reclaimed ids
+ *     or nil, nexpired_leases, next_due_ms or nil } (scheduler/release.c,
+ *     release_src) */
+static int
+cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
+	rstr *delayed, *ready, *inflight, **due, **exp, **expired, **back;
+	rstr *wake, *j[J__COUNT], *to, *attempts, *not_after, *priority;
+	double now, *at, na, a;
+	long long batch, released = 0, dropped = 0;
+	long ndue, nexp, nexpired = 0, nback = 0, i;
+	struct job jb;
+	struct event e;
+	char t[24];
+
+	if (argc != 8)
+		return RedisModule_WrongArity(ctx);
+	if (!lua_number(argv[5], &now) ||
+	    RedisModule_StringToLongLong(argv[6], &batch) != REDISMODULE_OK ||
+	    batch < 1 || batch > 100000)
+		return RedisModule_ReplyWithError(ctx,
+		    "ERR ringq.release: now_ms or batch is not a number");
+	if (!prefix_is_job(ctx, argv[7]))
+		return REDISMODULE_OK;
+	RedisModule_AutoMemory(ctx);
+	delayed = argv[2];
+	ready = argv[3];
+	inflight = argv[4];
+	due = RedisModule_Alloc(sizeof(*due) * (size_t)batch);
+	at = RedisModule_Alloc(sizeof(*at) * (size_t)batch);
+	exp = RedisModule_Alloc(sizeof(*exp) * (size_t)batch);
+	expired = RedisModule_Alloc(sizeof(*expired) * (size_t)batch);
+	back = RedisModule_Alloc(sizeof(*back) * (size_t)batch);
+	if ((ndue = zrange_upto(&c, delayed, now, batch, due, at)) < 0)
+		goto fail;
+	for (i = 0; i < ndue; i++) {
+		zrem(&c, delayed, due[i]);
+		if (job_open(&c, &jb, due[i]) == -1)
+			goto fail;
+		to = job_get(&jb, "to");
+		attempts = job_get(&jb, "attempts");
+		not_after = job_get(&jb, "not_after_ms");
+		priority = job_get(&jb, "priority");
+		job_fields(&jb, j);
+		if (!lua_number(attempts, &a))
+			a = 0;
+		memset(&e, 0, sizeof(e));
+		e.id = due[i];
+		e.attempt = lua_int(a);
+		e.tenant = j[J_TENANT];
+		e.to = to;
+		e.ts_ms = c.now;
+		if (terminal_rank(j[J_RANK]) || (j[J_RANK] == NULL &&
+		    j[J_TENANT] == NULL && j[J_ID] == NULL &&
+		    RedisModule_KeyType(jb.key) == REDISMODULE_KEYTYPE_EMPTY))
+			dropped++;
+		else if (lua_number(not_after, &na) && now > na) {
+			e.status = RQ_ST_EXPIRED;
+			e.status_name = "expired";
+			e.reason = s_not_after;
+			e.detail = s_due_after;
+			emit(&c, jb.name, jb.key, &e, j, NULL);
+			expired[nexpired++] = due[i];
+		} else {
+			zadd(&c, ready, ready_score(priority, at[i]), due[i],
+			    0);
+			released++;
+			if (a == 0) {
+				e.status = RQ_ST_SCHEDULED;
+				e.status_name = "scheduled";
+				emit(&c, jb.name, jb.key, &e, j, NULL);
+			}
+		}
+		RedisModule_CloseKey(jb.key);
+		if (c.error)
+			goto fail;
+	}
+	if ((nexp = zrange_upto(&c, inflight, (double)c.now, batch, exp,
+	    NULL)) < 0)
+		goto fail;
+	for (i = 0; i < nexp; i++) {
+		rstr *nb, *rank;
+		double due_at;
+
+		zrem(&c, inflight, exp[i]);
+		if (job_open(&c, &jb, exp[i]) == -1)
+			goto fail;
+		nb = job_get(&jb, "not_before_ms");
+		attempts = job_get(&jb, "attempts");
+		rank = job_get(&jb, "status_rank");
+		if (RedisModule_KeyType(jb.key) == REDISMODULE_KEYTYPE_HASH &&
+		    !terminal_rank(rank)) {
+			if (lua_number(attempts, &a) && a > 0)
+				hincr(&c, &jb, s_attempts, -1);
+			if (!lua_number(nb, &due_at))
+				due_at = now;
+			zadd(&c, ready, ready_score(job_get(&jb, "priority"),
+			    due_at), exp[i], 0);
+			back[nback++] = exp[i];
+		}
+		RedisModule_CloseKey(jb.key);
+		if (c.error)
+			goto fail;
+	}
+	if (released + nback > 0) {
+		wake = name(RQ_CHANNEL_WAKE);
+		fmt_int(t, released + nback);
+		RedisModule_PublishMessage(ctx, wake, mk(&c, t, strlen(t)));
+		RedisModule_FreeString(NULL, wake);
+	}
+	RedisModule_ReplyWithArray(ctx, 7);
+	RedisModule_ReplyWithLongLong(ctx, ndue);
+	RedisModule_ReplyWithLongLong(ctx, released);
+	RedisModule_ReplyWithLongLong(ctx, dropped);
+	reply_ids(ctx, expired, nexpired);
+	reply_ids(ctx, back, nback);
+	RedisModule_ReplyWithLongLong(ctx, nexp);
+	{
+		RedisModuleKey *k = RedisModule_OpenKey(ctx, delayed,
+		    REDISMODULE_READ);
+		double sc;
+
+		if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_ZSET &&
+		    RedisModule_ZsetFirstInScoreRange(k,
+		    REDISMODULE_NEGATIVE_INFINITE, REDISMODULE_POSITIVE_INFINITE,
+		    0, 0) == REDISMODULE_OK &&
+		    !RedisModule_ZsetRangeEndReached(k)) {
+			RedisModule_ZsetRangeCurrentElement(k, &sc);
+			RedisModule_ZsetRangeStop(k);
+			reply_score(ctx, sc);
+		} else
+			RedisModule_ReplyWithNull(ctx);
+		RedisModule_CloseKey(k);
+	}
+	RedisModule_Free(due);
+	RedisModule_Free(at);
+	RedisModule_Free(exp);
+	RedisModule_Free(expired);
+	RedisModule_Free(back);
+	return REDISMODULE_OK;
+fail:
+	RedisModule_Free(due);
+	RedisModule_Free(at);
+	RedisModule_Free(exp);
+	RedisModule_Free(expired);
+	RedisModule_Free(back);
+	return reply_error(&c);
+}
+
+/* The first member of zname, taken out of it (ZPOPMIN), replicated as its
+ * ZREM; NULL when empty. */
+static rstr *
+zpopmin(struct cmd *c, rstr *zname)
+{
+	rstr *id = NULL;
+	RedisModuleKey *k;
+	int type, deleted;
+
+	k = RedisModule_OpenKey(c->ctx, zname,
+	    REDISMODULE_READ | REDISMODULE_WRITE);
+	type = RedisModule_KeyType(k);
+	if (type == REDISMODULE_KEYTYPE_ZSET &&
+	    RedisModule_ZsetFirstInScoreRange(k, REDISMODULE_NEGATIVE_INFINITE,
+	    REDISMODULE_POSITIVE_INFINITE, 0, 0) == REDISMODULE_OK &&
+	    !RedisModule_ZsetRangeEndReached(k)) {
+		id = RedisModule_ZsetRangeCurrentElement(k, NULL);
+		RedisModule_ZsetRangeStop(k);
+		if (RedisModule_ZsetRem(k, id, &deleted) == REDISMODULE_OK &&
+		    deleted)
+			RedisModule_Replicate(c->ctx, "ZREM", "ss", zname, id);
+	} else if (type != REDISMODULE_KEYTYPE_ZSET &&
+	    type != REDISMODULE_KEYTYPE_EMPTY)
+		c->error = 1;
+	RedisModule_CloseKey(k);
+	return id;
+}
+
+/* What the take did with one id: its TAKE_SLOTS elements
+ * (dispatcher/jobs.c). */
+struct taken {
+	rstr		*id;
+	const char	*what;	/* terminal, expired, ...; NULL: dispatched
+				 * (v set) or vanished (v[0] NULL) */
+	long long	 att;
+	rstr		*v[6];	/* tenant to say caller_id priority app_url,
+				 * or the status for "terminal" */
+};
+
+static void
+reply_taken(RedisModuleCtx *ctx, const struct taken *t)
+{
+	int i, k = 1;
+
+	RedisModule_ReplyWithString(ctx, t->id);
+	if (t->what != NULL) {
+		RedisModule_ReplyWithCString(ctx, t->what);
+		if (strcmp(t->what, "terminal") == 0)
+			RedisModule_ReplyWithString(ctx, t->v[0]);
+		else
+			RedisModule_ReplyWithLongLong(ctx, t->att);
+		k = 3;
+	} else if (t->v[0] != NULL || t->v[1] != NULL) {
+		RedisModule_ReplyWithLongLong(ctx, t->att);
+		for (i = 0; i < 6; i++)
+			if (t->v[i] != NULL)
+				RedisModule_ReplyWithString(ctx, t->v[i]);
+			else
+				RedisModule_ReplyWithNull(ctx);
+		k = 8;
+	}
+	for (; k < 8; k++)
+		RedisModule_ReplyWithNull(ctx);
+}
+
+/* ringq.take 2 rq:ready rq:inflight lease_ms prefix max
+ *     -> TAKE_SLOTS elements per id taken, or nil (take_src) */
+static int
+cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, 0, 0, NULL };
+	long long lease, max, n = 0, deadline = 0, i;
+	rstr *id, *f[12], *j[J__COUNT];
+	double a, maxatt, na;
+	struct taken *out, *t;
+	struct job jb;
+	struct event e;
+
+	if (argc != 7)
+		return RedisModule_WrongArity(ctx);
+	if (RedisModule_StringToLongLong(argv[4], &lease) != REDISMODULE_OK ||
+	    RedisModule_StringToLongLong(argv[6], &max) != REDISMODULE_OK ||
+	    max < 0 || max > 100000)
+		return RedisModule_ReplyWithError(ctx,
+		    "ERR ringq.take: lease or max is not a number");
+	if (!prefix_is_job(ctx, argv[5]))
+		return REDISMODULE_OK;
+	RedisModule_AutoMemory(ctx);
+	out = RedisModule_Calloc((size_t)max + 1, sizeof(*out));
+	while (n < max && (id = zpopmin(&c, argv[2])) != NULL) {
+		if (n == 0) {
+			c.now = RedisModule_Milliseconds();
+			deadline = c.now + lease;
+		}
+		t = &out[n++];
+		t->id = id;
+		if (job_open(&c, &jb, id) == -1)
+			break;
+		f[0] = job_get(&jb, "tenant");
+		f[1] = job_get(&jb, "to");
+		f[2] = job_get(&jb, "say");
+		f[3] = job_get(&jb, "caller_id");
+		f[4] = job_get(&jb, "priority");
+		f[5] = job_get(&jb, "app_url");
+		f[6] = job_get(&jb, "status_rank");
+		f[7] = job_get(&jb, "attempts");
+		f[8] = job_get(&jb, "max_attempts");
+		f[9] = job_get(&jb, "status");
+		f[10] = job_get(&jb, "not_after_ms");
+		f[11] = job_get(&jb, "id");
+		if (!lua_number(f[7], &a))
+			a = 0;
+		t->att = lua_int(a);
+		if (!lua_number(f[8], &maxatt) || maxatt < 1)
+			maxatt = RQ_MAX_ATTEMPTS_DEFAULT;
+		memset(&e, 0, sizeof(e));
+		e.id = id;
+		e.attempt = t->att;
+		e.tenant = f[0];
+		e.to = f[1];
+		e.ts_ms = c.now;
+		if (f[0] == NULL && f[6] == NULL && f[11] == NULL &&
+		    RedisModule_KeyType(jb.key) == REDISMODULE_KEYTYPE_EMPTY)
+			;	/* vanished */
+		else if (terminal_rank(f[6])) {
+			t->what = "terminal";
+			t->v[0] = f[9] != NULL ? f[9] : mk(&c, "?", 1);
+		} else if (lua_number(f[10], &na) && (double)c.now > na) {
+			e.status = RQ_ST_EXPIRED;
+			e.status_name = t->what = "expired";
+			e.reason = s_not_after;
+			e.detail = s_not_placed_its;
+		} else if (a >= maxatt) {
+			e.status = RQ_ST_FAILED;
+			e.status_name = "failed";
+			t->what = "exhausted";
+			e.reason = s_attempts_exhausted;
+			e.detail = s_max_reached;
+		} else if ((t->att = hincr(&c, &jb, s_attempts, 1)) ==
+		    LLONG_MIN) {
+			RedisModule_CloseKey(jb.key);
+			break;
+		} else if (f[0] == NULL || f[1] == NULL) {
+			e.attempt = t->att;
+			e.status = RQ_ST_FAILED;
+			e.status_name = "failed";
+			t->what = "rejected";
+			e.reason = s_rejected;
+			e.detail = s_no_target;
+		} else {
+			zadd(&c, argv[3], deadline, id, 0);
+			memcpy(t->v, f, sizeof(t->v));
+		}
+		if (e.status_name != NULL) {
+			job_fields(&jb, j);
+			emit(&c, jb.name, jb.key, &e, j, NULL);
+		}
+		RedisModule_CloseKey(jb.key);
+		if (c.error)
+			break;
+	}
+	if (c.error) {
+		RedisModule_Free(out);
+		return reply_error(&c);
+	}
+	if (n == 0)
+		RedisModule_ReplyWithNull(ctx);
+	else {
+		RedisModule_ReplyWithArray(ctx, n * 8);
+		for (i = 0; i < n; i++)
+			reply_taken(ctx, &out[i]);
+	}
+	RedisModule_Free(out);
+	return REDISMODULE_OK;
+}
+
 static int
 cmd_version(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
@@ -1189,6 +1632,12 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	s_on_dnc = name("on a do-not-call list: not retried");
 	s_attempts_exhausted = name(RQ_REASON_ATTEMPTS_EXHAUSTED);
 	s_dnc_customer = name(RQ_KEY_DNC_CUSTOMER);
+	s_due_after = name("due after its not_after");
+	s_attempts = name("attempts");
+	s_not_placed_its = name("not placed before its not_after");
+	s_max_reached = name("max_attempts reached");
+	s_rejected = name(RQ_REASON_REJECTED);
+	s_no_target = name("job without tenant or target");
 	if (RedisModule_CreateCommand(ctx, "ringq.version", cmd_version,
 	    "readonly fast", 0, 0, 0) == REDISMODULE_ERR ||
 	    RedisModule_CreateCommand(ctx, "ringq.claim", cmd_claim,
@@ -1198,7 +1647,11 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	    RedisModule_CreateCommand(ctx, "ringq.finish", cmd_finish,
 	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
 	    RedisModule_CreateCommand(ctx, "ringq.finish_batch",
-	    cmd_finish_batch, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR)
+	    cmd_finish_batch, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
+	    RedisModule_CreateCommand(ctx, "ringq.release", cmd_release,
+	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
+	    RedisModule_CreateCommand(ctx, "ringq.take", cmd_take,
+	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR)
 		return REDISMODULE_ERR;
 	return REDISMODULE_OK;
 }

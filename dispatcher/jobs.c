@@ -149,7 +149,7 @@ RQ_LUA_RUN_EVENTS
 "return 1\n";
 
 struct rq_script disp_take_script = { .name = "take",
-    .src = take_src };
+    .src = take_src, .native = 1 };
 struct rq_script disp_requeue_script = { .name = "requeue",
     .src = requeue_src };
 struct rq_script disp_drop_script = { .name = "drop",

@@ -105,7 +105,7 @@ RQ_LUA_RUN_EVENTS
 "    #reclaimed > 0 and reclaimed, #exp, next_due }\n";
 
 struct rq_script sched_release_script = { .name = "release",
-    .src = release_src };
+    .src = release_src, .native = 1 };
 
 int
 sched_release(struct rq_redis *r, uint64_t now_ms, int batch,

@@ -7,9 +7,10 @@
 #
 #   tests/bench/redis_instructions.sh [CALLS]        (2000)
 # Environment: RQ_CHAIN_BATCH (calls per script run, "500 10 1"),
-# RQ_CHAIN_MODE ("evalsha fcall").  Needs valgrind, node and the bench's
-# ioredis (tests/bench/bullmq: npm install there, or run bench_dispatch.sh
-# once).
+# RQ_CHAIN_MODE ("evalsha fcall module": module runs release, take, claim
+# and finish as ringq-redis.so's commands), RQ_BUILD (build, for the
+# module).  Needs valgrind, node and the bench's ioredis
+# (tests/bench/bullmq: npm install there, or run bench_dispatch.sh once).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,12 +37,15 @@ lua common/lifecycle.c finish_batch_src finish
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 batches=${RQ_CHAIN_BATCH:-500 10 1}
-modes=${RQ_CHAIN_MODE:-evalsha fcall}
+modes=${RQ_CHAIN_MODE:-evalsha fcall module}
+module=$(realpath -m "${RQ_BUILD:-build}/common/ringq-redis.so")
+[ -f "$module" ] || { echo "redis_instructions: $module not built" >&2; exit 1; }
 printf '%-16s %-8s %s\n' "calls per run" mode "Redis instructions per call"
 for batch in $batches; do
 	for mode in $modes; do
 		valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
 		    redis-server --port "$port" --save '' --appendonly no \
+		    --loadmodule "$module" \
 		    > "$dir/redis.log" 2>&1 &
 		echo $! > "$dir/redis.pid"
 		for _ in $(seq 100); do

@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatcher.h"
 #include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "scheduler.h"
 #include "util.h"
 
 static struct rq_redis lua, native;
@@ -99,6 +101,82 @@ claim_batch(const char *node, size_t n, const char *const *ids,
 		    (unsigned long long)attempts[i]);
 		same(step, rc[0][i], rc[1][i]);
 	}
+}
+
+/* the scheduler's release of what is due at now_ms, batch at a time */
+static void
+release(const char *what, uint64_t now_ms, int batch)
+{
+	struct sched_stats st[2];
+	uint64_t next[2];
+	char step[120];
+	int rc[2];
+
+	memset(st, 0, sizeof(st));
+	rc[0] = sched_release(&lua, now_ms, batch, &st[0], &next[0]);
+	rc[1] = sched_release(&native, now_ms, batch, &st[1], &next[1]);
+	snprintf(step, sizeof(step), "release %s", what);
+	same(step, rc[0], rc[1]);
+	same("  released", (int)st[0].released, (int)st[1].released);
+	same("  dropped", (int)st[0].dropped, (int)st[1].dropped);
+	same("  expired", (int)st[0].expired, (int)st[1].expired);
+	same("  reclaimed", (int)st[0].reclaimed, (int)st[1].reclaimed);
+	same("  next due", next[0] == next[1], 1);
+}
+
+/* the dispatcher's take of up to max ready jobs */
+static void
+take(size_t max)
+{
+	struct rq_msg jobs[2][16];
+	size_t n[2], i;
+	char step[120];
+	int rc[2];
+
+	rc[0] = disp_job_take(&lua, 30000, max, jobs[0], &n[0]);
+	rc[1] = disp_job_take(&native, 30000, max, jobs[1], &n[1]);
+	snprintf(step, sizeof(step), "take %zu", max);
+	same(step, rc[0], rc[1]);
+	same("  jobs to send", (int)n[0], (int)n[1]);
+	for (i = 0; i < n[0] && i < n[1]; i++) {
+		struct rq_msg *a = &jobs[0][i], *b = &jobs[1][i];
+
+		snprintf(step, sizeof(step), "  %s/%llu to %s say %s prio %d "
+		    "app %s", a->call_id, (unsigned long long)a->attempt,
+		    a->to, rq_msg_has(a, say) ? a->say : "-",
+		    rq_msg_has(a, priority) ? (int)a->priority : -1,
+		    rq_msg_has(a, app_url) ? a->app_url : "-");
+		same(step, strcmp(a->call_id, b->call_id) == 0 &&
+		    a->attempt == b->attempt && strcmp(a->to, b->to) == 0 &&
+		    strcmp(a->tenant, b->tenant) == 0 &&
+		    a->present == b->present &&
+		    (!rq_msg_has(a, say) || strcmp(a->say, b->say) == 0) &&
+		    (!rq_msg_has(a, app_url) ||
+		    strcmp(a->app_url, b->app_url) == 0) &&
+		    (!rq_msg_has(a, caller_id) ||
+		    strcmp(a->caller_id, b->caller_id) == 0) &&
+		    a->priority == b->priority, 1);
+	}
+	for (i = 0; i < n[0]; i++)
+		rq_msg_clear(&jobs[0][i]);
+	for (i = 0; i < n[1]; i++)
+		rq_msg_clear(&jobs[1][i]);
+}
+
+/* a job waiting in rq:delayed since due_ms, as the gateway writes it */
+static void
+queued(const char *id, uint64_t due_ms, const char *more)
+{
+	char fields[1024];
+
+	snprintf(fields, sizeof(fields), "HSET %s%s id %s tenant t2 to "
+	    "+15550200%s created_ms 1 not_before_ms %llu %s", RQ_KEY_JOB, id,
+	    id, id + 1, (unsigned long long)due_ms, more);
+	both(fields);
+	both("ZADD %st2 1 %s", RQ_KEY_TENANT_CALLS, id);
+	both("ZADD %st2 1 %s", RQ_KEY_ACTIVE, id);
+	both("ZADD %s %llu %s", RQ_KEY_DELAYED, (unsigned long long)due_ms,
+	    id);
 }
 
 static struct rq_attempt_end
@@ -185,7 +263,8 @@ main(int argc, char **argv)
 {
 	struct rq_script *scripts[] = { &rq_claim_script,
 	    &rq_claim_batch_script, &rq_finish_script,
-	    &rq_finish_batch_script, &rq_interrupt_script };
+	    &rq_finish_batch_script, &rq_interrupt_script,
+	    &sched_release_script, &disp_take_script };
 	static const char *const ids[] = { "c11", "c12", "c13", "c14",
 	    "c15", "c16" };
 	static const uint64_t atts[] = { 1, 1, 2, 1, 1, 3 };
@@ -195,8 +274,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_init("rq_module_diff", 0);
-	connect_to(&lua, argv[1], 0, scripts, 5);
-	connect_to(&native, argv[2], 1, scripts, 5);
+	connect_to(&lua, argv[1], 0, scripts, 7);
+	connect_to(&native, argv[2], 1, scripts, 7);
 
 	/* claims, one by one: each way a claim can end */
 	job("c1", 1, 1, "");				/* dispatched */
@@ -317,6 +396,49 @@ main(int argc, char **argv)
 		    "telserver tel5 died"));
 		same("interrupt tel6 (alive)", rq_node_interrupt(&lua, "tel6",
 		    "x"), rq_node_interrupt(&native, "tel6", "x"));
+	}
+
+	/* the scheduler's release and the dispatcher's take: each way a due
+	 * job, an expired lease and a ready id can go */
+	{
+		uint64_t now = rq_now_ms();
+
+		both("DEL %s %s %s", RQ_KEY_DELAYED, RQ_KEY_READY,
+		    RQ_KEY_INFLIGHT);
+		queued("r1", now - 5000, "priority 9 say hello");
+		queued("r2", now - 4000, "");			/* scheduled */
+		queued("r3", now - 3000, "attempts 1");		/* a retry */
+		queued("r4", now - 3000, "not_after_ms 1000");	/* expired */
+		queued("r5", now - 2000, "status canceled status_rank 8");
+		both("ZADD %s %llu r6", RQ_KEY_DELAYED,		/* vanished */
+		    (unsigned long long)now - 2000);
+		queued("r7", now - 1000, "priority 0 caller_id +15559990000 "
+		    "app_url http://127.0.0.1:9/app.vxml callback_url x");
+		queued("r8", now - 1000, "priority 12");	/* clamped */
+		queued("r9", now - 1000, "priority abc max_attempts 2");
+		queued("r10", now + 600000, "");		/* not yet due */
+		job("r11", 1, 0, "priority 3 not_before_ms 42");
+		both("ZADD %s 1 r11", RQ_KEY_INFLIGHT);		/* lease over */
+		job("r12", 0, 0, "");
+		both("ZADD %s 1 r12", RQ_KEY_INFLIGHT);		/* attempt 0 */
+		job("r13", 1, 0, "status failed status_rank 23");
+		both("ZADD %s 1 r13", RQ_KEY_INFLIGHT);		/* ended */
+		both("ZADD %s 1 r14", RQ_KEY_INFLIGHT);		/* vanished */
+		release("of 4 (a batch smaller than what is due)", now, 4);
+		release("of the rest", now, 100);
+		release("of nothing due", now, 100);
+
+		take(3);
+		/* ready jobs that cannot be dialled */
+		job("t1", 3, 0, "max_attempts 3");		/* exhausted */
+		job("t2", 1, 0, "not_after_ms 1000");		/* expired */
+		both("HDEL %st3 to", RQ_KEY_JOB);
+		job("t4", 0, 0, "status completed status_rank 6");
+		both("ZADD %s 1 t1 2 t2 3 t4 4 t5", RQ_KEY_READY);
+		both("HSET %st3 id t3 tenant t1", RQ_KEY_JOB);	/* no target */
+		both("ZADD %s 5 t3", RQ_KEY_READY);
+		take(16);
+		take(16);					/* empty */
 	}
 
 	rq_redis_close(&lua);

@@ -3,8 +3,10 @@
 // gateway writes them (without its policy checks), then released, taken,
 // claimed and finished as completed, RQ_CHAIN_BATCH calls per script run,
 // by EVALSHA or, with RQ_CHAIN_MODE=fcall, as Redis functions wrapped as
-// common/redis_sync.c's library_text() wraps them.  The scripts' Lua is in
-// $RQ_CHAIN_DIR.
+// common/redis_sync.c's library_text() wraps them, or with
+// RQ_CHAIN_MODE=module as ringq-redis.so's commands (the server must have
+// loaded it; the create stays a script, as the gateway's is).  The
+// scripts' Lua is in $RQ_CHAIN_DIR.
 //   node chain.mjs PORT N
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,7 +17,9 @@ const IORedis = require('ioredis');
 const [, , port, nstr] = process.argv;
 const N = Number(nstr);
 const B = Number(process.env.RQ_CHAIN_BATCH || 500);
-const FN = process.env.RQ_CHAIN_MODE === 'fcall';
+const MODE = process.env.RQ_CHAIN_MODE || 'evalsha';
+const FN = MODE === 'fcall';
+const MOD = MODE === 'module';
 const r = new IORedis({ host: '127.0.0.1', port: Number(port) });
 
 const sha = { create: await r.script('LOAD', CREATE) };
@@ -31,7 +35,10 @@ for (const n of ['release', 'take', 'claim', 'finish']) {
 		    src.slice(i + m.length) + '\nend)\n');
 	}
 }
-const run = (n, ...a) => FN ? r.call('FCALL', 'cg_' + n, ...a) : r.evalsha(sha[n], ...a);
+const NATIVE = { release: 'release', take: 'take', claim: 'claim_batch',
+    finish: 'finish_batch' };
+const run = (n, ...a) => MOD ? r.call('ringq.' + NATIVE[n], ...a) :
+    FN ? r.call('FCALL', 'cg_' + n, ...a) : r.evalsha(sha[n], ...a);
 
 await r.flushall();
 for (let i = 0; i < N; i += 1000) {
@@ -72,5 +79,5 @@ for (let i = 0; i < N; i += B) {
 	    fin.some((x, k) => k % 2 === 0 && x !== 1))
 		throw new Error('finish ' + JSON.stringify(fin.slice(0, 2)));
 }
-console.log(`calls=${N} batch=${B} mode=${FN ? 'fcall' : 'evalsha'}`);
+console.log(`calls=${N} batch=${B} mode=${MODE}`);
 await r.quit();
