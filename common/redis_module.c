@@ -41,7 +41,8 @@ static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
     *s_dialed, *s_result, *s_not_before_ms, *s_result_lua, *s_not_after,
     *s_not_placed, *s_on_dnc, *s_attempts_exhausted, *s_dnc_customer,
     *s_due_after, *s_attempts, *s_not_placed_its, *s_max_reached,
-    *s_rejected, *s_no_target;
+    *s_rejected, *s_no_target, *s_id, *s_created_ms, *s_queued, *s_zero,
+    *s_tl_queued, *s_due;
 
 static rstr *
 name(const char *s)
@@ -366,6 +367,35 @@ zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
 			RedisModule_Replicate(c->ctx, "ZADD", "sbs", zname, t,
 			    n, member);
 	}
+	RedisModule_CloseKey(k);
+}
+
+/* ZADD zname score member with the score as text (a script's argument),
+ * replicated as that.  A score that is not a number, or a key of another
+ * type, ends the command. */
+static void
+zadd_text(struct cmd *c, rstr *zname, rstr *score, rstr *member)
+{
+	RedisModuleKey *k;
+	double sc;
+	int type, flags = 0;
+
+	if (RedisModule_StringToDouble(score, &sc) != REDISMODULE_OK) {
+		c->error = 1;
+		c->why = "ERR value is not a valid float";
+		return;
+	}
+	k = RedisModule_OpenKey(c->ctx, zname,
+	    REDISMODULE_READ | REDISMODULE_WRITE);
+	type = RedisModule_KeyType(k);
+	if (type != REDISMODULE_KEYTYPE_ZSET &&
+	    type != REDISMODULE_KEYTYPE_EMPTY)
+		c->error = 1;
+	else if (RedisModule_ZsetAdd(k, sc, member, &flags) ==
+	    REDISMODULE_OK && (flags & (REDISMODULE_ZADD_ADDED |
+	    REDISMODULE_ZADD_UPDATED)))
+		RedisModule_Replicate(c->ctx, "ZADD", "sss", zname, score,
+		    member);
 	RedisModule_CloseKey(k);
 }
 
@@ -1586,6 +1616,317 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 	return REDISMODULE_OK;
 }
 
+/* A reply of RedisModule_Call, freed; NULL when it failed (c->error). */
+static RedisModuleCallReply *
+call_ok(struct cmd *c, RedisModuleCallReply *r)
+{
+	if (r == NULL || RedisModule_CallReplyType(r) ==
+	    REDISMODULE_REPLY_ERROR) {
+		if (r != NULL)
+			RedisModule_FreeCallReply(r);
+		c->error = 1;
+		return NULL;
+	}
+	return r;
+}
+
+/* The integer answer of a command run by RedisModule_Call (0 for nil);
+ * c->error when it failed. */
+static long long
+call_int(struct cmd *c, RedisModuleCallReply *r)
+{
+	long long n = 0;
+
+	if ((r = call_ok(c, r)) == NULL)
+		return 0;
+	if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_INTEGER)
+		n = RedisModule_CallReplyInteger(r);
+	RedisModule_FreeCallReply(r);
+	return n;
+}
+
+/* tonumber(GET key) or 0, as the create's rate checks read a counter. */
+static double
+counter(struct cmd *c, rstr *key)
+{
+	RedisModuleCallReply *r;
+	rstr *v = NULL;
+	double d = 0;
+
+	if ((r = call_ok(c, RedisModule_Call(c->ctx, "GET", "s", key))) ==
+	    NULL)
+		return 0;
+	if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_STRING)
+		v = RedisModule_CreateStringFromCallReply(r);
+	RedisModule_FreeCallReply(r);
+	if (!lua_number(v, &d))
+		d = 0;
+	return d;
+}
+
+static void
+reply_pair(RedisModuleCtx *ctx, const char *what, const char *s, size_t n)
+{
+	RedisModule_ReplyWithArray(ctx, 2);
+	RedisModule_ReplyWithCString(ctx, what);
+	RedisModule_ReplyWithStringBuffer(ctx, s, n);
+}
+
+/* The statuses a call ends with, by name (the create's prune). */
+static int
+terminal_name(const char *s)
+{
+	return !strcmp(s, "completed") || !strcmp(s, "failed") ||
+	    !strcmp(s, "canceled") || !strcmp(s, "expired");
+}
+
+/*
+ * ringq.create 9 idem dnc-tenant dnc-customer dnc-business rate-prefix
+ *     active job tenant-calls delayed  number rps rpd max_concurrent id
+ *     idem_ttl has_idem has_business job-prefix not_before_ms created_ms
+ *     tenant to has_callback [field value]...
+ *     -> "ok", {"ok", stale id}, {"replay", id}, {"dnc", list},
+ *     {"rate_s", ms}, {"rate_d", s} or {"busy", n}
+ * The gateway's intake script (gateway/policy_store.c, create_lua): the
+ * policy checks, then the job, its event and its slots.
+ */
+static int
+cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
+	rstr **K = argv + 2, **A = argv + 10, *stale = NULL, *ks, *kd;
+	RedisModuleCallReply *r;
+	struct pairs p = { .n = 0 };
+	RedisModuleKey *k;
+	RedisModuleStreamID sid;
+	double rps, rpd, maxc, due;
+	long long ms, sec, n;
+	const char *sv;
+	char t[64], *q;
+	size_t len, i;
+	int has_idem, a;
+
+	/* A[1] is ARGV[1], K[0] KEYS[1] */
+	if (argc < 25 || (argc - 25) % 2 != 0 ||
+	    strcmp(text(argv[1], NULL), "9") != 0)
+		return RedisModule_WrongArity(ctx);
+	if (!lua_number(A[2], &rps) || !lua_number(A[3], &rpd) ||
+	    !lua_number(A[4], &maxc))
+		return RedisModule_ReplyWithError(ctx,
+		    "ERR ringq.create: a limit is not a number");
+	RedisModule_AutoMemory(ctx);
+	has_idem = strcmp(text(A[7], NULL), "1") == 0;
+	if (has_idem) {
+		if ((r = call_ok(&c, RedisModule_Call(ctx, "GET", "s",
+		    K[0]))) == NULL)
+			return reply_error(&c);
+		if (RedisModule_CallReplyType(r) ==
+		    REDISMODULE_REPLY_STRING) {
+			rstr *prev = RedisModule_CreateStringFromCallReply(r);
+
+			RedisModule_FreeCallReply(r);
+			k = RedisModule_OpenKey(ctx, key_of(&c, text(A[9],
+			    NULL), prev), REDISMODULE_READ);
+			a = RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY;
+			RedisModule_CloseKey(k);
+			if (a) {
+				sv = text(prev, &len);
+				reply_pair(ctx, "replay", sv, len);
+				return REDISMODULE_OK;
+			}
+			stale = prev;
+		} else
+			RedisModule_FreeCallReply(r);
+	}
+	if (text(A[1], &len), len > 0) {
+		const char *list = NULL;
+
+		if (set_call(&c, "SISMEMBER", K[1], A[1]) == 1)
+			list = "tenant";
+		else if (!c.error && set_call(&c, "SISMEMBER", K[2], A[1]) ==
+		    1)
+			list = "customer";
+		else if (!c.error && strcmp(text(A[8], NULL), "1") == 0 &&
+		    set_call(&c, "SISMEMBER", K[3], A[1]) == 1)
+			list = "business";
+		if (c.error)
+			return reply_error(&c);
+		if (list != NULL) {
+			reply_pair(ctx, "dnc", list, strlen(list));
+			return REDISMODULE_OK;
+		}
+	}
+	ms = c.now;
+	sec = ms / 1000;
+	/* KEYS[5] .. ':s:' .. sec and ':d:' .. floor(sec / 86400) */
+	sv = text(K[4], &len);
+	if (len > sizeof(t) - 30)
+		return RedisModule_ReplyWithError(ctx,
+		    "ERR ringq.create: the rate key is too long");
+	memcpy(t, sv, len);
+	memcpy(t + len, ":s:", 3);
+	q = t + len + 3;
+	q += fmt_int(q, sec);
+	ks = mk(&c, t, (size_t)(q - t));
+	q = t + len + 3;
+	t[len + 1] = 'd';
+	q += fmt_int(q, sec / 86400);
+	kd = mk(&c, t, (size_t)(q - t));
+	if (rps > 0 && counter(&c, ks) >= rps) {
+		n = fmt_int(t, 1000 - ms % 1000);
+		reply_pair(ctx, "rate_s", t, (size_t)n);
+		return REDISMODULE_OK;
+	}
+	if (rpd > 0 && counter(&c, kd) >= rpd) {
+		n = fmt_int(t, 86400 - sec % 86400);
+		reply_pair(ctx, "rate_d", t, (size_t)n);
+		return REDISMODULE_OK;
+	}
+	if (c.error)
+		return reply_error(&c);
+	if (!lua_number(A[10], &due))
+		due = 0;
+	if (due < (double)ms)
+		due = (double)ms;
+	if (maxc > 0) {
+		rstr *now_s = mk_int(&c, ms);
+
+		if ((double)call_int(&c, RedisModule_Call(ctx, "ZCOUNT", "scs",
+		    K[5], "-inf", now_s)) >= maxc && due <= (double)ms) {
+			rstr *m[20];
+			double sc[20];
+			long nm, j;
+
+			if ((nm = zrange_upto(&c, K[5], (double)ms, 20, m,
+			    sc)) < 0)
+				return reply_error(&c);
+			for (j = 0; j < nm; j++) {
+				struct job jb;
+				rstr *st;
+
+				if (job_open(&c, &jb, m[j]) == -1) {
+					/* HGET on another type: the script's
+					 * error */
+					return reply_error(&c);
+				}
+				st = job_get(&jb, "status");
+				RedisModule_CloseKey(jb.key);
+				if ((st == NULL && sc[j] < (double)(ms -
+				    60000)) || (st != NULL &&
+				    terminal_name(text(st, NULL))))
+					zrem(&c, K[5], m[j]);
+			}
+			n = call_int(&c, RedisModule_Call(ctx, "ZCOUNT", "scs",
+			    K[5], "-inf", now_s));
+			if (c.error)
+				return reply_error(&c);
+			if ((double)n >= maxc) {
+				len = fmt_int(t, n);
+				reply_pair(ctx, "busy", t, len);
+				return REDISMODULE_OK;
+			}
+		}
+		if (c.error)
+			return reply_error(&c);
+	}
+
+	/* the job */
+	k = RedisModule_OpenKey(ctx, K[6], REDISMODULE_READ | REDISMODULE_WRITE);
+	if (RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY &&
+	    RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_HASH) {
+		RedisModule_CloseKey(k);
+		c.error = 1;
+		return reply_error(&c);
+	}
+	pair(&p, s_id, A[5]);
+	pair(&p, s_tenant, A[12]);
+	pair(&p, s_to, A[13]);
+	pair(&p, s_not_before_ms, A[10]);
+	pair(&p, s_created_ms, A[11]);
+	pair(&p, s_status, s_queued);
+	/* ARGV[15] on: the job's other fields; ARGV[argc - 11] the last */
+	for (i = 15; i + 1 <= (size_t)argc - 11 && p.n + 2 <= 48; i += 2)
+		pair(&p, A[i], A[i + 1]);
+	if (i + 1 <= (size_t)argc - 11) {
+		RedisModule_CloseKey(k);
+		return RedisModule_ReplyWithError(ctx,
+		    "ERR ringq.create: too many job fields");
+	}
+	hset(&c, K[6], k, &p);
+	RedisModule_CloseKey(k);
+	zadd_text(&c, K[7], A[11], A[5]);
+	/* its event, and the timeline entry emit() would write */
+	p.n = 0;
+	pair(&p, s_call_id, A[5]);
+	pair(&p, s_attempt, s_zero);
+	pair(&p, s_status, s_queued);
+	pair(&p, s_ts_ms, A[11]);
+	pair(&p, s_tenant, A[12]);
+	pair(&p, s_to, A[13]);
+	pair(&p, s_mirrored, s_one);
+	if (strcmp(text(A[14], NULL), "1") == 0)
+		pair(&p, s_callback, s_one);
+	k = RedisModule_OpenKey(ctx, s_events, REDISMODULE_WRITE);
+	if (RedisModule_StreamAdd(k, REDISMODULE_STREAM_ADD_AUTOID, &sid,
+	    p.v, p.n / 2) == REDISMODULE_OK) {
+		q = t + fmt_int(t, (long long)sid.ms);
+		*q++ = '-';
+		q += fmt_int(q, (long long)sid.seq);
+		RedisModule_Replicate(ctx, "XADD", "sbv", s_events, t,
+		    (size_t)(q - t), p.v, (size_t)p.n);
+	} else
+		c.error = 1;
+	RedisModule_CloseKey(k);
+	if (c.error)
+		return reply_error(&c);
+	{
+		rstr *tlname = key_of(&c, RQ_KEY_TIMELINE, A[5]);
+		struct buf tl = { NULL, 0, 0 };
+
+		puts_(&tl, "{\"status\":\"queued\",\"attempt\":0,\"ts_ms\":");
+		sv = text(A[11], &len);
+		put(&tl, sv, len);
+		put(&tl, "}", 1);
+		p.n = 0;
+		pair(&p, s_tl_queued, mk(&c, tl.p, tl.len));
+		RedisModule_Free(tl.p);
+		k = RedisModule_OpenKey(ctx, tlname, REDISMODULE_WRITE);
+		if (RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY &&
+		    RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_HASH)
+			c.error = 1;
+		else
+			hset(&c, tlname, k, &p);
+		RedisModule_CloseKey(k);
+		if (c.error)
+			return reply_error(&c);
+	}
+	zadd_text(&c, K[8], A[10], A[5]);
+	if (c.error)
+		return reply_error(&c);
+	if (due <= (double)(ms + RQ_DUE_SOON_MS))
+		RedisModule_PublishMessage(ctx, s_due, A[5]);
+	if (maxc > 0)
+		zadd(&c, K[5], lua_int(due), A[5], 0);
+	if (rps > 0 && call_int(&c, RedisModule_Call(ctx, "INCR", "!s", ks)) ==
+	    1)
+		call_int(&c, RedisModule_Call(ctx, "EXPIRE", "!sc", ks, "2"));
+	if (rpd > 0 && call_int(&c, RedisModule_Call(ctx, "INCR", "!s", kd)) ==
+	    1)
+		call_int(&c, RedisModule_Call(ctx, "EXPIRE", "!sc", kd,
+		    "90000"));
+	if (has_idem && !c.error)
+		call_int(&c, RedisModule_Call(ctx, "SET", "!sscs", K[0], A[5],
+		    "EX", A[6]));
+	if (c.error)
+		return reply_error(&c);
+	if (stale != NULL) {
+		sv = text(stale, &len);
+		reply_pair(ctx, "ok", sv, len);
+	} else
+		RedisModule_ReplyWithCString(ctx, "ok");
+	return REDISMODULE_OK;
+}
+
 static int
 cmd_version(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
@@ -1638,6 +1979,12 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	s_max_reached = name("max_attempts reached");
 	s_rejected = name(RQ_REASON_REJECTED);
 	s_no_target = name("job without tenant or target");
+	s_id = name("id");
+	s_created_ms = name("created_ms");
+	s_queued = name("queued");
+	s_zero = name("0");
+	s_tl_queued = name("0:queued");
+	s_due = name(RQ_CHANNEL_DUE);
 	if (RedisModule_CreateCommand(ctx, "ringq.version", cmd_version,
 	    "readonly fast", 0, 0, 0) == REDISMODULE_ERR ||
 	    RedisModule_CreateCommand(ctx, "ringq.claim", cmd_claim,
@@ -1651,6 +1998,8 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	    RedisModule_CreateCommand(ctx, "ringq.release", cmd_release,
 	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
 	    RedisModule_CreateCommand(ctx, "ringq.take", cmd_take,
+	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
+	    RedisModule_CreateCommand(ctx, "ringq.create", cmd_create,
 	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR)
 		return REDISMODULE_ERR;
 	return REDISMODULE_OK;

@@ -469,6 +469,9 @@ int		 gw_policy_store_create(struct gw_store *st,
 		    const struct rq_tenant *tenant, const struct gw_call *call,
 		    const struct gw_policy *pol, const char *id,
 		    uint64_t created_ms, gw_policy_verdict_cb *cb, void *arg);
+/* That script (its KEYS and ARGV are described with it); ringq-redis.so's
+ * ringq.create is the same in C (tests/integration/rq_module_diff.c). */
+extern const char gw_create_lua[];
 /* The script's reply as a verdict (for tests).  Returns 0, or -1 when r
  * has another shape. */
 int		 gw_policy_verdict_parse(const struct redisReply *r,

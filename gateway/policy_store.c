@@ -66,7 +66,7 @@
  * job is terminal, or missing a minute after they were due.
  */
 #define GW_ACTIVE_PRUNE	"20"
-static const char create_lua[] =
+const char gw_create_lua[] =
 	"local num = ARGV[1]\n"
 	"local stale = nil\n"
 	"if ARGV[7] == '1' then\n"
@@ -366,7 +366,7 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	join(op->id, sizeof(op->id), id, "");
 
 #define ARG(s)	(argv[n++] = (s))
-	ARG("EVAL"); ARG(create_lua); ARG("9");
+	ARG("EVAL"); ARG(gw_create_lua); ARG("9");
 	ARG(kidem); ARG(kdnct); ARG(RQ_KEY_DNC_CUSTOMER); ARG(kdncb);
 	ARG(krate); ARG(kact); ARG(jobkey); ARG(callskey);
 	ARG(RQ_KEY_DELAYED);

@@ -36,6 +36,7 @@ struct store_script {
 	char		*copy;
 	size_t		 len;
 	char		 sha[41];
+	const char	*native;	/* its command in ringq-redis.so */
 };
 
 struct gw_store {
@@ -53,6 +54,7 @@ struct gw_store {
 	TAILQ_HEAD(, store_op)	 pending;
 	struct store_script	 scripts[STORE_SCRIPTS_MAX];
 	size_t			 nscripts;
+	int			 module;	/* ringq-redis.so, ours */
 };
 
 /* One pending operation; freed by its reply callback, which hiredis runs
@@ -69,11 +71,13 @@ struct store_op {
 	char			*cmd;
 	size_t			 cmdlen;
 	const struct store_script *script;
+	int			 native;	/* sent as script->native */
 	char			 id[RQ_ID_LEN + 1];
 };
 
 static void	store_connect(struct gw_store *);
 static void	store_auth_cb(redisAsyncContext *, void *, void *);
+static void	store_module_cb(redisAsyncContext *, void *, void *);
 
 static void
 store_schedule(struct gw_store *st)
@@ -145,6 +149,26 @@ store_connect_cb(const redisAsyncContext *ac, int status)
 	redisAsyncDisconnect(st->ac);
 }
 
+/* Whether Redis has ringq-redis.so of our version (RINGQ.VERSION): its
+ * commands then stand in for the scripts that have one. */
+static void
+store_module_cb(redisAsyncContext *ac, void *r, void *arg)
+{
+	struct gw_store *st = arg;
+	redisReply *rep = r;
+
+	if (rep == NULL || st->ac != ac)
+		return;
+	st->module = rep->type == REDIS_REPLY_INTEGER &&
+	    rep->integer == RQ_MODULE_VERSION;
+	if (rep->type == REDIS_REPLY_INTEGER && !st->module)
+		log_warnx("redis: ringq-redis.so is version %lld, this "
+		    "build's is %d: the scripts run in Lua", rep->integer,
+		    RQ_MODULE_VERSION);
+	else if (st->module)
+		log_info("redis: ringq-redis.so loaded: native commands");
+}
+
 static void
 store_auth_cb(redisAsyncContext *ac, void *r, void *arg)
 {
@@ -167,6 +191,11 @@ store_auth_cb(redisAsyncContext *ac, void *r, void *arg)
 	st->connected = 1;
 	st->down_logged = 0;
 	log_info("redis: connected to %s:%d", st->host, st->port);
+	/* Until it answers, the scripts go as Lua. */
+	st->module = 0;
+	if (redisAsyncCommand(ac, store_module_cb, st, "RINGQ.VERSION") !=
+	    REDIS_OK)
+		log_warnx("redis: cannot ask for ringq-redis.so");
 }
 
 static void
@@ -330,6 +359,7 @@ store_script(struct gw_store *st, const char *src)
 	st->nscripts++;
 	s->src = src;
 	s->len = len;
+	s->native = src == gw_create_lua ? "ringq.create" : NULL;
 	for (i = 0; i < mdlen; i++) {
 		s->sha[2 * i] = hex[md[i] >> 4];
 		s->sha[2 * i + 1] = hex[md[i] & 15];
@@ -341,14 +371,17 @@ store_script(struct gw_store *st, const char *src)
 static void	store_cb(redisAsyncContext *, void *, void *);
 
 /* Sends one command, op's callback to run with its answer: an EVAL of a
- * static script as EVALSHA (op keeps the formatted command for the EVAL
- * fallback), anything else as it is. */
+ * static script as its command in ringq-redis.so when Redis has it, else
+ * as EVALSHA (op keeps the EVALSHA, formatted, for the fallbacks: Lua
+ * when the module is gone, EVAL when Redis lost the script), anything
+ * else as it is. */
 static int
 store_send(struct gw_store *st, struct store_op *op, int argc,
     const char **argv)
 {
 	const char *sargv[2];
 	long long len;
+	int rc;
 
 	op->script = NULL;
 	if (argc >= 3 && !strcmp(argv[0], "EVAL") &&
@@ -365,8 +398,18 @@ store_send(struct gw_store *st, struct store_op *op, int argc,
 			return -1;
 		}
 		op->cmdlen = (size_t)len;
-		if (redisAsyncFormattedCommand(st->ac, store_cb, op, op->cmd,
-		    op->cmdlen) != REDIS_OK) {
+		op->native = st->module && op->script->native != NULL;
+		if (op->native) {
+			/* ringq.create numkeys keys... args...: FCALL's */
+			sargv[0] = argv[1];
+			argv[1] = op->script->native;
+			rc = redisAsyncCommandArgv(st->ac, store_cb, op,
+			    argc - 1, argv + 1, NULL);
+			argv[1] = sargv[0];
+		} else
+			rc = redisAsyncFormattedCommand(st->ac, store_cb, op,
+			    op->cmd, op->cmdlen);
+		if (rc != REDIS_OK) {
 			free(op->cmd);
 			op->cmd = NULL;
 			return -1;
@@ -493,8 +536,25 @@ store_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	redisReply *r = reply;
 
 	TAILQ_REMOVE(&st->pending, op, entry);
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && op->native &&
+	    op->cmd != NULL && (!strncmp(r->str, "ERR unknown command", 19) ||
+	    !strncmp(r->str, "NOPERM", 6))) {
+		/* The module is gone (MODULE UNLOAD) or an ACL forbids its
+		 * command, which did not run: the script, from now on. */
+		log_warnx("redis: %s: %s; the scripts run in Lua",
+		    op->script->native, r->str);
+		st->module = 0;
+		op->native = 0;
+		if (redisAsyncFormattedCommand(ac, store_cb, op, op->cmd,
+		    op->cmdlen) == REDIS_OK) {
+			op->sent_ms = rq_mono_ms();
+			TAILQ_INSERT_TAIL(&st->pending, op, entry);
+			return;
+		}
+		log_warnx("redis: call %s: cannot send the script", op->id);
+	}
 	if (r != NULL && r->type == REDIS_REPLY_ERROR && op->cmd != NULL &&
-	    !strncmp(r->str, "NOSCRIPT", 8)) {
+	    !op->native && !strncmp(r->str, "NOSCRIPT", 8)) {
 		if (store_resend_eval(ac, op) == 0) {
 			op->sent_ms = rq_mono_ms();
 			TAILQ_INSERT_TAIL(&st->pending, op, entry);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dispatcher.h"
+#include "gateway.h"
 #include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -177,6 +178,103 @@ queued(const char *id, uint64_t due_ms, const char *more)
 	both("ZADD %st2 1 %s", RQ_KEY_ACTIVE, id);
 	both("ZADD %s %llu %s", RQ_KEY_DELAYED, (unsigned long long)due_ms,
 	    id);
+}
+
+/* Two replies alike: the same shape and text, but for the wait a rate
+ * limit gives (ms or s to the next second or day), which is a number on
+ * both sides, and an error's wording. */
+static int
+replies_alike(const redisReply *a, const redisReply *b)
+{
+	size_t i;
+
+	if (a == NULL || b == NULL || a->type != b->type)
+		return 0;
+	switch (a->type) {
+	case REDIS_REPLY_ERROR:
+		return 1;	/* worded by Lua or by the module */
+	case REDIS_REPLY_STRING:
+	case REDIS_REPLY_STATUS:
+		return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+	case REDIS_REPLY_INTEGER:
+		return a->integer == b->integer;
+	case REDIS_REPLY_NIL:
+		return 1;
+	case REDIS_REPLY_ARRAY:
+		if (a->elements != b->elements)
+			return 0;
+		if (a->elements == 2 && a->element[0]->type ==
+		    REDIS_REPLY_STRING && !strncmp(a->element[0]->str,
+		    "rate_", 5))
+			return replies_alike(a->element[0], b->element[0]) &&
+			    a->element[1]->type == REDIS_REPLY_STRING &&
+			    b->element[1]->type == REDIS_REPLY_STRING &&
+			    atoi(a->element[1]->str) > 0 &&
+			    atoi(b->element[1]->str) > 0;
+		for (i = 0; i < a->elements; i++)
+			if (!replies_alike(a->element[i], b->element[i]))
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The gateway's intake of call id for tenant t3 (gw_policy_store_create's
+ * arguments): the script by EVAL on one side, ringq.create on the other.
+ * limits: "rps rpd max_concurrent"; idem: the idempotency key ("" none);
+ * number ("" for a SIP target); biz: whether a business is named; due:
+ * not_before_ms; more: the job's other fields, "field value ...".
+ */
+static void
+create(const char *what, const char *id, const char *limits,
+    const char *idem, const char *number, int biz, uint64_t due,
+    const char *more)
+{
+	char kidem[96], kjob[64], nb[24], created[24], rps[16], rpd[16];
+	char maxc[16], buf[512], *f[24], *save;
+	const char *av[64];
+	redisReply *rep[2];
+	char step[120];
+	int n = 0, i, nf = 0;
+
+	snprintf(kidem, sizeof(kidem), "%st3:%s", RQ_KEY_IDEM,
+	    idem[0] ? idem : "-");
+	snprintf(kjob, sizeof(kjob), "%s%s", RQ_KEY_JOB, id);
+	snprintf(nb, sizeof(nb), "%llu", (unsigned long long)due);
+	snprintf(created, sizeof(created), "%llu",
+	    (unsigned long long)rq_now_ms());
+	if (sscanf(limits, "%15s %15s %15s", rps, rpd, maxc) != 3)
+		exit(2);
+	snprintf(buf, sizeof(buf), "%s", more);
+	for (f[nf] = strtok_r(buf, " ", &save); f[nf] != NULL && nf < 23;
+	    f[++nf] = strtok_r(NULL, " ", &save))
+		;
+	av[n++] = "EVAL"; av[n++] = gw_create_lua; av[n++] = "9";
+	av[n++] = kidem; av[n++] = RQ_KEY_DNC_TENANT "t3";
+	av[n++] = RQ_KEY_DNC_CUSTOMER; av[n++] = RQ_KEY_DNC_BUSINESS "acme";
+	av[n++] = RQ_KEY_RATE "t3"; av[n++] = RQ_KEY_ACTIVE "t3";
+	av[n++] = kjob; av[n++] = RQ_KEY_TENANT_CALLS "t3";
+	av[n++] = RQ_KEY_DELAYED;
+	av[n++] = number; av[n++] = rps; av[n++] = rpd; av[n++] = maxc;
+	av[n++] = id; av[n++] = "86400"; av[n++] = idem[0] ? "1" : "0";
+	av[n++] = biz ? "1" : "0"; av[n++] = RQ_KEY_JOB; av[n++] = nb;
+	av[n++] = created; av[n++] = "t3";
+	av[n++] = number[0] ? number : "sip:x@127.0.0.1";
+	av[n++] = strstr(more, "callback_url") ? "1" : "0";
+	for (i = 0; i < nf; i++)
+		av[n++] = f[i];
+	rep[0] = redisCommandArgv(lua.c, n, av, NULL);
+	av[1] = "ringq.create";
+	rep[1] = redisCommandArgv(native.c, n - 1, av + 1, NULL);
+	snprintf(step, sizeof(step), "create %s: %s %s", id, what,
+	    rep[0] == NULL ? "(lost)" : rep[0]->type == REDIS_REPLY_ARRAY &&
+	    rep[0]->elements > 0 ? rep[0]->element[0]->str :
+	    rep[0]->str != NULL ? rep[0]->str : "?");
+	same(step, replies_alike(rep[0], rep[1]), 1);
+	for (i = 0; i < 2; i++)
+		if (rep[i] != NULL)
+			freeReplyObject(rep[i]);
 }
 
 static struct rq_attempt_end
@@ -439,6 +537,58 @@ main(int argc, char **argv)
 		both("ZADD %s 5 t3", RQ_KEY_READY);
 		take(16);
 		take(16);					/* empty */
+	}
+
+	/* the gateway's intake: each way the policy checks can answer */
+	{
+		uint64_t now = rq_now_ms(), sec = now / 1000, k;
+
+		both("SADD %st3 +15550300001", RQ_KEY_DNC_TENANT);
+		both("SADD %s +15550300002", RQ_KEY_DNC_CUSTOMER);
+		both("SADD %sacme +15550300003", RQ_KEY_DNC_BUSINESS);
+		create("queued", "n1", "0 0 0", "", "", 0, now,
+		    "say hi priority 5");
+		create("queued, later", "n2", "0 0 0", "", "+15550300000", 1,
+		    now + 3600000, "priority 2 callback_url http://x/cb "
+		    "retry_busy 2:1000 ttl_ms 3600000");
+		create("tenant's DNC", "n3", "0 0 0", "", "+15550300001", 0,
+		    now, "priority 5");
+		create("customer's DNC", "n4", "0 0 0", "", "+15550300002", 1,
+		    now, "priority 5");
+		create("business's DNC", "n5", "0 0 0", "", "+15550300003", 1,
+		    now, "priority 5");
+		create("business not named", "n6", "0 0 0", "",
+		    "+15550300003", 0, now, "priority 5");
+		create("a key", "n7", "0 0 0", "k1", "", 0, now, "priority 5");
+		create("the key again", "n8", "0 0 0", "k1", "", 0, now,
+		    "priority 5");
+		both("SET %st3:k2 gone", RQ_KEY_IDEM);
+		create("a key whose call is gone", "n9", "0 0 0", "k2", "", 0,
+		    now, "priority 5");
+		for (k = sec - 1; k <= sec + 10; k++)
+			both("SET %st3:s:%llu 5", RQ_KEY_RATE,
+			    (unsigned long long)k);
+		create("over the second's rate", "n10", "5 0 0", "", "", 0,
+		    now, "priority 5");
+		create("under it", "n11", "6 0 0", "", "", 0, now,
+		    "priority 5");
+		both("SET %st3:d:%llu 9", RQ_KEY_RATE,
+		    (unsigned long long)sec / 86400);
+		create("over the day's", "n12", "0 9 0", "", "", 0, now,
+		    "priority 5");
+		create("under it", "n13", "0 10 0", "", "", 0, now,
+		    "priority 5");
+		both("DEL %st3", RQ_KEY_ACTIVE);
+		both("ZADD %st3 1 live 2 done 3 lost", RQ_KEY_ACTIVE);
+		both("HSET %slive status dispatched", RQ_KEY_JOB);
+		both("HSET %sdone status completed", RQ_KEY_JOB);
+		create("not full once pruned", "n14", "0 0 2", "", "", 0, now,
+		    "priority 5");
+		create("full", "n15", "0 0 2", "", "", 0, now, "priority 5");
+		create("full, but due tomorrow", "n16", "0 0 1", "", "", 0,
+		    now + 86400000, "priority 5");
+		create("an odd field count", "n17", "0 0 0", "", "", 0, now,
+		    "priority");
 	}
 
 	rq_redis_close(&lua);

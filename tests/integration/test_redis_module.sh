@@ -44,7 +44,7 @@ cat "$T/steps.txt"
 # both ways really ran: the functions on one, the commands on the other
 redis-cli -p "$LUA_PORT" info commandstats | grep -q '^cmdstat_fcall:' ||
 	rq_fail "the Lua side ran no function"
-for c in claim claim_batch finish finish_batch release take; do
+for c in claim claim_batch finish finish_batch release take create; do
 	redis-cli -p "$NATIVE_PORT" info commandstats |
 	    grep -q "^cmdstat_ringq.$c:" || rq_fail "ringq.$c never ran"
 done

@@ -1,8 +1,11 @@
 // ringq's side of tests/bench/bench_dispatch.sh: the load generator, with
 // the same Redis client (ioredis) BullMQ uses, so both sides enqueue alike.
-// Jobs are written straight into Redis as the gateway's create script
-// writes them (rq:job hash, rq:calls:<tenant>, the `queued` event in
-// rq:events, last rq:delayed at now and the announcement on rq:due); the
+// Jobs are written straight into Redis as the gateway writes them: by
+// ringq-redis.so's ringq.create with the gateway's arguments when Redis
+// has the module (the gateway's own command), else by a script that
+// writes what the gateway's create script writes (rq:job hash,
+// rq:calls:<tenant>, the `queued` event in rq:events, last rq:delayed at
+// now and the announcement on rq:due), without its policy checks; the
 // scheduler releases them, a
 // dispatcher sends them, dry-run telservers claim (event `dispatched`,
 // then JOB_ACK) and finish them.  Times come from the events' ts_ms, which
@@ -20,7 +23,7 @@
 // Prints one line "RQ_BENCH key=value ..." (bench_dispatch.sh parses it).
 import { randomBytes } from 'node:crypto';
 import IORedis from 'ioredis';
-import { CREATE } from './ringq_create.mjs';
+import { CREATE, gatewayCreate, hasModule } from './ringq_create.mjs';
 
 const [, , mode, ...args] = process.argv;
 
@@ -47,7 +50,11 @@ function client(port) {
 	return r;
 }
 
+let MODULE = false;
+
 function create(r, id, tenant, to) {
+	if (MODULE)
+		return r.call(...gatewayCreate(id, tenant, to, 'bench'));
 	return r.rqcreate(`rq:job:${id}`, `rq:calls:${tenant}`, 'rq:delayed',
 	    'rq:events', id, tenant, to, 'bench');
 }
@@ -137,6 +144,7 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 	jobs = Number(jobs);
 	batch = Number(batch);
 	const r = client(port), rd = client(port);
+	MODULE = await hasModule(r);
 	const g = await openGroup(r);
 	const ids = new Set();
 	const t0 = await redisNow(r);
@@ -148,8 +156,13 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 		for (let k = 0; k < n; k++) {
 			const id = newId();
 			ids.add(id);
-			p.rqcreate(`rq:job:${id}`, `rq:calls:${tenant}`,
-			    'rq:delayed', 'rq:events', id, tenant, to, 'bench');
+			if (MODULE)
+				p.call(...gatewayCreate(id, tenant, to,
+				    'bench'));
+			else
+				p.rqcreate(`rq:job:${id}`,
+				    `rq:calls:${tenant}`, 'rq:delayed',
+				    'rq:events', id, tenant, to, 'bench');
 		}
 		const out = await p.exec();
 		for (const [err] of out)
@@ -164,7 +177,8 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 		if (e.dispatched > lastDisp)
 			lastDisp = e.dispatched;
 	const ms = lastDisp - t0;
-	console.log(`RQ_BENCH system=ringq mode=throughput jobs=${jobs} ` +
+	console.log('RQ_BENCH system=ringq mode=throughput ' +
+	    `create=${MODULE ? 'ringq.create' : 'script'} jobs=${jobs} ` +
 	    `batch=${batch} add_ms=${added - t0} total_ms=${ms} ` +
 	    `rate=${left ? 0 : Math.round(jobs * 1000 / ms)} ` +
 	    `not_dispatched=${left} other=${otherText(other)}`);
@@ -178,6 +192,7 @@ async function latency(port, rate, seconds, tenant, to) {
 	seconds = Number(seconds);
 	const jobs = Math.round(rate * seconds);
 	const r = client(port), rd = client(port);
+	MODULE = await hasModule(r);
 	const g = await openGroup(r);
 	const ids = new Set();
 	const t0 = Date.now();

@@ -23,3 +23,28 @@ redis.call('ZADD', KEYS[3], now, id)
 redis.call('PUBLISH', 'rq:due', id)
 return now
 `;
+
+// The arguments of ringq.create (ringq-redis.so's command for the
+// gateway's create script, gateway/policy_store.c) as the gateway sends
+// them for a call due now of a tenant without limits, to a SIP address
+// (so no do-not-call lookup), without an idempotency key: what the load
+// generators send when Redis has the module.
+export function gatewayCreate(id, tenant, to, say, now = Date.now()) {
+	const ms = String(now);
+	return ['ringq.create', '9', `rq:idem:${tenant}:-`,
+	    `rq:dnc:tenant:${tenant}`, 'rq:dnc:customer', 'rq:dnc:business:-',
+	    `rq:rate:${tenant}`, `rq:active:${tenant}`, `rq:job:${id}`,
+	    `rq:calls:${tenant}`, 'rq:delayed',
+	    '', '0', '0', '0', id, '86400', '0', '0', 'rq:job:', ms, ms,
+	    tenant, to, '0', 'say', say, 'priority', '5'];
+}
+
+// Whether r's Redis has ringq-redis.so (then the generators create jobs
+// with ringq.create, as the gateway would).
+export async function hasModule(r) {
+	try {
+		return Number(await r.call('RINGQ.VERSION')) > 0;
+	} catch (e) {
+		return false;
+	}
+}

@@ -5,12 +5,12 @@
 // by EVALSHA or, with RQ_CHAIN_MODE=fcall, as Redis functions wrapped as
 // common/redis_sync.c's library_text() wraps them, or with
 // RQ_CHAIN_MODE=module as ringq-redis.so's commands (the server must have
-// loaded it; the create stays a script, as the gateway's is).  The
-// scripts' Lua is in $RQ_CHAIN_DIR.
+// loaded it), the create then as the gateway sends it there.  The scripts'
+// Lua is in $RQ_CHAIN_DIR.
 //   node chain.mjs PORT N
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { CREATE } from '../bullmq/ringq_create.mjs';
+import { CREATE, gatewayCreate } from '../bullmq/ringq_create.mjs';
 const require = createRequire(new URL('../bullmq/', import.meta.url).pathname);
 const IORedis = require('ioredis');
 
@@ -44,9 +44,13 @@ await r.flushall();
 for (let i = 0; i < N; i += 1000) {
 	const p = r.pipeline();
 	for (let k = i; k < i + 1000 && k < N; k++)
-		p.evalsha(sha.create, 4, `rq:job:c_${k}`, 'rq:calls:demo',
-		    'rq:delayed', 'rq:events', `c_${k}`, 'demo',
-		    'sip:x@127.0.0.1', 'bench');
+		if (MOD)
+			p.call(...gatewayCreate(`c_${k}`, 'demo',
+			    'sip:x@127.0.0.1', 'bench'));
+		else
+			p.evalsha(sha.create, 4, `rq:job:c_${k}`,
+			    'rq:calls:demo', 'rq:delayed', 'rq:events', `c_${k}`,
+			    'demo', 'sip:x@127.0.0.1', 'bench');
 	await p.exec();
 }
 const now = Date.now() + 1000;
