@@ -1,25 +1,34 @@
 /*
- * ringq-redis.so, a Redis module: the lifecycle scripts a dispatched call
- * runs most (the telserver's claims) as native Redis commands.  Redis
- * spends about half its time in a script on Lua itself (the interpreter,
- * the tables, turning replies into Lua values); the same work in C costs
- * it half as much (docs/benchmarks.md).
+ * ringq-redis.so, a Redis module: the scripts every call runs, as native
+ * Redis commands: the gateway's intake (ringq.create), the scheduler's
+ * release, the dispatcher's take, the telserver's claims and finishes.
+ * Redis spends about half its time in a script on Lua itself (the
+ * interpreter, the tables, turning replies into Lua values); the same work
+ * in C costs it half as much (docs/benchmarks.md).
  *
  * Each command ringq.<script> takes exactly what FCALL of that script's
- * function takes (numkeys, the keys, the arguments) and answers exactly
- * what the script answers, with the same writes and the same event: the
- * Lua in common/lifecycle.c stays the reference, and what the daemons run
- * where the module is not loaded (common/redis_sync.c picks).
- * tests/integration/test_redis_module.sh runs both on the same calls and
- * compares what they leave in Redis.
+ * function takes (numkeys, the keys, the arguments; EVAL's for the intake)
+ * and answers what the script answers, with the same writes and the same
+ * event.  The Lua (common/keys.h, common/lifecycle.c, scheduler/release.c,
+ * dispatcher/jobs.c, gateway/policy_store.c) stays the reference, and what
+ * the daemons run where the module is not loaded (common/redis_sync.c,
+ * gateway/store.c pick).  tests/integration/test_redis_module.sh runs both
+ * on the same calls and compares what they answer and leave in Redis.
  *
  * Writes go to the AOF and the replicas as the plain commands the script
  * would have run (RedisModule_Replicate, wrapped in MULTI/EXEC with the
- * rest of the command's writes), so a Redis that loads its AOF, or a
- * replica, needs no module.
+ * rest of the command's writes; a ZPOPMIN as the ZREM of what it popped),
+ * so a Redis that loads its AOF, or a replica, needs no module.  As after
+ * redis.call's error in a script, a write that fails (a key of the wrong
+ * type) ends the work: what ran before stays, nothing after it is done, and
+ * the command answers the error.  Known differences from the scripts, all
+ * documented in docs/architecture.md: the commands declare no keys (ACL key
+ * patterns do not apply), they are refused whole above maxmemory, and their
+ * writes send no keyspace notifications.
  */
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +51,20 @@ static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
     *s_not_placed, *s_on_dnc, *s_attempts_exhausted, *s_dnc_customer,
     *s_due_after, *s_attempts, *s_not_placed_its, *s_max_reached,
     *s_rejected, *s_no_target, *s_id, *s_created_ms, *s_queued, *s_zero,
-    *s_tl_queued, *s_due;
+    *s_tl_queued, *s_due, *s_wake;
+
+/* The strings made at load, freed at unload. */
+static rstr *statics[64];
+static size_t nstatics;
 
 static rstr *
 name(const char *s)
 {
-	return RedisModule_CreateString(NULL, s, strlen(s));
+	rstr *r = RedisModule_CreateString(NULL, s, strlen(s));
+
+	RedisModule_Assert(nstatics < sizeof(statics) / sizeof(statics[0]));
+	statics[nstatics++] = r;
+	return r;
 }
 
 /* The text of an rstr, NULL for none. */
@@ -80,39 +97,49 @@ nonempty(const rstr *s)
 static int
 lua_number(const rstr *s, double *v)
 {
-	char buf[64], *end;
+	char stack[64], *buf = stack, *end;
 	const char *p;
 	size_t n;
+	int ok;
 
-	if (s == NULL || (p = text(s, &n), n == 0) || n >= sizeof(buf))
+	if (s == NULL)
 		return 0;
+	p = text(s, &n);
+	n = strnlen(p, n);	/* Lua reads its string up to a NUL */
+	if (n >= sizeof(stack))
+		buf = RedisModule_Alloc(n + 1);
 	memcpy(buf, p, n);
 	buf[n] = '\0';
-	if (memchr(buf, '\0', n) != NULL)
-		return 0;
 	*v = strtod(buf, &end);
-	if (end == buf)
-		return 0;
-	if (*end == 'x' || *end == 'X')
+	ok = end != buf;
+	if (ok && (*end == 'x' || *end == 'X'))
 		*v = (double)strtoul(buf, &end, 16);
 	while (*end == ' ' || (*end >= '\t' && *end <= '\r'))
 		end++;
-	return *end == '\0';
+	ok = ok && *end == '\0';
+	if (buf != stack)
+		RedisModule_Free(buf);
+	return ok;
 }
 
-/* is_terminal(tonumber(rank)) of the scripts: rank % 16 >= 6, floored. */
+/* is_terminal(rank) of the scripts: rank % 16 >= 6, Lua's % (floored). */
+static int
+terminal(double rank)
+{
+	return rank - floor(rank / RQ_RANK_ATTEMPT) * RQ_RANK_ATTEMPT >=
+	    RQ_ST_COMPLETED;
+}
+
+/* is_terminal(tonumber(rank)): nil is not. */
 static int
 terminal_rank(const rstr *rank)
 {
 	double r;
 
-	if (!lua_number(rank, &r))
-		return 0;
-	return r - floor(r / RQ_RANK_ATTEMPT) * RQ_RANK_ATTEMPT >=
-	    RQ_ST_COMPLETED;
+	return lua_number(rank, &r) && terminal(r);
 }
 
-/* string.format('%d', v) of an integer-valued double, into buf (24). */
+/* The digits of v (string.format('%d') of an integer), into buf (24). */
 static size_t
 fmt_int(char *buf, long long v)
 {
@@ -255,7 +282,8 @@ struct event {
 struct cmd {
 	RedisModuleCtx	*ctx;
 	long long	 now;	/* ms, read once per command like TIME */
-	int		 error;	/* replied to nothing yet: ends the command */
+	int		 error;	/* a write failed: no more writes, and the
+				 * command answers the error */
 	const char	*why;	/* its error reply, or a WRONGTYPE one */
 };
 
@@ -263,6 +291,27 @@ static rstr *
 mk(struct cmd *c, const char *s, size_t n)
 {
 	return RedisModule_CreateString(c->ctx, s, n);
+}
+
+/* A string of the command's, printf-formatted, of any length. */
+static rstr *
+mk_fmt(struct cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *b;
+	rstr *r;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	b = RedisModule_Alloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(b, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	r = mk(c, b, (size_t)n);
+	RedisModule_Free(b);
+	return r;
 }
 
 static rstr *
@@ -300,6 +349,8 @@ struct pairs {
 static void
 pair(struct pairs *p, rstr *k, rstr *v)
 {
+	if (p->n + 2 > (int)(sizeof(p->v) / sizeof(p->v[0])))
+		RedisModule_Assert(!"ringq: too many pairs");
 	p->v[p->n++] = k;
 	p->v[p->n++] = v;
 }
@@ -308,8 +359,15 @@ pair(struct pairs *p, rstr *k, rstr *v)
 static void
 hset(struct cmd *c, rstr *name_, RedisModuleKey *k, struct pairs *p)
 {
-	int i;
+	int i, type = RedisModule_KeyType(k);
 
+	if (c->error)
+		return;
+	if (type != REDISMODULE_KEYTYPE_EMPTY &&
+	    type != REDISMODULE_KEYTYPE_HASH) {
+		c->error = 1;
+		return;
+	}
 	for (i = 0; i < p->n; i += 2)
 		RedisModule_HashSet(k, REDISMODULE_HASH_NONE, p->v[i],
 		    p->v[i + 1], NULL);
@@ -318,13 +376,15 @@ hset(struct cmd *c, rstr *name_, RedisModuleKey *k, struct pairs *p)
 }
 
 /* ZREM zname member, replicated when it removed it.  Returns 1 (removed),
- * 0 (not there), -1 (zname is not a sorted set). */
+ * 0 (not there), -1 (zname is not a sorted set: c->error). */
 static int
 zrem(struct cmd *c, rstr *zname, rstr *member)
 {
 	RedisModuleKey *k;
 	int deleted = 0, type;
 
+	if (c->error)
+		return -1;
 	k = RedisModule_OpenKey(c->ctx, zname,
 	    REDISMODULE_READ | REDISMODULE_WRITE);
 	type = RedisModule_KeyType(k);
@@ -334,8 +394,10 @@ zrem(struct cmd *c, rstr *zname, rstr *member)
 		RedisModule_Replicate(c->ctx, "ZREM", "ss", zname, member);
 	RedisModule_CloseKey(k);
 	if (type != REDISMODULE_KEYTYPE_ZSET &&
-	    type != REDISMODULE_KEYTYPE_EMPTY)
+	    type != REDISMODULE_KEYTYPE_EMPTY) {
+		c->error = 1;
 		return -1;
+	}
 	return deleted;
 }
 
@@ -345,10 +407,12 @@ static void
 zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
 {
 	RedisModuleKey *k;
-	int type, flags = xx;
+	int type, flags = xx ? REDISMODULE_ZADD_XX : 0;
 	char t[24];
 	size_t n;
 
+	if (c->error)
+		return;
 	k = RedisModule_OpenKey(c->ctx, zname,
 	    REDISMODULE_READ | REDISMODULE_WRITE);
 	type = RedisModule_KeyType(k);
@@ -370,6 +434,20 @@ zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
 	RedisModule_CloseKey(k);
 }
 
+/* PUBLISH channel message, sent to the replicas as a script's is (not
+ * to the AOF: Redis's own PUBLISH is not written there either). */
+static void
+publish(struct cmd *c, rstr *channel, rstr *message)
+{
+	RedisModuleCallReply *r;
+
+	if (c->error)
+		return;
+	if ((r = RedisModule_Call(c->ctx, "PUBLISH", "!Ass", channel,
+	    message)) != NULL)
+		RedisModule_FreeCallReply(r);
+}
+
 /* ZADD zname score member with the score as text (a script's argument),
  * replicated as that.  A score that is not a number, or a key of another
  * type, ends the command. */
@@ -380,6 +458,8 @@ zadd_text(struct cmd *c, rstr *zname, rstr *score, rstr *member)
 	double sc;
 	int type, flags = 0;
 
+	if (c->error)
+		return;
 	if (RedisModule_StringToDouble(score, &sc) != REDISMODULE_OK) {
 		c->error = 1;
 		c->why = "ERR value is not a valid float";
@@ -406,6 +486,8 @@ pexpire(struct cmd *c, rstr *name_, long long ttl)
 	RedisModuleKey *k;
 	long long at = RedisModule_Milliseconds() + ttl;
 
+	if (c->error)
+		return;
 	k = RedisModule_OpenKey(c->ctx, name_, REDISMODULE_WRITE);
 	if (RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY &&
 	    RedisModule_SetAbsExpire(k, at) == REDISMODULE_OK)
@@ -481,7 +563,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
     rstr **j, struct pairs *extra)
 {
 	struct pairs a = { .n = 0 }, set = { .n = 0 };
-	struct buf tl = { NULL, 0, 0 };
+	struct buf tl = { NULL, 0, 0 }, rj = { NULL, 0, 0 };
 	RedisModuleStreamID sid;
 	RedisModuleKey *k;
 	char ts[24], att[24], sidt[48], rk[24], *p;
@@ -492,9 +574,17 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	int exists, i, del_reason = 0, del_sip = 0;
 	rstr *tlname, *field;
 
+	if (c->error)
+		return;
 	exists = j[J_RANK] != NULL || j[J_TENANT] != NULL ||
 	    j[J_ID] != NULL ||
 	    RedisModule_KeyType(job) != REDISMODULE_KEYTYPE_EMPTY;
+	/* the result's JSON before any write: made by a script, it may fail */
+	if (exists && e->result != NULL &&
+	    result_json(c, &rj, e->result) == -1) {
+		c->error = 1;
+		return;
+	}
 	tsl = fmt_int(ts, e->ts_ms);
 	attl = fmt_int(att, e->attempt);
 	pair(&a, s_call_id, e->id);
@@ -564,17 +654,15 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 		p += fmt_int(p, (long long)sid.seq);
 		RedisModule_Replicate(c->ctx, "XADD", "sbv", s_events, sidt,
 		    (size_t)(p - sidt), a.v, (size_t)a.n);
-	}
+	} else
+		c->error = 1;	/* not a stream */
 	RedisModule_CloseKey(k);
-	if (!exists)
+	if (!exists || c->error)
 		goto done;
 
 	if (e->result != NULL) {
 		puts_(&tl, ",\"result\":");
-		if (result_json(c, &tl, e->result) == -1) {
-			c->error = 1;
-			goto done;
-		}
+		put(&tl, rj.p, rj.len);
 	}
 	put(&tl, "}", 1);
 	tlname = key_of(c, RQ_KEY_TIMELINE, e->id);
@@ -592,6 +680,8 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	pair(&set, field, mk(c, tl.p, tl.len));
 	hset(c, tlname, k, &set);
 	RedisModule_CloseKey(k);
+	if (c->error)
+		goto done;
 
 	rank = e->attempt * RQ_RANK_ATTEMPT + e->status;
 	if (!lua_number(j[J_RANK], &cur))
@@ -617,6 +707,8 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	else if (j[J_SIP] != NULL)
 		del_sip = 1;
 	hset(c, jobname, job, &set);
+	if (c->error)
+		goto done;
 	if (del_reason || del_sip) {
 		if (del_reason)
 			RedisModule_HashSet(job, REDISMODULE_HASH_NONE,
@@ -631,7 +723,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 			RedisModule_Replicate(c->ctx, "HDEL", "ss", jobname,
 			    del_reason ? s_reason : s_sip_code);
 	}
-	if (rank % RQ_RANK_ATTEMPT >= RQ_ST_COMPLETED) {
+	if (terminal((double)rank)) {
 		long long ttl = call_ttl(j[J_TTL]);
 
 		if (j[J_TENANT] != NULL)
@@ -641,6 +733,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	}
 done:
 	RedisModule_Free(tl.p);
+	RedisModule_Free(rj.p);
 }
 
 /* A command on a set, the module API having none for sets: SADD, SREM
@@ -652,6 +745,8 @@ set_call(struct cmd *c, const char *cmd, rstr *set, rstr *member)
 	RedisModuleCallReply *r;
 	long long n = 0;
 
+	if (c->error)
+		return 0;
 	r = RedisModule_Call(c->ctx, cmd, strcmp(cmd, "SISMEMBER") == 0 ?
 	    "ss" : "!ss", set, member);
 	if (r != NULL && RedisModule_CallReplyType(r) ==
@@ -704,14 +799,16 @@ job_scan(RedisModuleKey *key, rstr *field, rstr *value, void *arg)
 		}
 }
 
+/* Opens the job of id: its key name given (a script's KEYS[1]), or
+ * NULL for RQ_KEY_JOB<id>. */
 static int
-job_open(struct cmd *c, struct job *jb, rstr *id)
+job_open(struct cmd *c, struct job *jb, rstr *id, rstr *name_)
 {
 	RedisModuleScanCursor *cur;
 
 	memset(jb->f, 0, sizeof(jb->f));
 	jb->ctx = c->ctx;
-	jb->name = key_of(c, RQ_KEY_JOB, id);
+	jb->name = name_ != NULL ? name_ : key_of(c, RQ_KEY_JOB, id);
 	jb->key = RedisModule_OpenKey(c->ctx, jb->name,
 	    REDISMODULE_READ | REDISMODULE_WRITE);
 	if (RedisModule_KeyType(jb->key) == REDISMODULE_KEYTYPE_EMPTY)
@@ -751,8 +848,8 @@ job_get(struct job *jb, const char *field)
  * node to rq:nodes once.
  */
 static long long
-claim(struct cmd *c, rstr *id, rstr *att, rstr *node, rstr *inflight,
-    rstr *oncall, rstr *nodes)
+claim(struct cmd *c, rstr *jobname, rstr *id, rstr *att, rstr *node,
+    rstr *inflight, rstr *oncall, rstr *nodes)
 {
 	struct job jb;
 	struct event e;
@@ -762,7 +859,7 @@ claim(struct cmd *c, rstr *id, rstr *att, rstr *node, rstr *inflight,
 	long long rc = 0;
 	int removed;
 
-	if (job_open(c, &jb, id) == -1)
+	if (job_open(c, &jb, id, jobname) == -1)
 		goto done;
 	attempts = job_get(&jb, "attempts");
 	not_after = job_get(&jb, "not_after_ms");
@@ -829,7 +926,8 @@ cmd_claim(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (argc != 9)
 		return RedisModule_WrongArity(ctx);
 	RedisModule_AutoMemory(ctx);
-	rc = claim(&c, argv[6], argv[7], argv[8], argv[3], argv[4], argv[5]);
+	rc = claim(&c, argv[2], argv[6], argv[7], argv[8], argv[3], argv[4],
+	    argv[5]);
 	if (c.error)
 		return reply_error(&c);
 	return RedisModule_ReplyWithLongLong(ctx, rc);
@@ -863,7 +961,7 @@ cmd_claim_batch(RedisModuleCtx *ctx, rstr **argv, int argc)
 	n = (argc - 7) / 2;
 	rc = RedisModule_Alloc(sizeof(*rc) * (size_t)(n + 1));
 	for (i = 0; i < n && !c.error; i++)
-		if ((rc[i] = claim(&c, argv[7 + 2 * i], argv[8 + 2 * i],
+		if ((rc[i] = claim(&c, NULL, argv[7 + 2 * i], argv[8 + 2 * i],
 		    argv[5], argv[2], argv[3], NULL)) == 1)
 			claimed = 1;
 	if (claimed && !c.error)
@@ -928,8 +1026,9 @@ rfc3339(char *buf, size_t len, long long ms)
 static long long
 lua_int(double v)
 {
-	if (v >= 9.2e18 || v <= -9.2e18)
-		return v > 0 ? LLONG_MAX : LLONG_MIN;
+	/* out of range (or NaN): what Lua's cast gives on x86-64 */
+	if (!(v > -9.2e18 && v < 9.2e18))
+		return LLONG_MIN;
 	return (long long)v;
 }
 
@@ -941,6 +1040,8 @@ hincr(struct cmd *c, struct job *jb, rstr *field, long long by)
 	rstr *v = NULL, *nv;
 	long long n = 0;
 
+	if (c->error)
+		return LLONG_MIN;
 	RedisModule_HashGet(jb->key, REDISMODULE_HASH_NONE, field, &v, NULL);
 	if (v != NULL && (RedisModule_StringToLongLong(v, &n) !=
 	    REDISMODULE_OK || n == LLONG_MAX || n == LLONG_MIN)) {
@@ -965,15 +1066,15 @@ enum { F_ID, F_ATTEMPT, F_NODE, F_STATUS, F_REASON, F_SIP, F_STARTED,
  * liveness key exists; an interrupt only).
  */
 static long long
-finish(struct cmd *c, rstr **A, rstr *oncall, rstr *delayed, rstr *alive,
-    const char **status)
+finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
+    rstr *alive, const char **status)
 {
 	struct job jb;
 	struct event e;
 	struct pairs x = { .n = 0 }, nb = { .n = 0 };
 	rstr *dialed, *to, *max_attempts, *not_after, *j[J__COUNT], *pol;
 	const char *why, *class, *orig, *polt;
-	char lim[128], detail[1024], when[32], rule[32];
+	char lim[128], when[32], rule[32];
 	double n, d, pmax, pdelay, maxatt, jit, delay, na;
 	long long tries, at, rc = 0;
 	size_t len;
@@ -989,7 +1090,7 @@ finish(struct cmd *c, rstr **A, rstr *oncall, rstr *delayed, rstr *alive,
 		if (live)
 			return 2;
 	}
-	if (job_open(c, &jb, A[F_ID]) == -1)
+	if (job_open(c, &jb, A[F_ID], jobname) == -1)
 		goto done;
 	dialed = job_get(&jb, "dialed");
 	to = job_get(&jb, "to");
@@ -1078,18 +1179,15 @@ finish(struct cmd *c, rstr **A, rstr *oncall, rstr *delayed, rstr *alive,
 		if (n > 1) {
 			e.reason = s_attempts_exhausted;
 			if (orig[0] != '\0')
-				snprintf(detail, sizeof(detail), "%s on attempt "
-				    "%lld: %s (%s)", why, lua_int(n), lim, orig);
+				e.detail = mk_fmt(c, "%s on attempt %lld: %s "
+				    "(%s)", why, lua_int(n), lim, orig);
 			else
-				snprintf(detail, sizeof(detail), "%s on attempt "
-				    "%lld: %s", why, lua_int(n), lim);
+				e.detail = mk_fmt(c, "%s on attempt %lld: %s",
+				    why, lua_int(n), lim);
 		} else if (orig[0] != '\0')
-			snprintf(detail, sizeof(detail), "%s; not retried: %s",
-			    orig, lim);
+			e.detail = mk_fmt(c, "%s; not retried: %s", orig, lim);
 		else
-			snprintf(detail, sizeof(detail), "not retried: %s",
-			    lim);
-		e.detail = mk(c, detail, strlen(detail));
+			e.detail = mk_fmt(c, "not retried: %s", lim);
 		emit(c, jb.name, jb.key, &e, j, &x);
 		goto done;
 	}
@@ -1108,10 +1206,8 @@ finish(struct cmd *c, rstr **A, rstr *oncall, rstr *delayed, rstr *alive,
 		e.status = RQ_ST_EXPIRED;
 		e.status_name = *status = "expired";
 		e.reason = s_not_after;
-		snprintf(detail, sizeof(detail), "%s on attempt %lld; next "
-		    "attempt at %s would be after not_after", why, lua_int(n),
-		    when);
-		e.detail = mk(c, detail, strlen(detail));
+		e.detail = mk_fmt(c, "%s on attempt %lld; next attempt at %s "
+		    "would be after not_after", why, lua_int(n), when);
 		emit(c, jb.name, jb.key, &e, j, &x);
 		goto done;
 	}
@@ -1120,15 +1216,13 @@ finish(struct cmd *c, rstr **A, rstr *oncall, rstr *delayed, rstr *alive,
 	zadd(c, delayed, at, A[F_ID], 0);
 	if (j[J_TENANT] != NULL)
 		zadd(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), at, A[F_ID],
-		    REDISMODULE_ZADD_XX);
+		    1);
 	e.status = RQ_ST_RETRYING;
 	e.status_name = *status = "retrying";
 	if (orig[0] != '\0')
-		snprintf(detail, sizeof(detail), "%s; next attempt at %s",
-		    orig, when);
+		e.detail = mk_fmt(c, "%s; next attempt at %s", orig, when);
 	else
-		snprintf(detail, sizeof(detail), "next attempt at %s", when);
-	e.detail = mk(c, detail, strlen(detail));
+		e.detail = mk_fmt(c, "next attempt at %s", when);
 	emit(c, jb.name, jb.key, &e, j, &x);
 done:
 	if (jb.key != NULL)
@@ -1160,7 +1254,7 @@ cmd_finish(RedisModuleCtx *ctx, rstr **argv, int argc)
 	    argc != 2 + nkeys + F__COUNT)
 		return RedisModule_WrongArity(ctx);
 	RedisModule_AutoMemory(ctx);
-	rc = finish(&c, argv + 2 + nkeys, argv[3], argv[4],
+	rc = finish(&c, argv[2], argv + 2 + nkeys, argv[3], argv[4],
 	    nkeys == 4 ? argv[5] : NULL, &status);
 	if (c.error)
 		return reply_error(&c);
@@ -1189,8 +1283,8 @@ cmd_finish_batch(RedisModuleCtx *ctx, rstr **argv, int argc)
 	rc = RedisModule_Alloc(sizeof(*rc) * (size_t)(n + 1));
 	st = RedisModule_Alloc(sizeof(*st) * (size_t)(n + 1));
 	for (i = 0; i < n && !c.error; i++)
-		rc[i] = finish(&c, argv + 5 + i * F__COUNT, argv[2], argv[3],
-		    NULL, &st[i]);
+		rc[i] = finish(&c, NULL, argv + 5 + i * F__COUNT, argv[2],
+		    argv[3], NULL, &st[i]);
 	if (c.error) {
 		RedisModule_Free(rc);
 		RedisModule_Free(st);
@@ -1298,13 +1392,12 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
 	rstr *delayed, *ready, *inflight, **due, **exp, **expired, **back;
-	rstr *wake, *j[J__COUNT], *to, *attempts, *not_after, *priority;
+	rstr *j[J__COUNT], *to, *attempts, *not_after, *priority;
 	double now, *at, na, a;
 	long long batch, released = 0, dropped = 0;
 	long ndue, nexp, nexpired = 0, nback = 0, i;
 	struct job jb;
 	struct event e;
-	char t[24];
 
 	if (argc != 8)
 		return RedisModule_WrongArity(ctx);
@@ -1328,7 +1421,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		goto fail;
 	for (i = 0; i < ndue; i++) {
 		zrem(&c, delayed, due[i]);
-		if (job_open(&c, &jb, due[i]) == -1)
+		if (job_open(&c, &jb, due[i], NULL) == -1)
 			goto fail;
 		to = job_get(&jb, "to");
 		attempts = job_get(&jb, "attempts");
@@ -1376,7 +1469,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		double due_at;
 
 		zrem(&c, inflight, exp[i]);
-		if (job_open(&c, &jb, exp[i]) == -1)
+		if (job_open(&c, &jb, exp[i], NULL) == -1)
 			goto fail;
 		nb = job_get(&jb, "not_before_ms");
 		attempts = job_get(&jb, "attempts");
@@ -1395,12 +1488,8 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		if (c.error)
 			goto fail;
 	}
-	if (released + nback > 0) {
-		wake = name(RQ_CHANNEL_WAKE);
-		fmt_int(t, released + nback);
-		RedisModule_PublishMessage(ctx, wake, mk(&c, t, strlen(t)));
-		RedisModule_FreeString(NULL, wake);
-	}
+	if (released + nback > 0)
+		publish(&c, s_wake, mk_int(&c, released + nback));
 	RedisModule_ReplyWithArray(ctx, 7);
 	RedisModule_ReplyWithLongLong(ctx, ndue);
 	RedisModule_ReplyWithLongLong(ctx, released);
@@ -1536,7 +1625,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 		}
 		t = &out[n++];
 		t->id = id;
-		if (job_open(&c, &jb, id) == -1)
+		if (job_open(&c, &jb, id, NULL) == -1)
 			break;
 		f[0] = job_get(&jb, "tenant");
 		f[1] = job_get(&jb, "to");
@@ -1759,19 +1848,8 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	ms = c.now;
 	sec = ms / 1000;
 	/* KEYS[5] .. ':s:' .. sec and ':d:' .. floor(sec / 86400) */
-	sv = text(K[4], &len);
-	if (len > sizeof(t) - 30)
-		return RedisModule_ReplyWithError(ctx,
-		    "ERR ringq.create: the rate key is too long");
-	memcpy(t, sv, len);
-	memcpy(t + len, ":s:", 3);
-	q = t + len + 3;
-	q += fmt_int(q, sec);
-	ks = mk(&c, t, (size_t)(q - t));
-	q = t + len + 3;
-	t[len + 1] = 'd';
-	q += fmt_int(q, sec / 86400);
-	kd = mk(&c, t, (size_t)(q - t));
+	ks = mk_fmt(&c, "%s:s:%lld", text(K[4], NULL), sec);
+	kd = mk_fmt(&c, "%s:d:%lld", text(K[4], NULL), sec / 86400);
 	if (rps > 0 && counter(&c, ks) >= rps) {
 		n = fmt_int(t, 1000 - ms % 1000);
 		reply_pair(ctx, "rate_s", t, (size_t)n);
@@ -1800,22 +1878,27 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 			if ((nm = zrange_upto(&c, K[5], (double)ms, 20, m,
 			    sc)) < 0)
 				return reply_error(&c);
-			for (j = 0; j < nm; j++) {
-				struct job jb;
-				rstr *st;
+			for (j = 0; j < nm && !c.error; j++) {
+				RedisModuleCallReply *h;
+				const char *st = NULL;
 
-				if (job_open(&c, &jb, m[j]) == -1) {
-					/* HGET on another type: the script's
-					 * error */
-					return reply_error(&c);
-				}
-				st = job_get(&jb, "status");
-				RedisModule_CloseKey(jb.key);
+				h = call_ok(&c, RedisModule_Call(ctx, "HGET",
+				    "sc", key_of(&c, text(A[9], NULL), m[j]),
+				    "status"));
+				if (h == NULL)
+					break;
+				if (RedisModule_CallReplyType(h) ==
+				    REDISMODULE_REPLY_STRING)
+					st = text(RedisModule_CreateStringFromCallReply(
+					    h), NULL);
+				RedisModule_FreeCallReply(h);
 				if ((st == NULL && sc[j] < (double)(ms -
 				    60000)) || (st != NULL &&
-				    terminal_name(text(st, NULL))))
+				    terminal_name(st)))
 					zrem(&c, K[5], m[j]);
 			}
+			if (c.error)
+				return reply_error(&c);
 			n = call_int(&c, RedisModule_Call(ctx, "ZCOUNT", "scs",
 			    K[5], "-inf", now_s));
 			if (c.error)
@@ -1904,17 +1987,18 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (c.error)
 		return reply_error(&c);
 	if (due <= (double)(ms + RQ_DUE_SOON_MS))
-		RedisModule_PublishMessage(ctx, s_due, A[5]);
+		publish(&c, s_due, A[5]);
 	if (maxc > 0)
 		zadd(&c, K[5], lua_int(due), A[5], 0);
-	if (rps > 0 && call_int(&c, RedisModule_Call(ctx, "INCR", "!s", ks)) ==
-	    1)
+	/* each only after the one before succeeded, as in the script */
+	if (!c.error && rps > 0 && call_int(&c, RedisModule_Call(ctx, "INCR",
+	    "!s", ks)) == 1 && !c.error)
 		call_int(&c, RedisModule_Call(ctx, "EXPIRE", "!sc", ks, "2"));
-	if (rpd > 0 && call_int(&c, RedisModule_Call(ctx, "INCR", "!s", kd)) ==
-	    1)
+	if (!c.error && rpd > 0 && call_int(&c, RedisModule_Call(ctx, "INCR",
+	    "!s", kd)) == 1 && !c.error)
 		call_int(&c, RedisModule_Call(ctx, "EXPIRE", "!sc", kd,
 		    "90000"));
-	if (has_idem && !c.error)
+	if (!c.error && has_idem)
 		call_int(&c, RedisModule_Call(ctx, "SET", "!sscs", K[0], A[5],
 		    "EX", A[6]));
 	if (c.error)
@@ -1924,6 +2008,15 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 		reply_pair(ctx, "ok", sv, len);
 	} else
 		RedisModule_ReplyWithCString(ctx, "ok");
+	return REDISMODULE_OK;
+}
+
+int
+RedisModule_OnUnload(RedisModuleCtx *ctx)
+{
+	(void)ctx;
+	while (nstatics > 0)
+		RedisModule_FreeString(NULL, statics[--nstatics]);
 	return REDISMODULE_OK;
 }
 
@@ -1944,6 +2037,14 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (RedisModule_Init(ctx, "ringq", RQ_MODULE_VERSION,
 	    REDISMODULE_APIVER_1) == REDISMODULE_ERR)
 		return REDISMODULE_ERR;
+	/* 7.0 propagates RedisModule_Replicate's writes in order with
+	 * RedisModule_Call's; 6.2 puts them after. */
+	if (RedisModule_GetServerVersion == NULL ||
+	    RedisModule_GetServerVersion() < 0x00070000) {
+		RedisModule_Log(ctx, "warning", "ringq-redis.so needs Redis 7.0 "
+		    "or later");
+		return REDISMODULE_ERR;
+	}
 	s_events = name(RQ_KEY_EVENTS);
 	s_call_id = name("call_id");
 	s_attempt = name("attempt");
@@ -1985,6 +2086,7 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	s_zero = name("0");
 	s_tl_queued = name("0:queued");
 	s_due = name(RQ_CHANNEL_DUE);
+	s_wake = name(RQ_CHANNEL_WAKE);
 	if (RedisModule_CreateCommand(ctx, "ringq.version", cmd_version,
 	    "readonly fast", 0, 0, 0) == REDISMODULE_ERR ||
 	    RedisModule_CreateCommand(ctx, "ringq.claim", cmd_claim,

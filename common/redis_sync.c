@@ -508,20 +508,19 @@ lost:
 }
 
 /*
- * s's command in ringq-redis.so; av is the command (argc words), its
- * first ours to set.  Returns the reply, or NULL: with the link closed
- * when it was lost (logged; the command may have run), with the link up
+ * s's command in ringq-redis.so, named in cmd; av is the command (argc
+ * words), its first ours to set.  Returns the reply, or NULL: with the
+ * link closed when it was lost (logged; the command may have run), with the link up
  * when Redis refused the command before it ran (the module was unloaded,
  * an ACL forbids it, or OOM) and the Lua must run it.
  */
 static redisReply *
 run_native(struct rq_redis *r, struct rq_script *s, int argc,
-    const char **av)
+    const char **av, char *cmd, size_t cmdlen)
 {
-	char cmd[96];
 	redisReply *rep;
 
-	snprintf(cmd, sizeof(cmd), "ringq.%s", s->name);
+	snprintf(cmd, cmdlen, "ringq.%s", s->name);
 	av[0] = cmd;
 	if ((rep = rq_redis_command(r->c, argc, av)) == NULL) {
 		redis_lost(r, s->name);
@@ -547,7 +546,7 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
     int argc, const char **argv)
 {
 	const char *stack[3 + 32], **av = stack;
-	char nk[16];
+	char nk[16], native[96];
 	redisReply *rep;
 	int i;
 
@@ -563,7 +562,8 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		av[3 + i] = argv[i];
 	rep = NULL;
 	if (r->module && s->native) {
-		rep = run_native(r, s, 2 + argc, av + 1);
+		rep = run_native(r, s, 2 + argc, av + 1, native,
+		    sizeof(native));
 		if (rep == NULL && r->c == NULL)
 			goto done;	/* lost, and logged: it may have run */
 	}

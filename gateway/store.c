@@ -538,12 +538,17 @@ store_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	TAILQ_REMOVE(&st->pending, op, entry);
 	if (r != NULL && r->type == REDIS_REPLY_ERROR && op->native &&
 	    op->cmd != NULL && (!strncmp(r->str, "ERR unknown command", 19) ||
-	    !strncmp(r->str, "NOPERM", 6))) {
-		/* The module is gone (MODULE UNLOAD) or an ACL forbids its
-		 * command, which did not run: the script, from now on. */
-		log_warnx("redis: %s: %s; the scripts run in Lua",
-		    op->script->native, r->str);
-		st->module = 0;
+	    !strncmp(r->str, "NOPERM", 6) || !strncmp(r->str, "OOM", 3))) {
+		/* The command did not run.  The module is gone (MODULE
+		 * UNLOAD) or an ACL forbids its command: the script, from
+		 * now on.  Above maxmemory (the command is refused whole,
+		 * a script only at its first write): the script, this once,
+		 * so that a replay or a refusal is still answered. */
+		if (strncmp(r->str, "OOM", 3) != 0) {
+			log_warnx("redis: %s: %s; the scripts run in Lua",
+			    op->script->native, r->str);
+			st->module = 0;
+		}
 		op->native = 0;
 		if (redisAsyncFormattedCommand(ac, store_cb, op, op->cmd,
 		    op->cmdlen) == REDIS_OK) {

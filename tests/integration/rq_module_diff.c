@@ -277,6 +277,49 @@ create(const char *what, const char *id, const char *limits,
 			freeReplyObject(rep[i]);
 }
 
+/* The intake for a tenant of another name, with rate limits (the rate
+ * keys hold the name). */
+static void
+create_for(const char *what, const char *tenant, const char *id)
+{
+	char kidem[160], kdnct[160], krate[160], kact[160], kjob[64];
+	char kcalls[160], now[24];
+	const char *av[40];
+	redisReply *rep[2];
+	char step[160];
+	int n = 0, i;
+
+	snprintf(kidem, sizeof(kidem), "%s%s:-", RQ_KEY_IDEM, tenant);
+	snprintf(kdnct, sizeof(kdnct), "%s%s", RQ_KEY_DNC_TENANT, tenant);
+	snprintf(krate, sizeof(krate), "%s%s", RQ_KEY_RATE, tenant);
+	snprintf(kact, sizeof(kact), "%s%s", RQ_KEY_ACTIVE, tenant);
+	snprintf(kjob, sizeof(kjob), "%s%s", RQ_KEY_JOB, id);
+	snprintf(kcalls, sizeof(kcalls), "%s%s", RQ_KEY_TENANT_CALLS, tenant);
+	snprintf(now, sizeof(now), "%llu", (unsigned long long)rq_now_ms());
+	av[n++] = "EVAL"; av[n++] = gw_create_lua; av[n++] = "9";
+	av[n++] = kidem; av[n++] = kdnct; av[n++] = RQ_KEY_DNC_CUSTOMER;
+	av[n++] = RQ_KEY_DNC_BUSINESS "-"; av[n++] = krate; av[n++] = kact;
+	av[n++] = kjob; av[n++] = kcalls; av[n++] = RQ_KEY_DELAYED;
+	av[n++] = "+15550400000"; av[n++] = "100"; av[n++] = "10000";
+	av[n++] = "10"; av[n++] = id; av[n++] = "86400"; av[n++] = "0";
+	av[n++] = "0"; av[n++] = RQ_KEY_JOB; av[n++] = now; av[n++] = now;
+	av[n++] = tenant; av[n++] = "+15550400000"; av[n++] = "0";
+	av[n++] = "priority"; av[n++] = "5";
+	rep[0] = redisCommandArgv(lua.c, n, av, NULL);
+	av[1] = "ringq.create";
+	rep[1] = redisCommandArgv(native.c, n - 1, av + 1, NULL);
+	snprintf(step, sizeof(step), "create %s: %s", id, what);
+	same(step, replies_alike(rep[0], rep[1]) && rep[0]->type ==
+	    REDIS_REPLY_STRING, 1);
+	for (i = 0; i < 2; i++)
+		if (rep[i] != NULL)
+			freeReplyObject(rep[i]);
+	/* the second's counter lives 2 s: gone before the comparison on
+	 * one side, or not, as the clock falls */
+	both("EVAL %s 0 %s:s:*", "for _, k in ipairs(redis.call('KEYS', "
+	    "ARGV[1])) do redis.call('DEL', k) end", krate);
+}
+
 static struct rq_attempt_end
 end_of(const char *id, uint64_t attempt, const char *node, const char *how,
     const char *detail, const char *result)
@@ -444,7 +487,7 @@ main(int argc, char **argv)
 	finish("f12", 1, "tel1", "busy", NULL, NULL);
 	dialled("f13", 1, "tel1", "to +155501f9");	/* tenant DNC */
 	finish("f13", 1, "tel1", "busy", "486", NULL);
-	dialled("f14", 1, "tel1", "retry_busy 3:5000");
+	dialled("f14", 1, "tel1", "retry_busy 3:2000");
 	both("HSET %sf14 not_after_ms %llu", RQ_KEY_JOB,
 	    (unsigned long long)rq_now_ms() + 100);	/* retry too late */
 	finish("f14", 1, "tel1", "busy", NULL, NULL);
@@ -458,6 +501,37 @@ main(int argc, char **argv)
 	dialled("f18", 1, "tel1", "");
 	both("DEL %sf18", RQ_KEY_JOB);			/* vanished */
 	finish("f18", 1, "tel1", "completed", NULL, NULL);
+
+	{	/* a long detail: the far end's reason phrase */
+		char more[2100];
+
+		memset(more, 'x', 2000);
+		more[2000] = '\0';
+		dialled("f19", 1, "tel1", "retry_busy 3:1000");
+		finish("f19", 1, "tel1", "busy", more, NULL);
+		dialled("f20", 2, "tel1", "retry_busy 3:1000 tries_busy 2");
+		finish("f20", 2, "tel1", "busy", more, NULL);
+	}
+	/* keys of the wrong type: the step fails where the script fails,
+	 * what ran before it stays, nothing after it is done */
+	dialled("w1", 1, "tel1", "");
+	both("SET %sw1 not-a-hash", RQ_KEY_TIMELINE);
+	finish("w1", 1, "tel1", "completed", NULL, NULL);
+	dialled("w2", 1, "tel1", "");
+	both("DEL %st1", RQ_KEY_ACTIVE);
+	both("SET %st1 not-a-zset", RQ_KEY_ACTIVE);
+	finish("w2", 1, "tel1", "completed", NULL, NULL);
+	both("DEL %st1", RQ_KEY_ACTIVE);
+	dialled("w3", 1, "tel1", "retry_busy 3:1000");
+	both("SET %s not-a-zset", RQ_KEY_DELAYED);
+	finish("w3", 1, "tel1", "busy", NULL, NULL);
+	both("DEL %s", RQ_KEY_DELAYED);
+	dialled("w4", 1, "tel1", "");
+	both("RENAME %s rq:events:saved", RQ_KEY_EVENTS);
+	both("SET %s not-a-stream", RQ_KEY_EVENTS);
+	finish("w4", 1, "tel1", "completed", NULL, NULL);
+	both("DEL %s", RQ_KEY_EVENTS);
+	both("RENAME rq:events:saved %s", RQ_KEY_EVENTS);
 
 	/* a batch of finishes, mixed, and an interrupted node */
 	{
@@ -514,6 +588,10 @@ main(int argc, char **argv)
 		    "app_url http://127.0.0.1:9/app.vxml callback_url x");
 		queued("r8", now - 1000, "priority 12");	/* clamped */
 		queued("r9", now - 1000, "priority abc max_attempts 2");
+		queued("r15", now - 1000, "not_after_ms 1000");
+		both("HSET %sr15 attempts %s", RQ_KEY_JOB,	/* Lua's 1 */
+		    "1                                                      "
+		    "                   ");
 		queued("r10", now + 600000, "");		/* not yet due */
 		job("r11", 1, 0, "priority 3 not_before_ms 42");
 		both("ZADD %s 1 r11", RQ_KEY_INFLIGHT);		/* lease over */
@@ -589,6 +667,8 @@ main(int argc, char **argv)
 		    now + 86400000, "priority 5");
 		create("an odd field count", "n17", "0 0 0", "", "", 0, now,
 		    "priority");
+		create_for("a long tenant name",
+		    "acme-corporation-north-america-and-the-islands", "n18");
 	}
 
 	rq_redis_close(&lua);
