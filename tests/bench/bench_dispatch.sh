@@ -12,7 +12,9 @@
 # (BullMQ concurrencies tried: "1 10 50 100 200 400"), RQ_BENCH_LAT_SECONDS
 # (10), RQ_BENCH_FSYNC (everysec), RQ_BENCH_TELSERVERS (2),
 # RQ_BENCH_ACCOUNTING (0; 1 runs accounting and PostgreSQL beside ringq, as
-# in production: it is off the measured path, but takes CPU), RQ_KEEP=1.
+# in production: it is off the measured path, but takes CPU),
+# RQ_BENCH_INFLIGHT (2: batches of 1,000 each load generator, ringq's and
+# BullMQ's, has sent and not yet seen answered), RQ_KEEP=1.
 # Needs node (>= 18) and npm: BullMQ and ioredis are installed into
 # tests/bench/bullmq/node_modules at the first run (npm install).
 set -euo pipefail
@@ -300,7 +302,7 @@ ringq best:  $best_rq jobs/s (scheduler, dispatcher, $NTEL dry-run telservers$([
   CPU of one core during that run: $best_rq_cpu
   Redis commands per ringq job, last run (calls, usec of Redis CPU; commands run by scripts count in both):
 $(sed 's/^/    /' <<<"$RQ_TOP")
-BullMQ best: $best_bq jobs/s (BullMQ $BULLMQ_VERSION, ioredis $IOREDIS_VERSION, one Worker in its own process, concurrency $best_c, Queue.addBulk batches of 1000, removeOnComplete)
+BullMQ best: $best_bq jobs/s (BullMQ $BULLMQ_VERSION, ioredis $IOREDIS_VERSION, one Worker in its own process, concurrency $best_c, Queue.addBulk batches of 1000, ${RQ_BENCH_INFLIGHT:-2} in flight, removeOnComplete)
   Redis commands per BullMQ job, last run (same):
 $(sed 's/^/    /' <<<"$BQ_TOP")
 ratio ringq/BullMQ: $ratio, best against best (target >= 2); run by run: $PAIRS

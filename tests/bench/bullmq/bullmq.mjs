@@ -14,6 +14,10 @@
 // Jobs are removed when they complete (removeOnComplete), as a
 // high-throughput BullMQ deployment would; each run uses a fresh queue.
 import { fork } from 'node:child_process';
+
+// Batches of jobs in flight at once while adding (RQ_BENCH_INFLIGHT):
+// one load generator in one process keeps Redis busy with two.
+const INFLIGHT = Number(process.env.RQ_BENCH_INFLIGHT || 2);
 import { Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
 
@@ -100,13 +104,20 @@ async function throughput(port, jobs, concurrency, batch = 1000) {
 	const w = startWorker(port, name, concurrency, jobs, false);
 	await w.ready;
 	const t0 = Date.now();
+	// up to INFLIGHT batches sent and unanswered, as ringq.mjs does
+	const pending = new Set();
 	for (let i = 0; i < jobs; i += batch) {
 		const n = Math.min(batch, jobs - i);
 		const b = [];
 		for (let k = 0; k < n; k++)
 			b.push({ name: 'noop', data: { i: i + k }, opts: JOB_OPTS });
-		await q.addBulk(b);
+		const p = q.addBulk(b);
+		pending.add(p);
+		p.then(() => pending.delete(p));
+		if (pending.size >= INFLIGHT)
+			await Promise.race(pending);
 	}
+	await Promise.all(pending);
 	const added = Date.now();
 	const r = await withTimeout(w.done, 600000, 'BullMQ jobs');
 	const ms = r.done - t0;

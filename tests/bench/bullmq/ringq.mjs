@@ -27,6 +27,9 @@ import { CREATE, gatewayCreate, hasModule } from './ringq_create.mjs';
 
 const [, , mode, ...args] = process.argv;
 
+// Batches in flight at once while adding (RQ_BENCH_INFLIGHT, 2).
+const INFLIGHT = Number(process.env.RQ_BENCH_INFLIGHT || 2);
+
 // A dry-run job's entries in rq:events: queued, scheduled, dispatched,
 // completed.
 const EVENTS_PER_JOB = 4;
@@ -150,6 +153,9 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 	const t0 = await redisNow(r);
 	// The events are read after the writes: their ts_ms, not when they
 	// are read, make the figures.
+	// up to INFLIGHT batches sent and unanswered (bullmq.mjs does the
+	// same): one generator in one process keeps Redis busy with two
+	const pending = new Set();
 	for (let i = 0; i < jobs; i += batch) {
 		const n = Math.min(batch, jobs - i);
 		const p = r.pipeline();
@@ -164,11 +170,17 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 				    `rq:calls:${tenant}`, 'rq:delayed',
 				    'rq:events', id, tenant, to, 'bench');
 		}
-		const out = await p.exec();
-		for (const [err] of out)
-			if (err)
-				throw err;
+		const sent = p.exec().then((out) => {
+			for (const [err] of out)
+				if (err)
+					throw err;
+		});
+		pending.add(sent);
+		sent.then(() => pending.delete(sent), () => {});
+		if (pending.size >= INFLIGHT)
+			await Promise.race(pending);
 	}
+	await Promise.all(pending);
 	const added = await redisNow(r);
 	const { seen, left, other } = await follow(rd, g, ids,
 	    EVENTS_PER_JOB * jobs, 300);
