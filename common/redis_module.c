@@ -2029,9 +2029,28 @@ cmd_version(RedisModuleCtx *ctx, rstr **argv, int argc)
 	return RedisModule_ReplyWithLongLong(ctx, RQ_MODULE_VERSION);
 }
 
+/* The commands: each write one is refused whole above maxmemory (its
+ * caller then runs the script, refused only at its first write). */
+static const struct {
+	const char		*name;
+	RedisModuleCmdFunc	 fn;
+	const char		*flags;
+} commands[] = {
+	{ "ringq.version", cmd_version, "readonly fast" },
+	{ "ringq.create", cmd_create, "write deny-oom" },
+	{ "ringq.release", cmd_release, "write deny-oom" },
+	{ "ringq.take", cmd_take, "write deny-oom" },
+	{ "ringq.claim", cmd_claim, "write deny-oom" },
+	{ "ringq.claim_batch", cmd_claim_batch, "write deny-oom" },
+	{ "ringq.finish", cmd_finish, "write deny-oom" },
+	{ "ringq.finish_batch", cmd_finish_batch, "write deny-oom" },
+};
+
 int
 RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
+	size_t k;
+
 	(void)argv;
 	(void)argc;
 	if (RedisModule_Init(ctx, "ringq", RQ_MODULE_VERSION,
@@ -2087,22 +2106,10 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	s_tl_queued = name("0:queued");
 	s_due = name(RQ_CHANNEL_DUE);
 	s_wake = name(RQ_CHANNEL_WAKE);
-	if (RedisModule_CreateCommand(ctx, "ringq.version", cmd_version,
-	    "readonly fast", 0, 0, 0) == REDISMODULE_ERR ||
-	    RedisModule_CreateCommand(ctx, "ringq.claim", cmd_claim,
-	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
-	    RedisModule_CreateCommand(ctx, "ringq.claim_batch",
-	    cmd_claim_batch, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
-	    RedisModule_CreateCommand(ctx, "ringq.finish", cmd_finish,
-	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
-	    RedisModule_CreateCommand(ctx, "ringq.finish_batch",
-	    cmd_finish_batch, "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
-	    RedisModule_CreateCommand(ctx, "ringq.release", cmd_release,
-	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
-	    RedisModule_CreateCommand(ctx, "ringq.take", cmd_take,
-	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR ||
-	    RedisModule_CreateCommand(ctx, "ringq.create", cmd_create,
-	    "write deny-oom", 0, 0, 0) == REDISMODULE_ERR)
-		return REDISMODULE_ERR;
+	for (k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (RedisModule_CreateCommand(ctx, commands[k].name,
+		    commands[k].fn, commands[k].flags, 0, 0, 0) ==
+		    REDISMODULE_ERR)
+			return REDISMODULE_ERR;
 	return REDISMODULE_OK;
 }
