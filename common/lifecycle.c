@@ -516,7 +516,8 @@ finish_run(struct rq_redis *r, const struct rq_attempt_end *e,
 	/* A completed call always says how long it talked, even 0 ms. */
 	snprintf(duration, sizeof(duration), "%llu",
 	    (unsigned long long)e->duration_ms);
-	snprintf(jit, sizeof(jit), "%.6f", jitter());
+	snprintf(jit, sizeof(jit), "%.6f", e->jitter > 0 ? e->jitter :
+	    jitter());
 	argv[0] = job;
 	argv[1] = oncall;
 	argv[2] = RQ_KEY_DELAYED;
@@ -632,7 +633,8 @@ rq_job_finish_batch(struct rq_redis *r, size_t n,
 		num_arg(a->answered, sizeof(a->answered), x->answered_ms);
 		snprintf(a->duration, sizeof(a->duration), "%llu",
 		    (unsigned long long)x->duration_ms);
-		snprintf(a->jit, sizeof(a->jit), "%.6f", jitter());
+		snprintf(a->jit, sizeof(a->jit), "%.6f", x->jitter > 0 ?
+		    x->jitter : jitter());
 		argv[k++] = x->call_id;
 		argv[k++] = a->att;
 		argv[k++] = x->node;

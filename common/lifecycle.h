@@ -77,6 +77,9 @@ struct rq_attempt_end {
 	 * as a string; one longer than RQ_RESULT_MAX bytes is left out
 	 * (logged) and the finish goes on without it.  Borrowed. */
 	const char	*result;
+	/* The retry delay's factor, 0.75 to 1.25; 0 (the daemons): drawn
+	 * at random.  Set by tests that compare two finishes. */
+	double		 jitter;
 };
 
 /*

@@ -1938,6 +1938,8 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	hset(&c, K[6], k, &p);
 	RedisModule_CloseKey(k);
 	zadd_text(&c, K[7], A[11], A[5]);
+	if (c.error)
+		return reply_error(&c);
 	/* its event, and the timeline entry emit() would write */
 	p.n = 0;
 	pair(&p, s_call_id, A[5]);

@@ -278,9 +278,9 @@ create(const char *what, const char *id, const char *limits,
 }
 
 /* The intake for a tenant of another name, with rate limits (the rate
- * keys hold the name). */
+ * keys hold the name); ok: whether it is queued, or fails. */
 static void
-create_for(const char *what, const char *tenant, const char *id)
+create_for(const char *what, const char *tenant, const char *id, int ok)
 {
 	char kidem[160], kdnct[160], krate[160], kact[160], kjob[64];
 	char kcalls[160], now[24];
@@ -310,7 +310,7 @@ create_for(const char *what, const char *tenant, const char *id)
 	rep[1] = redisCommandArgv(native.c, n - 1, av + 1, NULL);
 	snprintf(step, sizeof(step), "create %s: %s", id, what);
 	same(step, replies_alike(rep[0], rep[1]) && rep[0]->type ==
-	    REDIS_REPLY_STRING, 1);
+	    (ok ? REDIS_REPLY_STRING : REDIS_REPLY_ERROR), 1);
 	for (i = 0; i < 2; i++)
 		if (rep[i] != NULL)
 			freeReplyObject(rep[i]);
@@ -333,6 +333,7 @@ end_of(const char *id, uint64_t attempt, const char *node, const char *how,
 	e.started_ms = rq_now_ms() - 5000;
 	e.detail = detail;
 	e.result = result;
+	e.jitter = 1.0;		/* the same retry time on both sides */
 	if (strcmp(how, "completed") == 0) {
 		e.status = RQ_ST_COMPLETED;
 		e.sip_code = 200;
@@ -453,9 +454,9 @@ main(int argc, char **argv)
 	claim_batch("tel3", 6, ids, atts);
 	claim_batch("tel3", 6, ids, atts);		/* all stale now */
 
-	/* finishes, one by one: each way the retry rules can go (delays of
-	 * about a second, so that the two sides' jitter stays within the
-	 * comparison's tolerance) */
+	/* finishes, one by one: each way the retry rules can go (the jitter
+	 * fixed, and first delays of 10 s, far above the comparison's
+	 * tolerance, so that a wrong backoff shows) */
 	both("SADD %s +155501f8", RQ_KEY_DNC_CUSTOMER);
 	both("SADD %st1 +155501f9", RQ_KEY_DNC_TENANT);
 	dialled("f1", 1, "tel1", "callback_url http://127.0.0.1:9/cb");
@@ -469,7 +470,7 @@ main(int argc, char **argv)
 	finish("f3", 1, "tel1", "completed", NULL, "not an object / \"x\"");
 	dialled("f4", 1, "tel1", "");
 	finish("f4", 1, "tel1", "declined", "603 Decline", NULL);
-	dialled("f5", 1, "tel1", "retry_busy 3:1000");
+	dialled("f5", 1, "tel1", "retry_busy 3:10000");
 	finish("f5", 1, "tel1", "busy", "486 Busy Here", NULL);
 	dialled("f6", 2, "tel1", "retry_busy 3:1000 tries_busy 2");
 	finish("f6", 2, "tel1", "busy", "486 Busy Here", NULL);
@@ -493,8 +494,9 @@ main(int argc, char **argv)
 	finish("f14", 1, "tel1", "busy", NULL, NULL);
 	dialled("f15", 1, "tel1", "");
 	finish("f15", 1, "tel1", "", "odd\tdetail \"quoted\" \x01", NULL);
-	dialled("f16", 1, "tel1", "retry_no_answer 5:1000");
-	finish("f16", 1, "tel1", "no_answer", NULL, "{\"partial\":1}");
+	dialled("f16", 2, "tel1", "retry_no_answer 5:10000 "
+	    "tries_no_answer 1");
+	finish("f16", 2, "tel1", "no_answer", NULL, "{\"partial\":1}");
 	dialled("f17", 1, "tel1", "");
 	both("HSET %sf17 dialed 7", RQ_KEY_JOB);	/* another attempt's */
 	finish("f17", 1, "tel1", "completed", NULL, NULL);
@@ -507,7 +509,7 @@ main(int argc, char **argv)
 
 		memset(more, 'x', 2000);
 		more[2000] = '\0';
-		dialled("f19", 1, "tel1", "retry_busy 3:1000");
+		dialled("f19", 1, "tel1", "retry_busy 3:10000");
 		finish("f19", 1, "tel1", "busy", more, NULL);
 		dialled("f20", 2, "tel1", "retry_busy 3:1000 tries_busy 2");
 		finish("f20", 2, "tel1", "busy", more, NULL);
@@ -522,7 +524,7 @@ main(int argc, char **argv)
 	both("SET %st1 not-a-zset", RQ_KEY_ACTIVE);
 	finish("w2", 1, "tel1", "completed", NULL, NULL);
 	both("DEL %st1", RQ_KEY_ACTIVE);
-	dialled("w3", 1, "tel1", "retry_busy 3:1000");
+	dialled("w3", 1, "tel1", "retry_busy 3:10000");
 	both("SET %s not-a-zset", RQ_KEY_DELAYED);
 	finish("w3", 1, "tel1", "busy", NULL, NULL);
 	both("DEL %s", RQ_KEY_DELAYED);
@@ -541,7 +543,7 @@ main(int argc, char **argv)
 		char step[80];
 
 		dialled("g1", 1, "tel4", "");
-		dialled("g2", 1, "tel4", "retry_busy 3:1000");
+		dialled("g2", 1, "tel4", "retry_busy 3:10000");
 		dialled("g3", 1, "tel4", "");
 		dialled("g4", 1, "tel4", "max_attempts 1");
 		e[0] = end_of("g1", 1, "tel4", "completed", NULL, NULL);
@@ -668,7 +670,9 @@ main(int argc, char **argv)
 		create("an odd field count", "n17", "0 0 0", "", "", 0, now,
 		    "priority");
 		create_for("a long tenant name",
-		    "acme-corporation-north-america-and-the-islands", "n18");
+		    "acme-corporation-north-america-and-the-islands", "n18", 1);
+		both("SET %swt not-a-zset", RQ_KEY_TENANT_CALLS);
+		create_for("its calls' key of the wrong type", "wt", "n19", 0);
 	}
 
 	rq_redis_close(&lua);
