@@ -3,6 +3,9 @@
 #ifndef RQ_KEYS_H
 #define RQ_KEYS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* A macro's value as a string literal, for the Lua scripts. */
 #define RQ_STR_(x)	#x
 #define RQ_STR(x)	RQ_STR_(x)
@@ -171,6 +174,24 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 "  end\n" \
 "  return v\n" \
 "end\n"
+
+/* call_ttl() in C, of a field's n bytes s (NULL: absent): rq_job_ttl_ms()
+ * and ringq-redis.so use it. */
+static inline uint64_t
+rq_call_ttl(const char *s, size_t n)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (s == NULL || n == 0 || n > 16 || s[0] < '1' || s[0] > '9')
+		return RQ_CALL_TTL_MS;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return RQ_CALL_TTL_MS;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	return v > RQ_CALL_TTL_MAX_MS ? RQ_CALL_TTL_MS : v;
+}
 
 /* Lua: is_terminal(rank) for a job's status_rank as a number (nil: no). */
 #define RQ_LUA_IS_TERMINAL \

@@ -798,11 +798,5 @@ rq_job_inbound(struct rq_redis *r, const struct rq_inbound_call *in)
 uint64_t
 rq_job_ttl_ms(const char *ttl_ms)
 {
-	uint64_t v;
-
-	/* no leading zero either: call_ttl()'s pattern is ^[1-9]%d*$ */
-	if (ttl_ms == NULL || *ttl_ms == '0' || rq_parse_u64(ttl_ms, &v) == -1 ||
-	    v < 1 || v > RQ_CALL_TTL_MAX_MS)
-		return RQ_CALL_TTL_MS;
-	return v;
+	return rq_call_ttl(ttl_ms, ttl_ms != NULL ? strlen(ttl_ms) : 0);
 }

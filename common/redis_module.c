@@ -42,7 +42,7 @@
 
 typedef RedisModuleString rstr;
 
-/* Names the commands use at every call, made once at load. */
+/* Names the commands use at every call, made once at load (names[]). */
 static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
     *s_tenant, *s_to, *s_direction, *s_reason, *s_sip_code, *s_node,
     *s_duration_ms, *s_started_ms, *s_answered_ms, *s_detail,
@@ -53,18 +53,10 @@ static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
     *s_rejected, *s_no_target, *s_id, *s_created_ms, *s_queued, *s_zero,
     *s_tl_queued, *s_due, *s_wake;
 
-/* The strings made at load, freed at unload. */
-static rstr *statics[64];
-static size_t nstatics;
-
 static rstr *
 name(const char *s)
 {
-	rstr *r = RedisModule_CreateString(NULL, s, strlen(s));
-
-	RedisModule_Assert(nstatics < sizeof(statics) / sizeof(statics[0]));
-	statics[nstatics++] = r;
-	return r;
+	return RedisModule_CreateString(NULL, s, strlen(s));
 }
 
 /* The text of an rstr, NULL for none. */
@@ -264,8 +256,12 @@ put_jnum(struct buf *b, const rstr *v)
 }
 
 /* The job fields emit() needs (EMIT_FIELDS in common/keys.h). */
+/* The job fields the commands read: first EMIT_FIELDS (common/keys.h),
+ * what emit() needs, in that order, then the others. */
 enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_TTL,
-	J__COUNT };
+	J_ATTEMPTS, J_NOT_AFTER, J_TO, J_DIALED, J_MAX_ATTEMPTS, J_PRIORITY,
+	J_NOT_BEFORE, J_SAY, J_CALLER_ID, J_APP_URL, J_STATUS, J_RETRY_BUSY,
+	J_RETRY_NO_ANSWER, J_RETRY_NETWORK, J__COUNT };
 
 /* An event: emit()'s ev.  Absent fields are NULL. */
 struct event {
@@ -499,18 +495,10 @@ pexpire(struct cmd *c, rstr *name_, long long ttl)
 static long long
 call_ttl(const rstr *v)
 {
-	const char *s;
-	size_t n, i;
-	long long t;
+	size_t n;
+	const char *s = text(v, &n);
 
-	if (v == NULL || (s = text(v, &n), n == 0) || n > 16 || s[0] < '1' ||
-	    s[0] > '9')
-		return RQ_CALL_TTL_MS;
-	for (i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return RQ_CALL_TTL_MS;
-	t = strtoll(s, NULL, 10);
-	return t > RQ_CALL_TTL_MAX_MS ? RQ_CALL_TTL_MS : t;
+	return (long long)rq_call_ttl(s, n);
 }
 
 /*
@@ -556,7 +544,7 @@ result_json(struct cmd *c, struct buf *b, rstr *result)
  * the entry in rq:events, and for a job that exists its timeline entry,
  * its live status when the rank is higher (with extra in the same HSET),
  * and the end of a terminal call (its concurrency slot, its TTL).  job is
- * the job's key, open for writing; j its EMIT_FIELDS.
+ * the job's key, open for writing; j its fields (J_*: struct job's f).
  */
 static void
 emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
@@ -759,17 +747,21 @@ set_call(struct cmd *c, const char *cmd, rstr *set, rstr *member)
 	return n;
 }
 
-/* The job fields the commands read.  A job has about 25 in a listpack,
+/* The names of the J_* fields.  A job has about 25 fields in a listpack,
  * where each lookup by name scans them from the first: the commands read
  * them all in one pass instead (RedisModule_ScanKey), at job_open(). */
-static const char *const job_field_names[] = {
-	"status_rank", "tenant", "id", "callback_url", "reason", "sip_code",
-	"ttl_ms",	/* EMIT_FIELDS, in the order of J_* */
-	"attempts", "not_after_ms", "to", "dialed", "max_attempts",
-	"priority", "not_before_ms", "say", "caller_id", "app_url", "status",
-	"retry_busy", "retry_no_answer", "retry_network",
+static const char *const job_field_names[J__COUNT] = {
+	[J_RANK] = "status_rank", [J_TENANT] = "tenant", [J_ID] = "id",
+	[J_CALLBACK] = "callback_url", [J_REASON] = "reason",
+	[J_SIP] = "sip_code", [J_TTL] = "ttl_ms", [J_ATTEMPTS] = "attempts",
+	[J_NOT_AFTER] = "not_after_ms", [J_TO] = "to", [J_DIALED] = "dialed",
+	[J_MAX_ATTEMPTS] = "max_attempts", [J_PRIORITY] = "priority",
+	[J_NOT_BEFORE] = "not_before_ms", [J_SAY] = "say",
+	[J_CALLER_ID] = "caller_id", [J_APP_URL] = "app_url",
+	[J_STATUS] = "status", [J_RETRY_BUSY] = "retry_busy",
+	[J_RETRY_NO_ANSWER] = "retry_no_answer",
+	[J_RETRY_NETWORK] = "retry_network",
 };
-#define JOB_FIELDS	(sizeof(job_field_names) / sizeof(job_field_names[0]))
 
 /* The job's hash, open for writing, its name, and the fields it had when
  * opened (NULL: none). */
@@ -777,7 +769,7 @@ struct job {
 	RedisModuleCtx	*ctx;
 	rstr		*name;
 	RedisModuleKey	*key;
-	rstr		*f[JOB_FIELDS];
+	rstr		*f[J__COUNT];	/* emit()'s j is f */
 };
 
 static void
@@ -789,7 +781,7 @@ job_scan(RedisModuleKey *key, rstr *field, rstr *value, void *arg)
 
 	(void)key;
 	s = RedisModule_StringPtrLen(field, &n);
-	for (i = 0; i < JOB_FIELDS; i++)
+	for (i = 0; i < J__COUNT; i++)
 		if (job_field_names[i][0] == s[0] &&
 		    strlen(job_field_names[i]) == n &&
 		    memcmp(job_field_names[i], s, n) == 0) {
@@ -824,24 +816,6 @@ job_open(struct cmd *c, struct job *jb, rstr *id, rstr *name_)
 	return 0;
 }
 
-/* The job's EMIT_FIELDS, for emit(). */
-static void
-job_fields(struct job *jb, rstr **j)
-{
-	memcpy(j, jb->f, J__COUNT * sizeof(*j));
-}
-
-/* One field of the job as it was when opened (NULL: none). */
-static rstr *
-job_get(struct job *jb, const char *field)
-{
-	size_t i;
-
-	for (i = 0; i < JOB_FIELDS; i++)
-		if (strcmp(job_field_names[i], field) == 0)
-			return jb->f[i];
-	return NULL;	/* not one job_open() reads: a bug */
-}
 /*
  * claim() of common/lifecycle.c (CLAIM_LUA): 1 claimed (dispatched
  * emitted), 0 stale, 2 expired (emitted).  nodes NULL: the batch adds the
@@ -854,17 +828,17 @@ claim(struct cmd *c, rstr *jobname, rstr *id, rstr *att, rstr *node,
 	struct job jb;
 	struct event e;
 	struct pairs extra = { .n = 0 };
-	rstr *attempts, *not_after, *to, *j[J__COUNT];
+	rstr *attempts, *not_after, *to, **j;
 	double n, a, na;
 	long long rc = 0;
 	int removed;
 
 	if (job_open(c, &jb, id, jobname) == -1)
 		goto done;
-	attempts = job_get(&jb, "attempts");
-	not_after = job_get(&jb, "not_after_ms");
-	to = job_get(&jb, "to");
-	job_fields(&jb, j);
+	attempts = jb.f[J_ATTEMPTS];
+	not_after = jb.f[J_NOT_AFTER];
+	to = jb.f[J_TO];
+	j = jb.f;
 	if (!lua_number(att, &n) || !lua_number(attempts, &a) || a != n)
 		goto done;
 	if ((removed = zrem(c, inflight, id)) != 1) {
@@ -1072,7 +1046,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	struct job jb;
 	struct event e;
 	struct pairs x = { .n = 0 }, nb = { .n = 0 };
-	rstr *dialed, *to, *max_attempts, *not_after, *j[J__COUNT], *pol;
+	rstr *dialed, *to, *max_attempts, *not_after, **j, *pol;
 	const char *why, *class, *orig, *polt;
 	char lim[128], when[32], rule[32];
 	double n, d, pmax, pdelay, maxatt, jit, delay, na;
@@ -1092,11 +1066,11 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	}
 	if (job_open(c, &jb, A[F_ID], jobname) == -1)
 		goto done;
-	dialed = job_get(&jb, "dialed");
-	to = job_get(&jb, "to");
-	max_attempts = job_get(&jb, "max_attempts");
-	not_after = job_get(&jb, "not_after_ms");
-	job_fields(&jb, j);
+	dialed = jb.f[J_DIALED];
+	to = jb.f[J_TO];
+	max_attempts = jb.f[J_MAX_ATTEMPTS];
+	not_after = jb.f[J_NOT_AFTER];
+	j = jb.f;
 	if (!lua_number(A[F_ATTEMPT], &n))
 		goto done;	/* the C callers send digits */
 	if (!lua_number(dialed, &d) || d != n) {
@@ -1153,8 +1127,9 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 		emit(c, jb.name, jb.key, &e, j, &x);
 		goto done;
 	}
-	snprintf(rule, sizeof(rule), "retry_%s", class);
-	pol = job_get(&jb, rule);
+	pol = jb.f[strcmp(class, "busy") == 0 ? J_RETRY_BUSY :
+	    strcmp(class, "no_answer") == 0 ? J_RETRY_NO_ANSWER :
+	    J_RETRY_NETWORK];
 	if (pol == NULL || (polt = text(pol, &len),
 	    !retry_rule(polt, len, &pmax, &pdelay))) {
 		const char *def = strcmp(class, "busy") == 0 ?
@@ -1392,7 +1367,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
 	rstr *delayed, *ready, *inflight, **due, **exp, **expired, **back;
-	rstr *j[J__COUNT], *to, *attempts, *not_after, *priority;
+	rstr **j, *to, *attempts, *not_after, *priority;
 	double now, *at, na, a;
 	long long batch, released = 0, dropped = 0;
 	long ndue, nexp, nexpired = 0, nback = 0, i;
@@ -1423,11 +1398,11 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		zrem(&c, delayed, due[i]);
 		if (job_open(&c, &jb, due[i], NULL) == -1)
 			goto fail;
-		to = job_get(&jb, "to");
-		attempts = job_get(&jb, "attempts");
-		not_after = job_get(&jb, "not_after_ms");
-		priority = job_get(&jb, "priority");
-		job_fields(&jb, j);
+		to = jb.f[J_TO];
+		attempts = jb.f[J_ATTEMPTS];
+		not_after = jb.f[J_NOT_AFTER];
+		priority = jb.f[J_PRIORITY];
+		j = jb.f;
 		if (!lua_number(attempts, &a))
 			a = 0;
 		memset(&e, 0, sizeof(e));
@@ -1471,16 +1446,16 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		zrem(&c, inflight, exp[i]);
 		if (job_open(&c, &jb, exp[i], NULL) == -1)
 			goto fail;
-		nb = job_get(&jb, "not_before_ms");
-		attempts = job_get(&jb, "attempts");
-		rank = job_get(&jb, "status_rank");
+		nb = jb.f[J_NOT_BEFORE];
+		attempts = jb.f[J_ATTEMPTS];
+		rank = jb.f[J_RANK];
 		if (RedisModule_KeyType(jb.key) == REDISMODULE_KEYTYPE_HASH &&
 		    !terminal_rank(rank)) {
 			if (lua_number(attempts, &a) && a > 0)
 				hincr(&c, &jb, s_attempts, -1);
 			if (!lua_number(nb, &due_at))
 				due_at = now;
-			zadd(&c, ready, ready_score(job_get(&jb, "priority"),
+			zadd(&c, ready, ready_score(jb.f[J_PRIORITY],
 			    due_at), exp[i], 0);
 			back[nback++] = exp[i];
 		}
@@ -1601,7 +1576,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, 0, 0, NULL };
 	long long lease, max, n = 0, deadline = 0, i;
-	rstr *id, *f[12], *j[J__COUNT];
+	rstr *id, *f[12], **j;
 	double a, maxatt, na;
 	struct taken *out, *t;
 	struct job jb;
@@ -1627,18 +1602,18 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 		t->id = id;
 		if (job_open(&c, &jb, id, NULL) == -1)
 			break;
-		f[0] = job_get(&jb, "tenant");
-		f[1] = job_get(&jb, "to");
-		f[2] = job_get(&jb, "say");
-		f[3] = job_get(&jb, "caller_id");
-		f[4] = job_get(&jb, "priority");
-		f[5] = job_get(&jb, "app_url");
-		f[6] = job_get(&jb, "status_rank");
-		f[7] = job_get(&jb, "attempts");
-		f[8] = job_get(&jb, "max_attempts");
-		f[9] = job_get(&jb, "status");
-		f[10] = job_get(&jb, "not_after_ms");
-		f[11] = job_get(&jb, "id");
+		f[0] = jb.f[J_TENANT];
+		f[1] = jb.f[J_TO];
+		f[2] = jb.f[J_SAY];
+		f[3] = jb.f[J_CALLER_ID];
+		f[4] = jb.f[J_PRIORITY];
+		f[5] = jb.f[J_APP_URL];
+		f[6] = jb.f[J_RANK];
+		f[7] = jb.f[J_ATTEMPTS];
+		f[8] = jb.f[J_MAX_ATTEMPTS];
+		f[9] = jb.f[J_STATUS];
+		f[10] = jb.f[J_NOT_AFTER];
+		f[11] = jb.f[J_ID];
 		if (!lua_number(f[7], &a))
 			a = 0;
 		t->att = lua_int(a);
@@ -1683,7 +1658,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 			memcpy(t->v, f, sizeof(t->v));
 		}
 		if (e.status_name != NULL) {
-			job_fields(&jb, j);
+			j = jb.f;
 			emit(&c, jb.name, jb.key, &e, j, NULL);
 		}
 		RedisModule_CloseKey(jb.key);
@@ -2013,15 +1988,6 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	return REDISMODULE_OK;
 }
 
-int
-RedisModule_OnUnload(RedisModuleCtx *ctx)
-{
-	(void)ctx;
-	while (nstatics > 0)
-		RedisModule_FreeString(NULL, statics[--nstatics]);
-	return REDISMODULE_OK;
-}
-
 static int
 cmd_version(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
@@ -2030,6 +1996,55 @@ cmd_version(RedisModuleCtx *ctx, rstr **argv, int argc)
 		return RedisModule_WrongArity(ctx);
 	return RedisModule_ReplyWithLongLong(ctx, RQ_MODULE_VERSION);
 }
+
+/* The strings the commands use at every call, made once at load. */
+static const struct {
+	rstr		**s;
+	const char	*text;
+} names[] = {
+	{ &s_events, RQ_KEY_EVENTS },
+	{ &s_call_id, "call_id" },
+	{ &s_attempt, "attempt" },
+	{ &s_status, "status" },
+	{ &s_ts_ms, "ts_ms" },
+	{ &s_tenant, "tenant" },
+	{ &s_to, "to" },
+	{ &s_direction, "direction" },
+	{ &s_reason, "reason" },
+	{ &s_sip_code, "sip_code" },
+	{ &s_node, "node" },
+	{ &s_duration_ms, "duration_ms" },
+	{ &s_started_ms, "started_ms" },
+	{ &s_answered_ms, "answered_ms" },
+	{ &s_detail, "detail" },
+	{ &s_mirrored, RQ_EVENT_MIRRORED },
+	{ &s_callback, RQ_EVENT_CALLBACK },
+	{ &s_one, "1" },
+	{ &s_status_rank, "status_rank" },
+	{ &s_updated_ms, "updated_ms" },
+	{ &s_dialed, "dialed" },
+	{ &s_result, "result" },
+	{ &s_not_before_ms, "not_before_ms" },
+	{ &s_result_lua, RESULT_LUA },
+	{ &s_not_after, RQ_REASON_NOT_AFTER },
+	{ &s_not_placed, "not placed before not_after" },
+	{ &s_on_dnc, "on a do-not-call list: not retried" },
+	{ &s_attempts_exhausted, RQ_REASON_ATTEMPTS_EXHAUSTED },
+	{ &s_dnc_customer, RQ_KEY_DNC_CUSTOMER },
+	{ &s_due_after, "due after its not_after" },
+	{ &s_attempts, "attempts" },
+	{ &s_not_placed_its, "not placed before its not_after" },
+	{ &s_max_reached, "max_attempts reached" },
+	{ &s_rejected, RQ_REASON_REJECTED },
+	{ &s_no_target, "job without tenant or target" },
+	{ &s_id, "id" },
+	{ &s_created_ms, "created_ms" },
+	{ &s_queued, "queued" },
+	{ &s_zero, "0" },
+	{ &s_tl_queued, "0:queued" },
+	{ &s_due, RQ_CHANNEL_DUE },
+	{ &s_wake, RQ_CHANNEL_WAKE },
+};
 
 /* The commands: each write one is refused whole above maxmemory (its
  * caller then runs the script, refused only at its first write). */
@@ -2066,52 +2081,26 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 		    "or later");
 		return REDISMODULE_ERR;
 	}
-	s_events = name(RQ_KEY_EVENTS);
-	s_call_id = name("call_id");
-	s_attempt = name("attempt");
-	s_status = name("status");
-	s_ts_ms = name("ts_ms");
-	s_tenant = name("tenant");
-	s_to = name("to");
-	s_direction = name("direction");
-	s_reason = name("reason");
-	s_sip_code = name("sip_code");
-	s_node = name("node");
-	s_duration_ms = name("duration_ms");
-	s_started_ms = name("started_ms");
-	s_answered_ms = name("answered_ms");
-	s_detail = name("detail");
-	s_mirrored = name(RQ_EVENT_MIRRORED);
-	s_callback = name(RQ_EVENT_CALLBACK);
-	s_one = name("1");
-	s_status_rank = name("status_rank");
-	s_updated_ms = name("updated_ms");
-	s_dialed = name("dialed");
-	s_result = name("result");
-	s_not_before_ms = name("not_before_ms");
-	s_result_lua = name(RESULT_LUA);
-	s_not_after = name(RQ_REASON_NOT_AFTER);
-	s_not_placed = name("not placed before not_after");
-	s_on_dnc = name("on a do-not-call list: not retried");
-	s_attempts_exhausted = name(RQ_REASON_ATTEMPTS_EXHAUSTED);
-	s_dnc_customer = name(RQ_KEY_DNC_CUSTOMER);
-	s_due_after = name("due after its not_after");
-	s_attempts = name("attempts");
-	s_not_placed_its = name("not placed before its not_after");
-	s_max_reached = name("max_attempts reached");
-	s_rejected = name(RQ_REASON_REJECTED);
-	s_no_target = name("job without tenant or target");
-	s_id = name("id");
-	s_created_ms = name("created_ms");
-	s_queued = name("queued");
-	s_zero = name("0");
-	s_tl_queued = name("0:queued");
-	s_due = name(RQ_CHANNEL_DUE);
-	s_wake = name(RQ_CHANNEL_WAKE);
+	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+		*names[k].s = name(names[k].text);
 	for (k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
 		if (RedisModule_CreateCommand(ctx, commands[k].name,
 		    commands[k].fn, commands[k].flags, 0, 0, 0) ==
 		    REDISMODULE_ERR)
 			return REDISMODULE_ERR;
+	return REDISMODULE_OK;
+}
+
+int
+RedisModule_OnUnload(RedisModuleCtx *ctx)
+{
+	size_t k;
+
+	(void)ctx;
+	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+		if (*names[k].s != NULL) {
+			RedisModule_FreeString(NULL, *names[k].s);
+			*names[k].s = NULL;
+		}
 	return REDISMODULE_OK;
 }
