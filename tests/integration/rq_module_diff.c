@@ -220,26 +220,31 @@ replies_alike(const redisReply *a, const redisReply *b)
 }
 
 /*
- * The gateway's intake of call id for tenant t3 (gw_policy_store_create's
+ * The gateway's intake of call id for tenant (gw_policy_store_create's
  * arguments): the script by EVAL on one side, ringq.create on the other.
  * limits: "rps rpd max_concurrent"; idem: the idempotency key ("" none);
- * number ("" for a SIP target); biz: whether a business is named; due:
- * not_before_ms; more: the job's other fields, "field value ...".
+ * number ("" for a SIP target); biz: whether a business (acme) is named;
+ * due: not_before_ms; more: the job's other fields, "field value ...".
+ * Returns the type of the Lua side's reply (-1: none).
  */
-static void
-create(const char *what, const char *id, const char *limits,
-    const char *idem, const char *number, int biz, uint64_t due,
-    const char *more)
+static int
+intake(const char *what, const char *tenant, const char *id,
+    const char *limits, const char *idem, const char *number, int biz,
+    uint64_t due, const char *more)
 {
-	char kidem[96], kjob[64], nb[24], created[24], rps[16], rpd[16];
-	char maxc[16], buf[512], *f[24], *save;
+	char kidem[160], kdnct[160], krate[160], kact[160], kcalls[160];
+	char kjob[64], nb[24], created[24], rps[16], rpd[16], maxc[16];
+	char buf[512], *f[24], *save, step[160];
 	const char *av[64];
 	redisReply *rep[2];
-	char step[120];
-	int n = 0, i, nf = 0;
+	int n = 0, i, nf = 0, type;
 
-	snprintf(kidem, sizeof(kidem), "%st3:%s", RQ_KEY_IDEM,
+	snprintf(kidem, sizeof(kidem), "%s%s:%s", RQ_KEY_IDEM, tenant,
 	    idem[0] ? idem : "-");
+	snprintf(kdnct, sizeof(kdnct), "%s%s", RQ_KEY_DNC_TENANT, tenant);
+	snprintf(krate, sizeof(krate), "%s%s", RQ_KEY_RATE, tenant);
+	snprintf(kact, sizeof(kact), "%s%s", RQ_KEY_ACTIVE, tenant);
+	snprintf(kcalls, sizeof(kcalls), "%s%s", RQ_KEY_TENANT_CALLS, tenant);
 	snprintf(kjob, sizeof(kjob), "%s%s", RQ_KEY_JOB, id);
 	snprintf(nb, sizeof(nb), "%llu", (unsigned long long)due);
 	snprintf(created, sizeof(created), "%llu",
@@ -251,15 +256,14 @@ create(const char *what, const char *id, const char *limits,
 	    f[++nf] = strtok_r(NULL, " ", &save))
 		;
 	av[n++] = "EVAL"; av[n++] = gw_create_lua; av[n++] = "9";
-	av[n++] = kidem; av[n++] = RQ_KEY_DNC_TENANT "t3";
-	av[n++] = RQ_KEY_DNC_CUSTOMER; av[n++] = RQ_KEY_DNC_BUSINESS "acme";
-	av[n++] = RQ_KEY_RATE "t3"; av[n++] = RQ_KEY_ACTIVE "t3";
-	av[n++] = kjob; av[n++] = RQ_KEY_TENANT_CALLS "t3";
+	av[n++] = kidem; av[n++] = kdnct; av[n++] = RQ_KEY_DNC_CUSTOMER;
+	av[n++] = RQ_KEY_DNC_BUSINESS "acme"; av[n++] = krate;
+	av[n++] = kact; av[n++] = kjob; av[n++] = kcalls;
 	av[n++] = RQ_KEY_DELAYED;
 	av[n++] = number; av[n++] = rps; av[n++] = rpd; av[n++] = maxc;
 	av[n++] = id; av[n++] = "86400"; av[n++] = idem[0] ? "1" : "0";
 	av[n++] = biz ? "1" : "0"; av[n++] = RQ_KEY_JOB; av[n++] = nb;
-	av[n++] = created; av[n++] = "t3";
+	av[n++] = created; av[n++] = tenant;
 	av[n++] = number[0] ? number : "sip:x@127.0.0.1";
 	av[n++] = strstr(more, "callback_url") ? "1" : "0";
 	for (i = 0; i < nf; i++)
@@ -272,9 +276,20 @@ create(const char *what, const char *id, const char *limits,
 	    rep[0]->elements > 0 ? rep[0]->element[0]->str :
 	    rep[0]->str != NULL ? rep[0]->str : "?");
 	same(step, replies_alike(rep[0], rep[1]), 1);
+	type = rep[0] != NULL ? rep[0]->type : -1;
 	for (i = 0; i < 2; i++)
 		if (rep[i] != NULL)
 			freeReplyObject(rep[i]);
+	return type;
+}
+
+/* The intake for tenant t3. */
+static void
+create(const char *what, const char *id, const char *limits,
+    const char *idem, const char *number, int biz, uint64_t due,
+    const char *more)
+{
+	intake(what, "t3", id, limits, idem, number, biz, due, more);
 }
 
 /* The intake for a tenant of another name, with rate limits (the rate
@@ -282,40 +297,16 @@ create(const char *what, const char *id, const char *limits,
 static void
 create_for(const char *what, const char *tenant, const char *id, int ok)
 {
-	char kidem[160], kdnct[160], krate[160], kact[160], kjob[64];
-	char kcalls[160], now[24];
-	const char *av[40];
-	redisReply *rep[2];
-	char step[160];
-	int n = 0, i;
+	char krate[160];
+	int type;
 
-	snprintf(kidem, sizeof(kidem), "%s%s:-", RQ_KEY_IDEM, tenant);
-	snprintf(kdnct, sizeof(kdnct), "%s%s", RQ_KEY_DNC_TENANT, tenant);
-	snprintf(krate, sizeof(krate), "%s%s", RQ_KEY_RATE, tenant);
-	snprintf(kact, sizeof(kact), "%s%s", RQ_KEY_ACTIVE, tenant);
-	snprintf(kjob, sizeof(kjob), "%s%s", RQ_KEY_JOB, id);
-	snprintf(kcalls, sizeof(kcalls), "%s%s", RQ_KEY_TENANT_CALLS, tenant);
-	snprintf(now, sizeof(now), "%llu", (unsigned long long)rq_now_ms());
-	av[n++] = "EVAL"; av[n++] = gw_create_lua; av[n++] = "9";
-	av[n++] = kidem; av[n++] = kdnct; av[n++] = RQ_KEY_DNC_CUSTOMER;
-	av[n++] = RQ_KEY_DNC_BUSINESS "-"; av[n++] = krate; av[n++] = kact;
-	av[n++] = kjob; av[n++] = kcalls; av[n++] = RQ_KEY_DELAYED;
-	av[n++] = "+15550400000"; av[n++] = "100"; av[n++] = "10000";
-	av[n++] = "10"; av[n++] = id; av[n++] = "86400"; av[n++] = "0";
-	av[n++] = "0"; av[n++] = RQ_KEY_JOB; av[n++] = now; av[n++] = now;
-	av[n++] = tenant; av[n++] = "+15550400000"; av[n++] = "0";
-	av[n++] = "priority"; av[n++] = "5";
-	rep[0] = redisCommandArgv(lua.c, n, av, NULL);
-	av[1] = "ringq.create";
-	rep[1] = redisCommandArgv(native.c, n - 1, av + 1, NULL);
-	snprintf(step, sizeof(step), "create %s: %s", id, what);
-	same(step, replies_alike(rep[0], rep[1]) && rep[0]->type ==
-	    (ok ? REDIS_REPLY_STRING : REDIS_REPLY_ERROR), 1);
-	for (i = 0; i < 2; i++)
-		if (rep[i] != NULL)
-			freeReplyObject(rep[i]);
+	type = intake(what, tenant, id, "100 10000 10", "", "+15550400000", 0,
+	    rq_now_ms(), "priority 5");
+	same(ok ? "  queued" : "  refused", type == (ok ? REDIS_REPLY_STRING :
+	    REDIS_REPLY_ERROR), 1);
 	/* the second's counter lives 2 s: gone before the comparison on
 	 * one side, or not, as the clock falls */
+	snprintf(krate, sizeof(krate), "%s%s", RQ_KEY_RATE, tenant);
 	both("EVAL %s 0 %s:s:*", "for _, k in ipairs(redis.call('KEYS', "
 	    "ARGV[1])) do redis.call('DEL', k) end", krate);
 }
