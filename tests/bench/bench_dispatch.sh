@@ -14,7 +14,10 @@
 # RQ_BENCH_ACCOUNTING (0; 1 runs accounting and PostgreSQL beside ringq, as
 # in production: it is off the measured path, but takes CPU),
 # RQ_BENCH_INFLIGHT (2: batches of 1,000 each load generator, ringq's and
-# BullMQ's, has sent and not yet seen answered), RQ_KEEP=1.
+# BullMQ's, has sent and not yet seen answered), RQ_BENCH_GENERATOR (c:
+# ringq's throughput runs enqueue with tests/bench/rq_enqueue, C and
+# hiredis as the gateway; node: with ringq.mjs's ioredis pipeline, which
+# on this machine is the limit), RQ_KEEP=1.
 # Needs node (>= 18) and npm: BullMQ and ioredis are installed into
 # tests/bench/bullmq/node_modules at the first run (npm install).
 set -euo pipefail
@@ -41,6 +44,14 @@ LAT_SECS=${RQ_BENCH_LAT_SECONDS:-10}
 FSYNC=${RQ_BENCH_FSYNC:-everysec}
 NTEL=${RQ_BENCH_TELSERVERS:-2}
 BQ=$here/bullmq
+if [ "${RQ_BENCH_GENERATOR:-c}" = c ]; then
+	RQ_BENCH_ENQUEUE=$(realpath -m "$RQ_BUILD/tests/bench/rq_enqueue")
+	[ -x "$RQ_BENCH_ENQUEUE" ] || rq_fail "$RQ_BENCH_ENQUEUE not built"
+	export RQ_BENCH_ENQUEUE
+fi
+GENERATOR="ringq's jobs enqueued by $([ "${RQ_BENCH_GENERATOR:-c}" = c ] &&
+    echo "rq_enqueue (C, hiredis, as the gateway)" ||
+    echo "ringq.mjs (node, ioredis)"), batches of 1000, ${RQ_BENCH_INFLIGHT:-2} in flight"
 TENANT=demo
 ROWS=()
 
@@ -299,6 +310,7 @@ printf '%-44s %10s %9s %9s %9s\n' \
 cat <<EOF
 
 ringq best:  $best_rq jobs/s (scheduler, dispatcher, $NTEL dry-run telservers$([ "$ACCOUNTING" = 1 ] && echo ", accounting"); other events: $other)
+  $GENERATOR
   CPU of one core during that run: $best_rq_cpu
   Redis commands per ringq job, last run (calls, usec of Redis CPU; commands run by scripts count in both):
 $(sed 's/^/    /' <<<"$RQ_TOP")

@@ -8,8 +8,9 @@
 #   tests/bench/redis_instructions.sh [CALLS]        (2000)
 # Environment: RQ_CHAIN_BATCH (calls per script run, "500 10 1"),
 # RQ_CHAIN_MODE ("evalsha fcall module": module runs release, take, claim
-# and finish as ringq-redis.so's commands), RQ_BUILD (build, for the
-# module).  Needs valgrind, node and the bench's ioredis
+# and finish as ringq-redis.so's commands, replicated packed; plain: the
+# same with "replication plain"), RQ_CHAIN_AOF (no; yes counts the AOF's
+# work too, appendfsync everysec), RQ_BUILD (build, for the module).  Needs valgrind, node and the bench's ioredis
 # (tests/bench/bullmq: npm install there, or run bench_dispatch.sh once).
 set -euo pipefail
 
@@ -43,16 +44,20 @@ module=$(realpath -m "${RQ_BUILD:-build}/common/ringq-redis.so")
 printf '%-16s %-8s %s\n' "calls per run" mode "Redis instructions per call"
 for batch in $batches; do
 	for mode in $modes; do
+		args=()
+		[ "$mode" = plain ] && args=(replication plain)
 		valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
-		    redis-server --port "$port" --save '' --appendonly no \
-		    --loadmodule "$module" \
+		    redis-server --port "$port" --save '' --dir "$dir" \
+		    --appendonly "${RQ_CHAIN_AOF:-no}" \
+		    --loadmodule "$module" "${args[@]}" \
 		    > "$dir/redis.log" 2>&1 &
 		echo $! > "$dir/redis.pid"
 		for _ in $(seq 100); do
 			redis-cli -p "$port" ping >/dev/null 2>&1 && break
 			sleep 0.2
 		done
-		export RQ_CHAIN_DIR=$dir RQ_CHAIN_BATCH=$batch RQ_CHAIN_MODE=$mode
+		export RQ_CHAIN_DIR=$dir RQ_CHAIN_BATCH=$batch
+		export RQ_CHAIN_MODE=${mode/plain/module}
 		node "$here/chain/chain.mjs" "$port" 200 >/dev/null	# warm-up
 		callgrind_control -z "$(cat "$dir/redis.pid")" >/dev/null 2>&1
 		node "$here/chain/chain.mjs" "$port" "$N" >/dev/null
@@ -63,6 +68,6 @@ for batch in $batches; do
 		printf '%-16s %-8s %d\n' "$batch" "$mode" $((ir / N))
 		redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 		wait "$(cat "$dir/redis.pid")" 2>/dev/null || true
-		rm -f "$dir"/cg.*
+		rm -rf "$dir"/cg.* "$dir/appendonlydir"
 	done
 done

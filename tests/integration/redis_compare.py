@@ -7,7 +7,10 @@ has a TTL.  The two ran the same steps a moment apart, so times may
 differ by a little: numbers of 13 digits (ms since 1970), ISO 8601 UTC
 times, TTLs and stream ids are equal within TOLERANCE_MS.
 
-    redis_compare.py PORT-A PORT-B
+    redis_compare.py [--exact] PORT-A PORT-B
+
+--exact: for a replica, or an AOF loaded again: no tolerance at all,
+stream ids too, and each key's expire time (PEXPIRETIME) where it has one.
 
 Prints each difference; exits 0 when there is none, else 1."""
 import re
@@ -18,6 +21,7 @@ import sys
 # quarter of that: 1.5 s covers it, and an ISO time's rounding to the
 # second one more.
 TOLERANCE_MS = 1500
+EXACT = False
 TIME_RE = re.compile(r'(\d{13})|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)')
 
 
@@ -70,6 +74,19 @@ class TTL:
         return 'no ttl' if self.ms < 0 else 'ttl %d ms' % self.ms
 
 
+class ExpireTime:
+    """A key's PEXPIRETIME (-1: none), exactly."""
+
+    def __init__(self, ms):
+        self.ms = ms
+
+    def __eq__(self, other):
+        return self.ms == other.ms
+
+    def __repr__(self):
+        return 'no expire' if self.ms < 0 else 'expires at %d' % self.ms
+
+
 def event_key(entry):
     f = dict(zip(entry[1][::2], entry[1][1::2]))
     return (f.get('call_id', ''), f.get('attempt', ''), f.get('status', ''))
@@ -97,6 +114,8 @@ def dump(r):
             v = r.call('LRANGE', k, 0, -1)
         elif t == 'string':
             v = r.call('GET', k)
+        elif t == 'stream' and EXACT:
+            v = r.call('XRANGE', k, '-', '+')
         elif t == 'stream':
             # in the order of the calls they are about: steps that walk a
             # set (an interrupt) meet its members in either server's order
@@ -104,7 +123,10 @@ def dump(r):
                         r.call('XRANGE', k, '-', '+')), key=event_key)
         else:
             v = None
-        out[k] = (t, v, TTL(r.call('PTTL', k)))
+        if EXACT:
+            out[k] = (t, v, ExpireTime(r.call('PEXPIRETIME', k)))
+        else:
+            out[k] = (t, v, TTL(r.call('PTTL', k)))
     return out
 
 
@@ -129,7 +151,8 @@ def same_text(a, b):
             if abs(int(x) - int(y)) > TOLERANCE_MS:
                 return False
         elif i % 3 == 2:
-            if abs(iso_ms(x) - iso_ms(y)) > TOLERANCE_MS + 1000:
+            rounding = 0 if EXACT else 1000
+            if abs(iso_ms(x) - iso_ms(y)) > TOLERANCE_MS + rounding:
                 return False
         else:
             return False
@@ -145,8 +168,13 @@ def same(a, b):
 
 
 def main():
-    a = dump(Redis(int(sys.argv[1])))
-    b = dump(Redis(int(sys.argv[2])))
+    global EXACT, TOLERANCE_MS
+    args = sys.argv[1:]
+    if args[:1] == ['--exact']:
+        EXACT, TOLERANCE_MS = True, 0
+        args = args[1:]
+    a = dump(Redis(int(args[0])))
+    b = dump(Redis(int(args[1])))
     diffs = 0
     for k in sorted(set(a) | set(b)):
         if k not in a or k not in b:

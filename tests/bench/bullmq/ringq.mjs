@@ -21,6 +21,7 @@
 //     claim), and enqueue latency = dispatched - queued.
 //
 // Prints one line "RQ_BENCH key=value ..." (bench_dispatch.sh parses it).
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import IORedis from 'ioredis';
 import { CREATE, gatewayCreate, hasModule } from './ringq_create.mjs';
@@ -29,6 +30,10 @@ const [, , mode, ...args] = process.argv;
 
 // Batches in flight at once while adding (RQ_BENCH_INFLIGHT, 2).
 const INFLIGHT = Number(process.env.RQ_BENCH_INFLIGHT || 2);
+
+// The C load generator for throughput runs with the module
+// (RQ_BENCH_ENQUEUE, its path; empty: this script's ioredis pipeline).
+const ENQUEUE = process.env.RQ_BENCH_ENQUEUE || '';
 
 // A dry-run job's entries in rq:events: queued, scheduled, dispatched,
 // completed.
@@ -150,13 +155,23 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 	MODULE = await hasModule(r);
 	const g = await openGroup(r);
 	const ids = new Set();
-	const t0 = await redisNow(r);
+	let t0 = await redisNow(r);
 	// The events are read after the writes: their ts_ms, not when they
 	// are read, make the figures.
 	// up to INFLIGHT batches sent and unanswered (bullmq.mjs does the
 	// same): one generator in one process keeps Redis busy with two
 	const pending = new Set();
-	for (let i = 0; i < jobs; i += batch) {
+	if (MODULE && ENQUEUE) {
+		// the gateway's own way: C and hiredis (tests/bench/rq_enqueue.c)
+		const prefix = 'c_' + randomBytes(8).toString('hex');
+		for (let i = 0; i < jobs; i++)
+			ids.add(prefix + i.toString(16).padStart(8, '0'));
+		const out = execFileSync(ENQUEUE, [String(port), String(jobs),
+		    tenant, to, prefix, String(batch), String(INFLIGHT)],
+		    { encoding: 'utf8' });
+		t0 = Number(/t0_ms=(\d+)/.exec(out)[1]);
+	}
+	for (let i = 0; i < jobs && !(MODULE && ENQUEUE); i += batch) {
 		const n = Math.min(batch, jobs - i);
 		const p = r.pipeline();
 		for (let k = 0; k < n; k++) {
