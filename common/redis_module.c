@@ -1891,10 +1891,12 @@ abs_expire(struct cmd *c, rstr *key)
 static void
 expire_s(struct cmd *c, rstr *key, const char *seconds)
 {
-	call_int(c, RedisModule_Call(c->ctx, "EXPIRE", packed ? "sc" : "!sc",
-	    key, seconds));
-	if (packed && !c->error)
-		replicate(c, "PEXPIREAT", "sl", key, abs_expire(c, key));
+	long long set, at;
+
+	set = call_int(c, RedisModule_Call(c->ctx, "EXPIRE", packed ? "sc" :
+	    "!sc", key, seconds));
+	if (packed && !c->error && set == 1 && (at = abs_expire(c, key)) >= 0)
+		replicate(c, "PEXPIREAT", "sl", key, at);
 }
 
 /* tonumber(GET key) or 0, as the create's rate checks read a counter. */
@@ -1952,7 +1954,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	RedisModuleKey *k;
 	RedisModuleStreamID sid;
 	double rps, rpd, maxc, due;
-	long long ms, sec, n;
+	long long ms, sec, n, at;
 	const char *sv;
 	char t[64], *q;
 	size_t len, i;
@@ -2163,9 +2165,10 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (!c.error && has_idem) {
 		call_int(&c, RedisModule_Call(ctx, "SET", packed ? "sscs" :
 		    "!sscs", K[0], A[5], "EX", A[6]));
-		if (packed && !c.error)
-			replicate(&c, "SET", "sscl", K[0], A[5], "PXAT",
-			    abs_expire(&c, K[0]));
+		if (packed && !c.error && (at = abs_expire(&c, K[0])) >= 0)
+			replicate(&c, "SET", "sscl", K[0], A[5], "PXAT", at);
+		else if (packed && !c.error)
+			replicate(&c, "SET", "ss", K[0], A[5]);
 	}
 	if (c.error)
 		return reply_error(&c);
@@ -2275,9 +2278,11 @@ apply_writes(RedisModuleCtx *ctx, const char *p, size_t len, size_t *at)
 /*
  * ringq.apply 1 <writes>: one command's writes in packed replication
  * (replicate()), run only where the master's link or the AOF sends them:
- * from a client they would be writes its ACL never saw.  Writes that do
- * not parse are all refused, with a log line, as Redis carries on loading
- * an AOF past a command's error.
+ * from a client they would be writes its ACL never saw.  Writes it cannot
+ * run (another format, a corrupt argument) stop Redis, as an unknown
+ * command in the AOF does: Redis would carry on past an error reply,
+ * with half the data, and a replica would part from its master for good
+ * (restarted, it syncs afresh).
  */
 static int
 cmd_apply(RedisModuleCtx *ctx, rstr **argv, int argc)
@@ -2292,16 +2297,16 @@ cmd_apply(RedisModuleCtx *ctx, rstr **argv, int argc)
 		    "from a master or the AOF");
 	if (argc != 3 || strcmp(text(argv[1], NULL), "1") != 0) {
 		RedisModule_Log(ctx, "warning", "ringq.apply: not in format 1 "
-		    "(from a newer ringq-redis.so?): nothing applied");
-		return RedisModule_ReplyWithError(ctx, "ERR ringq.apply: "
-		    "unknown format");
+		    "(written by a newer ringq-redis.so?): Redis stops rather "
+		    "than lose those writes; load that module");
+		exit(1);
 	}
 	p = text(argv[2], &len);
 	if (apply_writes(NULL, p, len, &at) == -1) {
 		RedisModule_Log(ctx, "warning", "ringq.apply: the writes are "
-		    "corrupt at byte %zu of %zu: none applied", at, len);
-		return RedisModule_ReplyWithError(ctx, "ERR ringq.apply: "
-		    "corrupt writes");
+		    "corrupt at byte %zu of %zu: Redis stops rather than lose "
+		    "them", at, len);
+		exit(1);
 	}
 	n = apply_writes(ctx, p, len, &at);
 	RedisModule_ReplicateVerbatim(ctx);

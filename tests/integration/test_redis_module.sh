@@ -10,7 +10,7 @@
 # Replication: in packed replication (the default) a replica with the
 # module, and the same Redis loading its AOF again, must hold exactly what
 # it held (stream ids and expire times too); ringq.apply refuses a client,
-# and corrupt writes in the AOF.  In plain replication the AOF must load
+# and corrupt writes in the AOF stop Redis.  In plain replication the AOF must load
 # into a Redis without the module and give the same data.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 rq_need valgrind
@@ -109,13 +109,21 @@ grep -q "ERROR SUMMARY: 0 errors" "$T/memcheck.log" ||
 echo "ok: memcheck: $(grep -o 'ERROR SUMMARY: [^(]*' "$T/memcheck.log")"
 grep -aq 'ringq\.apply' "$T"/native/appendonlydir/*.incr.aof ||
 	rq_fail "the AOF holds no ringq.apply"
-# writes that do not parse, at the AOF's end: refused whole, and logged
+# writes that do not parse, at the AOF's end: Redis stops, and says why
+aof=$(ls "$T"/native/appendonlydir/*.incr.aof)
+size=$(stat -c %s "$aof")
 printf '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$27\r\n*2\r\n$4\r\nHSET\r\n$9\r\nrq:job:c1\r\n' \
-    >> "$(ls "$T"/native/appendonlydir/*.incr.aof)"
+    >> "$aof"
+redis-server --port "$NATIVE_PORT" --bind 127.0.0.1 --save '' \
+    --appendonly yes --dir "$T/native" --appenddirname appendonlydir \
+    --logfile "$T/corrupt.log" --loadmodule "$MODULE" </dev/null \
+    >/dev/null 2>&1 && rq_fail "Redis loaded an AOF with corrupt writes"
+grep -q 'ringq.apply: the writes are corrupt at byte 14 of 27' \
+    "$T/corrupt.log" || rq_fail "ringq.apply did not say why it stopped"
+echo "ok: corrupt writes in the AOF stop Redis: $(grep -o 'the writes are corrupt at byte [0-9]* of [0-9]*' "$T/corrupt.log")"
+truncate -s "$size" "$aof"
 redis reload "$NATIVE_PORT" --appendonly yes --dir "$T/native" \
     --appenddirname appendonlydir --loadmodule "$MODULE"
-grep -q 'ringq.apply: the writes are corrupt at byte' "$T/reload.log" ||
-	rq_fail "ringq.apply did not log corrupt writes"
 python3 "$RQ_SOURCE/tests/integration/redis_compare.py" --exact \
     "$NATIVE_PORT" "$REPLICA_PORT" || rq_fail "the AOF loaded again differs"
 echo "ok: packed replication: the AOF loads again to exactly the same"

@@ -13,10 +13,12 @@
 // clock.
 //
 //   node ringq.mjs throughput PORT JOBS TENANT TO [BATCH]
-//     JOBS jobs in pipelined batches of BATCH (1000); time from the first
-//     write to the last `dispatched` event.
+//     JOBS jobs in pipelined batches of BATCH (1000), by rq_enqueue when
+//     RQ_BENCH_ENQUEUE names it and Redis has the module; time from the
+//     first write to the last `dispatched` event.
 //   node ringq.mjs latency PORT RATE SECONDS TENANT TO
-//     RATE jobs per second for SECONDS (paced every 2 ms); per job:
+//     RATE jobs per second for SECONDS (paced every 2 ms; by rq_enqueue
+//     when RQ_BENCH_ENQUEUE names it and Redis has the module); per job:
 //     dispatch latency = dispatched - scheduled (release to telserver
 //     claim), and enqueue latency = dispatched - queued.
 //
@@ -223,9 +225,23 @@ async function latency(port, rate, seconds, tenant, to) {
 	const g = await openGroup(r);
 	const ids = new Set();
 	const t0 = Date.now();
-	let sent = 0;
+	let sent = 0, sentMs;
 	const pending = [];
+	if (MODULE && ENQUEUE) {
+		// paced in C, as the throughput runs are (rq_enqueue.c)
+		const prefix = 'c_' + randomBytes(8).toString('hex');
+		for (let i = 0; i < jobs; i++)
+			ids.add(prefix + i.toString(16).padStart(8, '0'));
+		const out = execFileSync(ENQUEUE, [String(port), String(jobs),
+		    tenant, to, prefix, '1000', '2', String(rate)],
+		    { encoding: 'utf8' });
+		const [, a, b] = /t0_ms=(\d+) t1_ms=(\d+)/.exec(out);
+		sentMs = Number(b) - Number(a);
+		sent = jobs;
+	}
 	await new Promise((res) => {
+		if (sent >= jobs)
+			return res();
 		const tick = setInterval(() => {
 			const want = Math.min(jobs,
 			    Math.floor((Date.now() - t0) * rate / 1000));
@@ -241,7 +257,8 @@ async function latency(port, rate, seconds, tenant, to) {
 		}, 2);
 	});
 	await Promise.all(pending);
-	const sentMs = Date.now() - t0;
+	if (sentMs === undefined)
+		sentMs = Date.now() - t0;
 	const { seen, left, other } = await follow(rd, g, ids,
 	    EVENTS_PER_JOB * jobs, 120);
 	const disp = [], enq = [];
