@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# ringq's dispatch latency alone, at fixed rates, pass after pass: the
+# latency pass of bench_dispatch.sh (ringq.mjs latency, paced by
+# rq_enqueue), without BullMQ and without the throughput runs, so that
+# Redis's settings can be varied and compared.  Run by hand (not part of
+# deploy/test); docs/benchmarks.md keeps figures.  Prints, per pass, the
+# bench's RQ_BENCH line, the AOF rewrites in it, and Redis's latency
+# monitor's events of 5 ms or more (LATENCY LATEST: event, time, last ms,
+# max ms).
+#
+#   tests/bench/bench_latency.sh            (RQ_BUILD=build)
+# Environment: RQ_BENCH_RATES ("9000": jobs per second, one after the
+# other), RQ_BENCH_PASSES (3 per rate), RQ_BENCH_LAT_SECONDS (8),
+# RQ_BENCH_FSYNC (everysec), RQ_BENCH_REDIS_ARGS (more redis-server
+# options, e.g. "--auto-aof-rewrite-percentage 0" for no AOF rewrite),
+# RQ_BENCH_GENERATOR (c; node: ringq.mjs's ioredis), TMPDIR (where Redis
+# and the daemons keep their files), RQ_KEEP=1.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
+: "${RQ_BUILD:=$RQ_SOURCE/build}"
+export RQ_SOURCE RQ_BUILD
+
+for c in node npm redis-server redis-cli; do
+	command -v "$c" >/dev/null || {
+		echo "bench_latency: $c is missing (apt-get install nodejs npm redis-server)" >&2
+		exit 1
+	}
+done
+
+# shellcheck source=../integration/lib.sh
+. "$RQ_SOURCE/tests/integration/lib.sh"
+
+RATES=${RQ_BENCH_RATES:-9000}
+PASSES=${RQ_BENCH_PASSES:-3}
+SECS=${RQ_BENCH_LAT_SECONDS:-8}
+BQ=$here/bullmq
+TO=sip:bench@127.0.0.1:5060
+[ -f "$BQ/node_modules/ioredis/package.json" ] ||
+	(cd "$BQ" && npm install --no-audit --no-fund --loglevel=error) >&2
+if [ "${RQ_BENCH_GENERATOR:-c}" = c ]; then
+	RQ_BENCH_ENQUEUE=$(realpath -m "$RQ_BUILD/tests/bench/rq_enqueue")
+	[ -x "$RQ_BENCH_ENQUEUE" ] || rq_fail "$RQ_BENCH_ENQUEUE not built"
+	export RQ_BENCH_ENQUEUE
+fi
+
+# shellcheck disable=SC2086	# the options split as given
+rq_start_redis --appendonly yes --appendfsync "${RQ_BENCH_FSYNC:-everysec}" \
+    --latency-monitor-threshold 5 ${RQ_BENCH_REDIS_ARGS:-}
+# the same daemons and settings as bench_dispatch.sh
+rq_write_config <<EOF
+rate_per_second = 1000000
+rate_per_day = 0
+max_concurrent = 0
+EOF
+sed -i -e 's/^debug = yes$/debug = no/' \
+    -e 's/^\[telserver\]$/&\nname = tel1\ndry_run = yes\ncapacity = 1000/' \
+    "$RQ_CONF"
+rq_start_daemon scheduler
+rq_start_daemon dispatcher
+rq_start_daemon telserver:1
+sed -e "s/^name = tel1$/name = tel2/" -e "s#^run_dir = .*#run_dir = $T/run2#" \
+    -e "s#^sip_url = .*#sip_url = sip:127.0.0.1:$(rq_free_port)#" \
+    "$RQ_CONF" > "$T/tel2.conf"
+RQ_CONF=$T/tel2.conf rq_start_daemon telserver:2
+sleep 1	# the dispatcher knows a telserver from its first heartbeat
+
+info() {	# info SECTION FIELD
+	rq_redis INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"
+}
+
+(cd "$BQ" && node ringq.mjs throughput "$REDIS_PORT" 2000 demo "$TO") \
+    >/dev/null	# warm-up
+for rate in $RATES; do
+	for ((pass = 1; pass <= PASSES; pass++)); do
+		rq_redis LATENCY RESET >/dev/null
+		rw=$(info persistence aof_rewrites)
+		line=$(cd "$BQ" && node ringq.mjs latency "$REDIS_PORT" \
+		    "$rate" "$SECS" demo "$TO") ||
+			rq_fail "ringq.mjs latency at $rate/s failed"
+		printf '%s rewrites=%d\n' "$line" \
+		    $(( $(info persistence aof_rewrites) - rw ))
+		rq_redis LATENCY LATEST | paste -sd' ' | sed 's/^/  latency monitor: /'
+	done
+done
+printf 'settings: redis-server %s appendonly yes appendfsync %s %s; %s; %d cores; %s\n' \
+    "$(info server redis_version)" "${RQ_BENCH_FSYNC:-everysec}" \
+    "${RQ_BENCH_REDIS_ARGS:-}" \
+    "$([ "${RQ_BENCH_GENERATOR:-c}" = c ] && echo "paced by rq_enqueue" ||
+    echo "paced by ringq.mjs")" "$(nproc)" "$(date -u +%FT%TZ)"
