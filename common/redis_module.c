@@ -514,8 +514,7 @@ hset(struct cmd *c, rstr *name_, RedisModuleKey *k, struct pairs *p)
 	for (i = 0; i < p->n; i += 2)
 		RedisModule_HashSet(k, REDISMODULE_HASH_NONE, p->v[i],
 		    p->v[i + 1], NULL);
-	replicate(c, "HSET", "sv", name_, p->v,
-	    (size_t)p->n);
+	replicate(c, "HSET", "sv", name_, p->v, (size_t)p->n);
 }
 
 /* ZREM zname member, replicated when it removed it.  Returns 1 (removed),
@@ -568,11 +567,10 @@ zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
 	    REDISMODULE_ZADD_UPDATED))) {
 		n = fmt_int(t, score);
 		if (xx)
-			replicate(c, "ZADD", "scbs", zname,
-			    "XX", t, n, member);
+			replicate(c, "ZADD", "scbs", zname, "XX", t, n,
+			    member);
 		else
-			replicate(c, "ZADD", "sbs", zname, t,
-			    n, member);
+			replicate(c, "ZADD", "sbs", zname, t, n, member);
 	}
 	RedisModule_CloseKey(k);
 }
@@ -621,8 +619,7 @@ zadd_text(struct cmd *c, rstr *zname, rstr *score, rstr *member)
 	else if (RedisModule_ZsetAdd(k, sc, member, &flags) ==
 	    REDISMODULE_OK && (flags & (REDISMODULE_ZADD_ADDED |
 	    REDISMODULE_ZADD_UPDATED)))
-		replicate(c, "ZADD", "sss", zname, score,
-		    member);
+		replicate(c, "ZADD", "sss", zname, score, member);
 	RedisModule_CloseKey(k);
 }
 
@@ -791,8 +788,8 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 		p = sidt + fmt_int(sidt, (long long)sid.ms);
 		*p++ = '-';
 		p += fmt_int(p, (long long)sid.seq);
-		replicate(c, "XADD", "sbv", s_events, sidt,
-		    (size_t)(p - sidt), a.v, (size_t)a.n);
+		replicate(c, "XADD", "sbv", s_events, sidt, (size_t)(p - sidt),
+		    a.v, (size_t)a.n);
 	} else
 		c->error = 1;	/* not a stream */
 	RedisModule_CloseKey(k);
@@ -856,11 +853,11 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 			RedisModule_HashSet(job, REDISMODULE_HASH_NONE,
 			    s_sip_code, REDISMODULE_HASH_DELETE, NULL);
 		if (del_reason && del_sip)
-			replicate(c, "HDEL", "sss", jobname,
-			    s_reason, s_sip_code);
+			replicate(c, "HDEL", "sss", jobname, s_reason,
+			    s_sip_code);
 		else
-			replicate(c, "HDEL", "ss", jobname,
-			    del_reason ? s_reason : s_sip_code);
+			replicate(c, "HDEL", "ss", jobname, del_reason ?
+			    s_reason : s_sip_code);
 	}
 	if (terminal((double)rank)) {
 		long long ttl = call_ttl(j[J_TTL]);
@@ -2194,6 +2191,20 @@ static const char *const apply_commands[] = { "HSET", "HDEL", "HINCRBY",
 	"ZADD", "ZREM", "XADD", "PEXPIREAT", "SADD", "SREM", "INCR", "SET",
 	"PUBLISH" };
 
+/* The one of apply_commands that s[n] names, or NULL. */
+static const char *
+apply_command(const char *s, size_t n)
+{
+	size_t w;
+
+	for (w = 0; w < sizeof(apply_commands) / sizeof(apply_commands[0]);
+	    w++)
+		if (strlen(apply_commands[w]) == n &&
+		    memcmp(apply_commands[w], s, n) == 0)
+			return apply_commands[w];
+	return NULL;
+}
+
 /* The number after kind at p[*i] and its CRLF, in *v, as resp_arg()
  * writes it (no sign, no leading zero, at most 10 digits); -1 if not. */
 static int
@@ -2226,7 +2237,7 @@ apply_writes(RedisModuleCtx *ctx, const char *p, size_t len, size_t *at)
 	rstr *argv[60];
 	RedisModuleCallReply *r;
 	const char *cmd = NULL;
-	size_t i = 0, argc, n, k, w;
+	size_t i = 0, argc, n, k;
 	long count = 0;
 	int loading = ctx != NULL && (RedisModule_GetContextFlags(ctx) &
 	    REDISMODULE_CTX_FLAGS_LOADING);
@@ -2243,12 +2254,7 @@ apply_writes(RedisModuleCtx *ctx, const char *p, size_t len, size_t *at)
 			    p[i + n] != '\r' || p[i + n + 1] != '\n')
 				return -1;
 			if (k == 0) {
-				for (w = 0, cmd = NULL; w < sizeof(apply_commands) /
-				    sizeof(apply_commands[0]); w++)
-					if (strlen(apply_commands[w]) == n &&
-					    memcmp(apply_commands[w], p + i, n) == 0)
-						cmd = apply_commands[w];
-				if (cmd == NULL)
+				if ((cmd = apply_command(p + i, n)) == NULL)
 					return -1;
 			} else if (ctx != NULL)
 				argv[k - 1] = RedisModule_CreateString(ctx,
