@@ -733,47 +733,43 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	put(&tl, att, attl);
 	puts_(&tl, ",\"ts_ms\":");
 	put(&tl, ts, tsl);
-	if (nonempty(e->tenant))
-		pair(&a, s_tenant, e->tenant);
-	if (nonempty(e->to))
-		pair(&a, s_to, e->to);
-	if (nonempty(e->direction))
-		pair(&a, s_direction, e->direction);
-	if (nonempty(e->reason)) {
-		pair(&a, s_reason, e->reason);
-		puts_(&tl, ",\"reason\":");
-		s = text(e->reason, &n);
-		put_jstr(&tl, s, n);
-	}
-	if (nonempty(e->sip_code)) {
-		pair(&a, s_sip_code, e->sip_code);
-		n = tl.len;
-		puts_(&tl, ",\"sip_code\":");
-		if (!put_jnum(&tl, e->sip_code))
-			tl.len = n;
-	}
-	if (nonempty(e->node)) {
-		pair(&a, s_node, e->node);
-		puts_(&tl, ",\"node\":");
-		s = text(e->node, &n);
-		put_jstr(&tl, s, n);
-	}
-	if (nonempty(e->duration_ms)) {
-		pair(&a, s_duration_ms, e->duration_ms);
-		n = tl.len;
-		puts_(&tl, ",\"duration_ms\":");
-		if (!put_jnum(&tl, e->duration_ms))
-			tl.len = n;
-	}
-	if (nonempty(e->started_ms))
-		pair(&a, s_started_ms, e->started_ms);
-	if (nonempty(e->answered_ms))
-		pair(&a, s_answered_ms, e->answered_ms);
-	if (nonempty(e->detail)) {
-		pair(&a, s_detail, e->detail);
-		puts_(&tl, ",\"detail\":");
-		s = text(e->detail, &n);
-		put_jstr(&tl, s, n);
+	/* the event's optional fields, in the script's order; those with
+	 * "json" go into the timeline entry too, as a JSON string or, with
+	 * num, a number (left out when not one) */
+	{
+		const struct {
+			rstr		*name, *v;
+			const char	*json;
+			int		 num;
+		} opt[] = {
+			{ s_tenant, e->tenant, NULL, 0 },
+			{ s_to, e->to, NULL, 0 },
+			{ s_direction, e->direction, NULL, 0 },
+			{ s_reason, e->reason, ",\"reason\":", 0 },
+			{ s_sip_code, e->sip_code, ",\"sip_code\":", 1 },
+			{ s_node, e->node, ",\"node\":", 0 },
+			{ s_duration_ms, e->duration_ms, ",\"duration_ms\":", 1 },
+			{ s_started_ms, e->started_ms, NULL, 0 },
+			{ s_answered_ms, e->answered_ms, NULL, 0 },
+			{ s_detail, e->detail, ",\"detail\":", 0 },
+		};
+
+		for (i = 0; i < (int)(sizeof(opt) / sizeof(opt[0])); i++) {
+			if (!nonempty(opt[i].v))
+				continue;
+			pair(&a, opt[i].name, opt[i].v);
+			if (opt[i].json == NULL)
+				continue;
+			n = tl.len;
+			puts_(&tl, opt[i].json);
+			if (opt[i].num) {
+				if (!put_jnum(&tl, opt[i].v))
+					tl.len = n;
+			} else {
+				s = text(opt[i].v, &n);
+				put_jstr(&tl, s, n);
+			}
+		}
 	}
 	if (e->result != NULL)
 		pair(&a, s_result, e->result);
