@@ -39,6 +39,8 @@ done
 
 # shellcheck source=../integration/lib.sh
 . "$RQ_SOURCE/tests/integration/lib.sh"
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
 
 JOBS=${RQ_BENCH_JOBS:-4000}
 RATE=${RQ_BENCH_RATE:-400}
@@ -47,31 +49,16 @@ TENANT=demo
 TO=sip:bench@127.0.0.1:5060
 
 rq_start_redis
-rq_write_config <<EOF
-rate_per_second = 1000000
-rate_per_day = 0
-max_concurrent = 0
-EOF
-# Non-debug logging as in production; dry-run telservers claim each attempt
-# (event `dispatched` with their node), ack it and finish it at once.
-sed -i -e 's/^debug = yes$/debug = no/' \
-    -e "s/^\[telserver\]\$/&\nname = tel1\ndry_run = yes\ncapacity = ${CAPS[0]}/" \
-    "$RQ_CONF"
-CONF1=$RQ_CONF
-HB_MS=$(sed -n 's/^heartbeat_ms = //p' "$CONF1")
+# dry-run telservers claim each attempt (event `dispatched` with their
+# node), ack it and finish it at once
+bench_dry_run_config "${CAPS[0]}"
+HB_MS=$(sed -n 's/^heartbeat_ms = //p' "$RQ_CONF")
 
 rq_start_daemon scheduler
 rq_start_daemon dispatcher
 for ((i = 1; i <= ${#CAPS[@]}; i++)); do
-	conf=$T/tel$i.conf
-	sed -e "s/^name = tel1$/name = tel$i/" \
-	    -e "s/^capacity = .*/capacity = ${CAPS[i - 1]}/" \
-	    -e "s#^run_dir = .*#run_dir = $T/run$i#" \
-	    -e "s#^sip_url = .*#sip_url = sip:127.0.0.1:$(rq_free_port)#" \
-	    "$CONF1" > "$conf"
-	RQ_CONF=$conf rq_start_daemon "telserver:$i"
+	bench_start_telserver "$i" "${CAPS[i - 1]}"
 done
-RQ_CONF=$CONF1
 # the dispatcher knows a telserver from its first heartbeat
 sleep 1
 

@@ -36,6 +36,8 @@ done
 
 # shellcheck source=../integration/lib.sh
 . "$RQ_SOURCE/tests/integration/lib.sh"
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
 
 JOBS=${RQ_BENCH_JOBS:-20000}
 RUNS=${RQ_BENCH_RUNS:-3}
@@ -94,34 +96,17 @@ ACCOUNTING=${RQ_BENCH_ACCOUNTING:-0}
 REDIS_VERSION=$(rq_redis INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
 
 # Dry-run telservers (claim, JOB_ACK, finish as completed; no SIP), with
-# room far above the load; non-debug logging as in production.
-rq_write_config <<EOF
-rate_per_second = 1000000
-rate_per_day = 0
-max_concurrent = 0
-EOF
-sed -i -e 's/^debug = yes$/debug = no/' \
-    -e 's/^\[telserver\]$/&\nname = tel1\ndry_run = yes\ncapacity = 1000/' \
-    "$RQ_CONF"
-CONF1=$RQ_CONF
+# room far above the load.
+bench_dry_run_config 1000
 TO=sip:bench@127.0.0.1:5060
 
 start_ringq() {
-	local i conf
+	local i
 	[ "$ACCOUNTING" = 1 ] && rq_start_daemon accounting
 	rq_start_daemon scheduler
 	rq_start_daemon dispatcher
 	for ((i = 1; i <= NTEL; i++)); do
-		if [ "$i" = 1 ]; then
-			rq_start_daemon telserver:1
-			continue
-		fi
-		conf=$T/tel$i.conf
-		sed -e "s/^name = tel1$/name = tel$i/" \
-		    -e "s#^run_dir = .*#run_dir = $T/run$i#" \
-		    -e "s#^sip_url = .*#sip_url = sip:127.0.0.1:$(rq_free_port)#" \
-		    "$CONF1" > "$conf"
-		RQ_CONF=$conf rq_start_daemon "telserver:$i"
+		bench_start_telserver "$i"
 	done
 	# the dispatcher knows a telserver from its first heartbeat (200 ms)
 	sleep 1

@@ -31,6 +31,8 @@ done
 
 # shellcheck source=../integration/lib.sh
 . "$RQ_SOURCE/tests/integration/lib.sh"
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
 
 RATES=${RQ_BENCH_RATES:-9000}
 PASSES=${RQ_BENCH_PASSES:-3}
@@ -49,21 +51,11 @@ fi
 rq_start_redis --appendonly yes --appendfsync "${RQ_BENCH_FSYNC:-everysec}" \
     --latency-monitor-threshold 5 ${RQ_BENCH_REDIS_ARGS:-}
 # the same daemons and settings as bench_dispatch.sh
-rq_write_config <<EOF
-rate_per_second = 1000000
-rate_per_day = 0
-max_concurrent = 0
-EOF
-sed -i -e 's/^debug = yes$/debug = no/' \
-    -e 's/^\[telserver\]$/&\nname = tel1\ndry_run = yes\ncapacity = 1000/' \
-    "$RQ_CONF"
+bench_dry_run_config 1000
 rq_start_daemon scheduler
 rq_start_daemon dispatcher
-rq_start_daemon telserver:1
-sed -e "s/^name = tel1$/name = tel2/" -e "s#^run_dir = .*#run_dir = $T/run2#" \
-    -e "s#^sip_url = .*#sip_url = sip:127.0.0.1:$(rq_free_port)#" \
-    "$RQ_CONF" > "$T/tel2.conf"
-RQ_CONF=$T/tel2.conf rq_start_daemon telserver:2
+bench_start_telserver 1
+bench_start_telserver 2
 sleep 1	# the dispatcher knows a telserver from its first heartbeat
 
 info() {	# info SECTION FIELD

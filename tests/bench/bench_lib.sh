@@ -1,5 +1,36 @@
-# Shared by the benchmarks that run SIPp calling SIPp as their peer
-# (bench_capacity.sh, bench_vxml.sh); sourced after tests/integration/lib.sh.
+# Shared by the benchmarks: those that run SIPp calling SIPp as their peer
+# (bench_capacity.sh, bench_vxml.sh), and those that run ringq with dry-run
+# telservers (bench_dispatch.sh, bench_latency.sh, bench_balance.sh);
+# sourced after tests/integration/lib.sh.
+
+# bench_dry_run_config CAPACITY: $RQ_CONF (rq_write_config's) for the
+# dispatch benchmarks: tenants without limits, non-debug logging as in
+# production, and telserver tel1 in dry run (it claims each attempt, acks
+# it and finishes it as completed, without SIP), taking CAPACITY calls.
+bench_dry_run_config() {
+	rq_write_config <<EOF
+rate_per_second = 1000000
+rate_per_day = 0
+max_concurrent = 0
+EOF
+	sed -i -e 's/^debug = yes$/debug = no/' \
+	    -e "s/^\[telserver\]\$/&\nname = tel1\ndry_run = yes\ncapacity = $1/" \
+	    "$RQ_CONF"
+	BENCH_CONF=$RQ_CONF
+}
+
+# bench_start_telserver I [CAPACITY]: dry-run telserver telI from
+# bench_dry_run_config's file, with its own name, run directory and SIP
+# port (and CAPACITY, when given).
+bench_start_telserver() {
+	local conf=$T/tel$1.conf cap=()
+	[ -n "${2:-}" ] && cap=(-e "s/^capacity = .*/capacity = $2/")
+	sed -e "s/^name = tel1\$/name = tel$1/" "${cap[@]}" \
+	    -e "s#^run_dir = .*#run_dir = $T/run$1#" \
+	    -e "s#^sip_url = .*#sip_url = sip:127.0.0.1:$(rq_free_port)#" \
+	    "$BENCH_CONF" > "$conf"
+	RQ_CONF=$conf rq_start_daemon "telserver:$1"
+}
 
 # bench_cpu_ticks PID: user + system clock ticks the process has used.
 bench_cpu_ticks() {
