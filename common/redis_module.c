@@ -543,15 +543,15 @@ zrem(struct cmd *c, rstr *zname, rstr *member)
 	return deleted;
 }
 
-/* ZADD zname [XX] score member, replicated when it changed zname (XX:
- * only a member already there).  A key of another type ends the command. */
+/* ZADD zname [XX] score member, the score as a number (sc) and as the
+ * text replicated (st, sn), replicated when it changed zname (XX: only a
+ * member already there).  A key of another type ends the command. */
 static void
-zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
+zadd_score(struct cmd *c, rstr *zname, double sc, const char *st, size_t sn,
+    rstr *member, int xx)
 {
 	RedisModuleKey *k;
 	int type, flags = xx ? REDISMODULE_ZADD_XX : 0;
-	char t[24];
-	size_t n;
 
 	if (c->error)
 		return;
@@ -562,17 +562,24 @@ zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
 	    type != REDISMODULE_KEYTYPE_EMPTY)
 		c->error = 1;
 	else if ((type == REDISMODULE_KEYTYPE_ZSET || !xx) &&
-	    RedisModule_ZsetAdd(k, (double)score, member, &flags) ==
-	    REDISMODULE_OK && (flags & (REDISMODULE_ZADD_ADDED |
-	    REDISMODULE_ZADD_UPDATED))) {
-		n = fmt_int(t, score);
+	    RedisModule_ZsetAdd(k, sc, member, &flags) == REDISMODULE_OK &&
+	    (flags & (REDISMODULE_ZADD_ADDED | REDISMODULE_ZADD_UPDATED))) {
 		if (xx)
-			replicate(c, "ZADD", "scbs", zname, "XX", t, n,
+			replicate(c, "ZADD", "scbs", zname, "XX", st, sn,
 			    member);
 		else
-			replicate(c, "ZADD", "sbs", zname, t, n, member);
+			replicate(c, "ZADD", "sbs", zname, st, sn, member);
 	}
 	RedisModule_CloseKey(k);
+}
+
+/* ZADD zname [XX] score member, score an integer. */
+static void
+zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
+{
+	char t[24];
+
+	zadd_score(c, zname, (double)score, t, fmt_int(t, score), member, xx);
 }
 
 /* PUBLISH channel message, sent to the replicas as a script's is (in
@@ -599,9 +606,9 @@ publish(struct cmd *c, rstr *channel, rstr *message)
 static void
 zadd_text(struct cmd *c, rstr *zname, rstr *score, rstr *member)
 {
-	RedisModuleKey *k;
+	const char *st;
 	double sc;
-	int type, flags = 0;
+	size_t sn;
 
 	if (c->error)
 		return;
@@ -610,17 +617,8 @@ zadd_text(struct cmd *c, rstr *zname, rstr *score, rstr *member)
 		c->why = "ERR value is not a valid float";
 		return;
 	}
-	k = RedisModule_OpenKey(c->ctx, zname,
-	    REDISMODULE_READ | REDISMODULE_WRITE);
-	type = RedisModule_KeyType(k);
-	if (type != REDISMODULE_KEYTYPE_ZSET &&
-	    type != REDISMODULE_KEYTYPE_EMPTY)
-		c->error = 1;
-	else if (RedisModule_ZsetAdd(k, sc, member, &flags) ==
-	    REDISMODULE_OK && (flags & (REDISMODULE_ZADD_ADDED |
-	    REDISMODULE_ZADD_UPDATED)))
-		replicate(c, "ZADD", "sss", zname, score, member);
-	RedisModule_CloseKey(k);
+	st = text(score, &sn);
+	zadd_score(c, zname, sc, st, sn, member, 0);
 }
 
 /* PEXPIRE name ttl as Redis 7 propagates it: PEXPIREAT. */
