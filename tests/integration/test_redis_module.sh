@@ -128,6 +128,14 @@ python3 "$RQ_SOURCE/tests/integration/redis_compare.py" --exact \
     "$NATIVE_PORT" "$REPLICA_PORT" || rq_fail "the AOF loaded again differs"
 echo "ok: packed replication: the AOF loads again to exactly the same"
 
+# A module argument it does not know: Redis does not start, and says why.
+redis-server --port "$(rq_free_port)" --bind 127.0.0.1 --save '' \
+    --logfile "$T/badarg.log" --loadmodule "$MODULE" replication fast \
+    </dev/null >/dev/null 2>&1 && rq_fail "the module took 'replication fast'"
+grep -q 'takes no argument but "replication packed" or "replication plain"' \
+    "$T/badarg.log" || rq_fail "no reason logged for a bad module argument"
+echo "ok: a bad module argument stops Redis, with the reason logged"
+
 # Plain replication: the AOF holds plain commands, and a Redis without the
 # module loads it.
 LUA2_PORT=$(rq_free_port)
