@@ -3,7 +3,9 @@
 # per second from enqueue to telserver acknowledgement, ringq (scheduler,
 # dispatcher, two dry-run telservers) beside BullMQ (Queue.addBulk, a no-op
 # Worker at its best concurrency) on the same redis-server in the same run;
-# then the p99 dispatch latency of each at half its maximum rate.  Prints a
+# then the p99 dispatch latency of each at half its maximum rate, on Redis
+# key tables already grown (and ringq's once more on tables that double
+# halfway through the pass: bench_lib.sh's bench_keyspace).  Prints a
 # table; docs/benchmarks.md explains the method and keeps the figures.
 #
 #   tests/bench/bench_dispatch.sh          (RQ_BUILD=build)
@@ -90,7 +92,8 @@ IOREDIS_VERSION=$(jq -r .version "$BQ/node_modules/ioredis/package.json")
 
 # --- Redis and ringq -----------------------------------------------------------
 rq_need ss
-rq_start_redis --appendonly yes --appendfsync "$FSYNC"
+rq_start_redis --appendonly yes --appendfsync "$FSYNC" \
+    --enable-debug-command local
 ACCOUNTING=${RQ_BENCH_ACCOUNTING:-0}
 [ "$ACCOUNTING" = 1 ] && rq_start_pg
 REDIS_VERSION=$(rq_redis INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
@@ -161,37 +164,6 @@ redis_top() {
 	    sort -k3 -n -r | head -n 8
 }
 
-# aof_info FIELD: a field of Redis's INFO persistence.
-aof_info() {
-	rq_redis INFO persistence | tr -d '\r' | sed -n "s/^$1://p"
-}
-
-# aof_settle: rewrites the append-only file now and waits for the rewrite to
-# end.  The throughput runs leave Redis with a fast-growing AOF, which Redis
-# rewrites once it is over auto-aof-rewrite-min-size and twice its size
-# after the last rewrite: a fork, and a child writing the whole dataset on
-# the same two cores.  Rewritten just before a latency pass, the file is
-# unlikely to reach the next rewrite within it, so the pass measures
-# dispatch; the passes count the rewrites that still fall in them.
-aof_settle() {
-	local i reply
-	reply=$(rq_redis BGREWRITEAOF)
-	case $reply in
-	*started* | *scheduled* | *"already in progress"*) ;;
-	*) rq_fail "BGREWRITEAOF: $reply" ;;
-	esac
-	for ((i = 0; i < 1200; i++)); do
-		if [ "$(aof_info aof_rewrite_in_progress)" = 0 ] &&
-		    [ "$(aof_info aof_rewrite_scheduled)" = 0 ]; then
-			[ "$(aof_info aof_last_bgrewrite_status)" = ok ] ||
-			    rq_fail "the AOF rewrite failed (see redis.log)"
-			return 0
-		fi
-		sleep 0.1
-	done
-	rq_fail "the AOF rewrite took over 120 s"
-}
-
 # ringq_up: starts ringq and warms it up (scripts loaded, connections made).
 ringq_up() {
 	start_ringq
@@ -258,21 +230,36 @@ done
 other=$(kv other "$best_rq_line")
 
 # --- latency at half each one's best rate ----------------------------------------
+# lat_pass MODE SYSTEM ARGS...: pads Redis's key tables (bench_keyspace MODE
+# for RATE * LAT_SECS calls; RATE is ARGS' second), rewrites the AOF, and
+# runs SYSTEM's latency pass; prints its RQ_BENCH line with the AOF
+# rewrites that fell in it and the key tables before and after.
+lat_pass() {
+	local mode=$1 system=$2 line rw tables
+	shift 2
+	bench_keyspace "$mode" $(( $2 * LAT_SECS ))
+	bench_aof_settle
+	tables=$(bench_tables)
+	rw=$(bench_aof_info aof_rewrites)
+	line=$(bench "$system" latency "$@")
+	echo "$line rewrites=$(( $(bench_aof_info aof_rewrites) - rw ))" \
+	    "tables=${tables// /,}..$(bench_tables | tr ' ' ',')"
+}
+
 ringq_up
 half_rq=$((best_rq / 2))
-aof_settle
-rw0=$(aof_info aof_rewrites)
-lat_rq=$(bench ringq.mjs latency "$REDIS_PORT" "$half_rq" "$LAT_SECS" \
+lat_rq=$(lat_pass steady ringq.mjs "$REDIS_PORT" "$half_rq" "$LAT_SECS" \
     "$TENANT" "$TO")
-rw_rq=$(( $(aof_info aof_rewrites) - rw0 ))
 [ "$(kv not_dispatched "$lat_rq")" = 0 ] ||
     rq_fail "ringq at $half_rq/s: $(kv not_dispatched "$lat_rq") jobs not dispatched"
+lat_rq2=$(lat_pass doubling ringq.mjs "$REDIS_PORT" "$half_rq" "$LAT_SECS" \
+    "$TENANT" "$TO")
+[ "$(kv not_dispatched "$lat_rq2")" = 0 ] ||
+    rq_fail "ringq at $half_rq/s: $(kv not_dispatched "$lat_rq2") jobs not dispatched"
 stop_ringq
 half_bq=$((best_bq / 2))
-aof_settle
-rw0=$(aof_info aof_rewrites)
-lat_bq=$(bench bullmq.mjs latency "$REDIS_PORT" "$half_bq" "$LAT_SECS" "$best_c")
-rw_bq=$(( $(aof_info aof_rewrites) - rw0 ))
+lat_bq=$(lat_pass steady bullmq.mjs "$REDIS_PORT" "$half_bq" "$LAT_SECS" \
+    "$best_c")
 
 # --- results -------------------------------------------------------------------
 ratio=$(awk -v a="$best_rq" -v b="$best_bq" 'BEGIN { printf "%.2f", a / b }')
@@ -289,6 +276,9 @@ printf '%-44s %10s %9s %9s %9s\n' \
     "$(kv enq_p50_ms "$lat_rq")" "$(kv enq_p99_ms "$lat_rq")" \
     "$(kv enq_max_ms "$lat_rq")"
 printf '%-44s %10s %9s %9s %9s\n' \
+    "ringq release -> claim, tables doubling" "$(kv rate "$lat_rq2")" \
+    "$(kv p50_ms "$lat_rq2")" "$(kv p99_ms "$lat_rq2")" "$(kv max_ms "$lat_rq2")"
+printf '%-44s %10s %9s %9s %9s\n' \
     "BullMQ add -> processor (c=$best_c)" "$(kv rate "$lat_bq")" \
     "$(kv p50_ms "$lat_bq")" "$(kv p99_ms "$lat_bq")" "$(kv max_ms "$lat_bq")"
 
@@ -303,7 +293,8 @@ BullMQ best: $best_bq jobs/s (BullMQ $BULLMQ_VERSION, ioredis $IOREDIS_VERSION, 
   Redis commands per BullMQ job, last run (same):
 $(sed 's/^/    /' <<<"$BQ_TOP")
 ratio ringq/BullMQ: $ratio, best against best (target >= 2); run by run: $PAIRS
-ringq p99 dispatch latency at $(kv rate "$lat_rq")/s: $(kv p99_ms "$lat_rq") ms (target < 5 ms)
-AOF rewrites during the latency passes (each begins just after one ends): ringq $rw_rq, BullMQ $rw_bq
+ringq p99 dispatch latency at $(kv rate "$lat_rq")/s: $(kv p99_ms "$lat_rq") ms (target < 5 ms); $(kv p99_ms "$lat_rq2") ms while Redis doubles its key tables
+AOF rewrites during the latency passes (each begins just after one ends): ringq $(kv rewrites "$lat_rq"), ringq doubling $(kv rewrites "$lat_rq2"), BullMQ $(kv rewrites "$lat_bq")
+Redis key tables (keys/table size, expiring keys/table size; before..after): ringq $(kv tables "$lat_rq"), ringq doubling $(kv tables "$lat_rq2"), BullMQ $(kv tables "$lat_bq")
 settings: redis-server $REDIS_VERSION appendonly yes appendfsync $FSYNC; $JOBS jobs per run, best of $RUNS; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)
 EOF
