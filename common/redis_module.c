@@ -1684,9 +1684,13 @@ struct taken {
 	const char	*what;	/* terminal, expired, ...; NULL: dispatched
 				 * (v set) or vanished (v[0] NULL) */
 	long long	 att;
-	rstr		*v[6];	/* tenant to say caller_id priority app_url,
-				 * or the status for "terminal" */
+	rstr		*v[6];	/* take_fields, or the status for
+				 * "terminal" */
 };
+
+/* The job's fields a dispatched id carries, in the reply's order. */
+static const int take_fields[6] = { J_TENANT, J_TO, J_SAY, J_CALLER_ID,
+	J_PRIORITY, J_APP_URL };
 
 static void
 reply_taken(RedisModuleCtx *ctx, const struct taken *t)
@@ -1721,7 +1725,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, 0, 0, NULL };
 	long long lease, max, n = 0, deadline = 0, i;
-	rstr *id, *f[12], **j;
+	rstr *id, **f;
 	double a, maxatt, na;
 	struct taken *out, *t;
 	struct job jb;
@@ -1747,36 +1751,28 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 		t->id = id;
 		if (job_open(&c, &jb, id, NULL) == -1)
 			break;
-		f[0] = jb.f[J_TENANT];
-		f[1] = jb.f[J_TO];
-		f[2] = jb.f[J_SAY];
-		f[3] = jb.f[J_CALLER_ID];
-		f[4] = jb.f[J_PRIORITY];
-		f[5] = jb.f[J_APP_URL];
-		f[6] = jb.f[J_RANK];
-		f[7] = jb.f[J_ATTEMPTS];
-		f[8] = jb.f[J_MAX_ATTEMPTS];
-		f[9] = jb.f[J_STATUS];
-		f[10] = jb.f[J_NOT_AFTER];
-		f[11] = jb.f[J_ID];
-		if (!lua_number(f[7], &a))
+		f = jb.f;
+		if (!lua_number(f[J_ATTEMPTS], &a))
 			a = 0;
 		t->att = lua_int(a);
-		if (!lua_number(f[8], &maxatt) || maxatt < 1)
+		if (!lua_number(f[J_MAX_ATTEMPTS], &maxatt) || maxatt < 1)
 			maxatt = RQ_MAX_ATTEMPTS_DEFAULT;
 		memset(&e, 0, sizeof(e));
 		e.id = id;
 		e.attempt = t->att;
-		e.tenant = f[0];
-		e.to = f[1];
+		e.tenant = f[J_TENANT];
+		e.to = f[J_TO];
 		e.ts_ms = c.now;
-		if (f[0] == NULL && f[6] == NULL && f[11] == NULL &&
+		if (f[J_TENANT] == NULL && f[J_RANK] == NULL &&
+		    f[J_ID] == NULL &&
 		    RedisModule_KeyType(jb.key) == REDISMODULE_KEYTYPE_EMPTY)
 			;	/* vanished */
-		else if (terminal_rank(f[6])) {
+		else if (terminal_rank(f[J_RANK])) {
 			t->what = "terminal";
-			t->v[0] = f[9] != NULL ? f[9] : mk(&c, "?", 1);
-		} else if (lua_number(f[10], &na) && (double)c.now > na) {
+			t->v[0] = f[J_STATUS] != NULL ? f[J_STATUS] :
+			    mk(&c, "?", 1);
+		} else if (lua_number(f[J_NOT_AFTER], &na) &&
+		    (double)c.now > na) {
 			e.status = RQ_ST_EXPIRED;
 			e.status_name = t->what = "expired";
 			e.reason = s_not_after;
@@ -1791,7 +1787,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 		    LLONG_MIN) {
 			RedisModule_CloseKey(jb.key);
 			break;
-		} else if (f[0] == NULL || f[1] == NULL) {
+		} else if (f[J_TENANT] == NULL || f[J_TO] == NULL) {
 			e.attempt = t->att;
 			e.status = RQ_ST_FAILED;
 			e.status_name = "failed";
@@ -1800,12 +1796,11 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 			e.detail = s_no_target;
 		} else {
 			zadd(&c, argv[3], deadline, id, 0);
-			memcpy(t->v, f, sizeof(t->v));
+			for (i = 0; i < 6; i++)
+				t->v[i] = f[take_fields[i]];
 		}
-		if (e.status_name != NULL) {
-			j = jb.f;
-			emit(&c, jb.name, jb.key, &e, j, NULL);
-		}
+		if (e.status_name != NULL)
+			emit(&c, jb.name, jb.key, &e, f, NULL);
 		RedisModule_CloseKey(jb.key);
 		if (c.error)
 			break;
