@@ -388,6 +388,20 @@ resp_arg(struct buf *b, const char *s, size_t n)
 	b->len = (size_t)(p - b->p);
 }
 
+/* A RESP array's header: n elements follow. */
+static void
+resp_count(struct buf *b, size_t n)
+{
+	char h[24];
+	size_t k;
+
+	h[0] = '*';
+	k = 1 + fmt_int(h + 1, (long long)n);
+	h[k++] = '\r';
+	h[k++] = '\n';
+	put(b, h, k);
+}
+
 /* One argument of a write: an rstr, or a text. */
 struct arg {
 	rstr		*s;
@@ -410,7 +424,6 @@ replicate(struct cmd *c, const char *cmd, const char *fmt, ...)
 	const char *f;
 	size_t n = 0, i, k;
 	va_list ap;
-	char h[24];
 
 	va_start(ap, fmt);
 	for (f = fmt; *f != '\0'; f++) {
@@ -418,8 +431,10 @@ replicate(struct cmd *c, const char *cmd, const char *fmt, ...)
 			v = va_arg(ap, rstr **);
 			k = va_arg(ap, size_t);
 			RedisModule_Assert(n + k <= 60);
-			for (i = 0; i < k; i++)
+			for (i = 0; i < k; i++) {
+				RedisModule_Assert(v[i] != NULL);
 				a[n++].s = v[i];
+			}
 			continue;
 		}
 		RedisModule_Assert(n < 60);
@@ -440,6 +455,8 @@ replicate(struct cmd *c, const char *cmd, const char *fmt, ...)
 			a[n].n = fmt_int(a[n].num, va_arg(ap, long long));
 			a[n].p = a[n].num;
 			break;
+		default:
+			RedisModule_Assert(0);	/* a letter fmt has not */
 		}
 		n++;
 	}
@@ -451,11 +468,7 @@ replicate(struct cmd *c, const char *cmd, const char *fmt, ...)
 		RedisModule_Replicate(c->ctx, cmd, "v", argv, n);
 		return;
 	}
-	h[0] = '*';
-	k = 1 + fmt_int(h + 1, (long long)n + 1);
-	h[k++] = '\r';
-	h[k++] = '\n';
-	put(&pending, h, k);
+	resp_count(&pending, n + 1);
 	resp_arg(&pending, cmd, strlen(cmd));
 	for (i = 0; i < n; i++)
 		if (a[i].s != NULL) {
@@ -2175,27 +2188,46 @@ cmd_version(RedisModuleCtx *ctx, rstr **argv, int argc)
 	return RedisModule_ReplyWithLongLong(ctx, RQ_MODULE_VERSION);
 }
 
-/* The writes a ringq.apply may hold: those replicate() is given. */
-static const char *const apply_commands[] = { "HSET", "HDEL", "HINCRBY",
-	"ZADD", "ZREM", "XADD", "PEXPIREAT", "SADD", "SREM", "INCR", "SET",
-	"PUBLISH" };
+/*
+ * The writes a ringq.apply may hold: those replicate() is given, each with
+ * the arguments it is given (the command's name counted; parity 1: an odd
+ * count, 2: even), so that a write Redis would refuse is refused before
+ * any runs.
+ */
+static const struct apply_command {
+	const char	*name;
+	unsigned char	 min, max, parity;
+} apply_commands[] = {
+	{ "HSET", 4, 61, 2 }, { "HDEL", 3, 61, 0 }, { "HINCRBY", 4, 4, 0 },
+	{ "ZADD", 4, 5, 0 }, { "ZREM", 3, 3, 0 }, { "XADD", 5, 61, 1 },
+	{ "PEXPIREAT", 3, 3, 0 }, { "SADD", 3, 3, 0 }, { "SREM", 3, 3, 0 },
+	{ "INCR", 2, 2, 0 }, { "SET", 3, 5, 0 }, { "PUBLISH", 3, 3, 0 },
+};
 
 /* The one of apply_commands that s[n] names, or NULL. */
-static const char *
+static const struct apply_command *
 apply_command(const char *s, size_t n)
 {
-	size_t w;
+	const struct apply_command *w;
 
-	for (w = 0; w < sizeof(apply_commands) / sizeof(apply_commands[0]);
-	    w++)
-		if (strlen(apply_commands[w]) == n &&
-		    memcmp(apply_commands[w], s, n) == 0)
-			return apply_commands[w];
+	for (w = apply_commands; w < apply_commands +
+	    sizeof(apply_commands) / sizeof(apply_commands[0]); w++)
+		if (strlen(w->name) == n && memcmp(w->name, s, n) == 0)
+			return w;
 	return NULL;
 }
 
+/* Does w take argc arguments (its name counted)? */
+static int
+apply_shape(const struct apply_command *w, size_t argc)
+{
+	return argc >= w->min && argc <= w->max &&
+	    (w->parity == 0 || argc % 2 == w->parity % 2);
+}
+
 /* The number after kind at p[*i] and its CRLF, in *v, as resp_arg()
- * writes it (no sign, no leading zero, at most 10 digits); -1 if not. */
+ * writes it (no sign, no leading zero, at most 9 digits: Redis's strings
+ * end at 512 MB); -1 if not. */
 static int
 resp_num(const char *p, size_t len, size_t *i, char kind, size_t *v)
 {
@@ -2203,7 +2235,7 @@ resp_num(const char *p, size_t len, size_t *i, char kind, size_t *v)
 
 	if (j >= len || p[j] != kind)
 		return -1;
-	for (j++; j < len && p[j] >= '0' && p[j] <= '9' && digits < 10;
+	for (j++; j < len && p[j] >= '0' && p[j] <= '9' && digits < 9;
 	    j++, digits++)
 		n = n * 10 + (size_t)(p[j] - '0');
 	if (digits == 0 || (digits > 1 && p[*i + 1] == '0') || j + 1 >= len ||
@@ -2215,24 +2247,28 @@ resp_num(const char *p, size_t len, size_t *i, char kind, size_t *v)
 }
 
 /*
- * The writes of a ringq.apply, p[len]: RESP commands, each one of
- * apply_commands with at most 60 arguments.  Checks them all (ctx NULL),
- * or runs each by RedisModule_Call (PUBLISH not while loading: nobody
- * listens).  Returns how many, or -1 with *at where they stop making sense.
+ * The writes of a ringq.apply, p[len]: one or more RESP commands, each one
+ * of apply_commands with its count of arguments.  Checks them all (ctx
+ * NULL), or runs each by RedisModule_Call (PUBLISH not while loading:
+ * nobody listens), with "!" when this module replicates plainly, so that
+ * its AOF and replicas get plain commands too.  Returns how many, or -1
+ * with *at where they stop making sense (checking) or where one failed
+ * (running, the reason logged).
  */
 static long
-apply_writes(RedisModuleCtx *ctx, const char *p, size_t len, size_t *at)
+apply_writes(RedisModuleCtx *ctx, int loading, const char *p, size_t len,
+    size_t *at)
 {
+	const struct apply_command *cmd = NULL;
 	rstr *argv[60];
 	RedisModuleCallReply *r;
-	const char *cmd = NULL;
-	size_t i = 0, argc, n, k;
+	const char *why;
+	size_t i = 0, start, argc, n, k, whylen;
 	long count = 0;
-	int loading = ctx != NULL && (RedisModule_GetContextFlags(ctx) &
-	    REDISMODULE_CTX_FLAGS_LOADING);
+	int failed;
 
 	while (i < len) {
-		*at = i;
+		*at = start = i;
 		if (resp_num(p, len, &i, '*', &argc) == -1 || argc < 2 ||
 		    argc > 61)
 			return -1;
@@ -2250,22 +2286,36 @@ apply_writes(RedisModuleCtx *ctx, const char *p, size_t len, size_t *at)
 				    p + i, n);
 			i += n + 2;
 		}
+		if (!apply_shape(cmd, argc)) {	/* checking: runs never */
+			*at = start;
+			return -1;
+		}
 		count++;
-		if (ctx == NULL)
-			continue;
-		if (!(loading && strcmp(cmd, "PUBLISH") == 0)) {
-			r = RedisModule_Call(ctx, cmd, "v", argv, argc - 1);
-			if (r == NULL || RedisModule_CallReplyType(r) ==
-			    REDISMODULE_REPLY_ERROR)
+		if (ctx == NULL || (loading &&
+		    strcmp(cmd->name, "PUBLISH") == 0))
+			failed = 0;
+		else {
+			r = RedisModule_Call(ctx, cmd->name, packed ? "v" :
+			    strcmp(cmd->name, "PUBLISH") == 0 ? "!Av" : "!v",
+			    argv, argc - 1);
+			failed = r == NULL || RedisModule_CallReplyType(r) ==
+			    REDISMODULE_REPLY_ERROR;
+			if (failed) {
+				why = r == NULL ? strerror(errno) :
+				    RedisModule_CallReplyStringPtr(r, &whylen);
 				RedisModule_Log(ctx, "warning", "ringq.apply: "
-				    "%s failed: %s", cmd, r == NULL ?
-				    strerror(errno) :
-				    RedisModule_CallReplyStringPtr(r, NULL));
+				    "%s failed: %.*s", cmd->name, r == NULL ?
+				    (int)strlen(why) : (int)whylen, why);
+			}
 			if (r != NULL)
 				RedisModule_FreeCallReply(r);
 		}
-		for (k = 0; k + 1 < argc; k++)
+		for (k = 0; ctx != NULL && k + 1 < argc; k++)
 			RedisModule_FreeString(ctx, argv[k]);
+		if (failed) {
+			*at = start;
+			return -1;
+		}
 	}
 	return count;
 }
@@ -2274,10 +2324,11 @@ apply_writes(RedisModuleCtx *ctx, const char *p, size_t len, size_t *at)
  * ringq.apply 1 <writes>: one command's writes in packed replication
  * (replicate()), run only where the master's link or the AOF sends them:
  * from a client they would be writes its ACL never saw.  Writes it cannot
- * run (another format, a corrupt argument) stop Redis, as an unknown
- * command in the AOF does: Redis would carry on past an error reply,
- * with half the data, and a replica would part from its master for good
- * (restarted, it syncs afresh).
+ * run (another format, a corrupt argument, a write Redis refuses) stop
+ * Redis, as an unknown command in the AOF does: Redis would carry on past
+ * an error reply, with half the data, and a replica would part from its
+ * master for good (restarted, it syncs afresh).  A module loaded with
+ * "replication plain" passes the writes on as plain commands.
  */
 static int
 cmd_apply(RedisModuleCtx *ctx, rstr **argv, int argc)
@@ -2285,26 +2336,35 @@ cmd_apply(RedisModuleCtx *ctx, rstr **argv, int argc)
 	const char *p;
 	size_t len, at = 0;
 	long n;
+	int flags = RedisModule_GetContextFlags(ctx);
 
-	if (!(RedisModule_GetContextFlags(ctx) &
-	    (REDISMODULE_CTX_FLAGS_REPLICATED | REDISMODULE_CTX_FLAGS_LOADING)))
+	if (!(flags & (REDISMODULE_CTX_FLAGS_REPLICATED |
+	    REDISMODULE_CTX_FLAGS_LOADING)))
 		return RedisModule_ReplyWithError(ctx, "ERR ringq.apply: only "
 		    "from a master or the AOF");
-	if (argc != 3 || strcmp(text(argv[1], NULL), "1") != 0) {
+	p = argc == 3 ? text(argv[1], &len) : "";
+	if (argc != 3 || len != 1 || p[0] != '1') {
 		RedisModule_Log(ctx, "warning", "ringq.apply: not in format 1 "
 		    "(written by a newer ringq-redis.so?): Redis stops rather "
 		    "than lose those writes; load that module");
 		exit(1);
 	}
 	p = text(argv[2], &len);
-	if (apply_writes(NULL, p, len, &at) == -1) {
+	if (len == 0 || apply_writes(NULL, 0, p, len, &at) == -1) {
 		RedisModule_Log(ctx, "warning", "ringq.apply: the writes are "
 		    "corrupt at byte %zu of %zu: Redis stops rather than lose "
 		    "them", at, len);
 		exit(1);
 	}
-	n = apply_writes(ctx, p, len, &at);
-	RedisModule_ReplicateVerbatim(ctx);
+	if ((n = apply_writes(ctx, flags & REDISMODULE_CTX_FLAGS_LOADING, p,
+	    len, &at)) == -1) {
+		RedisModule_Log(ctx, "warning", "ringq.apply: the write at byte "
+		    "%zu of %zu failed: Redis stops rather than go on without "
+		    "it", at, len);
+		exit(1);
+	}
+	if (packed)
+		RedisModule_ReplicateVerbatim(ctx);
 	return RedisModule_ReplyWithLongLong(ctx, n);
 }
 

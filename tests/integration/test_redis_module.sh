@@ -114,13 +114,36 @@ aof=$(ls "$T"/native/appendonlydir/*.incr.aof)
 size=$(stat -c %s "$aof")
 printf '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$27\r\n*2\r\n$4\r\nHSET\r\n$9\r\nrq:job:c1\r\n' \
     >> "$aof"
-redis-server --port "$NATIVE_PORT" --bind 127.0.0.1 --save '' \
-    --appendonly yes --dir "$T/native" --appenddirname appendonlydir \
-    --logfile "$T/corrupt.log" --loadmodule "$MODULE" </dev/null \
-    >/dev/null 2>&1 && rq_fail "Redis loaded an AOF with corrupt writes"
+# load_stops LOG: Redis loading that AOF must stop (a Redis that started
+# instead is stopped in 30 s, and the log lacks the reason).
+load_stops() {
+	timeout 30 redis-server --port "$NATIVE_PORT" --bind 127.0.0.1 \
+	    --save '' --appendonly yes --dir "$T/native" \
+	    --appenddirname appendonlydir --logfile "$T/$1" \
+	    --loadmodule "$MODULE" </dev/null >/dev/null 2>&1
+}
+load_stops corrupt.log && rq_fail "Redis loaded an AOF with corrupt writes"
 grep -q 'ringq.apply: the writes are corrupt at byte 14 of 27' \
     "$T/corrupt.log" || rq_fail "ringq.apply did not say why it stopped"
 echo "ok: corrupt writes in the AOF stop Redis: $(grep -o 'the writes are corrupt at byte [0-9]* of [0-9]*' "$T/corrupt.log")"
+# a write with arguments its command never takes (HSET without a value):
+# refused before any runs
+truncate -s "$size" "$aof"
+printf '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$44\r\n*2\r\n$4\r\nINCR\r\n$2\r\nn1\r\n*2\r\n$4\r\nHSET\r\n$2\r\nk1\r\n\r\n' \
+    >> "$aof"
+load_stops shape.log && rq_fail "Redis loaded an HSET without a value"
+grep -q 'ringq.apply: the writes are corrupt at byte 22 of 44' \
+    "$T/shape.log" || rq_fail "ringq.apply did not say why it refused HSET k1"
+echo "ok: a write of the wrong shape stops Redis: $(grep -o 'the writes are corrupt at byte [0-9]* of [0-9]*' "$T/shape.log")"
+# a write Redis refuses when it runs (HINCRBY of a text): Redis stops
+truncate -s "$size" "$aof"
+printf '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$75\r\n*4\r\n$4\r\nHSET\r\n$2\r\nh1\r\n$1\r\nf\r\n$1\r\nx\r\n*4\r\n$7\r\nHINCRBY\r\n$2\r\nh1\r\n$1\r\nf\r\n$1\r\n1\r\n\r\n' \
+    >> "$aof"
+load_stops refused.log && rq_fail "Redis loaded an AOF whose write fails"
+grep -q 'ringq.apply: the write at byte 36 of 75 failed' "$T/refused.log" &&
+    grep -q 'HINCRBY failed: ERR hash value is not an integer' \
+    "$T/refused.log" || rq_fail "ringq.apply did not say which write failed"
+echo "ok: a write that fails stops Redis: $(grep -o 'HINCRBY failed: .*' "$T/refused.log")"
 truncate -s "$size" "$aof"
 redis reload "$NATIVE_PORT" --appendonly yes --dir "$T/native" \
     --appenddirname appendonlydir --loadmodule "$MODULE"
@@ -129,8 +152,8 @@ python3 "$RQ_SOURCE/tests/integration/redis_compare.py" --exact \
 echo "ok: packed replication: the AOF loads again to exactly the same"
 
 # A module argument it does not know: Redis does not start, and says why.
-redis-server --port "$(rq_free_port)" --bind 127.0.0.1 --save '' \
-    --logfile "$T/badarg.log" --loadmodule "$MODULE" replication fast \
+timeout 30 redis-server --port "$(rq_free_port)" --bind 127.0.0.1 \
+    --save '' --logfile "$T/badarg.log" --loadmodule "$MODULE" replication fast \
     </dev/null >/dev/null 2>&1 && rq_fail "the module took 'replication fast'"
 grep -q 'takes no argument but "replication packed" or "replication plain"' \
     "$T/badarg.log" || rq_fail "no reason logged for a bad module argument"
