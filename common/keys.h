@@ -51,6 +51,10 @@
 _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
     "RQ_CALL_TTL_MS: RQ_CALL_TTL_DAYS in ms (a literal for the scripts)");
 
+/* Elements per id in the take's reply (dispatcher/jobs.c's take_src and
+ * ringq.take): id, what or attempt, then six fields or padding. */
+#define RQ_TAKE_SLOTS			8
+
 /* The tenants' defaults (common/config.c) for attempts and retries.  A job
  * carries max_attempts and retry_* only when its tenant's differ from
  * these: the scripts read an absent field as the default. */

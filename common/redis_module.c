@@ -271,13 +271,20 @@ put_jnum(struct buf *b, const rstr *v)
 	return 1;
 }
 
-/* The job fields emit() needs (EMIT_FIELDS in common/keys.h). */
-/* The job fields the commands read: first EMIT_FIELDS (common/keys.h),
- * what emit() needs, in that order, then the others. */
+/* The job fields the commands read (job_open()). */
 enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_TTL,
 	J_ATTEMPTS, J_NOT_AFTER, J_TO, J_DIALED, J_MAX_ATTEMPTS, J_PRIORITY,
 	J_NOT_BEFORE, J_SAY, J_CALLER_ID, J_APP_URL, J_STATUS, J_RETRY_BUSY,
 	J_RETRY_NO_ANSWER, J_RETRY_NETWORK, J__COUNT };
+
+/* Is the job there: a field of it read (j, jb.f), or its key of any
+ * type? */
+static int
+job_exists(rstr **j, RedisModuleKey *key)
+{
+	return j[J_RANK] != NULL || j[J_TENANT] != NULL || j[J_ID] != NULL ||
+	    RedisModule_KeyType(key) != REDISMODULE_KEYTYPE_EMPTY;
+}
 
 /* An event: emit()'s ev.  Absent fields are NULL. */
 struct event {
@@ -723,9 +730,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 
 	if (c->error)
 		return;
-	exists = j[J_RANK] != NULL || j[J_TENANT] != NULL ||
-	    j[J_ID] != NULL ||
-	    RedisModule_KeyType(job) != REDISMODULE_KEYTYPE_EMPTY;
+	exists = job_exists(j, job);
 	/* the result's JSON before any write: made by a script, it may fail */
 	if (exists && e->result != NULL &&
 	    result_json(c, &rj, e->result) == -1) {
@@ -1569,9 +1574,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		e.tenant = j[J_TENANT];
 		e.to = to;
 		e.ts_ms = c.now;
-		if (terminal_rank(j[J_RANK]) || (j[J_RANK] == NULL &&
-		    j[J_TENANT] == NULL && j[J_ID] == NULL &&
-		    RedisModule_KeyType(jb.key) == REDISMODULE_KEYTYPE_EMPTY))
+		if (terminal_rank(j[J_RANK]) || !job_exists(j, jb.key))
 			dropped++;
 		else if (lua_number(not_after, &na) && now > na) {
 			e.status = RQ_ST_EXPIRED;
@@ -1690,25 +1693,26 @@ zpopmin(struct cmd *c, rstr *zname)
 	return id;
 }
 
-/* What the take did with one id: its TAKE_SLOTS elements
- * (dispatcher/jobs.c). */
+/* The job's fields a dispatched id carries, in the reply's order. */
+static const int take_fields[] = { J_TENANT, J_TO, J_SAY, J_CALLER_ID,
+	J_PRIORITY, J_APP_URL };
+#define TAKE_NFIELDS	(sizeof(take_fields) / sizeof(take_fields[0]))
+
+/* What the take did with one id: its RQ_TAKE_SLOTS elements. */
 struct taken {
 	rstr		*id;
 	const char	*what;	/* terminal, expired, ...; NULL: dispatched
 				 * (v set) or vanished (v[0] NULL) */
 	long long	 att;
-	rstr		*v[6];	/* take_fields, or the status for
-				 * "terminal" */
+	rstr		*v[TAKE_NFIELDS];	/* take_fields, or the
+						 * status for "terminal" */
 };
-
-/* The job's fields a dispatched id carries, in the reply's order. */
-static const int take_fields[6] = { J_TENANT, J_TO, J_SAY, J_CALLER_ID,
-	J_PRIORITY, J_APP_URL };
 
 static void
 reply_taken(RedisModuleCtx *ctx, const struct taken *t)
 {
-	int i, k = 1;
+	size_t i;
+	int k = 1;
 
 	RedisModule_ReplyWithString(ctx, t->id);
 	if (t->what != NULL) {
@@ -1720,19 +1724,19 @@ reply_taken(RedisModuleCtx *ctx, const struct taken *t)
 		k = 3;
 	} else if (t->v[0] != NULL || t->v[1] != NULL) {
 		RedisModule_ReplyWithLongLong(ctx, t->att);
-		for (i = 0; i < 6; i++)
+		for (i = 0; i < TAKE_NFIELDS; i++)
 			if (t->v[i] != NULL)
 				RedisModule_ReplyWithString(ctx, t->v[i]);
 			else
 				RedisModule_ReplyWithNull(ctx);
-		k = 8;
+		k = 2 + (int)TAKE_NFIELDS;
 	}
-	for (; k < 8; k++)
+	for (; k < RQ_TAKE_SLOTS; k++)
 		RedisModule_ReplyWithNull(ctx);
 }
 
 /* ringq.take 2 rq:ready rq:inflight lease_ms prefix max
- *     -> TAKE_SLOTS elements per id taken, or nil (take_src) */
+ *     -> RQ_TAKE_SLOTS elements per id taken, or nil (take_src) */
 static int
 cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
@@ -1776,9 +1780,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 		e.tenant = f[J_TENANT];
 		e.to = f[J_TO];
 		e.ts_ms = c.now;
-		if (f[J_TENANT] == NULL && f[J_RANK] == NULL &&
-		    f[J_ID] == NULL &&
-		    RedisModule_KeyType(jb.key) == REDISMODULE_KEYTYPE_EMPTY)
+		if (!job_exists(f, jb.key))
 			;	/* vanished */
 		else if (terminal_rank(f[J_RANK])) {
 			t->what = "terminal";
@@ -1809,7 +1811,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 			e.detail = s_no_target;
 		} else {
 			zadd(&c, argv[3], deadline, id, 0);
-			for (i = 0; i < 6; i++)
+			for (i = 0; i < (long long)TAKE_NFIELDS; i++)
 				t->v[i] = f[take_fields[i]];
 		}
 		if (e.status_name != NULL)
@@ -1825,7 +1827,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (n == 0)
 		RedisModule_ReplyWithNull(ctx);
 	else {
-		RedisModule_ReplyWithArray(ctx, n * 8);
+		RedisModule_ReplyWithArray(ctx, n * RQ_TAKE_SLOTS);
 		for (i = 0; i < n; i++)
 			reply_taken(ctx, &out[i]);
 	}
@@ -1884,18 +1886,6 @@ abs_expire(struct cmd *c, rstr *key)
 
 	RedisModule_CloseKey(k);
 	return at;
-}
-
-/* EXPIRE key seconds, replicated as the PEXPIREAT Redis makes of it. */
-static void
-expire_s(struct cmd *c, rstr *key, const char *seconds)
-{
-	long long set, at;
-
-	set = call_int(c, RedisModule_Call(c->ctx, "EXPIRE", packed ? "sc" :
-	    "!sc", key, seconds));
-	if (packed && !c->error && set == 1 && (at = abs_expire(c, key)) >= 0)
-		replicate(c, "PEXPIREAT", "sl", key, at);
 }
 
 /* tonumber(GET key) or 0, as the create's rate checks read a counter. */
@@ -2158,9 +2148,9 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 		zadd(&c, K[5], lua_int(due), A[5], 0);
 	/* each only after the one before succeeded, as in the script */
 	if (!c.error && rps > 0 && incr(&c, ks) == 1 && !c.error)
-		expire_s(&c, ks, "2");
+		pexpire(&c, ks, 2000);
 	if (!c.error && rpd > 0 && incr(&c, kd) == 1 && !c.error)
-		expire_s(&c, kd, "90000");
+		pexpire(&c, kd, 90000000);
 	if (!c.error && has_idem) {
 		call_int(&c, RedisModule_Call(ctx, "SET", packed ? "sscs" :
 		    "!sscs", K[0], A[5], "EX", A[6]));
@@ -2455,15 +2445,17 @@ static const struct {
 int
 RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
+	const char *how;
 	size_t k;
 
 	if (RedisModule_Init(ctx, "ringq", RQ_MODULE_VERSION,
 	    REDISMODULE_APIVER_1) == REDISMODULE_ERR)
 		return REDISMODULE_ERR;
-	if (argc == 2 && strcasecmp(text(argv[0], NULL), "replication") == 0 &&
-	    (strcasecmp(text(argv[1], NULL), "packed") == 0 ||
-	    strcasecmp(text(argv[1], NULL), "plain") == 0))
-		packed = strcasecmp(text(argv[1], NULL), "packed") == 0;
+	how = argc == 2 && strcasecmp(text(argv[0], NULL),
+	    "replication") == 0 ? text(argv[1], NULL) : "";
+
+	if (strcasecmp(how, "packed") == 0 || strcasecmp(how, "plain") == 0)
+		packed = strcasecmp(how, "packed") == 0;
 	else if (argc != 0) {
 		RedisModule_Log(ctx, "warning", "ringq-redis.so takes no "
 		    "argument but \"replication packed\" or \"replication "

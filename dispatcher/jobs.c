@@ -26,7 +26,7 @@
  * attempts already at max_attempts (default 3) -> failed
  * (attempts_exhausted); no tenant or target -> that attempt failed
  * (rejected).  A job that already ended leaves rq:ready silently.
- * Returns a flat array, TAKE_SLOTS elements per popped id (padded with
+ * Returns a flat array, RQ_TAKE_SLOTS elements per popped id (padded with
  * false): {id} (its job vanished), {id, 'terminal', status},
  * {id, 'expired', attempt}, {id, 'exhausted', attempt},
  * {id, 'rejected', attempt} or {id, attempt, tenant, to, say, caller_id,
@@ -36,7 +36,6 @@
  * each); TIME only once an id is popped, as the dispatchers often find
  * rq:ready empty.
  */
-#define TAKE_SLOTS	8
 static const char take_src[] =
 RQ_LUA_EVENTS
 "local out, n\n"
@@ -162,7 +161,7 @@ struct rq_script disp_drop_script = { .name = "drop",
 		(m)->present |= RQ_F_##field;				\
 } while (0)
 
-/* Reads one id's TAKE_SLOTS elements of the take script's reply.  Returns
+/* Reads one id's RQ_TAKE_SLOTS elements of the take script's reply.  Returns
  * 1 with *job filled (it owns its strings: rq_msg_clear), or 0 (logged)
  * when that id is not to be sent. */
 static int
@@ -253,16 +252,16 @@ disp_job_take(struct rq_redis *r, uint64_t lease_ms, size_t max,
 		return -1;
 	/* none popped: nil (elements 0) */
 	if ((rep->type != REDIS_REPLY_ARRAY && rep->type != REDIS_REPLY_NIL) ||
-	    rep->elements % TAKE_SLOTS != 0 ||
-	    rep->elements / TAKE_SLOTS > max) {
+	    rep->elements % RQ_TAKE_SLOTS != 0 ||
+	    rep->elements / RQ_TAKE_SLOTS > max) {
 		log_warnx("redis: take: unexpected reply");
 		freeReplyObject(rep);
 		return -1;
 	}
-	for (i = 0; i < rep->elements; i += TAKE_SLOTS)
+	for (i = 0; i < rep->elements; i += RQ_TAKE_SLOTS)
 		if (take_entry(rep->element + i, &jobs[*njobs]) == 1)
 			(*njobs)++;
-	popped = (int)(rep->elements / TAKE_SLOTS);
+	popped = (int)(rep->elements / RQ_TAKE_SLOTS);
 	freeReplyObject(rep);
 	return popped;
 }
