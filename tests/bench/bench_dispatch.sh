@@ -29,18 +29,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${RQ_BUILD:=$RQ_SOURCE/build}"
 export RQ_SOURCE RQ_BUILD
 
-for c in node npm redis-server redis-cli jq; do
-	if ! command -v "$c" >/dev/null; then
-		echo "bench_dispatch: $c is missing (node and npm: apt-get install nodejs npm)" >&2
-		exit 1
-	fi
-done
-
 # shellcheck source=../integration/lib.sh
 . "$RQ_SOURCE/tests/integration/lib.sh"
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 
+rq_need node npm redis-server redis-cli jq
 JOBS=${RQ_BENCH_JOBS:-20000}
 RUNS=${RQ_BENCH_RUNS:-3}
 CONCS=${RQ_BENCH_CONCURRENCY:-1 10 50 100 200 400}
@@ -48,14 +42,8 @@ LAT_SECS=${RQ_BENCH_LAT_SECONDS:-10}
 FSYNC=${RQ_BENCH_FSYNC:-everysec}
 NTEL=${RQ_BENCH_TELSERVERS:-2}
 BQ=$here/bullmq
-if [ "${RQ_BENCH_GENERATOR:-c}" = c ]; then
-	RQ_BENCH_ENQUEUE=$(realpath -m "$RQ_BUILD/tests/bench/rq_enqueue")
-	[ -x "$RQ_BENCH_ENQUEUE" ] || rq_fail "$RQ_BENCH_ENQUEUE not built"
-	export RQ_BENCH_ENQUEUE
-fi
-GENERATOR="ringq's jobs enqueued by $([ "${RQ_BENCH_GENERATOR:-c}" = c ] &&
-    echo "rq_enqueue (C, hiredis, as the gateway)" ||
-    echo "ringq.mjs (node, ioredis)"), batches of 1000, ${RQ_BENCH_INFLIGHT:-2} in flight"
+bench_generator
+GENERATOR="ringq's jobs enqueued by $BENCH_GENERATOR, batches of 1000, ${RQ_BENCH_INFLIGHT:-2} in flight"
 TENANT=demo
 ROWS=()
 
@@ -81,12 +69,7 @@ bench() {
 }
 
 # --- BullMQ from npm -----------------------------------------------------------
-if [ ! -f "$BQ/node_modules/bullmq/package.json" ] ||
-    [ ! -f "$BQ/node_modules/ioredis/package.json" ]; then
-	rq_log "installing BullMQ and ioredis into $BQ/node_modules"
-	(cd "$BQ" && npm install --no-audit --no-fund --loglevel=error) >&2 ||
-	    rq_fail "npm install in $BQ failed"
-fi
+bench_node_modules
 BULLMQ_VERSION=$(jq -r .version "$BQ/node_modules/bullmq/package.json")
 IOREDIS_VERSION=$(jq -r .version "$BQ/node_modules/ioredis/package.json")
 
@@ -96,7 +79,7 @@ rq_start_redis --appendonly yes --appendfsync "$FSYNC" \
     --enable-debug-command local
 ACCOUNTING=${RQ_BENCH_ACCOUNTING:-0}
 [ "$ACCOUNTING" = 1 ] && rq_start_pg
-REDIS_VERSION=$(rq_redis INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
+REDIS_VERSION=$(bench_info server redis_version)
 
 # Dry-run telservers (claim, JOB_ACK, finish as completed; no SIP), with
 # room far above the load.
@@ -230,36 +213,22 @@ done
 other=$(kv other "$best_rq_line")
 
 # --- latency at half each one's best rate ----------------------------------------
-# lat_pass MODE SYSTEM ARGS...: pads Redis's key tables (bench_keyspace MODE
-# for RATE * LAT_SECS calls; RATE is ARGS' second), rewrites the AOF, and
-# runs SYSTEM's latency pass; prints its RQ_BENCH line with the AOF
-# rewrites that fell in it and the key tables before and after.
-lat_pass() {
-	local mode=$1 system=$2 line rw tables
-	shift 2
-	bench_keyspace "$mode" $(( $2 * LAT_SECS ))
-	bench_aof_settle
-	tables=$(bench_tables)
-	rw=$(bench_aof_info aof_rewrites)
-	line=$(bench "$system" latency "$@")
-	echo "$line rewrites=$(( $(bench_aof_info aof_rewrites) - rw ))" \
-	    "tables=${tables// /,}..$(bench_tables | tr ' ' ',')"
-}
-
 ringq_up
 half_rq=$((best_rq / 2))
-lat_rq=$(lat_pass steady ringq.mjs "$REDIS_PORT" "$half_rq" "$LAT_SECS" \
-    "$TENANT" "$TO")
+# each pass as bench_lib.sh's bench_lat_pass runs it: on key tables
+# already grown (steady) or doubling halfway
+lat_rq=$(bench_lat_pass steady $((half_rq * LAT_SECS)) bench ringq.mjs \
+    latency "$REDIS_PORT" "$half_rq" "$LAT_SECS" "$TENANT" "$TO")
 [ "$(kv not_dispatched "$lat_rq")" = 0 ] ||
     rq_fail "ringq at $half_rq/s: $(kv not_dispatched "$lat_rq") jobs not dispatched"
-lat_rq2=$(lat_pass doubling ringq.mjs "$REDIS_PORT" "$half_rq" "$LAT_SECS" \
-    "$TENANT" "$TO")
+lat_rq2=$(bench_lat_pass doubling $((half_rq * LAT_SECS)) bench ringq.mjs \
+    latency "$REDIS_PORT" "$half_rq" "$LAT_SECS" "$TENANT" "$TO")
 [ "$(kv not_dispatched "$lat_rq2")" = 0 ] ||
     rq_fail "ringq at $half_rq/s: $(kv not_dispatched "$lat_rq2") jobs not dispatched"
 stop_ringq
 half_bq=$((best_bq / 2))
-lat_bq=$(lat_pass steady bullmq.mjs "$REDIS_PORT" "$half_bq" "$LAT_SECS" \
-    "$best_c")
+lat_bq=$(bench_lat_pass steady $((half_bq * LAT_SECS)) bench bullmq.mjs \
+    latency "$REDIS_PORT" "$half_bq" "$LAT_SECS" "$best_c")
 
 # --- results -------------------------------------------------------------------
 ratio=$(awk -v a="$best_rq" -v b="$best_bq" 'BEGIN { printf "%.2f", a / b }')
@@ -295,6 +264,7 @@ $(sed 's/^/    /' <<<"$BQ_TOP")
 ratio ringq/BullMQ: $ratio, best against best (target >= 2); run by run: $PAIRS
 ringq p99 dispatch latency at $(kv rate "$lat_rq")/s: $(kv p99_ms "$lat_rq") ms (target < 5 ms); $(kv p99_ms "$lat_rq2") ms while Redis doubles its key tables
 AOF rewrites during the latency passes (each begins just after one ends): ringq $(kv rewrites "$lat_rq"), ringq doubling $(kv rewrites "$lat_rq2"), BullMQ $(kv rewrites "$lat_bq")
+Redis main-thread CPU per call in the latency passes: ringq $(kv redis_us_per_call "$lat_rq") µs, ringq doubling $(kv redis_us_per_call "$lat_rq2"), BullMQ $(kv redis_us_per_call "$lat_bq")
 Redis key tables (keys/table size, expiring keys/table size; before..after): ringq $(kv tables "$lat_rq"), ringq doubling $(kv tables "$lat_rq2"), BullMQ $(kv tables "$lat_bq")
 settings: redis-server $REDIS_VERSION appendonly yes appendfsync $FSYNC; $JOBS jobs per run, best of $RUNS; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)
 EOF

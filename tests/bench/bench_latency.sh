@@ -4,10 +4,9 @@
 # rq_enqueue), without BullMQ and without the throughput runs, so that
 # Redis's settings can be varied and compared.  Run by hand (not part of
 # deploy/test); docs/benchmarks.md keeps figures.  Prints, per pass, the
-# bench's RQ_BENCH line, the AOF rewrites in it (each pass begins just
-# after one: bench_aof_settle), Redis's main thread's
-# CPU time per call, its key tables before and after the pass
-# (bench_tables: keys/table size, expiring keys/table size), and Redis's
+# bench's RQ_BENCH line with the AOF rewrites in it (each pass begins just
+# after one), Redis's main thread's CPU time per call and its key tables
+# before and after the pass (bench_lib.sh's bench_lat_pass), then Redis's
 # latency monitor's events of 5 ms or more (LATENCY LATEST: event, time,
 # last ms, max ms).
 #
@@ -28,35 +27,24 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${RQ_BUILD:=$RQ_SOURCE/build}"
 export RQ_SOURCE RQ_BUILD
 
-for c in node npm redis-server redis-cli; do
-	command -v "$c" >/dev/null || {
-		echo "bench_latency: $c is missing (apt-get install nodejs npm redis-server)" >&2
-		exit 1
-	}
-done
-
 # shellcheck source=../integration/lib.sh
 . "$RQ_SOURCE/tests/integration/lib.sh"
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 
+rq_need node npm redis-server redis-cli
 RATES=${RQ_BENCH_RATES:-9000}
 PASSES=${RQ_BENCH_PASSES:-3}
 SECS=${RQ_BENCH_LAT_SECONDS:-8}
 KEYSPACE=${RQ_BENCH_KEYSPACE:-steady}
 case $KEYSPACE in
 steady | doubling | grow) ;;
-*) echo "bench_latency: RQ_BENCH_KEYSPACE is steady, doubling or grow" >&2; exit 2 ;;
+*) rq_fail "RQ_BENCH_KEYSPACE is steady, doubling or grow" ;;
 esac
 BQ=$here/bullmq
 TO=sip:bench@127.0.0.1:5060
-[ -f "$BQ/node_modules/ioredis/package.json" ] ||
-	(cd "$BQ" && npm install --no-audit --no-fund --loglevel=error) >&2
-if [ "${RQ_BENCH_GENERATOR:-c}" = c ]; then
-	RQ_BENCH_ENQUEUE=$(realpath -m "$RQ_BUILD/tests/bench/rq_enqueue")
-	[ -x "$RQ_BENCH_ENQUEUE" ] || rq_fail "$RQ_BENCH_ENQUEUE not built"
-	export RQ_BENCH_ENQUEUE
-fi
+bench_node_modules
+bench_generator
 
 # shellcheck disable=SC2086	# the options split as given
 rq_start_redis --appendonly yes --appendfsync "${RQ_BENCH_FSYNC:-everysec}" \
@@ -70,45 +58,22 @@ bench_start_telserver 1
 bench_start_telserver 2
 sleep 1	# the dispatcher knows a telserver from its first heartbeat
 
-info() {	# info SECTION FIELD
-	rq_redis INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"
-}
-
-# main_cpu: seconds of CPU Redis's main thread has used, less what the
-# bench's own reading of rq:events took after the pass (commands run since
-# the last CONFIG RESETSTAT).
-main_cpu() {
-	echo "$(info cpu used_cpu_user_main_thread)" \
-	    "$(info cpu used_cpu_sys_main_thread)" \
-	    "$(info commandstats cmdstat_xreadgroup | sed -n 's/.*,usec=\([0-9]*\),.*/\1/p')" |
-	    awk '{ print $1 + $2 - $3 / 1e6 }'
+# latency RATE: ringq.mjs's latency pass at RATE calls/s.
+latency() {
+	(cd "$BQ" && node ringq.mjs latency "$REDIS_PORT" "$1" "$SECS" demo \
+	    "$TO") || rq_fail "ringq.mjs latency at $1/s failed"
 }
 
 (cd "$BQ" && node ringq.mjs throughput "$REDIS_PORT" 2000 demo "$TO") \
     >/dev/null	# warm-up
 for rate in $RATES; do
 	for ((pass = 1; pass <= PASSES; pass++)); do
-		[ "$KEYSPACE" = grow ] ||
-			bench_keyspace "$KEYSPACE" $((rate * SECS))
-		bench_aof_settle
-		tables=$(bench_tables)
-		rq_redis LATENCY RESET >/dev/null
-		rq_redis CONFIG RESETSTAT >/dev/null
-		rw=$(info persistence aof_rewrites)
-		cpu=$(main_cpu)
-		line=$(cd "$BQ" && node ringq.mjs latency "$REDIS_PORT" \
-		    "$rate" "$SECS" demo "$TO") ||
-			rq_fail "ringq.mjs latency at $rate/s failed"
-		printf '%s rewrites=%d redis_us_per_call=%s\n' "$line" \
-		    $(( $(info persistence aof_rewrites) - rw )) \
-		    "$(awk -v a="$cpu" -v b="$(main_cpu)" -v n=$((rate * SECS)) \
-		    'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
-		echo "  key tables: $tables before, $(bench_tables) after"
-		rq_redis LATENCY LATEST | paste -sd' ' | sed 's/^/  latency monitor: /'
+		bench_lat_pass "$KEYSPACE" $((rate * SECS)) latency "$rate"
+		echo "  latency monitor: $(rq_redis LATENCY LATEST |
+		    paste -sd' ' | sed 's/^$/no event of 5 ms or more/')"
 	done
 done
 printf 'settings: redis-server %s appendonly yes appendfsync %s %s; key tables %s; %s; %d cores; %s\n' \
-    "$(info server redis_version)" "${RQ_BENCH_FSYNC:-everysec}" \
-    "${RQ_BENCH_REDIS_ARGS:-}" "$KEYSPACE" \
-    "$([ "${RQ_BENCH_GENERATOR:-c}" = c ] && echo "paced by rq_enqueue" ||
-    echo "paced by ringq.mjs")" "$(nproc)" "$(date -u +%FT%TZ)"
+    "$(bench_info server redis_version)" "${RQ_BENCH_FSYNC:-everysec}" \
+    "${RQ_BENCH_REDIS_ARGS:-}" "$KEYSPACE" "paced by $BENCH_GENERATOR" \
+    "$(nproc)" "$(date -u +%FT%TZ)"

@@ -116,9 +116,27 @@ Content-Length: 0
 EOF
 }
 
-# bench_aof_info FIELD: a field of Redis's INFO persistence.
-bench_aof_info() {
-	rq_redis INFO persistence | tr -d '\r' | sed -n "s/^$1://p"
+# bench_info SECTION FIELD: a field of Redis's INFO SECTION.
+bench_info() {
+	rq_redis INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"
+}
+
+# bench_wait_idle: waits, as long as 120 s, until Redis has no child (an
+# AOF rewrite, due or running; an RDB save): a child stops Redis's key
+# tables growing, and takes a core.  Prints INFO persistence then.
+bench_wait_idle() {
+	local i p
+	for ((i = 0; i < 1200; i++)); do
+		p=$(rq_redis INFO persistence | tr -d '\r')
+		case $p in
+		*aof_rewrite_in_progress:1* | *aof_rewrite_scheduled:1* | \
+		    *rdb_bgsave_in_progress:1* | *module_fork_in_progress:1*)
+			sleep 0.1 ;;
+		*)	printf '%s\n' "$p"
+			return 0 ;;
+		esac
+	done
+	rq_fail "Redis still had a child process after 120 s"
 }
 
 # bench_aof_settle: rewrites the append-only file now and waits for the
@@ -129,22 +147,16 @@ bench_aof_info() {
 # unlikely to reach the next rewrite within it, so the pass measures
 # dispatch; the passes count the rewrites that still fall in them.
 bench_aof_settle() {
-	local i reply
+	local reply
 	reply=$(rq_redis BGREWRITEAOF)
 	case $reply in
 	*started* | *scheduled* | *"already in progress"*) ;;
 	*) rq_fail "BGREWRITEAOF: $reply" ;;
 	esac
-	for ((i = 0; i < 1200; i++)); do
-		if [ "$(bench_aof_info aof_rewrite_in_progress)" = 0 ] &&
-		    [ "$(bench_aof_info aof_rewrite_scheduled)" = 0 ]; then
-			[ "$(bench_aof_info aof_last_bgrewrite_status)" = ok ] ||
-			    rq_fail "the AOF rewrite failed (see redis.log)"
-			return 0
-		fi
-		sleep 0.1
-	done
-	rq_fail "the AOF rewrite took over 120 s"
+	case $(bench_wait_idle) in
+	*aof_last_bgrewrite_status:ok*) ;;
+	*) rq_fail "the AOF rewrite failed (see redis.log)" ;;
+	esac
 }
 
 # --- Redis's key tables around a latency pass ----------------------------------
@@ -160,7 +172,9 @@ bench_aof_settle() {
 # with --enable-debug-command local (DEBUG HTSTATS).
 
 # bench_tables: "KEYS/TABLE EXPIRING/TABLE", with "+rehashing" while Redis
-# is still moving entries to a doubled table.
+# is still moving entries to a doubled table, and "+full" when a table
+# holds as many as it has room for (a child kept it from doubling: the
+# next new key will).
 bench_tables() {
 	rq_redis DEBUG HTSTATS 0 | tr -d '\r' | awk '
 	/^\[Dictionary HT\]/ { t = "keys" } /^\[Expires HT\]/ { t = "exp" }
@@ -168,28 +182,45 @@ bench_tables() {
 	/table size:/ { if (h == 0 || $3 > size[t]) size[t] = $3 }
 	/number of elements:/ { n[t] += $4 }
 	END { printf "%d/%d %d/%d%s\n", n["keys"], size["keys"], n["exp"],
-	    size["exp"], re ? "+rehashing" : "" }'
+	    size["exp"], re ? "+rehashing" : \
+	    (n["keys"] > 0 && n["keys"] >= size["keys"]) ||
+	    (n["exp"] > 0 && n["exp"] >= size["exp"]) ? "+full" : "" }'
 }
 
-# bench_pad N: N more keys that expire in an hour (bench:pad:*), then
-# lookups of them until neither table is rehashing: a lookup moves one
-# entry of each table it touches.
+# bench_pad_keys FROM TO: SETs, or with "exists" EXISTSs, of bench:pad:FROM
+# to bench:pad:TO-1, keys that expire in an hour, in one pipe.
+bench_pad_keys() {
+	awk -v a="$1" -v b="$2" -v op="${3:-set}" 'BEGIN {
+	    for (i = a; i < b; i++) { k = "bench:pad:" i
+	        if (op == "set")
+	            printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nx\r\n$2\r\nPX\r\n$7\r\n3600000\r\n", length(k), k
+	        else
+	            printf "*2\r\n$6\r\nEXISTS\r\n$%d\r\n%s\r\n", length(k), k } }' |
+	    rq_redis --pipe >/dev/null
+}
+
+# bench_pad N: N more pad keys, then, as long as 30 s, lookups of them
+# until neither table is rehashing (a lookup moves one entry of each
+# table it touches; Redis moves some by itself every 100 ms) nor full.
 bench_pad() {
 	local n=$1 from i
-	from=$(rq_redis INCRBY bench:pad:n "$n")
-	from=$((from - n))
-	(( n > 0 )) && awk -v a="$from" -v b="$((from + n))" 'BEGIN {
-	    for (i = a; i < b; i++) { k = "bench:pad:" i
-	        printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nx\r\n$2\r\nPX\r\n$7\r\n3600000\r\n", length(k), k } }' |
-	    rq_redis --pipe >/dev/null
-	for ((i = 0; i < 20; i++)); do
-		case $(bench_tables) in *rehashing) ;; *) return 0 ;; esac
-		awk -v b="$((from + n))" 'BEGIN { for (i = 0; i < b; i++) {
-		    k = "bench:pad:" i
-		    printf "*2\r\n$6\r\nEXISTS\r\n$%d\r\n%s\r\n", length(k), k } }' |
-		    rq_redis --pipe >/dev/null
+	bench_wait_idle >/dev/null
+	from=$(( $(rq_redis INCRBY bench:pad:n "$n") - n ))
+	(( n == 0 )) || bench_pad_keys "$from" $((from + n))
+	for ((i = 0; i < 300; i++)); do
+		bench_wait_idle >/dev/null
+		case $(bench_tables) in
+		*rehashing)
+			bench_pad_keys 0 $((from + n)) exists ;;
+		*full)
+			from=$(( $(rq_redis INCR bench:pad:n) - 1 ))
+			n=$((n + 1))
+			bench_pad_keys "$from" $((from + 1)) ;;
+		*)	return 0 ;;
+		esac
+		sleep 0.1
 	done
-	rq_fail "Redis's key tables still rehashing after 20 rounds of lookups"
+	rq_fail "Redis's key tables still rehashing after 30 s"
 }
 
 # bench_keyspace MODE CALLS: pads the keyspace before a pass that adds
@@ -197,13 +228,15 @@ bench_pad() {
 # neither; doubling: full enough that the pass doubles both about halfway
 # through.  Either way no rehashing is left over when the pass begins.
 bench_keyspace() {
-	local mode=$1 add=$(( 2 * $2 + 2 * $2 / 20 )) keys exp p=2 n
+	local mode=$1 add=$(( 2 * $2 + 2 * $2 / 20 )) keys exp p n
 	keys=$(rq_redis DBSIZE)
-	exp=$(rq_redis INFO keyspace | tr -d '\r' |
-	    sed -n 's/^db0:.*expires=\([0-9]*\).*/\1/p')
+	exp=$(bench_info keyspace db0 | sed -n 's/.*expires=\([0-9]*\).*/\1/p')
 	exp=${exp:-0}
-	while :; do
-		p=$((p * 2))
+	# the keys without a TTL count toward the table too: when they are
+	# half the pass's keys, no pad can make both tables double in it
+	[ "$mode" = steady ] || (( keys - exp < add / 2 )) ||
+		rq_fail "bench_keyspace doubling: $2 calls cannot double tables holding $((keys - exp)) keys without a TTL"
+	for ((p = 4; p < 1 << 40; p *= 2)); do
 		if [ "$mode" = steady ]; then
 			# both at p/2 + 1 or more (tables of p), and the
 			# pass's keys still fit in p
@@ -214,9 +247,72 @@ bench_keyspace() {
 			# the expiring keys reach p halfway through the pass,
 			# and are over p/2 before it (a table of p)
 			n=$(( p - add / 2 - exp ))
-			(( n >= 0 && exp + n > p / 2 && keys + n > p / 2 )) &&
-			    (( keys + n < p )) && break
+			(( n >= 0 && exp + n > p / 2 && keys + n > p / 2 &&
+			    keys + n < p )) && break
 		fi
 	done
+	(( p < 1 << 40 )) || rq_fail "bench_keyspace $mode: no table size fits"
 	bench_pad "$n"
+}
+
+# bench_main_cpu: seconds of CPU Redis's main thread has used, less what
+# XREADGROUP took since the last CONFIG RESETSTAT (the bench's own reading
+# of rq:events after a pass).
+bench_main_cpu() {
+	rq_redis INFO cpu commandstats | tr -d '\r' | awk -F'[:,=]' '
+	/^used_cpu_(user|sys)_main_thread:/ { s += $2 }
+	/^cmdstat_xreadgroup:/ { for (i = 2; i < NF; i++)
+	    if ($i == "usec") s -= $(i + 1) / 1e6 }
+	END { print s + 0 }'
+}
+
+# bench_lat_pass MODE CALLS CMD...: a latency pass (CMD prints its RQ_BENCH
+# line) of CALLS calls: Redis's key tables padded (bench_keyspace MODE; grow:
+# as they are), the AOF rewritten, Redis's statistics and latency monitor
+# reset; prints CMD's line with the AOF rewrites that fell in the pass,
+# Redis's main-thread CPU per call and its key tables before and after
+# (tables=BEFORE..AFTER, commas for spaces).  Exits when CMD fails.
+bench_lat_pass() {
+	local mode=$1 calls=$2 line rw cpu tables
+	shift 2
+	[ "$mode" = grow ] || bench_keyspace "$mode" "$calls"
+	bench_aof_settle
+	tables=$(bench_tables)
+	rq_redis CONFIG RESETSTAT >/dev/null
+	rq_redis LATENCY RESET >/dev/null
+	rw=$(bench_info persistence aof_rewrites)
+	cpu=$(bench_main_cpu)
+	line=$("$@") || exit 1
+	printf '%s rewrites=%d redis_us_per_call=%s tables=%s..%s\n' "$line" \
+	    $(( $(bench_info persistence aof_rewrites) - rw )) \
+	    "$(awk -v a="$cpu" -v b="$(bench_main_cpu)" -v n="$calls" \
+	    'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }')" \
+	    "${tables// /,}" "$(bench_tables | tr ' ' ',')"
+}
+
+# bench_generator: ringq's load generator, from RQ_BENCH_GENERATOR: c (the
+# default: tests/bench/rq_enqueue, C and hiredis as the gateway, exported
+# to ringq.mjs as RQ_BENCH_ENQUEUE) or node (ringq.mjs's ioredis).  Sets
+# BENCH_GENERATOR to what it is.
+bench_generator() {
+	case ${RQ_BENCH_GENERATOR:-c} in
+	c)	RQ_BENCH_ENQUEUE=$(realpath -m "$RQ_BUILD/tests/bench/rq_enqueue")
+		[ -x "$RQ_BENCH_ENQUEUE" ] || rq_fail "$RQ_BENCH_ENQUEUE not built"
+		export RQ_BENCH_ENQUEUE
+		BENCH_GENERATOR="rq_enqueue (C, hiredis, as the gateway)" ;;
+	node)	unset RQ_BENCH_ENQUEUE
+		BENCH_GENERATOR="ringq.mjs (node, ioredis)" ;;
+	*)	rq_fail "RQ_BENCH_GENERATOR is c or node, not $RQ_BENCH_GENERATOR" ;;
+	esac
+}
+
+# bench_node_modules: BullMQ and ioredis in tests/bench/bullmq/node_modules
+# (npm install, the first time).
+bench_node_modules() {
+	local bq=$RQ_SOURCE/tests/bench/bullmq
+	[ -f "$bq/node_modules/bullmq/package.json" ] &&
+	    [ -f "$bq/node_modules/ioredis/package.json" ] && return 0
+	rq_log "installing BullMQ and ioredis into $bq/node_modules"
+	(cd "$bq" && npm install --no-audit --no-fund --loglevel=error) >&2 ||
+	    rq_fail "npm install in $bq failed"
 }
