@@ -14,11 +14,15 @@
  * is due by then, the answers read as they come (the latency pass).
  *
  * The calls are PREFIX (c_ and 16 hex digits) and the job's number in 8
- * hex digits, a call id as the gateway makes them.  Prints "t0_ms=... t1_ms=...":
- * Redis's clock before the first write and after the last answer.
- * Exits 1 on any error reply.
+ * hex digits, a call id as the gateway makes them.  Prints
+ * "t0_ms=... t1_ms=...": Redis's clock before the first write and after
+ * the last answer.
+ * Exits 1 on any answer but "queued" (gw_policy_verdict_parse, as the
+ * gateway reads it), 2 on a bad argument.
  */
+#include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +30,60 @@
 
 #include <hiredis/hiredis.h>
 
+#include "gateway.h"
+#include "keys.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: rq_enqueue PORT JOBS TENANT TO PREFIX "
+	    "[BATCH [INFLIGHT [RATE]]]\n");
+	exit(2);
+}
+
+/* argv's number s, from min to max; usage() if it is not one. */
+static long
+number(const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		usage();
+	return v;
+}
+
+/* A key name into k[ksize]; exits when it does not fit. */
+static void
+key(char *k, size_t ksize, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(k, ksize, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= ksize) {
+		fprintf(stderr, "rq_enqueue: a key name over %zu bytes\n",
+		    ksize - 1);
+		exit(2);
+	}
+}
+
 static long long
 redis_ms(redisContext *c)
 {
 	redisReply *r = redisCommand(c, "TIME");
 	long long ms;
 
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-		fprintf(stderr, "rq_enqueue: TIME: %s\n", c->errstr);
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_STRING) {
+		fprintf(stderr, "rq_enqueue: TIME: %s\n", r == NULL ?
+		    c->errstr : r->type == REDIS_REPLY_ERROR ? r->str :
+		    "not two numbers");
 		exit(1);
 	}
 	ms = atoll(r->element[0]->str) * 1000 +
@@ -51,17 +101,17 @@ mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* An answer of ringq.create: "ok" (or a replay's); exits on another. */
+/* An answer of ringq.create: queued, or rq_enqueue exits. */
 static void
-check(redisContext *c, redisReply *r)
+check(redisReply *r)
 {
-	(void)c;
-	if (r->type == REDIS_REPLY_ERROR ||
-	    (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-	    r->element[0]->type == REDIS_REPLY_STRING &&
-	    strcmp(r->element[0]->str, "ok") != 0)) {
+	struct gw_policy_verdict v;
+
+	if (gw_policy_verdict_parse(r, &v) == -1 || v.rc != 0) {
 		fprintf(stderr, "rq_enqueue: ringq.create answered %s\n",
-		    r->type == REDIS_REPLY_ERROR ? r->str : r->element[0]->str);
+		    r->type == REDIS_REPLY_ERROR ? r->str :
+		    v.rc == 1 ? "a replay" : v.rc == -1 ? v.err.message :
+		    "something else");
 		exit(1);
 	}
 	freeReplyObject(r);
@@ -78,7 +128,7 @@ answers(redisContext *c, long n)
 			fprintf(stderr, "rq_enqueue: %s\n", c->errstr);
 			exit(1);
 		}
-		check(c, r);
+		check(r);
 	}
 }
 
@@ -111,7 +161,7 @@ answers_ready(redisContext *c, int ms)
 	}
 	while (redisGetReplyFromReader(c, (void **)&r) == REDIS_OK &&
 	    r != NULL) {
-		check(c, r);
+		check(r);
 		n++;
 	}
 	return n;
@@ -126,32 +176,29 @@ main(int argc, char **argv)
 	long jobs, batch, inflight, rate, sent = 0, answered = 0, i;
 	long long t0, start;
 	redisContext *c;
-	int n;
+	int n, port;
 
-	if (argc < 6 || argc > 9) {
-		fprintf(stderr, "usage: rq_enqueue PORT JOBS TENANT TO PREFIX "
-		    "[BATCH [INFLIGHT [RATE]]]\n");
-		return 2;
-	}
-	jobs = atol(argv[2]);
+	if (argc < 6 || argc > 9)
+		usage();
+	port = (int)number(argv[1], 1, 65535);
+	jobs = number(argv[2], 1, 100000000);
 	tenant = argv[3];
 	to = argv[4];
 	prefix = argv[5];
-	batch = argc > 6 ? atol(argv[6]) : 1000;
-	inflight = argc > 7 ? atol(argv[7]) : 2;
-	rate = argc > 8 ? atol(argv[8]) : 0;
-	if (jobs < 1 || batch < 1 || inflight < 1 || rate < 0)
-		return 2;
-	if ((c = redisConnect("127.0.0.1", atoi(argv[1]))) == NULL ||
-	    c->err) {
+	batch = argc > 6 ? number(argv[6], 1, 1000000) : 1000;
+	inflight = argc > 7 ? number(argv[7], 1, 1000) : 2;
+	rate = argc > 8 ? number(argv[8], 0, 100000000) : 0;
+	if ((c = redisConnect("127.0.0.1", port)) == NULL || c->err) {
 		fprintf(stderr, "rq_enqueue: %s\n", c ? c->errstr : "no memory");
 		return 1;
 	}
-	snprintf(kidem, sizeof(kidem), "rq:idem:%s:-", tenant);
-	snprintf(kdnct, sizeof(kdnct), "rq:dnc:tenant:%s", tenant);
-	snprintf(krate, sizeof(krate), "rq:rate:%s", tenant);
-	snprintf(kact, sizeof(kact), "rq:active:%s", tenant);
-	snprintf(kcalls, sizeof(kcalls), "rq:calls:%s", tenant);
+	/* the keys of gw_policy_store_create, for a tenant without limits
+	 * or business and a call without idempotency key */
+	key(kidem, sizeof(kidem), "%s%s:-", RQ_KEY_IDEM, tenant);
+	key(kdnct, sizeof(kdnct), "%s%s", RQ_KEY_DNC_TENANT, tenant);
+	key(krate, sizeof(krate), "%s%s", RQ_KEY_RATE, tenant);
+	key(kact, sizeof(kact), "%s%s", RQ_KEY_ACTIVE, tenant);
+	key(kcalls, sizeof(kcalls), "%s%s", RQ_KEY_TENANT_CALLS, tenant);
 	t0 = redis_ms(c);
 	start = mono_ms();
 	snprintf(now, sizeof(now), "%lld", t0);
@@ -165,16 +212,17 @@ main(int argc, char **argv)
 		if (rate > 0)
 			snprintf(now, sizeof(now), "%lld",
 			    t0 + mono_ms() - start);
-		snprintf(id, sizeof(id), "%s%08lx", prefix, i);
-		snprintf(kjob, sizeof(kjob), "rq:job:%s", id);
+		key(id, sizeof(id), "%s%08lx", prefix, i);
+		key(kjob, sizeof(kjob), "%s%s", RQ_KEY_JOB, id);
 		n = 0;
 		av[n++] = "ringq.create"; av[n++] = "9";
-		av[n++] = kidem; av[n++] = kdnct; av[n++] = "rq:dnc:customer";
-		av[n++] = "rq:dnc:business:-"; av[n++] = krate; av[n++] = kact;
-		av[n++] = kjob; av[n++] = kcalls; av[n++] = "rq:delayed";
+		av[n++] = kidem; av[n++] = kdnct; av[n++] = RQ_KEY_DNC_CUSTOMER;
+		av[n++] = RQ_KEY_DNC_BUSINESS "-"; av[n++] = krate;
+		av[n++] = kact; av[n++] = kjob; av[n++] = kcalls;
+		av[n++] = RQ_KEY_DELAYED;
 		av[n++] = ""; av[n++] = "0"; av[n++] = "0"; av[n++] = "0";
 		av[n++] = id; av[n++] = "86400"; av[n++] = "0"; av[n++] = "0";
-		av[n++] = "rq:job:"; av[n++] = now; av[n++] = now;
+		av[n++] = RQ_KEY_JOB; av[n++] = now; av[n++] = now;
 		av[n++] = tenant; av[n++] = to; av[n++] = "0";
 		av[n++] = "say"; av[n++] = "bench";
 		av[n++] = "priority"; av[n++] = "5";
