@@ -33,9 +33,24 @@ const [, , mode, ...args] = process.argv;
 // Batches in flight at once while adding (RQ_BENCH_INFLIGHT, 2).
 const INFLIGHT = Number(process.env.RQ_BENCH_INFLIGHT || 2);
 
-// The C load generator for throughput runs with the module
-// (RQ_BENCH_ENQUEUE, its path; empty: this script's ioredis pipeline).
+// The C load generator, for the throughput runs and the latency passes
+// with the module (RQ_BENCH_ENQUEUE, its path; empty: this script's
+// ioredis).
 const ENQUEUE = process.env.RQ_BENCH_ENQUEUE || '';
+
+// enqueueC(port, jobs, tenant, to, ...more): jobs calls by rq_enqueue
+// (tests/bench/rq_enqueue.c; more: its BATCH, INFLIGHT, RATE).  Returns
+// their ids and Redis's clock before the first and after the last.
+function enqueueC(port, jobs, tenant, to, ...more) {
+	const prefix = 'c_' + randomBytes(8).toString('hex');
+	const ids = new Set();
+	for (let i = 0; i < jobs; i++)
+		ids.add(prefix + i.toString(16).padStart(8, '0'));
+	const out = execFileSync(ENQUEUE, [String(port), String(jobs), tenant,
+	    to, prefix, ...more.map(String)], { encoding: 'utf8' });
+	const [, t0, t1] = /t0_ms=(\d+) t1_ms=(\d+)/.exec(out);
+	return { ids, t0: Number(t0), t1: Number(t1) };
+}
 
 // A dry-run job's entries in rq:events: queued, scheduled, dispatched,
 // completed.
@@ -164,14 +179,10 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 	// same): one generator in one process keeps Redis busy with two
 	const pending = new Set();
 	if (MODULE && ENQUEUE) {
-		// the gateway's own way: C and hiredis (tests/bench/rq_enqueue.c)
-		const prefix = 'c_' + randomBytes(8).toString('hex');
-		for (let i = 0; i < jobs; i++)
-			ids.add(prefix + i.toString(16).padStart(8, '0'));
-		const out = execFileSync(ENQUEUE, [String(port), String(jobs),
-		    tenant, to, prefix, String(batch), String(INFLIGHT)],
-		    { encoding: 'utf8' });
-		t0 = Number(/t0_ms=(\d+)/.exec(out)[1]);
+		// the gateway's own way: C and hiredis
+		const e = enqueueC(port, jobs, tenant, to, batch, INFLIGHT);
+		e.ids.forEach((id) => ids.add(id));
+		t0 = e.t0;
 	}
 	for (let i = 0; i < jobs && !(MODULE && ENQUEUE); i += batch) {
 		const n = Math.min(batch, jobs - i);
@@ -228,15 +239,11 @@ async function latency(port, rate, seconds, tenant, to) {
 	let sent = 0, sentMs;
 	const pending = [];
 	if (MODULE && ENQUEUE) {
-		// paced in C, as the throughput runs are (rq_enqueue.c)
-		const prefix = 'c_' + randomBytes(8).toString('hex');
-		for (let i = 0; i < jobs; i++)
-			ids.add(prefix + i.toString(16).padStart(8, '0'));
-		const out = execFileSync(ENQUEUE, [String(port), String(jobs),
-		    tenant, to, prefix, '1000', '2', String(rate)],
-		    { encoding: 'utf8' });
-		const [, a, b] = /t0_ms=(\d+) t1_ms=(\d+)/.exec(out);
-		sentMs = Number(b) - Number(a);
+		// paced in C, as the throughput runs are (BATCH and INFLIGHT
+		// do not apply when paced)
+		const e = enqueueC(port, jobs, tenant, to, 1000, 2, rate);
+		e.ids.forEach((id) => ids.add(id));
+		sentMs = e.t1 - e.t0;
 		sent = jobs;
 	}
 	await new Promise((res) => {
