@@ -126,6 +126,7 @@ struct acct {
 	const struct rq_config	*cfg;
 	void			*zctx;
 	void			*sock;		/* ROUTER on events_endpoint */
+	struct rq_bus_in	 in;		/* its receiving side */
 	PGconn			*pg;
 	int			 pg_down;	/* outage already logged */
 	uint64_t		 pg_retry_ms;

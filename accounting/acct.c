@@ -43,6 +43,7 @@ acct_init(struct acct *a, const struct rq_config *cfg)
 		log_warnx("zmq: %s", zmq_strerror(zmq_errno()));
 		return -1;
 	}
+	rq_bus_in_init(&a->in, a->sock, 1);
 	if (zmq_bind(a->sock, cfg->events_endpoint) == -1) {
 		log_warnx("zmq: bind %s: %s", cfg->events_endpoint,
 		    zmq_strerror(zmq_errno()));
@@ -207,11 +208,12 @@ receive(struct acct *a)
 	    tries < 2 * ACCT_BATCH_MAX; tries++) {
 		ev = &a->batch[a->nbatch];
 		memset(ev, 0, sizeof(*ev));
-		if ((rc = rq_bus_recv(a->sock, ev->peer, &ev->peerlen,
-		    &ev->m)) == 0)
+		if ((rc = rq_bus_recv(&a->in, &ev->m)) == 0)
 			break;
 		if (rc == -1)
 			continue;	/* logged by the bus */
+		memcpy(ev->peer, a->in.id, a->in.idlen);
+		ev->peerlen = a->in.idlen;
 		if (ev->m.type != RQ_MSG_EVENT) {
 			log_warnx("unexpected %s on the events socket dropped",
 			    rq_msg_type_name(ev->m.type));

@@ -39,37 +39,92 @@ rq_bus_socket(void *ctx, int type)
 	return s;
 }
 
+/* EAGAIN: the peer's queue is full (it is slow or away).  Callers that
+ * must deliver resend (the event outbox does), so this is not worth a line
+ * per message. */
+static void
+send_failed(const char *what)
+{
+	if (errno == EAGAIN)
+		log_debug("bus: send %s: %s", what, zmq_strerror(errno));
+	else
+		log_warnx("bus: send %s: %s", what, zmq_strerror(errno));
+}
+
 int
 rq_bus_send(void *sock, const void *identity, size_t idlen,
     const struct rq_msg *m)
 {
-	char *buf;
-	size_t len;
+	struct rq_bus_batch b;
 
-	if (rq_msg_pack(m, &buf, &len) == -1) {
+	rq_bus_batch_init(&b);
+	if (rq_bus_batch_add(&b, m) == -1)
+		return -1;
+	return rq_bus_send_batch(sock, identity, idlen, &b);
+}
+
+void
+rq_bus_batch_init(struct rq_bus_batch *b)
+{
+	b->n = 0;
+}
+
+int
+rq_bus_batch_add(struct rq_bus_batch *b, const struct rq_msg *m)
+{
+	if (b->n == RQ_BUS_BATCH_MAX) {
+		log_warnx("bus: batch full, %s not added",
+		    rq_msg_type_name(m->type));
+		return -1;
+	}
+	if (rq_msg_pack(m, &b->buf[b->n], &b->len[b->n]) == -1) {
 		log_warnx("bus: cannot pack %s: required field missing",
 		    rq_msg_type_name(m->type));
 		return -1;
 	}
+	b->n++;
+	return 0;
+}
+
+void
+rq_bus_batch_free(struct rq_bus_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		free(b->buf[i]);
+	b->n = 0;
+}
+
+/*
+ * ZeroMQ checks a message against the high-water mark and the peer's
+ * presence at its first frame only, so a message whose first frame went
+ * goes whole, and one whose first frame failed not at all.
+ */
+int
+rq_bus_send_batch(void *sock, const void *identity, size_t idlen,
+    struct rq_bus_batch *b)
+{
+	size_t i;
+	int rc = 0;
+
+	if (b->n == 0)
+		return 0;
 	if (identity != NULL &&
 	    zmq_send(sock, identity, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
-		goto fail;
-	if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) == -1)
-		goto fail;
-	free(buf);
-	return 0;
-fail:
-	/* EAGAIN: the peer's queue is full (it is slow or away).  Callers
-	 * that must deliver resend (the event outbox does), so this is not
-	 * worth a line per message. */
-	if (errno == EAGAIN)
-		log_debug("bus: send %s: %s", rq_msg_type_name(m->type),
-		    zmq_strerror(errno));
-	else
-		log_warnx("bus: send %s: %s", rq_msg_type_name(m->type),
-		    zmq_strerror(errno));
-	free(buf);
-	return -1;
+		rc = -1;
+	for (i = 0; rc == 0 && i < b->n; i++)
+		if (zmq_send(sock, b->buf[i], b->len[i], ZMQ_DONTWAIT |
+		    (i + 1 < b->n ? ZMQ_SNDMORE : 0)) == -1) {
+			if (i > 0 || identity != NULL)
+				log_warnx("bus: frame %zu of %zu lost: %s",
+				    i + 1, b->n, zmq_strerror(errno));
+			rc = -1;
+		}
+	if (rc == -1)
+		send_failed(b->n == 1 ? "a message" : "a batch");
+	rq_bus_batch_free(b);
+	return rc;
 }
 
 /* Reads and discards the remaining frames of a message. */
@@ -102,54 +157,79 @@ recv_failed(void)
 	return 0;
 }
 
+void
+rq_bus_in_init(struct rq_bus_in *in, void *sock, int router)
+{
+	memset(in, 0, sizeof(*in));
+	in->sock = sock;
+	in->router = router;
+}
+
+/* Whether another frame of the current message follows. */
+static int
+rcvmore(void *sock)
+{
+	int more = 0;
+	size_t ml = sizeof(more);
+
+	if (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml) == -1)
+		return 0;
+	return more;
+}
+
 int
-rq_bus_recv(void *sock, void *identity, size_t *idlen, struct rq_msg *m)
+rq_bus_recv(struct rq_bus_in *in, struct rq_msg *m)
 {
 	zmq_msg_t frame;
 	char err[160];
-	int more, rc;
-	size_t ml = sizeof(more);
+	int rc;
 
-	if (identity != NULL) {
-		zmq_msg_init(&frame);
-		if (zmq_msg_recv(&frame, sock, ZMQ_DONTWAIT) == -1) {
+	if (!in->more) {
+		in->frames = 0;
+		if (in->router) {
+			zmq_msg_init(&frame);
+			if (zmq_msg_recv(&frame, in->sock, ZMQ_DONTWAIT) ==
+			    -1) {
+				zmq_msg_close(&frame);
+				return recv_failed();
+			}
+			if (zmq_msg_size(&frame) > RQ_BUS_ID_MAX) {
+				zmq_msg_close(&frame);
+				drain_frames(in->sock);
+				log_warnx("bus: identity frame too long");
+				return -1;
+			}
+			in->idlen = zmq_msg_size(&frame);
+			memcpy(in->id, zmq_msg_data(&frame), in->idlen);
 			zmq_msg_close(&frame);
-			return recv_failed();
-		}
-		if (zmq_msg_size(&frame) > RQ_BUS_ID_MAX) {
-			zmq_msg_close(&frame);
-			drain_frames(sock);
-			log_warnx("bus: identity frame too long");
-			return -1;
-		}
-		*idlen = zmq_msg_size(&frame);
-		memcpy(identity, zmq_msg_data(&frame), *idlen);
-		zmq_msg_close(&frame);
-		zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
-		if (!more) {
-			log_warnx("bus: message without a body dropped");
-			return -1;
+			if (!rcvmore(in->sock)) {
+				log_warnx("bus: message without a body "
+				    "dropped");
+				return -1;
+			}
 		}
 	}
 	zmq_msg_init(&frame);
-	if (zmq_msg_recv(&frame, sock, ZMQ_DONTWAIT) == -1) {
+	if (zmq_msg_recv(&frame, in->sock, ZMQ_DONTWAIT) == -1) {
 		zmq_msg_close(&frame);
-		if (identity == NULL)
+		if (!in->router && !in->more)
 			return recv_failed();
+		/* ZeroMQ delivers a message whole: not expected. */
 		log_warnx("bus: message body lost: %s", zmq_strerror(errno));
+		in->more = 0;
 		return -1;
+	}
+	in->frames++;
+	in->more = rcvmore(in->sock);
+	if (in->more && in->frames == RQ_BUS_BATCH_MAX) {
+		drain_frames(in->sock);
+		in->more = 0;
+		log_warnx("bus: frames past %d of a message dropped",
+		    RQ_BUS_BATCH_MAX);
 	}
 	rc = rq_msg_unpack(zmq_msg_data(&frame), zmq_msg_size(&frame), m, err,
 	    sizeof(err));
 	zmq_msg_close(&frame);
-	zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
-	if (more) {
-		drain_frames(sock);
-		if (rc == 0)
-			rq_msg_clear(m);
-		log_warnx("bus: message with extra frames dropped");
-		return -1;
-	}
 	if (rc == -1) {
 		log_warnx("bus: malformed message dropped: %s", err);
 		return -1;

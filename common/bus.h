@@ -1,5 +1,8 @@
-/* ZeroMQ glue: one rq_msg per ZeroMQ message, behind an identity frame on
- * ROUTER sockets.  All calls are non-blocking. */
+/* ZeroMQ glue: rq_msgs, one per frame, behind an identity frame on ROUTER
+ * sockets.  A ZeroMQ message usually carries one; a burst for one peer goes
+ * as one message of several frames (rq_bus_send_batch), which ZeroMQ
+ * passes between its threads, and the peer's, as one: a wake-up per burst,
+ * not per message.  All calls are non-blocking. */
 #ifndef RQ_BUS_H
 #define RQ_BUS_H
 
@@ -8,18 +11,49 @@
 #include "msg.h"
 
 #define RQ_BUS_ID_MAX	256
+/* Most rq_msgs in one ZeroMQ message, sent or taken. */
+#define RQ_BUS_BATCH_MAX	64
 
 /* Sends m on sock; identity (idlen bytes) addresses a peer of a ROUTER
  * socket and is NULL on DEALER sockets.  Returns 0 or -1 (logged). */
 int	rq_bus_send(void *sock, const void *identity, size_t idlen,
 	    const struct rq_msg *m);
 
-/* Receives one message.  Returns 1 with m filled (m owns its strings:
- * rq_msg_clear), 0 when nothing is waiting, -1 when a malformed message
- * was read, logged and dropped (call again).  When identity is not NULL the
- * socket is a ROUTER and the peer's identity is stored there. */
-int	rq_bus_recv(void *sock, void *identity, size_t *idlen,
-	    struct rq_msg *m);
+/* rq_msgs packed for one peer, to go as one ZeroMQ message. */
+struct rq_bus_batch {
+	size_t		 n;
+	char		*buf[RQ_BUS_BATCH_MAX];
+	size_t		 len[RQ_BUS_BATCH_MAX];
+};
+
+void	rq_bus_batch_init(struct rq_bus_batch *b);
+/* Packs m into b.  Returns 0, or -1 when b is full or m lacks a required
+ * field (logged). */
+int	rq_bus_batch_add(struct rq_bus_batch *b, const struct rq_msg *m);
+/* Sends b's messages as one ZeroMQ message, and empties b.  Returns 0, or
+ * -1 (logged) when none of them went: all or none go. */
+int	rq_bus_send_batch(void *sock, const void *identity, size_t idlen,
+	    struct rq_bus_batch *b);
+void	rq_bus_batch_free(struct rq_bus_batch *b);
+
+/* A socket's receiving side: where it is within a message of several
+ * frames, and on a ROUTER whose message that is. */
+struct rq_bus_in {
+	void		*sock;
+	int		 router;
+	int		 more;		/* a frame of this message is next */
+	size_t		 frames;	/* frames of it read so far */
+	unsigned char	 id[RQ_BUS_ID_MAX];	/* ROUTER: its sender */
+	size_t		 idlen;
+};
+
+/* router: sock is a ROUTER (an identity frame begins each message). */
+void	rq_bus_in_init(struct rq_bus_in *in, void *sock, int router);
+/* Receives one rq_msg.  Returns 1 with m filled (m owns its strings:
+ * rq_msg_clear; on a ROUTER, in->id and in->idlen say from whom), 0 when
+ * nothing is waiting, -1 when a malformed frame was read, logged and
+ * dropped (call again).  in->frames > 1: m came in a batch. */
+int	rq_bus_recv(struct rq_bus_in *in, struct rq_msg *m);
 
 /* Readiness of an edge-triggered ZMQ_FD: nonzero when a message waits. */
 int	rq_bus_readable(void *sock);

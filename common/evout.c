@@ -22,6 +22,7 @@ struct pending {
 
 struct rq_evout {
 	void		*sock;
+	struct rq_bus_in in;
 	struct pending	*head, *tail;	/* least recently sent first */
 	size_t		 npending;
 	struct pending	*bucket[EVOUT_BUCKETS];
@@ -86,6 +87,7 @@ rq_evout_new(void *zctx, const char *endpoint)
 		free(eo);
 		return NULL;
 	}
+	rq_bus_in_init(&eo->in, eo->sock, 0);
 	return eo;
 }
 
@@ -180,7 +182,7 @@ rq_evout_process(struct rq_evout *eo)
 	struct pending *p;
 	int rc;
 
-	while ((rc = rq_bus_recv(eo->sock, NULL, NULL, &m)) != 0) {
+	while ((rc = rq_bus_recv(&eo->in, &m)) != 0) {
 		if (rc == -1)
 			continue;
 		if (m.type != RQ_MSG_EVENT_ACK) {

@@ -76,6 +76,7 @@ disp_init(struct disp *d, const struct rq_config *cfg, void *router)
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	d->router = router;
+	rq_bus_in_init(&d->in, router, 1);
 	rq_redis_init(&d->redis, cfg->redis_host, cfg->redis_port, scripts,
 	    sizeof(scripts) / sizeof(*scripts));
 	rq_sub_init(&d->wake, cfg->redis_host, cfg->redis_port,
@@ -270,17 +271,15 @@ on_message(struct disp *d, const void *id, size_t idlen, struct rq_msg *m)
 void
 disp_read(struct disp *d)
 {
-	unsigned char id[RQ_BUS_ID_MAX];
-	size_t idlen;
 	struct rq_msg m;
 	int i, rc;
 
 	for (i = 0; i < DISP_READ_MAX; i++) {
-		if ((rc = rq_bus_recv(d->router, id, &idlen, &m)) == 0)
+		if ((rc = rq_bus_recv(&d->in, &m)) == 0)
 			break;
 		if (rc == -1)
 			continue;
-		on_message(d, id, idlen, &m);
+		on_message(d, d->in.id, d->in.idlen, &m);
 		rq_msg_clear(&m);
 	}
 }
@@ -361,41 +360,111 @@ disp_tick(struct disp *d)
 	}
 }
 
-/* Sends a taken job to telserver ti; on failure puts it back. */
-static void
-send_job(struct disp *d, size_t ti, struct rq_msg *job)
+/* Waits for job's ack from telserver ti, which counts it as pending from
+ * now.  Returns NULL when out of memory (logged; its lease brings it
+ * back). */
+static struct disp_job *
+job_track(struct disp *d, size_t ti, const struct rq_msg *job)
 {
 	struct disp_tel *e = &d->tels.v[ti];
 	struct disp_job *j;
 
-	if (rq_bus_send(d->router, e->id, e->idlen, job) == -1) {
-		log_warnx("call %s: attempt %llu: cannot reach telserver %s, "
-		    "requeued", job->call_id, (unsigned long long)job->attempt,
-		    e->node);
-		disp_tels_gone(&d->tels, ti, "unreachable");
-		m_requeued("unreachable");
-		/* Never sent: not dialled, give the attempt back. */
-		disp_job_requeue(&d->redis, job->call_id, job->attempt, 1);
-		return;
-	}
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (j->call_id = strdup(job->call_id)) == NULL) {
-		/* Its lease in rq:inflight still brings it back. */
 		log_warnx("call %s: out of memory, left to its lease",
 		    job->call_id);
 		job_free(j);
-		return;
+		return NULL;
 	}
 	j->attempt = job->attempt;
 	j->tel = ti;
 	j->taken_us = take_us;
-	rq_metric_inc(m_sent);
 	j->deadline = rq_mono_ms() + (uint64_t)d->cfg->ack_timeout_ms;
 	TAILQ_INSERT_TAIL(&d->jobs, j, entry);
 	d->njobs++;
 	e->pending++;
-	log_debug("call %s: attempt %llu sent to telserver %s", j->call_id,
-	    (unsigned long long)j->attempt, e->node);
+	return j;
+}
+
+/*
+ * Sends the n jobs of jobs[] whose to[] is ti (at most what telserver ti
+ * takes in one message), in one message, and marks them sent (to[] -1).
+ * When the message cannot go, none of them went: each is given back.
+ */
+static void
+send_batch(struct disp *d, size_t ti, struct rq_msg *jobs,
+    struct disp_job **track, ssize_t *to, size_t n)
+{
+	struct disp_tel *e = &d->tels.v[ti];
+	struct rq_bus_batch b;
+	size_t i, k, in[RQ_BUS_BATCH_MAX], nin = 0, max;
+
+	max = e->frames > 1 ? (size_t)e->frames : 1;
+	rq_bus_batch_init(&b);
+	for (i = 0; i < n && nin < max; i++) {
+		if (to[i] != (ssize_t)ti)
+			continue;
+		to[i] = -1;
+		if (rq_bus_batch_add(&b, &jobs[i]) == -1) {
+			/* Cannot be: take_entry checked its fields. */
+			job_done(d, track[i]);
+			job_free(track[i]);
+			continue;
+		}
+		in[nin++] = i;
+	}
+	if (rq_bus_send_batch(d->router, e->id, e->idlen, &b) == 0) {
+		rq_metric_add(m_sent, nin);
+		for (k = 0; k < nin; k++)
+			log_debug("call %s: attempt %llu sent to telserver %s",
+			    jobs[in[k]].call_id,
+			    (unsigned long long)jobs[in[k]].attempt, e->node);
+		return;
+	}
+	disp_tels_gone(&d->tels, ti, "unreachable");
+	for (k = 0; k < nin; k++) {
+		i = in[k];
+		log_warnx("call %s: attempt %llu: cannot reach telserver %s, "
+		    "requeued", jobs[i].call_id,
+		    (unsigned long long)jobs[i].attempt, e->node);
+		job_done(d, track[i]);
+		job_free(track[i]);
+		m_requeued("unreachable");
+		/* Never sent: not dialled, give the attempt back. */
+		disp_job_requeue(&d->redis, jobs[i].call_id, jobs[i].attempt,
+		    1);
+	}
+}
+
+/*
+ * Sends n taken jobs, each to the telserver the random choice gives it.
+ * Those for one telserver go in one message (as many as it takes), so
+ * that ZeroMQ wakes its thread and the telserver's once per burst.
+ */
+static void
+send_jobs(struct disp *d, struct rq_msg *jobs, size_t n, uint64_t now)
+{
+	struct disp_job *track[DISP_TAKE_MAX];
+	ssize_t to[DISP_TAKE_MAX];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		to[i] = disp_tels_pick(&d->tels, now, disp_rng_xorshift,
+		    &d->rng);
+		if (to[i] == -1) {
+			/* Not expected: the room was counted. */
+			log_warnx("call %s: no telserver has room, requeued",
+			    jobs[i].call_id);
+			m_requeued("no_room");
+			disp_job_requeue(&d->redis, jobs[i].call_id,
+			    jobs[i].attempt, 1);
+		} else if ((track[i] = job_track(d, (size_t)to[i],
+		    &jobs[i])) == NULL)
+			to[i] = -1;
+	}
+	for (i = 0; i < n; i++)
+		while (to[i] != -1)
+			send_batch(d, (size_t)to[i], jobs, track, to, n);
 }
 
 void
@@ -404,7 +473,6 @@ disp_fill(struct disp *d)
 	struct rq_msg jobs[DISP_TAKE_MAX];
 	size_t i, n, want;
 	uint64_t lease, now, room;
-	ssize_t ti;
 	int taken = 0, popped;
 
 	if (d->stopping)
@@ -428,20 +496,9 @@ disp_fill(struct disp *d)
 			return;
 		}
 		taken += popped;
-		for (i = 0; i < n; i++) {
-			ti = disp_tels_pick(&d->tels, now, disp_rng_xorshift,
-			    &d->rng);
-			if (ti == -1) {
-				/* Not expected: the room was counted. */
-				log_warnx("call %s: no telserver has room, "
-				    "requeued", jobs[i].call_id);
-				m_requeued("no_room");
-				disp_job_requeue(&d->redis, jobs[i].call_id,
-				    jobs[i].attempt, 1);
-			} else
-				send_job(d, (size_t)ti, &jobs[i]);
+		send_jobs(d, jobs, n, now);
+		for (i = 0; i < n; i++)
 			rq_msg_clear(&jobs[i]);
-		}
 		if ((size_t)popped < want) {
 			/* Empty: wait for rq:wake or the safety poll. */
 			d->idle = 1;

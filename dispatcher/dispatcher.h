@@ -63,6 +63,7 @@ struct disp_tel {
 	size_t		 idlen;
 	char		 node[RQ_NAME_MAX];
 	uint64_t	 active, capacity;	/* from the last heartbeat */
+	uint64_t	 frames;	/* JOBs it takes in one message */
 	uint64_t	 pending;	/* JOBs sent, no ack or nack yet */
 	uint64_t	 acked;		/* acks since the last heartbeat */
 	uint64_t	 last_hb;	/* monotonic ms; 0: gone */
@@ -166,6 +167,7 @@ int	disp_job_requeue(struct rq_redis *r, const char *id,
 struct disp {
 	const struct rq_config	*cfg;
 	void			*router;
+	struct rq_bus_in	 in;		/* the router's receiving side */
 	struct rq_redis		 redis;
 	struct rq_sub		 wake;		/* rq:wake */
 	struct disp_tels	 tels;

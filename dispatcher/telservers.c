@@ -193,6 +193,9 @@ disp_tels_heartbeat(struct disp_tels *t, const void *id, size_t idlen,
 	snprintf(e->node, sizeof(e->node), "%s", hb->node);
 	disp_tel_report(e, hb->active, hb->capacity, rq_msg_has(hb, ended),
 	    hb->ended, now);
+	e->frames = rq_msg_has(hb, frames) && hb->frames > 1 ?
+	    (hb->frames < RQ_BUS_BATCH_MAX ? hb->frames : RQ_BUS_BATCH_MAX) :
+	    1;
 	e->draining = rq_msg_has(hb, state) && hb->state != NULL &&
 	    strcmp(hb->state, "draining") == 0;
 	e->last_hb = now;

@@ -13,9 +13,12 @@
 #include "telserver.h"
 
 struct tel_dealer {
-	void	*sock;
-	char	 endpoint[RQ_ADDR_MAX];
-	int	 reg;
+	void			*sock;
+	char			 endpoint[RQ_ADDR_MAX];
+	int			 reg;
+	struct rq_bus_in	 in;
+	int			 batches;	/* it sent a JOB batch */
+	struct rq_bus_batch	 out;		/* kept (tel_bus_hold) */
 };
 
 static int
@@ -72,6 +75,8 @@ tel_bus_open(struct tel_ctx *ctx)
 			d->sock = NULL;
 			return -1;
 		}
+		rq_bus_in_init(&d->in, d->sock, 0);
+		rq_bus_batch_init(&d->out);
 		ctx->ndealers++;
 		if ((d->reg = bus_register(ctx, rq_bus_fd(d->sock))) < 0) {
 			log_warnx("bus: cannot watch the dispatcher socket");
@@ -103,6 +108,7 @@ tel_bus_close(struct tel_ctx *ctx)
 	for (i = 0; i < ctx->ndealers; i++) {
 		if (ctx->dealers[i].reg >= 0)
 			su_root_deregister(ctx->root, ctx->dealers[i].reg);
+		rq_bus_batch_free(&ctx->dealers[i].out);
 		zmq_close(ctx->dealers[i].sock);
 	}
 	free(ctx->dealers);
@@ -121,12 +127,16 @@ tel_bus_close(struct tel_ctx *ctx)
 static void
 dealer_poll(struct tel_ctx *ctx, int i)
 {
+	struct tel_dealer *d = &ctx->dealers[i];
 	struct rq_msg m;
 	int rc;
 
-	while ((rc = rq_bus_recv(ctx->dealers[i].sock, NULL, NULL, &m)) != 0) {
+	while ((rc = rq_bus_recv(&d->in, &m)) != 0) {
 		if (rc == -1)
 			continue;
+		/* It takes batches too: answer in kind. */
+		if (d->in.frames > 1)
+			d->batches = 1;
 		if (m.type == RQ_MSG_JOB)
 			tel_call_job_add(ctx, i, &m);
 		else
@@ -192,9 +202,16 @@ bus_kick(struct tel_ctx *ctx)
 static void
 dealer_send(struct tel_ctx *ctx, int i, const struct rq_msg *m)
 {
+	struct tel_dealer *d = &ctx->dealers[i];
 	char *buf;
 	size_t len;
 
+	if (ctx->bus_hold > 0 && d->batches) {
+		if (d->out.n == RQ_BUS_BATCH_MAX)
+			rq_bus_send_batch(d->sock, NULL, 0, &d->out);
+		rq_bus_batch_add(&d->out, m);
+		return;
+	}
 	if (rq_msg_pack(m, &buf, &len) == -1) {
 		log_warnx("bus: cannot pack %s", rq_msg_type_name(m->type));
 		return;
@@ -205,6 +222,32 @@ dealer_send(struct tel_ctx *ctx, int i, const struct rq_msg *m)
 		    ctx->dealers[i].endpoint, zmq_strerror(errno));
 	free(buf);
 	if (m->type != RQ_MSG_HEARTBEAT)
+		bus_kick(ctx);
+}
+
+void
+tel_bus_hold(struct tel_ctx *ctx)
+{
+	ctx->bus_hold++;
+}
+
+void
+tel_bus_release(struct tel_ctx *ctx)
+{
+	int i, sent = 0;
+
+	if (--ctx->bus_hold > 0)
+		return;
+	for (i = 0; i < ctx->ndealers; i++) {
+		if (ctx->dealers[i].out.n == 0)
+			continue;
+		/* Lost only as a single reply would be: the dispatcher
+		 * requeues after its ack timeout, a claimed attempt not. */
+		rq_bus_send_batch(ctx->dealers[i].sock, NULL, 0,
+		    &ctx->dealers[i].out);
+		sent = 1;
+	}
+	if (sent)
 		bus_kick(ctx);
 }
 
@@ -223,6 +266,8 @@ tel_bus_heartbeat(struct tel_ctx *ctx)
 	rq_msg_set(&m, node, (char *)ctx->cfg->tel_name);
 	rq_msg_set(&m, active, (uint64_t)ctx->active);
 	rq_msg_set(&m, capacity, (uint64_t)ctx->cfg->capacity);
+	/* It may send us JOBs in batches of up to this many. */
+	rq_msg_set(&m, frames, (uint64_t)RQ_BUS_BATCH_MAX);
 	/* The dispatchers learn from it how fast our calls end, to guess
 	 * the ends between two heartbeats (dispatcher/telservers.c). */
 	rq_msg_set(&m, ended, ctx->ended);

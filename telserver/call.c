@@ -943,6 +943,8 @@ tel_call_jobs_flush(struct tel_ctx *ctx)
 	 * that says how many calls we have goes once. */
 	tel_life_finish_hold(ctx);
 	ctx->hb_hold++;
+	/* And the replies go to each dispatcher as one message. */
+	tel_bus_hold(ctx);
 	for (i = 0; i < n; i++) {
 		struct tel_call *c = pend[i].c;
 		int dealer = pend[i].dealer, r = rc ? rc[i] : TEL_CLAIM_FENCED;
@@ -981,6 +983,7 @@ tel_call_jobs_flush(struct tel_ctx *ctx)
 		ctx->hb_wanted = 0;
 		tel_bus_heartbeat(ctx);
 	}
+	tel_bus_release(ctx);
 	free(ids);
 	free(atts);
 	free(rc);

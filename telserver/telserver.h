@@ -542,6 +542,10 @@ void	tel_bus_poll(struct tel_ctx *ctx);
 void	tel_bus_heartbeat(struct tel_ctx *ctx);
 void	tel_bus_reply(struct tel_ctx *ctx, int dealer, enum rq_msg_type type,
 	    const char *call_id, uint64_t attempt, const char *reason);
+/* Between hold and release, what goes to a dispatcher that sends its JOBs
+ * in batches is kept, and goes to it as one message at the release. */
+void	tel_bus_hold(struct tel_ctx *ctx);
+void	tel_bus_release(struct tel_ctx *ctx);
 /* Emits an EVENT through the outbox (copied). */
 void	tel_bus_event(struct tel_ctx *ctx, const struct rq_msg *ev);
 
@@ -739,6 +743,7 @@ struct tel_ctx {
 	size_t			 npend, pend_cap;
 	int			 hb_hold;	/* heartbeat after the batch */
 	int			 hb_wanted;
+	int			 bus_hold;	/* replies kept for a batch */
 };
 
 #endif

@@ -1,4 +1,5 @@
-/* The bus with CURVE: a ROUTER of rq_bus_socket() takes messages from a
+/* The bus: several messages in one ZeroMQ message (test_batches), and
+ * with CURVE: a ROUTER of rq_bus_socket() takes messages from a
  * client whose key is in curve_clients (and from this daemon's own key),
  * refuses a wrong key, a plain client and a wrong server key, and logs why
  * (without any secret key).  Over TCP: inproc has no handshake. */
@@ -49,8 +50,7 @@ static int
 delivered(void *s, const char *node, int wait_ms)
 {
 	struct rq_msg m, got;
-	char id[RQ_BUS_ID_MAX];
-	size_t idlen;
+	struct rq_bus_in in;
 	uint64_t until = rq_mono_ms() + wait_ms;
 	int ok = 0;
 
@@ -60,11 +60,12 @@ delivered(void *s, const char *node, int wait_ms)
 	rq_msg_set(&m, capacity, 1);
 	/* Queued until the handshake is done (or forever when refused). */
 	assert_int_equal(rq_bus_send(s, NULL, 0, &m), 0);
+	rq_bus_in_init(&in, router, 1);
 	while (!ok && rq_mono_ms() < until) {
 		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
 
 		zmq_poll(&pi, 1, 50);
-		while (rq_bus_recv(router, id, &idlen, &got) == 1) {
+		while (rq_bus_recv(&in, &got) == 1) {
 			if (!strcmp(got.node, node))
 				ok = 1;
 			rq_msg_clear(&got);
@@ -212,11 +213,168 @@ test_refused_and_logged(void **state)
 	assert_null(strstr(log, bad_sec));
 }
 
+/* A plain DEALER named name, connected to a ROUTER bound at ep. */
+static void *
+plain_dealer(void *ctx, const char *ep, const char *name)
+{
+	void *s;
+
+	assert_non_null(s = rq_bus_socket(ctx, ZMQ_DEALER));
+	assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, name,
+	    strlen(name)), 0);
+	assert_int_equal(zmq_connect(s, ep), 0);
+	return s;
+}
+
+static void
+heartbeat(struct rq_msg *m, const char *node, uint64_t active)
+{
+	rq_msg_init(m, RQ_MSG_HEARTBEAT);
+	rq_msg_set(m, node, (char *)node);
+	rq_msg_set(m, active, active);
+	rq_msg_set(m, capacity, 10);
+}
+
+/* Receives on in until want messages came (or 2 s): their nodes, and
+ * their senders and frame numbers, one "sender/node/frame" each, in
+ * order, into got. */
+static void
+recv_nodes(struct rq_bus_in *in, int want, char *got, size_t len)
+{
+	uint64_t until = rq_mono_ms() + 2000;
+	struct rq_msg m;
+	int n = 0, rc;
+
+	got[0] = '\0';
+	while (n < want && rq_mono_ms() < until) {
+		zmq_pollitem_t pi = { in->sock, 0, ZMQ_POLLIN, 0 };
+
+		zmq_poll(&pi, 1, 50);
+		while ((rc = rq_bus_recv(in, &m)) != 0) {
+			if (rc != 1)
+				continue;
+			snprintf(got + strlen(got), len - strlen(got),
+			    "%s%.*s/%s/%zu", n ? " " : "", (int)in->idlen,
+			    in->router ? (char *)in->id : "", m.node ?
+			    m.node : m.call_id, in->frames);
+			n++;
+			rq_msg_clear(&m);
+		}
+	}
+}
+
+/* Several messages in one ZeroMQ message: each comes out on its own, in
+ * order, with its sender; a bad frame is dropped alone; frames past
+ * RQ_BUS_BATCH_MAX are dropped; all or nothing is sent. */
+static void
+test_batches(void **state)
+{
+	struct rq_bus_batch b;
+	struct rq_bus_in rin, din;
+	struct rq_msg m;
+	char got[4096], want[4096], frame[64];
+	void *ctx, *r, *a, *c;
+	int i;
+
+	assert_non_null(ctx = zmq_ctx_new());
+	assert_non_null(r = rq_bus_socket(ctx, ZMQ_ROUTER));
+	assert_int_equal(zmq_bind(r, "inproc://batches"), 0);
+	a = plain_dealer(ctx, "inproc://batches", "tel-a");
+	c = plain_dealer(ctx, "inproc://batches", "tel-c");
+	rq_bus_in_init(&rin, r, 1);
+	rq_bus_in_init(&din, a, 0);
+
+	/* Two batches from two peers, and a single message after them. */
+	rq_bus_batch_init(&b);
+	for (i = 1; i <= 3; i++) {
+		heartbeat(&m, "a", (uint64_t)i);
+		assert_int_equal(rq_bus_batch_add(&b, &m), 0);
+	}
+	assert_int_equal(rq_bus_send_batch(a, NULL, 0, &b), 0);
+	assert_int_equal(b.n, 0);
+	recv_nodes(&rin, 3, got, sizeof(got));
+	assert_string_equal(got, "tel-a/a/1 tel-a/a/2 tel-a/a/3");
+	heartbeat(&m, "c", 1);
+	rq_bus_batch_add(&b, &m);
+	rq_bus_batch_add(&b, &m);
+	assert_int_equal(rq_bus_send_batch(c, NULL, 0, &b), 0);
+	assert_int_equal(rq_bus_send(a, NULL, 0, &m), 0);
+	recv_nodes(&rin, 3, got, sizeof(got));
+	assert_string_equal(got, "tel-c/c/1 tel-c/c/2 tel-a/c/1");
+
+	/* ROUTER to DEALER. */
+	rq_msg_init(&m, RQ_MSG_JOB_ACK);
+	rq_msg_set(&m, call_id, "c_000000000000000000000001");
+	rq_msg_set(&m, attempt, 1);
+	rq_msg_set(&m, node, "tel-a");
+	rq_bus_batch_add(&b, &m);
+	m.call_id = "c_000000000000000000000002";
+	rq_bus_batch_add(&b, &m);
+	assert_int_equal(rq_bus_send_batch(r, "tel-a", 5, &b), 0);
+	recv_nodes(&din, 2, got, sizeof(got));
+	assert_string_equal(got, "/tel-a/1 /tel-a/2");
+
+	/* A message that cannot be packed is refused, and so is a 65th. */
+	rq_msg_init(&m, RQ_MSG_HEARTBEAT);
+	assert_int_equal(rq_bus_batch_add(&b, &m), -1);
+	heartbeat(&m, "a", 1);
+	for (i = 0; i < RQ_BUS_BATCH_MAX; i++)
+		assert_int_equal(rq_bus_batch_add(&b, &m), 0);
+	assert_int_equal(rq_bus_batch_add(&b, &m), -1);
+	rq_bus_batch_free(&b);
+	assert_int_equal(b.n, 0);
+
+	/* A bad frame between two good ones: only it is dropped. */
+	rq_bus_batch_add(&b, &m);
+	assert_int_equal(zmq_send(a, b.buf[0], b.len[0], ZMQ_SNDMORE),
+	    (int)b.len[0]);
+	assert_int_equal(zmq_send(a, "\x81\x01", 2, ZMQ_SNDMORE), 2);
+	assert_int_equal(zmq_send(a, b.buf[0], b.len[0], 0), (int)b.len[0]);
+	rq_bus_batch_free(&b);
+	recv_nodes(&rin, 2, got, sizeof(got));
+	assert_string_equal(got, "tel-a/a/1 tel-a/a/3");
+	if (strstr(log_text(), "malformed message dropped") == NULL)
+		fail_msg("the bad frame was not logged: %s", log_text());
+
+	/* RQ_BUS_BATCH_MAX + 6 frames: the last 6 dropped, and said. */
+	rq_bus_batch_add(&b, &m);
+	for (i = 0; i < RQ_BUS_BATCH_MAX + 5; i++)
+		zmq_send(a, b.buf[0], b.len[0], ZMQ_SNDMORE);
+	zmq_send(a, b.buf[0], b.len[0], 0);
+	rq_bus_batch_free(&b);
+	heartbeat(&m, "next", 1);
+	rq_bus_send(a, NULL, 0, &m);
+	recv_nodes(&rin, RQ_BUS_BATCH_MAX + 1, got, sizeof(got));
+	want[0] = '\0';
+	for (i = 1; i <= RQ_BUS_BATCH_MAX; i++) {
+		snprintf(frame, sizeof(frame), "tel-a/a/%d ", i);
+		strcat(want, frame);
+	}
+	strcat(want, "tel-a/next/1");
+	assert_string_equal(got, want);
+	if (strstr(log_text(), "frames past 64 of a message dropped") == NULL)
+		fail_msg("the dropped frames were not logged: %s",
+		    log_text());
+
+	/* An unroutable peer: nothing goes, and the batch is emptied. */
+	heartbeat(&m, "x", 1);
+	rq_bus_batch_add(&b, &m);
+	rq_bus_batch_add(&b, &m);
+	assert_int_equal(rq_bus_send_batch(r, "nobody", 6, &b), -1);
+	assert_int_equal(b.n, 0);
+
+	zmq_close(a);
+	zmq_close(c);
+	zmq_close(r);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keygen),
+		cmocka_unit_test(test_batches),
 		cmocka_unit_test(test_accepted_keys),
 		cmocka_unit_test(test_refused_and_logged),
 	};

@@ -18,7 +18,21 @@
 #define NEVENTS	5000
 
 static void *zctx, *router;
+static struct rq_bus_in router_in;
 static char ids[NEVENTS][RQ_ID_LEN + 1];
+
+/* rq_bus_recv on the router, its sender's identity copied to peer. */
+static int
+router_recv(char *peer, size_t *peerlen, struct rq_msg *m)
+{
+	int rc;
+
+	if ((rc = rq_bus_recv(&router_in, m)) == 1) {
+		memcpy(peer, router_in.id, router_in.idlen);
+		*peerlen = router_in.idlen;
+	}
+	return rc;
+}
 
 /* Receives up to n events within ms; returns how many came. */
 static int
@@ -32,7 +46,7 @@ recv_events(char *peer, size_t *peerlen, int n, int ms)
 		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
 
 		zmq_poll(&pi, 1, 50);
-		while ((rc = rq_bus_recv(router, peer, peerlen, &m)) != 0) {
+		while ((rc = router_recv(peer, peerlen, &m)) != 0) {
 			if (rc == 1) {
 				assert_int_equal(m.type, RQ_MSG_EVENT);
 				got++;
@@ -154,7 +168,7 @@ test_probes_while_silent(void **state)
 		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
 
 		zmq_poll(&pi, 1, 50);
-		while ((rc = rq_bus_recv(router, peer, &peerlen, &m)) != 0) {
+		while ((rc = router_recv(peer, &peerlen, &m)) != 0) {
 			if (rc != 1)
 				continue;
 			snprintf(probe, sizeof(probe), "%s", m.call_id);
@@ -206,6 +220,7 @@ main(void)
 	router = rq_bus_socket(zctx, ZMQ_ROUTER);
 	if (zmq_bind(router, "inproc://accounting") == -1)
 		return 1;
+	rq_bus_in_init(&router_in, router, 1);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	zmq_close(router);
 	zmq_ctx_term(zctx);

@@ -328,10 +328,42 @@ test_alone(void **state)
 	disp_tels_free(&t);
 }
 
+/* The JOBs a telserver takes in one message: what its heartbeat says,
+ * within 1..RQ_BUS_BATCH_MAX; 1 when it says nothing (an older one). */
+static void
+test_frames(void **state)
+{
+	struct disp_tels t;
+	struct rq_msg m;
+	ssize_t i;
+
+	disp_tels_init(&t, 1500);
+	hb(&t, "id-old", "old", 0, 10, "up", 1000);
+	assert_int_equal(t.v[disp_tels_find(&t, "id-old", 6)].frames, 1);
+	rq_msg_init(&m, RQ_MSG_HEARTBEAT);
+	rq_msg_set(&m, node, "new");
+	rq_msg_set(&m, active, 0);
+	rq_msg_set(&m, capacity, 10);
+	rq_msg_set(&m, frames, 16);
+	i = disp_tels_heartbeat(&t, "id-new", 6, &m, 1000);
+	assert_int_equal(t.v[i].frames, 16);
+	m.frames = 100000;
+	disp_tels_heartbeat(&t, "id-new", 6, &m, 1100);
+	assert_int_equal(t.v[i].frames, RQ_BUS_BATCH_MAX);
+	m.frames = 0;
+	disp_tels_heartbeat(&t, "id-new", 6, &m, 1200);
+	assert_int_equal(t.v[i].frames, 1);
+	/* A later heartbeat without it: one by one again (a downgrade). */
+	hb(&t, "id-new", "new", 0, 10, "up", 1300);
+	assert_int_equal(t.v[i].frames, 1);
+	disp_tels_free(&t);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_frames),
 		cmocka_unit_test(test_liveness),
 		cmocka_unit_test(test_draining_suspect_full),
 		cmocka_unit_test(test_restart_new_identity),
