@@ -69,7 +69,7 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 /* The version of ringq-redis.so (common/redis_module.c) this tree's
  * daemons use: bump it whenever a native command's arguments, answer or
  * effects change, so that daemons never use a module of another build. */
-#define RQ_MODULE_VERSION	2
+#define RQ_MODULE_VERSION	3
 
 /* HASH rq:timeline:<id>: field "<attempt>:<status>" -> event JSON.  The
  * field is the event's identity, so writing it twice is harmless. */

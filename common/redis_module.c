@@ -1624,8 +1624,12 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		if (c.error)
 			goto fail;
 	}
-	if (released + nback > 0)
+	if (released + nback > 0) {
+		/* A dispatcher blocked in ringq.take takes them now; one
+		 * without the module hears it on rq:wake. */
+		RedisModule_SignalKeyAsReady(ctx, ready);
 		publish(&c, s_wake, mk_int(&c, released + nback));
+	}
 	RedisModule_ReplyWithArray(ctx, 7);
 	RedisModule_ReplyWithLongLong(ctx, ndue);
 	RedisModule_ReplyWithLongLong(ctx, released);
@@ -1735,38 +1739,29 @@ reply_taken(RedisModuleCtx *ctx, const struct taken *t)
 		RedisModule_ReplyWithNull(ctx);
 }
 
-/* ringq.take 2 rq:ready rq:inflight lease_ms prefix max
- *     -> RQ_TAKE_SLOTS elements per id taken, or nil (take_src) */
-static int
-cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
+/* The take's work, into out (max + 1 entries): pops up to max ids from
+ * argv[2] (rq:ready), leases the usable ones in argv[3] (rq:inflight) for
+ * lease ms and ends the others.  Returns how many it popped; c->error
+ * set: the caller answers the error. */
+static long long
+take_run(struct cmd *c, rstr **argv, long long lease, long long max,
+    struct taken *out)
 {
-	struct cmd c = { ctx, 0, 0, NULL };
-	long long lease, max, n = 0, deadline = 0, i;
+	long long n = 0, deadline = 0, i;
 	rstr *id, **f;
 	double a, maxatt, na;
-	struct taken *out, *t;
+	struct taken *t;
 	struct job jb;
 	struct event e;
 
-	if (argc != 7)
-		return RedisModule_WrongArity(ctx);
-	if (RedisModule_StringToLongLong(argv[4], &lease) != REDISMODULE_OK ||
-	    RedisModule_StringToLongLong(argv[6], &max) != REDISMODULE_OK ||
-	    max < 0 || max > 100000)
-		return RedisModule_ReplyWithError(ctx,
-		    "ERR ringq.take: lease or max is not a number");
-	if (!prefix_is_job(ctx, argv[5]))
-		return REDISMODULE_OK;
-	RedisModule_AutoMemory(ctx);
-	out = RedisModule_Calloc((size_t)max + 1, sizeof(*out));
-	while (n < max && (id = zpopmin(&c, argv[2])) != NULL) {
+	while (n < max && (id = zpopmin(c, argv[2])) != NULL) {
 		if (n == 0) {
-			c.now = RedisModule_Milliseconds();
-			deadline = c.now + lease;
+			c->now = RedisModule_Milliseconds();
+			deadline = c->now + lease;
 		}
 		t = &out[n++];
 		t->id = id;
-		if (job_open(&c, &jb, id, NULL) == -1)
+		if (job_open(c, &jb, id, NULL) == -1)
 			break;
 		f = jb.f;
 		if (!lua_number(f[J_ATTEMPTS], &a))
@@ -1779,15 +1774,15 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 		e.attempt = t->att;
 		e.tenant = f[J_TENANT];
 		e.to = f[J_TO];
-		e.ts_ms = c.now;
+		e.ts_ms = c->now;
 		if (!job_exists(f, jb.key))
 			;	/* vanished */
 		else if (terminal_rank(f[J_RANK])) {
 			t->what = "terminal";
 			t->v[0] = f[J_STATUS] != NULL ? f[J_STATUS] :
-			    mk(&c, "?", 1);
+			    mk(c, "?", 1);
 		} else if (lua_number(f[J_NOT_AFTER], &na) &&
-		    (double)c.now > na) {
+		    (double)c->now > na) {
 			e.status = RQ_ST_EXPIRED;
 			e.status_name = t->what = "expired";
 			e.reason = s_not_after;
@@ -1798,7 +1793,7 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 			t->what = "exhausted";
 			e.reason = s_attempts_exhausted;
 			e.detail = s_max_reached;
-		} else if ((t->att = hincr(&c, &jb, s_attempts, 1)) ==
+		} else if ((t->att = hincr(c, &jb, s_attempts, 1)) ==
 		    LLONG_MIN) {
 			RedisModule_CloseKey(jb.key);
 			break;
@@ -1810,19 +1805,51 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 			e.reason = s_rejected;
 			e.detail = s_no_target;
 		} else {
-			zadd(&c, argv[3], deadline, id, 0);
+			zadd(c, argv[3], deadline, id, 0);
 			for (i = 0; i < (long long)TAKE_NFIELDS; i++)
 				t->v[i] = f[take_fields[i]];
 		}
 		if (e.status_name != NULL)
-			emit(&c, jb.name, jb.key, &e, f, NULL);
+			emit(c, jb.name, jb.key, &e, f, NULL);
 		RedisModule_CloseKey(jb.key);
-		if (c.error)
+		if (c->error)
 			break;
 	}
-	if (c.error) {
+	return n;
+}
+
+/* The arguments of ringq.take: 0, or -1 with the error answered. */
+static int
+take_args(RedisModuleCtx *ctx, rstr **argv, int argc, long long *lease,
+    long long *max, long long *block)
+{
+	*block = -1;
+	if (argc != 7 && argc != 8)
+		return RedisModule_WrongArity(ctx), -1;
+	if (RedisModule_StringToLongLong(argv[4], lease) != REDISMODULE_OK ||
+	    RedisModule_StringToLongLong(argv[6], max) != REDISMODULE_OK ||
+	    *max < 0 || *max > 100000 || (argc == 8 &&
+	    (RedisModule_StringToLongLong(argv[7], block) != REDISMODULE_OK ||
+	    *block < 0 || *block > 86400000))) {
+		RedisModule_ReplyWithError(ctx, "ERR ringq.take: lease, max or "
+		    "block is not a number");
+		return -1;
+	}
+	if (!prefix_is_job(ctx, argv[5]))
+		return -1;
+	return 0;
+}
+
+/* Answers the n ids take_run popped (nil for none) and frees out. */
+static int
+take_reply(RedisModuleCtx *ctx, struct cmd *c, struct taken *out,
+    long long n)
+{
+	long long i;
+
+	if (c->error) {
 		RedisModule_Free(out);
-		return reply_error(&c);
+		return reply_error(c);
 	}
 	if (n == 0)
 		RedisModule_ReplyWithNull(ctx);
@@ -1833,6 +1860,65 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 	}
 	RedisModule_Free(out);
 	return REDISMODULE_OK;
+}
+
+/* A blocked take, once rq:ready has ids: takes them, or keeps waiting
+ * (REDISMODULE_ERR) when another took them first. */
+static int
+take_ready(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, 0, 0, NULL };
+	long long lease, max, block, n;
+	struct taken *out;
+
+	if (take_args(ctx, argv, argc, &lease, &max, &block) == -1)
+		return replicated(ctx, REDISMODULE_OK);
+	RedisModule_AutoMemory(ctx);
+	out = RedisModule_Calloc((size_t)max + 1, sizeof(*out));
+	if ((n = take_run(&c, argv, lease, max, out)) == 0 && !c.error) {
+		RedisModule_Free(out);
+		return REDISMODULE_ERR;
+	}
+	/* Its writes go to the AOF and the replicas as a command's do. */
+	return replicated(ctx, take_reply(ctx, &c, out, n));
+}
+
+/* A blocked take's wait is over: nothing came. */
+static int
+take_timeout(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	return RedisModule_ReplyWithNull(ctx);
+}
+
+/*
+ * ringq.take 2 rq:ready rq:inflight lease_ms prefix max [block_ms]
+ *     -> RQ_TAKE_SLOTS elements per id taken, or nil (take_src)
+ * With block_ms, a take that finds rq:ready empty waits for it, up to
+ * block_ms (0: for ever), and answers nil at the end of that wait: Redis
+ * runs take_ready as soon as a command has added to rq:ready, in the same
+ * turn, so the dispatcher gets the jobs a release made ready in that
+ * release's turn, without a wake-up message and a take of its own.  Not
+ * in a script or a transaction (Redis refuses to block there).
+ */
+static int
+cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	struct cmd c = { ctx, 0, 0, NULL };
+	long long lease, max, block, n;
+	struct taken *out;
+
+	if (take_args(ctx, argv, argc, &lease, &max, &block) == -1)
+		return REDISMODULE_OK;
+	RedisModule_AutoMemory(ctx);
+	out = RedisModule_Calloc((size_t)max + 1, sizeof(*out));
+	n = take_run(&c, argv, lease, max, out);
+	if (n == 0 && !c.error && block >= 0 && max > 0) {
+		RedisModule_Free(out);
+		RedisModule_BlockClientOnKeys(ctx, take_ready, take_timeout,
+		    NULL, block, &argv[2], 1, NULL);
+		return REDISMODULE_OK;
+	}
+	return take_reply(ctx, &c, out, n);
 }
 
 /* A reply of RedisModule_Call, freed; NULL when it failed (c->error). */

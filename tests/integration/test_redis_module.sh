@@ -81,7 +81,8 @@ bad "ERR wrong number of arguments" ringq.claim_batch 3 a b c
 bad "ERR wrong number of arguments" ringq.finish 9
 bad "ERR wrong number of arguments" ringq.finish_batch 2 a b rq:job: 1 2
 bad "ERR ringq.release: now_ms or batch" ringq.release 3 a b c x y rq:job:
-bad "ERR ringq.take: lease or max" ringq.take 2 a b c rq:job: -1
+bad "ERR ringq.take: lease, max or block" ringq.take 2 a b c rq:job: -1
+bad "ERR ringq.take: lease, max or block" ringq.take 2 a b 1 rq:job: 1 -1
 bad "ERR ringq: the job key prefix" ringq.take 2 a b 1000 job: 5
 redis-cli -p "$NATIVE_PORT" set rq:job:zz 1 >/dev/null
 redis-cli -p "$NATIVE_PORT" zadd rq:ready 1 zz >/dev/null
@@ -91,6 +92,32 @@ redis-cli -p "$NATIVE_PORT" del rq:job:zz rq:ready >/dev/null
 [ "$(redis-cli -p "$NATIVE_PORT" ping)" = PONG ] ||
 	rq_fail "Redis is down after bad arguments"
 echo "ok: bad arguments: an error reply each"
+
+# A take that finds rq:ready empty and may wait: nil at the end of its
+# wait; taken by the release that makes a job ready, at once, with its
+# lease and attempt written (the replica and the AOF compared below).
+ncli() { redis-cli -p "$NATIVE_PORT" "$@"; }
+[ -z "$(ncli ringq.take 2 rq:ready rq:inflight 1000 rq:job: 5 300)" ] ||
+	rq_fail "a blocked take's wait did not end with nil"
+B=c_0000000000000000000000bb
+ncli hset "rq:job:$B" id "$B" tenant demo to +15551230000 status queued \
+    status_rank 0 >/dev/null
+ncli zadd rq:delayed 1 "$B" >/dev/null
+ncli ringq.take 2 rq:ready rq:inflight 60000 rq:job: 5 20000 \
+    > "$T/blocked.out" &
+rq_wait_for 30 eval "redis-cli -p $NATIVE_PORT info clients |
+    grep -q '^blocked_clients:1'"
+ncli ringq.release 3 rq:delayed rq:ready rq:inflight \
+    "$(( $(date +%s) * 1000 ))" 100 rq:job: >/dev/null
+rq_wait_for 30 eval "redis-cli -p $NATIVE_PORT info clients |
+    grep -q '^blocked_clients:0'"
+wait $!
+[ "$(head -n 3 "$T/blocked.out" | paste -sd' ')" = "$B 1 demo" ] ||
+	rq_fail "the blocked take got: $(paste -sd' ' "$T/blocked.out")"
+[ -n "$(ncli zscore rq:inflight "$B")" ] && [ -z "$(ncli zscore rq:ready "$B")" ] &&
+    [ "$(ncli hget "rq:job:$B" attempts)" = 1 ] ||
+	rq_fail "the blocked take left no lease, or no attempt"
+echo "ok: a blocked take: nil when nothing came, the released job at once"
 
 # Packed replication: the replica, and the AOF loaded again, hold exactly
 # the same; a client may not send ringq.apply.
