@@ -81,6 +81,7 @@ disp_init(struct disp *d, const struct rq_config *cfg, void *router)
 	    sizeof(scripts) / sizeof(*scripts));
 	rq_sub_init(&d->wake, cfg->redis_host, cfg->redis_port,
 	    RQ_CHANNEL_WAKE);
+	disp_taker_init(&d->taker, cfg->redis_host, cfg->redis_port);
 	disp_tels_init(&d->tels, (uint64_t)cfg->heartbeat_timeout_ms);
 	TAILQ_INIT(&d->jobs);
 	m_latency = rq_histogram("ringq_dispatch_latency_seconds", "",
@@ -132,6 +133,7 @@ disp_free(struct disp *d)
 		job_free(j);
 	}
 	disp_tels_free(&d->tels);
+	disp_taker_close(&d->taker);
 	rq_sub_close(&d->wake);
 	rq_redis_close(&d->redis);
 }
@@ -295,6 +297,7 @@ disp_tick(struct disp *d)
 	int alone;
 
 	disp_tels_check(&d->tels, now);
+	disp_taker_stuck(&d->taker, now);
 	for (i = 0; i < d->tels.n; i++)
 		alive += d->tels.v[i].alive != 0;
 	rq_gauge_set(m_alive, alive);
@@ -467,6 +470,58 @@ send_jobs(struct disp *d, struct rq_msg *jobs, size_t n, uint64_t now)
 			send_batch(d, (size_t)to[i], jobs, track, to, n);
 }
 
+/* A lease outlives the ack timeout: normally we requeue first. */
+static uint64_t
+lease_ms(const struct disp *d)
+{
+	return (uint64_t)d->cfg->ack_timeout_ms + 1000;
+}
+
+int
+disp_waiting_take(struct disp *d)
+{
+	if (d->stopping || rq_redis_ready(&d->redis) == -1)
+		return 0;
+	return disp_taker_up(&d->taker, d->redis.module);
+}
+
+/* The waiting take's side of disp_fill: one take at a time, for the room
+ * there is. */
+static void
+fill_waiting(struct disp *d)
+{
+	uint64_t room;
+
+	if (d->taker.waiting ||
+	    (room = disp_tels_room(&d->tels, rq_mono_ms())) == 0)
+		return;
+	disp_taker_send(&d->taker, lease_ms(d),
+	    room < DISP_TAKE_MAX ? (size_t)room : DISP_TAKE_MAX,
+	    DISP_SAFETY_POLL_MS);
+}
+
+void
+disp_taken(struct disp *d)
+{
+	struct rq_msg jobs[DISP_TAKE_MAX];
+	redisReply *rep;
+	size_t i, n, want = d->taker.want;
+
+	if (disp_taker_read(&d->taker, &rep) != 1)
+		return;
+	/* Taken in Redis a moment ago; the latency counts from here. */
+	take_us = mono_us();
+	if (disp_job_take_reply(rep, want, jobs, &n) == -1)
+		rq_metric_error("redis");
+	else {
+		send_jobs(d, jobs, n, rq_mono_ms());
+		for (i = 0; i < n; i++)
+			rq_msg_clear(&jobs[i]);
+	}
+	freeReplyObject(rep);
+	disp_fill(d);
+}
+
 void
 disp_fill(struct disp *d)
 {
@@ -477,11 +532,14 @@ disp_fill(struct disp *d)
 
 	if (d->stopping)
 		return;
+	if (disp_waiting_take(d)) {
+		fill_waiting(d);
+		return;
+	}
 	now = rq_mono_ms();
 	if (d->idle && now < d->next_poll)
 		return;
-	/* Longer than the ack timeout: normally we requeue it first. */
-	lease = (uint64_t)d->cfg->ack_timeout_ms + 1000;
+	lease = lease_ms(d);
 	while (taken < DISP_FILL_MAX) {
 		/* Take only for the room there is, so waiting jobs stay in
 		 * Redis, not here. */
@@ -510,6 +568,36 @@ disp_fill(struct disp *d)
 	}
 }
 
+/*
+ * At shutdown: ends the waiting take (CLIENT UNBLOCK on the main
+ * connection) and sends what it may have taken just before, so that no
+ * job waits for its lease to end.  A take Redis cannot be asked about is
+ * left to its leases.
+ */
+static void
+end_waiting_take(struct disp *d)
+{
+	char id[32];
+	const char *argv[3] = { "CLIENT", "UNBLOCK", id };
+	uint64_t until = rq_mono_ms() + 1000;
+	redisReply *rep;
+	int fd;
+
+	if (d->taker.waiting && d->redis.c != NULL) {
+		snprintf(id, sizeof(id), "%lld", d->taker.id);
+		if ((rep = rq_redis_command(d->redis.c, 3, argv)) != NULL)
+			freeReplyObject(rep);
+		while (d->taker.waiting && rq_mono_ms() < until &&
+		    (fd = disp_taker_fd(&d->taker)) != -1) {
+			zmq_pollitem_t pi = { NULL, fd, ZMQ_POLLIN, 0 };
+
+			if (zmq_poll(&pi, 1, 20) > 0)
+				disp_taken(d);
+		}
+	}
+	disp_taker_close(&d->taker);
+}
+
 void
 disp_shutdown(struct disp *d, int wait_ms)
 {
@@ -517,6 +605,7 @@ disp_shutdown(struct disp *d, int wait_ms)
 	struct disp_job *j;
 
 	d->stopping = 1;
+	end_waiting_take(d);
 	if (d->njobs > 0)
 		log_info("waiting up to %d ms for %zu acks", wait_ms, d->njobs);
 	while (d->njobs > 0 && rq_mono_ms() < until) {

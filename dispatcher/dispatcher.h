@@ -161,6 +161,52 @@ int	disp_job_drop(struct rq_redis *r, const char *id, uint64_t attempt,
 int	disp_job_requeue(struct rq_redis *r, const char *id,
 	    uint64_t attempt, int giveback);
 
+/* Reads the answer of a take (ringq.take or its script) of up to max ids:
+ * the jobs to send into jobs[] (*njobs of them; each owns its strings:
+ * rq_msg_clear), the rest logged.  Returns how many ids were popped (fewer
+ * than max: rq:ready is empty now), or -1 for an answer of another shape
+ * (logged).  rep stays the caller's. */
+int	disp_job_take_reply(const redisReply *rep, size_t max,
+	    struct rq_msg *jobs, size_t *njobs);
+
+/*
+ * taker.c: the waiting take.  Where Redis has ringq-redis.so the
+ * dispatcher takes with ringq.take's block_ms, on a connection of its own
+ * that the loop polls: the release that makes jobs ready serves the take
+ * in its own Redis turn, where rq:wake costs a message, a wake-up and a
+ * take of its own.  Without the module, or while this connection is
+ * down, the dispatcher takes on rq:wake.
+ */
+struct disp_taker {
+	redisContext	*c;
+	char		 host[RQ_ADDR_MAX];
+	int		 port;
+	long long	 id;		/* its CLIENT ID */
+	int		 waiting;	/* a take sent, not yet answered */
+	size_t		 want;		/* ids it asked for */
+	uint64_t	 deadline_ms;	/* monotonic: answered by then */
+	uint64_t	 next_try_ms;	/* monotonic: connect again */
+	int		 down_logged;
+};
+
+void	disp_taker_init(struct disp_taker *t, const char *host, int port);
+void	disp_taker_close(struct disp_taker *t);
+/* Whether takes go through it: module (the main connection found our
+ * module) and connected, connecting when it is time to try. */
+int	disp_taker_up(struct disp_taker *t, int module);
+/* Sends a take of up to want ids that waits up to block_ms.  Returns 0,
+ * or -1 (logged, connection dropped). */
+int	disp_taker_send(struct disp_taker *t, uint64_t lease_ms, size_t want,
+	    int block_ms);
+/* The socket to poll while a take waits, else -1. */
+int	disp_taker_fd(const struct disp_taker *t);
+/* Reads the take's answer once its socket is readable: 1 with *rep (the
+ * caller frees it), 0 not complete yet, -1 connection lost (logged). */
+int	disp_taker_read(struct disp_taker *t, redisReply **rep);
+/* Drops the connection of a take not answered long after its wait: 1 if
+ * so (logged; what it took comes back when the leases end). */
+int	disp_taker_stuck(struct disp_taker *t, uint64_t now);
+
 /* dispatch.c: the dispatcher's state and its reactions. */
 #define DISP_SAFETY_POLL_MS	500	/* takes at least this often when idle */
 
@@ -170,6 +216,7 @@ struct disp {
 	struct rq_bus_in	 in;		/* the router's receiving side */
 	struct rq_redis		 redis;
 	struct rq_sub		 wake;		/* rq:wake */
+	struct disp_taker	 taker;		/* the waiting take */
 	struct disp_tels	 tels;
 	struct disp_jobq	 jobs;		/* sent, waiting for an ack */
 	size_t			 njobs;
@@ -188,10 +235,15 @@ void	disp_free(struct disp *d);
 void	disp_read(struct disp *d);
 /* Ack timeouts and liveness; call every loop. */
 void	disp_tick(struct disp *d);
-/* Takes and sends jobs while a telserver has room: at once when rq:ready
- * held jobs last time or a wake-up came (rq:wake), else every
- * DISP_SAFETY_POLL_MS. */
+/* Takes and sends jobs while a telserver has room: with the waiting take
+ * when it is up, else at once when rq:ready held jobs last time or a
+ * wake-up came (rq:wake), and every DISP_SAFETY_POLL_MS. */
 void	disp_fill(struct disp *d);
+/* Whether the waiting take is in use (then rq:wake is not needed). */
+int	disp_waiting_take(struct disp *d);
+/* Reads the waiting take's answer (its socket is readable), sends its
+ * jobs, and takes again. */
+void	disp_taken(struct disp *d);
 /* At SIGTERM: waits up to wait_ms for acks, then requeues what is left. */
 void	disp_shutdown(struct disp *d, int wait_ms);
 

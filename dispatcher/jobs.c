@@ -229,13 +229,34 @@ take_entry(redisReply **e, struct rq_msg *job)
 }
 
 int
+disp_job_take_reply(const redisReply *rep, size_t max, struct rq_msg *jobs,
+    size_t *njobs)
+{
+	size_t i;
+
+	*njobs = 0;
+	/* none popped: nil (elements 0) */
+	if ((rep->type != REDIS_REPLY_ARRAY && rep->type != REDIS_REPLY_NIL) ||
+	    rep->elements % RQ_TAKE_SLOTS != 0 ||
+	    rep->elements / RQ_TAKE_SLOTS > max) {
+		log_warnx("redis: take: unexpected reply%s%s",
+		    rep->type == REDIS_REPLY_ERROR ? ": " : "",
+		    rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+		return -1;
+	}
+	for (i = 0; i < rep->elements; i += RQ_TAKE_SLOTS)
+		if (take_entry(rep->element + i, &jobs[*njobs]) == 1)
+			(*njobs)++;
+	return (int)(rep->elements / RQ_TAKE_SLOTS);
+}
+
+int
 disp_job_take(struct rq_redis *r, uint64_t lease_ms, size_t max,
     struct rq_msg *jobs, size_t *njobs)
 {
 	char lease[32], count[32];
 	const char *argv[5];
 	redisReply *rep;
-	size_t i;
 	int popped;
 
 	*njobs = 0;
@@ -250,18 +271,7 @@ disp_job_take(struct rq_redis *r, uint64_t lease_ms, size_t max,
 	argv[4] = count;
 	if ((rep = rq_redis_eval(r, &disp_take_script, 2, 5, argv)) == NULL)
 		return -1;
-	/* none popped: nil (elements 0) */
-	if ((rep->type != REDIS_REPLY_ARRAY && rep->type != REDIS_REPLY_NIL) ||
-	    rep->elements % RQ_TAKE_SLOTS != 0 ||
-	    rep->elements / RQ_TAKE_SLOTS > max) {
-		log_warnx("redis: take: unexpected reply");
-		freeReplyObject(rep);
-		return -1;
-	}
-	for (i = 0; i < rep->elements; i += RQ_TAKE_SLOTS)
-		if (take_entry(rep->element + i, &jobs[*njobs]) == 1)
-			(*njobs)++;
-	popped = (int)(rep->elements / RQ_TAKE_SLOTS);
+	popped = disp_job_take_reply(rep, max, jobs, njobs);
 	freeReplyObject(rep);
 	return popped;
 }

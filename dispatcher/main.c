@@ -24,7 +24,7 @@ main(int argc, char *argv[])
 	struct disp d;
 	void *zctx, *router;
 	char errbuf[256];
-	int fresh, wfd, np, ready = 0;
+	int fresh, ready = 0;
 	struct rq_metrics_server *ms;
 
 	rq_daemon_start(argc, argv, "ringq-dispatcher", &cfg);
@@ -50,19 +50,33 @@ main(int argc, char *argv[])
 			{ router, 0, ZMQ_POLLIN, 0 },
 			{ NULL, -1, ZMQ_POLLIN, 0 },
 		};
+		enum { POLL_NONE, POLL_TAKER, POLL_WAKE } second;
 
-		/* A (re)subscription may have missed messages: take now. */
-		if ((wfd = rq_sub_fd(&d.wake, &fresh)) != -1 && fresh)
-			d.idle = 0;
-		pi[1].fd = wfd;
-		np = wfd == -1 ? 1 : 2;
-		if (zmq_poll(pi, np, DISP_POLL_MS) == -1 && errno != EINTR)
+		second = POLL_NONE;
+		if (disp_waiting_take(&d)) {
+			/* Jobs come with the take's answer: no rq:wake. */
+			rq_sub_close(&d.wake);
+			if ((pi[1].fd = disp_taker_fd(&d.taker)) != -1)
+				second = POLL_TAKER;
+		} else if ((pi[1].fd = rq_sub_fd(&d.wake, &fresh)) != -1) {
+			/* A (re)subscription may have missed messages: take
+			 * now. */
+			if (fresh)
+				d.idle = 0;
+			second = POLL_WAKE;
+		}
+		if (zmq_poll(pi, second == POLL_NONE ? 1 : 2, DISP_POLL_MS) ==
+		    -1 && errno != EINTR)
 			fatalx("zmq_poll: %s", zmq_strerror(errno));
 		if (pi[0].revents & ZMQ_POLLIN)
 			disp_read(&d);
-		if (np == 2 && (pi[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) &&
-		    rq_sub_read(&d.wake) == 1)
-			d.idle = 0;
+		if (pi[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
+			if (second == POLL_TAKER)
+				disp_taken(&d);
+			else if (second == POLL_WAKE &&
+			    rq_sub_read(&d.wake) == 1)
+				d.idle = 0;
+		}
 		disp_tick(&d);
 		disp_fill(&d);
 		/* Bound, and Redis answered: tell systemd (once). */

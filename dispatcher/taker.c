@@ -1,0 +1,151 @@
+/* The waiting take (see dispatcher.h): ringq.take with block_ms on a
+ * Redis connection of its own, whose socket the loop polls. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "dispatcher.h"
+#include "keys.h"
+#include "log.h"
+#include "util.h"
+
+#define TAKER_RETRY_MS	1000
+/* An answer this much later than the wait it asked for: the link is
+ * stuck. */
+#define TAKER_GRACE_MS	5000
+
+void
+disp_taker_init(struct disp_taker *t, const char *host, int port)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	t->port = port;
+}
+
+void
+disp_taker_close(struct disp_taker *t)
+{
+	if (t->c != NULL)
+		redisFree(t->c);
+	t->c = NULL;
+	t->waiting = 0;
+}
+
+static void
+taker_lost(struct disp_taker *t, const char *what)
+{
+	if (!t->down_logged)
+		log_warnx("redis %s:%d: waiting take: %s: %s: jobs are taken on "
+		    "rq:wake meanwhile", t->host, t->port, what,
+		    t->c != NULL && t->c->errstr[0] ? t->c->errstr :
+		    "connection lost");
+	t->down_logged = 1;
+	disp_taker_close(t);
+	t->next_try_ms = rq_mono_ms() + TAKER_RETRY_MS;
+}
+
+int
+disp_taker_up(struct disp_taker *t, int module)
+{
+	struct timeval tv = { 1, 0 };
+	redisReply *rep;
+	char err[300];
+
+	if (!module) {
+		/* Without our module there is no waiting take. */
+		disp_taker_close(t);
+		return 0;
+	}
+	if (t->c != NULL)
+		return 1;
+	if (rq_mono_ms() < t->next_try_ms)
+		return 0;
+	t->next_try_ms = rq_mono_ms() + TAKER_RETRY_MS;
+	t->c = rq_redis_connect(t->host, t->port, tv);
+	if (t->c == NULL || t->c->err) {
+		taker_lost(t, "connect");
+		return 0;
+	}
+	redisSetTimeout(t->c, tv);
+	if (rq_redis_auth(t->c, err, sizeof(err)) == -1) {
+		taker_lost(t, err);
+		return 0;
+	}
+	/* Its id, for CLIENT UNBLOCK at shutdown. */
+	if ((rep = redisCommand(t->c, "CLIENT ID")) == NULL ||
+	    rep->type != REDIS_REPLY_INTEGER) {
+		if (rep != NULL)
+			freeReplyObject(rep);
+		taker_lost(t, "CLIENT ID");
+		return 0;
+	}
+	t->id = rep->integer;
+	freeReplyObject(rep);
+	if (t->down_logged)
+		log_info("redis %s:%d: waiting take back", t->host, t->port);
+	t->down_logged = 0;
+	return 1;
+}
+
+int
+disp_taker_fd(const struct disp_taker *t)
+{
+	return t->c != NULL && t->waiting ? t->c->fd : -1;
+}
+
+int
+disp_taker_send(struct disp_taker *t, uint64_t lease_ms, size_t want,
+    int block_ms)
+{
+	char lease[32], count[32], block[32];
+	const char *argv[8] = { "ringq.take", "2", RQ_KEY_READY,
+	    RQ_KEY_INFLIGHT, lease, RQ_KEY_JOB, count, block };
+	int done = 0;
+
+	snprintf(lease, sizeof(lease), "%llu", (unsigned long long)lease_ms);
+	snprintf(count, sizeof(count), "%zu", want);
+	snprintf(block, sizeof(block), "%d", block_ms);
+	if (redisAppendCommandArgv(t->c, 8, argv, NULL) != REDIS_OK) {
+		taker_lost(t, "send");
+		return -1;
+	}
+	while (!done)
+		if (redisBufferWrite(t->c, &done) != REDIS_OK) {
+			taker_lost(t, "send");
+			return -1;
+		}
+	t->waiting = 1;
+	t->want = want;
+	t->deadline_ms = rq_mono_ms() + (uint64_t)block_ms + TAKER_GRACE_MS;
+	return 0;
+}
+
+int
+disp_taker_read(struct disp_taker *t, redisReply **rep)
+{
+	void *r = NULL;
+
+	*rep = NULL;
+	if (t->c == NULL || !t->waiting)
+		return 0;
+	if (redisBufferRead(t->c) != REDIS_OK ||
+	    redisGetReplyFromReader(t->c, &r) != REDIS_OK) {
+		taker_lost(t, "read");
+		return -1;
+	}
+	if (r == NULL)
+		return 0;
+	t->waiting = 0;
+	*rep = r;
+	return 1;
+}
+
+int
+disp_taker_stuck(struct disp_taker *t, uint64_t now)
+{
+	if (t->c == NULL || !t->waiting || now < t->deadline_ms)
+		return 0;
+	/* Whatever it took comes back when its lease ends. */
+	taker_lost(t, "no answer in time");
+	return 1;
+}
