@@ -106,25 +106,38 @@ rq_bus_send_batch(void *sock, const void *identity, size_t idlen,
     struct rq_bus_batch *b)
 {
 	size_t i;
-	int rc = 0;
+	int rc = 0, started = 0;
 
 	if (b->n == 0)
 		return 0;
-	if (identity != NULL &&
-	    zmq_send(sock, identity, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
-		rc = -1;
-	for (i = 0; rc == 0 && i < b->n; i++)
+	if (identity != NULL) {
+		if (zmq_send(sock, identity, idlen, ZMQ_SNDMORE |
+		    ZMQ_DONTWAIT) == -1)
+			goto refused;
+		started = 1;
+	}
+	for (i = 0; i < b->n; i++) {
 		if (zmq_send(sock, b->buf[i], b->len[i], ZMQ_DONTWAIT |
-		    (i + 1 < b->n ? ZMQ_SNDMORE : 0)) == -1) {
-			if (i > 0 || identity != NULL)
-				log_warnx("bus: frame %zu of %zu lost: %s",
-				    i + 1, b->n, zmq_strerror(errno));
-			rc = -1;
+		    (i + 1 < b->n ? ZMQ_SNDMORE : 0)) != -1) {
+			started = 1;
+			continue;
 		}
-	if (rc == -1)
-		send_failed(b->n == 1 ? "a message" : "a batch");
+		if (!started)
+			goto refused;
+		/* Not expected once the first frame went (the peer left):
+		 * the rest still go, so that the message ends and the
+		 * socket does not drop the next one with it. */
+		if (rc == 0)
+			log_warnx("bus: frame %zu of %zu lost: %s", i + 1,
+			    b->n, zmq_strerror(errno));
+		rc = -1;
+	}
 	rq_bus_batch_free(b);
 	return rc;
+refused:
+	send_failed(b->n == 1 ? "a message" : "a batch");
+	rq_bus_batch_free(b);
+	return -1;
 }
 
 /* Reads and discards the remaining frames of a message. */

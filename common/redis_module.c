@@ -1897,8 +1897,8 @@ take_timeout(RedisModuleCtx *ctx, rstr **argv, int argc)
  * block_ms (0: for ever), and answers nil at the end of that wait: Redis
  * runs take_ready as soon as a command has added to rq:ready, in the same
  * turn, so the dispatcher gets the jobs a release made ready in that
- * release's turn, without a wake-up message and a take of its own.  Not
- * in a script or a transaction (Redis refuses to block there).
+ * release's turn, without a wake-up message and a take of its own.  In a
+ * script or a transaction, where Redis cannot block, it does not wait.
  */
 static int
 cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
@@ -1912,6 +1912,12 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 	RedisModule_AutoMemory(ctx);
 	out = RedisModule_Calloc((size_t)max + 1, sizeof(*out));
 	n = take_run(&c, argv, lease, max, out);
+	/* Where Redis cannot block (a script, a transaction) it answers an
+	 * error and leaks the blocked client: answer nil then, as a take
+	 * that did not wait. */
+	if (RedisModule_GetContextFlags(ctx) & (REDISMODULE_CTX_FLAGS_LUA |
+	    REDISMODULE_CTX_FLAGS_MULTI | REDISMODULE_CTX_FLAGS_DENY_BLOCKING))
+		block = -1;
 	if (n == 0 && !c.error && block >= 0 && max > 0) {
 		RedisModule_Free(out);
 		RedisModule_BlockClientOnKeys(ctx, take_ready, take_timeout,

@@ -408,6 +408,8 @@ send_batch(struct disp *d, size_t ti, struct rq_msg *jobs,
 		if (to[i] != (ssize_t)ti)
 			continue;
 		to[i] = -1;
+		/* Tells the telserver it may answer in batches. */
+		rq_msg_set(&jobs[i], frames, (uint64_t)RQ_BUS_BATCH_MAX);
 		if (rq_bus_batch_add(&b, &jobs[i]) == -1) {
 			/* Cannot be: take_entry checked its fields. */
 			job_done(d, track[i]);
@@ -425,15 +427,20 @@ send_batch(struct disp *d, size_t ti, struct rq_msg *jobs,
 		return;
 	}
 	disp_tels_gone(&d->tels, ti, "unreachable");
-	for (k = 0; k < nin; k++) {
-		i = in[k];
+	/* These, and the rest picked for it: never sent, not dialled, each
+	 * attempt given back. */
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < nin && in[k] != i; k++)
+			;
+		if (k == nin && to[i] != (ssize_t)ti)
+			continue;
+		to[i] = -1;
 		log_warnx("call %s: attempt %llu: cannot reach telserver %s, "
 		    "requeued", jobs[i].call_id,
 		    (unsigned long long)jobs[i].attempt, e->node);
 		job_done(d, track[i]);
 		job_free(track[i]);
 		m_requeued("unreachable");
-		/* Never sent: not dialled, give the attempt back. */
 		disp_job_requeue(&d->redis, jobs[i].call_id, jobs[i].attempt,
 		    1);
 	}
@@ -509,6 +516,12 @@ disp_taken(struct disp *d)
 
 	if (disp_taker_read(&d->taker, &rep) != 1)
 		return;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		rq_metric_error("redis");
+		disp_taker_refused(&d->taker, rep->str);
+		freeReplyObject(rep);
+		return;
+	}
 	/* Taken in Redis a moment ago; the latency counts from here. */
 	take_us = mono_us();
 	if (disp_job_take_reply(rep, want, jobs, &n) == -1)

@@ -53,12 +53,14 @@ main(int argc, char *argv[])
 		enum { POLL_NONE, POLL_TAKER, POLL_WAKE } second;
 
 		second = POLL_NONE;
-		if (disp_waiting_take(&d)) {
-			/* Jobs come with the take's answer: no rq:wake. */
+		/* A take that waits is read whatever the main link does:
+		 * Redis may have answered it with jobs. */
+		if ((pi[1].fd = disp_taker_fd(&d.taker)) != -1)
+			second = POLL_TAKER;
+		else if (disp_waiting_take(&d))
+			/* Jobs come with the take's answers: no rq:wake. */
 			rq_sub_close(&d.wake);
-			if ((pi[1].fd = disp_taker_fd(&d.taker)) != -1)
-				second = POLL_TAKER;
-		} else if ((pi[1].fd = rq_sub_fd(&d.wake, &fresh)) != -1) {
+		else if ((pi[1].fd = rq_sub_fd(&d.wake, &fresh)) != -1) {
 			/* A (re)subscription may have missed messages: take
 			 * now. */
 			if (fresh)

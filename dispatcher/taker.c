@@ -31,17 +31,38 @@ disp_taker_close(struct disp_taker *t)
 	t->waiting = 0;
 }
 
+/* Closes the connection, to try again in TAKER_RETRY_MS: the dispatcher
+ * takes on rq:wake meanwhile. */
 static void
-taker_lost(struct disp_taker *t, const char *what)
+taker_down(struct disp_taker *t, const char *why)
 {
 	if (!t->down_logged)
-		log_warnx("redis %s:%d: waiting take: %s: %s: jobs are taken on "
-		    "rq:wake meanwhile", t->host, t->port, what,
-		    t->c != NULL && t->c->errstr[0] ? t->c->errstr :
-		    "connection lost");
+		log_warnx("redis %s:%d: waiting take: %s: jobs are taken on "
+		    "rq:wake meanwhile", t->host, t->port, why);
 	t->down_logged = 1;
 	disp_taker_close(t);
 	t->next_try_ms = rq_mono_ms() + TAKER_RETRY_MS;
+}
+
+static void
+taker_lost(struct disp_taker *t, const char *what)
+{
+	char why[300];
+
+	snprintf(why, sizeof(why), "%s: %s", what, t->c != NULL &&
+	    t->c->errstr[0] ? t->c->errstr : "connection lost");
+	taker_down(t, why);
+}
+
+void
+disp_taker_refused(struct disp_taker *t, const char *err)
+{
+	char why[300];
+
+	/* -LOADING, -OOM, -READONLY, the module gone: asking again at once
+	 * would only get the same answer. */
+	snprintf(why, sizeof(why), "refused: %s", err);
+	taker_down(t, why);
 }
 
 int

@@ -17,7 +17,8 @@ struct tel_dealer {
 	char			 endpoint[RQ_ADDR_MAX];
 	int			 reg;
 	struct rq_bus_in	 in;
-	int			 batches;	/* it sent a JOB batch */
+	int			 batches;	/* its last JOB said it takes
+						 * batches (frames) */
 	struct rq_bus_batch	 out;		/* kept (tel_bus_hold) */
 };
 
@@ -134,9 +135,10 @@ dealer_poll(struct tel_ctx *ctx, int i)
 	while ((rc = rq_bus_recv(&d->in, &m)) != 0) {
 		if (rc == -1)
 			continue;
-		/* It takes batches too: answer in kind. */
-		if (d->in.frames > 1)
-			d->batches = 1;
+		/* Its JOBs say whether it takes our replies in batches (an
+		 * older dispatcher's do not). */
+		if (m.type == RQ_MSG_JOB)
+			d->batches = rq_msg_has(&m, frames) && m.frames > 1;
 		if (m.type == RQ_MSG_JOB)
 			tel_call_job_add(ctx, i, &m);
 		else

@@ -117,6 +117,15 @@ wait $!
 [ -n "$(ncli zscore rq:inflight "$B")" ] && [ -z "$(ncli zscore rq:ready "$B")" ] &&
     [ "$(ncli hget "rq:job:$B" attempts)" = 1 ] ||
 	rq_fail "the blocked take left no lease, or no attempt"
+# In a transaction Redis cannot block: the take answers nil at once.
+out=$(printf 'MULTI\nringq.take 2 rq:ready rq:inflight 1000 rq:job: 5 0\nEXEC\n' |
+    timeout 10 redis-cli -p "$NATIVE_PORT" 2>&1) ||
+	rq_fail "a take with block_ms in MULTI did not answer: $out"
+case $out in
+*ERR*) rq_fail "a take with block_ms in MULTI: $out" ;;
+esac
+ncli info clients | grep -q '^blocked_clients:0' ||
+	rq_fail "a take in MULTI left a blocked client"
 echo "ok: a blocked take: nil when nothing came, the released job at once"
 
 # Packed replication: the replica, and the AOF loaded again, hold exactly
