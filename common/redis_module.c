@@ -1862,33 +1862,8 @@ take_reply(RedisModuleCtx *ctx, struct cmd *c, struct taken *out,
 	return REDISMODULE_OK;
 }
 
-/* A blocked take, once rq:ready has ids: takes them, or keeps waiting
- * (REDISMODULE_ERR) when another took them first. */
-static int
-take_ready(RedisModuleCtx *ctx, rstr **argv, int argc)
-{
-	struct cmd c = { ctx, 0, 0, NULL };
-	long long lease, max, block, n;
-	struct taken *out;
-
-	if (take_args(ctx, argv, argc, &lease, &max, &block) == -1)
-		return replicated(ctx, REDISMODULE_OK);
-	RedisModule_AutoMemory(ctx);
-	out = RedisModule_Calloc((size_t)max + 1, sizeof(*out));
-	if ((n = take_run(&c, argv, lease, max, out)) == 0 && !c.error) {
-		RedisModule_Free(out);
-		return REDISMODULE_ERR;
-	}
-	/* Its writes go to the AOF and the replicas as a command's do. */
-	return replicated(ctx, take_reply(ctx, &c, out, n));
-}
-
-/* A blocked take's wait is over: nothing came. */
-static int
-take_timeout(RedisModuleCtx *ctx, rstr **argv, int argc)
-{
-	return RedisModule_ReplyWithNull(ctx);
-}
+static int	take_ready(RedisModuleCtx *, rstr **, int);
+static int	take_timeout(RedisModuleCtx *, rstr **, int);
 
 /*
  * ringq.take 2 rq:ready rq:inflight lease_ms prefix max [block_ms]
@@ -1899,9 +1874,11 @@ take_timeout(RedisModuleCtx *ctx, rstr **argv, int argc)
  * turn, so the dispatcher gets the jobs a release made ready in that
  * release's turn, without a wake-up message and a take of its own.  In a
  * script or a transaction, where Redis cannot block, it does not wait.
+ * waited: called by take_ready, where finding nothing (another take was
+ * first) means waiting on (REDISMODULE_ERR).
  */
 static int
-cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
+take(RedisModuleCtx *ctx, rstr **argv, int argc, int waited)
 {
 	struct cmd c = { ctx, 0, 0, NULL };
 	long long lease, max, block, n;
@@ -1912,19 +1889,41 @@ cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
 	RedisModule_AutoMemory(ctx);
 	out = RedisModule_Calloc((size_t)max + 1, sizeof(*out));
 	n = take_run(&c, argv, lease, max, out);
-	/* Where Redis cannot block (a script, a transaction) it answers an
-	 * error and leaks the blocked client: answer nil then, as a take
-	 * that did not wait. */
+	/* Where Redis cannot block it answers an error and leaks the
+	 * blocked client: answer nil then, as a take that did not wait. */
 	if (RedisModule_GetContextFlags(ctx) & (REDISMODULE_CTX_FLAGS_LUA |
 	    REDISMODULE_CTX_FLAGS_MULTI | REDISMODULE_CTX_FLAGS_DENY_BLOCKING))
 		block = -1;
-	if (n == 0 && !c.error && block >= 0 && max > 0) {
+	if (n == 0 && !c.error && (waited || (block >= 0 && max > 0))) {
 		RedisModule_Free(out);
+		if (waited)
+			return REDISMODULE_ERR;
 		RedisModule_BlockClientOnKeys(ctx, take_ready, take_timeout,
 		    NULL, block, &argv[2], 1, NULL);
 		return REDISMODULE_OK;
 	}
 	return take_reply(ctx, &c, out, n);
+}
+
+/* A waiting take, once rq:ready has ids.  Its writes go to the AOF and
+ * the replicas as a command's do. */
+static int
+take_ready(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	return replicated(ctx, take(ctx, argv, argc, 1));
+}
+
+/* A waiting take's time is over: nothing came. */
+static int
+take_timeout(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	return RedisModule_ReplyWithNull(ctx);
+}
+
+static int
+cmd_take(RedisModuleCtx *ctx, rstr **argv, int argc)
+{
+	return take(ctx, argv, argc, 0);
 }
 
 /* A reply of RedisModule_Call, freed; NULL when it failed (c->error). */
