@@ -12,6 +12,8 @@
 #include "log.h"
 #include "telserver.h"
 
+static void	heartbeat_send(struct tel_ctx *);
+
 struct tel_dealer {
 	void			*sock;
 	char			 endpoint[RQ_ADDR_MAX];
@@ -238,6 +240,11 @@ tel_bus_release(struct tel_ctx *ctx)
 {
 	int i, sent = 0;
 
+	if (ctx->bus_hold == 1 && ctx->hb_wanted) {
+		/* Still held: it goes with the replies, after them. */
+		ctx->hb_wanted = 0;
+		heartbeat_send(ctx);
+	}
 	if (--ctx->bus_hold > 0)
 		return;
 	for (i = 0; i < ctx->ndealers; i++) {
@@ -253,17 +260,12 @@ tel_bus_release(struct tel_ctx *ctx)
 		bus_kick(ctx);
 }
 
-void
-tel_bus_heartbeat(struct tel_ctx *ctx)
+static void
+heartbeat_send(struct tel_ctx *ctx)
 {
 	struct rq_msg m;
 	int i;
 
-	if (ctx->hb_hold) {
-		/* Sent once the batch is done (tel_call_jobs_flush). */
-		ctx->hb_wanted = 1;
-		return;
-	}
 	rq_msg_init(&m, RQ_MSG_HEARTBEAT);
 	rq_msg_set(&m, node, (char *)ctx->cfg->tel_name);
 	rq_msg_set(&m, active, (uint64_t)ctx->active);
@@ -279,6 +281,17 @@ tel_bus_heartbeat(struct tel_ctx *ctx)
 	for (i = 0; i < ctx->ndealers; i++)
 		dealer_send(ctx, i, &m);
 	bus_kick(ctx);
+}
+
+void
+tel_bus_heartbeat(struct tel_ctx *ctx)
+{
+	if (ctx->bus_hold > 0) {
+		/* Once, at the end of the batch, with its replies. */
+		ctx->hb_wanted = 1;
+		return;
+	}
+	heartbeat_send(ctx);
 }
 
 void

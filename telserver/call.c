@@ -939,11 +939,10 @@ tel_call_jobs_flush(struct tel_ctx *ctx)
 	} else if (rc)
 		for (i = 0; i < n; i++)
 			rc[i] = TEL_CLAIM_FENCED;	/* not tried */
-	/* The dry run's finishes go in one script too, and the heartbeat
-	 * that says how many calls we have goes once. */
+	/* The dry run's finishes go in one script too; the replies go to
+	 * each dispatcher as one message, with the heartbeat that says how
+	 * many calls we have once, after them. */
 	tel_life_finish_hold(ctx);
-	ctx->hb_hold++;
-	/* And the replies go to each dispatcher as one message. */
 	tel_bus_hold(ctx);
 	for (i = 0; i < n; i++) {
 		struct tel_call *c = pend[i].c;
@@ -979,10 +978,6 @@ tel_call_jobs_flush(struct tel_ctx *ctx)
 		free(pend[i].say);
 	}
 	tel_life_finish_release(ctx);
-	if (--ctx->hb_hold == 0 && ctx->hb_wanted) {
-		ctx->hb_wanted = 0;
-		tel_bus_heartbeat(ctx);
-	}
 	tel_bus_release(ctx);
 	free(ids);
 	free(atts);

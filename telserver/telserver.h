@@ -542,8 +542,9 @@ void	tel_bus_poll(struct tel_ctx *ctx);
 void	tel_bus_heartbeat(struct tel_ctx *ctx);
 void	tel_bus_reply(struct tel_ctx *ctx, int dealer, enum rq_msg_type type,
 	    const char *call_id, uint64_t attempt, const char *reason);
-/* Between hold and release, what goes to a dispatcher that sends its JOBs
- * in batches is kept, and goes to it as one message at the release. */
+/* Between hold and release, what goes to a dispatcher that takes batches
+ * is kept, and goes to it as one message at the release; a heartbeat
+ * asked for meanwhile goes once, last. */
 void	tel_bus_hold(struct tel_ctx *ctx);
 void	tel_bus_release(struct tel_ctx *ctx);
 /* Emits an EVENT through the outbox (copied). */
@@ -741,9 +742,8 @@ struct tel_ctx {
 	struct tel_finish	*held, **held_tail;
 	struct tel_pend		*pend;		/* JOBs waiting for a claim */
 	size_t			 npend, pend_cap;
-	int			 hb_hold;	/* heartbeat after the batch */
-	int			 hb_wanted;
 	int			 bus_hold;	/* replies kept for a batch */
+	int			 hb_wanted;	/* a heartbeat at its end */
 };
 
 #endif
