@@ -332,22 +332,12 @@ rq_redis_ready(struct rq_redis *r)
 	if (rq_mono_ms() < r->next_try_ms)
 		return -1;
 	r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
-	r->c = rq_redis_connect(r->host, r->port, tv);
-	if (r->c == NULL || r->c->err) {
-		if (!r->down_logged)
-			log_warnx("redis %s:%d: connect: %s", r->host, r->port,
-			    r->c ? r->c->errstr : "out of memory");
-		r->down_logged = 1;
-		rq_redis_close(r);
-		return -1;
-	}
-	/* A stuck server must not stall the loop for long. */
-	redisSetTimeout(r->c, tv);
-	if (rq_redis_auth(r->c, err, sizeof(err)) == -1) {
+	/* A stuck server must not stall the loop for long: tv. */
+	if ((r->c = rq_redis_open(r->host, r->port, tv, err,
+	    sizeof(err))) == NULL) {
 		if (!r->down_logged)
 			log_warnx("redis %s:%d: %s", r->host, r->port, err);
 		r->down_logged = 1;
-		rq_redis_close(r);
 		return -1;
 	}
 	if (load_scripts(r) == -1 || probe_module(r) == -1)
@@ -379,6 +369,27 @@ rq_redis_connect(const char *host, int port, struct timeval tv)
 	if (host[0] == '/')
 		return redisConnectUnixWithTimeout(host, tv);
 	return redisConnectWithTimeout(host, port, tv);
+}
+
+redisContext *
+rq_redis_open(const char *host, int port, struct timeval tv, char *err,
+    size_t errlen)
+{
+	redisContext *c;
+
+	if ((c = rq_redis_connect(host, port, tv)) == NULL || c->err) {
+		snprintf(err, errlen, "connect: %s", c != NULL ? c->errstr :
+		    "out of memory");
+		if (c != NULL)
+			redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	if (rq_redis_auth(c, err, errlen) == -1) {
+		redisFree(c);
+		return NULL;
+	}
+	return c;
 }
 
 long long

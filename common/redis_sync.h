@@ -74,6 +74,11 @@ int	rq_redis_noauth(const redisReply *rep, char *err, size_t errlen);
  * an absolute path (port then unused): cheaper per round trip than TCP on
  * loopback, for a Redis on the same machine. */
 redisContext *rq_redis_connect(const char *host, int port, struct timeval tv);
+/* A link as every daemon's: rq_redis_connect, tv as its I/O timeout too,
+ * and AUTH (rq_redis_auth).  Returns it, or NULL with the reason in err
+ * (never the password). */
+redisContext *rq_redis_open(const char *host, int port, struct timeval tv,
+	    char *err, size_t errlen);
 /* The command argv (NUL-terminated strings) in Redis's protocol, in *cmd
  * (malloc'd; the caller frees it).  Returns its length, or -1 when out of
  * memory.  What redisFormatCommandArgv does without a sprintf per

@@ -29,15 +29,24 @@ rq_sub_close(struct rq_sub *w)
 }
 
 static void
-sub_lost(struct rq_sub *w, const char *what)
+sub_down(struct rq_sub *w, const char *why)
 {
 	if (!w->down_logged)
-		log_warnx("redis %s:%d: %s subscription: %s: %s", w->host,
-		    w->port, w->channel, what, w->c != NULL && w->c->errstr[0] ?
-		    w->c->errstr : "connection lost");
+		log_warnx("redis %s:%d: %s subscription: %s", w->host,
+		    w->port, w->channel, why);
 	w->down_logged = 1;
 	rq_sub_close(w);
 	w->next_try_ms = rq_mono_ms() + RQ_SUB_RETRY_MS;
+}
+
+static void
+sub_lost(struct rq_sub *w, const char *what)
+{
+	char why[300];
+
+	snprintf(why, sizeof(why), "%s: %s", what, w->c != NULL &&
+	    w->c->errstr[0] ? w->c->errstr : "connection lost");
+	sub_down(w, why);
 }
 
 int
@@ -53,14 +62,9 @@ rq_sub_fd(struct rq_sub *w, int *fresh)
 	if (rq_mono_ms() < w->next_try_ms)
 		return -1;
 	w->next_try_ms = rq_mono_ms() + RQ_SUB_RETRY_MS;
-	w->c = rq_redis_connect(w->host, w->port, tv);
-	if (w->c == NULL || w->c->err) {
-		sub_lost(w, "connect");
-		return -1;
-	}
-	redisSetTimeout(w->c, tv);
-	if (rq_redis_auth(w->c, err, sizeof(err)) == -1) {
-		sub_lost(w, err);
+	if ((w->c = rq_redis_open(w->host, w->port, tv, err,
+	    sizeof(err))) == NULL) {
+		sub_down(w, err);
 		return -1;
 	}
 	rep = redisCommand(w->c, "SUBSCRIBE %s", w->channel);

@@ -82,14 +82,9 @@ disp_taker_up(struct disp_taker *t, int module)
 	if (rq_mono_ms() < t->next_try_ms)
 		return 0;
 	t->next_try_ms = rq_mono_ms() + TAKER_RETRY_MS;
-	t->c = rq_redis_connect(t->host, t->port, tv);
-	if (t->c == NULL || t->c->err) {
-		taker_lost(t, "connect");
-		return 0;
-	}
-	redisSetTimeout(t->c, tv);
-	if (rq_redis_auth(t->c, err, sizeof(err)) == -1) {
-		taker_lost(t, err);
+	if ((t->c = rq_redis_open(t->host, t->port, tv, err,
+	    sizeof(err))) == NULL) {
+		taker_down(t, err);
 		return 0;
 	}
 	/* Its id, for CLIENT UNBLOCK at shutdown. */

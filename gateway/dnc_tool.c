@@ -232,15 +232,9 @@ main(int argc, char *argv[])
 	im.cmd = del ? "SREM" : "SADD";
 	im.key = key;
 	im.customer = customer;
-	im.rc = rq_redis_connect(cfg.redis_host, cfg.redis_port, tv);
-	if (im.rc == NULL || im.rc->err) {
-		fprintf(stderr, "ringq-dnc: redis %s:%d: %s\n", cfg.redis_host,
-		    cfg.redis_port, im.rc ? im.rc->errstr : "no memory");
-		return 1;
-	}
-	redisSetTimeout(im.rc, tv);
 	rq_redis_set_password(cfg.redis_password);
-	if (rq_redis_auth(im.rc, err, sizeof(err)) == -1) {
+	if ((im.rc = rq_redis_open(cfg.redis_host, cfg.redis_port, tv, err,
+	    sizeof(err))) == NULL) {
 		fprintf(stderr, "ringq-dnc: redis %s:%d: %s\n", cfg.redis_host,
 		    cfg.redis_port, err);
 		return 1;
