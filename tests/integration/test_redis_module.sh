@@ -148,8 +148,6 @@ grep -aq 'ringq\.apply' "$T"/native/appendonlydir/*.incr.aof ||
 # writes that do not parse, at the AOF's end: Redis stops, and says why
 aof=$(ls "$T"/native/appendonlydir/*.incr.aof)
 size=$(stat -c %s "$aof")
-printf '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$27\r\n*2\r\n$4\r\nHSET\r\n$9\r\nrq:job:c1\r\n' \
-    >> "$aof"
 # load_stops LOG: Redis loading that AOF must stop (a Redis that started
 # instead is stopped in 30 s, and the log lacks the reason).
 load_stops() {
@@ -158,26 +156,31 @@ load_stops() {
 	    --appenddirname appendonlydir --logfile "$T/$1" \
 	    --loadmodule "$MODULE" </dev/null >/dev/null 2>&1
 }
-load_stops corrupt.log && rq_fail "Redis loaded an AOF with corrupt writes"
-grep -q 'ringq.apply: the writes are corrupt at byte 14 of 27' \
-    "$T/corrupt.log" || rq_fail "ringq.apply did not say why it stopped"
+# aof_stops NAME BYTES WHAT PATTERN: the AOF as it was, then BYTES
+# (printf's format) appended: Redis loading it must stop, and its log say
+# PATTERN; WHAT says what it loaded otherwise.
+aof_stops() {
+	truncate -s "$size" "$aof"
+	# shellcheck disable=SC2059	# BYTES is printf's format
+	printf "$2" >> "$aof"
+	load_stops "$1.log" && rq_fail "Redis loaded $3"
+	grep -q "$4" "$T/$1.log" || rq_fail "ringq.apply did not say: $4"
+}
+aof_stops corrupt '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$27\r\n*2\r\n$4\r\nHSET\r\n$9\r\nrq:job:c1\r\n' \
+    "an AOF with corrupt writes" \
+    'ringq.apply: the writes are corrupt at byte 14 of 27'
 echo "ok: corrupt writes in the AOF stop Redis: $(grep -o 'the writes are corrupt at byte [0-9]* of [0-9]*' "$T/corrupt.log")"
 # a write with arguments its command never takes (HSET without a value):
 # refused before any runs
-truncate -s "$size" "$aof"
-printf '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$44\r\n*2\r\n$4\r\nINCR\r\n$2\r\nn1\r\n*2\r\n$4\r\nHSET\r\n$2\r\nk1\r\n\r\n' \
-    >> "$aof"
-load_stops shape.log && rq_fail "Redis loaded an HSET without a value"
-grep -q 'ringq.apply: the writes are corrupt at byte 22 of 44' \
-    "$T/shape.log" || rq_fail "ringq.apply did not say why it refused HSET k1"
+aof_stops shape '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$44\r\n*2\r\n$4\r\nINCR\r\n$2\r\nn1\r\n*2\r\n$4\r\nHSET\r\n$2\r\nk1\r\n\r\n' \
+    "an HSET without a value" \
+    'ringq.apply: the writes are corrupt at byte 22 of 44'
 echo "ok: a write of the wrong shape stops Redis: $(grep -o 'the writes are corrupt at byte [0-9]* of [0-9]*' "$T/shape.log")"
 # a write Redis refuses when it runs (HINCRBY of a text): Redis stops
-truncate -s "$size" "$aof"
-printf '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$75\r\n*4\r\n$4\r\nHSET\r\n$2\r\nh1\r\n$1\r\nf\r\n$1\r\nx\r\n*4\r\n$7\r\nHINCRBY\r\n$2\r\nh1\r\n$1\r\nf\r\n$1\r\n1\r\n\r\n' \
-    >> "$aof"
-load_stops refused.log && rq_fail "Redis loaded an AOF whose write fails"
-grep -q 'ringq.apply: the write at byte 36 of 75 failed' "$T/refused.log" &&
-    grep -q 'HINCRBY failed: ERR hash value is not an integer' \
+aof_stops refused '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$75\r\n*4\r\n$4\r\nHSET\r\n$2\r\nh1\r\n$1\r\nf\r\n$1\r\nx\r\n*4\r\n$7\r\nHINCRBY\r\n$2\r\nh1\r\n$1\r\nf\r\n$1\r\n1\r\n\r\n' \
+    "an AOF whose write fails" \
+    'ringq.apply: the write at byte 36 of 75 failed'
+grep -q 'HINCRBY failed: ERR hash value is not an integer' \
     "$T/refused.log" || rq_fail "ringq.apply did not say which write failed"
 echo "ok: a write that fails stops Redis: $(grep -o 'HINCRBY failed: .*' "$T/refused.log")"
 truncate -s "$size" "$aof"
