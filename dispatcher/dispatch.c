@@ -516,21 +516,21 @@ disp_taken(struct disp *d)
 
 	if (disp_taker_read(&d->taker, &rep) != 1)
 		return;
-	if (rep->type == REDIS_REPLY_ERROR) {
+	/* Taken in Redis a moment ago; the latency counts from here. */
+	take_us = mono_us();
+	if (disp_job_take_reply(rep, want, jobs, &n) == -1) {
+		/* An error (-LOADING, -OOM, ...) or a shape we do not know:
+		 * asking again at once would get the same.  Ids it may have
+		 * held come back when their leases end. */
 		rq_metric_error("redis");
-		disp_taker_refused(&d->taker, rep->str);
+		disp_taker_refused(&d->taker, rep->type == REDIS_REPLY_ERROR ?
+		    rep->str : "an answer of another shape");
 		freeReplyObject(rep);
 		return;
 	}
-	/* Taken in Redis a moment ago; the latency counts from here. */
-	take_us = mono_us();
-	if (disp_job_take_reply(rep, want, jobs, &n) == -1)
-		rq_metric_error("redis");
-	else {
-		send_jobs(d, jobs, n, rq_mono_ms());
-		for (i = 0; i < n; i++)
-			rq_msg_clear(&jobs[i]);
-	}
+	send_jobs(d, jobs, n, rq_mono_ms());
+	for (i = 0; i < n; i++)
+		rq_msg_clear(&jobs[i]);
 	freeReplyObject(rep);
 	disp_fill(d);
 }
