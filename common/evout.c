@@ -29,6 +29,9 @@ struct rq_evout {
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
 	uint64_t	 probe_ms;	/* last probe while accounting is
 					 * away; 0 while it answers */
+	uint64_t	 dropped;	/* to bound memory, while it was away */
+	struct log_rate	 dropped_log;	/* one line a resend interval, not one
+					 * an event */
 };
 
 static struct pending **
@@ -126,6 +129,9 @@ rq_evout_free(struct rq_evout *eo, int linger_ms)
 	if (eo->npending > 0)
 		log_warnx("evout: %zu events not acknowledged at exit",
 		    eo->npending);
+	if (eo->dropped > 0)
+		log_warnx("evout: %llu events dropped while the outbox was "
+		    "full", (unsigned long long)eo->dropped);
 	while (eo->head)
 		pending_unlink(eo, eo->head);
 	zmq_close(eo->sock);
@@ -143,11 +149,13 @@ rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
 		return -1;
 	if (eo->npending >= RQ_EVOUT_MAX_PENDING) {
 		/* Accounting has been away for long: bound our memory. */
-		log_warnx("evout: outbox full, dropping event %s/%llu %s",
+		log_warnx_rate(&eo->dropped_log, RQ_EVOUT_RESEND_MS,
+		    "evout: outbox full, dropping event %s/%llu %s",
 		    eo->head->ev.call_id,
 		    (unsigned long long)eo->head->ev.attempt,
 		    eo->head->ev.status);
 		pending_unlink(eo, eo->head);
+		eo->dropped++;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    rq_msg_copy(&p->ev, ev) == -1) {

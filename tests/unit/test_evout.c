@@ -1,11 +1,13 @@
 /* The event outbox against an in-process ROUTER standing in for
  * accounting: every event arrives, an ack removes exactly its event in any
  * order, what is not acknowledged is sent again, and while accounting
- * answers nothing only a probe goes, until its ack restarts the resends. */
+ * answers nothing only a probe goes, until its ack restarts the resends;
+ * a full outbox drops its oldest events and says so once, not per event. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -191,6 +193,51 @@ test_probes_while_silent(void **state)
 	rq_evout_free(eo, 0);
 }
 
+/* Accounting away for long: the outbox keeps the newest
+ * RQ_EVOUT_MAX_PENDING events, and says that it drops the oldest in one
+ * line per resend interval, not in one line per event. */
+static void
+test_full_outbox_logs_once(void **state)
+{
+	struct rq_evout *eo;
+	struct rq_msg ev;
+	char id[RQ_ID_LEN + 1], path[] = "/tmp/ringq-evout-XXXXXX", line[512];
+	FILE *out;
+	int fd, saved, i, full = 0, dropped_at_exit = 0;
+
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
+	assert_true((fd = mkstemp(path)) != -1);
+	unlink(path);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	for (i = 0; i < RQ_EVOUT_MAX_PENDING + 300; i++) {
+		assert_int_equal(rq_call_id_new(id), 0);
+		rq_msg_init(&ev, RQ_MSG_EVENT);
+		rq_msg_set(&ev, call_id, id);
+		rq_msg_set(&ev, attempt, 1);
+		rq_msg_set(&ev, status, "ringing");
+		assert_int_equal(rq_evout_emit(eo, &ev), 0);
+	}
+	assert_int_equal(rq_evout_pending(eo), RQ_EVOUT_MAX_PENDING);
+	rq_evout_free(eo, 0);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	assert_non_null(out = fdopen(fd, "r"));
+	rewind(out);
+	while (fgets(line, sizeof(line), out) != NULL) {
+		if (strstr(line, "evout: outbox full, dropping event") != NULL)
+			full++;
+		if (strstr(line, "evout: 300 events dropped while the outbox "
+		    "was full") != NULL)
+			dropped_at_exit++;
+	}
+	fclose(out);
+	assert_int_equal(full, 1);
+	assert_int_equal(dropped_at_exit, 1);
+}
+
 static void
 test_refuses_incomplete_events(void **state)
 {
@@ -212,6 +259,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_acks_and_resends),
 		cmocka_unit_test(test_probes_while_silent),
+		cmocka_unit_test(test_full_outbox_logs_once),
 		cmocka_unit_test(test_refuses_incomplete_events),
 	};
 	int rc;
