@@ -64,23 +64,33 @@ static void
 ctl_connect(const struct rq_config *cfg)
 {
 	struct timeval tv = { 3, 0 };
-	redisReply *rep;
+	char err[256];
 
-	rc = rq_redis_connect(cfg->redis_host, cfg->redis_port, tv);
-	if (rc == NULL || rc->err)
+	rq_redis_set_password(cfg->redis_password);
+	rc = rq_redis_open(cfg->redis_host, cfg->redis_port, tv, err,
+	    sizeof(err));
+	if (rc == NULL)
 		die(CTL_EXIT_ERROR, "redis %s:%d: %s", cfg->redis_host,
-		    cfg->redis_port, rc ? rc->errstr : "out of memory");
-	redisSetTimeout(rc, tv);
-	if (cfg->redis_password[0] == '\0')
-		return;
-	rep = redisCommand(rc, "AUTH %s", cfg->redis_password);
-	if (rep == NULL || rep->type == REDIS_REPLY_ERROR)
-		die(CTL_EXIT_ERROR, "redis %s:%d: AUTH: %s", cfg->redis_host,
-		    cfg->redis_port, rep ? rep->str : rc->errstr);
-	freeReplyObject(rep);
+		    cfg->redis_port, err);
 }
 
-/* One command; any failure or error reply ends the program. */
+/* A command's reply, or the end of the program on a lost link or an error
+ * reply (a missing or wrong password with the daemons' advice). */
+static redisReply *
+checked(redisReply *rep)
+{
+	char err[256];
+
+	if (rep == NULL)
+		die(CTL_EXIT_ERROR, "redis: %s", rc->errstr[0] ? rc->errstr :
+		    "connection lost");
+	if (rq_redis_noauth(rep, err, sizeof(err)))
+		die(CTL_EXIT_ERROR, "redis: %s", err);
+	if (rep->type == REDIS_REPLY_ERROR)
+		die(CTL_EXIT_ERROR, "redis: %s", rep->str);
+	return rep;
+}
+
 static redisReply *
 cmd(const char *fmt, ...)
 {
@@ -90,12 +100,7 @@ cmd(const char *fmt, ...)
 	va_start(ap, fmt);
 	rep = redisvCommand(rc, fmt, ap);
 	va_end(ap);
-	if (rep == NULL)
-		die(CTL_EXIT_ERROR, "redis: %s", rc->errstr[0] ? rc->errstr :
-		    "connection lost");
-	if (rep->type == REDIS_REPLY_ERROR)
-		die(CTL_EXIT_ERROR, "redis: %s", rep->str);
-	return rep;
+	return checked(rep);
 }
 
 static long long
@@ -106,14 +111,10 @@ cmd_int(const char *fmt, ...)
 	long long v;
 
 	va_start(ap, fmt);
-	rep = redisvCommand(rc, fmt, ap);
+	rep = checked(redisvCommand(rc, fmt, ap));
 	va_end(ap);
-	if (rep == NULL)
-		die(CTL_EXIT_ERROR, "redis: %s", rc->errstr[0] ? rc->errstr :
-		    "connection lost");
 	if (rep->type != REDIS_REPLY_INTEGER)
-		die(CTL_EXIT_ERROR, "redis: %s", rep->type ==
-		    REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		die(CTL_EXIT_ERROR, "redis: unexpected reply");
 	v = rep->integer;
 	freeReplyObject(rep);
 	return v;

@@ -169,6 +169,22 @@ for mode in nopw badpw; do
 done
 echo "ok: every daemon says when the Redis password is missing or wrong"
 
+# --- ringq-ctl: AUTH as the daemons, the same advice when it fails -----------
+CTL=$RQ_BUILD/dispatcher/ringq-ctl
+"$CTL" -f "$SRV_CONF" queues > "$T/ctl-ok.log" 2>&1 ||
+    rq_fail "ringq-ctl with the password: $(cat "$T/ctl-ok.log")"
+grep -q "^ready" "$T/ctl-ok.log" || rq_fail "ringq-ctl queues: $(cat "$T/ctl-ok.log")"
+for mode in nopw badpw; do
+	if "$CTL" -f "$T/$mode.conf" queues > "$T/ctl-$mode.log" 2>&1; then
+		rq_fail "ringq-ctl $mode: exit 0"
+	fi
+done
+grep -q "requires a password: set \[redis\] password" "$T/ctl-nopw.log" ||
+    rq_fail "ringq-ctl without the password: $(cat "$T/ctl-nopw.log")"
+grep -q "refused \[redis\] password" "$T/ctl-badpw.log" ||
+    rq_fail "ringq-ctl with a wrong password: $(cat "$T/ctl-badpw.log")"
+echo "ok: ringq-ctl sends the password, and says when it is missing or wrong"
+
 # --- no secret in any log ----------------------------------------------------
 for s in "$SRV_SEC" "$TA_SEC" "$TB_SEC" "$PW"; do
 	if grep -lF -- "$s" "$T"/*.log | grep -v redis.log; then
