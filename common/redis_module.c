@@ -2533,6 +2533,44 @@ static const struct {
 	{ "ringq.apply", cmd_apply, "write" },
 };
 
+/*
+ * A call's timeline entries are JSON of about 60 to 120 bytes: under
+ * Redis's default hash-max-listpack-value (64) a timeline becomes a hash
+ * table, and each call held takes some 220 bytes more (docs/operations.md,
+ * "Redis memory"), written more slowly at each AOF rewrite.  Says so at
+ * load; never refuses to load.
+ */
+#define RQ_LISTPACK_VALUE	128
+
+static void
+check_listpack_value(RedisModuleCtx *ctx)
+{
+	RedisModuleCallReply *r, *v;
+	const char *s;
+	char num[24];
+	size_t n;
+	long long value = -1;
+
+	r = RedisModule_Call(ctx, "CONFIG", "cc", "GET",
+	    "hash-max-listpack-value");
+	if (r != NULL && RedisModule_CallReplyType(r) ==
+	    REDISMODULE_REPLY_ARRAY && RedisModule_CallReplyLength(r) == 2 &&
+	    (v = RedisModule_CallReplyArrayElement(r, 1)) != NULL &&
+	    (s = RedisModule_CallReplyStringPtr(v, &n)) != NULL &&
+	    n > 0 && n < sizeof(num)) {
+		memcpy(num, s, n);
+		num[n] = '\0';
+		value = strtoll(num, NULL, 10);
+	}
+	if (r != NULL)
+		RedisModule_FreeCallReply(r);
+	if (value >= 0 && value < RQ_LISTPACK_VALUE)
+		RedisModule_Log(ctx, "warning", "hash-max-listpack-value is "
+		    "%lld: ringq's call timelines become hash tables, about "
+		    "220 bytes more a call; set it to %d (docs/operations.md)",
+		    value, RQ_LISTPACK_VALUE);
+}
+
 int
 RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
@@ -2564,6 +2602,7 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 		    "or later");
 		return REDISMODULE_ERR;
 	}
+	check_listpack_value(ctx);
 	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
 		*names[k].s = name(names[k].text);
 	for (k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)

@@ -245,8 +245,10 @@ rq_redis_launch() {
 			rq_fail "$RQ_REDIS_MODULE_SO not built"
 		module=(--loadmodule "$RQ_REDIS_MODULE_SO")
 	fi
+	# hash-max-listpack-value: as deploy/up's (docs/operations.md)
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
 	    "${sock[@]}" --appendonly no --daemonize no --dir "$T/redis" \
+	    --hash-max-listpack-value 128 \
 	    --logfile "$T/redis.log" "${module[@]}" "${RQ_REDIS_ARGS[@]}" \
 	    </dev/null \
 	    >/dev/null 2>&1 &
