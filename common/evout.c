@@ -12,6 +12,7 @@
  * ack costs O(1) however far accounting lags; the list is kept in sent_ms
  * order, so that a tick stops at the first event not yet due. */
 #define EVOUT_BUCKETS	65536
+#define EVOUT_DROP_LOG_MS	1000
 
 struct pending {
 	struct pending	*next, *prev;
@@ -29,9 +30,10 @@ struct rq_evout {
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
 	uint64_t	 probe_ms;	/* last probe while accounting is
 					 * away; 0 while it answers */
-	uint64_t	 dropped;	/* to bound memory, while it was away */
-	struct log_rate	 dropped_log;	/* one line a resend interval, not one
-					 * an event */
+	uint64_t	 dropped;	/* events dropped while full: the
+					 * count at exit */
+	struct log_rate	 dropped_log;	/* one line a second, not one an
+					 * event */
 };
 
 static struct pending **
@@ -149,7 +151,7 @@ rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
 		return -1;
 	if (eo->npending >= RQ_EVOUT_MAX_PENDING) {
 		/* Accounting has been away for long: bound our memory. */
-		log_warnx_rate(&eo->dropped_log, RQ_EVOUT_RESEND_MS,
+		log_warnx_rate(&eo->dropped_log, EVOUT_DROP_LOG_MS,
 		    "evout: outbox full, dropping event %s/%llu %s",
 		    eo->head->ev.call_id,
 		    (unsigned long long)eo->head->ev.attempt,

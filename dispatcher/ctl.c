@@ -16,6 +16,7 @@
 #include "config.h"
 #include "dispatcher.h"
 #include "keys.h"
+#include "log.h"
 
 #define CTL_EXIT_OK		0
 #define CTL_EXIT_ERROR		1	/* Redis unreachable or refused */
@@ -111,8 +112,9 @@ cmd_int(const char *fmt, ...)
 	long long v;
 
 	va_start(ap, fmt);
-	rep = checked(redisvCommand(rc, fmt, ap));
+	rep = redisvCommand(rc, fmt, ap);
 	va_end(ap);
+	rep = checked(rep);
 	if (rep->type != REDIS_REPLY_INTEGER)
 		die(CTL_EXIT_ERROR, "redis: unexpected reply");
 	v = rep->integer;
@@ -445,6 +447,7 @@ main(int argc, char *argv[])
 	}
 	if (conf == NULL)
 		usage();
+	log_init("ringq-ctl", 0);	/* rq_redis_open()'s warnings */
 	if (rq_config_load(&cfg, conf, err, sizeof(err)) == -1)
 		die(CTL_EXIT_USAGE, "%s", err);
 	if (strcmp(what, "telservers") && strcmp(what, "drain") &&

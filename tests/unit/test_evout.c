@@ -7,7 +7,6 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -194,37 +193,47 @@ test_probes_while_silent(void **state)
 }
 
 /* Accounting away for long: the outbox keeps the newest
- * RQ_EVOUT_MAX_PENDING events, and says that it drops the oldest in one
- * line per resend interval, not in one line per event. */
+ * RQ_EVOUT_MAX_PENDING events, and says that it drops the oldest in a line
+ * a second, not in a line per event, and at exit how many it dropped.  (The
+ * ROUTER is left with the events unread: no later test reads them.) */
+static void
+emit_ringing(struct rq_evout *eo)
+{
+	struct rq_msg ev;
+	char id[RQ_ID_LEN + 1];
+
+	assert_int_equal(rq_call_id_new(id), 0);
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, id);
+	rq_msg_set(&ev, attempt, 1);
+	rq_msg_set(&ev, status, "ringing");
+	assert_int_equal(rq_evout_emit(eo, &ev), 0);
+}
+
 static void
 test_full_outbox_logs_once(void **state)
 {
 	struct rq_evout *eo;
-	struct rq_msg ev;
-	char id[RQ_ID_LEN + 1], path[] = "/tmp/ringq-evout-XXXXXX", line[512];
+	char line[512];
 	FILE *out;
-	int fd, saved, i, full = 0, dropped_at_exit = 0;
+	int saved, i, full = 0, dropped_at_exit = 0;
 
 	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
-	assert_true((fd = mkstemp(path)) != -1);
-	unlink(path);
+	for (i = 0; i < RQ_EVOUT_MAX_PENDING; i++)
+		emit_ringing(eo);
+	/* only the 300 that overflow it, and the exit, into a file */
+	assert_non_null(out = tmpfile());
 	fflush(stderr);
 	saved = dup(2);
-	dup2(fd, 2);
-	for (i = 0; i < RQ_EVOUT_MAX_PENDING + 300; i++) {
-		assert_int_equal(rq_call_id_new(id), 0);
-		rq_msg_init(&ev, RQ_MSG_EVENT);
-		rq_msg_set(&ev, call_id, id);
-		rq_msg_set(&ev, attempt, 1);
-		rq_msg_set(&ev, status, "ringing");
-		assert_int_equal(rq_evout_emit(eo, &ev), 0);
-	}
-	assert_int_equal(rq_evout_pending(eo), RQ_EVOUT_MAX_PENDING);
+	dup2(fileno(out), 2);
+	for (i = 0; i < 300; i++)
+		emit_ringing(eo);
+	i = (int)rq_evout_pending(eo);
 	rq_evout_free(eo, 0);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
-	assert_non_null(out = fdopen(fd, "r"));
+	assert_int_equal(i, RQ_EVOUT_MAX_PENDING);
 	rewind(out);
 	while (fgets(line, sizeof(line), out) != NULL) {
 		if (strstr(line, "evout: outbox full, dropping event") != NULL)
@@ -234,7 +243,8 @@ test_full_outbox_logs_once(void **state)
 			dropped_at_exit++;
 	}
 	fclose(out);
-	assert_int_equal(full, 1);
+	/* a second can pass on a slow host: two lines, never 300 */
+	assert_true(full >= 1 && full <= 2);
 	assert_int_equal(dropped_at_exit, 1);
 }
 
