@@ -202,7 +202,7 @@ void
 acct_mirror_lost(struct acct_mirror *mr)
 {
 	log_warnx("redis %s:%d: %s", mr->r.host, mr->r.port,
-	    mr->r.c->errstr[0] ? mr->r.c->errstr : "connection lost");
+	    rq_redis_errstr(mr->r.c));
 	rq_redis_close(&mr->r);
 	mr->r.next_try_ms = rq_mono_ms() + ACCT_RETRY_MS;
 	mr->r.down_logged = 1;

@@ -116,7 +116,7 @@ static void
 redis_lost(struct rq_redis *r, const char *what)
 {
 	log_warnx("redis %s:%d: %s: %s", r->host, r->port, what,
-	    r->c != NULL && r->c->errstr[0] ? r->c->errstr : "connection lost");
+	    rq_redis_errstr(r->c));
 	rq_redis_close(r);
 	r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
 	r->down_logged = 1;
@@ -369,6 +369,13 @@ rq_redis_connect(const char *host, int port, struct timeval tv)
 	if (host[0] == '/')
 		return redisConnectUnixWithTimeout(host, tv);
 	return redisConnectWithTimeout(host, port, tv);
+}
+
+const char *
+rq_redis_errstr(const redisContext *c)
+{
+	return c != NULL && c->errstr[0] != '\0' ? c->errstr :
+	    "connection lost";
 }
 
 redisContext *

@@ -74,6 +74,9 @@ int	rq_redis_noauth(const redisReply *rep, char *err, size_t errlen);
  * an absolute path (port then unused): cheaper per round trip than TCP on
  * loopback, for a Redis on the same machine. */
 redisContext *rq_redis_connect(const char *host, int port, struct timeval tv);
+/* Why c failed, for a log line: hiredis's reason, or "connection lost"
+ * when it gave none (or there is no c). */
+const char *rq_redis_errstr(const redisContext *c);
 /* A link as every daemon's: rq_redis_connect, tv as its I/O timeout too,
  * and AUTH (rq_redis_auth).  Returns it, or NULL with the reason in err
  * (never the password). */

@@ -44,8 +44,7 @@ sub_lost(struct rq_sub *w, const char *what)
 {
 	char why[300];
 
-	snprintf(why, sizeof(why), "%s: %s", what, w->c != NULL &&
-	    w->c->errstr[0] ? w->c->errstr : "connection lost");
+	snprintf(why, sizeof(why), "%s: %s", what, rq_redis_errstr(w->c));
 	sub_down(w, why);
 }
 

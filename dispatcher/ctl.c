@@ -83,8 +83,7 @@ checked(redisReply *rep)
 	char err[256];
 
 	if (rep == NULL)
-		die(CTL_EXIT_ERROR, "redis: %s", rc->errstr[0] ? rc->errstr :
-		    "connection lost");
+		die(CTL_EXIT_ERROR, "redis: %s", rq_redis_errstr(rc));
 	if (rq_redis_noauth(rep, err, sizeof(err)))
 		die(CTL_EXIT_ERROR, "redis: %s", err);
 	if (rep->type == REDIS_REPLY_ERROR)

@@ -49,8 +49,7 @@ taker_lost(struct disp_taker *t, const char *what)
 {
 	char why[300];
 
-	snprintf(why, sizeof(why), "%s: %s", what, t->c != NULL &&
-	    t->c->errstr[0] ? t->c->errstr : "connection lost");
+	snprintf(why, sizeof(why), "%s: %s", what, rq_redis_errstr(t->c));
 	taker_down(t, why);
 }
 

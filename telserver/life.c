@@ -103,8 +103,7 @@ life_cmd(struct tel_ctx *ctx, const char *what, int argc, const char **argv)
 		return -1;
 	if ((rep = redisCommandArgv(r->c, argc, argv, NULL)) == NULL) {
 		rq_metric_error("redis");
-		log_warnx("redis: %s: %s", what, r->c->errstr[0] ?
-		    r->c->errstr : "connection lost");
+		log_warnx("redis: %s: %s", what, rq_redis_errstr(r->c));
 		rq_redis_close(r);
 		return -1;
 	}
