@@ -389,6 +389,20 @@ job_track(struct disp *d, size_t ti, const struct rq_msg *job)
 	return j;
 }
 
+/* A job picked for telserver e that never went to it: not dialled, so
+ * its attempt is given back. */
+static void
+unsent(struct disp *d, const struct disp_tel *e, const struct rq_msg *job,
+    struct disp_job *tracked)
+{
+	log_warnx("call %s: attempt %llu: cannot reach telserver %s, requeued",
+	    job->call_id, (unsigned long long)job->attempt, e->node);
+	job_done(d, tracked);
+	job_free(tracked);
+	m_requeued("unreachable");
+	disp_job_requeue(&d->redis, job->call_id, job->attempt, 1);
+}
+
 /*
  * Sends the n jobs of jobs[] whose to[] is ti (at most what telserver ti
  * takes in one message), in one message, and marks them sent (to[] -1).
@@ -427,23 +441,14 @@ send_batch(struct disp *d, size_t ti, struct rq_msg *jobs,
 		return;
 	}
 	disp_tels_gone(&d->tels, ti, "unreachable");
-	/* These, and the rest picked for it: never sent, not dialled, each
-	 * attempt given back. */
-	for (i = 0; i < n; i++) {
-		for (k = 0; k < nin && in[k] != i; k++)
-			;
-		if (k == nin && to[i] != (ssize_t)ti)
-			continue;
-		to[i] = -1;
-		log_warnx("call %s: attempt %llu: cannot reach telserver %s, "
-		    "requeued", jobs[i].call_id,
-		    (unsigned long long)jobs[i].attempt, e->node);
-		job_done(d, track[i]);
-		job_free(track[i]);
-		m_requeued("unreachable");
-		disp_job_requeue(&d->redis, jobs[i].call_id, jobs[i].attempt,
-		    1);
-	}
+	/* These, and the rest picked for it. */
+	for (k = 0; k < nin; k++)
+		unsent(d, e, &jobs[in[k]], track[in[k]]);
+	for (i = 0; i < n; i++)
+		if (to[i] == (ssize_t)ti) {
+			to[i] = -1;
+			unsent(d, e, &jobs[i], track[i]);
+		}
 }
 
 /*
@@ -518,10 +523,11 @@ disp_taken(struct disp *d)
 		return;
 	/* Taken in Redis a moment ago; the latency counts from here. */
 	take_us = mono_us();
-	if (disp_job_take_reply(rep, want, jobs, &n) == -1) {
-		/* An error (-LOADING, -OOM, ...) or a shape we do not know:
-		 * asking again at once would get the same.  Ids it may have
-		 * held come back when their leases end. */
+	/* An error (-LOADING, -OOM, ...) or a shape we do not know (logged
+	 * by disp_job_take_reply): asking again at once would get the same.
+	 * Ids it may have held come back when their leases end. */
+	if (rep->type == REDIS_REPLY_ERROR ||
+	    disp_job_take_reply(rep, want, jobs, &n) == -1) {
 		rq_metric_error("redis");
 		disp_taker_refused(&d->taker, rep->type == REDIS_REPLY_ERROR ?
 		    rep->str : "an answer of another shape");
