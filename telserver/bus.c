@@ -137,13 +137,12 @@ dealer_poll(struct tel_ctx *ctx, int i)
 	while ((rc = rq_bus_recv(&d->in, &m)) != 0) {
 		if (rc == -1)
 			continue;
-		/* Its JOBs say whether it takes our replies in batches (an
-		 * older dispatcher's do not). */
-		if (m.type == RQ_MSG_JOB)
+		if (m.type == RQ_MSG_JOB) {
+			/* Its JOBs say whether it takes our replies in
+			 * batches (an older dispatcher's do not). */
 			d->batches = rq_msg_has(&m, frames) && m.frames > 1;
-		if (m.type == RQ_MSG_JOB)
 			tel_call_job_add(ctx, i, &m);
-		else
+		} else
 			log_warnx("bus: unexpected %s from %s dropped",
 			    rq_msg_type_name(m.type), ctx->dealers[i].endpoint);
 		rq_msg_clear(&m);
