@@ -2545,23 +2545,21 @@ static const struct {
 static void
 check_listpack_value(RedisModuleCtx *ctx)
 {
-	RedisModuleCallReply *r, *v;
-	const char *s;
-	char num[24];
-	size_t n;
+	RedisModuleCallReply *r;
+	rstr *s = NULL;
 	long long value = -1;
 
+	/* ["hash-max-listpack-value", "<n>"]; NULL where CONFIG is renamed */
 	r = RedisModule_Call(ctx, "CONFIG", "cc", "GET",
 	    "hash-max-listpack-value");
-	if (r != NULL && RedisModule_CallReplyType(r) ==
-	    REDISMODULE_REPLY_ARRAY && RedisModule_CallReplyLength(r) == 2 &&
-	    (v = RedisModule_CallReplyArrayElement(r, 1)) != NULL &&
-	    (s = RedisModule_CallReplyStringPtr(v, &n)) != NULL &&
-	    n > 0 && n < sizeof(num)) {
-		memcpy(num, s, n);
-		num[n] = '\0';
-		value = strtoll(num, NULL, 10);
-	}
+	if (r != NULL && RedisModule_CallReplyLength(r) == 2)
+		s = RedisModule_CreateStringFromCallReply(
+		    RedisModule_CallReplyArrayElement(r, 1));
+	if (s != NULL && RedisModule_StringToLongLong(s, &value) !=
+	    REDISMODULE_OK)
+		value = -1;
+	if (s != NULL)
+		RedisModule_FreeString(ctx, s);
 	if (r != NULL)
 		RedisModule_FreeCallReply(r);
 	if (value >= 0 && value < RQ_LISTPACK_VALUE)
