@@ -37,6 +37,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "apply_codec.h"
 #include "keys.h"
 #include "lifecycle.h"
 #include "status.h"
@@ -362,16 +363,21 @@ key_of(struct cmd *c, const char *prefix, const rstr *id)
 /*
  * Replication of the commands' writes.  packed (the default): a command's
  * writes go to the AOF and the replicas, at its end, as one
- * "ringq.apply 1 <writes>", the writes as the plain commands they are, in
- * RESP, in one argument; Redis then formats one argument for the AOF
- * instead of about 190 per call, and the whole chain costs it some 40 %
- * fewer instructions (docs/benchmarks.md).  A Redis that loads that AOF,
+ * "ringq.apply 2 <writes>", the writes packed (common/apply_codec.c: a
+ * sixth of their bytes as plain RESP), in one argument; Redis then formats
+ * one argument for the AOF instead of about 190 per call, and the whole
+ * chain costs it some 40 % fewer instructions (docs/benchmarks.md).
+ * packed1: "ringq.apply 1 <writes>", the writes in RESP, which a
+ * ringq-redis.so older than format 2 reads.  A Redis that loads that AOF,
  * and each replica, needs the module: ringq.apply runs the writes there.
  * plain (module argument "replication plain"): each write goes as its
  * plain command, so neither needs the module.
  */
 static int packed = 1;
-static struct buf pending;	/* the running command's writes, in RESP */
+static int apply_format = 2;	/* of packed replication: 1 or 2 */
+static struct buf pending;	/* the running command's writes: format 1 */
+static struct apply_enc pending2;	/* format 2 */
+static struct buf expanded;	/* a ringq.apply 2's writes, as format 1 */
 
 /* One RESP bulk string: a write's name or argument. */
 static void
@@ -475,14 +481,20 @@ replicate(struct cmd *c, const char *cmd, const char *fmt, ...)
 		RedisModule_Replicate(c->ctx, cmd, "v", argv, n);
 		return;
 	}
+	for (i = 0; i < n; i++)
+		if (a[i].s != NULL)
+			a[i].p = text(a[i].s, &a[i].n);
+	if (apply_format == 2) {
+		apply_enc_write(&pending2, n + 1);
+		apply_enc_arg(&pending2, cmd, strlen(cmd));
+		for (i = 0; i < n; i++)
+			apply_enc_arg(&pending2, a[i].p, a[i].n);
+		return;
+	}
 	resp_count(&pending, n + 1);
 	resp_arg(&pending, cmd, strlen(cmd));
 	for (i = 0; i < n; i++)
-		if (a[i].s != NULL) {
-			a[i].p = text(a[i].s, &a[i].n);
-			resp_arg(&pending, a[i].p, a[i].n);
-		} else
-			resp_arg(&pending, a[i].p, a[i].n);
+		resp_arg(&pending, a[i].p, a[i].n);
 }
 
 /*
@@ -495,11 +507,18 @@ replicated(RedisModuleCtx *ctx, int rc)
 	if (pending.len > 0)
 		RedisModule_Replicate(ctx, "ringq.apply", "cb", "1",
 		    pending.p, pending.len);
+	if (pending2.len > 0)
+		RedisModule_Replicate(ctx, "ringq.apply", "cb", "2",
+		    (const char *)pending2.p, pending2.len);
 	pending.len = 0;
-	if (pending.cap > 1 << 22) {	/* not a big batch's MBs for good */
+	apply_enc_reset(&pending2);
+	/* not a big batch's MBs for good */
+	if (pending.cap > 1 << 22) {
 		RedisModule_Free(pending.p);
 		memset(&pending, 0, sizeof(pending));
 	}
+	if (pending2.cap > 1 << 22 || pending2.acap > 1 << 22)
+		apply_enc_free(&pending2);
 	return rc;
 }
 
@@ -2401,15 +2420,20 @@ apply_writes(RedisModuleCtx *ctx, int loading, const char *p, size_t len,
 	return count;
 }
 
+/* Redis's longest string: format 1's writes were one, so no format 2
+ * that a ringq-redis.so wrote expands to more. */
+#define APPLY_MAX_EXPANDED	((size_t)512 << 20)
+
 /*
- * ringq.apply 1 <writes>: one command's writes in packed replication
- * (replicate()), run only where the master's link or the AOF sends them:
- * from a client they would be writes its ACL never saw.  Writes it cannot
- * run (another format, a corrupt argument, a write Redis refuses) stop
- * Redis, as an unknown command in the AOF does: Redis would carry on past
- * an error reply, with half the data, and a replica would part from its
- * master for good (restarted, it syncs afresh).  A module loaded with
- * "replication plain" passes the writes on as plain commands.
+ * ringq.apply <format> <writes>: one command's writes in packed
+ * replication (replicate()), format 1 (RESP) or 2 (apply_codec.c), run
+ * only where the master's link or the AOF sends them: from a client they
+ * would be writes its ACL never saw.  Writes it cannot run (another
+ * format, a corrupt argument, a write Redis refuses) stop Redis, as an
+ * unknown command in the AOF does: Redis would carry on past an error
+ * reply, with half the data, and a replica would part from its master for
+ * good (restarted, it syncs afresh).  A module loaded with "replication
+ * plain" passes the writes on as plain commands.
  */
 static int
 cmd_apply(RedisModuleCtx *ctx, rstr **argv, int argc)
@@ -2417,24 +2441,40 @@ cmd_apply(RedisModuleCtx *ctx, rstr **argv, int argc)
 	const char *p;
 	size_t len, at = 0;
 	long n;
-	int flags = RedisModule_GetContextFlags(ctx);
+	int flags = RedisModule_GetContextFlags(ctx), format;
 
 	if (!(flags & (REDISMODULE_CTX_FLAGS_REPLICATED |
 	    REDISMODULE_CTX_FLAGS_LOADING)))
 		return RedisModule_ReplyWithError(ctx, "ERR ringq.apply: only "
 		    "from a master or the AOF");
 	p = argc == 3 ? text(argv[1], &len) : "";
-	if (argc != 3 || len != 1 || p[0] != '1') {
+	format = argc == 3 && len == 1 && (p[0] == '1' || p[0] == '2') ?
+	    p[0] - '0' : 0;
+	if (format == 0) {
 		RedisModule_Log(ctx, "warning", "ringq.apply: not in format 1 "
-		    "(written by a newer ringq-redis.so?): Redis stops rather "
-		    "than lose those writes; load that module");
+		    "or 2 (written by a newer ringq-redis.so?): Redis stops "
+		    "rather than lose those writes; load that module");
 		exit(1);
 	}
 	p = text(argv[2], &len);
+	if (format == 2) {
+		expanded.len = 0;
+		if (len == 0 || apply_expand((const unsigned char *)p, len,
+		    &expanded.p, &expanded.len, &expanded.cap,
+		    APPLY_MAX_EXPANDED, &at) == -1) {
+			RedisModule_Log(ctx, "warning", "ringq.apply: the "
+			    "writes (format 2) are corrupt at byte %zu of "
+			    "%zu: Redis stops rather than lose them", at, len);
+			exit(1);
+		}
+		p = expanded.p;
+		len = expanded.len;
+	}
 	if (len == 0 || apply_writes(NULL, 0, p, len, &at) == -1) {
 		RedisModule_Log(ctx, "warning", "ringq.apply: the writes are "
-		    "corrupt at byte %zu of %zu: Redis stops rather than lose "
-		    "them", at, len);
+		    "corrupt at byte %zu of %zu%s: Redis stops rather than "
+		    "lose them", at, len, format == 2 ? " (format 2, "
+		    "expanded)" : "");
 		exit(1);
 	}
 	if ((n = apply_writes(ctx, flags & REDISMODULE_CTX_FLAGS_LOADING, p,
@@ -2446,6 +2486,10 @@ cmd_apply(RedisModuleCtx *ctx, rstr **argv, int argc)
 	}
 	if (packed)
 		RedisModule_ReplicateVerbatim(ctx);
+	if (expanded.cap > 1 << 22) {
+		RedisModule_Free(expanded.p);
+		memset(&expanded, 0, sizeof(expanded));
+	}
 	return RedisModule_ReplyWithLongLong(ctx, n);
 }
 
@@ -2581,17 +2625,23 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	how = argc == 2 && strcasecmp(text(argv[0], NULL),
 	    "replication") == 0 ? text(argv[1], NULL) : "";
 
-	if (strcasecmp(how, "packed") == 0 || strcasecmp(how, "plain") == 0)
-		packed = strcasecmp(how, "packed") == 0;
-	else if (argc != 0) {
+	if (strcasecmp(how, "packed") == 0 || strcasecmp(how, "packed1") == 0 ||
+	    strcasecmp(how, "plain") == 0) {
+		packed = strcasecmp(how, "plain") != 0;
+		apply_format = strcasecmp(how, "packed1") == 0 ? 1 : 2;
+	} else if (argc != 0) {
 		RedisModule_Log(ctx, "warning", "ringq-redis.so takes no "
-		    "argument but \"replication packed\" or \"replication "
-		    "plain\"");
+		    "argument but \"replication packed\", \"replication "
+		    "packed1\" or \"replication plain\"");
 		return REDISMODULE_ERR;
 	}
+	apply_realloc = RedisModule_Realloc;
+	apply_free = RedisModule_Free;
 	RedisModule_Log(ctx, "notice", "ringq-redis.so %d: replication %s",
-	    RQ_MODULE_VERSION, packed ? "packed (the AOF and the replicas "
-	    "need this module)" : "plain");
+	    RQ_MODULE_VERSION, !packed ? "plain" : apply_format == 2 ?
+	    "packed, format 2 (the AOF and the replicas need this module)" :
+	    "packed, format 1 (the AOF and the replicas need this module or "
+	    "an older one)");
 	/* 7.0 propagates RedisModule_Replicate's writes in order with
 	 * RedisModule_Call's; 6.2 puts them after. */
 	if (RedisModule_GetServerVersion == NULL ||
@@ -2624,5 +2674,8 @@ RedisModule_OnUnload(RedisModuleCtx *ctx)
 		}
 	RedisModule_Free(pending.p);
 	memset(&pending, 0, sizeof(pending));
+	apply_enc_free(&pending2);
+	RedisModule_Free(expanded.p);
+	memset(&expanded, 0, sizeof(expanded));
 	return REDISMODULE_OK;
 }

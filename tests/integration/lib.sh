@@ -231,7 +231,8 @@ rq_redis_up() {
 }
 
 # The Redis of the tests loads ringq-redis.so, as deploy/up's does;
-# RQ_REDIS_MODULE=0 leaves it out (the lifecycle scripts then run in Lua).
+# RQ_REDIS_MODULE=0 leaves it out (the lifecycle scripts then run in Lua),
+# RQ_REDIS_MODULE_ARGS gives it arguments ("replication packed1").
 # absolute: redis-server changes to its --dir before it loads modules
 RQ_REDIS_MODULE_SO=$(realpath -m "$RQ_BUILD/common/ringq-redis.so")
 
@@ -243,7 +244,8 @@ rq_redis_launch() {
 	if [ "${RQ_REDIS_MODULE:-1}" != 0 ]; then
 		[ -f "$RQ_REDIS_MODULE_SO" ] ||
 			rq_fail "$RQ_REDIS_MODULE_SO not built"
-		module=(--loadmodule "$RQ_REDIS_MODULE_SO")
+		# shellcheck disable=SC2206	# words, as redis-server's
+		module=(--loadmodule "$RQ_REDIS_MODULE_SO" ${RQ_REDIS_MODULE_ARGS:-})
 	fi
 	# hash-max-listpack-value: as deploy/up's (docs/operations.md)
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \

@@ -149,8 +149,11 @@ rq_wait_for 30 grep -q "ERROR SUMMARY" "$T/memcheck.log"
 grep -q "ERROR SUMMARY: 0 errors" "$T/memcheck.log" ||
 	{ cat "$T/memcheck.log"; rq_fail "memcheck found errors in Redis with the module"; }
 echo "ok: memcheck: $(grep -o 'ERROR SUMMARY: [^(]*' "$T/memcheck.log")"
-grep -aq 'ringq\.apply' "$T"/native/appendonlydir/*.incr.aof ||
-	rq_fail "the AOF holds no ringq.apply"
+# format 2 by default (packed1 below writes format 1)
+grep -azPq 'ringq\.apply\r\n\$1\r\n2\r\n' "$T"/native/appendonlydir/*.incr.aof ||
+	rq_fail "the AOF holds no ringq.apply in format 2"
+grep -azPq 'ringq\.apply\r\n\$1\r\n1\r\n' "$T"/native/appendonlydir/*.incr.aof &&
+	rq_fail "the AOF holds a ringq.apply in format 1"
 # writes that do not parse, at the AOF's end: Redis stops, and says why
 aof=$(ls "$T"/native/appendonlydir/*.incr.aof)
 size=$(stat -c %s "$aof")
@@ -189,6 +192,18 @@ aof_stops refused '*3\r\n$11\r\nringq.apply\r\n$1\r\n1\r\n$75\r\n*4\r\n$4\r\nHSE
 grep -q 'HINCRBY failed: ERR hash value is not an integer' \
     "$T/refused.log" || rq_fail "ringq.apply did not say which write failed"
 echo "ok: a write that fails stops Redis: $(grep -o 'HINCRBY failed: .*' "$T/refused.log")"
+# format 2: a literal longer than what is left (its token at byte 2)
+aof_stops corrupt2 '*3\r\n$11\r\nringq.apply\r\n$1\r\n2\r\n$7\r\n\x02\x01\xc8\x01abc\r\n' \
+    "corrupt writes in format 2" \
+    'ringq.apply: the writes (format 2) are corrupt at byte 2 of 7'
+# format 2 that expands to an HSET without a value: refused whole
+aof_stops shape2 '*3\r\n$11\r\nringq.apply\r\n$1\r\n2\r\n$5\r\n\x02\x01\x08k1\r\n' \
+    "an HSET without a value in format 2" \
+    'ringq.apply: the writes are corrupt at byte 0 of 22 (format 2, expanded)'
+# a format this module does not know
+aof_stops format3 '*3\r\n$11\r\nringq.apply\r\n$1\r\n3\r\n$1\r\nx\r\n' \
+    "a ringq.apply in format 3" 'ringq.apply: not in format 1 or 2'
+echo "ok: format 2: corrupt writes, a write of the wrong shape and an unknown format stop Redis"
 truncate -s "$size" "$aof"
 redis reload "$NATIVE_PORT" --appendonly yes --dir "$T/native" \
     --appenddirname appendonlydir --loadmodule "$MODULE"
@@ -200,7 +215,7 @@ echo "ok: packed replication: the AOF loads again to exactly the same"
 timeout 30 redis-server --port "$(rq_free_port)" --bind 127.0.0.1 \
     --save '' --logfile "$T/badarg.log" --loadmodule "$MODULE" replication fast \
     </dev/null >/dev/null 2>&1 && rq_fail "the module took 'replication fast'"
-grep -q 'takes no argument but "replication packed" or "replication plain"' \
+grep -q 'takes no argument but "replication packed", "replication packed1" or "replication plain"' \
     "$T/badarg.log" || rq_fail "no reason logged for a bad module argument"
 echo "ok: a bad module argument stops Redis, with the reason logged"
 
@@ -224,6 +239,44 @@ redis replay "$PLAIN_PORT" --appendonly yes --dir "$T/plain" \
 python3 "$RQ_SOURCE/tests/integration/redis_compare.py" "$LUA2_PORT" \
     "$PLAIN_PORT" || rq_fail "the AOF replayed without the module differs"
 echo "ok: plain replication: the AOF loads into a Redis without the module, to the same data"
+
+# packed1: format 1 in the AOF, which loads again to the same data; the
+# same steps took at least twice the bytes of format 2 above.
+LUA3_PORT=$(rq_free_port)
+redis lua3 "$LUA3_PORT" --appendonly no
+P1_PORT=$(rq_free_port)
+redis packed1 "$P1_PORT" --appendonly yes --appendfsync always \
+    --loadmodule "$MODULE" replication packed1
+"$DIFF" "$LUA3_PORT" "$P1_PORT" > "$T/steps3.txt" ||
+	{ cat "$T/steps3.txt"; rq_fail "a step answered differently (packed1)"; }
+redis-cli -p "$P1_PORT" shutdown >/dev/null 2>&1 || true
+rq_wait_for 30 eval "! redis-cli -p $P1_PORT ping >/dev/null 2>&1"
+grep -azPq 'ringq\.apply\r\n\$1\r\n2\r\n' "$T"/packed1/appendonlydir/*.incr.aof &&
+	rq_fail "packed1: the AOF holds a ringq.apply in format 2"
+redis repacked1 "$P1_PORT" --appendonly yes --dir "$T/packed1" \
+    --appenddirname appendonlydir --loadmodule "$MODULE"
+python3 "$RQ_SOURCE/tests/integration/redis_compare.py" "$LUA3_PORT" \
+    "$P1_PORT" || rq_fail "packed1: the AOF loaded again differs"
+apply_bytes() {	# the writes' bytes of the ringq.apply in AOF $1
+	python3 - "$1" <<'EOP'
+import sys
+data, i, total = open(sys.argv[1], 'rb').read(), 0, 0
+while i < len(data):
+    j = data.index(b'\r\n', i); argc = int(data[i + 1:j]); i = j + 2
+    args = []
+    for _ in range(argc):
+        j = data.index(b'\r\n', i); n = int(data[i + 1:j]); i = j + 2
+        args.append(data[i:i + n]); i += n + 2
+    if args[0].lower() == b'ringq.apply':
+        total += len(args[2])
+print(total)
+EOP
+}
+f1=$(apply_bytes "$(ls "$T"/packed1/appendonlydir/*.incr.aof)")
+f2=$(apply_bytes "$aof")
+[ "$f2" -gt 0 ] && [ "$f1" -ge $((2 * f2)) ] ||
+	rq_fail "format 2 took $f2 bytes, format 1 $f1: not half or less"
+echo "ok: packed1: format 1 loads again to the same data; the same steps took $f1 bytes in format 1, $f2 in format 2"
 
 # The comparison itself: one field changed on one side must show.
 redis-cli -p "$PLAIN_PORT" hset rq:job:c1 node elsewhere >/dev/null
