@@ -10,8 +10,8 @@
  * kind 2 the suffix, when it is new too, before the whole).  A write is
  * its count of strings, a varint, then the strings.  A call's id comes
  * back in some ten strings of each command's writes, field names and key
- * prefixes in nearly all: about a sixth of format 1's bytes
- * (docs/benchmarks.md).
+ * prefixes in nearly all: about a third of format 1's bytes for a
+ * dispatched call, less for a batch (docs/benchmarks.md).
  */
 #include <string.h>
 
@@ -162,7 +162,8 @@ remember(struct apply_enc *e, const char *s, size_t n, uint32_t h)
 		e->hist = apply_realloc(e->hist, e->hcap * sizeof(uint32_t));
 		e->hlen = apply_realloc(e->hlen, e->hcap * sizeof(uint32_t));
 	}
-	memcpy(e->arena + e->alen, s, n);
+	if (n > 0)	/* the arena may be NULL yet */
+		memcpy(e->arena + e->alen, s, n);
 	e->hist[e->nhist] = (uint32_t)e->alen;
 	e->hlen[e->nhist] = (uint32_t)n;
 	e->alen += n;
@@ -179,7 +180,8 @@ seen(const struct apply_enc *e, const char *s, size_t n, uint32_t h)
 	if (e->slot[h % APPLY_SLOTS].gen != e->gen)
 		return -1;
 	i = e->slot[h % APPLY_SLOTS].idx;
-	if (e->hlen[i] != n || memcmp(e->arena + e->hist[i], s, n) != 0)
+	if (e->hlen[i] != n ||
+	    (n > 0 && memcmp(e->arena + e->hist[i], s, n) != 0))
 		return -1;
 	return (long)i;
 }
@@ -232,10 +234,9 @@ put_plain(struct apply_enc *e, const char *s, size_t n, uint32_t h)
 void
 apply_enc_write(struct apply_enc *e, size_t argc)
 {
-	if (e->gen == 0) {
-		words_init();
+	words_init();
+	if (e->gen == 0)
 		e->gen = 1;
-	}
 	put_varint(e, argc);
 }
 
