@@ -10,8 +10,8 @@
  * kind 2 the suffix, when it is new too, before the whole).  A write is
  * its count of strings, a varint, then the strings.  A call's id comes
  * back in some ten strings of each command's writes, field names and key
- * prefixes in nearly all: about a third of format 1's bytes for a
- * dispatched call, less for a batch (docs/benchmarks.md).
+ * prefixes in nearly all: about a fifth of format 1's bytes for a
+ * dispatched call (docs/benchmarks.md).
  */
 #include <string.h>
 

@@ -364,7 +364,7 @@ key_of(struct cmd *c, const char *prefix, const rstr *id)
  * Replication of the commands' writes.  packed (the default): a command's
  * writes go to the AOF and the replicas, at its end, as one
  * "ringq.apply 2 <writes>", the writes packed (common/apply_codec.c: a
- * third of their bytes as plain RESP), in one argument; Redis then formats
+ * fifth of their bytes as plain RESP), in one argument; Redis then formats
  * one argument for the AOF instead of about 190 per call, and the whole
  * chain costs it some 40 % fewer instructions (docs/benchmarks.md).
  * packed1: "ringq.apply 1 <writes>", the writes in RESP, which a

@@ -199,7 +199,7 @@ test_call(void **state)
 	memset(&e, 0, sizeof(e));
 	put_call(&e, &r, 0);
 	assert_expands(e.p, e.len, r.p, r.len);
-	/* docs/benchmarks.md: a third for a dispatched call */
+	/* docs/benchmarks.md: a fifth for a dispatched call */
 	assert_true(e.len * 3 <= r.len);
 	apply_enc_free(&e);
 	free(r.p);
