@@ -219,15 +219,25 @@ grep -q 'takes no argument but "replication packed", "replication packed1" or "r
     "$T/badarg.log" || rq_fail "no reason logged for a bad module argument"
 echo "ok: a bad module argument stops Redis, with the reason logged"
 
+# pair NAME ARGS...: a Redis without the module (the Lua) and one (NAME)
+# with it loaded with ARGS and an AOF, given the same steps; their ports
+# in LUA_P and MOD_P.
+pair() {
+	local name=$1
+	shift
+	LUA_P=$(rq_free_port)
+	redis "lua_$name" "$LUA_P" --appendonly no
+	MOD_P=$(rq_free_port)
+	redis "$name" "$MOD_P" --appendonly yes --appendfsync always \
+	    --loadmodule "$MODULE" "$@"
+	"$DIFF" "$LUA_P" "$MOD_P" > "$T/steps_$name.txt" ||
+		{ cat "$T/steps_$name.txt"; rq_fail "a step answered differently ($name)"; }
+}
+
 # Plain replication: the AOF holds plain commands, and a Redis without the
 # module loads it.
-LUA2_PORT=$(rq_free_port)
-redis lua2 "$LUA2_PORT" --appendonly no
-PLAIN_PORT=$(rq_free_port)
-redis plain "$PLAIN_PORT" --appendonly yes --appendfsync always \
-    --loadmodule "$MODULE" replication plain
-"$DIFF" "$LUA2_PORT" "$PLAIN_PORT" > "$T/steps2.txt" ||
-	{ cat "$T/steps2.txt"; rq_fail "a step answered differently (plain)"; }
+pair plain replication plain
+LUA2_PORT=$LUA_P PLAIN_PORT=$MOD_P
 python3 "$RQ_SOURCE/tests/integration/redis_compare.py" "$LUA2_PORT" \
     "$PLAIN_PORT" || rq_fail "the module left other data than the Lua (plain)"
 redis-cli -p "$PLAIN_PORT" shutdown >/dev/null 2>&1 || true
@@ -242,13 +252,8 @@ echo "ok: plain replication: the AOF loads into a Redis without the module, to t
 
 # packed1: format 1 in the AOF, which loads again to the same data; the
 # same steps took at least twice the bytes of format 2 above.
-LUA3_PORT=$(rq_free_port)
-redis lua3 "$LUA3_PORT" --appendonly no
-P1_PORT=$(rq_free_port)
-redis packed1 "$P1_PORT" --appendonly yes --appendfsync always \
-    --loadmodule "$MODULE" replication packed1
-"$DIFF" "$LUA3_PORT" "$P1_PORT" > "$T/steps3.txt" ||
-	{ cat "$T/steps3.txt"; rq_fail "a step answered differently (packed1)"; }
+pair packed1 replication packed1
+LUA3_PORT=$LUA_P P1_PORT=$MOD_P
 redis-cli -p "$P1_PORT" shutdown >/dev/null 2>&1 || true
 rq_wait_for 30 eval "! redis-cli -p $P1_PORT ping >/dev/null 2>&1"
 grep -azPq 'ringq\.apply\r\n\$1\r\n2\r\n' "$T"/packed1/appendonlydir/*.incr.aof &&
