@@ -152,38 +152,52 @@ put_varint(struct apply_enc *e, uint64_t v)
 	e->p[e->len++] = (unsigned char)v;
 }
 
+/* One more string in a history (*hist, *nhist, *hcap), at off. */
+static void
+hist_add(struct apply_str **hist, size_t *nhist, size_t *hcap, size_t off,
+    size_t n)
+{
+	grow((void **)hist, hcap, *nhist + 1, sizeof(**hist));
+	(*hist)[*nhist].off = (uint32_t)off;
+	(*hist)[(*nhist)++].len = (uint32_t)n;
+}
+
 /* s[n] is a string written: later ones may refer to it. */
 static void
 remember(struct apply_enc *e, const char *s, size_t n, uint32_t h)
 {
 	grow((void **)&e->arena, &e->acap, e->alen + n, 1);
-	if (e->nhist == e->hcap) {
-		e->hcap = e->hcap < 256 ? 256 : e->hcap * 2;
-		e->hist = apply_realloc(e->hist, e->hcap * sizeof(uint32_t));
-		e->hlen = apply_realloc(e->hlen, e->hcap * sizeof(uint32_t));
-	}
 	if (n > 0)	/* the arena may be NULL yet */
 		memcpy(e->arena + e->alen, s, n);
-	e->hist[e->nhist] = (uint32_t)e->alen;
-	e->hlen[e->nhist] = (uint32_t)n;
-	e->alen += n;
 	e->slot[h % APPLY_SLOTS].gen = e->gen;
-	e->slot[h % APPLY_SLOTS].idx = (uint32_t)e->nhist++;
+	e->slot[h % APPLY_SLOTS].idx = (uint32_t)e->nhist;
+	hist_add(&e->hist, &e->nhist, &e->hcap, e->alen, n);
+	e->alen += n;
 }
 
-/* The number of a string written before equal to s[n], or -1. */
-static long
-seen(const struct apply_enc *e, const char *s, size_t n, uint32_t h)
+/*
+ * A reference to s[n], a word or a string written before, when it is
+ * one: 0, else -1.
+ */
+static int
+put_ref(struct apply_enc *e, const char *s, size_t n, uint32_t h)
 {
+	const struct apply_str *w;
 	uint32_t i;
+	int k;
 
+	if ((k = word(s, n, h)) >= 0) {
+		put_varint(e, (uint64_t)k << 2 | 1);
+		return 0;
+	}
 	if (e->slot[h % APPLY_SLOTS].gen != e->gen)
 		return -1;
 	i = e->slot[h % APPLY_SLOTS].idx;
-	if (e->hlen[i] != n ||
-	    (n > 0 && memcmp(e->arena + e->hist[i], s, n) != 0))
+	w = &e->hist[i];
+	if (w->len != n || (n > 0 && memcmp(e->arena + w->off, s, n) != 0))
 		return -1;
-	return (long)i;
+	put_varint(e, (uint64_t)(NWORDS + e->nhist - 1 - i) << 2 | 1);
+	return 0;
 }
 
 /* s[n] as canonical decimal (no sign, no leading zero, at most 18
@@ -203,23 +217,12 @@ decimal(const char *s, size_t n, uint64_t *v)
 	return 0;
 }
 
-/* A token of kind 0, 1 or 3 for s[n]. */
+/* s[n], neither a word nor written before: kind 3 or 0. */
 static void
-put_plain(struct apply_enc *e, const char *s, size_t n, uint32_t h)
+put_new(struct apply_enc *e, const char *s, size_t n, uint32_t h)
 {
 	uint64_t v;
-	long i;
-	int k;
 
-	if ((k = word(s, n, h)) >= 0) {
-		put_varint(e, (uint64_t)k << 2 | 1);
-		return;
-	}
-	if ((i = seen(e, s, n, h)) >= 0) {
-		put_varint(e, (uint64_t)(NWORDS + e->nhist - 1 - (size_t)i) <<
-		    2 | 1);
-		return;
-	}
 	if (decimal(s, n, &v) == 0)
 		put_varint(e, v << 2 | 3);
 	else {
@@ -243,25 +246,27 @@ apply_enc_write(struct apply_enc *e, size_t argc)
 void
 apply_enc_arg(struct apply_enc *e, const char *s, size_t n)
 {
-	uint32_t h = hash(s, n);
+	uint32_t h = hash(s, n), hs;
 	size_t k, pl;
 	int w;
 
-	if (n > 3 && (memcmp(s, "rq:", 3) == 0 || s[0] == '{') &&
-	    word(s, n, h) < 0 &&
-	    seen(e, s, n, h) < 0)
+	if (put_ref(e, s, n, h) == 0)
+		return;
+	/* a key, or a timeline entry: a known prefix, then the rest */
+	if (n > 3 && (memcmp(s, "rq:", 3) == 0 || s[0] == '{'))
 		for (k = 0; k < nprefixes; k++) {
 			w = prefixes[k];
 			pl = word_len[w];
-			if (n > pl && memcmp(s, words[w], pl) == 0) {
-				put_varint(e, (uint64_t)w << 2 | 2);
-				put_plain(e, s + pl, n - pl,
-				    hash(s + pl, n - pl));
-				remember(e, s, n, h);
-				return;
-			}
+			if (n <= pl || memcmp(s, words[w], pl) != 0)
+				continue;
+			put_varint(e, (uint64_t)w << 2 | 2);
+			hs = hash(s + pl, n - pl);
+			if (put_ref(e, s + pl, n - pl, hs) == -1)
+				put_new(e, s + pl, n - pl, hs);
+			remember(e, s, n, h);
+			return;
 		}
-	put_plain(e, s, n, h);
+	put_new(e, s, n, h);
 }
 
 void
@@ -280,7 +285,6 @@ apply_enc_free(struct apply_enc *e)
 	apply_free(e->p);
 	apply_free(e->arena);
 	apply_free(e->hist);
-	apply_free(e->hlen);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -290,7 +294,8 @@ struct expand {
 	size_t		 len, i;
 	char		**out;
 	size_t		*outlen, *outcap, max_out;
-	size_t		*hoff, *hlen, nhist, hcap;
+	struct apply_str *hist;
+	size_t		 nhist, hcap;
 };
 
 static int
@@ -336,22 +341,24 @@ fmt_u64(char *b, uint64_t v)
 	return n;
 }
 
-static void
-note(struct expand *x, size_t off, size_t n)
+/* A RESP header, "*<n>\r\n" or "$<n>\r\n", in b (32); its length. */
+static size_t
+resp_head(char *b, char kind, uint64_t n)
 {
-	if (x->nhist == x->hcap) {
-		x->hcap = x->hcap < 64 ? 64 : x->hcap * 2;
-		x->hoff = apply_realloc(x->hoff, x->hcap * sizeof(size_t));
-		x->hlen = apply_realloc(x->hlen, x->hcap * sizeof(size_t));
-	}
-	x->hoff[x->nhist] = off;
-	x->hlen[x->nhist++] = n;
+	size_t k;
+
+	b[0] = kind;
+	k = 1 + fmt_u64(b + 1, n);
+	b[k++] = '\r';
+	b[k++] = '\n';
+	return k;
 }
 
 /*
  * One string's RESP: its token, and for kind 2 the one after.  The bytes
- * of a reference to a string before are copied from *out (src_off), of a
- * word from words[], of a literal from p, of an integer from num[].
+ * of a reference to a string before are copied from *out (at src_off,
+ * once there is room), of a word from words[], of a literal from p, of an
+ * integer from num[].
  */
 static int
 expand_string(struct expand *x)
@@ -360,7 +367,7 @@ expand_string(struct expand *x)
 	char num[24], head[32];
 	size_t pl = 0, n = 0, src_off = 0, hl, start;
 	uint64_t v, d;
-	int kind, from_out = 0, fresh;
+	int kind, fresh;
 
 	if (get_varint(x, &v) == -1)
 		return -1;
@@ -391,28 +398,23 @@ expand_string(struct expand *x)
 		d = v - NWORDS;
 		if (d >= x->nhist)
 			return -1;
-		src_off = x->hoff[x->nhist - 1 - d];
-		n = x->hlen[x->nhist - 1 - d];
-		from_out = 1;
+		src_off = x->hist[x->nhist - 1 - d].off;
+		n = x->hist[x->nhist - 1 - d].len;
 	}
-	head[0] = '$';
-	hl = 1 + fmt_u64(head + 1, pl + n);
-	head[hl++] = '\r';
-	head[hl++] = '\n';
+	hl = resp_head(head, '$', pl + n);
 	if (out_room(x, hl + pl + n + 2) == -1)
 		return -1;
+	if (lit == NULL)	/* *out stays where it is from here on */
+		lit = *x->out + src_off;
 	out_put(x, head, hl);
 	start = *x->outlen;
 	out_put(x, pre, pl);
-	if (from_out)
-		memcpy(*x->out + *x->outlen, *x->out + src_off, n), *x->outlen += n;
-	else
-		out_put(x, lit, n);
+	out_put(x, lit, n);
 	out_put(x, "\r\n", 2);
 	if (fresh && pl > 0)
-		note(x, start + pl, n);
+		hist_add(&x->hist, &x->nhist, &x->hcap, start + pl, n);
 	if (fresh || pl > 0)
-		note(x, start, pl + n);
+		hist_add(&x->hist, &x->nhist, &x->hcap, start, pl + n);
 	return 0;
 }
 
@@ -420,30 +422,22 @@ int
 apply_expand(const unsigned char *p, size_t len, char **out,
     size_t *outlen, size_t *outcap, size_t max_out, size_t *at)
 {
-	struct expand x;
+	struct expand x = { .p = p, .len = len, .out = out, .outlen = outlen,
+	    .outcap = outcap, .max_out = max_out };
 	uint64_t argc, k;
 	char head[32];
 	size_t hl;
 	int rc = 0;
 
 	words_init();
-	memset(&x, 0, sizeof(x));
-	x.p = p;
-	x.len = len;
-	x.out = out;
-	x.outlen = outlen;
-	x.outcap = outcap;
-	x.max_out = max_out;
 	while (x.i < len) {
 		*at = x.i;
-		if (get_varint(&x, &argc) == -1 || argc == 0 || argc > 61) {
+		if (get_varint(&x, &argc) == -1 || argc == 0 ||
+		    argc > APPLY_MAX_STRINGS) {
 			rc = -1;
 			break;
 		}
-		head[0] = '*';
-		hl = 1 + fmt_u64(head + 1, argc);
-		head[hl++] = '\r';
-		head[hl++] = '\n';
+		hl = resp_head(head, '*', argc);
 		if (out_room(&x, hl) == -1) {
 			rc = -1;
 			break;
@@ -456,7 +450,6 @@ apply_expand(const unsigned char *p, size_t len, char **out,
 		if (rc == -1)
 			break;
 	}
-	apply_free(x.hoff);
-	apply_free(x.hlen);
+	apply_free(x.hist);
 	return rc;
 }

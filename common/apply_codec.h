@@ -19,14 +19,20 @@ extern void *(*apply_realloc)(void *, size_t);
 extern void (*apply_free)(void *);
 
 #define APPLY_SLOTS	1024	/* strings the encoder looks back for */
+#define APPLY_MAX_STRINGS 61	/* in a write, its name counted (HSET's
+				 * 30 pairs) */
+
+/* A string written before: where, how long. */
+struct apply_str {
+	uint32_t	 off, len;
+};
 
 struct apply_enc {
 	unsigned char	*p;		/* the packed writes */
 	size_t		 len, cap;
 	char		*arena;		/* the strings written so far */
 	size_t		 alen, acap;
-	uint32_t	*hist;		/* offsets in arena, one per string */
-	uint32_t	*hlen;
+	struct apply_str *hist;		/* in arena, one per string */
 	size_t		 nhist, hcap;
 	uint32_t	 gen;		/* slot[] is this payload's if equal */
 	struct { uint32_t gen, idx; } slot[APPLY_SLOTS];
