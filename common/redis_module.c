@@ -373,8 +373,7 @@ key_of(struct cmd *c, const char *prefix, const rstr *id)
  * plain (module argument "replication plain"): each write goes as its
  * plain command, so neither needs the module.
  */
-static int packed = 1;
-static int apply_format = 2;	/* of packed replication: 1 or 2 */
+static int packed = 2;		/* 0 plain, else ringq.apply's format */
 static struct buf pending;	/* the running command's writes: format 1 */
 static struct apply_enc pending2;	/* format 2 */
 static struct buf expanded;	/* a ringq.apply 2's writes, as format 1 */
@@ -426,14 +425,14 @@ struct arg {
 /*
  * One write, for the AOF and the replicas: the command cmd and arguments
  * as RedisModule_Replicate's fmt gives them (s: rstr, c: C string, b:
- * text and length, l: long long, v: rstr array and count, up to 60 in
- * all).
+ * text and length, l: long long, v: rstr array and count, up to
+ * APPLY_MAX_STRINGS - 1 in all).
  */
 static void
 replicate(struct cmd *c, const char *cmd, const char *fmt, ...)
 {
-	struct arg a[60];
-	rstr *argv[60], **v;
+	struct arg a[APPLY_MAX_STRINGS - 1];
+	rstr *argv[APPLY_MAX_STRINGS - 1], **v;
 	const char *f;
 	size_t n = 0, i, k;
 	va_list ap;
@@ -443,14 +442,14 @@ replicate(struct cmd *c, const char *cmd, const char *fmt, ...)
 		if (*f == 'v') {
 			v = va_arg(ap, rstr **);
 			k = va_arg(ap, size_t);
-			RedisModule_Assert(n + k <= 60);
+			RedisModule_Assert(n + k < APPLY_MAX_STRINGS);
 			for (i = 0; i < k; i++) {
 				RedisModule_Assert(v[i] != NULL);
 				a[n++].s = v[i];
 			}
 			continue;
 		}
-		RedisModule_Assert(n < 60);
+		RedisModule_Assert(n + 1 < APPLY_MAX_STRINGS);
 		a[n].s = NULL;
 		switch (*f) {
 		case 's':
@@ -484,7 +483,7 @@ replicate(struct cmd *c, const char *cmd, const char *fmt, ...)
 	for (i = 0; i < n; i++)
 		if (a[i].s != NULL)
 			a[i].p = text(a[i].s, &a[i].n);
-	if (apply_format == 2) {
+	if (packed == 2) {
 		apply_enc_write(&pending2, n + 1);
 		apply_enc_arg(&pending2, cmd, strlen(cmd));
 		for (i = 0; i < n; i++)
@@ -2298,8 +2297,10 @@ static const struct apply_command {
 	const char	*name;
 	unsigned char	 min, max, parity;
 } apply_commands[] = {
-	{ "HSET", 4, 61, 2 }, { "HDEL", 3, 61, 0 }, { "HINCRBY", 4, 4, 0 },
-	{ "ZADD", 4, 5, 0 }, { "ZREM", 3, 3, 0 }, { "XADD", 5, 61, 1 },
+	{ "HSET", 4, APPLY_MAX_STRINGS, 2 },
+	{ "HDEL", 3, APPLY_MAX_STRINGS, 0 }, { "HINCRBY", 4, 4, 0 },
+	{ "ZADD", 4, 5, 0 }, { "ZREM", 3, 3, 0 },
+	{ "XADD", 5, APPLY_MAX_STRINGS, 1 },
 	{ "PEXPIREAT", 3, 3, 0 }, { "SADD", 3, 3, 0 }, { "SREM", 3, 3, 0 },
 	{ "INCR", 2, 2, 0 }, { "SET", 3, 5, 0 }, { "PUBLISH", 3, 3, 0 },
 };
@@ -2360,7 +2361,7 @@ apply_writes(RedisModuleCtx *ctx, int loading, const char *p, size_t len,
     size_t *at)
 {
 	const struct apply_command *cmd = NULL;
-	rstr *argv[60];
+	rstr *argv[APPLY_MAX_STRINGS - 1];
 	RedisModuleCallReply *r;
 	const char *why;
 	size_t i = 0, start, argc, n, k, whylen;
@@ -2370,7 +2371,7 @@ apply_writes(RedisModuleCtx *ctx, int loading, const char *p, size_t len,
 	while (i < len) {
 		*at = start = i;
 		if (resp_num(p, len, &i, '*', &argc) == -1 || argc < 2 ||
-		    argc > 61)
+		    argc > APPLY_MAX_STRINGS)
 			return -1;
 		for (k = 0; k < argc; k++) {
 			*at = i;
@@ -2627,8 +2628,8 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 
 	if (strcasecmp(how, "packed") == 0 || strcasecmp(how, "packed1") == 0 ||
 	    strcasecmp(how, "plain") == 0) {
-		packed = strcasecmp(how, "plain") != 0;
-		apply_format = strcasecmp(how, "packed1") == 0 ? 1 : 2;
+		packed = strcasecmp(how, "plain") == 0 ? 0 :
+		    strcasecmp(how, "packed1") == 0 ? 1 : 2;
 	} else if (argc != 0) {
 		RedisModule_Log(ctx, "warning", "ringq-redis.so takes no "
 		    "argument but \"replication packed\", \"replication "
@@ -2638,7 +2639,7 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 	apply_realloc = RedisModule_Realloc;
 	apply_free = RedisModule_Free;
 	RedisModule_Log(ctx, "notice", "ringq-redis.so %d: replication %s",
-	    RQ_MODULE_VERSION, !packed ? "plain" : apply_format == 2 ?
+	    RQ_MODULE_VERSION, !packed ? "plain" : packed == 2 ?
 	    "packed, format 2 (the AOF and the replicas need this module)" :
 	    "packed, format 1 (the AOF and the replicas need this module or "
 	    "an older one)");
