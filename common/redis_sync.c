@@ -115,8 +115,10 @@ rq_redis_close(struct rq_redis *r)
 static void
 redis_lost(struct rq_redis *r, const char *what)
 {
-	log_warnx("redis %s:%d: %s: %s", r->host, r->port, what,
-	    rq_redis_errstr(r->c));
+	/* Once while it is down, however many tries it takes. */
+	if (!r->down_logged)
+		log_warnx("redis %s:%d: %s: %s", r->host, r->port, what,
+		    rq_redis_errstr(r->c));
 	rq_redis_close(r);
 	r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
 	r->down_logged = 1;
@@ -267,8 +269,12 @@ load_scripts(struct rq_redis *r)
 			/* -LOADING while a restarted Redis reads its AOF, or
 			 * the like: try again in a second. */
 			char why[300];
+			int loading = rep->type == REDIS_REPLY_ERROR &&
+			    strncmp(rep->str, "LOADING", 7) == 0;
 
-			if (rq_redis_noauth(rep, why, sizeof(why))) {
+			if (loading)
+				snprintf(why, sizeof(why), "%s", rep->str);
+			if (loading || rq_redis_noauth(rep, why, sizeof(why))) {
 				if (!r->down_logged)
 					log_warnx("redis %s:%d: %s", r->host,
 					    r->port, why);

@@ -534,6 +534,7 @@ disp_taken(struct disp *d)
 		freeReplyObject(rep);
 		return;
 	}
+	disp_taker_answered(&d->taker);
 	send_jobs(d, jobs, n, rq_mono_ms());
 	for (i = 0; i < n; i++)
 		rq_msg_clear(&jobs[i]);

@@ -203,6 +203,8 @@ int	disp_taker_fd(const struct disp_taker *t);
 /* Reads the take's answer once its socket is readable: 1 with *rep (the
  * caller frees it), 0 not complete yet, -1 connection lost (logged). */
 int	disp_taker_read(struct disp_taker *t, redisReply **rep);
+/* After a good answer: says the take is back if it was down. */
+void	disp_taker_answered(struct disp_taker *t);
 /* After an error answer: closes the connection for a while (logged). */
 void	disp_taker_refused(struct disp_taker *t, const char *err);
 /* Drops the connection of a take not answered long after its wait: 1 if

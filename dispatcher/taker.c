@@ -96,10 +96,17 @@ disp_taker_up(struct disp_taker *t, int module)
 	}
 	t->id = rep->integer;
 	freeReplyObject(rep);
+	return 1;
+}
+
+void
+disp_taker_answered(struct disp_taker *t)
+{
+	/* Not on connecting: a Redis still loading its AOF accepts the
+	 * connection, then refuses every take. */
 	if (t->down_logged)
 		log_info("redis %s:%d: waiting take back", t->host, t->port);
 	t->down_logged = 0;
-	return 1;
 }
 
 int

@@ -328,6 +328,36 @@ else
 	rq_wait_for 5 logged "waiting take back"
 fi
 
+# 7b. Redis restarts with data it takes seconds to load (-LOADING to every
+# command meanwhile): the dispatcher says once that it lost Redis and once
+# that it is back, when Redis answers again, not at each try in between;
+# then it dispatches.
+seq 4000 | sed 's/.*/SET pad:& x/' | rq_redis >/dev/null
+rq_redis SAVE >/dev/null
+# answering -LOADING every 1 kB read, not silent until loaded
+RQ_REDIS_ARGS+=(--key-load-delay 1000 --loading-process-events-interval-bytes 1024)
+from=$(($(wc -l < "$T/dispatcher.log") + 1))
+t0=$(now_ms)
+rq_restart_redis
+echo "Redis loaded its 4,000 keys in $(($(now_ms) - t0)) ms"
+J9b=$(cid 99)
+ready_add "$J9b" 5
+rq_wait_for 10 grep -q "^$J9b 1 " "$T/jobs-t1" "$T/jobs-t3"
+since() { tail -n "+$from" "$T/dispatcher.log" | grep -c "$1"; }
+# one warning per connection (its main one, the take, rq:wake)
+[ "$(since "warning: redis")" -le 3 ] ||
+	rq_fail "$(since "warning: redis") warnings for one Redis restart"
+if [ "$how" = rq:wake ]; then
+	[ "$(since "subscription back")" = 1 ] ||
+		rq_fail "said its subscription was back $(since "subscription back") times"
+else
+	[ "$(since "waiting take back")" = 1 ] ||
+		rq_fail "said its take was back $(since "waiting take back") times"
+fi
+[ "$(since "connected")" = 1 ] ||
+	rq_fail "connected $(since connected) times to one Redis restart"
+rq_redis DEL $(seq 4000 | sed 's/^/pad:/') >/dev/null
+
 rq_kill tel1 || true
 rq_kill tel3 || true
 rq_wait_for 3 logged "telserver t1: down"
