@@ -307,6 +307,20 @@ struct cmd {
 	const char	*why;	/* its error reply, or a WRONGTYPE one */
 };
 
+/* An event of attempt of call id, on the job's tenant and number (f, its
+ * fields by J_*), now; the caller says its status and the rest. */
+static void
+event_init(struct event *e, const struct cmd *c, rstr *id, long long attempt,
+    rstr **f)
+{
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	e->attempt = attempt;
+	e->tenant = f[J_TENANT];
+	e->to = f[J_TO];
+	e->ts_ms = c->now;
+}
+
 static rstr *
 mk(struct cmd *c, const char *s, size_t n)
 {
@@ -1009,7 +1023,7 @@ claim(struct cmd *c, rstr *jobname, rstr *id, rstr *att, rstr *node,
 	struct job jb;
 	struct event e;
 	struct pairs extra = { .n = 0 };
-	rstr *attempts, *not_after, *to, **j;
+	rstr *attempts, *not_after, **j;
 	double n, a, na;
 	long long rc = 0;
 	int removed;
@@ -1018,7 +1032,6 @@ claim(struct cmd *c, rstr *jobname, rstr *id, rstr *att, rstr *node,
 		goto done;
 	attempts = jb.f[J_ATTEMPTS];
 	not_after = jb.f[J_NOT_AFTER];
-	to = jb.f[J_TO];
 	j = jb.f;
 	if (!lua_number(att, &n) || !lua_number(attempts, &a) || a != n)
 		goto done;
@@ -1028,13 +1041,8 @@ claim(struct cmd *c, rstr *jobname, rstr *id, rstr *att, rstr *node,
 	}
 	if (terminal_rank(j[J_RANK]))
 		goto done;
-	memset(&e, 0, sizeof(e));
-	e.id = id;
-	e.attempt = (long long)n;
-	e.tenant = j[J_TENANT];
-	e.to = to;
+	event_init(&e, c, id, (long long)n, j);
 	e.node = node;
-	e.ts_ms = c->now;
 	if (lua_number(not_after, &na) && (double)c->now > na) {
 		e.status = RQ_ST_EXPIRED;
 		e.status_name = "expired";
@@ -1263,17 +1271,12 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 		goto done;
 	if (terminal_rank(j[J_RANK]))
 		goto done;
-	memset(&e, 0, sizeof(e));
-	e.id = A[F_ID];
-	e.attempt = lua_int(n);
-	e.tenant = j[J_TENANT];
-	e.to = to;
+	event_init(&e, c, A[F_ID], lua_int(n), j);
 	e.node = A[F_NODE];
 	e.sip_code = A[F_SIP];
 	e.started_ms = A[F_STARTED];
 	e.answered_ms = A[F_ANSWERED];
 	e.detail = A[F_DETAIL];
-	e.ts_ms = c->now;
 	if (nonempty(A[F_RESULT])) {
 		e.result = A[F_RESULT];
 		pair(&x, s_result, A[F_RESULT]);
@@ -1548,7 +1551,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
 	rstr *delayed, *ready, *inflight, **due, **exp, **expired, **back;
-	rstr **j, *to, *attempts, *not_after, *priority;
+	rstr **j, *attempts, *not_after, *priority;
 	double now, *at, na, a;
 	long long batch, released = 0, dropped = 0;
 	long ndue, nexp, nexpired = 0, nback = 0, i;
@@ -1579,19 +1582,13 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		zrem(&c, delayed, due[i]);
 		if (job_open(&c, &jb, due[i], NULL) == -1)
 			goto fail;
-		to = jb.f[J_TO];
 		attempts = jb.f[J_ATTEMPTS];
 		not_after = jb.f[J_NOT_AFTER];
 		priority = jb.f[J_PRIORITY];
 		j = jb.f;
 		if (!lua_number(attempts, &a))
 			a = 0;
-		memset(&e, 0, sizeof(e));
-		e.id = due[i];
-		e.attempt = lua_int(a);
-		e.tenant = j[J_TENANT];
-		e.to = to;
-		e.ts_ms = c.now;
+		event_init(&e, &c, due[i], lua_int(a), j);
 		if (terminal_rank(j[J_RANK]) || !job_exists(j, jb.key))
 			dropped++;
 		else if (lua_number(not_after, &na) && now > na) {
@@ -1787,12 +1784,7 @@ take_run(struct cmd *c, rstr **argv, long long lease, long long max,
 		t->att = lua_int(a);
 		if (!lua_number(f[J_MAX_ATTEMPTS], &maxatt) || maxatt < 1)
 			maxatt = RQ_MAX_ATTEMPTS_DEFAULT;
-		memset(&e, 0, sizeof(e));
-		e.id = id;
-		e.attempt = t->att;
-		e.tenant = f[J_TENANT];
-		e.to = f[J_TO];
-		e.ts_ms = c->now;
+		event_init(&e, c, id, t->att, f);
 		if (!job_exists(f, jb.key))
 			;	/* vanished */
 		else if (terminal_rank(f[J_RANK])) {
