@@ -175,7 +175,7 @@ void	acct_stream_ack(struct acct *a);
 #define ACCT_CB_LEASE_MS	60000	/* a claimed call's lease */
 
 /*
- * Part of the mirror script (KEYS: job, timeline, callbacks, queue, sent;
+ * Part of the mirror script (KEYS: job, callbacks, queue, sent;
  * ARGV: 1 timeline field, 3 rank, 8 body, 9 now ms, 10 call id; locals
  * url, md and tenant: the job's callback_url, metadata and tenant, as
  * read).  The sent hash makes a resent event queue nothing; the queue is
@@ -184,22 +184,22 @@ void	acct_stream_ack(struct acct *a);
  * job's JSON text.
  */
 #define ACCT_CB_ENQUEUE_LUA \
-"if url and redis.call('HSETNX', KEYS[5], ARGV[1], '1') == 1 then\n" \
-"  redis.call('EXPIRE', KEYS[5], '604800')\n" \
+"if url and redis.call('HSETNX', KEYS[4], ARGV[1], '1') == 1 then\n" \
+"  redis.call('EXPIRE', KEYS[4], '604800')\n" \
 "  local body = ARGV[8]\n" \
 "  if md then body = string.sub(body, 1, -2) .. ',\"metadata\":' .. md .. '}' end\n" \
 "  local env = cjson.encode({ url = url, tenant = tenant or '', body = body," \
 " rank = tonumber(ARGV[3]), first_ms = ARGV[9], tries = 0 })\n" \
-"  local q = redis.call('LRANGE', KEYS[4], '1', '-1')\n" \
+"  local q = redis.call('LRANGE', KEYS[3], '1', '-1')\n" \
 "  local pivot = false\n" \
 "  for i = #q, 1, -1 do\n" \
 "    local ok, e = pcall(cjson.decode, q[i])\n" \
 "    if ok and type(e) == 'table' and tonumber(e.rank) and" \
 " tonumber(e.rank) > tonumber(ARGV[3]) then pivot = q[i] else break end\n" \
 "  end\n" \
-"  if pivot then redis.call('LINSERT', KEYS[4], 'BEFORE', pivot, env)\n" \
-"  else redis.call('RPUSH', KEYS[4], env) end\n" \
-"  redis.call('ZADD', KEYS[3], 'NX', ARGV[9], ARGV[10])\n" \
+"  if pivot then redis.call('LINSERT', KEYS[3], 'BEFORE', pivot, env)\n" \
+"  else redis.call('RPUSH', KEYS[3], env) end\n" \
+"  redis.call('ZADD', KEYS[2], 'NX', ARGV[9], ARGV[10])\n" \
 "end\n"
 
 /* The POST body of an event: {"id","status","reason"?,"sip_code"?,"at",

@@ -1,6 +1,7 @@
 /* Redis side of accounting: after COMMIT, each event goes into the call's
- * timeline and, when it outranks the job's status, into rq:job:<id>, in
- * one Lua script per event so the hash never holds a half-written status.
+ * timeline (an entry in rq:job:<id>) and, when it outranks the job's
+ * status, into its status, in one Lua script per event so the hash never
+ * holds a half-written status.
  * That is for the telserver's ZeroMQ events (ringing, answered): an
  * rq:events entry was mirrored by the script that wrote it (emit() in
  * common/keys.h), and comes here only to queue its status callback. */
@@ -16,7 +17,7 @@
 #include "util.h"
 
 /*
- * KEYS: job, timeline, callbacks, the call's callback queue, its sent set.
+ * KEYS: job, callbacks, the call's callback queue, its sent set.
  * ARGV: timeline field, event JSON, rank, status, reason, sip_code,
  * updated_ms ('' = absent), callback body, now ms, call id, the
  * rq:active: prefix.  The job's fields are read once (HMGET).  A job that is
@@ -24,7 +25,7 @@
  * or 2 when the status moved.  A job with a callback_url gets the event's
  * status callback queued once (callbacks.c delivers it).  A terminal
  * status frees the call's concurrency slot (ZREM from rq:active:<tenant>)
- * and starts the job's and timeline's TTL (ttl_ms, common/keys.h).
+ * and starts the job's TTL (ttl_ms, common/keys.h).
  */
 static const char mirror_lua[] =
 	RQ_LUA_CALL_TTL
@@ -33,7 +34,7 @@ static const char mirror_lua[] =
 	"if not (j[1] or j[2] or j[3]) and redis.call('EXISTS', KEYS[1]) == 0"
 	" then return 0 end\n"
 	"local url, md, tenant = j[4], j[5], j[2]\n"
-	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
 	ACCT_CB_ENQUEUE_LUA
 	"if tonumber(ARGV[3]) <= (tonumber(j[1]) or -1) then return 1 end\n"
 	"local set = { 'status', ARGV[4], 'updated_ms', ARGV[7],"
@@ -52,7 +53,6 @@ static const char mirror_lua[] =
 	"  if tenant then redis.call('ZREM', ARGV[11] .. tenant, ARGV[10]) end\n"
 	"  local ttl = call_ttl(j[6])\n"
 	"  redis.call('PEXPIRE', KEYS[1], ttl)\n"
-	"  redis.call('PEXPIRE', KEYS[2], ttl)\n"
 	"end\n"
 	"return 2\n";
 
@@ -93,10 +93,10 @@ acct_mirror_close(struct acct_mirror *mr)
 
 /* The script's keys and arguments for one event. */
 struct mirror_args {
-	char		 job[64], tl[64], field[48], rank[16], sip[24];
+	char		 job[64], field[48], rank[16], sip[24];
 	char		 updated[24], cbq[64], cbsent[64], now[24];
 	char		*json, *cb;
-	const char	*argv[3 + 16];	/* EVALSHA sha 5, then these */
+	const char	*argv[3 + 15];	/* EVALSHA sha 4, then these */
 };
 
 static int
@@ -115,7 +115,6 @@ mirror_args(struct mirror_args *a, const struct acct_event *ev)
 	    m->call_id);
 	snprintf(a->now, sizeof(a->now), "%" PRIu64, rq_now_ms());
 	snprintf(a->job, sizeof(a->job), "%s%s", RQ_KEY_JOB, m->call_id);
-	snprintf(a->tl, sizeof(a->tl), "%s%s", RQ_KEY_TIMELINE, m->call_id);
 	snprintf(a->field, sizeof(a->field), "%" PRIu64 ":%s", m->attempt,
 	    m->status);
 	snprintf(a->rank, sizeof(a->rank), "%d", ev->rank);
@@ -125,21 +124,20 @@ mirror_args(struct mirror_args *a, const struct acct_event *ev)
 	else
 		a->sip[0] = '\0';
 	a->argv[3] = a->job;
-	a->argv[4] = a->tl;
-	a->argv[5] = RQ_KEY_CALLBACKS;
-	a->argv[6] = a->cbq;
-	a->argv[7] = a->cbsent;
-	a->argv[8] = a->field;
-	a->argv[9] = a->json;
-	a->argv[10] = a->rank;
-	a->argv[11] = m->status;
-	a->argv[12] = m->reason ? m->reason : "";
-	a->argv[13] = a->sip;
-	a->argv[14] = a->updated;
-	a->argv[15] = a->cb;
-	a->argv[16] = a->now;
-	a->argv[17] = m->call_id;
-	a->argv[18] = RQ_KEY_ACTIVE;
+	a->argv[4] = RQ_KEY_CALLBACKS;
+	a->argv[5] = a->cbq;
+	a->argv[6] = a->cbsent;
+	a->argv[7] = a->field;
+	a->argv[8] = a->json;
+	a->argv[9] = a->rank;
+	a->argv[10] = m->status;
+	a->argv[11] = m->reason ? m->reason : "";
+	a->argv[12] = a->sip;
+	a->argv[13] = a->updated;
+	a->argv[14] = a->cb;
+	a->argv[15] = a->now;
+	a->argv[16] = m->call_id;
+	a->argv[17] = RQ_KEY_ACTIVE;
 	return 0;
 }
 
@@ -153,8 +151,8 @@ append(struct acct_mirror *mr, const struct acct_event *ev)
 		return -1;
 	a.argv[0] = "EVALSHA";
 	a.argv[1] = mr->script.sha;
-	a.argv[2] = "5";
-	rc = redisAppendCommandArgv(mr->r.c, 19, a.argv, NULL);
+	a.argv[2] = "4";
+	rc = redisAppendCommandArgv(mr->r.c, 18, a.argv, NULL);
 	free(a.json);
 	free(a.cb);
 	return rc == REDIS_OK ? 0 : -1;
@@ -187,7 +185,7 @@ eval_one(struct acct_mirror *mr, const struct acct_event *ev)
 
 	if (mirror_args(&a, ev) == -1)
 		return 0;
-	r = rq_redis_eval(&mr->r, &mr->script, 5, 16, a.argv + 3);
+	r = rq_redis_eval(&mr->r, &mr->script, 4, 15, a.argv + 3);
 	free(a.json);
 	free(a.cb);
 	if (r == NULL)

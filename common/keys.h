@@ -36,9 +36,11 @@
  *   A new job (status queued) has no status_rank, attempts or updated_ms
  *   yet: readers take them as 0, 0 and created_ms.  Each field a job
  *   carries costs Redis time in every script that writes or reads it.
- *   ttl_ms     how long the job and its timeline stay once the call ended:
- *                the tenant's retention_days, written by the gateway (and
- *                the inbound script) when not RQ_CALL_TTL_MS
+ *   ttl_ms     how long the job stays once the call ended: the tenant's
+ *                retention_days, written by the gateway (and the inbound
+ *                script) when not RQ_CALL_TTL_MS
+ *   <attempt>:<status>  the call's timeline, an entry per event (see
+ *                RQ_KEY_TIMELINE below)
  * A call that ends (a terminal status) keeps its job and timeline in Redis
  * for ttl_ms (RQ_CALL_TTL_MS when absent) more: a TTL set by whoever ends
  * it (emit() or accounting's mirror), for GET /v1/calls and status
@@ -69,10 +71,17 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 /* The version of ringq-redis.so (common/redis_module.c) this tree's
  * daemons use: bump it whenever a native command's arguments, answer or
  * effects change, so that daemons never use a module of another build. */
-#define RQ_MODULE_VERSION	3
+#define RQ_MODULE_VERSION	4
 
-/* HASH rq:timeline:<id>: field "<attempt>:<status>" -> event JSON.  The
- * field is the event's identity, so writing it twice is harmless. */
+/* A call's timeline is in its job's hash (RQ_KEY_JOB): field
+ * "<attempt>:<status>" -> event JSON, the only fields that begin with a
+ * digit.  The field is the event's identity, so writing it twice is
+ * harmless.  One key per call rather than two: Redis's key tables, which
+ * it doubles when full, rehashing as it goes, grow half as fast, and its
+ * AOF rewrite walks half as many keys (docs/benchmarks.md).
+ * HASH rq:timeline:<id>: where versions before that kept the timeline.
+ * Still read (the gateway merges it in: gw_store_parse_get) and removed
+ * with the call (scheduler/lists.c); nothing writes it. */
 #define RQ_KEY_TIMELINE		"rq:timeline:"
 /* ZSET of ids by not_before_ms: waiting for their time (scheduler). */
 #define RQ_KEY_DELAYED		"rq:delayed"
@@ -211,11 +220,12 @@ rq_call_ttl(const char *s, size_t n)
  * status, optional ts_ms (default now) tenant to direction reason sip_code
  * node duration_ms started_ms answered_ms detail result) to rq:events and,
  * when the job exists, does what accounting's mirror would: writes the event's
- * timeline entry (result, JSON object text, becomes an object there, or
- * stays a string when it is not one: it never fails the script), and
- * moves the job's live status (hash key) to it when its rank is higher,
+ * timeline entry in the job (result, JSON object text, becomes an object
+ * there, or stays a string when it is not one: it never fails the
+ * script), and moves the job's live status (hash key) to it when its rank
+ * is higher, in the same HSET,
  * freeing the tenant's concurrency slot (rq:active:) and giving the job
- * and its timeline their TTL (ttl_ms) when it is terminal.  So
+ * (its timeline with it) its TTL (ttl_ms) when it is terminal.  So
  * the job's status is right the moment the script returns, and the event
  * reaches PostgreSQL even if the caller dies right after.  The entry says
  * what is left to accounting (RQ_EVENT_MIRRORED, RQ_EVENT_CALLBACK):
@@ -391,20 +401,21 @@ RQ_LUA_IS_TERMINAL \
 "    end\n" \
 "    tl = tl .. ',\"result\":' .. (rj or cjson.encode(ev.result))\n" \
 "  end\n" \
-"  redis.call('HSET', '" RQ_KEY_TIMELINE "' .. id, att .. ':' .. status,\n" \
-"    tl .. '}')\n" \
 "  local rank = tonumber(attempt) * 16 + ST[status]\n" \
 "  local cur = tonumber(j[1]) or -1\n" \
 "  if rank <= cur then\n" \
-"    if extra then redis.call('HSET', key, unpack(extra)) end\n" \
+"    if extra then\n" \
+"      redis.call('HSET', key, att .. ':' .. status, tl .. '}',\n" \
+"        unpack(extra))\n" \
+"    else redis.call('HSET', key, att .. ':' .. status, tl .. '}') end\n" \
 "    return\n" \
 "  end\n" \
-"  local set = { nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,\n" \
-"    nil, nil, nil, nil, nil }\n" \
-"  local m = 0\n" \
+"  local set = { att .. ':' .. status, tl .. '}', nil, nil, nil, nil, nil,\n" \
+"    nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }\n" \
+"  local m = 2\n" \
 "  if extra then\n" \
-"    m = #extra\n" \
-"    for k = 1, m do set[k] = extra[k] end\n" \
+"    for k = 1, #extra do set[m + k] = extra[k] end\n" \
+"    m = m + #extra\n" \
 "  end\n" \
 "  set[m + 1] = 'status'; set[m + 2] = status\n" \
 "  set[m + 3] = 'status_rank'; set[m + 4] = string.format('%d', rank)\n" \
@@ -427,7 +438,6 @@ RQ_LUA_IS_TERMINAL \
 "    if j[2] then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id) end\n" \
 "    local ttl = call_ttl(j[7])\n" \
 "    redis.call('PEXPIRE', key, ttl)\n" \
-"    redis.call('PEXPIRE', '" RQ_KEY_TIMELINE "' .. id, ttl)\n" \
 "  end\n" \
 "end\n" \
 "local function rq_per_run()\n" \

@@ -739,8 +739,8 @@ result_json(struct cmd *c, struct buf *b, rstr *result)
 
 /*
  * emit(key, ev, j, extra) of common/keys.h:
- * the entry in rq:events, and for a job that exists its timeline entry,
- * its live status when the rank is higher (with extra in the same HSET),
+ * the entry in rq:events, and for a job that exists, in one HSET, its
+ * timeline entry, extra and its live status when the rank is higher,
  * and the end of a terminal call (its concurrency slot, its TTL).  job is
  * the job's key, open for writing; j its fields (J_*: struct job's f).
  */
@@ -758,7 +758,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	double cur;
 	long long rank;
 	int exists, i, del_reason = 0, del_sip = 0;
-	rstr *tlname, *field;
+	rstr *field;
 
 	if (c->error)
 		return;
@@ -845,7 +845,6 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 		put(&tl, rj.p, rj.len);
 	}
 	put(&tl, "}", 1);
-	tlname = key_of(c, RQ_KEY_TIMELINE, e->id);
 	{
 		char f[64];
 		size_t sl = strlen(e->status_name);
@@ -855,24 +854,16 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 		memcpy(f + attl + 1, e->status_name, sl);
 		field = mk(c, f, attl + 1 + sl);
 	}
-	k = RedisModule_OpenKey(c->ctx, tlname, REDISMODULE_WRITE);
-	set.n = 0;
+	/* the timeline entry, extra and the status: one HSET */
 	pair(&set, field, mk(c, tl.p, tl.len));
-	hset(c, tlname, k, &set);
-	RedisModule_CloseKey(k);
-	if (c->error)
-		goto done;
-
-	rank = e->attempt * RQ_RANK_ATTEMPT + e->status;
-	if (!lua_number(j[J_RANK], &cur))
-		cur = -1;
-	set.n = 0;
 	if (extra != NULL)
 		for (i = 0; i < extra->n; i++)
 			set.v[set.n++] = extra->v[i];
+	rank = e->attempt * RQ_RANK_ATTEMPT + e->status;
+	if (!lua_number(j[J_RANK], &cur))
+		cur = -1;
 	if ((double)rank <= cur) {
-		if (set.n > 0)
-			hset(c, jobname, job, &set);
+		hset(c, jobname, job, &set);
 		goto done;
 	}
 	pair(&set, s_status, mk(c, e->status_name, strlen(e->status_name)));
@@ -909,7 +900,6 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 		if (j[J_TENANT] != NULL)
 			zrem(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), e->id);
 		pexpire(c, jobname, ttl);
-		pexpire(c, tlname, ttl);
 	}
 done:
 	RedisModule_Free(tl.p);
@@ -976,6 +966,8 @@ job_scan(RedisModuleKey *key, rstr *field, rstr *value, void *arg)
 
 	(void)key;
 	s = RedisModule_StringPtrLen(field, &n);
+	if (s[0] >= '0' && s[0] <= '9')
+		return;		/* a timeline entry */
 	for (i = 0; i < J__COUNT; i++)
 		if (job_field_names[i][0] == s[0] &&
 		    strlen(job_field_names[i]) == n &&
@@ -2182,6 +2174,17 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	pair(&p, s_not_before_ms, A[10]);
 	pair(&p, s_created_ms, A[11]);
 	pair(&p, s_status, s_queued);
+	{
+		/* its timeline entry, as emit() would write it */
+		struct buf tl = { NULL, 0, 0 };
+
+		puts_(&tl, "{\"status\":\"queued\",\"attempt\":0,\"ts_ms\":");
+		sv = text(A[11], &len);
+		put(&tl, sv, len);
+		put(&tl, "}", 1);
+		pair(&p, s_tl_queued, mk(&c, tl.p, tl.len));
+		RedisModule_Free(tl.p);
+	}
 	/* ARGV[15] on: the job's other fields; ARGV[argc - 11] the last */
 	for (i = 15; i + 1 <= (size_t)argc - 11 && p.n + 2 <= 48; i += 2)
 		pair(&p, A[i], A[i + 1]);
@@ -2195,7 +2198,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	zadd_text(&c, K[7], A[11], A[5]);
 	if (c.error)
 		return reply_error(&c);
-	/* its event, and the timeline entry emit() would write */
+	/* its event, as emit() would write it */
 	p.n = 0;
 	pair(&p, s_call_id, A[5]);
 	pair(&p, s_attempt, s_zero);
@@ -2219,27 +2222,6 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	RedisModule_CloseKey(k);
 	if (c.error)
 		return reply_error(&c);
-	{
-		rstr *tlname = key_of(&c, RQ_KEY_TIMELINE, A[5]);
-		struct buf tl = { NULL, 0, 0 };
-
-		puts_(&tl, "{\"status\":\"queued\",\"attempt\":0,\"ts_ms\":");
-		sv = text(A[11], &len);
-		put(&tl, sv, len);
-		put(&tl, "}", 1);
-		p.n = 0;
-		pair(&p, s_tl_queued, mk(&c, tl.p, tl.len));
-		RedisModule_Free(tl.p);
-		k = RedisModule_OpenKey(ctx, tlname, REDISMODULE_WRITE);
-		if (RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY &&
-		    RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_HASH)
-			c.error = 1;
-		else
-			hset(&c, tlname, k, &p);
-		RedisModule_CloseKey(k);
-		if (c.error)
-			return reply_error(&c);
-	}
 	zadd_text(&c, K[8], A[10], A[5]);
 	if (c.error)
 		return reply_error(&c);
@@ -2571,11 +2553,11 @@ static const struct {
 };
 
 /*
- * A call's timeline entries are JSON of about 60 to 120 bytes: under
- * Redis's default hash-max-listpack-value (64) a timeline becomes a hash
- * table, and each call held takes some 220 bytes more (docs/operations.md,
- * "Redis memory"), written more slowly at each AOF rewrite.  Says so at
- * load; never refuses to load.
+ * A call's timeline entries, in its job's hash, are JSON of about 60 to
+ * 120 bytes: under Redis's default hash-max-listpack-value (64) the job
+ * becomes a hash table, and each call held takes more memory
+ * (docs/operations.md, "Redis memory"), written more slowly at each AOF
+ * rewrite.  Says so at load; never refuses to load.
  */
 #define RQ_LISTPACK_VALUE	128
 
@@ -2601,8 +2583,9 @@ check_listpack_value(RedisModuleCtx *ctx)
 		RedisModule_FreeCallReply(r);
 	if (value >= 0 && value < RQ_LISTPACK_VALUE)
 		RedisModule_Log(ctx, "warning", "hash-max-listpack-value is "
-		    "%lld: ringq's call timelines become hash tables, about "
-		    "220 bytes more a call; set it to %d (docs/operations.md)",
+		    "%lld: ringq's jobs, with their timelines, become hash "
+		    "tables, taking more memory; set it to %d "
+		    "(docs/operations.md)",
 		    value, RQ_LISTPACK_VALUE);
 }
 

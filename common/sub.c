@@ -69,7 +69,7 @@ rq_sub_fd(struct rq_sub *w, int *fresh)
 	rep = redisCommand(w->c, "SUBSCRIBE %s", w->channel);
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
 		if (rq_redis_noauth(rep, err, sizeof(err)))
-			sub_lost(w, err);
+			sub_down(w, err);	/* the link is fine */
 		else
 			sub_lost(w, "SUBSCRIBE");
 		if (rep != NULL)

@@ -122,8 +122,10 @@ void		 gw_store_free(struct gw_store *st);
 int		 gw_store_connected(const struct gw_store *st);
 int		 gw_store_get(struct gw_store *st, const char *id,
 		    gw_store_get_cb *cb, void *arg);
-/* Splits the read script's reply { job pairs, timeline pairs } into two
- * arrays of pointers into r (the caller frees the arrays, not the strings).
+/* Splits the read script's reply { job's hash, legacy timeline's hash }
+ * into the job's fields and the timeline's entries (the job's fields that
+ * begin with a digit, then the legacy hash's not among them): two arrays
+ * of pointers into r (the caller frees the arrays, not the strings).
  * Returns 0, or -1 with both arrays NULL when r has another shape. */
 struct redisReply;
 int		 gw_store_parse_get(const struct redisReply *r,

@@ -4,6 +4,7 @@
  * their own (the policy-checked create in policy_store.c, ...). */
 #include <sys/queue.h>
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,7 +327,9 @@ gw_store_connected(const struct gw_store *st)
  * either was sent still means "may or may not have run" to the caller.
  */
 
-/* KEYS: job, timeline.  Returns { job fields, timeline fields }. */
+/* KEYS: job, the call's rq:timeline: (written by older versions: keys.h).
+ * Returns { job fields, timeline fields }: gw_store_parse_get splits the
+ * job's timeline entries from its other fields. */
 static const char get_lua[] =
 	"return { redis.call('HGETALL', KEYS[1]),"
 	" redis.call('HGETALL', KEYS[2]) }\n";
@@ -462,30 +465,30 @@ store_resend_eval(redisAsyncContext *ac, struct store_op *op)
 	return 0;
 }
 
-/* Points into a flat array reply of strings; -1 if it is not one. */
+/* Whether r is a flat array of field, value strings. */
 static int
-flat_strings(const redisReply *r, const char ***out, size_t *n)
+flat_pairs(const redisReply *r)
 {
 	size_t i;
 
-	*out = NULL;
-	*n = 0;
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
-		return -1;
-	if (r->elements == 0)
 		return 0;
-	if ((*out = calloc(r->elements, sizeof(**out))) == NULL)
-		return -1;
-	for (i = 0; i < r->elements; i++) {
+	for (i = 0; i < r->elements; i++)
 		if (r->element[i] == NULL ||
-		    r->element[i]->type != REDIS_REPLY_STRING) {
-			free(*out);
-			*out = NULL;
-			return -1;
-		}
-		(*out)[i] = r->element[i]->str;
-	}
-	*n = r->elements;
+		    r->element[i]->type != REDIS_REPLY_STRING)
+			return 0;
+	return 1;
+}
+
+/* Whether field is among the n strings of a. */
+static int
+among(const char *const *a, size_t n, const char *field)
+{
+	size_t i;
+
+	for (i = 0; i < n; i += 2)
+		if (strcmp(a[i], field) == 0)
+			return 1;
 	return 0;
 }
 
@@ -493,18 +496,45 @@ int
 gw_store_parse_get(const redisReply *r, const char ***job, size_t *njob,
     const char ***tl, size_t *ntl)
 {
+	const redisReply *h, *old;
+	size_t i;
+
 	*job = *tl = NULL;
 	*njob = *ntl = 0;
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    !flat_pairs(r->element[0]) || !flat_pairs(r->element[1]))
 		return -1;
-	if (flat_strings(r->element[0], job, njob) == -1)
-		return -1;
-	if (flat_strings(r->element[1], tl, ntl) == -1) {
+	h = r->element[0];
+	old = r->element[1];
+	if (h->elements + old->elements == 0)
+		return 0;
+	*job = calloc(h->elements + 1, sizeof(**job));
+	*tl = calloc(h->elements + old->elements + 1, sizeof(**tl));
+	if (*job == NULL || *tl == NULL) {
 		free(*job);
-		*job = NULL;
-		*njob = 0;
+		free(*tl);
+		*job = *tl = NULL;
 		return -1;
 	}
+	/* The timeline entries are the job's fields that begin with a digit
+	 * ("<attempt>:<status>"; no other field does) */
+	for (i = 0; i < h->elements; i += 2) {
+		const char **to = *job;
+		size_t *n = njob;
+
+		if (isdigit((unsigned char)h->element[i]->str[0])) {
+			to = *tl;
+			n = ntl;
+		}
+		to[(*n)++] = h->element[i]->str;
+		to[(*n)++] = h->element[i + 1]->str;
+	}
+	/* and those of a call from before that, in rq:timeline:<id> */
+	for (i = 0; i < old->elements; i += 2)
+		if (!among(*tl, *ntl, old->element[i]->str)) {
+			(*tl)[(*ntl)++] = old->element[i]->str;
+			(*tl)[(*ntl)++] = old->element[i + 1]->str;
+		}
 	return 0;
 }
 

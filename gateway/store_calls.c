@@ -14,7 +14,8 @@
 #include "status.h"
 
 /*
- * KEYS: job, timeline, delayed, ready, the tenant's active set, inflight.
+ * KEYS: job, its legacy timeline (read only: gw_store_parse_get), delayed,
+ * ready, the tenant's active set, inflight.
  * ARGV: id, tenant, now_ms, reason, the timeline entry with %d for the
  * attempt.
  *
@@ -56,13 +57,14 @@ static const char cancel_lua[] =
 	"emit(KEYS[1], { call_id = ARGV[1], attempt = a, status = 'canceled',"
 	" ts_ms = tonumber(ARGV[3]), tenant = ARGV[2], to = j[4],"
 	" reason = ARGV[4] })\n"
-	"redis.call('HSET', KEYS[2], a .. ':canceled',"
+	"redis.call('HSET', KEYS[1], a .. ':canceled',"
 	" string.format(ARGV[5], a))\n"
 	"return { 1, a, { redis.call('HGETALL', KEYS[1]),"
 	" redis.call('HGETALL', KEYS[2]) } }\n";
 
 /*
- * KEYS: job, timeline, delayed, ready, the tenant's active set.  ARGV:
+ * KEYS: job, its legacy timeline (read only), delayed, ready, the
+ * tenant's active set.  ARGV:
  * id, tenant, now_ms, new
  * not_before_ms ('' = keep), new priority ('' = keep), new policy field
  * ('' = keep).

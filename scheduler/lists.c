@@ -16,9 +16,11 @@
  * and kept by the last batch), batch, the tenant's retention (ms).
  * Looks at up to batch ids from there on among those created more than a
  * retention ago (Redis's clock):
- *  - job gone: the id leaves the list;
+ *  - job gone: the id leaves the list, and the call's rq:timeline: key
+ *    (written by older versions: common/keys.h) goes, which a call they
+ *    began and this one ended had left without a TTL;
  *  - job ended but without a TTL (ended by an older version, before they
- *    set one): the job and its timeline get what is left of their
+ *    set one): the job and its legacy timeline get what is left of their
  *    retention (call_ttl: ttl_ms, else the default, as emit() has it)
  *    from updated_ms (else its creation, the id's score), or go at once,
  *    id and all, when nothing is left;
@@ -53,7 +55,7 @@ RQ_LUA_RUN
 "      local left = (tonumber(f[2]) or tonumber(ids[i + 1])) +\n"
 "          call_ttl(f[3]) - now\n"
 "      if left <= 0 then\n"
-"        redis.call('DEL', key, '" RQ_KEY_TIMELINE "' .. id)\n"
+"        redis.call('DEL', key)\n"
 "        gone = true\n"
 "      else\n"
 "        redis.call('PEXPIRE', key, left)\n"
@@ -62,6 +64,7 @@ RQ_LUA_RUN
 "    end\n"
 "  end\n"
 "  if gone then\n"
+"    redis.call('DEL', '" RQ_KEY_TIMELINE "' .. id)\n"
 "    redis.call('ZREM', KEYS[1], id)\n"
 "    removed = removed + 1\n"
 "  elseif ids[i + 1] == ids[#ids] then\n"

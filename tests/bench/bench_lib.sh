@@ -162,9 +162,9 @@ bench_aof_settle() {
 # --- Redis's key tables around a latency pass ----------------------------------
 # Redis keeps its keys, and the keys that expire, in two hash tables that
 # double when full: the next commands then move every entry to the new
-# table, a step each.  Each ringq call adds two keys that expire (rq:job:,
-# rq:timeline:), so a bench that starts from an empty Redis doubles both
-# at 131,072, 262,144 and 524,288 keys; meanwhile Redis works up to twice
+# table, a step each.  Each ringq call adds a key that expires (rq:job:,
+# its timeline inside), so a bench that starts from an empty Redis doubles
+# both at 65,536, 131,072 and 262,144 calls; meanwhile Redis works up to twice
 # as long per command, for a second or two at 9,000 calls/s.  A Redis that
 # holds days of calls doubles once each time its data does: a latency pass
 # is measured on tables already grown (steady), and, to show that cost, on
@@ -228,7 +228,8 @@ bench_pad() {
 # neither; doubling: full enough that the pass doubles both about halfway
 # through.  Either way no rehashing is left over when the pass begins.
 bench_keyspace() {
-	local mode=$1 add=$(( 2 * $2 + 2 * $2 / 20 )) keys exp p n
+	# a key a call (rq:job:), and a few percent more
+	local mode=$1 add=$(( $2 + $2 / 20 )) keys exp p n
 	keys=$(rq_redis DBSIZE)
 	exp=$(bench_info keyspace db0 | sed -n 's/.*expires=\([0-9]*\).*/\1/p')
 	exp=${exp:-0}

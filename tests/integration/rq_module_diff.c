@@ -508,8 +508,15 @@ main(int argc, char **argv)
 	/* keys of the wrong type: the step fails where the script fails,
 	 * what ran before it stays, nothing after it is done */
 	dialled("w1", 1, "tel1", "");
-	both("SET %sw1 not-a-hash", RQ_KEY_TIMELINE);
+	both("RENAME %stel1 rq:oncall:saved", RQ_KEY_ONCALL);
+	both("SET %stel1 not-a-set", RQ_KEY_ONCALL);
 	finish("w1", 1, "tel1", "completed", NULL, NULL);
+	both("DEL %stel1", RQ_KEY_ONCALL);
+	both("RENAME rq:oncall:saved %stel1", RQ_KEY_ONCALL);
+	/* an older version's timeline key, broken: nothing writes it now */
+	dialled("w5", 1, "tel1", "");
+	both("SET %sw5 not-a-hash", RQ_KEY_TIMELINE);
+	finish("w5", 1, "tel1", "completed", NULL, NULL);
 	dialled("w2", 1, "tel1", "");
 	both("DEL %st1", RQ_KEY_ACTIVE);
 	both("SET %st1 not-a-zset", RQ_KEY_ACTIVE);

@@ -101,8 +101,18 @@ snapshot() {
 	    ORDER BY e.attempt, e.status) FROM call_events e
 	    WHERE e.call_id = c.id) FROM calls c WHERE c.id = '$1'"
 	# field/value pairs sorted: a hash's order is not part of its value
+	# (the job's hash holds its timeline too: see timeline below)
 	rq_redis HGETALL "rq:job:$1" | paste - - | sort
-	rq_redis HGETALL "rq:timeline:$1" | paste - - | sort
+}
+# A call's timeline is in its job's hash: the fields "<attempt>:<status>",
+# the only ones that begin with a digit (common/keys.h).
+# timeline_len ID: how many entries the timeline of ID has.
+timeline_len() {
+	rq_redis HKEYS "rq:job:$1" | grep -c '^[0-9]' || true
+}
+# timeline ID: its entries, "field<TAB>value" a line, sorted (for messages)
+timeline() {
+	rq_redis HGETALL "rq:job:$1" | paste - - | grep '^[0-9]' | sort || true
 }
 log_count() {	# log_count PATTERN: lines of accounting.log matching
 	grep -c -- "$1" "$T/accounting.log" || true
@@ -157,19 +167,20 @@ grep -q "acked 6 pending 0" "$T/send.out" || rq_fail "not 6 acks: $(cat "$T/send
     [ "$(rq_redis HGET "rq:job:$A" status_rank)" = 22 ] &&
     [ "$(rq_redis HGET "rq:job:$A" updated_ms)" = $((NOW + 7000)) ] ||
     rq_fail "redis job: $(rq_redis HGETALL "rq:job:$A")"
-[ "$(rq_redis HLEN "rq:timeline:$A")" = 6 ] ||
-    rq_fail "timeline: $(rq_redis HGETALL "rq:timeline:$A")"
-rq_redis HGET "rq:timeline:$A" 1:completed | jq -e --argjson ts $((NOW + 7000)) \
+[ "$(timeline_len "$A")" = 6 ] ||
+    rq_fail "timeline: $(timeline "$A")"
+rq_redis HGET "rq:job:$A" 1:completed | jq -e --argjson ts $((NOW + 7000)) \
     '.status == "completed" and .attempt == 1 and .ts_ms == $ts and
      .duration_ms == 5000 and .node == "tel1" and (has("reason") | not) and
      (.at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{3}Z$"))' >/dev/null ||
-    rq_fail "timeline entry: $(rq_redis HGET "rq:timeline:$A" 1:completed)"
-# Ended: the job and its timeline leave Redis in 7 days (RQ_CALL_TTL_MS).
-for k in "rq:job:$A" "rq:timeline:$A"; do
-	ttl=$(rq_redis PTTL "$k")
-	(( ttl > 604800000 - 60000 && ttl <= 604800000 )) ||
-	    rq_fail "$k: PTTL $ttl, not the 7 days of an ended call"
-done
+    rq_fail "timeline entry: $(rq_redis HGET "rq:job:$A" 1:completed)"
+# Ended: the job, its timeline with it, leaves Redis in 7 days
+# (RQ_CALL_TTL_MS); nothing writes the legacy rq:timeline: key.
+ttl=$(rq_redis PTTL "rq:job:$A")
+(( ttl > 604800000 - 60000 && ttl <= 604800000 )) ||
+    rq_fail "rq:job:$A: PTTL $ttl, not the 7 days of an ended call"
+[ "$(rq_redis EXISTS "rq:timeline:$A")" = 0 ] ||
+    rq_fail "rq:timeline:$A written: $(rq_redis HGETALL "rq:timeline:$A")"
 
 # --- each event three times: nothing changes ---------------------------------
 before=$(snapshot "$A")
@@ -202,8 +213,8 @@ rq_wait_for 10 rq_events_drained
     WHERE call_id = '$E'") $(rq_psql "SELECT status FROM attempts
     WHERE call_id = '$E'")" = "demo|+15551234567|completed|1|5000|22 6 completed" ] ||
     rq_fail "rq:events call: $(rq_psql "SELECT * FROM calls WHERE id = '$E'")"
-[ "$(rq_redis HLEN "rq:timeline:$E")" = 6 ] ||
-    rq_fail "rq:events timeline: $(rq_redis HGETALL "rq:timeline:$E")"
+[ "$(timeline_len "$E")" = 6 ] ||
+    rq_fail "rq:events timeline: $(timeline "$E")"
 # An incoming call: its first event says so (rq_job_inbound), the later
 # ones do not, and the call stays inbound; a direction that is neither is
 # ignored (the call is outbound), the event stored.
@@ -248,8 +259,8 @@ xadd_file "$T/fg.jsonl"
 rq_wait_for 10 rq_events_drained
 [ "$(rq_psql "SELECT string_agg(status || ':' || status_rank, ',' ORDER BY id) FROM calls WHERE id IN ('$F', '$G')")" = "completed:22,completed:22" ] ||
     rq_fail "flagged entries not stored: $(rq_psql "SELECT * FROM calls WHERE id IN ('$F', '$G')")"
-[ "$(rq_redis EXISTS "rq:timeline:$F") $(rq_redis HGET "rq:job:$F" status)" = "0 queued" ] ||
-    rq_fail "accounting mirrored an entry the script had mirrored"
+[ "$(timeline_len "$F") $(rq_redis EXISTS "rq:timeline:$F") $(rq_redis HGET "rq:job:$F" status)" = "0 0 queued" ] ||
+    rq_fail "accounting mirrored an entry the script had mirrored: $(rq_redis HGETALL "rq:job:$F")"
 # (rq:cbsent: records each event queued, whatever its delivery does)
 [ "$(rq_redis HLEN "rq:cbsent:$G") $(rq_redis EXISTS "rq:cbsent:$F")" = "6 0" ] ||
     rq_fail "callbacks queued: $(rq_redis HKEYS "rq:cbsent:$G")"
@@ -346,8 +357,8 @@ send "$T/q.jsonl"
     FROM call_events e WHERE e.call_id IN ('$Q', '$Q2')")" = \
     "object:42,-:-,string:[not an object" ] ||
     rq_fail "results over ZeroMQ: $(rq_psql "SELECT call_id, status, result FROM call_events WHERE call_id IN ('$Q', '$Q2')")"
-rq_redis HGET "rq:timeline:$Q" 1:completed | jq -e '.result.fields.pin == "42"' >/dev/null ||
-    rq_fail "timeline entry of a ZeroMQ result: $(rq_redis HGET "rq:timeline:$Q" 1:completed)"
+rq_redis HGET "rq:job:$Q" 1:completed | jq -e '.result.fields.pin == "42"' >/dev/null ||
+    rq_fail "timeline entry of a ZeroMQ result: $(rq_redis HGET "rq:job:$Q" 1:completed)"
 R3=$(newid)
 job "$R3"
 rq_redis XADD rq:events '*' call_id "$R3" attempt 1 status failed ts_ms "$NOW" \
@@ -378,7 +389,7 @@ send "$T/b2.jsonl"
     rq_fail "late ringing not recorded"
 [ "$(rq_redis HGET "rq:job:$B" status)" = completed ] ||
     rq_fail "late ringing moved the redis status"
-rq_redis HEXISTS "rq:timeline:$B" 1:ringing | grep -q 1 ||
+rq_redis HEXISTS "rq:job:$B" 1:ringing | grep -q 1 ||
     rq_fail "late ringing missing from the timeline"
 
 # A failed attempt then a second one: status follows the higher rank, the
@@ -478,7 +489,7 @@ job "$S"
 sequence "$S" > "$T/s.jsonl"
 send "$T/s.jsonl" 1 10
 [ "$(rq_redis HGET "rq:job:$S" status)" = completed ] &&
-    [ "$(rq_redis HLEN "rq:timeline:$S")" = 6 ] ||
+    [ "$(timeline_len "$S")" = 6 ] ||
     rq_fail "not mirrored after SCRIPT FLUSH: $(rq_redis HGETALL "rq:job:$S")"
 S2=$(newid)
 job "$S2"

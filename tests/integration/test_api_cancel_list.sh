@@ -102,6 +102,21 @@ jq -e '.status == "canceled" and .attempts == 0 and
     rq_fail "$soon has events after its cancel in PostgreSQL"
 echo "cancel: ok"
 
+# --- a call an older version began: part of its timeline in rq:timeline: ------
+# Its entries show with those in the job (docs/operations.md), once each: the
+# job's own where both have one.
+q=$(rq_redis HGET "rq:job:$later" 0:queued | jq .ts_ms)
+[ -n "$q" ] || rq_fail "no 0:queued entry in rq:job:$later"
+rq_redis HSET "rq:timeline:$later" \
+    0:queued '{"status":"queued","attempt":0,"ts_ms":1}' \
+    0:scheduled "{\"status\":\"scheduled\",\"attempt\":0,\"ts_ms\":$((q + 1))}" \
+    >/dev/null
+BODY=$(rq_api GET "/v1/calls/$later")
+jq -e '[.events[].status] == ["queued", "scheduled", "canceled"] and
+    (.events[0].at | startswith("1970") | not) and .status == "canceled"' \
+    <<<"$BODY" >/dev/null || rq_fail "a timeline in two places: $BODY"
+echo "timeline of an older version: ok"
+
 # --- a completed call cannot be canceled --------------------------------------
 now=$(post "$RQ_KEY" "$BARESIP_URI" "$(iso_in 0)")
 call=$(rq_wait_call "$now" 60)

@@ -345,13 +345,14 @@ rq_psql "SELECT id, status, coalesce(reason, ''), attempts FROM calls" \
 rq_psql "SELECT call_id, attempt, status FROM call_events" | tr '|' ' ' \
     > "$T/pg_events.txt"
 rq_psql "SELECT call_id, attempt FROM attempts" | tr '|' ' ' > "$T/pg_attempts.txt"
-# Redis: per id, status, attempts and the timeline's terminal entries.
+# Redis: per id, status, attempts and the timeline's terminal entries
+# (the job's fields "<attempt>:<status>", the only ones led by a digit).
 rq_redis EVAL "local out = {}
 for _, id in ipairs(ARGV) do
   local f = redis.call('HMGET', 'rq:job:' .. id, 'status', 'attempts', 'reason')
   local n = 0
-  for _, k in ipairs(redis.call('HKEYS', 'rq:timeline:' .. id)) do
-    local s = string.match(k, ':(%a+)$')
+  for _, k in ipairs(redis.call('HKEYS', 'rq:job:' .. id)) do
+    local s = string.match(k, '^%d+:(%a+)$')
     if s == 'completed' or s == 'failed' or s == 'canceled' or s == 'expired' then n = n + 1 end
   end
   out[#out + 1] = id .. ' ' .. (f[1] or '-') .. ' ' .. (f[2] or '0') .. ' ' .. n .. ' ' .. (f[3] or '-')

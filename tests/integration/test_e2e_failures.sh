@@ -50,12 +50,16 @@ call=$(get_call "$id" 30)
 echo "$call" | jq -c '{status, reason, sip_code}'
 jq -e '.status == "failed" and .reason == "busy" and .sip_code == 486' \
     <<<"$call" >/dev/null || rq_fail "busy call $id: $(jq -c . <<<"$call")"
-# Ended: in Redis for its tenant's 2 days (retention_days), timeline too.
-for k in "rq:job:$id" "rq:timeline:$id"; do
-	ttl=$(rq_redis PTTL "$k")
-	(( ttl > 2 * 86400000 - 60000 && ttl <= 2 * 86400000 )) ||
-	    rq_fail "$k: PTTL $ttl, not the tenant's 2 days"
-done
+# Ended: in Redis for its tenant's 2 days (retention_days), its job with
+# its timeline (the fields "<attempt>:<status>") in it; nothing writes the
+# legacy rq:timeline: key.
+ttl=$(rq_redis PTTL "rq:job:$id")
+(( ttl > 2 * 86400000 - 60000 && ttl <= 2 * 86400000 )) ||
+    rq_fail "rq:job:$id: PTTL $ttl, not the tenant's 2 days"
+rq_redis HGET "rq:job:$id" 1:failed | jq -e '.status == "failed" and .attempt == 1' >/dev/null ||
+    rq_fail "no 1:failed timeline entry in rq:job:$id: $(rq_redis HGETALL "rq:job:$id")"
+[ "$(rq_redis EXISTS "rq:timeline:$id")" = 0 ] ||
+    rq_fail "rq:timeline:$id written: $(rq_redis HGETALL "rq:timeline:$id")"
 rq_wait_sipp 30 || rq_fail "SIPp busy scenario failed (exit $?)"
 grep -q "X-Ringq-Attempt $id 1\$" "$SIPP_LOG" ||
     rq_fail "INVITE lacked X-Ringq-Attempt: $id/1 ($(cat "$SIPP_LOG"))"

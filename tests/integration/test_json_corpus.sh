@@ -150,7 +150,7 @@ jq -e --arg id "$id" '.id == $id and .status == "queued" and
     .events[0].status == "queued" and .events[0].attempt == 0' \
     <<<"$out" >/dev/null || rq_fail "GET body: $out"
 [ "$(rq_redis zscore rq:delayed "$id")" != "" ] || rq_fail "$id not in rq:delayed"
-[ "$(rq_redis hget "rq:timeline:$id" 0:queued | jq -r .status)" = queued ] ||
+[ "$(rq_redis hget "rq:job:$id" 0:queued | jq -r .status)" = queued ] ||
     rq_fail "no 0:queued timeline entry for $id"
 code=$(curl -sS -m 5 -o "$T/r" -w '%{http_code}' \
     -H "Authorization: Bearer $OTHER_KEY" "$RQ_API/v1/calls/$id")

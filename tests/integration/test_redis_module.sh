@@ -48,8 +48,9 @@ redis replica "$REPLICA_PORT" --appendonly yes --loadmodule "$MODULE" \
     --replicaof 127.0.0.1 "$NATIVE_PORT" --hash-max-listpack-value 128
 rq_wait_for 60 eval "redis-cli -p $REPLICA_PORT info replication |
     grep -q master_link_status:up"
-# Redis's default listpack values (native) are too small for a timeline
-# entry: the module says so at load, and not where the setting is ours.
+# Redis's default listpack values (native) are too small for a job (with
+# its timeline entries): the module says so at load, and not where the
+# setting is ours.
 grep -q "hash-max-listpack-value is 64: .*set it to 128" "$T/native.log" ||
 	rq_fail "no warning about hash-max-listpack-value 64"
 ! grep -q "hash-max-listpack-value is" "$T/replica.log" ||

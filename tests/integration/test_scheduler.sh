@@ -244,9 +244,11 @@ rq_stop_daemon scheduler:b
 # calls that still run (1100 of them in one millisecond: more than a
 # batch, and a call gone from Redis among them, last of that millisecond);
 # an old call ended by an older version (no TTL) gets the rest of its 7
-# days, or goes at once when they are over; a job key an operator broke
-# (not a hash) is kept and holds up nothing; a younger id stays even
-# without its job.
+# days, or goes at once when they are over; a call whose job expired but
+# whose legacy timeline key (rq:timeline:, written by an older version,
+# without a TTL) stayed loses both its id and that key; a job key an
+# operator broke (not a hash) is kept and holds up nothing; a younger id
+# stays even without its job.
 week=604800000
 now=$(now_ms)
 old=$(( now - week - 86400000 ))
@@ -267,15 +269,19 @@ old=$(( now - week - 86400000 ))
 	echo "HSET rq:job:ended_lately id ended_lately status failed status_rank 23 updated_ms $((now - 86400000))"
 	echo "HSET rq:timeline:ended_lately 1:failed {}"
 	echo "ZADD rq:calls:demo $((old + 3001)) ended_lately"
+	echo "HSET rq:timeline:legacy_orphan 0:queued {} 1:completed {}"
+	echo "ZADD rq:calls:demo $((old + 3002)) legacy_orphan"
 	echo "ZADD rq:calls:demo $((now - 86400000)) young"
 } | rq_redis >/dev/null
 old_ids() { rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 5000))"; }
-swept() { [ "$(old_ids | grep -c -E '^(ghost|zghost|ended_long_ago)')" = 0 ]; }
+swept() { [ "$(old_ids | grep -c -E '^(ghost|zghost|ended_long_ago|legacy_orphan)')" = 0 ]; }
 rq_wait_for 10 swept
 [ "$(old_ids | grep -c '^alive')" = 1100 ] ||
     rq_fail "old calls still running left the list: $(old_ids | grep -c '^alive') of 1100 kept"
 [ "$(rq_redis EXISTS rq:job:ended_long_ago rq:timeline:ended_long_ago)" = 0 ] ||
     rq_fail "a call ended 7 days ago without a TTL is still in Redis"
+[ "$(rq_redis EXISTS rq:timeline:legacy_orphan)" = 0 ] ||
+    rq_fail "the legacy timeline key of a call whose job is gone was kept: $(rq_redis HGETALL rq:timeline:legacy_orphan)"
 ttl=$(rq_redis PTTL rq:job:ended_lately) tlttl=$(rq_redis PTTL rq:timeline:ended_lately)
 (( ttl > week - 86400000 - 60000 && ttl <= week - 86400000 &&
     tlttl > week - 86400000 - 60000 )) && old_ids | grep -q '^ended_lately$' ||
@@ -284,7 +290,7 @@ ttl=$(rq_redis PTTL rq:job:ended_lately) tlttl=$(rq_redis PTTL rq:timeline:ended
     rq_fail "a call younger than 7 days left the list"
 [ -n "$(rq_redis ZSCORE rq:calls:demo broken)" ] ||
     rq_fail "an id whose job key is not a hash left the list"
-echo "call lists: 2501 calls gone from Redis forgotten, 1100 old running calls in one millisecond, a broken key and a young one kept; old calls without a TTL given the rest of theirs"
+echo "call lists: 2502 calls gone from Redis forgotten (a legacy timeline key with one), 1100 old running calls in one millisecond, a broken key and a young one kept; old calls without a TTL given the rest of theirs"
 
 # 10. Redis restarts (losing everything: no persistence here): the
 # scheduler reconnects by itself and releases again.

@@ -78,12 +78,12 @@ job_field(const char *id, const char *field, char *buf, size_t len)
 	return buf;
 }
 
-/* The timeline entry field (e.g. "1:completed") of id, parsed as JSON
- * (NULL when absent or not JSON). */
+/* The timeline entry field (e.g. "1:completed") of id, in its job's hash,
+ * parsed as JSON (NULL when absent or not JSON). */
 static json_t *
 timeline(const char *id, const char *field)
 {
-	redisReply *r = testredis_cmd("HGET rq:timeline:%s %s", id, field);
+	redisReply *r = testredis_cmd("HGET rq:job:%s %s", id, field);
 	json_t *o = NULL;
 
 	if (r != NULL && r->type == REDIS_REPLY_STRING)
@@ -247,11 +247,13 @@ test_finish_completed(void **state)
 	assert_string_equal(last_event("duration_ms", b, sizeof(b)), "3000");
 	assert_string_equal(last_event("node", b, sizeof(b)), "tel1");
 	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_6"), -1);
-	/* An ended call leaves Redis after RQ_CALL_TTL_MS, timeline too. */
+	/* An ended call leaves Redis after RQ_CALL_TTL_MS, its timeline
+	 * with it: entries of the job's hash, no key of their own. */
 	assert_in_range(testredis_num("PTTL rq:job:c_6"),
 	    RQ_CALL_TTL_MS - 60000, RQ_CALL_TTL_MS);
-	assert_in_range(testredis_num("PTTL rq:timeline:c_6"),
-	    RQ_CALL_TTL_MS - 60000, RQ_CALL_TTL_MS);
+	assert_int_equal(testredis_num("HEXISTS rq:job:c_6 1:completed"), 1);
+	assert_int_equal(testredis_num("HEXISTS rq:job:c_6 1:dispatched"), 1);
+	assert_int_equal(testredis_num("EXISTS rq:timeline:c_6"), 0);
 	/* Only the first finish acts. */
 	assert_int_equal(finish("c_6", 1, "tel1", RQ_ST_FAILED,
 	    RQ_REASON_INTERRUPTED, 0, &st), 0);
@@ -267,8 +269,7 @@ test_finish_completed(void **state)
 	    &st), 1);
 	assert_in_range(testredis_num("PTTL rq:job:c_61"), 3600000 - 60000,
 	    3600000);
-	assert_in_range(testredis_num("PTTL rq:timeline:c_61"),
-	    3600000 - 60000, 3600000);
+	assert_int_equal(testredis_num("EXISTS rq:timeline:c_61"), 0);
 
 	/* A corrupt ttl_ms (PEXPIRE would refuse it) is the default: the
 	 * finish goes through and frees the tenant's slot. */
@@ -490,7 +491,7 @@ test_retry_busy(void **state)
 	assert_true(testredis_num("ZSCORE rq:active:t1 c_7") > 1);
 	/* Not ended: kept for good. */
 	assert_int_equal(testredis_num("PTTL rq:job:c_7"), -1);
-	assert_int_equal(testredis_num("PTTL rq:timeline:c_7"), -1);
+	assert_int_equal(testredis_num("HEXISTS rq:job:c_7 1:retrying"), 1);
 
 	/* Second busy: the delay doubles. */
 	retake("c_7");

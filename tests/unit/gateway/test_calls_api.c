@@ -213,7 +213,7 @@ test_cancel_live(void **state)
 	assert_int_equal(testredis_num("HGET %s%s status_rank", RQ_KEY_JOB, a),
 	    8);
 	assert_int_equal(testredis_num("HEXISTS %s%s 0:canceled",
-	    RQ_KEY_TIMELINE, a), 1);
+	    RQ_KEY_JOB, a), 1);
 	/* EVENT canceled is in the outbox, from the same script */
 	assert_int_equal(testredis_num("XLEN %s", RQ_KEY_EVENTS), 1);
 	assert_int_equal(testredis_num("EVAL %s 1 %s", "local e = "

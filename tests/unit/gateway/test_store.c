@@ -70,6 +70,56 @@ mk_array(redisReply *r, redisReply **el, size_t n)
 	r->elements = n;
 }
 
+/* The job's fields that begin with a digit are its timeline; a legacy
+ * rq:timeline: hash adds the entries the job does not have. */
+static void
+test_parse_splits_timeline(void **state)
+{
+	static char *jv[] = { "to", "+15551234567", "0:queued", "{\"q\":1}",
+	    "status", "completed", "1:completed", "{\"c\":1}" };
+	static char *lv[] = { "0:queued", "{\"old\":1}", "0:scheduled",
+	    "{\"s\":1}" };
+	redisReply js[8], ls[4], *jp[8], *lp[4], job_h, old_h, top, *el[2];
+	const char **job, **tl;
+	size_t njob, ntl, i;
+
+	(void)state;
+	for (i = 0; i < 8; i++) {
+		mk_str(&js[i], jv[i]);
+		jp[i] = &js[i];
+	}
+	for (i = 0; i < 4; i++) {
+		mk_str(&ls[i], lv[i]);
+		lp[i] = &ls[i];
+	}
+	mk_array(&job_h, jp, 8);
+	mk_array(&old_h, lp, 4);
+	el[0] = &job_h;
+	el[1] = &old_h;
+	mk_array(&top, el, 2);
+	assert_int_equal(gw_store_parse_get(&top, &job, &njob, &tl, &ntl), 0);
+	assert_int_equal(njob, 4);
+	assert_string_equal(job[0], "to");
+	assert_string_equal(job[2], "status");
+	assert_string_equal(job[3], "completed");
+	assert_int_equal(ntl, 6);
+	assert_string_equal(tl[0], "0:queued");
+	assert_string_equal(tl[1], "{\"q\":1}");	/* the job's, not the old */
+	assert_string_equal(tl[2], "1:completed");
+	assert_string_equal(tl[4], "0:scheduled");
+	assert_string_equal(tl[5], "{\"s\":1}");
+	free(job);
+	free(tl);
+
+	/* no job, only a legacy timeline: no job (the API's 404) */
+	mk_array(&job_h, jp, 0);
+	assert_int_equal(gw_store_parse_get(&top, &job, &njob, &tl, &ntl), 0);
+	assert_int_equal(njob, 0);
+	assert_int_equal(ntl, 4);
+	free(job);
+	free(tl);
+}
+
 static void
 test_parse_shapes(void **state)
 {
@@ -266,8 +316,11 @@ test_create_get(void **state)
 	    "attempts", RQ_KEY_JOB), 0);
 	assert_int_equal(testredis_num("HEXISTS %sc0000000000000000000001 "
 	    "callback_url", RQ_KEY_JOB), 0);
+	/* its timeline entry, in the job (common/keys.h), no key of its own */
 	assert_int_equal(testredis_num("HEXISTS %sc0000000000000000000001 "
-	    "0:queued", RQ_KEY_TIMELINE), 1);
+	    "0:queued", RQ_KEY_JOB), 1);
+	assert_int_equal(testredis_num("EXISTS %sc0000000000000000000001",
+	    RQ_KEY_TIMELINE), 0);
 	assert_string_equal(testredis_str("HGET %sc0000000000000000000001 "
 	    "status", RQ_KEY_JOB), "queued");
 	assert_string_equal(testredis_str("HGET %sc0000000000000000000001 "
@@ -328,13 +381,17 @@ test_create_writes_what_emit_would(void **state)
 	    "end "
 	    "return table.concat(out, ';') .. ' | ' .. "
 	    "  (redis.call('HGET', KEYS[2] .. ARGV[1], '0:queued') or 'nil')";
-	/* a copy of job ARGV[1] as ARGV[2], and emit()'s queued event for it */
+	/* a copy of job ARGV[1] as ARGV[2], its timeline left out, and
+	 * emit()'s queued event for it */
 	static const char copy_emit[] = RQ_LUA_EVENTS RQ_LUA_RUN_EVENTS
-	    "local f = redis.call('HGETALL', KEYS[1] .. ARGV[1]) "
+	    "local f, g = redis.call('HGETALL', KEYS[1] .. ARGV[1]), {} "
 	    "for i = 1, #f, 2 do "
 	    "  if f[i] == 'id' then f[i + 1] = ARGV[2] end "
+	    "  if not string.find(f[i], '^%d') then "
+	    "    g[#g + 1] = f[i]; g[#g + 1] = f[i + 1] "
+	    "  end "
 	    "end "
-	    "redis.call('HSET', KEYS[1] .. ARGV[2], unpack(f)) "
+	    "redis.call('HSET', KEYS[1] .. ARGV[2], unpack(g)) "
 	    "local j = redis.call('HMGET', KEYS[1] .. ARGV[2], 'tenant', 'to', "
 	    "  'created_ms') "
 	    "emit(KEYS[1] .. ARGV[2], { call_id = ARGV[2], attempt = 0, "
@@ -370,7 +427,7 @@ test_create_writes_what_emit_would(void **state)
 		assert_int_equal(res.rc, 0);
 		snprintf(gw, sizeof(gw), "%s", testredis_str(
 		    "EVAL %s 2 %s %s %s", show, RQ_KEY_EVENTS,
-		    RQ_KEY_TIMELINE, id));
+		    RQ_KEY_JOB, id));
 		assert_string_equal(gw, cb ?
 		    "attempt=0 status=queued ts_ms=1700000000123 tenant=demo "
 		    "to=+15551234567 " RQ_EVENT_MIRRORED "=1 "
@@ -383,7 +440,7 @@ test_create_writes_what_emit_would(void **state)
 		assert_int_equal(testredis_num("EVAL %s 1 %s %s %s", copy_emit,
 		    RQ_KEY_JOB, id, copy), 1);
 		assert_string_equal(testredis_str("EVAL %s 2 %s %s %s", show,
-		    RQ_KEY_EVENTS, RQ_KEY_TIMELINE, copy), gw);
+		    RQ_KEY_EVENTS, RQ_KEY_JOB, copy), gw);
 	}
 }
 
@@ -720,6 +777,7 @@ main(void)
 {
 	const struct CMUnitTest pure[] = {
 		cmocka_unit_test(test_parse_shapes),
+		cmocka_unit_test(test_parse_splits_timeline),
 	};
 	const struct CMUnitTest live[] = {
 		cmocka_unit_test(test_create_get),
