@@ -1230,7 +1230,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	rstr *dialed, *to, *max_attempts, *not_after, **j, *pol;
 	const char *why, *class, *orig, *polt;
 	char lim[128], when[32], rule[32];
-	double n, d, pmax, pdelay, maxatt, jit, delay, na;
+	double n, d, pmax = 0, pdelay = 0, maxatt, jit, delay, na;
 	long long tries, at, rc = 0;
 	size_t len;
 
