@@ -401,21 +401,17 @@ RQ_LUA_IS_TERMINAL \
 "    end\n" \
 "    tl = tl .. ',\"result\":' .. (rj or cjson.encode(ev.result))\n" \
 "  end\n" \
-"  local rank = tonumber(attempt) * 16 + ST[status]\n" \
-"  local cur = tonumber(j[1]) or -1\n" \
-"  if rank <= cur then\n" \
-"    if extra then\n" \
-"      redis.call('HSET', key, att .. ':' .. status, tl .. '}',\n" \
-"        unpack(extra))\n" \
-"    else redis.call('HSET', key, att .. ':' .. status, tl .. '}') end\n" \
-"    return\n" \
-"  end\n" \
 "  local set = { att .. ':' .. status, tl .. '}', nil, nil, nil, nil, nil,\n" \
 "    nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }\n" \
 "  local m = 2\n" \
 "  if extra then\n" \
 "    for k = 1, #extra do set[m + k] = extra[k] end\n" \
 "    m = m + #extra\n" \
+"  end\n" \
+"  local rank = tonumber(attempt) * 16 + ST[status]\n" \
+"  if rank <= (tonumber(j[1]) or -1) then\n" \
+"    redis.call('HSET', key, unpack(set, 1, m))\n" \
+"    return\n" \
 "  end\n" \
 "  set[m + 1] = 'status'; set[m + 2] = status\n" \
 "  set[m + 3] = 'status_rank'; set[m + 4] = string.format('%d', rank)\n" \

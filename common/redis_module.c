@@ -857,8 +857,8 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	/* the timeline entry, extra and the status: one HSET */
 	pair(&set, field, mk(c, tl.p, tl.len));
 	if (extra != NULL)
-		for (i = 0; i < extra->n; i++)
-			set.v[set.n++] = extra->v[i];
+		for (i = 0; i + 1 < extra->n; i += 2)
+			pair(&set, extra->v[i], extra->v[i + 1]);
 	rank = e->attempt * RQ_RANK_ATTEMPT + e->status;
 	if (!lua_number(j[J_RANK], &cur))
 		cur = -1;
