@@ -266,23 +266,19 @@ load_scripts(struct rq_redis *r)
 			/* A script Redis cannot compile is our bug. */
 			fatalx("redis: SCRIPT LOAD %s: %s", s->name, rep->str);
 		if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-			/* -LOADING while a restarted Redis reads its AOF, or
-			 * the like: try again in a second. */
+			/* -LOADING while a restarted Redis reads its AOF,
+			 * NOAUTH, or the like: try again in a second, saying
+			 * so once until Redis is back. */
 			char why[300];
-			int loading = rep->type == REDIS_REPLY_ERROR &&
-			    strncmp(rep->str, "LOADING", 7) == 0;
 
-			if (loading)
-				snprintf(why, sizeof(why), "%s", rep->str);
-			if (loading || rq_redis_noauth(rep, why, sizeof(why))) {
-				if (!r->down_logged)
-					log_warnx("redis %s:%d: %s", r->host,
-					    r->port, why);
-				r->down_logged = 1;
-			} else
-				log_warnx("redis: SCRIPT LOAD %s: %s", s->name,
-				    rep->type == REDIS_REPLY_ERROR ? rep->str :
-				    "unexpected reply");
+			if (!rq_redis_noauth(rep, why, sizeof(why)))
+				snprintf(why, sizeof(why), "SCRIPT LOAD %s: %s",
+				    s->name, rep->type == REDIS_REPLY_ERROR ?
+				    rep->str : "unexpected reply");
+			if (!r->down_logged)
+				log_warnx("redis %s:%d: %s", r->host, r->port,
+				    why);
+			r->down_logged = 1;
 			freeReplyObject(rep);
 			rq_redis_close(r);
 			r->next_try_ms = rq_mono_ms() + RQ_REDIS_RETRY_MS;
