@@ -122,6 +122,13 @@ void		 gw_store_free(struct gw_store *st);
 int		 gw_store_connected(const struct gw_store *st);
 int		 gw_store_get(struct gw_store *st, const char *id,
 		    gw_store_get_cb *cb, void *arg);
+/* Lua: that reply, { job's hash, legacy timeline's hash } (KEYS[1],
+ * KEYS[2]).  The legacy key is read with pcall: nothing writes it now,
+ * and one of another type (an operator's mistake) must neither hide the
+ * call nor fail a cancel or a patch after its writes. */
+#define GW_LUA_CALL_HASHES \
+	"{ redis.call('HGETALL', KEYS[1]), (function(t) if t.err then " \
+	"return {} end return t end)(redis.pcall('HGETALL', KEYS[2])) }"
 /* Splits the read script's reply { job's hash, legacy timeline's hash }
  * into the job's fields and the timeline's entries (the job's fields that
  * begin with a digit, then the legacy hash's not among them): two arrays

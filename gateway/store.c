@@ -330,9 +330,7 @@ gw_store_connected(const struct gw_store *st)
 /* KEYS: job, the call's rq:timeline: (written by older versions: keys.h).
  * Returns { job fields, timeline fields }: gw_store_parse_get splits the
  * job's timeline entries from its other fields. */
-static const char get_lua[] =
-	"return { redis.call('HGETALL', KEYS[1]),"
-	" redis.call('HGETALL', KEYS[2]) }\n";
+static const char get_lua[] = "return " GW_LUA_CALL_HASHES "\n";
 
 /* The known script with this text, learnt on first use; NULL when the
  * table is full or the hash fails (the command then goes as EVAL). */

@@ -59,8 +59,7 @@ static const char cancel_lua[] =
 	" reason = ARGV[4] })\n"
 	"redis.call('HSET', KEYS[1], a .. ':canceled',"
 	" string.format(ARGV[5], a))\n"
-	"return { 1, a, { redis.call('HGETALL', KEYS[1]),"
-	" redis.call('HGETALL', KEYS[2]) } }\n";
+	"return { 1, a, " GW_LUA_CALL_HASHES " }\n";
 
 /*
  * KEYS: job, its legacy timeline (read only), delayed, ready, the
@@ -125,8 +124,7 @@ static const char patch_lua[] =
 	"  redis.call('ZADD', KEYS[4], score(KEYS[1], due), ARGV[1])\n"
 	"  redis.call('PUBLISH', '" RQ_CHANNEL_WAKE "', '1')\n"
 	"end\n"
-	"return { 1, { redis.call('HGETALL', KEYS[1]),"
-	" redis.call('HGETALL', KEYS[2]) } }\n";
+	"return { 1, " GW_LUA_CALL_HASHES " }\n";
 
 /*
  * KEYS: the tenant's calls.  ARGV: max score ('+inf' or a cursor's ms),

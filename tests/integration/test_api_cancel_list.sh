@@ -115,6 +115,21 @@ BODY=$(rq_api GET "/v1/calls/$later")
 jq -e '[.events[].status] == ["queued", "scheduled", "canceled"] and
     (.events[0].at | startswith("1970") | not) and .status == "canceled"' \
     <<<"$BODY" >/dev/null || rq_fail "a timeline in two places: $BODY"
+# That key of another type (an operator's mistake) hides nothing, and a
+# cancel, whose script reads it after its writes, still answers.
+rq_redis SET "rq:timeline:$later" not-a-hash >/dev/null
+BODY=$(rq_api GET "/v1/calls/$later")
+expect 200
+jq -e '[.events[].status] == ["queued", "canceled"]' <<<"$BODY" >/dev/null ||
+    rq_fail "a broken legacy timeline: $BODY"
+broken=$(post "$RQ_KEY" "$BARESIP_URI" "$(iso_in 3600)")
+rq_redis SET "rq:timeline:$broken" not-a-hash >/dev/null
+BODY=$(rq_api PATCH "/v1/calls/$broken" -d '{"priority": 2}')
+expect 200
+BODY=$(rq_api DELETE "/v1/calls/$broken")
+expect 200
+jq -e '.status == "canceled"' <<<"$BODY" >/dev/null ||
+    rq_fail "DELETE with a broken legacy timeline: $BODY"
 echo "timeline of an older version: ok"
 
 # --- a completed call cannot be canceled --------------------------------------
