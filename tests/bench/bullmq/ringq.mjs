@@ -20,11 +20,13 @@
 //     RATE jobs per second for SECONDS (paced every 2 ms; by rq_enqueue
 //     when RQ_BENCH_ENQUEUE names it and Redis has the module); per job:
 //     dispatch latency = dispatched - scheduled (release to telserver
-//     claim), and enqueue latency = dispatched - queued.
+//     claim), and enqueue latency = dispatched - queued.  With
+//     RQ_BENCH_TRACE=FILE, also each job's three times into FILE.
 //
 // Prints one line "RQ_BENCH key=value ..." (bench_dispatch.sh parses it).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import IORedis from 'ioredis';
 import { CREATE, gatewayCreate, hasModule } from './ringq_create.mjs';
 
@@ -227,6 +229,17 @@ async function throughput(port, jobs, tenant, to, batch = 1000) {
 	return left === 0;
 }
 
+// writeTrace(path, seen): a line a dispatched job, "queued scheduled
+// dispatched" (ms, Redis's clock), to see when in a pass the slow ones
+// were and what else ran then.
+function writeTrace(path, seen) {
+	const lines = [];
+	for (const e of seen.values())
+		if (e.dispatched !== undefined && e.scheduled !== undefined)
+			lines.push(`${e.queued} ${e.scheduled} ${e.dispatched}\n`);
+	writeFileSync(path, lines.join(''));
+}
+
 async function latency(port, rate, seconds, tenant, to) {
 	rate = Number(rate);
 	seconds = Number(seconds);
@@ -277,6 +290,8 @@ async function latency(port, rate, seconds, tenant, to) {
 		if (e.queued !== undefined)
 			enq.push(e.dispatched - e.queued);
 	}
+	if (process.env.RQ_BENCH_TRACE)
+		writeTrace(process.env.RQ_BENCH_TRACE, seen);
 	disp.sort((a, b) => a - b);
 	enq.sort((a, b) => a - b);
 	console.log(`RQ_BENCH system=ringq mode=latency jobs=${jobs} ` +
