@@ -154,6 +154,26 @@ ringq_up() {
 	bench ringq.mjs throughput "$REDIS_PORT" 2000 "$TENANT" "$TO" >/dev/null
 }
 
+# ringq_lat_pass MODE RATE: ringq's latency pass at RATE as bench_lib.sh's
+# bench_lat_pass runs it, on key tables already grown (steady) or doubling
+# halfway; prints its line, fails when a job was not dispatched.
+ringq_lat_pass() {
+	local lat
+	lat=$(bench_lat_pass "$1" $(($2 * LAT_SECS)) bench ringq.mjs \
+	    latency "$REDIS_PORT" "$2" "$LAT_SECS" "$TENANT" "$TO")
+	[ "$(kv not_dispatched "$lat")" = 0 ] ||
+	    rq_fail "ringq at $2/s: $(kv not_dispatched "$lat") jobs not dispatched"
+	printf '%s\n' "$lat"
+}
+
+# lat_row NAME LINE [PREFIX]: a row of the latency table, LINE's rate and
+# its PREFIXp50_ms, PREFIXp99_ms and PREFIXmax_ms.
+lat_row() {
+	printf '%-44s %10s %9s %9s %9s\n' "$1" "$(kv rate "$2")" \
+	    "$(kv "${3:-}p50_ms" "$2")" "$(kv "${3:-}p99_ms" "$2")" \
+	    "$(kv "${3:-}max_ms" "$2")"
+}
+
 # pair_latency RUN RATE: ringq's latency pass (steady tables) at RATE, half
 # the rate of the throughput run just made.  The host's speed drifts by a
 # third from minute to minute, and a pass's p99 varies from pass to pass
@@ -164,14 +184,9 @@ LROWS=()
 PAIR_P99=
 pair_latency() {
 	local lat
-	lat=$(bench_lat_pass steady $(($2 * LAT_SECS)) bench ringq.mjs \
-	    latency "$REDIS_PORT" "$2" "$LAT_SECS" "$TENANT" "$TO")
-	[ "$(kv not_dispatched "$lat")" = 0 ] ||
-	    rq_fail "ringq at $2/s: $(kv not_dispatched "$lat") jobs not dispatched"
-	LROWS+=("$(printf '%-44s %10s %9s %9s %9s' \
-	    "ringq release -> claim, half of run $1" "$(kv rate "$lat")" \
-	    "$(kv p50_ms "$lat")" "$(kv p99_ms "$lat")" "$(kv max_ms "$lat")")")
-	PAIR_P99+="$(kv p99_ms "$lat") ms at $(kv rate "$lat")/s ($(kv rewrites "$lat") rewrites); "
+	lat=$(ringq_lat_pass steady "$2")
+	LROWS+=("$(lat_row "ringq release -> claim, half of run $1" "$lat")")
+	PAIR_P99+="${PAIR_P99:+; }$(kv p99_ms "$lat") ms at $(kv rate "$lat")/s ($(kv rewrites "$lat") AOF rewrites)"
 }
 
 # Redis's key tables grown first, as for a latency pass at half of 30,000
@@ -214,7 +229,9 @@ for ((i = 1; i <= RUNS; i++)); do
 	RQ_TOP=$(redis_top "$JOBS")
 	r=$(kv rate "$line")
 	# the latency at half this run's rate, on the same minute's machine
-	(( r > 0 )) && pair_latency "$i" $((r / 2))
+	if (( r > 0 )); then
+		pair_latency "$i" $((r / 2))
+	fi
 	stop_ringq
 	rq_log "CPU during run $i ($(kv total_ms "$line") ms): $(cpu_used "$c0" "$c1" "$(kv total_ms "$line")")"
 	row "ringq run $i: $JOBS jobs" "$r" "$(kv add_ms "$line")" \
@@ -244,16 +261,8 @@ other=$(kv other "$best_rq_line")
 # --- latency at half each one's best rate ----------------------------------------
 ringq_up
 half_rq=$((best_rq / 2))
-# each pass as bench_lib.sh's bench_lat_pass runs it: on key tables
-# already grown (steady) or doubling halfway
-lat_rq=$(bench_lat_pass steady $((half_rq * LAT_SECS)) bench ringq.mjs \
-    latency "$REDIS_PORT" "$half_rq" "$LAT_SECS" "$TENANT" "$TO")
-[ "$(kv not_dispatched "$lat_rq")" = 0 ] ||
-    rq_fail "ringq at $half_rq/s: $(kv not_dispatched "$lat_rq") jobs not dispatched"
-lat_rq2=$(bench_lat_pass doubling $((half_rq * LAT_SECS)) bench ringq.mjs \
-    latency "$REDIS_PORT" "$half_rq" "$LAT_SECS" "$TENANT" "$TO")
-[ "$(kv not_dispatched "$lat_rq2")" = 0 ] ||
-    rq_fail "ringq at $half_rq/s: $(kv not_dispatched "$lat_rq2") jobs not dispatched"
+lat_rq=$(ringq_lat_pass steady "$half_rq")
+lat_rq2=$(ringq_lat_pass doubling "$half_rq")
 stop_ringq
 half_bq=$((best_bq / 2))
 lat_bq=$(bench_lat_pass steady $((half_bq * LAT_SECS)) bench bullmq.mjs \
@@ -266,20 +275,11 @@ printf '\n%-44s %10s %9s %9s %9s\n' "throughput (enqueue -> telserver ack)" \
 printf '%s\n' "${ROWS[@]}"
 printf '\n%-44s %10s %9s %9s %9s\n' "latency at half the max rate" "rate/s" \
     "p50 ms" "p99 ms" "max ms"
-printf '%-44s %10s %9s %9s %9s\n' \
-    "ringq release -> claim (dispatch)" "$(kv rate "$lat_rq")" \
-    "$(kv p50_ms "$lat_rq")" "$(kv p99_ms "$lat_rq")" "$(kv max_ms "$lat_rq")"
-printf '%-44s %10s %9s %9s %9s\n' \
-    "ringq enqueue -> claim (with scheduler)" "$(kv rate "$lat_rq")" \
-    "$(kv enq_p50_ms "$lat_rq")" "$(kv enq_p99_ms "$lat_rq")" \
-    "$(kv enq_max_ms "$lat_rq")"
-printf '%-44s %10s %9s %9s %9s\n' \
-    "ringq release -> claim, tables doubling" "$(kv rate "$lat_rq2")" \
-    "$(kv p50_ms "$lat_rq2")" "$(kv p99_ms "$lat_rq2")" "$(kv max_ms "$lat_rq2")"
+lat_row "ringq release -> claim (dispatch)" "$lat_rq"
+lat_row "ringq enqueue -> claim (with scheduler)" "$lat_rq" enq_
+lat_row "ringq release -> claim, tables doubling" "$lat_rq2"
 printf '%s\n' "${LROWS[@]}"
-printf '%-44s %10s %9s %9s %9s\n' \
-    "BullMQ add -> processor (c=$best_c)" "$(kv rate "$lat_bq")" \
-    "$(kv p50_ms "$lat_bq")" "$(kv p99_ms "$lat_bq")" "$(kv max_ms "$lat_bq")"
+lat_row "BullMQ add -> processor (c=$best_c)" "$lat_bq"
 
 cat <<EOF
 
@@ -293,7 +293,7 @@ BullMQ best: $best_bq jobs/s (BullMQ $BULLMQ_VERSION, ioredis $IOREDIS_VERSION, 
 $(sed 's/^/    /' <<<"$BQ_TOP")
 ratio ringq/BullMQ: $ratio, best against best (target >= 2); run by run: $PAIRS
 ringq p99 dispatch latency at $(kv rate "$lat_rq")/s, half the best run's rate: $(kv p99_ms "$lat_rq") ms (target < 5 ms); $(kv p99_ms "$lat_rq2") ms while Redis doubles its key tables
-ringq p99 dispatch latency at half each run's rate, just after it: ${PAIR_P99% ; }
+ringq p99 dispatch latency at half each run's rate, just after it: $PAIR_P99
 AOF rewrites during the latency passes (each begins just after one ends): ringq $(kv rewrites "$lat_rq"), ringq doubling $(kv rewrites "$lat_rq2"), BullMQ $(kv rewrites "$lat_bq")
 Redis main-thread CPU per call in the latency passes: ringq $(kv redis_us_per_call "$lat_rq") µs, ringq doubling $(kv redis_us_per_call "$lat_rq2"), BullMQ $(kv redis_us_per_call "$lat_bq")
 Redis key tables (keys/table size, expiring keys/table size; before..after): ringq $(kv tables "$lat_rq"), ringq doubling $(kv tables "$lat_rq2"), BullMQ $(kv tables "$lat_bq")
