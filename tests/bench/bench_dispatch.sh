@@ -20,7 +20,10 @@
 # BullMQ's, has sent and not yet seen answered), RQ_BENCH_GENERATOR (c:
 # ringq's throughput runs enqueue with tests/bench/rq_enqueue, C and
 # hiredis as the gateway; node: with ringq.mjs's ioredis pipeline, which
-# on this machine is the limit), RQ_KEEP=1.
+# on this machine is the limit), RQ_BENCH_PIN (1: Redis's main thread on
+# a CPU of its own, everything else on the others, bench_lib.sh's
+# bench_pin; 0: no pinning), RQ_BENCH_REDIS_ARGS (more redis-server
+# options), RQ_KEEP=1.
 # Needs node (>= 18) and npm: BullMQ and ioredis are installed into
 # tests/bench/bullmq/node_modules at the first run (npm install).
 set -euo pipefail
@@ -34,6 +37,7 @@ export RQ_SOURCE RQ_BUILD
 . "$RQ_SOURCE/tests/integration/lib.sh"
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
+bench_pin "$@"
 
 rq_need node npm redis-server redis-cli jq
 JOBS=${RQ_BENCH_JOBS:-20000}
@@ -76,8 +80,10 @@ IOREDIS_VERSION=$(jq -r .version "$BQ/node_modules/ioredis/package.json")
 
 # --- Redis and ringq -----------------------------------------------------------
 rq_need ss
+# shellcheck disable=SC2086	# the options split as given
 rq_start_redis --appendonly yes --appendfsync "$FSYNC" \
-    --enable-debug-command local
+    --enable-debug-command local "${BENCH_PIN_REDIS[@]}" \
+    ${RQ_BENCH_REDIS_ARGS:-}
 ACCOUNTING=${RQ_BENCH_ACCOUNTING:-0}
 [ "$ACCOUNTING" = 1 ] && rq_start_pg
 REDIS_VERSION=$(bench_info server redis_version)
@@ -297,5 +303,5 @@ ringq p99 dispatch latency at half each run's rate, just after it: $PAIR_P99
 AOF rewrites during the latency passes (each begins just after one ends): ringq $(kv rewrites "$lat_rq"), ringq doubling $(kv rewrites "$lat_rq2"), BullMQ $(kv rewrites "$lat_bq")
 Redis main-thread CPU per call in the latency passes: ringq $(kv redis_us_per_call "$lat_rq") µs, ringq doubling $(kv redis_us_per_call "$lat_rq2"), BullMQ $(kv redis_us_per_call "$lat_bq")
 Redis key tables (keys/table size, expiring keys/table size; before..after): ringq $(kv tables "$lat_rq"), ringq doubling $(kv tables "$lat_rq2"), BullMQ $(kv tables "$lat_bq")
-settings: redis-server $REDIS_VERSION appendonly yes appendfsync $FSYNC; $JOBS jobs per run, best of $RUNS; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)
+settings: redis-server $REDIS_VERSION appendonly yes appendfsync $FSYNC; $JOBS jobs per run, best of $RUNS; $BENCH_NCPU cores, $BENCH_PIN; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)
 EOF

@@ -18,8 +18,10 @@
 # empty Redis, doubling wherever the count of keys says; see bench_lib.sh),
 # RQ_BENCH_FSYNC (everysec), RQ_BENCH_REDIS_ARGS (more redis-server
 # options, e.g. "--auto-aof-rewrite-percentage 0" for no AOF rewrite),
-# RQ_BENCH_GENERATOR (c; node: ringq.mjs's ioredis), TMPDIR (where Redis
-# and the daemons keep their files), RQ_KEEP=1.
+# RQ_BENCH_GENERATOR (c; node: ringq.mjs's ioredis), RQ_BENCH_PIN (1:
+# Redis's main thread on a CPU of its own, as bench_dispatch.sh; 0: no
+# pinning), TMPDIR (where Redis and the daemons keep their files),
+# RQ_KEEP=1.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +33,7 @@ export RQ_SOURCE RQ_BUILD
 . "$RQ_SOURCE/tests/integration/lib.sh"
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
+bench_pin "$@"
 
 rq_need node npm redis-server redis-cli
 RATES=${RQ_BENCH_RATES:-9000}
@@ -49,7 +52,7 @@ bench_generator
 # shellcheck disable=SC2086	# the options split as given
 rq_start_redis --appendonly yes --appendfsync "${RQ_BENCH_FSYNC:-everysec}" \
     --latency-monitor-threshold 5 --enable-debug-command local \
-    ${RQ_BENCH_REDIS_ARGS:-}
+    "${BENCH_PIN_REDIS[@]}" ${RQ_BENCH_REDIS_ARGS:-}
 # the same daemons and settings as bench_dispatch.sh
 bench_dry_run_config 1000
 rq_start_daemon scheduler
@@ -73,7 +76,7 @@ for rate in $RATES; do
 		    paste -sd' ' | sed 's/^$/no event of 5 ms or more/')"
 	done
 done
-printf 'settings: redis-server %s appendonly yes appendfsync %s %s; key tables %s; %s; %d cores; %s\n' \
+printf 'settings: redis-server %s appendonly yes appendfsync %s %s; key tables %s; %s; %d cores, %s; %s\n' \
     "$(bench_info server redis_version)" "${RQ_BENCH_FSYNC:-everysec}" \
     "${RQ_BENCH_REDIS_ARGS:-}" "$KEYSPACE" "paced by $BENCH_GENERATOR" \
-    "$(nproc)" "$(date -u +%FT%TZ)"
+    "$BENCH_NCPU" "$BENCH_PIN" "$(date -u +%FT%TZ)"

@@ -148,7 +148,9 @@ rq_release_ports() {
 rq_alive() {
 	local line
 	[ -r "/proc/$1/stat" ] || return 1
-	read -r line < "/proc/$1/stat" 2>/dev/null || return 1
+	# (2>/dev/null first: it must be in place when the < fails, as it
+	# does when the process ends between the test above and the read)
+	read -r line 2>/dev/null < "/proc/$1/stat" || return 1
 	line=${line##*) }
 	[ "${line%% *}" != Z ]
 }
