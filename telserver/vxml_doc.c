@@ -3,6 +3,7 @@
  * the interpreter uses.  A malformed document is the caller's
  * error.badfetch: this file only says why and where. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,7 +379,9 @@ vxml_node_url(struct vxml_session *s, xmlNode *n)
 	return n->doc != NULL ? (const char *)n->doc->URL : NULL;
 }
 
-/* A CSS2 time ("3s", "250ms") in ms; dflt when absent or malformed. */
+/* A CSS2 time ("3s", "250ms") in ms, at most VXML_TIME_MAX_MS (a
+ * document's "1e9s" is a long wait, not an int overflow); dflt when absent
+ * or malformed (strtod's "nan" and "inf" too). */
 int
 vxml_time_ms(const char *v, int dflt)
 {
@@ -388,13 +391,13 @@ vxml_time_ms(const char *v, int dflt)
 	if (v == NULL)
 		return dflt;
 	x = strtod(v, &end);
-	if (end == v || x < 0)
+	if (end == v || !isfinite(x) || x < 0)
 		return dflt;
 	while (isspace((unsigned char)*end))
 		end++;
-	if (strcmp(end, "ms") == 0)
-		return (int)x;
 	if (strcmp(end, "s") == 0 || *end == '\0')
-		return (int)(x * 1000);
-	return dflt;
+		x *= 1000;
+	else if (strcmp(end, "ms") != 0)
+		return dflt;
+	return x < VXML_TIME_MAX_MS ? (int)x : VXML_TIME_MAX_MS;
 }

@@ -254,6 +254,7 @@ int		 vxml_has_attr(const xmlNode *n, const char *name);
 xmlNode		*vxml_first_elem(xmlNode *n);
 xmlNode		*vxml_next_elem(xmlNode *n);
 const char	*vxml_node_url(struct vxml_session *s, xmlNode *n);
+#define VXML_TIME_MAX_MS	86400000	/* a day: longer than any call */
 int		 vxml_time_ms(const char *v, int dflt);
 
 /* vxml_script.c */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "vxml_harness.h"
+#include "vxml_int.h"	/* VXML_TIME_MAX_MS */
 
 #define SAW(h, lines) do {						\
 	if (!h_saw((h), (lines)))					\
@@ -456,6 +457,33 @@ test_document_scoped_menu(void **state)
 	h_free(&h);
 }
 
+static const struct h_doc times_docs[] = {
+	{ "http://t/t.vxml", VXML_HEAD
+"<form><block><prompt>a<break time='250ms'/>b<break time='2s'/>"
+"c<break time=' 1.5 s'/>d<break time='1e300s'/>e<break time='nan'/>"
+"f<break time='inf'/>g<break time='-3s'/>h<break time='4 min'/>i"
+"</prompt></block></form></vxml>\n" },
+	{ NULL, NULL }
+};
+
+/* CSS2 times as a document writes them: ms or s, a huge one held to a
+ * day (not an int overflow), and what is not a time, the default. */
+static void
+test_times(void **state)
+{
+	struct harness h;
+	char want[256];
+
+	h_init(&h, times_docs);
+	h_run(&h, "http://t/t.vxml");
+	snprintf(want, sizeof(want), "PROMPT a\nBREAK 250\nPROMPT b\n"
+	    "BREAK 2000\nPROMPT c\nBREAK 1500\nPROMPT d\nBREAK %d\n"
+	    "PROMPT e\nBREAK 500\nPROMPT f\nBREAK 500\nPROMPT g\n"
+	    "BREAK 500\nPROMPT h\nBREAK 500\nPROMPT i\n", VXML_TIME_MAX_MS);
+	SAW(&h, want);
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -473,6 +501,7 @@ main(void)
 		cmocka_unit_test(test_bargein),
 		cmocka_unit_test(test_grammar_srcexpr),
 		cmocka_unit_test(test_document_scoped_menu),
+		cmocka_unit_test(test_times),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
