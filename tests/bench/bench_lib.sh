@@ -291,21 +291,18 @@ bench_lat_pass() {
 	    "${tables// /,}" "$(bench_tables | tr ' ' ',')"
 }
 
-# bench_pin ARGS...: with RQ_BENCH_PIN=1 (the default where the bench may
-# use two CPUs or more) Redis's main thread gets the first of them to
-# itself and every other process the rest: the script runs itself again
-# (ARGS, its own) under taskset, so that the daemons, the load generators
-# and BullMQ's processes inherit the rest, and Redis is started with
-# BENCH_PIN_REDIS (its server_cpulist; its background threads and AOF
-# rewrite child on the rest): a deployment that gives Redis a core of its
-# own, as Redis's own configuration offers, and the same for ringq and
-# BullMQ (why: docs/benchmarks.md, "Twentieth session").  Sets BENCH_PIN
-# (the settings line's words) and BENCH_NCPU (the CPUs the bench had).
+# bench_pin ARGS...: RQ_BENCH_PIN=1 (the default on two CPUs or more)
+# runs the script again (ARGS) under taskset on all CPUs but the first,
+# which Redis's main thread gets to itself (BENCH_PIN_REDIS, redis-server
+# options), as for a deployment that gives Redis a core (docs/benchmarks.md,
+# "Twentieth session").  Sets BENCH_PIN (the settings line's words) and
+# BENCH_NCPU (the CPUs the bench was given).
 bench_pin() {
-	local list cpus=() part i
+	local list cpus=() part i self
 	if [ -n "${RQ_BENCH_PINNED:-}" ]; then
 		BENCH_NCPU=${RQ_BENCH_PINNED%%:*}
 		list=${RQ_BENCH_PINNED#*:}
+		unset RQ_BENCH_PINNED	# not for what the bench starts
 		BENCH_PIN_REDIS=(--server_cpulist "${list%%:*}"
 		    --bio_cpulist "${list#*:}" --aof_rewrite_cpulist "${list#*:}"
 		    --bgsave_cpulist "${list#*:}")
@@ -313,7 +310,9 @@ bench_pin() {
 		return 0
 	fi
 	BENCH_PIN_REDIS=()
-	list=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
+	rq_need taskset
+	# the CPUs this process may use and that are online
+	list=$(taskset -pc $$ | sed 's/.*: *//')
 	for part in ${list//,/ }; do
 		for ((i = ${part%-*}; i <= ${part#*-}; i++)); do
 			cpus+=("$i")
@@ -327,13 +326,13 @@ bench_pin() {
 	*)	rq_fail "RQ_BENCH_PIN is 0 or 1, not $RQ_BENCH_PIN" ;;
 	esac
 	(( BENCH_NCPU >= 2 )) || return 0
-	rq_need taskset
 	list="${cpus[*]:1}"
 	export RQ_BENCH_PINNED="$BENCH_NCPU:${cpus[0]}:${list// /,}"
+	self="$(cd "$(dirname "$0")" && pwd)/${0##*/}"
 	# nothing started yet: this run's directory goes, the next makes its own
 	trap - EXIT
 	rm -rf "$T"
-	exec taskset -c "${list// /,}" "$0" "$@"
+	exec taskset -c "${list// /,}" "$BASH" "$self" "$@"
 }
 
 # bench_generator: ringq's load generator, from RQ_BENCH_GENERATOR: c (the

@@ -148,8 +148,7 @@ rq_release_ports() {
 rq_alive() {
 	local line
 	[ -r "/proc/$1/stat" ] || return 1
-	# (2>/dev/null first: it must be in place when the < fails, as it
-	# does when the process ends between the test above and the read)
+	# 2>/dev/null before <: the open fails if the process ended since
 	read -r line 2>/dev/null < "/proc/$1/stat" || return 1
 	line=${line##*) }
 	[ "${line%% *}" != Z ]
