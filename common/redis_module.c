@@ -118,6 +118,16 @@ lua_number(const rstr *s, double *v)
 	return ok;
 }
 
+/* string.format('%d', v) of a Lua number. */
+static long long
+lua_int(double v)
+{
+	/* out of range (or NaN): what Lua's cast gives on x86-64 */
+	if (!(v > -9.2e18 && v < 9.2e18))
+		return LLONG_MIN;
+	return (long long)v;
+}
+
 /* is_terminal(rank) of the scripts: rank % 16 >= 6, Lua's % (floored). */
 static int
 terminal(double rank)
@@ -1033,7 +1043,7 @@ claim(struct cmd *c, rstr *jobname, rstr *id, rstr *att, rstr *node,
 	}
 	if (terminal_rank(j[J_RANK]))
 		goto done;
-	event_init(&e, c, id, (long long)n, j);
+	event_init(&e, c, id, lua_int(n), j);
 	e.node = node;
 	if (lua_number(not_after, &na) && (double)c->now > na) {
 		e.status = RQ_ST_EXPIRED;
@@ -1175,16 +1185,6 @@ rfc3339(char *buf, size_t len, long long ms)
 
 	gmtime_r(&t, &tm);
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* string.format('%d', v) of a Lua number. */
-static long long
-lua_int(double v)
-{
-	/* out of range (or NaN): what Lua's cast gives on x86-64 */
-	if (!(v > -9.2e18 && v < 9.2e18))
-		return LLONG_MIN;
-	return (long long)v;
 }
 
 /* HINCRBY job field by, replicated as that: the new value, or
