@@ -765,8 +765,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	char ts[24], att[24], sidt[48], rk[24], *p;
 	size_t tsl, attl, n;
 	const char *s;
-	double cur;
-	long long rank;
+	double cur, rank;
 	int exists, i, del_reason = 0, del_sip = 0;
 	rstr *field;
 
@@ -869,15 +868,16 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	if (extra != NULL)
 		for (i = 0; i + 1 < extra->n; i += 2)
 			pair(&set, extra->v[i], extra->v[i + 1]);
-	rank = e->attempt * RQ_RANK_ATTEMPT + e->status;
+	/* a double, as the script's: no overflow for any attempt */
+	rank = (double)e->attempt * RQ_RANK_ATTEMPT + e->status;
 	if (!lua_number(j[J_RANK], &cur))
 		cur = -1;
-	if ((double)rank <= cur) {
+	if (rank <= cur) {
 		hset(c, jobname, job, &set);
 		goto done;
 	}
 	pair(&set, s_status, mk(c, e->status_name, strlen(e->status_name)));
-	pair(&set, s_status_rank, mk(c, rk, fmt_int(rk, rank)));
+	pair(&set, s_status_rank, mk(c, rk, fmt_int(rk, lua_int(rank))));
 	pair(&set, s_updated_ms, mk(c, ts, tsl));
 	if (nonempty(e->reason))
 		pair(&set, s_reason, e->reason);
@@ -904,7 +904,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 			replicate(c, "HDEL", "ss", jobname, del_reason ?
 			    s_reason : s_sip_code);
 	}
-	if (terminal((double)rank)) {
+	if (terminal(rank)) {
 		long long ttl = call_ttl(j[J_TTL]);
 
 		if (j[J_TENANT] != NULL)
@@ -1829,6 +1829,7 @@ take_args(RedisModuleCtx *ctx, rstr **argv, int argc, long long *lease,
 	if (argc != 7 && argc != 8)
 		return RedisModule_WrongArity(ctx), -1;
 	if (RedisModule_StringToLongLong(argv[4], lease) != REDISMODULE_OK ||
+	    *lease < 0 || *lease > 86400000 ||
 	    RedisModule_StringToLongLong(argv[6], max) != REDISMODULE_OK ||
 	    *max < 0 || *max > 100000 || (argc == 8 &&
 	    (RedisModule_StringToLongLong(argv[7], block) != REDISMODULE_OK ||
@@ -1870,6 +1871,7 @@ static int	take_timeout(RedisModuleCtx *, rstr **, int);
 /*
  * ringq.take 2 rq:ready rq:inflight lease_ms prefix max [block_ms]
  *     -> RQ_TAKE_SLOTS elements per id taken, or nil (take_src)
+ * lease_ms and block_ms 0 to a day, max 0 to 100,000.
  * With block_ms, a take that finds rq:ready empty waits for it, up to
  * block_ms (0: for ever), and answers nil at the end of that wait: Redis
  * runs take_ready as soon as a command has added to rq:ready, in the same

@@ -3,7 +3,6 @@
  * the interpreter uses.  A malformed document is the caller's
  * error.badfetch: this file only says why and where. */
 #include <ctype.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,18 +379,23 @@ vxml_node_url(struct vxml_session *s, xmlNode *n)
 }
 
 /* A CSS2 time ("3s", "250ms") in ms, at most VXML_TIME_MAX_MS (a
- * document's "1e9s" is a long wait, not an int overflow); dflt when absent
- * or malformed (strtod's "nan" and "inf" too). */
+ * document's "1e9s" or "1e400s" is a long wait, not an int overflow);
+ * dflt when absent or malformed (a sign, strtod's "nan" and "inf"). */
 int
 vxml_time_ms(const char *v, int dflt)
 {
+	const char *p = v;
 	char *end;
 	double x;
 
 	if (v == NULL)
 		return dflt;
-	x = strtod(v, &end);
-	if (end == v || !isfinite(x) || x < 0)
+	while (isspace((unsigned char)*p))
+		p++;
+	if (!isdigit((unsigned char)*p) && *p != '.')
+		return dflt;
+	x = strtod(p, &end);	/* HUGE_VAL past a double's range */
+	if (end == p)
 		return dflt;
 	while (isspace((unsigned char)*end))
 		end++;

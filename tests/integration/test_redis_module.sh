@@ -90,6 +90,8 @@ bad "ERR wrong number of arguments" ringq.finish_batch 2 a b rq:job: 1 2
 bad "ERR ringq.release: now_ms or batch" ringq.release 3 a b c x y rq:job:
 bad "ERR ringq.take: lease, max or block" ringq.take 2 a b c rq:job: -1
 bad "ERR ringq.take: lease, max or block" ringq.take 2 a b 1 rq:job: 1 -1
+# a lease past a day, which now + lease could overflow
+bad "ERR ringq.take: lease, max or block" ringq.take 2 a b 9223372036854775807 rq:job: 5
 bad "ERR ringq: the job key prefix" ringq.take 2 a b 1000 job: 5
 redis-cli -p "$NATIVE_PORT" set rq:job:zz 1 >/dev/null
 redis-cli -p "$NATIVE_PORT" zadd rq:ready 1 zz >/dev/null

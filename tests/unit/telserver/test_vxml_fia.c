@@ -462,6 +462,7 @@ static const struct h_doc times_docs[] = {
 "<form><block><prompt>a<break time='250ms'/>b<break time='2s'/>"
 "c<break time=' 1.5 s'/>d<break time='1e300s'/>e<break time='nan'/>"
 "f<break time='inf'/>g<break time='-3s'/>h<break time='4 min'/>i"
+"<break time='1e400s'/>j"
 "</prompt></block></form></vxml>\n" },
 	{ NULL, NULL }
 };
@@ -472,14 +473,15 @@ static void
 test_times(void **state)
 {
 	struct harness h;
-	char want[256];
+	char want[320];
 
 	h_init(&h, times_docs);
 	h_run(&h, "http://t/t.vxml");
 	snprintf(want, sizeof(want), "PROMPT a\nBREAK 250\nPROMPT b\n"
 	    "BREAK 2000\nPROMPT c\nBREAK 1500\nPROMPT d\nBREAK %d\n"
 	    "PROMPT e\nBREAK 500\nPROMPT f\nBREAK 500\nPROMPT g\n"
-	    "BREAK 500\nPROMPT h\nBREAK 500\nPROMPT i\n", VXML_TIME_MAX_MS);
+	    "BREAK 500\nPROMPT h\nBREAK 500\nPROMPT i\nBREAK %d\nPROMPT j\n",
+	    VXML_TIME_MAX_MS, VXML_TIME_MAX_MS);
 	SAW(&h, want);
 	h_free(&h);
 }
