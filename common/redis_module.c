@@ -1820,6 +1820,8 @@ take_run(struct cmd *c, rstr **argv, long long lease, long long max,
 	return n;
 }
 
+#define TAKE_MAX_MS	86400000	/* a day: now + it cannot overflow */
+
 /* The arguments of ringq.take: 0, or -1 with the error answered. */
 static int
 take_args(RedisModuleCtx *ctx, rstr **argv, int argc, long long *lease,
@@ -1829,11 +1831,11 @@ take_args(RedisModuleCtx *ctx, rstr **argv, int argc, long long *lease,
 	if (argc != 7 && argc != 8)
 		return RedisModule_WrongArity(ctx), -1;
 	if (RedisModule_StringToLongLong(argv[4], lease) != REDISMODULE_OK ||
-	    *lease < 0 || *lease > 86400000 ||
+	    *lease < 0 || *lease > TAKE_MAX_MS ||
 	    RedisModule_StringToLongLong(argv[6], max) != REDISMODULE_OK ||
 	    *max < 0 || *max > 100000 || (argc == 8 &&
 	    (RedisModule_StringToLongLong(argv[7], block) != REDISMODULE_OK ||
-	    *block < 0 || *block > 86400000))) {
+	    *block < 0 || *block > TAKE_MAX_MS))) {
 		RedisModule_ReplyWithError(ctx, "ERR ringq.take: lease, max or "
 		    "block is not a number");
 		return -1;
@@ -1871,7 +1873,7 @@ static int	take_timeout(RedisModuleCtx *, rstr **, int);
 /*
  * ringq.take 2 rq:ready rq:inflight lease_ms prefix max [block_ms]
  *     -> RQ_TAKE_SLOTS elements per id taken, or nil (take_src)
- * lease_ms and block_ms 0 to a day, max 0 to 100,000.
+ * lease_ms and block_ms 0 to TAKE_MAX_MS, max 0 to 100,000.
  * With block_ms, a take that finds rq:ready empty waits for it, up to
  * block_ms (0: for ever), and answers nil at the end of that wait: Redis
  * runs take_ready as soon as a command has added to rq:ready, in the same

@@ -298,27 +298,28 @@ bench_lat_pass() {
 # "Twentieth session").  Sets BENCH_PIN (the settings line's words) and
 # BENCH_NCPU (the CPUs the bench was given).
 bench_pin() {
-	local list cpus=() part i self
-	if [ -n "${RQ_BENCH_PINNED:-}" ]; then
-		BENCH_NCPU=${RQ_BENCH_PINNED%%:*}
-		list=${RQ_BENCH_PINNED#*:}
-		unset RQ_BENCH_PINNED	# not for what the bench starts
-		BENCH_PIN_REDIS=(--server_cpulist "${list%%:*}"
-		    --bio_cpulist "${list#*:}" --aof_rewrite_cpulist "${list#*:}"
-		    --bgsave_cpulist "${list#*:}")
-		BENCH_PIN="Redis's main thread on CPU ${list%%:*}, every other process on CPUs ${list#*:}"
-		return 0
-	fi
-	BENCH_PIN_REDIS=()
+	local cpus=() part i rest
 	rq_need taskset
 	# the CPUs this process may use and that are online
-	list=$(taskset -pc $$ | sed 's/.*: *//')
-	for part in ${list//,/ }; do
+	for part in $(taskset -pc $$ | sed 's/.*: *//; s/,/ /g'); do
 		for ((i = ${part%-*}; i <= ${part#*-}; i++)); do
 			cpus+=("$i")
 		done
 	done
+	if [ -n "${RQ_BENCH_REDIS_CPU:-}" ]; then
+		# run again: all but the CPU Redis's main thread gets
+		rest=${cpus[*]}
+		rest=${rest// /,}
+		BENCH_NCPU=$((${#cpus[@]} + 1))
+		BENCH_PIN_REDIS=(--server_cpulist "$RQ_BENCH_REDIS_CPU"
+		    --bio_cpulist "$rest" --aof_rewrite_cpulist "$rest"
+		    --bgsave_cpulist "$rest")
+		BENCH_PIN="Redis's main thread on CPU $RQ_BENCH_REDIS_CPU, every other process on CPUs $rest"
+		unset RQ_BENCH_REDIS_CPU	# not for what the bench starts
+		return 0
+	fi
 	BENCH_NCPU=${#cpus[@]}
+	BENCH_PIN_REDIS=()
 	BENCH_PIN="no CPU pinning"
 	case ${RQ_BENCH_PIN:-1} in
 	0)	return 0 ;;
@@ -326,13 +327,13 @@ bench_pin() {
 	*)	rq_fail "RQ_BENCH_PIN is 0 or 1, not $RQ_BENCH_PIN" ;;
 	esac
 	(( BENCH_NCPU >= 2 )) || return 0
-	list="${cpus[*]:1}"
-	export RQ_BENCH_PINNED="$BENCH_NCPU:${cpus[0]}:${list// /,}"
-	self="$(cd "$(dirname "$0")" && pwd)/${0##*/}"
+	rest=${cpus[*]:1}
+	export RQ_BENCH_REDIS_CPU=${cpus[0]}
 	# nothing started yet: this run's directory goes, the next makes its own
 	trap - EXIT
 	rm -rf "$T"
-	exec taskset -c "${list// /,}" "$BASH" "$self" "$@"
+	exec taskset -c "${rest// /,}" "$BASH" \
+	    "$(cd "$(dirname "$0")" && pwd)/${0##*/}" "$@"
 }
 
 # bench_generator: ringq's load generator, from RQ_BENCH_GENERATOR: c (the
