@@ -91,6 +91,10 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 /* ZSET of ids by lease deadline ms: taken by a dispatcher, not yet acked
  * by a telserver; an expired lease puts the id back in rq:ready. */
 #define RQ_KEY_INFLIGHT		"rq:inflight"
+/* The take's bounds: a lease (and a wait) up to a day, so that now + it
+ * cannot overflow; up to that many jobs at once. */
+#define RQ_TAKE_MAX_MS		86400000
+#define RQ_TAKE_MAX_JOBS	100000
 /* ZSET rq:calls:<tenant> of ids by created_ms: a tenant's calls. */
 #define RQ_KEY_TENANT_CALLS	"rq:calls:"
 /* SET rq:oncall:<node> of ids: claimed by telserver <node> (it may be

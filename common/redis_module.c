@@ -1820,8 +1820,6 @@ take_run(struct cmd *c, rstr **argv, long long lease, long long max,
 	return n;
 }
 
-#define TAKE_MAX_MS	86400000	/* a day: now + it cannot overflow */
-
 /* The arguments of ringq.take: 0, or -1 with the error answered. */
 static int
 take_args(RedisModuleCtx *ctx, rstr **argv, int argc, long long *lease,
@@ -1831,11 +1829,11 @@ take_args(RedisModuleCtx *ctx, rstr **argv, int argc, long long *lease,
 	if (argc != 7 && argc != 8)
 		return RedisModule_WrongArity(ctx), -1;
 	if (RedisModule_StringToLongLong(argv[4], lease) != REDISMODULE_OK ||
-	    *lease < 0 || *lease > TAKE_MAX_MS ||
+	    *lease < 0 || *lease > RQ_TAKE_MAX_MS ||
 	    RedisModule_StringToLongLong(argv[6], max) != REDISMODULE_OK ||
-	    *max < 0 || *max > 100000 || (argc == 8 &&
+	    *max < 0 || *max > RQ_TAKE_MAX_JOBS || (argc == 8 &&
 	    (RedisModule_StringToLongLong(argv[7], block) != REDISMODULE_OK ||
-	    *block < 0 || *block > TAKE_MAX_MS))) {
+	    *block < 0 || *block > RQ_TAKE_MAX_MS))) {
 		RedisModule_ReplyWithError(ctx, "ERR ringq.take: lease, max or "
 		    "block is not a number");
 		return -1;
@@ -1873,7 +1871,7 @@ static int	take_timeout(RedisModuleCtx *, rstr **, int);
 /*
  * ringq.take 2 rq:ready rq:inflight lease_ms prefix max [block_ms]
  *     -> RQ_TAKE_SLOTS elements per id taken, or nil (take_src)
- * lease_ms and block_ms 0 to TAKE_MAX_MS, max 0 to 100,000.
+ * lease_ms and block_ms 0 to RQ_TAKE_MAX_MS, max 0 to RQ_TAKE_MAX_JOBS.
  * With block_ms, a take that finds rq:ready empty waits for it, up to
  * block_ms (0: for ever), and answers nil at the end of that wait: Redis
  * runs take_ready as soon as a command has added to rq:ready, in the same
@@ -1961,45 +1959,107 @@ call_int(struct cmd *c, RedisModuleCallReply *r)
 	return n;
 }
 
-/* INCR key: the new value. */
+/*
+ * GET key, as a script sees it: the value, or NULL for none.  A key of
+ * another type ends the command (c->error), as GET's WRONGTYPE would.
+ * Through the key, not RedisModule_Call, whose client, arguments and reply
+ * cost Redis several times more.
+ */
+static rstr *
+get_string(struct cmd *c, rstr *key)
+{
+	RedisModuleKey *k;
+	const char *p;
+	rstr *v = NULL;
+	size_t n;
+
+	if (c->error)
+		return NULL;
+	k = RedisModule_OpenKey(c->ctx, key, REDISMODULE_READ);
+	if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_STRING) {
+		p = RedisModule_StringDMA(k, &n, REDISMODULE_READ);
+		v = mk(c, p, n);
+	} else if (RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY)
+		c->error = 1;
+	RedisModule_CloseKey(k);
+	return v;
+}
+
+/* INCR key: the new value.  The value is rewritten in place, so that a
+ * TTL stays, as INCR keeps it; INCR's errors end the command. */
 static long long
 incr(struct cmd *c, rstr *key)
 {
-	long long n;
+	RedisModuleKey *k;
+	long long n = 0;
+	char t[24], *p;
+	size_t len;
 
-	n = call_int(c, RedisModule_Call(c->ctx, "INCR", packed ? "s" : "!s",
-	    key));
-	if (packed && !c->error)
+	if (c->error)
+		return 0;
+	k = RedisModule_OpenKey(c->ctx, key, REDISMODULE_READ |
+	    REDISMODULE_WRITE);
+	if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_STRING) {
+		p = RedisModule_StringDMA(k, &len, REDISMODULE_READ);
+		if (RedisModule_StringToLongLong(mk(c, p, len), &n) !=
+		    REDISMODULE_OK)
+			c->why = "ERR value is not an integer or out of range";
+		else if (n == LLONG_MAX)
+			c->why = "ERR increment or decrement would overflow";
+		else {
+			len = fmt_int(t, ++n);
+			if (RedisModule_StringTruncate(k, len) ==
+			    REDISMODULE_OK && (p = RedisModule_StringDMA(k,
+			    &len, REDISMODULE_WRITE)) != NULL)
+				memcpy(p, t, len);
+			else
+				c->why = "ERR ringq: INCR failed";
+		}
+		if (c->why != NULL)
+			c->error = 1;
+	} else if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_EMPTY)
+		RedisModule_StringSet(k, mk_int(c, n = 1));
+	else
+		c->error = 1;
+	RedisModule_CloseKey(k);
+	if (!c->error)
 		replicate(c, "INCR", "s", key);
 	return n;
 }
 
-/* When key expires (ms since 1970), -1 for never. */
-static long long
-abs_expire(struct cmd *c, rstr *key)
+/* SET key value EX seconds, as Redis 7 propagates it: PXAT.  A bad
+ * expiry ends the command, as SET's error would. */
+static void
+set_ex(struct cmd *c, rstr *key, rstr *value, rstr *seconds)
 {
-	RedisModuleKey *k = RedisModule_OpenKey(c->ctx, key, REDISMODULE_READ);
-	long long at = RedisModule_GetAbsExpire(k);
+	RedisModuleKey *k;
+	long long ex, at;
 
+	if (c->error)
+		return;
+	if (RedisModule_StringToLongLong(seconds, &ex) != REDISMODULE_OK ||
+	    ex <= 0 || ex > (LLONG_MAX - c->now) / 1000) {
+		c->why = "ERR invalid expire time in 'set' command";
+		c->error = 1;
+		return;
+	}
+	at = c->now + ex * 1000;
+	k = RedisModule_OpenKey(c->ctx, key, REDISMODULE_WRITE);
+	if (RedisModule_StringSet(k, value) == REDISMODULE_OK &&
+	    RedisModule_SetAbsExpire(k, at) == REDISMODULE_OK)
+		replicate(c, "SET", "sscl", key, value, "PXAT", at);
+	else
+		c->error = 1;
 	RedisModule_CloseKey(k);
-	return at;
 }
 
 /* tonumber(GET key) or 0, as the create's rate checks read a counter. */
 static double
 counter(struct cmd *c, rstr *key)
 {
-	RedisModuleCallReply *r;
-	rstr *v = NULL;
-	double d = 0;
+	double d;
 
-	if ((r = call_ok(c, RedisModule_Call(c->ctx, "GET", "s", key))) ==
-	    NULL)
-		return 0;
-	if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_STRING)
-		v = RedisModule_CreateStringFromCallReply(r);
-	RedisModule_FreeCallReply(r);
-	if (!lua_number(v, &d))
+	if (!lua_number(get_string(c, key), &d))
 		d = 0;
 	return d;
 }
@@ -2035,12 +2095,11 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
 	rstr **K = argv + 2, **A = argv + 10, *stale = NULL, *ks, *kd;
-	RedisModuleCallReply *r;
 	struct pairs p = { .n = 0 };
 	RedisModuleKey *k;
 	RedisModuleStreamID sid;
 	double rps, rpd, maxc, due;
-	long long ms, sec, n, at;
+	long long ms, sec, n;
 	const char *sv;
 	char t[64], *q;
 	size_t len, i;
@@ -2057,14 +2116,11 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	RedisModule_AutoMemory(ctx);
 	has_idem = strcmp(text(A[7], NULL), "1") == 0;
 	if (has_idem) {
-		if ((r = call_ok(&c, RedisModule_Call(ctx, "GET", "s",
-		    K[0]))) == NULL)
-			return reply_error(&c);
-		if (RedisModule_CallReplyType(r) ==
-		    REDISMODULE_REPLY_STRING) {
-			rstr *prev = RedisModule_CreateStringFromCallReply(r);
+		rstr *prev = get_string(&c, K[0]);
 
-			RedisModule_FreeCallReply(r);
+		if (c.error)
+			return reply_error(&c);
+		if (prev != NULL) {
 			k = RedisModule_OpenKey(ctx, key_of(&c, text(A[9],
 			    NULL), prev), REDISMODULE_READ);
 			a = RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY;
@@ -2075,8 +2131,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 				return REDISMODULE_OK;
 			}
 			stale = prev;
-		} else
-			RedisModule_FreeCallReply(r);
+		}
 	}
 	if (text(A[1], &len), len > 0) {
 		const char *list = NULL;
@@ -2238,14 +2293,8 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 		pexpire(&c, ks, 2000);
 	if (!c.error && rpd > 0 && incr(&c, kd) == 1 && !c.error)
 		pexpire(&c, kd, 90000000);
-	if (!c.error && has_idem) {
-		call_int(&c, RedisModule_Call(ctx, "SET", packed ? "sscs" :
-		    "!sscs", K[0], A[5], "EX", A[6]));
-		if (packed && !c.error && (at = abs_expire(&c, K[0])) >= 0)
-			replicate(&c, "SET", "sscl", K[0], A[5], "PXAT", at);
-		else if (packed && !c.error)
-			replicate(&c, "SET", "ss", K[0], A[5]);
-	}
+	if (!c.error && has_idem)
+		set_ex(&c, K[0], A[5], A[6]);
 	if (c.error)
 		return reply_error(&c);
 	if (stale != NULL) {

@@ -10,7 +10,10 @@
 # RQ_CHAIN_MODE ("evalsha fcall module": module runs release, take, claim
 # and finish as ringq-redis.so's commands, replicated packed; plain: the
 # same with "replication plain"), RQ_CHAIN_AOF (no; yes counts the AOF's
-# work too, appendfsync everysec), RQ_BUILD (build, for the module).  Needs valgrind, node and the bench's ioredis
+# work too, appendfsync everysec), RQ_CHAIN_CREATE (bare; full: the create
+# with an idempotency key, both rate limits and a number checked against
+# the do-not-call lists, module mode only), RQ_BUILD (build, for the
+# module).  Needs valgrind, node and the bench's ioredis
 # (tests/bench/bullmq: npm install there, or run bench_dispatch.sh once).
 set -euo pipefail
 
@@ -48,7 +51,7 @@ for batch in $batches; do
 		[ "$mode" = plain ] && args=(replication plain)
 		valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
 		    redis-server --port "$port" --save '' --dir "$dir" \
-		    --appendonly "${RQ_CHAIN_AOF:-no}" \
+		    --appendonly "${RQ_CHAIN_AOF:-no}" --hash-max-listpack-value 128 \
 		    --loadmodule "$module" "${args[@]}" \
 		    > "$dir/redis.log" 2>&1 &
 		echo $! > "$dir/redis.pid"

@@ -125,18 +125,37 @@ release(const char *what, uint64_t now_ms, int batch)
 	same("  next due", next[0] == next[1], 1);
 }
 
-/* the dispatcher's take of up to max ready jobs */
+/* How many keys of pattern have a TTL on r. */
+static long long
+with_ttl(struct rq_redis *r, const char *pattern)
+{
+	redisReply *rep;
+	long long n = -1;
+
+	rep = redisCommand(r->c, "EVAL %s 0 %s", "local n = 0 "
+	    "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+	    "if redis.call('PTTL', k) > 0 then n = n + 1 end end return n",
+	    pattern);
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+		n = rep->integer;
+	if (rep != NULL)
+		freeReplyObject(rep);
+	return n;
+}
+
+/* the dispatcher's take of up to max ready jobs, leased for lease_ms */
 static void
-take(size_t max)
+take(uint64_t lease_ms, size_t max)
 {
 	struct rq_msg jobs[2][16];
 	size_t n[2], i;
 	char step[120];
 	int rc[2];
 
-	rc[0] = disp_job_take(&lua, 30000, max, jobs[0], &n[0]);
-	rc[1] = disp_job_take(&native, 30000, max, jobs[1], &n[1]);
-	snprintf(step, sizeof(step), "take %zu", max);
+	rc[0] = disp_job_take(&lua, lease_ms, max, jobs[0], &n[0]);
+	rc[1] = disp_job_take(&native, lease_ms, max, jobs[1], &n[1]);
+	snprintf(step, sizeof(step), "take %zu, lease %llu ms: %d", max,
+	    (unsigned long long)lease_ms, rc[0]);
 	same(step, rc[0], rc[1]);
 	same("  jobs to send", (int)n[0], (int)n[1]);
 	for (i = 0; i < n[0] && i < n[1]; i++) {
@@ -604,7 +623,7 @@ main(int argc, char **argv)
 		release("of the rest", now, 100);
 		release("of nothing due", now, 100);
 
-		take(3);
+		take(30000, 3);
 		/* ready jobs that cannot be dialled */
 		job("t1", 3, 0, "max_attempts 3");		/* exhausted */
 		job("t2", 1, 0, "not_after_ms 1000");		/* expired */
@@ -613,8 +632,14 @@ main(int argc, char **argv)
 		both("ZADD %s 1 t1 2 t2 3 t4 4 t5", RQ_KEY_READY);
 		both("HSET %st3 id t3 tenant t1", RQ_KEY_JOB);	/* no target */
 		both("ZADD %s 5 t3", RQ_KEY_READY);
-		take(16);
-		take(16);					/* empty */
+		take(30000, 16);
+		take(30000, 16);				/* empty */
+		/* a lease past a day, which now + it could overflow: refused,
+		 * the job left ready */
+		job("t6", 0, 0, "");
+		both("ZADD %s 6 t6", RQ_KEY_READY);
+		take(2 * 86400000ULL, 16);
+		take(30000, 16);
 	}
 
 	/* the gateway's intake: each way the policy checks can answer */
@@ -656,6 +681,27 @@ main(int argc, char **argv)
 		    "priority 5");
 		create("under it", "n13", "0 10 0", "", "", 0, now,
 		    "priority 5");
+		/* a counter with a TTL keeps it, as INCR keeps it */
+		for (k = sec - 1; k <= sec + 10; k++)
+			both("SET %st3:s:%llu 1 PX 600000", RQ_KEY_RATE,
+			    (unsigned long long)k);
+		create("under a counter with a TTL", "n20", "6 0 0", "", "", 0,
+		    now, "priority 5");
+		{
+			char pat[160];
+
+			snprintf(pat, sizeof(pat), "%st3:s:*", RQ_KEY_RATE);
+			same("  the counters' TTLs kept", with_ttl(&lua, pat) ==
+			    12 && with_ttl(&native, pat) == 12, 1);
+		}
+		for (k = sec - 1; k <= sec + 10; k++)
+			both("SET %st3:s:%llu x", RQ_KEY_RATE,
+			    (unsigned long long)k);
+		create("a counter that is no number", "n21", "6 0 0", "", "",
+		    0, now, "priority 5");
+		both("HSET %st3:k3 x y", RQ_KEY_IDEM);
+		create("an idempotency key of another type", "n22", "0 0 0",
+		    "k3", "", 0, now, "priority 5");
 		both("DEL %st3", RQ_KEY_ACTIVE);
 		both("ZADD %st3 1 live 2 done 3 lost", RQ_KEY_ACTIVE);
 		both("HSET %slive status dispatched", RQ_KEY_JOB);

@@ -6,7 +6,10 @@
 // common/redis_sync.c's library_text() wraps them, or with
 // RQ_CHAIN_MODE=module as ringq-redis.so's commands (the server must have
 // loaded it), the create then as the gateway sends it there.  The scripts'
-// Lua is in $RQ_CHAIN_DIR.
+// Lua is in $RQ_CHAIN_DIR.  RQ_CHAIN_CREATE=full (module only): each create
+// as a request with all the intake's checks makes it, an idempotency key,
+// limits per second and per day, a number checked against the three
+// do-not-call lists (the default, bare: none of them).
 //   node chain.mjs PORT N
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -20,6 +23,24 @@ const B = Number(process.env.RQ_CHAIN_BATCH || 500);
 const MODE = process.env.RQ_CHAIN_MODE || 'evalsha';
 const FN = MODE === 'fcall';
 const MOD = MODE === 'module';
+const FULL = process.env.RQ_CHAIN_CREATE === 'full';
+if (FULL && !MOD)
+	throw new Error('RQ_CHAIN_CREATE=full needs RQ_CHAIN_MODE=module');
+
+// ringq.create for call k, as the gateway sends it (ringq_create.mjs)
+function create(k) {
+	const a = gatewayCreate(`c_${k}`, 'demo', 'sip:x@127.0.0.1', 'bench');
+	if (FULL) {
+		a[2] = `rq:idem:demo:k${k}`;		// KEYS[1]
+		a[5] = 'rq:dnc:business:acme';		// KEYS[4]
+		a[11] = `+1555010${String(k % 10000).padStart(4, '0')}`;
+		a[12] = '1000000';			// per second
+		a[13] = '100000000';			// per day
+		a[17] = '1';				// with a key
+		a[18] = '1';				// a business named
+	}
+	return a;
+}
 const r = new IORedis({ host: '127.0.0.1', port: Number(port) });
 
 const sha = { create: await r.script('LOAD', CREATE) };
@@ -45,8 +66,7 @@ for (let i = 0; i < N; i += 1000) {
 	const p = r.pipeline();
 	for (let k = i; k < i + 1000 && k < N; k++)
 		if (MOD)
-			p.call(...gatewayCreate(`c_${k}`, 'demo',
-			    'sip:x@127.0.0.1', 'bench'));
+			p.call(...create(k));
 		else
 			p.evalsha(sha.create, 4, `rq:job:c_${k}`,
 			    'rq:calls:demo', 'rq:delayed', 'rq:events', `c_${k}`,
