@@ -2037,9 +2037,11 @@ set_ex(struct cmd *c, rstr *key, rstr *value, rstr *seconds)
 
 	if (c->error)
 		return;
-	if (RedisModule_StringToLongLong(seconds, &ex) != REDISMODULE_OK ||
-	    ex <= 0 || ex > (LLONG_MAX - c->now) / 1000) {
+	if (RedisModule_StringToLongLong(seconds, &ex) != REDISMODULE_OK)
+		c->why = "ERR value is not an integer or out of range";
+	else if (ex <= 0 || ex > (LLONG_MAX - c->now) / 1000)
 		c->why = "ERR invalid expire time in 'set' command";
+	if (c->why != NULL) {
 		c->error = 1;
 		return;
 	}
