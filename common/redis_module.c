@@ -1985,10 +1985,13 @@ get_string(struct cmd *c, rstr *key)
 	return v;
 }
 
-/* INCR key: the new value.  The value is rewritten in place, so that a
- * TTL stays, as INCR keeps it; INCR's errors end the command. */
+/*
+ * INCR key, whose value get_string() read (cur, NULL for none): the new
+ * value.  Written in place, so that a TTL stays, as INCR keeps it; INCR's
+ * errors end the command.
+ */
 static long long
-incr(struct cmd *c, rstr *key)
+incr(struct cmd *c, rstr *key, rstr *cur)
 {
 	RedisModuleKey *k;
 	long long n = 0;
@@ -1997,30 +2000,30 @@ incr(struct cmd *c, rstr *key)
 
 	if (c->error)
 		return 0;
-	k = RedisModule_OpenKey(c->ctx, key, REDISMODULE_READ |
-	    REDISMODULE_WRITE);
-	if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_STRING) {
-		p = RedisModule_StringDMA(k, &len, REDISMODULE_READ);
-		if (RedisModule_StringToLongLong(mk(c, p, len), &n) !=
-		    REDISMODULE_OK)
-			c->why = "ERR value is not an integer or out of range";
-		else if (n == LLONG_MAX)
-			c->why = "ERR increment or decrement would overflow";
-		else {
-			len = fmt_int(t, ++n);
-			if (RedisModule_StringTruncate(k, len) ==
-			    REDISMODULE_OK && (p = RedisModule_StringDMA(k,
-			    &len, REDISMODULE_WRITE)) != NULL)
-				memcpy(p, t, len);
-			else
-				c->why = "ERR ringq: INCR failed";
-		}
-		if (c->why != NULL)
-			c->error = 1;
-	} else if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_EMPTY)
-		RedisModule_StringSet(k, mk_int(c, n = 1));
-	else
+	if (cur != NULL && RedisModule_StringToLongLong(cur, &n) !=
+	    REDISMODULE_OK)
+		c->why = "ERR value is not an integer or out of range";
+	else if (n == LLONG_MAX)
+		c->why = "ERR increment or decrement would overflow";
+	if (c->why != NULL) {
 		c->error = 1;
+		return 0;
+	}
+	k = RedisModule_OpenKey(c->ctx, key, REDISMODULE_WRITE);
+	/* Only the command's own writes came since the read: a key named as
+	 * one of its others (a client's odd keys) now holds another type. */
+	if (RedisModule_KeyType(k) != (cur == NULL ?
+	    REDISMODULE_KEYTYPE_EMPTY : REDISMODULE_KEYTYPE_STRING))
+		c->error = 1;
+	else if (cur == NULL)
+		RedisModule_StringSet(k, mk_int(c, ++n));
+	else {
+		/* a string key, made at most 20 bytes: neither fails */
+		len = fmt_int(t, ++n);
+		RedisModule_StringTruncate(k, len);
+		p = RedisModule_StringDMA(k, &len, REDISMODULE_WRITE);
+		memcpy(p, t, len);
+	}
 	RedisModule_CloseKey(k);
 	if (!c->error)
 		replicate(c, "INCR", "s", key);
@@ -2055,15 +2058,14 @@ set_ex(struct cmd *c, rstr *key, rstr *value, rstr *seconds)
 	RedisModule_CloseKey(k);
 }
 
-/* tonumber(GET key) or 0, as the create's rate checks read a counter. */
-static double
-counter(struct cmd *c, rstr *key)
+/* (tonumber(v) or 0) >= limit, as the create's rate checks read a
+ * counter (limit > 0). */
+static int
+over(const rstr *v, double limit)
 {
 	double d;
 
-	if (!lua_number(get_string(c, key), &d))
-		d = 0;
-	return d;
+	return lua_number(v, &d) && d >= limit;
 }
 
 static void
@@ -2097,6 +2099,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
 	rstr **K = argv + 2, **A = argv + 10, *stale = NULL, *ks, *kd;
+	rstr *vs = NULL, *vd = NULL;
 	struct pairs p = { .n = 0 };
 	RedisModuleKey *k;
 	RedisModuleStreamID sid;
@@ -2158,12 +2161,17 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	/* KEYS[5] .. ':s:' .. sec and ':d:' .. floor(sec / 86400) */
 	ks = mk_fmt(&c, "%s:s:%lld", text(K[4], NULL), sec);
 	kd = mk_fmt(&c, "%s:d:%lld", text(K[4], NULL), sec / 86400);
-	if (rps > 0 && counter(&c, ks) >= rps) {
+	/* each counter read once, for its check and its INCR */
+	if (rps > 0)
+		vs = get_string(&c, ks);
+	if (over(vs, rps)) {
 		n = fmt_int(t, 1000 - ms % 1000);
 		reply_pair(ctx, "rate_s", t, (size_t)n);
 		return REDISMODULE_OK;
 	}
-	if (rpd > 0 && counter(&c, kd) >= rpd) {
+	if (rpd > 0)
+		vd = get_string(&c, kd);
+	if (over(vd, rpd)) {
 		n = fmt_int(t, 86400 - sec % 86400);
 		reply_pair(ctx, "rate_d", t, (size_t)n);
 		return REDISMODULE_OK;
@@ -2291,9 +2299,9 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (maxc > 0)
 		zadd(&c, K[5], lua_int(due), A[5], 0);
 	/* each only after the one before succeeded, as in the script */
-	if (!c.error && rps > 0 && incr(&c, ks) == 1 && !c.error)
+	if (!c.error && rps > 0 && incr(&c, ks, vs) == 1 && !c.error)
 		pexpire(&c, ks, 2000);
-	if (!c.error && rpd > 0 && incr(&c, kd) == 1 && !c.error)
+	if (!c.error && rpd > 0 && incr(&c, kd, vd) == 1 && !c.error)
 		pexpire(&c, kd, 90000000);
 	if (!c.error && has_idem)
 		set_ex(&c, K[0], A[5], A[6]);

@@ -49,9 +49,11 @@ for batch in $batches; do
 	for mode in $modes; do
 		args=()
 		[ "$mode" = plain ] && args=(replication plain)
+		# listpack values as deploy/up's: a job stays a listpack
 		valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
 		    redis-server --port "$port" --save '' --dir "$dir" \
-		    --appendonly "${RQ_CHAIN_AOF:-no}" --hash-max-listpack-value 128 \
+		    --appendonly "${RQ_CHAIN_AOF:-no}" \
+		    --hash-max-listpack-value 128 \
 		    --loadmodule "$module" "${args[@]}" \
 		    > "$dir/redis.log" 2>&1 &
 		echo $! > "$dir/redis.pid"

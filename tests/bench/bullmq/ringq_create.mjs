@@ -25,17 +25,22 @@ return now
 
 // The arguments of ringq.create (ringq-redis.so's command for the
 // gateway's create script, gateway/policy_store.c) as the gateway sends
-// them for a call due now of a tenant without limits, to a SIP address
-// (so no do-not-call lookup), without an idempotency key: what the load
-// generators send when Redis has the module.
-export function gatewayCreate(id, tenant, to, say, now = Date.now()) {
-	const ms = String(now);
-	return ['ringq.create', '9', `rq:idem:${tenant}:-`,
-	    `rq:dnc:tenant:${tenant}`, 'rq:dnc:customer', 'rq:dnc:business:-',
+// them for a call due now: what the load generators send when Redis has
+// the module.  By default for a tenant without limits, to a SIP address
+// (so no do-not-call lookup), without an idempotency key; `checks` adds
+// any of { idem: key, number: E.164 to check against the do-not-call
+// lists, business: its name, rps, rpd }.
+export function gatewayCreate(id, tenant, to, say, checks = {}) {
+	const ms = String(Date.now());
+	return ['ringq.create', '9', `rq:idem:${tenant}:${checks.idem || '-'}`,
+	    `rq:dnc:tenant:${tenant}`, 'rq:dnc:customer',
+	    `rq:dnc:business:${checks.business || '-'}`,
 	    `rq:rate:${tenant}`, `rq:active:${tenant}`, `rq:job:${id}`,
 	    `rq:calls:${tenant}`, 'rq:delayed',
-	    '', '0', '0', '0', id, '86400', '0', '0', 'rq:job:', ms, ms,
-	    tenant, to, '0', 'say', say, 'priority', '5'];
+	    checks.number || '', String(checks.rps || 0),
+	    String(checks.rpd || 0), '0', id, '86400',
+	    checks.idem ? '1' : '0', checks.business ? '1' : '0', 'rq:job:',
+	    ms, ms, tenant, to, '0', 'say', say, 'priority', '5'];
 }
 
 // Whether r's Redis has ringq-redis.so (then the generators create jobs

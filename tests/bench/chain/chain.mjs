@@ -27,19 +27,12 @@ const FULL = process.env.RQ_CHAIN_CREATE === 'full';
 if (FULL && !MOD)
 	throw new Error('RQ_CHAIN_CREATE=full needs RQ_CHAIN_MODE=module');
 
-// ringq.create for call k, as the gateway sends it (ringq_create.mjs)
+// ringq.create for call k, as the gateway sends it
 function create(k) {
-	const a = gatewayCreate(`c_${k}`, 'demo', 'sip:x@127.0.0.1', 'bench');
-	if (FULL) {
-		a[2] = `rq:idem:demo:k${k}`;		// KEYS[1]
-		a[5] = 'rq:dnc:business:acme';		// KEYS[4]
-		a[11] = `+1555010${String(k % 10000).padStart(4, '0')}`;
-		a[12] = '1000000';			// per second
-		a[13] = '100000000';			// per day
-		a[17] = '1';				// with a key
-		a[18] = '1';				// a business named
-	}
-	return a;
+	return gatewayCreate(`c_${k}`, 'demo', 'sip:x@127.0.0.1', 'bench',
+	    FULL ? { idem: `k${k}`, business: 'acme', rps: 1000000,
+	    rpd: 100000000,
+	    number: `+1555010${String(k % 10000).padStart(4, '0')}` } : {});
 }
 const r = new IORedis({ host: '127.0.0.1', port: Number(port) });
 
