@@ -6,8 +6,10 @@
 # ringq's p99 dispatch latency at half the rate of each of its runs, just
 # after it; then the p99 of each at half its best run's rate, on Redis key
 # tables already grown (and ringq's once more on tables that double
-# halfway through the pass: bench_lib.sh's bench_keyspace).  Prints a
-# table; docs/benchmarks.md explains the method and keeps the figures.
+# halfway through the pass: bench_lib.sh's bench_keyspace), and the p99
+# of all the steady passes' jobs together (one pass is one draw of the
+# host's slow stretches: docs/benchmarks.md, "Nineteenth session").  Prints
+# a table; docs/benchmarks.md explains the method and keeps the figures.
 #
 #   tests/bench/bench_dispatch.sh          (RQ_BUILD=build)
 # Environment: RQ_BUILD, RQ_BENCH_JOBS (20000 per throughput run),
@@ -163,9 +165,13 @@ ringq_up() {
 # ringq_lat_pass MODE RATE: ringq's latency pass at RATE as bench_lib.sh's
 # bench_lat_pass runs it, on key tables already grown (steady) or doubling
 # halfway; prints its line, fails when a job was not dispatched.
+# The steady passes' latencies also go to $T/steady.hist, pooled at the end.
 ringq_lat_pass() {
 	local lat
-	lat=$(bench_lat_pass "$1" $(($2 * LAT_SECS)) bench ringq.mjs \
+	lat=$(if [ "$1" = steady ]; then
+		export RQ_BENCH_LAT_HIST=$T/steady.hist
+	fi
+	bench_lat_pass "$1" $(($2 * LAT_SECS)) bench ringq.mjs \
 	    latency "$REDIS_PORT" "$2" "$LAT_SECS" "$TENANT" "$TO")
 	[ "$(kv not_dispatched "$lat")" = 0 ] ||
 	    rq_fail "ringq at $2/s: $(kv not_dispatched "$lat") jobs not dispatched"
@@ -275,6 +281,7 @@ lat_bq=$(bench_lat_pass steady $((half_bq * LAT_SECS)) bench bullmq.mjs \
     latency "$REDIS_PORT" "$half_bq" "$LAT_SECS" "$best_c")
 
 # --- results -------------------------------------------------------------------
+pooled=" $(bench_hist_line "$T/steady.hist")"	# kv wants a space before a name
 ratio=$(awk -v a="$best_rq" -v b="$best_bq" 'BEGIN { printf "%.2f", a / b }')
 printf '\n%-44s %10s %9s %9s %9s\n' "throughput (enqueue -> telserver ack)" \
     "jobs/s" "add ms" "total ms" ""
@@ -300,6 +307,7 @@ $(sed 's/^/    /' <<<"$BQ_TOP")
 ratio ringq/BullMQ: $ratio, best against best (target >= 2); run by run: $PAIRS
 ringq p99 dispatch latency at $(kv rate "$lat_rq")/s, half the best run's rate: $(kv p99_ms "$lat_rq") ms (target < 5 ms); $(kv p99_ms "$lat_rq2") ms while Redis doubles its key tables
 ringq p99 dispatch latency at half each run's rate, just after it: $PAIR_P99
+ringq p99 dispatch latency, those $((RUNS + 1)) steady passes' jobs together: $(kv p99_ms "$pooled") ms over $(kv jobs "$pooled") jobs (p50 $(kv p50_ms "$pooled"), max $(kv max_ms "$pooled"))
 AOF rewrites during the latency passes (each begins just after one ends): ringq $(kv rewrites "$lat_rq"), ringq doubling $(kv rewrites "$lat_rq2"), BullMQ $(kv rewrites "$lat_bq")
 Redis main-thread CPU per call in the latency passes: ringq $(kv redis_us_per_call "$lat_rq") µs, ringq doubling $(kv redis_us_per_call "$lat_rq2"), BullMQ $(kv redis_us_per_call "$lat_bq")
 Redis key tables (keys/table size, expiring keys/table size; before..after): ringq $(kv tables "$lat_rq"), ringq doubling $(kv tables "$lat_rq2"), BullMQ $(kv tables "$lat_bq")

@@ -8,7 +8,8 @@
 # after one), Redis's main thread's CPU time per call and its key tables
 # before and after the pass (bench_lib.sh's bench_lat_pass), then Redis's
 # latency monitor's events of 5 ms or more (LATENCY LATEST: event, time,
-# last ms, max ms).
+# last ms, max ms); after a rate's passes, its RQ_BENCH_POOLED line: the
+# percentiles of all its passes' jobs together.
 #
 #   tests/bench/bench_latency.sh            (RQ_BUILD=build)
 # Environment: RQ_BENCH_RATES ("9000": jobs per second, one after the
@@ -16,7 +17,8 @@
 # RQ_BENCH_KEYSPACE (steady: the key tables already grown, so that no pass
 # doubles them; doubling: each pass doubles them halfway; grow: from an
 # empty Redis, doubling wherever the count of keys says; see bench_lib.sh),
-# RQ_BENCH_FSYNC (everysec), RQ_BENCH_REDIS_ARGS (more redis-server
+# RQ_BENCH_TABLE_MIN (the smallest key table the padding aims at, e.g.
+# 1048576 for a doubling at a million keys), RQ_BENCH_FSYNC (everysec), RQ_BENCH_REDIS_ARGS (more redis-server
 # options, e.g. "--auto-aof-rewrite-percentage 0" for no AOF rewrite),
 # RQ_BENCH_GENERATOR (c; node: ringq.mjs's ioredis), RQ_BENCH_PIN (1:
 # Redis's main thread on a CPU of its own, as bench_dispatch.sh; 0: no
@@ -61,10 +63,12 @@ bench_start_telserver 1
 bench_start_telserver 2
 sleep 1	# the dispatcher knows a telserver from its first heartbeat
 
-# latency RATE: ringq.mjs's latency pass at RATE calls/s.
+# latency RATE: ringq.mjs's latency pass at RATE calls/s; its latencies
+# also go to $T/RATE.hist, pooled after the rate's passes.
 latency() {
-	(cd "$BQ" && node ringq.mjs latency "$REDIS_PORT" "$1" "$SECS" demo \
-	    "$TO") || rq_fail "ringq.mjs latency at $1/s failed"
+	(cd "$BQ" && RQ_BENCH_LAT_HIST=$T/$1.hist node ringq.mjs latency \
+	    "$REDIS_PORT" "$1" "$SECS" demo "$TO") ||
+	    rq_fail "ringq.mjs latency at $1/s failed"
 }
 
 (cd "$BQ" && node ringq.mjs throughput "$REDIS_PORT" 2000 demo "$TO") \
@@ -75,6 +79,7 @@ for rate in $RATES; do
 		echo "  latency monitor: $(rq_redis LATENCY LATEST |
 		    paste -sd' ' | sed 's/^$/no event of 5 ms or more/')"
 	done
+	echo "RQ_BENCH_POOLED rate_asked=$rate passes=$PASSES $(bench_hist_line "$T/$rate.hist")"
 done
 printf 'settings: redis-server %s appendonly yes appendfsync %s %s; key tables %s; %s; %d cores, %s; %s\n' \
     "$(bench_info server redis_version)" "${RQ_BENCH_FSYNC:-everysec}" \

@@ -227,6 +227,8 @@ bench_pad() {
 # CALLS calls.  steady: both tables large enough that the pass doubles
 # neither; doubling: full enough that the pass doubles both about halfway
 # through.  Either way no rehashing is left over when the pass begins.
+# RQ_BENCH_TABLE_MIN: the smallest table size to pad for (say 1048576 for
+# a doubling at a million keys; 4 by default).
 bench_keyspace() {
 	# a key a call (rq:job:), and a few percent more
 	local mode=$1 add=$(( $2 + $2 / 20 )) keys exp p n
@@ -237,7 +239,7 @@ bench_keyspace() {
 	# half the pass's keys, no pad can make both tables double in it
 	[ "$mode" = steady ] || (( keys - exp < add / 2 )) ||
 		rq_fail "bench_keyspace doubling: $2 calls cannot double tables holding $((keys - exp)) keys without a TTL"
-	for ((p = 4; p < 1 << 40; p *= 2)); do
+	for ((p = ${RQ_BENCH_TABLE_MIN:-4}; p < 1 << 40; p *= 2)); do
 		if [ "$mode" = steady ]; then
 			# both at p/2 + 1 or more (tables of p), and the
 			# pass's keys still fit in p
@@ -289,6 +291,22 @@ bench_lat_pass() {
 	    "$(awk -v a="$cpu" -v b="$(bench_main_cpu)" -v n="$calls" \
 	    'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }')" \
 	    "${tables// /,}" "$(bench_tables | tr ' ' ',')"
+}
+
+# bench_hist_line FILE: the latencies ringq.mjs added to FILE
+# (RQ_BENCH_LAT_HIST: "MS COUNT" lines, pass after pass) as one sample:
+# "jobs=N p50_ms=P p99_ms=P max_ms=M", percentiles as ringq.mjs's pct().
+bench_hist_line() {
+	sort -n -k1,1 "$1" | awk '
+	{ c[NR] = $1; k[NR] = $2; n += $2 }
+	function pct(p,   i, want, seen) {
+		want = int(p * n); if (want < p * n) want++	# ceil
+		if (want < 1) want = 1
+		for (i = 1; i <= NR; i++) { seen += k[i]; if (seen >= want) return c[i] }
+	}
+	END { if (n == 0) { print "jobs=0"; exit }
+	    printf "jobs=%d p50_ms=%s p99_ms=%s max_ms=%s\n", n, pct(0.5),
+	    pct(0.99), c[NR] }'
 }
 
 # bench_pin ARGS...: RQ_BENCH_PIN=1 (the default on two CPUs or more)

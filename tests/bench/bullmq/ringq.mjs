@@ -21,12 +21,15 @@
 //     when RQ_BENCH_ENQUEUE names it and Redis has the module); per job:
 //     dispatch latency = dispatched - scheduled (release to telserver
 //     claim), and enqueue latency = dispatched - queued.  With
-//     RQ_BENCH_TRACE=FILE, also each job's three times into FILE.
+//     RQ_BENCH_TRACE=FILE, also each job's three times into FILE; with
+//     RQ_BENCH_LAT_HIST=FILE, the dispatch latencies added to FILE as
+//     "MS COUNT" lines, so that passes can be pooled (bench_lib.sh's
+//     bench_hist_line).
 //
 // Prints one line "RQ_BENCH key=value ..." (bench_dispatch.sh parses it).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import IORedis from 'ioredis';
 import { CREATE, gatewayCreate, hasModule } from './ringq_create.mjs';
 
@@ -240,6 +243,20 @@ function writeTrace(path, seen) {
 	writeFileSync(path, lines.join(''));
 }
 
+// appendHist(path, sorted): the latencies (whole ms, sorted) as "MS COUNT"
+// lines at the end of path.
+function appendHist(path, sorted) {
+	const lines = [];
+	for (let i = 0; i < sorted.length; ) {
+		let j = i;
+		while (j < sorted.length && sorted[j] === sorted[i])
+			j++;
+		lines.push(`${sorted[i]} ${j - i}\n`);
+		i = j;
+	}
+	appendFileSync(path, lines.join(''));
+}
+
 async function latency(port, rate, seconds, tenant, to) {
 	rate = Number(rate);
 	seconds = Number(seconds);
@@ -294,6 +311,8 @@ async function latency(port, rate, seconds, tenant, to) {
 		writeTrace(process.env.RQ_BENCH_TRACE, seen);
 	disp.sort((a, b) => a - b);
 	enq.sort((a, b) => a - b);
+	if (process.env.RQ_BENCH_LAT_HIST)
+		appendHist(process.env.RQ_BENCH_LAT_HIST, disp);
 	console.log(`RQ_BENCH system=ringq mode=latency jobs=${jobs} ` +
 	    `rate_asked=${rate} rate=${Math.round(jobs * 1000 / sentMs)} ` +
 	    `p50_ms=${pct(disp, 0.5)} p99_ms=${pct(disp, 0.99)} ` +
