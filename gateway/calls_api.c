@@ -317,7 +317,7 @@ api_cancel(const struct rq_config *cfg, struct gw_store *st,
 }
 
 /* PATCH: the fields a waiting call may change.  Anything else is refused
- * by name, like POST's unknown fields. */
+ * by name, like POST's unknown fields; a refusal leaves p empty. */
 int
 gw_patch_parse(const char *body, size_t len, size_t max_body,
     struct gw_patch *p, struct gw_error *err)
@@ -384,6 +384,8 @@ gw_patch_parse(const char *body, size_t len, size_t max_body,
 	}
 	rc = 0;
 done:
+	if (rc == -1)
+		memset(p, 0, sizeof(*p));	/* a refusal changes nothing */
 	json_decref(root);
 	return rc;
 }

@@ -371,7 +371,8 @@ struct gw_patch_result {
 };
 typedef void	gw_store_patch_cb(const struct gw_patch_result *res,
 		    void *arg);
-/* Parses a PATCH body.  Returns 0, or -1 with a 400 in err. */
+/* Parses a PATCH body.  Returns 0, or -1 with a 400 or 413 in err and p
+ * left empty. */
 int		 gw_patch_parse(const char *body, size_t len, size_t max_body,
 		    struct gw_patch *p, struct gw_error *err);
 int		 gw_store_patch(struct gw_store *st, const char *id,

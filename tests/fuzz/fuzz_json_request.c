@@ -1,6 +1,8 @@
 /* libFuzzer target: a POST /v1/calls body through gw_call_parse for a
  * permissive and a strict tenant.  Refusals must be clean API errors; an
- * accepted call must satisfy every rule and survive a dump and re-parse. */
+ * accepted call must satisfy every rule and survive a dump and re-parse.
+ * The same bytes as a PATCH /v1/calls/{id} body through gw_patch_parse:
+ * refused with 400 or 413, or a priority from 0 to 9 and/or a not_before. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,31 @@ check_round_trip(const struct gw_call *c, const struct rq_tenant *t)
 		abort();
 	gw_call_clear(&again);
 	free(s);
+}
+
+static void
+check_patch(const uint8_t *data, size_t size)
+{
+	struct gw_patch p;
+	struct gw_error err;
+
+	if (gw_patch_parse((const char *)data, size, FUZZ_MAX_BODY, &p,
+	    &err) == -1) {
+		if (err.status != 400 && err.status != 413)
+			abort();
+		check_error(&err);
+		if (p.has_priority || p.has_not_before)
+			abort();
+		return;
+	}
+	if (!p.has_priority && !p.has_not_before)
+		abort();
+	if (p.has_priority && (p.priority < 0 || p.priority > 9))
+		abort();
+	if (!p.has_not_before && (p.not_before_ms != 0 || p.not_before_local))
+		abort();
+	if (p.policy[0] != '\0')	/* the policy engine's, later */
+		abort();
 }
 
 int
@@ -109,5 +136,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_call(&c_strict, &strict);
 		gw_call_clear(&c_strict);
 	}
+	check_patch(data, size);
 	return 0;
 }
