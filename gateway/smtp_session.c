@@ -50,7 +50,7 @@ struct gw_smtp_session {
 	int			 overflow;
 	int			 cr;		/* the line's last byte was CR */
 	int			 prevbare;	/* the last DATA line ended bare */
-	uint64_t		 txn_start_ms;	/* MAIL accepted; 0 none */
+	uint64_t		 txn_start_ms;	/* MAIL accepted (monotonic); 0 none */
 	/* the message, dot-unstuffed, CRLF line ends */
 	char			*data;
 	size_t			 datalen;
@@ -538,7 +538,7 @@ cmd_mail(struct gw_smtp_session *s, char *arg)
 		}
 	}
 	(void)addr;		/* the sender is not who asks: see docs */
-	s->txn_start_ms = rq_now_ms();
+	s->txn_start_ms = rq_mono_ms();	/* a clock step is no slow client */
 	s->state = SS_MAIL;
 	smtp_reply(s, "250 2.1.0 Ok");
 }
@@ -845,7 +845,7 @@ gw_smtp_session_feed(struct gw_smtp_session *s, const char *buf, size_t len)
 			return len;
 		if (s->state == SS_WAIT || s->state == SS_NEW)
 			return p - buf;
-		if (s->txn_start_ms != 0 && rq_now_ms() - s->txn_start_ms >
+		if (s->txn_start_ms != 0 && rq_mono_ms() - s->txn_start_ms >
 		    (uint64_t)s->cfg->smtp_timeout_s * TXN_TIMEOUTS * 1000) {
 			log_info("smtp: transaction over %d s: closing",
 			    s->cfg->smtp_timeout_s * TXN_TIMEOUTS);

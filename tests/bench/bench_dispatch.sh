@@ -25,7 +25,8 @@
 # on this machine is the limit), RQ_BENCH_PIN (1: Redis's main thread on
 # a CPU of its own, everything else on the others, bench_lib.sh's
 # bench_pin; 0: no pinning), RQ_BENCH_REDIS_ARGS (more redis-server
-# options), RQ_KEEP=1.
+# options), RQ_BENCH_TABLE_MIN (the smallest key table the padding aims
+# at: bench_lib.sh's bench_keyspace), RQ_KEEP=1.
 # Needs node (>= 18) and npm: BullMQ and ioredis are installed into
 # tests/bench/bullmq/node_modules at the first run (npm install).
 set -euo pipefail
@@ -194,9 +195,11 @@ lat_row() {
 # these are more, each at half of a maximum the host gave just before.
 LROWS=()
 PAIR_P99=
+STEADY_PASSES=0	# in $T/steady.hist
 pair_latency() {
 	local lat
 	lat=$(ringq_lat_pass steady "$2")
+	STEADY_PASSES=$((STEADY_PASSES + 1))
 	LROWS+=("$(lat_row "ringq release -> claim, half of run $1" "$lat")")
 	PAIR_P99+="${PAIR_P99:+; }$(kv p99_ms "$lat") ms at $(kv rate "$lat")/s ($(kv rewrites "$lat") AOF rewrites)"
 }
@@ -274,6 +277,7 @@ other=$(kv other "$best_rq_line")
 ringq_up
 half_rq=$((best_rq / 2))
 lat_rq=$(ringq_lat_pass steady "$half_rq")
+STEADY_PASSES=$((STEADY_PASSES + 1))
 lat_rq2=$(ringq_lat_pass doubling "$half_rq")
 stop_ringq
 half_bq=$((best_bq / 2))
@@ -307,7 +311,7 @@ $(sed 's/^/    /' <<<"$BQ_TOP")
 ratio ringq/BullMQ: $ratio, best against best (target >= 2); run by run: $PAIRS
 ringq p99 dispatch latency at $(kv rate "$lat_rq")/s, half the best run's rate: $(kv p99_ms "$lat_rq") ms (target < 5 ms); $(kv p99_ms "$lat_rq2") ms while Redis doubles its key tables
 ringq p99 dispatch latency at half each run's rate, just after it: $PAIR_P99
-ringq p99 dispatch latency, those $((RUNS + 1)) steady passes' jobs together: $(kv p99_ms "$pooled") ms over $(kv jobs "$pooled") jobs (p50 $(kv p50_ms "$pooled"), max $(kv max_ms "$pooled"))
+ringq p99 dispatch latency, those $STEADY_PASSES steady passes' jobs together: $(kv p99_ms "$pooled") ms over $(kv jobs "$pooled") jobs (p50 $(kv p50_ms "$pooled"), max $(kv max_ms "$pooled"))
 AOF rewrites during the latency passes (each begins just after one ends): ringq $(kv rewrites "$lat_rq"), ringq doubling $(kv rewrites "$lat_rq2"), BullMQ $(kv rewrites "$lat_bq")
 Redis main-thread CPU per call in the latency passes: ringq $(kv redis_us_per_call "$lat_rq") µs, ringq doubling $(kv redis_us_per_call "$lat_rq2"), BullMQ $(kv redis_us_per_call "$lat_bq")
 Redis key tables (keys/table size, expiring keys/table size; before..after): ringq $(kv tables "$lat_rq"), ringq doubling $(kv tables "$lat_rq2"), BullMQ $(kv tables "$lat_bq")

@@ -63,8 +63,8 @@ bench_start_telserver 1
 bench_start_telserver 2
 sleep 1	# the dispatcher knows a telserver from its first heartbeat
 
-# latency RATE: ringq.mjs's latency pass at RATE calls/s; its latencies
-# also go to $T/RATE.hist, pooled after the rate's passes.
+# latency RATE: ringq.mjs's latency pass at RATE calls/s; its dispatch
+# latencies also go to $T/RATE.hist, pooled after the rate's passes.
 latency() {
 	(cd "$BQ" && RQ_BENCH_LAT_HIST=$T/$1.hist node ringq.mjs latency \
 	    "$REDIS_PORT" "$1" "$SECS" demo "$TO") ||
@@ -74,6 +74,7 @@ latency() {
 (cd "$BQ" && node ringq.mjs throughput "$REDIS_PORT" 2000 demo "$TO") \
     >/dev/null	# warm-up
 for rate in $RATES; do
+	rm -f "$T/$rate.hist"	# a rate given twice is pooled twice, apart
 	for ((pass = 1; pass <= PASSES; pass++)); do
 		bench_lat_pass "$KEYSPACE" $((rate * SECS)) latency "$rate"
 		echo "  latency monitor: $(rq_redis LATENCY LATEST |

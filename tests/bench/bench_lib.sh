@@ -239,7 +239,11 @@ bench_keyspace() {
 	# half the pass's keys, no pad can make both tables double in it
 	[ "$mode" = steady ] || (( keys - exp < add / 2 )) ||
 		rq_fail "bench_keyspace doubling: $2 calls cannot double tables holding $((keys - exp)) keys without a TTL"
-	for ((p = ${RQ_BENCH_TABLE_MIN:-4}; p < 1 << 40; p *= 2)); do
+	p=${RQ_BENCH_TABLE_MIN:-4}
+	# Redis's tables are powers of two, of 4 buckets or more
+	[[ $p =~ ^[1-9][0-9]*$ ]] && (( p >= 4 && (p & (p - 1)) == 0 )) ||
+		rq_fail "RQ_BENCH_TABLE_MIN is a power of two, 4 or more (not '$p')"
+	for (( ; p < 1 << 40; p *= 2)); do
 		if [ "$mode" = steady ]; then
 			# both at p/2 + 1 or more (tables of p), and the
 			# pass's keys still fit in p

@@ -31,6 +31,7 @@ struct run {
 	int		 tls_asked;
 	int		 closed;
 	unsigned	 messages;
+	char		 more[4];	/* the code a "DDD-" line promised */
 };
 
 static struct rq_config cfg;
@@ -48,9 +49,18 @@ log_add(struct run *r, const void *p, size_t n)
 	r->len += n;
 }
 
-/* One reply line: a code from 2xx to 5xx, ' ' or '-', printable text, CRLF. */
+/* Events go in the log after a NUL, which no reply holds. */
 static void
-check_reply(const char *buf, size_t len)
+log_event(struct run *r, const char *what)
+{
+	log_add(r, "", 1);
+	log_add(r, what, strlen(what));
+}
+
+/* One reply line: a code from 2xx to 5xx, ' ' or '-', printable text, CRLF;
+ * after a "DDD-" line, the same code. */
+static void
+check_reply(struct run *r, const char *buf, size_t len)
 {
 	size_t i;
 
@@ -62,6 +72,12 @@ check_reply(const char *buf, size_t len)
 	for (i = 4; i < len - 2; i++)
 		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f)
 			abort();
+	if (r->more[0] != '\0' && memcmp(r->more, buf, 3) != 0)
+		abort();
+	if (buf[3] == '-')
+		memcpy(r->more, buf, 3);
+	else
+		r->more[0] = '\0';
 }
 
 static void
@@ -71,7 +87,7 @@ io_write(void *arg, const char *buf, size_t len)
 
 	if (r->closed)
 		abort();
-	check_reply(buf, len);
+	check_reply(r, buf, len);
 	log_add(r, buf, len);
 }
 
@@ -81,10 +97,11 @@ io_starttls(void *arg)
 	struct run *r = arg;
 
 	r->tls_asked = 1;
-	log_add(r, "\0starttls", 9);
+	log_event(r, "starttls");
 }
 
-/* Every other message is refused, so both answers lead on. */
+/* Every other message is refused: both answers, and what follows each,
+ * are exercised. */
 static const char *
 answer(struct run *r)
 {
@@ -97,8 +114,9 @@ io_message(void *arg, const struct rq_tenant *t, const char *data,
     size_t len)
 {
 	struct run *r = arg;
-	char head[64];
+	char head[RQ_NAME_MAX + 48];
 	size_t i;
+	int n;
 
 	if (t == NULL || len > MAX_MESSAGE)
 		abort();
@@ -110,8 +128,10 @@ io_message(void *arg, const struct rq_tenant *t, const char *data,
 		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
 			abort();
 	r->messages++;
-	snprintf(head, sizeof(head), "%cmessage %s %zu:", '\0', t->name, len);
-	log_add(r, head, strlen(head) + 1);
+	n = snprintf(head, sizeof(head), "message %s %zu:", t->name, len);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		abort();
+	log_event(r, head);
 	log_add(r, data, len);
 	if (!r->later)
 		gw_smtp_session_answer(r->s, answer(r));
@@ -123,7 +143,7 @@ io_close(void *arg)
 	struct run *r = arg;
 
 	r->closed = 1;
-	log_add(r, "\0close", 6);
+	log_event(r, "close");
 }
 
 static void
@@ -139,7 +159,8 @@ run_open(struct run *r, int later, int tls)
 	gw_smtp_session_start(r->s);
 }
 
-/* One read of n bytes.  Returns 1 when STARTTLS dropped the rest of it. */
+/* One read of n bytes.  Returns 1 after a STARTTLS, whose read ends there
+ * (what else it held was dropped). */
 static int
 run_read(struct run *r, const char *p, size_t n)
 {
