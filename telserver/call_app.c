@@ -175,7 +175,7 @@ xfer_report(struct tel_call *c, enum vxml_transfer_outcome outcome)
 	if (c->xfer_timer)
 		su_timer_reset(c->xfer_timer);
 	if (c->xfer_answered_ms)
-		duration = (int)(rq_now_ms() - c->xfer_answered_ms);
+		duration = (int)(rq_mono_ms() - c->xfer_answered_ms);
 	log_info("call %s: transfer outcome %d after %d ms", c->id,
 	    (int)outcome, duration);
 	tel_app_transfer_done(c->app, (int)outcome, duration);
@@ -333,7 +333,7 @@ tel_xfer_answered(struct tel_leg *leg, const char *sdp, size_t len)
 		xfer_report(c, VXML_XFER_NETWORK_BUSY);
 		return;
 	}
-	c->xfer_answered_ms = rq_now_ms();
+	c->xfer_answered_ms = rq_mono_ms();
 	log_info("call %s: transfer answered, bridged", c->id);
 	if (c->xfer_timer)
 		su_timer_reset(c->xfer_timer);

@@ -404,7 +404,7 @@ struct tel_call {
 	int			 xfer_blind;
 	int			 xfer_reported;	/* the outcome went to the app */
 	int			 xfer_maxtime_ms;
-	uint64_t		 xfer_answered_ms;
+	uint64_t		 xfer_answered_ms;	/* monotonic: for its duration */
 	su_timer_t		*xfer_timer;	/* connecttimeout, then maxtime */
 };
 
