@@ -5,13 +5,19 @@
  * depend on how TCP splits its input), every reply must be one well-formed
  * reply line, nothing may be written after the close, and a message handed
  * over must belong to a tenant, fit the SIZE limit and have only CRLF line
- * ends.  The bytes a read holds after STARTTLS are dropped in both (they
- * came before the handshake); the next read is the TLS session's.
+ * ends.  A message's tenant must be one whose credential the client gave:
+ * its token in a recipient ("+tok1@") sent before the message, or its
+ * AUTH accepted since the last STARTTLS; and once the client is
+ * authenticated, only the authenticated tenant's.  The bytes a read holds
+ * after STARTTLS are dropped in both (they came before the handshake); the
+ * next read is the TLS session's.
  *
  * Input: a flags byte (bit 0: run one answers messages later, not from the
  * callback; bit 1: the same for run two; bit 2: TLS on offer; bit 3: each
  * read ends at its first line end, as from a client that does not
- * pipeline), two seed bytes, then what the client sends. */
+ * pipeline; bit 4: the server ends the session after the last read, as on
+ * a timeout, which must close it with one 421 reply), two seed bytes, then
+ * what the client sends. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +36,9 @@ struct run {
 	int		 later;		/* answer after feed returns */
 	int		 tls_asked;
 	int		 closed;
+	int		 authed;	/* a 235 since the last STARTTLS */
+	const char	*sent;		/* what the client sent so far */
+	size_t		 sentlen;
 	unsigned	 messages;
 	char		 more[4];	/* the code a "DDD-" line promised */
 };
@@ -88,6 +97,8 @@ io_write(void *arg, const char *buf, size_t len)
 	if (r->closed)
 		abort();
 	check_reply(r, buf, len);
+	if (memcmp(buf, "235", 3) == 0)
+		r->authed = 1;
 	log_add(r, buf, len);
 }
 
@@ -97,6 +108,7 @@ io_starttls(void *arg)
 	struct run *r = arg;
 
 	r->tls_asked = 1;
+	r->authed = 0;
 	log_event(r, "starttls");
 }
 
@@ -109,6 +121,12 @@ answer(struct run *r)
 	    "554 5.6.0 Not a call request";
 }
 
+static int
+sent_token(const struct run *r, const char *token)
+{
+	return memmem(r->sent, r->sentlen, token, strlen(token)) != NULL;
+}
+
 static void
 io_message(void *arg, const struct rq_tenant *t, const char *data,
     size_t len)
@@ -119,6 +137,10 @@ io_message(void *arg, const struct rq_tenant *t, const char *data,
 	int n;
 
 	if (t == NULL || len > MAX_MESSAGE)
+		abort();
+	/* tenants[1] alone has an SMTP user */
+	if (r->authed ? t != &tenants[1] :
+	    !sent_token(r, t == &tenants[0] ? "+tok1@" : "+tok2@"))
 		abort();
 	/* dot-unstuffed lines, each ended by CRLF */
 	if (len > 0 && (len < 2 || data[len - 2] != '\r' ||
@@ -159,12 +181,16 @@ run_open(struct run *r, int later, int tls)
 	gw_smtp_session_start(r->s);
 }
 
-/* One read of n bytes.  Returns 1 after a STARTTLS, whose read ends there
- * (what else it held was dropped). */
+/* One read of n bytes, the next of what the client sent from in.  Returns
+ * 1 after a STARTTLS, whose read ends there (what else it held was
+ * dropped). */
 static int
-run_read(struct run *r, const char *p, size_t n)
+run_read(struct run *r, const char *in, const char *p, size_t n)
 {
 	size_t used;
+
+	r->sent = in;
+	r->sentlen = (size_t)(p + n - in);
 
 	while (n > 0 && !r->closed) {
 		if ((used = gw_smtp_session_feed(r->s, p, n)) > n)
@@ -246,7 +272,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (nl != NULL)
 				n = nl - (in + off) + 1;
 		}
-		run_read(&a, in + off, n);
+		run_read(&a, in, in + off, n);
 		/* the same read again, line by line, a few bytes at a time */
 		for (i = 0, dropped = 0; i < n && !dropped; i += piece) {
 			const char *nl = memchr(in + off + i, '\n', n - i);
@@ -256,8 +282,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				piece = nl - (in + off + i) + 1;
 			if (piece > n - i)
 				piece = n - i;
-			dropped = run_read(&b, in + off + i, piece);
+			dropped = run_read(&b, in, in + off + i, piece);
 		}
+	}
+	if ((data[0] & 16) && !a.closed) {
+		size_t before = a.len;
+
+		gw_smtp_session_abort(a.s, "421 4.4.2 Timeout");
+		gw_smtp_session_abort(b.s, "421 4.4.2 Timeout");
+		if (!a.closed || a.len < before + 4 ||
+		    memcmp(a.log + before, "421 ", 4) != 0)
+			abort();
 	}
 	if (a.len != b.len || memcmp(a.log, b.log, a.len) != 0 ||
 	    a.closed != b.closed)
