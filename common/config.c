@@ -6,13 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+
+#include <event2/util.h>
 
 #include <zmq.h>
 
 #include "config.h"
 #include "keys.h"
 #include "e164.h"
+#include "util.h"
 
 /* The longest Unix socket path (and its NUL) a sockaddr_un holds. */
 #define SUN_PATH_MAX	sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -434,6 +439,58 @@ curve_setup_valid(const struct rq_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* What the daemons would refuse at start-up, refused here so that -n
+ * says so too (only the files' contents and the binding are left). */
+static int
+listens_valid(const struct rq_config *cfg, char *err, size_t errlen)
+{
+	/* metrics_listen may be empty (off); the HTTP API binds a name or
+	 * an address, the SMTP listener an address (smtp_server.c). */
+	const struct {
+		const char *key, *value;
+		int optional;
+	} listens[] = {
+		{ "[gateway] http_listen", cfg->http_listen, 0 },
+		{ "[scheduler] metrics_listen", cfg->sched_metrics_listen, 1 },
+		{ "[dispatcher] metrics_listen", cfg->disp_metrics_listen, 1 },
+		{ "[telserver] metrics_listen", cfg->tel_metrics_listen, 1 },
+		{ "[accounting] metrics_listen", cfg->acct_metrics_listen, 1 },
+	};
+	struct sockaddr_storage ss;
+	char host[RQ_ADDR_MAX];
+	size_t i;
+	int port, sslen = (int)sizeof(ss);
+
+	for (i = 0; i < NELEM(listens); i++)
+		if (!(listens[i].optional && listens[i].value[0] == '\0') &&
+		    rq_listen_split(listens[i].value, host, sizeof(host),
+		    &port) == -1) {
+			snprintf(err, errlen, "%s: '%.100s' is not host:port or "
+			    "[v6]:port", listens[i].key, listens[i].value);
+			return -1;
+		}
+	/* libevent reads "::1:2525" as an IPv6 address without a port:
+	 * the port it found must be the one given. */
+	memset(&ss, 0, sizeof(ss));
+	if (rq_listen_split(cfg->smtp_listen, host, sizeof(host),
+	    &port) == -1 || evutil_parse_sockaddr_port(cfg->smtp_listen,
+	    (struct sockaddr *)&ss, &sslen) == -1 ||
+	    (ss.ss_family == AF_INET ?
+	    ntohs(((struct sockaddr_in *)&ss)->sin_port) :
+	    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)) != port) {
+		snprintf(err, errlen, "[smtp] listen: '%.100s' is not an IP "
+		    "address and port (127.0.0.1:2525, [::1]:2525)",
+		    cfg->smtp_listen);
+		return -1;
+	}
+	if ((cfg->smtp_tls_cert[0] == '\0') != (cfg->smtp_tls_key[0] == '\0')) {
+		snprintf(err, errlen, "[smtp] tls_cert and tls_key: set both "
+		    "(STARTTLS) or neither");
+		return -1;
+	}
+	return 0;
+}
+
 int
 rq_config_load(struct rq_config *cfg, const char *path, char *err,
     size_t errlen)
@@ -689,7 +746,8 @@ bad_value:
 		rq_config_free(cfg);
 		return -1;
 	}
-	if (curve_setup_valid(cfg, msg, sizeof(msg)) == -1) {
+	if (curve_setup_valid(cfg, msg, sizeof(msg)) == -1 ||
+	    listens_valid(cfg, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, msg);
 		rq_config_free(cfg);
 		return -1;

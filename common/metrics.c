@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "util.h"
 
 enum rq_mtype { RQ_M_COUNTER, RQ_M_GAUGE, RQ_M_HISTOGRAM };
 
@@ -375,29 +376,13 @@ struct rq_metrics_server *
 rq_metrics_start(const char *listen)
 {
 	struct rq_metrics_server *s;
-	const char *colon;
-	char host[256], *end;
+	char host[256];
 	sigset_t all, old;
-	size_t n;
-	long port;
-	int rc;
+	int port, rc;
 
 	if (listen == NULL || listen[0] == '\0')
 		return NULL;
-	if ((colon = strrchr(listen, ':')) == NULL ||
-	    (n = (size_t)(colon - listen)) == 0 || n >= sizeof(host))
-		fatalx("metrics_listen '%s' is not host:port", listen);
-	if (n >= 2 && listen[0] == '[' && listen[n - 1] == ']') {
-		memcpy(host, listen + 1, n - 2);
-		host[n - 2] = '\0';
-	} else {
-		memcpy(host, listen, n);
-		host[n] = '\0';
-	}
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || end == colon + 1 || *end != '\0' || port < 1 ||
-	    port > 65535)
+	if (rq_listen_split(listen, host, sizeof(host), &port) == -1)
 		fatalx("metrics_listen '%s' is not host:port", listen);
 
 	pthread_once(&evthread_once, evthread_setup);

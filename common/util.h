@@ -55,6 +55,11 @@ enum rq_target_kind { RQ_TARGET_E164, RQ_TARGET_SIP };
 int		rq_target_parse(const char *to, enum rq_target_kind *kind,
 		    char *err, size_t errlen);
 
+/* A listen address "host:port" or "[v6]:port" split into host (without
+ * the brackets) and port (1 to 65535).  Returns 0 or -1. */
+int		rq_listen_split(const char *s, char *host, size_t hostlen,
+		    int *port);
+
 /* Writes getpid() to run_dir/name.pid (nothing when run_dir is empty). */
 int		rq_pidfile_write(const char *run_dir, const char *name);
 void		rq_pidfile_remove(const char *run_dir, const char *name);

@@ -455,7 +455,7 @@ patch_got(int rc, const char *const *job, size_t njob,
 	struct gw_call call;
 	struct gw_policy pol;
 	struct gw_error err;
-	const char *owner, *na, *t;
+	const char *owner, *na, *t, *dir;
 	char why[128], t1[40];
 	uint64_t now = rq_now_ms();
 
@@ -469,6 +469,14 @@ patch_got(int rc, const char *const *job, size_t njob,
 	    (t = field(job, njob, "to")) == NULL) {
 		gw_reply_no_call(r->req);
 		free(r);
+		return;
+	}
+	/* An incoming call is never in rq:delayed or rq:ready, and its 'to'
+	 * is the caller, not a target to check: the store answers that it is
+	 * in progress or ended. */
+	if ((dir = field(job, njob, "direction")) != NULL &&
+	    !strcmp(dir, "inbound")) {
+		patch_send(r);
 		return;
 	}
 	memset(&call, 0, sizeof(call));

@@ -450,7 +450,8 @@ int		 gw_policy_check(const struct rq_config *cfg,
 /* A job's policy field and not_before as the API shows them: a new
  * {"decision", "reasons", "not_before"?}, or NULL when policy is NULL. */
 json_t		*gw_policy_obj(const char *policy, uint64_t not_before_ms);
-/* Is key an acceptable Idempotency-Key (1 to 255 printable ASCII)? */
+/* Is key an acceptable Idempotency-Key (1 to 255 printable ASCII, not
+ * beginning with GW_IDEM_MAIL_PREFIX)? */
 int		 gw_idem_key_valid(const char *key);
 
 /* policy_store.c: the Redis checks and the job's creation, one script. */

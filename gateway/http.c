@@ -341,7 +341,8 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 	    (r->call.idem_key = strdup(cl)) == NULL)) {
 		gw_error_set(&err, 400, "invalid_header", "Idempotency-Key",
 		    "'Idempotency-Key' must be 1 to %d printable ASCII "
-		    "characters.", GW_IDEM_KEY_MAX);
+		    "characters, not beginning with '" GW_IDEM_MAIL_PREFIX
+		    "'.", GW_IDEM_KEY_MAX);
 		gw_reply_error(req, &err);
 		gw_req_free(r);
 		return;
@@ -512,34 +513,6 @@ http_cb(struct evhttp_request *req, void *arg)
 		    "this path; the API is under /v1/calls.");
 }
 
-/* Splits "host:port" or "[v6]:port". */
-static int
-split_listen(const char *s, char *host, size_t hostlen, int *port)
-{
-	const char *colon = strrchr(s, ':');
-	char *end;
-	long p;
-	size_t n;
-
-	if (colon == NULL)
-		return -1;
-	n = colon - s;
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-		s++;
-		n -= 2;
-	}
-	if (n == 0 || n >= hostlen)
-		return -1;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno || end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
-		return -1;
-	*port = (int)p;
-	return 0;
-}
-
 struct gw_http *
 gw_http_new(struct event_base *base, const struct rq_config *cfg,
     struct gw_store *st, struct gw_intake *in)
@@ -549,7 +522,8 @@ gw_http_new(struct event_base *base, const struct rq_config *cfg,
 	ev_ssize_t cap;
 	int port;
 
-	if (split_listen(cfg->http_listen, host, sizeof(host), &port) == -1) {
+	if (rq_listen_split(cfg->http_listen, host, sizeof(host),
+	    &port) == -1) {
 		log_warnx("gateway: http_listen '%s' is not host:port",
 		    cfg->http_listen);
 		return NULL;

@@ -293,6 +293,9 @@ gw_idem_key_valid(const char *key)
 
 	if (n == 0 || n > GW_IDEM_KEY_MAX)
 		return 0;
+	/* The e-mail intake's keys: a client's must not replay a message. */
+	if (!strncmp(key, GW_IDEM_MAIL_PREFIX, strlen(GW_IDEM_MAIL_PREFIX)))
+		return 0;
 	for (i = 0; i < n; i++)
 		if ((unsigned char)key[i] < 0x20 ||
 		    (unsigned char)key[i] >= 0x7f)

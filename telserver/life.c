@@ -181,9 +181,12 @@ life_state(struct tel_ctx *ctx)
 	argv[7] = ctx->draining || !ctx->recovered || ctx->fenced ? "1" : "0";
 	argv[8] = ttl;
 	if ((rep = rq_redis_eval(&ctx->redis, &tel_state_script, 2, 9,
-	    argv)) == NULL)
+	    argv)) == NULL) {
+		rq_metric_error("redis");	/* logged by rq_redis_eval */
 		return;
+	}
 	if (rep->type != REDIS_REPLY_INTEGER) {
+		rq_metric_error("redis");
 		log_warnx("redis: fleet state: unexpected reply");
 		freeReplyObject(rep);
 		return;

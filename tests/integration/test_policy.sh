@@ -285,6 +285,13 @@ c=$(post "$UK_KEY" +442071838750 "" -H 'Idempotency-Key: order-42'); expect 202 
 [ "$(jq -r .id <<<"$c")" != "$(jq -r .id <<<"$a")" ] || rq_fail "keys shared across tenants"
 ttl=$(rq_redis ttl "rq:idem:demo:$(rq_sha256 order-42)")
 [ "$ttl" -gt 86000 ] || rq_fail "idempotency key TTL $ttl"
+# the e-mail intake's keys are mail:<Message-ID>: a client's key may not
+# take one's place (and replay, or be replayed by, a message)
+before=$(ncalls demo)
+d=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: mail:<order-7@example.com>')
+expect 400 invalid_header "$d"
+[ "$(jq -r .error.field <<<"$d")" = Idempotency-Key ] || rq_fail "no field: $d"
+[ "$(ncalls demo)" = "$before" ] || rq_fail "a refused key left a job"
 echo "ok: Idempotency-Key"
 # A key that points to a call that does not exist (an older gateway stored
 # the key, then died or lost Redis before the job was written) is not a

@@ -117,6 +117,12 @@ jq -e --arg carol "$CAROL_URI" --arg n "$NUMBER" \
      (.app_url | endswith("/inbound.vxml")) and
      ([.events[].status] == ["answered"])' <<<"$call" >/dev/null ||
     rq_fail "call $id while it runs: $(jq -c . <<<"$call")"
+# An incoming call never waits: a new time for it is refused as for any
+# call in progress
+TOMORROW=$(date -u -d '+1 day' +%FT%TZ)
+body=$(rq_api PATCH "/v1/calls/$id" -d "{\"not_before\": \"$TOMORROW\"}")
+[ "$(rq_last_code)" = 409 ] && [ "$(jq -r .error.code <<<"$body")" = already_started ] ||
+    rq_fail "PATCH of a running incoming call: $(rq_last_code) $body"
 rq_wait_for 10 submitted '.path == "/inbound.vxml"'
 
 # Full (capacity 1): a second caller is asked to come back later.
@@ -239,6 +245,11 @@ jq -e '.status == "completed" and .result.end == "hangup" and
     .direction == "inbound" and (.to | startswith("sip:sipp@"))' \
     <<<"$call" >/dev/null ||
     rq_fail "delayed-offer call $id: $(jq -c . <<<"$call")"
+# or ended; its caller (sip:...;transport=udp, which no request may give
+# as 'to') is not judged as a target
+body=$(rq_api PATCH "/v1/calls/$id" -d "{\"not_before\": \"$TOMORROW\"}")
+[ "$(rq_last_code)" = 409 ] && [ "$(jq -r .error.code <<<"$body")" = already_ended ] ||
+    rq_fail "PATCH of an ended incoming call: $(rq_last_code) $body"
 grep -q "call $id/1: the ACK answers our offer, rtp to 127.0.0.1:$SIPP_MPORT PCMU" \
     "$T/telserver.log" || rq_fail "call $id: the ACK's answer was not used"
 sent=$(sed -n "s#.*call $id/1: rtp sent \([0-9]*\) received.*#\1#p" \

@@ -89,6 +89,43 @@ test_errors(void **state)
 	expect_error("[telserver]\ndry_run = maybe\n", "not yes or no");
 }
 
+/* What a daemon would refuse at start-up, refused by -n as well. */
+static void
+test_listens(void **state)
+{
+	struct rq_config cfg;
+	char err[256];
+
+	expect_error("[gateway]\nhttp_listen = 8080\n",
+	    "[gateway] http_listen: '8080' is not host:port");
+	expect_error("[gateway]\nhttp_listen =\n", "http_listen: ''");
+	expect_error("[scheduler]\nmetrics_listen = 127.0.0.1:0\n",
+	    "[scheduler] metrics_listen: '127.0.0.1:0' is not");
+	expect_error("[telserver]\nmetrics_listen = []:9100\n",
+	    "[telserver] metrics_listen");
+	expect_error("[accounting]\nmetrics_listen = host:http\n",
+	    "[accounting] metrics_listen");
+	/* the SMTP listener binds an address, not a name, and needs a port */
+	expect_error("[smtp]\nlisten = localhost:2525\n",
+	    "[smtp] listen: 'localhost:2525' is not an IP address");
+	expect_error("[smtp]\nlisten = 127.0.0.1\n", "[smtp] listen");
+	expect_error("[smtp]\nlisten = ::1:2525\n", "[smtp] listen");
+	expect_error("[gateway]\nhttp_listen = 127.0.0.1:+80\n", "http_listen");
+	expect_error("[smtp]\ntls_cert = /etc/ringq/smtp.pem\n",
+	    "tls_cert and tls_key: set both");
+	expect_error("[smtp]\ntls_key = /etc/ringq/smtp.key\n",
+	    "tls_cert and tls_key: set both");
+
+	assert_int_equal(write_conf("[gateway]\nhttp_listen = localhost:80\n"
+	    "[smtp]\nlisten = [::1]:2525\ntls_cert = a.pem\ntls_key = a.key\n"
+	    "[dispatcher]\nmetrics_listen = [::1]:9102\n"
+	    "[telserver]\nmetrics_listen =\n"), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_string_equal(cfg.disp_metrics_listen, "[::1]:9102");
+	rq_config_free(&cfg);
+	unlink(path);
+}
+
 /* The policy engine's tenant keys and [business NAME] sections. */
 static void
 test_policy_keys(void **state)
@@ -322,6 +359,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_values_and_tenants),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_listens),
 		cmocka_unit_test(test_policy_keys),
 		cmocka_unit_test(test_inbound),
 		cmocka_unit_test(test_retry_keys),

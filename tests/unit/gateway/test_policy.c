@@ -326,6 +326,9 @@ test_idem_key(void **state)
 	assert_false(gw_idem_key_valid(""));
 	assert_false(gw_idem_key_valid("a\nb"));
 	assert_false(gw_idem_key_valid("caf\xc3\xa9"));
+	/* the e-mail intake's keys are "mail:<Message-ID>" */
+	assert_false(gw_idem_key_valid("mail:<m1@example.net>"));
+	assert_true(gw_idem_key_valid("email:1"));
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_false(gw_idem_key_valid(big));
