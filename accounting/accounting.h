@@ -79,6 +79,9 @@ int	acct_schema_version(void);
 /* Connects, migrates and prepares the statements.  Returns a connection,
  * or NULL with the reason in err. */
 PGconn	*acct_pg_open(const char *conninfo, char *err, size_t errlen);
+/* Whether conninfo (a database name, key=value pairs or a URI) parses;
+ * libpq's message would quote it, password and all, so none is given. */
+int	 acct_conninfo_valid(const char *conninfo);
 /* Stores evs in one transaction; on success sets each ->stored.  Returns 0,
  * -1 when the transaction failed but the connection is fine (some event is
  * bad), -2 when the connection is lost (the caller closes it).  meanwhile,

@@ -339,22 +339,29 @@ start(struct acct_cb *cb, const char *id, char *head)
 		xfer_free(x);
 		return;
 	}
+	/* The gateway takes a callback_url only from a tenant with a
+	 * secret; one taken out of the configuration since (or the tenant)
+	 * leaves nothing to sign with, and a receiver must not be sent what
+	 * it cannot tell from a forgery. */
+	if ((t = rq_config_tenant(cb->cfg, tenant)) == NULL ||
+	    t->callback_secret[0] == '\0') {
+		log_warnx("%s: callback %s dropped: tenant %s has no "
+		    "callback_secret now", x->id, x->status, tenant);
+		finish(cb, x, "", rq_now_ms());
+		xfer_free(x);
+		return;
+	}
 	x->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	x->headers = curl_slist_append(x->headers, "User-Agent: ringq/1");
 	x->headers = curl_slist_append(x->headers, "Expect:");
-	/* A tenant without a secret gets unsigned callbacks. */
-	if ((t = rq_config_tenant(cb->cfg, tenant)) != NULL &&
-	    t->callback_secret[0] != '\0') {
-		acct_cb_sign(t->callback_secret, (long long)(rq_now_ms() / 1000),
-		    body, sig, sizeof(sig));
-		if (sig[0] == '\0') {
-			curl_slist_free_all(x->headers);
-			x->headers = NULL;
-		} else {
-			snprintf(hdr, sizeof(hdr), "X-Ringq-Signature: %s",
-			    sig);
-			x->headers = curl_slist_append(x->headers, hdr);
-		}
+	acct_cb_sign(t->callback_secret, (long long)(rq_now_ms() / 1000),
+	    body, sig, sizeof(sig));
+	if (sig[0] == '\0') {
+		curl_slist_free_all(x->headers);
+		x->headers = NULL;
+	} else {
+		snprintf(hdr, sizeof(hdr), "X-Ringq-Signature: %s", sig);
+		x->headers = curl_slist_append(x->headers, hdr);
 	}
 	if ((x->easy = curl_easy_init()) == NULL || x->headers == NULL) {
 		if (x->easy != NULL)

@@ -156,6 +156,26 @@ notice(void *arg, const char *msg)
 	log_debug("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
+int
+acct_conninfo_valid(const char *conninfo)
+{
+	PQconninfoOption *opts;
+	char *msg = NULL;
+
+	/* What libpq's dbname expansion takes as a connection string rather
+	 * than a plain database name. */
+	if (strchr(conninfo, '=') == NULL &&
+	    strncmp(conninfo, "postgresql://", 13) != 0 &&
+	    strncmp(conninfo, "postgres://", 11) != 0)
+		return 1;
+	if ((opts = PQconninfoParse(conninfo, &msg)) == NULL) {
+		PQfreemem(msg);
+		return 0;
+	}
+	PQconninfoFree(opts);
+	return 1;
+}
+
 PGconn *
 acct_pg_open(const char *conninfo, char *err, size_t errlen)
 {

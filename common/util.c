@@ -628,3 +628,56 @@ rq_listen_split(const char *s, char *host, size_t hostlen, int *port)
 	*port = (int)p;
 	return 0;
 }
+
+/* Where a URL ends in running text. */
+static int
+url_end(int ch)
+{
+	return ch == '\0' || isspace(ch) || ch == '"' || ch == '\'' ||
+	    ch == '<' || ch == '>' || ch == ')';
+}
+
+/* Appends len bytes of src to out, as far as they fit with the NUL. */
+static void
+put(char *out, size_t outlen, size_t *o, const char *src, size_t len)
+{
+	size_t room = outlen - 1 - *o;
+
+	if (len > room)
+		len = room;
+	memcpy(out + *o, src, len);
+	*o += len;
+}
+
+char *
+rq_redact_urls(const char *text, char *out, size_t outlen)
+{
+	const char *p = text, *s, *host, *at, *end;
+	size_t o = 0, len, auth;
+
+	if (outlen == 0)
+		return out;
+	while ((s = strstr(p, "://")) != NULL) {
+		host = s + 3;
+		put(out, outlen, &o, p, (size_t)(host - p));
+		for (end = host; !url_end((unsigned char)*end); end++)
+			;
+		len = (size_t)(end - host);
+		/* user:password@ comes before the path */
+		if ((auth = strcspn(host, "/?#")) > len)
+			auth = len;
+		if ((at = memrchr(host, '@', auth)) != NULL) {
+			len -= (size_t)(at + 1 - host);
+			host = at + 1;
+		}
+		if ((auth = strcspn(host, "?#")) < len) {
+			put(out, outlen, &o, host, auth);
+			put(out, outlen, &o, "?...", 4);
+		} else
+			put(out, outlen, &o, host, len);
+		p = end;
+	}
+	put(out, outlen, &o, p, strlen(p));
+	out[o] = '\0';
+	return out;
+}

@@ -353,7 +353,7 @@ do_drain(int argc, char **argv)
 		usage();
 	check_node(node);
 	if (!force && !known(node))
-		die(CTL_EXIT_UNKNOWN, "unknown telserver '%s' (never reported "
+		die(CTL_EXIT_UNKNOWN, "unknown telserver '%s' (not reporting "
 		    "to this Redis); --force drains it anyway", node);
 	since = redis_now_ms();
 	if (cmd_int("SADD %s %s", RQ_KEY_DRAIN, node) == 0)

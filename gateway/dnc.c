@@ -47,6 +47,13 @@ static const char lookup_lua[] =
 	" redis.call('SISMEMBER', KEYS[2], ARGV[1]),"
 	" redis.call('HGET', KEYS[3], ARGV[1]) }\n";
 
+/* KEYS: the tenant's list, the customers' list.  ARGV: number.  Returns
+ * { removed, still on the customers' list }: that one still blocks the
+ * number, and only the customer (or the operator) takes it off. */
+static const char remove_lua[] =
+	"return { redis.call('SREM', KEYS[1], ARGV[1]),"
+	" redis.call('SISMEMBER', KEYS[2], ARGV[1]) }\n";
+
 /* KEYS: the customers' list, its meta hash.  ARGV: number, who.  The
  * first opt-out is the one recorded.  Returns 1 when added, else 0. */
 static const char optout_lua[] =
@@ -126,7 +133,8 @@ dnc_reply_cb(redisReply *r, void *arg)
 	char sig[65], url[160];
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR ||
-	    (d->op == DNC_LOOKUP ? (r->type != REDIS_REPLY_ARRAY ||
+	    (d->op == DNC_LOOKUP || d->op == DNC_REMOVE ?
+	    (r->type != REDIS_REPLY_ARRAY ||
 	    r->elements < 2 || r->elements > 3 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER ||
 	    r->element[1]->type != REDIS_REPLY_INTEGER) :
@@ -163,9 +171,14 @@ dnc_reply_cb(redisReply *r, void *arg)
 		json_object_set_new(o, "added", json_boolean(r->integer == 1));
 		break;
 	case DNC_REMOVE:
-		json_object_set_new(o, "listed", json_false());
+		lists = json_array();
+		if (r->element[1]->integer == 1)
+			json_array_append_new(lists, json_string("customer"));
+		json_object_set_new(o, "listed",
+		    json_boolean(json_array_size(lists) > 0));
+		json_object_set_new(o, "lists", lists);
 		json_object_set_new(o, "removed",
-		    json_boolean(r->integer == 1));
+		    json_boolean(r->element[0]->integer == 1));
 		break;
 	case DNC_LOOKUP:
 		lists = json_array();
@@ -366,9 +379,16 @@ gw_dnc_route(const struct rq_config *cfg, struct gw_store *st,
 	snprintf(klist, sizeof(klist), "%s%s", RQ_KEY_DNC_TENANT, t->name);
 	switch (d->op) {
 	case DNC_ADD:
-	case DNC_REMOVE:
-		argv[argc++] = d->op == DNC_ADD ? "SADD" : "SREM";
+		argv[argc++] = "SADD";
 		argv[argc++] = klist;
+		argv[argc++] = d->number;
+		break;
+	case DNC_REMOVE:
+		argv[argc++] = "EVAL";
+		argv[argc++] = remove_lua;
+		argv[argc++] = "2";
+		argv[argc++] = klist;
+		argv[argc++] = RQ_KEY_DNC_CUSTOMER;
 		argv[argc++] = d->number;
 		break;
 	case DNC_OPTOUT:

@@ -17,14 +17,21 @@
 #include "log.h"
 #include "scheduler.h"
 
-/* KEYS: rq:nodes.  ARGV: liveness key prefix, oncall key prefix.
- * Returns the nodes without a liveness key that still hold claimed ids. */
+/* KEYS: rq:nodes.  ARGV: liveness key prefix, oncall key prefix, fleet
+ * state prefix.  Returns the nodes without a liveness key that still hold
+ * claimed ids, and forgets those that hold none and whose fleet state
+ * (shown by ringq-ctl for a minute) expired too: a telserver adds itself
+ * again with each heartbeat and claim, so the set does not keep every
+ * name a fleet ever had, for each sweep to walk. */
 static const char dead_src[] =
 "local dead = {}\n"
 "for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-"  if redis.call('EXISTS', ARGV[1] .. n) == 0 and\n"
-"      redis.call('SCARD', ARGV[2] .. n) > 0 then\n"
-"    dead[#dead + 1] = n\n"
+"  if redis.call('EXISTS', ARGV[1] .. n) == 0 then\n"
+"    if redis.call('SCARD', ARGV[2] .. n) > 0 then\n"
+"      dead[#dead + 1] = n\n"
+"    elseif redis.call('EXISTS', ARGV[3] .. n) == 0 then\n"
+"      redis.call('SREM', KEYS[1], n)\n"
+"    end\n"
 "  end\n"
 "end\n"
 "return dead\n";
@@ -109,7 +116,7 @@ sched_nodes_forget(struct sched_nodes *sn)
 int
 sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
 {
-	const char *argv[3];
+	const char *argv[4];
 	char detail[256];
 	redisReply *rep;
 	const char *node;
@@ -125,7 +132,8 @@ sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
 	argv[0] = RQ_KEY_NODES;
 	argv[1] = RQ_KEY_NODE;
 	argv[2] = RQ_KEY_ONCALL;
-	if ((rep = rq_redis_eval(r, &sched_dead_script, 1, 3, argv)) == NULL) {
+	argv[3] = RQ_KEY_TEL;
+	if ((rep = rq_redis_eval(r, &sched_dead_script, 1, 4, argv)) == NULL) {
 		sched_nodes_forget(sn);
 		return -1;
 	}

@@ -148,6 +148,7 @@ tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
 	struct tel_ctx *ctx = c->ctx;
 	struct rq_attempt_end e;
 	uint64_t duration = 0;
+	char logged[512];
 	int i;
 
 	if (c->terminal)
@@ -184,10 +185,13 @@ tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
 		    (unsigned long long)duration);
 	else if (sip_code)
 		log_info("call %s: %s %s, sip %d %s", c->id, rq_status_name(st),
-		    reason ? reason : "", sip_code, detail ? detail : "");
+		    reason ? reason : "", sip_code,
+		    rq_redact_urls(detail ? detail : "", logged,
+		    sizeof(logged)));
 	else
 		log_info("call %s: %s %s, %s", c->id, rq_status_name(st),
-		    reason ? reason : "", detail ? detail : "");
+		    reason ? reason : "", rq_redact_urls(detail ? detail : "",
+		    logged, sizeof(logged)));
 	memset(&e, 0, sizeof(e));
 	e.call_id = c->call_id;
 	e.attempt = c->attempt;

@@ -469,6 +469,7 @@ main(int argc, char **argv)
 	 * tolerance, so that a wrong backoff shows) */
 	both("SADD %s +155501f8", RQ_KEY_DNC_CUSTOMER);
 	both("SADD %st1 +155501f9", RQ_KEY_DNC_TENANT);
+	both("SADD %sbakery +155501fa", RQ_KEY_DNC_BUSINESS);
 	dialled("f1", 1, "tel1", "callback_url http://127.0.0.1:9/cb");
 	finish("f1", 1, "tel1", "completed", NULL, NULL);
 	finish("f1", 1, "tel1", "completed", NULL, NULL);	/* repeated */
@@ -498,6 +499,10 @@ main(int argc, char **argv)
 	finish("f12", 1, "tel1", "busy", NULL, NULL);
 	dialled("f13", 1, "tel1", "to +155501f9");	/* tenant DNC */
 	finish("f13", 1, "tel1", "busy", "486", NULL);
+	dialled("f13b", 1, "tel1", "to +155501fa business bakery");
+	finish("f13b", 1, "tel1", "busy", NULL, NULL);	/* business DNC */
+	dialled("f13c", 1, "tel1", "to +155501fa business other");
+	finish("f13c", 1, "tel1", "busy", NULL, NULL);	/* another's: retried */
 	dialled("f14", 1, "tel1", "retry_busy 3:2000");
 	both("HSET %sf14 not_after_ms %llu", RQ_KEY_JOB,
 	    (unsigned long long)rq_now_ms() + 100);	/* retry too late */

@@ -204,6 +204,19 @@ grep -q "dropped: its URL leads to a private or reserved address, 169.254.169.25
 ! grep -qx /own "$RX"/*.path || rq_fail "a callback reached this host's own address"
 echo "non-public addresses refused ($(echo $ids | wc -w)); proxy ignored"
 
+# --- 6. the tenant's secret taken out since: nothing unsigned is sent ---------
+rq_stop_daemon accounting
+sed -i '/^callback_secret = /d' "$RQ_CONF"
+rq_start_daemon accounting
+unsigned=$(post "$BARESIP_URI" "http://127.0.0.1:$RX_PORT/unsigned" "$later")
+unsigned_dropped() {
+	grep -q "$unsigned: callback queued dropped: tenant demo has no callback_secret now" \
+	    "$T/accounting.log"
+}
+rq_wait_for 10 unsigned_dropped || rq_fail "no refusal line for an unsigned callback"
+! grep -qx /unsigned "$RX"/*.path || rq_fail "an unsigned callback was sent"
+echo "a tenant without a secret now: its callbacks dropped, not sent unsigned"
+
 rq_stop_daemon telserver
 rq_stop_daemon dispatcher
 rq_stop_daemon scheduler

@@ -101,7 +101,15 @@ body=$(post "$UK_KEY" +442071838751 ""); expect 202 "" "$body"
 body=$(RQ_KEY=$RATE_KEY rq_api POST /v1/optout -d '{"number":"+44 20 7183 8751"}')
 expect 200 "" "$body"
 body=$(post "$UK_KEY" +442071838751 ""); expect 403 do_not_call "$body"
+# off the tenant's list, still on the customers': still listed, and refused
+body=$(RQ_KEY=$UK_KEY rq_api PUT "/v1/dnc/+442071838751"); expect 200 "" "$body"
+body=$(RQ_KEY=$UK_KEY rq_api DELETE "/v1/dnc/+442071838751"); expect 200 "" "$body"
+jq -e '.removed == true and .listed == true and .lists == ["customer"]' \
+    <<<"$body" >/dev/null || rq_fail "DELETE of a number a customer opted out: $body"
+body=$(post "$UK_KEY" +442071838751 ""); expect 403 do_not_call "$body"
 body=$(rq_api DELETE "/v1/dnc/$DNC"); expect 200 "" "$body"
+jq -e '.removed == true and .listed == false and .lists == []' <<<"$body" >/dev/null ||
+    rq_fail "DELETE: $body"
 body=$(post "$RQ_KEY" "$DNC" ""); expect 202 "" "$body"
 body=$(rq_api PUT "/v1/dnc/12345"); expect 400 invalid_field "$body"
 # the customer's own signed link

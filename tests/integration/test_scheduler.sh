@@ -218,6 +218,10 @@ events "$JA" | grep -q "^$JA 1 [a-z]* interrupted " ||
 [ -z "$(events "$JB")" ] || rq_fail "events for a live node's call: $(events "$JB")"
 grep -q "telserver tDead: liveness key expired" "$T/scheduler.log" ||
 	rq_fail "no log line about the dead telserver"
+# swept, it is forgotten; the live one stays
+forgotten() { [ "$(rq_redis SISMEMBER rq:nodes tDead)" = 0 ]; }
+rq_wait_for 3 forgotten
+[ "$(rq_redis SISMEMBER rq:nodes tLive)" = 1 ] || rq_fail "a live node left rq:nodes"
 
 # 9. Two schedulers at once: 2,000 due jobs, each released (and recorded
 # scheduled) exactly once.

@@ -84,7 +84,12 @@ case_() {
 }
 
 case_ unreachable "$DEAD" error.badfetch ""
-case_ malformed "$WWW/malformed.vxml" error.badfetch 5
+# a token in the URL: the tenant sees its URL whole, the log does not
+case_ malformed "$WWW/malformed.vxml?token=vx-sekrit" error.badfetch 5
+rq_logged "$T/telserver.log" "running $WWW/malformed.vxml?\.\.\." ||
+    rq_fail "the log does not show where the application came from"
+! grep -q vx-sekrit "$T/telserver.log" ||
+    rq_fail "a URL's token was logged: $(grep vx-sekrit "$T/telserver.log")"
 case_ script "$WWW/script.vxml" error.semantic 5
 case_ silence "$WWW/silence.vxml" error.noresource ""
 

@@ -50,6 +50,21 @@ test_parse_good(void **state)
 	assert_int_equal(rq_e164_parse("+353861234567", &n, why, sizeof(why)),
 	    0);
 	assert_string_equal(n.cc, "353");	/* not +35 */
+	/* The smaller European countries, each in its own zone */
+	assert_int_equal(rq_e164_parse("+35621234567", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.country, "MT");
+	assert_string_equal(n.time_zone, "Europe/Malta");
+	assert_int_equal(rq_e164_parse("+35722123456", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "Asia/Nicosia");
+	assert_int_equal(rq_e164_parse("+38344123456", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.country, "XK");
+	assert_int_equal(rq_e164_parse("+376812345", &n, why, sizeof(why)), 0);
+	assert_string_equal(n.time_zone, "Europe/Andorra");
+	assert_int_equal(rq_e164_parse("+3562123456", &n, why, sizeof(why)),
+	    -1);	/* Malta: 8 digits */
 	assert_int_equal(rq_e164_parse("+819012345678", &n, why, sizeof(why)),
 	    0);
 	assert_string_equal(n.time_zone, "Asia/Tokyo");

@@ -554,6 +554,23 @@ test_not_retried(void **state)
 	    "on a do-not-call list: not retried");
 	testredis_do("DEL rq:dnc:tenant:t1");
 
+	/* Blocked by the business the call is for. */
+	testredis_do("SADD rq:dnc:business:bakery +15550001111");
+	job_taken("c_9b", 1, "business", "bakery", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_9b", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_9b", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_NO_ANSWER, 0, &st), 1);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(last_event("detail", b, sizeof(b)),
+	    "on a do-not-call list: not retried");
+	/* another business's list is not this call's */
+	job_taken("c_9c", 1, "business", "florist", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_9c", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_9c", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_NO_ANSWER, 0, &st), 1);
+	assert_int_equal(st, RQ_ST_RETRYING);
+	testredis_do("DEL rq:dnc:business:bakery");
+
 	/* The customer's own opt-out. */
 	testredis_do("SADD rq:dnc:customer +15550001111");
 	job_taken("c_10", 1, NULL);

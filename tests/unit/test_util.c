@@ -347,6 +347,57 @@ test_status_names(void **state)
 	assert_true(rq_status_terminal(RQ_ST_EXPIRED));
 }
 
+/* What the logs keep of a tenant's URLs: where they lead, no tokens. */
+static void
+test_redact_urls(void **state)
+{
+	char out[128], small[16];
+
+	assert_string_equal(rq_redact_urls("call c_1: running "
+	    "https://app.example/ivr.vxml?token=s3cret", out, sizeof(out)),
+	    "call c_1: running https://app.example/ivr.vxml?...");
+	assert_string_equal(rq_redact_urls("fetch http://u:p%40w@h:8080/a#x "
+	    "(and 'ftp://h/b?q') ok", out, sizeof(out)),
+	    "fetch http://h:8080/a?... (and 'ftp://h/b?...') ok");
+	/* an @ after the path is not a password's */
+	assert_string_equal(rq_redact_urls("https://h/a@b", out, sizeof(out)),
+	    "https://h/a@b");
+	assert_string_equal(rq_redact_urls("no URL here?x=1", out,
+	    sizeof(out)), "no URL here?x=1");
+	assert_string_equal(rq_redact_urls("https://h/?t=1", out, 1), "");
+	assert_string_equal(rq_redact_urls("see https://h/x?t=123456", small,
+	    sizeof(small)), "see https://h/x");
+}
+
+static void
+test_listen_split(void **state)
+{
+	char host[64];
+	int port;
+
+	assert_int_equal(rq_listen_split("127.0.0.1:8080", host, sizeof(host),
+	    &port), 0);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 8080);
+	assert_int_equal(rq_listen_split("[::1]:9100", host, sizeof(host),
+	    &port), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(rq_listen_split("localhost:1", host, sizeof(host),
+	    &port), 0);
+	assert_int_equal(rq_listen_split("8080", host, sizeof(host), &port),
+	    -1);
+	assert_int_equal(rq_listen_split(":8080", host, sizeof(host), &port),
+	    -1);
+	assert_int_equal(rq_listen_split("[]:8080", host, sizeof(host),
+	    &port), -1);
+	assert_int_equal(rq_listen_split("h:65536", host, sizeof(host),
+	    &port), -1);
+	assert_int_equal(rq_listen_split("h: 80", host, sizeof(host), &port),
+	    -1);
+	assert_int_equal(rq_listen_split("h:80x", host, sizeof(host), &port),
+	    -1);
+}
+
 int
 main(void)
 {
@@ -361,6 +412,8 @@ main(void)
 		cmocka_unit_test(test_addr_text),
 		cmocka_unit_test(test_redis_format),
 		cmocka_unit_test(test_status_names),
+		cmocka_unit_test(test_redact_urls),
+		cmocka_unit_test(test_listen_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
