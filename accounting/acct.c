@@ -22,12 +22,6 @@ acct_init(struct acct *a, const struct rq_config *cfg)
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
-	if (!acct_conninfo_valid(cfg->pg_conninfo)) {
-		log_warnx("[postgres] conninfo does not parse as a database "
-		    "name, key=value pairs or a postgresql:// URI (not "
-		    "logged: it may hold a password)");
-		return -1;
-	}
 	acct_mirror_init(&a->mr, cfg->redis_host, cfg->redis_port);
 	if ((a->batch = calloc(ACCT_BATCH_MAX, sizeof(*a->batch))) == NULL ||
 	    (a->drop = calloc(ACCT_BATCH_MAX, sizeof(*a->drop))) == NULL ||

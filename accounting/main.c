@@ -11,6 +11,17 @@
 #include "metrics.h"
 #include "util.h"
 
+static int
+config_check(const struct rq_config *cfg, char *err, size_t errlen)
+{
+	if (acct_conninfo_valid(cfg->pg_conninfo))
+		return 0;
+	snprintf(err, errlen, "[postgres] conninfo does not parse as a "
+	    "database name, key=value pairs or a postgresql:// URI (not "
+	    "shown: it may hold a password)");
+	return -1;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -19,7 +30,8 @@ main(int argc, char *argv[])
 	struct acct_cb *cb;
 	struct rq_metrics_server *ms;
 
-	rq_daemon_start(argc, argv, "ringq-accounting", &cfg);
+	rq_daemon_start_checked(argc, argv, "ringq-accounting", &cfg,
+	    config_check);
 	rq_redis_set_password(cfg.redis_password);
 	if (acct_init(&a, &cfg) == -1)
 		fatalx("cannot start");

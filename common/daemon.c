@@ -23,6 +23,14 @@ void
 rq_daemon_start(int argc, char *argv[], const char *name,
     struct rq_config *cfg)
 {
+	rq_daemon_start_checked(argc, argv, name, cfg, NULL);
+}
+
+void
+rq_daemon_start_checked(int argc, char *argv[], const char *name,
+    struct rq_config *cfg,
+    int (*own_check)(const struct rq_config *, char *, size_t))
+{
 	const char *path = NULL;
 	char err[512];
 	int ch, check = 0, debug = 0;
@@ -46,6 +54,11 @@ rq_daemon_start(int argc, char *argv[], const char *name,
 		usage(name);
 	if (rq_config_load(cfg, path, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s\n", name, err);
+		exit(1);
+	}
+	if (own_check != NULL && own_check(cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s: %s\n", name, path, err);
+		rq_config_free(cfg);
 		exit(1);
 	}
 	if (check) {

@@ -11,6 +11,12 @@
  * Returns only when the daemon should run; cfg is the caller's to free. */
 void	rq_daemon_start(int argc, char *argv[], const char *name,
 	    struct rq_config *cfg);
+/* The same, with a check of the daemon's own on the loaded config (what
+ * common/config.c cannot judge): -1 with a reason in err fails the start
+ * and -n alike. */
+void	rq_daemon_start_checked(int argc, char *argv[], const char *name,
+	    struct rq_config *cfg,
+	    int (*check)(const struct rq_config *, char *, size_t));
 
 /* systemd's notification protocol (Type=notify units).  Without
  * NOTIFY_SOCKET in the environment (started by hand, by a test, or not by

@@ -616,8 +616,10 @@ rq_listen_split(const char *s, char *host, size_t hostlen, int *port)
 	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
 		s++;
 		n -= 2;
-	}
-	if (n == 0 || n >= hostlen || !isdigit((unsigned char)colon[1]))
+	} else if (memchr(s, ':', n) != NULL)
+		return -1;	/* IPv6 needs its brackets */
+	if (n == 0 || n >= hostlen || !isdigit((unsigned char)colon[1]) ||
+	    memchr(s, '[', n) != NULL || memchr(s, ']', n) != NULL)
 		return -1;
 	memcpy(host, s, n);
 	host[n] = '\0';
@@ -629,12 +631,12 @@ rq_listen_split(const char *s, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
-/* Where a URL ends in running text. */
+/* Where a URL ends in running text: at a byte no URL may hold. */
 static int
 url_end(int ch)
 {
-	return ch == '\0' || isspace(ch) || ch == '"' || ch == '\'' ||
-	    ch == '<' || ch == '>' || ch == ')';
+	return ch == '\0' || isspace(ch) || ch == '"' || ch == '<' ||
+	    ch == '>';
 }
 
 /* Appends len bytes of src to out, as far as they fit with the NUL. */
@@ -652,7 +654,7 @@ put(char *out, size_t outlen, size_t *o, const char *src, size_t len)
 char *
 rq_redact_urls(const char *text, char *out, size_t outlen)
 {
-	const char *p = text, *s, *host, *at, *end;
+	const char *p = text != NULL ? text : "", *s, *host, *at, *end;
 	size_t o = 0, len, auth;
 
 	if (outlen == 0)
@@ -662,6 +664,10 @@ rq_redact_urls(const char *text, char *out, size_t outlen)
 		put(out, outlen, &o, p, (size_t)(host - p));
 		for (end = host; !url_end((unsigned char)*end); end++)
 			;
+		/* ')' and '\'' may be in a URL, and around one in text:
+		 * those at its end are taken for the text's */
+		while (end > host && (end[-1] == ')' || end[-1] == '\''))
+			end--;
 		len = (size_t)(end - host);
 		/* user:password@ comes before the path */
 		if ((auth = strcspn(host, "/?#")) > len)

@@ -55,10 +55,11 @@ enum rq_target_kind { RQ_TARGET_E164, RQ_TARGET_SIP };
 int		rq_target_parse(const char *to, enum rq_target_kind *kind,
 		    char *err, size_t errlen);
 
-/* text for a log line, with every URL in it (from "scheme://" to a space,
- * quote, '<', '>' or ')') cut down to where it leads: its user:password@
- * and its query and fragment (replaced by "?..."), which may carry a
- * tenant's tokens, are left out.  out is always terminated; returns out. */
+/* text (NULL: "") for a log line, with every URL in it (from "scheme://"
+ * to a space, '"', '<' or '>', less the ')' and '\'' at its end) cut down
+ * to where it leads: its user:password@ and its query and fragment
+ * (replaced by "?..."), which may carry a tenant's tokens, are left out.
+ * out is always terminated; returns out. */
 char		*rq_redact_urls(const char *text, char *out, size_t outlen);
 
 /* A listen address "host:port" or "[v6]:port" split into host (without

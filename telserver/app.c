@@ -88,7 +88,7 @@ audio_fetched(struct app_fetch *f, const struct tel_fetch_res *res)
 {
 	struct tel_app *a = f->app;
 	struct tel_speech *sp = NULL;
-	char err[160], where[512];
+	char err[160], where[512], why[512];
 
 	if (res->error != NULL)
 		snprintf(err, sizeof(err), "%s", res->error);
@@ -103,8 +103,10 @@ audio_fetched(struct app_fetch *f, const struct tel_fetch_res *res)
 		tel_speech_unref(sp);
 		return;
 	}
+	/* a fetch's error may quote the URL (fetch.c) */
 	log_info("call %s: audio %s: %s; %s", a->call->id,
-	    rq_redact_urls(f->url, where, sizeof(where)), err,
+	    rq_redact_urls(f->url, where, sizeof(where)),
+	    rq_redact_urls(err, why, sizeof(why)),
 	    f->fallback ? "playing its fallback" : "skipped");
 	if (a->st == NULL)
 		return;
@@ -123,7 +125,7 @@ fetch_done(void *arg, const struct tel_fetch_res *res)
 	struct tel_app *a = f->app;
 	struct vxml_fetch_res vr;
 	unsigned vid = f->vxml_id;
-	char where[512];
+	char where[512], why[512];
 
 	if (f->kind == APP_FETCH_AUDIO) {
 		audio_fetched(f, res);
@@ -140,7 +142,8 @@ fetch_done(void *arg, const struct tel_fetch_res *res)
 	vr.len = res->len;
 	log_debug("call %s: fetched %s: %s %ld, %zu bytes%s", a->call->id,
 	    rq_redact_urls(res->url ? res->url : "?", where, sizeof(where)),
-	    res->error ? res->error : "status",
+	    rq_redact_urls(res->error ? res->error : "status", why,
+	    sizeof(why)),
 	    res->status, res->len, res->from_cache ? " (cache)" : "");
 	vxml_fetch_done(a->s, vid, &vr);
 }

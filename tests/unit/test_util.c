@@ -365,6 +365,14 @@ test_redact_urls(void **state)
 	assert_string_equal(rq_redact_urls("no URL here?x=1", out,
 	    sizeof(out)), "no URL here?x=1");
 	assert_string_equal(rq_redact_urls("https://h/?t=1", out, 1), "");
+	/* ')' and '\'' belong to a URL, but not one at its end */
+	assert_string_equal(rq_redact_urls("(https://h/ivr(1).vxml?t=s line 5)",
+	    out, sizeof(out)), "(https://h/ivr(1).vxml?... line 5)");
+	assert_string_equal(rq_redact_urls("(https://h/o'b?t=s)", out,
+	    sizeof(out)), "(https://h/o'b?...)");
+	assert_string_equal(rq_redact_urls(NULL, out, sizeof(out)), "");
+	assert_string_equal(rq_redact_urls("at the end://", out, sizeof(out)),
+	    "at the end://");
 	assert_string_equal(rq_redact_urls("see https://h/x?t=123456", small,
 	    sizeof(small)), "see https://h/x");
 }
@@ -395,6 +403,12 @@ test_listen_split(void **state)
 	assert_int_equal(rq_listen_split("h: 80", host, sizeof(host), &port),
 	    -1);
 	assert_int_equal(rq_listen_split("h:80x", host, sizeof(host), &port),
+	    -1);
+	assert_int_equal(rq_listen_split("::1:80", host, sizeof(host), &port),
+	    -1);
+	assert_int_equal(rq_listen_split("[::1:80", host, sizeof(host),
+	    &port), -1);
+	assert_int_equal(rq_listen_split("a]:80", host, sizeof(host), &port),
 	    -1);
 }
 
