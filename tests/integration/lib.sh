@@ -79,7 +79,7 @@ rq_need() {
 	local c
 	for c in "$@"; do
 		command -v "$c" >/dev/null ||
-		    rq_fail "$c is not installed (deploy/install-packages installs it)"
+		    rq_fail "$c is not installed (deploy/install-packages installs what the tests use; the benchmarks' own tools: docs/benchmarks.md)"
 	done
 }
 
