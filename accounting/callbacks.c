@@ -262,6 +262,22 @@ retry(struct acct_cb *cb, struct cb_xfer *x, const char *why)
 	free(next);
 }
 
+/* Appends s to *list; on failure frees the whole list (curl would keep
+ * it, and it would leak) and returns -1. */
+static int
+header(struct curl_slist **list, const char *s)
+{
+	struct curl_slist *l;
+
+	if ((l = curl_slist_append(*list, s)) == NULL) {
+		curl_slist_free_all(*list);
+		*list = NULL;
+		return -1;
+	}
+	*list = l;
+	return 0;
+}
+
 static void
 done(struct acct_cb *cb, struct cb_xfer *x, CURLcode res)
 {
@@ -351,23 +367,17 @@ start(struct acct_cb *cb, const char *id, char *head)
 		xfer_free(x);
 		return;
 	}
-	x->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	x->headers = curl_slist_append(x->headers, "User-Agent: ringq/1");
-	x->headers = curl_slist_append(x->headers, "Expect:");
 	acct_cb_sign(t->callback_secret, (long long)(rq_now_ms() / 1000),
 	    body, sig, sizeof(sig));
-	if (sig[0] == '\0') {
-		curl_slist_free_all(x->headers);
-		x->headers = NULL;
-	} else {
-		snprintf(hdr, sizeof(hdr), "X-Ringq-Signature: %s", sig);
-		x->headers = curl_slist_append(x->headers, hdr);
-	}
-	if ((x->easy = curl_easy_init()) == NULL || x->headers == NULL) {
-		if (x->easy != NULL)
-			curl_easy_cleanup(x->easy);
-		x->easy = NULL;
-		finish(cb, x, x->head, rq_now_ms() + 1000);
+	snprintf(hdr, sizeof(hdr), "X-Ringq-Signature: %s", sig);
+	if (sig[0] == '\0' ||
+	    header(&x->headers, "Content-Type: application/json") == -1 ||
+	    header(&x->headers, "User-Agent: ringq/1") == -1 ||
+	    header(&x->headers, "Expect:") == -1 ||
+	    header(&x->headers, hdr) == -1 ||
+	    (x->easy = curl_easy_init()) == NULL) {
+		/* out of memory: counted as a failed try, so it ends */
+		retry(cb, x, "out of memory");
 		xfer_free(x);
 		return;
 	}
