@@ -322,6 +322,7 @@ start(struct acct_cb *cb, const char *id, char *head)
 	size_t bodylen;
 	char sig[160], hdr[200];
 	json_t *env, *b = NULL;
+	json_error_t jerr;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL) {
 		free(head);
@@ -330,7 +331,12 @@ start(struct acct_cb *cb, const char *id, char *head)
 	x->cb = cb;
 	x->head = head;
 	snprintf(x->id, sizeof(x->id), "%s", id);
-	env = x->env = json_loads(head, 0, NULL);
+	if ((env = x->env = json_loads(head, 0, &jerr)) == NULL &&
+	    json_error_code(&jerr) == json_error_out_of_memory) {
+		/* not the entry's fault: its lease brings it back */
+		xfer_free(x);
+		return;
+	}
 	url = json_string_value(json_object_get(env, "url"));
 	body = json_string_value(json_object_get(env, "body"));
 	tenant = json_string_value(json_object_get(env, "tenant"));
@@ -376,8 +382,9 @@ start(struct acct_cb *cb, const char *id, char *head)
 	    header(&x->headers, "Expect:") == -1 ||
 	    header(&x->headers, hdr) == -1 ||
 	    (x->easy = curl_easy_init()) == NULL) {
-		/* out of memory: counted as a failed try, so it ends */
-		retry(cb, x, "out of memory");
+		/* counted as a failed try, so it ends */
+		retry(cb, x, sig[0] == '\0' ? "cannot sign the body" :
+		    "out of memory");
 		xfer_free(x);
 		return;
 	}
@@ -405,7 +412,7 @@ start(struct acct_cb *cb, const char *id, char *head)
 	if (curl_multi_add_handle(cb->multi, x->easy) != CURLM_OK) {
 		curl_easy_cleanup(x->easy);
 		x->easy = NULL;
-		finish(cb, x, x->head, rq_now_ms() + 1000);
+		retry(cb, x, "cannot start the transfer");
 		xfer_free(x);
 		return;
 	}
