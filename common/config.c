@@ -439,50 +439,48 @@ curve_setup_valid(const struct rq_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* What the daemons would refuse at start-up, refused here so that -n
- * says so too (only the files' contents and the binding are left). */
+/* A listen address as its daemon would take it, so that -n refuses what
+ * the start would (the defaults are good: only values read are checked).
+ * metrics_listen may be empty (off); the HTTP API binds a name or an
+ * address, the SMTP listener an address (smtp_server.c). */
 static int
-listens_valid(const struct rq_config *cfg, char *err, size_t errlen)
+listen_valid(const char *section, const char *key, const char *val,
+    char *msg, size_t msglen)
 {
-	/* metrics_listen may be empty (off); the HTTP API binds a name or
-	 * an address, the SMTP listener an address (smtp_server.c). */
-	const struct {
-		const char *key, *value;
-		int optional;
-	} listens[] = {
-		{ "[gateway] http_listen", cfg->http_listen, 0 },
-		{ "[scheduler] metrics_listen", cfg->sched_metrics_listen, 1 },
-		{ "[dispatcher] metrics_listen", cfg->disp_metrics_listen, 1 },
-		{ "[telserver] metrics_listen", cfg->tel_metrics_listen, 1 },
-		{ "[accounting] metrics_listen", cfg->acct_metrics_listen, 1 },
-	};
 	struct sockaddr_storage ss;
 	char host[RQ_ADDR_MAX];
-	size_t i;
 	int port, sslen = (int)sizeof(ss);
 
-	for (i = 0; i < NELEM(listens); i++)
-		if (!(listens[i].optional && listens[i].value[0] == '\0') &&
-		    rq_listen_split(listens[i].value, host, sizeof(host),
-		    &port) == -1) {
-			snprintf(err, errlen, "%s: '%.100s' is not host:port or "
-			    "[v6]:port", listens[i].key, listens[i].value);
+	if (!strcmp(section, "smtp") && !strcmp(key, "listen")) {
+		/* libevent reads "::1:2525" as an IPv6 address without a
+		 * port: the port it found must be the one given. */
+		memset(&ss, 0, sizeof(ss));
+		if (rq_listen_split(val, host, sizeof(host), &port) == -1 ||
+		    evutil_parse_sockaddr_port(val, (struct sockaddr *)&ss,
+		    &sslen) == -1 || (ss.ss_family == AF_INET ?
+		    ntohs(((struct sockaddr_in *)&ss)->sin_port) :
+		    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)) != port) {
+			snprintf(msg, msglen, "[smtp] listen: '%.100s' is not "
+			    "an IP address and port (127.0.0.1:2525, "
+			    "[::1]:2525)", val);
 			return -1;
 		}
-	/* libevent reads "::1:2525" as an IPv6 address without a port:
-	 * the port it found must be the one given. */
-	memset(&ss, 0, sizeof(ss));
-	if (rq_listen_split(cfg->smtp_listen, host, sizeof(host),
-	    &port) == -1 || evutil_parse_sockaddr_port(cfg->smtp_listen,
-	    (struct sockaddr *)&ss, &sslen) == -1 ||
-	    (ss.ss_family == AF_INET ?
-	    ntohs(((struct sockaddr_in *)&ss)->sin_port) :
-	    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)) != port) {
-		snprintf(err, errlen, "[smtp] listen: '%.100s' is not an IP "
-		    "address and port (127.0.0.1:2525, [::1]:2525)",
-		    cfg->smtp_listen);
-		return -1;
+		return 0;
 	}
+	if (strcmp(key, "http_listen") && strcmp(key, "metrics_listen"))
+		return 0;
+	if ((!strcmp(key, "metrics_listen") && val[0] == '\0') ||
+	    rq_listen_split(val, host, sizeof(host), &port) == 0)
+		return 0;
+	snprintf(msg, msglen, "[%s] %s: '%.100s' is not host:port or "
+	    "[v6]:port", section, key, val);
+	return -1;
+}
+
+/* Keys that go together, once the whole file is read. */
+static int
+pairs_valid(const struct rq_config *cfg, char *err, size_t errlen)
+{
 	if ((cfg->smtp_tls_cert[0] == '\0') != (cfg->smtp_tls_key[0] == '\0')) {
 		snprintf(err, errlen, "[smtp] tls_cert and tls_key: set both "
 		    "(STARTTLS) or neither");
@@ -701,6 +699,9 @@ rq_config_load(struct rq_config *cfg, const char *path, char *err,
 			    !strncmp(key, "curve_", 6) &&
 			    curve_keys_valid(key, val, msg, sizeof(msg)) == -1)
 				goto bad_value;
+			if (found && listen_valid(section, key, val, msg,
+			    sizeof(msg)) == -1)
+				goto bad_value;
 		}
 		if (!found) {
 			snprintf(err, errlen, "%s:%zu: unknown key '%s' in "
@@ -747,7 +748,7 @@ bad_value:
 		return -1;
 	}
 	if (curve_setup_valid(cfg, msg, sizeof(msg)) == -1 ||
-	    listens_valid(cfg, msg, sizeof(msg)) == -1) {
+	    pairs_valid(cfg, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, msg);
 		rq_config_free(cfg);
 		return -1;

@@ -97,7 +97,7 @@ test_listens(void **state)
 	char err[256];
 
 	expect_error("[gateway]\nhttp_listen = 8080\n",
-	    "[gateway] http_listen: '8080' is not host:port");
+	    ":2: [gateway] http_listen: '8080' is not host:port");
 	expect_error("[gateway]\nhttp_listen =\n", "http_listen: ''");
 	expect_error("[scheduler]\nmetrics_listen = 127.0.0.1:0\n",
 	    "[scheduler] metrics_listen: '127.0.0.1:0' is not");
@@ -107,7 +107,7 @@ test_listens(void **state)
 	    "[accounting] metrics_listen");
 	/* the SMTP listener binds an address, not a name, and needs a port */
 	expect_error("[smtp]\nlisten = localhost:2525\n",
-	    "[smtp] listen: 'localhost:2525' is not an IP address");
+	    ":2: [smtp] listen: 'localhost:2525' is not an IP address");
 	expect_error("[smtp]\nlisten = 127.0.0.1\n", "[smtp] listen");
 	expect_error("[smtp]\nlisten = ::1:2525\n", "[smtp] listen");
 	expect_error("[gateway]\nhttp_listen = 127.0.0.1:+80\n", "http_listen");
