@@ -124,6 +124,11 @@ test_listens(void **state)
 	assert_string_equal(cfg.disp_metrics_listen, "[::1]:9102");
 	rq_config_free(&cfg);
 	unlink(path);
+	assert_int_equal(write_conf("[smtp]\nlisten = 0.0.0.0:25\n"), 0);
+	assert_int_equal(rq_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_string_equal(cfg.smtp_listen, "0.0.0.0:25");
+	rq_config_free(&cfg);
+	unlink(path);
 }
 
 /* The policy engine's tenant keys and [business NAME] sections. */
