@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "util.h"
 
 static const char *log_name = "ringq";
 static int log_debug_on;
@@ -85,6 +86,22 @@ escape_controls(char *line, size_t size)
 	}
 	out[o] = '\0';
 	memcpy(line, out, o + 1);
+}
+
+/* Tenants' URLs (VoiceXML applications, audio, callbacks) and connection
+ * URIs may carry tokens in their query or a user:password@: whoever logs
+ * one, the line shows where it leads only (rq_redact_urls). */
+static void
+redact_urls(char *line, size_t size)
+{
+	char out[2048];
+
+	if (strstr(line, "://") == NULL)
+		return;		/* the usual case */
+	if (size > sizeof(out))
+		size = sizeof(out);
+	rq_redact_urls(line, out, size);
+	memcpy(line, out, strlen(out) + 1);
 }
 
 /*
@@ -192,6 +209,7 @@ log_vwrite(const char *level, int deferrable, const char *fmt, va_list ap,
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	vsnprintf(line, sizeof(line), fmt, ap);
+	redact_urls(line, sizeof(line));
 	escape_controls(line, sizeof(line));
 	ms = (int)(ts.tv_nsec / 1000000);
 	n = append(out, 0, sizeof(out), log_when(ts.tv_sec));

@@ -17,7 +17,6 @@
 #include "log.h"
 #include "redis_sync.h"
 #include "telserver.h"
-#include "util.h"
 #include "vxml.h"
 
 enum app_fetch_kind { APP_FETCH_VXML, APP_FETCH_AUDIO };
@@ -88,7 +87,7 @@ audio_fetched(struct app_fetch *f, const struct tel_fetch_res *res)
 {
 	struct tel_app *a = f->app;
 	struct tel_speech *sp = NULL;
-	char err[160], where[512], why[512];
+	char err[160];
 
 	if (res->error != NULL)
 		snprintf(err, sizeof(err), "%s", res->error);
@@ -103,10 +102,7 @@ audio_fetched(struct app_fetch *f, const struct tel_fetch_res *res)
 		tel_speech_unref(sp);
 		return;
 	}
-	/* a fetch's error may quote the URL (fetch.c) */
-	log_info("call %s: audio %s: %s; %s", a->call->id,
-	    rq_redact_urls(f->url, where, sizeof(where)),
-	    rq_redact_urls(err, why, sizeof(why)),
+	log_info("call %s: audio %s: %s; %s", a->call->id, f->url, err,
 	    f->fallback ? "playing its fallback" : "skipped");
 	if (a->st == NULL)
 		return;
@@ -125,7 +121,6 @@ fetch_done(void *arg, const struct tel_fetch_res *res)
 	struct tel_app *a = f->app;
 	struct vxml_fetch_res vr;
 	unsigned vid = f->vxml_id;
-	char where[512], why[512];
 
 	if (f->kind == APP_FETCH_AUDIO) {
 		audio_fetched(f, res);
@@ -141,9 +136,7 @@ fetch_done(void *arg, const struct tel_fetch_res *res)
 	vr.body = res->body;
 	vr.len = res->len;
 	log_debug("call %s: fetched %s: %s %ld, %zu bytes%s", a->call->id,
-	    rq_redact_urls(res->url ? res->url : "?", where, sizeof(where)),
-	    rq_redact_urls(res->error ? res->error : "status", why,
-	    sizeof(why)),
+	    res->url ? res->url : "?", res->error ? res->error : "status",
 	    res->status, res->len, res->from_cache ? " (cache)" : "");
 	vxml_fetch_done(a->s, vid, &vr);
 }
@@ -157,7 +150,6 @@ op_fetch(void *arg, const struct vxml_fetch_req *req)
 	struct vxml_fetch_res vr;
 	struct app_fetch *f;
 	size_t i, n = req->nparams;
-	char where[512];
 
 	if (n > sizeof(parts) / sizeof(parts[0]) ||
 	    (f = fetch_new(a, APP_FETCH_VXML)) == NULL) {
@@ -194,8 +186,7 @@ op_fetch(void *arg, const struct vxml_fetch_req *req)
 	fr.maxage = req->maxage;
 	fr.maxstale = req->maxstale;
 	f->vxml_id = req->id;
-	log_debug("call %s: fetching %s%s", a->call->id,
-	    rq_redact_urls(req->url, where, sizeof(where)),
+	log_debug("call %s: fetching %s%s", a->call->id, req->url,
 	    req->post ? " (POST)" : "");
 	f->id = tel_fetch(a->ctx->fetcher, &fr, fetch_done, f);
 }
@@ -521,7 +512,6 @@ tel_app_start(struct tel_call *c, struct tel_stream *st, const char *url,
 	struct tel_ctx *ctx = c->ctx;
 	struct vxml_session_info info;
 	struct tel_app *a;
-	char where[512];
 
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return NULL;
@@ -541,8 +531,7 @@ tel_app_start(struct tel_call *c, struct tel_stream *st, const char *url,
 		return NULL;
 	}
 	tel_stream_on_dtmf(st, on_dtmf, a, 1);
-	log_info("call %s: running %s", c->id,
-	    rq_redact_urls(url, where, sizeof(where)));
+	log_info("call %s: running %s", c->id, url);
 	if (vxml_session_start(a->s, url) == -1) {
 		tel_app_free(a);
 		return NULL;

@@ -148,7 +148,6 @@ tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
 	struct tel_ctx *ctx = c->ctx;
 	struct rq_attempt_end e;
 	uint64_t duration = 0;
-	char logged[512];
 	int i;
 
 	if (c->terminal)
@@ -185,13 +184,10 @@ tel_call_end(struct tel_call *c, enum rq_status st, const char *reason,
 		    (unsigned long long)duration);
 	else if (sip_code)
 		log_info("call %s: %s %s, sip %d %s", c->id, rq_status_name(st),
-		    reason ? reason : "", sip_code,
-		    rq_redact_urls(detail ? detail : "", logged,
-		    sizeof(logged)));
+		    reason ? reason : "", sip_code, detail ? detail : "");
 	else
 		log_info("call %s: %s %s, %s", c->id, rq_status_name(st),
-		    reason ? reason : "", rq_redact_urls(detail ? detail : "",
-		    logged, sizeof(logged)));
+		    reason ? reason : "", detail ? detail : "");
 	memset(&e, 0, sizeof(e));
 	e.call_id = c->call_id;
 	e.attempt = c->attempt;

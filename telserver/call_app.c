@@ -80,7 +80,7 @@ void
 tel_call_app_done(struct tel_call *c, const struct vxml_result *res,
     const char *json)
 {
-	char detail[512], logged[512];
+	char detail[512];
 
 	c->app_over = 1;
 	c->app_how = res->how;
@@ -99,10 +99,8 @@ tel_call_app_done(struct tel_call *c, const struct vxml_result *res,
 			    res->url ? res->url : "?");
 		free(c->app_detail);
 		c->app_detail = strdup(detail);
-		/* the tenant sees its URLs whole (the call's result), the
-		 * log does not */
 		log_warnx("call %s: the application failed: %s", c->id,
-		    rq_redact_urls(detail, logged, sizeof(logged)));
+		    detail);
 	} else
 		log_info("call %s: the application ended (%s)", c->id,
 		    res->how == VXML_END_EXIT ? "exit" :

@@ -314,7 +314,7 @@ void
 tel_inbound_acked(struct tel_leg *leg, const char *sdp, size_t len)
 {
 	struct tel_call *c = leg->call;
-	char err[128], where[512];
+	char err[128];
 
 	/* Only the ACK of our 200 to the first INVITE starts it (a
 	 * re-INVITE's ACK comes here too). */
@@ -338,7 +338,7 @@ tel_inbound_acked(struct tel_leg *leg, const char *sdp, size_t len)
 	log_debug("call %s: ACK, starting the application", c->id);
 	if (tel_call_app_answered(c, leg) == -1) {
 		log_warnx("call %s: cannot start the application %s", c->id,
-		    rq_redact_urls(c->app_url, where, sizeof(where)));
+		    c->app_url);
 		tel_leg_hangup(leg);
 		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 200,
 		    "cannot start the application");

@@ -114,6 +114,23 @@ test_c1_escaped(void **state)
 	assert_null(strstr(out, "\xc2\x9b"));
 }
 
+/* A URL's query and user:password@ never reach the log, whoever logs it;
+ * where it leads does. */
+static void
+test_urls_redacted(void **state)
+{
+	const char *out = capture("fetch https://u:pw@app.example/ivr.vxml"
+	    "?token=s3cret failed (https://h/a#frag)");
+
+	assert_non_null(strstr(out, "'fetch https://app.example/ivr.vxml?... "
+	    "failed (https://h/a?...)'"));
+	assert_null(strstr(out, "s3cret"));
+	assert_null(strstr(out, "pw@"));
+	/* text without a URL is left as it is */
+	out = capture("plain text?x=1");
+	assert_non_null(strstr(out, "'plain text?x=1'"));
+}
+
 static void
 test_long_line_bounded(void **state)
 {
@@ -190,6 +207,7 @@ main(void)
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_controls_escaped),
 		cmocka_unit_test(test_c1_escaped),
+		cmocka_unit_test(test_urls_redacted),
 		cmocka_unit_test(test_long_line_bounded),
 		cmocka_unit_test(test_deferred),
 	};
