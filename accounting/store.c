@@ -165,8 +165,8 @@ acct_conninfo_valid(const char *conninfo)
 	/* What libpq's dbname expansion takes as a connection string rather
 	 * than a plain database name. */
 	if (strchr(conninfo, '=') == NULL &&
-	    strncmp(conninfo, "postgresql://", 13) != 0 &&
-	    strncmp(conninfo, "postgres://", 11) != 0)
+	    strncmp(conninfo, "postgresql://", strlen("postgresql://")) &&
+	    strncmp(conninfo, "postgres://", strlen("postgres://")))
 		return 1;
 	if ((opts = PQconninfoParse(conninfo, &msg)) == NULL) {
 		PQfreemem(msg);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -452,14 +451,11 @@ listen_valid(const char *section, const char *key, const char *val,
 	int port, sslen = (int)sizeof(ss);
 
 	if (!strcmp(section, "smtp") && !strcmp(key, "listen")) {
-		/* libevent reads "::1:2525" as an IPv6 address without a
-		 * port: the port it found must be the one given. */
-		memset(&ss, 0, sizeof(ss));
+		/* rq_listen_split for the port (libevent's takes none, and
+		 * "::1:2525" for an address), libevent's for an address */
 		if (rq_listen_split(val, host, sizeof(host), &port) == -1 ||
 		    evutil_parse_sockaddr_port(val, (struct sockaddr *)&ss,
-		    &sslen) == -1 || (ss.ss_family == AF_INET ?
-		    ntohs(((struct sockaddr_in *)&ss)->sin_port) :
-		    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)) != port) {
+		    &sslen) == -1) {
 			snprintf(msg, msglen, "[smtp] listen: '%.100s' is not "
 			    "an IP address and port (127.0.0.1:2525, "
 			    "[::1]:2525)", val);

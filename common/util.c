@@ -625,7 +625,7 @@ rq_listen_split(const char *s, char *host, size_t hostlen, int *port)
 	host[n] = '\0';
 	errno = 0;
 	p = strtol(colon + 1, &end, 10);
-	if (errno || end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
+	if (errno || *end != '\0' || p < 1 || p > 65535)
 		return -1;
 	*port = (int)p;
 	return 0;

@@ -124,12 +124,27 @@ optout_meta(const char *v, const char *tenant)
 	return o;
 }
 
+/* "listed" and "lists" for the lists the number is on. */
+static void
+set_lists(json_t *o, int tenant, int customer)
+{
+	json_t *lists = json_array();
+
+	if (tenant)
+		json_array_append_new(lists, json_string("tenant"));
+	if (customer)
+		json_array_append_new(lists, json_string("customer"));
+	json_object_set_new(o, "listed",
+	    json_boolean(json_array_size(lists) > 0));
+	json_object_set_new(o, "lists", lists);
+}
+
 static void
 dnc_reply_cb(redisReply *r, void *arg)
 {
 	struct dnc_req *d = arg;
 	struct gw_error err;
-	json_t *o, *lists;
+	json_t *o;
 	char sig[65], url[160];
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR ||
@@ -171,24 +186,13 @@ dnc_reply_cb(redisReply *r, void *arg)
 		json_object_set_new(o, "added", json_boolean(r->integer == 1));
 		break;
 	case DNC_REMOVE:
-		lists = json_array();
-		if (r->element[1]->integer == 1)
-			json_array_append_new(lists, json_string("customer"));
-		json_object_set_new(o, "listed",
-		    json_boolean(json_array_size(lists) > 0));
-		json_object_set_new(o, "lists", lists);
+		set_lists(o, 0, r->element[1]->integer == 1);
 		json_object_set_new(o, "removed",
 		    json_boolean(r->element[0]->integer == 1));
 		break;
 	case DNC_LOOKUP:
-		lists = json_array();
-		if (r->element[0]->integer == 1)
-			json_array_append_new(lists, json_string("tenant"));
-		if (r->element[1]->integer == 1)
-			json_array_append_new(lists, json_string("customer"));
-		json_object_set_new(o, "listed",
-		    json_boolean(json_array_size(lists) > 0));
-		json_object_set_new(o, "lists", lists);
+		set_lists(o, r->element[0]->integer == 1,
+		    r->element[1]->integer == 1);
 		if (r->elements == 3 &&
 		    r->element[2]->type == REDIS_REPLY_STRING &&
 		    r->element[1]->integer == 1)
