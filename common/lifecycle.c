@@ -130,8 +130,8 @@ RQ_LUA_EVENTS \
 "local id, n, node = A[o + 1], tonumber(A[o + 2]), A[o + 3]\n" \
 "if alive and redis.call('EXISTS', alive) == 1 then return 2 end\n" \
 "local f = redis.call('HMGET', key, 'dialed', 'to', 'max_attempts',\n" \
-"  'not_after_ms', 'business', unpack(EMIT_FIELDS))\n" \
-"local j = from(f, 6)\n" \
+"  'not_after_ms', unpack(EMIT_FIELDS))\n" \
+"local j = from(f, 5)\n" \
 "if tonumber(f[1]) ~= n then\n" \
 "  if redis.call('EXISTS', key) == 0 then\n" \
 "    redis.call('SREM', oncall, id)\n" \
@@ -159,10 +159,11 @@ RQ_LUA_EVENTS \
 "ev.status = 'failed'\n" \
 "ev.reason = why\n" \
 "local class = CLASS[why]\n" \
+"local biz = class and f[2] and redis.call('HGET', key, 'business')\n" \
 "if class and f[2] and (redis.call('SISMEMBER', '" RQ_KEY_DNC_CUSTOMER "',\n" \
 "    f[2]) == 1 or (j[2] and redis.call('SISMEMBER',\n" \
-"    '" RQ_KEY_DNC_TENANT "' .. j[2], f[2]) == 1) or (f[5] and\n" \
-"    redis.call('SISMEMBER', '" RQ_KEY_DNC_BUSINESS "' .. f[5], f[2]) == 1))\n" \
+"    '" RQ_KEY_DNC_TENANT "' .. j[2], f[2]) == 1) or (biz and\n" \
+"    redis.call('SISMEMBER', '" RQ_KEY_DNC_BUSINESS "' .. biz, f[2]) == 1))\n" \
 "    then\n" \
 "  class = nil\n" \
 "  ev.detail = 'on a do-not-call list: not retried'\n" \

@@ -286,7 +286,7 @@ put_jnum(struct buf *b, const rstr *v)
 enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_TTL,
 	J_ATTEMPTS, J_NOT_AFTER, J_TO, J_DIALED, J_MAX_ATTEMPTS, J_PRIORITY,
 	J_NOT_BEFORE, J_SAY, J_CALLER_ID, J_APP_URL, J_STATUS, J_RETRY_BUSY,
-	J_RETRY_NO_ANSWER, J_RETRY_NETWORK, J_BUSINESS, J__COUNT };
+	J_RETRY_NO_ANSWER, J_RETRY_NETWORK, J__COUNT };
 
 /* Is the job there: a field of it read (j, jb.f), or its key of any
  * type? */
@@ -955,7 +955,7 @@ static const char *const job_field_names[J__COUNT] = {
 	[J_CALLER_ID] = "caller_id", [J_APP_URL] = "app_url",
 	[J_STATUS] = "status", [J_RETRY_BUSY] = "retry_busy",
 	[J_RETRY_NO_ANSWER] = "retry_no_answer",
-	[J_RETRY_NETWORK] = "retry_network", [J_BUSINESS] = "business",
+	[J_RETRY_NETWORK] = "retry_network",
 };
 
 /* The job's hash, open for writing, its name, and the fields it had when
@@ -1187,6 +1187,18 @@ rfc3339(char *buf, size_t len, long long ms)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The job's business, or NULL: read only where a retry is at stake, not
+ * with the fields every command reads (job_open()). */
+static rstr *
+business(struct job *jb)
+{
+	rstr *v = NULL;
+
+	RedisModule_HashGet(jb->key, REDISMODULE_HASH_CFIELDS, "business",
+	    &v, NULL);
+	return v;
+}
+
 /* HINCRBY job field by, replicated as that: the new value, or
  * LLONG_MIN with c->error for a field that is not an integer. */
 static long long
@@ -1227,7 +1239,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	struct job jb;
 	struct event e;
 	struct pairs x = { .n = 0 }, nb = { .n = 0 };
-	rstr *dialed, *to, *max_attempts, *not_after, **j, *pol;
+	rstr *dialed, *to, *max_attempts, *not_after, **j, *pol, *biz;
 	const char *why, *class, *orig, *polt;
 	char lim[128], when[32], rule[32];
 	double n, d, pmax = 0, pdelay = 0, maxatt, jit, delay, na;
@@ -1294,8 +1306,8 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	    (set_call(c, "SISMEMBER", s_dnc_customer, to) == 1 ||
 	    (j[J_TENANT] != NULL && set_call(c, "SISMEMBER",
 	    key_of(c, RQ_KEY_DNC_TENANT, j[J_TENANT]), to) == 1) ||
-	    (j[J_BUSINESS] != NULL && set_call(c, "SISMEMBER",
-	    key_of(c, RQ_KEY_DNC_BUSINESS, j[J_BUSINESS]), to) == 1))) {
+	    ((biz = business(&jb)) != NULL && set_call(c, "SISMEMBER",
+	    key_of(c, RQ_KEY_DNC_BUSINESS, biz), to) == 1))) {
 		class = NULL;
 		e.detail = s_on_dnc;
 	}
