@@ -298,6 +298,10 @@ struct gw_smtp;
 struct gw_smtp	*gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 		    struct gw_intake *in);
 void		 gw_smtp_close(struct gw_smtp *sm);
+/* -n and start: a TLS certificate and key that are set must load and
+ * belong together; -1 with the reason in err. */
+int		 gw_smtp_check(const struct rq_config *cfg, char *err,
+		    size_t errlen);
 void		 gw_smtp_free(struct gw_smtp *sm);
 
 /* The calls API beyond create and get (docs/api.md): DELETE and PATCH

@@ -72,7 +72,8 @@ main(int argc, char *argv[])
 	struct gw_http *h;
 	struct gw_smtp *sm;
 
-	rq_daemon_start(argc, argv, "ringq-gateway", &cfg);
+	rq_daemon_start_checked(argc, argv, "ringq-gateway", &cfg,
+	    gw_smtp_check);
 	rq_redis_set_password(cfg.redis_password);
 	raise_fd_limit();
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -463,26 +464,61 @@ io_message(void *arg, const struct rq_tenant *tenant, const char *data,
 
 /* --- listener ------------------------------------------------------------- */
 
+/* NULL with the reason in err when the certificate or key cannot be read,
+ * or do not belong together. */
 static SSL_CTX *
-smtp_tls_ctx(const struct rq_config *cfg)
+smtp_tls_ctx(const struct rq_config *cfg, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
+	const char *what, *path;
 
-	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		snprintf(err, errlen, "out of memory for a TLS context");
 		return NULL;
+	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* client renegotiation is a CPU sink and has no use here */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	ERR_clear_error();
+	/* errno says more than OpenSSL's "system lib" */
+	what = "certificate";
+	path = cfg->smtp_tls_cert;
+	if (access(path, R_OK) == 0) {
+		what = "key";
+		path = cfg->smtp_tls_key;
+	}
+	if (access(path, R_OK) == -1) {
+		snprintf(err, errlen, "[smtp] cannot read the TLS %s %s: %s",
+		    what, path, strerror(errno));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->smtp_tls_cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, cfg->smtp_tls_key,
 	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		log_warnx("smtp: cannot load the TLS certificate %s and key "
-		    "%s: %s", cfg->smtp_tls_cert, cfg->smtp_tls_key,
-		    ERR_reason_error_string(ERR_get_error()));
+		const char *why = ERR_reason_error_string(ERR_peek_error());
+
+		snprintf(err, errlen, "[smtp] cannot load the TLS certificate "
+		    "%s and key %s: %s", cfg->smtp_tls_cert, cfg->smtp_tls_key,
+		    why != NULL ? why : "unknown error");
+		ERR_clear_error();
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	return ctx;
+}
+
+int
+gw_smtp_check(const struct rq_config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	if (cfg->smtp_tls_cert[0] == '\0' && cfg->smtp_tls_key[0] == '\0')
+		return 0;
+	if ((ctx = smtp_tls_ctx(cfg, err, errlen)) == NULL)
+		return -1;
+	SSL_CTX_free(ctx);
+	return 0;
 }
 
 struct gw_smtp *
@@ -507,8 +543,12 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 	sm->in = in;
 	TAILQ_INIT(&sm->conns);
 	if (cfg->smtp_tls_cert[0] != '\0' || cfg->smtp_tls_key[0] != '\0') {
-		if ((sm->ssl = smtp_tls_ctx(cfg)) == NULL)
+		char err[512];
+
+		if ((sm->ssl = smtp_tls_ctx(cfg, err, sizeof(err))) == NULL) {
+			log_warnx("smtp: %s", err);
 			goto fail;
+		}
 	}
 	sm->lst = evconnlistener_new_bind(base, smtp_accept, sm,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,

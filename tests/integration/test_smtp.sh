@@ -57,6 +57,31 @@ allow_sip = yes
 mail_token_sha256 = $(rq_sha256 "$LIMITED_TOKEN")
 rate_per_day = 1
 EOF
+# A certificate that cannot serve is refused by -n and at start, with why,
+# not found at the first STARTTLS.
+openssl genrsa -out "$T/other-key.pem" 2048 >/dev/null 2>&1
+tls_conf() {
+	sed -e "s|^tls_cert = .*|tls_cert = $1|" -e "s|^tls_key = .*|tls_key = $2|" \
+	    "$RQ_CONF" > "$T/tls.conf"
+	"$RQ_BUILD/gateway/ringq-gateway" -f "$T/tls.conf" -n 2>&1
+}
+out=$(tls_conf "$T/cert.pem" "$T/key.pem") ||
+    rq_fail "-n refused the good certificate: $out"
+out=$(tls_conf "$T/cert.pem" "$T/other-key.pem") &&
+    rq_fail "-n took a key of another certificate"
+grep -q 'key values mismatch' <<<"$out" || rq_fail "-n, wrong key: $out"
+out=$(tls_conf "$T/missing.pem" "$T/key.pem") &&
+    rq_fail "-n took a missing certificate"
+grep -q "certificate $T/missing.pem: No such file" <<<"$out" ||
+    rq_fail "-n, missing certificate: $out"
+out=$(tls_conf "$T/cert.pem" "$T/cert.pem") &&
+    rq_fail "-n took a certificate as its key"
+timeout 10 "$RQ_BUILD/gateway/ringq-gateway" -f "$T/tls.conf" -d \
+    > "$T/tls-start.out" 2>&1 && rq_fail "the gateway started with a bad key"
+grep -q 'cannot load the TLS certificate' "$T/tls-start.out" ||
+    rq_fail "the gateway's refusal: $(cat "$T/tls-start.out")"
+echo "ok: -n and the start refuse a certificate that cannot serve"
+
 rq_start_daemon accounting
 rq_start_daemon gateway
 rq_start_daemon scheduler
