@@ -68,11 +68,6 @@ escape_controls(char *line, size_t size)
 	char out[2048];
 	size_t i, o = 0;
 
-	for (i = 0; in[i] != '\0'; i++)
-		if (is_control(in + i))
-			break;
-	if (in[i] == '\0')
-		return;		/* the usual case: nothing to escape */
 	if (size > sizeof(out))
 		size = sizeof(out);
 	for (i = 0; in[i] != '\0' && o + 9 <= size; i++) {
@@ -96,12 +91,38 @@ redact_urls(char *line, size_t size)
 {
 	char out[2048];
 
-	if (strstr(line, "://") == NULL)
-		return;		/* the usual case */
 	if (size > sizeof(out))
 		size = sizeof(out);
 	rq_redact_urls(line, out, size);
 	memcpy(line, out, strlen(out) + 1);
+}
+
+/* What a line needs of the two above, found in one pass (most lines need
+ * neither). */
+#define LINE_URLS	0x1
+#define LINE_CONTROLS	0x2
+
+static int
+line_needs(const char *line)
+{
+	/* 1: the end, or a byte that may begin a control (0x01-0x1f, 0x7f,
+	 * 0xc2) or a "://"; one lookup a byte for the rest */
+	static const unsigned char maybe[256] = {
+		[0x00 ... 0x1f] = 1, [':'] = 1, [0x7f] = 1, [0xc2] = 1,
+	};
+	const unsigned char *p = (const unsigned char *)line;
+	int needs = 0;
+
+	for (;; p++) {
+		while (!maybe[*p])
+			p++;
+		if (*p == '\0')
+			return needs;
+		if (is_control(p))
+			needs |= LINE_CONTROLS;
+		else if (p[0] == ':' && p[1] == '/' && p[2] == '/')
+			needs |= LINE_URLS;
+	}
 }
 
 /*
@@ -205,12 +226,15 @@ log_vwrite(const char *level, int deferrable, const char *fmt, va_list ap,
 	struct timespec ts;
 	char line[2048], out[2048 + 256];
 	size_t n;
-	int ms;
+	int ms, needs;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	redact_urls(line, sizeof(line));
-	escape_controls(line, sizeof(line));
+	needs = line_needs(line);
+	if (needs & LINE_URLS)
+		redact_urls(line, sizeof(line));
+	if (needs & LINE_CONTROLS)
+		escape_controls(line, sizeof(line));
 	ms = (int)(ts.tv_nsec / 1000000);
 	n = append(out, 0, sizeof(out), log_when(ts.tv_sec));
 	out[n++] = '.';

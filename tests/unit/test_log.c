@@ -126,9 +126,13 @@ test_urls_redacted(void **state)
 	    "failed (https://h/a?...)'"));
 	assert_null(strstr(out, "s3cret"));
 	assert_null(strstr(out, "pw@"));
-	/* text without a URL is left as it is */
-	out = capture("plain text?x=1");
-	assert_non_null(strstr(out, "'plain text?x=1'"));
+	/* text without a URL is left as it is, colons and slashes too */
+	out = capture("plain text?x=1 a:/b c:");
+	assert_non_null(strstr(out, "'plain text?x=1 a:/b c:'"));
+	/* a line with both: the query cut, the control escaped */
+	out = capture("\x1b[2J sip:x http://h/p?k=v");
+	assert_non_null(strstr(out, "'\\x1b[2J sip:x http://h/p?...'"));
+	assert_null(strstr(out, "k=v"));
 }
 
 static void
