@@ -2,6 +2,7 @@
  * and calling-hours arithmetic in a callee's local time (see e164.h and
  * docs/policy.md for what the table covers). */
 #include <ctype.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "e164.h"
 
@@ -451,9 +453,10 @@ bad:
 int
 rq_tz_valid(const char *zone)
 {
-	char path[512];
+	char path[512], magic[4];
 	struct stat sb;
 	size_t i;
+	int fd, ok;
 
 	if (zone[0] == '\0' || zone[0] == '/' || strstr(zone, "..") != NULL ||
 	    strlen(zone) > 64)
@@ -463,7 +466,15 @@ rq_tz_valid(const char *zone)
 		    strchr("/_-+", zone[i]) == NULL)
 			return 0;
 	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", zone);
-	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+	/* a zone file, not one of the tables beside them ("leapseconds",
+	 * which glibc would read as UTC without a word) */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    read(fd, magic, sizeof(magic)) == sizeof(magic) &&
+	    memcmp(magic, "TZif", sizeof(magic)) == 0;
+	close(fd);
+	return ok;
 }
 
 /*

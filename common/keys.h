@@ -155,25 +155,46 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 #define RQ_REC_SLACK_MS		86400000LL
 
 /* Priority ageing: each priority level is worth this much waiting time
- * in rq:ready, so a priority 0 job due 9 minutes ago goes before a
+ * in rq:ready, so a priority 0 job due 10 minutes ago goes before a
  * priority 9 job due now and nothing waits forever behind a flood of
  * urgent ones. */
 #define RQ_PRIORITY_STEP_MS	60000
 
+/* Of jobs due in the same millisecond (a burst at a calling-hours
+ * opening, requests for one not_before) rq:delayed releases the higher
+ * priorities first: its score is the due ms plus (9 - priority) / 16, a
+ * fraction a double holds exactly for any due time before the year 10000.
+ * A due time is the score's floor; the last score due at ms is
+ * ms + RQ_DELAYED_LAST. */
+#define RQ_DELAYED_TIE_DIV	16
+#define RQ_DELAYED_LAST		0.9375
+#define RQ_DELAYED_LAST_TEXT	".9375"
+
 /* Lua: score(job key, due ms) -> the rq:ready score of that job, for every
  * script that puts an id in rq:ready: due - priority * RQ_PRIORITY_STEP_MS,
  * priority 5 when absent and clamped to 0..9, formatted without exponent;
- * score_of(priority, due) the same for a priority read already. */
+ * score_of(priority, due) the same for a priority read already;
+ * delayed_of(priority, due) its rq:delayed score: due and the tie-break
+ * above ((9 - p) / 16 = (9 - p) * 0.0625 exactly). */
 #define RQ_LUA_READY_SCORE \
-"local function score_of(priority, due)\n" \
+"local function prio_of(priority)\n" \
 "  local p = tonumber(priority)\n" \
-"  if p == nil then p = 5 end\n" \
+"  if p == nil then return 5 end\n" \
 "  p = math.floor(p)\n" \
 "  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n" \
-"  return string.format('%d', due - p * " RQ_STR(RQ_PRIORITY_STEP_MS) ")\n" \
+"  return p\n" \
+"end\n" \
+"local function score_of(priority, due)\n" \
+"  return string.format('%d', due - prio_of(priority) * " \
+    RQ_STR(RQ_PRIORITY_STEP_MS) ")\n" \
 "end\n" \
 "local function score(key, due)\n" \
 "  return score_of(redis.call('HGET', key, 'priority'), due)\n" \
+"end\n" \
+"local function delayed_of(priority, due)\n" \
+"  local p = prio_of(priority)\n" \
+"  if p == 9 then return string.format('%d', due) end\n" \
+"  return string.format('%d.%04d', due, (9 - p) * 625)\n" \
 "end\n"
 
 /* Lua: call_ttl(v) -> an ended call's TTL (ms), as text for PEXPIRE (a

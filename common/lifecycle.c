@@ -100,6 +100,7 @@ CLAIM_LUA
  */
 #define FINISH_LUA \
 RQ_LUA_EVENTS \
+RQ_LUA_READY_SCORE \
 "local function rfc3339(ms)\n" \
 "  local s = math.floor(ms / 1000)\n" \
 "  local days = math.floor(s / 86400)\n" \
@@ -220,7 +221,8 @@ RQ_LUA_EVENTS \
 "  return 1, ev.status\n" \
 "end\n" \
 "redis.call('HSET', key, 'not_before_ms', sat)\n" \
-"redis.call('ZADD', delayed, sat, id)\n" \
+"redis.call('ZADD', delayed,\n" \
+"    delayed_of(redis.call('HGET', key, 'priority'), at), id)\n" \
 "if j[2] then\n" \
 "  redis.call('ZADD', '" RQ_KEY_ACTIVE "' .. j[2], 'XX', sat, id)\n" \
 "end\n" \

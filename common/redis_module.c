@@ -644,6 +644,41 @@ zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
 	zadd_score(c, zname, (double)score, t, fmt_int(t, score), member, xx);
 }
 
+/* delayed_of(priority, due) of RQ_LUA_READY_SCORE: the rq:delayed score
+ * of a job due at due ms, as a number and as its text in t (32 bytes),
+ * whose length goes to *tn. */
+static double
+delayed_score(rstr *priority, long long due, char *t, size_t *tn)
+{
+	double p;
+	int tie;
+
+	if (!lua_number(priority, &p))
+		p = 5;
+	p = floor(p);
+	if (p < 0)
+		p = 0;
+	else if (p > 9)
+		p = 9;
+	tie = 9 - (int)p;
+	*tn = fmt_int(t, due);
+	if (tie > 0)
+		*tn += (size_t)snprintf(t + *tn, 32 - *tn, ".%04d", tie * 625);
+	return (double)due + (double)tie / RQ_DELAYED_TIE_DIV;
+}
+
+/* ZADD rq:delayed at a job's due time (delayed_score). */
+static void
+zadd_delayed(struct cmd *c, rstr *delayed, rstr *priority, long long due,
+    rstr *id)
+{
+	char t[32];
+	size_t tn;
+	double sc = delayed_score(priority, due, t, &tn);
+
+	zadd_score(c, delayed, sc, t, tn, id, 0);
+}
+
 /* PUBLISH channel message, sent to the replicas as a script's is (in
  * plain replication not to the AOF: Redis's own PUBLISH is not written
  * there either; ringq.apply skips it when loading). */
@@ -1378,7 +1413,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	}
 	pair(&nb, s_not_before_ms, mk_int(c, at));
 	hset(c, jb.name, jb.key, &nb);
-	zadd(c, delayed, at, A[F_ID], 0);
+	zadd_delayed(c, delayed, j[J_PRIORITY], at, A[F_ID]);
 	if (j[J_TENANT] != NULL)
 		zadd(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), at, A[F_ID],
 		    1);
@@ -1582,7 +1617,8 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 	exp = RedisModule_Alloc(sizeof(*exp) * (size_t)batch);
 	expired = RedisModule_Alloc(sizeof(*expired) * (size_t)batch);
 	back = RedisModule_Alloc(sizeof(*back) * (size_t)batch);
-	if ((ndue = zrange_upto(&c, delayed, now, batch, due, at)) < 0)
+	if ((ndue = zrange_upto(&c, delayed, floor(now) + RQ_DELAYED_LAST,
+	    batch, due, at)) < 0)
 		goto fail;
 	for (i = 0; i < ndue; i++) {
 		zrem(&c, delayed, due[i]);
@@ -1605,8 +1641,8 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 			emit(&c, jb.name, jb.key, &e, j, NULL);
 			expired[nexpired++] = due[i];
 		} else {
-			zadd(&c, ready, ready_score(priority, at[i]), due[i],
-			    0);
+			zadd(&c, ready, ready_score(priority, floor(at[i])),
+			    due[i], 0);
 			released++;
 			if (a == 0) {
 				e.status = RQ_ST_SCHEDULED;
@@ -1670,7 +1706,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		    !RedisModule_ZsetRangeEndReached(k)) {
 			RedisModule_ZsetRangeCurrentElement(k, &sc);
 			RedisModule_ZsetRangeStop(k);
-			reply_score(ctx, sc);
+			reply_score(ctx, floor(sc));	/* its due ms */
 		} else
 			RedisModule_ReplyWithNull(ctx);
 		RedisModule_CloseKey(k);
@@ -2113,11 +2149,11 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
 	rstr **K = argv + 2, **A = argv + 10, *stale = NULL, *ks, *kd;
-	rstr *vs = NULL, *vd = NULL;
+	rstr *vs = NULL, *vd = NULL, *prio = NULL;
 	struct pairs p = { .n = 0 };
 	RedisModuleKey *k;
 	RedisModuleStreamID sid;
-	double rps, rpd, maxc, due;
+	double rps, rpd, maxc, due, nb;
 	long long ms, sec, n;
 	const char *sv;
 	char t[64], *q;
@@ -2192,10 +2228,11 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	}
 	if (c.error)
 		return reply_error(&c);
-	if (!lua_number(A[10], &due))
-		due = 0;
-	if (due < (double)ms)
-		due = (double)ms;
+	/* before anything is written (the script fails there too) */
+	if (!lua_number(A[10], &nb))
+		return RedisModule_ReplyWithError(ctx,
+		    "ERR ringq.create: not_before_ms is not a number");
+	due = nb < (double)ms ? (double)ms : nb;
 	if (maxc > 0) {
 		rstr *now_s = mk_int(&c, ms);
 
@@ -2269,8 +2306,12 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 		RedisModule_Free(tl.p);
 	}
 	/* ARGV[15] on: the job's other fields; ARGV[argc - 11] the last */
-	for (i = 15; i + 1 <= (size_t)argc - 11 && p.n + 2 <= 48; i += 2)
+	for (i = 15; i + 1 <= (size_t)argc - 11 && p.n + 2 <= 48; i += 2) {
 		pair(&p, A[i], A[i + 1]);
+		sv = text(A[i], &len);
+		if (len == 8 && memcmp(sv, "priority", 8) == 0)
+			prio = A[i + 1];
+	}
 	if (i + 1 <= (size_t)argc - 11) {
 		RedisModule_CloseKey(k);
 		return RedisModule_ReplyWithError(ctx,
@@ -2305,7 +2346,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	RedisModule_CloseKey(k);
 	if (c.error)
 		return reply_error(&c);
-	zadd_text(&c, K[8], A[10], A[5]);
+	zadd_delayed(&c, K[8], prio, lua_int(nb), A[5]);
 	if (c.error)
 		return reply_error(&c);
 	if (due <= (double)(ms + RQ_DUE_SOON_MS))

@@ -67,7 +67,13 @@
  */
 #define GW_ACTIVE_PRUNE	"20"
 const char gw_create_lua[] =
+	RQ_LUA_READY_SCORE
 	"local num = ARGV[1]\n"
+	"local prio\n"
+	"for i = 15, #ARGV - 1, 2 do\n"
+	"  if ARGV[i] == 'priority' then prio = ARGV[i + 1]; break end\n"
+	"end\n"
+	"local dscore = delayed_of(prio, tonumber(ARGV[10]))\n"
 	"local stale = nil\n"
 	"if ARGV[7] == '1' then\n"
 	"  local prev = redis.call('GET', KEYS[1])\n"
@@ -127,7 +133,7 @@ const char gw_create_lua[] =
 	"  ev[#ev + 1] = '" RQ_EVENT_CALLBACK "'; ev[#ev + 1] = '1' end\n"
 	"redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(ev))\n"
 
-	"redis.call('ZADD', KEYS[9], ARGV[10], ARGV[5])\n"
+	"redis.call('ZADD', KEYS[9], dscore, ARGV[5])\n"
 	"if due <= ms + " RQ_STR(RQ_DUE_SOON_MS) " then\n"
 	"  redis.call('PUBLISH', '" RQ_CHANNEL_DUE "', ARGV[5]) end\n"
 	"if maxc > 0 then\n"

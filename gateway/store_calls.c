@@ -77,8 +77,10 @@ static const char cancel_lua[] =
  *   - in rq:ready and still due: rq:ready with the score of its new
  *     priority (RQ_LUA_READY_SCORE), and a wake-up for idle dispatchers.
  * The due time of a job in rq:ready is its score plus its old priority's
- * ageing credit.  A call's slot in rq:active: (max_concurrent, scored by
- * due time: policy_store.c) moves with a new not_before.
+ * ageing credit; a new not_before that is already past leaves a job in
+ * rq:ready its due time, and so its place (docs/api.md).  A call's slot
+ * in rq:active: (max_concurrent, scored by due time: policy_store.c)
+ * moves with a new not_before.
  *
  * Returns { 0 } not found, { 2 } terminal, { 3 } started, { 4 } the new
  * not_before is not before not_after, or { 1, { job pairs, timeline
@@ -96,16 +98,19 @@ static const char patch_lua[] =
 	"local rs = redis.call('ZSCORE', KEYS[4], ARGV[1])\n"
 	"if not ds and not rs then return { 3 } end\n"
 	"local due\n"
+	"if rs and ARGV[4] ~= '' and tonumber(ARGV[4]) <= tonumber(ARGV[3])"
+	" then\n"
+	"  ARGV[4], ARGV[6] = '', ''\n"
+	"end\n"
 	"if ARGV[4] ~= '' then\n"
 	"  due = tonumber(ARGV[4])\n"
 	"  local na = tonumber(j[4])\n"
 	"  if na and na > 0 and due >= na then return { 4 } end\n"
 	"elseif ds then\n"
-	"  due = tonumber(ds)\n"
+	"  due = math.floor(tonumber(ds))\n"
 	"else\n"
-	"  local p = math.floor(tonumber(j[3]) or 5)\n"
-	"  if p < 0 then p = 0 elseif p > 9 then p = 9 end\n"
-	"  due = tonumber(rs) + p * " RQ_STR(RQ_PRIORITY_STEP_MS) "\n"
+	"  due = tonumber(rs) + prio_of(j[3]) * " RQ_STR(RQ_PRIORITY_STEP_MS)
+	"\n"
 	"end\n"
 	"if ARGV[5] ~= '' then\n"
 	"  redis.call('HSET', KEYS[1], 'priority', ARGV[5])\n"
@@ -119,7 +124,8 @@ static const char patch_lua[] =
 	"end\n"
 	"if ds or due > tonumber(ARGV[3]) then\n"
 	"  redis.call('ZREM', KEYS[4], ARGV[1])\n"
-	"  redis.call('ZADD', KEYS[3], string.format('%d', due), ARGV[1])\n"
+	"  redis.call('ZADD', KEYS[3], delayed_of(ARGV[5] ~= '' and ARGV[5] or"
+	" j[3], due), ARGV[1])\n"
 	"else\n"
 	"  redis.call('ZADD', KEYS[4], score(KEYS[1], due), ARGV[1])\n"
 	"  redis.call('PUBLISH', '" RQ_CHANNEL_WAKE "', '1')\n"

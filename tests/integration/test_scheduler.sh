@@ -296,6 +296,29 @@ ttl=$(rq_redis PTTL rq:job:ended_lately) tlttl=$(rq_redis PTTL rq:timeline:ended
     rq_fail "an id whose job key is not a hash left the list"
 echo "call lists: 2502 calls gone from Redis forgotten (a legacy timeline key with one), 1100 old running calls in one millisecond, a broken key and a young one kept; old calls without a TTL given the rest of theirs"
 
+# 9c. Calls due in the same millisecond (one not_before for all, as at a
+# calling-hours opening), made through the gateway: released higher
+# priority first, in batches of 2 (the config's batch), so that the
+# priority 9 and 3 calls posted last do not wait behind six of priority 0.
+rq_start_daemon gateway
+nb_iso=$(date -u -d "@$(( $(date +%s) + 3 ))" +%Y-%m-%dT%H:%M:%SZ)
+tied=()
+for p in 0 0 0 0 0 0 3 9; do
+	body=$(rq_api POST /v1/calls -H 'Content-Type: application/json' -d \
+	    "{\"to\":\"+15551234567\",\"say\":\"hi\",\"priority\":$p,\"not_before\":\"$nb_iso\"}")
+	[ "$(rq_last_code)" = 202 ] || rq_fail "POST: $(rq_last_code) $body"
+	tied+=("$($PY -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$body")")
+done
+tied_released() { for id in "${tied[@]}"; do in_ready "$id" || return 1; done; }
+rq_wait_for 10 tied_released
+order=$(events | awk '$3 == "scheduled" { print $1 }' |
+    grep -F -x -e "${tied[0]}" -e "${tied[1]}" -e "${tied[2]}" -e "${tied[3]}" \
+    -e "${tied[4]}" -e "${tied[5]}" -e "${tied[6]}" -e "${tied[7]}" | head -2 | tr '\n' ' ')
+[ "$order" = "${tied[7]} ${tied[6]} " ] ||
+    rq_fail "calls due together: released first '$order', want the priority 9 (${tied[7]}) then 3 (${tied[6]})"
+echo "calls due in one millisecond released by priority"
+rq_stop_daemon gateway
+
 # 10. Redis restarts (losing everything: no persistence here): the
 # scheduler reconnects by itself and releases again.
 rq_restart_redis

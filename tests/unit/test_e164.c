@@ -241,6 +241,9 @@ test_tz(void **state)
 	assert_true(rq_tz_valid("UTC"));
 	assert_false(rq_tz_valid("Mars/Olympus"));
 	assert_false(rq_tz_valid("../../etc/passwd"));
+	/* tables beside the zones, not zones */
+	assert_false(rq_tz_valid("leapseconds"));
+	assert_false(rq_tz_valid("right"));
 	assert_false(rq_tz_valid("/etc/passwd"));
 	assert_false(rq_tz_valid("Europe"));	/* a directory */
 	assert_false(rq_tz_valid(""));

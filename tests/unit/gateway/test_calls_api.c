@@ -339,6 +339,18 @@ patch(const char *id, const char *tenant, long long nb, int prio,
 	assert_int_equal(res->rc, 0);
 }
 
+/* The score of id in zset exactly as Redis gives it ("" when absent). */
+static void
+assert_zscore(const char *zset, const char *id, const char *want)
+{
+	redisReply *r = testredis_cmd("ZSCORE %s %s", zset, id);
+
+	assert_non_null(r);
+	assert_string_equal(r->type == REDIS_REPLY_STRING ? r->str : "",
+	    want);
+	freeReplyObject(r);
+}
+
 /* PATCH: re-scored where the job waits; refused once it has left. */
 static void
 test_patch_live(void **state)
@@ -363,12 +375,12 @@ test_patch_live(void **state)
 	assert_int_equal(testredis_num("HGET %s%s priority", RQ_KEY_JOB, a),
 	    5);
 
-	/* priority only: stays in rq:delayed at its time */
+	/* priority only: stays in rq:delayed at its time, with the new
+	 * priority's tie-break ((9 - 7) / 16) */
 	patch(a, "p1", -1, 7, now, &res);
 	assert_int_equal(res.outcome, GW_PATCH_DONE);
 	assert_string_equal(res.status, "7");
-	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a),
-	    20000000);
+	assert_zscore(RQ_KEY_DELAYED, a, "20000000.125");
 	/* a new time, past or future, for a delayed job: rq:delayed, so the
 	 * scheduler releases it (and reports scheduled) */
 	patch(a, "p1", 30000000, -1, now, &res);
@@ -393,11 +405,18 @@ test_patch_live(void **state)
 	assert_int_equal(res.outcome, GW_PATCH_DONE);
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, b),
 	    9000000 - 9 * RQ_PRIORITY_STEP_MS);
+	/* a time already past (the gateway makes it now) does not move a
+	 * ready job: it keeps its due time, and so its place */
+	patch(b, "p1", now, -1, now, &res);
+	assert_int_equal(res.outcome, GW_PATCH_DONE);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, b),
+	    9000000 - 9 * RQ_PRIORITY_STEP_MS);
+	assert_int_equal(testredis_num("HGET %s%s not_before_ms", RQ_KEY_JOB,
+	    b), 0);
 	/* ... and a later time takes it back to rq:delayed */
 	patch(b, "p1", 40000000, -1, now, &res);
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, b), -1);
-	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, b),
-	    40000000);
+	assert_zscore(RQ_KEY_DELAYED, b, "40000000");	/* priority 9 */
 
 	/* not_after: the new time must come before it */
 	testredis_do("HSET %s%s not_after_ms 50000000", RQ_KEY_JOB, b);
