@@ -83,8 +83,13 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
  * Still read (the gateway merges it in: gw_store_parse_get) and removed
  * with the call (scheduler/lists.c); nothing writes it. */
 #define RQ_KEY_TIMELINE		"rq:timeline:"
-/* ZSET of ids by not_before_ms: waiting for their time (scheduler). */
+/* ZSET of ids by not_before_ms: waiting for their time (scheduler);
+ * RQ_DELAYED_TIE_DIV below. */
 #define RQ_KEY_DELAYED		"rq:delayed"
+/* ZSET of ids by not_after_ms, of calls created with one: the scheduler's
+ * sweep ends those still waiting in rq:delayed or rq:ready when it passes
+ * (scheduler/deadlines.c). */
+#define RQ_KEY_DEADLINES	"rq:deadlines"
 /* ZSET of ids by due ms - priority * RQ_PRIORITY_STEP_MS: ready for
  * dispatch (RQ_LUA_READY_SCORE). */
 #define RQ_KEY_READY		"rq:ready"

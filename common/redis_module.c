@@ -55,7 +55,7 @@ static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
     *s_not_placed, *s_on_dnc, *s_attempts_exhausted, *s_dnc_customer,
     *s_due_after, *s_attempts, *s_not_placed_its, *s_max_reached,
     *s_rejected, *s_no_target, *s_id, *s_created_ms, *s_queued, *s_zero,
-    *s_tl_queued, *s_due, *s_wake;
+    *s_tl_queued, *s_due, *s_wake, *s_deadlines;
 
 static rstr *
 name(const char *s)
@@ -2149,7 +2149,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
 	rstr **K = argv + 2, **A = argv + 10, *stale = NULL, *ks, *kd;
-	rstr *vs = NULL, *vd = NULL, *prio = NULL;
+	rstr *vs = NULL, *vd = NULL, *prio = NULL, *na = NULL;
 	struct pairs p = { .n = 0 };
 	RedisModuleKey *k;
 	RedisModuleStreamID sid;
@@ -2311,6 +2311,8 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 		sv = text(A[i], &len);
 		if (len == 8 && memcmp(sv, "priority", 8) == 0)
 			prio = A[i + 1];
+		else if (len == 12 && memcmp(sv, "not_after_ms", 12) == 0)
+			na = A[i + 1];
 	}
 	if (i + 1 <= (size_t)argc - 11) {
 		RedisModule_CloseKey(k);
@@ -2347,6 +2349,8 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (c.error)
 		return reply_error(&c);
 	zadd_delayed(&c, K[8], prio, lua_int(nb), A[5]);
+	if (na != NULL)
+		zadd_text(&c, s_deadlines, na, A[5]);
 	if (c.error)
 		return reply_error(&c);
 	if (due <= (double)(ms + RQ_DUE_SOON_MS))
@@ -2648,6 +2652,7 @@ static const struct {
 	{ &s_tl_queued, "0:queued" },
 	{ &s_due, RQ_CHANNEL_DUE },
 	{ &s_wake, RQ_CHANNEL_WAKE },
+	{ &s_deadlines, RQ_KEY_DEADLINES },
 };
 
 /* The commands: each write one is refused whole above maxmemory (its

@@ -69,9 +69,10 @@
 const char gw_create_lua[] =
 	RQ_LUA_READY_SCORE
 	"local num = ARGV[1]\n"
-	"local prio\n"
+	"local prio, na\n"
 	"for i = 15, #ARGV - 1, 2 do\n"
-	"  if ARGV[i] == 'priority' then prio = ARGV[i + 1]; break end\n"
+	"  if ARGV[i] == 'priority' then prio = ARGV[i + 1]\n"
+	"  elseif ARGV[i] == 'not_after_ms' then na = ARGV[i + 1] end\n"
 	"end\n"
 	"local dscore = delayed_of(prio, tonumber(ARGV[10]))\n"
 	"local stale = nil\n"
@@ -134,6 +135,8 @@ const char gw_create_lua[] =
 	"redis.call('XADD', '" RQ_KEY_EVENTS "', '*', unpack(ev))\n"
 
 	"redis.call('ZADD', KEYS[9], dscore, ARGV[5])\n"
+	"if na then redis.call('ZADD', '" RQ_KEY_DEADLINES "', na, ARGV[5])"
+	" end\n"
 	"if due <= ms + " RQ_STR(RQ_DUE_SOON_MS) " then\n"
 	"  redis.call('PUBLISH', '" RQ_CHANNEL_DUE "', ARGV[5]) end\n"
 	"if maxc > 0 then\n"

@@ -30,8 +30,9 @@ static void
 metrics_register(void)
 {
 	const char *h = "Jobs the scheduler moved: released (delayed -> "
-	    "ready), expired (past not_after), reclaimed (expired dispatch "
-	    "lease -> ready), dropped (delayed id of a vanished or ended job)";
+	    "ready), expired (past not_after: at release, or waiting), "
+	    "reclaimed (expired dispatch lease -> ready), dropped (delayed id "
+	    "of a vanished or ended job)";
 
 	m_released = rq_counter("ringq_scheduler_jobs_total",
 	    "action=\"released\"", h);
@@ -50,7 +51,7 @@ main(int argc, char *argv[])
 {
 	static struct rq_script *scripts[] = { &sched_release_script,
 	    &sched_dead_script, &rq_finish_script, &rq_interrupt_script,
-	    &sched_lists_script };
+	    &sched_lists_script, &sched_deadlines_script };
 	struct rq_config cfg;
 	struct rq_redis redis;
 	struct sched_nodes dead = { 0 };
@@ -60,6 +61,7 @@ main(int argc, char *argv[])
 	struct rq_sub due;
 	struct pollfd pfd;
 	uint64_t next_tick, next_sweep, next_lists, now, wall, next_due;
+	int dfull;
 	uint64_t wake, last_run = 0;
 	uint64_t soon;
 	long timeout;
@@ -104,6 +106,13 @@ main(int argc, char *argv[])
 				rq_metric_add(m_reclaimed, st.reclaimed);
 				rq_metric_add(m_dropped, st.dropped);
 				full = rc == 1;
+				if ((rc = sched_deadlines(&redis, rq_now_ms(),
+				    cfg.sched_batch, &dfull)) == -1)
+					rq_metric_error("redis");
+				else {
+					rq_metric_add(m_expired, (uint64_t)rc);
+					full |= dfull;
+				}
 				/* Wake up at the next due time when it comes
 				 * before the tick: a job is released on time,
 				 * not up to a tick late. */

@@ -34,6 +34,17 @@ struct sched_stats {
 int	sched_release(struct rq_redis *r, uint64_t now_ms, int batch,
 	    struct sched_stats *st, uint64_t *next_due);
 
+/* deadlines.c: calls whose not_after passed while they waited in
+ * rq:delayed or rq:ready end as expired (up to batch of them a run; *full
+ * when there may be more).  Returns how many, or -1 on a Redis error
+ * (logged). */
+#define SCHED_DEADLINE_RECHECK_MS	1000	/* a taken call's, again */
+
+extern struct rq_script sched_deadlines_script;
+
+int	sched_deadlines(struct rq_redis *r, uint64_t now_ms, int batch,
+	    int *full);
+
 /* nodes.c: the dead-node sweep. */
 #define SCHED_DEAD_GRACE_MS	2000	/* dead this long before we act */
 #define SCHED_NODES_MAX		4096

@@ -50,11 +50,17 @@ for _, f in json.loads(out.stdout or "[]"):
 EOF
 }
 
+WINDOW_KEY=rq_window_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+
 rq_start_redis
 rq_write_config <<EOF
 [scheduler]
 tick_ms = 20
 batch = 2
+
+[tenant windowed]
+key_sha256 = $(rq_sha256 "$WINDOW_KEY")
+max_concurrent = 1
 EOF
 
 "$RQ_BUILD/scheduler/ringq-scheduler" -f "$RQ_CONF" -n | grep -q "configuration OK" ||
@@ -317,6 +323,32 @@ order=$(events | awk '$3 == "scheduled" { print $1 }' |
 [ "$order" = "${tied[7]} ${tied[6]} " ] ||
     rq_fail "calls due together: released first '$order', want the priority 9 (${tied[7]}) then 3 (${tied[6]})"
 echo "calls due in one millisecond released by priority"
+
+# 9d. A call whose not_after passes while it waits in rq:ready (no
+# dispatcher here, as when every telserver is full) ends as expired then:
+# its requester sees it, and it no longer holds the tenant's one slot.
+json_get() { $PY -c 'import json,sys; d=json.load(sys.stdin); print(d.get(sys.argv[1]))' "$1"; }
+na_iso=$(date -u -d "@$(( $(date +%s) + 3 ))" +%Y-%m-%dT%H:%M:%SZ)
+body=$(RQ_KEY=$WINDOW_KEY rq_api POST /v1/calls -H 'Content-Type: application/json' \
+    -d "{\"to\":\"+15551234567\",\"say\":\"hi\",\"not_after\":\"$na_iso\"}")
+[ "$(rq_last_code)" = 202 ] || rq_fail "POST with not_after: $(rq_last_code) $body"
+wid=$(json_get id <<<"$body")
+rq_wait_for 5 in_ready "$wid"
+RQ_KEY=$WINDOW_KEY rq_api POST /v1/calls -H 'Content-Type: application/json' \
+    -d '{"to":"+15551234567","say":"hi"}' >/dev/null
+[ "$(rq_last_code)" = 429 ] || rq_fail "a second call while the first waits: $(rq_last_code), want 429"
+expired_now() {
+	[ "$(RQ_KEY=$WINDOW_KEY rq_api GET "/v1/calls/$wid" | json_get status)" = expired ]
+}
+rq_wait_for 8 expired_now
+(( $(date +%s) >= $(date -d "$na_iso" +%s) )) || rq_fail "expired before its not_after"
+in_ready "$wid" && rq_fail "an expired call stayed in rq:ready"
+[ "$(events "$wid" | grep -c ' expired not_after ')" = 1 ] ||
+    rq_fail "expired events: $(events "$wid")"
+body=$(RQ_KEY=$WINDOW_KEY rq_api POST /v1/calls -H 'Content-Type: application/json' \
+    -d '{"to":"+15551234567","say":"hi"}')
+[ "$(rq_last_code)" = 202 ] || rq_fail "the expired call still holds the slot: $(rq_last_code) $body"
+echo "a call whose not_after passed while it waited ended as expired"
 rq_stop_daemon gateway
 
 # 10. Redis restarts (losing everything: no persistence here): the

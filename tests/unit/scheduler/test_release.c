@@ -22,7 +22,8 @@
 #define NOW		1800000000000LL
 
 static struct rq_script *scripts[] = { &sched_release_script,
-    &sched_dead_script, &rq_finish_script, &rq_interrupt_script };
+    &sched_dead_script, &rq_finish_script, &rq_interrupt_script,
+    &sched_deadlines_script };
 static struct rq_redis rl;
 
 /* A job hash as the gateway writes it, its id in rq:delayed at due. */
@@ -57,7 +58,7 @@ static int
 setup(void **state)
 {
 	testredis_do("FLUSHALL");
-	rq_redis_init(&rl, "127.0.0.1", testredis_port, scripts, 4);
+	rq_redis_init(&rl, "127.0.0.1", testredis_port, scripts, 5);
 	assert_int_equal(rq_redis_ready(&rl), 0);
 	return 0;
 }
@@ -164,6 +165,75 @@ test_not_after(void **state)
 	assert_int_equal(testredis_num("ZSCORE rq:active:demo c_late"), -1);
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_edge"),
 	    P(5, NOW - 100));
+}
+
+/* The not_after sweep (deadlines.c): a call whose window closed while it
+ * waited ends as expired, wherever it waited; one a dispatcher holds is
+ * looked at again later; an ended or vanished one is forgotten; one whose
+ * time has not come is left. */
+static void
+test_deadlines(void **state)
+{
+	char buf[64];
+	int full = 0;
+
+	job("c_ready", "5", NOW - 5000);
+	testredis_do("ZREM rq:delayed c_ready");
+	testredis_do("ZADD rq:ready %lld c_ready", P(5, NOW - 5000));
+	testredis_do("ZADD rq:active:demo %lld c_ready", NOW - 5000);
+	job("c_retrywait", "5", NOW + 60000);		/* waits for a retry */
+	testredis_do("HSET rq:job:c_retrywait attempts 1");
+	job("c_taken", "5", NOW - 5000);		/* a dispatcher's */
+	testredis_do("ZREM rq:delayed c_taken");
+	testredis_do("ZADD rq:inflight %lld c_taken", NOW + 2000);
+	job("c_done", "5", NOW - 5000);
+	testredis_do("ZREM rq:delayed c_done");
+	testredis_do("HSET rq:job:c_done status completed status_rank 22");
+	job("c_later", "5", NOW - 5000);		/* window still open */
+	testredis_do("ZREM rq:delayed c_later");
+	testredis_do("ZADD rq:ready %lld c_later", P(5, NOW - 5000));
+	testredis_do("ZADD rq:deadlines %lld c_ready %lld c_retrywait "
+	    "%lld c_taken %lld c_done %lld c_gone %lld c_later", NOW - 1,
+	    NOW - 1, NOW - 1, NOW - 1, NOW - 1, NOW + 1);
+
+	assert_int_equal(sched_deadlines(&rl, NOW, 10, &full), 2);
+	assert_int_equal(full, 0);
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_ready"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:delayed c_retrywait"), -1);
+	assert_string_equal(field("c_ready", "status", buf, sizeof(buf)),
+	    "expired");
+	assert_string_equal(field("c_ready", "reason", buf, sizeof(buf)),
+	    "not_after");
+	assert_int_equal(testredis_event("c_ready", "expired", "attempt", buf,
+	    sizeof(buf)), 1);
+	assert_string_equal(buf, "0");
+	assert_int_equal(testredis_event("c_retrywait", "expired", "attempt",
+	    buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "1");
+	/* its concurrency slot is free */
+	assert_int_equal(testredis_num("ZSCORE rq:active:demo c_ready"), -1);
+	/* the taken one: again in a second, untouched meanwhile */
+	assert_int_equal(testredis_num("ZSCORE rq:deadlines c_taken"),
+	    NOW + SCHED_DEADLINE_RECHECK_MS);
+	assert_int_equal(testredis_num("ZSCORE rq:inflight c_taken"),
+	    NOW + 2000);
+	assert_string_equal(field("c_taken", "status", buf, sizeof(buf)), "");
+	/* ended, vanished: forgotten; not yet due: left */
+	assert_int_equal(testredis_num("ZSCORE rq:deadlines c_done"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:deadlines c_gone"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:deadlines c_later"),
+	    NOW + 1);
+	assert_true(testredis_num("ZSCORE rq:ready c_later") != -1);
+	assert_int_equal(testredis_num("ZCARD rq:deadlines"), 2);
+	/* a second run changes nothing more */
+	assert_int_equal(sched_deadlines(&rl, NOW, 10, &full), 0);
+	assert_int_equal(testredis_event("c_ready", "expired", NULL, NULL, 0),
+	    1);
+	/* later: the next one's time came (a batch of one: full, so the
+	 * scheduler runs again at once) */
+	assert_int_equal(sched_deadlines(&rl, NOW + 5000, 1, &full), 1);
+	assert_int_equal(full, 1);
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_later"), -1);
 }
 
 static void
@@ -464,6 +534,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ageing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_after, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_deadlines, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_retry_and_ended, setup,
 		    teardown),
