@@ -2139,7 +2139,7 @@ terminal_name(const char *s)
  *     active job tenant-calls delayed  number rps rpd max_concurrent id
  *     idem_ttl has_idem has_business job-prefix not_before_ms created_ms
  *     tenant to has_callback [field value]...
- *     -> "ok", {"ok", stale id}, {"replay", id}, {"dnc", list},
+ *     -> "ok", {"replay", id}, {"dnc", list},
  *     {"rate_s", ms}, {"rate_d", s} or {"busy", n}
  * The gateway's intake script (gateway/policy_store.c, create_lua): the
  * policy checks, then the job, its event and its slots.
@@ -2148,7 +2148,7 @@ static int
 cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
-	rstr **K = argv + 2, **A = argv + 10, *stale = NULL, *ks, *kd;
+	rstr **K = argv + 2, **A = argv + 10, *ks, *kd;
 	rstr *vs = NULL, *vd = NULL, *prio = NULL, *na = NULL;
 	struct pairs p = { .n = 0 };
 	RedisModuleKey *k;
@@ -2158,7 +2158,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	const char *sv;
 	char t[64], *q;
 	size_t len, i;
-	int has_idem, a;
+	int has_idem;
 
 	/* A[1] is ARGV[1], K[0] KEYS[1] */
 	if (argc < 25 || (argc - 25) % 2 != 0 ||
@@ -2176,16 +2176,9 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 		if (c.error)
 			return reply_error(&c);
 		if (prev != NULL) {
-			k = RedisModule_OpenKey(ctx, key_of(&c, text(A[9],
-			    NULL), prev), REDISMODULE_READ);
-			a = RedisModule_KeyType(k) != REDISMODULE_KEYTYPE_EMPTY;
-			RedisModule_CloseKey(k);
-			if (a) {
-				sv = text(prev, &len);
-				reply_pair(ctx, "replay", sv, len);
-				return REDISMODULE_OK;
-			}
-			stale = prev;
+			sv = text(prev, &len);
+			reply_pair(ctx, "replay", sv, len);
+			return REDISMODULE_OK;
 		}
 	}
 	if (text(A[1], &len), len > 0) {
@@ -2366,11 +2359,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 		set_ex(&c, K[0], A[5], A[6]);
 	if (c.error)
 		return reply_error(&c);
-	if (stale != NULL) {
-		sv = text(stale, &len);
-		reply_pair(ctx, "ok", sv, len);
-	} else
-		RedisModule_ReplyWithCString(ctx, "ok");
+	RedisModule_ReplyWithCString(ctx, "ok");
 	return REDISMODULE_OK;
 }
 

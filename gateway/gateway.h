@@ -466,9 +466,6 @@ struct gw_policy_verdict {
 					 * the job may exist; -3 Redis failed:
 					 * not queued (err) */
 	char		 replay_id[RQ_ID_LEN + 1];
-	char		 stale_id[RQ_ID_LEN + 1];	/* rc 0: the
-					 * idempotency key pointed to this
-					 * missing call and was replaced; "" */
 	struct gw_error	 err;
 };
 typedef void	gw_policy_verdict_cb(const struct gw_policy_verdict *v,

@@ -61,11 +61,6 @@ created_done(const struct gw_policy_verdict *v, void *arg)
 
 	switch (v->rc) {
 	case 0:
-		if (v->stale_id[0] != '\0')
-			log_warnx("call %s: the idempotency key of tenant %s "
-			    "pointed to call %s, which does not exist; it "
-			    "now points to this call", r->res.id,
-			    r->tenant->name, v->stale_id);
 		log_info("call %s: accepted for tenant %s, %s target, "
 		    "priority %d, policy %s", r->res.id, r->tenant->name,
 		    r->call.kind == RQ_TARGET_SIP ? "sip" : "e164",

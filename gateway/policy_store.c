@@ -26,16 +26,16 @@
  * arguments to receive, 6 % of the script).
  * Replies "ok" (queued: a plain string, as Redis checks every table a
  * script returns for an error or status reply, a few thousand
- * instructions), { "ok", stale id } (queued; the idempotency
- * key pointed to a call that does not exist, and now points to this one),
- * { "replay", id }, { "dnc", list }, { "rate_s", ms to the next second },
+ * instructions), { "replay", id }, { "dnc", list }, { "rate_s", ms to the next second },
  * { "rate_d", s to the next UTC day }, { "busy", n }.
  *
  * The checks come first and only read (but for the safety-net prune
  * below); a refused request writes nothing.  The clock is Redis's (TIME),
- * the same for every gateway.  A replayed key is answered only when its
- * job exists: a key whose job is missing (left by an older gateway that
- * stored the key before the job) is treated as absent and replaced.
+ * the same for every gateway.  A key is stored with its job, in this one
+ * script, so a key always names a call that was queued: it is replayed
+ * even once that call has left Redis (an e-mail's key lives 7 days, an
+ * ended call as little as its tenant's retention_days), so that a copy
+ * never rings the customer again.
  *
  * Then the job: its hash (with its live status already queued, what
  * emit() would set; status_rank, attempts and updated_ms are left to the
@@ -75,14 +75,9 @@ const char gw_create_lua[] =
 	"  elseif ARGV[i] == 'not_after_ms' then na = ARGV[i + 1] end\n"
 	"end\n"
 	"local dscore = delayed_of(prio, tonumber(ARGV[10]))\n"
-	"local stale = nil\n"
 	"if ARGV[7] == '1' then\n"
 	"  local prev = redis.call('GET', KEYS[1])\n"
-	"  if prev then\n"
-	"    if redis.call('EXISTS', ARGV[9] .. prev) == 1 then\n"
-	"      return {'replay', prev} end\n"
-	"    stale = prev\n"
-	"  end\n"
+	"  if prev then return {'replay', prev} end\n"
 	"end\n"
 	"if num ~= '' then\n"
 	"  if redis.call('SISMEMBER', KEYS[2], num) == 1 then\n"
@@ -148,7 +143,6 @@ const char gw_create_lua[] =
 	" redis.call('EXPIRE', kd, 90000) end\n"
 	"if ARGV[7] == '1' then\n"
 	"  redis.call('SET', KEYS[1], ARGV[5], 'EX', ARGV[6]) end\n"
-	"if stale then return {'ok', stale} end\n"
 	"return 'ok'\n";
 
 struct policy_op {
@@ -185,12 +179,8 @@ gw_policy_verdict_parse(const redisReply *r, struct gw_policy_verdict *v)
 			return -1;
 		a = r->element[1]->str;
 	}
-	if (!strcmp(what, "ok")) {
-		if (a != NULL && !rq_call_id_valid(a))
-			return -1;
+	if (!strcmp(what, "ok") && a == NULL) {
 		v->rc = 0;
-		if (a != NULL)
-			snprintf(v->stale_id, sizeof(v->stale_id), "%s", a);
 	} else if (!strcmp(what, "replay") && a != NULL) {
 		if (!rq_call_id_valid(a))
 			return -1;

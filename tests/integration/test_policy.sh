@@ -303,23 +303,17 @@ expect 400 invalid_header "$d"
 [ "$(jq -r .error.field <<<"$d")" = Idempotency-Key ] || rq_fail "no field: $d"
 [ "$(ncalls demo)" = "$before" ] || rq_fail "a refused key left a job"
 echo "ok: Idempotency-Key"
-# A key that points to a call that does not exist (an older gateway stored
-# the key, then died or lost Redis before the job was written) is not a
-# replay of that call: the request is queued anew and the key moves to it.
-ghost=c_00000000000000000000dead
-rq_redis set "rq:idem:demo:$(rq_sha256 order-43)" "$ghost" EX 600 >/dev/null
+# A key whose call has left Redis (an e-mail's key lives 7 days, a call
+# ended under a short retention_days less) is still a replay: the copy
+# gets the first id and rings nobody.
+gone=c_00000000000000000000dead
+rq_redis set "rq:idem:demo:$(rq_sha256 order-43)" "$gone" EX 600 >/dev/null
+before=$(ncalls demo)
 a=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-43'); expect 202 "" "$a"
-id=$(jq -r .id <<<"$a")
-[ "$id" != "$ghost" ] || rq_fail "answered 202 with a call that does not exist: $a"
-[ "$(jq -r .replayed <<<"$a")" != true ] || rq_fail "marked as a replay: $a"
-[ "$(rq_redis hget "rq:job:$id" status)" = queued ] || rq_fail "no job $id"
-[ "$(rq_redis get "rq:idem:demo:$(rq_sha256 order-43)")" = "$id" ] ||
-    rq_fail "the key does not point to the new call"
-b=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-43'); expect 202 "" "$b"
-[ "$(jq -r .id <<<"$b")" = "$id" ] || rq_fail "retry gave another id: $b"
-rq_logged "$T/gateway.log" "pointed to call $ghost, which does not exist" ||
-    rq_fail "no log line for the stale key"
-echo "ok: an idempotency key without its call is not replayed"
+[ "$(jq -r .id <<<"$a")" = "$gone" ] || rq_fail "not the first call's id: $a"
+[ "$(jq -r .replayed <<<"$a")" = true ] || rq_fail "not marked as a replay: $a"
+[ "$(ncalls demo)" = "$before" ] || rq_fail "a copy of a gone call was queued"
+echo "ok: an idempotency key outlives its call's data, and still replays"
 
 rq_stop_daemon gateway
 rq_check_sanitizers
