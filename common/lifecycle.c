@@ -205,7 +205,7 @@ RQ_LUA_READY_SCORE \
 "end\n" \
 "local delay = pdelay * 2 ^ (tries - 1)\n" \
 "if delay > " RQ_STR(RQ_RETRY_DELAY_MAX_MS) " then\n" \
-"  delay = " RQ_STR(RQ_RETRY_DELAY_MAX_MS) "\n" \
+"  delay = math.max(pdelay, " RQ_STR(RQ_RETRY_DELAY_MAX_MS) ")\n" \
 "end\n" \
 "local jit = tonumber(A[o + 11]) or 1\n" \
 "if jit < 0.75 then jit = 0.75 elseif jit > 1.25 then jit = 1.25 end\n" \

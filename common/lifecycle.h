@@ -95,9 +95,9 @@ struct rq_attempt_end {
  *     attempts or the job its max_attempts;
  *   expired, reason not_after, when the next attempt would come too late;
  *   retrying, with the reason and the time of the next attempt in detail:
- *     the job is back in rq:delayed at now + delay * 2^(tries - 1), capped
- *     at RQ_RETRY_DELAY_MAX_MS, times jitter (0.75 to 1.25, from the C
- *     side).
+ *     the job is back in rq:delayed at now + delay * 2^(tries - 1), the
+ *     doubling capped at RQ_RETRY_DELAY_MAX_MS (a first delay above it
+ *     stands), times jitter (0.75 to 1.25, from the C side).
  * Returns the status emitted (*st) and 1, 0 for a repeated finish, or -1
  * when Redis failed (logged: keep it and call again later).
  */

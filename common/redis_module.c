@@ -1391,9 +1391,11 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 		emit(c, jb.name, jb.key, &e, j, &x);
 		goto done;
 	}
+	/* the doubling stops at the cap; a first delay above it stands */
 	delay = pdelay * pow(2, (double)(tries - 1));
 	if (delay > RQ_RETRY_DELAY_MAX_MS)
-		delay = RQ_RETRY_DELAY_MAX_MS;
+		delay = pdelay > RQ_RETRY_DELAY_MAX_MS ? pdelay :
+		    RQ_RETRY_DELAY_MAX_MS;
 	if (!lua_number(A[F_JITTER], &jit))
 		jit = 1;
 	if (jit < 0.75)

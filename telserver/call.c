@@ -788,6 +788,13 @@ tel_call_job_add(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 	 * handled before it came (it is a duplicate then, or not). */
 	if (pend_find(ctx, job->call_id, job->attempt) != NULL)
 		tel_call_jobs_flush(ctx);
+	/* Ours already, whatever we take now: a draining telserver that
+	 * refused it would have it requeued, and rung again elsewhere, if
+	 * Redis lost our claim (call_duplicate). */
+	if (call_find(ctx, job->call_id, job->attempt) != NULL) {
+		call_duplicate(ctx, dealer, job);
+		return;
+	}
 	if (ctx->draining || ctx->drain_op || !ctx->recovered) {
 		log_info("call %s/%llu: refused, draining", job->call_id,
 		    (unsigned long long)job->attempt);
@@ -802,10 +809,6 @@ tel_call_job_add(struct tel_ctx *ctx, int dealer, const struct rq_msg *job)
 		    (unsigned long long)job->attempt);
 		tel_bus_reply(ctx, dealer, RQ_MSG_JOB_NACK, job->call_id,
 		    job->attempt, "redis");
-		return;
-	}
-	if (call_find(ctx, job->call_id, job->attempt) != NULL) {
-		call_duplicate(ctx, dealer, job);
 		return;
 	}
 	/* The kept ones may end at once (dry run, a target refused before

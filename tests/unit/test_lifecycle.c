@@ -526,6 +526,26 @@ test_retry_busy(void **state)
 	assert_true(testredis_num("PTTL rq:job:c_7") > 0);
 }
 
+/* A first delay above the 6 h cap ("call again tomorrow") is kept; only
+ * the doubling stops at the cap, and so there at that first delay. */
+static void
+test_retry_long_delay(void **state)
+{
+	enum rq_status st;
+
+	job_taken("c_day", 1, "retry_no_answer", "3:86400000", NULL);
+	assert_int_equal(rq_job_claim(&rl, "c_day", 1, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_day", 1, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_NO_ANSWER, 0, &st), 1);
+	assert_int_equal(st, RQ_ST_RETRYING);
+	assert_retry_at("c_day", 86400000);
+	retake("c_day");
+	assert_int_equal(rq_job_claim(&rl, "c_day", 2, "tel1"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_day", 2, "tel1", RQ_ST_FAILED,
+	    RQ_REASON_NO_ANSWER, 0, &st), 1);
+	assert_retry_at("c_day", 86400000);
+}
+
 static void
 test_not_retried(void **state)
 {
@@ -1117,6 +1137,7 @@ main(void)
 		cmocka_unit_test_setup(test_finish_result, setup),
 		cmocka_unit_test_setup(test_finish_result_cost, setup),
 		cmocka_unit_test_setup(test_retry_busy, setup),
+		cmocka_unit_test_setup(test_retry_long_delay, setup),
 		cmocka_unit_test_setup(test_not_retried, setup),
 		cmocka_unit_test_setup(test_not_after, setup),
 		cmocka_unit_test_setup(test_stale_finish, setup),
