@@ -18,7 +18,8 @@
  * For each id whose not_after passed: waiting in rq:delayed or rq:ready,
  * it leaves them and ends as expired (emit); taken or on a call, it is
  * looked at again after recheck ms (a lease that expires puts it back in
- * rq:ready, a dispatcher's requeue too); ended or gone, it is forgotten.
+ * rq:ready, a dispatcher's requeue too); ended or gone, or a key that is
+ * not a job's hash (which would stop every later run), it is forgotten.
  * Returns { ids examined, {expired id, ...} or false }.
  */
 static const char deadlines_src[] =
@@ -30,10 +31,12 @@ RQ_LUA_RUN_EVENTS
 "local later = string.format('%d', tonumber(ARGV[1]) + tonumber(ARGV[4]))\n"
 "for _, id in ipairs(ids) do\n"
 "  local key = ARGV[3] .. id\n"
-"  local f = redis.call('HMGET', key, 'to', 'attempts',\n"
+"  local f = redis.pcall('HMGET', key, 'to', 'attempts',\n"
 "      unpack(EMIT_FIELDS))\n"
-"  local j = from(f, 3)\n"
-"  if is_terminal(tonumber(j[1])) or\n"
+"  local j = f.err == nil and from(f, 3)\n"
+"  if not j then\n"
+"    redis.call('ZREM', KEYS[1], id)\n"
+"  elseif is_terminal(tonumber(j[1])) or\n"
 "      (not (j[1] or j[2] or j[3]) and redis.call('EXISTS', key) == 0) then\n"
 "    redis.call('ZREM', KEYS[1], id)\n"
 "  elseif redis.call('ZREM', KEYS[3], id) == 1 or\n"

@@ -192,9 +192,11 @@ test_deadlines(void **state)
 	job("c_later", "5", NOW - 5000);		/* window still open */
 	testredis_do("ZREM rq:delayed c_later");
 	testredis_do("ZADD rq:ready %lld c_later", P(5, NOW - 5000));
+	testredis_do("SET rq:job:c_broken x");		/* not a hash */
 	testredis_do("ZADD rq:deadlines %lld c_ready %lld c_retrywait "
-	    "%lld c_taken %lld c_done %lld c_gone %lld c_later", NOW - 1,
-	    NOW - 1, NOW - 1, NOW - 1, NOW - 1, NOW + 1);
+	    "%lld c_taken %lld c_done %lld c_gone %lld c_later "
+	    "%lld c_broken", NOW - 1, NOW - 1, NOW - 1, NOW - 1, NOW - 1,
+	    NOW + 1, NOW - 2);
 
 	assert_int_equal(sched_deadlines(&rl, NOW, 10, &full), 2);
 	assert_int_equal(full, 0);
@@ -221,6 +223,7 @@ test_deadlines(void **state)
 	/* ended, vanished: forgotten; not yet due: left */
 	assert_int_equal(testredis_num("ZSCORE rq:deadlines c_done"), -1);
 	assert_int_equal(testredis_num("ZSCORE rq:deadlines c_gone"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:deadlines c_broken"), -1);
 	assert_int_equal(testredis_num("ZSCORE rq:deadlines c_later"),
 	    NOW + 1);
 	assert_true(testredis_num("ZSCORE rq:ready c_later") != -1);
