@@ -644,26 +644,36 @@ zadd(struct cmd *c, rstr *zname, long long score, rstr *member, int xx)
 	zadd_score(c, zname, (double)score, t, fmt_int(t, score), member, xx);
 }
 
+/* prio_of(priority) of RQ_LUA_READY_SCORE: a job's priority field as the
+ * queues count it, 5 when absent, floored and clamped to 0..9. */
+static int
+prio_of(rstr *priority)
+{
+	double p;
+
+	if (!lua_number(priority, &p))
+		return 5;
+	p = floor(p);
+	return p < 0 ? 0 : p > 9 ? 9 : (int)p;
+}
+
 /* delayed_of(priority, due) of RQ_LUA_READY_SCORE: the rq:delayed score
  * of a job due at due ms, as a number and as its text in t (32 bytes),
  * whose length goes to *tn. */
 static double
 delayed_score(rstr *priority, long long due, char *t, size_t *tn)
 {
-	double p;
-	int tie;
+	int tie = 9 - prio_of(priority), frac = tie * 625;
 
-	if (!lua_number(priority, &p))
-		p = 5;
-	p = floor(p);
-	if (p < 0)
-		p = 0;
-	else if (p > 9)
-		p = 9;
-	tie = 9 - (int)p;
 	*tn = fmt_int(t, due);
-	if (tie > 0)
-		*tn += (size_t)snprintf(t + *tn, 32 - *tn, ".%04d", tie * 625);
+	if (tie > 0) {		/* ".0625" to ".5625": k / 16 exactly */
+		t[(*tn)++] = '.';
+		t[(*tn)++] = '0' + frac / 1000;
+		t[(*tn)++] = '0' + frac / 100 % 10;
+		t[(*tn)++] = '0' + frac / 10 % 10;
+		t[(*tn)++] = '0' + frac % 10;
+		t[*tn] = '\0';
+	}
 	return (double)due + (double)tie / RQ_DELAYED_TIE_DIV;
 }
 
@@ -1505,21 +1515,11 @@ cmd_finish_batch(RedisModuleCtx *ctx, rstr **argv, int argc)
 	return REDISMODULE_OK;
 }
 
-/* score_of(priority, due) of RQ_LUA_READY_SCORE: due - priority * step,
- * priority 5 when absent, floored and clamped to 0..9. */
+/* score_of(priority, due) of RQ_LUA_READY_SCORE: due - priority * step. */
 static long long
 ready_score(rstr *priority, double due)
 {
-	double p;
-
-	if (!lua_number(priority, &p))
-		p = 5;
-	p = floor(p);
-	if (p < 0)
-		p = 0;
-	else if (p > 9)
-		p = 9;
-	return lua_int(due - p * RQ_PRIORITY_STEP_MS);
+	return lua_int(due - prio_of(priority) * RQ_PRIORITY_STEP_MS);
 }
 
 /* Up to limit members of zname scored -inf..max, with their scores, in
@@ -2155,7 +2155,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	struct pairs p = { .n = 0 };
 	RedisModuleKey *k;
 	RedisModuleStreamID sid;
-	double rps, rpd, maxc, due, nb;
+	double rps, rpd, maxc, due, nb, nav;
 	long long ms, sec, n;
 	const char *sv;
 	char t[64], *q;
@@ -2170,6 +2170,17 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	    !lua_number(A[4], &maxc))
 		return RedisModule_ReplyWithError(ctx,
 		    "ERR ringq.create: a limit is not a number");
+	/* the fields the queues need, checked before anything is written */
+	for (i = 15; i + 1 <= (size_t)argc - 11; i += 2) {
+		sv = text(A[i], &len);
+		if (len == 8 && memcmp(sv, "priority", 8) == 0)
+			prio = A[i + 1];
+		else if (len == 12 && memcmp(sv, "not_after_ms", 12) == 0)
+			na = A[i + 1];
+	}
+	if (!lua_number(A[10], &nb) || (na != NULL && !lua_number(na, &nav)))
+		return RedisModule_ReplyWithError(ctx, "ERR ringq.create: "
+		    "not_before_ms or not_after_ms is not a number");
 	RedisModule_AutoMemory(ctx);
 	has_idem = strcmp(text(A[7], NULL), "1") == 0;
 	if (has_idem) {
@@ -2223,10 +2234,6 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	}
 	if (c.error)
 		return reply_error(&c);
-	/* before anything is written (the script fails there too) */
-	if (!lua_number(A[10], &nb))
-		return RedisModule_ReplyWithError(ctx,
-		    "ERR ringq.create: not_before_ms is not a number");
 	due = nb < (double)ms ? (double)ms : nb;
 	if (maxc > 0) {
 		rstr *now_s = mk_int(&c, ms);
@@ -2303,11 +2310,6 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	/* ARGV[15] on: the job's other fields; ARGV[argc - 11] the last */
 	for (i = 15; i + 1 <= (size_t)argc - 11 && p.n + 2 <= 48; i += 2) {
 		pair(&p, A[i], A[i + 1]);
-		sv = text(A[i], &len);
-		if (len == 8 && memcmp(sv, "priority", 8) == 0)
-			prio = A[i + 1];
-		else if (len == 12 && memcmp(sv, "not_after_ms", 12) == 0)
-			na = A[i + 1];
 	}
 	if (i + 1 <= (size_t)argc - 11) {
 		RedisModule_CloseKey(k);

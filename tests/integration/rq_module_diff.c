@@ -670,6 +670,17 @@ main(int argc, char **argv)
 		create("a key", "n7", "0 0 0", "k1", "", 0, now, "priority 5");
 		create("the key again", "n8", "0 0 0", "k1", "", 0, now,
 		    "priority 5");
+		{
+			char more[96];
+
+			/* a window: rq:deadlines too; one that is no
+			 * number: refused before anything is written */
+			snprintf(more, sizeof(more), "priority 7 not_after_ms "
+			    "%llu", (unsigned long long)now + 3600000);
+			create("a window", "n30", "0 0 0", "", "", 0, now, more);
+			create("a window that is no number", "n31", "0 0 0", "",
+			    "", 0, now, "priority 7 not_after_ms soon");
+		}
 		both("SET %st3:k2 gone", RQ_KEY_IDEM);
 		create("a key whose call is gone", "n9", "0 0 0", "k2", "", 0,
 		    now, "priority 5");
