@@ -167,20 +167,24 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 
 /* Of jobs due in the same millisecond (a burst at a calling-hours
  * opening, requests for one not_before) rq:delayed releases the higher
- * priorities first: its score is the due ms plus (9 - priority) / 16, a
- * fraction a double holds exactly for any due time before the year 10000.
- * A due time is the score's floor; the last score due at ms is
- * ms + RQ_DELAYED_LAST. */
+ * priorities first: its score is the due ms plus (5 - priority) / 16,
+ * -4/16 to +5/16, a fraction a double holds exactly for any due time
+ * before the year 10000.  The default priority, 5, keeps an integer
+ * score: Redis keeps a small sorted set as a listpack, where a score
+ * with a fraction is text that every comparison parses (strtod).  A due
+ * time is the score rounded to the nearest ms; the last score due at ms
+ * is ms + RQ_DELAYED_LAST. */
 #define RQ_DELAYED_TIE_DIV	16
-#define RQ_DELAYED_LAST		0.9375
-#define RQ_DELAYED_LAST_TEXT	".9375"
+#define RQ_DELAYED_LAST		0.3125
+#define RQ_DELAYED_LAST_TEXT	".3125"
 
 /* Lua: score(job key, due ms) -> the rq:ready score of that job, for every
  * script that puts an id in rq:ready: due - priority * RQ_PRIORITY_STEP_MS,
  * priority 5 when absent and clamped to 0..9, formatted without exponent;
  * score_of(priority, due) the same for a priority read already;
  * delayed_of(priority, due) its rq:delayed score: due and the tie-break
- * above ((9 - p) / 16 = (9 - p) * 0.0625 exactly). */
+ * above (k / 16 = k * 0.0625 exactly; a negative one as the ms before
+ * and 16 + k sixteenths). */
 #define RQ_LUA_READY_SCORE \
 "local function prio_of(priority)\n" \
 "  local p = tonumber(priority)\n" \
@@ -197,9 +201,10 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 "  return score_of(redis.call('HGET', key, 'priority'), due)\n" \
 "end\n" \
 "local function delayed_of(priority, due)\n" \
-"  local p = prio_of(priority)\n" \
-"  if p == 9 then return string.format('%d', due) end\n" \
-"  return string.format('%d.%04d', due, (9 - p) * 625)\n" \
+"  local k = 5 - prio_of(priority)\n" \
+"  if k == 0 then return string.format('%d', due) end\n" \
+"  if k < 0 then due, k = due - 1, k + 16 end\n" \
+"  return string.format('%d.%04d', due, k * 625)\n" \
 "end\n"
 
 /* Lua: call_ttl(v) -> an ended call's TTL (ms), as text for PEXPIRE (a

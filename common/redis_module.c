@@ -663,10 +663,16 @@ prio_of(rstr *priority)
 static double
 delayed_score(rstr *priority, long long due, char *t, size_t *tn)
 {
-	int tie = 9 - prio_of(priority), frac = tie * 625;
+	int tie = 5 - prio_of(priority), frac;
+	double sc = (double)due + (double)tie / RQ_DELAYED_TIE_DIV;
 
+	if (tie < 0) {		/* the ms before, and 16 + tie sixteenths */
+		due--;
+		tie += RQ_DELAYED_TIE_DIV;
+	}
+	frac = tie * 625;
 	*tn = fmt_int(t, due);
-	if (tie > 0) {		/* ".0625" to ".5625": k / 16 exactly */
+	if (tie > 0) {		/* ".0625" to ".9375": k / 16 exactly */
 		t[(*tn)++] = '.';
 		t[(*tn)++] = '0' + frac / 1000;
 		t[(*tn)++] = '0' + frac / 100 % 10;
@@ -674,7 +680,7 @@ delayed_score(rstr *priority, long long due, char *t, size_t *tn)
 		t[(*tn)++] = '0' + frac % 10;
 		t[*tn] = '\0';
 	}
-	return (double)due + (double)tie / RQ_DELAYED_TIE_DIV;
+	return sc;
 }
 
 /* ZADD rq:delayed at a job's due time (delayed_score). */
@@ -1643,7 +1649,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 			emit(&c, jb.name, jb.key, &e, j, NULL);
 			expired[nexpired++] = due[i];
 		} else {
-			zadd(&c, ready, ready_score(priority, floor(at[i])),
+			zadd(&c, ready, ready_score(priority, round(at[i])),
 			    due[i], 0);
 			released++;
 			if (a == 0) {
@@ -1708,7 +1714,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		    !RedisModule_ZsetRangeEndReached(k)) {
 			RedisModule_ZsetRangeCurrentElement(k, &sc);
 			RedisModule_ZsetRangeStop(k);
-			reply_score(ctx, floor(sc));	/* its due ms */
+			reply_score(ctx, round(sc));	/* its due ms */
 		} else
 			RedisModule_ReplyWithNull(ctx);
 		RedisModule_CloseKey(k);

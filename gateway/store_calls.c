@@ -107,7 +107,7 @@ static const char patch_lua[] =
 	"  local na = tonumber(j[4])\n"
 	"  if na and na > 0 and due >= na then return { 4 } end\n"
 	"elseif ds then\n"
-	"  due = math.floor(tonumber(ds))\n"
+	"  due = math.floor(tonumber(ds) + 0.5)\n"
 	"else\n"
 	"  due = tonumber(rs) + prio_of(j[3]) * " RQ_STR(RQ_PRIORITY_STEP_MS)
 	"\n"

@@ -53,7 +53,7 @@ RQ_LUA_RUN_EVENTS
 "    ARGV[1] .. '" RQ_DELAYED_LAST_TEXT "', 'WITHSCORES', 'LIMIT', '0',\n"
 "    ARGV[2])\n"
 "for i = 1, #due, 2 do\n"
-"  local id, at = due[i], math.floor(tonumber(due[i + 1]))\n"
+"  local id, at = due[i], math.floor(tonumber(due[i + 1]) + 0.5)\n"
 "  local key = prefix .. id\n"
 "  redis.call('ZREM', KEYS[1], id)\n"
 "  local f = redis.call('HMGET', key, 'to', 'attempts', 'not_after_ms',\n"
@@ -102,7 +102,7 @@ RQ_LUA_RUN_EVENTS
 "local nx = redis.call('ZRANGE', KEYS[1], '0', '0', 'WITHSCORES')\n"
 "local next_due = false\n"
 "if #nx == 2 then\n"
-"  next_due = string.format('%d', math.floor(tonumber(nx[2])))\n"
+"  next_due = string.format('%d', math.floor(tonumber(nx[2]) + 0.5))\n"
 "end\n"
 "return { #due / 2, released, dropped, #expired > 0 and expired,\n"
 "    #reclaimed > 0 and reclaimed, #exp, next_due }\n";

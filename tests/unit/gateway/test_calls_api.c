@@ -376,16 +376,15 @@ test_patch_live(void **state)
 	    5);
 
 	/* priority only: stays in rq:delayed at its time, with the new
-	 * priority's tie-break ((9 - 7) / 16) */
+	 * priority's tie-break ((5 - 7) / 16) */
 	patch(a, "p1", -1, 7, now, &res);
 	assert_int_equal(res.outcome, GW_PATCH_DONE);
 	assert_string_equal(res.status, "7");
-	assert_zscore(RQ_KEY_DELAYED, a, "20000000.125");
+	assert_zscore(RQ_KEY_DELAYED, a, "19999999.875");
 	/* a new time, past or future, for a delayed job: rq:delayed, so the
 	 * scheduler releases it (and reports scheduled) */
 	patch(a, "p1", 30000000, -1, now, &res);
-	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a),
-	    30000000);
+	assert_zscore(RQ_KEY_DELAYED, a, "29999999.875");	/* priority 7 */
 	assert_int_equal(testredis_num("HGET %s%s not_before_ms", RQ_KEY_JOB,
 	    a), 30000000);
 	/* its max_concurrent slot counts from the new time */
@@ -395,8 +394,7 @@ test_patch_live(void **state)
 	    -1);
 	assert_string_equal(res.status, "7");
 	patch(a, "p1", now, -1, now, &res);
-	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, a),
-	    now);
+	assert_zscore(RQ_KEY_DELAYED, a, "9999999.875");	/* now, 7 */
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, a), -1);
 
 	/* a ready job's new priority: the score of its due time (9000000)
@@ -416,14 +414,13 @@ test_patch_live(void **state)
 	/* ... and a later time takes it back to rq:delayed */
 	patch(b, "p1", 40000000, -1, now, &res);
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_READY, b), -1);
-	assert_zscore(RQ_KEY_DELAYED, b, "40000000");	/* priority 9 */
+	assert_zscore(RQ_KEY_DELAYED, b, "39999999.75");	/* priority 9 */
 
 	/* not_after: the new time must come before it */
 	testredis_do("HSET %s%s not_after_ms 50000000", RQ_KEY_JOB, b);
 	patch(b, "p1", 50000000, -1, now, &res);
 	assert_int_equal(res.outcome, GW_PATCH_NOT_AFTER);
-	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, b),
-	    40000000);
+	assert_zscore(RQ_KEY_DELAYED, b, "39999999.75");	/* unchanged */
 
 	patch(c, "p1", -1, 1, now, &res);
 	assert_int_equal(res.outcome, GW_PATCH_STARTED);
