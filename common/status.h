@@ -30,6 +30,7 @@ enum rq_status {
 #define RQ_REASON_MEDIA			"media"		/* no usable SDP/RTP */
 #define RQ_REASON_NOT_AFTER		"not_after"	/* expired: window closed */
 #define RQ_REASON_APP_ERROR		"app_error"	/* the VoiceXML application failed */
+#define RQ_REASON_SPEECH		"speech"	/* the text synthesised to no audio */
 
 /* status_rank = attempt * RQ_RANK_ATTEMPT + enum rq_status; a rank whose
  * status part is at least RQ_ST_COMPLETED is terminal.  Lua scripts use

@@ -172,6 +172,19 @@ gw_app_url_check(const char *u, char *why, size_t whylen)
 	return 0;
 }
 
+/* Whether flite's English voice gives audio for text: it does for any
+ * text with an ASCII letter or digit, and for none of ".", "日本", emoji. */
+static int
+say_speakable(const char *text)
+{
+	for (; *text != '\0'; text++)
+		if ((*text >= 'a' && *text <= 'z') ||
+		    (*text >= 'A' && *text <= 'Z') ||
+		    (*text >= '0' && *text <= '9'))
+			return 1;
+	return 0;
+}
+
 static int
 want_string(json_t *root, const char *name, const char **out,
     struct gw_error *err)
@@ -317,6 +330,15 @@ gw_call_validate(json_t *root, const struct rq_tenant *tenant,
 	    (call->say[0] == '\0' || strlen(call->say) > GW_SAY_MAX)) {
 		gw_error_set(err, 400, "invalid_field", "say",
 		    "'say' must hold 1 to %d bytes of text.", GW_SAY_MAX);
+		goto fail;
+	}
+	/* The voice reads English: a text without an ASCII letter or digit
+	 * (".", emoji, CJK) synthesises to no audio, and the callee would be
+	 * rung for silence. */
+	if (call->say != NULL && !say_speakable(call->say)) {
+		gw_error_set(err, 422, "unspeakable", "say",
+		    "'say' has nothing the voice can speak: it reads English "
+		    "text, so give at least one letter or digit (A-Z, 0-9).");
 		goto fail;
 	}
 	if (call->app_url != NULL &&

@@ -279,25 +279,55 @@ tel_leg_progress(struct tel_leg *leg, int status)
 	call_event(c, RQ_ST_RINGING, status);
 }
 
-/* A text was asked for but there is nothing to say: synthesis failed. */
-static int
-speech_missing(const struct tel_call *c)
+#define SPEECH_SILENT	"speech synthesis gave no audio"
+
+/* Why a call asked to speak a text cannot, or NULL when it can (or its
+ * speech is still being synthesised).  No speech at all is a lack of
+ * memory here, worth another attempt; a text that synthesised to nothing
+ * gives nothing on every attempt. */
+static const char *
+speech_failure(const struct tel_call *c)
 {
 	if (!c->want_speech)
-		return 0;
-	return c->speech == NULL || (c->speech->ready &&
-	    c->speech->nsamples == 0);
+		return NULL;
+	if (c->speech == NULL)
+		return RQ_REASON_MEDIA;
+	if (c->speech->ready && c->speech->nsamples == 0)
+		return RQ_REASON_SPEECH;
+	return NULL;
+}
+
+void
+tel_call_speech_silent(struct tel_ctx *ctx, const struct tel_speech *sp)
+{
+	struct tel_call *c, *next;
+	struct tel_leg *leg;
+
+	for (c = ctx->calls; c != NULL; c = next) {
+		next = c->next;
+		leg = c->legs[TEL_LEG_CUSTOMER];
+		/* An answered one ends when its prompt does (prompt_done). */
+		if (c->speech != sp || c->terminal ||
+		    (leg != NULL && leg->state == TEL_LEG_ANSWERED))
+			continue;
+		log_info("call %s: its text gives no audio, hanging up", c->id);
+		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_SPEECH, 0,
+		    SPEECH_SILENT);
+		if (leg != NULL)
+			tel_leg_hangup(leg);
+		tel_call_maybe_free(c);
+	}
 }
 
 static void
 prompt_done(void *arg)
 {
 	struct tel_call *c = arg;
+	const char *why;
 
 	tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
-	if (speech_missing(c)) {
-		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 0,
-		    "speech synthesis gave no audio");
+	if ((why = speech_failure(c)) != NULL) {
+		tel_call_end(c, RQ_ST_FAILED, why, 0, SPEECH_SILENT);
 		return;
 	}
 	log_debug("call %s: speech done, hanging up", c->id);
@@ -328,6 +358,7 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 {
 	struct tel_call *c = leg->call;
 	struct tel_sdp_answer ans;
+	const char *why = RQ_REASON_MEDIA;
 	char err[128];
 
 	if (leg->role == TEL_LEG_AGENT) {
@@ -346,10 +377,13 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 		su_timer_reset(c->ring_timer);
 	leg->state = TEL_LEG_ANSWERED;
 	c->answered_ms = rq_now_ms();
-	if (speech_missing(c)) {
-		snprintf(err, sizeof(err), "speech synthesis gave no audio");
+	/* The callee did answer, whether or not we can use the answer. */
+	call_event(c, RQ_ST_ANSWERED, 200);
+	if ((why = speech_failure(c)) != NULL) {
+		snprintf(err, sizeof(err), SPEECH_SILENT);
 		goto media_fail;
 	}
+	why = RQ_REASON_MEDIA;
 	if (sdp == NULL || len == 0) {
 		snprintf(err, sizeof(err), "answer without SDP");
 		goto media_fail;
@@ -366,7 +400,6 @@ tel_leg_answered(struct tel_leg *leg, const char *sdp, size_t len)
 	    ans.dtmf_pt == -1 ? ", no telephone-event" : "",
 	    ans.recvonly ? ", far end will not listen (sendonly)" : "");
 	tel_stream_set_dtmf_pt(leg->stream, ans.dtmf_pt);
-	call_event(c, RQ_ST_ANSWERED, 200);
 	if (c->app_url != NULL) {
 		if (tel_call_app_answered(c, leg) == -1) {
 			snprintf(err, sizeof(err),
@@ -381,7 +414,7 @@ media_fail:
 	/* answered_ms stays: the far end did answer. */
 	log_warnx("call %s: unusable answer: %s", c->id, err);
 	tel_leg_hangup(leg);
-	tel_call_end(c, RQ_ST_FAILED, RQ_REASON_MEDIA, 200, err);
+	tel_call_end(c, RQ_ST_FAILED, why, 200, err);
 }
 
 void
@@ -908,6 +941,14 @@ call_claimed(struct tel_ctx *ctx, int dealer, struct tel_call *c,
 	if (say != NULL) {
 		c->want_speech = 1;
 		c->speech = tel_tts_get(ctx->tts, say);
+		/* Known silent (cached): nobody is rung for it. */
+		if (c->speech != NULL && c->speech->ready &&
+		    c->speech->nsamples == 0) {
+			tel_call_end(c, RQ_ST_FAILED, RQ_REASON_SPEECH, 0,
+			    SPEECH_SILENT);
+			tel_call_maybe_free(c);
+			return;
+		}
 	}
 	call_start(c);
 	tel_call_maybe_free(c);

@@ -384,7 +384,6 @@ struct tel_call {
 	int			 inbound_offered; /* our offer went in the 200:
 					 * the answer comes in the ACK */
 	int			 terminal;	/* ended: finish recorded or kept */
-	const char		*pending_reason; /* why we CANCELed */
 	su_timer_t		*ring_timer;
 	su_timer_t		*max_timer;
 	struct tel_leg		*legs[TEL_LEG__MAX];
@@ -438,6 +437,10 @@ void	tel_call_jobs_flush(struct tel_ctx *ctx);
 /* Hangs up every call and ends it as failed/interrupted with detail
  * (shutdown, fence). */
 void	tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail);
+/* sp, just synthesised, holds no audio: the calls waiting for it and not
+ * yet answered are hung up, failed/speech (tts.c). */
+void	tel_call_speech_silent(struct tel_ctx *ctx,
+	    const struct tel_speech *sp);
 void	tel_call_free_all(struct tel_ctx *ctx);
 
 /* Reports from sip.c about a leg. */

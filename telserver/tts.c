@@ -153,10 +153,11 @@ tts_results(struct tel_ctx *ctx, su_wait_t *w, void *arg)
 		job->sp->nsamples = job->nsamples;
 		job->sp->ready = 1;
 		job->samples = NULL;
-		if (job->sp->nsamples == 0)
+		if (job->sp->nsamples == 0) {
 			log_warnx("tts: synthesis of a %zu-byte text gave no "
 			    "audio", strlen(job->text));
-		else
+			tel_call_speech_silent(t->ctx, job->sp);
+		} else
 			log_debug("tts: %zu samples (%zu ms) ready",
 			    job->sp->nsamples, job->sp->nsamples / 8);
 		job_free(job);

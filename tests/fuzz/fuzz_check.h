@@ -11,6 +11,8 @@
 
 /* A fixed clock: 2026-11-21T10:00:00Z, so that runs are reproducible. */
 #define FUZZ_NOW_MS	1795255200000ULL
+/* The letters and digits a speakable 'say' holds one of (validate.c). */
+#define FUZZ_ALNUM	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -65,7 +67,8 @@ check_call(const struct gw_call *c, const struct rq_tenant *t)
 	    kind != c->kind || (kind == RQ_TARGET_SIP && !t->allow_sip))
 		abort();
 	n = c->say != NULL ? strlen(c->say) : 1;
-	if (n < 1 || n > GW_SAY_MAX)
+	if (n < 1 || n > GW_SAY_MAX ||
+	    (c->say != NULL && strpbrk(c->say, FUZZ_ALNUM) == NULL))
 		abort();
 	if (c->caller_id != NULL && !gw_caller_id_valid(c->caller_id))
 		abort();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end, the ways a call fails: a busy phone (SIPp answering 486), a
 # target where nothing listens, a busy phone retried until the busy
-# attempts are used up, and a request with a wrong API key.
+# attempts are used up, a request with a wrong API key and one whose text
+# the voice cannot speak.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 # A tenant with a single attempt, so each failure is final at once, and one
@@ -103,7 +104,7 @@ pg_attempts() {
 }
 rq_wait_for 10 pg_attempts
 
-# --- wrong key --------------------------------------------------------------------
+# --- wrong key, a text without words -----------------------------------------
 jobs_before=$(rq_redis --scan --pattern 'rq:job:*' | wc -l)
 body=$(jq -cn --arg to "$SIPP_URI" '{to: $to, say: "no"}')
 RQ_KEY=rq_wrong_key rq_api POST /v1/calls -H 'Content-Type: application/json' \
@@ -112,6 +113,11 @@ RQ_KEY=rq_wrong_key rq_api POST /v1/calls -H 'Content-Type: application/json' \
 RQ_KEY='' rq_api POST /v1/calls -H 'Content-Type: application/json' \
     -d "$body" >/dev/null
 [ "$HTTP_CODE" = 401 ] || rq_fail "empty key: HTTP $HTTP_CODE, want 401"
+# a text the voice cannot speak is refused, not rung for in silence
+resp=$(RQ_KEY=$ONCE_KEY rq_api POST /v1/calls -H 'Content-Type: application/json' \
+    -d "$(jq -cn --arg to "$SIPP_URI" '{to: $to, say: "... \u2026 \ud83d\ude00"}')")
+[ "$(rq_last_code)" = 422 ] && [ "$(jq -r '.error.code + " " + .error.field' <<<"$resp")" = \
+    "unspeakable say" ] || rq_fail "unspeakable text: HTTP $(rq_last_code) $resp"
 jobs_after=$(rq_redis --scan --pattern 'rq:job:*' | wc -l)
 [ "$jobs_before" = "$jobs_after" ] ||
     rq_fail "a refused request created a job ($jobs_before -> $jobs_after)"

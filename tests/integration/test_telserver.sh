@@ -5,6 +5,7 @@
 # ringing/answered EVENTs; the attempts' ends are read from rq:events); a
 # real baresip answers and records, SIPp answers busy or rings for ever.
 # Checks the events of a spoken call, the failure reasons and their retries,
+# a text that gives no audio (not rung for, not retried),
 # a caller_id name as the From display name, an in-dialog re-INVITE, a burst
 # of 2000 JOBs that all end at once, shutdown mid-call, claims refused
 # (stale lease, other attempt, past not_after), a Redis outage mid-call (the
@@ -466,6 +467,32 @@ for id in $C4 $C6; do
 done
 [ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the failures"
 rq_wait_sipp 10 || true
+
+# --- 2b. a text that gives no audio ------------------------------------------
+# An older gateway let "..." through (flite speaks nothing for it): the
+# phone is not left ringing for silence, and the attempt is not retried.
+# The first job is dialled while its text is synthesised, then CANCELed;
+# the second, its text known silent (cached), is not dialled at all.
+rq_start_sipp_uas "$T/uas_ring.xml" -m 1
+C16=c_000000000000000000000016 C17=c_000000000000000000000017
+harness "$T/h2b.jsonl" 20 2 "0.1|$C16|1|$SIPP_URI|..." \
+    "1.5|$C17|1|$SIPP_URI|..."
+grep -v HEARTBEAT "$T/h2b.jsonl" || true
+for id in $C16 $C17; do
+	got=$(field "$T/h2b.jsonl" $id failed reason)
+	[ "$got" = speech ] || rq_fail "$id: failed reason '$got', want speech"
+	[ "$(field "$T/h2b.jsonl" $id failed detail)" = \
+	    "speech synthesis gave no audio" ] || rq_fail "$id: detail"
+	[ "$(rq_redis HGET rq:job:$id status)" = failed ] || rq_fail "$id: job status"
+	[ -z "$(rq_redis ZSCORE rq:delayed $id)" ] || rq_fail "$id: retried"
+done
+rq_wait_sipp 10 || rq_fail "$C16: the ringing phone got no CANCEL (see $T/sipp*.errors)"
+rq_logged "$T/telserver.log" "call $C16/1: dialing" || rq_fail "$C16: not dialled"
+! grep -q "call $C17/1: dialing" "$T/telserver.log" ||
+    rq_fail "$C17: dialled for a text known to give no audio"
+[ "$(events "$T/h2b.jsonl" $C17)" = "dispatched failed" ] ||
+    rq_fail "$C17: $(events "$T/h2b.jsonl" $C17)"
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the silent texts"
 
 # --- 3. a re-INVITE from the far end is answered -----------------------------
 rq_start_sipp_uas "$T/uas_reinvite.xml" -m 1

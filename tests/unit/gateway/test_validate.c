@@ -321,6 +321,17 @@ test_say(void **state)
 	    "invalid_field", "say");
 	accepted("{\"to\":\"+15551234567\",\"say\":\"Gr\\u00fc\\u00dfe \xe2\x82\xac\"}",
 	    &sip_ok);
+	/* Texts the English voice gives no audio for: refused, not rung. */
+	refused("{\"to\":\"+15551234567\",\"say\":\"...\"}", &sip_ok, 422,
+	    "unspeakable", "say");
+	refused("{\"to\":\"+15551234567\",\"say\":\"\\u65e5\\u672c \xf0\x9f\x98\x80!\"}",
+	    &sip_ok, 422, "unspeakable", "say");
+	refused("{\"to\":\"+15551234567\",\"say\":\" \\u00e9 \"}", &sip_ok, 422,
+	    "unspeakable", "say");
+	/* One letter or digit is enough: "z", "9", "\u65e5x". */
+	accepted("{\"to\":\"+15551234567\",\"say\":\"(z)\"}", &sip_ok);
+	accepted("{\"to\":\"+15551234567\",\"say\":\"9\"}", &sip_ok);
+	accepted("{\"to\":\"+15551234567\",\"say\":\"\\u65e5x\"}", &sip_ok);
 
 	/* Exactly 4000 bytes pass, 4001 do not. */
 	p = body + sprintf(body, "{\"to\":\"+15551234567\",\"say\":\"");
