@@ -563,3 +563,39 @@ out:
 	tz_leave(&sv);
 	return rc;
 }
+
+int
+rq_hours_close(const struct rq_hours *h, const char *zone, uint64_t at_ms,
+    uint64_t *close_ms)
+{
+	struct tz_saved sv;
+	struct tm tm, c;
+	time_t at = (time_t)(at_ms / 1000), t;
+	int m, rc = -1;
+
+	if (!rq_tz_valid(zone) || h->days == 0)
+		return -1;
+	tz_enter(zone, &sv);
+	if (localtime_r(&at, &tm) == NULL)
+		goto out;
+	m = tm.tm_hour * 60 + tm.tm_min;
+	c = tm;
+	/* A window that crosses midnight and opened today closes tomorrow;
+	 * any other closes today.  An all-day window closes at midnight,
+	 * though the next day may be open too: early, never late. */
+	if (h->end_min <= h->start_min && m >= h->start_min)
+		c.tm_mday++;
+	c.tm_hour = h->end_min / 60;
+	c.tm_min = h->end_min % 60;
+	c.tm_sec = 0;
+	c.tm_isdst = -1;
+	if ((t = mktime(&c)) == (time_t)-1)
+		goto out;
+	/* A DST change inside the window: a minute on, at least. */
+	*close_ms = (uint64_t)t * 1000 > at_ms ? (uint64_t)t * 1000 :
+	    at_ms + 60000;
+	rc = 0;
+out:
+	tz_leave(&sv);
+	return rc;
+}

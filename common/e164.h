@@ -53,5 +53,10 @@ int	rq_tz_valid(const char *zone);
  * or the hours never open. */
 int	rq_hours_next(const struct rq_hours *h, const char *zone,
 	    uint64_t now_ms, uint64_t *next_ms);
+/* For hours open at at_ms in zone: sets *close_ms to when that window
+ * closes, or to a time before it (never after).  Returns 0, or -1 when
+ * the zone is unknown. */
+int	rq_hours_close(const struct rq_hours *h, const char *zone,
+	    uint64_t at_ms, uint64_t *close_ms);
 
 #endif

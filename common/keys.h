@@ -20,6 +20,12 @@
  *                on a new job: 0
  *   node       telserver holding the current attempt
  *   not_after_ms  optional: not placed by then -> expired (not_after)
+ *   hours      optional: the windows that must all be open when the call
+ *                is dialled, the callee's calling hours in each of its
+ *                zones and the business's hours (common/hours.h's rule)
+ *   hours_until_ms  with hours: when the window the call was planned in
+ *                closes (or earlier); a take at or after it does not
+ *                dispatch the call but hands it to rq:hours
  *   retry_busy retry_no_answer retry_network  "<max>:<delay ms>" per
  *                outcome class, from the tenant (common/lifecycle.c),
  *                each only when not the default (RQ_RETRY_*_DEFAULT)
@@ -71,7 +77,7 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 /* The version of ringq-redis.so (common/redis_module.c) this tree's
  * daemons use: bump it whenever a native command's arguments, answer or
  * effects change, so that daemons never use a module of another build. */
-#define RQ_MODULE_VERSION	4
+#define RQ_MODULE_VERSION	5
 
 /* A call's timeline is in its job's hash (RQ_KEY_JOB): field
  * "<attempt>:<status>" -> event JSON, the only fields that begin with a
@@ -83,6 +89,10 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
  * Still read (the gateway merges it in: gw_store_parse_get) and removed
  * with the call (scheduler/lists.c); nothing writes it. */
 #define RQ_KEY_TIMELINE		"rq:timeline:"
+/* ZSET of ids by the ms a take found their hours_until_ms passed: the
+ * scheduler plans each again at its hours' next opening, back into
+ * rq:delayed (scheduler/hours.c). */
+#define RQ_KEY_HOURS		"rq:hours"
 /* ZSET of ids by not_before_ms: waiting for their time (scheduler);
  * RQ_DELAYED_TIE_DIV below. */
 #define RQ_KEY_DELAYED		"rq:delayed"

@@ -286,7 +286,7 @@ put_jnum(struct buf *b, const rstr *v)
 enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_TTL,
 	J_ATTEMPTS, J_NOT_AFTER, J_TO, J_DIALED, J_MAX_ATTEMPTS, J_PRIORITY,
 	J_NOT_BEFORE, J_SAY, J_CALLER_ID, J_APP_URL, J_STATUS, J_RETRY_BUSY,
-	J_RETRY_NO_ANSWER, J_RETRY_NETWORK, J__COUNT };
+	J_RETRY_NO_ANSWER, J_RETRY_NETWORK, J_HOURS_UNTIL, J__COUNT };
 
 /* Is the job there: a field of it read (j, jb.f), or its key of any
  * type? */
@@ -1007,6 +1007,7 @@ static const char *const job_field_names[J__COUNT] = {
 	[J_STATUS] = "status", [J_RETRY_BUSY] = "retry_busy",
 	[J_RETRY_NO_ANSWER] = "retry_no_answer",
 	[J_RETRY_NETWORK] = "retry_network",
+	[J_HOURS_UNTIL] = "hours_until_ms",
 };
 
 /* The job's hash, open for writing, its name, and the fields it had when
@@ -1806,15 +1807,16 @@ reply_taken(RedisModuleCtx *ctx, const struct taken *t)
 
 /* The take's work, into out (max + 1 entries): pops up to max ids from
  * argv[2] (rq:ready), leases the usable ones in argv[3] (rq:inflight) for
- * lease ms and ends the others.  Returns how many it popped; c->error
- * set: the caller answers the error. */
+ * lease ms, hands those whose calling hours closed to argv[4] (rq:hours)
+ * and ends the others.  Returns how many it popped; c->error set: the
+ * caller answers the error. */
 static long long
 take_run(struct cmd *c, rstr **argv, long long lease, long long max,
     struct taken *out)
 {
 	long long n = 0, deadline = 0, i;
 	rstr *id, **f;
-	double a, maxatt, na;
+	double a, maxatt, na, hu;
 	struct taken *t;
 	struct job jb;
 	struct event e;
@@ -1853,6 +1855,12 @@ take_run(struct cmd *c, rstr **argv, long long lease, long long max,
 			t->what = "exhausted";
 			e.reason = s_attempts_exhausted;
 			e.detail = s_max_reached;
+		} else if (f[J_HOURS_UNTIL] != NULL &&
+		    lua_number(f[J_HOURS_UNTIL], &hu) && (double)c->now >= hu) {
+			/* no attempt, no lease, no event: the scheduler
+			 * plans it again */
+			zadd(c, argv[4], c->now, id, 0);
+			t->what = "closed";
 		} else if ((t->att = hincr(c, &jb, s_attempts, 1)) ==
 		    LLONG_MIN) {
 			RedisModule_CloseKey(jb.key);
@@ -1884,19 +1892,19 @@ take_args(RedisModuleCtx *ctx, rstr **argv, int argc, long long *lease,
     long long *max, long long *block)
 {
 	*block = -1;
-	if (argc != 7 && argc != 8)
+	if (argc != 8 && argc != 9)
 		return RedisModule_WrongArity(ctx), -1;
-	if (RedisModule_StringToLongLong(argv[4], lease) != REDISMODULE_OK ||
+	if (RedisModule_StringToLongLong(argv[5], lease) != REDISMODULE_OK ||
 	    *lease < 0 || *lease > RQ_TAKE_MAX_MS ||
-	    RedisModule_StringToLongLong(argv[6], max) != REDISMODULE_OK ||
-	    *max < 0 || *max > RQ_TAKE_MAX_JOBS || (argc == 8 &&
-	    (RedisModule_StringToLongLong(argv[7], block) != REDISMODULE_OK ||
+	    RedisModule_StringToLongLong(argv[7], max) != REDISMODULE_OK ||
+	    *max < 0 || *max > RQ_TAKE_MAX_JOBS || (argc == 9 &&
+	    (RedisModule_StringToLongLong(argv[8], block) != REDISMODULE_OK ||
 	    *block < 0 || *block > RQ_TAKE_MAX_MS))) {
 		RedisModule_ReplyWithError(ctx, "ERR ringq.take: lease, max or "
 		    "block is not a number");
 		return -1;
 	}
-	if (!prefix_is_job(ctx, argv[5]))
+	if (!prefix_is_job(ctx, argv[6]))
 		return -1;
 	return 0;
 }
@@ -1927,8 +1935,9 @@ static int	take_ready(RedisModuleCtx *, rstr **, int);
 static int	take_timeout(RedisModuleCtx *, rstr **, int);
 
 /*
- * ringq.take 2 rq:ready rq:inflight lease_ms prefix max [block_ms]
- *     -> RQ_TAKE_SLOTS elements per id taken, or nil (take_src)
+ * ringq.take 3 rq:ready rq:inflight rq:hours lease_ms prefix max [block_ms]
+ *     -> RQ_TAKE_SLOTS elements per id taken, or nil (take_src; an id
+ *     whose hours_until_ms passed goes to rq:hours, answered 'closed')
  * lease_ms and block_ms 0 to RQ_TAKE_MAX_MS, max 0 to RQ_TAKE_MAX_JOBS.
  * With block_ms, a take that finds rq:ready empty waits for it, up to
  * block_ms (0: for ever), and answers nil at the end of that wait: Redis

@@ -37,16 +37,16 @@ mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* Counts a requeue; why is a fixed word (the label). */
-static void
-m_requeued(const char *why)
+void
+disp_count_requeued(const char *why)
 {
 	char labels[64];
 
 	snprintf(labels, sizeof(labels), "reason=\"%s\"", why);
 	rq_metric_inc(rq_counter("ringq_dispatcher_requeued_total", labels,
-	    "Jobs given back to rq:ready by reason: ack_timeout, "
-	    "telserver_lost, unreachable, no_room, nack, shutdown"));
+	    "Jobs given back by reason: to rq:ready on ack_timeout, "
+	    "telserver_lost, unreachable, no_room, nack, shutdown; to "
+	    "rq:hours on hours"));
 }
 
 static void
@@ -238,7 +238,7 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	 * know: it did not dial.  Count it full until it reports again,
 	 * rather than bounce jobs off it. */
 	disp_tel_full(e, rq_mono_ms());
-	m_requeued("nack");
+	disp_count_requeued("nack");
 	if (disp_job_requeue(&d->redis, j->call_id, j->attempt, 1) == 1) {
 		log_debug("call %s: back in the ready queue", j->call_id);
 		d->idle = 0;
@@ -327,7 +327,7 @@ disp_tick(struct disp *d)
 			switch (disp_job_requeue(&d->redis, j->call_id,
 			    j->attempt, 1)) {
 			case 1:
-				m_requeued("telserver_lost");
+				disp_count_requeued("telserver_lost");
 				log_warnx("call %s: attempt %llu: telserver %s "
 				    "lost before its ack: requeued",
 				    j->call_id, (unsigned long long)j->attempt,
@@ -353,7 +353,7 @@ disp_tick(struct disp *d)
 		    e->node, d->cfg->ack_timeout_ms);
 		e->suspect = 1;
 		job_done(d, j);
-		m_requeued("ack_timeout");
+		disp_count_requeued("ack_timeout");
 		/* Safe to give the attempt back: if the telserver claimed it,
 		 * the lease left rq:inflight and this does nothing; if not,
 		 * the requeue takes the lease and it never can. */
@@ -399,7 +399,7 @@ unsent(struct disp *d, const struct disp_tel *e, const struct rq_msg *job,
 	    job->call_id, (unsigned long long)job->attempt, e->node);
 	job_done(d, tracked);
 	job_free(tracked);
-	m_requeued("unreachable");
+	disp_count_requeued("unreachable");
 	disp_job_requeue(&d->redis, job->call_id, job->attempt, 1);
 }
 
@@ -470,7 +470,7 @@ send_jobs(struct disp *d, struct rq_msg *jobs, size_t n, uint64_t now)
 			/* Not expected: the room was counted. */
 			log_warnx("call %s: no telserver has room, requeued",
 			    jobs[i].call_id);
-			m_requeued("no_room");
+			disp_count_requeued("no_room");
 			disp_job_requeue(&d->redis, jobs[i].call_id,
 			    jobs[i].attempt, 1);
 		} else if ((track[i] = job_track(d, (size_t)to[i],
@@ -639,7 +639,7 @@ disp_shutdown(struct disp *d, int wait_ms)
 		    "before exit: requeued", j->call_id,
 		    (unsigned long long)j->attempt, d->tels.v[j->tel].node);
 		job_done(d, j);
-		m_requeued("shutdown");
+		disp_count_requeued("shutdown");
 		disp_job_requeue(&d->redis, j->call_id, j->attempt, 1);
 		job_free(j);
 	}

@@ -140,10 +140,12 @@ extern struct rq_script disp_drop_script;
  * one under a lease of lease_ms (Redis's clock) with its attempt counted.
  * Ids that cannot be dialled end there with their event in rq:events
  * (expired past not_after, failed attempts_exhausted / rejected) or are
- * dropped (vanished or ended jobs), logged.  Fills jobs[0..*njobs) (JOB
- * messages owning their strings: rq_msg_clear each).  Returns how many ids
- * it popped (fewer than max: rq:ready is empty now), or -1 on a Redis
- * error. */
+ * dropped (vanished or ended jobs), logged; one whose calling hours
+ * closed while it waited goes to rq:hours for the scheduler, its attempt
+ * not counted (logged, counted with reason "hours").  Fills
+ * jobs[0..*njobs) (JOB messages owning their strings: rq_msg_clear each).
+ * Returns how many ids it popped (fewer than max: rq:ready is empty now),
+ * or -1 on a Redis error. */
 int	disp_job_take(struct rq_redis *r, uint64_t lease_ms, size_t max,
 	    struct rq_msg *jobs, size_t *njobs);
 /* Ends an attempt a telserver found unusable (JOB_NACK "invalid"): it
@@ -250,5 +252,8 @@ int	disp_waiting_take(struct disp *d);
 void	disp_taken(struct disp *d);
 /* At SIGTERM: waits up to wait_ms for acks, then requeues what is left. */
 void	disp_shutdown(struct disp *d, int wait_ms);
+/* Counts a job given back (ringq_dispatcher_requeued_total,
+ * docs/metrics.md); why is a fixed word, the reason label. */
+void	disp_count_requeued(const char *why);
 
 #endif

@@ -17,24 +17,27 @@
  * (RQ_LUA_READY_SCORE in common/keys.h), so it keeps its place. */
 
 /*
- * KEYS: rq:ready rq:inflight.  ARGV: lease length ms, job key prefix, how
- * many ids to pop at most.
+ * KEYS: rq:ready rq:inflight rq:hours.  ARGV: lease length ms, job key
+ * prefix, how many ids to pop at most.
  * The lease deadline is Redis's clock (TIME) plus the lease length, the
  * clock the scheduler's expiry check reads too, so host clock skew cannot
  * reclaim a live lease.  An id whose job cannot be dialled ends here, with
  * its event: past not_after (Redis's clock) -> expired (not_after);
  * attempts already at max_attempts (default 3) -> failed
  * (attempts_exhausted); no tenant or target -> that attempt failed
- * (rejected).  A job that already ended leaves rq:ready silently.
+ * (rejected).  A job that already ended leaves rq:ready silently.  One
+ * whose calling hours closed while it waited (hours_until_ms, a number,
+ * at or before now) goes to rq:hours by now, for the scheduler to plan
+ * again: no attempt counted, no lease, no event.
  * Returns a flat array, RQ_TAKE_SLOTS elements per popped id (padded with
  * false): {id} (its job vanished), {id, 'terminal', status},
  * {id, 'expired', attempt}, {id, 'exhausted', attempt},
- * {id, 'rejected', attempt} or {id, attempt, tenant, to, say, caller_id,
- * priority, app_url}; fewer ids than asked for means rq:ready is empty
- * now, and none false.  Flat, because Redis checks every table a script
- * returns for an error or status reply (a few thousand instructions
- * each); TIME only once an id is popped, as the dispatchers often find
- * rq:ready empty.
+ * {id, 'closed', attempt}, {id, 'rejected', attempt} or {id, attempt,
+ * tenant, to, say, caller_id, priority, app_url}; fewer ids than asked
+ * for means rq:ready is empty now, and none false.  Flat, because Redis
+ * checks every table a script returns for an error or status reply (a
+ * few thousand instructions each); TIME only once an id is popped, as the
+ * dispatchers often find rq:ready empty.
  */
 static const char take_src[] =
 RQ_LUA_EVENTS
@@ -73,7 +76,7 @@ RQ_LUA_RUN_EVENTS
 "  local key = ARGV[2] .. id\n"
 "  local f = redis.call('HMGET', key, 'tenant', 'to', 'say', 'caller_id',\n"
 "      'priority', 'app_url', 'status_rank', 'attempts', 'max_attempts',\n"
-"      'status', 'not_after_ms', 'id')\n"
+"      'status', 'not_after_ms', 'id', 'hours_until_ms')\n"
 "  local att = tonumber(f[8]) or 0\n"
 "  local max = tonumber(f[9])\n"
 "  if max == nil or max < 1 then max = "
@@ -96,6 +99,10 @@ RQ_LUA_RUN_EVENTS
 "    ev.detail = 'max_attempts reached'\n"
 "    emit(key, ev)\n"
 "    put(id, 'exhausted', att)\n"
+/* f[13] first: a job without hours costs one test */
+"  elseif f[13] and tonumber(f[13]) and now >= tonumber(f[13]) then\n"
+"    redis.call('ZADD', KEYS[3], now_text(), id)\n"
+"    put(id, 'closed', att)\n"
 "  else\n"
 "    att = redis.call('HINCRBY', key, 'attempts', '1')\n"
 "    if not f[1] or not f[2] then\n"
@@ -204,7 +211,11 @@ take_entry(redisReply **e, struct rq_msg *job)
 		else if (!strcmp(kind, "exhausted"))
 			log_warnx("call %s: attempt %lld: no attempts left, "
 			    "failed (attempts_exhausted)", id, e[2]->integer);
-		else if (!strcmp(kind, "rejected"))
+		else if (!strcmp(kind, "closed")) {
+			log_info("call %s: its calling hours closed while it "
+			    "waited: back to the scheduler", id);
+			disp_count_requeued("hours");
+		} else if (!strcmp(kind, "rejected"))
 			log_warnx("call %s: attempt %lld: job without tenant "
 			    "or target, failed (rejected)", id, e[2]->integer);
 		else
@@ -269,7 +280,7 @@ disp_job_take(struct rq_redis *r, uint64_t lease_ms, size_t max,
     struct rq_msg *jobs, size_t *njobs)
 {
 	char lease[32], count[32];
-	const char *argv[5];
+	const char *argv[6];
 	redisReply *rep;
 	int popped;
 
@@ -280,10 +291,11 @@ disp_job_take(struct rq_redis *r, uint64_t lease_ms, size_t max,
 	snprintf(count, sizeof(count), "%zu", max);
 	argv[0] = RQ_KEY_READY;
 	argv[1] = RQ_KEY_INFLIGHT;
-	argv[2] = lease;
-	argv[3] = RQ_KEY_JOB;
-	argv[4] = count;
-	if ((rep = rq_redis_eval(r, &disp_take_script, 2, 5, argv)) == NULL)
+	argv[2] = RQ_KEY_HOURS;
+	argv[3] = lease;
+	argv[4] = RQ_KEY_JOB;
+	argv[5] = count;
+	if ((rep = rq_redis_eval(r, &disp_take_script, 3, 6, argv)) == NULL)
 		return -1;
 	popped = disp_job_take_reply(rep, max, jobs, njobs);
 	freeReplyObject(rep);

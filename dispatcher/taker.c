@@ -120,14 +120,14 @@ disp_taker_send(struct disp_taker *t, uint64_t lease_ms, size_t want,
     int block_ms)
 {
 	char lease[32], count[32], block[32];
-	const char *argv[8] = { "ringq.take", "2", RQ_KEY_READY,
-	    RQ_KEY_INFLIGHT, lease, RQ_KEY_JOB, count, block };
+	const char *argv[9] = { "ringq.take", "3", RQ_KEY_READY,
+	    RQ_KEY_INFLIGHT, RQ_KEY_HOURS, lease, RQ_KEY_JOB, count, block };
 	int done = 0;
 
 	snprintf(lease, sizeof(lease), "%llu", (unsigned long long)lease_ms);
 	snprintf(count, sizeof(count), "%zu", want);
 	snprintf(block, sizeof(block), "%d", block_ms);
-	if (redisAppendCommandArgv(t->c, 8, argv, NULL) != REDIS_OK) {
+	if (redisAppendCommandArgv(t->c, 9, argv, NULL) != REDIS_OK) {
 		taker_lost(t, "send");
 		return -1;
 	}

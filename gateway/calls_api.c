@@ -518,6 +518,8 @@ patch_got(int rc, const char *const *job, size_t njob,
 	r->patch.not_before_ms = call.not_before_ms;
 	r->patch.not_before_local = 0;
 	snprintf(r->patch.policy, sizeof(r->patch.policy), "%s", call.policy);
+	snprintf(r->patch.hours, sizeof(r->patch.hours), "%s", call.hours);
+	r->patch.hours_until_ms = call.hours_until_ms;
 	patch_send(r);
 }
 

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "hours.h"
 #include "util.h"
 
 #define GW_SAY_MAX		4000
@@ -57,6 +58,10 @@ struct gw_call {
 	const char	*time_zone;		/* callee's IANA zone; NULL: guess */
 	char		*idem_key;		/* Idempotency-Key; owned; NULL */
 	char		 policy[64];		/* decision: "accept", "defer:..." */
+	/* the windows that must be open when it is dialled (hours.h), ""
+	 * for none, and when the one it was planned in closes */
+	char		 hours[RQ_HOURS_TEXT_MAX];
+	uint64_t	 hours_until_ms;
 };
 
 /* validate.c: pure functions, no I/O. */
@@ -357,6 +362,10 @@ struct gw_patch {
 	int		 has_priority;
 	int		 priority;
 	char		 policy[64];		/* "" = leave it */
+	/* with a new not_before: the call's hours as the policy engine
+	 * planned them ("" = none) */
+	char		 hours[RQ_HOURS_TEXT_MAX];
+	uint64_t	 hours_until_ms;
 };
 enum gw_patch_outcome {
 	GW_PATCH_NOT_FOUND,	/* no such job for this tenant */

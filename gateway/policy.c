@@ -8,11 +8,8 @@
 #include <time.h>
 
 #include "e164.h"
+#include "hours.h"
 #include "gateway.h"
-
-/* A deferral that the hours keep moving (one window inside the other's
- * closed time) ends after this many rounds with a refusal. */
-#define POLICY_HOURS_ROUNDS	16
 
 static void
 add_reason(struct gw_policy *pol, const char *r)
@@ -23,24 +20,6 @@ add_reason(struct gw_policy *pol, const char *r)
 		return;
 	snprintf(pol->reasons + n, sizeof(pol->reasons) - n, "%s%s",
 	    n ? "," : "", r);
-}
-
-/* Moves *nb to the next opening of hours in zone; 1 when it moved, 0 when
- * it was open, -1 when the hours cannot be computed. */
-static int
-hours_apply(const char *hours, const char *zone, uint64_t *nb)
-{
-	struct rq_hours h;
-	uint64_t next;
-	char why[128];
-
-	if (rq_hours_parse(hours, &h, why, sizeof(why)) == -1 ||
-	    rq_hours_next(&h, zone, *nb, &next) == -1)
-		return -1;
-	if (next == *nb)
-		return 0;
-	*nb = next;
-	return 1;
 }
 
 /*
@@ -125,10 +104,11 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 	const char *zone = "UTC", *zones = NULL, *z, *e;
 	const char *local_zone = NULL;
 	struct rq_e164 num;
-	char zbuf[80];
+	struct rq_hours_rule rule;
+	char zbuf[RQ_HOURS_ZONE_MAX];
 	uint64_t nb;
 	char why[160];
-	int round, moved, rc;
+	int moved;
 
 	memset(pol, 0, sizeof(*pol));
 	if (call->kind == RQ_TARGET_E164) {
@@ -180,46 +160,39 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 		return -1;
 	}
 
-	/* Both windows must be open at the same time: move to the next
-	 * opening of each in turn until neither moves.  A callee whose zone
-	 * is one of several in the country gets calling hours open in every
-	 * one of them (docs/policy.md). */
-	for (round = 0; round < POLICY_HOURS_ROUNDS; round++) {
-		moved = 0;
-		z = tenant->calling_hours[0] != '\0' ? (zones ? zones : zone) :
-		    "";
-		for (; *z != '\0'; z = *e ? e + 1 : e) {
-			if (zones == NULL) {
-				e = z + strlen(z);
-				snprintf(zbuf, sizeof(zbuf), "%s", z);
-			} else {
-				if ((e = strchr(z, ' ')) == NULL)
-					e = z + strlen(z);
-				snprintf(zbuf, sizeof(zbuf), "%.*s",
-				    (int)(e - z), z);
-			}
-			if ((rc = hours_apply(tenant->calling_hours, zbuf,
-			    &nb)) == -1)
-				goto no_hours;
-			if (rc == 1) {
-				add_reason(pol, "calling_hours");
-				moved = 1;
-			}
-		}
-		if (biz != NULL && biz->hours[0] != '\0') {
-			if ((rc = hours_apply(biz->hours, biz->time_zone[0] ?
-			    biz->time_zone : "UTC", &nb)) == -1)
-				goto no_hours;
-			if (rc == 1) {
-				add_reason(pol, "business_hours");
-				moved = 1;
-			}
-		}
-		if (!moved)
-			break;
+	/* Both windows must be open at the same time (hours.c).  A callee
+	 * whose zone is one of several in the country gets calling hours
+	 * open in every one of them (docs/policy.md). */
+	memset(&rule, 0, sizeof(rule));
+	z = tenant->calling_hours[0] != '\0' ? (zones ? zones : zone) : "";
+	for (; *z != '\0'; z = *e ? e + 1 : e) {
+		if (zones == NULL)
+			e = z + strlen(z);
+		else if ((e = strchr(z, ' ')) == NULL)
+			e = z + strlen(z);
+		snprintf(zbuf, sizeof(zbuf), "%.*s", (int)(e - z), z);
+		if (rq_hours_rule_add(&rule, RQ_HOURS_CALLING,
+		    tenant->calling_hours, zbuf, why, sizeof(why)) == -1)
+			goto no_hours;
 	}
-	if (round == POLICY_HOURS_ROUNDS)
+	if (biz != NULL && biz->hours[0] != '\0' &&
+	    rq_hours_rule_add(&rule, RQ_HOURS_BUSINESS, biz->hours,
+	    biz->time_zone[0] ? biz->time_zone : "UTC", why,
+	    sizeof(why)) == -1)
 		goto no_hours;
+	call->hours[0] = '\0';
+	call->hours_until_ms = 0;
+	if (rule.n > 0) {
+		if (rq_hours_rule_plan(&rule, nb, &nb, &call->hours_until_ms,
+		    &moved) == -1 ||
+		    rq_hours_rule_format(&rule, call->hours,
+		    sizeof(call->hours)) == -1)
+			goto no_hours;
+		if (moved & RQ_HOURS_CALLING)
+			add_reason(pol, "calling_hours");
+		if (moved & RQ_HOURS_BUSINESS)
+			add_reason(pol, "business_hours");
+	}
 	if (nb > now_ms + GW_NOT_BEFORE_MAX_MS) {
 		gw_error_set(err, 403, "outside_hours", NULL, "The next time "
 		    "the calling hours%s allow is more than a year away (the "

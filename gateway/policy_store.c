@@ -315,7 +315,7 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	char kact[RQ_NAME_MAX + 16], rps[16], rpd[16], maxc[16], ttl[16];
 	char jobkey[64], callskey[RQ_NAME_MAX + 16];
 	char prio[8], nb[24], na[24], created[24], maxat[12];
-	char rbusy[32], rnoans[32], rnet[32], ttl_ms[24];
+	char rbusy[32], rnoans[32], rnet[32], ttl_ms[24], until[24];
 	const char *argv[80];
 	struct policy_op *op = NULL;
 	int has_idem = call->idem_key != NULL, has_biz = call->business != NULL;
@@ -390,6 +390,11 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	}
 	if (call->metadata) { ARG("metadata"); ARG(call->metadata); }
 	if (call->policy[0]) { ARG("policy"); ARG(call->policy); }
+	if (call->hours[0]) {
+		num(until, sizeof(until), (long long)call->hours_until_ms);
+		ARG("hours"); ARG(call->hours);
+		ARG("hours_until_ms"); ARG(until);
+	}
 	/* The tenant's attempts and retry rules, which the job keeps: only
 	 * those that differ from the defaults, which the scripts assume
 	 * when a field is absent (each field costs Redis in every script

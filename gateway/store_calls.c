@@ -66,7 +66,8 @@ static const char cancel_lua[] =
  * tenant's active set.  ARGV:
  * id, tenant, now_ms, new
  * not_before_ms ('' = keep), new priority ('' = keep), new policy field
- * ('' = keep).
+ * ('' = keep), and with a new not_before its hours and hours_until_ms
+ * ('' = none: the fields go).
  *
  * Like cancel, only a job waiting in rq:delayed or rq:ready may change,
  * and the check and the change are one script, so a dispatcher cannot take
@@ -119,6 +120,12 @@ static const char patch_lua[] =
 	"  redis.call('HSET', KEYS[1], 'not_before_ms', ARGV[4])\n"
 	"  if ARGV[6] ~= '' then\n"
 	"    redis.call('HSET', KEYS[1], 'policy', ARGV[6])\n"
+	"  end\n"
+	"  if ARGV[7] ~= '' then\n"
+	"    redis.call('HSET', KEYS[1], 'hours', ARGV[7], 'hours_until_ms',"
+	" ARGV[8])\n"
+	"  else\n"
+	"    redis.call('HDEL', KEYS[1], 'hours', 'hours_until_ms')\n"
 	"  end\n"
 	"  redis.call('ZADD', KEYS[5], 'XX', ARGV[4], ARGV[1])\n"
 	"end\n"
@@ -342,10 +349,11 @@ gw_store_patch(struct gw_store *st, const char *id, const char *tenant,
     void *arg)
 {
 	char jobkey[64], tlkey[64], now[24], nb[24] = "", prio[8] = "";
-	char active[RQ_NAME_MAX + 16];
+	char active[RQ_NAME_MAX + 16], until[24] = "";
 	const char *argv[] = { "EVAL", patch_lua, "5", jobkey, tlkey,
 	    RQ_KEY_DELAYED, RQ_KEY_READY, active, id, tenant, now, nb, prio,
-	    p->has_not_before ? p->policy : "" };
+	    p->has_not_before ? p->policy : "",
+	    p->has_not_before ? p->hours : "", until };
 	struct calls_op *op;
 
 	if ((op = calloc(1, sizeof(*op))) == NULL)
@@ -359,6 +367,8 @@ gw_store_patch(struct gw_store *st, const char *id, const char *tenant,
 	snprintf(now, sizeof(now), "%" PRIu64, now_ms);
 	if (p->has_not_before)
 		snprintf(nb, sizeof(nb), "%" PRIu64, p->not_before_ms);
+	if (p->has_not_before && p->hours[0] != '\0')
+		snprintf(until, sizeof(until), "%" PRIu64, p->hours_until_ms);
 	if (p->has_priority)
 		snprintf(prio, sizeof(prio), "%d", p->priority);
 	if (gw_store_command(st, id, sizeof(argv) / sizeof(argv[0]), argv,

@@ -24,7 +24,7 @@
 
 /* docs/metrics.md */
 static struct rq_metric	*m_released, *m_dropped, *m_expired, *m_reclaimed,
-			*m_interrupted;
+			*m_deferred, *m_interrupted;
 
 static void
 metrics_register(void)
@@ -32,7 +32,8 @@ metrics_register(void)
 	const char *h = "Jobs the scheduler moved: released (delayed -> "
 	    "ready), expired (past not_after: at release, or waiting), "
 	    "reclaimed (expired dispatch lease -> ready), dropped (delayed id "
-	    "of a vanished or ended job)";
+	    "of a vanished or ended job), deferred (its hours closed while it "
+	    "waited: delayed to their next opening)";
 
 	m_released = rq_counter("ringq_scheduler_jobs_total",
 	    "action=\"released\"", h);
@@ -42,6 +43,8 @@ metrics_register(void)
 	    "action=\"reclaimed\"", h);
 	m_dropped = rq_counter("ringq_scheduler_jobs_total",
 	    "action=\"dropped\"", h);
+	m_deferred = rq_counter("ringq_scheduler_jobs_total",
+	    "action=\"deferred\"", h);
 	m_interrupted = rq_counter("ringq_scheduler_interrupted_total", "",
 	    "Attempts of dead telservers ended as interrupted");
 }
@@ -51,7 +54,8 @@ main(int argc, char *argv[])
 {
 	static struct rq_script *scripts[] = { &sched_release_script,
 	    &sched_dead_script, &rq_finish_script, &rq_interrupt_script,
-	    &sched_lists_script, &sched_deadlines_script };
+	    &sched_lists_script, &sched_deadlines_script,
+	    &sched_hours_list_script, &sched_hours_plan_script };
 	struct rq_config cfg;
 	struct rq_redis redis;
 	struct sched_nodes dead = { 0 };
@@ -111,6 +115,13 @@ main(int argc, char *argv[])
 					rq_metric_error("redis");
 				else {
 					rq_metric_add(m_expired, (uint64_t)rc);
+					full |= dfull;
+				}
+				if ((rc = sched_hours(&redis, rq_now_ms(),
+				    cfg.sched_batch, &dfull)) == -1)
+					rq_metric_error("redis");
+				else {
+					rq_metric_add(m_deferred, (uint64_t)rc);
 					full |= dfull;
 				}
 				/* Wake up at the next due time when it comes

@@ -45,6 +45,15 @@ extern struct rq_script sched_deadlines_script;
 int	sched_deadlines(struct rq_redis *r, uint64_t now_ms, int batch,
 	    int *full);
 
+/* hours.c: calls the take handed to rq:hours (their hours closed while
+ * they waited) go back to rq:delayed at their hours' next opening (up to
+ * batch a run; *full when there may be more).  Returns how many, or -1 on
+ * a Redis error (logged). */
+extern struct rq_script sched_hours_list_script;
+extern struct rq_script sched_hours_plan_script;
+
+int	sched_hours(struct rq_redis *r, uint64_t now_ms, int batch, int *full);
+
 /* nodes.c: the dead-node sweep. */
 #define SCHED_DEAD_GRACE_MS	2000	/* dead this long before we act */
 #define SCHED_NODES_MAX		4096

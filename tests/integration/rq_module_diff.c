@@ -238,6 +238,153 @@ replies_alike(const redisReply *a, const redisReply *b)
 	return 0;
 }
 
+/* The take's answer itself on both sides, element by element (take()
+ * compares what the dispatcher makes of it), then the dispatcher's
+ * reading of it.  desc gets the Lua side's answer, the first three
+ * elements of each id ("u1 closed 1, u2 2 t1"). */
+static void
+take_raw(uint64_t lease_ms, size_t max, char *desc, size_t desclen)
+{
+	struct rq_redis *r[2] = { &lua, &native };
+	struct rq_msg jobs[16];
+	redisReply *rep[2], *e;
+	char lease[32], count[32], step[120];
+	const char *argv[6] = { RQ_KEY_READY, RQ_KEY_INFLIGHT, RQ_KEY_HOURS,
+	    lease, RQ_KEY_JOB, count };
+	size_t n[2], i, k, len = 0;
+	int popped[2];
+
+	snprintf(lease, sizeof(lease), "%llu", (unsigned long long)lease_ms);
+	snprintf(count, sizeof(count), "%zu", max);
+	desc[0] = '\0';
+	for (i = 0; i < 2; i++) {
+		n[i] = 0;
+		popped[i] = -1;
+		if ((rep[i] = rq_redis_eval(r[i], &disp_take_script, 3, 6,
+		    argv)) == NULL)
+			continue;
+		popped[i] = disp_job_take_reply(rep[i], max, jobs, &n[i]);
+		for (k = 0; k < n[i]; k++)
+			rq_msg_clear(&jobs[k]);
+	}
+	for (i = 0; rep[0] != NULL && rep[0]->type == REDIS_REPLY_ARRAY &&
+	    i + 2 < rep[0]->elements && len < desclen; i += RQ_TAKE_SLOTS) {
+		len += (size_t)snprintf(desc + len, desclen - len, "%s%s",
+		    i > 0 ? ", " : "", rq_reply_str(rep[0]->element[i]) ?
+		    rep[0]->element[i]->str : "?");
+		for (k = 1; k < 3 && len < desclen; k++) {
+			e = rep[0]->element[i + k];
+			if (e->type == REDIS_REPLY_INTEGER)
+				len += (size_t)snprintf(desc + len,
+				    desclen - len, " %lld", e->integer);
+			else
+				len += (size_t)snprintf(desc + len,
+				    desclen - len, " %s", rq_reply_str(e) ?
+				    e->str : "-");
+		}
+	}
+	snprintf(step, sizeof(step), "take %zu (its answer), lease %llu ms: "
+	    "%d", max, (unsigned long long)lease_ms, popped[0]);
+	same(step, popped[0], popped[1]);
+	same("  jobs to send", (int)n[0], (int)n[1]);
+	same("  the same answer", (rep[0] == NULL && rep[1] == NULL) ||
+	    replies_alike(rep[0], rep[1]), 1);
+	for (i = 0; i < 2; i++)
+		if (rep[i] != NULL)
+			freeReplyObject(rep[i]);
+}
+
+/* A number r answers (an integer, or the text of one: ZSCORE, HGET);
+ * -1 for nil or anything else. */
+static long long
+number(struct rq_redis *r, const char *fmt, ...)
+{
+	redisReply *rep;
+	long long v = -1;
+	va_list ap;
+
+	va_start(ap, fmt);
+	rep = redisvCommand(r->c, fmt, ap);
+	va_end(ap);
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+		v = rep->integer;
+	else if (rep != NULL && rep->type == REDIS_REPLY_STRING)
+		v = strtoll(rep->str, NULL, 10);
+	if (rep != NULL)
+		freeReplyObject(rep);
+	return v;
+}
+
+/*
+ * The take of ids whose calling hours closed while they waited in
+ * rq:ready (hours_until_ms at or before the take's now): each goes to
+ * rq:hours, scored by that now, with no attempt counted, no lease and
+ * no event; one whose window is still open, or whose hours_until_ms is
+ * no number, is dispatched as any other.
+ */
+static void
+take_hours(void)
+{
+	struct rq_redis *r[2] = { &lua, &native };
+	long long events[2], sc, att;
+	uint64_t before, after;
+	char desc[512], more[96];
+	int ok[2] = { 1, 1 }, i;
+
+	before = rq_now_ms();
+	snprintf(more, sizeof(more), "hours_until_ms %llu",
+	    (unsigned long long)before - 1000);
+	job("u1", 1, 0, more);				/* closed */
+	job("u2", 0, 0, "hours_until_ms 99999999999999");	/* open */
+	job("u3", 0, 0, "hours_until_ms soon");		/* no number */
+	job("u4", 0, 0, "hours_until_ms 1e3");		/* closed */
+	job("u5", 0, 0, "hours_until_ms inf");		/* never closes */
+	both("ZADD %s 1 u1 2 u2 3 u3 4 u4 5 u5", RQ_KEY_READY);
+	for (i = 0; i < 2; i++)
+		events[i] = number(r[i], "XLEN %s", RQ_KEY_EVENTS);
+	take_raw(30000, 16, desc, sizeof(desc));
+	after = rq_now_ms();
+	printf("  the Lua's answer: %s\n", desc);
+	same("  u1 and u4 closed, at their attempt", strcmp(desc,
+	    "u1 closed 1, u2 1 t1, u3 1 t1, u4 closed 0, u5 1 t1") == 0, 1);
+	for (i = 0; i < 2; i++) {
+		sc = number(r[i], "ZSCORE %s u1", RQ_KEY_HOURS);
+		ok[i] = sc >= (long long)before && sc <= (long long)after;
+		sc = number(r[i], "ZSCORE %s u4", RQ_KEY_HOURS);
+		ok[i] = ok[i] && sc >= (long long)before &&
+		    sc <= (long long)after &&
+		    number(r[i], "ZCARD %s", RQ_KEY_HOURS) == 2;
+	}
+	same("  rq:hours: u1 and u4, by the take's now", ok[0] && ok[1], 1);
+	for (i = 0; i < 2; i++) {
+		att = number(r[i], "HGET %su1 attempts", RQ_KEY_JOB);
+		ok[i] = att == 1 && number(r[i], "HGET %su4 attempts",
+		    RQ_KEY_JOB) == 0 &&
+		    number(r[i], "ZSCORE %s u1", RQ_KEY_INFLIGHT) == -1 &&
+		    number(r[i], "ZSCORE %s u4", RQ_KEY_INFLIGHT) == -1 &&
+		    number(r[i], "ZCARD %s", RQ_KEY_READY) == 0 &&
+		    number(r[i], "XLEN %s", RQ_KEY_EVENTS) == events[i];
+	}
+	same("  no attempt, lease or event for them", ok[0] && ok[1], 1);
+	for (i = 0; i < 2; i++)
+		ok[i] = number(r[i], "HGET %su2 attempts", RQ_KEY_JOB) == 1 &&
+		    number(r[i], "ZSCORE %s u2", RQ_KEY_INFLIGHT) > 0 &&
+		    number(r[i], "ZSCORE %s u3", RQ_KEY_INFLIGHT) > 0 &&
+		    number(r[i], "ZSCORE %s u5", RQ_KEY_INFLIGHT) > 0;
+	same("  u2, u3 and u5 leased", ok[0] && ok[1], 1);
+
+	/* rq:hours of the wrong type: the take fails where the script
+	 * fails (the id popped stays out of rq:ready, as after any error
+	 * in a script) */
+	job("u6", 0, 0, "hours_until_ms 1");
+	both("ZADD %s 1 u6", RQ_KEY_READY);
+	both("RENAME %s rq:hours:saved", RQ_KEY_HOURS);
+	both("SET %s not-a-zset", RQ_KEY_HOURS);
+	take_raw(30000, 16, desc, sizeof(desc));
+	both("DEL %s", RQ_KEY_HOURS);
+	both("RENAME rq:hours:saved %s", RQ_KEY_HOURS);
+}
+
 /*
  * The gateway's intake of call id for tenant (gw_policy_store_create's
  * arguments): the script by EVAL on one side, ringq.create on the other.
@@ -645,6 +792,7 @@ main(int argc, char **argv)
 		both("ZADD %s 6 t6", RQ_KEY_READY);
 		take(2 * 86400000ULL, 16);
 		take(30000, 16);
+		take_hours();
 	}
 
 	/* the gateway's intake: each way the policy checks can answer */

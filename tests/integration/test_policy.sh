@@ -182,6 +182,12 @@ got=$(date -d "$(jq -r .not_before <<<"$body")" +%s)
 [ "$got" = "$exp" ] || rq_fail "deferred to $got, expected $exp ($OPEN Berlin): $body"
 id=$(jq -r .id <<<"$body")
 [ "$(rq_redis hget "rq:job:$id" policy)" = defer:calling_hours ] || rq_fail "job policy"
+# the job keeps its hours, and when the window it was planned in closes
+# (the take defers the call rather than dial after it: test_hours.sh)
+[ "$(rq_redis hget "rq:job:$id" hours)" = "c=$OPEN-$CLOSE Europe/Berlin" ] ||
+    rq_fail "job hours: $(rq_redis hget "rq:job:$id" hours)"
+[ "$(rq_redis hget "rq:job:$id" hours_until_ms)" = "$(( (exp + 3600) * 1000 ))" ] ||
+    rq_fail "hours_until_ms $(rq_redis hget "rq:job:$id" hours_until_ms), want $(( (exp + 3600) * 1000 ))"
 # (priority 5: its due ms alone, without the tie-break of docs/delivery.md)
 [ "$(rq_redis zscore rq:delayed "$id")" = "${exp}000" ] || rq_fail "rq:delayed score"
 # A call due now after the deferred one: once its announcement is in, the
@@ -235,6 +241,8 @@ expect 200 "" "$body"
 # (priority 9 now: 4/16 before its due ms, the tie-break)
 [ "$(rq_redis zscore rq:delayed "$id")" = "$((exp + 2 * 86400 - 1))999.75" ] ||
     rq_fail "PATCH: rq:delayed score"
+[ "$(rq_redis hget "rq:job:$id" hours_until_ms)" = "$(( (exp + 2 * 86400 + 3600) * 1000 ))" ] ||
+    rq_fail "PATCH: hours_until_ms $(rq_redis hget "rq:job:$id" hours_until_ms)"
 echo "ok: not_after, local times, PATCH through the calling hours"
 
 # --- rate limit: 5 per second -------------------------------------------

@@ -88,14 +88,16 @@ bad "ERR wrong number of arguments" ringq.claim_batch 3 a b c
 bad "ERR wrong number of arguments" ringq.finish 9
 bad "ERR wrong number of arguments" ringq.finish_batch 2 a b rq:job: 1 2
 bad "ERR ringq.release: now_ms or batch" ringq.release 3 a b c x y rq:job:
-bad "ERR ringq.take: lease, max or block" ringq.take 2 a b c rq:job: -1
-bad "ERR ringq.take: lease, max or block" ringq.take 2 a b 1 rq:job: 1 -1
+# the take of an older version, without rq:hours
+bad "ERR wrong number of arguments" ringq.take 2 rq:ready rq:inflight 1000 rq:job: 5
+bad "ERR ringq.take: lease, max or block" ringq.take 3 a b h c rq:job: -1
+bad "ERR ringq.take: lease, max or block" ringq.take 3 a b h 1 rq:job: 1 -1
 # a lease past a day, which now + lease could overflow
-bad "ERR ringq.take: lease, max or block" ringq.take 2 a b 9223372036854775807 rq:job: 5
-bad "ERR ringq: the job key prefix" ringq.take 2 a b 1000 job: 5
+bad "ERR ringq.take: lease, max or block" ringq.take 3 a b h 9223372036854775807 rq:job: 5
+bad "ERR ringq: the job key prefix" ringq.take 3 a b h 1000 job: 5
 redis-cli -p "$NATIVE_PORT" set rq:job:zz 1 >/dev/null
 redis-cli -p "$NATIVE_PORT" zadd rq:ready 1 zz >/dev/null
-bad WRONGTYPE ringq.take 2 rq:ready rq:inflight 1000 rq:job: 5
+bad WRONGTYPE ringq.take 3 rq:ready rq:inflight rq:hours 1000 rq:job: 5
 bad WRONGTYPE ringq.claim 4 rq:job:zz rq:inflight rq:oncall:x rq:nodes zz 1 x
 redis-cli -p "$NATIVE_PORT" del rq:job:zz rq:ready >/dev/null
 [ "$(redis-cli -p "$NATIVE_PORT" ping)" = PONG ] ||
@@ -106,13 +108,13 @@ echo "ok: bad arguments: an error reply each"
 # wait; taken by the release that makes a job ready, at once, with its
 # lease and attempt written (the replica and the AOF compared below).
 ncli() { redis-cli -p "$NATIVE_PORT" "$@"; }
-[ -z "$(ncli ringq.take 2 rq:ready rq:inflight 1000 rq:job: 5 300)" ] ||
+[ -z "$(ncli ringq.take 3 rq:ready rq:inflight rq:hours 1000 rq:job: 5 300)" ] ||
 	rq_fail "a blocked take's wait did not end with nil"
 B=c_0000000000000000000000bb
 ncli hset "rq:job:$B" id "$B" tenant demo to +15551230000 status queued \
     status_rank 0 >/dev/null
 ncli zadd rq:delayed 1 "$B" >/dev/null
-ncli ringq.take 2 rq:ready rq:inflight 60000 rq:job: 5 20000 \
+ncli ringq.take 3 rq:ready rq:inflight rq:hours 60000 rq:job: 5 20000 \
     > "$T/blocked.out" &
 rq_wait_for 30 eval "redis-cli -p $NATIVE_PORT info clients |
     grep -q '^blocked_clients:1'"
@@ -127,7 +129,7 @@ wait $!
     [ "$(ncli hget "rq:job:$B" attempts)" = 1 ] ||
 	rq_fail "the blocked take left no lease, or no attempt"
 # In a transaction Redis cannot block: the take answers nil at once.
-out=$(printf 'MULTI\nringq.take 2 rq:ready rq:inflight 1000 rq:job: 5 0\nEXEC\n' |
+out=$(printf 'MULTI\nringq.take 3 rq:ready rq:inflight rq:hours 1000 rq:job: 5 0\nEXEC\n' |
     timeout 10 redis-cli -p "$NATIVE_PORT" 2>&1) ||
 	rq_fail "a take with block_ms in MULTI did not answer: $out"
 case $out in

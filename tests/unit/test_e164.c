@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "e164.h"
+#include "hours.h"
 
 /* 2026-11-21 is a Saturday. */
 #define T_0600Z		1795240800000ULL	/* 2026-11-21T06:00Z */
@@ -230,6 +231,102 @@ test_hours_next(void **state)
 	assert_int_equal(next("00:00-24:00", "UTC", T_2130Z), T_2130Z);
 }
 
+static uint64_t
+close_of(const char *hours, const char *zone, uint64_t at)
+{
+	struct rq_hours h;
+	uint64_t t = 0;
+	char why[160];
+
+	assert_int_equal(rq_hours_parse(hours, &h, why, sizeof(why)), 0);
+	assert_int_equal(rq_hours_close(&h, zone, at, &t), 0);
+	return t;
+}
+
+#define H	3600000ULL
+
+static void
+test_hours_close(void **state)
+{
+	/* 13:00 in Berlin: 21:00 local, 20:00Z. */
+	assert_int_equal(close_of("08:00-21:00", "Europe/Berlin", T_1200Z),
+	    T_1200Z + 8 * H);
+	/* Across midnight, in its morning part (03:00 local): 06:00 local. */
+	assert_int_equal(close_of("22:00-06:00", "Europe/Berlin", T_0200Z),
+	    T_0200Z + 3 * H);
+	/* ...in its evening part (22:30 local): tomorrow 06:00. */
+	assert_int_equal(close_of("22:00-06:00", "Europe/Berlin", T_2130Z),
+	    T_2130Z + 7 * H + H / 2);
+	/* All day: midnight, early rather than late. */
+	assert_int_equal(close_of("00:00-24:00", "UTC", T_2130Z),
+	    T_2130Z + 2 * H + H / 2);
+	/* The day clocks go forward: 08:00 to 21:00 CEST is 13 hours. */
+	assert_int_equal(close_of("08:00-21:00", "Europe/Berlin", T_DST_0600Z),
+	    T_DST_0600Z + 13 * H);
+}
+
+static void
+test_hours_rule(void **state)
+{
+	static const char text[] = "c=08:00-21:00 America/New_York;"
+	    "c=08:00-21:00 America/Los_Angeles;b=Mon-Fri 09:00-17:00 "
+	    "Europe/Paris";
+	static const char *bad[] = { "x=08:00-09:00 UTC", "c=08:00-09:00",
+	    "c=08:00-09:00 Mars/Olympus", "c=99:00-10:00 UTC", "c=",
+	    "c=08:00-09:00 UTC;", ";" };
+	struct rq_hours_rule r, r2;
+	uint64_t open, until;
+	char buf[RQ_HOURS_TEXT_MAX], why[160];
+	size_t i;
+	int moved;
+
+	assert_int_equal(rq_hours_rule_parse(text, &r, why, sizeof(why)), 0);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.e[2].kind, RQ_HOURS_BUSINESS);
+	assert_int_equal(rq_hours_rule_format(&r, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, text);
+	assert_int_equal(rq_hours_rule_format(&r, buf, 20), -1);
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_int_equal(rq_hours_rule_parse(bad[i], &r2, why,
+		    sizeof(why)), -1);
+
+	/* Saturday 10:00 in New York, 07:00 in Los Angeles: the calling
+	 * hours open at 08:00 in LA, and close first in New York (21:00
+	 * EST, 02:00Z). */
+	r.n = 2;
+	assert_int_equal(rq_hours_rule_plan(&r, T_1500Z, &open, &until,
+	    &moved), 0);
+	assert_int_equal(open, T_1600Z);
+	assert_int_equal(until, T_1600Z + 10 * H);
+	assert_int_equal(moved, RQ_HOURS_CALLING);
+	/* Inside all: open now, nothing moved. */
+	assert_int_equal(rq_hours_rule_plan(&r, T_1600Z + H, &open, &until,
+	    &moved), 0);
+	assert_int_equal(open, T_1600Z + H);
+	assert_int_equal(until, T_1600Z + 10 * H);
+	assert_int_equal(moved, 0);
+	/* With the Paris business (Mon-Fri 09:00-17:00 CET): Monday 09:00
+	 * CET is 03:00 in New York, whose 08:00 EST (13:00Z) opens all
+	 * three; Paris closes first, at 16:00Z. */
+	r.e[1] = r.e[2];
+	assert_int_equal(rq_hours_rule_plan(&r, T_1500Z, &open, &until,
+	    &moved), 0);
+	assert_int_equal(open, T_MON_1400Z - H);
+	assert_int_equal(until, T_MON_1400Z + 2 * H);
+	assert_int_equal(moved, RQ_HOURS_CALLING | RQ_HOURS_BUSINESS);
+	/* Windows that never meet. */
+	assert_int_equal(rq_hours_rule_parse("c=08:00-09:00 UTC;"
+	    "b=10:00-11:00 UTC", &r, why, sizeof(why)), 0);
+	assert_int_equal(rq_hours_rule_plan(&r, T_1500Z, &open, &until,
+	    &moved), -1);
+	/* No windows: always open. */
+	assert_int_equal(rq_hours_rule_parse("", &r, why, sizeof(why)), 0);
+	assert_int_equal(rq_hours_rule_plan(&r, T_1500Z, &open, &until,
+	    &moved), 0);
+	assert_int_equal(open, T_1500Z);
+	assert_int_equal(until, UINT64_MAX);
+}
+
 static void
 test_tz(void **state)
 {
@@ -262,6 +359,8 @@ main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_hours_parse),
 		cmocka_unit_test(test_hours_next),
+		cmocka_unit_test(test_hours_close),
+		cmocka_unit_test(test_hours_rule),
 		cmocka_unit_test(test_tz),
 	};
 

@@ -72,8 +72,8 @@ while ((await run('release', 3, 'rq:delayed', 'rq:ready', 'rq:inflight',
 	;
 const taken = [];
 for (;;) {
-	const res = await run('take', 2, 'rq:ready', 'rq:inflight', 30000,
-	    'rq:job:', B) || [];	// none left: nil
+	const res = await run('take', 3, 'rq:ready', 'rq:inflight',
+	    'rq:hours', 30000, 'rq:job:', B) || [];	// none left: nil
 	// eight elements per id (dispatcher/jobs.c, TAKE_SLOTS)
 	for (let i = 0; i < res.length; i += 8)
 		taken.push([res[i], String(res[i + 1])]);

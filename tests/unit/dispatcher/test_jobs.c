@@ -1,8 +1,8 @@
 /* The dispatcher's leases (jobs.c and its Lua scripts) against a real
  * redis-server: take (one and several per script), requeue with and
  * without giveback, a requeue after a claim, ended jobs, not_after,
- * max_attempts, broken jobs and dropped leases, with their events in
- * rq:events. */
+ * max_attempts, calling hours closed while waiting, broken jobs and
+ * dropped leases, with their events in rq:events. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 #include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "testredis.h"
 
@@ -264,6 +265,47 @@ test_take_not_after(void **state)
 }
 
 static void
+test_take_hours(void **state)
+{
+	struct rq_msg m;
+	struct rq_metric *hours;
+	long long now = (long long)rq_now_ms(), s;
+	int64_t counted;
+
+	hours = rq_counter("ringq_dispatcher_requeued_total",
+	    "reason=\"hours\"", "");
+	counted = rq_metric_value(hours);
+	/* Its calling hours closed while it waited in rq:ready: handed to
+	 * the scheduler in rq:hours, by the take's now, not dispatched, its
+	 * attempt not counted, no event. */
+	ready("c_shut", 5, NB);
+	testredis_do("HSET rq:job:c_shut hours_until_ms %lld attempts 1",
+	    now - 1000);
+	ready("c_open", 5, NB + 1);
+	testredis_do("HSET rq:job:c_open hours_until_ms %lld", now + 60000);
+	ready("c_odd", 5, NB + 2);
+	testredis_do("HSET rq:job:c_odd hours_until_ms later");
+	assert_int_equal(take(&m), 2);
+	s = testredis_num("ZSCORE rq:hours c_shut");
+	assert_in_range(s, t_before - 50, (long long)rq_now_ms() + 50);
+	assert_int_equal(testredis_num("HGET rq:job:c_shut attempts"), 1);
+	assert_int_equal(testredis_num("ZSCORE rq:inflight c_shut"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_shut"), -1);
+	assert_int_equal(testredis_num("XLEN rq:events"), 0);
+	assert_int_equal(rq_metric_value(hours), counted + 1);
+	/* Open till later, or no number: dispatched as any other. */
+	assert_int_equal(take(&m), 1);
+	assert_string_equal(m.call_id, "c_open");
+	assert_int_equal(m.attempt, 1);
+	rq_msg_clear(&m);
+	assert_int_equal(take(&m), 1);
+	assert_string_equal(m.call_id, "c_odd");
+	rq_msg_clear(&m);
+	assert_int_equal(testredis_num("ZCARD rq:hours"), 1);
+	assert_int_equal(rq_metric_value(hours), counted + 1);
+}
+
+static void
 test_attempts_exhausted(void **state)
 {
 	struct rq_msg m;
@@ -500,6 +542,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_take_ended, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_take_not_after, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_take_hours, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_attempts_exhausted, setup,
 		    teardown),

@@ -206,6 +206,44 @@ test_calling_hours_zones(void **state)
 	gw_call_clear(&call);
 }
 
+/* The job keeps the windows it was planned in, and when the first of
+ * them closes: the take defers the call rather than dial after it. */
+static void
+test_hours_kept(void **state)
+{
+	struct rq_tenant t = tenant();
+	struct gw_call call;
+	struct gw_policy pol;
+	struct gw_error err;
+
+	assert_int_equal(check(&t, "{\"to\":\"+12125551234\",\"say\":\"x\"}",
+	    T_1500Z, &call, &pol, &err), 0);
+	assert_string_equal(call.hours, "");
+	gw_call_clear(&call);
+	snprintf(t.calling_hours, sizeof(t.calling_hours), "08:00-21:00");
+	/* 10:00 in New York: open until 21:00 EST, 02:00Z. */
+	assert_int_equal(check(&t, "{\"to\":\"+12125551234\",\"say\":\"x\"}",
+	    T_1500Z, &call, &pol, &err), 0);
+	assert_string_equal(call.hours, "c=08:00-21:00 America/New_York");
+	assert_int_equal(call.hours_until_ms, T_1500Z + 11 * 3600000ULL);
+	gw_call_clear(&call);
+	/* An unknown area code: every NANP zone; St. John's closes first
+	 * (21:00 NST, 00:30Z). */
+	assert_int_equal(check(&t, "{\"to\":\"+15551234567\",\"say\":\"x\"}",
+	    T_1800Z, &call, &pol, &err), 0);
+	assert_non_null(strstr(call.hours, "c=08:00-21:00 America/St_Johns"));
+	assert_non_null(strstr(call.hours, ";c=08:00-21:00 Pacific/Honolulu"));
+	assert_int_equal(call.hours_until_ms, T_1800Z + 6 * 3600000ULL +
+	    1800000);
+	gw_call_clear(&call);
+	/* With the business: its close comes first (17:00 in New York). */
+	assert_int_equal(check(&t, "{\"to\":\"+12125551234\",\"say\":\"x\","
+	    "\"business\":\"shop\"}", T_MON_1400Z, &call, &pol, &err), 0);
+	assert_non_null(strstr(call.hours, ";b=Mon-Fri 09:00-17:00 "));
+	assert_int_equal(call.hours_until_ms, T_MON_1400Z + 8 * 3600000ULL);
+	gw_call_clear(&call);
+}
+
 static void
 test_business_hours(void **state)
 {
@@ -415,6 +453,7 @@ main(void)
 		cmocka_unit_test(test_calling_hours),
 		cmocka_unit_test(test_calling_hours_zones),
 		cmocka_unit_test(test_business_hours),
+		cmocka_unit_test(test_hours_kept),
 		cmocka_unit_test(test_local_times),
 		cmocka_unit_test(test_deferral_past_not_after),
 		cmocka_unit_test(test_policy_obj),
