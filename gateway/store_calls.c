@@ -19,9 +19,9 @@
  * ARGV: id, tenant, now_ms, reason, the timeline entry with %d for the
  * attempt.
  *
- * A job is cancelable while it waits in rq:delayed or rq:ready (for its
- * first attempt or a retry), and even while a dispatcher holds its lease
- * in rq:inflight: a telserver dials only after its claim took the id out
+ * A job is cancelable while it waits in rq:delayed, rq:ready or rq:hours
+ * (for its first attempt or a retry), and even while a dispatcher holds
+ * its lease in rq:inflight: a telserver dials only after its claim took the id out
  * of rq:inflight (common/lifecycle.h), so a lease removed here can never
  * be claimed, nor requeued; that attempt, never dialled, is given back.
  * Removing it there, in the same script that
@@ -51,7 +51,10 @@ static const char cancel_lua[] =
 	"    a = redis.call('HINCRBY', KEYS[1], 'attempts', -1)\n"
 	"  end\n"
 	"elseif redis.call('ZREM', KEYS[3], ARGV[1]) +"
-	" redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return { 3 } end\n"
+	" redis.call('ZREM', KEYS[4], ARGV[1]) +"
+	" redis.call('ZREM', '" RQ_KEY_HOURS "', ARGV[1]) == 0 then\n"
+	"  return { 3 }\n"
+	"end\n"
 	"if a < math.floor(rank / 16) then a = math.floor(rank / 16) end\n"
 	"a = math.floor(a)\n"
 	"emit(KEYS[1], { call_id = ARGV[1], attempt = a, status = 'canceled',"

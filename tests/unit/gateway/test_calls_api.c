@@ -190,6 +190,7 @@ test_cancel_live(void **state)
 	const char *d = "c_00000000000000000000000d";
 	const char *e = "c_00000000000000000000000e";
 	const char *f = "c_00000000000000000000000f";
+	const char *g = "c_000000000000000000000010";
 	struct result res;
 
 	job(a, "t1", RQ_KEY_DELAYED, 0, 10);
@@ -258,6 +259,15 @@ test_cancel_live(void **state)
 	assert_int_equal(testredis_num("HGET %s%s attempts", RQ_KEY_JOB, f),
 	    0);
 	assert_int_equal(testredis_num("HGET %s%s status_rank", RQ_KEY_JOB, f),
+	    8);
+
+	/* Handed to rq:hours by a take (its calling hours closed): waiting
+	 * for the scheduler to plan it again, still cancelable. */
+	job(g, "t1", RQ_KEY_HOURS, 1, 16);
+	cancel(g, "t1", &res);
+	assert_int_equal(res.outcome, GW_CANCEL_DONE);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_HOURS, g), -1);
+	assert_int_equal(testredis_num("HGET %s%s status_rank", RQ_KEY_JOB, g),
 	    8);
 }
 
