@@ -517,6 +517,19 @@ has_day(const struct rq_hours *h, int wday)
 	return (h->days >> (((wday % 7) + 7) % 7)) & 1;
 }
 
+/* Are the hours open at local time tm? */
+static int
+open_at(const struct rq_hours *h, const struct tm *tm)
+{
+	int m = tm->tm_hour * 60 + tm->tm_min;
+
+	if (h->end_min > h->start_min)
+		return has_day(h, tm->tm_wday) && m >= h->start_min &&
+		    m < h->end_min;
+	return (has_day(h, tm->tm_wday) && m >= h->start_min) ||
+	    (has_day(h, tm->tm_wday - 1) && m < h->end_min);
+}
+
 int
 rq_hours_next(const struct rq_hours *h, const char *zone, uint64_t now_ms,
     uint64_t *next_ms)
@@ -524,7 +537,7 @@ rq_hours_next(const struct rq_hours *h, const char *zone, uint64_t now_ms,
 	struct tz_saved sv;
 	struct tm tm, c;
 	time_t now = (time_t)(now_ms / 1000), t;
-	int m, k, cross, rc = -1;
+	int m, k, rc = -1;
 
 	if (!rq_tz_valid(zone) || h->days == 0)
 		return -1;
@@ -532,11 +545,7 @@ rq_hours_next(const struct rq_hours *h, const char *zone, uint64_t now_ms,
 	if (localtime_r(&now, &tm) == NULL)
 		goto out;
 	m = tm.tm_hour * 60 + tm.tm_min;
-	cross = h->end_min <= h->start_min;
-	if ((!cross && has_day(h, tm.tm_wday) && m >= h->start_min &&
-	    m < h->end_min) ||
-	    (cross && ((has_day(h, tm.tm_wday) && m >= h->start_min) ||
-	    (has_day(h, tm.tm_wday - 1) && m < h->end_min)))) {
+	if (open_at(h, &tm)) {
 		*next_ms = now_ms;
 		rc = 0;
 		goto out;
@@ -564,13 +573,79 @@ out:
 	return rc;
 }
 
+/* The first instant after at when the wall clock of the current TZ reads
+ * want (normalised fields), or 0 when it never does: want falls in a DST
+ * gap.  mktime reads a time as standard (tm_isdst 0) or summer time (1):
+ * the real instant is one of the two, and in a repeated hour both are. */
+static time_t
+wall_instant(const struct tm *want, time_t at)
+{
+	struct tm c, got;
+	time_t t, best = 0;
+	int dst;
+
+	for (dst = 0; dst <= 1; dst++) {
+		c = *want;
+		c.tm_isdst = dst;
+		if ((t = mktime(&c)) == (time_t)-1 || t <= at ||
+		    localtime_r(&t, &got) == NULL ||
+		    got.tm_year != want->tm_year || got.tm_mon != want->tm_mon ||
+		    got.tm_mday != want->tm_mday ||
+		    got.tm_hour != want->tm_hour || got.tm_min != want->tm_min)
+			continue;
+		if (best == 0 || t < best)
+			best = t;
+	}
+	return best;
+}
+
+/* The later of want read as standard and as summer time. */
+static time_t
+wall_later(const struct tm *want)
+{
+	struct tm c;
+	time_t t, later = (time_t)-1;
+	int dst;
+
+	for (dst = 0; dst <= 1; dst++) {
+		c = *want;
+		c.tm_isdst = dst;
+		if ((t = mktime(&c)) != (time_t)-1 && t > later)
+			later = t;
+	}
+	return later;
+}
+
+/* The first instant in (lo, hi] whose UTC offset differs from lo's: the
+ * clock change between them (there is one at most, months apart). */
+static time_t
+offset_change(time_t lo, time_t hi)
+{
+	struct tm a, b;
+	time_t mid;
+
+	if (localtime_r(&lo, &a) == NULL || localtime_r(&hi, &b) == NULL ||
+	    b.tm_gmtoff == a.tm_gmtoff)
+		return hi;
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (localtime_r(&mid, &b) == NULL)
+			return hi;
+		if (b.tm_gmtoff == a.tm_gmtoff)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
+}
+
 int
 rq_hours_close(const struct rq_hours *h, const char *zone, uint64_t at_ms,
     uint64_t *close_ms)
 {
 	struct tz_saved sv;
-	struct tm tm, c;
-	time_t at = (time_t)(at_ms / 1000), t;
+	struct tm tm, want;
+	time_t at = (time_t)(at_ms / 1000), t, past, change;
 	int m, rc = -1;
 
 	if (!rq_tz_valid(zone) || h->days == 0)
@@ -579,21 +654,29 @@ rq_hours_close(const struct rq_hours *h, const char *zone, uint64_t at_ms,
 	if (localtime_r(&at, &tm) == NULL)
 		goto out;
 	m = tm.tm_hour * 60 + tm.tm_min;
-	c = tm;
 	/* A window that crosses midnight and opened today closes tomorrow;
 	 * any other closes today.  An all-day window closes at midnight,
-	 * though the next day may be open too: early, never late. */
-	if (h->end_min <= h->start_min && m >= h->start_min)
-		c.tm_mday++;
-	c.tm_hour = h->end_min / 60;
-	c.tm_min = h->end_min % 60;
-	c.tm_sec = 0;
-	c.tm_isdst = -1;
-	if ((t = mktime(&c)) == (time_t)-1)
+	 * though the next day may be open too: early, never late.  The date
+	 * and time are normalised as UTC, which has no clock changes. */
+	memset(&want, 0, sizeof(want));
+	want.tm_year = tm.tm_year;
+	want.tm_mon = tm.tm_mon;
+	want.tm_mday = tm.tm_mday +
+	    (h->end_min <= h->start_min && m >= h->start_min);
+	want.tm_hour = h->end_min / 60;
+	want.tm_min = h->end_min % 60;
+	if ((t = timegm(&want)) == (time_t)-1 || gmtime_r(&t, &want) == NULL)
 		goto out;
-	/* A DST change inside the window: a minute on, at least. */
-	*close_ms = (uint64_t)t * 1000 > at_ms ? (uint64_t)t * 1000 :
-	    at_ms + 60000;
+	if ((t = wall_instant(&want, at)) == 0) {
+		/* The end is skipped by the clocks going forward: the window
+		 * closes when they jump past it, between at and the later
+		 * reading of the end (the earlier is before the jump). */
+		past = wall_later(&want);
+		t = past > at ? offset_change(at, past) : at + 60;
+	} else if ((change = offset_change(at, t)) < t &&
+	    localtime_r(&change, &tm) != NULL && !open_at(h, &tm))
+		t = change;	/* turned back to before the start */
+	*close_ms = (uint64_t)t * 1000;
 	rc = 0;
 out:
 	tz_leave(&sv);

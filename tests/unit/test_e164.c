@@ -22,6 +22,7 @@
 #define T_1600Z		1795276800000ULL
 #define T_MON_1400Z	1795442400000ULL	/* 2026-11-23T14:00Z */
 #define T_DST_0030Z	1774744200000ULL	/* 2026-03-29T00:30Z, CET */
+#define T_OCT_2230Z	1792881000000ULL	/* 2026-10-24T22:30Z, CEST */
 #define T_DST_0600Z	1774764000000ULL	/* 08:00 CEST */
 
 static void
@@ -263,6 +264,18 @@ test_hours_close(void **state)
 	/* The day clocks go forward: 08:00 to 21:00 CEST is 13 hours. */
 	assert_int_equal(close_of("08:00-21:00", "Europe/Berlin", T_DST_0600Z),
 	    T_DST_0600Z + 13 * H);
+	/* An end the clocks skip (02:30 on 29 March in Paris): the window
+	 * closes when they jump from 02:00 to 03:00, at 01:00Z. */
+	assert_int_equal(close_of("01:00-02:30", "Europe/Paris", T_DST_0030Z),
+	    T_DST_0030Z + H / 2);
+	/* An end the clocks repeat (02:30 on 25 October): its first time,
+	 * 02:30 CEST (00:30Z), not 02:30 CET an hour later. */
+	assert_int_equal(close_of("00:00-02:30", "Europe/Paris", T_OCT_2230Z),
+	    T_OCT_2230Z + 2 * H);
+	/* Open from 02:30 CEST, the clocks turn back to 02:00 CET, before
+	 * the start: closed then (01:00Z), open again at 02:30 CET. */
+	assert_int_equal(close_of("02:30-04:00", "Europe/Paris",
+	    T_OCT_2230Z + 2 * H), T_OCT_2230Z + 2 * H + H / 2);
 }
 
 static void
