@@ -124,3 +124,12 @@ rq_hours_rule_plan(const struct rq_hours_rule *r, uint64_t from_ms,
 	*until_ms = until;
 	return 0;
 }
+
+void
+rq_hours_reasons(int moved, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s",
+	    moved & RQ_HOURS_CALLING ? "calling_hours" : "",
+	    moved == (RQ_HOURS_CALLING | RQ_HOURS_BUSINESS) ? "," : "",
+	    moved & RQ_HOURS_BUSINESS ? "business_hours" : "");
+}

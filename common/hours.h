@@ -54,5 +54,8 @@ int	rq_hours_rule_parse(const char *text, struct rq_hours_rule *r,
  */
 int	rq_hours_rule_plan(const struct rq_hours_rule *r, uint64_t from_ms,
 	    uint64_t *open_ms, uint64_t *until_ms, int *moved);
+/* The policy reasons of a plan's moved kinds: "calling_hours",
+ * "business_hours", both joined by ',', or "". */
+void	rq_hours_reasons(int moved, char *buf, size_t len);
 
 #endif

@@ -11,17 +11,6 @@
 #include "hours.h"
 #include "gateway.h"
 
-static void
-add_reason(struct gw_policy *pol, const char *r)
-{
-	size_t n = strlen(pol->reasons);
-
-	if (strstr(pol->reasons, r) != NULL)
-		return;
-	snprintf(pol->reasons + n, sizeof(pol->reasons) - n, "%s%s",
-	    n ? "," : "", r);
-}
-
 /*
  * glibc converts between UTC and one zone at a time, the one named by TZ:
  * switch TZ for the conversion and put the old value back (as e164.c
@@ -188,10 +177,7 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 		    rq_hours_rule_format(&rule, call->hours,
 		    sizeof(call->hours)) == -1)
 			goto no_hours;
-		if (moved & RQ_HOURS_CALLING)
-			add_reason(pol, "calling_hours");
-		if (moved & RQ_HOURS_BUSINESS)
-			add_reason(pol, "business_hours");
+		rq_hours_reasons(moved, pol->reasons, sizeof(pol->reasons));
 	}
 	if (nb > now_ms + GW_NOT_BEFORE_MAX_MS) {
 		gw_error_set(err, 403, "outside_hours", NULL, "The next time "

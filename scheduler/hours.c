@@ -15,15 +15,19 @@
 
 /*
  * KEYS: rq:hours.  ARGV: batch, job key prefix.
- * Returns { id, hours or false, ... } for up to batch ids, oldest first.
+ * Returns { id, score, hours or false, ... } for up to batch ids, oldest
+ * first: the score is Redis's clock when a take found the call's window
+ * closed.
  */
 static const char hours_list_src[] =
-"local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)\n"
+"local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1,\n"
+"    'WITHSCORES')\n"
 "local out = {}\n"
-"for i, id in ipairs(ids) do\n"
-"  local h = redis.pcall('HGET', ARGV[2] .. id, 'hours')\n"
-"  out[2 * i - 1] = id\n"
-"  out[2 * i] = type(h) == 'string' and h or false\n"
+"for i = 1, #ids, 2 do\n"
+"  local h = redis.pcall('HGET', ARGV[2] .. ids[i], 'hours')\n"
+"  out[#out + 1] = ids[i]\n"
+"  out[#out + 1] = ids[i + 1]\n"
+"  out[#out + 1] = type(h) == 'string' and h or false\n"
 "end\n"
 "return out\n";
 
@@ -31,8 +35,11 @@ static const char hours_list_src[] =
  * KEYS: rq:hours rq:delayed.  ARGV: id, job key prefix, next opening ms
  * ('' = the hours cannot be planned: the call fails, reason policy, with
  * detail ARGV[6]), hours_until_ms ('' = the job has no hours: the field
- * goes), new policy field ('' = keep).
- * Only an id still in rq:hours, of a job that has not ended, moves: to
+ * goes), new policy field ('' = keep), failure detail, the id's score
+ * when it was listed.
+ * Only an id still in rq:hours with that score (not sent back there by a
+ * later take since, nor planned by another scheduler), of a job that has
+ * not ended, moves: to
  * rq:delayed at the opening (with its priority's tie-break), its
  * not_before, concurrency slot and hours_until_ms with it.
  * Returns 1 (planned), 2 (failed) or 0 (nothing to do).
@@ -43,7 +50,8 @@ RQ_LUA_EVENTS
 RQ_LUA_RUN_EVENTS
 "local id = ARGV[1]\n"
 "local key = ARGV[2] .. id\n"
-"if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end\n"
+"if redis.call('ZSCORE', KEYS[1], id) ~= ARGV[7] then return 0 end\n"
+"redis.call('ZREM', KEYS[1], id)\n"
 "local f = redis.pcall('HMGET', key, 'priority', 'to', 'attempts',\n"
 "    unpack(EMIT_FIELDS))\n"
 "local j = f.err == nil and from(f, 4)\n"
@@ -75,20 +83,25 @@ struct rq_script sched_hours_list_script = { .name = "hours_list",
 struct rq_script sched_hours_plan_script = { .name = "hours_plan",
     .src = hours_plan_src };
 
-/* Plans one call again from now_ms.  Returns 1 (planned), 2 (failed), 0
- * (nothing to do) or -1 on a Redis error. */
+/* Plans one call again from now_ms, or from the moment a take found its
+ * window closed (score, Redis's clock) when this host's clock is behind:
+ * a plan from before the close would send it straight back.  Returns 1
+ * (planned), 2 (failed), 0 (nothing to do) or -1 on a Redis error. */
 static int
-plan_one(struct rq_redis *r, const char *id, const char *text,
-    uint64_t now_ms)
+plan_one(struct rq_redis *r, const char *id, const char *score,
+    const char *text, uint64_t now_ms)
 {
 	struct rq_hours_rule rule;
 	uint64_t open = 0, until = 0;
 	char sopen[24] = "", suntil[24] = "", policy[64] = "";
 	char why[128] = "", detail[192] = "";
-	const char *argv[8];
+	const char *argv[9];
+	uint64_t found;
 	redisReply *rep;
 	int moved = 0, rc;
 
+	if (rq_parse_u64(score, &found) == 0 && found > now_ms)
+		now_ms = found;
 	if (text == NULL)
 		open = now_ms;		/* no hours any more: due now */
 	else if (rq_hours_rule_parse(text, &rule, why, sizeof(why)) == -1 ||
@@ -101,12 +114,11 @@ plan_one(struct rq_redis *r, const char *id, const char *text,
 		if (text != NULL)
 			snprintf(suntil, sizeof(suntil), "%llu",
 			    (unsigned long long)until);
-		if (moved)
-			snprintf(policy, sizeof(policy), "defer:%s%s%s",
-			    moved & RQ_HOURS_CALLING ? "calling_hours" : "",
-			    moved == (RQ_HOURS_CALLING | RQ_HOURS_BUSINESS) ?
-			    "," : "",
-			    moved & RQ_HOURS_BUSINESS ? "business_hours" : "");
+		if (moved) {
+			memcpy(policy, "defer:", 6);
+			rq_hours_reasons(moved, policy + 6,
+			    sizeof(policy) - 6);
+		}
 	}
 	argv[0] = RQ_KEY_HOURS;
 	argv[1] = RQ_KEY_DELAYED;
@@ -116,7 +128,8 @@ plan_one(struct rq_redis *r, const char *id, const char *text,
 	argv[5] = suntil;
 	argv[6] = policy;
 	argv[7] = detail;
-	if ((rep = rq_redis_eval(r, &sched_hours_plan_script, 2, 8, argv)) ==
+	argv[8] = score;
+	if ((rep = rq_redis_eval(r, &sched_hours_plan_script, 2, 9, argv)) ==
 	    NULL)
 		return -1;
 	if (rep->type != REDIS_REPLY_INTEGER) {
@@ -155,18 +168,19 @@ sched_hours(struct rq_redis *r, uint64_t now_ms, int batch, int *full)
 	if ((rep = rq_redis_eval(r, &sched_hours_list_script, 1, 3, argv)) ==
 	    NULL)
 		return -1;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 3 != 0) {
 		log_warnx("redis: hours_list: unexpected reply");
 		freeReplyObject(rep);
 		return -1;
 	}
 	e = rep->element;
-	*full = rep->elements / 2 >= (size_t)batch;
-	for (i = 0; i < rep->elements; i += 2) {
-		if (e[i]->type != REDIS_REPLY_STRING)
+	*full = rep->elements / 3 >= (size_t)batch;
+	for (i = 0; i < rep->elements; i += 3) {
+		if (e[i]->type != REDIS_REPLY_STRING ||
+		    e[i + 1]->type != REDIS_REPLY_STRING)
 			continue;
-		if ((rc = plan_one(r, e[i]->str, rq_reply_str(e[i + 1]),
-		    now_ms)) == -1) {
+		if ((rc = plan_one(r, e[i]->str, e[i + 1]->str,
+		    rq_reply_str(e[i + 2]), now_ms)) == -1) {
 			n = -1;
 			break;
 		}
