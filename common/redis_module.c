@@ -1602,7 +1602,7 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
 	rstr *delayed, *ready, *inflight, **due, **exp, **expired, **back;
 	rstr **j, *attempts, *not_after, *priority;
-	double now, *at, na, a;
+	double now, *at, na, a, r;
 	long long batch, released = 0, dropped = 0;
 	long ndue, nexp, nexpired = 0, nback = 0, i;
 	struct job jb;
@@ -1653,7 +1653,8 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 			zadd(&c, ready, ready_score(priority, round(at[i])),
 			    due[i], 0);
 			released++;
-			if (a == 0) {
+			if (a == 0 && (!lua_number(j[J_RANK], &r) ||
+			    r < RQ_ST_SCHEDULED)) {
 				e.status = RQ_ST_SCHEDULED;
 				e.status_name = "scheduled";
 				emit(&c, jb.name, jb.key, &e, j, NULL);

@@ -28,7 +28,8 @@
  *  - vanished, or already ended (canceled meanwhile): dropped;
  *  - past its not_after_ms: ends as expired (not_after), event emitted;
  *  - else moves to rq:ready; if it was never dispatched (attempts 0) its
- *    `scheduled` event is emitted (a retry already emitted `retrying`).
+ *    `scheduled` event is emitted, once (a retry already emitted
+ *    `retrying`; a call the hours or a PATCH sent back is scheduled).
  * An expired lease was never claimed (a claim takes the id out of
  * rq:inflight) and now never can be: its attempt is given back, like a
  * dispatcher's requeue.
@@ -72,7 +73,8 @@ RQ_LUA_RUN_EVENTS
 "  else\n"
 "    redis.call('ZADD', KEYS[2], score_of(f[4], at), id)\n"
 "    released = released + 1\n"
-"    if att == 0 then\n"
+/* once: a call back from rq:hours, or moved back by PATCH, has it */
+"    if att == 0 and (tonumber(j[1]) or 0) < ST.scheduled then\n"
 "      emit(key, { call_id = id, attempt = 0, status = 'scheduled',\n"
 "          tenant = j[2], to = f[1] }, j)\n"
 "    end\n"

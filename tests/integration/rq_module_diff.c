@@ -771,9 +771,29 @@ main(int argc, char **argv)
 		job("r13", 1, 0, "status failed status_rank 23");
 		both("ZADD %s 1 r13", RQ_KEY_INFLIGHT);		/* ended */
 		both("ZADD %s 1 r14", RQ_KEY_INFLIGHT);		/* vanished */
+		/* back from rq:hours, or moved back by PATCH: scheduled
+		 * already, so released without a second scheduled event */
+		queued("r16", now - 1000, "status scheduled status_rank 1");
 		release("of 4 (a batch smaller than what is due)", now, 4);
 		release("of the rest", now, 100);
 		release("of nothing due", now, 100);
+		{
+			static const char count[] = "EVAL %s 1 %s r16";
+			static const char lua_count[] = "local n = 0 "
+			    "for _, e in ipairs(redis.call('XRANGE', KEYS[1], "
+			    "'-', '+')) do for i = 1, #e[2], 2 do "
+			    "if e[2][i] == 'call_id' and e[2][i + 1] == ARGV[1] "
+			    "then n = n + 1 end end end return n";
+
+			same("r16 released, no second scheduled event",
+			    (int)number(&lua, count, lua_count, RQ_KEY_EVENTS),
+			    0);
+			same("  (module)", (int)number(&native, count, lua_count,
+			    RQ_KEY_EVENTS), 0);
+			same("  in rq:ready", number(&lua, "ZSCORE %s r16",
+			    RQ_KEY_READY) > 0, number(&native, "ZSCORE %s r16",
+			    RQ_KEY_READY) > 0);
+		}
 
 		take(30000, 3);
 		/* ready jobs that cannot be dialled */
