@@ -16,6 +16,7 @@ static const struct {
 	{ "ZCARD " RQ_KEY_DELAYED,	"delayed" },
 	{ "ZCARD " RQ_KEY_READY,	"ready" },
 	{ "ZCARD " RQ_KEY_INFLIGHT,	"inflight" },
+	{ "ZCARD " RQ_KEY_HOURS,	"hours" },
 	{ "XLEN " RQ_KEY_EVENTS,	"events" },
 };
 #define NDEPTHS	(sizeof(depths) / sizeof(*depths))
@@ -36,6 +37,7 @@ sched_depths(struct rq_redis *r)
 			g[i] = rq_gauge("ringq_queue_depth", labels,
 			    "Ids in each queue: delayed (waiting for their "
 			    "time), ready, inflight (sent, not yet claimed), "
+			    "hours (their hours closed: to be planned again), "
 			    "events (rq:events not yet stored by accounting)");
 		}
 	if (r->c == NULL)
