@@ -72,9 +72,11 @@ static const char cancel_lua[] =
  * ('' = keep), and with a new not_before its hours and hours_until_ms
  * ('' = none: the fields go).
  *
- * Like cancel, only a job waiting in rq:delayed or rq:ready may change,
- * and the check and the change are one script, so a dispatcher cannot take
- * it half-changed.  Where it goes:
+ * Like cancel, only a job waiting in rq:delayed, rq:ready or rq:hours may
+ * change, and the check and the change are one script, so a dispatcher
+ * cannot take it half-changed.  One in rq:hours (its hours closed) with
+ * only a new priority stays there: the scheduler plans it with that
+ * priority.  Where the others go:
  *   - waiting in rq:delayed, or due in the future: rq:delayed at its due
  *     time, and the scheduler releases it (with EVENT scheduled for a
  *     first attempt) as for any job;
@@ -100,7 +102,15 @@ static const char patch_lua[] =
 	"if is_terminal(tonumber(j[2]) or 0) then return { 2 } end\n"
 	"local ds = redis.call('ZSCORE', KEYS[3], ARGV[1])\n"
 	"local rs = redis.call('ZSCORE', KEYS[4], ARGV[1])\n"
-	"if not ds and not rs then return { 3 } end\n"
+	"local hs = not ds and not rs and"
+	" redis.call('ZSCORE', '" RQ_KEY_HOURS "', ARGV[1])\n"
+	"if not (ds or rs or hs) then return { 3 } end\n"
+	"if hs and ARGV[4] == '' then\n"
+	"  if ARGV[5] ~= '' then\n"
+	"    redis.call('HSET', KEYS[1], 'priority', ARGV[5])\n"
+	"  end\n"
+	"  return { 1, " GW_LUA_CALL_HASHES " }\n"
+	"end\n"
 	"local due\n"
 	"if rs and ARGV[4] ~= '' and tonumber(ARGV[4]) <= tonumber(ARGV[3])"
 	" then\n"
@@ -131,6 +141,7 @@ static const char patch_lua[] =
 	"    redis.call('HDEL', KEYS[1], 'hours', 'hours_until_ms')\n"
 	"  end\n"
 	"  redis.call('ZADD', KEYS[5], 'XX', ARGV[4], ARGV[1])\n"
+	"  if hs then redis.call('ZREM', '" RQ_KEY_HOURS "', ARGV[1]) end\n"
 	"end\n"
 	"if ds or due > tonumber(ARGV[3]) then\n"
 	"  redis.call('ZREM', KEYS[4], ARGV[1])\n"

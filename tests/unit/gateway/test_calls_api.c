@@ -369,6 +369,7 @@ test_patch_live(void **state)
 	const char *b = "c_0000000000000000000000b1";
 	const char *c = "c_0000000000000000000000c1";
 	const char *d = "c_0000000000000000000000d1";
+	const char *e = "c_0000000000000000000000e1";
 	const uint64_t now = 10000000;
 	struct result res;
 
@@ -438,6 +439,20 @@ test_patch_live(void **state)
 	    5);
 	patch(d, "p1", -1, 1, now, &res);
 	assert_int_equal(res.outcome, GW_PATCH_ENDED);
+
+	/* In rq:hours (a take found its hours closed): a new priority
+	 * leaves it there, for the scheduler to plan with; a new time
+	 * takes it to rq:delayed. */
+	job(e, "p1", RQ_KEY_HOURS, 1, 9500000);
+	patch(e, "p1", -1, 2, now, &res);
+	assert_int_equal(res.outcome, GW_PATCH_DONE);
+	assert_string_equal(res.status, "2");
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_HOURS, e),
+	    9500000);
+	patch(e, "p1", 30000000, -1, now, &res);
+	assert_int_equal(res.outcome, GW_PATCH_DONE);
+	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_HOURS, e), -1);
+	assert_zscore(RQ_KEY_DELAYED, e, "30000000.1875");	/* priority 2 */
 }
 
 static void
