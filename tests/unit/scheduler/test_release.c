@@ -1,8 +1,9 @@
 /* The scheduler's release step (release.c and its Lua script) and its
  * dead-node sweep (nodes.c) against a real redis-server: priority ageing,
  * due times, batches, vanished and ended jobs, not_after, the events in
- * rq:events, rq:wake, expired leases, a flushed script cache and a Redis
- * restart (also in the middle of a dead node's grace period). */
+ * rq:events, rq:wake, expired leases, the calls whose hours closed while
+ * they waited (hours.c), a flushed script cache and a Redis restart (also
+ * in the middle of a dead node's grace period). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -23,7 +24,8 @@
 
 static struct rq_script *scripts[] = { &sched_release_script,
     &sched_dead_script, &rq_finish_script, &rq_interrupt_script,
-    &sched_deadlines_script };
+    &sched_deadlines_script, &sched_hours_list_script,
+    &sched_hours_plan_script };
 static struct rq_redis rl;
 
 /* A job hash as the gateway writes it, its id in rq:delayed at due. */
@@ -237,6 +239,94 @@ test_deadlines(void **state)
 	assert_int_equal(sched_deadlines(&rl, NOW + 5000, 1, &full), 1);
 	assert_int_equal(full, 1);
 	assert_int_equal(testredis_num("ZSCORE rq:ready c_later"), -1);
+}
+
+#define H	3600000LL
+
+/* A call a take handed to rq:hours (its window closed while it waited),
+ * taken at ms: its job with hours. */
+static void
+closed(const char *id, const char *prio, const char *hours, long long at)
+{
+	job(id, prio, NOW - 5000);
+	testredis_do("ZREM rq:delayed %s", id);
+	if (hours != NULL)
+		testredis_do("HSET rq:job:%s hours %s hours_until_ms %lld", id,
+		    hours, NOW - 1);
+	testredis_do("ZADD rq:active:demo %lld %s", NOW - 5000, id);
+	testredis_do("ZADD rq:hours %lld %s", at, id);
+}
+
+/* The hours step (hours.c) at 08:00Z on a Friday: each call in rq:hours
+ * goes back to rq:delayed at its hours' next opening, with its
+ * not_before, policy, slot and tie-break; one open again is due now; one
+ * without hours is due now without them; a rule that cannot be planned
+ * fails the call; an ended one is forgotten.  A take whose clock ran
+ * ahead of ours: planned from the take's time, not before the close. */
+static void
+test_hours(void **state)
+{
+	char buf[128];
+	int full = 0;
+
+	closed("h_shut", "7", "c=10:00-11:00 UTC", NOW);
+	closed("h_open", "5", "c=07:00-09:00 UTC", NOW);
+	closed("h_none", "5", NULL, NOW);
+	closed("h_bad", "5", "c=10:00-11:00 Mars/Olympus", NOW);
+	closed("h_done", "5", "c=10:00-11:00 UTC", NOW);
+	testredis_do("HSET rq:job:h_done status completed status_rank 22");
+	closed("h_ahead", "5", "c=07:00-09:00 UTC", NOW + H + 5);
+
+	assert_int_equal(sched_hours(&rl, NOW, 10, &full), 4);
+	assert_int_equal(full, 0);
+	assert_int_equal(testredis_num("ZCARD rq:hours"), 0);
+	/* closed: at 10:00Z, with priority 7's tie-break (5 - 7) / 16 */
+	assert_string_equal(field("h_shut", "not_before_ms", buf, sizeof(buf)),
+	    "1800007200000");
+	assert_int_equal(testredis_num("ZSCORE rq:delayed h_shut"),
+	    NOW + 2 * H - 1);		/* 1800007199999.875 */
+	assert_string_equal(field("h_shut", "hours_until_ms", buf,
+	    sizeof(buf)), "1800010800000");
+	assert_string_equal(field("h_shut", "policy", buf, sizeof(buf)),
+	    "defer:calling_hours");
+	assert_int_equal(testredis_num("ZSCORE rq:active:demo h_shut"),
+	    NOW + 2 * H);
+	/* open again: due now, until 09:00Z, its policy kept */
+	assert_int_equal(testredis_num("ZSCORE rq:delayed h_open"), NOW);
+	assert_string_equal(field("h_open", "hours_until_ms", buf,
+	    sizeof(buf)), "1800003600000");
+	assert_string_equal(field("h_open", "policy", buf, sizeof(buf)), "");
+	/* no hours: due now, no hours_until_ms left to send it back */
+	assert_int_equal(testredis_num("ZSCORE rq:delayed h_none"), NOW);
+	assert_string_equal(field("h_none", "hours_until_ms", buf,
+	    sizeof(buf)), "");
+	/* cannot be planned: failed (policy), its slot freed */
+	assert_string_equal(field("h_bad", "status", buf, sizeof(buf)),
+	    "failed");
+	assert_string_equal(field("h_bad", "reason", buf, sizeof(buf)),
+	    "policy");
+	assert_int_equal(testredis_event("h_bad", "failed", "detail", buf,
+	    sizeof(buf)), 1);
+	assert_non_null(strstr(buf, "its calling hours cannot be planned"));
+	assert_int_equal(testredis_num("ZSCORE rq:delayed h_bad"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:active:demo h_bad"), -1);
+	/* ended: forgotten, untouched */
+	assert_int_equal(testredis_num("ZSCORE rq:delayed h_done"), -1);
+	assert_string_equal(field("h_done", "status", buf, sizeof(buf)),
+	    "completed");
+	/* the take's clock said 09:00:00.005 (closed), ours 08:00: not
+	 * planned for now, which would send it straight back, but for
+	 * tomorrow's 07:00 */
+	assert_int_equal(testredis_num("ZSCORE rq:delayed h_ahead"),
+	    NOW + 23 * H);
+	/* nothing left: nothing done */
+	assert_int_equal(sched_hours(&rl, NOW, 10, &full), 0);
+	/* a batch of one when two wait: full */
+	closed("h_one", "5", "c=07:00-09:00 UTC", NOW);
+	closed("h_two", "5", "c=07:00-09:00 UTC", NOW);
+	assert_int_equal(sched_hours(&rl, NOW, 1, &full), 1);
+	assert_int_equal(full, 1);
+	assert_int_equal(testredis_num("ZCARD rq:hours"), 1);
 }
 
 static void
@@ -540,6 +630,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_deadlines, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_hours, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_and_ended, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_next_due_and_wake, setup,
