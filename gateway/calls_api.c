@@ -518,8 +518,10 @@ patch_got(int rc, const char *const *job, size_t njob,
 	r->patch.not_before_ms = call.not_before_ms;
 	r->patch.not_before_local = 0;
 	snprintf(r->patch.policy, sizeof(r->patch.policy), "%s", call.policy);
-	snprintf(r->patch.hours, sizeof(r->patch.hours), "%s", call.hours);
+	snprintf(r->patch.hours, sizeof(r->patch.hours), "%s",
+	    call.hours ? call.hours : "");
 	r->patch.hours_until_ms = call.hours_until_ms;
+	free(call.hours);
 	patch_send(r);
 }
 

@@ -58,9 +58,9 @@ struct gw_call {
 	const char	*time_zone;		/* callee's IANA zone; NULL: guess */
 	char		*idem_key;		/* Idempotency-Key; owned; NULL */
 	char		 policy[64];		/* decision: "accept", "defer:..." */
-	/* the windows that must be open when it is dialled (hours.h), ""
-	 * for none, and when the one it was planned in closes */
-	char		 hours[RQ_HOURS_TEXT_MAX];
+	/* the windows that must be open when it is dialled (hours.h; owned,
+	 * NULL for none), and when the one it was planned in closes */
+	char		*hours;
 	uint64_t	 hours_until_ms;
 };
 

@@ -94,8 +94,8 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 	const char *local_zone = NULL;
 	struct rq_e164 num;
 	struct rq_hours_rule rule;
-	char zbuf[RQ_HOURS_ZONE_MAX];
-	uint64_t nb;
+	char zbuf[RQ_HOURS_ZONE_MAX], hours[RQ_HOURS_TEXT_MAX];
+	uint64_t nb, until = 0;
 	char why[160];
 	int moved;
 
@@ -169,13 +169,10 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 	    biz->time_zone[0] ? biz->time_zone : "UTC", why,
 	    sizeof(why)) == -1)
 		goto no_hours;
-	call->hours[0] = '\0';
-	call->hours_until_ms = 0;
+	hours[0] = '\0';
 	if (rule.n > 0) {
-		if (rq_hours_rule_plan(&rule, nb, &nb, &call->hours_until_ms,
-		    &moved) == -1 ||
-		    rq_hours_rule_format(&rule, call->hours,
-		    sizeof(call->hours)) == -1)
+		if (rq_hours_rule_plan(&rule, nb, &nb, &until, &moved) == -1 ||
+		    rq_hours_rule_format(&rule, hours, sizeof(hours)) == -1)
 			goto no_hours;
 		rq_hours_reasons(moved, pol->reasons, sizeof(pol->reasons));
 	}
@@ -198,6 +195,14 @@ gw_policy_check(const struct rq_config *cfg, const struct rq_tenant *tenant,
 		    "its not_after (%s); nothing was queued.", biz != NULL &&
 		    biz->hours[0] != '\0' ? " and the business's hours" : "",
 		    t1, t2);
+		return -1;
+	}
+	free(call->hours);
+	call->hours = NULL;
+	call->hours_until_ms = until;
+	if (hours[0] != '\0' && (call->hours = strdup(hours)) == NULL) {
+		gw_error_set(err, 503, "unavailable", NULL, "Out of memory; "
+		    "nothing was queued.");
 		return -1;
 	}
 	if (nb != call->not_before_ms) {

@@ -390,7 +390,7 @@ gw_policy_store_create(struct gw_store *st, const struct rq_tenant *tenant,
 	}
 	if (call->metadata) { ARG("metadata"); ARG(call->metadata); }
 	if (call->policy[0]) { ARG("policy"); ARG(call->policy); }
-	if (call->hours[0]) {
+	if (call->hours != NULL) {
 		num(until, sizeof(until), (long long)call->hours_until_ms);
 		ARG("hours"); ARG(call->hours);
 		ARG("hours_until_ms"); ARG(until);

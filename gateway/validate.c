@@ -59,6 +59,7 @@ gw_call_clear(struct gw_call *call)
 {
 	free(call->metadata);
 	free(call->idem_key);
+	free(call->hours);
 	json_decref(call->root);
 	memset(call, 0, sizeof(*call));
 }
