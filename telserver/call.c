@@ -281,6 +281,13 @@ tel_leg_progress(struct tel_leg *leg, int status)
 
 #define SPEECH_SILENT	"speech synthesis gave no audio"
 
+/* A text synthesised, to nothing. */
+static int
+speech_silent(const struct tel_speech *sp)
+{
+	return sp != NULL && sp->ready && sp->nsamples == 0;
+}
+
 /* Why a call asked to speak a text cannot, or NULL when it can (or its
  * speech is still being synthesised).  No speech at all is a lack of
  * memory here, worth another attempt; a text that synthesised to nothing
@@ -292,9 +299,7 @@ speech_failure(const struct tel_call *c)
 		return NULL;
 	if (c->speech == NULL)
 		return RQ_REASON_MEDIA;
-	if (c->speech->ready && c->speech->nsamples == 0)
-		return RQ_REASON_SPEECH;
-	return NULL;
+	return speech_silent(c->speech) ? RQ_REASON_SPEECH : NULL;
 }
 
 void
@@ -942,8 +947,7 @@ call_claimed(struct tel_ctx *ctx, int dealer, struct tel_call *c,
 		c->want_speech = 1;
 		c->speech = tel_tts_get(ctx->tts, say);
 		/* Known silent (cached): nobody is rung for it. */
-		if (c->speech != NULL && c->speech->ready &&
-		    c->speech->nsamples == 0) {
+		if (speech_silent(c->speech)) {
 			tel_call_end(c, RQ_ST_FAILED, RQ_REASON_SPEECH, 0,
 			    SPEECH_SILENT);
 			tel_call_maybe_free(c);
