@@ -1,6 +1,7 @@
 /* Validation of a POST /v1/calls body: pure functions from bytes (or parsed
  * JSON) and a tenant to a gw_call or an API error.  No I/O, so the unit
  * tests cover every rule. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,9 +180,7 @@ static int
 say_speakable(const char *text)
 {
 	for (; *text != '\0'; text++)
-		if ((*text >= 'a' && *text <= 'z') ||
-		    (*text >= 'A' && *text <= 'Z') ||
-		    (*text >= '0' && *text <= '9'))
+		if (isalnum((unsigned char)*text))	/* C locale: ASCII */
 			return 1;
 	return 0;
 }
