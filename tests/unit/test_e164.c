@@ -3,7 +3,10 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "e164.h"
@@ -278,6 +281,86 @@ test_hours_close(void **state)
 	    T_OCT_2230Z + 2 * H), T_OCT_2230Z + 2 * H + H / 2);
 }
 
+/* The hours at local time tm, written again here from the definition in
+ * e164.h: the oracle for test_hours_close_dst. */
+static int
+oracle_open(const struct rq_hours *h, time_t t)
+{
+	struct tm tm;
+	int m, today, yesterday;
+
+	localtime_r(&t, &tm);
+	m = tm.tm_hour * 60 + tm.tm_min;
+	today = (h->days >> tm.tm_wday) & 1;
+	yesterday = (h->days >> ((tm.tm_wday + 6) % 7)) & 1;
+	if (h->end_min > h->start_min)
+		return today && m >= h->start_min && m < h->end_min;
+	return (today && m >= h->start_min) || (yesterday && m < h->end_min);
+}
+
+/* Around each clock change of 2026 in zones that change at 02:00, at
+ * midnight, by half an hour, or twice (south): for windows that end or
+ * begin in a skipped or repeated hour, the close is never after the first
+ * minute the wall clock shows the window shut. */
+static void
+test_hours_close_dst(void **state)
+{
+	static const char *zones[] = { "Europe/Paris", "America/New_York",
+	    "America/Santiago", "Australia/Lord_Howe" };
+	static const char *wins[] = { "01:00-02:30", "00:00-01:30",
+	    "23:00-02:00", "02:30-04:00", "23:30-00:30", "08:00-21:00" };
+	struct rq_hours h;
+	struct tm a, b;
+	time_t t, changes[4], start = 1767225600;	/* 2026-01-01 */
+	uint64_t at, close, shut;
+	char buf[80], why[160];
+	size_t z, w;
+	int k, n, checked = 0;
+
+	for (z = 0; z < sizeof(zones) / sizeof(*zones); z++) {
+		snprintf(buf, sizeof(buf), ":%s", zones[z]);
+		setenv("TZ", buf, 1);
+		tzset();
+		localtime_r(&start, &a);
+		for (n = 0, t = start; t < start + 366 * 86400 && n < 4;
+		    t += 900) {
+			localtime_r(&t, &b);
+			if (b.tm_gmtoff != a.tm_gmtoff)
+				changes[n++] = t;
+			a = b;
+		}
+		assert_true(n >= 2);
+		for (w = 0; w < sizeof(wins) / sizeof(*wins); w++) {
+			assert_int_equal(rq_hours_parse(wins[w], &h, why,
+			    sizeof(why)), 0);
+			for (k = 0; k < n; k++)
+				for (at = (uint64_t)(changes[k] - 30 * 3600) *
+				    1000; at < (uint64_t)(changes[k] +
+				    30 * 3600) * 1000; at += 11 * 60000 + 7) {
+					if (!oracle_open(&h, (time_t)(at / 1000)))
+						continue;
+					assert_int_equal(rq_hours_close(&h,
+					    zones[z], at, &close), 0);
+					for (shut = at - at % 60000 + 60000;
+					    oracle_open(&h, (time_t)(shut /
+					    1000)); shut += 60000)
+						;
+					if (close > shut)
+						fail_msg("%s %s open at %llu: "
+						    "close %llu, shut at %llu",
+						    zones[z], wins[w],
+						    (unsigned long long)at,
+						    (unsigned long long)close,
+						    (unsigned long long)shut);
+					checked++;
+				}
+		}
+	}
+	unsetenv("TZ");
+	tzset();
+	assert_true(checked > 1000);
+}
+
 static void
 test_hours_rule(void **state)
 {
@@ -373,6 +456,7 @@ main(void)
 		cmocka_unit_test(test_hours_parse),
 		cmocka_unit_test(test_hours_next),
 		cmocka_unit_test(test_hours_close),
+		cmocka_unit_test(test_hours_close_dst),
 		cmocka_unit_test(test_hours_rule),
 		cmocka_unit_test(test_tz),
 	};
