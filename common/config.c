@@ -43,6 +43,7 @@ struct rq_conf_key {
 
 static const struct rq_conf_key config_keys[] = {
 	S("global", "run_dir", run_dir, ""),
+	S("global", "state_dir", state_dir, ""),
 	B("global", "debug", debug, "no"),
 
 	S("redis", "host", redis_host, "127.0.0.1"),

@@ -68,6 +68,8 @@ struct rq_inbound {
 struct rq_config {
 	/* [global] */
 	char		run_dir[RQ_ADDR_MAX];	/* PID files go here when set */
+	char		state_dir[RQ_ADDR_MAX];	/* kept across restarts; "" =
+						 * run_dir */
 	int		debug;
 
 	/* [redis] */

@@ -7,6 +7,12 @@
  * as a probe, and its ack restarts the full resends.  Accounting stores
  * each (call_id, attempt, status) once, so a resent event is harmless.
  *
+ * With a journal (a file path), every event is also appended to that file
+ * before it is sent, and what a previous run left unacknowledged there is
+ * sent again: a daemon killed -9 loses none (a host that loses power may
+ * lose the last writes: the file is not synced).  One process holds a
+ * journal at a time (flock).
+ *
  * Loop-agnostic: watch rq_evout_fd() for reading (ZeroMQ's edge-triggered
  * fd), call rq_evout_process() when it fires and rq_evout_tick() now and
  * then (every 100 ms is plenty). */
@@ -24,8 +30,11 @@
 
 struct rq_evout;
 
-/* Connects to endpoint.  Returns NULL on error (logged). */
-struct rq_evout	*rq_evout_new(void *zctx, const char *endpoint);
+/* Connects to endpoint; journal is a file path, or NULL for none.
+ * Returns NULL on error (logged), and when another process holds the
+ * journal. */
+struct rq_evout	*rq_evout_new(void *zctx, const char *endpoint,
+		    const char *journal);
 /* Waits up to linger_ms for outstanding acks, then frees everything. */
 void		 rq_evout_free(struct rq_evout *eo, int linger_ms);
 

@@ -41,12 +41,34 @@ bus_register(struct tel_ctx *ctx, int fd)
 	return su_root_register(ctx->root, &w, bus_wakeup, NULL, 0);
 }
 
+/* The outbox's journal (evout.h): state_dir, else run_dir, holds
+ * ringq-telserver-NAME.events; with neither, the events live in memory
+ * only ("" in out). */
+static int
+events_journal(const struct rq_config *cfg, char *out, size_t len)
+{
+	const char *dir = cfg->state_dir[0] ? cfg->state_dir : cfg->run_dir;
+
+	out[0] = '\0';
+	if (dir[0] == '\0') {
+		log_warnx("bus: no state_dir or run_dir: a kill -9 loses the "
+		    "events accounting has not acknowledged yet");
+		return 0;
+	}
+	if ((size_t)snprintf(out, len, "%s/ringq-telserver-%s.events", dir,
+	    cfg->tel_name) >= len) {
+		log_warnx("bus: the events journal's path is too long");
+		return -1;
+	}
+	return 0;
+}
+
 int
 tel_bus_open(struct tel_ctx *ctx)
 {
 	const struct rq_config *cfg = ctx->cfg;
 	char eps[sizeof(cfg->dispatch_endpoints)], *ep, *save = NULL;
-	char rid[RQ_NAME_MAX + 32];
+	char rid[RQ_NAME_MAX + 32], journal[2 * RQ_ADDR_MAX];
 	struct tel_dealer *d;
 	int n = 1, one = 1;
 	const char *p;
@@ -90,7 +112,10 @@ tel_bus_open(struct tel_ctx *ctx)
 		log_warnx("bus: no dispatch_endpoints configured");
 		return -1;
 	}
-	if ((ctx->eo = rq_evout_new(ctx->zctx, cfg->events_endpoint)) == NULL)
+	if (events_journal(cfg, journal, sizeof(journal)) == -1)
+		return -1;
+	if ((ctx->eo = rq_evout_new(ctx->zctx, cfg->events_endpoint,
+	    journal[0] != '\0' ? journal : NULL)) == NULL)
 		return -1;
 	if ((ctx->eo_reg = bus_register(ctx, rq_evout_fd(ctx->eo))) < 0) {
 		log_warnx("bus: cannot watch the events socket");

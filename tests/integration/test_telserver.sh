@@ -11,7 +11,8 @@
 # (stale lease, other attempt, past not_after), a Redis outage mid-call (the
 # telserver fences itself: hangs up, refuses jobs; the finish is kept and
 # recorded later), a kill -9 mid-call (the restarted telserver ends the
-# attempt as interrupted), and the liveness key kept fresh whatever
+# attempt as interrupted, and sends the events accounting had not
+# acknowledged from its journal), and the liveness key kept fresh whatever
 # heartbeat_ms is.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
@@ -31,7 +32,7 @@ EOF
 # Redis at start (seed: "" = job hash with attempts = attempt and a lease in
 # rq:inflight; "nolease"; "other" = attempts one more; "expired" =
 # not_after_ms in the past), sends it DELAY seconds after the first "up"
-# heartbeat, acks every EVENT, follows rq:events, prints each message and
+# heartbeat, acks every EVENT (none with NOACK=1), follows rq:events, prints each message and
 # stream entry as one JSON line, and exits after UNTIL attempt ends
 # (completed, failed, retrying, expired, canceled) or TIMEOUT.  With BURST=
 # "N|TO" in the environment it also sends N JOBs to TO at once after the
@@ -146,7 +147,7 @@ while time.time() - start < timeout:
             peer = ident
             if first_hb is None and body.get(16) == 'up':
                 first_hb = time.time()
-        if s is e and t == 5:
+        if s is e and t == 5 and not os.environ.get('NOACK'):
             e.send_multipart([ident, msgpack.packb([1, 6, {1: body[1], 2: body[2], 7: body[7]}])])
     while True:
         got = r.cmd('XRANGE', 'rq:events', '(' + last, '+', 'COUNT', 1000)
@@ -605,16 +606,37 @@ rq_redis DEL rq:job:$C10 >/dev/null; rq_redis ZREM rq:inflight $C10 >/dev/null
 
 # --- 8. kill -9 in the middle of a call ------------------------------------------
 # The restarted telserver ends the attempt of its previous run as
-# interrupted, and the retry rules schedule a new attempt.
+# interrupted, and the retry rules schedule a new attempt.  Accounting
+# acknowledged none of the call's events before the kill: the restarted
+# telserver sends them from its journal, and cuts the journal once they
+# are acknowledged.
 C11=c_000000000000000000000011
+JOURNAL=$T/run/ringq-telserver-tel-it.events
+journal_bytes() { stat -c %s "$JOURNAL"; }
+export NOACK=1
 harness_bg "$T/h8.jsonl" 30 99 "0.1|$C11|1|$BARESIP_URI|$LONG"
+unset NOACK
 answered11() { [ "$(field "$T/h8.jsonl" $C11 answered status)" = answered ]; }
 rq_wait_for 10 answered11
 rq_kill_daemon telserver
 kill "$hpid" 2>/dev/null || true
 wait "$hpid" 2>/dev/null || true
+[ "$(journal_bytes)" -gt 100 ] || rq_fail "$JOURNAL: $(journal_bytes) bytes after the kill"
 [ "$(rq_redis SISMEMBER rq:oncall:tel-it $C11)" = 1 ] || rq_fail "$C11 not in rq:oncall"
+harness_bg "$T/h8b.jsonl" 20 99
 rq_start_daemon telserver
+from_journal() {
+	has "$T/h8b.jsonl" '.src == "events" and .call_id == $id and .status == $st and .attempt == 1' \
+	    --arg id $C11 --arg st "$1"
+}
+rq_wait_for 10 from_journal ringing
+rq_wait_for 5 from_journal answered
+[ "$(jq -s -r --arg id $C11 'map(select(.src == "events" and .call_id == $id and .status == "answered"))[0].sip_code' "$T/h8b.jsonl")" = 200 ] ||
+    rq_fail "$C11: the answered event from the journal lost its sip_code"
+journal_cut() { [ "$(journal_bytes)" = 8 ]; }
+rq_wait_for 5 journal_cut
+kill "$hpid" 2>/dev/null || true
+wait "$hpid" 2>/dev/null || true
 rq_wait_for 10 redis_has_event $C11 retrying
 [ "$(redis_event $C11 retrying reason)" = interrupted ] || rq_fail "$C11: not interrupted"
 case $(redis_event $C11 retrying detail) in

@@ -2,11 +2,15 @@
  * accounting: every event arrives, an ack removes exactly its event in any
  * order, what is not acknowledged is sent again, and while accounting
  * answers nothing only a probe goes, until its ack restarts the resends;
- * a full outbox drops its oldest events and says so once, not per event. */
+ * a full outbox drops its oldest events and says so once, not per event;
+ * the journal gives back, after a crash or a stop, what was not acked. */
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -92,7 +96,7 @@ test_acks_and_resends(void **state)
 	size_t peerlen = 0;
 	int i;
 
-	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
 	for (i = 0; i < NEVENTS; i++) {
 		assert_int_equal(rq_call_id_new(ids[i]), 0);
 		rq_msg_init(&ev, RQ_MSG_EVENT);
@@ -139,7 +143,7 @@ test_probes_while_silent(void **state)
 	uint64_t until;
 	int i, rc, got;
 
-	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
 	for (i = 0; i < 50; i++) {
 		assert_int_equal(rq_call_id_new(ids[i]), 0);
 		rq_msg_init(&ev, RQ_MSG_EVENT);
@@ -192,6 +196,181 @@ test_probes_while_silent(void **state)
 	rq_evout_free(eo, 0);
 }
 
+static off_t
+file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* What a kill -9 at this moment leaves on disk: a copy of the journal. */
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	FILE *in, *out;
+	size_t n;
+
+	assert_non_null(in = fopen(from, "rb"));
+	assert_non_null(out = fopen(to, "wb"));
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+static void
+emit_answered(struct rq_evout *eo, const char *id, uint64_t ts_ms)
+{
+	struct rq_msg ev;
+
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, (char *)id);
+	rq_msg_set(&ev, attempt, 2);
+	rq_msg_set(&ev, status, "answered");
+	rq_msg_set(&ev, ts_ms, ts_ms);
+	rq_msg_set(&ev, tenant, "acme");
+	rq_msg_set(&ev, sip_code, 200);
+	assert_int_equal(rq_evout_emit(eo, &ev), 0);
+}
+
+/* Ticks eo until n events came; each must be one of ids[from..from+n),
+ * whole, once; acks none.  peer: their sender. */
+static void
+recv_exactly(struct rq_evout *eo, int from, int n, char *peer,
+    size_t *peerlen)
+{
+	uint64_t until = rq_mono_ms() + 5000;
+	struct rq_msg m;
+	int seen[16] = { 0 }, got = 0, rc, i;
+
+	assert_true(n <= 16);
+	while (got < n && rq_mono_ms() < until) {
+		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
+
+		rq_evout_tick(eo);
+		zmq_poll(&pi, 1, 50);
+		while ((rc = router_recv(peer, peerlen, &m)) != 0) {
+			if (rc != 1)
+				continue;
+			for (i = 0; i < n; i++)
+				if (!strcmp(m.call_id, ids[from + i]))
+					break;
+			assert_true(i < n);
+			assert_int_equal(seen[i]++, 0);
+			assert_int_equal(m.attempt, 2);
+			assert_string_equal(m.status, "answered");
+			assert_string_equal(m.tenant, "acme");
+			assert_int_equal(m.sip_code, 200);
+			assert_int_equal(m.ts_ms, 1700000000000ULL + from + i);
+			got++;
+			rq_msg_clear(&m);
+		}
+	}
+	assert_int_equal(got, n);
+	usleep(50000);		/* and nothing more */
+	zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
+	assert_int_equal(zmq_poll(&pi, 1, 0), 0);
+}
+
+#define HEADER_BYTES	8	/* "ringqEv1" */
+
+/* The journal: one process at a time; cut to its header once all is
+ * acked; after a kill -9 (a copy of the file taken while the outbox runs)
+ * what was emitted since the last cut comes again, fields and all; after
+ * a stop, exactly what was pending; a torn tail and a file that is no
+ * journal are survived. */
+static void
+test_journal(void **state)
+{
+	char dir[] = "/tmp/ringq-evout-XXXXXX", path[256], crash[256];
+	char peer[RQ_BUS_ID_MAX], peer1[RQ_BUS_ID_MAX];
+	size_t peerlen = 0, peerlen1;
+	struct rq_evout *eo, *eo2;
+	FILE *f;
+	int i;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/tel.events", dir);
+	snprintf(crash, sizeof(crash), "%s/crash.events", dir);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(rq_call_id_new(ids[i]), 0);
+
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	assert_int_equal(file_size(path), HEADER_BYTES);
+	/* a second process on the same journal is refused */
+	assert_null(rq_evout_new(zctx, "inproc://accounting", path));
+
+	for (i = 0; i < 5; i++)
+		emit_answered(eo, ids[i], 1700000000000ULL + i);
+	assert_true(file_size(path) > HEADER_BYTES + 5 * 40);
+	recv_exactly(eo, 0, 5, peer, &peerlen);
+	for (i = 0; i < 5; i++)
+		ack(peer, peerlen, ids[i], 2, "answered");
+	wait_pending(eo, 0);
+	rq_evout_tick(eo);
+	assert_int_equal(file_size(path), HEADER_BYTES);
+
+	/* three more, one acked: killed now, all three come again */
+	for (i = 5; i < 8; i++)
+		emit_answered(eo, ids[i], 1700000000000ULL + i);
+	recv_exactly(eo, 5, 3, peer, &peerlen);
+	ack(peer, peerlen, ids[5], 2, "answered");
+	wait_pending(eo, 2);
+	copy_file(path, crash);
+	assert_non_null(eo2 = rq_evout_new(zctx, "inproc://accounting",
+	    crash));
+	assert_int_equal(rq_evout_pending(eo2), 3);
+	recv_exactly(eo2, 5, 3, peer, &peerlen);
+	for (i = 5; i < 8; i++)
+		ack(peer, peerlen, ids[i], 2, "answered");
+	wait_pending(eo2, 0);
+	rq_evout_tick(eo2);
+	assert_int_equal(file_size(crash), HEADER_BYTES);
+	rq_evout_free(eo2, 0);
+
+	/* stopped with two pending: exactly those two at the next start */
+	rq_evout_free(eo, 0);
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	assert_int_equal(rq_evout_pending(eo), 2);
+	recv_exactly(eo, 6, 2, peer, &peerlen);
+	memcpy(peer1, peer, peerlen);
+	peerlen1 = peerlen;
+
+	/* a crash in the middle of a write: the whole records count */
+	copy_file(path, crash);
+	assert_non_null(f = fopen(crash, "ab"));
+	assert_int_equal(fwrite("\x30\0\0\0\x83\x01", 1, 6, f), 6);
+	assert_int_equal(fclose(f), 0);
+	assert_non_null(eo2 = rq_evout_new(zctx, "inproc://accounting",
+	    crash));
+	assert_int_equal(rq_evout_pending(eo2), 2);
+	recv_exactly(eo2, 6, 2, peer, &peerlen);
+	rq_evout_free(eo2, 0);
+
+	for (i = 6; i < 8; i++)
+		ack(peer1, peerlen1, ids[i], 2, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
+	assert_int_equal(file_size(path), HEADER_BYTES);
+
+	/* no journal: overwritten, nothing sent */
+	assert_non_null(f = fopen(crash, "wb"));
+	fputs("hello, not a journal\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_non_null(eo2 = rq_evout_new(zctx, "inproc://accounting",
+	    crash));
+	assert_int_equal(rq_evout_pending(eo2), 0);
+	rq_evout_free(eo2, 0);
+	assert_int_equal(file_size(crash), HEADER_BYTES);
+
+	unlink(path);
+	unlink(crash);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* Accounting away for long: the outbox keeps the newest
  * RQ_EVOUT_MAX_PENDING events, and says that it drops the oldest in a line
  * a second, not in a line per event, and at exit how many it dropped.  (The
@@ -218,7 +397,7 @@ test_full_outbox_logs_once(void **state)
 	FILE *out;
 	int saved, i, full = 0, dropped_at_exit = 0;
 
-	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
 	for (i = 0; i < RQ_EVOUT_MAX_PENDING; i++)
 		emit_ringing(eo);
 	/* only the 300 that overflow it, and the exit, into a file */
@@ -254,7 +433,7 @@ test_refuses_incomplete_events(void **state)
 	struct rq_evout *eo;
 	struct rq_msg ev;
 
-	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting"));
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
 	rq_msg_init(&ev, RQ_MSG_EVENT);
 	rq_msg_set(&ev, call_id, "c_000000000000000000000000");
 	rq_msg_set(&ev, attempt, 1);
@@ -269,6 +448,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_acks_and_resends),
 		cmocka_unit_test(test_probes_while_silent),
+		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_full_outbox_logs_once),
 		cmocka_unit_test(test_refuses_incomplete_events),
 	};
