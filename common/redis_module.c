@@ -1631,8 +1631,16 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		goto fail;
 	for (i = 0; i < ndue; i++) {
 		zrem(&c, delayed, due[i]);
-		if (job_open(&c, &jb, due[i], NULL) == -1)
+		if (c.error)
 			goto fail;
+		if (job_open(&c, &jb, due[i], NULL) == -1) {
+			/* no hash: dropped, as the Lua's pcall does, not the
+			 * end of every release */
+			c.error = 0;
+			RedisModule_CloseKey(jb.key);
+			dropped++;
+			continue;
+		}
 		attempts = jb.f[J_ATTEMPTS];
 		not_after = jb.f[J_NOT_AFTER];
 		priority = jb.f[J_PRIORITY];
@@ -1672,8 +1680,13 @@ cmd_release(RedisModuleCtx *ctx, rstr **argv, int argc)
 		double due_at;
 
 		zrem(&c, inflight, exp[i]);
-		if (job_open(&c, &jb, exp[i], NULL) == -1)
+		if (c.error)
 			goto fail;
+		if (job_open(&c, &jb, exp[i], NULL) == -1) {
+			c.error = 0;		/* no hash: forgotten */
+			RedisModule_CloseKey(jb.key);
+			continue;
+		}
 		nb = jb.f[J_NOT_BEFORE];
 		attempts = jb.f[J_ATTEMPTS];
 		rank = jb.f[J_RANK];

@@ -25,14 +25,16 @@
  * skew between hosts cannot reclaim a live lease early.
  *
  * A due job:
- *  - vanished, or already ended (canceled meanwhile): dropped;
+ *  - vanished, already ended (canceled meanwhile), or its key no hash
+ *    (pcall: one bad key must not stop every release): dropped;
  *  - past its not_after_ms: ends as expired (not_after), event emitted;
  *  - else moves to rq:ready; if it was never dispatched (attempts 0) its
  *    `scheduled` event is emitted, once (a retry already emitted
  *    `retrying`; a call the hours or a PATCH sent back is scheduled).
  * An expired lease was never claimed (a claim takes the id out of
  * rq:inflight) and now never can be: its attempt is given back, like a
- * dispatcher's requeue.
+ * dispatcher's requeue (a vanished job, or a key that is no hash, is
+ * forgotten).
  *
  * KEYS: rq:delayed rq:ready rq:inflight
  * ARGV: now_ms batch job-key-prefix
@@ -57,12 +59,12 @@ RQ_LUA_RUN_EVENTS
 "  local id, at = due[i], math.floor(tonumber(due[i + 1]) + 0.5)\n"
 "  local key = prefix .. id\n"
 "  redis.call('ZREM', KEYS[1], id)\n"
-"  local f = redis.call('HMGET', key, 'to', 'attempts', 'not_after_ms',\n"
+"  local f = redis.pcall('HMGET', key, 'to', 'attempts', 'not_after_ms',\n"
 "      'priority', unpack(EMIT_FIELDS))\n"
-"  local j = from(f, 5)\n"
+"  local j = f.err == nil and from(f, 5)\n"
 "  local na = tonumber(f[3])\n"
 "  local att = tonumber(f[2]) or 0\n"
-"  if is_terminal(tonumber(j[1])) or\n"
+"  if not j or is_terminal(tonumber(j[1])) or\n"
 "      (not (j[1] or j[2] or j[3]) and redis.call('EXISTS', key) == 0) then\n"
 "    dropped = dropped + 1\n"
 "  elseif na ~= nil and now > na then\n"
@@ -86,9 +88,9 @@ RQ_LUA_RUN_EVENTS
 "for _, id in ipairs(exp) do\n"
 "  local key = prefix .. id\n"
 "  redis.call('ZREM', KEYS[3], id)\n"
-"  local f = redis.call('HMGET', key, 'not_before_ms', 'attempts',\n"
+"  local f = redis.pcall('HMGET', key, 'not_before_ms', 'attempts',\n"
 "      'status_rank')\n"
-"  if redis.call('EXISTS', key) == 1 and\n"
+"  if f.err == nil and redis.call('EXISTS', key) == 1 and\n"
 "      not is_terminal(tonumber(f[3])) then\n"
 "    if (tonumber(f[2]) or 0) > 0 then\n"
 "      redis.call('HINCRBY', key, 'attempts', '-1')\n"

@@ -118,6 +118,7 @@ release(const char *what, uint64_t now_ms, int batch)
 	rc[1] = sched_release(&native, now_ms, batch, &st[1], &next[1]);
 	snprintf(step, sizeof(step), "release %s", what);
 	same(step, rc[0], rc[1]);
+	same("  succeeded (1 = yes)", rc[0] >= 0 && rc[1] >= 0, 1);
 	same("  released", (int)st[0].released, (int)st[1].released);
 	same("  dropped", (int)st[0].dropped, (int)st[1].dropped);
 	same("  expired", (int)st[0].expired, (int)st[1].expired);
@@ -774,6 +775,13 @@ main(int argc, char **argv)
 		/* back from rq:hours, or moved back by PATCH: scheduled
 		 * already, so released without a second scheduled event */
 		queued("r16", now - 1000, "status scheduled status_rank 1");
+		/* a job key that is no hash, due and with a lease over:
+		 * forgotten, the others released all the same */
+		both("SET %sr17 x", RQ_KEY_JOB);
+		both("ZADD %s %llu r17", RQ_KEY_DELAYED,
+		    (unsigned long long)now - 1000);
+		both("SET %sr18 x", RQ_KEY_JOB);
+		both("ZADD %s 1 r18", RQ_KEY_INFLIGHT);
 		release("of 4 (a batch smaller than what is due)", now, 4);
 		release("of the rest", now, 100);
 		release("of nothing due", now, 100);
