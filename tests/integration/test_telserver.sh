@@ -8,7 +8,8 @@
 # a text that gives no audio (not rung for, not retried),
 # a caller_id name as the From display name, an in-dialog re-INVITE, a burst
 # of 2000 JOBs that all end at once, shutdown mid-call, claims refused
-# (stale lease, other attempt, past not_after), a Redis outage mid-call (the
+# (stale lease, other attempt, past not_after), the JOB of a held call
+# again while drained (acked, not dialled again), a Redis outage mid-call (the
 # telserver fences itself: hangs up, refuses jobs; the finish is kept and
 # recorded later), a kill -9 mid-call (the restarted telserver ends the
 # attempt as interrupted, and sends the events accounting had not
@@ -559,6 +560,42 @@ done
 [ "$(field "$T/h6.jsonl" $C14 expired reason)" = not_after ] || rq_fail "$C14: not expired"
 [ "$(rq_redis HGET rq:job:$C14 status)" = expired ] || rq_fail "$C14: job status"
 [ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after stale claims"
+
+# --- 6b. the JOB of a held call again, while drained by an operator --------------
+# A dispatcher sends the JOB of a call in progress again (it lost track of
+# the ack) after an operator put the telserver in rq:drain.  The call is
+# the telserver's own: JOB_ACK, as when it is not draining, and not dialled
+# twice.  A refusal "draining" would put the attempt back, to be rung
+# again elsewhere if Redis had lost the claim.
+C19=c_000000000000000000000019
+harness_bg "$T/h6b.jsonl" 30 1 "0.1|$C19|1|$BARESIP_URI|$LONG" \
+    "5|$C19|1|$BARESIP_URI|$LONG"
+answered19() { [ "$(field "$T/h6b.jsonl" $C19 answered status)" = answered ]; }
+rq_wait_for 10 answered19
+rq_redis SADD rq:drain tel-it >/dev/null
+drain_seen() { has "$T/h6b.jsonl" '.type == "HEARTBEAT" and .state == "draining"'; }
+rq_wait_for 4 drain_seen
+wait "$hpid" || true
+rq_redis SREM rq:drain tel-it >/dev/null
+# in order: the first ack, a draining heartbeat, the second ack; no NACK
+jq -s -e --arg id $C19 '
+    [.[] | select((.type == "JOB_ACK" and .call_id == $id) or
+                  (.type == "HEARTBEAT" and .state == "draining"))
+         | .type] as $seq
+    | ($seq | index("HEARTBEAT")) as $h
+    | ($seq[:$h] | map(select(. == "JOB_ACK")) | length) == 1 and
+      ($seq[$h:] | map(select(. == "JOB_ACK")) | length) == 1' \
+    "$T/h6b.jsonl" >/dev/null ||
+    rq_fail "$C19: not acked once before the drain and once after: $(grep -v HEARTBEAT "$T/h6b.jsonl" | grep JOB)"
+! has "$T/h6b.jsonl" '.type == "JOB_NACK" and .call_id == $id' --arg id $C19 ||
+    rq_fail "$C19: the duplicate was refused"
+rq_logged "$T/telserver.log" "call $C19/1: duplicate job, acknowledged again" ||
+    rq_fail "$C19: the duplicate was not recognised"
+[ "$(grep -c "call $C19/1: dialing" "$T/telserver.log")" = 1 ] ||
+    rq_fail "$C19: dialled $(grep -c "call $C19/1: dialing" "$T/telserver.log") times"
+[ "$(field "$T/h6b.jsonl" $C19 completed status)" = completed ] ||
+    rq_fail "$C19: $(redis_event $C19 completed status) instead of completed"
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the call"
 
 # --- 7. a Redis outage in the middle of a call ---------------------------------
 # The telserver cannot refresh its liveness key: before the key's TTL runs
