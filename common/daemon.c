@@ -71,9 +71,6 @@ rq_daemon_start_checked(int argc, char *argv[], const char *name,
 	if (cfg->run_dir[0] != '\0' && mkdir(cfg->run_dir, 0755) == -1 &&
 	    errno != EEXIST)
 		fatal("mkdir %s", cfg->run_dir);
-	if (cfg->state_dir[0] != '\0' && mkdir(cfg->state_dir, 0750) == -1 &&
-	    errno != EEXIST)
-		fatal("mkdir %s", cfg->state_dir);
 }
 
 void

@@ -28,11 +28,15 @@
  * and when it has grown EVOUT_JOURNAL_SLACK beyond twice what is pending
  * it is rewritten with the pending events only.  An event acked since the
  * last cut may so be sent again after a restart; accounting stores it
- * once. */
+ * once.  A write that fails is cut off the file, and the events that
+ * follow stay in memory only until a rewrite succeeds.  jpath.lock, never
+ * renamed, holds the flock that keeps a second process out. */
 #define EVOUT_JOURNAL_MAGIC	"ringqEv1"
 #define EVOUT_JOURNAL_MAGIC_LEN	8
 #define EVOUT_JOURNAL_SLACK	(1u << 20)
 #define EVOUT_RECORD_MAX	(1u << 20)
+#define EVOUT_JOURNAL_RETRY_MS	1000
+#define EVOUT_JOURNAL_RETRY_MAX_MS 10000
 
 struct pending {
 	struct pending	*next, *prev;
@@ -57,10 +61,14 @@ struct rq_evout {
 					 * event */
 	/* the journal, when there is one (jfd >= 0) */
 	int		 jfd;
+	int		 lockfd;	/* flock'd: jpath.lock */
 	char		*jpath;
 	size_t		 jbytes;	/* the file's length */
 	size_t		 jlive;		/* of it, the pending events' records */
-	int		 jstale;	/* a write failed: rewrite it whole */
+	int		 jstale;	/* a write failed: events are missing
+					 * from it until it is written again */
+	uint64_t	 jretry_ms;	/* after a failed rewrite, the next */
+	uint64_t	 jbackoff_ms;
 	struct log_rate	 jlog;
 };
 
@@ -112,7 +120,8 @@ pending_find(struct rq_evout *eo, const char *call_id, uint64_t attempt,
 
 	p = *pending_bucket(eo, call_id, attempt, status);
 	for (; p != NULL; p = p->hnext)
-		if (p->ev.attempt == attempt && !strcmp(p->ev.call_id, call_id) &&
+		if (p->ev.attempt == attempt &&
+		    !strcmp(p->ev.call_id, call_id) &&
 		    !strcmp(p->ev.status, status))
 			return p;
 	return NULL;
@@ -169,8 +178,9 @@ record_header(unsigned char hdr[4], size_t len)
 	hdr[3] = (len >> 24) & 0xff;
 }
 
-/* Appends an event's record (buf: the packed EVENT) to the journal.  A
- * failed write leaves the file for journal_tend to rewrite whole. */
+/* Appends an event's record (buf: the packed EVENT) to the journal.  After
+ * a failed write the outbox keeps its events in memory only, until
+ * journal_tend has written the journal again whole. */
 static void
 journal_append(struct rq_evout *eo, struct pending *p, const char *buf,
     size_t len)
@@ -179,7 +189,7 @@ journal_append(struct rq_evout *eo, struct pending *p, const char *buf,
 	struct iovec iov[2];
 	ssize_t n;
 
-	if (eo->jfd < 0)
+	if (eo->jfd < 0 || eo->jstale)
 		return;
 	record_header(hdr, len);
 	iov[0].iov_base = hdr;
@@ -187,15 +197,17 @@ journal_append(struct rq_evout *eo, struct pending *p, const char *buf,
 	iov[1].iov_base = (void *)buf;
 	iov[1].iov_len = len;
 	n = writev(eo->jfd, iov, 2);
-	if (n != (ssize_t)(sizeof(hdr) + len)) {
-		log_warnx_rate(&eo->jlog, EVOUT_DROP_LOG_MS, "evout: journal "
-		    "%s: %s", eo->jpath, n == -1 ? strerror(errno) :
-		    "short write");
-		eo->jstale = 1;
+	if (n == (ssize_t)(sizeof(hdr) + len)) {
+		p->jlen = sizeof(hdr) + len;
+		eo->jbytes += p->jlen;
 		return;
 	}
-	p->jlen = sizeof(hdr) + len;
-	eo->jbytes += p->jlen;
+	log_warnx_rate(&eo->jlog, EVOUT_DROP_LOG_MS, "evout: journal %s: %s",
+	    eo->jpath, n == -1 ? strerror(errno) : "short write (disk full?)");
+	/* A torn record would take the next ones with it at the load. */
+	if (n > 0 && ftruncate(eo->jfd, (off_t)eo->jbytes) == -1)
+		log_warn("evout: journal %s", eo->jpath);
+	eo->jstale = 1;
 }
 
 /* Writes len bytes, retrying short writes.  Returns 0 or -1. */
@@ -217,45 +229,45 @@ write_all(int fd, const char *buf, size_t len)
 }
 
 /* Replaces the journal with one that holds the pending events only, in
- * their order: written beside it, then renamed over it, so a crash
- * meanwhile leaves the old one.  The new file is locked before it takes
- * the journal's name. */
+ * their order: written beside it, then renamed over it, so that a crash
+ * meanwhile leaves the old one.  Not synced, as the appends are not: an
+ * fsync costs milliseconds in the loop, and this runs about once a MiB of
+ * events on a busy telserver (docs/benchmarks.md). */
 static int
 journal_rewrite(struct rq_evout *eo)
 {
-	char tmp[4096], *out = NULL, *rec;
-	size_t outlen = 0, cap = 0, len, total;
+	char tmp[4096], *out = NULL, *rec, *grown;
+	size_t outlen = 0, cap = 0, len, total, ncap;
 	struct pending *p;
 	int fd, saved;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", eo->jpath) >=
-	    sizeof(tmp))
+	    sizeof(tmp)) {
+		log_warnx("evout: journal %s: path too long", eo->jpath);
 		return -1;
+	}
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
 	    O_CLOEXEC, 0600)) == -1) {
 		log_warnx_rate(&eo->jlog, EVOUT_DROP_LOG_MS, "evout: journal "
 		    "%s: %s", tmp, strerror(errno));
-		eo->jstale = 1;
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1 ||
-	    write_all(fd, EVOUT_JOURNAL_MAGIC, EVOUT_JOURNAL_MAGIC_LEN) == -1)
+	if (write_all(fd, EVOUT_JOURNAL_MAGIC, EVOUT_JOURNAL_MAGIC_LEN) == -1)
 		goto fail;
 	total = EVOUT_JOURNAL_MAGIC_LEN;
 	for (p = eo->head; p != NULL; p = p->next) {
-		if (rq_msg_pack(&p->ev, &rec, &len) == -1)
+		if (rq_msg_pack(&p->ev, &rec, &len) == -1) {
+			errno = EINVAL;
 			goto fail;
+		}
 		if (outlen + 4 + len > cap) {
-			char *n;
-			size_t ncap = cap ? cap : 65536;
-
-			while (outlen + 4 + len > ncap)
+			for (ncap = cap ? cap : 65536; outlen + 4 + len > ncap;)
 				ncap *= 2;
-			if ((n = realloc(out, ncap)) == NULL) {
+			if ((grown = realloc(out, ncap)) == NULL) {
 				free(rec);
 				goto fail;
 			}
-			out = n;
+			out = grown;
 			cap = ncap;
 		}
 		record_header((unsigned char *)out + outlen, len);
@@ -272,11 +284,9 @@ journal_rewrite(struct rq_evout *eo)
 			outlen = 0;
 		}
 	}
-	if (write_all(fd, out, outlen) == -1)
+	if (write_all(fd, out, outlen) == -1 || rename(tmp, eo->jpath) == -1)
 		goto fail;
 	total += outlen;
-	if (rename(tmp, eo->jpath) == -1)
-		goto fail;
 	free(out);
 	if (eo->jfd >= 0)
 		close(eo->jfd);
@@ -287,36 +297,56 @@ journal_rewrite(struct rq_evout *eo)
 fail:
 	saved = errno;
 	log_warnx_rate(&eo->jlog, EVOUT_DROP_LOG_MS, "evout: journal %s: "
-	    "cannot rewrite: %s", eo->jpath, strerror(saved));
+	    "cannot write it again: %s", eo->jpath, strerror(saved));
 	free(out);
 	close(fd);
 	unlink(tmp);
-	eo->jstale = 1;
 	return -1;
 }
 
-/* Keeps the journal short: cut to its header when nothing is pending,
- * rewritten when it has grown well beyond what is. */
+/* Keeps the journal short and whole: cut to its header when nothing is
+ * pending; written again with the pending events when it has grown well
+ * beyond them, or when a write failed (then once a second at most, less
+ * often while it keeps failing: a full disk must not cost the loop). */
 static void
 journal_tend(struct rq_evout *eo)
 {
+	uint64_t now;
+
 	if (eo->jfd < 0)
 		return;
-	if (eo->jstale || eo->jbytes > EVOUT_JOURNAL_SLACK + 2 * eo->jlive) {
-		journal_rewrite(eo);
-		return;
-	}
-	if (eo->npending == 0 && eo->jbytes > EVOUT_JOURNAL_MAGIC_LEN) {
+	if (eo->npending == 0) {
+		if (eo->jbytes == EVOUT_JOURNAL_MAGIC_LEN && !eo->jstale)
+			return;
 		if (ftruncate(eo->jfd, EVOUT_JOURNAL_MAGIC_LEN) == -1) {
-			log_warn("evout: journal %s", eo->jpath);
+			log_warnx_rate(&eo->jlog, EVOUT_DROP_LOG_MS, "evout: "
+			    "journal %s: %s", eo->jpath, strerror(errno));
 			eo->jstale = 1;
 			return;
 		}
 		eo->jbytes = EVOUT_JOURNAL_MAGIC_LEN;
+		eo->jstale = 0;
+		eo->jbackoff_ms = 0;
+		return;
 	}
+	if (!eo->jstale && eo->jbytes <= EVOUT_JOURNAL_SLACK + 2 * eo->jlive)
+		return;
+	now = rq_mono_ms();
+	if (now < eo->jretry_ms)
+		return;
+	if (journal_rewrite(eo) == 0) {
+		eo->jbackoff_ms = 0;
+		return;
+	}
+	eo->jstale = 1;
+	eo->jbackoff_ms = eo->jbackoff_ms == 0 ? EVOUT_JOURNAL_RETRY_MS :
+	    eo->jbackoff_ms * 2;
+	if (eo->jbackoff_ms > EVOUT_JOURNAL_RETRY_MAX_MS)
+		eo->jbackoff_ms = EVOUT_JOURNAL_RETRY_MAX_MS;
+	eo->jretry_ms = now + eo->jbackoff_ms;
 }
 
-/* Reads a whole file into a new buffer. */
+/* Reads a whole file into a new buffer.  Returns NULL on error. */
 static char *
 read_file(int fd, size_t *len)
 {
@@ -330,10 +360,14 @@ read_file(int fd, size_t *len)
 	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
 		return NULL;
 	while (got < (size_t)st.st_size) {
-		if ((n = pread(fd, buf + got, (size_t)st.st_size - got,
-		    (off_t)got)) == -1 && errno == EINTR)
+		n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n == -1) {
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
 			break;
 		got += (size_t)n;
 	}
@@ -342,91 +376,127 @@ read_file(int fd, size_t *len)
 }
 
 /* The events a previous run left unacknowledged, from buf (a journal's
- * content), into the outbox.  Returns how many. */
-static size_t
-journal_load(struct rq_evout *eo, const char *buf, size_t len)
+ * content), into the outbox; *n says how many.  Returns the length of
+ * buf's whole records, or -1 (out of memory). */
+static ssize_t
+journal_load(struct rq_evout *eo, const char *buf, size_t len, size_t *n)
 {
 	char err[128];
 	struct pending *p;
-	size_t off = EVOUT_JOURNAL_MAGIC_LEN, n = 0, bad = 0, rlen;
+	size_t off = EVOUT_JOURNAL_MAGIC_LEN, bad = 0, rlen;
 	const unsigned char *u = (const unsigned char *)buf;
 
+	*n = 0;
 	while (off + 4 <= len) {
 		rlen = (size_t)u[off] | (size_t)u[off + 1] << 8 |
 		    (size_t)u[off + 2] << 16 | (size_t)u[off + 3] << 24;
 		if (rlen == 0 || rlen > EVOUT_RECORD_MAX ||
 		    off + 4 + rlen > len)
 			break;
-		off += 4;
 		if ((p = calloc(1, sizeof(*p))) == NULL)
-			break;
-		if (rq_msg_unpack(buf + off, rlen, &p->ev, err,
+			return -1;
+		if (rq_msg_unpack(buf + off + 4, rlen, &p->ev, err,
 		    sizeof(err)) == -1 || p->ev.type != RQ_MSG_EVENT ||
-		    p->ev.call_id == NULL || p->ev.status == NULL ||
-		    pending_find(eo, p->ev.call_id, p->ev.attempt,
-		    p->ev.status) != NULL) {
-			if (p->ev.type != RQ_MSG_EVENT || p->ev.call_id ==
-			    NULL || p->ev.status == NULL)
-				bad++;
+		    p->ev.call_id == NULL || p->ev.status == NULL) {
+			bad++;
 			rq_msg_clear(&p->ev);
+			free(p);
+		} else if (pending_find(eo, p->ev.call_id, p->ev.attempt,
+		    p->ev.status) != NULL) {
+			rq_msg_clear(&p->ev);	/* in twice */
 			free(p);
 		} else {
 			p->jlen = 4 + rlen;
 			pending_add(eo, p);
-			n++;
+			(*n)++;
 		}
-		off += rlen;
+		off += 4 + rlen;
 	}
 	if (off < len)
 		log_warnx("evout: journal %s ends in %zu bytes that are no "
-		    "whole record (cut by a crash): ignored", eo->jpath,
+		    "whole record (cut by a crash): dropped", eo->jpath,
 		    len - off);
 	if (bad > 0)
 		log_warnx("evout: journal %s: %zu records that are no event "
 		    "ignored", eo->jpath, bad);
-	return n;
+	return (ssize_t)off;
 }
 
-/* Opens and locks the journal at path, takes in what a previous run left
- * there and rewrites it.  Returns 0, or -1 (logged). */
+/* Locks the journal at path (through path.lock, which is never renamed),
+ * takes in what a previous run left there, and cuts what follows its last
+ * whole record.  Returns 0, or -1 (logged). */
 static int
 journal_open(struct rq_evout *eo, const char *path)
 {
-	char *buf;
+	char lock[4096], *buf;
 	size_t len = 0, n = 0;
-	int fd;
+	ssize_t whole = 0;
 
-	if ((fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
-	    0600)) == -1) {
-		log_warn("evout: journal %s", path);
+	if ((size_t)snprintf(lock, sizeof(lock), "%s.lock", path) >=
+	    sizeof(lock)) {
+		log_warnx("evout: journal %s: path too long", path);
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+	if ((eo->jpath = strdup(path)) == NULL)
+		return -1;
+	if ((eo->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
+	    -1) {
+		log_warn("evout: journal lock %s", lock);
+		return -1;
+	}
+	if (flock(eo->lockfd, LOCK_EX | LOCK_NB) == -1) {
 		log_warnx("evout: journal %s is in use by another process "
 		    "(a second telserver of the same name?)", path);
-		close(fd);
 		return -1;
 	}
-	if ((eo->jpath = strdup(path)) == NULL ||
-	    (buf = read_file(fd, &len)) == NULL) {
+	if ((eo->jfd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0600)) == -1 || (buf = read_file(eo->jfd, &len)) == NULL) {
 		log_warn("evout: journal %s", path);
-		close(fd);
 		return -1;
 	}
-	eo->jfd = fd;
 	if (len >= EVOUT_JOURNAL_MAGIC_LEN &&
 	    !memcmp(buf, EVOUT_JOURNAL_MAGIC, EVOUT_JOURNAL_MAGIC_LEN))
-		n = journal_load(eo, buf, len);
+		whole = journal_load(eo, buf, len, &n);
 	else if (len > 0)
 		log_warnx("evout: journal %s: not an event journal (%zu "
 		    "bytes): overwritten", path, len);
 	free(buf);
-	if (journal_rewrite(eo) == -1)
+	if (whole == -1) {
+		log_warnx("evout: journal %s: out of memory", path);
 		return -1;
+	}
+	if (whole == 0) {
+		if (ftruncate(eo->jfd, 0) == -1 || write_all(eo->jfd,
+		    EVOUT_JOURNAL_MAGIC, EVOUT_JOURNAL_MAGIC_LEN) == -1) {
+			log_warn("evout: journal %s", path);
+			return -1;
+		}
+		whole = EVOUT_JOURNAL_MAGIC_LEN;
+	} else if ((size_t)whole < len && ftruncate(eo->jfd, whole) == -1) {
+		log_warn("evout: journal %s", path);
+		return -1;
+	}
+	eo->jbytes = (size_t)whole;
 	if (n > 0)
 		log_info("evout: %zu events a previous run left "
 		    "unacknowledged, from %s: sent again", n, path);
 	return 0;
+}
+
+/* Frees eo and what it holds, the journal left as it is. */
+static void
+evout_destroy(struct rq_evout *eo)
+{
+	while (eo->head)
+		pending_unlink(eo, eo->head);
+	if (eo->jfd >= 0)
+		close(eo->jfd);
+	if (eo->lockfd >= 0)
+		close(eo->lockfd);
+	free(eo->jpath);
+	if (eo->sock)
+		zmq_close(eo->sock);
+	free(eo);
 }
 
 struct rq_evout *
@@ -436,21 +506,19 @@ rq_evout_new(void *zctx, const char *endpoint, const char *journal)
 
 	if ((eo = calloc(1, sizeof(*eo))) == NULL)
 		return NULL;
-	eo->jfd = -1;
+	eo->jfd = eo->lockfd = -1;
 	if ((eo->sock = rq_bus_socket(zctx, ZMQ_DEALER)) == NULL ||
 	    zmq_connect(eo->sock, endpoint) == -1) {
 		log_warnx("evout: connect %s: %s", endpoint,
 		    zmq_strerror(zmq_errno()));
-		if (eo->sock)
-			zmq_close(eo->sock);
-		free(eo);
+		evout_destroy(eo);
 		return NULL;
 	}
 	rq_bus_in_init(&eo->in, eo->sock, 0);
 	/* What the journal gives back has sent_ms 0: the ticks send it
 	 * again, RQ_EVOUT_RESEND_BURST at a time. */
 	if (journal != NULL && journal_open(eo, journal) == -1) {
-		rq_evout_free(eo, 0);
+		evout_destroy(eo);
 		return NULL;
 	}
 	return eo;
@@ -471,26 +539,20 @@ rq_evout_free(struct rq_evout *eo, int linger_ms)
 		rq_evout_process(eo);
 		rq_evout_tick(eo);
 	}
-	if (eo->jfd >= 0) {
-		/* the journal keeps exactly what is pending */
-		journal_rewrite(eo);
-		if (eo->npending > 0)
-			log_warnx("evout: %zu events not acknowledged at exit: "
-			    "kept in %s for the next start", eo->npending,
-			    eo->jpath);
-	} else if (eo->npending > 0)
-		log_warnx("evout: %zu events not acknowledged at exit",
-		    eo->npending);
+	/* The journal keeps exactly what is pending, for the next start. */
+	if (eo->jfd >= 0 && eo->npending == 0)
+		journal_tend(eo);
+	else if (eo->jfd >= 0 && journal_rewrite(eo) == 0)
+		log_warnx("evout: %zu events not acknowledged at exit: kept in "
+		    "%s for the next start", eo->npending, eo->jpath);
+	else if (eo->npending > 0)
+		log_warnx("evout: %zu events not acknowledged at exit%s",
+		    eo->npending, eo->jfd >= 0 && eo->jstale ? ", some of "
+		    "them not in the journal" : "");
 	if (eo->dropped > 0)
 		log_warnx("evout: %llu events dropped while the outbox was "
 		    "full", (unsigned long long)eo->dropped);
-	while (eo->head)
-		pending_unlink(eo, eo->head);
-	if (eo->jfd >= 0)
-		close(eo->jfd);
-	free(eo->jpath);
-	zmq_close(eo->sock);
-	free(eo);
+	evout_destroy(eo);
 }
 
 int

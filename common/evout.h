@@ -11,7 +11,7 @@
  * before it is sent, and what a previous run left unacknowledged there is
  * sent again: a daemon killed -9 loses none (a host that loses power may
  * lose the last writes: the file is not synced).  One process holds a
- * journal at a time (flock).
+ * journal at a time (flock on journal.lock).
  *
  * Loop-agnostic: watch rq_evout_fd() for reading (ZeroMQ's edge-triggered
  * fd), call rq_evout_process() when it fires and rq_evout_tick() now and

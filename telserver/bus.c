@@ -1,6 +1,8 @@
 /* The telserver's ZeroMQ side: one DEALER per dispatcher (JOB in; HEARTBEAT,
  * JOB_ACK, JOB_NACK out) and the event outbox to accounting, all watched
  * from the Sofia loop through their edge-triggered ZMQ_FDs. */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,12 @@ events_journal(const struct rq_config *cfg, char *out, size_t len)
 		log_warnx("bus: no state_dir or run_dir: a kill -9 loses the "
 		    "events accounting has not acknowledged yet");
 		return 0;
+	}
+	/* (only the telserver keeps state: the other daemons, which read
+	 * the same file, do not need the directory) */
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+		log_warn("bus: state_dir %s", dir);
+		return -1;
 	}
 	if ((size_t)snprintf(out, len, "%s/ringq-telserver-%s.events", dir,
 	    cfg->tel_name) >= len) {
