@@ -35,7 +35,6 @@
 #define EVOUT_JOURNAL_MAGIC_LEN	8
 #define EVOUT_JOURNAL_SLACK	(1u << 20)
 #define EVOUT_RECORD_MAX	(1u << 20)
-#define EVOUT_JOURNAL_RETRY_MS	1000
 #define EVOUT_JOURNAL_RETRY_MAX_MS 10000
 
 struct pending {
@@ -312,6 +311,7 @@ static void
 journal_tend(struct rq_evout *eo)
 {
 	uint64_t now;
+	int stale;
 
 	if (eo->jfd < 0)
 		return;
@@ -334,12 +334,16 @@ journal_tend(struct rq_evout *eo)
 	now = rq_mono_ms();
 	if (now < eo->jretry_ms)
 		return;
+	stale = eo->jstale;
 	if (journal_rewrite(eo) == 0) {
+		if (stale)
+			log_info("evout: journal %s holds every pending event "
+			    "again", eo->jpath);
 		eo->jbackoff_ms = 0;
 		return;
 	}
-	eo->jstale = 1;
-	eo->jbackoff_ms = eo->jbackoff_ms == 0 ? EVOUT_JOURNAL_RETRY_MS :
+	/* (a journal only too long stays whole: appends go on) */
+	eo->jbackoff_ms = eo->jbackoff_ms == 0 ? RQ_EVOUT_JOURNAL_RETRY_MS :
 	    eo->jbackoff_ms * 2;
 	if (eo->jbackoff_ms > EVOUT_JOURNAL_RETRY_MAX_MS)
 		eo->jbackoff_ms = EVOUT_JOURNAL_RETRY_MAX_MS;
@@ -437,16 +441,22 @@ journal_open(struct rq_evout *eo, const char *path)
 		log_warnx("evout: journal %s: path too long", path);
 		return -1;
 	}
-	if ((eo->jpath = strdup(path)) == NULL)
+	if ((eo->jpath = strdup(path)) == NULL) {
+		log_warn("evout: journal %s", path);
 		return -1;
+	}
 	if ((eo->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
 	    -1) {
 		log_warn("evout: journal lock %s", lock);
 		return -1;
 	}
 	if (flock(eo->lockfd, LOCK_EX | LOCK_NB) == -1) {
-		log_warnx("evout: journal %s is in use by another process "
-		    "(a second telserver of the same name?)", path);
+		if (errno == EWOULDBLOCK)
+			log_warnx("evout: journal %s is in use by another "
+			    "process (a second telserver of the same name?)",
+			    path);
+		else
+			log_warn("evout: journal lock %s", lock);
 		return -1;
 	}
 	if ((eo->jfd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
@@ -539,16 +549,17 @@ rq_evout_free(struct rq_evout *eo, int linger_ms)
 		rq_evout_process(eo);
 		rq_evout_tick(eo);
 	}
-	/* The journal keeps exactly what is pending, for the next start. */
+	/* The journal keeps exactly what is pending, for the next start
+	 * (a whole journal that cannot be written again keeps more). */
 	if (eo->jfd >= 0 && eo->npending == 0)
 		journal_tend(eo);
-	else if (eo->jfd >= 0 && journal_rewrite(eo) == 0)
+	else if (eo->jfd >= 0 && (journal_rewrite(eo) == 0 || !eo->jstale))
 		log_warnx("evout: %zu events not acknowledged at exit: kept in "
 		    "%s for the next start", eo->npending, eo->jpath);
 	else if (eo->npending > 0)
 		log_warnx("evout: %zu events not acknowledged at exit%s",
-		    eo->npending, eo->jfd >= 0 && eo->jstale ? ", some of "
-		    "them not in the journal" : "");
+		    eo->npending, eo->jfd >= 0 ? ", some of them not in the "
+		    "journal" : "");
 	if (eo->dropped > 0)
 		log_warnx("evout: %llu events dropped while the outbox was "
 		    "full", (unsigned long long)eo->dropped);

@@ -27,6 +27,8 @@
 #define RQ_EVOUT_RESEND_MS	1000
 #define RQ_EVOUT_RESEND_BURST	1000
 #define RQ_EVOUT_MAX_PENDING	200000
+/* after a failed rewrite of the journal, the next try; then doubled */
+#define RQ_EVOUT_JOURNAL_RETRY_MS 1000
 
 struct rq_evout;
 

@@ -5,8 +5,10 @@
 # always) is killed and restarted twice.  At the end every accepted call must
 # be in exactly one terminal state, in Redis and in PostgreSQL; no attempt
 # (X-Ringq-Attempt) may reach the customer in two SIP dialogs; PostgreSQL
-# must hold exactly one attempt record per dispatched attempt; nothing lost.
-# Prints the counts; fails on any loss or duplicate.
+# must hold exactly one attempt record per dispatched attempt, and every
+# completed attempt's ringing and answered events (the telservers' ZeroMQ
+# outbox, kept across their kills by its journal); nothing lost.  Prints
+# the counts; fails on any loss or duplicate.
 #
 # Environment: RQ_CRASH_CALLS (2200), RQ_CRASH_RATE (16 calls/s submitted),
 # RQ_CRASH_SEED (random; printed, set it to replay the same kill schedule),
@@ -323,12 +325,22 @@ while :; do
 	sleep 1
 done
 note "drain: Redis has every accepted call terminal ($o open)"
-# accounting catches up: every stream entry stored and deleted
+# completed attempts whose ringing or answered event (ZeroMQ, from the
+# telserver's outbox and journal) is not stored yet
+pg_unheard() {
+	rq_psql "SELECT count(*) FROM call_events c WHERE c.status = 'completed'
+	    AND (SELECT count(DISTINCT status) FROM call_events e
+	         WHERE e.call_id = c.call_id AND e.attempt = c.attempt
+	         AND e.status IN ('ringing', 'answered')) < 2" 2>/dev/null || echo "?"
+}
+# accounting catches up: every stream entry stored and deleted, every
+# telserver event resent and stored
 t_acct=$(rq_now_ms)
 while (( $(rq_now_ms) - t_acct < 60000 )); do
 	supervise
 	[ "$(rq_redis XLEN rq:events 2>/dev/null)" = 0 ] && [ "$(pg_open)" = 0 ] &&
-	    [ "$(rq_psql "SELECT count(*) FROM calls")" -ge "$ACCEPTED" ] && break
+	    [ "$(rq_psql "SELECT count(*) FROM calls")" -ge "$ACCEPTED" ] &&
+	    [ "$(pg_unheard)" = 0 ] && break
 	sleep 1
 done
 note "accounting: rq:events length $(rq_redis XLEN rq:events), PostgreSQL open calls $(pg_open)"
@@ -378,6 +390,8 @@ for l in open(T + "/pg_calls.txt"):
         pgc[p[0]] = (p[1], p[2], int(p[3]))
 ev_term = collections.Counter()
 dispatched = set()
+heard = collections.defaultdict(set)   # (id, attempt) -> ringing, answered
+completed = set()
 for l in open(T + "/pg_events.txt"):
     p = l.split()
     if len(p) == 3:
@@ -385,6 +399,10 @@ for l in open(T + "/pg_events.txt"):
             ev_term[p[0]] += 1
         if p[2] == "dispatched":
             dispatched.add((p[0], int(p[1])))
+        if p[2] in ("ringing", "answered"):
+            heard[(p[0], int(p[1]))].add(p[2])
+        if p[2] == "completed":
+            completed.add((p[0], int(p[1])))
 att_rows = collections.Counter()
 for l in open(T + "/pg_attempts.txt"):
     p = l.split()
@@ -420,6 +438,7 @@ ours = {k for k in dispatched if k[0] in idset}
 no_row = sorted(k for k in ours if att_rows[k] != 1)
 extra_rows = sorted(k for k in att_rows if k[0] in idset and k not in ours)
 unclaimed = sorted(k for k in dialled if k not in dispatched)
+unheard = sorted(k for k in completed if k[0] in idset and len(heard[k]) < 2)
 statuses = collections.Counter(
     (pgc[i][0] + (" " + pgc[i][1] if pgc[i][1] else "")) for i in ids if i in pgc)
 out("accepted (202)", len(ids))
@@ -438,6 +457,9 @@ out("SIP dialogs cut (SIPp got no ACK or BYE)", gone)
 out("PostgreSQL attempt rows per dispatched attempt",
     "exactly 1 for %d of %d" % (len(ours) - len(no_row), len(ours)))
 out("PostgreSQL attempt rows without a dispatched event", len(extra_rows))
+out("completed attempts with their ringing and answered",
+    "%d of %d" % (len([k for k in completed if k[0] in idset]) - len(unheard),
+                  len([k for k in completed if k[0] in idset])))
 out("calls dialled more than once (new attempts)",
     sum(1 for c in collections.Counter(k[0] for k in dialled).values() if c > 1))
 out("lost", len(lost))
@@ -457,6 +479,8 @@ if no_row: bad.append("dispatched attempts without exactly one row: " + " ".join
     "%s/%d" % k for k in no_row[:10]))
 if extra_rows: bad.append("attempt rows without dispatched: " + " ".join(
     "%s/%d" % k for k in extra_rows[:10]))
+if unheard: bad.append("completed attempts without ringing or answered: " +
+    " ".join("%s/%d" % k for k in unheard[:10]))
 for b in bad:
     print("BAD " + b)
 EOF

@@ -398,7 +398,8 @@ test_journal_disk_full(void **state)
 	char peer[RQ_BUS_ID_MAX], peer1[RQ_BUS_ID_MAX];
 	size_t peerlen = 0, peerlen1;
 	struct rq_evout *eo, *eo2;
-	off_t whole;
+	void (*old_xfsz)(int);
+	off_t whole, torn;
 	int i;
 
 	assert_non_null(mkdtemp(dir));
@@ -411,8 +412,9 @@ test_journal_disk_full(void **state)
 		emit_answered(eo, ids[i], 1700000000000ULL + i);
 	whole = file_size(path);
 
-	/* room for 10 bytes more: the fourth event's write is torn */
-	signal(SIGXFSZ, SIG_IGN);
+	/* room for 10 bytes more: the fourth event's write is torn; the
+	 * limit is lifted before any assert, which would leave it on */
+	old_xfsz = signal(SIGXFSZ, SIG_IGN);
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &unlimited), 0);
 	limit = unlimited;
 	limit.rlim_cur = (rlim_t)whole + 10;
@@ -420,12 +422,14 @@ test_journal_disk_full(void **state)
 	for (i = 3; i < 6; i++)
 		emit_answered(eo, ids[i], 1700000000000ULL + i);
 	rq_evout_tick(eo);		/* the rewrite fails too */
-	assert_int_equal(file_size(path), whole);
+	torn = file_size(path);
+	copy_file(path, crash);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &unlimited), 0);
+	signal(SIGXFSZ, old_xfsz);
+	assert_int_equal(torn, whole);
 	recv_exactly(eo, 0, 6, peer, &peerlen);	/* sent, all the same */
 	memcpy(peer1, peer, peerlen);
 	peerlen1 = peerlen;
-	copy_file(path, crash);
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &unlimited), 0);
 	assert_non_null(eo2 = rq_evout_new(zctx, "inproc://accounting",
 	    crash));
 	assert_int_equal(rq_evout_pending(eo2), 3);
@@ -433,7 +437,7 @@ test_journal_disk_full(void **state)
 	rq_evout_free(eo2, 0);
 
 	/* room again: the next rewrite (after its back-off) has all six */
-	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
+	usleep((RQ_EVOUT_JOURNAL_RETRY_MS + 100) * 1000);
 	rq_evout_tick(eo);
 	assert_true(file_size(path) > whole);
 	assert_null(rq_evout_new(zctx, "inproc://accounting", path));
@@ -448,6 +452,74 @@ test_journal_disk_full(void **state)
 	wait_pending(eo, 0);
 	rq_evout_free(eo, 0);
 	remove_journals(dir);
+}
+
+/* A rewrite due only because the journal grew, which fails (here its
+ * .new is a directory): the journal is whole still, and events go on
+ * being appended to it. */
+static void
+test_journal_rewrite_fails(void **state)
+{
+	char dir[] = "/tmp/ringq-evout-XXXXXX", path[256], tmp[300];
+	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1], id[RQ_ID_LEN + 1];
+	size_t peerlen = 0;
+	struct rq_evout *eo;
+	struct rq_msg ev, m;
+	off_t before;
+	int i, rc, got = 0;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/tel.events", dir);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	/* over 1 MiB of events, all acked but the first: a rewrite is due */
+	for (i = 0; i < 16000; i++) {
+		assert_int_equal(rq_call_id_new(i == 0 ? held : id), 0);
+		emit_answered(eo, i == 0 ? held : id, 1700000000000ULL);
+		while ((rc = router_recv(peer, &peerlen, &m)) != 0) {
+			if (rc != 1)
+				continue;
+			got++;
+			if (strcmp(m.call_id, held) != 0)
+				ack(peer, peerlen, m.call_id, 2, "answered");
+			rq_msg_clear(&m);
+		}
+	}
+	while (got < 16000) {
+		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
+
+		assert_true(zmq_poll(&pi, 1, 1000) == 1);
+		while ((rc = router_recv(peer, &peerlen, &m)) == 1) {
+			got++;
+			if (strcmp(m.call_id, held) != 0)
+				ack(peer, peerlen, m.call_id, 2, "answered");
+			rq_msg_clear(&m);
+		}
+	}
+	wait_pending(eo, 1);
+	before = file_size(path);
+	assert_true(before > (1 << 20));
+	rq_evout_tick(eo);		/* the rewrite fails */
+	assert_int_equal(file_size(path), before);
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, held);
+	rq_msg_set(&ev, attempt, 3);
+	rq_msg_set(&ev, status, "answered");
+	assert_int_equal(rq_evout_emit(eo, &ev), 0);
+	assert_true(file_size(path) > before);
+	/* acked, so that no later test meets them */
+	ack(peer, peerlen, held, 2, "answered");
+	wait_pending(eo, 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	ack(peer, peerlen, held, 3, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
+	rmdir(tmp);
+	unlink(path);
+	snprintf(tmp, sizeof(tmp), "%s.lock", path);
+	unlink(tmp);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 /* Accounting away for long: the outbox keeps the newest
@@ -529,6 +601,7 @@ main(void)
 		cmocka_unit_test(test_probes_while_silent),
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_journal_disk_full),
+		cmocka_unit_test(test_journal_rewrite_fails),
 		cmocka_unit_test(test_full_outbox_logs_once),
 		cmocka_unit_test(test_refuses_incomplete_events),
 	};
