@@ -43,9 +43,20 @@ bus_register(struct tel_ctx *ctx, int fd)
 	return su_root_register(ctx->root, &w, bus_wakeup, NULL, 0);
 }
 
-/* The outbox's journal (evout.h): state_dir, else run_dir, holds
- * ringq-telserver-NAME.events; with neither, the events live in memory
- * only ("" in out). */
+void
+tel_state_path(const struct rq_config *cfg, const char *suffix, char *out,
+    size_t len)
+{
+	const char *dir = cfg->state_dir[0] ? cfg->state_dir : cfg->run_dir;
+
+	out[0] = '\0';
+	if (dir[0] != '\0' && (size_t)snprintf(out, len,
+	    "%s/ringq-telserver-%s.%s", dir, cfg->tel_name, suffix) >= len)
+		out[0] = '\0';
+}
+
+/* The outbox's journal (evout.h), "" in out for none: the events then
+ * live in memory only. */
 static int
 events_journal(const struct rq_config *cfg, char *out, size_t len)
 {
@@ -54,7 +65,8 @@ events_journal(const struct rq_config *cfg, char *out, size_t len)
 	out[0] = '\0';
 	if (dir[0] == '\0') {
 		log_warnx("bus: no state_dir or run_dir: a kill -9 loses the "
-		    "events accounting has not acknowledged yet");
+		    "events accounting has not acknowledged yet, and the "
+		    "finishes Redis has not taken yet");
 		return 0;
 	}
 	/* (only the telserver keeps state: the other daemons, which read
@@ -63,8 +75,8 @@ events_journal(const struct rq_config *cfg, char *out, size_t len)
 		log_warn("bus: state_dir %s", dir);
 		return -1;
 	}
-	if ((size_t)snprintf(out, len, "%s/ringq-telserver-%s.events", dir,
-	    cfg->tel_name) >= len) {
+	tel_state_path(cfg, "events", out, len);
+	if (out[0] == '\0') {
 		log_warnx("bus: the events journal's path is too long");
 		return -1;
 	}

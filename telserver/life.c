@@ -3,6 +3,10 @@
  * fence when it could not be), the claim before each INVITE and the finish
  * after each call, kept and retried every second while Redis fails.  One
  * synchronous link, used from the Sofia thread only. */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +93,190 @@ tel_life_open(struct tel_ctx *ctx)
 {
 	rq_redis_init(&ctx->redis, ctx->cfg->redis_host, ctx->cfg->redis_port,
 	    life_scripts, sizeof(life_scripts) / sizeof(life_scripts[0]));
+	tel_state_path(ctx->cfg, "finishes", ctx->finishes_path,
+	    sizeof(ctx->finishes_path));
+}
+
+/*
+ * The kept finishes on disk: ringq-telserver-NAME.finishes holds those
+ * that carry an outcome (not the resolves), written again whole, beside
+ * it then renamed, each time the list changes (only while Redis fails),
+ * and removed once it is empty.  A telserver killed -9 meanwhile records
+ * them at its next start, before it ends the rest of its previous run's
+ * attempts as interrupted: a call that was answered and completed is not
+ * retried, and its customer not rung again.  Each is an EVENT message
+ * (common/msg.h) packed after "ringqFn1" and its 4-byte length.
+ */
+#define FINISHES_MAGIC		"ringqFn1"
+#define FINISHES_MAGIC_LEN	8
+#define FINISHES_RECORD_MAX	(1u << 20)
+
+static void
+finish_to_msg(const struct rq_attempt_end *e, struct rq_msg *m)
+{
+	rq_msg_init(m, RQ_MSG_EVENT);
+	rq_msg_set(m, call_id, (char *)e->call_id);
+	rq_msg_set(m, attempt, e->attempt);
+	rq_msg_set(m, status, (char *)rq_status_name(e->status));
+	rq_msg_set(m, ts_ms, rq_now_ms());
+	if (e->reason)
+		rq_msg_set(m, reason, (char *)e->reason);
+	if (e->sip_code > 0)
+		rq_msg_set(m, sip_code, (uint64_t)e->sip_code);
+	if (e->started_ms)
+		rq_msg_set(m, started_ms, e->started_ms);
+	if (e->answered_ms)
+		rq_msg_set(m, answered_ms, e->answered_ms);
+	if (e->duration_ms)
+		rq_msg_set(m, duration_ms, e->duration_ms);
+	if (e->detail)
+		rq_msg_set(m, detail, (char *)e->detail);
+	if (e->result)
+		rq_msg_set(m, result, (char *)e->result);
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void
+finishes_save(struct tel_ctx *ctx)
+{
+	char tmp[sizeof(ctx->finishes_path) + 8], *buf;
+	unsigned char hdr[4];
+	struct tel_finish *f;
+	struct rq_msg m;
+	size_t len, n = 0;
+	int fd, rc = 0;
+
+	if (ctx->finishes_path[0] == '\0' || !ctx->finishes_loaded)
+		return;
+	for (f = ctx->finishes; f != NULL; f = f->next)
+		n += !f->resolve;
+	if (n == 0) {
+		if (unlink(ctx->finishes_path) == -1 && errno != ENOENT)
+			log_warn("finishes: %s", ctx->finishes_path);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.new", ctx->finishes_path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		log_warn("finishes: %s", tmp);
+		return;
+	}
+	rc = write_all(fd, FINISHES_MAGIC, FINISHES_MAGIC_LEN);
+	for (f = ctx->finishes; f != NULL && rc == 0; f = f->next) {
+		if (f->resolve)
+			continue;
+		finish_to_msg(&f->e, &m);
+		if ((rc = rq_msg_pack(&m, &buf, &len)) == -1)
+			break;
+		hdr[0] = len & 0xff;
+		hdr[1] = (len >> 8) & 0xff;
+		hdr[2] = (len >> 16) & 0xff;
+		hdr[3] = (len >> 24) & 0xff;
+		rc = write_all(fd, hdr, sizeof(hdr)) == -1 ||
+		    write_all(fd, buf, len) == -1 ? -1 : 0;
+		free(buf);
+	}
+	if (close(fd) == -1 || rc == -1 ||
+	    rename(tmp, ctx->finishes_path) == -1) {
+		log_warn("finishes: cannot write %s: a kill -9 now would "
+		    "lose %zu of them", ctx->finishes_path, n);
+		unlink(tmp);
+	}
+}
+
+static void	finish_keep(struct tel_ctx *, const struct rq_attempt_end *,
+		    int, int);
+
+/* The finishes a previous run kept, from its file, kept again (to be
+ * recorded before our start-up recovery interrupts the rest). */
+static void
+finishes_load(struct tel_ctx *ctx)
+{
+	char err[128], *buf = NULL;
+	const unsigned char *u;
+	struct rq_attempt_end e;
+	struct rq_msg m;
+	struct stat st;
+	size_t off = FINISHES_MAGIC_LEN, rlen, len = 0, n = 0;
+	ssize_t got;
+	int fd;
+
+	if (ctx->finishes_path[0] == '\0')
+		return;
+	if ((fd = open(ctx->finishes_path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("finishes: %s", ctx->finishes_path);
+		return;
+	}
+	if (fstat(fd, &st) == 0 && (buf = malloc((size_t)st.st_size + 1)) !=
+	    NULL)
+		while (len < (size_t)st.st_size && (got = read(fd, buf + len,
+		    (size_t)st.st_size - len)) > 0)
+			len += (size_t)got;
+	close(fd);
+	if (buf == NULL || len < FINISHES_MAGIC_LEN ||
+	    memcmp(buf, FINISHES_MAGIC, FINISHES_MAGIC_LEN) != 0) {
+		log_warnx("finishes: %s is no finishes file: ignored",
+		    ctx->finishes_path);
+		free(buf);
+		return;
+	}
+	u = (const unsigned char *)buf;
+	while (off + 4 <= len) {
+		rlen = (size_t)u[off] | (size_t)u[off + 1] << 8 |
+		    (size_t)u[off + 2] << 16 | (size_t)u[off + 3] << 24;
+		if (rlen == 0 || rlen > FINISHES_RECORD_MAX ||
+		    off + 4 + rlen > len)
+			break;
+		off += 4;
+		if (rq_msg_unpack(buf + off, rlen, &m, err,
+		    sizeof(err)) == 0) {
+			memset(&e, 0, sizeof(e));
+			e.call_id = m.call_id;
+			e.attempt = m.attempt;
+			e.node = ctx->cfg->tel_name;
+			e.reason = m.reason;
+			e.sip_code = (int)m.sip_code;
+			e.started_ms = m.started_ms;
+			e.answered_ms = m.answered_ms;
+			e.duration_ms = m.duration_ms;
+			e.detail = m.detail;
+			e.result = m.result;
+			if (m.type == RQ_MSG_EVENT && m.call_id != NULL &&
+			    m.status != NULL &&
+			    rq_status_parse(m.status, &e.status) == 0) {
+				finish_keep(ctx, &e, 0, 0);
+				n++;
+			}
+			rq_msg_clear(&m);
+		}
+		off += rlen;
+	}
+	if (off < len)
+		log_warnx("finishes: %s ends in %zu bytes that are no whole "
+		    "record: ignored", ctx->finishes_path, len - off);
+	free(buf);
+	if (n > 0)
+		log_info("finishes: %zu of our previous run, from %s: recorded "
+		    "before the rest is ended as interrupted", n,
+		    ctx->finishes_path);
 }
 
 /* A plain command on the link.  Returns 0, or -1 (logged; the link is
@@ -254,6 +442,9 @@ life_fence(struct tel_ctx *ctx, uint64_t now)
 	tel_bus_heartbeat(ctx);
 }
 
+static void	life_flush(struct tel_ctx *);
+static void	life_flush_round(struct tel_ctx *);
+
 /* Our attempts of a previous life (a crash, kill -9) end as interrupted
  * before we take a new one: we have no calls now.  Our liveness key goes
  * first, since the interrupt acts only on a node that is not alive. */
@@ -264,6 +455,17 @@ life_recover(struct tel_ctx *ctx)
 	const char *del[] = { "DEL", key };
 	int n;
 
+	if (!ctx->finishes_loaded) {
+		finishes_load(ctx);
+		ctx->finishes_loaded = 1;
+	}
+	/* What our previous run knew of its attempts goes first: the
+	 * interrupt below ends only what is left in our rq:oncall. */
+	if (ctx->finishes != NULL) {
+		life_flush(ctx);
+		if (ctx->redis.c == NULL)
+			return -1;
+	}
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE, ctx->cfg->tel_name);
 	if (life_cmd(ctx, "liveness", 2, del) == -1)
 		return -1;
@@ -314,6 +516,16 @@ finish_try(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
  * and dropped after LIFE_FINISH_TRIES rounds. */
 static void
 life_flush(struct tel_ctx *ctx)
+{
+	int before = ctx->nfinishes;
+
+	life_flush_round(ctx);
+	if (ctx->nfinishes != before)
+		finishes_save(ctx);
+}
+
+static void
+life_flush_round(struct tel_ctx *ctx)
 {
 	struct tel_finish *f, **pp = &ctx->finishes;
 
@@ -402,6 +614,8 @@ finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve,
 	log_warnx("call %s/%llu: %s kept for a retry (%d waiting)",
 	    e->call_id, (unsigned long long)e->attempt,
 	    resolve ? "claim" : "finish", ctx->nfinishes);
+	if (!resolve)
+		finishes_save(ctx);
 }
 
 void
@@ -624,7 +838,11 @@ tel_life_close(struct tel_ctx *ctx, int ms)
 		snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE,
 		    ctx->cfg->tel_name);
 		life_cmd(ctx, "liveness", 2, del);
-	} else if (ctx->finishes != NULL)
+	} else if (ctx->finishes != NULL && ctx->finishes_path[0] != '\0')
+		log_warnx("%d finishes not recorded: kept in %s for our next "
+		    "start (the scheduler ends those attempts as interrupted "
+		    "if it comes later)", ctx->nfinishes, ctx->finishes_path);
+	else if (ctx->finishes != NULL)
 		log_warnx("%d finishes not recorded: the scheduler ends those "
 		    "attempts as interrupted", ctx->nfinishes);
 	while ((f = ctx->finishes) != NULL) {

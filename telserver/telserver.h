@@ -558,6 +558,11 @@ void	tel_bus_event(struct tel_ctx *ctx, const struct rq_msg *ev);
 struct tel_finish;
 
 void	tel_life_open(struct tel_ctx *ctx);
+/* state_dir (else run_dir)/ringq-telserver-NAME.SUFFIX into out, or ""
+ * when neither is set (or too long): the telserver's files that outlive
+ * it, the events journal (bus.c) and the kept finishes (life.c). */
+void	tel_state_path(const struct rq_config *cfg, const char *suffix,
+	    char *out, size_t len);
 /* Retries the finishes still kept, for at most ms, and drops our liveness
  * key when none is left (the scheduler then has nothing to interrupt). */
 void	tel_life_close(struct tel_ctx *ctx, int ms);
@@ -740,6 +745,8 @@ struct tel_ctx {
 	uint64_t		 alive_next_ms;	/* monotonic: next refresh */
 	struct tel_finish	*finishes;	/* kept while Redis fails */
 	int			 nfinishes;
+	char			 finishes_path[2 * RQ_ADDR_MAX];
+	int			 finishes_loaded;	/* of a previous run */
 	uint64_t		 finish_retry_ms; /* monotonic */
 	int			 finish_hold;	/* finishes held for a batch */
 	struct tel_finish	*held, **held_tail;

@@ -11,7 +11,8 @@
 # (stale lease, other attempt, past not_after), the JOB of a held call
 # again while drained (acked, not dialled again), a Redis outage mid-call (the
 # telserver fences itself: hangs up, refuses jobs; the finish is kept and
-# recorded later), a kill -9 mid-call (the restarted telserver ends the
+# recorded later; after a kill -9 meanwhile, by the next start, from its
+# file), a kill -9 mid-call (the restarted telserver ends the
 # attempt as interrupted, and sends the events accounting had not
 # acknowledged from its journal), and the liveness key kept fresh whatever
 # heartbeat_ms is.
@@ -640,6 +641,34 @@ has "$T/h7.jsonl" '.type == "HEARTBEAT" and .state == "draining"' ||
 [ -n "$(rq_redis ZSCORE rq:inflight $C10)" ] || rq_fail "$C10: lease gone"
 rq_redis DEL rq:job:$C10 >/dev/null; rq_redis ZREM rq:inflight $C10 >/dev/null
 [ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the outage"
+
+# --- 7b. a finish kept while Redis is out, then kill -9 ---------------------------
+# A call that ends during a Redis outage keeps its finish, on disk too; the
+# telserver is killed -9 before Redis is back.  Its next start records that
+# finish before it ends its previous run's attempts as interrupted: the
+# call stays completed, and its customer is not rung again.
+C18=c_000000000000000000000018
+FINISHES=$T/run/ringq-telserver-tel-it.finishes
+harness_bg "$T/h7b.jsonl" 30 99 "0.1|$C18|1|$BARESIP_URI|Short and done."
+answered18() { [ "$(field "$T/h7b.jsonl" $C18 answered status)" = answered ]; }
+rq_wait_for 10 answered18
+rq_stop_redis
+kept18() { grep -q "call $C18/1: finish kept for a retry" "$T/telserver.log"; }
+rq_wait_for 5 kept18
+[ -s "$FINISHES" ] || rq_fail "no $FINISHES while a finish is kept"
+rq_kill_daemon telserver
+kill "$hpid" 2>/dev/null || true
+wait "$hpid" 2>/dev/null || true
+rq_restart_redis
+rq_start_daemon telserver
+rq_wait_for 10 redis_has_event $C18 completed
+! redis_has_event $C18 retrying || rq_fail "$C18: retried ($(redis_event $C18 retrying reason)) after it completed"
+[ "$(rq_redis HGET rq:job:$C18 status)" = completed ] ||
+    rq_fail "$C18: job status $(rq_redis HGET rq:job:$C18 status)"
+rq_logged "$T/telserver.log" "finishes: 1 of our previous run" ||
+    rq_fail "the kept finish was not read back"
+[ ! -e "$FINISHES" ] || rq_fail "$FINISHES left once its finish is recorded"
+[ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the restart"
 
 # --- 8. kill -9 in the middle of a call ------------------------------------------
 # The restarted telserver ends the attempt of its previous run as
