@@ -168,15 +168,6 @@ pending_add(struct rq_evout *eo, struct pending *p)
 	eo->jlive += p->jlen;
 }
 
-static void
-record_header(unsigned char hdr[4], size_t len)
-{
-	hdr[0] = len & 0xff;
-	hdr[1] = (len >> 8) & 0xff;
-	hdr[2] = (len >> 16) & 0xff;
-	hdr[3] = (len >> 24) & 0xff;
-}
-
 /* Appends an event's record (buf: the packed EVENT) to the journal.  After
  * a failed write the outbox keeps its events in memory only, until
  * journal_tend has written the journal again whole. */
@@ -190,7 +181,7 @@ journal_append(struct rq_evout *eo, struct pending *p, const char *buf,
 
 	if (eo->jfd < 0 || eo->jstale)
 		return;
-	record_header(hdr, len);
+	rq_le32_put(hdr, (uint32_t)len);
 	iov[0].iov_base = hdr;
 	iov[0].iov_len = sizeof(hdr);
 	iov[1].iov_base = (void *)buf;
@@ -207,24 +198,6 @@ journal_append(struct rq_evout *eo, struct pending *p, const char *buf,
 	if (n > 0 && ftruncate(eo->jfd, (off_t)eo->jbytes) == -1)
 		log_warn("evout: journal %s", eo->jpath);
 	eo->jstale = 1;
-}
-
-/* Writes len bytes, retrying short writes.  Returns 0 or -1. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, buf, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Replaces the journal with one that holds the pending events only, in
@@ -251,7 +224,8 @@ journal_rewrite(struct rq_evout *eo)
 		    "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	if (write_all(fd, EVOUT_JOURNAL_MAGIC, EVOUT_JOURNAL_MAGIC_LEN) == -1)
+	if (rq_write_all(fd, EVOUT_JOURNAL_MAGIC,
+	    EVOUT_JOURNAL_MAGIC_LEN) == -1)
 		goto fail;
 	total = EVOUT_JOURNAL_MAGIC_LEN;
 	for (p = eo->head; p != NULL; p = p->next) {
@@ -269,7 +243,7 @@ journal_rewrite(struct rq_evout *eo)
 			out = grown;
 			cap = ncap;
 		}
-		record_header((unsigned char *)out + outlen, len);
+		rq_le32_put((unsigned char *)out + outlen, (uint32_t)len);
 		memcpy(out + outlen + 4, rec, len);
 		free(rec);
 		outlen += 4 + len;
@@ -277,13 +251,13 @@ journal_rewrite(struct rq_evout *eo)
 		p->jlen = 4 + len;
 		eo->jlive += p->jlen;
 		if (outlen >= 65536) {
-			if (write_all(fd, out, outlen) == -1)
+			if (rq_write_all(fd, out, outlen) == -1)
 				goto fail;
 			total += outlen;
 			outlen = 0;
 		}
 	}
-	if (write_all(fd, out, outlen) == -1 || rename(tmp, eo->jpath) == -1)
+	if (rq_write_all(fd, out, outlen) == -1 || rename(tmp, eo->jpath) == -1)
 		goto fail;
 	total += outlen;
 	free(out);
@@ -392,8 +366,7 @@ journal_load(struct rq_evout *eo, const char *buf, size_t len, size_t *n)
 
 	*n = 0;
 	while (off + 4 <= len) {
-		rlen = (size_t)u[off] | (size_t)u[off + 1] << 8 |
-		    (size_t)u[off + 2] << 16 | (size_t)u[off + 3] << 24;
+		rlen = rq_le32_get(u + off);
 		if (rlen == 0 || rlen > EVOUT_RECORD_MAX ||
 		    off + 4 + rlen > len)
 			break;
@@ -476,7 +449,7 @@ journal_open(struct rq_evout *eo, const char *path)
 		return -1;
 	}
 	if (whole == 0) {
-		if (ftruncate(eo->jfd, 0) == -1 || write_all(eo->jfd,
+		if (ftruncate(eo->jfd, 0) == -1 || rq_write_all(eo->jfd,
 		    EVOUT_JOURNAL_MAGIC, EVOUT_JOURNAL_MAGIC_LEN) == -1) {
 			log_warn("evout: journal %s", path);
 			return -1;

@@ -687,3 +687,37 @@ rq_redact_urls(const char *text, char *out, size_t outlen)
 	out[o] = '\0';
 	return out;
 }
+
+int
+rq_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+void
+rq_le32_put(unsigned char out[4], uint32_t v)
+{
+	out[0] = v & 0xff;
+	out[1] = (v >> 8) & 0xff;
+	out[2] = (v >> 16) & 0xff;
+	out[3] = (v >> 24) & 0xff;
+}
+
+uint32_t
+rq_le32_get(const unsigned char in[4])
+{
+	return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
+	    (uint32_t)in[3] << 24;
+}

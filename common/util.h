@@ -71,6 +71,13 @@ int		rq_listen_split(const char *s, char *host, size_t hostlen,
 int		rq_pidfile_write(const char *run_dir, const char *name);
 void		rq_pidfile_remove(const char *run_dir, const char *name);
 
+/* write(2) until len bytes went (EINTR retried).  Returns 0 or -1. */
+int		rq_write_all(int fd, const void *buf, size_t len);
+/* The 4-byte little-endian lengths that frame the records of the
+ * telserver's files (common/evout.c, telserver/life.c). */
+void		rq_le32_put(unsigned char out[4], uint32_t v);
+uint32_t	rq_le32_get(const unsigned char in[4]);
+
 /* SIGINT and SIGTERM set rq_stop; SIGPIPE is ignored. */
 extern volatile sig_atomic_t rq_stop;
 void		rq_signals_install(void);

@@ -135,24 +135,6 @@ finish_to_msg(const struct rq_attempt_end *e, struct rq_msg *m)
 		rq_msg_set(m, result, (char *)e->result);
 }
 
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void
 finishes_save(struct tel_ctx *ctx)
 {
@@ -178,19 +160,16 @@ finishes_save(struct tel_ctx *ctx)
 		log_warn("finishes: %s", tmp);
 		return;
 	}
-	rc = write_all(fd, FINISHES_MAGIC, FINISHES_MAGIC_LEN);
+	rc = rq_write_all(fd, FINISHES_MAGIC, FINISHES_MAGIC_LEN);
 	for (f = ctx->finishes; f != NULL && rc == 0; f = f->next) {
 		if (f->resolve)
 			continue;
 		finish_to_msg(&f->e, &m);
 		if ((rc = rq_msg_pack(&m, &buf, &len)) == -1)
 			break;
-		hdr[0] = len & 0xff;
-		hdr[1] = (len >> 8) & 0xff;
-		hdr[2] = (len >> 16) & 0xff;
-		hdr[3] = (len >> 24) & 0xff;
-		rc = write_all(fd, hdr, sizeof(hdr)) == -1 ||
-		    write_all(fd, buf, len) == -1 ? -1 : 0;
+		rq_le32_put(hdr, (uint32_t)len);
+		rc = rq_write_all(fd, hdr, sizeof(hdr)) == -1 ||
+		    rq_write_all(fd, buf, len) == -1 ? -1 : 0;
 		free(buf);
 	}
 	if (close(fd) == -1 || rc == -1 ||
@@ -240,8 +219,7 @@ finishes_load(struct tel_ctx *ctx)
 	}
 	u = (const unsigned char *)buf;
 	while (off + 4 <= len) {
-		rlen = (size_t)u[off] | (size_t)u[off + 1] << 8 |
-		    (size_t)u[off + 2] << 16 | (size_t)u[off + 3] << 24;
+		rlen = rq_le32_get(u + off);
 		if (rlen == 0 || rlen > FINISHES_RECORD_MAX ||
 		    off + 4 + rlen > len)
 			break;

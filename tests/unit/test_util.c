@@ -403,11 +403,47 @@ test_listen_split(void **state)
 			    host, port);
 }
 
+/* The record lengths of the telserver's files: little-endian on every
+ * host, and what rq_write_all writes through a pipe comes out whole. */
+static void
+test_le32_and_write_all(void **state)
+{
+	unsigned char b[4], big[200000], back[sizeof(big)];
+	size_t i, got = 0;
+	ssize_t n;
+	int fds[2];
+	pid_t pid;
+
+	rq_le32_put(b, 0x01020304);
+	assert_memory_equal(b, "\x04\x03\x02\x01", 4);
+	assert_int_equal(rq_le32_get(b), 0x01020304);
+	rq_le32_put(b, 0xffffffffu);
+	assert_int_equal(rq_le32_get(b), 0xffffffffu);
+
+	/* more than a pipe holds: write(2) returns short, rq_write_all
+	 * goes on */
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7);
+	assert_int_equal(pipe(fds), 0);
+	if ((pid = fork()) == 0) {
+		close(fds[0]);
+		_exit(rq_write_all(fds[1], big, sizeof(big)) == 0 ? 0 : 1);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], back + got, sizeof(back) - got)) > 0)
+		got += (size_t)n;
+	close(fds[0]);
+	assert_int_equal(got, sizeof(big));
+	assert_memory_equal(back, big, sizeof(big));
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_targets),
+		cmocka_unit_test(test_le32_and_write_all),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_ids_and_hash),
 		cmocka_unit_test(test_ids_pool),
