@@ -1,6 +1,5 @@
 /* Event outbox (see evout.h). */
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include <errno.h>
@@ -324,35 +323,6 @@ journal_tend(struct rq_evout *eo)
 	eo->jretry_ms = now + eo->jbackoff_ms;
 }
 
-/* Reads a whole file into a new buffer.  Returns NULL on error. */
-static char *
-read_file(int fd, size_t *len)
-{
-	struct stat st;
-	char *buf;
-	size_t got = 0;
-	ssize_t n;
-
-	if (fstat(fd, &st) == -1)
-		return NULL;
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-		return NULL;
-	while (got < (size_t)st.st_size) {
-		n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			free(buf);
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	*len = got;
-	return buf;
-}
-
 /* The events a previous run left unacknowledged, from buf (a journal's
  * content), into the outbox; *n says how many.  Returns the length of
  * buf's whole records, or -1 (out of memory). */
@@ -433,7 +403,7 @@ journal_open(struct rq_evout *eo, const char *path)
 		return -1;
 	}
 	if ((eo->jfd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
-	    0600)) == -1 || (buf = read_file(eo->jfd, &len)) == NULL) {
+	    0600)) == -1 || (buf = rq_read_all(eo->jfd, &len)) == NULL) {
 		log_warn("evout: journal %s", path);
 		return -1;
 	}

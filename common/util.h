@@ -71,6 +71,9 @@ int		rq_listen_split(const char *s, char *host, size_t hostlen,
 int		rq_pidfile_write(const char *run_dir, const char *name);
 void		rq_pidfile_remove(const char *run_dir, const char *name);
 
+/* A whole file from fd (from its start) in a new buffer, its length in
+ * *len.  Returns NULL on error (errno set). */
+char		*rq_read_all(int fd, size_t *len);
 /* write(2) until len bytes went (EINTR retried).  Returns 0 or -1. */
 int		rq_write_all(int fd, const void *buf, size_t len);
 /* The 4-byte little-endian lengths that frame the records of the

@@ -3,8 +3,6 @@
  * fence when it could not be), the claim before each INVITE and the finish
  * after each call, kept and retried every second while Redis fails.  One
  * synchronous link, used from the Sofia thread only. */
-#include <sys/stat.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -95,6 +93,10 @@ tel_life_open(struct tel_ctx *ctx)
 	    life_scripts, sizeof(life_scripts) / sizeof(life_scripts[0]));
 	tel_state_path(ctx->cfg, "finishes", ctx->finishes_path,
 	    sizeof(ctx->finishes_path));
+	if (ctx->finishes_path[0] == '\0' && (ctx->cfg->state_dir[0] ||
+	    ctx->cfg->run_dir[0]))
+		log_warnx("finishes: the file's path is too long: finishes "
+		    "are kept in memory only");
 }
 
 /*
@@ -131,8 +133,20 @@ finish_to_msg(const struct rq_attempt_end *e, struct rq_msg *m)
 		rq_msg_set(m, duration_ms, e->duration_ms);
 	if (e->detail)
 		rq_msg_set(m, detail, (char *)e->detail);
-	if (e->result)
+	/* (one longer than RQ_RESULT_MAX is left out by the finish too) */
+	if (e->result && strlen(e->result) <= RQ_RESULT_MAX)
 		rq_msg_set(m, result, (char *)e->result);
+}
+
+/* Whether a kept finish goes to the file: one that carries an outcome.  A
+ * claim's resolve, or an interrupted attempt, ends at our next start as
+ * its interrupt would end it anyway; leaving those out keeps a fence,
+ * which hangs up every call at once, from writing the file per call. */
+static int
+finish_on_disk(const struct tel_finish *f)
+{
+	return !f->resolve && !(f->e.status == RQ_ST_FAILED && f->e.reason &&
+	    !strcmp(f->e.reason, RQ_REASON_INTERRUPTED));
 }
 
 static void
@@ -147,26 +161,32 @@ finishes_save(struct tel_ctx *ctx)
 
 	if (ctx->finishes_path[0] == '\0' || !ctx->finishes_loaded)
 		return;
+	ctx->finishes_dirty = 0;
 	for (f = ctx->finishes; f != NULL; f = f->next)
-		n += !f->resolve;
+		n += finish_on_disk(f);
+	snprintf(tmp, sizeof(tmp), "%s.new", ctx->finishes_path);
 	if (n == 0) {
 		if (unlink(ctx->finishes_path) == -1 && errno != ENOENT)
 			log_warn("finishes: %s", ctx->finishes_path);
+		unlink(tmp);		/* a kill -9 mid-save leaves it */
 		return;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.new", ctx->finishes_path);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1) {
 		log_warn("finishes: %s", tmp);
+		ctx->finishes_dirty = 1;
 		return;
 	}
 	rc = rq_write_all(fd, FINISHES_MAGIC, FINISHES_MAGIC_LEN);
 	for (f = ctx->finishes; f != NULL && rc == 0; f = f->next) {
-		if (f->resolve)
+		if (!finish_on_disk(f))
 			continue;
 		finish_to_msg(&f->e, &m);
-		if ((rc = rq_msg_pack(&m, &buf, &len)) == -1)
+		if (rq_msg_pack(&m, &buf, &len) == -1) {
+			errno = EINVAL;
+			rc = -1;
 			break;
+		}
 		rq_le32_put(hdr, (uint32_t)len);
 		rc = rq_write_all(fd, hdr, sizeof(hdr)) == -1 ||
 		    rq_write_all(fd, buf, len) == -1 ? -1 : 0;
@@ -174,9 +194,11 @@ finishes_save(struct tel_ctx *ctx)
 	}
 	if (close(fd) == -1 || rc == -1 ||
 	    rename(tmp, ctx->finishes_path) == -1) {
+		/* tel_life_tick tries again */
 		log_warn("finishes: cannot write %s: a kill -9 now would "
-		    "lose %zu of them", ctx->finishes_path, n);
+		    "lose the outcome of %zu calls", ctx->finishes_path, n);
 		unlink(tmp);
+		ctx->finishes_dirty = 1;
 	}
 }
 
@@ -188,13 +210,11 @@ static void	finish_keep(struct tel_ctx *, const struct rq_attempt_end *,
 static void
 finishes_load(struct tel_ctx *ctx)
 {
-	char err[128], *buf = NULL;
+	char err[128], *buf;
 	const unsigned char *u;
 	struct rq_attempt_end e;
 	struct rq_msg m;
-	struct stat st;
-	size_t off = FINISHES_MAGIC_LEN, rlen, len = 0, n = 0;
-	ssize_t got;
+	size_t off = FINISHES_MAGIC_LEN, rlen, len = 0, n = 0, bad = 0;
 	int fd;
 
 	if (ctx->finishes_path[0] == '\0')
@@ -204,13 +224,13 @@ finishes_load(struct tel_ctx *ctx)
 			log_warn("finishes: %s", ctx->finishes_path);
 		return;
 	}
-	if (fstat(fd, &st) == 0 && (buf = malloc((size_t)st.st_size + 1)) !=
-	    NULL)
-		while (len < (size_t)st.st_size && (got = read(fd, buf + len,
-		    (size_t)st.st_size - len)) > 0)
-			len += (size_t)got;
+	buf = rq_read_all(fd, &len);
 	close(fd);
-	if (buf == NULL || len < FINISHES_MAGIC_LEN ||
+	if (buf == NULL) {
+		log_warn("finishes: %s", ctx->finishes_path);
+		return;
+	}
+	if (len < FINISHES_MAGIC_LEN ||
 	    memcmp(buf, FINISHES_MAGIC, FINISHES_MAGIC_LEN) != 0) {
 		log_warnx("finishes: %s is no finishes file: ignored",
 		    ctx->finishes_path);
@@ -242,11 +262,19 @@ finishes_load(struct tel_ctx *ctx)
 			    rq_status_parse(m.status, &e.status) == 0) {
 				finish_keep(ctx, &e, 0, 0);
 				n++;
-			}
+			} else
+				bad++;
 			rq_msg_clear(&m);
+		} else {
+			log_warnx("finishes: %s: a record skipped: %s",
+			    ctx->finishes_path, err);
+			bad++;
 		}
 		off += rlen;
 	}
+	if (bad > 0)
+		log_warnx("finishes: %s: %zu records that are no finish "
+		    "skipped", ctx->finishes_path, bad);
 	if (off < len)
 		log_warnx("finishes: %s ends in %zu bytes that are no whole "
 		    "record: ignored", ctx->finishes_path, len - off);
@@ -438,11 +466,20 @@ life_recover(struct tel_ctx *ctx)
 		ctx->finishes_loaded = 1;
 	}
 	/* What our previous run knew of its attempts goes first: the
-	 * interrupt below ends only what is left in our rq:oncall. */
+	 * interrupt below ends only what is left in our rq:oncall.  Redis
+	 * refusing one with the link up (30 rounds) does not hold us up
+	 * for ever. */
 	if (ctx->finishes != NULL) {
 		life_flush(ctx);
 		if (ctx->redis.c == NULL)
 			return -1;
+		if (ctx->finishes != NULL &&
+		    ++ctx->recover_refused < LIFE_FINISH_TRIES)
+			return -1;
+		if (ctx->finishes != NULL)
+			log_warnx("%d finishes of our previous run refused by "
+			    "Redis %d times: their attempts end as "
+			    "interrupted", ctx->nfinishes, LIFE_FINISH_TRIES);
 	}
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE, ctx->cfg->tel_name);
 	if (life_cmd(ctx, "liveness", 2, del) == -1)
@@ -516,7 +553,11 @@ life_flush_round(struct tel_ctx *ctx)
 		}
 		if (ctx->redis.c == NULL)
 			return;
-		if (++f->tries < LIFE_FINISH_TRIES) {
+		/* Before our start-up recovery, a refusal is not counted:
+		 * a previous run's outcome must not be dropped, and then
+		 * interrupted, because Redis refused writes for a while
+		 * (life_recover bounds that wait). */
+		if (!ctx->recovered || ++f->tries < LIFE_FINISH_TRIES) {
 			pp = &f->next;
 			continue;
 		}
@@ -549,6 +590,8 @@ tel_life_tick(struct tel_ctx *ctx)
 		now = rq_mono_ms();
 	}
 	life_fence(ctx, now);
+	if (ctx->finishes_dirty)
+		finishes_save(ctx);
 	if (ctx->finishes != NULL && now >= ctx->finish_retry_ms) {
 		ctx->finish_retry_ms = now + LIFE_RETRY_MS;
 		life_flush(ctx);
@@ -592,7 +635,7 @@ finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve,
 	log_warnx("call %s/%llu: %s kept for a retry (%d waiting)",
 	    e->call_id, (unsigned long long)e->attempt,
 	    resolve ? "claim" : "finish", ctx->nfinishes);
-	if (!resolve)
+	if (finish_on_disk(f))
 		finishes_save(ctx);
 }
 
@@ -816,10 +859,12 @@ tel_life_close(struct tel_ctx *ctx, int ms)
 		snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE,
 		    ctx->cfg->tel_name);
 		life_cmd(ctx, "liveness", 2, del);
-	} else if (ctx->finishes != NULL && ctx->finishes_path[0] != '\0')
-		log_warnx("%d finishes not recorded: kept in %s for our next "
-		    "start (the scheduler ends those attempts as interrupted "
-		    "if it comes later)", ctx->nfinishes, ctx->finishes_path);
+	} else if (ctx->finishes != NULL && ctx->finishes_path[0] != '\0' &&
+	    !ctx->finishes_dirty)
+		log_warnx("%d finishes not recorded: those with an outcome are "
+		    "kept in %s for our next start (the others, and these if "
+		    "it comes late, the scheduler ends as interrupted)",
+		    ctx->nfinishes, ctx->finishes_path);
 	else if (ctx->finishes != NULL)
 		log_warnx("%d finishes not recorded: the scheduler ends those "
 		    "attempts as interrupted", ctx->nfinishes);

@@ -747,6 +747,8 @@ struct tel_ctx {
 	int			 nfinishes;
 	char			 finishes_path[2 * RQ_ADDR_MAX];
 	int			 finishes_loaded;	/* of a previous run */
+	int			 finishes_dirty;	/* the file to write */
+	int			 recover_refused;	/* rounds */
 	uint64_t		 finish_retry_ms; /* monotonic */
 	int			 finish_hold;	/* finishes held for a batch */
 	struct tel_finish	*held, **held_tail;

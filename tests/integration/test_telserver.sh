@@ -620,6 +620,9 @@ nacked10() { has "$T/h7.jsonl" '.type == "JOB_NACK" and .call_id == $id and .rea
 rq_wait_for 10 nacked10
 kept9() { grep -q "call $C9/1: finish kept for a retry" "$T/telserver.log"; }
 rq_wait_for 5 kept9
+# interrupted: our next start would end it so anyway, nothing on disk
+FINISHES=$T/run/ringq-telserver-tel-it.finishes
+[ ! -e "$FINISHES" ] || rq_fail "the fence's interrupted finish was written to $FINISHES"
 rq_restart_redis
 unfenced() { grep -q "liveness key refreshed again: taking jobs" "$T/telserver.log"; }
 rq_wait_for 10 unfenced
@@ -648,7 +651,6 @@ rq_redis DEL rq:job:$C10 >/dev/null; rq_redis ZREM rq:inflight $C10 >/dev/null
 # finish before it ends its previous run's attempts as interrupted: the
 # call stays completed, and its customer is not rung again.
 C18=c_000000000000000000000018
-FINISHES=$T/run/ringq-telserver-tel-it.finishes
 harness_bg "$T/h7b.jsonl" 30 99 "0.1|$C18|1|$BARESIP_URI|Short and done."
 answered18() { [ "$(field "$T/h7b.jsonl" $C18 answered status)" = answered ]; }
 rq_wait_for 10 answered18
