@@ -647,9 +647,10 @@ rq_redis DEL rq:job:$C10 >/dev/null; rq_redis ZREM rq:inflight $C10 >/dev/null
 
 # --- 7b. a finish kept while Redis is out, then kill -9 ---------------------------
 # A call that ends during a Redis outage keeps its finish, on disk too; the
-# telserver is killed -9 before Redis is back.  Its next start records that
-# finish before it ends its previous run's attempts as interrupted: the
-# call stays completed, and its customer is not rung again.
+# telserver is killed -9 and started again before Redis is back.  Once
+# Redis is there, it records that finish before it ends its previous
+# run's attempts as interrupted: the call stays completed, and its
+# customer is not rung again.
 C18=c_000000000000000000000018
 harness_bg "$T/h7b.jsonl" 30 99 "0.1|$C18|1|$BARESIP_URI|Short and done."
 answered18() { [ "$(field "$T/h7b.jsonl" $C18 answered status)" = answered ]; }
@@ -661,14 +662,20 @@ rq_wait_for 5 kept18
 rq_kill_daemon telserver
 kill "$hpid" 2>/dev/null || true
 wait "$hpid" 2>/dev/null || true
-rq_restart_redis
+# started while Redis is still down: the file is read once, its finish
+# kept through the recovery's retries, recorded once Redis is back
 rq_start_daemon telserver
+rq_wait_for 5 rq_logged "$T/telserver.log" "finishes: 1 of our previous run"
+sleep 2.5
+rq_restart_redis
 rq_wait_for 10 redis_has_event $C18 completed
 ! redis_has_event $C18 retrying || rq_fail "$C18: retried ($(redis_event $C18 retrying reason)) after it completed"
 [ "$(rq_redis HGET rq:job:$C18 status)" = completed ] ||
     rq_fail "$C18: job status $(rq_redis HGET rq:job:$C18 status)"
-rq_logged "$T/telserver.log" "finishes: 1 of our previous run" ||
-    rq_fail "the kept finish was not read back"
+[ "$(grep -c "finishes: 1 of our previous run" "$T/telserver.log")" = 1 ] ||
+    rq_fail "the finishes file was not read back exactly once"
+[ "$(grep -c "call $C18/1: recorded as completed" "$T/telserver.log")" = 1 ] ||
+    rq_fail "$C18: recorded $(grep -c "call $C18/1: recorded as" "$T/telserver.log") times"
 [ ! -e "$FINISHES" ] || rq_fail "$FINISHES left once its finish is recorded"
 [ "$(oncall)" = 0 ] || rq_fail "rq:oncall:tel-it not empty after the restart"
 
