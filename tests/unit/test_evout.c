@@ -279,17 +279,34 @@ recv_exactly(struct rq_evout *eo, int from, int n, char *peer,
 
 #define HEADER_BYTES	8	/* "ringqEv1" */
 
+#define DIR_TEMPLATE	"/tmp/ringq-evout-XXXXXX"	/* mkdtemp's */
+
+/* A new directory in dir (DIR_TEMPLATE) for a test's journals: path (the
+ * telserver's) and crash (a copy, as a kill -9 leaves it) in it, and n
+ * new call ids in ids[]. */
+static void
+journal_dir(char *dir, char *path, char *crash, size_t len, int n)
+{
+	int i;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, len, "%s/tel.events", dir);
+	snprintf(crash, len, "%s/crash.events", dir);
+	for (i = 0; i < n; i++)
+		assert_int_equal(rq_call_id_new(ids[i]), 0);
+}
+
 static void
 remove_journals(const char *dir)
 {
 	static const char *names[] = { "tel.events", "tel.events.lock",
-	    "crash.events", "crash.events.lock" };
+	    "tel.events.new", "crash.events", "crash.events.lock" };
 	char path[256];
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		unlink(path);
+		remove(path);
 	}
 	assert_int_equal(rmdir(dir), 0);
 }
@@ -302,18 +319,14 @@ remove_journals(const char *dir)
 static void
 test_journal(void **state)
 {
-	char dir[] = "/tmp/ringq-evout-XXXXXX", path[256], crash[256];
+	char dir[] = DIR_TEMPLATE, path[256], crash[256];
 	char peer[RQ_BUS_ID_MAX], peer1[RQ_BUS_ID_MAX];
 	size_t peerlen = 0, peerlen1;
 	struct rq_evout *eo, *eo2;
 	FILE *f;
 	int i;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/tel.events", dir);
-	snprintf(crash, sizeof(crash), "%s/crash.events", dir);
-	for (i = 0; i < 8; i++)
-		assert_int_equal(rq_call_id_new(ids[i]), 0);
+	journal_dir(dir, path, crash, sizeof(path), 8);
 
 	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
 	assert_int_equal(file_size(path), HEADER_BYTES);
@@ -393,7 +406,7 @@ test_journal(void **state)
 static void
 test_journal_disk_full(void **state)
 {
-	char dir[] = "/tmp/ringq-evout-XXXXXX", path[256], crash[256];
+	char dir[] = DIR_TEMPLATE, path[256], crash[256];
 	struct rlimit unlimited, limit;
 	char peer[RQ_BUS_ID_MAX], peer1[RQ_BUS_ID_MAX];
 	size_t peerlen = 0, peerlen1;
@@ -402,11 +415,7 @@ test_journal_disk_full(void **state)
 	off_t whole, torn;
 	int i;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/tel.events", dir);
-	snprintf(crash, sizeof(crash), "%s/crash.events", dir);
-	for (i = 0; i < 6; i++)
-		assert_int_equal(rq_call_id_new(ids[i]), 0);
+	journal_dir(dir, path, crash, sizeof(path), 6);
 	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
 	for (i = 0; i < 3; i++)
 		emit_answered(eo, ids[i], 1700000000000ULL + i);
@@ -460,7 +469,7 @@ test_journal_disk_full(void **state)
 static void
 test_journal_rewrite_fails(void **state)
 {
-	char dir[] = "/tmp/ringq-evout-XXXXXX", path[256], tmp[300];
+	char dir[] = DIR_TEMPLATE, path[256], crash[256], tmp[300];
 	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1], id[RQ_ID_LEN + 1];
 	char ours[RQ_BUS_ID_MAX];
 	size_t peerlen = 0, ourslen = 0;
@@ -469,8 +478,7 @@ test_journal_rewrite_fails(void **state)
 	off_t before;
 	int i, rc, got = 0;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/tel.events", dir);
+	journal_dir(dir, path, crash, sizeof(path), 0);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	assert_int_equal(mkdir(tmp, 0700), 0);
 	/* what earlier tests' outboxes sent late is not ours */
@@ -528,11 +536,7 @@ test_journal_rewrite_fails(void **state)
 	ack(ours, ourslen, held, 3, "answered");
 	wait_pending(eo, 0);
 	rq_evout_free(eo, 0);
-	rmdir(tmp);
-	unlink(path);
-	snprintf(tmp, sizeof(tmp), "%s.lock", path);
-	unlink(tmp);
-	assert_int_equal(rmdir(dir), 0);
+	remove_journals(dir);
 }
 
 /* Accounting away for long: the outbox keeps the newest
