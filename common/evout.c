@@ -330,19 +330,16 @@ static ssize_t
 journal_load(struct rq_evout *eo, const char *buf, size_t len, size_t *n)
 {
 	char err[128];
+	const char *rec;
 	struct pending *p;
 	size_t off = EVOUT_JOURNAL_MAGIC_LEN, bad = 0, rlen;
-	const unsigned char *u = (const unsigned char *)buf;
 
 	*n = 0;
-	while (off + 4 <= len) {
-		rlen = rq_le32_get(u + off);
-		if (rlen == 0 || rlen > EVOUT_RECORD_MAX ||
-		    off + 4 + rlen > len)
-			break;
+	while (rq_record_next(buf, len, &off, &rec, &rlen,
+	    EVOUT_RECORD_MAX)) {
 		if ((p = calloc(1, sizeof(*p))) == NULL)
 			return -1;
-		if (rq_msg_unpack(buf + off + 4, rlen, &p->ev, err,
+		if (rq_msg_unpack(rec, rlen, &p->ev, err,
 		    sizeof(err)) == -1 || p->ev.type != RQ_MSG_EVENT ||
 		    p->ev.call_id == NULL || p->ev.status == NULL) {
 			bad++;
@@ -357,7 +354,6 @@ journal_load(struct rq_evout *eo, const char *buf, size_t len, size_t *n)
 			pending_add(eo, p);
 			(*n)++;
 		}
-		off += 4 + rlen;
 	}
 	if (off < len)
 		log_warnx("evout: journal %s ends in %zu bytes that are no "

@@ -750,3 +750,20 @@ rq_read_all(int fd, size_t *len)
 	*len = got;
 	return buf;
 }
+
+int
+rq_record_next(const char *buf, size_t len, size_t *off, const char **rec,
+    size_t *rlen, size_t max)
+{
+	size_t n;
+
+	if (*off + 4 > len)
+		return 0;
+	n = rq_le32_get((const unsigned char *)buf + *off);
+	if (n == 0 || n > max || n > len - *off - 4)
+		return 0;
+	*rec = buf + *off + 4;
+	*rlen = n;
+	*off += 4 + n;
+	return 1;
+}

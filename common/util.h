@@ -80,6 +80,12 @@ int		rq_write_all(int fd, const void *buf, size_t len);
  * telserver's files (common/evout.c, telserver/life.c). */
 void		rq_le32_put(unsigned char out[4], uint32_t v);
 uint32_t	rq_le32_get(const unsigned char in[4]);
+/* The record of buf (len bytes) at *off: *rec and *rlen, *off moved past
+ * it.  Returns 1, or 0 at the end or at a record cut short or of length
+ * 0 or over max (what a crash mid-write leaves): *off stays there, the
+ * end of the whole records. */
+int		rq_record_next(const char *buf, size_t len, size_t *off,
+		    const char **rec, size_t *rlen, size_t max);
 
 /* SIGINT and SIGTERM set rq_stop; SIGPIPE is ignored. */
 extern volatile sig_atomic_t rq_stop;

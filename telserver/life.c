@@ -211,7 +211,7 @@ static void
 finishes_load(struct tel_ctx *ctx)
 {
 	char err[128], *buf;
-	const unsigned char *u;
+	const char *rec;
 	struct rq_attempt_end e;
 	struct rq_msg m;
 	size_t off = FINISHES_MAGIC_LEN, rlen, len = 0, n = 0, bad = 0;
@@ -237,15 +237,9 @@ finishes_load(struct tel_ctx *ctx)
 		free(buf);
 		return;
 	}
-	u = (const unsigned char *)buf;
-	while (off + 4 <= len) {
-		rlen = rq_le32_get(u + off);
-		if (rlen == 0 || rlen > FINISHES_RECORD_MAX ||
-		    off + 4 + rlen > len)
-			break;
-		off += 4;
-		if (rq_msg_unpack(buf + off, rlen, &m, err,
-		    sizeof(err)) == 0) {
+	while (rq_record_next(buf, len, &off, &rec, &rlen,
+	    FINISHES_RECORD_MAX)) {
+		if (rq_msg_unpack(rec, rlen, &m, err, sizeof(err)) == 0) {
 			memset(&e, 0, sizeof(e));
 			e.call_id = m.call_id;
 			e.attempt = m.attempt;
@@ -258,7 +252,7 @@ finishes_load(struct tel_ctx *ctx)
 			e.detail = m.detail;
 			e.result = m.result;
 			if (m.type == RQ_MSG_EVENT && m.call_id != NULL &&
-			    m.status != NULL &&
+			    rq_call_id_valid(m.call_id) && m.status != NULL &&
 			    rq_status_parse(m.status, &e.status) == 0) {
 				finish_keep(ctx, &e, 0, 0);
 				n++;
@@ -270,7 +264,6 @@ finishes_load(struct tel_ctx *ctx)
 			    ctx->finishes_path, err);
 			bad++;
 		}
-		off += rlen;
 	}
 	if (bad > 0)
 		log_warnx("finishes: %s: %zu records that are no finish "

@@ -438,12 +438,42 @@ test_le32_and_write_all(void **state)
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
+/* Framed records: whole ones read, and the reading stops, where the
+ * whole records end, at a length of 0, over max, or cut short. */
+static void
+test_records(void **state)
+{
+	/* "ab", "xyz", then a length 5 with 2 bytes: cut by a crash */
+	static const char buf[] = "\x02\0\0\0ab\x03\0\0\0xyz\x05\0\0\0zz";
+	static const char zero[] = "\0\0\0\0", big[] = "\x09\0\0\0abcdefghi";
+	const char *rec;
+	size_t off = 0, rlen;
+
+	assert_int_equal(rq_record_next(buf, sizeof(buf) - 1, &off, &rec,
+	    &rlen, 16), 1);
+	assert_int_equal(rlen, 2);
+	assert_memory_equal(rec, "ab", 2);
+	assert_int_equal(rq_record_next(buf, sizeof(buf) - 1, &off, &rec,
+	    &rlen, 16), 1);
+	assert_memory_equal(rec, "xyz", 3);
+	assert_int_equal(rq_record_next(buf, sizeof(buf) - 1, &off, &rec,
+	    &rlen, 16), 0);
+	assert_int_equal(off, 13);
+	off = 0;
+	assert_int_equal(rq_record_next(zero, 4, &off, &rec, &rlen, 16), 0);
+	assert_int_equal(rq_record_next(big, sizeof(big) - 1, &off, &rec,
+	    &rlen, 8), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(rq_record_next(big, 3, &off, &rec, &rlen, 16), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_targets),
 		cmocka_unit_test(test_le32_and_write_all),
+		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_ids_and_hash),
 		cmocka_unit_test(test_ids_pool),
