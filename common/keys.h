@@ -77,7 +77,7 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 /* The version of ringq-redis.so (common/redis_module.c) this tree's
  * daemons use: bump it whenever a native command's arguments, answer or
  * effects change, so that daemons never use a module of another build. */
-#define RQ_MODULE_VERSION	5
+#define RQ_MODULE_VERSION	6
 
 /* A call's timeline is in its job's hash (RQ_KEY_JOB): field
  * "<attempt>:<status>" -> event JSON, the only fields that begin with a

@@ -97,6 +97,15 @@ CLAIM_LUA
  * late one of an older attempt, or the telserver's own finish after the
  * scheduler interrupted its attempts, changes nothing.  Returns {0}, or
  * {1, status emitted} (finish_one: the two values).
+ * One exception, late_outcome(): an interrupt (a sweep: the telserver was
+ * cut off, or seemed dead) ended the attempt and put the call back for a
+ * retry that no telserver has claimed yet, and the telserver's own finish
+ * now brings an outcome that ends the call (completed, or a failure the
+ * rules never retry).  The call really ended so, and its retry would ring
+ * a customer who was served: the retry is taken back (out of the queues, a
+ * dispatcher's lease dropped and its attempt given back, as a cancel
+ * does) and the finish acts, returning {3, status}.  A failure the rules
+ * retry leaves the interrupt's retry as it is.
  */
 #define FINISH_LUA \
 RQ_LUA_EVENTS \
@@ -127,6 +136,20 @@ RQ_LUA_READY_SCORE \
 "local DEF = { busy = '" RQ_RETRY_BUSY_DEFAULT "',\n" \
 "  no_answer = '" RQ_RETRY_NO_ANSWER_DEFAULT "',\n" \
 "  network = '" RQ_RETRY_NETWORK_DEFAULT "' }\n" \
+"local function late_outcome(key, delayed, id, n, j, A, o)\n" \
+"  if tonumber(j[1]) ~= n * 16 + ST.retrying or\n" \
+"      j[5] ~= '" RQ_REASON_INTERRUPTED "' or\n" \
+"      (A[o + 4] ~= 'completed' and CLASS[A[o + 5]]) then\n" \
+"    return false\n" \
+"  end\n" \
+"  redis.call('ZREM', delayed, id)\n" \
+"  redis.call('ZREM', '" RQ_KEY_READY "', id)\n" \
+"  redis.call('ZREM', '" RQ_KEY_HOURS "', id)\n" \
+"  if redis.call('ZREM', '" RQ_KEY_INFLIGHT "', id) == 1 then\n" \
+"    redis.call('HINCRBY', key, 'attempts', '-1')\n" \
+"  end\n" \
+"  return true\n" \
+"end\n" \
 "local function finish_one(key, oncall, delayed, alive, A, o)\n" \
 "local id, n, node = A[o + 1], tonumber(A[o + 2]), A[o + 3]\n" \
 "if alive and redis.call('EXISTS', alive) == 1 then return 2 end\n" \
@@ -139,7 +162,13 @@ RQ_LUA_READY_SCORE \
 "  end\n" \
 "  return 0\n" \
 "end\n" \
-"if redis.call('SREM', oncall, id) == 0 then return 0 end\n" \
+"local code = 1\n" \
+"if redis.call('SREM', oncall, id) == 0 then\n" \
+"  if alive or not late_outcome(key, delayed, id, n, j, A, o) then\n" \
+"    return 0\n" \
+"  end\n" \
+"  code = 3\n" \
+"end\n" \
 "if is_terminal(tonumber(j[1])) then return 0 end\n" \
 "local ev = { call_id = id, attempt = n, tenant = j[2], to = f[2],\n" \
 "  node = node, sip_code = A[o + 6], started_ms = A[o + 7],\n" \
@@ -153,7 +182,7 @@ RQ_LUA_READY_SCORE \
 "  ev.status = 'completed'\n" \
 "  ev.duration_ms = A[o + 9]\n" \
 "  emit(key, ev, j, x)\n" \
-"  return 1, ev.status\n" \
+"  return code, ev.status\n" \
 "end\n" \
 "local why = A[o + 5]\n" \
 "if why == '' then why = '" RQ_REASON_REJECTED "' end\n" \
@@ -171,7 +200,7 @@ RQ_LUA_READY_SCORE \
 "end\n" \
 "if not class then\n" \
 "  emit(key, ev, j, x)\n" \
-"  return 1, ev.status\n" \
+"  return code, ev.status\n" \
 "end\n" \
 "local pol = redis.call('HGET', key, 'retry_' .. class) or ''\n" \
 "local pmax, pdelay = string.match(pol, '^(%d+):(%d+)$')\n" \
@@ -564,7 +593,7 @@ finish_run(struct rq_redis *r, const struct rq_attempt_end *e,
 		    (unsigned long long)e->attempt);
 		goto done;
 	}
-	rc = 1;
+	rc = rep->element[0]->integer == 3 ? 3 : 1;
 done:
 	freeReplyObject(rep);
 	return rc;
@@ -677,7 +706,8 @@ rq_job_finish_batch(struct rq_redis *r, size_t n,
 			    x->call_id, (unsigned long long)x->attempt);
 			continue;
 		}
-		rc[idx[i]] = code->integer == 0 ? 0 : 1;
+		rc[idx[i]] = code->integer == 0 ? 0 :
+		    code->integer == 3 ? 3 : 1;
 	}
 	ret = 0;
 done:

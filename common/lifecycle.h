@@ -100,13 +100,19 @@ struct rq_attempt_end {
  *     stands), times jitter (0.75 to 1.25, from the C side).
  * Returns the status emitted (*st) and 1, 0 for a repeated finish, or -1
  * when Redis failed (logged: keep it and call again later).
+ * A finish that comes after an interrupt (the sweep of a telserver cut
+ * off from Redis, or killed) ended its attempt, while the retry that
+ * interrupt planned is not claimed yet, acts when it ends the call
+ * (completed, or a failure that is never retried): the retry is taken
+ * back, and it returns the status emitted and 3 (lifecycle.c,
+ * late_outcome()).  Otherwise it returns 0, as for a repeated finish.
  */
 int	rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
 	    enum rq_status *st);
 
 /* rq_job_finish for n ends of one node (e[i].node all the same) in one
- * script: rc[i] is what rq_job_finish returns for e[i] (1 with st[i], 0
- * for a repeated finish, -1 for an unexpected reply or an entry refused
+ * script: rc[i] is what rq_job_finish returns for e[i] (1 or 3 with
+ * st[i], 0 for a repeated finish, -1 for an unexpected reply or an entry refused
  * here).  Returns 0, or -1 when Redis failed (logged; none is known done:
  * as rq_job_finish's -1 for each). */
 int	rq_job_finish_batch(struct rq_redis *r, size_t n,

@@ -55,7 +55,8 @@ static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
     *s_not_placed, *s_on_dnc, *s_attempts_exhausted, *s_dnc_customer,
     *s_due_after, *s_attempts, *s_not_placed_its, *s_max_reached,
     *s_rejected, *s_no_target, *s_id, *s_created_ms, *s_queued, *s_zero,
-    *s_tl_queued, *s_due, *s_wake, *s_deadlines;
+    *s_tl_queued, *s_due, *s_wake, *s_deadlines, *s_ready, *s_inflight,
+    *s_hours;
 
 static rstr *
 name(const char *s)
@@ -1279,10 +1280,52 @@ hincr(struct cmd *c, struct job *jb, rstr *field, long long by)
 enum { F_ID, F_ATTEMPT, F_NODE, F_STATUS, F_REASON, F_SIP, F_STARTED,
 	F_ANSWERED, F_DURATION, F_DETAIL, F_JITTER, F_RESULT, F__COUNT };
 
+/* Is s exactly the text t (Lua's s == t)? */
+static int
+text_is(const rstr *s, const char *t)
+{
+	size_t n;
+	const char *p = text(s, &n);
+
+	return p != NULL && n == strlen(t) && memcmp(p, t, n) == 0;
+}
+
+/*
+ * late_outcome() of common/lifecycle.c (FINISH_LUA): a finish of attempt
+ * n whose id an interrupt took out of rq:oncall, while the retry it planned
+ * waits, ends the call: the retry is taken back (out of the queues, a
+ * dispatcher's lease dropped and its attempt given back).  Returns 1, or
+ * 0 when the finish changes nothing (or c->error).
+ */
+static int
+late_outcome(struct cmd *c, struct job *jb, rstr **A, double n,
+    rstr *delayed)
+{
+	const char *why;
+	double rank;
+	size_t len;
+
+	if (!lua_number(jb->f[J_RANK], &rank) ||
+	    rank != n * 16 + RQ_ST_RETRYING ||
+	    !text_is(jb->f[J_REASON], RQ_REASON_INTERRUPTED))
+		return 0;
+	why = text(A[F_REASON], &len);
+	if (!text_is(A[F_STATUS], "completed") && len > 0 &&
+	    memchr(why, '\0', len) == NULL && retry_class(why) != NULL)
+		return 0;
+	zrem(c, delayed, A[F_ID]);
+	zrem(c, s_ready, A[F_ID]);
+	zrem(c, s_hours, A[F_ID]);
+	if (zrem(c, s_inflight, A[F_ID]) == 1)
+		hincr(c, jb, s_attempts, -1);
+	return !c->error;
+}
+
 /*
  * finish_one() of common/lifecycle.c (FINISH_LUA): 0 (not this attempt's
- * finish), 1 and the status emitted in *status, or 2 (alive: the node's
- * liveness key exists; an interrupt only).
+ * finish), 1 and the status emitted in *status, 3 and that status (a late
+ * outcome, late_outcome()), or 2 (alive: the node's liveness key exists;
+ * an interrupt only).
  */
 static long long
 finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
@@ -1297,6 +1340,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	double n, d, pmax = 0, pdelay = 0, maxatt, jit, delay, na;
 	long long tries, at, rc = 0;
 	size_t len;
+	int late = 0;
 
 	*status = NULL;
 	jb.key = NULL;
@@ -1323,8 +1367,12 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 			set_call(c, "SREM", oncall, A[F_ID]);
 		goto done;
 	}
-	if (set_call(c, "SREM", oncall, A[F_ID]) == 0)
-		goto done;
+	if (set_call(c, "SREM", oncall, A[F_ID]) == 0) {
+		if (c->error || alive != NULL ||
+		    !late_outcome(c, &jb, A, n, delayed))
+			goto done;
+		late = 1;
+	}
 	if (terminal_rank(j[J_RANK]))
 		goto done;
 	event_init(&e, c, A[F_ID], lua_int(n), j);
@@ -1337,7 +1385,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 		e.result = A[F_RESULT];
 		pair(&x, s_result, A[F_RESULT]);
 	}
-	rc = 1;
+	rc = late ? 3 : 1;
 	if (strcmp(text(A[F_STATUS], NULL), "completed") == 0) {
 		e.status = RQ_ST_COMPLETED;
 		e.status_name = *status = "completed";
@@ -2675,6 +2723,9 @@ static const struct {
 	{ &s_due, RQ_CHANNEL_DUE },
 	{ &s_wake, RQ_CHANNEL_WAKE },
 	{ &s_deadlines, RQ_KEY_DEADLINES },
+	{ &s_ready, RQ_KEY_READY },
+	{ &s_inflight, RQ_KEY_INFLIGHT },
+	{ &s_hours, RQ_KEY_HOURS },
 };
 
 /* The commands: each write one is refused whole above maxmemory (its

@@ -490,32 +490,40 @@ life_recover(struct tel_ctx *ctx)
 	return 0;
 }
 
+/* Logs what Redis made of a finish (rq_job_finish's rc and st). */
+static void
+finish_log(const struct rq_attempt_end *e, int resolve, int rc,
+    enum rq_status st)
+{
+	unsigned long long a = (unsigned long long)e->attempt;
+
+	if (rc == 1 && resolve)
+		log_info("call %s/%llu: claimed before its reply was lost: "
+		    "ended as %s", e->call_id, a, rq_status_name(st));
+	else if (rc == 1)
+		log_info("call %s/%llu: recorded as %s", e->call_id, a,
+		    rq_status_name(st));
+	else if (rc == 3)
+		log_info("call %s/%llu: recorded as %s after the scheduler "
+		    "had ended it as interrupted: its retry taken back",
+		    e->call_id, a, rq_status_name(st));
+	else if (rc == 0 && !resolve)
+		log_info("call %s/%llu: attempt already ended elsewhere "
+		    "(interrupted?), finish ignored", e->call_id, a);
+}
+
 /* Tries one finish now.  Returns 0 (done, whatever its outcome) or -1
  * (Redis failed: keep it). */
 static int
 finish_try(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
 {
-	enum rq_status st;
+	enum rq_status st = RQ_ST_QUEUED;
+	int rc = rq_job_finish(&ctx->redis, e, &st);
 
-	switch (rq_job_finish(&ctx->redis, e, &st)) {
-	case 1:
-		if (resolve)
-			log_info("call %s/%llu: claimed before its reply was "
-			    "lost: ended as %s", e->call_id,
-			    (unsigned long long)e->attempt, rq_status_name(st));
-		else
-			log_info("call %s/%llu: recorded as %s", e->call_id,
-			    (unsigned long long)e->attempt, rq_status_name(st));
-		return 0;
-	case 0:
-		if (!resolve)
-			log_info("call %s/%llu: attempt already ended "
-			    "elsewhere (interrupted?), finish ignored",
-			    e->call_id, (unsigned long long)e->attempt);
-		return 0;
-	default:
+	if (rc == -1)
 		return -1;
-	}
+	finish_log(e, resolve, rc, st);
+	return 0;
 }
 
 /* Retries the kept finishes, oldest first.  A lost connection stops the
@@ -705,14 +713,8 @@ tel_life_finish_release(struct tel_ctx *ctx)
 	    rc) : -1;
 	for (i = 0; (f = held) != NULL; i++) {
 		held = f->next;
-		if (all == 0 && rc[i] == 1)
-			log_info("call %s/%llu: recorded as %s", f->call_id,
-			    (unsigned long long)f->e.attempt,
-			    rq_status_name(st[i]));
-		else if (all == 0 && rc[i] == 0)
-			log_info("call %s/%llu: attempt already ended "
-			    "elsewhere (interrupted?), finish ignored",
-			    f->call_id, (unsigned long long)f->e.attempt);
+		if (all == 0 && rc[i] != -1)
+			finish_log(&f->e, 0, rc[i], st[i]);
 		else
 			finish_keep(ctx, &f->e, 0, ctx->redis.c != NULL);
 		finish_free(f);

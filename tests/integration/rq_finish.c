@@ -106,7 +106,7 @@ main(int argc, char **argv)
 		rc = rq_job_finish(&r, &e, &st);
 	free(result);
 	rq_redis_close(&r);
-	if (rc != 1) {
+	if (rc != 1 && rc != 3) {
 		fprintf(stderr, "rq_finish: %s: finish returned %d\n", argv[3],
 		    rc);
 		return 1;

@@ -712,10 +712,98 @@ test_interrupt(void **state)
 	    "53");
 	assert_int_equal(strncmp(last_event("detail", b, sizeof(b)),
 	    "node died; next attempt at 20", 29), 0);
-	/* The telserver's own late finish changes nothing now. */
-	assert_int_equal(finish("c_17", 1, "tel2", RQ_ST_COMPLETED, NULL, 0,
-	    &st), 0);
+	/* The telserver's own late finish of a failure the rules retry
+	 * changes nothing: the interrupt's retry stands. */
+	assert_int_equal(finish("c_17", 1, "tel2", RQ_ST_FAILED,
+	    RQ_REASON_BUSY, 486, &st), 0);
+	assert_string_equal(job_field("c_17", "status", b, sizeof(b)),
+	    "retrying");
+	assert_retry_at("c_17", 30000);
 	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 0);
+}
+
+/* The sweep interrupted attempt 1 of a call that had in fact ended (its
+ * telserver was cut off from Redis, its finish kept): the finish, when it
+ * comes, ends the call as it really ended and takes the retry back, wherever
+ * that retry waits, as long as no telserver claimed it. */
+static void
+test_late_outcome(void **state)
+{
+	static const char *const ids[] = { "c_40", "c_41", "c_42", "c_43",
+	    "c_44", "c_45" };
+	enum rq_status st;
+	char b[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		job_taken(ids[i], 1, NULL);
+		assert_int_equal(rq_job_claim(&rl, ids[i], 1, "tel7"),
+		    RQ_CLAIM_OK);
+		testredis_do("ZADD rq:active:t1 1 %s", ids[i]);
+	}
+	assert_int_equal(rq_node_interrupt(&rl, "tel7", "telserver tel7 "
+	    "seems dead"), 6);
+
+	/* completed, its retry still in rq:delayed */
+	assert_int_equal(finish("c_40", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 3);
+	assert_int_equal(st, RQ_ST_COMPLETED);
+	assert_string_equal(job_field("c_40", "status", b, sizeof(b)),
+	    "completed");
+	assert_string_equal(job_field("c_40", "status_rank", b, sizeof(b)),
+	    "22");
+	assert_int_equal(testredis_num("ZSCORE rq:delayed c_40"), -1);
+	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_40"), -1);
+	assert_string_equal(last_event("status", b, sizeof(b)), "completed");
+	assert_string_equal(last_event("attempt", b, sizeof(b)), "1");
+	/* once only */
+	assert_int_equal(finish("c_40", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+
+	/* released and taken by a dispatcher (attempt 2 leased), not yet
+	 * claimed: the lease goes and attempt 2 is given back, so the
+	 * telserver that holds the JOB finds its claim stale */
+	retake("c_41");
+	assert_int_equal(finish("c_41", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 3);
+	assert_int_equal(testredis_num("ZSCORE rq:inflight c_41"), -1);
+	assert_string_equal(job_field("c_41", "attempts", b, sizeof(b)), "1");
+	assert_int_equal(rq_job_claim(&rl, "c_41", 2, "tel8"),
+	    RQ_CLAIM_STALE);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel8"), 0);
+
+	/* released, waiting in rq:ready: taken out of it */
+	testredis_do("ZREM rq:delayed c_42");
+	testredis_do("ZADD rq:ready 1 c_42");
+	assert_int_equal(finish("c_42", 1, "tel7", RQ_ST_FAILED,
+	    RQ_REASON_DECLINED, 603, &st), 3);
+	assert_int_equal(st, RQ_ST_FAILED);
+	assert_string_equal(job_field("c_42", "reason", b, sizeof(b)),
+	    "declined");
+	assert_int_equal(testredis_num("ZSCORE rq:ready c_42"), -1);
+
+	/* a failure the rules retry: the interrupt's retry stands */
+	assert_int_equal(finish("c_43", 1, "tel7", RQ_ST_FAILED,
+	    RQ_REASON_NO_ANSWER, 0, &st), 0);
+	assert_string_equal(job_field("c_43", "status", b, sizeof(b)),
+	    "retrying");
+	assert_true(testredis_num("ZSCORE rq:delayed c_43") > 0);
+
+	/* the retry was claimed already: too late, the call goes on */
+	retake("c_44");
+	assert_int_equal(rq_job_claim(&rl, "c_44", 2, "tel8"), RQ_CLAIM_OK);
+	assert_int_equal(finish("c_44", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+	assert_string_equal(job_field("c_44", "status", b, sizeof(b)),
+	    "dispatched");
+
+	/* ended for another reason than an interrupt (a busy retry): the
+	 * same finish again is a repeat, not a late outcome */
+	testredis_do("HSET rq:job:c_45 reason busy");
+	assert_int_equal(finish("c_45", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+	assert_string_equal(job_field("c_45", "status", b, sizeof(b)),
+	    "retrying");
 }
 
 /* A finish run by an interrupt (the node's liveness key as fourth key)
@@ -1142,6 +1230,7 @@ main(void)
 		cmocka_unit_test_setup(test_not_after, setup),
 		cmocka_unit_test_setup(test_stale_finish, setup),
 		cmocka_unit_test_setup(test_interrupt, setup),
+		cmocka_unit_test_setup(test_late_outcome, setup),
 		cmocka_unit_test_setup(test_interrupt_alive_again, setup),
 		cmocka_unit_test_setup(test_batch, setup),
 		cmocka_unit_test_setup(test_inbound, setup),

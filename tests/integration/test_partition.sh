@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# A telserver cut off from Redis while Redis is up (a network partition):
+# the telserver reaches Redis through a TCP relay (tcp_proxy.py), the other
+# daemons directly.  A call is answered by a baresip phone; the relay is
+# killed; the customer hangs up while the telserver cannot record it (its
+# finish is kept); the scheduler sees the telserver's liveness key expire
+# and ends the attempt as interrupted, planning a retry.  Then the relay
+# comes back: the telserver's kept finish records the call as completed,
+# the retry is taken back, and the customer, who was served, is not rung
+# again, in Redis, in the API and in PostgreSQL.
+. "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
+
+rq_need baresip jq psql redis-server redis-cli python3
+
+SAY="This is ringq speaking. The customer hangs up before this long sentence ends, while the telserver cannot reach Redis, and the call must be counted as completed once, and never rung again."
+
+rq_start_redis
+rq_start_pg
+# the retry an interrupt plans comes 9 to 15 s later: long enough to see
+# the relay back first, short enough to wait past it
+PART_KEY="rq_part_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+rq_write_config <<EOF
+[tenant partition]
+key_sha256 = $(rq_sha256 "$PART_KEY")
+allow_sip = yes
+retry_network_delay_s = 12
+EOF
+
+# The telserver's own config: Redis through the relay.
+RELAY_PORT=$(rq_free_port)
+TEL_CONF=$T/telserver.conf
+sed -e "s|^host = .*|host = 127.0.0.1|" -e "s|^port = .*|port = $RELAY_PORT|" \
+    "$RQ_CONF" > "$TEL_CONF"
+grep -q "^port = $RELAY_PORT$" "$TEL_CONF" || rq_fail "no relay port in $TEL_CONF"
+
+relay_start() {
+	python3 "$RQ_SOURCE/tests/integration/tcp_proxy.py" "$RELAY_PORT" \
+	    "$REDIS_PORT" 2>> "$T/relay.log" &
+	rq_track relay $!
+	rq_wait_for 5 rq_tcp_listening "$RELAY_PORT"
+}
+relay_start
+
+for d in accounting gateway scheduler dispatcher; do
+	rq_start_daemon "$d"
+done
+RQ_CONF=$TEL_CONF rq_start_daemon telserver
+rq_start_baresip bob
+TEL_LOG=$T/telserver.log
+
+body=$(jq -cn --arg to "$BARESIP_URI" --arg say "$SAY" '{to: $to, say: $say}')
+resp=$(RQ_KEY=$PART_KEY rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
+[ "$(rq_last_code)" = 202 ] || rq_fail "POST /v1/calls: $(rq_last_code) $resp"
+id=$(jq -er '.id' <<<"$resp") || rq_fail "no id in $resp"
+echo "call $id to $BARESIP_URI"
+
+job() { rq_redis HGET "rq:job:$id" "$1"; }
+answered() { [ "$(job status)" = answered ]; }
+rq_wait_for 30 answered
+
+# --- the partition --------------------------------------------------------------
+rq_kill relay || true	# its status: killed by SIGTERM
+cut_ms=$(rq_now_ms)
+rq_baresip_cmd '{"command":"hangup"}' >/dev/null
+kept() { grep -q "call $id/1: finish kept for a retry" "$TEL_LOG"; }
+rq_wait_for 5 kept
+fenced() { grep -q "fenced: liveness key not refreshed" "$TEL_LOG"; }
+rq_wait_for 6 fenced
+# the scheduler's sweep: the telserver's key expired, it seems dead
+interrupted() { [ "$(job status)" = retrying ] && [ "$(job reason)" = interrupted ]; }
+rq_wait_for 15 interrupted
+retry_at=$(job not_before_ms)
+echo "interrupted by the sweep $(( $(rq_now_ms) - cut_ms )) ms after the cut; retry planned in $(( retry_at - $(rq_now_ms) )) ms"
+[ -n "$(rq_redis ZSCORE rq:delayed "$id")" ] || rq_fail "$id: no retry in rq:delayed"
+
+# --- healed ----------------------------------------------------------------------
+relay_start
+# the kept finish reaches Redis (recorded, or refused as too late)
+sent() { grep -q "call $id/1: \(recorded as\|attempt already ended\)" "$TEL_LOG"; }
+rq_wait_for 10 sent
+echo "finish sent $(( $(rq_now_ms) - cut_ms )) ms after the cut"
+(( $(rq_now_ms) < retry_at )) || rq_fail "the relay came back after the retry was due: the test proves nothing"
+
+[ "$(job status)" = completed ] || rq_fail "$id: job status $(job status) once the kept finish reached Redis"
+grep -q "call $id/1: recorded as completed after the scheduler had ended it as interrupted: its retry taken back" "$TEL_LOG" ||
+    rq_fail "$id: the late finish is not logged as such"
+[ -z "$(rq_redis ZSCORE rq:delayed "$id")" ] || rq_fail "$id: its retry still in rq:delayed"
+[ "$(job attempts)" = 1 ] || rq_fail "$id: attempts $(job attempts)"
+
+# past the retry's planned time (and a release, a take and a dial after it):
+# nobody rings the customer again
+past_retry() { (( $(rq_now_ms) > retry_at + 3000 )); }
+rq_wait_for 20 past_retry
+dials=$(grep -c "call $id/[0-9]*: dialing" "$TEL_LOG")
+[ "$dials" = 1 ] || rq_fail "$id: dialled $dials times"
+calls=$(grep -c ": Call established:" "$T/baresip-bob.log" || true)
+[ "$calls" = 1 ] || rq_fail "baresip got $calls calls"
+
+call=$(RQ_KEY=$PART_KEY rq_api GET "/v1/calls/$id")
+[ "$(jq -r '.status' <<<"$call")" = completed ] || rq_fail "$id: GET says $(jq -c '[.status, .reason]' <<<"$call")"
+[ "$(jq -r '.attempts' <<<"$call")" = 1 ] || rq_fail "$id: GET says attempts $(jq -r '.attempts' <<<"$call")"
+jq -e 'any(.events[]; .status == "retrying" and .reason == "interrupted")' <<<"$call" >/dev/null ||
+    rq_fail "$id: the interrupt is not in the timeline"
+
+pg_done() { [ "$(rq_psql "SELECT status FROM calls WHERE id = '$id'")" = completed ]; }
+rq_wait_for 10 pg_done
+pg_attempts=$(rq_psql "SELECT attempt || ':' || status FROM attempts WHERE call_id = '$id' ORDER BY attempt")
+[ "$pg_attempts" = "1:completed" ] || rq_fail "$id: attempts in PostgreSQL: $(echo $pg_attempts)"
+pg_events=$(rq_psql "SELECT status FROM call_events WHERE call_id = '$id' AND attempt = 1 ORDER BY at, status")
+echo "PostgreSQL, attempt 1: $(echo $pg_events)"
+grep -q "^retrying$" <<<"$pg_events" && grep -q "^completed$" <<<"$pg_events" ||
+    rq_fail "$id: call_events of attempt 1: $(echo $pg_events)"
+
+rq_check_sanitizers
+echo "ok: a call that ended while its telserver was cut off from Redis is completed once when the link heals; its retry was taken back"
