@@ -101,7 +101,8 @@ CLAIM_LUA
  * cut off, or seemed dead) ended the attempt and put the call back for a
  * retry that no telserver has claimed yet, and the telserver's own finish
  * now brings an outcome that ends the call (completed, or a failure the
- * rules never retry).  The call really ended so, and its retry would ring
+ * rules never retry) from the node the attempt was claimed on.  The call
+ * really ended so, and its retry would ring
  * a customer who was served: the retry is taken back (out of the queues, a
  * dispatcher's lease dropped and its attempt given back, as a cancel
  * does) and the finish acts, returning {3, status}.  A failure the rules
@@ -139,7 +140,8 @@ RQ_LUA_READY_SCORE \
 "local function late_outcome(key, delayed, id, n, j, A, o)\n" \
 "  if tonumber(j[1]) ~= n * 16 + ST.retrying or\n" \
 "      j[5] ~= '" RQ_REASON_INTERRUPTED "' or\n" \
-"      (A[o + 4] ~= 'completed' and CLASS[A[o + 5]]) then\n" \
+"      (A[o + 4] ~= 'completed' and CLASS[A[o + 5]]) or\n" \
+"      redis.call('HGET', key, 'node') ~= A[o + 3] then\n" \
 "    return false\n" \
 "  end\n" \
 "  redis.call('ZREM', delayed, id)\n" \
@@ -156,6 +158,7 @@ RQ_LUA_READY_SCORE \
 "local f = redis.call('HMGET', key, 'dialed', 'to', 'max_attempts',\n" \
 "  'not_after_ms', unpack(EMIT_FIELDS))\n" \
 "local j = from(f, 5)\n" \
+"if n == nil then return 0 end\n" \
 "if tonumber(f[1]) ~= n then\n" \
 "  if redis.call('EXISTS', key) == 0 then\n" \
 "    redis.call('SREM', oncall, id)\n" \

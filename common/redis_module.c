@@ -1292,8 +1292,9 @@ text_is(const rstr *s, const char *t)
 
 /*
  * late_outcome() of common/lifecycle.c (FINISH_LUA): a finish of attempt
- * n whose id an interrupt took out of rq:oncall, while the retry it planned
- * waits, ends the call: the retry is taken back (out of the queues, a
+ * n, from the node that claimed it, whose id an interrupt took out of
+ * rq:oncall, while the retry it planned waits, ends the call: the retry is
+ * taken back (out of the queues, a
  * dispatcher's lease dropped and its attempt given back).  Returns 1, or
  * 0 when the finish changes nothing (or c->error).
  */
@@ -1301,6 +1302,7 @@ static int
 late_outcome(struct cmd *c, struct job *jb, rstr **A, double n,
     rstr *delayed)
 {
+	rstr *node = NULL;
 	const char *why;
 	double rank;
 	size_t len;
@@ -1313,6 +1315,10 @@ late_outcome(struct cmd *c, struct job *jb, rstr **A, double n,
 	if (!text_is(A[F_STATUS], "completed") && len > 0 &&
 	    memchr(why, '\0', len) == NULL && retry_class(why) != NULL)
 		return 0;
+	RedisModule_HashGet(jb->key, REDISMODULE_HASH_CFIELDS, "node", &node,
+	    NULL);
+	if (node == NULL || RedisModule_StringCompare(node, A[F_NODE]) != 0)
+		return 0;	/* another node's finish */
 	zrem(c, delayed, A[F_ID]);
 	zrem(c, s_ready, A[F_ID]);
 	zrem(c, s_hours, A[F_ID]);

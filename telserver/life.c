@@ -386,6 +386,10 @@ life_state(struct tel_ctx *ctx)
 /* Our liveness key and our name in rq:nodes, every LIFE_ALIVE_MS, then our
  * fleet state.  The key's TTL counts from when Redis ran the SET, so the
  * time before we sent it is a safe start for the fence's count. */
+static void	life_flush(struct tel_ctx *);
+static void	life_flush_kept(struct tel_ctx *, uint64_t);
+static void	life_flush_round(struct tel_ctx *);
+
 static void
 life_refresh(struct tel_ctx *ctx)
 {
@@ -410,6 +414,11 @@ life_refresh(struct tel_ctx *ctx)
 	if (ctx->fenced) {
 		ctx->fenced = 0;
 		log_info("liveness key refreshed again: taking jobs");
+		/* Our kept finishes before any JOB: one of them may take
+		 * back a retry the scheduler planned while we were cut off,
+		 * which a JOB sent after our heartbeat could claim first. */
+		if (ctx->finishes != NULL)
+			life_flush_kept(ctx, sent);
 		tel_bus_heartbeat(ctx);
 	}
 	life_state(ctx);
@@ -440,9 +449,6 @@ life_fence(struct tel_ctx *ctx, uint64_t now)
 	tel_call_interrupt_all(ctx, "liveness key not refreshed (fenced)");
 	tel_bus_heartbeat(ctx);
 }
-
-static void	life_flush(struct tel_ctx *);
-static void	life_flush_round(struct tel_ctx *);
 
 /* Our attempts of a previous life (a crash, kill -9) end as interrupted
  * before we take a new one: we have no calls now.  Our liveness key goes
@@ -593,12 +599,18 @@ tel_life_tick(struct tel_ctx *ctx)
 	life_fence(ctx, now);
 	if (ctx->finishes_dirty)
 		finishes_save(ctx);
-	if (ctx->finishes != NULL && now >= ctx->finish_retry_ms) {
-		ctx->finish_retry_ms = now + LIFE_RETRY_MS;
-		life_flush(ctx);
-		if (ctx->finishes == NULL)
-			log_info("every kept finish is recorded");
-	}
+	if (ctx->finishes != NULL && now >= ctx->finish_retry_ms)
+		life_flush_kept(ctx, now);
+}
+
+/* A round of life_flush, the next one LIFE_RETRY_MS after now. */
+static void
+life_flush_kept(struct tel_ctx *ctx, uint64_t now)
+{
+	ctx->finish_retry_ms = now + LIFE_RETRY_MS;
+	life_flush(ctx);
+	if (ctx->finishes == NULL)
+		log_info("every kept finish is recorded");
 }
 
 /* Keeps a copy of e for a later retry (appended: finishes go in order);

@@ -298,15 +298,12 @@ take_raw(uint64_t lease_ms, size_t max, char *desc, size_t desclen)
 /* A number r answers (an integer, or the text of one: ZSCORE, HGET);
  * -1 for nil or anything else. */
 static long long
-number(struct rq_redis *r, const char *fmt, ...)
+vnumber(struct rq_redis *r, const char *fmt, va_list ap)
 {
 	redisReply *rep;
 	long long v = -1;
-	va_list ap;
 
-	va_start(ap, fmt);
 	rep = redisvCommand(r->c, fmt, ap);
-	va_end(ap);
 	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
 		v = rep->integer;
 	else if (rep != NULL && rep->type == REDIS_REPLY_STRING)
@@ -314,6 +311,34 @@ number(struct rq_redis *r, const char *fmt, ...)
 	if (rep != NULL)
 		freeReplyObject(rep);
 	return v;
+}
+
+static long long
+number(struct rq_redis *r, const char *fmt, ...)
+{
+	long long v;
+	va_list ap;
+
+	va_start(ap, fmt);
+	v = vnumber(r, fmt, ap);
+	va_end(ap);
+	return v;
+}
+
+/* A number both sides answer (-1: nil), expected to be want on each. */
+static void
+expect(const char *step, long long want, const char *fmt, ...)
+{
+	long long v[2];
+	va_list ap, aq;
+
+	va_start(ap, fmt);
+	va_copy(aq, ap);
+	v[0] = vnumber(&lua, fmt, ap);
+	v[1] = vnumber(&native, fmt, aq);
+	va_end(aq);
+	va_end(ap);
+	same(step, v[0] == want && v[1] == want, 1);
 }
 
 /*
@@ -505,8 +530,9 @@ end_of(const char *id, uint64_t attempt, const char *node, const char *how,
 	return e;
 }
 
-/* finish id/attempt on node: how is "completed" or a reason ("" none) */
-static void
+/* finish id/attempt on node: how is "completed" or a reason ("" none);
+ * returns the Lua side's code */
+static int
 finish(const char *id, uint64_t attempt, const char *node, const char *how,
     const char *detail, const char *result)
 {
@@ -526,6 +552,7 @@ finish(const char *id, uint64_t attempt, const char *node, const char *how,
 		    rq_status_name(st[0]), rq_status_name(st[1]));
 		same(step, (int)st[0], (int)st[1]);
 	}
+	return rc[0];
 }
 
 /* a job claimed on node, ready for its finish */
@@ -743,52 +770,80 @@ main(int argc, char **argv)
 	}
 
 	/* late outcomes: a telserver's finish after the sweep interrupted
-	 * the attempt, its retry waiting in rq:delayed (h4, h5, h9), in
-	 * rq:ready (h6), leased by a dispatcher (h7), claimed (h8) */
+	 * the attempt, its retry waiting in rq:delayed (h4, h5, h9, h11,
+	 * h12, h13), in rq:ready (h6), leased by a dispatcher (h7), claimed
+	 * (h8), in rq:hours (h10) */
 	{
 		static const char *const late[] = { "h4", "h5", "h6", "h7",
-		    "h8", "h9" };
+		    "h8", "h9", "h10", "h11", "h12", "h13" };
+		struct rq_attempt_end e[2];
+		enum rq_status st[2][2];
+		int rc[2][2], ret[2];
 		size_t i;
-		int ok[2] = { 1, 1 }, k;
 
 		for (i = 0; i < sizeof(late) / sizeof(late[0]); i++)
 			dialled(late[i], 1, "tel7", "retry_network 3:1000");
 		same("interrupt tel7", rq_node_interrupt(&lua, "tel7",
 		    "telserver tel7 seems dead"), rq_node_interrupt(&native,
 		    "tel7", "telserver tel7 seems dead"));
-		both("ZREM %s h6", RQ_KEY_DELAYED);
+		both("ZREM %s h6 h7 h8 h10", RQ_KEY_DELAYED);
 		both("ZADD %s 1 h6", RQ_KEY_READY);
-		both("ZREM %s h7 h8", RQ_KEY_DELAYED);
+		both("ZADD %s 1 h10", RQ_KEY_HOURS);
 		both("HSET %sh7 attempts 2", RQ_KEY_JOB);
 		both("HSET %sh8 attempts 2", RQ_KEY_JOB);
 		both("ZADD %s 99999999999999 h7 99999999999999 h8",
 		    RQ_KEY_INFLIGHT);
 		claim("h8", 2, "tel8");
-		finish("h4", 1, "tel7", "completed", NULL, "{\"a\":1}");
-		finish("h4", 1, "tel7", "completed", NULL, NULL);  /* again */
-		finish("h5", 1, "tel7", "busy", "486 Busy Here", NULL);
-		finish("h6", 1, "tel7", "declined", "603 Decline", NULL);
-		finish("h7", 1, "tel7", "completed", NULL, NULL);
-		finish("h8", 1, "tel7", "completed", NULL, NULL);
-		finish("h9", 1, "tel7", "", "no reason", NULL);
-		for (k = 0; k < 2; k++) {
-			struct rq_redis *r = k == 0 ? &lua : &native;
+		same("  late: h4 recorded", finish("h4", 1, "tel7",
+		    "completed", NULL, "{\"a\":1}"), 3);
+		expect("  h4 completed", 16 + RQ_ST_COMPLETED,
+		    "HGET %sh4 status_rank", RQ_KEY_JOB);
+		expect("  h4's retry taken back", -1, "ZSCORE %s h4",
+		    RQ_KEY_DELAYED);
+		same("  again: ignored", finish("h4", 1, "tel7", "completed",
+		    NULL, NULL), 0);
+		same("  busy: ignored", finish("h5", 1, "tel7", "busy",
+		    "486 Busy Here", NULL), 0);
+		expect("  h5's retry stays", 16 + RQ_ST_RETRYING,
+		    "HGET %sh5 status_rank", RQ_KEY_JOB);
+		same("  declined: recorded", finish("h6", 1, "tel7",
+		    "declined", "603 Decline", NULL), 3);
+		expect("  h6 out of rq:ready", -1, "ZSCORE %s h6",
+		    RQ_KEY_READY);
+		same("  leased: recorded", finish("h7", 1, "tel7",
+		    "completed", NULL, NULL), 3);
+		expect("  h7's lease dropped", -1, "ZSCORE %s h7",
+		    RQ_KEY_INFLIGHT);
+		expect("  h7's attempt given back", 1, "HGET %sh7 attempts",
+		    RQ_KEY_JOB);
+		same("  claimed: ignored", finish("h8", 1, "tel7",
+		    "completed", NULL, NULL), 0);
+		expect("  h8 goes on", 32 + RQ_ST_DISPATCHED,
+		    "HGET %sh8 status_rank", RQ_KEY_JOB);
+		same("  no reason: recorded", finish("h9", 1, "tel7", "",
+		    "no reason", NULL), 3);
+		expect("  h9 failed", 16 + RQ_ST_FAILED,
+		    "HGET %sh9 status_rank", RQ_KEY_JOB);
+		expect("  h9's retry taken back", -1, "ZSCORE %s h9",
+		    RQ_KEY_DELAYED);
+		same("  in rq:hours: recorded", finish("h10", 1, "tel7",
+		    "completed", NULL, NULL), 3);
+		expect("  h10 out of rq:hours", -1, "ZSCORE %s h10",
+		    RQ_KEY_HOURS);
+		same("  another node's: ignored", finish("h11", 1, "tel9",
+		    "completed", NULL, NULL), 0);
+		expect("  h11's retry stays", 16 + RQ_ST_RETRYING,
+		    "HGET %sh11 status_rank", RQ_KEY_JOB);
 
-			ok[k] = number(r, "ZSCORE %s h4", RQ_KEY_DELAYED) ==
-			    -1 && number(r, "ZSCORE %s h6", RQ_KEY_READY) ==
-			    -1 && number(r, "ZSCORE %s h7", RQ_KEY_INFLIGHT) ==
-			    -1 && number(r, "HGET %sh7 attempts",
-			    RQ_KEY_JOB) == 1 && number(r, "HGET %sh4 "
-			    "status_rank", RQ_KEY_JOB) == 16 + RQ_ST_COMPLETED &&
-			    number(r, "HGET %sh6 status_rank", RQ_KEY_JOB) ==
-			    16 + RQ_ST_FAILED && number(r, "HGET %sh9 "
-			    "status_rank", RQ_KEY_JOB) == 16 + RQ_ST_FAILED &&
-			    number(r, "ZSCORE %s h5", RQ_KEY_DELAYED) > 0 &&
-			    number(r, "HGET %sh8 status_rank", RQ_KEY_JOB) ==
-			    32 + RQ_ST_DISPATCHED;
-		}
-		same("  h4, h6, h7, h9 ended, their retries taken back; h5 "
-		    "and h8 go on", ok[0] && ok[1], 1);
+		e[0] = end_of("h12", 1, "tel7", "completed", NULL, NULL);
+		e[1] = end_of("h13", 1, "tel7", "no_answer", NULL, NULL);
+		ret[0] = rq_job_finish_batch(&lua, 2, e, st[0], rc[0]);
+		ret[1] = rq_job_finish_batch(&native, 2, e, st[1], rc[1]);
+		same("late finishes in a batch", ret[0], ret[1]);
+		same("  h12 recorded", rc[0][0] == 3 && rc[1][0] == 3, 1);
+		same("  h13 ignored", rc[0][1] == 0 && rc[1][1] == 0, 1);
+		expect("  h12's retry taken back", -1, "ZSCORE %s h12",
+		    RQ_KEY_DELAYED);
 	}
 
 	/* the scheduler's release and the dispatcher's take: each way a due

@@ -35,13 +35,17 @@ def main():
         for key, _ in sel.select():
             s = key.fileobj
             if s is lsock:
-                client, _ = lsock.accept()
+                try:
+                    client, _ = lsock.accept()
+                except OSError:
+                    continue
                 try:
                     server = socket.create_connection(
                         ("127.0.0.1", target_port), 5)
                 except OSError:
                     client.close()
                     continue
+                server.settimeout(None)  # the 5 s were for the connect
                 peer[client], peer[server] = server, client
                 sel.register(client, selectors.EVENT_READ, None)
                 sel.register(server, selectors.EVENT_READ, None)

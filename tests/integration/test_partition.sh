@@ -7,7 +7,11 @@
 # and ends the attempt as interrupted, planning a retry.  Then the relay
 # comes back: the telserver's kept finish records the call as completed,
 # the retry is taken back, and the customer, who was served, is not rung
-# again, in Redis, in the API and in PostgreSQL.
+# again, in Redis, in the API and in PostgreSQL.  Twice: healed while the
+# retry waits for its time in rq:delayed, and healed after it came due
+# and waits in rq:ready for a telserver (the only one is cut off), where
+# the telserver's heartbeat after the heal would bring it its JOB: the
+# kept finish must go first.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 rq_need baresip jq psql redis-server redis-cli python3
@@ -16,14 +20,21 @@ SAY="This is ringq speaking. The customer hangs up before this long sentence end
 
 rq_start_redis
 rq_start_pg
-# the retry an interrupt plans comes 9 to 15 s later: long enough to see
-# the relay back first, short enough to wait past it
+# the retry an interrupt plans comes 9 to 15 s later (tenant partition:
+# long enough to see the relay back first, short enough to wait past it),
+# or 0.75 to 1.25 s later (tenant fast: due while still cut off)
 PART_KEY="rq_part_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+FAST_KEY="rq_fast_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 rq_write_config <<EOF
 [tenant partition]
 key_sha256 = $(rq_sha256 "$PART_KEY")
 allow_sip = yes
 retry_network_delay_s = 12
+
+[tenant fast]
+key_sha256 = $(rq_sha256 "$FAST_KEY")
+allow_sip = yes
+retry_network_delay_s = 1
 EOF
 
 # The telserver's own config: Redis through the relay.
@@ -48,68 +59,87 @@ RQ_CONF=$TEL_CONF rq_start_daemon telserver
 rq_start_baresip bob
 TEL_LOG=$T/telserver.log
 
-body=$(jq -cn --arg to "$BARESIP_URI" --arg say "$SAY" '{to: $to, say: $say}')
-resp=$(RQ_KEY=$PART_KEY rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
-[ "$(rq_last_code)" = 202 ] || rq_fail "POST /v1/calls: $(rq_last_code) $resp"
-id=$(jq -er '.id' <<<"$resp") || rq_fail "no id in $resp"
-echo "call $id to $BARESIP_URI"
-
+# since: what the telserver logged since the current call began.
+since() { tail -n +"$LOG_FROM" "$TEL_LOG"; }
 job() { rq_redis HGET "rq:job:$id" "$1"; }
-answered() { [ "$(job status)" = answered ]; }
-rq_wait_for 30 answered
 
-# --- the partition --------------------------------------------------------------
-rq_kill relay || true	# its status: killed by SIGTERM
-cut_ms=$(rq_now_ms)
-rq_baresip_cmd '{"command":"hangup"}' >/dev/null
-kept() { grep -q "call $id/1: finish kept for a retry" "$TEL_LOG"; }
-rq_wait_for 5 kept
-fenced() { grep -q "fenced: liveness key not refreshed" "$TEL_LOG"; }
-rq_wait_for 6 fenced
-# the scheduler's sweep: the telserver's key expired, it seems dead
-interrupted() { [ "$(job status)" = retrying ] && [ "$(job reason)" = interrupted ]; }
-rq_wait_for 15 interrupted
-retry_at=$(job not_before_ms)
-echo "interrupted by the sweep $(( $(rq_now_ms) - cut_ms )) ms after the cut; retry planned in $(( retry_at - $(rq_now_ms) )) ms"
-[ -n "$(rq_redis ZSCORE rq:delayed "$id")" ] || rq_fail "$id: no retry in rq:delayed"
+# cut_call KEY HEAL: a call of KEY's tenant, cut off as above; HEAL is
+# "waiting" (healed while the retry waits for its time) or "due" (healed
+# once it came due and waits in rq:ready).
+cut_call() {
+	local key=$1 heal=$2 body resp call dials pg_attempts pg_events
+	LOG_FROM=$(( $(wc -l < "$TEL_LOG") + 1 ))
+	body=$(jq -cn --arg to "$BARESIP_URI" --arg say "$SAY" '{to: $to, say: $say}')
+	resp=$(RQ_KEY=$key rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
+	[ "$(rq_last_code)" = 202 ] || rq_fail "POST /v1/calls: $(rq_last_code) $resp"
+	id=$(jq -er '.id' <<<"$resp") || rq_fail "no id in $resp"
+	echo "call $id to $BARESIP_URI, healed while its retry is $heal"
+	answered() { [ "$(job status)" = answered ]; }
+	rq_wait_for 30 answered
 
-# --- healed ----------------------------------------------------------------------
-relay_start
-# the kept finish reaches Redis (recorded, or refused as too late)
-sent() { grep -q "call $id/1: \(recorded as\|attempt already ended\)" "$TEL_LOG"; }
-rq_wait_for 10 sent
-echo "finish sent $(( $(rq_now_ms) - cut_ms )) ms after the cut"
-(( $(rq_now_ms) < retry_at )) || rq_fail "the relay came back after the retry was due: the test proves nothing"
+	# the partition
+	rq_kill relay || true	# its status: killed by SIGTERM
+	cut_ms=$(rq_now_ms)
+	rq_baresip_cmd '{"command":"hangup"}' >/dev/null
+	kept() { since | grep -q "call $id/1: finish kept for a retry"; }
+	rq_wait_for 5 kept
+	fenced() { since | grep -q "fenced: liveness key not refreshed"; }
+	rq_wait_for 6 fenced
+	# the scheduler's sweep: the telserver's key expired, it seems dead
+	interrupted() { [ "$(job status)" = retrying ] && [ "$(job reason)" = interrupted ]; }
+	rq_wait_for 15 interrupted
+	retry_at=$(job not_before_ms)
+	echo "  interrupted by the sweep $(( $(rq_now_ms) - cut_ms )) ms after the cut; retry planned in $(( retry_at - $(rq_now_ms) )) ms"
+	if [ "$heal" = due ]; then
+		in_ready() { [ -n "$(rq_redis ZSCORE rq:ready "$id")" ]; }
+		rq_wait_for 10 in_ready
+	else
+		[ -n "$(rq_redis ZSCORE rq:delayed "$id")" ] || rq_fail "$id: no retry in rq:delayed"
+	fi
 
-[ "$(job status)" = completed ] || rq_fail "$id: job status $(job status) once the kept finish reached Redis"
-grep -q "call $id/1: recorded as completed after the scheduler had ended it as interrupted: its retry taken back" "$TEL_LOG" ||
-    rq_fail "$id: the late finish is not logged as such"
-[ -z "$(rq_redis ZSCORE rq:delayed "$id")" ] || rq_fail "$id: its retry still in rq:delayed"
-[ "$(job attempts)" = 1 ] || rq_fail "$id: attempts $(job attempts)"
+	# healed
+	relay_start
+	# the kept finish reaches Redis (recorded, or refused as too late)
+	sent() { since | grep -q "call $id/1: \(recorded as\|attempt already ended\)"; }
+	rq_wait_for 10 sent
+	echo "  finish sent $(( $(rq_now_ms) - cut_ms )) ms after the cut"
+	[ "$heal" = due ] || (( $(rq_now_ms) < retry_at )) ||
+	    rq_fail "the relay came back after the retry was due: the test proves nothing"
 
-# past the retry's planned time (and a release, a take and a dial after it):
-# nobody rings the customer again
-past_retry() { (( $(rq_now_ms) > retry_at + 3000 )); }
-rq_wait_for 20 past_retry
-dials=$(grep -c "call $id/[0-9]*: dialing" "$TEL_LOG")
-[ "$dials" = 1 ] || rq_fail "$id: dialled $dials times"
-calls=$(grep -c ": Call established:" "$T/baresip-bob.log" || true)
-[ "$calls" = 1 ] || rq_fail "baresip got $calls calls"
+	[ "$(job status)" = completed ] || rq_fail "$id: job status $(job status) once the kept finish reached Redis"
+	since | grep -q "call $id/1: recorded as completed after the scheduler had ended it as interrupted: its retry taken back" ||
+	    rq_fail "$id: the late finish is not logged as such"
+	[ -z "$(rq_redis ZSCORE rq:delayed "$id")$(rq_redis ZSCORE rq:ready "$id")$(rq_redis ZSCORE rq:inflight "$id")" ] ||
+	    rq_fail "$id: its retry is still queued"
+	[ "$(job attempts)" = 1 ] || rq_fail "$id: attempts $(job attempts)"
 
-call=$(RQ_KEY=$PART_KEY rq_api GET "/v1/calls/$id")
-[ "$(jq -r '.status' <<<"$call")" = completed ] || rq_fail "$id: GET says $(jq -c '[.status, .reason]' <<<"$call")"
-[ "$(jq -r '.attempts' <<<"$call")" = 1 ] || rq_fail "$id: GET says attempts $(jq -r '.attempts' <<<"$call")"
-jq -e 'any(.events[]; .status == "retrying" and .reason == "interrupted")' <<<"$call" >/dev/null ||
-    rq_fail "$id: the interrupt is not in the timeline"
+	# past the retry's planned time (and a release, a take and a dial
+	# after it): nobody rings the customer again
+	past_retry() { (( $(rq_now_ms) > retry_at + 3000 )); }
+	rq_wait_for 20 past_retry
+	dials=$(grep -c "call $id/[0-9]*: dialing" "$TEL_LOG")
+	[ "$dials" = 1 ] || rq_fail "$id: dialled $dials times"
 
-pg_done() { [ "$(rq_psql "SELECT status FROM calls WHERE id = '$id'")" = completed ]; }
-rq_wait_for 10 pg_done
-pg_attempts=$(rq_psql "SELECT attempt || ':' || status FROM attempts WHERE call_id = '$id' ORDER BY attempt")
-[ "$pg_attempts" = "1:completed" ] || rq_fail "$id: attempts in PostgreSQL: $(echo $pg_attempts)"
-pg_events=$(rq_psql "SELECT status FROM call_events WHERE call_id = '$id' AND attempt = 1 ORDER BY at, status")
-echo "PostgreSQL, attempt 1: $(echo $pg_events)"
-grep -q "^retrying$" <<<"$pg_events" && grep -q "^completed$" <<<"$pg_events" ||
-    rq_fail "$id: call_events of attempt 1: $(echo $pg_events)"
+	call=$(RQ_KEY=$key rq_api GET "/v1/calls/$id")
+	[ "$(jq -r '.status' <<<"$call")" = completed ] || rq_fail "$id: GET says $(jq -c '[.status, .reason]' <<<"$call")"
+	[ "$(jq -r '.attempts' <<<"$call")" = 1 ] || rq_fail "$id: GET says attempts $(jq -r '.attempts' <<<"$call")"
+	jq -e 'any(.events[]; .status == "retrying" and .reason == "interrupted")' <<<"$call" >/dev/null ||
+	    rq_fail "$id: the interrupt is not in the timeline"
+
+	pg_done() { [ "$(rq_psql "SELECT status FROM calls WHERE id = '$id'")" = completed ]; }
+	rq_wait_for 10 pg_done
+	pg_attempts=$(rq_psql "SELECT attempt || ':' || status FROM attempts WHERE call_id = '$id' ORDER BY attempt")
+	[ "$pg_attempts" = "1:completed" ] || rq_fail "$id: attempts in PostgreSQL: $(echo $pg_attempts)"
+	pg_events=$(rq_psql "SELECT status FROM call_events WHERE call_id = '$id' AND attempt = 1 ORDER BY at, status")
+	echo "  PostgreSQL, attempt 1: $(echo $pg_events)"
+	grep -q "^retrying$" <<<"$pg_events" && grep -q "^completed$" <<<"$pg_events" ||
+	    rq_fail "$id: call_events of attempt 1: $(echo $pg_events)"
+}
+
+cut_call "$PART_KEY" waiting
+cut_call "$FAST_KEY" due
+calls=$(grep -c "[Cc]all established:" "$T/baresip-bob.log" || true)
+[ "$calls" = 2 ] || rq_fail "baresip got $calls calls, not 2"
 
 rq_check_sanitizers
-echo "ok: a call that ended while its telserver was cut off from Redis is completed once when the link heals; its retry was taken back"
+echo "ok: a call that ended while its telserver was cut off from Redis is completed once when the link heals, its retry taken back while it waited for its time and once it was due"

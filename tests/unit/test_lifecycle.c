@@ -730,7 +730,7 @@ static void
 test_late_outcome(void **state)
 {
 	static const char *const ids[] = { "c_40", "c_41", "c_42", "c_43",
-	    "c_44", "c_45" };
+	    "c_44", "c_45", "c_46", "c_47" };
 	enum rq_status st;
 	char b[64];
 	size_t i;
@@ -742,7 +742,7 @@ test_late_outcome(void **state)
 		testredis_do("ZADD rq:active:t1 1 %s", ids[i]);
 	}
 	assert_int_equal(rq_node_interrupt(&rl, "tel7", "telserver tel7 "
-	    "seems dead"), 6);
+	    "seems dead"), 8);
 
 	/* completed, its retry still in rq:delayed */
 	assert_int_equal(finish("c_40", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
@@ -796,6 +796,18 @@ test_late_outcome(void **state)
 	    &st), 0);
 	assert_string_equal(job_field("c_44", "status", b, sizeof(b)),
 	    "dispatched");
+
+	/* in rq:hours, its calling hours closed: taken out of it */
+	testredis_do("ZREM rq:delayed c_46");
+	testredis_do("ZADD rq:hours 1 c_46");
+	assert_int_equal(finish("c_46", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 3);
+	assert_int_equal(testredis_num("ZSCORE rq:hours c_46"), -1);
+
+	/* another node's finish of that attempt: not ours to end */
+	assert_int_equal(finish("c_47", 1, "tel8", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+	assert_true(testredis_num("ZSCORE rq:delayed c_47") > 0);
 
 	/* ended for another reason than an interrupt (a busy retry): the
 	 * same finish again is a repeat, not a late outcome */
