@@ -199,7 +199,45 @@ finishes_save(struct tel_ctx *ctx)
 		    "lose the outcome of %zu calls", ctx->finishes_path, n);
 		unlink(tmp);
 		ctx->finishes_dirty = 1;
+		return;
 	}
+	ctx->finishes_unsynced = 1;
+}
+
+/*
+ * Syncs the finishes file and its directory (the rename), at most once a
+ * tick: a save is in the page cache at once, which a kill -9 keeps, and
+ * on disk within a tick, which a power cut needs.  Not at each save: the
+ * file changes at each call that ends during a Redis outage, and an fsync
+ * costs milliseconds of the SIP loop (docs/benchmarks.md).  Its removal is
+ * not synced: a file that comes back after a power cut holds outcomes
+ * Redis has already, which it then ignores.
+ */
+static void
+finishes_sync(struct tel_ctx *ctx)
+{
+	char dir[sizeof(ctx->finishes_path)], *slash;
+	int fd;
+
+	ctx->finishes_unsynced = 0;
+	if ((fd = open(ctx->finishes_path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("finishes: %s", ctx->finishes_path);
+		return;
+	}
+	if (fdatasync(fd) == -1)
+		log_warn("finishes: sync %s", ctx->finishes_path);
+	close(fd);
+	snprintf(dir, sizeof(dir), "%s", ctx->finishes_path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		slash[slash == dir] = '\0';	/* "/x" -> "/" */
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    fsync(fd) == -1)
+		log_warn("finishes: sync %s", dir);
+	if (fd != -1)
+		close(fd);
 }
 
 static void	finish_keep(struct tel_ctx *, const struct rq_attempt_end *,
@@ -599,6 +637,8 @@ tel_life_tick(struct tel_ctx *ctx)
 	life_fence(ctx, now);
 	if (ctx->finishes_dirty)
 		finishes_save(ctx);
+	if (ctx->finishes_unsynced)
+		finishes_sync(ctx);
 	if (ctx->finishes != NULL && now >= ctx->finish_retry_ms)
 		life_flush_kept(ctx, now);
 }
@@ -862,6 +902,10 @@ tel_life_close(struct tel_ctx *ctx, int ms)
 			nanosleep(&ts, NULL);
 		}
 	}
+	if (ctx->finishes_dirty)
+		finishes_save(ctx);
+	if (ctx->finishes_unsynced)
+		finishes_sync(ctx);
 	if (ctx->finishes == NULL && ctx->recovered) {
 		snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE,
 		    ctx->cfg->tel_name);
@@ -869,9 +913,9 @@ tel_life_close(struct tel_ctx *ctx, int ms)
 	} else if (ctx->finishes != NULL && ctx->finishes_path[0] != '\0' &&
 	    !ctx->finishes_dirty)
 		log_warnx("%d finishes not recorded: those with an outcome are "
-		    "kept in %s for our next start (the others, and these if "
-		    "it comes late, the scheduler ends as interrupted)",
-		    ctx->nfinishes, ctx->finishes_path);
+		    "kept in %s for our next start (the others the scheduler "
+		    "ends as interrupted)", ctx->nfinishes,
+		    ctx->finishes_path);
 	else if (ctx->finishes != NULL)
 		log_warnx("%d finishes not recorded: the scheduler ends those "
 		    "attempts as interrupted", ctx->nfinishes);

@@ -3,8 +3,9 @@
  * (no jobs, calls hung up) when it could not refresh it for its TTL minus
  * a margin and comes back once it could, and a kept finish that Redis
  * refuses with the link up holds up no other one and is dropped in the
- * end, while finishes kept for a lost connection wait for it; a duplicate
- * JOB of a call we hold is never a second call. */
+ * end, while finishes kept for a lost connection wait for it, and go first
+ * when the fence lifts; a duplicate JOB of a call we hold is never a
+ * second call. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -265,6 +266,42 @@ test_refresh_before_claim(void **state)
 	assert_int_equal(ctx.fenced, 0);
 }
 
+/* Cut off long enough to be fenced, and swept meanwhile (the attempt
+ * ended as interrupted, its retry planned): the kept finish of a call
+ * that completed goes to Redis the moment the key is refreshed again,
+ * before anything else, even when its own retry is not due, so that it
+ * takes the retry back before a JOB of it can come. */
+static void
+test_unfence_flushes_first(void **state)
+{
+	static const char *id = "c_000000000000000000000f10";
+	struct rq_attempt_end e;
+	int live = ctx.redis.port;
+
+	job_claimed(id);
+	link_port(testredis_free_port());
+	end_of(&e, id, RQ_ST_COMPLETED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(tel_life_pending(&ctx), 1);
+	ctx.alive_ms = rq_mono_ms() - (RQ_NODE_TTL_MS - 1500);
+	tick_now();
+	assert_int_equal(ctx.fenced, 1);
+	/* what the scheduler's sweep leaves */
+	testredis_do("SREM rq:oncall:tel-u %s", id);
+	testredis_do("HSET rq:job:%s status retrying status_rank 21 "
+	    "reason interrupted", id);
+	testredis_do("ZADD rq:delayed 9999999999999 %s", id);
+	/* back: the refresh is due, the kept finish's retry is not */
+	link_port(live);
+	ctx.alive_next_ms = 0;
+	ctx.finish_retry_ms = rq_mono_ms() + 60000;
+	tel_life_tick(&ctx);
+	assert_int_equal(ctx.fenced, 0);
+	assert_int_equal(tel_life_pending(&ctx), 0);
+	assert_true(job_is(id, "completed"));
+	assert_int_equal(testredis_num("ZSCORE rq:delayed %s", id), -1);
+}
+
 static void
 test_kept_finishes(void **state)
 {
@@ -409,6 +446,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refresh_before_claim,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unfence_flushes_first,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_finishes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kept_result, setup,
