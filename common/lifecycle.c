@@ -102,11 +102,11 @@ CLAIM_LUA
  * retry that no telserver has claimed yet, and the telserver's own finish
  * now brings an outcome that ends the call (completed, or a failure the
  * rules never retry) from the node the attempt was claimed on.  The call
- * really ended so, and its retry would ring
- * a customer who was served: the retry is taken back (out of the queues, a
- * dispatcher's lease dropped and its attempt given back, as a cancel
- * does) and the finish acts, returning {3, status}.  A failure the rules
- * retry leaves the interrupt's retry as it is.
+ * really ended so, and its retry would ring a customer who was served:
+ * the retry is taken back (out of the queues, a dispatcher's lease
+ * dropped and its attempt given back, as a cancel does) and the finish
+ * acts, returning {3, status}.  A failure the rules retry leaves the
+ * interrupt's retry as it is.
  */
 #define FINISH_LUA \
 RQ_LUA_EVENTS \

@@ -112,9 +112,9 @@ int	rq_job_finish(struct rq_redis *r, const struct rq_attempt_end *e,
 
 /* rq_job_finish for n ends of one node (e[i].node all the same) in one
  * script: rc[i] is what rq_job_finish returns for e[i] (1 or 3 with
- * st[i], 0 for a repeated finish, -1 for an unexpected reply or an entry refused
- * here).  Returns 0, or -1 when Redis failed (logged; none is known done:
- * as rq_job_finish's -1 for each). */
+ * st[i], 0 for a repeated finish, -1 for an unexpected reply or an entry
+ * refused here).  Returns 0, or -1 when Redis failed (logged; none is
+ * known done: as rq_job_finish's -1 for each). */
 int	rq_job_finish_batch(struct rq_redis *r, size_t n,
 	    const struct rq_attempt_end *e, enum rq_status *st, int *rc);
 

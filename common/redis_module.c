@@ -1293,10 +1293,10 @@ text_is(const rstr *s, const char *t)
 /*
  * late_outcome() of common/lifecycle.c (FINISH_LUA): a finish of attempt
  * n, from the node that claimed it, whose id an interrupt took out of
- * rq:oncall, while the retry it planned waits, ends the call: the retry is
- * taken back (out of the queues, a
- * dispatcher's lease dropped and its attempt given back).  Returns 1, or
- * 0 when the finish changes nothing (or c->error).
+ * rq:oncall, while the retry it planned waits, ends the call: the retry
+ * is taken back (out of the queues, a dispatcher's lease dropped and its
+ * attempt given back).  Returns 1, or 0 when the finish changes nothing
+ * (or c->error).
  */
 static int
 late_outcome(struct cmd *c, struct job *jb, rstr **A, double n,
@@ -1392,7 +1392,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 		pair(&x, s_result, A[F_RESULT]);
 	}
 	rc = late ? 3 : 1;
-	if (strcmp(text(A[F_STATUS], NULL), "completed") == 0) {
+	if (text_is(A[F_STATUS], "completed")) {
 		e.status = RQ_ST_COMPLETED;
 		e.status_name = *status = "completed";
 		e.duration_ms = A[F_DURATION];

@@ -208,8 +208,8 @@ finishes_save(struct tel_ctx *ctx)
  * Syncs the finishes file and its directory (the rename), at most once a
  * tick: a save is in the page cache at once, which a kill -9 keeps, and
  * on disk within a tick, which a power cut needs.  Not at each save: the
- * file changes at each call that ends during a Redis outage, and an fsync
- * costs milliseconds of the SIP loop (docs/benchmarks.md).  Its removal is
+ * file changes at each call that ends during a Redis outage, and a sync
+ * costs milliseconds of the SIP loop (docs/delivery.md).  Its removal is
  * not synced: a file that comes back after a power cut holds outcomes
  * Redis has already, which it then ignores.
  */
@@ -421,13 +421,13 @@ life_state(struct tel_ctx *ctx)
 	life_drain(ctx, drain);
 }
 
-/* Our liveness key and our name in rq:nodes, every LIFE_ALIVE_MS, then our
- * fleet state.  The key's TTL counts from when Redis ran the SET, so the
- * time before we sent it is a safe start for the fence's count. */
 static void	life_flush(struct tel_ctx *);
 static void	life_flush_kept(struct tel_ctx *, uint64_t);
 static void	life_flush_round(struct tel_ctx *);
 
+/* Our liveness key and our name in rq:nodes, every LIFE_ALIVE_MS, then our
+ * fleet state.  The key's TTL counts from when Redis ran the SET, so the
+ * time before we sent it is a safe start for the fence's count. */
 static void
 life_refresh(struct tel_ctx *ctx)
 {
@@ -450,13 +450,18 @@ life_refresh(struct tel_ctx *ctx)
 	ctx->alive_next_ms = sent + LIFE_ALIVE_MS;
 	life_cmd(ctx, "rq:nodes", 3, add);
 	if (ctx->fenced) {
-		ctx->fenced = 0;
-		log_info("liveness key refreshed again: taking jobs");
 		/* Our kept finishes before any JOB: one of them may take
 		 * back a retry the scheduler planned while we were cut off,
-		 * which a JOB sent after our heartbeat could claim first. */
-		if (ctx->finishes != NULL)
+		 * which a JOB sent after our heartbeat could claim first.
+		 * A JOB is read only after this tick; a link lost again
+		 * meanwhile keeps the fence until the next refresh. */
+		if (ctx->finishes != NULL) {
 			life_flush_kept(ctx, sent);
+			if (ctx->redis.c == NULL)
+				return;
+		}
+		ctx->fenced = 0;
+		log_info("liveness key refreshed again: taking jobs");
 		tel_bus_heartbeat(ctx);
 	}
 	life_state(ctx);
@@ -622,6 +627,8 @@ tel_life_tick(struct tel_ctx *ctx)
 {
 	uint64_t now = rq_mono_ms();
 
+	if (ctx->finishes_unsynced)	/* a save at start-up too */
+		finishes_sync(ctx);
 	if (!ctx->recovered) {
 		if (now < ctx->finish_retry_ms)
 			return;
@@ -637,8 +644,6 @@ tel_life_tick(struct tel_ctx *ctx)
 	life_fence(ctx, now);
 	if (ctx->finishes_dirty)
 		finishes_save(ctx);
-	if (ctx->finishes_unsynced)
-		finishes_sync(ctx);
 	if (ctx->finishes != NULL && now >= ctx->finish_retry_ms)
 		life_flush_kept(ctx, now);
 }

@@ -748,7 +748,7 @@ struct tel_ctx {
 	char			 finishes_path[2 * RQ_ADDR_MAX];
 	int			 finishes_loaded;	/* of a previous run */
 	int			 finishes_dirty;	/* the file to write */
-	int			 finishes_unsynced;	/* written, not synced */
+	int			 finishes_unsynced;	/* saved, not synced */
 	int			 recover_refused;	/* rounds */
 	uint64_t		 finish_retry_ms; /* monotonic */
 	int			 finish_hold;	/* finishes held for a batch */

@@ -771,11 +771,11 @@ main(int argc, char **argv)
 
 	/* late outcomes: a telserver's finish after the sweep interrupted
 	 * the attempt, its retry waiting in rq:delayed (h4, h5, h9, h11,
-	 * h12, h13), in rq:ready (h6), leased by a dispatcher (h7), claimed
-	 * (h8), in rq:hours (h10) */
+	 * h12, h13, h14), in rq:ready (h6), leased by a dispatcher (h7),
+	 * claimed (h8), in rq:hours (h10) */
 	{
 		static const char *const late[] = { "h4", "h5", "h6", "h7",
-		    "h8", "h9", "h10", "h11", "h12", "h13" };
+		    "h8", "h9", "h10", "h11", "h12", "h13", "h14" };
 		struct rq_attempt_end e[2];
 		enum rq_status st[2][2];
 		int rc[2][2], ret[2];
@@ -834,6 +834,11 @@ main(int argc, char **argv)
 		    "completed", NULL, NULL), 0);
 		expect("  h11's retry stays", 16 + RQ_ST_RETRYING,
 		    "HGET %sh11 status_rank", RQ_KEY_JOB);
+		both("HDEL %sh14 node", RQ_KEY_JOB);
+		same("  a job without its node: ignored", finish("h14", 1,
+		    "tel7", "completed", NULL, NULL), 0);
+		expect("  h14's retry stays", 16 + RQ_ST_RETRYING,
+		    "HGET %sh14 status_rank", RQ_KEY_JOB);
 
 		e[0] = end_of("h12", 1, "tel7", "completed", NULL, NULL);
 		e[1] = end_of("h13", 1, "tel7", "no_answer", NULL, NULL);

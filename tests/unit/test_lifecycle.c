@@ -730,7 +730,7 @@ static void
 test_late_outcome(void **state)
 {
 	static const char *const ids[] = { "c_40", "c_41", "c_42", "c_43",
-	    "c_44", "c_45", "c_46", "c_47" };
+	    "c_44", "c_45", "c_46", "c_47", "c_48" };
 	enum rq_status st;
 	char b[64];
 	size_t i;
@@ -742,7 +742,7 @@ test_late_outcome(void **state)
 		testredis_do("ZADD rq:active:t1 1 %s", ids[i]);
 	}
 	assert_int_equal(rq_node_interrupt(&rl, "tel7", "telserver tel7 "
-	    "seems dead"), 8);
+	    "seems dead"), 9);
 
 	/* completed, its retry still in rq:delayed */
 	assert_int_equal(finish("c_40", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
@@ -808,6 +808,11 @@ test_late_outcome(void **state)
 	assert_int_equal(finish("c_47", 1, "tel8", RQ_ST_COMPLETED, NULL, 0,
 	    &st), 0);
 	assert_true(testredis_num("ZSCORE rq:delayed c_47") > 0);
+	/* a job that does not say which node claimed it: nobody's */
+	testredis_do("HDEL rq:job:c_48 node");
+	assert_int_equal(finish("c_48", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
+	    &st), 0);
+	assert_true(testredis_num("ZSCORE rq:delayed c_48") > 0);
 
 	/* ended for another reason than an interrupt (a busy retry): the
 	 * same finish again is a repeat, not a late outcome */

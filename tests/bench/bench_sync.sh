@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# What syncing the telserver's finishes file costs its loop, run by hand
+# (not part of deploy/test): the save (a file of kept finishes written
+# beside the old one, renamed over it) and its sync (fdatasync of the
+# file, fsync of its directory, as telserver/life.c's finishes_sync),
+# beside the peer: Redis's AOF with appendfsync always on the same disk,
+# where every SET waits for one fdatasync (redis-benchmark, one client).
+# Prints milliseconds per sync and per SET: p50, p90, max.
+#
+#   tests/bench/bench_sync.sh
+# Environment: RQ_BENCH_ROUNDS (200), RQ_BENCH_BYTES (2000: about 15
+# finishes), TMPDIR (put it on the disk the telserver's state_dir is on),
+# RQ_KEEP=1.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
+: "${RQ_BUILD:=$RQ_SOURCE/build}"
+export RQ_SOURCE RQ_BUILD
+
+# shellcheck source=../integration/lib.sh
+. "$RQ_SOURCE/tests/integration/lib.sh"
+
+rq_need redis-server redis-benchmark python3
+ROUNDS=${RQ_BENCH_ROUNDS:-200}
+echo "files in $T ($(df -T "$T" | awk 'NR == 2 { print $2 }')), $ROUNDS rounds"
+
+python3 - "$T/state" "$ROUNDS" "${RQ_BENCH_BYTES:-2000}" <<'PY'
+import os, sys, time
+d, rounds, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(d, exist_ok=True)
+path = os.path.join(d, "ringq-telserver-b.finishes")
+save, sync = [], []
+for i in range(rounds):
+    t0 = time.perf_counter()
+    with open(path + ".new", "wb") as f:
+        f.write(os.urandom(size))
+    os.rename(path + ".new", path)
+    t1 = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    os.fdatasync(fd)
+    os.close(fd)
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(fd)
+    os.close(fd)
+    t2 = time.perf_counter()
+    save.append((t1 - t0) * 1000)
+    sync.append((t2 - t1) * 1000)
+def show(what, v):
+    v.sort()
+    print("%-38s p50 %6.3f  p90 %6.3f  max %6.3f ms" % (
+        what, v[len(v) // 2], v[len(v) * 9 // 10], v[-1]))
+show("finishes: save (write, rename)", save)
+show("finishes: sync (fdatasync, dir fsync)", sync)
+PY
+
+rq_start_redis --appendonly yes --appendfsync always
+[ "$(rq_redis CONFIG GET appendfsync | tail -n 1)" = always ] ||
+    rq_fail "the peer's Redis does not sync each write"
+# its latency summary: a header (avg min p50 p95 p99 max), then values
+redis-benchmark -p "$REDIS_PORT" -c 1 -n "$ROUNDS" -t set -d 100 \
+    --precision 3 2>/dev/null | awk '
+    /latency summary/ { getline; getline
+	printf "%-38s p50 %6.3f  p95 %6.3f  max %6.3f ms\n",
+	    "peer: Redis SET, appendfsync always", $3, $4, $6 }'
