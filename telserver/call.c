@@ -1034,29 +1034,36 @@ tel_call_jobs_flush(struct tel_ctx *ctx)
 }
 
 void
+tel_call_interrupt(struct tel_call *c, const char *detail)
+{
+	int i, j, last;
+
+	if (c->terminal)
+		return;
+	/* Ended first: a leg that goes at once must not end it otherwise
+	 * (tel_leg_gone). */
+	tel_call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0, detail);
+	for (i = 0; i < TEL_LEG__MAX; i++) {
+		if (c->legs[i] == NULL || c->legs[i]->nh == NULL)
+			continue;
+		/* The last leg to go frees the call. */
+		for (last = 1, j = i + 1; j < TEL_LEG__MAX; j++)
+			if (c->legs[j] && c->legs[j]->nh)
+				last = 0;
+		tel_leg_hangup(c->legs[i]);
+		if (last)
+			break;
+	}
+}
+
+void
 tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail)
 {
 	struct tel_call *c, *next;
-	int i, j, last;
 
 	for (c = ctx->calls; c != NULL; c = next) {
 		next = c->next;
-		if (c->terminal)
-			continue;
-		/* Ended first: a leg that goes at once must not end it
-		 * otherwise (tel_leg_gone). */
-		tel_call_end(c, RQ_ST_FAILED, RQ_REASON_INTERRUPTED, 0, detail);
-		for (i = 0; i < TEL_LEG__MAX; i++) {
-			if (c->legs[i] == NULL || c->legs[i]->nh == NULL)
-				continue;
-			/* The last leg to go frees the call. */
-			for (last = 1, j = i + 1; j < TEL_LEG__MAX; j++)
-				if (c->legs[j] && c->legs[j]->nh)
-					last = 0;
-			tel_leg_hangup(c->legs[i]);
-			if (last)
-				break;
-		}
+		tel_call_interrupt(c, detail);
 	}
 }
 

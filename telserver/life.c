@@ -316,28 +316,40 @@ finishes_load(struct tel_ctx *ctx)
 		    ctx->finishes_path);
 }
 
-/* A plain command on the link.  Returns 0, or -1 (logged; the link is
- * closed and tried again in a second). */
-static int
-life_cmd(struct tel_ctx *ctx, const char *what, int argc, const char **argv)
+/* A plain command on the link: its reply (the caller frees it), or NULL
+ * (logged; a lost link is closed and tried again in a second). */
+static redisReply *
+life_reply(struct tel_ctx *ctx, const char *what, int argc,
+    const char **argv)
 {
 	struct rq_redis *r = &ctx->redis;
 	redisReply *rep;
 
 	if (rq_redis_ready(r) == -1)
-		return -1;
+		return NULL;
 	if ((rep = redisCommandArgv(r->c, argc, argv, NULL)) == NULL) {
 		rq_metric_error("redis");
 		log_warnx("redis: %s: %s", what, rq_redis_errstr(r->c));
 		rq_redis_close(r);
-		return -1;
+		return NULL;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		rq_metric_error("redis");
 		log_warnx("redis: %s: %s", what, rep->str);
 		freeReplyObject(rep);
-		return -1;
+		return NULL;
 	}
+	return rep;
+}
+
+/* life_reply, the reply dropped: 0, or -1. */
+static int
+life_cmd(struct tel_ctx *ctx, const char *what, int argc, const char **argv)
+{
+	redisReply *rep = life_reply(ctx, what, argc, argv);
+
+	if (rep == NULL)
+		return -1;
 	freeReplyObject(rep);
 	return 0;
 }
@@ -424,6 +436,64 @@ life_state(struct tel_ctx *ctx)
 static void	life_flush(struct tel_ctx *);
 static void	life_flush_kept(struct tel_ctx *, uint64_t);
 static void	life_flush_round(struct tel_ctx *);
+static int	life_too_old(const struct tel_ctx *, uint64_t);
+
+/*
+ * Our loop stalled past the fence's margin (a stopped process, a paused
+ * VM) and our key is fresh again: the fence never came, and the scheduler
+ * may have ended some of our attempts meanwhile, their retries planned.
+ * Those left our rq:oncall: hung up, as the fence would have done.  The
+ * others are ours: our key refuses any sweep from now on.  A check that
+ * fails hangs up every call, as the fence.
+ */
+static void
+life_stalled(struct tel_ctx *ctx, uint64_t ms)
+{
+	static const char detail[] = "the scheduler ended the attempt while "
+	    "we stalled";
+	char key[RQ_NAME_MAX + 16];
+	struct tel_call *c, *next;
+	const char **argv;
+	redisReply *rep = NULL;
+	size_t n = 0, i;
+	int lost = 0;
+
+	for (c = ctx->calls; c != NULL; c = c->next)
+		n += !c->terminal;
+	if (n == 0)
+		return;
+	snprintf(key, sizeof(key), "%s%s", RQ_KEY_ONCALL, ctx->cfg->tel_name);
+	if ((argv = calloc(n + 2, sizeof(*argv))) != NULL) {
+		argv[0] = "SMISMEMBER";
+		argv[1] = key;
+		for (i = 2, c = ctx->calls; c != NULL; c = c->next)
+			if (!c->terminal)
+				argv[i++] = c->call_id;
+		rep = life_reply(ctx, "rq:oncall", (int)(n + 2), argv);
+		free(argv);
+	}
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
+	    rep->elements != n) {
+		log_warnx("stalled %llu ms: cannot tell which calls are still "
+		    "ours: hanging up %zu calls", (unsigned long long)ms, n);
+		if (rep != NULL)
+			freeReplyObject(rep);
+		tel_call_interrupt_all(ctx, detail);
+		return;
+	}
+	for (i = 0, c = ctx->calls; c != NULL; c = next) {
+		next = c->next;
+		if (c->terminal)
+			continue;
+		if (rep->element[i++]->integer == 0) {
+			tel_call_interrupt(c, detail);
+			lost++;
+		}
+	}
+	freeReplyObject(rep);
+	log_warnx("stalled %llu ms: the scheduler ended %d of our %zu calls "
+	    "meanwhile (hung up)", (unsigned long long)ms, lost, n);
+}
 
 /* Our liveness key and our name in rq:nodes, every LIFE_ALIVE_MS, then our
  * fleet state.  The key's TTL counts from when Redis ran the SET, so the
@@ -434,10 +504,12 @@ life_refresh(struct tel_ctx *ctx)
 	char key[RQ_NAME_MAX + 16], ttl[16];
 	const char *set[] = { "SET", key, "1", "PX", ttl };
 	const char *add[] = { "SADD", RQ_KEY_NODES, ctx->cfg->tel_name };
-	uint64_t sent = rq_mono_ms();
+	uint64_t sent = rq_mono_ms(), stalled = 0;
 
 	if (!ctx->recovered)
 		return;
+	if (!ctx->fenced && life_too_old(ctx, sent))
+		stalled = sent - ctx->alive_ms;
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE, ctx->cfg->tel_name);
 	snprintf(ttl, sizeof(ttl), "%d", RQ_NODE_TTL_MS);
 	/* Failed: tried again at every tick (the link itself reconnects at
@@ -449,6 +521,8 @@ life_refresh(struct tel_ctx *ctx)
 	ctx->alive_ms = sent;
 	ctx->alive_next_ms = sent + LIFE_ALIVE_MS;
 	life_cmd(ctx, "rq:nodes", 3, add);
+	if (stalled)
+		life_stalled(ctx, stalled);
 	if (ctx->fenced) {
 		/* Our kept finishes before any JOB: one of them may take
 		 * back a retry the scheduler planned while we were cut off,

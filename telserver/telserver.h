@@ -434,8 +434,10 @@ void	tel_call_job_add(struct tel_ctx *ctx, int dealer,
 	    const struct rq_msg *job);
 void	tel_call_jobs_flush(struct tel_ctx *ctx);
 
-/* Hangs up every call and ends it as failed/interrupted with detail
+/* Hangs up a call (one that ended already: nothing) and ends it as
+ * failed/interrupted with detail; c may be freed.  _all: every call
  * (shutdown, fence). */
+void	tel_call_interrupt(struct tel_call *c, const char *detail);
 void	tel_call_interrupt_all(struct tel_ctx *ctx, const char *detail);
 /* sp, just synthesised, holds no audio: the calls waiting for it and not
  * yet answered are hung up, failed/speech (tts.c). */

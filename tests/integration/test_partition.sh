@@ -12,6 +12,10 @@
 # and waits in rq:ready for a telserver (the only one is cut off), where
 # the telserver's heartbeat after the heal would bring it its JOB: the
 # kept finish must go first.
+# Then a telserver that stalls (SIGSTOP) during a call, past the fence's
+# margin: for 4.5 s (its attempt still its own: the call goes on), then for
+# 9 s (the scheduler ended the attempt meanwhile: the call is hung up at
+# once when it runs again, not left to go on beside its retry).
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 rq_need baresip jq psql redis-server redis-cli python3
@@ -25,6 +29,7 @@ rq_start_pg
 # or 0.75 to 1.25 s later (tenant fast: due while still cut off)
 PART_KEY="rq_part_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 FAST_KEY="rq_fast_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+STALL_KEY="rq_stall_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 rq_write_config <<EOF
 [tenant partition]
 key_sha256 = $(rq_sha256 "$PART_KEY")
@@ -35,6 +40,11 @@ retry_network_delay_s = 12
 key_sha256 = $(rq_sha256 "$FAST_KEY")
 allow_sip = yes
 retry_network_delay_s = 1
+
+[tenant stall]
+key_sha256 = $(rq_sha256 "$STALL_KEY")
+allow_sip = yes
+retry_network_attempts = 1
 EOF
 
 # The telserver's own config: Redis through the relay.
@@ -136,10 +146,55 @@ cut_call() {
 	    rq_fail "$id: call_events of attempt 1: $(echo $pg_events)"
 }
 
+# post_call KEY: a call of KEY's tenant to bob, answered; sets id.
+post_call() {
+	local body resp
+	LOG_FROM=$(( $(wc -l < "$TEL_LOG") + 1 ))
+	body=$(jq -cn --arg to "$BARESIP_URI" --arg say "$SAY" '{to: $to, say: $say}')
+	resp=$(RQ_KEY=$1 rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
+	[ "$(rq_last_code)" = 202 ] || rq_fail "POST /v1/calls: $(rq_last_code) $resp"
+	id=$(jq -er '.id' <<<"$resp") || rq_fail "no id in $resp"
+	answered() { [ "$(job status)" = answered ]; }
+	rq_wait_for 30 answered
+}
+
 cut_call "$PART_KEY" waiting
 cut_call "$FAST_KEY" due
 calls=$(grep -c "[Cc]all established:" "$T/baresip-bob.log" || true)
 [ "$calls" = 2 ] || rq_fail "baresip got $calls calls, not 2"
 
+# --- stalls ------------------------------------------------------------------------
+# stall SECONDS: the telserver stopped that long, then running again.
+stall() {
+	kill -STOP "$(rq_pid telserver)"
+	sleep "$1"
+	kill -CONT "$(rq_pid telserver)"
+}
+post_call "$STALL_KEY"
+echo "call $id to $BARESIP_URI, the telserver stalled during it"
+stall 4.5
+stalled() { since | grep -q "stalled [0-9]* ms: the scheduler ended $1 of our 1 calls meanwhile"; }
+rq_wait_for 5 stalled 0
+echo "  $(since | grep -o 'stalled [0-9]* ms: .*')"
+[ "$(job status)" = answered ] || rq_fail "$id: $(job status) after a 4.5 s stall"
+LOG_FROM=$(( $(wc -l < "$TEL_LOG") + 1 ))
+kill -STOP "$(rq_pid telserver)"
+# the scheduler ends the attempt (one network attempt: the call with it)
+swept() { [ "$(job status)" = failed ] && [ "$(job reason)" = interrupted ]; }
+rq_wait_for 15 swept
+kill -CONT "$(rq_pid telserver)"
+cont_ms=$(rq_now_ms)
+# our BYE, answered by the phone
+hung_up() { since | grep -q "call $id/1: sip nua_r_bye 200"; }
+rq_wait_for 5 hung_up
+echo "  hung up $(( $(rq_now_ms) - cont_ms )) ms after the telserver ran again"
+(( $(rq_now_ms) - cont_ms < 2000 )) || rq_fail "$id: not hung up at once"
+rq_wait_for 5 stalled 1
+echo "  $(since | grep -o 'stalled [0-9]* ms: .*')"
+since | grep -q "call $id/1: failed interrupted, the scheduler ended the attempt while we stalled" ||
+    rq_fail "$id: not ended for the stall"
+[ "$(job status)" = failed ] || rq_fail "$id: $(job status)"
+[ "$(grep -c "call $id/[0-9]*: dialing" "$TEL_LOG")" = 1 ] || rq_fail "$id: dialled again"
+
 rq_check_sanitizers
-echo "ok: a call that ended while its telserver was cut off from Redis is completed once when the link heals, its retry taken back while it waited for its time and once it was due"
+echo "ok: a call that ended while its telserver was cut off from Redis is completed once when the link heals, its retry taken back while it waited for its time and once it was due; a stalled telserver keeps its calls while they are its own, hangs up those the scheduler ended"
