@@ -439,15 +439,17 @@ static void	life_flush_round(struct tel_ctx *);
 static int	life_too_old(const struct tel_ctx *, uint64_t);
 
 /*
- * Our loop stalled past the fence's margin (a stopped process, a paused
- * VM) and our key is fresh again: the fence never came, and the scheduler
- * may have ended some of our attempts meanwhile, their retries planned.
- * Those left our rq:oncall: hung up, as the fence would have done.  The
- * others are ours: our key refuses any sweep from now on.  A check that
- * fails hangs up every call, as the fence.
+ * Our loop stalled past the fence's margin (a stopped process), or our key
+ * had expired when we set it again (a paused VM, or a loop that stood
+ * still): the fence never came, and the scheduler may have ended some of
+ * our attempts meanwhile, their retries planned.  Those left our
+ * rq:oncall: hung up, as the fence would have done.  The others are ours:
+ * our fresh key refuses any sweep from now on.  A check that fails hangs
+ * up every call, as the fence.  ms: the time since the last refresh, by
+ * our clock.
  */
 static void
-life_stalled(struct tel_ctx *ctx, uint64_t ms)
+life_stalled(struct tel_ctx *ctx, uint64_t ms, int expired)
 {
 	static const char detail[] = "the scheduler ended the attempt while "
 	    "we stalled";
@@ -474,8 +476,9 @@ life_stalled(struct tel_ctx *ctx, uint64_t ms)
 	}
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
 	    rep->elements != n) {
-		log_warnx("stalled %llu ms: cannot tell which calls are still "
-		    "ours: hanging up %zu calls", (unsigned long long)ms, n);
+		log_warnx("stalled %llu ms%s: cannot tell which calls are "
+		    "still ours: hanging up %zu calls", (unsigned long long)ms,
+		    expired ? ", liveness key expired" : "", n);
 		if (rep != NULL)
 			freeReplyObject(rep);
 		tel_call_interrupt_all(ctx, detail);
@@ -491,8 +494,9 @@ life_stalled(struct tel_ctx *ctx, uint64_t ms)
 		}
 	}
 	freeReplyObject(rep);
-	log_warnx("stalled %llu ms: the scheduler ended %d of our %zu calls "
-	    "meanwhile (hung up)", (unsigned long long)ms, lost, n);
+	log_warnx("stalled %llu ms%s: the scheduler ended %d of our %zu "
+	    "calls meanwhile (hung up)", (unsigned long long)ms,
+	    expired ? ", liveness key expired" : "", lost, n);
 }
 
 /* Our liveness key and our name in rq:nodes, every LIFE_ALIVE_MS, then our
@@ -502,27 +506,31 @@ static void
 life_refresh(struct tel_ctx *ctx)
 {
 	char key[RQ_NAME_MAX + 16], ttl[16];
-	const char *set[] = { "SET", key, "1", "PX", ttl };
+	const char *set[] = { "SET", key, "1", "PX", ttl, "GET" };
 	const char *add[] = { "SADD", RQ_KEY_NODES, ctx->cfg->tel_name };
-	uint64_t sent = rq_mono_ms(), stalled = 0;
+	uint64_t sent = rq_mono_ms();
+	redisReply *rep;
+	int expired;
 
 	if (!ctx->recovered)
 		return;
-	if (!ctx->fenced && life_too_old(ctx, sent))
-		stalled = sent - ctx->alive_ms;
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE, ctx->cfg->tel_name);
 	snprintf(ttl, sizeof(ttl), "%d", RQ_NODE_TTL_MS);
 	/* Failed: tried again at every tick (the link itself reconnects at
 	 * most once a second), so the key is refreshed as soon as Redis
 	 * answers again. */
 	ctx->alive_next_ms = sent;
-	if (life_cmd(ctx, "liveness", 5, set) == -1)
+	if ((rep = life_reply(ctx, "liveness", 6, set)) == NULL)
 		return;
+	/* Gone before this SET: a sweep may have run.  Our clock alone
+	 * would miss a paused VM, whose monotonic clock stops with it. */
+	expired = rep->type == REDIS_REPLY_NIL;
+	freeReplyObject(rep);
+	if (!ctx->fenced && (expired || life_too_old(ctx, sent)))
+		life_stalled(ctx, sent - ctx->alive_ms, expired);
 	ctx->alive_ms = sent;
 	ctx->alive_next_ms = sent + LIFE_ALIVE_MS;
 	life_cmd(ctx, "rq:nodes", 3, add);
-	if (stalled)
-		life_stalled(ctx, stalled);
 	if (ctx->fenced) {
 		/* Our kept finishes before any JOB: one of them may take
 		 * back a retry the scheduler planned while we were cut off,
