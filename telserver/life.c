@@ -474,8 +474,12 @@ life_stalled(struct tel_ctx *ctx, uint64_t ms, int expired)
 		rep = life_reply(ctx, "rq:oncall", (int)(n + 2), argv);
 		free(argv);
 	}
+	for (i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+	    i < rep->elements; i++)
+		if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+			break;
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
-	    rep->elements != n) {
+	    rep->elements != n || i != n) {
 		log_warnx("stalled %llu ms%s: cannot tell which calls are "
 		    "still ours: hanging up %zu calls", (unsigned long long)ms,
 		    expired ? ", liveness key expired" : "", n);
@@ -520,12 +524,19 @@ life_refresh(struct tel_ctx *ctx)
 	 * most once a second), so the key is refreshed as soon as Redis
 	 * answers again. */
 	ctx->alive_next_ms = sent;
-	if ((rep = life_reply(ctx, "liveness", 6, set)) == NULL)
+	if ((rep = life_reply(ctx, "liveness", 6, set)) != NULL) {
+		/* Gone before this SET: a sweep may have run.  Our clock
+		 * alone would miss a paused VM, whose monotonic clock stops
+		 * with it. */
+		expired = rep->type == REDIS_REPLY_NIL;
+		freeReplyObject(rep);
+	} else if (ctx->redis.c != NULL &&
+	    life_cmd(ctx, "liveness", 5, set) == 0) {
+		/* Refused with the link up (the key of another type, which
+		 * SET ... GET will not replace): no key of ours was there. */
+		expired = 1;
+	} else
 		return;
-	/* Gone before this SET: a sweep may have run.  Our clock alone
-	 * would miss a paused VM, whose monotonic clock stops with it. */
-	expired = rep->type == REDIS_REPLY_NIL;
-	freeReplyObject(rep);
 	if (!ctx->fenced && (expired || life_too_old(ctx, sent)))
 		life_stalled(ctx, sent - ctx->alive_ms, expired);
 	ctx->alive_ms = sent;

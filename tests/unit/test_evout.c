@@ -463,6 +463,32 @@ test_journal_disk_full(void **state)
 	remove_journals(dir);
 }
 
+/* Reads what the router holds now, acking each event (attempt 2,
+ * answered) but held's, whose sender is kept in ours to ack it later.
+ * Returns how many events came. */
+static int
+recv_acking(const char *held, char *ours, size_t *ourslen)
+{
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	struct rq_msg m;
+	int rc, got = 0;
+
+	while ((rc = router_recv(peer, &peerlen, &m)) != 0) {
+		if (rc != 1)
+			continue;
+		got++;
+		if (strcmp(m.call_id, held) != 0)
+			ack(peer, peerlen, m.call_id, 2, "answered");
+		else {
+			memcpy(ours, peer, peerlen);
+			*ourslen = peerlen;
+		}
+		rq_msg_clear(&m);
+	}
+	return got;
+}
+
 /* A rewrite due only because the journal grew, which fails (here its
  * .new is a directory): the journal is whole still, and events go on
  * being appended to it. */
@@ -474,9 +500,9 @@ test_journal_rewrite_fails(void **state)
 	char ours[RQ_BUS_ID_MAX];
 	size_t peerlen = 0, ourslen = 0;
 	struct rq_evout *eo;
-	struct rq_msg ev, m;
+	struct rq_msg ev;
 	off_t before;
-	int i, rc, got = 0;
+	int i, got = 0;
 
 	journal_dir(dir, path, crash, sizeof(path), 0);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
@@ -489,33 +515,13 @@ test_journal_rewrite_fails(void **state)
 	for (i = 0; i < 16000; i++) {
 		assert_int_equal(rq_call_id_new(i == 0 ? held : id), 0);
 		emit_answered(eo, i == 0 ? held : id, 1700000000000ULL);
-		while ((rc = router_recv(peer, &peerlen, &m)) != 0) {
-			if (rc != 1)
-				continue;
-			got++;
-			if (strcmp(m.call_id, held) != 0)
-				ack(peer, peerlen, m.call_id, 2, "answered");
-			else {
-				memcpy(ours, peer, peerlen);
-				ourslen = peerlen;
-			}
-			rq_msg_clear(&m);
-		}
+		got += recv_acking(held, ours, &ourslen);
 	}
 	while (got < 16000) {
 		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
 
 		assert_true(zmq_poll(&pi, 1, 1000) == 1);
-		while ((rc = router_recv(peer, &peerlen, &m)) == 1) {
-			got++;
-			if (strcmp(m.call_id, held) != 0)
-				ack(peer, peerlen, m.call_id, 2, "answered");
-			else {
-				memcpy(ours, peer, peerlen);
-				ourslen = peerlen;
-			}
-			rq_msg_clear(&m);
-		}
+		got += recv_acking(held, ours, &ourslen);
 	}
 	wait_pending(eo, 1);
 	before = file_size(path);

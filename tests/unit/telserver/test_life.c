@@ -118,6 +118,13 @@ test_refresh(void **state)
 	ttl = testredis_num("PTTL rq:node:tel-u");
 	assert_true(ttl > RQ_NODE_TTL_MS - 1000 && ttl <= RQ_NODE_TTL_MS);
 	assert_int_equal(testredis_num("SISMEMBER rq:nodes tel-u"), 1);
+	/* A key of another type in its place (SET ... GET refuses it):
+	 * replaced, not a refresh that fails until the fence. */
+	testredis_do("DEL rq:node:tel-u");
+	testredis_do("HSET rq:node:tel-u x y");
+	tick_now();
+	ttl = testredis_num("PTTL rq:node:tel-u");
+	assert_true(ttl > RQ_NODE_TTL_MS - 1000 && ttl <= RQ_NODE_TTL_MS);
 	/* Not more often than once a second. */
 	testredis_do("DEL rq:node:tel-u");
 	tel_life_tick(&ctx);
