@@ -1,6 +1,8 @@
 /* Prometheus metrics (see metrics.h): the registry, the text format, and
  * the /metrics HTTP server on a thread of its own. */
+#include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -169,6 +172,93 @@ rq_metric_error(const char *kind)
 	rq_metric_inc(rq_counter("ringq_errors_total", labels, ERRORS_HELP));
 }
 
+/* Under AddressSanitizer malloc is ASan's, and the gateway's is jemalloc
+ * (gateway/meson.build): mallinfo2 would see neither. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RQ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RQ_ASAN 1
+#endif
+#endif
+#ifdef RQ_ASAN
+size_t	__sanitizer_get_current_allocated_bytes(void);
+#else
+/* jemalloc's, when the process has it */
+int	mallctl(const char *, void *, size_t *, void *, size_t)
+	    __attribute__((weak));
+#endif
+
+/* Bytes malloc has handed out and not had back: what the process holds.
+ * Its resident memory also keeps what it freed, at its peak. */
+static int64_t
+heap_in_use(void)
+{
+#ifdef RQ_ASAN
+	return (int64_t)__sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 mi;
+	uint64_t epoch = 1;
+	size_t allocated, len = sizeof(epoch);
+
+	if (mallctl != NULL) {
+		/* its statistics are as of the last epoch */
+		if (mallctl("epoch", &epoch, &len, &epoch, len) != 0)
+			return 0;
+		len = sizeof(allocated);
+		if (mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
+			return 0;
+		return (int64_t)allocated;
+	}
+	mi = mallinfo2();
+	return (int64_t)(mi.uordblks + mi.hblkhd);
+#endif
+}
+
+static int64_t
+resident_bytes(void)
+{
+	unsigned long size, resident;
+	FILE *f;
+	int n;
+
+	if ((f = fopen("/proc/self/statm", "re")) == NULL)
+		return 0;
+	n = fscanf(f, "%lu %lu", &size, &resident);
+	fclose(f);
+	return n == 2 ? (int64_t)resident * sysconf(_SC_PAGESIZE) : 0;
+}
+
+static int64_t
+open_fds(void)
+{
+	struct dirent *e;
+	int64_t n = 0;
+	DIR *d;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;		/* d's own */
+}
+
+/* The process's own series, read at each scrape; the names are those of
+ * Prometheus's client libraries. */
+static void
+process_update(void)
+{
+	rq_gauge_set(rq_gauge("process_resident_memory_bytes", "",
+	    "Resident memory size in bytes"), resident_bytes());
+	rq_gauge_set(rq_gauge("process_open_fds", "",
+	    "Number of open file descriptors"), open_fds());
+	rq_gauge_set(rq_gauge("ringq_heap_allocated_bytes", "",
+	    "Bytes allocated with malloc and not freed: what the daemon "
+	    "holds, where its resident memory also keeps what it freed"),
+	    heap_in_use());
+}
+
 /* A growing string. */
 struct sbuf {
 	char	*s;
@@ -265,6 +355,7 @@ rq_metrics_render(size_t *lenp)
 	struct sbuf b = { 0 };
 	const struct rq_metric *m, *p, *s;
 
+	process_update();
 	if ((b.s = malloc(4096)) == NULL)
 		return NULL;
 	b.cap = 4096;

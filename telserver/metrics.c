@@ -1,6 +1,6 @@
 /* The telserver's Prometheus metrics (docs/metrics.md): calls started and
- * ended, active calls, capacity, state, JOBs refused, and the RTP
- * send-interval jitter.  Updated on the
+ * ended, active calls, capacity, state, JOBs refused, events accounting has
+ * not acknowledged yet, and the RTP send-interval jitter.  Updated on the
  * Sofia thread; the metrics thread only reads the atomics. */
 #include <stdio.h>
 #include <string.h>
@@ -10,7 +10,7 @@
 #include "telserver.h"
 
 static struct rq_metric	*m_active, *m_capacity, *m_started, *m_state[3];
-static struct rq_metric	*m_jit50, *m_jit99, *m_jitmax;
+static struct rq_metric	*m_jit50, *m_jit99, *m_jitmax, *m_events;
 static const char	*states[] = { "up", "draining", "drained" };
 
 void
@@ -21,6 +21,9 @@ tel_metrics_init(struct tel_ctx *ctx)
 
 	m_active = rq_gauge("ringq_telserver_active_calls", "",
 	    "Calls in progress (claimed attempts: dialling or talking)");
+	m_events = rq_gauge("ringq_telserver_events_unacknowledged", "",
+	    "Ringing and answered events sent to accounting and not "
+	    "acknowledged yet (kept up to 200000)");
 	m_capacity = rq_gauge("ringq_telserver_capacity", "",
 	    "Most calls at once ([telserver] capacity)");
 	m_started = rq_counter("ringq_telserver_calls_started_total", "",
@@ -94,6 +97,8 @@ tel_metrics_tick(struct tel_ctx *ctx)
 	for (i = 0; i < 3; i++)
 		rq_gauge_set(m_state[i], s != NULL && !strcmp(s, states[i]));
 	rq_gauge_set(m_active, ctx->active);
+	if (ctx->eo != NULL)
+		rq_gauge_set(m_events, (int64_t)rq_evout_pending(ctx->eo));
 	if (ctx->media != NULL) {
 		const struct tel_jitter *j = tel_media_jitter(ctx->media);
 

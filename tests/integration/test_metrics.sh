@@ -66,8 +66,18 @@ for d in "${!URL[@]}"; do
 	grep -q '^# TYPE ringq_' "$T/$d.prom" || rq_fail "$d: no ringq_ metric"
 	# every sample line is name{labels} number
 	bad=$(grep -v '^#' "$T/$d.prom" |
-	    grep -Ev '^ringq_[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+$' || true)
+	    grep -Ev '^(ringq|process)_[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+$' || true)
 	[ -z "$bad" ] || rq_fail "$d: malformed lines: $bad"
+	# the process's own: memory it holds, resident, descriptors
+	rss=$(value "$d" process_resident_memory_bytes)
+	held=$(value "$d" ringq_heap_allocated_bytes)
+	fds=$(value "$d" process_open_fds)
+	procfds=$(ls "/proc/$(rq_pid "$d")/fd" | wc -l)
+	# (the scrape's own connection was open then)
+	[ "${rss:-0}" -ge 1048576 ] && [ "${held:-0}" -gt 0 ] &&
+	    [ "$held" -le "$rss" ] && [ "${fds:-0}" -ge 3 ] &&
+	    (( fds - procfds <= 1 && procfds - fds <= 1 )) ||
+	    rq_fail "$d: resident $rss, held $held, descriptors $fds ($procfds in /proc)"
 	echo "$d: $(grep -vc '^#' "$T/$d.prom") series"
 done
 ct=$(curl -s -o /dev/null -w '%{content_type}' "${URL[scheduler]}")
@@ -78,6 +88,8 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${URL[gateway]}")
 [ "$code" = 405 ] || rq_fail "gateway: POST /metrics answered $code, not 405"
 [ "$(value telserver ringq_telserver_capacity)" -ge 1 ] ||
     rq_fail "telserver: no capacity gauge"
+[ "$(value telserver ringq_telserver_events_unacknowledged)" = 0 ] ||
+    rq_fail "telserver: events unacknowledged before any call"
 # the state gauge follows rq:tel:<node> at the telserver's next tick
 # once it has recovered its previous run's attempts: not at once
 rq_wait_for 10 at_least telserver 'ringq_telserver_state{state="up"}' 1

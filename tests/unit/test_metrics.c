@@ -94,6 +94,42 @@ test_render(void **state)
 	free(s);
 }
 
+/* The process's own series, read at each scrape: what it holds moves with
+ * what it allocates. */
+static void
+test_process(void **state)
+{
+	long long held0, held1, rss, fds;
+	char *s, *p, *big;
+	size_t len;
+
+	s = rq_metrics_render(&len);
+	assert_non_null(s);
+	assert_non_null(p = strstr(s, "\nringq_heap_allocated_bytes "));
+	held0 = atoll(p + strlen("\nringq_heap_allocated_bytes "));
+	assert_non_null(p = strstr(s, "\nprocess_resident_memory_bytes "));
+	rss = atoll(p + strlen("\nprocess_resident_memory_bytes "));
+	assert_non_null(p = strstr(s, "\nprocess_open_fds "));
+	fds = atoll(p + strlen("\nprocess_open_fds "));
+	assert_non_null(strstr(s, "# TYPE process_resident_memory_bytes "
+	    "gauge\n"));
+	free(s);
+	assert_true(held0 > 0);
+	assert_true(rss >= held0);
+	assert_true(fds >= 3);		/* stdin, stdout, stderr */
+
+	assert_non_null(big = malloc(8 << 20));
+	memset(big, 1, 8 << 20);
+	s = rq_metrics_render(&len);
+	assert_non_null(s);
+	assert_non_null(p = strstr(s, "\nringq_heap_allocated_bytes "));
+	held1 = atoll(p + strlen("\nringq_heap_allocated_bytes "));
+	free(s);
+	free(big);
+	assert_true(held1 - held0 >= 8 << 20);
+	assert_true(held1 - held0 < 9 << 20);
+}
+
 static void *
 bump(void *arg)
 {
@@ -199,6 +235,7 @@ main(void)
 		cmocka_unit_test_teardown(test_registry, teardown),
 		cmocka_unit_test_teardown(test_render, teardown),
 		cmocka_unit_test_teardown(test_threads, teardown),
+		cmocka_unit_test_teardown(test_process, teardown),
 		cmocka_unit_test_teardown(test_server, teardown),
 	};
 
