@@ -41,6 +41,7 @@ struct pending {
 	struct pending	*hnext;		/* same bucket */
 	struct rq_msg	 ev;
 	uint64_t	 sent_ms;	/* monotonic */
+	int		 resent;	/* sent more than once */
 	size_t		 jlen;		/* its journal record's bytes */
 };
 
@@ -53,6 +54,9 @@ struct rq_evout {
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
 	uint64_t	 probe_ms;	/* last probe while accounting is
 					 * away; 0 while it answers */
+	/* How long acks take (ms; srtt 0: not measured yet), and so how
+	 * long an event waits for its ack before it is sent again. */
+	uint64_t	 srtt_ms, rttvar_ms, rto_ms;
 	uint64_t	 dropped;	/* events dropped while full: the
 					 * count at exit */
 	struct log_rate	 dropped_log;	/* one line a second, not one an
@@ -456,6 +460,7 @@ rq_evout_new(void *zctx, const char *endpoint, const char *journal)
 	if ((eo = calloc(1, sizeof(*eo))) == NULL)
 		return NULL;
 	eo->jfd = eo->lockfd = -1;
+	eo->rto_ms = RQ_EVOUT_RESEND_MS;
 	if ((eo->sock = rq_bus_socket(zctx, ZMQ_DEALER)) == NULL ||
 	    zmq_connect(eo->sock, endpoint) == -1) {
 		log_warnx("evout: connect %s: %s", endpoint,
@@ -545,6 +550,37 @@ rq_evout_fd(struct rq_evout *eo)
 	return rq_bus_fd(eo->sock);
 }
 
+/*
+ * An ack came ms after its event was sent (once): the wait before an event
+ * is sent again follows it, as TCP's retransmission timeout does (RFC
+ * 6298: smoothed time plus four deviations), from RQ_EVOUT_RESEND_MS to
+ * RQ_EVOUT_RESEND_MAX_MS.  A fixed second would send every event again
+ * once a second while accounting lags by more: a lag of L seconds then
+ * costs it L copies of each event, on top of the lag (rq_evout_tick
+ * doubles it at each round of resends).
+ */
+static void
+ack_sample(struct rq_evout *eo, uint64_t ms)
+{
+	uint64_t dev;
+
+	if (eo->srtt_ms == 0) {
+		eo->srtt_ms = ms > 0 ? ms : 1;
+		eo->rttvar_ms = ms / 2;
+	} else {
+		dev = ms > eo->srtt_ms ? ms - eo->srtt_ms : eo->srtt_ms - ms;
+		eo->rttvar_ms = (3 * eo->rttvar_ms + dev) / 4;
+		eo->srtt_ms = (7 * eo->srtt_ms + ms) / 8;
+		if (eo->srtt_ms == 0)
+			eo->srtt_ms = 1;
+	}
+	eo->rto_ms = eo->srtt_ms + 4 * eo->rttvar_ms;
+	if (eo->rto_ms < RQ_EVOUT_RESEND_MS)
+		eo->rto_ms = RQ_EVOUT_RESEND_MS;
+	if (eo->rto_ms > RQ_EVOUT_RESEND_MAX_MS)
+		eo->rto_ms = RQ_EVOUT_RESEND_MAX_MS;
+}
+
 void
 rq_evout_process(struct rq_evout *eo)
 {
@@ -571,10 +607,16 @@ rq_evout_process(struct rq_evout *eo)
 			log_info("evout: accounting answers again; %zu events "
 			    "to send again", eo->npending);
 			eo->probe_ms = 0;
+			/* what it had queued may be lost with it: at once */
+			eo->srtt_ms = 0;
+			eo->rto_ms = RQ_EVOUT_RESEND_MS;
 		}
 		if ((p = pending_find(eo, m.call_id, m.attempt,
-		    m.status)) != NULL)
+		    m.status)) != NULL) {
+			if (!p->resent)		/* whose ack it is is clear */
+				ack_sample(eo, rq_mono_ms() - p->sent_ms);
 			pending_unlink(eo, p);
+		}
 		rq_msg_clear(&m);
 	}
 }
@@ -585,10 +627,11 @@ rq_evout_tick(struct rq_evout *eo)
 	uint64_t now = rq_mono_ms();
 	struct pending *p;
 	int resent = 0, limit = RQ_EVOUT_RESEND_BURST;
+	uint64_t due = eo->rto_ms;
 
 	rq_evout_process(eo);
 	journal_tend(eo);
-	if (eo->head == NULL || now - eo->head->sent_ms < RQ_EVOUT_RESEND_MS)
+	if (eo->head == NULL)
 		return;
 	/* Resent for a whole interval and not one ack back: accounting is
 	 * away.  Resending everything again and again would only burn CPU
@@ -604,18 +647,28 @@ rq_evout_tick(struct rq_evout *eo)
 			return;
 		eo->probe_ms = now;
 		limit = 1;
-	}
+		due = 0;
+	} else if (now - eo->head->sent_ms < due)
+		return;
 	/* In sent_ms order: stop at the first one not due.  A resent event
 	 * moves to the tail, where the loop meets it again as not due. */
-	while ((p = eo->head) != NULL && now - p->sent_ms >=
-	    RQ_EVOUT_RESEND_MS) {
+	while ((p = eo->head) != NULL && now - p->sent_ms >= due) {
 		/* Bound the burst so a long outage does not stall the loop. */
 		if (resent++ >= limit)
 			break;
 		p->sent_ms = now;
+		p->resent = 1;
 		rq_bus_send(eo->sock, NULL, 0, &p->ev);
 		pending_remove(eo, p);
 		pending_append(eo, p);
+	}
+	/* The acks ack_sample sees are only those faster than the wait (the
+	 * others' events were sent again): so it doubles at each round of
+	 * resends, as TCP's does, until it outlasts the lag. */
+	if (limit > 1) {
+		eo->rto_ms *= 2;
+		if (eo->rto_ms > RQ_EVOUT_RESEND_MAX_MS)
+			eo->rto_ms = RQ_EVOUT_RESEND_MAX_MS;
 	}
 	if (eo->round_ms == 0)
 		eo->round_ms = now;

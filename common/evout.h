@@ -1,8 +1,9 @@
 /* The event outbox: how a daemon reports call status changes to accounting
  * at least once.  Each EVENT is sent on a DEALER socket and kept until
- * accounting answers EVENT_ACK for its (call_id, attempt, status); unacked
- * events are sent again every RQ_EVOUT_RESEND_MS, up to
- * RQ_EVOUT_RESEND_BURST per tick.  When a whole interval of resending
+ * accounting answers EVENT_ACK for its (call_id, attempt, status); an
+ * unacked event is sent again once it waited as long as acks take (their
+ * smoothed time plus four deviations, from RQ_EVOUT_RESEND_MS to
+ * RQ_EVOUT_RESEND_MAX_MS), up to RQ_EVOUT_RESEND_BURST per tick.  When a whole interval of resending
  * brought no ack back, accounting is away: then one event per interval goes
  * as a probe, and its ack restarts the full resends.  Accounting stores
  * each (call_id, attempt, status) once, so a resent event is harmless.
@@ -25,6 +26,7 @@
 #include "msg.h"
 
 #define RQ_EVOUT_RESEND_MS	1000
+#define RQ_EVOUT_RESEND_MAX_MS	30000
 #define RQ_EVOUT_RESEND_BURST	1000
 #define RQ_EVOUT_MAX_PENDING	200000
 /* after a failed rewrite of the journal, the next try; then doubled */

@@ -1,7 +1,8 @@
 /* The event outbox against an in-process ROUTER standing in for
  * accounting: every event arrives, an ack removes exactly its event in any
- * order, what is not acknowledged is sent again, and while accounting
- * answers nothing only a probe goes, until its ack restarts the resends;
+ * order, what is not acknowledged is sent again (after a wait that
+ * follows how long acks take), and while accounting answers nothing only
+ * a probe goes, until its ack restarts the resends;
  * a full outbox drops its oldest events and says so once, not per event;
  * the journal gives back, after a crash or a stop, what was not acked. */
 #include <sys/resource.h>
@@ -236,6 +237,53 @@ emit_answered(struct rq_evout *eo, const char *id, uint64_t ts_ms)
 	rq_msg_set(&ev, tenant, "acme");
 	rq_msg_set(&ev, sip_code, 200);
 	assert_int_equal(rq_evout_emit(eo, &ev), 0);
+}
+
+/* A lagging accounting (acks that take more than a second) is not sent
+ * every event again each second: a round of resends doubles the wait, and
+ * the ack of an event sent once sets it from how long acks take. */
+static void
+test_resend_follows_acks(void **state)
+{
+	struct rq_evout *eo;
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	int i;
+
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
+	for (i = 0; i < 3; i++)
+		assert_int_equal(rq_call_id_new(ids[i]), 0);
+
+	/* No ack for a second: sent again; the wait doubles to 2 s.  (The
+	 * ack of an event sent twice says nothing of how long acks take.) */
+	emit_answered(eo, ids[0], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 500), 1);
+	ack(peer, peerlen, ids[0], 2, "answered");
+	wait_pending(eo, 0);
+
+	/* 1.3 s unacked: not again.  Its ack, 1.5 s after it was sent, makes
+	 * the wait 1.5 s and four deviations (0.75 s): 4.5 s. */
+	emit_answered(eo, ids[1], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	usleep((RQ_EVOUT_RESEND_MS + 300) * 1000);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 200), 0);
+	ack(peer, peerlen, ids[1], 2, "answered");
+	wait_pending(eo, 0);
+
+	/* 2.5 s unacked: still not again (a fixed second would have sent it
+	 * twice by now). */
+	emit_answered(eo, ids[2], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	usleep(2500 * 1000);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 200), 0);
+	ack(peer, peerlen, ids[2], 2, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
 }
 
 /* Ticks eo until n events came; each must be one of ids[from..from+n),
@@ -622,6 +670,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_acks_and_resends),
 		cmocka_unit_test(test_probes_while_silent),
+		cmocka_unit_test(test_resend_follows_acks),
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_journal_disk_full),
 		cmocka_unit_test(test_journal_rewrite_fails),
