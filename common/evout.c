@@ -355,6 +355,7 @@ journal_load(struct rq_evout *eo, const char *buf, size_t len, size_t *n)
 			free(p);
 		} else {
 			p->jlen = 4 + rlen;
+			p->resent = 1;	/* its ack tells nothing of the wait */
 			pending_add(eo, p);
 			(*n)++;
 		}
@@ -550,6 +551,18 @@ rq_evout_fd(struct rq_evout *eo)
 	return rq_bus_fd(eo->sock);
 }
 
+/* The wait before an event goes again: ms, from RQ_EVOUT_RESEND_MS to
+ * RQ_EVOUT_RESEND_MAX_MS. */
+static void
+rto_set(struct rq_evout *eo, uint64_t ms)
+{
+	if (ms < RQ_EVOUT_RESEND_MS)
+		ms = RQ_EVOUT_RESEND_MS;
+	if (ms > RQ_EVOUT_RESEND_MAX_MS)
+		ms = RQ_EVOUT_RESEND_MAX_MS;
+	eo->rto_ms = ms;
+}
+
 /*
  * An ack came ms after its event was sent (once): the wait before an event
  * is sent again follows it, as TCP's retransmission timeout does (RFC
@@ -557,7 +570,7 @@ rq_evout_fd(struct rq_evout *eo)
  * RQ_EVOUT_RESEND_MAX_MS.  A fixed second would send every event again
  * once a second while accounting lags by more: a lag of L seconds then
  * costs it L copies of each event, on top of the lag (rq_evout_tick
- * doubles it at each round of resends).
+ * doubles it at each tick that sends some again).
  */
 static void
 ack_sample(struct rq_evout *eo, uint64_t ms)
@@ -574,11 +587,7 @@ ack_sample(struct rq_evout *eo, uint64_t ms)
 		if (eo->srtt_ms == 0)
 			eo->srtt_ms = 1;
 	}
-	eo->rto_ms = eo->srtt_ms + 4 * eo->rttvar_ms;
-	if (eo->rto_ms < RQ_EVOUT_RESEND_MS)
-		eo->rto_ms = RQ_EVOUT_RESEND_MS;
-	if (eo->rto_ms > RQ_EVOUT_RESEND_MAX_MS)
-		eo->rto_ms = RQ_EVOUT_RESEND_MAX_MS;
+	rto_set(eo, eo->srtt_ms + 4 * eo->rttvar_ms);
 }
 
 void
@@ -607,9 +616,6 @@ rq_evout_process(struct rq_evout *eo)
 			log_info("evout: accounting answers again; %zu events "
 			    "to send again", eo->npending);
 			eo->probe_ms = 0;
-			/* what it had queued may be lost with it: at once */
-			eo->srtt_ms = 0;
-			eo->rto_ms = RQ_EVOUT_RESEND_MS;
 		}
 		if ((p = pending_find(eo, m.call_id, m.attempt,
 		    m.status)) != NULL) {
@@ -627,17 +633,19 @@ rq_evout_tick(struct rq_evout *eo)
 	uint64_t now = rq_mono_ms();
 	struct pending *p;
 	int resent = 0, limit = RQ_EVOUT_RESEND_BURST;
-	uint64_t due = eo->rto_ms;
+	uint64_t due;
 
 	rq_evout_process(eo);
 	journal_tend(eo);
 	if (eo->head == NULL)
 		return;
-	/* Resent for a whole interval and not one ack back: accounting is
-	 * away.  Resending everything again and again would only burn CPU
-	 * beside the calls; one event per interval finds out when it is
-	 * back. */
-	if (eo->round_ms != 0 && now - eo->round_ms >= RQ_EVOUT_RESEND_MS) {
+	due = eo->rto_ms;	/* as the acks just read left it */
+	/* Resent, and not one ack back for as long as acks take: accounting
+	 * is away.  Resending everything again and again would only burn
+	 * CPU beside the calls; one event per interval finds out when it is
+	 * back.  (An accounting only busy with rq:events answers within the
+	 * wait, which its acks have stretched.) */
+	if (eo->round_ms != 0 && now - eo->round_ms >= due) {
 		if (eo->probe_ms == 0)
 			log_warnx("evout: accounting has not answered for %llu "
 			    "ms; %zu events kept, one sent again every %d ms "
@@ -663,13 +671,11 @@ rq_evout_tick(struct rq_evout *eo)
 		pending_append(eo, p);
 	}
 	/* The acks ack_sample sees are only those faster than the wait (the
-	 * others' events were sent again): so it doubles at each round of
-	 * resends, as TCP's does, until it outlasts the lag. */
-	if (limit > 1) {
-		eo->rto_ms *= 2;
-		if (eo->rto_ms > RQ_EVOUT_RESEND_MAX_MS)
-			eo->rto_ms = RQ_EVOUT_RESEND_MAX_MS;
-	}
+	 * others' events were sent again): so it doubles at each tick that
+	 * sends some again, as TCP's at each timeout, until it outlasts the
+	 * lag. */
+	if (limit > 1)
+		rto_set(eo, 2 * eo->rto_ms);
 	if (eo->round_ms == 0)
 		eo->round_ms = now;
 	rq_evout_process(eo);

@@ -3,10 +3,11 @@
  * accounting answers EVENT_ACK for its (call_id, attempt, status); an
  * unacked event is sent again once it waited as long as acks take (their
  * smoothed time plus four deviations, from RQ_EVOUT_RESEND_MS to
- * RQ_EVOUT_RESEND_MAX_MS), up to RQ_EVOUT_RESEND_BURST per tick.  When a whole interval of resending
- * brought no ack back, accounting is away: then one event per interval goes
- * as a probe, and its ack restarts the full resends.  Accounting stores
- * each (call_id, attempt, status) once, so a resent event is harmless.
+ * RQ_EVOUT_RESEND_MAX_MS), up to RQ_EVOUT_RESEND_BURST per tick.  When
+ * that long again of resending brought no ack back, accounting is away:
+ * then one event per RQ_EVOUT_RESEND_MS goes as a probe, and its ack
+ * restarts the resends.  Accounting stores each (call_id, attempt,
+ * status) once, so a resent event is harmless.
  *
  * With a journal (a file path), every event is also appended to that file
  * before it is sent, and what a previous run left unacknowledged there is

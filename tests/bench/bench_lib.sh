@@ -32,9 +32,9 @@ bench_start_telserver() {
 	RQ_CONF=$conf rq_start_daemon "telserver:$1"
 }
 
-# bench_cpu_ticks PID: user + system clock ticks the process has used.
+# bench_cpu_ticks PID: rq_cpu_ticks, 0 for a process gone.
 bench_cpu_ticks() {
-	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+	rq_cpu_ticks "$1" 2>/dev/null || echo 0
 }
 
 # bench_tone_wav FILE MS: MS of a 440 Hz tone as a G.711 u-law WAV (what the

@@ -154,6 +154,12 @@ rq_alive() {
 	[ "${line%% *}" != Z ]
 }
 
+# rq_cpu_ticks PID: the user and system clock ticks (getconf CLK_TCK a
+# second) the process has used.
+rq_cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 # rq_now_ms: milliseconds since the epoch, without a fork.
 rq_now_ms() {
 	local t=${EPOCHREALTIME/[.,]/}

@@ -19,10 +19,6 @@ GW=$(rq_pid gateway)
 prlimit --pid "$GW" --nofile=64:64 || rq_fail "prlimit on the gateway failed"
 HZ=$(getconf CLK_TCK)
 
-cpu_ticks() {
-	awk '{ print $14 + $15 }' "/proc/$GW/stat"
-}
-
 # flood PORT: 150 connections that send nothing, held 5 s (a connect that
 # the full backlog does not take within 0.5 s is given up).
 flood() {
@@ -46,9 +42,9 @@ for what in http smtp; do
 	flood "$port" &
 	fpid=$!
 	sleep 1		# the flood has the descriptors
-	t0=$(cpu_ticks)
+	t0=$(rq_cpu_ticks "$GW")
 	sleep 2
-	t1=$(cpu_ticks)
+	t1=$(rq_cpu_ticks "$GW")
 	# A spinning loop takes all of a core: 2 s of ticks.  Idle, nothing.
 	(( (t1 - t0) * 4 < 2 * HZ )) ||
 	    rq_fail "$what flood: the gateway used $((t1 - t0)) of $((2 * HZ)) ticks in 2 s (spinning on accept?)"

@@ -157,14 +157,15 @@ test_probes_while_silent(void **state)
 	}
 	assert_int_equal(recv_events(peer, &peerlen, 50, 5000), 50);
 
-	/* First interval without acks: everything goes again. */
+	/* First interval without acks: everything goes again, and the wait
+	 * doubles. */
 	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
 	rq_evout_tick(eo);
 	assert_int_equal(recv_events(peer, &peerlen, 50, 2000), 50);
 
-	/* Still nothing acked a whole interval later: one probe per interval,
+	/* Still nothing acked that wait later: one probe per interval,
 	 * however often the loop ticks. */
-	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
+	usleep((2 * RQ_EVOUT_RESEND_MS + 100) * 1000);
 	for (i = 0; i < 5; i++) {
 		rq_evout_tick(eo);
 		usleep(20000);
@@ -264,11 +265,11 @@ test_resend_follows_acks(void **state)
 	ack(peer, peerlen, ids[0], 2, "answered");
 	wait_pending(eo, 0);
 
-	/* 1.3 s unacked: not again.  Its ack, 1.5 s after it was sent, makes
-	 * the wait 1.5 s and four deviations (0.75 s): 4.5 s. */
+	/* 1.2 s unacked: not again.  Its ack, 1.4 s after it was sent, makes
+	 * the wait 1.4 s and four deviations (0.7 s): 4.2 s. */
 	emit_answered(eo, ids[1], 1);
 	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
-	usleep((RQ_EVOUT_RESEND_MS + 300) * 1000);
+	usleep((RQ_EVOUT_RESEND_MS + 200) * 1000);
 	rq_evout_tick(eo);
 	assert_int_equal(recv_events(peer, &peerlen, 1, 200), 0);
 	ack(peer, peerlen, ids[1], 2, "answered");
