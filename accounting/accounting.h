@@ -17,6 +17,7 @@
 #include "status.h"
 
 #define ACCT_BATCH_MAX		500	/* events per transaction */
+#define ACCT_EVENTS_QUEUED	10000	/* ZeroMQ events waiting, a telserver */
 #define ACCT_ATTEMPT_MAX	1000	/* keeps attempt * 16 + status in an int */
 #define ACCT_TS_MAX		253402300799999ULL /* 9999-12-31T23:59:59.999Z */
 #define ACCT_RETRY_MS		1000	/* reconnect period */

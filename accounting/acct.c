@@ -43,6 +43,15 @@ acct_init(struct acct *a, const struct rq_config *cfg)
 		log_warnx("zmq: %s", zmq_strerror(zmq_errno()));
 		return -1;
 	}
+	/* Each telserver keeps its events until they are acknowledged: what
+	 * we would queue beyond a few batches only grows our memory, by
+	 * telserver, while we lag (rq:events comes first).  ZeroMQ then stops
+	 * reading that telserver, which keeps the rest in its own queue. */
+	if (zmq_setsockopt(a->sock, ZMQ_RCVHWM, &(int){ ACCT_EVENTS_QUEUED },
+	    sizeof(int)) == -1) {
+		log_warnx("zmq: %s", zmq_strerror(zmq_errno()));
+		return -1;
+	}
 	rq_bus_in_init(&a->in, a->sock, 1);
 	if (zmq_bind(a->sock, cfg->events_endpoint) == -1) {
 		log_warnx("zmq: bind %s: %s", cfg->events_endpoint,

@@ -261,10 +261,18 @@ sed -e 's/^name = tel1$/name = tel2\ndry_run = yes/' \
     "$RQ_CONF" > "$T/tel2.conf"
 RQ_CONF=$T/tel2.conf rq_start_daemon telserver:2
 DAEMONS+=(telserver-2)
+# what accounting holds meanwhile, four times a second
+while :; do
+	metric accounting ringq_heap_allocated_bytes
+	sleep 0.25
+done > "$T/accounting.held" &
+rq_track sampler $!
 t0=$(rq_now_ms)
 until_true 180 "the backlog not drained" drained
 echo "the backlog drained through the dry-run telserver in $(( ($(rq_now_ms) - t0) / 1000 )) s"
 stored
+rq_kill sampler 2 || true
+echo "  accounting held at most $(( $(sort -n "$T/accounting.held" | tail -n 1) / 1024 )) kB meanwhile"
 memory M3 "${DAEMONS[@]}"
 
 grew_at_most M2 M3 "carrying the $((TOTAL - ROOM)) calls" "${FIRST[@]}"
