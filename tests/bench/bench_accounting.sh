@@ -19,15 +19,9 @@
 #   tests/bench/bench_accounting.sh        (RQ_BUILD=build)
 # Environment: RQ_BUILD, RQ_BENCH_CALLS (10000), RQ_BENCH_RUNS (3: the
 # best run of each counts), RQ_KEEP=1.
-set -euo pipefail
-
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
-: "${RQ_BUILD:=$RQ_SOURCE/build}"
-export RQ_SOURCE RQ_BUILD
-
 # shellcheck source=../integration/lib.sh
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 

@@ -10,14 +10,9 @@
 #   tests/bench/bench_capacity.sh        (RQ_BUILD=build)
 # Environment: RQ_BUILD, RQ_BENCH_RATES ("25 50 100 150 200" calls/s),
 # RQ_BENCH_STEP_S (20 s of new calls per step), RQ_KEEP=1.
-set -euo pipefail
-
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
-: "${RQ_BUILD:=$RQ_SOURCE/build}"
-export RQ_SOURCE RQ_BUILD
 # shellcheck source=../integration/lib.sh
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 

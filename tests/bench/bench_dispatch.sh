@@ -29,15 +29,9 @@
 # at: bench_lib.sh's bench_keyspace), RQ_KEEP=1.
 # Needs node (>= 18) and npm: BullMQ and ioredis are installed into
 # tests/bench/bullmq/node_modules at the first run (npm install).
-set -euo pipefail
-
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
-: "${RQ_BUILD:=$RQ_SOURCE/build}"
-export RQ_SOURCE RQ_BUILD
-
 # shellcheck source=../integration/lib.sh
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 bench_pin "$@"

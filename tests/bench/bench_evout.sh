@@ -12,15 +12,9 @@
 # Environment: RQ_BUILD, RQ_BENCH_EVENTS (100000 per run), TMPDIR (where
 # the journal goes: put it on the disk the telserver's state_dir is on),
 # RQ_KEEP=1.
-set -euo pipefail
-
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
-: "${RQ_BUILD:=$RQ_SOURCE/build}"
-export RQ_SOURCE RQ_BUILD
-
 # shellcheck source=../integration/lib.sh
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
 
 rq_need redis-server
 rq_start_redis

@@ -24,15 +24,9 @@
 # Redis's main thread on a CPU of its own, as bench_dispatch.sh; 0: no
 # pinning), TMPDIR (where Redis and the daemons keep their files),
 # RQ_KEEP=1.
-set -euo pipefail
-
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
-: "${RQ_BUILD:=$RQ_SOURCE/build}"
-export RQ_SOURCE RQ_BUILD
-
 # shellcheck source=../integration/lib.sh
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 bench_pin "$@"

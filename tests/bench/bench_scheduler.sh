@@ -14,15 +14,9 @@
 #   tests/bench/bench_scheduler.sh         (RQ_BUILD=build)
 # Environment: RQ_BUILD, RQ_BENCH_JOBS (10000), RQ_BENCH_RATE (200 jobs/s),
 # RQ_BENCH_SECONDS (10: length of part 2), RQ_KEEP=1.
-set -euo pipefail
-
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
-: "${RQ_BUILD:=$RQ_SOURCE/build}"
-export RQ_SOURCE RQ_BUILD
-
 # shellcheck source=../integration/lib.sh
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
 
 PY=/usr/bin/python3
 N=${RQ_BENCH_JOBS:-10000}

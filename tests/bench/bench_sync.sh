@@ -11,15 +11,9 @@
 # Environment: RQ_BENCH_ROUNDS (200), RQ_BENCH_BYTES (2000: about 15
 # finishes), TMPDIR (put it on the disk the telserver's state_dir is on),
 # RQ_KEEP=1.
-set -euo pipefail
-
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
-: "${RQ_BUILD:=$RQ_SOURCE/build}"
-export RQ_SOURCE RQ_BUILD
-
 # shellcheck source=../integration/lib.sh
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
 
 rq_need redis-server redis-benchmark python3
 ROUNDS=${RQ_BENCH_ROUNDS:-200}

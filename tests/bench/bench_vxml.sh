@@ -12,14 +12,9 @@
 #   tests/bench/bench_vxml.sh        (RQ_BUILD=build)
 # Environment: RQ_BUILD, RQ_BENCH_CALLS (200), RQ_BENCH_RATE (20 calls/s),
 # RQ_BENCH_CAPTURE_S (10), RQ_KEEP=1.  Needs tcpdump (root).
-set -euo pipefail
-
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RQ_SOURCE:=$(cd "$here/../.." && pwd)}"
-: "${RQ_BUILD:=$RQ_SOURCE/build}"
-export RQ_SOURCE RQ_BUILD
 # shellcheck source=../integration/lib.sh
-. "$RQ_SOURCE/tests/integration/lib.sh"
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 
