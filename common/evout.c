@@ -54,8 +54,9 @@ struct rq_evout {
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
 	uint64_t	 probe_ms;	/* last probe while accounting is
 					 * away; 0 while it answers */
-	/* How long acks take (ms; srtt 0: not measured yet), and so how
-	 * long an event waits for its ack before it is sent again. */
+	/* How long acks take (ms, once measured), and so how long an event
+	 * waits for its ack before it is sent again. */
+	int		 measured;
 	uint64_t	 srtt_ms, rttvar_ms, rto_ms;
 	uint64_t	 dropped;	/* events dropped while full: the
 					 * count at exit */
@@ -577,15 +578,14 @@ ack_sample(struct rq_evout *eo, uint64_t ms)
 {
 	uint64_t dev;
 
-	if (eo->srtt_ms == 0) {
-		eo->srtt_ms = ms > 0 ? ms : 1;
+	if (!eo->measured) {
+		eo->measured = 1;
+		eo->srtt_ms = ms;
 		eo->rttvar_ms = ms / 2;
 	} else {
 		dev = ms > eo->srtt_ms ? ms - eo->srtt_ms : eo->srtt_ms - ms;
 		eo->rttvar_ms = (3 * eo->rttvar_ms + dev) / 4;
 		eo->srtt_ms = (7 * eo->srtt_ms + ms) / 8;
-		if (eo->srtt_ms == 0)
-			eo->srtt_ms = 1;
 	}
 	rto_set(eo, eo->srtt_ms + 4 * eo->rttvar_ms);
 }

@@ -438,6 +438,20 @@ static void	life_flush_kept(struct tel_ctx *, uint64_t);
 static void	life_flush_round(struct tel_ctx *);
 static int	life_too_old(const struct tel_ctx *, uint64_t);
 
+/* Whether rep is an array of n integers (SMISMEMBER's answer). */
+static int
+integers(const redisReply *rep, size_t n)
+{
+	size_t i;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+			return 0;
+	return 1;
+}
+
 /*
  * Our loop stalled past the fence's margin (a stopped process), or our key
  * had expired when we set it again (a paused VM, or a loop that stood
@@ -474,12 +488,7 @@ life_stalled(struct tel_ctx *ctx, uint64_t ms, int expired)
 		rep = life_reply(ctx, "rq:oncall", (int)(n + 2), argv);
 		free(argv);
 	}
-	for (i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
-	    i < rep->elements; i++)
-		if (rep->element[i]->type != REDIS_REPLY_INTEGER)
-			break;
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
-	    rep->elements != n || i != n) {
+	if (!integers(rep, n)) {
 		log_warnx("stalled %llu ms%s: cannot tell which calls are "
 		    "still ours: hanging up %zu calls", (unsigned long long)ms,
 		    expired ? ", liveness key expired" : "", n);

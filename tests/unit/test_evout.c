@@ -240,6 +240,24 @@ emit_answered(struct rq_evout *eo, const char *id, uint64_t ts_ms)
 	assert_int_equal(rq_evout_emit(eo, &ev), 0);
 }
 
+/* Emits id, leaves it unacknowledged for ms and ticks: it must be sent
+ * again (again 1) or not (0); then acks it. */
+static void
+held(struct rq_evout *eo, const char *id, int ms, int again)
+{
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+
+	emit_answered(eo, id, 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	usleep(ms * 1000);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 1, again ? 500 : 200),
+	    again);
+	ack(peer, peerlen, id, 2, "answered");
+	wait_pending(eo, 0);
+}
+
 /* A lagging accounting (acks that take more than a second) is not sent
  * every event again each second: a round of resends doubles the wait, and
  * the ack of an event sent once sets it from how long acks take. */
@@ -247,43 +265,20 @@ static void
 test_resend_follows_acks(void **state)
 {
 	struct rq_evout *eo;
-	char peer[RQ_BUS_ID_MAX];
-	size_t peerlen = 0;
 	int i;
 
 	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
 	for (i = 0; i < 3; i++)
 		assert_int_equal(rq_call_id_new(ids[i]), 0);
-
 	/* No ack for a second: sent again; the wait doubles to 2 s.  (The
 	 * ack of an event sent twice says nothing of how long acks take.) */
-	emit_answered(eo, ids[0], 1);
-	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
-	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
-	rq_evout_tick(eo);
-	assert_int_equal(recv_events(peer, &peerlen, 1, 500), 1);
-	ack(peer, peerlen, ids[0], 2, "answered");
-	wait_pending(eo, 0);
-
+	held(eo, ids[0], RQ_EVOUT_RESEND_MS + 100, 1);
 	/* 1.2 s unacked: not again.  Its ack, 1.4 s after it was sent, makes
 	 * the wait 1.4 s and four deviations (0.7 s): 4.2 s. */
-	emit_answered(eo, ids[1], 1);
-	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
-	usleep((RQ_EVOUT_RESEND_MS + 200) * 1000);
-	rq_evout_tick(eo);
-	assert_int_equal(recv_events(peer, &peerlen, 1, 200), 0);
-	ack(peer, peerlen, ids[1], 2, "answered");
-	wait_pending(eo, 0);
-
+	held(eo, ids[1], RQ_EVOUT_RESEND_MS + 200, 0);
 	/* 2.5 s unacked: still not again (a fixed second would have sent it
 	 * twice by now). */
-	emit_answered(eo, ids[2], 1);
-	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
-	usleep(2500 * 1000);
-	rq_evout_tick(eo);
-	assert_int_equal(recv_events(peer, &peerlen, 1, 200), 0);
-	ack(peer, peerlen, ids[2], 2, "answered");
-	wait_pending(eo, 0);
+	held(eo, ids[2], 2500, 0);
 	rq_evout_free(eo, 0);
 }
 
