@@ -792,11 +792,13 @@ finish_keep(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve,
 		;
 	*pp = f;
 	ctx->nfinishes++;
+	/* Saved before it is said kept: what reads the log (an operator
+	 * about to kill -9, our tests) finds it on disk already. */
+	if (finish_on_disk(f))
+		finishes_save(ctx);
 	log_warnx("call %s/%llu: %s kept for a retry (%d waiting)",
 	    e->call_id, (unsigned long long)e->attempt,
 	    resolve ? "claim" : "finish", ctx->nfinishes);
-	if (finish_on_disk(f))
-		finishes_save(ctx);
 }
 
 void
