@@ -21,6 +21,13 @@
 #define EVOUT_BUCKETS	65536
 #define EVOUT_DROP_LOG_MS	1000
 
+/* ZeroMQ's queue toward accounting: short, since the outbox keeps every
+ * event until its ack anyway.  What it refuses while full waits at the
+ * head of the outbox, in order, and goes as soon as there is room
+ * (unsent_flush), up to EVOUT_FLUSH_MAX at a time. */
+#define EVOUT_SNDHWM		1000
+#define EVOUT_FLUSH_MAX		4096
+
 /* The journal: EVOUT_JOURNAL_MAGIC, then one record per event emitted,
  * its packed length (4 bytes, little-endian) and the packed EVENT.  Acks
  * are not written: when nothing is pending the file is cut to its header,
@@ -40,7 +47,7 @@ struct pending {
 	struct pending	*next, *prev;
 	struct pending	*hnext;		/* same bucket */
 	struct rq_msg	 ev;
-	uint64_t	 sent_ms;	/* monotonic */
+	uint64_t	 sent_ms;	/* monotonic; 0: among the unsent */
 	int		 resent;	/* sent more than once */
 	size_t		 jlen;		/* its journal record's bytes */
 };
@@ -49,6 +56,9 @@ struct rq_evout {
 	void		*sock;
 	struct rq_bus_in in;
 	struct pending	*head, *tail;	/* least recently sent first */
+	struct pending	*unsent_last;	/* the events ZeroMQ refused (its
+					 * queue was full) are the first ones,
+					 * up to this one; NULL: none */
 	size_t		 npending;
 	struct pending	*bucket[EVOUT_BUCKETS];
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
@@ -102,6 +112,23 @@ pending_append(struct rq_evout *eo, struct pending *p)
 	eo->tail = p;
 }
 
+/* Links p after at, or first when at is NULL. */
+static void
+pending_insert_after(struct rq_evout *eo, struct pending *at,
+    struct pending *p)
+{
+	p->prev = at;
+	p->next = at ? at->next : eo->head;
+	if (p->next)
+		p->next->prev = p;
+	else
+		eo->tail = p;
+	if (at)
+		at->next = p;
+	else
+		eo->head = p;
+}
+
 static void
 pending_remove(struct rq_evout *eo, struct pending *p)
 {
@@ -141,6 +168,8 @@ pending_unlink(struct rq_evout *eo, struct pending *p)
 			*pp = p->hnext;
 			break;
 		}
+	if (p == eo->unsent_last)	/* the ones before it are unsent too */
+		eo->unsent_last = p->prev;
 	pending_remove(eo, p);
 	eo->npending--;
 	eo->jlive -= p->jlen;
@@ -464,6 +493,8 @@ rq_evout_new(void *zctx, const char *endpoint, const char *journal)
 	eo->jfd = eo->lockfd = -1;
 	eo->rto_ms = RQ_EVOUT_RESEND_MS;
 	if ((eo->sock = rq_bus_socket(zctx, ZMQ_DEALER)) == NULL ||
+	    zmq_setsockopt(eo->sock, ZMQ_SNDHWM, &(int){ EVOUT_SNDHWM },
+	    sizeof(int)) == -1 ||
 	    zmq_connect(eo->sock, endpoint) == -1) {
 		log_warnx("evout: connect %s: %s", endpoint,
 		    zmq_strerror(zmq_errno()));
@@ -471,12 +502,13 @@ rq_evout_new(void *zctx, const char *endpoint, const char *journal)
 		return NULL;
 	}
 	rq_bus_in_init(&eo->in, eo->sock, 0);
-	/* What the journal gives back has sent_ms 0: the ticks send it
-	 * again, RQ_EVOUT_RESEND_BURST at a time. */
+	/* What the journal gives back has not been sent by us: it goes as
+	 * the ones ZeroMQ refused do, as fast as there is room. */
 	if (journal != NULL && journal_open(eo, journal) == -1) {
 		evout_destroy(eo);
 		return NULL;
 	}
+	eo->unsent_last = eo->tail;
 	return eo;
 }
 
@@ -512,6 +544,55 @@ rq_evout_free(struct rq_evout *eo, int linger_ms)
 	evout_destroy(eo);
 }
 
+/* p goes back among the events ZeroMQ refused, behind them. */
+static void
+unsent_add(struct rq_evout *eo, struct pending *p)
+{
+	pending_remove(eo, p);
+	pending_insert_after(eo, eo->unsent_last, p);
+	eo->unsent_last = p;
+	p->sent_ms = 0;
+}
+
+/* Hands p to ZeroMQ (b: p packed already, or NULL) at now, then it waits
+ * for its ack at the tail; or, when ZeroMQ refuses it (its queue is
+ * full), among the unsent.  Returns 0 or -1 (refused). */
+static int
+evout_send(struct rq_evout *eo, struct pending *p, struct rq_bus_batch *b,
+    uint64_t now)
+{
+	int rc;
+
+	rc = b ? rq_bus_send_batch(eo->sock, NULL, 0, b) :
+	    rq_bus_send(eo->sock, NULL, 0, &p->ev);
+	if (rc == -1) {
+		if (p->sent_ms != 0)	/* not among them yet */
+			unsent_add(eo, p);
+		return -1;
+	}
+	if (p == eo->unsent_last)
+		eo->unsent_last = p->prev;
+	p->sent_ms = now;
+	if (p != eo->tail) {
+		pending_remove(eo, p);
+		pending_append(eo, p);
+	}
+	return 0;
+}
+
+/* Sends the events ZeroMQ refused, oldest first, until it refuses again:
+ * as soon as there is room, not once the resend wait has passed. */
+static void
+unsent_flush(struct rq_evout *eo)
+{
+	uint64_t now = rq_mono_ms();
+	int n = 0;
+
+	while (eo->unsent_last != NULL && n++ < EVOUT_FLUSH_MAX)
+		if (evout_send(eo, eo->head, NULL, now) == -1)
+			break;
+}
+
 int
 rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
 {
@@ -541,8 +622,15 @@ rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
 	}
 	journal_append(eo, p, b.buf[0], b.len[0]);
 	pending_add(eo, p);
+	if (eo->unsent_last != NULL) {
+		/* behind the ones refused before: they go first */
+		rq_bus_batch_free(&b);
+		unsent_add(eo, p);
+		unsent_flush(eo);
+		return 0;
+	}
 	p->sent_ms = rq_mono_ms();
-	rq_bus_send_batch(eo->sock, NULL, 0, &b);
+	evout_send(eo, p, &b, p->sent_ms);
 	return 0;
 }
 
@@ -625,6 +713,25 @@ rq_evout_process(struct rq_evout *eo)
 		}
 		rq_msg_clear(&m);
 	}
+	/* (reading also took in ZeroMQ's word that its queue has room) */
+	unsent_flush(eo);
+}
+
+/* ZeroMQ's queue toward accounting is full, so nothing is sent again:
+ * what it holds goes first, and the refused ones as soon as it has room.
+ * A wait without an ack then means accounting is away: said once, as the
+ * resends' silence is, and its next ack says it is back. */
+static void
+queue_full(struct rq_evout *eo, uint64_t now)
+{
+	if (eo->round_ms == 0)
+		eo->round_ms = now;
+	if (eo->probe_ms != 0 || now - eo->round_ms < eo->rto_ms)
+		return;
+	log_warnx("evout: accounting has not answered for %llu ms and our "
+	    "queue to it is full; %zu events kept until it reads again",
+	    (unsigned long long)(now - eo->round_ms), eo->npending);
+	eo->probe_ms = now;
 }
 
 void
@@ -639,6 +746,10 @@ rq_evout_tick(struct rq_evout *eo)
 	journal_tend(eo);
 	if (eo->head == NULL)
 		return;
+	if (eo->unsent_last != NULL) {
+		queue_full(eo, now);
+		return;
+	}
 	due = eo->rto_ms;	/* as the acks just read left it */
 	/* Resent, and not one ack back for as long as acks take: accounting
 	 * is away.  Resending everything again and again would only burn
@@ -664,11 +775,9 @@ rq_evout_tick(struct rq_evout *eo)
 		/* Bound the burst so a long outage does not stall the loop. */
 		if (resent++ >= limit)
 			break;
-		p->sent_ms = now;
 		p->resent = 1;
-		rq_bus_send(eo->sock, NULL, 0, &p->ev);
-		pending_remove(eo, p);
-		pending_append(eo, p);
+		if (evout_send(eo, p, NULL, now) == -1)
+			break;		/* no room: it goes first when there is */
 	}
 	/* The acks ack_sample sees are only those faster than the wait (the
 	 * others' events were sent again): so it doubles at each tick that

@@ -6,8 +6,10 @@
  * RQ_EVOUT_RESEND_MAX_MS), up to RQ_EVOUT_RESEND_BURST per tick.  When
  * that long again of resending brought no ack back, accounting is away:
  * then one event per RQ_EVOUT_RESEND_MS goes as a probe, and its ack
- * restarts the resends.  Accounting stores each (call_id, attempt,
- * status) once, so a resent event is harmless.
+ * restarts the resends.  What ZeroMQ refuses while its queue toward
+ * accounting is full waits first in line, in order, and goes as soon as
+ * the queue has room.  Accounting stores each (call_id, attempt, status)
+ * once, so a resent event is harmless.
  *
  * With a journal (a file path), every event is also appended to that file
  * before it is sent, and what a previous run left unacknowledged there is
