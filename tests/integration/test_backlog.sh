@@ -261,18 +261,22 @@ sed -e 's/^name = tel1$/name = tel2\ndry_run = yes/' \
     "$RQ_CONF" > "$T/tel2.conf"
 RQ_CONF=$T/tel2.conf rq_start_daemon telserver:2
 DAEMONS+=(telserver-2)
-# what accounting holds meanwhile, four times a second
+# what accounting and the dry-run telserver hold meanwhile, and the events
+# waiting for their acks there, four times a second
 while :; do
-	metric accounting ringq_heap_allocated_bytes
+	echo "$(metric accounting ringq_heap_allocated_bytes) $(metric \
+	    telserver-2 ringq_heap_allocated_bytes) $(metric telserver-2 \
+	    ringq_telserver_events_unacknowledged)"
 	sleep 0.25
-done > "$T/accounting.held" &
+done > "$T/held" &
 rq_track sampler $!
 t0=$(rq_now_ms)
 until_true 180 "the backlog not drained" drained
 echo "the backlog drained through the dry-run telserver in $(( ($(rq_now_ms) - t0) / 1000 )) s"
 stored
 rq_kill sampler 2 || true
-echo "  accounting held at most $(( $(sort -n "$T/accounting.held" | tail -n 1) / 1024 )) kB meanwhile"
+most() { awk -v c="$1" '$c > m { m = $c } END { print m + 0 }' "$T/held"; }
+echo "  at most meanwhile: accounting held $(( $(most 1) / 1024 )) kB, the dry-run telserver $(( $(most 2) / 1024 )) kB with $(most 3) events unacknowledged"
 memory M3 "${DAEMONS[@]}"
 
 grew_at_most M2 M3 "carrying the $((TOTAL - ROOM)) calls" "${FIRST[@]}"
