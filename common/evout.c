@@ -177,20 +177,23 @@ pending_unlink(struct rq_evout *eo, struct pending *p)
 	free(p);
 }
 
-/* Indexes a new event (at the tail); a full outbox drops its oldest. */
+/* Indexes a new event (at the tail).  A full outbox drops the event sent
+ * longest ago, which accounting may still get; or, when none was sent
+ * (ZeroMQ refused them all), the oldest. */
 static void
 pending_add(struct rq_evout *eo, struct pending *p)
 {
-	struct pending **pp;
+	struct pending **pp, *old;
 
 	if (eo->npending >= RQ_EVOUT_MAX_PENDING) {
 		/* Accounting has been away for long: bound our memory. */
+		old = eo->unsent_last && eo->unsent_last->next ?
+		    eo->unsent_last->next : eo->head;
 		log_warnx_rate(&eo->dropped_log, EVOUT_DROP_LOG_MS,
 		    "evout: outbox full, dropping event %s/%llu %s",
-		    eo->head->ev.call_id,
-		    (unsigned long long)eo->head->ev.attempt,
-		    eo->head->ev.status);
-		pending_unlink(eo, eo->head);
+		    old->ev.call_id, (unsigned long long)old->ev.attempt,
+		    old->ev.status);
+		pending_unlink(eo, old);
 		eo->dropped++;
 	}
 	pending_append(eo, p);
@@ -555,8 +558,9 @@ unsent_add(struct rq_evout *eo, struct pending *p)
 }
 
 /* Hands p to ZeroMQ (b: p packed already, or NULL) at now, then it waits
- * for its ack at the tail; or, when ZeroMQ refuses it (its queue is
- * full), among the unsent.  Returns 0 or -1 (refused). */
+ * for its ack at the tail; or, when ZeroMQ refuses it, among the unsent
+ * (a full queue; the other refusals, a socket closing or no memory, are
+ * no better served otherwise).  Returns 0 or -1 (refused). */
 static int
 evout_send(struct rq_evout *eo, struct pending *p, struct rq_bus_batch *b,
     uint64_t now)
@@ -621,6 +625,7 @@ rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
 		return -1;
 	}
 	journal_append(eo, p, b.buf[0], b.len[0]);
+	p->sent_ms = rq_mono_ms();	/* (not among the unsent) */
 	pending_add(eo, p);
 	if (eo->unsent_last != NULL) {
 		/* behind the ones refused before: they go first */
@@ -629,7 +634,6 @@ rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev)
 		unsent_flush(eo);
 		return 0;
 	}
-	p->sent_ms = rq_mono_ms();
 	evout_send(eo, p, &b, p->sent_ms);
 	return 0;
 }
@@ -678,8 +682,8 @@ ack_sample(struct rq_evout *eo, uint64_t ms)
 	rto_set(eo, eo->srtt_ms + 4 * eo->rttvar_ms);
 }
 
-void
-rq_evout_process(struct rq_evout *eo)
+static void
+acks_read(struct rq_evout *eo)
 {
 	struct rq_msg m;
 	struct pending *p;
@@ -707,14 +711,29 @@ rq_evout_process(struct rq_evout *eo)
 		}
 		if ((p = pending_find(eo, m.call_id, m.attempt,
 		    m.status)) != NULL) {
-			if (!p->resent)		/* whose ack it is is clear */
+			/* whose ack it is is clear: it went once */
+			if (!p->resent && p->sent_ms != 0)
 				ack_sample(eo, rq_mono_ms() - p->sent_ms);
 			pending_unlink(eo, p);
 		}
 		rq_msg_clear(&m);
 	}
-	/* (reading also took in ZeroMQ's word that its queue has room) */
-	unsent_flush(eo);
+}
+
+void
+rq_evout_process(struct rq_evout *eo)
+{
+	int rounds = 0;
+
+	/* Reading also takes in ZeroMQ's word that its queue has room.  The
+	 * sends may take in the word of acks come meanwhile, which ZeroMQ's
+	 * edge-triggered fd then does not give again: read those too. */
+	do {
+		acks_read(eo);
+		if (eo->unsent_last == NULL)
+			break;
+		unsent_flush(eo);
+	} while (++rounds < 4 && rq_bus_readable(eo->sock));
 }
 
 /* ZeroMQ's queue toward accounting is full, so nothing is sent again:
@@ -739,7 +758,7 @@ rq_evout_tick(struct rq_evout *eo)
 {
 	uint64_t now = rq_mono_ms();
 	struct pending *p;
-	int resent = 0, limit = RQ_EVOUT_RESEND_BURST;
+	int sent = 0, limit = RQ_EVOUT_RESEND_BURST;
 	uint64_t due;
 
 	rq_evout_process(eo);
@@ -771,14 +790,17 @@ rq_evout_tick(struct rq_evout *eo)
 		return;
 	/* In sent_ms order: stop at the first one not due.  A resent event
 	 * moves to the tail, where the loop meets it again as not due. */
-	while ((p = eo->head) != NULL && now - p->sent_ms >= due) {
-		/* Bound the burst so a long outage does not stall the loop. */
-		if (resent++ >= limit)
-			break;
+	/* (the burst is bounded so that a long outage does not stall the
+	 * loop) */
+	while ((p = eo->head) != NULL && now - p->sent_ms >= due &&
+	    sent < limit) {
 		p->resent = 1;
 		if (evout_send(eo, p, NULL, now) == -1)
 			break;		/* no room: it goes first when there is */
+		sent++;
 	}
+	if (sent == 0)
+		return;
 	/* The acks ack_sample sees are only those faster than the wait (the
 	 * others' events were sent again): so it doubles at each tick that
 	 * sends some again, as TCP's at each timeout, until it outlasts the

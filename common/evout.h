@@ -46,7 +46,8 @@ struct rq_evout	*rq_evout_new(void *zctx, const char *endpoint,
 void		 rq_evout_free(struct rq_evout *eo, int linger_ms);
 
 /* Queues an EVENT (ev is copied, ts_ms set to now when absent) and sends
- * it.  Returns 0, or -1 when the event lacks a required field. */
+ * it, or keeps it behind those ZeroMQ refused.  Returns 0, or -1 when the
+ * event lacks a required field. */
 int		 rq_evout_emit(struct rq_evout *eo, const struct rq_msg *ev);
 
 int		 rq_evout_fd(struct rq_evout *eo);

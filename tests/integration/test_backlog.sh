@@ -264,9 +264,10 @@ DAEMONS+=(telserver-2)
 # what accounting and the dry-run telserver hold meanwhile, and the events
 # waiting for their acks there, four times a second
 while :; do
-	echo "$(metric accounting ringq_heap_allocated_bytes) $(metric \
-	    telserver-2 ringq_heap_allocated_bytes) $(metric telserver-2 \
-	    ringq_telserver_events_unacknowledged)"
+	a=$(metric accounting ringq_heap_allocated_bytes)
+	t=$(metric telserver-2 ringq_heap_allocated_bytes)
+	u=$(metric telserver-2 ringq_telserver_events_unacknowledged)
+	echo "${a:-0} ${t:-0} ${u:-0}"
 	sleep 0.25
 done > "$T/held" &
 rq_track sampler $!

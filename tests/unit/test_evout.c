@@ -736,10 +736,10 @@ test_journal_rewrite_fails(void **state)
 	remove_journals(dir);
 }
 
-/* Accounting away for long: the outbox keeps the newest
- * RQ_EVOUT_MAX_PENDING events, and says that it drops the oldest in a line
- * a second, not in a line per event, and at exit how many it dropped.  (The
- * ROUTER is left with the events unread: no later test reads them.) */
+/* Accounting away for long: the outbox keeps RQ_EVOUT_MAX_PENDING events,
+ * and says that it drops one for each new one in a line a second, not in a
+ * line per event, and at exit how many it dropped.  (The ROUTER is left
+ * with the events unread: no later test reads them.) */
 static void
 emit_ringing(struct rq_evout *eo)
 {
