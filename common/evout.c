@@ -62,6 +62,8 @@ struct rq_evout {
 	size_t		 npending;
 	struct pending	*bucket[EVOUT_BUCKETS];
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
+	uint64_t	 ack_ms;	/* the last ack of a pending event */
+	uint64_t	 acked_sent_ms;	/* the latest sent_ms acked */
 	uint64_t	 probe_ms;	/* last probe while accounting is
 					 * away; 0 while it answers */
 	/* How long acks take (ms, once measured), and so how long an event
@@ -711,9 +713,12 @@ acks_read(struct rq_evout *eo)
 		}
 		if ((p = pending_find(eo, m.call_id, m.attempt,
 		    m.status)) != NULL) {
+			eo->ack_ms = rq_mono_ms();
 			/* whose ack it is is clear: it went once */
 			if (!p->resent && p->sent_ms != 0)
-				ack_sample(eo, rq_mono_ms() - p->sent_ms);
+				ack_sample(eo, eo->ack_ms - p->sent_ms);
+			if (p->sent_ms > eo->acked_sent_ms)
+				eo->acked_sent_ms = p->sent_ms;
 			pending_unlink(eo, p);
 		}
 		rq_msg_clear(&m);
@@ -753,16 +758,34 @@ queue_full(struct rq_evout *eo, uint64_t now)
 	eo->probe_ms = now;
 }
 
+/*
+ * Whether p, sent at least due ago, goes again: when no ack at all came
+ * for as long (accounting stalled, restarted or is away), or when an
+ * event sent at least due after it was acked (it was lost: a connection
+ * delivers in order, and accounting answers in order).  As TCP restarts
+ * its timer at each ack of new data (RFC 6298, 5.3): a lagging
+ * accounting whose acks keep coming, however late, gets no copies.
+ */
+static int
+resend_due(const struct rq_evout *eo, const struct pending *p, uint64_t now,
+    uint64_t due)
+{
+	if (now - p->sent_ms < due)
+		return 0;
+	return now - eo->ack_ms >= due || p->sent_ms + due <= eo->acked_sent_ms;
+}
+
 void
 rq_evout_tick(struct rq_evout *eo)
 {
-	uint64_t now = rq_mono_ms();
 	struct pending *p;
 	int sent = 0, limit = RQ_EVOUT_RESEND_BURST;
-	uint64_t due;
+	uint64_t now, due;
 
 	rq_evout_process(eo);
 	journal_tend(eo);
+	/* after the acks and sends just made: no time here is later */
+	now = rq_mono_ms();
 	if (eo->head == NULL)
 		return;
 	if (eo->unsent_last != NULL) {
@@ -786,13 +809,13 @@ rq_evout_tick(struct rq_evout *eo)
 		eo->probe_ms = now;
 		limit = 1;
 		due = 0;
-	} else if (now - eo->head->sent_ms < due)
+	} else if (!resend_due(eo, eo->head, now, due))
 		return;
 	/* In sent_ms order: stop at the first one not due.  A resent event
 	 * moves to the tail, where the loop meets it again as not due. */
 	/* (the burst is bounded so that a long outage does not stall the
 	 * loop) */
-	while ((p = eo->head) != NULL && now - p->sent_ms >= due &&
+	while ((p = eo->head) != NULL && resend_due(eo, p, now, due) &&
 	    sent < limit) {
 		p->resent = 1;
 		if (evout_send(eo, p, NULL, now) == -1)

@@ -3,7 +3,9 @@
  * accounting answers EVENT_ACK for its (call_id, attempt, status); an
  * unacked event is sent again once it waited as long as acks take (their
  * smoothed time plus four deviations, from RQ_EVOUT_RESEND_MS to
- * RQ_EVOUT_RESEND_MAX_MS), up to RQ_EVOUT_RESEND_BURST per tick.  When
+ * RQ_EVOUT_RESEND_MAX_MS) and either no ack at all came for as long or
+ * one came for an event sent that long after it, up to
+ * RQ_EVOUT_RESEND_BURST per tick.  When
  * that long again of resending brought no ack back, accounting is away:
  * then one event per RQ_EVOUT_RESEND_MS goes as a probe, and its ack
  * restarts the resends.  What ZeroMQ refuses while its queue toward

@@ -401,6 +401,32 @@ test_resend_follows_acks(void **state)
 	rq_evout_free(eo, 0);
 }
 
+/* Reads what comes within 2 s until id's event of attempt came; says
+ * whether it did. */
+static int
+recv_attempt(const char *id, uint64_t attempt)
+{
+	uint64_t until = rq_mono_ms() + 2000;
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	struct rq_msg m;
+	int rc, seen = 0;
+
+	while (!seen && rq_mono_ms() < until) {
+		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
+
+		zmq_poll(&pi, 1, 50);
+		while ((rc = router_recv(peer, &peerlen, &m)) != 0) {
+			if (rc != 1)
+				continue;
+			if (!strcmp(m.call_id, id) && m.attempt == attempt)
+				seen = 1;
+			rq_msg_clear(&m);
+		}
+	}
+	return seen;
+}
+
 /* Ticks eo until n events came; each must be one of ids[from..from+n),
  * whole, once; acks none.  peer: their sender. */
 static void
@@ -472,6 +498,58 @@ remove_journals(const char *dir)
 		remove(path);
 	}
 	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * A lagging accounting whose acks keep coming: a restarted telserver sends
+ * again what its journal kept (whose acks tell nothing of how long acks
+ * take: the wait stays a second), acked one every 100 ms, the last 3 s
+ * later; none goes twice.  An event sent a wait before one that is acked
+ * was lost: it goes again at the next tick, acks or not.
+ */
+static void
+test_lagging_acks_bring_no_copies(void **state)
+{
+	char dir[] = DIR_TEMPLATE, path[256], crash[256];
+	struct rq_evout *eo;
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	int i, got = 0;
+
+	journal_dir(dir, path, crash, sizeof(path), 32);
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	for (i = 0; i < 30; i++)
+		emit_answered(eo, ids[i], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 30, 2000), 30);
+	rq_evout_free(eo, 0);
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	rq_evout_process(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 30, 2000), 30);
+	for (i = 0; i < 30; i++) {
+		usleep(100 * 1000);
+		ack(peer, peerlen, ids[i], 2, "answered");
+		rq_evout_tick(eo);
+		got += recv_events(peer, &peerlen, 30, 20);
+	}
+	wait_pending(eo, 0);
+	assert_int_equal(got, 0);
+	rq_evout_free(eo, 0);
+	remove_journals(dir);
+
+	/* ids[30] lost: ids[31], sent a wait later, is acked at once */
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
+	emit_answered(eo, ids[30], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	usleep((RQ_EVOUT_RESEND_MS + 200) * 1000);
+	emit_answered(eo, ids[31], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	ack(peer, peerlen, ids[31], 2, "answered");
+	wait_pending(eo, 1);
+	rq_evout_tick(eo);
+	assert_true(recv_attempt(ids[30], 2));
+	ack(peer, peerlen, ids[30], 2, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
 }
 
 /* The journal: one process at a time; cut to its header once all is
@@ -652,32 +730,6 @@ recv_acking(const char *held, char *ours, size_t *ourslen)
 	return got;
 }
 
-/* Reads what comes within 2 s until id's event of attempt came; says
- * whether it did. */
-static int
-recv_attempt(const char *id, uint64_t attempt)
-{
-	uint64_t until = rq_mono_ms() + 2000;
-	char peer[RQ_BUS_ID_MAX];
-	size_t peerlen = 0;
-	struct rq_msg m;
-	int rc, seen = 0;
-
-	while (!seen && rq_mono_ms() < until) {
-		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
-
-		zmq_poll(&pi, 1, 50);
-		while ((rc = router_recv(peer, &peerlen, &m)) != 0) {
-			if (rc != 1)
-				continue;
-			if (!strcmp(m.call_id, id) && m.attempt == attempt)
-				seen = 1;
-			rq_msg_clear(&m);
-		}
-	}
-	return seen;
-}
-
 /* A rewrite due only because the journal grew, which fails (here its
  * .new is a directory): the journal is whole still, and events go on
  * being appended to it. */
@@ -814,6 +866,7 @@ main(void)
 		cmocka_unit_test(test_acks_and_resends),
 		cmocka_unit_test(test_probes_while_silent),
 		cmocka_unit_test(test_resend_follows_acks),
+		cmocka_unit_test(test_lagging_acks_bring_no_copies),
 		cmocka_unit_test(test_refused_go_when_there_is_room),
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_journal_disk_full),
