@@ -436,7 +436,7 @@ acct_step(struct acct *a, int timeout_ms)
 	if (a->nbatch == 0)
 		return;
 	/* Without PostgreSQL, drop the events unacknowledged: the senders
-	 * keep them and send them again every second. */
+	 * keep them and send them again (common/evout.h says when). */
 	if (a->pg != NULL)
 		acct_handle_batch(a);
 	else

@@ -48,6 +48,7 @@ struct pending {
 	struct pending	*hnext;		/* same bucket */
 	struct rq_msg	 ev;
 	uint64_t	 sent_ms;	/* monotonic; 0: among the unsent */
+	uint64_t	 first_ms;	/* its first send, or 0 */
 	int		 resent;	/* sent more than once */
 	size_t		 jlen;		/* its journal record's bytes */
 };
@@ -63,7 +64,7 @@ struct rq_evout {
 	struct pending	*bucket[EVOUT_BUCKETS];
 	uint64_t	 round_ms;	/* first resend unanswered, or 0 */
 	uint64_t	 ack_ms;	/* the last ack of a pending event */
-	uint64_t	 acked_sent_ms;	/* the latest sent_ms acked */
+	uint64_t	 acked_sent_ms;	/* the latest first_ms acked */
 	uint64_t	 probe_ms;	/* last probe while accounting is
 					 * away; 0 while it answers */
 	/* How long acks take (ms, once measured), and so how long an event
@@ -579,6 +580,8 @@ evout_send(struct rq_evout *eo, struct pending *p, struct rq_bus_batch *b,
 	if (p == eo->unsent_last)
 		eo->unsent_last = p->prev;
 	p->sent_ms = now;
+	if (p->first_ms == 0)
+		p->first_ms = now;
 	if (p != eo->tail) {
 		pending_remove(eo, p);
 		pending_append(eo, p);
@@ -710,6 +713,9 @@ acks_read(struct rq_evout *eo)
 			log_info("evout: accounting answers again; %zu events "
 			    "to send again", eo->npending);
 			eo->probe_ms = 0;
+			/* what went before it came back was lost: all of it
+			 * goes again once due (resend_due) */
+			eo->acked_sent_ms = rq_mono_ms();
 		}
 		if ((p = pending_find(eo, m.call_id, m.attempt,
 		    m.status)) != NULL) {
@@ -717,8 +723,10 @@ acks_read(struct rq_evout *eo)
 			/* whose ack it is is clear: it went once */
 			if (!p->resent && p->sent_ms != 0)
 				ack_sample(eo, eo->ack_ms - p->sent_ms);
-			if (p->sent_ms > eo->acked_sent_ms)
-				eo->acked_sent_ms = p->sent_ms;
+			/* (its first send: the ack may be that copy's, and
+			 * what went before it was delivered before it) */
+			if (p->first_ms > eo->acked_sent_ms)
+				eo->acked_sent_ms = p->first_ms;
 			pending_unlink(eo, p);
 		}
 		rq_msg_clear(&m);
@@ -761,10 +769,12 @@ queue_full(struct rq_evout *eo, uint64_t now)
 /*
  * Whether p, sent at least due ago, goes again: when no ack at all came
  * for as long (accounting stalled, restarted or is away), or when an
- * event sent at least due after it was acked (it was lost: a connection
- * delivers in order, and accounting answers in order).  As TCP restarts
- * its timer at each ack of new data (RFC 6298, 5.3): a lagging
- * accounting whose acks keep coming, however late, gets no copies.
+ * event first sent at least due after it was acked (it was lost, or
+ * accounting could not store it: a connection delivers in order, and
+ * accounting answers in order but for the events it can never store).
+ * As TCP restarts its timer at each ack of new data (RFC 6298, 5.3): a
+ * lagging accounting whose acks keep coming, less than a wait apart,
+ * however late, gets no copies.
  */
 static int
 resend_due(const struct rq_evout *eo, const struct pending *p, uint64_t now,

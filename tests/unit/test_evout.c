@@ -540,7 +540,9 @@ test_lagging_acks_bring_no_copies(void **state)
 	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
 	emit_answered(eo, ids[30], 1);
 	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
-	usleep((RQ_EVOUT_RESEND_MS + 200) * 1000);
+	/* (a slow host may measure its ack at up to a third of this: the
+	 * wait, three times what acks take, stays under it) */
+	usleep(5 * RQ_EVOUT_RESEND_MS / 2 * 1000);
 	emit_answered(eo, ids[31], 1);
 	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
 	ack(peer, peerlen, ids[31], 2, "answered");
