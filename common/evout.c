@@ -27,6 +27,9 @@
  * (unsent_flush), up to EVOUT_FLUSH_MAX at a time. */
 #define EVOUT_SNDHWM		1000
 #define EVOUT_FLUSH_MAX		4096
+/* rounds of reading and flushing in one rq_evout_process: enough for the
+ * word of room or acks that the last round's sends took in */
+#define EVOUT_PROCESS_ROUNDS	4
 
 /* The journal: EVOUT_JOURNAL_MAGIC, then one record per event emitted,
  * its packed length (4 bytes, little-endian) and the packed EVENT.  Acks
@@ -560,6 +563,18 @@ unsent_add(struct rq_evout *eo, struct pending *p)
 	p->sent_ms = 0;
 }
 
+/* ZeroMQ's ZMQ_EVENTS for our socket (taking in what its fd said). */
+static int
+bus_events(struct rq_evout *eo)
+{
+	int events = 0;
+	size_t len = sizeof(events);
+
+	if (zmq_getsockopt(eo->sock, ZMQ_EVENTS, &events, &len) == -1)
+		return 0;
+	return events;
+}
+
 /* Hands p to ZeroMQ (b: p packed already, or NULL) at now, then it waits
  * for its ack at the tail; or, when ZeroMQ refuses it, among the unsent
  * (a full queue; the other refusals, a socket closing or no memory, are
@@ -597,6 +612,9 @@ unsent_flush(struct rq_evout *eo)
 	uint64_t now = rq_mono_ms();
 	int n = 0;
 
+	/* (no room: not worth packing the first one again to hear it) */
+	if (eo->unsent_last == NULL || !(bus_events(eo) & ZMQ_POLLOUT))
+		return;
 	while (eo->unsent_last != NULL && n++ < EVOUT_FLUSH_MAX)
 		if (evout_send(eo, eo->head, NULL, now) == -1)
 			break;
@@ -713,8 +731,10 @@ acks_read(struct rq_evout *eo)
 			log_info("evout: accounting answers again; %zu events "
 			    "to send again", eo->npending);
 			eo->probe_ms = 0;
-			/* what went before it came back was lost: all of it
-			 * goes again once due (resend_due) */
+			/* what went before it came back is taken as lost
+			 * (some may only wait in the queues, when accounting
+			 * stalled): all of it goes again once due
+			 * (resend_due), copies rather than a long wait */
 			eo->acked_sent_ms = rq_mono_ms();
 		}
 		if ((p = pending_find(eo, m.call_id, m.attempt,
@@ -736,17 +756,19 @@ acks_read(struct rq_evout *eo)
 void
 rq_evout_process(struct rq_evout *eo)
 {
-	int rounds = 0;
+	int rounds = 0, events;
 
-	/* Reading also takes in ZeroMQ's word that its queue has room.  The
-	 * sends may take in the word of acks come meanwhile, which ZeroMQ's
-	 * edge-triggered fd then does not give again: read those too. */
+	/* Reading and sending take in ZeroMQ's word of acks and of room,
+	 * which its edge-triggered fd then does not give again: go on while
+	 * it says either. */
 	do {
 		acks_read(eo);
 		if (eo->unsent_last == NULL)
 			break;
 		unsent_flush(eo);
-	} while (++rounds < 4 && rq_bus_readable(eo->sock));
+		events = bus_events(eo);
+	} while (++rounds < EVOUT_PROCESS_ROUNDS && ((events & ZMQ_POLLIN) ||
+	    (eo->unsent_last != NULL && (events & ZMQ_POLLOUT))));
 }
 
 /* ZeroMQ's queue toward accounting is full, so nothing is sent again:
@@ -754,7 +776,7 @@ rq_evout_process(struct rq_evout *eo)
  * A wait without an ack then means accounting is away: said once, as the
  * resends' silence is, and its next ack says it is back. */
 static void
-queue_full(struct rq_evout *eo, uint64_t now)
+note_queue_full(struct rq_evout *eo, uint64_t now)
 {
 	if (eo->round_ms == 0)
 		eo->round_ms = now;
@@ -799,7 +821,7 @@ rq_evout_tick(struct rq_evout *eo)
 	if (eo->head == NULL)
 		return;
 	if (eo->unsent_last != NULL) {
-		queue_full(eo, now);
+		note_queue_full(eo, now);
 		return;
 	}
 	due = eo->rto_ms;	/* as the acks just read left it */
@@ -822,9 +844,8 @@ rq_evout_tick(struct rq_evout *eo)
 	} else if (!resend_due(eo, eo->head, now, due))
 		return;
 	/* In sent_ms order: stop at the first one not due.  A resent event
-	 * moves to the tail, where the loop meets it again as not due. */
-	/* (the burst is bounded so that a long outage does not stall the
-	 * loop) */
+	 * moves to the tail, where the loop meets it again as not due.  (The
+	 * burst is bounded so that a long outage does not stall the loop.) */
 	while ((p = eo->head) != NULL && resend_due(eo, p, now, due) &&
 	    sent < limit) {
 		p->resent = 1;
@@ -832,17 +853,15 @@ rq_evout_tick(struct rq_evout *eo)
 			break;		/* no room: it goes first when there is */
 		sent++;
 	}
-	if (sent == 0)
-		return;
 	/* The acks ack_sample sees are only those faster than the wait (the
 	 * others' events were sent again): so it doubles at each tick that
 	 * sends some again, as TCP's at each timeout, until it outlasts the
 	 * lag. */
-	if (limit > 1)
+	if (sent > 0 && limit > 1)
 		rto_set(eo, 2 * eo->rto_ms);
-	if (eo->round_ms == 0)
+	if (sent > 0 && eo->round_ms == 0)
 		eo->round_ms = now;
-	rq_evout_process(eo);
+	rq_evout_process(eo);	/* (a send may have taken in acks' word) */
 }
 
 size_t

@@ -2,10 +2,11 @@
  * accounting: every event arrives, an ack removes exactly its event in any
  * order, what is not acknowledged is sent again (after a wait that
  * follows how long acks take), and while accounting answers nothing only
- * a probe goes, until its ack restarts the resends;
+ * a probe goes, until its ack restarts the resends; a lagging accounting
+ * whose acks keep coming gets no copies, a lost event goes again;
  * what ZeroMQ refused while its queue was full goes as soon as there is
  * room, in order, once;
- * a full outbox drops its oldest events and says so once, not per event;
+ * a full outbox drops events and says so once a second, not per event;
  * the journal gives back, after a crash or a stop, what was not acked. */
 #include <sys/resource.h>
 #include <sys/stat.h>
