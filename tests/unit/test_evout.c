@@ -6,7 +6,8 @@
  * whose acks keep coming gets no copies, a lost event goes again;
  * what ZeroMQ refused while its queue was full goes as soon as there is
  * room, in order, once;
- * a full outbox drops events and says so once a second, not per event;
+ * a full outbox drops the event sent longest ago, and says so once a
+ * second, not per event;
  * the journal gives back, after a crash or a stop, what was not acked. */
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -796,10 +797,9 @@ test_journal_rewrite_fails(void **state)
  * line per event, and at exit how many it dropped.  (The ROUTER is left
  * with the events unread: no later test reads them.) */
 static void
-emit_ringing(struct rq_evout *eo)
+emit_ringing(struct rq_evout *eo, char *id)
 {
 	struct rq_msg ev;
-	char id[RQ_ID_LEN + 1];
 
 	assert_int_equal(rq_call_id_new(id), 0);
 	rq_msg_init(&ev, RQ_MSG_EVENT);
@@ -813,20 +813,21 @@ static void
 test_full_outbox_logs_once(void **state)
 {
 	struct rq_evout *eo;
-	char line[512];
+	char line[512], first[RQ_ID_LEN + 1], id[RQ_ID_LEN + 1];
 	FILE *out;
-	int saved, i, full = 0, dropped_at_exit = 0;
+	int saved, i, full = 0, dropped_at_exit = 0, first_dropped = 0;
 
 	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
-	for (i = 0; i < RQ_EVOUT_MAX_PENDING; i++)
-		emit_ringing(eo);
+	emit_ringing(eo, first);
+	for (i = 1; i < RQ_EVOUT_MAX_PENDING; i++)
+		emit_ringing(eo, id);
 	/* only the 300 that overflow it, and the exit, into a file */
 	assert_non_null(out = tmpfile());
 	fflush(stderr);
 	saved = dup(2);
 	dup2(fileno(out), 2);
 	for (i = 0; i < 300; i++)
-		emit_ringing(eo);
+		emit_ringing(eo, id);
 	i = (int)rq_evout_pending(eo);
 	rq_evout_free(eo, 0);
 	fflush(stderr);
@@ -835,8 +836,9 @@ test_full_outbox_logs_once(void **state)
 	assert_int_equal(i, RQ_EVOUT_MAX_PENDING);
 	rewind(out);
 	while (fgets(line, sizeof(line), out) != NULL) {
-		if (strstr(line, "evout: outbox full, dropping event") != NULL)
-			full++;
+		if (strstr(line, "evout: outbox full, dropping event") != NULL &&
+		    full++ == 0)
+			first_dropped = strstr(line, first) != NULL;
 		if (strstr(line, "evout: 300 events dropped while the outbox "
 		    "was full") != NULL)
 			dropped_at_exit++;
@@ -845,6 +847,10 @@ test_full_outbox_logs_once(void **state)
 	/* a second can pass on a slow host: two lines, never 300 */
 	assert_true(full >= 1 && full <= 2);
 	assert_int_equal(dropped_at_exit, 1);
+	/* The first dropped is the first sent, which accounting may still
+	 * get, not one of the about 99,000 ZeroMQ refused (its queue and
+	 * the ROUTER's hold about 101,000): those would be lost for sure. */
+	assert_true(first_dropped);
 }
 
 static void
