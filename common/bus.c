@@ -251,14 +251,14 @@ rq_bus_recv(struct rq_bus_in *in, struct rq_msg *m)
 }
 
 int
-rq_bus_readable(void *sock)
+rq_bus_events(void *sock)
 {
 	int events = 0;
 	size_t len = sizeof(events);
 
 	if (zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == -1)
 		return 0;
-	return (events & ZMQ_POLLIN) != 0;
+	return events;
 }
 
 int

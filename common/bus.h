@@ -55,8 +55,9 @@ void	rq_bus_in_init(struct rq_bus_in *in, void *sock, int router);
  * dropped (call again).  in->frames > 1: m came in a batch. */
 int	rq_bus_recv(struct rq_bus_in *in, struct rq_msg *m);
 
-/* Readiness of an edge-triggered ZMQ_FD: nonzero when a message waits. */
-int	rq_bus_readable(void *sock);
+/* What an edge-triggered ZMQ_FD's socket is ready for now: ZMQ_POLLIN (a
+ * message waits), ZMQ_POLLOUT (room to send); 0 on error. */
+int	rq_bus_events(void *sock);
 int	rq_bus_fd(void *sock);
 
 /* A socket with the options every ringq socket wants (linger 0), and

@@ -563,18 +563,6 @@ unsent_add(struct rq_evout *eo, struct pending *p)
 	p->sent_ms = 0;
 }
 
-/* ZeroMQ's ZMQ_EVENTS for our socket (taking in what its fd said). */
-static int
-bus_events(struct rq_evout *eo)
-{
-	int events = 0;
-	size_t len = sizeof(events);
-
-	if (zmq_getsockopt(eo->sock, ZMQ_EVENTS, &events, &len) == -1)
-		return 0;
-	return events;
-}
-
 /* Hands p to ZeroMQ (b: p packed already, or NULL) at now, then it waits
  * for its ack at the tail; or, when ZeroMQ refuses it, among the unsent
  * (a full queue; the other refusals, a socket closing or no memory, are
@@ -613,7 +601,8 @@ unsent_flush(struct rq_evout *eo)
 	int n = 0;
 
 	/* (no room: not worth packing the first one again to hear it) */
-	if (eo->unsent_last == NULL || !(bus_events(eo) & ZMQ_POLLOUT))
+	if (eo->unsent_last == NULL ||
+	    !(rq_bus_events(eo->sock) & ZMQ_POLLOUT))
 		return;
 	while (eo->unsent_last != NULL && n++ < EVOUT_FLUSH_MAX)
 		if (evout_send(eo, eo->head, NULL, now) == -1)
@@ -766,7 +755,7 @@ rq_evout_process(struct rq_evout *eo)
 		if (eo->unsent_last == NULL)
 			break;
 		unsent_flush(eo);
-		events = bus_events(eo);
+		events = rq_bus_events(eo->sock);
 	} while (++rounds < EVOUT_PROCESS_ROUNDS && ((events & ZMQ_POLLIN) ||
 	    (eo->unsent_last != NULL && (events & ZMQ_POLLOUT))));
 }
