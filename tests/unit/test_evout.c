@@ -69,9 +69,10 @@ recv_events(char *peer, size_t *peerlen, int n, int ms)
 	return got;
 }
 
+/* Accounting's EVENT_ACK, from the ROUTER sock to peer. */
 static void
-ack(const char *peer, size_t peerlen, const char *id, uint64_t attempt,
-    const char *status)
+ack_on(void *sock, const char *peer, size_t peerlen, const char *id,
+    uint64_t attempt, const char *status)
 {
 	struct rq_msg a;
 
@@ -79,7 +80,37 @@ ack(const char *peer, size_t peerlen, const char *id, uint64_t attempt,
 	rq_msg_set(&a, call_id, (char *)id);
 	rq_msg_set(&a, attempt, attempt);
 	rq_msg_set(&a, status, (char *)status);
-	assert_int_equal(rq_bus_send(router, peer, peerlen, &a), 0);
+	assert_int_equal(rq_bus_send(sock, peer, peerlen, &a), 0);
+}
+
+static void
+ack(const char *peer, size_t peerlen, const char *id, uint64_t attempt,
+    const char *status)
+{
+	ack_on(router, peer, peerlen, id, attempt, status);
+}
+
+/* What the outbox logs, from stderr_to_file until stderr_back, goes into
+ * a file (rewound for reading by stderr_back). */
+static FILE *
+stderr_to_file(int *saved)
+{
+	FILE *out;
+
+	assert_non_null(out = tmpfile());
+	fflush(stderr);
+	*saved = dup(2);
+	dup2(fileno(out), 2);
+	return out;
+}
+
+static void
+stderr_back(FILE *out, int saved)
+{
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(out);
 }
 
 static void
@@ -264,18 +295,12 @@ test_refused_go_when_there_is_room(void **state)
 	assert_int_equal(rq_evout_pending(eo), total);
 	/* Not one ack for as long as acks take: said once, nothing resent
 	 * (ZeroMQ's queue is full still). */
-	assert_non_null(out = tmpfile());
-	fflush(stderr);
-	saved = dup(2);
-	dup2(fileno(out), 2);
+	out = stderr_to_file(&saved);
 	rq_evout_tick(eo);
 	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
 	for (i = 0; i < 3; i++)
 		rq_evout_tick(eo);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(out);
+	stderr_back(out, saved);
 	while (fgets(line, sizeof(line), out) != NULL)
 		if (strstr(line, "evout: accounting has not answered for ") &&
 		    strstr(line, "our queue to it is full; 11000 events kept"))
@@ -302,20 +327,11 @@ test_refused_go_when_there_is_room(void **state)
 	/* Their acks empty the outbox, and nothing came twice. */
 	for (i = 0; i < total; i++) {
 		unsent_id(id, i);
-		rq_msg_init(&m, RQ_MSG_EVENT_ACK);
-		rq_msg_set(&m, call_id, id);
-		rq_msg_set(&m, attempt, 1);
-		rq_msg_set(&m, status, "ringing");
-		assert_int_equal(rq_bus_send(slow, peer, in.idlen, &m), 0);
+		ack_on(slow, peer, in.idlen, id, 1, "ringing");
 		if (i % 500 == 0)
 			rq_evout_process(eo);
 	}
-	until = rq_mono_ms() + 5000;
-	while (rq_evout_pending(eo) > 0 && rq_mono_ms() < until) {
-		usleep(1000);
-		rq_evout_process(eo);
-	}
-	assert_int_equal(rq_evout_pending(eo), 0);
+	wait_pending(eo, 0);
 	assert_int_equal(rq_bus_recv(&in, &m), 0);
 	rq_evout_free(eo, 0);
 	zmq_close(slow);
@@ -822,19 +838,13 @@ test_full_outbox_logs_once(void **state)
 	for (i = 1; i < RQ_EVOUT_MAX_PENDING; i++)
 		emit_ringing(eo, id);
 	/* only the 300 that overflow it, and the exit, into a file */
-	assert_non_null(out = tmpfile());
-	fflush(stderr);
-	saved = dup(2);
-	dup2(fileno(out), 2);
+	out = stderr_to_file(&saved);
 	for (i = 0; i < 300; i++)
 		emit_ringing(eo, id);
 	i = (int)rq_evout_pending(eo);
 	rq_evout_free(eo, 0);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
+	stderr_back(out, saved);
 	assert_int_equal(i, RQ_EVOUT_MAX_PENDING);
-	rewind(out);
 	while (fgets(line, sizeof(line), out) != NULL) {
 		if (strstr(line, "evout: outbox full, dropping event") != NULL &&
 		    full++ == 0)
