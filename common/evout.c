@@ -13,6 +13,7 @@
 #include "bus.h"
 #include "evout.h"
 #include "log.h"
+#include "syncer.h"
 #include "util.h"
 
 /* Pending events are indexed by (call_id, attempt, status), so that an
@@ -39,7 +40,8 @@
  * last cut may so be sent again after a restart; accounting stores it
  * once.  A write that fails is cut off the file, and the events that
  * follow stay in memory only until a rewrite succeeds.  jpath.lock, never
- * renamed, holds the flock that keeps a second process out. */
+ * renamed, holds the flock that keeps a second process out.  A thread
+ * syncs the file at the ticks after it changed (journal_sync). */
 #define EVOUT_JOURNAL_MAGIC	"ringqEv1"
 #define EVOUT_JOURNAL_MAGIC_LEN	8
 #define EVOUT_JOURNAL_SLACK	(1u << 20)
@@ -89,6 +91,10 @@ struct rq_evout {
 	uint64_t	 jretry_ms;	/* after a failed rewrite, the next */
 	uint64_t	 jbackoff_ms;
 	struct log_rate	 jlog;
+	uint64_t	 jgen;		/* counts the file's changes */
+	uint64_t	 jsync_gen;	/* jgen at the last sync asked */
+	int		 jdir_unsynced;	/* created or renamed since */
+	struct rq_syncer *syncer;
 };
 
 static struct pending **
@@ -232,6 +238,7 @@ journal_append(struct rq_evout *eo, struct pending *p, const char *buf,
 	if (n == (ssize_t)(sizeof(hdr) + len)) {
 		p->jlen = sizeof(hdr) + len;
 		eo->jbytes += p->jlen;
+		eo->jgen++;
 		return;
 	}
 	log_warnx_rate(&eo->jlog, EVOUT_DROP_LOG_MS, "evout: journal %s: %s",
@@ -240,13 +247,15 @@ journal_append(struct rq_evout *eo, struct pending *p, const char *buf,
 	if (n > 0 && ftruncate(eo->jfd, (off_t)eo->jbytes) == -1)
 		log_warn("evout: journal %s", eo->jpath);
 	eo->jstale = 1;
+	eo->jgen++;
 }
 
 /* Replaces the journal with one that holds the pending events only, in
  * their order: written beside it, then renamed over it, so that a crash
- * meanwhile leaves the old one.  Not synced, as the appends are not: an
- * fsync costs milliseconds in the loop, and this runs about once a MiB of
- * events on a busy telserver (docs/benchmarks.md). */
+ * meanwhile leaves the old one.  Not synced before the rename: that would
+ * hold the loop for milliseconds about once a MiB of events on a busy
+ * telserver (docs/benchmarks.md); the thread syncs the file and the
+ * directory at the next tick, as it does the appends. */
 static int
 journal_rewrite(struct rq_evout *eo)
 {
@@ -308,6 +317,8 @@ journal_rewrite(struct rq_evout *eo)
 	eo->jfd = fd;
 	eo->jbytes = total;
 	eo->jstale = 0;
+	eo->jgen++;
+	eo->jdir_unsynced = 1;
 	return 0;
 fail:
 	saved = errno;
@@ -343,6 +354,7 @@ journal_tend(struct rq_evout *eo)
 		eo->jbytes = EVOUT_JOURNAL_MAGIC_LEN;
 		eo->jstale = 0;
 		eo->jbackoff_ms = 0;
+		eo->jgen++;
 		return;
 	}
 	if (!eo->jstale && eo->jbytes <= EVOUT_JOURNAL_SLACK + 2 * eo->jlive)
@@ -470,16 +482,39 @@ journal_open(struct rq_evout *eo, const char *path)
 		return -1;
 	}
 	eo->jbytes = (size_t)whole;
+	eo->jgen++;
+	eo->jdir_unsynced = 1;		/* (it may be new) */
+	if ((eo->syncer = rq_syncer_new("evout: journal")) == NULL)
+		return -1;
 	if (n > 0)
 		log_info("evout: %zu events a previous run left "
 		    "unacknowledged, from %s: sent again", n, path);
 	return 0;
 }
 
+/*
+ * Asks the thread to sync the journal when it changed since the last ask:
+ * at most once a tick, and never waiting for it, so that the loop goes on
+ * (an fdatasync takes it milliseconds).  A power cut loses what the last
+ * tick or two appended, not the kernel's 30 s of writeback.  When the
+ * last sync is still under way, the next tick asks again.
+ */
+static void
+journal_sync(struct rq_evout *eo)
+{
+	if (eo->syncer == NULL || eo->jgen == eo->jsync_gen)
+		return;
+	if (rq_syncer_ask(eo->syncer, eo->jpath, eo->jdir_unsynced) == 0)
+		return;
+	eo->jsync_gen = eo->jgen;
+	eo->jdir_unsynced = 0;
+}
+
 /* Frees eo and what it holds, the journal left as it is. */
 static void
 evout_destroy(struct rq_evout *eo)
 {
+	rq_syncer_free(eo->syncer);	/* (its sync under way ends first) */
 	while (eo->head)
 		pending_unlink(eo, eo->head);
 	if (eo->jfd >= 0)
@@ -550,6 +585,11 @@ rq_evout_free(struct rq_evout *eo, int linger_ms)
 	if (eo->dropped > 0)
 		log_warnx("evout: %llu events dropped while the outbox was "
 		    "full", (unsigned long long)eo->dropped);
+	/* what the last ticks wrote, on disk before we go */
+	rq_syncer_free(eo->syncer);
+	eo->syncer = NULL;
+	if (eo->jfd >= 0 && eo->jgen != eo->jsync_gen)
+		rq_sync_path(eo->jpath, eo->jdir_unsynced, "evout: journal");
 	evout_destroy(eo);
 }
 
@@ -805,6 +845,7 @@ rq_evout_tick(struct rq_evout *eo)
 
 	rq_evout_process(eo);
 	journal_tend(eo);
+	journal_sync(eo);
 	/* after the acks and sends just made: no time here is later */
 	now = rq_mono_ms();
 	if (eo->head == NULL)
@@ -857,4 +898,12 @@ size_t
 rq_evout_pending(const struct rq_evout *eo)
 {
 	return eo->npending;
+}
+
+void
+rq_evout_sync_stats(const struct rq_evout *eo, uint64_t *n, uint64_t *max_us)
+{
+	*n = *max_us = 0;
+	if (eo->syncer != NULL)
+		rq_syncer_stats(eo->syncer, n, max_us);
 }

@@ -15,9 +15,11 @@
  *
  * With a journal (a file path), every event is also appended to that file
  * before it is sent, and what a previous run left unacknowledged there is
- * sent again: a daemon killed -9 loses none (a host that loses power may
- * lose the last writes: the file is not synced).  One process holds a
- * journal at a time (flock on journal.lock).
+ * sent again: a daemon killed -9 loses none.  A thread of its own syncs
+ * the file at the tick after it changed (syncer.h), so a host that loses
+ * power loses the events of the last tick or two at most, and the loop
+ * never waits for the disk.  One process holds a journal at a time (flock
+ * on journal.lock).
  *
  * Loop-agnostic: watch rq_evout_fd() for reading (ZeroMQ's edge-triggered
  * fd), call rq_evout_process() when it fires and rq_evout_tick() now and
@@ -56,5 +58,9 @@ int		 rq_evout_fd(struct rq_evout *eo);
 void		 rq_evout_process(struct rq_evout *eo);
 void		 rq_evout_tick(struct rq_evout *eo);
 size_t		 rq_evout_pending(const struct rq_evout *eo);
+/* The journal's syncs so far, and the longest (microseconds); 0 without
+ * a journal. */
+void		 rq_evout_sync_stats(const struct rq_evout *eo, uint64_t *n,
+		    uint64_t *max_us);
 
 #endif

@@ -14,6 +14,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "syncer.h"
 #include "telserver.h"
 #include "util.h"
 
@@ -97,6 +98,9 @@ tel_life_open(struct tel_ctx *ctx)
 	    ctx->cfg->run_dir[0]))
 		log_warnx("finishes: the file's path is too long: finishes "
 		    "are kept in memory only");
+	/* (without its thread, the tick syncs in the loop) */
+	if (ctx->finishes_path[0] != '\0')
+		ctx->finishes_syncer = rq_syncer_new("finishes");
 }
 
 /*
@@ -205,39 +209,25 @@ finishes_save(struct tel_ctx *ctx)
 }
 
 /*
- * Syncs the finishes file and its directory (the rename), at most once a
- * tick: a save is in the page cache at once, which a kill -9 keeps, and
- * on disk within a tick, which a power cut needs.  Not at each save: the
- * file changes at each call that ends during a Redis outage, and a sync
- * costs milliseconds of the SIP loop (docs/delivery.md).  Its removal is
- * not synced: a file that comes back after a power cut holds outcomes
- * Redis has already, which it then ignores.
+ * Asks the syncer's thread to sync the finishes file and its directory
+ * (the rename), at most once a tick: a save is in the page cache at once,
+ * which a kill -9 keeps, and on disk a tick or two later, which a power
+ * cut needs.  Neither at each save nor in the loop: the file changes at
+ * each call that ends during a Redis outage, and a sync costs
+ * milliseconds (docs/delivery.md).  When the last sync is still under
+ * way, the next tick asks.  Its removal is not synced: a file that comes
+ * back after a power cut holds outcomes Redis has already, which it then
+ * ignores.
  */
 static void
 finishes_sync(struct tel_ctx *ctx)
 {
-	char dir[sizeof(ctx->finishes_path)], *slash;
-	int fd;
-
-	ctx->finishes_unsynced = 0;
-	if ((fd = open(ctx->finishes_path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno != ENOENT)
-			log_warn("finishes: %s", ctx->finishes_path);
-		return;
-	}
-	if (fdatasync(fd) == -1)
-		log_warn("finishes: sync %s", ctx->finishes_path);
-	close(fd);
-	snprintf(dir, sizeof(dir), "%s", ctx->finishes_path);
-	if ((slash = strrchr(dir, '/')) == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		slash[slash == dir] = '\0';	/* "/x" -> "/" */
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    fsync(fd) == -1)
-		log_warn("finishes: sync %s", dir);
-	if (fd != -1)
-		close(fd);
+	if (ctx->finishes_syncer == NULL) {
+		ctx->finishes_unsynced = 0;
+		rq_sync_path(ctx->finishes_path, 1, "finishes");
+	} else if (rq_syncer_ask(ctx->finishes_syncer, ctx->finishes_path,
+	    1) != 0)
+		ctx->finishes_unsynced = 0;
 }
 
 static void	finish_keep(struct tel_ctx *, const struct rq_attempt_end *,
@@ -1013,8 +1003,11 @@ tel_life_close(struct tel_ctx *ctx, int ms)
 	}
 	if (ctx->finishes_dirty)
 		finishes_save(ctx);
+	/* (its sync under way ends first) */
+	rq_syncer_free(ctx->finishes_syncer);
+	ctx->finishes_syncer = NULL;
 	if (ctx->finishes_unsynced)
-		finishes_sync(ctx);
+		finishes_sync(ctx);	/* in the loop: we are going */
 	if (ctx->finishes == NULL && ctx->recovered) {
 		snprintf(key, sizeof(key), "%s%s", RQ_KEY_NODE,
 		    ctx->cfg->tel_name);

@@ -751,6 +751,7 @@ struct tel_ctx {
 	int			 finishes_loaded;	/* of a previous run */
 	int			 finishes_dirty;	/* the file to write */
 	int			 finishes_unsynced;	/* saved, not synced */
+	struct rq_syncer	*finishes_syncer;	/* syncs off the loop */
 	int			 recover_refused;	/* rounds */
 	uint64_t		 finish_retry_ms; /* monotonic */
 	int			 finish_hold;	/* finishes held for a batch */

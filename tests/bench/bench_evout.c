@@ -9,8 +9,9 @@
  *
  *   bench_evout N DIR REDIS_SOCKET
  * Prints one line per way: microseconds per event (the best of three
- * runs), and for the journal the longest tick and the file's largest
- * size. */
+ * runs), and for the journal the longest tick, the file's largest size,
+ * and the syncs its thread made in a run (one asked at each tick after a
+ * change, while none is under way) and the longest of them. */
 #include <sys/stat.h>
 
 #include <stdio.h>
@@ -106,12 +107,12 @@ size_of(const char *path)
  * longest tick. */
 static double
 run_evout(int n, const char *journal, int hold, off_t *maxsize,
-    uint64_t *maxtick_us)
+    uint64_t *maxtick_us, uint64_t *syncs, uint64_t *maxsync_us)
 {
 	char id[RQ_ID_LEN + 1];
 	struct rq_evout *eo;
 	struct rq_msg ev;
-	uint64_t spent = 0, t0, dt, held = 0;
+	uint64_t spent = 0, t0, dt, held = 0, ns, ms;
 	int i;
 
 	if ((eo = rq_evout_new(zctx, "inproc://accounting", journal)) ==
@@ -147,6 +148,11 @@ run_evout(int n, const char *journal, int hold, off_t *maxsize,
 	}
 	if (held != 0)
 		ack_one(id, held);
+	rq_evout_sync_stats(eo, &ns, &ms);
+	if (ns > *syncs)
+		*syncs = ns;
+	if (ms > *maxsync_us)
+		*maxsync_us = ms;
 	rq_evout_free(eo, 1000);
 	return (double)spent / n;
 }
@@ -201,7 +207,7 @@ main(int argc, char *argv[])
 	char journal[4096];
 	double best[4] = { 1e9, 1e9, 1e9, 1e9 }, us;
 	off_t maxsize[4] = { 0 };
-	uint64_t maxtick[4] = { 0 };
+	uint64_t maxtick[4] = { 0 }, syncs[4] = { 0 }, maxsync[4] = { 0 };
 	int n, k, w;
 
 	if (argc != 4 || (n = atoi(argv[1])) <= 0) {
@@ -217,25 +223,29 @@ main(int argc, char *argv[])
 	for (k = 0; k < RUNS; k++) {
 		for (w = 0; w < 3; w++) {
 			us = run_evout(n, w == 0 ? NULL : journal, w == 2,
-			    &maxsize[w], &maxtick[w]);
+			    &maxsize[w], &maxtick[w], &syncs[w], &maxsync[w]);
 			if (us < best[w])
 				best[w] = us;
 		}
 		if ((us = run_xadd(n, argv[3])) < best[3])
 			best[3] = us;
 	}
-	printf("%-34s %8s %14s %14s\n", "way (best of 3 runs)", "us/event",
-	    "longest tick", "largest file");
+	printf("%-34s %8s %14s %14s %7s %13s\n", "way (best of 3 runs)",
+	    "us/event", "longest tick", "largest file", "syncs",
+	    "longest sync");
 	for (w = 0; w < 4; w++) {
 		printf("%-34s %8.2f", names[w], best[w]);
 		if (w == 1 || w == 2)
-			printf(" %11.2f ms %8lld bytes", maxtick[w] / 1000.0,
-			    (long long)maxsize[w]);
+			printf(" %11.2f ms %8lld bytes %7llu %10.2f ms",
+			    maxtick[w] / 1000.0, (long long)maxsize[w],
+			    (unsigned long long)syncs[w], maxsync[w] / 1000.0);
 		printf("\n");
 	}
 	printf("RQ_BENCH evout events=%d none_us=%.2f cut_us=%.2f "
-	    "rewritten_us=%.2f xadd_us=%.2f rewrite_tick_ms=%.2f\n", n,
-	    best[0], best[1], best[2], best[3], maxtick[2] / 1000.0);
+	    "rewritten_us=%.2f xadd_us=%.2f rewrite_tick_ms=%.2f "
+	    "syncs=%llu sync_max_ms=%.2f\n", n, best[0], best[1], best[2],
+	    best[3], maxtick[2] / 1000.0, (unsigned long long)syncs[2],
+	    (maxsync[1] > maxsync[2] ? maxsync[1] : maxsync[2]) / 1000.0);
 	zmq_close(router);
 	zmq_ctx_term(zctx);
 	return 0;

@@ -8,7 +8,9 @@
  * room, in order, once;
  * a full outbox drops the event sent longest ago, and says so once a
  * second, not per event;
- * the journal gives back, after a crash or a stop, what was not acked. */
+ * the journal gives back, after a crash or a stop, what was not acked,
+ * and reaches the disk by a thread of its own at the tick after each
+ * change. */
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -25,6 +27,7 @@
 
 #include "bus.h"
 #include "evout.h"
+#include "sync_spy.h"
 #include "util.h"
 
 #define NEVENTS	5000
@@ -572,6 +575,57 @@ test_lagging_acks_bring_no_copies(void **state)
 	rq_evout_free(eo, 0);
 }
 
+/*
+ * The journal on disk: synced at the tick after it changed, by a thread,
+ * not by the caller (the loop), nor by the emit; the first time with its
+ * directory, which may hold it new; not again while it does not change;
+ * and, before rq_evout_free returns, what the stop wrote.
+ */
+static void
+test_journal_synced(void **state)
+{
+	char dir[] = DIR_TEMPLATE, path[256], crash[256];
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	struct sync_seen last;
+	struct rq_evout *eo;
+	int i;
+
+	journal_dir(dir, path, crash, sizeof(path), 12);
+	sync_spy_reset();
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	for (i = 0; i < 10; i++)
+		emit_answered(eo, ids[i], 1);
+	assert_int_equal(sync_spy_count(path, NULL), 0);
+	rq_evout_tick(eo);
+	assert_int_equal(sync_spy_wait(path, 0, 5000, &last), 1);
+	assert_int_equal(last.size, file_size(path));
+	assert_false(pthread_equal(last.thread, pthread_self()));
+	assert_int_equal(sync_spy_wait(dir, 0, 5000, &last), 1);
+	assert_true(last.dir);
+
+	usleep(100 * 1000);
+	rq_evout_tick(eo);
+	usleep(100 * 1000);
+	assert_int_equal(sync_spy_count(path, NULL), 1);
+
+	emit_answered(eo, ids[10], 1);
+	rq_evout_tick(eo);
+	assert_int_equal(sync_spy_wait(path, 1, 5000, &last), 2);
+	assert_int_equal(last.size, file_size(path));
+	assert_int_equal(sync_spy_count(dir, NULL), 1);	/* no rename */
+
+	/* the stop writes the pending events again, beside, then renamed
+	 * over: that file and the directory, before it returns */
+	emit_answered(eo, ids[11], 1);
+	rq_evout_free(eo, 0);
+	assert_int_equal(sync_spy_count(path, &last), 1);
+	assert_int_equal(last.size, file_size(path));
+	assert_int_equal(sync_spy_count(dir, NULL), 2);
+	assert_int_equal(recv_events(peer, &peerlen, 12, 2000), 12);
+	remove_journals(dir);
+}
+
 /* The journal: one process at a time; cut to its header once all is
  * acked; after a kill -9 (a copy of the file taken while the outbox runs)
  * what was emitted since the last cut comes again, fields and all; after
@@ -888,6 +942,7 @@ main(void)
 		cmocka_unit_test(test_lagging_acks_bring_no_copies),
 		cmocka_unit_test(test_refused_go_when_there_is_room),
 		cmocka_unit_test(test_journal),
+		cmocka_unit_test(test_journal_synced),
 		cmocka_unit_test(test_journal_disk_full),
 		cmocka_unit_test(test_journal_rewrite_fails),
 		cmocka_unit_test(test_full_outbox_logs_once),

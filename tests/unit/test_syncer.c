@@ -1,0 +1,207 @@
+/* The syncer: a file asked for is synced, with its directory when asked,
+ * by a thread other than the asker's; one sync at a time, a second ask
+ * meanwhile refused until it ends; a failed sync is said, in a log line
+ * and in its result; a file removed since is nothing to sync; free waits
+ * for the sync under way. */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "log.h"
+#include "syncer.h"
+#include "sync_spy.h"
+#include "util.h"
+
+static char dir[64], path[96];
+
+static int
+setup(void **state)
+{
+	FILE *f;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/rq-syncer-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fputs("twelve bytes", f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	sync_spy_reset();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
+
+/* The ask's end, waited for up to 5 s. */
+static int
+result_wait(struct rq_syncer *s, uint64_t n)
+{
+	uint64_t until = rq_mono_ms() + 5000;
+	int rc;
+
+	while ((rc = rq_syncer_result(s, n)) == 0 && rq_mono_ms() < until)
+		usleep(2000);
+	return rc;
+}
+
+static void
+test_synced_by_its_thread(void **state)
+{
+	struct rq_syncer *s;
+	struct sync_seen last;
+	uint64_t n;
+
+	(void)state;
+	assert_non_null(s = rq_syncer_new("test"));
+	assert_int_not_equal(n = rq_syncer_ask(s, path, 0), 0);
+	assert_int_equal(result_wait(s, n), 1);
+	assert_int_equal(sync_spy_count(path, &last), 1);
+	assert_int_equal(last.size, 12);
+	assert_false(last.dir);
+	assert_false(pthread_equal(last.thread, pthread_self()));
+	assert_int_equal(sync_spy_count(dir, NULL), 0);	/* not asked */
+
+	assert_int_not_equal(n = rq_syncer_ask(s, path, 1), 0);
+	assert_int_equal(result_wait(s, n), 1);
+	assert_int_equal(sync_spy_count(path, NULL), 2);
+	assert_int_equal(sync_spy_count(dir, &last), 1);
+	assert_true(last.dir);
+	rq_syncer_free(s);
+}
+
+static void
+test_one_at_a_time(void **state)
+{
+	struct rq_syncer *s;
+	uint64_t n, n2, max_us;
+
+	(void)state;
+	assert_non_null(s = rq_syncer_new("test"));
+	sync_spy_hold(1);
+	assert_int_not_equal(n = rq_syncer_ask(s, path, 0), 0);
+	usleep(50 * 1000);
+	/* the asker does not wait: the disk is the thread's */
+	assert_int_equal(rq_syncer_result(s, n), 0);
+	assert_int_equal(rq_syncer_ask(s, path, 0), 0);
+	sync_spy_hold(0);
+	assert_int_equal(result_wait(s, n), 1);
+	assert_int_equal(n2 = rq_syncer_ask(s, path, 0), n + 1);
+	assert_int_equal(result_wait(s, n2), 1);
+	assert_int_equal(sync_spy_count(path, NULL), 2);
+	rq_syncer_stats(s, &n, &max_us);
+	assert_int_equal(n, 2);
+	assert_true(max_us >= 40 * 1000);	/* the one held 50 ms */
+	rq_syncer_free(s);
+}
+
+static void
+test_failure_said(void **state)
+{
+	struct rq_syncer *s;
+	char line[512];
+	FILE *out;
+	uint64_t n;
+	int saved, said = 0;
+
+	(void)state;
+	assert_non_null(out = tmpfile());
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fileno(out), 2);
+	assert_non_null(s = rq_syncer_new("evout: journal"));
+	sync_spy_fail(EIO);
+	n = rq_syncer_ask(s, path, 0);
+	assert_int_equal(result_wait(s, n), -1);
+	sync_spy_fail(0);
+	/* the next one is judged on its own */
+	n = rq_syncer_ask(s, path, 0);
+	assert_int_equal(result_wait(s, n), 1);
+	rq_syncer_free(s);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(out);
+	while (fgets(line, sizeof(line), out) != NULL)
+		if (strstr(line, "evout: journal: sync ") &&
+		    strstr(line, path) && strstr(line, strerror(EIO)))
+			said++;
+	fclose(out);
+	assert_int_equal(said, 1);
+}
+
+static void
+test_removed_file(void **state)
+{
+	struct rq_syncer *s;
+	uint64_t n;
+
+	(void)state;
+	assert_non_null(s = rq_syncer_new("test"));
+	unlink(path);
+	n = rq_syncer_ask(s, path, 1);
+	assert_int_equal(result_wait(s, n), 1);
+	assert_int_equal(sync_spy_count(dir, NULL), 0);
+	rq_syncer_free(s);
+}
+
+static void *
+release_later(void *arg)
+{
+	(void)arg;
+	usleep(200 * 1000);
+	sync_spy_hold(0);
+	return NULL;
+}
+
+static void
+test_free_waits(void **state)
+{
+	struct rq_syncer *s;
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(s = rq_syncer_new("test"));
+	sync_spy_hold(1);
+	assert_int_not_equal(rq_syncer_ask(s, path, 1), 0);
+	assert_int_equal(pthread_create(&t, NULL, release_later, NULL), 0);
+	rq_syncer_free(s);
+	/* both the file and its directory, before free returned */
+	assert_int_equal(sync_spy_count(path, NULL), 1);
+	assert_int_equal(sync_spy_count(dir, NULL), 1);
+	pthread_join(t, NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_synced_by_its_thread,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_at_a_time, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_failure_said, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_removed_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_free_waits, setup,
+		    teardown),
+	};
+
+	log_init("test_syncer", 0);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
