@@ -484,8 +484,8 @@ journal_open(struct rq_evout *eo, const char *path)
 	eo->jbytes = (size_t)whole;
 	eo->jgen++;
 	eo->jdir_unsynced = 1;		/* (it may be new) */
-	if ((eo->syncer = rq_syncer_new("evout: journal")) == NULL)
-		return -1;
+	/* (without its thread, the tick syncs in the loop) */
+	eo->syncer = rq_syncer_new("evout: journal");
 	if (n > 0)
 		log_info("evout: %zu events a previous run left "
 		    "unacknowledged, from %s: sent again", n, path);
@@ -495,16 +495,19 @@ journal_open(struct rq_evout *eo, const char *path)
 /*
  * Asks the thread to sync the journal when it changed since the last ask:
  * at most once a tick, and never waiting for it, so that the loop goes on
- * (an fdatasync takes it milliseconds).  A power cut loses what the last
- * tick or two appended, not the kernel's 30 s of writeback.  When the
- * last sync is still under way, the next tick asks again.
+ * (an fdatasync takes it milliseconds).  A power cut then usually loses
+ * what the last tick or two appended, not the kernel's 30 s of writeback.
+ * When the last sync is still under way, the next tick asks again.
  */
 static void
 journal_sync(struct rq_evout *eo)
 {
-	if (eo->syncer == NULL || eo->jgen == eo->jsync_gen)
+	if (eo->jfd < 0 || eo->jgen == eo->jsync_gen)
 		return;
-	if (rq_syncer_ask(eo->syncer, eo->jpath, eo->jdir_unsynced) == 0)
+	if (eo->syncer == NULL)		/* no thread: the loop waits */
+		rq_sync_path(eo->jpath, eo->jdir_unsynced, "evout: journal");
+	else if (rq_syncer_ask(eo->syncer, eo->jpath,
+	    eo->jdir_unsynced) == 0)
 		return;
 	eo->jsync_gen = eo->jgen;
 	eo->jdir_unsynced = 0;

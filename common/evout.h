@@ -17,8 +17,9 @@
  * before it is sent, and what a previous run left unacknowledged there is
  * sent again: a daemon killed -9 loses none.  A thread of its own syncs
  * the file at the tick after it changed (syncer.h), so a host that loses
- * power loses the events of the last tick or two at most, and the loop
- * never waits for the disk.  One process holds a journal at a time (flock
+ * power usually loses only the events of the last tick or two
+ * (docs/delivery.md says when more), and the loop never waits for the
+ * disk.  One process holds a journal at a time (flock
  * on journal.lock).
  *
  * Loop-agnostic: watch rq_evout_fd() for reading (ZeroMQ's edge-triggered

@@ -25,6 +25,7 @@ struct rq_syncer {
 	uint64_t	 failed;	/* the last one that failed */
 	uint64_t	 max_us;	/* the longest */
 	int		 quit;
+	int		 toolong_said;
 	char		 what[64];
 };
 
@@ -155,9 +156,15 @@ rq_syncer_ask(struct rq_syncer *s, const char *path, int dir)
 {
 	uint64_t n = 0;
 
-	if (strlen(path) >= sizeof(s->path))
-		return 0;
 	pthread_mutex_lock(&s->lock);
+	if (strlen(path) >= sizeof(s->path)) {
+		/* (callers' paths are bounded below this: said once) */
+		if (!s->toolong_said)
+			log_warnx("%s: sync %s: path too long", s->what, path);
+		s->toolong_said = 1;
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
 	if (s->done == s->asked) {
 		memcpy(s->path, path, strlen(path) + 1);
 		s->dir = dir;
@@ -174,7 +181,10 @@ rq_syncer_result(struct rq_syncer *s, uint64_t n)
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = n > s->done ? 0 : n == s->failed ? -1 : 1;
+	if (n == 0 || n > s->asked)
+		rc = -1;		/* never asked */
+	else
+		rc = n > s->done ? 0 : n == s->failed ? -1 : 1;
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

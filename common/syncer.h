@@ -4,8 +4,9 @@
  * syncer's own opens the file by its path, syncs it, and the directory
  * with it when asked (after a rename), while the loop goes on.  The loop
  * asks at most once a tick, when it wrote since its last ask; a power cut
- * so loses at most the writes of the last tick or two, against those of
- * the kernel's own writeback delay (30 s by default).
+ * so usually loses only the writes of the last tick or two, against those
+ * of the kernel's own writeback delay (30 s by default); docs/delivery.md
+ * says when it loses more.
  *
  * A failed sync is logged, not tried again: Linux marks the pages clean
  * even when their write failed, so a second fdatasync would say nothing. */
@@ -27,7 +28,8 @@ void		 rq_syncer_free(struct rq_syncer *s);
  * previous one is still under way: ask again at the next tick. */
 uint64_t	 rq_syncer_ask(struct rq_syncer *s, const char *path, int dir);
 
-/* What became of ask n: 0 under way, 1 synced, -1 failed (logged). */
+/* What became of the latest ask, n: 0 under way, 1 synced, -1 failed
+ * (logged) or never asked.  (Of an older ask, 1 unless it failed last.) */
 int		 rq_syncer_result(struct rq_syncer *s, uint64_t n);
 
 /* The syncs done so far, and the longest of them (microseconds). */

@@ -14,7 +14,7 @@
 static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 released = PTHREAD_COND_INITIALIZER;
 static struct sync_seen	 seen[SEEN_MAX];
-static int		 nseen, fail_errno, hold;
+static int		 nseen, fail_errno, hold, holding;
 
 static int
 spy(int fd, long call)
@@ -23,8 +23,11 @@ spy(int fd, long call)
 	int err;
 
 	pthread_mutex_lock(&lock);
-	while (hold)
+	while (hold) {
+		holding++;
 		pthread_cond_wait(&released, &lock);
+		holding--;
+	}
 	if (fstat(fd, &st) == 0 && nseen < SEEN_MAX) {
 		seen[nseen].ino = st.st_ino;
 		seen[nseen].size = st.st_size;
@@ -109,4 +112,20 @@ sync_spy_hold(int on)
 	if (!on)
 		pthread_cond_broadcast(&released);
 	pthread_mutex_unlock(&lock);
+}
+
+int
+sync_spy_held(int ms)
+{
+	uint64_t until = rq_mono_ms() + (uint64_t)ms;
+	int n;
+
+	for (;;) {
+		pthread_mutex_lock(&lock);
+		n = holding;
+		pthread_mutex_unlock(&lock);
+		if (n > 0 || rq_mono_ms() >= until)
+			return n > 0;
+		usleep(1000);
+	}
 }

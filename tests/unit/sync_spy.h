@@ -23,5 +23,7 @@ int	sync_spy_count(const char *path, struct sync_seen *last);
 int	sync_spy_wait(const char *path, int n, int ms, struct sync_seen *last);
 void	sync_spy_fail(int err);		/* 0: sync for real */
 void	sync_spy_hold(int on);		/* 1: syncs wait until 0 */
+/* waits up to ms for a sync to wait in the hold; returns 1 if one does */
+int	sync_spy_held(int ms);
 
 #endif

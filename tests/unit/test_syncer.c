@@ -94,6 +94,7 @@ test_one_at_a_time(void **state)
 	assert_non_null(s = rq_syncer_new("test"));
 	sync_spy_hold(1);
 	assert_int_not_equal(n = rq_syncer_ask(s, path, 0), 0);
+	assert_true(sync_spy_held(5000));
 	usleep(50 * 1000);
 	/* the asker does not wait: the disk is the thread's */
 	assert_int_equal(rq_syncer_result(s, n), 0);
@@ -125,12 +126,13 @@ test_failure_said(void **state)
 	dup2(fileno(out), 2);
 	assert_non_null(s = rq_syncer_new("evout: journal"));
 	sync_spy_fail(EIO);
-	n = rq_syncer_ask(s, path, 0);
+	assert_int_not_equal(n = rq_syncer_ask(s, path, 0), 0);
 	assert_int_equal(result_wait(s, n), -1);
 	sync_spy_fail(0);
 	/* the next one is judged on its own */
-	n = rq_syncer_ask(s, path, 0);
+	assert_int_not_equal(n = rq_syncer_ask(s, path, 0), 0);
 	assert_int_equal(result_wait(s, n), 1);
+	assert_int_equal(rq_syncer_result(s, n + 1), -1);	/* not asked */
 	rq_syncer_free(s);
 	fflush(stderr);
 	dup2(saved, 2);
