@@ -11,7 +11,8 @@
  * Prints one line per way: microseconds per event (the best of three
  * runs), and for the journal the longest tick, the file's largest size,
  * and the syncs its thread made in a run (one asked at each tick after a
- * change, while none is under way) and the longest of them. */
+ * change, while none is under way) and the longest of them.  Then the
+ * path of the events ZeroMQ refused (run_refused), beside ZeroMQ alone. */
 #include <sys/stat.h>
 
 #include <stdio.h>
@@ -157,6 +158,85 @@ run_evout(int n, const char *journal, int hold, off_t *maxsize,
 	return (double)spent / n;
 }
 
+/*
+ * The refused path: accounting stalls (the ROUTER reads nothing) while n
+ * events are emitted; past ZeroMQ's queues (1,000 toward it, 1,000 in the
+ * ROUTER), ZeroMQ refuses them and they wait in the outbox.  Then it reads
+ * and acks again, and the outbox sends what waited as fast as there is
+ * room, in rq_evout_process alone (what the telserver's fd watcher calls):
+ * no tick.  Returns microseconds per emit while stalled; *drain_eps: events
+ * a second from the first read to the last ack.
+ */
+static double
+run_refused(int n, double *drain_eps)
+{
+	char id[RQ_ID_LEN + 1];
+	struct rq_evout *eo;
+	struct rq_msg ev;
+	uint64_t t0, spent = 0;
+	int i;
+
+	if ((eo = rq_evout_new(zctx, "inproc://accounting", NULL)) == NULL) {
+		fprintf(stderr, "bench_evout: cannot open the outbox\n");
+		exit(1);
+	}
+	rq_call_id_new(id);
+	for (i = 0; i < n; i++) {
+		event(&ev, id, (uint64_t)i + 1);
+		t0 = mono_us();
+		rq_evout_emit(eo, &ev);
+		spent += mono_us() - t0;
+	}
+	t0 = mono_us();
+	while (rq_evout_pending(eo) > 0) {
+		ack_all(0);
+		rq_evout_process(eo);
+	}
+	*drain_eps = n / ((mono_us() - t0) / 1e6);
+	rq_evout_free(eo, 0);
+	return (double)spent / n;
+}
+
+/* The peer of the drain: ZeroMQ alone moves the same events from a DEALER
+ * to the ROUTER, which acks each, and the DEALER reads the acks, in one
+ * thread as the outbox does: each packed as it is sent (rq_bus_send, as
+ * the outbox sends what waited), as many as ZeroMQ takes, then what came.
+ * Returns events a second. */
+static double
+run_zmq_alone(int n)
+{
+	char id[RQ_ID_LEN + 1];
+	struct rq_bus_in in;
+	struct rq_msg ev, a;
+	void *dealer;
+	uint64_t t0;
+	int sent = 0, acked = 0, rc;
+
+	dealer = rq_bus_socket(zctx, ZMQ_DEALER);
+	zmq_setsockopt(dealer, ZMQ_SNDHWM, &(int){ 1000 }, sizeof(int));
+	if (zmq_connect(dealer, "inproc://accounting") == -1) {
+		fprintf(stderr, "bench_evout: connect\n");
+		exit(1);
+	}
+	rq_bus_in_init(&in, dealer, 0);
+	rq_call_id_new(id);
+	event(&ev, id, 1);
+	t0 = mono_us();
+	while (acked < n) {
+		while (sent < n && rq_bus_send(dealer, NULL, 0, &ev) == 0)
+			sent++;
+		ack_all(0);
+		while ((rc = rq_bus_recv(&in, &a)) != 0)
+			if (rc == 1) {
+				acked++;
+				rq_msg_clear(&a);
+			}
+	}
+	t0 = mono_us() - t0;
+	zmq_close(dealer);
+	return n / (t0 / 1e6);
+}
+
 static double
 run_xadd(int n, const char *sock)
 {
@@ -205,7 +285,8 @@ main(int argc, char *argv[])
 	    "outbox + journal, cut", "outbox + journal, rewritten",
 	    "peer: XADD to Redis, reply read" };
 	char journal[4096];
-	double best[4] = { 1e9, 1e9, 1e9, 1e9 }, us;
+	double best[4] = { 1e9, 1e9, 1e9, 1e9 }, us, eps;
+	double refused_us = 1e9, drain_eps = 0, alone_eps = 0;
 	off_t maxsize[4] = { 0 };
 	uint64_t maxtick[4] = { 0 }, syncs[4] = { 0 }, maxsync[4] = { 0 };
 	int n, k, w;
@@ -217,6 +298,9 @@ main(int argc, char *argv[])
 	snprintf(journal, sizeof(journal), "%s/bench.events", argv[2]);
 	zctx = zmq_ctx_new();
 	router = rq_bus_socket(zctx, ZMQ_ROUTER);
+	/* every ack kept: a ROUTER drops what a full queue refuses, and the
+	 * drains would then wait for resends that only a tick makes */
+	zmq_setsockopt(router, ZMQ_SNDHWM, &(int){ 0 }, sizeof(int));
 	if (zmq_bind(router, "inproc://accounting") == -1)
 		return 1;
 	rq_bus_in_init(&router_in, router, 1);
@@ -241,11 +325,27 @@ main(int argc, char *argv[])
 			    (unsigned long long)syncs[w], maxsync[w] / 1000.0);
 		printf("\n");
 	}
+	for (k = 0; k < RUNS; k++) {
+		if ((us = run_refused(n, &eps)) < refused_us)
+			refused_us = us;
+		if (eps > drain_eps)
+			drain_eps = eps;
+		if ((eps = run_zmq_alone(n)) > alone_eps)
+			alone_eps = eps;
+	}
+	printf("%-34s %8.2f\n", "outbox, accounting stalled", refused_us);
+	printf("%-34s %8.0f events/s\n", "  then its drain (no tick)",
+	    drain_eps);
+	printf("%-34s %8.0f events/s\n", "peer: ZeroMQ alone, acks read",
+	    alone_eps);
 	printf("RQ_BENCH evout events=%d none_us=%.2f cut_us=%.2f "
 	    "rewritten_us=%.2f xadd_us=%.2f rewrite_tick_ms=%.2f "
 	    "syncs=%llu sync_max_ms=%.2f\n", n, best[0], best[1], best[2],
 	    best[3], maxtick[2] / 1000.0, (unsigned long long)syncs[2],
 	    (maxsync[1] > maxsync[2] ? maxsync[1] : maxsync[2]) / 1000.0);
+	printf("RQ_BENCH evout_refused events=%d stalled_us=%.2f "
+	    "drain_eps=%.0f zmq_alone_eps=%.0f\n", n, refused_us, drain_eps,
+	    alone_eps);
 	zmq_close(router);
 	zmq_ctx_term(zctx);
 	return 0;

@@ -6,7 +6,11 @@
 # Redis stream with XADD, its reply awaited (what the telserver would pay
 # to write those events into rq:events itself, over a Unix socket), on a
 # real redis-server started here.  Prints microseconds per event, the
-# best of three runs each; docs/benchmarks.md keeps figures.
+# best of three runs each.  Then the path of the events ZeroMQ refused:
+# accounting stalls while the events are emitted (microseconds per emit),
+# then reads again: events a second the outbox drains, beside ZeroMQ
+# alone moving the same events and acks.  docs/benchmarks.md keeps
+# figures.
 #
 #   tests/bench/bench_evout.sh              (RQ_BUILD=build)
 # Environment: RQ_BUILD, RQ_BENCH_EVENTS (100000 per run), TMPDIR (where
