@@ -4,14 +4,18 @@
  * a margin and comes back once it could, and a kept finish that Redis
  * refuses with the link up holds up no other one and is dropped in the
  * end, while finishes kept for a lost connection wait for it, and go first
- * when the fence lifts; a duplicate JOB of a call we hold is never a
- * second call. */
+ * when the fence lifts, on disk too, synced off the loop; a duplicate JOB
+ * of a call we hold is never a second call. */
+#include <sys/stat.h>
+
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "keys.h"
@@ -20,6 +24,7 @@
 #include "telserver.h"
 #include "util.h"
 #include "../scheduler/testredis.h"
+#include "../sync_spy.h"
 
 static struct rq_config cfg;
 static struct tel_ctx ctx;
@@ -44,6 +49,32 @@ teardown(void **state)
 	tel_life_close(&ctx, 0);
 	tel_bus_close(&ctx);
 	su_root_destroy(ctx.root);
+	return 0;
+}
+
+static char state_dir[64], finishes[128];
+
+/* The same, with a state_dir: kept finishes have their file. */
+static int
+setup_state(void **state)
+{
+	snprintf(state_dir, sizeof(state_dir), "/tmp/ringq-life-XXXXXX");
+	if (mkdtemp(state_dir) == NULL)
+		return -1;
+	snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", state_dir);
+	snprintf(finishes, sizeof(finishes),
+	    "%s/ringq-telserver-tel-u.finishes", state_dir);
+	sync_spy_reset();
+	return setup(state);
+}
+
+static int
+teardown_state(void **state)
+{
+	teardown(state);
+	unlink(finishes);
+	rmdir(state_dir);
+	cfg.state_dir[0] = '\0';
 	return 0;
 }
 
@@ -350,6 +381,42 @@ test_kept_finishes(void **state)
 	assert_true(i > 20);
 }
 
+/* A finish kept while Redis is out of reach is on disk at once (the page
+ * cache: what a kill -9 keeps), synced, file and directory, after the
+ * next tick by the syncer's thread, not by the loop (what a power cut
+ * needs); once Redis took it, the file is gone. */
+static void
+test_kept_finishes_synced(void **state)
+{
+	struct rq_attempt_end e;
+	struct sync_seen last;
+	struct stat st;
+	int live = ctx.redis.port;
+
+	job_claimed("c_s1");
+	link_port(testredis_free_port());
+	end_of(&e, "c_s1", RQ_ST_COMPLETED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(tel_life_pending(&ctx), 1);
+	assert_int_equal(stat(finishes, &st), 0);
+	assert_int_equal(sync_spy_count(finishes, NULL), 0);
+	tick_now();
+	assert_int_equal(sync_spy_wait(finishes, 0, 5000, &last), 1);
+	assert_false(pthread_equal(last.thread, pthread_self()));
+	assert_int_equal(last.size, st.st_size);
+	assert_int_equal(sync_spy_wait(state_dir, 0, 5000, &last), 1);
+	assert_true(last.dir);
+	/* nothing changed: no sync */
+	tick_now();
+	usleep(100 * 1000);
+	assert_int_equal(sync_spy_count(finishes, NULL), 1);
+	link_port(live);
+	tick_now();
+	assert_int_equal(tel_life_pending(&ctx), 0);
+	assert_true(job_is("c_s1", "completed"));
+	assert_int_equal(stat(finishes, &st), -1);
+}
+
 /* A finish keeps its own copy of the result: kept while Redis is out of
  * reach, or held back for a batch, it still records what the call's
  * application returned after the caller freed its text. */
@@ -457,6 +524,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_finishes, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_kept_finishes_synced,
+		    setup_state, teardown_state),
 		cmocka_unit_test_setup_teardown(test_kept_result, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate, setup,
