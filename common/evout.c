@@ -502,7 +502,7 @@ journal_open(struct rq_evout *eo, const char *path)
 	eo->jgen++;
 	eo->jdir_unsynced = 1;		/* (it may be new) */
 	/* (without its thread, the tick syncs in the loop) */
-	eo->syncer = rq_syncer_new("evout: journal");
+	eo->syncer = rq_syncer_new("evout: journal", "events_journal");
 	if (n > 0)
 		log_info("evout: %zu events a previous run left "
 		    "unacknowledged, from %s: sent again", n, path);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "syncer.h"
 
 struct rq_syncer {
@@ -27,6 +28,7 @@ struct rq_syncer {
 	int		 quit;
 	int		 toolong_said;
 	char		 what[64];
+	struct rq_metric *m_seconds, *m_failures;	/* the thread's */
 };
 
 int
@@ -95,6 +97,9 @@ syncer_main(void *arg)
 		t0 = mono_us();
 		rc = rq_sync_path(path, dir, s->what);
 		us = mono_us() - t0;
+		rq_histogram_observe_ms(s->m_seconds, us / 1000.0);
+		if (rc == -1)
+			rq_metric_inc(s->m_failures);
 		pthread_mutex_lock(&s->lock);
 		s->done = n;
 		if (us > s->max_us)
@@ -107,10 +112,11 @@ syncer_main(void *arg)
 }
 
 struct rq_syncer *
-rq_syncer_new(const char *what)
+rq_syncer_new(const char *what, const char *file)
 {
 	struct rq_syncer *s;
 	sigset_t all, old;
+	char labels[64];
 	int rc;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -118,6 +124,12 @@ rq_syncer_new(const char *what)
 		return NULL;
 	}
 	snprintf(s->what, sizeof(s->what), "%s", what);
+	snprintf(labels, sizeof(labels), "file=\"%s\"", file);
+	s->m_seconds = rq_histogram("ringq_sync", labels, "How long the "
+	    "syncs of a file to disk took (fdatasync, and the directory's "
+	    "fsync after a rename), by file");
+	s->m_failures = rq_counter("ringq_sync_failures_total", labels,
+	    "Syncs of a file to disk that failed (logged), by file");
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	/* signals are the loop's business, not this thread's */

@@ -17,9 +17,11 @@
 
 struct rq_syncer;
 
-/* what names the files in log lines ("events journal").  Returns NULL
- * (logged) when the thread cannot start. */
-struct rq_syncer *rq_syncer_new(const char *what);
+/* what names the files in log lines ("evout: journal"); file in the
+ * metrics, ringq_sync_seconds{file=...} and ringq_sync_failures_total
+ * (a word of ours: "events_journal").  Returns NULL (logged) when the
+ * thread cannot start. */
+struct rq_syncer *rq_syncer_new(const char *what, const char *file);
 /* Waits for the sync under way, if any, then frees s. */
 void		 rq_syncer_free(struct rq_syncer *s);
 

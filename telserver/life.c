@@ -100,7 +100,7 @@ tel_life_open(struct tel_ctx *ctx)
 		    "are kept in memory only");
 	/* (without its thread, the tick syncs in the loop) */
 	if (ctx->finishes_path[0] != '\0')
-		ctx->finishes_syncer = rq_syncer_new("finishes");
+		ctx->finishes_syncer = rq_syncer_new("finishes", "finishes");
 }
 
 /*

@@ -1,8 +1,8 @@
 /* The syncer: a file asked for is synced, with its directory when asked,
  * by a thread other than the asker's; one sync at a time, a second ask
- * meanwhile refused until it ends; a failed sync is said, in a log line
- * and in its result; a file removed since is nothing to sync; free waits
- * for the sync under way. */
+ * meanwhile refused until it ends; a failed sync is said, in a log line,
+ * in its result and in the metrics; a file removed since is nothing to
+ * sync; free waits for the sync under way. */
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "syncer.h"
 #include "sync_spy.h"
 #include "util.h"
@@ -67,7 +68,7 @@ test_synced_by_its_thread(void **state)
 	uint64_t n;
 
 	(void)state;
-	assert_non_null(s = rq_syncer_new("test"));
+	assert_non_null(s = rq_syncer_new("test", "test"));
 	assert_int_not_equal(n = rq_syncer_ask(s, path, 0), 0);
 	assert_int_equal(result_wait(s, n), 1);
 	assert_int_equal(sync_spy_count(path, &last), 1);
@@ -91,7 +92,7 @@ test_one_at_a_time(void **state)
 	uint64_t n, n2, max_us;
 
 	(void)state;
-	assert_non_null(s = rq_syncer_new("test"));
+	assert_non_null(s = rq_syncer_new("test", "test"));
 	sync_spy_hold(1);
 	assert_int_not_equal(n = rq_syncer_ask(s, path, 0), 0);
 	assert_true(sync_spy_held(5000));
@@ -124,7 +125,7 @@ test_failure_said(void **state)
 	fflush(stderr);
 	saved = dup(2);
 	dup2(fileno(out), 2);
-	assert_non_null(s = rq_syncer_new("evout: journal"));
+	assert_non_null(s = rq_syncer_new("evout: journal", "fail"));
 	sync_spy_fail(EIO);
 	assert_int_not_equal(n = rq_syncer_ask(s, path, 0), 0);
 	assert_int_equal(result_wait(s, n), -1);
@@ -134,6 +135,11 @@ test_failure_said(void **state)
 	assert_int_equal(result_wait(s, n), 1);
 	assert_int_equal(rq_syncer_result(s, n + 1), -1);	/* not asked */
 	rq_syncer_free(s);
+	/* and in the metrics: two syncs timed, one failed */
+	assert_int_equal(rq_metric_value(rq_histogram("ringq_sync",
+	    "file=\"fail\"", NULL)), 2);
+	assert_int_equal(rq_metric_value(rq_counter(
+	    "ringq_sync_failures_total", "file=\"fail\"", NULL)), 1);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -153,7 +159,7 @@ test_removed_file(void **state)
 	uint64_t n;
 
 	(void)state;
-	assert_non_null(s = rq_syncer_new("test"));
+	assert_non_null(s = rq_syncer_new("test", "test"));
 	unlink(path);
 	n = rq_syncer_ask(s, path, 1);
 	assert_int_equal(result_wait(s, n), 1);
@@ -177,7 +183,7 @@ test_free_waits(void **state)
 	pthread_t t;
 
 	(void)state;
-	assert_non_null(s = rq_syncer_new("test"));
+	assert_non_null(s = rq_syncer_new("test", "test"));
 	sync_spy_hold(1);
 	assert_int_not_equal(rq_syncer_ask(s, path, 1), 0);
 	assert_int_equal(pthread_create(&t, NULL, release_later, NULL), 0);
