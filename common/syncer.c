@@ -125,9 +125,9 @@ rq_syncer_new(const char *what, const char *file)
 	}
 	snprintf(s->what, sizeof(s->what), "%s", what);
 	snprintf(labels, sizeof(labels), "file=\"%s\"", file);
-	s->m_seconds = rq_histogram("ringq_sync", labels, "How long the "
-	    "syncs of a file to disk took (fdatasync, and the directory's "
-	    "fsync after a rename), by file");
+	s->m_seconds = rq_histogram("ringq_sync_seconds", labels,
+	    "How long the syncs of a file to disk took (fdatasync, and the "
+	    "directory's fsync after a rename), by file");
 	s->m_failures = rq_counter("ringq_sync_failures_total", labels,
 	    "Syncs of a file to disk that failed (logged), by file");
 	pthread_mutex_init(&s->lock, NULL);

@@ -137,6 +137,12 @@ rq_wait_for 5 at_least telserver \
     rq_fail "telserver: completed call not counted"
 at_least telserver ringq_telserver_calls_started_total 1 ||
     rq_fail "telserver: started call not counted"
+# its ringing and answered reached the disk, synced off the SIP loop
+rq_wait_for 5 at_least telserver \
+    'ringq_sync_seconds_count{file="events_journal"}' 1 ||
+    rq_fail "telserver: the events journal was never synced"
+[ "$(value telserver 'ringq_sync_failures_total{file="events_journal"}')" = 0 ] ||
+    rq_fail "telserver: a sync of the events journal failed"
 [ "$(value telserver ringq_telserver_active_calls)" = 0 ] ||
     rq_fail "telserver: active calls not back to 0"
 at_least gateway 'ringq_gateway_http_responses_total{code="202"}' 1 ||

@@ -136,7 +136,7 @@ test_failure_said(void **state)
 	assert_int_equal(rq_syncer_result(s, n + 1), -1);	/* not asked */
 	rq_syncer_free(s);
 	/* and in the metrics: two syncs timed, one failed */
-	assert_int_equal(rq_metric_value(rq_histogram("ringq_sync",
+	assert_int_equal(rq_metric_value(rq_histogram("ringq_sync_seconds",
 	    "file=\"fail\"", NULL)), 2);
 	assert_int_equal(rq_metric_value(rq_counter(
 	    "ringq_sync_failures_total", "file=\"fail\"", NULL)), 1);
