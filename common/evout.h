@@ -16,11 +16,11 @@
  * With a journal (a file path), every event is also appended to that file
  * before it is sent, and what a previous run left unacknowledged there is
  * sent again: a daemon killed -9 loses none.  A thread of its own syncs
- * the file at the tick after it changed (syncer.h), so a host that loses
- * power usually loses only the events of the last tick or two
- * (docs/delivery.md says when more), and the loop never waits for the
- * disk.  One process holds a journal at a time (flock
- * on journal.lock).
+ * the file at a tick after it changed, at most once per 90 ms (syncer.h),
+ * so a host that loses power usually loses only the events of the last
+ * 100 to 200 ms (docs/delivery.md says when more), and the loop never
+ * waits for the disk.  One process holds a journal at a time (flock on
+ * journal.lock, journal being its path).
  *
  * Loop-agnostic: watch rq_evout_fd() for reading (ZeroMQ's edge-triggered
  * fd), call rq_evout_process() when it fires and rq_evout_tick() now and

@@ -226,8 +226,9 @@ finishes_sync(struct tel_ctx *ctx)
 		ctx->finishes_unsynced = 0;
 		rq_sync_path(ctx->finishes_path, 1, "finishes");
 	} else if (rq_syncer_ask(ctx->finishes_syncer, ctx->finishes_path,
-	    1) != 0)
+	    1) != 0) {
 		ctx->finishes_unsynced = 0;
+	}
 }
 
 static void	finish_keep(struct tel_ctx *, const struct rq_attempt_end *,

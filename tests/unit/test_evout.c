@@ -631,6 +631,71 @@ test_journal_synced(void **state)
 	remove_journals(dir);
 }
 
+/* A test that failed while it held the syncs must not hang the others. */
+static int
+release_syncs(void **state)
+{
+	(void)state;
+	sync_spy_hold(0);
+	return 0;
+}
+
+/*
+ * The journal is not cut while its sync is under way (a cut would wait
+ * for the pages the disk is writing), and is at a tick after it ended;
+ * and ticks 10 ms apart, each after a change, bring a sync per 90 ms at
+ * most, not one a tick.
+ */
+static void
+test_journal_cut_waits_for_sync(void **state)
+{
+	char dir[] = DIR_TEMPLATE, path[256], crash[256];
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	struct rq_evout *eo;
+	uint64_t until, start;
+	off_t size;
+	int i, before, syncs;
+
+	journal_dir(dir, path, crash, sizeof(path), 64);
+	sync_spy_reset();
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	emit_answered(eo, ids[0], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	sync_spy_hold(1);
+	rq_evout_tick(eo);
+	assert_true(sync_spy_held(5000));
+	ack(peer, peerlen, ids[0], 2, "answered");
+	wait_pending(eo, 0);
+	size = file_size(path);
+	assert_true(size > HEADER_BYTES);
+	rq_evout_tick(eo);
+	assert_int_equal(file_size(path), size);
+	sync_spy_hold(0);
+	until = rq_mono_ms() + 5000;
+	while (file_size(path) != HEADER_BYTES && rq_mono_ms() < until) {
+		usleep(10 * 1000);
+		rq_evout_tick(eo);
+	}
+	assert_int_equal(file_size(path), HEADER_BYTES);
+
+	usleep(100 * 1000);
+	before = sync_spy_count(path, NULL);
+	start = rq_mono_ms();
+	for (i = 1; i < 41; i++) {
+		emit_answered(eo, ids[i], 1);
+		rq_evout_tick(eo);
+		usleep(10 * 1000);
+	}
+	syncs = sync_spy_count(path, NULL) - before;
+	/* 40 ticks over 400 ms or more: asks 90 ms apart at least */
+	assert_true(syncs >= 1);
+	assert_true(syncs <= 1 + (int)((rq_mono_ms() - start) / 90));
+	assert_int_equal(recv_events(peer, &peerlen, 40, 2000), 40);
+	rq_evout_free(eo, 0);
+	remove_journals(dir);
+}
+
 /* The journal: one process at a time; cut to its header once all is
  * acked; after a kill -9 (a copy of the file taken while the outbox runs)
  * what was emitted since the last cut comes again, fields and all; after
@@ -948,6 +1013,8 @@ main(void)
 		cmocka_unit_test(test_refused_go_when_there_is_room),
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_journal_synced),
+		cmocka_unit_test_teardown(test_journal_cut_waits_for_sync,
+		    release_syncs),
 		cmocka_unit_test(test_journal_disk_full),
 		cmocka_unit_test(test_journal_rewrite_fails),
 		cmocka_unit_test(test_full_outbox_logs_once),
