@@ -7,12 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
 #include "syncer.h"
+#include "util.h"
 
 struct rq_syncer {
 	pthread_t	 thread;
@@ -67,15 +67,6 @@ rq_sync_path(const char *path, int dir, const char *what)
 	return rc;
 }
 
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static void *
 syncer_main(void *arg)
 {
@@ -94,9 +85,9 @@ syncer_main(void *arg)
 		dir = s->dir;
 		memcpy(path, s->path, sizeof(path));
 		pthread_mutex_unlock(&s->lock);
-		t0 = mono_us();
+		t0 = rq_mono_us();
 		rc = rq_sync_path(path, dir, s->what);
-		us = mono_us() - t0;
+		us = rq_mono_us() - t0;
 		rq_histogram_observe_ms(s->m_seconds, us / 1000.0);
 		if (rc == -1)
 			rq_metric_inc(s->m_failures);

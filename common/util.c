@@ -34,6 +34,15 @@ rq_now_ms(void)
 }
 
 uint64_t
+rq_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
 rq_mono_ms(void)
 {
 	struct timespec ts;

@@ -9,6 +9,7 @@
 
 uint64_t	rq_now_ms(void);	/* wall clock, ms since the epoch */
 uint64_t	rq_mono_ms(void);	/* monotonic, for timeouts */
+uint64_t	rq_mono_us(void);	/* monotonic, for measuring */
 /* s as a decimal integer: digits only (no sign, space or 0x), whole, in
  * range.  0, or -1 (NULL, empty, anything else). */
 int		rq_parse_u64(const char *s, uint64_t *out);

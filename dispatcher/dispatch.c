@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include <zmq.h>
 
 #include "dispatcher.h"
@@ -27,15 +26,6 @@
 static uint64_t		 take_us;
 static struct rq_metric	*m_latency, *m_dispatched, *m_sent, *m_alive,
 			*m_waiting, *m_alone;
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 void
 disp_count_requeued(const char *why)
@@ -184,7 +174,7 @@ on_ack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	}
 	job_done(d, j);
 	rq_metric_inc(m_dispatched);
-	rq_histogram_observe_ms(m_latency, (double)(mono_us() - j->taken_us) /
+	rq_histogram_observe_ms(m_latency, (double)(rq_mono_us() - j->taken_us) /
 	    1000.0);
 	/* It is active there now, until the next heartbeat counts it. */
 	e->acked++;
@@ -522,7 +512,7 @@ disp_taken(struct disp *d)
 	if (disp_taker_read(&d->taker, &rep) != 1)
 		return;
 	/* Taken in Redis a moment ago; the latency counts from here. */
-	take_us = mono_us();
+	take_us = rq_mono_us();
 	/* An error (-LOADING, -OOM, ...) or a shape we do not know (logged
 	 * by disp_job_take_reply): asking again at once would get the same.
 	 * Ids it may have held come back when their leases end. */
@@ -567,7 +557,7 @@ disp_fill(struct disp *d)
 		    rq_redis_ready(&d->redis) == -1)
 			return;
 		want = room < DISP_TAKE_MAX ? (size_t)room : DISP_TAKE_MAX;
-		take_us = mono_us();
+		take_us = rq_mono_us();
 		if ((popped = disp_job_take(&d->redis, lease, want, jobs,
 		    &n)) == -1) {
 			rq_metric_error("redis");

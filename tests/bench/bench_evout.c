@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <hiredis/hiredis.h>
 #include <zmq.h>
@@ -87,13 +86,18 @@ ack_all(uint64_t hold)
 	return got;
 }
 
-static uint64_t
-mono_us(void)
+/* The outbox toward the ROUTER, with a journal at path or none. */
+static struct rq_evout *
+outbox_open(const char *journal)
 {
-	struct timespec ts;
+	struct rq_evout *eo;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	if ((eo = rq_evout_new(zctx, "inproc://accounting", journal)) ==
+	    NULL) {
+		fprintf(stderr, "bench_evout: cannot open the outbox\n");
+		exit(1);
+	}
+	return eo;
 }
 
 static off_t
@@ -120,17 +124,13 @@ run_evout(int n, const char *journal, int hold, off_t *maxsize,
 	uint64_t spent = 0, t0, dt, held = 0, ns, ms;
 	int i;
 
-	if ((eo = rq_evout_new(zctx, "inproc://accounting", journal)) ==
-	    NULL) {
-		fprintf(stderr, "bench_evout: cannot open the outbox\n");
-		exit(1);
-	}
+	eo = outbox_open(journal);
 	rq_call_id_new(id);
 	for (i = 0; i < n; i++) {
 		event(&ev, id, (uint64_t)i + 1);
-		t0 = mono_us();
+		t0 = rq_mono_us();
 		rq_evout_emit(eo, &ev);
-		spent += mono_us() - t0;
+		spent += rq_mono_us() - t0;
 		if (i % WAVE != WAVE - 1)
 			continue;
 		if (journal && size_of(journal) > *maxsize)
@@ -144,9 +144,9 @@ run_evout(int n, const char *journal, int hold, off_t *maxsize,
 			ack_all(held);
 			rq_evout_process(eo);
 		}
-		t0 = mono_us();
+		t0 = rq_mono_us();
 		rq_evout_tick(eo);
-		dt = mono_us() - t0;
+		dt = rq_mono_us() - t0;
 		spent += dt;
 		if (dt > *maxtick_us)
 			*maxtick_us = dt;
@@ -181,25 +181,22 @@ run_refused(int n, double *drain_eps, int *refused)
 	uint64_t t0, spent = 0;
 	int i, first = -1, got;
 
-	if ((eo = rq_evout_new(zctx, "inproc://accounting", NULL)) == NULL) {
-		fprintf(stderr, "bench_evout: cannot open the outbox\n");
-		exit(1);
-	}
+	eo = outbox_open(NULL);
 	rq_call_id_new(id);
 	for (i = 0; i < n; i++) {
 		event(&ev, id, (uint64_t)i + 1);
-		t0 = mono_us();
+		t0 = rq_mono_us();
 		rq_evout_emit(eo, &ev);
-		spent += mono_us() - t0;
+		spent += rq_mono_us() - t0;
 	}
-	t0 = mono_us();
+	t0 = rq_mono_us();
 	while (rq_evout_pending(eo) > 0) {
 		got = ack_all(0);
 		if (first == -1)
 			first = got;	/* what ZeroMQ took while stalled */
 		rq_evout_process(eo);
 	}
-	*drain_eps = n / ((mono_us() - t0) / 1e6);
+	*drain_eps = n / ((rq_mono_us() - t0) / 1e6);
 	*refused = n - first;
 	rq_evout_free(eo, 0);
 	return (double)spent / n;
@@ -234,7 +231,7 @@ run_zmq_alone(int n)
 	while (sent < n && (rq_bus_events(dealer) & ZMQ_POLLOUT) &&
 	    rq_bus_send(dealer, NULL, 0, &ev) == 0)
 		sent++;
-	t0 = mono_us();
+	t0 = rq_mono_us();
 	while (acked < n) {
 		ack_all(0);
 		while ((rc = rq_bus_recv(&in, &a)) != 0)
@@ -246,7 +243,7 @@ run_zmq_alone(int n)
 		    rq_bus_send(dealer, NULL, 0, &ev) == 0)
 			sent++;
 	}
-	t0 = mono_us() - t0;
+	t0 = rq_mono_us() - t0;
 	zmq_close(dealer);
 	return n / (t0 / 1e6);
 }
@@ -266,7 +263,7 @@ run_xadd(int n, const char *sock)
 	}
 	rq_call_id_new(id);
 	redisCommand(r, "DEL bench:events");
-	t0 = mono_us();
+	t0 = rq_mono_us();
 	for (i = 0; i < n; i++) {
 		snprintf(att, sizeof(att), "%d", i + 1);
 		snprintf(now, sizeof(now), "%llu",
@@ -281,13 +278,13 @@ run_xadd(int n, const char *sock)
 		}
 		freeReplyObject(rep);
 		if (i % WAVE == WAVE - 1) {
-			uint64_t t1 = mono_us();
+			uint64_t t1 = rq_mono_us();
 
 			freeReplyObject(redisCommand(r, "DEL bench:events"));
-			t0 += mono_us() - t1;	/* accounting's */
+			t0 += rq_mono_us() - t1;	/* accounting's */
 		}
 	}
-	t0 = mono_us() - t0;
+	t0 = rq_mono_us() - t0;
 	redisFree(r);
 	return (double)t0 / n;
 }
