@@ -32,24 +32,11 @@ struct rq_syncer {
 };
 
 int
-rq_sync_path(const char *path, int dir, const char *what)
+rq_sync_dir(const char *path, const char *what)
 {
 	char dpath[PATH_MAX], *slash;
 	int fd, rc = 0;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT)	/* removed since: nothing to keep */
-			return 0;
-		log_warn("%s: sync %s", what, path);
-		return -1;
-	}
-	if (fdatasync(fd) == -1) {
-		log_warn("%s: sync %s", what, path);
-		rc = -1;
-	}
-	close(fd);
-	if (!dir)
-		return rc;
 	if ((size_t)snprintf(dpath, sizeof(dpath), "%s", path) >=
 	    sizeof(dpath))
 		return -1;
@@ -64,6 +51,27 @@ rq_sync_path(const char *path, int dir, const char *what)
 	}
 	if (fd != -1)
 		close(fd);
+	return rc;
+}
+
+int
+rq_sync_path(const char *path, int dir, const char *what)
+{
+	int fd, rc = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)	/* removed since: nothing to keep */
+			return 0;
+		log_warn("%s: sync %s", what, path);
+		return -1;
+	}
+	if (fdatasync(fd) == -1) {
+		log_warn("%s: sync %s", what, path);
+		rc = -1;
+	}
+	close(fd);
+	if (dir && rq_sync_dir(path, what) == -1)
+		rc = -1;
 	return rc;
 }
 

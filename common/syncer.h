@@ -38,7 +38,11 @@ int		 rq_syncer_result(struct rq_syncer *s, uint64_t n);
 void		 rq_syncer_stats(struct rq_syncer *s, uint64_t *n,
 		    uint64_t *max_us);
 
-/* Syncs path (and its directory) now, in the calling thread: at exit. */
+/* Syncs path (and its directory) now, in the calling thread: at exit.
+ * A path removed meanwhile has nothing to sync.  Returns 0 or -1
+ * (logged). */
 int		 rq_sync_path(const char *path, int dir, const char *what);
+/* Syncs the directory that holds path (its entries: a rename). */
+int		 rq_sync_dir(const char *path, const char *what);
 
 #endif

@@ -784,6 +784,19 @@ test_journal(void **state)
 	remove_journals(dir);
 }
 
+/* Ticks eo, 10 ms apart, until the file at path is longer than size (5 s
+ * at most). */
+static void
+tick_until_longer(struct rq_evout *eo, const char *path, off_t size)
+{
+	uint64_t until = rq_mono_ms() + 5000;
+
+	while (file_size(path) <= size && rq_mono_ms() < until) {
+		rq_evout_tick(eo);
+		usleep(10 * 1000);
+	}
+}
+
 /* A disk that fills up: the write that fails is cut off the file, so a
  * crash then gives back every whole event before it; the events after it
  * are kept in memory, and written with the others once the disk has room
@@ -830,9 +843,10 @@ test_journal_disk_full(void **state)
 	recv_exactly(eo2, 0, 3, peer, &peerlen);
 	rq_evout_free(eo2, 0);
 
-	/* room again: the next rewrite (after its back-off) has all six */
+	/* room again: the next rewrite (after its back-off) has all six,
+	 * renamed over the journal at the tick after its sync */
 	usleep((RQ_EVOUT_JOURNAL_RETRY_MS + 100) * 1000);
-	rq_evout_tick(eo);
+	tick_until_longer(eo, path, whole);
 	assert_true(file_size(path) > whole);
 	assert_null(rq_evout_new(zctx, "inproc://accounting", path));
 	copy_file(path, crash);
@@ -874,6 +888,132 @@ recv_acking(const char *held, char *ours, size_t *ourslen)
 	return got;
 }
 
+/* Emits 16,000 events (over 1 MiB in the journal), all acked but the
+ * first, first (a new id), whose sender is kept in ours: a rewrite is
+ * due. */
+static void
+grow_journal(struct rq_evout *eo, char *first, char *ours, size_t *ourslen)
+{
+	char id[RQ_ID_LEN + 1];
+	int i, got = 0;
+
+	for (i = 0; i < 16000; i++) {
+		assert_int_equal(rq_call_id_new(i == 0 ? first : id), 0);
+		emit_answered(eo, i == 0 ? first : id, 1700000000000ULL);
+		got += recv_acking(first, ours, ourslen);
+	}
+	while (got < 16000) {
+		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
+
+		assert_true(zmq_poll(&pi, 1, 1000) == 1);
+		got += recv_acking(first, ours, ourslen);
+	}
+	wait_pending(eo, 1);
+}
+
+static void
+emit_attempt(struct rq_evout *eo, const char *id, uint64_t attempt)
+{
+	struct rq_msg ev;
+
+	rq_msg_init(&ev, RQ_MSG_EVENT);
+	rq_msg_set(&ev, call_id, (char *)id);
+	rq_msg_set(&ev, attempt, attempt);
+	rq_msg_set(&ev, status, "answered");
+	assert_int_equal(rq_evout_emit(eo, &ev), 0);
+}
+
+static ino_t
+inode_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_ino;
+}
+
+/*
+ * A rewrite is renamed over the journal only once the thread has synced
+ * it (a file renamed over another before its data is on disk can be found
+ * empty after a power cut), and what is emitted meanwhile goes to both
+ * files: a kill -9 before the rename or after it gives every pending
+ * event back.
+ */
+static void
+test_rewrite_synced_before_rename(void **state)
+{
+	char dir[] = DIR_TEMPLATE, path[256], crash[256], tmp[300];
+	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1];
+	char ours[RQ_BUS_ID_MAX];
+	size_t peerlen = 0, ourslen = 0;
+	struct sync_seen last;
+	struct rq_evout *eo, *eo2;
+	off_t before, rewritten;
+	ino_t old, fresh;
+	uint64_t until;
+	int i, dirsyncs;
+
+	journal_dir(dir, path, crash, sizeof(path), 0);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	while (recv_events(peer, &peerlen, 1, 100) == 1)
+		;
+	sync_spy_reset();
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	grow_journal(eo, held, ours, &ourslen);
+	before = file_size(path);
+	old = inode_of(path);
+	assert_true(before > (1 << 20));
+
+	sync_spy_hold(1);
+	rq_evout_tick(eo);
+	assert_true(sync_spy_held(5000));
+	rewritten = file_size(tmp);
+	assert_true(rewritten > HEADER_BYTES && rewritten < 1000);
+	fresh = inode_of(tmp);
+	for (i = 0; i < 5; i++) {
+		rq_evout_tick(eo);
+		usleep(10 * 1000);
+	}
+	assert_int_equal(inode_of(path), old);	/* not renamed yet */
+	emit_attempt(eo, held, 3);
+	assert_int_equal(file_size(tmp) - rewritten, file_size(path) - before);
+	assert_true(file_size(tmp) > rewritten);
+
+	dirsyncs = sync_spy_count(dir, NULL);
+	sync_spy_hold(0);
+	until = rq_mono_ms() + 5000;
+	while (inode_of(path) == old && rq_mono_ms() < until) {
+		rq_evout_tick(eo);
+		usleep(10 * 1000);
+	}
+	assert_int_equal(inode_of(path), fresh);
+	assert_true(sync_spy_count(path, &last) >= 1);
+	assert_false(pthread_equal(last.thread, pthread_self()));
+	/* then the rename itself, at a later tick */
+	for (i = 0; i < 50 && sync_spy_count(dir, NULL) == dirsyncs; i++) {
+		rq_evout_tick(eo);
+		usleep(10 * 1000);
+	}
+	assert_true(sync_spy_count(dir, NULL) > dirsyncs);
+	assert_true(sync_spy_count(path, &last) >= 2);
+	assert_int_equal(last.size, file_size(path));
+
+	copy_file(path, crash);
+	assert_non_null(eo2 = rq_evout_new(zctx, "inproc://accounting",
+	    crash));
+	assert_int_equal(rq_evout_pending(eo2), 2);
+	rq_evout_free(eo2, 0);
+
+	/* acked, so that no later test meets them */
+	ack(ours, ourslen, held, 2, "answered");
+	ack(ours, ourslen, held, 3, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
+	while (recv_events(peer, &peerlen, 1, 100) == 1)
+		;
+	remove_journals(dir);
+}
+
 /* A rewrite due only because the journal grew, which fails (here its
  * .new is a directory): the journal is whole still, and events go on
  * being appended to it. */
@@ -881,13 +1021,12 @@ static void
 test_journal_rewrite_fails(void **state)
 {
 	char dir[] = DIR_TEMPLATE, path[256], crash[256], tmp[300];
-	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1], id[RQ_ID_LEN + 1];
+	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1];
 	char ours[RQ_BUS_ID_MAX];
 	size_t peerlen = 0, ourslen = 0;
 	struct rq_evout *eo;
 	struct rq_msg ev;
 	off_t before;
-	int i, got = 0;
 
 	journal_dir(dir, path, crash, sizeof(path), 0);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
@@ -896,19 +1035,7 @@ test_journal_rewrite_fails(void **state)
 	while (recv_events(peer, &peerlen, 1, 100) == 1)
 		;
 	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
-	/* over 1 MiB of events, all acked but the first: a rewrite is due */
-	for (i = 0; i < 16000; i++) {
-		assert_int_equal(rq_call_id_new(i == 0 ? held : id), 0);
-		emit_answered(eo, i == 0 ? held : id, 1700000000000ULL);
-		got += recv_acking(held, ours, &ourslen);
-	}
-	while (got < 16000) {
-		zmq_pollitem_t pi = { router, 0, ZMQ_POLLIN, 0 };
-
-		assert_true(zmq_poll(&pi, 1, 1000) == 1);
-		got += recv_acking(held, ours, &ourslen);
-	}
-	wait_pending(eo, 1);
+	grow_journal(eo, held, ours, &ourslen);
 	before = file_size(path);
 	assert_true(before > (1 << 20));
 	rq_evout_tick(eo);		/* the rewrite fails */
@@ -1017,6 +1144,8 @@ main(void)
 		    release_syncs),
 		cmocka_unit_test(test_journal_disk_full),
 		cmocka_unit_test(test_journal_rewrite_fails),
+		cmocka_unit_test_teardown(test_rewrite_synced_before_rename,
+		    release_syncs),
 		cmocka_unit_test(test_full_outbox_logs_once),
 		cmocka_unit_test(test_refuses_incomplete_events),
 	};
