@@ -3,6 +3,8 @@
  * fence when it could not be), the claim before each INVITE and the finish
  * after each call, kept and retried every second while Redis fails.  One
  * synchronous link, used from the Sofia thread only. */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,6 +42,7 @@ struct tel_finish {
 	struct rq_attempt_end	 e;
 	int			 resolve;
 	int			 tries;		/* refused with the link up */
+	int			 on_disk;	/* in the finishes file */
 	char			*call_id;
 	char			*reason;
 	char			*detail;
@@ -105,12 +108,16 @@ tel_life_open(struct tel_ctx *ctx)
 
 /*
  * The kept finishes on disk: ringq-telserver-NAME.finishes holds those
- * that carry an outcome (not the resolves), written again whole, beside
- * it then renamed, each time the list changes (only while Redis fails),
- * and removed once it is empty.  A telserver killed -9 meanwhile records
- * them at its next start, before it ends the rest of its previous run's
- * attempts as interrupted: a call that was answered and completed is not
- * retried, and its customer not rung again.  Each is an EVENT message
+ * that carry an outcome (not the resolves), each appended when it is kept
+ * (only while Redis fails), and is removed once none is left.  One that
+ * Redis took meanwhile stays in the file until then: a next start that
+ * reads it finds it recorded already, which Redis then ignores.  Never
+ * written beside and renamed over: a file renamed over another before its
+ * data reached the disk can be found empty after a power cut (XFS), while
+ * synced appends stay.  A telserver killed -9 meanwhile records them at
+ * its next start, before it ends the rest of its previous run's attempts
+ * as interrupted: a call that was answered and completed is not retried,
+ * and its customer not rung again.  Each is an EVENT message
  * (common/msg.h) packed after "ringqFn1" and its 4-byte length.
  */
 #define FINISHES_MAGIC		"ringqFn1"
@@ -153,37 +160,47 @@ finish_on_disk(const struct tel_finish *f)
 	    !strcmp(f->e.reason, RQ_REASON_INTERRUPTED));
 }
 
+/* Appends to the file the kept finishes with an outcome not in it yet;
+ * removes it once none is kept.  A write that fails is cut off the file,
+ * and tried again at the next tick. */
 static void
 finishes_save(struct tel_ctx *ctx)
 {
-	char tmp[sizeof(ctx->finishes_path) + 8], *buf;
+	char *buf;
 	unsigned char hdr[4];
 	struct tel_finish *f;
 	struct rq_msg m;
-	size_t len, n = 0;
+	struct stat st;
+	size_t len, n = 0, todo = 0;
 	int fd, rc = 0;
 
 	if (ctx->finishes_path[0] == '\0' || !ctx->finishes_loaded)
 		return;
 	ctx->finishes_dirty = 0;
 	for (f = ctx->finishes; f != NULL; f = f->next)
-		n += finish_on_disk(f);
-	snprintf(tmp, sizeof(tmp), "%s.new", ctx->finishes_path);
+		if (finish_on_disk(f)) {
+			n++;
+			todo += !f->on_disk;
+		}
 	if (n == 0) {
 		if (unlink(ctx->finishes_path) == -1 && errno != ENOENT)
 			log_warn("finishes: %s", ctx->finishes_path);
-		unlink(tmp);		/* a kill -9 mid-save leaves it */
 		return;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1) {
-		log_warn("finishes: %s", tmp);
+	if (todo == 0)
+		return;
+	if ((fd = open(ctx->finishes_path, O_WRONLY | O_CREAT | O_APPEND |
+	    O_CLOEXEC, 0600)) == -1 || fstat(fd, &st) == -1) {
+		log_warn("finishes: %s", ctx->finishes_path);
+		if (fd != -1)
+			close(fd);
 		ctx->finishes_dirty = 1;
 		return;
 	}
-	rc = rq_write_all(fd, FINISHES_MAGIC, FINISHES_MAGIC_LEN);
+	if (st.st_size == 0)
+		rc = rq_write_all(fd, FINISHES_MAGIC, FINISHES_MAGIC_LEN);
 	for (f = ctx->finishes; f != NULL && rc == 0; f = f->next) {
-		if (!finish_on_disk(f))
+		if (!finish_on_disk(f) || f->on_disk)
 			continue;
 		finish_to_msg(&f->e, &m);
 		if (rq_msg_pack(&m, &buf, &len) == -1) {
@@ -196,21 +213,26 @@ finishes_save(struct tel_ctx *ctx)
 		    rq_write_all(fd, buf, len) == -1 ? -1 : 0;
 		free(buf);
 	}
-	if (close(fd) == -1 || rc == -1 ||
-	    rename(tmp, ctx->finishes_path) == -1) {
-		/* tel_life_tick tries again */
+	if (rc == -1) {
+		/* a torn record would hide the ones after it at the load */
 		log_warn("finishes: cannot write %s: a kill -9 now would "
-		    "lose the outcome of %zu calls", ctx->finishes_path, n);
-		unlink(tmp);
-		ctx->finishes_dirty = 1;
+		    "lose the outcome of %zu calls", ctx->finishes_path, todo);
+		if (ftruncate(fd, st.st_size) == -1)
+			log_warn("finishes: %s", ctx->finishes_path);
+		close(fd);
+		ctx->finishes_dirty = 1;	/* tel_life_tick tries again */
 		return;
 	}
+	close(fd);
+	for (f = ctx->finishes; f != NULL; f = f->next)
+		if (finish_on_disk(f))
+			f->on_disk = 1;
 	ctx->finishes_unsynced = 1;
 }
 
 /*
  * Asks the syncer's thread to sync the finishes file and its directory
- * (the rename), at most once a tick: a save is in the page cache at once,
+ * (its creation), at most once a tick: a save is in the page cache at once,
  * which a kill -9 keeps, and on disk a tick or two later, which a power
  * cut needs.  Neither at each save nor in the loop: the file changes at
  * each call that ends during a Redis outage, and a sync costs
@@ -235,34 +257,39 @@ static void	finish_keep(struct tel_ctx *, const struct rq_attempt_end *,
 		    int, int);
 
 /* The finishes a previous run kept, from its file, kept again (to be
- * recorded before our start-up recovery interrupts the rest). */
+ * recorded before our start-up recovery interrupts the rest); what
+ * follows its last whole record is cut, so that our appends can be read
+ * after it. */
 static void
 finishes_load(struct tel_ctx *ctx)
 {
 	char err[128], *buf;
 	const char *rec;
 	struct rq_attempt_end e;
+	struct tel_finish *f;
 	struct rq_msg m;
 	size_t off = FINISHES_MAGIC_LEN, rlen, len = 0, n = 0, bad = 0;
-	int fd;
+	int fd, i, before = ctx->nfinishes;
 
 	if (ctx->finishes_path[0] == '\0')
 		return;
-	if ((fd = open(ctx->finishes_path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(ctx->finishes_path, O_RDWR | O_CLOEXEC)) == -1) {
 		if (errno != ENOENT)
 			log_warn("finishes: %s", ctx->finishes_path);
 		return;
 	}
-	buf = rq_read_all(fd, &len);
-	close(fd);
-	if (buf == NULL) {
+	if ((buf = rq_read_all(fd, &len)) == NULL) {
 		log_warn("finishes: %s", ctx->finishes_path);
+		close(fd);
 		return;
 	}
 	if (len < FINISHES_MAGIC_LEN ||
 	    memcmp(buf, FINISHES_MAGIC, FINISHES_MAGIC_LEN) != 0) {
-		log_warnx("finishes: %s is no finishes file: ignored",
-		    ctx->finishes_path);
+		log_warnx("finishes: %s is no finishes file: ignored, and "
+		    "overwritten", ctx->finishes_path);
+		if (ftruncate(fd, 0) == -1)
+			log_warn("finishes: %s", ctx->finishes_path);
+		close(fd);
 		free(buf);
 		return;
 	}
@@ -297,10 +324,18 @@ finishes_load(struct tel_ctx *ctx)
 	if (bad > 0)
 		log_warnx("finishes: %s: %zu records that are no finish "
 		    "skipped", ctx->finishes_path, bad);
-	if (off < len)
+	if (off < len) {
 		log_warnx("finishes: %s ends in %zu bytes that are no whole "
-		    "record: ignored", ctx->finishes_path, len - off);
+		    "record: cut", ctx->finishes_path, len - off);
+		if (ftruncate(fd, (off_t)off) == -1)
+			log_warn("finishes: %s", ctx->finishes_path);
+	}
+	close(fd);
 	free(buf);
+	/* those kept now (at the list's tail): in the file already */
+	for (f = ctx->finishes, i = 0; f != NULL; f = f->next, i++)
+		if (i >= before)
+			f->on_disk = 1;
 	if (n > 0)
 		log_info("finishes: %zu of our previous run, from %s: recorded "
 		    "before the rest is ended as interrupted", n,

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # What syncing the telserver's finishes file costs its loop, run by hand
-# (not part of deploy/test): the save (a file of kept finishes written
-# beside the old one, renamed over it) and its sync (fdatasync of the
-# file, fsync of its directory, as telserver/life.c's finishes_sync),
+# (not part of deploy/test): the save (a kept finish appended to the
+# file, as telserver/life.c's finishes_save) and its sync (fdatasync of
+# the file, fsync of its directory, as its finishes_sync),
 # beside the peer: Redis's AOF with appendfsync always on the same disk,
 # where every SET waits for one fdatasync (redis-benchmark, one client).
 # Prints milliseconds per sync and per SET: p50, p90, max.
 #
 #   tests/bench/bench_sync.sh
-# Environment: RQ_BENCH_ROUNDS (200), RQ_BENCH_BYTES (2000: about 15
-# finishes), TMPDIR (put it on the disk the telserver's state_dir is on),
+# Environment: RQ_BENCH_ROUNDS (200), RQ_BENCH_BYTES (140: a finish's
+# record), TMPDIR (put it on the disk the telserver's state_dir is on),
 # RQ_KEEP=1.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../integration/lib.sh
@@ -19,17 +19,19 @@ rq_need redis-server redis-benchmark python3
 ROUNDS=${RQ_BENCH_ROUNDS:-200}
 echo "files in $T ($(df -T "$T" | awk 'NR == 2 { print $2 }')), $ROUNDS rounds"
 
-python3 - "$T/state" "$ROUNDS" "${RQ_BENCH_BYTES:-2000}" <<'PY'
+python3 - "$T/state" "$ROUNDS" "${RQ_BENCH_BYTES:-140}" <<'PY'
 import os, sys, time
 d, rounds, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 os.makedirs(d, exist_ok=True)
 path = os.path.join(d, "ringq-telserver-b.finishes")
 save, sync = [], []
 for i in range(rounds):
+    record = os.urandom(size)
     t0 = time.perf_counter()
-    with open(path + ".new", "wb") as f:
-        f.write(os.urandom(size))
-    os.rename(path + ".new", path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fstat(fd)
+    os.write(fd, record)
+    os.close(fd)
     t1 = time.perf_counter()
     fd = os.open(path, os.O_RDONLY)
     os.fdatasync(fd)
@@ -44,7 +46,7 @@ def show(what, v):
     v.sort()
     print("%-38s p50 %6.3f  p90 %6.3f  max %6.3f ms" % (
         what, v[len(v) // 2], v[len(v) * 9 // 10], v[-1]))
-show("finishes: save (write, rename)", save)
+show("finishes: save (append a finish)", save)
 show("finishes: sync (fdatasync, dir fsync)", sync)
 PY
 

@@ -8,11 +8,13 @@
  * of a call we hold is never a second call. */
 #include <sys/stat.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -417,6 +419,98 @@ test_kept_finishes_synced(void **state)
 	assert_int_equal(stat(finishes, &st), -1);
 }
 
+/* The whole records in the finishes file. */
+static int
+finish_records(void)
+{
+	const char *rec;
+	size_t len = 0, off = 8, rlen;	/* after "ringqFn1" */
+	char *buf;
+	int fd, n = 0;
+
+	assert_true((fd = open(finishes, O_RDONLY)) != -1);
+	assert_non_null(buf = rq_read_all(fd, &len));
+	close(fd);
+	assert_true(len >= 8 && memcmp(buf, "ringqFn1", 8) == 0);
+	while (rq_record_next(buf, len, &off, &rec, &rlen, 1 << 20))
+		n++;
+	assert_int_equal(off, len);
+	free(buf);
+	return n;
+}
+
+/* Stops the telserver with Redis out of reach (what it keeps stays in its
+ * file), then starts it again, still without Redis: its first tick reads
+ * the file. */
+static void
+restart_without_redis(int dead)
+{
+	int live = cfg.redis_port;
+
+	teardown(NULL);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = &cfg;
+	assert_non_null(ctx.root = su_root_create(&ctx));
+	cfg.redis_port = dead;
+	tel_life_open(&ctx);
+	cfg.redis_port = live;
+	tel_life_tick(&ctx);
+	assert_false(ctx.recovered);
+}
+
+/* The finishes file is appended to, never written beside and renamed over
+ * (a power cut can leave such a file empty, on XFS): a second finish kept
+ * goes after the first, in the same file.  A next start, Redis still out
+ * of reach, reads both, cuts what a kill -9 tore, and appends only what it
+ * keeps itself; once Redis is back it records all three, and the file is
+ * gone. */
+static void
+test_kept_finishes_appended(void **state)
+{
+	struct rq_attempt_end e;
+	struct stat first, st;
+	int live = ctx.redis.port, dead = testredis_free_port();
+	FILE *f;
+	/* (a previous run's file holds valid call ids only) */
+	static const char A1[] = "c_0000000000000000000000a1",
+	    A2[] = "c_0000000000000000000000a2",
+	    A3[] = "c_0000000000000000000000a3";
+
+	job_claimed(A1);
+	job_claimed(A2);
+	job_claimed(A3);
+	link_port(dead);
+	end_of(&e, A1, RQ_ST_COMPLETED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(stat(finishes, &first), 0);
+	end_of(&e, A2, RQ_ST_FAILED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(stat(finishes, &st), 0);
+	assert_int_equal(st.st_ino, first.st_ino);
+	assert_true(st.st_size > first.st_size);
+	assert_int_equal(finish_records(), 2);
+
+	assert_non_null(f = fopen(finishes, "ab"));
+	assert_int_equal(fwrite("\x30\0\0\0\x83", 1, 5, f), 5);
+	assert_int_equal(fclose(f), 0);
+	restart_without_redis(dead);
+	assert_int_equal(tel_life_pending(&ctx), 2);
+	assert_int_equal(finish_records(), 2);	/* the torn tail cut */
+	end_of(&e, A3, RQ_ST_COMPLETED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(tel_life_pending(&ctx), 3);
+	assert_int_equal(finish_records(), 3);	/* not the first two again */
+
+	link_port(live);
+	tick_now();
+	assert_true(ctx.recovered);
+	assert_int_equal(tel_life_pending(&ctx), 0);
+	assert_true(job_is(A1, "completed"));
+	assert_true(job_is(A2, "retrying"));
+	assert_true(job_is(A3, "completed"));
+	assert_int_equal(stat(finishes, &st), -1);
+}
+
 /* A finish keeps its own copy of the result: kept while Redis is out of
  * reach, or held back for a batch, it still records what the call's
  * application returned after the caller freed its text. */
@@ -525,6 +619,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kept_finishes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kept_finishes_synced,
+		    setup_state, teardown_state),
+		cmocka_unit_test_setup_teardown(test_kept_finishes_appended,
 		    setup_state, teardown_state),
 		cmocka_unit_test_setup_teardown(test_kept_result, setup,
 		    teardown),
