@@ -577,6 +577,10 @@ journal_open(struct rq_evout *eo, const char *path)
 			log_warn("evout: journal lock %s", lock);
 		return -1;
 	}
+	/* a rewrite a previous run did not rename: its journal holds all */
+	if (unlink(eo->rpath) == 0)
+		log_info("evout: journal %s: an unfinished rewrite removed",
+		    eo->rpath);
 	if ((eo->jfd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
 	    0600)) == -1 || (buf = rq_read_all(eo->jfd, &len)) == NULL) {
 		log_warn("evout: journal %s", path);

@@ -160,18 +160,93 @@ finish_on_disk(const struct tel_finish *f)
 	    !strcmp(f->e.reason, RQ_REASON_INTERRUPTED));
 }
 
+/* Opens the finishes file to append to it (created, with its magic, when
+ * absent unless only an existing one is wanted: create 0), after cutting
+ * what a failed write left; *size is where this append starts.  Returns
+ * the fd, or -1 (logged; with create 0, no file is no error: errno 0). */
+static int
+finishes_open(struct tel_ctx *ctx, int create, off_t *size)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(ctx->finishes_path, O_WRONLY | O_APPEND | O_CLOEXEC |
+	    (create ? O_CREAT : 0), 0600)) == -1) {
+		if (!create && errno == ENOENT)
+			errno = 0;
+		else
+			log_warn("finishes: %s", ctx->finishes_path);
+		return -1;
+	}
+	if (ctx->finishes_cut > 0 &&
+	    ftruncate(fd, ctx->finishes_cut - 1) == -1) {
+		log_warn("finishes: cannot cut %s", ctx->finishes_path);
+		close(fd);
+		return -1;
+	}
+	ctx->finishes_cut = 0;
+	if (fstat(fd, &st) == -1 || (st.st_size == 0 && rq_write_all(fd,
+	    FINISHES_MAGIC, FINISHES_MAGIC_LEN) == -1)) {
+		log_warn("finishes: %s", ctx->finishes_path);
+		if (ftruncate(fd, 0) == -1)
+			ctx->finishes_cut = 1;
+		close(fd);
+		return -1;
+	}
+	if (st.st_size == 0)
+		ctx->finishes_created = 1;	/* its directory to sync */
+	*size = st.st_size;
+	return fd;
+}
+
+/* Appends m as one record.  Returns 0 or -1 (errno set). */
+static int
+finishes_put(int fd, const struct rq_msg *m)
+{
+	unsigned char hdr[4];
+	char *buf;
+	size_t len;
+	int rc;
+
+	if (rq_msg_pack(m, &buf, &len) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	rq_le32_put(hdr, (uint32_t)len);
+	rc = rq_write_all(fd, hdr, sizeof(hdr)) == -1 ||
+	    rq_write_all(fd, buf, len) == -1 ? -1 : 0;
+	free(buf);
+	return rc;
+}
+
+/* Ends an append begun at size: rc -1 cuts what it wrote, since a torn
+ * record would hide the ones after it at the load; a cut that fails is
+ * remembered, made before the next append.  Returns rc. */
+static int
+finishes_close(struct tel_ctx *ctx, int fd, off_t size, int rc)
+{
+	if (rc == -1) {
+		log_warn("finishes: cannot write %s", ctx->finishes_path);
+		if (ftruncate(fd, size) == -1) {
+			log_warn("finishes: cannot cut %s", ctx->finishes_path);
+			ctx->finishes_cut = size + 1;
+		}
+	} else
+		ctx->finishes_unsynced = 1;
+	close(fd);
+	return rc;
+}
+
 /* Appends to the file the kept finishes with an outcome not in it yet;
  * removes it once none is kept.  A write that fails is cut off the file,
  * and tried again at the next tick. */
 static void
 finishes_save(struct tel_ctx *ctx)
 {
-	char *buf;
-	unsigned char hdr[4];
 	struct tel_finish *f;
 	struct rq_msg m;
-	struct stat st;
-	size_t len, n = 0, todo = 0;
+	size_t n = 0, todo = 0;
+	off_t size;
 	int fd, rc = 0;
 
 	if (ctx->finishes_path[0] == '\0' || !ctx->finishes_loaded)
@@ -185,57 +260,76 @@ finishes_save(struct tel_ctx *ctx)
 	if (n == 0) {
 		if (unlink(ctx->finishes_path) == -1 && errno != ENOENT)
 			log_warn("finishes: %s", ctx->finishes_path);
+		ctx->finishes_cut = 0;
 		return;
 	}
 	if (todo == 0)
 		return;
-	if ((fd = open(ctx->finishes_path, O_WRONLY | O_CREAT | O_APPEND |
-	    O_CLOEXEC, 0600)) == -1 || fstat(fd, &st) == -1) {
-		log_warn("finishes: %s", ctx->finishes_path);
-		if (fd != -1)
-			close(fd);
-		ctx->finishes_dirty = 1;
-		return;
-	}
-	if (st.st_size == 0)
-		rc = rq_write_all(fd, FINISHES_MAGIC, FINISHES_MAGIC_LEN);
-	for (f = ctx->finishes; f != NULL && rc == 0; f = f->next) {
-		if (!finish_on_disk(f) || f->on_disk)
-			continue;
-		finish_to_msg(&f->e, &m);
-		if (rq_msg_pack(&m, &buf, &len) == -1) {
-			errno = EINVAL;
-			rc = -1;
-			break;
+	if ((fd = finishes_open(ctx, 1, &size)) != -1) {
+		for (f = ctx->finishes; f != NULL && rc == 0; f = f->next) {
+			if (!finish_on_disk(f) || f->on_disk)
+				continue;
+			finish_to_msg(&f->e, &m);
+			rc = finishes_put(fd, &m);
 		}
-		rq_le32_put(hdr, (uint32_t)len);
-		rc = rq_write_all(fd, hdr, sizeof(hdr)) == -1 ||
-		    rq_write_all(fd, buf, len) == -1 ? -1 : 0;
-		free(buf);
+		if (finishes_close(ctx, fd, size, rc) == 0) {
+			for (f = ctx->finishes; f != NULL; f = f->next)
+				if (finish_on_disk(f))
+					f->on_disk = 1;
+			return;
+		}
 	}
-	if (rc == -1) {
-		/* a torn record would hide the ones after it at the load */
-		log_warn("finishes: cannot write %s: a kill -9 now would "
-		    "lose the outcome of %zu calls", ctx->finishes_path, todo);
-		if (ftruncate(fd, st.st_size) == -1)
-			log_warn("finishes: %s", ctx->finishes_path);
-		close(fd);
-		ctx->finishes_dirty = 1;	/* tel_life_tick tries again */
+	log_warnx("finishes: a kill -9 now would lose the outcome of %zu "
+	    "calls", todo);
+	ctx->finishes_dirty = 1;	/* tel_life_tick tries again */
+}
+
+/* Marks in the file that f, in it, is dropped: a next start leaves it out,
+ * rather than try again for LIFE_FINISH_TRIES rounds what Redis refused
+ * that many times (one Redis took stays until the file goes: Redis
+ * ignores it again).  A mark that cannot be written is only logged. */
+static void
+finishes_settle(struct tel_ctx *ctx, const struct tel_finish *f)
+{
+	struct rq_msg m;
+	off_t size;
+	int fd;
+
+	if (!f->on_disk || ctx->finishes_path[0] == '\0' ||
+	    (fd = finishes_open(ctx, 0, &size)) == -1)
 		return;
-	}
-	close(fd);
-	for (f = ctx->finishes; f != NULL; f = f->next)
-		if (finish_on_disk(f))
-			f->on_disk = 1;
-	ctx->finishes_unsynced = 1;
+	rq_msg_init(&m, RQ_MSG_EVENT_ACK);
+	rq_msg_set(&m, call_id, (char *)f->e.call_id);
+	rq_msg_set(&m, attempt, f->e.attempt);
+	rq_msg_set(&m, status, (char *)rq_status_name(f->e.status));
+	finishes_close(ctx, fd, size, finishes_put(fd, &m));
+}
+
+/* Forgets the finish loaded from the file (past the first before kept)
+ * that a mark settled.  Returns 1, or 0 when none is kept. */
+static int
+finishes_forget(struct tel_ctx *ctx, int before, const struct rq_msg *m)
+{
+	struct tel_finish *f, **pp = &ctx->finishes;
+	int i = 0;
+
+	for (; (f = *pp) != NULL; pp = &f->next, i++)
+		if (i >= before && f->e.attempt == m->attempt &&
+		    strcmp(f->e.call_id, m->call_id) == 0) {
+			*pp = f->next;
+			ctx->nfinishes--;
+			finish_free(f);
+			return 1;
+		}
+	return 0;
 }
 
 /*
- * Asks the syncer's thread to sync the finishes file and its directory
- * (its creation), at most once a tick: a save is in the page cache at once,
- * which a kill -9 keeps, and on disk a tick or two later, which a power
- * cut needs.  Neither at each save nor in the loop: the file changes at
- * each call that ends during a Redis outage, and a sync costs
+ * Asks the syncer's thread to sync the finishes file, and its directory
+ * after its creation, at most once a tick: a save is in the page cache at
+ * once, which a kill -9 keeps, and on disk a tick or two later, which a
+ * power cut needs.  Neither at each save nor in the loop: the file
+ * changes at each call that ends during a Redis outage, and a sync costs
  * milliseconds (docs/delivery.md).  When the last sync is still under
  * way, the next tick asks.  Its removal is not synced: a file that comes
  * back after a power cut holds outcomes Redis has already, which it then
@@ -244,13 +338,15 @@ finishes_save(struct tel_ctx *ctx)
 static void
 finishes_sync(struct tel_ctx *ctx)
 {
-	if (ctx->finishes_syncer == NULL) {
-		ctx->finishes_unsynced = 0;
-		rq_sync_path(ctx->finishes_path, 1, "finishes");
-	} else if (rq_syncer_ask(ctx->finishes_syncer, ctx->finishes_path,
-	    1) != 0) {
-		ctx->finishes_unsynced = 0;
-	}
+	int dir = ctx->finishes_created;
+
+	if (ctx->finishes_syncer == NULL)
+		rq_sync_path(ctx->finishes_path, dir, "finishes");
+	else if (rq_syncer_ask(ctx->finishes_syncer, ctx->finishes_path,
+	    dir) == 0)
+		return;
+	ctx->finishes_unsynced = 0;
+	ctx->finishes_created = 0;
 }
 
 static void	finish_keep(struct tel_ctx *, const struct rq_attempt_end *,
@@ -269,11 +365,16 @@ finishes_load(struct tel_ctx *ctx)
 	struct tel_finish *f;
 	struct rq_msg m;
 	size_t off = FINISHES_MAGIC_LEN, rlen, len = 0, n = 0, bad = 0;
+	size_t settled = 0;
 	int fd, i, before = ctx->nfinishes;
 
 	if (ctx->finishes_path[0] == '\0')
 		return;
-	if ((fd = open(ctx->finishes_path, O_RDWR | O_CLOEXEC)) == -1) {
+	/* (one we may not write to is still read) */
+	if ((fd = open(ctx->finishes_path, O_RDWR | O_CLOEXEC)) == -1 &&
+	    (errno == EACCES || errno == EROFS))
+		fd = open(ctx->finishes_path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
 		if (errno != ENOENT)
 			log_warn("finishes: %s", ctx->finishes_path);
 		return;
@@ -281,6 +382,11 @@ finishes_load(struct tel_ctx *ctx)
 	if ((buf = rq_read_all(fd, &len)) == NULL) {
 		log_warn("finishes: %s", ctx->finishes_path);
 		close(fd);
+		return;
+	}
+	if (len == 0) {		/* a crash before its first write */
+		close(fd);
+		free(buf);
 		return;
 	}
 	if (len < FINISHES_MAGIC_LEN ||
@@ -307,7 +413,10 @@ finishes_load(struct tel_ctx *ctx)
 			e.duration_ms = m.duration_ms;
 			e.detail = m.detail;
 			e.result = m.result;
-			if (m.type == RQ_MSG_EVENT && m.call_id != NULL &&
+			if (m.type == RQ_MSG_EVENT_ACK && m.call_id != NULL) {
+				n -= finishes_forget(ctx, before, &m);
+				settled++;
+			} else if (m.type == RQ_MSG_EVENT && m.call_id != NULL &&
 			    rq_call_id_valid(m.call_id) && m.status != NULL &&
 			    rq_status_parse(m.status, &e.status) == 0) {
 				finish_keep(ctx, &e, 0, 0);
@@ -324,6 +433,9 @@ finishes_load(struct tel_ctx *ctx)
 	if (bad > 0)
 		log_warnx("finishes: %s: %zu records that are no finish "
 		    "skipped", ctx->finishes_path, bad);
+	if (settled > 0)
+		log_info("finishes: %s: %zu dropped by our previous run, "
+		    "left out", ctx->finishes_path, settled);
 	if (off < len) {
 		log_warnx("finishes: %s ends in %zu bytes that are no whole "
 		    "record: cut", ctx->finishes_path, len - off);
@@ -744,6 +856,7 @@ life_flush_round(struct tel_ctx *ctx)
 		log_warnx("call %s/%llu: %s refused by Redis %d times, dropped",
 		    f->call_id, (unsigned long long)f->e.attempt,
 		    f->resolve ? "claim resolve" : "finish", f->tries);
+		finishes_settle(ctx, f);
 		*pp = f->next;
 		ctx->nfinishes--;
 		finish_free(f);

@@ -4,6 +4,8 @@
 #ifndef TELSERVER_H
 #define TELSERVER_H
 
+#include <sys/types.h>
+
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -751,6 +753,9 @@ struct tel_ctx {
 	int			 finishes_loaded;	/* of a previous run */
 	int			 finishes_dirty;	/* the file to write */
 	int			 finishes_unsynced;	/* saved, not synced */
+	int			 finishes_created;	/* since the last sync */
+	off_t			 finishes_cut;	/* size + 1 a failed write must
+						 * be cut back to, or 0 */
 	struct rq_syncer	*finishes_syncer;	/* syncs off the loop */
 	int			 recover_refused;	/* rounds */
 	uint64_t		 finish_retry_ms; /* monotonic */

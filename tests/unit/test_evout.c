@@ -510,7 +510,8 @@ static void
 remove_journals(const char *dir)
 {
 	static const char *names[] = { "tel.events", "tel.events.lock",
-	    "tel.events.new", "crash.events", "crash.events.lock" };
+	    "tel.events.new", "crash.events", "crash.events.lock",
+	    "crash.events.new" };
 	char path[256];
 	size_t i;
 
@@ -637,6 +638,7 @@ release_syncs(void **state)
 {
 	(void)state;
 	sync_spy_hold(0);
+	sync_spy_fail(0);
 	return 0;
 }
 
@@ -1014,6 +1016,69 @@ test_rewrite_synced_before_rename(void **state)
 	remove_journals(dir);
 }
 
+/* A rewrite whose sync fails is given up, never renamed: the journal, as
+ * it was, goes on; the next one, a second later, makes it.  A .new a
+ * crash left beside a journal is removed when the journal is opened. */
+static void
+test_rewrite_sync_fails(void **state)
+{
+	char dir[] = DIR_TEMPLATE, path[256], crash[256], tmp[300];
+	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1];
+	char ours[RQ_BUS_ID_MAX];
+	size_t peerlen = 0, ourslen = 0;
+	struct rq_evout *eo, *eo2;
+	ino_t old;
+	uint64_t until;
+	FILE *f;
+
+	journal_dir(dir, path, crash, sizeof(path), 0);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	while (recv_events(peer, &peerlen, 1, 100) == 1)
+		;
+	sync_spy_reset();
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	grow_journal(eo, held, ours, &ourslen);
+	old = inode_of(path);
+
+	sync_spy_fail(EIO);
+	rq_evout_tick(eo);
+	assert_int_equal(access(tmp, F_OK), 0);		/* begun */
+	until = rq_mono_ms() + 5000;
+	while (access(tmp, F_OK) == 0 && rq_mono_ms() < until) {
+		rq_evout_tick(eo);
+		usleep(10 * 1000);
+	}
+	assert_int_equal(access(tmp, F_OK), -1);	/* given up */
+	assert_int_equal(inode_of(path), old);
+	assert_int_equal(rq_evout_pending(eo), 1);
+
+	sync_spy_fail(0);
+	until = rq_mono_ms() + 5000;
+	while (inode_of(path) == old && rq_mono_ms() < until) {
+		rq_evout_tick(eo);
+		usleep(10 * 1000);
+	}
+	assert_true(inode_of(path) != old);
+	assert_true(file_size(path) < 1000);
+
+	copy_file(path, crash);
+	snprintf(tmp, sizeof(tmp), "%s.new", crash);
+	assert_non_null(f = fopen(tmp, "w"));
+	assert_int_equal(fclose(f), 0);
+	assert_non_null(eo2 = rq_evout_new(zctx, "inproc://accounting",
+	    crash));
+	assert_int_equal(rq_evout_pending(eo2), 1);
+	assert_int_equal(access(tmp, F_OK), -1);
+	rq_evout_free(eo2, 0);
+
+	ack(ours, ourslen, held, 2, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
+	while (recv_events(peer, &peerlen, 1, 100) == 1)
+		;
+	remove_journals(dir);
+}
+
 /* A rewrite due only because the journal grew, which fails (here its
  * .new is a directory): the journal is whole still, and events go on
  * being appended to it. */
@@ -1145,6 +1210,8 @@ main(void)
 		cmocka_unit_test(test_journal_disk_full),
 		cmocka_unit_test(test_journal_rewrite_fails),
 		cmocka_unit_test_teardown(test_rewrite_synced_before_rename,
+		    release_syncs),
+		cmocka_unit_test_teardown(test_rewrite_sync_fails,
 		    release_syncs),
 		cmocka_unit_test(test_full_outbox_logs_once),
 		cmocka_unit_test(test_refuses_incomplete_events),

@@ -511,6 +511,40 @@ test_kept_finishes_appended(void **state)
 	assert_int_equal(stat(finishes, &st), -1);
 }
 
+/* A finish Redis refused until it was dropped is marked so in the file:
+ * a next start leaves it out, rather than hold its recovery up for
+ * LIFE_FINISH_TRIES rounds on it again, while a finish still kept beside
+ * it comes back. */
+static void
+test_dropped_finish_settled(void **state)
+{
+	struct rq_attempt_end e;
+	int i;
+	/* (the job keys hold strings: the finish script fails on them) */
+	static const char B1[] = "c_0000000000000000000000b1",
+	    B2[] = "c_0000000000000000000000b2";
+
+	testredis_do("SET rq:job:%s x", B1);
+	testredis_do("SET rq:job:%s x", B2);
+	testredis_do("SADD rq:oncall:tel-u %s %s", B1, B2);
+	end_of(&e, B1, RQ_ST_COMPLETED);
+	tel_life_finish(&ctx, &e);
+	for (i = 0; i < 10; i++)
+		tick_now();
+	end_of(&e, B2, RQ_ST_COMPLETED);
+	tel_life_finish(&ctx, &e);
+	assert_int_equal(tel_life_pending(&ctx), 2);
+	assert_int_equal(finish_records(), 2);
+	for (i = 0; i < 40 && tel_life_pending(&ctx) == 2; i++)
+		tick_now();
+	assert_int_equal(tel_life_pending(&ctx), 1);	/* B1 dropped */
+	assert_int_equal(finish_records(), 3);		/* and marked */
+
+	restart_without_redis(testredis_free_port());
+	assert_int_equal(tel_life_pending(&ctx), 1);	/* B2 alone */
+	assert_int_equal(finish_records(), 3);
+}
+
 /* A finish keeps its own copy of the result: kept while Redis is out of
  * reach, or held back for a batch, it still records what the call's
  * application returned after the caller freed its text. */
@@ -621,6 +655,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kept_finishes_synced,
 		    setup_state, teardown_state),
 		cmocka_unit_test_setup_teardown(test_kept_finishes_appended,
+		    setup_state, teardown_state),
+		cmocka_unit_test_setup_teardown(test_dropped_finish_settled,
 		    setup_state, teardown_state),
 		cmocka_unit_test_setup_teardown(test_kept_result, setup,
 		    teardown),
