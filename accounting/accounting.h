@@ -15,6 +15,7 @@
 #include "msg.h"
 #include "redis_sync.h"
 #include "status.h"
+#include "util.h"
 
 #define ACCT_BATCH_MAX		500	/* events per transaction */
 #define ACCT_EVENTS_QUEUED	10000	/* ZeroMQ events waiting, a telserver */
@@ -130,6 +131,7 @@ struct acct {
 	const struct rq_config	*cfg;
 	void			*zctx;
 	void			*sock;		/* ROUTER on events_endpoint */
+	char			 boot_id[RQ_ID_LEN + 1];	/* our run's */
 	struct rq_bus_in	 in;		/* its receiving side */
 	PGconn			*pg;
 	int			 pg_down;	/* outage already logged */

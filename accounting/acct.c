@@ -31,6 +31,13 @@ acct_init(struct acct *a, const struct rq_config *cfg)
 		log_warn("calloc");
 		return -1;
 	}
+	/* A new one at each start: a telserver that sees it change sends
+	 * again at once what our previous run may have lost (evout.c). */
+	if (rq_call_id_new(a->boot_id) == -1) {
+		log_warn("getrandom");
+		return -1;
+	}
+	memmove(a->boot_id, a->boot_id + 2, RQ_ID_LEN - 1);	/* no "c_" */
 	if ((a->zctx = zmq_ctx_new()) == NULL) {
 		log_warnx("zmq: %s", zmq_strerror(zmq_errno()));
 		return -1;
@@ -201,6 +208,7 @@ ack(struct acct *a, const struct acct_event *ev)
 	rq_msg_set(&m, call_id, ev->m.call_id);
 	rq_msg_set(&m, attempt, ev->m.attempt);
 	rq_msg_set(&m, status, ev->m.status);
+	rq_msg_set(&m, boot_id, a->boot_id);
 	rq_bus_send(a->sock, ev->peer, ev->peerlen, &m);
 }
 

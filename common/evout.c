@@ -60,6 +60,8 @@ struct pending {
 	uint64_t	 sent_ms;	/* monotonic; 0: among the unsent */
 	uint64_t	 first_ms;	/* its first send, or 0 */
 	int		 resent;	/* sent more than once */
+	int		 lost;		/* with a run of accounting that
+					 * stopped: goes again at a tick */
 	size_t		 jlen;		/* its journal record's bytes */
 };
 
@@ -77,6 +79,11 @@ struct rq_evout {
 	uint64_t	 acked_sent_ms;	/* the latest first_ms acked */
 	uint64_t	 probe_ms;	/* last probe while accounting is
 					 * away; 0 while it answers */
+	/* Accounting's run, from its acks: when it changes, the events sent
+	 * before the new run's first ack go again at once (lost), not a
+	 * wait later: the run that had them is gone. */
+	char		 boot_id[64];
+	int		 boot_new;	/* no ack of a pending event since */
 	/* How long acks take (ms, once measured), and so how long an event
 	 * waits for its ack before it is sent again. */
 	int		 measured;
@@ -770,6 +777,7 @@ evout_send(struct rq_evout *eo, struct pending *p, struct rq_bus_batch *b,
 	if (p == eo->unsent_last)
 		eo->unsent_last = p->prev;
 	p->sent_ms = now;
+	p->lost = 0;
 	if (p->first_ms == 0)
 		p->first_ms = now;
 	if (p != eo->tail) {
@@ -881,6 +889,46 @@ ack_sample(struct rq_evout *eo, uint64_t ms)
 	rto_set(eo, eo->srtt_ms + 4 * eo->rttvar_ms);
 }
 
+/* An ack said which run of accounting sent it: a new one is noted. */
+static void
+boot_seen(struct rq_evout *eo, const char *boot_id)
+{
+	char id[sizeof(eo->boot_id)];
+
+	snprintf(id, sizeof(id), "%s", boot_id);
+	if (strcmp(id, eo->boot_id) == 0)
+		return;
+	if (eo->boot_id[0] != '\0')
+		eo->boot_new = 1;
+	memcpy(eo->boot_id, id, sizeof(id));
+}
+
+/*
+ * The first ack of a new run of accounting, of p: the events still
+ * pending that were sent before p went to the run before (one connection
+ * delivers in order, and accounting answers in order: the new run would
+ * have acked them first), which had them in its queues when it stopped.
+ * They go again at the next tick rather than a wait later (up to 30 s
+ * while accounting lagged).
+ */
+static void
+boot_first_ack(struct rq_evout *eo, const struct pending *p)
+{
+	struct pending *q;
+	size_t n = 0;
+
+	eo->boot_new = 0;
+	q = eo->unsent_last != NULL ? eo->unsent_last->next : eo->head;
+	for (; q != NULL && q->sent_ms <= p->sent_ms; q = q->next)
+		if (q != p) {
+			q->lost = 1;
+			n++;
+		}
+	if (n > 0)
+		log_info("evout: accounting restarted; %zu events it had not "
+		    "acknowledged go again", n);
+}
+
 static void
 acks_read(struct rq_evout *eo)
 {
@@ -901,6 +949,8 @@ acks_read(struct rq_evout *eo)
 			rq_msg_clear(&m);
 			continue;
 		}
+		if (m.boot_id != NULL)
+			boot_seen(eo, m.boot_id);
 		/* Any ack shows accounting is there: resend in full again. */
 		eo->round_ms = 0;
 		if (eo->probe_ms != 0) {
@@ -923,6 +973,8 @@ acks_read(struct rq_evout *eo)
 			 * what went before it was delivered before it) */
 			if (p->first_ms > eo->acked_sent_ms)
 				eo->acked_sent_ms = p->first_ms;
+			if (eo->boot_new)
+				boot_first_ack(eo, p);
 			pending_unlink(eo, p);
 		}
 		rq_msg_clear(&m);
@@ -987,7 +1039,7 @@ void
 rq_evout_tick(struct rq_evout *eo)
 {
 	struct pending *p;
-	int sent = 0, limit = RQ_EVOUT_RESEND_BURST;
+	int sent = 0, limit = RQ_EVOUT_RESEND_BURST, lost;
 	uint64_t now, due;
 
 	rq_evout_process(eo);
@@ -1002,12 +1054,14 @@ rq_evout_tick(struct rq_evout *eo)
 		return;
 	}
 	due = eo->rto_ms;	/* as the acks just read left it */
+	/* what a restarted accounting lost goes now (boot_first_ack) */
+	lost = eo->head->lost;
 	/* Resent, and not one ack back for as long as acks take: accounting
 	 * is away.  Resending everything again and again would only burn
 	 * CPU beside the calls; one event per interval finds out when it is
 	 * back.  (An accounting only busy with rq:events answers within the
 	 * wait, which its acks have stretched.) */
-	if (eo->round_ms != 0 && now - eo->round_ms >= due) {
+	if (!lost && eo->round_ms != 0 && now - eo->round_ms >= due) {
 		if (eo->probe_ms == 0)
 			log_warnx("evout: accounting has not answered for %llu "
 			    "ms; %zu events kept, one sent again every %d ms "
@@ -1018,13 +1072,13 @@ rq_evout_tick(struct rq_evout *eo)
 		eo->probe_ms = now;
 		limit = 1;
 		due = 0;
-	} else if (!resend_due(eo, eo->head, now, due))
+	} else if (!lost && !resend_due(eo, eo->head, now, due))
 		return;
 	/* In sent_ms order: stop at the first one not due.  A resent event
 	 * moves to the tail, where the loop meets it again as not due.  (The
 	 * burst is bounded so that a long outage does not stall the loop.) */
-	while ((p = eo->head) != NULL && resend_due(eo, p, now, due) &&
-	    sent < limit) {
+	while ((p = eo->head) != NULL && (p->lost ||
+	    resend_due(eo, p, now, due)) && sent < limit) {
 		p->resent = 1;
 		if (evout_send(eo, p, NULL, now) == -1)
 			break;		/* no room: it goes first when there is */
@@ -1034,7 +1088,7 @@ rq_evout_tick(struct rq_evout *eo)
 	 * others' events were sent again): so it doubles at each tick that
 	 * sends some again, as TCP's at each timeout, until it outlasts the
 	 * lag. */
-	if (sent > 0 && limit > 1)
+	if (sent > 0 && limit > 1 && !lost)
 		rto_set(eo, 2 * eo->rto_ms);
 	if (sent > 0 && eo->round_ms == 0)
 		eo->round_ms = now;

@@ -117,8 +117,9 @@ tel_life_open(struct tel_ctx *ctx)
  * synced appends stay.  A telserver killed -9 meanwhile records them at
  * its next start, before it ends the rest of its previous run's attempts
  * as interrupted: a call that was answered and completed is not retried,
- * and its customer not rung again.  Each is an EVENT message
- * (common/msg.h) packed after "ringqFn1" and its 4-byte length.
+ * and its customer not rung again.  After "ringqFn1", records: a 4-byte
+ * length, then a packed message (common/msg.h): an EVENT, a finish; an
+ * EVENT_ACK, the mark of a finish before it that we dropped.
  */
 #define FINISHES_MAGIC		"ringqFn1"
 #define FINISHES_MAGIC_LEN	8
@@ -178,15 +179,24 @@ finishes_open(struct tel_ctx *ctx, int create, off_t *size)
 			log_warn("finishes: %s", ctx->finishes_path);
 		return -1;
 	}
-	if (ctx->finishes_cut > 0 &&
-	    ftruncate(fd, ctx->finishes_cut - 1) == -1) {
-		log_warn("finishes: cannot cut %s", ctx->finishes_path);
+	if (fstat(fd, &st) == -1) {
+		log_warn("finishes: %s", ctx->finishes_path);
 		close(fd);
 		return -1;
 	}
+	/* (a file made again since is shorter: nothing of ours to cut) */
+	if (ctx->finishes_cut > 0 && st.st_size > ctx->finishes_cut - 1) {
+		if (ftruncate(fd, ctx->finishes_cut - 1) == -1) {
+			log_warn("finishes: cannot cut %s",
+			    ctx->finishes_path);
+			close(fd);
+			return -1;
+		}
+		st.st_size = ctx->finishes_cut - 1;
+	}
 	ctx->finishes_cut = 0;
-	if (fstat(fd, &st) == -1 || (st.st_size == 0 && rq_write_all(fd,
-	    FINISHES_MAGIC, FINISHES_MAGIC_LEN) == -1)) {
+	if (st.st_size == 0 && rq_write_all(fd, FINISHES_MAGIC,
+	    FINISHES_MAGIC_LEN) == -1) {
 		log_warn("finishes: %s", ctx->finishes_path);
 		if (ftruncate(fd, 0) == -1)
 			ctx->finishes_cut = 1;
@@ -258,9 +268,10 @@ finishes_save(struct tel_ctx *ctx)
 			todo += !f->on_disk;
 		}
 	if (n == 0) {
-		if (unlink(ctx->finishes_path) == -1 && errno != ENOENT)
+		if (unlink(ctx->finishes_path) == 0 || errno == ENOENT)
+			ctx->finishes_cut = 0;
+		else
 			log_warn("finishes: %s", ctx->finishes_path);
-		ctx->finishes_cut = 0;
 		return;
 	}
 	if (todo == 0)
@@ -413,10 +424,9 @@ finishes_load(struct tel_ctx *ctx)
 			e.duration_ms = m.duration_ms;
 			e.detail = m.detail;
 			e.result = m.result;
-			if (m.type == RQ_MSG_EVENT_ACK && m.call_id != NULL) {
-				n -= finishes_forget(ctx, before, &m);
-				settled++;
-			} else if (m.type == RQ_MSG_EVENT && m.call_id != NULL &&
+			if (m.type == RQ_MSG_EVENT_ACK && m.call_id != NULL)
+				settled += finishes_forget(ctx, before, &m);
+			else if (m.type == RQ_MSG_EVENT && m.call_id != NULL &&
 			    rq_call_id_valid(m.call_id) && m.status != NULL &&
 			    rq_status_parse(m.status, &e.status) == 0) {
 				finish_keep(ctx, &e, 0, 0);
@@ -434,8 +444,9 @@ finishes_load(struct tel_ctx *ctx)
 		log_warnx("finishes: %s: %zu records that are no finish "
 		    "skipped", ctx->finishes_path, bad);
 	if (settled > 0)
-		log_info("finishes: %s: %zu dropped by our previous run, "
-		    "left out", ctx->finishes_path, settled);
+		log_info("finishes: %s: %zu dropped by a previous run, left "
+		    "out", ctx->finishes_path, settled);
+	n -= settled;
 	if (off < len) {
 		log_warnx("finishes: %s ends in %zu bytes that are no whole "
 		    "record: cut", ctx->finishes_path, len - off);
@@ -444,6 +455,9 @@ finishes_load(struct tel_ctx *ctx)
 	}
 	close(fd);
 	free(buf);
+	/* a previous run may have died before it synced the file (and its
+	 * directory, the file new) */
+	ctx->finishes_unsynced = ctx->finishes_created = 1;
 	/* those kept now (at the list's tail): in the file already */
 	for (f = ctx->finishes, i = 0; f != NULL; f = f->next, i++)
 		if (i >= before)

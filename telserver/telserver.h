@@ -753,7 +753,7 @@ struct tel_ctx {
 	int			 finishes_loaded;	/* of a previous run */
 	int			 finishes_dirty;	/* the file to write */
 	int			 finishes_unsynced;	/* saved, not synced */
-	int			 finishes_created;	/* since the last sync */
+	int			 finishes_created;	/* not synced */
 	off_t			 finishes_cut;	/* size + 1 a failed write must
 						 * be cut back to, or 0 */
 	struct rq_syncer	*finishes_syncer;	/* syncs off the loop */

@@ -14,7 +14,8 @@ rq_need_pyzmq
 # send.py ENDPOINT FILE [REPEAT] [TIMEOUT] [garbage]: sends each event of
 # FILE (one JSON object a line, msg.def field names) REPEAT times, resends
 # the unacknowledged ones every second, exits 0 once all are acknowledged,
-# 1 at TIMEOUT.  Prints "acked N pending M" to stdout as it goes.
+# 1 at TIMEOUT.  Prints "acked N pending M" to stdout as it goes, and at
+# the end "boots" and the boot_id of the acks (each once, in order).
 cat > "$T/send.py" <<'EOF'
 import json, sys, time
 import msgpack, zmq
@@ -50,12 +51,15 @@ for _ in range(repeat):
     for e in events:
         s.send(pack(e))
 acked = 0
+boots = []
 last = time.time()
 deadline = last + timeout
 while pending and time.time() < deadline:
     if s.poll(100):
         v = msgpack.unpackb(s.recv(), strict_map_key=False)
         assert v[0] == 1 and v[1] == 6, v
+        if v[2].get(25) not in boots:
+            boots.append(v[2].get(25))
         if pending.pop((v[2][1], v[2][2], v[2][7]), None) is not None:
             acked += 1
         print("acked %d pending %d" % (acked, len(pending)), flush=True)
@@ -64,6 +68,7 @@ while pending and time.time() < deadline:
         for e in pending.values():
             s.send(pack(e))
 print("acked %d pending %d" % (acked, len(pending)), flush=True)
+print("boots", *boots, flush=True)
 sys.exit(0 if not pending else 1)
 EOF
 
@@ -169,6 +174,9 @@ job "$A"
 sequence "$A" > "$T/a.jsonl"
 send "$T/a.jsonl"
 grep -q "acked 6 pending 0" "$T/send.out" || rq_fail "not 6 acks: $(cat "$T/send.out")"
+# each ack says which run of accounting sent it (docs/delivery.md)
+BOOT1=$(sed -n 's/^boots //p' "$T/send.out")
+[[ $BOOT1 =~ ^[0-9a-f]{24}$ ]] || rq_fail "acks' boot_id: '$BOOT1'"
 [ "$(rq_psql "SELECT tenant, target, status, attempts, talk_ms, status_rank,
     answered_at IS NOT NULL, ended_at - created_at FROM calls WHERE id = '$A'")" = \
     "demo|+15551234567|completed|1|5000|22|t|00:00:07" ] ||
@@ -560,6 +568,14 @@ rq_start_daemon accounting
 rq_wait_for 10 rq_events_drained
 [ "$(snapshot "$K")" = "$before" ] || rq_fail "re-read entries changed the call"
 stored "$K" 6 || rq_fail "re-read entries stored twice"
+# a new run acks with a boot_id of its own
+NB=$(newid)
+job "$NB"
+sequence "$NB" > "$T/nb.jsonl"
+send "$T/nb.jsonl"
+BOOT2=$(sed -n 's/^boots //p' "$T/send.out")
+[[ $BOOT2 =~ ^[0-9a-f]{24}$ ]] && [ "$BOOT2" != "$BOOT1" ] ||
+    rq_fail "boot_id after a restart: '$BOOT2' (before: '$BOOT1')"
 
 # A stream of 300 calls while accounting is killed -9 three times.
 NK=300

@@ -72,10 +72,11 @@ recv_events(char *peer, size_t *peerlen, int n, int ms)
 	return got;
 }
 
-/* Accounting's EVENT_ACK, from the ROUTER sock to peer. */
+/* Accounting's EVENT_ACK, from the ROUTER sock to peer; boot_id: its
+ * run's, or NULL (an accounting from before them). */
 static void
-ack_on(void *sock, const char *peer, size_t peerlen, const char *id,
-    uint64_t attempt, const char *status)
+ack_boot(void *sock, const char *peer, size_t peerlen, const char *id,
+    uint64_t attempt, const char *status, const char *boot_id)
 {
 	struct rq_msg a;
 
@@ -83,7 +84,16 @@ ack_on(void *sock, const char *peer, size_t peerlen, const char *id,
 	rq_msg_set(&a, call_id, (char *)id);
 	rq_msg_set(&a, attempt, attempt);
 	rq_msg_set(&a, status, (char *)status);
+	if (boot_id != NULL)
+		rq_msg_set(&a, boot_id, (char *)boot_id);
 	assert_int_equal(rq_bus_send(sock, peer, peerlen, &a), 0);
+}
+
+static void
+ack_on(void *sock, const char *peer, size_t peerlen, const char *id,
+    uint64_t attempt, const char *status)
+{
+	ack_boot(sock, peer, peerlen, id, attempt, status, NULL);
 }
 
 static void
@@ -572,6 +582,54 @@ test_lagging_acks_bring_no_copies(void **state)
 	rq_evout_tick(eo);
 	assert_true(recv_attempt(ids[30], 2));
 	ack(peer, peerlen, ids[30], 2, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
+}
+
+/*
+ * Accounting restarted (its acks carry a new boot id): what it had not
+ * acknowledged when its previous run stopped goes again at the next tick,
+ * not a wait later; what the same run acks out of order does not.
+ */
+static void
+test_restarted_accounting_gets_lost_events(void **state)
+{
+	struct rq_evout *eo;
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	int i;
+
+	for (i = 0; i < 6; i++)
+		assert_int_equal(rq_call_id_new(ids[i]), 0);
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", NULL));
+	emit_answered(eo, ids[0], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 2000), 1);
+	ack_boot(router, peer, peerlen, ids[0], 2, "answered", "run-a");
+	wait_pending(eo, 0);
+
+	/* run a got ids[1] and ids[2] and stopped; run b acks ids[3] */
+	for (i = 1; i <= 3; i++)
+		emit_answered(eo, ids[i], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 3, 2000), 3);
+	ack_boot(router, peer, peerlen, ids[3], 2, "answered", "run-b");
+	wait_pending(eo, 2);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 2, 500), 2);
+	rq_evout_tick(eo);		/* once */
+	assert_int_equal(recv_events(peer, &peerlen, 1, 200), 0);
+	ack_boot(router, peer, peerlen, ids[1], 2, "answered", "run-b");
+	ack_boot(router, peer, peerlen, ids[2], 2, "answered", "run-b");
+	wait_pending(eo, 0);
+
+	/* the same run, ids[5] acked before ids[4]: nothing again */
+	emit_answered(eo, ids[4], 1);
+	emit_answered(eo, ids[5], 1);
+	assert_int_equal(recv_events(peer, &peerlen, 2, 2000), 2);
+	ack_boot(router, peer, peerlen, ids[5], 2, "answered", "run-b");
+	wait_pending(eo, 1);
+	rq_evout_tick(eo);
+	assert_int_equal(recv_events(peer, &peerlen, 1, 200), 0);
+	ack_boot(router, peer, peerlen, ids[4], 2, "answered", "run-b");
 	wait_pending(eo, 0);
 	rq_evout_free(eo, 0);
 }
@@ -1202,6 +1260,7 @@ main(void)
 		cmocka_unit_test(test_probes_while_silent),
 		cmocka_unit_test(test_resend_follows_acks),
 		cmocka_unit_test(test_lagging_acks_bring_no_copies),
+		cmocka_unit_test(test_restarted_accounting_gets_lost_events),
 		cmocka_unit_test(test_refused_go_when_there_is_room),
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_journal_synced),

@@ -519,7 +519,7 @@ static void
 test_dropped_finish_settled(void **state)
 {
 	struct rq_attempt_end e;
-	int i;
+	int live = ctx.redis.port, i;
 	/* (the job keys hold strings: the finish script fails on them) */
 	static const char B1[] = "c_0000000000000000000000b1",
 	    B2[] = "c_0000000000000000000000b2";
@@ -540,9 +540,19 @@ test_dropped_finish_settled(void **state)
 	assert_int_equal(tel_life_pending(&ctx), 1);	/* B1 dropped */
 	assert_int_equal(finish_records(), 3);		/* and marked */
 
+	/* B2's job made whole: the finish kept for it is the one recorded
+	 * once Redis is back (B1's is gone) */
+	testredis_do("DEL rq:job:%s rq:job:%s", B1, B2);
+	testredis_do("SREM rq:oncall:tel-u %s", B1);
+	job_claimed(B2);
 	restart_without_redis(testredis_free_port());
 	assert_int_equal(tel_life_pending(&ctx), 1);	/* B2 alone */
 	assert_int_equal(finish_records(), 3);
+	link_port(live);
+	tick_now();
+	assert_true(ctx.recovered);
+	assert_int_equal(tel_life_pending(&ctx), 0);
+	assert_true(job_is(B2, "completed"));
 }
 
 /* A finish keeps its own copy of the result: kept while Redis is out of
