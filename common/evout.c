@@ -905,11 +905,12 @@ boot_seen(struct rq_evout *eo, const char *boot_id)
 
 /*
  * The first ack of a new run of accounting, of p: the events still
- * pending that were sent before p went to the run before (one connection
- * delivers in order, and accounting answers in order: the new run would
- * have acked them first), which had them in its queues when it stopped.
- * They go again at the next tick rather than a wait later (up to 30 s
- * while accounting lagged).
+ * pending that were sent before p (ahead of it in the list) went to the
+ * run before (one connection delivers in order, and accounting answers in
+ * order: the new run would have acked them first), which had them in its
+ * queues when it stopped.  They go again at the next tick rather than a
+ * wait later (up to 30 s while accounting lagged).  (A p among the unsent
+ * tells nothing: the next ack does.)
  */
 static void
 boot_first_ack(struct rq_evout *eo, const struct pending *p)
@@ -917,13 +918,14 @@ boot_first_ack(struct rq_evout *eo, const struct pending *p)
 	struct pending *q;
 	size_t n = 0;
 
+	if (p->sent_ms == 0)
+		return;
 	eo->boot_new = 0;
 	q = eo->unsent_last != NULL ? eo->unsent_last->next : eo->head;
-	for (; q != NULL && q->sent_ms <= p->sent_ms; q = q->next)
-		if (q != p) {
-			q->lost = 1;
-			n++;
-		}
+	for (; q != NULL && q != p; q = q->next) {
+		q->lost = 1;
+		n++;
+	}
 	if (n > 0)
 		log_info("evout: accounting restarted; %zu events it had not "
 		    "acknowledged go again", n);
