@@ -412,6 +412,8 @@ journal_rewrite(struct rq_evout *eo)
 		    "%s: %s", eo->rpath, strerror(errno));
 		return -1;
 	}
+	eo->rfd = fd;
+	eo->rsync_ask = 0;
 	if (rq_write_all(fd, EVOUT_JOURNAL_MAGIC,
 	    EVOUT_JOURNAL_MAGIC_LEN) == -1)
 		goto fail;
@@ -449,17 +451,14 @@ journal_rewrite(struct rq_evout *eo)
 		goto fail;
 	total += outlen;
 	free(out);
-	eo->rfd = fd;
 	eo->rbytes = total;
-	eo->rsync_ask = 0;
 	return rewrite_step(eo);
 fail:
 	saved = errno;
 	log_warnx_rate(&eo->jlog, EVOUT_DROP_LOG_MS, "evout: journal %s: "
 	    "cannot write it again: %s", eo->jpath, strerror(saved));
 	free(out);
-	close(fd);
-	unlink(eo->rpath);
+	rewrite_drop(eo);
 	return -1;
 }
 

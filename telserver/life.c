@@ -164,7 +164,7 @@ finish_on_disk(const struct tel_finish *f)
 /* Opens the finishes file to append to it (created, with its magic, when
  * absent unless only an existing one is wanted: create 0), after cutting
  * what a failed write left; *size is where this append starts.  Returns
- * the fd, or -1 (logged; with create 0, no file is no error: errno 0). */
+ * the fd, or -1 (logged, but for no file with create 0). */
 static int
 finishes_open(struct tel_ctx *ctx, int create, off_t *size)
 {
@@ -173,9 +173,7 @@ finishes_open(struct tel_ctx *ctx, int create, off_t *size)
 
 	if ((fd = open(ctx->finishes_path, O_WRONLY | O_APPEND | O_CLOEXEC |
 	    (create ? O_CREAT : 0), 0600)) == -1) {
-		if (!create && errno == ENOENT)
-			errno = 0;
-		else
+		if (create || errno != ENOENT)
 			log_warn("finishes: %s", ctx->finishes_path);
 		return -1;
 	}
@@ -255,7 +253,7 @@ finishes_save(struct tel_ctx *ctx)
 {
 	struct tel_finish *f;
 	struct rq_msg m;
-	size_t n = 0, todo = 0;
+	size_t n = 0, unsaved = 0;
 	off_t size;
 	int fd, rc = 0;
 
@@ -265,7 +263,7 @@ finishes_save(struct tel_ctx *ctx)
 	for (f = ctx->finishes; f != NULL; f = f->next)
 		if (finish_on_disk(f)) {
 			n++;
-			todo += !f->on_disk;
+			unsaved += !f->on_disk;
 		}
 	if (n == 0) {
 		if (unlink(ctx->finishes_path) == 0 || errno == ENOENT)
@@ -274,7 +272,7 @@ finishes_save(struct tel_ctx *ctx)
 			log_warn("finishes: %s", ctx->finishes_path);
 		return;
 	}
-	if (todo == 0)
+	if (unsaved == 0)
 		return;
 	if ((fd = finishes_open(ctx, 1, &size)) != -1) {
 		for (f = ctx->finishes; f != NULL && rc == 0; f = f->next) {
@@ -291,7 +289,7 @@ finishes_save(struct tel_ctx *ctx)
 		}
 	}
 	log_warnx("finishes: a kill -9 now would lose the outcome of %zu "
-	    "calls", todo);
+	    "calls", unsaved);
 	ctx->finishes_dirty = 1;	/* tel_life_tick tries again */
 }
 

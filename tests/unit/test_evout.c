@@ -1024,6 +1024,59 @@ inode_of(const char *path)
 	return st.st_ino;
 }
 
+/* An outbox on path whose journal grow_journal made due for a rewrite,
+ * once what earlier tests' outboxes sent late is read. */
+static struct rq_evout *
+grown_journal(const char *path, char *held, char *ours, size_t *ourslen)
+{
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	struct rq_evout *eo;
+
+	while (recv_events(peer, &peerlen, 1, 100) == 1)
+		;
+	sync_spy_reset();
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
+	grow_journal(eo, held, ours, ourslen);
+	return eo;
+}
+
+/* The events a kill -9 now would give back: what a start from a copy of
+ * path (as crash) finds pending. */
+static size_t
+pending_after_crash(const char *path, const char *crash)
+{
+	struct rq_evout *eo;
+	size_t n;
+
+	copy_file(path, crash);
+	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting",
+	    crash));
+	n = rq_evout_pending(eo);
+	rq_evout_free(eo, 0);
+	return n;
+}
+
+/* Ends a test of a grown_journal: held's attempts 2 to last acked (so
+ * that no later test meets them), eo freed, what it sent late read, the
+ * journals removed. */
+static void
+grown_journal_done(struct rq_evout *eo, const char *ours, size_t ourslen,
+    const char *held, uint64_t last, const char *dir)
+{
+	char peer[RQ_BUS_ID_MAX];
+	size_t peerlen = 0;
+	uint64_t a;
+
+	for (a = 2; a <= last; a++)
+		ack(ours, ourslen, held, a, "answered");
+	wait_pending(eo, 0);
+	rq_evout_free(eo, 0);
+	while (recv_events(peer, &peerlen, 1, 100) == 1)
+		;
+	remove_journals(dir);
+}
+
 /*
  * A rewrite is renamed over the journal only once the thread has synced
  * it (a file renamed over another before its data is on disk can be found
@@ -1035,11 +1088,10 @@ static void
 test_rewrite_synced_before_rename(void **state)
 {
 	char dir[] = DIR_TEMPLATE, path[256], crash[256], tmp[300];
-	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1];
-	char ours[RQ_BUS_ID_MAX];
-	size_t peerlen = 0, ourslen = 0;
+	char held[RQ_ID_LEN + 1], ours[RQ_BUS_ID_MAX];
+	size_t ourslen = 0;
 	struct sync_seen last;
-	struct rq_evout *eo, *eo2;
+	struct rq_evout *eo;
 	off_t before, rewritten;
 	ino_t old, fresh;
 	uint64_t until;
@@ -1047,11 +1099,7 @@ test_rewrite_synced_before_rename(void **state)
 
 	journal_dir(dir, path, crash, sizeof(path), 0);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	while (recv_events(peer, &peerlen, 1, 100) == 1)
-		;
-	sync_spy_reset();
-	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
-	grow_journal(eo, held, ours, &ourslen);
+	eo = grown_journal(path, held, ours, &ourslen);
 	before = file_size(path);
 	old = inode_of(path);
 	assert_true(before > (1 << 20));
@@ -1090,20 +1138,8 @@ test_rewrite_synced_before_rename(void **state)
 	assert_true(sync_spy_count(path, &last) >= 2);
 	assert_int_equal(last.size, file_size(path));
 
-	copy_file(path, crash);
-	assert_non_null(eo2 = rq_evout_new(zctx, "inproc://accounting",
-	    crash));
-	assert_int_equal(rq_evout_pending(eo2), 2);
-	rq_evout_free(eo2, 0);
-
-	/* acked, so that no later test meets them */
-	ack(ours, ourslen, held, 2, "answered");
-	ack(ours, ourslen, held, 3, "answered");
-	wait_pending(eo, 0);
-	rq_evout_free(eo, 0);
-	while (recv_events(peer, &peerlen, 1, 100) == 1)
-		;
-	remove_journals(dir);
+	assert_int_equal(pending_after_crash(path, crash), 2);
+	grown_journal_done(eo, ours, ourslen, held, 3, dir);
 }
 
 /* A rewrite whose sync fails is given up, never renamed: the journal, as
@@ -1113,21 +1149,16 @@ static void
 test_rewrite_sync_fails(void **state)
 {
 	char dir[] = DIR_TEMPLATE, path[256], crash[256], tmp[300];
-	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1];
-	char ours[RQ_BUS_ID_MAX];
-	size_t peerlen = 0, ourslen = 0;
-	struct rq_evout *eo, *eo2;
+	char held[RQ_ID_LEN + 1], ours[RQ_BUS_ID_MAX];
+	size_t ourslen = 0;
+	struct rq_evout *eo;
 	ino_t old;
 	uint64_t until;
 	FILE *f;
 
 	journal_dir(dir, path, crash, sizeof(path), 0);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	while (recv_events(peer, &peerlen, 1, 100) == 1)
-		;
-	sync_spy_reset();
-	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
-	grow_journal(eo, held, ours, &ourslen);
+	eo = grown_journal(path, held, ours, &ourslen);
 	old = inode_of(path);
 
 	sync_spy_fail(EIO);
@@ -1151,22 +1182,12 @@ test_rewrite_sync_fails(void **state)
 	assert_true(inode_of(path) != old);
 	assert_true(file_size(path) < 1000);
 
-	copy_file(path, crash);
 	snprintf(tmp, sizeof(tmp), "%s.new", crash);
 	assert_non_null(f = fopen(tmp, "w"));
 	assert_int_equal(fclose(f), 0);
-	assert_non_null(eo2 = rq_evout_new(zctx, "inproc://accounting",
-	    crash));
-	assert_int_equal(rq_evout_pending(eo2), 1);
+	assert_int_equal(pending_after_crash(path, crash), 1);
 	assert_int_equal(access(tmp, F_OK), -1);
-	rq_evout_free(eo2, 0);
-
-	ack(ours, ourslen, held, 2, "answered");
-	wait_pending(eo, 0);
-	rq_evout_free(eo, 0);
-	while (recv_events(peer, &peerlen, 1, 100) == 1)
-		;
-	remove_journals(dir);
+	grown_journal_done(eo, ours, ourslen, held, 2, dir);
 }
 
 /* A rewrite due only because the journal grew, which fails (here its
@@ -1176,9 +1197,8 @@ static void
 test_journal_rewrite_fails(void **state)
 {
 	char dir[] = DIR_TEMPLATE, path[256], crash[256], tmp[300];
-	char peer[RQ_BUS_ID_MAX], held[RQ_ID_LEN + 1];
-	char ours[RQ_BUS_ID_MAX];
-	size_t peerlen = 0, ourslen = 0;
+	char held[RQ_ID_LEN + 1], ours[RQ_BUS_ID_MAX];
+	size_t ourslen = 0;
 	struct rq_evout *eo;
 	struct rq_msg ev;
 	off_t before;
@@ -1186,11 +1206,7 @@ test_journal_rewrite_fails(void **state)
 	journal_dir(dir, path, crash, sizeof(path), 0);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	assert_int_equal(mkdir(tmp, 0700), 0);
-	/* what earlier tests' outboxes sent late is not ours */
-	while (recv_events(peer, &peerlen, 1, 100) == 1)
-		;
-	assert_non_null(eo = rq_evout_new(zctx, "inproc://accounting", path));
-	grow_journal(eo, held, ours, &ourslen);
+	eo = grown_journal(path, held, ours, &ourslen);
 	before = file_size(path);
 	assert_true(before > (1 << 20));
 	rq_evout_tick(eo);		/* the rewrite fails */
