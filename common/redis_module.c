@@ -980,6 +980,18 @@ set_call(struct cmd *c, const char *cmd, rstr *set, rstr *member)
 
 	if (c->error)
 		return 0;
+	/* Most do-not-call lists do not exist: a lookup answers for them at
+	 * a fifth of RedisModule_Call's cost (3 of them per create). */
+	if (!write) {
+		RedisModuleKey *k = RedisModule_OpenKey(c->ctx, set,
+		    REDISMODULE_READ);
+		int empty = RedisModule_KeyType(k) ==
+		    REDISMODULE_KEYTYPE_EMPTY;
+
+		RedisModule_CloseKey(k);
+		if (empty)
+			return 0;
+	}
 	r = RedisModule_Call(c->ctx, cmd, write && !packed ? "!ss" : "ss",
 	    set, member);
 	if (r != NULL && RedisModule_CallReplyType(r) ==
