@@ -302,15 +302,16 @@ FINISH_LUA
  * key at start-up, interrupts, then sets it) must not lose its new calls to
  * a sweep that saw it dead a moment ago.  Each finish that follows checks
  * the key again (finish_src's fourth key): the node may come back while
- * the sweep works through the list.
+ * the sweep works through the list.  (A job key that is no hash is listed
+ * as not dialed: its finish fails alone, not the listing.)
  */
 static const char interrupt_src[] =
 "if redis.call('EXISTS', KEYS[2]) == 1 then return {} end\n"
 "local out = {}\n"
 "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+"  local d = redis.pcall('HGET', '" RQ_KEY_JOB "' .. id, 'dialed')\n"
 "  out[#out + 1] = id\n"
-"  out[#out + 1] = redis.call('HGET', '" RQ_KEY_JOB "' .. id, 'dialed')\n"
-"    or '0'\n"
+"  out[#out + 1] = type(d) == 'string' and d or '0'\n"
 "end\n"
 "return out\n";
 
@@ -779,10 +780,13 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 			alive_again = 1;
 			break;
 		default:
+			/* Refused with the link up (OOM, a job key that is
+			 * no hash): the others are still ended, this one at
+			 * the next try. */
 			failed = 1;
 			break;
 		}
-		if (failed || alive_again)
+		if (alive_again || (failed && r->c == NULL))
 			break;
 	}
 	freeReplyObject(rep);

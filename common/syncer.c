@@ -28,11 +28,29 @@ struct rq_syncer {
 	int		 quit;
 	int		 toolong_said;
 	char		 what[64];
+	struct log_rate	 log;		/* the thread's */
 	struct rq_metric *m_seconds, *m_failures;	/* the thread's */
 };
 
-int
-rq_sync_dir(const char *path, const char *what)
+/* At most one line this often about the syncer thread's failures: a
+ * failing disk fails every sync it is asked for, up to ten a second. */
+#define SYNCER_LOG_MS	10000
+
+/* A failed sync of path, said at once, or through rate (NULL: at once). */
+static void
+sync_warn(struct log_rate *rate, const char *what, const char *path)
+{
+	int error = errno;
+
+	if (rate == NULL)
+		log_warnx("%s: sync %s: %s", what, path, strerror(error));
+	else
+		log_warnx_rate(rate, SYNCER_LOG_MS, "%s: sync %s: %s", what,
+		    path, strerror(error));
+}
+
+static int
+sync_dir(const char *path, const char *what, struct log_rate *rate)
 {
 	char dpath[PATH_MAX], *slash;
 	int fd, rc = 0;
@@ -46,7 +64,7 @@ rq_sync_dir(const char *path, const char *what)
 		slash[slash == dpath] = '\0';	/* "/x" -> "/" */
 	if ((fd = open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    fsync(fd) == -1) {
-		log_warn("%s: sync %s", what, dpath);
+		sync_warn(rate, what, dpath);
 		rc = -1;
 	}
 	if (fd != -1)
@@ -55,24 +73,37 @@ rq_sync_dir(const char *path, const char *what)
 }
 
 int
-rq_sync_path(const char *path, int dir, const char *what)
+rq_sync_dir(const char *path, const char *what)
+{
+	return sync_dir(path, what, NULL);
+}
+
+static int
+sync_path(const char *path, int dir, const char *what,
+    struct log_rate *rate)
 {
 	int fd, rc = 0;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)	/* removed since: nothing to keep */
 			return 0;
-		log_warn("%s: sync %s", what, path);
+		sync_warn(rate, what, path);
 		return -1;
 	}
 	if (fdatasync(fd) == -1) {
-		log_warn("%s: sync %s", what, path);
+		sync_warn(rate, what, path);
 		rc = -1;
 	}
 	close(fd);
-	if (dir && rq_sync_dir(path, what) == -1)
+	if (dir && sync_dir(path, what, rate) == -1)
 		rc = -1;
 	return rc;
+}
+
+int
+rq_sync_path(const char *path, int dir, const char *what)
+{
+	return sync_path(path, dir, what, NULL);
 }
 
 static void *
@@ -94,7 +125,7 @@ syncer_main(void *arg)
 		memcpy(path, s->path, sizeof(path));
 		pthread_mutex_unlock(&s->lock);
 		t0 = rq_mono_us();
-		rc = rq_sync_path(path, dir, s->what);
+		rc = sync_path(path, dir, s->what, &s->log);
 		us = rq_mono_us() - t0;
 		rq_histogram_observe_ms(s->m_seconds, us / 1000.0);
 		if (rc == -1)

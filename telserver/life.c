@@ -31,6 +31,8 @@
  * unexpected reply: not a lost connection) is tried this many times, then
  * dropped. */
 #define LIFE_FINISH_TRIES	30
+/* At most one line this often about the finishes file's write errors. */
+#define FINISHES_LOG_MS		10000
 
 /* A finish waiting for Redis.  A "resolve" one stands for a claim whose
  * reply was lost: the claim may have run, leaving the job in our
@@ -161,6 +163,20 @@ finish_on_disk(const struct tel_finish *f)
 	    !strcmp(f->e.reason, RQ_REASON_INTERRUPTED));
 }
 
+/* A write error of the finishes file (errno), what it is about before
+ * its path.  Such errors come back at each tick while they last (a full
+ * disk), and with each call that ends meanwhile: one line in
+ * FINISHES_LOG_MS, with how many it held back. */
+static void
+finishes_warn(struct tel_ctx *ctx, const char *what)
+{
+	int error = errno;
+
+	log_warnx_rate(&ctx->finishes_log, FINISHES_LOG_MS, "finishes: %s%s: "
+	    "%s", what, ctx->finishes_path, strerror(error));
+	errno = error;
+}
+
 /* Opens the finishes file to append to it (created, with its magic, when
  * absent unless only an existing one is wanted: create 0), after cutting
  * what a failed write left; *size is where this append starts.  Returns
@@ -174,19 +190,18 @@ finishes_open(struct tel_ctx *ctx, int create, off_t *size)
 	if ((fd = open(ctx->finishes_path, O_WRONLY | O_APPEND | O_CLOEXEC |
 	    (create ? O_CREAT : 0), 0600)) == -1) {
 		if (create || errno != ENOENT)
-			log_warn("finishes: %s", ctx->finishes_path);
+			finishes_warn(ctx, "");
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("finishes: %s", ctx->finishes_path);
+		finishes_warn(ctx, "");
 		close(fd);
 		return -1;
 	}
 	/* (a file made again since is shorter: nothing of ours to cut) */
 	if (ctx->finishes_cut > 0 && st.st_size > ctx->finishes_cut - 1) {
 		if (ftruncate(fd, ctx->finishes_cut - 1) == -1) {
-			log_warn("finishes: cannot cut %s",
-			    ctx->finishes_path);
+			finishes_warn(ctx, "cannot cut ");
 			close(fd);
 			return -1;
 		}
@@ -195,7 +210,7 @@ finishes_open(struct tel_ctx *ctx, int create, off_t *size)
 	ctx->finishes_cut = 0;
 	if (st.st_size == 0 && rq_write_all(fd, FINISHES_MAGIC,
 	    FINISHES_MAGIC_LEN) == -1) {
-		log_warn("finishes: %s", ctx->finishes_path);
+		finishes_warn(ctx, "");
 		if (ftruncate(fd, 0) == -1)
 			ctx->finishes_cut = 1;
 		close(fd);
@@ -234,9 +249,9 @@ static int
 finishes_close(struct tel_ctx *ctx, int fd, off_t size, int rc)
 {
 	if (rc == -1) {
-		log_warn("finishes: cannot write %s", ctx->finishes_path);
+		finishes_warn(ctx, "cannot write ");
 		if (ftruncate(fd, size) == -1) {
-			log_warn("finishes: cannot cut %s", ctx->finishes_path);
+			finishes_warn(ctx, "cannot cut ");
 			ctx->finishes_cut = size + 1;
 		}
 	} else
@@ -269,7 +284,7 @@ finishes_save(struct tel_ctx *ctx)
 		if (unlink(ctx->finishes_path) == 0 || errno == ENOENT)
 			ctx->finishes_cut = 0;
 		else
-			log_warn("finishes: %s", ctx->finishes_path);
+			finishes_warn(ctx, "");
 		return;
 	}
 	if (unsaved == 0)
@@ -285,11 +300,16 @@ finishes_save(struct tel_ctx *ctx)
 			for (f = ctx->finishes; f != NULL; f = f->next)
 				if (finish_on_disk(f))
 					f->on_disk = 1;
+			if (ctx->finishes_failing)
+				log_info("finishes: %s written again",
+				    ctx->finishes_path);
+			ctx->finishes_failing = 0;
 			return;
 		}
 	}
-	log_warnx("finishes: a kill -9 now would lose the outcome of %zu "
-	    "calls", unsaved);
+	log_warnx_rate(&ctx->finishes_loss_log, FINISHES_LOG_MS, "finishes: "
+	    "a kill -9 now would lose the outcome of %zu calls", unsaved);
+	ctx->finishes_failing = 1;
 	ctx->finishes_dirty = 1;	/* tel_life_tick tries again */
 }
 

@@ -28,6 +28,7 @@ struct tel_leg;
 #include "evout.h"
 #include "lifecycle.h"
 #include "keys.h"
+#include "log.h"
 #include "msg.h"
 #include "redis_sync.h"
 
@@ -757,6 +758,8 @@ struct tel_ctx {
 	off_t			 finishes_cut;	/* size + 1 a failed write must
 						 * be cut back to, or 0 */
 	struct rq_syncer	*finishes_syncer;	/* syncs off the loop */
+	int			 finishes_failing;	/* the last save failed */
+	struct log_rate		 finishes_log, finishes_loss_log;
 	int			 recover_refused;	/* rounds */
 	uint64_t		 finish_retry_ms; /* monotonic */
 	int			 finish_hold;	/* finishes held for a batch */

@@ -28,6 +28,7 @@
 #include "bus.h"
 #include "evout.h"
 #include "sync_spy.h"
+#include "stderr_capture.h"
 #include "util.h"
 
 #define NEVENTS	5000
@@ -101,29 +102,6 @@ ack(const char *peer, size_t peerlen, const char *id, uint64_t attempt,
     const char *status)
 {
 	ack_on(router, peer, peerlen, id, attempt, status);
-}
-
-/* What the outbox logs, from stderr_to_file until stderr_back, goes into
- * a file (rewound for reading by stderr_back). */
-static FILE *
-stderr_to_file(int *saved)
-{
-	FILE *out;
-
-	assert_non_null(out = tmpfile());
-	fflush(stderr);
-	*saved = dup(2);
-	dup2(fileno(out), 2);
-	return out;
-}
-
-static void
-stderr_back(FILE *out, int saved)
-{
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(out);
 }
 
 static void
@@ -270,7 +248,6 @@ test_refused_go_when_there_is_room(void **state)
 	struct rq_bus_in in;
 	struct rq_msg ev, m;
 	char peer[RQ_BUS_ID_MAX], id[RQ_ID_LEN + 1];
-	char line[512];
 	FILE *out;
 	void *slow;
 	int hwm = 1000, i, rc, got = 0, queued = 0, total, saved, said = 0;
@@ -308,16 +285,14 @@ test_refused_go_when_there_is_room(void **state)
 	assert_int_equal(rq_evout_pending(eo), total);
 	/* Not one ack for as long as acks take: said once, nothing resent
 	 * (ZeroMQ's queue is full still). */
-	out = stderr_to_file(&saved);
+	assert_non_null(out = stderr_to_file(&saved));
 	rq_evout_tick(eo);
 	usleep((RQ_EVOUT_RESEND_MS + 100) * 1000);
 	for (i = 0; i < 3; i++)
 		rq_evout_tick(eo);
 	stderr_back(out, saved);
-	while (fgets(line, sizeof(line), out) != NULL)
-		if (strstr(line, "evout: accounting has not answered for ") &&
-		    strstr(line, "our queue to it is full; 11000 events kept"))
-			said++;
+	said = stderr_lines(out, "evout: accounting has not answered for ",
+	    "our queue to it is full; 11000 events kept");
 	fclose(out);
 	assert_int_equal(said, 1);
 	/* Accounting reads again: everything comes, in order, once. */
@@ -1260,7 +1235,7 @@ test_full_outbox_logs_once(void **state)
 	for (i = 1; i < RQ_EVOUT_MAX_PENDING; i++)
 		emit_ringing(eo, id);
 	/* only the 300 that overflow it, and the exit, into a file */
-	out = stderr_to_file(&saved);
+	assert_non_null(out = stderr_to_file(&saved));
 	for (i = 0; i < 300; i++)
 		emit_ringing(eo, id);
 	i = (int)rq_evout_pending(eo);

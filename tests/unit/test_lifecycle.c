@@ -722,6 +722,36 @@ test_interrupt(void **state)
 	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 0);
 }
 
+/* A damaged job among a dead node's calls (its key no hash) fails its own
+ * finish, not the listing: the others are ended all the same, and it is
+ * tried again at the next interrupt. */
+static void
+test_interrupt_damaged(void **state)
+{
+	static const char *const ids[] = { "c_d0", "c_d1", "c_d2", "c_d3" };
+	char b[64];
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		job_taken(ids[i], 1, NULL);
+		assert_int_equal(rq_job_claim(&rl, ids[i], 1, "tel5"),
+		    RQ_CLAIM_OK);
+	}
+	testredis_do("DEL rq:job:c_d1");
+	testredis_do("SET rq:job:c_d1 damaged");
+	assert_int_equal(rq_node_interrupt(&rl, "tel5", "node died"), -1);
+	for (i = 0; i < 4; i++)
+		if (i != 1)
+			assert_string_equal(job_field(ids[i], "status", b,
+			    sizeof(b)), "retrying");
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tel5 c_d1"), 1);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel5"), 1);
+	/* the key removed, the next interrupt forgets the id */
+	testredis_do("DEL rq:job:c_d1");
+	assert_int_equal(rq_node_interrupt(&rl, "tel5", "node died"), 0);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tel5"), 0);
+}
+
 /* The sweep interrupted attempt 1 of a call that had in fact ended (its
  * telserver was cut off from Redis, its finish kept): the finish, when it
  * comes, ends the call as it really ended and takes the retry back, wherever
@@ -1247,6 +1277,7 @@ main(void)
 		cmocka_unit_test_setup(test_not_after, setup),
 		cmocka_unit_test_setup(test_stale_finish, setup),
 		cmocka_unit_test_setup(test_interrupt, setup),
+		cmocka_unit_test_setup(test_interrupt_damaged, setup),
 		cmocka_unit_test_setup(test_late_outcome, setup),
 		cmocka_unit_test_setup(test_interrupt_alive_again, setup),
 		cmocka_unit_test_setup(test_batch, setup),

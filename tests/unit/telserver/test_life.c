@@ -26,6 +26,7 @@
 #include "telserver.h"
 #include "util.h"
 #include "../scheduler/testredis.h"
+#include "../stderr_capture.h"
 #include "../sync_spy.h"
 
 static struct rq_config cfg;
@@ -555,6 +556,54 @@ test_dropped_finish_settled(void **state)
 	assert_true(job_is(B2, "completed"));
 }
 
+/* A finishes file that cannot be written (its directory gone: a full
+ * disk fails the same way, at each tick and with each call that ends) is
+ * said once, with what it puts at risk, not twenty times a second; once it
+ * can be written again, it holds every finish kept meanwhile. */
+static void
+test_finishes_unwritable_said_once(void **state)
+{
+	struct rq_attempt_end e;
+	FILE *out;
+	int live = ctx.redis.port, saved, i;
+	static const char *const ids[] = { "c_0000000000000000000000d1",
+	    "c_0000000000000000000000d2", "c_0000000000000000000000d3" };
+
+	for (i = 0; i < 3; i++)
+		job_claimed(ids[i]);
+	link_port(testredis_free_port());
+	assert_int_equal(rmdir(state_dir), 0);
+	assert_non_null(out = stderr_to_file(&saved));
+	for (i = 0; i < 3; i++) {
+		end_of(&e, ids[i], RQ_ST_COMPLETED);
+		tel_life_finish(&ctx, &e);
+		tick_now();
+		tick_now();
+	}
+	stderr_back(out, saved);
+	assert_int_equal(tel_life_pending(&ctx), 3);
+	assert_int_equal(stderr_lines(out, "finishes: ", finishes), 1);
+	rewind(out);
+	assert_int_equal(stderr_lines(out, "finishes: a kill -9 now would "
+	    "lose the outcome of 1 calls", NULL), 1);
+	rewind(out);
+	assert_int_equal(stderr_lines(out, "would lose the outcome", NULL), 1);
+	fclose(out);
+
+	assert_int_equal(mkdir(state_dir, 0700), 0);
+	assert_non_null(out = stderr_to_file(&saved));
+	tick_now();
+	stderr_back(out, saved);
+	assert_int_equal(stderr_lines(out, "finishes: ", "written again"), 1);
+	fclose(out);
+	assert_int_equal(finish_records(), 3);
+	link_port(live);
+	tick_now();
+	assert_int_equal(tel_life_pending(&ctx), 0);
+	for (i = 0; i < 3; i++)
+		assert_true(job_is(ids[i], "completed"));
+}
+
 /* A finish keeps its own copy of the result: kept while Redis is out of
  * reach, or held back for a batch, it still records what the call's
  * application returned after the caller freed its text. */
@@ -667,6 +716,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kept_finishes_appended,
 		    setup_state, teardown_state),
 		cmocka_unit_test_setup_teardown(test_dropped_finish_settled,
+		    setup_state, teardown_state),
+		cmocka_unit_test_setup_teardown(test_finishes_unwritable_said_once,
 		    setup_state, teardown_state),
 		cmocka_unit_test_setup_teardown(test_kept_result, setup,
 		    teardown),
