@@ -18,6 +18,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "status.h"
+#include "util.h"
 
 #define CALLS_PATH	"/v1/calls"
 
@@ -254,6 +255,20 @@ field(const char *const *job, size_t njob, const char *name)
 	return NULL;
 }
 
+/* The store took the command, but its answer never came (the link was
+ * lost): the script may have run, whole. */
+static void
+reply_unconfirmed(struct api_req *r, const char *what)
+{
+	struct gw_error err;
+
+	gw_error_set(&err, 503, "unavailable", NULL, "The call store went "
+	    "away before confirming the %s, which may or may not have been "
+	    "made: GET /v1/calls/%s tells once the service is back.", what,
+	    r->id);
+	gw_reply_error(r->req, &err);
+}
+
 /* The cancel script recorded EVENT canceled in rq:events itself, for
  * accounting (PostgreSQL, the status callback). */
 static void
@@ -261,6 +276,10 @@ cancel_done(const struct gw_cancel_result *res, void *arg)
 {
 	struct api_req *r = arg;
 
+	if (res->rc == -2) {
+		reply_unconfirmed(r, "cancel");
+		goto done;
+	}
 	if (res->rc == -1) {
 		gw_reply_unavailable(r->req);
 		goto done;
@@ -395,6 +414,10 @@ patch_done(const struct gw_patch_result *res, void *arg)
 {
 	struct api_req *r = arg;
 
+	if (res->rc == -2) {
+		reply_unconfirmed(r, "change");
+		goto done;
+	}
 	if (res->rc == -1) {
 		gw_reply_unavailable(r->req);
 		goto done;
@@ -455,9 +478,9 @@ patch_got(int rc, const char *const *job, size_t njob,
 	struct gw_call call;
 	struct gw_policy pol;
 	struct gw_error err;
-	const char *owner, *na, *t, *dir;
+	const char *owner, *na, *t, *dir, *rank;
 	char why[128], t1[40];
-	uint64_t now = rq_now_ms();
+	uint64_t now = rq_now_ms(), rk;
 
 	if (rc == -1) {
 		gw_reply_unavailable(r->req);
@@ -469,6 +492,23 @@ patch_got(int rc, const char *const *job, size_t njob,
 	    (t = field(job, njob, "to")) == NULL) {
 		gw_reply_no_call(r->req);
 		free(r);
+		return;
+	}
+	/* An ended or started call gets the answer the patch script would
+	 * give, before its new not_before is checked: an ended call is often
+	 * past its not_after, which would give the wrong reason.  (A started
+	 * one is not sent on: its attempt may end meanwhile, and the script
+	 * would then take a not_before no window was checked against.) */
+	if ((rank = field(job, njob, "status_rank")) != NULL &&
+	    rq_parse_u64(rank, &rk) == 0 &&
+	    rk % RQ_RANK_ATTEMPT >= RQ_ST_DISPATCHED &&
+	    rk % RQ_RANK_ATTEMPT != RQ_ST_RETRYING) {
+		struct gw_patch_result res;
+
+		memset(&res, 0, sizeof(res));
+		res.outcome = rk % RQ_RANK_ATTEMPT >= RQ_ST_COMPLETED ?
+		    GW_PATCH_ENDED : GW_PATCH_STARTED;
+		patch_done(&res, r);
 		return;
 	}
 	/* An incoming call is never in rq:delayed or rq:ready, and its 'to'
@@ -548,10 +588,14 @@ api_patch(const struct rq_config *cfg, struct gw_store *st,
 	}
 	in = evhttp_request_get_input_buffer(req);
 	len = evbuffer_get_length(in);
-	body = len > 0 && len < max ? (const char *)evbuffer_pullup(in, -1) :
-	    "";
-	if (gw_patch_parse(body ? body : "", len, max, &r->patch,
-	    &err) == -1) {
+	body = "";
+	if (len > 0 && len < max &&
+	    (body = (const char *)evbuffer_pullup(in, -1)) == NULL) {
+		evhttp_send_error(req, 500, NULL);	/* out of memory */
+		free(r);
+		return;
+	}
+	if (gw_patch_parse(body, len, max, &r->patch, &err) == -1) {
 		gw_reply_error(req, &err);
 		free(r);
 		return;

@@ -334,7 +334,8 @@ enum gw_cancel_outcome {
 	GW_CANCEL_STARTED,	/* claimed by a telserver: too late */
 };
 struct gw_cancel_result {
-	int		 rc;		/* 0, or -1 when Redis failed */
+	int		 rc;		/* 0; -1 Redis failed; -2 no answer:
+					 * it may or may not have run */
 	enum gw_cancel_outcome outcome;
 	uint64_t	 attempt;	/* of the canceled event (DONE) */
 	const char *const *job;		/* flat pairs, borrowed (DONE) */
@@ -375,7 +376,7 @@ enum gw_patch_outcome {
 	GW_PATCH_NOT_AFTER,	/* the new not_before is not before not_after */
 };
 struct gw_patch_result {
-	int		 rc;		/* 0, or -1 when Redis failed */
+	int		 rc;		/* as gw_cancel_result's */
 	enum gw_patch_outcome outcome;
 	const char *const *job;		/* flat pairs, borrowed (DONE) */
 	size_t		 njob;

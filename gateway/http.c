@@ -318,10 +318,10 @@ http_create(struct gw_http *h, struct evhttp_request *req)
 	}
 	in = evhttp_request_get_input_buffer(req);
 	len = evbuffer_get_length(in);
-	body = len > 0 && len < max ? (const char *)evbuffer_pullup(in, -1) : "";
-	if (body == NULL)
-		body = "";
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
+	body = "";
+	if ((len > 0 && len < max &&
+	    (body = (const char *)evbuffer_pullup(in, -1)) == NULL) ||
+	    (r = calloc(1, sizeof(*r))) == NULL) {
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}

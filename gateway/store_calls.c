@@ -258,7 +258,8 @@ cancel_cb(redisReply *r, void *arg)
 		free((void *)res.job);
 		free((void *)res.timeline);
 		memset(&res, 0, sizeof(res));
-		res.rc = -1;
+		/* (no reply: the script may have run, whole) */
+		res.rc = r == NULL ? -2 : -1;
 	}
 	op->cancel(&res, op->arg);
 	free((void *)res.job);
@@ -349,7 +350,7 @@ patch_cb(redisReply *r, void *arg)
 		free((void *)res.job);
 		free((void *)res.timeline);
 		memset(&res, 0, sizeof(res));
-		res.rc = -1;
+		res.rc = r == NULL ? -2 : -1;
 	}
 	op->patch(&res, op->arg);
 	free((void *)res.job);

@@ -133,12 +133,30 @@ jq -e '.status == "canceled"' <<<"$BODY" >/dev/null ||
 echo "timeline of an older version: ok"
 
 # --- a completed call cannot be canceled --------------------------------------
+# (and one canceled at once, with a not_after 6 s away, is past it soon
+# after the call below has ended)
+resp=$(rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$(jq -cn \
+    --arg to "$BARESIP_URI" --arg nb "$(iso_in 4)" --arg na "$(iso_in 6)" \
+    '{to: $to, say: "Gone.", not_before: $nb, not_after: $na}')")
+[ "$(rq_last_code)" = 202 ] || rq_fail "POST with not_after in 6 s: $resp"
+gone=$(jq -er .id <<<"$resp")
+BODY=$(rq_api DELETE "/v1/calls/$gone")
+expect 200
 now=$(post "$RQ_KEY" "$BARESIP_URI" "$(iso_in 0)")
 call=$(rq_wait_call "$now" 60)
 [ "$(jq -r .status <<<"$call")" = completed ] || rq_fail "call $now: $call"
 BODY=$(rq_api DELETE "/v1/calls/$now")
 expect 409 already_ended
 BODY=$(rq_api PATCH "/v1/calls/$now" -d '{"priority": 1}')
+expect 409 already_ended
+BODY=$(rq_api PATCH "/v1/calls/$now" -d "{\"not_before\": \"$(iso_in 600)\"}")
+expect 409 already_ended
+# an ended call past its not_after: ended, not outside its window
+while [ "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \< "$(jq -r .not_after <<<"$resp")" ]; do
+	sleep 0.2
+done
+sleep 1
+BODY=$(rq_api PATCH "/v1/calls/$gone" -d "{\"not_before\": \"$(iso_in 600)\"}")
 expect 409 already_ended
 echo "completed: 409 ok"
 

@@ -554,6 +554,44 @@ test_list_live(void **state)
 	json_decref(b);
 }
 
+/* The store's link lost after it took a cancel or a change: the answer
+ * says it may or may not have been made (rc -2), not that nothing was,
+ * since the script may have run, whole. */
+static void
+test_unconfirmed(void **state)
+{
+	const char *a = "c_0000000000000000000000c1";
+	struct result res;
+	struct gw_patch p;
+	int up = 0, i;
+
+	job(a, "t1", RQ_KEY_DELAYED, 0, 10);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(gw_store_cancel(st, a, "t1", 1000, canceled, &res),
+	    0);
+	testredis_do("CLIENT KILL TYPE normal SKIPME yes");
+	run_until(&res.done);
+	assert_int_equal(res.rc, -2);
+
+	for (i = 0; i < 400 && !up; i++) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if (!(up = gw_store_connected(st)))
+			nanosleep(&ts, NULL);
+	}
+	assert_true(up);
+	memset(&p, 0, sizeof(p));
+	p.has_priority = 1;
+	p.priority = 7;
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(gw_store_patch(st, a, "t1", &p, 1000, patched, &res),
+	    0);
+	testredis_do("CLIENT KILL TYPE normal SKIPME yes");
+	run_until(&res.done);
+	assert_int_equal(res.rc, -2);
+}
+
 int
 main(void)
 {
@@ -567,6 +605,7 @@ main(void)
 		cmocka_unit_test(test_cancel_live),
 		cmocka_unit_test(test_patch_live),
 		cmocka_unit_test(test_list_live),
+		cmocka_unit_test(test_unconfirmed),
 	};
 	int rc;
 
