@@ -86,11 +86,15 @@ PGconn	*acct_pg_open(const char *conninfo, char *err, size_t errlen);
 int	 acct_conninfo_valid(const char *conninfo);
 /* Stores evs in one transaction; on success sets each ->stored.  Returns 0,
  * -1 when the transaction failed but the connection is fine (some event is
- * bad), -2 when the connection is lost (the caller closes it).  meanwhile,
- * when not NULL, runs once the batch is sent, while PostgreSQL works on it
- * (it must not use pg). */
+ * bad), -2 when the connection is lost (the caller closes it), -3 when the
+ * database refuses writes whatever they are (a full disk, a read-only or
+ * shutting-down server, no privilege: acct_store_error says which).
+ * meanwhile, when not NULL, runs once the batch is sent, while PostgreSQL
+ * works on it (it must not use pg). */
 int	acct_store(PGconn *pg, struct acct_event *evs, size_t n,
 	    void (*meanwhile)(void *), void *arg);
+/* The first line of the last error acct_store read, for a log line. */
+const char *acct_store_error(void);
 
 /* mirror.c: Redis. */
 
@@ -136,6 +140,8 @@ struct acct {
 	PGconn			*pg;
 	int			 pg_down;	/* outage already logged */
 	uint64_t		 pg_retry_ms;
+	int			 pg_refusing;	/* refusal already logged */
+	uint64_t		 pg_pause_ms;	/* no store before (refused) */
 	struct acct_mirror	 mr;
 	int			 redis_down;	/* outage already logged */
 	struct acct_event	*batch;		/* ACCT_BATCH_MAX slots */

@@ -187,6 +187,28 @@ pg_lost(struct acct *a)
 	reread_pending(a);
 }
 
+/* The database refuses every write (acct_store's -3): nothing is tried
+ * for ACCT_RETRY_MS, the events wait with their senders and in the stream,
+ * and that is said once until a batch is stored again. */
+static void
+pg_refused(struct acct *a)
+{
+	if (!a->pg_refusing)
+		log_warnx("postgres: refuses to store events (%s); not "
+		    "acknowledging events, trying again every second",
+		    acct_store_error());
+	a->pg_refusing = 1;
+	a->pg_pause_ms = rq_mono_ms() + ACCT_RETRY_MS;
+	reread_pending(a);
+}
+
+/* Whether events may be stored now: connected, not refused a moment ago. */
+static int
+pg_usable(const struct acct *a)
+{
+	return a->pg != NULL && rq_mono_ms() >= a->pg_pause_ms;
+}
+
 /* A peer's string made fit for a log line. */
 static const char *
 printable(const char *s, char *buf, size_t len)
@@ -334,12 +356,20 @@ handle_batch(struct acct *a, int read_next)
 		    "them one by one", a->nbatch);
 		for (i = 0; i < a->nbatch; i++)
 			if ((rc = acct_store(a->pg, &a->batch[i], 1, NULL,
-			    NULL)) == -2)
+			    NULL)) < -1)
 				break;
 	}
 	if (rc == -2) {
 		pg_lost(a);
 		return;
+	}
+	if (rc == -3) {
+		pg_refused(a);
+		return;
+	}
+	if (a->pg_refusing) {
+		log_info("postgres: stores events again");
+		a->pg_refusing = 0;
 	}
 	/* On failure nothing is mirrored, so nothing is acknowledged: the
 	 * senders resend, and PostgreSQL takes the duplicates. */
@@ -395,7 +425,7 @@ stream_step(struct acct *a, int *was_ahead)
 
 	*was_ahead = 0;
 	/* Without PostgreSQL or Redis the entries wait in the stream. */
-	if (a->pg == NULL || a->redis_down || a->mr.r.c == NULL) {
+	if (!pg_usable(a) || a->redis_down || a->mr.r.c == NULL) {
 		forget_ahead(a);
 		return 0;
 	}
@@ -445,7 +475,7 @@ acct_step(struct acct *a, int timeout_ms)
 		return;
 	/* Without PostgreSQL, drop the events unacknowledged: the senders
 	 * keep them and send them again (common/evout.h says when). */
-	if (a->pg != NULL)
+	if (pg_usable(a))
 		acct_handle_batch(a);
 	else
 		log_debug("postgres down: %zu events left to their senders",

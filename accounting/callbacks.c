@@ -291,7 +291,10 @@ done(struct acct_cb *cb, struct cb_xfer *x, CURLcode res)
 		finish(cb, x, "", rq_now_ms());
 		return;
 	}
-	if (x->refused) {
+	/* (only when no address was left to connect to: a host with a
+	 * public address beside a private one that answered 5xx, or timed
+	 * out, gets its retries) */
+	if (x->refused && res == CURLE_COULDNT_CONNECT) {
 		log_warnx("%s: callback %s dropped: its URL leads to %s, %s, "
 		    "which callbacks may not reach", x->id, x->status,
 		    x->refused, x->refused_addr);

@@ -180,10 +180,16 @@ PGconn *
 acct_pg_open(const char *conninfo, char *err, size_t errlen)
 {
 	/* A later keyword overrides what the expanded conninfo says: bound
-	 * the connect so that an unreachable server does not stall us. */
+	 * the connect so that an unreachable server does not stall us, and
+	 * a server gone silently (its host lost, the network cut) in 30 s,
+	 * not the two hours of the kernel's keepalive defaults, during which
+	 * a result would be waited for with nothing else done. */
 	const char *keys[] = { "dbname", "connect_timeout",
-	    "application_name", NULL };
-	const char *vals[] = { conninfo, "3", "ringq-accounting", NULL };
+	    "application_name", "keepalives", "keepalives_idle",
+	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+	    NULL };
+	const char *vals[] = { conninfo, "3", "ringq-accounting", "1", "10",
+	    "5", "3", "30000", NULL };
 	Oid types[NPARAMS];
 	PGconn *pg;
 	PGresult *res;
@@ -446,10 +452,42 @@ rounds(const struct acct_event *evs, size_t n, int *round)
 	return nrounds;
 }
 
+static char store_error[256];
+
+const char *
+acct_store_error(void)
+{
+	return store_error;
+}
+
+/*
+ * Whether an error's SQLSTATE says the database refuses writes whatever
+ * they are: insufficient resources (53: a full disk), operator
+ * intervention (57: shutting down, a statement timeout), a system error
+ * (58: I/O), a connection exception (08), a read-only transaction (25006),
+ * no privilege (42501).  Storing the batch one event at a time would then
+ * fail once per event, again at every re-read.
+ */
+static int
+whole_database(const char *sqlstate)
+{
+	static const char *const prefixes[] = { "53", "57", "58", "08",
+	    "25006", "42501" };
+	size_t i;
+
+	if (sqlstate == NULL)
+		return 0;
+	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(sqlstate, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
 /* Reads one queued statement's result (then the NULL that ends it);
- * returns its status, or PGRES_FATAL_ERROR when the connection broke. */
+ * returns its status, or PGRES_FATAL_ERROR when the connection broke.
+ * *refused is set when the error is whole_database's. */
 static ExecStatusType
-read_one(PGconn *pg, const char *what)
+read_one(PGconn *pg, const char *what, int *refused)
 {
 	PGresult *res, *end;
 	ExecStatusType st;
@@ -460,9 +498,15 @@ read_one(PGconn *pg, const char *what)
 	if (st == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		log_debug("postgres: %s: %s new events", what,
 		    PQgetvalue(res, 0, 0));
-	else if (st == PGRES_FATAL_ERROR && PQstatus(pg) == CONNECTION_OK)
-		/* A lost connection is logged once, by the caller. */
-		log_warnx("postgres: %s: %s", what, PQresultErrorMessage(res));
+	else if (st == PGRES_FATAL_ERROR && PQstatus(pg) == CONNECTION_OK) {
+		snprintf(store_error, sizeof(store_error), "%s",
+		    PQresultErrorMessage(res));
+		store_error[strcspn(store_error, "\n")] = '\0';
+		if (whole_database(PQresultErrorField(res, PG_DIAG_SQLSTATE)))
+			*refused = 1;	/* said once, by the caller */
+		else	/* (a lost connection too) */
+			log_warnx("postgres: %s: %s", what, store_error);
+	}
 	PQclear(res);
 	if ((end = PQgetResult(pg)) != NULL) {	/* one result per query */
 		PQclear(end);
@@ -485,7 +529,7 @@ acct_store(PGconn *pg, struct acct_event *evs, size_t n,
 	PGresult *res;
 	ExecStatusType st;
 	size_t i;
-	int r, nrounds, ok;
+	int r, nrounds, ok, refused = 0;
 
 	if (n == 0)
 		return 0;
@@ -504,11 +548,12 @@ acct_store(PGconn *pg, struct acct_event *evs, size_t n,
 	if (meanwhile != NULL)
 		meanwhile(arg);
 	if (ok) {
-		ok = read_one(pg, "BEGIN") == PGRES_COMMAND_OK;
+		ok = read_one(pg, "BEGIN", &refused) == PGRES_COMMAND_OK;
 		for (r = 0; r < nrounds; r++)
-			if (read_one(pg, "storing events") != PGRES_TUPLES_OK)
+			if (read_one(pg, "storing events", &refused) !=
+			    PGRES_TUPLES_OK)
 				ok = 0;
-		if (read_one(pg, "COMMIT") != PGRES_COMMAND_OK)
+		if (read_one(pg, "COMMIT", &refused) != PGRES_COMMAND_OK)
 			ok = 0;
 	}
 	/* Everything up to the sync is read (all of it when a send failed):
@@ -533,5 +578,7 @@ acct_store(PGconn *pg, struct acct_event *evs, size_t n,
 	}
 	if (PQtransactionStatus(pg) != PQTRANS_IDLE)
 		PQclear(PQexec(pg, "ROLLBACK"));
-	return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
+	if (PQstatus(pg) != CONNECTION_OK)
+		return -2;
+	return refused ? -3 : -1;
 }

@@ -505,6 +505,44 @@ n=$(log_count 'postgres: .*not acknowledging')
 [ "$n" = 1 ] || rq_fail "outage logged $n times, wanted once"
 grep -q "postgres: connected again" "$T/accounting.log" || rq_fail "reconnection not logged"
 
+# --- PostgreSQL refuses every write (a full disk): said once, no event stored
+# one by one, nothing acknowledged; all stored once it takes them again -------
+onebyone=$(log_count 'storing them one by one')
+perevent=$(log_count 'postgres: storing events:')
+rq_psql "CREATE FUNCTION ringq_test_full() RETURNS trigger LANGUAGE plpgsql
+    AS \$\$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on
+    device' USING ERRCODE = 'disk_full'; END \$\$"
+rq_psql "CREATE TRIGGER ringq_test_full BEFORE INSERT ON call_events
+    FOR EACH STATEMENT EXECUTE FUNCTION ringq_test_full()"
+F=$(newid)
+job "$F"
+sequence "$F" > "$T/f.jsonl"
+$PY "$T/send.py" "$EP" "$T/f.jsonl" 1 60 > "$T/send-f.out" &
+SENDER=$!
+F2=$(newid)
+job "$F2"
+sequence "$F2" > "$T/f2.jsonl"
+xadd_file "$T/f2.jsonl"
+sleep 4
+rq_alive "$SENDER" || rq_fail "events acknowledged while PostgreSQL refused them: $(cat "$T/send-f.out")"
+grep -q "acked [1-9]" "$T/send-f.out" && rq_fail "an event was acknowledged while PostgreSQL refused writes"
+n=$(log_count 'postgres: refuses to store events (.*No space left on')
+[ "$n" = 1 ] || rq_fail "a full disk logged $n times, wanted once"
+[ "$(log_count 'storing them one by one')" = "$onebyone" ] ||
+    rq_fail "a full disk taken for a bad event: batches stored one by one"
+[ "$(log_count 'postgres: storing events:')" = "$perevent" ] ||
+    rq_fail "a full disk logged per event"
+rq_psql "DROP TRIGGER ringq_test_full ON call_events"
+wait "$SENDER" || rq_fail "events not acknowledged once PostgreSQL took writes again: $(tail -n 1 "$T/send-f.out")"
+rq_wait_for 10 rq_events_drained
+for id in "$F" "$F2"; do
+	[ "$(rq_psql "SELECT count(*) FROM call_events WHERE call_id = '$id'")" = 6 ] ||
+	    rq_fail "events of $id not stored after the full disk"
+done
+grep -q "postgres: stores events again" "$T/accounting.log" ||
+    rq_fail "the end of the refusal not logged"
+echo "ok: a database that refuses every write: said once, all stored after it"
+
 # --- Redis forgot the script (restart, SCRIPT FLUSH): mirrored all the same --
 rq_redis SCRIPT FLUSH >/dev/null
 S=$(newid)
