@@ -142,6 +142,7 @@ struct acct {
 	uint64_t		 pg_retry_ms;
 	int			 pg_refusing;	/* refusal already logged */
 	uint64_t		 pg_pause_ms;	/* no store before (refused) */
+	int			 pg_paused;	/* in this step (acct_step) */
 	struct acct_mirror	 mr;
 	int			 redis_down;	/* outage already logged */
 	struct acct_event	*batch;		/* ACCT_BATCH_MAX slots */

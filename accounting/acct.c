@@ -199,14 +199,17 @@ pg_refused(struct acct *a)
 		    acct_store_error());
 	a->pg_refusing = 1;
 	a->pg_pause_ms = rq_mono_ms() + ACCT_RETRY_MS;
+	a->pg_paused = 1;
 	reread_pending(a);
 }
 
-/* Whether events may be stored now: connected, not refused a moment ago. */
+/* Whether events may be stored in this step: connected, not refused a
+ * moment ago.  (Told once a step, so that its ZeroMQ events, read last,
+ * never go before the stream's entries the step left pending.) */
 static int
 pg_usable(const struct acct *a)
 {
-	return a->pg != NULL && rq_mono_ms() >= a->pg_pause_ms;
+	return a->pg != NULL && !a->pg_paused;
 }
 
 /* A peer's string made fit for a log line. */
@@ -451,6 +454,7 @@ acct_step(struct acct *a, int timeout_ms)
 
 	reconnect(a);
 	metrics_links(a);
+	a->pg_paused = rq_mono_ms() < a->pg_pause_ms;
 	/* The stream is read every ACCT_STREAM_POLL_MS when idle, at once
 	 * while it has more. */
 	if (stream_step(a, &ahead))
@@ -478,7 +482,7 @@ acct_step(struct acct *a, int timeout_ms)
 	if (pg_usable(a))
 		acct_handle_batch(a);
 	else
-		log_debug("postgres down: %zu events left to their senders",
-		    a->nbatch);
+		log_debug("postgres down or refusing: %zu events left to "
+		    "their senders", a->nbatch);
 	clear_batch(a);
 }

@@ -75,6 +75,7 @@ struct cb_xfer {
 	char			 status[16];	/* of the event, for logs */
 	const char		*refused;	/* why an address was refused */
 	char			 refused_addr[INET6_ADDRSTRLEN];
+	int			 allowed;	/* addresses let through */
 	char			 errbuf[CURL_ERROR_SIZE];
 };
 
@@ -180,13 +181,17 @@ open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct cb_xfer *x = arg;
 
-	if ((x->refused = rq_addr_refusal(&a->addr,
+	const char *why;
+
+	if ((why = rq_addr_refusal(&a->addr,
 	    x->cb->cfg->callbacks_allow_loopback,
 	    x->cb->cfg->callbacks_allow_private)) != NULL) {
+		x->refused = why;
 		rq_addr_text(&a->addr, x->refused_addr,
 		    sizeof(x->refused_addr));
 		return CURL_SOCKET_BAD;
 	}
+	x->allowed++;
 	return socket(a->family, a->socktype, a->protocol);
 }
 
@@ -291,10 +296,10 @@ done(struct acct_cb *cb, struct cb_xfer *x, CURLcode res)
 		finish(cb, x, "", rq_now_ms());
 		return;
 	}
-	/* (only when no address was left to connect to: a host with a
-	 * public address beside a private one that answered 5xx, or timed
-	 * out, gets its retries) */
-	if (x->refused && res == CURLE_COULDNT_CONNECT) {
+	/* (only when every address was refused: a host with a public
+	 * address beside a private one gets its retries, whatever the
+	 * public one did) */
+	if (x->refused && x->allowed == 0) {
 		log_warnx("%s: callback %s dropped: its URL leads to %s, %s, "
 		    "which callbacks may not reach", x->id, x->status,
 		    x->refused, x->refused_addr);

@@ -462,16 +462,17 @@ acct_store_error(void)
 
 /*
  * Whether an error's SQLSTATE says the database refuses writes whatever
- * they are: insufficient resources (53: a full disk), operator
- * intervention (57: shutting down, a statement timeout), a system error
- * (58: I/O), a connection exception (08), a read-only transaction (25006),
- * no privilege (42501).  Storing the batch one event at a time would then
- * fail once per event, again at every re-read.
+ * they are: a full disk (53100), a system error (58: I/O), a connection
+ * exception (08), a server shutting down (57P), a read-only transaction
+ * (25006), no privilege (42501).  Storing the batch one event at a time
+ * would then fail once per event, again at every re-read.  Not a
+ * statement timeout (57014) nor out of memory (53200): those depend on
+ * the batch, which one event at a time gets through.
  */
 static int
 whole_database(const char *sqlstate)
 {
-	static const char *const prefixes[] = { "53", "57", "58", "08",
+	static const char *const prefixes[] = { "53100", "58", "08", "57P",
 	    "25006", "42501" };
 	size_t i;
 
@@ -504,7 +505,7 @@ read_one(PGconn *pg, const char *what, int *refused)
 		store_error[strcspn(store_error, "\n")] = '\0';
 		if (whole_database(PQresultErrorField(res, PG_DIAG_SQLSTATE)))
 			*refused = 1;	/* said once, by the caller */
-		else	/* (a lost connection too) */
+		else
 			log_warnx("postgres: %s: %s", what, store_error);
 	}
 	PQclear(res);

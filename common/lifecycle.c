@@ -724,7 +724,8 @@ done:
 }
 
 int
-rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
+rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail,
+    int *refused)
 {
 	char oncall[KEY_MAX], alive[KEY_MAX];
 	const char *argv[2];
@@ -732,7 +733,7 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 	enum rq_status st;
 	redisReply *rep;
 	size_t i;
-	int n = 0, failed = 0, alive_again = 0;
+	int n = 0, nrefused = 0, lost = 0, alive_again = 0;
 
 	if (key_make(oncall, RQ_KEY_ONCALL, node) == -1 ||
 	    key_make(alive, RQ_KEY_NODE, node) == -1) {
@@ -780,17 +781,19 @@ rq_node_interrupt(struct rq_redis *r, const char *node, const char *detail)
 			alive_again = 1;
 			break;
 		default:
-			/* Refused with the link up (OOM, a job key that is
-			 * no hash): the others are still ended, this one at
-			 * the next try. */
-			failed = 1;
+			if (r->c == NULL)
+				lost = 1;
+			else
+				nrefused++;	/* logged by rq_redis_eval */
 			break;
 		}
-		if (alive_again || (failed && r->c == NULL))
+		if (alive_again || lost)
 			break;
 	}
 	freeReplyObject(rep);
-	return failed ? -1 : n;
+	if (refused != NULL)
+		*refused = nrefused;
+	return lost ? -1 : n;
 }
 
 int

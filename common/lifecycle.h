@@ -121,9 +121,13 @@ int	rq_job_finish_batch(struct rq_redis *r, size_t n,
 /* Finishes every attempt claimed on node as failed/interrupted with
  * detail (retried by the same rules).  Acts only while the node's liveness
  * key rq:node:<node> is absent: a telserver deletes its own before it
- * interrupts at start-up.  Returns how many, or -1. */
+ * interrupts at start-up.  Returns how many, or -1 (the listing failed,
+ * the link was lost).  A finish Redis refuses with the link up (out of
+ * memory, a job key that is no hash) holds up only its own attempt, left
+ * in rq:oncall:<node> for a next try: *refused (when not NULL) counts
+ * them. */
 int	rq_node_interrupt(struct rq_redis *r, const char *node,
-	    const char *detail);
+	    const char *detail, int *refused);
 
 /* An incoming call a telserver answers with an application ([inbound]
  * sections); the strings are borrowed. */

@@ -496,9 +496,11 @@ patch_got(int rc, const char *const *job, size_t njob,
 	}
 	/* An ended or started call gets the answer the patch script would
 	 * give, before its new not_before is checked: an ended call is often
-	 * past its not_after, which would give the wrong reason.  (A started
-	 * one is not sent on: its attempt may end meanwhile, and the script
-	 * would then take a not_before no window was checked against.) */
+	 * past its not_after, which would fail the check for the wrong
+	 * reason.  (Both are answered here rather than sent on unchecked: a
+	 * started call's attempt may end meanwhile, and the script would
+	 * then take a not_before that neither the window nor the policy
+	 * saw.) */
 	if ((rank = field(job, njob, "status_rank")) != NULL &&
 	    rq_parse_u64(rank, &rk) == 0 &&
 	    rk % RQ_RANK_ATTEMPT >= RQ_ST_DISPATCHED &&

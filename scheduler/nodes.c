@@ -61,7 +61,8 @@ dead_long_enough(struct sched_nodes *sn, const char *node, uint64_t now)
 	for (i = 0; i < sn->n; i++)
 		if (!strcmp(sn->v[i].node, node)) {
 			sn->v[i].seen = 1;
-			return now - sn->v[i].since >= SCHED_DEAD_GRACE_MS;
+			return now - sn->v[i].since >= SCHED_DEAD_GRACE_MS &&
+			    now >= sn->v[i].next_ms;
 		}
 	if (sn->n == SCHED_NODES_MAX)
 		return 1;	/* cannot remember: no grace */
@@ -75,6 +76,7 @@ dead_long_enough(struct sched_nodes *sn, const char *node, uint64_t now)
 	if ((sn->v[sn->n].node = strdup(node)) == NULL)
 		return 0;
 	sn->v[sn->n].since = now;
+	sn->v[sn->n].next_ms = 0;
 	sn->v[sn->n].seen = 1;
 	sn->n++;
 	log_info("telserver %s: liveness key gone; its calls end as "
@@ -120,8 +122,8 @@ sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
 	char detail[256];
 	redisReply *rep;
 	const char *node;
-	size_t i;
-	int n, total = 0, failed = 0;
+	size_t i, k;
+	int n, refused, total = 0, failed = 0;
 
 	/* The link was lost since the last sweep: what Redis showed before
 	 * says nothing about now (a restarted Redis lost the keys that
@@ -149,7 +151,7 @@ sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
 			continue;
 		snprintf(detail, sizeof(detail), "telserver %s stopped "
 		    "(liveness key expired)", node);
-		if ((n = rq_node_interrupt(r, node, detail)) == -1) {
+		if ((n = rq_node_interrupt(r, node, detail, &refused)) == -1) {
 			log_warnx("telserver %s: liveness key expired, its "
 			    "calls not ended now (retried)", node);
 			failed = 1;
@@ -159,8 +161,18 @@ sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now)
 				break;
 			continue;
 		}
-		log_warnx("telserver %s: liveness key expired: %d claimed "
-		    "attempts ended as interrupted", node, n);
+		if (n > 0)
+			log_warnx("telserver %s: liveness key expired: %d "
+			    "claimed attempts ended as interrupted", node, n);
+		if (refused > 0) {
+			log_warnx("telserver %s: %d of its attempts Redis "
+			    "refused to end (above): tried again in %d s",
+			    node, refused, SCHED_REFUSED_RETRY_MS / 1000);
+			for (k = 0; k < sn->n; k++)
+				if (!strcmp(sn->v[k].node, node))
+					sn->v[k].next_ms = now +
+					    SCHED_REFUSED_RETRY_MS;
+		}
 		total += n;
 	}
 	freeReplyObject(rep);

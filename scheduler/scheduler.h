@@ -56,6 +56,9 @@ int	sched_hours(struct rq_redis *r, uint64_t now_ms, int batch, int *full);
 
 /* nodes.c: the dead-node sweep. */
 #define SCHED_DEAD_GRACE_MS	2000	/* dead this long before we act */
+/* A dead node whose attempts Redis refused to end (a damaged job) is swept
+ * again this much later, not at every sweep, each logging the refusals. */
+#define SCHED_REFUSED_RETRY_MS	60000
 #define SCHED_NODES_MAX		4096
 
 extern struct rq_script sched_dead_script;
@@ -64,6 +67,7 @@ extern struct rq_script sched_dead_script;
 struct sched_dead {
 	char		*node;
 	uint64_t	 since;
+	uint64_t	 next_ms;	/* not swept before (refusals) */
 	int		 seen;
 };
 struct sched_nodes {

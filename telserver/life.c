@@ -166,15 +166,29 @@ finish_on_disk(const struct tel_finish *f)
 /* A write error of the finishes file (errno), what it is about before
  * its path.  Such errors come back at each tick while they last (a full
  * disk), and with each call that ends meanwhile: one line in
- * FINISHES_LOG_MS, with how many it held back. */
+ * FINISHES_LOG_MS, with how many it held back; a cut that failed (a torn
+ * record left in the file) has its own line, not hidden behind the
+ * write's. */
 static void
-finishes_warn(struct tel_ctx *ctx, const char *what)
+finishes_warn_on(struct tel_ctx *ctx, struct log_rate *rate, const char *what)
 {
 	int error = errno;
 
-	log_warnx_rate(&ctx->finishes_log, FINISHES_LOG_MS, "finishes: %s%s: "
-	    "%s", what, ctx->finishes_path, strerror(error));
+	log_warnx_rate(rate, FINISHES_LOG_MS, "finishes: %s%s: %s", what,
+	    ctx->finishes_path, strerror(error));
 	errno = error;
+}
+
+static void
+finishes_warn(struct tel_ctx *ctx, const char *what)
+{
+	finishes_warn_on(ctx, &ctx->finishes_log, what);
+}
+
+static void
+finishes_cut_failed(struct tel_ctx *ctx)
+{
+	finishes_warn_on(ctx, &ctx->finishes_cut_log, "cannot cut ");
 }
 
 /* Opens the finishes file to append to it (created, with its magic, when
@@ -201,7 +215,7 @@ finishes_open(struct tel_ctx *ctx, int create, off_t *size)
 	/* (a file made again since is shorter: nothing of ours to cut) */
 	if (ctx->finishes_cut > 0 && st.st_size > ctx->finishes_cut - 1) {
 		if (ftruncate(fd, ctx->finishes_cut - 1) == -1) {
-			finishes_warn(ctx, "cannot cut ");
+			finishes_cut_failed(ctx);
 			close(fd);
 			return -1;
 		}
@@ -251,7 +265,7 @@ finishes_close(struct tel_ctx *ctx, int fd, off_t size, int rc)
 	if (rc == -1) {
 		finishes_warn(ctx, "cannot write ");
 		if (ftruncate(fd, size) == -1) {
-			finishes_warn(ctx, "cannot cut ");
+			finishes_cut_failed(ctx);
 			ctx->finishes_cut = size + 1;
 		}
 	} else
@@ -285,6 +299,9 @@ finishes_save(struct tel_ctx *ctx)
 			ctx->finishes_cut = 0;
 		else
 			finishes_warn(ctx, "");
+		if (ctx->finishes_failing)
+			log_info("finishes: none left to keep");
+		ctx->finishes_failing = 0;
 		return;
 	}
 	if (unsaved == 0)
@@ -773,7 +790,7 @@ life_recover(struct tel_ctx *ctx)
 {
 	char key[RQ_NAME_MAX + 16];
 	const char *del[] = { "DEL", key };
-	int n;
+	int n, refused;
 
 	if (!ctx->finishes_loaded) {
 		finishes_load(ctx);
@@ -799,11 +816,20 @@ life_recover(struct tel_ctx *ctx)
 	if (life_cmd(ctx, "liveness", 2, del) == -1)
 		return -1;
 	if ((n = rq_node_interrupt(&ctx->redis, ctx->cfg->tel_name,
-	    "telserver restarted")) == -1)
+	    "telserver restarted", &refused)) == -1)
 		return -1;
 	if (n > 0)
 		log_info("%d attempts of our previous run ended as interrupted",
 		    n);
+	/* An attempt Redis refuses to end (out of memory, a damaged job)
+	 * holds us up for LIFE_FINISH_TRIES rounds at most, as a refused
+	 * finish does. */
+	if (refused > 0 && ++ctx->interrupt_refused < LIFE_FINISH_TRIES)
+		return -1;
+	if (refused > 0)
+		log_warnx("%d attempts of our previous run refused by Redis %d "
+		    "times: left in %s%s as they are", refused,
+		    LIFE_FINISH_TRIES, RQ_KEY_ONCALL, ctx->cfg->tel_name);
 	ctx->recovered = 1;
 	ctx->alive_ms = rq_mono_ms();
 	ctx->alive_next_ms = ctx->alive_ms + LIFE_ALIVE_MS;

@@ -759,8 +759,10 @@ struct tel_ctx {
 						 * be cut back to, or 0 */
 	struct rq_syncer	*finishes_syncer;	/* syncs off the loop */
 	int			 finishes_failing;	/* the last save failed */
-	struct log_rate		 finishes_log, finishes_loss_log;
+	struct log_rate		 finishes_log, finishes_cut_log;
+	struct log_rate		 finishes_loss_log;
 	int			 recover_refused;	/* rounds */
+	int			 interrupt_refused;	/* rounds */
 	uint64_t		 finish_retry_ms; /* monotonic */
 	int			 finish_hold;	/* finishes held for a batch */
 	struct tel_finish	*held, **held_tail;

@@ -763,10 +763,10 @@ main(int argc, char **argv)
 		both("SET %stel6 1", RQ_KEY_NODE);		/* alive */
 		dialled("h3", 1, "tel6", "");
 		same("interrupt tel5", rq_node_interrupt(&lua, "tel5",
-		    "telserver tel5 died"), rq_node_interrupt(&native, "tel5",
-		    "telserver tel5 died"));
+		    "telserver tel5 died", NULL), rq_node_interrupt(&native,
+		    "tel5", "telserver tel5 died", NULL));
 		same("interrupt tel6 (alive)", rq_node_interrupt(&lua, "tel6",
-		    "x"), rq_node_interrupt(&native, "tel6", "x"));
+		    "x", NULL), rq_node_interrupt(&native, "tel6", "x", NULL));
 	}
 
 	/* late outcomes: a telserver's finish after the sweep interrupted
@@ -784,8 +784,8 @@ main(int argc, char **argv)
 		for (i = 0; i < sizeof(late) / sizeof(late[0]); i++)
 			dialled(late[i], 1, "tel7", "retry_network 3:1000");
 		same("interrupt tel7", rq_node_interrupt(&lua, "tel7",
-		    "telserver tel7 seems dead"), rq_node_interrupt(&native,
-		    "tel7", "telserver tel7 seems dead"));
+		    "telserver tel7 seems dead", NULL), rq_node_interrupt(&native,
+		    "tel7", "telserver tel7 seems dead", NULL));
 		both("ZREM %s h6 h7 h8 h10", RQ_KEY_DELAYED);
 		both("ZADD %s 1 h6", RQ_KEY_READY);
 		both("ZADD %s 1 h10", RQ_KEY_HOURS);

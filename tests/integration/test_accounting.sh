@@ -119,6 +119,27 @@ timeline_len() {
 timeline() {
 	rq_redis HGETALL "rq:job:$1" | paste - - | grep '^[0-9]' | sort || true
 }
+# outage_events TAG: a full call's events sent over ZeroMQ by send.py, left
+# running as SENDER (its output in $T/send-TAG.out), and another call's
+# written to rq:events; their ids in OUT_SENT and OUT_XADDED.
+outage_events() {
+	OUT_SENT=$(newid)
+	job "$OUT_SENT"
+	sequence "$OUT_SENT" > "$T/$1.jsonl"
+	$PY "$T/send.py" "$EP" "$T/$1.jsonl" 1 60 > "$T/send-$1.out" &
+	SENDER=$!
+	OUT_XADDED=$(newid)
+	job "$OUT_XADDED"
+	sequence "$OUT_XADDED" > "$T/${1}2.jsonl"
+	xadd_file "$T/${1}2.jsonl"
+}
+none_acked() {	# none_acked TAG WHILE: outage_events' sender got no ack
+	rq_alive "$SENDER" ||
+	    rq_fail "events acknowledged while $2: $(cat "$T/send-$1.out")"
+	if grep -q "acked [1-9]" "$T/send-$1.out"; then
+		rq_fail "an event was acknowledged while $2"
+	fi
+}
 log_count() {	# log_count PATTERN: lines of accounting.log matching
 	grep -c -- "$1" "$T/accounting.log" || true
 }
@@ -477,20 +498,11 @@ grep -q "malformed message dropped" "$T/accounting.log" || rq_fail "garbage not 
 
 # --- PostgreSQL down: no acks; stored once it is back ------------------------
 rq_stop_pg
-C=$(newid)
-job "$C"
-sequence "$C" > "$T/c.jsonl"
-$PY "$T/send.py" "$EP" "$T/c.jsonl" 1 60 > "$T/send-c.out" &
-SENDER=$!
-# and rq:events entries: they wait in the stream
-C2=$(newid)
-job "$C2"
-sequence "$C2" > "$T/c2.jsonl"
-xadd_file "$T/c2.jsonl"
+outage_events c
+C=$OUT_SENT C2=$OUT_XADDED
 sleep 3
 [ "$(rq_redis XLEN rq:events)" = 6 ] || rq_fail "rq:events entries gone while PostgreSQL was down"
-rq_alive "$SENDER" || rq_fail "events acknowledged while PostgreSQL was down: $(cat "$T/send-c.out")"
-grep -q "acked [1-9]" "$T/send-c.out" && rq_fail "an event was acknowledged while PostgreSQL was down"
+none_acked c "PostgreSQL was down"
 rq_restart_pg
 wait "$SENDER" || rq_fail "events not acknowledged after PostgreSQL came back: $(tail -n 1 "$T/send-c.out")"
 [ "$(rq_psql "SELECT status, talk_ms FROM calls WHERE id = '$C'") $(rq_psql \
@@ -514,18 +526,10 @@ rq_psql "CREATE FUNCTION ringq_test_full() RETURNS trigger LANGUAGE plpgsql
     device' USING ERRCODE = 'disk_full'; END \$\$"
 rq_psql "CREATE TRIGGER ringq_test_full BEFORE INSERT ON call_events
     FOR EACH STATEMENT EXECUTE FUNCTION ringq_test_full()"
-F=$(newid)
-job "$F"
-sequence "$F" > "$T/f.jsonl"
-$PY "$T/send.py" "$EP" "$T/f.jsonl" 1 60 > "$T/send-f.out" &
-SENDER=$!
-F2=$(newid)
-job "$F2"
-sequence "$F2" > "$T/f2.jsonl"
-xadd_file "$T/f2.jsonl"
+outage_events f
+F=$OUT_SENT F2=$OUT_XADDED
 sleep 4
-rq_alive "$SENDER" || rq_fail "events acknowledged while PostgreSQL refused them: $(cat "$T/send-f.out")"
-grep -q "acked [1-9]" "$T/send-f.out" && rq_fail "an event was acknowledged while PostgreSQL refused writes"
+none_acked f "PostgreSQL refused writes"
 n=$(log_count 'postgres: refuses to store events (.*No space left on')
 [ "$n" = 1 ] || rq_fail "a full disk logged $n times, wanted once"
 [ "$(log_count 'storing them one by one')" = "$onebyone" ] ||

@@ -1,6 +1,9 @@
 /* What the code under test logs (stderr), from stderr_to_file until
  * stderr_back, kept in a temporary file that stderr_back rewinds for
- * reading; the caller fcloses it. */
+ * reading; the caller fcloses it.  (Lines a log_defer() holds back are
+ * not in it: the tests that capture do not defer.  A failed assertion in
+ * between is reported into the file, and lost: assert after
+ * stderr_back.) */
 #ifndef STDERR_CAPTURE_H
 #define STDERR_CAPTURE_H
 
@@ -17,8 +20,12 @@ stderr_to_file(int *saved)
 	if ((out = tmpfile()) == NULL)
 		return NULL;
 	fflush(stderr);
-	*saved = dup(2);
-	dup2(fileno(out), 2);
+	if ((*saved = dup(2)) == -1 || dup2(fileno(out), 2) == -1) {
+		if (*saved != -1)
+			close(*saved);
+		fclose(out);
+		return NULL;
+	}
 	return out;
 }
 

@@ -694,11 +694,11 @@ test_interrupt(void **state)
 	assert_int_equal(rq_job_claim(&rl, "c_19", 1, "tel3"), RQ_CLAIM_OK);
 	/* Alive: nothing happens. */
 	testredis_do("SET rq:node:tel2 1 PX 5000");
-	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 0);
+	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died", NULL), 0);
 	assert_int_equal(testredis_num("SCARD rq:oncall:tel2"), 2);
 	/* Dead. */
 	testredis_do("DEL rq:node:tel2");
-	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 2);
+	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died", NULL), 2);
 	assert_int_equal(testredis_num("SCARD rq:oncall:tel2"), 0);
 	assert_int_equal(testredis_num("SCARD rq:oncall:tel3"), 1);
 	assert_string_equal(job_field("c_17", "status", b, sizeof(b)),
@@ -719,18 +719,19 @@ test_interrupt(void **state)
 	assert_string_equal(job_field("c_17", "status", b, sizeof(b)),
 	    "retrying");
 	assert_retry_at("c_17", 30000);
-	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died"), 0);
+	assert_int_equal(rq_node_interrupt(&rl, "tel2", "node died", NULL), 0);
 }
 
 /* A damaged job among a dead node's calls (its key no hash) fails its own
- * finish, not the listing: the others are ended all the same, and it is
- * tried again at the next interrupt. */
+ * finish, not the listing: the others are ended all the same, it is
+ * counted as refused, and tried again at the next interrupt. */
 static void
 test_interrupt_damaged(void **state)
 {
 	static const char *const ids[] = { "c_d0", "c_d1", "c_d2", "c_d3" };
 	char b[64];
 	size_t i;
+	int refused;
 
 	for (i = 0; i < 4; i++) {
 		job_taken(ids[i], 1, NULL);
@@ -739,7 +740,9 @@ test_interrupt_damaged(void **state)
 	}
 	testredis_do("DEL rq:job:c_d1");
 	testredis_do("SET rq:job:c_d1 damaged");
-	assert_int_equal(rq_node_interrupt(&rl, "tel5", "node died"), -1);
+	assert_int_equal(rq_node_interrupt(&rl, "tel5", "node died",
+	    &refused), 3);
+	assert_int_equal(refused, 1);
 	for (i = 0; i < 4; i++)
 		if (i != 1)
 			assert_string_equal(job_field(ids[i], "status", b,
@@ -748,7 +751,9 @@ test_interrupt_damaged(void **state)
 	assert_int_equal(testredis_num("SCARD rq:oncall:tel5"), 1);
 	/* the key removed, the next interrupt forgets the id */
 	testredis_do("DEL rq:job:c_d1");
-	assert_int_equal(rq_node_interrupt(&rl, "tel5", "node died"), 0);
+	assert_int_equal(rq_node_interrupt(&rl, "tel5", "node died",
+	    &refused), 0);
+	assert_int_equal(refused, 0);
 	assert_int_equal(testredis_num("SCARD rq:oncall:tel5"), 0);
 }
 
@@ -772,7 +777,7 @@ test_late_outcome(void **state)
 		testredis_do("ZADD rq:active:t1 1 %s", ids[i]);
 	}
 	assert_int_equal(rq_node_interrupt(&rl, "tel7", "telserver tel7 "
-	    "seems dead"), 9);
+	    "seems dead", NULL), 9);
 
 	/* completed, its retry still in rq:delayed */
 	assert_int_equal(finish("c_40", 1, "tel7", RQ_ST_COMPLETED, NULL, 0,
@@ -1055,7 +1060,7 @@ test_inbound(void **state)
 	assert_int_equal(testredis_num("ZCARD rq:delayed"), 0);
 	/* and an interrupted node's sweep ends it as interrupted */
 	assert_int_equal(inbound("c_i3", "tel3"), 1);
-	assert_int_equal(rq_node_interrupt(&rl, "tel3", "node died"), 1);
+	assert_int_equal(rq_node_interrupt(&rl, "tel3", "node died", NULL), 1);
 	assert_string_equal(job_field("c_i3", "status", b, sizeof(b)),
 	    "failed");
 	assert_string_equal(job_field("c_i3", "reason", b, sizeof(b)),
@@ -1082,7 +1087,7 @@ test_redis_down(void **state)
 	assert_int_equal(rq_job_finish(&down, &e, &st), -1);
 	assert_int_equal(rq_job_finish_batch(&down, 1, &e, &st, rc), -1);
 	assert_int_equal(rc[0], -1);
-	assert_int_equal(rq_node_interrupt(&down, "tel1", "x"), -1);
+	assert_int_equal(rq_node_interrupt(&down, "tel1", "x", NULL), -1);
 	rq_redis_close(&down);
 }
 

@@ -509,6 +509,37 @@ test_sweep(void **state)
 	sched_nodes_free(&sn);
 }
 
+/* A dead node holding a damaged job (its key no hash) beside a sound one:
+ * the sound one ends, the damaged one is tried again a minute later, not
+ * at every sweep (each would log the refusal), and the node is forgotten
+ * once an operator removed it. */
+static void
+test_sweep_damaged(void **state)
+{
+	struct sched_nodes sn = { 0 };
+	uint64_t t = 10000 + SCHED_DEAD_GRACE_MS;
+
+	job("c_1", "5", NOW - 1000);
+	testredis_do("ZREM rq:delayed c_1");
+	testredis_do("HSET rq:job:c_1 attempts 1 dialed 1 node tD "
+	    "status dispatched status_rank %d", 16 + 2);
+	testredis_do("SET rq:job:c_bad damaged");
+	testredis_do("SADD rq:nodes tD");
+	testredis_do("SADD rq:oncall:tD c_1 c_bad");
+	assert_int_equal(sched_sweep(&rl, &sn, 10000), 0);
+	assert_int_equal(sched_sweep(&rl, &sn, t), 1);
+	assert_int_equal(testredis_event("c_1", "retrying", NULL, NULL, 0), 1);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tD c_bad"), 1);
+	/* not tried again within the minute: the key is mended meanwhile,
+	 * and only the next try a minute on forgets the id */
+	testredis_do("DEL rq:job:c_bad");
+	assert_int_equal(sched_sweep(&rl, &sn, t + 1000), 0);
+	assert_int_equal(testredis_num("SISMEMBER rq:oncall:tD c_bad"), 1);
+	assert_int_equal(sched_sweep(&rl, &sn, t + SCHED_REFUSED_RETRY_MS), 0);
+	assert_int_equal(testredis_num("SCARD rq:oncall:tD"), 0);
+	sched_nodes_free(&sn);
+}
+
 /* tA died holding c_1's attempt 1 (what a Redis with persistence keeps
  * across a restart; the test server has none: written again after one). */
 static void
@@ -636,6 +667,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_next_due_and_wake, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_damaged, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_outage, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
