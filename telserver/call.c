@@ -63,6 +63,7 @@ call_free(struct tel_call *c)
 		ctx->calls = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	ctx->calls_held--;
 	for (i = 0; i < TEL_LEG__MAX; i++) {
 		struct tel_leg *leg = c->legs[i];
 
@@ -344,9 +345,17 @@ max_duration(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 {
 	struct tel_call *c = arg;
 
+	struct tel_leg *leg = c->legs[TEL_LEG_CUSTOMER];
+
 	log_info("call %s: max_call_s reached, hanging up", c->id);
-	tel_leg_hangup(c->legs[TEL_LEG_CUSTOMER]);
+	/* Ended first, as tel_call_interrupt does: a leg that goes at once
+	 * frees the call.  Without a handle (its application running after
+	 * the hang-up) no leg will: freed here. */
 	tel_call_end(c, RQ_ST_COMPLETED, NULL, 0, "max_call_s reached");
+	if (leg != NULL && leg->nh != NULL)
+		tel_leg_hangup(leg);
+	else
+		tel_call_maybe_free(c);
 }
 
 void
@@ -927,6 +936,7 @@ call_claimed(struct tel_ctx *ctx, int dealer, struct tel_call *c,
 	if (ctx->calls)
 		ctx->calls->prev = c;
 	ctx->calls = c;
+	ctx->calls_held++;
 	ctx->active++;
 	tel_metric_started(ctx);
 	tel_bus_reply(ctx, dealer, RQ_MSG_JOB_ACK, c->call_id, c->attempt,
@@ -1036,7 +1046,7 @@ tel_call_jobs_flush(struct tel_ctx *ctx)
 void
 tel_call_interrupt(struct tel_call *c, const char *detail)
 {
-	int i, j, last;
+	int i, j, last, hung = 0;
 
 	if (c->terminal)
 		return;
@@ -1050,10 +1060,13 @@ tel_call_interrupt(struct tel_call *c, const char *detail)
 		for (last = 1, j = i + 1; j < TEL_LEG__MAX; j++)
 			if (c->legs[j] && c->legs[j]->nh)
 				last = 0;
+		hung = 1;
 		tel_leg_hangup(c->legs[i]);
 		if (last)
 			break;
 	}
+	if (!hung)	/* no handle left (its application ran on) */
+		tel_call_maybe_free(c);
 }
 
 void

@@ -58,6 +58,7 @@ app_guard_expired(struct tel_ctx *ctx, su_timer_t *t, void *arg)
 	tel_app_stop(c->app);
 	tel_call_end(c, RQ_ST_COMPLETED, NULL, 0,
 	    "far end hung up; the application was stopped");
+	tel_call_maybe_free(c);		/* its line's handle is gone */
 }
 
 void

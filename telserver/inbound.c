@@ -254,6 +254,7 @@ tel_inbound_invite(struct tel_ctx *ctx, nua_handle_t *nh, const sip_t *sip)
 	if (ctx->calls)
 		ctx->calls->prev = c;
 	ctx->calls = c;
+	ctx->calls_held++;
 	ctx->active++;
 	tel_metric_started(ctx);
 	if (offered)

@@ -10,7 +10,7 @@
 #include "telserver.h"
 
 static struct rq_metric	*m_active, *m_capacity, *m_started, *m_state[3];
-static struct rq_metric	*m_jit50, *m_jit99, *m_jitmax, *m_events;
+static struct rq_metric	*m_jit50, *m_jit99, *m_jitmax, *m_events, *m_held;
 static const char	*states[] = { "up", "draining", "drained" };
 
 void
@@ -21,6 +21,9 @@ tel_metrics_init(struct tel_ctx *ctx)
 
 	m_active = rq_gauge("ringq_telserver_active_calls", "",
 	    "Calls in progress (claimed attempts: dialling or talking)");
+	m_held = rq_gauge("ringq_telserver_calls_held", "",
+	    "Calls in memory, in progress or ending (their BYE or CANCEL "
+	    "answered, their application stopped)");
 	m_events = rq_gauge("ringq_telserver_events_unacknowledged", "",
 	    "Ringing and answered events sent to accounting and not "
 	    "acknowledged yet (kept up to 200000)");
@@ -97,6 +100,7 @@ tel_metrics_tick(struct tel_ctx *ctx)
 	for (i = 0; i < 3; i++)
 		rq_gauge_set(m_state[i], s != NULL && !strcmp(s, states[i]));
 	rq_gauge_set(m_active, ctx->active);
+	rq_gauge_set(m_held, ctx->calls_held);
 	if (ctx->eo != NULL)
 		rq_gauge_set(m_events, (int64_t)rq_evout_pending(ctx->eo));
 	if (ctx->media != NULL) {

@@ -735,6 +735,7 @@ struct tel_ctx {
 	struct tel_tts		*tts;
 	struct tel_fetcher	*fetcher;	/* VoiceXML documents, audio */
 	struct tel_call		*calls;
+	int			 calls_held;	/* in calls, ended or not */
 	int			 active;	/* calls without a terminal event */
 	uint64_t		 ended;		/* calls ended since start-up */
 	int			 draining;	/* shutting down */

@@ -11,12 +11,16 @@
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 OTHER_KEY=rq_other_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+TEL_M=$(rq_free_port)
 rq_start_redis
 rq_start_pg
 rq_write_config <<EOF
 [tenant other]
 key_sha256 = $(rq_sha256 "$OTHER_KEY")
 allow_sip = yes
+
+[telserver]
+metrics_listen = 127.0.0.1:$TEL_M
 EOF
 for d in accounting gateway scheduler dispatcher telserver; do
 	rq_start_daemon "$d"
@@ -30,7 +34,8 @@ BOB_URI=$BARESIP_URI BOB_CTRL=$BARESIP_CTRL_PORT
 mkdir -p "$T/www"
 sed "s#@AGENT@#$ALICE_URI#" "$RQ_SOURCE/tests/integration/vxml/order.vxml" \
     > "$T/www/order.vxml"
-cp "$RQ_SOURCE/tests/integration/vxml/record.vxml" "$T/www/"
+cp "$RQ_SOURCE/tests/integration/vxml/record.vxml" \
+    "$RQ_SOURCE/tests/integration/vxml/linger.vxml" "$T/www/"
 rq_start_www "$T/www"
 
 # keys PORT DIGITS: bob (or alice) keys DIGITS, one event each.
@@ -138,6 +143,33 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' \
 ttl=$(rq_redis PTTL "rq:rec:$rid:${url##*/}")
 (( ttl > 8 * 86400000 - 120000 && ttl <= 8 * 86400000 )) ||
     rq_fail "recording $url: PTTL $ttl, not 8 days"
+
+# An application that runs on after bob hangs up (its hang-up handler
+# waits for a server that takes 30 s): stopped 10 s after the hang-up, the
+# call completed, and nothing of it left in the telserver's memory.
+held() {	# held N: ringq_telserver_calls_held is N
+	[ "$(curl -sf --max-time 5 "http://127.0.0.1:$TEL_M/metrics" |
+	    awk '$1 == "ringq_telserver_calls_held" { print $2 }')" = "$1" ]
+}
+rq_wait_for 10 held 0
+body=$(jq -cn --arg to "$BOB_URI" --arg app "$WWW/linger.vxml" \
+    '{to: $to, app_url: $app}')
+resp=$(rq_api POST /v1/calls -H 'Content-Type: application/json' -d "$body")
+[ "$(rq_last_code)" = 202 ] || rq_fail "POST linger: $(rq_last_code) $resp"
+lid=$(jq -er .id <<<"$resp")
+id=$lid
+rq_wait_for 30 answered
+rq_wait_for 10 submitted '.path == "/linger.vxml"'
+sleep 1
+BARESIP_CTRL_PORT=$BOB_CTRL rq_baresip_cmd '{"command":"hangup"}' >/dev/null
+rq_wait_for 10 submitted '.path == "/slow"'
+held 1 || rq_fail "the lingering call is not held while its application runs"
+call=$(rq_wait_call "$lid" 30)
+jq -e '.status == "completed" and
+    (.events[-1].detail | test("application was stopped"))' <<<"$call" \
+    >/dev/null || rq_fail "lingering application: $call"
+rq_wait_for 10 held 0	# (not freed before: held 1 for ever)
+echo "an application running on after the hang-up: stopped, its call freed"
 
 rq_check_sanitizers
 echo "PASS"

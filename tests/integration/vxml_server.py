@@ -3,7 +3,8 @@
 of a directory over HTTP on 127.0.0.1 and logs every request (method, path,
 query, form fields, content type) as one JSON line, so a test can check what
 an application submitted.  POST /submit answers a small document that says
-what it got and goes to next= (or exits).
+what it got and goes to next= (or exits); GET /slow?s=N answers an empty XML
+document N seconds later (an application's server that hangs).
 
     vxml_server.py DIR LOGFILE PORTFILE
 """
@@ -12,6 +13,7 @@ import email.policy
 import json
 import os
 import sys
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -70,6 +72,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         u = self.record({})
+        if u.path == '/slow':
+            time.sleep(float(urllib.parse.parse_qs(u.query).get(
+                's', ['0'])[0]))
+            self.send(200, b'<?xml version="1.0"?>\n<ok/>\n',
+                      'application/xml')
+            return
         path = os.path.normpath(urllib.parse.unquote(u.path)).lstrip('/')
         full = os.path.join(ROOT, path)
         if '..' in path.split('/') or not os.path.isfile(full):
