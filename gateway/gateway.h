@@ -125,6 +125,8 @@ struct gw_store	*gw_store_new(struct event_base *base, const char *host,
 void		 gw_store_close(struct gw_store *st);
 void		 gw_store_free(struct gw_store *st);
 int		 gw_store_connected(const struct gw_store *st);
+/* Whether commands sent wait for their answers. */
+int		 gw_store_waiting(const struct gw_store *st);
 int		 gw_store_get(struct gw_store *st, const char *id,
 		    gw_store_get_cb *cb, void *arg);
 /* Lua: that reply, { job's hash, legacy timeline's hash } (KEYS[1],

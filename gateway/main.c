@@ -38,6 +38,27 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* At a stop, the answers of the commands Redis has already are waited for
+ * this long at most: a request it stored gets its 202 (or 250), not a
+ * "may or may not be queued" 503 (or 451) that a client without an
+ * idempotency key would retry, placing a second call. */
+#define GW_STOP_WAIT_MS	3000
+
+struct stop_wait {
+	struct event_base	*base;
+	struct gw_store		*st;
+	uint64_t		 until;
+};
+
+static void
+on_stop_wait(evutil_socket_t fd, short ev, void *arg)
+{
+	struct stop_wait *w = arg;
+
+	if (!gw_store_waiting(w->st) || rq_mono_ms() >= w->until)
+		event_base_loopbreak(w->base);
+}
+
 /* Each client takes a file descriptor: the soft limit (often 1024) is
  * raised to the hard one, so that the connection caps ([smtp]
  * max_clients, ...) and not the limit decide who is turned away.  At the
@@ -65,8 +86,9 @@ main(int argc, char *argv[])
 	struct rq_config cfg;
 	struct event_config *ecfg;
 	struct event_base *base;
-	struct event *sigterm, *sigint, *logflush;
-	struct timeval flush = { 0, 300 * 1000 };
+	struct event *sigterm, *sigint, *logflush, *waiting;
+	struct timeval flush = { 0, 300 * 1000 }, tick = { 0, 20 * 1000 };
+	struct stop_wait w;
 	struct gw_store *st;
 	struct gw_intake *in;
 	struct gw_http *h;
@@ -112,10 +134,22 @@ main(int argc, char *argv[])
 
 	event_base_dispatch(base);
 
-	/* Take no more connections, answer the requests waiting for Redis
-	 * (503), and give those answers a moment to leave. */
+	/* Take no more connections, wait a little for the answers of what
+	 * Redis has already, answer the requests still waiting (503), and
+	 * give those answers a moment to leave. */
 	gw_http_close(h);
 	gw_smtp_close(sm);
+	w.base = base;
+	w.st = st;
+	w.until = rq_mono_ms() + GW_STOP_WAIT_MS;
+	if (gw_store_waiting(st) && (waiting = event_new(base, -1, EV_PERSIST,
+	    on_stop_wait, &w)) != NULL) {
+		log_info("waiting up to %d ms for Redis's answers",
+		    GW_STOP_WAIT_MS);
+		evtimer_add(waiting, &tick);
+		event_base_dispatch(base);
+		event_free(waiting);
+	}
 	gw_store_close(st);
 	event_base_loopexit(base, &flush);
 	event_base_dispatch(base);

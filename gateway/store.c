@@ -292,6 +292,12 @@ gw_store_close(struct gw_store *st)
 	}
 }
 
+int
+gw_store_waiting(const struct gw_store *st)
+{
+	return st->ac != NULL && !TAILQ_EMPTY(&st->pending);
+}
+
 void
 gw_store_free(struct gw_store *st)
 {

@@ -281,7 +281,33 @@ echo "bad parameters: ok"
 rq_stop_daemon telserver
 rq_stop_daemon dispatcher
 rq_stop_daemon scheduler
+
+# --- a stop waits for Redis's answers -----------------------------------------
+# A request Redis has when the gateway is told to stop (held there by CLIENT
+# PAUSE) gets its 202, not a "may or may not be queued" 503 that a client
+# without an idempotency key would retry.
+rq_redis CLIENT PAUSE 5000 WRITE >/dev/null
+curl -sS -m 10 -o "$T/stop.body" -w '%{http_code}' -X POST \
+    -H "Authorization: Bearer $RQ_KEY" -H 'Content-Type: application/json' \
+    -d "$(jq -cn --arg to "$BARESIP_URI" --arg nb "$(iso_in 3600)" \
+    '{to: $to, say: "Stopping.", not_before: $nb}')" "$RQ_API/v1/calls" \
+    > "$T/stop.code" &
+CURL=$!
+sleep 0.5
+kill -TERM "$(rq_pid gateway)"
+sleep 0.5
+rq_redis CLIENT UNPAUSE >/dev/null
+wait "$CURL" || rq_fail "no answer to a request in flight at a stop"
+[ "$(cat "$T/stop.code")" = 202 ] ||
+    rq_fail "a request in flight at a stop: $(cat "$T/stop.code") $(cat "$T/stop.body")"
+stopped=$(jq -er .id "$T/stop.body")
+[ "$(rq_redis HGET "rq:job:$stopped" status)" = queued ] ||
+    rq_fail "the call answered 202 at a stop is not queued"
 rq_stop_daemon gateway
+grep -q "waiting up to 3000 ms for Redis's answers" "$T/gateway.log" ||
+    rq_fail "the stop's wait not logged"
+echo "a stop answers what Redis has: ok"
+
 rq_stop_daemon accounting
 rq_check_sanitizers
 echo PASS
