@@ -20,10 +20,12 @@ rq_bus_socket(void *ctx, int type)
 {
 	void *s;
 	int zero = 0, hwm = 100000;
+	int64_t max = RQ_BUS_FRAME_MAX;
 
 	if ((s = zmq_socket(ctx, type)) == NULL)
 		return NULL;
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
 	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 	if (type == ZMQ_ROUTER) {

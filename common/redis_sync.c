@@ -394,6 +394,12 @@ rq_redis_open(const char *host, int port, struct timeval tv, char *err,
 		return NULL;
 	}
 	redisSetTimeout(c, tv);
+	/* A link that only waits (a subscription, a blocking take) finds out
+	 * that its server went away silently (a host lost, a partition
+	 * longer than Redis's tcp-keepalive) within about 30 s, not never.
+	 * (A Unix socket has no keepalive: nothing to do there.) */
+	if (c->connection_type == REDIS_CONN_TCP)
+		(void)redisEnableKeepAlive(c);
 	if (rq_redis_auth(c, err, errlen) == -1) {
 		redisFree(c);
 		return NULL;

@@ -15,6 +15,7 @@ TEL_M=$(rq_free_port)
 ACCT_M=$(rq_free_port)
 
 rq_start_redis
+REDIS_SOCK=	# the daemons on Redis's TCP port: their links' keepalive below
 rq_start_pg
 rq_write_config <<EOF
 [scheduler]
@@ -106,6 +107,19 @@ for q in delayed ready inflight hours events; do
 done
 [ "$(value accounting 'ringq_accounting_link_up{link="pg"}')" = 1 ] ||
     rq_fail "accounting: pg link not up"
+
+# Each TCP link a daemon's synchronous glue holds to Redis (main links,
+# subscriptions, blocking takes) has TCP keepalive on: a server gone
+# silently is noticed in about 30 s, not never.
+for d in scheduler dispatcher telserver accounting; do
+	pid=$(rq_pid "$d")
+	ss -tnoHp state established "( dport = :$REDIS_PORT )" |
+	    grep "pid=$pid," > "$T/links-$d" || true
+	n=$(wc -l < "$T/links-$d")
+	k=$(grep -c "timer:(keepalive" "$T/links-$d" || true)
+	(( n > 0 && k == n )) ||
+	    rq_fail "$d: $k of its $n links to Redis have keepalive: $(cat "$T/links-$d")"
+done
 
 # --- 2. a real call: the values move ------------------------------------------
 rq_start_sipp_uas uas_answer.xml

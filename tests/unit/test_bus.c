@@ -369,12 +369,81 @@ test_batches(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* How many lines of the whole log say s. */
+static int
+log_count(const char *s)
+{
+	char line[4096];
+	FILE *fp;
+	int n = 0;
+
+	fflush(stderr);
+	assert_non_null(fp = fopen(logpath, "r"));
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strstr(line, s) != NULL)
+			n++;
+	fclose(fp);
+	return n;
+}
+
+/* A frame over RQ_BUS_FRAME_MAX (a hostile peer's, whose tiny elements
+ * would cost the unpacker some 24 times its size) never reaches the
+ * reader, which would drop it as malformed, and say so: ZeroMQ drops the
+ * connection first.  The peer's next messages, on its new one, come. */
+static void
+test_oversized_frame(void **state)
+{
+	struct rq_bus_in rin;
+	struct rq_msg m;
+	char got[256], ep[128];
+	size_t eplen = sizeof(ep);
+	void *ctx, *r, *a, *big;
+	int i, said, after = 0;
+
+	assert_non_null(ctx = zmq_ctx_new());
+	assert_non_null(r = rq_bus_socket(ctx, ZMQ_ROUTER));
+	assert_int_equal(zmq_bind(r, "tcp://127.0.0.1:*"), 0);
+	assert_int_equal(zmq_getsockopt(r, ZMQ_LAST_ENDPOINT, ep, &eplen), 0);
+	a = plain_dealer(ctx, ep, "tel-a");
+	rq_bus_in_init(&rin, r, 1);
+	heartbeat(&m, "before", 1);
+	assert_int_equal(rq_bus_send(a, NULL, 0, &m), 0);
+	recv_nodes(&rin, 1, got, sizeof(got));
+	assert_string_equal(got, "tel-a/before/1");
+
+	/* msgpack [1, 5, {40: bin32 of RQ_BUS_FRAME_MAX bytes}]: an EVENT
+	 * without its fields, malformed once unpacked */
+	said = log_count("malformed message dropped");
+	assert_non_null(big = calloc(1, RQ_BUS_FRAME_MAX + 16));
+	memcpy(big, "\x93\x01\x05\x81\x28\xc6\x00\x40\x00\x00", 10);
+	assert_int_equal(zmq_send(a, big, RQ_BUS_FRAME_MAX + 10, 0),
+	    RQ_BUS_FRAME_MAX + 10);
+	free(big);
+	/* (a message written beside it may go with its connection) */
+	heartbeat(&m, "after", 1);
+	for (i = 0; i < 20 && !after; i++) {
+		assert_int_equal(rq_bus_send(a, NULL, 0, &m), 0);
+		recv_nodes(&rin, 1, got, sizeof(got));
+		if (got[0] != '\0') {
+			assert_string_equal(got, "tel-a/after/1");
+			after = 1;
+		}
+	}
+	assert_true(after);
+	assert_int_equal(log_count("malformed message dropped"), said);
+
+	zmq_close(a);
+	zmq_close(r);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keygen),
 		cmocka_unit_test(test_batches),
+		cmocka_unit_test(test_oversized_frame),
 		cmocka_unit_test(test_accepted_keys),
 		cmocka_unit_test(test_refused_and_logged),
 	};
