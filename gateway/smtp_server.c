@@ -60,6 +60,7 @@ struct smtp_conn {
 	/* the message being handled */
 	const struct rq_tenant	*tenant;
 	struct gw_call		 call;
+	int			 keyed;		/* it has a Message-ID */
 };
 
 static void	conn_read(struct bufferevent *, void *);
@@ -404,11 +405,22 @@ intake_done(const struct gw_intake_result *res, void *arg)
 		    c->tenant->name);
 		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s",
 		    res->id);
-	} else if (res->rc == -2) {
+	} else if (res->rc == -2 && c->keyed) {
 		/* the idempotency key stays: a retry gets this call's id */
 		snprintf(reply, sizeof(reply), "451 4.3.0 The call store went "
 		    "away before confirming call %s; try again in a few "
 		    "minutes", res->id);
+	} else if (res->rc == -2) {
+		/* Without a Message-ID a mail server's retry would be a new
+		 * request: a second call if this one was stored. */
+		log_warnx("call %s: the call store went away before "
+		    "confirming it, which may or may not be queued; the "
+		    "message has no Message-ID: refused for good", res->id);
+		snprintf(reply, sizeof(reply), "554 5.3.0 The call store went "
+		    "away before confirming call %s, which may or may not be "
+		    "queued; without a Message-ID a retry could call twice: "
+		    "send the request again, with a Message-ID, if the call "
+		    "does not come", res->id);
 	} else {
 		error_reply(&res->err, reply, sizeof(reply));
 		log_info("smtp: %s: tenant %s: refused: %s", c->addr,
@@ -459,6 +471,7 @@ io_message(void *arg, const struct rq_tenant *tenant, const char *data,
 		conn_answer(c, reply);
 		return;
 	}
+	c->keyed = msgid[0] != '\0';
 	conn_submit(c);
 }
 

@@ -422,6 +422,29 @@ r=$(mail --to "$LIMITED_TO" \
 expect_reply "^451 4\.7\.1 " "$r" "over the tenant's daily limit"
 [ "$(jobs)" = "$n1" ] || rq_fail "a rate-limited message made a job"
 
+# --- 8. the call store silent past the gateway's 5 s watchdog ----------------
+# A message with a Message-ID gets 451 (a retry is answered with this
+# call's id if it was stored); one without gets 554: a mail server's retry
+# would be a new request, a second call if this one was stored.
+printf 'From: requester@example.com\nTo: %s\nSubject: no Message-ID\n\nTo: sip:nobody@127.0.0.1:9\nSay: unkeyed\nWhen: %s\n' \
+    "$RQ_MAILTO" "$WHEN" > "$T/nokey.eml"
+crlf "$T/nokey.eml"
+rq_redis CLIENT PAUSE 8000 WRITE >/dev/null
+(T=$T/keyed; mkdir -p "$T"; mail --to "$RQ_MAILTO" \
+    --header "Message-Id: <paused-$RANDOM@example.com>" \
+    --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: keyed\nWhen: '"$WHEN"'\n')") \
+    > "$T/keyed.reply" &
+KEYED=$!
+sleep 0.2
+r=$(mail --to "$RQ_MAILTO" --data @"$T/nokey.eml")
+wait "$KEYED"
+rq_redis CLIENT UNPAUSE >/dev/null
+expect_reply "^451 4\.3\.0 The call store went away" "$(cat "$T/keyed.reply")" \
+    "store silent, a message with a Message-ID"
+expect_reply "^554 5\.3\.0 .*without a Message-ID a retry could call twice" \
+    "$r" "store silent, a message without a Message-ID"
+sleep 2		# the daemons back on Redis before they stop
+
 for d in telserver dispatcher scheduler gateway accounting; do
 	rq_stop_daemon "$d"
 done
