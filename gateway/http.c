@@ -34,6 +34,7 @@ struct gw_http {
 	struct gw_accept_guard	*guard;
 	struct gw_http_conns	*conns;		/* for the connection caps */
 	struct log_rate		 refused;	/* their log line */
+	int			 stopping;	/* gw_http_close: no new work */
 };
 
 /*
@@ -478,6 +479,16 @@ http_cb(struct evhttp_request *req, void *arg)
 
 	if (admit(h, req) == -1)
 		return;
+	/* While a stop waits for Redis's answers, a request on a connection
+	 * kept alive is refused cleanly: nothing is done, and its client
+	 * goes elsewhere. */
+	if (h->stopping) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+		gw_reply_simple(req, 503, "unavailable", "The gateway is "
+		    "stopping; nothing was done.  Retry in a few seconds.");
+		return;
+	}
 	if ((uri = evhttp_request_get_evhttp_uri(req)) != NULL)
 		path = evhttp_uri_get_path(uri);
 	if (path == NULL || *path == '\0')
@@ -580,6 +591,7 @@ fail:
 void
 gw_http_close(struct gw_http *h)
 {
+	h->stopping = 1;
 	gw_accept_guard_free(h->guard);
 	h->guard = NULL;
 	if (h->sock != NULL) {

@@ -354,6 +354,12 @@ conn_answer(struct smtp_conn *c, const char *reply)
 		return;
 	}
 	gw_smtp_session_answer(c->s, reply);
+	/* A stopping server takes no next message (gw_smtp_close). */
+	if (c->sm->closing && !c->closing && !c->in_feed) {
+		gw_smtp_session_abort(c->s, "421 4.3.2 Service shutting down; "
+		    "try again later");
+		return;
+	}
 	/* answered from inside feed: the feed goes on by itself */
 	if (c->bev != NULL && !c->closing && !c->in_feed) {
 		bufferevent_enable(c->bev, EV_READ);

@@ -57,13 +57,15 @@ call_free(struct tel_call *c)
 	struct tel_ctx *ctx = c->ctx;
 	int i;
 
+	/* (a job refused before its claim was never linked) */
+	if (c->prev != NULL || ctx->calls == c)
+		ctx->calls_held--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else if (ctx->calls == c)
 		ctx->calls = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	ctx->calls_held--;
 	for (i = 0; i < TEL_LEG__MAX; i++) {
 		struct tel_leg *leg = c->legs[i];
 

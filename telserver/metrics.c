@@ -22,8 +22,8 @@ tel_metrics_init(struct tel_ctx *ctx)
 	m_active = rq_gauge("ringq_telserver_active_calls", "",
 	    "Calls in progress (claimed attempts: dialling or talking)");
 	m_held = rq_gauge("ringq_telserver_calls_held", "",
-	    "Calls in memory, in progress or ending (their BYE or CANCEL "
-	    "answered, their application stopped)");
+	    "Calls in memory: in progress, or ended until their BYE or "
+	    "CANCEL is answered and their application stopped");
 	m_events = rq_gauge("ringq_telserver_events_unacknowledged", "",
 	    "Ringing and answered events sent to accounting and not "
 	    "acknowledged yet (kept up to 200000)");

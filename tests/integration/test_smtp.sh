@@ -445,6 +445,28 @@ expect_reply "^554 5\.3\.0 .*without a Message-ID a retry could call twice" \
     "$r" "store silent, a message without a Message-ID"
 sleep 2		# the daemons back on Redis before they stop
 
+# --- 9. a stop: the message Redis has gets its 250, then 421 -----------------
+rq_redis CLIENT PAUSE 5000 WRITE >/dev/null
+(T=$T/stopping; mkdir -p "$T"; mail --to "$RQ_MAILTO" \
+    --header "Message-Id: <stopping-$RANDOM@example.com>" \
+    --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: stopping\nWhen: '"$WHEN"'\n')") \
+    > "$T/stopping.reply" &
+STOPPING=$!
+held_by_redis() {
+	rq_redis CLIENT LIST | grep -Eq \
+	    'flags=[a-zA-Z]*b.* cmd=(ringq\.create|evalsha|eval|fcall) '
+}
+rq_wait_for 10 held_by_redis
+kill -TERM "$(rq_pid gateway)"
+sleep 0.5
+rq_redis CLIENT UNPAUSE >/dev/null
+wait "$STOPPING"
+expect_reply "^250 2\.0\.0 Ok: queued as c_" "$(cat "$T/stopping.reply")" \
+    "a message Redis has at a stop"
+grep -q '^<\*\* *421 4\.3\.2 Service shutting down' "$T/stopping/swaks.out" ||
+    rq_fail "no 421 after the answer at a stop: $(tail -n 5 "$T/stopping/swaks.out")"
+sleep 2		# the daemons back on Redis before they stop
+
 for d in telserver dispatcher scheduler gateway accounting; do
 	rq_stop_daemon "$d"
 done
