@@ -13,10 +13,10 @@
 #define RQ_BUS_ID_MAX	256
 /* Most rq_msgs in one ZeroMQ message, sent or taken. */
 #define RQ_BUS_BATCH_MAX	64
-/* Largest frame a socket takes (ZMQ_MAXMSGSIZE; a peer that sends more is
- * disconnected): an rq_msg holds some 25 strings of RQ_MSG_STR_MAX at most,
- * and a hostile frame of tiny elements would cost the unpacker some 24
- * times its size. */
+/* Largest frame a socket takes (ZMQ_MAXMSGSIZE, per frame; a peer that
+ * sends more is disconnected): an rq_msg, one frame, holds 14 string
+ * fields of RQ_MSG_STR_MAX at most (under 1 MiB), and a hostile frame of
+ * tiny elements would cost the unpacker some 24 times its size. */
 #define RQ_BUS_FRAME_MAX	(4 * 1024 * 1024)
 
 /* Sends m on sock; identity (idlen bytes) addresses a peer of a ROUTER
