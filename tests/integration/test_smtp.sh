@@ -429,15 +429,20 @@ expect_reply "^451 4\.7\.1 " "$r" "over the tenant's daily limit"
 printf 'From: requester@example.com\nTo: %s\nSubject: no Message-ID\n\nTo: sip:nobody@127.0.0.1:9\nSay: unkeyed\nWhen: %s\n' \
     "$RQ_MAILTO" "$WHEN" > "$T/nokey.eml"
 crlf "$T/nokey.eml"
+# keyed_mail TAG: a message with a Message-ID, in the background (MAILER):
+# its reply in $T/TAG.reply, swaks's output in $T/TAG/swaks.out
+keyed_mail() {
+	(T=$T/$1; mkdir -p "$T"; mail --to "$RQ_MAILTO" \
+	    --header "Message-Id: <$1-$RANDOM@example.com>" --body \
+	    "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: %s\nWhen: %s\n' "$1" "$WHEN")") \
+	    > "$T/$1.reply" &
+	MAILER=$!
+}
 rq_redis CLIENT PAUSE 8000 WRITE >/dev/null
-(T=$T/keyed; mkdir -p "$T"; mail --to "$RQ_MAILTO" \
-    --header "Message-Id: <paused-$RANDOM@example.com>" \
-    --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: keyed\nWhen: '"$WHEN"'\n')") \
-    > "$T/keyed.reply" &
-KEYED=$!
+keyed_mail keyed
 sleep 0.2
 r=$(mail --to "$RQ_MAILTO" --data @"$T/nokey.eml")
-wait "$KEYED"
+wait "$MAILER"
 rq_redis CLIENT UNPAUSE >/dev/null
 expect_reply "^451 4\.3\.0 The call store went away" "$(cat "$T/keyed.reply")" \
     "store silent, a message with a Message-ID"
@@ -447,11 +452,7 @@ sleep 2		# the daemons back on Redis before they stop
 
 # --- 9. a stop: the message Redis has gets its 250, then 421 -----------------
 rq_redis CLIENT PAUSE 5000 WRITE >/dev/null
-(T=$T/stopping; mkdir -p "$T"; mail --to "$RQ_MAILTO" \
-    --header "Message-Id: <stopping-$RANDOM@example.com>" \
-    --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: stopping\nWhen: '"$WHEN"'\n')") \
-    > "$T/stopping.reply" &
-STOPPING=$!
+keyed_mail stopping
 held_by_redis() {
 	rq_redis CLIENT LIST | grep -Eq \
 	    'flags=[a-zA-Z]*b.* cmd=(ringq\.create|evalsha|eval|fcall) '
@@ -460,7 +461,7 @@ rq_wait_for 10 held_by_redis
 kill -TERM "$(rq_pid gateway)"
 sleep 0.5
 rq_redis CLIENT UNPAUSE >/dev/null
-wait "$STOPPING"
+wait "$MAILER"
 expect_reply "^250 2\.0\.0 Ok: queued as c_" "$(cat "$T/stopping.reply")" \
     "a message Redis has at a stop"
 grep -q '^<\*\* *421 4\.3\.2 Service shutting down' "$T/stopping/swaks.out" ||
