@@ -284,9 +284,9 @@ put_jnum(struct buf *b, const rstr *v)
 }
 
 /* The job fields the commands read (job_open()). */
-enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_TTL,
-	J_ATTEMPTS, J_NOT_AFTER, J_TO, J_DIALED, J_MAX_ATTEMPTS, J_PRIORITY,
-	J_NOT_BEFORE, J_SAY, J_CALLER_ID, J_APP_URL, J_STATUS, J_RETRY_BUSY,
+enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_ATTEMPTS,
+	J_NOT_AFTER, J_TO, J_DIALED, J_MAX_ATTEMPTS, J_PRIORITY, J_NOT_BEFORE,
+	J_SAY, J_CALLER_ID, J_APP_URL, J_STATUS, J_RETRY_BUSY,
 	J_RETRY_NO_ANSWER, J_RETRY_NETWORK, J_HOURS_UNTIL, J__COUNT };
 
 /* Is the job there: a field of it read (j, jb.f), or its key of any
@@ -751,16 +751,6 @@ pexpire(struct cmd *c, rstr *name_, long long ttl)
 	RedisModule_CloseKey(k);
 }
 
-/* call_ttl(v) of common/keys.h. */
-static long long
-call_ttl(const rstr *v)
-{
-	size_t n;
-	const char *s = text(v, &n);
-
-	return (long long)rq_call_ttl(s, n);
-}
-
 /*
  * A result's JSON in the timeline entry, exactly as emit() makes it: a
  * JSON object's text through Lua's cjson (decoded and encoded again, so
@@ -803,7 +793,7 @@ result_json(struct cmd *c, struct buf *b, rstr *result)
  * emit(key, ev, j, extra) of common/keys.h:
  * the entry in rq:events, and for a job that exists, in one HSET, its
  * timeline entry, extra and its live status when the rank is higher,
- * and the end of a terminal call (its concurrency slot, its TTL).  job is
+ * and the end of a terminal call (its concurrency slot).  job is
  * the job's key, open for writing; j its fields (J_*: struct job's f).
  */
 static void
@@ -956,13 +946,8 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 			replicate(c, "HDEL", "ss", jobname, del_reason ?
 			    s_reason : s_sip_code);
 	}
-	if (terminal(rank)) {
-		long long ttl = call_ttl(j[J_TTL]);
-
-		if (j[J_TENANT] != NULL)
-			zrem(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), e->id);
-		pexpire(c, jobname, ttl);
-	}
+	if (terminal(rank) && j[J_TENANT] != NULL)
+		zrem(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), e->id);
 done:
 	RedisModule_Free(tl.p);
 	RedisModule_Free(rj.p);
@@ -1012,7 +997,7 @@ set_call(struct cmd *c, const char *cmd, rstr *set, rstr *member)
 static const char *const job_field_names[J__COUNT] = {
 	[J_RANK] = "status_rank", [J_TENANT] = "tenant", [J_ID] = "id",
 	[J_CALLBACK] = "callback_url", [J_REASON] = "reason",
-	[J_SIP] = "sip_code", [J_TTL] = "ttl_ms", [J_ATTEMPTS] = "attempts",
+	[J_SIP] = "sip_code", [J_ATTEMPTS] = "attempts",
 	[J_NOT_AFTER] = "not_after_ms", [J_TO] = "to", [J_DIALED] = "dialed",
 	[J_MAX_ATTEMPTS] = "max_attempts", [J_PRIORITY] = "priority",
 	[J_NOT_BEFORE] = "not_before_ms", [J_SAY] = "say",

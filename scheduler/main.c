@@ -54,7 +54,7 @@ main(int argc, char *argv[])
 {
 	static struct rq_script *scripts[] = { &sched_release_script,
 	    &sched_dead_script, &rq_finish_script, &rq_interrupt_script,
-	    &sched_lists_script, &sched_deadlines_script,
+	    &sched_lists_script, &sched_tenants_script, &sched_deadlines_script,
 	    &sched_hours_list_script, &sched_hours_plan_script };
 	struct rq_config cfg;
 	struct rq_redis redis;

@@ -188,12 +188,12 @@ bench_tables() {
 }
 
 # bench_pad_keys FROM TO: SETs, or with "exists" EXISTSs, of bench:pad:FROM
-# to bench:pad:TO-1, keys that expire in an hour, in one pipe.
+# to bench:pad:TO-1, keys without a TTL (as ended calls' jobs), in one pipe.
 bench_pad_keys() {
 	awk -v a="$1" -v b="$2" -v op="${3:-set}" 'BEGIN {
 	    for (i = a; i < b; i++) { k = "bench:pad:" i
 	        if (op == "set")
-	            printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nx\r\n$2\r\nPX\r\n$7\r\n3600000\r\n", length(k), k
+	            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nx\r\n", length(k), k
 	        else
 	            printf "*2\r\n$6\r\nEXISTS\r\n$%d\r\n%s\r\n", length(k), k } }' |
 	    rq_redis --pipe >/dev/null
@@ -224,38 +224,32 @@ bench_pad() {
 }
 
 # bench_keyspace MODE CALLS: pads the keyspace before a pass that adds
-# CALLS calls.  steady: both tables large enough that the pass doubles
-# neither; doubling: full enough that the pass doubles both about halfway
-# through.  Either way no rehashing is left over when the pass begins.
+# CALLS calls.  steady: the table of keys large enough that the pass does
+# not double it; doubling: full enough that the pass doubles it about
+# halfway through.  Either way no rehashing is left over when the pass
+# begins.  (Jobs have no TTL: the table of keys with one stays small.)
 # RQ_BENCH_TABLE_MIN: the smallest table size to pad for (say 1048576 for
 # a doubling at a million keys; 4 by default).
 bench_keyspace() {
 	# a key a call (rq:job:), and a few percent more
-	local mode=$1 add=$(( $2 + $2 / 20 )) keys exp p n
+	local mode=$1 add=$(( $2 + $2 / 20 )) keys p n
 	keys=$(rq_redis DBSIZE)
-	exp=$(bench_info keyspace db0 | sed -n 's/.*expires=\([0-9]*\).*/\1/p')
-	exp=${exp:-0}
-	# the keys without a TTL count toward the table too: when they are
-	# half the pass's keys, no pad can make both tables double in it
-	[ "$mode" = steady ] || (( keys - exp < add / 2 )) ||
-		rq_fail "bench_keyspace doubling: $2 calls cannot double tables holding $((keys - exp)) keys without a TTL"
 	p=${RQ_BENCH_TABLE_MIN:-4}
 	# Redis's tables are powers of two, of 4 buckets or more
 	[[ $p =~ ^[1-9][0-9]*$ ]] && (( p >= 4 && (p & (p - 1)) == 0 )) ||
 		rq_fail "RQ_BENCH_TABLE_MIN is a power of two, 4 or more (not '$p')"
 	for (( ; p < 1 << 40; p *= 2)); do
 		if [ "$mode" = steady ]; then
-			# both at p/2 + 1 or more (tables of p), and the
-			# pass's keys still fit in p
-			n=$(( p / 2 + 1 - exp ))
+			# at p/2 + 1 or more (a table of p), and the pass's
+			# keys still fit in p
+			n=$(( p / 2 + 1 - keys ))
 			(( n < 0 )) && n=0
 			(( keys + n + add < p )) && break
 		else
-			# the expiring keys reach p halfway through the pass,
-			# and are over p/2 before it (a table of p)
-			n=$(( p - add / 2 - exp ))
-			(( n >= 0 && exp + n > p / 2 && keys + n > p / 2 &&
-			    keys + n < p )) && break
+			# the keys reach p halfway through the pass, and are
+			# over p/2 before it (a table of p)
+			n=$(( p - add / 2 - keys ))
+			(( n >= 0 && keys + n > p / 2 )) && break
 		fi
 	done
 	(( p < 1 << 40 )) || rq_fail "bench_keyspace $mode: no table size fits"

@@ -248,17 +248,19 @@ events > "$T/events2"
 echo "two schedulers released 2000 jobs once each"
 rq_stop_daemon scheduler:b
 
-# 9b. The tenants' call lists lose the calls that left Redis: ids created
-# more than the 7 days an ended call stays (RQ_CALL_TTL_MS) ago whose job
-# is gone, over several batches of 200 in one sweep, looking past old
-# calls that still run (1100 of them in one millisecond: more than a
-# batch, and a call gone from Redis among them, last of that millisecond);
-# an old call ended by an older version (no TTL) gets the rest of its 7
-# days, or goes at once when they are over; a call whose job expired but
-# whose legacy timeline key (rq:timeline:, written by an older version,
-# without a TTL) stayed loses both its id and that key; a job key an
-# operator broke (not a hash) is kept and holds up nothing; a younger id
-# stays even without its job.
+# 9b. Ended calls leave Redis after their retention: the job (no TTL), its
+# id in the tenant's list and a legacy timeline key go once the job's
+# ttl_ms (else the 7 days of RQ_CALL_TTL_MS) passed since it ended; a
+# call ended lately stays, without a TTL; one ended by an older version
+# (with a TTL) is left to expire.  Ids created more than the tenant's
+# retention (7 days) ago whose job is gone leave the list, over several
+# batches of 200 in one sweep, looking past old calls that still run (1100
+# of them in one millisecond: more than a batch, and a call gone from
+# Redis among them, last of that millisecond); a call whose job expired
+# but whose legacy timeline key (rq:timeline:, written by an older
+# version, without a TTL) stayed loses both its id and that key; a job
+# key an operator broke (not a hash) is kept and holds up nothing; a
+# younger id stays even without its job.
 week=604800000
 now=$(now_ms)
 old=$(( now - week - 86400000 ))
@@ -279,28 +281,62 @@ old=$(( now - week - 86400000 ))
 	echo "HSET rq:job:ended_lately id ended_lately status failed status_rank 23 updated_ms $((now - 86400000))"
 	echo "HSET rq:timeline:ended_lately 1:failed {}"
 	echo "ZADD rq:calls:demo $((old + 3001)) ended_lately"
+	echo "HSET rq:job:ended_short id ended_short status canceled status_rank 8 updated_ms $((now - 2 * 86400000)) ttl_ms 86400000"
+	echo "ZADD rq:calls:demo $((old + 3003)) ended_short"
+	echo "HSET rq:job:ended_ttl id ended_ttl status completed status_rank 22 updated_ms $((now - week - 1000))"
+	echo "PEXPIRE rq:job:ended_ttl 3600000"
+	echo "ZADD rq:calls:demo $((old + 3004)) ended_ttl"
 	echo "HSET rq:timeline:legacy_orphan 0:queued {} 1:completed {}"
 	echo "ZADD rq:calls:demo $((old + 3002)) legacy_orphan"
 	echo "ZADD rq:calls:demo $((now - 86400000)) young"
 } | rq_redis >/dev/null
 old_ids() { rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 5000))"; }
-swept() { [ "$(old_ids | grep -c -E '^(ghost|zghost|ended_long_ago|legacy_orphan)')" = 0 ]; }
+swept() { [ "$(old_ids | grep -c -E '^(ghost|zghost|ended_long_ago|ended_short|legacy_orphan)')" = 0 ]; }
 rq_wait_for 10 swept
 [ "$(old_ids | grep -c '^alive')" = 1100 ] ||
     rq_fail "old calls still running left the list: $(old_ids | grep -c '^alive') of 1100 kept"
 [ "$(rq_redis EXISTS rq:job:ended_long_ago rq:timeline:ended_long_ago)" = 0 ] ||
-    rq_fail "a call ended 7 days ago without a TTL is still in Redis"
+    rq_fail "a call ended 7 days ago is still in Redis"
+[ "$(rq_redis EXISTS rq:job:ended_short)" = 0 ] ||
+    rq_fail "a call of 1 day's retention (ttl_ms) ended 2 days ago is still in Redis"
+ttl=$(rq_redis PTTL rq:job:ended_ttl)
+(( ttl > 3600000 - 60000 )) && old_ids | grep -q '^ended_ttl$' ||
+    rq_fail "a call ended by an older version, expiring by its TTL: PTTL $ttl, in the list: $(old_ids | grep -c '^ended_ttl$')"
 [ "$(rq_redis EXISTS rq:timeline:legacy_orphan)" = 0 ] ||
     rq_fail "the legacy timeline key of a call whose job is gone was kept: $(rq_redis HGETALL rq:timeline:legacy_orphan)"
 ttl=$(rq_redis PTTL rq:job:ended_lately) tlttl=$(rq_redis PTTL rq:timeline:ended_lately)
-(( ttl > week - 86400000 - 60000 && ttl <= week - 86400000 &&
-    tlttl > week - 86400000 - 60000 )) && old_ids | grep -q '^ended_lately$' ||
-    rq_fail "a call ended a day ago without a TTL: PTTL $ttl / $tlttl, not 6 days"
+[ "$ttl $tlttl" = "-1 -1" ] && old_ids | grep -q '^ended_lately$' ||
+    rq_fail "a call ended a day ago: PTTL $ttl / $tlttl, in the list: $(old_ids | grep -c '^ended_lately$'), not kept as it was"
 [ -n "$(rq_redis ZSCORE rq:calls:demo young)" ] ||
     rq_fail "a call younger than 7 days left the list"
 [ -n "$(rq_redis ZSCORE rq:calls:demo broken)" ] ||
     rq_fail "an id whose job key is not a hash left the list"
-echo "call lists: 2502 calls gone from Redis forgotten (a legacy timeline key with one), 1100 old running calls in one millisecond, a broken key and a young one kept; old calls without a TTL given the rest of theirs"
+echo "call lists: 2 calls past their retention deleted, 2502 calls gone from Redis forgotten (a legacy timeline key with one), 1100 old running calls in one millisecond, a call ended lately, one with a TTL, a broken key and a young one kept"
+
+# 9b'. A tenant no longer in the config: its list is swept with the
+# retention it had in rq:tenants (where every scheduler writes its own
+# tenants' retention) until the list is empty, then its name goes; a
+# removed tenant with a call ended lately keeps both.
+{
+	echo "HSET rq:tenants oldco 86400000 emptyco 86400000 lateco 86400000"
+	echo "HSET rq:job:oldco_ended id oldco_ended tenant oldco status completed status_rank 22 updated_ms $((now - 2 * 86400000)) ttl_ms 86400000"
+	echo "ZADD rq:calls:oldco $((now - 3 * 86400000)) oldco_ended $((now - 3 * 86400000 + 1)) oldco_ghost"
+	echo "HSET rq:job:lateco_ended id lateco_ended tenant lateco status completed status_rank 22 updated_ms $((now - 3600000)) ttl_ms 86400000"
+	echo "ZADD rq:calls:lateco $((now - 3 * 86400000)) lateco_ended"
+} | rq_redis >/dev/null
+rq_stop_daemon scheduler
+rq_start_daemon scheduler
+removed_swept() {
+	[ "$(rq_redis EXISTS rq:job:oldco_ended rq:calls:oldco)" = 0 ] &&
+	    [ "$(rq_redis HEXISTS rq:tenants oldco)$(rq_redis HEXISTS rq:tenants emptyco)" = 00 ]
+}
+rq_wait_for 10 removed_swept
+[ "$(rq_redis EXISTS rq:job:lateco_ended)$(rq_redis ZSCORE rq:calls:lateco lateco_ended)" = "1$((now - 3 * 86400000))" ] &&
+    [ "$(rq_redis HGET rq:tenants lateco)" = 86400000 ] ||
+    rq_fail "a removed tenant's call ended an hour ago (1 day's retention) was not kept: job $(rq_redis EXISTS rq:job:lateco_ended), rq:tenants $(rq_redis HGETALL rq:tenants | paste -sd' ')"
+[ "$(rq_redis HGET rq:tenants demo)" = $week ] ||
+    rq_fail "rq:tenants: demo's retention $(rq_redis HGET rq:tenants demo), not 7 days"
+echo "removed tenants: swept with the retention rq:tenants kept for them, forgotten once their lists are empty; one with a call ended lately kept"
 
 # 9c. Calls due in the same millisecond (one not_before for all, as at a
 # calling-hours opening), made through the gateway: released higher
