@@ -24,12 +24,13 @@
  * not (or no longer) in Redis gets no timeline either: returns 0; else 1,
  * or 2 when the status moved.  A job with a callback_url gets the event's
  * status callback queued once (callbacks.c delivers it).  A terminal
- * status frees the call's concurrency slot (ZREM from rq:active:<tenant>);
- * the scheduler deletes the job after its retention (common/keys.h).
+ * status frees the call's concurrency slot (ZREM from rq:active:<tenant>)
+ * and gives the job its time in rq:ended (ttl_ms, common/keys.h).
  */
 static const char mirror_lua[] =
+	RQ_LUA_CALL_TTL
 	"local j = redis.call('HMGET', KEYS[1], 'status_rank', 'tenant', 'id',"
-	" 'callback_url', 'metadata', 'reason', 'sip_code')\n"
+	" 'callback_url', 'metadata', 'ttl_ms', 'reason', 'sip_code')\n"
 	"if not (j[1] or j[2] or j[3]) and redis.call('EXISTS', KEYS[1]) == 0"
 	" then return 0 end\n"
 	"local url, md, tenant = j[4], j[5], j[2]\n"
@@ -40,16 +41,21 @@ static const char mirror_lua[] =
 	" 'status_rank', ARGV[3], nil, nil, nil, nil }\n"
 	"local n, del = 6, {}\n"
 	"if ARGV[5] ~= '' then set[7] = 'reason'; set[8] = ARGV[5]; n = 8\n"
-	"elseif j[6] then del[1] = 'reason' end\n"
+	"elseif j[7] then del[1] = 'reason' end\n"
 	"if ARGV[6] ~= '' then\n"
 	"  set[n + 1] = 'sip_code'; set[n + 2] = ARGV[6]; n = n + 2\n"
-	"elseif j[7] then del[#del + 1] = 'sip_code' end\n"
+	"elseif j[8] then del[#del + 1] = 'sip_code' end\n"
 	"redis.call('HSET', KEYS[1], unpack(set, 1, n))\n"
 	"if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end\n"
 	"local st = ARGV[4]\n"
 	"if st == 'completed' or st == 'failed' or st == 'canceled' or"
 	" st == 'expired' then\n"
 	"  if tenant then redis.call('ZREM', ARGV[11] .. tenant, ARGV[10]) end\n"
+	"  local t = redis.call('TIME')\n"
+	"  local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) +\n"
+	"      tonumber(call_ttl(j[6]))\n"
+	"  redis.call('ZADD', '" RQ_KEY_ENDED "', string.format('%d', at),"
+	" ARGV[10])\n"
 	"end\n"
 	"return 2\n";
 

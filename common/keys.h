@@ -48,13 +48,14 @@
  *   <attempt>:<status>  the call's timeline, an entry per event (see
  *                RQ_KEY_TIMELINE below)
  * A call that ends (a terminal status) keeps its job and timeline in Redis
- * for ttl_ms (RQ_CALL_TTL_MS when absent) more from its updated_ms, for
- * GET /v1/calls and status callbacks; the record stays in PostgreSQL.
- * The scheduler's list sweep (scheduler/lists.c) deletes it then.  Not a
- * Redis TTL: every key with one is in Redis's second key table too, and
- * both tables doubling at once, as the calls held pass a power of two,
- * cost Redis twice the time of one (docs/operations.md, "Redis's key
- * tables").  Jobs ended by earlier versions have a TTL and keep it. */
+ * for ttl_ms (RQ_CALL_TTL_MS when absent) more, for GET /v1/calls and
+ * status callbacks; the record stays in PostgreSQL.  Whoever ends it
+ * (emit(), accounting's mirror) puts its id in RQ_KEY_ENDED, and a
+ * scheduler deletes the job then (scheduler/ended.c).  Not a Redis TTL:
+ * every key with one is in Redis's second key table too, and both tables
+ * doubling at once, as the calls held pass a power of two, cost Redis
+ * twice the time of one (docs/operations.md, "Redis's key tables").  Jobs
+ * ended by earlier versions have a TTL and keep it. */
 #define RQ_KEY_JOB		"rq:job:"
 #define RQ_CALL_TTL_DAYS	7	/* retention_days' default */
 #define RQ_CALL_TTL_MS		604800000	/* that, in ms */
@@ -115,12 +116,10 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 #define RQ_TAKE_MAX_JOBS	100000
 /* ZSET rq:calls:<tenant> of ids by created_ms: a tenant's calls. */
 #define RQ_KEY_TENANT_CALLS	"rq:calls:"
-/* HASH tenant -> retention ms (RQ_CALL_TTL_MS by default): the tenants in
- * some scheduler's config, written by each (scheduler/lists.c).  A tenant
- * removed from every config keeps its last retention here, and the
- * schedulers' sweep goes on through its list with it until the list is
- * empty, then takes the name out. */
-#define RQ_KEY_TENANTS		"rq:tenants"
+/* ZSET of ended calls' ids by the ms their job leaves Redis: the end plus
+ * the job's ttl_ms (call_ttl()).  A scheduler deletes the job then, and
+ * the id in its tenant's list (scheduler/ended.c). */
+#define RQ_KEY_ENDED		"rq:ended"
 /* SET rq:oncall:<node> of ids: claimed by telserver <node> (it may be
  * dialling or talking); the attempt is the job's `attempts`. */
 #define RQ_KEY_ONCALL		"rq:oncall:"
@@ -228,9 +227,10 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 
 /* Lua: call_ttl(v) -> how long an ended call stays (ms), as text, from its
  * job's ttl_ms as read: anything but the digits of an integer of 1 ms to
- * 100 years (a hand-edited or corrupt field, nil) is RQ_CALL_TTL_MS.  Used
- * by the scheduler's list sweep; rq_job_ttl_ms() is the same rule in C
- * (the limit is RQ_CALL_TTL_MAX_MS in both). */
+ * 100 years (a hand-edited or corrupt field, nil) is RQ_CALL_TTL_MS, so
+ * that an end never fails a script half-way.  Used by emit(),
+ * accounting's mirror and the scheduler's list sweep; rq_job_ttl_ms() is
+ * the same rule in C (the limit is RQ_CALL_TTL_MAX_MS in both). */
 #define RQ_LUA_CALL_TTL \
 "local function call_ttl(v)\n" \
 "  if type(v) ~= 'string' or not string.find(v, '^[1-9]%d*$') or\n" \
@@ -276,8 +276,8 @@ rq_call_ttl(const char *s, size_t n)
  * there, or stays a string when it is not one: it never fails the
  * script), and moves the job's live status (hash key) to it when its rank
  * is higher, in the same HSET,
- * freeing the tenant's concurrency slot (rq:active:) when it is
- * terminal.  So
+ * freeing the tenant's concurrency slot (rq:active:) and giving the job
+ * its time in rq:ended (now + ttl_ms) when it is terminal.  So
  * the job's status is right the moment the script returns, and the event
  * reaches PostgreSQL even if the caller dies right after.  The entry says
  * what is left to accounting (RQ_EVENT_MIRRORED, RQ_EVENT_CALLBACK):
@@ -291,9 +291,9 @@ rq_call_ttl(const char *s, size_t n)
  * event's 4 pairs and up to 13 more, the status's up to 8 pairs): a Lua
  * 5.1 table that grows by appends is rebuilt at every power of two.
  * j, when the caller has read the job already, is the job's fields
- * EMIT_FIELDS in that order (from(f, i): the six values of f from the
+ * EMIT_FIELDS in that order (from(f, i): the seven values of f from the
  * i-th on, for a caller that read its own fields and then EMIT_FIELDS:
- * six as EMIT_FIELDS has),
+ * seven as EMIT_FIELDS has),
  * so emit reads nothing itself (a script per job step costs a few
  * redis.calls less); extra is a list of field, value pairs to set on the
  * job in the same HSET as the status. */
@@ -304,6 +304,7 @@ rq_call_ttl(const char *s, size_t n)
 #define RQ_EVENT_MIRRORED	"timeline"	/* "1": the script mirrored it */
 #define RQ_EVENT_CALLBACK	"callback"	/* "1": the job has a callback */
 #define RQ_LUA_EVENTS \
+RQ_LUA_CALL_TTL \
 "local function rq_globals() return " RQ_LUA_GLOBALS " end\n" \
 "local " RQ_LUA_GLOBALS "\n" \
 "local now_cached\n" \
@@ -324,9 +325,10 @@ rq_call_ttl(const char *s, size_t n)
 "  expired = 9 }\n" \
 RQ_LUA_IS_TERMINAL \
 "local EMIT_FIELDS = { 'status_rank', 'tenant', 'id', 'callback_url',\n" \
-"  'reason', 'sip_code' }\n" \
+"  'reason', 'sip_code', 'ttl_ms' }\n" \
 "local function from(f, i)\n" \
-"  return { f[i], f[i + 1], f[i + 2], f[i + 3], f[i + 4], f[i + 5] }\n" \
+"  return { f[i], f[i + 1], f[i + 2], f[i + 3], f[i + 4], f[i + 5],\n" \
+"    f[i + 6] }\n" \
 "end\n" \
 "local function jstr(v)\n" \
 "  if string.find(v, '^[%w %.,:;_@+=/%-]*$') then\n" \
@@ -480,8 +482,10 @@ RQ_LUA_IS_TERMINAL \
 "  end\n" \
 "  redis.call('HSET', key, unpack(set, 1, m))\n" \
 "  if del then redis.call('HDEL', key, unpack(del)) end\n" \
-"  if is_terminal(rank) and j[2] then\n" \
-"    redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id)\n" \
+"  if is_terminal(rank) then\n" \
+"    if j[2] then redis.call('ZREM', '" RQ_KEY_ACTIVE "' .. j[2], id) end\n" \
+"    redis.call('ZADD', '" RQ_KEY_ENDED "',\n" \
+"      string.format('%d', now_ms() + tonumber(call_ttl(j[7]))), id)\n" \
 "  end\n" \
 "end\n" \
 "local function rq_per_run()\n" \

@@ -156,8 +156,8 @@ struct rq_inbound_call {
  */
 int	rq_job_inbound(struct rq_redis *r, const struct rq_inbound_call *in);
 
-/* An ended call's TTL (ms) from its job's ttl_ms field as read (NULL when
- * absent), by call_ttl()'s rule (RQ_LUA_CALL_TTL): anything but the
+/* How long an ended call stays (ms) from its job's ttl_ms field as read (NULL
+ * when absent), by call_ttl()'s rule (RQ_LUA_CALL_TTL): anything but the
  * digits of an integer of 1 ms to 100 years (no sign, space or leading
  * zero) is RQ_CALL_TTL_MS. */
 uint64_t rq_job_ttl_ms(const char *ttl_ms);

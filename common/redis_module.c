@@ -56,7 +56,7 @@ static rstr *s_events, *s_call_id, *s_attempt, *s_status, *s_ts_ms,
     *s_due_after, *s_attempts, *s_not_placed_its, *s_max_reached,
     *s_rejected, *s_no_target, *s_id, *s_created_ms, *s_queued, *s_zero,
     *s_tl_queued, *s_due, *s_wake, *s_deadlines, *s_ready, *s_inflight,
-    *s_hours;
+    *s_hours, *s_ended;
 
 static rstr *
 name(const char *s)
@@ -284,9 +284,9 @@ put_jnum(struct buf *b, const rstr *v)
 }
 
 /* The job fields the commands read (job_open()). */
-enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_ATTEMPTS,
-	J_NOT_AFTER, J_TO, J_DIALED, J_MAX_ATTEMPTS, J_PRIORITY, J_NOT_BEFORE,
-	J_SAY, J_CALLER_ID, J_APP_URL, J_STATUS, J_RETRY_BUSY,
+enum { J_RANK, J_TENANT, J_ID, J_CALLBACK, J_REASON, J_SIP, J_TTL,
+	J_ATTEMPTS, J_NOT_AFTER, J_TO, J_DIALED, J_MAX_ATTEMPTS, J_PRIORITY,
+	J_NOT_BEFORE, J_SAY, J_CALLER_ID, J_APP_URL, J_STATUS, J_RETRY_BUSY,
 	J_RETRY_NO_ANSWER, J_RETRY_NETWORK, J_HOURS_UNTIL, J__COUNT };
 
 /* Is the job there: a field of it read (j, jb.f), or its key of any
@@ -735,6 +735,16 @@ zadd_text(struct cmd *c, rstr *zname, rstr *score, rstr *member)
 	zadd_score(c, zname, sc, st, sn, member, 0);
 }
 
+/* call_ttl(v) of common/keys.h. */
+static long long
+call_ttl(const rstr *v)
+{
+	size_t n;
+	const char *s = text(v, &n);
+
+	return (long long)rq_call_ttl(s, n);
+}
+
 /* PEXPIRE name ttl as Redis 7 propagates it: PEXPIREAT. */
 static void
 pexpire(struct cmd *c, rstr *name_, long long ttl)
@@ -793,7 +803,8 @@ result_json(struct cmd *c, struct buf *b, rstr *result)
  * emit(key, ev, j, extra) of common/keys.h:
  * the entry in rq:events, and for a job that exists, in one HSET, its
  * timeline entry, extra and its live status when the rank is higher,
- * and the end of a terminal call (its concurrency slot).  job is
+ * and the end of a terminal call (its concurrency slot, its time in
+ * rq:ended).  job is
  * the job's key, open for writing; j its fields (J_*: struct job's f).
  */
 static void
@@ -946,8 +957,12 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 			replicate(c, "HDEL", "ss", jobname, del_reason ?
 			    s_reason : s_sip_code);
 	}
-	if (terminal(rank) && j[J_TENANT] != NULL)
-		zrem(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), e->id);
+	if (terminal(rank)) {
+		if (j[J_TENANT] != NULL)
+			zrem(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), e->id);
+		zadd(c, s_ended, RedisModule_Milliseconds() +
+		    call_ttl(j[J_TTL]), e->id, 0);
+	}
 done:
 	RedisModule_Free(tl.p);
 	RedisModule_Free(rj.p);
@@ -997,7 +1012,7 @@ set_call(struct cmd *c, const char *cmd, rstr *set, rstr *member)
 static const char *const job_field_names[J__COUNT] = {
 	[J_RANK] = "status_rank", [J_TENANT] = "tenant", [J_ID] = "id",
 	[J_CALLBACK] = "callback_url", [J_REASON] = "reason",
-	[J_SIP] = "sip_code", [J_ATTEMPTS] = "attempts",
+	[J_SIP] = "sip_code", [J_TTL] = "ttl_ms", [J_ATTEMPTS] = "attempts",
 	[J_NOT_AFTER] = "not_after_ms", [J_TO] = "to", [J_DIALED] = "dialed",
 	[J_MAX_ATTEMPTS] = "max_attempts", [J_PRIORITY] = "priority",
 	[J_NOT_BEFORE] = "not_before_ms", [J_SAY] = "say",
@@ -2729,6 +2744,7 @@ static const struct {
 	{ &s_ready, RQ_KEY_READY },
 	{ &s_inflight, RQ_KEY_INFLIGHT },
 	{ &s_hours, RQ_KEY_HOURS },
+	{ &s_ended, RQ_KEY_ENDED },
 };
 
 /* The commands: each write one is refused whole above maxmemory (its

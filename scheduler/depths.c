@@ -18,6 +18,7 @@ static const struct {
 	{ "ZCARD " RQ_KEY_INFLIGHT,	"inflight" },
 	{ "ZCARD " RQ_KEY_HOURS,	"hours" },
 	{ "XLEN " RQ_KEY_EVENTS,	"events" },
+	{ "ZCARD " RQ_KEY_ENDED,	"ended" },
 };
 #define NDEPTHS	(sizeof(depths) / sizeof(*depths))
 
@@ -38,7 +39,9 @@ sched_depths(struct rq_redis *r)
 			    "Ids in each queue: delayed (waiting for their "
 			    "time), ready, inflight (sent, not yet claimed), "
 			    "hours (their hours closed: to be planned again), "
-			    "events (rq:events not yet stored by accounting)");
+			    "events (rq:events not yet stored by "
+			    "accounting), ended (ended calls Redis keeps "
+			    "until their retention has passed)");
 		}
 	if (r->c == NULL)
 		return -1;

@@ -1,8 +1,9 @@
 /* ringq-scheduler: every tick (or at the next due time, when sooner, or
  * at once when the gateway announces a job due now on rq:due), moves due
  * jobs and expired dispatch leases to rq:ready (release.c); about once a
- * second ends the calls of telservers that died (nodes.c); takes the calls
- * that left Redis out of the tenants' lists (lists.c). */
+ * second ends the calls of telservers that died (nodes.c); deletes the
+ * ended calls whose retention passed (ended.c) and takes the calls that
+ * left Redis another way out of the tenants' lists (lists.c). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 
 /* docs/metrics.md */
 static struct rq_metric	*m_released, *m_dropped, *m_expired, *m_reclaimed,
-			*m_deferred, *m_interrupted;
+			*m_deferred, *m_interrupted, *m_deleted;
 
 static void
 metrics_register(void)
@@ -47,6 +48,8 @@ metrics_register(void)
 	    "action=\"deferred\"", h);
 	m_interrupted = rq_counter("ringq_scheduler_interrupted_total", "",
 	    "Attempts of dead telservers ended as interrupted");
+	m_deleted = rq_counter("ringq_scheduler_calls_deleted_total", "",
+	    "Ended calls deleted from Redis, their retention passed");
 }
 
 int
@@ -54,7 +57,7 @@ main(int argc, char *argv[])
 {
 	static struct rq_script *scripts[] = { &sched_release_script,
 	    &sched_dead_script, &rq_finish_script, &rq_interrupt_script,
-	    &sched_lists_script, &sched_tenants_script, &sched_deadlines_script,
+	    &sched_lists_script, &sched_ended_script, &sched_deadlines_script,
 	    &sched_hours_list_script, &sched_hours_plan_script };
 	struct rq_config cfg;
 	struct rq_redis redis;
@@ -69,7 +72,8 @@ main(int argc, char *argv[])
 	uint64_t wake, last_run = 0;
 	uint64_t soon;
 	long timeout;
-	int full = 0, fresh, announced, rc;
+	long deleted;
+	int full = 0, fresh, announced, rc, rc2;
 
 	rq_daemon_start(argc, argv, "ringq-scheduler", &cfg);
 	rq_redis_set_password(cfg.redis_password);
@@ -148,12 +152,17 @@ main(int argc, char *argv[])
 		}
 		if (now >= next_lists) {
 			/* (Redis down: the release counts that error.) */
+			deleted = 0;
 			rc = rq_redis_ready(&redis) == 0 ?
+			    sched_ended(&redis, &deleted) : 0;
+			if (deleted > 0)
+				rq_metric_add(m_deleted, (uint64_t)deleted);
+			rc2 = rq_redis_ready(&redis) == 0 ?
 			    sched_lists(&redis, &cfg, &lists, now) : 0;
-			if (rc == -1)
+			if (rc == -1 || rc2 == -1)
 				rq_metric_error("redis");
-			next_lists = now + (rc == 1 ? SCHED_LISTS_BEHIND_MS :
-			    SCHED_LISTS_MS);
+			next_lists = now + (rc == 1 || rc2 == 1 ?
+			    SCHED_LISTS_BEHIND_MS : SCHED_LISTS_MS);
 		}
 		now = rq_mono_ms();
 		if (full)

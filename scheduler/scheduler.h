@@ -88,52 +88,55 @@ void	sched_nodes_forget(struct sched_nodes *sn);
  * Redis error (logged). */
 int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 
-/* lists.c: an ended call leaves Redis, its job and its id in its tenant's
- * list, once its tenant's retention_days have passed since it ended (the
- * job has no TTL: common/keys.h).  Each run looks at one
- * batch of SCHED_LISTS_BATCH ids of a tenant, among those created more
- * than a retention ago, from where the last run stopped: every tenant's
- * once per SCHED_LISTS_MS, and in between, every SCHED_LISTS_BEHIND_MS,
- * one of those whose batch was full, in turn (20,000 ids a second in all,
- * in slices short enough not to hold up releases).  A list whose pass
- * reached its end starts again from the oldest at most once per
- * SCHED_LISTS_RESTART_MS, for the ids it passed over (calls still
- * running or ended lately): an ended call leaves within that much after
- * its retention.  A tenant no longer in the config, but in rq:tenants
- * (common/keys.h), is swept as the others, with the retention it had
- * there, until its list is empty; rq:tenants is written, and read again,
- * once per SCHED_LISTS_RESTART_MS. */
+/* lists.c: the tenants' call lists lose the ids of calls that left Redis.
+ * Each run looks at one batch of SCHED_LISTS_BATCH ids of a tenant, among
+ * those created more than a retention ago, from where the last run
+ * stopped: every tenant's once per SCHED_LISTS_MS, and in between, every
+ * SCHED_LISTS_BEHIND_MS, one of those whose batch was full, in turn
+ * (20,000 ids a second in all, in slices short enough not to hold up
+ * releases).  An ended call it finds out of rq:ended (ended by a version
+ * before rq:ended) goes there, to leave at the end of its retention.  A
+ * list whose pass reached its end starts again from the oldest at most
+ * once per SCHED_LISTS_RESTART_MS, for the ids it passed over (calls
+ * still running, or ended and waiting in rq:ended, which takes their ids
+ * out itself): only an id whose job went another way (a TTL of an older
+ * version, an operator) needs it. */
 #define SCHED_LISTS_BATCH	200	/* a script of a millisecond or two */
 #define SCHED_LISTS_MS		1000
 #define SCHED_LISTS_BEHIND_MS	10
-#define SCHED_LISTS_RESTART_MS	60000
+#define SCHED_LISTS_RESTART_MS	3600000
 
-extern struct rq_script sched_lists_script, sched_tenants_script;
+extern struct rq_script sched_lists_script;
 
 struct sched_list {
-	char		 tenant[RQ_NAME_MAX];
-	uint64_t	 ttl_ms;	/* the tenant's retention */
 	char		 from[32];	/* ZRANGEBYSCORE min: "-inf" or ms */
 	long long	 skip;		/* ids at from looked at and kept */
 	int		 behind;	/* its last batch was full */
 	uint64_t	 restart;	/* monotonic ms: from the oldest */
 };
 struct sched_lists {
-	struct sched_list	*v;	/* the configured tenants, then the
-					 * removed ones of rq:tenants */
-	size_t			 n;	/* in v */
+	struct sched_list	*v;	/* one per configured tenant */
 	uint64_t		 next_all;	/* monotonic ms: every list */
-	uint64_t		 next_tenants;	/* monotonic ms: rq:tenants */
 	size_t			 turn;	/* the next list behind to sweep */
 };
 
-/* One run over the lists of the tenants in cfg and of those removed from
- * it (rq:tenants); now is monotonic ms.  Returns 1 when a list has more
- * to look at soon, 0 when all are up to date, -1 on a Redis error
- * (logged: a list that fails leaves the others swept). */
+/* One run over the lists of the tenants in cfg (their number never
+ * changes); now is monotonic ms.  Returns 1 when a list has more to look
+ * at soon, 0 when all are up to date, -1 on a Redis error (logged: a
+ * list that fails leaves the others swept). */
 int	sched_lists(struct rq_redis *r, const struct rq_config *cfg,
 	    struct sched_lists *sl, uint64_t now);
 void	sched_lists_free(struct sched_lists *sl);
+
+/* ended.c: ended calls leave Redis at the end of their retention: each run
+ * takes up to SCHED_ENDED_BATCH ids whose time in rq:ended (common/keys.h)
+ * has come, and deletes each one's job, its legacy timeline and its id in
+ * its tenant's list (*deleted: how many).  Run with the lists' sweep, and
+ * as often while behind.  Returns 1 when the batch was full (more may be
+ * due), 0 when not, -1 on a Redis error (logged). */
+#define SCHED_ENDED_BATCH	500	/* a millisecond or two of Redis */
+extern struct rq_script sched_ended_script;
+int	sched_ended(struct rq_redis *r, long *deleted);
 
 /* depths.c: sets the gauges ringq_queue_depth{queue=delayed|ready|inflight|
  * events} from Redis.  Returns 0, or -1 on a Redis error (logged; a broken

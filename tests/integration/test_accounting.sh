@@ -218,11 +218,12 @@ rq_redis HGET "rq:job:$A" 1:completed | jq -e --argjson ts $((NOW + 7000)) \
      .duration_ms == 5000 and .node == "tel1" and (has("reason") | not) and
      (.at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{3}Z$"))' >/dev/null ||
     rq_fail "timeline entry: $(rq_redis HGET "rq:job:$A" 1:completed)"
-# Ended: the job, its timeline with it, has no TTL (the scheduler deletes
-# it after the default 7 days, RQ_CALL_TTL_MS, reading no ttl_ms); nothing
-# writes the legacy rq:timeline: key.
-[ "$(rq_redis PTTL "rq:job:$A")" = -1 ] && [ -z "$(rq_redis HGET "rq:job:$A" ttl_ms)" ] ||
-    rq_fail "rq:job:$A: PTTL $(rq_redis PTTL "rq:job:$A"), ttl_ms '$(rq_redis HGET "rq:job:$A" ttl_ms)': not an ended call of the default retention"
+# Ended: the job, its timeline with it, leaves Redis in 7 days
+# (RQ_CALL_TTL_MS), when a scheduler deletes it (rq:ended; no TTL);
+# nothing writes the legacy rq:timeline: key.
+left=$(( $(rq_redis ZSCORE rq:ended "$A") - $(rq_now_ms) ))
+[ "$(rq_redis PTTL "rq:job:$A")" = -1 ] && (( left > 604800000 - 60000 && left <= 604800000 )) ||
+    rq_fail "rq:job:$A: PTTL $(rq_redis PTTL "rq:job:$A"), in rq:ended for $left ms, not the 7 days of an ended call"
 [ "$(rq_redis EXISTS "rq:timeline:$A")" = 0 ] ||
     rq_fail "rq:timeline:$A written: $(rq_redis HGETALL "rq:timeline:$A")"
 

@@ -51,13 +51,12 @@ call=$(get_call "$id" 30)
 echo "$call" | jq -c '{status, reason, sip_code}'
 jq -e '.status == "failed" and .reason == "busy" and .sip_code == 486' \
     <<<"$call" >/dev/null || rq_fail "busy call $id: $(jq -c . <<<"$call")"
-# Ended: in Redis for its tenant's 2 days (retention_days, the job's
-# ttl_ms, which the scheduler's sweep reads; no TTL), its job with its
-# timeline (the fields "<attempt>:<status>") in it; nothing writes the
-# legacy rq:timeline: key.
-[ "$(rq_redis PTTL "rq:job:$id")" = -1 ] &&
-    [ "$(rq_redis HGET "rq:job:$id" ttl_ms)" = $((2 * 86400000)) ] ||
-    rq_fail "rq:job:$id: PTTL $(rq_redis PTTL "rq:job:$id"), ttl_ms '$(rq_redis HGET "rq:job:$id" ttl_ms)', not the tenant's 2 days"
+# Ended: in Redis for its tenant's 2 days (retention_days; rq:ended, no
+# TTL), its job with its timeline (the fields "<attempt>:<status>") in it;
+# nothing writes the legacy rq:timeline: key.
+left=$(( $(rq_redis ZSCORE rq:ended "$id") - $(rq_now_ms) ))
+[ "$(rq_redis PTTL "rq:job:$id")" = -1 ] && (( left > 2 * 86400000 - 60000 && left <= 2 * 86400000 )) ||
+    rq_fail "rq:job:$id: PTTL $(rq_redis PTTL "rq:job:$id"), in rq:ended for $left ms, not the tenant's 2 days"
 rq_redis HGET "rq:job:$id" 1:failed | jq -e '.status == "failed" and .attempt == 1' >/dev/null ||
     rq_fail "no 1:failed timeline entry in rq:job:$id: $(rq_redis HGETALL "rq:job:$id")"
 [ "$(rq_redis EXISTS "rq:timeline:$id")" = 0 ] ||

@@ -53,10 +53,12 @@ EOF
 WINDOW_KEY=rq_window_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 
 rq_start_redis
+SCHED_METRICS=127.0.0.1:$(rq_free_port)
 rq_write_config <<EOF
 [scheduler]
 tick_ms = 20
 batch = 2
+metrics_listen = $SCHED_METRICS
 
 [tenant windowed]
 key_sha256 = $(rq_sha256 "$WINDOW_KEY")
@@ -231,7 +233,8 @@ rq_wait_for 3 forgotten
 
 # 9. Two schedulers at once: 2,000 due jobs, each released (and recorded
 # scheduled) exactly once.
-sed "s|^run_dir = .*|run_dir = $T/run-b|" "$RQ_CONF" > "$T/b.conf"
+sed -e "s|^run_dir = .*|run_dir = $T/run-b|" -e '/^metrics_listen/d' \
+    "$RQ_CONF" > "$T/b.conf"
 RQ_CONF=$T/b.conf rq_start_daemon scheduler:b
 rq_redis DEL rq:ready rq:events >/dev/null
 t3=$(( $(now_ms) + 1000 ))
@@ -248,18 +251,22 @@ events > "$T/events2"
 echo "two schedulers released 2000 jobs once each"
 rq_stop_daemon scheduler:b
 
-# 9b. Ended calls leave Redis after their retention: the job (no TTL), its
-# id in the tenant's list and a legacy timeline key go once the job's
-# ttl_ms (else the 7 days of RQ_CALL_TTL_MS) passed since it ended; a
-# call ended lately stays, without a TTL; one ended by an older version
-# (with a TTL) is left to expire.  Ids created more than the tenant's
-# retention (7 days) ago whose job is gone leave the list, over several
-# batches of 200 in one sweep, looking past old calls that still run (1100
-# of them in one millisecond: more than a batch, and a call gone from
-# Redis among them, last of that millisecond); a call whose job expired
-# but whose legacy timeline key (rq:timeline:, written by an older
-# version, without a TTL) stayed loses both its id and that key; a job
-# key an operator broke (not a hash) is kept and holds up nothing; a
+# 9b. Ended calls leave Redis at the end of their retention, through
+# rq:ended (a job has no TTL): one whose time there has come goes, its job,
+# its legacy timeline key and its id in its tenant's list, even of a
+# tenant no longer in the config; one whose time is to come stays, as does
+# a job in rq:ended that has not ended (it only leaves rq:ended).  The
+# lists' sweep, through ids created more than the tenant's 7 days
+# (RQ_CALL_TTL_MS) ago: a call ended by an older version, without a TTL
+# and out of rq:ended, is put there at its end plus its retention (gone
+# at once when that has passed); one ended with a TTL is put there too,
+# and keeps its TTL; ids whose job is gone leave the list, over several
+# batches of 200 in one sweep, looking past old calls that still run
+# (1100 of them in one millisecond: more than a batch, and a call gone
+# from Redis among them, last of that millisecond); a call whose job
+# expired but whose legacy timeline key (rq:timeline:, written by an
+# older version, without a TTL) stayed loses both its id and that key; a
+# job key an operator broke (not a hash) is kept and holds up nothing; a
 # younger id stays even without its job.
 week=604800000
 now=$(now_ms)
@@ -275,68 +282,60 @@ old=$(( now - week - 86400000 ))
 	done
 	echo "SET rq:job:broken x"
 	echo "ZADD rq:calls:demo $((old + 10)) broken"
-	echo "HSET rq:job:ended_long_ago id ended_long_ago status completed status_rank 22 updated_ms $((now - week - 1000))"
+	echo "HSET rq:job:ended_long_ago id ended_long_ago tenant demo status completed status_rank 22 updated_ms $((now - week - 1000))"
 	echo "HSET rq:timeline:ended_long_ago 1:completed {}"
 	echo "ZADD rq:calls:demo $((old + 3000)) ended_long_ago"
-	echo "HSET rq:job:ended_lately id ended_lately status failed status_rank 23 updated_ms $((now - 86400000))"
-	echo "HSET rq:timeline:ended_lately 1:failed {}"
+	echo "HSET rq:job:ended_lately id ended_lately tenant demo status failed status_rank 23 updated_ms $((now - 86400000))"
 	echo "ZADD rq:calls:demo $((old + 3001)) ended_lately"
-	echo "HSET rq:job:ended_short id ended_short status canceled status_rank 8 updated_ms $((now - 2 * 86400000)) ttl_ms 86400000"
-	echo "ZADD rq:calls:demo $((old + 3003)) ended_short"
-	echo "HSET rq:job:ended_ttl id ended_ttl status completed status_rank 22 updated_ms $((now - week - 1000))"
-	echo "PEXPIRE rq:job:ended_ttl 3600000"
-	echo "ZADD rq:calls:demo $((old + 3004)) ended_ttl"
+	echo "HSET rq:job:ended_ttl id ended_ttl tenant demo status completed status_rank 22 updated_ms $((now - 86400000))"
+	echo "PEXPIRE rq:job:ended_ttl $((week - 86400000))"
+	echo "ZADD rq:calls:demo $((old + 3003)) ended_ttl"
 	echo "HSET rq:timeline:legacy_orphan 0:queued {} 1:completed {}"
 	echo "ZADD rq:calls:demo $((old + 3002)) legacy_orphan"
 	echo "ZADD rq:calls:demo $((now - 86400000)) young"
+	# in rq:ended: due (one of a tenant no config has), to come, not ended
+	echo "HSET rq:job:due id due tenant demo status canceled status_rank 8"
+	echo "HSET rq:timeline:due 0:canceled {}"
+	echo "ZADD rq:calls:demo $((now - 3600000)) due"
+	echo "HSET rq:job:due_oldco id due_oldco tenant oldco status completed status_rank 22"
+	echo "ZADD rq:calls:oldco $((now - 3600000)) due_oldco"
+	echo "HSET rq:job:to_come id to_come tenant demo status completed status_rank 22"
+	echo "ZADD rq:calls:demo $((now - 3600000)) to_come"
+	echo "HSET rq:job:not_ended id not_ended tenant demo status scheduled status_rank 1"
+	echo "ZADD rq:ended $((now - 1000)) due $((now - 1000)) due_oldco $((now + 3600000)) to_come $((now - 1000)) not_ended"
 } | rq_redis >/dev/null
 old_ids() { rq_redis ZRANGEBYSCORE rq:calls:demo -inf "$((old + 5000))"; }
-swept() { [ "$(old_ids | grep -c -E '^(ghost|zghost|ended_long_ago|ended_short|legacy_orphan)')" = 0 ]; }
+swept() {
+	[ "$(old_ids | grep -c -E '^(ghost|zghost|ended_long_ago|legacy_orphan)')" = 0 ] &&
+	    [ "$(rq_redis EXISTS rq:job:due rq:job:due_oldco rq:calls:oldco)" = 0 ]
+}
 rq_wait_for 10 swept
 [ "$(old_ids | grep -c '^alive')" = 1100 ] ||
     rq_fail "old calls still running left the list: $(old_ids | grep -c '^alive') of 1100 kept"
-[ "$(rq_redis EXISTS rq:job:ended_long_ago rq:timeline:ended_long_ago)" = 0 ] ||
-    rq_fail "a call ended 7 days ago is still in Redis"
-[ "$(rq_redis EXISTS rq:job:ended_short)" = 0 ] ||
-    rq_fail "a call of 1 day's retention (ttl_ms) ended 2 days ago is still in Redis"
-ttl=$(rq_redis PTTL rq:job:ended_ttl)
-(( ttl > 3600000 - 60000 )) && old_ids | grep -q '^ended_ttl$' ||
-    rq_fail "a call ended by an older version, expiring by its TTL: PTTL $ttl, in the list: $(old_ids | grep -c '^ended_ttl$')"
+[ "$(rq_redis EXISTS rq:job:ended_long_ago rq:timeline:ended_long_ago rq:timeline:due)" = 0 ] ||
+    rq_fail "a call ended 7 days ago, or its legacy timeline, is still in Redis"
+[ -z "$(rq_redis ZSCORE rq:calls:demo due)$(rq_redis ZSCORE rq:ended due)$(rq_redis ZSCORE rq:ended due_oldco)" ] ||
+    rq_fail "a call deleted at its time in rq:ended left its id behind"
 [ "$(rq_redis EXISTS rq:timeline:legacy_orphan)" = 0 ] ||
     rq_fail "the legacy timeline key of a call whose job is gone was kept: $(rq_redis HGETALL rq:timeline:legacy_orphan)"
-ttl=$(rq_redis PTTL rq:job:ended_lately) tlttl=$(rq_redis PTTL rq:timeline:ended_lately)
-[ "$ttl $tlttl" = "-1 -1" ] && old_ids | grep -q '^ended_lately$' ||
-    rq_fail "a call ended a day ago: PTTL $ttl / $tlttl, in the list: $(old_ids | grep -c '^ended_lately$'), not kept as it was"
+[ "$(rq_redis PTTL rq:job:ended_lately)" = -1 ] && old_ids | grep -q '^ended_lately$' &&
+    [ "$(rq_redis ZSCORE rq:ended ended_lately)" = $((now - 86400000 + week)) ] ||
+    rq_fail "a call ended a day ago, out of rq:ended: PTTL $(rq_redis PTTL rq:job:ended_lately), in rq:ended at $(rq_redis ZSCORE rq:ended ended_lately), not its end plus 7 days"
+ttl=$(rq_redis PTTL rq:job:ended_ttl)
+(( ttl > week - 86400000 - 60000 )) && old_ids | grep -q '^ended_ttl$' &&
+    [ "$(rq_redis ZSCORE rq:ended ended_ttl)" = $((now - 86400000 + week)) ] ||
+    rq_fail "a call ended with a TTL by an older version: PTTL $ttl, in rq:ended at $(rq_redis ZSCORE rq:ended ended_ttl)"
+[ "$(rq_redis EXISTS rq:job:to_come rq:job:not_ended)" = 2 ] &&
+    [ "$(rq_redis ZSCORE rq:ended to_come)" = $((now + 3600000)) ] &&
+    [ -z "$(rq_redis ZSCORE rq:ended not_ended)" ] ||
+    rq_fail "rq:ended: a call whose time is to come, or a job not ended, was deleted, or the latter kept there"
 [ -n "$(rq_redis ZSCORE rq:calls:demo young)" ] ||
     rq_fail "a call younger than 7 days left the list"
 [ -n "$(rq_redis ZSCORE rq:calls:demo broken)" ] ||
     rq_fail "an id whose job key is not a hash left the list"
-echo "call lists: 2 calls past their retention deleted, 2502 calls gone from Redis forgotten (a legacy timeline key with one), 1100 old running calls in one millisecond, a call ended lately, one with a TTL, a broken key and a young one kept"
-
-# 9b'. A tenant no longer in the config: its list is swept with the
-# retention it had in rq:tenants (where every scheduler writes its own
-# tenants' retention) until the list is empty, then its name goes; a
-# removed tenant with a call ended lately keeps both.
-{
-	echo "HSET rq:tenants oldco 86400000 emptyco 86400000 lateco 86400000"
-	echo "HSET rq:job:oldco_ended id oldco_ended tenant oldco status completed status_rank 22 updated_ms $((now - 2 * 86400000)) ttl_ms 86400000"
-	echo "ZADD rq:calls:oldco $((now - 3 * 86400000)) oldco_ended $((now - 3 * 86400000 + 1)) oldco_ghost"
-	echo "HSET rq:job:lateco_ended id lateco_ended tenant lateco status completed status_rank 22 updated_ms $((now - 3600000)) ttl_ms 86400000"
-	echo "ZADD rq:calls:lateco $((now - 3 * 86400000)) lateco_ended"
-} | rq_redis >/dev/null
-rq_stop_daemon scheduler
-rq_start_daemon scheduler
-removed_swept() {
-	[ "$(rq_redis EXISTS rq:job:oldco_ended rq:calls:oldco)" = 0 ] &&
-	    [ "$(rq_redis HEXISTS rq:tenants oldco)$(rq_redis HEXISTS rq:tenants emptyco)" = 00 ]
-}
-rq_wait_for 10 removed_swept
-[ "$(rq_redis EXISTS rq:job:lateco_ended)$(rq_redis ZSCORE rq:calls:lateco lateco_ended)" = "1$((now - 3 * 86400000))" ] &&
-    [ "$(rq_redis HGET rq:tenants lateco)" = 86400000 ] ||
-    rq_fail "a removed tenant's call ended an hour ago (1 day's retention) was not kept: job $(rq_redis EXISTS rq:job:lateco_ended), rq:tenants $(rq_redis HGETALL rq:tenants | paste -sd' ')"
-[ "$(rq_redis HGET rq:tenants demo)" = $week ] ||
-    rq_fail "rq:tenants: demo's retention $(rq_redis HGET rq:tenants demo), not 7 days"
-echo "removed tenants: swept with the retention rq:tenants kept for them, forgotten once their lists are empty; one with a call ended lately kept"
+metric=$(curl -fsS "http://$SCHED_METRICS/metrics" | awk '$1 == "ringq_scheduler_calls_deleted_total" { print $2 }')
+[ "$metric" = 3 ] || rq_fail "ringq_scheduler_calls_deleted_total $metric, not 3"
+echo "ended calls: 2 due in rq:ended deleted (one of a removed tenant), one to come and one not ended kept; call lists: 2 calls out of rq:ended put there (one gone at once), 2502 calls gone from Redis forgotten (a legacy timeline key with one), 1100 old running calls in one millisecond, a broken key and a young one kept"
 
 # 9c. Calls due in the same millisecond (one not_before for all, as at a
 # calling-hours opening), made through the gateway: released higher

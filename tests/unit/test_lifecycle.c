@@ -64,6 +64,16 @@ retake(const char *id)
 	testredis_do("ZADD rq:inflight 9999999999999 %s", id);
 }
 
+/* How long from now (ms) the job of id stays in Redis: its score in
+ * rq:ended, less the clock (-1: not there). */
+static long long
+ended_in(const char *id)
+{
+	long long at = testredis_num("ZSCORE rq:ended %s", id);
+
+	return at < 0 ? -1 : at - (long long)rq_now_ms();
+}
+
 /* A field of the job hash, copied into buf ("" when absent). */
 static const char *
 job_field(const char *id, const char *field, char *buf, size_t len)
@@ -247,10 +257,12 @@ test_finish_completed(void **state)
 	assert_string_equal(last_event("duration_ms", b, sizeof(b)), "3000");
 	assert_string_equal(last_event("node", b, sizeof(b)), "tel1");
 	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_6"), -1);
-	/* An ended call has no TTL: the scheduler deletes it once its
-	 * retention has passed (scheduler/lists.c), its timeline with it:
-	 * entries of the job's hash, no key of their own. */
+	/* An ended call has no TTL: it is in rq:ended for RQ_CALL_TTL_MS,
+	 * when the scheduler deletes it (scheduler/ended.c), its timeline
+	 * with it: entries of the job's hash, no key of their own. */
 	assert_int_equal(testredis_num("PTTL rq:job:c_6"), -1);
+	assert_in_range(ended_in("c_6"), RQ_CALL_TTL_MS - 60000,
+	    RQ_CALL_TTL_MS);
 	assert_int_equal(testredis_num("HEXISTS rq:job:c_6 1:completed"), 1);
 	assert_int_equal(testredis_num("HEXISTS rq:job:c_6 1:dispatched"), 1);
 	assert_int_equal(testredis_num("EXISTS rq:timeline:c_6"), 0);
@@ -262,26 +274,24 @@ test_finish_completed(void **state)
 	assert_int_equal(finish("c_6", 1, "tel9", RQ_ST_COMPLETED, NULL, 0,
 	    &st), 0);
 
-	/* A tenant's own retention, written into the job as ttl_ms, stays
-	 * there for the sweep to read. */
+	/* A tenant's own retention, written into the job as ttl_ms. */
 	job_taken("c_61", 1, "ttl_ms", "3600000", NULL);
 	assert_int_equal(rq_job_claim(&rl, "c_61", 1, "tel1"), RQ_CLAIM_OK);
 	assert_int_equal(finish("c_61", 1, "tel1", RQ_ST_COMPLETED, NULL, 0,
 	    &st), 1);
 	assert_int_equal(testredis_num("PTTL rq:job:c_61"), -1);
-	assert_string_equal(job_field("c_61", "ttl_ms", b, sizeof(b)),
-	    "3600000");
+	assert_in_range(ended_in("c_61"), 3600000 - 60000, 3600000);
 	assert_int_equal(testredis_num("EXISTS rq:timeline:c_61"), 0);
 
-	/* A corrupt ttl_ms does not hold up the finish: it frees the
-	 * tenant's slot (the sweep takes the field as the default). */
+	/* A corrupt ttl_ms is the default: the finish goes through and
+	 * frees the tenant's slot. */
 	testredis_do("ZADD rq:active:t1 1 c_62");
 	job_taken("c_62", 1, "ttl_ms", "1.5", NULL);
 	assert_int_equal(rq_job_claim(&rl, "c_62", 1, "tel1"), RQ_CLAIM_OK);
 	assert_int_equal(finish("c_62", 1, "tel1", RQ_ST_COMPLETED, NULL, 0,
 	    &st), 1);
-	assert_string_equal(job_field("c_62", "status", b, sizeof(b)),
-	    "completed");
+	assert_in_range(ended_in("c_62"), RQ_CALL_TTL_MS - 60000,
+	    RQ_CALL_TTL_MS);
 	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_62"), -1);
 }
 
@@ -491,6 +501,8 @@ test_retry_busy(void **state)
 	assert_int_equal(strlen(b), strlen("next attempt at ") + 20);
 	/* Not due any more: the tenant's due count ignores it. */
 	assert_true(testredis_num("ZSCORE rq:active:t1 c_7") > 1);
+	/* Not ended: not in rq:ended. */
+	assert_int_equal(ended_in("c_7"), -1);
 	assert_int_equal(testredis_num("HEXISTS rq:job:c_7 1:retrying"), 1);
 
 	/* Second busy: the delay doubles. */
@@ -523,6 +535,7 @@ test_retry_busy(void **state)
 	    "busy on attempt 4: 3 of 3 busy attempts");
 	assert_int_equal(testredis_num("ZSCORE rq:delayed c_7"), -1);
 	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_7"), -1);
+	assert_true(ended_in("c_7") > 0);
 }
 
 /* A first delay above the 6 h cap ("call again tomorrow") is kept; only
