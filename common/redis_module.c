@@ -960,8 +960,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	if (terminal(rank)) {
 		if (j[J_TENANT] != NULL)
 			zrem(c, key_of(c, RQ_KEY_ACTIVE, j[J_TENANT]), e->id);
-		zadd(c, s_ended, RedisModule_Milliseconds() +
-		    call_ttl(j[J_TTL]), e->id, 0);
+		zadd(c, s_ended, c->now + call_ttl(j[J_TTL]), e->id, 0);
 	}
 done:
 	RedisModule_Free(tl.p);

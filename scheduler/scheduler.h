@@ -134,12 +134,12 @@ void	sched_lists_free(struct sched_lists *sl);
  * its tenant's list (*deleted: how many).  Run with the lists' sweep, and
  * as often while behind.  Returns 1 when the batch was full (more may be
  * due), 0 when not, -1 on a Redis error (logged). */
-#define SCHED_ENDED_BATCH	500	/* a millisecond or two of Redis */
+#define SCHED_ENDED_BATCH	200	/* a millisecond or so of Redis */
 extern struct rq_script sched_ended_script;
 int	sched_ended(struct rq_redis *r, long *deleted);
 
 /* depths.c: sets the gauges ringq_queue_depth{queue=delayed|ready|inflight|
- * events} from Redis.  Returns 0, or -1 on a Redis error (logged; a broken
+ * hours|events|ended} from Redis.  Returns 0, or -1 on a Redis error (logged; a broken
  * link is closed for the next rq_redis_ready()). */
 int	sched_depths(struct rq_redis *r);
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # What ended calls cost Redis when their retention ends: the schedulers'
 # step for rq:ended (scheduler/ended.c: the job, its id in its tenant's
-# list and in rq:ended, in batches of 500), beside Redis's own expiry of
-# the same jobs given a TTL instead (as ended calls had before module
-# version 7), and then the lists' sweep taking their ids out of the
-# tenant's list (scheduler/lists.c), on the same redis-server.  The calls
-# were created 8 days ago (the default retention is 7), so that the
-# lists' sweep looks at them both ways.  Prints, for each, the calls a
-# second taken out of Redis and Redis's main-thread CPU a call.  Run by hand (not part of deploy/test);
+# list and in rq:ended, in batches of SCHED_ENDED_BATCH), beside Redis's
+# own expiry of the same jobs given a TTL instead (as ended calls had
+# before module version 7), and then the lists' sweep taking their ids
+# out of the tenant's list (scheduler/lists.c), on the same
+# redis-server.  The calls were created 8 days ago (the default retention
+# is 7), so that the lists' sweep looks at them both ways.  Prints, for
+# each, the calls a second taken out of Redis and Redis's main-thread CPU
+# a call, and what a call held in Redis's memory (used_memory over the
+# calls loaded: its job, its place in the list, and its place in
+# rq:ended or its TTL).  Run by hand (not part of deploy/test);
 # docs/benchmarks.md keeps figures.
 #
 #   tests/bench/bench_retention.sh            (RQ_BUILD=build)
@@ -67,6 +70,12 @@ main_cpu() {
 	END { printf "%.6f", s }'
 }
 
+# memory: Redis's used_memory, once its AOF buffer is written.
+memory() {
+	sleep 1.5
+	bench_info memory used_memory
+}
+
 # report WHAT CPU0 T0: the calls a second and CPU a call since CPU0, T0.
 report() {
 	awk -v what="$1" -v c0="$2" -v c1="$(main_cpu)" -v t0="$3" \
@@ -85,8 +94,10 @@ EOF
 echo "$N ended calls each way; redis-server $(bench_info server redis_version), $(nproc) cores"
 
 # ringq: the scheduler's step for rq:ended, from the moment it starts.
+m0=$(memory)
 jobs e "$(rq_now_ms)" ended
 [ "$(rq_redis ZCARD rq:ended)" = "$N" ] || rq_fail "rq:ended holds $(rq_redis ZCARD rq:ended) ids, not $N"
+echo "ringq: $(( ($(memory) - m0) / N )) bytes of Redis memory a call held"
 c0=$(main_cpu) t0=$(rq_now_ms)
 rq_start_daemon scheduler
 ended_gone() { [ "$(rq_redis ZCARD rq:ended)" = 0 ]; }
@@ -100,8 +111,10 @@ rq_stop_daemon scheduler
 # Redis: the same jobs with a TTL, from the moment they expire (all at
 # once, after the load).
 keys=$(rq_redis DBSIZE)
-at=$(( $(rq_now_ms) + 5000 + N / 20 ))
+m0=$(memory)
+at=$(( $(rq_now_ms) + 8000 + N / 20 ))
 jobs t "$at" ttl
+echo "Redis: $(( ($(memory) - m0) / N )) bytes of Redis memory a call held"
 (( $(rq_now_ms) < at - 500 )) || rq_fail "the jobs took longer to load than their TTL"
 while (( $(rq_now_ms) < at )); do sleep 0.05; done
 c0=$(main_cpu) t0=$(rq_now_ms)

@@ -288,10 +288,13 @@ rq_stop_daemon scheduler
 # without an idempotency key would retry; a new request on a connection
 # kept alive meanwhile is refused cleanly (503, nothing done).
 # held_by_redis: a client blocked by the pause on the create (the
-# gateway's), not on another command (accounting's XREADGROUP)
+# gateway's ringq.create), not on another command (accounting's
+# XREADGROUP, the telserver's state script each second); without the
+# module the create is a script too, as the telserver's is.
 held_by_redis() {
-	rq_redis CLIENT LIST | grep -Eq \
-	    'flags=[a-zA-Z]*b.* cmd=(ringq\.create|evalsha|eval|fcall) '
+	local cmd='ringq\.create'
+	[ "${RQ_REDIS_MODULE:-1}" != 0 ] || cmd='(evalsha|eval|fcall)'
+	rq_redis CLIENT LIST | grep -Eq "flags=[a-zA-Z]*b.* cmd=$cmd "
 }
 printf '%s\n' \
     'import http.client, json, os, sys, time' \

@@ -101,7 +101,7 @@ at_least dispatcher 'ringq_dispatcher_telservers{state="alive"}' 1 ||
 # too few jobs yet to tell whether it is alone: two random choices
 [ "$(value dispatcher ringq_dispatcher_alone)" = 0 ] ||
     rq_fail "dispatcher: alone before any job"
-for q in delayed ready inflight hours events; do
+for q in delayed ready inflight hours events ended; do
 	[ -n "$(value scheduler "ringq_queue_depth{queue=\"$q\"}")" ] ||
 	    rq_fail "scheduler: no depth for $q"
 done

@@ -290,6 +290,7 @@ test_finish_completed(void **state)
 	assert_int_equal(rq_job_claim(&rl, "c_62", 1, "tel1"), RQ_CLAIM_OK);
 	assert_int_equal(finish("c_62", 1, "tel1", RQ_ST_COMPLETED, NULL, 0,
 	    &st), 1);
+	assert_int_equal(testredis_num("PTTL rq:job:c_62"), -1);
 	assert_in_range(ended_in("c_62"), RQ_CALL_TTL_MS - 60000,
 	    RQ_CALL_TTL_MS);
 	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_62"), -1);
@@ -535,6 +536,7 @@ test_retry_busy(void **state)
 	    "busy on attempt 4: 3 of 3 busy attempts");
 	assert_int_equal(testredis_num("ZSCORE rq:delayed c_7"), -1);
 	assert_int_equal(testredis_num("ZSCORE rq:active:t1 c_7"), -1);
+	assert_int_equal(testredis_num("PTTL rq:job:c_7"), -1);
 	assert_true(ended_in("c_7") > 0);
 }
 
