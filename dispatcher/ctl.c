@@ -40,7 +40,7 @@ usage(void)
 	    "until its calls ended\n"
 	    "  undrain NODE                NODE takes jobs again\n"
 	    "  queues                      jobs delayed, ready, in flight, on "
-	    "call per node; events backlog\n"
+	    "call per node; events backlog; ended calls held\n"
 	    "  keygen                      a CURVE keypair as two config lines "
 	    "(no -f needed)\n"
 	    "exit: 0 done, 1 Redis error, 2 usage or configuration, 3 not "
@@ -404,6 +404,7 @@ do_queues(void)
 		printf("  %-*s %lld\n", w, names[i], oncall);
 	}
 	printf("%-10s %lld\n", "events", cmd_int("XLEN %s", RQ_KEY_EVENTS));
+	printf("%-10s %lld\n", "ended", cmd_int("ZCARD %s", RQ_KEY_ENDED));
 	free(names);
 	freeReplyObject(hold);
 	return CTL_EXIT_OK;

@@ -14,10 +14,10 @@
 /*
  * KEYS: rq:calls:<tenant> rq:ended.  ARGV: job key prefix, from (a
  * ZRANGEBYSCORE min: "-inf" or "<ms>"), how many ids at that score to
- * skip (looked at and kept by the last batch), batch, the tenant's
- * retention (ms).
- * Looks at up to batch ids from there on among those created more than a
- * retention ago (Redis's clock):
+ * skip (looked at and kept by the last batch), batch, how old an id must
+ * be (ms: the tenant's retention and SCHED_LISTS_GRACE_MS).
+ * Looks at up to batch ids from there on among those created more than
+ * that ago (Redis's clock):
  *  - job gone: the id leaves the list, and the call's rq:timeline: key
  *    (written by older versions: common/keys.h) goes, which a call they
  *    began and this one ended had left without a TTL;
@@ -72,7 +72,7 @@ struct rq_script sched_lists_script = { .name = "call_lists",
 
 /* One batch of one tenant's list, from where the last one stopped.
  * Returns 1 when the batch was full (more to look at), 0 when it reached
- * the ids created a retention ago, -1 on a Redis error (logged);
+ * the ids old enough, -1 on a Redis error (logged);
  * *removed: how many ids went. */
 static int
 sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
@@ -86,7 +86,8 @@ sweep_list(struct rq_redis *r, const struct rq_tenant *tenant,
 	snprintf(key, sizeof(key), "%s%s", RQ_KEY_TENANT_CALLS, tenant->name);
 	snprintf(batch, sizeof(batch), "%d", SCHED_LISTS_BATCH);
 	snprintf(keep, sizeof(keep), "%llu",
-	    (unsigned long long)rq_tenant_ttl_ms(tenant));
+	    (unsigned long long)(rq_tenant_ttl_ms(tenant) +
+	    SCHED_LISTS_GRACE_MS));
 	snprintf(skip, sizeof(skip), "%lld", l->skip);
 	argv[0] = key;
 	argv[1] = RQ_KEY_ENDED;

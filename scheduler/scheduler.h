@@ -90,8 +90,9 @@ int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 
 /* lists.c: the tenants' call lists lose the ids of calls that left Redis.
  * Each run looks at one batch of SCHED_LISTS_BATCH ids of a tenant, among
- * those created more than a retention ago, from where the last run
- * stopped: every tenant's once per SCHED_LISTS_MS, and in between, every
+ * those created more than a retention and SCHED_LISTS_GRACE_MS ago (by
+ * then most calls have ended and left through rq:ended, their ids with
+ * them, and are not looked at), from where the last run stopped: every tenant's once per SCHED_LISTS_MS, and in between, every
  * SCHED_LISTS_BEHIND_MS, one of those whose batch was full, in turn
  * (20,000 ids a second in all, in slices short enough not to hold up
  * releases).  An ended call it finds out of rq:ended (ended by a version
@@ -105,6 +106,7 @@ int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
 #define SCHED_LISTS_MS		1000
 #define SCHED_LISTS_BEHIND_MS	10
 #define SCHED_LISTS_RESTART_MS	3600000
+#define SCHED_LISTS_GRACE_MS	3600000
 
 extern struct rq_script sched_lists_script;
 

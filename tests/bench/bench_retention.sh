@@ -5,8 +5,11 @@
 # own expiry of the same jobs given a TTL instead (as ended calls had
 # before module version 7), and then the lists' sweep taking their ids
 # out of the tenant's list (scheduler/lists.c), on the same
-# redis-server.  The calls were created 8 days ago (the default retention
-# is 7), so that the lists' sweep looks at them both ways.  Prints, for
+# redis-server.  The calls with a TTL were created 8 days ago (the
+# default retention is 7), so that the lists' sweep looks at their ids,
+# as it did at a retention after their creation; those in rq:ended 7 days
+# and half an hour ago, which the sweep leaves to rq:ended for an hour
+# more (SCHED_LISTS_GRACE_MS), as it does most calls now.  Prints, for
 # each, the calls a second taken out of Redis and Redis's main-thread CPU
 # a call, and what a call held in Redis's memory (used_memory over the
 # calls loaded: its job, its place in the list, and its place in
@@ -25,14 +28,16 @@ rq_need redis-server redis-cli python3
 N=${RQ_BENCH_CALLS:-200000}
 [[ $N =~ ^[1-9][0-9]*$ ]] || rq_fail "RQ_BENCH_CALLS is a count (not '$N')"
 
-# jobs PREFIX AT HOW: N ended calls' jobs as a dry-run call leaves them
-# (its fields and six timeline entries, about 700 bytes), each in the demo
-# tenant's list; HOW: "ended" puts each in rq:ended at AT (ms), "ttl"
-# gives each a TTL to AT instead.  One pipe of Redis's protocol.
+# jobs PREFIX AT HOW AGE: N ended calls' jobs as a dry-run call leaves
+# them (its fields and six timeline entries, about 700 bytes), created AGE
+# ms ago, each in the demo tenant's list; HOW: "ended" puts each in
+# rq:ended at AT (ms), "ttl" gives each a TTL to AT instead.  One pipe of
+# Redis's protocol.
 jobs() {
-	python3 - "$1" "$2" "$3" "$N" <<'PY' | rq_redis --pipe >/dev/null
+	python3 - "$1" "$2" "$3" "$4" "$N" <<'PY' | rq_redis --pipe >/dev/null
 import sys, time
-prefix, at, how, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+prefix, at, how, age = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+n = int(sys.argv[5])
 now = int(time.time() * 1000)
 out = sys.stdout.buffer
 def cmd(*args):
@@ -44,7 +49,7 @@ def cmd(*args):
 for i in range(n):
     cid = "%s%08d" % (prefix, i)
     key = "rq:job:" + cid
-    ts = now - 8 * 86400000
+    ts = now - age
     tl = []
     for att, st in ((0, "queued"), (0, "scheduled"), (1, "dispatched"),
                     (1, "ringing"), (1, "answered"), (1, "completed")):
@@ -95,7 +100,7 @@ echo "$N ended calls each way; redis-server $(bench_info server redis_version), 
 
 # ringq: the scheduler's step for rq:ended, from the moment it starts.
 m0=$(memory)
-jobs e "$(rq_now_ms)" ended
+jobs e "$(rq_now_ms)" ended $(( 7 * 86400000 + 1800000 ))
 [ "$(rq_redis ZCARD rq:ended)" = "$N" ] || rq_fail "rq:ended holds $(rq_redis ZCARD rq:ended) ids, not $N"
 echo "ringq: $(( ($(memory) - m0) / N )) bytes of Redis memory a call held"
 c0=$(main_cpu) t0=$(rq_now_ms)
@@ -113,7 +118,7 @@ rq_stop_daemon scheduler
 keys=$(rq_redis DBSIZE)
 m0=$(memory)
 at=$(( $(rq_now_ms) + 8000 + N / 20 ))
-jobs t "$at" ttl
+jobs t "$at" ttl $(( 8 * 86400000 ))
 echo "Redis: $(( ($(memory) - m0) / N )) bytes of Redis memory a call held"
 (( $(rq_now_ms) < at - 500 )) || rq_fail "the jobs took longer to load than their TTL"
 while (( $(rq_now_ms) < at )); do sleep 0.05; done

@@ -294,6 +294,17 @@ rq_redis() {
 	redis-cli -p "$REDIS_PORT" "$@"
 }
 
+# rq_create_held: a gateway's create is held in Redis by CLIENT PAUSE WRITE
+# (for rq_wait_for): a client blocked on ringq.create, not on another
+# command (accounting's XREADGROUP, the scheduler's and the telserver's
+# scripts each second).  Without the module the create is a script too,
+# as theirs are: any blocked script then.
+rq_create_held() {
+	local cmd='ringq\.create'
+	[ "${RQ_REDIS_MODULE:-1}" != 0 ] || cmd='(evalsha|eval|fcall)'
+	rq_redis CLIENT LIST | grep -Eq "flags=[a-zA-Z]*b.* cmd=$cmd "
+}
+
 # rq_events_drained: every rq:events entry stored by accounting,
 # acknowledged and deleted (for rq_wait_for).
 rq_events_drained() {

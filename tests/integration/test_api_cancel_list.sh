@@ -287,15 +287,6 @@ rq_stop_daemon scheduler
 # PAUSE) gets its 202, not a "may or may not be queued" 503 that a client
 # without an idempotency key would retry; a new request on a connection
 # kept alive meanwhile is refused cleanly (503, nothing done).
-# held_by_redis: a client blocked by the pause on the create (the
-# gateway's ringq.create), not on another command (accounting's
-# XREADGROUP, the telserver's state script each second); without the
-# module the create is a script too, as the telserver's is.
-held_by_redis() {
-	local cmd='ringq\.create'
-	[ "${RQ_REDIS_MODULE:-1}" != 0 ] || cmd='(evalsha|eval|fcall)'
-	rq_redis CLIENT LIST | grep -Eq "flags=[a-zA-Z]*b.* cmd=$cmd "
-}
 printf '%s\n' \
     'import http.client, json, os, sys, time' \
     'port, key, to, nb, go = sys.argv[1:6]' \
@@ -322,7 +313,7 @@ curl -sS -m 10 -o "$T/stop.body" -w '%{http_code}' -X POST \
     '{to: $to, say: "Stopping.", not_before: $nb}')" "$RQ_API/v1/calls" \
     > "$T/stop.code" &
 CURL=$!
-rq_wait_for 5 held_by_redis
+rq_wait_for 5 rq_create_held
 kill -TERM "$(rq_pid gateway)"
 rq_wait_for 5 grep -q "waiting up to 3000 ms for Redis's answers" "$T/gateway.log"
 touch "$T/go"

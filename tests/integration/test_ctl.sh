@@ -145,6 +145,9 @@ grep -qE '^ready +0$' "$T/queues" || rq_fail "queues: $(cat "$T/queues")"
 grep -qE '^  tA +0$' "$T/queues" || rq_fail "queues: $(cat "$T/queues")"
 grep -qE "^events +$(rq_redis XLEN rq:events)\$" "$T/queues" ||
 	rq_fail "queues: events backlog: $(cat "$T/queues")"
+ended=$(rq_redis ZCARD rq:ended)
+(( ended >= 3 )) && grep -qE "^ended +$ended\$" "$T/queues" ||
+	rq_fail "queues: ended calls held ($ended in rq:ended): $(cat "$T/queues")"
 rq_redis ZADD rq:delayed 9999999999999 c_later1 9999999999999 c_later2 >/dev/null
 ctl queues | grep -qE '^delayed +2$' || rq_fail "queues: delayed: $(ctl queues)"
 rq_redis DEL rq:delayed >/dev/null

@@ -257,7 +257,7 @@ rq_stop_daemon scheduler:b
 # tenant no longer in the config; one whose time is to come stays, as does
 # a job in rq:ended that has not ended (it only leaves rq:ended).  The
 # lists' sweep, through ids created more than the tenant's 7 days
-# (RQ_CALL_TTL_MS) ago: a call ended by an older version, without a TTL
+# (RQ_CALL_TTL_MS) and an hour ago (not one of 7 days and half an hour): a call ended by an older version, without a TTL
 # and out of rq:ended, is put there at its end plus its retention (gone
 # at once when that has passed); one ended with a TTL is put there too,
 # and keeps its TTL; ids whose job is gone leave the list, over several
@@ -295,6 +295,7 @@ old=$(( now - week - 86400000 ))
 	echo "HSET rq:timeline:legacy_orphan 0:queued {} 1:completed {}"
 	echo "ZADD rq:calls:demo $((old + 3002)) legacy_orphan"
 	echo "ZADD rq:calls:demo $((now - 86400000)) young"
+	echo "ZADD rq:calls:demo $((now - week - 1800000)) in_grace"
 	# in rq:ended: due (one of a tenant no config has), to come, not ended
 	echo "HSET rq:job:due id due tenant demo status canceled status_rank 8"
 	echo "HSET rq:timeline:due 0:canceled {}"
@@ -334,8 +335,9 @@ ttl=$(rq_redis PTTL rq:job:ended_ttl)
     [ "$(rq_redis ZSCORE rq:ended to_come)" = $((now + 3600000)) ] &&
     [ -z "$(rq_redis ZSCORE rq:ended not_ended)" ] ||
     rq_fail "rq:ended: a call whose time is to come, or a job not ended, was deleted, or the latter kept there"
-[ -n "$(rq_redis ZSCORE rq:calls:demo young)" ] ||
-    rq_fail "a call younger than 7 days left the list"
+[ -n "$(rq_redis ZSCORE rq:calls:demo young)" ] &&
+    [ -n "$(rq_redis ZSCORE rq:calls:demo in_grace)" ] ||
+    rq_fail "a call younger than 7 days and an hour left the list"
 [ -n "$(rq_redis ZSCORE rq:calls:demo broken)" ] ||
     rq_fail "an id whose job key is not a hash left the list"
 deleted_metric() {

@@ -453,11 +453,7 @@ sleep 2		# the daemons back on Redis before they stop
 # --- 9. a stop: the message Redis has gets its 250, then 421 -----------------
 rq_redis CLIENT PAUSE 5000 WRITE >/dev/null
 keyed_mail stopping
-held_by_redis() {
-	rq_redis CLIENT LIST | grep -Eq \
-	    'flags=[a-zA-Z]*b.* cmd=(ringq\.create|evalsha|eval|fcall) '
-}
-rq_wait_for 10 held_by_redis
+rq_wait_for 10 rq_create_held
 kill -TERM "$(rq_pid gateway)"
 sleep 0.5
 rq_redis CLIENT UNPAUSE >/dev/null
