@@ -92,7 +92,8 @@ int	sched_sweep(struct rq_redis *r, struct sched_nodes *sn, uint64_t now);
  * Each run looks at one batch of SCHED_LISTS_BATCH ids of a tenant, among
  * those created more than a retention and SCHED_LISTS_GRACE_MS ago (by
  * then most calls have ended and left through rq:ended, their ids with
- * them, and are not looked at), from where the last run stopped: every tenant's once per SCHED_LISTS_MS, and in between, every
+ * them, and are not looked at), from where the last run stopped: every
+ * tenant's once per SCHED_LISTS_MS, and in between, every
  * SCHED_LISTS_BEHIND_MS, one of those whose batch was full, in turn
  * (20,000 ids a second in all, in slices short enough not to hold up
  * releases).  An ended call it finds out of rq:ended (ended by a version
@@ -141,8 +142,8 @@ extern struct rq_script sched_ended_script;
 int	sched_ended(struct rq_redis *r, long *deleted);
 
 /* depths.c: sets the gauges ringq_queue_depth{queue=delayed|ready|inflight|
- * hours|events|ended} from Redis.  Returns 0, or -1 on a Redis error (logged; a broken
- * link is closed for the next rq_redis_ready()). */
+ * hours|events|ended} from Redis.  Returns 0, or -1 on a Redis error
+ * (logged; a broken link is closed for the next rq_redis_ready()). */
 int	sched_depths(struct rq_redis *r);
 
 #endif
