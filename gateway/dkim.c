@@ -2,6 +2,11 @@
  * one valid signature must come from the tenant's dkim_domain.  The key is
  * the tenant's pinned dkim_key when set, else libopendkim's DNS lookup,
  * which blocks the event loop: few signatures, a short timeout. */
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <arpa/nameser.h>
+#include <netdb.h>
+#include <resolv.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -71,6 +76,34 @@ dkim_lib(int pinned)
 	return *lp;
 }
 
+/* libopendkim's resolver says "query failed" alike for a key that does
+ * not exist and for a DNS server that did not answer: asks once more, with
+ * a short timeout, to tell them apart.  1: the lookup failed for now
+ * (SERVFAIL, no answer, or the key is there by now); 0: there is no key
+ * (NXDOMAIN, no TXT record), which the sender must fix. */
+static int
+dkim_key_tempfail(DKIM_SIGINFO *sig, const char *domain)
+{
+	struct __res_state rs;
+	unsigned char ans[4096];
+	const char *sel = (const char *)dkim_sig_getselector(sig);
+	char name[NS_MAXDNAME];
+	int n, h;
+
+	if (sel == NULL || (size_t)snprintf(name, sizeof(name),
+	    "%s._domainkey.%s", sel, domain) >= sizeof(name))
+		return 0;
+	memset(&rs, 0, sizeof(rs));
+	if (res_ninit(&rs) != 0)
+		return 1;
+	rs.retrans = 1;
+	rs.retry = 1;
+	n = res_nquery(&rs, name, ns_c_in, ns_t_txt, ans, sizeof(ans));
+	h = rs.res_h_errno;
+	res_nclose(&rs);
+	return n >= 0 || (h != HOST_NOT_FOUND && h != NO_DATA);
+}
+
 int
 gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
     char *why, size_t whylen)
@@ -80,7 +113,7 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 	DKIM_STAT st;
 	DKIM_SIGINFO **sigs;
 	const char *dom, *other = NULL;
-	int i, nsigs = 0, rc = -1, bad = 0;
+	int i, nsigs = 0, rc = -1, bad = 0, tempfail = 0;
 
 	if (tenant->dkim_domain[0] == '\0') {
 		snprintf(why, whylen, "DKIM is required but no dkim_domain is "
@@ -89,12 +122,12 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 	}
 	if ((lib = dkim_lib(tenant->dkim_key[0] != '\0')) == NULL) {
 		snprintf(why, whylen, "DKIM verification is unavailable");
-		return -1;
+		return -2;
 	}
 	if ((d = dkim_verify(lib, (const u_char *)"ringq", NULL, &st)) ==
 	    NULL) {
 		snprintf(why, whylen, "DKIM verification is unavailable");
-		return -1;
+		return -2;
 	}
 	dkim_set_user_context(d, (void *)tenant);
 	st = dkim_chunk(d, (u_char *)data, len);
@@ -118,6 +151,18 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 		}
 		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
 			continue;	/* over DKIM_MAX_SIGS */
+		if (dkim_sig_geterror(sigs[i]) == DKIM_SIGERROR_KEYFAIL) {
+			if (dkim_key_tempfail(sigs[i], dom)) {
+				tempfail = 1;
+				continue;
+			}
+			bad = 1;
+			snprintf(why, whylen, "%s publishes no DKIM key for "
+			    "the selector %s: publish it, or sign with one it "
+			    "publishes", tenant->dkim_domain,
+			    (const char *)dkim_sig_getselector(sigs[i]));
+			continue;
+		}
 		bad = 1;
 		snprintf(why, whylen, "the DKIM signature of %s does not "
 		    "verify (%s): sign the message as sent, with the key "
@@ -125,7 +170,11 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 		    dkim_sig_geterrorstr(dkim_sig_geterror(sigs[i])),
 		    tenant->dkim_domain);
 	}
-	if (rc == -1 && !bad) {
+	if (rc == -1 && tempfail && !bad) {
+		snprintf(why, whylen, "the DNS lookup of the DKIM key of %s "
+		    "failed: try again later", tenant->dkim_domain);
+		rc = -2;
+	} else if (rc == -1 && !bad) {
 		if (nsigs == 0)
 			snprintf(why, whylen, "this tenant requires a DKIM "
 			    "signature from %s and the message has none",

@@ -268,7 +268,9 @@ int		 gw_mail_request_parse(const char *data, size_t len,
 
 /* dkim.c: 0 when data carries a valid DKIM signature whose d= is the
  * tenant's dkim_domain (key pinned in dkim_key, else from DNS); -1 with a
- * reason a person can act on in why. */
+ * reason a person can act on in why; -2 (why too) when none verified but
+ * one might later: its key's DNS lookup failed, or the verifier could not
+ * start (the sender should try again: RFC 6376's TEMPFAIL). */
 int		 gw_dkim_verify(const struct rq_tenant *tenant,
 		    const char *data, size_t len, char *why, size_t whylen);
 

@@ -457,15 +457,20 @@ io_message(void *arg, const struct rq_tenant *tenant, const char *data,
 	struct smtp_conn *c = arg;
 	struct gw_error err;
 	char msgid[512], why[400], reply[600];
+	int rc;
 
 	c->busy++;
 	c->tenant = tenant;
-	if (tenant->require_dkim && gw_dkim_verify(tenant, data, len, why,
-	    sizeof(why)) == -1) {
-		log_info("smtp: %s: tenant %s: refused: %s", c->addr,
-		    tenant->name, why);
-		snprintf(reply, sizeof(reply), "550 5.7.20 No passing DKIM "
-		    "signature: %s", why);
+	if (tenant->require_dkim && (rc = gw_dkim_verify(tenant, data, len,
+	    why, sizeof(why))) < 0) {
+		log_info("smtp: %s: tenant %s: %s: %s", c->addr, tenant->name,
+		    rc == -2 ? "deferred" : "refused", why);
+		if (rc == -2)
+			snprintf(reply, sizeof(reply), "451 4.4.3 DKIM not "
+			    "verified yet: %s", why);
+		else
+			snprintf(reply, sizeof(reply), "550 5.7.20 No passing "
+			    "DKIM signature: %s", why);
 		conn_answer(c, reply);
 		return;
 	}

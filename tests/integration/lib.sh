@@ -472,7 +472,10 @@ rq_start_daemon() {
 		# a daemon killed with SIGKILL left its PID file behind
 		rm -f "$run/ringq-$name.pid"
 	fi
-	"$exe" -f "$RQ_CONF" "$@" </dev/null >>"$log" 2>&1 &
+	# RQ_DAEMON_NETNS: in that network namespace (ip netns exec execs the
+	# daemon, so the pid is the daemon's)
+	${RQ_DAEMON_NETNS:+ip netns exec "$RQ_DAEMON_NETNS"} \
+	    "$exe" -f "$RQ_CONF" "$@" </dev/null >>"$log" 2>&1 &
 	pid=$!
 	rq_track "$tag" "$pid"
 	for ((i = 0; i < 150; i++)); do
@@ -734,11 +737,13 @@ rq_netns_plug() {
 	ip -n "$1" link set eth0 up
 }
 
-# rq_netns_del_all: deletes the namespaces made by rq_netns_add.
+# rq_netns_del_all: deletes the namespaces made by rq_netns_add, and the
+# files a test gave them in /etc/netns/NAME (ip netns exec's resolv.conf).
 rq_netns_del_all() {
 	local n
 	for n in "${RQ_NETNS[@]}"; do
 		ip netns del "$n" 2>/dev/null || true
+		rm -rf "/etc/netns/$n"
 	done
 	RQ_NETNS=()
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# DKIM keys from DNS (a tenant with require_dkim and no pinned dkim_key):
+# the gateway looks the key up through libopendkim's resolver.  While the
+# DNS server fails (SERVFAIL) a signed message is deferred, 451 4.4.3, so
+# that the sending server tries it again rather than bouncing the
+# request; once the key is published the same message is queued; a
+# selector that has no key is refused, 550 5.7.20.  The gateway runs in a
+# network namespace whose resolv.conf (ip netns exec's /etc/netns/NAME/)
+# names this test's DNS server on the namespace's loopback; it reaches
+# Redis through Redis's Unix socket.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+rq_need ip swaks dkimsign openssl python3
+mkdir -p "$T/dk"
+openssl genrsa -out "$T/dk/sel.private" 2048 >/dev/null 2>&1
+DKIM_P=$(openssl rsa -in "$T/dk/sel.private" -pubout -outform DER 2>/dev/null |
+    base64 -w0)
+[ -n "$DKIM_P" ] || rq_fail "openssl made no DKIM key"
+
+rq_start_redis
+[ -n "$REDIS_SOCK" ] ||
+    rq_fail "Redis has no Unix socket here (TMPDIR too long), which the gateway in its namespace needs"
+TOKEN=dnstok$RANDOM
+rq_write_config <<EOC
+[tenant dnsco]
+key_sha256 = $(rq_sha256 dnsco-key)
+allow_sip = yes
+mail_token_sha256 = $(rq_sha256 "$TOKEN")
+require_dkim = yes
+dkim_domain = example.test
+EOC
+TO="calls+$TOKEN@ringq.localhost"
+
+NS=rqdkim$$
+rq_netns_add "$NS"
+mkdir -p "/etc/netns/$NS"
+echo "nameserver 127.0.0.1" > "/etc/netns/$NS/resolv.conf"
+echo "sel._domainkey.example.test SERVFAIL" > "$T/dns.table"
+ip netns exec "$NS" python3 "$here/dns_server.py" 127.0.0.1 53 \
+    "$T/dns.table" > "$T/dns.log" 2>&1 &
+rq_track dns $!
+rq_wait_for 5 grep -q listening "$T/dns.log"
+RQ_DAEMON_NETNS=$NS rq_start_daemon gateway
+
+# mail FILE: swaks in the namespace; prints the reply to the final dot.
+mail() {
+	ip netns exec "$NS" swaks --server "127.0.0.1:$RQ_SMTP_PORT" \
+	    --from requester@example.test --to "$TO" --timeout 15 \
+	    --data @"$1" > "$T/swaks.out" 2>&1 || true
+	awk '/^ [-~]> \.$/ { dot = 1; next }
+	     dot && /^<[-~*]+ / { sub(/^<[-~*]+ +/, ""); print; done = 1; exit }
+	     END { if (!done) print "no reply" }' "$T/swaks.out"
+}
+expect_reply() {
+	grep -qE "$1" <<<"$2" || rq_fail "$3: expected /$1/, got: $2"
+	echo "ok: $3: $2"
+}
+jobs() { rq_redis --scan --pattern 'rq:job:*' | wc -l; }
+signed() {
+	printf 'From: requester@example.test\r\nTo: %s\r\nSubject: call\r\nMessage-ID: <%s@example.test>\r\n\r\nTo: sip:nobody@127.0.0.1:9\r\nSay: a request signed with a key in DNS\r\n' \
+	    "$TO" "$2" | dkimsign "$1" example.test "$T/dk/sel.private"
+}
+
+signed sel "dns-$RANDOM" > "$T/good.eml"
+r=$(mail "$T/good.eml")
+expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key of example\.test failed' \
+    "$r" "key lookup failing (SERVFAIL)"
+[ "$(jobs)" = 0 ] || rq_fail "a deferred message left a job"
+rq_logged "$T/gateway.log" "tenant dnsco: deferred: the DNS lookup" ||
+    rq_fail "the deferral is not in the gateway's log"
+
+echo "sel._domainkey.example.test v=DKIM1; k=rsa; p=$DKIM_P" > "$T/dns.table"
+r=$(mail "$T/good.eml")
+expect_reply '^250 2\.0\.0 Ok: queued as c_' "$r" "the same message, key published"
+id=${r##* }
+[ "$(rq_redis HGET "rq:job:$id" tenant)" = dnsco ] || rq_fail "job $id not dnsco's"
+
+signed nokey "nokey-$RANDOM" > "$T/nokey.eml"
+r=$(mail "$T/nokey.eml")
+expect_reply '^550 5\.7\.20 .*example\.test publishes no DKIM key for the selector nokey' "$r" "a selector with no key (NXDOMAIN)"
+[ "$(jobs)" = 1 ] || rq_fail "a refused message left a job"
+
+rq_stop_daemon gateway
+echo "PASS"
