@@ -79,10 +79,11 @@ dkim_lib(int pinned)
 /* libopendkim's resolver says "query failed" alike for a key that does
  * not exist and for a DNS server that did not answer: asks once more, with
  * a short timeout, to tell them apart.  1: the lookup failed for now
- * (SERVFAIL, no answer, or the key is there by now); 0: there is no key
- * (NXDOMAIN, no TXT record), which the sender must fix. */
+ * (SERVFAIL, REFUSED, no answer); 0: there is no key (NXDOMAIN, no TXT
+ * record, a name DNS cannot hold); 2: a record is there, which
+ * libopendkim could not read.  The last two the sender must fix. */
 static int
-dkim_key_tempfail(DKIM_SIGINFO *sig, const char *domain)
+dkim_key_lookup(DKIM_SIGINFO *sig, const char *domain)
 {
 	struct __res_state rs;
 	unsigned char ans[4096];
@@ -101,7 +102,9 @@ dkim_key_tempfail(DKIM_SIGINFO *sig, const char *domain)
 	n = res_nquery(&rs, name, ns_c_in, ns_t_txt, ans, sizeof(ans));
 	h = rs.res_h_errno;
 	res_nclose(&rs);
-	return n >= 0 || (h != HOST_NOT_FOUND && h != NO_DATA);
+	if (n >= 0)
+		return 2;
+	return h == TRY_AGAIN;
 }
 
 int
@@ -112,8 +115,8 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 	DKIM *d;
 	DKIM_STAT st;
 	DKIM_SIGINFO **sigs;
-	const char *dom, *other = NULL;
-	int i, nsigs = 0, rc = -1, bad = 0, tempfail = 0;
+	const char *dom, *sel, *other = NULL;
+	int i, nsigs = 0, rc = -1, bad = 0, tempfail = 0, err, look;
 
 	if (tenant->dkim_domain[0] == '\0') {
 		snprintf(why, whylen, "DKIM is required but no dkim_domain is "
@@ -151,26 +154,37 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 		}
 		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
 			continue;	/* over DKIM_MAX_SIGS */
-		if (dkim_sig_geterror(sigs[i]) == DKIM_SIGERROR_KEYFAIL) {
-			if (dkim_key_tempfail(sigs[i], dom)) {
-				tempfail = 1;
-				continue;
-			}
-			bad = 1;
-			snprintf(why, whylen, "%s publishes no DKIM key for "
-			    "the selector %s: publish it, or sign with one it "
-			    "publishes", tenant->dkim_domain,
-			    (const char *)dkim_sig_getselector(sigs[i]));
+		sel = (const char *)dkim_sig_getselector(sigs[i]);
+		err = dkim_sig_geterror(sigs[i]);
+		look = err == DKIM_SIGERROR_KEYFAIL ?
+		    dkim_key_lookup(sigs[i], dom) : -1;
+		if (look == 1) {
+			tempfail = 1;
 			continue;
 		}
 		bad = 1;
+		if (err == DKIM_SIGERROR_NOKEY || look == 0) {
+			snprintf(why, whylen, "%s publishes no DKIM key for "
+			    "the selector %s: publish it, or sign with one it "
+			    "publishes", tenant->dkim_domain, sel ? sel : "");
+			continue;
+		}
+		if (look == 2) {
+			snprintf(why, whylen, "the DKIM key %s publishes for "
+			    "the selector %s cannot be read (%s): publish a "
+			    "valid key record", tenant->dkim_domain,
+			    sel ? sel : "", dkim_geterror(d));
+			continue;
+		}
 		snprintf(why, whylen, "the DKIM signature of %s does not "
 		    "verify (%s): sign the message as sent, with the key "
 		    "published for %s", tenant->dkim_domain,
 		    dkim_sig_geterrorstr(dkim_sig_geterror(sigs[i])),
 		    tenant->dkim_domain);
 	}
-	if (rc == -1 && tempfail && !bad) {
+	/* one signature that may pass later is worth a retry, whatever the
+	 * others did (a key being rotated) */
+	if (rc == -1 && tempfail) {
 		snprintf(why, whylen, "the DNS lookup of the DKIM key of %s "
 		    "failed: try again later", tenant->dkim_domain);
 		rc = -2;

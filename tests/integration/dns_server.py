@@ -3,9 +3,10 @@
 
     dns_server.py ADDR PORT TABLE
 
-TABLE holds lines "NAME TXT-TEXT" (NAME without the final dot), or
-"NAME SERVFAIL": a query for NAME then gets that failure, as a resolver
-would report a server it could not reach.  Any other name gets NXDOMAIN.
+TABLE holds lines "NAME TXT-TEXT" (NAME without the final dot), "NAME
+SERVFAIL" (a query for NAME then gets that failure, as a resolver would
+report a server it could not reach) or "NAME NODATA" (the name is there
+but has no TXT record).  Any other name gets NXDOMAIN.
 The table is read again at each query, so a test can change it.  Only
 what a resolver's TXT lookup needs: one question, its answer.
 """
@@ -44,6 +45,8 @@ def answer(msg, path):
         return head(3, 0) + msg[12:end]        # NXDOMAIN
     if value == "SERVFAIL":
         return head(2, 0) + msg[12:end]
+    if value == "NODATA":
+        return head(0, 0) + msg[12:end]
     text = value.encode()
     strings = b"".join(bytes([len(text[i:i + 255])]) + text[i:i + 255]
                        for i in range(0, len(text), 255))

@@ -743,7 +743,7 @@ rq_netns_del_all() {
 	local n
 	for n in "${RQ_NETNS[@]}"; do
 		ip netns del "$n" 2>/dev/null || true
-		rm -rf "/etc/netns/$n"
+		[ -z "$n" ] || rm -rf "/etc/netns/$n"
 	done
 	RQ_NETNS=()
 }

@@ -3,8 +3,10 @@
 # the gateway looks the key up through libopendkim's resolver.  While the
 # DNS server fails (SERVFAIL) a signed message is deferred, 451 4.4.3, so
 # that the sending server tries it again rather than bouncing the
-# request; once the key is published the same message is queued; a
-# selector that has no key is refused, 550 5.7.20.  The gateway runs in a
+# request, even beside a signature whose key does not exist (the other
+# may pass later); once the key is published the same message is queued;
+# a selector that has no key (NXDOMAIN, or a name without a TXT record)
+# is refused, 550 5.7.20.  The gateway runs in a
 # network namespace whose resolv.conf (ip netns exec's /etc/netns/NAME/)
 # names this test's DNS server on the namespace's loopback; it reaches
 # Redis through Redis's Unix socket.
@@ -70,6 +72,9 @@ expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key of example\.test failed'
 [ "$(jobs)" = 0 ] || rq_fail "a deferred message left a job"
 rq_logged "$T/gateway.log" "tenant dnsco: deferred: the DNS lookup" ||
     rq_fail "the deferral is not in the gateway's log"
+signed nokey "two-$RANDOM" | dkimsign sel example.test "$T/dk/sel.private" > "$T/two.eml"
+r=$(mail "$T/two.eml")
+expect_reply '^451 4\.4\.3 ' "$r" "a signature without a key beside one whose lookup fails"
 
 echo "sel._domainkey.example.test v=DKIM1; k=rsa; p=$DKIM_P" > "$T/dns.table"
 r=$(mail "$T/good.eml")
@@ -80,6 +85,10 @@ id=${r##* }
 signed nokey "nokey-$RANDOM" > "$T/nokey.eml"
 r=$(mail "$T/nokey.eml")
 expect_reply '^550 5\.7\.20 .*example\.test publishes no DKIM key for the selector nokey' "$r" "a selector with no key (NXDOMAIN)"
+echo "nodata._domainkey.example.test NODATA" >> "$T/dns.table"
+signed nodata "nodata-$RANDOM" > "$T/nodata.eml"
+r=$(mail "$T/nodata.eml")
+expect_reply '^550 5\.7\.20 .*publishes no DKIM key for the selector nodata' "$r" "a selector's name without a TXT record"
 [ "$(jobs)" = 1 ] || rq_fail "a refused message left a job"
 
 rq_stop_daemon gateway
