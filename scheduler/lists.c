@@ -22,8 +22,8 @@
  *    (written by older versions: common/keys.h) goes, which a call they
  *    began and this one ended had left without a TTL;
  *  - job ended: kept, and in rq:ended unless it is there already (a call
- *    ended by a version before rq:ended), at updated_ms (else its
- *    creation, the id's score) plus its retention (call_ttl: ttl_ms, else
+ *    ended by a version before rq:ended), at updated_ms (else, missing or
+ *    not a time, its creation: the id's score) plus its retention (call_ttl: ttl_ms, else
  *    the default), where ended.c deletes it, at once if that has passed;
  *  - otherwise (a call still running, or a key an operator broke: not a
  *    hash): kept.
@@ -54,8 +54,11 @@ RQ_LUA_RUN
 "    removed = removed + 1\n"
 "  else\n"
 "    if f.err == nil and is_terminal(tonumber(f[1])) then\n"
-"      local at = (tonumber(f[2]) or tonumber(ids[i + 1])) +\n"
-"          tonumber(call_ttl(f[3]))\n"
+"      local at = tonumber(f[2])\n"
+"      if not at or at ~= at or at < 0 or at > 1e15 then\n"
+"        at = tonumber(ids[i + 1])\n"
+"      end\n"
+"      at = at + tonumber(call_ttl(f[3]))\n"
 "      redis.call('ZADD', KEYS[2], 'NX', string.format('%d', at), id)\n"
 "    end\n"
 "    if ids[i + 1] == ids[#ids] then kept_last = kept_last + 1 end\n"

@@ -90,6 +90,17 @@ report() {
 }
 
 # no AOF rewrite: its child would take the other core mid-measure
+# by_scheduler WHAT DONE: starts a scheduler, waits for DONE (a function),
+# reports what it took from its start, stops it.
+by_scheduler() {
+	local c0 t0
+	c0=$(main_cpu) t0=$(rq_now_ms)
+	rq_start_daemon scheduler
+	rq_wait_for 300 "$2"
+	report "$1" "$c0" "$t0"
+	rq_stop_daemon scheduler
+}
+
 rq_start_redis --appendonly yes --appendfsync everysec \
     --hash-max-listpack-value 128 --auto-aof-rewrite-percentage 0
 rq_write_config <<EOF
@@ -103,12 +114,8 @@ m0=$(memory)
 jobs e "$(rq_now_ms)" ended $(( 7 * 86400000 + 1800000 ))
 [ "$(rq_redis ZCARD rq:ended)" = "$N" ] || rq_fail "rq:ended holds $(rq_redis ZCARD rq:ended) ids, not $N"
 echo "ringq: $(( ($(memory) - m0) / N )) bytes of Redis memory a call held"
-c0=$(main_cpu) t0=$(rq_now_ms)
-rq_start_daemon scheduler
 ended_gone() { [ "$(rq_redis ZCARD rq:ended)" = 0 ]; }
-rq_wait_for 300 ended_gone
-report "ringq: rq:ended, deleted by the scheduler" "$c0" "$t0"
-rq_stop_daemon scheduler
+by_scheduler "ringq: rq:ended, deleted by the scheduler" ended_gone
 [ "$(rq_redis EXISTS rq:calls:demo)" = 0 ] &&
     [ -z "$(rq_redis --scan --pattern 'rq:job:e*' | head -n 1)" ] ||
     rq_fail "calls left behind: $(rq_redis ZCARD rq:calls:demo) ids in the list"
@@ -128,9 +135,5 @@ rq_wait_for 300 expired
 report "Redis: the same jobs expiring by their TTL" "$c0" "$t0"
 [ "$(rq_redis ZCARD rq:calls:demo)" = "$N" ] ||
     rq_fail "the list holds $(rq_redis ZCARD rq:calls:demo) ids, not $N"
-c0=$(main_cpu) t0=$(rq_now_ms)
-rq_start_daemon scheduler
 list_gone() { [ "$(rq_redis EXISTS rq:calls:demo)" = 0 ]; }
-rq_wait_for 300 list_gone
-report "  then the lists' sweep, their ids" "$c0" "$t0"
-rq_stop_daemon scheduler
+by_scheduler "  then the lists' sweep, their ids" list_gone

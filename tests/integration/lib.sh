@@ -294,6 +294,23 @@ rq_redis() {
 	redis-cli -p "$REDIS_PORT" "$@"
 }
 
+# rq_expect_reply REGEX REPLY WHAT: fails unless the server's REPLY (an
+# SMTP answer) matches REGEX; says it did.
+rq_expect_reply() {
+	grep -qE "$1" <<<"$2" || rq_fail "$3: expected /$1/, got: $2"
+	echo "ok: $3: $2"
+}
+
+# rq_dkim_key FILE: a new 2048-bit RSA DKIM key in FILE; prints its public
+# half as a DKIM key record's p= (base64 DER).
+rq_dkim_key() {
+	local p
+	openssl genrsa -out "$1" 2048 >/dev/null 2>&1
+	p=$(openssl rsa -in "$1" -pubout -outform DER 2>/dev/null | base64 -w0)
+	[ -n "$p" ] || rq_fail "openssl made no DKIM key in $1"
+	echo "$p"
+}
+
 # rq_create_held: a gateway's create is held in Redis by CLIENT PAUSE WRITE
 # (for rq_wait_for): a client blocked on ringq.create, not on another
 # command (accounting's XREADGROUP, the scheduler's and the telserver's

@@ -16,10 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 rq_need ip swaks dkimsign openssl python3
 mkdir -p "$T/dk"
-openssl genrsa -out "$T/dk/sel.private" 2048 >/dev/null 2>&1
-DKIM_P=$(openssl rsa -in "$T/dk/sel.private" -pubout -outform DER 2>/dev/null |
-    base64 -w0)
-[ -n "$DKIM_P" ] || rq_fail "openssl made no DKIM key"
+DKIM_P=$(rq_dkim_key "$T/dk/sel.private")
 
 rq_start_redis
 [ -n "$REDIS_SOCK" ] ||
@@ -55,10 +52,6 @@ mail() {
 	     dot && /^<[-~*]+ / { sub(/^<[-~*]+ +/, ""); print; done = 1; exit }
 	     END { if (!done) print "no reply" }' "$T/swaks.out"
 }
-expect_reply() {
-	grep -qE "$1" <<<"$2" || rq_fail "$3: expected /$1/, got: $2"
-	echo "ok: $3: $2"
-}
 jobs() { rq_redis --scan --pattern 'rq:job:*' | wc -l; }
 signed() {
 	printf 'From: requester@example.test\r\nTo: %s\r\nSubject: call\r\nMessage-ID: <%s@example.test>\r\n\r\nTo: sip:nobody@127.0.0.1:9\r\nSay: a request signed with a key in DNS\r\n' \
@@ -67,28 +60,28 @@ signed() {
 
 signed sel "dns-$RANDOM" > "$T/good.eml"
 r=$(mail "$T/good.eml")
-expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key of example\.test failed' \
+rq_expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key of example\.test failed' \
     "$r" "key lookup failing (SERVFAIL)"
 [ "$(jobs)" = 0 ] || rq_fail "a deferred message left a job"
 rq_logged "$T/gateway.log" "tenant dnsco: deferred: the DNS lookup" ||
     rq_fail "the deferral is not in the gateway's log"
 signed nokey "two-$RANDOM" | dkimsign sel example.test "$T/dk/sel.private" > "$T/two.eml"
 r=$(mail "$T/two.eml")
-expect_reply '^451 4\.4\.3 ' "$r" "a signature without a key beside one whose lookup fails"
+rq_expect_reply '^451 4\.4\.3 ' "$r" "a signature without a key beside one whose lookup fails"
 
 echo "sel._domainkey.example.test v=DKIM1; k=rsa; p=$DKIM_P" > "$T/dns.table"
 r=$(mail "$T/good.eml")
-expect_reply '^250 2\.0\.0 Ok: queued as c_' "$r" "the same message, key published"
+rq_expect_reply '^250 2\.0\.0 Ok: queued as c_' "$r" "the same message, key published"
 id=${r##* }
 [ "$(rq_redis HGET "rq:job:$id" tenant)" = dnsco ] || rq_fail "job $id not dnsco's"
 
 signed nokey "nokey-$RANDOM" > "$T/nokey.eml"
 r=$(mail "$T/nokey.eml")
-expect_reply '^550 5\.7\.20 .*example\.test publishes no DKIM key for the selector nokey' "$r" "a selector with no key (NXDOMAIN)"
+rq_expect_reply '^550 5\.7\.20 .*example\.test publishes no DKIM key for the selector nokey' "$r" "a selector with no key (NXDOMAIN)"
 echo "nodata._domainkey.example.test NODATA" >> "$T/dns.table"
 signed nodata "nodata-$RANDOM" > "$T/nodata.eml"
 r=$(mail "$T/nodata.eml")
-expect_reply '^550 5\.7\.20 .*publishes no DKIM key for the selector nodata' "$r" "a selector's name without a TXT record"
+rq_expect_reply '^550 5\.7\.20 .*publishes no DKIM key for the selector nodata' "$r" "a selector's name without a TXT record"
 [ "$(jobs)" = 1 ] || rq_fail "a refused message left a job"
 
 rq_stop_daemon gateway

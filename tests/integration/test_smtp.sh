@@ -18,10 +18,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ringq.localhost \
     -keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1 ||
     rq_fail "openssl could not make a certificate"
 mkdir -p "$T/dk"
-openssl genrsa -out "$T/dk/sel.private" 2048 >/dev/null 2>&1
-DKIM_P=$(openssl rsa -in "$T/dk/sel.private" -pubout -outform DER 2>/dev/null |
-    base64 -w0)
-openssl genrsa -out "$T/dk/other.private" 2048 >/dev/null 2>&1
+DKIM_P=$(rq_dkim_key "$T/dk/sel.private")
+rq_dkim_key "$T/dk/other.private" >/dev/null
 
 AUTH_PASS=s3cret-$RANDOM
 SIGNED_TOKEN=signedtok$RANDOM
@@ -114,12 +112,6 @@ jobs() {
 	rq_redis --scan --pattern 'rq:job:*' | wc -l
 }
 
-# expect_reply PATTERN REPLY WHAT: REPLY must match the extended regex.
-expect_reply() {
-	grep -qE "$1" <<<"$2" || rq_fail "$3: expected /$1/, got: $2"
-	echo "ok: $3: $2"
-}
-
 # crlf FILE: LF to CRLF in place.
 crlf() {
 	sed -i 's/$/\r/' "$1"
@@ -209,7 +201,7 @@ r=$(mail --to "$RQ_MAILTO" --header "Message-Id: <dup-1@example.com>" \
 first=$(queued_id "$r")
 r=$(mail --to "$RQ_MAILTO" --header "Message-Id: <dup-1@example.com>" \
     --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: once\nWhen: '"$WHEN"'\n')")
-expect_reply "^250 2\.0\.0 Ok: already queued as $first\$" "$r" "same Message-ID"
+rq_expect_reply "^250 2\.0\.0 Ok: already queued as $first\$" "$r" "same Message-ID"
 [ "$(jobs)" = $((n0 + 1)) ] || rq_fail "a repeated Message-ID made a second job"
 # Mail servers retry for days: a Message-ID is kept a week, an HTTP
 # Idempotency-Key a day.
@@ -223,20 +215,20 @@ done
 # --- 3. rejections: the right 5xx, and no job ---------------------------------
 n0=$(jobs)
 r=$(mail --to "calls+wrongtoken@ringq.localhost" --body "To: $BARESIP_URI")
-expect_reply '^550 5\.1\.1 .*token' "$r" "unknown token"
+rq_expect_reply '^550 5\.1\.1 .*token' "$r" "unknown token"
 r=$(mail --to "someone@elsewhere.example" --body "To: $BARESIP_URI")
-expect_reply '^550 5\.7\.1 Relaying denied' "$r" "foreign domain"
+rq_expect_reply '^550 5\.7\.1 Relaying denied' "$r" "foreign domain"
 r=$(mail --to "$RQ_MAILTO" --body "$(printf 'To: %s\nColour: blue\n' "$BARESIP_URI")")
-expect_reply "^550 5\.6\.0 .*Line 2: unknown key 'Colour'" "$r" "unknown key"
+rq_expect_reply "^550 5\.6\.0 .*Line 2: unknown key 'Colour'" "$r" "unknown key"
 r=$(mail --to "$RQ_MAILTO" --body "$(printf 'Say: no destination\n')")
-expect_reply '^550 5\.6\.0 \(to\) ' "$r" "missing To"
+rq_expect_reply '^550 5\.6\.0 \(to\) ' "$r" "missing To"
 r=$(mail --to "$RQ_MAILTO" --body "$(printf 'To: +1555\nSay: x\n')")
-expect_reply '^550 5\.[67]\.[01] ' "$r" "bad number"
+rq_expect_reply '^550 5\.[67]\.[01] ' "$r" "bad number"
 r=$(mail --to "$RQ_MAILTO" --body "$(printf 'To: %s\nSay: x\nPriority: high\n' "$BARESIP_URI")")
-expect_reply '^550 5\.6\.0 \(priority\) Line 3' "$r" "bad priority"
+rq_expect_reply '^550 5\.6\.0 \(priority\) Line 3' "$r" "bad priority"
 r=$(mail --to "$RQ_MAILTO" --body "Request attached." --attach-type application/json \
     --attach-name bad.json --attach @<(printf '{"to": ')) 
-expect_reply '^550 5\.6\.0 .*not valid JSON' "$r" "broken JSON part"
+rq_expect_reply '^550 5\.6\.0 .*not valid JSON' "$r" "broken JSON part"
 [ "$(jobs)" = "$n0" ] || rq_fail "a rejected request left a job"
 
 # one tenant per transaction: the second tenant's RCPT gets 452
@@ -252,9 +244,9 @@ n0=$(jobs)
 # (swaks will not AUTH where AUTH is not offered: 530 is checked in 6.)
 r=$(mail --tls --to "calls@ringq.localhost" --auth LOGIN --auth-user authco \
     --auth-password wrong --body "To: $BARESIP_URI")
-expect_reply '^535 5\.7\.8' "$r" "AUTH with a bad password"
+rq_expect_reply '^535 5\.7\.8' "$r" "AUTH with a bad password"
 r=$(mail --tls --to "calls@ringq.localhost" --body "To: $BARESIP_URI")
-expect_reply '^550 5\.1\.1 No request token' "$r" "no token, no AUTH"
+rq_expect_reply '^550 5\.1\.1 No request token' "$r" "no token, no AUTH"
 for mech in PLAIN LOGIN; do
 	r=$(mail --tls --to "calls@ringq.localhost" --auth "$mech" --auth-user authco \
 	    --auth-password "$AUTH_PASS" \
@@ -274,13 +266,13 @@ dkim_msg() {
 }
 dkim_msg "unsigned-$RANDOM" > "$T/unsigned.eml"
 r=$(mail --to "$SIGNED_TO" --data @"$T/unsigned.eml")
-expect_reply '^550 5\.7\.20 .*has none' "$r" "DKIM required and missing"
+rq_expect_reply '^550 5\.7\.20 .*has none' "$r" "DKIM required and missing"
 dkim_msg "other-$RANDOM" | dkimsign sel other.example "$T/dk/other.private" > "$T/other.eml"
 r=$(mail --to "$SIGNED_TO" --data @"$T/other.eml")
-expect_reply '^550 5\.7\.20 .*signed by other\.example' "$r" "DKIM from the wrong domain"
+rq_expect_reply '^550 5\.7\.20 .*signed by other\.example' "$r" "DKIM from the wrong domain"
 dkim_msg "forged-$RANDOM" | dkimsign sel example.com "$T/dk/other.private" > "$T/forged.eml"
 r=$(mail --to "$SIGNED_TO" --data @"$T/forged.eml")
-expect_reply '^550 5\.7\.20 .*does not verify' "$r" "DKIM with the wrong key"
+rq_expect_reply '^550 5\.7\.20 .*does not verify' "$r" "DKIM with the wrong key"
 [ "$(jobs)" = "$n0" ] || rq_fail "a DKIM rejection left a job"
 dkim_msg "good-$RANDOM" | dkimsign sel example.com "$T/dk/sel.private" > "$T/good.eml"
 r=$(mail --to "$SIGNED_TO" --data @"$T/good.eml")
@@ -419,7 +411,7 @@ queued_id "$r" >/dev/null
 n1=$(jobs)
 r=$(mail --to "$LIMITED_TO" \
     --body "$(printf 'To: sip:nobody@127.0.0.1:9\nSay: second\nWhen: '"$WHEN"'\n')")
-expect_reply "^451 4\.7\.1 " "$r" "over the tenant's daily limit"
+rq_expect_reply "^451 4\.7\.1 " "$r" "over the tenant's daily limit"
 [ "$(jobs)" = "$n1" ] || rq_fail "a rate-limited message made a job"
 
 # --- 8. the call store silent past the gateway's 5 s watchdog ----------------
@@ -444,9 +436,9 @@ sleep 0.2
 r=$(mail --to "$RQ_MAILTO" --data @"$T/nokey.eml")
 wait "$MAILER"
 rq_redis CLIENT UNPAUSE >/dev/null
-expect_reply "^451 4\.3\.0 The call store went away" "$(cat "$T/keyed.reply")" \
+rq_expect_reply "^451 4\.3\.0 The call store went away" "$(cat "$T/keyed.reply")" \
     "store silent, a message with a Message-ID"
-expect_reply "^554 5\.3\.0 .*without a Message-ID a retry could call twice" \
+rq_expect_reply "^554 5\.3\.0 .*without a Message-ID a retry could call twice" \
     "$r" "store silent, a message without a Message-ID"
 sleep 2		# the daemons back on Redis before they stop
 
@@ -458,7 +450,7 @@ kill -TERM "$(rq_pid gateway)"
 sleep 0.5
 rq_redis CLIENT UNPAUSE >/dev/null
 wait "$MAILER"
-expect_reply "^250 2\.0\.0 Ok: queued as c_" "$(cat "$T/stopping.reply")" \
+rq_expect_reply "^250 2\.0\.0 Ok: queued as c_" "$(cat "$T/stopping.reply")" \
     "a message Redis has at a stop"
 grep -q '^<\*\* *421 4\.3\.2 Service shutting down' "$T/stopping/swaks.out" ||
     rq_fail "no 421 after the answer at a stop: $(tail -n 5 "$T/stopping/swaks.out")"
