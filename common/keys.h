@@ -169,7 +169,12 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 /* Status callbacks (accounting). */
 #define RQ_KEY_CALLBACKS	"rq:callbacks"	/* ZSET: call id by due ms */
 #define RQ_KEY_CBQ		"rq:cbq:"	/* LIST <id>: deliveries */
-#define RQ_KEY_CBSENT		"rq:cbsent:"	/* HASH <id>: events queued once */
+/* HASH <id>: events queued once, before the marks moved into the job
+ * (RQ_JOB_CBSENT); kept 7 days, read only */
+#define RQ_KEY_CBSENT		"rq:cbsent:"
+/* the job's field "cb:<attempt>": a bit (1 << status) per event of the
+ * attempt whose callback was queued */
+#define RQ_JOB_CBSENT		"cb:"
 /* STRING <call id>:<attempt>-<n>: a WAV a VoiceXML <record> made (the
  * telserver writes it, GET /v1/calls/{id}/recordings/{name} reads it).
  * It is kept as long as its call: the tenant's retention and

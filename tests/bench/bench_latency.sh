@@ -49,13 +49,7 @@ bench_generator
 rq_start_redis --appendonly yes --appendfsync "${RQ_BENCH_FSYNC:-everysec}" \
     --latency-monitor-threshold 5 --enable-debug-command local \
     "${BENCH_PIN_REDIS[@]}" ${RQ_BENCH_REDIS_ARGS:-}
-# the same daemons and settings as bench_dispatch.sh
-bench_dry_run_config 1000
-rq_start_daemon scheduler
-rq_start_daemon dispatcher
-bench_start_telserver 1
-bench_start_telserver 2
-sleep 1	# the dispatcher knows a telserver from its first heartbeat
+bench_start_dry_run
 
 # latency RATE: ringq.mjs's latency pass at RATE calls/s; its dispatch
 # latencies also go to $T/RATE.hist, pooled after the rate's passes.

@@ -32,6 +32,18 @@ bench_start_telserver() {
 	RQ_CONF=$conf rq_start_daemon "telserver:$1"
 }
 
+# bench_start_dry_run: on the Redis started, a scheduler, a dispatcher and
+# two dry-run telservers of 1,000 calls each (bench_dispatch.sh's
+# daemons and settings), back once the dispatcher knows both.
+bench_start_dry_run() {
+	bench_dry_run_config 1000
+	rq_start_daemon scheduler
+	rq_start_daemon dispatcher
+	bench_start_telserver 1
+	bench_start_telserver 2
+	sleep 1	# the dispatcher knows a telserver from its first heartbeat
+}
+
 # bench_cpu_ticks PID: rq_cpu_ticks, 0 for a process gone.
 bench_cpu_ticks() {
 	rq_cpu_ticks "$1" 2>/dev/null || echo 0
@@ -160,23 +172,25 @@ bench_aof_settle() {
 }
 
 # --- Redis's key tables around a latency pass ----------------------------------
-# Redis keeps its keys, and the keys that expire, in two hash tables that
-# double when full: the next commands then move every entry to the new
-# table, a step each.  Each ringq call adds a key that expires (rq:job:,
-# its timeline inside), so a bench that starts from an empty Redis doubles
-# both at 65,536, 131,072 and 262,144 calls; meanwhile Redis works up to twice
-# as long per command, for a second or two at 9,000 calls/s.  A Redis that
-# holds days of calls doubles once each time its data does: a latency pass
-# is measured on tables already grown (steady), and, to show that cost, on
-# tables that double halfway through (doubling).  Needs a Redis started
-# with --enable-debug-command local (DEBUG HTSTATS).
+# Redis keeps a database's keys, and the keys that expire, in two hash
+# tables that double when full: the next commands then move every entry to
+# the new table, a step each.  Each ringq call adds a key (rq:job:, its
+# timeline inside, kept for the call's retention), so a bench that starts
+# from an empty Redis doubles the table at 65,536, 131,072 and 262,144
+# calls; meanwhile Redis works up to twice as long per command, for a
+# second or two at 9,000 calls/s.  A Redis that holds days of calls doubles
+# once each time its data does: a latency pass is measured on tables
+# already grown (steady), and, to show that cost, on tables that double
+# halfway through (doubling).  BENCH_DB (0 by default): the database whose
+# tables the functions below read and pad.  Needs a Redis started with
+# --enable-debug-command local (DEBUG HTSTATS).
 
 # bench_tables: "KEYS/TABLE EXPIRING/TABLE", with "+rehashing" while Redis
 # is still moving entries to a doubled table, and "+full" when a table
 # holds as many as it has room for (a child kept it from doubling: the
 # next new key will).
 bench_tables() {
-	rq_redis DEBUG HTSTATS 0 | tr -d '\r' | awk '
+	rq_redis DEBUG HTSTATS "${BENCH_DB:-0}" | tr -d '\r' | awk '
 	/^\[Dictionary HT\]/ { t = "keys" } /^\[Expires HT\]/ { t = "exp" }
 	/Hash table 0/ { h = 0 } /Hash table 1/ { h = 1; re = 1 }
 	/table size:/ { if (h == 0 || $3 > size[t]) size[t] = $3 }
@@ -196,7 +210,7 @@ bench_pad_keys() {
 	            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nx\r\n", length(k), k
 	        else
 	            printf "*2\r\n$6\r\nEXISTS\r\n$%d\r\n%s\r\n", length(k), k } }' |
-	    rq_redis --pipe >/dev/null
+	    rq_redis -n "${BENCH_DB:-0}" --pipe >/dev/null
 }
 
 # bench_pad N: N more pad keys, then, as long as 30 s, lookups of them
@@ -205,7 +219,7 @@ bench_pad_keys() {
 bench_pad() {
 	local n=$1 from i
 	bench_wait_idle >/dev/null
-	from=$(( $(rq_redis INCRBY bench:pad:n "$n") - n ))
+	from=$(( $(rq_redis -n "${BENCH_DB:-0}" INCRBY bench:pad:n "$n") - n ))
 	(( n == 0 )) || bench_pad_keys "$from" $((from + n))
 	for ((i = 0; i < 300; i++)); do
 		bench_wait_idle >/dev/null
@@ -213,7 +227,7 @@ bench_pad() {
 		*rehashing)
 			bench_pad_keys 0 $((from + n)) exists ;;
 		*full)
-			from=$(( $(rq_redis INCR bench:pad:n) - 1 ))
+			from=$(( $(rq_redis -n "${BENCH_DB:-0}" INCR bench:pad:n) - 1 ))
 			n=$((n + 1))
 			bench_pad_keys "$from" $((from + 1)) ;;
 		*)	return 0 ;;
@@ -233,7 +247,7 @@ bench_pad() {
 bench_keyspace() {
 	# a key a call (rq:job:), and a few percent more
 	local mode=$1 add=$(( $2 + $2 / 20 )) keys p n
-	keys=$(rq_redis DBSIZE)
+	keys=$(rq_redis -n "${BENCH_DB:-0}" DBSIZE)
 	p=${RQ_BENCH_TABLE_MIN:-4}
 	# Redis's tables are powers of two, of 4 buckets or more
 	[[ $p =~ ^[1-9][0-9]*$ ]] && (( p >= 4 && (p & (p - 1)) == 0 )) ||

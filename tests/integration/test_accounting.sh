@@ -115,6 +115,11 @@ snapshot() {
 timeline_len() {
 	rq_redis HKEYS "rq:job:$1" | grep -c '^[0-9]' || true
 }
+# cb_marks ID: "ATTEMPT0,ATTEMPT1": the job's marks of the events whose
+# status callback was queued (fields cb:0 and cb:1, a bit per status)
+cb_marks() {
+	rq_redis HMGET "rq:job:$1" cb:0 cb:1 | paste -sd,
+}
 # timeline ID: its entries, "field<TAB>value" a line, sorted (for messages)
 timeline() {
 	rq_redis HGETALL "rq:job:$1" | paste - - | grep '^[0-9]' | sort || true
@@ -306,10 +311,33 @@ rq_wait_for 10 rq_events_drained
     rq_fail "flagged entries not stored: $(rq_psql "SELECT * FROM calls WHERE id IN ('$F', '$G')")"
 [ "$(timeline_len "$F") $(rq_redis EXISTS "rq:timeline:$F") $(rq_redis HGET "rq:job:$F" status)" = "0 0 queued" ] ||
     rq_fail "accounting mirrored an entry the script had mirrored: $(rq_redis HGETALL "rq:job:$F")"
-# (rq:cbsent: records each event queued, whatever its delivery does)
-[ "$(rq_redis HLEN "rq:cbsent:$G") $(rq_redis EXISTS "rq:cbsent:$F")" = "6 0" ] ||
-    rq_fail "callbacks queued: $(rq_redis HKEYS "rq:cbsent:$G")"
+# (the job's cb:<attempt> fields record each event queued, whatever its
+# delivery does, a bit per status: queued 1, scheduled 2, dispatched 4,
+# ringing 8, answered 16, completed 64; no key of its own, which would
+# have a TTL)
+[ "$(cb_marks "$G") $(cb_marks "$F") $(rq_redis EXISTS "rq:cbsent:$G")" = "3,92 , 0" ] ||
+    rq_fail "callbacks queued: $(rq_redis HGETALL "rq:job:$G" | paste - - | grep '^cb:')"
 echo "ok: entries mirrored by their script: stored, callbacks queued, nothing rewritten"
+# The same entries again: no callback queued twice.  An event that a
+# version before the cb: fields queued (its mark in rq:cbsent:<id>) is
+# not queued again either; the others are.  Callbacks to 127.0.0.1 are
+# dropped here (no callbacks_allow_loopback), each with a line naming it.
+H=$(newid)
+job "$H"
+rq_redis HSET "rq:job:$H" callback_url http://127.0.0.1:9/hook >/dev/null
+rq_redis HSET "rq:cbsent:$H" 1:completed 1 >/dev/null
+sequence "$H" | jq -c '. + {timeline: "1", callback: "1"}' > "$T/h.jsonl"
+xadd_file "$T/fg.jsonl"
+xadd_file "$T/h.jsonl"
+rq_wait_for 10 rq_events_drained
+cb_dropped() { grep -c "$1: callback .* dropped" "$T/accounting.log" || true; }
+cb_dropped_5() { [ "$(cb_dropped "$1")" -ge 5 ]; }
+rq_wait_for 10 cb_dropped_5 "$H"
+sleep 0.5	# a sixth, or a seventh of $G, would come with them
+[ "$(cb_dropped "$G") $(cb_dropped "$H") $(cb_marks "$H")" = "6 5 3,28" ] &&
+    ! grep -q "$H: callback completed" "$T/accounting.log" ||
+    rq_fail "callbacks resent: $(grep -E "($G|$H): callback" "$T/accounting.log")"
+echo "ok: a resent event, or one an older version queued, queues no callback again"
 
 # Busy, then answered on attempt 2 (docs/delivery.md's timeline): retrying
 # ends attempt 1, not the call.

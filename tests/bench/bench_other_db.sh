@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Does a doubling of Redis's key table cost ringq's dispatch latency when
+# it happens in a database the dispatch path never reads?  The question
+# behind keeping ended calls in a database of their own (docs/benchmarks.md,
+# "Thirty-sixth session"): the calls' database would then hold only the
+# calls under way, and the one that doubles as the retained calls grow
+# would be another.  Each latency pass (bench_latency.sh's, at one rate)
+# runs beside paced SETs into database 1 at the same rate (bullmq/
+# paced_sets.mjs, standing in for calls moved there as they end), in three
+# arms taken in turn:
+#   calls  database 0 (the calls') doubles halfway through, 1 does not
+#   other  database 1 doubles halfway through, 0 does not
+#   none   neither doubles
+# Prints each pass's RQ_BENCH line (bench_lib.sh's bench_lat_pass, with
+# arm= and database 1's key count), then each arm's jobs pooled.  Run by
+# hand (not part of deploy/test).
+#
+#   tests/bench/bench_other_db.sh            (RQ_BUILD=build)
+# Environment: RQ_BENCH_RATE (12800 calls a second), RQ_BENCH_PASSES (3 of
+# each arm), RQ_BENCH_LAT_SECONDS (8), RQ_BENCH_ARMS ("calls other none"),
+# RQ_BENCH_TABLE_MIN (1048576: the smallest table a doubling doubles),
+# RQ_BENCH_PIN (1, as bench_latency.sh), TMPDIR, RQ_KEEP=1.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../integration/lib.sh
+. "$here/../integration/lib.sh"	# set -euo pipefail, RQ_SOURCE, RQ_BUILD
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
+bench_pin "$@"
+
+rq_need node npm redis-server redis-cli
+RATE=${RQ_BENCH_RATE:-12800}
+PASSES=${RQ_BENCH_PASSES:-3}
+SECS=${RQ_BENCH_LAT_SECONDS:-8}
+ARMS=${RQ_BENCH_ARMS:-calls other none}
+export RQ_BENCH_TABLE_MIN=${RQ_BENCH_TABLE_MIN:-1048576}
+BQ=$here/bullmq
+TO=sip:bench@127.0.0.1:5060
+bench_node_modules
+bench_generator
+
+rq_start_redis --appendonly yes --appendfsync everysec \
+    --latency-monitor-threshold 5 --enable-debug-command local \
+    "${BENCH_PIN_REDIS[@]}"
+bench_start_dry_run
+
+# latency ARM: ringq.mjs's latency pass, beside the paced SETs into
+# database 1; its dispatch latencies also go to $T/ARM.hist.
+latency() {
+	local writer
+	(cd "$BQ" && exec node paced_sets.mjs "$REDIS_PORT" 1 "$RATE" "$SECS" \
+	    "bench:ended:$arm:$pass:") &
+	writer=$!
+	(cd "$BQ" && RQ_BENCH_LAT_HIST=$T/$1.hist node ringq.mjs latency \
+	    "$REDIS_PORT" "$RATE" "$SECS" demo "$TO") ||
+	    rq_fail "ringq.mjs latency at $RATE/s failed"
+	wait "$writer" || rq_fail "paced_sets.mjs failed"
+}
+
+(cd "$BQ" && node ringq.mjs throughput "$REDIS_PORT" 2000 demo "$TO") \
+    >/dev/null	# warm-up
+calls=$((RATE * SECS))
+for ((pass = 1; pass <= PASSES; pass++)); do
+	for arm in $ARMS; do
+		case $arm in
+		calls) db0=doubling db1=steady ;;
+		other) db0=steady db1=doubling ;;
+		none) db0=steady db1=steady ;;
+		*) rq_fail "RQ_BENCH_ARMS: calls, other or none, not '$arm'" ;;
+		esac
+		BENCH_DB=1 bench_keyspace "$db1" "$calls"
+		bench_keyspace "$db0" "$calls"
+		echo "arm=$arm $(bench_lat_pass grow "$calls" latency "$arm")" \
+		    "db1_tables=$(BENCH_DB=1 bench_tables)"
+	done
+done
+for arm in $ARMS; do
+	echo "RQ_BENCH_POOLED arm=$arm rate_asked=$RATE passes=$PASSES $(bench_hist_line "$T/$arm.hist")"
+done
+printf 'settings: redis-server %s appendonly yes appendfsync everysec; paced SETs into database 1 at the rate; %s; %d cores, %s; %s\n' \
+    "$(bench_info server redis_version)" "paced by $BENCH_GENERATOR" \
+    "$BENCH_NCPU" "$BENCH_PIN" "$(date -u +%FT%TZ)"
