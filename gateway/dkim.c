@@ -1,11 +1,13 @@
 /* DKIM for tenants that require it: libopendkim verifies the message and
  * one valid signature must come from the tenant's dkim_domain.  The key is
  * the tenant's pinned dkim_key when set, else libopendkim's DNS lookup,
- * which blocks the event loop: few signatures, a short timeout. */
+ * which blocks: smtp_server.c calls gw_dkim_verify in a thread of its own
+ * (few signatures, a short timeout all the same). */
 #include <sys/types.h>
 #include <netinet/in.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <resolv.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,22 +60,38 @@ dkim_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 }
 
 static DKIM_LIB *
-dkim_lib(int pinned)
+dkim_lib_new(int pinned)
 {
-	DKIM_LIB **lp = pinned ? &dkim_pinned_lib : &dkim_dns_lib;
+	DKIM_LIB *lib;
 	u_int timeout = DKIM_DNS_TIMEOUT_S;
 
-	if (*lp != NULL)
-		return *lp;
-	if ((*lp = dkim_init(NULL, NULL)) == NULL)
+	if ((lib = dkim_init(NULL, NULL)) == NULL)
 		return NULL;
-	if (dkim_options(*lp, DKIM_OP_SETOPT, DKIM_OPTS_TIMEOUT, &timeout,
+	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_TIMEOUT, &timeout,
 	    sizeof(timeout)) != DKIM_STAT_OK)
 		log_warnx("dkim: cannot set the DNS timeout");
-	dkim_set_prescreen(*lp, dkim_prescreen);
+	dkim_set_prescreen(lib, dkim_prescreen);
 	if (pinned)
-		dkim_set_key_lookup(*lp, dkim_pinned_key);
-	return *lp;
+		dkim_set_key_lookup(lib, dkim_pinned_key);
+	return lib;
+}
+
+static void
+dkim_libs_init(void)
+{
+	dkim_pinned_lib = dkim_lib_new(1);
+	dkim_dns_lib = dkim_lib_new(0);
+}
+
+/* Made once, whichever thread comes first; shared by the verifying
+ * threads, as libopendkim allows (a DKIM handle each). */
+static DKIM_LIB *
+dkim_lib(int pinned)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, dkim_libs_init);
+	return pinned ? dkim_pinned_lib : dkim_dns_lib;
 }
 
 /* libopendkim's resolver says "query failed" alike for a key that does

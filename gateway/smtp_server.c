@@ -1,7 +1,8 @@
 /* The SMTP listener of ringq-gateway: connections with caps per address and
  * overall, idle timeouts and a session deadline, STARTTLS
- * (bufferevent_openssl), and the path of a message: DKIM, parse, intake
- * (whose idempotency key "mail:<Message-ID>" de-duplicates). */
+ * (bufferevent_openssl), and the path of a message: DKIM (in a thread of
+ * its own), parse, intake (whose idempotency key "mail:<Message-ID>"
+ * de-duplicates). */
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -9,6 +10,8 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,11 @@
 
 #define SMTP_READ_HIGH		(64 * 1024)
 #define SMTP_SESSION_MAX_S	3600	/* a whole connection, however busy */
+/* DKIM checks at once, each a thread: libopendkim's key lookup blocks (up
+ * to its timeout per name server), which must not stall the event loop
+ * that serves the HTTP API and the other clients.  More wait for a retry
+ * (451). */
+#define SMTP_DKIM_THREADS_MAX	16
 
 struct smtp_conn;
 TAILQ_HEAD(smtp_conns, smtp_conn);
@@ -41,6 +49,22 @@ struct gw_smtp {
 	struct smtp_conns	 conns;
 	size_t			 nconns;
 	int			 closing;
+	/* finished DKIM checks come back through a pipe (dkim_done) */
+	int			 dkim_pipe[2];
+	struct event		*dkim_ev;
+	int			 dkim_running;
+};
+
+/* A message's DKIM check, handed to a thread with a copy of the message
+ * (the connection may go away meanwhile) and back to the event loop. */
+struct dkim_check {
+	struct smtp_conn	*c;
+	const struct rq_tenant	*tenant;	/* lives as long as the process */
+	int			 fd;		/* the pipe's end to write */
+	char			*data;
+	size_t			 len;
+	int			 rc;		/* gw_dkim_verify's */
+	char			 why[400];
 };
 
 /* One client.  A conn with an answer outstanding (the intake) is not
@@ -448,42 +472,176 @@ conn_submit(struct smtp_conn *c)
 	}
 }
 
-/* A complete message for tenant: checked and parsed here, answered later
- * (conn_answer) once the intake has spoken. */
+/* A message whose DKIM check (if any) passed: parsed, then submitted. */
 static void
-io_message(void *arg, const struct rq_tenant *tenant, const char *data,
-    size_t len)
+conn_parse(struct smtp_conn *c, const char *data, size_t len)
 {
-	struct smtp_conn *c = arg;
 	struct gw_error err;
-	char msgid[512], why[400], reply[600];
-	int rc;
+	char msgid[512], reply[600];
 
-	c->busy++;
-	c->tenant = tenant;
-	if (tenant->require_dkim && (rc = gw_dkim_verify(tenant, data, len,
-	    why, sizeof(why))) < 0) {
-		log_info("smtp: %s: tenant %s: %s: %s", c->addr, tenant->name,
-		    rc == -2 ? "deferred" : "refused", why);
-		if (rc == -2)
-			snprintf(reply, sizeof(reply), "451 4.4.3 DKIM not "
-			    "verified yet: %s", why);
-		else
-			snprintf(reply, sizeof(reply), "550 5.7.20 No passing "
-			    "DKIM signature: %s", why);
-		conn_answer(c, reply);
-		return;
-	}
-	if (gw_mail_request_parse(data, len, tenant, rq_now_ms(), &c->call,
+	if (gw_mail_request_parse(data, len, c->tenant, rq_now_ms(), &c->call,
 	    msgid, sizeof(msgid), &err) == -1) {
 		error_reply(&err, reply, sizeof(reply));
 		log_info("smtp: %s: tenant %s: refused: %s", c->addr,
-		    tenant->name, reply);
+		    c->tenant->name, reply);
 		conn_answer(c, reply);
 		return;
 	}
 	c->keyed = msgid[0] != '\0';
 	conn_submit(c);
+}
+
+static void *
+dkim_thread(void *arg)
+{
+	struct dkim_check *k = arg;
+	int fd = k->fd;
+
+	k->rc = gw_dkim_verify(k->tenant, k->data, k->len, k->why,
+	    sizeof(k->why));
+	/* a pointer is less than PIPE_BUF: written whole or not at all; the
+	 * pipe has room for thousands, more than SMTP_DKIM_THREADS_MAX */
+	while (write(fd, &k, sizeof(k)) == -1 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/* Back in the event loop: the checks that finished, answered or parsed. */
+static void
+dkim_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_smtp *sm = arg;
+	struct dkim_check *k;
+	struct smtp_conn *c;
+	char reply[600];
+
+	(void)what;
+	while (read(fd, &k, sizeof(k)) == (ssize_t)sizeof(k)) {
+		sm->dkim_running--;
+		c = k->c;
+		if (c->dead)
+			conn_answer(c, "");
+		else if (k->rc == 0)
+			conn_parse(c, k->data, k->len);
+		else {
+			log_info("smtp: %s: tenant %s: %s: %s", c->addr,
+			    c->tenant->name, k->rc == -2 ? "deferred" :
+			    "refused", k->why);
+			if (k->rc == -2)
+				snprintf(reply, sizeof(reply), "451 4.4.3 "
+				    "DKIM not verified yet: %s", k->why);
+			else
+				snprintf(reply, sizeof(reply), "550 5.7.20 No "
+				    "passing DKIM signature: %s", k->why);
+			conn_answer(c, reply);
+		}
+		free(k->data);
+		free(k);
+	}
+}
+
+/* Starts the DKIM check of c's message in a thread; -1 when too many
+ * run, -2 when it cannot start (no pipe, memory, thread): the client is
+ * then told to retry. */
+static int
+dkim_start(struct smtp_conn *c, const char *data, size_t len)
+{
+	struct gw_smtp *sm = c->sm;
+	struct dkim_check *k;
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (sm->dkim_running >= SMTP_DKIM_THREADS_MAX)
+		return -1;
+	if (sm->dkim_ev == NULL || (k = calloc(1, sizeof(*k))) == NULL)
+		return -2;
+	if ((k->data = malloc(len + 1)) == NULL) {
+		free(k);
+		return -2;
+	}
+	memcpy(k->data, data, len);
+	k->data[len] = '\0';
+	k->len = len;
+	k->c = c;
+	k->tenant = c->tenant;
+	k->fd = sm->dkim_pipe[1];
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, dkim_thread, k);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		log_warnx("smtp: cannot start a DKIM check: %s", strerror(rc));
+		free(k->data);
+		free(k);
+		return -2;
+	}
+	sm->dkim_running++;
+	return 0;
+}
+
+/* A complete message for tenant: checked (DKIM, in a thread) and parsed,
+ * answered later (conn_answer) once the intake has spoken. */
+static void
+io_message(void *arg, const struct rq_tenant *tenant, const char *data,
+    size_t len)
+{
+	struct smtp_conn *c = arg;
+
+	c->busy++;
+	c->tenant = tenant;
+	if (!tenant->require_dkim) {
+		conn_parse(c, data, len);
+		return;
+	}
+	switch (dkim_start(c, data, len)) {
+	case -1:
+		log_warnx("smtp: %s: tenant %s: deferred: %d DKIM checks "
+		    "already running", c->addr, tenant->name,
+		    c->sm->dkim_running);
+		conn_answer(c, "451 4.3.2 Too many messages being checked; "
+		    "try again later");
+		break;
+	case -2:
+		log_warnx("smtp: %s: tenant %s: deferred: the DKIM check "
+		    "could not start", c->addr, tenant->name);
+		conn_answer(c, "451 4.3.0 DKIM verification is unavailable; "
+		    "try again later");
+		break;
+	}
+}
+
+/* The checks still running are waited for (each ends within the DKIM
+ * timeouts, a few seconds) and dropped, their connections gone; then the
+ * pipe is closed, no thread left to write to it. */
+static void
+dkim_pipe_close(struct gw_smtp *sm)
+{
+	struct dkim_check *k;
+	ssize_t n;
+
+	if (sm->dkim_ev != NULL)
+		event_free(sm->dkim_ev);
+	sm->dkim_ev = NULL;
+	if (sm->dkim_running > 0 &&
+	    fcntl(sm->dkim_pipe[0], F_SETFL, 0) != -1) {
+		log_info("smtp: waiting for %d DKIM checks", sm->dkim_running);
+		while (sm->dkim_running > 0) {
+			n = read(sm->dkim_pipe[0], &k, sizeof(k));
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n != (ssize_t)sizeof(k))
+				break;
+			sm->dkim_running--;
+			free(k->data);
+			free(k);
+		}
+	}
+	if (sm->dkim_pipe[0] != -1)
+		close(sm->dkim_pipe[0]);
+	if (sm->dkim_pipe[1] != -1)
+		close(sm->dkim_pipe[1]);
+	sm->dkim_pipe[0] = sm->dkim_pipe[1] = -1;
 }
 
 /* --- listener ------------------------------------------------------------- */
@@ -566,6 +724,15 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 	sm->cfg = cfg;
 	sm->in = in;
 	TAILQ_INIT(&sm->conns);
+	sm->dkim_pipe[0] = sm->dkim_pipe[1] = -1;
+	if (pipe2(sm->dkim_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	    (sm->dkim_ev = event_new(base, sm->dkim_pipe[0],
+	    EV_READ | EV_PERSIST, dkim_done, sm)) == NULL ||
+	    event_add(sm->dkim_ev, NULL) == -1) {
+		log_warn("smtp: DKIM checks cannot start: messages to "
+		    "tenants that require DKIM will be deferred");
+		dkim_pipe_close(sm);
+	}
 	if (cfg->smtp_tls_cert[0] != '\0' || cfg->smtp_tls_key[0] != '\0') {
 		char err[512];
 
@@ -587,6 +754,7 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 	    sm->ssl ? " (STARTTLS)" : "");
 	return sm;
 fail:
+	dkim_pipe_close(sm);
 	if (sm->ssl)
 		SSL_CTX_free(sm->ssl);
 	free(sm);
@@ -633,6 +801,7 @@ gw_smtp_free(struct gw_smtp *sm)
 		c->busy = 0;
 		conn_free(c);
 	}
+	dkim_pipe_close(sm);
 	if (sm->ssl)
 		SSL_CTX_free(sm->ssl);
 	free(sm);

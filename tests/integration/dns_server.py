@@ -5,8 +5,9 @@
 
 TABLE holds lines "NAME TXT-TEXT" (NAME without the final dot), "NAME
 SERVFAIL" (a query for NAME then gets that failure, as a resolver would
-report a server it could not reach) or "NAME NODATA" (the name is there
-but has no TXT record).  Any other name gets NXDOMAIN.
+report a server it could not reach), "NAME NODATA" (the name is there
+but has no TXT record) or "NAME SILENT" (no answer at all: the resolver
+times out).  Any other name gets NXDOMAIN.  Each query's name is printed.
 The table is read again at each query, so a test can change it.  Only
 what a resolver's TXT lookup needs: one question, its answer.
 """
@@ -38,6 +39,9 @@ def answer(msg, path):
     qid, flags = struct.unpack("!HH", msg[:4])
     name, end = question(msg)
     value = lookup(path, name)
+    print("query", name, flush=True)
+    if value == "SILENT":
+        return None
     rd = flags & 0x0100
     head = lambda rcode, an: struct.pack("!HHHHHH", qid, 0x8080 | rd | rcode,
                                          1, an, 0, 0)
@@ -62,7 +66,9 @@ def main():
     while True:
         msg, peer = s.recvfrom(4096)
         try:
-            s.sendto(answer(msg, path), peer)
+            reply = answer(msg, path)
+            if reply is not None:
+                s.sendto(reply, peer)
         except (IndexError, struct.error):
             pass                               # not a query: no answer
 

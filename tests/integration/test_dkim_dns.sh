@@ -6,7 +6,9 @@
 # request, even beside a signature whose key does not exist (the other
 # may pass later); once the key is published the same message is queued;
 # a selector that has no key (NXDOMAIN, or a name without a TXT record)
-# is refused, 550 5.7.20.  The gateway runs in a
+# is refused, 550 5.7.20.  While a key lookup waits for a DNS server that
+# does not answer, the gateway still answers HTTP (the check runs in a
+# thread), and the message is deferred.  The gateway runs in a
 # network namespace whose resolv.conf (ip netns exec's /etc/netns/NAME/)
 # names this test's DNS server on the namespace's loopback; it reaches
 # Redis through Redis's Unix socket.
@@ -83,6 +85,24 @@ signed nodata "nodata-$RANDOM" > "$T/nodata.eml"
 r=$(mail "$T/nodata.eml")
 rq_expect_reply '^550 5\.7\.20 .*publishes no DKIM key for the selector nodata' "$r" "a selector's name without a TXT record"
 [ "$(jobs)" = 1 ] || rq_fail "a refused message left a job"
+
+# A DNS server that does not answer: the lookup takes libopendkim's
+# timeout and the second query's, seconds in which the gateway's other
+# clients are served.
+echo "silent._domainkey.example.test SILENT" >> "$T/dns.table"
+signed silent "silent-$RANDOM" > "$T/silent.eml"
+mail "$T/silent.eml" > "$T/silent.reply" &
+sender=$!
+rq_wait_for 10 grep -q "query silent._domainkey.example.test" "$T/dns.log"
+code=$(ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}'     --max-time 2 "http://127.0.0.1:$RQ_HTTP_PORT/healthz") || true
+kill -0 "$sender" 2>/dev/null ||
+    rq_fail "the DKIM lookup ended before the HTTP request: nothing shown"
+[ "$code" = 200 ] ||
+    rq_fail "the gateway did not answer HTTP (got '$code') while a DKIM key lookup waited"
+echo "ok: HTTP answered while a DKIM key lookup waited for DNS"
+wait "$sender"
+rq_expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key of example\.test failed' \
+    "$(cat "$T/silent.reply")" "a DNS server that does not answer"
 
 rq_stop_daemon gateway
 echo "PASS"
