@@ -193,14 +193,15 @@ void	acct_stream_ack(struct acct *a);
  * url, md and tenant: the job's callback_url, metadata and tenant, as
  * read).  The job's field "cb:<attempt>" holds a bit per status whose
  * event was queued (1 << the status's number), so a resent event queues
- * nothing.  A field an attempt, not an event, keeps the job of a call
- * with many attempts within hash-max-listpack-entries (a compact hash);
- * the marks go with the job at the end of its retention, when no event
- * of the call is taken any more.
+ * nothing.  A field an attempt rather than one an event keeps the job of
+ * a call with many attempts a compact hash longer (hash-max-listpack-
+ * entries); the marks go with the job at the end of its retention, when
+ * no event of the call is taken any more.
  * Versions before them kept the marks in rq:cbsent:<id> with a TTL, a
  * key that put every such call in Redis's table of keys that expire
  * (docs/operations.md, "Redis's key tables"): read, so that an event
- * resent across the upgrade is not delivered twice.  The queue is kept
+ * resent across the upgrade is not delivered twice (and marked in the
+ * job, for when that key has expired).  The queue is kept
  * in rank order behind its head (which may be in delivery); the call is
  * due now unless it already waits.  Metadata is spliced in as the job's
  * JSON text.
@@ -210,9 +211,9 @@ void	acct_stream_ack(struct acct *a);
 RQ_STR(RQ_RANK_ATTEMPT) ")\n" \
 "local cbbit = 2 ^ (tonumber(ARGV[3]) % " RQ_STR(RQ_RANK_ATTEMPT) ")\n" \
 "local cbm = url and tonumber(redis.call('HGET', KEYS[1], cbf)) or 0\n" \
-"if url and bit.band(cbm, cbbit) == 0 and" \
-" redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then\n" \
-"  redis.call('HSET', KEYS[1], cbf, bit.bor(cbm, cbbit))\n" \
+"local cbnew = url and bit.band(cbm, cbbit) == 0\n" \
+"if cbnew then redis.call('HSET', KEYS[1], cbf, bit.bor(cbm, cbbit)) end\n" \
+"if cbnew and redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then\n" \
 "  local body = ARGV[8]\n" \
 "  if md then body = string.sub(body, 1, -2) .. ',\"metadata\":' .. md .. '}' end\n" \
 "  local env = cjson.encode({ url = url, tenant = tenant or '', body = body," \

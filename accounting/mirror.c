@@ -17,7 +17,8 @@
 #include "util.h"
 
 /*
- * KEYS: job, callbacks, the call's callback queue, its sent set.
+ * KEYS: job, callbacks, the call's callback queue, its old sent set
+ * (rq:cbsent:, read only: ACCT_CB_ENQUEUE_LUA).
  * ARGV: timeline field, event JSON, rank, status, reason, sip_code,
  * updated_ms ('' = absent), callback body, now ms, call id, the
  * rq:active: prefix.  The job's fields are read once (HMGET).  A job that is

@@ -6,8 +6,10 @@
 #include <sys/types.h>
 #include <netinet/in.h>
 #include <arpa/nameser.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <resolv.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +21,7 @@
 #include "log.h"
 
 #define DKIM_MAX_SIGS		3	/* of the tenant's domain, verified */
-#define DKIM_DNS_TIMEOUT_S	3
+#define DKIM_DNS_TIMEOUT_S	3	/* a name server's, one try */
 
 /* Two handles, because a key lookup callback replaces DNS for the whole
  * library: one with the pinned-key callback, one that asks DNS. */
@@ -59,32 +61,108 @@ dkim_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 	return DKIM_CBSTAT_CONTINUE;
 }
 
+/*
+ * libopendkim's own resolver keeps one resolver state (its socket with it)
+ * per library handle, made without a lock, which the verifying threads
+ * would share; and it leaves glibc's timeouts (5 s, two tries, per name
+ * server).  Its replacement asks in the calling thread, with a state of
+ * its own and DKIM_DNS_TIMEOUT_S, one try, per name server: the query is
+ * done when it starts, and its handle is the reply's length.
+ */
+static int	resolver_service;	/* a handle libopendkim wants set */
+
+static int
+resolver_init(void **srv)
+{
+	*srv = &resolver_service;
+	return 0;
+}
+
+static void
+resolver_close(void *srv)
+{
+	(void)srv;
+}
+
+static int
+resolver_start(void *srv, int type, unsigned char *query, unsigned char *buf,
+    size_t buflen, void **qh)
+{
+	struct __res_state rs;
+	int n;
+
+	(void)srv;
+	memset(&rs, 0, sizeof(rs));
+	if (res_ninit(&rs) != 0)
+		return DKIM_DNS_ERROR;
+	rs.retrans = DKIM_DNS_TIMEOUT_S;
+	rs.retry = 1;
+	n = res_nquery(&rs, (const char *)query, ns_c_in, type, buf,
+	    buflen > INT_MAX ? INT_MAX : (int)buflen);
+	res_nclose(&rs);
+	if (n <= 0)
+		return DKIM_DNS_ERROR;
+	*qh = (void *)(intptr_t)n;
+	return DKIM_DNS_SUCCESS;
+}
+
+static int
+resolver_waitreply(void *srv, void *qh, struct timeval *timeout,
+    size_t *bytes, int *error, int *dnssec)
+{
+	(void)srv;
+	(void)timeout;
+	if (bytes != NULL)
+		*bytes = (size_t)(intptr_t)qh;
+	if (error != NULL)
+		*error = 0;
+	if (dnssec != NULL)
+		*dnssec = DKIM_DNSSEC_UNKNOWN;
+	return DKIM_DNS_SUCCESS;
+}
+
+static int
+resolver_cancel(void *srv, void *qh)
+{
+	(void)srv;
+	(void)qh;
+	return DKIM_DNS_SUCCESS;
+}
+
 static DKIM_LIB *
 dkim_lib_new(int pinned)
 {
 	DKIM_LIB *lib;
-	u_int timeout = DKIM_DNS_TIMEOUT_S;
 
 	if ((lib = dkim_init(NULL, NULL)) == NULL)
 		return NULL;
-	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_TIMEOUT, &timeout,
-	    sizeof(timeout)) != DKIM_STAT_OK)
-		log_warnx("dkim: cannot set the DNS timeout");
 	dkim_set_prescreen(lib, dkim_prescreen);
-	if (pinned)
+	if (pinned) {
 		dkim_set_key_lookup(lib, dkim_pinned_key);
+		return lib;
+	}
+	dkim_dns_set_init(lib, resolver_init);
+	dkim_dns_set_close(lib, resolver_close);
+	dkim_dns_set_query_service(lib, &resolver_service);
+	dkim_dns_set_query_start(lib, resolver_start);
+	dkim_dns_set_query_waitreply(lib, resolver_waitreply);
+	dkim_dns_set_query_cancel(lib, resolver_cancel);
 	return lib;
 }
 
 static void
 dkim_libs_init(void)
 {
-	dkim_pinned_lib = dkim_lib_new(1);
-	dkim_dns_lib = dkim_lib_new(0);
+	if ((dkim_pinned_lib = dkim_lib_new(1)) == NULL ||
+	    (dkim_dns_lib = dkim_lib_new(0)) == NULL)
+		log_warnx("dkim: cannot start libopendkim: messages that "
+		    "need DKIM are deferred");
 }
 
 /* Made once, whichever thread comes first; shared by the verifying
- * threads, as libopendkim allows (a DKIM handle each). */
+ * threads, as libopendkim allows (a DKIM handle each; the resolver
+ * above, no shared state).  One that could not be made stays NULL: the
+ * messages are deferred, and the log says why. */
 static DKIM_LIB *
 dkim_lib(int pinned)
 {

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@
  * that serves the HTTP API and the other clients.  More wait for a retry
  * (451). */
 #define SMTP_DKIM_THREADS_MAX	16
+/* At stop, the checks still running are waited for this long: a lookup
+ * takes 3 s per name server at most (dkim.c), a message up to 3. */
+#define SMTP_DKIM_STOP_WAIT_MS	30000
 
 struct smtp_conn;
 TAILQ_HEAD(smtp_conns, smtp_conn);
@@ -49,21 +53,24 @@ struct gw_smtp {
 	struct smtp_conns	 conns;
 	size_t			 nconns;
 	int			 closing;
-	/* finished DKIM checks come back through a pipe (dkim_done) */
+	/* finished DKIM checks come back through a pipe (smtp_dkim_done) */
 	int			 dkim_pipe[2];
 	struct event		*dkim_ev;
 	int			 dkim_running;
 };
 
-/* A message's DKIM check, handed to a thread with a copy of the message
- * (the connection may go away meanwhile) and back to the event loop. */
-struct dkim_check {
+/* A message's DKIM check, with a copy of the message (the connection may
+ * go away meanwhile).  The thread owns it until it writes its pointer to
+ * the pipe, the event loop after: the thread reads tenant, data and len
+ * and writes rc and why; only the loop touches c.  The tenant is the
+ * config's, freed after gw_smtp_free, which waits for the threads. */
+struct smtp_dkim_check {
 	struct smtp_conn	*c;
-	const struct rq_tenant	*tenant;	/* lives as long as the process */
-	int			 fd;		/* the pipe's end to write */
+	const struct rq_tenant	*tenant;
+	int			 fd;	/* the pipe's end to write */
 	char			*data;
 	size_t			 len;
-	int			 rc;		/* gw_dkim_verify's */
+	int			 rc;	/* gw_dkim_verify's */
 	char			 why[400];
 };
 
@@ -492,9 +499,9 @@ conn_parse(struct smtp_conn *c, const char *data, size_t len)
 }
 
 static void *
-dkim_thread(void *arg)
+smtp_dkim_thread(void *arg)
 {
-	struct dkim_check *k = arg;
+	struct smtp_dkim_check *k = arg;
 	int fd = k->fd;
 
 	k->rc = gw_dkim_verify(k->tenant, k->data, k->len, k->why,
@@ -508,10 +515,10 @@ dkim_thread(void *arg)
 
 /* Back in the event loop: the checks that finished, answered or parsed. */
 static void
-dkim_done(evutil_socket_t fd, short what, void *arg)
+smtp_dkim_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_smtp *sm = arg;
-	struct dkim_check *k;
+	struct smtp_dkim_check *k;
 	struct smtp_conn *c;
 	char reply[600];
 
@@ -544,19 +551,19 @@ dkim_done(evutil_socket_t fd, short what, void *arg)
  * run, -2 when it cannot start (no pipe, memory, thread): the client is
  * then told to retry. */
 static int
-dkim_start(struct smtp_conn *c, const char *data, size_t len)
+smtp_dkim_start(struct smtp_conn *c, const char *data, size_t len)
 {
 	struct gw_smtp *sm = c->sm;
-	struct dkim_check *k;
+	struct smtp_dkim_check *k;
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc;
 
 	if (sm->dkim_running >= SMTP_DKIM_THREADS_MAX)
 		return -1;
-	if (sm->dkim_ev == NULL || (k = calloc(1, sizeof(*k))) == NULL)
-		return -2;
-	if ((k->data = malloc(len + 1)) == NULL) {
+	if ((k = calloc(1, sizeof(*k))) == NULL ||
+	    (k->data = malloc(len + 1)) == NULL) {
+		log_warnx("smtp: %s: out of memory for a DKIM check", c->addr);
 		free(k);
 		return -2;
 	}
@@ -568,10 +575,11 @@ dkim_start(struct smtp_conn *c, const char *data, size_t len)
 	k->fd = sm->dkim_pipe[1];
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &attr, dkim_thread, k);
+	rc = pthread_create(&t, &attr, smtp_dkim_thread, k);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
-		log_warnx("smtp: cannot start a DKIM check: %s", strerror(rc));
+		log_warnx("smtp: %s: cannot start a DKIM check: %s", c->addr,
+		    strerror(rc));
 		free(k->data);
 		free(k);
 		return -2;
@@ -594,7 +602,7 @@ io_message(void *arg, const struct rq_tenant *tenant, const char *data,
 		conn_parse(c, data, len);
 		return;
 	}
-	switch (dkim_start(c, data, len)) {
+	switch (smtp_dkim_start(c, data, len)) {
 	case -1:
 		log_warnx("smtp: %s: tenant %s: deferred: %d DKIM checks "
 		    "already running", c->addr, tenant->name,
@@ -602,40 +610,46 @@ io_message(void *arg, const struct rq_tenant *tenant, const char *data,
 		conn_answer(c, "451 4.3.2 Too many messages being checked; "
 		    "try again later");
 		break;
-	case -2:
-		log_warnx("smtp: %s: tenant %s: deferred: the DKIM check "
-		    "could not start", c->addr, tenant->name);
+	case -2:	/* logged */
 		conn_answer(c, "451 4.3.0 DKIM verification is unavailable; "
 		    "try again later");
 		break;
 	}
 }
 
-/* The checks still running are waited for (each ends within the DKIM
- * timeouts, a few seconds) and dropped, their connections gone; then the
- * pipe is closed, no thread left to write to it. */
+/* The checks still running are waited for, as long as
+ * SMTP_DKIM_STOP_WAIT_MS, and dropped, their connections gone; then the
+ * pipe is closed.  Should one outlast the wait, the pipe stays open for
+ * it (the process is ending). */
 static void
-dkim_pipe_close(struct gw_smtp *sm)
+smtp_dkim_pipe_close(struct gw_smtp *sm)
 {
-	struct dkim_check *k;
+	struct smtp_dkim_check *k;
+	struct pollfd pfd;
+	uint64_t until = rq_mono_ms() + SMTP_DKIM_STOP_WAIT_MS, now;
 	ssize_t n;
 
 	if (sm->dkim_ev != NULL)
 		event_free(sm->dkim_ev);
 	sm->dkim_ev = NULL;
-	if (sm->dkim_running > 0 &&
-	    fcntl(sm->dkim_pipe[0], F_SETFL, 0) != -1) {
+	if (sm->dkim_running > 0)
 		log_info("smtp: waiting for %d DKIM checks", sm->dkim_running);
-		while (sm->dkim_running > 0) {
-			n = read(sm->dkim_pipe[0], &k, sizeof(k));
-			if (n == -1 && errno == EINTR)
-				continue;
-			if (n != (ssize_t)sizeof(k))
-				break;
+	while (sm->dkim_running > 0 && (now = rq_mono_ms()) < until) {
+		pfd.fd = sm->dkim_pipe[0];
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, (int)(until - now)) == -1 && errno != EINTR)
+			break;
+		while ((n = read(sm->dkim_pipe[0], &k, sizeof(k))) ==
+		    (ssize_t)sizeof(k)) {
 			sm->dkim_running--;
 			free(k->data);
 			free(k);
 		}
+	}
+	if (sm->dkim_running > 0) {
+		log_warnx("smtp: %d DKIM checks still running at stop",
+		    sm->dkim_running);
+		return;
 	}
 	if (sm->dkim_pipe[0] != -1)
 		close(sm->dkim_pipe[0]);
@@ -725,13 +739,14 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 	sm->in = in;
 	TAILQ_INIT(&sm->conns);
 	sm->dkim_pipe[0] = sm->dkim_pipe[1] = -1;
-	if (pipe2(sm->dkim_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	/* the loop's end only is non-blocking: a thread's write waits */
+	if (pipe2(sm->dkim_pipe, O_CLOEXEC) == -1 ||
+	    fcntl(sm->dkim_pipe[0], F_SETFL, O_NONBLOCK) == -1 ||
 	    (sm->dkim_ev = event_new(base, sm->dkim_pipe[0],
-	    EV_READ | EV_PERSIST, dkim_done, sm)) == NULL ||
+	    EV_READ | EV_PERSIST, smtp_dkim_done, sm)) == NULL ||
 	    event_add(sm->dkim_ev, NULL) == -1) {
-		log_warn("smtp: DKIM checks cannot start: messages to "
-		    "tenants that require DKIM will be deferred");
-		dkim_pipe_close(sm);
+		log_warn("smtp: cannot make the DKIM checks' pipe");
+		goto fail;
 	}
 	if (cfg->smtp_tls_cert[0] != '\0' || cfg->smtp_tls_key[0] != '\0') {
 		char err[512];
@@ -754,7 +769,7 @@ gw_smtp_new(struct event_base *base, const struct rq_config *cfg,
 	    sm->ssl ? " (STARTTLS)" : "");
 	return sm;
 fail:
-	dkim_pipe_close(sm);
+	smtp_dkim_pipe_close(sm);
 	if (sm->ssl)
 		SSL_CTX_free(sm->ssl);
 	free(sm);
@@ -763,7 +778,9 @@ fail:
 
 /* Stops listening and says goodbye to idle clients; a client whose message
  * is with the intake gets its answer first (the store answers every
- * pending request when it closes). */
+ * pending request when it closes).  One whose message's DKIM check still
+ * runs when the gateway stops gets none: the connection closes, the
+ * message not taken, and its server tries again. */
 void
 gw_smtp_close(struct gw_smtp *sm)
 {
@@ -801,7 +818,7 @@ gw_smtp_free(struct gw_smtp *sm)
 		c->busy = 0;
 		conn_free(c);
 	}
-	dkim_pipe_close(sm);
+	smtp_dkim_pipe_close(sm);
 	if (sm->ssl)
 		SSL_CTX_free(sm->ssl);
 	free(sm);

@@ -43,16 +43,18 @@ rq_start_redis --appendonly yes --appendfsync everysec \
     "${BENCH_PIN_REDIS[@]}"
 bench_start_dry_run
 
-# latency ARM: ringq.mjs's latency pass, beside the paced SETs into
+# latency ARM PASS: ringq.mjs's latency pass, beside the paced SETs into
 # database 1; its dispatch latencies also go to $T/ARM.hist.
 latency() {
 	local writer
 	(cd "$BQ" && exec node paced_sets.mjs "$REDIS_PORT" 1 "$RATE" "$SECS" \
-	    "bench:ended:$arm:$pass:") &
+	    "bench:ended:$1:$2:") &
 	writer=$!
-	(cd "$BQ" && RQ_BENCH_LAT_HIST=$T/$1.hist node ringq.mjs latency \
-	    "$REDIS_PORT" "$RATE" "$SECS" demo "$TO") ||
-	    rq_fail "ringq.mjs latency at $RATE/s failed"
+	if ! (cd "$BQ" && RQ_BENCH_LAT_HIST=$T/$1.hist node ringq.mjs \
+	    latency "$REDIS_PORT" "$RATE" "$SECS" demo "$TO"); then
+		kill "$writer" 2>/dev/null || true
+		rq_fail "ringq.mjs latency at $RATE/s failed"
+	fi
 	wait "$writer" || rq_fail "paced_sets.mjs failed"
 }
 
@@ -69,8 +71,11 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 		esac
 		BENCH_DB=1 bench_keyspace "$db1" "$calls"
 		bench_keyspace "$db0" "$calls"
-		echo "arm=$arm $(bench_lat_pass grow "$calls" latency "$arm")" \
-		    "db1_tables=$(BENCH_DB=1 bench_tables)"
+		before=$(BENCH_DB=1 bench_tables)
+		line=$(bench_lat_pass grow "$calls" latency "$arm" "$pass") ||
+		    exit 1
+		after=$(BENCH_DB=1 bench_tables)
+		echo "arm=$arm $line db1_tables=${before// /,}..${after// /,}"
 	done
 done
 for arm in $ARMS; do

@@ -5,7 +5,7 @@
 import Redis from 'ioredis';
 
 const [port, db, rate, secs, prefix] = process.argv.slice(2);
-const r = new Redis({ port: +port, db: +db });
+const r = new Redis({ host: '127.0.0.1', port: +port, db: +db });
 const total = Math.round(+rate * +secs);
 const t0 = Date.now();
 let n = 0;
