@@ -526,8 +526,11 @@ smtp_dkim_done(evutil_socket_t fd, short what, void *arg)
 	while (read(fd, &k, sizeof(k)) == (ssize_t)sizeof(k)) {
 		sm->dkim_running--;
 		c = k->c;
-		if (c->dead)
+		if (c->dead) {
+			log_debug("smtp: %s: DKIM check done, the client gone",
+			    c->addr);
 			conn_answer(c, "");
+		}
 		else if (k->rc == 0)
 			conn_parse(c, k->data, k->len);
 		else {
@@ -585,6 +588,8 @@ smtp_dkim_start(struct smtp_conn *c, const char *data, size_t len)
 		return -2;
 	}
 	sm->dkim_running++;
+	log_debug("smtp: %s: tenant %s: DKIM check started (%d running)",
+	    c->addr, c->tenant->name, sm->dkim_running);
 	return 0;
 }
 

@@ -8,7 +8,8 @@
 # a selector that has no key (NXDOMAIN, or a name without a TXT record)
 # is refused, 550 5.7.20.  While a key lookup waits for a DNS server that
 # does not answer, the gateway still answers HTTP (the check runs in a
-# thread), and the message is deferred.  The gateway runs in a
+# thread), and the message is deferred; a client that leaves meanwhile,
+# and a stop meanwhile, are handled.  The gateway runs in a
 # network namespace whose resolv.conf (ip netns exec's /etc/netns/NAME/)
 # names this test's DNS server on the namespace's loopback; it reaches
 # Redis through Redis's Unix socket.
@@ -105,5 +106,37 @@ wait "$sender"
 rq_expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key' \
     "$(cat "$T/silent.reply")" "a DNS server that does not answer"
 
+# The client goes away while its message is checked: the check ends (the
+# fourth message deferred here), its answer goes to a closed connection,
+# the gateway serves on.  Then it is stopped while
+# another check runs: it waits for that one and exits cleanly (under
+# ASan: no use after free, nothing leaked).
+printf '%s SILENT\n' gone._domainkey.example.test \
+    stop._domainkey.example.test >> "$T/dns.table"
+signed gone "gone-$RANDOM" > "$T/gone.eml"
+ip netns exec "$NS" swaks --server "127.0.0.1:$RQ_SMTP_PORT" \
+    --from requester@example.test --to "$TO" --timeout 15 \
+    --data @"$T/gone.eml" > "$T/gone.out" 2>&1 &
+gone=$!
+rq_wait_for 10 grep -q "query gone._domainkey" "$T/dns.log"
+kill "$gone"
+wait "$gone" 2>/dev/null || true
+deferred_4() {
+	[ "$(grep -c "tenant dnsco: deferred: the DNS lookup" \
+	    "$T/gateway.log")" -ge 4 ]
+}
+rq_wait_for 10 deferred_4
+code=$(ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}' \
+    --max-time 2 "http://127.0.0.1:$RQ_HTTP_PORT/healthz") || true
+[ "$code" = 200 ] || rq_fail "the gateway after a client left mid-check: '$code'"
+echo "ok: a client gone while its message was checked"
+signed stop "stop-$RANDOM" > "$T/stop.eml"
+mail "$T/stop.eml" > /dev/null &
+sender=$!
+rq_wait_for 10 grep -q "query stop._domainkey" "$T/dns.log"
 rq_stop_daemon gateway
+wait "$sender" || true
+rq_logged "$T/gateway.log" "smtp: waiting for 1 DKIM checks" ||
+    rq_fail "the gateway did not wait for the check under way"
+echo "ok: stopped while a check ran: waited for it, exited cleanly"
 echo "PASS"
