@@ -21,7 +21,7 @@
 #include "log.h"
 
 #define DKIM_MAX_SIGS		3	/* of the tenant's domain, verified */
-#define DKIM_DNS_TIMEOUT_S	3	/* a name server's, one try */
+#define DKIM_DNS_TIMEOUT_S	3	/* the first name server's, one try */
 
 /* Two handles, because a key lookup callback replaces DNS for the whole
  * library: one with the pinned-key callback, one that asks DNS. */
@@ -70,6 +70,24 @@ dkim_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
  * done when it starts, and its handle is the reply's length.
  */
 static int	resolver_service;	/* a handle libopendkim wants set */
+/* the verifying thread's: no query starts after it (rq_mono_ms) */
+static __thread uint64_t resolver_deadline_ms;
+
+/* A resolver state for one query, 3 s and one try per name server, or
+ * -1 once the check's time is up. */
+static int
+resolver_open(struct __res_state *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	if (rq_mono_ms() >= resolver_deadline_ms || res_ninit(rs) != 0)
+		return -1;
+	rs->retrans = DKIM_DNS_TIMEOUT_S;
+	rs->retry = 1;
+	/* replies of big keys in UDP, rather than TCP, whose wait glibc
+	 * does not bound */
+	rs->options |= RES_USE_EDNS0;
+	return 0;
+}
 
 static int
 resolver_init(void **srv)
@@ -92,16 +110,15 @@ resolver_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 	int n;
 
 	(void)srv;
-	memset(&rs, 0, sizeof(rs));
-	if (res_ninit(&rs) != 0)
+	if (resolver_open(&rs) == -1)
 		return DKIM_DNS_ERROR;
-	rs.retrans = DKIM_DNS_TIMEOUT_S;
-	rs.retry = 1;
 	n = res_nquery(&rs, (const char *)query, ns_c_in, type, buf,
 	    buflen > INT_MAX ? INT_MAX : (int)buflen);
 	res_nclose(&rs);
 	if (n <= 0)
 		return DKIM_DNS_ERROR;
+	if ((size_t)n > buflen)	/* a truncated copy of a longer reply */
+		n = (int)buflen;
 	*qh = (void *)(intptr_t)n;
 	return DKIM_DNS_SUCCESS;
 }
@@ -190,11 +207,9 @@ dkim_key_lookup(DKIM_SIGINFO *sig, const char *domain)
 	if (sel == NULL || (size_t)snprintf(name, sizeof(name),
 	    "%s._domainkey.%s", sel, domain) >= sizeof(name))
 		return 0;
-	memset(&rs, 0, sizeof(rs));
-	if (res_ninit(&rs) != 0)
+	if (resolver_open(&rs) == -1)
 		return 1;
 	rs.retrans = 1;
-	rs.retry = 1;
 	n = res_nquery(&rs, name, ns_c_in, ns_t_txt, ans, sizeof(ans));
 	h = rs.res_h_errno;
 	res_nclose(&rs);
@@ -214,6 +229,7 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 	const char *dom, *sel, *other = NULL;
 	int i, nsigs = 0, rc = -1, bad = 0, tempfail = 0, err, look;
 
+	resolver_deadline_ms = rq_mono_ms() + GW_DKIM_VERIFY_MAX_MS;
 	if (tenant->dkim_domain[0] == '\0') {
 		snprintf(why, whylen, "DKIM is required but no dkim_domain is "
 		    "configured for this tenant; ask your ringq operator");

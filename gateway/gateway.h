@@ -270,7 +270,10 @@ int		 gw_mail_request_parse(const char *data, size_t len,
  * tenant's dkim_domain (key pinned in dkim_key, else from DNS); -1 with a
  * reason a person can act on in why; -2 (why too) when none verified but
  * one might later: its key's DNS lookup failed, or the verifier could not
- * start (the sender should try again: RFC 6376's TEMPFAIL). */
+ * start (the sender should try again: RFC 6376's TEMPFAIL).  It starts
+ * no DNS query GW_DKIM_VERIFY_MAX_MS after it began (a lookup not done
+ * then fails for now). */
+#define GW_DKIM_VERIFY_MAX_MS	15000
 int		 gw_dkim_verify(const struct rq_tenant *tenant,
 		    const char *data, size_t len, char *why, size_t whylen);
 

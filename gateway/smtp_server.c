@@ -36,8 +36,9 @@
  * that serves the HTTP API and the other clients.  More wait for a retry
  * (451). */
 #define SMTP_DKIM_THREADS_MAX	16
-/* At stop, the checks still running are waited for this long: a lookup
- * takes 3 s per name server at most (dkim.c), a message up to 3. */
+/* At stop, the checks still running are waited for this long: a check
+ * starts no query after GW_DKIM_VERIFY_MAX_MS, and a query lasts 3 s per
+ * name server and one more (dkim.c). */
 #define SMTP_DKIM_STOP_WAIT_MS	30000
 
 struct smtp_conn;
@@ -59,14 +60,14 @@ struct gw_smtp {
 	int			 dkim_running;
 };
 
-/* A message's DKIM check, with a copy of the message (the connection may
- * go away meanwhile).  The thread owns it until it writes its pointer to
+/* A message's DKIM check, with copies of the message and of its tenant
+ * (the connection may go away meanwhile, and a check that outlasts the
+ * stop its config).  The thread owns it until it writes its pointer to
  * the pipe, the event loop after: the thread reads tenant, data and len
- * and writes rc and why; only the loop touches c.  The tenant is the
- * config's, freed after gw_smtp_free, which waits for the threads. */
+ * and writes rc and why; only the loop touches c. */
 struct smtp_dkim_check {
 	struct smtp_conn	*c;
-	const struct rq_tenant	*tenant;
+	struct rq_tenant	 tenant;
 	int			 fd;	/* the pipe's end to write */
 	char			*data;
 	size_t			 len;
@@ -504,7 +505,7 @@ smtp_dkim_thread(void *arg)
 	struct smtp_dkim_check *k = arg;
 	int fd = k->fd;
 
-	k->rc = gw_dkim_verify(k->tenant, k->data, k->len, k->why,
+	k->rc = gw_dkim_verify(&k->tenant, k->data, k->len, k->why,
 	    sizeof(k->why));
 	/* a pointer is less than PIPE_BUF: written whole or not at all; the
 	 * pipe has room for thousands, more than SMTP_DKIM_THREADS_MAX */
@@ -530,10 +531,9 @@ smtp_dkim_done(evutil_socket_t fd, short what, void *arg)
 			log_debug("smtp: %s: DKIM check done, the client gone",
 			    c->addr);
 			conn_answer(c, "");
-		}
-		else if (k->rc == 0)
+		} else if (k->rc == 0) {
 			conn_parse(c, k->data, k->len);
-		else {
+		} else {
 			log_info("smtp: %s: tenant %s: %s: %s", c->addr,
 			    c->tenant->name, k->rc == -2 ? "deferred" :
 			    "refused", k->why);
@@ -551,8 +551,8 @@ smtp_dkim_done(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Starts the DKIM check of c's message in a thread; -1 when too many
- * run, -2 when it cannot start (no pipe, memory, thread): the client is
- * then told to retry. */
+ * run, -2 when it cannot start (memory, thread): the client is then told
+ * to retry. */
 static int
 smtp_dkim_start(struct smtp_conn *c, const char *data, size_t len)
 {
@@ -574,7 +574,7 @@ smtp_dkim_start(struct smtp_conn *c, const char *data, size_t len)
 	k->data[len] = '\0';
 	k->len = len;
 	k->c = c;
-	k->tenant = c->tenant;
+	k->tenant = *c->tenant;
 	k->fd = sm->dkim_pipe[1];
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
