@@ -73,6 +73,17 @@ static int	resolver_service;	/* a handle libopendkim wants set */
 /* the verifying thread's: no query starts after it (rq_mono_ms) */
 static __thread uint64_t resolver_deadline_ms;
 
+/* How each of the check's key lookups went (the verifying thread's):
+ * libopendkim reports "query failed" alike for a key that does not exist
+ * and for a DNS server that did not answer, which the resolver's h_errno
+ * tells apart (resolver_outcome). */
+struct resolver_answer {
+	char	name[NS_MAXDNAME];
+	int	h_errno_;	/* NETDB_SUCCESS: answered */
+};
+static __thread struct resolver_answer resolver_answers[DKIM_MAX_SIGS];
+static __thread int resolver_nanswers;
+
 /* A resolver state for one query, 3 s and one try per name server, or
  * -1 once the check's time is up. */
 static int
@@ -109,11 +120,20 @@ resolver_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 	struct __res_state rs;
 	int n;
 
+	struct resolver_answer *a = NULL;
+
 	(void)srv;
+	if (resolver_nanswers < DKIM_MAX_SIGS) {
+		a = &resolver_answers[resolver_nanswers++];
+		snprintf(a->name, sizeof(a->name), "%s", (const char *)query);
+		a->h_errno_ = TRY_AGAIN;	/* until it is answered */
+	}
 	if (resolver_open(&rs) == -1)
 		return DKIM_DNS_ERROR;
 	n = res_nquery(&rs, (const char *)query, ns_c_in, type, buf,
 	    buflen > INT_MAX ? INT_MAX : (int)buflen);
+	if (a != NULL)
+		a->h_errno_ = n > 0 ? NETDB_SUCCESS : rs.res_h_errno;
 	res_nclose(&rs);
 	if (n <= 0)
 		return DKIM_DNS_ERROR;
@@ -189,33 +209,39 @@ dkim_lib(int pinned)
 	return pinned ? dkim_pinned_lib : dkim_dns_lib;
 }
 
-/* libopendkim's resolver says "query failed" alike for a key that does
- * not exist and for a DNS server that did not answer: asks once more, with
- * a short timeout, to tell them apart.  1: the lookup failed for now
- * (SERVFAIL, REFUSED, no answer); 0: there is no key (NXDOMAIN, no TXT
- * record, a name DNS cannot hold); 2: a record is there, which
- * libopendkim could not read.  The last two the sender must fix. */
+/* How the lookup of sig's key went, for a signature libopendkim could
+ * not get a key for: 1: it failed for now (TRY_AGAIN: SERVFAIL, no
+ * answer; the check's time up; not asked, as for a pinned key that could
+ * not be handed over); 0: there is no key (NXDOMAIN, no TXT record, a
+ * refusal or a name DNS cannot hold); 2: a record is there, which
+ * libopendkim could not read.  The last two the sender must fix.  No
+ * second query: the resolver kept how each went. */
 static int
-dkim_key_lookup(DKIM_SIGINFO *sig, const char *domain)
+resolver_outcome(DKIM_SIGINFO *sig, const char *domain)
 {
-	struct __res_state rs;
-	unsigned char ans[4096];
 	const char *sel = (const char *)dkim_sig_getselector(sig);
 	char name[NS_MAXDNAME];
-	int n, h;
+	int i;
 
 	if (sel == NULL || (size_t)snprintf(name, sizeof(name),
 	    "%s._domainkey.%s", sel, domain) >= sizeof(name))
 		return 0;
-	if (resolver_open(&rs) == -1)
-		return 1;
-	rs.retrans = 1;
-	n = res_nquery(&rs, name, ns_c_in, ns_t_txt, ans, sizeof(ans));
-	h = rs.res_h_errno;
-	res_nclose(&rs);
-	if (n >= 0)
-		return 2;
-	return h == TRY_AGAIN;
+	for (i = 0; i < resolver_nanswers; i++) {
+		if (strcasecmp(resolver_answers[i].name, name))
+			continue;
+		switch (resolver_answers[i].h_errno_) {
+		case NETDB_SUCCESS:
+			return 2;
+		case HOST_NOT_FOUND:
+		case NO_DATA:
+			return 0;
+		case TRY_AGAIN:
+			return 1;
+		default:	/* NO_RECOVERY: REFUSED, FORMERR, a bad name */
+			return 0;
+		}
+	}
+	return 1;
 }
 
 int
@@ -230,6 +256,7 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 	int i, nsigs = 0, rc = -1, bad = 0, tempfail = 0, err, look;
 
 	resolver_deadline_ms = rq_mono_ms() + GW_DKIM_VERIFY_MAX_MS;
+	resolver_nanswers = 0;
 	if (tenant->dkim_domain[0] == '\0') {
 		snprintf(why, whylen, "DKIM is required but no dkim_domain is "
 		    "configured for this tenant; ask your ringq operator");
@@ -269,7 +296,7 @@ gw_dkim_verify(const struct rq_tenant *tenant, const char *data, size_t len,
 		sel = (const char *)dkim_sig_getselector(sigs[i]);
 		err = dkim_sig_geterror(sigs[i]);
 		look = err == DKIM_SIGERROR_KEYFAIL ?
-		    dkim_key_lookup(sigs[i], dom) : -1;
+		    resolver_outcome(sigs[i], dom) : -1;
 		if (look == 1) {
 			tempfail = 1;
 			continue;

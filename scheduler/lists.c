@@ -23,8 +23,9 @@
  *    began and this one ended had left without a TTL;
  *  - job ended: kept, and in rq:ended unless it is there already (a call
  *    ended by a version before rq:ended), at updated_ms (else, missing or
- *    not a time, its creation: the id's score) plus its retention (call_ttl: ttl_ms, else
- *    the default), where ended.c deletes it, at once if that has passed;
+ *    not a time, its creation: the id's score) plus its retention
+ *    (call_ttl: ttl_ms, else the default), where ended.c deletes it, at
+ *    once if that has passed;
  *  - otherwise (a call still running, or a key an operator broke: not a
  *    hash): kept.
  * Returns { removed, looked at, next from, next skip }: the last score

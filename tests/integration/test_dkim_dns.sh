@@ -88,8 +88,7 @@ rq_expect_reply '^550 5\.7\.20 .*publishes no DKIM key for the selector nodata' 
 [ "$(jobs)" = 1 ] || rq_fail "a refused message left a job"
 
 # A DNS server that does not answer: the key lookup waits for its
-# timeout (3 s), then the second query for its own (1 s), seconds in
-# which the gateway's other clients are served.
+# timeout (3 s), seconds in which the gateway's other clients are served.
 echo "silent._domainkey.example.test SILENT" >> "$T/dns.table"
 signed silent "silent-$RANDOM" > "$T/silent.eml"
 mail "$T/silent.eml" > "$T/silent.reply" &
