@@ -1,7 +1,7 @@
 # Shared by the benchmarks: those that run SIPp calling SIPp as their peer
 # (bench_capacity.sh, bench_vxml.sh), and those that run ringq with dry-run
 # telservers (bench_dispatch.sh, bench_latency.sh, bench_other_db.sh,
-# bench_balance.sh);
+# bench_ended_buckets.sh, bench_balance.sh);
 # sourced after tests/integration/lib.sh.
 
 # bench_dry_run_config CAPACITY: $RQ_CONF (rq_write_config's) for the
