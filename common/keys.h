@@ -81,7 +81,7 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 /* The version of ringq-redis.so (common/redis_module.c) this tree's
  * daemons use: bump it whenever a native command's arguments, answer or
  * effects change, so that daemons never use a module of another build. */
-#define RQ_MODULE_VERSION	7
+#define RQ_MODULE_VERSION	8
 
 /* A call's timeline is in its job's hash (RQ_KEY_JOB): field
  * "<attempt>:<status>" -> event JSON, the only fields that begin with a
@@ -164,7 +164,20 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 #define RQ_KEY_DNC_BUSINESS	"rq:dnc:business:"	/* SET <name>: blocked */
 #define RQ_KEY_RATE		"rq:rate:"	/* <tenant>:s:<sec>, :d:<day> */
 #define RQ_KEY_ACTIVE		"rq:active:"	/* ZSET <tenant>: unfinished */
-#define RQ_KEY_IDEM		"rq:idem:"	/* <tenant>:<sha256 of key> */
+/* HASH rq:idem:<tenant>:<ttl s>:<period>: the idempotency keys of the
+ * requests a tenant made in a period of ttl seconds (period: Unix time
+ * / ttl, ttl the gateway's, a day for HTTP and a week for e-mail), field
+ * the key's sha256 in hex -> the call's id, the hash's TTL the end of
+ * the next period.  A request looks in its period's hash and the one
+ * before, so a key replays for ttl to twice that.  A hash a period rather
+ * than a key with a TTL each: every key with a TTL is in Redis's second
+ * table too, and both tables double as the keys pass a power of two
+ * (docs/operations.md, "Redis's key tables"); a hash's own table doubles
+ * by steps of the commands on it alone.  Freed whole at its expiry (by
+ * Redis's lazy-free thread, with lazyfree-lazy-expire yes as deploy/up
+ * sets it).  STRING rq:idem:<tenant>:<sha256 hex>: where gateways before
+ * that kept a key, with its own TTL; still read. */
+#define RQ_KEY_IDEM		"rq:idem:"
 
 /* Status callbacks (accounting). */
 #define RQ_KEY_CALLBACKS	"rq:callbacks"	/* ZSET: call id by due ms */

@@ -2176,31 +2176,100 @@ incr(struct cmd *c, rstr *key, rstr *cur)
 	return n;
 }
 
-/* SET key value EX seconds, as Redis 7 propagates it: PXAT.  A bad
- * expiry ends the command, as SET's error would. */
-static void
-set_ex(struct cmd *c, rstr *key, rstr *value, rstr *seconds)
+/* HGET key field; a key of another type ends the command (c->error). */
+static rstr *
+hash_get(struct cmd *c, rstr *key, rstr *field)
 {
 	RedisModuleKey *k;
-	long long ex, at;
+	rstr *v = NULL;
+	int type;
+
+	if (c->error)
+		return NULL;
+	k = RedisModule_OpenKey(c->ctx, key, REDISMODULE_READ);
+	type = RedisModule_KeyType(k);
+	if (type == REDISMODULE_KEYTYPE_HASH)
+		RedisModule_HashGet(k, REDISMODULE_HASH_NONE, field, &v, NULL);
+	else if (type != REDISMODULE_KEYTYPE_EMPTY)
+		c->error = 1;
+	RedisModule_CloseKey(k);
+	return v;
+}
+
+/* An idempotency key's place (common/keys.h, RQ_KEY_IDEM): the hash of
+ * this period and of the one before, the field, and when this period's
+ * hash expires (ms).  legacy is the key's old name, whose last part is
+ * the field, as the intake script splits it. */
+struct idem {
+	rstr		*bucket, *before, *field;
+	long long	 expire_ms;
+};
+
+/* pre (n bytes) .. ttl .. ':' .. period: a hash's name as the script
+ * makes it (without mk_fmt, whose vsnprintf was half the keys' cost). */
+static rstr *
+idem_name(struct cmd *c, const char *pre, size_t n, long long ttl,
+    long long period)
+{
+	char t[48];
+	size_t k;
+	rstr *r;
+
+	k = fmt_int(t, ttl);
+	t[k++] = ':';
+	k += fmt_int(t + k, period);
+	r = mk(c, pre, n);
+	RedisModule_StringAppendBuffer(c->ctx, r, t, k);
+	return r;
+}
+
+static int
+idem_place(struct cmd *c, struct idem *im, rstr *legacy, rstr *ttl_arg)
+{
+	const char *s, *colon;
+	long long ttl, period;
+	size_t n, pre;
+
+	if (RedisModule_StringToLongLong(ttl_arg, &ttl) != REDISMODULE_OK ||
+	    ttl <= 0 || ttl > 100LL * 366 * 86400) {
+		c->why = "ERR ringq.create: the idempotency TTL is not a "
+		    "number of seconds";
+		c->error = 1;
+		return -1;
+	}
+	s = text(legacy, &n);
+	colon = memrchr(s, ':', n);
+	pre = colon != NULL ? (size_t)(colon - s) + 1 : 0;
+	period = c->now / 1000 / ttl;
+	im->field = mk(c, s + pre, n - pre);
+	im->bucket = idem_name(c, s, pre, ttl, period);
+	im->before = idem_name(c, s, pre, ttl, period - 1);
+	im->expire_ms = (period + 2) * ttl * 1000;
+	return 0;
+}
+
+/* HSET bucket field id, then EXPIREAT bucket at NX, as the intake script
+ * stores a key (propagated as Redis 7 does: PEXPIREAT). */
+static void
+idem_store(struct cmd *c, const struct idem *im, rstr *id)
+{
+	struct pairs p = { .n = 0 };
+	RedisModuleKey *k;
 
 	if (c->error)
 		return;
-	if (RedisModule_StringToLongLong(seconds, &ex) != REDISMODULE_OK)
-		c->why = "ERR value is not an integer or out of range";
-	else if (ex <= 0 || ex > (LLONG_MAX - c->now) / 1000)
-		c->why = "ERR invalid expire time in 'set' command";
-	if (c->why != NULL) {
-		c->error = 1;
-		return;
+	k = RedisModule_OpenKey(c->ctx, im->bucket,
+	    REDISMODULE_READ | REDISMODULE_WRITE);
+	pair(&p, im->field, id);
+	hset(c, im->bucket, k, &p);
+	if (!c->error && RedisModule_GetExpire(k) == REDISMODULE_NO_EXPIRE) {
+		if (RedisModule_SetAbsExpire(k, im->expire_ms) ==
+		    REDISMODULE_OK)
+			replicate(c, "PEXPIREAT", "sl", im->bucket,
+			    im->expire_ms);
+		else
+			c->error = 1;
 	}
-	at = c->now + ex * 1000;
-	k = RedisModule_OpenKey(c->ctx, key, REDISMODULE_WRITE);
-	if (RedisModule_StringSet(k, value) == REDISMODULE_OK &&
-	    RedisModule_SetAbsExpire(k, at) == REDISMODULE_OK)
-		replicate(c, "SET", "sscl", key, value, "PXAT", at);
-	else
-		c->error = 1;
 	RedisModule_CloseKey(k);
 }
 
@@ -2254,6 +2323,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	const char *sv;
 	char t[64], *q;
 	size_t len, i;
+	struct idem im = { NULL, NULL, NULL, 0 };
 	int has_idem;
 
 	/* A[1] is ARGV[1], K[0] KEYS[1] */
@@ -2280,6 +2350,11 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (has_idem) {
 		rstr *prev = get_string(&c, K[0]);
 
+		if (prev == NULL && idem_place(&c, &im, K[0], A[6]) == 0) {
+			prev = hash_get(&c, im.bucket, im.field);
+			if (prev == NULL)
+				prev = hash_get(&c, im.before, im.field);
+		}
 		if (c.error)
 			return reply_error(&c);
 		if (prev != NULL) {
@@ -2454,7 +2529,7 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (!c.error && rpd > 0 && incr(&c, kd, vd) == 1 && !c.error)
 		pexpire(&c, kd, 90000000);
 	if (!c.error && has_idem)
-		set_ex(&c, K[0], A[5], A[6]);
+		idem_store(&c, &im, A[5]);
 	if (c.error)
 		return reply_error(&c);
 	RedisModule_ReplyWithCString(ctx, "ok");
@@ -2766,6 +2841,24 @@ static const struct {
 	{ "ringq.apply", cmd_apply, "write" },
 };
 
+/* CONFIG GET name's value (NULL where CONFIG is renamed, or no such
+ * parameter): the caller frees it. */
+static rstr *
+config_get(RedisModuleCtx *ctx, const char *param)
+{
+	RedisModuleCallReply *r;
+	rstr *s = NULL;
+
+	/* [param, "<value>"] */
+	r = RedisModule_Call(ctx, "CONFIG", "cc", "GET", param);
+	if (r != NULL && RedisModule_CallReplyLength(r) == 2)
+		s = RedisModule_CreateStringFromCallReply(
+		    RedisModule_CallReplyArrayElement(r, 1));
+	if (r != NULL)
+		RedisModule_FreeCallReply(r);
+	return s;
+}
+
 /*
  * A call's timeline entries, in its job's hash, are JSON of about 60 to
  * 120 bytes: under Redis's default hash-max-listpack-value (64) the job
@@ -2778,29 +2871,36 @@ static const struct {
 static void
 check_listpack_value(RedisModuleCtx *ctx)
 {
-	RedisModuleCallReply *r;
-	rstr *s = NULL;
+	rstr *s = config_get(ctx, "hash-max-listpack-value");
 	long long value = -1;
 
-	/* ["hash-max-listpack-value", "<n>"]; NULL where CONFIG is renamed */
-	r = RedisModule_Call(ctx, "CONFIG", "cc", "GET",
-	    "hash-max-listpack-value");
-	if (r != NULL && RedisModule_CallReplyLength(r) == 2)
-		s = RedisModule_CreateStringFromCallReply(
-		    RedisModule_CallReplyArrayElement(r, 1));
 	if (s != NULL && RedisModule_StringToLongLong(s, &value) !=
 	    REDISMODULE_OK)
 		value = -1;
 	if (s != NULL)
 		RedisModule_FreeString(ctx, s);
-	if (r != NULL)
-		RedisModule_FreeCallReply(r);
 	if (value >= 0 && value < RQ_LISTPACK_VALUE)
 		RedisModule_Log(ctx, "warning", "hash-max-listpack-value is "
 		    "%lld: ringq's jobs, with their timelines, become hash "
 		    "tables, taking more memory; set it to %d "
 		    "(docs/operations.md)",
 		    value, RQ_LISTPACK_VALUE);
+}
+
+/* A tenant's hash of a day's idempotency keys (common/keys.h, RQ_KEY_IDEM)
+ * may hold millions: freed on Redis's main thread when it expires, it
+ * would stop Redis for as long.  Says so at load. */
+static void
+check_lazy_expire(RedisModuleCtx *ctx)
+{
+	rstr *s = config_get(ctx, "lazyfree-lazy-expire");
+
+	if (s != NULL && strcmp(text(s, NULL), "no") == 0)
+		RedisModule_Log(ctx, "warning", "lazyfree-lazy-expire is no: "
+		    "a day's idempotency keys, when they expire, are freed on "
+		    "Redis's main thread; set it to yes (docs/operations.md)");
+	if (s != NULL)
+		RedisModule_FreeString(ctx, s);
 }
 
 int
@@ -2841,6 +2941,7 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, rstr **argv, int argc)
 		return REDISMODULE_ERR;
 	}
 	check_listpack_value(ctx);
+	check_lazy_expire(ctx);
 	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
 		*names[k].s = name(names[k].text);
 	for (k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)

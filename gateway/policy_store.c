@@ -15,10 +15,14 @@
 #include "log.h"
 
 /*
- * KEYS: 1 idempotency key, 2 DNC tenant, 3 DNC customer, 4 DNC business,
+ * KEYS: 1 idempotency key (rq:idem:<tenant>:<sha256 hex>: where gateways
+ * before the buckets stored it, still read; its last part is the field in
+ * the buckets, and the part before it their prefix: common/keys.h),
+ * 2 DNC tenant, 3 DNC customer, 4 DNC business,
  * 5 rate key prefix, 6 active ZSET, 7 job, 8 tenant calls, 9 delayed.
  * ARGV: 1 number ("" for SIP), 2 rate_per_second, 3 rate_per_day,
- * 4 max_concurrent, 5 new id, 6 idempotency TTL, 7 has idempotency key,
+ * 4 max_concurrent, 5 new id, 6 idempotency TTL (the bucket's period),
+ * 7 has idempotency key,
  * 8 has business, 9 job key prefix, 10 not_before_ms, 11 created_ms,
  * 12 tenant, 13 to, 14 has callback_url, 15... the job's other
  * field/value pairs (the script writes id, tenant, to, not_before_ms,
@@ -33,9 +37,9 @@
  * below); a refused request writes nothing.  The clock is Redis's (TIME),
  * the same for every gateway.  A key is stored with its job, in this one
  * script, so a key always names a call that was queued: it is replayed
- * even once that call has left Redis (an e-mail's key lives 7 days, an
- * ended call as little as its tenant's retention_days), so that a copy
- * never rings the customer again.
+ * even once that call has left Redis (an e-mail's key lives 7 days or
+ * more, an ended call as little as its tenant's retention_days), so that
+ * a copy never rings the customer again.
  *
  * Then the job: its hash (with its live status already queued, what
  * emit() would set; status_rank, attempts and updated_ms are left to the
@@ -78,8 +82,21 @@ const char gw_create_lua[] =
 	"  return redis.error_reply('ERR create: not_before_ms or not_after_ms"
 	" is not a number') end\n"
 	"local dscore = delayed_of(prio, tonumber(ARGV[10]))\n"
+	"local t = redis.call('TIME')\n"
+	"local sec = tonumber(t[1])\n"
+	"local ibucket, ifield, iexpire\n"
 	"if ARGV[7] == '1' then\n"
 	"  local prev = redis.call('GET', KEYS[1])\n"
+	"  if prev then return {'replay', prev} end\n"
+	"  local ttl = tonumber(ARGV[6])\n"
+	"  local period = math.floor(sec / ttl)\n"
+	"  ifield = string.match(KEYS[1], '[^:]*$')\n"
+	"  local pre = string.sub(KEYS[1], 1, #KEYS[1] - #ifield) .. ARGV[6] .."
+	" ':'\n"
+	"  ibucket = pre .. string.format('%d', period)\n"
+	"  iexpire = string.format('%d', (period + 2) * ttl)\n"
+	"  prev = redis.call('HGET', ibucket, ifield) or\n"
+	"    redis.call('HGET', pre .. string.format('%d', period - 1), ifield)\n"
 	"  if prev then return {'replay', prev} end\n"
 	"end\n"
 	"if num ~= '' then\n"
@@ -90,8 +107,6 @@ const char gw_create_lua[] =
 	"  if ARGV[8] == '1' and redis.call('SISMEMBER', KEYS[4], num) == 1"
 	" then return {'dnc', 'business'} end\n"
 	"end\n"
-	"local t = redis.call('TIME')\n"
-	"local sec = tonumber(t[1])\n"
 	"local ms = sec * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"local rps, rpd = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
 	"local maxc = tonumber(ARGV[4])\n"
@@ -145,7 +160,9 @@ const char gw_create_lua[] =
 	"if rpd > 0 and redis.call('INCR', kd) == 1 then"
 	" redis.call('EXPIRE', kd, 90000) end\n"
 	"if ARGV[7] == '1' then\n"
-	"  redis.call('SET', KEYS[1], ARGV[5], 'EX', ARGV[6]) end\n"
+	"  redis.call('HSET', ibucket, ifield, ARGV[5])\n"
+	"  redis.call('EXPIREAT', ibucket, iexpire, 'NX')\n"
+	"end\n"
 	"return 'ok'\n";
 
 struct policy_op {

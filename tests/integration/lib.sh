@@ -254,10 +254,11 @@ rq_redis_launch() {
 		# shellcheck disable=SC2206	# words, as redis-server's
 		module=(--loadmodule "$RQ_REDIS_MODULE_SO" ${RQ_REDIS_MODULE_ARGS:-})
 	fi
-	# hash-max-listpack-value: as deploy/up's (docs/operations.md)
+	# hash-max-listpack-value, lazyfree-lazy-expire: as deploy/up's
+	# (docs/operations.md)
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
 	    "${sock[@]}" --appendonly no --daemonize no --dir "$T/redis" \
-	    --hash-max-listpack-value 128 \
+	    --hash-max-listpack-value 128 --lazyfree-lazy-expire yes \
 	    --logfile "$T/redis.log" "${module[@]}" "${RQ_REDIS_ARGS[@]}" \
 	    </dev/null \
 	    >/dev/null 2>&1 &

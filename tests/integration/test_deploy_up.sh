@@ -34,11 +34,13 @@ done_ok() {
 }
 rq_wait_for 60 done_ok || rq_fail "the second call did not complete"
 echo "ok: deploy/up's demo call and the printed curl command completed"
-# its Redis runs the module with the listpack values it asks for
+# its Redis runs the module with the listpack values and lazy expiry it
+# asks for
 grep -q "Module 'ringq' loaded" "$RINGQ_STATE/logs/redis.log" ||
 	rq_fail "deploy/up's Redis did not load ringq-redis.so"
-! grep -q "hash-max-listpack-value is" "$RINGQ_STATE/logs/redis.log" ||
-	rq_fail "deploy/up's Redis: $(grep listpack "$RINGQ_STATE/logs/redis.log")"
+! grep -q "hash-max-listpack-value is\|lazyfree-lazy-expire is" \
+    "$RINGQ_STATE/logs/redis.log" ||
+	rq_fail "deploy/up's Redis: $(grep "listpack\|lazyfree" "$RINGQ_STATE/logs/redis.log")"
 
 kill -TERM "$up_pid"
 stopped() { ! rq_alive "$up_pid"; }

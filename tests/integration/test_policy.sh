@@ -301,8 +301,18 @@ b=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-42'); expect 202 "
 # another tenant's key of the same name is another request
 c=$(post "$UK_KEY" +442071838750 "" -H 'Idempotency-Key: order-42'); expect 202 "" "$c"
 [ "$(jq -r .id <<<"$c")" != "$(jq -r .id <<<"$a")" ] || rq_fail "keys shared across tenants"
-ttl=$(rq_redis ttl "rq:idem:demo:$(rq_sha256 order-42)")
-[ "$ttl" -gt 86000 ] || rq_fail "idempotency key TTL $ttl"
+# stored in the tenant's hash of the (UTC) day, which expires at the end
+# of the next day; no key of its own (it would have a TTL: common/keys.h)
+day=$(( $(rq_redis TIME | head -1) / 86400 ))
+bucket=rq:idem:demo:86400:$day
+[ "$(rq_redis hget "$bucket" "$(rq_sha256 order-42)")" = "$(jq -r .id <<<"$a")" ] ||
+    { bucket=rq:idem:demo:86400:$((day - 1))	# the test spanned midnight
+      [ "$(rq_redis hget "$bucket" "$(rq_sha256 order-42)")" = "$(jq -r .id <<<"$a")" ]; } ||
+    rq_fail "the key is not in the tenant's hash of the day"
+ttl=$(rq_redis ttl "$bucket")
+(( ttl > 0 && ttl <= 2 * 86400 )) || rq_fail "the day's hash of keys: TTL $ttl"
+[ "$(rq_redis exists "rq:idem:demo:$(rq_sha256 order-42)")" = 0 ] ||
+    rq_fail "the key was stored as a key of its own"
 # the e-mail intake's keys are mail:<Message-ID>: a client's key may not
 # take one's place (and replay, or be replayed by, a message)
 before=$(ncalls demo)
@@ -322,6 +332,20 @@ a=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-43'); expect 202 "
 [ "$(jq -r .replayed <<<"$a")" = true ] || rq_fail "not marked as a replay: $a"
 [ "$(ncalls demo)" = "$before" ] || rq_fail "a copy of a gone call was queued"
 echo "ok: an idempotency key outlives its call's data, and still replays"
+# A key stored yesterday is still a replay; one stored the day before is
+# not (its hash expired at the end of yesterday: a key lives 24 to 48 h).
+day=$(( $(rq_redis TIME | head -1) / 86400 ))
+rq_redis hset "rq:idem:demo:86400:$((day - 1))" "$(rq_sha256 order-44)" "$gone" >/dev/null
+rq_redis hset "rq:idem:demo:86400:$((day - 2))" "$(rq_sha256 order-45)" "$gone" >/dev/null
+before=$(ncalls demo)
+a=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-44'); expect 202 "" "$a"
+[ "$(jq -r .id <<<"$a")" = "$gone" ] || rq_fail "yesterday's key: not a replay: $a"
+[ "$(ncalls demo)" = "$before" ] || rq_fail "yesterday's key queued a call"
+a=$(post "$RQ_KEY" +15551234567 "" -H 'Idempotency-Key: order-45'); expect 202 "" "$a"
+[ "$(jq -r .id <<<"$a")" != "$gone" ] && [ "$(jq -r .replayed <<<"$a")" != true ] ||
+    rq_fail "a key of two days ago replayed: $a"
+[ "$(( $(ncalls demo) - before ))" = 1 ] || rq_fail "a key of two days ago: no call"
+echo "ok: idempotency keys by the day: yesterday's replays, the day before's does not"
 
 rq_stop_daemon gateway
 rq_check_sanitizers

@@ -45,7 +45,8 @@ VALGRIND="valgrind --log-file=$T/memcheck.log --child-silent-after-fork=yes
     --loadmodule "$MODULE"
 REPLICA_PORT=$(rq_free_port)
 redis replica "$REPLICA_PORT" --appendonly yes --loadmodule "$MODULE" \
-    --replicaof 127.0.0.1 "$NATIVE_PORT" --hash-max-listpack-value 128
+    --replicaof 127.0.0.1 "$NATIVE_PORT" --hash-max-listpack-value 128 \
+    --lazyfree-lazy-expire yes
 rq_wait_for 60 eval "redis-cli -p $REPLICA_PORT info replication |
     grep -q master_link_status:up"
 # Redis's default listpack values (native) are too small for a job (with
@@ -55,6 +56,11 @@ grep -q "hash-max-listpack-value is 64: .*set it to 128" "$T/native.log" ||
 	rq_fail "no warning about hash-max-listpack-value 64"
 ! grep -q "hash-max-listpack-value is" "$T/replica.log" ||
 	rq_fail "a warning with hash-max-listpack-value 128"
+# nor Redis's default lazyfree-lazy-expire, for a day's idempotency keys
+grep -q "lazyfree-lazy-expire is no: .*set it to yes" "$T/native.log" ||
+	rq_fail "no warning about lazyfree-lazy-expire no"
+! grep -q "lazyfree-lazy-expire is" "$T/replica.log" ||
+	rq_fail "a warning with lazyfree-lazy-expire yes"
 
 "$DIFF" "$LUA_PORT" "$NATIVE_PORT" > "$T/steps.txt" ||
 	{ cat "$T/steps.txt"; rq_fail "a step answered differently"; }

@@ -468,7 +468,8 @@ test_create_fails_cleanly(void **state)
 	assert_true(gw_store_connected(st));
 }
 
-/* The key the gateway stores for an Idempotency-Key of a tenant. */
+/* Where gateways before the hashes a day stored an Idempotency-Key of a
+ * tenant, still read. */
 static void
 idem_key_of(char *out, size_t outlen, const char *tenant, const char *key)
 {
@@ -476,6 +477,22 @@ idem_key_of(char *out, size_t outlen, const char *tenant, const char *key)
 
 	rq_sha256_hex(key, strlen(key), hex);
 	snprintf(out, outlen, "%s%s:%s", RQ_KEY_IDEM, tenant, hex);
+}
+
+/* The call id stored for an Idempotency-Key of a tenant ("" none): its
+ * field in the tenant's hash of the day, by Redis's clock, or of the day
+ * before (a test run across midnight). */
+static const char *
+idem_stored(const char *tenant, const char *key)
+{
+	char hex[65];
+
+	rq_sha256_hex(key, strlen(key), hex);
+	return testredis_str("EVAL %s 0 %s%s:86400: %s",
+	    "local d = math.floor(tonumber(redis.call('TIME')[1]) / 86400) "
+	    "return redis.call('HGET', ARGV[1] .. d, ARGV[2]) or "
+	    "redis.call('HGET', ARGV[1] .. (d - 1), ARGV[2])",
+	    RQ_KEY_IDEM, tenant, hex);
 }
 
 /*
@@ -541,9 +558,11 @@ test_one_script(void **state)
 	assert_int_equal(evals, 1);
 	assert_true(inner > 5);
 
-	/* ... and that one command did all of it */
+	/* ... and that one command did all of it: the key in the tenant's
+	 * hash of the day, and no key of its own */
+	assert_string_equal(idem_stored("solo", "key-one"), id);
 	idem_key_of(kidem, sizeof(kidem), "solo", "key-one");
-	assert_string_equal(testredis_str("GET %s", kidem), id);
+	assert_int_equal(testredis_num("EXISTS %s", kidem), 0);
 	assert_string_equal(testredis_str("HGET %s%s status", RQ_KEY_JOB, id),
 	    "queued");
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, id),
@@ -750,6 +769,7 @@ test_refused_writes_nothing(void **state)
 	assert_string_equal(res.code, "do_not_call");
 	idem_key_of(kidem, sizeof(kidem), "strict", "k-dnc");
 	assert_int_equal(testredis_num("EXISTS %s", kidem), 0);
+	assert_string_equal(idem_stored("strict", "k-dnc"), "");
 	assert_int_equal(testredis_num("EXISTS %s%s", RQ_KEY_JOB, id), 0);
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, id),
 	    -1);
