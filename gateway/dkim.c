@@ -94,10 +94,21 @@ resolver_open(struct __res_state *rs)
 		return -1;
 	rs->retrans = DKIM_DNS_TIMEOUT_S;
 	rs->retry = 1;
-	/* replies of big keys in UDP, rather than TCP, whose wait glibc
-	 * does not bound */
-	rs->options |= RES_USE_EDNS0;
+	/* Replies of big keys in UDP (EDNS0: a 4096-bit key fits), and never
+	 * TCP: glibc neither bounds a TCP connect nor its read, and the DNS
+	 * server is the signing domain's, anyone's.  A reply cut short is
+	 * taken as a failure for now (resolver_truncated). */
+	rs->options |= RES_USE_EDNS0 | RES_IGNTC;
 	return 0;
+}
+
+/* Whether the reply res_nquery left in buf (n bytes, or -1: it copies
+ * the reply there before judging its answer count) was cut short: the
+ * header's TC bit.  buf's header was zeroed before the query. */
+static int
+resolver_truncated(const unsigned char *buf, size_t buflen)
+{
+	return buflen >= NS_HFIXEDSZ && (buf[2] & 0x02) != 0;
 }
 
 static int
@@ -130,8 +141,13 @@ resolver_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 	}
 	if (resolver_open(&rs) == -1)
 		return DKIM_DNS_ERROR;
+	memset(buf, 0, buflen < NS_HFIXEDSZ ? buflen : NS_HFIXEDSZ);
 	n = res_nquery(&rs, (const char *)query, ns_c_in, type, buf,
 	    buflen > INT_MAX ? INT_MAX : (int)buflen);
+	if (resolver_truncated(buf, buflen)) {
+		n = -1;
+		rs.res_h_errno = TRY_AGAIN;
+	}
 	if (a != NULL)
 		a->h_errno_ = n > 0 ? NETDB_SUCCESS : rs.res_h_errno;
 	res_nclose(&rs);

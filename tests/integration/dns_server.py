@@ -6,14 +6,19 @@
 TABLE holds lines "NAME TXT-TEXT" (NAME without the final dot), "NAME
 SERVFAIL" (a query for NAME then gets that failure, as a resolver would
 report a server it could not reach), "NAME NODATA" (the name is there
-but has no TXT record) or "NAME SILENT" (no answer at all: the resolver
-times out).  Any other name gets NXDOMAIN.  Each query's name is printed.
-The table is read again at each query, so a test can change it.  Only
-what a resolver's TXT lookup needs: one question, its answer.
+but has no TXT record), "NAME SILENT" (no answer at all: the resolver
+times out) or "NAME TRUNCATED" (a reply without its answer, marked
+truncated: a resolver asks again over TCP).  Any other name gets
+NXDOMAIN.  Each query's name is printed.  On TCP, at the same address
+and port, it takes connections, prints "tcp connection", and never
+answers (a server that stalls a resolver's TCP query).  The table is
+read again at each query, so a test can change it.  Only what a
+resolver's TXT lookup needs: one question, its answer.
 """
 import socket
 import struct
 import sys
+import threading
 
 
 def question(msg):
@@ -51,6 +56,8 @@ def answer(msg, path):
         return head(2, 0) + msg[12:end]
     if value == "NODATA":
         return head(0, 0) + msg[12:end]
+    if value == "TRUNCATED":
+        return head(0x0200, 0) + msg[12:end]   # TC
     text = value.encode()
     strings = b"".join(bytes([len(text[i:i + 255])]) + text[i:i + 255]
                        for i in range(0, len(text), 255))
@@ -58,10 +65,23 @@ def answer(msg, path):
     return head(0, 1) + msg[12:end] + rr
 
 
+def stall_tcp(t):
+    held = []                                  # open, never answered
+    while True:
+        conn, _ = t.accept()
+        held.append(conn)
+        print("tcp connection", flush=True)
+
+
 def main():
     addr, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, port))
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind((addr, port))
+    t.listen(16)
+    threading.Thread(target=stall_tcp, args=(t,), daemon=True).start()
     print("listening", flush=True)
     while True:
         msg, peer = s.recvfrom(4096)
