@@ -164,20 +164,17 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 #define RQ_KEY_DNC_BUSINESS	"rq:dnc:business:"	/* SET <name>: blocked */
 #define RQ_KEY_RATE		"rq:rate:"	/* <tenant>:s:<sec>, :d:<day> */
 #define RQ_KEY_ACTIVE		"rq:active:"	/* ZSET <tenant>: unfinished */
-/* HASH rq:idem:<tenant>:<ttl s>:<period>: the idempotency keys of the
- * requests a tenant made in a period of ttl seconds (period: Unix time
- * / ttl, ttl the gateway's, a day for HTTP and a week for e-mail), field
- * the key's sha256 in hex -> the call's id, the hash's TTL the end of
- * the next period.  A request looks in its period's hash and the one
- * before, so a key replays for ttl to twice that.  A hash a period rather
- * than a key with a TTL each: every key with a TTL is in Redis's second
- * table too, and both tables double as the keys pass a power of two
- * (docs/operations.md, "Redis's key tables"); a hash's own table doubles
- * by steps of the commands on it alone.  Freed whole at its expiry (by
- * Redis's lazy-free thread, with lazyfree-lazy-expire yes as deploy/up
- * sets it).  STRING rq:idem:<tenant>:<sha256 hex>: where gateways before
- * that kept a key, with its own TTL; still read. */
+/* HASH rq:idem:<tenant>:<ttl s>:<period>, period = Unix time / ttl (a day
+ * for HTTP, a week for e-mail): a tenant's idempotency keys of a period,
+ * field the key's sha256 hex -> call id, expiring at the end of the next
+ * period; a key is looked up in its period's hash and the one before, so
+ * it replays for ttl to 2 ttl.  Not a key with a TTL each, which would be
+ * in Redis's second key table too (docs/operations.md, "Redis's key
+ * tables").  A busy tenant's hash is big: lazyfree-lazy-expire yes frees
+ * it off Redis's main thread.  STRING rq:idem:<tenant>:<sha256 hex>, TTL:
+ * where gateways before kept a key; still read. */
 #define RQ_KEY_IDEM		"rq:idem:"
+#define RQ_IDEM_PERIOD_MAX_S	3162240000	/* 100 years: more is corrupt */
 
 /* Status callbacks (accounting). */
 #define RQ_KEY_CALLBACKS	"rq:callbacks"	/* ZSET: call id by due ms */

@@ -2198,10 +2198,9 @@ hash_get(struct cmd *c, rstr *key, rstr *field)
 
 /* An idempotency key's place (common/keys.h, RQ_KEY_IDEM): the hash of
  * this period and of the one before, the field, and when this period's
- * hash expires (ms).  legacy is the key's old name, whose last part is
- * the field, as the intake script splits it. */
+ * hash expires (ms). */
 struct idem {
-	rstr		*bucket, *before, *field;
+	rstr		*hash, *before, *field;
 	long long	 expire_ms;
 };
 
@@ -2223,6 +2222,8 @@ idem_name(struct cmd *c, const char *pre, size_t n, long long ttl,
 	return r;
 }
 
+/* The place of the key whose old name is legacy (its last part is the
+ * field, as the intake script splits it), in hashes of ttl_arg seconds. */
 static int
 idem_place(struct cmd *c, struct idem *im, rstr *legacy, rstr *ttl_arg)
 {
@@ -2231,7 +2232,7 @@ idem_place(struct cmd *c, struct idem *im, rstr *legacy, rstr *ttl_arg)
 	size_t n, pre;
 
 	if (RedisModule_StringToLongLong(ttl_arg, &ttl) != REDISMODULE_OK ||
-	    ttl <= 0 || ttl > 100LL * 366 * 86400) {
+	    ttl <= 0 || ttl > RQ_IDEM_PERIOD_MAX_S) {
 		c->why = "ERR ringq.create: the idempotency TTL is not a "
 		    "number of seconds";
 		c->error = 1;
@@ -2242,14 +2243,14 @@ idem_place(struct cmd *c, struct idem *im, rstr *legacy, rstr *ttl_arg)
 	pre = colon != NULL ? (size_t)(colon - s) + 1 : 0;
 	period = c->now / 1000 / ttl;
 	im->field = mk(c, s + pre, n - pre);
-	im->bucket = idem_name(c, s, pre, ttl, period);
+	im->hash = idem_name(c, s, pre, ttl, period);
 	im->before = idem_name(c, s, pre, ttl, period - 1);
 	im->expire_ms = (period + 2) * ttl * 1000;
 	return 0;
 }
 
-/* HSET bucket field id, then EXPIREAT bucket at NX, as the intake script
- * stores a key (propagated as Redis 7 does: PEXPIREAT). */
+/* HSET hash field id, then its expiry if it has none, as the intake
+ * script stores a key (propagated as Redis 7 does: PEXPIREAT). */
 static void
 idem_store(struct cmd *c, const struct idem *im, rstr *id)
 {
@@ -2258,14 +2259,14 @@ idem_store(struct cmd *c, const struct idem *im, rstr *id)
 
 	if (c->error)
 		return;
-	k = RedisModule_OpenKey(c->ctx, im->bucket,
+	k = RedisModule_OpenKey(c->ctx, im->hash,
 	    REDISMODULE_READ | REDISMODULE_WRITE);
 	pair(&p, im->field, id);
-	hset(c, im->bucket, k, &p);
+	hset(c, im->hash, k, &p);
 	if (!c->error && RedisModule_GetExpire(k) == REDISMODULE_NO_EXPIRE) {
 		if (RedisModule_SetAbsExpire(k, im->expire_ms) ==
 		    REDISMODULE_OK)
-			replicate(c, "PEXPIREAT", "sl", im->bucket,
+			replicate(c, "PEXPIREAT", "sl", im->hash,
 			    im->expire_ms);
 		else
 			c->error = 1;
@@ -2350,8 +2351,9 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	if (has_idem) {
 		rstr *prev = get_string(&c, K[0]);
 
-		if (prev == NULL && idem_place(&c, &im, K[0], A[6]) == 0) {
-			prev = hash_get(&c, im.bucket, im.field);
+		if (!c.error && prev == NULL &&
+		    idem_place(&c, &im, K[0], A[6]) == 0) {
+			prev = hash_get(&c, im.hash, im.field);
 			if (prev == NULL)
 				prev = hash_get(&c, im.before, im.field);
 		}
@@ -2841,7 +2843,7 @@ static const struct {
 	{ "ringq.apply", cmd_apply, "write" },
 };
 
-/* CONFIG GET name's value (NULL where CONFIG is renamed, or no such
+/* CONFIG GET param's value (NULL where CONFIG is renamed, or no such
  * parameter): the caller frees it. */
 static rstr *
 config_get(RedisModuleCtx *ctx, const char *param)

@@ -449,8 +449,10 @@ int		 gw_calls_api_route(const struct rq_config *cfg,
  * policy_store.c the Redis ones (idempotency, do-not-call, rate and
  * concurrency limits) in the same Lua script as the job's creation, dnc.c
  * the do-not-call endpoints. */
+/* An idempotency key is kept in a hash a period of this long, for one to
+ * two periods (common/keys.h, RQ_KEY_IDEM): a day. */
 #define GW_IDEM_TTL_S		(24 * 3600)
-/* E-mail requests use "mail:<Message-ID>" as their key, kept a week. */
+/* E-mail requests use "mail:<Message-ID>" as their key, by the week. */
 #define GW_IDEM_MAIL_PREFIX	"mail:"
 #define GW_IDEM_MAIL_TTL_S	(7 * 24 * 3600)
 #define GW_IDEM_KEY_MAX		255

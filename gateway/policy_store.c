@@ -16,12 +16,13 @@
 
 /*
  * KEYS: 1 idempotency key (rq:idem:<tenant>:<sha256 hex>: where gateways
- * before the buckets stored it, still read; its last part is the field in
- * the buckets, and the part before it their prefix: common/keys.h),
+ * before the hashes a period stored it, still read; its last part is the
+ * field in the hashes, and the part before it their prefix:
+ * common/keys.h),
  * 2 DNC tenant, 3 DNC customer, 4 DNC business,
  * 5 rate key prefix, 6 active ZSET, 7 job, 8 tenant calls, 9 delayed.
  * ARGV: 1 number ("" for SIP), 2 rate_per_second, 3 rate_per_day,
- * 4 max_concurrent, 5 new id, 6 idempotency TTL (the bucket's period),
+ * 4 max_concurrent, 5 new id, 6 idempotency TTL (the hash's period, s),
  * 7 has idempotency key,
  * 8 has business, 9 job key prefix, 10 not_before_ms, 11 created_ms,
  * 12 tenant, 13 to, 14 has callback_url, 15... the job's other
@@ -30,8 +31,8 @@
  * arguments to receive, 6 % of the script).
  * Replies "ok" (queued: a plain string, as Redis checks every table a
  * script returns for an error or status reply, a few thousand
- * instructions), { "replay", id }, { "dnc", list }, { "rate_s", ms to the next second },
- * { "rate_d", s to the next UTC day }, { "busy", n }.
+ * instructions), { "replay", id }, { "dnc", list }, { "rate_s", ms to
+ * the next second }, { "rate_d", s to the next UTC day }, { "busy", n }.
  *
  * The checks come first and only read (but for the safety-net prune
  * below); a refused request writes nothing.  The clock is Redis's (TIME),
@@ -84,18 +85,22 @@ const char gw_create_lua[] =
 	"local dscore = delayed_of(prio, tonumber(ARGV[10]))\n"
 	"local t = redis.call('TIME')\n"
 	"local sec = tonumber(t[1])\n"
-	"local ibucket, ifield, iexpire\n"
+	"local ihash, ifield, iexpire\n"
 	"if ARGV[7] == '1' then\n"
 	"  local prev = redis.call('GET', KEYS[1])\n"
 	"  if prev then return {'replay', prev} end\n"
 	"  local ttl = tonumber(ARGV[6])\n"
+	"  if not ttl or ttl <= 0 or ttl > " RQ_STR(RQ_IDEM_PERIOD_MAX_S) " or\n"
+	"      ttl ~= math.floor(ttl) then\n"
+	"    return redis.error_reply('ERR ringq.create: the idempotency TTL"
+	" is not a number of seconds') end\n"
 	"  local period = math.floor(sec / ttl)\n"
 	"  ifield = string.match(KEYS[1], '[^:]*$')\n"
-	"  local pre = string.sub(KEYS[1], 1, #KEYS[1] - #ifield) .. ARGV[6] .."
-	" ':'\n"
-	"  ibucket = pre .. string.format('%d', period)\n"
+	"  local pre = string.sub(KEYS[1], 1, #KEYS[1] - #ifield) ..\n"
+	"    string.format('%d', ttl) .. ':'\n"
+	"  ihash = pre .. string.format('%d', period)\n"
 	"  iexpire = string.format('%d', (period + 2) * ttl)\n"
-	"  prev = redis.call('HGET', ibucket, ifield) or\n"
+	"  prev = redis.call('HGET', ihash, ifield) or\n"
 	"    redis.call('HGET', pre .. string.format('%d', period - 1), ifield)\n"
 	"  if prev then return {'replay', prev} end\n"
 	"end\n"
@@ -160,8 +165,9 @@ const char gw_create_lua[] =
 	"if rpd > 0 and redis.call('INCR', kd) == 1 then"
 	" redis.call('EXPIRE', kd, 90000) end\n"
 	"if ARGV[7] == '1' then\n"
-	"  redis.call('HSET', ibucket, ifield, ARGV[5])\n"
-	"  redis.call('EXPIREAT', ibucket, iexpire, 'NX')\n"
+	"  redis.call('HSET', ihash, ifield, ARGV[5])\n"
+	"  if redis.call('TTL', ihash) == -1 then\n"
+	"    redis.call('EXPIREAT', ihash, iexpire) end\n"
 	"end\n"
 	"return 'ok'\n";
 

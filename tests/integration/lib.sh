@@ -465,6 +465,21 @@ rq_sha256() {
 	printf '%s' "$1" | sha256sum | cut -d' ' -f1
 }
 
+# rq_idem_hash_ok NAME: fails unless NAME, a hash of idempotency keys
+# (rq:idem:<tenant>:<ttl s>:<period>; common/keys.h), is of this period by
+# Redis's clock or of the one before, and expires at the end of the next.
+rq_idem_hash_ok() {
+	local ttl=${1%:*} period=${1##*:} now left end
+	ttl=${ttl##*:}
+	now=$(rq_redis TIME | head -1)
+	left=$(rq_redis TTL "$1")
+	end=$(( (period + 2) * ttl - now ))
+	(( period == now / ttl || period == now / ttl - 1 )) ||
+		rq_fail "$1: not of this period (Unix time / $ttl) or the one before"
+	(( left >= end - 2 && left <= end + 1 )) ||
+		rq_fail "$1: TTL $left s, not the end of the next period ($end s)"
+}
+
 # --- daemons -----------------------------------------------------------------
 
 rq_conf_run_dir() {

@@ -955,6 +955,21 @@ main(int argc, char **argv)
 		create("a key", "n7", "0 0 0", "k1", "", 0, now, "priority 5");
 		create("the key again", "n8", "0 0 0", "k1", "", 0, now,
 		    "priority 5");
+		/* the keys' hashes a day (common/keys.h, RQ_KEY_IDEM) */
+		create("another key, into a hash with its expiry", "n32",
+		    "0 0 0", "k5", "", 0, now, "priority 5");
+		both("HSET %st3:86400:%llu k6 old", RQ_KEY_IDEM,
+		    (unsigned long long)sec / 86400 - 1);
+		create("a key of the day before", "n33", "0 0 0", "k6", "", 0,
+		    now, "priority 5");
+		both("HSET %st3:86400:%llu k7 older", RQ_KEY_IDEM,
+		    (unsigned long long)sec / 86400 - 2);
+		create("a key of two days before", "n34", "0 0 0", "k7", "",
+		    0, now, "priority 5");
+		both("SET %st4:86400:%llu not-a-hash", RQ_KEY_IDEM,
+		    (unsigned long long)sec / 86400);
+		intake("a day's hash of keys of another type", "t4", "n35",
+		    "0 0 0", "k8", "", 0, now, "priority 5");
 		{
 			char more[96];
 

@@ -11,6 +11,7 @@
 // limits per second and per day, a number checked against the three
 // do-not-call lists (the default, bare: none of them).
 //   node chain.mjs PORT N
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { CREATE, gatewayCreate } from '../bullmq/ringq_create.mjs';
@@ -27,10 +28,12 @@ const FULL = process.env.RQ_CHAIN_CREATE === 'full';
 if (FULL && !MOD)
 	throw new Error('RQ_CHAIN_CREATE=full needs RQ_CHAIN_MODE=module');
 
-// ringq.create for call k, as the gateway sends it
+// ringq.create for call k, as the gateway sends it (the idempotency
+// key's name ends in its sha256 in hex, as the gateway's)
 function create(k) {
+	const idem = createHash('sha256').update(`k${k}`).digest('hex');
 	return gatewayCreate(`c_${k}`, 'demo', 'sip:x@127.0.0.1', 'bench',
-	    FULL ? { idem: `k${k}`, business: 'acme', rps: 1000000,
+	    FULL ? { idem, business: 'acme', rps: 1000000,
 	    rpd: 100000000,
 	    number: `+1555010${String(k % 10000).padStart(4, '0')}` } : {});
 }

@@ -479,9 +479,9 @@ idem_key_of(char *out, size_t outlen, const char *tenant, const char *key)
 	snprintf(out, outlen, "%s%s:%s", RQ_KEY_IDEM, tenant, hex);
 }
 
-/* The call id stored for an Idempotency-Key of a tenant ("" none): its
- * field in the tenant's hash of the day, by Redis's clock, or of the day
- * before (a test run across midnight). */
+/* The call id stored for an Idempotency-Key of a tenant ("none": none;
+ * "": the lookup failed): its field in the tenant's hash of the day, by
+ * Redis's clock, or of the day before (a test run across midnight). */
 static const char *
 idem_stored(const char *tenant, const char *key)
 {
@@ -491,7 +491,7 @@ idem_stored(const char *tenant, const char *key)
 	return testredis_str("EVAL %s 0 %s%s:86400: %s",
 	    "local d = math.floor(tonumber(redis.call('TIME')[1]) / 86400) "
 	    "return redis.call('HGET', ARGV[1] .. d, ARGV[2]) or "
-	    "redis.call('HGET', ARGV[1] .. (d - 1), ARGV[2])",
+	    "redis.call('HGET', ARGV[1] .. (d - 1), ARGV[2]) or 'none'",
 	    RQ_KEY_IDEM, tenant, hex);
 }
 
@@ -769,7 +769,7 @@ test_refused_writes_nothing(void **state)
 	assert_string_equal(res.code, "do_not_call");
 	idem_key_of(kidem, sizeof(kidem), "strict", "k-dnc");
 	assert_int_equal(testredis_num("EXISTS %s", kidem), 0);
-	assert_string_equal(idem_stored("strict", "k-dnc"), "");
+	assert_string_equal(idem_stored("strict", "k-dnc"), "none");
 	assert_int_equal(testredis_num("EXISTS %s%s", RQ_KEY_JOB, id), 0);
 	assert_int_equal(testredis_num("ZSCORE %s %s", RQ_KEY_DELAYED, id),
 	    -1);
