@@ -4,16 +4,20 @@
  * which blocks: smtp_server.c calls gw_dkim_verify in a thread of its own
  * (few signatures, a short timeout all the same). */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/nameser.h>
+#include <errno.h>
 #include <limits.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <resolv.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <opendkim/dkim.h>
 
@@ -66,8 +70,9 @@ dkim_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
  * per library handle, made without a lock, which the verifying threads
  * would share; and it leaves glibc's timeouts (5 s, two tries, per name
  * server).  Its replacement asks in the calling thread, with a state of
- * its own and DKIM_DNS_TIMEOUT_S, one try, per name server: the query is
- * done when it starts, and its handle is the reply's length.
+ * its own and DKIM_DNS_TIMEOUT_S, one try, per name server (and as long
+ * again over TCP for a reply cut short): the query is done when it
+ * starts, and its handle is the reply's length.
  */
 static int	resolver_service;	/* a handle libopendkim wants set */
 /* the verifying thread's: no query starts after it (rq_mono_ms) */
@@ -94,11 +99,11 @@ resolver_open(struct __res_state *rs)
 		return -1;
 	rs->retrans = DKIM_DNS_TIMEOUT_S;
 	rs->retry = 1;
-	/* Replies of big keys in UDP (EDNS0: a 4096-bit key fits), and never
-	 * TCP: glibc neither bounds a TCP connect nor its read, and the DNS
-	 * server is the signing domain's, anyone's.  A reply cut short is
-	 * taken as a failure for now (resolver_truncated). */
+	/* Replies of big keys in UDP (EDNS0: a 4096-bit key fits); one cut
+	 * short is asked again over TCP by resolver_tcp, not by glibc, which
+	 * bounds neither its connect nor its reads. */
 	rs->options |= RES_USE_EDNS0 | RES_IGNTC;
+	rs->options &= ~RES_USEVC;
 	return 0;
 }
 
@@ -109,6 +114,121 @@ static int
 resolver_truncated(const unsigned char *buf, size_t buflen)
 {
 	return buflen >= NS_HFIXEDSZ && (buf[2] & 0x02) != 0;
+}
+
+/* Waits until fd is ready for events, or deadline_ms (rq_mono_ms):
+ * 0 ready, -1 not in time. */
+static int
+resolver_poll(int fd, short events, uint64_t deadline_ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	uint64_t now;
+	int rc;
+
+	for (;;) {
+		if ((now = rq_mono_ms()) >= deadline_ms)
+			return -1;
+		rc = poll(&p, 1, (int)(deadline_ms - now));
+		if (rc > 0)
+			return 0;
+		if (rc == 0 || errno != EINTR)
+			return -1;
+	}
+}
+
+/* n bytes to (out) or from fd, a non-blocking socket, by deadline_ms. */
+static int
+resolver_io(int fd, unsigned char *p, size_t n, int out,
+    uint64_t deadline_ms)
+{
+	ssize_t k;
+
+	while (n > 0) {
+		if (resolver_poll(fd, out ? POLLOUT : POLLIN, deadline_ms) ==
+		    -1)
+			return -1;
+		k = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
+		if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
+			return -1;
+		if (k > 0) {
+			p += k;
+			n -= (size_t)k;
+		}
+	}
+	return 0;
+}
+
+/* A reply of n bytes in buf to query q, judged as res_nquery judges one:
+ * n when it answers, else -1 with rs's h_errno set. */
+static int
+resolver_judge(struct __res_state *rs, const unsigned char *q,
+    const unsigned char *buf, int n)
+{
+	int rcode = buf[3] & 0x0f, ancount = buf[6] << 8 | buf[7];
+
+	if (buf[0] != q[0] || buf[1] != q[1] || !(buf[2] & 0x80) ||
+	    resolver_truncated(buf, (size_t)n) || rcode == ns_r_servfail)
+		rs->res_h_errno = TRY_AGAIN;
+	else if (rcode == ns_r_nxdomain)
+		rs->res_h_errno = HOST_NOT_FOUND;
+	else if (rcode != ns_r_noerror)
+		rs->res_h_errno = NO_RECOVERY;
+	else if (ancount == 0)
+		rs->res_h_errno = NO_DATA;
+	else
+		return n;
+	return -1;
+}
+
+/* The query again over TCP, to the first name server, for a reply UDP
+ * cut short; each step by the UDP query's timeout and the check's time.
+ * Returns the reply's length, or -1 with rs's h_errno set. */
+static int
+resolver_tcp(struct __res_state *rs, const char *name, int type,
+    unsigned char *buf, size_t buflen)
+{
+	unsigned char q[2 + NS_PACKETSZ], len[2];
+	uint64_t deadline = rq_mono_ms() + DKIM_DNS_TIMEOUT_S * 1000;
+	struct sockaddr_storage ss;
+	socklen_t sl, el = sizeof(int);
+	size_t want;
+	int fd = -1, n = -1, qn, err;
+
+	if (deadline > resolver_deadline_ms)
+		deadline = resolver_deadline_ms;
+	rs->res_h_errno = TRY_AGAIN;
+	memset(&ss, 0, sizeof(ss));
+	if (rs->nsaddr_list[0].sin_family == AF_INET) {
+		sl = sizeof(struct sockaddr_in);
+		memcpy(&ss, &rs->nsaddr_list[0], sl);
+	} else if (rs->_u._ext.nsaddrs[0] != NULL) {
+		sl = sizeof(struct sockaddr_in6);
+		memcpy(&ss, rs->_u._ext.nsaddrs[0], sl);
+	} else
+		return -1;
+	qn = res_nmkquery(rs, ns_o_query, name, ns_c_in, type, NULL, 0, NULL,
+	    q + 2, (int)sizeof(q) - 2);
+	if (qn <= 0)
+		return -1;
+	q[0] = (unsigned char)(qn >> 8);
+	q[1] = (unsigned char)qn;
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1 ||
+	    (connect(fd, (struct sockaddr *)&ss, sl) == -1 &&
+	    errno != EINPROGRESS) ||
+	    resolver_poll(fd, POLLOUT, deadline) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == -1 || err != 0 ||
+	    resolver_io(fd, q, 2 + (size_t)qn, 1, deadline) == -1 ||
+	    resolver_io(fd, len, 2, 0, deadline) == -1)
+		goto done;
+	want = (size_t)len[0] << 8 | len[1];
+	if (want >= NS_HFIXEDSZ && want <= buflen &&
+	    resolver_io(fd, buf, want, 0, deadline) == 0)
+		n = resolver_judge(rs, q + 2, buf, (int)want);
+done:
+	if (fd != -1)
+		close(fd);
+	return n;
 }
 
 static int
@@ -144,16 +264,14 @@ resolver_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 	memset(buf, 0, buflen < NS_HFIXEDSZ ? buflen : NS_HFIXEDSZ);
 	n = res_nquery(&rs, (const char *)query, ns_c_in, type, buf,
 	    buflen > INT_MAX ? INT_MAX : (int)buflen);
-	if (resolver_truncated(buf, buflen)) {
-		n = -1;
-		rs.res_h_errno = TRY_AGAIN;
-	}
+	if (resolver_truncated(buf, buflen))
+		n = resolver_tcp(&rs, (const char *)query, type, buf, buflen);
 	if (a != NULL)
 		a->h_errno_ = n > 0 ? NETDB_SUCCESS : rs.res_h_errno;
 	res_nclose(&rs);
 	if (n <= 0)
 		return DKIM_DNS_ERROR;
-	if ((size_t)n > buflen)	/* a truncated copy of a longer reply */
+	if ((size_t)n > buflen)	/* glibc's count of a longer reply */
 		n = (int)buflen;
 	*qh = (void *)(intptr_t)n;
 	return DKIM_DNS_SUCCESS;

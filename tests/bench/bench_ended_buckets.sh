@@ -33,7 +33,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/bench_lib.sh"
 bench_pin "$@"
 
-rq_need node npm redis-server redis-cli
 RATE=${RQ_BENCH_RATE:-12800}
 PASSES=${RQ_BENCH_PASSES:-3}
 SECS=${RQ_BENCH_LAT_SECONDS:-8}
@@ -46,13 +45,7 @@ BUCKET_MIN=$((RQ_BENCH_TABLE_MIN / BUCKETS))
 	rq_fail "RQ_BENCH_TABLE_MIN: $BUCKETS * 4 or more (not $RQ_BENCH_TABLE_MIN)"
 BQ=$here/bullmq
 TO=sip:bench@127.0.0.1:5060
-bench_node_modules
-bench_generator
-
-rq_start_redis --appendonly yes --appendfsync everysec \
-    --latency-monitor-threshold 5 --enable-debug-command local \
-    "${BENCH_PIN_REDIS[@]}"
-bench_start_dry_run
+bench_arms_start
 SETTLE_SHA=$(rq_redis SCRIPT LOAD "$(cat "$here/settle_ended.lua")")
 
 # settle WINDOW_MS: moves the jobs of calls ended WINDOW_MS ago or more.
@@ -115,8 +108,6 @@ latency() {
 	[ -z "$settler" ] || { kill "$settler"; wait "$settler" || true; }
 }
 
-(cd "$BQ" && node ringq.mjs throughput "$REDIS_PORT" 2000 demo "$TO") \
-    >/dev/null	# warm-up
 calls=$((RATE * SECS))
 for ((pass = 1; pass <= PASSES; pass++)); do
 	for arm in $ARMS; do
@@ -136,9 +127,8 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 		echo "arm=$arm $line moved=$(( $(rq_redis GET bench:settle:moved) - ${moved:-0} )) bucket_fill=$before..$(bucket_fill)"
 	done
 done
-for arm in $ARMS; do
-	echo "RQ_BENCH_POOLED arm=$arm rate_asked=$RATE passes=$PASSES $(bench_hist_line "$T/$arm.hist")"
-done
+# shellcheck disable=SC2086	# the arms' words
+bench_arms_pooled "$RATE" "$PASSES" $ARMS
 printf 'settings: redis-server %s appendonly yes appendfsync everysec; jobs moved %d ms after their end into %d hashes; %s; %d cores, %s; %s\n' \
     "$(bench_info server redis_version)" "$SETTLE_MS" "$BUCKETS" \
     "paced by $BENCH_GENERATOR" "$BENCH_NCPU" "$BENCH_PIN" \

@@ -45,6 +45,32 @@ bench_start_dry_run() {
 	sleep 1	# the dispatcher knows a telserver from its first heartbeat
 }
 
+# bench_arms_start: what the benches of arms (bench_other_db.sh,
+# bench_ended_buckets.sh) run on: node's modules and the load generator,
+# a Redis with the AOF (everysec), its latency monitor and DEBUG
+# (bench_tables), bench_start_dry_run's daemons, warmed up by 2,000 calls.
+bench_arms_start() {
+	rq_need node npm redis-server redis-cli
+	bench_node_modules
+	bench_generator
+	rq_start_redis --appendonly yes --appendfsync everysec \
+	    --latency-monitor-threshold 5 --enable-debug-command local \
+	    "${BENCH_PIN_REDIS[@]}"
+	bench_start_dry_run
+	(cd "$RQ_SOURCE/tests/bench/bullmq" && node ringq.mjs throughput \
+	    "$REDIS_PORT" 2000 demo sip:bench@127.0.0.1:5060) >/dev/null
+}
+
+# bench_arms_pooled RATE PASSES ARM...: each arm's passes pooled (their
+# latencies in $T/ARM.hist), a line each.
+bench_arms_pooled() {
+	local rate=$1 passes=$2 arm
+	shift 2
+	for arm in "$@"; do
+		echo "RQ_BENCH_POOLED arm=$arm rate_asked=$rate passes=$passes $(bench_hist_line "$T/$arm.hist")"
+	done
+}
+
 # bench_cpu_ticks PID: rq_cpu_ticks, 0 for a process gone.
 bench_cpu_ticks() {
 	rq_cpu_ticks "$1" 2>/dev/null || echo 0

@@ -27,7 +27,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/bench_lib.sh"
 bench_pin "$@"
 
-rq_need node npm redis-server redis-cli
 RATE=${RQ_BENCH_RATE:-12800}
 PASSES=${RQ_BENCH_PASSES:-3}
 SECS=${RQ_BENCH_LAT_SECONDS:-8}
@@ -35,13 +34,7 @@ ARMS=${RQ_BENCH_ARMS:-calls other none}
 export RQ_BENCH_TABLE_MIN=${RQ_BENCH_TABLE_MIN:-1048576}
 BQ=$here/bullmq
 TO=sip:bench@127.0.0.1:5060
-bench_node_modules
-bench_generator
-
-rq_start_redis --appendonly yes --appendfsync everysec \
-    --latency-monitor-threshold 5 --enable-debug-command local \
-    "${BENCH_PIN_REDIS[@]}"
-bench_start_dry_run
+bench_arms_start
 
 # latency ARM PASS: ringq.mjs's latency pass, beside the paced SETs into
 # database 1; its dispatch latencies also go to $T/ARM.hist.
@@ -58,8 +51,6 @@ latency() {
 	wait "$writer" || rq_fail "paced_sets.mjs failed"
 }
 
-(cd "$BQ" && node ringq.mjs throughput "$REDIS_PORT" 2000 demo "$TO") \
-    >/dev/null	# warm-up
 calls=$((RATE * SECS))
 for ((pass = 1; pass <= PASSES; pass++)); do
 	for arm in $ARMS; do
@@ -78,9 +69,8 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 		echo "arm=$arm $line db1_tables=${before// /,}..${after// /,}"
 	done
 done
-for arm in $ARMS; do
-	echo "RQ_BENCH_POOLED arm=$arm rate_asked=$RATE passes=$PASSES $(bench_hist_line "$T/$arm.hist")"
-done
+# shellcheck disable=SC2086	# the arms' words
+bench_arms_pooled "$RATE" "$PASSES" $ARMS
 printf 'settings: redis-server %s appendonly yes appendfsync everysec; paced SETs into database 1 at the rate; %s; %d cores, %s; %s\n' \
     "$(bench_info server redis_version)" "paced by $BENCH_GENERATOR" \
     "$BENCH_NCPU" "$BENCH_PIN" "$(date -u +%FT%TZ)"

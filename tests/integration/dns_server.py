@@ -7,13 +7,13 @@ TABLE holds lines "NAME TXT-TEXT" (NAME without the final dot), "NAME
 SERVFAIL" (a query for NAME then gets that failure, as a resolver would
 report a server it could not reach), "NAME NODATA" (the name is there
 but has no TXT record), "NAME SILENT" (no answer at all: the resolver
-times out) or "NAME TRUNCATED" (a reply without its answer, marked
-truncated: a resolver asks again over TCP).  Any other name gets
-NXDOMAIN.  Each query's name is printed.  On TCP, at the same address
-and port, it takes connections, prints "tcp connection", and never
-answers (a server that stalls a resolver's TCP query).  The table is
-read again at each query, so a test can change it.  Only what a
-resolver's TXT lookup needs: one question, its answer.
+times out), "NAME BIG TXT-TEXT" (on UDP a reply cut short, marked
+truncated, so that a resolver asks again over TCP, where it gets the
+answer) or "NAME TRUNCATED" (the same, but on TCP no answer: a server
+that holds a TCP query).  Any other name gets NXDOMAIN.  Each query's
+name is printed, "tcp query NAME" for one on TCP (at the same address
+and port).  The table is read again at each query, so a test can change
+it.  Only what a resolver's TXT lookup needs: one question, its answer.
 """
 import socket
 import struct
@@ -40,12 +40,12 @@ def lookup(path, name):
     return None
 
 
-def answer(msg, path):
+def answer(msg, path, tcp=False):
     qid, flags = struct.unpack("!HH", msg[:4])
     name, end = question(msg)
     value = lookup(path, name)
-    print("query", name, flush=True)
-    if value == "SILENT":
+    print("tcp query" if tcp else "query", name, flush=True)
+    if value == "SILENT" or (tcp and value == "TRUNCATED"):
         return None
     rd = flags & 0x0100
     head = lambda rcode, an: struct.pack("!HHHHHH", qid, 0x8080 | rd | rcode,
@@ -56,8 +56,10 @@ def answer(msg, path):
         return head(2, 0) + msg[12:end]
     if value == "NODATA":
         return head(0, 0) + msg[12:end]
-    if value == "TRUNCATED":
+    if value == "TRUNCATED" or (not tcp and value.startswith("BIG ")):
         return head(0x0200, 0) + msg[12:end]   # TC
+    if value.startswith("BIG "):
+        value = value[4:]
     text = value.encode()
     strings = b"".join(bytes([len(text[i:i + 255])]) + text[i:i + 255]
                        for i in range(0, len(text), 255))
@@ -65,12 +67,35 @@ def answer(msg, path):
     return head(0, 1) + msg[12:end] + rr
 
 
-def stall_tcp(t):
-    held = []                                  # open, never answered
+def recv_all(conn, n):
+    data = b""
+    while len(data) < n:
+        part = conn.recv(n - len(data))
+        if not part:
+            raise EOFError
+        data += part
+    return data
+
+
+def serve_tcp(conn, path):
+    """One TCP query (RFC 1035 4.2.2: a length, then the message)."""
+    try:
+        msg = recv_all(conn, struct.unpack("!H", recv_all(conn, 2))[0])
+        reply = answer(msg, path, tcp=True)
+        if reply is None:
+            conn.recv(1)                       # held until the client goes
+        else:
+            conn.sendall(struct.pack("!H", len(reply)) + reply)
+    except (EOFError, OSError, IndexError, struct.error):
+        pass
+    conn.close()
+
+
+def listen_tcp(t, path):
     while True:
         conn, _ = t.accept()
-        held.append(conn)
-        print("tcp connection", flush=True)
+        threading.Thread(target=serve_tcp, args=(conn, path),
+                         daemon=True).start()
 
 
 def main():
@@ -81,7 +106,7 @@ def main():
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     t.bind((addr, port))
     t.listen(16)
-    threading.Thread(target=stall_tcp, args=(t,), daemon=True).start()
+    threading.Thread(target=listen_tcp, args=(t, path), daemon=True).start()
     print("listening", flush=True)
     while True:
         msg, peer = s.recvfrom(4096)
