@@ -25,7 +25,7 @@
 #include "log.h"
 
 #define DKIM_MAX_SIGS		3	/* of the tenant's domain, verified */
-#define DKIM_DNS_TIMEOUT_S	3	/* the first name server's, one try */
+#define DKIM_DNS_TIMEOUT_S	3	/* a name server's, one try; TCP's too */
 
 /* Two handles, because a key lookup callback replaces DNS for the whole
  * library: one with the pinned-key callback, one that asks DNS. */
@@ -107,9 +107,10 @@ resolver_open(struct __res_state *rs)
 	return 0;
 }
 
-/* Whether the reply res_nquery left in buf (n bytes, or -1: it copies
- * the reply there before judging its answer count) was cut short: the
- * header's TC bit.  buf's header was zeroed before the query. */
+/* Whether the reply in buf (of buflen bytes; res_nquery copies a reply
+ * there before judging its answer count, even when it returns -1) was
+ * cut short: the header's TC bit.  buf's header was zeroed before the
+ * query. */
 static int
 resolver_truncated(const unsigned char *buf, size_t buflen)
 {
@@ -158,8 +159,10 @@ resolver_io(int fd, unsigned char *p, size_t n, int out,
 	return 0;
 }
 
-/* A reply of n bytes in buf to query q, judged as res_nquery judges one:
- * n when it answers, else -1 with rs's h_errno set. */
+/* A reply of n bytes in buf to query q, judged as glibc judges one: n
+ * when it answers, else -1 with rs's h_errno set.  SERVFAIL, NOTIMP and
+ * REFUSED are a server's trouble (glibc tries the next server, then
+ * says TRY_AGAIN), not the domain's. */
 static int
 resolver_judge(struct __res_state *rs, const unsigned char *q,
     const unsigned char *buf, int n)
@@ -167,7 +170,8 @@ resolver_judge(struct __res_state *rs, const unsigned char *q,
 	int rcode = buf[3] & 0x0f, ancount = buf[6] << 8 | buf[7];
 
 	if (buf[0] != q[0] || buf[1] != q[1] || !(buf[2] & 0x80) ||
-	    resolver_truncated(buf, (size_t)n) || rcode == ns_r_servfail)
+	    resolver_truncated(buf, (size_t)n) || rcode == ns_r_servfail ||
+	    rcode == ns_r_notimpl || rcode == ns_r_refused)
 		rs->res_h_errno = TRY_AGAIN;
 	else if (rcode == ns_r_nxdomain)
 		rs->res_h_errno = HOST_NOT_FOUND;
@@ -180,9 +184,10 @@ resolver_judge(struct __res_state *rs, const unsigned char *q,
 	return -1;
 }
 
-/* The query again over TCP, to the first name server, for a reply UDP
- * cut short; each step by the UDP query's timeout and the check's time.
- * Returns the reply's length, or -1 with rs's h_errno set. */
+/* The query again over TCP, for a reply UDP cut short, to the first
+ * name server (as glibc's TCP does without `rotate`), all of it within
+ * DKIM_DNS_TIMEOUT_S and the check's time.  Returns the reply's length,
+ * or -1 with rs's h_errno set. */
 static int
 resolver_tcp(struct __res_state *rs, const char *name, int type,
     unsigned char *buf, size_t buflen)
@@ -198,6 +203,8 @@ resolver_tcp(struct __res_state *rs, const char *name, int type,
 		deadline = resolver_deadline_ms;
 	rs->res_h_errno = TRY_AGAIN;
 	memset(&ss, 0, sizeof(ss));
+	/* glibc (2.26 on) keeps an IPv4 server in nsaddr_list, an IPv6 one
+	 * in the state's private _u._ext.nsaddrs only */
 	if (rs->nsaddr_list[0].sin_family == AF_INET) {
 		sl = sizeof(struct sockaddr_in);
 		memcpy(&ss, &rs->nsaddr_list[0], sl);
@@ -222,7 +229,9 @@ resolver_tcp(struct __res_state *rs, const char *name, int type,
 	    resolver_io(fd, len, 2, 0, deadline) == -1)
 		goto done;
 	want = (size_t)len[0] << 8 | len[1];
-	if (want >= NS_HFIXEDSZ && want <= buflen &&
+	if (want > buflen)	/* no key is that big: the sender's to fix */
+		rs->res_h_errno = NETDB_SUCCESS;
+	else if (want >= NS_HFIXEDSZ &&
 	    resolver_io(fd, buf, want, 0, deadline) == 0)
 		n = resolver_judge(rs, q + 2, buf, (int)want);
 done:
@@ -271,7 +280,7 @@ resolver_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 	res_nclose(&rs);
 	if (n <= 0)
 		return DKIM_DNS_ERROR;
-	if ((size_t)n > buflen)	/* glibc's count of a longer reply */
+	if ((size_t)n > buflen)	/* a guard: neither UDP nor TCP gives it */
 		n = (int)buflen;
 	*qh = (void *)(intptr_t)n;
 	return DKIM_DNS_SUCCESS;
@@ -344,11 +353,11 @@ dkim_lib(int pinned)
 }
 
 /* How the lookup of sig's key went, for a signature libopendkim could
- * not get a key for: 1: it failed for now (TRY_AGAIN: SERVFAIL, no
- * answer; the check's time up; not asked, as for a pinned key that could
- * not be handed over); 0: there is no key (NXDOMAIN, no TXT record, a
- * refusal or a name DNS cannot hold); 2: a record is there, which
- * libopendkim could not read.  The last two the sender must fix.  No
+ * not get a key for: 1: it failed for now (TRY_AGAIN: SERVFAIL, a
+ * refusal, no answer; the check's time up; not asked, as for a pinned key
+ * that could not be handed over); 0: there is no key (NXDOMAIN, no TXT
+ * record, FORMERR or a name DNS cannot hold); 2: a record is there, which
+ * libopendkim could not read (or too big to be a key).  The last two the sender must fix.  No
  * second query: the resolver kept how each went. */
 static int
 resolver_outcome(DKIM_SIGINFO *sig, const char *domain)
@@ -371,7 +380,7 @@ resolver_outcome(DKIM_SIGINFO *sig, const char *domain)
 			return 0;
 		case TRY_AGAIN:
 			return 1;
-		default:	/* NO_RECOVERY: REFUSED, FORMERR, a bad name */
+		default:	/* NO_RECOVERY: FORMERR, a bad name */
 			return 0;
 		}
 	}

@@ -9,8 +9,8 @@ report a server it could not reach), "NAME NODATA" (the name is there
 but has no TXT record), "NAME SILENT" (no answer at all: the resolver
 times out), "NAME BIG TXT-TEXT" (on UDP a reply cut short, marked
 truncated, so that a resolver asks again over TCP, where it gets the
-answer) or "NAME TRUNCATED" (the same, but on TCP no answer: a server
-that holds a TCP query).  Any other name gets NXDOMAIN.  Each query's
+answer), "NAME TRUNCATED" (the same, but on TCP no answer: a server
+that holds a TCP query) or "NAME TCPREFUSED" (on TCP, REFUSED).  Any other name gets NXDOMAIN.  Each query's
 name is printed, "tcp query NAME" for one on TCP (at the same address
 and port).  The table is read again at each query, so a test can change
 it.  Only what a resolver's TXT lookup needs: one question, its answer.
@@ -56,8 +56,11 @@ def answer(msg, path, tcp=False):
         return head(2, 0) + msg[12:end]
     if value == "NODATA":
         return head(0, 0) + msg[12:end]
-    if value == "TRUNCATED" or (not tcp and value.startswith("BIG ")):
+    if not tcp and (value in ("TRUNCATED", "TCPREFUSED") or
+                    value.startswith("BIG ")):
         return head(0x0200, 0) + msg[12:end]   # TC
+    if value == "TCPREFUSED":
+        return head(5, 0) + msg[12:end]
     if value.startswith("BIG "):
         value = value[4:]
     text = value.encode()

@@ -126,6 +126,12 @@ rq_expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key' "$r" \
     "a TCP server that holds the query"
 (( $(date +%s) - start <= 10 )) ||
     rq_fail "the TCP query was not given up within its timeout"
+# a resolver that refuses TCP: its trouble, not the domain's
+echo "refused._domainkey.example.test TCPREFUSED" >> "$T/dns.table"
+signed refused "refused-$RANDOM" > "$T/refused.eml"
+r=$(mail "$T/refused.eml")
+rq_expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key' "$r" \
+    "a name server that refuses the TCP query"
 
 # The client goes away while its message is checked: the check ends
 # (one more message deferred, or "the client gone" if the gateway saw it
@@ -140,8 +146,8 @@ ended() {
 	    "$T/gateway.log" || true
 }
 ended_over() { [ "$(ended)" -gt "$1" ]; }
-# every check before this one has ended and been logged (deferred 4 times)
-rq_wait_for 10 ended_over 3
+# every check before this one has ended and been logged (deferred 5 times)
+rq_wait_for 10 ended_over 4
 before=$(ended)
 ip netns exec "$NS" swaks --server "127.0.0.1:$RQ_SMTP_PORT" \
     --from requester@example.test --to "$TO" --timeout 15 \
