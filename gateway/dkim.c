@@ -258,9 +258,8 @@ resolver_start(void *srv, int type, unsigned char *query, unsigned char *buf,
     size_t buflen, void **qh)
 {
 	struct __res_state rs;
-	int n;
-
 	struct resolver_answer *a = NULL;
+	int n;
 
 	(void)srv;
 	if (resolver_nanswers < DKIM_MAX_SIGS) {
@@ -280,8 +279,6 @@ resolver_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 	res_nclose(&rs);
 	if (n <= 0)
 		return DKIM_DNS_ERROR;
-	if ((size_t)n > buflen)	/* a guard: neither UDP nor TCP gives it */
-		n = (int)buflen;
 	*qh = (void *)(intptr_t)n;
 	return DKIM_DNS_SUCCESS;
 }
@@ -357,8 +354,8 @@ dkim_lib(int pinned)
  * refusal, no answer; the check's time up; not asked, as for a pinned key
  * that could not be handed over); 0: there is no key (NXDOMAIN, no TXT
  * record, FORMERR or a name DNS cannot hold); 2: a record is there, which
- * libopendkim could not read (or too big to be a key).  The last two the sender must fix.  No
- * second query: the resolver kept how each went. */
+ * libopendkim could not read (or too big to be a key).  The last two the
+ * sender must fix.  No second query: the resolver kept how each went. */
 static int
 resolver_outcome(DKIM_SIGINFO *sig, const char *domain)
 {
@@ -375,12 +372,9 @@ resolver_outcome(DKIM_SIGINFO *sig, const char *domain)
 		switch (resolver_answers[i].h_errno_) {
 		case NETDB_SUCCESS:
 			return 2;
-		case HOST_NOT_FOUND:
-		case NO_DATA:
-			return 0;
 		case TRY_AGAIN:
 			return 1;
-		default:	/* NO_RECOVERY: FORMERR, a bad name */
+		default:	/* HOST_NOT_FOUND, NO_DATA, NO_RECOVERY */
 			return 0;
 		}
 	}

@@ -33,9 +33,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/bench_lib.sh"
 bench_pin "$@"
 
-RATE=${RQ_BENCH_RATE:-12800}
-PASSES=${RQ_BENCH_PASSES:-3}
-SECS=${RQ_BENCH_LAT_SECONDS:-8}
 ARMS=${RQ_BENCH_ARMS:-calls buckets settle none}
 SETTLE_MS=${RQ_BENCH_SETTLE_MS:-2000}
 export RQ_BENCH_TABLE_MIN=${RQ_BENCH_TABLE_MIN:-1048576}
@@ -66,18 +63,10 @@ bucket_fill() {
 # about halfway), for a pass that moves up to CALLS jobs into them, then
 # looks them up until their rehashing is done (a lookup moves a step).
 bucket_pad() {
-	local mode=$1 add=$(( $2 / BUCKETS + 1 )) fill p n from
-	fill=$(bucket_fill)
-	for ((p = BUCKET_MIN; p < 1 << 30; p *= 2)); do
-		if [ "$mode" = steady ]; then
-			n=$(( p / 2 + 1 - fill ))
-			(( n < 0 )) && n=0
-			(( fill + n + add < p )) && break
-		else
-			n=$(( p - add / 2 - fill ))
-			(( n >= 0 && fill + n > p / 2 )) && break
-		fi
-	done
+	local size p n from
+	size=$(bench_pad_size "$1" "$(bucket_fill)" $(( $2 / BUCKETS + 1 )) \
+	    "$BUCKET_MIN")
+	read -r p n <<<"$size"
 	from=$(( $(rq_redis INCRBY bench:bpad:n "$n") - n ))
 	awk -v b=$BUCKETS -v a="$from" -v z=$((from + n)) -v p="$p" 'BEGIN {
 	    for (i = a; i < z; i++) for (j = 0; j < b; j++) {

@@ -46,10 +46,18 @@ bench_start_dry_run() {
 }
 
 # bench_arms_start: what the benches of arms (bench_other_db.sh,
-# bench_ended_buckets.sh) run on: node's modules and the load generator,
-# a Redis with the AOF (everysec), its latency monitor and DEBUG
+# bench_ended_buckets.sh) run on: their settings (RATE, PASSES, SECS from
+# RQ_BENCH_RATE, 12800 calls a second, RQ_BENCH_PASSES, 3 of each arm,
+# RQ_BENCH_LAT_SECONDS, 8), node's modules and the load generator, a
+# Redis with the AOF (everysec), its latency monitor and DEBUG
 # (bench_tables), bench_start_dry_run's daemons, warmed up by 2,000 calls.
 bench_arms_start() {
+	# shellcheck disable=SC2034	# the calling script's
+	RATE=${RQ_BENCH_RATE:-12800}
+	# shellcheck disable=SC2034
+	PASSES=${RQ_BENCH_PASSES:-3}
+	# shellcheck disable=SC2034
+	SECS=${RQ_BENCH_LAT_SECONDS:-8}
 	rq_need node npm redis-server redis-cli
 	bench_node_modules
 	bench_generator
@@ -273,28 +281,39 @@ bench_pad() {
 # a doubling at a million keys; 4 by default).
 bench_keyspace() {
 	# a key a call (rq:job:), and a few percent more
-	local mode=$1 add=$(( $2 + $2 / 20 )) keys p n
-	keys=$(rq_redis -n "${BENCH_DB:-0}" DBSIZE)
+	local mode=$1 add=$(( $2 + $2 / 20 )) p size
 	p=${RQ_BENCH_TABLE_MIN:-4}
 	# Redis's tables are powers of two, of 4 buckets or more
 	[[ $p =~ ^[1-9][0-9]*$ ]] && (( p >= 4 && (p & (p - 1)) == 0 )) ||
 		rq_fail "RQ_BENCH_TABLE_MIN is a power of two, 4 or more (not '$p')"
-	for (( ; p < 1 << 40; p *= 2)); do
+	size=$(bench_pad_size "$mode" \
+	    "$(rq_redis -n "${BENCH_DB:-0}" DBSIZE)" "$add" "$p")
+	bench_pad "${size#* }"
+}
+
+# bench_pad_size MODE HELD ADD MIN: "SIZE N", the table size (a power of
+# two from MIN) and the N entries to add to a table holding HELD, before a
+# pass that adds ADD, so that the pass does not double it (steady) or
+# doubles it about halfway (doubling).  Redis doubles a table when it is
+# full and shrinks none that is a tenth full or more.
+bench_pad_size() {
+	local mode=$1 held=$2 add=$3 p n
+	for ((p = $4; p < 1 << 40; p *= 2)); do
 		if [ "$mode" = steady ]; then
 			# at p/2 + 1 or more (a table of p), and the pass's
-			# keys still fit in p
-			n=$(( p / 2 + 1 - keys ))
+			# entries still fit in p
+			n=$(( p / 2 + 1 - held ))
 			(( n < 0 )) && n=0
-			(( keys + n + add < p )) && break
+			(( held + n + add < p )) && break
 		else
-			# the keys reach p halfway through the pass, and are
-			# over p/2 before it (a table of p)
-			n=$(( p - add / 2 - keys ))
-			(( n >= 0 && keys + n > p / 2 )) && break
+			# the entries reach p halfway through the pass, and
+			# are over p/2 before it (a table of p)
+			n=$(( p - add / 2 - held ))
+			(( n >= 0 && held + n > p / 2 )) && break
 		fi
 	done
-	(( p < 1 << 40 )) || rq_fail "bench_keyspace $mode: no table size fits"
-	bench_pad "$n"
+	(( p < 1 << 40 )) || rq_fail "bench_pad_size $mode: no table size fits"
+	echo "$p $n"
 }
 
 # bench_main_cpu: seconds of CPU Redis's main thread has used, less what

@@ -27,9 +27,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/bench_lib.sh"
 bench_pin "$@"
 
-RATE=${RQ_BENCH_RATE:-12800}
-PASSES=${RQ_BENCH_PASSES:-3}
-SECS=${RQ_BENCH_LAT_SECONDS:-8}
 ARMS=${RQ_BENCH_ARMS:-calls other none}
 export RQ_BENCH_TABLE_MIN=${RQ_BENCH_TABLE_MIN:-1048576}
 BQ=$here/bullmq
