@@ -10,7 +10,10 @@ but has no TXT record), "NAME SILENT" (no answer at all: the resolver
 times out), "NAME BIG TXT-TEXT" (on UDP a reply cut short, marked
 truncated, so that a resolver asks again over TCP, where it gets the
 answer), "NAME TRUNCATED" (the same, but on TCP no answer: a server
-that holds a TCP query) or "NAME TCPREFUSED" (on TCP, REFUSED).  Any other name gets NXDOMAIN.  Each query's
+that holds a TCP query), "NAME TCPREFUSED" (on TCP, REFUSED), "NAME
+TCPWRONGID" (on TCP, an answer to another query's id) or "NAME TCPSHORT"
+(on TCP, a reply shorter than a DNS header).  Any other name gets
+NXDOMAIN.  Each query's
 name is printed, "tcp query NAME" for one on TCP (at the same address
 and port).  The table is read again at each query, so a test can change
 it.  Only what a resolver's TXT lookup needs: one question, its answer.
@@ -56,11 +59,15 @@ def answer(msg, path, tcp=False):
         return head(2, 0) + msg[12:end]
     if value == "NODATA":
         return head(0, 0) + msg[12:end]
-    if not tcp and (value in ("TRUNCATED", "TCPREFUSED") or
+    if not tcp and (value.startswith("TCP") or value == "TRUNCATED" or
                     value.startswith("BIG ")):
         return head(0x0200, 0) + msg[12:end]   # TC
     if value == "TCPREFUSED":
         return head(5, 0) + msg[12:end]
+    if value == "TCPSHORT":
+        return head(0, 1)[:8]
+    if value == "TCPWRONGID":
+        qid, value = qid ^ 0x5a5a, "v=DKIM1; p=" + "A" * 64
     if value.startswith("BIG "):
         value = value[4:]
     text = value.encode()

@@ -7,7 +7,8 @@
 # may pass later); once the key is published the same message is queued;
 # a selector that has no key (NXDOMAIN, or a name without a TXT record)
 # is refused, 550 5.7.20; a reply cut short is asked again over TCP, with
-# a timeout.  While a key lookup waits for a DNS server that
+# a timeout (a TCP reply to another id, or shorter than a header, is a
+# failure for now; one longer than any key is the sender's).  While a key lookup waits for a DNS server that
 # does not answer, the gateway still answers HTTP (the check runs in a
 # thread), and the message is deferred; a client that leaves meanwhile,
 # and a stop meanwhile, are handled.  The gateway runs in a
@@ -132,6 +133,21 @@ signed refused "refused-$RANDOM" > "$T/refused.eml"
 r=$(mail "$T/refused.eml")
 rq_expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key' "$r" \
     "a name server that refuses the TCP query"
+# a TCP reply to another query (its id) is no answer; nor is one shorter
+# than a DNS header; one longer than any key is the sender's record
+for sel in tcpwrongid tcpshort; do
+	echo "$sel._domainkey.example.test ${sel^^}" >> "$T/dns.table"
+	signed "$sel" "$sel-$RANDOM" > "$T/$sel.eml"
+	r=$(mail "$T/$sel.eml")
+	rq_expect_reply '^451 4\.4\.3 .*DNS lookup of the DKIM key' "$r" \
+	    "a TCP reply: $sel"
+done
+printf 'huge._domainkey.example.test BIG v=DKIM1; k=rsa; p=%s\n' \
+    "$(head -c 9000 /dev/zero | tr '\0' A)" >> "$T/dns.table"
+signed huge "huge-$RANDOM" > "$T/huge.eml"
+r=$(mail "$T/huge.eml")
+rq_expect_reply '^550 5\.7\.20 .*selector huge cannot be read' "$r" \
+    "a TCP reply longer than any key"
 
 # The client goes away while its message is checked: the check ends
 # (one more message deferred, or "the client gone" if the gateway saw it
