@@ -2385,19 +2385,23 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	}
 	ms = c.now;
 	sec = ms / 1000;
-	/* KEYS[5] .. ':s:' .. sec and ':d:' .. floor(sec / 86400) */
-	ks = mk_fmt(&c, "%s:s:%lld", text(K[4], NULL), sec);
-	kd = mk_fmt(&c, "%s:d:%lld", text(K[4], NULL), sec / 86400);
-	/* each counter read once, for its check and its INCR */
-	if (rps > 0)
+	/* KEYS[5] .. ':s:' .. sec and ':d:' .. floor(sec / 86400), each
+	 * counter read once, for its check and its INCR (named only for a
+	 * limit: most tenants have none) */
+	ks = kd = NULL;
+	if (rps > 0) {
+		ks = mk_fmt(&c, "%s:s:%lld", text(K[4], NULL), sec);
 		vs = get_string(&c, ks);
+	}
 	if (over(vs, rps)) {
 		n = fmt_int(t, 1000 - ms % 1000);
 		reply_pair(ctx, "rate_s", t, (size_t)n);
 		return REDISMODULE_OK;
 	}
-	if (rpd > 0)
+	if (rpd > 0) {
+		kd = mk_fmt(&c, "%s:d:%lld", text(K[4], NULL), sec / 86400);
 		vd = get_string(&c, kd);
+	}
 	if (over(vd, rpd)) {
 		n = fmt_int(t, 86400 - sec % 86400);
 		reply_pair(ctx, "rate_d", t, (size_t)n);
