@@ -157,10 +157,15 @@ static const char *const premium_prefixes[] = {
 
 /* NANP area codes and their zones.  US Eastern codes are listed too: a
  * code in no list is "somewhere in NANP" (time_zone America/New_York,
- * hours checked in every NANP zone). */
+ * hours checked in every NANP zone).  A code whose area crosses a zone
+ * line has them all in zones (its main one first), its hours checked in
+ * each; the Pacific islands' codes are listed because they lie outside
+ * the mainland's spread, where "somewhere in NANP" would ring them at
+ * night. */
 struct area_tz {
 	const char	*areas;		/* space-separated 3-digit codes */
 	const char	*tz;
+	const char	*zones;		/* NULL: tz alone */
 };
 
 static const struct area_tz nanp_zones[] = {
@@ -169,30 +174,45 @@ static const struct area_tz nanp_zones[] = {
 	  "585 586 603 609 610 614 617 631 646 678 703 704 716 718 727 732 "
 	  "734 754 757 770 772 774 781 786 804 813 814 845 856 857 862 904 "
 	  "908 910 914 917 919 929 937 941 954 973 978 980",
-	  "America/New_York" },
+	  "America/New_York", NULL },
 	{ "205 210 214 217 224 251 254 262 281 309 312 314 316 318 319 "
 	  "320 331 337 346 361 402 405 409 414 417 430 432 469 479 501 504 "
 	  "507 512 515 563 573 601 608 612 615 618 630 636 641 651 662 682 "
 	  "708 713 715 731 737 763 773 779 815 816 817 830 832 847 872 901 "
-	  "903 913 918 920 936 940 952 956 972 979", "America/Chicago" },
-	{ "208 303 307 385 406 435 505 575 719 720 801 970",
-	  "America/Denver" },
-	{ "480 520 602 623 928", "America/Phoenix" },
+	  "903 913 918 920 936 940 952 956 972 979",
+	  "America/Chicago", NULL },
+	{ "303 307 385 406 435 505 575 719 720 801 970",
+	  "America/Denver", NULL },
+	{ "480 520 602 623", "America/Phoenix", NULL },
 	{ "206 209 213 253 310 323 341 360 408 415 424 425 442 503 509 "
-	  "510 530 541 559 562 619 626 628 650 657 661 669 702 707 714 725 "
+	  "510 530 559 562 619 626 628 650 657 661 669 702 707 714 725 "
 	  "747 760 775 805 818 831 858 909 916 925 949 951 971",
-	  "America/Los_Angeles" },
-	{ "907", "America/Anchorage" },
-	{ "808", "Pacific/Honolulu" },
-	{ "289 343 416 418 437 438 450 514 613 647 905", "America/Toronto" },
-	{ "236 250 604 778", "America/Vancouver" },
-	{ "403 587 780 825", "America/Edmonton" },
-	{ "204 431", "America/Winnipeg" },
-	{ "306 639", "America/Regina" },
-	{ "782 902", "America/Halifax" },
-	{ "709", "America/St_Johns" },
-	{ "809 829 849", "America/Santo_Domingo" },
-	{ "876", "America/Jamaica" },
+	  "America/Los_Angeles", NULL },
+	{ "907", "America/Anchorage", NULL },
+	{ "808", "Pacific/Honolulu", NULL },
+	{ "289 343 416 437 438 450 514 613 647 905", "America/Toronto", NULL },
+	{ "236 604 778", "America/Vancouver", NULL },
+	{ "403 587 780 825", "America/Edmonton", NULL },
+	{ "204 431", "America/Winnipeg", NULL },
+	{ "306 639", "America/Regina", NULL },
+	{ "782 902", "America/Halifax", NULL },
+	{ "809 829 849", "America/Santo_Domingo", NULL },
+	{ "876", "America/Jamaica", NULL },
+	{ "670 671", "Pacific/Guam", NULL },
+	{ "684", "Pacific/Pago_Pago", NULL },
+	/* north Idaho on Pacific time; Malheur County (OR) on Mountain;
+	 * the Navajo Nation keeps summer time; BC's East Kootenay on
+	 * Mountain time, its Peace River on MST; Labrador on Atlantic; the
+	 * Magdalen Islands and the Lower North Shore (QC) on Atlantic */
+	{ "208", "America/Boise", "America/Boise America/Los_Angeles" },
+	{ "541", "America/Los_Angeles",
+	  "America/Los_Angeles America/Boise" },
+	{ "928", "America/Phoenix", "America/Phoenix America/Denver" },
+	{ "250", "America/Vancouver",
+	  "America/Vancouver America/Edmonton America/Dawson_Creek" },
+	{ "709", "America/St_Johns", "America/St_Johns America/Goose_Bay" },
+	{ "418", "America/Toronto",
+	  "America/Toronto America/Halifax America/Blanc-Sablon" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -200,7 +220,7 @@ static const struct area_tz nanp_zones[] = {
 /* The tables indexed by number, built once: the parser runs on every
  * request, and scanning them cost more than the rest of its work. */
 static const struct cc_entry	*cc_by_code[3][1000];	/* [digits - 1][code] */
-static const char		*nanp_by_area[1000];
+static const struct area_tz	*nanp_by_area[1000];
 static pthread_once_t		 index_once = PTHREAD_ONCE_INIT;
 
 static int
@@ -236,7 +256,7 @@ index_build(void)
 		for (p = nanp_zones[i].areas; *p; p += p[3] ? 4 : 3)
 			if ((code = code_of(p, 3)) >= 0 &&
 			    nanp_by_area[code] == NULL)
-				nanp_by_area[code] = nanp_zones[i].tz;
+				nanp_by_area[code] = &nanp_zones[i];
 }
 
 /* The longest country code digits starts with. */
@@ -255,7 +275,7 @@ cc_find(const char *digits)
 	return NULL;
 }
 
-static const char *
+static const struct area_tz *
 nanp_zone(const char *national)
 {
 	int code;
@@ -270,7 +290,7 @@ int
 rq_e164_parse(const char *s, struct rq_e164 *out, char *why, size_t whylen)
 {
 	const struct cc_entry *c;
-	const char *zone;
+	const struct area_tz *area;
 	char digits[32];
 	size_t n = 0, nsn, i;
 
@@ -330,9 +350,9 @@ rq_e164_parse(const char *s, struct rq_e164 *out, char *why, size_t whylen)
 	for (i = 0; i < NELEM(multi_zones); i++)
 		if (!strcmp(c->cc, multi_zones[i].cc))
 			out->zones = multi_zones[i].zones;
-	if (!strcmp(c->cc, "1") && (zone = nanp_zone(digits + 1)) != NULL) {
-		out->time_zone = zone;
-		out->zones = NULL;
+	if (!strcmp(c->cc, "1") && (area = nanp_zone(digits + 1)) != NULL) {
+		out->time_zone = area->tz;
+		out->zones = area->zones;
 	}
 	out->premium = c->high_fraud;
 	for (i = 0; i < NELEM(premium_prefixes) && !out->premium; i++)

@@ -14,8 +14,9 @@ struct rq_e164 {
 	const char	*country;	/* ISO 3166 alpha-2 or a region name */
 	const char	*time_zone;	/* IANA zone of the callee (best guess) */
 	/* Space-separated IANA zones when the number is in a country with
-	 * several and its own zone is not known: calling hours must then
-	 * be open in every one of them.  NULL when time_zone is precise. */
+	 * several and its own zone is not known, or in an area code that
+	 * crosses a zone line: calling hours must then be open in every
+	 * one of them.  NULL when time_zone is precise. */
 	const char	*zones;
 	int		 premium;	/* premium-rate or high-fraud range */
 };

@@ -66,7 +66,7 @@ local_times(struct gw_call *call, const char *zone, uint64_t now_ms,
 		    "'time_zone' (an IANA zone like America/New_York) or an "
 		    "offset (2026-11-21T10:00:00-05:00).", f,
 		    call->kind == RQ_TARGET_SIP ? " for a SIP address" :
-		    " (the country has several)");
+		    " (its country or area code has several)");
 		return -1;
 	}
 	if (call->not_before_local && gw_local_to_utc(zone,

@@ -190,6 +190,13 @@ id=$(jq -r .id <<<"$body")
     rq_fail "hours_until_ms $(rq_redis hget "rq:job:$id" hours_until_ms), want $(( (exp + 3600) * 1000 ))"
 # (priority 5: its due ms alone, without the tie-break of docs/delivery.md)
 [ "$(rq_redis zscore rq:delayed "$id")" = "${exp}000" ] || rq_fail "rq:delayed score"
+# a Guam number (+1 671) keeps Guam's hours, not the mainland's: ten
+# hours ahead of the mainland's spread, they would ring it at night
+body=$(post "$HOURS_KEY" +16715550123 "")
+expect 202 "" "$body"
+gid=$(jq -r .id <<<"$body")
+[ "$(rq_redis hget "rq:job:$gid" hours)" = "c=$OPEN-$CLOSE Pacific/Guam" ] ||
+    rq_fail "a Guam number's hours: $(rq_redis hget "rq:job:$gid" hours)"
 # A call due now after the deferred one: once its announcement is in, the
 # deferred call's would be too, had it been made.
 body=$(post "$RQ_KEY" +15552017777 ""); expect 202 "" "$body"

@@ -91,6 +91,27 @@ test_parse_good(void **state)
 	assert_int_equal(rq_e164_parse("+13125551234", &n, why, sizeof(why)),
 	    0);
 	assert_string_equal(n.time_zone, "America/Chicago");
+	/* the Pacific islands: outside the mainland's spread */
+	assert_int_equal(rq_e164_parse("+16715551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "Pacific/Guam");
+	assert_null(n.zones);
+	assert_int_equal(rq_e164_parse("+16845551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "Pacific/Pago_Pago");
+	/* an area code across a zone line: each of its zones */
+	assert_int_equal(rq_e164_parse("+12085551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "America/Boise");
+	assert_non_null(n.zones);
+	assert_non_null(strstr(n.zones, "America/Los_Angeles"));
+	assert_int_equal(rq_e164_parse("+19285551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "America/Phoenix");
+	assert_non_null(strstr(n.zones, "America/Denver"));
+	assert_int_equal(rq_e164_parse("+17095551234", &n, why, sizeof(why)),
+	    0);
+	assert_non_null(strstr(n.zones, "America/Goose_Bay"));
 	assert_int_equal(rq_e164_parse("+15551234567", &n, why, sizeof(why)),
 	    0);
 	assert_non_null(n.zones);
