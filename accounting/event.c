@@ -167,9 +167,11 @@ acct_event_check(struct rq_msg *m, enum rq_status *st, char *err,
 		return -1;
 	}
 	/* Only what happens before or instead of a dialled attempt has
-	 * attempt 0. */
+	 * attempt 0 (failed: the scheduler's, for calling hours that
+	 * cannot be planned again before any attempt). */
 	if (m->attempt == 0 && *st != RQ_ST_QUEUED && *st != RQ_ST_SCHEDULED &&
-	    *st != RQ_ST_CANCELED && *st != RQ_ST_EXPIRED) {
+	    *st != RQ_ST_CANCELED && *st != RQ_ST_EXPIRED &&
+	    *st != RQ_ST_FAILED) {
 		snprintf(err, errlen, "status %s needs an attempt number",
 		    m->status);
 		return -1;

@@ -148,6 +148,16 @@ static const struct migration migrations[] = {
 	"ALTER TABLE calls SET (fillfactor = 50);"
 	"ALTER TABLE attempts SET (fillfactor = 50);"
 	},
+	{ 8, "call_events: a call failed before any attempt",
+	/* The scheduler ends a call whose calling hours cannot be planned
+	 * again `failed` (reason policy) before any attempt, at attempt 0.
+	 * Every row already there meets the wider check: NOT VALID reads
+	 * none of them. */
+	"ALTER TABLE call_events DROP CONSTRAINT call_events_check;"
+	"ALTER TABLE call_events ADD CONSTRAINT call_events_check"
+	"  CHECK (attempt > 0 OR status IN ('queued', 'scheduled',"
+	"  'canceled', 'expired', 'failed')) NOT VALID;"
+	},
 };
 
 #define NMIGRATIONS	(sizeof(migrations) / sizeof(migrations[0]))

@@ -187,7 +187,7 @@ rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
 rq_stop_daemon accounting
 rq_start_daemon accounting
 rq_wait_for 10 grep -q "postgres: connected" "$T/accounting.log"
-[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "7|7|1|7" ] ||
+[ "$(rq_psql "SELECT count(*), count(DISTINCT version), min(version), max(version) FROM schema_migrations")" = "8|8|1|8" ] ||
     rq_fail "schema_migrations: $(rq_psql 'SELECT * FROM schema_migrations')"
 [ "$(log_count 'schema migration 1 applied')" = 1 ] ||
     rq_fail "migration 1 applied more than once"
@@ -809,6 +809,32 @@ upgraded7() {
 rq_wait_for 10 upgraded7
 migration7
 echo "ok: migration 7, on a new database and over version 6: calls_open_idx by created_at for calls not ended, fillfactor 50"
+
+# --- migration 8: a call failed before any attempt (attempt 0) ---------------
+# (the scheduler's end of a call whose calling hours cannot be planned)
+P0=$(newid)
+printf '{"call_id": "%s", "attempt": 0, "status": "failed", "ts_ms": %s, "tenant": "acme", "reason": "policy", "detail": "its calling hours cannot be planned"}\n' \
+    "$P0" "$NOW" > "$T/p0.jsonl"
+send "$T/p0.jsonl"
+p0_stored() { [ "$(rq_psql "SELECT status || ':' || reason || ':' || attempts FROM calls WHERE id = '$P0'")" = "failed:policy:0" ]; }
+rq_wait_for 10 p0_stored ||
+    rq_fail "a failure at attempt 0: $(rq_psql "SELECT * FROM calls WHERE id = '$P0'"; grep "$P0" "$T/accounting.log")"
+# Over a database of version 7 (its check as it was)
+rq_stop_daemon accounting
+rq_psql "ALTER TABLE call_events DROP CONSTRAINT call_events_check;
+    ALTER TABLE call_events ADD CONSTRAINT call_events_check CHECK (attempt > 0
+    OR status IN ('queued', 'scheduled', 'canceled', 'expired')) NOT VALID;
+    DELETE FROM call_events WHERE call_id = '$P0';
+    DELETE FROM schema_migrations WHERE version = 8" >/dev/null
+rq_start_daemon accounting
+upgraded8() {
+	[ "$(rq_psql "SELECT count(*) FROM schema_migrations WHERE version = 8")" = 1 ] &&
+	    [ "$(log_count 'schema migration 8 applied')" = 2 ]
+}
+rq_wait_for 10 upgraded8 || rq_fail "migration 8 not applied over version 7"
+rq_psql "INSERT INTO call_events (call_id, attempt, status, at) VALUES ('$P0', 0, 'failed', now())" >/dev/null ||
+    rq_fail "migration 8 did not widen call_events_check"
+echo "ok: migration 8, on a new database and over version 7: failed at attempt 0 stored"
 # What it is for: a call's row, updated by each of its events, is updated
 # in place (HOT, no index touched) but for the update that ends it.
 rq_psql "SELECT pg_stat_reset_single_table_counters('calls'::regclass)" >/dev/null

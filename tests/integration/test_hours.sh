@@ -50,6 +50,7 @@ job() { rq_redis HGET "rq:job:$1" "$2"; }
 
 a=$(post)
 b=$(post)
+c=$(post)
 # the job keeps its hours and the close of the window it is planned in
 [ "$(job "$a" hours)" = "c=$OPEN_H UTC" ] || rq_fail "$a: hours '$(job "$a" hours)'"
 [ "$(job "$a" hours_until_ms)" = "${open_close}000" ] ||
@@ -59,6 +60,10 @@ b=$(post)
 past=$(( $(date +%s%3N) - 1 ))
 rq_redis HSET "rq:job:$a" hours "c=$CLOSED_H UTC" hours_until_ms "$past" >/dev/null
 rq_redis HSET "rq:job:$b" hours_until_ms "$past" >/dev/null
+# c's hours cannot be planned again (a zone this host does not know):
+# it fails before any attempt, and accounting stores that too
+rq_redis HSET "rq:job:$c" hours "c=$OPEN_H Mars/Olympus" \
+    hours_until_ms "$past" >/dev/null
 
 # a: back in rq:delayed at the next opening, never dispatched
 deferred() { [ "$(job "$a" not_before_ms)" = "${next_open}000" ]; }
@@ -81,6 +86,16 @@ rq_logged "$T/dispatcher.log" "call $a: .*calling hours closed" ||
 rq_logged "$T/scheduler.log" "call $a: its hours closed while it waited: deferred to" ||
     rq_fail "the scheduler did not say where $a went"
 
+# c: failed (policy) at attempt 0, in Redis and in PostgreSQL, undialled
+call=$(RQ_KEY=$KEY rq_wait_call "$c" 30)
+[ "$(jq -r '.status + " " + .reason' <<<"$call")" = "failed policy" ] ||
+    rq_fail "$c: $(jq -c . <<<"$call")"
+stored() { [ "$(rq_psql "SELECT status || ' ' || reason FROM calls WHERE id = '$c'")" = "failed policy" ]; }
+rq_wait_for 15 stored ||
+    rq_fail "$c: in PostgreSQL: $(rq_psql "SELECT * FROM calls WHERE id = '$c'")"
+[ "$(rq_psql "SELECT count(*) FROM call_events WHERE call_id = '$c' AND attempt = 0 AND status = 'failed'")" = 1 ] ||
+    rq_fail "$c: its failed event is not stored once"
+
 # b: its window open again: dialled once, and answered
 call=$(RQ_KEY=$KEY rq_wait_call "$b" 30)
 [ "$(jq -r .status <<<"$call")" = completed ] || rq_fail "$b: $(jq -c . <<<"$call")"
@@ -89,6 +104,7 @@ call=$(RQ_KEY=$KEY rq_wait_call "$b" 30)
 rq_wait_sipp 30 || rq_fail "SIPp scenario failed (exit $?)"
 grep -q "X-Ringq-Attempt $b 1\$" "$SIPP_LOG" || rq_fail "$b not dialled: $(cat "$SIPP_LOG")"
 ! grep -q "X-Ringq-Attempt $a " "$SIPP_LOG" || rq_fail "$a rung outside its hours"
+! grep -q "X-Ringq-Attempt $c " "$SIPP_LOG" || rq_fail "$c rung"
 ! grep -q "call $a" "$T/telserver.log" || rq_fail "a telserver got $a"
 echo "ok: $a deferred to $(jq -r .not_before <<<"$view"), $b dialled"
 
