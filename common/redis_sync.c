@@ -567,6 +567,23 @@ run_native(struct rq_redis *r, struct rq_script *s, int argc,
 	return rep;
 }
 
+int
+rq_redis_refused_for_now(const char *error)
+{
+	static const char *const codes[] = { "MISCONF", "READONLY", "OOM",
+	    "BUSY", "LOADING", "TRYAGAIN", "MASTERDOWN", "NOREPLICAS",
+	    "CLUSTERDOWN" };
+	size_t i, n;
+
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		n = strlen(codes[i]);
+		if (strncmp(error, codes[i], n) == 0 &&
+		    (error[n] == ' ' || error[n] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
 redisReply *
 rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
     int argc, const char **argv)
@@ -576,6 +593,7 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 	redisReply *rep;
 	int i;
 
+	r->refused_for_now = 0;
 	if (argc < 0 || (r->c == NULL && rq_redis_ready(r) == -1))
 		return NULL;
 	if (argc > 32 && (av = calloc((size_t)argc + 3, sizeof(*av))) == NULL) {
@@ -628,6 +646,7 @@ done:
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		log_warnx("redis: script %s: %s", s->name, rep->str);
+		r->refused_for_now = rq_redis_refused_for_now(rep->str);
 		freeReplyObject(rep);
 		return NULL;
 	}

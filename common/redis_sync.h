@@ -39,9 +39,18 @@ struct rq_redis {
 	 * it stays set until an FCALL of that probe is answered. */
 	uint64_t	 functions_retry_ms;
 	uint64_t	 functions_retry_every_ms;	/* RQ_FUNCTIONS_RETRY_MS */
+	/* The last rq_redis_eval was refused for now, not for good: Redis
+	 * refuses writes (MISCONF, READONLY, OOM), is busy or loading
+	 * (rq_redis_refused_for_now). */
+	int		 refused_for_now;
 };
 
 #define RQ_FUNCTIONS_RETRY_MS	60000
+
+/* Whether an error reply's text is a refusal for now (the server's state:
+ * writes refused after a failed AOF or RDB write, a replica, out of
+ * memory, a busy script, a load) rather than one of the command. */
+int	rq_redis_refused_for_now(const char *error);
 
 void	rq_redis_init(struct rq_redis *r, const char *host, int port,
 	    struct rq_script **scripts, size_t nscripts);

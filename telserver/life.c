@@ -29,7 +29,10 @@
 #define LIFE_FENCE_MARGIN_MS	1500
 /* A kept finish that Redis refuses with the link up (an error reply, an
  * unexpected reply: not a lost connection) is tried this many times, then
- * dropped. */
+ * dropped; one refused for now (writes refused, a replica, out of memory:
+ * rq_redis_refused_for_now) is kept as long as that lasts, as one whose
+ * link is lost: dropped, its attempt would end interrupted and be dialled
+ * again when the call had ended. */
 #define LIFE_FINISH_TRIES	30
 /* At most one line this often about the finishes file's write errors. */
 #define FINISHES_LOG_MS		10000
@@ -804,8 +807,8 @@ life_recover(struct tel_ctx *ctx)
 		life_flush(ctx);
 		if (ctx->redis.c == NULL)
 			return -1;
-		if (ctx->finishes != NULL &&
-		    ++ctx->recover_refused < LIFE_FINISH_TRIES)
+		if (ctx->finishes != NULL && (ctx->redis.refused_for_now ||
+		    ++ctx->recover_refused < LIFE_FINISH_TRIES))
 			return -1;
 		if (ctx->finishes != NULL)
 			log_warnx("%d finishes of our previous run refused by "
@@ -865,9 +868,10 @@ static int
 finish_try(struct tel_ctx *ctx, const struct rq_attempt_end *e, int resolve)
 {
 	enum rq_status st = RQ_ST_QUEUED;
-	int rc = rq_job_finish(&ctx->redis, e, &st);
+	int rc;
 
-	if (rc == -1)
+	ctx->redis.refused_for_now = 0;
+	if ((rc = rq_job_finish(&ctx->redis, e, &st)) == -1)
 		return -1;
 	finish_log(e, resolve, rc, st);
 	return 0;
@@ -905,7 +909,8 @@ life_flush_round(struct tel_ctx *ctx)
 		 * a previous run's outcome must not be dropped, and then
 		 * interrupted, because Redis refused writes for a while
 		 * (life_recover bounds that wait). */
-		if (!ctx->recovered || ++f->tries < LIFE_FINISH_TRIES) {
+		if (!ctx->recovered || ctx->redis.refused_for_now ||
+		    ++f->tries < LIFE_FINISH_TRIES) {
 			pp = &f->next;
 			continue;
 		}

@@ -16,7 +16,8 @@
 # margin: for 4 s (its attempt still its own: the call goes on), then
 # until the scheduler ended the attempt and its retry came due (the call
 # is hung up at once when it runs again, before the retry is dialled, not
-# left to go on beside it).
+# left to go on beside it).  Then Redis refusing writes (a replica) while
+# a call ends, longer than the telserver's rounds for a refused finish.
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 
 rq_need baresip jq psql redis-server redis-cli python3
@@ -205,5 +206,39 @@ for a in 1 2; do
 	[ "$(grep -c "call $id/$a: dialing" "$TEL_LOG")" = 1 ] || rq_fail "$id/$a: dialled $(grep -c "call $id/$a: dialing" "$TEL_LOG") times"
 done
 
+# --- Redis refusing writes -----------------------------------------------------
+# Redis turned into a replica (of a port where nothing listens: its data
+# stays) while a call ends: every write refused, READONLY, with the link
+# up, past the telserver's 30 rounds for a finish Redis refuses.  The
+# finish is kept as long as that lasts, not dropped (its attempt would
+# stay in rq:oncall, ended as interrupted at the telserver's next start
+# and rung again); once Redis takes writes the call is completed once.
+post_call "$PART_KEY"
+echo "call $id to $BARESIP_URI, ended while Redis refuses writes"
+rq_redis REPLICAOF 127.0.0.1 "$(rq_free_port)" >/dev/null
+read_only() { rq_redis SET rq:test:ro 1 2>&1 | grep -q READONLY; }
+rq_wait_for 5 read_only
+rq_baresip_cmd '{"command":"hangup"}' >/dev/null
+kept() { since | grep -q "call $id/1: finish kept for a retry"; }
+rq_wait_for 10 kept
+# 32 rounds of refusals (one a second), more than LIFE_FINISH_TRIES
+refusals() { (( $(since | grep -c "script finish: READONLY") >= 32 )); }
+rq_wait_for 50 refusals ||
+    rq_fail "$id: $(since | grep -c "script finish: READONLY") refusals of its finish"
+! since | grep -q "refused by Redis [0-9]* times, dropped" ||
+    rq_fail "$id: its finish dropped while Redis refused writes"
+rq_redis REPLICAOF NO ONE >/dev/null
+sent() { since | grep -q "call $id/1: recorded as"; }
+rq_wait_for 15 sent
+rq_wait_for 10 completed || rq_fail "$id: $(job status) once Redis took writes again"
+[ "$(job attempts)" = 1 ] || rq_fail "$id: attempts $(job attempts)"
+[ -z "$(rq_redis ZSCORE rq:delayed "$id")$(rq_redis ZSCORE rq:ready "$id")$(rq_redis ZSCORE rq:inflight "$id")" ] ||
+    rq_fail "$id: a retry is still queued"
+for k in $(rq_redis --scan --pattern 'rq:oncall:*'); do
+	[ "$(rq_redis SISMEMBER "$k" "$id")" = 0 ] || rq_fail "$id: still in $k"
+done
+[ "$(grep -c "call $id/[0-9]*: dialing" "$TEL_LOG")" = 1 ] || rq_fail "$id: dialled more than once"
+echo "  completed after $(since | grep -c "script finish: READONLY") refusals"
+
 rq_check_sanitizers
-echo "ok: a call that ended while its telserver was cut off from Redis is completed once when the link heals, its retry taken back while it waited for its time and once it was due; a stalled telserver keeps its calls while they are its own, hangs up those the scheduler ended"
+echo "ok: a call that ended while its telserver was cut off from Redis is completed once when the link heals, its retry taken back while it waited for its time and once it was due; a stalled telserver keeps its calls while they are its own, hangs up those the scheduler ended; one that ended while Redis refused writes is completed once they are taken again"
