@@ -352,8 +352,8 @@ gw_patch_parse(const char *body, size_t len, size_t max_body,
 		    "The body must be smaller than %zu bytes.", max_body);
 		return -1;
 	}
-	if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES,
-	    &jerr)) == NULL) {
+	if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES |
+	    JSON_DECODE_ANY, &jerr)) == NULL) {
 		gw_error_set(err, 400, "invalid_json", NULL, "The body is not "
 		    "valid JSON: %s (line %d, column %d).", jerr.text,
 		    jerr.line, jerr.column);

@@ -478,7 +478,8 @@ gw_call_parse(const char *body, size_t len, size_t max_body,
 		    "{\"to\": \"+15551234567\", \"say\": \"Hello\"}.");
 		return -1;
 	}
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	    &jerr);
 	if (root == NULL) {
 		gw_error_set(err, 400, "invalid_json", NULL,
 		    "The body is not valid JSON: %s (line %d, column %d, "

@@ -15,7 +15,8 @@
 /*
  * KEYS: rq:deadlines rq:delayed rq:ready.  ARGV: now_ms, batch, job key
  * prefix, recheck ms.
- * For each id whose not_after passed: waiting in rq:delayed or rq:ready,
+ * For each id whose not_after passed (before now_ms, as the release,
+ * take and claim judge it): waiting in rq:delayed or rq:ready,
  * it leaves them and ends as expired (emit); taken or on a call, it is
  * looked at again after recheck ms (a lease that expires puts it back in
  * rq:ready, a dispatcher's requeue too); ended or gone, or a key that is
@@ -25,7 +26,7 @@
 static const char deadlines_src[] =
 RQ_LUA_EVENTS
 RQ_LUA_RUN_EVENTS
-"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],\n"
+"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],\n"
 "    'LIMIT', '0', ARGV[2])\n"
 "local expired = {}\n"
 "local later = string.format('%d', tonumber(ARGV[1]) + tonumber(ARGV[4]))\n"

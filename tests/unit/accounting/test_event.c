@@ -83,10 +83,12 @@ test_valid(void **state)
 static void
 test_status_and_attempt(void **state)
 {
+	/* failed: a call whose calling hours cannot be planned again,
+	 * before any attempt (the scheduler's hours step) */
 	static const char *zero_ok[] = { "queued", "scheduled", "canceled",
-	    "expired" };
+	    "expired", "failed" };
 	static const char *zero_bad[] = { "dispatched", "ringing", "answered",
-	    "retrying", "completed", "failed" };
+	    "retrying", "completed" };
 	struct rq_msg m;
 	enum rq_status st;
 	char err[128];

@@ -118,7 +118,10 @@ test_body_shape(void **state)
 	refused("{\"to\":\"+15551234567\",\"say\":\"a\"} x", &sip_ok, 400,
 	    "invalid_json", NULL);
 	refused("[1,2]", &sip_ok, 400, "invalid_request", NULL);
-	refused("\"text\"", &sip_ok, 400, "invalid_json", NULL);
+	/* JSON, but not an object (docs/api.md): not invalid_json */
+	refused("\"text\"", &sip_ok, 400, "invalid_request", NULL);
+	refused("5", &sip_ok, 400, "invalid_request", NULL);
+	refused("null", &sip_ok, 400, "invalid_request", NULL);
 	/* Duplicate members are refused by the parser. */
 	refused("{\"to\":\"+15551234567\",\"to\":\"+15551234568\",\"say\":\"a\"}",
 	    &sip_ok, 400, "invalid_json", NULL);
