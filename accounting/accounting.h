@@ -23,6 +23,9 @@
 #define ACCT_TS_MAX		253402300799999ULL /* 9999-12-31T23:59:59.999Z */
 #define ACCT_RETRY_MS		1000	/* reconnect period */
 #define ACCT_STREAM_POLL_MS	10	/* rq:events read period when idle */
+/* The consumer group's creation refused (a replica, writes refused):
+ * tried again this much later, not at every read. */
+#define ACCT_GROUP_RETRY_MS	1000
 #define ACCT_SID_MAX		48	/* a stream entry id, "<ms>-<seq>" */
 
 /* One received EVENT and where its acknowledgement goes: a ZeroMQ sender
@@ -126,6 +129,7 @@ struct acct {
 	 * pending entries (from cursor) rather than new ones; when to read
 	 * the pending ones again after a batch left some unacknowledged. */
 	int			 group_ok;
+	uint64_t		 group_retry_ms;	/* after a refusal */
 	int			 backlog;
 	char			 cursor[ACCT_SID_MAX];
 	uint64_t		 backlog_ms;

@@ -172,8 +172,14 @@ acct_stream_read(struct acct *a)
 
 	if (a->mr.r.c == NULL)
 		return -1;
-	if (!a->group_ok && group_create(a) == -1)
-		return -1;
+	if (!a->group_ok) {
+		if (rq_mono_ms() < a->group_retry_ms)
+			return -1;
+		if (group_create(a) == -1) {
+			a->group_retry_ms = rq_mono_ms() + ACCT_GROUP_RETRY_MS;
+			return -1;
+		}
+	}
 	if (!a->backlog && a->backlog_ms != 0 && rq_mono_ms() >= a->backlog_ms) {
 		a->backlog = 1;
 		a->backlog_ms = 0;

@@ -749,6 +749,8 @@ struct tel_ctx {
 	int			 fenced;	/* liveness key too old */
 	uint64_t		 alive_ms;	/* monotonic: last refresh sent */
 	uint64_t		 alive_next_ms;	/* monotonic: next refresh */
+	uint64_t		 refusal_log_ms;	/* life_refusal_log */
+	unsigned		 refusals_unlogged;
 	struct tel_finish	*finishes;	/* kept while Redis fails */
 	int			 nfinishes;
 	char			 finishes_path[2 * RQ_ADDR_MAX];

@@ -239,6 +239,13 @@ for k in $(rq_redis --scan --pattern 'rq:oncall:*'); do
 done
 [ "$(grep -c "call $id/[0-9]*: dialing" "$TEL_LOG")" = 1 ] || rq_fail "$id: dialled more than once"
 echo "  completed after $(since | grep -c "script finish: READONLY") refusals"
+# a refusal of every write is logged, not flooded: the telserver's
+# liveness key, tried at every tick, at most once in 10 s; accounting's
+# consumer group once a second
+(( $(since | grep -c "redis: liveness: READONLY") <= 6 )) ||
+    rq_fail "the telserver logged $(since | grep -c "redis: liveness: READONLY") liveness refusals"
+(( $(grep -c "XGROUP CREATE rq:events: READONLY" "$T/accounting.log") <= 60 )) ||
+    rq_fail "accounting logged $(grep -c "XGROUP CREATE rq:events: READONLY" "$T/accounting.log") refusals of its consumer group"
 
 rq_check_sanitizers
 echo "ok: a call that ended while its telserver was cut off from Redis is completed once when the link heals, its retry taken back while it waited for its time and once it was due; a stalled telserver keeps its calls while they are its own, hangs up those the scheduler ended; one that ended while Redis refused writes is completed once they are taken again"
