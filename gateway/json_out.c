@@ -1,9 +1,11 @@
 /* Compact JSON text of a jansson value, byte for byte what json_dumps
- * writes with JSON_COMPACT (and JSON_ENSURE_ASCII when asked), at a tenth
- * of its cost: json_dumps checks every object and array for a reference
+ * writes with JSON_COMPACT (and JSON_ENSURE_ASCII when asked; a real
+ * number, though, in the fewest digits that read back the same: 0.1, not
+ * jansson's 0.10000000000000001), at a tenth of its cost: json_dumps checks every object and array for a reference
  * loop by printing its address into a hash table, which made it the
  * gateway's largest cost per accepted call.  Values built or parsed here
  * cannot loop; depth is bounded instead. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,10 +157,37 @@ put_string(struct jbuf *b, const char *str, size_t n, int ascii)
 	put(b, "\"", 1);
 }
 
+/* d in the fewest significant digits (15 to 17) that strtod reads back
+ * as d, with ".0" when that looks like an integer (it stays a real, as
+ * jansson writes it); its length, or -1 (not finite: JSON has no such
+ * number). */
+static int
+real_format(char *out, size_t size, double d)
+{
+	int len = -1, prec;
+
+	if (!isfinite(d))
+		return -1;
+	for (prec = 15; prec <= 17; prec++) {
+		len = snprintf(out, size, "%.*g", prec, d);
+		if (len < 0 || (size_t)len >= size)
+			return -1;
+		if (strtod(out, NULL) == d)
+			break;
+	}
+	if (strpbrk(out, ".e") == NULL) {
+		if ((size_t)len + 2 >= size)
+			return -1;
+		memcpy(out + len, ".0", 3);
+		len += 2;
+	}
+	return len;
+}
+
 static void
 put_value(struct jbuf *b, const json_t *v, int ascii, int depth)
 {
-	char num[32], *s;
+	char num[40];
 	size_t i, n;
 	void *it;
 	int len, first = 1;
@@ -183,14 +212,12 @@ put_value(struct jbuf *b, const json_t *v, int ascii, int depth)
 		put(b, num, (size_t)len);
 		break;
 	case JSON_REAL:
-		/* rare in answers: jansson's own formatting */
-		if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) ==
-		    NULL) {
+		len = real_format(num, sizeof(num), json_real_value(v));
+		if (len <= 0) {
 			b->failed = 1;
 			break;
 		}
-		put(b, s, strlen(s));
-		free(s);
+		put(b, num, (size_t)len);
 		break;
 	case JSON_STRING:
 		put_string(b, json_string_value(v), json_string_length(v),
