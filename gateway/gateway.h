@@ -304,6 +304,19 @@ struct gw_accept_guard *gw_accept_guard_new(struct event_base *base,
 		    struct evconnlistener *lst, const char *what);
 void		 gw_accept_guard_free(struct gw_accept_guard *g);
 
+/* http_deadline.c: an HTTP connection's bufferevent (evhttp_set_bevcb)
+ * that closes the connection when a request does not arrive whole within
+ * GW_HTTP_REQUEST_MAX_S of its start or of the gateway's last answer on
+ * it (evhttp's own timeout restarts at every byte read); rate logs the
+ * closes.  NULL: evhttp makes its own. */
+#define GW_HTTP_REQUEST_MAX_S	30
+struct bufferevent;
+struct log_rate;
+struct bufferevent *gw_http_deadline_bev(struct event_base *base,
+		    struct log_rate *rate);
+/* Frees the deadlines left, once evhttp freed its connections. */
+void		 gw_http_deadlines_free(void);
+
 /* smtp_server.c: the listener, its caps and timeouts, TLS, and the path
  * from a message to gw_intake_submit. */
 struct gw_smtp;

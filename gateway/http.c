@@ -34,6 +34,7 @@ struct gw_http {
 	struct gw_accept_guard	*guard;
 	struct gw_http_conns	*conns;		/* for the connection caps */
 	struct log_rate		 refused;	/* their log line */
+	struct log_rate		 too_slow;	/* http_deadline.c's */
 	int			 stopping;	/* gw_http_close: no new work */
 };
 
@@ -414,6 +415,15 @@ http_healthz(struct gw_http *h, struct evhttp_request *req)
 	json_decref(o);
 }
 
+/* Each connection's bufferevent, with its deadline (http_deadline.c). */
+static struct bufferevent *
+http_bevcb(struct event_base *base, void *arg)
+{
+	struct gw_http *h = arg;
+
+	return gw_http_deadline_bev(base, &h->too_slow);
+}
+
 static void
 conn_closed(struct evhttp_connection *evcon, void *arg)
 {
@@ -425,8 +435,9 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
 /*
  * The connection caps.  libevent 2.1's evhttp shows a connection only with
  * its first complete request: it counts from then until it closes.  One
- * that never completes a request is closed after HTTP_TIMEOUT_S, and the
- * descriptor limit bounds them all (accept_guard.c).  Returns 0, or -1
+ * that never completes a request is closed after HTTP_TIMEOUT_S without a
+ * byte, or GW_HTTP_REQUEST_MAX_S however it trickles (http_deadline.c),
+ * and the descriptor limit bounds them all (accept_guard.c).  Returns 0, or -1
  * when req was answered 503 (its connection then closes).
  */
 static int
@@ -561,6 +572,7 @@ gw_http_new(struct event_base *base, const struct rq_config *cfg,
 	evhttp_set_max_body_size(h->http, cap);
 	evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
 	evhttp_set_timeout(h->http, HTTP_TIMEOUT_S);
+	evhttp_set_bevcb(h->http, http_bevcb, h);
 	/* Let every method reach us so that the 405 is ours, in JSON. */
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -607,6 +619,7 @@ gw_http_free(struct gw_http *h)
 		return;
 	gw_accept_guard_free(h->guard);
 	evhttp_free(h->http);		/* runs conn_closed: conns after */
+	gw_http_deadlines_free();
 	gw_http_conns_free(h->conns);
 	free(h);
 }

@@ -5,7 +5,9 @@
 # its listening socket (it did: libevent retried the failing accept() at
 # once, a whole core and a million log lines in seconds), must say so in
 # one log line per listener, and must take call requests again once the
-# flood is over.  Then the HTTP connection caps, per address and in all.
+# flood is over.  Then the HTTP connection caps, per address and in all,
+# and the deadline for a request to arrive whole (a trickling one is cut
+# off; a keep-alive connection whose requests each come whole is not).
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 rq_need curl swaks prlimit python3
 
@@ -124,6 +126,80 @@ EOF
 rq_log "HTTP caps: $(tr '\n' ';' < "$T/caps.out")"
 rq_logged "$T/gateway.log" "http: 127.0.0.1: refused: too many connections from this address" ||
     rq_fail "no log line for the refused connection"
+
+# A request that trickles (a byte every 5 s: evhttp's 30 s timeout starts
+# again at each) is cut off 30 s after the connection's start; a
+# keep-alive connection whose requests come whole, each answered, lives
+# on past 30 s.  Both at once.
+python3 - "$RQ_HTTP_PORT" > "$T/slow.out" 2>&1 <<'EOF' ||
+import socket, sys, threading, time
+port = int(sys.argv[1])
+result = {}
+
+def trickle():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /v1/calls HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+    start = time.monotonic()
+    s.settimeout(5)
+    while time.monotonic() - start < 50:
+        try:
+            if s.recv(4096) == b"":
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            break
+        try:
+            s.sendall(b"a")
+        except OSError:
+            break
+    else:
+        result["trickle"] = None
+        return
+    result["trickle"] = time.monotonic() - start
+
+def keep_alive():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    start, n = time.monotonic(), 0
+    while time.monotonic() - start < 40:
+        s.sendall(b"GET /v1/calls/c_0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            part = s.recv(4096)
+            if not part:
+                result["keep"] = "closed after %d answers, %.0f s" % (
+                    n, time.monotonic() - start)
+                return
+            got += part
+        head, _, body = got.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        while len(body) < length:
+            body += s.recv(4096)
+        n += 1
+        time.sleep(8)
+    result["keep"] = n
+
+threads = [threading.Thread(target=trickle),
+           threading.Thread(target=keep_alive)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(result)
+t = result.get("trickle")
+if t is None or not 28 <= t <= 36:
+    sys.exit("the trickling request: %s" % t)
+if not isinstance(result.get("keep"), int) or result["keep"] < 5:
+    sys.exit("the keep-alive connection: %s" % result.get("keep"))
+EOF
+    rq_fail "request deadline: $(tail -n 2 "$T/slow.out")"
+rq_log "request deadline: $(tail -n 1 "$T/slow.out")"
+rq_logged "$T/gateway.log" "http: a connection closed: no request whole within 30 s" ||
+    rq_fail "no log line for the connection cut off"
 
 rq_stop_daemon gateway
 rq_check_sanitizers
