@@ -141,6 +141,7 @@ static const struct rq_conf_key tenant_keys[] = {
 	TI("rate_per_second", rate_per_second, 0, 1000000, "1000"),
 	TI("rate_per_day", rate_per_day, 0, 1000000000, "0"),
 	TI("max_concurrent", max_concurrent, 0, 1000000, "0"),
+	TI("list_per_second", list_per_second, 0, 1000000, "20"),
 	/* retries (common/lifecycle.c): the gateway writes them into each
 	 * job as retry_busy etc. */
 	TI("retry_busy_attempts", retry_busy_attempts, 1, 20,

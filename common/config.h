@@ -33,6 +33,8 @@ struct rq_tenant {
 	int		rate_per_second;	/* 0 = unlimited */
 	int		rate_per_day;		/* 0 = unlimited */
 	int		max_concurrent;		/* 0 = unlimited */
+	int		list_per_second;	/* GET /v1/calls, a gateway's;
+						 * 0 = unlimited */
 	/* retries per outcome class (common/lifecycle.c, docs/delivery.md):
 	 * at most that many attempts ending busy / unanswered / on a
 	 * network failure, the first retry after the delay (then doubled) */

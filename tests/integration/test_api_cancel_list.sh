@@ -4,13 +4,15 @@
 # dispatched), cancel twice or after the end (409), another tenant's (404);
 # PATCH priority and not_before of a waiting call (it is then placed at the
 # new time), 409 once dialled or ended, 404, 400, 422 past not_after;
-# list 120 calls in pages of 50/50/20 with a status filter; bad parameters.
+# list 120 calls in pages of 50/50/20 with a status filter; bad parameters;
+# a tenant's lists per second (429 beyond list_per_second).
 . "${RQ_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh" || exit 1
 rq_need jq
 rq_need curl
 
 OTHER_KEY=rq_other_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 LIST_KEY=rq_list_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+SLOW_KEY=rq_slow_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 
 rq_start_redis
 rq_start_pg
@@ -22,6 +24,11 @@ allow_sip = yes
 [tenant lister]
 key_sha256 = $(rq_sha256 "$LIST_KEY")
 allow_sip = yes
+list_per_second = 0
+
+[tenant slowlister]
+key_sha256 = $(rq_sha256 "$SLOW_KEY")
+list_per_second = 2
 EOF
 rq_start_daemon accounting
 rq_start_daemon gateway
@@ -260,6 +267,24 @@ BODY=$(RQ_KEY=$OTHER_KEY rq_api GET "/v1/calls")
 jq -e '.calls == [] and .next_cursor == null' <<<"$BODY" >/dev/null ||
     rq_fail "another tenant's list: $BODY"
 echo "list: ok"
+
+# --- lists per second (list_per_second = 2): five at once, then later -------
+codes=
+for i in 1 2 3 4 5; do
+	codes+=" $(curl -sS -o "$T/slow$i.body" -D "$T/slow$i.head" -w '%{http_code}' \
+	    -H "Authorization: Bearer $SLOW_KEY" "$RQ_API/v1/calls")"
+done
+ok=$(grep -o 200 <<<"$codes" | wc -l)
+(( ok >= 2 && ok <= 4 )) || rq_fail "five lists at 2 a second: $codes"
+i=$(( $(tr ' ' '\n' <<<"${codes# }" | grep -n 429 | head -n 1 | cut -d: -f1) ))
+(( i > 0 )) || rq_fail "no list refused: $codes"
+jq -e '.error.code == "rate_limited"' "$T/slow$i.body" >/dev/null &&
+    grep -qi '^Retry-After: 1' "$T/slow$i.head" ||
+    rq_fail "a refused list: $(cat "$T/slow$i.head" "$T/slow$i.body")"
+sleep 1.1
+BODY=$(RQ_KEY=$SLOW_KEY rq_api GET "/v1/calls")
+[ "$(rq_last_code)" = 200 ] || rq_fail "a list a second later: $(rq_last_code) $BODY"
+echo "lists per second: ok ($codes)"
 
 # --- bad parameters -----------------------------------------------------------
 for q in "limit=0:limit" "limit=201:limit" "limit=ten:limit" \
