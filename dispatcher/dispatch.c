@@ -129,14 +129,21 @@ disp_free(struct disp *d)
 }
 
 static struct disp_job *
-job_find(struct disp *d, const char *id, uint64_t attempt)
+job_find(struct disp *d, const char *id, uint64_t attempt, ssize_t ti)
 {
-	struct disp_job *j;
+	struct disp_job *j, *other = NULL;
 
+	/* One attempt may be held twice (sent, its lease reclaimed and
+	 * sent again elsewhere before the first answer): the one sent to
+	 * ti, else any (for the log line). */
 	TAILQ_FOREACH(j, &d->jobs, entry)
-		if (j->attempt == attempt && strcmp(j->call_id, id) == 0)
-			return j;
-	return NULL;
+		if (j->attempt == attempt && strcmp(j->call_id, id) == 0) {
+			if (ti >= 0 && (ssize_t)j->tel == ti)
+				return j;
+			if (other == NULL)
+				other = j;
+		}
+	return other;
 }
 
 /*
@@ -157,7 +164,7 @@ on_ack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 		return;
 	}
 	e = &d->tels.v[ti];
-	if ((j = job_find(d, m->call_id, m->attempt)) == NULL) {
+	if ((j = job_find(d, m->call_id, m->attempt, ti)) == NULL) {
 		/* A duplicate, or an ack after we gave up waiting: its claim
 		 * succeeded, so our requeue found no lease and did nothing. */
 		log_warnx("call %s: attempt %llu: ack from telserver %s that "
@@ -190,7 +197,7 @@ on_nack(struct disp *d, ssize_t ti, const struct rq_msg *m)
 	struct disp_tel *e;
 	char detail[512];
 
-	if ((j = job_find(d, m->call_id, m->attempt)) == NULL || ti < 0 ||
+	if ((j = job_find(d, m->call_id, m->attempt, ti)) == NULL || ti < 0 ||
 	    ti != (ssize_t)j->tel) {
 		log_warnx("call %s: attempt %llu: nack (%s) from %s %s that "
 		    "we were not waiting for, ignored", m->call_id,
