@@ -186,12 +186,12 @@ static const struct area_tz nanp_zones[] = {
 	{ "480 520 602 623", "America/Phoenix", NULL },
 	{ "206 209 213 253 310 323 341 360 408 415 424 425 442 503 509 "
 	  "510 530 559 562 619 626 628 650 657 661 669 702 707 714 725 "
-	  "747 760 775 805 818 831 858 909 916 925 949 951 971",
+	  "747 760 805 818 831 858 909 916 925 949 951 971",
 	  "America/Los_Angeles", NULL },
 	{ "907", "America/Anchorage", NULL },
 	{ "808", "Pacific/Honolulu", NULL },
 	{ "289 343 416 437 438 450 514 613 647 905", "America/Toronto", NULL },
-	{ "236 604 778", "America/Vancouver", NULL },
+	{ "604", "America/Vancouver", NULL },
 	{ "403 587 780 825", "America/Edmonton", NULL },
 	{ "204 431", "America/Winnipeg", NULL },
 	{ "306 639", "America/Regina", NULL },
@@ -202,14 +202,17 @@ static const struct area_tz nanp_zones[] = {
 	{ "684", "Pacific/Pago_Pago", NULL },
 	/* north Idaho on Pacific time; Malheur County (OR) on Mountain;
 	 * the Navajo Nation keeps summer time; BC's East Kootenay on
-	 * Mountain time, its Peace River on MST; Labrador on Atlantic; the
-	 * Magdalen Islands and the Lower North Shore (QC) on Atlantic */
+	 * Mountain time, its Peace River on MST (250 and its province-wide
+	 * overlays); West Wendover (NV) on Mountain; Labrador on Atlantic;
+	 * the Magdalen Islands and the Lower North Shore (QC) on Atlantic */
 	{ "208", "America/Boise", "America/Boise America/Los_Angeles" },
 	{ "541", "America/Los_Angeles",
 	  "America/Los_Angeles America/Boise" },
 	{ "928", "America/Phoenix", "America/Phoenix America/Denver" },
-	{ "250", "America/Vancouver",
+	{ "236 250 778", "America/Vancouver",
 	  "America/Vancouver America/Edmonton America/Dawson_Creek" },
+	{ "775", "America/Los_Angeles",
+	  "America/Los_Angeles America/Denver" },
 	{ "709", "America/St_Johns", "America/St_Johns America/Goose_Bay" },
 	{ "418", "America/Toronto",
 	  "America/Toronto America/Halifax America/Blanc-Sablon" },

@@ -573,6 +573,10 @@ rq_redis_refused_for_now(const char *error)
 	static const char *const codes[] = { "MISCONF", "READONLY", "OOM",
 	    "BUSY", "LOADING", "TRYAGAIN", "MASTERDOWN", "NOREPLICAS",
 	    "CLUSTERDOWN" };
+	/* Redis 6.2 wraps a refusal inside a script: "ERR Error running
+	 * script (call to f_...): @user_script:9: -READONLY You can't..." */
+	int wrapped = strncmp(error, "ERR Error running script", 24) == 0;
+	const char *p;
 	size_t i, n;
 
 	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
@@ -580,6 +584,11 @@ rq_redis_refused_for_now(const char *error)
 		if (strncmp(error, codes[i], n) == 0 &&
 		    (error[n] == ' ' || error[n] == '\0'))
 			return 1;
+		for (p = error; wrapped && (p = strstr(p, codes[i])) != NULL;
+		    p += n)
+			if (p > error && p[-1] == '-' &&
+			    (p[n] == ' ' || p[n] == '\0'))
+				return 1;
 	}
 	return 0;
 }

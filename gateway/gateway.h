@@ -307,13 +307,17 @@ void		 gw_accept_guard_free(struct gw_accept_guard *g);
 /* http_deadline.c: an HTTP connection's bufferevent (evhttp_set_bevcb)
  * that closes the connection when a request does not arrive whole within
  * GW_HTTP_REQUEST_MAX_S of its start or of the gateway's last answer on
- * it (evhttp's own timeout restarts at every byte read); rate logs the
- * closes.  NULL: evhttp makes its own. */
+ * it (evhttp's own timeout, GW_HTTP_SILENT_MAX_S, restarts at every byte
+ * read); rate logs the closes.  NULL: evhttp makes its own.  A request
+ * arrived whole on bev: _request; its connection closing: _closed. */
 #define GW_HTTP_REQUEST_MAX_S	30
+#define GW_HTTP_SILENT_MAX_S	30
 struct bufferevent;
 struct log_rate;
 struct bufferevent *gw_http_deadline_bev(struct event_base *base,
 		    struct log_rate *rate);
+void		 gw_http_deadline_request(struct bufferevent *bev);
+void		 gw_http_deadline_closed(struct bufferevent *bev);
 /* Frees the deadlines left, once evhttp freed its connections. */
 void		 gw_http_deadlines_free(void);
 

@@ -19,7 +19,7 @@
 #include "metrics.h"
 #include "msg.h"
 
-#define HTTP_TIMEOUT_S		30
+#define HTTP_TIMEOUT_S		GW_HTTP_SILENT_MAX_S
 #define HTTP_MAX_HEADERS	16384
 #define HTTP_BODY_CAP_MIN	(1024 * 1024)
 #define CALLS_PATH		"/v1/calls"
@@ -429,6 +429,7 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct gw_http *h = arg;
 
+	gw_http_deadline_closed(evhttp_connection_get_bufferevent(evcon));
 	gw_http_conns_forget(h->conns, evcon);
 }
 
@@ -437,8 +438,8 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
  * its first complete request: it counts from then until it closes.  One
  * that never completes a request is closed after HTTP_TIMEOUT_S without a
  * byte, or GW_HTTP_REQUEST_MAX_S however it trickles (http_deadline.c),
- * and the descriptor limit bounds them all (accept_guard.c).  Returns 0, or -1
- * when req was answered 503 (its connection then closes).
+ * and the descriptor limit bounds them all (accept_guard.c).  Returns 0,
+ * or -1 when req was answered 503 (its connection then closes).
  */
 static int
 admit(struct gw_http *h, struct evhttp_request *req)
@@ -451,6 +452,8 @@ admit(struct gw_http *h, struct evhttp_request *req)
 
 	if (evcon == NULL)
 		return 0;
+	/* arrived whole: the deadline holds while it is answered */
+	gw_http_deadline_request(evhttp_connection_get_bufferevent(evcon));
 	evhttp_connection_get_peer(evcon, &addr, &port);
 	rc = gw_http_conns_admit(h->conns, evcon, gw_http_conns_key(addr, key,
 	    sizeof(key)), &newconn);

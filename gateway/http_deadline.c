@@ -5,14 +5,19 @@
  * with a complete request, so the connection caps never count it.
  *
  * evhttp's one hook per connection is the bufferevent it is handed
- * (evhttp_set_bevcb); nothing tells when evhttp frees it.  So the
- * deadline watches the buffers' callbacks, which live and die with it:
- * the first bytes read give the socket and its cookie (SO_COOKIE, unique
- * for the socket's life), each answer the gateway writes starts a new
- * GW_HTTP_REQUEST_MAX_S.  When the time is up and the socket with that
- * cookie is still open, it is shut down: evhttp reads its end and frees
- * the connection as for a client that left.  The deadline itself is freed
- * then, or once its time is up after the connection closed.  (A filter
+ * (evhttp_set_bevcb).  The deadline runs from the connection's start,
+ * holds while a request that arrived whole is answered
+ * (gw_http_deadline_request, from http.c), and runs again from each
+ * answer the gateway writes.  The first
+ * bytes read give the socket and its cookie (SO_COOKIE, unique for the
+ * socket's life).  When the time is up, the socket with that cookie still
+ * open, no request being answered and no answer waiting to be written,
+ * the socket is shut down:
+ * evhttp reads its end and frees the connection as for a client that
+ * left.  A deadline is freed with its connection once http.c has seen a
+ * request on it (gw_http_deadline_closed), else by its timer, which runs
+ * until then whatever happens (evhttp calls no close callback for some
+ * connections).  (A filter
  * bufferevent, which has a free hook, hands evhttp its writes before the
  * socket takes them: an answer before a close was lost.) */
 #include <sys/queue.h>
@@ -28,27 +33,67 @@
 #include "gateway.h"
 #include "log.h"
 
+#define DEADLINE_BUCKETS	4096
+
 struct http_deadline {
-	LIST_ENTRY(http_deadline) entry;
+	LIST_ENTRY(http_deadline) all;		/* every one */
+	LIST_ENTRY(http_deadline) by_bev;	/* while bev is its own */
+	int			 in_table;
 	struct bufferevent	*bev;	/* valid while its buffers call us */
 	struct event		*timer;
 	struct evbuffer_cb_entry *in_cb, *out_cb;
 	evutil_socket_t		 fd;	/* -1 until the first read */
 	uint64_t		 cookie;
+	int			 silent_rounds;
+	int			 answering;	/* a request arrived whole */
 	struct log_rate		*rate;
 };
 
-static const struct timeval request_max = { GW_HTTP_REQUEST_MAX_S, 0 };
+LIST_HEAD(deadline_list, http_deadline);
 
-/* Every deadline not yet expired, for gw_http_deadlines_free. */
-static LIST_HEAD(, http_deadline) deadlines = LIST_HEAD_INITIALIZER(deadlines);
+static const struct timeval request_max = { GW_HTTP_REQUEST_MAX_S, 0 };
+/* Past evhttp's own timeout for a connection that sent nothing. */
+static const struct timeval silent_max = { GW_HTTP_SILENT_MAX_S + 1, 0 };
+
+static struct deadline_list deadlines = LIST_HEAD_INITIALIZER(deadlines);
+static struct deadline_list by_bev[DEADLINE_BUCKETS];
+
+static struct deadline_list *
+bucket(const struct bufferevent *bev)
+{
+	return &by_bev[((uintptr_t)bev >> 4) % DEADLINE_BUCKETS];
+}
+
+static struct http_deadline *
+find(const struct bufferevent *bev)
+{
+	struct http_deadline *d;
+
+	LIST_FOREACH(d, bucket(bev), by_bev)
+		if (d->bev == bev)
+			return d;
+	return NULL;
+}
 
 static void
 deadline_free(struct http_deadline *d)
 {
-	LIST_REMOVE(d, entry);
+	if (d->in_table)
+		LIST_REMOVE(d, by_bev);
+	LIST_REMOVE(d, all);
 	event_free(d->timer);
 	free(d);
+}
+
+/* Our callbacks off the buffers of a bufferevent still alive. */
+static void
+unhook(struct http_deadline *d)
+{
+	if (d->in_cb != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(d->bev),
+		    d->in_cb);
+	evbuffer_remove_cb_entry(bufferevent_get_output(d->bev), d->out_cb);
+	d->in_cb = d->out_cb = NULL;
 }
 
 /* The socket's cookie, or 0 (closed, or not a socket). */
@@ -87,8 +132,10 @@ answered(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	struct http_deadline *d = arg;
 
 	(void)out;
-	if (info->n_added > 0)
+	if (info->n_added > 0) {
+		d->answering = 0;
 		evtimer_add(d->timer, &request_max);
+	}
 }
 
 static void
@@ -98,24 +145,39 @@ expired(evutil_socket_t unused, short ev, void *arg)
 
 	(void)unused;
 	(void)ev;
-	/* Still our socket: the connection, and its buffers, are there. */
-	if (d->cookie != 0 && cookie_of(d->fd) == d->cookie) {
-		if (d->in_cb != NULL)
-			evbuffer_remove_cb_entry(bufferevent_get_input(d->bev),
-			    d->in_cb);
-		evbuffer_remove_cb_entry(bufferevent_get_output(d->bev),
-		    d->out_cb);
-		log_warnx_rate(d->rate, 60000, "http: a connection closed: "
-		    "no request whole within %d s", GW_HTTP_REQUEST_MAX_S);
-		shutdown(d->fd, SHUT_RDWR);
+	if (d->fd == -1) {
+		/* Not a byte read: evhttp closes it at HTTP_TIMEOUT_S, but
+		 * its timer may fire after ours; once past it, it is gone
+		 * (and its buffers with our callbacks). */
+		if (d->silent_rounds++ == 0) {
+			evtimer_add(d->timer, &silent_max);
+			return;
+		}
+		deadline_free(d);
+		return;
 	}
+	if (cookie_of(d->fd) != d->cookie) {	/* closed, buffers gone */
+		deadline_free(d);
+		return;
+	}
+	/* A request being answered (Redis slow), or an answer still being
+	 * written (evhttp's write timeout has it): not this deadline's. */
+	if (d->answering ||
+	    evbuffer_get_length(bufferevent_get_output(d->bev)) > 0) {
+		evtimer_add(d->timer, &request_max);
+		return;
+	}
+	unhook(d);
+	log_warnx_rate(d->rate, 60000, "http: a connection closed: no "
+	    "request whole within %d s", GW_HTTP_REQUEST_MAX_S);
+	shutdown(d->fd, SHUT_RDWR);
 	deadline_free(d);
 }
 
 struct bufferevent *
 gw_http_deadline_bev(struct event_base *base, struct log_rate *rate)
 {
-	struct http_deadline *d;
+	struct http_deadline *d, *old;
 	struct bufferevent *bev;
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
@@ -137,13 +199,41 @@ gw_http_deadline_bev(struct event_base *base, struct log_rate *rate)
 		bufferevent_free(bev);
 		goto fail;
 	}
+	/* One left by a freed bufferevent at this address: not its own
+	 * any more (its timer frees it). */
+	if ((old = find(bev)) != NULL) {
+		LIST_REMOVE(old, by_bev);
+		old->in_table = 0;
+	}
+	LIST_INSERT_HEAD(bucket(bev), d, by_bev);
+	d->in_table = 1;
+	LIST_INSERT_HEAD(&deadlines, d, all);
 	evtimer_add(d->timer, &request_max);
-	LIST_INSERT_HEAD(&deadlines, d, entry);
 	return bev;
 fail:
 	event_free(d->timer);
 	free(d);
 	return NULL;
+}
+
+void
+gw_http_deadline_request(struct bufferevent *bev)
+{
+	struct http_deadline *d;
+
+	if (bev != NULL && (d = find(bev)) != NULL)
+		d->answering = 1;
+}
+
+void
+gw_http_deadline_closed(struct bufferevent *bev)
+{
+	struct http_deadline *d;
+
+	if (bev != NULL && (d = find(bev)) != NULL) {
+		unhook(d);
+		deadline_free(d);
+	}
 }
 
 void

@@ -831,7 +831,7 @@ life_recover(struct tel_ctx *ctx)
 		life_flush(ctx);
 		if (ctx->redis.c == NULL)
 			return -1;
-		if (ctx->finishes != NULL && (ctx->redis.refused_for_now ||
+		if (ctx->finishes != NULL && (ctx->flush_refused_for_now ||
 		    ++ctx->recover_refused < LIFE_FINISH_TRIES))
 			return -1;
 		if (ctx->finishes != NULL)
@@ -920,6 +920,7 @@ life_flush_round(struct tel_ctx *ctx)
 {
 	struct tel_finish *f, **pp = &ctx->finishes;
 
+	ctx->flush_refused_for_now = 0;
 	while ((f = *pp) != NULL) {
 		if (finish_try(ctx, &f->e, f->resolve) == 0) {
 			*pp = f->next;
@@ -929,6 +930,8 @@ life_flush_round(struct tel_ctx *ctx)
 		}
 		if (ctx->redis.c == NULL)
 			return;
+		if (ctx->redis.refused_for_now)
+			ctx->flush_refused_for_now = 1;
 		/* Before our start-up recovery, a refusal is not counted:
 		 * a previous run's outcome must not be dropped, and then
 		 * interrupted, because Redis refused writes for a while

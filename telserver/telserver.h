@@ -752,6 +752,7 @@ struct tel_ctx {
 	uint64_t		 refusal_log_ms;	/* life_refusal_log */
 	unsigned		 refusals_unlogged;
 	struct tel_finish	*finishes;	/* kept while Redis fails */
+	int			 flush_refused_for_now;	/* in the last round */
 	int			 nfinishes;
 	char			 finishes_path[2 * RQ_ADDR_MAX];
 	int			 finishes_loaded;	/* of a previous run */

@@ -130,10 +130,11 @@ rq_logged "$T/gateway.log" "http: 127.0.0.1: refused: too many connections from 
 # A request that trickles (a byte every 5 s: evhttp's 30 s timeout starts
 # again at each) is cut off 30 s after the connection's start; a
 # keep-alive connection whose requests come whole, each answered, lives
-# on past 30 s.  Both at once.
-python3 - "$RQ_HTTP_PORT" > "$T/slow.out" 2>&1 <<'EOF' ||
-import socket, sys, threading, time
-port = int(sys.argv[1])
+# on past 30 s, and gets its answer to a request sent 27 s after the one
+# before and answered 4 s later (Redis paused).  Both at once.
+python3 - "$RQ_HTTP_PORT" "$REDIS_PORT" "$RQ_KEY" > "$T/slow.out" 2>&1 <<'EOF' ||
+import socket, subprocess, sys, threading, time
+port, redis_port, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 result = {}
 
 def trickle():
@@ -158,29 +159,42 @@ def trickle():
         return
     result["trickle"] = time.monotonic() - start
 
+def answer(s):
+    got = b""
+    while b"\r\n\r\n" not in got:
+        part = s.recv(4096)
+        if not part:
+            return None
+        got += part
+    head, _, body = got.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    while len(body) < length:
+        body += s.recv(4096)
+    return head.split(b"\r\n")[0]
+
 def keep_alive():
     s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(10)
+    s.settimeout(15)
     start, n = time.monotonic(), 0
-    while time.monotonic() - start < 40:
-        s.sendall(b"GET /v1/calls/c_0 HTTP/1.1\r\nHost: x\r\n\r\n")
-        got = b""
-        while b"\r\n\r\n" not in got:
-            part = s.recv(4096)
-            if not part:
-                result["keep"] = "closed after %d answers, %.0f s" % (
-                    n, time.monotonic() - start)
-                return
-            got += part
-        head, _, body = got.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        while len(body) < length:
-            body += s.recv(4096)
+    get = (b"GET /v1/calls/c_000000000000000000000000 HTTP/1.1\r\n"
+           b"Host: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n\r\n")
+    for pause in (8, 8, 27, 0):
+        s.sendall(get)
+        status = answer(s)
+        if status is None or b" 404 " not in status:
+            result["keep"] = "%s after %d answers, %.0f s" % (
+                status or "closed", n, time.monotonic() - start)
+            return
         n += 1
-        time.sleep(8)
+        time.sleep(pause)
+        if pause == 27:
+            # the next answer comes past the deadline: Redis held 4 s
+            subprocess.run(["redis-cli", "-p", redis_port, "CLIENT",
+                            "PAUSE", "4000", "ALL"], check=True,
+                           stdout=subprocess.DEVNULL)
     result["keep"] = n
 
 threads = [threading.Thread(target=trickle),
@@ -193,7 +207,7 @@ print(result)
 t = result.get("trickle")
 if t is None or not 28 <= t <= 36:
     sys.exit("the trickling request: %s" % t)
-if not isinstance(result.get("keep"), int) or result["keep"] < 5:
+if result.get("keep") != 4:
     sys.exit("the keep-alive connection: %s" % result.get("keep"))
 EOF
     rq_fail "request deadline: $(tail -n 2 "$T/slow.out")"

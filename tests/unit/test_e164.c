@@ -112,6 +112,14 @@ test_parse_good(void **state)
 	assert_int_equal(rq_e164_parse("+17095551234", &n, why, sizeof(why)),
 	    0);
 	assert_non_null(strstr(n.zones, "America/Goose_Bay"));
+	/* an overlay of such a code: the same zones */
+	assert_int_equal(rq_e164_parse("+17785551234", &n, why, sizeof(why)),
+	    0);
+	assert_string_equal(n.time_zone, "America/Vancouver");
+	assert_non_null(strstr(n.zones, "America/Edmonton"));
+	assert_int_equal(rq_e164_parse("+16045551234", &n, why, sizeof(why)),
+	    0);
+	assert_null(n.zones);
 	assert_int_equal(rq_e164_parse("+15551234567", &n, why, sizeof(why)),
 	    0);
 	assert_non_null(n.zones);

@@ -467,11 +467,48 @@ test_records(void **state)
 	assert_int_equal(rq_record_next(big, 3, &off, &rec, &rlen, 16), 0);
 }
 
+/* Refusals for now (Redis's state) against refusals of the command,
+ * as Redis 7 sends them and as Redis 6.2 wraps them inside a script. */
+static void
+test_refused_for_now(void **state)
+{
+	static const char *const for_now[] = {
+		"READONLY You can't write against a read only replica.",
+		"MISCONF Errors writing to the AOF file: No space left on device",
+		"OOM command not allowed when used memory > 'maxmemory'.",
+		"BUSY Redis is busy running a script.",
+		"LOADING Redis is loading the dataset in memory",
+		"ERR Error running script (call to f_0123): @user_script:9: "
+		    "@user_script: 9: -READONLY You can't write against a read "
+		    "only replica.",
+		"ERR Error running script (call to f_0123): @user_script:3: "
+		    "-MISCONF Errors writing to the AOF file",
+	};
+	static const char *const for_good[] = {
+		"WRONGTYPE Operation against a key holding the wrong kind of "
+		    "value",
+		"ERR hash value is not an integer",
+		"ERR Error running script (call to f_0123): @user_script:9: "
+		    "-WRONGTYPE Operation against a key",
+		"ERR Error running script (call to f_0123): user_script:1: "
+		    "the key READONLYX is odd",
+		"READONLYX", "OOMPH", "",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(for_now) / sizeof(*for_now); i++)
+		assert_true(rq_redis_refused_for_now(for_now[i]));
+	for (i = 0; i < sizeof(for_good) / sizeof(*for_good); i++)
+		assert_false(rq_redis_refused_for_now(for_good[i]));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_targets),
+		cmocka_unit_test(test_refused_for_now),
 		cmocka_unit_test(test_le32_and_write_all),
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_rfc3339),
