@@ -472,26 +472,27 @@ test_records(void **state)
 static void
 test_refused_for_now(void **state)
 {
+	/* each text one element (clang's -Wstring-concatenation) */
 	static const char *const for_now[] = {
 		"READONLY You can't write against a read only replica.",
 		"MISCONF Errors writing to the AOF file: No space left on device",
 		"OOM command not allowed when used memory > 'maxmemory'.",
 		"BUSY Redis is busy running a script.",
 		"LOADING Redis is loading the dataset in memory",
-		"ERR Error running script (call to f_0123): @user_script:9: "
+		("ERR Error running script (call to f_0123): @user_script:9: "
 		    "@user_script: 9: -READONLY You can't write against a read "
-		    "only replica.",
-		"ERR Error running script (call to f_0123): @user_script:3: "
-		    "-MISCONF Errors writing to the AOF file",
+		    "only replica."),
+		("ERR Error running script (call to f_0123): @user_script:3: "
+		    "-MISCONF Errors writing to the AOF file"),
 	};
 	static const char *const for_good[] = {
-		"WRONGTYPE Operation against a key holding the wrong kind of "
-		    "value",
+		("WRONGTYPE Operation against a key holding the wrong kind of "
+		    "value"),
 		"ERR hash value is not an integer",
-		"ERR Error running script (call to f_0123): @user_script:9: "
-		    "-WRONGTYPE Operation against a key",
-		"ERR Error running script (call to f_0123): user_script:1: "
-		    "the key READONLYX is odd",
+		("ERR Error running script (call to f_0123): @user_script:9: "
+		    "-WRONGTYPE Operation against a key"),
+		("ERR Error running script (call to f_0123): user_script:1: "
+		    "the key READONLYX is odd"),
 		"READONLYX", "OOMPH", "",
 	};
 	size_t i;
