@@ -25,6 +25,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -46,6 +47,8 @@ struct http_deadline {
 	uint64_t		 cookie;
 	int			 silent_rounds;
 	int			 answering;	/* a request arrived whole */
+	time_t			 armed_s;	/* the loop's cached clock */
+	struct event_base	*base;
 	struct log_rate		*rate;
 };
 
@@ -124,16 +127,23 @@ read_some(struct evbuffer *in, const struct evbuffer_cb_info *info,
 	d->in_cb = NULL;
 }
 
-/* The gateway answers: the next request has its own time. */
+/* The gateway answers: the next request has its own time.  evhttp adds
+ * an answer to the buffer piece by piece (each header): the timer is
+ * set again at most once a second, bar the first piece of each answer. */
 static void
 answered(struct evbuffer *out, const struct evbuffer_cb_info *info,
     void *arg)
 {
 	struct http_deadline *d = arg;
+	struct timeval now;
 
 	(void)out;
-	if (info->n_added > 0) {
+	if (info->n_added == 0)
+		return;
+	event_base_gettimeofday_cached(d->base, &now);
+	if (d->answering || now.tv_sec != d->armed_s) {
 		d->answering = 0;
+		d->armed_s = now.tv_sec;
 		evtimer_add(d->timer, &request_max);
 	}
 }
@@ -184,6 +194,7 @@ gw_http_deadline_bev(struct event_base *base, struct log_rate *rate)
 		return NULL;
 	d->fd = -1;
 	d->rate = rate;
+	d->base = base;
 	if ((d->timer = evtimer_new(base, expired, d)) == NULL) {
 		free(d);
 		return NULL;
