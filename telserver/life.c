@@ -35,7 +35,7 @@
  * again when the call had ended. */
 #define LIFE_FINISH_TRIES	30
 /* At most one line this often about the finishes file's write errors,
- * and about Redis refusing the plain commands (life_refusal_log). */
+ * and about Redis refusing the plain commands (life_reply). */
 #define FINISHES_LOG_MS		10000
 #define LIFE_REFUSAL_LOG_MS	10000
 
@@ -508,28 +508,6 @@ finishes_load(struct tel_ctx *ctx)
 		    ctx->finishes_path);
 }
 
-/* A refusal of a plain command, logged at most once in
- * LIFE_REFUSAL_LOG_MS: while Redis refuses writes (a replica, a failed AOF
- * write) the liveness key is tried again at every tick. */
-static void
-life_refusal_log(struct tel_ctx *ctx, const char *what, const char *error)
-{
-	uint64_t now = rq_mono_ms();
-
-	if (now < ctx->refusal_log_ms) {
-		ctx->refusals_unlogged++;
-		return;
-	}
-	if (ctx->refusals_unlogged > 0)
-		log_warnx("redis: %s: %s (and %u refusals not logged in the "
-		    "last %d s)", what, error, ctx->refusals_unlogged,
-		    LIFE_REFUSAL_LOG_MS / 1000);
-	else
-		log_warnx("redis: %s: %s", what, error);
-	ctx->refusals_unlogged = 0;
-	ctx->refusal_log_ms = now + LIFE_REFUSAL_LOG_MS;
-}
-
 /* A plain command on the link: its reply (the caller frees it), or NULL
  * (logged; a lost link is closed and tried again in a second). */
 static redisReply *
@@ -549,7 +527,10 @@ life_reply(struct tel_ctx *ctx, const char *what, int argc,
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		rq_metric_error("redis");
-		life_refusal_log(ctx, what, rep->str);
+		/* the liveness key is tried at every tick: while Redis
+		 * refuses writes, a line in LIFE_REFUSAL_LOG_MS */
+		log_warnx_rate(&ctx->refusals, LIFE_REFUSAL_LOG_MS,
+		    "redis: %s: %s", what, rep->str);
 		freeReplyObject(rep);
 		return NULL;
 	}

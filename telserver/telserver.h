@@ -749,8 +749,7 @@ struct tel_ctx {
 	int			 fenced;	/* liveness key too old */
 	uint64_t		 alive_ms;	/* monotonic: last refresh sent */
 	uint64_t		 alive_next_ms;	/* monotonic: next refresh */
-	uint64_t		 refusal_log_ms;	/* life_refusal_log */
-	unsigned		 refusals_unlogged;
+	struct log_rate		 refusals;	/* life_reply's line */
 	struct tel_finish	*finishes;	/* kept while Redis fails */
 	int			 flush_refused_for_now;	/* in the last round */
 	int			 nfinishes;
