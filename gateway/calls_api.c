@@ -217,44 +217,38 @@ list_done(int rc, json_t *body, void *arg)
 /*
  * Lists per second and tenant, counted by this gateway (a list with a
  * status filter may look at thousands of calls in one script, holding
- * Redis for every tenant).  A table of tenant names, one second's count
- * each; a tenant that finds it full is not limited.
+ * Redis for every tenant): one second's count for each of cfg's tenants,
+ * by its place in cfg->tenants.
  */
-#define LIST_TENANTS	1024
-
 static struct list_count {
-	char		tenant[RQ_NAME_MAX];
 	uint64_t	sec;
 	int		n;
-} list_counts[LIST_TENANTS];
+} *list_counts;
+static size_t nlist_counts;
 
 static int
-list_allowed(const struct rq_tenant *tenant, uint64_t now_ms)
+list_allowed(const struct rq_config *cfg, const struct rq_tenant *tenant,
+    uint64_t now_ms)
 {
+	size_t i = (size_t)(tenant - cfg->tenants);
 	struct list_count *lc;
-	uint64_t sec = now_ms / 1000;
-	unsigned h = 5381;
-	const char *p;
-	size_t i;
 
-	if (tenant->list_per_second == 0)
+	if (tenant->list_per_second == 0 || i >= cfg->ntenants)
 		return 1;
-	for (p = tenant->name; *p; p++)
-		h = h * 33 + (unsigned char)*p;
-	for (i = 0; i < LIST_TENANTS; i++) {
-		lc = &list_counts[(h + i) % LIST_TENANTS];
-		if (lc->tenant[0] == '\0')
-			snprintf(lc->tenant, sizeof(lc->tenant), "%s",
-			    tenant->name);
-		else if (strcmp(lc->tenant, tenant->name) != 0)
-			continue;
-		if (lc->sec != sec) {
-			lc->sec = sec;
-			lc->n = 0;
-		}
-		return ++lc->n <= tenant->list_per_second;
+	if (nlist_counts < cfg->ntenants) {
+		free(list_counts);
+		nlist_counts = 0;
+		if ((list_counts = calloc(cfg->ntenants,
+		    sizeof(*list_counts))) == NULL)
+			return 1;
+		nlist_counts = cfg->ntenants;
 	}
-	return 1;
+	lc = &list_counts[i];
+	if (lc->sec != now_ms / 1000) {
+		lc->sec = now_ms / 1000;
+		lc->n = 0;
+	}
+	return ++lc->n <= tenant->list_per_second;
 }
 
 static void
@@ -269,7 +263,7 @@ api_list(const struct rq_config *cfg, struct gw_store *st,
 
 	if ((tenant = gw_http_auth(cfg, req)) == NULL)
 		return;
-	if (!list_allowed(tenant, rq_mono_ms())) {
+	if (!list_allowed(cfg, tenant, rq_mono_ms())) {
 		gw_error_set(&err, 429, "rate_limited", NULL, "This account "
 		    "may list its calls %d times a second (list_per_second); "
 		    "retry in a second.", tenant->list_per_second);
