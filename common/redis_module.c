@@ -2314,7 +2314,7 @@ static int
 cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 {
 	struct cmd c = { ctx, RedisModule_Milliseconds(), 0, NULL };
-	rstr **K = argv + 2, **A = argv + 10, *ks, *kd;
+	rstr **K = argv + 2, **A = argv + 10, *ks = NULL, *kd = NULL;
 	rstr *vs = NULL, *vd = NULL, *prio = NULL, *na = NULL;
 	struct pairs p = { .n = 0 };
 	RedisModuleKey *k;
@@ -2388,7 +2388,6 @@ cmd_create(RedisModuleCtx *ctx, rstr **argv, int argc)
 	/* KEYS[5] .. ':s:' .. sec and ':d:' .. floor(sec / 86400), each
 	 * counter read once, for its check and its INCR (named only for a
 	 * limit: most tenants have none) */
-	ks = kd = NULL;
 	if (rps > 0) {
 		ks = mk_fmt(&c, "%s:s:%lld", text(K[4], NULL), sec);
 		vs = get_string(&c, ks);

@@ -48,7 +48,6 @@ struct http_deadline {
 	int			 silent_rounds;
 	int			 answering;	/* a request arrived whole */
 	time_t			 armed_s;	/* the loop's cached clock */
-	struct event_base	*base;
 	struct log_rate		*rate;
 };
 
@@ -125,6 +124,12 @@ read_some(struct evbuffer *in, const struct evbuffer_cb_info *info,
 	d->cookie = cookie_of(d->fd);
 	evbuffer_remove_cb_entry(in, d->in_cb);
 	d->in_cb = NULL;
+	/* Without a cookie the timer could not tell this socket from a
+	 * later one: no deadline for this connection (evhttp's alone). */
+	if (d->cookie == 0) {
+		unhook(d);
+		deadline_free(d);
+	}
 }
 
 /* The gateway answers: the next request has its own time.  evhttp adds
@@ -140,7 +145,7 @@ answered(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	(void)out;
 	if (info->n_added == 0)
 		return;
-	event_base_gettimeofday_cached(d->base, &now);
+	event_base_gettimeofday_cached(event_get_base(d->timer), &now);
 	if (d->answering || now.tv_sec != d->armed_s) {
 		d->answering = 0;
 		d->armed_s = now.tv_sec;
@@ -194,7 +199,6 @@ gw_http_deadline_bev(struct event_base *base, struct log_rate *rate)
 		return NULL;
 	d->fd = -1;
 	d->rate = rate;
-	d->base = base;
 	if ((d->timer = evtimer_new(base, expired, d)) == NULL) {
 		free(d);
 		return NULL;

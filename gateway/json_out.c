@@ -1,10 +1,11 @@
 /* Compact JSON text of a jansson value, byte for byte what json_dumps
  * writes with JSON_COMPACT (and JSON_ENSURE_ASCII when asked; a real
  * number, though, in the fewest digits that read back the same: 0.1, not
- * jansson's 0.10000000000000001), at a tenth of its cost: json_dumps checks every object and array for a reference
- * loop by printing its address into a hash table, which made it the
- * gateway's largest cost per accepted call.  Values built or parsed here
- * cannot loop; depth is bounded instead. */
+ * jansson's 0.10000000000000001), at a tenth of its cost: json_dumps
+ * checks every object and array for a reference loop by printing its
+ * address into a hash table, which made it the gateway's largest cost per
+ * accepted call.  Values built or parsed here cannot loop; depth is
+ * bounded instead. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
