@@ -89,6 +89,10 @@ CLAIM_LUA
  * the change, and returns {2} otherwise.  The listing's check alone would
  * leave a window: a node that comes back between the listing and the
  * finishes would lose the calls it has just claimed.
+ * The do-not-call lists are read before the first write: Redis keeps
+ * what a script wrote before an error, and a list made by hand with
+ * another type would have failed the script after its SREM, the call
+ * dispatched for good; such a list counts as one the number is on.
  * A call that had one attempt only ends with that attempt's own reason
  * (busy, ...); after retries, the reason is attempts_exhausted and the
  * detail names the last attempt's.
@@ -152,6 +156,24 @@ RQ_LUA_READY_SCORE \
 "  end\n" \
 "  return true\n" \
 "end\n" \
+"local function dnc_entry(set, to)\n" \
+"  local r = redis.pcall('SISMEMBER', set, to)\n" \
+"  if r == 1 then return 'on a do-not-call list: not retried' end\n" \
+"  if type(r) == 'table' then\n" \
+"    return 'do-not-call list ' .. set .. ' unreadable: not retried'\n" \
+"  end\n" \
+"end\n" \
+"local function on_dnc(key, tenant, to)\n" \
+"  local d = dnc_entry('" RQ_KEY_DNC_CUSTOMER "', to)\n" \
+"  if not d and tenant then\n" \
+"    d = dnc_entry('" RQ_KEY_DNC_TENANT "' .. tenant, to)\n" \
+"  end\n" \
+"  if not d then\n" \
+"    local biz = redis.call('HGET', key, 'business')\n" \
+"    if biz then d = dnc_entry('" RQ_KEY_DNC_BUSINESS "' .. biz, to) end\n" \
+"  end\n" \
+"  return d\n" \
+"end\n" \
 "local function finish_one(key, oncall, delayed, alive, A, o)\n" \
 "local id, n, node = A[o + 1], tonumber(A[o + 2]), A[o + 3]\n" \
 "if alive and redis.call('EXISTS', alive) == 1 then return 2 end\n" \
@@ -165,6 +187,10 @@ RQ_LUA_READY_SCORE \
 "  end\n" \
 "  return 0\n" \
 "end\n" \
+"local why = A[o + 5]\n" \
+"if why == '' then why = '" RQ_REASON_REJECTED "' end\n" \
+"local class = A[o + 4] ~= 'completed' and CLASS[why]\n" \
+"local dnc = class and f[2] and on_dnc(key, j[2], f[2])\n" \
 "local code = 1\n" \
 "if redis.call('SREM', oncall, id) == 0 then\n" \
 "  if alive or not late_outcome(key, delayed, id, n, j, A, o) then\n" \
@@ -187,19 +213,11 @@ RQ_LUA_READY_SCORE \
 "  emit(key, ev, j, x)\n" \
 "  return code, ev.status\n" \
 "end\n" \
-"local why = A[o + 5]\n" \
-"if why == '' then why = '" RQ_REASON_REJECTED "' end\n" \
 "ev.status = 'failed'\n" \
 "ev.reason = why\n" \
-"local class = CLASS[why]\n" \
-"local biz = class and f[2] and redis.call('HGET', key, 'business')\n" \
-"if class and f[2] and (redis.call('SISMEMBER', '" RQ_KEY_DNC_CUSTOMER "',\n" \
-"    f[2]) == 1 or (j[2] and redis.call('SISMEMBER',\n" \
-"    '" RQ_KEY_DNC_TENANT "' .. j[2], f[2]) == 1) or (biz and\n" \
-"    redis.call('SISMEMBER', '" RQ_KEY_DNC_BUSINESS "' .. biz, f[2]) == 1))\n" \
-"    then\n" \
+"if dnc then\n" \
 "  class = nil\n" \
-"  ev.detail = 'on a do-not-call list: not retried'\n" \
+"  ev.detail = dnc\n" \
 "end\n" \
 "if not class then\n" \
 "  emit(key, ev, j, x)\n" \

@@ -1263,6 +1263,43 @@ business(struct job *jb)
 	return v;
 }
 
+/* on_dnc(): the detail of a finish whose customer is on the list set,
+ * or NULL. */
+static rstr *
+dnc_entry(struct cmd *c, rstr *set, rstr *to)
+{
+	RedisModuleKey *k = RedisModule_OpenKey(c->ctx, set, REDISMODULE_READ);
+	int type = RedisModule_KeyType(k);
+	size_t n;
+	const char *name = text(set, &n);
+
+	RedisModule_CloseKey(k);
+	if (type == REDISMODULE_KEYTYPE_EMPTY)
+		return NULL;
+	if (type != REDISMODULE_KEYTYPE_SET)
+		return mk_fmt(c, "do-not-call list %.*s unreadable: not retried",
+		    (int)n, name);
+	return set_call(c, "SISMEMBER", set, to) == 1 ? s_on_dnc : NULL;
+}
+
+/* on_dnc() of common/lifecycle.c (FINISH_LUA): is the job's customer on
+ * a do-not-call list (the customers', the tenant's, the business's)?
+ * Read before the finish's first write; a list that is not a set (made
+ * by hand) answers as one the customer is on. */
+static rstr *
+on_dnc(struct cmd *c, struct job *jb, rstr *to)
+{
+	rstr *d, *biz;
+
+	d = dnc_entry(c, s_dnc_customer, to);
+	if (d == NULL && jb->f[J_TENANT] != NULL)
+		d = dnc_entry(c, key_of(c, RQ_KEY_DNC_TENANT,
+		    jb->f[J_TENANT]), to);
+	if (d == NULL && (biz = business(jb)) != NULL)
+		d = dnc_entry(c, key_of(c, RQ_KEY_DNC_BUSINESS, biz), to);
+	return d;
+}
+
 /* HINCRBY job field by, replicated as that: the new value, or
  * LLONG_MIN with c->error for a field that is not an integer. */
 static long long
@@ -1351,7 +1388,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	struct job jb;
 	struct event e;
 	struct pairs x = { .n = 0 }, nb = { .n = 0 };
-	rstr *dialed, *to, *max_attempts, *not_after, **j, *pol, *biz;
+	rstr *dialed, *to, *max_attempts, *not_after, **j, *pol, *dnc;
 	const char *why, *class, *orig, *polt;
 	char lim[128], when[32], rule[32];
 	double n, d, pmax = 0, pdelay = 0, maxatt, jit, delay, na;
@@ -1384,6 +1421,16 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 			set_call(c, "SREM", oncall, A[F_ID]);
 		goto done;
 	}
+	why = text(A[F_REASON], &len);
+	if (len == 0) {
+		why = RQ_REASON_REJECTED;
+		len = strlen(why);
+	}
+	class = text_is(A[F_STATUS], "completed") ||
+	    memchr(why, '\0', len) != NULL ? NULL : retry_class(why);
+	dnc = class != NULL && to != NULL ? on_dnc(c, &jb, to) : NULL;
+	if (c->error)
+		goto done;
 	if (set_call(c, "SREM", oncall, A[F_ID]) == 0) {
 		if (c->error || alive != NULL ||
 		    !late_outcome(c, &jb, A, n, delayed))
@@ -1410,26 +1457,13 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 		emit(c, jb.name, jb.key, &e, j, &x);
 		goto done;
 	}
-	why = text(A[F_REASON], &len);
-	if (len == 0) {
-		why = RQ_REASON_REJECTED;
-		len = strlen(why);
-	}
 	e.status = RQ_ST_FAILED;
 	e.status_name = *status = "failed";
 	e.reason = mk(c, why, len);
-	class = memchr(why, '\0', len) != NULL ? NULL : retry_class(why);
-	if (class != NULL && to != NULL &&
-	    (set_call(c, "SISMEMBER", s_dnc_customer, to) == 1 ||
-	    (j[J_TENANT] != NULL && set_call(c, "SISMEMBER",
-	    key_of(c, RQ_KEY_DNC_TENANT, j[J_TENANT]), to) == 1) ||
-	    ((biz = business(&jb)) != NULL && set_call(c, "SISMEMBER",
-	    key_of(c, RQ_KEY_DNC_BUSINESS, biz), to) == 1))) {
+	if (dnc != NULL) {
 		class = NULL;
-		e.detail = s_on_dnc;
+		e.detail = dnc;
 	}
-	if (c->error)
-		goto done;
 	if (class == NULL) {
 		emit(c, jb.name, jb.key, &e, j, &x);
 		goto done;

@@ -731,6 +731,19 @@ main(int argc, char **argv)
 	finish("w4", 1, "tel1", "completed", NULL, NULL);
 	both("DEL %s", RQ_KEY_EVENTS);
 	both("RENAME rq:events:saved %s", RQ_KEY_EVENTS);
+	/* a do-not-call list made by hand as another type: read before the
+	 * finish's first write, it ends the call as a list the customer is
+	 * on (not retried), rather than failing the finish with the id out
+	 * of rq:oncall and the call dispatched for good */
+	dialled("w6", 1, "tel1", "to +155501fb business florist "
+	    "retry_busy 3:10000");
+	both("SET %sflorist not-a-set", RQ_KEY_DNC_BUSINESS);
+	same("  w6 ends", finish("w6", 1, "tel1", "busy", NULL, NULL), 1);
+	expect("  w6 failed", 16 + RQ_ST_FAILED, "HGET %sw6 status_rank",
+	    RQ_KEY_JOB);
+	expect("  w6 not on call", 0, "SISMEMBER %stel1 w6", RQ_KEY_ONCALL);
+	expect("  w6 not retried", -1, "ZSCORE %s w6", RQ_KEY_DELAYED);
+	both("DEL %sflorist", RQ_KEY_DNC_BUSINESS);
 
 	/* a batch of finishes, mixed, and an interrupted node */
 	{
