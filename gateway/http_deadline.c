@@ -8,7 +8,8 @@
  * (evhttp_set_bevcb).  The deadline runs from the connection's start,
  * holds while a request that arrived whole is answered
  * (gw_http_deadline_request, from http.c), and runs again from each
- * answer the gateway writes.  The first
+ * answer the gateway writes (not from evhttp's "100 Continue", which
+ * asks for the rest of the same request).  The first
  * bytes read give the socket and its cookie (SO_COOKIE, unique for the
  * socket's life).  When the time is up, the socket with that cookie still
  * open, no request being answered and no answer waiting to be written,
@@ -25,6 +26,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -132,6 +134,27 @@ read_some(struct evbuffer *in, const struct evbuffer_cb_info *info,
 	}
 }
 
+/* Is what was just added evhttp's "HTTP/1.1 100 Continue" to a request
+ * that sent Expect: 100-continue?  Its body is still to come, within
+ * the same deadline.  (The gateway's own answers never end so.) */
+static int
+is_continue(struct evbuffer *out, const struct evbuffer_cb_info *info)
+{
+	static const char mark[] = " 100 Continue\r\n\r\n";
+	char tail[sizeof(mark) - 1];
+	size_t len = evbuffer_get_length(out);
+	struct evbuffer_ptr at;
+
+	if (info->n_added < sizeof(tail) || info->n_added > 32 ||
+	    len < sizeof(tail) ||
+	    evbuffer_ptr_set(out, &at, len - sizeof(tail),
+	    EVBUFFER_PTR_SET) == -1 ||
+	    evbuffer_copyout_from(out, &at, tail, sizeof(tail)) !=
+	    (ev_ssize_t)sizeof(tail))
+		return 0;
+	return memcmp(tail, mark, sizeof(tail)) == 0;
+}
+
 /* The gateway answers: the next request has its own time.  evhttp adds
  * an answer to the buffer piece by piece (each header): the timer is
  * set again at most once a second, bar the first piece of each answer. */
@@ -142,8 +165,7 @@ answered(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	struct http_deadline *d = arg;
 	struct timeval now;
 
-	(void)out;
-	if (info->n_added == 0)
+	if (info->n_added == 0 || (!d->answering && is_continue(out, info)))
 		return;
 	event_base_gettimeofday_cached(event_get_base(d->timer), &now);
 	if (d->answering || now.tv_sec != d->armed_s) {

@@ -131,7 +131,9 @@ rq_logged "$T/gateway.log" "http: 127.0.0.1: refused: too many connections from 
 # again at each) is cut off 30 s after the connection's start; a
 # keep-alive connection whose requests come whole, each answered, lives
 # on past 30 s, and gets its answer to a request sent 27 s after the one
-# before and answered 4 s later (Redis paused).  Both at once.
+# before and answered 4 s later (Redis paused).  A request with Expect:
+# 100-continue, whose body then trickles, is cut off at 30 s too (evhttp's
+# "100 Continue" is no answer).  All at once.
 python3 - "$RQ_HTTP_PORT" "$REDIS_PORT" "$RQ_KEY" > "$T/slow.out" 2>&1 <<'EOF' ||
 import socket, subprocess, sys, threading, time
 port, redis_port, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -158,6 +160,48 @@ def trickle():
         result["trickle"] = None
         return
     result["trickle"] = time.monotonic() - start
+
+def continued():
+    # Expect: 100-continue: evhttp's "100 Continue" asks for the body of
+    # the same request, within the same deadline from the connection's
+    # start: the head sent over 15 s, the body then a byte every 5 s
+    s = socket.create_connection(("127.0.0.1", port))
+    start = time.monotonic()
+    s.sendall(b"POST /v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: "
+              b"Bearer " + key.encode() + b"\r\nContent-Type: "
+              b"application/json\r\nContent-Length: 200\r\n")
+    for i in range(3):
+        time.sleep(5)
+        s.sendall(b"X-Slow-%d: a\r\n" % i)
+    s.sendall(b"Expect: 100-continue\r\n\r\n")
+    s.settimeout(5)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        part = s.recv(4096)
+        if not part:
+            result["continued"] = "closed before 100 Continue"
+            return
+        got += part
+    if not got.startswith(b"HTTP/1.1 100 Continue"):
+        result["continued"] = got[:40]
+        return
+    s.sendall(b"{")
+    while time.monotonic() - start < 50:
+        try:
+            if s.recv(4096) == b"":
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            break
+        try:
+            s.sendall(b" ")
+        except OSError:
+            break
+    else:
+        result["continued"] = None
+        return
+    result["continued"] = time.monotonic() - start
 
 def answer(s):
     got = b""
@@ -198,6 +242,7 @@ def keep_alive():
     result["keep"] = n
 
 threads = [threading.Thread(target=trickle),
+           threading.Thread(target=continued),
            threading.Thread(target=keep_alive)]
 for t in threads:
     t.start()
@@ -207,6 +252,9 @@ print(result)
 t = result.get("trickle")
 if t is None or not 28 <= t <= 36:
     sys.exit("the trickling request: %s" % t)
+t = result.get("continued")
+if not isinstance(t, float) or not 28 <= t <= 36:
+    sys.exit("the request with Expect: 100-continue: %s" % t)
 if result.get("keep") != 4:
     sys.exit("the keep-alive connection: %s" % result.get("keep"))
 EOF
