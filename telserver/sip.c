@@ -131,8 +131,12 @@ tel_sip_open(struct tel_ctx *ctx)
 		    ctx->cfg->sip_url);
 		return -1;
 	}
+	/* No request sent again by the stack: after a Retry-After it would
+	 * ring the customer a second time in one attempt, and a 3xx would
+	 * send the INVITE to a target the policy never saw.  The answer
+	 * ends the attempt; the retry rules decide what follows. */
 	nua_set_params(ctx->nua, NUTAG_ENABLEMESSAGE(0), NUTAG_ALLOW("INVITE, "
-	    "ACK, BYE, CANCEL, OPTIONS"), TAG_END());
+	    "ACK, BYE, CANCEL, OPTIONS"), NUTAG_RETRY_COUNT(0), TAG_END());
 	return 0;
 }
 

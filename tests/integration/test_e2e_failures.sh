@@ -65,6 +65,30 @@ rq_wait_sipp 30 || rq_fail "SIPp busy scenario failed (exit $?)"
 grep -q "X-Ringq-Attempt $id 1\$" "$SIPP_LOG" ||
     rq_fail "INVITE lacked X-Ringq-Attempt: $id/1 ($(cat "$SIPP_LOG"))"
 
+# --- 503 with Retry-After, 302 to another user: the attempt ends there -------
+# The SIP stack would send the INVITE again after a Retry-After (the
+# customer rung twice in one attempt) and follow a redirect (to a target
+# the policy never saw); the telserver lets it do neither: the answer is
+# the attempt's outcome, the INVITE sent once.
+for kind in retry_after redirect; do
+	rq_start_sipp_uas "uas_$kind.xml" -m 2 -timeout 8s
+	id=$(post_call "$SIPP_URI")
+	call=$(get_call "$id" 30)
+	echo "$kind: call $id: $(jq -c '{status, reason, sip_code}' <<<"$call")"
+	# (SIPp waits 8 s for a second INVITE, then exits: not an error)
+	rq_wait_sipp 20 || true
+	# INVITEs SIPp received (unexpected ones too), one per CSeq
+	msgs=${SIPP_LOG%.actions}.messages
+	sent=$(awk '/^INVITE sip:/ { inv = 1 } inv && /^CSeq:/ { print $2; inv = 0 }' \
+	    "$msgs" | sort -u | wc -l)
+	moved=$(grep -c '^INVITE sip:redirected@' "$msgs" || true)
+	echo "$kind: INVITEs of attempt 1: $sent; to the redirect's user: $moved"
+	[ "$sent" = 1 ] && [ "$moved" = 0 ] ||
+	    rq_fail "$kind: attempt 1 of $id sent $sent times, $moved to the redirect: $(grep -E '^(INVITE|SIP/2.0)' "$msgs")"
+	jq -e '.status == "failed" and (.sip_code == 503 or .sip_code == 302)' \
+	    <<<"$call" >/dev/null || rq_fail "$kind: call $id: $(jq -c . <<<"$call")"
+done
+
 # --- nothing listens ------------------------------------------------------------
 dead=$(rq_free_port)
 id=$(post_call "sip:nobody@127.0.0.1:$dead")
