@@ -26,6 +26,9 @@
 /* The consumer group's creation refused (a replica, writes refused):
  * tried again this much later, not at every read. */
 #define ACCT_GROUP_RETRY_MS	1000
+/* The longest a step drains rq:events before it returns (a backlog after
+ * an outage): the daemon answers SIGTERM and tells systemd it is ready. */
+#define ACCT_DRAIN_STEP_MS	500
 #define ACCT_SID_MAX		48	/* a stream entry id, "<ms>-<seq>" */
 
 /* One received EVENT and where its acknowledgement goes: a ZeroMQ sender
@@ -74,8 +77,9 @@ char	*acct_event_json(const struct rq_msg *m);
 /* migrations.c */
 
 /* Applies the missing schema versions under an advisory lock, each in its
- * own transaction.  Returns 0, or -1 (logged). */
-int	acct_migrate(PGconn *pg);
+ * own transaction.  Returns 0, or -1 (logged, or why in err: a database
+ * newer than this binary). */
+int	acct_migrate(PGconn *pg, char *err, size_t errlen);
 /* The latest schema version this binary knows. */
 int	acct_schema_version(void);
 

@@ -450,6 +450,7 @@ void
 acct_step(struct acct *a, int timeout_ms)
 {
 	zmq_pollitem_t pi = { a->sock, 0, ZMQ_POLLIN, 0 };
+	uint64_t start_ms;
 	int ahead;
 
 	reconnect(a);
@@ -471,9 +472,13 @@ acct_step(struct acct *a, int timeout_ms)
 	/* A telserver sends ringing and answered after its claim wrote
 	 * dispatched to the stream: reading the stream first keeps a call's
 	 * events (and its status callbacks) in order.  So the last batch must
-	 * come from a read made after the poll, not one read ahead before. */
+	 * come from a read made after the poll, not one read ahead before.
+	 * A backlog longer than a step leaves the socket's events for the
+	 * next one (their order kept). */
+	start_ms = rq_mono_ms();
 	while (stream_step(a, &ahead) || ahead)
-		;
+		if (rq_stop || rq_mono_ms() - start_ms >= ACCT_DRAIN_STEP_MS)
+			return;
 	receive(a);
 	if (a->nbatch == 0)
 		return;

@@ -239,11 +239,29 @@ fail:
 	return -1;
 }
 
+/* The highest version applied to the database (0: none), or -1. */
+static int
+newest_applied(PGconn *pg)
+{
+	PGresult *res;
+	int v = -1;
+
+	res = PQexec(pg, "SELECT coalesce(max(version), 0) FROM "
+	    "schema_migrations");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		v = atoi(PQgetvalue(res, 0, 0));
+	else
+		log_warnx("postgres: migration: %s",
+		    PQresultErrorMessage(res));
+	PQclear(res);
+	return v;
+}
+
 int
-acct_migrate(PGconn *pg)
+acct_migrate(PGconn *pg, char *err, size_t errlen)
 {
 	size_t i;
-	int yes, rc = -1;
+	int yes, newest, rc = -1;
 
 	if (exec_ok(pg, "SELECT pg_advisory_lock(" ACCT_MIGRATION_LOCK ")",
 	    "lock") == -1)
@@ -253,6 +271,17 @@ acct_migrate(PGconn *pg)
 	    "  applied_at timestamptz NOT NULL DEFAULT now())",
 	    "schema_migrations") == -1)
 		goto done;
+	/* A ringq-accounting older than the database (taken back after an
+	 * upgrade) would store events by rules the schema no longer has. */
+	if ((newest = newest_applied(pg)) == -1)
+		goto done;
+	if (newest > acct_schema_version()) {
+		snprintf(err, errlen, "the database's schema is version %d, "
+		    "newer than this ringq-accounting's %d: not used (run "
+		    "the newer ringq-accounting)", newest,
+		    acct_schema_version());
+		goto done;
+	}
 	for (i = 0; i < NMIGRATIONS; i++) {
 		if (applied(pg, migrations[i].version, &yes) == -1)
 			goto done;
@@ -261,6 +290,8 @@ acct_migrate(PGconn *pg)
 	}
 	rc = 0;
 done:
+	if (rc == -1 && err[0] == '\0')
+		snprintf(err, errlen, "schema migration failed");
 	/* A lost connection releases the lock by itself. */
 	PQclear(PQexec(pg, "SELECT pg_advisory_unlock(" ACCT_MIGRATION_LOCK ")"));
 	return rc;

@@ -27,8 +27,13 @@
  * status callback queued once (callbacks.c delivers it).  A terminal
  * status frees the call's concurrency slot (ZREM from rq:active:<tenant>)
  * and gives the job its time in rq:ended (ttl_ms, common/keys.h).
+ * allow-oom: an entry is acknowledged, and the stream trimmed, only once
+ * its callback is queued here; refused while Redis is full (a long
+ * PostgreSQL outage fills it with rq:events), the entries would stay and
+ * Redis full for good.  Its writes are a few fields a call.
  */
 static const char mirror_lua[] =
+	"#!lua flags=allow-oom\n"
 	RQ_LUA_CALL_TTL
 	"local j = redis.call('HMGET', KEYS[1], 'status_rank', 'tenant', 'id',"
 	" 'callback_url', 'metadata', 'ttl_ms', 'reason', 'sip_code')\n"

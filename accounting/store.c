@@ -202,10 +202,9 @@ acct_pg_open(const char *conninfo, char *err, size_t errlen)
 		goto fail;
 	}
 	PQsetNoticeProcessor(pg, notice, NULL);
-	if (acct_migrate(pg) == -1) {
-		snprintf(err, errlen, "schema migration failed");
+	err[0] = '\0';
+	if (acct_migrate(pg, err, errlen) == -1)
 		goto fail;
-	}
 	for (i = 0; i < NPARAMS; i++)
 		types[i] = param_type[i].array;
 	res = PQprepare(pg, "acct_store", sql_store, NPARAMS, types);

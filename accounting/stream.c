@@ -39,8 +39,11 @@ group_create(struct acct *a)
 		acct_mirror_lost(&a->mr);
 		return -1;
 	}
+	/* Refused while Redis is full (OOM), the group may well exist: the
+	 * read says (NOGROUP), and only reading frees the memory. */
 	if (rep->type == REDIS_REPLY_ERROR &&
-	    strncmp(rep->str, "BUSYGROUP", 9) != 0)
+	    strncmp(rep->str, "BUSYGROUP", 9) != 0 &&
+	    strncmp(rep->str, "OOM", 3) != 0)
 		log_warnx("redis: XGROUP CREATE %s: %s", RQ_KEY_EVENTS,
 		    rep->str);
 	else {

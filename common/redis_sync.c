@@ -130,7 +130,7 @@ redis_lost(struct rq_redis *r, const char *what)
  * ARGV.  Any script EVAL runs is a valid function body: Redis compiles it
  * as one.  The name holds a hash of the whole text, so daemons of two
  * versions never replace each other's functions.  NULL when the script
- * has no marker (or out of memory).
+ * has no marker, or flags of its own (a "#!lua" line), or out of memory.
  */
 static char *
 library_text(struct rq_script *s)
@@ -145,7 +145,7 @@ library_text(struct rq_script *s)
 	char *text, *p, hex[65];
 	size_t len;
 
-	if (run == NULL)
+	if (run == NULL || strncmp(s->src, "#!", 2) == 0)
 		return NULL;
 	len = (size_t)snprintf(s->fname, sizeof(s->fname), "ringq_%s_%s",
 	    s->name, HASH_SLOT);
@@ -260,6 +260,21 @@ load_scripts(struct rq_redis *r)
 		if (rep == NULL) {
 			redis_lost(r, "SCRIPT LOAD");
 			return -1;
+		}
+		if (rep->type == REDIS_REPLY_ERROR &&
+		    strstr(rep->str, "compiling script") != NULL &&
+		    strncmp(s->src, "#!lua", 5) == 0 &&
+		    strchr(s->src, '\n') != NULL) {
+			/* Redis 6.2 takes no flags: the script without them,
+			 * from now on (EVAL on NOSCRIPT sends the same) */
+			log_info("redis %s:%d: script %s runs without its "
+			    "flags (%.*s): this Redis has none", r->host,
+			    r->port, s->name,
+			    (int)strcspn(s->src, "\n"), s->src);
+			s->src = strchr(s->src, '\n') + 1;
+			freeReplyObject(rep);
+			i--;
+			continue;
 		}
 		if (rep->type == REDIS_REPLY_ERROR &&
 		    strstr(rep->str, "compiling script") != NULL)
