@@ -308,6 +308,8 @@ struct event {
 	rstr		*tenant, *to, *direction, *reason, *sip_code, *node,
 			*duration_ms, *started_ms, *answered_ms, *detail,
 			*result;
+	rstr		*result_json;	/* made before the command's first
+					 * write (result_json()), or NULL */
 };
 
 struct cmd {
@@ -777,12 +779,13 @@ pexpire(struct cmd *c, rstr *name_, long long ttl)
 	"end\n" \
 	"return cjson.encode(v)\n"
 
-static int
-result_json(struct cmd *c, struct buf *b, rstr *result)
+static rstr *
+result_json(struct cmd *c, rstr *result)
 {
 	RedisModuleCallReply *r;
 	const char *s;
 	size_t n;
+	rstr *rj;
 
 	r = RedisModule_Call(c->ctx, "EVAL", "scs", s_result_lua, "0",
 	    result);
@@ -791,12 +794,12 @@ result_json(struct cmd *c, struct buf *b, rstr *result)
 		if (r != NULL)
 			RedisModule_FreeCallReply(r);
 		c->why = "ERR ringq: the result's JSON could not be made";
-		return -1;
+		return NULL;
 	}
 	s = RedisModule_CallReplyStringPtr(r, &n);
-	put(b, s, n);
+	rj = mk(c, s, n);
 	RedisModule_FreeCallReply(r);
-	return 0;
+	return rj;
 }
 
 /*
@@ -812,7 +815,7 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
     rstr **j, struct pairs *extra)
 {
 	struct pairs a = { .n = 0 }, set = { .n = 0 };
-	struct buf tl = { NULL, 0, 0 }, rj = { NULL, 0, 0 };
+	struct buf tl = { NULL, 0, 0 };
 	RedisModuleStreamID sid;
 	RedisModuleKey *k;
 	char ts[24], att[24], sidt[48], rk[24], *p;
@@ -825,9 +828,10 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	if (c->error)
 		return;
 	exists = job_exists(j, job);
-	/* the result's JSON before any write: made by a script, it may fail */
-	if (exists && e->result != NULL &&
-	    result_json(c, &rj, e->result) == -1) {
+	/* the result's JSON before any write: made by a script, it may fail
+	 * (a command that writes before its emit() makes it first) */
+	if (exists && e->result != NULL && e->result_json == NULL &&
+	    (e->result_json = result_json(c, e->result)) == NULL) {
 		c->error = 1;
 		return;
 	}
@@ -904,7 +908,8 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 
 	if (e->result != NULL) {
 		puts_(&tl, ",\"result\":");
-		put(&tl, rj.p, rj.len);
+		s = text(e->result_json, &n);
+		put(&tl, s, n);
 	}
 	put(&tl, "}", 1);
 	{
@@ -964,7 +969,6 @@ emit(struct cmd *c, rstr *jobname, RedisModuleKey *job, struct event *e,
 	}
 done:
 	RedisModule_Free(tl.p);
-	RedisModule_Free(rj.p);
 }
 
 /* A command on a set, the module API having none for sets: SADD, SREM
@@ -1389,6 +1393,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	struct event e;
 	struct pairs x = { .n = 0 }, nb = { .n = 0 };
 	rstr *dialed, *to, *max_attempts, *not_after, **j, *pol, *dnc;
+	rstr *rj = NULL;
 	const char *why, *class, *orig, *polt;
 	char lim[128], when[32], rule[32];
 	double n, d, pmax = 0, pdelay = 0, maxatt, jit, delay, na;
@@ -1429,6 +1434,11 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	class = text_is(A[F_STATUS], "completed") ||
 	    memchr(why, '\0', len) != NULL ? NULL : retry_class(why);
 	dnc = class != NULL && to != NULL ? on_dnc(c, &jb, to) : NULL;
+	/* emit()'s result JSON, made by a script that may fail: before the
+	 * first write too */
+	if (!c->error && nonempty(A[F_RESULT]) &&
+	    (rj = result_json(c, A[F_RESULT])) == NULL)
+		c->error = 1;
 	if (c->error)
 		goto done;
 	if (set_call(c, "SREM", oncall, A[F_ID]) == 0) {
@@ -1447,6 +1457,7 @@ finish(struct cmd *c, rstr *jobname, rstr **A, rstr *oncall, rstr *delayed,
 	e.detail = A[F_DETAIL];
 	if (nonempty(A[F_RESULT])) {
 		e.result = A[F_RESULT];
+		e.result_json = rj;
 		pair(&x, s_result, A[F_RESULT]);
 	}
 	rc = late ? 3 : 1;
