@@ -13,13 +13,17 @@
 #include "log.h"
 #include "util.h"
 
+#define BUS_HEARTBEAT_IVL_MS		1000	/* ZMTP PING */
+#define BUS_HEARTBEAT_TIMEOUT_MS	5000
+
 static int	bus_curve(void *ctx, void *s, int type);
 
 void *
 rq_bus_socket(void *ctx, int type)
 {
 	void *s;
-	int zero = 0, hwm = 100000;
+	int zero = 0, hwm = 100000, ivl = BUS_HEARTBEAT_IVL_MS;
+	int timeout = BUS_HEARTBEAT_TIMEOUT_MS;
 	int64_t max = RQ_BUS_FRAME_MAX;
 
 	if ((s = zmq_socket(ctx, type)) == NULL)
@@ -28,11 +32,22 @@ rq_bus_socket(void *ctx, int type)
 	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
 	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	/* A connection whose peer went silent (its state dropped by a
+	 * firewall, a partition longer than TCP's retransmissions) is
+	 * closed within BUS_HEARTBEAT_TIMEOUT_MS, on both sides. */
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof(timeout));
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &timeout, sizeof(timeout));
 	if (type == ZMQ_ROUTER) {
 		int one = 1;
 
 		/* An unroutable identity is an error we can see. */
 		zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+		/* A peer that connects again under its identity (one per
+		 * process) takes it over from a connection it lost, which
+		 * this side may not know yet: else refused as a duplicate
+		 * while the old one lasts. */
+		zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
 	}
 	if (bus_curve(ctx, s, type) == -1) {
 		zmq_close(s);

@@ -4,9 +4,17 @@
 killed.  Killing it closes every relayed connection and refuses new ones:
 the tests put it between one daemon and Redis to cut that daemon off while
 the others still reach Redis (a network partition), and start it again on
-the same port to heal it."""
+the same port to heal it.
+
+SIGUSR1 makes every relayed connection half-open: the client's side is
+reset, the target's side stays open and silent for good (as when a
+firewall or NAT drops a connection's state, or a partition outlasts the
+client's retransmissions, and the server never learns it).  New
+connections are relayed as before."""
 import selectors
+import signal
 import socket
+import struct
 import sys
 
 
@@ -19,12 +27,27 @@ def main():
     sel = selectors.DefaultSelector()
     sel.register(lsock, selectors.EVENT_READ, None)
     peer = {}
+    clients = set()
+    silent = []     # target sides of half-open connections, kept open
+    half_open = []  # a flag set by SIGUSR1, acted on in the loop
+
+    def on_usr1(signum, frame):
+        half_open.append(1)
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+    # wakes select() at once (PEP 475 would restart it otherwise)
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno())
+    sel.register(wake_r, selectors.EVENT_READ, None)
 
     def close(s):
         for x in (s, peer.pop(s, None)):
             if x is None:
                 continue
             peer.pop(x, None)
+            clients.discard(x)
             try:
                 sel.unregister(x)
             except (KeyError, ValueError):
@@ -32,8 +55,27 @@ def main():
             x.close()
 
     while True:
+        if half_open:
+            half_open.clear()
+            for c in list(clients):
+                server = peer.pop(c, None)
+                if server is not None:
+                    peer.pop(server, None)
+                    sel.unregister(server)
+                    silent.append(server)
+                sel.unregister(c)
+                clients.discard(c)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+                c.close()
         for key, _ in sel.select():
             s = key.fileobj
+            if s is wake_r:
+                try:
+                    wake_r.recv(64)
+                except OSError:
+                    pass
+                continue
             if s is lsock:
                 try:
                     client, _ = lsock.accept()
@@ -47,6 +89,7 @@ def main():
                     continue
                 server.settimeout(None)  # the 5 s were for the connect
                 peer[client], peer[server] = server, client
+                clients.add(client)
                 sel.register(client, selectors.EVENT_READ, None)
                 sel.register(server, selectors.EVENT_READ, None)
                 continue
