@@ -213,6 +213,10 @@ void	acct_stream_ack(struct acct *a);
  * in rank order behind its head (which may be in delivery); the call is
  * due now unless it already waits.  Metadata is spliced in as the job's
  * JSON text.
+ * The rank of the call's final status queued, when one was, is in the
+ * field "cb:end": an event that ranks below it (a telserver's ringing
+ * that reached accounting after the finish's completed) is not sent, so
+ * that a receiver never sees a call move back from its final status.
  */
 #define ACCT_CB_ENQUEUE_LUA \
 "local cbf = '" RQ_JOB_CBSENT "' .. math.floor(tonumber(ARGV[3]) / " \
@@ -221,6 +225,12 @@ RQ_STR(RQ_RANK_ATTEMPT) ")\n" \
 "local cbm = url and tonumber(redis.call('HGET', KEYS[1], cbf)) or 0\n" \
 "local cbnew = url and bit.band(cbm, cbbit) == 0\n" \
 "if cbnew then redis.call('HSET', KEYS[1], cbf, bit.bor(cbm, cbbit)) end\n" \
+"local cbend = cbnew and tonumber(redis.call('HGET', KEYS[1], '" \
+RQ_JOB_CBEND "'))\n" \
+"if cbend and tonumber(ARGV[3]) < cbend then cbnew = false\n" \
+"elseif cbnew and tonumber(ARGV[3]) % 16 >= 6 then\n" \
+"  redis.call('HSET', KEYS[1], '" RQ_JOB_CBEND "', ARGV[3])\n" \
+"end\n" \
 "if cbnew and redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then\n" \
 "  local body = ARGV[8]\n" \
 "  if md then body = string.sub(body, 1, -2) .. ',\"metadata\":' .. md .. '}' end\n" \

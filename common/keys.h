@@ -185,6 +185,9 @@ _Static_assert(RQ_CALL_TTL_MS == RQ_CALL_TTL_DAYS * 86400000LL,
 /* the job's field "cb:<attempt>": a bit (1 << status) per event of the
  * attempt whose callback was queued */
 #define RQ_JOB_CBSENT		"cb:"
+/* the job's field "cb:end": the rank of its final status whose status
+ * callback was queued (accounting/accounting.h) */
+#define RQ_JOB_CBEND		"cb:end"
 /* STRING <call id>:<attempt>-<n>: a WAV a VoiceXML <record> made (the
  * telserver writes it, GET /v1/calls/{id}/recordings/{name} reads it).
  * It is kept as long as its call: the tenant's retention and

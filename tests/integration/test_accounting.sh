@@ -340,6 +340,29 @@ sleep 0.5	# a sixth, or a seventh of $G, would come with them
     rq_fail "callbacks resent: $(grep -E "($G|$H): callback" "$T/accounting.log")"
 echo "ok: a resent event, or one an older version queued, queues no callback again"
 
+# A telserver's ringing and answered that reach accounting after the
+# finish's completed (they wait on its socket, or come again after its
+# restart): stored, but no callback, so that a receiver never sees the
+# call move back from its final status.
+K=$(newid)
+job "$K"
+rq_redis HSET "rq:job:$K" callback_url http://127.0.0.1:9/hook >/dev/null
+sequence "$K" | jq -c '. + {timeline: "1", callback: "1"}' > "$T/k.jsonl"
+grep -v '"status":"\(ringing\|answered\)"' "$T/k.jsonl" > "$T/k1.jsonl"
+grep '"status":"\(ringing\|answered\)"' "$T/k.jsonl" | jq -c 'del(.timeline, .callback)' > "$T/k2.jsonl"
+[ "$(wc -l < "$T/k1.jsonl") $(wc -l < "$T/k2.jsonl")" = "4 2" ] || rq_fail "k.jsonl split"
+xadd_file "$T/k1.jsonl"
+rq_wait_for 10 rq_events_drained
+send "$T/k2.jsonl"
+k_stored() { [ "$(rq_psql "SELECT count(*) FROM call_events WHERE call_id = '$K'")" = 6 ]; }
+rq_wait_for 10 k_stored
+k_four() { [ "$(cb_dropped "$K")" -ge 4 ]; }
+rq_wait_for 10 k_four
+sleep 0.5	# a fifth would come with them
+[ "$(cb_dropped "$K")" = 4 ] && ! grep -q "$K: callback \(ringing\|answered\)" "$T/accounting.log" ||
+    rq_fail "callbacks after the final status: $(grep "$K: callback" "$T/accounting.log")"
+echo "ok: ringing and answered after completed: stored, no callback"
+
 # Busy, then answered on attempt 2 (docs/delivery.md's timeline): retrying
 # ends attempt 1, not the call.
 Y=$(newid)
