@@ -193,6 +193,10 @@ void	acct_stream_ack(struct acct *a);
 #define ACCT_CB_BACKOFF_MAX_MS	(5 * 60 * 1000)
 #define ACCT_CB_GIVE_UP_MS	(60 * 60 * 1000)
 #define ACCT_CB_PARALLEL	32	/* deliveries in flight */
+/* A tenant's deliveries in flight at most: one whose receiver hangs (10 s
+ * a try) leaves the others room; its next calls wait ACCT_CB_WAIT_MS. */
+#define ACCT_CB_PER_TENANT	8
+#define ACCT_CB_WAIT_MS		1000
 #define ACCT_CB_LEASE_MS	60000	/* a claimed call's lease */
 
 /*

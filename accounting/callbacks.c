@@ -70,6 +70,7 @@ struct cb_xfer {
 	CURL			*easy;
 	struct curl_slist	*headers;
 	char			 id[RQ_ID_LEN + 1];
+	char			 tenant[RQ_NAME_MAX + 1];
 	char			*head;		/* the envelope as claimed */
 	json_t			*env;
 	char			 status[16];	/* of the event, for logs */
@@ -321,6 +322,20 @@ done(struct acct_cb *cb, struct cb_xfer *x, CURLcode res)
 }
 
 /* Starts the delivery of a claimed envelope.  The xfer owns head. */
+/* Has the tenant ACCT_CB_PER_TENANT deliveries in flight? */
+static int
+tenant_busy(const struct acct_cb *cb, const char *tenant)
+{
+	const struct cb_xfer *x;
+	int n = 0;
+
+	TAILQ_FOREACH(x, &cb->xfers, entry)
+		if (strcmp(x->tenant, tenant) == 0 &&
+		    ++n >= ACCT_CB_PER_TENANT)
+			return 1;
+	return 0;
+}
+
 static void
 start(struct acct_cb *cb, const char *id, char *head)
 {
@@ -373,6 +388,16 @@ start(struct acct_cb *cb, const char *id, char *head)
 	 * secret; one taken out of the configuration since (or the tenant)
 	 * leaves nothing to sign with, and a receiver must not be sent what
 	 * it cannot tell from a forgery. */
+	if (tenant_busy(cb, tenant)) {
+		/* no try counted: its turn comes with the tenant's room */
+		log_debug("%s: callback %s: tenant %s has %d in flight; in "
+		    "%d ms", x->id, x->status, tenant, ACCT_CB_PER_TENANT,
+		    ACCT_CB_WAIT_MS);
+		finish(cb, x, x->head, rq_now_ms() + ACCT_CB_WAIT_MS);
+		xfer_free(x);
+		return;
+	}
+	snprintf(x->tenant, sizeof(x->tenant), "%s", tenant);
 	if ((t = rq_config_tenant(cb->cfg, tenant)) == NULL ||
 	    t->callback_secret[0] == '\0') {
 		log_warnx("%s: callback %s dropped: tenant %s has no "

@@ -3,7 +3,8 @@
 # queued .. completed for a real call to baresip, in order, each signed
 # (checked with docs/api.md's openssl and Python recipes); a receiver that
 # answers 500 twice gets the event on the third try; a receiver that is down
-# does not slow the calls; without callbacks_allow_loopback nothing is sent
+# does not slow the calls, and one tenant's that hangs does not hold the
+# others' callbacks; without callbacks_allow_loopback nothing is sent
 # to loopback; private, link-local (cloud metadata) and other non-public
 # addresses are refused even with it, and a proxy in the environment is not
 # used.
@@ -13,6 +14,7 @@ rq_need curl
 rq_need openssl
 
 SECRET=whsec_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+HUNG_KEY="rq_hung_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 RX_PORT=$(rq_free_port)
 DEAD_PORT=$(rq_free_port)
 RX=$T/rx
@@ -33,6 +35,11 @@ callback_secret = $SECRET
 
 [accounting]
 callbacks_allow_loopback = yes
+
+[tenant hung]
+key_sha256 = $(rq_sha256 "$HUNG_KEY")
+allow_sip = yes
+callback_secret = $SECRET
 EOF
 rq_start_daemon accounting
 rq_start_daemon gateway
@@ -151,6 +158,40 @@ dead_tried() {
 rq_wait_for 5 dead_tried || rq_fail "no failed try logged for $dead"
 # Retries keep going (queued waits for its backoff; the rest wait behind).
 [ "$(rq_redis LLEN "rq:cbq:$dead")" -ge 1 ] || rq_fail "dead receiver's queue is empty"
+
+# --- 3b. one tenant's hung receiver leaves the others room --------------------
+# A receiver that takes connections and never answers holds each try 10 s:
+# the queued callbacks of 40 calls of tenant hung to it are at most 8
+# deliveries at once (ACCT_CB_PER_TENANT), so demo's is sent at once.
+HUNG_PORT=$(rq_free_port)
+python3 - "$HUNG_PORT" > "$T/hung.log" 2>&1 <<'EOF' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(128)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+EOF
+rq_track hung $!
+rq_wait_for 10 rq_tcp_listening "$HUNG_PORT"
+hung_conns() { ss -Htn state established "( dport = :$HUNG_PORT )" | wc -l; }
+soon=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+for i in $(seq 1 40); do
+	RQ_KEY=$HUNG_KEY post "$BARESIP_URI" "http://127.0.0.1:$HUNG_PORT/h$i" "$soon" >/dev/null
+done
+hung_busy() { (( $(hung_conns) >= 8 )); }
+rq_wait_for 10 hung_busy || rq_fail "hung's callbacks not tried: $(hung_conns) connections"
+t0=$(rq_now_ms)
+post "$BARESIP_URI" "http://127.0.0.1:$RX_PORT/fair" "$soon" >/dev/null
+rq_wait_for 20 has_received /fair queued || rq_fail "demo's callback never came"
+took=$(( $(rq_now_ms) - t0 ))
+held=$(hung_conns)
+echo "demo's callback beside 40 hanging ones of tenant hung: $took ms; hung's tries at once: $held"
+(( took < 3000 )) && (( held <= 8 )) ||
+    rq_fail "one tenant's hung receiver held the others: $took ms, $held of its tries at once"
 
 # --- 4. without callbacks_allow_loopback, loopback receivers are refused -----
 rq_stop_daemon accounting
