@@ -26,25 +26,36 @@
 #include "util.h"
 
 #define CB_CLAIM_EVERY_MS	100
+#define CB_CLAIM_SCAN		1000	/* busy tenants' calls passed a claim */
 #define CB_POLL_MS		100
 
 /*
- * KEYS: callbacks.  ARGV: now, lease deadline, how many, queue prefix.
+ * KEYS: callbacks.  ARGV: now, lease deadline, how many, queue prefix,
+ * later, then the tenants with ACCT_CB_PER_TENANT deliveries in flight.
  * Takes the due calls under a lease (another worker, or this one after a
  * crash, takes them again once it expires) and returns { id, head of its
- * queue, ... }; a call with an empty queue leaves the zset.
+ * queue, ... }; a call with an empty queue leaves the zset.  A call of a
+ * busy tenant is due again at later instead, up to CB_CLAIM_SCAN of them
+ * a claim: another tenant's calls due behind thousands of a hung
+ * receiver's wait a few claims, not one per call.
  */
 static const char claim_lua[] =
+	"local busy, want = {}, tonumber(ARGV[3])\n"
+	"for i = 6, #ARGV do busy[ARGV[i]] = true end\n"
 	"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],"
-	" 'LIMIT', 0, tonumber(ARGV[3]))\n"
+	" 'LIMIT', 0, #ARGV > 5 and want + " RQ_STR(CB_CLAIM_SCAN) " or want)\n"
 	"local out = {}\n"
 	"for _, id in ipairs(ids) do\n"
+	"  if #out >= 2 * want then break end\n"
 	"  local head = redis.call('LINDEX', ARGV[4] .. id, 0)\n"
-	"  if head then\n"
+	"  local t = head and string.match(head, '\"tenant\":\"([^\"]*)\"')\n"
+	"  if not head then redis.call('ZREM', KEYS[1], id)\n"
+	"  elseif t and busy[t] then redis.call('ZADD', KEYS[1], ARGV[5], id)\n"
+	"  else\n"
 	"    redis.call('ZADD', KEYS[1], ARGV[2], id)\n"
 	"    out[#out + 1] = id\n"
 	"    out[#out + 1] = head\n"
-	"  else redis.call('ZREM', KEYS[1], id) end\n"
+	"  end\n"
 	"end\n"
 	"return out\n";
 
@@ -384,10 +395,6 @@ start(struct acct_cb *cb, const char *id, char *head)
 		xfer_free(x);
 		return;
 	}
-	/* The gateway takes a callback_url only from a tenant with a
-	 * secret; one taken out of the configuration since (or the tenant)
-	 * leaves nothing to sign with, and a receiver must not be sent what
-	 * it cannot tell from a forgery. */
 	if (tenant_busy(cb, tenant)) {
 		/* no try counted: its turn comes with the tenant's room */
 		log_debug("%s: callback %s: tenant %s has %d in flight; in "
@@ -398,6 +405,10 @@ start(struct acct_cb *cb, const char *id, char *head)
 		return;
 	}
 	snprintf(x->tenant, sizeof(x->tenant), "%s", tenant);
+	/* The gateway takes a callback_url only from a tenant with a
+	 * secret; one taken out of the configuration since (or the tenant)
+	 * leaves nothing to sign with, and a receiver must not be sent what
+	 * it cannot tell from a forgery. */
 	if ((t = rq_config_tenant(cb->cfg, tenant)) == NULL ||
 	    t->callback_secret[0] == '\0') {
 		log_warnx("%s: callback %s dropped: tenant %s has no "
@@ -457,12 +468,14 @@ start(struct acct_cb *cb, const char *id, char *head)
 static void
 claim(struct acct_cb *cb)
 {
-	char now[24], lease[24], n[12];
-	const char *argv[] = { RQ_KEY_CALLBACKS, now, lease, n,
-	    RQ_KEY_CBQ };
+	char now[24], lease[24], n[12], later[24];
+	const char *argv[6 + ACCT_CB_PARALLEL / ACCT_CB_PER_TENANT] = {
+	    RQ_KEY_CALLBACKS, now, lease, n, RQ_KEY_CBQ, later };
+	const struct cb_xfer *x;
 	uint64_t t = rq_now_ms();
 	redisReply *rep;
 	size_t i;
+	int argc = 6, j;
 
 	if (cb->active >= ACCT_CB_PARALLEL || rq_mono_ms() < cb->next_claim_ms)
 		return;
@@ -472,7 +485,17 @@ claim(struct acct_cb *cb)
 	snprintf(now, sizeof(now), "%" PRIu64, t);
 	snprintf(lease, sizeof(lease), "%" PRIu64, t + ACCT_CB_LEASE_MS);
 	snprintf(n, sizeof(n), "%d", ACCT_CB_PARALLEL - cb->active);
-	if ((rep = rq_redis_eval(&cb->r, &cb->claim, 1, 5, argv)) == NULL)
+	snprintf(later, sizeof(later), "%" PRIu64, t + ACCT_CB_WAIT_MS);
+	/* the busy tenants, each once */
+	TAILQ_FOREACH(x, &cb->xfers, entry) {
+		for (j = 6; j < argc; j++)
+			if (strcmp(argv[j], x->tenant) == 0)
+				break;
+		if (j == argc && argc < (int)(sizeof(argv) / sizeof(argv[0])) &&
+		    tenant_busy(cb, x->tenant))
+			argv[argc++] = x->tenant;
+	}
+	if ((rep = rq_redis_eval(&cb->r, &cb->claim, 1, argc, argv)) == NULL)
 		return;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements % 2 == 0)
 		for (i = 0; i < rep->elements; i += 2) {
