@@ -22,8 +22,7 @@ void *
 rq_bus_socket(void *ctx, int type)
 {
 	void *s;
-	int zero = 0, hwm = 100000, ivl = BUS_HEARTBEAT_IVL_MS;
-	int timeout = BUS_HEARTBEAT_TIMEOUT_MS;
+	int zero = 0, hwm = 100000;
 	int64_t max = RQ_BUS_FRAME_MAX;
 
 	if ((s = zmq_socket(ctx, type)) == NULL)
@@ -32,12 +31,6 @@ rq_bus_socket(void *ctx, int type)
 	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
 	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-	/* A connection whose peer went silent (its state dropped by a
-	 * firewall, a partition longer than TCP's retransmissions) is
-	 * closed within BUS_HEARTBEAT_TIMEOUT_MS, on both sides. */
-	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
-	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof(timeout));
-	zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &timeout, sizeof(timeout));
 	if (type == ZMQ_ROUTER) {
 		int one = 1;
 
@@ -54,6 +47,16 @@ rq_bus_socket(void *ctx, int type)
 		return NULL;
 	}
 	return s;
+}
+
+void
+rq_bus_heartbeats(void *s)
+{
+	int ivl = BUS_HEARTBEAT_IVL_MS, timeout = BUS_HEARTBEAT_TIMEOUT_MS;
+
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof(timeout));
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &timeout, sizeof(timeout));
 }
 
 /* EAGAIN: the peer's queue is full (it is slow or away).  Callers that

@@ -68,6 +68,13 @@ int	rq_bus_fd(void *sock);
 /* A socket with the options every ringq socket wants (linger 0), and
  * CURVE when rq_bus_secure() set it up for ctx. */
 void	*rq_bus_socket(void *ctx, int type);
+/* ZMTP heartbeats on s: a connection whose peer went silent (its state
+ * dropped by a firewall or NAT, a partition longer than TCP's
+ * retransmissions) is closed after 5 s without an answer to its pings.
+ * For the dispatch link, read at once on both sides; not for the events
+ * link, which accounting leaves unread while it drains a backlog (unread
+ * pings would cut it). */
+void	 rq_bus_heartbeats(void *s);
 
 struct rq_config;
 

@@ -38,6 +38,7 @@ main(int argc, char *argv[])
 		fatalx("CURVE: %s", errbuf);
 	if ((router = rq_bus_socket(zctx, ZMQ_ROUTER)) == NULL)
 		fatalx("zmq_socket: %s", zmq_strerror(errno));
+	rq_bus_heartbeats(router);
 	if (zmq_bind(router, cfg.dispatch_bind) == -1)
 		fatalx("bind %s: %s", cfg.dispatch_bind, zmq_strerror(errno));
 	disp_init(&d, &cfg, router);

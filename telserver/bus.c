@@ -108,7 +108,9 @@ tel_bus_open(struct tel_ctx *ctx)
 		snprintf(d->endpoint, sizeof(d->endpoint), "%s", ep);
 		/* Immediate: while a dispatcher is away, heartbeats fail
 		 * instead of piling up to be delivered stale all at once. */
-		if ((d->sock = rq_bus_socket(ctx->zctx, ZMQ_DEALER)) == NULL ||
+		if ((d->sock = rq_bus_socket(ctx->zctx, ZMQ_DEALER)) != NULL)
+			rq_bus_heartbeats(d->sock);
+		if (d->sock == NULL ||
 		    zmq_setsockopt(d->sock, ZMQ_ROUTING_ID, rid,
 		    strlen(rid)) == -1 ||
 		    zmq_setsockopt(d->sock, ZMQ_IMMEDIATE, &one,
