@@ -203,6 +203,9 @@ acct_stream_read(struct acct *a)
 		 * FLUSHALL): create the group again. */
 		log_warnx("redis: XREADGROUP %s: %s", RQ_KEY_EVENTS, rep->str);
 		a->group_ok = 0;
+		/* its creation, a second later (refused while Redis is
+		 * full, it would come back here at every read) */
+		a->group_retry_ms = rq_mono_ms() + ACCT_GROUP_RETRY_MS;
 		freeReplyObject(rep);
 		return -1;
 	}

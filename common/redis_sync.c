@@ -256,25 +256,25 @@ load_scripts(struct rq_redis *r)
 		    strlen(RQ_LUA_RUN_EVENTS)) != 0))
 			fatalx("redis: script %s: its run must begin with "
 			    "RQ_LUA_RUN_EVENTS", s->name);
-		rep = redisCommand(r->c, "SCRIPT LOAD %s", s->src);
-		if (rep == NULL) {
-			redis_lost(r, "SCRIPT LOAD");
-			return -1;
-		}
-		if (rep->type == REDIS_REPLY_ERROR &&
+		s->text = s->src;
+		rep = redisCommand(r->c, "SCRIPT LOAD %s", s->text);
+		if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
 		    strstr(rep->str, "compiling script") != NULL &&
 		    strncmp(s->src, "#!lua", 5) == 0 &&
 		    strchr(s->src, '\n') != NULL) {
-			/* Redis 6.2 takes no flags: the script without them,
-			 * from now on (EVAL on NOSCRIPT sends the same) */
+			/* Redis 6.2 takes no flags: the script without them
+			 * on this link (EVAL on NOSCRIPT sends the same) */
 			log_info("redis %s:%d: script %s runs without its "
 			    "flags (%.*s): this Redis has none", r->host,
 			    r->port, s->name,
 			    (int)strcspn(s->src, "\n"), s->src);
-			s->src = strchr(s->src, '\n') + 1;
 			freeReplyObject(rep);
-			i--;
-			continue;
+			s->text = strchr(s->src, '\n') + 1;
+			rep = redisCommand(r->c, "SCRIPT LOAD %s", s->text);
+		}
+		if (rep == NULL) {
+			redis_lost(r, "SCRIPT LOAD");
+			return -1;
 		}
 		if (rep->type == REDIS_REPLY_ERROR &&
 		    strstr(rep->str, "compiling script") != NULL)
@@ -657,7 +657,7 @@ rq_redis_eval(struct rq_redis *r, struct rq_script *s, int nkeys,
 		/* The server lost its script cache (restart, SCRIPT FLUSH). */
 		freeReplyObject(rep);
 		av[0] = "EVAL";
-		av[1] = s->src;
+		av[1] = s->text != NULL ? s->text : s->src;
 		rep = rq_redis_command(r->c, 3 + argc, av);
 	}
 done:

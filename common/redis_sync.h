@@ -16,6 +16,9 @@
 struct rq_script {
 	const char	*name;
 	const char	*src;
+	/* what this link loaded: src, or src without its "#!lua flags"
+	 * line on a Redis that has no flags (6.2) */
+	const char	*text;
 	char		 sha[41];
 	char		 fname[80];	/* its function, "" = EVALSHA only */
 	/* ringq-redis.so has it as the command "ringq.<name>", with the
