@@ -139,10 +139,9 @@ import socket, subprocess, sys, threading, time
 port, redis_port, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 result = {}
 
-def trickle():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET /v1/calls HTTP/1.1\r\nHost: x\r\nX-Slow: a")
-    start = time.monotonic()
+def until_cut(s, start, byte):
+    """Sends byte every 5 s until the gateway closes s: the seconds from
+    start, or None if it still stands 50 s after start."""
     s.settimeout(5)
     while time.monotonic() - start < 50:
         try:
@@ -153,13 +152,17 @@ def trickle():
         except OSError:
             break
         try:
-            s.sendall(b"a")
+            s.sendall(byte)
         except OSError:
             break
     else:
-        result["trickle"] = None
-        return
-    result["trickle"] = time.monotonic() - start
+        return None
+    return time.monotonic() - start
+
+def trickle():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /v1/calls HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+    result["trickle"] = until_cut(s, time.monotonic(), b"a")
 
 def continued():
     # Expect: 100-continue: evhttp's "100 Continue" asks for the body of
@@ -186,22 +189,7 @@ def continued():
         result["continued"] = got[:40]
         return
     s.sendall(b"{")
-    while time.monotonic() - start < 50:
-        try:
-            if s.recv(4096) == b"":
-                break
-        except socket.timeout:
-            pass
-        except OSError:
-            break
-        try:
-            s.sendall(b" ")
-        except OSError:
-            break
-    else:
-        result["continued"] = None
-        return
-    result["continued"] = time.monotonic() - start
+    result["continued"] = until_cut(s, start, b" ")
 
 def answer(s):
     got = b""
