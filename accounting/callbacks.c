@@ -31,27 +31,33 @@
 
 /*
  * KEYS: callbacks.  ARGV: now, lease deadline, how many, queue prefix,
- * later, then the tenants with ACCT_CB_PER_TENANT deliveries in flight.
- * Takes the due calls under a lease (another worker, or this one after a
- * crash, takes them again once it expires) and returns { id, head of its
- * queue, ... }; a call with an empty queue leaves the zset.  A call of a
- * busy tenant is due again at later instead, up to CB_CLAIM_SCAN of them
- * a claim: another tenant's calls due behind thousands of a hung
- * receiver's wait a few claims, not one per call.
+ * later, then the tenant of each delivery in flight.  Takes the due calls
+ * under a lease (another worker, or this one after a crash, takes them
+ * again once it expires) and returns { id, head of its queue, ... }; a
+ * call with an empty queue leaves the zset.  A tenant has at most
+ * ACCT_CB_PER_TENANT deliveries in flight: a call of one that has them is
+ * due again at later instead, up to CB_CLAIM_SCAN of them a claim, so
+ * that another tenant's calls due behind thousands of a hung receiver's
+ * wait a few claims, not one per call.
  */
 static const char claim_lua[] =
-	"local busy, want = {}, tonumber(ARGV[3])\n"
-	"for i = 6, #ARGV do busy[ARGV[i]] = true end\n"
+	"local room, want = {}, tonumber(ARGV[3])\n"
+	"for i = 6, #ARGV do\n"
+	"  room[ARGV[i]] = (room[ARGV[i]] or " RQ_STR(ACCT_CB_PER_TENANT)
+	") - 1\n"
+	"end\n"
 	"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],"
-	" 'LIMIT', 0, #ARGV > 5 and want + " RQ_STR(CB_CLAIM_SCAN) " or want)\n"
+	" 'LIMIT', 0, want + " RQ_STR(CB_CLAIM_SCAN) ")\n"
 	"local out = {}\n"
 	"for _, id in ipairs(ids) do\n"
 	"  if #out >= 2 * want then break end\n"
 	"  local head = redis.call('LINDEX', ARGV[4] .. id, 0)\n"
 	"  local t = head and string.match(head, '\"tenant\":\"([^\"]*)\"')\n"
+	"  local r = t and (room[t] or " RQ_STR(ACCT_CB_PER_TENANT) ")\n"
 	"  if not head then redis.call('ZREM', KEYS[1], id)\n"
-	"  elseif t and busy[t] then redis.call('ZADD', KEYS[1], ARGV[5], id)\n"
+	"  elseif r and r <= 0 then redis.call('ZADD', KEYS[1], ARGV[5], id)\n"
 	"  else\n"
+	"    if t then room[t] = r - 1 end\n"
 	"    redis.call('ZADD', KEYS[1], ARGV[2], id)\n"
 	"    out[#out + 1] = id\n"
 	"    out[#out + 1] = head\n"
@@ -333,20 +339,6 @@ done(struct acct_cb *cb, struct cb_xfer *x, CURLcode res)
 }
 
 /* Starts the delivery of a claimed envelope.  The xfer owns head. */
-/* Has the tenant ACCT_CB_PER_TENANT deliveries in flight? */
-static int
-tenant_busy(const struct acct_cb *cb, const char *tenant)
-{
-	const struct cb_xfer *x;
-	int n = 0;
-
-	TAILQ_FOREACH(x, &cb->xfers, entry)
-		if (strcmp(x->tenant, tenant) == 0 &&
-		    ++n >= ACCT_CB_PER_TENANT)
-			return 1;
-	return 0;
-}
-
 static void
 start(struct acct_cb *cb, const char *id, char *head)
 {
@@ -392,15 +384,6 @@ start(struct acct_cb *cb, const char *id, char *head)
 		log_warnx("%s: callback %s dropped: the URL is not http(s)",
 		    x->id, x->status);
 		finish(cb, x, "", rq_now_ms());
-		xfer_free(x);
-		return;
-	}
-	if (tenant_busy(cb, tenant)) {
-		/* no try counted: its turn comes with the tenant's room */
-		log_debug("%s: callback %s: tenant %s has %d in flight; in "
-		    "%d ms", x->id, x->status, tenant, ACCT_CB_PER_TENANT,
-		    ACCT_CB_WAIT_MS);
-		finish(cb, x, x->head, rq_now_ms() + ACCT_CB_WAIT_MS);
 		xfer_free(x);
 		return;
 	}
@@ -469,13 +452,13 @@ static void
 claim(struct acct_cb *cb)
 {
 	char now[24], lease[24], n[12], later[24];
-	const char *argv[6 + ACCT_CB_PARALLEL / ACCT_CB_PER_TENANT] = {
+	const char *argv[6 + ACCT_CB_PARALLEL] = {
 	    RQ_KEY_CALLBACKS, now, lease, n, RQ_KEY_CBQ, later };
 	const struct cb_xfer *x;
 	uint64_t t = rq_now_ms();
 	redisReply *rep;
 	size_t i;
-	int argc = 6, j;
+	int argc = 6;
 
 	if (cb->active >= ACCT_CB_PARALLEL || rq_mono_ms() < cb->next_claim_ms)
 		return;
@@ -486,15 +469,10 @@ claim(struct acct_cb *cb)
 	snprintf(lease, sizeof(lease), "%" PRIu64, t + ACCT_CB_LEASE_MS);
 	snprintf(n, sizeof(n), "%d", ACCT_CB_PARALLEL - cb->active);
 	snprintf(later, sizeof(later), "%" PRIu64, t + ACCT_CB_WAIT_MS);
-	/* the busy tenants, each once */
-	TAILQ_FOREACH(x, &cb->xfers, entry) {
-		for (j = 6; j < argc; j++)
-			if (strcmp(argv[j], x->tenant) == 0)
-				break;
-		if (j == argc && argc < (int)(sizeof(argv) / sizeof(argv[0])) &&
-		    tenant_busy(cb, x->tenant))
+	/* whose deliveries are in flight (at most ACCT_CB_PARALLEL) */
+	TAILQ_FOREACH(x, &cb->xfers, entry)
+		if (argc < (int)(sizeof(argv) / sizeof(argv[0])))
 			argv[argc++] = x->tenant;
-	}
 	if ((rep = rq_redis_eval(&cb->r, &cb->claim, 1, argc, argv)) == NULL)
 		return;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements % 2 == 0)
