@@ -203,7 +203,7 @@ void	acct_stream_ack(struct acct *a);
  * Part of the mirror script (KEYS: job, callbacks, queue, old sent hash;
  * ARGV: 1 timeline field, 3 rank, 8 body, 9 now ms, 10 call id; locals
  * url, md and tenant: the job's callback_url, metadata and tenant, as
- * read).  The job's field "cb:<attempt>" holds a bit per status whose
+ * read; is_terminal(), RQ_LUA_IS_TERMINAL).  The job's field "cb:<attempt>" holds a bit per status whose
  * event was queued (1 << the status's number), so a resent event queues
  * nothing.  A field an attempt rather than one an event keeps the job of
  * a call with many attempts a compact hash longer (hash-max-listpack-
@@ -226,13 +226,14 @@ void	acct_stream_ack(struct acct *a);
 "local cbf = '" RQ_JOB_CBSENT "' .. math.floor(tonumber(ARGV[3]) / " \
 RQ_STR(RQ_RANK_ATTEMPT) ")\n" \
 "local cbbit = 2 ^ (tonumber(ARGV[3]) % " RQ_STR(RQ_RANK_ATTEMPT) ")\n" \
-"local cbm = url and tonumber(redis.call('HGET', KEYS[1], cbf)) or 0\n" \
+"local cbv = url and redis.call('HMGET', KEYS[1], cbf, '" RQ_JOB_CBEND \
+"')\n" \
+"local cbm = cbv and tonumber(cbv[1]) or 0\n" \
 "local cbnew = url and bit.band(cbm, cbbit) == 0\n" \
 "if cbnew then redis.call('HSET', KEYS[1], cbf, bit.bor(cbm, cbbit)) end\n" \
-"local cbend = cbnew and tonumber(redis.call('HGET', KEYS[1], '" \
-RQ_JOB_CBEND "'))\n" \
+"local cbend = cbnew and tonumber(cbv[2])\n" \
 "if cbend and tonumber(ARGV[3]) < cbend then cbnew = false\n" \
-"elseif cbnew and tonumber(ARGV[3]) % 16 >= 6 then\n" \
+"elseif cbnew and is_terminal(tonumber(ARGV[3])) then\n" \
 "  redis.call('HSET', KEYS[1], '" RQ_JOB_CBEND "', ARGV[3])\n" \
 "end\n" \
 "if cbnew and redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then\n" \

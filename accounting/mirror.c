@@ -35,6 +35,7 @@
 static const char mirror_lua[] =
 	"#!lua flags=allow-oom\n"
 	RQ_LUA_CALL_TTL
+	RQ_LUA_IS_TERMINAL
 	"local j = redis.call('HMGET', KEYS[1], 'status_rank', 'tenant', 'id',"
 	" 'callback_url', 'metadata', 'ttl_ms', 'reason', 'sip_code')\n"
 	"if not (j[1] or j[2] or j[3]) and redis.call('EXISTS', KEYS[1]) == 0"
@@ -53,9 +54,7 @@ static const char mirror_lua[] =
 	"elseif j[8] then del[#del + 1] = 'sip_code' end\n"
 	"redis.call('HSET', KEYS[1], unpack(set, 1, n))\n"
 	"if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end\n"
-	"local st = ARGV[4]\n"
-	"if st == 'completed' or st == 'failed' or st == 'canceled' or"
-	" st == 'expired' then\n"
+	"if is_terminal(tonumber(ARGV[3])) then\n"
 	"  if tenant then redis.call('ZREM', ARGV[11] .. tenant, ARGV[10]) end\n"
 	"  local t = redis.call('TIME')\n"
 	"  local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) +\n"
