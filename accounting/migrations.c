@@ -263,6 +263,7 @@ acct_migrate(PGconn *pg, char *err, size_t errlen)
 	size_t i;
 	int yes, newest, rc = -1;
 
+	snprintf(err, errlen, "schema migration failed");
 	if (exec_ok(pg, "SELECT pg_advisory_lock(" ACCT_MIGRATION_LOCK ")",
 	    "lock") == -1)
 		return -1;
@@ -290,8 +291,6 @@ acct_migrate(PGconn *pg, char *err, size_t errlen)
 	}
 	rc = 0;
 done:
-	if (rc == -1 && err[0] == '\0')
-		snprintf(err, errlen, "schema migration failed");
 	/* A lost connection releases the lock by itself. */
 	PQclear(PQexec(pg, "SELECT pg_advisory_unlock(" ACCT_MIGRATION_LOCK ")"));
 	return rc;

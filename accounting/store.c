@@ -202,7 +202,6 @@ acct_pg_open(const char *conninfo, char *err, size_t errlen)
 		goto fail;
 	}
 	PQsetNoticeProcessor(pg, notice, NULL);
-	err[0] = '\0';
 	if (acct_migrate(pg, err, errlen) == -1)
 		goto fail;
 	for (i = 0; i < NPARAMS; i++)
